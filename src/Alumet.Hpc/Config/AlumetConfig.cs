@@ -1,0 +1,90 @@
+namespace Alumet.Hpc.Config;
+
+/// <summary>
+/// The whole configuration (one TOML file, every key documented in examples/alumet.toml).
+/// Defaults are embedded so that the tool runs with no file at all.
+/// </summary>
+public sealed class AlumetConfig
+{
+    public SamplerSection Sampler { get; set; } = new();
+    public SourcesSection Sources { get; set; } = new();
+    public EstimateSection Estimate { get; set; } = new();
+    public PathsSection Paths { get; set; } = new();
+    public ClusterSection Cluster { get; set; } = new();
+    public ReportSection Report { get; set; } = new();
+}
+
+public sealed class SamplerSection
+{
+    /// <summary>RAPL read rate, 1-1000 Hz. RAPL updates about every 1 ms: 1 kHz is the useful ceiling.</summary>
+    public double RaplHz { get; set; } = 1000;
+    /// <summary>Estimate source rate (reads /proc/stat), 1-1000 Hz.</summary>
+    public double EstimateHz { get; set; } = 10;
+    /// <summary>NVML poll rate, 1-100 Hz (the GPU counter refreshes every 20-100 ms).</summary>
+    public double NvmlHz { get; set; } = 20;
+    /// <summary>Stored resolution in ms: 0 stores every read (raw), else energy is aggregated over this period.</summary>
+    public int StoragePeriodMs { get; set; } = 1000;
+    /// <summary>How often job shares are computed from cgroup CPU time, ms.</summary>
+    public int AttributionPeriodMs { get; set; } = 1000;
+    /// <summary>How often buffered samples reach the spool file, ms (a crash loses at most this much).</summary>
+    public int FlushIntervalMs { get; set; } = 1000;
+    /// <summary>Plausibility bound per RAPL domain, W: an interval long enough for a second counter wrap at this power is flagged.</summary>
+    public double MaxPowerW { get; set; } = 1000;
+    /// <summary>"cgroup" (split shared-node energy by CPU time) or "exclusive" (charge the whole node to the job).</summary>
+    public string Attribution { get; set; } = "cgroup";
+    /// <summary>How long the sampler waits for the job cgroup to appear, s.</summary>
+    public double CgroupWaitS { get; set; } = 30;
+    /// <summary>A job cgroup gone for longer than this ends the sampler (no orphans), s.</summary>
+    public double JobGoneGraceS { get; set; } = 30;
+    /// <summary>Hard limit on a sampler's life, hours.</summary>
+    public double MaxLifetimeH { get; set; } = 24 * 14;
+    /// <summary>How long the epilog waits for the sampler's final flush before killing it, s.</summary>
+    public double StopTimeoutS { get; set; } = 20;
+}
+
+public sealed class SourcesSection
+{
+    /// <summary>"auto" (use when present), "on" (required), "off".</summary>
+    public string Rapl { get; set; } = "auto";
+    /// <summary>"auto" (only when no RAPL counter is found), "on", "off".</summary>
+    public string Estimate { get; set; } = "auto";
+    /// <summary>"auto" (use when the driver is present), "off".</summary>
+    public string Nvml { get; set; } = "auto";
+}
+
+public sealed class EstimateSection
+{
+    /// <summary>Name of the power model, reproduced in every estimated report line.</summary>
+    public string Model { get; set; } = "generic-per-core";
+    /// <summary>Power of one busy logical CPU, W.</summary>
+    public double CoreActiveW { get; set; } = 10.0;
+    /// <summary>Power of one idle logical CPU, W.</summary>
+    public double CoreIdleW { get; set; } = 2.0;
+}
+
+public sealed class PathsSection
+{
+    /// <summary>Root of sysfs (powercap under class/powercap, cgroups under fs/cgroup). Tests point it at generated trees.</summary>
+    public string SysfsRoot { get; set; } = "/sys";
+    public string ProcfsRoot { get; set; } = "/proc";
+    /// <summary>Per-job state (pid, spool) — not /tmp: OAR deletes users' /tmp files.</summary>
+    public string StateDir { get; set; } = "/var/lib/alumet-hpc/state";
+    /// <summary>Where the per-job Parquet files go (shared filesystem on multi-node clusters).</summary>
+    public string DataDir { get; set; } = "/var/lib/alumet-hpc/data";
+    /// <summary>The accounting database (SQLite).</summary>
+    public string Database { get; set; } = "/var/lib/alumet-hpc/accounting.db";
+    public string LogFile { get; set; } = "/var/log/alumet-hpc.log";
+    public string NvmlLibrary { get; set; } = "libnvidia-ml.so.1";
+}
+
+public sealed class ClusterSection
+{
+    /// <summary>Cluster name in the accounting DB; empty = SLURM_CLUSTER_NAME or "local".</summary>
+    public string Name { get; set; } = "";
+}
+
+public sealed class ReportSection
+{
+    /// <summary>Users allowed to see every job (others see only their own).</summary>
+    public List<string> Admins { get; set; } = new() { "root" };
+}

@@ -1,0 +1,51 @@
+using System.Text.Json.Serialization;
+
+namespace Alumet.Hpc.Spool;
+
+/// <summary>
+/// Everything a reader of the spool needs besides the records: who, where, how it was measured.
+/// Written once, atomically, as <c>meta.json</c> beside <c>spool.bin</c> before the first record.
+/// </summary>
+public sealed class SpoolMeta
+{
+    public int FormatVersion { get; set; } = 1;
+    public string ToolVersion { get; set; } = "";
+    public string Scheduler { get; set; } = "";
+    public string Cluster { get; set; } = "";
+    public string JobId { get; set; } = "";
+    public string User { get; set; } = "";
+    public int Uid { get; set; } = -1;
+    public string Node { get; set; } = "";
+    /// <summary>Sampler start, Unix ns.</summary>
+    public long StartWallNs { get; set; }
+    /// <summary>Per-source read rates, e.g. {"rapl": 1000, "estimate": 10}.</summary>
+    public Dictionary<string, double> SourceHz { get; set; } = new();
+    /// <summary>Period of stored records in ms; 0 = raw (every read).</summary>
+    public int StoragePeriodMs { get; set; }
+    public int AttributionPeriodMs { get; set; }
+    /// <summary>"cgroup-cpu-time" or "exclusive".</summary>
+    public string AttributionMode { get; set; } = "";
+    /// <summary>Human-readable perimeter and method note, reproduced in reports and Parquet metadata.</summary>
+    public string Perimeter { get; set; } = "";
+    /// <summary>Name of the estimate model when the estimate source is used, else empty.</summary>
+    public string EstimateModel { get; set; } = "";
+    public List<SpoolSeries> Series { get; set; } = new();
+}
+
+/// <summary>One stored series: a channel's energy seen by one consumer.</summary>
+public sealed class SpoolSeries
+{
+    /// <summary>"node" (the whole counter), "job:&lt;id&gt;", "other_jobs", "unattributed".</summary>
+    public string Consumer { get; set; } = "";
+    /// <summary>Resource kind wire name (<c>cpu_package</c>, <c>dram</c>, <c>gpu</c> ...).</summary>
+    public string ResourceKind { get; set; } = "";
+    public string ResourceId { get; set; } = "";
+    /// <summary>Interface wire name (<c>powercap</c>, <c>estimate</c>, <c>nvml-energy-counter</c> ...).</summary>
+    public string Interface { get; set; } = "";
+    public double JoulesPerUnit { get; set; }
+    public string Label { get; set; } = "";
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(SpoolMeta))]
+internal sealed partial class SpoolJsonContext : JsonSerializerContext;

@@ -1,0 +1,34 @@
+using System.Runtime.InteropServices;
+
+namespace Alumet.Hpc.Spool;
+
+/// <summary>
+/// One fixed-size record of the append-only spool: the energy of one series over one interval, as a raw
+/// integer in the series' unit. 32 bytes, little-endian, no padding. A torn last record (crash mid-write)
+/// is detected by length and ignored.
+/// </summary>
+[StructLayout(LayoutKind.Sequential, Pack = 1)]
+public struct SpoolRecord
+{
+    public const int Size = 32;
+
+    /// <summary>End of the interval, Unix time in ns (UTC).</summary>
+    public long WallNs;
+    /// <summary>Interval length on the monotonic clock, ns.</summary>
+    public long IntervalNs;
+    /// <summary>Energy over the interval, raw units of the series (see <see cref="SpoolSeries.JoulesPerUnit"/>).</summary>
+    public long Value;
+    /// <summary>Index into <see cref="SpoolMeta.Series"/>.</summary>
+    public int Series;
+    public SpoolFlags Flags;
+}
+
+[Flags]
+public enum SpoolFlags
+{
+    None = 0,
+    /// <summary>The counter may have wrapped more than once (or reset): the value is a lower bound.</summary>
+    WrapAmbiguous = 1,
+    /// <summary>A read failed during the interval: the value misses part of it.</summary>
+    ReadError = 2,
+}
