@@ -113,5 +113,13 @@ public static class TestSpools
         return rows;
     }
 
+    /// <summary>DuckDB returns sum(BIGINT) as HUGEINT (BigInteger).</summary>
+    public static long L(object? v) => v switch
+    {
+        System.Numerics.BigInteger b => (long)b,
+        null => throw new ArgumentNullException(nameof(v)),
+        _ => Convert.ToInt64(v, System.Globalization.CultureInfo.InvariantCulture),
+    };
+
     public static string Sql(string path) => path.Replace("'", "''");
 }

@@ -149,6 +149,9 @@ public static class ParquetExporter
             CompressionMethod = CompressionMethod.Zstd,
             // SmallestSize (the default) is ~8x slower for a few % (DESIGN.md).
             CompressionLevel = CompressionLevel.Optimal,
+            // The hinted string columns have a handful of distinct values per file; never let a small or
+            // unusual row group fall back to PLAIN because of the uniqueness heuristic.
+            DictionaryEncodingThreshold = 1.0,
         };
         // Without the hint Parquet.Net writes strings PLAIN; with it they become a tiny dictionary + RLE indices.
         foreach (var f in new[] { Columns.MetricName, Columns.UnitName, Columns.ResourceKind, Columns.ResourceId, Columns.Consumer, Columns.JobId, Columns.Node, Columns.Interface })
