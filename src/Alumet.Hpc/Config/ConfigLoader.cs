@@ -287,6 +287,8 @@ public static class ConfigLoader
             if (ConfigSchema.Find(section, name) is { } key) return key;
 
             var full = section + "." + name;
+            if (ConfigSchema.Replaced(full) is { } replacement)
+                throw Error(line, full, "is no longer a key", "use " + replacement);
             if (OwnerSection(name) is { } other)
                 throw Error(line, full, "unknown key", $"did you mean {other}.{name}? it belongs under [{other}]");
             var known = ConfigSchema.Keys.Where(k => k.Section == section).Select(k => k.Name).ToArray();

@@ -72,8 +72,10 @@ internal static class ConfigSchema
                      : null)),
 
         // [paths]
-        new("paths", "sysfs_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys\"",
-            c => Absolute(c.Paths.SysfsRoot)),
+        new("paths", "powercap_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/class/powercap\"",
+            c => Absolute(c.Paths.PowercapRoot)),
+        new("paths", "cgroup_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/fs/cgroup\"",
+            c => Absolute(c.Paths.CgroupRoot)),
         new("paths", "procfs_root", ConfigValueKind.String, "use an absolute path, e.g. \"/proc\"",
             c => Absolute(c.Paths.ProcfsRoot)),
         new("paths", "state_dir", ConfigValueKind.String, "use an absolute path on a local disk, e.g. \"/var/lib/alumet-hpc/state\" (not /tmp)",
@@ -95,6 +97,13 @@ internal static class ConfigSchema
         new("report", "admins", ConfigValueKind.StringList, "use an array of user names, e.g. [\"root\", \"alice\"]",
             c => UserNames(c.Report.Admins)),
     ];
+
+    /// <summary>Keys an older config file may still hold, and what replaced them.</summary>
+    public static string? Replaced(string fullName) => fullName switch
+    {
+        "paths.sysfs_root" => "paths.powercap_root (e.g. \"/sys/class/powercap\") and paths.cgroup_root (e.g. \"/sys/fs/cgroup\")",
+        _ => null,
+    };
 
     public static bool IsSection(string name) => Array.IndexOf(Sections, name) >= 0;
 

@@ -127,7 +127,7 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal("/home/u/.xdg/alumet-hpc/data", p.Config.Paths.DataDir);
         Assert.Equal("/home/u/.xdg/alumet-hpc/accounting.db", p.Config.Paths.Database);
         Assert.Equal("/home/u/.xdg/alumet-hpc/alumet-hpc.log", p.Config.Paths.LogFile);
-        Assert.Equal("/sys", p.Config.Paths.SysfsRoot);
+        Assert.Equal("/sys/class/powercap", p.Config.Paths.PowercapRoot);
     }
 
     [Fact]
@@ -177,7 +177,7 @@ public sealed class ConfigLoaderTests : IDisposable
             [sources]
             nvml = "off"
             [paths]
-            sysfs_root = "/tmp/fake/sys"
+            powercap_root = "/tmp/fake/powercap"
             "state_dir" = "/srv/state"
             [report]
             admins = ["alice", "bob"]
@@ -186,7 +186,7 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal(12, c.Estimate.CoreActiveW);
         Assert.Equal(3.5, c.Estimate.CoreIdleW);
         Assert.Equal("off", c.Sources.Nvml);
-        Assert.Equal("/tmp/fake/sys", c.Paths.SysfsRoot);
+        Assert.Equal("/tmp/fake/powercap", c.Paths.PowercapRoot);
         Assert.Equal("/srv/state", c.Paths.StateDir);
         Assert.Equal(["alice", "bob"], c.Report.Admins); // replaced, not appended to ["root"]
         Assert.Equal(1000, c.Sampler.StoragePeriodMs); // untouched keys keep their defaults
@@ -268,7 +268,7 @@ public sealed class ConfigLoaderTests : IDisposable
     [Fact]
     public void UnknownSectionHeader_SuggestsClosest()
     {
-        var e = Fails("[sampler]\nrapl_hz = 10\n[path]\nsysfs_root = \"/sys\"\n");
+        var e = Fails("[sampler]\nrapl_hz = 10\n[path]\ncgroup_root = \"/sys/fs/cgroup\"\n");
         Assert.Equal("f.toml:3: path: unknown section; did you mean [paths]? sections: [sampler], [sources], [estimate], [paths], [cluster], [report]", e.Message);
     }
 
@@ -296,14 +296,21 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal("sampler.flush_ms", inline.Key);
         Assert.Contains("did you mean flush_interval_ms?", inline.Message);
 
-        var dotted = Fails("paths.sysfs = \"/sys\"\n");
+        var dotted = Fails("paths.cgroup = \"/sys/fs/cgroup\"\n");
         Assert.Equal(1, dotted.Line);
-        Assert.Equal("paths.sysfs", dotted.Key);
-        Assert.Contains("did you mean sysfs_root?", dotted.Message);
+        Assert.Equal("paths.cgroup", dotted.Key);
+        Assert.Contains("did you mean cgroup_root?", dotted.Message);
 
         var sub = Fails("[sampler]\nrapl_hz = 5\n[sampler.extra]\nx = 1\n");
         Assert.Equal(3, sub.Line);
         Assert.Equal("sampler.extra", sub.Key);
+    }
+
+    [Fact]
+    public void ReplacedKey_SaysWhatReplacedIt()
+    {
+        var e = Fails("[paths]\nsysfs_root = \"/sys\"\n");
+        Assert.Equal("f.toml:2: paths.sysfs_root: is no longer a key; use paths.powercap_root (e.g. \"/sys/class/powercap\") and paths.cgroup_root (e.g. \"/sys/fs/cgroup\")", e.Message);
     }
 
     [Fact]
@@ -375,7 +382,8 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("estimate", "core_active_w", "-1", "-1 is negative; use a power in W, 0 or more (e.g. 10)")]
     [InlineData("estimate", "core_idle_w", "-0.5", "-0.5 is negative; use a power in W from 0 up to estimate.core_active_w")]
     [InlineData("estimate", "core_idle_w", "12", "12 is above core_active_w (10), an idle core cannot draw more than a busy one; use a power in W from 0 up to estimate.core_active_w")]
-    [InlineData("paths", "sysfs_root", "\"sys\"", "\"sys\" is not an absolute path; use an absolute path, e.g. \"/sys\"")]
+    [InlineData("paths", "powercap_root", "\"sys/class/powercap\"", "\"sys/class/powercap\" is not an absolute path; use an absolute path, e.g. \"/sys/class/powercap\"")]
+    [InlineData("paths", "cgroup_root", "\"cgroup\"", "\"cgroup\" is not an absolute path; use an absolute path, e.g. \"/sys/fs/cgroup\"")]
     [InlineData("paths", "procfs_root", "\"\"", "is empty; use an absolute path, e.g. \"/proc\"")]
     [InlineData("paths", "state_dir", "\"./state\"", "\"./state\" is not an absolute path; use an absolute path on a local disk, e.g. \"/var/lib/alumet-hpc/state\" (not /tmp)")]
     [InlineData("paths", "data_dir", "\"data\"", "\"data\" is not an absolute path; use an absolute path, e.g. \"/var/lib/alumet-hpc/data\"")]
@@ -467,7 +475,7 @@ public sealed class ConfigLoaderTests : IDisposable
         var properties = KeysIn(Defaults);
         var example = KeysIn(File.ReadAllText(ExamplePath));
         var schema = new SortedSet<string>(ConfigSchema.Keys.Select(k => k.FullName), StringComparer.Ordinal);
-        Assert.Equal(27, properties.Count);
+        Assert.Equal(28, properties.Count);
         Assert.Equal(properties, schema);
         Assert.Equal(properties, example);
     }
