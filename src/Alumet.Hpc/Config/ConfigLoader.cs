@@ -87,6 +87,8 @@ public static class ConfigLoader
 
     private static AlumetConfig LoadFile(string path, string readFix)
     {
+        if (Directory.Exists(path))
+            throw new ConfigException(path, 0, null, "is a directory, not a config file", readFix);
         string text;
         try
         {

@@ -107,6 +107,14 @@ public sealed class ConfigLoaderTests : IDisposable
     }
 
     [Fact]
+    public void DirectoryAsConfig_IsAClearError()
+    {
+        var e = Assert.Throws<ConfigException>(() =>
+            ConfigLoader.Load(_dir, NoEnv, DefaultPathPolicy.System, Missing, isRoot: true));
+        Assert.Equal($"{_dir}: is a directory, not a config file; check the --config path", e.Message);
+    }
+
+    [Fact]
     public void EmptyFile_GivesDefaults()
     {
         var f = Write("empty.toml", "# nothing set\n");
