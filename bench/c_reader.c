@@ -1,0 +1,149 @@
+/*
+ * Reference reader for `make bench`: the least a program can do to read the same powercap counters at the
+ * same rate as the Alumet.Hpc sampler, so "ours / C" says what the managed sampler costs on top.
+ *
+ * It does what the sampler's tick thread does (Sampling/Ticker.cs, Sources/Rapl/RaplSource.cs) and nothing
+ * else: every energy_uj opened once, one thread, PR_SET_TIMERSLACK 1, clock_nanosleep(CLOCK_MONOTONIC,
+ * TIMER_ABSTIME) on absolute deadlines, missed deadlines skipped and counted (same rule as Ticker.WaitNext),
+ * then pread + strtoull of every file per tick. Lateness = read of CLOCK_MONOTONIC after the wake-up minus the
+ * deadline, into the same 1 µs histogram as Sampling/LatencyHistogram.cs (percentile = upper bucket edge).
+ * No storage, no attribution, no spool: a floor, not an equivalent program.
+ *
+ * Usage: c_reader STATS_FILE HZ FILE...   runs until SIGTERM/SIGINT, then writes STATS_FILE (key=value lines).
+ * first_sample_ns: end of the first read of all files, relative to $ALUMET_BENCH_T0_NS (CLOCK_MONOTONIC at spawn).
+ * Build: gcc -O2 -o c_reader c_reader.c
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUCKETS 10001 /* 1 µs buckets up to 10 ms, as LatencyHistogram */
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static long long hist[BUCKETS];
+
+static double percentile_us(long long count, double p)
+{
+    if (count == 0) return 0;
+    double r = p / 100.0 * (double)count;
+    long long rank = (long long)r, seen = 0;
+    if ((double)rank < r) rank++; /* ceil without libm */
+    for (int i = 0; i < BUCKETS; i++) {
+        seen += hist[i];
+        if (seen >= rank) return i + 1;
+    }
+    return BUCKETS;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: c_reader STATS_FILE HZ FILE...\n");
+        return 2;
+    }
+    const char *stats_path = argv[1];
+    double hz = atof(argv[2]);
+    if (hz <= 0 || hz > 10000) { fprintf(stderr, "c_reader: bad rate %s\n", argv[2]); return 2; }
+    int nfiles = argc - 3;
+    int fds[64];
+    if (nfiles > 64) { fprintf(stderr, "c_reader: at most 64 files\n"); return 2; }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: clock_nanosleep returns EINTR and the loop sees stop */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    const char *t0s = getenv("ALUMET_BENCH_T0_NS");
+    int64_t t0 = t0s ? strtoll(t0s, NULL, 10) : 0;
+
+    for (int i = 0; i < nfiles; i++) {
+        fds[i] = open(argv[3 + i], O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) { fprintf(stderr, "c_reader: %s: %s\n", argv[3 + i], strerror(errno)); return 1; }
+    }
+
+    char buf[32];
+    unsigned long long sum = 0;
+    long long read_errors = 0;
+#define READ_ALL()                                                         \
+    for (int i = 0; i < nfiles; i++) {                                     \
+        ssize_t n = pread(fds[i], buf, sizeof buf - 1, 0);                 \
+        if (n <= 0) { read_errors++; continue; }                           \
+        buf[n] = 0;                                                        \
+        sum += strtoull(buf, NULL, 10);                                    \
+    }
+
+    /* Prime, as the sampler does before its first tick. */
+    READ_ALL();
+    int64_t first = now_ns();
+
+    prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
+    int64_t period = (int64_t)(1e9 / hz + 0.5);
+    int64_t next = now_ns() + period, first_tick = 0;
+    long long ticks = 0, missed = 0;
+    double sum_late = 0;
+    int64_t max_late = 0, last_tick = 0;
+
+    while (!stop) {
+        int64_t deadline = next;
+        struct timespec req = { deadline / 1000000000LL, deadline % 1000000000LL };
+        int rc;
+        do {
+            if (stop) break;
+            rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &req, NULL);
+        } while (rc == EINTR);
+        if (stop) break;
+        next += period;
+        int64_t now = now_ns();
+        if (now - next > period) {
+            int64_t skip = (now - next) / period;
+            missed += skip;
+            next += skip * period;
+        }
+        /* Same order as Sampler.Run: lateness read after the ticker returns, then the reads. */
+        int64_t t = now_ns();
+        int64_t late = t - deadline;
+        if (late < 0) late = 0;
+        int64_t us = late / 1000;
+        hist[us >= BUCKETS ? BUCKETS - 1 : us]++;
+        sum_late += (double)late;
+        if (late > max_late) max_late = late;
+        if (ticks == 0) first_tick = t;
+        ticks++;
+        last_tick = t;
+        READ_ALL();
+    }
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    FILE *f = fopen(stats_path, "w");
+    if (!f) { fprintf(stderr, "c_reader: %s: %s\n", stats_path, strerror(errno)); return 1; }
+    /* duration: first to last tick, so rate = (ticks - 1) / duration */
+    fprintf(f, "ticks=%lld\nmissed_ticks=%lld\nduration_ns=%lld\n", ticks, missed, (long long)(last_tick - first_tick));
+    fprintf(f, "lateness_p50_us=%.0f\nlateness_p99_us=%.0f\nlateness_max_us=%.1f\nlateness_mean_us=%.1f\n",
+            percentile_us(ticks, 50), percentile_us(ticks, 99), max_late / 1000.0, ticks ? sum_late / ticks / 1000.0 : 0);
+    fprintf(f, "first_sample_ns=%lld\n", t0 ? (long long)(first - t0) : -1LL);
+    fprintf(f, "cpu_self_ns=%lld\n", (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL
+                                      + (long long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL);
+    fprintf(f, "maxrss_self_kb=%ld\nread_errors=%lld\nchecksum=%llu\n", ru.ru_maxrss, read_errors, sum);
+    fclose(f);
+    return 0;
+}

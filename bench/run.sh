@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# `make bench`: figures for the Alumet.Hpc sampler against a minimal C reader. A benchmark, not a test:
+# it exits 0 when a target is missed, non-zero only when something failed to run. See bench/README.md.
+#
+# Knobs (environment):
+#   ALUMET_HPC_BIN     the sampler binary (default out/bin/alumet-hpc, from `make publish`)
+#   BENCH_SECONDS      measured window per run, s (default 10); each run samples BENCH_WARMUP + this
+#   BENCH_WARMUP       s before the window opens (default 1: start-up excluded from CPU per tick)
+#   BENCH_HZ           sampler and C reader rate (default 1000)
+#   BENCH_ADVANCE_HZ   counter advancer rate (default 1000, like real RAPL refreshes)
+#   BENCH_GPUS         fake GPUs for the NVML runs (default 8)
+#   BENCH_NVML_HZ      NVML poll rate in the NVML runs (default 100, the configurable maximum)
+#   BENCH_HELP_RUNS    runs of `alumet-hpc --help` (default 20, median reported)
+#   BENCH_KEEP=1       keep the temporary directory (trees, configs, logs, Parquet files)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${ALUMET_HPC_BIN:-$ROOT/out/bin/alumet-hpc}
+SECS=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP:-1}
+HZ=${BENCH_HZ:-1000}
+ADV_HZ=${BENCH_ADVANCE_HZ:-1000}
+GPUS=${BENCH_GPUS:-8}
+NVML_HZ=${BENCH_NVML_HZ:-100}
+HELP_RUNS=${BENCH_HELP_RUNS:-20}
+OUT=$ROOT/out/bench
+FAKE_NVML_SRC=$ROOT/tests/Alumet.Hpc.Tests/Fakes/nvml/fake_nvml.c
+MAX_RANGE=262143328850   # a real max_energy_range_uj (2^32 units of 61.035 µJ), as PowercapTree.Standard
+
+die() { echo "bench: $*" >&2; exit 1; }
+[[ -x $BIN ]] || die "$BIN not found: run 'make publish' first (or set ALUMET_HPC_BIN)"
+command -v gcc >/dev/null || die "gcc not found (apt-get install gcc)"
+
+mkdir -p "$OUT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/alumet-bench.XXXXXX")
+ADV_PID=
+cleanup() {
+    if [[ -n $ADV_PID ]]; then kill "$ADV_PID" 2>/dev/null || true; wait "$ADV_PID" 2>/dev/null || true; fi
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "bench: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- build the C side
+for prog in c_reader advance probe; do
+    gcc -O2 -Wall -o "$OUT/$prog" "$ROOT/bench/$prog.c" || die "gcc failed on bench/$prog.c"
+done
+HAVE_NVML=0
+if [[ -f $FAKE_NVML_SRC ]]; then
+    mkdir -p "$WORK/nvml"
+    gcc -shared -fPIC -O2 -o "$WORK/nvml/libnvidia-ml.so.1" "$FAKE_NVML_SRC" -ldl || die "gcc failed on $FAKE_NVML_SRC"
+    gcc -O2 -Wall -o "$OUT/nvml_cost" "$ROOT/bench/nvml_cost.c" -ldl || die "gcc failed on bench/nvml_cost.c"
+    {
+        echo "count $GPUS"
+        for ((g = 0; g < GPUS; g++)); do
+            printf 'dev %d uuid GPU-00000000-0000-0000-0000-%012d\n' "$g" "$g"
+            printf 'dev %d bus_id 00000000:%02X:00.0\n' "$g" $((0x18 + g))
+            echo "dev $g name NVIDIA H100 80GB HBM3 (fake)"
+            echo "dev $g minor $g"
+            echo "dev $g energy_rate_mw $((300000 + 10000 * g))"
+        done
+    } > "$WORK/nvml/fake_nvml.script"
+    HAVE_NVML=1
+fi
+
+# ---------------------------------------------------------------- generated powercap tree + advancer
+# 2 packages x (package, core, dram), flat like /sys/class/powercap, counters zero-padded as the test fakes.
+TREE=$WORK/powercap
+FILES=()
+ADV_ARGS=()
+for s in 0 1; do
+    for z in "intel-rapl:$s package-$s 110" "intel-rapl:$s:0 core 70" "intel-rapl:$s:1 dram 12"; do
+        read -r dir name watts <<<"$z"
+        mkdir -p "$TREE/$dir"
+        echo "$name" > "$TREE/$dir/name"
+        echo 1 > "$TREE/$dir/enabled"
+        echo "$MAX_RANGE" > "$TREE/$dir/max_energy_range_uj"
+        printf '%020d\n' 0 > "$TREE/$dir/energy_uj"
+        FILES+=("$TREE/$dir/energy_uj")
+        ADV_ARGS+=("$TREE/$dir/energy_uj:$watts")
+    done
+done
+nice -n 19 "$OUT/advance" "$ADV_HZ" "$MAX_RANGE" "${ADV_ARGS[@]}" 2> "$WORK/advance.txt" &
+ADV_PID=$!
+sleep 0.2
+kill -0 "$ADV_PID" 2>/dev/null || die "counter advancer failed: $(cat "$WORK/advance.txt")"
+
+# ---------------------------------------------------------------- helpers
+kv() { sed -n "s/^$2=//p" "$1" | head -n1; }                       # key=value files
+jv() { sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\([-0-9.eE+]*\).*/\1/p" "$1" | head -n1; }  # flat JSON numbers
+calc() { awk "BEGIN { printf \"%s\", $1 }" 2>/dev/null || printf -; }  # calc 'expr' (awk arithmetic); "-" when an input is missing
+num() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "" || v == "-") printf "-"; else printf f, v }'; }
+
+JOB=1000
+# run_ours NAME STORAGE_MS NVML(0|1) RAPL(on|off): runs the sampler under the probe; leaves $WORK/NAME/{probe.txt,stats.json,...}
+run_ours() {
+    local name=$1 storage=$2 nvml=$3 rapl=$4 dir=$WORK/$1
+    JOB=$((JOB + 1))
+    mkdir -p "$dir/state" "$dir/data" "$dir/cgroup"
+    cat > "$dir/alumet.toml" <<EOF
+[sampler]
+rapl_hz = $HZ
+nvml_hz = $NVML_HZ
+storage_period_ms = $storage
+attribution = "exclusive"
+
+[sources]
+rapl = "$rapl"
+estimate = "off"
+nvml = "$([[ $nvml == 1 ]] && echo auto || echo off)"
+
+[paths]
+powercap_root = "$TREE"
+cgroup_root = "$dir/cgroup"
+state_dir = "$dir/state"
+data_dir = "$dir/data"
+database = "$dir/accounting.db"
+log_file = "$dir/alumet-hpc.log"
+nvml_library = "$WORK/nvml/libnvidia-ml.so.1"
+EOF
+    "$OUT/probe" "$dir/probe.txt" "$WARMUP" "$SECS" -- "$BIN" sample --foreground --scheduler exec --job-id "$JOB" \
+        --user bench --uid 0 --node bench --exclusive --config "$dir/alumet.toml" > "$dir/stdout.txt" 2>&1 \
+        || die "$name: probe failed (sampler did not stop within 60 s of SIGTERM); see $dir"
+    local code; code=$(kv "$dir/probe.txt" exit_code)
+    if [[ $code != 0 ]]; then
+        cat "$dir/stdout.txt" >&2; tail -n 20 "$dir/alumet-hpc.log" >&2 2>/dev/null || true
+        die "$name: alumet-hpc sample exited with $code"
+    fi
+    local stats=$dir/state/exec/$JOB/stats.json
+    [[ -f $stats ]] || die "$name: no $stats (the sampler writes it at exit)"
+    cp "$stats" "$dir/stats.json"
+    local pq; pq=$(find "$dir/data" -name '*.parquet' | head -n1)
+    if [[ $rapl == on ]]; then [[ -n $pq ]] || die "$name: no Parquet file under $dir/data"; fi
+    echo "${pq:-}" > "$dir/parquet.path"
+}
+
+# Figures of one run, in the same units for ours and C: sets R_* variables.
+# (achieved rate from ticks over first-to-last tick; CPU per tick over the probe's window)
+figures() {
+    local probe=$1 stats=$2 get=$3
+    R_TICKS=$($get "$stats" ticks); R_MISSED=$($get "$stats" missed_ticks)
+    local dur; dur=$($get "$stats" duration_ns)
+    if [[ -n $dur && $dur != 0 ]]; then R_RATE=$(calc "sprintf(\"%.2f\", ($R_TICKS - 1) * 1e9 / $dur)")
+    else R_RATE=$(calc "sprintf(\"%.2f\", $HZ * $R_TICKS / ($R_TICKS + ${R_MISSED:-0}))"); fi
+    R_P50=$($get "$stats" lateness_p50_us); R_P99=$($get "$stats" lateness_p99_us)
+    R_MAX=$($get "$stats" lateness_max_us); R_MEAN=$($get "$stats" lateness_mean_us)
+    R_FIRST_MS=$(calc "sprintf(\"%.2f\", $($get "$stats" first_sample_ns) / 1e6)")
+    local win cpu; win=$(kv "$probe" window_ns); cpu=$(kv "$probe" cpu_window_ns)
+    # Ticks in the window: rate x window (deadlines are absolute, so the rate holds over any stretch).
+    R_CPU_TICK=$(calc "sprintf(\"%.2f\", ($cpu / 1000) / ($R_RATE * $win / 1e9))")
+    R_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $cpu / $win)")
+    R_RSS_WIN=$(calc "sprintf(\"%.2f\", $(kv "$probe" hwm_window_kb) / 1024)")
+    R_RSS_MAX=$(calc "sprintf(\"%.2f\", $(kv "$probe" maxrss_kb) / 1024)")
+    R_STOP_MS=$(calc "sprintf(\"%.1f\", $(kv "$probe" term_to_exit_ns) / 1e6)")
+    R_CPU_TOTAL_MS=$(calc "sprintf(\"%.1f\", $(kv "$probe" cpu_total_ns) / 1e6)")
+}
+
+# Parquet size figures: sets P_SIZE, P_FOOTER, P_ROWS (stats' "records" if given, else channels x (ticks + 1)).
+parquet_figures() {
+    local dir=$1 channels=$2
+    local pq; pq=$(cat "$dir/parquet.path")
+    P_SIZE=$(stat -c %s "$pq")
+    # Parquet ends with <footer length: u32 LE> "PAR1"; the footer (schema, stats, key/value metadata) is a one-off per file.
+    P_FOOTER=$(tail -c 8 "$pq" | od -An -tu4 -N4 | tr -d ' ')
+    P_ROWS=$(jv "$dir/stats.json" records)
+    P_READINGS=$(calc "$channels * ($(jv "$dir/stats.json" ticks) + 1)")
+    [[ -n $P_ROWS ]] || P_ROWS=$P_READINGS
+}
+
+pf() { # pass/fail: pf VALUE OP LIMIT
+    awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { if (v == "" || v == "-") { print "n/a"; exit }
+        ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0); print ok ? "PASS" : "MISS" }'
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "bench: $(nproc) CPUs, load $LOAD_BEFORE; $((WARMUP + SECS)) s per run at $HZ Hz; tree: 2 packages x 3 domains; advancer $ADV_HZ Hz" >&2
+
+# ---------------------------------------------------------------- runs (sequential: the machine may have 2 cores)
+echo "bench: ours, storage_period_ms = 1000 (default)" >&2
+run_ours agg 1000 0 on
+echo "bench: ours, storage_period_ms = 0 (raw)" >&2
+run_ours raw 0 0 on
+echo "bench: C reader" >&2
+mkdir -p "$WORK/c"
+"$OUT/probe" "$WORK/c/probe.txt" "$WARMUP" "$SECS" -- "$OUT/c_reader" "$WORK/c/stats.txt" "$HZ" "${FILES[@]}" \
+    || die "C reader: probe failed"
+[[ $(kv "$WORK/c/probe.txt" exit_code) == 0 && -f $WORK/c/stats.txt ]] || die "C reader failed"
+if [[ $HAVE_NVML == 1 ]]; then
+    echo "bench: ours + NVML ($GPUS fake GPUs at $NVML_HZ Hz), storage_period_ms = 1000" >&2
+    run_ours nvml 1000 1 on
+    echo "bench: NVML alone (RAPL off)" >&2
+    run_ours nvmlonly 1000 1 off
+    "$OUT/nvml_cost" "$WORK/nvml/libnvidia-ml.so.1" 2000000 > "$WORK/nvml_cost.txt" || die "nvml_cost failed"
+fi
+echo "bench: alumet-hpc --help x $HELP_RUNS" >&2
+HELP_MS=()
+for ((i = 0; i < HELP_RUNS; i++)); do
+    "$OUT/probe" "$WORK/help.txt" wait -- "$BIN" --help > /dev/null 2>&1 || die "--help: probe failed"
+    [[ $(kv "$WORK/help.txt" exit_code) == 0 ]] || die "alumet-hpc --help exited with $(kv "$WORK/help.txt" exit_code)"
+    HELP_MS+=("$(calc "sprintf(\"%.2f\", $(kv "$WORK/help.txt" wall_ns) / 1e6)")")
+done
+HELP_MED=$(printf '%s\n' "${HELP_MS[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+HELP_RSS=$(calc "sprintf(\"%.2f\", $(kv "$WORK/help.txt" maxrss_kb) / 1024)")
+kill "$ADV_PID"; wait "$ADV_PID" 2>/dev/null || true; ADV_PID=
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- figures
+figures "$WORK/agg/probe.txt" "$WORK/agg/stats.json" jv
+O_RATE=$R_RATE O_P50=$R_P50 O_P99=$R_P99 O_MAX=$R_MAX O_MEAN=$R_MEAN O_MISSED=$R_MISSED O_TICKS=$R_TICKS
+O_CPU=$R_CPU_TICK O_PCT=$R_CPU_PCT O_RSSW=$R_RSS_WIN O_RSS=$R_RSS_MAX O_FIRST=$R_FIRST_MS O_STOP=$R_STOP_MS O_CPUT=$R_CPU_TOTAL_MS
+figures "$WORK/raw/probe.txt" "$WORK/raw/stats.json" jv
+W_RATE=$R_RATE W_P50=$R_P50 W_P99=$R_P99 W_MAX=$R_MAX W_MISSED=$R_MISSED W_CPU=$R_CPU_TICK W_RSS=$R_RSS_MAX W_STOP=$R_STOP_MS W_FIRST=$R_FIRST_MS
+figures "$WORK/c/probe.txt" "$WORK/c/stats.txt" kv
+C_RATE=$R_RATE C_P50=$R_P50 C_P99=$R_P99 C_MAX=$R_MAX C_MEAN=$R_MEAN C_MISSED=$R_MISSED C_TICKS=$R_TICKS
+C_CPU=$R_CPU_TICK C_PCT=$R_CPU_PCT C_RSSW=$R_RSS_WIN C_RSS=$R_RSS_MAX C_FIRST=$R_FIRST_MS
+
+parquet_figures "$WORK/raw" 6
+RAW_SIZE=$P_SIZE RAW_FOOTER=$P_FOOTER RAW_ROWS=$P_ROWS RAW_READ=$P_READINGS
+RAW_BPS=$(calc "sprintf(\"%.3f\", $RAW_SIZE / $RAW_READ)")
+RAW_BPS_DATA=$(calc "sprintf(\"%.3f\", ($RAW_SIZE - $RAW_FOOTER - 12) / $RAW_READ)")
+RAW_DUR_S=$(calc "($(jv "$WORK/raw/stats.json" ticks) + $(jv "$WORK/raw/stats.json" missed_ticks)) / $HZ")
+RAW_HOUR_MB=$(calc "sprintf(\"%.1f\", (($RAW_SIZE - $RAW_FOOTER - 12) / $RAW_DUR_S * 3600 + $RAW_FOOTER) / 1e6)")
+parquet_figures "$WORK/agg" 6
+AGG_SIZE=$P_SIZE AGG_FOOTER=$P_FOOTER AGG_ROWS=$P_ROWS
+AGG_BPR=$(calc "sprintf(\"%.1f\", $AGG_SIZE / $AGG_ROWS)")
+AGG_DUR_S=$(calc "($(jv "$WORK/agg/stats.json" ticks) + $(jv "$WORK/agg/stats.json" missed_ticks)) / $HZ")
+AGG_HOUR_KB=$(calc "sprintf(\"%.0f\", (($AGG_SIZE - $AGG_FOOTER - 12) / $AGG_DUR_S * 3600 + $AGG_FOOTER) / 1e3)")
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+CPU_RATIO=$(ratio "$O_CPU" "$C_CPU")
+CPU_LIMIT=$(calc "sprintf(\"%.2f\", 1.2 * $C_CPU)")
+
+if [[ $HAVE_NVML == 1 ]]; then
+    figures "$WORK/nvml/probe.txt" "$WORK/nvml/stats.json" jv
+    N_RATE=$R_RATE N_P50=$R_P50 N_P99=$R_P99 N_MAX=$R_MAX N_MISSED=$R_MISSED N_CPU=$R_CPU_TICK N_RSS=$R_RSS_MAX
+    # "Must not degrade": p99 with the NVML thread within noise of p99 without it (20 %, at least 10 µs).
+    N_P99_LIMIT=$(calc "sprintf(\"%.0f\", ($O_P99 * 1.2 > $O_P99 + 10) ? $O_P99 * 1.2 : $O_P99 + 10)")
+    # NVML alone: no tick thread; CPU per poll = window CPU / (NVML_HZ x window), per GPU read = / GPUS.
+    NO_WIN=$(kv "$WORK/nvmlonly/probe.txt" window_ns); NO_CPU=$(kv "$WORK/nvmlonly/probe.txt" cpu_window_ns)
+    NO_POLL_US=$(calc "sprintf(\"%.1f\", ($NO_CPU / 1000) / ($NVML_HZ * $NO_WIN / 1e9))")
+    NO_GPU_US=$(calc "sprintf(\"%.2f\", $NO_POLL_US / $GPUS)")
+    NO_PCT=$(calc "sprintf(\"%.3f\", 100 * $NO_CPU / $NO_WIN)")
+    NO_RSS=$(calc "sprintf(\"%.2f\", $(kv "$WORK/nvmlonly/probe.txt" maxrss_kb) / 1024)")
+    NC_NS=$(kv "$WORK/nvml_cost.txt" ns_per_call)
+    N_EXTRA_POLL_US=$(calc "sprintf(\"%.1f\", (($N_CPU - $O_CPU) * $HZ) / $NVML_HZ)")
+fi
+
+ADV_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $(kv "$WORK/advance.txt" advance_cpu_ns) / ($(kv "$WORK/advance.txt" advance_updates) / $ADV_HZ * 1e9))")
+
+# ---------------------------------------------------------------- report
+{
+echo "Alumet.Hpc sampler benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
+echo "load average before/after: $LOAD_BEFORE / $LOAD_AFTER (other load on the machine shows up as lateness)"
+echo "each run: $((WARMUP + SECS)) s at $HZ Hz on a generated tree of 2 packages x 3 domains (6 energy_uj files), counters advanced at $ADV_HZ Hz;"
+echo "ours = $BIN sample --foreground (storage_period_ms = 1000, exclusive); C = bench/c_reader.c (gcc -O2), same reads, same ticker"
+echo
+printf '%-44s %12s %12s %8s %14s  %s\n' figure ours C ours/C target result
+printf '%-44s %12s %12s %8s %14s  %s\n' -------------------------------------------- ------------ ------------ -------- -------------- ------
+row() { printf '%-44s %12s %12s %8s %14s  %s\n' "$@"; }
+row "achieved rate (Hz)" "$O_RATE" "$C_RATE" "$(ratio "$O_RATE" "$C_RATE")" ">= 999.5" "$(pf "$O_RATE" '>=' 999.5)"
+row "tick lateness p50 (µs)" "$O_P50" "$C_P50" "$(ratio "$O_P50" "$C_P50")" "" ""
+row "tick lateness p99 (µs)" "$O_P99" "$C_P99" "$(ratio "$O_P99" "$C_P99")" "<= 100" "$(pf "$O_P99" '<=' 100)"
+row "tick lateness max (µs)" "$O_MAX" "$C_MAX" "$(ratio "$O_MAX" "$C_MAX")" "" ""
+row "tick lateness mean (µs)" "$O_MEAN" "$C_MEAN" "$(ratio "$O_MEAN" "$C_MEAN")" "" ""
+row "ticks / missed" "$O_TICKS/$O_MISSED" "$C_TICKS/$C_MISSED" "" "" ""
+row "CPU per tick (µs)" "$O_CPU" "$C_CPU" "$CPU_RATIO" "<= 1.2x C" "$(pf "$O_CPU" '<=' "$CPU_LIMIT")"
+row "CPU while sampling (% of one core)" "$O_PCT" "$C_PCT" "$(ratio "$O_PCT" "$C_PCT")" "" ""
+row "peak RSS, whole life (MB)" "$O_RSS" "$C_RSS" "$(ratio "$O_RSS" "$C_RSS")" "<= 10" "$(pf "$O_RSS" '<=' 10)"
+row "peak RSS while sampling (MB)" "$O_RSSW" "$C_RSSW" "$(ratio "$O_RSSW" "$C_RSSW")" "" ""
+row "start-up to first sample (ms)" "$O_FIRST" "$C_FIRST" "$(ratio "$O_FIRST" "$C_FIRST")" "<= 20" "$(pf "$O_FIRST" '<=' 20)"
+row "Parquet bytes per sample, raw 1 kHz" "$RAW_BPS" "" "" "<= 2" "$(pf "$RAW_BPS" '<=' 2)"
+row "  same, footer excluded" "$RAW_BPS_DATA" "" "" "" ""
+row "  Parquet per hour of job, raw (MB)" "$RAW_HOUR_MB" "" "" "" ""
+row "Parquet bytes per stored row, 1 s storage" "$AGG_BPR" "" "" "" ""
+row "  Parquet per hour of job, 1 s storage (KB)" "$AGG_HOUR_KB" "" "" "" ""
+row "SIGTERM to exit, Parquet + DB row (ms)" "$O_STOP" "" "" "" ""
+row "alumet-hpc --help, wall (ms, median)" "$HELP_MED" "" "" "" ""
+if [[ $HAVE_NVML == 1 ]]; then
+    row "NVML: RAPL lateness p99 with NVML (µs)" "$N_P99" "" "" "<= $N_P99_LIMIT" "$(pf "$N_P99" '<=' "$N_P99_LIMIT")"
+    row "NVML: RAPL rate with NVML (Hz)" "$N_RATE" "" "" ">= 999.5" "$(pf "$N_RATE" '>=' 999.5)"
+    row "NVML: call floor, fake lib from C (ns)" "" "$NC_NS" "" "" ""
+    row "NVML: ours per poll of $GPUS GPUs, alone (µs)" "$NO_POLL_US" "" "" "" ""
+    row "NVML: ours per GPU read, alone (µs)" "$NO_GPU_US" "" "" "" ""
+else
+    row "NVML rows" "not run: $FAKE_NVML_SRC missing" "" "" "" ""
+fi
+echo
+echo "raw numbers"
+echo "  ours, 1 s storage: rate $O_RATE Hz, lateness p50/p99/max/mean $O_P50/$O_P99/$O_MAX/$O_MEAN µs, ticks $O_TICKS, missed $O_MISSED,"
+echo "                     CPU $O_CPU µs/tick ($O_PCT % of a core), whole-life CPU $O_CPUT ms, RSS $O_RSSW MB sampling / $O_RSS MB peak, first sample $O_FIRST ms, stop $O_STOP ms"
+echo "  ours, raw:         rate $W_RATE Hz, lateness p50/p99/max $W_P50/$W_P99/$W_MAX µs, missed $W_MISSED, CPU $W_CPU µs/tick, RSS peak $W_RSS MB, first sample $W_FIRST ms, stop $W_STOP ms"
+echo "                     Parquet $RAW_SIZE B (footer $RAW_FOOTER B) for $RAW_READ counter readings ($RAW_ROWS rows incl. attribution)"
+echo "  ours, 1 s storage: Parquet $AGG_SIZE B (footer $AGG_FOOTER B) for $AGG_ROWS rows over $AGG_DUR_S s"
+echo "  C reader:          rate $C_RATE Hz, lateness p50/p99/max/mean $C_P50/$C_P99/$C_MAX/$C_MEAN µs, ticks $C_TICKS, missed $C_MISSED,"
+echo "                     CPU $C_CPU µs/tick ($C_PCT % of a core), RSS $C_RSS MB, first sample $C_FIRST ms"
+if [[ $HAVE_NVML == 1 ]]; then
+    echo "  ours + NVML:       $GPUS fake GPUs at $NVML_HZ Hz: rate $N_RATE Hz, lateness p50/p99/max $N_P50/$N_P99/$N_MAX µs, missed $N_MISSED,"
+    echo "                     CPU $N_CPU µs/RAPL tick (vs $O_CPU without: ~$N_EXTRA_POLL_US µs per NVML poll), RSS peak $N_RSS MB"
+    echo "  NVML alone:        $NO_POLL_US µs CPU per poll of $GPUS GPUs ($NO_PCT % of a core, wake-up included), RSS peak $NO_RSS MB; fake lib call from C $NC_NS ns"
+fi
+echo "  advancer:          $ADV_CPU_PCT % of a core (nice 19; runs under ours and C alike)"
+echo "  --help runs (ms):  ${HELP_MS[*]}; RSS $HELP_RSS MB"
+echo "lateness: CLOCK_MONOTONIC after wake-up minus the absolute deadline, 1 µs buckets (percentile = bucket upper edge);"
+echo "CPU per tick: on-CPU ns of all threads (/proc/PID/task/*/schedstat) over the ${SECS} s window after ${WARMUP} s of warm-up, / ticks in it;"
+echo "peak RSS: wait4 ru_maxrss (whole life incl. Parquet conversion) and VmHWM at the end of the window; first sample: from spawn (fork) to the first counter read."
+} | tee "$OUT/latest.txt"
+echo "bench: table written to out/bench/latest.txt" >&2
