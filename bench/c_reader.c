@@ -10,7 +10,7 @@
  * No storage, no attribution, no spool: a floor, not an equivalent program.
  *
  * Usage: c_reader STATS_FILE HZ FILE...   runs until SIGTERM/SIGINT, then writes STATS_FILE (key=value lines).
- * first_sample_ns: end of the first read of all files, relative to $ALUMET_BENCH_T0_NS (CLOCK_MONOTONIC at spawn).
+ * first_sample_ms: end of the first read of all files, relative to $ALUMET_BENCH_T0_NS (CLOCK_MONOTONIC at spawn).
  * Build: gcc -O2 -o c_reader c_reader.c
  */
 #define _GNU_SOURCE
@@ -136,11 +136,12 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     FILE *f = fopen(stats_path, "w");
     if (!f) { fprintf(stderr, "c_reader: %s: %s\n", stats_path, strerror(errno)); return 1; }
-    /* duration: first to last tick, so rate = (ticks - 1) / duration */
-    fprintf(f, "ticks=%lld\nmissed_ticks=%lld\nduration_ns=%lld\n", ticks, missed, (long long)(last_tick - first_tick));
+    /* Same key names as the sampler's stats.json. tick_span_ns: first to last tick, rate = (ticks - 1) / span. */
+    fprintf(f, "ticks=%lld\nmissed_ticks=%lld\ntick_span_ns=%lld\n", ticks, missed, (long long)(last_tick - first_tick));
+    fprintf(f, "achieved_hz=%.2f\n", last_tick > first_tick ? (ticks - 1) * 1e9 / (last_tick - first_tick) : 0.0);
     fprintf(f, "lateness_p50_us=%.0f\nlateness_p99_us=%.0f\nlateness_max_us=%.1f\nlateness_mean_us=%.1f\n",
             percentile_us(ticks, 50), percentile_us(ticks, 99), max_late / 1000.0, ticks ? sum_late / ticks / 1000.0 : 0);
-    fprintf(f, "first_sample_ns=%lld\n", t0 ? (long long)(first - t0) : -1LL);
+    fprintf(f, "first_sample_ms=%.3f\n", t0 ? (first - t0) / 1e6 : -1.0);
     fprintf(f, "cpu_self_ns=%lld\n", (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL
                                       + (long long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL);
     fprintf(f, "maxrss_self_kb=%ld\nread_errors=%lld\nchecksum=%llu\n", ru.ru_maxrss, read_errors, sum);

@@ -10,6 +10,9 @@
  *     end-of-job work (Parquet conversion, DB row), so cpu_window_ns is the steady sampling cost.
  *   probe OUT_FILE wait -- PROGRAM ARGS...
  *     Spawns PROGRAM and waits for it to exit (wall time of a short command, e.g. --help).
+ *   probe OUT_FILE hook -- NAME=VALUE... PROGRAM
+ *     As wait, with an environment holding only the NAME=VALUE pairs and ALUMET_BENCH_T0_NS, no argv: how
+ *     slurmd runs a Prolog (no PATH, no HOME, no arguments).
  *
  * OUT_FILE gets key=value lines: wall_ns (spawn to exit), window_ns, cpu_window_ns, hwm_window_kb (VmHWM at the
  * end of the window: peak RSS while sampling), maxrss_kb and cpu_total_ns (wait4 rusage: whole life, end-of-job
@@ -91,11 +94,13 @@ static int running(pid_t pid)
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: probe OUT_FILE WARMUP_S WINDOW_S -- PROGRAM ARGS...\n       probe OUT_FILE wait -- PROGRAM ARGS...\n");
+        fprintf(stderr, "usage: probe OUT_FILE WARMUP_S WINDOW_S -- PROGRAM ARGS...\n       probe OUT_FILE wait -- PROGRAM ARGS...\n"
+                        "       probe OUT_FILE hook -- NAME=VALUE... PROGRAM\n");
         return 2;
     }
     const char *out = argv[1];
-    int wait_mode = strcmp(argv[2], "wait") == 0;
+    int hook_mode = strcmp(argv[2], "hook") == 0;
+    int wait_mode = hook_mode || strcmp(argv[2], "wait") == 0;
     int cmd = wait_mode ? 4 : 5;
     if (cmd >= argc || strcmp(argv[cmd - 1], "--") != 0) { fprintf(stderr, "probe: expected -- PROGRAM\n"); return 2; }
     double warmup = wait_mode ? 0 : atof(argv[2]), window = wait_mode ? 0 : atof(argv[3]);
@@ -103,6 +108,12 @@ int main(int argc, char **argv)
     int64_t t0 = now_ns();
     char t0s[32];
     snprintf(t0s, sizeof t0s, "%lld", (long long)t0);
+    if (hook_mode) {
+        clearenv();
+        while (cmd < argc && strchr(argv[cmd], '=')) putenv(argv[cmd++]);
+        if (cmd >= argc) { fprintf(stderr, "probe: hook: expected PROGRAM after the NAME=VALUE pairs\n"); return 2; }
+        argv[cmd + 1] = NULL; /* no argv, as slurmd */
+    }
     setenv("ALUMET_BENCH_T0_NS", t0s, 1);
     pid_t pid = fork();
     if (pid < 0) { perror("probe: fork"); return 1; }

@@ -117,7 +117,7 @@ database = "$dir/accounting.db"
 log_file = "$dir/alumet-hpc.log"
 nvml_library = "$WORK/nvml/libnvidia-ml.so.1"
 EOF
-    "$OUT/probe" "$dir/probe.txt" "$WARMUP" "$SECS" -- "$BIN" sample --foreground --scheduler exec --job-id "$JOB" \
+    "$OUT/probe" "$dir/probe.txt" "$WARMUP" "$SECS" -- "$BIN" sample --scheduler exec --job-id "$JOB" \
         --user bench --uid 0 --node bench --exclusive --config "$dir/alumet.toml" > "$dir/stdout.txt" 2>&1 \
         || die "$name: probe failed (sampler did not stop within 60 s of SIGTERM); see $dir"
     local code; code=$(kv "$dir/probe.txt" exit_code)
@@ -133,19 +133,23 @@ EOF
     echo "${pq:-}" > "$dir/parquet.path"
 }
 
-# Figures of one run, in the same units for ours and C: sets R_* variables.
-# (achieved rate from ticks over first-to-last tick; CPU per tick over the probe's window)
+# Figures of one run, in the same units for ours and C: sets R_* variables. Both write the same key names
+# (stats.json of the sampler: Sampling/SamplerStats.cs; c_reader: key=value); GET is jv or kv.
+# Achieved rate: ticks over the first-to-last tick span when the program reports it (tick_span_ns), else the
+# share of deadlines honoured, HZ x ticks / (ticks + missed) — the ticker skips and counts missed deadlines, so
+# with absolute deadlines this is the rate; the raw section also shows each program's own figure.
+# CPU per tick: the probe's window CPU / ticks in the window (rate x window).
 figures() {
     local probe=$1 stats=$2 get=$3
     R_TICKS=$($get "$stats" ticks); R_MISSED=$($get "$stats" missed_ticks)
-    local dur; dur=$($get "$stats" duration_ns)
-    if [[ -n $dur && $dur != 0 ]]; then R_RATE=$(calc "sprintf(\"%.2f\", ($R_TICKS - 1) * 1e9 / $dur)")
-    else R_RATE=$(calc "sprintf(\"%.2f\", $HZ * $R_TICKS / ($R_TICKS + ${R_MISSED:-0}))"); fi
+    local span; span=$($get "$stats" tick_span_ns)
+    if [[ $USE_SPAN == 1 && -n $span && $span != 0 ]]; then R_RATE=$(calc "sprintf(\"%.2f\", ($R_TICKS - 1) * 1e9 / $span)")
+    else R_RATE=$(calc "sprintf(\"%.2f\", $HZ * $R_TICKS / ($R_TICKS + $R_MISSED))"); fi
+    R_OWN_RATE=$(num "$($get "$stats" achieved_hz)" %.2f)
     R_P50=$($get "$stats" lateness_p50_us); R_P99=$($get "$stats" lateness_p99_us)
-    R_MAX=$($get "$stats" lateness_max_us); R_MEAN=$($get "$stats" lateness_mean_us)
-    R_FIRST_MS=$(calc "sprintf(\"%.2f\", $($get "$stats" first_sample_ns) / 1e6)")
+    R_MAX=$(num "$($get "$stats" lateness_max_us)" %.1f); R_MEAN=$(num "$($get "$stats" lateness_mean_us)" %.1f)
+    R_FIRST_MS=$(num "$($get "$stats" first_sample_ms)" %.2f)
     local win cpu; win=$(kv "$probe" window_ns); cpu=$(kv "$probe" cpu_window_ns)
-    # Ticks in the window: rate x window (deadlines are absolute, so the rate holds over any stretch).
     R_CPU_TICK=$(calc "sprintf(\"%.2f\", ($cpu / 1000) / ($R_RATE * $win / 1e9))")
     R_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $cpu / $win)")
     R_RSS_WIN=$(calc "sprintf(\"%.2f\", $(kv "$probe" hwm_window_kb) / 1024)")
@@ -154,14 +158,14 @@ figures() {
     R_CPU_TOTAL_MS=$(calc "sprintf(\"%.1f\", $(kv "$probe" cpu_total_ns) / 1e6)")
 }
 
-# Parquet size figures: sets P_SIZE, P_FOOTER, P_ROWS (stats' "records" if given, else channels x (ticks + 1)).
+# Parquet size figures: sets P_SIZE, P_FOOTER, P_ROWS (spool records = Parquet rows), P_READINGS (counter readings).
 parquet_figures() {
     local dir=$1 channels=$2
     local pq; pq=$(cat "$dir/parquet.path")
     P_SIZE=$(stat -c %s "$pq")
     # Parquet ends with <footer length: u32 LE> "PAR1"; the footer (schema, stats, key/value metadata) is a one-off per file.
     P_FOOTER=$(tail -c 8 "$pq" | od -An -tu4 -N4 | tr -d ' ')
-    P_ROWS=$(jv "$dir/stats.json" records)
+    P_ROWS=$(jv "$dir/stats.json" records_written)
     P_READINGS=$(calc "$channels * ($(jv "$dir/stats.json" ticks) + 1)")
     [[ -n $P_ROWS ]] || P_ROWS=$P_READINGS
 }
@@ -191,6 +195,32 @@ if [[ $HAVE_NVML == 1 ]]; then
     run_ours nvmlonly 1000 1 off
     "$OUT/nvml_cost" "$WORK/nvml/libnvidia-ml.so.1" 2000000 > "$WORK/nvml_cost.txt" || die "nvml_cost failed"
 fi
+# Prolog-style start: the bare binary as slurmd runs it (no argv, SLURM_* environment): the hook starts a detached
+# sampler and exits; first sample is measured from the hook's spawn (the sampler inherits ALUMET_BENCH_T0_NS).
+HAVE_PROLOG=0
+if "$BIN" slurm --help > /dev/null 2>&1; then
+    echo "bench: Slurm prolog-style start (bare hook), then epilog" >&2
+    dir=$WORK/prolog; mkdir -p "$dir/state" "$dir/data" "$dir/cgroup"
+    sed -e "s|$WORK/agg/|$dir/|g" "$WORK/agg/alumet.toml" > "$dir/alumet.toml"
+    hook_env=(SLURM_JOB_ID=4242 SLURM_JOBID=4242 SLURM_JOB_USER=root SLURM_JOB_UID=0 SLURM_JOB_GID=0
+        SLURMD_NODENAME=bench SLURM_CLUSTER_NAME=bench SLURM_NODELIST=bench ALUMET_HPC_CONFIG="$dir/alumet.toml")
+    "$OUT/probe" "$dir/prolog.txt" hook -- "${hook_env[@]}" SLURM_SCRIPT_CONTEXT=prolog_slurmd "$BIN" > /dev/null 2>&1 \
+        || die "prolog: probe failed"
+    sleep 1
+    "$OUT/probe" "$dir/epilog.txt" hook -- "${hook_env[@]}" SLURM_SCRIPT_CONTEXT=epilog_slurmd "$BIN" > /dev/null 2>&1 \
+        || die "epilog: probe failed"
+    if [[ -f $dir/state/slurm/4242/stats.json ]]; then
+        HAVE_PROLOG=1
+        PRO_HOOK_MS=$(calc "sprintf(\"%.1f\", $(kv "$dir/prolog.txt" wall_ns) / 1e6)")
+        EPI_HOOK_MS=$(calc "sprintf(\"%.1f\", $(kv "$dir/epilog.txt" wall_ns) / 1e6)")
+        PRO_FIRST_MS=$(num "$(jv "$dir/state/slurm/4242/stats.json" first_sample_ms)" %.2f)
+    else
+        echo "bench: prolog-style run left no stats.json (see $dir/alumet-hpc.log); row skipped" >&2
+        PRO_SKIP="hook ran, no sampler stats: see the log"
+    fi
+else
+    PRO_SKIP="this alumet-hpc has no 'slurm' command"
+fi
 echo "bench: alumet-hpc --help x $HELP_RUNS" >&2
 HELP_MS=()
 for ((i = 0; i < HELP_RUNS; i++)); do
@@ -204,13 +234,15 @@ kill "$ADV_PID"; wait "$ADV_PID" 2>/dev/null || true; ADV_PID=
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- figures
+# Same rate formula for both programs: the tick span only if the sampler reports it too.
+USE_SPAN=0; [[ -n $(jv "$WORK/agg/stats.json" tick_span_ns) ]] && USE_SPAN=1
 figures "$WORK/agg/probe.txt" "$WORK/agg/stats.json" jv
-O_RATE=$R_RATE O_P50=$R_P50 O_P99=$R_P99 O_MAX=$R_MAX O_MEAN=$R_MEAN O_MISSED=$R_MISSED O_TICKS=$R_TICKS
+O_OWN=$R_OWN_RATE O_RATE=$R_RATE O_P50=$R_P50 O_P99=$R_P99 O_MAX=$R_MAX O_MEAN=$R_MEAN O_MISSED=$R_MISSED O_TICKS=$R_TICKS
 O_CPU=$R_CPU_TICK O_PCT=$R_CPU_PCT O_RSSW=$R_RSS_WIN O_RSS=$R_RSS_MAX O_FIRST=$R_FIRST_MS O_STOP=$R_STOP_MS O_CPUT=$R_CPU_TOTAL_MS
 figures "$WORK/raw/probe.txt" "$WORK/raw/stats.json" jv
 W_RATE=$R_RATE W_P50=$R_P50 W_P99=$R_P99 W_MAX=$R_MAX W_MISSED=$R_MISSED W_CPU=$R_CPU_TICK W_RSS=$R_RSS_MAX W_STOP=$R_STOP_MS W_FIRST=$R_FIRST_MS
 figures "$WORK/c/probe.txt" "$WORK/c/stats.txt" kv
-C_RATE=$R_RATE C_P50=$R_P50 C_P99=$R_P99 C_MAX=$R_MAX C_MEAN=$R_MEAN C_MISSED=$R_MISSED C_TICKS=$R_TICKS
+C_OWN=$R_OWN_RATE C_RATE=$R_RATE C_P50=$R_P50 C_P99=$R_P99 C_MAX=$R_MAX C_MEAN=$R_MEAN C_MISSED=$R_MISSED C_TICKS=$R_TICKS
 C_CPU=$R_CPU_TICK C_PCT=$R_CPU_PCT C_RSSW=$R_RSS_WIN C_RSS=$R_RSS_MAX C_FIRST=$R_FIRST_MS
 
 parquet_figures "$WORK/raw" 6
@@ -251,7 +283,7 @@ ADV_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $(kv "$WORK/advance.txt" advance_cpu
 echo "Alumet.Hpc sampler benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
 echo "load average before/after: $LOAD_BEFORE / $LOAD_AFTER (other load on the machine shows up as lateness)"
 echo "each run: $((WARMUP + SECS)) s at $HZ Hz on a generated tree of 2 packages x 3 domains (6 energy_uj files), counters advanced at $ADV_HZ Hz;"
-echo "ours = $BIN sample --foreground (storage_period_ms = 1000, exclusive); C = bench/c_reader.c (gcc -O2), same reads, same ticker"
+echo "ours = $BIN sample (storage_period_ms = 1000, exclusive); C = bench/c_reader.c (gcc -O2), same reads, same ticker"
 echo
 printf '%-44s %12s %12s %8s %14s  %s\n' figure ours C ours/C target result
 printf '%-44s %12s %12s %8s %14s  %s\n' -------------------------------------------- ------------ ------------ -------- -------------- ------
@@ -274,6 +306,13 @@ row "Parquet bytes per stored row, 1 s storage" "$AGG_BPR" "" "" "" ""
 row "  Parquet per hour of job, 1 s storage (KB)" "$AGG_HOUR_KB" "" "" "" ""
 row "SIGTERM to exit, Parquet + DB row (ms)" "$O_STOP" "" "" "" ""
 row "alumet-hpc --help, wall (ms, median)" "$HELP_MED" "" "" "" ""
+if [[ $HAVE_PROLOG == 1 ]]; then
+    row "prolog-style: hook spawn to first sample (ms)" "$PRO_FIRST_MS" "" "" "" ""
+    row "prolog-style: Slurm prolog wall (ms)" "$PRO_HOOK_MS" "" "" "" ""
+    row "epilog: stop + Parquet + DB row wall (ms)" "$EPI_HOOK_MS" "" "" "" ""
+else
+    row "prolog-style start" "not run: $PRO_SKIP" "" "" "" ""
+fi
 if [[ $HAVE_NVML == 1 ]]; then
     row "NVML: RAPL lateness p99 with NVML (µs)" "$N_P99" "" "" "<= $N_P99_LIMIT" "$(pf "$N_P99" '<=' "$N_P99_LIMIT")"
     row "NVML: RAPL rate with NVML (Hz)" "$N_RATE" "" "" ">= 999.5" "$(pf "$N_RATE" '>=' 999.5)"
@@ -283,14 +322,17 @@ if [[ $HAVE_NVML == 1 ]]; then
 else
     row "NVML rows" "not run: $FAKE_NVML_SRC missing" "" "" "" ""
 fi
+if [[ $(pf "$C_P99" '<=' 100) == MISS ]]; then
+    echo "note: the C reader misses the lateness target too (p99 $C_P99 µs): at this load the machine, not the sampler, sets the floor"
+fi
 echo
 echo "raw numbers"
-echo "  ours, 1 s storage: rate $O_RATE Hz, lateness p50/p99/max/mean $O_P50/$O_P99/$O_MAX/$O_MEAN µs, ticks $O_TICKS, missed $O_MISSED,"
+echo "  ours, 1 s storage: rate $O_RATE Hz (own achieved_hz $O_OWN), lateness p50/p99/max/mean $O_P50/$O_P99/$O_MAX/$O_MEAN µs, ticks $O_TICKS, missed $O_MISSED,"
 echo "                     CPU $O_CPU µs/tick ($O_PCT % of a core), whole-life CPU $O_CPUT ms, RSS $O_RSSW MB sampling / $O_RSS MB peak, first sample $O_FIRST ms, stop $O_STOP ms"
 echo "  ours, raw:         rate $W_RATE Hz, lateness p50/p99/max $W_P50/$W_P99/$W_MAX µs, missed $W_MISSED, CPU $W_CPU µs/tick, RSS peak $W_RSS MB, first sample $W_FIRST ms, stop $W_STOP ms"
 echo "                     Parquet $RAW_SIZE B (footer $RAW_FOOTER B) for $RAW_READ counter readings ($RAW_ROWS rows incl. attribution)"
 echo "  ours, 1 s storage: Parquet $AGG_SIZE B (footer $AGG_FOOTER B) for $AGG_ROWS rows over $AGG_DUR_S s"
-echo "  C reader:          rate $C_RATE Hz, lateness p50/p99/max/mean $C_P50/$C_P99/$C_MAX/$C_MEAN µs, ticks $C_TICKS, missed $C_MISSED,"
+echo "  C reader:          rate $C_RATE Hz (own achieved_hz $C_OWN), lateness p50/p99/max/mean $C_P50/$C_P99/$C_MAX/$C_MEAN µs, ticks $C_TICKS, missed $C_MISSED,"
 echo "                     CPU $C_CPU µs/tick ($C_PCT % of a core), RSS $C_RSS MB, first sample $C_FIRST ms"
 if [[ $HAVE_NVML == 1 ]]; then
     echo "  ours + NVML:       $GPUS fake GPUs at $NVML_HZ Hz: rate $N_RATE Hz, lateness p50/p99/max $N_P50/$N_P99/$N_MAX µs, missed $N_MISSED,"
