@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: figures for the Alumet.Hpc sampler against a minimal C reader. A benchmark, not a test:
+# `make bench` (= make publish; bash bench/run.sh out/bin): figures for the Alumet.Hpc sampler against a minimal C reader. A benchmark, not a test:
 # it exits 0 when a target is missed, non-zero only when something failed to run. See bench/README.md.
 #
 # Knobs (environment):
@@ -15,7 +15,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Argument (the Makefile passes out/bin): the binary, or the directory holding it; else $ALUMET_HPC_BIN; else out/bin.
 BIN=${ALUMET_HPC_BIN:-$ROOT/out/bin/alumet-hpc}
+if [[ $# -ge 1 ]]; then if [[ -d $1 ]]; then BIN=$1/alumet-hpc; else BIN=$1; fi; fi
 SECS=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-1}
 HZ=${BENCH_HZ:-1000}
