@@ -91,6 +91,19 @@ public sealed record GpuAllocation(IReadOnlyList<string> Entries)
     }
 
     /// <summary>
+    /// The resource ids (canonical bus ids, <see cref="GpuDevice.BusId"/>) of the GPUs this allocation names: the set
+    /// <c>JobAttribution.JobGpus</c> takes.
+    /// </summary>
+    public IReadOnlySet<string> ResourceIds(IReadOnlyList<GpuDevice> devices, out IReadOnlyList<string> unmatched)
+    {
+        bool[] hit = Match(devices, out unmatched);
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < hit.Length; i++)
+            if (hit[i]) ids.Add(devices[i].BusId);
+        return ids;
+    }
+
+    /// <summary>
     /// The owner of each device (channel) for this job. GPUs in <paramref name="otherJobs"/> (when the caller knows other
     /// jobs' GPUs, e.g. from their state) become <see cref="GpuOwner.OtherJobs"/>; every other GPU is
     /// <see cref="GpuOwner.Unattributed"/>. The sampler does not look up other jobs by default: finding them means

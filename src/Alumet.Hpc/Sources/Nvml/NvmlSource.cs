@@ -18,7 +18,7 @@ namespace Alumet.Hpc.Sources.Nvml;
 /// from the 1 kHz RAPL tick. Steady-state reads allocate nothing; a log line is written only when a device changes
 /// between failing and working.
 /// </summary>
-public sealed class NvmlSource : IDisposable
+public sealed class NvmlSource : IEnergySource
 {
     private readonly NvmlLibrary _lib;
     private readonly IntPtr[] _handles;

@@ -25,7 +25,7 @@
  *   dev <i> power <reading>        nvmlDeviceGetPowerUsage, mW
  * A <reading> is: a number (constant), "unsupported" (NVML_ERROR_NOT_SUPPORTED), "err:<rc>",
  * or "file:<path>": the file is read at every call and holds a number or "err:<rc>" or "unsupported",
- * so a test sets exact values between two reads.
+ * so a test sets exact values between two reads. A relative path is relative to the script's directory.
  * Defaults: energy 0, instant and power unsupported, mig unsupported, handle and identity succeed.
  */
 #define _GNU_SOURCE
@@ -111,7 +111,7 @@ struct reading {
     enum reading_kind kind;
     unsigned long long value;
     nvmlReturn_t rc;
-    char path[512];
+    char path[1024];
 };
 
 struct device {
@@ -133,6 +133,7 @@ static struct device devices[MAX_DEVICES];
 static unsigned int device_count;
 static int init_count;
 static struct timespec init_time;
+static char script_dir[512];
 
 static void reading_set(struct reading *r, const char *text)
 {
@@ -144,7 +145,8 @@ static void reading_set(struct reading *r, const char *text)
         r->rc = atoi(text + 4);
     } else if (strncmp(text, "file:", 5) == 0) {
         r->kind = R_FILE;
-        snprintf(r->path, sizeof(r->path), "%s", text + 5);
+        if (text[5] == '/' || !script_dir[0]) snprintf(r->path, sizeof(r->path), "%s", text + 5);
+        else snprintf(r->path, sizeof(r->path), "%s/%s", script_dir, text + 5);
     } else {
         r->kind = R_CONST;
         r->value = strtoull(text, NULL, 10);
@@ -220,6 +222,9 @@ static nvmlReturn_t load_script(void)
     device_count = 0;
     for (unsigned int i = 0; i < MAX_DEVICES; i++) device_defaults(&devices[i], i);
     if (!path || !*path) return NVML_SUCCESS;
+    const char *slash = strrchr(path, '/');
+    if (slash) snprintf(script_dir, sizeof(script_dir), "%.*s", (int)(slash - path), path);
+    else script_dir[0] = 0;
 
     FILE *f = fopen(path, "re");
     if (!f) return NVML_ERROR_UNKNOWN;
