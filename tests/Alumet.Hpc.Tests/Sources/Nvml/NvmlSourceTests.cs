@@ -328,3 +328,32 @@ public class NvmlSourceTests
         Assert.Equal(new[] { false }, ok);
     }
 }
+
+public class NvmlSlotTests
+{
+    [Fact]
+    public void TheSlotPollsOnItsOwnThreadAtTheConfiguredRate()
+    {
+        using var fake = new FakeNvml("dev 0 energy 1\n");
+        var config = new AlumetConfig();
+        config.Paths.NvmlLibrary = fake.LibraryPath;
+        config.Sampler.NvmlHz = 25;
+        var slot = NvmlSlot.Create(config, out string status);
+        Assert.NotNull(slot);
+        using var source = slot!.Source;
+        Assert.True(slot.OwnThread);
+        Assert.Equal(25, slot.Hz);
+        Assert.Equal("nvml", source.Name);
+
+        config.Paths.PowercapRoot = fake.PathOf("no-powercap");
+        using (var set = Alumet.Hpc.Jobs.SourceFactory.Create(config, NvmlSlot.Create))
+        {
+            Assert.Contains(set.Slots, s => s.Source.Name == "nvml" && s.OwnThread);
+            Assert.Contains("NVIDIA GPUs via NVML at 25 Hz: gpu:0000:10:00.0 (nvml-energy-counter)", set.Perimeter);
+        }
+
+        config.Paths.NvmlLibrary = fake.PathOf("absent.so");
+        Assert.Null(NvmlSlot.Create(config, out status));
+        Assert.Equal($"no NVIDIA GPU: {fake.PathOf("absent.so")} not found (no NVIDIA driver)", status);
+    }
+}
