@@ -38,7 +38,7 @@ public static class ReportFields
         new("AvePower", 9, (r, s) => r.Measured ? Power(r.AvePowerW, s) : ""),
         new("MaxPower", 9, (r, s) => r.Measured && r.MaxPowerW is { } w ? Power(w, s) : ""),
         new("Frequency", 17, (r, _) => r.Frequency),
-        new("Interface", 20, (r, _) => r.InterfaceLabel),
+        new("Interface", 28, (r, _) => r.InterfaceLabel),
         new("Estimated", 9, (r, _) => r.Estimated ? "yes" : "no"),
         new("Status", 12, (r, _) => r.Status),
         new("Reason", 20, (r, _) => r.Reason),

@@ -131,7 +131,15 @@ public static class ReportFormatter
             w.WriteNull("max_power_w");
         }
         w.WriteString("total_energy_domains", "cpu_package+dram+gpu");
-        w.WriteString("frequency_hz", r.Frequency);
+        // "rapl=1000,nvml=20" → {"rapl": 1000, "nvml": 20}
+        w.WriteStartObject("sampling_hz");
+        foreach (var kv in r.Frequency.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int eq = kv.IndexOf('=');
+            if (eq > 0 && double.TryParse(kv[(eq + 1)..], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double hz))
+                w.WriteNumber(kv[..eq], hz);
+        }
+        w.WriteEndObject();
         w.WriteStartArray("interfaces");
         foreach (var i in r.Interfaces.Split(',', StringSplitOptions.RemoveEmptyEntries)) w.WriteStringValue(i);
         w.WriteEndArray();
