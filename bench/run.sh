@@ -200,7 +200,7 @@ fi
 # Prolog-style start: the bare binary as slurmd runs it (no argv, SLURM_* environment): the hook starts a detached
 # sampler and exits; first sample is measured from the hook's spawn (the sampler inherits ALUMET_BENCH_T0_NS).
 HAVE_PROLOG=0
-if "$BIN" slurm --help > /dev/null 2>&1; then
+if grep -qE "^[[:space:]]+slurm[[:space:]]" <<<"$("$BIN" --help 2>/dev/null)"; then
     echo "bench: Slurm prolog-style start (bare hook), then epilog" >&2
     dir=$WORK/prolog; mkdir -p "$dir/state" "$dir/data" "$dir/cgroup"
     sed -e "s|$WORK/agg/|$dir/|g" "$WORK/agg/alumet.toml" > "$dir/alumet.toml"
