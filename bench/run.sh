@@ -7,6 +7,8 @@
 #   BENCH_SECONDS      measured window per run, s (default 10); each run samples BENCH_WARMUP + this
 #   BENCH_WARMUP       s before the window opens (default 1: start-up excluded from CPU per tick)
 #   BENCH_HZ           sampler and C reader rate (default 1000)
+#   BENCH_ROUNDS       rounds of (ours, C) back to back (default 1); the table shows each figure's median,
+#                      which pairs the two programs under the same background load on a shared machine
 #   BENCH_ADVANCE_HZ   counter advancer rate (default 1000, like real RAPL refreshes)
 #   BENCH_GPUS         fake GPUs for the NVML runs (default 8)
 #   BENCH_NVML_HZ      NVML poll rate in the NVML runs (default 100, the configurable maximum)
@@ -21,6 +23,7 @@ if [[ $# -ge 1 ]]; then if [[ -d $1 ]]; then BIN=$1/alumet-hpc; else BIN=$1; fi;
 SECS=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-1}
 HZ=${BENCH_HZ:-1000}
+ROUNDS=${BENCH_ROUNDS:-1}
 ADV_HZ=${BENCH_ADVANCE_HZ:-1000}
 GPUS=${BENCH_GPUS:-8}
 NVML_HZ=${BENCH_NVML_HZ:-100}
@@ -181,18 +184,22 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: $(nproc) CPUs, load $LOAD_BEFORE; $((WARMUP + SECS)) s per run at $HZ Hz; tree: 2 packages x 3 domains; advancer $ADV_HZ Hz" >&2
 
 # ---------------------------------------------------------------- runs (sequential: the machine may have 2 cores)
-echo "bench: ours, storage_period_ms = 1000 (default)" >&2
-run_ours agg 1000 0 on
+for ((r = 1; r <= ROUNDS; r++)); do
+    echo "bench: round $r/$ROUNDS: ours, storage_period_ms = 1000 (default)" >&2
+    run_ours "agg$r" 1000 0 on
+    echo "bench: round $r/$ROUNDS: C reader" >&2
+    mkdir -p "$WORK/c$r"
+    "$OUT/probe" "$WORK/c$r/probe.txt" "$WARMUP" "$SECS" -- "$OUT/c_reader" "$WORK/c$r/stats.txt" "$HZ" "${FILES[@]}" \
+        || die "C reader: probe failed"
+    [[ $(kv "$WORK/c$r/probe.txt" exit_code) == 0 && -f $WORK/c$r/stats.txt ]] || die "C reader failed"
+    if [[ $HAVE_NVML == 1 ]]; then
+        echo "bench: round $r/$ROUNDS: ours + NVML ($GPUS fake GPUs at $NVML_HZ Hz), storage_period_ms = 1000" >&2
+        run_ours "nvml$r" 1000 1 on
+    fi
+done
 echo "bench: ours, storage_period_ms = 0 (raw)" >&2
 run_ours raw 0 0 on
-echo "bench: C reader" >&2
-mkdir -p "$WORK/c"
-"$OUT/probe" "$WORK/c/probe.txt" "$WARMUP" "$SECS" -- "$OUT/c_reader" "$WORK/c/stats.txt" "$HZ" "${FILES[@]}" \
-    || die "C reader: probe failed"
-[[ $(kv "$WORK/c/probe.txt" exit_code) == 0 && -f $WORK/c/stats.txt ]] || die "C reader failed"
 if [[ $HAVE_NVML == 1 ]]; then
-    echo "bench: ours + NVML ($GPUS fake GPUs at $NVML_HZ Hz), storage_period_ms = 1000" >&2
-    run_ours nvml 1000 1 on
     echo "bench: NVML alone (RAPL off)" >&2
     run_ours nvmlonly 1000 1 off
     "$OUT/nvml_cost" "$WORK/nvml/libnvidia-ml.so.1" 2000000 > "$WORK/nvml_cost.txt" || die "nvml_cost failed"
@@ -203,7 +210,7 @@ HAVE_PROLOG=0
 if grep -qE "^[[:space:]]+slurm[[:space:]]" <<<"$("$BIN" --help 2>/dev/null)"; then
     echo "bench: Slurm prolog-style start (bare hook), then epilog" >&2
     dir=$WORK/prolog; mkdir -p "$dir/state" "$dir/data" "$dir/cgroup"
-    sed -e "s|$WORK/agg/|$dir/|g" "$WORK/agg/alumet.toml" > "$dir/alumet.toml"
+    sed -e "s|$WORK/agg1/|$dir/|g" "$WORK/agg1/alumet.toml" > "$dir/alumet.toml"
     hook_env=(SLURM_JOB_ID=4242 SLURM_JOBID=4242 SLURM_JOB_USER=root SLURM_JOB_UID=0 SLURM_JOB_GID=0
         SLURMD_NODENAME=bench SLURM_CLUSTER_NAME=bench SLURM_NODELIST=bench ALUMET_HPC_CONFIG="$dir/alumet.toml")
     "$OUT/probe" "$dir/prolog.txt" hook -- "${hook_env[@]}" SLURM_SCRIPT_CONTEXT=prolog_slurmd "$BIN" > /dev/null 2>&1 \
@@ -237,15 +244,37 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- figures
 # Same rate formula for both programs: the tick span only if the sampler reports it too.
-USE_SPAN=0; [[ -n $(jv "$WORK/agg/stats.json" tick_span_ns) ]] && USE_SPAN=1
-figures "$WORK/agg/probe.txt" "$WORK/agg/stats.json" jv
-O_OWN=$R_OWN_RATE O_RATE=$R_RATE O_P50=$R_P50 O_P99=$R_P99 O_MAX=$R_MAX O_MEAN=$R_MEAN O_MISSED=$R_MISSED O_TICKS=$R_TICKS
-O_CPU=$R_CPU_TICK O_PCT=$R_CPU_PCT O_RSSW=$R_RSS_WIN O_RSS=$R_RSS_MAX O_FIRST=$R_FIRST_MS O_STOP=$R_STOP_MS O_CPUT=$R_CPU_TOTAL_MS
+USE_SPAN=0; [[ -n $(jv "$WORK/agg1/stats.json" tick_span_ns) ]] && USE_SPAN=1
+median() { printf '%s\n' "$@" | grep -v '^-*$' | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+KEYS=(OWN_RATE RATE P50 P99 MAX MEAN MISSED TICKS CPU_TICK CPU_PCT RSS_WIN RSS_MAX FIRST_MS STOP_MS CPU_TOTAL_MS)
+declare -A OURS_ALL C_ALL NV_ALL
+ROUND_LINES=()
+for ((r = 1; r <= ROUNDS; r++)); do
+    figures "$WORK/agg$r/probe.txt" "$WORK/agg$r/stats.json" jv
+    for k in "${KEYS[@]}"; do v=R_$k; OURS_ALL[$k]+="${!v} "; done
+    ROUND_LINES+=("  round $r ours: rate $R_RATE Hz, lateness p50/p99/max $R_P50/$R_P99/$R_MAX µs, missed $R_MISSED, CPU $R_CPU_TICK µs/tick, RSS $R_RSS_MAX MB, first sample $R_FIRST_MS ms")
+    figures "$WORK/c$r/probe.txt" "$WORK/c$r/stats.txt" kv
+    for k in "${KEYS[@]}"; do v=R_$k; C_ALL[$k]+="${!v} "; done
+    if [[ $HAVE_NVML == 1 ]]; then
+        figures "$WORK/nvml$r/probe.txt" "$WORK/nvml$r/stats.json" jv
+        for k in "${KEYS[@]}"; do v=R_$k; NV_ALL[$k]+="${!v} "; done
+        ROUND_LINES+=("  round $r ours + NVML: rate $R_RATE Hz, lateness p50/p99/max $R_P50/$R_P99/$R_MAX µs, missed $R_MISSED, CPU $R_CPU_TICK µs/tick, RSS $R_RSS_MAX MB")
+        figures "$WORK/c$r/probe.txt" "$WORK/c$r/stats.txt" kv
+    fi
+    ROUND_LINES+=("  round $r C:    rate $R_RATE Hz, lateness p50/p99/max $R_P50/$R_P99/$R_MAX µs, missed $R_MISSED, CPU $R_CPU_TICK µs/tick, RSS $R_RSS_MAX MB, first sample $R_FIRST_MS ms")
+done
+# shellcheck disable=SC2086
+m() { num "$(median ${1})" "${2:-%.2f}"; }
+O_OWN=$(m "${OURS_ALL[OWN_RATE]}") O_RATE=$(m "${OURS_ALL[RATE]}") O_P50=$(m "${OURS_ALL[P50]}" %.0f) O_P99=$(m "${OURS_ALL[P99]}" %.0f)
+O_MAX=$(m "${OURS_ALL[MAX]}" %.1f) O_MEAN=$(m "${OURS_ALL[MEAN]}" %.1f) O_MISSED=$(m "${OURS_ALL[MISSED]}" %.0f) O_TICKS=$(m "${OURS_ALL[TICKS]}" %.0f)
+O_CPU=$(m "${OURS_ALL[CPU_TICK]}") O_PCT=$(m "${OURS_ALL[CPU_PCT]}") O_RSSW=$(m "${OURS_ALL[RSS_WIN]}") O_RSS=$(m "${OURS_ALL[RSS_MAX]}")
+O_FIRST=$(m "${OURS_ALL[FIRST_MS]}") O_STOP=$(m "${OURS_ALL[STOP_MS]}" %.1f) O_CPUT=$(m "${OURS_ALL[CPU_TOTAL_MS]}" %.1f)
+C_OWN=$(m "${C_ALL[OWN_RATE]}") C_RATE=$(m "${C_ALL[RATE]}") C_P50=$(m "${C_ALL[P50]}" %.0f) C_P99=$(m "${C_ALL[P99]}" %.0f)
+C_MAX=$(m "${C_ALL[MAX]}" %.1f) C_MEAN=$(m "${C_ALL[MEAN]}" %.1f) C_MISSED=$(m "${C_ALL[MISSED]}" %.0f) C_TICKS=$(m "${C_ALL[TICKS]}" %.0f)
+C_CPU=$(m "${C_ALL[CPU_TICK]}") C_PCT=$(m "${C_ALL[CPU_PCT]}") C_RSSW=$(m "${C_ALL[RSS_WIN]}") C_RSS=$(m "${C_ALL[RSS_MAX]}")
+C_FIRST=$(m "${C_ALL[FIRST_MS]}")
 figures "$WORK/raw/probe.txt" "$WORK/raw/stats.json" jv
 W_RATE=$R_RATE W_P50=$R_P50 W_P99=$R_P99 W_MAX=$R_MAX W_MISSED=$R_MISSED W_CPU=$R_CPU_TICK W_RSS=$R_RSS_MAX W_STOP=$R_STOP_MS W_FIRST=$R_FIRST_MS
-figures "$WORK/c/probe.txt" "$WORK/c/stats.txt" kv
-C_OWN=$R_OWN_RATE C_RATE=$R_RATE C_P50=$R_P50 C_P99=$R_P99 C_MAX=$R_MAX C_MEAN=$R_MEAN C_MISSED=$R_MISSED C_TICKS=$R_TICKS
-C_CPU=$R_CPU_TICK C_PCT=$R_CPU_PCT C_RSSW=$R_RSS_WIN C_RSS=$R_RSS_MAX C_FIRST=$R_FIRST_MS
 
 parquet_figures "$WORK/raw" 6
 RAW_SIZE=$P_SIZE RAW_FOOTER=$P_FOOTER RAW_ROWS=$P_ROWS RAW_READ=$P_READINGS
@@ -253,10 +282,10 @@ RAW_BPS=$(calc "sprintf(\"%.3f\", $RAW_SIZE / $RAW_READ)")
 RAW_BPS_DATA=$(calc "sprintf(\"%.3f\", ($RAW_SIZE - $RAW_FOOTER - 12) / $RAW_READ)")
 RAW_DUR_S=$(calc "($(jv "$WORK/raw/stats.json" ticks) + $(jv "$WORK/raw/stats.json" missed_ticks)) / $HZ")
 RAW_HOUR_MB=$(calc "sprintf(\"%.1f\", (($RAW_SIZE - $RAW_FOOTER - 12) / $RAW_DUR_S * 3600 + $RAW_FOOTER) / 1e6)")
-parquet_figures "$WORK/agg" 6
+parquet_figures "$WORK/agg1" 6
 AGG_SIZE=$P_SIZE AGG_FOOTER=$P_FOOTER AGG_ROWS=$P_ROWS
 AGG_BPR=$(calc "sprintf(\"%.1f\", $AGG_SIZE / $AGG_ROWS)")
-AGG_DUR_S=$(calc "($(jv "$WORK/agg/stats.json" ticks) + $(jv "$WORK/agg/stats.json" missed_ticks)) / $HZ")
+AGG_DUR_S=$(calc "($(jv "$WORK/agg1/stats.json" ticks) + $(jv "$WORK/agg1/stats.json" missed_ticks)) / $HZ")
 AGG_HOUR_KB=$(calc "sprintf(\"%.0f\", (($AGG_SIZE - $AGG_FOOTER - 12) / $AGG_DUR_S * 3600 + $AGG_FOOTER) / 1e3)")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
@@ -264,8 +293,8 @@ CPU_RATIO=$(ratio "$O_CPU" "$C_CPU")
 CPU_LIMIT=$(calc "sprintf(\"%.2f\", 1.2 * $C_CPU)")
 
 if [[ $HAVE_NVML == 1 ]]; then
-    figures "$WORK/nvml/probe.txt" "$WORK/nvml/stats.json" jv
-    N_RATE=$R_RATE N_P50=$R_P50 N_P99=$R_P99 N_MAX=$R_MAX N_MISSED=$R_MISSED N_CPU=$R_CPU_TICK N_RSS=$R_RSS_MAX
+    N_RATE=$(m "${NV_ALL[RATE]}") N_P50=$(m "${NV_ALL[P50]}" %.0f) N_P99=$(m "${NV_ALL[P99]}" %.0f) N_MAX=$(m "${NV_ALL[MAX]}" %.1f)
+    N_MISSED=$(m "${NV_ALL[MISSED]}" %.0f) N_CPU=$(m "${NV_ALL[CPU_TICK]}") N_RSS=$(m "${NV_ALL[RSS_MAX]}")
     # "Must not degrade": p99 with the NVML thread within noise of p99 without it (20 %, at least 10 µs).
     N_P99_LIMIT=$(calc "sprintf(\"%.0f\", ($O_P99 * 1.2 > $O_P99 + 10) ? $O_P99 * 1.2 : $O_P99 + 10)")
     # NVML alone: no tick thread; CPU per poll = window CPU / (NVML_HZ x window), per GPU read = / GPUS.
@@ -275,7 +304,6 @@ if [[ $HAVE_NVML == 1 ]]; then
     NO_PCT=$(calc "sprintf(\"%.3f\", 100 * $NO_CPU / $NO_WIN)")
     NO_RSS=$(calc "sprintf(\"%.2f\", $(kv "$WORK/nvmlonly/probe.txt" maxrss_kb) / 1024)")
     NC_NS=$(kv "$WORK/nvml_cost.txt" ns_per_call)
-    N_EXTRA_POLL_US=$(calc "sprintf(\"%.1f\", (($N_CPU - $O_CPU) * $HZ) / $NVML_HZ)")
 fi
 
 ADV_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $(kv "$WORK/advance.txt" advance_cpu_ns) / ($(kv "$WORK/advance.txt" advance_updates) / $ADV_HZ * 1e9))")
@@ -284,7 +312,7 @@ ADV_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $(kv "$WORK/advance.txt" advance_cpu
 {
 echo "Alumet.Hpc sampler benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
 echo "load average before/after: $LOAD_BEFORE / $LOAD_AFTER (other load on the machine shows up as lateness)"
-echo "each run: $((WARMUP + SECS)) s at $HZ Hz on a generated tree of 2 packages x 3 domains (6 energy_uj files), counters advanced at $ADV_HZ Hz;"
+echo "each run: $((WARMUP + SECS)) s ($ROUNDS round(s) of ours then C) at $HZ Hz on a generated tree of 2 packages x 3 domains (6 energy_uj files), counters advanced at $ADV_HZ Hz;"
 echo "ours = $BIN sample (storage_period_ms = 1000, exclusive); C = bench/c_reader.c (gcc -O2), same reads, same ticker"
 echo
 printf '%-44s %12s %12s %8s %14s  %s\n' figure ours C ours/C target result
@@ -338,9 +366,10 @@ echo "  C reader:          rate $C_RATE Hz (own achieved_hz $C_OWN), lateness p5
 echo "                     CPU $C_CPU µs/tick ($C_PCT % of a core), RSS $C_RSS MB, first sample $C_FIRST ms"
 if [[ $HAVE_NVML == 1 ]]; then
     echo "  ours + NVML:       $GPUS fake GPUs at $NVML_HZ Hz: rate $N_RATE Hz, lateness p50/p99/max $N_P50/$N_P99/$N_MAX µs, missed $N_MISSED,"
-    echo "                     CPU $N_CPU µs/RAPL tick (vs $O_CPU without: ~$N_EXTRA_POLL_US µs per NVML poll), RSS peak $N_RSS MB"
+    echo "                     CPU $N_CPU µs per RAPL tick, NVML included (vs $O_CPU without), RSS peak $N_RSS MB"
     echo "  NVML alone:        $NO_POLL_US µs CPU per poll of $GPUS GPUs ($NO_PCT % of a core, wake-up included), RSS peak $NO_RSS MB; fake lib call from C $NC_NS ns"
 fi
+if ((ROUNDS > 1)); then echo "  the table shows medians over $ROUNDS rounds:"; printf '%s\n' "${ROUND_LINES[@]}"; fi
 echo "  advancer:          $ADV_CPU_PCT % of a core (nice 19; runs under ours and C alike)"
 echo "  --help runs (ms):  ${HELP_MS[*]}; RSS $HELP_RSS MB"
 echo "lateness: CLOCK_MONOTONIC after wake-up minus the absolute deadline, 1 µs buckets (percentile = bucket upper edge);"
