@@ -7,8 +7,8 @@ namespace Alumet.Hpc.Schedulers.Slurm;
 public sealed record StepCgroup(string JobId, string Step, string Directory, CgroupVersion Version);
 
 /// <summary>
-/// Where Slurm's task/cgroup and proctrack/cgroup plugins put job cgroups, under
-/// <c>&lt;sysfs root&gt;/fs/cgroup</c>:
+/// Where Slurm's task/cgroup and proctrack/cgroup plugins put job cgroups, under the cgroup root
+/// ([paths].cgroup_root, normally /sys/fs/cgroup):
 /// <list type="bullet">
 /// <item>cgroup v1: <c>&lt;ctrl&gt;/slurm_&lt;node&gt;/uid_&lt;uid&gt;/job_&lt;id&gt;</c> (builds with multiple-slurmd support,
 /// e.g. Debian's) or <c>&lt;ctrl&gt;/slurm/uid_&lt;uid&gt;/job_&lt;id&gt;</c>, where &lt;ctrl&gt; is the hierarchy that carries
@@ -30,17 +30,17 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator
     private readonly string? _sluid;
     private string? _sluidJobId; // the numeric id of the job named by _sluid, once Find has seen it
 
-    /// <param name="sysfsRoot">sysfs root ("/sys", or a generated tree in tests).</param>
+    /// <param name="cgroupRoot">cgroup filesystem root ("/sys/fs/cgroup", or a generated tree in tests).</param>
     /// <param name="node">This node's Slurm name (SLURMD_NODENAME).</param>
     /// <param name="sluid">The sampled job's SLUID (SLURM_JOB_SLUID, Slurm ≥ 25.11), if any.</param>
-    public SlurmCgroupLocator(string sysfsRoot, string node, string? sluid = null)
+    public SlurmCgroupLocator(string cgroupRoot, string node, string? sluid = null)
     {
-        _cgroupRoot = Path.Combine(sysfsRoot, "fs", "cgroup");
+        _cgroupRoot = cgroupRoot;
         _node = node;
         _sluid = string.IsNullOrEmpty(sluid) ? null : sluid;
     }
 
-    public static SlurmCgroupLocator Create(string sysfsRoot, string node, string? sluid) => new(sysfsRoot, node, sluid);
+    public static SlurmCgroupLocator Create(string cgroupRoot, string node, string? sluid) => new(cgroupRoot, node, sluid);
 
     public JobCgroup? Find(JobIdentity job)
     {

@@ -8,12 +8,13 @@ namespace Alumet.Hpc.Tests.Schedulers.Slurm;
 /// <summary>Generated cgroup trees in the layouts Slurm really creates (see SlurmCgroupLocator).</summary>
 public sealed class SlurmCgroupLocatorTests : IDisposable
 {
-    private readonly string _sys = Directory.CreateTempSubdirectory("alumet-slurm-cg-").FullName;
+    private readonly string _tmp = Directory.CreateTempSubdirectory("alumet-slurm-cg-").FullName;
+    private string _sys => Path.Combine(_tmp, "cgroup");
     private static readonly JobIdentity Job42 = new("slurm", "lab", "42", "alice", 1001, "n1");
 
-    public void Dispose() => Directory.Delete(_sys, recursive: true);
+    public void Dispose() => Directory.Delete(_tmp, recursive: true);
 
-    private string Cg(string rel) => Path.Combine(_sys, "fs", "cgroup", rel);
+    private string Cg(string rel) => Path.Combine(_sys, rel);
 
     private string V1Job(string ctrl, string slurmDir, int uid, string id, params string[] steps)
     {
