@@ -33,14 +33,20 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator
     /// <param name="cgroupRoot">cgroup filesystem root ("/sys/fs/cgroup", or a generated tree in tests).</param>
     /// <param name="node">This node's Slurm name (SLURMD_NODENAME).</param>
     /// <param name="sluid">The sampled job's SLUID (SLURM_JOB_SLUID, Slurm ≥ 25.11), if any.</param>
-    public SlurmCgroupLocator(string cgroupRoot, string node, string? sluid = null)
+    /// <param name="sluidJobId">The numeric id of the job <paramref name="sluid"/> names: EnumerateJobs reports its
+    /// SLUID-named directory under this id (otherwise only after the first <see cref="Find"/>).</param>
+    public SlurmCgroupLocator(string cgroupRoot, string node, string? sluid = null, string? sluidJobId = null)
     {
         _cgroupRoot = cgroupRoot;
         _node = node;
         _sluid = string.IsNullOrEmpty(sluid) ? null : sluid;
+        _sluidJobId = _sluid is null ? null : sluidJobId;
     }
 
     public static SlurmCgroupLocator Create(string cgroupRoot, string node, string? sluid) => new(cgroupRoot, node, sluid);
+
+    /// <summary>The locator for the sampler of <paramref name="job"/> (preferred: SLUID and job id paired from the start).</summary>
+    public static SlurmCgroupLocator Create(string cgroupRoot, JobIdentity job, string? sluid) => new(cgroupRoot, job.Node, sluid, job.JobId);
 
     public JobCgroup? Find(JobIdentity job)
     {

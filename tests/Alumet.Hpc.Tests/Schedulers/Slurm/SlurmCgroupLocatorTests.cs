@@ -1,4 +1,3 @@
-using Xunit;
 using Alumet.Hpc.Attribution;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Schedulers.Slurm;
@@ -108,6 +107,14 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
         var loc = new SlurmCgroupLocator(_sys, "n1", "s0E4QZK1T3WXA");
         Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), loc.Find(Job42));
         Assert.Equal(new[] { "42", "s0E4QZK1T3WXB" }, loc.EnumerateJobs().Select(j => j.JobId));
+    }
+
+    [Fact]
+    public void SluidPairedAtCreationIsReportedUnderTheJobIdBeforeAnyFind()
+    {
+        string dir = V2Job("slurmstepd.scope", "job_s0E4QZK1T3WXA");
+        var loc = SlurmCgroupLocator.Create(_sys, Job42 with { Node = "n1" }, "s0E4QZK1T3WXA");
+        Assert.Equal(new[] { new JobCgroup("42", dir, CgroupVersion.V2) }, loc.EnumerateJobs());
     }
 
     [Fact]

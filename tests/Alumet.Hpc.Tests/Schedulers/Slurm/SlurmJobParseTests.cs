@@ -1,4 +1,3 @@
-using Xunit;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Schedulers.Slurm;
 
