@@ -7,11 +7,12 @@ namespace Alumet.Hpc.Schedulers.Slurm;
 /// <summary>What the hooks ask of the job machinery: start a job's sampler, stop and finalize it.</summary>
 internal interface ISamplerControl
 {
-    /// <returns>One log-ready line saying what happened (never throws in production).</returns>
-    string Start(SlurmJob job, AlumetConfig config, string? configPath);
+    /// <returns>Whether a sampler runs for the job, and one log-ready line saying what happened.</returns>
+    (bool Ok, string Message) Start(SlurmJob job, AlumetConfig config, string? configPath);
 
-    /// <returns>What happened, and the job's Parquet file on this node when one was written.</returns>
-    (string Summary, string? ParquetPath) StopAndFinalize(SlurmJob job, AlumetConfig config);
+    /// <returns>Whether the job got its row, and what happened. The finalizer writes the Parquet file
+    /// readable by the job's user only and the accounting row.</returns>
+    (bool Ok, string Message) StopAndFinalize(SlurmJob job, AlumetConfig config);
 }
 
 public static partial class SlurmHook
@@ -38,17 +39,9 @@ public static partial class SlurmHook
             SlurmJob job = parse.Job!;
             string where = $"slurm {kind} job {job.Identity.JobId} on {job.Identity.Node}";
 
-            if (kind == "prolog")
-            {
-                string outcome = control.Start(job, config, configPath);
-                Log.Info($"{where}: {outcome} ({Ms(t0)})");
-            }
-            else
-            {
-                var (outcome, parquet) = control.StopAndFinalize(job, config);
-                string owner = parquet is null ? "" : "; " + JobFileOwnership.GiveToUser(parquet, job.Identity.Uid, job.Gid);
-                Log.Info($"{where}: {outcome}{owner} ({Ms(t0)})");
-            }
+            var (ok, outcome) = kind == "prolog" ? control.Start(job, config, configPath) : control.StopAndFinalize(job, config);
+            if (ok) Log.Info($"{where}: {outcome} ({Ms(t0)})");
+            else Log.Error($"{where}: {outcome} ({Ms(t0)})");
         }
         catch (HookRefusal r)
         {
