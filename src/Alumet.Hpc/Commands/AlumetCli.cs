@@ -14,12 +14,14 @@ public static class AlumetCli
         {
             ExecCommand.Create(),
             SampleCommand.Create(),
+            Schedulers.Slurm.SlurmCommand.Create(),
         };
         return root;
     }
 
     public static int Main(string argv0, string[] args)
     {
+        if (args.Length == 0 && Schedulers.Slurm.SlurmCommand.RunBare() is int hookExit) return hookExit;
         return CreateRoot().Parse(args).Invoke();
     }
 }
