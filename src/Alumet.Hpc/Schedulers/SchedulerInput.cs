@@ -21,14 +21,17 @@ public static class SchedulerInput
     }
 
     /// <summary>
-    /// A user name: 1-64 chars of [A-Za-z0-9_.-@], not starting with '-', '.' or '@' (POSIX portable
-    /// names plus the '@' of fully qualified SSSD names).
+    /// A user name: POSIX portable names, [A-Za-z_] then up to 63 of [A-Za-z0-9._-], plus the '$' of machine
+    /// accounts at the end: the same rule as <c>alumet-hpc sample --user</c>, so a name the hook accepts
+    /// never makes the sampler refuse to start.
     /// </summary>
     public static bool IsUserName(string? s)
     {
-        if (s is not { Length: > 0 and <= 64 } || s[0] is '-' or '.' or '@') return false;
-        foreach (char c in s)
-            if (!(char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-' or '@')) return false;
+        if (s is null) return false;
+        string core = s.EndsWith('$') ? s[..^1] : s;
+        if (core.Length is 0 or > 64 || !(char.IsAsciiLetter(core[0]) || core[0] == '_')) return false;
+        foreach (char c in core)
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-')) return false;
         return true;
     }
 

@@ -126,7 +126,8 @@ public sealed class SlurmE2ETests
             WaitJobDone(id);
             Assert.Equal("COMPLETED", JobState(id));
             Assert.Equal("idle", NodeState());
-            Assert.Contains(File.ReadLines(HookLog), l => l.Contains($"slurm prolog job {id} "));
+            Assert.Contains(File.ReadLines(HookLog), l => l.Contains($"error: slurm prolog job {id} on "));
+            Assert.Equal("not_measured", Row(id).Status);
             AssertNoSampler(id);
         }
         finally { File.Delete(blocker); }
@@ -217,8 +218,8 @@ public sealed class SlurmE2ETests
         var p = ParquetSums(row.ParquetPath, id);
         Assert.Equal(row.NodeJ, p["node"], 6);
         Assert.Equal(row.JobJ, p[$"job:{id}"], 6);
-        // The user reads their own file, nobody else does.
-        Assert.Equal($"{User} 400", Run("stat", "-c", "%U %a", row.ParquetPath).Out.Trim());
+        // The user reads their own file, nobody else does (JobFinalizer: uid, group root, 0440).
+        Assert.Equal($"{User} root 440", Run("stat", "-c", "%U %G %a", row.ParquetPath).Out.Trim());
         var report = RunAs(Bin, "report", "--job", id, "--config", Config);
         Assert.True(report.Code == 0, $"alumet-report --job {id}: {report.Err}");
         Assert.Contains(id, report.Out);

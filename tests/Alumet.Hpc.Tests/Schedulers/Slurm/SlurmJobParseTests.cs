@@ -86,11 +86,24 @@ public sealed class SlurmJobParseTests
         Assert.Equal(expected, p.Error);
     }
 
-    [Fact]
-    public void AcceptsFullyQualifiedAndUnusualButSafeUserNames()
+    [Theory]
+    [InlineData("_svc.build-1")]
+    [InlineData("HOST01$")]
+    [InlineData("a")]
+    public void AcceptsUnusualButSafeUserNames(string user)
     {
-        Assert.Equal("alice@example.org", SlurmHook.ParseJob(Env(("SLURM_JOB_USER", "alice@example.org"))).Job!.Identity.User);
-        Assert.Equal("_svc.build-1", SlurmHook.ParseJob(Env(("SLURM_JOB_USER", "_svc.build-1"))).Job!.Identity.User);
+        Assert.Equal(user, SlurmHook.ParseJob(Env(("SLURM_JOB_USER", user))).Job!.Identity.User);
+    }
+
+    [Theory]
+    [InlineData("alice@example.org")] // SSSD fully qualified: refused, like `alumet-hpc sample --user`
+    [InlineData("1alice")]
+    [InlineData(".hidden")]
+    [InlineData("$")]
+    [InlineData("a$b")]
+    public void RefusesUserNamesTheSamplerWouldRefuse(string user)
+    {
+        Assert.Null(SlurmHook.ParseJob(Env(("SLURM_JOB_USER", user))).Job);
     }
 
     [Fact]
