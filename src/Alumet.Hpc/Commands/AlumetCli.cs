@@ -20,6 +20,7 @@ public static class AlumetCli
             ExecCommand.Create(),
             SampleCommand.Create(),
             report,
+            Schedulers.Slurm.SlurmCommand.Create(),
         };
         return root;
     }
@@ -27,6 +28,7 @@ public static class AlumetCli
     public static int Main(string argv0, string[] args)
     {
         if (Path.GetFileName(argv0) == Report.ReportCommand.Name) return ReportEntry.Run(args);
+        if (args.Length == 0 && Schedulers.Slurm.SlurmCommand.RunBare() is int hookExit) return hookExit;
         if (args.Length > 0 && args[0] == "report") return ReportEntry.Run(args[1..]);
         return CreateRoot().Parse(args).Invoke();
     }
