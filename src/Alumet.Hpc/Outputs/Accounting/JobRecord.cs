@@ -1,0 +1,88 @@
+using System.Globalization;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Spool;
+
+namespace Alumet.Hpc.Outputs.Accounting;
+
+/// <summary>Status of a job+node row. A better status is never overwritten by a worse one (see <see cref="AccountingDb.Upsert"/>).</summary>
+public static class JobStatus
+{
+    /// <summary>The sampler ran the whole job and its spool was finalized.</summary>
+    public const string Complete = "complete";
+    /// <summary>Some energy was measured but part of the job is missing (late start, crash, read errors); <c>reason</c> says what.</summary>
+    public const string Partial = "partial";
+    /// <summary>Nothing was measured (no counter, sampler failed to start ...); <c>reason</c> says why.</summary>
+    public const string NotMeasured = "not_measured";
+
+    public static int Rank(string status) => status switch
+    {
+        Complete => 3,
+        Partial => 2,
+        NotMeasured => 1,
+        _ => 0,
+    };
+
+    public static bool IsValid(string status) => Rank(status) > 0;
+}
+
+/// <summary>One step's part of the job share on one node (<c>1234.batch</c>, <c>1234.0</c>). Not added to the job total.</summary>
+public sealed record StepRecord(
+    string StepId, DateTime? Start, DateTime? End, double ElapsedS, DomainEnergies Energy,
+    double AvePowerW, double MaxPowerW, long SampleCount, long WrapAmbiguous)
+{
+    public double TotalEnergyJ => Energy.TotalJ;
+
+    public static StepRecord FromSummary(StepSummary s) => new(
+        s.StepId, s.Summary.Samples > 0 ? s.Summary.Start : null, s.Summary.Samples > 0 ? s.Summary.End : null,
+        s.Summary.ElapsedS, s.Summary.Energy, s.Summary.AvePowerW, s.Summary.MaxPowerW, s.Summary.Samples, s.Summary.WrapAmbiguous);
+}
+
+/// <summary>
+/// One accounting row: a job's energy on one node. Key: (Cluster, Scheduler, JobId, Node).
+/// Energies are the job's share in J; <see cref="NodeEnergyJ"/>, <see cref="UnattributedEnergyJ"/>, <see cref="OtherJobsEnergyJ"/>
+/// are counted-domain totals (package+dram+gpu) of the whole node over the same spool, for context and audits.
+/// </summary>
+public sealed record JobRecord(
+    string Cluster, string Scheduler, string JobId, string Node, string User, int Uid,
+    DateTime? Start, DateTime? End, double ElapsedS,
+    DomainEnergies Energy, double AvePowerW, double MaxPowerW,
+    double FrequencyHz, string Frequency, string Interfaces, bool Estimated, string EstimateModel, string Perimeter,
+    string AttributionMode, int StoragePeriodMs,
+    long SampleCount, long WrapAmbiguous, long ReadErrors,
+    double NodeEnergyJ, double UnattributedEnergyJ, double OtherJobsEnergyJ,
+    string Status, string Reason, string ParquetPath, string ToolVersion,
+    IReadOnlyList<StepRecord> Steps)
+{
+    public double TotalEnergyJ => Energy.TotalJ;
+
+    /// <summary>The row of a finalized spool.</summary>
+    public static JobRecord FromSummary(JobSummary summary, SpoolMeta meta, string status, string reason, string parquetPath)
+    {
+        var job = summary.Job;
+        bool any = job.Samples > 0;
+        return new JobRecord(
+            meta.Cluster, meta.Scheduler, meta.JobId, meta.Node, meta.User, meta.Uid,
+            any ? job.Start : null, any ? job.End : null, job.ElapsedS,
+            job.Energy, job.AvePowerW, job.MaxPowerW,
+            summary.MaxFrequencyHz, summary.FrequencyList, summary.InterfaceList, summary.Estimated, summary.EstimateModel, summary.Perimeter,
+            meta.AttributionMode, meta.StoragePeriodMs,
+            job.Samples, job.WrapAmbiguous, job.ReadErrors,
+            summary.Node.TotalEnergyJ, summary.Unattributed.TotalEnergyJ, summary.OtherJobs.TotalEnergyJ,
+            status, reason, parquetPath, meta.ToolVersion,
+            summary.Steps.Select(StepRecord.FromSummary).ToList());
+    }
+
+    /// <summary>A row saying that this job ran on this node but nothing was measured, and why.</summary>
+    public static JobRecord NotMeasured(JobIdentity id, string reason, DateTime? start = null, DateTime? end = null, string toolVersion = "") => new(
+        id.Cluster, id.Scheduler, id.JobId, id.Node, id.User, id.Uid,
+        start, end, start is { } s && end is { } e && e > s ? (e - s).TotalSeconds : 0,
+        DomainEnergies.Zero, 0, 0, 0, "", "", false, "", "", "", 0, 0, 0, 0, 0, 0, 0,
+        JobStatus.NotMeasured, reason, "", toolVersion, []);
+
+    internal static string FormatTime(DateTime? t) =>
+        t is { } v ? DateTime.SpecifyKind(v, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture) : "";
+
+    internal static DateTime? ParseTime(string? s) =>
+        string.IsNullOrEmpty(s) ? null
+            : DateTime.ParseExact(s, "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal);
+}

@@ -1,0 +1,248 @@
+using Alumet.Hpc.Core;
+using Alumet.Hpc.Spool;
+
+namespace Alumet.Hpc.Outputs;
+
+/// <summary>Energy of one consumer per RAPL/NVML domain, in joules.</summary>
+public sealed record DomainEnergies(double PackageJ, double CoreJ, double UncoreJ, double DramJ, double PsysJ, double GpuJ)
+{
+    public static readonly DomainEnergies Zero = new(0, 0, 0, 0, 0, 0);
+
+    /// <summary>Package + DRAM + GPU (<see cref="ResourceKinds.CountsInTotal"/>): cores/uncore are inside the package, psys contains both.</summary>
+    public double TotalJ => PackageJ + DramJ + GpuJ;
+
+    public double this[ResourceKind kind] => kind switch
+    {
+        ResourceKind.CpuPackage => PackageJ,
+        ResourceKind.CpuCores => CoreJ,
+        ResourceKind.Uncore => UncoreJ,
+        ResourceKind.Dram => DramJ,
+        ResourceKind.Psys => PsysJ,
+        ResourceKind.Gpu => GpuJ,
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    internal static DomainEnergies FromArray(ReadOnlySpan<double> byKind) =>
+        new(byKind[(int)ResourceKind.CpuPackage], byKind[(int)ResourceKind.CpuCores], byKind[(int)ResourceKind.Uncore],
+            byKind[(int)ResourceKind.Dram], byKind[(int)ResourceKind.Psys], byKind[(int)ResourceKind.Gpu]);
+
+    public DomainEnergies Plus(DomainEnergies o) =>
+        new(PackageJ + o.PackageJ, CoreJ + o.CoreJ, UncoreJ + o.UncoreJ, DramJ + o.DramJ, PsysJ + o.PsysJ, GpuJ + o.GpuJ);
+}
+
+/// <summary>
+/// What one consumer (<c>job:&lt;id&gt;</c>, <c>step:&lt;id&gt;.&lt;step&gt;</c>, <c>node</c> ...) used over the spool.
+/// </summary>
+/// <param name="StartNs">Start of the first stored interval (WallNs - IntervalNs of the earliest record), Unix ns; 0 when there is no record.</param>
+/// <param name="EndNs">End of the last stored interval, Unix ns.</param>
+/// <param name="MaxPowerW">Highest power over one stored timestamp: Σ over the counted domains of energy/interval.</param>
+/// <param name="Samples">Number of spool records of this consumer.</param>
+/// <param name="WrapAmbiguous">Records flagged <see cref="SpoolFlags.WrapAmbiguous"/>: the energy is a lower bound.</param>
+/// <param name="ReadErrors">Records flagged <see cref="SpoolFlags.ReadError"/>.</param>
+public sealed record ConsumerSummary(
+    string Consumer, DomainEnergies Energy, long StartNs, long EndNs, double MaxPowerW, long Samples, long WrapAmbiguous, long ReadErrors)
+{
+    public double TotalEnergyJ => Energy.TotalJ;
+    public double ElapsedS => EndNs > StartNs ? (EndNs - StartNs) / 1e9 : 0;
+    public double AvePowerW => ElapsedS > 0 ? TotalEnergyJ / ElapsedS : 0;
+    public DateTime Start => Clock.FromWallNs(StartNs);
+    public DateTime End => Clock.FromWallNs(EndNs);
+}
+
+/// <summary>A job step's share (<c>step:1234.batch</c>): a subdivision of the job's share, never added to the job total.</summary>
+public sealed record StepSummary(string StepId, ConsumerSummary Summary);
+
+/// <summary>
+/// Per-job summary computed by streaming a spool once (bounded memory). Raw integers are summed per series
+/// and converted to joules once at the end, so the totals equal what a reader gets by summing the Parquet
+/// values per series, and the conservation invariant (job + other_jobs + unattributed = node) holds exactly in raw units.
+/// </summary>
+public sealed record JobSummary(
+    string JobId,
+    ConsumerSummary Job,
+    ConsumerSummary Node,
+    ConsumerSummary Unattributed,
+    ConsumerSummary OtherJobs,
+    IReadOnlyList<StepSummary> Steps,
+    IReadOnlyList<string> Interfaces,
+    bool Estimated,
+    string EstimateModel,
+    IReadOnlyDictionary<string, double> SourceHz,
+    string Perimeter)
+{
+    public const string NodeConsumer = "node";
+    public const string UnattributedConsumer = "unattributed";
+    public const string OtherJobsConsumer = "other_jobs";
+
+    public static string JobConsumer(string jobId) => $"job:{jobId}";
+    public static string StepPrefix(string jobId) => $"step:{jobId}.";
+
+    /// <summary>Interfaces joined with ',' (<c>powercap,nvml-energy-counter</c>).</summary>
+    public string InterfaceList => string.Join(',', Interfaces);
+
+    /// <summary>Source rates as <c>rapl=1000,nvml=20</c> (sorted by source name).</summary>
+    public string FrequencyList => FormatFrequency(SourceHz);
+
+    /// <summary>The highest source rate, Hz (what a single "frequency" column shows).</summary>
+    public double MaxFrequencyHz => SourceHz.Count == 0 ? 0 : SourceHz.Values.Max();
+
+    public static string FormatFrequency(IReadOnlyDictionary<string, double> hz) =>
+        string.Join(',', hz.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => $"{kv.Key}={kv.Value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}"));
+
+    /// <summary>Reads meta.json and streams spool.bin of <paramref name="spoolDirectory"/>.</summary>
+    public static JobSummary FromSpool(string spoolDirectory) =>
+        FromSpool(SpoolWriter.ReadMeta(spoolDirectory), SpoolReader.ReadChunks(spoolDirectory));
+
+    public static JobSummary FromSpool(SpoolMeta meta, IEnumerable<SpoolRecord[]> chunks)
+    {
+        string jobConsumer = JobConsumer(meta.JobId);
+        string stepPrefix = StepPrefix(meta.JobId);
+
+        // Consumer slot per series: 0 job, 1 node, 2 unattributed, 3 other_jobs, 4.. steps, -1 ignored.
+        var stepIds = new List<string>();
+        var slotOfSeries = new int[meta.Series.Count];
+        var kindOfSeries = new ResourceKind[meta.Series.Count];
+        for (int i = 0; i < meta.Series.Count; i++)
+        {
+            var s = meta.Series[i];
+            kindOfSeries[i] = ResourceKinds.Parse(s.ResourceKind);
+            slotOfSeries[i] = s.Consumer switch
+            {
+                _ when s.Consumer == jobConsumer => 0,
+                NodeConsumer => 1,
+                UnattributedConsumer => 2,
+                OtherJobsConsumer => 3,
+                _ when s.Consumer.StartsWith(stepPrefix, StringComparison.Ordinal) => 4 + StepSlot(stepIds, s.Consumer[stepPrefix.Length..]),
+                _ => -1,
+            };
+        }
+
+        var acc = new ConsumerAccumulator[4 + stepIds.Count];
+        for (int i = 0; i < acc.Length; i++) acc[i] = new ConsumerAccumulator(meta.Series.Count);
+
+        foreach (var chunk in chunks)
+        {
+            foreach (ref readonly var r in chunk.AsSpan())
+            {
+                if ((uint)r.Series >= (uint)slotOfSeries.Length) continue; // corrupt index: never crash a summary
+                int slot = slotOfSeries[r.Series];
+                if (slot < 0) continue;
+                var s = meta.Series[r.Series];
+                acc[slot].Add(in r, kindOfSeries[r.Series].CountsInTotal() ? r.Value * s.JoulesPerUnit : 0);
+            }
+        }
+
+        ConsumerSummary Build(int slot, string consumer) => acc[slot].Finish(consumer, meta, kindOfSeries, meta.StartWallNs);
+
+        var steps = new List<StepSummary>(stepIds.Count);
+        for (int i = 0; i < stepIds.Count; i++)
+            steps.Add(new StepSummary($"{meta.JobId}.{stepIds[i]}", Build(4 + i, stepPrefix + stepIds[i])));
+        steps.Sort((a, b) => StepOrder.Compare(a.StepId, b.StepId));
+
+        var interfaces = meta.Series
+            .Where(s => s.Consumer == jobConsumer || s.Consumer == NodeConsumer)
+            .Select(s => s.Interface).Where(i => i.Length > 0).Distinct().OrderBy(i => i, StringComparer.Ordinal).ToList();
+        bool estimated = interfaces.Contains(MeasurementInterface.Estimate.Wire());
+
+        return new JobSummary(
+            meta.JobId,
+            Build(0, jobConsumer), Build(1, NodeConsumer), Build(2, UnattributedConsumer), Build(3, OtherJobsConsumer),
+            steps, interfaces, estimated, estimated ? meta.EstimateModel : "",
+            new Dictionary<string, double>(meta.SourceHz), meta.Perimeter);
+    }
+
+    private static int StepSlot(List<string> stepIds, string step)
+    {
+        int i = stepIds.IndexOf(step);
+        if (i >= 0) return i;
+        stepIds.Add(step);
+        return stepIds.Count - 1;
+    }
+
+    private sealed class ConsumerAccumulator(int seriesCount)
+    {
+        // Per series raw sums (long: 9.2e18 µJ = 9.2 TJ, far beyond any job).
+        private readonly long[] _raw = new long[seriesCount];
+        private long _start = long.MaxValue, _end = long.MinValue;
+        private long _samples, _wrap, _readErrors;
+        private readonly PeakPower _peak = new();
+
+        public void Add(in SpoolRecord r, double countedJoules)
+        {
+            _raw[r.Series] += r.Value;
+            _samples++;
+            if ((r.Flags & SpoolFlags.WrapAmbiguous) != 0) _wrap++;
+            if ((r.Flags & SpoolFlags.ReadError) != 0) _readErrors++;
+            long start = r.WallNs - r.IntervalNs;
+            if (start < _start) _start = start;
+            if (r.WallNs > _end) _end = r.WallNs;
+            if (r.IntervalNs > 0 && countedJoules != 0) _peak.Add(r.WallNs, countedJoules / (r.IntervalNs / 1e9));
+        }
+
+        public ConsumerSummary Finish(string consumer, SpoolMeta meta, ResourceKind[] kinds, long fallbackStart)
+        {
+            Span<double> byKind = stackalloc double[6];
+            for (int i = 0; i < _raw.Length; i++)
+                if (_raw[i] != 0) byKind[(int)kinds[i]] += _raw[i] * meta.Series[i].JoulesPerUnit;
+            bool any = _samples > 0;
+            return new ConsumerSummary(consumer, DomainEnergies.FromArray(byKind),
+                any ? _start : fallbackStart, any ? _end : fallbackStart, _peak.Finish(), _samples, _wrap, _readErrors);
+        }
+    }
+
+    /// <summary>
+    /// Max over timestamps of Σ power of the records stored at that timestamp. Records of one timestamp arrive
+    /// close together in the spool (one tick or one storage period), so only a small window of recent
+    /// timestamps is kept: memory stays bounded on a multi-day 1 kHz spool.
+    /// </summary>
+    private sealed class PeakPower
+    {
+        private const int Window = 4096;
+        private readonly SortedDictionary<long, double> _open = new();
+        private double _max;
+
+        public void Add(long wallNs, double watts)
+        {
+            _open[wallNs] = _open.TryGetValue(wallNs, out var w) ? w + watts : watts;
+            if (_open.Count > Window)
+            {
+                var first = _open.First();
+                if (first.Value > _max) _max = first.Value;
+                _open.Remove(first.Key);
+            }
+        }
+
+        public double Finish()
+        {
+            foreach (var v in _open.Values) if (v > _max) _max = v;
+            _open.Clear();
+            return _max;
+        }
+    }
+}
+
+/// <summary>Orders step ids like sacct: batch, extern, interactive, then numeric steps, then the rest.</summary>
+public static class StepOrder
+{
+    public static int Compare(string a, string b)
+    {
+        var (ra, na, sa) = Key(a);
+        var (rb, nb, sb) = Key(b);
+        int c = ra.CompareTo(rb);
+        if (c != 0) return c;
+        c = na.CompareTo(nb);
+        return c != 0 ? c : string.CompareOrdinal(sa, sb);
+    }
+
+    private static (int Rank, long Number, string Text) Key(string stepId)
+    {
+        int dot = stepId.IndexOf('.');
+        string s = dot >= 0 ? stepId[(dot + 1)..] : stepId;
+        if (s == "batch") return (0, 0, s);
+        if (s == "extern") return (1, 0, s);
+        if (s == "interactive") return (2, 0, s);
+        if (long.TryParse(s, out long n)) return (3, n, s);
+        return (4, 0, s);
+    }
+}

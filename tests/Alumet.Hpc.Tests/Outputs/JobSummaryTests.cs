@@ -1,0 +1,136 @@
+using Alumet.Hpc.Outputs;
+using Alumet.Hpc.Spool;
+using Xunit;
+using static Alumet.Hpc.Tests.Outputs.SmallSpool;
+
+namespace Alumet.Hpc.Tests.Outputs;
+
+public sealed class JobSummaryTests
+{
+    [Fact]
+    public void JobEnergyPerDomainIsRawSumConvertedOnce()
+    {
+        using var tmp = new TempDir();
+        SmallSpool.Write(tmp.Path);
+        var s = JobSummary.FromSpool(tmp.Path);
+
+        Assert.Equal("1234", s.JobId);
+        Assert.Equal(J(1), s.Job.Energy.PackageJ);
+        Assert.Equal(180.0, s.Job.Energy.PackageJ, 9);
+        Assert.Equal(J(5), s.Job.Energy.DramJ);
+        Assert.Equal(J(9), s.Job.Energy.GpuJ);
+        Assert.Equal(600.0, s.Job.Energy.GpuJ, 9);
+        Assert.Equal(J(10), s.Job.Energy.CoreJ);
+        Assert.Equal(J(13), s.Job.Energy.PsysJ);
+        Assert.Equal(0, s.Job.Energy.UncoreJ);
+        // Total = package + dram + gpu; cores and psys are not added.
+        Assert.Equal(J(1) + J(5) + J(9), s.Job.TotalEnergyJ);
+        Assert.Equal(816.0, s.Job.TotalEnergyJ, 9);
+    }
+
+    [Fact]
+    public void TimesPowersAndCounts()
+    {
+        using var tmp = new TempDir();
+        SmallSpool.Write(tmp.Path);
+        var s = JobSummary.FromSpool(tmp.Path);
+
+        Assert.Equal(TestSpools.T0, s.Job.StartNs);          // first record's end minus its interval
+        Assert.Equal(TestSpools.T0 + 3 * Sec, s.Job.EndNs);
+        Assert.Equal(3.0, s.Job.ElapsedS);
+        Assert.Equal(816.0 / 3, s.Job.AvePowerW, 9);
+        // Peak at t=2: 90 J package + 12 J dram + 250 J gpu over 1 s (cores/psys excluded).
+        Assert.Equal(352.0, s.Job.MaxPowerW, 9);
+        Assert.Equal(3 * 5, s.Job.Samples);                  // job:1234 has 5 series × 3 intervals
+        Assert.Equal(1, s.Job.WrapAmbiguous);
+        Assert.Equal(1, s.Job.ReadErrors);
+        Assert.Equal(1, s.Node.ReadErrors);
+        Assert.Equal(["nvml-energy-counter", "powercap"], s.Interfaces);
+        Assert.False(s.Estimated);
+        Assert.Equal("", s.EstimateModel);
+        Assert.Equal("nvml=20,rapl=1000", s.FrequencyList);
+        Assert.Equal(1000, s.MaxFrequencyHz);
+    }
+
+    [Fact]
+    public void NodeOtherJobsUnattributedConserve()
+    {
+        using var tmp = new TempDir();
+        SmallSpool.Write(tmp.Path);
+        var s = JobSummary.FromSpool(tmp.Path);
+        Assert.Equal(J(0), s.Node.Energy.PackageJ);
+        Assert.Equal(J(2), s.OtherJobs.Energy.PackageJ);
+        Assert.Equal(J(3), s.Unattributed.Energy.PackageJ);
+        Assert.Equal(J(4), s.Node.Energy.DramJ);
+        Assert.Equal(J(8), s.Node.Energy.GpuJ);
+        // Raw conservation holds in the fixture: job + other + unattributed = node, per domain.
+        Assert.Equal(RawSum(0), RawSum(1) + RawSum(2) + RawSum(3));
+        Assert.Equal(RawSum(4), RawSum(5) + RawSum(6) + RawSum(7));
+    }
+
+    [Fact]
+    public void StepsAreSeparateAndOrderedLikeSacct()
+    {
+        using var tmp = new TempDir();
+        SmallSpool.Write(tmp.Path);
+        var s = JobSummary.FromSpool(tmp.Path);
+        Assert.Equal(["1234.batch", "1234.0"], s.Steps.Select(x => x.StepId));
+        Assert.Equal(J(11), s.Steps[0].Summary.Energy.PackageJ);
+        Assert.Equal(60.0, s.Steps[0].Summary.Energy.PackageJ, 9);
+        Assert.Equal(J(12), s.Steps[1].Summary.Energy.PackageJ);
+        Assert.Equal(3, s.Steps[1].Summary.Samples);
+        // Steps do not change the job share.
+        Assert.Equal(J(1), s.Job.Energy.PackageJ);
+    }
+
+    [Fact]
+    public void EstimatedSpoolNamesItsModel()
+    {
+        using var tmp = new TempDir();
+        var meta = TestSpools.Meta("9", model: "generic-per-core");
+        meta.Series.Add(TestSpools.S("node", "cpu_package", "0", "estimate"));
+        meta.Series.Add(TestSpools.S("job:9", "cpu_package", "0", "estimate"));
+        TestSpools.Write(tmp.Path, meta, [TestSpools.R(TestSpools.T0 + Sec, Sec, 5_000_000, 0), TestSpools.R(TestSpools.T0 + Sec, Sec, 2_500_000, 1)]);
+        var s = JobSummary.FromSpool(tmp.Path);
+        Assert.True(s.Estimated);
+        Assert.Equal("generic-per-core", s.EstimateModel);
+        Assert.Equal(["estimate"], s.Interfaces);
+        Assert.Equal(2.5, s.Job.TotalEnergyJ, 12);
+    }
+
+    [Fact]
+    public void EmptySpoolGivesZeroSummaryAtSamplerStart()
+    {
+        using var tmp = new TempDir();
+        var meta = TestSpools.Meta("5");
+        meta.Series.Add(TestSpools.S("job:5", "cpu_package", "0"));
+        TestSpools.Write(tmp.Path, meta, []);
+        var s = JobSummary.FromSpool(tmp.Path);
+        Assert.Equal(0, s.Job.Samples);
+        Assert.Equal(0, s.Job.TotalEnergyJ);
+        Assert.Equal(TestSpools.T0, s.Job.StartNs);
+        Assert.Equal(0, s.Job.ElapsedS);
+        Assert.Equal(0, s.Job.AvePowerW);
+    }
+
+    [Fact]
+    public void PeakWindowStaysExactOverManyTimestamps()
+    {
+        // 10,000 timestamps (more than the bounded window): the one peak in the middle must still be found.
+        using var tmp = new TempDir();
+        var meta = TestSpools.Meta("8");
+        meta.Series.Add(TestSpools.S("job:8", "cpu_package", "0"));
+        meta.Series.Add(TestSpools.S("job:8", "dram", "0"));
+        var recs = new List<SpoolRecord>();
+        for (int i = 1; i <= 10_000; i++)
+        {
+            long v = i == 5_000 ? 900_000 : 100_000; // µJ per ms: 100 W, peak 900 W on the package
+            recs.Add(TestSpools.R(TestSpools.T0 + i * 1_000_000L, 1_000_000, v, 0));
+            recs.Add(TestSpools.R(TestSpools.T0 + i * 1_000_000L, 1_000_000, 10_000, 1));
+        }
+        TestSpools.Write(tmp.Path, meta, recs);
+        var s = JobSummary.FromSpool(tmp.Path);
+        Assert.Equal(910.0, s.Job.MaxPowerW, 6);
+        Assert.Equal((9_999 * 100_000L + 900_000 + 10_000 * 10_000L) * 1e-6, s.Job.TotalEnergyJ, 9);
+    }
+}
