@@ -44,6 +44,9 @@ public sealed class Sampler
     public long Ticks { get; private set; }
     public long MissedTicks { get; private set; }
     public StopReason? StopReason { get; private set; }
+    /// <summary>Monotonic ns of the first read of the tick thread (startup latency).</summary>
+    public long FirstSampleNs { get; private set; }
+    public long RecordsWritten => _spool.RecordsWritten;
     public string? StopDetail { get; private set; }
 
     public Sampler(SamplerSettings settings, IReadOnlyList<SourceSlot> slots, JobAttribution? attribution,
@@ -242,6 +245,7 @@ public sealed class Sampler
         // Prime every counter at start so the first stored interval covers the whole first period.
         long t0 = Clock.MonotonicNs(), w0 = Clock.WallNs();
         foreach (var s in mainSlots) ReadSlot(s, t0, w0);
+        FirstSampleNs = Clock.MonotonicNs();
 
         if (mainSlots.Length > 0)
         {
