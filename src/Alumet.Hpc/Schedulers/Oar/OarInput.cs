@@ -12,10 +12,10 @@ internal static class OarInput
     public static bool IsJobId(string? s) =>
         s is { Length: > 0 and <= 18 } && s[0] != '0' && s.All(char.IsAsciiDigit);
 
-    /// <summary>POSIX portable user names plus '@' (sssd/AD realms): no '/', no spaces, no shell meta.</summary>
+    /// <summary>POSIX portable user names (the sampler's --user accepts the same): no '/', no spaces, no shell meta.</summary>
     public static bool IsUserName(string? s) =>
-        s is { Length: > 0 and <= 64 } && s[0] != '-' && s[0] != '.'
-        && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.' or '@');
+        s is { Length: > 0 and <= 64 } && (char.IsAsciiLetter(s[0]) || s[0] == '_')
+        && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
 
     /// <summary>Host names / OAR network_address values.</summary>
     public static bool IsNodeName(string? s) =>
