@@ -14,6 +14,7 @@ public static class AlumetCli
         {
             ExecCommand.Create(),
             SampleCommand.Create(),
+            Schedulers.Oar.OarCommand.Create(),
         };
         return root;
     }
