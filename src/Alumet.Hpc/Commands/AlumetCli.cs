@@ -21,6 +21,7 @@ public static class AlumetCli
             SampleCommand.Create(),
             report,
             Schedulers.Slurm.SlurmCommand.Create(),
+            Schedulers.Oar.OarCommand.Create(),
         };
         return root;
     }
