@@ -79,7 +79,7 @@ public static class SourceFactory
         {
             var model = new PowerModel(cfg.Estimate.Model, cfg.Estimate.CoreActiveW, cfg.Estimate.CoreIdleW);
             slots.Add(new SourceSlot(new EstimateSource(cfg.Paths.ProcfsRoot, model), cfg.Sampler.EstimateHz, ownThread: false, cfg.Sampler.MaxPowerW));
-            estimateModel = model.Describe();
+            estimateModel = model.Name;
             perimeter.Add($"ESTIMATED CPU energy (not a measurement): {model.Describe()} at {cfg.Sampler.EstimateHz:0.##} Hz");
         }
 
