@@ -13,6 +13,8 @@
 #   BENCH_GPUS         fake GPUs for the NVML runs (default 8)
 #   BENCH_NVML_HZ      NVML poll rate in the NVML runs (default 100, the configurable maximum)
 #   BENCH_HELP_RUNS    runs of `alumet-hpc --help` (default 20, median reported)
+#   BENCH_RT=1         run ours and C under `chrt -f 1` (SCHED_FIFO priority 1, every thread): what a real-time
+#                      tick thread would give on a loaded node; an experiment, not the product's default
 #   BENCH_KEEP=1       keep the temporary directory (trees, configs, logs, Parquet files)
 set -euo pipefail
 
@@ -28,6 +30,8 @@ ADV_HZ=${BENCH_ADVANCE_HZ:-1000}
 GPUS=${BENCH_GPUS:-8}
 NVML_HZ=${BENCH_NVML_HZ:-100}
 HELP_RUNS=${BENCH_HELP_RUNS:-20}
+RT=()
+if [[ ${BENCH_RT:-0} == 1 ]]; then command -v chrt >/dev/null || { echo "bench: BENCH_RT=1 needs chrt (util-linux)" >&2; exit 1; }; RT=(chrt -f 1); fi
 OUT=$ROOT/out/bench
 FAKE_NVML_SRC=$ROOT/tests/Alumet.Hpc.Tests/Fakes/nvml/fake_nvml.c
 MAX_RANGE=262143328850   # a real max_energy_range_uj (2^32 units of 61.035 µJ), as PowercapTree.Standard
@@ -130,7 +134,7 @@ database = "$dir/accounting.db"
 log_file = "$dir/alumet-hpc.log"
 nvml_library = "$NVML_DIR/libnvidia-ml.so.1"
 EOF
-    "$OUT/probe" "$dir/probe.txt" "$WARMUP" "$SECS" -- "$BIN" sample --scheduler exec --job-id "$JOB" \
+    "$OUT/probe" "$dir/probe.txt" "$WARMUP" "$SECS" -- "${RT[@]}" "$BIN" sample --scheduler exec --job-id "$JOB" \
         --user bench --uid 0 --node bench --exclusive --config "$dir/alumet.toml" > "$dir/stdout.txt" 2>&1 \
         || die "$name: probe failed (sampler did not stop within 60 s of SIGTERM); see $dir"
     local code; code=$(kv "$dir/probe.txt" exit_code)
@@ -197,7 +201,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     run_ours "agg$r" 1000 0 on
     echo "bench: round $r/$ROUNDS: C reader" >&2
     mkdir -p "$WORK/c$r"
-    "$OUT/probe" "$WORK/c$r/probe.txt" "$WARMUP" "$SECS" -- "$OUT/c_reader" "$WORK/c$r/stats.txt" "$HZ" "${FILES[@]}" \
+    "$OUT/probe" "$WORK/c$r/probe.txt" "$WARMUP" "$SECS" -- "${RT[@]}" "$OUT/c_reader" "$WORK/c$r/stats.txt" "$HZ" "${FILES[@]}" \
         || die "C reader: probe failed"
     [[ $(kv "$WORK/c$r/probe.txt" exit_code) == 0 && -f $WORK/c$r/stats.txt ]] || die "C reader failed"
     if [[ $HAVE_NVML == 1 ]]; then
@@ -325,6 +329,7 @@ ADV_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $(kv "$WORK/advance.txt" advance_cpu
 echo "Alumet.Hpc sampler benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
 echo "load average before/after: $LOAD_BEFORE / $LOAD_AFTER (other load on the machine shows up as lateness)"
 echo "each run: $((WARMUP + SECS)) s ($ROUNDS round(s) of ours then C) at $HZ Hz on a generated tree of 2 packages x 3 domains (6 energy_uj files), counters advanced at $ADV_HZ Hz;"
+[[ ${#RT[@]} -gt 0 ]] && echo "BENCH_RT=1: ours and C ran under chrt -f 1 (SCHED_FIFO 1, every thread): not the product's default scheduling"
 echo "ours = $BIN sample (storage_period_ms = 1000, exclusive); C = bench/c_reader.c (gcc -O2), same reads, same ticker"
 echo
 printf '%-44s %12s %12s %8s %14s  %s\n' figure ours C ours/C target result
