@@ -37,7 +37,7 @@ public static class JobFinalizer
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
-            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead | UnixFileMode.GroupRead))
+            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);
         }
@@ -65,7 +65,7 @@ public static class JobFinalizer
         return record;
     }
 
-    /// <summary>The job's user reads their own file; others cannot (mode 0440, group root). Root-only: skipped otherwise.</summary>
+    /// <summary>The job's user reads their own file (owner, mode 0400); other users cannot; root reads all. Root-only: skipped otherwise.</summary>
     private static void GiveToJobUser(string path, int uid)
     {
         if (uid < 0 || Libc.getuid() != 0) return;
