@@ -13,6 +13,8 @@
 #   BENCH_GPUS         fake GPUs for the NVML runs (default 8)
 #   BENCH_NVML_HZ      NVML poll rate in the NVML runs (default 100, the configurable maximum)
 #   BENCH_HELP_RUNS    runs of `alumet-hpc --help` (default 20, median reported)
+#   BENCH_CONCURRENT=1 run ours and C at the same time in each round (each uses ~3 % of a core): both see the
+#                      same host conditions, which steadies the CPU ratio on a VM whose wake-up cost drifts
 #   BENCH_RT=1         run ours and C under `chrt -f 1` (SCHED_FIFO priority 1, every thread): what a real-time
 #                      tick thread would give on a loaded node; an experiment, not the product's default
 #   BENCH_KEEP=1       keep the temporary directory (trees, configs, logs, Parquet files)
@@ -26,6 +28,7 @@ SECS=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-1}
 HZ=${BENCH_HZ:-1000}
 ROUNDS=${BENCH_ROUNDS:-1}
+CONCURRENT=${BENCH_CONCURRENT:-0}
 ADV_HZ=${BENCH_ADVANCE_HZ:-1000}
 GPUS=${BENCH_GPUS:-8}
 NVML_HZ=${BENCH_NVML_HZ:-100}
@@ -197,12 +200,21 @@ echo "bench: $(nproc) CPUs, load $LOAD_BEFORE; $((WARMUP + SECS)) s per run at $
 
 # ---------------------------------------------------------------- runs (sequential: the machine may have 2 cores)
 for ((r = 1; r <= ROUNDS; r++)); do
-    echo "bench: round $r/$ROUNDS: ours, storage_period_ms = 1000 (default)" >&2
-    run_ours "agg$r" 1000 0 on
-    echo "bench: round $r/$ROUNDS: C reader" >&2
     mkdir -p "$WORK/c$r"
-    "$OUT/probe" "$WORK/c$r/probe.txt" "$WARMUP" "$SECS" -- "${RT[@]}" "$OUT/c_reader" "$WORK/c$r/stats.txt" "$HZ" "${FILES[@]}" \
-        || die "C reader: probe failed"
+    run_c() {
+        "$OUT/probe" "$WORK/c$r/probe.txt" "$WARMUP" "$SECS" -- "${RT[@]}" "$OUT/c_reader" "$WORK/c$r/stats.txt" "$HZ" "${FILES[@]}"
+    }
+    if [[ $CONCURRENT == 1 ]]; then
+        echo "bench: round $r/$ROUNDS: ours and C reader at the same time" >&2
+        run_c & c_pid=$!
+        run_ours "agg$r" 1000 0 on
+        wait "$c_pid" || die "C reader: probe failed"
+    else
+        echo "bench: round $r/$ROUNDS: ours, storage_period_ms = 1000 (default)" >&2
+        run_ours "agg$r" 1000 0 on
+        echo "bench: round $r/$ROUNDS: C reader" >&2
+        run_c || die "C reader: probe failed"
+    fi
     [[ $(kv "$WORK/c$r/probe.txt" exit_code) == 0 && -f $WORK/c$r/stats.txt ]] || die "C reader failed"
     if [[ $HAVE_NVML == 1 ]]; then
         echo "bench: round $r/$ROUNDS: ours + NVML ($GPUS fake GPUs at $NVML_HZ Hz), storage_period_ms = 1000" >&2
@@ -329,6 +341,7 @@ ADV_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $(kv "$WORK/advance.txt" advance_cpu
 echo "Alumet.Hpc sampler benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
 echo "load average before/after: $LOAD_BEFORE / $LOAD_AFTER (other load on the machine shows up as lateness)"
 echo "each run: $((WARMUP + SECS)) s ($ROUNDS round(s) of ours then C) at $HZ Hz on a generated tree of 2 packages x 3 domains (6 energy_uj files), counters advanced at $ADV_HZ Hz;"
+[[ $CONCURRENT == 1 ]] && echo "BENCH_CONCURRENT=1: ours and C ran at the same time in each round"
 [[ ${#RT[@]} -gt 0 ]] && echo "BENCH_RT=1: ours and C ran under chrt -f 1 (SCHED_FIFO 1, every thread): not the product's default scheduling"
 echo "ours = $BIN sample (storage_period_ms = 1000, exclusive); C = bench/c_reader.c (gcc -O2), same reads, same ticker"
 echo
