@@ -1,5 +1,7 @@
 # Alumet.Hpc — build, test, publish, benchmark, demo.
 # `make demo` and `make test` are the two commands a fresh machine needs (see README.md).
+SHELL    := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 DOTNET   ?= dotnet
 CONFIG   ?= Release
 OUT      := out

@@ -10,6 +10,7 @@ public static class SchedulerLocators
     public static IJobCgroupLocator? Create(string scheduler, AlumetConfig cfg, JobIdentity job, string? sluid) => scheduler switch
     {
         "exec" => null,
+        "slurm" => Slurm.SlurmCgroupLocator.Create(cfg.Paths.CgroupRoot, job, sluid),
         "oar" => Oar.OarCgroupLocator.Create(cfg.Paths.CgroupRoot),
         _ => throw new ArgumentException($"unknown scheduler '{scheduler}'; use slurm, oar or exec"),
     };

@@ -349,7 +349,9 @@ public class NvmlSlotTests
         using (var set = Alumet.Hpc.Jobs.SourceFactory.Create(config, NvmlSlot.Create))
         {
             Assert.Contains(set.Slots, s => s.Source.Name == "nvml" && s.OwnThread);
-            Assert.Contains("NVIDIA GPUs via NVML at 25 Hz: gpu:0000:10:00.0 (nvml-energy-counter)", set.Perimeter);
+            var nvml = (NvmlSource)set.Slots.Single(s => s.Source.Name == "nvml").Source;
+            Assert.Contains($"{nvml.Perimeter} at 25 Hz", set.Perimeter);
+            Assert.Contains("gpu:0000:10:00.0", set.Perimeter);
         }
 
         config.Paths.NvmlLibrary = fake.PathOf("absent.so");
