@@ -73,8 +73,14 @@ check_job() {  # check_job ID LABEL
       exit !(e > 0 && d <= tol && s <= 1e-6 * (n + 1)) }' \
     && ok "$what: node ${nodeE} J over ${elapsed} s at ${POWER_W} W; job ${jobE} + other ${otherE} + unattributed ${unattrE} = node" \
     || fail "$what: energies node=$nodeE job=$jobE other=$otherE unattributed=$unattrE elapsed=$elapsed (lab power $POWER_W W)"
-  local rep; rep=$("$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" 2>&1); local rc=$?
-  if [ $rc -eq 0 ] && grep -qw "$j" <<<"$rep"; then ok "$what: alumet-report --job $j"; else fail "$what: alumet-report --job $j rc=$rc: $(head -3 <<<"$rep" | tr '\n' ' ')"; fi
+  # The report (as root = admin): one job line with the DB's numbers, and the OAR scheduler in --json.
+  local rep rc total; total=$(sql "select total_energy_j from jobs where scheduler='oar' and job_id='$j'")
+  rep=$("$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" -P -n --noconvert -o JobID,Cluster,User,NodeList,TotalEnergy,Status 2>&1); rc=$?
+  if [ $rc -eq 0 ] && awk -F'|' -v j="$j" -v c="$cluster" -v u="$JOBUSER" -v n="$node" -v t="$total" \
+       'NR==1 && $1==j && $2==c && $3==u && $4==n && ($5-t)^2 < 1e-12 && $6=="complete" {ok=1} END {exit !(ok && NR==1)}' <<<"$rep" \
+     && "$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" --json 2>/dev/null | grep -q '"scheduler": "oar"'; then
+    ok "$what: alumet-report --job $j: $rep"
+  else fail "$what: alumet-report --job $j rc=$rc: '$(head -3 <<<"$rep" | tr '\n' ' ')' (want $j|$cluster|$JOBUSER|$node|$total|complete, scheduler oar)"; fi
   # Sampler life: finalized on SIGTERM, gone, never inside the job's cgroups.
   [ -e "$sd/finalized" ] && ok "$what: sampler finalized" || fail "$what: no $sd/finalized"
   local pid; pid=$(awk '{print $1}' "$sd/sampler.pid" 2>/dev/null)
