@@ -161,10 +161,20 @@ grep -qE "oar prologue job $J6: node " "$LAB/alumet-hpc.log" && ok "job $J6: sta
 grep -qE "oar epilogue job $J6: node [^:]+: stopped: " "$LAB/alumet-hpc.log" && ok "job $J6: stopped by the epilogue" || fail "job $J6: the epilogue did not stop it"
 node_alive
 
-# no sampler left at all
+# no sampler left: any process running the lab's binary or sampling an OAR job (the machine may run other
+# alumet-hpc processes, e.g. the Slurm lab's)
+ours() {
+  local p
+  for p in $(pgrep -x alumet-hpc); do
+    if [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$LAB/alumet-hpc" ] || tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- '--scheduler oar '; then
+      proc_alive "$p" && echo "$p"
+    fi
+  done
+}
 # (the last clean hook may still be exiting: give it a few seconds)
-for _ in $(seq 1 20); do left=$(pgrep -x alumet-hpc | tr '\n' ' '); [ -z "$left" ] && break; sleep 0.5; done
-[ -z "$left" ] && ok "no alumet-hpc process left" || fail "alumet-hpc processes left: $left ($(ps -o pid=,args= -p ${left// /,} 2>/dev/null | tr '\n' ';'))"
+for _ in $(seq 1 20); do left=$(ours | tr '\n' ' '); [ -z "${left// }" ] && break; sleep 0.5; done
+if [ -z "${left// }" ]; then ok "no alumet-hpc process of the lab left"
+else fail "alumet-hpc processes left: $(for p in $left; do echo "$p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"; done | tr '\n' ';')"; fi
 # one sampler per job and node: never a second start
 for j in $J1 $J2 $J3 $J4 $J5 $J6; do
   n=$(grep -cE "oar (prologue|resource-manager init) job $j: node" "$LAB/alumet-hpc.log")
