@@ -42,7 +42,7 @@ public sealed record ParquetExportResult(string Path, long Rows, int RowGroups, 
 /// the job length. Uses Parquet.Net's low-level writer only (<c>ParquetSerializer</c> relies on reflection and
 /// breaks under NativeAOT, DESIGN.md).
 /// Layout choices for size (measured, see the tests' size report):
-/// rows of a row group are ordered by series, then time, so every column is a few long runs:
+/// rows of a row group are grouped by series (each in time order), so every column is a few long runs:
 /// strings become dictionary + RLE (almost free), timestamps/intervals delta-encode to a few bits,
 /// and Zstd sees similar doubles next to each other.
 /// </summary>
@@ -231,6 +231,7 @@ public static class ParquetExporter
         private readonly string[] _kind, _rid, _consumer, _iface;
         private readonly double[] _jpu;
         private SpoolRecord[] _sorted = [];
+        private readonly int[] _seriesStart;
         private DateTime[] _ts = [];
         private double[] _value = [];
         private long[] _interval = [];
@@ -243,6 +244,7 @@ public static class ParquetExporter
             _meta = meta;
             _layout = layout;
             int n = meta.Series.Count;
+            _seriesStart = new int[n + 1];
             _kind = new string[n]; _rid = new string[n]; _consumer = new string[n]; _iface = new string[n]; _jpu = new double[n];
             for (int i = 0; i < n; i++)
             {
@@ -251,15 +253,20 @@ public static class ParquetExporter
             }
         }
 
-        /// <summary>Copies one chunk into the column buffers, ordered by (series, time). Returns the row count.</summary>
+        /// <summary>Copies one chunk into the column buffers, grouped by series (append order kept within a series). Returns the row count.</summary>
         public int Fill(ReadOnlySpan<SpoolRecord> records)
         {
-            int n = 0;
             if (_sorted.Length < records.Length) Grow(records.Length);
+            // Counting sort by series: O(n) and stable, so each series stays in its (time) append order.
+            var start = _seriesStart;
+            Array.Clear(start);
             foreach (ref readonly var r in records)
-                if ((uint)r.Series < (uint)_kind.Length) _sorted[n++] = r; // a corrupt series index is skipped, never exported as garbage
+                if ((uint)r.Series < (uint)_kind.Length) start[r.Series + 1]++; // a corrupt series index is skipped, never exported as garbage
+            for (int i = 1; i < start.Length; i++) start[i] += start[i - 1];
+            int n = start[^1];
+            foreach (ref readonly var r in records)
+                if ((uint)r.Series < (uint)_kind.Length) _sorted[start[r.Series]++] = r;
             var span = _sorted.AsSpan(0, n);
-            span.Sort(static (a, b) => a.Series != b.Series ? a.Series.CompareTo(b.Series) : a.WallNs.CompareTo(b.WallNs));
             for (int i = 0; i < n; i++)
             {
                 ref readonly var r = ref span[i];
