@@ -64,8 +64,10 @@ public sealed class EstimateSection
 
 public sealed class PathsSection
 {
-    /// <summary>Root of sysfs (powercap under class/powercap, cgroups under fs/cgroup). Tests point it at generated trees.</summary>
-    public string SysfsRoot { get; set; } = "/sys";
+    /// <summary>The powercap class directory (RAPL zones). Tests and the labs point it at generated trees.</summary>
+    public string PowercapRoot { get; set; } = "/sys/class/powercap";
+    /// <summary>The cgroup filesystem root (v1: one directory per controller; v2: the unified tree).</summary>
+    public string CgroupRoot { get; set; } = "/sys/fs/cgroup";
     public string ProcfsRoot { get; set; } = "/proc";
     /// <summary>Per-job state (pid, spool) — not /tmp: OAR deletes users' /tmp files.</summary>
     public string StateDir { get; set; } = "/var/lib/alumet-hpc/state";

@@ -43,7 +43,7 @@ public sealed class ReportFixture : IDisposable
         // 1400: estimated (no RAPL on this node).
         yield return Rec("1400", "n3", "alice", 1001, T.AddHours(2), 600, new DomainEnergies(60_000, 0, 0, 0, 0, 0), 100, ifaces: "estimate", estimated: true, model: "generic-per-core");
         // 1500: nothing measured.
-        yield return JobRecord.NotMeasured(new Jobs.JobIdentity("slurm", "lab", "1500", "carol", 1003, "n4"), "no energy counter (RAPL absent, estimate off)", T.AddHours(3), T.AddHours(3).AddSeconds(30));
+        yield return JobRecord.NotMeasured(new Alumet.Hpc.Jobs.JobIdentity("slurm", "lab", "1500", "carol", 1003, "n4"), "no energy counter (RAPL absent, estimate off)", T.AddHours(3), T.AddHours(3).AddSeconds(30));
     }
 
     public (int Code, string Out, string Err) Run(int uid, string user, params string[] args) => Run(uid, user, ["root"], args);

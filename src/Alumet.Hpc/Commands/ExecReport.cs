@@ -1,0 +1,17 @@
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Report;
+
+namespace Alumet.Hpc.Commands;
+
+/// <summary>What <c>exec</c> prints at the end: the same report as <c>alumet-report --job</c>, plus where the data is.</summary>
+internal static class ExecReport
+{
+    public static void Print(TextWriter w, AlumetConfig cfg, JobFinalizer.Outcome outcome)
+    {
+        var env = ReportEnvironment.FromConfig(cfg, w, w) with { RealUid = 0 }; // our own job: no access filter needed
+        ReportCommand.Run(["--job", outcome.Record.JobId, "--cluster", outcome.Record.Cluster], env);
+        w.WriteLine($"Parquet: {outcome.ParquetPath}");
+        w.WriteLine($"Database: {cfg.Paths.Database} (alumet-report --job {outcome.Record.JobId})");
+    }
+}

@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Schedulers;
+
+namespace Alumet.Hpc.Commands;
+
+/// <summary>
+/// <c>alumet-hpc sample</c>: one job's sampler, normally started detached by a prolog through
+/// <see cref="SamplerLauncher"/>; runs until SIGTERM (the epilog) or a watchdog rule, then finalizes.
+/// </summary>
+public static class SampleCommand
+{
+    public static Command Create()
+    {
+        var config = CommonOptions.Config();
+        var scheduler = new Option<string>("--scheduler") { Description = "slurm, oar or exec", Required = true };
+        scheduler.AcceptOnlyFromAmong("slurm", "oar", "exec");
+        var cluster = new Option<string>("--cluster") { Description = "cluster name", DefaultValueFactory = _ => "local" };
+        var jobId = new Option<string>("--job-id") { Description = "numeric job id", Required = true };
+        var user = new Option<string>("--user") { Description = "job owner's user name", Required = true };
+        var uid = new Option<int>("--uid") { Description = "job owner's uid", Required = true };
+        var node = new Option<string>("--node") { Description = "node name (default: host name)" };
+        var gpus = new Option<string?>("--gpus") { Description = "physical indices of the job's GPUs, e.g. 0,2" };
+        var sluid = new Option<string?>("--sluid") { Description = "Slurm >= 25.11 SLUID (names the cgroup from 26.05)" };
+        var exclusive = new Option<bool>("--exclusive") { Description = "charge the whole node to the job" };
+        var detach = new Option<bool>("--detach") { Description = "leave the caller's session, cgroups and stdio (used by hooks)" };
+
+        var cmd = new Command("sample", "Run one job's sampler in the foreground until SIGTERM, then write its Parquet file and accounting row")
+        {
+            config, scheduler, cluster, jobId, user, uid, node, gpus, sluid, exclusive, detach,
+        };
+        cmd.SetAction(r => Run(
+            r.GetValue(config), r.GetValue(scheduler)!, r.GetValue(cluster)!, r.GetValue(jobId)!, r.GetValue(user)!, r.GetValue(uid),
+            r.GetValue(node) ?? Environment.MachineName, r.GetValue(gpus), r.GetValue(sluid), r.GetValue(exclusive), r.GetValue(detach)));
+        return cmd;
+    }
+
+    private static int Run(string? configPath, string scheduler, string cluster, string jobId, string user, int uid,
+                           string node, string? gpus, string? sluid, bool exclusive, bool detach)
+    {
+        string? bad =
+            !CommonOptions.JobIdPattern().IsMatch(jobId) ? $"--job-id '{jobId}' is not a numeric job id" :
+            !CommonOptions.UserPattern().IsMatch(user) ? $"--user '{user}' is not a valid user name" :
+            !CommonOptions.NamePattern().IsMatch(node) ? $"--node '{node}' is not a valid node name" :
+            !CommonOptions.NamePattern().IsMatch(cluster) ? $"--cluster '{cluster}' is not a valid cluster name" :
+            uid < 0 ? $"--uid {uid} is negative" :
+            gpus is not null && !GpuIndices.TryParse(gpus, out _) ? $"--gpus '{gpus}' is not a comma-separated list of GPU indices" :
+            null;
+        if (bad is not null)
+        {
+            Console.Error.WriteLine($"alumet-hpc: sample: {bad}");
+            return 2;
+        }
+
+        AlumetConfig cfg;
+        try { cfg = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.System).Config; }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"alumet-hpc: {e.Message}");
+            return 2;
+        }
+        Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
+
+        var job = new JobIdentity(scheduler, cluster, jobId, user, uid, node);
+        string stateDir = job.StateDirectory(cfg.Paths.StateDir);
+        if (detach) SamplerProcessSetup.Detach(cfg.Paths.CgroupRoot);
+        try
+        {
+            Directory.CreateDirectory(stateDir);
+            SamplerPid.Self(cfg.Paths.ProcfsRoot)?.Write(stateDir);
+
+            var sources = SourceFactory.Create(cfg);
+            foreach (string p in sources.Problems) Log.Info($"job {jobId}: {p}");
+            if (sources.Empty)
+            {
+                JobFinalizer.RecordNotMeasured(job, cfg, "no energy source on this node: " + string.Join("; ", sources.Problems));
+                return 0;
+            }
+            var locator = exclusive ? null : SchedulerLocators.Create(scheduler, cfg, job, sluid);
+            var request = new SamplerRequest(job, exclusive || locator is null, locator, sources.JobGpus(gpus, jobId));
+            using var host = new SamplerHost(cfg, request, sources) { SpawnNs = BenchSpawnNs() };
+            using var cts = new CancellationTokenSource();
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
+            using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
+            Log.Info($"job {jobId}: sampling ({sources.Perimeter})");
+            host.Run(cts.Token);
+            return 0;
+        }
+        catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
+        {
+            Log.Error($"job {jobId}: sampler failed: {e.Message}");
+            try { JobFinalizer.RecordNotMeasured(job, cfg, $"sampler failed to start: {e.Message}"); }
+            catch (Exception inner) { Log.Error($"job {jobId}: could not record the failure: {inner.Message}"); }
+            return 1;
+        }
+    }
+
+    internal static long? BenchSpawnNs() =>
+        long.TryParse(Environment.GetEnvironmentVariable("ALUMET_BENCH_T0_NS"), out long t) ? t : null;
+}

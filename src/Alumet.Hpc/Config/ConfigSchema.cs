@@ -1,0 +1,211 @@
+using System.Globalization;
+
+namespace Alumet.Hpc.Config;
+
+/// <summary>TOML value shapes the config uses. Number accepts TOML integers and floats.</summary>
+internal enum ConfigValueKind { Number, Integer, String, StringList }
+
+/// <summary>
+/// One known key: where it lives, what shape it takes, how to fix a bad value, and its rule.
+/// <paramref name="Check"/> returns what is wrong with the loaded value, or null when it is fine.
+/// </summary>
+internal sealed record ConfigKey(
+    string Section, string Name, ConfigValueKind Kind, string Fix, Func<AlumetConfig, string?> Check)
+{
+    public string FullName => Section + "." + Name;
+}
+
+/// <summary>
+/// The known key set, written out by hand because reflection is off the table (NativeAOT).
+/// A test checks it against the keys the source-generated serializer emits, so it cannot drift from
+/// the properties in <see cref="AlumetConfig"/>.
+/// </summary>
+internal static class ConfigSchema
+{
+    public static readonly string[] Sections = ["sampler", "sources", "estimate", "paths", "cluster", "report"];
+
+    public static readonly ConfigKey[] Keys =
+    [
+        // [sampler]
+        new("sampler", "rapl_hz", ConfigValueKind.Number, "use 1..1000 (RAPL updates every ~1 ms)",
+            c => Range(c.Sampler.RaplHz, 1, 1000)),
+        new("sampler", "estimate_hz", ConfigValueKind.Number, "use 1..1000 (the model reads /proc/stat; 10 is plenty)",
+            c => Range(c.Sampler.EstimateHz, 1, 1000)),
+        new("sampler", "nvml_hz", ConfigValueKind.Number, "use 1..100 (the GPU energy counter refreshes every 20-100 ms)",
+            c => Range(c.Sampler.NvmlHz, 1, 100)),
+        new("sampler", "storage_period_ms", ConfigValueKind.Integer, "use 0 (store every read) or 1..3600000 ms",
+            c => Range(c.Sampler.StoragePeriodMs, 0, 3_600_000)),
+        new("sampler", "attribution_period_ms", ConfigValueKind.Integer, "use 10..60000 ms (cgroup CPU-time reads cost a few µs per job)",
+            c => Range(c.Sampler.AttributionPeriodMs, 10, 60_000)),
+        new("sampler", "flush_interval_ms", ConfigValueKind.Integer, "use 10..5000 ms (a crash loses at most this much data)",
+            c => Range(c.Sampler.FlushIntervalMs, 10, 5_000)),
+        new("sampler", "max_power_w", ConfigValueKind.Number, "use a positive power in W, above what one RAPL domain can draw (e.g. 1000)",
+            c => Positive(c.Sampler.MaxPowerW, 1_000_000)),
+        new("sampler", "attribution", ConfigValueKind.String, "use \"cgroup\" (split shared nodes by CPU time) or \"exclusive\" (whole node to the job)",
+            c => OneOf(c.Sampler.Attribution, "cgroup", "exclusive")),
+        new("sampler", "cgroup_wait_s", ConfigValueKind.Number, "use a positive number of seconds, at most 3600",
+            c => Positive(c.Sampler.CgroupWaitS, 3600)),
+        new("sampler", "job_gone_grace_s", ConfigValueKind.Number, "use a positive number of seconds, at most 3600",
+            c => Positive(c.Sampler.JobGoneGraceS, 3600)),
+        new("sampler", "max_lifetime_h", ConfigValueKind.Number, "use a positive number of hours, at most 8784 (one year)",
+            c => Positive(c.Sampler.MaxLifetimeH, 8784)),
+        new("sampler", "stop_timeout_s", ConfigValueKind.Number, "use a positive number of seconds, at most 300 (the epilog waits this long)",
+            c => Positive(c.Sampler.StopTimeoutS, 300)),
+
+        // [sources]
+        new("sources", "rapl", ConfigValueKind.String, "use \"auto\", \"on\" or \"off\"",
+            c => OneOf(c.Sources.Rapl, "auto", "on", "off")),
+        new("sources", "estimate", ConfigValueKind.String, "use \"auto\", \"on\" or \"off\"",
+            c => OneOf(c.Sources.Estimate, "auto", "on", "off")),
+        new("sources", "nvml", ConfigValueKind.String, "use \"auto\" or \"off\"",
+            c => OneOf(c.Sources.Nvml, "auto", "off")),
+
+        // [estimate]
+        new("estimate", "model", ConfigValueKind.String, "use a short name without control characters, e.g. \"generic-per-core\"",
+            c => Label(c.Estimate.Model, 64)),
+        new("estimate", "core_active_w", ConfigValueKind.Number, "use a power in W, 0 or more (e.g. 10)",
+            c => NonNegative(c.Estimate.CoreActiveW, 10_000)),
+        new("estimate", "core_idle_w", ConfigValueKind.Number, "use a power in W from 0 up to estimate.core_active_w",
+            c => NonNegative(c.Estimate.CoreIdleW, 10_000)
+                 ?? (c.Estimate.CoreIdleW > c.Estimate.CoreActiveW
+                     ? $"{Num(c.Estimate.CoreIdleW)} is above core_active_w ({Num(c.Estimate.CoreActiveW)}), an idle core cannot draw more than a busy one"
+                     : null)),
+
+        // [paths]
+        new("paths", "powercap_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/class/powercap\"",
+            c => Absolute(c.Paths.PowercapRoot)),
+        new("paths", "cgroup_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/fs/cgroup\"",
+            c => Absolute(c.Paths.CgroupRoot)),
+        new("paths", "procfs_root", ConfigValueKind.String, "use an absolute path, e.g. \"/proc\"",
+            c => Absolute(c.Paths.ProcfsRoot)),
+        new("paths", "state_dir", ConfigValueKind.String, "use an absolute path on a local disk, e.g. \"/var/lib/alumet-hpc/state\" (not /tmp)",
+            c => Absolute(c.Paths.StateDir)),
+        new("paths", "data_dir", ConfigValueKind.String, "use an absolute path, e.g. \"/var/lib/alumet-hpc/data\"",
+            c => Absolute(c.Paths.DataDir)),
+        new("paths", "database", ConfigValueKind.String, "use an absolute file path, e.g. \"/var/lib/alumet-hpc/accounting.db\"",
+            c => Absolute(c.Paths.Database)),
+        new("paths", "log_file", ConfigValueKind.String, "use an absolute file path, e.g. \"/var/log/alumet-hpc.log\"",
+            c => Absolute(c.Paths.LogFile)),
+        new("paths", "nvml_library", ConfigValueKind.String, "use a library name such as \"libnvidia-ml.so.1\" or an absolute path",
+            c => LibraryName(c.Paths.NvmlLibrary)),
+
+        // [cluster]
+        new("cluster", "name", ConfigValueKind.String, "use letters, digits, '.', '_' or '-' (at most 64), or \"\" for SLURM_CLUSTER_NAME",
+            c => ClusterName(c.Cluster.Name)),
+
+        // [report]
+        new("report", "admins", ConfigValueKind.StringList, "use an array of user names, e.g. [\"root\", \"alice\"]",
+            c => UserNames(c.Report.Admins)),
+    ];
+
+    /// <summary>Keys an older config file may still hold, and what replaced them.</summary>
+    public static string? Replaced(string fullName) => fullName switch
+    {
+        "paths.sysfs_root" => "paths.powercap_root (e.g. \"/sys/class/powercap\") and paths.cgroup_root (e.g. \"/sys/fs/cgroup\")",
+        _ => null,
+    };
+
+    public static bool IsSection(string name) => Array.IndexOf(Sections, name) >= 0;
+
+    public static ConfigKey? Find(string section, string name)
+    {
+        foreach (var k in Keys)
+            if (k.Section == section && k.Name == name) return k;
+        return null;
+    }
+
+    /// <summary>A number as TOML writes it (nan, inf, -inf for the non-finite ones).</summary>
+    public static string Num(double v) =>
+        double.IsNaN(v) ? "nan"
+        : double.IsPositiveInfinity(v) ? "inf"
+        : double.IsNegativeInfinity(v) ? "-inf"
+        : v.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>A TOML-style quoted string, escaped so a message stays on one line.</summary>
+    public static string Quote(string s)
+    {
+        var sb = new System.Text.StringBuilder(s.Length + 2).Append('"');
+        foreach (var ch in s)
+        {
+            switch (ch)
+            {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                default:
+                    if (char.IsControl(ch)) sb.Append("\\u").Append(((int)ch).ToString("x4", CultureInfo.InvariantCulture));
+                    else sb.Append(ch);
+                    break;
+            }
+        }
+        return sb.Append('"').ToString();
+    }
+
+    private static string? Range(double v, double lo, double hi) =>
+        !double.IsFinite(v) ? $"{Num(v)} is not a finite number"
+        : v < lo || v > hi ? $"{Num(v)} is out of range"
+        : null;
+
+    private static string? Positive(double v, double max) =>
+        !double.IsFinite(v) ? $"{Num(v)} is not a finite number"
+        : v <= 0 ? $"{Num(v)} must be greater than 0"
+        : v > max ? $"{Num(v)} is implausibly large"
+        : null;
+
+    private static string? NonNegative(double v, double max) =>
+        !double.IsFinite(v) ? $"{Num(v)} is not a finite number"
+        : v < 0 ? $"{Num(v)} is negative"
+        : v > max ? $"{Num(v)} is implausibly large"
+        : null;
+
+    private static string? OneOf(string v, params string[] allowed) =>
+        Array.IndexOf(allowed, v) >= 0 ? null : $"{Quote(v)} is not an allowed value";
+
+    private static string? Label(string v, int maxLength)
+    {
+        if (v.Length == 0) return "is empty";
+        if (v.Length > maxLength) return $"is longer than {maxLength} characters";
+        foreach (var ch in v)
+            if (char.IsControl(ch)) return $"{Quote(v)} contains a control character";
+        return null;
+    }
+
+    private static string? Absolute(string v)
+    {
+        if (v.Length == 0) return "is empty";
+        if (v.Contains('\0')) return $"{Quote(v)} contains a NUL character";
+        // Relative paths would depend on the cwd of whichever hook or daemon runs us.
+        return v[0] == '/' ? null : $"{Quote(v)} is not an absolute path";
+    }
+
+    private static string? LibraryName(string v)
+    {
+        if (v.Length == 0) return "is empty";
+        if (v.Contains('\0')) return $"{Quote(v)} contains a NUL character";
+        // dlopen resolves a bare name through the loader path, but a name with '/' relative to the cwd.
+        return v[0] == '/' || !v.Contains('/') ? null : $"{Quote(v)} is a relative path";
+    }
+
+    private static string? ClusterName(string v)
+    {
+        if (v.Length > 64) return "is longer than 64 characters";
+        foreach (var ch in v)
+            if (!(char.IsAsciiLetterOrDigit(ch) || ch is '.' or '_' or '-'))
+                return $"{Quote(v)} contains {Quote(ch.ToString())}";
+        return null;
+    }
+
+    private static string? UserNames(List<string> names)
+    {
+        foreach (var n in names)
+        {
+            if (n.Length == 0) return "contains an empty user name";
+            foreach (var ch in n)
+                if (char.IsWhiteSpace(ch) || char.IsControl(ch) || ch == ':')
+                    return $"{Quote(n)} is not a valid user name";
+        }
+        return null;
+    }
+}

@@ -1,0 +1,80 @@
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+using Alumet.Hpc.Native;
+using Alumet.Hpc.Outputs;
+using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Outputs.Parquet;
+using Alumet.Hpc.Spool;
+
+namespace Alumet.Hpc.Jobs;
+
+/// <summary>
+/// Turns a job's spool into its Parquet file and accounting row. Run by the sampler at its end, or by the
+/// epilog for a sampler that crashed or hung: the spool is the same either way, and the row is upserted, so
+/// running it twice changes nothing.
+/// </summary>
+public static class JobFinalizer
+{
+    public sealed record Outcome(string Status, string Reason, string ParquetPath, JobRecord Record);
+
+    /// <summary>&lt;data_dir&gt;/&lt;scheduler&gt;/&lt;job id&gt;/&lt;node&gt;.parquet: one directory per job so every node of a multi-node job lands beside the others.</summary>
+    public static string ParquetPath(AlumetConfig cfg, string scheduler, string jobId, string node) =>
+        Path.Combine(cfg.Paths.DataDir, scheduler, jobId, $"{node}.parquet");
+
+    public static Outcome Finalize(string stateDir, AlumetConfig cfg, bool complete, string reason)
+    {
+        var meta = SpoolWriter.ReadMeta(stateDir);
+        var summary = JobSummary.FromSpool(stateDir);
+        string status = complete ? JobStatus.Complete : JobStatus.Partial;
+        if (summary.Job.WrapAmbiguous > 0 && complete)
+            reason = Join(reason, $"{summary.Job.WrapAmbiguous} interval(s) may hide extra counter wraps: energy is a lower bound");
+        if (summary.Job.ReadErrors > 0)
+            reason = Join(reason, $"{summary.Job.ReadErrors} interval(s) with counter read errors");
+        if (summary.Job.Samples == 0)
+        {
+            status = JobStatus.NotMeasured;
+            reason = Join(reason, "no sample was recorded");
+        }
+
+        string parquet = ParquetPath(cfg, meta.Scheduler, meta.JobId, meta.Node);
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
+            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead | UnixFileMode.GroupRead))
+                .GetAwaiter().GetResult();
+            GiveToJobUser(parquet, meta.Uid);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Error($"job {meta.JobId}: Parquet export to {parquet} failed: {e.Message}; the spool stays in {stateDir}");
+            reason = Join(reason, $"Parquet export failed ({e.Message}); spool kept in {stateDir}");
+            parquet = "";
+            if (status == JobStatus.Complete) status = JobStatus.Partial;
+        }
+
+        var record = JobRecord.FromSummary(summary, meta, status, reason, parquet);
+        using (var db = AccountingDb.Open(cfg.Paths.Database))
+            db.Upsert(record);
+        File.WriteAllText(Path.Combine(stateDir, SamplerFiles.Finalized), reason.Length == 0 ? status : $"{status}: {reason}");
+        return new Outcome(status, reason, parquet, record);
+    }
+
+    /// <summary>Records that a job ran here and was not measured (prolog never ran, sampler never started ...).</summary>
+    public static JobRecord RecordNotMeasured(JobIdentity job, AlumetConfig cfg, string reason)
+    {
+        var record = JobRecord.NotMeasured(job, reason, toolVersion: ToolInfo.Version);
+        using var db = AccountingDb.Open(cfg.Paths.Database);
+        db.Upsert(record);
+        return record;
+    }
+
+    /// <summary>The job's user reads their own file; others cannot (mode 0440, group root). Root-only: skipped otherwise.</summary>
+    private static void GiveToJobUser(string path, int uid)
+    {
+        if (uid < 0 || Libc.getuid() != 0) return;
+        if (Libc.chown(path, uid, 0) != 0)
+            Log.Warn($"chown {path} to uid {uid} failed: the job's user may not be able to read it");
+    }
+
+    private static string Join(string a, string b) => a.Length == 0 ? b : $"{a}; {b}";
+}

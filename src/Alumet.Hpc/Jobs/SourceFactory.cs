@@ -1,0 +1,92 @@
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+using Alumet.Hpc.Sampling;
+using Alumet.Hpc.Sources.Estimate;
+using Alumet.Hpc.Sources.Nvml;
+using Alumet.Hpc.Sources.Rapl;
+
+namespace Alumet.Hpc.Jobs;
+
+/// <summary>The sources this node can offer under the configuration, and the plain-words perimeter they cover.</summary>
+public sealed record SourceSet(IReadOnlyList<SourceSlot> Slots, string Perimeter, string EstimateModel, IReadOnlyList<string> Problems) : IDisposable
+{
+    public bool Empty => Slots.Count == 0;
+
+    /// <summary>Resource ids (bus ids) of the GPUs a scheduler allocated to the job ("0,2", UUIDs, bus ids); unknown ones are logged.</summary>
+    public IReadOnlySet<string> JobGpus(string? allocation, string jobId)
+    {
+        if (string.IsNullOrWhiteSpace(allocation)) return new HashSet<string>();
+        if (Slots.Select(s => s.Source).OfType<NvmlSource>().FirstOrDefault() is not { } nvml)
+        {
+            Log.Warn($"job {jobId}: GPUs '{allocation}' allocated but no NVIDIA GPU is readable here: GPU energy not measured");
+            return new HashSet<string>();
+        }
+        var ids = GpuAllocation.Parse(allocation).ResourceIds(nvml.Devices, out var unmatched);
+        if (unmatched.Count > 0) Log.Warn($"job {jobId}: allocated GPU(s) {string.Join(",", unmatched)} not found among NVML devices");
+        return ids;
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in Slots) s.Source.Dispose();
+    }
+}
+
+public static class SourceFactory
+{
+    public const string NotCovered = "Not covered: NICs, disks, fans, PSU losses, other hardware.";
+
+    /// <summary>Builds the configured sources. Throws <see cref="MissingHardwareException"/> when a source set to "on" is unavailable.</summary>
+    public static SourceSet Create(AlumetConfig cfg) => Create(cfg, NvmlSlot.Create);
+
+    /// <param name="gpuSource">Builds the GPU source (NVML; tests pass a fake), or returns null when there is no GPU.</param>
+    public static SourceSet Create(AlumetConfig cfg, Func<AlumetConfig, SourceSlot?>? gpuSource)
+    {
+        var slots = new List<SourceSlot>();
+        var problems = new List<string>();
+        var perimeter = new List<string>();
+        string estimateModel = "";
+
+        if (cfg.Sources.Rapl != "off")
+        {
+            var found = PowercapDiscovery.Discover(cfg.Paths.PowercapRoot);
+            problems.AddRange(found.Problems);
+            if (found.Zones.Count > 0)
+            {
+                var rapl = new RaplSource(found.Zones);
+                slots.Add(new SourceSlot(rapl, cfg.Sampler.RaplHz, ownThread: false, cfg.Sampler.MaxPowerW));
+                perimeter.Add($"RAPL via {string.Join("/", found.Zones.Select(z => z.Interface.Wire()).Distinct())} at {cfg.Sampler.RaplHz:0.##} Hz: "
+                    + string.Join(", ", found.Zones.Select(z => z.Resource.ToString()))
+                    + " (package = cores + uncore of a socket; cores/uncore are inside the package and psys contains package + DRAM, so TotalEnergy = package + DRAM + GPU)");
+            }
+            else if (cfg.Sources.Rapl == "on")
+            {
+                throw new MissingHardwareException(
+                    $"no RAPL counter under {cfg.Paths.PowercapRoot}: {string.Join("; ", found.Problems)}; set [sources] rapl = \"auto\" to fall back to the estimate");
+            }
+        }
+
+        if (gpuSource?.Invoke(cfg) is { } gpu)
+        {
+            slots.Add(gpu);
+            perimeter.Add(gpu.Source is NvmlSource nvml
+                ? $"{nvml.Perimeter} at {gpu.Hz:0.##} Hz"
+                : $"GPUs at {gpu.Hz:0.##} Hz: " + string.Join(", ", gpu.Source.Channels.Select(c => $"{c.Resource} ({c.Interface.Wire()})")));
+        }
+
+        bool cpuMeasured = slots.Any(s => s.Source is RaplSource);
+        if (cfg.Sources.Estimate == "on" || (cfg.Sources.Estimate == "auto" && !cpuMeasured))
+        {
+            var model = new PowerModel(cfg.Estimate.Model, cfg.Estimate.CoreActiveW, cfg.Estimate.CoreIdleW);
+            slots.Add(new SourceSlot(new EstimateSource(cfg.Paths.ProcfsRoot, model), cfg.Sampler.EstimateHz, ownThread: false, cfg.Sampler.MaxPowerW));
+            estimateModel = model.Name;
+            perimeter.Add($"ESTIMATED CPU energy (not a measurement): {model.Describe()} at {cfg.Sampler.EstimateHz:0.##} Hz");
+        }
+
+        perimeter.Add(NotCovered);
+        return new SourceSet(slots, string.Join(" | ", perimeter), estimateModel, problems);
+    }
+}
+
+/// <summary>Required hardware is absent or unreadable; the message says what and how to fix.</summary>
+public sealed class MissingHardwareException(string message) : Exception(message);

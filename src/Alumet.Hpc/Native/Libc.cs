@@ -1,0 +1,54 @@
+using System.Runtime.InteropServices;
+
+namespace Alumet.Hpc.Native;
+
+/// <summary>The few libc calls .NET does not expose. Source-generated P/Invoke: no runtime marshalling, AOT-safe.</summary>
+internal static partial class Libc
+{
+    public const int CLOCK_MONOTONIC = 1;
+    public const int TIMER_ABSTIME = 1;
+    public const int PR_SET_TIMERSLACK = 29;
+    public const int SIG_SETMASK = 2;
+    public const int EINTR = 4;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Timespec
+    {
+        public long Sec;
+        public long Nsec;
+    }
+
+    [LibraryImport("libc", SetLastError = false)]
+    public static partial int clock_nanosleep(int clockId, int flags, in Timespec request, IntPtr remain);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setsid();
+
+    /// <summary>sigset_t is 128 bytes in glibc; an all-zero set is the empty set.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int sigprocmask(int how, byte* set, byte* oldset);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int sched_setaffinity(int pid, nuint cpusetsize, byte* mask);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int dup2(int oldfd, int newfd);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int close(int fd);
+
+    [LibraryImport("libc")]
+    public static partial uint getuid();
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int kill(int pid, int sig);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int chown(string path, int owner, int group);
+}

@@ -1,0 +1,142 @@
+using Alumet.Hpc.Attribution;
+using Alumet.Hpc.Jobs;
+
+namespace Alumet.Hpc.Schedulers.Slurm;
+
+/// <summary>A job step's cgroup (step_batch, step_extern, step_interactive, step_0, ...): per-step CPU time.</summary>
+public sealed record StepCgroup(string JobId, string Step, string Directory, CgroupVersion Version);
+
+/// <summary>
+/// Where Slurm's task/cgroup and proctrack/cgroup plugins put job cgroups, under the cgroup root
+/// ([paths].cgroup_root, normally /sys/fs/cgroup):
+/// <list type="bullet">
+/// <item>cgroup v1: <c>&lt;ctrl&gt;/slurm_&lt;node&gt;/uid_&lt;uid&gt;/job_&lt;id&gt;</c> (builds with multiple-slurmd support,
+/// e.g. Debian's) or <c>&lt;ctrl&gt;/slurm/uid_&lt;uid&gt;/job_&lt;id&gt;</c>, where &lt;ctrl&gt; is the hierarchy that carries
+/// cpuacct: <c>cpuacct</c>, or the combined <c>cpu,cpuacct</c> / <c>cpuacct,cpu</c> mounts.</item>
+/// <item>cgroup v2: <c>system.slice/slurmstepd.scope/job_&lt;id&gt;</c> (<c>&lt;node&gt;_slurmstepd.scope</c> with
+/// multiple slurmd); from Slurm 26.05 the directory is <c>job_&lt;SLUID&gt;</c> unless CgroupJobIdPaths=yes.</item>
+/// </list>
+/// The job cgroup appears 0.1-0.4 s after the prolog and is gone when the epilog runs (observed on 22.05),
+/// so every call looks again: nothing is cached except the SLUID ↔ job id pairing.
+/// </summary>
+public sealed class SlurmCgroupLocator : IJobCgroupLocator
+{
+    private static readonly string[] V1Controllers = { "cpuacct", "cpu,cpuacct", "cpuacct,cpu" };
+    // Hybrid hosts mount the v2 tree at fs/cgroup/unified.
+    private static readonly string[] V2Roots = { "", "unified" };
+
+    private readonly string _cgroupRoot;
+    private readonly string _node;
+    private readonly string? _sluid;
+    private string? _sluidJobId; // the numeric id of the job named by _sluid, once Find has seen it
+
+    /// <param name="cgroupRoot">cgroup filesystem root ("/sys/fs/cgroup", or a generated tree in tests).</param>
+    /// <param name="node">This node's Slurm name (SLURMD_NODENAME).</param>
+    /// <param name="sluid">The sampled job's SLUID (SLURM_JOB_SLUID, Slurm ≥ 25.11), if any.</param>
+    /// <param name="sluidJobId">The numeric id of the job <paramref name="sluid"/> names: EnumerateJobs reports its
+    /// SLUID-named directory under this id (otherwise only after the first <see cref="Find"/>).</param>
+    public SlurmCgroupLocator(string cgroupRoot, string node, string? sluid = null, string? sluidJobId = null)
+    {
+        _cgroupRoot = cgroupRoot;
+        _node = node;
+        _sluid = string.IsNullOrEmpty(sluid) ? null : sluid;
+        _sluidJobId = _sluid is null ? null : sluidJobId;
+    }
+
+    public static SlurmCgroupLocator Create(string cgroupRoot, string node, string? sluid) => new(cgroupRoot, node, sluid);
+
+    /// <summary>The locator for the sampler of <paramref name="job"/> (preferred: SLUID and job id paired from the start).</summary>
+    public static SlurmCgroupLocator Create(string cgroupRoot, JobIdentity job, string? sluid) => new(cgroupRoot, job.Node, sluid, job.JobId);
+
+    public JobCgroup? Find(JobIdentity job)
+    {
+        if (_sluid is not null) _sluidJobId = job.JobId;
+        foreach (string scope in V2Scopes())
+        {
+            // SLUID-named first: on 26.05+ that is the default, the numeric name only with CgroupJobIdPaths=yes.
+            if (_sluid is not null && IsV2Cgroup(Path.Combine(scope, "job_" + _sluid)))
+                return new JobCgroup(job.JobId, Path.Combine(scope, "job_" + _sluid), CgroupVersion.V2);
+            string dir = Path.Combine(scope, "job_" + job.JobId);
+            if (IsV2Cgroup(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V2);
+        }
+        string uidDir = "uid_" + job.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (string slurmDir in V1SlurmDirs())
+        {
+            string dir = Path.Combine(slurmDir, uidDir, "job_" + job.JobId);
+            if (IsV1Cgroup(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V1);
+        }
+        return null;
+    }
+
+    public IReadOnlyList<JobCgroup> EnumerateJobs()
+    {
+        var jobs = new List<JobCgroup>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string scope in V2Scopes())
+            foreach (string dir in SafeDirectories(scope, "job_*"))
+                if (IsV2Cgroup(dir) && seen.Add(JobIdOf(dir)))
+                    jobs.Add(new JobCgroup(JobIdOf(dir), dir, CgroupVersion.V2));
+        foreach (string slurmDir in V1SlurmDirs())
+            foreach (string uidDir in SafeDirectories(slurmDir, "uid_*"))
+                foreach (string dir in SafeDirectories(uidDir, "job_*"))
+                    if (IsV1Cgroup(dir) && seen.Add(JobIdOf(dir)))
+                        jobs.Add(new JobCgroup(JobIdOf(dir), dir, CgroupVersion.V1));
+        jobs.Sort((a, b) => string.CompareOrdinal(a.Directory, b.Directory));
+        return jobs;
+    }
+
+    /// <summary>The job's step cgroups, ordered by name; empty when the job cgroup is gone.</summary>
+    public IReadOnlyList<StepCgroup> EnumerateSteps(JobCgroup job)
+    {
+        var steps = new List<StepCgroup>();
+        foreach (string dir in SafeDirectories(job.Directory, "step_*"))
+        {
+            bool ok = job.Version == CgroupVersion.V2 ? IsV2Cgroup(dir) : IsV1Cgroup(dir);
+            if (ok) steps.Add(new StepCgroup(job.JobId, Path.GetFileName(dir)["step_".Length..], dir, job.Version));
+        }
+        steps.Sort((a, b) => string.CompareOrdinal(a.Step, b.Step));
+        return steps;
+    }
+
+    private string JobIdOf(string dir)
+    {
+        string id = Path.GetFileName(dir)["job_".Length..];
+        return _sluid is not null && _sluidJobId is not null && id == _sluid ? _sluidJobId : id;
+    }
+
+    private IEnumerable<string> V2Scopes()
+    {
+        foreach (string r in V2Roots)
+        {
+            string root = r.Length == 0 ? _cgroupRoot : Path.Combine(_cgroupRoot, r);
+            if (!File.Exists(Path.Combine(root, "cgroup.controllers"))) continue;
+            string slice = Path.Combine(root, "system.slice");
+            foreach (string name in new[] { "slurmstepd.scope", _node + "_slurmstepd.scope" })
+            {
+                string scope = Path.Combine(slice, name);
+                if (Directory.Exists(scope)) yield return scope;
+            }
+        }
+    }
+
+    private IEnumerable<string> V1SlurmDirs()
+    {
+        foreach (string ctrl in V1Controllers)
+            foreach (string name in new[] { "slurm_" + _node, "slurm" })
+            {
+                string dir = Path.Combine(_cgroupRoot, ctrl, name);
+                if (Directory.Exists(dir)) yield return dir;
+            }
+    }
+
+    private static bool IsV1Cgroup(string dir) => File.Exists(Path.Combine(dir, "cpuacct.usage"));
+    private static bool IsV2Cgroup(string dir) => File.Exists(Path.Combine(dir, "cpu.stat"));
+
+    // A cgroup directory can vanish between listing and use (job end): that is not an error.
+    private static IEnumerable<string> SafeDirectories(string dir, string pattern)
+    {
+        try { return Directory.Exists(dir) ? Directory.GetDirectories(dir, pattern) : Array.Empty<string>(); }
+        catch (IOException) { return Array.Empty<string>(); }
+        catch (UnauthorizedAccessException) { return Array.Empty<string>(); }
+    }
+}

@@ -1,0 +1,61 @@
+using Alumet.Hpc.Jobs;
+
+namespace Alumet.Hpc.Schedulers.Slurm;
+
+/// <summary>
+/// Slurm Prolog/Epilog entry points. slurmd runs them as root with no argv, no PATH and no HOME;
+/// a non-zero exit drains the node, so both always return 0 and report problems to the log only.
+/// </summary>
+public static partial class SlurmHook
+{
+    public const string Scheduler = "slurm";
+
+    /// <summary>
+    /// Validates the job environment of a Prolog/Epilog. Every value that will name a file, a cgroup or a
+    /// row must match a narrow alphabet; the first bad one refuses the whole job.
+    /// </summary>
+    /// <param name="configuredCluster">[cluster].name; empty = SLURM_CLUSTER_NAME, else "local".</param>
+    public static SlurmJobParse ParseJob(IReadOnlyDictionary<string, string> env, string configuredCluster = "")
+    {
+        string? Get(string k) => env.TryGetValue(k, out string? v) ? v : null;
+        static SlurmJobParse Fail(string msg) => new(null, msg);
+
+        // SLURM_JOBID is the pre-2.x spelling, still set alongside SLURM_JOB_ID.
+        string? jobId = Get("SLURM_JOB_ID") ?? Get("SLURM_JOBID");
+        if (!SchedulerInput.IsJobId(jobId)) return Fail($"SLURM_JOB_ID {SchedulerInput.Quote(jobId)} is not a job id (digits)");
+        if (!SchedulerInput.TryParseId(Get("SLURM_JOB_UID"), out int uid))
+            return Fail($"SLURM_JOB_UID {SchedulerInput.Quote(Get("SLURM_JOB_UID"))} is not a uid (digits)");
+        if (!SchedulerInput.TryParseId(Get("SLURM_JOB_GID"), out int gid))
+            return Fail($"SLURM_JOB_GID {SchedulerInput.Quote(Get("SLURM_JOB_GID"))} is not a gid (digits)");
+        string? user = Get("SLURM_JOB_USER");
+        if (!SchedulerInput.IsUserName(user)) return Fail($"SLURM_JOB_USER {SchedulerInput.Quote(user)} is not a user name");
+        string? node = Get("SLURMD_NODENAME");
+        if (!SchedulerInput.IsName(node)) return Fail($"SLURMD_NODENAME {SchedulerInput.Quote(node)} is not a node name");
+
+        string? envCluster = Get("SLURM_CLUSTER_NAME");
+        if (envCluster is not null && !SchedulerInput.IsName(envCluster))
+            return Fail($"SLURM_CLUSTER_NAME {SchedulerInput.Quote(envCluster)} is not a cluster name");
+        string cluster = configuredCluster.Length > 0 ? configuredCluster : envCluster ?? "local";
+        if (!SchedulerInput.IsName(cluster)) return Fail($"cluster name {SchedulerInput.Quote(cluster)} (config) is not a cluster name");
+
+        // Both are validated when present (a bad value means a confused environment); SLURM_JOB_GPUS wins
+        // because it holds the physical indices in the prolog, the others are remapped inside the job.
+        IReadOnlyList<int> gpus = Array.Empty<int>();
+        foreach (string key in new[] { "CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS" })
+        {
+            string? v = Get(key);
+            if (v is null) continue;
+            if (!SchedulerInput.TryParseIndexList(v, out IReadOnlyList<int> list))
+                return Fail($"{key} {SchedulerInput.Quote(v)} is not a list of GPU indices (comma-separated digits)");
+            gpus = list;
+        }
+
+        string? sluid = Get("SLURM_JOB_SLUID");
+        if (sluid is { Length: 0 }) sluid = null;
+        if (sluid is not null && !SchedulerInput.IsToken(sluid))
+            return Fail($"SLURM_JOB_SLUID {SchedulerInput.Quote(sluid)} is not a SLUID (letters and digits)");
+
+        var identity = new JobIdentity(Scheduler, cluster, jobId!, user!, uid, node!);
+        return new SlurmJobParse(new SlurmJob(identity, gid, gpus, sluid), null);
+    }
+}

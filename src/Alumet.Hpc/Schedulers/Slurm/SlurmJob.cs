@@ -1,0 +1,15 @@
+using Alumet.Hpc.Jobs;
+
+namespace Alumet.Hpc.Schedulers.Slurm;
+
+/// <summary>A validated Slurm job as seen by a Prolog/Epilog on one node.</summary>
+/// <param name="Gid">SLURM_JOB_GID: group of the job's output files.</param>
+/// <param name="GpuIndices">Physical GPU indices (SLURM_JOB_GPUS, else CUDA_VISIBLE_DEVICES); empty = none.</param>
+/// <param name="Sluid">SLURM_JOB_SLUID (Slurm ≥ 25.11), names the v2 job cgroup from 26.05.</param>
+public sealed record SlurmJob(JobIdentity Identity, int Gid, IReadOnlyList<int> GpuIndices, string? Sluid);
+
+/// <summary>Either a job or the one-line reason it was refused.</summary>
+public readonly record struct SlurmJobParse(SlurmJob? Job, string? Error)
+{
+    public bool Ok => Job is not null;
+}

@@ -1,0 +1,15 @@
+using Alumet.Hpc.Attribution;
+using Alumet.Hpc.Jobs;
+
+namespace Alumet.Hpc.Tests.Fakes;
+
+/// <summary>Scheduler-neutral locator for tests: every subdirectory <c>job_&lt;id&gt;</c> of one parent is a job.</summary>
+public sealed class DirectoryJobLocator(string parent, CgroupVersion version) : IJobCgroupLocator
+{
+    public JobCgroup? Find(JobIdentity job) => EnumerateJobs().FirstOrDefault(j => j.JobId == job.JobId);
+
+    public IReadOnlyList<JobCgroup> EnumerateJobs() =>
+        Directory.Exists(parent)
+            ? Directory.GetDirectories(parent, "job_*").Select(d => new JobCgroup(Path.GetFileName(d)["job_".Length..], d, version)).ToList()
+            : new List<JobCgroup>();
+}

@@ -1,0 +1,366 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using DuckDB.NET.Data;
+using Microsoft.Data.Sqlite;
+
+namespace Alumet.Hpc.Tests.Schedulers.Slurm;
+
+/// <summary>
+/// End-to-end on a real Slurm (tests/e2e/slurm/slurm-lab.sh start): jobs submitted by an ordinary user run
+/// the project's Prolog/Epilog with the published binary, on a generated powercap tree (package-0 at
+/// FAKE_POWER_W) and the real cgroups. Skipped unless ALUMET_E2E_SLURM=1; with it set, a lab that is not
+/// up is a failure, not a skip. Sequential (one class): jobs compete for the node's 2 CPUs.
+/// </summary>
+[CollectionDefinition("SlurmE2E", DisableParallelization = true)]
+public sealed class SlurmE2ECollection;
+
+[Collection("SlurmE2E")]
+public sealed class SlurmE2ETests
+{
+    private const double FakePowerW = 50;
+    private static readonly bool Enabled = Environment.GetEnvironmentVariable("ALUMET_E2E_SLURM") == "1";
+    private static readonly string Lab = Environment.GetEnvironmentVariable("ALUMET_E2E_SLURM_LAB") ?? "/var/lib/alumet-hpc-e2e/slurm";
+    private static readonly string User = Environment.GetEnvironmentVariable("ALUMET_E2E_SLURM_USER") ?? "alumetuser";
+    private static readonly string Bin = Environment.GetEnvironmentVariable("ALUMET_HPC_BIN") ?? Path.Combine(RepoRoot(), "out", "bin", "alumet-hpc");
+    private static string Config => Path.Combine(Lab, "alumet.toml");
+    private static string DataDir => Path.Combine(Lab, "alumet", "data");
+    private static string StateDir => Path.Combine(Lab, "alumet", "state", "slurm");
+    private static string Database => Path.Combine(Lab, "alumet", "accounting.db");
+    private static string HookLog => Path.Combine(Lab, "log", "alumet-hpc.log");
+
+    private static void RequireLab()
+    {
+        Skip.IfNot(Enabled, "set ALUMET_E2E_SLURM=1 (after tests/e2e/slurm/slurm-lab.sh start) to run the Slurm end-to-end tests");
+        Assert.True(File.Exists(Bin), $"{Bin} missing: run 'make publish'");
+        var ping = Run("scontrol", "ping");
+        Assert.True(ping.Code == 0 && ping.Out.Contains("UP"), $"Slurm lab is not up (scontrol ping: {ping.Out}{ping.Err}): run tests/e2e/slurm/slurm-lab.sh start");
+        Assert.Equal("idle", NodeState());
+    }
+
+    [SkippableFact]
+    public void SrunJobProducesParquetRowAndReport()
+    {
+        RequireLab();
+        var r = RunAs("srun", "-n1", "bash", "-c", "echo $SLURM_JOB_ID; sleep 2");
+        Assert.True(r.Code == 0, $"srun failed: {r.Err}");
+        string id = r.Out.Trim();
+        WaitJobDone(id);
+
+        AssertMeasuredJob(id, minSeconds: 2);
+        AssertNoSampler(id);
+        Assert.Equal("idle", NodeState());
+    }
+
+    [SkippableFact]
+    public void SbatchJobProducesParquetRowAndReport()
+    {
+        RequireLab();
+        string id = Sbatch("sleep 2");
+        WaitJobDone(id);
+
+        AssertMeasuredJob(id, minSeconds: 2);
+        Assert.Equal("COMPLETED", JobState(id));
+        AssertNoSampler(id);
+    }
+
+    [SkippableFact]
+    public void ConcurrentBusyAndIdleJobsSplitTheNodeEnergy()
+    {
+        RequireLab();
+        // Both hold one core for the same ~6 s; one spins, one sleeps.
+        string busy = Sbatch("timeout 6 bash -c 'while :; do :; done'; true");
+        string idle = Sbatch("sleep 6");
+        WaitJobDone(busy);
+        WaitJobDone(idle);
+
+        var b = Row(busy);
+        var i = Row(idle);
+        Assert.Equal(("complete", "complete"), (b.Status, i.Status));
+        // The busy job used ~1 CPU-second per second, the idle one ~0: its share is what slurmstepd and
+        // sleep cost. A loose factor still fails if attribution is off (equal split gives 1x).
+        Assert.True(b.JobJ > 10 * i.JobJ, $"busy {b.JobJ:F2} J should be >> idle {i.JobJ:F2} J");
+        Assert.True(b.JobJ > 0.2 * b.NodeJ, $"busy share {b.JobJ:F2} J of node {b.NodeJ:F2} J is too small");
+        foreach (var (id, row) in new[] { (busy, b), (idle, i) })
+        {
+            // Conservation, in the row and in the Parquet file: job + other jobs + unattributed = node.
+            Assert.Equal(row.NodeJ, row.JobJ + row.OtherJobsJ + row.UnattributedJ, 6);
+            var p = ParquetSums(row.ParquetPath, id);
+            Assert.Equal(p["node"], p[$"job:{id}"] + p.GetValueOrDefault("other_jobs") + p.GetValueOrDefault("unattributed"), 6);
+            Assert.Equal(row.NodeJ, p["node"], 6);
+        }
+        // Each job sees the other: the busy job's "other jobs" is small, the idle job's is large.
+        Assert.True(i.OtherJobsJ > 10 * b.OtherJobsJ, $"idle's other_jobs {i.OtherJobsJ:F2} J vs busy's {b.OtherJobsJ:F2} J");
+        AssertNoSampler(busy);
+        AssertNoSampler(idle);
+    }
+
+    [SkippableFact]
+    public void KilledSamplerLeavesTheNodeIdleAndTheJobCompleted()
+    {
+        RequireLab();
+        string id = Sbatch("sleep 5");
+        int pid = WaitSamplerPid(id);
+        Assert.Equal(0, Run("kill", "-9", pid.ToString(CultureInfo.InvariantCulture)).Code);
+        WaitJobDone(id);
+
+        Assert.Equal("COMPLETED", JobState(id));
+        Assert.Equal("idle", NodeState());
+        var row = Row(id);
+        Assert.Equal("partial", row.Status);
+        AssertNoSampler(id);
+    }
+
+    [SkippableFact]
+    public void SamplerThatCannotStartLeavesTheNodeIdleAndTheJobCompleted()
+    {
+        RequireLab();
+        string id = Sbatch("sleep 1", "--hold");
+        // A plain file where the job's state directory goes: the sampler cannot be set up.
+        Directory.CreateDirectory(StateDir);
+        string blocker = Path.Combine(StateDir, id);
+        File.WriteAllText(blocker, "blocks the state directory\n");
+        try
+        {
+            Assert.Equal(0, Run("scontrol", "release", id).Code);
+            WaitJobDone(id);
+            Assert.Equal("COMPLETED", JobState(id));
+            Assert.Equal("idle", NodeState());
+            Assert.Contains(File.ReadLines(HookLog), l => l.Contains($"error: slurm prolog job {id} on "));
+            Assert.Equal("not_measured", Row(id).Status);
+            AssertNoSampler(id);
+        }
+        finally { File.Delete(blocker); }
+    }
+
+    [SkippableFact]
+    public void ScancelStillFinalizes()
+    {
+        RequireLab();
+        string id = Sbatch("sleep 60");
+        WaitSamplerPid(id);
+        Thread.Sleep(2000); // some samples
+        Assert.Equal(0, Run("scancel", id).Code);
+        WaitJobDone(id);
+
+        Assert.Equal("CANCELLED", JobState(id));
+        var row = Row(id);
+        Assert.Equal("complete", row.Status);
+        Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
+        Assert.Equal("idle", NodeState());
+        AssertNoSampler(id);
+    }
+
+    [SkippableFact]
+    public void PrologReturnsQuickly()
+    {
+        RequireLab();
+        // The hook exactly as slurmd runs it (wrapper, no argv, no PATH), for a job that has no cgroup: the
+        // Prolog must not wait for anything. Then its Epilog, so no sampler is left behind.
+        string id = "9" + (Environment.ProcessId % 100000).ToString("D5", CultureInfo.InvariantCulture) + "01";
+        var env = new Dictionary<string, string>
+        {
+            ["SLURM_JOB_ID"] = id, ["SLURM_JOB_UID"] = Run("id", "-u", User).Out.Trim(), ["SLURM_JOB_GID"] = Run("id", "-g", User).Out.Trim(),
+            ["SLURM_JOB_USER"] = User, ["SLURMD_NODENAME"] = NodeName(), ["SLURM_CLUSTER_NAME"] = "lab",
+        };
+        var times = new List<double>();
+        try
+        {
+            env["SLURM_SCRIPT_CONTEXT"] = "prolog_slurmd";
+            var sw = Stopwatch.StartNew();
+            var r = Run(Path.Combine(Lab, "hooks", "prolog"), Array.Empty<string>(), env);
+            times.Add(sw.Elapsed.TotalMilliseconds);
+            Assert.Equal(0, r.Code);
+        }
+        finally
+        {
+            env["SLURM_SCRIPT_CONTEXT"] = "epilog_slurmd";
+            Assert.Equal(0, Run(Path.Combine(Lab, "hooks", "epilog"), Array.Empty<string>(), env).Code);
+        }
+        // The hook's own measure of itself, from the log line of the real jobs above and of this one.
+        var logged = File.ReadLines(HookLog).Select(l => Regex.Match(l, @"slurm prolog job \d+ on \S+: .*\((\d+\.\d) ms\)$"))
+            .Where(m => m.Success).Select(m => double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+        Assert.NotEmpty(logged);
+        File.AppendAllText(Path.Combine(Lab, "log", "prolog-timing.txt"),
+            $"{DateTime.UtcNow:O} wrapper+process {times[0]:F1} ms; in-process max {logged.Max():F1} ms over {logged.Count} prologs\n");
+        Assert.True(times[0] < 250, $"prolog took {times[0]:F1} ms (wrapper + process start + hook)");
+        Assert.True(logged.Max() < 100, $"slowest prolog (in-process) {logged.Max():F1} ms");
+        AssertNoSampler(id);
+    }
+
+    // ------------------------------------------------------------------------------------------ checks
+
+    private sealed record JobRow(string Status, string Reason, string ParquetPath, double JobJ, double NodeJ, double OtherJobsJ, double UnattributedJ, double ElapsedS);
+
+    private static JobRow Row(string id)
+    {
+        using var con = new SqliteConnection($"Data Source={Database};Mode=ReadOnly");
+        con.Open();
+        using var cmd = con.CreateCommand();
+        cmd.CommandText = "SELECT status, reason, parquet_path, total_energy_j, node_energy_j, other_jobs_energy_j, unattributed_energy_j, elapsed_s, count(*) OVER () FROM jobs WHERE scheduler = 'slurm' AND job_id = $id AND node = $node";
+        cmd.Parameters.AddWithValue("$id", id);
+        cmd.Parameters.AddWithValue("$node", NodeName());
+        using var rd = cmd.ExecuteReader();
+        Assert.True(rd.Read(), $"no accounting row for job {id}");
+        Assert.Equal(1L, rd.GetInt64(8));
+        return new JobRow(rd.GetString(0), rd.GetString(1), rd.GetString(2), rd.GetDouble(3), rd.GetDouble(4), rd.GetDouble(5), rd.GetDouble(6), rd.GetDouble(7));
+    }
+
+    private static void AssertMeasuredJob(string id, double minSeconds)
+    {
+        var row = Row(id);
+        Assert.True(row.Status == "complete", $"job {id}: {row.Status} ({row.Reason})");
+        Assert.StartsWith(DataDir, row.ParquetPath);
+        Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
+        // Node energy = the generated counter's power x measured time (the sampler's clock vs the writer's).
+        Assert.True(row.ElapsedS >= minSeconds - 0.5, $"elapsed {row.ElapsedS} s");
+        Assert.InRange(row.NodeJ / row.ElapsedS, FakePowerW * 0.9, FakePowerW * 1.1);
+        var p = ParquetSums(row.ParquetPath, id);
+        Assert.Equal(row.NodeJ, p["node"], 6);
+        Assert.Equal(row.JobJ, p[$"job:{id}"], 6);
+        // The user reads their own file, nobody else does (JobFinalizer: uid, group root, 0440).
+        Assert.Equal($"{User} root 440", Run("stat", "-c", "%U %G %a", row.ParquetPath).Out.Trim());
+        var report = RunAs(Bin, "report", "--job", id, "--config", Config);
+        Assert.True(report.Code == 0, $"alumet-report --job {id}: {report.Err}");
+        Assert.Contains(id, report.Out);
+    }
+
+    private static Dictionary<string, double> ParquetSums(string path, string id)
+    {
+        using var con = new DuckDBConnection("Data Source=:memory:");
+        con.Open();
+        using var cmd = con.CreateCommand();
+        cmd.CommandText = $"SELECT consumer, sum(value) FROM read_parquet('{path.Replace("'", "''")}') " +
+                          $"WHERE resource_kind IN ('cpu_package','dram','gpu') AND job_id = '{id}' GROUP BY consumer";
+        using var rd = cmd.ExecuteReader();
+        var sums = new Dictionary<string, double>();
+        while (rd.Read()) sums[rd.GetString(0)] = Convert.ToDouble(rd.GetValue(1), CultureInfo.InvariantCulture);
+        Assert.True(sums.ContainsKey("node") && sums.ContainsKey($"job:{id}"), $"{path}: consumers {string.Join(',', sums.Keys)}");
+        return sums;
+    }
+
+    /// <summary>No process left whose command line is this binary sampling this job.</summary>
+    private static void AssertNoSampler(string id)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(3); // PID 1 here reaps orphans lazily: allow a moment
+        List<string> left;
+        do
+        {
+            left = SamplerProcesses(id);
+            if (left.Count == 0) return;
+            Thread.Sleep(200);
+        } while (DateTime.UtcNow < deadline);
+        Assert.Fail($"sampler(s) of job {id} survived the job: {string.Join(" | ", left)}");
+    }
+
+    private static List<string> SamplerProcesses(string id)
+    {
+        var found = new List<string>();
+        foreach (string dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == Environment.ProcessId) continue;
+            try
+            {
+                string stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                if (stat[(stat.LastIndexOf(')') + 2)] == 'Z') continue;
+                string[] argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                if (argv.Length > 1 && argv[0].EndsWith("alumet-hpc", StringComparison.Ordinal) && argv.Contains(id) && argv.Contains("sample"))
+                    found.Add($"{pid}: {string.Join(' ', argv)}");
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        return found;
+    }
+
+    // ------------------------------------------------------------------------------------------ slurm
+
+    private static string Sbatch(string script, params string[] extra)
+    {
+        var args = new List<string> { "--parsable", "-n1", "-o", "/dev/null" };
+        args.AddRange(extra);
+        args.Add("--wrap");
+        args.Add(script);
+        var r = RunAs("sbatch", args.ToArray());
+        Assert.True(r.Code == 0, $"sbatch failed: {r.Err}");
+        return r.Out.Trim().Split(';')[0];
+    }
+
+    /// <summary>Until the job has left the queue and its epilog has run (state no longer COMPLETING).</summary>
+    private static void WaitJobDone(string id, double timeoutS = 60)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(timeoutS);
+        while (DateTime.UtcNow < deadline)
+        {
+            string state = JobState(id);
+            if (state is "COMPLETED" or "CANCELLED" or "FAILED" or "TIMEOUT" or "NODE_FAIL" or "OUT_OF_MEMORY" && NodeState() != "completing")
+                return;
+            Thread.Sleep(200);
+        }
+        Assert.Fail($"job {id} not done after {timeoutS} s (state {JobState(id)}, node {NodeState()})");
+    }
+
+    private static int WaitSamplerPid(string id, double timeoutS = 20)
+    {
+        string file = Path.Combine(StateDir, id, "sampler.pid");
+        var deadline = DateTime.UtcNow.AddSeconds(timeoutS);
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                string text = File.ReadAllText(file).Trim();
+                if (int.TryParse(text.Split(' ')[0], out int pid) && pid > 0) return pid;
+            }
+            catch (IOException) { }
+            Thread.Sleep(100);
+        }
+        Assert.Fail($"no {file} after {timeoutS} s (job {id} state {JobState(id)})");
+        return 0;
+    }
+
+    private static string JobState(string id)
+    {
+        var m = Regex.Match(Run("scontrol", "show", "job", id).Out, @"JobState=(\S+)");
+        return m.Success ? m.Groups[1].Value : "UNKNOWN";
+    }
+
+    private static string NodeState() => Run("sinfo", "-h", "-o", "%T").Out.Trim();
+
+    private static string NodeName() => Run("sinfo", "-h", "-o", "%N").Out.Trim();
+
+    // ------------------------------------------------------------------------------------------ processes
+
+    private readonly record struct Result(int Code, string Out, string Err);
+
+    private static Result RunAs(string file, params string[] args) =>
+        Run("runuser", new[] { "-u", User, "--", file }.Concat(args).ToArray(), null, Path.Combine(Lab, "out"));
+
+    private static Result Run(string file, params string[] args) => Run(file, args, null);
+
+    private static Result Run(string file, string[] args, IReadOnlyDictionary<string, string>? cleanEnv, string? cwd = null)
+    {
+        var psi = new ProcessStartInfo(file, args)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            WorkingDirectory = cwd ?? "/",
+        };
+        if (cleanEnv is not null)
+        {
+            // What slurmd gives a hook: its own variables, no PATH, no HOME.
+            psi.Environment.Clear();
+            foreach (var (k, v) in cleanEnv) psi.Environment[k] = v;
+        }
+        psi.Environment["SLURM_CONF"] = Path.Combine(Lab, "etc", "slurm.conf");
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        string output = p.StandardOutput.ReadToEnd();
+        if (!p.WaitForExit(120_000)) { p.Kill(true); Assert.Fail($"{file} {string.Join(' ', args)} hung"); }
+        return new Result(p.ExitCode, output, err.Result);
+    }
+
+    private static string RepoRoot([System.Runtime.CompilerServices.CallerFilePath] string here = "")
+    {
+        // tests/Alumet.Hpc.Tests/Schedulers/Slurm/<this file> -> repository root
+        return Path.GetFullPath(Path.Combine(Path.GetDirectoryName(here)!, "..", "..", "..", ".."));
+    }
+}

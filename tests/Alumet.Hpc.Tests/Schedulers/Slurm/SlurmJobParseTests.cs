@@ -1,0 +1,114 @@
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Schedulers.Slurm;
+
+namespace Alumet.Hpc.Tests.Schedulers.Slurm;
+
+public sealed class SlurmJobParseTests
+{
+    // What slurmd 22.05 really passes to a Prolog (see labs observations), minus the irrelevant keys.
+    private static Dictionary<string, string> Env(params (string Key, string? Value)[] overrides)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["SLURM_JOB_ID"] = "1234",
+            ["SLURM_JOBID"] = "1234",
+            ["SLURM_JOB_UID"] = "1001",
+            ["SLURM_JOB_GID"] = "1002",
+            ["SLURM_JOB_USER"] = "alice",
+            ["SLURMD_NODENAME"] = "node-01",
+            ["SLURM_CLUSTER_NAME"] = "lab",
+            ["SLURM_SCRIPT_CONTEXT"] = "prolog_slurmd",
+            ["SLURM_JOB_PARTITION"] = "debug; rm -rf /", // not used: must not matter
+        };
+        foreach (var (k, v) in overrides)
+            if (v is null) env.Remove(k); else env[k] = v;
+        return env;
+    }
+
+    [Fact]
+    public void ParsesAPlainJob()
+    {
+        SlurmJobParse p = SlurmHook.ParseJob(Env());
+        Assert.Null(p.Error);
+        Assert.Equal(new JobIdentity("slurm", "lab", "1234", "alice", 1001, "node-01"), p.Job!.Identity);
+        Assert.Equal(1002, p.Job.Gid);
+        Assert.Empty(p.Job.GpuIndices);
+        Assert.Null(p.Job.Sluid);
+    }
+
+    [Fact]
+    public void ParsesGpusAndSluid()
+    {
+        SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", "2,3"), ("CUDA_VISIBLE_DEVICES", "0,1"), ("SLURM_JOB_SLUID", "s0E4QZK1T3WXA")));
+        Assert.Equal(new[] { 2, 3 }, p.Job!.GpuIndices);
+        Assert.Equal("s0E4QZK1T3WXA", p.Job.Sluid);
+    }
+
+    [Fact]
+    public void FallsBackToCudaVisibleDevicesAndOldJobIdName()
+    {
+        SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_ID", null), ("SLURM_JOBID", "77"), ("CUDA_VISIBLE_DEVICES", "1")));
+        Assert.Equal("77", p.Job!.Identity.JobId);
+        Assert.Equal(new[] { 1 }, p.Job.GpuIndices);
+    }
+
+    [Fact]
+    public void ClusterFromConfigWinsThenEnvThenLocal()
+    {
+        Assert.Equal("prod", SlurmHook.ParseJob(Env(), "prod").Job!.Identity.Cluster);
+        Assert.Equal("local", SlurmHook.ParseJob(Env(("SLURM_CLUSTER_NAME", null))).Job!.Identity.Cluster);
+    }
+
+    [Theory]
+    [InlineData("SLURM_JOB_ID", "12a", "SLURM_JOB_ID \"12a\" is not a job id (digits)")]
+    [InlineData("SLURM_JOB_ID", "../1", "SLURM_JOB_ID \"../1\" is not a job id (digits)")]
+    [InlineData("SLURM_JOB_ID", null, "SLURM_JOB_ID (unset) is not a job id (digits)")]
+    [InlineData("SLURM_JOB_ID", "-1", "SLURM_JOB_ID \"-1\" is not a job id (digits)")]
+    [InlineData("SLURM_JOB_UID", "1001 ", "SLURM_JOB_UID \"1001 \" is not a uid (digits)")]
+    [InlineData("SLURM_JOB_UID", "99999999999", "SLURM_JOB_UID \"99999999999\" is not a uid (digits)")]
+    [InlineData("SLURM_JOB_GID", "", "SLURM_JOB_GID \"\" is not a gid (digits)")]
+    [InlineData("SLURM_JOB_USER", "al ice", "SLURM_JOB_USER \"al ice\" is not a user name")]
+    [InlineData("SLURM_JOB_USER", "-rf", "SLURM_JOB_USER \"-rf\" is not a user name")]
+    [InlineData("SLURM_JOB_USER", "a/b", "SLURM_JOB_USER \"a/b\" is not a user name")]
+    [InlineData("SLURM_JOB_USER", "$(id)", "SLURM_JOB_USER \"$(id)\" is not a user name")]
+    [InlineData("SLURM_JOB_USER", "bob\n", "SLURM_JOB_USER \"bob\\x0a\" is not a user name")]
+    [InlineData("SLURMD_NODENAME", null, "SLURMD_NODENAME (unset) is not a node name")]
+    [InlineData("SLURMD_NODENAME", "n1;reboot", "SLURMD_NODENAME \"n1;reboot\" is not a node name")]
+    [InlineData("SLURM_CLUSTER_NAME", "a b", "SLURM_CLUSTER_NAME \"a b\" is not a cluster name")]
+    [InlineData("SLURM_JOB_GPUS", "0,,1", "SLURM_JOB_GPUS \"0,,1\" is not a list of GPU indices (comma-separated digits)")]
+    [InlineData("SLURM_JOB_GPUS", "GPU-8f3c", "SLURM_JOB_GPUS \"GPU-8f3c\" is not a list of GPU indices (comma-separated digits)")]
+    [InlineData("CUDA_VISIBLE_DEVICES", "0, 1", "CUDA_VISIBLE_DEVICES \"0, 1\" is not a list of GPU indices (comma-separated digits)")]
+    [InlineData("SLURM_JOB_SLUID", "s0/../x", "SLURM_JOB_SLUID \"s0/../x\" is not a SLUID (letters and digits)")]
+    public void RefusesBadValuesWithOneClearLine(string key, string? value, string expected)
+    {
+        SlurmJobParse p = SlurmHook.ParseJob(Env((key, value), key == "SLURM_JOB_ID" ? ("SLURM_JOBID", null) : (key, value)));
+        Assert.Null(p.Job);
+        Assert.Equal(expected, p.Error);
+    }
+
+    [Theory]
+    [InlineData("_svc.build-1")]
+    [InlineData("HOST01$")]
+    [InlineData("a")]
+    public void AcceptsUnusualButSafeUserNames(string user)
+    {
+        Assert.Equal(user, SlurmHook.ParseJob(Env(("SLURM_JOB_USER", user))).Job!.Identity.User);
+    }
+
+    [Theory]
+    [InlineData("alice@example.org")] // SSSD fully qualified: refused, like `alumet-hpc sample --user`
+    [InlineData("1alice")]
+    [InlineData(".hidden")]
+    [InlineData("$")]
+    [InlineData("a$b")]
+    public void RefusesUserNamesTheSamplerWouldRefuse(string user)
+    {
+        Assert.Null(SlurmHook.ParseJob(Env(("SLURM_JOB_USER", user))).Job);
+    }
+
+    [Fact]
+    public void EmptyGpuListMeansNone()
+    {
+        Assert.Empty(SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", ""))).Job!.GpuIndices);
+    }
+}

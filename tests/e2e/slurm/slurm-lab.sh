@@ -1,0 +1,292 @@
+#!/bin/bash
+# slurm-lab.sh - a real single-node Slurm (Debian 12 packages, 22.05) whose Prolog/Epilog are the project's
+# hooks, measuring a generated powercap tree (package-0 at a fixed power) and the real /sys/fs/cgroup.
+# Used by the Slurm end-to-end tests (tests/e2e/slurm/README.md). Needs root. Idempotent.
+#
+#   slurm-lab.sh start       install (apt, first time only), configure and start munged, slurmctld, slurmd,
+#                            the fake powercap writer; create the job user. Prints the env file to source.
+#   slurm-lab.sh stop [--purge]   stop what start started (by pid file only); --purge also deletes state.
+#   slurm-lab.sh status      exit 0 when the cluster answers and the node is usable.
+#
+# Env knobs (defaults in brackets):
+#   LAB [/var/lib/alumet-hpc-e2e/slurm]  everything lives here (not /tmp: state must outlive tmp cleaners)
+#   ALUMET_HPC_BIN [<repo>/out/bin/alumet-hpc]  the published binary the hooks run
+#   LAB_USER [alumetuser]    ordinary user that submits jobs (root jobs are not what users run)
+#   FAKE_POWER_W [50]        power of the generated package-0 zone, W
+#   PROLOG_FLAGS [auto]      auto = Alloc,Contain with proctrack/cgroup, Alloc with linuxproc
+#   SLURMCTLD_PORT [6817] SLURMD_PORT [6818]
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
+LAB=${LAB:-/var/lib/alumet-hpc-e2e/slurm}
+BIN=${ALUMET_HPC_BIN:-$REPO/out/bin/alumet-hpc}
+LAB_USER=${LAB_USER:-alumetuser}
+FAKE_POWER_W=${FAKE_POWER_W:-50}
+PROLOG_FLAGS=${PROLOG_FLAGS:-auto}; PROCTRACK=${PROCTRACK:-auto}
+SLURMCTLD_PORT=${SLURMCTLD_PORT:-6817}; SLURMD_PORT=${SLURMD_PORT:-6818}
+export SLURM_CONF=$LAB/etc/slurm.conf
+export DEBIAN_FRONTEND=noninteractive
+
+T_START=$(date +%s.%N)
+ts() { printf '%6.2fs' "$(echo "$(date +%s.%N) - $T_START" | bc)"; }
+log() { echo "[slurm-lab $(ts)] $*"; }
+die() { echo "[slurm-lab $(ts)] ERROR: $*" >&2; exit 1; }
+# alive PIDFILE [comm]: exists, not a zombie (PID 1 in containers reaps lazily: kill -0 lies), comm matches
+alive() {
+  local p; p=$(cat "$1" 2>/dev/null) || return 1; [ -n "$p" ] && [ -r /proc/$p/stat ] || return 1
+  [ "$(awk '{print $3}' /proc/$p/stat)" != Z ] || return 1
+  [ -z "${2:-}" ] || [ "$(cat /proc/$p/comm 2>/dev/null)" = "$2" ]
+}
+wait_for() { # wait_for SECONDS DESCRIPTION CMD...
+  local t=$1 what=$2; shift 2; local end=$(( $(date +%s) + t ))
+  until "$@" >/dev/null 2>&1; do [ "$(date +%s)" -lt $end ] || die "timeout ($t s) waiting for $what"; sleep 0.2; done
+}
+stop_pidfile() {   # stop_pidfile PIDFILE COMM [TIMEOUT]
+  local f=$1 comm=$2 t=${3:-15} p
+  if alive "$f" "$comm"; then
+    p=$(cat "$f"); kill -TERM "$p" 2>/dev/null || true; log "sent TERM to $comm ($p)"
+    for _ in $(seq 1 $((t * 10))); do alive "$f" "$comm" || break; sleep 0.1; done
+    if alive "$f" "$comm"; then kill -KILL "$p" 2>/dev/null || true; log "$comm ($p) needed KILL"; fi
+  fi
+  rm -f "$f"
+}
+node_name() { slurmd -C 2>/dev/null | head -1 | sed 's/^NodeName=\([^ ]*\).*/\1/'; }
+
+# ------------------------------------------------------------------------------------------------ start
+start() {
+  [ "$(id -u)" = 0 ] || die "needs root"
+  mkdir -p "$LAB/log"
+  # 1. packages (first run only; the machine may be shared: wait for another apt instead of failing)
+  local PKGS="munge slurmctld slurmd slurm-client bc" missing="" p
+  for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    log "installing:$missing"
+    local APTO="-o DPkg::Lock::Timeout=600"
+    for _ in 1 2 3 4 5; do apt-get $APTO update -qq >/dev/null 2>&1 && break; sleep 5; done
+    apt-get $APTO install -y -qq --no-install-recommends $missing >"$LAB/log/apt.log" 2>&1 || { tail -20 "$LAB/log/apt.log"; die "apt-get install failed"; }
+  fi
+  [ -x "$BIN" ] || die "$BIN missing: run 'make publish' first (or set ALUMET_HPC_BIN)"
+
+  # 2. the job user
+  id "$LAB_USER" >/dev/null 2>&1 || { useradd -m -s /bin/bash "$LAB_USER"; log "created user $LAB_USER"; }
+
+  # 3. directories: slurm state, alumet state/data, job output dir writable by the job user
+  mkdir -p "$LAB"/{etc,state/ctld,state/d,log,run,hooks,out,powercap,alumet/state,alumet/data}
+  chmod 755 "$LAB" "$LAB"/hooks "$LAB"/alumet; chmod 1777 "$LAB"/out
+
+  # 4. generated powercap tree: package-0 whose energy_uj grows at FAKE_POWER_W. The sampler keeps the file
+  #    open and preads offset 0, so the writer rewrites in place ("1<>": no truncation), never renames.
+  local Z="$LAB/powercap/intel-rapl:0"
+  mkdir -p "$Z"
+  echo package-0 > "$Z/name"; echo 1 > "$Z/enabled"; echo 262143328850 > "$Z/max_energy_range_uj"
+  [ -s "$Z/energy_uj" ] || echo 1000000 > "$Z/energy_uj"
+  cat > "$LAB/powercap-writer.sh" <<'EOF'
+#!/bin/bash
+# powercap-writer.sh ZONE_DIR WATTS: energy_uj = E0 + WATTS x elapsed µs, rewritten every ~5 ms without forks.
+z=$1; w=$2; f=$z/energy_uj
+e0=$(cat "$f"); t0=${EPOCHREALTIME/./}
+fifo=$(mktemp -u); mkfifo "$fifo"; exec 3<>"$fifo"; rm -f "$fifo"   # read -t on an idle fifo = fork-free sleep
+trap 'exit 0' TERM INT
+while :; do
+  now=${EPOCHREALTIME/./}
+  printf '%d\n' $(( e0 + (now - t0) * w )) 1<>"$f"
+  read -t 0.005 -u 3 || true
+done
+EOF
+  chmod 755 "$LAB/powercap-writer.sh"
+  if ! alive "$LAB/run/powercap-writer.pid"; then
+    setsid "$LAB/powercap-writer.sh" "$Z" "$FAKE_POWER_W" </dev/null >/dev/null 2>&1 &
+    echo $! > "$LAB/run/powercap-writer.pid"
+    log "powercap writer started: $Z at $FAKE_POWER_W W (pid $(cat "$LAB/run/powercap-writer.pid"))"
+  fi
+
+  # 5. alumet-hpc config + hook wrappers (slurmd runs hooks with no argv/PATH/HOME; nothing job-controlled here)
+  cat > "$LAB/alumet.toml" <<EOF
+# generated by slurm-lab.sh
+[sampler]
+rapl_hz = 100
+storage_period_ms = 1000
+attribution_period_ms = 500
+flush_interval_ms = 500
+cgroup_wait_s = 10
+job_gone_grace_s = 10
+stop_timeout_s = 5
+
+[sources]
+rapl = "on"
+estimate = "off"
+nvml = "off"
+
+[paths]
+powercap_root = "$LAB/powercap"
+cgroup_root = "/sys/fs/cgroup"
+state_dir = "$LAB/alumet/state"
+data_dir = "$LAB/alumet/data"
+database = "$LAB/alumet/accounting.db"
+log_file = "$LAB/log/alumet-hpc.log"
+EOF
+  # Same shape as slurm/alumet-slurm-{prolog,epilog}: exit 0 even when the binary is missing or crashes.
+  for k in prolog epilog; do
+    printf '#!/bin/sh\n# generated by slurm-lab.sh (see slurm/alumet-slurm-%s)\n%s slurm %s --config %s </dev/null >/dev/null 2>&1\nexit 0\n' \
+      "$k" "$BIN" "$k" "$LAB/alumet.toml" > "$LAB/hooks/$k"
+    chmod 755 "$LAB/hooks/$k"
+  done
+
+  # 6. slurm.conf (cgroup v1 controllers -> proctrack/cgroup and PrologFlags=Alloc,Contain)
+  cg_v1_ok() { for c in cpuset memory freezer cpuacct; do [ -w /sys/fs/cgroup/$c ] || return 1; done; }
+  if [ "$PROCTRACK" = auto ]; then if cg_v1_ok; then PROCTRACK=cgroup; else PROCTRACK=linuxproc; fi; fi
+  local PT TP JAG
+  if [ "$PROCTRACK" = cgroup ]; then
+    PT="ProctrackType=proctrack/cgroup"; TP="TaskPlugin=task/cgroup,task/affinity"; JAG="JobAcctGatherType=jobacct_gather/cgroup"
+    [ "$PROLOG_FLAGS" = auto ] && PROLOG_FLAGS=Alloc,Contain
+  else
+    PT="ProctrackType=proctrack/linuxproc"; TP="TaskPlugin=task/none"; JAG="JobAcctGatherType=jobacct_gather/linux"
+    [ "$PROLOG_FLAGS" = auto ] && PROLOG_FLAGS=Alloc
+  fi
+  local NODELINE NODENAME
+  NODELINE=$(slurmd -C | head -1); NODENAME=$(node_name)
+  local NEWCONF
+  NEWCONF=$(cat <<EOF
+# generated by slurm-lab.sh - do not edit (re-run the script instead)
+ClusterName=lab
+SlurmctldHost=$NODENAME(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+SlurmctldPort=$SLURMCTLD_PORT
+SlurmdPort=$SLURMD_PORT
+StateSaveLocation=$LAB/state/ctld
+SlurmdSpoolDir=$LAB/state/d
+SlurmctldPidFile=$LAB/run/slurmctld.pid
+SlurmdPidFile=$LAB/run/slurmd.pid
+SlurmctldLogFile=$LAB/log/slurmctld.log
+SlurmdLogFile=$LAB/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=debug
+MpiDefault=none
+$PT
+$TP
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=100000
+ReturnToService=2
+Prolog=$LAB/hooks/prolog
+Epilog=$LAB/hooks/epilog
+PrologFlags=$PROLOG_FLAGS
+$JAG
+JobAcctGatherFrequency=5
+AccountingStorageType=accounting_storage/none
+AcctGatherEnergyType=acct_gather_energy/none
+JobCompType=jobcomp/none
+InactiveLimit=0
+KillWait=5
+MinJobAge=300
+SlurmctldTimeout=30
+SlurmdTimeout=60
+Waittime=0
+$(echo "$NODELINE" | sed "s/^NodeName=$NODENAME /NodeName=$NODENAME NodeAddr=127.0.0.1 /") State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+EOF
+)
+  local CONF_CHANGED=0
+  if [ "$(cat "$SLURM_CONF" 2>/dev/null)" != "$NEWCONF" ]; then echo "$NEWCONF" > "$SLURM_CONF"; CONF_CHANGED=1; log "wrote $SLURM_CONF ($PROCTRACK, PrologFlags=$PROLOG_FLAGS)"; fi
+  cat > "$LAB/etc/cgroup.conf" <<'EOF'
+CgroupPlugin=autodetect
+CgroupMountpoint=/sys/fs/cgroup
+ConstrainCores=yes
+ConstrainRAMSpace=yes
+ConstrainDevices=no
+EOF
+  cat > "$LAB/env.sh" <<EOF
+export SLURM_CONF=$SLURM_CONF
+export ALUMET_E2E_SLURM_LAB=$LAB
+export ALUMET_E2E_SLURM_USER=$LAB_USER
+export ALUMET_HPC_BIN=$BIN
+EOF
+
+  # 7. munge
+  if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+    log "munged already answering"
+  else
+    [ -s /etc/munge/munge.key ] || { /usr/sbin/mungekey --create >/dev/null 2>&1 || dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 2>/dev/null; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
+    mkdir -p /run/munge; chown munge:munge /run/munge; chmod 755 /run/munge
+    runuser -u munge -- /usr/sbin/munged --force
+    cp /run/munge/munged.pid "$LAB/run/munged.pid"      # marks "started by the lab" for stop
+    wait_for 10 munged bash -c 'munge -n | unmunge'
+    log "munged started (pid $(cat "$LAB/run/munged.pid"))"
+  fi
+
+  # 8. slurmctld + slurmd
+  local d
+  if [ "$CONF_CHANGED" = 1 ]; then
+    for d in slurmd slurmctld; do
+      if alive "$LAB/run/$d.pid" "$d"; then
+        log "config changed: restarting $d"; kill "$(cat "$LAB/run/$d.pid")"
+        for _ in $(seq 1 100); do alive "$LAB/run/$d.pid" "$d" || break; sleep 0.1; done
+      fi
+    done
+  fi
+  local CTLD_STARTED=0 SCHED0
+  SCHED0=$(grep -c 'SchedulerParameters=' "$LAB/log/slurmctld.log" 2>/dev/null || true)
+  if ! alive "$LAB/run/slurmctld.pid" slurmctld; then slurmctld; CTLD_STARTED=1; log "slurmctld started"; fi
+  wait_for 30 slurmctld scontrol ping
+  local SLURMD_T0=0
+  if ! alive "$LAB/run/slurmd.pid" slurmd; then SLURMD_T0=$(( $(date +%s) - 1 )); slurmd; log "slurmd started"; fi
+  registered() { local t; t=$(scontrol show node "$NODENAME" 2>/dev/null | sed -n 's/.*SlurmdStartTime=\([^ ]*\).*/\1/p'); [ -n "$t" ] && [ "$t" != None ] && [ "$(date -d "$t" +%s 2>/dev/null || echo 0)" -ge "$SLURMD_T0" ]; }
+  local end=$(( $(date +%s) + 60 )) s
+  while :; do
+    s=$(sinfo -h -n "$NODENAME" -o %T 2>/dev/null || true)
+    case "$s" in
+      idle|mixed|allocated|completing) registered && break ;;
+      drain*|down*) scontrol update nodename="$NODENAME" state=resume 2>/dev/null || true ;;
+    esac
+    [ "$(date +%s)" -lt $end ] || die "node $NODENAME not idle after 60 s (state '$s'); see $LAB/log/slurmd.log"
+    sleep 0.2
+  done
+  # slurmctld's first scheduling pass comes ~3 s after start; batch jobs sit PENDING until then.
+  if [ "$CTLD_STARTED" = 1 ]; then
+    wait_for 20 "first scheduler pass" bash -c "[ \$(grep -c 'SchedulerParameters=' '$LAB/log/slurmctld.log') -gt ${SCHED0:-0} ]"
+  fi
+  log "node $NODENAME is $s - ready.  source $LAB/env.sh"
+}
+
+# ------------------------------------------------------------------------------------------------ stop
+stop() {
+  if alive "$LAB/run/slurmctld.pid" slurmctld; then
+    local ids; ids=$(squeue -h -o %i 2>/dev/null | tr '\n' ' ')
+    if [ -n "${ids// }" ]; then
+      log "cancelling jobs: $ids"; scancel $ids 2>/dev/null || true      # epilogs stop their samplers
+      for _ in $(seq 1 100); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.2; done
+    fi
+  fi
+  stop_pidfile "$LAB/run/slurmd.pid" slurmd
+  stop_pidfile "$LAB/run/slurmctld.pid" slurmctld
+  stop_pidfile "$LAB/run/munged.pid" munged
+  stop_pidfile "$LAB/run/powercap-writer.pid" powercap-writer
+  # samplers left behind (should be none: every epilog stops its own) - only those recorded by our state dir
+  local f
+  for f in "$LAB"/alumet/state/slurm/*/sampler.pid; do
+    [ -e "$f" ] && alive "$f" && { kill -KILL "$(cat "$f")" 2>/dev/null || true; log "killed leftover sampler $(cat "$f")"; }
+  done
+  # empty leftover job cgroups (v1) so the next start is clean
+  for f in /sys/fs/cgroup/*/slurm_*/ /sys/fs/cgroup/*/slurm/; do [ -d "$f" ] && find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+  if [ "${1:-}" = --purge ]; then
+    rm -rf "$LAB"/state "$LAB"/log "$LAB"/out "$LAB"/run "$LAB"/alumet "$LAB"/powercap
+    log "purged state under $LAB"
+  fi
+  log "stopped"
+}
+
+status() {
+  alive "$LAB/run/slurmctld.pid" slurmctld && alive "$LAB/run/slurmd.pid" slurmd && alive "$LAB/run/powercap-writer.pid" \
+    && scontrol ping >/dev/null 2>&1 && case "$(sinfo -h -o %T 2>/dev/null)" in idle|mixed|allocated|completing) true ;; *) false ;; esac
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) shift; stop "${1:-}" ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop [--purge]|status" >&2; exit 2 ;;
+esac
