@@ -64,21 +64,23 @@ public static partial class ReportCommand
         var noheader = new Option<bool>("--noheader", "-n") { Description = "No header line" };
         var json = new Option<bool>("--json") { Description = "JSON with every field in J, W, s (ignores --format)" };
         var noconvert = new Option<bool>("--noconvert") { Description = "Energies in J and powers in W, without K/M/G prefixes" };
+        var allocations = new Option<bool>("--allocations", "-X") { Description = "Only the job lines (no node or step lines), like sacct -X" };
         var db = new Option<string>("--db") { Description = $"Accounting database (default: {env.DatabasePath})" };
 
         var root = new RootCommand("Energy used by jobs (sacct-like). Times are UTC; TotalEnergy = package + dram + gpu.")
         {
-            job, user, cluster, format, parsable, parsable2, noheader, json, noconvert, db,
+            job, user, cluster, format, parsable, parsable2, noheader, json, noconvert, allocations, db,
         };
         root.SetAction(pr => Execute(env, new ReportRequest(
             pr.GetValue(job), pr.GetValue(user), pr.GetValue(cluster), pr.GetValue(format),
             pr.GetValue(json) ? ReportLayout.Json : pr.GetValue(parsable2) ? ReportLayout.Parsable2 : pr.GetValue(parsable) ? ReportLayout.Parsable : ReportLayout.Table,
-            !pr.GetValue(noheader), pr.GetValue(noconvert), pr.GetValue(db))));
+            !pr.GetValue(noheader), pr.GetValue(noconvert), pr.GetValue(db), pr.GetValue(allocations))));
         return root;
     }
 
     /// <summary>Everything the command line asked for.</summary>
-    public sealed record ReportRequest(string? Jobs, string? Users, string? Cluster, string? Format, ReportLayout Layout, bool Header, bool NoConvert, string? Database);
+    public sealed record ReportRequest(string? Jobs, string? Users, string? Cluster, string? Format, ReportLayout Layout, bool Header, bool NoConvert,
+        string? Database, bool AllocationsOnly = false);
 
     public static int Execute(ReportEnvironment env, ReportRequest req)
     {
@@ -115,6 +117,7 @@ public static partial class ReportCommand
         }
 
         var jobs = ReportBuilder.Build(records);
+        if (req.AllocationsOnly) jobs = jobs.Select(j => j with { NodeRows = [], StepRows = [] }).ToList();
 
         // 3. What to print: all lines of each job, or only the asked-for step.
         var lines = new List<ReportRow>();

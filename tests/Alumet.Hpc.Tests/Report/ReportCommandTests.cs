@@ -58,6 +58,14 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
     }
 
     [Fact]
+    public void AllocationsOnlyPrintsJobLines()
+    {
+        var (code, output, _) = _f.Run(0, "root", "-X", "-o", "JobID,NodeList,TotalEnergy", "-P", "-n");
+        Assert.Equal(0, code);
+        Assert.Equal("1234|n1|3.79M\n1300|n1,n2|19.45M\n1400|n3|60K\n1500|n4|\n", output);
+    }
+
+    [Fact]
     public void StepSelectionPrintsOnlyThatStep()
     {
         var (code, output, _) = _f.Run(0, "root", "-j", "1300.0", "-o", "JobID,NodeList,TotalEnergy,MaxPower", "-P");
