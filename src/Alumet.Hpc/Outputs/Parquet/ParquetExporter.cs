@@ -18,9 +18,10 @@ public sealed record ParquetExportOptions(
     ParquetValueLayout Layout = ParquetValueLayout.Joules);
 
 /// <summary>
-/// How the energy column is stored. Measured on a raw 1 kHz spool (16 series, noisy values; test
-/// <c>ParquetSizeTests</c>): <see cref="Joules"/> ≈ 3.4 bytes/row (a double of raw × 1e-6 hides the integer
-/// from the compressor), <see cref="RawCounts"/> ≈ 1.9 bytes/row (delta-encoded integers).
+/// How the energy column is stored. Measured on a raw 1 kHz spool (2 sockets × package+dram × 4 consumers,
+/// noisy values; test <c>ParquetSizeTests</c>): <see cref="Joules"/> ≈ 4.1 bytes/row, of which 3.8 for the
+/// value (a double of raw × 1e-6 hides the integer from the compressor); <see cref="RawCounts"/> ≈ 1.9 bytes/row
+/// (delta-encoded integers), and about 2x faster to write (Zstd spends most of its time on the doubles).
 /// </summary>
 public enum ParquetValueLayout
 {
@@ -43,8 +44,10 @@ public sealed record ParquetExportResult(string Path, long Rows, int RowGroups, 
 /// breaks under NativeAOT, DESIGN.md).
 /// Layout choices for size (measured, see the tests' size report):
 /// rows of a row group are grouped by series (each in time order), so every column is a few long runs:
-/// strings become dictionary + RLE (almost free), timestamps/intervals delta-encode to a few bits,
-/// and Zstd sees similar doubles next to each other.
+/// strings become dictionary + RLE (almost free), intervals delta-encode to a few bits, timestamps (PLAIN:
+/// Parquet.Net applies delta hints to INT32/INT64 only) compress to ~0.13 B/row, and Zstd sees similar values
+/// next to each other. Row order is therefore: row groups in spool order; inside a group, series by series,
+/// each in time order (footer key <c>row_order</c>): sort by timestamp when order matters.
 /// </summary>
 public static class ParquetExporter
 {
@@ -207,6 +210,7 @@ public static class ParquetExporter
             ["flags"] = "1=wrap-ambiguous (value is a lower bound), 2=read error during the interval",
             ["total_energy_domains"] = "cpu_package+dram+gpu (cpu_cores and uncore are inside cpu_package; psys contains package and dram)",
             ["consumers"] = "node = whole counter; job:<id> = this job's share; step:<id>.<step> = a step's part of the job share; other_jobs; unattributed. job + other_jobs + unattributed = node",
+            ["row_order"] = "row groups in spool order; inside a row group grouped by series, each series in time order",
             ["tool"] = "alumet-hpc",
             ["tool_version"] = meta.ToolVersion,
             ["spool_format_version"] = meta.FormatVersion.ToString(CultureInfo.InvariantCulture),
