@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Outputs.Accounting;
@@ -16,14 +15,8 @@ public sealed record ReportEnvironment(int RealUid, string UserName, IReadOnlyCo
     public bool IsAdmin => RealUid == 0 || Admins.Contains(UserName, StringComparer.Ordinal);
 
     public static ReportEnvironment FromConfig(AlumetConfig config, TextWriter? output = null, TextWriter? error = null) =>
-        new(OperatingSystem.IsWindows() ? -1 : (int)Native.GetUid(), Environment.UserName, config.Report.Admins, config.Paths.Database,
+        new(OperatingSystem.IsWindows() ? -1 : (int)Hpc.Native.Libc.getuid(), Environment.UserName, config.Report.Admins, config.Paths.Database,
             output ?? Console.Out, error ?? Console.Error);
-}
-
-internal static partial class Native
-{
-    [LibraryImport("libc", EntryPoint = "getuid")]
-    internal static partial uint GetUid();
 }
 
 /// <summary>
