@@ -112,47 +112,47 @@ public static partial class ReportCommand
         var jobs = ReportBuilder.Build(records);
         if (req.AllocationsOnly) jobs = jobs.Select(j => j with { NodeRows = [], StepRows = [] }).ToList();
 
-        // 3. What to print: all lines of each job, or only the asked-for step.
-        var lines = new List<ReportRow>();
-        var notes = new List<string>();
+        // 3. What to print: all lines of each job, or only the asked-for step(s), in the order asked.
+        var shown = new List<(ReportJob Job, List<ReportRow> Lines)>();
         var missing = new List<string>();
-        var shownJobs = new List<ReportJob>();
         if (requested.Count == 0)
         {
-            foreach (var j in jobs) { lines.AddRange(j.Lines()); notes.AddRange(j.Notes); }
-            shownJobs.AddRange(jobs);
+            foreach (var j in jobs) shown.Add((j, j.Lines().ToList()));
         }
         else
         {
             foreach (var (jobId, step, text) in requested)
             {
-                var matching = jobs.Where(j => j.JobId == jobId).ToList();
-                var selected = matching.SelectMany(j => j.Lines(step)).ToList();
-                if (selected.Count == 0) { missing.Add(text); continue; }
-                lines.AddRange(selected);
-                foreach (var j in matching)
+                bool any = false;
+                foreach (var j in jobs.Where(j => j.JobId == jobId))
                 {
-                    notes.AddRange(j.Notes);
-                    if (!shownJobs.Contains(j)) shownJobs.Add(j);
+                    var selected = j.Lines(step).ToList();
+                    if (selected.Count == 0) continue;
+                    any = true;
+                    int at = shown.FindIndex(x => ReferenceEquals(x.Job, j));
+                    if (at < 0) shown.Add((j, selected));
+                    else shown[at].Lines.AddRange(selected.Where(r => !shown[at].Lines.Contains(r)));
                 }
+                if (!any) missing.Add(text);
             }
         }
+        var lines = shown.SelectMany(x => x.Lines).ToList();
+        var notes = shown.SelectMany(x => x.Job.Notes).Distinct().ToList();
 
         // 4. Output.
         var style = new ValueStyle(req.NoConvert);
-        string? onlyStep = requested.Count == 1 ? requested[0].Step : null;
         switch (req.Layout)
         {
             case ReportLayout.Json:
-                env.Out.Write(ReportFormatter.Json(shownJobs, onlyStep));
+                env.Out.Write(ReportFormatter.Json(shown));
                 break;
             case ReportLayout.Table:
                 env.Out.Write(ReportFormatter.Text(lines, fields, req.Layout, req.Header, style));
-                env.Out.Write(ReportFormatter.Notes(notes.Distinct()));
+                env.Out.Write(ReportFormatter.Notes(notes));
                 break;
             default:
                 env.Out.Write(ReportFormatter.Text(lines, fields, req.Layout, req.Header, style));
-                foreach (var n in notes.Distinct()) env.Err.WriteLine($"{Name}: note: {n}");
+                foreach (var n in notes) env.Err.WriteLine($"{Name}: note: {n}");
                 break;
         }
         env.Out.Flush();
