@@ -35,7 +35,9 @@ public sealed record DomainEnergies(double PackageJ, double CoreJ, double Uncore
 /// </summary>
 /// <param name="StartNs">Start of the first stored interval (WallNs - IntervalNs of the earliest record), Unix ns; 0 when there is no record.</param>
 /// <param name="EndNs">End of the last stored interval, Unix ns.</param>
-/// <param name="MaxPowerW">Highest power over one stored timestamp: Σ over the counted domains of energy/interval.</param>
+/// <param name="MaxPowerW">Highest power over one stored timestamp: Σ over the counted domains of energy/interval.
+/// Its window is the stored interval (storage_period_ms, or one read when raw): a raw 1 kHz spool gives a 1 ms
+/// peak, which RAPL's ~1 ms update granularity makes noisy; a 1 s storage period gives a 1 s peak.</param>
 /// <param name="Samples">Number of spool records of this consumer.</param>
 /// <param name="WrapAmbiguous">Records flagged <see cref="SpoolFlags.WrapAmbiguous"/>: the energy is a lower bound.</param>
 /// <param name="ReadErrors">Records flagged <see cref="SpoolFlags.ReadError"/>.</param>
