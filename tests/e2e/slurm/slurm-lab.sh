@@ -71,8 +71,9 @@ start() {
   id "$LAB_USER" >/dev/null 2>&1 || { useradd -m -s /bin/bash "$LAB_USER"; log "created user $LAB_USER"; }
 
   # 3. directories: slurm state, alumet state/data, job output dir writable by the job user
-  mkdir -p "$LAB"/{etc,state/ctld,state/d,log,run,hooks,out,powercap,alumet/state,alumet/data}
-  chmod 755 "$LAB" "$LAB"/hooks "$LAB"/alumet; chmod 1777 "$LAB"/out
+  mkdir -p "$LAB"/{etc,state/ctld,state/d,log,run,hooks,out,powercap,alumet/state,alumet/data,bin}
+  ln -sfn "$BIN" "$LAB/bin/alumet-report"    # the report is the same binary under another name
+  chmod 755 "$LAB" "$LAB"/hooks "$LAB"/alumet "$LAB"/bin; chmod 1777 "$LAB"/out
 
   # 4. generated powercap tree: package-0 whose energy_uj grows at FAKE_POWER_W. The sampler keeps the file
   #    open and preads offset 0, so the writer rewrites in place ("1<>": no truncation), never renames.

@@ -65,6 +65,20 @@ public sealed class SlurmE2ETests
     }
 
     [SkippableFact]
+    public void ReportPrintsTheJobForItsUser()
+    {
+        RequireLab();
+        string id = Sbatch("sleep 1");
+        WaitJobDone(id);
+        Assert.Equal("complete", Row(id).Status);
+        // alumet-report is the same binary under another name (the lab links it in $LAB/bin).
+        var report = RunAs(Path.Combine(Lab, "bin", "alumet-report"), "--job", id, "--config", Config);
+        Assert.True(report.Code == 0, $"alumet-report --job {id} (as {User}): exit {report.Code}: {report.Err}");
+        Assert.Contains(id, report.Out);
+        Assert.Contains(NodeName(), report.Out);
+    }
+
+    [SkippableFact]
     public void ConcurrentBusyAndIdleJobsSplitTheNodeEnergy()
     {
         RequireLab();
@@ -78,9 +92,12 @@ public sealed class SlurmE2ETests
         var i = Row(idle);
         Assert.Equal(("complete", "complete"), (b.Status, i.Status));
         // The busy job used ~1 CPU-second per second, the idle one ~0: its share is what slurmstepd and
-        // sleep cost. A loose factor still fails if attribution is off (equal split gives 1x).
+        // sleep cost. A loose factor still fails if attribution is off (equal split gives 1x). Shares are of the
+        // node's busy CPU time, and this machine is shared (other builds): hence only a 10 % floor.
         Assert.True(b.JobJ > 10 * i.JobJ, $"busy {b.JobJ:F2} J should be >> idle {i.JobJ:F2} J");
-        Assert.True(b.JobJ > 0.2 * b.NodeJ, $"busy share {b.JobJ:F2} J of node {b.NodeJ:F2} J is too small");
+        Assert.True(b.JobJ > 0.1 * b.NodeJ, $"busy share {b.JobJ:F2} J of node {b.NodeJ:F2} J is too small");
+        // Two samplers, same counter, same cgroups: what the idle job calls "other jobs" is the busy job's share.
+        Assert.InRange(i.OtherJobsJ, 0.9 * b.JobJ, 1.1 * b.JobJ);
         foreach (var (id, row) in new[] { (busy, b), (idle, i) })
         {
             // Conservation, in the row and in the Parquet file: job + other jobs + unattributed = node.
@@ -101,6 +118,7 @@ public sealed class SlurmE2ETests
         RequireLab();
         string id = Sbatch("sleep 5");
         int pid = WaitSamplerPid(id);
+        Thread.Sleep(2500); // past a storage period and a flush: the spool holds data
         Assert.Equal(0, Run("kill", "-9", pid.ToString(CultureInfo.InvariantCulture)).Code);
         WaitJobDone(id);
 
@@ -220,9 +238,6 @@ public sealed class SlurmE2ETests
         Assert.Equal(row.JobJ, p[$"job:{id}"], 6);
         // The user reads their own file, nobody else does (JobFinalizer: uid, group root, 0440).
         Assert.Equal($"{User} root 440", Run("stat", "-c", "%U %G %a", row.ParquetPath).Out.Trim());
-        var report = RunAs(Bin, "report", "--job", id, "--config", Config);
-        Assert.True(report.Code == 0, $"alumet-report --job {id}: {report.Err}");
-        Assert.Contains(id, report.Out);
     }
 
     private static Dictionary<string, double> ParquetSums(string path, string id)
