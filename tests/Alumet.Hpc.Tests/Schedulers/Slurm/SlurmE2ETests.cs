@@ -206,6 +206,25 @@ public sealed class SlurmE2ETests
         AssertNoSampler(id);
     }
 
+    [SkippableFact]
+    public void BareBinaryAsPrologRefusesHostileInputAndExitsZero()
+    {
+        RequireLab();
+        // Prolog=/usr/local/bin/alumet-hpc: no argv, dispatch on SLURM_SCRIPT_CONTEXT, config from the environment.
+        string id = "9" + (Environment.ProcessId % 100000).ToString("D5", CultureInfo.InvariantCulture) + "02";
+        var env = new Dictionary<string, string>
+        {
+            ["SLURM_SCRIPT_CONTEXT"] = "prolog_slurmd", ["ALUMET_HPC_CONFIG"] = Config,
+            ["SLURM_JOB_ID"] = id, ["SLURM_JOB_UID"] = "1000", ["SLURM_JOB_GID"] = "1000",
+            ["SLURM_JOB_USER"] = "x$(touch /tmp/pwned)", ["SLURMD_NODENAME"] = NodeName(),
+        };
+        var r = Run(Bin, Array.Empty<string>(), env);
+        Assert.Equal(0, r.Code);
+        Assert.Contains(File.ReadLines(HookLog), l => l.Contains("error: slurm prolog: refused: SLURM_JOB_USER \"x$(touch /tmp/pwned)\" is not a user name; nothing done"));
+        Assert.False(Directory.Exists(Path.Combine(StateDir, id)));
+        AssertNoSampler(id);
+    }
+
     // ------------------------------------------------------------------------------------------ checks
 
     private sealed record JobRow(string Status, string Reason, string ParquetPath, double JobJ, double NodeJ, double OtherJobsJ, double UnattributedJ, double ElapsedS);
