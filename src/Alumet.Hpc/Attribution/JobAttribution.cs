@@ -35,12 +35,13 @@ public sealed class JobAttribution : IDisposable
         if (!Exclusive) _procStat = new ProcStat(procfsRoot);
     }
 
-    public readonly record struct CpuDeltas(ulong JobNs, ulong OtherJobsNs, ulong NodeBusyNs);
+    /// <param name="Steps">CPU time of each of the job's steps over the period (empty where the scheduler has no step cgroups).</param>
+    public readonly record struct CpuDeltas(ulong JobNs, ulong OtherJobsNs, ulong NodeBusyNs, IReadOnlyList<(string Step, ulong Ns)> Steps);
 
     /// <summary>CPU time used since the previous call. The first call only primes the node counter.</summary>
     public CpuDeltas Sample(long monotonicNs)
     {
-        if (Exclusive || _locator is null || _procStat is null) return default;
+        if (Exclusive || _locator is null || _procStat is null) return new CpuDeltas(0, 0, 0, []);
 
         ulong nodeBusy = 0;
         if (_procStat.TryRead(out ulong busy, out _))
@@ -59,17 +60,7 @@ public sealed class JobAttribution : IDisposable
         IEnumerable<JobCgroup> all = own is null || jobs.Contains(own) ? jobs : jobs.Append(own);
         foreach (var cg in all)
         {
-            if (!present.Add(cg.Directory)) continue;
-            if (!_cgroups.TryGetValue(cg.Directory, out var entry))
-            {
-                var reader = CgroupCpuReader.TryOpen(cg);
-                if (reader is null) { present.Remove(cg.Directory); continue; }
-                // A cgroup first seen now started within (about) this period: its whole usage counts.
-                entry = (reader, 0);
-            }
-            if (!entry.Reader.TryReadNs(out ulong ns)) { present.Remove(cg.Directory); continue; }
-            ulong delta = _primed ? ns - Math.Min(ns, entry.LastNs) : 0;
-            _cgroups[cg.Directory] = (entry.Reader, ns);
+            if (Delta(cg, present) is not { } delta) continue;
             if (cg.JobId == _job.JobId)
             {
                 jobNs += delta;
@@ -80,13 +71,35 @@ public sealed class JobAttribution : IDisposable
                 othersNs += delta;
             }
         }
+
+        var steps = new List<(string, ulong)>();
+        if (own is not null && _locator is IStepCgroupLocator stepLocator)
+            foreach (var step in stepLocator.EnumerateSteps(own))
+                if (Delta(new JobCgroup(step.JobId, step.Directory, step.Version), present) is { } ns)
+                    steps.Add((step.Step, ns));
         foreach (var gone in _cgroups.Keys.Where(k => !present.Contains(k)).ToList())
         {
             _cgroups[gone].Reader.Dispose();
             _cgroups.Remove(gone);
         }
         _primed = true;
-        return new CpuDeltas(jobNs, othersNs, nodeBusy);
+        return new CpuDeltas(jobNs, othersNs, nodeBusy, steps);
+    }
+
+    /// <summary>CPU ns a cgroup used since the previous period (its whole usage when first seen: it started within the period).</summary>
+    private ulong? Delta(JobCgroup cg, HashSet<string> present)
+    {
+        if (!present.Add(cg.Directory)) return null;
+        if (!_cgroups.TryGetValue(cg.Directory, out var entry))
+        {
+            var reader = CgroupCpuReader.TryOpen(cg);
+            if (reader is null) { present.Remove(cg.Directory); return null; }
+            entry = (reader, 0);
+        }
+        if (!entry.Reader.TryReadNs(out ulong ns)) { present.Remove(cg.Directory); return null; }
+        ulong delta = _primed ? ns - Math.Min(ns, entry.LastNs) : 0;
+        _cgroups[cg.Directory] = (entry.Reader, ns);
+        return delta;
     }
 
     public void Dispose()

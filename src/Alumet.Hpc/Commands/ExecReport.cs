@@ -1,5 +1,6 @@
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Report;
 
 namespace Alumet.Hpc.Commands;
 
@@ -8,10 +9,9 @@ internal static class ExecReport
 {
     public static void Print(TextWriter w, AlumetConfig cfg, JobFinalizer.Outcome outcome)
     {
-        var r = outcome.Record;
-        w.WriteLine($"alumet-hpc: job {r.JobId} ({r.Status}{(outcome.Reason.Length > 0 ? ": " + outcome.Reason : "")})");
-        w.WriteLine($"  total energy {r.TotalEnergyJ:0.###} J over {r.ElapsedS:0.###} s, average {r.AvePowerW:0.###} W, max {r.MaxPowerW:0.###} W");
-        w.WriteLine($"  parquet: {outcome.ParquetPath}");
-        w.WriteLine($"  database: {cfg.Paths.Database}");
+        var env = ReportEnvironment.FromConfig(cfg, w, w) with { RealUid = 0 }; // our own job: no access filter needed
+        ReportCommand.Run(["--job", outcome.Record.JobId, "--cluster", outcome.Record.Cluster], env);
+        w.WriteLine($"Parquet: {outcome.ParquetPath}");
+        w.WriteLine($"Database: {cfg.Paths.Database} (alumet-report --job {outcome.Record.JobId})");
     }
 }

@@ -80,7 +80,7 @@ public static class SampleCommand
                 return 0;
             }
             var locator = exclusive ? null : SchedulerLocators.Create(scheduler, cfg, job, sluid);
-            var request = new SamplerRequest(job, exclusive || locator is null, locator, new HashSet<string>());
+            var request = new SamplerRequest(job, exclusive || locator is null, locator, sources.JobGpus(gpus, jobId));
             using var host = new SamplerHost(cfg, request, sources) { SpawnNs = BenchSpawnNs() };
             using var cts = new CancellationTokenSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });

@@ -17,10 +17,6 @@ public static class JobFinalizer
 {
     public sealed record Outcome(string Status, string Reason, string ParquetPath, JobRecord Record);
 
-    /// <summary>&lt;data_dir&gt;/&lt;scheduler&gt;/&lt;job id&gt;/&lt;node&gt;.parquet: one directory per job so every node of a multi-node job lands beside the others.</summary>
-    public static string ParquetPath(AlumetConfig cfg, string scheduler, string jobId, string node) =>
-        Path.Combine(cfg.Paths.DataDir, scheduler, jobId, $"{node}.parquet");
-
     public static Outcome Finalize(string stateDir, AlumetConfig cfg, bool complete, string reason)
     {
         var meta = SpoolWriter.ReadMeta(stateDir);
@@ -36,11 +32,12 @@ public static class JobFinalizer
             reason = Join(reason, "no sample was recorded");
         }
 
-        string parquet = ParquetPath(cfg, meta.Scheduler, meta.JobId, meta.Node);
+        // One directory per job, so every node of a multi-node job lands beside the others on a shared filesystem.
+        string parquet = ParquetExporter.DefaultPath(cfg.Paths.DataDir, meta);
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
-            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead | UnixFileMode.GroupRead))
+            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);
         }
@@ -68,7 +65,7 @@ public static class JobFinalizer
         return record;
     }
 
-    /// <summary>The job's user reads their own file; others cannot (mode 0440, group root). Root-only: skipped otherwise.</summary>
+    /// <summary>The job's user reads their own file (owner, mode 0400); other users cannot; root reads all. Root-only: skipped otherwise.</summary>
     private static void GiveToJobUser(string path, int uid)
     {
         if (uid < 0 || Libc.getuid() != 0) return;

@@ -2,6 +2,7 @@ using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
 using Alumet.Hpc.Sampling;
 using Alumet.Hpc.Sources.Estimate;
+using Alumet.Hpc.Sources.Nvml;
 using Alumet.Hpc.Sources.Rapl;
 
 namespace Alumet.Hpc.Jobs;
@@ -10,6 +11,20 @@ namespace Alumet.Hpc.Jobs;
 public sealed record SourceSet(IReadOnlyList<SourceSlot> Slots, string Perimeter, string EstimateModel, IReadOnlyList<string> Problems) : IDisposable
 {
     public bool Empty => Slots.Count == 0;
+
+    /// <summary>Resource ids (bus ids) of the GPUs a scheduler allocated to the job ("0,2", UUIDs, bus ids); unknown ones are logged.</summary>
+    public IReadOnlySet<string> JobGpus(string? allocation, string jobId)
+    {
+        if (string.IsNullOrWhiteSpace(allocation)) return new HashSet<string>();
+        if (Slots.Select(s => s.Source).OfType<NvmlSource>().FirstOrDefault() is not { } nvml)
+        {
+            Log.Warn($"job {jobId}: GPUs '{allocation}' allocated but no NVIDIA GPU is readable here: GPU energy not measured");
+            return new HashSet<string>();
+        }
+        var ids = GpuAllocation.Parse(allocation).ResourceIds(nvml.Devices, out var unmatched);
+        if (unmatched.Count > 0) Log.Warn($"job {jobId}: allocated GPU(s) {string.Join(",", unmatched)} not found among NVML devices");
+        return ids;
+    }
 
     public void Dispose()
     {
@@ -22,7 +37,10 @@ public static class SourceFactory
     public const string NotCovered = "Not covered: NICs, disks, fans, PSU losses, other hardware.";
 
     /// <summary>Builds the configured sources. Throws <see cref="MissingHardwareException"/> when a source set to "on" is unavailable.</summary>
-    public static SourceSet Create(AlumetConfig cfg, Func<AlumetConfig, SourceSlot?>? gpuSource = null)
+    public static SourceSet Create(AlumetConfig cfg) => Create(cfg, NvmlSlot.Create);
+
+    /// <param name="gpuSource">Builds the GPU source (NVML; tests pass a fake), or returns null when there is no GPU.</param>
+    public static SourceSet Create(AlumetConfig cfg, Func<AlumetConfig, SourceSlot?>? gpuSource)
     {
         var slots = new List<SourceSlot>();
         var problems = new List<string>();
@@ -51,7 +69,9 @@ public static class SourceFactory
         if (gpuSource?.Invoke(cfg) is { } gpu)
         {
             slots.Add(gpu);
-            perimeter.Add($"NVIDIA GPUs via NVML at {gpu.Hz:0.##} Hz: " + string.Join(", ", gpu.Source.Channels.Select(c => $"{c.Resource} ({c.Interface.Wire()})")));
+            perimeter.Add(gpu.Source is NvmlSource nvml
+                ? $"{nvml.Perimeter} at {gpu.Hz:0.##} Hz"
+                : $"GPUs at {gpu.Hz:0.##} Hz: " + string.Join(", ", gpu.Source.Channels.Select(c => $"{c.Resource} ({c.Interface.Wire()})")));
         }
 
         bool cpuMeasured = slots.Any(s => s.Source is RaplSource);
@@ -59,7 +79,7 @@ public static class SourceFactory
         {
             var model = new PowerModel(cfg.Estimate.Model, cfg.Estimate.CoreActiveW, cfg.Estimate.CoreIdleW);
             slots.Add(new SourceSlot(new EstimateSource(cfg.Paths.ProcfsRoot, model), cfg.Sampler.EstimateHz, ownThread: false, cfg.Sampler.MaxPowerW));
-            estimateModel = model.Describe();
+            estimateModel = model.Name;
             perimeter.Add($"ESTIMATED CPU energy (not a measurement): {model.Describe()} at {cfg.Sampler.EstimateHz:0.##} Hz");
         }
 

@@ -37,6 +37,9 @@ public sealed class Sampler
     private long _lastAttributionNs;
     // Series ids of the attribution records: [channel] -> first of (job, other_jobs, unattributed).
     private readonly int[] _shareSeries;
+    // Steps seen so far: step name -> first series id (one per channel, in channel order).
+    private readonly Dictionary<string, int> _stepSeries = new();
+    private readonly string _spoolDirectory;
 
     public SpoolMeta Meta { get; }
     public IReadOnlyList<EnergyChannel> Channels => _channels;
@@ -94,6 +97,7 @@ public sealed class Sampler
         meta.AttributionMode = attribution is null ? "none" : attribution.Exclusive ? "exclusive" : "cgroup-cpu-time";
         foreach (var slot in _slots) meta.SourceHz[slot.Source.Name] = slot.Hz;
         Meta = meta;
+        _spoolDirectory = spoolDirectory;
         _spool = new SpoolWriter(spoolDirectory, meta);
     }
 
@@ -199,8 +203,27 @@ public sealed class Sampler
                 AppendShare(wallNs, interval, first, s.Job, flags);
                 AppendShare(wallNs, interval, first + 1, s.OtherJobs, flags);
                 AppendShare(wallNs, interval, first + 2, s.Unattributed, flags);
+
+                // Steps: parts of the job's share by their own CPU time, same denominator (never added to the job).
+                if (ch.Resource.Kind == ResourceKind.Gpu || _attribution.Exclusive) continue;
+                foreach (var (step, stepNs) in cpu.Steps)
+                {
+                    var part = CpuTimeSplit.Split(energy, stepNs, 0, Math.Max(cpu.NodeBusyNs, cpu.JobNs + cpu.OtherJobsNs));
+                    AppendShare(wallNs, interval, StepSeries(step) + c, part.Job, flags);
+                }
             }
         }
+    }
+
+    /// <summary>First series id of a step, adding its series (and rewriting meta.json before any record uses them) when new.</summary>
+    private int StepSeries(string step)
+    {
+        if (_stepSeries.TryGetValue(step, out int first)) return first;
+        first = Meta.Series.Count;
+        foreach (var ch in _channels) Meta.Series.Add(SeriesFor(ch, $"step:{Meta.JobId}.{step}"));
+        SpoolWriter.WriteMeta(_spoolDirectory, Meta);
+        _stepSeries[step] = first;
+        return first;
     }
 
     private void AppendShare(long wallNs, long interval, int series, ulong value, SpoolFlags flags)

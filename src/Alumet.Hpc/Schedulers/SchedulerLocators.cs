@@ -11,6 +11,7 @@ public static class SchedulerLocators
     {
         "exec" => null,
         "slurm" => Slurm.SlurmCgroupLocator.Create(cfg.Paths.CgroupRoot, job, sluid),
+        "oar" => Oar.OarCgroupLocator.Create(cfg.Paths.CgroupRoot),
         _ => throw new ArgumentException($"unknown scheduler '{scheduler}'; use slurm, oar or exec"),
     };
 }

@@ -4,8 +4,14 @@ using Alumet.Hpc.Jobs;
 namespace Alumet.Hpc.Tests.Fakes;
 
 /// <summary>Scheduler-neutral locator for tests: every subdirectory <c>job_&lt;id&gt;</c> of one parent is a job.</summary>
-public sealed class DirectoryJobLocator(string parent, CgroupVersion version) : IJobCgroupLocator
+public sealed class DirectoryJobLocator(string parent, CgroupVersion version) : IJobCgroupLocator, IStepCgroupLocator
 {
+    /// <summary>Subdirectories <c>step_&lt;name&gt;</c> of the job cgroup, as Slurm lays them out.</summary>
+    public IReadOnlyList<StepCgroup> EnumerateSteps(JobCgroup job) =>
+        Directory.Exists(job.Directory)
+            ? Directory.GetDirectories(job.Directory, "step_*").Select(d => new StepCgroup(job.JobId, Path.GetFileName(d)["step_".Length..], d, version)).ToList()
+            : new List<StepCgroup>();
+
     public JobCgroup? Find(JobIdentity job) => EnumerateJobs().FirstOrDefault(j => j.JobId == job.JobId);
 
     public IReadOnlyList<JobCgroup> EnumerateJobs() =>

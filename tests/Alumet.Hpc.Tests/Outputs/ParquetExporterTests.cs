@@ -202,4 +202,15 @@ public sealed class ParquetExporterTests
         Assert.Equal(24L, L(Query(con, $"SELECT sum(value_raw) FROM read_parquet('{Sql(res.Path)}')")[0][0]));
         Assert.Equal(24 * 1e-6, JobSummary.FromSpool(tmp.Path).Job.TotalEnergyJ);
     }
+
+    [Fact]
+    public void DefaultPathStaysInsideDataDir()
+    {
+        var meta = TestSpools.Meta("1234", "n1");
+        Assert.Equal("/data/lab/slurm/1234/1234.n1.parquet", ParquetExporter.DefaultPath("/data", meta));
+        meta.Cluster = "../../etc";
+        meta.Node = "a/b";
+        meta.JobId = "..";
+        Assert.Equal("/data/_.._etc/slurm/_/_.a_b.parquet", ParquetExporter.DefaultPath("/data", meta));
+    }
 }

@@ -126,6 +126,40 @@ public class SamplerTests : IDisposable
     }
 
     [Fact]
+    public void StepsGetTheirPartOfTheJobShareAndAreNotAddedToIt()
+    {
+        string parent = _cgroups.PathOf("cpuacct", "slurm", "uid_1000");
+        using var attribution = new JobAttribution(_job, new DirectoryJobLocator(parent, CgroupVersion.V1), _proc.Root, false, new HashSet<string>());
+        var s = NewSampler(new SamplerSettings(1000, 1000, 1000, MaxPowerW: 1000), attribution);
+        SetCounters(0, 0, 0);
+        _proc.SetStat(0, 0);
+        _cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_42", 0);
+        s.ReadSources(0, 0);
+        s.Attribute(0, 0);
+
+        // The batch step appears during the period; job 42: 0.6 s of which batch 0.4 s, step 0 0.2 s; node busy 1 s.
+        _cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_42", 600_000_000);
+        _cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_42/step_batch", 400_000_000);
+        _cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_42/step_0", 200_000_000);
+        _proc.SetStat(100, 0);
+        SetCounters(900_000, 0, 0);
+        s.ReadSources(1000 * Ms, 1000 * Ms);
+        s.Attribute(1000 * Ms, 1000 * Ms);
+        s.Complete(StopReason.Signal, null, 1000 * Ms, 1000 * Ms);
+
+        var sums = Sums();
+        Assert.Equal(540_000, sums[("job:42", "cpu_package:0")]);
+        Assert.Equal(360_000, sums[("step:42.batch", "cpu_package:0")]);
+        Assert.Equal(180_000, sums[("step:42.0", "cpu_package:0")]);
+        Assert.Equal(360_000, sums[("unattributed", "cpu_package:0")]); // steps are not taken out of anything
+
+        var summary = Alumet.Hpc.Outputs.JobSummary.FromSpool(_state.Root);
+        Assert.Equal(0.54, summary.Job.Energy.PackageJ, 12);
+        Assert.Equal(new[] { "42.0", "42.batch" }, summary.Steps.Select(x => x.StepId).OrderBy(x => x, StringComparer.Ordinal));
+        Assert.Equal(0.36, summary.Steps.Single(x => x.StepId == "42.batch").Summary.Energy.PackageJ, 12);
+    }
+
+    [Fact]
     public void ExclusiveChargesTheWholeNode()
     {
         using var attribution = new JobAttribution(_job, null, _proc.Root, exclusive: true, new HashSet<string>());

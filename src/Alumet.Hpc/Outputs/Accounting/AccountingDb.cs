@@ -9,10 +9,14 @@ public sealed record JobQuery(
 
 /// <summary>
 /// The accounting database (SQLite): one row per (cluster, scheduler, job_id, node) plus a child table of steps.
-/// Many epilogs may finalize at once: WAL journal, a busy timeout and a retry loop around every write
-/// transaction; writes take the lock up front (BEGIN IMMEDIATE) so two writers never deadlock on a lock upgrade.
+/// Many epilogs may finalize at once: a busy timeout and a retry loop around every write transaction; writes take
+/// the lock up front (BEGIN IMMEDIATE) so two writers never deadlock on a lock upgrade.
+/// Journal: rollback (DELETE), deliberately not WAL. Users run alumet-report without root, and a reader of a WAL
+/// database must create or write the -shm/-wal files: once the last writer has closed (files removed), a non-root
+/// reader in the root-owned directory fails with SQLITE_READONLY (tested with sqlite 3.40). A rollback journal
+/// needs only read access to the file for readers, also works on the NFS mounts some sites use, and one row per
+/// job end is far below what it sustains (test ConcurrentWritersAllLand).
 /// Schema changes are an ordered list of migrations tracked by <c>PRAGMA user_version</c>.
-/// WAL needs a local filesystem (not NFS): keep one database per node or a local database on the head node.
 /// </summary>
 public sealed class AccountingDb : IDisposable
 {
@@ -103,7 +107,7 @@ public sealed class AccountingDb : IDisposable
         _con = con;
     }
 
-    /// <summary>Opens for writing: creates the directory (0755) and file (0644) when missing, enables WAL, migrates.</summary>
+    /// <summary>Opens for writing: creates the directory (0755) and file (0644) when missing, migrates.</summary>
     public static AccountingDb Open(string path, int busyTimeoutMs = 10_000)
     {
         path = System.IO.Path.GetFullPath(path);
@@ -120,13 +124,7 @@ public sealed class AccountingDb : IDisposable
         {
             con.Open();
             db.Exec($"PRAGMA busy_timeout = {busyTimeoutMs};");
-            db.Retry(() =>
-            {
-                using var cmd = con.CreateCommand();
-                cmd.CommandText = "PRAGMA journal_mode = WAL;";
-                cmd.ExecuteScalar();
-            });
-            db.Exec("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;");
+            db.Exec("PRAGMA foreign_keys = ON;");
             db.Migrate();
         }
         catch
@@ -199,7 +197,9 @@ public sealed class AccountingDb : IDisposable
 
     private void Migrate()
     {
-        if (UserVersion() >= SchemaVersion) return;
+        int current = UserVersion();
+        if (current > SchemaVersion) throw new InvalidDataException($"{Path}: schema version {current} is newer than this tool ({SchemaVersion})");
+        if (current == SchemaVersion) return;
         Retry(() =>
         {
             using var tx = _con.BeginTransaction(); // IMMEDIATE: concurrent first-openers serialize here
@@ -358,7 +358,7 @@ public sealed class AccountingDb : IDisposable
         cmd.Parameters.AddWithValue("$limit", q.Limit);
         cmd.CommandText = sql.ToString();
 
-        var rows = new List<(JobRecord Row, string Key)>();
+        var rows = new List<JobRecord>();
         using (var rd = cmd.ExecuteReader())
         {
             while (rd.Read())
@@ -372,12 +372,10 @@ public sealed class AccountingDb : IDisposable
                     Lng(rd, "sample_count"), Lng(rd, "wrap_ambiguous"), Lng(rd, "read_errors"),
                     Dbl(rd, "node_energy_j"), Dbl(rd, "unattributed_energy_j"), Dbl(rd, "other_jobs_energy_j"),
                     Str(rd, "status"), Str(rd, "reason"), Str(rd, "parquet_path"), Str(rd, "tool_version"), []);
-                rows.Add((r, ""));
+                rows.Add(r);
             }
         }
-        var result = new List<JobRecord>(rows.Count);
-        foreach (var (r, _) in rows) result.Add(r with { Steps = ReadSteps(r) });
-        return result;
+        return rows.Select(r => r with { Steps = ReadSteps(r) }).ToList();
     }
 
     private List<StepRecord> ReadSteps(JobRecord r)

@@ -84,6 +84,23 @@ public static class ParquetExporter
         public static ParquetSchema For(ParquetValueLayout layout) => layout == ParquetValueLayout.RawCounts ? RawSchema : Schema;
     }
 
+    /// <summary>
+    /// Conventional location of a job+node file: <c>&lt;dataDir&gt;/&lt;cluster&gt;/&lt;scheduler&gt;/&lt;job id&gt;/&lt;job id&gt;.&lt;node&gt;.parquet</c>.
+    /// Every component is reduced to [A-Za-z0-9._-] so that no value from the environment can climb out of dataDir.
+    /// </summary>
+    public static string DefaultPath(string dataDir, SpoolMeta meta)
+    {
+        string job = Safe(meta.JobId);
+        return Path.Combine(dataDir, Safe(meta.Cluster), Safe(meta.Scheduler), job, $"{job}.{Safe(meta.Node)}.parquet");
+    }
+
+    private static string Safe(string s)
+    {
+        var chars = s.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray();
+        string r = new string(chars).Trim('.');
+        return r.Length == 0 ? "_" : r;
+    }
+
     /// <summary>Exports <paramref name="spoolDirectory"/> to <paramref name="path"/> (written as <c>path.tmp</c>, then renamed).</summary>
     public static async Task<ParquetExportResult> ExportAsync(string spoolDirectory, string path, ParquetExportOptions? options = null, CancellationToken ct = default)
     {

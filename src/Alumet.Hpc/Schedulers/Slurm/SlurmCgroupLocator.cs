@@ -3,9 +3,6 @@ using Alumet.Hpc.Jobs;
 
 namespace Alumet.Hpc.Schedulers.Slurm;
 
-/// <summary>A job step's cgroup (step_batch, step_extern, step_interactive, step_0, ...): per-step CPU time.</summary>
-public sealed record StepCgroup(string JobId, string Step, string Directory, CgroupVersion Version);
-
 /// <summary>
 /// Where Slurm's task/cgroup and proctrack/cgroup plugins put job cgroups, under the cgroup root
 /// ([paths].cgroup_root, normally /sys/fs/cgroup):
@@ -19,7 +16,7 @@ public sealed record StepCgroup(string JobId, string Step, string Directory, Cgr
 /// The job cgroup appears 0.1-0.4 s after the prolog and is gone when the epilog runs (observed on 22.05),
 /// so every call looks again: nothing is cached except the SLUID ↔ job id pairing.
 /// </summary>
-public sealed class SlurmCgroupLocator : IJobCgroupLocator
+public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
 {
     private static readonly string[] V1Controllers = { "cpuacct", "cpu,cpuacct", "cpuacct,cpu" };
     // Hybrid hosts mount the v2 tree at fs/cgroup/unified.

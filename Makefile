@@ -1,0 +1,41 @@
+# Alumet.Hpc — build, test, publish, benchmark, demo.
+# `make demo` and `make test` are the two commands a fresh machine needs (see README.md).
+SHELL    := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+DOTNET   ?= dotnet
+CONFIG   ?= Release
+OUT      := out
+BIN      := $(OUT)/bin
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_NOLOGO := 1
+
+.PHONY: all build test publish bench demo e2e clean
+
+all: build
+
+build:
+	$(DOTNET) build Alumet.Hpc.sln -c $(CONFIG)
+
+# NativeAOT: one native binary; alumet-report is the same binary under another name.
+# The grep makes any trimming/AOT warning (IL2xxx/IL3xxx) fail the build, ours or a package's.
+publish:
+	@mkdir -p $(OUT)
+	$(DOTNET) publish src/Alumet.Hpc.Cli/Alumet.Hpc.Cli.csproj -c Release -r linux-x64 -o $(BIN) 2>&1 | tee $(OUT)/publish.log
+	@! grep -E "warning IL[23][0-9]{3}" $(OUT)/publish.log
+	@ln -sf alumet-hpc $(BIN)/alumet-report
+	@echo "published: $(BIN)/alumet-hpc $(BIN)/alumet-report"
+
+# Unit and integration tests; the scheduler end-to-end tests run when ALUMET_E2E_SLURM / ALUMET_E2E_OAR
+# are set and their labs are up (.ci/run does both).
+test: publish
+	ALUMET_HPC_BIN=$(CURDIR)/$(BIN)/alumet-hpc $(DOTNET) test Alumet.Hpc.sln -c $(CONFIG) --logger "console;verbosity=normal"
+
+demo: publish
+	bash examples/demo.sh $(CURDIR)/$(BIN)
+
+bench: publish
+	bash bench/run.sh $(CURDIR)/$(BIN)
+
+clean:
+	rm -rf $(OUT)
+	$(DOTNET) clean Alumet.Hpc.sln -c $(CONFIG) >/dev/null

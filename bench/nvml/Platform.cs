@@ -1,0 +1,2 @@
+// Linux-only, like the library it measures.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

@@ -1,0 +1,135 @@
+using System.Globalization;
+
+namespace Alumet.Hpc.Report;
+
+/// <summary>How values are printed.</summary>
+/// <param name="NoConvert">Print energies in J and powers in W without K/M/G prefixes (sacct --noconvert).</param>
+public sealed record ValueStyle(bool NoConvert);
+
+/// <summary>One selectable column (sacct-style name, default width, right-justified value).</summary>
+public sealed record ReportField(string Name, int Width, Func<ReportRow, ValueStyle, string> Value);
+
+/// <summary>A field chosen by --format, with its width and justification (<c>JobID%20</c>, <c>Node%-15</c>).</summary>
+public sealed record FieldSpec(ReportField Field, int Width, bool LeftJustify);
+
+/// <summary>The fields of alumet-report, named like sacct's (case-insensitive).</summary>
+public static class ReportFields
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static readonly IReadOnlyList<ReportField> All =
+    [
+        new("JobID", 12, (r, _) => r.JobId),
+        new("Cluster", 10, (r, _) => r.Cluster),
+        new("User", 9, (r, _) => r.User),
+        new("UID", 6, (r, _) => r.Uid.ToString(Inv)),
+        new("NodeList", 15, (r, _) => r.NodeList),
+        new("NNodes", 6, (r, _) => r.Nodes.Count.ToString(Inv)),
+        new("Start", 19, (r, _) => Time(r.Start)),
+        new("End", 19, (r, _) => Time(r.End)),
+        new("Elapsed", 10, (r, _) => r.Start is null && r.ElapsedS == 0 ? "" : Elapsed(r.ElapsedS)),
+        new("PackageEnergy", 13, (r, s) => Energy(r, r.Energy.PackageJ, s)),
+        new("CoreEnergy", 10, (r, s) => Energy(r, r.Energy.CoreJ, s)),
+        new("UncoreEnergy", 12, (r, s) => Energy(r, r.Energy.UncoreJ, s)),
+        new("DramEnergy", 10, (r, s) => Energy(r, r.Energy.DramJ, s)),
+        new("PsysEnergy", 10, (r, s) => Energy(r, r.Energy.PsysJ, s)),
+        new("GpuEnergy", 10, (r, s) => Energy(r, r.Energy.GpuJ, s)),
+        new("TotalEnergy", 11, (r, s) => Energy(r, r.Energy.TotalJ, s)),
+        new("AvePower", 9, (r, s) => r.Measured ? Power(r.AvePowerW, s) : ""),
+        new("MaxPower", 9, (r, s) => r.Measured && r.MaxPowerW is { } w ? Power(w, s) : ""),
+        new("Frequency", 17, (r, _) => r.Frequency),
+        new("Interface", 28, (r, _) => r.InterfaceLabel),
+        new("Estimated", 9, (r, _) => r.Estimated ? "yes" : "no"),
+        new("Status", 12, (r, _) => r.Status),
+        new("Reason", 20, (r, _) => r.Reason),
+        new("Samples", 8, (r, _) => r.Samples.ToString(Inv)),
+        new("LowerBound", 10, (r, _) => r.WrapAmbiguous > 0 ? "yes" : "no"),
+        new("Perimeter", 30, (r, _) => r.Perimeter),
+        new("Parquet", 40, (r, _) => string.Join(',', r.ParquetPaths)),
+    ];
+
+    /// <summary>sacct spellings and short forms accepted as well.</summary>
+    private static readonly Dictionary<string, string> Aliases = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Node"] = "NodeList",
+        ["Nodes"] = "NodeList",
+        ["ConsumedEnergy"] = "TotalEnergy",
+        ["Energy"] = "TotalEnergy",
+        ["Interfaces"] = "Interface",
+        ["State"] = "Status",
+        ["Freq"] = "Frequency",
+    };
+
+    public const string DefaultFormat = "JobID,User,NodeList,Elapsed,PackageEnergy,DramEnergy,GpuEnergy,TotalEnergy,AvePower,MaxPower,Interface,Status";
+
+    public static ReportField? Find(string name)
+    {
+        if (Aliases.TryGetValue(name, out var canonical)) name = canonical;
+        return All.FirstOrDefault(f => string.Equals(f.Name, name, StringComparison.OrdinalIgnoreCase));
+    }
+
+    /// <summary>Parses a --format list: <c>JobID%20,user,TotalEnergy</c>.</summary>
+    /// <exception cref="FormatException">Unknown field or bad width; the message is one line for the user.</exception>
+    public static IReadOnlyList<FieldSpec> Parse(string format)
+    {
+        var specs = new List<FieldSpec>();
+        foreach (var raw in format.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            string name = raw;
+            int? width = null;
+            bool left = false;
+            int pct = raw.IndexOf('%');
+            if (pct >= 0)
+            {
+                name = raw[..pct];
+                string w = raw[(pct + 1)..];
+                if (w.StartsWith('-')) { left = true; w = w[1..]; }
+                if (!int.TryParse(w, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < 1 || n > 1000)
+                    throw new FormatException($"bad width in --format field '{raw}' (expected e.g. JobID%20)");
+                width = n;
+            }
+            var field = Find(name) ?? throw new FormatException(
+                $"unknown --format field '{name}' (known: {string.Join(",", All.Select(f => f.Name))})");
+            specs.Add(new FieldSpec(field, width ?? field.Width, left));
+        }
+        if (specs.Count == 0) throw new FormatException("--format needs at least one field");
+        return specs;
+    }
+
+    /// <summary>sacct's time format, in UTC (sacct prints local time; UTC keeps reports comparable across sites and reproducible).</summary>
+    public static string Time(DateTime? t) => t is { } v ? v.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss", Inv) : "";
+
+    /// <summary>sacct's elapsed format: [D-]HH:MM:SS (whole seconds, truncated).</summary>
+    public static string Elapsed(double seconds)
+    {
+        long s = (long)Math.Floor(Math.Max(0, seconds));
+        long d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60, sec = s % 60;
+        return d > 0 ? $"{d}-{h:00}:{m:00}:{sec:00}" : $"{h:00}:{m:00}:{sec:00}";
+    }
+
+    private static string Energy(ReportRow r, double joules, ValueStyle s) => !r.Measured ? "" : s.NoConvert ? Raw(joules, 6) : SiPrefixed(joules);
+
+    private static string Power(double watts, ValueStyle s) => s.NoConvert ? Raw(watts, 2) : SiPrefixed(watts);
+
+    /// <summary>Plain number without prefix, at most <paramref name="decimals"/> decimals (µJ resolution for energies).</summary>
+    public static string Raw(double v, int decimals) =>
+        Math.Round(v, decimals).ToString(decimals == 6 ? "0.######" : "0.##", Inv);
+
+    /// <summary>
+    /// sacct-like unit conversion with SI steps of 1000 (joules and watts are SI): 950 → "950", 1234 → "1.23K",
+    /// 2500000 → "2.50M"; a non-integral value keeps two decimals ("12.35"), like sacct's convert_num_unit.
+    /// </summary>
+    public static string SiPrefixed(double v)
+    {
+        const string prefixes = "KMGTPE";
+        int i = -1;
+        double x = v;
+        while (Math.Abs(x) >= 999.995 && i < prefixes.Length - 1)
+        {
+            x /= 1000;
+            i++;
+        }
+        string num = x == Math.Floor(x) ? x.ToString("0", Inv) : x.ToString("0.00", Inv);
+        return i < 0 ? num : num + prefixes[i];
+    }
+}

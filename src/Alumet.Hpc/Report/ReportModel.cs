@@ -1,0 +1,144 @@
+using Alumet.Hpc.Outputs;
+using Alumet.Hpc.Outputs.Accounting;
+
+namespace Alumet.Hpc.Report;
+
+public enum ReportRowKind
+{
+    /// <summary>The job over all its nodes (the only line of a single-node job).</summary>
+    Job,
+    /// <summary>One node of a multi-node job.</summary>
+    Node,
+    /// <summary>One step (<c>1234.batch</c>, <c>1234.0</c>) over the nodes it ran on: part of the job line, never added to it.</summary>
+    Step,
+}
+
+/// <summary>One printed line. Energies in J, powers in W; a null power means "not defined for this line".</summary>
+public sealed record ReportRow(
+    ReportRowKind Kind, string JobId, string Cluster, string Scheduler, string User, int Uid, IReadOnlyList<string> Nodes,
+    DateTime? Start, DateTime? End, double ElapsedS, DomainEnergies Energy, double AvePowerW, double? MaxPowerW,
+    string Frequency, string Interfaces, bool Estimated, string EstimateModel, string Status, string Reason,
+    long Samples, long WrapAmbiguous, long ReadErrors, string Perimeter, IReadOnlyList<string> ParquetPaths)
+{
+    public bool Measured => Status != JobStatus.NotMeasured;
+    public string NodeList => string.Join(',', Nodes);
+
+    /// <summary>What the Interface column shows: an estimate is always marked with its model.</summary>
+    public string InterfaceLabel
+    {
+        get
+        {
+            if (!Estimated) return Interfaces;
+            string marker = $"estimate({(EstimateModel.Length > 0 ? EstimateModel : "model")})";
+            var others = Interfaces.Split(',', StringSplitOptions.RemoveEmptyEntries).Where(i => i != "estimate");
+            return string.Join(',', others.Prepend(marker));
+        }
+    }
+}
+
+/// <summary>A job as reported: its lines in print order and the notes that qualify them.</summary>
+public sealed record ReportJob(string Cluster, string Scheduler, string JobId, ReportRow Total, IReadOnlyList<ReportRow> NodeRows,
+    IReadOnlyList<ReportRow> StepRows, IReadOnlyList<string> Notes)
+{
+    /// <summary>
+    /// Print order, following sacct: the job line first, then (multi-node jobs only) one line per node with the
+    /// same JobID and the node's name, then the step lines. A single-node job has no separate node line
+    /// because it would repeat the job line.
+    /// </summary>
+    public IEnumerable<ReportRow> Lines(string? onlyStep = null)
+    {
+        if (onlyStep is not null)
+        {
+            foreach (var s in StepRows) if (s.JobId == onlyStep) yield return s;
+            yield break;
+        }
+        yield return Total;
+        if (NodeRows.Count > 1) foreach (var n in NodeRows) yield return n;
+        foreach (var s in StepRows) yield return s;
+    }
+}
+
+/// <summary>Turns accounting rows (one per job and node) into report lines and notes. Pure: no I/O.</summary>
+public static class ReportBuilder
+{
+    public static IReadOnlyList<ReportJob> Build(IEnumerable<JobRecord> records) =>
+        records.GroupBy(r => (r.Cluster, r.Scheduler, r.JobId))
+            .Select(g => BuildJob(g.OrderBy(r => r.Node, StringComparer.Ordinal).ToList()))
+            .ToList();
+
+    private static ReportJob BuildJob(List<JobRecord> nodes)
+    {
+        var first = nodes[0];
+        var nodeRows = nodes.Select(NodeRow).ToList();
+        var total = nodes.Count == 1 ? nodeRows[0] with { Kind = ReportRowKind.Job } : Combine(ReportRowKind.Job, first.JobId, nodeRows);
+
+        var steps = nodes.SelectMany(n => n.Steps.Select(s => (Node: n, Step: s)))
+            .GroupBy(x => x.Step.StepId)
+            .OrderBy(g => g.Key, Comparer<string>.Create(StepOrder.Compare))
+            .Select(g => Combine(ReportRowKind.Step, g.Key, g.Select(x => StepRow(x.Node, x.Step)).ToList()))
+            .ToList();
+
+        return new ReportJob(first.Cluster, first.Scheduler, first.JobId, total, nodeRows, steps, Notes(nodes));
+    }
+
+    private static ReportRow NodeRow(JobRecord r) => new(
+        ReportRowKind.Node, r.JobId, r.Cluster, r.Scheduler, r.User, r.Uid, [r.Node], r.Start, r.End, r.ElapsedS, r.Energy,
+        r.AvePowerW, r.Status == JobStatus.NotMeasured ? null : r.MaxPowerW, r.Frequency, r.Interfaces, r.Estimated, r.EstimateModel,
+        r.Status, r.Reason, r.SampleCount, r.WrapAmbiguous, r.ReadErrors, r.Perimeter, r.ParquetPath.Length > 0 ? [r.ParquetPath] : []);
+
+    private static ReportRow StepRow(JobRecord n, StepRecord s) => new(
+        ReportRowKind.Step, s.StepId, n.Cluster, n.Scheduler, n.User, n.Uid, [n.Node], s.Start, s.End, s.ElapsedS, s.Energy,
+        s.AvePowerW, s.MaxPowerW, n.Frequency, n.Interfaces, n.Estimated, n.EstimateModel, n.Status, n.Reason,
+        s.SampleCount, s.WrapAmbiguous, 0, n.Perimeter, []);
+
+    /// <summary>
+    /// Sums lines of several nodes. MaxPower is left undefined (null) across nodes: the nodes' peaks are not
+    /// simultaneous, so neither their sum nor their maximum is the job's peak power.
+    /// </summary>
+    private static ReportRow Combine(ReportRowKind kind, string jobId, List<ReportRow> parts)
+    {
+        if (parts.Count == 1) return parts[0] with { Kind = kind, JobId = jobId };
+        var measured = parts.Where(p => p.Measured).ToList();
+        DateTime? start = measured.Where(p => p.Start is not null).Select(p => p.Start).Min();
+        DateTime? end = measured.Where(p => p.End is not null).Select(p => p.End).Max();
+        double elapsed = start is { } s && end is { } e ? (e - s).TotalSeconds : parts.Max(p => p.ElapsedS);
+        var energy = parts.Aggregate(DomainEnergies.Zero, (acc, p) => acc.Plus(p.Energy));
+        string status = parts.All(p => p.Status == JobStatus.Complete) ? JobStatus.Complete
+            : parts.All(p => p.Status == JobStatus.NotMeasured) ? JobStatus.NotMeasured
+            : JobStatus.Partial;
+        string reason = string.Join("; ", parts.Where(p => p.Reason.Length > 0).Select(p => $"{p.NodeList}: {p.Reason}"));
+        var first = parts[0];
+        return new ReportRow(
+            kind, jobId, first.Cluster, first.Scheduler, first.User, first.Uid, parts.SelectMany(p => p.Nodes).Distinct().ToList(),
+            start, end, elapsed, energy, elapsed > 0 ? energy.TotalJ / elapsed : 0, null,
+            JoinDistinct(parts.Select(p => p.Frequency)), JoinDistinct(parts.Select(p => p.Interfaces)),
+            parts.Any(p => p.Estimated), JoinDistinct(parts.Select(p => p.EstimateModel)), status, reason,
+            parts.Sum(p => p.Samples), parts.Sum(p => p.WrapAmbiguous), parts.Sum(p => p.ReadErrors),
+            JoinDistinct(parts.Select(p => p.Perimeter), "; "), parts.SelectMany(p => p.ParquetPaths).ToList());
+    }
+
+    private static string JoinDistinct(IEnumerable<string> values, string sep = ",") =>
+        string.Join(sep, values.SelectMany(v => sep == "," ? v.Split(',', StringSplitOptions.RemoveEmptyEntries) : [v])
+            .Where(v => v.Length > 0).Distinct().OrderBy(v => v, StringComparer.Ordinal));
+
+    /// <summary>Everything a reader must know before trusting a number: estimates, lower bounds, gaps.</summary>
+    private static List<string> Notes(List<JobRecord> nodes)
+    {
+        var notes = new List<string>();
+        foreach (var r in nodes)
+        {
+            string where = $"job {r.JobId} on {r.Node}";
+            if (r.Status == JobStatus.NotMeasured)
+                notes.Add($"NOT MEASURED: {where}: {(r.Reason.Length > 0 ? r.Reason : "no reason recorded")}.");
+            else if (r.Status == JobStatus.Partial)
+                notes.Add($"PARTIAL: {where}: {(r.Reason.Length > 0 ? r.Reason : "part of the job was not measured")}.");
+            if (r.Estimated)
+                notes.Add($"ESTIMATED: {where}: energy from the CPU-time power model '{r.EstimateModel}', not a measurement.");
+            if (r.WrapAmbiguous > 0)
+                notes.Add($"LOWER BOUND: {where}: {r.WrapAmbiguous} sample(s) may have missed an energy-counter wrap; energies are lower bounds.");
+            if (r.ReadErrors > 0)
+                notes.Add($"READ ERRORS: {where}: {r.ReadErrors} sample(s) miss part of their interval (a counter read failed).");
+        }
+        return notes;
+    }
+}

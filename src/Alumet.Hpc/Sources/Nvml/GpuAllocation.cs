@@ -1,0 +1,161 @@
+using System.Globalization;
+
+namespace Alumet.Hpc.Sources.Nvml;
+
+/// <summary>Who a GPU's energy is charged to during one attribution period.</summary>
+public enum GpuOwner
+{
+    /// <summary>No job known to hold the GPU (idle, or held by a job this sampler cannot see): consumer <c>unattributed</c>.</summary>
+    Unattributed,
+    /// <summary>Allocated to this sampler's job: consumer <c>job:&lt;id&gt;</c>, the whole board.</summary>
+    Job,
+    /// <summary>Known to be allocated to another job: consumer <c>other_jobs</c>.</summary>
+    OtherJobs,
+}
+
+/// <summary>
+/// The GPUs a scheduler gave a job on this node, as the scheduler names them, resolved against NVML's devices.
+/// <para>Accepted entries (comma separated; ranges <c>a-b</c> of numbers allowed):</para>
+/// <list type="bullet">
+/// <item>a number N: the GPU behind <c>/dev/nvidiaN</c> (NVML minor number; NVML index when the minor number is
+/// unknown). This is what Slurm's prolog gets in <c>SLURM_JOB_GPUS</c> (global GRES indices, which follow
+/// <c>/dev/nvidia[0-N]</c> in gres.conf order, and AutoDetect's order) and in its <c>CUDA_VISIBLE_DEVICES</c> (physical
+/// in the prolog; only the job's own steps see it renumbered from 0), and OAR's <c>gpudevice</c> resource property
+/// (the N its job_resource_manager opens in the devices cgroup);</item>
+/// <item><c>GPU-&lt;uuid&gt;</c>, a PCI bus id (<c>0000:3b:00.0</c> or NVML's <c>00000000:3B:00.0</c>);</item>
+/// <item><c>MIG-GPU-&lt;uuid&gt;/gi/ci</c> (old MIG naming): the parent GPU. New-style <c>MIG-&lt;uuid&gt;</c> names do not
+/// carry the parent and are reported as unmatched.</item>
+/// </list>
+/// <para>MIG: NVML has no per-instance energy, so a MIG slice charges its whole parent board to the job. When two jobs
+/// hold slices of one GPU, each job's sampler charges that GPU entirely to its own job (the board is counted once per
+/// job, not split): documented, not hidden.</para>
+/// </summary>
+public sealed record GpuAllocation(IReadOnlyList<string> Entries)
+{
+    public static readonly GpuAllocation None = new(Array.Empty<string>());
+
+    /// <summary>Parses a scheduler list. Empty, <c>NoDevFiles</c> (Slurm with no GPU) and <c>N/A</c> mean none.</summary>
+    public static GpuAllocation Parse(string? list)
+    {
+        if (string.IsNullOrWhiteSpace(list)) return None;
+        var entries = new List<string>();
+        foreach (string raw in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (raw.Equals("NoDevFiles", StringComparison.OrdinalIgnoreCase) || raw.Equals("N/A", StringComparison.OrdinalIgnoreCase))
+                continue;
+            int dash = raw.IndexOf('-');
+            if (dash > 0
+                && int.TryParse(raw.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out int first)
+                && int.TryParse(raw.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int last)
+                && last >= first && last - first < 4096)
+            {
+                for (int i = first; i <= last; i++) entries.Add(i.ToString(CultureInfo.InvariantCulture));
+            }
+            else
+            {
+                entries.Add(raw);
+            }
+        }
+        return entries.Count == 0 ? None : new GpuAllocation(entries.Distinct().ToArray());
+    }
+
+    /// <summary>From a Slurm prolog/epilog environment: <c>SLURM_JOB_GPUS</c>, else <c>CUDA_VISIBLE_DEVICES</c>.</summary>
+    public static GpuAllocation FromSlurm(Func<string, string?> getEnvironment)
+    {
+        string? gpus = getEnvironment("SLURM_JOB_GPUS");
+        return Parse(string.IsNullOrWhiteSpace(gpus) ? getEnvironment("CUDA_VISIBLE_DEVICES") : gpus);
+    }
+
+    /// <summary>From OAR's <c>gpudevice</c> properties of the job's resources on this node.</summary>
+    public static GpuAllocation FromOarGpuDevices(IEnumerable<int> gpuDevices) =>
+        Parse(string.Join(',', gpuDevices.Select(g => g.ToString(CultureInfo.InvariantCulture))));
+
+    public bool IsEmpty => Entries.Count == 0;
+
+    /// <summary>Indices into <paramref name="devices"/> (= channel indices of the NVML source) that this allocation names.</summary>
+    /// <param name="unmatched">Entries that name no device (wrong index, MIG-&lt;uuid&gt;, typo): the lead should log them once.</param>
+    public bool[] Match(IReadOnlyList<GpuDevice> devices, out IReadOnlyList<string> unmatched)
+    {
+        var hit = new bool[devices.Count];
+        var missing = new List<string>();
+        foreach (string entry in Entries)
+        {
+            int found = -1;
+            for (int i = 0; i < devices.Count && found < 0; i++)
+                if (Names(entry, devices[i])) found = i;
+            if (found >= 0) hit[found] = true;
+            else missing.Add(entry);
+        }
+        unmatched = missing;
+        return hit;
+    }
+
+    /// <summary>
+    /// The resource ids (canonical bus ids, <see cref="GpuDevice.BusId"/>) of the GPUs this allocation names: the set
+    /// <c>JobAttribution.JobGpus</c> takes.
+    /// </summary>
+    public IReadOnlySet<string> ResourceIds(IReadOnlyList<GpuDevice> devices, out IReadOnlyList<string> unmatched)
+    {
+        bool[] hit = Match(devices, out unmatched);
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < hit.Length; i++)
+            if (hit[i]) ids.Add(devices[i].BusId);
+        return ids;
+    }
+
+    /// <summary>
+    /// The owner of each device (channel) for this job. GPUs in <paramref name="otherJobs"/> (when the caller knows other
+    /// jobs' GPUs, e.g. from their state) become <see cref="GpuOwner.OtherJobs"/>; every other GPU is
+    /// <see cref="GpuOwner.Unattributed"/>. The sampler does not look up other jobs by default: finding them means
+    /// scheduler queries or reading other jobs' environments, too costly and fragile for each period, so an idle-looking
+    /// GPU used by another job is reported as unattributed.
+    /// </summary>
+    public GpuOwner[] Owners(IReadOnlyList<GpuDevice> devices, out IReadOnlyList<string> unmatched, GpuAllocation? otherJobs = null)
+    {
+        bool[] mine = Match(devices, out unmatched);
+        bool[] theirs = otherJobs is null ? new bool[devices.Count] : otherJobs.Match(devices, out _);
+        var owners = new GpuOwner[devices.Count];
+        for (int i = 0; i < owners.Length; i++)
+            owners[i] = mine[i] ? GpuOwner.Job : theirs[i] ? GpuOwner.OtherJobs : GpuOwner.Unattributed;
+        return owners;
+    }
+
+    private static bool Names(string entry, GpuDevice d)
+    {
+        if (int.TryParse(entry, NumberStyles.None, CultureInfo.InvariantCulture, out int n))
+            return (d.MinorNumber >= 0 ? d.MinorNumber : d.Index) == n;
+        if (entry.StartsWith("MIG-GPU-", StringComparison.OrdinalIgnoreCase))
+        {
+            int slash = entry.IndexOf('/');
+            string parent = slash > 0 ? entry[4..slash] : entry[4..];
+            return parent.Equals(d.Uuid, StringComparison.OrdinalIgnoreCase);
+        }
+        if (entry.StartsWith("GPU-", StringComparison.OrdinalIgnoreCase))
+            return entry.Equals(d.Uuid, StringComparison.OrdinalIgnoreCase);
+        return GpuBusId.TryNormalize(entry, out string busId) && busId == d.BusId;
+    }
+}
+
+/// <summary>Splits GPU energy between consumers for one attribution period. Pure, allocation-free.</summary>
+public static class GpuAttribution
+{
+    /// <summary>
+    /// For each GPU channel i: the whole delta goes to the consumer <paramref name="owners"/>[i] names, the other two
+    /// get 0, so <c>job[i] + otherJobs[i] + unattributed[i] == nodeDelta[i]</c> exactly (raw mJ).
+    /// </summary>
+    public static void Split(ReadOnlySpan<ulong> nodeDelta, ReadOnlySpan<GpuOwner> owners,
+        Span<ulong> job, Span<ulong> otherJobs, Span<ulong> unattributed)
+    {
+        int n = nodeDelta.Length;
+        if (owners.Length < n || job.Length < n || otherJobs.Length < n || unattributed.Length < n)
+            throw new ArgumentException("every span needs one slot per GPU channel");
+        for (int i = 0; i < n; i++)
+        {
+            ulong d = nodeDelta[i];
+            GpuOwner o = owners[i];
+            job[i] = o == GpuOwner.Job ? d : 0;
+            otherJobs[i] = o == GpuOwner.OtherJobs ? d : 0;
+            unattributed[i] = o == GpuOwner.Unattributed ? d : 0;
+        }
+    }
+}

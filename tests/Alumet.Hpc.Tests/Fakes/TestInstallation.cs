@@ -1,0 +1,56 @@
+using Alumet.Hpc.Config;
+
+namespace Alumet.Hpc.Tests.Fakes;
+
+/// <summary>
+/// A complete throw-away installation: generated powercap tree, state/data/DB/log under one temp dir, and a
+/// config file pointing at them (passed to the binary with --config).
+/// </summary>
+public sealed class TestInstallation : TempTree
+{
+    public PowercapTree Powercap { get; }
+    public string ConfigPath { get; }
+    public AlumetConfig Config { get; }
+
+    public TestInstallation(PowercapTree powercap, string samplerToml = "", string sourcesToml = "rapl = \"on\"\nestimate = \"off\"\nnvml = \"off\"")
+        : base("install")
+    {
+        Powercap = powercap;
+        ConfigPath = Write("alumet.toml", $"""
+            [sampler]
+            {samplerToml}
+
+            [sources]
+            {sourcesToml}
+
+            [paths]
+            powercap_root = "{powercap.Root}"
+            state_dir = "{PathOf("state")}"
+            data_dir = "{PathOf("data")}"
+            database = "{PathOf("accounting.db")}"
+            log_file = "{PathOf("alumet-hpc.log")}"
+            """);
+        Config = ConfigLoader.LoadFile(ConfigPath);
+    }
+
+    public override void Dispose()
+    {
+        Powercap.Dispose();
+        base.Dispose();
+    }
+
+    /// <summary>The native binary from `make publish` (ALUMET_HPC_BIN), else the apphost of the last build.</summary>
+    public static string Binary()
+    {
+        if (Environment.GetEnvironmentVariable("ALUMET_HPC_BIN") is { Length: > 0 } bin && File.Exists(bin)) return bin;
+        string dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "Alumet.Hpc.sln")))
+            dir = Path.GetDirectoryName(dir) ?? throw new FileNotFoundException("repository root not found");
+        foreach (string cfg in new[] { "Release", "Debug" })
+        {
+            string apphost = Path.Combine(dir, "src", "Alumet.Hpc.Cli", "bin", cfg, "net10.0", "linux-x64", "alumet-hpc");
+            if (File.Exists(apphost)) return apphost;
+        }
+        throw new FileNotFoundException("alumet-hpc binary not found: run `make publish` or `dotnet build src/Alumet.Hpc.Cli`");
+    }
+}

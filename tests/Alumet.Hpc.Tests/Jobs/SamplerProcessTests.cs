@@ -1,0 +1,140 @@
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Spool;
+using Alumet.Hpc.Tests.Fakes;
+using DuckDB.NET.Data;
+
+namespace Alumet.Hpc.Tests.Jobs;
+
+/// <summary>
+/// The real sampler binary, started detached by <see cref="SamplerLauncher"/> as a prolog would, over a generated
+/// powercap tree whose counters the test moves: energies in the DB and Parquet must be exactly the moves.
+/// </summary>
+public class SamplerProcessTests
+{
+    private const ulong MaxRange = 262_143_328_850; // a real max_energy_range_uj
+
+    private static TestInstallation NewInstall() =>
+        new(PowercapTree.Standard(2, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20");
+
+    private static JobIdentity Job(string id) => new("exec", "test", id, "root", 0, "node1");
+
+    private static void WaitFor(Func<bool> condition, string what, double seconds = 10)
+    {
+        var end = DateTime.UtcNow.AddSeconds(seconds);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > end) throw new TimeoutException($"timed out waiting for {what}");
+            Thread.Sleep(20);
+        }
+    }
+
+    private static long SpoolRecords(string dir) =>
+        File.Exists(Path.Combine(dir, SpoolWriter.RecordsFile)) ? new FileInfo(Path.Combine(dir, SpoolWriter.RecordsFile)).Length / SpoolRecord.Size : 0;
+
+    /// <summary>The job's share of one resource in the flushed spool, raw µJ.</summary>
+    private static long FlushedJobEnergy(string dir, string jobId, string kind, string id)
+    {
+        var meta = SpoolWriter.ReadMeta(dir);
+        return SpoolReader.ReadAll(dir)
+            .Where(r => meta.Series[r.Series] is { } s && s.Consumer == $"job:{jobId}" && s.ResourceKind == kind && s.ResourceId == id)
+            .Sum(r => r.Value);
+    }
+
+    private static LaunchResult Start(TestInstallation install, JobIdentity job)
+    {
+        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
+        Assert.True(launched.Ok, launched.Message);
+        string dir = job.StateDirectory(install.Config.Paths.StateDir);
+        WaitFor(() => SpoolRecords(dir) > 0, "the first flushed records (counters primed)");
+        return launched;
+    }
+
+    [Fact]
+    public void SigtermFinalizesCompleteWithTheExactEnergyAcrossAWrap()
+    {
+        using var install = NewInstall();
+        var job = Job("101");
+        install.Powercap.SetEnergy("intel-rapl:0", MaxRange - 1_000);
+        install.Powercap.SetEnergy("intel-rapl:1:1", 7);
+        var launched = Start(install, job);
+
+        install.Powercap.SetEnergy("intel-rapl:0", 4_000);      // wrapped: 1_001 + 4_000 µJ
+        install.Powercap.SetEnergy("intel-rapl:1:1", 2_000_007); // dram of socket 1: 2 J
+        Thread.Sleep(300);
+        var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
+        Assert.Equal("stopped", stop.Status);
+        WaitFor(() => !new SamplerPid(launched.Pid, ProcessState.StartTime(launched.Pid) ?? 0).IsAlive(), "sampler exit");
+
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("101"));
+        Assert.Equal(JobStatus.Complete, row.Status);
+        Assert.Equal(0.005001, row.Energy.PackageJ, 12);
+        Assert.Equal(2.0, row.Energy.DramJ, 12);
+        Assert.Equal(2.005001, row.TotalEnergyJ, 12);
+        Assert.Equal(0, row.WrapAmbiguous);
+
+        using var duck = new DuckDBConnection("Data Source=:memory:");
+        duck.Open();
+        using var cmd = duck.CreateCommand();
+        cmd.CommandText = $"SELECT sum(value) FROM read_parquet('{row.ParquetPath}') WHERE consumer = 'job:101' AND resource_kind IN ('cpu_package','dram','gpu')";
+        Assert.Equal(2.005001, Convert.ToDouble(cmd.ExecuteScalar()), 9);
+    }
+
+    [Fact]
+    public void KillMinus9KeepsEveryFlushedSampleAndTheRowIsPartial()
+    {
+        using var install = NewInstall();
+        var job = Job("102");
+        var launched = Start(install, job);
+        install.Powercap.SetEnergy("intel-rapl:0", 3_000_000);
+        string dir = job.StateDirectory(install.Config.Paths.StateDir);
+        WaitFor(() => FlushedJobEnergy(dir, "102", "cpu_package", "0") == 3_000_000, "the 3 J to reach the spool as the job's share");
+
+        Alumet.Hpc.Native.Libc.kill(launched.Pid, 9);
+        WaitFor(() => ProcessState.Read(launched.Pid) is not { State: not ('Z' or 'X') }, "sampler death");
+        long flushed = SpoolRecords(dir);
+
+        var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
+        Assert.Equal(JobStatus.Partial, stop.Status);
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("102"));
+        Assert.Equal(JobStatus.Partial, row.Status);
+        Assert.Contains("died", row.Reason);
+        Assert.Equal(3.0, row.Energy.PackageJ, 12);
+
+        using var duck = new DuckDBConnection("Data Source=:memory:");
+        duck.Open();
+        using var cmd = duck.CreateCommand();
+        cmd.CommandText = $"SELECT count(*) FROM read_parquet('{row.ParquetPath}')";
+        Assert.Equal(flushed, Convert.ToInt64(cmd.ExecuteScalar()));
+
+        // Finalizing again (a second epilog) changes nothing.
+        Assert.Equal("already", SamplerLauncher.StopAndFinalize(job, install.Config).Status);
+        Assert.Single(db.GetJob("102"));
+    }
+
+    [Fact]
+    public void EpilogWithoutPrologRecordsNotMeasured()
+    {
+        using var install = NewInstall();
+        var stop = SamplerLauncher.StopAndFinalize(Job("103"), install.Config);
+        Assert.Equal("not_measured", stop.Status);
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("103"));
+        Assert.Equal(JobStatus.NotMeasured, row.Status);
+        Assert.Contains("prolog did not start", row.Reason);
+    }
+
+    [Fact]
+    public void SecondPrologForTheSameJobDoesNotStartASecondSampler()
+    {
+        using var install = NewInstall();
+        var job = Job("104");
+        var first = Start(install, job);
+        var second = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, true), install.Config, TestInstallation.Binary());
+        Assert.True(second.Ok);
+        Assert.Equal(first.Pid, second.Pid);
+        Assert.Equal("stopped", SamplerLauncher.StopAndFinalize(job, install.Config).Status);
+    }
+}

@@ -1,0 +1,211 @@
+using Alumet.Hpc.Report;
+using Xunit;
+
+namespace Alumet.Hpc.Tests.Report;
+
+public sealed class ReportCommandTests : IClassFixture<ReportFixture>
+{
+    private readonly ReportFixture _f;
+    private const int Alice = 1001;
+
+    public ReportCommandTests(ReportFixture f) => _f = f;
+
+    [Fact]
+    public void GoldenTable()
+    {
+        var (code, output, err) = _f.Run(0, "root", "-j", "1234,1300,1400,1500");
+        Assert.Equal(0, code);
+        Assert.Equal("", err);
+        Golden.Check("report-table.txt", output);
+    }
+
+    [Fact]
+    public void GoldenParsable2()
+    {
+        var (code, output, err) = _f.Run(0, "root", "-j", "1234,1300,1400,1500", "-P");
+        Assert.Equal(0, code);
+        Golden.Check("report-parsable2.txt", output);
+        Golden.Check("report-parsable2.stderr.txt", err); // notes go to stderr to keep stdout machine-readable
+    }
+
+    [Fact]
+    public void GoldenJson()
+    {
+        var (code, output, _) = _f.Run(0, "root", "-j", "1234,1300,1400,1500", "--json");
+        Assert.Equal(0, code);
+        Golden.Check("report.json", output);
+        using var doc = System.Text.Json.JsonDocument.Parse(output); // valid JSON
+        Assert.Equal(4, doc.RootElement.GetProperty("jobs").GetArrayLength());
+    }
+
+    [Fact]
+    public void GoldenNoConvertWidthsAndParsable()
+    {
+        var (code, output, _) = _f.Run(0, "root", "-j", "1234", "-o", "jobid%-14,node%4,TotalEnergy,AvePower,maxpower,Elapsed,Start,End,Samples", "--noconvert", "-p");
+        Assert.Equal(0, code);
+        Golden.Check("report-noconvert-parsable.txt", output);
+        var (_, table, _) = _f.Run(0, "root", "-j", "1300", "-o", "JobID%-14,NodeList%4,TotalEnergy%8,Status", "--noheader");
+        Golden.Check("report-widths.txt", table);
+    }
+
+    [Fact]
+    public void ParsableHasNoTrailingBarAndParsableHasOne()
+    {
+        var p2 = _f.Run(0, "root", "-j", "1234", "-o", "JobID,TotalEnergy", "-P", "-n").Out;
+        var p1 = _f.Run(0, "root", "-j", "1234", "-o", "JobID,TotalEnergy", "-p", "-n").Out;
+        Assert.Equal("1234|3.79M\n1234.batch|12.60K\n1234.0|3.76M\n", p2);
+        Assert.Equal("1234|3.79M|\n1234.batch|12.60K|\n1234.0|3.76M|\n", p1);
+    }
+
+    [Fact]
+    public void StepSelectionPrintsOnlyThatStep()
+    {
+        var (code, output, _) = _f.Run(0, "root", "-j", "1300.0", "-o", "JobID,NodeList,TotalEnergy,MaxPower", "-P");
+        Assert.Equal(0, code);
+        Assert.Equal("JobID|NodeList|TotalEnergy|MaxPower\n1300.0|n1,n2|1.08M|\n", output);
+    }
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("12a")]
+    [InlineData("1234;rm -rf /")]
+    [InlineData("1234.")]
+    [InlineData("-5")]
+    [InlineData("1234.b@d")]
+    public void BadJobIdIsOneErrorLine(string id)
+    {
+        var (code, output, err) = _f.Run(0, "root", "--job", id);
+        Assert.Equal(2, code);
+        Assert.Equal("", output);
+        Assert.Single(err.TrimEnd('\n').Split('\n'));
+        Assert.StartsWith("alumet-report: error: invalid job id '", err);
+    }
+
+    [Fact]
+    public void UnknownJobExitsOne()
+    {
+        var (code, output, err) = _f.Run(0, "root", "-j", "999999");
+        Assert.Equal(1, code);
+        Assert.Equal($"alumet-report: error: job 999999 not found in {_f.Db}\n", err);
+        Assert.Equal("", output.Split('\n', 3)[2]); // header only
+    }
+
+    [Fact]
+    public void UnknownStepExitsOne()
+    {
+        var (code, _, err) = _f.Run(0, "root", "-j", "1234.7");
+        Assert.Equal(1, code);
+        Assert.Equal($"alumet-report: error: job 1234.7 not found in {_f.Db}\n", err);
+    }
+
+    [Fact]
+    public void SomeoneElsesJobReadsExactlyLikeAMissingOne()
+    {
+        var other = _f.Run(Alice, "alice", "-j", "1300", "-P");
+        var missing = _f.Run(Alice, "alice", "-j", "1299", "-P");
+        Assert.Equal(1, other.Code);
+        Assert.Equal($"alumet-report: error: job 1300 not found in {_f.Db} (or not yours)\n", other.Err);
+        Assert.Equal(missing.Err.Replace("1299", "1300"), other.Err);
+        Assert.Equal(missing.Out, other.Out);
+        Assert.DoesNotContain("bob", other.Out + other.Err);
+    }
+
+    [Fact]
+    public void UserSeesOwnJobsOnly()
+    {
+        var (code, output, _) = _f.Run(Alice, "alice", "-o", "JobID,User", "-P", "-n");
+        Assert.Equal(0, code);
+        Assert.Equal("1234|alice\n1234.batch|alice\n1234.0|alice\n1400|alice\n", output);
+        // Asking for another user's jobs by name does not bypass the uid filter.
+        Assert.Equal("", _f.Run(Alice, "alice", "-u", "bob", "-P", "-n").Out);
+        // A name in $USER-like input does not matter: the uid decides (uid 1001 named "root" is not root).
+        Assert.Equal("", _f.Run(Alice, "root", ["ops"], "-u", "bob", "-P", "-n").Out);
+    }
+
+    [Fact]
+    public void AdminsAndRootSeeEveryone()
+    {
+        var ops = _f.Run(1500, "ops", ["root", "ops"], "-j", "1300", "-o", "JobID,User,NodeList", "-P", "-n");
+        Assert.Equal(0, ops.Code);
+        Assert.Equal("1300|bob|n1,n2\n1300|bob|n1\n1300|bob|n2\n1300.0|bob|n1,n2\n", ops.Out);
+        var root = _f.Run(0, "root", [], "-u", "carol", "-o", "JobID,Status,Reason%50", "-P", "-n");
+        Assert.Equal("1500|not_measured|no energy counter (RAPL absent, estimate off)\n", root.Out);
+    }
+
+    [Fact]
+    public void ClusterFilter()
+    {
+        Assert.Equal("", _f.Run(0, "root", "-M", "other", "-P", "-n").Out);
+        Assert.Equal(3 + 4 + 1 + 1, _f.Run(0, "root", "-M", "lab", "-P", "-n").Out.TrimEnd('\n').Split('\n').Length);
+    }
+
+    [Fact]
+    public void UnknownFieldAndBadOptionAreOneLine()
+    {
+        var bad = _f.Run(0, "root", "-o", "JobID,Bogus");
+        Assert.Equal(2, bad.Code);
+        Assert.StartsWith("alumet-report: error: unknown --format field 'Bogus'", bad.Err);
+        Assert.Single(bad.Err.TrimEnd('\n').Split('\n'));
+        var opt = _f.Run(0, "root", "--frobnicate");
+        Assert.Equal(2, opt.Code);
+        Assert.Single(opt.Err.TrimEnd('\n').Split('\n'));
+        Assert.StartsWith("alumet-report: error: ", opt.Err);
+        Assert.Equal(2, _f.Run(0, "root", "-o", "JobID%0").Code);
+    }
+
+    [Fact]
+    public void MissingDatabaseIsOneLine()
+    {
+        string path = _f.Dir.Sub("nope/acct.db");
+        var (code, _, err) = _f.Run(0, "root", "--db", path, "-j", "1");
+        Assert.Equal(1, code);
+        Assert.Equal($"alumet-report: error: no accounting database at {path}\n", err);
+        Assert.False(File.Exists(path));
+    }
+
+    [Fact]
+    public void EstimatedRowsAreMarked()
+    {
+        var (_, output, _) = _f.Run(0, "root", "-j", "1400");
+        Assert.Contains(" estimate(generic-per-core) ", output);
+        Assert.Contains("ESTIMATED: job 1400 on n3: energy from the CPU-time power model 'generic-per-core', not a measurement.", output);
+        var p = _f.Run(0, "root", "-j", "1400", "-o", "Interface%40,Estimated", "-P", "-n").Out;
+        Assert.Equal("estimate(generic-per-core)|yes\n", p);
+    }
+}
+
+public sealed class ReportFieldsTests
+{
+    [Theory]
+    [InlineData(0, "0")]
+    [InlineData(816, "816")]
+    [InlineData(123.456, "123.46")]
+    [InlineData(999.994, "999.99")]
+    [InlineData(999.996, "1.00K")]
+    [InlineData(1000, "1K")]
+    [InlineData(1234, "1.23K")]
+    [InlineData(2_500_000, "2.50M")]
+    [InlineData(3_000_000_000, "3G")]
+    [InlineData(1.5e13, "15T")]
+    public void SiPrefixes(double v, string expected) => Assert.Equal(expected, ReportFields.SiPrefixed(v));
+
+    [Theory]
+    [InlineData(0, "00:00:00")]
+    [InlineData(59.9, "00:00:59")]
+    [InlineData(3661.5, "01:01:01")]
+    [InlineData(86399, "23:59:59")]
+    [InlineData(90061, "1-01:01:01")]
+    [InlineData(10 * 86400 + 5, "10-00:00:05")]
+    public void ElapsedLikeSacct(double s, string expected) => Assert.Equal(expected, ReportFields.Elapsed(s));
+
+    [Fact]
+    public void FieldNamesAreCaseInsensitiveWithWidths()
+    {
+        var specs = ReportFields.Parse("jobid%20,NODE,totalenergy%-7");
+        Assert.Equal(["JobID", "NodeList", "TotalEnergy"], specs.Select(s => s.Field.Name));
+        Assert.Equal([20, 15, 7], specs.Select(s => s.Width));
+        Assert.Equal([false, false, true], specs.Select(s => s.LeftJustify));
+        Assert.Throws<FormatException>(() => ReportFields.Parse("JobID%x"));
+        Assert.Throws<FormatException>(() => ReportFields.Parse(""));
+    }
+}
