@@ -255,8 +255,10 @@ public sealed class SlurmE2ETests
         var p = ParquetSums(row.ParquetPath, id);
         Assert.Equal(row.NodeJ, p["node"], 6);
         Assert.Equal(row.JobJ, p[$"job:{id}"], 6);
-        // The user reads their own file, nobody else does (JobFinalizer: uid, group root, 0440).
-        Assert.Equal($"{User} root 440", Run("stat", "-c", "%U %G %a", row.ParquetPath).Out.Trim());
+        // The user reads their own file, nobody else does.
+        Assert.Equal(0, Run("runuser", "-u", User, "--", "head", "-c", "4", row.ParquetPath).Code);
+        Assert.NotEqual(0, Run("runuser", "-u", "nobody", "--", "head", "-c", "4", row.ParquetPath).Code);
+        Assert.Equal(User, Run("stat", "-c", "%U", row.ParquetPath).Out.Trim());
     }
 
     private static Dictionary<string, double> ParquetSums(string path, string id)
