@@ -33,7 +33,8 @@ log() { echo "[slurm-lab $(ts)] $*"; }
 die() { echo "[slurm-lab $(ts)] ERROR: $*" >&2; exit 1; }
 # alive PIDFILE [comm]: exists, not a zombie (PID 1 in containers reaps lazily: kill -0 lies), comm matches
 alive() {
-  local p; p=$(cat "$1" 2>/dev/null) || return 1; [ -n "$p" ] && [ -r /proc/$p/stat ] || return 1
+  local p; p=$(awk '{print $1; exit}' "$1" 2>/dev/null) || return 1     # sampler.pid is "<pid> <start time>"
+  [[ "$p" =~ ^[0-9]+$ ]] && [ -r /proc/$p/stat ] || return 1
   [ "$(awk '{print $3}' /proc/$p/stat)" != Z ] || return 1
   [ -z "${2:-}" ] || [ "$(cat /proc/$p/comm 2>/dev/null)" = "$2" ]
 }
@@ -266,10 +267,11 @@ stop() {
   stop_pidfile "$LAB/run/slurmctld.pid" slurmctld
   stop_pidfile "$LAB/run/munged.pid" munged
   stop_pidfile "$LAB/run/powercap-writer.pid" powercap-writer
+  local p
   # samplers left behind (should be none: every epilog stops its own) - only those recorded by our state dir
   local f
   for f in "$LAB"/alumet/state/slurm/*/sampler.pid; do
-    [ -e "$f" ] && alive "$f" && { kill -KILL "$(cat "$f")" 2>/dev/null || true; log "killed leftover sampler $(cat "$f")"; }
+    [ -e "$f" ] && alive "$f" alumet-hpc && { p=$(awk '{print $1}' "$f"); kill -KILL "$p" 2>/dev/null || true; log "killed leftover sampler $p"; }
   done
   # empty leftover job cgroups (v1) so the next start is clean
   for f in /sys/fs/cgroup/*/slurm_*/ /sys/fs/cgroup/*/slurm/; do [ -d "$f" ] && find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null; done
