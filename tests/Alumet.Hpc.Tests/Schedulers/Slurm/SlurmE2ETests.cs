@@ -132,6 +132,28 @@ public sealed class SlurmE2ETests
     }
 
     [SkippableFact]
+    public void HungSamplerIsKilledAfterTheStopTimeoutAndTheRowIsPartial()
+    {
+        RequireLab();
+        string id = Sbatch("sleep 4");
+        int pid = WaitSamplerPid(id);
+        Thread.Sleep(2500); // some data flushed first
+        // SIGSTOP: alive but deaf to the epilog's SIGTERM. The epilog must give up after stop_timeout_s (5 s in
+        // the lab config), kill it and finalize from the spool, so the node does not sit in "completing".
+        Assert.Equal(0, Run("kill", "-STOP", pid.ToString(CultureInfo.InvariantCulture)).Code);
+        var sw = Stopwatch.StartNew();
+        WaitJobDone(id);
+
+        Assert.InRange(sw.Elapsed.TotalSeconds, 4.0, 20.0);
+        Assert.Equal("COMPLETED", JobState(id));
+        Assert.Equal("idle", NodeState());
+        var row = Row(id);
+        Assert.Equal("partial", row.Status);
+        Assert.Contains("killed", row.Reason);
+        AssertNoSampler(id);
+    }
+
+    [SkippableFact]
     public void SamplerThatCannotStartLeavesTheNodeIdleAndTheJobCompleted()
     {
         RequireLab();
