@@ -160,6 +160,17 @@ public class SamplerTests : IDisposable
     }
 
     [Fact]
+    public void ReadingTheSourcesAllocatesNothing()
+    {
+        var s = NewSampler(new SamplerSettings(1000, 1000, 1000, 1000), attribution: null);
+        for (int i = 0; i < 100; i++) s.ReadSources(i * Ms, i * Ms); // warm-up (JIT, first-use caches)
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 100; i < 2100; i++) s.ReadSources(i * Ms, i * Ms);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        s.Complete(StopReason.Signal, null, 2100 * Ms, 2100 * Ms);
+    }
+
+    [Fact]
     public void ExclusiveChargesTheWholeNode()
     {
         using var attribution = new JobAttribution(_job, null, _proc.Root, exclusive: true, new HashSet<string>());
