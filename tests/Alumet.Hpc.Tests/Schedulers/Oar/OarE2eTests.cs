@@ -8,6 +8,7 @@ namespace Alumet.Hpc.Tests.Schedulers.Oar;
 /// submitted with su, the DB is read with sqlite3). Runs when ALUMET_E2E_OAR=1; then a lab that is down FAILS.
 /// Start the lab first: <c>tests/e2e/oar/oar-lab.sh start</c> (root).
 /// </summary>
+[Collection(SchedulerE2ECollection.Name)]
 public sealed class OarE2eTests
 {
     [SkippableFact]

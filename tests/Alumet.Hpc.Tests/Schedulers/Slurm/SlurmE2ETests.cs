@@ -12,10 +12,8 @@ namespace Alumet.Hpc.Tests.Schedulers.Slurm;
 /// FAKE_POWER_W) and the real cgroups. Skipped unless ALUMET_E2E_SLURM=1; with it set, a lab that is not
 /// up is a failure, not a skip. Sequential (one class): jobs compete for the node's 2 CPUs.
 /// </summary>
-[CollectionDefinition("SlurmE2E", DisableParallelization = true)]
-public sealed class SlurmE2ECollection;
 
-[Collection("SlurmE2E")]
+[Collection(SchedulerE2ECollection.Name)]
 public sealed class SlurmE2ETests
 {
     private const double FakePowerW = 50;
