@@ -42,13 +42,15 @@ if [ "${KEEP_LABS:-0}" != 1 ]; then
   done
 fi
 
-# vstest's summary: "Passed!  - Failed:     0, Passed:   380, Skipped:     0, Total:   380, ..."
-summary=$(grep -E '^(Passed|Failed)!' out/test.log | tail -1)
-failed=$(sed -nE 's/.*Failed: *([0-9]+).*/\1/p' <<<"$summary"); passed=$(sed -nE 's/.*Passed: *([0-9]+).*/\1/p' <<<"$summary")
-skipped=$(sed -nE 's/.*Skipped: *([0-9]+).*/\1/p' <<<"$summary")
+# vstest's closing block at normal verbosity: "Total tests: N" then "     Passed: N", "     Failed: N", "    Skipped: N"
+# (the last two only when non-zero).
+block=$(sed -n '/^Total tests:/,/^ *Total time:/p' out/test.log)
+count() { sed -nE "s/^ *$1: *([0-9]+).*/\1/p" <<<"$block" | tail -1; }
+passed=$(count Passed); failed=$(count Failed); skipped=$(count Skipped)
 if [ -z "$passed" ]; then
   echo "run-all: no test summary found (build failure?)" >&2
   exit $(( rc == 0 ? 1 : rc ))
 fi
+failed=${failed:-0}; skipped=${skipped:-0}
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 exit "$rc"
