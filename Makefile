@@ -25,10 +25,10 @@ publish:
 	@ln -sf alumet-hpc $(BIN)/alumet-report
 	@echo "published: $(BIN)/alumet-hpc $(BIN)/alumet-report"
 
-# Unit and integration tests; the scheduler end-to-end tests run when ALUMET_E2E_SLURM / ALUMET_E2E_OAR
-# are set and their labs are up (.ci/run does both).
+# Unit and integration tests (some run the native binary); with ALUMET_E2E_SLURM=1 / ALUMET_E2E_OAR=1 (root)
+# also the end-to-end tests against a real Slurm / OAR that tests/run-all.sh starts (.ci/run sets both).
 test: publish
-	ALUMET_HPC_BIN=$(CURDIR)/$(BIN)/alumet-hpc $(DOTNET) test Alumet.Hpc.sln -c $(CONFIG) --logger "console;verbosity=normal"
+	CONFIG=$(CONFIG) bash tests/run-all.sh $(CURDIR)/$(BIN)/alumet-hpc
 
 demo: publish
 	bash examples/demo.sh $(CURDIR)/$(BIN)

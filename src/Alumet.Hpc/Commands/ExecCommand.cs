@@ -49,7 +49,7 @@ public static class ExecCommand
             Console.Error.WriteLine($"alumet-hpc: {e.Message}");
             return 2;
         }
-        if (jobId is not null && !CommonOptions.JobIdPattern().IsMatch(jobId))
+        if (jobId is not null && !Schedulers.SchedulerInput.IsJobId(jobId))
         {
             Console.Error.WriteLine($"alumet-hpc: exec: --job-id '{jobId}' is not a numeric job id");
             return 2;
@@ -116,5 +116,5 @@ public static class ExecCommand
     }
 
     internal static string ClusterName(AlumetConfig cfg) =>
-        cfg.Cluster.Name.Length > 0 ? cfg.Cluster.Name : Environment.GetEnvironmentVariable("SLURM_CLUSTER_NAME") is { Length: > 0 } c && CommonOptions.NamePattern().IsMatch(c) ? c : "local";
+        cfg.Cluster.Name.Length > 0 ? cfg.Cluster.Name : Environment.GetEnvironmentVariable("SLURM_CLUSTER_NAME") is { Length: > 0 } c && Schedulers.SchedulerInput.IsName(c) ? c : "local";
 }

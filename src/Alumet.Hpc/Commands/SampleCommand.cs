@@ -42,12 +42,12 @@ public static class SampleCommand
                            string node, string? gpus, string? sluid, bool exclusive, bool detach)
     {
         string? bad =
-            !CommonOptions.JobIdPattern().IsMatch(jobId) ? $"--job-id '{jobId}' is not a numeric job id" :
-            !CommonOptions.UserPattern().IsMatch(user) ? $"--user '{user}' is not a valid user name" :
-            !CommonOptions.NamePattern().IsMatch(node) ? $"--node '{node}' is not a valid node name" :
-            !CommonOptions.NamePattern().IsMatch(cluster) ? $"--cluster '{cluster}' is not a valid cluster name" :
+            !SchedulerInput.IsJobId(jobId) ? $"--job-id {SchedulerInput.Quote(jobId)} is not a numeric job id" :
+            !SchedulerInput.IsUserName(user) ? $"--user {SchedulerInput.Quote(user)} is not a valid user name" :
+            !SchedulerInput.IsName(node) ? $"--node {SchedulerInput.Quote(node)} is not a valid node name" :
+            !SchedulerInput.IsName(cluster) ? $"--cluster {SchedulerInput.Quote(cluster)} is not a valid cluster name" :
             uid < 0 ? $"--uid {uid} is negative" :
-            gpus is not null && !GpuIndices.TryParse(gpus, out _) ? $"--gpus '{gpus}' is not a comma-separated list of GPU indices" :
+            gpus is not null && !SchedulerInput.TryParseIndexList(gpus, out _) ? $"--gpus {SchedulerInput.Quote(gpus)} is not a comma-separated list of GPU indices" :
             null;
         if (bad is not null)
         {

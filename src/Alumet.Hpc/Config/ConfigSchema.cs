@@ -35,6 +35,8 @@ internal static class ConfigSchema
             c => Range(c.Sampler.NvmlHz, 1, 100)),
         new("sampler", "storage_period_ms", ConfigValueKind.Integer, "use 0 (store every read) or 1..3600000 ms",
             c => Range(c.Sampler.StoragePeriodMs, 0, 3_600_000)),
+        new("sampler", "parquet_values", ConfigValueKind.String, "use \"auto\", \"joules\" or \"raw\"",
+            c => OneOf(c.Sampler.ParquetValues, "auto", "joules", "raw")),
         new("sampler", "attribution_period_ms", ConfigValueKind.Integer, "use 10..60000 ms (cgroup CPU-time reads cost a few µs per job)",
             c => Range(c.Sampler.AttributionPeriodMs, 10, 60_000)),
         new("sampler", "flush_interval_ms", ConfigValueKind.Integer, "use 10..5000 ms (a crash loses at most this much data)",

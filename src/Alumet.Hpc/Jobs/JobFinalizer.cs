@@ -37,7 +37,9 @@ public static class JobFinalizer
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
-            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead))
+            var layout = cfg.Sampler.ParquetValues == "raw" || (cfg.Sampler.ParquetValues == "auto" && meta.StoragePeriodMs == 0)
+                ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
+            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead, Layout: layout))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);
         }

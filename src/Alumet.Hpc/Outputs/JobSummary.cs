@@ -35,7 +35,9 @@ public sealed record DomainEnergies(double PackageJ, double CoreJ, double Uncore
 /// </summary>
 /// <param name="StartNs">Start of the first stored interval (WallNs - IntervalNs of the earliest record), Unix ns; 0 when there is no record.</param>
 /// <param name="EndNs">End of the last stored interval, Unix ns.</param>
-/// <param name="MaxPowerW">Highest power over one stored timestamp: Σ over the counted domains of energy/interval.</param>
+/// <param name="MaxPowerW">Highest power over one stored timestamp: Σ over the counted domains of energy/interval.
+/// Its window is the stored interval (storage_period_ms, or one read when raw): a raw 1 kHz spool gives a 1 ms
+/// peak, which RAPL's ~1 ms update granularity makes noisy; a 1 s storage period gives a 1 s peak.</param>
 /// <param name="Samples">Number of spool records of this consumer.</param>
 /// <param name="WrapAmbiguous">Records flagged <see cref="SpoolFlags.WrapAmbiguous"/>: the energy is a lower bound.</param>
 /// <param name="ReadErrors">Records flagged <see cref="SpoolFlags.ReadError"/>.</param>
@@ -121,6 +123,11 @@ public sealed record JobSummary(
         var acc = new ConsumerAccumulator[4 + stepIds.Count];
         for (int i = 0; i < acc.Length; i++) acc[i] = new ConsumerAccumulator(meta.Series.Count);
 
+        // J per raw unit for the domains that count in the total (0 for cores, uncore, psys): feeds the peak power.
+        var countedJpu = new double[meta.Series.Count];
+        for (int i = 0; i < countedJpu.Length; i++)
+            countedJpu[i] = kindOfSeries[i].CountsInTotal() ? meta.Series[i].JoulesPerUnit : 0;
+
         foreach (var chunk in chunks)
         {
             foreach (ref readonly var r in chunk.AsSpan())
@@ -128,8 +135,7 @@ public sealed record JobSummary(
                 if ((uint)r.Series >= (uint)slotOfSeries.Length) continue; // corrupt index: never crash a summary
                 int slot = slotOfSeries[r.Series];
                 if (slot < 0) continue;
-                var s = meta.Series[r.Series];
-                acc[slot].Add(in r, kindOfSeries[r.Series].CountsInTotal() ? r.Value * s.JoulesPerUnit : 0);
+                acc[slot].Add(in r, r.Value * countedJpu[r.Series]);
             }
         }
 
@@ -199,17 +205,24 @@ public sealed record JobSummary(
     private sealed class PeakPower
     {
         private const int Window = 4096;
-        private readonly SortedDictionary<long, double> _open = new();
+        private readonly Dictionary<long, double> _open = new();
         private double _max;
 
         public void Add(long wallNs, double watts)
         {
-            _open[wallNs] = _open.TryGetValue(wallNs, out var w) ? w + watts : watts;
-            if (_open.Count > Window)
+            ref double w = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_open, wallNs, out _);
+            w += watts;
+            if (_open.Count > 2 * Window) CloseOldest();
+        }
+
+        /// <summary>Closes the older half of the open timestamps (amortized O(1) per record).</summary>
+        private void CloseOldest()
+        {
+            var keys = _open.Keys.ToArray();
+            Array.Sort(keys);
+            for (int i = 0; i < keys.Length - Window; i++)
             {
-                var first = _open.First();
-                if (first.Value > _max) _max = first.Value;
-                _open.Remove(first.Key);
+                if (_open.Remove(keys[i], out double v) && v > _max) _max = v;
             }
         }
 

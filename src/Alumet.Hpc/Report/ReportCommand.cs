@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Outputs.Accounting;
@@ -16,14 +15,8 @@ public sealed record ReportEnvironment(int RealUid, string UserName, IReadOnlyCo
     public bool IsAdmin => RealUid == 0 || Admins.Contains(UserName, StringComparer.Ordinal);
 
     public static ReportEnvironment FromConfig(AlumetConfig config, TextWriter? output = null, TextWriter? error = null) =>
-        new(OperatingSystem.IsWindows() ? -1 : (int)Native.GetUid(), Environment.UserName, config.Report.Admins, config.Paths.Database,
+        new(OperatingSystem.IsWindows() ? -1 : (int)Hpc.Native.Libc.getuid(), Environment.UserName, config.Report.Admins, config.Paths.Database,
             output ?? Console.Out, error ?? Console.Error);
-}
-
-internal static partial class Native
-{
-    [LibraryImport("libc", EntryPoint = "getuid")]
-    internal static partial uint GetUid();
 }
 
 /// <summary>
@@ -64,21 +57,23 @@ public static partial class ReportCommand
         var noheader = new Option<bool>("--noheader", "-n") { Description = "No header line" };
         var json = new Option<bool>("--json") { Description = "JSON with every field in J, W, s (ignores --format)" };
         var noconvert = new Option<bool>("--noconvert") { Description = "Energies in J and powers in W, without K/M/G prefixes" };
+        var allocations = new Option<bool>("--allocations", "-X") { Description = "Only the job lines (no node or step lines), like sacct -X" };
         var db = new Option<string>("--db") { Description = $"Accounting database (default: {env.DatabasePath})" };
 
         var root = new RootCommand("Energy used by jobs (sacct-like). Times are UTC; TotalEnergy = package + dram + gpu.")
         {
-            job, user, cluster, format, parsable, parsable2, noheader, json, noconvert, db,
+            job, user, cluster, format, parsable, parsable2, noheader, json, noconvert, allocations, db,
         };
         root.SetAction(pr => Execute(env, new ReportRequest(
             pr.GetValue(job), pr.GetValue(user), pr.GetValue(cluster), pr.GetValue(format),
             pr.GetValue(json) ? ReportLayout.Json : pr.GetValue(parsable2) ? ReportLayout.Parsable2 : pr.GetValue(parsable) ? ReportLayout.Parsable : ReportLayout.Table,
-            !pr.GetValue(noheader), pr.GetValue(noconvert), pr.GetValue(db))));
+            !pr.GetValue(noheader), pr.GetValue(noconvert), pr.GetValue(db), pr.GetValue(allocations))));
         return root;
     }
 
     /// <summary>Everything the command line asked for.</summary>
-    public sealed record ReportRequest(string? Jobs, string? Users, string? Cluster, string? Format, ReportLayout Layout, bool Header, bool NoConvert, string? Database);
+    public sealed record ReportRequest(string? Jobs, string? Users, string? Cluster, string? Format, ReportLayout Layout, bool Header, bool NoConvert,
+        string? Database, bool AllocationsOnly = false);
 
     public static int Execute(ReportEnvironment env, ReportRequest req)
     {
@@ -115,48 +110,49 @@ public static partial class ReportCommand
         }
 
         var jobs = ReportBuilder.Build(records);
+        if (req.AllocationsOnly) jobs = jobs.Select(j => j with { NodeRows = [], StepRows = [] }).ToList();
 
-        // 3. What to print: all lines of each job, or only the asked-for step.
-        var lines = new List<ReportRow>();
-        var notes = new List<string>();
+        // 3. What to print: all lines of each job, or only the asked-for step(s), in the order asked.
+        var shown = new List<(ReportJob Job, List<ReportRow> Lines)>();
         var missing = new List<string>();
-        var shownJobs = new List<ReportJob>();
         if (requested.Count == 0)
         {
-            foreach (var j in jobs) { lines.AddRange(j.Lines()); notes.AddRange(j.Notes); }
-            shownJobs.AddRange(jobs);
+            foreach (var j in jobs) shown.Add((j, j.Lines().ToList()));
         }
         else
         {
             foreach (var (jobId, step, text) in requested)
             {
-                var matching = jobs.Where(j => j.JobId == jobId).ToList();
-                var selected = matching.SelectMany(j => j.Lines(step)).ToList();
-                if (selected.Count == 0) { missing.Add(text); continue; }
-                lines.AddRange(selected);
-                foreach (var j in matching)
+                bool any = false;
+                foreach (var j in jobs.Where(j => j.JobId == jobId))
                 {
-                    notes.AddRange(j.Notes);
-                    if (!shownJobs.Contains(j)) shownJobs.Add(j);
+                    var selected = j.Lines(step).ToList();
+                    if (selected.Count == 0) continue;
+                    any = true;
+                    int at = shown.FindIndex(x => ReferenceEquals(x.Job, j));
+                    if (at < 0) shown.Add((j, selected));
+                    else shown[at].Lines.AddRange(selected.Where(r => !shown[at].Lines.Contains(r)));
                 }
+                if (!any) missing.Add(text);
             }
         }
+        var lines = shown.SelectMany(x => x.Lines).ToList();
+        var notes = shown.SelectMany(x => x.Job.Notes).Distinct().ToList();
 
         // 4. Output.
         var style = new ValueStyle(req.NoConvert);
-        string? onlyStep = requested.Count == 1 ? requested[0].Step : null;
         switch (req.Layout)
         {
             case ReportLayout.Json:
-                env.Out.Write(ReportFormatter.Json(shownJobs, onlyStep));
+                env.Out.Write(ReportFormatter.Json(shown));
                 break;
             case ReportLayout.Table:
                 env.Out.Write(ReportFormatter.Text(lines, fields, req.Layout, req.Header, style));
-                env.Out.Write(ReportFormatter.Notes(notes.Distinct()));
+                env.Out.Write(ReportFormatter.Notes(notes));
                 break;
             default:
                 env.Out.Write(ReportFormatter.Text(lines, fields, req.Layout, req.Header, style));
-                foreach (var n in notes.Distinct()) env.Err.WriteLine($"{Name}: note: {n}");
+                foreach (var n in notes) env.Err.WriteLine($"{Name}: note: {n}");
                 break;
         }
         env.Out.Flush();

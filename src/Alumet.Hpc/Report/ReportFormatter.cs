@@ -64,7 +64,10 @@ public static class ReportFormatter
     private static string Escape(string v) => v.Replace('|', '/').Replace('\n', ' ');
 
     /// <summary>JSON document: {"jobs":[{... "lines":[...], "notes":[...]}]}; UTC ISO-8601 times, J, W, s.</summary>
-    public static string Json(IReadOnlyList<ReportJob> jobs, string? onlyStep = null)
+    public static string Json(IReadOnlyList<ReportJob> jobs) => Json(jobs.Select(j => (j, j.Lines().ToList())).ToList());
+
+    /// <summary>JSON of the given jobs, each with only the given lines (e.g. one step).</summary>
+    public static string Json(IReadOnlyList<(ReportJob Job, List<ReportRow> Lines)> shown)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -74,7 +77,7 @@ public static class ReportFormatter
             w.WriteString("unit_power", "W");
             w.WriteString("time_zone", "UTC");
             w.WriteStartArray("jobs");
-            foreach (var j in jobs)
+            foreach (var (j, lines) in shown)
             {
                 w.WriteStartObject();
                 w.WriteString("job_id", j.JobId);
@@ -83,7 +86,7 @@ public static class ReportFormatter
                 w.WriteString("user", j.Total.User);
                 w.WriteNumber("uid", j.Total.Uid);
                 w.WriteStartArray("lines");
-                foreach (var r in j.Lines(onlyStep)) Line(w, r);
+                foreach (var r in lines) Line(w, r);
                 w.WriteEndArray();
                 w.WriteStartArray("notes");
                 foreach (var n in j.Notes) w.WriteStringValue(n);

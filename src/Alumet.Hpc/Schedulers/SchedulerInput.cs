@@ -35,10 +35,10 @@ public static class SchedulerInput
         return true;
     }
 
-    /// <summary>A node or cluster name: 1-64 chars of [A-Za-z0-9_.-], starting with a letter or digit.</summary>
+    /// <summary>A node or cluster name: 1-253 chars (a fully qualified host name) of [A-Za-z0-9_.-], starting with a letter or digit.</summary>
     public static bool IsName(string? s)
     {
-        if (s is not { Length: > 0 and <= 64 } || !char.IsAsciiLetterOrDigit(s[0])) return false;
+        if (s is not { Length: > 0 and <= 253 } || !char.IsAsciiLetterOrDigit(s[0])) return false;
         foreach (char c in s)
             if (!(char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-')) return false;
         return true;

@@ -199,7 +199,8 @@ public sealed class AccountingDbTests
         });
         Thread.Sleep(1500);
         Assert.False(writer.IsCompleted);
-        p.StandardInput.WriteLine("COMMIT; .quit");
+        p.StandardInput.WriteLine("COMMIT;");
+        p.StandardInput.WriteLine(".quit");
         p.StandardInput.Close();
         Assert.True(writer.Wait(TimeSpan.FromSeconds(20)));
         Assert.True(writer.Result);

@@ -58,6 +58,27 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
     }
 
     [Fact]
+    public void JsonOfStepsShowsOnlyThoseSteps()
+    {
+        var (code, output, _) = _f.Run(0, "root", "-j", "1234.batch,1300.0,1234.batch", "--json");
+        Assert.Equal(0, code);
+        using var doc = System.Text.Json.JsonDocument.Parse(output);
+        var ids = doc.RootElement.GetProperty("jobs").EnumerateArray()
+            .Select(j => string.Join(",", j.GetProperty("lines").EnumerateArray().Select(l => l.GetProperty("job_id").GetString())));
+        Assert.Equal(["1234.batch", "1300.0"], ids);
+        var p = _f.Run(0, "root", "-j", "1300.0,1300", "-o", "JobID,NodeList", "-P", "-n").Out;
+        Assert.Equal("1300.0|n1,n2\n1300|n1,n2\n1300|n1\n1300|n2\n", p); // the step is not printed twice
+    }
+
+    [Fact]
+    public void AllocationsOnlyPrintsJobLines()
+    {
+        var (code, output, _) = _f.Run(0, "root", "-X", "-o", "JobID,NodeList,TotalEnergy", "-P", "-n");
+        Assert.Equal(0, code);
+        Assert.Equal("1234|n1|3.79M\n1300|n1,n2|19.45M\n1400|n3|60K\n1500|n4|\n", output);
+    }
+
+    [Fact]
     public void StepSelectionPrintsOnlyThatStep()
     {
         var (code, output, _) = _f.Run(0, "root", "-j", "1300.0", "-o", "JobID,NodeList,TotalEnergy,MaxPower", "-P");

@@ -38,7 +38,7 @@ kill_tree() {
 export DEBIAN_FRONTEND=noninteractive
 
 ready() {
-  grep -q ':6667 ' <<<"$(ss -ltn)" && alive /var/run/oar-server.pid \
+  alive /var/run/oar-server.pid \
     && su oar -s /bin/bash -c "ssh -p 6667 -x -T -o BatchMode=yes -o ConnectTimeout=3 localhost true" >/dev/null 2>&1 \
     && ! grep -qvE '^localhost$|: Alive$' <<<"$(oarnodes -s 2>/dev/null)" && [ -n "$(oarnodes -s 2>/dev/null)" ]
 }

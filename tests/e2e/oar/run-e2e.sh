@@ -7,7 +7,9 @@
 #     job + other_jobs + unattributed = node;
 #   - the sampler finalized after SIGTERM ('finalized' in its state dir, "SIGTERM" in the log), its
 #     process is gone, it ran outside the job's cpuset/cpuacct cgroups;
-# and overall: the node stays Alive, no alumet-hpc process is left.
+# and overall: the node stays Alive, no alumet-hpc process is left, one sampler start per job.
+# The first five jobs use the alumet resource-manager hook (lab default); the last switches oar.conf to the stock resource
+# manager for one job, so that the prologue starts the sampler (TERM blocked there) and the epilogue stops it.
 # Exit 0 = all passed. A lab that is down is a FAILURE, not a skip.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +25,13 @@ ok() { say "ok: $*"; }
 
 if ! "$HERE/oar-lab.sh" status; then
   say "FAIL: the OAR lab is not running (sudo tests/e2e/oar/oar-lab.sh start)"; exit 1
+fi
+# The binary under test: $ALUMET_HPC_BIN (make test exports it) replaces the lab's copy, so that a lab started
+# before the last publish still runs the new build.
+if [ -n "${ALUMET_HPC_BIN:-}" ]; then
+  [ -x "$ALUMET_HPC_BIN" ] || { say "FAIL: ALUMET_HPC_BIN=$ALUMET_HPC_BIN is not executable"; exit 1; }
+  install -m 755 "$ALUMET_HPC_BIN" "$LAB/alumet-hpc.new" && mv -f "$LAB/alumet-hpc.new" "$LAB/alumet-hpc"
+  [ -f "$(dirname "$ALUMET_HPC_BIN")/libe_sqlite3.so" ] && install -m 644 "$(dirname "$ALUMET_HPC_BIN")/libe_sqlite3.so" "$LAB/"
 fi
 [ -x "$LAB/alumet-hpc" ] || { say "FAIL: $LAB/alumet-hpc missing"; exit 1; }
 
@@ -64,15 +73,22 @@ check_job() {  # check_job ID LABEL
       exit !(e > 0 && d <= tol && s <= 1e-6 * (n + 1)) }' \
     && ok "$what: node ${nodeE} J over ${elapsed} s at ${POWER_W} W; job ${jobE} + other ${otherE} + unattributed ${unattrE} = node" \
     || fail "$what: energies node=$nodeE job=$jobE other=$otherE unattributed=$unattrE elapsed=$elapsed (lab power $POWER_W W)"
-  local rep; rep=$("$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" 2>&1); local rc=$?
-  if [ $rc -eq 0 ] && grep -qw "$j" <<<"$rep"; then ok "$what: alumet-report --job $j"; else fail "$what: alumet-report --job $j rc=$rc: $(head -c 400 <<<"$rep")"; fi
+  # The report (as root = admin): one job line with the DB's numbers, and the OAR scheduler in --json.
+  local rep rc total; total=$(sql "select total_energy_j from jobs where scheduler='oar' and job_id='$j'")
+  rep=$("$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" -P -n --noconvert -o JobID,Cluster,User,NodeList,TotalEnergy,Status 2>&1); rc=$?
+  if [ $rc -eq 0 ] && awk -F'|' -v j="$j" -v c="$cluster" -v u="$JOBUSER" -v n="$node" -v t="$total" \
+       'NR==1 && $1==j && $2==c && $3==u && $4==n && ($5-t)^2 < 1e-12 && $6=="complete" {ok=1} END {exit !(ok && NR==1)}' <<<"$rep" \
+     && "$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" --json 2>/dev/null | grep -q '"scheduler": "oar"'; then
+    ok "$what: alumet-report --job $j: $rep"
+  else fail "$what: alumet-report --job $j rc=$rc: '$(head -3 <<<"$rep" | tr '\n' ' ')' (want $j|$cluster|$JOBUSER|$node|$total|complete, scheduler oar)"; fi
   # Sampler life: finalized on SIGTERM, gone, never inside the job's cgroups.
   [ -e "$sd/finalized" ] && ok "$what: sampler finalized" || fail "$what: no $sd/finalized"
   local pid; pid=$(awk '{print $1}' "$sd/sampler.pid" 2>/dev/null)
   if [ -n "$pid" ] && proc_alive "$pid"; then fail "$what: sampler $pid still alive after the job"; fi
-  if grep -E "job $j\b|/$j\b" "$LAB/alumet-hpc.log" | grep -qi "sigterm"; then ok "$what: sampler log shows SIGTERM"
-  else fail "$what: no SIGTERM line for job $j in $LAB/alumet-hpc.log"; fi
-  if grep -E "job $j\b" "$LAB/alumet-hpc.log" | grep -qiE "sigkill|killed"; then fail "$what: sampler was killed, not stopped"; fi
+  # The hook's stop line: "stopped" = SIGTERM sent and the sampler finalized itself in time (a kill says "killed"),
+  # and status complete above = the sampler ended on its signal, not on a watchdog.
+  if grep -qE "oar (epilogue|resource-manager clean) job $j: node [^:]+: stopped: " "$LAB/alumet-hpc.log"; then ok "$what: SIGTERM -> sampler finalized by itself"
+  else fail "$what: no 'stopped' line for job $j in $LAB/alumet-hpc.log: $(grep -E "job $j:" "$LAB/alumet-hpc.log" | tail -3 | tr '\n' ' ')"; fi
 }
 
 node_alive() {
@@ -129,12 +145,38 @@ s=$(wait_state "$J5" 90 "Terminated|Error"); [ -n "$s" ] && ok "job $J5 killed a
 check_job "$J5" "walltime job"
 node_alive
 
-# no sampler left at all
-sleep 1
-left=$(pgrep -x alumet-hpc | tr '\n' ' ')
-[ -z "$left" ] && ok "no alumet-hpc process left" || fail "alumet-hpc processes left: $left ($(ps -o pid=,args= -p ${left// /,} 2>/dev/null | tr '\n' ';'))"
+# 5. prologue mode: the stock resource manager (no alumet hook), the sampler started by the prologue (which runs
+#    with TERM blocked: the sampler must unblock it) inside the job cpuset, stopped by the epilogue
+CONF=/etc/oar/oar.conf
+RM_LINE=$(grep '^JOB_RESOURCE_MANAGER_FILE=' "$CONF")
+trap 'sed -i "s|^JOB_RESOURCE_MANAGER_FILE=.*|$RM_LINE|" "$CONF"' EXIT
+sed -i 's|^JOB_RESOURCE_MANAGER_FILE=.*|JOB_RESOURCE_MANAGER_FILE="/etc/oar/job_resource_manager_cgroups.pl"|' "$CONF"   # bipbip reads it per job
+J6=$(submit "-l core=1,walltime=0:05:00 'sleep 6'")
+wait_state "$J6" 30 Running >/dev/null || fail "job $J6 did not start"
+check_escape "$J6"
+s=$(wait_state "$J6" 60 "Terminated|Error"); [ "$s" = Terminated ] && ok "job $J6 Terminated (prologue mode)" || fail "job $J6 ended '$s'"
+sed -i "s|^JOB_RESOURCE_MANAGER_FILE=.*|$RM_LINE|" "$CONF"
+check_job "$J6" "prologue-mode job"
+grep -qE "oar prologue job $J6: node " "$LAB/alumet-hpc.log" && ok "job $J6: started by the prologue" || fail "job $J6: the prologue did not start it"
+grep -qE "oar epilogue job $J6: node [^:]+: stopped: " "$LAB/alumet-hpc.log" && ok "job $J6: stopped by the epilogue" || fail "job $J6: the epilogue did not stop it"
+node_alive
+
+# no sampler left: any process running the lab's binary or sampling an OAR job (the machine may run other
+# alumet-hpc processes, e.g. the Slurm lab's)
+ours() {
+  local p
+  for p in $(pgrep -x alumet-hpc); do
+    if [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$LAB/alumet-hpc" ] || tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- '--scheduler oar '; then
+      proc_alive "$p" && echo "$p"
+    fi
+  done
+}
+# (the last clean hook may still be exiting: give it a few seconds)
+for _ in $(seq 1 20); do left=$(ours | tr '\n' ' '); [ -z "${left// }" ] && break; sleep 0.5; done
+if [ -z "${left// }" ]; then ok "no alumet-hpc process of the lab left"
+else fail "alumet-hpc processes left: $(for p in $left; do echo "$p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"; done | tr '\n' ';')"; fi
 # one sampler per job and node: never a second start
-for j in $J1 $J2 $J3 $J4 $J5; do
+for j in $J1 $J2 $J3 $J4 $J5 $J6; do
   n=$(grep -cE "oar (prologue|resource-manager init) job $j: node" "$LAB/alumet-hpc.log")
   [ "$n" = 1 ] && ok "job $j: started once" || fail "job $j: $n sampler starts logged"
 done

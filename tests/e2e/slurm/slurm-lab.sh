@@ -33,7 +33,8 @@ log() { echo "[slurm-lab $(ts)] $*"; }
 die() { echo "[slurm-lab $(ts)] ERROR: $*" >&2; exit 1; }
 # alive PIDFILE [comm]: exists, not a zombie (PID 1 in containers reaps lazily: kill -0 lies), comm matches
 alive() {
-  local p; p=$(cat "$1" 2>/dev/null) || return 1; [ -n "$p" ] && [ -r /proc/$p/stat ] || return 1
+  local p; p=$(awk '{print $1; exit}' "$1" 2>/dev/null) || return 1     # sampler.pid is "<pid> <start time>"
+  [[ "$p" =~ ^[0-9]+$ ]] && [ -r /proc/$p/stat ] || return 1
   [ "$(awk '{print $3}' /proc/$p/stat)" != Z ] || return 1
   [ -z "${2:-}" ] || [ "$(cat /proc/$p/comm 2>/dev/null)" = "$2" ]
 }
@@ -71,8 +72,9 @@ start() {
   id "$LAB_USER" >/dev/null 2>&1 || { useradd -m -s /bin/bash "$LAB_USER"; log "created user $LAB_USER"; }
 
   # 3. directories: slurm state, alumet state/data, job output dir writable by the job user
-  mkdir -p "$LAB"/{etc,state/ctld,state/d,log,run,hooks,out,powercap,alumet/state,alumet/data}
-  chmod 755 "$LAB" "$LAB"/hooks "$LAB"/alumet; chmod 1777 "$LAB"/out
+  mkdir -p "$LAB"/{etc,state/ctld,state/d,log,run,hooks,out,powercap,alumet/state,alumet/data,bin}
+  ln -sfn "$BIN" "$LAB/bin/alumet-report"    # the report is the same binary under another name
+  chmod 755 "$LAB" "$LAB"/hooks "$LAB"/alumet "$LAB"/bin; chmod 1777 "$LAB"/out
 
   # 4. generated powercap tree: package-0 whose energy_uj grows at FAKE_POWER_W. The sampler keeps the file
   #    open and preads offset 0, so the writer rewrites in place ("1<>": no truncation), never renames.
@@ -265,10 +267,11 @@ stop() {
   stop_pidfile "$LAB/run/slurmctld.pid" slurmctld
   stop_pidfile "$LAB/run/munged.pid" munged
   stop_pidfile "$LAB/run/powercap-writer.pid" powercap-writer
+  local p
   # samplers left behind (should be none: every epilog stops its own) - only those recorded by our state dir
   local f
   for f in "$LAB"/alumet/state/slurm/*/sampler.pid; do
-    [ -e "$f" ] && alive "$f" && { kill -KILL "$(cat "$f")" 2>/dev/null || true; log "killed leftover sampler $(cat "$f")"; }
+    [ -e "$f" ] && alive "$f" alumet-hpc && { p=$(awk '{print $1}' "$f"); kill -KILL "$p" 2>/dev/null || true; log "killed leftover sampler $p"; }
   done
   # empty leftover job cgroups (v1) so the next start is clean
   for f in /sys/fs/cgroup/*/slurm_*/ /sys/fs/cgroup/*/slurm/; do [ -d "$f" ] && find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null; done

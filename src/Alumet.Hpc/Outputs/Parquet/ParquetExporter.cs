@@ -18,9 +18,10 @@ public sealed record ParquetExportOptions(
     ParquetValueLayout Layout = ParquetValueLayout.Joules);
 
 /// <summary>
-/// How the energy column is stored. Measured on a raw 1 kHz spool (16 series, noisy values; test
-/// <c>ParquetSizeTests</c>): <see cref="Joules"/> ≈ 3.4 bytes/row (a double of raw × 1e-6 hides the integer
-/// from the compressor), <see cref="RawCounts"/> ≈ 1.9 bytes/row (delta-encoded integers).
+/// How the energy column is stored. Measured on a raw 1 kHz spool (2 sockets × package+dram × 4 consumers,
+/// noisy values; test <c>ParquetSizeTests</c>): <see cref="Joules"/> ≈ 4.1 bytes/row, of which 3.8 for the
+/// value (a double of raw × 1e-6 hides the integer from the compressor); <see cref="RawCounts"/> ≈ 1.9 bytes/row
+/// (delta-encoded integers), and about 2x faster to write (Zstd spends most of its time on the doubles).
 /// </summary>
 public enum ParquetValueLayout
 {
@@ -42,9 +43,11 @@ public sealed record ParquetExportResult(string Path, long Rows, int RowGroups, 
 /// the job length. Uses Parquet.Net's low-level writer only (<c>ParquetSerializer</c> relies on reflection and
 /// breaks under NativeAOT, DESIGN.md).
 /// Layout choices for size (measured, see the tests' size report):
-/// rows of a row group are ordered by series, then time, so every column is a few long runs:
-/// strings become dictionary + RLE (almost free), timestamps/intervals delta-encode to a few bits,
-/// and Zstd sees similar doubles next to each other.
+/// rows of a row group are grouped by series (each in time order), so every column is a few long runs:
+/// strings become dictionary + RLE (almost free), intervals delta-encode to a few bits, timestamps (PLAIN:
+/// Parquet.Net applies delta hints to INT32/INT64 only) compress to ~0.13 B/row, and Zstd sees similar values
+/// next to each other. Row order is therefore: row groups in spool order; inside a group, series by series,
+/// each in time order (footer key <c>row_order</c>): sort by timestamp when order matters.
 /// </summary>
 public static class ParquetExporter
 {
@@ -56,22 +59,22 @@ public static class ParquetExporter
     {
         /// <summary>End of the interval, UTC, microsecond precision (DuckDB TIMESTAMPTZ, pandas datetime64[us, UTC]).</summary>
         public static readonly DateTimeDataField Timestamp = new("timestamp", DateTimeFormat.Timestamp, isAdjustedToUTC: true, unit: DateTimeTimeUnit.Micros);
-        public static readonly DataField<string> MetricName = new("metric");
+        public static readonly DataField<string> MetricName = new("metric", nullable: false);
         /// <summary>Energy over the interval, J (raw counter units × joules-per-unit, converted once here).</summary>
         public static readonly DataField<double> Value = new("value");
         /// <summary><see cref="ParquetValueLayout.RawCounts"/>: energy in the counter's own unit (exact integer).</summary>
         public static readonly DataField<long> ValueRaw = new("value_raw");
         /// <summary><see cref="ParquetValueLayout.RawCounts"/>: J per raw unit (1e-6 powercap µJ, 1e-3 NVML mJ).</summary>
         public static readonly DataField<double> JoulesPerUnit = new("joules_per_unit");
-        public static readonly DataField<string> UnitName = new("unit");
+        public static readonly DataField<string> UnitName = new("unit", nullable: false);
         /// <summary>Interval length on the monotonic clock, ns (exact: power = value / interval_ns × 1e9).</summary>
         public static readonly DataField<long> IntervalNs = new("interval_ns");
-        public static readonly DataField<string> ResourceKind = new("resource_kind");
-        public static readonly DataField<string> ResourceId = new("resource_id");
-        public static readonly DataField<string> Consumer = new("consumer");
-        public static readonly DataField<string> JobId = new("job_id");
-        public static readonly DataField<string> Node = new("node");
-        public static readonly DataField<string> Interface = new("interface");
+        public static readonly DataField<string> ResourceKind = new("resource_kind", nullable: false);
+        public static readonly DataField<string> ResourceId = new("resource_id", nullable: false);
+        public static readonly DataField<string> Consumer = new("consumer", nullable: false);
+        public static readonly DataField<string> JobId = new("job_id", nullable: false);
+        public static readonly DataField<string> Node = new("node", nullable: false);
+        public static readonly DataField<string> Interface = new("interface", nullable: false);
         /// <summary>1 = wrap-ambiguous (value is a lower bound), 2 = a read failed during the interval.</summary>
         public static readonly DataField<int> Flags = new("flags");
 
@@ -106,10 +109,45 @@ public static class ParquetExporter
     {
         var meta = SpoolWriter.ReadMeta(spoolDirectory);
         options ??= new ParquetExportOptions();
-        return await ExportAsync(meta, SpoolReader.ReadChunks(spoolDirectory, options.RowGroupRows), path, options, ct).ConfigureAwait(false);
+        return await ExportCoreAsync(meta, ReusedChunks(spoolDirectory, options.RowGroupRows), path, options, ct).ConfigureAwait(false);
     }
 
-    public static async Task<ParquetExportResult> ExportAsync(SpoolMeta meta, IEnumerable<SpoolRecord[]> chunks, string path, ParquetExportOptions? options = null, CancellationToken ct = default)
+    public static Task<ParquetExportResult> ExportAsync(SpoolMeta meta, IEnumerable<SpoolRecord[]> chunks, string path, ParquetExportOptions? options = null, CancellationToken ct = default) =>
+        ExportCoreAsync(meta, chunks.Select(c => (ReadOnlyMemory<SpoolRecord>)c), path, options, ct);
+
+    /// <summary>
+    /// Reads spool.bin into one reused buffer (each chunk is consumed before the next read): the export then
+    /// allocates nothing per row group on our side, which keeps the process RSS flat on long raw spools.
+    /// A torn trailing record (crash mid-write) is ignored, as in <see cref="SpoolReader"/>.
+    /// </summary>
+    private static IEnumerable<ReadOnlyMemory<SpoolRecord>> ReusedChunks(string directory, int chunkRecords)
+    {
+        string file = Path.Combine(directory, SpoolWriter.RecordsFile);
+        if (!File.Exists(file)) yield break;
+        using var fs = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
+        var buffer = new SpoolRecord[chunkRecords];
+        while (true)
+        {
+            int filled = Fill(fs, System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan()));
+            int count = filled / SpoolRecord.Size;
+            if (count > 0) yield return new ReadOnlyMemory<SpoolRecord>(buffer, 0, count);
+            if (filled < buffer.Length * SpoolRecord.Size) yield break;
+        }
+
+        static int Fill(FileStream fs, Span<byte> dest)
+        {
+            int filled = 0;
+            while (filled < dest.Length)
+            {
+                int n = fs.Read(dest[filled..]);
+                if (n == 0) break;
+                filled += n;
+            }
+            return filled;
+        }
+    }
+
+    private static async Task<ParquetExportResult> ExportCoreAsync(SpoolMeta meta, IEnumerable<ReadOnlyMemory<SpoolRecord>> chunks, string path, ParquetExportOptions? options, CancellationToken ct)
     {
         options ??= new ParquetExportOptions();
         string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
@@ -136,7 +174,7 @@ public static class ParquetExporter
                         // Re-slice: a reader may hand bigger chunks than one row group should hold.
                         for (int off = 0; off < chunk.Length; off += options.RowGroupRows)
                         {
-                            var part = chunk.AsMemory(off, Math.Min(options.RowGroupRows, chunk.Length - off));
+                            var part = chunk.Slice(off, Math.Min(options.RowGroupRows, chunk.Length - off));
                             int n = group.Fill(part.Span);
                             if (n == 0) continue;
                             await group.WriteAsync(writer, ct).ConfigureAwait(false);
@@ -173,7 +211,8 @@ public static class ParquetExporter
         // Without the hint Parquet.Net writes strings PLAIN; with it they become a tiny dictionary + RLE indices.
         foreach (var f in new[] { Columns.MetricName, Columns.UnitName, Columns.ResourceKind, Columns.ResourceId, Columns.Consumer, Columns.JobId, Columns.Node, Columns.Interface })
             o.ColumnEncodingHints[f.Name] = EncodingHint.Dictionary;
-        o.ColumnEncodingHints[Columns.Timestamp.Name] = EncodingHint.DeltaBinaryPacked;
+        // timestamp stays PLAIN (Parquet.Net 6.1 applies delta hints to Int32/Int64 only); grouped by series and
+        // Zstd-compressed it measured ~0.13 B/row.
         o.ColumnEncodingHints[Columns.IntervalNs.Name] = EncodingHint.DeltaBinaryPacked;
         o.ColumnEncodingHints[Columns.Flags.Name] = EncodingHint.DeltaBinaryPacked;
         o.ColumnEncodingHints[Columns.ValueRaw.Name] = EncodingHint.DeltaBinaryPacked;
@@ -206,6 +245,7 @@ public static class ParquetExporter
             ["flags"] = "1=wrap-ambiguous (value is a lower bound), 2=read error during the interval",
             ["total_energy_domains"] = "cpu_package+dram+gpu (cpu_cores and uncore are inside cpu_package; psys contains package and dram)",
             ["consumers"] = "node = whole counter; job:<id> = this job's share; step:<id>.<step> = a step's part of the job share; other_jobs; unattributed. job + other_jobs + unattributed = node",
+            ["row_order"] = "row groups in spool order; inside a row group grouped by series, each series in time order",
             ["tool"] = "alumet-hpc",
             ["tool_version"] = meta.ToolVersion,
             ["spool_format_version"] = meta.FormatVersion.ToString(CultureInfo.InvariantCulture),
@@ -228,14 +268,16 @@ public static class ParquetExporter
         private readonly ParquetValueLayout _layout;
         private long[] _raw = [];
         private double[] _scale = [];
-        private readonly string[] _kind, _rid, _consumer, _iface;
+        // Strings as ReadOnlyMemory<char> for REQUIRED (non-null) columns: no per-group conversion by the library.
+        private readonly ReadOnlyMemory<char>[] _kind, _rid, _consumer, _iface;
         private readonly double[] _jpu;
         private SpoolRecord[] _sorted = [];
+        private readonly int[] _seriesStart;
         private DateTime[] _ts = [];
         private double[] _value = [];
         private long[] _interval = [];
         private int[] _flags = [];
-        private string[] _sMetric = [], _sUnit = [], _sKind = [], _sRid = [], _sConsumer = [], _sJob = [], _sNode = [], _sIface = [];
+        private ReadOnlyMemory<char>[] _sMetric = [], _sUnit = [], _sKind = [], _sRid = [], _sConsumer = [], _sJob = [], _sNode = [], _sIface = [];
         private int _n;
 
         public RowGroupBuffers(SpoolMeta meta, ParquetValueLayout layout)
@@ -243,23 +285,31 @@ public static class ParquetExporter
             _meta = meta;
             _layout = layout;
             int n = meta.Series.Count;
-            _kind = new string[n]; _rid = new string[n]; _consumer = new string[n]; _iface = new string[n]; _jpu = new double[n];
+            _seriesStart = new int[n + 1];
+            _kind = new ReadOnlyMemory<char>[n]; _rid = new ReadOnlyMemory<char>[n]; _consumer = new ReadOnlyMemory<char>[n]; _iface = new ReadOnlyMemory<char>[n];
+            _jpu = new double[n];
             for (int i = 0; i < n; i++)
             {
                 var s = meta.Series[i];
-                _kind[i] = s.ResourceKind; _rid[i] = s.ResourceId; _consumer[i] = s.Consumer; _iface[i] = s.Interface; _jpu[i] = s.JoulesPerUnit;
+                _kind[i] = s.ResourceKind.AsMemory(); _rid[i] = s.ResourceId.AsMemory(); _consumer[i] = s.Consumer.AsMemory();
+                _iface[i] = s.Interface.AsMemory(); _jpu[i] = s.JoulesPerUnit;
             }
         }
 
-        /// <summary>Copies one chunk into the column buffers, ordered by (series, time). Returns the row count.</summary>
+        /// <summary>Copies one chunk into the column buffers, grouped by series (append order kept within a series). Returns the row count.</summary>
         public int Fill(ReadOnlySpan<SpoolRecord> records)
         {
-            int n = 0;
             if (_sorted.Length < records.Length) Grow(records.Length);
+            // Counting sort by series: O(n) and stable, so each series stays in its (time) append order.
+            var start = _seriesStart;
+            Array.Clear(start);
             foreach (ref readonly var r in records)
-                if ((uint)r.Series < (uint)_kind.Length) _sorted[n++] = r; // a corrupt series index is skipped, never exported as garbage
+                if ((uint)r.Series < (uint)_kind.Length) start[r.Series + 1]++; // a corrupt series index is skipped, never exported as garbage
+            for (int i = 1; i < start.Length; i++) start[i] += start[i - 1];
+            int n = start[^1];
+            foreach (ref readonly var r in records)
+                if ((uint)r.Series < (uint)_kind.Length) _sorted[start[r.Series]++] = r;
             var span = _sorted.AsSpan(0, n);
-            span.Sort(static (a, b) => a.Series != b.Series ? a.Series.CompareTo(b.Series) : a.WallNs.CompareTo(b.WallNs));
             for (int i = 0; i < n; i++)
             {
                 ref readonly var r = ref span[i];
@@ -279,11 +329,18 @@ public static class ParquetExporter
         {
             _sorted = new SpoolRecord[n]; _ts = new DateTime[n]; _value = new double[n]; _interval = new long[n]; _flags = new int[n];
             _raw = new long[n]; _scale = new double[n];
-            _sMetric = Enumerable.Repeat(Metric, n).ToArray();
-            _sUnit = Enumerable.Repeat(Unit, n).ToArray();
-            _sJob = Enumerable.Repeat(_meta.JobId, n).ToArray();
-            _sNode = Enumerable.Repeat(_meta.Node, n).ToArray();
-            _sKind = new string[n]; _sRid = new string[n]; _sConsumer = new string[n]; _sIface = new string[n];
+            _sMetric = Filled(Metric, n);
+            _sUnit = Filled(Unit, n);
+            _sJob = Filled(_meta.JobId, n);
+            _sNode = Filled(_meta.Node, n);
+            _sKind = new ReadOnlyMemory<char>[n]; _sRid = new ReadOnlyMemory<char>[n]; _sConsumer = new ReadOnlyMemory<char>[n]; _sIface = new ReadOnlyMemory<char>[n];
+        }
+
+        private static ReadOnlyMemory<char>[] Filled(string value, int n)
+        {
+            var a = new ReadOnlyMemory<char>[n];
+            Array.Fill(a, value.AsMemory());
+            return a;
         }
 
         public async Task WriteAsync(ParquetWriter writer, CancellationToken ct)
@@ -291,7 +348,7 @@ public static class ParquetExporter
             int n = _n;
             using var rg = writer.CreateRowGroup();
             await rg.WriteAsync(Columns.Timestamp, new ReadOnlyMemory<DateTime>(_ts, 0, n), null, null, ct).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.MetricName, new ArraySegment<string>(_sMetric, 0, n)).ConfigureAwait(false);
+            await rg.WriteAsync(Columns.MetricName, new ReadOnlyMemory<ReadOnlyMemory<char>>(_sMetric, 0, n), null, null, ct).ConfigureAwait(false);
             if (_layout == ParquetValueLayout.RawCounts)
             {
                 await rg.WriteAsync(Columns.ValueRaw, new ReadOnlyMemory<long>(_raw, 0, n), null, null, ct).ConfigureAwait(false);
@@ -301,14 +358,14 @@ public static class ParquetExporter
             {
                 await rg.WriteAsync(Columns.Value, new ReadOnlyMemory<double>(_value, 0, n), null, null, ct).ConfigureAwait(false);
             }
-            await rg.WriteAsync(Columns.UnitName, new ArraySegment<string>(_sUnit, 0, n)).ConfigureAwait(false);
+            await rg.WriteAsync(Columns.UnitName, new ReadOnlyMemory<ReadOnlyMemory<char>>(_sUnit, 0, n), null, null, ct).ConfigureAwait(false);
             await rg.WriteAsync(Columns.IntervalNs, new ReadOnlyMemory<long>(_interval, 0, n), null, null, ct).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.ResourceKind, new ArraySegment<string>(_sKind, 0, n)).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.ResourceId, new ArraySegment<string>(_sRid, 0, n)).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.Consumer, new ArraySegment<string>(_sConsumer, 0, n)).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.JobId, new ArraySegment<string>(_sJob, 0, n)).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.Node, new ArraySegment<string>(_sNode, 0, n)).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.Interface, new ArraySegment<string>(_sIface, 0, n)).ConfigureAwait(false);
+            await rg.WriteAsync(Columns.ResourceKind, new ReadOnlyMemory<ReadOnlyMemory<char>>(_sKind, 0, n), null, null, ct).ConfigureAwait(false);
+            await rg.WriteAsync(Columns.ResourceId, new ReadOnlyMemory<ReadOnlyMemory<char>>(_sRid, 0, n), null, null, ct).ConfigureAwait(false);
+            await rg.WriteAsync(Columns.Consumer, new ReadOnlyMemory<ReadOnlyMemory<char>>(_sConsumer, 0, n), null, null, ct).ConfigureAwait(false);
+            await rg.WriteAsync(Columns.JobId, new ReadOnlyMemory<ReadOnlyMemory<char>>(_sJob, 0, n), null, null, ct).ConfigureAwait(false);
+            await rg.WriteAsync(Columns.Node, new ReadOnlyMemory<ReadOnlyMemory<char>>(_sNode, 0, n), null, null, ct).ConfigureAwait(false);
+            await rg.WriteAsync(Columns.Interface, new ReadOnlyMemory<ReadOnlyMemory<char>>(_sIface, 0, n), null, null, ct).ConfigureAwait(false);
             await rg.WriteAsync(Columns.Flags, new ReadOnlyMemory<int>(_flags, 0, n), null, null, ct).ConfigureAwait(false);
             rg.CompleteValidate();
         }

@@ -42,7 +42,9 @@ public static partial class OarHook
                 Log.Error($"{what}: user {OarInput.Quote(req.User)} unknown to NSS (getpwnam); job not measured");
                 return 0;
             }
-            OarJob job = ResolveJob(req, ReadResources(req.ResourcesFile, what), host, config.Cluster.Name, uid);
+            // Only a start needs the resources file (GPUs, node name); at clean time OAR may already have removed it.
+            bool needResources = plan.Action == OarHookAction.Start || req.Node is null;
+            OarJob job = ResolveJob(req, needResources ? ReadResources(req.ResourcesFile, what) : null, host, config.Cluster.Name, uid);
             if (!OarInput.IsNodeName(job.Identity.Node) || !OarInput.IsNodeName(job.Identity.Cluster))
             {
                 Log.Error($"{what}: node {OarInput.Quote(job.Identity.Node)} / cluster {OarInput.Quote(job.Identity.Cluster)} is not a valid name");

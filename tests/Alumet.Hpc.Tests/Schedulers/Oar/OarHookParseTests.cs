@@ -41,21 +41,21 @@ public sealed class OarHookParseTests
 
     [Theory]
     [InlineData("prologue", new[] { "3", "oarlabuser" }, "oar prologue: expected 3 arguments (jobid user nodefile), got 2")]
-    [InlineData("prologue", new[] { "3;rm -rf /", "u", "/var/lib/oar/3" }, "oar prologue: job id '3;rm -rf /' is not a job id (digits)")]
-    [InlineData("prologue", new[] { "03", "u", "/var/lib/oar/3" }, "oar prologue: job id '03' is not a job id (digits)")]
-    [InlineData("prologue", new[] { "", "u", "/var/lib/oar/3" }, "oar prologue: job id '' is not a job id (digits)")]
-    [InlineData("epilogue", new[] { "3", "../root", "/var/lib/oar/3" }, "oar epilogue: user '../root' is not a user name")]
-    [InlineData("epilogue", new[] { "3", "a b", "/var/lib/oar/3" }, "oar epilogue: user 'a b' is not a user name")]
-    [InlineData("epilogue", new[] { "3", "-x", "/var/lib/oar/3" }, "oar epilogue: user '-x' is not a user name")]
-    [InlineData("epilogue", new[] { "3", "u", "var/lib/oar/3" }, "oar epilogue: node file 'var/lib/oar/3' is not an absolute path")]
-    [InlineData("epilogue", new[] { "3", "u", "/var/lib/oar/../../etc/shadow" }, "oar epilogue: node file '/var/lib/oar/../../etc/shadow' is not an absolute path")]
-    [InlineData("epilogue", new[] { "3", "u", "/var/lib/oar/$(id)" }, "oar epilogue: node file '/var/lib/oar/$(id)' is not an absolute path")]
-    [InlineData("resource-manager", new[] { "start", "42", "bob", "n1", "/r" }, "oar resource-manager: action 'start' is neither init nor clean")]
+    [InlineData("prologue", new[] { "3;rm -rf /", "u", "/var/lib/oar/3" }, "oar prologue: job id \"3;rm -rf /\" is not a job id (digits)")]
+    [InlineData("prologue", new[] { "03", "u", "/var/lib/oar/3" }, "oar prologue: job id \"03\" is not a job id (digits)")]
+    [InlineData("prologue", new[] { "", "u", "/var/lib/oar/3" }, "oar prologue: job id \"\" is not a job id (digits)")]
+    [InlineData("epilogue", new[] { "3", "../root", "/var/lib/oar/3" }, "oar epilogue: user \"../root\" is not a user name")]
+    [InlineData("epilogue", new[] { "3", "a b", "/var/lib/oar/3" }, "oar epilogue: user \"a b\" is not a user name")]
+    [InlineData("epilogue", new[] { "3", "-x", "/var/lib/oar/3" }, "oar epilogue: user \"-x\" is not a user name")]
+    [InlineData("epilogue", new[] { "3", "u", "var/lib/oar/3" }, "oar epilogue: node file \"var/lib/oar/3\" is not an absolute path")]
+    [InlineData("epilogue", new[] { "3", "u", "/var/lib/oar/../../etc/shadow" }, "oar epilogue: node file \"/var/lib/oar/../../etc/shadow\" is not an absolute path")]
+    [InlineData("epilogue", new[] { "3", "u", "/var/lib/oar/$(id)" }, "oar epilogue: node file \"/var/lib/oar/$(id)\" is not an absolute path")]
+    [InlineData("resource-manager", new[] { "start", "42", "bob", "n1", "/r" }, "oar resource-manager: action \"start\" is neither init nor clean")]
     [InlineData("resource-manager", new[] { "init", "42", "bob", "n1" }, "oar resource-manager: expected 5 arguments (init|clean jobid user node resources_file), got 4")]
-    [InlineData("resource-manager", new[] { "init", "42", "bob", "n1/x", "/r" }, "oar resource-manager: node 'n1/x' is not a node name")]
-    [InlineData("resource-manager", new[] { "init", "42", "bob", "n1", "r" }, "oar resource-manager: resources file 'r' is not an absolute path")]
-    [InlineData("resource-manager", new[] { "init", "x", "bob", "n1", "/r" }, "oar resource-manager: job id 'x' is not a job id (digits)")]
-    [InlineData("server-prologue", new[] { "1" }, "oar: unknown hook 'server-prologue' (prologue, epilogue or resource-manager)")]
+    [InlineData("resource-manager", new[] { "init", "42", "bob", "n1/x", "/r" }, "oar resource-manager: node \"n1/x\" is not a node name")]
+    [InlineData("resource-manager", new[] { "init", "42", "bob", "n1", "r" }, "oar resource-manager: resources file \"r\" is not an absolute path")]
+    [InlineData("resource-manager", new[] { "init", "x", "bob", "n1", "/r" }, "oar resource-manager: job id \"x\" is not a job id (digits)")]
+    [InlineData("server-prologue", new[] { "1" }, "oar: unknown hook \"server-prologue\" (prologue, epilogue or resource-manager)")]
     public void Refuses_bad_argv_with_one_clear_line(string kind, string[] argv, string error)
     {
         var p = OarHook.ParseRequest(kind, argv, NoEnv);
@@ -67,15 +67,15 @@ public sealed class OarHookParseTests
     public void Refuses_env_that_disagrees_with_argv()
     {
         var env = LabEnv("4");
-        Assert.Equal("oar prologue: OAR_JOB_ID '4' differs from argv job id 3",
+        Assert.Equal("oar prologue: OAR_JOB_ID \"4\" differs from argv job id 3",
             OarHook.ParseRequest("prologue", new[] { "3", "oarlabuser", "/var/lib/oar/3" }, env).Error);
         env = LabEnv("3");
         env["OAR_USER"] = "mallory";
-        Assert.Equal("oar prologue: OAR_USER 'mallory' differs from argv user 'oarlabuser'",
+        Assert.Equal("oar prologue: OAR_USER \"mallory\" differs from argv user \"oarlabuser\"",
             OarHook.ParseRequest("prologue", new[] { "3", "oarlabuser", "/var/lib/oar/3" }, env).Error);
         env = LabEnv("3");
         env["OAR_RESOURCE_PROPERTIES_FILE"] = "/tmp/x\n";
-        Assert.Equal("oar prologue: OAR_RESOURCE_PROPERTIES_FILE '/tmp/x\\x0a' is not an absolute path",
+        Assert.Equal("oar prologue: OAR_RESOURCE_PROPERTIES_FILE \"/tmp/x\\x0a\" is not an absolute path",
             OarHook.ParseRequest("prologue", new[] { "3", "oarlabuser", "/var/lib/oar/3" }, env).Error);
     }
 
@@ -83,7 +83,7 @@ public sealed class OarHookParseTests
     public void Long_values_are_cut_in_the_log_line()
     {
         string id = new('9', 100);
-        Assert.Equal($"oar prologue: job id '{new string('9', 80)}...' is not a job id (digits)",
+        Assert.Equal($"oar prologue: job id \"{new string('9', 80)}...\" is not a job id (digits)",
             OarHook.ParseRequest("prologue", new[] { id, "u", "/n" }, NoEnv).Error);
     }
 
