@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make bench` (= make publish; bash bench/run.sh out/bin): figures for the Alumet.Hpc sampler against a minimal C reader. A benchmark, not a test:
-# it exits 0 when a target is missed, non-zero only when something failed to run. See bench/README.md.
+# `make bench` (= make publish; bash bench/run.sh out/bin): figures for the Alumet.Hpc sampler against a
+# minimal C reader. A benchmark, not a test: it exits 0 when a target is missed, non-zero only when something
+# failed to run. See bench/README.md.
 #
 # Knobs (environment):
 #   ALUMET_HPC_BIN     the sampler binary (default out/bin/alumet-hpc, from `make publish`)
@@ -246,6 +247,12 @@ if grep -qE "^[[:space:]]+slurm[[:space:]]" <<<"$("$BIN" --help 2>/dev/null)"; t
     sleep 1
     "$OUT/probe" "$dir/epilog.txt" hook -- "${hook_env[@]}" SLURM_SCRIPT_CONTEXT=epilog_slurmd "$BIN" > /dev/null 2>&1 \
         || die "epilog: probe failed"
+    # The detached sampler is not our child: if the epilog did not stop it, do it here (by its pid file).
+    if read -r spid _ < "$dir/state/slurm/4242/sampler.pid" 2>/dev/null && [[ -d /proc/$spid ]] \
+        && grep -q alumet-hpc "/proc/$spid/comm" 2>/dev/null; then
+        kill "$spid" 2>/dev/null || true
+        echo "bench: the epilog left sampler $spid running; stopped it" >&2
+    fi
     if [[ -f $dir/state/slurm/4242/stats.json ]]; then
         HAVE_PROLOG=1
         PRO_HOOK_MS=$(calc "sprintf(\"%.1f\", $(kv "$dir/prolog.txt" wall_ns) / 1e6)")
