@@ -248,8 +248,9 @@ if grep -qE "^[[:space:]]+slurm[[:space:]]" <<<"$("$BIN" --help 2>/dev/null)"; t
     "$OUT/probe" "$dir/epilog.txt" hook -- "${hook_env[@]}" SLURM_SCRIPT_CONTEXT=epilog_slurmd "$BIN" > /dev/null 2>&1 \
         || die "epilog: probe failed"
     # The detached sampler is not our child: if the epilog did not stop it, do it here (by its pid file).
-    if read -r spid _ < "$dir/state/slurm/4242/sampler.pid" 2>/dev/null && [[ -d /proc/$spid ]] \
-        && grep -q alumet-hpc "/proc/$spid/comm" 2>/dev/null; then
+    # sampler.pid holds "pid starttime": the start time (field 22 of /proc/PID/stat) rules out a reused pid.
+    if read -r spid sstart < "$dir/state/slurm/4242/sampler.pid" 2>/dev/null \
+        && [[ $(sed 's/.*) //' "/proc/$spid/stat" 2>/dev/null | cut -d' ' -f20) == "$sstart" ]]; then
         kill "$spid" 2>/dev/null || true
         echo "bench: the epilog left sampler $spid running; stopped it" >&2
     fi
