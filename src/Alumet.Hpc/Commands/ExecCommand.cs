@@ -58,7 +58,13 @@ public static class ExecCommand
 
         string user = Environment.UserName;
         int uid = (int)Native.Libc.getuid();
-        var job = new JobIdentity("exec", ClusterName(cfg), jobId ?? ExecJobIds.Next(cfg.Paths.StateDir), user, uid, Environment.MachineName);
+        JobIdentity job;
+        try { job = new JobIdentity("exec", ClusterName(cfg), jobId ?? ExecJobIds.Next(cfg.Paths.StateDir), user, uid, Environment.MachineName); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine(StateDirError(cfg, e));
+            return 2;
+        }
 
         SourceSet sources;
         try { sources = SourceFactory.Create(cfg); }
@@ -72,8 +78,19 @@ public static class ExecCommand
             Console.Error.WriteLine($"alumet-hpc: exec: no energy source: {string.Join("; ", sources.Problems)}; enable [sources] estimate");
             return 2;
         }
+        if (sources.EstimateModel.Length > 0)
+            foreach (string problem in sources.Problems)
+                Console.Error.WriteLine($"alumet-hpc: note: {problem}"); // why we fell back to an estimate
 
-        using var host = new SamplerHost(cfg, new SamplerRequest(job, Exclusive: true, Locator: null, new HashSet<string>()), sources);
+        SamplerHost host;
+        try { host = new SamplerHost(cfg, new SamplerRequest(job, Exclusive: true, Locator: null, new HashSet<string>()), sources); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            sources.Dispose();
+            Console.Error.WriteLine(StateDirError(cfg, e));
+            return 2;
+        }
+        using var _ = host;
         using var cts = new CancellationTokenSource();
         JobFinalizer.Outcome? outcome = null;
         var sampler = new Thread(() => outcome = host.Run(cts.Token)) { Name = "sampler" };
@@ -114,6 +131,9 @@ public static class ExecCommand
         }
         return exitCode;
     }
+
+    private static string StateDirError(AlumetConfig cfg, Exception e) =>
+        $"alumet-hpc: exec: cannot write the job's state under {cfg.Paths.StateDir}: {e.Message}; set [paths] state_dir to a writable directory";
 
     internal static string ClusterName(AlumetConfig cfg) =>
         cfg.Cluster.Name.Length > 0 ? cfg.Cluster.Name : Environment.GetEnvironmentVariable("SLURM_CLUSTER_NAME") is { Length: > 0 } c && Schedulers.SchedulerInput.IsName(c) ? c : "local";

@@ -43,6 +43,25 @@ public class ExecCommandTests
     }
 
     [Fact]
+    public void UnwritableStateDirIsAClearErrorAndTheCommandDoesNotRun()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1));
+        File.WriteAllText(install.PathOf("state"), "a file where the state directory should be");
+        string marker = install.PathOf("ran");
+        var err = new StringWriter();
+        var old = Console.Error;
+        Console.SetError(err);
+        try
+        {
+            Assert.Equal(2, ExecCommand.Run(install.ConfigPath, "11", null, null, true, ["touch", marker]));
+            Assert.Equal(2, ExecCommand.Run(install.ConfigPath, null, null, null, true, ["touch", marker])); // id from the state dir
+        }
+        finally { Console.SetError(old); }
+        Assert.Contains("set [paths] state_dir", err.ToString());
+        Assert.False(File.Exists(marker));
+    }
+
+    [Fact]
     public void ExecIdsAreSequentialPerNode()
     {
         using var tree = new TempTree("ids");
