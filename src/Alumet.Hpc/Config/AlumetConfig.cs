@@ -20,6 +20,8 @@ public sealed class SamplerSection
     public double RaplHz { get; set; } = 1000;
     /// <summary>Estimate source rate (reads /proc/stat), 1-1000 Hz.</summary>
     public double EstimateHz { get; set; } = 10;
+    /// <summary>"fifo": the 1 kHz tick thread (only it) runs at SCHED_FIFO priority 1 when root; "normal": never.</summary>
+    public string TickScheduling { get; set; } = "fifo";
     /// <summary>NVML poll rate, 1-100 Hz (the GPU counter refreshes every 20-100 ms).</summary>
     public double NvmlHz { get; set; } = 20;
     /// <summary>Stored resolution in ms: 0 stores every read (raw), else energy is aggregated over this period.</summary>

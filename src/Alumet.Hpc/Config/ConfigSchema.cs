@@ -31,6 +31,8 @@ internal static class ConfigSchema
             c => Range(c.Sampler.RaplHz, 1, 1000)),
         new("sampler", "estimate_hz", ConfigValueKind.Number, "use 1..1000 (the model reads /proc/stat; 10 is plenty)",
             c => Range(c.Sampler.EstimateHz, 1, 1000)),
+        new("sampler", "tick_scheduling", ConfigValueKind.String, "use \"fifo\" (real-time priority 1 for the tick thread when root) or \"normal\"",
+            c => OneOf(c.Sampler.TickScheduling, "fifo", "normal")),
         new("sampler", "nvml_hz", ConfigValueKind.Number, "use 1..100 (the GPU energy counter refreshes every 20-100 ms)",
             c => Range(c.Sampler.NvmlHz, 1, 100)),
         new("sampler", "storage_period_ms", ConfigValueKind.Integer, "use 0 (store every read) or 1..3600000 ms",

@@ -59,7 +59,8 @@ public sealed class SamplerHost : IDisposable
                 : " | Attribution: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); GPUs whole to the job they are allocated to; the rest is unattributed."),
             EstimateModel = sources.EstimateModel,
         };
-        var settings = new SamplerSettings(cfg.Sampler.StoragePeriodMs, cfg.Sampler.AttributionPeriodMs, cfg.Sampler.FlushIntervalMs, cfg.Sampler.MaxPowerW);
+        var settings = new SamplerSettings(cfg.Sampler.StoragePeriodMs, cfg.Sampler.AttributionPeriodMs, cfg.Sampler.FlushIntervalMs, cfg.Sampler.MaxPowerW,
+            FifoTick: cfg.Sampler.TickScheduling == "fifo");
         Sampler = new Sampler(settings, sources.Slots, _attribution, meta, StateDirectory, _startNs) { Watchdog = Watch };
     }
 

@@ -27,6 +27,13 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int setsid();
 
+    public const int SCHED_OTHER = 0;
+    public const int SCHED_FIFO = 1;
+
+    /// <summary>pid 0 = the calling thread (Linux schedules threads); param points to an int priority.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int sched_setscheduler(int pid, int policy, in int priority);
+
     /// <summary>sigset_t is 128 bytes in glibc; an all-zero set is the empty set.</summary>
     [LibraryImport("libc", SetLastError = true)]
     public static unsafe partial int sigprocmask(int how, byte* set, byte* oldset);

@@ -272,6 +272,7 @@ public sealed class Sampler
 
         if (mainSlots.Length > 0)
         {
+            if (_settings.FifoTick) RaiseTickPriority();
             var ticker = new Ticker(baseHz);
             long tick = 0;
             while (ticker.WaitNext(stop.Token, out long deadline))
@@ -285,6 +286,7 @@ public sealed class Sampler
             }
             Ticks = tick;
             MissedTicks = ticker.Missed;
+            if (_settings.FifoTick) Native.Libc.sched_setscheduler(0, Native.Libc.SCHED_OTHER, 0); // finalization is not real-time work
         }
         else
         {
@@ -295,6 +297,17 @@ public sealed class Sampler
         long end = Clock.MonotonicNs(), wallEnd = Clock.WallNs();
         foreach (var s in _slots) ReadSlot(s, end, wallEnd);
         Complete(token.IsCancellationRequested ? Sampling.StopReason.Signal : StopReason ?? Sampling.StopReason.Signal, StopDetail, end, wallEnd);
+    }
+
+    /// <summary>
+    /// SCHED_FIFO priority 1 for this (the tick) thread only: measured on a loaded 2-vCPU VM, p99 lateness went from
+    /// 200-1900 µs to 75-94 µs. The thread sleeps between ticks and works ~30 µs per tick (~3 % of a CPU), and the
+    /// lowest real-time priority stays under the kernel's RT throttling; without CAP_SYS_NICE it stays normal.
+    /// </summary>
+    private static void RaiseTickPriority()
+    {
+        if (Native.Libc.sched_setscheduler(0, Native.Libc.SCHED_FIFO, 1) != 0)
+            Log.Info("tick thread stays SCHED_OTHER (SCHED_FIFO not permitted): expect more tick lateness under load");
     }
 
     private static Thread Start(string name, Action body)

@@ -210,6 +210,7 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("sampler", "flush_interval_ms", "5000")]
     [InlineData("sampler", "attribution", "\"exclusive\"")]
     [InlineData("sampler", "parquet_values", "\"raw\"")]
+    [InlineData("sampler", "tick_scheduling", "\"normal\"")]
     [InlineData("sources", "rapl", "\"on\"")]
     [InlineData("estimate", "core_idle_w", "10")]
     [InlineData("estimate", "core_active_w", "0\ncore_idle_w = 0")]
@@ -376,6 +377,7 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("sampler", "max_power_w", "-inf", "-inf is not a finite number; use a positive power in W, above what one RAPL domain can draw (e.g. 1000)")]
     [InlineData("sampler", "attribution", "\"shared\"", "\"shared\" is not an allowed value; use \"cgroup\" (split shared nodes by CPU time) or \"exclusive\" (whole node to the job)")]
     [InlineData("sampler", "attribution", "\"Cgroup\"", "\"Cgroup\" is not an allowed value; use \"cgroup\" (split shared nodes by CPU time) or \"exclusive\" (whole node to the job)")]
+    [InlineData("sampler", "tick_scheduling", "\"rt\"", "\"rt\" is not an allowed value; use \"fifo\" (real-time priority 1 for the tick thread when root) or \"normal\"")]
     [InlineData("sampler", "parquet_values", "\"double\"", "\"double\" is not an allowed value; use \"auto\", \"joules\" or \"raw\"")]
     [InlineData("sampler", "cgroup_wait_s", "0", "0 must be greater than 0; use a positive number of seconds, at most 3600")]
     [InlineData("sampler", "cgroup_wait_s", "3601", "3601 is implausibly large; use a positive number of seconds, at most 3600")]
@@ -485,7 +487,7 @@ public sealed class ConfigLoaderTests : IDisposable
         var properties = KeysIn(Defaults);
         var example = KeysIn(File.ReadAllText(ExamplePath));
         var schema = new SortedSet<string>(ConfigSchema.Keys.Select(k => k.FullName), StringComparer.Ordinal);
-        Assert.Equal(29, properties.Count);
+        Assert.Equal(30, properties.Count);
         Assert.Equal(properties, schema);
         Assert.Equal(properties, example);
     }
