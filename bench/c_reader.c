@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,13 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal; /* no SA_RESTART: clock_nanosleep returns EINTR and the loop sees stop */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+
+    /* Same scheduling as the sampler's tick thread (tick_scheduling = "fifo"): SCHED_FIFO 1 when permitted. */
+    const char *fifo = getenv("BENCH_C_FIFO");
+    if (fifo && strcmp(fifo, "1") == 0) {
+        struct sched_param sp = { .sched_priority = 1 };
+        if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0) fprintf(stderr, "c_reader: SCHED_FIFO not permitted, staying normal\n");
+    }
 
     const char *t0s = getenv("ALUMET_BENCH_T0_NS");
     int64_t t0 = t0s ? strtoll(t0s, NULL, 10) : 0;

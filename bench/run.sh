@@ -18,6 +18,7 @@
 #                      same host conditions, which steadies the CPU ratio on a VM whose wake-up cost drifts
 #   BENCH_RT=1         run ours and C under `chrt -f 1` (SCHED_FIFO priority 1, every thread): what a real-time
 #                      tick thread would give on a loaded node; an experiment, not the product's default
+#   BENCH_TICK         fifo (default: the product's tick_scheduling default, C does the same) or normal
 #   BENCH_KEEP=1       keep the temporary directory (trees, configs, logs, Parquet files)
 set -euo pipefail
 
@@ -35,6 +36,11 @@ GPUS=${BENCH_GPUS:-8}
 NVML_HZ=${BENCH_NVML_HZ:-100}
 HELP_RUNS=${BENCH_HELP_RUNS:-20}
 RT=()
+# The product's default: only the tick thread at SCHED_FIFO 1 (tick_scheduling = "fifo"); the C reader does the
+# same. BENCH_TICK=normal runs both under normal scheduling.
+TICK=${BENCH_TICK:-fifo}
+[[ $TICK == fifo || $TICK == normal ]] || { echo "bench: BENCH_TICK must be fifo or normal" >&2; exit 1; }
+export BENCH_C_FIFO=$([[ $TICK == fifo ]] && echo 1 || echo 0)
 if [[ ${BENCH_RT:-0} == 1 ]]; then command -v chrt >/dev/null || { echo "bench: BENCH_RT=1 needs chrt (util-linux)" >&2; exit 1; }; RT=(chrt -f 1); fi
 OUT=$ROOT/out/bench
 FAKE_NVML_SRC=$ROOT/tests/Alumet.Hpc.Tests/Fakes/nvml/fake_nvml.c
@@ -123,6 +129,7 @@ rapl_hz = $HZ
 nvml_hz = $NVML_HZ
 storage_period_ms = $storage
 parquet_values = "${PARQUET_VALUES:-auto}"
+tick_scheduling = "$TICK"
 attribution = "exclusive"
 
 [sources]
@@ -358,6 +365,7 @@ echo "each run: $((WARMUP + SECS)) s ($ROUNDS round(s) of ours then C) at $HZ Hz
 [[ $CONCURRENT == 1 ]] && echo "BENCH_CONCURRENT=1: ours and C ran at the same time in each round"
 [[ ${#RT[@]} -gt 0 ]] && echo "BENCH_RT=1: ours and C ran under chrt -f 1 (SCHED_FIFO 1, every thread): not the product's default scheduling"
 echo "ours = $BIN sample (storage_period_ms = 1000, exclusive); C = bench/c_reader.c (gcc -O2), same reads, same ticker"
+echo "tick thread scheduling (ours and C): $TICK (BENCH_TICK=fifo|normal)"
 echo
 printf '%-44s %12s %12s %8s %14s  %s\n' figure ours C ours/C target result
 printf '%-44s %12s %12s %8s %14s  %s\n' -------------------------------------------- ------------ ------------ -------- -------------- ------
