@@ -111,7 +111,9 @@ EOF
   #     run/created-devices so that stop removes only those. NVML: the scripted fake library (tests/.../fake_nvml.c),
   #     which reads fake_nvml.script beside itself (the detached sampler has no FAKE_NVML_SCRIPT in its env).
   #     NVML's index order is deliberately the reverse of the minor numbers (/dev/nvidiaN), as can happen on real
-  #     nodes: Slurm's GPU index N must be resolved through the minor number, not NVML's index.
+  #     nodes. Slurm's GPU index (SLURM_JOB_GPUS in the prolog) is the device's position in gres.conf's File list
+  #     (checked on 22.05: File=/dev/nvidia[1-2] gives index 0 for /dev/nvidia1), i.e. N = /dev/nvidiaN here: the
+  #     sampler must resolve it through the minor number, not NVML's index.
   local NVML_ON=off
   if [ "$LAB_GPUS" -gt 0 ]; then
     local i minor

@@ -19,7 +19,8 @@ namespace Alumet.Hpc.Tests.Schedulers.Slurm;
 public sealed class SlurmE2ETests
 {
     private const double FakePowerW = 50;
-    // The lab's defaults (LAB_GPUS=2, FAKE_GPU_POWER_W="100 250"), by Slurm GPU index N = /dev/nvidiaN: power and
+    // The lab's defaults (LAB_GPUS=2, FAKE_GPU_POWER_W="100 250"), by Slurm GPU index N (position in gres.conf's
+    // File=/dev/nvidia[0-1], so /dev/nvidiaN; NVML's own index order is the reverse in the lab): power and
     // the PCI bus id the lab's fake NVML gives that minor number (resource id of its gpu series).
     private static readonly double[] FakeGpuPowerW = { 100, 250 };
     private static readonly string[] FakeGpuBusIds = { "0000:3b:00.0", "0000:5b:00.0" };
