@@ -38,13 +38,13 @@ public static partial class SlurmHook
         string cluster = configuredCluster.Length > 0 ? configuredCluster : envCluster ?? "local";
         if (!SchedulerInput.IsName(cluster)) return Fail($"cluster name {SchedulerInput.Quote(cluster)} (config) is not a cluster name");
 
-        // Both are validated when present (a bad value means a confused environment); SLURM_JOB_GPUS wins
-        // because it holds the physical indices in the prolog, the others are remapped inside the job.
+        // SLURM_JOB_GPUS holds Slurm's GPU indices in the prolog; CUDA_VISIBLE_DEVICES is the fallback only: slurmd
+        // (gres_common_prep_set_env) puts the device's unique id there when it has one, i.e. MIG UUIDs on MIG nodes,
+        // so validating it next to a good SLURM_JOB_GPUS would refuse (and not measure) every job there.
         IReadOnlyList<int> gpus = Array.Empty<int>();
-        foreach (string key in new[] { "CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS" })
+        string key = Get("SLURM_JOB_GPUS") is not null ? "SLURM_JOB_GPUS" : "CUDA_VISIBLE_DEVICES";
+        if (Get(key) is { } v)
         {
-            string? v = Get(key);
-            if (v is null) continue;
             if (!SchedulerInput.TryParseIndexList(v, out IReadOnlyList<int> list))
                 return Fail($"{key} {SchedulerInput.Quote(v)} is not a list of GPU indices (comma-separated digits)");
             gpus = list;

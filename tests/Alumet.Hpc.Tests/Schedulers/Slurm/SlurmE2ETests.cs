@@ -9,14 +9,22 @@ namespace Alumet.Hpc.Tests.Schedulers.Slurm;
 /// <summary>
 /// End-to-end on a real Slurm (tests/e2e/slurm/slurm-lab.sh start): jobs submitted by an ordinary user run
 /// the project's Prolog/Epilog with the published binary, on a generated powercap tree (package-0 at
-/// FAKE_POWER_W) and the real cgroups. Skipped unless ALUMET_E2E_SLURM=1; with it set, a lab that is not
-/// up is a failure, not a skip. Sequential (one class): jobs compete for the node's 2 CPUs.
+/// FAKE_POWER_W), the real cgroups and two fake GPUs (GRES gpu:2 on /dev/nvidia[0-1], a scripted fake
+/// libnvidia-ml.so.1 whose NVML index order is the reverse of the minor numbers). Skipped unless
+/// ALUMET_E2E_SLURM=1; with it set, a lab that is not up is a failure, not a skip. Sequential (one class):
+/// jobs compete for the node's 2 CPUs.
 /// </summary>
 
 [Collection(SchedulerE2ECollection.Name)]
 public sealed class SlurmE2ETests
 {
     private const double FakePowerW = 50;
+    // The lab's defaults (LAB_GPUS=2, FAKE_GPU_POWER_W="100 250"), by Slurm GPU index N (position in gres.conf's
+    // File=/dev/nvidia[0-1], so /dev/nvidiaN; NVML's own index order is the reverse in the lab): power and
+    // the PCI bus id the lab's fake NVML gives that minor number (resource id of its gpu series).
+    private static readonly double[] FakeGpuPowerW = { 100, 250 };
+    private static readonly string[] FakeGpuBusIds = { "0000:3b:00.0", "0000:5b:00.0" };
+    private const string CpuKinds = "'cpu_package','dram'";
     private static readonly bool Enabled = Environment.GetEnvironmentVariable("ALUMET_E2E_SLURM") == "1";
     private static readonly string Lab = Environment.GetEnvironmentVariable("ALUMET_E2E_SLURM_LAB") ?? "/var/lib/alumet-hpc-e2e/slurm";
     private static readonly string User = Environment.GetEnvironmentVariable("ALUMET_E2E_SLURM_USER") ?? "alumetuser";
@@ -65,6 +73,70 @@ public sealed class SlurmE2ETests
     }
 
     [SkippableFact]
+    public void GpuJobGetsItsGpuEnergyAndTheOtherGpuIsUnattributed()
+    {
+        RequireLab();
+        // The prolog learns the GPU from SLURM_JOB_GPUS (Slurm's index N = /dev/nvidiaN); the job prints what it got.
+        var r = RunAs("srun", "-n1", "--gres=gpu:1", "bash", "-c", "echo $SLURM_JOB_ID ${SLURM_JOB_GPUS:-$SLURM_STEP_GPUS}; sleep 3");
+        Assert.True(r.Code == 0, $"srun failed: {r.Err}");
+        string[] printed = r.Out.Trim().Split(' ');
+        Assert.True(printed.Length == 2, $"srun printed '{r.Out.Trim()}' (expected: job id and one GPU index)");
+        string id = printed[0];
+        int gpu = int.Parse(printed[1], CultureInfo.InvariantCulture);
+        WaitJobDone(id);
+
+        var row = AssertMeasuredJob(id, minSeconds: 3, gpu);
+        // Its GPU's whole energy, at that GPU's power (not the other's: NVML index 0 is /dev/nvidia1 in the lab).
+        Assert.InRange(row.GpuJ, FakeGpuPowerW[gpu] * row.ElapsedS * 0.9 - 1, FakeGpuPowerW[gpu] * row.ElapsedS * 1.1 + 1);
+        // The report, run by the user, shows the row's numbers.
+        var report = Report(id);
+        Assert.Equal(row.GpuJ, report.GpuJ, 5);
+        Assert.Equal(row.JobJ, report.TotalJ, 5);
+        Assert.Equal(row.JobJ, row.PackageJ + row.DramJ + row.GpuJ, 5);
+        AssertNoSampler(id);
+    }
+
+    [SkippableFact]
+    public void TwoGpuJobsEachGetTheirOwnGpu()
+    {
+        RequireLab();
+        // Concurrent: the second job gets the other GPU, so both index -> minor number -> bus id mappings are used.
+        const string script = "echo ${SLURM_JOB_GPUS:-none} > gpus.$SLURM_JOB_ID; sleep 3";
+        string a = Sbatch(script, "--gres=gpu:1");
+        string b = Sbatch(script, "--gres=gpu:1");
+        WaitJobDone(a);
+        WaitJobDone(b);
+
+        var gpus = new[] { a, b }.Select(id => File.ReadAllText(Path.Combine(Lab, "out", $"gpus.{id}")).Trim()).ToArray();
+        Assert.Equal(new[] { "0", "1" }, gpus.Order().ToArray());
+        foreach (var (id, g) in new[] { (a, gpus[0]), (b, gpus[1]) })
+        {
+            int gpu = int.Parse(g, CultureInfo.InvariantCulture);
+            var row = AssertMeasuredJob(id, minSeconds: 3, gpu);
+            Assert.InRange(row.GpuJ, FakeGpuPowerW[gpu] * row.ElapsedS * 0.9 - 1, FakeGpuPowerW[gpu] * row.ElapsedS * 1.1 + 1);
+            File.Delete(Path.Combine(Lab, "out", $"gpus.{id}"));
+            AssertNoSampler(id);
+        }
+    }
+
+    [SkippableFact]
+    public void JobWithoutGresGetsNoGpuEnergy()
+    {
+        RequireLab();
+        string id = Sbatch("echo ${SLURM_JOB_GPUS:-none} > gpus.$SLURM_JOB_ID; sleep 2");
+        WaitJobDone(id);
+
+        string gpusFile = Path.Combine(Lab, "out", $"gpus.{id}");
+        Assert.Equal("none", File.ReadAllText(gpusFile).Trim());
+        File.Delete(gpusFile);
+        // AssertMeasuredJob checks that both GPUs ran (node) and that all of it went to unattributed.
+        var row = AssertMeasuredJob(id, minSeconds: 2, gpu: null);
+        Assert.Equal(0.0, row.GpuJ);
+        Assert.Equal(0.0, Report(id).GpuJ);
+        Assert.Equal("COMPLETED", JobState(id));
+    }
+
+    [SkippableFact]
     public void ReportPrintsTheJobForItsUser()
     {
         RequireLab();
@@ -95,7 +167,8 @@ public sealed class SlurmE2ETests
         // sleep cost. A loose factor still fails if attribution is off (equal split gives 1x). Shares are of the
         // node's busy CPU time, and this machine is shared (other builds): hence only a 10 % floor.
         Assert.True(b.JobJ > 10 * i.JobJ, $"busy {b.JobJ:F2} J should be >> idle {i.JobJ:F2} J");
-        Assert.True(b.JobJ > 0.1 * b.NodeJ, $"busy share {b.JobJ:F2} J of node {b.NodeJ:F2} J is too small");
+        double busyNodeCpuJ = ParquetSums(b.ParquetPath, busy, CpuKinds)["node"]; // the GPUs are nobody's here
+        Assert.True(b.JobJ > 0.1 * busyNodeCpuJ, $"busy share {b.JobJ:F2} J of node CPU {busyNodeCpuJ:F2} J is too small");
         // Two samplers, same counter, same cgroups: what the idle job calls "other jobs" is the busy job's share.
         Assert.InRange(i.OtherJobsJ, 0.9 * b.JobJ, 1.1 * b.JobJ);
         foreach (var (id, row) in new[] { (busy, b), (idle, i) })
@@ -262,47 +335,104 @@ public sealed class SlurmE2ETests
         return lines;
     }
 
-    private sealed record JobRow(string Status, string Reason, string ParquetPath, double JobJ, double NodeJ, double OtherJobsJ, double UnattributedJ, double ElapsedS);
+    private sealed record JobRow(string Status, string Reason, string ParquetPath, double JobJ, double NodeJ, double OtherJobsJ, double UnattributedJ, double ElapsedS,
+                                 double PackageJ, double DramJ, double GpuJ);
 
     private static JobRow Row(string id)
     {
         using var con = new SqliteConnection($"Data Source={Database};Mode=ReadOnly");
         con.Open();
         using var cmd = con.CreateCommand();
-        cmd.CommandText = "SELECT status, reason, parquet_path, total_energy_j, node_energy_j, other_jobs_energy_j, unattributed_energy_j, elapsed_s, count(*) OVER () FROM jobs WHERE scheduler = 'slurm' AND job_id = $id AND node = $node";
+        cmd.CommandText = "SELECT status, reason, parquet_path, total_energy_j, node_energy_j, other_jobs_energy_j, unattributed_energy_j, elapsed_s, count(*) OVER (), " +
+                          "energy_package_j, energy_dram_j, energy_gpu_j FROM jobs WHERE scheduler = 'slurm' AND job_id = $id AND node = $node";
         cmd.Parameters.AddWithValue("$id", id);
         cmd.Parameters.AddWithValue("$node", NodeName());
         using var rd = cmd.ExecuteReader();
         Assert.True(rd.Read(), $"no accounting row for job {id}");
         Assert.Equal(1L, rd.GetInt64(8));
-        return new JobRow(rd.GetString(0), rd.GetString(1), rd.GetString(2), rd.GetDouble(3), rd.GetDouble(4), rd.GetDouble(5), rd.GetDouble(6), rd.GetDouble(7));
+        return new JobRow(rd.GetString(0), rd.GetString(1), rd.GetString(2), rd.GetDouble(3), rd.GetDouble(4), rd.GetDouble(5), rd.GetDouble(6), rd.GetDouble(7),
+                          rd.GetDouble(9), rd.GetDouble(10), rd.GetDouble(11));
     }
 
-    private static void AssertMeasuredJob(string id, double minSeconds)
+    /// <param name="gpu">Slurm GPU index allocated to the job (one GPU at most here), null for none.</param>
+    private static JobRow AssertMeasuredJob(string id, double minSeconds, int? gpu = null)
     {
         var row = Row(id);
         Assert.True(row.Status == "complete", $"job {id}: {row.Status} ({row.Reason})");
         Assert.StartsWith(DataDir, row.ParquetPath);
         Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
-        // Node energy = the generated counter's power x measured time (the sampler's clock vs the writer's).
+        // Node energy = the generated counters' power x measured time (the sampler's clock vs the writer's / the
+        // fake NVML's): package-0 for the CPU side, each GPU for its own series.
         Assert.True(row.ElapsedS >= minSeconds - 0.5, $"elapsed {row.ElapsedS} s");
-        Assert.InRange(row.NodeJ / row.ElapsedS, FakePowerW * 0.9, FakePowerW * 1.1);
         var p = ParquetSums(row.ParquetPath, id);
         Assert.Equal(row.NodeJ, p["node"], 6);
         Assert.Equal(row.JobJ, p[$"job:{id}"], 6);
+        Assert.InRange(ParquetSums(row.ParquetPath, id, CpuKinds)["node"] / row.ElapsedS, FakePowerW * 0.9, FakePowerW * 1.1);
+        AssertGpuSplit(row, id, gpu);
         // The user reads their own file, nobody else does.
         Assert.Equal(0, Run("runuser", "-u", User, "--", "head", "-c", "4", row.ParquetPath).Code);
         Assert.NotEqual(0, Run("runuser", "-u", "nobody", "--", "head", "-c", "4", row.ParquetPath).Code);
         Assert.Equal(User, Run("stat", "-c", "%U", row.ParquetPath).Out.Trim());
+        return row;
     }
 
-    private static Dictionary<string, double> ParquetSums(string path, string id)
+    /// <summary>
+    /// Per GPU (series resource_kind = gpu, by bus id): node = its power x elapsed; the job's GPU goes wholly to
+    /// job:&lt;id&gt;, every other GPU wholly to unattributed (the sampler does not know other jobs' GPUs);
+    /// job + other_jobs + unattributed = node; the row's GPU energy is the job's GPU series.
+    /// </summary>
+    private static void AssertGpuSplit(JobRow row, string id, int? gpu)
+    {
+        var sums = GpuSums(row.ParquetPath, id);
+        Assert.Equal(FakeGpuBusIds.Order(), sums.Keys.Select(k => k.Bus).Distinct().Order());
+        for (int g = 0; g < FakeGpuBusIds.Length; g++)
+        {
+            double Get(string consumer) => sums.GetValueOrDefault((FakeGpuBusIds[g], consumer));
+            double node = Get("node"), job = Get($"job:{id}"), other = Get("other_jobs"), unattributed = Get("unattributed");
+            string what = $"job {id}, GPU {g} ({FakeGpuBusIds[g]}): node {node:F3} J, job {job:F3} J, other {other:F3} J, unattributed {unattributed:F3} J";
+            Assert.True(node >= FakeGpuPowerW[g] * row.ElapsedS * 0.9 - 1 && node <= FakeGpuPowerW[g] * row.ElapsedS * 1.1 + 1,
+                $"{what}: expected node {FakeGpuPowerW[g]} W x {row.ElapsedS:F3} s");
+            Assert.Equal(node, job + other + unattributed, 6);
+            Assert.Equal(0.0, other);
+            // Sums of doubles (DuckDB adds in any order): equal to 1 µJ.
+            static bool Same(double x, double y) => Math.Abs(x - y) < 1e-6;
+            if (g == gpu) Assert.True(Same(job, node) && unattributed == 0, $"{what}: the job's GPU must be the job's, whole");
+            else Assert.True(job == 0 && Same(unattributed, node), $"{what}: a GPU the job does not hold must be unattributed, whole");
+        }
+        Assert.Equal(row.GpuJ, gpu is int k ? sums[(FakeGpuBusIds[k], $"job:{id}")] : 0.0, 6);
+    }
+
+    private static Dictionary<(string Bus, string Consumer), double> GpuSums(string path, string id)
+    {
+        using var con = new DuckDBConnection("Data Source=:memory:");
+        con.Open();
+        using var cmd = con.CreateCommand();
+        cmd.CommandText = $"SELECT resource_id, consumer, sum(value) FROM read_parquet('{path.Replace("'", "''")}') " +
+                          $"WHERE resource_kind = 'gpu' AND job_id = '{id}' GROUP BY ALL";
+        using var rd = cmd.ExecuteReader();
+        var sums = new Dictionary<(string, string), double>();
+        while (rd.Read()) sums[(rd.GetString(0), rd.GetString(1))] = Convert.ToDouble(rd.GetValue(2), CultureInfo.InvariantCulture);
+        return sums;
+    }
+
+    /// <summary>The job line of <c>alumet-report --job N -P -X --noconvert</c> run by the user: GpuEnergy and TotalEnergy, J.</summary>
+    private static (double GpuJ, double TotalJ) Report(string id)
+    {
+        var r = RunAs(Path.Combine(Lab, "bin", "alumet-report"), "--job", id, "-P", "-X", "--noconvert", "-o", "JobID,GpuEnergy,TotalEnergy", "--config", Config);
+        Assert.True(r.Code == 0, $"alumet-report --job {id} (as {User}): exit {r.Code}: {r.Err}");
+        string[] lines = r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("JobID|GpuEnergy|TotalEnergy", lines[0]);
+        string[] f = Assert.Single(lines, l => l.StartsWith(id + "|", StringComparison.Ordinal)).Split('|');
+        return (double.Parse(f[1], CultureInfo.InvariantCulture), double.Parse(f[2], CultureInfo.InvariantCulture));
+    }
+
+    private static Dictionary<string, double> ParquetSums(string path, string id, string kinds = CpuKinds + ",'gpu'")
     {
         using var con = new DuckDBConnection("Data Source=:memory:");
         con.Open();
         using var cmd = con.CreateCommand();
         cmd.CommandText = $"SELECT consumer, sum(value) FROM read_parquet('{path.Replace("'", "''")}') " +
-                          $"WHERE resource_kind IN ('cpu_package','dram','gpu') AND job_id = '{id}' GROUP BY consumer";
+                          $"WHERE resource_kind IN ({kinds}) AND job_id = '{id}' GROUP BY consumer";
         using var rd = cmd.ExecuteReader();
         var sums = new Dictionary<string, double>();
         while (rd.Read()) sums[rd.GetString(0)] = Convert.ToDouble(rd.GetValue(1), CultureInfo.InvariantCulture);

@@ -45,6 +45,15 @@ public sealed class SlurmJobParseTests
     }
 
     [Fact]
+    public void MigUuidsInCudaVisibleDevicesDoNotRefuseAJobWithSlurmJobGpus()
+    {
+        // slurmd's prolog env on a MIG node (AutoDetect=nvml): the vendor variable holds the MIG UUID, Slurm's own the index.
+        SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", "1"), ("CUDA_VISIBLE_DEVICES", "MIG-4f1c5b8e-0d2a-5c3e-9b7a-1e2d3c4b5a69")));
+        Assert.Null(p.Error);
+        Assert.Equal(new[] { 1 }, p.Job!.GpuIndices);
+    }
+
+    [Fact]
     public void FallsBackToCudaVisibleDevicesAndOldJobIdName()
     {
         SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_ID", null), ("SLURM_JOBID", "77"), ("CUDA_VISIBLE_DEVICES", "1")));
