@@ -37,8 +37,7 @@ public static class JobFinalizer
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
-            var layout = cfg.Sampler.ParquetValues == "raw" || (cfg.Sampler.ParquetValues == "auto" && meta.StoragePeriodMs == 0)
-                ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
+            var layout = cfg.Sampler.ParquetValues == "raw" ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
             ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead, Layout: layout))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);

@@ -378,7 +378,7 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("sampler", "attribution", "\"shared\"", "\"shared\" is not an allowed value; use \"cgroup\" (split shared nodes by CPU time) or \"exclusive\" (whole node to the job)")]
     [InlineData("sampler", "attribution", "\"Cgroup\"", "\"Cgroup\" is not an allowed value; use \"cgroup\" (split shared nodes by CPU time) or \"exclusive\" (whole node to the job)")]
     [InlineData("sampler", "tick_scheduling", "\"rt\"", "\"rt\" is not an allowed value; use \"fifo\" (real-time priority 1 for the tick thread when root) or \"normal\"")]
-    [InlineData("sampler", "parquet_values", "\"double\"", "\"double\" is not an allowed value; use \"auto\", \"joules\" or \"raw\"")]
+    [InlineData("sampler", "parquet_values", "\"double\"", "\"double\" is not an allowed value; use \"joules\" (value, DOUBLE J) or \"raw\" (value_raw, INT64 counter units)")]
     [InlineData("sampler", "cgroup_wait_s", "0", "0 must be greater than 0; use a positive number of seconds, at most 3600")]
     [InlineData("sampler", "cgroup_wait_s", "3601", "3601 is implausibly large; use a positive number of seconds, at most 3600")]
     [InlineData("sampler", "job_gone_grace_s", "-5", "-5 must be greater than 0; use a positive number of seconds, at most 3600")]

@@ -48,9 +48,9 @@ public class JobFinalizerTests
     }
 
     [Fact]
-    public void RawStorageWritesExactIntegerCountersByDefault()
+    public void RawValuesWriteTheExactIntegerCounters()
     {
-        var (dir, cfg) = RawJob("auto");
+        var (dir, cfg) = RawJob("raw");
         using var _ = dir;
         var outcome = JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: true, "");
         Assert.Equal(JobStatus.Complete, outcome.Status);
@@ -63,9 +63,9 @@ public class JobFinalizerTests
     }
 
     [Fact]
-    public void JoulesCanBeForcedForRawStorage()
+    public void JoulesAreTheDefault()
     {
-        var (dir, cfg) = RawJob("joules");
+        var (dir, cfg) = RawJob(new AlumetConfig().Sampler.ParquetValues);
         using var _ = dir;
         var outcome = JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: true, "");
         Assert.Equal(0.009, Convert.ToDouble(Scalar(
@@ -75,7 +75,7 @@ public class JobFinalizerTests
     [Fact]
     public void FinalizingTwiceKeepsOneRow()
     {
-        var (dir, cfg) = RawJob("auto");
+        var (dir, cfg) = RawJob("joules");
         using var _ = dir;
         JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: true, "");
         JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: false, "second epilog");

@@ -48,19 +48,19 @@ public sealed class ParquetExporterTests
             .ToDictionary(r => (string)r[0]!, r => (string)r[1]!);
         Assert.Equal("TIMESTAMP WITH TIME ZONE", types["timestamp"]);
         Assert.Equal("DOUBLE", types["value"]);
-        Assert.Equal("BIGINT", types["interval_ns"]);
+        Assert.Equal("BIGINT", types["interval_us"]);
         Assert.Equal("INTEGER", types["flags"]);
         Assert.Equal("VARCHAR", types["consumer"]);
-        Assert.Equal(["timestamp", "metric", "value", "unit", "interval_ns", "resource_kind", "resource_id", "consumer", "job_id", "node", "interface", "flags"], types.Keys);
+        Assert.Equal(["timestamp", "metric", "value", "unit", "interval_us", "resource_kind", "resource_id", "consumer", "job_id", "node", "interface", "flags"], types.Keys);
 
         var r = Query(con, $"""
-            SELECT min(epoch_us(timestamp)), max(epoch_us(timestamp)), sum(interval_ns), count(*) FILTER (flags = 1), count(*) FILTER (flags = 2),
+            SELECT min(epoch_us(timestamp)), max(epoch_us(timestamp)), sum(interval_us), count(*) FILTER (flags = 1), count(*) FILTER (flags = 2),
                    string_agg(DISTINCT metric, ','), string_agg(DISTINCT unit, ','), string_agg(DISTINCT job_id, ','), string_agg(DISTINCT node, ',')
             FROM read_parquet('{Sql(res.Path)}')
             """)[0];
         Assert.Equal((T0 + Sec) / 1000, L(r[0]));
         Assert.Equal((T0 + 3 * Sec) / 1000, L(r[1]));
-        Assert.Equal(Values.Length * Series.Length * Sec, L(r[2]));
+        Assert.Equal(Values.Length * Series.Length * Sec / 1000, L(r[2])); // µs
         Assert.Equal(1L, L(r[3]));
         Assert.Equal(2L, L(r[4]));
         Assert.Equal("energy", r[5]);
@@ -101,7 +101,7 @@ public sealed class ParquetExporterTests
             .ToDictionary(r => (string)r[0]!, r => (string)r[1]!);
         foreach (var col in new[] { "metric", "unit", "resource_kind", "resource_id", "consumer", "job_id", "node", "interface" })
             Assert.Contains("DICTIONARY", enc[col]);
-        Assert.Contains("DELTA_BINARY_PACKED", enc["interval_ns"]);
+        Assert.Contains("DELTA_BINARY_PACKED", enc["interval_us"]);
         var codecs = Query(con, $"SELECT DISTINCT compression FROM parquet_metadata('{Sql(res.Path)}')");
         Assert.Equal("ZSTD", Assert.Single(codecs)[0]);
     }
