@@ -27,12 +27,9 @@ public sealed class Sampler
     private readonly long[] _totals;
     private readonly int[] _ambiguous;
     private readonly int[] _readErrors;
-    // Per channel, housekeeping only.
-    private readonly long[] _storedTotals;
-    private readonly int[] _storedAmbiguous;
-    private readonly int[] _storedErrors;
-    private readonly long[] _attributedTotals;
-    private readonly int[] _attributedAmbiguous;
+    // Per channel, housekeeping only: what the last store and the last attribution had taken.
+    private readonly Taken[] _stored;
+    private readonly Taken[] _attributed;
     private long _lastStoreNs;
     private long _lastAttributionNs;
     // Series ids of the attribution records: [channel] -> first of (job, other_jobs, unattributed).
@@ -70,11 +67,8 @@ public sealed class Sampler
         _totals = new long[n];
         _ambiguous = new int[n];
         _readErrors = new int[n];
-        _storedTotals = new long[n];
-        _storedAmbiguous = new int[n];
-        _storedErrors = new int[n];
-        _attributedTotals = new long[n];
-        _attributedAmbiguous = new int[n];
+        _stored = new Taken[n];
+        _attributed = new Taken[n];
         _lastStoreNs = _lastAttributionNs = startMonotonicNs;
 
         // Series 0..n-1: each channel as seen by the node; then (job, other_jobs, unattributed) per channel.
@@ -158,15 +152,9 @@ public sealed class Sampler
         {
             for (int c = 0; c < _channels.Length; c++)
             {
-                long total = Volatile.Read(ref _totals[c]);
-                int amb = Volatile.Read(ref _ambiguous[c]);
-                int err = Volatile.Read(ref _readErrors[c]);
-                var flags = (amb != _storedAmbiguous[c] ? SpoolFlags.WrapAmbiguous : 0) | (err != _storedErrors[c] ? SpoolFlags.ReadError : 0);
-                var rec = new SpoolRecord { WallNs = wallNs, IntervalNs = interval, Value = total - _storedTotals[c], Series = c, Flags = flags };
+                var (energy, flags) = Take(c, ref _stored[c]);
+                var rec = new SpoolRecord { WallNs = wallNs, IntervalNs = interval, Value = (long)energy, Series = c, Flags = flags };
                 _spool.Append(in rec);
-                _storedTotals[c] = total;
-                _storedAmbiguous[c] = amb;
-                _storedErrors[c] = err;
             }
         }
     }
@@ -182,12 +170,7 @@ public sealed class Sampler
         {
             for (int c = 0; c < _channels.Length; c++)
             {
-                long total = Volatile.Read(ref _totals[c]);
-                int amb = Volatile.Read(ref _ambiguous[c]);
-                ulong energy = (ulong)(total - _attributedTotals[c]);
-                var flags = amb != _attributedAmbiguous[c] ? SpoolFlags.WrapAmbiguous : SpoolFlags.None;
-                _attributedTotals[c] = total;
-                _attributedAmbiguous[c] = amb;
+                var (energy, flags) = Take(c, ref _attributed[c]);
 
                 var ch = _channels[c];
                 CpuTimeSplit.Shares s;
@@ -224,6 +207,26 @@ public sealed class Sampler
         SpoolWriter.WriteMeta(_spoolDirectory, Meta);
         _stepSeries[step] = first;
         return first;
+    }
+
+    /// <summary>A channel's accumulated total and flag counters as one consumer of them last took them.</summary>
+    private struct Taken
+    {
+        public long Total;
+        public int Ambiguous;
+        public int ReadErrors;
+    }
+
+    /// <summary>Energy since <paramref name="last"/> and the flags of what happened meanwhile; advances <paramref name="last"/>.</summary>
+    private (ulong Energy, SpoolFlags Flags) Take(int c, ref Taken last)
+    {
+        long total = Volatile.Read(ref _totals[c]);
+        int amb = Volatile.Read(ref _ambiguous[c]);
+        int err = Volatile.Read(ref _readErrors[c]);
+        var flags = (amb != last.Ambiguous ? SpoolFlags.WrapAmbiguous : 0) | (err != last.ReadErrors ? SpoolFlags.ReadError : 0);
+        ulong energy = (ulong)(total - last.Total);
+        last = new Taken { Total = total, Ambiguous = amb, ReadErrors = err };
+        return (energy, flags);
     }
 
     private void AppendShare(long wallNs, long interval, int series, ulong value, SpoolFlags flags)

@@ -160,6 +160,30 @@ public class SamplerTests : IDisposable
     }
 
     [Fact]
+    public void AReadErrorFlagsTheNodeAndTheJobRecordsOfThatInterval()
+    {
+        using var attribution = new JobAttribution(_job, null, _proc.Root, exclusive: true, new HashSet<string>());
+        var s = NewSampler(new SamplerSettings(1000, 1000, 1000, MaxPowerW: 1), attribution); // 1 W: no wrap doubt on the 1 J counters
+        SetCounters(0, 0, 0);
+        s.ReadSources(0, 0);
+        File.WriteAllText(_powercap.PathOf("intel-rapl:0:1", "energy_uj"), "garbage\n"); // dram unreadable
+        s.ReadSources(500 * Ms, 500 * Ms);
+        SetCounters(100, 10, 20);
+        s.ReadSources(1000 * Ms, 1000 * Ms);
+        s.Store(1000 * Ms, 1000 * Ms);
+        s.Attribute(1000 * Ms, 1000 * Ms);
+        s.Complete(StopReason.Signal, null, 1000 * Ms, 1000 * Ms);
+
+        var meta = SpoolWriter.ReadMeta(_state.Root);
+        var first = SpoolReader.ReadAll(_state.Root).Where(r => r.WallNs == 1000 * Ms && r.IntervalNs > 0).ToList();
+        string Of(SpoolRecord r) => $"{meta.Series[r.Series].Consumer}/{meta.Series[r.Series].ResourceKind}";
+        Assert.Equal(SpoolFlags.ReadError, first.Single(r => Of(r) == "node/dram").Flags);
+        Assert.Equal(SpoolFlags.ReadError, first.Single(r => Of(r) == "job:42/dram").Flags);
+        Assert.Equal(SpoolFlags.None, first.Single(r => Of(r) == "job:42/cpu_package").Flags);
+        Assert.Equal(20, first.Single(r => Of(r) == "job:42/dram").Value); // the next good read recovers the energy
+    }
+
+    [Fact]
     public void ReadingTheSourcesAllocatesNothing()
     {
         var s = NewSampler(new SamplerSettings(1000, 1000, 1000, 1000), attribution: null);
