@@ -79,6 +79,7 @@ public static class SampleCommand
                 JobFinalizer.RecordNotMeasured(job, cfg, "no energy source on this node: " + string.Join("; ", sources.Problems));
                 return 0;
             }
+            exclusive |= cfg.Sampler.Attribution == "exclusive"; // [sampler] attribution, or --exclusive for one job
             var locator = exclusive ? null : SchedulerLocators.Create(scheduler, cfg, job, sluid);
             var request = new SamplerRequest(job, exclusive || locator is null, locator, sources.JobGpus(gpus, jobId));
             using var host = new SamplerHost(cfg, request, sources) { SpawnNs = BenchSpawnNs() };

@@ -115,6 +115,27 @@ public class SamplerProcessTests
     }
 
     [Fact]
+    public void ConfiguredExclusiveAttributionChargesTheWholeNodeWithoutLookingForACgroup()
+    {
+        // A Slurm job with no cgroup anywhere: only [sampler] attribution = "exclusive" gives it the energy.
+        using var install = new TestInstallation(PowercapTree.Standard(2, MaxRange),
+            "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nattribution = \"exclusive\"\ncgroup_wait_s = 1");
+        var job = new JobIdentity("slurm", "test", "105", "root", 0, "node1");
+        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null), install.Config, TestInstallation.Binary());
+        Assert.True(launched.Ok, launched.Message);
+        string dir = job.StateDirectory(install.Config.Paths.StateDir);
+        WaitFor(() => SpoolRecords(dir) > 0, "the first flushed records (counters primed)");
+        install.Powercap.SetEnergy("intel-rapl:1", 1_500_000);
+        Thread.Sleep(1500); // longer than cgroup_wait_s: in cgroup mode the sampler would have given up
+        Assert.Equal("stopped", SamplerLauncher.StopAndFinalize(job, install.Config).Status);
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("105"));
+        Assert.Equal(JobStatus.Complete, row.Status);
+        Assert.Equal(1.5, row.Energy.PackageJ, 12);
+        Assert.Equal("exclusive", row.AttributionMode);
+    }
+
+    [Fact]
     public void EpilogWithoutPrologRecordsNotMeasured()
     {
         using var install = NewInstall();
