@@ -1,7 +1,5 @@
-using System.Collections;
 using System.CommandLine;
 using Alumet.Hpc.Config;
-using Alumet.Hpc.Core;
 
 namespace Alumet.Hpc.Schedulers.Oar;
 
@@ -30,22 +28,8 @@ public static class OarCommand
         return cmd;
     }
 
-    /// <summary>Loads the config (a broken config is logged, never an error exit) and runs the hook.</summary>
-    public static int Invoke(string kind, IReadOnlyList<string> argv, string? configPath)
-    {
-        var env = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (DictionaryEntry e in Environment.GetEnvironmentVariables())
-            if (e.Key is string k && e.Value is string v) env[k] = v;
-        LoadedConfig loaded;
-        try { loaded = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.System); }
-        catch (Exception e)
-        {
-            Log.Configure(null, "alumet-hpc", syslog: true, stderr: true);
-            Log.Error($"oar {kind}: {e.Message}; job not measured");
-            return 0;
-        }
-        Log.Configure(loaded.Config.Paths.LogFile, "alumet-hpc", syslog: true, stderr: false);
-        string? source = loaded.Source == ConfigLoader.DefaultsSource ? null : loaded.Source;
-        return OarHook.Run(kind, argv, env, loaded.Config, source);
-    }
+    /// <summary>Loads the config (a broken config is logged, never an error exit) and runs the hook. Always 0.</summary>
+    public static int Invoke(string kind, IReadOnlyList<string> argv, string? configPath) =>
+        HookHost.Run($"oar {kind}", configPath, (env, loaded) =>
+            OarHook.Run(kind, argv, env, loaded.Config, loaded.Source == ConfigLoader.DefaultsSource ? null : loaded.Source));
 }

@@ -1,7 +1,5 @@
-using System.Collections;
 using System.CommandLine;
 using Alumet.Hpc.Config;
-using Alumet.Hpc.Core;
 
 namespace Alumet.Hpc.Schedulers.Slurm;
 
@@ -37,29 +35,6 @@ public static class SlurmCommand
     }
 
     /// <summary>Loads the config, sets up the log (file + syslog) and runs the hook. Always 0.</summary>
-    public static int RunHook(string context, string? configPath)
-    {
-        try
-        {
-            var env = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (DictionaryEntry e in Environment.GetEnvironmentVariables())
-                if (e.Key is string k && e.Value is string v) env[k] = v;
-
-            AlumetConfig config;
-            try { config = ConfigLoader.Load(configPath, env, DefaultPathPolicy.System).Config; }
-            catch (Exception e)
-            {
-                // No usable config: say so where an admin looks (default log + syslog), change nothing.
-                Log.Configure(new PathsSection().LogFile, "alumet-hpc", syslog: true, stderr: false);
-                Log.Error($"slurm {context}: configuration: {e.Message}; nothing done");
-                return 0;
-            }
-            Log.Configure(config.Paths.LogFile, "alumet-hpc", syslog: true, stderr: false);
-            return SlurmHook.Run(context, env, config, configPath);
-        }
-        catch (Exception)
-        {
-            return 0; // even Log failed: the hook's contract with slurmd comes first
-        }
-    }
+    public static int RunHook(string context, string? configPath) =>
+        HookHost.Run($"slurm {context}", configPath, (env, loaded) => SlurmHook.Run(context, env, loaded.Config, configPath));
 }
