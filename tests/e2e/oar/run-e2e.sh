@@ -118,8 +118,11 @@ s=$(wait_state "$J1" 60 "Terminated|Error"); [ "$s" = Terminated ] && ok "job $J
 check_job "$J1" "single job"
 node_alive
 
-# 2. two concurrent jobs, one core each
-J2=$(submit "-l core=1,walltime=0:05:00 'sleep 8'"); J3=$(submit "-l core=1,walltime=0:05:00 'sleep 8'")
+# 2. two concurrent jobs, one core each. Each burns CPU in the middle of its run (after both samplers have
+# started, before either ends), so each sampler sees the other job's cgroup CPU time: with plain sleeps the
+# only CPU is at job start, which may fall before the other sampler's first reading.
+BUSY="'sleep 3; i=0; while [ \$i -lt 400000 ]; do i=\$((i+1)); done; sleep 4'"
+J2=$(submit "-l core=1,walltime=0:05:00 $BUSY"); J3=$(submit "-l core=1,walltime=0:05:00 $BUSY")
 wait_state "$J2" 30 Running >/dev/null && wait_state "$J3" 30 Running >/dev/null && ok "jobs $J2 and $J3 run concurrently" || fail "jobs $J2/$J3 not concurrent"
 for j in $J2 $J3; do s=$(wait_state "$j" 60 "Terminated|Error"); [ "$s" = Terminated ] || fail "job $j ended '$s'"; done
 check_job "$J2" "concurrent job A"; check_job "$J3" "concurrent job B"
