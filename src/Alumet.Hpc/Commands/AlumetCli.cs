@@ -19,6 +19,8 @@ public static class AlumetCli
         {
             ExecCommand.Create(),
             SampleCommand.Create(),
+            NodeSamplerCommand.Create(),
+            CtlCommand.Create(),
             report,
             Schedulers.Slurm.SlurmCommand.Create(),
             Schedulers.Oar.OarCommand.Create(),

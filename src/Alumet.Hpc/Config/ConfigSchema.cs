@@ -55,6 +55,8 @@ internal static class ConfigSchema
             c => Positive(c.Sampler.MaxLifetimeH, 8784)),
         new("sampler", "stop_timeout_s", ConfigValueKind.Number, "use a positive number of seconds, at most 300 (the epilog waits this long)",
             c => Positive(c.Sampler.StopTimeoutS, 300)),
+        new("sampler", "linger_s", ConfigValueKind.Number, "use 0..86400 s (0: the node sampler exits with its last job)",
+            c => NonNegative(c.Sampler.LingerS, 86_400)),
 
         // [sources]
         new("sources", "rapl", ConfigValueKind.String, "use \"auto\", \"on\" or \"off\"",

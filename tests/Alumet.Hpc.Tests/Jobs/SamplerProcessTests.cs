@@ -7,15 +7,16 @@ using DuckDB.NET.Data;
 namespace Alumet.Hpc.Tests.Jobs;
 
 /// <summary>
-/// The real sampler binary, started detached by <see cref="SamplerLauncher"/> as a prolog would, over a generated
-/// powercap tree whose counters the test moves: energies in the DB and Parquet must be exactly the moves.
+/// The real node sampler binary, started detached by <see cref="SamplerLauncher"/> as a prolog would (linger 0: it
+/// exits with its last job), over a generated powercap tree whose counters the test moves: energies in the DB and
+/// Parquet must be exactly the moves.
 /// </summary>
 public class SamplerProcessTests
 {
     private const ulong MaxRange = 262_143_328_850; // a real max_energy_range_uj
 
     private static TestInstallation NewInstall() =>
-        new(PowercapTree.Standard(2, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20");
+        new(PowercapTree.Standard(2, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20\nlinger_s = 0");
 
     private static JobIdentity Job(string id) => new("exec", "test", id, "root", 0, "node1");
 
@@ -63,7 +64,7 @@ public class SamplerProcessTests
         install.Powercap.SetEnergy("intel-rapl:1:1", 2_000_007); // dram of socket 1: 2 J
         Thread.Sleep(300);
         var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
-        Assert.Equal("stopped", stop.Status);
+        Assert.True(stop.Status == "stopped", stop.Message);
         WaitFor(() => !new SamplerPid(launched.Pid, ProcessState.StartTime(launched.Pid) ?? 0).IsAlive(), "sampler exit");
 
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
@@ -144,7 +145,7 @@ public class SamplerProcessTests
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         var row = Assert.Single(db.GetJob("103"));
         Assert.Equal(JobStatus.NotMeasured, row.Status);
-        Assert.Contains("prolog did not start", row.Reason);
+        Assert.Contains("prolog did not register", row.Reason);
     }
 
     [Fact]
