@@ -186,10 +186,11 @@ public sealed class RaplCrossCheck : IDisposable
             {
                 if (_first[s][i] == ulong.MaxValue || second[s][i] == ulong.MaxValue) continue;
                 // The same wrap-safe accumulator as the sampler: one implementation of the wrap rule.
-                var counter = new EnergyCounter(chans[i].Modulus, _maxPowerW / chans[i].JoulesPerUnit);
-                counter.Update(_first[s][i], 0);
-                var (delta, _) = counter.Update(second[s][i], elapsed);
-                energy[s][Key(chans[i].Resource)] = (delta * chans[i].JoulesPerUnit, chans[i].JoulesPerUnit);
+                var counter = EnergyCounter.For(chans[i], _maxPowerW);
+                counter.Read(_first[s][i], _firstNs);
+                var step = counter.Read(second[s][i], monotonicNs);
+                if (step.Implausible) continue; // a reset in the window: nothing to compare
+                energy[s][Key(chans[i].Resource)] = (step.Delta * chans[i].JoulesPerUnit, chans[i].JoulesPerUnit);
             }
         }
         var messages = new List<string>();

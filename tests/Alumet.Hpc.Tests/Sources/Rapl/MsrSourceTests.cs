@@ -1,5 +1,5 @@
 using Alumet.Hpc.Core;
-using Alumet.Hpc.Sampling;
+using Alumet.Hpc.Spool;
 using Alumet.Hpc.Sources.Rapl;
 using Alumet.Hpc.Tests.Fakes;
 
@@ -70,11 +70,11 @@ public class MsrSourceTests
 
         // Core 0 wraps (+0x20) while core 2 adds 0x100: the sum wraps like one 32-bit counter, and the wrap-safe
         // accumulator recovers exactly 0x120 counts.
-        var counter = new EnergyCounter(s.Channels[1].Modulus, 1000 / s.Channels[1].JoulesPerUnit);
-        counter.Update(raw[1], 0);
+        var counter = EnergyCounter.For(s.Channels[1], 1000);
+        counter.Read(raw[1], 0);
         t.Set(1, 0xC001029A, 0x10).Set(3, 0xC001029A, 0x200);
         (raw, _) = Read(s);
-        Assert.Equal((0x120UL, false), counter.Update(raw[1], 1_000_000));
+        Assert.Equal(new CounterStep(0x120, 1_000_000, SpoolFlags.None), counter.Read(raw[1], 1_000_000));
         Assert.DoesNotContain(found.Problems, p => p.Contains("dram")); // AMD has no DRAM register: nothing is probed
     }
 
