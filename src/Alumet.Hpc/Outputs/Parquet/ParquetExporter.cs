@@ -245,7 +245,7 @@ public static class ParquetExporter
             ["estimated"] = estimated ? "true" : "false",
             ["unit"] = Unit,
             ["value_layout"] = layout == ParquetValueLayout.RawCounts ? "raw: J = value_raw * joules_per_unit" : "joules: value is J",
-            ["flags"] = "1=wrap-ambiguous (value is a lower bound), 2=read error during the interval",
+            ["flags"] = "1=wrap-ambiguous (value is a lower bound), 2=read error during the interval, 4=implausible reading rejected (counter reset or jump above max_power_w; not counted)",
             ["total_energy_domains"] = "cpu_package+dram+gpu (cpu_cores and uncore are inside cpu_package; psys contains package and dram)",
             ["consumers"] = "node = whole counter; job:<id> = this job's share; step:<id>.<step> = a step's part of the job share; other_jobs; unattributed. job + other_jobs + unattributed = node",
             ["row_order"] = "row groups in spool order; inside a row group grouped by series, each series in time order",
