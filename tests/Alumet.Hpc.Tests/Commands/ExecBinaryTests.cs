@@ -127,4 +127,19 @@ public class ExecBinaryTests
         report.WaitForExit();
         Assert.Contains("impossible counter jump", text);
     }
+
+    [Fact]
+    public void AMissingCommandIsOneSentenceExit127AndNoRowNoParquet()
+    {
+        using var install = NewInstall();
+        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", install.ConfigPath, "--job-id", "62", "--", "no-such-program-alumet", "--flag"])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        string stdout = p.StandardOutput.ReadToEnd(), stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.Equal(127, p.ExitCode);
+        Assert.Equal("", stdout);
+        Assert.Equal("alumet-hpc: exec: 'no-such-program-alumet': command not found in PATH; check the name, or give the program's path (nothing was measured)\n", stderr);
+        Assert.False(File.Exists(install.Config.Paths.Database), "no accounting row");
+        Assert.False(Directory.Exists(install.Config.Paths.DataDir), "no Parquet");
+    }
 }
