@@ -107,7 +107,7 @@ public sealed class AccountingDb : IDisposable
         _con = con;
     }
 
-    /// <summary>Opens for writing: creates the directory (0755) and file (0644) when missing, migrates.</summary>
+    /// <summary>Opens for writing: creates the directory (0751) and file (0640, group alumet) when missing, migrates.</summary>
     public static AccountingDb Open(string path, int busyTimeoutMs = 10_000)
     {
         path = System.IO.Path.GetFullPath(path);
@@ -164,28 +164,23 @@ public sealed class AccountingDb : IDisposable
 
     private static void CreateFile(string path)
     {
-        if (File.Exists(path)) return;
-        string? dir = System.IO.Path.GetDirectoryName(path);
-        if (dir is not null && !Directory.Exists(dir))
+        if (!File.Exists(path))
         {
-            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(dir);
-            else Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            if (System.IO.Path.GetDirectoryName(path) is { } dir) DatabaseFileAccess.CreateDirectory(dir);
+            try
+            {
+                // 0640 (DatabaseFileAccess): root writes, the alumet group (alumet-report's gate) reads, others nothing.
+                using var _ = new FileStream(path, new FileStreamOptions
+                {
+                    Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = DatabaseFileAccess.FileMode,
+                });
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                // another writer created it first
+            }
         }
-        try
-        {
-            // 0644: users read their rows through alumet-report (which filters by uid); only root writes.
-            var o = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-            if (!OperatingSystem.IsWindows())
-                o.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
-            using var _ = new FileStream(path, o);
-            if (!OperatingSystem.IsWindows())
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        }
-        catch (IOException) when (File.Exists(path))
-        {
-            // another writer created it first
-        }
+        DatabaseFileAccess.Secure(path);
     }
 
     public int UserVersion()
