@@ -255,6 +255,18 @@ public sealed class AccountingDbTests
         Assert.Contains("unable to open database", Sqlite(["-u", "nobody"], path));
     }
 
+    [SkippableFact]
+    public void RootClosesAnOlderWorldReadableDatabase()
+    {
+        Skip.IfNot(Environment.UserName == "root", "needs root");
+        using var tmp = new TempDir();
+        string path = tmp.Sub("acct.db");
+        using (var db = AccountingDb.Open(path)) db.Upsert(Sample());
+        File.SetUnixFileMode(path, (UnixFileMode)0b110_100_100); // 0644, as versions before the report gate made it
+        using (var db = AccountingDb.Open(path)) Assert.Single(db.GetJob("1234"));
+        Assert.Equal((UnixFileMode)0b110_100_000, File.GetUnixFileMode(path));
+    }
+
     private static string Sqlite(string[] who, string path)
     {
         var psi = new ProcessStartInfo("/usr/sbin/runuser", [.. who, "--", "/usr/bin/sqlite3", "-readonly", path, "SELECT job_id || ':' || status FROM jobs"])

@@ -86,7 +86,7 @@ public sealed class TwoUsersInstallation : IDisposable
     private static string Must((int Code, string Out, string Err) r) =>
         r.Code == 0 ? r.Out : throw new InvalidOperationException($"setup failed ({r.Code}): {r.Err}");
 
-    private static string RepoRoot()
+    public static string RepoRoot()
     {
         string dir = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(dir, "Alumet.Hpc.sln"))) dir = Path.GetDirectoryName(dir)!;
@@ -186,6 +186,23 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
         var r = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, copy, "report", "--db", _i.Db, "-P", "-n");
         Assert.Equal("", r.Out);
         Assert.Contains("alumet-hpc itself is set-id, so its group was given up", r.Err);
+    }
+
+    [SkippableFact]
+    public void GatePassesOnlyAZoneNameToTheRuntime()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        // The gate built to run env(1) instead of alumet-hpc shows exactly the environment alumet-hpc would get.
+        string gate = _i.Dir.Sub("bin/env-gate");
+        var built = TwoUsersInstallation.Sh($"gcc -O2 -Wall -Wextra -Werror -DALUMET_HPC_BIN='\"/usr/bin/env\"' -o {gate} "
+            + $"{Path.Combine(TwoUsersInstallation.RepoRoot(), "src", "report-gate", "alumet-report-gate.c")} && chown root:alumet {gate} && chmod 2755 {gate}");
+        Assert.Equal(0, built.Code);
+        var r = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, "/usr/bin/env",
+            "DOTNET_gcServer=1", "LD_PRELOAD=/tmp/x.so", "SQLITE_TMPDIR=/tmp", "TMPDIR=/tmp", "ALUMET_HPC_CONFIG=/tmp/a.toml",
+            "ALUMET_HPC_SYSTEM_CONFIG=/tmp/a.toml", "TZ=Europe/Paris", gate);
+        Assert.Equal((0, "PATH=/usr/sbin:/usr/bin:/sbin:/bin\nTZ=Europe/Paris\n"), (r.Code, r.Out));
+        var path = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, "/usr/bin/env", "TZ=:/home/x/zone", gate);
+        Assert.Equal("PATH=/usr/sbin:/usr/bin:/sbin:/bin\n", path.Out); // a TZ file path is dropped
     }
 
     [SkippableFact]
