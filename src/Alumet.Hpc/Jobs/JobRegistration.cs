@@ -34,6 +34,7 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
           .Append(" exclusive=").Append(Exclusive ? '1' : '0')
           .Append(" raw=").Append(Raw ? '1' : '0')
           .Append(" start=").Append(StartWallNs.ToString(CultureInfo.InvariantCulture));
+        if (Job.RunId.Length > 0) sb.Append(" run=").Append(Job.RunId);
         if (!string.IsNullOrEmpty(Gpus)) sb.Append(" gpus=").Append(Gpus);
         if (Sluid is not null) sb.Append(" sluid=").Append(Sluid);
         return sb.ToString();
@@ -54,10 +55,11 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         else if (!SchedulerInput.TryParseId(Get("uid"), out _)) error = $"uid {SchedulerInput.Quote(Get("uid"))} is not a uid";
         else if (Get("gpus") is { } g && !SchedulerInput.TryParseIndexList(g, out _)) error = $"gpus {SchedulerInput.Quote(g)} is not a list of GPU indices";
         else if (Get("sluid") is { } s && !SchedulerInput.IsToken(s)) error = $"sluid {SchedulerInput.Quote(s)} is not a SLUID";
+        else if (Get("run") is { } r && !RunId.IsValid(r)) error = $"run {SchedulerInput.Quote(r)} is not a run id";
         if (error is not null) return null;
         SchedulerInput.TryParseId(Get("uid"), out int uid);
         long.TryParse(Get("start"), NumberStyles.None, CultureInfo.InvariantCulture, out long start);
-        return new JobRegistration(new JobIdentity(scheduler!, cluster!, job!, user!, uid, node!), Get("gpus"), Get("sluid"),
+        return new JobRegistration(new JobIdentity(scheduler!, cluster!, job!, user!, uid, node!, Get("run") ?? ""), Get("gpus"), Get("sluid"),
             Get("exclusive") == "1", Get("raw") == "1", start);
     }
 

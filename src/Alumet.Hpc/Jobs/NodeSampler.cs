@@ -94,11 +94,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                     File.Delete(Path.Combine(dir, stale)); // a requeued job id starts a fresh spool
             bool exclusive = reg.Exclusive || _cfg.Sampler.Attribution == "exclusive";
             var locator = exclusive ? null : Locators(reg, _cfg);
+            long startWallNs = reg.StartWallNs > 0 ? reg.StartWallNs : Clock.WallNs();
             var meta = new SpoolMeta
             {
                 ToolVersion = ToolInfo.Version, Scheduler = reg.Job.Scheduler, Cluster = reg.Job.Cluster, JobId = reg.Job.JobId,
+                RunId = reg.Job.RunId.Length > 0 ? reg.Job.RunId : RunId.Of(reg.Sluid, Clock.FromWallNs(startWallNs)),
                 User = reg.Job.User, Uid = reg.Job.Uid, Node = reg.Job.Node,
-                StartWallNs = reg.StartWallNs > 0 ? reg.StartWallNs : Clock.WallNs(),
+                StartWallNs = startWallNs,
                 StoragePeriodMs = Raw(reg) ? 0 : PeriodMs, AttributionPeriodMs = PeriodMs,
                 AttributionMode = exclusive || locator is null ? "exclusive" : "cgroup-cpu-time",
                 Perimeter = _sources.Perimeter + (exclusive || locator is null

@@ -31,8 +31,7 @@ public static class SamplerLauncher
         var sw = Stopwatch.StartNew();
         try
         {
-            var reg = new JobRegistration(job, launch.GpuIndices.Count > 0 ? string.Join(',', launch.GpuIndices) : null, launch.Sluid,
-                launch.Exclusive, launch.Raw, Clock.WallNs());
+            var reg = Registration(launch);
             string request = "register " + reg.ToLine();
             string? answer = NodeSocket.Request(config.Paths.StateDir, request, TimeSpan.FromSeconds(5), out string? error);
             bool started = false;
@@ -58,6 +57,15 @@ public static class SamplerLauncher
         {
             return new LaunchResult(false, 0, $"could not register job {job.JobId} with the node sampler: {e.Message}");
         }
+    }
+
+    /// <summary>What the prolog registers. It fixes the run id (SLUID, else now), so that a restarted sampler keeps it.</summary>
+    public static JobRegistration Registration(SamplerLaunch launch)
+    {
+        var job = launch.Job;
+        if (job.RunId.Length == 0) job = job with { RunId = RunId.Of(launch.Sluid, DateTime.UtcNow) };
+        return new JobRegistration(job, launch.GpuIndices.Count > 0 ? string.Join(',', launch.GpuIndices) : null, launch.Sluid,
+            launch.Exclusive, launch.Raw, Clock.WallNs());
     }
 
     private static bool DaemonMayStillStart(AlumetConfig config) =>
@@ -101,6 +109,7 @@ public static class SamplerLauncher
             string finalized = Path.Combine(dir, SamplerFiles.Finalized);
             if (!File.Exists(Path.Combine(dir, JobRegistration.File)) && !File.Exists(Path.Combine(dir, Spool.SpoolWriter.MetaFile)))
             {
+                if (job.RunId.Length == 0) job = job with { RunId = RunId.FromStart(DateTime.UtcNow) };
                 JobFinalizer.RecordNotMeasured(job, config, "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)");
                 return new StopResult("not_measured", $"job {job.JobId}: no sampler state in {dir}");
             }

@@ -21,7 +21,6 @@ public sealed class MeasurementBuffer
 {
     private readonly SourceSlot[] _slots;
     private readonly EnergyChannel[] _channels;
-    private readonly long[] _lastOkNs;
     private readonly bool[] _failing;
     private readonly int[] _flags;        // SpoolFlags since the last snapshot, per channel
     private readonly ulong[] _snapTotals; // totals at the last snapshot
@@ -45,8 +44,6 @@ public sealed class MeasurementBuffer
         }
         _channels = channels.ToArray();
         int n = _channels.Length;
-        _lastOkNs = new long[n];
-        Array.Fill(_lastOkNs, startMonotonicNs);
         _failing = new bool[n];
         _flags = new int[n];
         _snapTotals = new ulong[n];
@@ -74,17 +71,15 @@ public sealed class MeasurementBuffer
                 continue;
             }
             bool primed = slot.Counters[i].Primed;
-            long elapsed = monotonicNs - _lastOkNs[c];
-            _lastOkNs[c] = monotonicNs;
-            var (delta, ambiguous) = slot.Counters[i].Update(slot.Raw[i], elapsed);
-            var flags = ambiguous ? SpoolFlags.WrapAmbiguous : SpoolFlags.None;
+            var step = slot.Counters[i].Read(slot.Raw[i], monotonicNs); // elapsed since this channel's last good read
+            var flags = step.Flags;
             if (_failing[c])
             {
                 flags |= SpoolFlags.ReadError; // the delta spans the failed reads
                 _failing[c] = false;
             }
             _flags[c] |= (int)flags;
-            if (primed) sink?.OnRead(c, wallNs, elapsed, delta, flags);
+            if (primed) sink?.OnRead(c, wallNs, step.ElapsedNs, step.Delta, flags);
         }
     }
 
