@@ -113,6 +113,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 new SeriesSpool(dir, meta, reopen: recovered), _sources.JobGpuChannels(reg.Gpus, reg.Job.JobId, Channels), monotonicNs, recovered);
             File.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
             _jobs[reg.Key] = job;
+            if (!_hadJob) lock (_spoolGate) _node.NameFrom(reg.Job);
             Rebuild();
             _hadJob = true;
             return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")})";

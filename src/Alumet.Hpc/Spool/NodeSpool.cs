@@ -17,8 +17,8 @@ public sealed class NodeSpool
 
     private readonly AlumetConfig _cfg;
     private readonly SourceSet _sources;
-    private readonly string _node;
-    private readonly string _cluster;
+    private string _node;
+    private string _cluster;
     private SeriesSpool? _spool;
     private string _day = "";
 
@@ -28,6 +28,13 @@ public sealed class NodeSpool
         _sources = sources;
         _node = Environment.MachineName;
         _cluster = cfg.Cluster.Name.Length > 0 ? cfg.Cluster.Name : "local";
+    }
+
+    /// <summary>The node and cluster as the scheduler names them (the first job's), when the config does not name the cluster.</summary>
+    public void NameFrom(Jobs.JobIdentity job)
+    {
+        _node = job.Node;
+        if (_cfg.Cluster.Name.Length == 0) _cluster = job.Cluster;
     }
 
     public static string Root(AlumetConfig cfg) => Path.Combine(cfg.Paths.StateDir, Directory);

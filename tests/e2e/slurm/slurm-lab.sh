@@ -163,6 +163,7 @@ flush_interval_ms = 500
 cgroup_wait_s = 10
 job_gone_grace_s = 10
 stop_timeout_s = 5
+linger_s = 1
 
 [sources]
 rapl = "on"
@@ -245,7 +246,7 @@ SlurmctldTimeout=30
 SlurmdTimeout=60
 Waittime=0
 $(echo "$NODELINE" | sed "s/^NodeName=$NODENAME /NodeName=$NODENAME NodeAddr=127.0.0.1 /")$NODEGRES State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES:8
 EOF
 )
   local CONF_CHANGED=0
