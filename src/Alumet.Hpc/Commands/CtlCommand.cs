@@ -27,13 +27,7 @@ public static class CtlCommand
             Console.Error.WriteLine("alumet-hpc: ctl: use status, jobs, pause, resume or set KEY=VALUE");
             return 2;
         }
-        AlumetConfig cfg;
-        try { cfg = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.System).Config; }
-        catch (ConfigException e)
-        {
-            Console.Error.WriteLine($"alumet-hpc: {e.Message}");
-            return 2;
-        }
+        if (CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
         string? answer = NodeSocket.Request(cfg.Paths.StateDir, string.Join(' ', words), TimeSpan.FromSeconds(10), out string? error);
         if (answer is null)
         {

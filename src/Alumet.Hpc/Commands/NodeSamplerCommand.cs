@@ -26,13 +26,7 @@ public static class NodeSamplerCommand
 
     private static int Run(string? configPath, bool detach)
     {
-        AlumetConfig cfg;
-        try { cfg = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.System).Config; }
-        catch (ConfigException e)
-        {
-            Console.Error.WriteLine($"alumet-hpc: {e.Message}");
-            return 2;
-        }
+        if (CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
         try { return NodeSamplerHost.RunDaemon(cfg, detach); }
         catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)

@@ -57,13 +57,7 @@ public static class SampleCommand
             return 2;
         }
 
-        AlumetConfig cfg;
-        try { cfg = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.System).Config; }
-        catch (ConfigException e)
-        {
-            Console.Error.WriteLine($"alumet-hpc: {e.Message}");
-            return 2;
-        }
+        if (CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
 
         var job = new JobIdentity(scheduler, cluster, jobId, user, uid, node, runId ?? RunId.Of(sluid, DateTime.UtcNow));

@@ -246,7 +246,7 @@ SlurmctldTimeout=30
 SlurmdTimeout=60
 Waittime=0
 $(echo "$NODELINE" | sed "s/^NodeName=$NODENAME /NodeName=$NODENAME NodeAddr=127.0.0.1 /")$NODEGRES State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES:8
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
 EOF
 )
   local CONF_CHANGED=0

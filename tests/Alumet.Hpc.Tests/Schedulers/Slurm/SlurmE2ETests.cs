@@ -112,7 +112,12 @@ public sealed class SlurmE2ETests
         foreach (var (id, g) in new[] { (a, gpus[0]), (b, gpus[1]) })
         {
             int gpu = int.Parse(g, CultureInfo.InvariantCulture);
-            var row = AssertMeasuredJob(id, minSeconds: 3, gpu);
+            // The two jobs shared the node: each file holds its own share only (node series in the root-only node file).
+            var row = Row(id);
+            Assert.True(row.Status == "complete", $"job {id}: {row.Status} ({row.Reason})");
+            Assert.Equal(new[] { $"job:{id}" }, ParquetConsumers(row.ParquetPath));
+            var sums = GpuSums(row.ParquetPath, id);
+            Assert.Equal(new[] { (FakeGpuBusIds[gpu], $"job:{id}") }, sums.Where(kv => kv.Value > 0).Select(kv => kv.Key).ToArray()); // its GPU only
             Assert.InRange(row.GpuJ, FakeGpuPowerW[gpu] * row.ElapsedS * 0.9 - 1, FakeGpuPowerW[gpu] * row.ElapsedS * 1.1 + 1);
             File.Delete(Path.Combine(Lab, "out", $"gpus.{id}"));
             AssertNoSampler(id);
@@ -155,9 +160,9 @@ public sealed class SlurmE2ETests
     public void EightConcurrentJobsRunWithOneSamplerAndEveryIntervalConserves()
     {
         RequireLab();
-        // 4 busy and 4 idle jobs share the node's 2 cores (--oversubscribe; the lab partition allows 8 per core).
-        var busy = Enumerable.Range(0, 4).Select(_ => Sbatch("timeout 6 bash -c 'while :; do :; done'; true", "--oversubscribe")).ToList();
-        var idle = Enumerable.Range(0, 4).Select(_ => Sbatch("sleep 6", "--oversubscribe")).ToList();
+        // 4 busy and 4 idle jobs share the node's 2 cores (the lab partition forces sharing, up to 8 jobs per core).
+        var busy = Enumerable.Range(0, 4).Select(_ => Sbatch("timeout 6 bash -c 'while :; do :; done'; true")).ToList();
+        var idle = Enumerable.Range(0, 4).Select(_ => Sbatch("sleep 6")).ToList();
         var all = busy.Concat(idle).ToList();
         var samplers = new HashSet<int>();
         var deadline = DateTime.UtcNow.AddSeconds(30);
@@ -213,12 +218,12 @@ public sealed class SlurmE2ETests
     public void KillMinus9OfTheNodeSamplerKeepsFlushedDataAndTheNextJobStartsANewOne()
     {
         RequireLab();
-        var jobs = Enumerable.Range(0, 3).Select(_ => Sbatch("sleep 6", "--oversubscribe")).ToList();
+        var jobs = Enumerable.Range(0, 3).Select(_ => Sbatch("sleep 6")).ToList();
         int pid = WaitSamplerPid(jobs[0]);
         foreach (string j in jobs) WaitSamplerPid(j);
         Thread.Sleep(2500); // past a storage period and a flush: the spools hold data
         Assert.Equal(0, Run("kill", "-9", pid.ToString(CultureInfo.InvariantCulture)).Code);
-        string next = Sbatch("sleep 3", "--oversubscribe"); // its prolog finds no sampler: starts a new one
+        string next = Sbatch("sleep 3"); // its prolog finds no sampler: starts a new one
         int second = WaitSamplerPid(next);
         Assert.NotEqual(pid, second);
         foreach (string j in jobs.Append(next)) WaitJobDone(j);
@@ -350,7 +355,9 @@ public sealed class SlurmE2ETests
             $"{DateTime.UtcNow:O} wrapper+process {times[0]:F1} ms; in-process median {median:F1} ms, max {logged[^1]:F1} ms over {logged.Count} prologs\n");
         Assert.True(times[0] < 250, $"prolog took {times[0]:F1} ms (wrapper + process start + hook)");
         // ~100 ms is the goal; the max gets slack for this 2-CPU machine shared with busy jobs and builds.
-        Assert.True(median < 50, $"median prolog (in-process) {median:F1} ms");
+        // A prolog that finds no node sampler starts one and waits until it listens (process start, sources, socket):
+        // with the lab's 1 s linger most prologs here do; on a node with jobs in a row (linger 30 s) few do.
+        Assert.True(median < 100, $"median prolog (in-process) {median:F1} ms");
         Assert.True(logged[^1] < 150, $"slowest prolog (in-process) {logged[^1]:F1} ms");
         AssertNoSampler(id);
     }
