@@ -104,6 +104,8 @@ internal static class ConfigSchema
         // [report]
         new("report", "admins", ConfigValueKind.StringList, "use an array of user names, e.g. [\"root\", \"alice\"]",
             c => UserNames(c.Report.Admins)),
+        new("report", "admin_groups", ConfigValueKind.StringList, "use an array of group names, e.g. [\"hpcadmin\"]",
+            c => UserNames(c.Report.AdminGroups)),
     ];
 
     /// <summary>Keys an older config file may still hold, and what replaced them.</summary>
