@@ -101,7 +101,7 @@ public sealed record JobSummary(
     public static JobSummary FromSpool(string spoolDirectory) =>
         FromSpool(SpoolWriter.ReadMeta(spoolDirectory), SpoolReader.ReadChunks(spoolDirectory));
 
-    public static JobSummary FromSpool(SpoolMeta meta, IEnumerable<SpoolRecord[]> chunks)
+    public static JobSummary FromSpool(SpoolMeta meta, IEnumerable<ReadOnlyMemory<SpoolRecord>> chunks)
     {
         string jobConsumer = JobConsumer(meta.JobId);
         string stepPrefix = StepPrefix(meta.JobId);
@@ -137,7 +137,7 @@ public sealed record JobSummary(
 
         foreach (var chunk in chunks)
         {
-            foreach (ref readonly var r in chunk.AsSpan())
+            foreach (ref readonly var r in chunk.Span)
             {
                 if ((uint)r.Series >= (uint)slotOfSeries.Length) continue; // corrupt index: never crash a summary
                 int slot = slotOfSeries[r.Series];
