@@ -131,6 +131,8 @@ storage_period_ms = $storage
 parquet_values = "${PARQUET_VALUES:-joules}"
 tick_scheduling = "$TICK"
 attribution = "exclusive"
+# stats.json is read from the job's state dir after the sampler exits
+keep_state = "always"
 
 [sources]
 rapl = "$rapl"
