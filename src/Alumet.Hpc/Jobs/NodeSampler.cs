@@ -90,8 +90,11 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             Directory.CreateDirectory(dir);
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             if (!recovered)
+            {
                 foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, "stats.json" })
                     File.Delete(Path.Combine(dir, stale)); // a requeued job id starts a fresh spool
+                File.Delete(JobFinalizer.MarkerPath(dir));  // and is not "already finalized" by its previous run
+            }
             bool exclusive = reg.Exclusive || _cfg.Sampler.Attribution == "exclusive";
             var locator = exclusive ? null : Locators(reg, _cfg);
             long startWallNs = reg.StartWallNs > 0 ? reg.StartWallNs : Clock.WallNs();
@@ -153,7 +156,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         try
         {
             var outcome = JobFinalizer.Finalize(dir, _cfg, complete, reason);
-            Log.Info($"job {job.Registration.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}, {outcome.Record.TotalEnergyJ:0.###} J, {outcome.ParquetPath}");
+            Log.Info($"job {job.Registration.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}{(outcome.Record is { } r ? $", {r.TotalEnergyJ:0.###} J, {outcome.ParquetPath}" : "")}");
             return outcome;
         }
         catch (Exception e)
@@ -174,7 +177,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             foreach (string jobDir in Directory.EnumerateDirectories(dir))
             {
                 string file = Path.Combine(jobDir, JobRegistration.File);
-                if (!File.Exists(file) || File.Exists(Path.Combine(jobDir, SamplerFiles.Finalized))) continue;
+                if (!File.Exists(file) || JobFinalizer.FinalizedLine(jobDir) is not null) continue;
                 JobRegistration? reg = null;
                 try { reg = JobRegistration.Parse(File.ReadAllText(file).Trim(), out _); }
                 catch (IOException) { }
@@ -334,7 +337,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         foreach (var job in jobs)
         {
             if (job.Ending) continue;
-            if (File.Exists(Path.Combine(job.Directory, SamplerFiles.Finalized)))
+            if (JobFinalizer.FinalizedLine(job.Directory) is not null)
             {
                 // Its epilog gave up waiting (hung sampler) and finalized it from the spool: drop it, do not finalize twice.
                 job.Ending = true;

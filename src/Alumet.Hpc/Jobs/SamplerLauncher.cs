@@ -106,23 +106,22 @@ public static class SamplerLauncher
         string dir = job.StateDirectory(config.Paths.StateDir);
         try
         {
-            string finalized = Path.Combine(dir, SamplerFiles.Finalized);
+            if (JobFinalizer.FinalizedLine(dir) is { } done)
+                return new StopResult("already", $"job {job.JobId}: already finalized ({done})");
             if (!File.Exists(Path.Combine(dir, JobRegistration.File)) && !File.Exists(Path.Combine(dir, Spool.SpoolWriter.MetaFile)))
             {
                 if (job.RunId.Length == 0) job = job with { RunId = RunId.FromStart(DateTime.UtcNow) };
                 JobFinalizer.RecordNotMeasured(job, config, "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)");
                 return new StopResult("not_measured", $"job {job.JobId}: no sampler state in {dir}");
             }
-            if (File.Exists(finalized))
-                return new StopResult("already", $"job {job.JobId}: already finalized ({File.ReadAllText(finalized).Trim()})");
 
             var sw = Stopwatch.StartNew();
             var timeout = TimeSpan.FromSeconds(config.Sampler.StopTimeoutS);
             string? answer = NodeSocket.Request(config.Paths.StateDir, $"end scheduler={job.Scheduler} job={job.JobId}", timeout, out string? error);
             if (answer is not null && answer.StartsWith("ok", StringComparison.Ordinal))
                 return new StopResult("stopped", $"job {job.JobId}: node sampler finalized it in {sw.Elapsed.TotalMilliseconds:0} ms ({answer[2..].Trim()})");
-            if (File.Exists(finalized))
-                return new StopResult("already", $"job {job.JobId}: already finalized ({File.ReadAllText(finalized).Trim()})");
+            if (JobFinalizer.FinalizedLine(dir) is { } line)
+                return new StopResult("already", $"job {job.JobId}: already finalized ({line})");
 
             string why = answer is not null
                 ? $"the node sampler did not know the job ({answer.Trim()}); data up to its last flush kept"

@@ -265,7 +265,7 @@ public class NodeSamplerTests : IDisposable
         var outcome = node.End(Job("42").Key, complete: true, "", 300 * Ms, 300 * Ms);
         Assert.NotNull(outcome);
         Assert.Equal("complete", outcome.Status);
-        Assert.Equal(0.001, outcome.Record.Energy.PackageJ, 12);
+        Assert.Equal(0.001, outcome.Record!.Energy.PackageJ, 12);
         Assert.Equal(0, node.JobCount);
         Assert.Null(node.End(Job("42").Key, true, "", 400 * Ms, 400 * Ms)); // already ended
         node.Close(400 * Ms, 400 * Ms);
@@ -291,7 +291,7 @@ public class NodeSamplerTests : IDisposable
         var outcome = second.End(recovered[0].Key, true, "", 1500 * Ms, 3500 * Ms)!;
         Assert.Equal("partial", outcome.Status);
         Assert.Contains("restarted during the job", outcome.Reason);
-        Assert.Equal(0.001 + 0.002, outcome.Record.Energy.PackageJ, 12); // before the kill + after the restart
+        Assert.Equal(0.001 + 0.002, outcome.Record!.Energy.PackageJ, 12); // before the kill + after the restart
         second.Close(1500 * Ms, 3500 * Ms);
     }
 
