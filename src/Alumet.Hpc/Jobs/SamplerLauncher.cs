@@ -126,11 +126,13 @@ public static class SamplerLauncher
             string why = answer is not null
                 ? $"the node sampler did not know the job ({answer.Trim()}); data up to its last flush kept"
                 : error is not null && error.StartsWith("no node sampler", StringComparison.Ordinal)
-                    ? "the node sampler died before the end of the job (crash or kill); data up to its last flush kept"
+                    ? "the sampler died before the end of the job (crash or kill); data up to its last flush kept"
                     : $"the node sampler did not finalize the job within {config.Sampler.StopTimeoutS} s ({error}); finalized from its spool";
             Log.Warn($"job {job.JobId}: {why}");
             var o = JobFinalizer.Finalize(dir, config, complete: false, why);
-            return new StopResult(o.Status, $"job {job.JobId}: finalized {o.Status} from its spool ({why})");
+            return o.Status == JobFinalizer.AlreadyStatus
+                ? new StopResult(o.Status, $"job {job.JobId}: already finalized by another process ({o.Reason})")
+                : new StopResult(o.Status, $"job {job.JobId}: sampler was not running; finalized {o.Status} from its spool ({why})");
         }
         catch (Exception e)
         {
