@@ -32,13 +32,13 @@ public static class JobFinalizer
             reason = Join(reason, "no sample was recorded");
         }
 
-        // One directory per job, so every node of a multi-node job lands beside the others on a shared filesystem.
-        string parquet = ParquetExporter.DefaultPath(cfg.Paths.DataDir, meta);
+        // The cluster's hive-partitioned dataset (README "Parquet dataset"): one file per job, node and run.
+        string parquet = ParquetDataset.JobFile(cfg.Paths.DataDir, meta);
         try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
+            ParquetDataset.CreateDirectories(cfg.Paths.DataDir, parquet, ParquetDataset.JobDirMode);
             var layout = cfg.Sampler.ParquetValues == "raw" ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
-            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead, Layout: layout))
+            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: ParquetDataset.FileMode, Layout: layout))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);
         }

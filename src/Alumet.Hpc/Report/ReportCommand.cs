@@ -59,21 +59,29 @@ public static partial class ReportCommand
         var noconvert = new Option<bool>("--noconvert") { Description = "Energies in J and powers in W, without K/M/G prefixes" };
         var allocations = new Option<bool>("--allocations", "-X") { Description = "Only the job lines (no node or step lines), like sacct -X" };
         var db = new Option<string>("--db") { Description = $"Accounting database (default: {env.DatabasePath})" };
+        var parquet = new Option<bool>("--parquet") { Description = "Print the job's Parquet file paths, one per line" };
+        var timeline = new Option<bool>("--timeline") { Description = "Power per domain per period from the job's Parquet files, with a text sparkline" };
+        var plot = new Option<string>("--plot") { Description = "Draw power per domain over time from the job's Parquet files into FILE.png or FILE.svg" };
 
         var root = new RootCommand("Energy used by jobs (sacct-like). Times are UTC; TotalEnergy = package + dram + gpu.")
         {
-            job, user, cluster, format, parsable, parsable2, noheader, json, noconvert, allocations, db,
+            job, user, cluster, format, parsable, parsable2, noheader, json, noconvert, allocations, db, parquet, timeline, plot,
         };
         root.SetAction(pr => Execute(env, new ReportRequest(
             pr.GetValue(job), pr.GetValue(user), pr.GetValue(cluster), pr.GetValue(format),
             pr.GetValue(json) ? ReportLayout.Json : pr.GetValue(parsable2) ? ReportLayout.Parsable2 : pr.GetValue(parsable) ? ReportLayout.Parsable : ReportLayout.Table,
-            !pr.GetValue(noheader), pr.GetValue(noconvert), pr.GetValue(db), pr.GetValue(allocations))));
+            !pr.GetValue(noheader), pr.GetValue(noconvert), pr.GetValue(db), pr.GetValue(allocations),
+            pr.GetValue(parquet), pr.GetValue(timeline), pr.GetValue(plot))));
         return root;
     }
 
     /// <summary>Everything the command line asked for.</summary>
     public sealed record ReportRequest(string? Jobs, string? Users, string? Cluster, string? Format, ReportLayout Layout, bool Header, bool NoConvert,
-        string? Database, bool AllocationsOnly = false);
+        string? Database, bool AllocationsOnly = false, bool Parquet = false, bool Timeline = false, string? Plot = null)
+    {
+        /// <summary>--parquet, --timeline or --plot: views of the job's Parquet files instead of the table.</summary>
+        public bool ParquetView => Parquet || Timeline || Plot is not null;
+    }
 
     public static int Execute(ReportEnvironment env, ReportRequest req)
     {
@@ -86,6 +94,7 @@ public static partial class ReportCommand
             int dot = id.IndexOf('.');
             requested.Add((dot < 0 ? id : id[..dot], dot < 0 ? null : id, id));
         }
+        if (req.ParquetView && ReportParquet.CheckArguments(req, requested.Count) is { } bad) return Fail(env, bad, 2);
         IReadOnlyList<FieldSpec> fields;
         try { fields = ReportFields.Parse(req.Format ?? ReportFields.DefaultFormat); }
         catch (FormatException e) { return Fail(env, e.Message, 2); }
@@ -140,6 +149,7 @@ public static partial class ReportCommand
         var notes = shown.SelectMany(x => x.Job.Notes).Distinct().ToList();
 
         // 4. Output.
+        if (req.ParquetView) return ReportParquet.Run(env, req, shown.Select(x => x.Job).ToList(), missing, path);
         var style = new ValueStyle(req.NoConvert);
         switch (req.Layout)
         {
@@ -156,8 +166,12 @@ public static partial class ReportCommand
                 break;
         }
         env.Out.Flush();
+        return ReportMissing(env, missing, path);
+    }
 
-        // Same words whether the job does not exist or belongs to someone else: no information leaks.
+    /// <summary>Same words whether the job does not exist or belongs to someone else: no information leaks. Exit 1 if any.</summary>
+    internal static int ReportMissing(ReportEnvironment env, IReadOnlyList<string> missing, string path)
+    {
         foreach (var m in missing)
             env.Err.WriteLine($"{Name}: error: job {m} not found in {path}{(env.IsAdmin ? "" : " (or not yours)")}");
         return missing.Count > 0 ? 1 : 0;
@@ -166,7 +180,7 @@ public static partial class ReportCommand
     private static IEnumerable<string> Split(string? list) =>
         string.IsNullOrWhiteSpace(list) ? [] : list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
-    private static int Fail(ReportEnvironment env, string message, int code)
+    internal static int Fail(ReportEnvironment env, string message, int code)
     {
         env.Err.WriteLine($"{Name}: error: {message}");
         return code;

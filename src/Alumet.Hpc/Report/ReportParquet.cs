@@ -1,0 +1,73 @@
+using Alumet.Hpc.Outputs.Parquet;
+
+namespace Alumet.Hpc.Report;
+
+/// <summary>
+/// <c>--parquet</c>, <c>--timeline</c>, <c>--plot</c>: views of the Parquet files of the jobs the caller may see (the
+/// same rows as the table, so the same access rule). Before any file is read or written the process gives up a
+/// setgid group (the database is read by then): files are opened, and the plot written, with the caller's own rights.
+/// </summary>
+public static class ReportParquet
+{
+    /// <summary>Argument errors (exit 2) before the database is opened.</summary>
+    public static string? CheckArguments(ReportCommand.ReportRequest req, int jobs)
+    {
+        if (req.Timeline || req.Plot is not null)
+        {
+            if (jobs != 1) return "--timeline and --plot take one job: --job N";
+            if (req.Plot is { } p && !(p.EndsWith(".png", StringComparison.OrdinalIgnoreCase) || p.EndsWith(".svg", StringComparison.OrdinalIgnoreCase)))
+                return $"--plot {p}: the file name must end in .png or .svg";
+        }
+        return null;
+    }
+
+    public static int Run(ReportEnvironment env, ReportCommand.ReportRequest req, IReadOnlyList<ReportJob> jobs, IReadOnlyList<string> missing, string dbPath)
+    {
+        if (!DropSetgid()) return ReportCommand.Fail(env, "cannot give up the setgid group before opening Parquet files; check the binary's installation (README)", 1);
+        if (req.Parquet)
+        {
+            foreach (var p in jobs.SelectMany(j => j.Total.ParquetPaths).Distinct()) env.Out.WriteLine(p);
+            env.Out.Flush();
+        }
+        if ((req.Timeline || req.Plot is not null) && jobs.Count == 1)
+        {
+            var job = jobs[0];
+            var files = job.Total.ParquetPaths.Where(File.Exists).ToList();
+            if (files.Count == 0)
+                return ReportCommand.Fail(env, $"job {job.JobId} has no Parquet file ({(job.Total.ParquetPaths.Count == 0 ? $"status {job.Total.Status}" : "moved or deleted: " + string.Join(", ", job.Total.ParquetPaths))})", 1);
+            PowerTimeline t;
+            try { t = PowerTimeline.ReadAsync(files, ReportTimeline.MaxPeriods).GetAwaiter().GetResult(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+            {
+                return ReportCommand.Fail(env, $"cannot read the Parquet file(s) of job {job.JobId}: {e.Message.Split('\n')[0].Trim()}", 1);
+            }
+            if (req.Timeline)
+            {
+                env.Out.Write(ReportTimeline.Format(job.JobId, t));
+                env.Out.Flush();
+            }
+            if (req.Plot is { } plotPath)
+            {
+                if (PowerPlot.Unavailable() is { } why) return ReportCommand.Fail(env, why, 1);
+                try
+                {
+                    int lines = PowerPlot.Save(t, job.JobId, plotPath);
+                    env.Err.WriteLine($"{ReportCommand.Name}: wrote {plotPath} ({lines} series)");
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    return ReportCommand.Fail(env, $"cannot write {plotPath}: {e.Message.Split('\n')[0].Trim()}", 1);
+                }
+            }
+        }
+        return ReportCommand.ReportMissing(env, missing, dbPath);
+    }
+
+    /// <summary>A setgid report (group allowed to read the database) continues with the caller's group only.</summary>
+    private static bool DropSetgid()
+    {
+        if (OperatingSystem.IsWindows()) return true;
+        uint gid = Native.Libc.getgid();
+        return Native.Libc.getegid() == gid || Native.Libc.setresgid(gid, gid, gid) == 0;
+    }
+}
