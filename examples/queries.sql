@@ -57,7 +57,7 @@ SELECT "user",
        count(DISTINCT job_id || '/' || run_id) AS jobs,
        sum(energy_raw * joules_per_unit) AS energy_j,
        sum(energy_raw * joules_per_unit) / 3.6e6 AS energy_kwh
-FROM read_parquet(getvariable('dataset'), hive_partitioning = true, union_by_name = true)
+FROM read_parquet(getvariable('dataset'), hive_partitioning = true)
 WHERE cluster = getvariable('cluster') AND year = getvariable('year') AND month = getvariable('month')
   AND consumer LIKE 'job:%' AND counts_in_total
 GROUP BY "user"

@@ -7,8 +7,8 @@ namespace Alumet.Hpc.Report;
 
 /// <summary>
 /// <c>alumet-report --job N --plot FILE.png|.svg</c>: power per domain over time from the job's Parquet files, the
-/// job's share per domain (solid) and the counted totals of the node, other jobs and unattributed (dashed) where the
-/// file has them. Drawn with ScottPlot (SkiaSharp): <c>libSkiaSharp.so</c> and <c>libHarfBuzzSharp.so</c> are loaded
+/// job's share per domain and its total (solid), and the totals of the node, other jobs and unattributed (dashed)
+/// where the file has them; totals are over the domains that count in TotalEnergy. Drawn with ScottPlot (SkiaSharp): <c>libSkiaSharp.so</c> and <c>libHarfBuzzSharp.so</c> are loaded
 /// from the binary's own directory only, and text uses the DejaVu Sans font embedded in the binary (machines may
 /// have no fonts; the report may run setgid, so nothing is read from a path the caller controls).
 /// </summary>
@@ -20,16 +20,17 @@ public static class PowerPlot
     private static readonly string[] NativeLibraries = ["libSkiaSharp.so", "libHarfBuzzSharp.so"];
 
     /// <summary>The plot's series: legend text → (seconds since start, W).</summary>
-    public sealed record Line(string Label, double[] X, double[] Y, bool Dashed);
+    public sealed record Line(string Label, double[] X, double[] Y, bool Dashed, bool Bold);
 
-    /// <summary>What is drawn: the job's domains (not the total, which the job's line in the DB already gives) and other consumers' totals.</summary>
+    /// <summary>What is drawn: the job's domains and its counted total (solid), the other consumers' counted totals (dashed).</summary>
     public static IReadOnlyList<Line> Lines(PowerTimeline t)
     {
         var lines = new List<Line>();
         foreach (var s in t.Series)
         {
             bool job = PowerTimeline.ConsumerRank(s.Consumer) == 0;
-            if (job ? s.Domain == PowerTimeline.CountedTotal : s.Domain != PowerTimeline.CountedTotal) continue;
+            bool total = s.Domain == PowerTimeline.CountedTotal;
+            if (!job && !total) continue;
             if (PowerTimeline.ConsumerRank(s.Consumer) == 4) continue; // steps are parts of the job line
             var watts = s.Watts();
             var x = new List<double>();
@@ -41,8 +42,8 @@ public static class PowerPlot
                 y.Add(watts[i]);
             }
             if (x.Count == 0) continue;
-            string label = job ? $"{s.Consumer} {s.Domain}" : $"{s.Consumer} (package+dram+gpu)";
-            lines.Add(new Line(label, x.ToArray(), y.ToArray(), Dashed: !job));
+            string label = total ? $"{s.Consumer} (package+dram+gpu)" : $"{s.Consumer} {s.Domain}";
+            lines.Add(new Line(label, x.ToArray(), y.ToArray(), Dashed: !job, Bold: total));
         }
         return lines;
     }
@@ -74,7 +75,7 @@ public static class PowerPlot
         {
             var sc = plot.Add.ScatterLine(l.X, l.Y, palette.GetColor(i++));
             sc.LegendText = l.Label;
-            sc.LineWidth = l.Dashed ? 2 : 1.5f;
+            sc.LineWidth = l.Bold ? 2.5f : 1.5f;
             if (l.Dashed) sc.LinePattern = LinePattern.Dashed;
         }
         plot.Title($"job {jobId}: power per {ReportTimeline.Span(t.Period)} from {t.Start:yyyy-MM-dd HH:mm:ss} UTC");

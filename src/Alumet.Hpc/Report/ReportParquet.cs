@@ -37,7 +37,7 @@ public static class ReportParquet
                 return ReportCommand.Fail(env, $"job {job.JobId} has no Parquet file ({(job.Total.ParquetPaths.Count == 0 ? $"status {job.Total.Status}" : "moved or deleted: " + string.Join(", ", job.Total.ParquetPaths))})", 1);
             PowerTimeline t;
             try { t = PowerTimeline.ReadAsync(files, ReportTimeline.MaxPeriods).GetAwaiter().GetResult(); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or NotSupportedException or ArgumentException)
             {
                 return ReportCommand.Fail(env, $"cannot read the Parquet file(s) of job {job.JobId}: {e.Message.Split('\n')[0].Trim()}", 1);
             }

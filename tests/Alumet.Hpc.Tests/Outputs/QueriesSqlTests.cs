@@ -127,7 +127,9 @@ public sealed partial class QueriesSqlTests(ITestOutputHelper output)
             string user = users[i % 3];
             int seconds = 2 + i % 7;
             var meta = KnownJob(tmp.Sub($"spool{i}"), (1000 + i).ToString(), (start - DateTime.UnixEpoch).Ticks * 100, seconds, user, cluster);
-            await ParquetExporter.ExportAsync(tmp.Sub($"spool{i}"), ParquetDataset.JobFile(data, meta));
+            // Both layouts in one dataset (parquet_values may differ between nodes or over time).
+            await ParquetExporter.ExportAsync(tmp.Sub($"spool{i}"), ParquetDataset.JobFile(data, meta),
+                new ParquetExportOptions(Layout: i % 2 == 0 ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules));
             jobs++;
             if (cluster != "lab" || start.Month != 11) continue;
             inPartition++;

@@ -96,29 +96,26 @@ public static class ParquetRepair
         fs.Position = 0;
         await using var reader = await ParquetReader.CreateAsync(fs, cancellationToken: ct).ConfigureAwait(false);
         var field = reader.Schema.DataFields.FirstOrDefault(f => f.Name == TimestampColumn);
-        if (field is null) return null;
+        if (field is null) return null; // the footer said TIMESTAMP(MICROS) INT64: its values are µs, read as such
         var ranges = new List<(long, long)?>();
         for (int g = 0; g < reader.RowGroupCount; g++)
         {
             using var rg = reader.OpenRowGroupReader(g);
             int n = checked((int)rg.RowCount);
             long min = long.MaxValue, max = long.MinValue;
-            if (field.ClrType == typeof(DateTime))
+            var asLong = PowerTimeline.TimestampAsInt64(field);
+            if (field.IsNullable)
             {
-                if (field.IsNullable)
-                {
-                    var values = new DateTime?[n];
-                    await rg.ReadAsync<DateTime>(field, values.AsMemory(), null, ct).ConfigureAwait(false);
-                    foreach (var v in values) if (v is { } d) Track(Micros(d), ref min, ref max);
-                }
-                else
-                {
-                    var values = new DateTime[n];
-                    await rg.ReadAsync<DateTime>(field, values.AsMemory(), null, ct).ConfigureAwait(false);
-                    foreach (var d in values) Track(Micros(d), ref min, ref max);
-                }
+                var values = new long?[n];
+                await rg.ReadAsync<long>(asLong, values.AsMemory(), null, ct).ConfigureAwait(false);
+                foreach (var v in values) if (v is { } d) Track(d, ref min, ref max);
             }
-            else return null;
+            else
+            {
+                var values = new long[n];
+                await rg.ReadAsync<long>(asLong, values.AsMemory(), null, ct).ConfigureAwait(false);
+                foreach (var d in values) Track(d, ref min, ref max);
+            }
             ranges.Add(min <= max ? (min, max) : null);
         }
         return ranges;
@@ -128,7 +125,6 @@ public static class ParquetRepair
             if (v < min) min = v;
             if (v > max) max = v;
         }
-        static long Micros(DateTime d) => ((d.Kind == DateTimeKind.Local ? d.ToUniversalTime() : d).Ticks - DateTime.UnixEpoch.Ticks) / 10;
     }
 
     /// <summary>Rewrites the statistics of the chunk's only data page in place (same encoded length). False when not possible.</summary>

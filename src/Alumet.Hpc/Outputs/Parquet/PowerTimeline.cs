@@ -120,7 +120,7 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         {
             using var rg = reader.OpenRowGroupReader(g);
             int n = checked((int)rg.RowCount);
-            var end = await ReadDateTimes(rg, F("timestamp"), n, ct).ConfigureAwait(false);
+            var end = await ReadTimestamps(rg, F("timestamp"), n, ct).ConfigureAwait(false);
             var interval = await Read<long>(rg, F("interval_us"), n, ct).ConfigureAwait(false);
             var consumer = await ReadStrings(rg, F("consumer"), n, ct).ConfigureAwait(false);
             var kind = await ReadStrings(rg, F("resource_kind"), n, ct).ConfigureAwait(false);
@@ -167,12 +167,24 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         return b.Select(v => v ?? default).ToArray();
     }
 
-    private static async Task<DateTime[]> ReadDateTimes(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct)
+    /// <summary>
+    /// The timestamp as its physical INT64 µs (schema 2 delta-encodes it, which Parquet.Net's DateTime reader does not
+    /// decode; schema 1 stored the same µs PLAIN).
+    /// </summary>
+    private static async Task<DateTime[]> ReadTimestamps(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct)
     {
-        var d = await Read<DateTime>(rg, f, n, ct).ConfigureAwait(false);
-        for (int i = 0; i < d.Length; i++)
-            if (d[i].Kind == DateTimeKind.Local) d[i] = d[i].ToUniversalTime();
+        var us = await Read<long>(rg, TimestampAsInt64(f), n, ct).ConfigureAwait(false);
+        var d = new DateTime[n];
+        for (int i = 0; i < n; i++) d[i] = DateTime.UnixEpoch.AddTicks(us[i] * 10);
         return d;
+    }
+
+    /// <summary>The same column read as INT64 (µs since the epoch for TIMESTAMP(MICROS)).</summary>
+    internal static DataField<long> TimestampAsInt64(DataField f)
+    {
+        var asLong = new DataField<long>(f.Name, f.IsNullable);
+        _ = new ParquetSchema(asLong); // the reader finds a column by the field's schema path
+        return asLong;
     }
 
     private static async Task<string[]> ReadStrings(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct)
