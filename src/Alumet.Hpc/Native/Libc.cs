@@ -50,17 +50,14 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
 
+    public const int X_OK = 1;
+
+    /// <summary>Whether the real uid may do <paramref name="mode"/> on <paramref name="path"/> (root: X_OK needs an x bit).</summary>
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int access(string path, int mode);
+
     [LibraryImport("libc")]
     public static partial uint getuid();
-
-    [LibraryImport("libc")]
-    public static partial uint getgid();
-
-    [LibraryImport("libc")]
-    public static partial uint getegid();
-
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial int setresgid(uint rgid, uint egid, uint sgid);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int kill(int pid, int sig);
@@ -85,4 +82,25 @@ internal static partial class Libc
         if (lstat(path, buf) != 0) return null;
         return (*(int*)(buf + at), *(int*)(buf + at + 4));
     }
+
+    [LibraryImport("libc")]
+    public static partial uint getgid();
+
+    [LibraryImport("libc")]
+    public static partial uint getegid();
+
+    /// <summary>Sets real, effective and saved gid at once: the only way to give up a setgid group for good.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setresgid(uint rgid, uint egid, uint sgid);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int getgroups(int size, uint* list);
+
+    /// <summary>struct passwd* (NSS: files, LDAP, sssd); pw_uid is at offset 16 on LP64 (after two char*).</summary>
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial IntPtr getpwnam(string name);
+
+    /// <summary>struct group*; gr_gid is at offset 16 on LP64 (after two char*).</summary>
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial IntPtr getgrnam(string name);
 }

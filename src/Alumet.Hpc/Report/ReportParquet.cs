@@ -4,8 +4,8 @@ namespace Alumet.Hpc.Report;
 
 /// <summary>
 /// <c>--parquet</c>, <c>--timeline</c>, <c>--plot</c>: views of the Parquet files of the jobs the caller may see (the
-/// same rows as the table, so the same access rule). Before any file is read or written the process gives up a
-/// setgid group (the database is read by then): files are opened, and the plot written, with the caller's own rights.
+/// same rows as the table, so the same access rule). Before any file is read or written the process gives up the
+/// report's group (<see cref="ReportPrivilege"/>; the database is read by then).
 /// </summary>
 public static class ReportParquet
 {
@@ -23,7 +23,8 @@ public static class ReportParquet
 
     public static int Run(ReportEnvironment env, ReportCommand.ReportRequest req, IReadOnlyList<ReportJob> jobs, IReadOnlyList<string> missing, string dbPath)
     {
-        if (!DropSetgid()) return ReportCommand.Fail(env, "cannot give up the setgid group before opening Parquet files; check the binary's installation (README)", 1);
+        try { ReportPrivilege.Drop(); } // the database is read: files are opened, and the plot written, with the caller's rights only
+        catch (UnauthorizedAccessException e) { return ReportCommand.Fail(env, e.Message, 1); }
         if (req.Parquet)
         {
             foreach (var p in jobs.SelectMany(j => j.Total.ParquetPaths).Distinct()) env.Out.WriteLine(p);
@@ -61,13 +62,5 @@ public static class ReportParquet
             }
         }
         return ReportCommand.ReportMissing(env, missing, dbPath);
-    }
-
-    /// <summary>A setgid report (group allowed to read the database) continues with the caller's group only.</summary>
-    private static bool DropSetgid()
-    {
-        if (OperatingSystem.IsWindows()) return true;
-        uint gid = Native.Libc.getgid();
-        return Native.Libc.getegid() == gid || Native.Libc.setresgid(gid, gid, gid) == 0;
     }
 }

@@ -50,7 +50,7 @@ public sealed class ReportParquetTests : IDisposable
     {
         var o = new StringWriter { NewLine = "\n" };
         var e = new StringWriter { NewLine = "\n" };
-        int code = ReportCommand.Run(args, new ReportEnvironment(uid, user, [], _cfg.Paths.Database, o, e));
+        int code = ReportCommand.Run(args, new ReportEnvironment(uid, false, _cfg.Paths.Database, o, e));
         return (code, o.ToString(), e.ToString());
     }
 

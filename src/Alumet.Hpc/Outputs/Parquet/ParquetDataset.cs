@@ -27,12 +27,8 @@ public static class ParquetDataset
     public const UnixFileMode NodeDirMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     public const UnixFileMode FileMode = UnixFileMode.UserRead;
 
-    /// <summary>
-    /// The run of a job: the scheduler's SLUID when it gave one, else the start time in UTC <c>yyyyMMddTHHmmssfffZ</c>
-    /// (job ids are reused over a cluster's life, a run is not).
-    /// </summary>
-    public static string RunId(SpoolMeta meta) =>
-        DateTime.UnixEpoch.AddTicks(meta.StartWallNs / 100).ToString("yyyyMMdd'T'HHmmssfff'Z'", CultureInfo.InvariantCulture);
+    /// <summary>The run of a job (<see cref="Jobs.RunId"/>; spools of older versions have none: their start time).</summary>
+    public static string RunId(SpoolMeta meta) => meta.RunId.Length > 0 ? meta.RunId : Jobs.RunId.FromStartNs(meta.StartWallNs);
 
     /// <summary>The job file of one node of one run.</summary>
     public static string JobFile(string dataDir, SpoolMeta meta) =>
