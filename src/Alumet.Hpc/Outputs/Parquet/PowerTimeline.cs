@@ -31,7 +31,7 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
 
     /// <summary>
     /// Picks a readable period giving at most <paramref name="maxPeriods"/> periods over the span, never shorter than
-    /// the longest stored interval (a 1 s storage period cannot show 0.5 s periods).
+    /// <paramref name="shortest"/> (a 1 s storage period cannot show 0.5 s periods).
     /// </summary>
     public static TimeSpan AutoPeriod(TimeSpan span, int maxPeriods, TimeSpan shortest)
     {
@@ -46,7 +46,8 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
     {
         // Pass 1: the time span (files of schema 1 have wrong timestamp statistics, so the rows are read, not the footer).
         DateTime lo = DateTime.MaxValue, hi = DateTime.MinValue;
-        long longestUs = 0;
+        // Per series, how many rows have each interval (ms): its median is the series' resolution.
+        var intervals = new Dictionary<(string, string), Dictionary<long, long>>();
         foreach (var f in files)
             await foreach (var rows in ReadRowsAsync(f, ct).ConfigureAwait(false))
                 for (int i = 0; i < rows.Count; i++)
@@ -54,10 +55,16 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
                     var start = rows.End[i].AddTicks(-rows.IntervalUs[i] * 10);
                     if (start < lo) lo = start;
                     if (rows.End[i] > hi) hi = rows.End[i];
-                    if (rows.IntervalUs[i] > longestUs) longestUs = rows.IntervalUs[i];
+                    var key = (rows.Domain[i], rows.Consumer[i]);
+                    if (!intervals.TryGetValue(key, out var h)) intervals[key] = h = [];
+                    long ms = (rows.IntervalUs[i] + 500) / 1000;
+                    h[ms] = h.GetValueOrDefault(ms) + 1;
                 }
         if (lo > hi) return new PowerTimeline(DateTime.UnixEpoch, TimeSpan.FromSeconds(1), 0, []);
-        var p = period ?? AutoPeriod(hi - lo, maxPeriods, TimeSpan.FromTicks(longestUs * 10));
+        // No shorter than the coarsest series' usual interval (job shares are stored per attribution period even when
+        // the node's rows are raw): every period then holds a row of every series.
+        long coarsestMs = intervals.Values.Select(Median).DefaultIfEmpty(0).Max();
+        var p = period ?? AutoPeriod(hi - lo, maxPeriods, TimeSpan.FromMilliseconds(coarsestMs));
         int n = Math.Max(1, (int)Math.Ceiling((hi - lo) / p));
         var series = new Dictionary<(string, string), (double[] E, double[] S, bool Counted)>();
         string? Prefix(string f) => files.Count > 1 ? Path.GetFileName(f) : null;
@@ -88,6 +95,14 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
             .OrderBy(s => ConsumerRank(s.Consumer)).ThenBy(s => s.Domain == CountedTotal ? 1 : 0).ThenBy(s => s.Domain, StringComparer.Ordinal)
             .ToList();
         return new PowerTimeline(lo, p, n, list);
+    }
+
+    private static long Median(Dictionary<long, long> histogram)
+    {
+        long half = (histogram.Values.Sum() + 1) / 2, seen = 0;
+        foreach (var (ms, n) in histogram.OrderBy(kv => kv.Key))
+            if ((seen += n) >= half) return ms;
+        return 0;
     }
 
     private static void Add(Dictionary<(string, string), (double[] E, double[] S, bool Counted)> d, (string, string) key, bool counted, int n, int b, double j, double s)
