@@ -12,6 +12,7 @@ public static class ReportParquet
     /// <summary>Argument errors (exit 2) before the database is opened.</summary>
     public static string? CheckArguments(ReportCommand.ReportRequest req, int jobs)
     {
+        if (jobs == 0) return "--parquet, --timeline and --plot need --job N";
         if (req.Timeline || req.Plot is not null)
         {
             if (jobs != 1) return "--timeline and --plot take one job: --job N";
@@ -61,6 +62,10 @@ public static class ReportParquet
                 }
             }
         }
-        return ReportCommand.ReportMissing(env, missing, dbPath);
+        // Unlike the table (sacct exits 0), a missing job is an error here: a script asked for files that are not there.
+        // Same words whether the job does not exist or belongs to someone else.
+        foreach (var m in missing)
+            env.Err.WriteLine($"{ReportCommand.Name}: error: job {m} not found in {dbPath}{(env.IsAdmin ? "" : " (or not yours)")}");
+        return missing.Count > 0 ? 1 : 0;
     }
 }

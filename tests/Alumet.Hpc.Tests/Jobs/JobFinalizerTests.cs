@@ -59,7 +59,7 @@ public class JobFinalizerTests
             $"SELECT sum(energy_raw)::BIGINT FROM read_parquet('{file}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")));
         Assert.Equal(0.009, Convert.ToDouble(Scalar(
             $"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{file}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 12);
-        Assert.Equal(0.009, outcome.Record.Energy.PackageJ, 12);
+        Assert.Equal(0.009, outcome.Record!.Energy.PackageJ, 12);
     }
 
     [Fact]
@@ -70,10 +70,11 @@ public class JobFinalizerTests
         var outcome = JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: true, "");
         Assert.Equal(0L, Convert.ToInt64(Scalar(
             $"SELECT count(*) FROM (DESCRIBE SELECT * FROM read_parquet('{outcome.ParquetPath}')) WHERE column_name = 'energy_j'")));
-        cfg.Sampler.ParquetValues = "joules";
-        outcome = JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: true, "");
+        var (dir2, cfg2) = RawJob("joules");
+        using var __ = dir2;
+        var joules = JobFinalizer.Finalize(dir2.PathOf("state"), cfg2, complete: true, "");
         Assert.Equal(0.009, Convert.ToDouble(Scalar(
-            $"SELECT sum(energy_j) FROM read_parquet('{outcome.ParquetPath}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 12);
+            $"SELECT sum(energy_j) FROM read_parquet('{joules.ParquetPath}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 12);
     }
 
     [Fact]

@@ -14,6 +14,7 @@ public sealed class ReportParquetTests : IDisposable
     private const long Sec = 1_000_000_000;
     private readonly TempDir _dir = new();
     private readonly AlumetConfig _cfg = new();
+    private readonly SpoolMeta _meta;
 
     /// <summary>
     /// Job 4242 on n1, 20 s at 1 s storage: socket 0 package node 50 W = job 30 + other jobs 15 + unattributed 5, DRAM node
@@ -41,6 +42,7 @@ public sealed class ReportParquetTests : IDisposable
             records.Add(R(w, Sec, 70_000_000, 8));
         }
         Write(_dir.Sub("state"), meta, records);
+        _meta = meta;
         JobFinalizer.Finalize(_dir.Sub("state"), _cfg, complete: true, "");
     }
 
@@ -57,7 +59,7 @@ public sealed class ReportParquetTests : IDisposable
     [Fact]
     public void ParquetPrintsTheJobsFilesOnlyToItsUser()
     {
-        string expected = ParquetDataset.JobFile(_cfg.Paths.DataDir, SpoolWriter.ReadMeta(_dir.Sub("state")));
+        string expected = ParquetDataset.JobFile(_cfg.Paths.DataDir, _meta);
         var (code, output, err) = Report(1001, "alice", "--job", "4242", "--parquet");
         Assert.Equal((0, expected + "\n", ""), (code, output, err));
         Assert.True(File.Exists(expected));
