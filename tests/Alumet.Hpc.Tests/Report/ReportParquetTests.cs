@@ -122,7 +122,8 @@ public sealed class ReportParquetTests : IDisposable
     public void BadPlotArgumentsAreOneLineErrors()
     {
         Assert.Equal((2, "", "alumet-report: error: --plot x.jpg: the file name must end in .png or .svg\n"), Report(1001, "alice", "--job", "4242", "--plot", "x.jpg"));
-        Assert.Equal((2, "", "alumet-report: error: --timeline and --plot take one job: --job N\n"), Report(1001, "alice", "--timeline"));
+        Assert.Equal((2, "", "alumet-report: error: --parquet, --timeline and --plot need --job N\n"), Report(1001, "alice", "--timeline"));
+        Assert.Equal((2, "", "alumet-report: error: --timeline and --plot take one job: --job N\n"), Report(1001, "alice", "--job", "4242,4243", "--plot", "x.png"));
         var dir = Report(1001, "alice", "--job", "4242", "--plot", _dir.Sub("no/such/dir/p.png"));
         Assert.Equal(1, dir.Code);
         Assert.StartsWith($"alumet-report: error: cannot write {_dir.Sub("no/such/dir/p.png")}: ", dir.Err);
