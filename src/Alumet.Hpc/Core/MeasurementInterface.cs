@@ -13,6 +13,10 @@ public enum MeasurementInterface
     NvmlIntegratedPower,
     /// <summary>CPU time × a configured power model: an estimate, not a measurement.</summary>
     Estimate,
+    /// <summary>The BMC's DCMI Get Power Reading (IPMI NetFn 0x2C, group 0xDC, command 0x02), integrated over time.</summary>
+    IpmiDcmi,
+    /// <summary>A BMC power sensor (unit Watts, IPMI Get Sensor Reading), integrated over time.</summary>
+    IpmiSensor,
 }
 
 public static class MeasurementInterfaces
@@ -24,6 +28,8 @@ public static class MeasurementInterfaces
         MeasurementInterface.NvmlEnergyCounter => "nvml-energy-counter",
         MeasurementInterface.NvmlIntegratedPower => "nvml-integrated-power",
         MeasurementInterface.Estimate => "estimate",
+        MeasurementInterface.IpmiDcmi => "ipmi-dcmi",
+        MeasurementInterface.IpmiSensor => "ipmi-sensor",
         _ => throw new ArgumentOutOfRangeException(nameof(i)),
     };
 
