@@ -12,7 +12,9 @@ public sealed class TestInstallation : TempTree
     public string ConfigPath { get; }
     public AlumetConfig Config { get; }
 
-    public TestInstallation(PowercapTree powercap, string samplerToml = "", string sourcesToml = "rapl = \"on\"\nestimate = \"off\"\nnvml = \"off\"")
+    /// <param name="extraToml">More sections appended to the file (e.g. [bmc]).</param>
+    public TestInstallation(PowercapTree powercap, string samplerToml = "", string sourcesToml = "rapl = \"on\"\nestimate = \"off\"\nnvml = \"off\"",
+                            string extraToml = "")
         : base("install")
     {
         Powercap = powercap;
@@ -29,6 +31,8 @@ public sealed class TestInstallation : TempTree
             data_dir = "{PathOf("data")}"
             database = "{PathOf("accounting.db")}"
             log_file = "{PathOf("alumet-hpc.log")}"
+
+            {extraToml}
             """);
         Config = ConfigLoader.LoadFile(ConfigPath);
     }
