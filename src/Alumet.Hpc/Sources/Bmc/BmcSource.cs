@@ -49,6 +49,10 @@ public sealed class BmcSource : IEnergySource
         _thread.Start();
     }
 
+    /// <summary>Plausibility bound of the node_wall counter, W: far above any node (GPU nodes draw a few kW); the synthetic
+    /// counter cannot wrap or reset, so this only guards against a corrupt reading.</summary>
+    public const double MaxPlausibleW = 100_000;
+
     public string Name => "bmc";
 
     public IReadOnlyList<EnergyChannel> Channels { get; }
