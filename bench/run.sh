@@ -432,3 +432,6 @@ echo "CPU per tick: on-CPU ns of all threads (/proc/PID/task/*/schedstat) over t
 echo "peak RSS: wait4 ru_maxrss (whole life incl. Parquet conversion) and VmHWM at the end of the window; first sample: from spawn (fork) to the first counter read."
 } | tee "$OUT/latest.txt"
 echo "bench: table written to out/bench/latest.txt" >&2
+
+# BMC power reading cost by mechanism (its own script: bench/bmc.sh; skipped without ipmi_sim).
+bash "$(dirname "$0")/bmc.sh" | tee -a "$OUT/latest.txt" || echo "bench: bmc.sh failed" >&2

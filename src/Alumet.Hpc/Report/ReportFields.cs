@@ -35,6 +35,9 @@ public static class ReportFields
         new("PsysEnergy", 10, (r, s) => Energy(r, r.Energy.PsysJ, s)),
         new("GpuEnergy", 10, (r, s) => Energy(r, r.Energy.GpuJ, s)),
         new("TotalEnergy", 11, (r, s) => Energy(r, r.Energy.TotalJ, s)),
+        new("WallEnergy", 10, (r, s) => r.WallMeasured ? Energy(r, r.Energy.WallJ, s) : ""),
+        new("WallModelEnergy", 17, (r, s) => r.WallModelEnergyJ is { } e && r.Measured
+            ? $"{Energy(r, e, s)}±{Energy(r, r.WallModelUncertaintyJ, s)}" : ""),
         new("AvePower", 9, (r, s) => r.Measured ? Power(r.AvePowerW, s) : ""),
         new("MaxPower", 9, (r, s) => r.Measured && r.MaxPowerW is { } w ? Power(w, s) : ""),
         new("Frequency", 17, (r, _) => r.Frequency),

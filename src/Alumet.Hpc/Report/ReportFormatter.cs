@@ -122,7 +122,17 @@ public static class ReportFormatter
             w.WriteNumber("psys", r.Energy.PsysJ);
             w.WriteNumber("gpu", r.Energy.GpuJ);
             w.WriteNumber("total", r.Energy.TotalJ);
+            if (r.WallMeasured) w.WriteNumber("node_wall", r.Energy.WallJ); // BMC, measured; contains the others, not in total
             w.WriteEndObject();
+            if (r.WallModelEnergyJ is { } wall)
+            {
+                w.WriteStartObject("wall_model_energy_j"); // calibration model, not a measurement
+                w.WriteNumber("value", wall);
+                w.WriteNumber("standard_uncertainty", r.WallModelUncertaintyJ);
+                w.WriteString("coverage", "k=1 (about 68 %)");
+                w.WriteString("kind", "model");
+                w.WriteEndObject();
+            }
             w.WriteNumber("ave_power_w", r.AvePowerW);
             if (r.MaxPowerW is { } max) w.WriteNumber("max_power_w", max);
             else w.WriteNull("max_power_w");

@@ -120,12 +120,14 @@ public sealed class AccountingDb : IDisposable
             energy_package_j, energy_core_j, energy_uncore_j, energy_dram_j, energy_psys_j, energy_gpu_j, total_energy_j,
             ave_power_w, max_power_w, frequency_hz, frequency, interfaces, estimated, estimate_model, perimeter,
             attribution_mode, storage_period_ms, sample_count, wrap_ambiguous, read_errors,
-            node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at)
+            node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at,
+            wall_energy_j, wall_model_energy_j, wall_model_uncertainty_j, wall_model)
         VALUES (@c, @s, @j, @n, @r, @user, @uid, @start, @end, @elapsed,
             @pkg, @core, @uncore, @dram, @psys, @gpu, @total,
             @ave, @max, @hz, @freq, @ifaces, @est, @model, @perimeter,
             @attr, @period, @samples, @wrap, @rerr,
-            @nodej, @unattr, @other, @status, @reason, @parquet, @version, @updated)
+            @nodej, @unattr, @other, @status, @reason, @parquet, @version, @updated,
+            @wallj, @wallmj, @wallmu, @wallm)
         ON CONFLICT (cluster, scheduler, job_id, node, run_id) DO UPDATE SET
             "user"=excluded."user", uid=excluded.uid, start_time=excluded.start_time, end_time=excluded.end_time,
             elapsed_s=excluded.elapsed_s, energy_package_j=excluded.energy_package_j, energy_core_j=excluded.energy_core_j,
@@ -137,7 +139,9 @@ public sealed class AccountingDb : IDisposable
             sample_count=excluded.sample_count, wrap_ambiguous=excluded.wrap_ambiguous, read_errors=excluded.read_errors,
             node_energy_j=excluded.node_energy_j, unattributed_energy_j=excluded.unattributed_energy_j,
             other_jobs_energy_j=excluded.other_jobs_energy_j, status=excluded.status, reason=excluded.reason,
-            parquet_path=excluded.parquet_path, tool_version=excluded.tool_version, updated_at=excluded.updated_at
+            parquet_path=excluded.parquet_path, tool_version=excluded.tool_version, updated_at=excluded.updated_at,
+            wall_energy_j=excluded.wall_energy_j, wall_model_energy_j=excluded.wall_model_energy_j,
+            wall_model_uncertainty_j=excluded.wall_model_uncertainty_j, wall_model=excluded.wall_model
         WHERE {string.Format(CultureInfo.InvariantCulture, RankSql, "excluded")} >= {string.Format(CultureInfo.InvariantCulture, RankSql, "jobs")}
         RETURNING 1;
         """;
@@ -188,6 +192,10 @@ public sealed class AccountingDb : IDisposable
                 Add(up, "parquet", r.ParquetPath);
                 Add(up, "version", r.ToolVersion);
                 Add(up, "updated", JobRecord.FormatTime(DateTime.UtcNow));
+                Add(up, "wallj", r.WallEnergyJ);
+                Add(up, "wallmj", r.WallModelEnergyJ);
+                Add(up, "wallmu", r.WallModelUncertaintyJ);
+                Add(up, "wallm", r.WallModel);
                 if (up.ExecuteScalar() is null or DBNull)
                 {
                     tx.Rollback(); // a better status is stored
@@ -274,13 +282,17 @@ public sealed class AccountingDb : IDisposable
                 var r = new JobRecord(
                     Str(rd, "cluster"), Str(rd, "scheduler"), Str(rd, "job_id"), Str(rd, "node"), Str(rd, "user"), (int)Lng(rd, "uid"),
                     JobRecord.ParseTime(Str(rd, "start_time")), JobRecord.ParseTime(Str(rd, "end_time")), Dbl(rd, "elapsed_s"),
-                    ReadEnergies(rd), Dbl(rd, "ave_power_w"), Dbl(rd, "max_power_w"),
+                    ReadEnergies(rd) with { WallJ = Dbl(rd, "wall_energy_j") }, Dbl(rd, "ave_power_w"), Dbl(rd, "max_power_w"),
                     Dbl(rd, "frequency_hz"), Str(rd, "frequency"), Str(rd, "interfaces"), Lng(rd, "estimated") != 0, Str(rd, "estimate_model"),
                     Str(rd, "perimeter"), Str(rd, "attribution_mode"), (int)Lng(rd, "storage_period_ms"),
                     Lng(rd, "sample_count"), Lng(rd, "wrap_ambiguous"), Lng(rd, "read_errors"),
                     Dbl(rd, "node_energy_j"), Dbl(rd, "unattributed_energy_j"), Dbl(rd, "other_jobs_energy_j"),
                     Str(rd, "status"), Str(rd, "reason"), Str(rd, "parquet_path"), Str(rd, "tool_version"), [])
-                { RunId = Str(rd, "run_id") };
+                {
+                    RunId = Str(rd, "run_id"),
+                    WallModelEnergyJ = Dbl(rd, "wall_model_energy_j"), WallModelUncertaintyJ = Dbl(rd, "wall_model_uncertainty_j"),
+                    WallModel = Str(rd, "wall_model"),
+                };
                 rows.Add(r);
             }
         }

@@ -104,6 +104,20 @@ internal static class Schema
         ALTER TABLE steps_v2 RENAME TO steps;
         {{Indexes}}
         """, Postgres: PostgresV2),
+
+        // v3: wall side. The job's share of the BMC's node wall energy (measured), and the calibration model's
+        // wall-side energy with its standard uncertainty and the model's one-line description.
+        new("""
+        ALTER TABLE jobs ADD COLUMN wall_energy_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_energy_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_uncertainty_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model TEXT NOT NULL DEFAULT '';
+        """, Postgres: """
+        ALTER TABLE jobs ADD COLUMN wall_energy_j DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_energy_j DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_uncertainty_j DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model TEXT NOT NULL DEFAULT '';
+        """),
     ];
 
     public static int Version => Migrations.Length;

@@ -59,6 +59,10 @@ public sealed class BmcSource : IEnergySource
 
     public MeasurementInterface Interface => _reader.Interface;
 
+    /// <summary>Called on the reader thread with each good reading (monotonic ns of the request's midpoint, mW); for
+    /// `alumet-hpc calibrate`, which needs the readings themselves. Keep it short: the next request waits for it.</summary>
+    public Action<long, uint>? OnReading { get; set; }
+
     /// <summary>Readings that failed (no answer, error, stale) since the start; for tests and logs.</summary>
     public long Failures => Interlocked.Read(ref _failures);
 
@@ -135,6 +139,7 @@ public sealed class BmcSource : IEnergySource
             long t0 = Clock.MonotonicNs();
             bool ok = _reader.TryRead(t0, out uint mw, out string problem);
             long t1 = Clock.MonotonicNs();
+            if (ok) OnReading?.Invoke(t0 + (t1 - t0) / 2, mw);
             lock (_gate)
             {
                 if (ok) _pending.Enqueue((mw, t0 + (t1 - t0) / 2));

@@ -38,12 +38,12 @@ public class BmcSourceTests
     public void DcmiReadingOf300WIntegratesExactlyOverTheCoveredTime()
     {
         using var sim = new BmcSimulator("watts 300");
+        var sw = Stopwatch.StartNew(); // readings start when the source opens
         using var src = Open(Settings(sim));
         Assert.Equal(MeasurementInterface.IpmiDcmi, src.Interface);
         Assert.Equal("node_wall:bmc", src.Channels[0].Resource.ToString());
         Assert.Equal("ipmi-dcmi", src.Channels[0].Interface.Wire());
 
-        var sw = Stopwatch.StartNew();
         ReadOnce(src);
         Thread.Sleep(2000);
         var (mj, ok) = ReadOnce(src);
