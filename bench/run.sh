@@ -433,5 +433,10 @@ echo "peak RSS: wait4 ru_maxrss (whole life incl. Parquet conversion) and VmHWM 
 } | tee "$OUT/latest.txt"
 echo "bench: table written to out/bench/latest.txt" >&2
 
+# ---------------------------------------------------------------- RAPL interfaces (own script, issue 12)
+# Same machine and lock as above (whoever runs `make bench` holds /tmp/alumet-bench.lock).
+ALUMET_BENCH_LOCKED=1 bash "$ROOT/bench/rapl-interfaces.sh" "$BIN" | tee "$OUT/rapl-interfaces.txt" \
+    || die "bench/rapl-interfaces.sh failed"
+
 # BMC power reading cost by mechanism (its own script: bench/bmc.sh; skipped without ipmi_sim).
 bash "$(dirname "$0")/bmc.sh" | tee -a "$OUT/latest.txt" || echo "bench: bmc.sh failed" >&2

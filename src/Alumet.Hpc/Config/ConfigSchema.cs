@@ -59,6 +59,10 @@ internal static class ConfigSchema
         // [sources]
         new("sources", "rapl", ConfigValueKind.String, "use \"auto\", \"on\" or \"off\"",
             c => OneOf(c.Sources.Rapl, "auto", "on", "off")),
+        new("sources", "rapl_interface", ConfigValueKind.String, "use \"auto\", \"perf\", \"powercap\" or \"msr\"",
+            c => OneOf(c.Sources.RaplInterface, "auto", "perf", "powercap", "msr")),
+        new("sources", "msr_dram_unit", ConfigValueKind.String, "use \"auto\", \"fixed\" (2^-16 J) or \"esu\" (the unit register's)",
+            c => OneOf(c.Sources.MsrDramUnit, "auto", "fixed", "esu")),
         new("sources", "estimate", ConfigValueKind.String, "use \"auto\", \"on\" or \"off\"",
             c => OneOf(c.Sources.Estimate, "auto", "on", "off")),
         new("sources", "nvml", ConfigValueKind.String, "use \"auto\" or \"off\"",
@@ -80,6 +84,14 @@ internal static class ConfigSchema
         // [paths]
         new("paths", "powercap_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/class/powercap\"",
             c => Absolute(c.Paths.PowercapRoot)),
+        new("paths", "msr_root", ConfigValueKind.String, "use an absolute path, e.g. \"/dev/cpu\"",
+            c => Absolute(c.Paths.MsrRoot)),
+        new("paths", "cpu_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/devices/system/cpu\"",
+            c => Absolute(c.Paths.CpuRoot)),
+        new("paths", "cpuinfo", ConfigValueKind.String, "use an absolute file path, e.g. \"/proc/cpuinfo\"",
+            c => Absolute(c.Paths.Cpuinfo)),
+        new("paths", "perf_pmu_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/bus/event_source/devices\"",
+            c => Absolute(c.Paths.PerfPmuRoot)),
         new("paths", "cgroup_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/fs/cgroup\"",
             c => Absolute(c.Paths.CgroupRoot)),
         new("paths", "procfs_root", ConfigValueKind.String, "use an absolute path, e.g. \"/proc\"",
@@ -102,6 +114,8 @@ internal static class ConfigSchema
         // [report]
         new("report", "admins", ConfigValueKind.StringList, "use an array of user names, e.g. [\"root\", \"alice\"]",
             c => UserNames(c.Report.Admins)),
+        new("report", "admin_groups", ConfigValueKind.StringList, "use an array of group names, e.g. [\"hpcadmin\"]",
+            c => UserNames(c.Report.AdminGroups)),
 
         // [bmc]
         new("bmc", "host", ConfigValueKind.String, "use \"\" (in-band, /dev/ipmi0) or the BMC's address, e.g. \"10.0.0.5\" or \"10.0.0.5:623\"",

@@ -12,11 +12,15 @@ public sealed class TestInstallation : TempTree
     public string ConfigPath { get; }
     public AlumetConfig Config { get; }
 
+    /// <param name="pathsToml">Extra [paths] keys. The msr, CPU topology, cpuinfo and perf roots default to empty
+    /// directories here, so the machine's own /dev/cpu or power PMU never joins a test.</param>
     /// <param name="extraToml">More sections appended to the file (e.g. [bmc]).</param>
     public TestInstallation(PowercapTree powercap, string samplerToml = "", string sourcesToml = "rapl = \"on\"\nestimate = \"off\"\nnvml = \"off\"",
-                            string extraToml = "")
+                            string pathsToml = "", string extraToml = "")
         : base("install")
     {
+        foreach (var (key, dir) in new[] { ("msr_root", "no-msr"), ("cpu_root", "no-cpu"), ("cpuinfo", "no-cpuinfo"), ("perf_pmu_root", "no-perf") })
+            if (!pathsToml.Contains(key + " ", StringComparison.Ordinal)) pathsToml += $"\n{key} = \"{PathOf(dir)}\"";
         Powercap = powercap;
         ConfigPath = Write("alumet.toml", $"""
             [sampler]
@@ -31,6 +35,7 @@ public sealed class TestInstallation : TempTree
             data_dir = "{PathOf("data")}"
             database = "{PathOf("accounting.db")}"
             log_file = "{PathOf("alumet-hpc.log")}"
+            {pathsToml}
 
             {extraToml}
             """);
