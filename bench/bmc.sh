@@ -22,12 +22,12 @@ lib=$("$dir/bmc_read" "$host" alumet secret "$N")
 
 # per-process mechanisms: wall from the monotonic clock, CPU from the children's times (bash `times`, 2nd line)
 proc_cost() { # label command...
-  local t0 t1 c0 c1
+  local t0 t1 c0 c1 me=$BASHPID # this (sub)shell: its children's CPU lands in its cutime/cstime
   t0=$(date +%s%N)
-  c0=$(awk '{print $14+$15+$16+$17}' /proc/$BASHPID/stat)
+  c0=$(awk '{print $14+$15+$16+$17}' /proc/$me/stat)
   for _ in $(seq "$PROC_N"); do "$@" >/dev/null 2>&1 || echo "bmc: $1 failed" >&2; done
   t1=$(date +%s%N)
-  c1=$(awk '{print $14+$15+$16+$17}' /proc/$BASHPID/stat)
+  c1=$(awk '{print $14+$15+$16+$17}' /proc/$me/stat)
   local tck; tck=$(getconf CLK_TCK)
   echo "$(( (t1 - t0) / PROC_N / 1000 ))" "$(( (c1 - c0) * 1000000 / tck / PROC_N ))"
 }

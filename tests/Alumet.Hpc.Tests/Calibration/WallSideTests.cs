@@ -38,7 +38,7 @@ public class WallSideTests
         Assert.StartsWith("MODEL wall W = 1.4 × (cpu_package+dram) W + 9 W", row.WallModel);
 
         var o = new StringWriter();
-        var env = new ReportEnvironment(0, "root", ["root"], install.Config.Paths.Database, o, new StringWriter());
+        var env = new ReportEnvironment(0, true, install.Config.Paths.Database, o, new StringWriter());
         Assert.Equal(0, ReportCommand.Run(["--job", "77", "--json"], env));
         using var json = JsonDocument.Parse(o.ToString());
         var line = json.RootElement.GetProperty("jobs")[0].GetProperty("lines")[0];

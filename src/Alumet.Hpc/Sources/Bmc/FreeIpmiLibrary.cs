@@ -73,14 +73,7 @@ public sealed unsafe class FreeIpmiLibrary : IDisposable
         fixed (byte* ph = h, pu = u, pp = p)
             rc = _openLan20(ctx, ph, user.Length == 0 ? null : pu, password.Length == 0 ? null : pp, null, 0,
                             privilege, cipherSuite, sessionTimeoutMs, retransmissionTimeoutMs, workarounds, 0);
-        if (rc < 0)
-        {
-            error = Message(ctx);
-            _destroy(ctx);
-            return IntPtr.Zero;
-        }
-        error = "";
-        return ctx;
+        return Opened(ctx, rc, out error);
     }
 
     /// <summary>The local BMC through the kernel's IPMI driver (<paramref name="device"/>, e.g. /dev/ipmi0).</summary>
@@ -91,14 +84,16 @@ public sealed unsafe class FreeIpmiLibrary : IDisposable
         byte[] d = Utf8Z(device);
         int rc;
         fixed (byte* pd = d) rc = _openInband(ctx, DeviceOpenIpmi, 0, 0, 0, pd, 0, 0);
-        if (rc < 0)
-        {
-            error = Message(ctx);
-            _destroy(ctx);
-            return IntPtr.Zero;
-        }
-        error = "";
-        return ctx;
+        return Opened(ctx, rc, out error);
+    }
+
+    /// <summary>The context when its open call succeeded; else destroyed, with FreeIPMI's message.</summary>
+    private IntPtr Opened(IntPtr ctx, int rc, out string error)
+    {
+        if (rc >= 0) { error = ""; return ctx; }
+        error = Message(ctx);
+        _destroy(ctx);
+        return IntPtr.Zero;
     }
 
     /// <summary>

@@ -34,7 +34,7 @@ public class BmcSamplingTests
         using var powercap = PowercapTree.Standard(1);
         using var state = new TempTree("state");
         var bmc = BmcSource.Open("libfreeipmi.so.17",
-            new BmcSettings(sim.Host, BmcSimulator.User, "secret", "auto", "", 10, 1000, 5, 3, FreeIpmiLibrary.PrivilegeAdmin, "/dev/ipmi0"),
+            new BmcSettings(sim.Host, BmcSimulator.User, "secret", "auto", "", 10, 2000, 5, 3, FreeIpmiLibrary.PrivilegeAdmin, "/dev/ipmi0"),
             out string error);
         Assert.True(bmc is not null, error);
         var rapl = new RaplSource(PowercapDiscovery.Discover(powercap.Root).Zones);
@@ -50,8 +50,8 @@ public class BmcSamplingTests
         var run = new Thread(() => sampler.Run(cts.Token));
         run.Start();
         Thread.Sleep(500);
-        sim.Hang(); // every BMC request now waits its full 1 s timeout
-        try { Thread.Sleep(3000); }
+        sim.Hang(); // every BMC request now waits its full 2 s timeout
+        try { Thread.Sleep(4500); }
         finally { sim.Resume(); }
         var stopAt = System.Diagnostics.Stopwatch.StartNew();
         cts.Cancel();
@@ -59,10 +59,11 @@ public class BmcSamplingTests
         stopAt.Stop();
         bmc!.Dispose();
 
-        // A BMC request on the tick thread would make a tick ≥ 1 s late; the tick never waited for it.
-        Assert.True(sampler.Lateness.MaxNs < 200_000_000, $"max tick lateness {sampler.Lateness.MaxNs / 1e6:0.0} ms");
-        Assert.True(sampler.Ticks > 1000, $"ticks {sampler.Ticks}"); // 3.5 s at 1 kHz; a loaded machine misses some
-        Assert.True(stopAt.ElapsedMilliseconds < 500, $"stop took {stopAt.ElapsedMilliseconds} ms");
+        // A BMC request on the tick thread would make ticks ~2 s late (the timeout); the tick never waited for it. The bound
+        // is half the timeout: a loaded shared machine alone has shown 260 ms stalls.
+        Assert.True(sampler.Lateness.MaxNs < 1_000_000_000, $"max tick lateness {sampler.Lateness.MaxNs / 1e6:0.0} ms");
+        Assert.True(sampler.Ticks > 1000, $"ticks {sampler.Ticks}"); // 5 s at 1 kHz; a loaded machine misses some
+        Assert.True(stopAt.ElapsedMilliseconds < 1000, $"stop took {stopAt.ElapsedMilliseconds} ms"); // < half the timeout
         Assert.True(bmc.Failures > 0);
         // The hang shows up as flagged node_wall intervals.
         var m = SpoolWriter.ReadMeta(state.Root);
