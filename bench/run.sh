@@ -131,6 +131,8 @@ storage_period_ms = $storage
 parquet_values = "${PARQUET_VALUES:-joules}"
 tick_scheduling = "$TICK"
 attribution = "exclusive"
+# stats.json is read from the job's state dir after the sampler exits
+keep_state = "always"
 
 [sources]
 rapl = "$rapl"
@@ -437,6 +439,9 @@ echo "bench: table written to out/bench/latest.txt" >&2
 # Same machine and lock as above (whoever runs `make bench` holds /tmp/alumet-bench.lock).
 ALUMET_BENCH_LOCKED=1 bash "$ROOT/bench/rapl-interfaces.sh" "$BIN" | tee "$OUT/rapl-interfaces.txt" \
     || die "bench/rapl-interfaces.sh failed"
+
+# ---------------------------------------------------------------- alumet-report on 1 M rows (own script, issue 9)
+ALUMET_BENCH_LOCKED=1 bash "$ROOT/bench/report.sh" "$BIN" | tee "$OUT/report.txt" || die "bench/report.sh failed"
 
 # BMC power reading cost by mechanism (its own script: bench/bmc.sh; skipped without ipmi_sim).
 bash "$(dirname "$0")/bmc.sh" | tee -a "$OUT/latest.txt" || echo "bench: bmc.sh failed" >&2

@@ -51,6 +51,11 @@ public sealed class SamplerSection
     public double MaxLifetimeH { get; set; } = 24 * 14;
     /// <summary>How long the epilog waits for the sampler's final flush before killing it, s.</summary>
     public double StopTimeoutS { get; set; } = 20;
+    /// <summary>"failed": a job's state dir (spool, meta) is removed once its Parquet file and row are written, kept when
+    /// finalization failed; "always": kept (debugging, benchmarks). Kept dirs are removed after <see cref="StateMaxAgeH"/>.</summary>
+    public string KeepState { get; set; } = "failed";
+    /// <summary>Age after which kept job state dirs and the finalized markers are removed (by later finalizations), hours.</summary>
+    public double StateMaxAgeH { get; set; } = 168;
 }
 
 public sealed class SourcesSection

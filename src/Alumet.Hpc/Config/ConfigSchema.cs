@@ -55,6 +55,10 @@ internal static class ConfigSchema
             c => Positive(c.Sampler.MaxLifetimeH, 8784)),
         new("sampler", "stop_timeout_s", ConfigValueKind.Number, "use a positive number of seconds, at most 300 (the epilog waits this long)",
             c => Positive(c.Sampler.StopTimeoutS, 300)),
+        new("sampler", "keep_state", ConfigValueKind.String, "use \"failed\" (remove a job's state once finalized) or \"always\" (keep it until state_max_age_h)",
+            c => OneOf(c.Sampler.KeepState, "failed", "always")),
+        new("sampler", "state_max_age_h", ConfigValueKind.Number, "use a positive number of hours, at most 8784 (one year)",
+            c => Positive(c.Sampler.StateMaxAgeH, 8784)),
 
         // [sources]
         new("sources", "rapl", ConfigValueKind.String, "use \"auto\", \"on\" or \"off\"",

@@ -105,7 +105,13 @@ internal static class Schema
         {{Indexes}}
         """, Postgres: PostgresV2),
 
-        // v3: wall side. The job's share of the BMC's node wall energy (measured), and the calibration model's
+        // v3: the report's time window (sacct -S/-E and its default "since 00:00 today"), for everyone and for one uid.
+        new("""
+        CREATE INDEX jobs_by_end ON jobs(end_time);
+        CREATE INDEX jobs_by_uid_end ON jobs(uid, end_time);
+        """),
+
+        // v4: wall side. The job's share of the BMC's node wall energy (measured), and the calibration model's
         // wall-side energy with its standard uncertainty and the model's one-line description.
         new("""
         ALTER TABLE jobs ADD COLUMN wall_energy_j REAL NOT NULL DEFAULT 0;
