@@ -21,9 +21,11 @@ public static class AlumetCli
             SampleCommand.Create(),
             NodeSamplerCommand.Create(),
             CtlCommand.Create(),
+            CalibrateCommand.Create(),
             report,
             Schedulers.Slurm.SlurmCommand.Create(),
             Schedulers.Oar.OarCommand.Create(),
+            ParquetCommand.Create(),
         };
         return root;
     }

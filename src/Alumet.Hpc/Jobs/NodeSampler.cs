@@ -147,6 +147,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             job.Cpu.Dispose();
             if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
         }
+        // A full state dir cost the time resolution (or, if it never freed, the last records): the row says so.
+        if (job.Spool.WriteFailures.Count > 0)
+        {
+            complete = false;
+            foreach (string episode in job.Spool.WriteFailures) reason = Join(reason, episode);
+        }
         if (job.Recovered && complete)
         {
             complete = false;

@@ -14,6 +14,8 @@ public sealed class SeriesSpool : IDisposable
     public string Directory { get; }
     public SpoolMeta Meta { get; }
     public long RecordsWritten => _writer.RecordsWritten;
+    /// <summary>Episodes of failed writes (state dir full), for the job's row.</summary>
+    public IReadOnlyList<string> WriteFailures => _writer.WriteFailures;
 
     /// <param name="meta">The metadata to write; when <paramref name="reopen"/> and the directory already has a
     /// meta.json, its series are kept (and appended to).</param>

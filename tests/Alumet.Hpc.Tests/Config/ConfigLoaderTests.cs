@@ -209,7 +209,7 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("sampler", "attribution_period_ms", "10")]
     [InlineData("sampler", "flush_interval_ms", "5000")]
     [InlineData("sampler", "attribution", "\"exclusive\"")]
-    [InlineData("sampler", "parquet_values", "\"raw\"")]
+    [InlineData("sampler", "parquet_values", "\"joules\"")]
     [InlineData("sampler", "tick_scheduling", "\"normal\"")]
     [InlineData("sources", "rapl", "\"on\"")]
     [InlineData("estimate", "core_idle_w", "10")]
@@ -264,7 +264,7 @@ public sealed class ConfigLoaderTests : IDisposable
     public void UnknownTopLevelKey_SuggestsSection()
     {
         var e = Fails("\n\nsamplr = 3\n");
-        Assert.Equal("f.toml:3: samplr: unknown top-level key; the top level holds only the sections [sampler], [sources], [estimate], [paths], [cluster], [report]; did you mean [sampler]?", e.Message);
+        Assert.Equal("f.toml:3: samplr: unknown top-level key; the top level holds only the sections [sampler], [sources], [estimate], [paths], [cluster], [report], [bmc], [calibration]; did you mean [sampler]?", e.Message);
         Assert.Equal("samplr", e.Key);
     }
 
@@ -279,7 +279,7 @@ public sealed class ConfigLoaderTests : IDisposable
     public void UnknownSectionHeader_SuggestsClosest()
     {
         var e = Fails("[sampler]\nrapl_hz = 10\n[path]\ncgroup_root = \"/sys/fs/cgroup\"\n");
-        Assert.Equal("f.toml:3: path: unknown section; did you mean [paths]? sections: [sampler], [sources], [estimate], [paths], [cluster], [report]", e.Message);
+        Assert.Equal("f.toml:3: path: unknown section; did you mean [paths]? sections: [sampler], [sources], [estimate], [paths], [cluster], [report], [bmc], [calibration]", e.Message);
     }
 
     [Fact]
@@ -378,7 +378,7 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("sampler", "attribution", "\"shared\"", "\"shared\" is not an allowed value; use \"cgroup\" (split shared nodes by CPU time) or \"exclusive\" (whole node to the job)")]
     [InlineData("sampler", "attribution", "\"Cgroup\"", "\"Cgroup\" is not an allowed value; use \"cgroup\" (split shared nodes by CPU time) or \"exclusive\" (whole node to the job)")]
     [InlineData("sampler", "tick_scheduling", "\"rt\"", "\"rt\" is not an allowed value; use \"fifo\" (real-time priority 1 for the tick thread when root) or \"normal\"")]
-    [InlineData("sampler", "parquet_values", "\"double\"", "\"double\" is not an allowed value; use \"joules\" (value, DOUBLE J) or \"raw\" (value_raw, INT64 counter units)")]
+    [InlineData("sampler", "parquet_values", "\"double\"", "\"double\" is not an allowed value; use \"raw\" (energy_raw, INT64 counter units) or \"joules\" (adds energy_j, DOUBLE J)")]
     [InlineData("sampler", "cgroup_wait_s", "0", "0 must be greater than 0; use a positive number of seconds, at most 3600")]
     [InlineData("sampler", "cgroup_wait_s", "3601", "3601 is implausibly large; use a positive number of seconds, at most 3600")]
     [InlineData("sampler", "job_gone_grace_s", "-5", "-5 must be greater than 0; use a positive number of seconds, at most 3600")]
@@ -487,7 +487,7 @@ public sealed class ConfigLoaderTests : IDisposable
         var properties = KeysIn(Defaults);
         var example = KeysIn(File.ReadAllText(ExamplePath));
         var schema = new SortedSet<string>(ConfigSchema.Keys.Select(k => k.FullName), StringComparer.Ordinal);
-        Assert.Equal(40, properties.Count);
+        Assert.Equal(54, properties.Count);
         Assert.Equal(properties, schema);
         Assert.Equal(properties, example);
     }
