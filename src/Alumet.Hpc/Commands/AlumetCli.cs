@@ -20,6 +20,7 @@ public static class AlumetCli
             ExecCommand.Create(),
             SampleCommand.Create(),
             report,
+            DbCommand.Create(),
             Schedulers.Slurm.SlurmCommand.Create(),
             Schedulers.Oar.OarCommand.Create(),
         };

@@ -12,6 +12,7 @@ public sealed class AlumetConfig
     public PathsSection Paths { get; set; } = new();
     public ClusterSection Cluster { get; set; } = new();
     public ReportSection Report { get; set; } = new();
+    public DatabaseSection Database { get; set; } = new();
 }
 
 public sealed class SamplerSection
@@ -98,4 +99,18 @@ public sealed class ReportSection
 {
     /// <summary>Users allowed to see every job (others see only their own).</summary>
     public List<string> Admins { get; set; } = new() { "root" };
+}
+
+public sealed class DatabaseSection
+{
+    /// <summary>Empty: SQLite at [paths] database (one machine). "postgresql://[user@]host[:port]/db[?...]": a PostgreSQL
+    /// server (clusters). Never a password here: this file is world-readable.</summary>
+    public string Url { get; set; } = "";
+    /// <summary>File holding the PostgreSQL password (first line); must not be readable by group or others.</summary>
+    public string PasswordFile { get; set; } = "";
+    /// <summary>How long a scheduler hook may spend on the database (queued rows included), s. Past it the row waits in
+    /// the outbox: a hook never waits on a busy or unreachable database beyond this.</summary>
+    public double HookWaitS { get; set; } = 2;
+    /// <summary>How long a sampler keeps retrying its queued row in the background after the job, s.</summary>
+    public double RetryS { get; set; } = 600;
 }

@@ -22,7 +22,7 @@ internal sealed record ConfigKey(
 /// </summary>
 internal static class ConfigSchema
 {
-    public static readonly string[] Sections = ["sampler", "sources", "estimate", "paths", "cluster", "report"];
+    public static readonly string[] Sections = ["sampler", "sources", "estimate", "paths", "cluster", "report", "database"];
 
     public static readonly ConfigKey[] Keys =
     [
@@ -100,6 +100,16 @@ internal static class ConfigSchema
         // [report]
         new("report", "admins", ConfigValueKind.StringList, "use an array of user names, e.g. [\"root\", \"alice\"]",
             c => UserNames(c.Report.Admins)),
+
+        // [database]
+        new("database", "url", ConfigValueKind.String, "use \"\" (SQLite at paths.database) or \"postgresql://[user@]host[:port]/database\" (no password: use password_file)",
+            c => c.Database.Url.Length == 0 ? null : Outputs.Accounting.DatabaseUrl.TryParse(c.Database.Url, c.Database.PasswordFile, out string? e) is null ? $"{Quote(c.Database.Url)} {e}" : null),
+        new("database", "password_file", ConfigValueKind.String, "use \"\" or an absolute path to a file of mode 0600 holding the password",
+            c => c.Database.PasswordFile.Length == 0 ? null : Absolute(c.Database.PasswordFile)),
+        new("database", "hook_wait_s", ConfigValueKind.Number, "use 0.1..60 s (a hook never waits on the database longer; the row waits in the outbox)",
+            c => Range(c.Database.HookWaitS, 0.1, 60)),
+        new("database", "retry_s", ConfigValueKind.Number, "use 0..86400 s (how long a sampler retries its queued row after the job)",
+            c => Range(c.Database.RetryS, 0, 86_400)),
     ];
 
     /// <summary>Keys an older config file may still hold, and what replaced them.</summary>

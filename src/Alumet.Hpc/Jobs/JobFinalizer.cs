@@ -15,7 +15,8 @@ namespace Alumet.Hpc.Jobs;
 /// </summary>
 public static class JobFinalizer
 {
-    public sealed record Outcome(string Status, string Reason, string ParquetPath, JobRecord Record);
+    /// <param name="Stored">The row reached the database; otherwise it waits in the outbox (<paramref name="Delivery"/> says why).</param>
+    public sealed record Outcome(string Status, string Reason, string ParquetPath, JobRecord Record, bool Stored = true, string Delivery = "");
 
     public static Outcome Finalize(string stateDir, AlumetConfig cfg, bool complete, string reason)
     {
@@ -57,18 +58,24 @@ public static class JobFinalizer
         }
 
         var record = JobRecord.FromSummary(summary, meta, status, reason, parquet);
-        using (var db = AccountingDb.Open(cfg.Paths.Database))
-            db.Upsert(record);
-        File.WriteAllText(Path.Combine(stateDir, SamplerFiles.Finalized), reason.Length == 0 ? status : $"{status}: {reason}");
-        return new Outcome(status, reason, parquet, record);
+        // Durable in the node's outbox first; the database gets at most hook_wait_s here (busy or down: the row
+        // stays queued and is retried), so neither a sampler nor an epilog is held by the database.
+        var (delivery, text) = Outbox.Deliver(record, cfg, TimeSpan.FromSeconds(cfg.Database.HookWaitS));
+        bool stored = delivery.Left == 0;
+        if (!stored) Log.Warn($"job {meta.JobId}: {text}");
+        // Written aside and renamed: the epilog polls for this file and must never read it half-written.
+        string finalized = Path.Combine(stateDir, SamplerFiles.Finalized);
+        File.WriteAllText(finalized + ".tmp", (reason.Length == 0 ? status : $"{status}: {reason}") + (stored ? "" : $" [{text}]"));
+        File.Move(finalized + ".tmp", finalized, overwrite: true);
+        return new Outcome(status, reason, parquet, record, stored, text);
     }
 
     /// <summary>Records that a job ran here and was not measured (prolog never ran, sampler never started ...).</summary>
     public static JobRecord RecordNotMeasured(JobIdentity job, AlumetConfig cfg, string reason)
     {
         var record = JobRecord.NotMeasured(job, reason, toolVersion: ToolInfo.Version);
-        using var db = AccountingDb.Open(cfg.Paths.Database);
-        db.Upsert(record);
+        var (delivery, text) = Outbox.Deliver(record, cfg, TimeSpan.FromSeconds(cfg.Database.HookWaitS));
+        if (delivery.Left > 0) Log.Warn($"job {job.JobId}: {text}");
         return record;
     }
 

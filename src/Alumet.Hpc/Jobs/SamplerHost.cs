@@ -2,6 +2,7 @@ using System.Text.Json;
 using Alumet.Hpc.Attribution;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
+using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Sampling;
 using Alumet.Hpc.Spool;
 
@@ -95,7 +96,9 @@ public sealed class SamplerHost : IDisposable
         try
         {
             var outcome = JobFinalizer.Finalize(StateDirectory, _cfg, reason.IsComplete(), detail);
-            Log.Info($"job {_request.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}, {outcome.Record.TotalEnergyJ:0.###} J, {outcome.ParquetPath}");
+            Log.Info($"job {_request.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}, {outcome.Record.TotalEnergyJ:0.###} J, {outcome.ParquetPath}; {outcome.Delivery}");
+            // The epilog has its answer (the finalized file); the queued row is retried here, after the job.
+            if (!outcome.Stored) Outbox.RetryInBackground(_cfg, $"job {_request.Job.JobId}");
             return outcome;
         }
         catch (Exception e)

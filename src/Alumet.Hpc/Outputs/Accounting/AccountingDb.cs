@@ -44,16 +44,22 @@ public sealed class AccountingDb : IDisposable
         _backend = backend;
     }
 
-    /// <summary>Opens the SQLite database at <paramref name="path"/> for writing: creates it when missing, migrates.</summary>
-    public static AccountingDb Open(string path, int busyTimeoutMs = 10_000) => Open(new SqliteBackend(path), busyTimeoutMs);
+    /// <summary>Default total time one open or one write keeps retrying under contention.</summary>
+    public const int DefaultWaitMs = 30_000;
 
-    /// <summary>Opens for writing, migrating inside the retry loop.</summary>
-    public static AccountingDb Open(AccountingBackend backend, int busyTimeoutMs = 10_000)
+    /// <summary>Opens the SQLite database at <paramref name="path"/> for writing: creates it when missing, migrates.</summary>
+    /// <param name="busyTimeoutMs">How long one statement waits for a lock before the retry loop takes over.</param>
+    /// <param name="waitMs">How long the open (migration included) keeps retrying under contention in all.</param>
+    public static AccountingDb Open(string path, int busyTimeoutMs = 10_000, int waitMs = DefaultWaitMs) => Open(new SqliteBackend(path), busyTimeoutMs, waitMs);
+
+    /// <summary>Opens for writing, migrating inside the retry loop (a database busy at the first open is contention
+    /// like any other, not a failure).</summary>
+    public static AccountingDb Open(AccountingBackend backend, int busyTimeoutMs = 10_000, int waitMs = DefaultWaitMs)
     {
         var db = new AccountingDb(backend.Where, backend.Connect(busyTimeoutMs, readOnly: false), backend);
         try
         {
-            db.Retry(db.Migrate, busyTimeoutMs);
+            db.Retry(db.Migrate, waitMs);
             backend.AfterMigrate(db._con);
         }
         catch
@@ -150,7 +156,8 @@ public sealed class AccountingDb : IDisposable
     /// is part of the upsert statement itself, so concurrent writers of one key cannot both pass it.
     /// </summary>
     /// <returns>True when the record was written, false when a better status was already stored.</returns>
-    public bool Upsert(JobRecord r, int busyTimeoutMs = 10_000)
+    /// <param name="waitMs">How long the write keeps retrying under contention in all.</param>
+    public bool Upsert(JobRecord r, int waitMs = DefaultWaitMs)
     {
         if (!JobStatus.IsValid(r.Status)) throw new ArgumentException($"invalid status '{r.Status}'", nameof(r));
         bool written = false;
@@ -222,7 +229,7 @@ public sealed class AccountingDb : IDisposable
             }
             tx.Commit();
             written = true;
-        }, busyTimeoutMs);
+        }, waitMs);
         return written;
     }
 

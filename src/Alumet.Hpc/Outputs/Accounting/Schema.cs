@@ -120,8 +120,9 @@ internal static class Schema
         CREATE INDEX jobs_by_start ON jobs(start_time);
         """;
 
-    /// <summary>PostgreSQL's first schema: v1 and v2 of SQLite in one step (there are no v1 PostgreSQL databases).</summary>
-    private static readonly string PostgresV2 = $$"""
+    /// <summary>PostgreSQL's first schema: v1 and v2 of SQLite in one step (there are no v1 PostgreSQL databases).
+    /// A property, not a field: <see cref="Migrations"/> above is initialized before any field declared after it.</summary>
+    private static string PostgresV2 => $$"""
         CREATE TABLE jobs ({{JobsColumns("DOUBLE PRECISION", "BIGINT")}},
             run_id TEXT NOT NULL DEFAULT '',
             PRIMARY KEY (cluster, scheduler, job_id, node, run_id)
