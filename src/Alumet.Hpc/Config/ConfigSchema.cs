@@ -55,10 +55,18 @@ internal static class ConfigSchema
             c => Positive(c.Sampler.MaxLifetimeH, 8784)),
         new("sampler", "stop_timeout_s", ConfigValueKind.Number, "use a positive number of seconds, at most 300 (the epilog waits this long)",
             c => Positive(c.Sampler.StopTimeoutS, 300)),
+        new("sampler", "keep_state", ConfigValueKind.String, "use \"failed\" (remove a job's state once finalized) or \"always\" (keep it until state_max_age_h)",
+            c => OneOf(c.Sampler.KeepState, "failed", "always")),
+        new("sampler", "state_max_age_h", ConfigValueKind.Number, "use a positive number of hours, at most 8784 (one year)",
+            c => Positive(c.Sampler.StateMaxAgeH, 8784)),
 
         // [sources]
         new("sources", "rapl", ConfigValueKind.String, "use \"auto\", \"on\" or \"off\"",
             c => OneOf(c.Sources.Rapl, "auto", "on", "off")),
+        new("sources", "rapl_interface", ConfigValueKind.String, "use \"auto\", \"perf\", \"powercap\" or \"msr\"",
+            c => OneOf(c.Sources.RaplInterface, "auto", "perf", "powercap", "msr")),
+        new("sources", "msr_dram_unit", ConfigValueKind.String, "use \"auto\", \"fixed\" (2^-16 J) or \"esu\" (the unit register's)",
+            c => OneOf(c.Sources.MsrDramUnit, "auto", "fixed", "esu")),
         new("sources", "estimate", ConfigValueKind.String, "use \"auto\", \"on\" or \"off\"",
             c => OneOf(c.Sources.Estimate, "auto", "on", "off")),
         new("sources", "nvml", ConfigValueKind.String, "use \"auto\" or \"off\"",
@@ -78,6 +86,14 @@ internal static class ConfigSchema
         // [paths]
         new("paths", "powercap_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/class/powercap\"",
             c => Absolute(c.Paths.PowercapRoot)),
+        new("paths", "msr_root", ConfigValueKind.String, "use an absolute path, e.g. \"/dev/cpu\"",
+            c => Absolute(c.Paths.MsrRoot)),
+        new("paths", "cpu_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/devices/system/cpu\"",
+            c => Absolute(c.Paths.CpuRoot)),
+        new("paths", "cpuinfo", ConfigValueKind.String, "use an absolute file path, e.g. \"/proc/cpuinfo\"",
+            c => Absolute(c.Paths.Cpuinfo)),
+        new("paths", "perf_pmu_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/bus/event_source/devices\"",
+            c => Absolute(c.Paths.PerfPmuRoot)),
         new("paths", "cgroup_root", ConfigValueKind.String, "use an absolute path, e.g. \"/sys/fs/cgroup\"",
             c => Absolute(c.Paths.CgroupRoot)),
         new("paths", "procfs_root", ConfigValueKind.String, "use an absolute path, e.g. \"/proc\"",
@@ -100,6 +116,8 @@ internal static class ConfigSchema
         // [report]
         new("report", "admins", ConfigValueKind.StringList, "use an array of user names, e.g. [\"root\", \"alice\"]",
             c => UserNames(c.Report.Admins)),
+        new("report", "admin_groups", ConfigValueKind.StringList, "use an array of group names, e.g. [\"hpcadmin\"]",
+            c => UserNames(c.Report.AdminGroups)),
 
         // [database]
         new("database", "url", ConfigValueKind.String, "use \"\" (SQLite at paths.database) or \"postgresql://[user@]host[:port]/database\" (no password: use password_file)",

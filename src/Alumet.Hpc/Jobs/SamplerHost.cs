@@ -41,8 +41,9 @@ public sealed class SamplerHost : IDisposable
         var job = request.Job;
         StateDirectory = job.StateDirectory(cfg.Paths.StateDir);
         Directory.CreateDirectory(StateDirectory);
-        foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, "stats.json" })
+        foreach (string stale in new[] { SpoolWriter.RecordsFile, "stats.json" })
             File.Delete(Path.Combine(StateDirectory, stale)); // a requeued job id starts a fresh spool
+        JobFinalizer.ForgetFinalized(StateDirectory);
 
         _attribution = new JobAttribution(job, request.Locator, cfg.Paths.ProcfsRoot, request.Exclusive, request.JobGpus);
         long startWallNs = Clock.WallNs();
@@ -96,8 +97,8 @@ public sealed class SamplerHost : IDisposable
         try
         {
             var outcome = JobFinalizer.Finalize(StateDirectory, _cfg, reason.IsComplete(), detail);
-            Log.Info($"job {_request.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}, {outcome.Record.TotalEnergyJ:0.###} J, {outcome.ParquetPath}; {outcome.Delivery}");
-            // The epilog has its answer (the finalized file); the queued row is retried here, after the job.
+            Log.Info($"job {_request.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}, {outcome.Record?.TotalEnergyJ:0.###} J, {outcome.ParquetPath}; {outcome.Delivery}");
+            // The epilog has its answer (the finalized line); a queued row is retried here, after the job.
             if (!outcome.Stored) Outbox.RetryInBackground(_cfg, $"job {_request.Job.JobId}");
             return outcome;
         }

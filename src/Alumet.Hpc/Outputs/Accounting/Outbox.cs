@@ -25,22 +25,14 @@ public sealed class Outbox(string directory)
 
     public static Outbox Of(AlumetConfig cfg) => new(Path.Combine(cfg.Paths.StateDir, DirectoryName));
 
-    /// <summary>Writes <paramref name="record"/> durably; returns the entry's path.</summary>
+    /// <summary>Writes <paramref name="record"/> durably (<see cref="AtomicFile.WriteDurably"/>); returns the entry's path.</summary>
     public string Put(JobRecord record)
     {
         System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        string name = $"{DateTime.UtcNow:yyyyMMdd'T'HHmmssfffffff}-{Environment.ProcessId}-{Random.Shared.Next():x8}";
-        string tmp = Path.Combine(Directory, "." + name + ".tmp"), final = Path.Combine(Directory, name + Suffix);
-        byte[] json = JsonSerializer.SerializeToUtf8Bytes(record, OutboxJsonContext.Default.JobRecord);
-        using (var fs = new FileStream(tmp, new FileStreamOptions
-               { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
-        {
-            fs.Write(json);
-            fs.Flush(flushToDisk: true); // fsync: the entry survives a power loss, not only a crash
-        }
-        File.Move(tmp, final);
-        SyncDirectory(); // the rename itself
-        return final;
+        string entry = Path.Combine(Directory, $"{DateTime.UtcNow:yyyyMMdd'T'HHmmssfffffff}-{Environment.ProcessId}-{Random.Shared.Next():x8}{Suffix}");
+        AtomicFile.WriteDurably(entry, JsonSerializer.SerializeToUtf8Bytes(record, OutboxJsonContext.Default.JobRecord),
+            UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return entry;
     }
 
     /// <summary>Entries, oldest first (a drainer replays them in the order they were written).</summary>
@@ -59,15 +51,7 @@ public sealed class Outbox(string directory)
     private void Remove(string entry)
     {
         File.Delete(entry);
-        SyncDirectory();
-    }
-
-    private void SyncDirectory()
-    {
-        int fd = Native.Libc.open(Directory, Native.Libc.O_RDONLY | Native.Libc.O_DIRECTORY);
-        if (fd < 0) return;
-        Native.Libc.fsync(fd);
-        Native.Libc.close(fd);
+        AtomicFile.SyncDirectory(Directory);
     }
 
     /// <summary>What one drain did.</summary>

@@ -1,0 +1,65 @@
+namespace Alumet.Hpc.Core;
+
+/// <summary>
+/// Files replaced whole: written under a temporary name unique to this writer (pid + random), then renamed over
+/// the target. Two processes replacing the same file (two finalizers of one job, a sampler and an epilog) never
+/// write into each other's temporary file, and a reader sees the old file or the new one, never a mix.
+/// </summary>
+public static class AtomicFile
+{
+    /// <summary>A temporary name beside <paramref name="path"/>, unique to this writer: <c>path.&lt;pid&gt;.&lt;random&gt;.tmp</c>.</summary>
+    public static string TempPath(string path) =>
+        $"{path}.{Environment.ProcessId}.{Random.Shared.NextInt64():x16}.tmp";
+
+    /// <summary>Whether <paramref name="name"/> is a temporary name <see cref="TempPath"/> gave for <paramref name="target"/>.</summary>
+    public static bool IsTempOf(string name, string target) =>
+        name.StartsWith(target + ".", StringComparison.Ordinal) && name.EndsWith(".tmp", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Like <see cref="WriteAllText"/>, and durable when it returns: the file is fsync'd before the rename and the
+    /// directory after it, so the new file survives a power loss or a kernel crash, not only a process crash.
+    /// </summary>
+    public static void WriteDurably(string path, ReadOnlySpan<byte> contents, UnixFileMode mode)
+    {
+        string tmp = TempPath(path);
+        try
+        {
+            using (var fs = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode }))
+            {
+                fs.Write(contents);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
+        SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+    }
+
+    /// <summary>fsync of a directory: makes the creations, renames and deletions in it durable.</summary>
+    public static void SyncDirectory(string dir)
+    {
+        int fd = Native.Libc.open(dir, Native.Libc.O_RDONLY | Native.Libc.O_DIRECTORY);
+        if (fd < 0) return;
+        Native.Libc.fsync(fd);
+        Native.Libc.close(fd);
+    }
+
+    public static void WriteAllText(string path, string contents)
+    {
+        string tmp = TempPath(path);
+        try
+        {
+            File.WriteAllText(tmp, contents);
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+}
