@@ -104,6 +104,12 @@ internal static class Schema
         ALTER TABLE steps_v2 RENAME TO steps;
         {{Indexes}}
         """, Postgres: PostgresV2),
+
+        // v3: the report's time window (sacct -S/-E and its default "since 00:00 today"), for everyone and for one uid.
+        new("""
+        CREATE INDEX jobs_by_end ON jobs(end_time);
+        CREATE INDEX jobs_by_uid_end ON jobs(uid, end_time);
+        """),
     ];
 
     public static int Version => Migrations.Length;
