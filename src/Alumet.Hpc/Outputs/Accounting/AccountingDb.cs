@@ -120,7 +120,7 @@ public sealed class AccountingDb : IDisposable
         for (; v < SchemaVersion; v++)
         {
             string? sql = _backend.MigrationSql(Schema.Migrations[v]);
-            if (sql is not null)
+            if (!string.IsNullOrEmpty(sql))
                 using (var cmd = Command(tx, sql))
                     cmd.ExecuteNonQuery();
         }

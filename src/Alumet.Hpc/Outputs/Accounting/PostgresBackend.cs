@@ -76,7 +76,7 @@ public sealed class PostgresBackend(DatabaseUrl url) : AccountingBackend
         cmd.ExecuteNonQuery();
     }
 
-    internal override string? MigrationSql(Migration m) => m.Postgres;
+    internal override string? MigrationSql(Migration m) => m.Postgres ?? m.Sql;
 
     // serialization_failure, deadlock_detected, lock_not_available, unique_violation (two first inserts racing)
     internal override bool IsContention(DbException e) => e is PostgresException { SqlState: "40001" or "40P01" or "55P03" or "23505" };

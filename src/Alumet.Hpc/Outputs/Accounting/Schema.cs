@@ -3,7 +3,7 @@ namespace Alumet.Hpc.Outputs.Accounting;
 /// <summary>
 /// One schema step: the same change for every back end. <see cref="Sql"/> is the SQLite text (released SQLite
 /// migrations are never edited); <see cref="Postgres"/> the PostgreSQL text where the dialects differ (types,
-/// ALTER TABLE), null where the SQLite text runs unchanged.
+/// ALTER TABLE), null where the SQLite text runs unchanged on PostgreSQL too, "" where PostgreSQL has nothing to do.
 /// </summary>
 internal sealed record Migration(string Sql, string? Postgres = null);
 
@@ -80,7 +80,7 @@ internal static class Schema
             PRIMARY KEY (cluster, scheduler, job_id, node, step_id),
             FOREIGN KEY (cluster, scheduler, job_id, node) REFERENCES jobs(cluster, scheduler, job_id, node) ON DELETE CASCADE
         );
-        """, Postgres: null /* PostgreSQL support starts at v2, see PostgresV2 */),
+        """, Postgres: "" /* nothing: PostgreSQL support starts at v2, see PostgresV2 */),
 
         // v2: run_id in the key (a reused job id never overwrites an earlier run). SQLite cannot change a primary
         // key in place: the tables are rebuilt (foreign keys are off while migrating). Existing rows get the run id
