@@ -293,7 +293,9 @@ public sealed class AccountingDb : IDisposable
         if (q.Limit is { } limit) { sql.Append(" LIMIT @limit"); Add(cmd, "limit", (long)limit); }
         cmd.CommandText = sql.Append(';').ToString();
 
-        using var steps = q.WithSteps ? StepsCommand() : null;
+        // PostgreSQL runs one command at a time per connection: the steps of each row come through a second one.
+        using var stepsCon = q.WithSteps && _backend is PostgresBackend ? _backend.Connect(10_000, readOnly: true) : null;
+        using var steps = q.WithSteps ? StepsCommand(stepsCon ?? _con) : null;
         using var rd = cmd.ExecuteReader();
         var o = new Ordinals(rd);
         while (rd.Read())
@@ -325,9 +327,9 @@ public sealed class AccountingDb : IDisposable
     }
 
     /// <summary>One statement re-run for each row (a primary-key lookup), not one new command per row.</summary>
-    private DbCommand StepsCommand()
+    private DbCommand StepsCommand(DbConnection con)
     {
-        var cmd = _con.CreateCommand();
+        var cmd = con.CreateCommand();
         cmd.CommandText = "SELECT * FROM steps WHERE cluster=@c AND scheduler=@s AND job_id=@j AND node=@n AND run_id=@r;";
         foreach (var name in new[] { "c", "s", "j", "n", "r" }) Add(cmd, name, "");
         cmd.Prepare();
