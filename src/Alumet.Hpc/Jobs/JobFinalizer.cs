@@ -94,6 +94,9 @@ public static class JobFinalizer
             reason = Join(reason, "no sample was recorded");
         }
 
+        // Wall-side energy from the node's calibration model, when the node has one (README "Wall-side energy").
+        var wall = Calibration.WallSideEnergy.ForJob(summary, meta.AttributionMode, cfg.Calibration.Dir, meta.Node, out _);
+
         // One directory per job, so every node of a multi-node job lands beside the others on a shared filesystem.
         string parquet = ParquetExporter.DefaultPath(cfg.Paths.DataDir, meta);
         try
@@ -101,7 +104,7 @@ public static class JobFinalizer
             Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
             RemoveTempsOfKilledFinalizers(parquet);
             var layout = cfg.Sampler.ParquetValues == "raw" ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
-            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead, Layout: layout))
+            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead, ExtraMetadata: wall?.Metadata(), Layout: layout))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);
         }
@@ -114,6 +117,8 @@ public static class JobFinalizer
         }
 
         var record = JobRecord.FromSummary(summary, meta, status, reason, parquet);
+        if (wall is not null)
+            record = record with { WallModelEnergyJ = wall.EnergyJ, WallModelUncertaintyJ = wall.UncertaintyJ, WallModel = wall.Model.Describe() };
         // Durable in the node's outbox first; the database gets at most hook_wait_s here (busy or down: the row
         // stays queued and is retried), so neither a sampler nor an epilog is held by the database.
         var (delivery, text) = Outbox.Deliver(record, cfg, TimeSpan.FromSeconds(cfg.Database.HookWaitS));

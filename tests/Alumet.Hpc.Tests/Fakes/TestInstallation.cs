@@ -14,8 +14,9 @@ public sealed class TestInstallation : TempTree
 
     /// <param name="pathsToml">Extra [paths] keys. The msr, CPU topology, cpuinfo and perf roots default to empty
     /// directories here, so the machine's own /dev/cpu or power PMU never joins a test.</param>
+    /// <param name="extraToml">More sections appended to the file (e.g. [bmc]).</param>
     public TestInstallation(PowercapTree powercap, string samplerToml = "", string sourcesToml = "rapl = \"on\"\nestimate = \"off\"\nnvml = \"off\"",
-                            string pathsToml = "")
+                            string pathsToml = "", string extraToml = "")
         : base("install")
     {
         foreach (var (key, dir) in new[] { ("msr_root", "no-msr"), ("cpu_root", "no-cpu"), ("cpuinfo", "no-cpuinfo"), ("perf_pmu_root", "no-perf") })
@@ -35,14 +36,37 @@ public sealed class TestInstallation : TempTree
             database = "{PathOf("accounting.db")}"
             log_file = "{PathOf("alumet-hpc.log")}"
             {pathsToml}
+
+            {extraToml}
             """);
         Config = ConfigLoader.LoadFile(ConfigPath);
     }
 
+    /// <summary>
+    /// Ends every process still running with this installation's config (a detached sampler that a failed assertion
+    /// never stopped): left alone it samples at 1 kHz and SCHED_FIFO until its maximum lifetime and slows every later
+    /// test on the machine.
+    /// </summary>
     public override void Dispose()
     {
+        KillProcessesUsing(ConfigPath);
         Powercap.Dispose();
         base.Dispose();
+    }
+
+    private static void KillProcessesUsing(string configPath)
+    {
+        foreach (string dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == Environment.ProcessId) continue;
+            string cmdline;
+            try { cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")); }
+            catch (IOException) { continue; }
+            catch (UnauthorizedAccessException) { continue; }
+            if (!cmdline.Split('\0').Contains(configPath)) continue;
+            try { System.Diagnostics.Process.GetProcessById(pid).Kill(); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception) { }
+        }
     }
 
     /// <summary>The native binary from `make publish` (ALUMET_HPC_BIN), else the apphost of the last build.</summary>

@@ -135,12 +135,14 @@ public sealed class AccountingDb : IDisposable
             energy_package_j, energy_core_j, energy_uncore_j, energy_dram_j, energy_psys_j, energy_gpu_j, total_energy_j,
             ave_power_w, max_power_w, frequency_hz, frequency, interfaces, estimated, estimate_model, perimeter,
             attribution_mode, storage_period_ms, sample_count, wrap_ambiguous, read_errors,
-            node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at)
+            node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at,
+            wall_energy_j, wall_model_energy_j, wall_model_uncertainty_j, wall_model)
         VALUES (@c, @s, @j, @n, @r, @user, @uid, @start, @end, @elapsed,
             @pkg, @core, @uncore, @dram, @psys, @gpu, @total,
             @ave, @max, @hz, @freq, @ifaces, @est, @model, @perimeter,
             @attr, @period, @samples, @wrap, @rerr,
-            @nodej, @unattr, @other, @status, @reason, @parquet, @version, @updated)
+            @nodej, @unattr, @other, @status, @reason, @parquet, @version, @updated,
+            @wallj, @wallmj, @wallmu, @wallm)
         ON CONFLICT (cluster, scheduler, job_id, node, run_id) DO UPDATE SET
             "user"=excluded."user", uid=excluded.uid, start_time=excluded.start_time, end_time=excluded.end_time,
             elapsed_s=excluded.elapsed_s, energy_package_j=excluded.energy_package_j, energy_core_j=excluded.energy_core_j,
@@ -152,7 +154,9 @@ public sealed class AccountingDb : IDisposable
             sample_count=excluded.sample_count, wrap_ambiguous=excluded.wrap_ambiguous, read_errors=excluded.read_errors,
             node_energy_j=excluded.node_energy_j, unattributed_energy_j=excluded.unattributed_energy_j,
             other_jobs_energy_j=excluded.other_jobs_energy_j, status=excluded.status, reason=excluded.reason,
-            parquet_path=excluded.parquet_path, tool_version=excluded.tool_version, updated_at=excluded.updated_at
+            parquet_path=excluded.parquet_path, tool_version=excluded.tool_version, updated_at=excluded.updated_at,
+            wall_energy_j=excluded.wall_energy_j, wall_model_energy_j=excluded.wall_model_energy_j,
+            wall_model_uncertainty_j=excluded.wall_model_uncertainty_j, wall_model=excluded.wall_model
         WHERE {string.Format(CultureInfo.InvariantCulture, RankSql, "excluded")} >= {string.Format(CultureInfo.InvariantCulture, RankSql, "jobs")}
         RETURNING 1;
         """;
@@ -204,6 +208,10 @@ public sealed class AccountingDb : IDisposable
                 Add(up, "parquet", r.ParquetPath);
                 Add(up, "version", r.ToolVersion);
                 Add(up, "updated", JobRecord.FormatTime(DateTime.UtcNow));
+                Add(up, "wallj", r.WallEnergyJ);
+                Add(up, "wallmj", r.WallModelEnergyJ);
+                Add(up, "wallmu", r.WallModelUncertaintyJ);
+                Add(up, "wallm", r.WallModel);
                 if (up.ExecuteScalar() is null or DBNull)
                 {
                     tx.Rollback(); // a better status is stored
@@ -303,13 +311,16 @@ public sealed class AccountingDb : IDisposable
             var r = new JobRecord(
                 o.Str(rd, o.Cluster), o.Str(rd, o.Scheduler), o.Str(rd, o.JobId), o.Str(rd, o.Node), o.Str(rd, o.User), (int)o.Lng(rd, o.Uid),
                 JobRecord.ParseTime(o.Str(rd, o.Start)), JobRecord.ParseTime(o.Str(rd, o.End)), o.Dbl(rd, o.Elapsed),
-                o.Energies(rd), o.Dbl(rd, o.Ave), o.Dbl(rd, o.Max),
+                o.Energies(rd) with { WallJ = o.Dbl(rd, o.WallJ) }, o.Dbl(rd, o.Ave), o.Dbl(rd, o.Max),
                 o.Dbl(rd, o.Hz), o.Str(rd, o.Freq), o.Str(rd, o.Ifaces), o.Lng(rd, o.Est) != 0, o.Str(rd, o.Model),
                 o.Str(rd, o.Perimeter), o.Str(rd, o.Attr), (int)o.Lng(rd, o.Period),
                 o.Lng(rd, o.Samples), o.Lng(rd, o.Wrap), o.Lng(rd, o.ReadErr),
                 o.Dbl(rd, o.NodeJ), o.Dbl(rd, o.Unattr), o.Dbl(rd, o.Other),
                 o.Str(rd, o.Status), o.Str(rd, o.Reason), o.Str(rd, o.Parquet), o.Str(rd, o.Version), [])
-            { RunId = o.Str(rd, o.RunId) };
+            {
+                RunId = o.Str(rd, o.RunId),
+                WallModelEnergyJ = o.Dbl(rd, o.WallModelJ), WallModelUncertaintyJ = o.Dbl(rd, o.WallModelU), WallModel = o.Str(rd, o.WallModel),
+            };
             yield return steps is null ? r : r with { Steps = ReadSteps(steps, r) };
         }
     }
@@ -365,7 +376,9 @@ public sealed class AccountingDb : IDisposable
             Other = rd.GetOrdinal("other_jobs_energy_j"), Status = rd.GetOrdinal("status"), Reason = rd.GetOrdinal("reason"),
             Parquet = rd.GetOrdinal("parquet_path"), Version = rd.GetOrdinal("tool_version"), RunId = rd.GetOrdinal("run_id"),
             Pkg = rd.GetOrdinal("energy_package_j"), Core = rd.GetOrdinal("energy_core_j"), Uncore = rd.GetOrdinal("energy_uncore_j"),
-            Dram = rd.GetOrdinal("energy_dram_j"), Psys = rd.GetOrdinal("energy_psys_j"), Gpu = rd.GetOrdinal("energy_gpu_j");
+            Dram = rd.GetOrdinal("energy_dram_j"), Psys = rd.GetOrdinal("energy_psys_j"), Gpu = rd.GetOrdinal("energy_gpu_j"),
+            WallJ = rd.GetOrdinal("wall_energy_j"), WallModelJ = rd.GetOrdinal("wall_model_energy_j"),
+            WallModelU = rd.GetOrdinal("wall_model_uncertainty_j"), WallModel = rd.GetOrdinal("wall_model");
 
         public string Str(DbDataReader r, int i) => r.IsDBNull(i) ? "" : r.GetString(i);
         public double Dbl(DbDataReader r, int i) => r.IsDBNull(i) ? 0 : r.GetDouble(i);

@@ -110,6 +110,20 @@ internal static class Schema
         CREATE INDEX jobs_by_end ON jobs(end_time);
         CREATE INDEX jobs_by_uid_end ON jobs(uid, end_time);
         """),
+
+        // v4: wall side. The job's share of the BMC's node wall energy (measured), and the calibration model's
+        // wall-side energy with its standard uncertainty and the model's one-line description.
+        new("""
+        ALTER TABLE jobs ADD COLUMN wall_energy_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_energy_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_uncertainty_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model TEXT NOT NULL DEFAULT '';
+        """, Postgres: """
+        ALTER TABLE jobs ADD COLUMN wall_energy_j DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_energy_j DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_uncertainty_j DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model TEXT NOT NULL DEFAULT '';
+        """),
     ];
 
     public static int Version => Migrations.Length;
