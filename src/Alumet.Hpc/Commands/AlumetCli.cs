@@ -24,6 +24,7 @@ public static class AlumetCli
             DbCommand.Create(),
             Schedulers.Slurm.SlurmCommand.Create(),
             Schedulers.Oar.OarCommand.Create(),
+            ParquetCommand.Create(),
         };
         return root;
     }
