@@ -20,7 +20,9 @@ public static class JobFinalizer
     public static Outcome Finalize(string stateDir, AlumetConfig cfg, bool complete, string reason)
     {
         var meta = SpoolWriter.ReadMeta(stateDir);
-        var summary = JobSummary.FromSpool(stateDir);
+        var options = SummaryOptions.FromConfig(cfg);
+        foreach (var problem in options.Carbon.Problems) Log.Warn($"job {meta.JobId}: {problem}");
+        var summary = JobSummary.FromSpool(stateDir, options);
         string status = complete ? JobStatus.Complete : JobStatus.Partial;
         if (summary.Job.WrapAmbiguous > 0 && complete)
             reason = Join(reason, $"{summary.Job.WrapAmbiguous} interval(s) may hide extra counter wraps: energy is a lower bound");
@@ -38,7 +40,8 @@ public static class JobFinalizer
         {
             Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
             var layout = cfg.Sampler.ParquetValues == "raw" ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
-            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead, Layout: layout))
+            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead, Layout: layout,
+                ExtraMetadata: QualityMetadata.For(summary)))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);
         }

@@ -35,6 +35,17 @@ public static class ReportFields
         new("PsysEnergy", 10, (r, s) => Energy(r, r.Energy.PsysJ, s)),
         new("GpuEnergy", 10, (r, s) => Energy(r, r.Energy.GpuJ, s)),
         new("TotalEnergy", 11, (r, s) => Energy(r, r.Energy.TotalJ, s)),
+        // docs/uncertainty.md: expanded uncertainty (k in the notes and --json), and the one-sided missed energy.
+        new("TotalEnergyU", 12, (r, s) => r.Uncertainty.Known ? Energy(r, r.Uncertainty.ExpandedJ, s) : ""),
+        new("MissedEnergy", 12, (r, s) => r.Uncertainty.Known ? Energy(r, r.Uncertainty.MissedJ, s) : ""),
+        // docs/carbon.md: empty when not configured or not computable (the notes say why).
+        new("FacilityEnergy", 14, (r, s) => r.Carbon.FacilityEnergyJ is { } f ? Energy(r, f, s) : ""),
+        new("FacilityEnergyU", 15, (r, s) => r.Carbon.FacilityEnergyUJ is { } f && r.Carbon.FacilityEnergyJ is not null ? Energy(r, f, s) : ""),
+        new("PUE", 5, (r, _) => Outputs.Carbon.FacilityCarbon.EffectivePue(r.Carbon.FacilityEnergyJ, r.Energy.TotalJ) is { } p ? p.ToString("0.00", Inv) : ""),
+        new("CO2e", 9, (r, s) => r.Carbon.Co2eG is { } g ? Grams(r, g, s) : ""),
+        new("CO2eU", 9, (r, s) => r.Carbon.Co2eUG is { } g && r.Carbon.Co2eG is not null ? Grams(r, g, s) : ""),
+        new("CarbonIntensity", 15, (r, _) =>
+            Outputs.Carbon.FacilityCarbon.EffectiveIntensity(r.Carbon.Co2eG, r.Carbon.FacilityEnergyJ, r.Energy.TotalJ) is { } i ? i.ToString("0.0", Inv) : ""),
         new("AvePower", 9, (r, s) => r.Measured ? Power(r.AvePowerW, s) : ""),
         new("MaxPower", 9, (r, s) => r.Measured && r.MaxPowerW is { } w ? Power(w, s) : ""),
         new("Frequency", 17, (r, _) => r.Frequency),
@@ -58,9 +69,11 @@ public static class ReportFields
         ["Interfaces"] = "Interface",
         ["State"] = "Status",
         ["Freq"] = "Frequency",
+        ["CO2"] = "CO2e",
+        ["Carbon"] = "CO2e",
     };
 
-    public const string DefaultFormat = "JobID,User,NodeList,Elapsed,PackageEnergy,DramEnergy,GpuEnergy,TotalEnergy,AvePower,MaxPower,Interface,Status";
+    public const string DefaultFormat = "JobID,User,NodeList,Elapsed,PackageEnergy,DramEnergy,GpuEnergy,TotalEnergy,TotalEnergyU,AvePower,MaxPower,Interface,Status";
 
     public static ReportField? Find(string name)
     {
@@ -109,11 +122,14 @@ public static class ReportFields
 
     private static string Energy(ReportRow r, double joules, ValueStyle s) => !r.Measured ? "" : s.NoConvert ? Raw(joules, 6) : SiPrefixed(joules);
 
+    /// <summary>gCO2e with sacct's prefixes ("1.23K" = 1.23 kg), or grams with mg resolution under --noconvert.</summary>
+    private static string Grams(ReportRow r, double grams, ValueStyle s) => !r.Measured ? "" : s.NoConvert ? Raw(grams, 3) : SiPrefixed(grams);
+
     private static string Power(double watts, ValueStyle s) => s.NoConvert ? Raw(watts, 2) : SiPrefixed(watts);
 
     /// <summary>Plain number without prefix, at most <paramref name="decimals"/> decimals (µJ resolution for energies).</summary>
     public static string Raw(double v, int decimals) =>
-        Math.Round(v, decimals).ToString(decimals == 6 ? "0.######" : "0.##", Inv);
+        Math.Round(v, decimals).ToString(decimals switch { 6 => "0.######", 3 => "0.###", _ => "0.##" }, Inv);
 
     /// <summary>
     /// sacct-like unit conversion with SI steps of 1000 (joules and watts are SI): 950 → "950", 1234 → "1.23K",

@@ -126,12 +126,16 @@ public static class ReportFormatter
             w.WriteNumber("ave_power_w", r.AvePowerW);
             if (r.MaxPowerW is { } max) w.WriteNumber("max_power_w", max);
             else w.WriteNull("max_power_w");
+            Uncertainty(w, r.Uncertainty);
+            Carbon(w, r);
         }
         else
         {
             w.WriteNull("energy_j");
             w.WriteNull("ave_power_w");
             w.WriteNull("max_power_w");
+            w.WriteNull("total_energy_uncertainty");
+            Carbon(w, r);
         }
         w.WriteString("total_energy_domains", "cpu_package+dram+gpu");
         // "rapl=1000,nvml=20" → {"rapl": 1000, "nvml": 20}
@@ -157,6 +161,41 @@ public static class ReportFormatter
         foreach (var p in r.ParquetPaths) w.WriteStringValue(p);
         w.WriteEndArray();
         w.WriteEndObject();
+    }
+
+    /// <summary>docs/uncertainty.md: expanded U with k and confidence, standard components, one-sided missed energy.</summary>
+    private static void Uncertainty(Utf8JsonWriter w, Outputs.Uncertainty.EnergyUncertainty u)
+    {
+        if (!u.Known) { w.WriteNull("total_energy_uncertainty"); return; }
+        w.WriteStartObject("total_energy_uncertainty");
+        w.WriteNumber("expanded_j", u.ExpandedJ);
+        w.WriteNumber("coverage_factor", u.CoverageFactor);
+        w.WriteString("confidence", Outputs.Uncertainty.EnergyUncertainty.ConfidenceLabel(u.CoverageFactor));
+        w.WriteNumber("standard_j", u.StandardJ);
+        w.WriteNumber("interfaces_j", u.InterfacesJ);
+        w.WriteNumber("attribution_j", u.AttributionJ);
+        w.WriteNumber("random_j", u.RandomJ);
+        w.WriteNumber("missed_max_j", u.MissedJ);
+        w.WriteString("method", Outputs.Uncertainty.UncertaintyModel.MethodReference);
+        w.WriteEndObject();
+    }
+
+    /// <summary>docs/carbon.md: null figures were not configured or not computable (carbon_note says why).</summary>
+    private static void Carbon(Utf8JsonWriter w, ReportRow r)
+    {
+        var c = r.Carbon;
+        Nullable(w, "facility_energy_j", r.Measured ? c.FacilityEnergyJ : null);
+        Nullable(w, "facility_energy_u_j", r.Measured && c.FacilityEnergyJ is not null ? c.FacilityEnergyUJ : null);
+        Nullable(w, "co2e_g", r.Measured ? c.Co2eG : null);
+        Nullable(w, "co2e_u_g", r.Measured && c.Co2eG is not null ? c.Co2eUG : null);
+        w.WriteString("carbon_basis", c.Basis);
+        w.WriteString("carbon_note", c.Note);
+    }
+
+    private static void Nullable(Utf8JsonWriter w, string name, double? v)
+    {
+        if (v is { } x) w.WriteNumber(name, x);
+        else w.WriteNull(name);
     }
 
     private static void Time(Utf8JsonWriter w, string name, DateTime? t)

@@ -1,5 +1,7 @@
 using Alumet.Hpc.Outputs;
 using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Outputs.Carbon;
+using Alumet.Hpc.Outputs.Uncertainty;
 
 namespace Alumet.Hpc.Report;
 
@@ -22,6 +24,11 @@ public sealed record ReportRow(
 {
     public bool Measured => Status != JobStatus.NotMeasured;
     public string NodeList => string.Join(',', Nodes);
+
+    /// <summary>Uncertainty of TotalEnergy (docs/uncertainty.md); unknown for rows written before it existed.</summary>
+    public EnergyUncertainty Uncertainty { get; init; } = EnergyUncertainty.None;
+    /// <summary>Facility energy and CO2e (docs/carbon.md); null figures were not configured or not computable.</summary>
+    public FacilityCarbon Carbon { get; init; } = FacilityCarbon.None;
 
     /// <summary>What the Interface column shows: an estimate is always marked with its model.</summary>
     public string InterfaceLabel
@@ -78,18 +85,59 @@ public static class ReportBuilder
             .Select(g => Combine(ReportRowKind.Step, g.Key, g.Select(x => StepRow(x.Node, x.Step)).ToList()))
             .ToList();
 
-        return new ReportJob(first.Cluster, first.Scheduler, first.JobId, total, nodeRows, steps, Notes(nodes));
+        var notes = Notes(nodes);
+        notes.AddRange(QualityNotes(total, nodes));
+        return new ReportJob(first.Cluster, first.Scheduler, first.JobId, total, nodeRows, steps, notes);
     }
+
+    /// <summary>TotalEnergy ± U with its confidence level and components, missed energy, and how CO2e was obtained.</summary>
+    private static IEnumerable<string> QualityNotes(ReportRow total, List<JobRecord> nodes)
+    {
+        if (!total.Measured) yield break;
+        var u = total.Uncertainty;
+        string job = $"job {total.JobId}";
+        if (u.Known)
+        {
+            yield return $"UNCERTAINTY: {job}: TotalEnergy {Quantity(total.Energy.TotalJ, "J")} ± {Quantity(u.ExpandedJ, "J")} " +
+                $"(k={Num(u.CoverageFactor)}, {EnergyUncertainty.ConfidenceLabel(u.CoverageFactor)}; standard components: interfaces {Quantity(u.InterfacesJ, "J")}, " +
+                $"attribution {Quantity(u.AttributionJ, "J")}, quantisation and sampling {Quantity(u.RandomJ, "J")}; method: {UncertaintyModel.MethodReference}).";
+            if (u.MissedJ > 0)
+                yield return $"MISSED ENERGY: {job}: up to {Quantity(u.MissedJ, "J")} more may have been used (lower-bound intervals, lost records or a failed last read): the true total lies below TotalEnergy + TotalEnergyU + MissedEnergy.";
+        }
+        else
+            yield return $"UNCERTAINTY: {job}: not known (recorded by a version without it).";
+        var c = total.Carbon;
+        if (c.Basis.Length > 0) yield return $"CARBON: {job}: {c.Basis}; method: docs/carbon.md.";
+        foreach (var r in nodes.Where(n => n.Carbon.Note.Length > 0))
+            yield return $"CARBON: job {r.JobId} on {r.Node}: {r.Carbon.Note}.";
+    }
+
+    /// <summary>12345 → "12.35 kJ": a value with its SI-prefixed unit, for notes.</summary>
+    internal static string Quantity(double v, string unit)
+    {
+        string s = ReportFields.SiPrefixed(v);
+        char last = s[^1];
+        return char.IsLetter(last) ? $"{s[..^1]} {(last == 'K' ? 'k' : last)}{unit}" : $"{s} {unit}";
+    }
+
+    private static string Num(double v) => v.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
 
     private static ReportRow NodeRow(JobRecord r) => new(
         ReportRowKind.Node, r.JobId, r.Cluster, r.Scheduler, r.User, r.Uid, [r.Node], r.Start, r.End, r.ElapsedS, r.Energy,
         r.AvePowerW, r.Status == JobStatus.NotMeasured ? null : r.MaxPowerW, r.Frequency, r.Interfaces, r.Estimated, r.EstimateModel,
-        r.Status, r.Reason, r.SampleCount, r.WrapAmbiguous, r.ReadErrors, r.Perimeter, r.ParquetPath.Length > 0 ? [r.ParquetPath] : []);
+        r.Status, r.Reason, r.SampleCount, r.WrapAmbiguous, r.ReadErrors, r.Perimeter, r.ParquetPath.Length > 0 ? [r.ParquetPath] : [])
+    {
+        Uncertainty = r.Uncertainty,
+        Carbon = r.Carbon,
+    };
 
     private static ReportRow StepRow(JobRecord n, StepRecord s) => new(
         ReportRowKind.Step, s.StepId, n.Cluster, n.Scheduler, n.User, n.Uid, [n.Node], s.Start, s.End, s.ElapsedS, s.Energy,
         s.AvePowerW, s.MaxPowerW, n.Frequency, n.Interfaces, n.Estimated, n.EstimateModel, n.Status, n.Reason,
-        s.SampleCount, s.WrapAmbiguous, 0, n.Perimeter, []);
+        s.SampleCount, s.WrapAmbiguous, 0, n.Perimeter, [])
+    {
+        Uncertainty = s.Uncertainty,
+    };
 
     /// <summary>
     /// Sums lines of several nodes. MaxPower is left undefined (null) across nodes: the nodes' peaks are not
@@ -114,7 +162,19 @@ public static class ReportBuilder
             JoinDistinct(parts.Select(p => p.Frequency)), JoinDistinct(parts.Select(p => p.Interfaces)),
             parts.Any(p => p.Estimated), JoinDistinct(parts.Select(p => p.EstimateModel)), status, reason,
             parts.Sum(p => p.Samples), parts.Sum(p => p.WrapAmbiguous), parts.Sum(p => p.ReadErrors),
-            JoinDistinct(parts.Select(p => p.Perimeter), "; "), parts.SelectMany(p => p.ParquetPaths).ToList());
+            JoinDistinct(parts.Select(p => p.Perimeter), "; "), parts.SelectMany(p => p.ParquetPaths).ToList())
+        {
+            Uncertainty = EnergyUncertainty.Combine(measured.Select(p => p.Uncertainty)),
+            Carbon = CombineCarbon(measured.Select(p => p.Carbon).ToList()),
+        };
+    }
+
+    private static FacilityCarbon CombineCarbon(List<FacilityCarbon> parts)
+    {
+        if (parts.Count == 0) return FacilityCarbon.None;
+        var (f, fu) = FacilityCarbon.Sum(parts.Select(p => (p.FacilityEnergyJ, p.FacilityEnergyUJ)));
+        var (c, cu) = FacilityCarbon.Sum(parts.Select(p => (p.Co2eG, p.Co2eUG)));
+        return new FacilityCarbon(f, fu, c, cu, JoinDistinct(parts.Select(p => p.Basis), "; "), JoinDistinct(parts.Select(p => p.Note), "; "));
     }
 
     private static string JoinDistinct(IEnumerable<string> values, string sep = ",") =>

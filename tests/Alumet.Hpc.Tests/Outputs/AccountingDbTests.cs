@@ -45,7 +45,7 @@ public sealed class AccountingDbTests
         string path = tmp.Sub("acct.db");
         File.WriteAllBytes(path, []);
         using var db = AccountingDb.Open(path);
-        Assert.Equal(1, db.UserVersion());
+        Assert.Equal(AccountingDb.SchemaVersion, db.UserVersion());
         Assert.True(db.Upsert(Sample()));
         Assert.Single(db.GetJob("1234"));
     }

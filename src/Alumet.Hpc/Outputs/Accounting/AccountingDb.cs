@@ -1,4 +1,6 @@
 using System.Text;
+using Alumet.Hpc.Outputs.Carbon;
+using Alumet.Hpc.Outputs.Uncertainty;
 using Microsoft.Data.Sqlite;
 
 namespace Alumet.Hpc.Outputs.Accounting;
@@ -91,6 +93,29 @@ public sealed class AccountingDb : IDisposable
             PRIMARY KEY (cluster, scheduler, job_id, node, step_id),
             FOREIGN KEY (cluster, scheduler, job_id, node) REFERENCES jobs(cluster, scheduler, job_id, node) ON DELETE CASCADE
         );
+        """,
+        // v2: uncertainty of every total (docs/uncertainty.md), facility energy and CO2e (docs/carbon.md).
+        // energy_u_k = 0 marks rows written before: their uncertainty is unknown, not zero. Standard uncertainties
+        // are kept by component so that nodes combine correctly (systematic linearly, random in quadrature).
+        """
+        ALTER TABLE jobs ADD COLUMN energy_u_interfaces_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN energy_u_attribution_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN energy_u_random_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN energy_missed_max_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN energy_u_k REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN total_energy_u_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN facility_energy_j REAL;
+        ALTER TABLE jobs ADD COLUMN facility_energy_u_j REAL;
+        ALTER TABLE jobs ADD COLUMN co2e_g REAL;
+        ALTER TABLE jobs ADD COLUMN co2e_u_g REAL;
+        ALTER TABLE jobs ADD COLUMN carbon_basis TEXT NOT NULL DEFAULT '';
+        ALTER TABLE jobs ADD COLUMN carbon_note TEXT NOT NULL DEFAULT '';
+        ALTER TABLE steps ADD COLUMN energy_u_interfaces_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE steps ADD COLUMN energy_u_attribution_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE steps ADD COLUMN energy_u_random_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE steps ADD COLUMN energy_missed_max_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE steps ADD COLUMN energy_u_k REAL NOT NULL DEFAULT 0;
+        ALTER TABLE steps ADD COLUMN total_energy_u_j REAL NOT NULL DEFAULT 0;
         """,
     ];
 
@@ -245,12 +270,16 @@ public sealed class AccountingDb : IDisposable
                     energy_package_j, energy_core_j, energy_uncore_j, energy_dram_j, energy_psys_j, energy_gpu_j, total_energy_j,
                     ave_power_w, max_power_w, frequency_hz, frequency, interfaces, estimated, estimate_model, perimeter,
                     attribution_mode, storage_period_ms, sample_count, wrap_ambiguous, read_errors,
-                    node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at)
+                    node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at,
+                    energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j,
+                    facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note)
                 VALUES ($c, $s, $j, $n, $user, $uid, $start, $end, $elapsed,
                     $pkg, $core, $uncore, $dram, $psys, $gpu, $total,
                     $ave, $max, $hz, $freq, $ifaces, $est, $model, $perimeter,
                     $attr, $period, $samples, $wrap, $rerr,
-                    $nodej, $unattr, $other, $status, $reason, $parquet, $version, $updated)
+                    $nodej, $unattr, $other, $status, $reason, $parquet, $version, $updated,
+                    $ui, $ua, $ur, $um, $uk, $utotal,
+                    $fac, $facu, $co2, $co2u, $cbasis, $cnote)
                 ON CONFLICT (cluster, scheduler, job_id, node) DO UPDATE SET
                     user=excluded.user, uid=excluded.uid, start_time=excluded.start_time, end_time=excluded.end_time,
                     elapsed_s=excluded.elapsed_s, energy_package_j=excluded.energy_package_j, energy_core_j=excluded.energy_core_j,
@@ -262,7 +291,12 @@ public sealed class AccountingDb : IDisposable
                     sample_count=excluded.sample_count, wrap_ambiguous=excluded.wrap_ambiguous, read_errors=excluded.read_errors,
                     node_energy_j=excluded.node_energy_j, unattributed_energy_j=excluded.unattributed_energy_j,
                     other_jobs_energy_j=excluded.other_jobs_energy_j, status=excluded.status, reason=excluded.reason,
-                    parquet_path=excluded.parquet_path, tool_version=excluded.tool_version, updated_at=excluded.updated_at;
+                    parquet_path=excluded.parquet_path, tool_version=excluded.tool_version, updated_at=excluded.updated_at,
+                    energy_u_interfaces_j=excluded.energy_u_interfaces_j, energy_u_attribution_j=excluded.energy_u_attribution_j,
+                    energy_u_random_j=excluded.energy_u_random_j, energy_missed_max_j=excluded.energy_missed_max_j,
+                    energy_u_k=excluded.energy_u_k, total_energy_u_j=excluded.total_energy_u_j,
+                    facility_energy_j=excluded.facility_energy_j, facility_energy_u_j=excluded.facility_energy_u_j,
+                    co2e_g=excluded.co2e_g, co2e_u_g=excluded.co2e_u_g, carbon_basis=excluded.carbon_basis, carbon_note=excluded.carbon_note;
                 """))
             {
                 Key(up, r);
@@ -294,6 +328,13 @@ public sealed class AccountingDb : IDisposable
                 p.AddWithValue("$parquet", r.ParquetPath);
                 p.AddWithValue("$version", r.ToolVersion);
                 p.AddWithValue("$updated", JobRecord.FormatTime(DateTime.UtcNow));
+                Uncertainty(up, r.Uncertainty);
+                p.AddWithValue("$fac", (object?)r.Carbon.FacilityEnergyJ ?? DBNull.Value);
+                p.AddWithValue("$facu", (object?)r.Carbon.FacilityEnergyUJ ?? DBNull.Value);
+                p.AddWithValue("$co2", (object?)r.Carbon.Co2eG ?? DBNull.Value);
+                p.AddWithValue("$co2u", (object?)r.Carbon.Co2eUG ?? DBNull.Value);
+                p.AddWithValue("$cbasis", r.Carbon.Basis);
+                p.AddWithValue("$cnote", r.Carbon.Note);
                 up.ExecuteNonQuery();
             }
             using (var del = Command(tx, "DELETE FROM steps WHERE cluster=$c AND scheduler=$s AND job_id=$j AND node=$n;"))
@@ -306,9 +347,10 @@ public sealed class AccountingDb : IDisposable
                 using var ins = Command(tx, """
                     INSERT INTO steps (cluster, scheduler, job_id, node, step_id, start_time, end_time, elapsed_s,
                         energy_package_j, energy_core_j, energy_uncore_j, energy_dram_j, energy_psys_j, energy_gpu_j, total_energy_j,
-                        ave_power_w, max_power_w, sample_count, wrap_ambiguous)
+                        ave_power_w, max_power_w, sample_count, wrap_ambiguous,
+                        energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j)
                     VALUES ($c, $s, $j, $n, $step, $start, $end, $elapsed, $pkg, $core, $uncore, $dram, $psys, $gpu, $total,
-                        $ave, $max, $samples, $wrap);
+                        $ave, $max, $samples, $wrap, $ui, $ua, $ur, $um, $uk, $utotal);
                     """);
                 Key(ins, r);
                 var p = ins.Parameters;
@@ -321,6 +363,7 @@ public sealed class AccountingDb : IDisposable
                 p.AddWithValue("$max", st.MaxPowerW);
                 p.AddWithValue("$samples", st.SampleCount);
                 p.AddWithValue("$wrap", st.WrapAmbiguous);
+                Uncertainty(ins, st.Uncertainty);
                 ins.ExecuteNonQuery();
             }
             tx.Commit();
@@ -371,7 +414,12 @@ public sealed class AccountingDb : IDisposable
                     Str(rd, "perimeter"), Str(rd, "attribution_mode"), (int)Lng(rd, "storage_period_ms"),
                     Lng(rd, "sample_count"), Lng(rd, "wrap_ambiguous"), Lng(rd, "read_errors"),
                     Dbl(rd, "node_energy_j"), Dbl(rd, "unattributed_energy_j"), Dbl(rd, "other_jobs_energy_j"),
-                    Str(rd, "status"), Str(rd, "reason"), Str(rd, "parquet_path"), Str(rd, "tool_version"), []);
+                    Str(rd, "status"), Str(rd, "reason"), Str(rd, "parquet_path"), Str(rd, "tool_version"), [])
+                {
+                    Uncertainty = ReadUncertainty(rd),
+                    Carbon = new FacilityCarbon(NDbl(rd, "facility_energy_j"), NDbl(rd, "facility_energy_u_j"), NDbl(rd, "co2e_g"), NDbl(rd, "co2e_u_g"),
+                        Str(rd, "carbon_basis"), Str(rd, "carbon_note")),
+                };
                 rows.Add(r);
             }
         }
@@ -387,7 +435,10 @@ public sealed class AccountingDb : IDisposable
         using var rd = cmd.ExecuteReader();
         while (rd.Read())
             steps.Add(new StepRecord(Str(rd, "step_id"), JobRecord.ParseTime(Str(rd, "start_time")), JobRecord.ParseTime(Str(rd, "end_time")),
-                Dbl(rd, "elapsed_s"), ReadEnergies(rd), Dbl(rd, "ave_power_w"), Dbl(rd, "max_power_w"), Lng(rd, "sample_count"), Lng(rd, "wrap_ambiguous")));
+                Dbl(rd, "elapsed_s"), ReadEnergies(rd), Dbl(rd, "ave_power_w"), Dbl(rd, "max_power_w"), Lng(rd, "sample_count"), Lng(rd, "wrap_ambiguous"))
+            {
+                Uncertainty = ReadUncertainty(rd),
+            });
         steps.Sort((a, b) => StepOrder.Compare(a.StepId, b.StepId));
         return steps;
     }
@@ -395,6 +446,23 @@ public sealed class AccountingDb : IDisposable
     private static DomainEnergies ReadEnergies(SqliteDataReader rd) => new(
         Dbl(rd, "energy_package_j"), Dbl(rd, "energy_core_j"), Dbl(rd, "energy_uncore_j"),
         Dbl(rd, "energy_dram_j"), Dbl(rd, "energy_psys_j"), Dbl(rd, "energy_gpu_j"));
+
+    private static EnergyUncertainty ReadUncertainty(SqliteDataReader rd) => new(
+        Dbl(rd, "energy_u_interfaces_j"), Dbl(rd, "energy_u_attribution_j"), Dbl(rd, "energy_u_random_j"),
+        Dbl(rd, "energy_missed_max_j"), Dbl(rd, "energy_u_k"));
+
+    private static void Uncertainty(SqliteCommand cmd, EnergyUncertainty u)
+    {
+        var p = cmd.Parameters;
+        p.AddWithValue("$ui", u.InterfacesJ);
+        p.AddWithValue("$ua", u.AttributionJ);
+        p.AddWithValue("$ur", u.RandomJ);
+        p.AddWithValue("$um", u.MissedJ);
+        p.AddWithValue("$uk", u.CoverageFactor);
+        p.AddWithValue("$utotal", u.ExpandedJ);
+    }
+
+    private static double? NDbl(SqliteDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? null : rd.GetDouble(rd.GetOrdinal(c));
 
     private static string Str(SqliteDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? "" : rd.GetString(rd.GetOrdinal(c));
     private static double Dbl(SqliteDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? 0 : rd.GetDouble(rd.GetOrdinal(c));

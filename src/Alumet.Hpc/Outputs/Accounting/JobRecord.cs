@@ -1,5 +1,7 @@
 using System.Globalization;
 using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Carbon;
+using Alumet.Hpc.Outputs.Uncertainty;
 using Alumet.Hpc.Spool;
 
 namespace Alumet.Hpc.Outputs.Accounting;
@@ -32,9 +34,15 @@ public sealed record StepRecord(
 {
     public double TotalEnergyJ => Energy.TotalJ;
 
+    /// <summary>Uncertainty of <see cref="TotalEnergyJ"/> (docs/uncertainty.md).</summary>
+    public EnergyUncertainty Uncertainty { get; init; } = EnergyUncertainty.None;
+
     public static StepRecord FromSummary(StepSummary s) => new(
         s.StepId, s.Summary.Samples > 0 ? s.Summary.Start : null, s.Summary.Samples > 0 ? s.Summary.End : null,
-        s.Summary.ElapsedS, s.Summary.Energy, s.Summary.AvePowerW, s.Summary.MaxPowerW, s.Summary.Samples, s.Summary.WrapAmbiguous);
+        s.Summary.ElapsedS, s.Summary.Energy, s.Summary.AvePowerW, s.Summary.MaxPowerW, s.Summary.Samples, s.Summary.WrapAmbiguous)
+    {
+        Uncertainty = s.Summary.Uncertainty,
+    };
 }
 
 /// <summary>
@@ -55,6 +63,12 @@ public sealed record JobRecord(
 {
     public double TotalEnergyJ => Energy.TotalJ;
 
+    /// <summary>Uncertainty of <see cref="TotalEnergyJ"/> (docs/uncertainty.md); <see cref="EnergyUncertainty.None"/> when not computed.</summary>
+    public EnergyUncertainty Uncertainty { get; init; } = EnergyUncertainty.None;
+
+    /// <summary>Facility energy and CO2e of the job on this node (docs/carbon.md).</summary>
+    public FacilityCarbon Carbon { get; init; } = FacilityCarbon.None;
+
     /// <summary>The row of a finalized spool.</summary>
     public static JobRecord FromSummary(JobSummary summary, SpoolMeta meta, string status, string reason, string parquetPath)
     {
@@ -69,7 +83,11 @@ public sealed record JobRecord(
             job.Samples, job.WrapAmbiguous, job.ReadErrors,
             summary.Node.TotalEnergyJ, summary.Unattributed.TotalEnergyJ, summary.OtherJobs.TotalEnergyJ,
             status, reason, parquetPath, meta.ToolVersion,
-            summary.Steps.Select(StepRecord.FromSummary).ToList());
+            summary.Steps.Select(StepRecord.FromSummary).ToList())
+        {
+            Uncertainty = job.Uncertainty,
+            Carbon = summary.Carbon,
+        };
     }
 
     /// <summary>A row saying that this job ran on this node but nothing was measured, and why.</summary>
