@@ -4,7 +4,7 @@
  *
  * Each FILE:WATTS counter gains WATTS x dt of energy per update, with +-5 % uniform noise per update (a
  * loaded node's power fluctuates), quantised to the RAPL energy unit 2^-14 J = 61.035 µJ (the usual ESU,
- * DESIGN.md) and reported in µJ, as the kernel does (energy_uj = units x 61.035, rounded down). Values are
+ * docs/implementation-notes.md) and reported in µJ, as the kernel does (energy_uj = units x 61.035, rounded down). Values are
  * written in place, zero-padded to 20 digits + '\n' with one pwrite at offset 0 (same inode, as sysfs; same
  * format as tests/Alumet.Hpc.Tests/Fakes/PowercapTree.cs), so a reader never sees a short file.
  * Counters wrap at max_energy_range_uj like the real ones.

@@ -54,6 +54,13 @@ public static class ExecCommand
             Console.Error.WriteLine($"alumet-hpc: exec: --job-id '{jobId}' is not a numeric job id");
             return 2;
         }
+        // Before anything is measured or recorded: a command that cannot run gets no job id, no row, no Parquet.
+        var program = CommandPath.Resolve(command[0], Environment.GetEnvironmentVariable("PATH"));
+        if (program.Path is null)
+        {
+            Console.Error.WriteLine($"alumet-hpc: exec: {program.Problem} (nothing was measured)");
+            return program.ExitCode;
+        }
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: false, stderr: false);
 
         string user = Environment.UserName;
@@ -107,7 +114,7 @@ public static class ExecCommand
         });
         try
         {
-            var psi = new ProcessStartInfo(command[0]) { UseShellExecute = false };
+            var psi = new ProcessStartInfo(program.Path) { UseShellExecute = false };
             foreach (string a in command.Skip(1)) psi.ArgumentList.Add(a);
             child = Process.Start(psi)!;
             child.WaitForExit();
@@ -115,8 +122,9 @@ public static class ExecCommand
         }
         catch (Win32Exception e)
         {
+            // Found and executable, yet execve refused it (e.g. a script without #! line): measured as a job that ran nothing.
             Console.Error.WriteLine($"alumet-hpc: exec: cannot run '{command[0]}': {e.Message}");
-            exitCode = 127;
+            exitCode = 126;
         }
         cts.Cancel();
         sampler.Join();

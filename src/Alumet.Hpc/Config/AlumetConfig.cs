@@ -39,7 +39,8 @@ public sealed class SamplerSection
     public int AttributionPeriodMs { get; set; } = 1000;
     /// <summary>How often buffered samples reach the spool file, ms (a crash loses at most this much).</summary>
     public int FlushIntervalMs { get; set; } = 1000;
-    /// <summary>Plausibility bound per RAPL domain, W: an interval long enough for a second counter wrap at this power is flagged.</summary>
+    /// <summary>Plausibility bound per domain (package, DRAM, one GPU), W: an interval long enough for a second counter wrap at
+    /// this power is flagged; a delta needing more than this power (a reset) is rejected and flagged.</summary>
     public double MaxPowerW { get; set; } = 1000;
     /// <summary>"cgroup" (split shared-node energy by CPU time) or "exclusive" (charge the whole node to the job).</summary>
     public string Attribution { get; set; } = "cgroup";

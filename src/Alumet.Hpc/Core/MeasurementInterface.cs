@@ -28,4 +28,18 @@ public static class MeasurementInterfaces
     };
 
     public static bool IsEstimate(this MeasurementInterface i) => i == MeasurementInterface.Estimate;
+
+    /// <summary>
+    /// Slack of the implausible-delta bound (<see cref="EnergyCounter"/>), ns: a read interval of E may hold up to
+    /// max_power_w × (E + slack) of energy. It covers how stale a reading can be — RAPL counters update about every
+    /// 1 ms, NVML's energy counter every 20-100 ms (README, "Timing") — and a reader preempted between taking its
+    /// timestamp and reading the counter. Small next to what a reset taken for a wrap adds (up to a whole counter
+    /// range, tens of kJ), large enough that a loaded node never rejects real energy.
+    /// </summary>
+    public static long PlausibilitySlackNs(this MeasurementInterface i) => i switch
+    {
+        MeasurementInterface.NvmlEnergyCounter or MeasurementInterface.NvmlIntegratedPower => 500_000_000,
+        MeasurementInterface.Estimate => 0,
+        _ => 100_000_000, // RAPL (powercap, MMIO, MSR, perf_events)
+    };
 }

@@ -28,6 +28,12 @@ public static class JobFinalizer
             reason = Join(reason, $"{summary.Job.WrapAmbiguous} interval(s) may hide extra counter wraps: energy is a lower bound");
         if (summary.Job.ReadErrors > 0)
             reason = Join(reason, $"{summary.Job.ReadErrors} interval(s) with counter read errors");
+        if (summary.Job.Implausible > 0)
+        {
+            // A rejected reading is energy not measured: the row says so rather than counting a reset as a wrap.
+            reason = Join(reason, $"{summary.Job.Implausible} interval(s) held an impossible counter jump (a reset, or more than max_power_w) that was rejected, not counted");
+            if (status == JobStatus.Complete) status = JobStatus.Partial;
+        }
         if (summary.Job.Samples == 0)
         {
             status = JobStatus.NotMeasured;

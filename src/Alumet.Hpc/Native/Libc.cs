@@ -50,6 +50,12 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
 
+    public const int X_OK = 1;
+
+    /// <summary>Whether the real uid may do <paramref name="mode"/> on <paramref name="path"/> (root: X_OK needs an x bit).</summary>
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int access(string path, int mode);
+
     [LibraryImport("libc")]
     public static partial uint getuid();
 

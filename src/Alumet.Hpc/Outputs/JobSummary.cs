@@ -43,8 +43,10 @@ public sealed record DomainEnergies(double PackageJ, double CoreJ, double Uncore
 /// <param name="Samples">Number of spool records of this consumer.</param>
 /// <param name="WrapAmbiguous">Records flagged <see cref="SpoolFlags.WrapAmbiguous"/>: the energy is a lower bound.</param>
 /// <param name="ReadErrors">Records flagged <see cref="SpoolFlags.ReadError"/>.</param>
+/// <param name="Implausible">Records flagged <see cref="SpoolFlags.Implausible"/>: a reading was rejected (reset or impossible jump), its interval is missing.</param>
 public sealed record ConsumerSummary(
-    string Consumer, DomainEnergies Energy, long StartNs, long EndNs, double MaxPowerW, long Samples, long WrapAmbiguous, long ReadErrors)
+    string Consumer, DomainEnergies Energy, long StartNs, long EndNs, double MaxPowerW, long Samples, long WrapAmbiguous, long ReadErrors,
+    long Implausible = 0)
 {
     public double TotalEnergyJ => Energy.TotalJ;
     public double ElapsedS => EndNs > StartNs ? (EndNs - StartNs) / 1e9 : 0;
@@ -209,7 +211,7 @@ public sealed record JobSummary(
         // Per series raw sums (long: 9.2e18 µJ = 9.2 TJ, far beyond any job).
         private readonly long[] _raw = new long[seriesCount];
         private long _start = long.MaxValue, _end = long.MinValue;
-        private long _samples, _wrap, _readErrors;
+        private long _samples, _wrap, _readErrors, _implausible;
         private readonly PeakPower _peak = new();
 
         public void Add(in SpoolRecord r, double countedJoules)
@@ -218,6 +220,7 @@ public sealed record JobSummary(
             _samples++;
             if ((r.Flags & SpoolFlags.WrapAmbiguous) != 0) _wrap++;
             if ((r.Flags & SpoolFlags.ReadError) != 0) _readErrors++;
+            if ((r.Flags & SpoolFlags.Implausible) != 0) _implausible++;
             long start = r.WallNs - r.IntervalNs;
             if (start < _start) _start = start;
             if (r.WallNs > _end) _end = r.WallNs;
@@ -231,7 +234,7 @@ public sealed record JobSummary(
                 if (_raw[i] != 0) byKind[(int)kinds[i]] += _raw[i] * meta.Series[i].JoulesPerUnit;
             bool any = _samples > 0;
             return new ConsumerSummary(consumer, DomainEnergies.FromArray(byKind),
-                any ? _start : fallbackStart, any ? _end : fallbackStart, _peak.Finish(), _samples, _wrap, _readErrors);
+                any ? _start : fallbackStart, any ? _end : fallbackStart, _peak.Finish(), _samples, _wrap, _readErrors, _implausible);
         }
     }
 

@@ -26,6 +26,7 @@ public sealed class Sampler
     // Per channel, written by the owning reader thread, read by housekeeping.
     private readonly long[] _totals;
     private readonly int[] _ambiguous;
+    private readonly int[] _implausible;
     private readonly int[] _readErrors;
     // Per channel, housekeeping only: what the last store and the last attribution had taken.
     private readonly Taken[] _stored;
@@ -66,6 +67,7 @@ public sealed class Sampler
         int n = _channels.Length;
         _totals = new long[n];
         _ambiguous = new int[n];
+        _implausible = new int[n];
         _readErrors = new int[n];
         _stored = new Taken[n];
         _attributed = new Taken[n];
@@ -116,7 +118,6 @@ public sealed class Sampler
     private void ReadSlot(SourceSlot slot, long monotonicNs, long wallNs)
     {
         slot.Source.Read(slot.Raw, slot.Ok, monotonicNs);
-        long elapsed = monotonicNs - slot.LastReadNs;
         slot.LastReadNs = monotonicNs;
         for (int i = 0; i < slot.Raw.Length; i++)
         {
@@ -127,15 +128,15 @@ public sealed class Sampler
                 continue;
             }
             bool primed = slot.Counters[i].Primed;
-            var (delta, ambiguous) = slot.Counters[i].Update(slot.Raw[i], elapsed);
+            var step = slot.Counters[i].Read(slot.Raw[i], monotonicNs);
             Volatile.Write(ref _totals[c], (long)slot.Counters[i].Total);
-            if (ambiguous) Interlocked.Increment(ref _ambiguous[c]);
+            if (step.Ambiguous) Interlocked.Increment(ref _ambiguous[c]);
+            if (step.Implausible) Interlocked.Increment(ref _implausible[c]);
             if (_settings.Raw && primed)
             {
                 var rec = new SpoolRecord
                 {
-                    WallNs = wallNs, IntervalNs = elapsed, Value = (long)delta, Series = c,
-                    Flags = ambiguous ? SpoolFlags.WrapAmbiguous : SpoolFlags.None,
+                    WallNs = wallNs, IntervalNs = step.ElapsedNs, Value = (long)step.Delta, Series = c, Flags = step.Flags,
                 };
                 lock (_spoolGate) _spool.Append(in rec);
             }
@@ -214,6 +215,7 @@ public sealed class Sampler
     {
         public long Total;
         public int Ambiguous;
+        public int Implausible;
         public int ReadErrors;
     }
 
@@ -223,9 +225,11 @@ public sealed class Sampler
         long total = Volatile.Read(ref _totals[c]);
         int amb = Volatile.Read(ref _ambiguous[c]);
         int err = Volatile.Read(ref _readErrors[c]);
-        var flags = (amb != last.Ambiguous ? SpoolFlags.WrapAmbiguous : 0) | (err != last.ReadErrors ? SpoolFlags.ReadError : 0);
+        int bad = Volatile.Read(ref _implausible[c]);
+        var flags = (amb != last.Ambiguous ? SpoolFlags.WrapAmbiguous : 0) | (err != last.ReadErrors ? SpoolFlags.ReadError : 0)
+                    | (bad != last.Implausible ? SpoolFlags.Implausible : 0);
         ulong energy = (ulong)(total - last.Total);
-        last = new Taken { Total = total, Ambiguous = amb, ReadErrors = err };
+        last = new Taken { Total = total, Ambiguous = amb, Implausible = bad, ReadErrors = err };
         return (energy, flags);
     }
 

@@ -26,10 +26,7 @@ public sealed class SourceSlot
         int n = source.Channels.Count;
         Counters = new EnergyCounter[n];
         for (int i = 0; i < n; i++)
-        {
-            var ch = source.Channels[i];
-            Counters[i] = new EnergyCounter(ch.Modulus, maxPowerW / ch.JoulesPerUnit);
-        }
+            Counters[i] = EnergyCounter.For(source.Channels[i], maxPowerW);
         Raw = new ulong[n];
         Ok = new bool[n];
     }

@@ -5,7 +5,7 @@ namespace Alumet.Hpc.Sampling;
 /// <summary>
 /// Fixed-rate ticks on absolute CLOCK_MONOTONIC deadlines (clock_nanosleep TIMER_ABSTIME) with the thread's
 /// timer slack lowered to 1 ns. PeriodicTimer and Thread.Sleep(1) cannot hold 1 kHz with HZ=250; this held
-/// 1000.0 Hz with ~30 µs mean lateness on the project's machine (DESIGN.md). Absolute deadlines mean lateness
+/// 1000.0 Hz with ~30 µs mean lateness on the project's machine (docs/implementation-notes.md). Absolute deadlines mean lateness
 /// never accumulates: a late tick is followed by an on-time one. When more than a whole period is lost (machine
 /// stalled), the missed deadlines are skipped and counted rather than fired in a burst.
 /// </summary>

@@ -27,8 +27,11 @@ public struct SpoolRecord
 public enum SpoolFlags
 {
     None = 0,
-    /// <summary>The counter may have wrapped more than once (or reset): the value is a lower bound.</summary>
+    /// <summary>The counter may have wrapped more than once: the value is a lower bound.</summary>
     WrapAmbiguous = 1,
     /// <summary>A read failed during the interval: the value misses part of it.</summary>
     ReadError = 2,
+    /// <summary>A reading was impossible (counter reset, or more energy than max_power_w allows) and was rejected:
+    /// 0 counted for it, so the value misses that read's interval.</summary>
+    Implausible = 4,
 }

@@ -23,11 +23,37 @@ public class ExecCommandTests
         Assert.Contains($"job 5{expected}", output.ToString());
     }
 
-    [Fact]
-    public void MissingCommandIs127()
+    [Theory]
+    [InlineData("/nonexistent/command", 127, "alumet-hpc: exec: '/nonexistent/command': no such file; check the path (nothing was measured)")]
+    [InlineData("no-such-command-alumet", 127, "alumet-hpc: exec: 'no-such-command-alumet': command not found in PATH; check the name, or give the program's path (nothing was measured)")]
+    [InlineData("{install}/script.sh", 126, "alumet-hpc: exec: '{install}/script.sh' is not executable (permission denied); chmod +x it or run it through its interpreter (nothing was measured)")]
+    [InlineData("/usr", 126, "alumet-hpc: exec: '/usr' is a directory, not a program (nothing was measured)")]
+    public void ACommandThatCannotRunIsOneLineAShellExitCodeAndNoRow(string command, int expected, string message)
     {
         using var install = new TestInstallation(PowercapTree.Standard(1));
-        Assert.Equal(127, ExecCommand.Run(install.ConfigPath, "9", null, null, true, ["/nonexistent/command"]));
+        File.SetUnixFileMode(install.Write("script.sh", "#!/bin/sh\n"), UnixFileMode.UserRead | UnixFileMode.UserWrite); // 0600
+        command = command.Replace("{install}", install.Root);
+        message = message.Replace("{install}", install.Root);
+        var err = new StringWriter();
+        var old = Console.Error;
+        Console.SetError(err);
+        try { Assert.Equal(expected, ExecCommand.Run(install.ConfigPath, "9", null, null, false, [command])); }
+        finally { Console.SetError(old); }
+        Assert.Equal(message + Environment.NewLine, err.ToString());
+        Assert.False(File.Exists(install.Config.Paths.Database), "no accounting row (not even a database)");
+        Assert.False(Directory.Exists(install.Config.Paths.DataDir), "no Parquet");
+        Assert.False(Directory.Exists(install.Config.Paths.StateDir), "no job state, no exec id taken");
+    }
+
+    [Fact]
+    public void ANameIsLookedUpInPathOnlyNotInTheCurrentDirectory()
+    {
+        using var tree = new TempTree("cwd");
+        string planted = tree.Write("ls", "#!/bin/sh\nexit 99\n");
+        File.SetUnixFileMode(planted, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Assert.Equal(127, CommandPath.Resolve("ls", "/nonexistent-dir").ExitCode);
+        Assert.Equal("/usr/bin/ls", CommandPath.Resolve("ls", "/nonexistent-dir:/usr/bin").Path);
+        Assert.Equal(planted, CommandPath.Resolve("ls", tree.Root).Path); // only because PATH names it
     }
 
     [Fact]

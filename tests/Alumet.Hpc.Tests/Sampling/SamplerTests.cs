@@ -163,7 +163,8 @@ public class SamplerTests : IDisposable
     public void AReadErrorFlagsTheNodeAndTheJobRecordsOfThatInterval()
     {
         using var attribution = new JobAttribution(_job, null, _proc.Root, exclusive: true, new HashSet<string>());
-        var s = NewSampler(new SamplerSettings(1000, 1000, 1000, MaxPowerW: 1), attribution); // 1 W: no wrap doubt on the 1 J counters
+        // 0.5 W: no wrap doubt on the 1 J counters, even over dram's own 1 s between good reads (timing is per channel).
+        var s = NewSampler(new SamplerSettings(1000, 1000, 1000, MaxPowerW: 0.5), attribution);
         SetCounters(0, 0, 0);
         s.ReadSources(0, 0);
         File.WriteAllText(_powercap.PathOf("intel-rapl:0:1", "energy_uj"), "garbage\n"); // dram unreadable

@@ -41,7 +41,7 @@ public sealed record ParquetExportResult(string Path, long Rows, int RowGroups, 
 /// Converts a spool (meta.json + spool.bin) into one tidy Parquet file: one row per spool record.
 /// Streaming: one row group is built at a time from a bounded chunk of records, so memory does not grow with
 /// the job length. Uses Parquet.Net's low-level writer only (<c>ParquetSerializer</c> relies on reflection and
-/// breaks under NativeAOT, DESIGN.md).
+/// breaks under NativeAOT, docs/implementation-notes.md).
 /// Layout choices for size (measured, see the tests' size report):
 /// rows of a row group are grouped by series (each in time order), so every column is a few long runs:
 /// strings become dictionary + RLE (almost free), intervals delta-encode to a few bits, timestamps (PLAIN:
@@ -205,7 +205,7 @@ public static class ParquetExporter
         var o = new ParquetOptions
         {
             CompressionMethod = CompressionMethod.Zstd,
-            // SmallestSize (the default) is ~8x slower for a few % (DESIGN.md).
+            // SmallestSize (the default) is ~8x slower for a few % (docs/implementation-notes.md).
             CompressionLevel = CompressionLevel.Optimal,
             // The hinted string columns have a handful of distinct values per file; never let a small or
             // unusual row group fall back to PLAIN because of the uniqueness heuristic.
@@ -223,7 +223,7 @@ public static class ParquetExporter
         return o;
     }
 
-    /// <summary>Footer key-value metadata: what, how, where, by which tool (DESIGN.md: every number says its perimeter, interface, unit, rate).</summary>
+    /// <summary>Footer key-value metadata: what, how, where, by which tool (README: every number says what it covers, how it was obtained, its unit and rate).</summary>
     public static Dictionary<string, string> FileMetadata(SpoolMeta meta, IReadOnlyDictionary<string, string>? extra = null, ParquetValueLayout layout = ParquetValueLayout.Joules)
     {
         var interfaces = meta.Series.Select(s => s.Interface).Where(i => i.Length > 0).Distinct().OrderBy(i => i, StringComparer.Ordinal).ToList();
@@ -245,7 +245,7 @@ public static class ParquetExporter
             ["estimated"] = estimated ? "true" : "false",
             ["unit"] = Unit,
             ["value_layout"] = layout == ParquetValueLayout.RawCounts ? "raw: J = value_raw * joules_per_unit" : "joules: value is J",
-            ["flags"] = "1=wrap-ambiguous (value is a lower bound), 2=read error during the interval",
+            ["flags"] = "1=wrap-ambiguous (value is a lower bound), 2=read error during the interval, 4=implausible reading rejected (counter reset or jump above max_power_w; not counted)",
             ["total_energy_domains"] = "cpu_package+dram+gpu (cpu_cores and uncore are inside cpu_package; psys contains package and dram)",
             ["consumers"] = "node = whole counter; job:<id> = this job's share; step:<id>.<step> = a step's part of the job share; other_jobs; unattributed. job + other_jobs + unattributed = node",
             ["row_order"] = "row groups in spool order; inside a row group grouped by series, each series in time order",

@@ -8,7 +8,7 @@ namespace Alumet.Hpc.Sources.Nvml;
 /// <list type="bullet">
 /// <item>Boards with the 64-bit energy counter (Volta and newer): raw = <c>nvmlDeviceGetTotalEnergyConsumption</c>, mJ,
 /// interface <see cref="MeasurementInterface.NvmlEnergyCounter"/>. Preferred: on A100/H100 the power sensor covers only
-/// ~25 % of wall time, the counter all of it (DESIGN.md, hardware facts).</item>
+/// ~25 % of wall time, the counter all of it (docs/implementation-notes.md, NVML).</item>
 /// <item>Boards without it (<c>NVML_ERROR_NOT_SUPPORTED</c>): instant power (field 186, else the averaged
 /// <c>nvmlDeviceGetPowerUsage</c>) integrated over the monotonic time given to <see cref="Read"/> into a synthetic mJ
 /// counter, interface <see cref="MeasurementInterface.NvmlIntegratedPower"/>.</item>
