@@ -90,24 +90,23 @@ public static class ReportBuilder
         return new ReportJob(first.Cluster, first.Scheduler, first.JobId, total, nodeRows, steps, notes);
     }
 
-    /// <summary>TotalEnergy ± U with its confidence level and components, missed energy, and how CO2e was obtained.</summary>
+    /// <summary>
+    /// How to read TotalEnergyU (one line for all jobs with the same k: notes are de-duplicated), missed energy per job,
+    /// and how CO2e was obtained. A row recorded before uncertainties existed shows an empty TotalEnergyU and no note.
+    /// </summary>
     private static IEnumerable<string> QualityNotes(ReportRow total, List<JobRecord> nodes)
     {
         if (!total.Measured) yield break;
         var u = total.Uncertainty;
-        string job = $"job {total.JobId}";
         if (u.Known)
         {
-            yield return $"UNCERTAINTY: {job}: TotalEnergy {Quantity(total.Energy.TotalJ, "J")} ± {Quantity(u.ExpandedJ, "J")} " +
-                $"(k={Num(u.CoverageFactor)}, {EnergyUncertainty.ConfidenceLabel(u.CoverageFactor)}; standard components: interfaces {Quantity(u.InterfacesJ, "J")}, " +
-                $"attribution {Quantity(u.AttributionJ, "J")}, quantisation and sampling {Quantity(u.RandomJ, "J")}; method: {UncertaintyModel.MethodReference}).";
+            yield return $"UNCERTAINTY: TotalEnergy ± TotalEnergyU, expanded uncertainty at k={Num(u.CoverageFactor)} ({EnergyUncertainty.ConfidenceLabel(u.CoverageFactor)}); " +
+                $"--json gives its components; method: {UncertaintyModel.MethodReference}.";
             if (u.MissedJ > 0)
-                yield return $"MISSED ENERGY: {job}: up to {Quantity(u.MissedJ, "J")} more may have been used (lower-bound intervals, lost records or a failed last read): the true total lies below TotalEnergy + TotalEnergyU + MissedEnergy.";
+                yield return $"MISSED ENERGY: job {total.JobId}: up to {Quantity(u.MissedJ, "J")} more may have been used (lower-bound or rejected intervals, lost records, a failed last read): the true total lies below TotalEnergy + TotalEnergyU + MissedEnergy.";
         }
-        else
-            yield return $"UNCERTAINTY: {job}: not known (recorded by a version without it).";
         var c = total.Carbon;
-        if (c.Basis.Length > 0) yield return $"CARBON: {job}: {c.Basis}; method: docs/carbon.md.";
+        if (c.Basis.Length > 0) yield return $"CARBON: {c.Basis}; method: docs/carbon.md.";
         foreach (var r in nodes.Where(n => n.Carbon.Note.Length > 0))
             yield return $"CARBON: job {r.JobId} on {r.Node}: {r.Carbon.Note}.";
     }

@@ -133,6 +133,19 @@ public sealed class UncertaintyTests
     }
 
     [Fact]
+    public void ARejectedImplausibleReadMayMissAllOfItsSpan()
+    {
+        var meta = Meta("1");
+        meta.AttributionMode = "exclusive";
+        meta.Series.Add(S("job:1", "cpu_package", "0"));
+        var u = Summarize(meta,
+            R(T0 + 1 * Sec, Sec, 100_000_000, 0),
+            R(T0 + 2 * Sec, Sec, 30_000_000, 0, SpoolFlags.Implausible), // a read of this second was rejected: 0 counted for it
+            R(T0 + 3 * Sec, Sec, 100_000_000, 0)).Job.Uncertainty;
+        Assert.Equal(1000.0 * 1, u.MissedJ, 9); // max_power_w × 1 s, the value of the other reads does not reduce it
+    }
+
+    [Fact]
     public void NodesCombineSystematicLinearlyAndRandomInQuadrature()
     {
         var c = EnergyUncertainty.Combine([new(3, 4, 1, 5, 2), new(6, 0, 2, 1, 2)]);

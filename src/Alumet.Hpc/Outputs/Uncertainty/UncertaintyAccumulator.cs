@@ -42,12 +42,14 @@ internal sealed class UncertaintyAccumulator
         _measuredNs[s] += interval;
         long start = r.WallNs - interval;
         if (_lastEnd[s] != 0 && start - _lastEnd[s] > GapToleranceNs) _gapNs[s] += start - _lastEnd[s];
-        if ((r.Flags & SpoolFlags.WrapAmbiguous) != 0)
+        if ((r.Flags & (SpoolFlags.WrapAmbiguous | SpoolFlags.Implausible)) != 0)
         {
-            // While reads stall, stored intervals carry 0: the ambiguous read spans back to the last energy seen.
+            // While reads stall, stored intervals carry 0: the flagged read spans back to the last energy seen.
             long since = _lastNonZeroEnd[s] != 0 ? _lastNonZeroEnd[s] : start;
-            double spanS = Math.Max(interval, r.WallNs - since) / 1e9;
-            _wrapBoundJ[s] += Math.Max(0, _maxPowerW * spanS - r.Value * _jpu[s]);
+            double boundJ = _maxPowerW * (Math.Max(interval, r.WallNs - since) / 1e9);
+            // Wrap-ambiguous: the value is the smallest consistent delta, the truth at most the bound.
+            // Implausible: the read was rejected (0 counted): all of it may be missing.
+            _wrapBoundJ[s] += (r.Flags & SpoolFlags.Implausible) != 0 ? boundJ : Math.Max(0, boundJ - r.Value * _jpu[s]);
         }
         if (r.Value != 0) _lastNonZeroEnd[s] = r.WallNs;
         if (r.WallNs > _lastEnd[s]) _lastEnd[s] = r.WallNs;
