@@ -25,21 +25,22 @@ public static class SampleCommand
         var node = new Option<string>("--node") { Description = "node name (default: host name)" };
         var gpus = new Option<string?>("--gpus") { Description = "physical indices of the job's GPUs, e.g. 0,2" };
         var sluid = new Option<string?>("--sluid") { Description = "Slurm >= 25.11 SLUID (names the cgroup from 26.05)" };
+        var runId = new Option<string?>("--run-id") { Description = "which run of the job: the SLUID, else the start time yyyyMMddTHHmmssfffZ (default: now)" };
         var exclusive = new Option<bool>("--exclusive") { Description = "charge the whole node to the job" };
         var detach = new Option<bool>("--detach") { Description = "leave the caller's session, cgroups and stdio (used by hooks)" };
 
         var cmd = new Command("sample", "Run one job's sampler in the foreground until SIGTERM, then write its Parquet file and accounting row")
         {
-            config, scheduler, cluster, jobId, user, uid, node, gpus, sluid, exclusive, detach,
+            config, scheduler, cluster, jobId, user, uid, node, gpus, sluid, runId, exclusive, detach,
         };
         cmd.SetAction(r => Run(
             r.GetValue(config), r.GetValue(scheduler)!, r.GetValue(cluster)!, r.GetValue(jobId)!, r.GetValue(user)!, r.GetValue(uid),
-            r.GetValue(node) ?? Environment.MachineName, r.GetValue(gpus), r.GetValue(sluid), r.GetValue(exclusive), r.GetValue(detach)));
+            r.GetValue(node) ?? Environment.MachineName, r.GetValue(gpus), r.GetValue(sluid), r.GetValue(runId), r.GetValue(exclusive), r.GetValue(detach)));
         return cmd;
     }
 
     private static int Run(string? configPath, string scheduler, string cluster, string jobId, string user, int uid,
-                           string node, string? gpus, string? sluid, bool exclusive, bool detach)
+                           string node, string? gpus, string? sluid, string? runId, bool exclusive, bool detach)
     {
         string? bad =
             !SchedulerInput.IsJobId(jobId) ? $"--job-id {SchedulerInput.Quote(jobId)} is not a numeric job id" :
@@ -47,6 +48,7 @@ public static class SampleCommand
             !SchedulerInput.IsName(node) ? $"--node {SchedulerInput.Quote(node)} is not a valid node name" :
             !SchedulerInput.IsName(cluster) ? $"--cluster {SchedulerInput.Quote(cluster)} is not a valid cluster name" :
             uid < 0 ? $"--uid {uid} is negative" :
+            runId is not null && !RunId.IsValid(runId) ? $"--run-id {SchedulerInput.Quote(runId)} is not a run id (1-64 letters and digits)" :
             gpus is not null && !SchedulerInput.TryParseIndexList(gpus, out _) ? $"--gpus {SchedulerInput.Quote(gpus)} is not a comma-separated list of GPU indices" :
             null;
         if (bad is not null)
@@ -64,7 +66,7 @@ public static class SampleCommand
         }
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
 
-        var job = new JobIdentity(scheduler, cluster, jobId, user, uid, node);
+        var job = new JobIdentity(scheduler, cluster, jobId, user, uid, node, runId ?? RunId.Of(sluid, DateTime.UtcNow));
         string stateDir = job.StateDirectory(cfg.Paths.StateDir);
         if (detach) SamplerProcessSetup.Detach(cfg.Paths.CgroupRoot);
         try

@@ -2,7 +2,9 @@ namespace Alumet.Hpc.Jobs;
 
 /// <summary>Who and where: the key of a job's files and accounting row.</summary>
 /// <param name="Scheduler">"slurm", "oar" or "exec".</param>
-public sealed record JobIdentity(string Scheduler, string Cluster, string JobId, string User, int Uid, string Node)
+/// <param name="RunId">Which run of the job (<see cref="Jobs.RunId"/>); empty until known: the sampler then takes its
+/// start time, and an epilog the one recorded in the job's meta.json.</param>
+public sealed record JobIdentity(string Scheduler, string Cluster, string JobId, string User, int Uid, string Node, string RunId = "")
 {
     public string Consumer => $"job:{JobId}";
 

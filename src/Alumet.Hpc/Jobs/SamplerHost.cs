@@ -44,16 +44,18 @@ public sealed class SamplerHost : IDisposable
             File.Delete(Path.Combine(StateDirectory, stale)); // a requeued job id starts a fresh spool
 
         _attribution = new JobAttribution(job, request.Locator, cfg.Paths.ProcfsRoot, request.Exclusive, request.JobGpus);
+        long startWallNs = Clock.WallNs();
         var meta = new SpoolMeta
         {
             ToolVersion = ToolInfo.Version,
             Scheduler = job.Scheduler,
             Cluster = job.Cluster,
             JobId = job.JobId,
+            RunId = job.RunId.Length > 0 ? job.RunId : RunId.FromStartNs(startWallNs),
             User = job.User,
             Uid = job.Uid,
             Node = job.Node,
-            StartWallNs = Clock.WallNs(),
+            StartWallNs = startWallNs,
             Perimeter = sources.Perimeter + (_attribution.Exclusive
                 ? " | Attribution: exclusive, the whole node is charged to the job."
                 : " | Attribution: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); GPUs whole to the job they are allocated to; the rest is unattributed."),

@@ -86,6 +86,8 @@ public static class SamplerLauncher
         yield return "--user"; yield return job.User;
         yield return "--uid"; yield return job.Uid.ToString();
         yield return "--node"; yield return job.Node;
+        // The prolog fixes the run id, so that a sampler restarted for the same run keeps it.
+        yield return "--run-id"; yield return job.RunId.Length > 0 ? job.RunId : RunId.Of(launch.Sluid, DateTime.UtcNow);
         if (launch.GpuIndices.Count > 0) { yield return "--gpus"; yield return string.Join(',', launch.GpuIndices); }
         if (launch.Sluid is { } sluid) { yield return "--sluid"; yield return sluid; }
         if (launch.Exclusive) yield return "--exclusive";
@@ -106,6 +108,7 @@ public static class SamplerLauncher
             var pid = SamplerPid.Read(dir);
             if (pid is null && !File.Exists(Path.Combine(dir, Spool.SpoolWriter.MetaFile)))
             {
+                if (job.RunId.Length == 0) job = job with { RunId = RunId.FromStart(DateTime.UtcNow) };
                 JobFinalizer.RecordNotMeasured(job, config, "the prolog did not start a sampler for this job on this node (prolog not configured, failed, or PrologFlags without Alloc)");
                 return new StopResult("not_measured", $"job {job.JobId}: no sampler state in {dir}");
             }

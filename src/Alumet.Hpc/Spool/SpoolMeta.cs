@@ -13,6 +13,8 @@ public sealed class SpoolMeta
     public string Scheduler { get; set; } = "";
     public string Cluster { get; set; } = "";
     public string JobId { get; set; } = "";
+    /// <summary>Which run of the job (Jobs.RunId): the SLUID, else the start time. Empty in spools of older versions.</summary>
+    public string RunId { get; set; } = "";
     public string User { get; set; } = "";
     public int Uid { get; set; } = -1;
     public string Node { get; set; } = "";

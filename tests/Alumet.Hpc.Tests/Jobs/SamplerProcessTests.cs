@@ -73,6 +73,9 @@ public class SamplerProcessTests
         Assert.Equal(2.0, row.Energy.DramJ, 12);
         Assert.Equal(2.005001, row.TotalEnergyJ, 12);
         Assert.Equal(0, row.WrapAmbiguous);
+        // the run id the prolog gave (--run-id: its start time) is in meta.json and the row's key
+        Assert.Matches(@"^\d{8}T\d{9}Z$", row.RunId);
+        Assert.Equal(row.RunId, SpoolWriter.ReadMeta(job.StateDirectory(install.Config.Paths.StateDir)).RunId);
 
         using var duck = new DuckDBConnection("Data Source=:memory:");
         duck.Open();

@@ -194,8 +194,8 @@ public sealed class AccountingDbTests
         var sw = Stopwatch.StartNew();
         var writer = Task.Run(() =>
         {
-            using var db = AccountingDb.Open(path, busyTimeoutMs: 200); // shorter than the lock: the retry loop must carry it
-            return db.Upsert(Sample());
+            using var db = AccountingDb.Open(path, busyTimeoutMs: 200); // the open needs no write lock
+            return db.Upsert(Sample()); // the default budget (10 s) is longer than the lock: the retry loop carries it
         });
         Thread.Sleep(1500);
         Assert.False(writer.IsCompleted);
@@ -253,6 +253,76 @@ public sealed class AccountingDbTests
         string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
         p.WaitForExit();
         Assert.Equal("1234:complete", output.Trim());
+    }
+
+    private static JobRecord Run(string runId, DateTime start, string node = "n1", string jobId = "1234", double pkg = 180) =>
+        Sample(jobId, node, pkg: pkg) with { RunId = runId, Start = start, End = start.AddHours(1) };
+
+    [Fact]
+    public void AReusedJobIdKeepsEveryRun()
+    {
+        // Old main: the second run of job 1234 on n1 replaced the first one's row (key without the run).
+        using var tmp = new TempDir();
+        using var db = AccountingDb.Open(tmp.Sub("acct.db"));
+        var t1 = new DateTime(2026, 1, 1, 8, 0, 0, DateTimeKind.Utc);
+        var t2 = new DateTime(2026, 6, 1, 8, 0, 0, DateTimeKind.Utc);
+        Assert.True(db.Upsert(Run(RunId.FromStart(t1), t1, pkg: 100)));
+        Assert.True(db.Upsert(Run(RunId.FromStart(t2), t2, pkg: 200)));
+        var all = db.GetJob("1234", runs: RunSelection.All);
+        Assert.Equal([("20260101T080000000Z", 100.0), ("20260601T080000000Z", 200.0)], all.Select(r => (r.RunId, r.Energy.PackageJ)));
+        Assert.All(all, r => Assert.Equal(2, r.Steps.Count));
+        var latest = Assert.Single(db.GetJob("1234"));
+        Assert.Equal(("20260601T080000000Z", 200.0), (latest.RunId, latest.Energy.PackageJ));
+        Assert.Equal(100.0, Assert.Single(db.Query(new JobQuery(["1234"], Runs: RunSelection.All, RunId: "20260101T080000000Z"))).Energy.PackageJ);
+        Assert.Equal(2, Count(tmp.Sub("acct.db"), "jobs"));
+        Assert.Equal(4, Count(tmp.Sub("acct.db"), "steps"));
+    }
+
+    [Fact]
+    public void LatestRunSpansNodesWhoseRunIdsDiffer()
+    {
+        // Without a SLUID each node names the run by its own sampler start: a few ms apart on two nodes. The earlier
+        // run of the reused id ran on n1, n2 and n3; the latest only on n1 and n2: n3's old row is not part of it.
+        using var tmp = new TempDir();
+        using var db = AccountingDb.Open(tmp.Sub("acct.db"));
+        var old = new DateTime(2026, 1, 1, 8, 0, 0, DateTimeKind.Utc);
+        foreach (string n in new[] { "n1", "n2", "n3" }) db.Upsert(Run(RunId.FromStart(old), old, n, pkg: 1));
+        var t = new DateTime(2026, 6, 1, 8, 0, 0, DateTimeKind.Utc);
+        db.Upsert(Run(RunId.FromStart(t), t, "n1", pkg: 10));
+        db.Upsert(Run(RunId.FromStart(t.AddMilliseconds(7)), t.AddMilliseconds(7), "n2", pkg: 20));
+        var latest = db.GetJob("1234");
+        Assert.Equal([("n1", 10.0), ("n2", 20.0)], latest.Select(r => (r.Node, r.Energy.PackageJ)));
+        Assert.Equal(5, db.GetJob("1234", runs: RunSelection.All).Count);
+    }
+
+    [Fact]
+    public void MigratesAVersion1DatabaseKeepingItsRows()
+    {
+        using var tmp = new TempDir();
+        string path = tmp.Sub("acct.db");
+        using (var con = new SqliteConnection($"Data Source={path};Pooling=false"))
+        {
+            con.Open();
+            using var cmd = con.CreateCommand();
+            cmd.CommandText = Schema.Migrations[0].Sql + """
+                PRAGMA user_version = 1;
+                INSERT INTO jobs (cluster, scheduler, job_id, node, user, uid, start_time, end_time, total_energy_j, energy_package_j, status)
+                    VALUES ('lab', 'slurm', '7', 'n1', 'alice', 1001, '2026-11-25T08:00:00.123456Z', '2026-11-25T09:00:00.000000Z', 5, 5, 'complete'),
+                           ('lab', 'slurm', '8', 'n1', 'bob', 1002, '', '', 0, 0, 'not_measured');
+                INSERT INTO steps (cluster, scheduler, job_id, node, step_id, energy_package_j) VALUES ('lab', 'slurm', '7', 'n1', '7.batch', 4);
+                """;
+            cmd.ExecuteNonQuery();
+        }
+        using (var db = AccountingDb.Open(path))
+        {
+            Assert.Equal(AccountingDb.SchemaVersion, db.UserVersion());
+            var r = Assert.Single(db.GetJob("7"));
+            Assert.Equal(("20261125T080000123Z", 5.0, "7.batch", 4.0), (r.RunId, r.TotalEnergyJ, Assert.Single(r.Steps).StepId, r.Steps[0].Energy.PackageJ));
+            Assert.Equal("", Assert.Single(db.GetJob("8")).RunId);
+            // the new key takes a second run of job 7
+            Assert.True(db.Upsert(Run("20261201T000000000Z", new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc), jobId: "7")));
+            Assert.Equal(2, db.GetJob("7", runs: RunSelection.All).Count);
+        }
     }
 
     private static long Count(string path, string table)

@@ -179,7 +179,7 @@ public sealed class UncertaintyTests
         {
             con.Open();
             using var cmd = con.CreateCommand();
-            cmd.CommandText = Alumet.Hpc.Outputs.Accounting.AccountingDb.Migrations[0] + """
+            cmd.CommandText = Alumet.Hpc.Outputs.Accounting.Schema.Migrations[0].Sql + """
                 PRAGMA user_version = 1;
                 INSERT INTO jobs (cluster, scheduler, job_id, node, user, uid, energy_package_j, total_energy_j, status)
                 VALUES ('lab', 'slurm', '9', 'n1', 'alice', 1001, 50, 50, 'complete');

@@ -1,156 +1,62 @@
+using System.Data.Common;
+using System.Globalization;
 using System.Text;
 using Alumet.Hpc.Outputs.Carbon;
 using Alumet.Hpc.Outputs.Uncertainty;
-using Microsoft.Data.Sqlite;
 
 namespace Alumet.Hpc.Outputs.Accounting;
 
+/// <summary>Which runs of a job <see cref="AccountingDb.Query"/> returns.</summary>
+public enum RunSelection
+{
+    /// <summary>The latest run of each job: per node its newest run, without the rows of runs that ended before
+    /// another run of the same job id started (a reused id). What a report shows by default.</summary>
+    Latest,
+    /// <summary>Every run (each row carries its <see cref="JobRecord.RunId"/>).</summary>
+    All,
+}
+
 /// <summary>Filter of <see cref="AccountingDb.Query"/>; null/empty members do not filter.</summary>
 public sealed record JobQuery(
-    IReadOnlyList<string>? JobIds = null, string? User = null, int? Uid = null, string? Cluster = null, string? Scheduler = null, int Limit = 10_000);
+    IReadOnlyList<string>? JobIds = null, string? User = null, int? Uid = null, string? Cluster = null, string? Scheduler = null, int Limit = 10_000,
+    RunSelection Runs = RunSelection.Latest, string? RunId = null);
 
 /// <summary>
-/// The accounting database (SQLite): one row per (cluster, scheduler, job_id, node) plus a child table of steps.
-/// Many epilogs may finalize at once: a busy timeout and a retry loop around every write transaction; writes take
-/// the lock up front (BEGIN IMMEDIATE) so two writers never deadlock on a lock upgrade.
-/// Journal: rollback (DELETE), deliberately not WAL. Users run alumet-report without root, and a reader of a WAL
-/// database must create or write the -shm/-wal files: once the last writer has closed (files removed), a non-root
-/// reader in the root-owned directory fails with SQLITE_READONLY (tested with sqlite 3.40). A rollback journal
-/// needs only read access to the file for readers, also works on the NFS mounts some sites use, and one row per
-/// job end is far below what it sustains (test ConcurrentWritersAllLand).
-/// Schema changes are an ordered list of migrations tracked by <c>PRAGMA user_version</c>.
+/// The accounting database: one row per (cluster, scheduler, job_id, node, run_id) plus a child table of steps, on
+/// SQLite (the embedded default, <see cref="SqliteBackend"/>) or PostgreSQL (clusters). One schema, one migration list
+/// (<see cref="Schema"/>), one set of statements; the back end supplies only what differs (connection, version
+/// bookkeeping, migration lock, which errors are transient).
+/// Many writers may finalize at once: every write is one transaction, an idempotent upsert retried while the back end
+/// reports contention; migrations run inside the same retry (a busy database during the first open is contention too).
 /// </summary>
 public sealed class AccountingDb : IDisposable
 {
-    /// <summary>Migration i brings the schema from version i to i+1. Append only; never edit a released entry.</summary>
-    internal static readonly string[] Migrations =
-    [
-        // v1
-        """
-        CREATE TABLE jobs (
-            cluster TEXT NOT NULL,
-            scheduler TEXT NOT NULL,
-            job_id TEXT NOT NULL,
-            node TEXT NOT NULL,
-            user TEXT NOT NULL,
-            uid INTEGER NOT NULL,
-            start_time TEXT NOT NULL DEFAULT '',      -- UTC ISO-8601 (µs), '' when unknown
-            end_time TEXT NOT NULL DEFAULT '',
-            elapsed_s REAL NOT NULL DEFAULT 0,
-            energy_package_j REAL NOT NULL DEFAULT 0,
-            energy_core_j REAL NOT NULL DEFAULT 0,
-            energy_uncore_j REAL NOT NULL DEFAULT 0,
-            energy_dram_j REAL NOT NULL DEFAULT 0,
-            energy_psys_j REAL NOT NULL DEFAULT 0,
-            energy_gpu_j REAL NOT NULL DEFAULT 0,
-            total_energy_j REAL NOT NULL DEFAULT 0,   -- package + dram + gpu
-            ave_power_w REAL NOT NULL DEFAULT 0,
-            max_power_w REAL NOT NULL DEFAULT 0,
-            frequency_hz REAL NOT NULL DEFAULT 0,     -- highest source rate
-            frequency TEXT NOT NULL DEFAULT '',       -- every source: rapl=1000,nvml=20
-            interfaces TEXT NOT NULL DEFAULT '',
-            estimated INTEGER NOT NULL DEFAULT 0,
-            estimate_model TEXT NOT NULL DEFAULT '',
-            perimeter TEXT NOT NULL DEFAULT '',
-            attribution_mode TEXT NOT NULL DEFAULT '',
-            storage_period_ms INTEGER NOT NULL DEFAULT 0,
-            sample_count INTEGER NOT NULL DEFAULT 0,
-            wrap_ambiguous INTEGER NOT NULL DEFAULT 0,
-            read_errors INTEGER NOT NULL DEFAULT 0,
-            node_energy_j REAL NOT NULL DEFAULT 0,
-            unattributed_energy_j REAL NOT NULL DEFAULT 0,
-            other_jobs_energy_j REAL NOT NULL DEFAULT 0,
-            status TEXT NOT NULL CHECK (status IN ('complete','partial','not_measured')),
-            reason TEXT NOT NULL DEFAULT '',
-            parquet_path TEXT NOT NULL DEFAULT '',
-            tool_version TEXT NOT NULL DEFAULT '',
-            updated_at TEXT NOT NULL DEFAULT '',
-            PRIMARY KEY (cluster, scheduler, job_id, node)
-        );
-        CREATE INDEX jobs_by_job ON jobs(job_id);
-        CREATE INDEX jobs_by_user ON jobs(user);
-        CREATE INDEX jobs_by_uid ON jobs(uid);
-        CREATE TABLE steps (
-            cluster TEXT NOT NULL,
-            scheduler TEXT NOT NULL,
-            job_id TEXT NOT NULL,
-            node TEXT NOT NULL,
-            step_id TEXT NOT NULL,                    -- 1234.batch, 1234.0
-            start_time TEXT NOT NULL DEFAULT '',
-            end_time TEXT NOT NULL DEFAULT '',
-            elapsed_s REAL NOT NULL DEFAULT 0,
-            energy_package_j REAL NOT NULL DEFAULT 0,
-            energy_core_j REAL NOT NULL DEFAULT 0,
-            energy_uncore_j REAL NOT NULL DEFAULT 0,
-            energy_dram_j REAL NOT NULL DEFAULT 0,
-            energy_psys_j REAL NOT NULL DEFAULT 0,
-            energy_gpu_j REAL NOT NULL DEFAULT 0,
-            total_energy_j REAL NOT NULL DEFAULT 0,
-            ave_power_w REAL NOT NULL DEFAULT 0,
-            max_power_w REAL NOT NULL DEFAULT 0,
-            sample_count INTEGER NOT NULL DEFAULT 0,
-            wrap_ambiguous INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (cluster, scheduler, job_id, node, step_id),
-            FOREIGN KEY (cluster, scheduler, job_id, node) REFERENCES jobs(cluster, scheduler, job_id, node) ON DELETE CASCADE
-        );
-        """,
-        // v2: uncertainty of every total (docs/uncertainty.md), facility energy and CO2e (docs/carbon.md).
-        // energy_u_k = 0 marks rows written before: their uncertainty is unknown, not zero. Standard uncertainties
-        // are kept by component so that nodes combine correctly (systematic linearly, random in quadrature).
-        """
-        ALTER TABLE jobs ADD COLUMN energy_u_interfaces_j REAL NOT NULL DEFAULT 0;
-        ALTER TABLE jobs ADD COLUMN energy_u_attribution_j REAL NOT NULL DEFAULT 0;
-        ALTER TABLE jobs ADD COLUMN energy_u_random_j REAL NOT NULL DEFAULT 0;
-        ALTER TABLE jobs ADD COLUMN energy_missed_max_j REAL NOT NULL DEFAULT 0;
-        ALTER TABLE jobs ADD COLUMN energy_u_k REAL NOT NULL DEFAULT 0;
-        ALTER TABLE jobs ADD COLUMN total_energy_u_j REAL NOT NULL DEFAULT 0;
-        ALTER TABLE jobs ADD COLUMN facility_energy_j REAL;
-        ALTER TABLE jobs ADD COLUMN facility_energy_u_j REAL;
-        ALTER TABLE jobs ADD COLUMN co2e_g REAL;
-        ALTER TABLE jobs ADD COLUMN co2e_u_g REAL;
-        ALTER TABLE jobs ADD COLUMN carbon_basis TEXT NOT NULL DEFAULT '';
-        ALTER TABLE jobs ADD COLUMN carbon_note TEXT NOT NULL DEFAULT '';
-        ALTER TABLE steps ADD COLUMN energy_u_interfaces_j REAL NOT NULL DEFAULT 0;
-        ALTER TABLE steps ADD COLUMN energy_u_attribution_j REAL NOT NULL DEFAULT 0;
-        ALTER TABLE steps ADD COLUMN energy_u_random_j REAL NOT NULL DEFAULT 0;
-        ALTER TABLE steps ADD COLUMN energy_missed_max_j REAL NOT NULL DEFAULT 0;
-        ALTER TABLE steps ADD COLUMN energy_u_k REAL NOT NULL DEFAULT 0;
-        ALTER TABLE steps ADD COLUMN total_energy_u_j REAL NOT NULL DEFAULT 0;
-        """,
-    ];
+    public static int SchemaVersion => Schema.Version;
 
-    public static int SchemaVersion => Migrations.Length;
+    private readonly DbConnection _con;
+    private readonly AccountingBackend _backend;
 
-    private const int SqliteBusy = 5, SqliteLocked = 6;
-    private readonly SqliteConnection _con;
-
+    /// <summary>Where the database is, for messages (a file path, or the URL without credentials).</summary>
     public string Path { get; }
 
-    private AccountingDb(string path, SqliteConnection con)
+    private AccountingDb(string path, DbConnection con, AccountingBackend backend)
     {
         Path = path;
         _con = con;
+        _backend = backend;
     }
 
-    /// <summary>Opens for writing: creates the directory (0755) and file (0644) when missing, migrates.</summary>
-    public static AccountingDb Open(string path, int busyTimeoutMs = 10_000)
+    /// <summary>Opens the SQLite database at <paramref name="path"/> for writing: creates it when missing, migrates.</summary>
+    public static AccountingDb Open(string path, int busyTimeoutMs = 10_000) => Open(new SqliteBackend(path), busyTimeoutMs);
+
+    /// <summary>Opens for writing, migrating inside the retry loop.</summary>
+    public static AccountingDb Open(AccountingBackend backend, int busyTimeoutMs = 10_000)
     {
-        path = System.IO.Path.GetFullPath(path);
-        CreateFile(path);
-        var con = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = path,
-            Mode = SqliteOpenMode.ReadWrite,
-            Pooling = false, // short-lived processes; a pooled handle would keep the file open after Dispose
-            DefaultTimeout = Math.Max(1, busyTimeoutMs / 1000),
-        }.ToString());
-        var db = new AccountingDb(path, con);
+        var db = new AccountingDb(backend.Where, backend.Connect(busyTimeoutMs, readOnly: false), backend);
         try
         {
-            con.Open();
-            db.Exec($"PRAGMA busy_timeout = {busyTimeoutMs};");
-            db.Exec("PRAGMA foreign_keys = ON;");
-            db.Migrate();
+            db.Retry(db.Migrate, busyTimeoutMs);
+            backend.AfterMigrate(db._con);
         }
         catch
         {
@@ -160,24 +66,19 @@ public sealed class AccountingDb : IDisposable
         return db;
     }
 
-    /// <summary>Opens an existing database for reading only (reports): never creates or migrates it.</summary>
+    /// <summary>Opens an existing SQLite database for reading only (reports): never creates or migrates it.</summary>
     /// <exception cref="FileNotFoundException">No database at <paramref name="path"/>.</exception>
-    public static AccountingDb OpenReadOnly(string path, int busyTimeoutMs = 10_000)
+    public static AccountingDb OpenReadOnly(string path, int busyTimeoutMs = 10_000) => OpenReadOnly(new SqliteBackend(path), busyTimeoutMs);
+
+    public static AccountingDb OpenReadOnly(AccountingBackend backend, int busyTimeoutMs = 10_000)
     {
-        path = System.IO.Path.GetFullPath(path);
-        if (!File.Exists(path)) throw new FileNotFoundException($"no accounting database at {path}", path);
-        var con = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false, DefaultTimeout = Math.Max(1, busyTimeoutMs / 1000),
-        }.ToString());
-        var db = new AccountingDb(path, con);
+        var db = new AccountingDb(backend.Where, backend.Connect(busyTimeoutMs, readOnly: true), backend);
         try
         {
-            con.Open();
-            db.Exec($"PRAGMA busy_timeout = {busyTimeoutMs};");
-            int v = db.UserVersion();
-            if (v > SchemaVersion) throw new InvalidDataException($"{path}: schema version {v} is newer than this tool ({SchemaVersion})");
-            if (v == 0) throw new InvalidDataException($"{path}: not an alumet-hpc accounting database (schema version 0)");
+            int v = backend.ReadVersion(db._con, null);
+            if (v > SchemaVersion) throw new InvalidDataException($"{db.Path}: schema version {v} is newer than this tool ({SchemaVersion}); update alumet-hpc");
+            if (v == 0) throw new InvalidDataException($"{db.Path}: not an alumet-hpc accounting database (schema version 0)");
+            if (v < SchemaVersion) throw new InvalidDataException($"{db.Path}: schema version {v} is older than this tool ({SchemaVersion}); the next job end or 'alumet-hpc db flush' (root) migrates it");
         }
         catch
         {
@@ -187,68 +88,80 @@ public sealed class AccountingDb : IDisposable
         return db;
     }
 
-    private static void CreateFile(string path)
-    {
-        if (File.Exists(path)) return;
-        string? dir = System.IO.Path.GetDirectoryName(path);
-        if (dir is not null && !Directory.Exists(dir))
-        {
-            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(dir);
-            else Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-        }
-        try
-        {
-            // 0644: users read their rows through alumet-report (which filters by uid); only root writes.
-            var o = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-            if (!OperatingSystem.IsWindows())
-                o.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
-            using var _ = new FileStream(path, o);
-            if (!OperatingSystem.IsWindows())
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        }
-        catch (IOException) when (File.Exists(path))
-        {
-            // another writer created it first
-        }
-    }
-
-    public int UserVersion()
-    {
-        using var cmd = _con.CreateCommand();
-        cmd.CommandText = "PRAGMA user_version;";
-        return Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-    }
+    public int UserVersion() => _backend.ReadVersion(_con, null);
 
     private void Migrate()
     {
-        int current = UserVersion();
-        if (current > SchemaVersion) throw new InvalidDataException($"{Path}: schema version {current} is newer than this tool ({SchemaVersion})");
+        int current = _backend.ReadVersion(_con, null); // the usual case needs no write lock
+        if (current > SchemaVersion) throw new InvalidDataException($"{Path}: schema version {current} is newer than this tool ({SchemaVersion}); update alumet-hpc");
         if (current == SchemaVersion) return;
-        Retry(() =>
+        using var tx = _con.BeginTransaction();
+        _backend.LockSchema(_con, tx); // concurrent first-openers serialize here; re-read the version under the lock
+        int v = _backend.ReadVersion(_con, tx);
+        if (v > SchemaVersion) throw new InvalidDataException($"{Path}: schema version {v} is newer than this tool ({SchemaVersion}); update alumet-hpc");
+        if (v == SchemaVersion)
         {
-            using var tx = _con.BeginTransaction(); // IMMEDIATE: concurrent first-openers serialize here
-            int v = UserVersion();                  // re-read under the lock: another process may have migrated
-            if (v > SchemaVersion) throw new InvalidDataException($"{Path}: schema version {v} is newer than this tool ({SchemaVersion})");
-            for (; v < SchemaVersion; v++)
-            {
-                using var cmd = _con.CreateCommand();
-                cmd.Transaction = tx;
-                cmd.CommandText = Migrations[v] + $"\nPRAGMA user_version = {v + 1};";
-                cmd.ExecuteNonQuery();
-            }
             tx.Commit();
-        });
+            return;
+        }
+        for (; v < SchemaVersion; v++)
+        {
+            string? sql = _backend.MigrationSql(Schema.Migrations[v]);
+            if (sql is not null)
+                using (var cmd = Command(tx, sql))
+                    cmd.ExecuteNonQuery();
+        }
+        _backend.WriteVersion(_con, tx, SchemaVersion);
+        tx.Commit();
     }
 
+    private const string RankSql = "CASE {0}.status WHEN 'complete' THEN 3 WHEN 'partial' THEN 2 WHEN 'not_measured' THEN 1 ELSE 0 END";
+
+    private static readonly string UpsertSql = $"""
+        INSERT INTO jobs (cluster, scheduler, job_id, node, run_id, "user", uid, start_time, end_time, elapsed_s,
+            energy_package_j, energy_core_j, energy_uncore_j, energy_dram_j, energy_psys_j, energy_gpu_j, total_energy_j,
+            ave_power_w, max_power_w, frequency_hz, frequency, interfaces, estimated, estimate_model, perimeter,
+            attribution_mode, storage_period_ms, sample_count, wrap_ambiguous, read_errors,
+            node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at,
+            energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j,
+            facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note)
+        VALUES (@c, @s, @j, @n, @r, @user, @uid, @start, @end, @elapsed,
+            @pkg, @core, @uncore, @dram, @psys, @gpu, @total,
+            @ave, @max, @hz, @freq, @ifaces, @est, @model, @perimeter,
+            @attr, @period, @samples, @wrap, @rerr,
+            @nodej, @unattr, @other, @status, @reason, @parquet, @version, @updated,
+            @ui, @ua, @ur, @um, @uk, @utotal,
+            @fac, @facu, @co2, @co2u, @cbasis, @cnote)
+        ON CONFLICT (cluster, scheduler, job_id, node, run_id) DO UPDATE SET
+            "user"=excluded."user", uid=excluded.uid, start_time=excluded.start_time, end_time=excluded.end_time,
+            elapsed_s=excluded.elapsed_s, energy_package_j=excluded.energy_package_j, energy_core_j=excluded.energy_core_j,
+            energy_uncore_j=excluded.energy_uncore_j, energy_dram_j=excluded.energy_dram_j, energy_psys_j=excluded.energy_psys_j,
+            energy_gpu_j=excluded.energy_gpu_j, total_energy_j=excluded.total_energy_j, ave_power_w=excluded.ave_power_w,
+            max_power_w=excluded.max_power_w, frequency_hz=excluded.frequency_hz, frequency=excluded.frequency,
+            interfaces=excluded.interfaces, estimated=excluded.estimated, estimate_model=excluded.estimate_model,
+            perimeter=excluded.perimeter, attribution_mode=excluded.attribution_mode, storage_period_ms=excluded.storage_period_ms,
+            sample_count=excluded.sample_count, wrap_ambiguous=excluded.wrap_ambiguous, read_errors=excluded.read_errors,
+            node_energy_j=excluded.node_energy_j, unattributed_energy_j=excluded.unattributed_energy_j,
+            other_jobs_energy_j=excluded.other_jobs_energy_j, status=excluded.status, reason=excluded.reason,
+            parquet_path=excluded.parquet_path, tool_version=excluded.tool_version, updated_at=excluded.updated_at,
+            energy_u_interfaces_j=excluded.energy_u_interfaces_j, energy_u_attribution_j=excluded.energy_u_attribution_j,
+            energy_u_random_j=excluded.energy_u_random_j, energy_missed_max_j=excluded.energy_missed_max_j,
+            energy_u_k=excluded.energy_u_k, total_energy_u_j=excluded.total_energy_u_j,
+            facility_energy_j=excluded.facility_energy_j, facility_energy_u_j=excluded.facility_energy_u_j,
+            co2e_g=excluded.co2e_g, co2e_u_g=excluded.co2e_u_g, carbon_basis=excluded.carbon_basis, carbon_note=excluded.carbon_note
+        WHERE {string.Format(CultureInfo.InvariantCulture, RankSql, "excluded")} >= {string.Format(CultureInfo.InvariantCulture, RankSql, "jobs")}
+        RETURNING 1;
+        """;
+
     /// <summary>
-    /// Inserts or updates the row of (cluster, scheduler, job id, node) and replaces its steps, atomically.
+    /// Inserts or updates the row of (cluster, scheduler, job id, node, run id) and replaces its steps, atomically.
     /// Idempotent: the same record twice leaves one identical row. Precedence: a record replaces the stored one
     /// only when its status is at least as good (complete &gt; partial &gt; not_measured), so a late or repeated
-    /// "not_measured" (e.g. a retried epilog that found no spool) never erases measured energy.
+    /// "not_measured" (e.g. a retried epilog that found no spool) never erases measured energy. The precedence test
+    /// is part of the upsert statement itself, so concurrent writers of one key cannot both pass it.
     /// </summary>
     /// <returns>True when the record was written, false when a better status was already stored.</returns>
-    public bool Upsert(JobRecord r)
+    public bool Upsert(JobRecord r, int busyTimeoutMs = 10_000)
     {
         if (!JobStatus.IsValid(r.Status)) throw new ArgumentException($"invalid status '{r.Status}'", nameof(r));
         bool written = false;
@@ -256,88 +169,50 @@ public sealed class AccountingDb : IDisposable
         {
             written = false;
             using var tx = _con.BeginTransaction();
-            using (var check = Command(tx, "SELECT status FROM jobs WHERE cluster=$c AND scheduler=$s AND job_id=$j AND node=$n;"))
+            using (var up = Command(tx, UpsertSql))
             {
-                Key(check, r);
-                if (check.ExecuteScalar() is string existing && JobStatus.Rank(existing) > JobStatus.Rank(r.Status))
+                Key(up, r);
+                Add(up, "user", r.User);
+                Add(up, "uid", (long)r.Uid);
+                Add(up, "start", JobRecord.FormatTime(r.Start));
+                Add(up, "end", JobRecord.FormatTime(r.End));
+                Add(up, "elapsed", r.ElapsedS);
+                Energies(up, r.Energy);
+                Add(up, "ave", r.AvePowerW);
+                Add(up, "max", r.MaxPowerW);
+                Add(up, "hz", r.FrequencyHz);
+                Add(up, "freq", r.Frequency);
+                Add(up, "ifaces", r.Interfaces);
+                Add(up, "est", r.Estimated ? 1L : 0L);
+                Add(up, "model", r.EstimateModel);
+                Add(up, "perimeter", r.Perimeter);
+                Add(up, "attr", r.AttributionMode);
+                Add(up, "period", (long)r.StoragePeriodMs);
+                Add(up, "samples", r.SampleCount);
+                Add(up, "wrap", r.WrapAmbiguous);
+                Add(up, "rerr", r.ReadErrors);
+                Add(up, "nodej", r.NodeEnergyJ);
+                Add(up, "unattr", r.UnattributedEnergyJ);
+                Add(up, "other", r.OtherJobsEnergyJ);
+                Add(up, "status", r.Status);
+                Add(up, "reason", r.Reason);
+                Add(up, "parquet", r.ParquetPath);
+                Add(up, "version", r.ToolVersion);
+                Add(up, "updated", JobRecord.FormatTime(DateTime.UtcNow));
+                Uncertainty(up, r.Uncertainty);
+                Add(up, "fac", (object?)r.Carbon.FacilityEnergyJ ?? DBNull.Value);
+                Add(up, "facu", (object?)r.Carbon.FacilityEnergyUJ ?? DBNull.Value);
+                Add(up, "co2", (object?)r.Carbon.Co2eG ?? DBNull.Value);
+                Add(up, "co2u", (object?)r.Carbon.Co2eUG ?? DBNull.Value);
+                Add(up, "cbasis", r.Carbon.Basis);
+                Add(up, "cnote", r.Carbon.Note);
+                if (up.ExecuteScalar() is null or DBNull)
                 {
-                    tx.Rollback();
+                    tx.Rollback(); // a better status is stored
                     return;
                 }
             }
-            using (var up = Command(tx, """
-                INSERT INTO jobs (cluster, scheduler, job_id, node, user, uid, start_time, end_time, elapsed_s,
-                    energy_package_j, energy_core_j, energy_uncore_j, energy_dram_j, energy_psys_j, energy_gpu_j, total_energy_j,
-                    ave_power_w, max_power_w, frequency_hz, frequency, interfaces, estimated, estimate_model, perimeter,
-                    attribution_mode, storage_period_ms, sample_count, wrap_ambiguous, read_errors,
-                    node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at,
-                    energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j,
-                    facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note)
-                VALUES ($c, $s, $j, $n, $user, $uid, $start, $end, $elapsed,
-                    $pkg, $core, $uncore, $dram, $psys, $gpu, $total,
-                    $ave, $max, $hz, $freq, $ifaces, $est, $model, $perimeter,
-                    $attr, $period, $samples, $wrap, $rerr,
-                    $nodej, $unattr, $other, $status, $reason, $parquet, $version, $updated,
-                    $ui, $ua, $ur, $um, $uk, $utotal,
-                    $fac, $facu, $co2, $co2u, $cbasis, $cnote)
-                ON CONFLICT (cluster, scheduler, job_id, node) DO UPDATE SET
-                    user=excluded.user, uid=excluded.uid, start_time=excluded.start_time, end_time=excluded.end_time,
-                    elapsed_s=excluded.elapsed_s, energy_package_j=excluded.energy_package_j, energy_core_j=excluded.energy_core_j,
-                    energy_uncore_j=excluded.energy_uncore_j, energy_dram_j=excluded.energy_dram_j, energy_psys_j=excluded.energy_psys_j,
-                    energy_gpu_j=excluded.energy_gpu_j, total_energy_j=excluded.total_energy_j, ave_power_w=excluded.ave_power_w,
-                    max_power_w=excluded.max_power_w, frequency_hz=excluded.frequency_hz, frequency=excluded.frequency,
-                    interfaces=excluded.interfaces, estimated=excluded.estimated, estimate_model=excluded.estimate_model,
-                    perimeter=excluded.perimeter, attribution_mode=excluded.attribution_mode, storage_period_ms=excluded.storage_period_ms,
-                    sample_count=excluded.sample_count, wrap_ambiguous=excluded.wrap_ambiguous, read_errors=excluded.read_errors,
-                    node_energy_j=excluded.node_energy_j, unattributed_energy_j=excluded.unattributed_energy_j,
-                    other_jobs_energy_j=excluded.other_jobs_energy_j, status=excluded.status, reason=excluded.reason,
-                    parquet_path=excluded.parquet_path, tool_version=excluded.tool_version, updated_at=excluded.updated_at,
-                    energy_u_interfaces_j=excluded.energy_u_interfaces_j, energy_u_attribution_j=excluded.energy_u_attribution_j,
-                    energy_u_random_j=excluded.energy_u_random_j, energy_missed_max_j=excluded.energy_missed_max_j,
-                    energy_u_k=excluded.energy_u_k, total_energy_u_j=excluded.total_energy_u_j,
-                    facility_energy_j=excluded.facility_energy_j, facility_energy_u_j=excluded.facility_energy_u_j,
-                    co2e_g=excluded.co2e_g, co2e_u_g=excluded.co2e_u_g, carbon_basis=excluded.carbon_basis, carbon_note=excluded.carbon_note;
-                """))
-            {
-                Key(up, r);
-                var p = up.Parameters;
-                p.AddWithValue("$user", r.User);
-                p.AddWithValue("$uid", r.Uid);
-                p.AddWithValue("$start", JobRecord.FormatTime(r.Start));
-                p.AddWithValue("$end", JobRecord.FormatTime(r.End));
-                p.AddWithValue("$elapsed", r.ElapsedS);
-                Energies(up, r.Energy);
-                p.AddWithValue("$ave", r.AvePowerW);
-                p.AddWithValue("$max", r.MaxPowerW);
-                p.AddWithValue("$hz", r.FrequencyHz);
-                p.AddWithValue("$freq", r.Frequency);
-                p.AddWithValue("$ifaces", r.Interfaces);
-                p.AddWithValue("$est", r.Estimated ? 1 : 0);
-                p.AddWithValue("$model", r.EstimateModel);
-                p.AddWithValue("$perimeter", r.Perimeter);
-                p.AddWithValue("$attr", r.AttributionMode);
-                p.AddWithValue("$period", r.StoragePeriodMs);
-                p.AddWithValue("$samples", r.SampleCount);
-                p.AddWithValue("$wrap", r.WrapAmbiguous);
-                p.AddWithValue("$rerr", r.ReadErrors);
-                p.AddWithValue("$nodej", r.NodeEnergyJ);
-                p.AddWithValue("$unattr", r.UnattributedEnergyJ);
-                p.AddWithValue("$other", r.OtherJobsEnergyJ);
-                p.AddWithValue("$status", r.Status);
-                p.AddWithValue("$reason", r.Reason);
-                p.AddWithValue("$parquet", r.ParquetPath);
-                p.AddWithValue("$version", r.ToolVersion);
-                p.AddWithValue("$updated", JobRecord.FormatTime(DateTime.UtcNow));
-                Uncertainty(up, r.Uncertainty);
-                p.AddWithValue("$fac", (object?)r.Carbon.FacilityEnergyJ ?? DBNull.Value);
-                p.AddWithValue("$facu", (object?)r.Carbon.FacilityEnergyUJ ?? DBNull.Value);
-                p.AddWithValue("$co2", (object?)r.Carbon.Co2eG ?? DBNull.Value);
-                p.AddWithValue("$co2u", (object?)r.Carbon.Co2eUG ?? DBNull.Value);
-                p.AddWithValue("$cbasis", r.Carbon.Basis);
-                p.AddWithValue("$cnote", r.Carbon.Note);
-                up.ExecuteNonQuery();
-            }
-            using (var del = Command(tx, "DELETE FROM steps WHERE cluster=$c AND scheduler=$s AND job_id=$j AND node=$n;"))
+            using (var del = Command(tx, "DELETE FROM steps WHERE cluster=@c AND scheduler=@s AND job_id=@j AND node=@n AND run_id=@r;"))
             {
                 Key(del, r);
                 del.ExecuteNonQuery();
@@ -345,40 +220,48 @@ public sealed class AccountingDb : IDisposable
             foreach (var st in r.Steps)
             {
                 using var ins = Command(tx, """
-                    INSERT INTO steps (cluster, scheduler, job_id, node, step_id, start_time, end_time, elapsed_s,
+                    INSERT INTO steps (cluster, scheduler, job_id, node, run_id, step_id, start_time, end_time, elapsed_s,
                         energy_package_j, energy_core_j, energy_uncore_j, energy_dram_j, energy_psys_j, energy_gpu_j, total_energy_j,
                         ave_power_w, max_power_w, sample_count, wrap_ambiguous,
                         energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j)
-                    VALUES ($c, $s, $j, $n, $step, $start, $end, $elapsed, $pkg, $core, $uncore, $dram, $psys, $gpu, $total,
-                        $ave, $max, $samples, $wrap, $ui, $ua, $ur, $um, $uk, $utotal);
+                    VALUES (@c, @s, @j, @n, @r, @step, @start, @end, @elapsed, @pkg, @core, @uncore, @dram, @psys, @gpu, @total,
+                        @ave, @max, @samples, @wrap, @ui, @ua, @ur, @um, @uk, @utotal);
                     """);
                 Key(ins, r);
-                var p = ins.Parameters;
-                p.AddWithValue("$step", st.StepId);
-                p.AddWithValue("$start", JobRecord.FormatTime(st.Start));
-                p.AddWithValue("$end", JobRecord.FormatTime(st.End));
-                p.AddWithValue("$elapsed", st.ElapsedS);
+                Add(ins, "step", st.StepId);
+                Add(ins, "start", JobRecord.FormatTime(st.Start));
+                Add(ins, "end", JobRecord.FormatTime(st.End));
+                Add(ins, "elapsed", st.ElapsedS);
                 Energies(ins, st.Energy);
-                p.AddWithValue("$ave", st.AvePowerW);
-                p.AddWithValue("$max", st.MaxPowerW);
-                p.AddWithValue("$samples", st.SampleCount);
-                p.AddWithValue("$wrap", st.WrapAmbiguous);
+                Add(ins, "ave", st.AvePowerW);
+                Add(ins, "max", st.MaxPowerW);
+                Add(ins, "samples", st.SampleCount);
+                Add(ins, "wrap", st.WrapAmbiguous);
                 Uncertainty(ins, st.Uncertainty);
                 ins.ExecuteNonQuery();
             }
             tx.Commit();
             written = true;
-        });
+        }, busyTimeoutMs);
         return written;
     }
 
-    /// <summary>Every node row of a job (optionally restricted to one cluster/scheduler), with steps.</summary>
-    public IReadOnlyList<JobRecord> GetJob(string jobId, string? cluster = null, string? scheduler = null) =>
-        Query(new JobQuery([jobId], Cluster: cluster, Scheduler: scheduler));
+    /// <summary>Every node row of a job's latest run (optionally restricted to one cluster/scheduler), with steps.</summary>
+    public IReadOnlyList<JobRecord> GetJob(string jobId, string? cluster = null, string? scheduler = null, RunSelection runs = RunSelection.Latest) =>
+        Query(new JobQuery([jobId], Cluster: cluster, Scheduler: scheduler, Runs: runs));
 
     public IReadOnlyList<JobRecord> GetByUser(string user, string? cluster = null) => Query(new JobQuery(User: user, Cluster: cluster));
 
-    /// <summary>Rows matching every given filter, ordered by cluster, job id (numeric first), node.</summary>
+    /// <summary>A row is in its job's latest run unless the same node has a later run of the job, or another run of the
+    /// job started after this row ended (the job id was reused). Run ids of one run may differ between nodes (start
+    /// times without a SLUID): the test is on times, per node, not on equal run ids.</summary>
+    private const string LatestRunSql = """
+         AND NOT EXISTS (SELECT 1 FROM jobs l WHERE l.cluster = jobs.cluster AND l.scheduler = jobs.scheduler AND l.job_id = jobs.job_id
+            AND ((jobs.end_time <> '' AND l.start_time > jobs.end_time)
+              OR (l.node = jobs.node AND (l.start_time > jobs.start_time OR (l.start_time = jobs.start_time AND l.run_id > jobs.run_id)))))
+        """;
+
+    /// <summary>Rows matching every given filter, ordered by cluster, job id (numeric first), start, node.</summary>
     public IReadOnlyList<JobRecord> Query(JobQuery q)
     {
         var sql = new StringBuilder("SELECT * FROM jobs WHERE 1=1");
@@ -388,17 +271,19 @@ public sealed class AccountingDb : IDisposable
             sql.Append(" AND job_id IN (");
             for (int i = 0; i < q.JobIds.Count; i++)
             {
-                sql.Append(i == 0 ? "" : ",").Append("$j").Append(i);
-                cmd.Parameters.AddWithValue("$j" + i, q.JobIds[i]);
+                sql.Append(i == 0 ? "" : ",").Append("@j").Append(i);
+                Add(cmd, "j" + i, q.JobIds[i]);
             }
             sql.Append(')');
         }
-        if (!string.IsNullOrEmpty(q.User)) { sql.Append(" AND user = $user"); cmd.Parameters.AddWithValue("$user", q.User); }
-        if (q.Uid is { } uid) { sql.Append(" AND uid = $uid"); cmd.Parameters.AddWithValue("$uid", uid); }
-        if (!string.IsNullOrEmpty(q.Cluster)) { sql.Append(" AND cluster = $cluster"); cmd.Parameters.AddWithValue("$cluster", q.Cluster); }
-        if (!string.IsNullOrEmpty(q.Scheduler)) { sql.Append(" AND scheduler = $sched"); cmd.Parameters.AddWithValue("$sched", q.Scheduler); }
-        sql.Append(" ORDER BY cluster, scheduler, length(job_id), job_id, node LIMIT $limit;");
-        cmd.Parameters.AddWithValue("$limit", q.Limit);
+        if (!string.IsNullOrEmpty(q.User)) { sql.Append(" AND \"user\" = @user"); Add(cmd, "user", q.User); }
+        if (q.Uid is { } uid) { sql.Append(" AND uid = @uid"); Add(cmd, "uid", (long)uid); }
+        if (!string.IsNullOrEmpty(q.Cluster)) { sql.Append(" AND cluster = @cluster"); Add(cmd, "cluster", q.Cluster); }
+        if (!string.IsNullOrEmpty(q.Scheduler)) { sql.Append(" AND scheduler = @sched"); Add(cmd, "sched", q.Scheduler); }
+        if (!string.IsNullOrEmpty(q.RunId)) { sql.Append(" AND run_id = @run"); Add(cmd, "run", q.RunId); }
+        if (q.Runs == RunSelection.Latest) sql.Append(LatestRunSql);
+        sql.Append(" ORDER BY cluster, scheduler, length(job_id), job_id, start_time, node, run_id LIMIT @limit;");
+        Add(cmd, "limit", (long)q.Limit);
         cmd.CommandText = sql.ToString();
 
         var rows = new List<JobRecord>();
@@ -407,7 +292,7 @@ public sealed class AccountingDb : IDisposable
             while (rd.Read())
             {
                 var r = new JobRecord(
-                    Str(rd, "cluster"), Str(rd, "scheduler"), Str(rd, "job_id"), Str(rd, "node"), Str(rd, "user"), rd.GetInt32(rd.GetOrdinal("uid")),
+                    Str(rd, "cluster"), Str(rd, "scheduler"), Str(rd, "job_id"), Str(rd, "node"), Str(rd, "user"), (int)Lng(rd, "uid"),
                     JobRecord.ParseTime(Str(rd, "start_time")), JobRecord.ParseTime(Str(rd, "end_time")), Dbl(rd, "elapsed_s"),
                     ReadEnergies(rd), Dbl(rd, "ave_power_w"), Dbl(rd, "max_power_w"),
                     Dbl(rd, "frequency_hz"), Str(rd, "frequency"), Str(rd, "interfaces"), Lng(rd, "estimated") != 0, Str(rd, "estimate_model"),
@@ -416,6 +301,7 @@ public sealed class AccountingDb : IDisposable
                     Dbl(rd, "node_energy_j"), Dbl(rd, "unattributed_energy_j"), Dbl(rd, "other_jobs_energy_j"),
                     Str(rd, "status"), Str(rd, "reason"), Str(rd, "parquet_path"), Str(rd, "tool_version"), [])
                 {
+                    RunId = Str(rd, "run_id"),
                     Uncertainty = ReadUncertainty(rd),
                     Carbon = new FacilityCarbon(NDbl(rd, "facility_energy_j"), NDbl(rd, "facility_energy_u_j"), NDbl(rd, "co2e_g"), NDbl(rd, "co2e_u_g"),
                         Str(rd, "carbon_basis"), Str(rd, "carbon_note")),
@@ -429,7 +315,7 @@ public sealed class AccountingDb : IDisposable
     private List<StepRecord> ReadSteps(JobRecord r)
     {
         using var cmd = _con.CreateCommand();
-        cmd.CommandText = "SELECT * FROM steps WHERE cluster=$c AND scheduler=$s AND job_id=$j AND node=$n;";
+        cmd.CommandText = "SELECT * FROM steps WHERE cluster=@c AND scheduler=@s AND job_id=@j AND node=@n AND run_id=@r;";
         Key(cmd, r);
         var steps = new List<StepRecord>();
         using var rd = cmd.ExecuteReader();
@@ -443,32 +329,32 @@ public sealed class AccountingDb : IDisposable
         return steps;
     }
 
-    private static DomainEnergies ReadEnergies(SqliteDataReader rd) => new(
+    private static DomainEnergies ReadEnergies(DbDataReader rd) => new(
         Dbl(rd, "energy_package_j"), Dbl(rd, "energy_core_j"), Dbl(rd, "energy_uncore_j"),
         Dbl(rd, "energy_dram_j"), Dbl(rd, "energy_psys_j"), Dbl(rd, "energy_gpu_j"));
 
-    private static EnergyUncertainty ReadUncertainty(SqliteDataReader rd) => new(
+    private static EnergyUncertainty ReadUncertainty(DbDataReader rd) => new(
         Dbl(rd, "energy_u_interfaces_j"), Dbl(rd, "energy_u_attribution_j"), Dbl(rd, "energy_u_random_j"),
         Dbl(rd, "energy_missed_max_j"), Dbl(rd, "energy_u_k"));
 
-    private static void Uncertainty(SqliteCommand cmd, EnergyUncertainty u)
+    /// <summary>Components by kind, so that nodes combine correctly from rows (docs/uncertainty.md), and U for SQL readers.</summary>
+    private static void Uncertainty(DbCommand cmd, EnergyUncertainty u)
     {
-        var p = cmd.Parameters;
-        p.AddWithValue("$ui", u.InterfacesJ);
-        p.AddWithValue("$ua", u.AttributionJ);
-        p.AddWithValue("$ur", u.RandomJ);
-        p.AddWithValue("$um", u.MissedJ);
-        p.AddWithValue("$uk", u.CoverageFactor);
-        p.AddWithValue("$utotal", u.ExpandedJ);
+        Add(cmd, "ui", u.InterfacesJ);
+        Add(cmd, "ua", u.AttributionJ);
+        Add(cmd, "ur", u.RandomJ);
+        Add(cmd, "um", u.MissedJ);
+        Add(cmd, "uk", u.CoverageFactor);
+        Add(cmd, "utotal", u.ExpandedJ);
     }
 
-    private static double? NDbl(SqliteDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? null : rd.GetDouble(rd.GetOrdinal(c));
+    private static double? NDbl(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? null : rd.GetDouble(rd.GetOrdinal(c));
 
-    private static string Str(SqliteDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? "" : rd.GetString(rd.GetOrdinal(c));
-    private static double Dbl(SqliteDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? 0 : rd.GetDouble(rd.GetOrdinal(c));
-    private static long Lng(SqliteDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? 0 : rd.GetInt64(rd.GetOrdinal(c));
+    private static string Str(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? "" : rd.GetString(rd.GetOrdinal(c));
+    private static double Dbl(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? 0 : rd.GetDouble(rd.GetOrdinal(c));
+    private static long Lng(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? 0 : rd.GetInt64(rd.GetOrdinal(c));
 
-    private SqliteCommand Command(SqliteTransaction tx, string sql)
+    private DbCommand Command(DbTransaction tx, string sql)
     {
         var cmd = _con.CreateCommand();
         cmd.Transaction = tx;
@@ -476,36 +362,40 @@ public sealed class AccountingDb : IDisposable
         return cmd;
     }
 
-    private static void Key(SqliteCommand cmd, JobRecord r)
+    private static void Add(DbCommand cmd, string name, object value)
     {
-        cmd.Parameters.AddWithValue("$c", r.Cluster);
-        cmd.Parameters.AddWithValue("$s", r.Scheduler);
-        cmd.Parameters.AddWithValue("$j", r.JobId);
-        cmd.Parameters.AddWithValue("$n", r.Node);
+        var p = cmd.CreateParameter();
+        p.ParameterName = name;
+        p.Value = value;
+        cmd.Parameters.Add(p);
     }
 
-    private static void Energies(SqliteCommand cmd, DomainEnergies e)
+    private static void Key(DbCommand cmd, JobRecord r)
     {
-        var p = cmd.Parameters;
-        p.AddWithValue("$pkg", e.PackageJ);
-        p.AddWithValue("$core", e.CoreJ);
-        p.AddWithValue("$uncore", e.UncoreJ);
-        p.AddWithValue("$dram", e.DramJ);
-        p.AddWithValue("$psys", e.PsysJ);
-        p.AddWithValue("$gpu", e.GpuJ);
-        p.AddWithValue("$total", e.TotalJ);
+        Add(cmd, "c", r.Cluster);
+        Add(cmd, "s", r.Scheduler);
+        Add(cmd, "j", r.JobId);
+        Add(cmd, "n", r.Node);
+        Add(cmd, "r", r.RunId);
     }
 
-    private void Exec(string sql)
+    private static void Energies(DbCommand cmd, DomainEnergies e)
     {
-        using var cmd = _con.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.ExecuteNonQuery();
+        Add(cmd, "pkg", e.PackageJ);
+        Add(cmd, "core", e.CoreJ);
+        Add(cmd, "uncore", e.UncoreJ);
+        Add(cmd, "dram", e.DramJ);
+        Add(cmd, "psys", e.PsysJ);
+        Add(cmd, "gpu", e.GpuJ);
+        Add(cmd, "total", e.TotalJ);
     }
 
-    /// <summary>Runs a write transaction again while SQLite reports BUSY/LOCKED (on top of busy_timeout), with jittered backoff.</summary>
-    private void Retry(Action action, int attempts = 50)
+    /// <summary>Runs a transaction again while the back end reports contention (SQLite BUSY/LOCKED, PostgreSQL
+    /// serialization failures), with jittered backoff, for at most about <paramref name="budgetMs"/> beyond the
+    /// driver's own wait. Anything else (server down, disk full, bad schema) goes straight to the caller.</summary>
+    private void Retry(Action action, int budgetMs)
     {
+        long deadline = Environment.TickCount64 + Math.Max(budgetMs, 0);
         for (int i = 1; ; i++)
         {
             try
@@ -513,9 +403,10 @@ public sealed class AccountingDb : IDisposable
                 action();
                 return;
             }
-            catch (SqliteException e) when ((e.SqliteErrorCode == SqliteBusy || e.SqliteErrorCode == SqliteLocked) && i < attempts)
+            catch (DbException e) when (_backend.IsContention(e) && Environment.TickCount64 < deadline)
             {
-                Thread.Sleep(Random.Shared.Next(5, 20 + 10 * Math.Min(i, 20)));
+                int ms = Random.Shared.Next(5, 20 + 10 * Math.Min(i, 20));
+                Thread.Sleep((int)Math.Max(1, Math.Min(ms, deadline - Environment.TickCount64)));
             }
         }
     }

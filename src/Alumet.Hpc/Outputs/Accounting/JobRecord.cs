@@ -46,7 +46,7 @@ public sealed record StepRecord(
 }
 
 /// <summary>
-/// One accounting row: a job's energy on one node. Key: (Cluster, Scheduler, JobId, Node).
+/// One accounting row: a job's energy on one node in one run. Key: (Cluster, Scheduler, JobId, Node, RunId).
 /// Energies are the job's share in J; <see cref="NodeEnergyJ"/>, <see cref="UnattributedEnergyJ"/>, <see cref="OtherJobsEnergyJ"/>
 /// are counted-domain totals (package+dram+gpu) of the whole node over the same spool, for context and audits.
 /// </summary>
@@ -69,6 +69,10 @@ public sealed record JobRecord(
     /// <summary>Facility energy and CO2e of the job on this node (docs/carbon.md).</summary>
     public FacilityCarbon Carbon { get; init; } = FacilityCarbon.None;
 
+    /// <summary>Which run of the job (<see cref="Jobs.RunId"/>): part of the key, so a reused job id never overwrites an
+    /// earlier run. Empty only for rows migrated from a database without start time.</summary>
+    public string RunId { get; init; } = "";
+
     /// <summary>The row of a finalized spool.</summary>
     public static JobRecord FromSummary(JobSummary summary, SpoolMeta meta, string status, string reason, string parquetPath)
     {
@@ -87,6 +91,8 @@ public sealed record JobRecord(
         {
             Uncertainty = job.Uncertainty,
             Carbon = summary.Carbon,
+            // Spools written before run ids: the sampler's start names the run.
+            RunId = meta.RunId.Length > 0 ? meta.RunId : Jobs.RunId.FromStartNs(meta.StartWallNs),
         };
     }
 
@@ -95,7 +101,10 @@ public sealed record JobRecord(
         id.Cluster, id.Scheduler, id.JobId, id.Node, id.User, id.Uid,
         start, end, start is { } s && end is { } e && e > s ? (e - s).TotalSeconds : 0,
         DomainEnergies.Zero, 0, 0, 0, "", "", false, "", "", "", 0, 0, 0, 0, 0, 0, 0,
-        JobStatus.NotMeasured, reason, "", toolVersion, []);
+        JobStatus.NotMeasured, reason, "", toolVersion, [])
+    {
+        RunId = id.RunId,
+    };
 
     internal static string FormatTime(DateTime? t) =>
         t is { } v ? DateTime.SpecifyKind(v, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture) : "";

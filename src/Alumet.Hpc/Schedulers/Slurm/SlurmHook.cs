@@ -55,7 +55,8 @@ public static partial class SlurmHook
         if (sluid is not null && !SchedulerInput.IsToken(sluid))
             return Fail($"SLURM_JOB_SLUID {SchedulerInput.Quote(sluid)} is not a SLUID (letters and digits)");
 
-        var identity = new JobIdentity(Scheduler, cluster, jobId!, user!, uid, node!);
+        // The SLUID names the run on every node; without one (Slurm < 25.11) the sampler's start names it.
+        var identity = new JobIdentity(Scheduler, cluster, jobId!, user!, uid, node!, sluid ?? "");
         return new SlurmJobParse(new SlurmJob(identity, gid, gpus, sluid), null);
     }
 }

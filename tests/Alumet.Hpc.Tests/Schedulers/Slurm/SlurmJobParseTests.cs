@@ -42,6 +42,23 @@ public sealed class SlurmJobParseTests
         SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", "2,3"), ("CUDA_VISIBLE_DEVICES", "0,1"), ("SLURM_JOB_SLUID", "s0E4QZK1T3WXA")));
         Assert.Equal(new[] { 2, 3 }, p.Job!.GpuIndices);
         Assert.Equal("s0E4QZK1T3WXA", p.Job.Sluid);
+        Assert.Equal("s0E4QZK1T3WXA", p.Job.Identity.RunId); // the SLUID names the run on every node
+        var args = SamplerLauncher.SampleArguments(new SamplerLaunch(p.Job.Identity, null, p.Job.GpuIndices, p.Job.Sluid)).ToList();
+        Assert.Equal("s0E4QZK1T3WXA", args[args.IndexOf("--run-id") + 1]);
+    }
+
+    [Fact]
+    public void WithoutSluidThePrologNamesTheRunByItsStartTime()
+    {
+        SlurmJobParse p = SlurmHook.ParseJob(Env());
+        Assert.Equal("", p.Job!.Identity.RunId);
+        var before = DateTime.UtcNow;
+        var args = SamplerLauncher.SampleArguments(new SamplerLaunch(p.Job.Identity, null, [], null)).ToList();
+        string run = args[args.IndexOf("--run-id") + 1];
+        Assert.Matches(@"^\d{8}T\d{9}Z$", run);
+        var t = DateTime.ParseExact(run, RunId.StartTimeFormat, System.Globalization.CultureInfo.InvariantCulture,
+            System.Globalization.DateTimeStyles.AssumeUniversal | System.Globalization.DateTimeStyles.AdjustToUniversal);
+        Assert.InRange(t, before.AddMilliseconds(-1), DateTime.UtcNow);
     }
 
     [Fact]
