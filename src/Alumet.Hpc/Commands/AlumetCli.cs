@@ -26,11 +26,39 @@ public static class AlumetCli
         return root;
     }
 
+    /// <summary>
+    /// Entry point. Whatever escapes a command becomes one line on stderr and exit code 1 (never a stack trace):
+    /// hooks catch everything themselves (they always exit 0), the rest lands here.
+    /// </summary>
     public static int Main(string argv0, string[] args)
     {
-        if (Path.GetFileName(argv0) == Report.ReportCommand.Name) return ReportEntry.Run(args);
-        if (args.Length == 0 && Schedulers.Slurm.SlurmCommand.RunBare() is int hookExit) return hookExit;
-        if (args.Length > 0 && args[0] == "report") return ReportEntry.Run(args[1..]);
-        return CreateRoot().Parse(args).Invoke();
+        string name = Path.GetFileName(argv0) == Report.ReportCommand.Name ? Report.ReportCommand.Name : "alumet-hpc";
+        try
+        {
+            bool report = name == Report.ReportCommand.Name || (args.Length > 0 && args[0] == "report");
+            KeepGroupOnlyForTheReport(report);
+            if (name == Report.ReportCommand.Name) return ReportEntry.Run(args);
+            if (args.Length == 0 && Schedulers.Slurm.SlurmCommand.RunBare() is int hookExit) return hookExit;
+            if (args.Length > 0 && args[0] == "report") return ReportEntry.Run(args[1..]);
+            return CreateRoot().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"{name}: error: {Core.ErrorText.Describe(e)}");
+            return 1;
+        }
+    }
+
+    /// <summary>
+    /// The gate's group (setgid alumet-report) is for the report alone: every other command gives it up first. So does
+    /// the report when this binary is itself set-id, because then the runtime has read the caller's environment.
+    /// </summary>
+    private static void KeepGroupOnlyForTheReport(bool report)
+    {
+        if (!Report.ReportPrivilege.Held) return;
+        if (report && !Report.ReportPrivilege.OwnBinaryIsSetId()) return;
+        Report.ReportPrivilege.Drop();
+        if (report)
+            Console.Error.WriteLine($"{Report.ReportCommand.Name}: note: alumet-hpc itself is set-id, so its group was given up; install the alumet-report gate instead (README, Install)");
     }
 }

@@ -9,7 +9,7 @@ internal static class ExecReport
 {
     public static void Print(TextWriter w, AlumetConfig cfg, JobFinalizer.Outcome outcome)
     {
-        var env = ReportEnvironment.FromConfig(cfg, w, w) with { RealUid = 0 }; // our own job: no access filter needed
+        var env = new ReportEnvironment(0, true, cfg.Paths.Database, w, w); // our own job: no access filter needed
         ReportCommand.Run(["--job", outcome.Record.JobId, "--cluster", outcome.Record.Cluster], env);
         w.WriteLine($"Parquet: {outcome.ParquetPath}");
         w.WriteLine($"Database: {cfg.Paths.Database} (alumet-report --job {outcome.Record.JobId})");

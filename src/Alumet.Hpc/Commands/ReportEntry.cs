@@ -4,9 +4,16 @@ using Alumet.Hpc.Report;
 namespace Alumet.Hpc.Commands;
 
 /// <summary>
-/// <c>alumet-report</c> (or <c>alumet-hpc report</c>): finds the configuration, then hands the remaining
-/// arguments to <see cref="ReportCommand"/>. The report reads the system database; an unprivileged user
-/// without one (a laptop, a VM) reads the per-user database that their <c>alumet-hpc exec</c> runs fill.
+/// <c>alumet-report</c> (or <c>alumet-hpc report</c>): decides what the caller may read, then hands the remaining
+/// arguments to <see cref="ReportCommand"/>. Trust rules (README, "Who sees what"):
+/// <list type="bullet">
+/// <item>Admins come from the system config only (<see cref="ReportPrivilege.SystemConfigPath"/>), matched by uid/gid.</item>
+/// <item>Root may point the report anywhere (<c>--config</c>, <c>$ALUMET_HPC_CONFIG</c>, <c>--db</c>).</item>
+/// <item>Anyone else reads the system database with the gate's group, and only their own rows. Anything they choose
+/// (<c>--config</c>, <c>$ALUMET_HPC_CONFIG</c>, <c>--db</c> other than the system database, the per-user database
+/// of <c>alumet-hpc exec</c>) is read after giving the group up for good, with their own file rights: it grants
+/// nothing they could not read with sqlite3, and the uid filter still applies.</item>
+/// </list>
 /// </summary>
 public static class ReportEntry
 {
@@ -15,6 +22,7 @@ public static class ReportEntry
         error ??= Console.Error;
         var rest = new List<string>();
         string? configPath = null;
+        string? dbPath = null;
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] is "--config" or "-c")
@@ -25,19 +33,47 @@ public static class ReportEntry
                     return 2;
                 }
                 configPath = args[++i];
+                continue;
             }
-            else if (args[i].StartsWith("--config=", StringComparison.Ordinal)) configPath = args[i]["--config=".Length..];
-            else rest.Add(args[i]);
+            if (args[i].StartsWith("--config=", StringComparison.Ordinal))
+            {
+                configPath = args[i]["--config=".Length..];
+                continue;
+            }
+            if (args[i] == "--db" && i + 1 < args.Length) dbPath = args[i + 1];
+            else if (args[i].StartsWith("--db=", StringComparison.Ordinal)) dbPath = args[i]["--db=".Length..];
+            rest.Add(args[i]);
         }
 
+        var caller = Caller.Current();
         AlumetConfig cfg;
+        bool admin;
         try
         {
-            cfg = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.System).Config;
-            if (!File.Exists(cfg.Paths.Database) && Native.Libc.getuid() != 0)
+            string systemPath = ReportPrivilege.SystemConfigPath();
+            var system = File.Exists(systemPath) ? ConfigLoader.LoadFile(systemPath) : new AlumetConfig();
+            admin = ReportAdmins.Resolve(system.Report).Includes(caller);
+            bool userConfig = !string.IsNullOrEmpty(configPath) || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(ConfigLoader.EnvVar));
+            if (caller.IsRoot)
             {
-                var personal = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.PerUserWhenUnprivileged).Config;
-                if (File.Exists(personal.Paths.Database)) cfg = personal;
+                cfg = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.System).Config;
+            }
+            else
+            {
+                cfg = system;
+                bool ownDb = !string.IsNullOrEmpty(dbPath) && Path.GetFullPath(dbPath) != Path.GetFullPath(system.Paths.Database);
+                if (userConfig || ownDb)
+                {
+                    ReportPrivilege.Drop();
+                    if (userConfig) cfg = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.System).Config;
+                }
+                if (string.IsNullOrEmpty(dbPath) && !File.Exists(cfg.Paths.Database))
+                {
+                    // A workstation without a system database: the per-user one that `alumet-hpc exec` fills.
+                    ReportPrivilege.Drop();
+                    var personal = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.PerUserWhenUnprivileged).Config;
+                    if (File.Exists(personal.Paths.Database)) cfg = personal;
+                }
             }
         }
         catch (ConfigException e)
@@ -45,6 +81,6 @@ public static class ReportEntry
             error.WriteLine($"{ReportCommand.Name}: error: {e.Message}");
             return 2;
         }
-        return ReportCommand.Run(rest.ToArray(), ReportEnvironment.FromConfig(cfg, output, error));
+        return ReportCommand.Run(rest.ToArray(), new ReportEnvironment(caller.Uid, admin, cfg.Paths.Database, output ?? Console.Out, error));
     }
 }

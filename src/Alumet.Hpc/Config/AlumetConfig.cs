@@ -101,6 +101,8 @@ public sealed class ReportSection
 {
     /// <summary>Users allowed to see every job (others see only their own).</summary>
     public List<string> Admins { get; set; } = new() { "root" };
+    /// <summary>Groups whose members see every job. Read from the system config only, matched by gid.</summary>
+    public List<string> AdminGroups { get; set; } = new();
 }
 
 /// <summary>

@@ -100,6 +100,8 @@ internal static class ConfigSchema
         // [report]
         new("report", "admins", ConfigValueKind.StringList, "use an array of user names, e.g. [\"root\", \"alice\"]",
             c => UserNames(c.Report.Admins)),
+        new("report", "admin_groups", ConfigValueKind.StringList, "use an array of group names, e.g. [\"hpcadmin\"]",
+            c => UserNames(c.Report.AdminGroups)),
 
         // [uncertainty] (docs/uncertainty.md)
         new("uncertainty", "coverage_factor", ConfigValueKind.Number, "use 1..3 (2 gives about 95 % confidence)",

@@ -64,4 +64,25 @@ internal static partial class Libc
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int chown(string path, int owner, int group);
+
+    [LibraryImport("libc")]
+    public static partial uint getgid();
+
+    [LibraryImport("libc")]
+    public static partial uint getegid();
+
+    /// <summary>Sets real, effective and saved gid at once: the only way to give up a setgid group for good.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setresgid(uint rgid, uint egid, uint sgid);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int getgroups(int size, uint* list);
+
+    /// <summary>struct passwd* (NSS: files, LDAP, sssd); pw_uid is at offset 16 on LP64 (after two char*).</summary>
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial IntPtr getpwnam(string name);
+
+    /// <summary>struct group*; gr_gid is at offset 16 on LP64 (after two char*).</summary>
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial IntPtr getgrnam(string name);
 }

@@ -1,23 +1,16 @@
 using System.CommandLine;
 using System.Text.RegularExpressions;
 using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
 using Alumet.Hpc.Outputs.Accounting;
 using Microsoft.Data.Sqlite;
 
 namespace Alumet.Hpc.Report;
 
-/// <summary>Who runs the report and where it writes. Tests build one by hand; the CLI uses <see cref="FromConfig"/>.</summary>
+/// <summary>Who runs the report and where it writes. Tests build one by hand; the CLI's <c>ReportEntry</c> applies the trust rules.</summary>
 /// <param name="RealUid">The caller's real uid (getuid), not an environment variable a user could set.</param>
-/// <param name="UserName">The caller's user name, matched against <paramref name="Admins"/>.</param>
-public sealed record ReportEnvironment(int RealUid, string UserName, IReadOnlyCollection<string> Admins, string DatabasePath, TextWriter Out, TextWriter Err)
-{
-    /// <summary>root always; otherwise a user listed in [report] admins.</summary>
-    public bool IsAdmin => RealUid == 0 || Admins.Contains(UserName, StringComparer.Ordinal);
-
-    public static ReportEnvironment FromConfig(AlumetConfig config, TextWriter? output = null, TextWriter? error = null) =>
-        new(OperatingSystem.IsWindows() ? -1 : (int)Hpc.Native.Libc.getuid(), Environment.UserName, config.Report.Admins, config.Paths.Database,
-            output ?? Console.Out, error ?? Console.Error);
-}
+/// <param name="IsAdmin">Root, or an admin of the system config (<see cref="ReportAdmins"/>): may see every user's jobs.</param>
+public sealed record ReportEnvironment(int RealUid, bool IsAdmin, string DatabasePath, TextWriter Out, TextWriter Err);
 
 /// <summary>
 /// <c>alumet-report</c>: sacct-like energy report from the accounting database.
@@ -95,6 +88,8 @@ public static partial class ReportCommand
         List<JobRecord> records;
         try
         {
+            // SQLite says only "unable to open database file"; a plain open says why (permission denied).
+            if (File.Exists(path)) File.OpenHandle(path, FileMode.Open, FileAccess.Read).Dispose();
             using var acct = AccountingDb.OpenReadOnly(path);
             int? uid = env.IsAdmin ? null : env.RealUid;
             var jobIds = requested.Select(r => r.Job).Distinct().ToList();
@@ -104,9 +99,14 @@ public static partial class ReportCommand
                 records.AddRange(acct.Query(new JobQuery(jobIds.Count > 0 ? jobIds : null, u, uid, req.Cluster)));
         }
         catch (FileNotFoundException) { return Fail(env, $"no accounting database at {path}", 1); }
-        catch (Exception e) when (e is SqliteException or InvalidDataException or UnauthorizedAccessException or IOException)
+        catch (UnauthorizedAccessException)
         {
-            return Fail(env, $"cannot read {path}: {FirstLine(e.Message)}", 1);
+            return Fail(env, $"cannot read {path}: permission denied (it is readable by root and the group {ReportPrivilege.Group} only: "
+                + "run the alumet-report installed as README's Install section says, or ask an administrator)", 1);
+        }
+        catch (Exception e) when (e is SqliteException or InvalidDataException or IOException)
+        {
+            return Fail(env, $"cannot read {path}: {ErrorText.Describe(e)}", 1);
         }
 
         var jobs = ReportBuilder.Build(records);
@@ -171,8 +171,6 @@ public static partial class ReportCommand
         env.Err.WriteLine($"{Name}: error: {message}");
         return code;
     }
-
-    private static string FirstLine(string s) => s.Split('\n')[0].Trim();
 
     /// <summary>Echoes user input safely: control characters (terminal escapes) become '?', long input is cut.</summary>
     private static string Printable(string s)

@@ -80,7 +80,7 @@ public class QualityEndToEndTests
         // The DB row, read back by alumet-report.
         var o = new StringWriter();
         var e = new StringWriter();
-        Assert.Equal(0, ReportCommand.Run(["--job", "7", "--json"], new ReportEnvironment(0, "root", ["root"], cfg.Paths.Database, o, e)));
+        Assert.Equal(0, ReportCommand.Run(["--job", "7", "--json"], new ReportEnvironment(0, true, cfg.Paths.Database, o, e)));
         using var doc = JsonDocument.Parse(o.ToString());
         var line = doc.RootElement.GetProperty("jobs")[0].GetProperty("lines")[0];
         var u = line.GetProperty("total_energy_uncertainty");
@@ -94,7 +94,7 @@ public class QualityEndToEndTests
 
         var table = new StringWriter();
         ReportCommand.Run(["--job", "7", "-o", "JobID,TotalEnergy,TotalEnergyU,FacilityEnergy,PUE,CO2e,CarbonIntensity", "-P", "--noconvert", "-n"],
-            new ReportEnvironment(0, "root", ["root"], cfg.Paths.Database, table, e));
+            new ReportEnvironment(0, true, cfg.Paths.Database, table, e));
         Assert.Equal($"7|600|{Math.Round(2 * StandardU, 6).ToString(System.Globalization.CultureInfo.InvariantCulture)}|900|1.50|0.067|266.7\n", table.ToString());
 
         // The Parquet footer says the same.
@@ -124,7 +124,7 @@ public class QualityEndToEndTests
         Assert.StartsWith($"{cfg.Carbon.IntensityFile}:2: 'abc' is not a number", outcome.Record.Carbon.Note);
 
         var o = new StringWriter();
-        ReportCommand.Run(["--job", "7"], new ReportEnvironment(0, "root", ["root"], cfg.Paths.Database, o, new StringWriter()));
+        ReportCommand.Run(["--job", "7"], new ReportEnvironment(0, true, cfg.Paths.Database, o, new StringWriter()));
         Assert.Contains($"CARBON: job 7 on n1: {cfg.Carbon.IntensityFile}:2: 'abc' is not a number", o.ToString());
     }
 }

@@ -26,9 +26,10 @@ public sealed class AccountingDbTests
         string path = Path.Combine(tmp.Path, "a", "b", "acct.db");
         using (var db = AccountingDb.Open(path))
             Assert.Equal(AccountingDb.SchemaVersion, db.UserVersion());
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(path));
+        // 0640: users read only through alumet-report's setgid gate (README, Install); 0751: no listing, traversal kept.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead, File.GetUnixFileMode(path));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
-            | UnixFileMode.OtherRead | UnixFileMode.OtherExecute, File.GetUnixFileMode(Path.Combine(tmp.Path, "a", "b")));
+            | UnixFileMode.OtherExecute, File.GetUnixFileMode(Path.Combine(tmp.Path, "a", "b")));
         using var con = new SqliteConnection($"Data Source={path};Pooling=false");
         con.Open();
         using var cmd = con.CreateCommand();
@@ -239,20 +240,41 @@ public sealed class AccountingDbTests
     }
 
     [SkippableFact]
-    public void NonRootUserCanReadTheDatabase()
+    public void OnlyTheAlumetGroupReadsTheDatabase()
     {
         Skip.IfNot(File.Exists("/usr/bin/sqlite3") && Environment.UserName == "root" && File.Exists("/usr/sbin/runuser"), "needs root, runuser and the sqlite3 CLI");
+        Assert.Equal(0, Process.Start("/bin/sh", ["-c", "getent group alumet >/dev/null || groupadd --system alumet"])!.WaitForExitAsync().ContinueWith(_ => 0).Result);
         using var tmp = new TempDir();
-        File.SetUnixFileMode(tmp.Path, (UnixFileMode)0b111_101_101); // a root-owned 0755 directory, like /var/lib/alumet-hpc
-        string path = tmp.Sub("acct.db");
+        File.SetUnixFileMode(tmp.Path, (UnixFileMode)0b111_101_101); // a root-owned 0755 directory, like /var/lib
+        string path = tmp.Sub("lib/acct.db");
         using (var db = AccountingDb.Open(path))
             db.Upsert(Sample());
-        var psi = new ProcessStartInfo("/usr/sbin/runuser", ["-u", "nobody", "--", "/usr/bin/sqlite3", "-readonly", path, "SELECT job_id || ':' || status FROM jobs"])
+        // The gate's situation: an ordinary user holding the group alumet reads through the rollback journal design
+        // (no write needed); the same user without the group cannot open the file.
+        Assert.Equal("1234:complete", Sqlite(["-u", "nobody", "-g", "alumet"], path));
+        Assert.Contains("unable to open database", Sqlite(["-u", "nobody"], path));
+    }
+
+    [SkippableFact]
+    public void RootClosesAnOlderWorldReadableDatabase()
+    {
+        Skip.IfNot(Environment.UserName == "root", "needs root");
+        using var tmp = new TempDir();
+        string path = tmp.Sub("acct.db");
+        using (var db = AccountingDb.Open(path)) db.Upsert(Sample());
+        File.SetUnixFileMode(path, (UnixFileMode)0b110_100_100); // 0644, as versions before the report gate made it
+        using (var db = AccountingDb.Open(path)) Assert.Single(db.GetJob("1234"));
+        Assert.Equal((UnixFileMode)0b110_100_000, File.GetUnixFileMode(path));
+    }
+
+    private static string Sqlite(string[] who, string path)
+    {
+        var psi = new ProcessStartInfo("/usr/sbin/runuser", [.. who, "--", "/usr/bin/sqlite3", "-readonly", path, "SELECT job_id || ':' || status FROM jobs"])
             { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
         string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
         p.WaitForExit();
-        Assert.Equal("1234:complete", output.Trim());
+        return output.Trim();
     }
 
     private static JobRecord Run(string runId, DateTime start, string node = "n1", string jobId = "1234", double pkg = 180) =>

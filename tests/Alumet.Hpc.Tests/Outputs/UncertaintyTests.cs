@@ -194,7 +194,7 @@ public sealed class UncertaintyTests
         }
         var o = new StringWriter();
         Alumet.Hpc.Report.ReportCommand.Run(["--job", "9", "-o", "JobID,TotalEnergy,TotalEnergyU", "-P"],
-            new Alumet.Hpc.Report.ReportEnvironment(0, "root", ["root"], path, o, new StringWriter()));
+            new Alumet.Hpc.Report.ReportEnvironment(0, true, path, o, new StringWriter()));
         Assert.Equal("JobID|TotalEnergy|TotalEnergyU\n9|50|\n", o.ToString());
     }
 }

@@ -7,50 +7,220 @@ using Xunit;
 
 namespace Alumet.Hpc.Tests.Report;
 
-/// <summary>The real binary, run as an unprivileged user against a root-written database in a 0755 directory.</summary>
+/// <summary>
+/// An installation as README's Install section makes it, with two ordinary users (created with useradd when missing):
+/// the group alumet, a system config, the accounting database written by root (so 0640 root:alumet in a 0751
+/// directory), the setgid gate built for this installation, and one job per user.
+/// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
-public sealed class ReportAsUserTests
+public sealed class TwoUsersInstallation : IDisposable
 {
-    private const int Nobody = 65534;
+    public const string UserA = "alumet-rpt-a", UserB = "alumet-rpt-b";
+    public string? SkipReason { get; }
+    public TempDir Dir { get; } = new();
+    public string Bin { get; } = "";
+    public string Gate => Dir.Sub("bin/alumet-report");
+    public string SystemConfig => Dir.Sub("etc/alumet.toml");
+    public string Db => Dir.Sub("lib/accounting.db");
+    public string DataDir => Dir.Sub("lib/data");
+    public int UidA { get; }
+    public int UidB { get; }
 
-    [SkippableFact]
-    public void UnprivilegedUserReadsOwnJobAndCannotSeeOthers()
+    public TwoUsersInstallation()
     {
-        Skip.IfNot(Environment.UserName == "root" && File.Exists("/usr/sbin/runuser"), "needs root and runuser");
-        string bin;
-        try { bin = TestInstallation.Binary(); }
-        catch (FileNotFoundException) { throw new SkipException("alumet-hpc binary not built"); }
-
-        using var tmp = new TempDir();
-        File.SetUnixFileMode(tmp.Path, (UnixFileMode)0b111_101_101);
-        string db = tmp.Sub("acct.db");
-        var t = new DateTime(2026, 11, 25, 8, 0, 0, DateTimeKind.Utc);
-        using (var w = AccountingDb.Open(db))
+        if (Environment.UserName != "root" || !File.Exists("/usr/sbin/runuser") || !File.Exists("/usr/sbin/useradd"))
         {
-            w.Upsert(ReportFixture.Rec("2000", "n1", "nobody", Nobody, t, 60, new DomainEnergies(6000, 0, 0, 600, 0, 0), 120));
-            w.Upsert(ReportFixture.Rec("2001", "n1", "alice", 1001, t, 60, new DomainEnergies(9000, 0, 0, 0, 0, 0), 150));
+            SkipReason = "needs root, runuser and useradd";
+            return;
         }
+        try { Bin = TestInstallation.Binary(); }
+        catch (FileNotFoundException) { SkipReason = "alumet-hpc binary not built"; return; }
+        if (Sh("command -v gcc").Code != 0) { SkipReason = "needs gcc"; return; }
 
-        var own = RunAsNobody(bin, "report", "--db", db, "-j", "2000", "-P", "-n", "-o", "JobID,User,TotalEnergy");
-        Assert.Equal((0, "2000|nobody|6.60K\n", ""), own);
-        var other = RunAsNobody(bin, "report", "--db", db, "-j", "2001", "-P", "-n");
-        var missing = RunAsNobody(bin, "report", "--db", db, "-j", "2002", "-P", "-n");
-        Assert.Equal((1, "", $"alumet-report: error: job 2001 not found in {db} (or not yours)\n"), other);
-        Assert.Equal(other.Err.Replace("2001", "2002"), missing.Err);
-        var all = RunAsNobody(bin, "report", "--db", db, "-P", "-n", "-o", "JobID");
-        Assert.Equal((0, "2000\n", ""), all);
+        Must(Sh("getent group alumet >/dev/null || groupadd --system alumet"));
+        foreach (var u in new[] { UserA, UserB })
+            Must(Sh($"id -u {u} >/dev/null 2>&1 || useradd --system --no-create-home --no-user-group --shell /usr/sbin/nologin {u}"));
+        UidA = int.Parse(Must(Sh($"id -u {UserA}")).Trim());
+        UidB = int.Parse(Must(Sh($"id -u {UserB}")).Trim());
+
+        File.SetUnixFileMode(Dir.Path, (UnixFileMode)0b111_101_101);
+        Directory.CreateDirectory(Dir.Sub("etc"));
+        Directory.CreateDirectory(Dir.Sub("bin"));
+        File.WriteAllText(SystemConfig, $"""
+            [paths]
+            database = "{Db}"
+            data_dir = "{DataDir}"
+
+            [report]
+            admins = ["root"]
+            """);
+        var now = DateTime.UtcNow;
+        using (var w = AccountingDb.Open(Db))
+        {
+            w.Upsert(ReportFixture.Rec("3001", "n1", UserA, UidA, now.AddMinutes(-2), 60, new DomainEnergies(6000, 0, 0, 600, 0, 0), 120) with
+                { ParquetPath = $"{DataDir}/lab/slurm/3001/3001.n1.parquet" });
+            w.Upsert(ReportFixture.Rec("3002", "n1", UserB, UidB, now.AddMinutes(-2), 60, new DomainEnergies(9000, 0, 0, 0, 0, 0), 150) with
+                { ParquetPath = $"{DataDir}/lab/slurm/3002/3002.n1.parquet" });
+        }
+        string src = Path.Combine(RepoRoot(), "src", "report-gate", "alumet-report-gate.c");
+        Must(Sh($"gcc -O2 -Wall -Wextra -Werror -DALUMET_HPC_BIN='\"{Bin}\"' -DALUMET_SYSTEM_CONFIG='\"{SystemConfig}\"' -o {Gate} {src}"
+            + $" && chown root:alumet {Gate} && chmod 2755 {Gate}"));
     }
 
-    private static (int Code, string Out, string Err) RunAsNobody(string bin, params string[] args)
+    /// <summary>Runs a command line as <paramref name="user"/> (runuser), from /, with a clean, known environment.</summary>
+    public static (int Code, string Out, string Err) RunAs(string user, string file, params string[] args) =>
+        Run("/usr/sbin/runuser", ["-u", user, "--", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "HOME=/nonexistent", file, .. args]);
+
+    public static (int Code, string Out, string Err) Sh(string script) => Run("/bin/sh", ["-c", script]);
+
+    private static (int Code, string Out, string Err) Run(string file, string[] args)
     {
-        var psi = new ProcessStartInfo("/usr/sbin/runuser", ["-u", "nobody", "--", bin, .. args])
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = "/",
-        };
+        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = "/" };
         using var p = Process.Start(psi)!;
         var err = p.StandardError.ReadToEndAsync();
         string output = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
         return (p.ExitCode, output, err.Result);
+    }
+
+    private static string Must((int Code, string Out, string Err) r) =>
+        r.Code == 0 ? r.Out : throw new InvalidOperationException($"setup failed ({r.Code}): {r.Err}");
+
+    public static string RepoRoot()
+    {
+        string dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "Alumet.Hpc.sln"))) dir = Path.GetDirectoryName(dir)!;
+        return dir;
+    }
+
+    public void Dispose() => Dir.Dispose();
+}
+
+/// <summary>Every route by which one ordinary user could read another's jobs, tried by both users in turn.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
+{
+    private readonly TwoUsersInstallation _i;
+    public ReportAsUserTests(TwoUsersInstallation i) => _i = i;
+
+    public static TheoryData<string, string, string, string> Users => new()
+    {
+        { TwoUsersInstallation.UserA, "3001", TwoUsersInstallation.UserB, "3002" },
+        { TwoUsersInstallation.UserB, "3002", TwoUsersInstallation.UserA, "3001" },
+    };
+
+    [SkippableTheory, MemberData(nameof(Users))]
+    public void GateShowsOwnJobOnly(string me, string mine, string other, string theirs)
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        var own = TwoUsersInstallation.RunAs(me, _i.Gate, "-j", mine, "-P", "-n", "-o", "JobID,User,Parquet");
+        Assert.Equal((0, $"{mine}|{me}|{_i.DataDir}/lab/slurm/{mine}/{mine}.n1.parquet\n", ""), own);
+        var all = TwoUsersInstallation.RunAs(me, _i.Gate, "-P", "-n", "-o", "JobID,User");
+        Assert.Equal((0, $"{mine}|{me}\n", ""), all);
+        var json = TwoUsersInstallation.RunAs(me, _i.Gate, "--json");
+        Assert.Equal(0, json.Code);
+        Assert.Contains(mine, json.Out);
+        Assert.DoesNotContain(theirs, json.Out);
+        Assert.DoesNotContain(other, json.Out);
+        foreach (var args in new[] { new[] { "-j", theirs }, ["-u", other], ["-j", theirs, "--json"] })
+        {
+            var r = TwoUsersInstallation.RunAs(me, _i.Gate, [.. args, "-P", "-n"]);
+            Assert.DoesNotContain(theirs, r.Out);
+            Assert.DoesNotContain(other, r.Out + r.Err);
+        }
+    }
+
+    [SkippableTheory, MemberData(nameof(Users))]
+    public void UserSuppliedConfigOrDatabaseGrantsNothing(string me, string mine, string other, string theirs)
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        _ = mine;
+        // The user's own config: admin of everything, pointing at the system database.
+        string cfg = _i.Dir.Sub($"{me}.toml");
+        File.WriteAllText(cfg, $"[paths]\ndatabase = \"{_i.Db}\"\n\n[report]\nadmins = [\"{me}\"]\n");
+        foreach (var route in new[]
+        {
+            new[] { _i.Gate, "--config", cfg, "-j", theirs, "-P", "-n" },
+            [_i.Gate, "-c", cfg, "-P", "-n", "-o", "JobID,User"],
+            ["/usr/bin/env", $"ALUMET_HPC_CONFIG={cfg}", _i.Gate, "-j", theirs, "-P", "-n"],
+            ["/usr/bin/env", $"ALUMET_HPC_CONFIG={cfg}", _i.Bin, "report", "-j", theirs, "-P", "-n"],
+            ["/usr/bin/env", $"ALUMET_HPC_SYSTEM_CONFIG={cfg}", _i.Bin, "report", "-j", theirs, "-P", "-n"],
+            [_i.Bin, "report", "--config", cfg, "-j", theirs, "-P", "-n"],
+            [_i.Bin, "report", "--db", _i.Db, "-j", theirs, "-P", "-n"],
+            [_i.Gate, "--db", _i.Dir.Sub("lib/../lib/accounting.db"), "-j", theirs, "-P", "-n"],
+        })
+        {
+            var r = TwoUsersInstallation.RunAs(me, route[0], route[1..]);
+            Assert.DoesNotContain(theirs + "|", r.Out);
+            Assert.DoesNotContain(other, r.Out + r.Err);
+            Assert.Single(r.Err.TrimEnd('\n').Split('\n')); // one line, no stack trace
+        }
+        // The system database through a path of the user's own (a symlink in a directory they own): refused.
+        string link = _i.Dir.Sub($"{me}-link.db");
+        File.CreateSymbolicLink(link, _i.Db);
+        var viaLink = TwoUsersInstallation.RunAs(me, _i.Gate, "--db", link, "-P", "-n");
+        Assert.Equal(1, viaLink.Code);
+        Assert.Equal("", viaLink.Out);
+        Assert.StartsWith($"alumet-report: error: cannot read {link}: ", viaLink.Err);
+    }
+
+    [SkippableTheory, MemberData(nameof(Users))]
+    public void DatabaseFileAndDirectoryAreClosed(string me, string mine, string other, string theirs)
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        _ = (mine, other, theirs);
+        Assert.Equal((UnixFileMode)0b110_100_000, File.GetUnixFileMode(_i.Db));
+        Assert.Equal((UnixFileMode)0b111_101_001, File.GetUnixFileMode(Path.GetDirectoryName(_i.Db)!));
+        Assert.Equal("root:alumet\n", TwoUsersInstallation.Sh($"stat -c %U:%G {_i.Db}").Out);
+        Assert.NotEqual(0, TwoUsersInstallation.RunAs(me, "/bin/cat", _i.Db).Code);
+        Assert.NotEqual(0, TwoUsersInstallation.RunAs(me, "/bin/ls", Path.GetDirectoryName(_i.Db)!).Code);
+    }
+
+    [SkippableFact]
+    public void SetgidAlumetHpcGivesTheGroupUp()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string copy = _i.Dir.Sub("bin/alumet-hpc-setgid");
+        File.Copy(_i.Bin, copy, overwrite: true);
+        Assert.Equal(0, TwoUsersInstallation.Sh($"chown root:alumet {copy} && chmod 2755 {copy}").Code);
+        var r = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, copy, "report", "--db", _i.Db, "-P", "-n");
+        Assert.Equal("", r.Out);
+        Assert.Contains("alumet-hpc itself is set-id, so its group was given up", r.Err);
+    }
+
+    [SkippableFact]
+    public void GatePassesOnlyAZoneNameToTheRuntime()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        // The gate built to run env(1) instead of alumet-hpc shows exactly the environment alumet-hpc would get.
+        string gate = _i.Dir.Sub("bin/env-gate");
+        var built = TwoUsersInstallation.Sh($"gcc -O2 -Wall -Wextra -Werror -DALUMET_HPC_BIN='\"/usr/bin/env\"' -o {gate} "
+            + $"{Path.Combine(TwoUsersInstallation.RepoRoot(), "src", "report-gate", "alumet-report-gate.c")} && chown root:alumet {gate} && chmod 2755 {gate}");
+        Assert.Equal(0, built.Code);
+        var r = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, "/usr/bin/env",
+            "DOTNET_gcServer=1", "LD_PRELOAD=/tmp/x.so", "SQLITE_TMPDIR=/tmp", "TMPDIR=/tmp", "ALUMET_HPC_CONFIG=/tmp/a.toml",
+            "ALUMET_HPC_SYSTEM_CONFIG=/tmp/a.toml", "TZ=Europe/Paris", gate);
+        Assert.Equal((0, "PATH=/usr/sbin:/usr/bin:/sbin:/bin\nTZ=Europe/Paris\n"), (r.Code, r.Out));
+        var path = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, "/usr/bin/env", "TZ=:/home/x/zone", gate);
+        Assert.Equal("PATH=/usr/sbin:/usr/bin:/sbin:/bin\n", path.Out); // a TZ file path is dropped
+    }
+
+    [SkippableFact]
+    public void AdminsComeFromTheSystemConfigByUid()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string cfg = File.ReadAllText(_i.SystemConfig);
+        try
+        {
+            File.WriteAllText(_i.SystemConfig, cfg.Replace("admins = [\"root\"]", $"admins = [\"root\", \"{TwoUsersInstallation.UserB}\"]"));
+            var b = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserB, _i.Gate, "-j", "3001,3002", "-P", "-n", "-o", "JobID,User");
+            Assert.Equal((0, $"3001|{TwoUsersInstallation.UserA}\n3002|{TwoUsersInstallation.UserB}\n", ""), b);
+            var a = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, "-j", "3002", "-P", "-n");
+            Assert.Equal("", a.Out);
+        }
+        finally
+        {
+            File.WriteAllText(_i.SystemConfig, cfg);
+        }
     }
 }

@@ -77,7 +77,13 @@ start() {
 
   # 3. directories: slurm state, alumet state/data, job output dir writable by the job user
   mkdir -p "$LAB"/{etc,state/ctld,state/d,log,run,hooks,out,powercap,alumet/state,alumet/data,bin}
-  ln -sfn "$BIN" "$LAB/bin/alumet-report"    # the report is the same binary under another name
+  # alumet-report as README installs it: the setgid gate (group alumet, which reads the 0640 database), built for
+  # this lab's binary and config so that the job user needs no --config.
+  getent group alumet >/dev/null || groupadd --system alumet
+  rm -f "$LAB/bin/alumet-report"
+  gcc -O2 -Wall -Wextra -Werror -DALUMET_HPC_BIN="\"$BIN\"" -DALUMET_SYSTEM_CONFIG="\"$LAB/alumet.toml\"" \
+    -o "$LAB/bin/alumet-report" "$REPO/src/report-gate/alumet-report-gate.c" || die "building the alumet-report gate failed (gcc)"
+  chown root:alumet "$LAB/bin/alumet-report"; chmod 2755 "$LAB/bin/alumet-report"
   chmod 755 "$LAB" "$LAB"/hooks "$LAB"/alumet "$LAB"/bin; chmod 1777 "$LAB"/out
 
   # 4. generated powercap tree: package-0 whose energy_uj grows at FAKE_POWER_W. The sampler keeps the file

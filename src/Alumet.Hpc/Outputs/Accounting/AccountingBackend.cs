@@ -104,22 +104,22 @@ public sealed class SqliteBackend(string path) : AccountingBackend
 
     private static void CreateFile(string path)
     {
-        if (File.Exists(path)) return;
-        string? dir = System.IO.Path.GetDirectoryName(path);
-        if (dir is not null && !Directory.Exists(dir))
-            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-        try
+        if (!File.Exists(path))
         {
-            // 0644: users read their rows through alumet-report (which filters by uid); only root writes.
-            var o = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead };
-            using var _ = new FileStream(path, o);
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            if (System.IO.Path.GetDirectoryName(path) is { } dir) DatabaseFileAccess.CreateDirectory(dir);
+            try
+            {
+                // 0640 (DatabaseFileAccess): root writes, the alumet group (alumet-report's gate) reads, others nothing.
+                using var _ = new FileStream(path, new FileStreamOptions
+                {
+                    Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = DatabaseFileAccess.FileMode,
+                });
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                // another writer created it first
+            }
         }
-        catch (IOException) when (File.Exists(path))
-        {
-            // another writer created it first
-        }
+        DatabaseFileAccess.Secure(path);
     }
 }

@@ -1,0 +1,40 @@
+using System.ComponentModel;
+using System.Text.RegularExpressions;
+
+namespace Alumet.Hpc.Core;
+
+/// <summary>
+/// One line a user understands for an exception that reached a command's top level: what went wrong, and how to fix it
+/// where the fix is known. The native binary keeps the runtime's own messages (UseSystemResourceKeys off in the Cli
+/// project); the mapping below adds the fix, and stands in if a message is ever a bare resource key.
+/// </summary>
+public static partial class ErrorText
+{
+    [GeneratedRegex(@"^[A-Za-z0-9]+(_[A-Za-z0-9]+)+$")]
+    private static partial Regex ResourceKey();
+
+    public static string Describe(Exception e)
+    {
+        string msg = FirstLine(e.Message);
+        bool usable = msg.Length > 0 && !ResourceKey().IsMatch(msg);
+        return e switch
+        {
+            UnauthorizedAccessException => (usable ? msg : "Access denied") + " (permission denied: ask an administrator, or run as a user who may read it)",
+            FileNotFoundException f => f.FileName is { Length: > 0 } n ? $"{n}: no such file" : usable ? msg : "a file does not exist",
+            DirectoryNotFoundException => (usable ? msg : "a directory does not exist") + " (check the path; a directory on it does not exist)",
+            PathTooLongException => usable ? msg : "a path is too long",
+            Win32Exception w => usable ? msg : $"cannot start the program: {new Win32Exception(w.NativeErrorCode).Message}",
+            FormatException => usable ? msg : "a value has the wrong format",
+            OutOfMemoryException => "out of memory",
+            IOException => usable ? msg : $"input/output error (code {e.HResult & 0xFFFF})",
+            _ => usable ? msg : e.GetType().Name.Replace("Exception", "") + " error",
+        };
+    }
+
+    private static string FirstLine(string? s)
+    {
+        if (string.IsNullOrEmpty(s)) return "";
+        int nl = s.IndexOfAny(['\r', '\n']);
+        return (nl < 0 ? s : s[..nl]).Trim();
+    }
+}
