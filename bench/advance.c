@@ -14,7 +14,10 @@
  * short wake-up per ms (~1-2 % of a core); the harness runs this at nice 19 so the samplers, which wake at the
  * same rate, preempt it, and it runs identically under ours and the C reader, so their ratio stays fair.
  *
- * Usage: advance HZ MAX_RANGE_UJ FILE:WATTS...   runs until SIGTERM; prints its own CPU time to stderr.
+ * MSR mode, FILE@OFFSET:WATTS: the counter is the 32-bit RAPL register of a generated /dev/cpu/N/msr file, written
+ * as 8 little-endian bytes at the register's offset in units of 2^-14 J, wrapping at 2^32 (bench/rapl-interfaces.sh).
+ *
+ * Usage: advance HZ MAX_RANGE_UJ FILE[@OFFSET]:WATTS...   runs until SIGTERM; prints its own CPU time to stderr.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,6 +50,7 @@ int main(int argc, char **argv)
     int n = argc - 3;
     if (hz <= 0 || n > 64 || max_range == 0) { fprintf(stderr, "advance: bad arguments\n"); return 2; }
     int fds[64];
+    long long msr_offset[64]; /* -1: powercap text */
     double watts[64];
     double units[64]; /* energy in 2^-14 J units, fractional part kept so the mean power is exact */
     const double UJ_PER_UNIT = 1e6 / 16384.0;
@@ -55,6 +59,9 @@ int main(int argc, char **argv)
         if (!colon) { fprintf(stderr, "advance: %s: expected FILE:WATTS\n", arg); return 2; }
         *colon = 0;
         watts[i] = atof(colon + 1);
+        char *at = strrchr(arg, '@');
+        msr_offset[i] = -1;
+        if (at) { *at = 0; msr_offset[i] = strtoll(at + 1, NULL, 0); }
         fds[i] = open(arg, O_WRONLY | O_CLOEXEC);
         if (fds[i] < 0) { fprintf(stderr, "advance: %s: %s\n", arg, strerror(errno)); return 1; }
         /* Start mid-range with distinct values, as a node that has been up for a while. */
@@ -78,6 +85,11 @@ int main(int argc, char **argv)
     while (!stop) {
         for (int i = 0; i < n; i++) {
             units[i] += watts[i] * dt * (0.95 + 0.10 * uniform()) * 16384.0;
+            if (msr_offset[i] >= 0) {
+                unsigned long long reg = (unsigned long long)units[i] & 0xFFFFFFFFULL; /* little-endian host: the MSR's byte order */
+                if (pwrite(fds[i], &reg, 8, msr_offset[i]) != 8) { fprintf(stderr, "advance: write: %s\n", strerror(errno)); return 1; }
+                continue;
+            }
             unsigned long long uj = (unsigned long long)((unsigned long long)units[i] * UJ_PER_UNIT) % (max_range + 1);
             snprintf(buf, sizeof buf, "%020llu\n", uj);
             if (pwrite(fds[i], buf, 21, 0) != 21) { fprintf(stderr, "advance: write: %s\n", strerror(errno)); return 1; }

@@ -9,7 +9,11 @@
  * deadline, into the same 1 µs histogram as Sampling/LatencyHistogram.cs (percentile = upper bucket edge).
  * No storage, no attribution, no spool: a floor, not an equivalent program.
  *
- * Usage: c_reader STATS_FILE HZ FILE...   runs until SIGTERM/SIGINT, then writes STATS_FILE (key=value lines).
+ * Usage: c_reader STATS_FILE HZ ITEM...   runs until SIGTERM/SIGINT, then writes STATS_FILE (key=value lines).
+ * An ITEM is what one RAPL interface reads per counter (bench/rapl-interfaces.sh uses all three):
+ *   FILE                    powercap: pread of the decimal text + strtoull (Sources/Rapl/RaplSource.cs)
+ *   msr:FILE:OFFSET         msr: 8-byte pread at the register's offset, low 32 bits (Sources/Rapl/MsrSource.cs)
+ *   perf:TYPE:CONFIG:CPU    perf_events: perf_event_open once, then an 8-byte read per tick (Sources/Rapl/PerfSource.cs)
  * first_sample_ms: end of the first read of all files, relative to $ALUMET_BENCH_T0_NS (CLOCK_MONOTONIC at spawn).
  * Build: gcc -O2 -o c_reader c_reader.c
  */
@@ -24,6 +28,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <linux/perf_event.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +71,8 @@ int main(int argc, char **argv)
     if (hz <= 0 || hz > 10000) { fprintf(stderr, "c_reader: bad rate %s\n", argv[2]); return 2; }
     int nfiles = argc - 3;
     int fds[64];
+    int kind[64];          /* 0 text, 1 msr, 2 perf */
+    long long offset[64];  /* msr register */
     if (nfiles > 64) { fprintf(stderr, "c_reader: at most 64 files\n"); return 2; }
 
     struct sigaction sa;
@@ -84,15 +92,49 @@ int main(int argc, char **argv)
     int64_t t0 = t0s ? strtoll(t0s, NULL, 10) : 0;
 
     for (int i = 0; i < nfiles; i++) {
-        fds[i] = open(argv[3 + i], O_RDONLY | O_CLOEXEC);
-        if (fds[i] < 0) { fprintf(stderr, "c_reader: %s: %s\n", argv[3 + i], strerror(errno)); return 1; }
+        char *item = argv[3 + i];
+        kind[i] = 0;
+        offset[i] = 0;
+        if (strncmp(item, "msr:", 4) == 0) {
+            char *colon = strrchr(item + 4, ':');
+            if (!colon) { fprintf(stderr, "c_reader: %s: expected msr:FILE:OFFSET\n", item); return 2; }
+            *colon = 0;
+            kind[i] = 1;
+            offset[i] = strtoll(colon + 1, NULL, 0);
+            item += 4;
+        } else if (strncmp(item, "perf:", 5) == 0) {
+            struct perf_event_attr attr;
+            memset(&attr, 0, sizeof attr);
+            attr.size = sizeof attr;
+            int cpu = 0;
+            unsigned long long config = 0;
+            if (sscanf(item + 5, "%u:%lli:%d", &attr.type, &config, &cpu) != 3) { fprintf(stderr, "c_reader: %s: expected perf:TYPE:CONFIG:CPU\n", item); return 2; }
+            attr.config = config;
+            kind[i] = 2;
+            fds[i] = (int)syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+            if (fds[i] < 0) { fprintf(stderr, "c_reader: perf_event_open %s: %s\n", item, strerror(errno)); return 1; }
+            continue;
+        }
+        fds[i] = open(item, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) { fprintf(stderr, "c_reader: %s: %s\n", item, strerror(errno)); return 1; }
     }
 
     char buf[32];
     unsigned long long sum = 0;
     long long read_errors = 0;
+    unsigned long long word;
 #define READ_ALL()                                                         \
     for (int i = 0; i < nfiles; i++) {                                     \
+        if (kind[i] == 1) {                                                \
+            if (pread(fds[i], &word, 8, offset[i]) != 8) read_errors++;    \
+            else sum += word & 0xFFFFFFFFULL;                              \
+            continue;                                                      \
+        }                                                                  \
+        if (kind[i] == 2) {                                                \
+            if (read(fds[i], &word, 8) != 8) read_errors++;                \
+            else sum += word;                                              \
+            continue;                                                      \
+        }                                                                  \
         ssize_t n = pread(fds[i], buf, sizeof buf - 1, 0);                 \
         if (n <= 0) { read_errors++; continue; }                           \
         buf[n] = 0;                                                        \

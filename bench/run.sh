@@ -131,6 +131,8 @@ storage_period_ms = $storage
 parquet_values = "${PARQUET_VALUES:-joules}"
 tick_scheduling = "$TICK"
 attribution = "exclusive"
+# stats.json is read from the job's state dir after the sampler exits
+keep_state = "always"
 
 [sources]
 rapl = "$rapl"
@@ -432,3 +434,8 @@ echo "CPU per tick: on-CPU ns of all threads (/proc/PID/task/*/schedstat) over t
 echo "peak RSS: wait4 ru_maxrss (whole life incl. Parquet conversion) and VmHWM at the end of the window; first sample: from spawn (fork) to the first counter read."
 } | tee "$OUT/latest.txt"
 echo "bench: table written to out/bench/latest.txt" >&2
+
+# ---------------------------------------------------------------- RAPL interfaces (own script, issue 12)
+# Same machine and lock as above (whoever runs `make bench` holds /tmp/alumet-bench.lock).
+ALUMET_BENCH_LOCKED=1 bash "$ROOT/bench/rapl-interfaces.sh" "$BIN" | tee "$OUT/rapl-interfaces.txt" \
+    || die "bench/rapl-interfaces.sh failed"

@@ -9,6 +9,7 @@ internal static class ExecReport
 {
     public static void Print(TextWriter w, AlumetConfig cfg, JobFinalizer.Outcome outcome)
     {
+        if (outcome.Record is null) { w.WriteLine($"alumet-hpc: exec: the job was finalized by another process ({outcome.Reason})"); return; }
         var env = new ReportEnvironment(0, true, cfg.Paths.Database, w, w); // our own job: no access filter needed
         ReportCommand.Run(["--job", outcome.Record.JobId, "--cluster", outcome.Record.Cluster], env);
         w.WriteLine($"Parquet: {outcome.ParquetPath}");

@@ -17,7 +17,7 @@ public static class SampleCommand
     {
         var config = CommonOptions.Config();
         var scheduler = new Option<string>("--scheduler") { Description = "slurm, oar or exec", Required = true };
-        scheduler.AcceptOnlyFromAmong("slurm", "oar", "exec");
+        scheduler.AcceptOnlyFromAmong(Schedulers.SchedulerNames.All);
         var cluster = new Option<string>("--cluster") { Description = "cluster name", DefaultValueFactory = _ => "local" };
         var jobId = new Option<string>("--job-id") { Description = "numeric job id", Required = true };
         var user = new Option<string>("--user") { Description = "job owner's user name", Required = true };

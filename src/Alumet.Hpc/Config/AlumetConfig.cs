@@ -52,12 +52,27 @@ public sealed class SamplerSection
     public double MaxLifetimeH { get; set; } = 24 * 14;
     /// <summary>How long the epilog waits for the sampler's final flush before killing it, s.</summary>
     public double StopTimeoutS { get; set; } = 20;
+    /// <summary>"failed": a job's state dir (spool, meta) is removed once its Parquet file and row are written, kept when
+    /// finalization failed; "always": kept (debugging, benchmarks). Kept dirs are removed after <see cref="StateMaxAgeH"/>.</summary>
+    public string KeepState { get; set; } = "failed";
+    /// <summary>Age after which kept job state dirs and the finalized markers are removed (by later finalizations), hours.</summary>
+    public double StateMaxAgeH { get; set; } = 168;
 }
 
 public sealed class SourcesSection
 {
     /// <summary>"auto" (use when present), "on" (required), "off".</summary>
     public string Rapl { get; set; } = "auto";
+    /// <summary>
+    /// How RAPL is read: "auto" (the cheapest interface that has a package counter: perf, then msr, then powercap,
+    /// as measured by make bench), "perf" (perf_events power PMU), "powercap" (sysfs energy_uj) or "msr" (/dev/cpu/N/msr).
+    /// </summary>
+    public string RaplInterface { get; set; } = "auto";
+    /// <summary>
+    /// Unit of the MSR DRAM counter: "auto" (2^-16 J on the Intel server models known to fix it, else the ESU of
+    /// MSR_RAPL_POWER_UNIT), "fixed" (always 2^-16 J) or "esu" (always the ESU).
+    /// </summary>
+    public string MsrDramUnit { get; set; } = "auto";
     /// <summary>"auto" (only when no RAPL counter is found), "on", "off".</summary>
     public string Estimate { get; set; } = "auto";
     /// <summary>"auto" (use when the driver is present), "off".</summary>
@@ -78,6 +93,14 @@ public sealed class PathsSection
 {
     /// <summary>The powercap class directory (RAPL zones). Tests and the labs point it at generated trees.</summary>
     public string PowercapRoot { get; set; } = "/sys/class/powercap";
+    /// <summary>The msr driver's devices (<c>N/msr</c> per CPU).</summary>
+    public string MsrRoot { get; set; } = "/dev/cpu";
+    /// <summary>The CPU topology directory (<c>cpuN/topology</c>, <c>cpuN/online</c>).</summary>
+    public string CpuRoot { get; set; } = "/sys/devices/system/cpu";
+    /// <summary>CPU vendor, family and model for the MSR layout (Intel or AMD registers, fixed DRAM unit).</summary>
+    public string Cpuinfo { get; set; } = "/proc/cpuinfo";
+    /// <summary>The perf_events PMU directory (<c>power/type</c>, <c>power/events</c>, <c>power/cpumask</c>).</summary>
+    public string PerfPmuRoot { get; set; } = "/sys/bus/event_source/devices";
     /// <summary>The cgroup filesystem root (v1: one directory per controller; v2: the unified tree).</summary>
     public string CgroupRoot { get; set; } = "/sys/fs/cgroup";
     public string ProcfsRoot { get; set; } = "/proc";

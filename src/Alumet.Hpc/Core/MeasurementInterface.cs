@@ -7,6 +7,10 @@ public enum MeasurementInterface
     Powercap,
     /// <summary>RAPL through powercap's MMIO variant (<c>intel-rapl-mmio</c>).</summary>
     PowercapMmio,
+    /// <summary>RAPL registers read through the <c>msr</c> driver (<c>/dev/cpu/N/msr</c>), 32-bit counters.</summary>
+    Msr,
+    /// <summary>RAPL through perf_events' <c>power</c> PMU (64-bit counts, the kernel handles the 32-bit wrap).</summary>
+    Perf,
     /// <summary>NVML <c>nvmlDeviceGetTotalEnergyConsumption</c> (mJ, Volta and newer).</summary>
     NvmlEnergyCounter,
     /// <summary>NVML instant/average power integrated over time (GPUs without an energy counter).</summary>
@@ -21,6 +25,8 @@ public static class MeasurementInterfaces
     {
         MeasurementInterface.Powercap => "powercap",
         MeasurementInterface.PowercapMmio => "powercap-mmio",
+        MeasurementInterface.Msr => "msr",
+        MeasurementInterface.Perf => "perf",
         MeasurementInterface.NvmlEnergyCounter => "nvml-energy-counter",
         MeasurementInterface.NvmlIntegratedPower => "nvml-integrated-power",
         MeasurementInterface.Estimate => "estimate",

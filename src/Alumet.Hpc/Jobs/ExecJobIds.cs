@@ -8,7 +8,7 @@ public static class ExecJobIds
 {
     public static string Next(string stateRoot)
     {
-        string dir = Path.Combine(stateRoot, "exec");
+        string dir = Path.Combine(stateRoot, Schedulers.SchedulerNames.Exec);
         Directory.CreateDirectory(dir);
         string path = Path.Combine(dir, "next-id");
         for (int attempt = 0; ; attempt++)

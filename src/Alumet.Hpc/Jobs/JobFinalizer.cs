@@ -11,13 +11,68 @@ namespace Alumet.Hpc.Jobs;
 /// <summary>
 /// Turns a job's spool into its Parquet file and accounting row. Run by the sampler at its end, or by the
 /// epilog for a sampler that crashed or hung: the spool is the same either way, and the row is upserted, so
-/// running it twice changes nothing.
+/// running it twice changes nothing. One finalizer per job at a time (<see cref="FinalizationLock"/>): a second
+/// one waits, then finds the job finalized and does nothing. Once the Parquet file and the row are written the
+/// state dir is removed and a one-line marker <c>&lt;job&gt;.finalized</c> takes its place; a state dir whose
+/// finalization failed is kept (its spool is the only copy) until <see cref="JobStateCleanup"/> ages it out.
 /// </summary>
 public static class JobFinalizer
 {
-    public sealed record Outcome(string Status, string Reason, string ParquetPath, JobRecord Record);
+    /// <param name="Record">The row written; null when <paramref name="Status"/> is <see cref="AlreadyStatus"/>.</param>
+    public sealed record Outcome(string Status, string Reason, string ParquetPath, JobRecord? Record);
 
+    /// <summary>Status of an <see cref="Outcome"/> when another finalizer had already finalized the job.</summary>
+    public const string AlreadyStatus = "already";
+
+    /// <summary>Suffix of the marker left beside a removed state dir: <c>&lt;state_dir&gt;/&lt;scheduler&gt;/&lt;job&gt;.finalized</c>.</summary>
+    public const string MarkerSuffix = ".finalized";
+
+    public static string MarkerPath(string stateDir) => Path.TrimEndingDirectorySeparator(stateDir) + MarkerSuffix;
+
+    /// <summary>What a finished finalization of this job recorded (<c>complete</c>, <c>partial: reason</c>), or null.</summary>
+    public static string? FinalizedLine(string stateDir)
+    {
+        foreach (string path in new[] { MarkerPath(stateDir), Path.Combine(stateDir, SamplerFiles.Finalized) })
+        {
+            try { return File.ReadAllText(path).Trim(); }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { }
+        }
+        return null;
+    }
+
+    /// <summary>Forgets an earlier run's finalization (a requeued job id starting again on this node).</summary>
+    public static void ForgetFinalized(string stateDir)
+    {
+        File.Delete(MarkerPath(stateDir));
+        File.Delete(Path.Combine(stateDir, SamplerFiles.Finalized));
+    }
+
+    /// <exception cref="IOException">The state dir does not exist, or another finalizer held the job past stop_timeout_s.</exception>
     public static Outcome Finalize(string stateDir, AlumetConfig cfg, bool complete, string reason)
+    {
+        var wait = TimeSpan.FromSeconds(cfg.Sampler.StopTimeoutS);
+        using var claim = FinalizationLock.Acquire(stateDir, wait, out bool busy);
+        if (FinalizedLine(stateDir) is { } done) return new Outcome(AlreadyStatus, done, "", null);
+        if (claim is null)
+            throw new IOException(busy
+                ? $"another process is still finalizing the job in {stateDir} after {cfg.Sampler.StopTimeoutS} s; left to it"
+                : $"no job state in {stateDir}");
+        var outcome = FinalizeLocked(stateDir, cfg, complete, reason, out bool removable);
+        string line = outcome.Reason.Length == 0 ? outcome.Status : $"{outcome.Status}: {outcome.Reason}";
+        if (removable && cfg.Sampler.KeepState == "failed")
+        {
+            AtomicFile.WriteAllText(MarkerPath(stateDir), line); // first: a crash between the two leaves a marker, never a lost job
+            Directory.Delete(stateDir, recursive: true);         // the lock file goes too; our kernel lock holds until disposed
+        }
+        else
+        {
+            AtomicFile.WriteAllText(Path.Combine(stateDir, SamplerFiles.Finalized), line);
+        }
+        PruneQuietly(cfg);
+        return outcome;
+    }
+
+    private static Outcome FinalizeLocked(string stateDir, AlumetConfig cfg, bool complete, string reason, out bool removable)
     {
         var meta = SpoolWriter.ReadMeta(stateDir);
         var options = SummaryOptions.FromConfig(cfg);
@@ -45,6 +100,7 @@ public static class JobFinalizer
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
+            RemoveTempsOfKilledFinalizers(parquet);
             var layout = cfg.Sampler.ParquetValues == "raw" ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
             ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead, Layout: layout,
                 ExtraMetadata: QualityMetadata.For(summary)))
@@ -62,8 +118,24 @@ public static class JobFinalizer
         var record = JobRecord.FromSummary(summary, meta, status, reason, parquet);
         using (var db = AccountingDb.Open(cfg.Paths.Database))
             db.Upsert(record);
-        File.WriteAllText(Path.Combine(stateDir, SamplerFiles.Finalized), reason.Length == 0 ? status : $"{status}: {reason}");
+        removable = parquet.Length > 0; // without its Parquet file the spool is the job's only data: keep it
         return new Outcome(status, reason, parquet, record);
+    }
+
+    /// <summary>
+    /// Temporary Parquet files of a finalizer killed mid-export (kill -9 past stop_timeout_s). The caller holds the
+    /// job's lock and the file name holds the node, so nobody else is writing one of these.
+    /// </summary>
+    private static void RemoveTempsOfKilledFinalizers(string parquet)
+    {
+        foreach (string f in Directory.EnumerateFiles(Path.GetDirectoryName(parquet)!))
+            if (AtomicFile.IsTempOf(f, parquet)) File.Delete(f);
+    }
+
+    private static void PruneQuietly(AlumetConfig cfg)
+    {
+        try { JobStateCleanup.Prune(cfg.Paths.StateDir, TimeSpan.FromHours(cfg.Sampler.StateMaxAgeH), DateTime.UtcNow, cfg.Paths.ProcfsRoot); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"state cleanup under {cfg.Paths.StateDir}: {e.Message}"); }
     }
 
     /// <summary>Records that a job ran here and was not measured (prolog never ran, sampler never started ...).</summary>

@@ -40,8 +40,9 @@ public sealed class SamplerHost : IDisposable
         var job = request.Job;
         StateDirectory = job.StateDirectory(cfg.Paths.StateDir);
         Directory.CreateDirectory(StateDirectory);
-        foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, "stats.json" })
+        foreach (string stale in new[] { SpoolWriter.RecordsFile, "stats.json" })
             File.Delete(Path.Combine(StateDirectory, stale)); // a requeued job id starts a fresh spool
+        JobFinalizer.ForgetFinalized(StateDirectory);
 
         _attribution = new JobAttribution(job, request.Locator, cfg.Paths.ProcfsRoot, request.Exclusive, request.JobGpus);
         long startWallNs = Clock.WallNs();
@@ -95,7 +96,7 @@ public sealed class SamplerHost : IDisposable
         try
         {
             var outcome = JobFinalizer.Finalize(StateDirectory, _cfg, reason.IsComplete(), detail);
-            Log.Info($"job {_request.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}, {outcome.Record.TotalEnergyJ:0.###} J, {outcome.ParquetPath}");
+            Log.Info($"job {_request.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}, {outcome.Record?.TotalEnergyJ:0.###} J, {outcome.ParquetPath}");
             return outcome;
         }
         catch (Exception e)

@@ -104,7 +104,8 @@ public static class SamplerLauncher
         string dir = job.StateDirectory(config.Paths.StateDir);
         try
         {
-            string finalized = Path.Combine(dir, SamplerFiles.Finalized);
+            if (JobFinalizer.FinalizedLine(dir) is { } done)
+                return new StopResult("already", $"job {job.JobId}: already finalized ({done})");
             var pid = SamplerPid.Read(dir);
             if (pid is null && !File.Exists(Path.Combine(dir, Spool.SpoolWriter.MetaFile)))
             {
@@ -112,8 +113,6 @@ public static class SamplerLauncher
                 JobFinalizer.RecordNotMeasured(job, config, "the prolog did not start a sampler for this job on this node (prolog not configured, failed, or PrologFlags without Alloc)");
                 return new StopResult("not_measured", $"job {job.JobId}: no sampler state in {dir}");
             }
-            if (File.Exists(finalized))
-                return new StopResult("already", $"job {job.JobId}: already finalized ({File.ReadAllText(finalized).Trim()})");
 
             if (pid is { } p && p.IsAlive(config.Paths.ProcfsRoot))
             {
@@ -121,8 +120,8 @@ public static class SamplerLauncher
                 var sw = Stopwatch.StartNew();
                 while (sw.Elapsed.TotalSeconds < config.Sampler.StopTimeoutS)
                 {
-                    if (File.Exists(finalized))
-                        return new StopResult("stopped", $"job {job.JobId}: sampler finalized in {sw.Elapsed.TotalMilliseconds:0} ms ({File.ReadAllText(finalized).Trim()})");
+                    if (JobFinalizer.FinalizedLine(dir) is { } line)
+                        return new StopResult("stopped", $"job {job.JobId}: sampler finalized in {sw.Elapsed.TotalMilliseconds:0} ms ({line})");
                     if (!p.IsAlive(config.Paths.ProcfsRoot)) break;
                     Thread.Sleep(10);
                 }
@@ -133,12 +132,14 @@ public static class SamplerLauncher
                     var outcome = JobFinalizer.Finalize(dir, config, complete: false, $"sampler did not finish within {config.Sampler.StopTimeoutS} s of SIGTERM and was killed");
                     return new StopResult(outcome.Status, $"job {job.JobId}: sampler killed after {config.Sampler.StopTimeoutS} s; finalized {outcome.Status}");
                 }
-                if (File.Exists(finalized))
-                    return new StopResult("stopped", $"job {job.JobId}: sampler finalized ({File.ReadAllText(finalized).Trim()})");
+                if (JobFinalizer.FinalizedLine(dir) is { } last)
+                    return new StopResult("stopped", $"job {job.JobId}: sampler finalized ({last})");
             }
 
             var o = JobFinalizer.Finalize(dir, config, complete: false, "the sampler died before the end of the job (crash or kill); data up to its last flush kept");
-            return new StopResult(o.Status, $"job {job.JobId}: sampler was not running; finalized {o.Status} from its spool");
+            return o.Status == JobFinalizer.AlreadyStatus
+                ? new StopResult(o.Status, $"job {job.JobId}: already finalized by another process ({o.Reason})")
+                : new StopResult(o.Status, $"job {job.JobId}: sampler was not running; finalized {o.Status} from its spool");
         }
         catch (Exception e)
         {

@@ -5,7 +5,7 @@ public static class SamplerFiles
 {
     /// <summary>Written by the sampler once detached: "pid starttime". The launcher waits for it.</summary>
     public const string Pid = "sampler.pid";
-    /// <summary>Written last, after the DB row: "complete" or "partial: reason".</summary>
+    /// <summary>Written last, after the DB row, when the state dir is kept: "complete" or "partial: reason" (else <see cref="JobFinalizer.MarkerPath"/>).</summary>
     public const string Finalized = "finalized";
 }
 
@@ -30,9 +30,7 @@ public readonly record struct SamplerPid(int Pid, ulong StartTime)
 
     public void Write(string stateDir)
     {
-        string tmp = Path.Combine(stateDir, SamplerFiles.Pid + ".tmp");
-        File.WriteAllText(tmp, ToString());
-        File.Move(tmp, Path.Combine(stateDir, SamplerFiles.Pid), overwrite: true);
+        Core.AtomicFile.WriteAllText(Path.Combine(stateDir, SamplerFiles.Pid), ToString());
     }
 
     /// <summary>Running, not a zombie (in containers kill -0 succeeds on zombies), and the same process.</summary>

@@ -36,6 +36,9 @@ public static class SourceFactory
 {
     public const string NotCovered = "Not covered: NICs, disks, fans, PSU losses, other hardware.";
 
+    /// <summary>How long the start-up RAPL cross-check compares the interfaces' energy (off the sampler's start path).</summary>
+    public static readonly TimeSpan CrossCheckWindow = TimeSpan.FromMilliseconds(500);
+
     /// <summary>Builds the configured sources. Throws <see cref="MissingHardwareException"/> when a source set to "on" is unavailable.</summary>
     public static SourceSet Create(AlumetConfig cfg) => Create(cfg, NvmlSlot.Create);
 
@@ -49,20 +52,20 @@ public static class SourceFactory
 
         if (cfg.Sources.Rapl != "off")
         {
-            var found = PowercapDiscovery.Discover(cfg.Paths.PowercapRoot);
-            problems.AddRange(found.Problems);
-            if (found.Zones.Count > 0)
+            var choice = RaplInterfaces.Choose(cfg);
+            problems.AddRange(choice.Problems);
+            if (choice.Source is { } rapl)
             {
-                var rapl = new RaplSource(found.Zones);
                 slots.Add(new SourceSlot(rapl, cfg.Sampler.RaplHz, ownThread: false, cfg.Sampler.MaxPowerW));
-                perimeter.Add($"RAPL via {string.Join("/", found.Zones.Select(z => z.Interface.Wire()).Distinct())} at {cfg.Sampler.RaplHz:0.##} Hz: "
-                    + string.Join(", ", found.Zones.Select(z => z.Resource.ToString()))
+                perimeter.Add($"RAPL via {string.Join("/", rapl.Channels.Select(c => c.Interface.Wire()).Distinct())} at {cfg.Sampler.RaplHz:0.##} Hz: "
+                    + string.Join(", ", rapl.Channels.Select(c => c.Resource.ToString()))
                     + " (package = cores + uncore of a socket; cores/uncore are inside the package and psys contains package + DRAM, so TotalEnergy = package + DRAM + GPU)");
+                choice.CrossCheck?.Start(CrossCheckWindow);
             }
             else if (cfg.Sources.Rapl == "on")
             {
                 throw new MissingHardwareException(
-                    $"no RAPL counter under {cfg.Paths.PowercapRoot}: {string.Join("; ", found.Problems)}; set [sources] rapl = \"auto\" to fall back to the estimate");
+                    $"no RAPL counter ({choice.Describe}): {string.Join("; ", choice.Problems)}; set [sources] rapl = \"auto\" to fall back to the estimate");
             }
         }
 
@@ -74,7 +77,8 @@ public static class SourceFactory
                 : $"GPUs at {gpu.Hz:0.##} Hz: " + string.Join(", ", gpu.Source.Channels.Select(c => $"{c.Resource} ({c.Interface.Wire()})")));
         }
 
-        bool cpuMeasured = slots.Any(s => s.Source is RaplSource);
+        // The CPU counts as measured when a RAPL package counter is read (a lone psys counter does not split per job).
+        bool cpuMeasured = slots.Any(s => s.Source.Name == "rapl" && s.Source.Channels.Any(c => c.Resource.Kind == ResourceKind.CpuPackage));
         if (cfg.Sources.Estimate == "on" || (cfg.Sources.Estimate == "auto" && !cpuMeasured))
         {
             var model = new PowerModel(cfg.Estimate.Model, cfg.Estimate.CoreActiveW, cfg.Estimate.CoreIdleW);

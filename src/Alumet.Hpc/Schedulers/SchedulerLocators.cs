@@ -9,9 +9,9 @@ public static class SchedulerLocators
 {
     public static IJobCgroupLocator? Create(string scheduler, AlumetConfig cfg, JobIdentity job, string? sluid) => scheduler switch
     {
-        "exec" => null,
-        "slurm" => Slurm.SlurmCgroupLocator.Create(cfg.Paths.CgroupRoot, job, sluid),
-        "oar" => Oar.OarCgroupLocator.Create(cfg.Paths.CgroupRoot),
+        SchedulerNames.Exec => null,
+        SchedulerNames.Slurm => Slurm.SlurmCgroupLocator.Create(cfg.Paths.CgroupRoot, job, sluid),
+        SchedulerNames.Oar => Oar.OarCgroupLocator.Create(cfg.Paths.CgroupRoot),
         _ => throw new ArgumentException($"unknown scheduler '{scheduler}'; use slurm, oar or exec"),
     };
 }

@@ -37,9 +37,7 @@ public sealed class SpoolWriter : IDisposable
 
     public static void WriteMeta(string directory, SpoolMeta meta)
     {
-        string tmp = Path.Combine(directory, MetaFile + ".tmp");
-        File.WriteAllText(tmp, JsonSerializer.Serialize(meta, SpoolJsonContext.Default.SpoolMeta));
-        File.Move(tmp, Path.Combine(directory, MetaFile), overwrite: true);
+        Core.AtomicFile.WriteAllText(Path.Combine(directory, MetaFile), JsonSerializer.Serialize(meta, SpoolJsonContext.Default.SpoolMeta));
     }
 
     public static SpoolMeta ReadMeta(string directory)

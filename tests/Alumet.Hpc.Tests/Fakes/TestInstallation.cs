@@ -12,9 +12,14 @@ public sealed class TestInstallation : TempTree
     public string ConfigPath { get; }
     public AlumetConfig Config { get; }
 
-    public TestInstallation(PowercapTree powercap, string samplerToml = "", string sourcesToml = "rapl = \"on\"\nestimate = \"off\"\nnvml = \"off\"")
+    /// <param name="pathsToml">Extra [paths] keys. The msr, CPU topology, cpuinfo and perf roots default to empty
+    /// directories here, so the machine's own /dev/cpu or power PMU never joins a test.</param>
+    public TestInstallation(PowercapTree powercap, string samplerToml = "", string sourcesToml = "rapl = \"on\"\nestimate = \"off\"\nnvml = \"off\"",
+                            string pathsToml = "")
         : base("install")
     {
+        foreach (var (key, dir) in new[] { ("msr_root", "no-msr"), ("cpu_root", "no-cpu"), ("cpuinfo", "no-cpuinfo"), ("perf_pmu_root", "no-perf") })
+            if (!pathsToml.Contains(key + " ", StringComparison.Ordinal)) pathsToml += $"\n{key} = \"{PathOf(dir)}\"";
         Powercap = powercap;
         ConfigPath = Write("alumet.toml", $"""
             [sampler]
@@ -29,6 +34,7 @@ public sealed class TestInstallation : TempTree
             data_dir = "{PathOf("data")}"
             database = "{PathOf("accounting.db")}"
             log_file = "{PathOf("alumet-hpc.log")}"
+            {pathsToml}
             """);
         Config = ConfigLoader.LoadFile(ConfigPath);
     }

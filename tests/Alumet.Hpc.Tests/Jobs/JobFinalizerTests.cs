@@ -59,7 +59,7 @@ public class JobFinalizerTests
             $"SELECT sum(value_raw)::BIGINT FROM read_parquet('{file}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")));
         Assert.Equal(0.009, Convert.ToDouble(Scalar(
             $"SELECT sum(value_raw * joules_per_unit) FROM read_parquet('{file}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 12);
-        Assert.Equal(0.009, outcome.Record.Energy.PackageJ, 12);
+        Assert.Equal(0.009, outcome.Record!.Energy.PackageJ, 12);
     }
 
     [Fact]

@@ -68,7 +68,7 @@ public class QualityEndToEndTests
         using var _ = dir;
         var outcome = JobFinalizer.Finalize(state, cfg, complete: true, "");
 
-        var rec = outcome.Record;
+        var rec = outcome.Record!;
         Assert.Equal(600.0, rec.TotalEnergyJ, 9);
         Assert.Equal(30.0, rec.Uncertainty.InterfacesJ, 12);
         Assert.Equal(0, rec.Uncertainty.AttributionJ);
@@ -119,9 +119,9 @@ public class QualityEndToEndTests
         cfg.Carbon.IntensityFile = dir.Write("bad.csv", "datetime,g\n2026-11-30T14:00:00Z,abc\n");
         var outcome = JobFinalizer.Finalize(state, cfg, complete: true, "");
         Assert.Equal(JobStatus.Complete, outcome.Status);
-        Assert.Null(outcome.Record.Carbon.Co2eG);
-        Assert.Equal(900.0, outcome.Record.Carbon.FacilityEnergyJ!.Value, 9);
-        Assert.StartsWith($"{cfg.Carbon.IntensityFile}:2: 'abc' is not a number", outcome.Record.Carbon.Note);
+        Assert.Null(outcome.Record!.Carbon.Co2eG);
+        Assert.Equal(900.0, outcome.Record!.Carbon.FacilityEnergyJ!.Value, 9);
+        Assert.StartsWith($"{cfg.Carbon.IntensityFile}:2: 'abc' is not a number", outcome.Record!.Carbon.Note);
 
         var o = new StringWriter();
         ReportCommand.Run(["--job", "7"], new ReportEnvironment(0, true, cfg.Paths.Database, o, new StringWriter()));

@@ -62,6 +62,7 @@ public class SamplerProcessTests
         install.Powercap.SetEnergy("intel-rapl:0", 4_000);      // wrapped: 1_001 + 4_000 µJ
         install.Powercap.SetEnergy("intel-rapl:1:1", 2_000_007); // dram of socket 1: 2 J
         Thread.Sleep(300);
+        string runIdInMeta = SpoolWriter.ReadMeta(job.StateDirectory(install.Config.Paths.StateDir)).RunId; // the state dir goes once finalized
         var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
         Assert.Equal("stopped", stop.Status);
         WaitFor(() => !new SamplerPid(launched.Pid, ProcessState.StartTime(launched.Pid) ?? 0).IsAlive(), "sampler exit");
@@ -75,7 +76,7 @@ public class SamplerProcessTests
         Assert.Equal(0, row.WrapAmbiguous);
         // the run id the prolog gave (--run-id: its start time) is in meta.json and the row's key
         Assert.Matches(@"^\d{8}T\d{9}Z$", row.RunId);
-        Assert.Equal(row.RunId, SpoolWriter.ReadMeta(job.StateDirectory(install.Config.Paths.StateDir)).RunId);
+        Assert.Equal(row.RunId, runIdInMeta);
 
         using var duck = new DuckDBConnection("Data Source=:memory:");
         duck.Open();

@@ -154,6 +154,18 @@ public sealed class UncertaintyTests
         Assert.False(EnergyUncertainty.Combine([new(3, 4, 1, 5, 2), EnergyUncertainty.None]).Known); // one unknown node: unknown
     }
 
+    [Fact]
+    public void EveryInterfaceHasItsOwnAccuracy()
+    {
+        var m = UncertaintyModel.Default with { RaplRel = 0.01, NvmlEnergyCounterRel = 0.02, NvmlPowerRel = 0.03, EstimateRel = 0.04 };
+        // 0.04 is the estimate's value and the fallback for unknown names: no measured interface may fall back.
+        foreach (var i in Enum.GetValues<Alumet.Hpc.Core.MeasurementInterface>().Where(i => i != Alumet.Hpc.Core.MeasurementInterface.Estimate))
+            Assert.NotEqual(0.04, m.For(Alumet.Hpc.Core.MeasurementInterfaces.Wire(i)).SystematicRel);
+        Assert.Equal(0.01, m.For("msr").SystematicRel);
+        Assert.Equal(0.01, m.For("perf").SystematicRel);
+        Assert.Equal(0.04, m.For("some-new-interface").SystematicRel); // unknown: the largest configured, never a smaller one
+    }
+
     [Theory]
     [InlineData(2.0, "~95 %")]
     [InlineData(1.0, "~68.3 %")]

@@ -107,7 +107,7 @@ public static class ParquetExporter
         return r.Length == 0 ? "_" : r;
     }
 
-    /// <summary>Exports <paramref name="spoolDirectory"/> to <paramref name="path"/> (written as <c>path.tmp</c>, then renamed).</summary>
+    /// <summary>Exports <paramref name="spoolDirectory"/> to <paramref name="path"/> (written under a temporary name unique to this writer, then renamed).</summary>
     public static async Task<ParquetExportResult> ExportAsync(string spoolDirectory, string path, ParquetExportOptions? options = null, CancellationToken ct = default)
     {
         var meta = SpoolWriter.ReadMeta(spoolDirectory);
@@ -155,7 +155,7 @@ public static class ParquetExporter
         options ??= new ParquetExportOptions();
         string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null) Directory.CreateDirectory(dir);
-        string tmp = path + ".tmp";
+        string tmp = Core.AtomicFile.TempPath(path); // unique: two writers of one path never share a temporary file
         long rows = 0;
         int groups = 0;
         try

@@ -47,7 +47,7 @@ public sealed record UncertaintyModel(
     /// </summary>
     public InterfaceAccuracy For(string interfaceWire) => interfaceWire switch
     {
-        "powercap" or "powercap-mmio" or "perf-events" or "perf_events" or "msr" => new(RaplRel, RaplQuantumJ, 0),
+        "powercap" or "powercap-mmio" or "perf" or "msr" => new(RaplRel, RaplQuantumJ, 0),
         "nvml-energy-counter" => new(NvmlEnergyCounterRel, NvmlQuantumJ, 0),
         "nvml-integrated-power" => new(NvmlPowerRel, NvmlQuantumJ, (1 - NvmlPowerCoverage) / Math.Sqrt(3)),
         "estimate" => new(EstimateRel, 1e-6, 0),

@@ -18,7 +18,7 @@ namespace Alumet.Hpc.Schedulers.Oar;
 /// </summary>
 public static partial class OarHook
 {
-    public const string Scheduler = "oar";
+    public const string Scheduler = SchedulerNames.Oar;
 
     /// <summary>Validates a hook's argv/env. Nothing here touches the filesystem.</summary>
     /// <param name="kind">"prologue", "epilogue" or "resource-manager" (then argv[0] is init|clean).</param>

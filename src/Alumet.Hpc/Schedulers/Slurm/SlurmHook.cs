@@ -8,7 +8,7 @@ namespace Alumet.Hpc.Schedulers.Slurm;
 /// </summary>
 public static partial class SlurmHook
 {
-    public const string Scheduler = "slurm";
+    public const string Scheduler = SchedulerNames.Slurm;
 
     /// <summary>
     /// Validates the job environment of a Prolog/Epilog. Every value that will name a file, a cgroup or a

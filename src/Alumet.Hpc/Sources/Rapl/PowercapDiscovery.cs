@@ -31,6 +31,7 @@ public static partial class PowercapDiscovery
             .ThenBy(e => e.M.Groups[3].Success ? int.Parse(e.M.Groups[3].Value) : -1);
 
         var seen = new HashSet<ResourceId>();
+        var parentIds = new Dictionary<(string, string), string>();
         foreach (var (path, m) in entries)
         {
             bool mmio = m.Groups[1].Value == "intel-rapl-mmio";
@@ -38,10 +39,14 @@ public static partial class PowercapDiscovery
             if (name is null) { problems.Add($"{path}/name unreadable"); continue; }
             if (SysfsCounterFile.ReadText(System.IO.Path.Combine(path, "enabled")) == "0") { problems.Add($"{path} ({name}) is disabled"); continue; }
 
-            // Subzones belong to the package of their parent: intel-rapl:0:2 is dram of package 0.
+            // Subzones belong to the package of their parent: intel-rapl:0:2 is dram of package 0, and on multi-die
+            // parts intel-rapl:1:0 is the core of intel-rapl:1 = package-0-die-1 (the same ids as the msr and perf interfaces).
             string socket = m.Groups[2].Value;
+            var parent = (m.Groups[1].Value, socket);
             if (!m.Groups[3].Success && name.StartsWith("package-", StringComparison.Ordinal))
-                socket = name["package-".Length..];
+                parentIds[parent] = socket = name["package-".Length..];
+            else if (m.Groups[3].Success && parentIds.TryGetValue(parent, out var parentId))
+                socket = parentId;
             ResourceKind? kind = name switch
             {
                 _ when name.StartsWith("package", StringComparison.Ordinal) => ResourceKind.CpuPackage,

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using Alumet.Hpc.Commands;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Spool;
+using Alumet.Hpc.Tests.Commands;
+using Alumet.Hpc.Tests.Fakes;
+
+namespace Alumet.Hpc.Tests.Jobs;
+
+/// <summary>
+/// Finalization as the hooks run it: one finalizer per job, unique temporary files, the state dir removed once the
+/// Parquet file and the row exist, kept on failure and aged out.
+/// </summary>
+public class FinalizationTests
+{
+    private const ulong MaxRange = 262_143_328_850;
+
+    private static long SpoolRecords(string dir) =>
+        File.Exists(Path.Combine(dir, SpoolWriter.RecordsFile)) ? new FileInfo(Path.Combine(dir, SpoolWriter.RecordsFile)).Length / SpoolRecord.Size : 0;
+
+    /// <summary>The bare binary as slurmd runs the Epilog: no argv, the job in the environment.</summary>
+    private static Process StartEpilog(TestInstallation install, string jobId)
+    {
+        var psi = new ProcessStartInfo(TestInstallation.Binary()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.Environment.Clear();
+        foreach (var (k, v) in new Dictionary<string, string>
+                 {
+                     ["SLURM_JOB_ID"] = jobId, ["SLURM_JOB_USER"] = "root", ["SLURM_JOB_UID"] = "0", ["SLURM_JOB_GID"] = "0",
+                     ["SLURMD_NODENAME"] = "node1", ["SLURM_CLUSTER_NAME"] = "test", ["SLURM_SCRIPT_CONTEXT"] = "epilog_slurmd",
+                     ["ALUMET_HPC_CONFIG"] = install.ConfigPath,
+                 })
+            psi.Environment[k] = v;
+        return Process.Start(psi)!;
+    }
+
+    [Fact]
+    public void TwoEpilogsOfOneJobFinalizeItOnceAndNeverCorruptIt()
+    {
+        // Raw storage: a spool of ~10 k records, so that exporting it takes long enough for the two epilogs to overlap.
+        using var install = new TestInstallation(PowercapTree.Standard(2, MaxRange),
+            "storage_period_ms = 0\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20");
+        var job = new JobIdentity("slurm", "test", "301", "root", 0, "node1");
+        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
+        Assert.True(launched.Ok, launched.Message);
+        string state = job.StateDirectory(install.Config.Paths.StateDir);
+        ExecBinaryTests.WaitFor(() => SpoolRecords(state) > 0, "the first flushed records");
+        install.Powercap.SetEnergy("intel-rapl:0", 1_234_567);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "node", "cpu_package").Sum(r => r.Value) == 1_234_567, "the 1.234567 J in the spool");
+        Thread.Sleep(1000);
+        Alumet.Hpc.Native.Libc.kill(launched.Pid, 9);
+        ExecBinaryTests.WaitFor(() => ProcessState.Read(launched.Pid) is not { State: not ('Z' or 'X') }, "sampler death");
+        long flushed = SpoolRecords(state);
+
+        var epilogs = new[] { StartEpilog(install, "301"), StartEpilog(install, "301") };
+        foreach (var p in epilogs)
+        {
+            Assert.True(p.WaitForExit(60_000));
+            Assert.Equal(0, p.ExitCode);
+        }
+
+        var log = File.ReadAllLines(install.PathOf("alumet-hpc.log"));
+        Assert.Single(log, l => l.Contains("slurm epilog job 301 on node1: partial: job 301: sampler was not running; finalized partial from its spool"));
+        Assert.Single(log, l => l.Contains("slurm epilog job 301 on node1: already: job 301: already finalized by another process (partial: the sampler died"));
+        Assert.DoesNotContain(log, l => l.Contains("error"));
+
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("301"));
+        Assert.Equal(JobStatus.Partial, row.Status);
+        Assert.Equal("the sampler died before the end of the job (crash or kill); data up to its last flush kept", row.Reason);
+        Assert.Equal(1.234567, row.Energy.PackageJ, 12);
+        Assert.Equal(flushed, Convert.ToInt64(ExecBinaryTests.Scalar($"SELECT count(*) FROM read_parquet('{row.ParquetPath}')")));
+        Assert.Empty(Directory.EnumerateFiles(install.Config.Paths.DataDir, "*.tmp", SearchOption.AllDirectories));
+
+        // The state is gone; a marker answers the next epilog.
+        Assert.False(Directory.Exists(state));
+        Assert.Equal("partial: the sampler died before the end of the job (crash or kill); data up to its last flush kept",
+            File.ReadAllText(JobFinalizer.MarkerPath(state)));
+        Assert.Equal("already", SamplerLauncher.StopAndFinalize(job, install.Config).Status);
+        Assert.Single(db.GetJob("301"));
+    }
+
+    [Fact]
+    public void ManyJobsLeaveNoStateDirs()
+    {
+        // The count: 216 jobs left 216 state dirs (44 MB). Each exec run here finalizes its own job.
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100");
+        for (int i = 1; i <= 216; i++)
+            Assert.Equal(0, ExecCommand.Run(install.ConfigPath, i.ToString(), null, null, noReport: true, ["true"]));
+
+        string execState = Path.Combine(install.Config.Paths.StateDir, "exec");
+        Assert.Empty(Directory.EnumerateDirectories(execState));
+        var left = Directory.EnumerateFiles(execState).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(216, left.Count(f => f!.EndsWith(".finalized", StringComparison.Ordinal)));
+        Assert.Equal(216, left.Count);
+        Assert.True(Directory.EnumerateFiles(execState).Sum(f => new FileInfo(f).Length) < 216 * 16, "one short marker line per job");
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        Assert.Equal(216, Enumerable.Range(1, 216).Count(i => db.GetJob(i.ToString()).Count == 1));
+    }
+
+    [Fact]
+    public void KeptStateAndMarkersAreRemovedOnceOlderThanStateMaxAge()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100\nstate_max_age_h = 24");
+        string slurm = Path.Combine(install.Config.Paths.StateDir, "slurm");
+        // A job whose finalization failed 2 days ago (its spool kept), one that failed an hour ago, an old marker, a new one.
+        string oldDir = Directory.CreateDirectory(Path.Combine(slurm, "11")).FullName;
+        File.WriteAllText(Path.Combine(oldDir, SpoolWriter.RecordsFile), new string('x', 64));
+        string newDir = Directory.CreateDirectory(Path.Combine(slurm, "12")).FullName;
+        File.WriteAllText(Path.Combine(newDir, SpoolWriter.RecordsFile), new string('x', 64));
+        string oldMarker = Path.Combine(slurm, "13.finalized"), newMarker = Path.Combine(slurm, "14.finalized");
+        File.WriteAllText(oldMarker, "complete");
+        File.WriteAllText(newMarker, "complete");
+        var twoDaysAgo = DateTime.UtcNow.AddDays(-2);
+        File.SetLastWriteTimeUtc(Path.Combine(oldDir, SpoolWriter.RecordsFile), twoDaysAgo);
+        Directory.SetLastWriteTimeUtc(oldDir, twoDaysAgo);
+        File.SetLastWriteTimeUtc(oldMarker, twoDaysAgo);
+        File.SetLastWriteTimeUtc(Path.Combine(newDir, SpoolWriter.RecordsFile), DateTime.UtcNow.AddHours(-1));
+        Directory.SetLastWriteTimeUtc(newDir, twoDaysAgo); // the spool's own time counts, not the directory's
+
+        // Any later job's finalization cleans up.
+        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "1", null, null, noReport: true, ["true"]));
+
+        Assert.False(Directory.Exists(oldDir));
+        Assert.False(File.Exists(oldMarker));
+        Assert.True(Directory.Exists(newDir));
+        Assert.True(File.Exists(newMarker));
+    }
+
+    [Fact]
+    public void AFailedFinalizationKeepsTheStateAndTheNextEpilogFinishesIt()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100");
+        var job = new JobIdentity("slurm", "test", "302", "root", 0, "node1");
+        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
+        Assert.True(launched.Ok, launched.Message);
+        string state = job.StateDirectory(install.Config.Paths.StateDir);
+        ExecBinaryTests.WaitFor(() => SpoolRecords(state) > 0, "the first flushed records");
+        install.Powercap.SetEnergy("intel-rapl:0", 2_000_000);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:302", "cpu_package").Sum(r => r.Value) == 2_000_000, "the job's 2 J in the spool");
+        Alumet.Hpc.Native.Libc.kill(launched.Pid, 9);
+        ExecBinaryTests.WaitFor(() => ProcessState.Read(launched.Pid) is not { State: not ('Z' or 'X') }, "sampler death");
+
+        Directory.CreateDirectory(install.Config.Paths.Database); // the database cannot be opened: no row can be written
+        var failed = SamplerLauncher.StopAndFinalize(job, install.Config);
+        Assert.Equal("error", failed.Status);
+        Assert.True(File.Exists(Path.Combine(state, SpoolWriter.RecordsFile)), "no row: the spool is kept");
+        Assert.Null(JobFinalizer.FinalizedLine(state));
+
+        Directory.Delete(install.Config.Paths.Database);
+        var second = SamplerLauncher.StopAndFinalize(job, install.Config);
+        Assert.Equal(JobStatus.Partial, second.Status);
+        Assert.False(Directory.Exists(state));
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        Assert.Equal(2.0, Assert.Single(db.GetJob("302")).Energy.PackageJ, 12);
+    }
+}
