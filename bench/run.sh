@@ -439,3 +439,6 @@ echo "bench: table written to out/bench/latest.txt" >&2
 # Same machine and lock as above (whoever runs `make bench` holds /tmp/alumet-bench.lock).
 ALUMET_BENCH_LOCKED=1 bash "$ROOT/bench/rapl-interfaces.sh" "$BIN" | tee "$OUT/rapl-interfaces.txt" \
     || die "bench/rapl-interfaces.sh failed"
+
+# ---------------------------------------------------------------- alumet-report on 1 M rows (own script, issue 9)
+ALUMET_BENCH_LOCKED=1 bash "$ROOT/bench/report.sh" "$BIN" | tee "$OUT/report.txt" || die "bench/report.sh failed"

@@ -81,6 +81,6 @@ public static class ReportEntry
             error.WriteLine($"{ReportCommand.Name}: error: {e.Message}");
             return 2;
         }
-        return ReportCommand.Run(rest.ToArray(), new ReportEnvironment(caller.Uid, admin, cfg.Paths.Database, output ?? Console.Out, error));
+        return ReportCommand.Run(rest.ToArray(), new ReportEnvironment(caller.Uid, admin, cfg.Paths.Database, output ?? Console.Out, error, cfg.Cluster.Name));
     }
 }

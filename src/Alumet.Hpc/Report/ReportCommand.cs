@@ -3,25 +3,34 @@ using System.Text.RegularExpressions;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
 using Alumet.Hpc.Outputs.Accounting;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Alumet.Hpc.Report;
 
 /// <summary>Who runs the report and where it writes. Tests build one by hand; the CLI's <c>ReportEntry</c> applies the trust rules.</summary>
 /// <param name="RealUid">The caller's real uid (getuid), not an environment variable a user could set.</param>
 /// <param name="IsAdmin">Root, or an admin of the system config (<see cref="ReportAdmins"/>): may see every user's jobs.</param>
-public sealed record ReportEnvironment(int RealUid, bool IsAdmin, string DatabasePath, TextWriter Out, TextWriter Err);
+/// <param name="LocalCluster">[cluster] name of the config: the default cluster filter when set (sacct shows the local cluster).</param>
+/// <param name="Zone">Time zone of printed times and of -S/-E (the caller's TZ, like sacct); null = the process's local zone.</param>
+/// <param name="NowUtc">"now" for -S/-E and the default window; null = the clock (tests fix it).</param>
+public sealed record ReportEnvironment(int RealUid, bool IsAdmin, string DatabasePath, TextWriter Out, TextWriter Err,
+    string LocalCluster = "", TimeZoneInfo? Zone = null, DateTime? NowUtc = null);
 
 /// <summary>
 /// <c>alumet-report</c>: sacct-like energy report from the accounting database.
 /// Lines: the job (all nodes), then one line per node for multi-node jobs, then steps (<c>1234.batch</c>,
-/// <c>1234.0</c>), which are parts of the job line and never added to it. Times are UTC. A user who is not an admin
-/// sees only jobs run under their own uid; another user's job reads exactly like a missing one.
-/// Exit codes: 0 ok, 1 job not found / database unreadable, 2 bad arguments.
+/// <c>1234.0</c>), which are parts of the job line and never added to it. Without <c>-j</c>, like sacct: the caller's
+/// own jobs since 00:00 today (<c>-S/-E</c> change the window, <c>-a</c> and <c>-u</c> widen it for admins).
+/// A user who is not an admin sees only jobs run under their own uid; another user's job reads exactly like a missing one.
+/// Rows are streamed: any number, constant memory. Exit codes: 0 ok (an unknown job prints the header, as sacct),
+/// 1 database unreadable, 2 bad arguments.
 /// </summary>
 public static partial class ReportCommand
 {
     public const string Name = "alumet-report";
+
+    /// <summary>Notes kept for the block under a table; beyond, a count (constant memory for any listing).</summary>
+    private const int MaxNotes = 100;
 
     [GeneratedRegex(@"^[0-9]{1,20}(\.[A-Za-z0-9_]{1,32})?$")]
     private static partial Regex JobIdPattern();
@@ -36,41 +45,85 @@ public static partial class ReportCommand
             env.Err.WriteLine($"{Name}: error: {parsed.Errors[0].Message}");
             return 2;
         }
-        return parsed.Invoke(new InvocationConfiguration { Output = env.Out, Error = env.Err });
+        return parsed.Invoke(new InvocationConfiguration { Output = env.Out, Error = env.Err, EnableDefaultExceptionHandler = false });
     }
 
     public static RootCommand Create(ReportEnvironment env)
     {
-        var job = new Option<string>("--job", "-j") { Description = "Job id(s), comma-separated: 1234, 1234.batch, 1234.0" };
-        var user = new Option<string>("--user", "-u") { Description = "Only jobs of these users (comma-separated)" };
-        var cluster = new Option<string>("--cluster", "-M") { Description = "Only jobs of this cluster" };
+        Option<string[]> List(string name, string alias, string description, params string[] more) =>
+            new(name, [alias, .. more]) { Description = description, AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.OneOrMore };
+        var job = List("--jobs", "-j", "Job id(s), comma-separated or repeated: 1234, 1234.batch, 1234.0", "--job");
+        var user = List("--user", "-u", "Only jobs of these users (comma-separated or repeated; admins)", "--uid");
+        var cluster = List("--clusters", "-M", "Only jobs of these clusters (default: [cluster] name when set, else every cluster)", "--cluster");
+        var allClusters = new Option<bool>("--allclusters", "-L") { Description = "Jobs of every cluster" };
+        var start = new Option<string>("--starttime", "-S") { Description = $"Jobs running at or after this time (default: 00:00 today without -j). {SacctTime.Formats}" };
+        var end = new Option<string>("--endtime", "-E") { Description = "Jobs running at or before this time (default: now)" };
+        var allUsers = new Option<bool>("--allusers", "-a") { Description = "Every user's jobs (admins; others always see only their own)" };
+        var state = List("--state", "-s", "Only rows with this measurement status: complete, partial, not_measured");
+        var nodes = List("--nodelist", "-N", "Only jobs that ran on these nodes: n1,n2 or n[1-4,7]");
+        var name = new Option<string>("--name") { Description = "Not available: job names are not recorded (see README)" };
         var format = new Option<string>("--format", "-o") { Description = $"Fields, comma-separated, optional %WIDTH (sacct style). Default: {ReportFields.DefaultFormat}" };
-        var parsable = new Option<bool>("--parsable", "-p") { Description = "Fields separated by '|', with a trailing '|'" };
-        var parsable2 = new Option<bool>("--parsable2", "-P") { Description = "Fields separated by '|', no trailing '|'" };
+        var helpFormat = new Option<bool>("--helpformat", "-e") { Description = "List the fields --format accepts" };
+        var parsable = new Option<bool>("--parsable", "-p") { Description = "Fields separated by '|' (or --delimiter), with a trailing one" };
+        var parsable2 = new Option<bool>("--parsable2", "-P") { Description = "Fields separated by '|' (or --delimiter), no trailing one" };
+        var delimiter = new Option<string>("--delimiter") { Description = "Separator of -p/-P (default '|')" };
         var noheader = new Option<bool>("--noheader", "-n") { Description = "No header line" };
-        var json = new Option<bool>("--json") { Description = "JSON with every field in J, W, s (ignores --format)" };
+        var json = new Option<bool>("--json") { Description = "JSON shaped like sacct --json (jobs[], steps[], tres), every value in J, W, s, epoch seconds" };
         var noconvert = new Option<bool>("--noconvert") { Description = "Energies in J and powers in W, without K/M/G prefixes" };
+        var units = new Option<string>("--units") { Description = "Energies and powers in this unit: K, M, G, T or P" };
+        var utc = new Option<bool>("--utc") { Description = "Times in UTC (default: local time, as sacct; TZ applies)" };
         var allocations = new Option<bool>("--allocations", "-X") { Description = "Only the job lines (no node or step lines), like sacct -X" };
-        var db = new Option<string>("--db") { Description = $"Accounting database (default: {env.DatabasePath})" };
+        var runs = new Option<bool>("--runs") { Description = "Every run of a reused job id (default: the latest run)" };
+        var db = new Option<string>("--db") { Description = $"Accounting database (default: {env.DatabasePath}); users: read with their own rights" };
 
-        var root = new RootCommand("Energy used by jobs (sacct-like). Times are UTC; TotalEnergy = package + dram + gpu.")
+        var root = new RootCommand("Energy used by jobs (sacct-like). TotalEnergy = ConsumedEnergy = package + dram + gpu.")
         {
-            job, user, cluster, format, parsable, parsable2, noheader, json, noconvert, allocations, db,
+            job, user, cluster, allClusters, start, end, allUsers, state, nodes, name, format, helpFormat, parsable, parsable2, delimiter,
+            noheader, json, noconvert, units, utc, allocations, runs, db,
         };
         root.SetAction(pr => Execute(env, new ReportRequest(
-            pr.GetValue(job), pr.GetValue(user), pr.GetValue(cluster), pr.GetValue(format),
+            Join(pr.GetValue(job)), Join(pr.GetValue(user)), Join(pr.GetValue(cluster)), pr.GetValue(format),
             pr.GetValue(json) ? ReportLayout.Json : pr.GetValue(parsable2) ? ReportLayout.Parsable2 : pr.GetValue(parsable) ? ReportLayout.Parsable : ReportLayout.Table,
-            !pr.GetValue(noheader), pr.GetValue(noconvert), pr.GetValue(db), pr.GetValue(allocations))));
+            !pr.GetValue(noheader), pr.GetValue(noconvert), pr.GetValue(db), pr.GetValue(allocations))
+        {
+            AllClusters = pr.GetValue(allClusters), Start = pr.GetValue(start), End = pr.GetValue(end), AllUsers = pr.GetValue(allUsers),
+            States = Join(pr.GetValue(state)), Nodes = Join(pr.GetValue(nodes)), Name = pr.GetValue(name), HelpFormat = pr.GetValue(helpFormat),
+            Delimiter = pr.GetValue(delimiter), Units = pr.GetValue(units), Utc = pr.GetValue(utc), AllRuns = pr.GetValue(runs),
+        }));
         return root;
     }
 
+    private static string? Join(string[]? values) => values is { Length: > 0 } ? string.Join(',', values) : null;
+
     /// <summary>Everything the command line asked for.</summary>
     public sealed record ReportRequest(string? Jobs, string? Users, string? Cluster, string? Format, ReportLayout Layout, bool Header, bool NoConvert,
-        string? Database, bool AllocationsOnly = false);
+        string? Database, bool AllocationsOnly = false)
+    {
+        public bool AllClusters { get; init; }
+        public string? Start { get; init; }
+        public string? End { get; init; }
+        public bool AllUsers { get; init; }
+        public string? States { get; init; }
+        public string? Nodes { get; init; }
+        public string? Name { get; init; }
+        public bool HelpFormat { get; init; }
+        public string? Delimiter { get; init; }
+        public string? Units { get; init; }
+        public bool Utc { get; init; }
+        public bool AllRuns { get; init; }
+    }
 
     public static int Execute(ReportEnvironment env, ReportRequest req)
     {
+        if (req.HelpFormat)
+        {
+            env.Out.Write(ReportFields.HelpFormat());
+            return 0;
+        }
         // 1. Arguments (nothing touches the database before they are valid).
+        if (req.Name is not null)
+            return Fail(env, "--name is not available: job names are not recorded (a node's prolog does not get them); "
+                + "select the jobs with sacct --name and pass their ids with -j", 2);
         var requested = new List<(string Job, string? Step, string Text)>();
         foreach (var id in Split(req.Jobs))
         {
@@ -80,23 +133,70 @@ public static partial class ReportCommand
             requested.Add((dot < 0 ? id : id[..dot], dot < 0 ? null : id, id));
         }
         IReadOnlyList<FieldSpec> fields;
-        try { fields = ReportFields.Parse(req.Format ?? ReportFields.DefaultFormat); }
+        ValueStyle style;
+        DateTime? since, until;
+        List<string> states, nodeList;
+        var zone = req.Utc ? TimeZoneInfo.Utc : env.Zone ?? TimeZoneInfo.Local;
+        var now = env.NowUtc ?? DateTime.UtcNow;
+        try
+        {
+            fields = ReportFields.Parse(req.Format ?? ReportFields.DefaultFormat);
+            style = new ValueStyle(req.NoConvert, ReportFields.ParseUnit(req.Units), zone);
+            // sacct: without -j the window starts at 00:00 today; with -j it is unbounded unless -S is given.
+            since = req.Start is { } s ? SacctTime.Parse(s, now, zone) : requested.Count > 0 ? null : SacctTime.Parse("today", now, zone);
+            until = req.End is { } e ? SacctTime.Parse(e, now, zone) : null;
+            if (since > until) throw new FormatException("the start time (-S) is after the end time (-E)");
+            states = Split(req.States).Select(JobStatusArgument).ToList();
+            nodeList = Split(req.Nodes).SelectMany(HostList.Expand).ToList();
+            if (req.Delimiter is "") throw new FormatException("--delimiter needs at least one character");
+        }
         catch (FormatException e) { return Fail(env, e.Message, 2); }
 
-        // 2. Rows the caller may see.
+        // 2. Rows the caller may see. sacct: without -j, -u or -a, the caller's own jobs, admins included.
+        var users = Split(req.Users).ToList();
+        int? uid = !env.IsAdmin || (!req.AllUsers && requested.Count == 0 && users.Count == 0) ? env.RealUid : null;
+        var clusters = Split(req.Cluster).ToList();
+        if (clusters.Count == 0 && !req.AllClusters && env.LocalCluster.Length > 0) clusters.Add(env.LocalCluster);
+        var query = new JobQuery(requested.Count > 0 ? requested.Select(r => r.Job).Distinct().ToList() : null, Uid: uid,
+            Runs: req.AllRuns ? RunSelection.All : RunSelection.Latest, Users: users, Clusters: clusters, Since: since, Until: until,
+            Nodes: nodeList, WithSteps: !req.AllocationsOnly);
+
         string path = string.IsNullOrEmpty(req.Database) ? env.DatabasePath : req.Database;
-        List<JobRecord> records;
+        var missing = new List<string>();
         try
         {
             // SQLite says only "unable to open database file"; a plain open says why (permission denied).
             if (File.Exists(path)) File.OpenHandle(path, FileMode.Open, FileAccess.Read).Dispose();
             using var acct = AccountingDb.OpenReadOnly(path);
-            int? uid = env.IsAdmin ? null : env.RealUid;
-            var jobIds = requested.Select(r => r.Job).Distinct().ToList();
-            var users = Split(req.Users).ToList();
-            records = [];
-            foreach (var u in users.Count == 0 ? [null] : users.Cast<string?>())
-                records.AddRange(acct.Query(new JobQuery(jobIds.Count > 0 ? jobIds : null, u, uid, req.Cluster)));
+            var output = new ReportOutput(env, req, fields, style);
+            // -s is on the job's status (all nodes: a job with one partial node is partial), so it filters built jobs.
+            var jobs = ReportBuilder.Stream(acct.Stream(query), req.AllRuns).Where(j => states.Count == 0 || states.Contains(j.Total.Status));
+            if (requested.Count == 0)
+            {
+                foreach (var j in jobs) output.Job(j, req.AllocationsOnly ? [j.Total] : j.Lines().ToList());
+            }
+            else
+            {
+                // -j: the jobs asked for (a bounded list), printed in the order asked, each line once.
+                var found = jobs.ToList();
+                var shown = new List<(ReportJob Job, List<ReportRow> Lines)>();
+                foreach (var (jobId, step, text) in requested)
+                {
+                    bool any = false;
+                    foreach (var j in found.Where(j => j.JobId == jobId))
+                    {
+                        var selected = step is null && req.AllocationsOnly ? [j.Total] : j.Lines(step).ToList();
+                        if (selected.Count == 0) continue;
+                        any = true;
+                        int at = shown.FindIndex(x => ReferenceEquals(x.Job, j));
+                        if (at < 0) shown.Add((j, selected));
+                        else shown[at].Lines.AddRange(selected.Where(r => !shown[at].Lines.Contains(r)));
+                    }
+                    if (!any) missing.Add(text);
+                }
+                foreach (var (j, lines) in shown) output.Job(j, lines);
+            }
+            output.End();
         }
         catch (FileNotFoundException) { return Fail(env, $"no accounting database at {path}", 1); }
         catch (UnauthorizedAccessException)
@@ -104,63 +204,24 @@ public static partial class ReportCommand
             return Fail(env, $"cannot read {path}: permission denied (it is readable by root and the group {ReportPrivilege.Group} only: "
                 + "run the alumet-report installed as README's Install section says, or ask an administrator)", 1);
         }
-        catch (Exception e) when (e is SqliteException or InvalidDataException or IOException)
+        catch (Exception e) when (e is DbException or InvalidDataException or IOException)
         {
             return Fail(env, $"cannot read {path}: {ErrorText.Describe(e)}", 1);
         }
 
-        var jobs = ReportBuilder.Build(records);
-        if (req.AllocationsOnly) jobs = jobs.Select(j => j with { NodeRows = [], StepRows = [] }).ToList();
-
-        // 3. What to print: all lines of each job, or only the asked-for step(s), in the order asked.
-        var shown = new List<(ReportJob Job, List<ReportRow> Lines)>();
-        var missing = new List<string>();
-        if (requested.Count == 0)
-        {
-            foreach (var j in jobs) shown.Add((j, j.Lines().ToList()));
-        }
-        else
-        {
-            foreach (var (jobId, step, text) in requested)
-            {
-                bool any = false;
-                foreach (var j in jobs.Where(j => j.JobId == jobId))
-                {
-                    var selected = j.Lines(step).ToList();
-                    if (selected.Count == 0) continue;
-                    any = true;
-                    int at = shown.FindIndex(x => ReferenceEquals(x.Job, j));
-                    if (at < 0) shown.Add((j, selected));
-                    else shown[at].Lines.AddRange(selected.Where(r => !shown[at].Lines.Contains(r)));
-                }
-                if (!any) missing.Add(text);
-            }
-        }
-        var lines = shown.SelectMany(x => x.Lines).ToList();
-        var notes = shown.SelectMany(x => x.Job.Notes).Distinct().ToList();
-
-        // 4. Output.
-        var style = new ValueStyle(req.NoConvert);
-        switch (req.Layout)
-        {
-            case ReportLayout.Json:
-                env.Out.Write(ReportFormatter.Json(shown));
-                break;
-            case ReportLayout.Table:
-                env.Out.Write(ReportFormatter.Text(lines, fields, req.Layout, req.Header, style));
-                env.Out.Write(ReportFormatter.Notes(notes));
-                break;
-            default:
-                env.Out.Write(ReportFormatter.Text(lines, fields, req.Layout, req.Header, style));
-                foreach (var n in notes) env.Err.WriteLine($"{Name}: note: {n}");
-                break;
-        }
-        env.Out.Flush();
-
-        // Same words whether the job does not exist or belongs to someone else: no information leaks.
+        // sacct prints the header and exits 0 for an unknown job; the note says so, in the same words whether the job
+        // does not exist or belongs to someone else (no information leaks).
         foreach (var m in missing)
-            env.Err.WriteLine($"{Name}: error: job {m} not found in {path}{(env.IsAdmin ? "" : " (or not yours)")}");
-        return missing.Count > 0 ? 1 : 0;
+            env.Err.WriteLine($"{Name}: note: job {m} not found in {path}{(env.IsAdmin ? "" : " (or not yours)")}");
+        return 0;
+    }
+
+    /// <summary>-s values: the measurement status of a row (the database holds no scheduler job state).</summary>
+    private static string JobStatusArgument(string s)
+    {
+        string v = s.ToLowerInvariant().Replace('-', '_');
+        return JobStatus.IsValid(v) ? v
+            : throw new FormatException($"invalid state '{Printable(s)}' (use {JobStatus.Complete}, {JobStatus.Partial} or {JobStatus.NotMeasured}: the measurement status)");
     }
 
     private static IEnumerable<string> Split(string? list) =>
@@ -173,9 +234,62 @@ public static partial class ReportCommand
     }
 
     /// <summary>Echoes user input safely: control characters (terminal escapes) become '?', long input is cut.</summary>
-    private static string Printable(string s)
+    internal static string Printable(string s)
     {
         var chars = s.Take(64).Select(c => char.IsControl(c) ? '?' : c).ToArray();
         return new string(chars) + (s.Length > 64 ? "..." : "");
+    }
+
+    /// <summary>
+    /// Writes jobs as they come: table rows and parsable lines at once, JSON one job object at a time, notes under a table
+    /// (the first <see cref="MaxNotes"/>, then a count) or on stderr for -p/-P/--json. Memory does not grow with the rows.
+    /// </summary>
+    private sealed class ReportOutput
+    {
+        private readonly ReportEnvironment _env;
+        private readonly ReportRequest _req;
+        private readonly IReadOnlyList<FieldSpec> _fields;
+        private readonly ValueStyle _style;
+        private readonly List<string> _notes = [];
+        private readonly HashSet<string> _seenNotes = [];
+        private long _moreNotes;
+        private bool _first = true;
+
+        public ReportOutput(ReportEnvironment env, ReportRequest req, IReadOnlyList<FieldSpec> fields, ValueStyle style)
+        {
+            (_env, _req, _fields, _style) = (env, req, fields, style);
+            if (req.Layout == ReportLayout.Json) env.Out.Write(ReportFormatter.JsonStart());
+            else if (req.Header) env.Out.Write(ReportFormatter.Header(fields, req.Layout, req.Delimiter ?? "|"));
+        }
+
+        public void Job(ReportJob job, List<ReportRow> lines)
+        {
+            if (_req.Layout == ReportLayout.Json)
+            {
+                _env.Out.Write(ReportFormatter.JsonJob(job, lines, _first));
+                _first = false;
+            }
+            else
+            {
+                foreach (var r in lines) _env.Out.Write(ReportFormatter.Line(r, _fields, _req.Layout, _style, _req.Delimiter ?? "|"));
+            }
+            foreach (var n in job.Notes)
+            {
+                if (_req.Layout != ReportLayout.Table) _env.Err.WriteLine($"{Name}: note: {n}");
+                else if (_notes.Count < MaxNotes) { if (_seenNotes.Add(n)) _notes.Add(n); }
+                else _moreNotes++;
+            }
+        }
+
+        public void End()
+        {
+            if (_req.Layout == ReportLayout.Json) _env.Out.Write(ReportFormatter.JsonEnd(_first));
+            else if (_req.Layout == ReportLayout.Table)
+            {
+                if (_moreNotes > 0) _notes.Add($"... and {_moreNotes} more note(s): report fewer jobs (-j, -S/-E) to see them, or use -P (notes on stderr).");
+                _env.Out.Write(ReportFormatter.Notes(_notes));
+            }
+            _env.Out.Flush();
+        }
     }
 }

@@ -1,10 +1,13 @@
 using System.Globalization;
+using Alumet.Hpc.Core;
 
 namespace Alumet.Hpc.Report;
 
 /// <summary>How values are printed.</summary>
 /// <param name="NoConvert">Print energies in J and powers in W without K/M/G prefixes (sacct --noconvert).</param>
-public sealed record ValueStyle(bool NoConvert);
+/// <param name="Unit">sacct --units: every energy and power in this SI step ('K' = 1000), with two decimals; null = automatic.</param>
+/// <param name="Zone">Zone of printed times (local time, as sacct; UTC with --utc); null = UTC.</param>
+public sealed record ValueStyle(bool NoConvert, char? Unit = null, TimeZoneInfo? Zone = null);
 
 /// <summary>One selectable column (sacct-style name, default width, right-justified value).</summary>
 public sealed record ReportField(string Name, int Width, Func<ReportRow, ValueStyle, string> Value);
@@ -25,29 +28,33 @@ public static class ReportFields
         new("UID", 6, (r, _) => r.Uid.ToString(Inv)),
         new("NodeList", 15, (r, _) => r.NodeList),
         new("NNodes", 6, (r, _) => r.Nodes.Count.ToString(Inv)),
-        new("Start", 19, (r, _) => Time(r.Start)),
-        new("End", 19, (r, _) => Time(r.End)),
+        new("RunID", 18, (r, _) => r.RunId),
+        new("Start", 19, (r, s) => Time(r.Start, s)),
+        new("End", 19, (r, s) => Time(r.End, s)),
         new("Elapsed", 10, (r, _) => r.Start is null && r.ElapsedS == 0 ? "" : Elapsed(r.ElapsedS)),
-        new("PackageEnergy", 13, (r, s) => Energy(r, r.Energy.PackageJ, s)),
-        new("CoreEnergy", 10, (r, s) => Energy(r, r.Energy.CoreJ, s)),
-        new("UncoreEnergy", 12, (r, s) => Energy(r, r.Energy.UncoreJ, s)),
-        new("DramEnergy", 10, (r, s) => Energy(r, r.Energy.DramJ, s)),
-        new("PsysEnergy", 10, (r, s) => Energy(r, r.Energy.PsysJ, s)),
-        new("GpuEnergy", 10, (r, s) => Energy(r, r.Energy.GpuJ, s)),
-        new("TotalEnergy", 11, (r, s) => Energy(r, r.Energy.TotalJ, s)),
+        new("ElapsedRaw", 10, (r, _) => r.Start is null && r.ElapsedS == 0 ? "" : ((long)Math.Floor(Math.Max(0, r.ElapsedS))).ToString(Inv)),
+        new("PackageEnergy", 13, (r, s) => Energy(r, ResourceKind.CpuPackage, s)),
+        new("CoreEnergy", 10, (r, s) => Energy(r, ResourceKind.CpuCores, s)),
+        new("UncoreEnergy", 12, (r, s) => Energy(r, ResourceKind.Uncore, s)),
+        new("DramEnergy", 10, (r, s) => Energy(r, ResourceKind.Dram, s)),
+        new("PsysEnergy", 10, (r, s) => Energy(r, ResourceKind.Psys, s)),
+        new("GpuEnergy", 10, (r, s) => Energy(r, ResourceKind.Gpu, s)),
+        new("TotalEnergy", 11, (r, s) => r.Measured ? Scaled(r.Energy.TotalJ, 6, s) : ""),
+        new("ConsumedEnergy", 14, (r, s) => r.Measured ? Scaled(r.Energy.TotalJ, 6, s) : ""),
+        new("ConsumedEnergyRaw", 17, (r, _) => r.Measured ? Raw(r.Energy.TotalJ, 6) : ""),
         // docs/uncertainty.md: expanded uncertainty (k in the notes and --json), and the one-sided missed energy.
-        new("TotalEnergyU", 12, (r, s) => r.Uncertainty.Known ? Energy(r, r.Uncertainty.ExpandedJ, s) : ""),
-        new("MissedEnergy", 12, (r, s) => r.Uncertainty.Known ? Energy(r, r.Uncertainty.MissedJ, s) : ""),
-        // docs/carbon.md: empty when not configured or not computable (the notes say why).
-        new("FacilityEnergy", 14, (r, s) => r.Carbon.FacilityEnergyJ is { } f ? Energy(r, f, s) : ""),
-        new("FacilityEnergyU", 15, (r, s) => r.Carbon.FacilityEnergyUJ is { } f && r.Carbon.FacilityEnergyJ is not null ? Energy(r, f, s) : ""),
-        new("PUE", 5, (r, _) => Outputs.Carbon.FacilityCarbon.EffectivePue(r.Carbon.FacilityEnergyJ, r.Energy.TotalJ) is { } p ? p.ToString("0.00", Inv) : ""),
-        new("CO2e", 9, (r, s) => r.Carbon.Co2eG is { } g ? Grams(r, g, s) : ""),
-        new("CO2eU", 9, (r, s) => r.Carbon.Co2eUG is { } g && r.Carbon.Co2eG is not null ? Grams(r, g, s) : ""),
-        new("CarbonIntensity", 15, (r, _) =>
+        new("TotalEnergyU", 12, (r, s) => r.Measured && r.Uncertainty.Known ? Scaled(r.Uncertainty.ExpandedJ, 6, s) : ""),
+        new("MissedEnergy", 12, (r, s) => r.Measured && r.Uncertainty.Known ? Scaled(r.Uncertainty.MissedJ, 6, s) : ""),
+        // docs/carbon.md: empty when not configured or not computable (the notes say why). CO2e in g (1.23K = 1.23 kg).
+        new("FacilityEnergy", 14, (r, s) => r.Measured && r.Carbon.FacilityEnergyJ is { } f ? Scaled(f, 6, s) : ""),
+        new("FacilityEnergyU", 15, (r, s) => r.Measured && r.Carbon.FacilityEnergyJ is not null && r.Carbon.FacilityEnergyUJ is { } f ? Scaled(f, 6, s) : ""),
+        new("PUE", 5, (r, _) => r.Measured && Outputs.Carbon.FacilityCarbon.EffectivePue(r.Carbon.FacilityEnergyJ, r.Energy.TotalJ) is { } p ? p.ToString("0.00", Inv) : ""),
+        new("CO2e", 9, (r, s) => r.Measured && r.Carbon.Co2eG is { } g ? Scaled(g, 3, s) : ""),
+        new("CO2eU", 9, (r, s) => r.Measured && r.Carbon.Co2eG is not null && r.Carbon.Co2eUG is { } g ? Scaled(g, 3, s) : ""),
+        new("CarbonIntensity", 15, (r, _) => r.Measured &&
             Outputs.Carbon.FacilityCarbon.EffectiveIntensity(r.Carbon.Co2eG, r.Carbon.FacilityEnergyJ, r.Energy.TotalJ) is { } i ? i.ToString("0.0", Inv) : ""),
-        new("AvePower", 9, (r, s) => r.Measured ? Power(r.AvePowerW, s) : ""),
-        new("MaxPower", 9, (r, s) => r.Measured && r.MaxPowerW is { } w ? Power(w, s) : ""),
+        new("AvePower", 9, (r, s) => r.Measured ? Scaled(r.AvePowerW, 2, s) : ""),
+        new("MaxPower", 9, (r, s) => r.Measured && r.MaxPowerW is { } w ? Scaled(w, 2, s) : ""),
         new("Frequency", 17, (r, _) => r.Frequency),
         new("Interface", 28, (r, _) => r.InterfaceLabel),
         new("Estimated", 9, (r, _) => r.Estimated ? "yes" : "no"),
@@ -59,18 +66,33 @@ public static class ReportFields
         new("Parquet", 40, (r, _) => string.Join(',', r.ParquetPaths)),
     ];
 
+    /// <summary>sacct -e: the field names, four to a line in 20-character columns.</summary>
+    public static string HelpFormat()
+    {
+        var sb = new System.Text.StringBuilder();
+        for (int i = 0; i < All.Count; i++)
+            sb.Append(i % 4 == 3 || i == All.Count - 1 ? All[i].Name + "\n" : All[i].Name.PadRight(20));
+        return sb.ToString();
+    }
+
+    /// <summary>--units: K, M, G, T or P (case-insensitive).</summary>
+    /// <exception cref="FormatException">Anything else.</exception>
+    public static char? ParseUnit(string? unit) => unit switch
+    {
+        null => null,
+        { Length: 1 } u when "KMGTP".Contains(char.ToUpperInvariant(u[0])) => char.ToUpperInvariant(u[0]),
+        _ => throw new FormatException($"invalid --units '{ReportCommand.Printable(unit)}' (use K, M, G, T or P)"),
+    };
+
     /// <summary>sacct spellings and short forms accepted as well.</summary>
     private static readonly Dictionary<string, string> Aliases = new(StringComparer.OrdinalIgnoreCase)
     {
         ["Node"] = "NodeList",
         ["Nodes"] = "NodeList",
-        ["ConsumedEnergy"] = "TotalEnergy",
         ["Energy"] = "TotalEnergy",
         ["Interfaces"] = "Interface",
         ["State"] = "Status",
         ["Freq"] = "Frequency",
-        ["CO2"] = "CO2e",
-        ["Carbon"] = "CO2e",
     };
 
     public const string DefaultFormat = "JobID,User,NodeList,Elapsed,PackageEnergy,DramEnergy,GpuEnergy,TotalEnergy,TotalEnergyU,AvePower,MaxPower,Interface,Status";
@@ -109,8 +131,10 @@ public static class ReportFields
         return specs;
     }
 
-    /// <summary>sacct's time format, in UTC (sacct prints local time; UTC keeps reports comparable across sites and reproducible).</summary>
-    public static string Time(DateTime? t) => t is { } v ? v.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss", Inv) : "";
+    /// <summary>sacct's time format in the style's zone (local time, as sacct; UTC with --utc).</summary>
+    public static string Time(DateTime? t, ValueStyle style) =>
+        t is { } v ? TimeZoneInfo.ConvertTimeFromUtc(DateTime.SpecifyKind(v.ToUniversalTime(), DateTimeKind.Utc), style.Zone ?? TimeZoneInfo.Utc)
+            .ToString("yyyy-MM-dd'T'HH:mm:ss", Inv) : "";
 
     /// <summary>sacct's elapsed format: [D-]HH:MM:SS (whole seconds, truncated).</summary>
     public static string Elapsed(double seconds)
@@ -120,12 +144,16 @@ public static class ReportFields
         return d > 0 ? $"{d}-{h:00}:{m:00}:{sec:00}" : $"{h:00}:{m:00}:{sec:00}";
     }
 
-    private static string Energy(ReportRow r, double joules, ValueStyle s) => !r.Measured ? "" : s.NoConvert ? Raw(joules, 6) : SiPrefixed(joules);
+    /// <summary>A domain that was not measured prints blank, not 0 (sacct).</summary>
+    private static string Energy(ReportRow r, ResourceKind kind, ValueStyle s) => r.Has(kind) ? Scaled(r.Energy[kind], 6, s) : "";
 
-    /// <summary>gCO2e with sacct's prefixes ("1.23K" = 1.23 kg), or grams with mg resolution under --noconvert.</summary>
-    private static string Grams(ReportRow r, double grams, ValueStyle s) => !r.Measured ? "" : s.NoConvert ? Raw(grams, 3) : SiPrefixed(grams);
-
-    private static string Power(double watts, ValueStyle s) => s.NoConvert ? Raw(watts, 2) : SiPrefixed(watts);
+    /// <summary>--noconvert: plain J/W; --units: that SI step with two decimals; else automatic SI prefixes.</summary>
+    private static string Scaled(double v, int rawDecimals, ValueStyle s)
+    {
+        if (s.NoConvert) return Raw(v, rawDecimals);
+        if (s.Unit is { } u) return (v / Math.Pow(1000, "KMGTP".IndexOf(u) + 1)).ToString("0.00", Inv) + u;
+        return SiPrefixed(v);
+    }
 
     /// <summary>Plain number without prefix, at most <paramref name="decimals"/> decimals (µJ resolution for energies).</summary>
     public static string Raw(double v, int decimals) =>

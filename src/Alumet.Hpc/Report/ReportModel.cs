@@ -1,3 +1,4 @@
+using Alumet.Hpc.Core;
 using Alumet.Hpc.Outputs;
 using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Outputs.Carbon;
@@ -25,10 +26,27 @@ public sealed record ReportRow(
     public bool Measured => Status != JobStatus.NotMeasured;
     public string NodeList => string.Join(',', Nodes);
 
+    /// <summary>The run(s) of the job this line covers (<see cref="JobRecord.RunId"/>).</summary>
+    public string RunId { get; init; } = "";
+
     /// <summary>Uncertainty of TotalEnergy (docs/uncertainty.md); unknown for rows written before it existed.</summary>
     public EnergyUncertainty Uncertainty { get; init; } = EnergyUncertainty.None;
     /// <summary>Facility energy and CO2e (docs/carbon.md); null figures were not configured or not computable.</summary>
     public FacilityCarbon Carbon { get; init; } = FacilityCarbon.None;
+
+    /// <summary>
+    /// Whether a domain was measured, so that an absent one prints blank rather than 0 (sacct). The row records
+    /// interfaces, not each counter: GPUs are measured when an NVML interface is; the package when RAPL (powercap) or
+    /// the estimate is; a RAPL sub-domain (cores, uncore, DRAM, psys) when it holds energy, since a present counter
+    /// always advances over a job.
+    /// </summary>
+    public bool Has(ResourceKind kind) => Measured && kind switch
+    {
+        ResourceKind.Gpu => Interfaces.Contains("nvml", StringComparison.Ordinal),
+        ResourceKind.CpuPackage => Interfaces.Contains("powercap", StringComparison.Ordinal) || Interfaces.Contains("estimate", StringComparison.Ordinal)
+            || Energy.PackageJ != 0,
+        _ => Energy[kind] != 0,
+    };
 
     /// <summary>What the Interface column shows: an estimate is always marked with its model.</summary>
     public string InterfaceLabel
@@ -68,13 +86,31 @@ public sealed record ReportJob(string Cluster, string Scheduler, string JobId, R
 /// <summary>Turns accounting rows (one per job and node) into report lines and notes. Pure: no I/O.</summary>
 public static class ReportBuilder
 {
-    public static IReadOnlyList<ReportJob> Build(IEnumerable<JobRecord> records) =>
-        records.GroupBy(r => (r.Cluster, r.Scheduler, r.JobId))
-            .Select(g => BuildJob(g.OrderBy(r => r.Node, StringComparer.Ordinal).ToList()))
-            .ToList();
+    public static IReadOnlyList<ReportJob> Build(IEnumerable<JobRecord> records) => Stream(records, false).ToList();
 
-    private static ReportJob BuildJob(List<JobRecord> nodes)
+    /// <summary>
+    /// Jobs from rows in which each job's rows are adjacent (<see cref="AccountingDb.Stream"/>'s order): one job in memory
+    /// at a time. <paramref name="eachRun"/> makes every run of a reused job id its own job.
+    /// </summary>
+    public static IEnumerable<ReportJob> Stream(IEnumerable<JobRecord> records, bool eachRun)
     {
+        var group = new List<JobRecord>();
+        foreach (var r in records)
+        {
+            if (group.Count > 0 && !(group[0].Cluster == r.Cluster && group[0].Scheduler == r.Scheduler && group[0].JobId == r.JobId
+                && (!eachRun || group[0].RunId == r.RunId)))
+            {
+                yield return BuildJob(group);
+                group = [];
+            }
+            group.Add(r);
+        }
+        if (group.Count > 0) yield return BuildJob(group);
+    }
+
+    private static ReportJob BuildJob(List<JobRecord> rows)
+    {
+        var nodes = rows.OrderBy(r => r.Node, StringComparer.Ordinal).ThenBy(r => r.RunId, StringComparer.Ordinal).ToList();
         var first = nodes[0];
         var nodeRows = nodes.Select(NodeRow).ToList();
         var total = nodes.Count == 1 ? nodeRows[0] with { Kind = ReportRowKind.Job } : Combine(ReportRowKind.Job, first.JobId, nodeRows);
@@ -121,22 +157,25 @@ public static class ReportBuilder
 
     private static string Num(double v) => v.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
 
+    private static FacilityCarbon CombineCarbon(List<FacilityCarbon> parts)
+    {
+        if (parts.Count == 0) return FacilityCarbon.None;
+        var (f, fu) = FacilityCarbon.Sum(parts.Select(p => (p.FacilityEnergyJ, p.FacilityEnergyUJ)));
+        var (c, cu) = FacilityCarbon.Sum(parts.Select(p => (p.Co2eG, p.Co2eUG)));
+        return new FacilityCarbon(f, fu, c, cu, JoinDistinct(parts.Select(p => p.Basis), "; "), JoinDistinct(parts.Select(p => p.Note), "; "));
+    }
+
     private static ReportRow NodeRow(JobRecord r) => new(
         ReportRowKind.Node, r.JobId, r.Cluster, r.Scheduler, r.User, r.Uid, [r.Node], r.Start, r.End, r.ElapsedS, r.Energy,
         r.AvePowerW, r.Status == JobStatus.NotMeasured ? null : r.MaxPowerW, r.Frequency, r.Interfaces, r.Estimated, r.EstimateModel,
         r.Status, r.Reason, r.SampleCount, r.WrapAmbiguous, r.ReadErrors, r.Perimeter, r.ParquetPath.Length > 0 ? [r.ParquetPath] : [])
-    {
-        Uncertainty = r.Uncertainty,
-        Carbon = r.Carbon,
-    };
+        { RunId = r.RunId, Uncertainty = r.Uncertainty, Carbon = r.Carbon };
 
     private static ReportRow StepRow(JobRecord n, StepRecord s) => new(
         ReportRowKind.Step, s.StepId, n.Cluster, n.Scheduler, n.User, n.Uid, [n.Node], s.Start, s.End, s.ElapsedS, s.Energy,
         s.AvePowerW, s.MaxPowerW, n.Frequency, n.Interfaces, n.Estimated, n.EstimateModel, n.Status, n.Reason,
         s.SampleCount, s.WrapAmbiguous, 0, n.Perimeter, [])
-    {
-        Uncertainty = s.Uncertainty,
-    };
+        { RunId = n.RunId, Uncertainty = s.Uncertainty };
 
     /// <summary>
     /// Sums lines of several nodes. MaxPower is left undefined (null) across nodes: the nodes' peaks are not
@@ -163,17 +202,10 @@ public static class ReportBuilder
             parts.Sum(p => p.Samples), parts.Sum(p => p.WrapAmbiguous), parts.Sum(p => p.ReadErrors),
             JoinDistinct(parts.Select(p => p.Perimeter), "; "), parts.SelectMany(p => p.ParquetPaths).ToList())
         {
+            RunId = JoinDistinct(parts.Select(p => p.RunId)),
             Uncertainty = EnergyUncertainty.Combine(measured.Select(p => p.Uncertainty)),
             Carbon = CombineCarbon(measured.Select(p => p.Carbon).ToList()),
         };
-    }
-
-    private static FacilityCarbon CombineCarbon(List<FacilityCarbon> parts)
-    {
-        if (parts.Count == 0) return FacilityCarbon.None;
-        var (f, fu) = FacilityCarbon.Sum(parts.Select(p => (p.FacilityEnergyJ, p.FacilityEnergyUJ)));
-        var (c, cu) = FacilityCarbon.Sum(parts.Select(p => (p.Co2eG, p.Co2eUG)));
-        return new FacilityCarbon(f, fu, c, cu, JoinDistinct(parts.Select(p => p.Basis), "; "), JoinDistinct(parts.Select(p => p.Note), "; "));
     }
 
     private static string JoinDistinct(IEnumerable<string> values, string sep = ",") =>

@@ -82,15 +82,16 @@ public class QualityEndToEndTests
         var e = new StringWriter();
         Assert.Equal(0, ReportCommand.Run(["--job", "7", "--json"], new ReportEnvironment(0, true, cfg.Paths.Database, o, e)));
         using var doc = JsonDocument.Parse(o.ToString());
-        var line = doc.RootElement.GetProperty("jobs")[0].GetProperty("lines")[0];
+        var line = doc.RootElement.GetProperty("jobs")[0];
+        var carbon = line.GetProperty("carbon");
         var u = line.GetProperty("total_energy_uncertainty");
         Assert.Equal(2 * StandardU, u.GetProperty("expanded_j").GetDouble(), 12);
         Assert.Equal(2, u.GetProperty("coverage_factor").GetDouble());
         Assert.Equal("~95 %", u.GetProperty("confidence").GetString());
-        Assert.Equal(900.0, line.GetProperty("facility_energy_j").GetDouble(), 9);
-        Assert.Equal(Co2eG, line.GetProperty("co2e_g").GetDouble(), 12);
-        Assert.Contains("PUE(t) [constant 1.5] x intensity(t) [file ", line.GetProperty("carbon_basis").GetString());
-        Assert.Contains("leaves out the PUE and carbon intensity uncertainty", line.GetProperty("carbon_note").GetString());
+        Assert.Equal(900.0, carbon.GetProperty("facility_energy_j").GetDouble(), 9);
+        Assert.Equal(Co2eG, carbon.GetProperty("co2e_g").GetDouble(), 12);
+        Assert.Contains("PUE(t) [constant 1.5] x intensity(t) [file ", carbon.GetProperty("basis").GetString());
+        Assert.Contains("leaves out the PUE and carbon intensity uncertainty", carbon.GetProperty("note").GetString());
 
         var table = new StringWriter();
         ReportCommand.Run(["--job", "7", "-o", "JobID,TotalEnergy,TotalEnergyU,FacilityEnergy,PUE,CO2e,CarbonIntensity", "-P", "--noconvert", "-n"],

@@ -64,8 +64,8 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
         Assert.Equal(0, code);
         using var doc = System.Text.Json.JsonDocument.Parse(output);
         var ids = doc.RootElement.GetProperty("jobs").EnumerateArray()
-            .Select(j => string.Join(",", j.GetProperty("lines").EnumerateArray().Select(l => l.GetProperty("job_id").GetString())));
-        Assert.Equal(["1234.batch", "1300.0"], ids);
+            .Select(j => j.GetProperty("job_id").GetInt64() + ":" + string.Join(",", j.GetProperty("steps").EnumerateArray().Select(l => l.GetProperty("step").GetProperty("id").GetString())));
+        Assert.Equal(["1234:1234.batch", "1300:1300.0"], ids);
         var p = _f.Run(0, "root", "-j", "1300.0,1300", "-o", "JobID,NodeList", "-P", "-n").Out;
         Assert.Equal("1300.0|n1,n2\n1300|n1,n2\n1300|n1\n1300|n2\n", p); // the step is not printed twice
     }
@@ -73,7 +73,7 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
     [Fact]
     public void AllocationsOnlyPrintsJobLines()
     {
-        var (code, output, _) = _f.Run(0, "root", "-X", "-o", "JobID,NodeList,TotalEnergy", "-P", "-n");
+        var (code, output, _) = _f.Run(0, "root", "-a", "-X", "-o", "JobID,NodeList,TotalEnergy", "-P", "-n");
         Assert.Equal(0, code);
         Assert.Equal("1234|n1|3.79M\n1300|n1,n2|19.45M\n1400|n3|60K\n1500|n4|\n", output);
     }
@@ -103,20 +103,16 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
     }
 
     [Fact]
-    public void UnknownJobExitsOne()
+    public void UnknownJobPrintsTheHeaderAndExitsZeroLikeSacct()
     {
         var (code, output, err) = _f.Run(0, "root", "-j", "999999");
-        Assert.Equal(1, code);
-        Assert.Equal($"alumet-report: error: job 999999 not found in {_f.Db}\n", err);
-        Assert.Equal("", output.Split('\n', 3)[2]); // header only
-    }
-
-    [Fact]
-    public void UnknownStepExitsOne()
-    {
-        var (code, _, err) = _f.Run(0, "root", "-j", "1234.7");
-        Assert.Equal(1, code);
-        Assert.Equal($"alumet-report: error: job 1234.7 not found in {_f.Db}\n", err);
+        Assert.Equal(0, code);
+        Assert.Equal($"alumet-report: note: job 999999 not found in {_f.Db}\n", err);
+        Assert.Equal(3, output.Split('\n').Length); // header, rule, nothing else
+        Assert.StartsWith("       JobID ", output);
+        var step = _f.Run(0, "root", "-j", "1234.7", "-P");
+        Assert.Equal((0, "JobID|User|NodeList|Elapsed|PackageEnergy|DramEnergy|GpuEnergy|TotalEnergy|TotalEnergyU|AvePower|MaxPower|Interface|Status\n",
+            $"alumet-report: note: job 1234.7 not found in {_f.Db}\n"), step);
     }
 
     [Fact]
@@ -124,8 +120,8 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
     {
         var other = _f.Run(Alice, "alice", "-j", "1300", "-P");
         var missing = _f.Run(Alice, "alice", "-j", "1299", "-P");
-        Assert.Equal(1, other.Code);
-        Assert.Equal($"alumet-report: error: job 1300 not found in {_f.Db} (or not yours)\n", other.Err);
+        Assert.Equal(0, other.Code);
+        Assert.Equal($"alumet-report: note: job 1300 not found in {_f.Db} (or not yours)\n", other.Err);
         Assert.Equal(missing.Err.Replace("1299", "1300"), other.Err);
         Assert.Equal(missing.Out, other.Out);
         Assert.DoesNotContain("bob", other.Out + other.Err);
@@ -156,8 +152,8 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
     [Fact]
     public void ClusterFilter()
     {
-        Assert.Equal("", _f.Run(0, "root", "-M", "other", "-P", "-n").Out);
-        Assert.Equal(3 + 4 + 1 + 1, _f.Run(0, "root", "-M", "lab", "-P", "-n").Out.TrimEnd('\n').Split('\n').Length);
+        Assert.Equal("", _f.Run(0, "root", "-a", "-M", "other", "-P", "-n").Out);
+        Assert.Equal(3 + 4 + 1 + 1, _f.Run(0, "root", "-a", "-M", "lab", "-P", "-n").Out.TrimEnd('\n').Split('\n').Length);
     }
 
     [Fact]
@@ -178,8 +174,9 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
     public void MissingDatabaseIsOneLine()
     {
         string path = _f.Dir.Sub("nope/acct.db");
-        var (code, _, err) = _f.Run(0, "root", "--db", path, "-j", "1");
+        var (code, output, err) = _f.Run(0, "root", "--db", path, "-j", "1");
         Assert.Equal(1, code);
+        Assert.Equal("", output);
         Assert.Equal($"alumet-report: error: no accounting database at {path}\n", err);
         Assert.False(File.Exists(path));
     }

@@ -11,6 +11,9 @@ namespace Alumet.Hpc.Tests.Report;
 public sealed class ReportFixture : IDisposable
 {
     private static readonly DateTime T = new(2026, 11, 25, 8, 0, 0, DateTimeKind.Utc);
+
+    /// <summary>"now" of the in-process runs: the evening of the fixture's day, so that its jobs are "today" (UTC).</summary>
+    public static readonly DateTime Now = new(2026, 11, 25, 23, 0, 0, DateTimeKind.Utc);
     public TempDir Dir { get; } = new();
     public string Db => Dir.Sub("acct.db");
 
@@ -55,11 +58,14 @@ public sealed class ReportFixture : IDisposable
 
     public (int Code, string Out, string Err) Run(int uid, string user, params string[] args) => Run(uid, user, ["root"], args);
 
+    /// <summary>The caller's time zone for the next runs (UTC when null).</summary>
+    public TimeZoneInfo? Zone { get; set; }
+
     public (int Code, string Out, string Err) Run(int uid, string user, string[] admins, params string[] args)
     {
         var o = new StringWriter { NewLine = "\n" };
         var e = new StringWriter { NewLine = "\n" };
-        var env = new ReportEnvironment(uid, uid == 0 || admins.Contains(user), Db, o, e);
+        var env = new ReportEnvironment(uid, uid == 0 || admins.Contains(user), Db, o, e, Zone: Zone ?? TimeZoneInfo.Utc, NowUtc: Now);
         int code = ReportCommand.Run(args, env);
         return (code, o.ToString(), e.ToString());
     }

@@ -16,10 +16,19 @@ public enum RunSelection
     All,
 }
 
-/// <summary>Filter of <see cref="AccountingDb.Query"/>; null/empty members do not filter.</summary>
+/// <summary>Filter of <see cref="AccountingDb.Stream"/>; null/empty members do not filter. Times are UTC.</summary>
+/// <param name="Limit">At most this many rows; null = every row (reports stream them).</param>
+/// <param name="Users">User names (any of them), besides <paramref name="User"/>.</param>
+/// <param name="Clusters">Cluster names (any of them), besides <paramref name="Cluster"/>.</param>
+/// <param name="Since">Rows that ended at or after this instant (sacct -S: the run overlaps the window).</param>
+/// <param name="Until">Rows that started at or before this instant (sacct -E).</param>
+/// <param name="Nodes">Jobs with a row on any of these nodes (every row of such a job is returned).</param>
+/// <param name="WithSteps">False skips the steps table (sacct -X).</param>
 public sealed record JobQuery(
-    IReadOnlyList<string>? JobIds = null, string? User = null, int? Uid = null, string? Cluster = null, string? Scheduler = null, int Limit = 10_000,
-    RunSelection Runs = RunSelection.Latest, string? RunId = null);
+    IReadOnlyList<string>? JobIds = null, string? User = null, int? Uid = null, string? Cluster = null, string? Scheduler = null, int? Limit = null,
+    RunSelection Runs = RunSelection.Latest, string? RunId = null,
+    IReadOnlyList<string>? Users = null, IReadOnlyList<string>? Clusters = null, DateTime? Since = null, DateTime? Until = null,
+    IReadOnlyList<string>? Nodes = null, bool WithSteps = true);
 
 /// <summary>
 /// The accounting database: one row per (cluster, scheduler, job_id, node, run_id) plus a child table of steps, on
@@ -261,62 +270,95 @@ public sealed class AccountingDb : IDisposable
               OR (l.node = jobs.node AND (l.start_time > jobs.start_time OR (l.start_time = jobs.start_time AND l.run_id > jobs.run_id)))))
         """;
 
-    /// <summary>Rows matching every given filter, ordered by cluster, job id (numeric first), start, node.</summary>
-    public IReadOnlyList<JobRecord> Query(JobQuery q)
+    /// <summary>Rows matching every given filter in a list (tests, small queries); reports use <see cref="Stream"/>.</summary>
+    public IReadOnlyList<JobRecord> Query(JobQuery q) => Stream(q).ToList();
+
+    /// <summary>
+    /// Rows matching every given filter, one at a time, ordered by cluster, scheduler, job id (numeric first), start, node,
+    /// so that the rows of one job are adjacent. No cap: memory stays constant however many rows match (the back end
+    /// sorts; SQLite's sorter spills to temporary files). The time window uses the end_time indexes (migration 3); a row
+    /// with no end time (nothing measured, no time known) falls in the window of its last update.
+    /// </summary>
+    public IEnumerable<JobRecord> Stream(JobQuery q)
     {
         var sql = new StringBuilder("SELECT * FROM jobs WHERE 1=1");
         using var cmd = _con.CreateCommand();
-        if (q.JobIds is { Count: > 0 })
-        {
-            sql.Append(" AND job_id IN (");
-            for (int i = 0; i < q.JobIds.Count; i++)
-            {
-                sql.Append(i == 0 ? "" : ",").Append("@j").Append(i);
-                Add(cmd, "j" + i, q.JobIds[i]);
-            }
-            sql.Append(')');
-        }
-        if (!string.IsNullOrEmpty(q.User)) { sql.Append(" AND \"user\" = @user"); Add(cmd, "user", q.User); }
+        In(sql, cmd, "job_id", "j", q.JobIds);
+        In(sql, cmd, "\"user\"", "u", [.. q.Users ?? [], .. string.IsNullOrEmpty(q.User) ? Array.Empty<string>() : [q.User]]);
         if (q.Uid is { } uid) { sql.Append(" AND uid = @uid"); Add(cmd, "uid", (long)uid); }
-        if (!string.IsNullOrEmpty(q.Cluster)) { sql.Append(" AND cluster = @cluster"); Add(cmd, "cluster", q.Cluster); }
+        In(sql, cmd, "cluster", "c", [.. q.Clusters ?? [], .. string.IsNullOrEmpty(q.Cluster) ? Array.Empty<string>() : [q.Cluster]]);
         if (!string.IsNullOrEmpty(q.Scheduler)) { sql.Append(" AND scheduler = @sched"); Add(cmd, "sched", q.Scheduler); }
         if (!string.IsNullOrEmpty(q.RunId)) { sql.Append(" AND run_id = @run"); Add(cmd, "run", q.RunId); }
-        if (q.Runs == RunSelection.Latest) sql.Append(LatestRunSql);
-        sql.Append(" ORDER BY cluster, scheduler, length(job_id), job_id, start_time, node, run_id LIMIT @limit;");
-        Add(cmd, "limit", (long)q.Limit);
-        cmd.CommandText = sql.ToString();
-
-        var rows = new List<JobRecord>();
-        using (var rd = cmd.ExecuteReader())
+        if (q.Since is not null || q.Until is not null)
         {
-            while (rd.Read())
-            {
-                var r = new JobRecord(
-                    Str(rd, "cluster"), Str(rd, "scheduler"), Str(rd, "job_id"), Str(rd, "node"), Str(rd, "user"), (int)Lng(rd, "uid"),
-                    JobRecord.ParseTime(Str(rd, "start_time")), JobRecord.ParseTime(Str(rd, "end_time")), Dbl(rd, "elapsed_s"),
-                    ReadEnergies(rd), Dbl(rd, "ave_power_w"), Dbl(rd, "max_power_w"),
-                    Dbl(rd, "frequency_hz"), Str(rd, "frequency"), Str(rd, "interfaces"), Lng(rd, "estimated") != 0, Str(rd, "estimate_model"),
-                    Str(rd, "perimeter"), Str(rd, "attribution_mode"), (int)Lng(rd, "storage_period_ms"),
-                    Lng(rd, "sample_count"), Lng(rd, "wrap_ambiguous"), Lng(rd, "read_errors"),
-                    Dbl(rd, "node_energy_j"), Dbl(rd, "unattributed_energy_j"), Dbl(rd, "other_jobs_energy_j"),
-                    Str(rd, "status"), Str(rd, "reason"), Str(rd, "parquet_path"), Str(rd, "tool_version"), [])
-                {
-                    RunId = Str(rd, "run_id"),
-                    Uncertainty = ReadUncertainty(rd),
-                    Carbon = new FacilityCarbon(NDbl(rd, "facility_energy_j"), NDbl(rd, "facility_energy_u_j"), NDbl(rd, "co2e_g"), NDbl(rd, "co2e_u_g"),
-                        Str(rd, "carbon_basis"), Str(rd, "carbon_note")),
-                };
-                rows.Add(r);
-            }
+            sql.Append(" AND ((end_time >= @since AND start_time <= @until) OR (end_time = '' AND updated_at >= @since AND updated_at <= @until))");
+            Add(cmd, "since", JobRecord.FormatTime(q.Since ?? DateTime.UnixEpoch));
+            Add(cmd, "until", JobRecord.FormatTime(q.Until ?? new DateTime(9999, 1, 1, 0, 0, 0, DateTimeKind.Utc)));
         }
-        return rows.Select(r => r with { Steps = ReadSteps(r) }).ToList();
+        if (q.Nodes is { Count: > 0 })
+        {
+            sql.Append(" AND EXISTS (SELECT 1 FROM jobs o WHERE o.cluster = jobs.cluster AND o.scheduler = jobs.scheduler AND o.job_id = jobs.job_id");
+            In(sql, cmd, "o.node", "n", q.Nodes);
+            sql.Append(')');
+        }
+        if (q.Runs == RunSelection.Latest) sql.Append(LatestRunSql);
+        sql.Append(" ORDER BY cluster, scheduler, length(job_id), job_id, start_time, node, run_id");
+        if (q.Limit is { } limit) { sql.Append(" LIMIT @limit"); Add(cmd, "limit", (long)limit); }
+        cmd.CommandText = sql.Append(';').ToString();
+
+        using var steps = q.WithSteps ? StepsCommand() : null;
+        using var rd = cmd.ExecuteReader();
+        var o = new Ordinals(rd);
+        while (rd.Read())
+        {
+            var r = new JobRecord(
+                o.Str(rd, o.Cluster), o.Str(rd, o.Scheduler), o.Str(rd, o.JobId), o.Str(rd, o.Node), o.Str(rd, o.User), (int)o.Lng(rd, o.Uid),
+                JobRecord.ParseTime(o.Str(rd, o.Start)), JobRecord.ParseTime(o.Str(rd, o.End)), o.Dbl(rd, o.Elapsed),
+                o.Energies(rd), o.Dbl(rd, o.Ave), o.Dbl(rd, o.Max),
+                o.Dbl(rd, o.Hz), o.Str(rd, o.Freq), o.Str(rd, o.Ifaces), o.Lng(rd, o.Est) != 0, o.Str(rd, o.Model),
+                o.Str(rd, o.Perimeter), o.Str(rd, o.Attr), (int)o.Lng(rd, o.Period),
+                o.Lng(rd, o.Samples), o.Lng(rd, o.Wrap), o.Lng(rd, o.ReadErr),
+                o.Dbl(rd, o.NodeJ), o.Dbl(rd, o.Unattr), o.Dbl(rd, o.Other),
+                o.Str(rd, o.Status), o.Str(rd, o.Reason), o.Str(rd, o.Parquet), o.Str(rd, o.Version), [])
+            {
+                RunId = o.Str(rd, o.RunId),
+                Uncertainty = ReadUncertainty(rd),
+                Carbon = new FacilityCarbon(NDbl(rd, "facility_energy_j"), NDbl(rd, "facility_energy_u_j"), NDbl(rd, "co2e_g"), NDbl(rd, "co2e_u_g"),
+                    Str(rd, "carbon_basis"), Str(rd, "carbon_note")),
+            };
+            yield return steps is null ? r : r with { Steps = ReadSteps(steps, r) };
+        }
     }
 
-    private List<StepRecord> ReadSteps(JobRecord r)
+    private static void In(StringBuilder sql, DbCommand cmd, string column, string prefix, IReadOnlyList<string>? values)
     {
-        using var cmd = _con.CreateCommand();
+        if (values is not { Count: > 0 }) return;
+        sql.Append(" AND ").Append(column).Append(" IN (");
+        for (int i = 0; i < values.Count; i++)
+        {
+            sql.Append(i == 0 ? "@" : ",@").Append(prefix).Append(i);
+            Add(cmd, prefix + i, values[i]);
+        }
+        sql.Append(')');
+    }
+
+    /// <summary>One statement re-run for each row (a primary-key lookup), not one new command per row.</summary>
+    private DbCommand StepsCommand()
+    {
+        var cmd = _con.CreateCommand();
         cmd.CommandText = "SELECT * FROM steps WHERE cluster=@c AND scheduler=@s AND job_id=@j AND node=@n AND run_id=@r;";
-        Key(cmd, r);
+        foreach (var name in new[] { "c", "s", "j", "n", "r" }) Add(cmd, name, "");
+        cmd.Prepare();
+        return cmd;
+    }
+
+    private static List<StepRecord> ReadSteps(DbCommand cmd, JobRecord r)
+    {
+        cmd.Parameters["c"].Value = r.Cluster;
+        cmd.Parameters["s"].Value = r.Scheduler;
+        cmd.Parameters["j"].Value = r.JobId;
+        cmd.Parameters["n"].Value = r.Node;
+        cmd.Parameters["r"].Value = r.RunId;
         var steps = new List<StepRecord>();
         using var rd = cmd.ExecuteReader();
         while (rd.Read())
@@ -327,6 +369,27 @@ public sealed class AccountingDb : IDisposable
             });
         steps.Sort((a, b) => StepOrder.Compare(a.StepId, b.StepId));
         return steps;
+    }
+
+    /// <summary>Column positions of the jobs table, looked up once per query rather than once per value.</summary>
+    private sealed class Ordinals(DbDataReader rd)
+    {
+        public readonly int Cluster = rd.GetOrdinal("cluster"), Scheduler = rd.GetOrdinal("scheduler"), JobId = rd.GetOrdinal("job_id"),
+            Node = rd.GetOrdinal("node"), User = rd.GetOrdinal("user"), Uid = rd.GetOrdinal("uid"), Start = rd.GetOrdinal("start_time"),
+            End = rd.GetOrdinal("end_time"), Elapsed = rd.GetOrdinal("elapsed_s"), Ave = rd.GetOrdinal("ave_power_w"), Max = rd.GetOrdinal("max_power_w"),
+            Hz = rd.GetOrdinal("frequency_hz"), Freq = rd.GetOrdinal("frequency"), Ifaces = rd.GetOrdinal("interfaces"), Est = rd.GetOrdinal("estimated"),
+            Model = rd.GetOrdinal("estimate_model"), Perimeter = rd.GetOrdinal("perimeter"), Attr = rd.GetOrdinal("attribution_mode"),
+            Period = rd.GetOrdinal("storage_period_ms"), Samples = rd.GetOrdinal("sample_count"), Wrap = rd.GetOrdinal("wrap_ambiguous"),
+            ReadErr = rd.GetOrdinal("read_errors"), NodeJ = rd.GetOrdinal("node_energy_j"), Unattr = rd.GetOrdinal("unattributed_energy_j"),
+            Other = rd.GetOrdinal("other_jobs_energy_j"), Status = rd.GetOrdinal("status"), Reason = rd.GetOrdinal("reason"),
+            Parquet = rd.GetOrdinal("parquet_path"), Version = rd.GetOrdinal("tool_version"), RunId = rd.GetOrdinal("run_id"),
+            Pkg = rd.GetOrdinal("energy_package_j"), Core = rd.GetOrdinal("energy_core_j"), Uncore = rd.GetOrdinal("energy_uncore_j"),
+            Dram = rd.GetOrdinal("energy_dram_j"), Psys = rd.GetOrdinal("energy_psys_j"), Gpu = rd.GetOrdinal("energy_gpu_j");
+
+        public string Str(DbDataReader r, int i) => r.IsDBNull(i) ? "" : r.GetString(i);
+        public double Dbl(DbDataReader r, int i) => r.IsDBNull(i) ? 0 : r.GetDouble(i);
+        public long Lng(DbDataReader r, int i) => r.IsDBNull(i) ? 0 : r.GetInt64(i);
+        public DomainEnergies Energies(DbDataReader r) => new(Dbl(r, Pkg), Dbl(r, Core), Dbl(r, Uncore), Dbl(r, Dram), Dbl(r, Psys), Dbl(r, Gpu));
     }
 
     private static DomainEnergies ReadEnergies(DbDataReader rd) => new(

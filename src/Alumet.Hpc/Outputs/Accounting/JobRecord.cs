@@ -109,7 +109,24 @@ public sealed record JobRecord(
     internal static string FormatTime(DateTime? t) =>
         t is { } v ? DateTime.SpecifyKind(v, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture) : "";
 
-    internal static DateTime? ParseTime(string? s) =>
-        string.IsNullOrEmpty(s) ? null
-            : DateTime.ParseExact(s, "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal);
+    /// <summary>
+    /// Reads a stored time of any precision (seconds to nanoseconds), with 'T' or ' ', and 'Z', an offset or nothing
+    /// (UTC): rows written by other versions or by hand. Digits beyond .NET's 100 ns are dropped; an unreadable value is
+    /// null ("unknown"), never an exception that would stop a report.
+    /// </summary>
+    internal static DateTime? ParseTime(string? s)
+    {
+        if (string.IsNullOrEmpty(s)) return null;
+        if (DateTime.TryParseExact(s, "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture, Utc, out var t)) return t; // our own format
+        int dot = s.IndexOf('.');
+        if (dot > 0)
+        {
+            int end = dot + 1;
+            while (end < s.Length && char.IsAsciiDigit(s[end])) end++;
+            if (end - dot - 1 > 7) s = s[..(dot + 8)] + s[end..];
+        }
+        return DateTime.TryParse(s, CultureInfo.InvariantCulture, Utc, out t) ? t : null;
+    }
+
+    private const DateTimeStyles Utc = DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal;
 }

@@ -105,7 +105,13 @@ internal static class Schema
         {{Indexes}}
         """, Postgres: PostgresV2),
 
-        // v3: the uncertainty of every total (docs/uncertainty.md), facility energy and CO2e (docs/carbon.md).
+        // v3: the report's time window (sacct -S/-E and its default "since 00:00 today"), for everyone and for one uid.
+        new("""
+        CREATE INDEX jobs_by_end ON jobs(end_time);
+        CREATE INDEX jobs_by_uid_end ON jobs(uid, end_time);
+        """),
+
+        // v4: the uncertainty of every total (docs/uncertainty.md), facility energy and CO2e (docs/carbon.md).
         // energy_u_k = 0 marks rows written before: their uncertainty is unknown, not zero. Components are kept by
         // kind so that nodes combine correctly (systematic linearly, random in quadrature).
         new(QualityColumns("REAL"), Postgres: QualityColumns("DOUBLE PRECISION")),

@@ -33,6 +33,17 @@ public class PowercapDiscoveryTests
     }
 
     [Fact]
+    public void MultiDieSubzonesTakeTheirParentsIdAsMsrAndPerfDo()
+    {
+        // Cascade Lake-AP: one zone per die, named package-P-die-D; the old rule gave the subzones the zone index ("1").
+        using var tree = new PowercapTree()
+            .Zone("intel-rapl:0", "package-0-die-0", 1000).Zone("intel-rapl:0:0", "dram", 1000)
+            .Zone("intel-rapl:1", "package-0-die-1", 1000).Zone("intel-rapl:1:0", "dram", 1000);
+        Assert.Equal(["cpu_package:0-die-0", "dram:0-die-0", "cpu_package:0-die-1", "dram:0-die-1"],
+            PowercapDiscovery.Discover(tree.Root).Zones.Select(z => z.Resource.ToString()));
+    }
+
+    [Fact]
     public void DisabledAndBrokenZonesAreReportedNotUsed()
     {
         using var tree = new PowercapTree()
