@@ -37,19 +37,22 @@ public sealed record DomainEnergies(double PackageJ, double CoreJ, double Uncore
 /// </summary>
 /// <param name="StartNs">Start of the first stored interval (WallNs - IntervalNs of the earliest record), Unix ns; 0 when there is no record.</param>
 /// <param name="EndNs">End of the last stored interval, Unix ns.</param>
-/// <param name="MaxPowerW">Highest power over one stored timestamp: Σ over the counted domains of energy/interval.
-/// Its window is the stored interval (storage_period_ms, or one read when raw): a raw 1 kHz spool gives a 1 ms
-/// peak, which RAPL's ~1 ms update granularity makes noisy; a 1 s storage period gives a 1 s peak.</param>
+/// <param name="MaxPowerW">Highest power of the counted domains over windows of consecutive stored intervals at least
+/// max(storage_period_ms, attribution_period_ms) long (a short last interval joins the window before it): a few-ms
+/// final interval that caught an NVML counter step, or one 1 ms RAPL read, never makes the peak.</param>
 /// <param name="Samples">Number of spool records of this consumer.</param>
 /// <param name="WrapAmbiguous">Records flagged <see cref="SpoolFlags.WrapAmbiguous"/>: the energy is a lower bound.</param>
 /// <param name="ReadErrors">Records flagged <see cref="SpoolFlags.ReadError"/>.</param>
 /// <param name="Implausible">Records flagged <see cref="SpoolFlags.Implausible"/>: a reading was rejected (reset or impossible jump), its interval is missing.</param>
+/// <param name="MeasuredNs">Time covered by the stored intervals on the monotonic clock (the longest series' sum of
+/// interval lengths): a wall-clock step (NTP, an admin's date) changes the timestamps, never this.</param>
 public sealed record ConsumerSummary(
     string Consumer, DomainEnergies Energy, long StartNs, long EndNs, double MaxPowerW, long Samples, long WrapAmbiguous, long ReadErrors,
-    long Implausible = 0)
+    long Implausible = 0, long MeasuredNs = 0)
 {
     public double TotalEnergyJ => Energy.TotalJ;
-    public double ElapsedS => EndNs > StartNs ? (EndNs - StartNs) / 1e9 : 0;
+    /// <summary>Seconds measured, monotonic clock (<see cref="MeasuredNs"/>).</summary>
+    public double ElapsedS => MeasuredNs / 1e9;
     public double AvePowerW => ElapsedS > 0 ? TotalEnergyJ / ElapsedS : 0;
     public DateTime Start => Clock.FromWallNs(StartNs);
     public DateTime End => Clock.FromWallNs(EndNs);
@@ -113,7 +116,7 @@ public sealed record JobSummary(
     public static JobSummary FromSpool(string spoolDirectory, SummaryOptions? options = null) =>
         FromSpool(SpoolWriter.ReadMeta(spoolDirectory), SpoolReader.ReadChunks(spoolDirectory), options);
 
-    public static JobSummary FromSpool(SpoolMeta meta, IEnumerable<SpoolRecord[]> chunks, SummaryOptions? options = null)
+    public static JobSummary FromSpool(SpoolMeta meta, IEnumerable<ReadOnlyMemory<SpoolRecord>> chunks, SummaryOptions? options = null)
     {
         options ??= SummaryOptions.Default;
         string jobConsumer = JobConsumer(meta.JobId);
@@ -138,8 +141,10 @@ public sealed record JobSummary(
             };
         }
 
+        // Peak-power windows: at least the storage period, and the attribution period the shares are stored at.
+        long windowNs = Math.Max(meta.StoragePeriodMs, meta.AttributionPeriodMs) * 1_000_000L;
         var acc = new ConsumerAccumulator[4 + stepIds.Count];
-        for (int i = 0; i < acc.Length; i++) acc[i] = new ConsumerAccumulator(meta.Series.Count);
+        for (int i = 0; i < acc.Length; i++) acc[i] = new ConsumerAccumulator(meta.Series.Count, windowNs);
         var unc = new UncertaintyAccumulator[acc.Length];
         for (int i = 0; i < unc.Length; i++) unc[i] = new UncertaintyAccumulator(meta, options.Uncertainty.MaxPowerW);
         var carbon = new CarbonAccumulator(options.Carbon);
@@ -151,7 +156,7 @@ public sealed record JobSummary(
 
         foreach (var chunk in chunks)
         {
-            foreach (ref readonly var r in chunk.AsSpan())
+            foreach (ref readonly var r in chunk.Span)
             {
                 if ((uint)r.Series >= (uint)slotOfSeries.Length) continue; // corrupt index: never crash a summary
                 int slot = slotOfSeries[r.Series];
@@ -206,17 +211,19 @@ public sealed record JobSummary(
         return stepIds.Count - 1;
     }
 
-    private sealed class ConsumerAccumulator(int seriesCount)
+    private sealed class ConsumerAccumulator(int seriesCount, long windowNs)
     {
-        // Per series raw sums (long: 9.2e18 µJ = 9.2 TJ, far beyond any job).
+        // Per series raw sums (long: 9.2e18 µJ = 9.2 TJ, far beyond any job) and monotonic time covered.
         private readonly long[] _raw = new long[seriesCount];
+        private readonly long[] _intervalNs = new long[seriesCount];
         private long _start = long.MaxValue, _end = long.MinValue;
         private long _samples, _wrap, _readErrors, _implausible;
-        private readonly PeakPower _peak = new();
+        private readonly PeakPower _peak = new(windowNs);
 
         public void Add(in SpoolRecord r, double countedJoules)
         {
             _raw[r.Series] += r.Value;
+            _intervalNs[r.Series] += r.IntervalNs;
             _samples++;
             if ((r.Flags & SpoolFlags.WrapAmbiguous) != 0) _wrap++;
             if ((r.Flags & SpoolFlags.ReadError) != 0) _readErrors++;
@@ -224,7 +231,7 @@ public sealed record JobSummary(
             long start = r.WallNs - r.IntervalNs;
             if (start < _start) _start = start;
             if (r.WallNs > _end) _end = r.WallNs;
-            if (r.IntervalNs > 0 && countedJoules != 0) _peak.Add(r.WallNs, countedJoules / (r.IntervalNs / 1e9));
+            _peak.Add(r.WallNs, r.IntervalNs, countedJoules);
         }
 
         public ConsumerSummary Finish(string consumer, SpoolMeta meta, ResourceKind[] kinds, long fallbackStart)
@@ -234,43 +241,65 @@ public sealed record JobSummary(
                 if (_raw[i] != 0) byKind[(int)kinds[i]] += _raw[i] * meta.Series[i].JoulesPerUnit;
             bool any = _samples > 0;
             return new ConsumerSummary(consumer, DomainEnergies.FromArray(byKind),
-                any ? _start : fallbackStart, any ? _end : fallbackStart, _peak.Finish(), _samples, _wrap, _readErrors, _implausible);
+                any ? _start : fallbackStart, any ? _end : fallbackStart, _peak.Finish(), _samples, _wrap, _readErrors, _implausible,
+                _intervalNs.Length == 0 ? 0 : _intervalNs.Max());
         }
     }
 
     /// <summary>
-    /// Max over timestamps of Σ power of the records stored at that timestamp. Records of one timestamp arrive
-    /// close together in the spool (one tick or one storage period), so only a small window of recent
-    /// timestamps is kept: memory stays bounded on a multi-day 1 kHz spool.
+    /// Peak power over windows of consecutive stored timestamps. All series of a consumer are stored at the same
+    /// timestamps (one storage or attribution period); each timestamp's energy (Σ over the counted domains) and
+    /// interval form a step, and steps join a window until it is at least <c>windowNs</c> long. A last window
+    /// shorter than that joins the one before it, so a few-ms final interval is averaged over a whole window.
+    /// Records of one timestamp arrive close together in the spool, so only a small set of recent timestamps is
+    /// kept open: memory stays bounded on a multi-day 1 kHz spool.
     /// </summary>
-    private sealed class PeakPower
+    private sealed class PeakPower(long windowNs)
     {
-        private const int Window = 4096;
-        private readonly Dictionary<long, double> _open = new();
+        private const int OpenLimit = 4096;
+        private readonly SortedDictionary<long, (double Joules, long IntervalNs)> _open = new();
         private double _max;
+        private double _windowJ, _prevJ;
+        private long _windowNs, _prevNs;
 
-        public void Add(long wallNs, double watts)
+        public void Add(long wallNs, long intervalNs, double joules)
         {
-            ref double w = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_open, wallNs, out _);
-            w += watts;
-            if (_open.Count > 2 * Window) CloseOldest();
+            _open[wallNs] = _open.TryGetValue(wallNs, out var t) ? (t.Joules + joules, Math.Max(t.IntervalNs, intervalNs)) : (joules, intervalNs);
+            if (_open.Count > 2 * OpenLimit) CloseOldest(_open.Count - OpenLimit);
         }
 
-        /// <summary>Closes the older half of the open timestamps (amortized O(1) per record).</summary>
-        private void CloseOldest()
+        private void CloseOldest(int count)
         {
-            var keys = _open.Keys.ToArray();
-            Array.Sort(keys);
-            for (int i = 0; i < keys.Length - Window; i++)
+            var keys = _open.Keys.Take(count).ToArray();
+            foreach (long k in keys)
             {
-                if (_open.Remove(keys[i], out double v) && v > _max) _max = v;
+                var (j, ns) = _open[k];
+                _open.Remove(k);
+                Step(j, ns);
             }
+        }
+
+        private void Step(double joules, long intervalNs)
+        {
+            _windowJ += joules;
+            _windowNs += intervalNs;
+            if (_windowNs < windowNs || _windowNs <= 0) return;
+            CloseWindow();
+        }
+
+        private void CloseWindow()
+        {
+            if (_prevNs > 0) _max = Math.Max(_max, _prevJ / (_prevNs / 1e9));
+            (_prevJ, _prevNs) = (_windowJ, _windowNs);
+            (_windowJ, _windowNs) = (0, 0);
         }
 
         public double Finish()
         {
-            foreach (var v in _open.Values) if (v > _max) _max = v;
-            _open.Clear();
+            CloseOldest(_open.Count);
+            // The short remainder joins the last full window; alone (a job shorter than one window) it is the window.
+            (_prevJ, _prevNs) = (_prevJ + _windowJ, _prevNs + _windowNs);
+            if (_prevNs > 0) _max = Math.Max(_max, _prevJ / (_prevNs / 1e9));
             return _max;
         }
     }

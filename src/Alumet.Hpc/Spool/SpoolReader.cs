@@ -2,35 +2,49 @@ using System.Runtime.InteropServices;
 
 namespace Alumet.Hpc.Spool;
 
-/// <summary>Streams the records of a spool in bounded chunks; a torn trailing record is ignored.</summary>
+/// <summary>
+/// The one reader of spool files: streams the records in bounded chunks through one reused buffer, so reading a
+/// multi-GB raw spool (summary, Parquet export) allocates nothing per chunk and keeps memory flat. A torn trailing
+/// record (crash mid-write) is ignored.
+/// </summary>
 public static class SpoolReader
 {
-    public static IEnumerable<SpoolRecord[]> ReadChunks(string directory, int chunkRecords = 64 * 1024)
+    /// <summary>
+    /// The records of <paramref name="directory"/>'s spool, <paramref name="chunkRecords"/> at a time. Each chunk is
+    /// a view of a reused buffer: valid until the enumeration moves on (copy what must outlive it).
+    /// </summary>
+    public static IEnumerable<ReadOnlyMemory<SpoolRecord>> ReadChunks(string directory, int chunkRecords = 64 * 1024)
     {
         string path = Path.Combine(directory, SpoolWriter.RecordsFile);
         if (!File.Exists(path)) yield break;
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16);
-        var bytes = new byte[chunkRecords * SpoolRecord.Size];
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
+        var buffer = new SpoolRecord[chunkRecords];
         while (true)
         {
-            int filled = 0;
-            while (filled < bytes.Length)
-            {
-                int n = fs.Read(bytes, filled, bytes.Length - filled);
-                if (n == 0) break;
-                filled += n;
-            }
+            int filled = Fill(fs, MemoryMarshal.AsBytes(buffer.AsSpan()));
             int count = filled / SpoolRecord.Size;
-            if (count == 0) yield break;
-            yield return MemoryMarshal.Cast<byte, SpoolRecord>(bytes.AsSpan(0, count * SpoolRecord.Size)).ToArray();
-            if (filled < bytes.Length) yield break;
+            if (count > 0) yield return new ReadOnlyMemory<SpoolRecord>(buffer, 0, count);
+            if (filled < buffer.Length * SpoolRecord.Size) yield break;
         }
     }
 
+    private static int Fill(FileStream fs, Span<byte> dest)
+    {
+        int filled = 0;
+        while (filled < dest.Length)
+        {
+            int n = fs.Read(dest[filled..]);
+            if (n == 0) break;
+            filled += n;
+        }
+        return filled;
+    }
+
+    /// <summary>Every record, one at a time (tests, small spools).</summary>
     public static IEnumerable<SpoolRecord> ReadAll(string directory)
     {
         foreach (var chunk in ReadChunks(directory))
-            foreach (var r in chunk)
-                yield return r;
+            for (int i = 0; i < chunk.Length; i++)
+                yield return chunk.Span[i];
     }
 }

@@ -39,10 +39,31 @@ public sealed class TestInstallation : TempTree
         Config = ConfigLoader.LoadFile(ConfigPath);
     }
 
+    /// <summary>
+    /// Ends every process still running with this installation's config (a detached sampler that a failed assertion
+    /// never stopped): left alone it samples at 1 kHz and SCHED_FIFO until its maximum lifetime and slows every later
+    /// test on the machine.
+    /// </summary>
     public override void Dispose()
     {
+        KillProcessesUsing(ConfigPath);
         Powercap.Dispose();
         base.Dispose();
+    }
+
+    private static void KillProcessesUsing(string configPath)
+    {
+        foreach (string dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == Environment.ProcessId) continue;
+            string cmdline;
+            try { cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")); }
+            catch (IOException) { continue; }
+            catch (UnauthorizedAccessException) { continue; }
+            if (!cmdline.Split('\0').Contains(configPath)) continue;
+            try { System.Diagnostics.Process.GetProcessById(pid).Kill(); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception) { }
+        }
     }
 
     /// <summary>The native binary from `make publish` (ALUMET_HPC_BIN), else the apphost of the last build.</summary>

@@ -130,7 +130,66 @@ public sealed class JobSummaryTests
         }
         TestSpools.Write(tmp.Path, meta, recs);
         var s = JobSummary.FromSpool(tmp.Path);
-        Assert.Equal(910.0, s.Job.MaxPowerW, 6);
+        // 1 s windows (attribution_period_ms): the one with the 1 ms spike holds 999 × 110 mJ + 910 mJ. Per read (1 ms)
+        // it would read 910 W: RAPL's ~1 ms update aliases with 1 kHz reads, so a per-read peak is noise.
+        Assert.Equal(110.8, s.Job.MaxPowerW, 9);
         Assert.Equal((9_999 * 100_000L + 900_000 + 10_000 * 10_000L) * 1e-6, s.Job.TotalEnergyJ, 9);
+        Assert.Equal(10.0, s.Job.ElapsedS, 12);
+    }
+
+    [Fact]
+    public void AShortFinalIntervalJoinsTheWindowBeforeItInsteadOfMakingThePeak()
+    {
+        // 1 s storage, a GPU at 300 W; the sampler stops 5 ms into a period and that last read caught one 100 ms
+        // NVML counter step (30 J): 30 J / 5 ms read as 6 kW, 20x the real peak.
+        using var tmp = new TempDir();
+        var meta = TestSpools.Meta("21");
+        meta.StoragePeriodMs = 1000;
+        meta.Series.Add(TestSpools.S("job:21", "gpu", "0000:3b:00.0", "nvml-energy-counter", 1e-3));
+        TestSpools.Write(tmp.Path, meta,
+        [
+            TestSpools.R(TestSpools.T0 + 1 * Sec, Sec, 300_000, 0),
+            TestSpools.R(TestSpools.T0 + 2 * Sec, Sec, 300_000, 0),
+            TestSpools.R(TestSpools.T0 + 3 * Sec, Sec, 300_000, 0),
+            TestSpools.R(TestSpools.T0 + 3 * Sec + 5_000_000, 5_000_000, 30_000, 0),
+        ]);
+        var s = JobSummary.FromSpool(tmp.Path);
+        Assert.Equal(330.0 / 1.005, s.Job.MaxPowerW, 9);
+        Assert.Equal(930.0 / 3.005, s.Job.AvePowerW, 9);
+    }
+
+    [Fact]
+    public void AJobShorterThanOneWindowHasItsAveragePowerAsPeak()
+    {
+        using var tmp = new TempDir();
+        var meta = TestSpools.Meta("22");
+        meta.StoragePeriodMs = 1000;
+        meta.Series.Add(TestSpools.S("job:22", "cpu_package", "0"));
+        TestSpools.Write(tmp.Path, meta, [TestSpools.R(TestSpools.T0 + 200_000_000, 200_000_000, 4_000_000, 0), TestSpools.R(TestSpools.T0 + 250_000_000, 50_000_000, 6_000_000, 0)]);
+        var s = JobSummary.FromSpool(tmp.Path);
+        Assert.Equal(40.0, s.Job.MaxPowerW, 9); // 10 J over 250 ms, not 6 J / 50 ms = 120 W
+        Assert.Equal(40.0, s.Job.AvePowerW, 9);
+    }
+
+    [Fact]
+    public void ElapsedAndAveragePowerUseTheMonotonicClockNotTheWallClock()
+    {
+        // Three 1 s intervals; NTP steps the wall clock 1 h forward before the third one is stored.
+        using var tmp = new TempDir();
+        var meta = TestSpools.Meta("23");
+        meta.StoragePeriodMs = 1000;
+        meta.Series.Add(TestSpools.S("job:23", "cpu_package", "0"));
+        meta.Series.Add(TestSpools.S("job:23", "dram", "0"));
+        TestSpools.Write(tmp.Path, meta,
+        [
+            TestSpools.R(TestSpools.T0 + 1 * Sec, Sec, 100_000_000, 0), TestSpools.R(TestSpools.T0 + 1 * Sec, Sec, 20_000_000, 1),
+            TestSpools.R(TestSpools.T0 + 2 * Sec, Sec, 100_000_000, 0), TestSpools.R(TestSpools.T0 + 2 * Sec, Sec, 20_000_000, 1),
+            TestSpools.R(TestSpools.T0 + 3603 * Sec, Sec, 100_000_000, 0), TestSpools.R(TestSpools.T0 + 3603 * Sec, Sec, 20_000_000, 1),
+        ]);
+        var s = JobSummary.FromSpool(tmp.Path);
+        Assert.Equal(3.0, s.Job.ElapsedS);
+        Assert.Equal(120.0, s.Job.AvePowerW, 9);
+        Assert.Equal(120.0, s.Job.MaxPowerW, 9);
+        Assert.Equal(TestSpools.T0 + 3603 * Sec, s.Job.EndNs); // timestamps stay wall-clock
     }
 }

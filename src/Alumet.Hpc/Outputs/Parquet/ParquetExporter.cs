@@ -112,43 +112,11 @@ public static class ParquetExporter
     {
         var meta = SpoolWriter.ReadMeta(spoolDirectory);
         options ??= new ParquetExportOptions();
-        return await ExportCoreAsync(meta, ReusedChunks(spoolDirectory, options.RowGroupRows), path, options, ct).ConfigureAwait(false);
+        return await ExportCoreAsync(meta, SpoolReader.ReadChunks(spoolDirectory, options.RowGroupRows), path, options, ct).ConfigureAwait(false);
     }
 
     public static Task<ParquetExportResult> ExportAsync(SpoolMeta meta, IEnumerable<SpoolRecord[]> chunks, string path, ParquetExportOptions? options = null, CancellationToken ct = default) =>
         ExportCoreAsync(meta, chunks.Select(c => (ReadOnlyMemory<SpoolRecord>)c), path, options, ct);
-
-    /// <summary>
-    /// Reads spool.bin into one reused buffer (each chunk is consumed before the next read): the export then
-    /// allocates nothing per row group on our side, which keeps the process RSS flat on long raw spools.
-    /// A torn trailing record (crash mid-write) is ignored, as in <see cref="SpoolReader"/>.
-    /// </summary>
-    private static IEnumerable<ReadOnlyMemory<SpoolRecord>> ReusedChunks(string directory, int chunkRecords)
-    {
-        string file = Path.Combine(directory, SpoolWriter.RecordsFile);
-        if (!File.Exists(file)) yield break;
-        using var fs = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
-        var buffer = new SpoolRecord[chunkRecords];
-        while (true)
-        {
-            int filled = Fill(fs, System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan()));
-            int count = filled / SpoolRecord.Size;
-            if (count > 0) yield return new ReadOnlyMemory<SpoolRecord>(buffer, 0, count);
-            if (filled < buffer.Length * SpoolRecord.Size) yield break;
-        }
-
-        static int Fill(FileStream fs, Span<byte> dest)
-        {
-            int filled = 0;
-            while (filled < dest.Length)
-            {
-                int n = fs.Read(dest[filled..]);
-                if (n == 0) break;
-                filled += n;
-            }
-            return filled;
-        }
-    }
 
     private static async Task<ParquetExportResult> ExportCoreAsync(SpoolMeta meta, IEnumerable<ReadOnlyMemory<SpoolRecord>> chunks, string path, ParquetExportOptions? options, CancellationToken ct)
     {
