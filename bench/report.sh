@@ -61,12 +61,12 @@ gen_s=$(( ($(date +%s%N) - gen_start) / 1000000 ))
 DB_MB=$(( $(stat -c %s "$DB") / 1048576 ))
 
 REPORT=("$BIN" report --db "$DB" --utc)
-# median wall ms and max RSS (kB) of RUNS runs of a command, output to /dev/null
+# median wall ms and max RSS (kB) of RUNS runs of a command; the last run's output stays in $WORK/out
 measure() {
     local ms=() rss=() i t0 t1 r
     for ((i = 0; i < RUNS; i++)); do
         t0=$(date +%s%N)
-        /usr/bin/time -f %M -o "$WORK/rss" "$@" >/dev/null 2>"$WORK/err" || die "failed: $* ($(head -c 300 "$WORK/err"))"
+        /usr/bin/time -f %M -o "$WORK/rss" "$@" >"$WORK/out" 2>"$WORK/err" || die "failed: $* ($(head -c 300 "$WORK/err"))"
         t1=$(date +%s%N)
         ms+=($(( (t1 - t0) / 1000 )))
         rss+=($(cat "$WORK/rss"))
@@ -74,21 +74,20 @@ measure() {
     r=$(printf '%s\n' "${ms[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
     echo "$(awk -v u="$r" 'BEGIN { printf "%.1f", u / 1000 }') $(printf '%s\n' "${rss[@]}" | sort -n | tail -1)"
 }
-lines() { "$@" 2>/dev/null | wc -l; }
 
 MID=$(( ROWS / 2 ))
 USER_OF_MID=u$(( MID % 1000 ))
 read -r JOB_MS JOB_RSS < <(measure "${REPORT[@]}" -j "$MID")
 read -r JOBC_MS _ < <(measure sqlite3 "$DB" "SELECT * FROM jobs WHERE job_id = '$MID'; SELECT * FROM steps WHERE job_id = '$MID';")
 MONTH=(-u "$USER_OF_MID" -S 2026-06-01 -E 2026-06-30T23:59:59)
-read -r MONTH_MS MONTH_RSS < <(measure "${REPORT[@]}" "${MONTH[@]}" -P)
-MONTH_ROWS=$(lines "${REPORT[@]}" "${MONTH[@]}" -P -n -X)
+read -r MONTH_MS MONTH_RSS < <(measure "${REPORT[@]}" "${MONTH[@]}" -P -n -X)
+MONTH_ROWS=$(wc -l < "$WORK/out")
 read -r MONTHC_MS _ < <(measure sqlite3 "$DB" "SELECT * FROM jobs WHERE user = '$USER_OF_MID' AND end_time >= '2026-06-01' AND start_time <= '2026-06-30T23:59:59' ORDER BY length(job_id), job_id;")
 # Constant memory: peak RSS of a listing of a tenth of the rows and of all of them (one run each: the full one takes a while).
 RUNS=1
 read -r TENTH_MS TENTH_RSS < <(measure "${REPORT[@]}" -a -S 2026-01-01 -E 2026-02-06 -P -n)
 read -r FULL_MS FULL_RSS < <(measure "${REPORT[@]}" -a -S 2026-01-01 -P -n)
-FULL_LINES=$(lines "${REPORT[@]}" -a -S 2026-01-01 -P -n)
+FULL_LINES=$(wc -l < "$WORK/out")
 read -r FULLC_MS FULLC_RSS < <(measure sqlite3 "$DB" "SELECT * FROM jobs ORDER BY cluster, scheduler, length(job_id), job_id, start_time, node, run_id;")
 
 ok() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b) ? "yes" : "MISSED" }'; }

@@ -173,7 +173,15 @@ public static partial class ReportCommand
             var jobs = ReportBuilder.Stream(acct.Stream(query), req.AllRuns).Where(j => states.Count == 0 || states.Contains(j.Total.Status));
             if (requested.Count == 0)
             {
-                foreach (var j in jobs) output.Job(j, req.AllocationsOnly ? [j.Total] : j.Lines().ToList());
+                long n = 0;
+                foreach (var j in jobs)
+                {
+                    output.Job(j, req.AllocationsOnly ? [j.Total] : j.Lines().ToList());
+                    // Each job's objects are garbage at once, but the GC lets the heap grow to its gen0 budget (sized
+                    // from the CPU cache: 80-90 MB measured here) before collecting; a young collection every 1024 jobs
+                    // keeps a listing of any length near 20 MB (make bench).
+                    if (++n % 1024 == 0) GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+                }
             }
             else
             {
