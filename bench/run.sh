@@ -442,3 +442,6 @@ ALUMET_BENCH_LOCKED=1 bash "$ROOT/bench/rapl-interfaces.sh" "$BIN" | tee "$OUT/r
 
 # ---------------------------------------------------------------- alumet-report on 1 M rows (own script, issue 9)
 ALUMET_BENCH_LOCKED=1 bash "$ROOT/bench/report.sh" "$BIN" | tee "$OUT/report.txt" || die "bench/report.sh failed"
+
+# BMC power reading cost by mechanism (its own script: bench/bmc.sh; skipped without ipmi_sim).
+bash "$(dirname "$0")/bmc.sh" | tee -a "$OUT/latest.txt" || echo "bench: bmc.sh failed" >&2

@@ -19,6 +19,7 @@ public static class AlumetCli
         {
             ExecCommand.Create(),
             SampleCommand.Create(),
+            CalibrateCommand.Create(),
             report,
             Schedulers.Slurm.SlurmCommand.Create(),
             Schedulers.Oar.OarCommand.Create(),

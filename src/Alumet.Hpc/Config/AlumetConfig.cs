@@ -12,6 +12,8 @@ public sealed class AlumetConfig
     public PathsSection Paths { get; set; } = new();
     public ClusterSection Cluster { get; set; } = new();
     public ReportSection Report { get; set; } = new();
+    public BmcSection Bmc { get; set; } = new();
+    public CalibrationSection Calibration { get; set; } = new();
     public UncertaintySection Uncertainty { get; set; } = new();
     public FacilitySection Facility { get; set; } = new();
     public CarbonSection Carbon { get; set; } = new();
@@ -77,6 +79,35 @@ public sealed class SourcesSection
     public string Estimate { get; set; } = "auto";
     /// <summary>"auto" (use when the driver is present), "off".</summary>
     public string Nvml { get; set; } = "auto";
+    /// <summary>Node wall power from the BMC: "auto" (when /dev/ipmi0 exists or [bmc] host is set), "on", "off".</summary>
+    public string Bmc { get; set; } = "auto";
+}
+
+/// <summary>How to reach the node's BMC (IPMI) for its wall power.</summary>
+public sealed class BmcSection
+{
+    /// <summary>"" = in-band through <see cref="Device"/>; else the BMC's LAN address, optionally host:port.</summary>
+    public string Host { get; set; } = "";
+    public string User { get; set; } = "";
+    /// <summary>A root-only file holding the LAN password (never the password in this world-readable file).</summary>
+    public string PasswordFile { get; set; } = "";
+    /// <summary>"auto" (DCMI, else a Watts sensor), "dcmi", "sensor".</summary>
+    public string Interface { get; set; } = "auto";
+    /// <summary>Id string of the power sensor; "" = the first sensor whose unit is Watts.</summary>
+    public string Sensor { get; set; } = "";
+    public double Hz { get; set; } = 1;
+    public int TimeoutMs { get; set; } = 1000;
+    public double StaleAfterS { get; set; } = 5;
+    public int CipherSuite { get; set; } = 3;
+    public string Privilege { get; set; } = "user";
+    public string Device { get; set; } = "/dev/ipmi0";
+    public string FreeipmiLibrary { get; set; } = "libfreeipmi.so.17";
+}
+
+/// <summary>Where `alumet-hpc calibrate` stores each node's wall-power model.</summary>
+public sealed class CalibrationSection
+{
+    public string Dir { get; set; } = "/etc/alumet-hpc/calibration";
 }
 
 public sealed class EstimateSection

@@ -22,7 +22,7 @@ internal sealed record ConfigKey(
 /// </summary>
 internal static class ConfigSchema
 {
-    public static readonly string[] Sections = ["sampler", "sources", "estimate", "paths", "cluster", "report", "uncertainty", "facility", "carbon"];
+    public static readonly string[] Sections = ["sampler", "sources", "estimate", "paths", "cluster", "report", "bmc", "calibration", "uncertainty", "facility", "carbon"];
 
     public static readonly ConfigKey[] Keys =
     [
@@ -71,6 +71,8 @@ internal static class ConfigSchema
             c => OneOf(c.Sources.Estimate, "auto", "on", "off")),
         new("sources", "nvml", ConfigValueKind.String, "use \"auto\" or \"off\"",
             c => OneOf(c.Sources.Nvml, "auto", "off")),
+        new("sources", "bmc", ConfigValueKind.String, "use \"auto\", \"on\" or \"off\"",
+            c => OneOf(c.Sources.Bmc, "auto", "on", "off")),
 
         // [estimate]
         new("estimate", "model", ConfigValueKind.String, "use a short name without control characters, e.g. \"generic-per-core\"",
@@ -119,6 +121,35 @@ internal static class ConfigSchema
         new("report", "admin_groups", ConfigValueKind.StringList, "use an array of group names, e.g. [\"hpcadmin\"]",
             c => UserNames(c.Report.AdminGroups)),
 
+        // [bmc]
+        new("bmc", "host", ConfigValueKind.String, "use \"\" (in-band, /dev/ipmi0) or the BMC's address, e.g. \"10.0.0.5\" or \"10.0.0.5:623\"",
+            c => c.Bmc.Host.Length == 0 ? null : Label(c.Bmc.Host, 255) ?? (c.Bmc.Host.Contains(' ') ? $"{Quote(c.Bmc.Host)} contains a space" : null)),
+        new("bmc", "user", ConfigValueKind.String, "use the BMC user name (at most 16 characters), or \"\" for the anonymous user",
+            c => c.Bmc.User.Length == 0 ? null : Label(c.Bmc.User, 16)),
+        new("bmc", "password_file", ConfigValueKind.String, "use \"\" or an absolute path to a root-only file holding the password",
+            c => c.Bmc.PasswordFile.Length == 0 ? null : Absolute(c.Bmc.PasswordFile)),
+        new("bmc", "interface", ConfigValueKind.String, "use \"auto\" (DCMI, else a Watts sensor), \"dcmi\" or \"sensor\"",
+            c => OneOf(c.Bmc.Interface, "auto", "dcmi", "sensor")),
+        new("bmc", "sensor", ConfigValueKind.String, "use \"\" (the first Watts sensor) or a sensor id string from `ipmi-sensors`",
+            c => c.Bmc.Sensor.Length == 0 ? null : Label(c.Bmc.Sensor, 16)),
+        new("bmc", "hz", ConfigValueKind.Number, "use 0.05..10 (BMCs refresh about once a second)",
+            c => Range(c.Bmc.Hz, 0.05, 10)),
+        new("bmc", "timeout_ms", ConfigValueKind.Integer, "use 100..10000 ms (a request to a BMC that does not answer is abandoned after this)",
+            c => Range(c.Bmc.TimeoutMs, 100, 10_000)),
+        new("bmc", "stale_after_s", ConfigValueKind.Number, "use 1..3600 s (a DCMI timestamp unchanged this long flags the readings)",
+            c => Range(c.Bmc.StaleAfterS, 1, 3600)),
+        new("bmc", "cipher_suite", ConfigValueKind.Integer, "use an IPMI 2.0 cipher suite id, 0..17 (3 is the common one)",
+            c => Range(c.Bmc.CipherSuite, 0, 17)),
+        new("bmc", "privilege", ConfigValueKind.String, "use \"user\", \"operator\" or \"admin\"",
+            c => OneOf(c.Bmc.Privilege, "user", "operator", "admin")),
+        new("bmc", "device", ConfigValueKind.String, "use an absolute path, e.g. \"/dev/ipmi0\"",
+            c => Absolute(c.Bmc.Device)),
+        new("bmc", "freeipmi_library", ConfigValueKind.String, "use a library name such as \"libfreeipmi.so.17\" or an absolute path",
+            c => LibraryName(c.Bmc.FreeipmiLibrary)),
+
+        // [calibration]
+        new("calibration", "dir", ConfigValueKind.String, "use an absolute path to a root-owned directory, e.g. \"/etc/alumet-hpc/calibration\"",
+            c => Absolute(c.Calibration.Dir)),
         // [uncertainty] (docs/uncertainty.md)
         new("uncertainty", "coverage_factor", ConfigValueKind.Number, "use 1..3 (2 gives about 95 % confidence)",
             c => Range(c.Uncertainty.CoverageFactor, 1, 3)),

@@ -17,6 +17,10 @@ public enum MeasurementInterface
     NvmlIntegratedPower,
     /// <summary>CPU time × a configured power model: an estimate, not a measurement.</summary>
     Estimate,
+    /// <summary>The BMC's DCMI Get Power Reading (IPMI NetFn 0x2C, group 0xDC, command 0x02), integrated over time.</summary>
+    IpmiDcmi,
+    /// <summary>A BMC power sensor (unit Watts, IPMI Get Sensor Reading), integrated over time.</summary>
+    IpmiSensor,
 }
 
 public static class MeasurementInterfaces
@@ -30,6 +34,8 @@ public static class MeasurementInterfaces
         MeasurementInterface.NvmlEnergyCounter => "nvml-energy-counter",
         MeasurementInterface.NvmlIntegratedPower => "nvml-integrated-power",
         MeasurementInterface.Estimate => "estimate",
+        MeasurementInterface.IpmiDcmi => "ipmi-dcmi",
+        MeasurementInterface.IpmiSensor => "ipmi-sensor",
         _ => throw new ArgumentOutOfRangeException(nameof(i)),
     };
 
@@ -46,6 +52,9 @@ public static class MeasurementInterfaces
     {
         MeasurementInterface.NvmlEnergyCounter or MeasurementInterface.NvmlIntegratedPower => 500_000_000,
         MeasurementInterface.Estimate => 0,
+        // BMC readings are credited when they arrive: one can close a trapezoid as long as a read period plus the longest
+        // request ([bmc] timeout_ms <= 10 s).
+        MeasurementInterface.IpmiDcmi or MeasurementInterface.IpmiSensor => 30_000_000_000,
         _ => 100_000_000, // RAPL (powercap, MMIO, MSR, perf_events)
     };
 }

@@ -15,6 +15,8 @@ public enum ResourceKind
     Psys,
     /// <summary>One NVIDIA GPU board.</summary>
     Gpu,
+    /// <summary>The whole node at the wall (the BMC's reading of its input power): contains every other domain, never added to them.</summary>
+    NodeWall,
 }
 
 public static class ResourceKinds
@@ -27,6 +29,7 @@ public static class ResourceKinds
         ResourceKind.Dram => "dram",
         ResourceKind.Psys => "psys",
         ResourceKind.Gpu => "gpu",
+        ResourceKind.NodeWall => "node_wall",
         _ => throw new ArgumentOutOfRangeException(nameof(k)),
     };
 
@@ -38,12 +41,13 @@ public static class ResourceKinds
         "dram" => ResourceKind.Dram,
         "psys" => ResourceKind.Psys,
         "gpu" => ResourceKind.Gpu,
+        "node_wall" => ResourceKind.NodeWall,
         _ => throw new FormatException($"unknown resource kind '{wire}'"),
     };
 
     /// <summary>
-    /// Whether this domain is added into TotalEnergy. Cores and uncore are inside the package and psys
-    /// contains package + DRAM, so adding them would count the same joules twice.
+    /// Whether this domain is added into TotalEnergy. Cores and uncore are inside the package, psys
+    /// contains package + DRAM and node_wall (BMC) contains everything, so adding them would count the same joules twice.
     /// </summary>
     public static bool CountsInTotal(this ResourceKind k) =>
         k is ResourceKind.CpuPackage or ResourceKind.Dram or ResourceKind.Gpu;

@@ -95,6 +95,9 @@ public static class JobFinalizer
             reason = Join(reason, "no sample was recorded");
         }
 
+        // Wall-side energy from the node's calibration model, when the node has one (README "Wall-side energy").
+        var wall = Calibration.WallSideEnergy.ForJob(summary, meta.AttributionMode, cfg.Calibration.Dir, meta.Node, out _);
+
         // One directory per job, so every node of a multi-node job lands beside the others on a shared filesystem.
         string parquet = ParquetExporter.DefaultPath(cfg.Paths.DataDir, meta);
         try
@@ -103,7 +106,7 @@ public static class JobFinalizer
             RemoveTempsOfKilledFinalizers(parquet);
             var layout = cfg.Sampler.ParquetValues == "raw" ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
             ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead, Layout: layout,
-                ExtraMetadata: QualityMetadata.For(summary)))
+                ExtraMetadata: QualityMetadata.For(summary).Concat(wall?.Metadata() ?? []).ToDictionary()))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);
         }
@@ -116,6 +119,8 @@ public static class JobFinalizer
         }
 
         var record = JobRecord.FromSummary(summary, meta, status, reason, parquet);
+        if (wall is not null)
+            record = record with { WallModelEnergyJ = wall.EnergyJ, WallModelUncertaintyJ = wall.UncertaintyJ, WallModel = wall.Model.Describe() };
         using (var db = AccountingDb.Open(cfg.Paths.Database))
             db.Upsert(record);
         removable = parquet.Length > 0; // without its Parquet file the spool is the job's only data: keep it

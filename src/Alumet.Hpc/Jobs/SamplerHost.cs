@@ -93,9 +93,12 @@ public sealed class SamplerHost : IDisposable
         WriteStats();
         var reason = Sampler.StopReason ?? StopReason.Signal;
         string detail = reason.IsComplete() ? "" : Sampler.StopDetail ?? reason.ToString();
+        // A full state dir cost the time resolution (or, if it never freed, the last records): the row says so.
+        bool complete = reason.IsComplete() && Sampler.SpoolWriteFailures.Count == 0;
+        detail = string.Join("; ", new[] { detail }.Concat(Sampler.SpoolWriteFailures).Where(x => x.Length > 0));
         try
         {
-            var outcome = JobFinalizer.Finalize(StateDirectory, _cfg, reason.IsComplete(), detail);
+            var outcome = JobFinalizer.Finalize(StateDirectory, _cfg, complete, detail);
             Log.Info($"job {_request.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}, {outcome.Record?.TotalEnergyJ:0.###} J, {outcome.ParquetPath}");
             return outcome;
         }

@@ -1,6 +1,7 @@
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
 using Alumet.Hpc.Sampling;
+using Alumet.Hpc.Sources.Bmc;
 using Alumet.Hpc.Sources.Estimate;
 using Alumet.Hpc.Sources.Nvml;
 using Alumet.Hpc.Sources.Rapl;
@@ -85,6 +86,18 @@ public static class SourceFactory
             slots.Add(new SourceSlot(new EstimateSource(cfg.Paths.ProcfsRoot, model), cfg.Sampler.EstimateHz, ownThread: false, cfg.Sampler.MaxPowerW));
             estimateModel = model.Name;
             perimeter.Add($"ESTIMATED CPU energy (not a measurement): {model.Describe()} at {cfg.Sampler.EstimateHz:0.##} Hz");
+        }
+
+        // The BMC's whole-node wall power: read on its own thread (BmcSource); the slot only integrates what arrived,
+        // so it rides the tick thread at the BMC's rate without ever waiting for the BMC. A separate domain, not in TotalEnergy.
+        if (BmcSource.TryOpen(cfg, out string bmcStatus) is { } bmc)
+        {
+            slots.Add(new SourceSlot(bmc, cfg.Bmc.Hz, ownThread: false, BmcSource.MaxPlausibleW));
+            perimeter.Add(bmc.Perimeter);
+        }
+        else if (cfg.Sources.Bmc == "auto" && (cfg.Bmc.Host.Length > 0 || File.Exists(cfg.Bmc.Device)))
+        {
+            problems.Add(bmcStatus); // a BMC was configured or present but cannot give power: say why
         }
 
         perimeter.Add(NotCovered);

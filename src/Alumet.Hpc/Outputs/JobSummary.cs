@@ -5,8 +5,9 @@ using Alumet.Hpc.Spool;
 
 namespace Alumet.Hpc.Outputs;
 
-/// <summary>Energy of one consumer per RAPL/NVML domain, in joules.</summary>
-public sealed record DomainEnergies(double PackageJ, double CoreJ, double UncoreJ, double DramJ, double PsysJ, double GpuJ)
+/// <summary>Energy of one consumer per RAPL/NVML domain, in joules; <paramref name="WallJ"/> is the BMC's whole-node wall
+/// energy (<c>node_wall</c>), a separate domain that contains the others and is never added to them.</summary>
+public sealed record DomainEnergies(double PackageJ, double CoreJ, double UncoreJ, double DramJ, double PsysJ, double GpuJ, double WallJ = 0)
 {
     public static readonly DomainEnergies Zero = new(0, 0, 0, 0, 0, 0);
 
@@ -21,15 +22,16 @@ public sealed record DomainEnergies(double PackageJ, double CoreJ, double Uncore
         ResourceKind.Dram => DramJ,
         ResourceKind.Psys => PsysJ,
         ResourceKind.Gpu => GpuJ,
+        ResourceKind.NodeWall => WallJ,
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
     internal static DomainEnergies FromArray(ReadOnlySpan<double> byKind) =>
         new(byKind[(int)ResourceKind.CpuPackage], byKind[(int)ResourceKind.CpuCores], byKind[(int)ResourceKind.Uncore],
-            byKind[(int)ResourceKind.Dram], byKind[(int)ResourceKind.Psys], byKind[(int)ResourceKind.Gpu]);
+            byKind[(int)ResourceKind.Dram], byKind[(int)ResourceKind.Psys], byKind[(int)ResourceKind.Gpu], byKind[(int)ResourceKind.NodeWall]);
 
     public DomainEnergies Plus(DomainEnergies o) =>
-        new(PackageJ + o.PackageJ, CoreJ + o.CoreJ, UncoreJ + o.UncoreJ, DramJ + o.DramJ, PsysJ + o.PsysJ, GpuJ + o.GpuJ);
+        new(PackageJ + o.PackageJ, CoreJ + o.CoreJ, UncoreJ + o.UncoreJ, DramJ + o.DramJ, PsysJ + o.PsysJ, GpuJ + o.GpuJ, WallJ + o.WallJ);
 }
 
 /// <summary>
@@ -236,7 +238,7 @@ public sealed record JobSummary(
 
         public ConsumerSummary Finish(string consumer, SpoolMeta meta, ResourceKind[] kinds, long fallbackStart)
         {
-            Span<double> byKind = stackalloc double[6];
+            Span<double> byKind = stackalloc double[(int)ResourceKind.NodeWall + 1];
             for (int i = 0; i < _raw.Length; i++)
                 if (_raw[i] != 0) byKind[(int)kinds[i]] += _raw[i] * meta.Series[i].JoulesPerUnit;
             bool any = _samples > 0;

@@ -42,6 +42,9 @@ public static class ReportFields
         new("TotalEnergy", 11, (r, s) => r.Measured ? Scaled(r.Energy.TotalJ, 6, s) : ""),
         new("ConsumedEnergy", 14, (r, s) => r.Measured ? Scaled(r.Energy.TotalJ, 6, s) : ""),
         new("ConsumedEnergyRaw", 17, (r, _) => r.Measured ? Raw(r.Energy.TotalJ, 6) : ""),
+        new("WallEnergy", 10, (r, s) => r.Measured && r.WallMeasured ? Scaled(r.Energy.WallJ, 6, s) : ""),
+        new("WallModelEnergy", 17, (r, s) => r.Measured && r.WallModelEnergyJ is { } e
+            ? $"{Scaled(e, 6, s)}±{Scaled(r.WallModelUncertaintyJ, 6, s)}" : ""),
         // docs/uncertainty.md: expanded uncertainty (k in the notes and --json), and the one-sided missed energy.
         new("TotalEnergyU", 12, (r, s) => r.Measured && r.Uncertainty.Known ? Scaled(r.Uncertainty.ExpandedJ, 6, s) : ""),
         new("MissedEnergy", 12, (r, s) => r.Measured && r.Uncertainty.Known ? Scaled(r.Uncertainty.MissedJ, 6, s) : ""),

@@ -167,7 +167,17 @@ public static class ReportFormatter
         w.WriteStartObject("energy");
         foreach (var (name, kind) in Domains) Joules(w, name, r.Has(kind) ? r.Energy[kind] : null);
         Joules(w, "total", r.Measured ? r.Energy.TotalJ : null);
+        if (r.Measured && r.WallMeasured) Joules(w, "node_wall", r.Energy.WallJ); // BMC, measured; contains the others, not in total
         w.WriteEndObject();
+        if (r.Measured && r.WallModelEnergyJ is { } wall)
+        {
+            w.WriteStartObject("wall_model_energy"); // the node's calibration model applied to the job: not a measurement
+            Joules(w, "value", wall);
+            Joules(w, "standard_uncertainty", r.WallModelUncertaintyJ);
+            w.WriteString("coverage", "k=1 (about 68 %)");
+            w.WriteString("kind", "model");
+            w.WriteEndObject();
+        }
         w.WriteStartObject("power");
         Joules(w, "average", r.Measured ? r.AvePowerW : null);
         Joules(w, "max", r.Measured ? r.MaxPowerW : null);

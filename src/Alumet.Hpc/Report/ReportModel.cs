@@ -48,6 +48,15 @@ public sealed record ReportRow(
         _ => Energy[kind] != 0,
     };
 
+    /// <summary>Wall-side energy from the nodes' calibration models (a MODEL), J; null when no node of the line has one.</summary>
+    public double? WallModelEnergyJ { get; init; }
+
+    /// <summary>Its standard uncertainty (k = 1), J: nodes' models are independent, so uncertainties add in quadrature.</summary>
+    public double WallModelUncertaintyJ { get; init; }
+
+    /// <summary>Whether the BMC measured the node(s) at the wall (interface ipmi-dcmi or ipmi-sensor).</summary>
+    public bool WallMeasured => Interfaces.Contains("ipmi-", StringComparison.Ordinal);
+
     /// <summary>What the Interface column shows: an estimate is always marked with its model.</summary>
     public string InterfaceLabel
     {
@@ -169,7 +178,13 @@ public static class ReportBuilder
         ReportRowKind.Node, r.JobId, r.Cluster, r.Scheduler, r.User, r.Uid, [r.Node], r.Start, r.End, r.ElapsedS, r.Energy,
         r.AvePowerW, r.Status == JobStatus.NotMeasured ? null : r.MaxPowerW, r.Frequency, r.Interfaces, r.Estimated, r.EstimateModel,
         r.Status, r.Reason, r.SampleCount, r.WrapAmbiguous, r.ReadErrors, r.Perimeter, r.ParquetPath.Length > 0 ? [r.ParquetPath] : [])
-        { RunId = r.RunId, Uncertainty = r.Uncertainty, Carbon = r.Carbon };
+    {
+        RunId = r.RunId,
+        WallModelEnergyJ = r.WallModel.Length > 0 ? r.WallModelEnergyJ : null,
+        WallModelUncertaintyJ = r.WallModelUncertaintyJ,
+        Uncertainty = r.Uncertainty,
+        Carbon = r.Carbon,
+    };
 
     private static ReportRow StepRow(JobRecord n, StepRecord s) => new(
         ReportRowKind.Step, s.StepId, n.Cluster, n.Scheduler, n.User, n.Uid, [n.Node], s.Start, s.End, s.ElapsedS, s.Energy,
@@ -203,6 +218,8 @@ public static class ReportBuilder
             JoinDistinct(parts.Select(p => p.Perimeter), "; "), parts.SelectMany(p => p.ParquetPaths).ToList())
         {
             RunId = JoinDistinct(parts.Select(p => p.RunId)),
+            WallModelEnergyJ = parts.Any(p => p.WallModelEnergyJ is not null) ? parts.Sum(p => p.WallModelEnergyJ ?? 0) : null,
+            WallModelUncertaintyJ = Math.Sqrt(parts.Sum(p => p.WallModelUncertaintyJ * p.WallModelUncertaintyJ)),
             Uncertainty = EnergyUncertainty.Combine(measured.Select(p => p.Uncertainty)),
             Carbon = CombineCarbon(measured.Select(p => p.Carbon).ToList()),
         };
@@ -229,6 +246,9 @@ public static class ReportBuilder
                 notes.Add($"LOWER BOUND: {where}: {r.WrapAmbiguous} sample(s) may have missed an energy-counter wrap; energies are lower bounds.");
             if (r.ReadErrors > 0)
                 notes.Add($"READ ERRORS: {where}: {r.ReadErrors} sample(s) miss part of their interval (a counter read failed).");
+            if (r.WallModel.Length > 0)
+                notes.Add($"MODEL: {where}: WallModelEnergy is the node's calibration model applied to the job, not a measurement " +
+                          $"(± is one standard uncertainty from the fit): {r.WallModel}.");
         }
         return notes;
     }

@@ -48,6 +48,8 @@ public sealed class Sampler
     /// <summary>Monotonic ns of the first read of the tick thread (startup latency).</summary>
     public long FirstSampleNs { get; private set; }
     public long RecordsWritten => _spool.RecordsWritten;
+    /// <summary>Episodes of failed spool writes (state dir full), for the job's row.</summary>
+    public IReadOnlyList<string> SpoolWriteFailures => _spool.WriteFailures;
     public string? StopDetail { get; private set; }
 
     public Sampler(SamplerSettings settings, IReadOnlyList<SourceSlot> slots, JobAttribution? attribution,

@@ -18,17 +18,24 @@ public sealed class SpoolWriter : IDisposable
     public const string MetaFile = "meta.json";
 
     private readonly SafeFileHandle _file;
+    private readonly string _path;
     private readonly byte[] _buffer;
     private int _used;
     private long _offset;
+    private DateTime? _failingSince;
+    private readonly List<string> _writeFailures = new();
 
     public long RecordsWritten { get; private set; }
+
+    /// <summary>Each episode of failed writes, once over: "state dir full from … to …" (for the job's row).</summary>
+    public IReadOnlyList<string> WriteFailures => _writeFailures;
 
     public SpoolWriter(string directory, SpoolMeta meta, int bufferRecords = 64 * 1024)
     {
         Directory.CreateDirectory(directory);
         WriteMeta(directory, meta);
         string path = Path.Combine(directory, RecordsFile);
+        _path = path;
         _file = File.OpenHandle(path, FileMode.Append, FileAccess.Write, FileShare.Read);
         _offset = RandomAccess.GetLength(_file);
         _offset -= _offset % SpoolRecord.Size; // never append after a torn record
@@ -47,27 +54,94 @@ public sealed class SpoolWriter : IDisposable
             ?? throw new InvalidDataException($"{path}: empty spool metadata");
     }
 
-    /// <summary>Buffers one record; flushes first if the buffer is full. No allocation.</summary>
+    /// <summary>Buffers one record; flushes first if the buffer is full. No allocation while writes succeed.</summary>
     public void Append(in SpoolRecord record)
     {
         if (_used + SpoolRecord.Size > _buffer.Length) Flush();
+        if (_used + SpoolRecord.Size > _buffer.Length) MergePerSeries(); // the file cannot take them: keep totals in memory
         MemoryMarshal.Write(_buffer.AsSpan(_used), in record);
         _used += SpoolRecord.Size;
         RecordsWritten++;
     }
 
-    /// <summary>Writes buffered records to the file (one write(2)). Page cache, not fsync: survives a process crash.</summary>
+    /// <summary>
+    /// Writes buffered records to the file (one write(2)). Page cache, not fsync: survives a process crash.
+    /// A failed write (state dir full, I/O error) keeps the records and is retried at the next flush, so once space
+    /// returns at most what a crash would lose is lost; the episode is logged once when it starts and once when it
+    /// ends, never per flush.
+    /// </summary>
     public void Flush()
     {
         if (_used == 0) return;
-        RandomAccess.Write(_file, _buffer.AsSpan(0, _used), _offset);
+        try
+        {
+            // A short write followed by an error leaves a prefix at _offset: the retry rewrites it with the same bytes.
+            RandomAccess.Write(_file, _buffer.AsSpan(0, _used), _offset);
+        }
+        catch (IOException e)
+        {
+            if (_failingSince is null)
+            {
+                _failingSince = DateTime.UtcNow;
+                Core.Log.Error($"spool {_path}: write failed ({e.Message}); records are kept in memory (merged per series when the buffer fills: totals are kept) and retried every flush");
+            }
+            return;
+        }
         _offset += _used;
         _used = 0;
+        if (_failingSince is { } since)
+        {
+            // Records merged while failing can be shorter than a prefix a failed write left: cut what lies beyond.
+            if (RandomAccess.GetLength(_file) > _offset) RandomAccess.SetLength(_file, _offset);
+            var now = DateTime.UtcNow;
+            _writeFailures.Add($"state dir full from {since:yyyy-MM-ddTHH:mm:ssZ} to {now:yyyy-MM-ddTHH:mm:ssZ} (time resolution lost meanwhile, totals kept)");
+            Core.Log.Info($"spool {_path}: writing again after {(now - since).TotalSeconds:0} s of failed writes; nothing lost");
+            _failingSince = null;
+        }
     }
 
+    /// <summary>
+    /// Merges the buffered records of each series into one (energy and interval added, the last end time, flags
+    /// or-ed), in series order of first appearance: the buffer then holds at most one record per series, and every
+    /// series' total is unchanged. Only while writes fail.
+    /// </summary>
+    private void MergePerSeries()
+    {
+        var records = MemoryMarshal.Cast<byte, SpoolRecord>(_buffer.AsSpan(0, _used));
+        var slotOf = new Dictionary<int, int>();
+        int n = 0;
+        for (int i = 0; i < records.Length; i++)
+        {
+            var r = records[i];
+            if (slotOf.TryGetValue(r.Series, out int k))
+            {
+                ref var m = ref records[k];
+                m.Value += r.Value;
+                m.IntervalNs += r.IntervalNs;
+                m.WallNs = Math.Max(m.WallNs, r.WallNs);
+                m.Flags |= r.Flags;
+            }
+            else
+            {
+                slotOf[r.Series] = n;
+                records[n++] = r;
+            }
+        }
+        _used = n * SpoolRecord.Size;
+        if (_used + SpoolRecord.Size > _buffer.Length)
+            throw new IOException($"spool {_path}: more series than the buffer holds while the file cannot be written");
+    }
+
+    /// <summary>Flushes and closes. Records still unwritable are counted in <see cref="UnwrittenRecords"/>.</summary>
     public void Dispose()
     {
         Flush();
+        UnwrittenRecords = _used / SpoolRecord.Size;
+        if (_failingSince is { } since)
+            _writeFailures.Add($"state dir full from {since:yyyy-MM-ddTHH:mm:ssZ} to the end of the job: the last {UnwrittenRecords} record(s) could not be written");
         _file.Dispose();
     }
+
+    /// <summary>Records that could not be written by <see cref="Dispose"/> (the state dir still full).</summary>
+    public long UnwrittenRecords { get; private set; }
 }

@@ -14,8 +14,9 @@ public sealed class TestInstallation : TempTree
 
     /// <param name="pathsToml">Extra [paths] keys. The msr, CPU topology, cpuinfo and perf roots default to empty
     /// directories here, so the machine's own /dev/cpu or power PMU never joins a test.</param>
+    /// <param name="extraToml">More sections appended to the file (e.g. [bmc]).</param>
     public TestInstallation(PowercapTree powercap, string samplerToml = "", string sourcesToml = "rapl = \"on\"\nestimate = \"off\"\nnvml = \"off\"",
-                            string pathsToml = "")
+                            string pathsToml = "", string extraToml = "")
         : base("install")
     {
         foreach (var (key, dir) in new[] { ("msr_root", "no-msr"), ("cpu_root", "no-cpu"), ("cpuinfo", "no-cpuinfo"), ("perf_pmu_root", "no-perf") })
@@ -35,6 +36,8 @@ public sealed class TestInstallation : TempTree
             database = "{PathOf("accounting.db")}"
             log_file = "{PathOf("alumet-hpc.log")}"
             {pathsToml}
+
+            {extraToml}
             """);
         Config = ConfigLoader.LoadFile(ConfigPath);
     }

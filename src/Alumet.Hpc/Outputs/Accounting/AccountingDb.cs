@@ -132,6 +132,7 @@ public sealed class AccountingDb : IDisposable
             ave_power_w, max_power_w, frequency_hz, frequency, interfaces, estimated, estimate_model, perimeter,
             attribution_mode, storage_period_ms, sample_count, wrap_ambiguous, read_errors,
             node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at,
+            wall_energy_j, wall_model_energy_j, wall_model_uncertainty_j, wall_model,
             energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j,
             facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note)
         VALUES (@c, @s, @j, @n, @r, @user, @uid, @start, @end, @elapsed,
@@ -139,6 +140,7 @@ public sealed class AccountingDb : IDisposable
             @ave, @max, @hz, @freq, @ifaces, @est, @model, @perimeter,
             @attr, @period, @samples, @wrap, @rerr,
             @nodej, @unattr, @other, @status, @reason, @parquet, @version, @updated,
+            @wallj, @wallmj, @wallmu, @wallm,
             @ui, @ua, @ur, @um, @uk, @utotal,
             @fac, @facu, @co2, @co2u, @cbasis, @cnote)
         ON CONFLICT (cluster, scheduler, job_id, node, run_id) DO UPDATE SET
@@ -153,6 +155,8 @@ public sealed class AccountingDb : IDisposable
             node_energy_j=excluded.node_energy_j, unattributed_energy_j=excluded.unattributed_energy_j,
             other_jobs_energy_j=excluded.other_jobs_energy_j, status=excluded.status, reason=excluded.reason,
             parquet_path=excluded.parquet_path, tool_version=excluded.tool_version, updated_at=excluded.updated_at,
+            wall_energy_j=excluded.wall_energy_j, wall_model_energy_j=excluded.wall_model_energy_j,
+            wall_model_uncertainty_j=excluded.wall_model_uncertainty_j, wall_model=excluded.wall_model,
             energy_u_interfaces_j=excluded.energy_u_interfaces_j, energy_u_attribution_j=excluded.energy_u_attribution_j,
             energy_u_random_j=excluded.energy_u_random_j, energy_missed_max_j=excluded.energy_missed_max_j,
             energy_u_k=excluded.energy_u_k, total_energy_u_j=excluded.total_energy_u_j,
@@ -208,6 +212,10 @@ public sealed class AccountingDb : IDisposable
                 Add(up, "parquet", r.ParquetPath);
                 Add(up, "version", r.ToolVersion);
                 Add(up, "updated", JobRecord.FormatTime(DateTime.UtcNow));
+                Add(up, "wallj", r.WallEnergyJ);
+                Add(up, "wallmj", r.WallModelEnergyJ);
+                Add(up, "wallmu", r.WallModelUncertaintyJ);
+                Add(up, "wallm", r.WallModel);
                 Uncertainty(up, r.Uncertainty);
                 Add(up, "fac", (object?)r.Carbon.FacilityEnergyJ ?? DBNull.Value);
                 Add(up, "facu", (object?)r.Carbon.FacilityEnergyUJ ?? DBNull.Value);
@@ -314,7 +322,7 @@ public sealed class AccountingDb : IDisposable
             var r = new JobRecord(
                 o.Str(rd, o.Cluster), o.Str(rd, o.Scheduler), o.Str(rd, o.JobId), o.Str(rd, o.Node), o.Str(rd, o.User), (int)o.Lng(rd, o.Uid),
                 JobRecord.ParseTime(o.Str(rd, o.Start)), JobRecord.ParseTime(o.Str(rd, o.End)), o.Dbl(rd, o.Elapsed),
-                o.Energies(rd), o.Dbl(rd, o.Ave), o.Dbl(rd, o.Max),
+                o.Energies(rd) with { WallJ = o.Dbl(rd, o.WallJ) }, o.Dbl(rd, o.Ave), o.Dbl(rd, o.Max),
                 o.Dbl(rd, o.Hz), o.Str(rd, o.Freq), o.Str(rd, o.Ifaces), o.Lng(rd, o.Est) != 0, o.Str(rd, o.Model),
                 o.Str(rd, o.Perimeter), o.Str(rd, o.Attr), (int)o.Lng(rd, o.Period),
                 o.Lng(rd, o.Samples), o.Lng(rd, o.Wrap), o.Lng(rd, o.ReadErr),
@@ -322,6 +330,7 @@ public sealed class AccountingDb : IDisposable
                 o.Str(rd, o.Status), o.Str(rd, o.Reason), o.Str(rd, o.Parquet), o.Str(rd, o.Version), [])
             {
                 RunId = o.Str(rd, o.RunId),
+                WallModelEnergyJ = o.Dbl(rd, o.WallModelJ), WallModelUncertaintyJ = o.Dbl(rd, o.WallModelU), WallModel = o.Str(rd, o.WallModel),
                 Uncertainty = ReadUncertainty(rd),
                 Carbon = new FacilityCarbon(NDbl(rd, "facility_energy_j"), NDbl(rd, "facility_energy_u_j"), NDbl(rd, "co2e_g"), NDbl(rd, "co2e_u_g"),
                     Str(rd, "carbon_basis"), Str(rd, "carbon_note")),
@@ -384,7 +393,9 @@ public sealed class AccountingDb : IDisposable
             Other = rd.GetOrdinal("other_jobs_energy_j"), Status = rd.GetOrdinal("status"), Reason = rd.GetOrdinal("reason"),
             Parquet = rd.GetOrdinal("parquet_path"), Version = rd.GetOrdinal("tool_version"), RunId = rd.GetOrdinal("run_id"),
             Pkg = rd.GetOrdinal("energy_package_j"), Core = rd.GetOrdinal("energy_core_j"), Uncore = rd.GetOrdinal("energy_uncore_j"),
-            Dram = rd.GetOrdinal("energy_dram_j"), Psys = rd.GetOrdinal("energy_psys_j"), Gpu = rd.GetOrdinal("energy_gpu_j");
+            Dram = rd.GetOrdinal("energy_dram_j"), Psys = rd.GetOrdinal("energy_psys_j"), Gpu = rd.GetOrdinal("energy_gpu_j"),
+            WallJ = rd.GetOrdinal("wall_energy_j"), WallModelJ = rd.GetOrdinal("wall_model_energy_j"),
+            WallModelU = rd.GetOrdinal("wall_model_uncertainty_j"), WallModel = rd.GetOrdinal("wall_model");
 
         public string Str(DbDataReader r, int i) => r.IsDBNull(i) ? "" : r.GetString(i);
         public double Dbl(DbDataReader r, int i) => r.IsDBNull(i) ? 0 : r.GetDouble(i);

@@ -73,6 +73,18 @@ public sealed record JobRecord(
     /// earlier run. Empty only for rows migrated from a database without start time.</summary>
     public string RunId { get; init; } = "";
 
+    /// <summary>The job's share of the BMC's whole-node wall energy (node_wall, measured), J; 0 without a BMC.</summary>
+    public double WallEnergyJ => Energy.WallJ;
+
+    /// <summary>Wall-side energy from the node's calibration model (a MODEL, see <see cref="WallModel"/>), J; 0 without a model.</summary>
+    public double WallModelEnergyJ { get; init; }
+
+    /// <summary>Standard uncertainty (k = 1) of <see cref="WallModelEnergyJ"/> from the calibration fit, J.</summary>
+    public double WallModelUncertaintyJ { get; init; }
+
+    /// <summary>The calibration model used (one line: a, b, node, date, tool version, fit quality), "" when none.</summary>
+    public string WallModel { get; init; } = "";
+
     /// <summary>The row of a finalized spool.</summary>
     public static JobRecord FromSummary(JobSummary summary, SpoolMeta meta, string status, string reason, string parquetPath)
     {

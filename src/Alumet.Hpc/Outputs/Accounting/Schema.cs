@@ -111,7 +111,21 @@ internal static class Schema
         CREATE INDEX jobs_by_uid_end ON jobs(uid, end_time);
         """),
 
-        // v4: the uncertainty of every total (docs/uncertainty.md), facility energy and CO2e (docs/carbon.md).
+        // v4: wall side. The job's share of the BMC's node wall energy (measured), and the calibration model's
+        // wall-side energy with its standard uncertainty and the model's one-line description.
+        new("""
+        ALTER TABLE jobs ADD COLUMN wall_energy_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_energy_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_uncertainty_j REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model TEXT NOT NULL DEFAULT '';
+        """, Postgres: """
+        ALTER TABLE jobs ADD COLUMN wall_energy_j DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_energy_j DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model_uncertainty_j DOUBLE PRECISION NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN wall_model TEXT NOT NULL DEFAULT '';
+        """),
+
+        // v5: the uncertainty of every total (docs/uncertainty.md), facility energy and CO2e (docs/carbon.md).
         // energy_u_k = 0 marks rows written before: their uncertainty is unknown, not zero. Components are kept by
         // kind so that nodes combine correctly (systematic linearly, random in quadrature).
         new(QualityColumns("REAL"), Postgres: QualityColumns("DOUBLE PRECISION")),

@@ -1,0 +1,36 @@
+using System.Globalization;
+using Alumet.Hpc.Outputs;
+
+namespace Alumet.Hpc.Calibration;
+
+/// <summary>A job's wall-side energy on one node from the node's calibration model: a MODEL, not a measurement.</summary>
+/// <param name="Fraction">The job's share of the node's idle power B: its attributed fraction of the node's measured
+/// energy over the job (1 when the job held the node exclusively).</param>
+/// <param name="UncertaintyJ">Standard uncertainty (k = 1) from the fit (see <see cref="WallModel.JobWallEnergy"/>).</param>
+public sealed record WallSideEnergy(double EnergyJ, double UncertaintyJ, double Fraction, WallModel Model)
+{
+    /// <summary>
+    /// The wall-side energy of the job in <paramref name="summary"/> when the node has a trusted model; null with
+    /// <paramref name="problem"/> otherwise (no model is normal on an uncalibrated node: the fields stay empty).
+    /// </summary>
+    public static WallSideEnergy? ForJob(JobSummary summary, string attributionMode, string calibrationDir, string node, out string problem)
+    {
+        var model = WallModel.TryLoad(calibrationDir, node, out problem);
+        if (model is null || summary.Job.Samples == 0) return null;
+        double jobJ = summary.Job.TotalEnergyJ, nodeJ = summary.Node.TotalEnergyJ;
+        double fraction = attributionMode == "exclusive" ? 1 : nodeJ > 0 ? Math.Clamp(jobJ / nodeJ, 0, 1) : 0;
+        var (e, u) = model.JobWallEnergy(jobJ, summary.Job.ElapsedS, fraction);
+        return new WallSideEnergy(e, u, fraction, model);
+    }
+
+    /// <summary>Parquet footer keys: the model and this job's wall-side energy, labelled as a model.</summary>
+    public Dictionary<string, string> Metadata() => new()
+    {
+        ["wall_model"] = Model.Describe(),
+        ["wall_model_json"] = Model.ToJson().ReplaceLineEndings(""),
+        ["wall_model_energy_j"] = EnergyJ.ToString("R", CultureInfo.InvariantCulture),
+        ["wall_model_uncertainty_j"] = UncertaintyJ.ToString("R", CultureInfo.InvariantCulture),
+        ["wall_model_note"] = string.Create(CultureInfo.InvariantCulture,
+            $"MODEL, not a measurement: wall J = a x job measured J + b x elapsed x {Fraction:0.####} (the job's share of the node's measured energy); standard uncertainty (k=1) from the fit's parameter covariance and its residual sigma, taken as fully correlated over the job"),
+    };
+}
