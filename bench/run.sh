@@ -128,7 +128,7 @@ run_ours() {
 rapl_hz = $HZ
 nvml_hz = $NVML_HZ
 storage_period_ms = $storage
-parquet_values = "${PARQUET_VALUES:-joules}"
+parquet_values = "${PARQUET_VALUES:-raw}"
 tick_scheduling = "$TICK"
 attribution = "exclusive"
 # stats.json is read from the job's state dir after the sampler exits
@@ -234,8 +234,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 echo "bench: ours, storage_period_ms = 0 (raw)" >&2
 run_ours raw 0 0 on
-echo "bench: ours, storage_period_ms = 0 (raw), parquet_values = raw" >&2
-PARQUET_VALUES=raw run_ours rawj 0 0 on
+echo "bench: ours, storage_period_ms = 0 (raw), parquet_values = joules" >&2
+PARQUET_VALUES=joules run_ours rawj 0 0 on
 if [[ $HAVE_NVML == 1 ]]; then
     echo "bench: NVML alone (RAPL off), 16 GPUs then 1 GPU" >&2
     NVML_DIR=$WORK/nvml-16gpu run_ours nvmlonly 1000 1 off
@@ -385,7 +385,7 @@ row "peak RSS while sampling (MB)" "$O_RSSW" "$C_RSSW" "$(ratio "$O_RSSW" "$C_RS
 row "start-up to first sample (ms)" "$O_FIRST" "$C_FIRST" "$(ratio "$O_FIRST" "$C_FIRST")" "<= 20" "$(pf "$O_FIRST" '<=' 20)"
 row "Parquet bytes per sample, raw 1 kHz" "$RAW_BPS" "" "" "<= 2" "$(pf "$RAW_BPS" '<=' 2)"
 row "  same, footer excluded" "$RAW_BPS_DATA" "" "" "" ""
-row "  same, parquet_values = raw" "$RAWJ_BPS" "" "" "" ""
+row "  same, parquet_values = joules" "$RAWJ_BPS" "" "" "" ""
 row "  Parquet per hour of job, raw (MB)" "$RAW_HOUR_MB" "" "" "" ""
 row "Parquet bytes per stored row, 1 s storage" "$AGG_BPR" "" "" "" ""
 row "  Parquet per hour of job, 1 s storage (KB)" "$AGG_HOUR_KB" "" "" "" ""
@@ -415,8 +415,8 @@ echo "raw numbers"
 echo "  ours, 1 s storage: rate $O_RATE Hz (own achieved_hz $O_OWN), lateness p50/p99/max/mean $O_P50/$O_P99/$O_MAX/$O_MEAN µs, ticks $O_TICKS, missed $O_MISSED,"
 echo "                     CPU $O_CPU µs/tick ($O_PCT % of a core), whole-life CPU $O_CPUT ms, RSS $O_RSSW MB sampling / $O_RSS MB peak, first sample $O_FIRST ms, stop $O_STOP ms"
 echo "  ours, raw:         rate $W_RATE Hz, lateness p50/p99/max $W_P50/$W_P99/$W_MAX µs, missed $W_MISSED, CPU $W_CPU µs/tick, RSS peak $W_RSS MB, first sample $W_FIRST ms, stop $W_STOP ms"
-echo "                     Parquet $RAW_SIZE B (footer $RAW_FOOTER B) for $RAW_READ counter readings ($RAW_ROWS rows incl. attribution), parquet_values = joules (the default);"
-echo "                     with parquet_values = raw (INT64 counters): $RAWJ_SIZE B for $RAWJ_READ readings"
+echo "                     Parquet $RAW_SIZE B (footer $RAW_FOOTER B) for $RAW_READ counter readings ($RAW_ROWS rows incl. attribution), parquet_values = raw (the default);"
+echo "                     with parquet_values = joules (adds energy_j DOUBLE): $RAWJ_SIZE B for $RAWJ_READ readings"
 echo "  ours, 1 s storage: Parquet $AGG_SIZE B (footer $AGG_FOOTER B) for $AGG_ROWS rows over $AGG_DUR_S s"
 echo "  C reader:          rate $C_RATE Hz (own achieved_hz $C_OWN), lateness p50/p99/max/mean $C_P50/$C_P99/$C_MAX/$C_MEAN µs, ticks $C_TICKS, missed $C_MISSED,"
 echo "                     CPU $C_CPU µs/tick ($C_PCT % of a core), RSS $C_RSS MB, first sample $C_FIRST ms"

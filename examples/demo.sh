@@ -25,4 +25,8 @@ echo
 echo "== alumet-report --job $job --parsable2 --format JobID,Node,Elapsed,TotalEnergy,AvePower,Interface"
 "$BIN/alumet-report" --config "$demo/alumet.toml" --job "$job" -P --format JobID,Node,Elapsed,TotalEnergy,AvePower,Interface
 echo
-echo "Parquet file(s): $(ls "$demo"/data/*/exec/$job/*.parquet)"
+echo "== alumet-report --job $job --parquet"
+"$BIN/alumet-report" --config "$demo/alumet.toml" --job "$job" --parquet
+echo
+echo "== alumet-report --job $job --timeline"
+"$BIN/alumet-report" --config "$demo/alumet.toml" --job "$job" --timeline

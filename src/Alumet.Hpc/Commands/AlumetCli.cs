@@ -23,6 +23,7 @@ public static class AlumetCli
             report,
             Schedulers.Slurm.SlurmCommand.Create(),
             Schedulers.Oar.OarCommand.Create(),
+            ParquetCommand.Create(),
         };
         return root;
     }

@@ -32,11 +32,11 @@ public sealed class SamplerSection
     /// <summary>Stored resolution in ms: 0 stores every read (raw), else energy is aggregated over this period.</summary>
     public int StoragePeriodMs { get; set; } = 1000;
     /// <summary>
-    /// Parquet energy column: "joules" (<c>value</c> DOUBLE, J: what notebooks expect) or "raw" (<c>value_raw</c> INT64
-    /// in the counter's units + <c>joules_per_unit</c>: the exact integers). Measured by make bench at raw 1 kHz:
-    /// joules 2.9 bytes/sample, raw 3.1: the choice is about exactness, not size.
+    /// Parquet energy columns. Every file has <c>energy_raw</c> INT64 (the counter's units, exact) + <c>joules_per_unit</c>;
+    /// "joules" adds <c>energy_j</c> DOUBLE. Measured at raw 1 kHz (ParquetSizeTests): raw 1.8 bytes/row, joules 5.6
+    /// (noisy doubles do not compress). examples/queries.sql gives J and W from the integers.
     /// </summary>
-    public string ParquetValues { get; set; } = "joules";
+    public string ParquetValues { get; set; } = "raw";
     /// <summary>How often job shares are computed from cgroup CPU time, ms.</summary>
     public int AttributionPeriodMs { get; set; } = 1000;
     /// <summary>How often buffered samples reach the spool file, ms (a crash loses at most this much).</summary>

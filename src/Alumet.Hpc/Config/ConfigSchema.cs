@@ -37,7 +37,7 @@ internal static class ConfigSchema
             c => Range(c.Sampler.NvmlHz, 1, 100)),
         new("sampler", "storage_period_ms", ConfigValueKind.Integer, "use 0 (store every read) or 1..3600000 ms",
             c => Range(c.Sampler.StoragePeriodMs, 0, 3_600_000)),
-        new("sampler", "parquet_values", ConfigValueKind.String, "use \"joules\" (value, DOUBLE J) or \"raw\" (value_raw, INT64 counter units)",
+        new("sampler", "parquet_values", ConfigValueKind.String, "use \"raw\" (energy_raw, INT64 counter units) or \"joules\" (adds energy_j, DOUBLE J)",
             c => OneOf(c.Sampler.ParquetValues, "joules", "raw")),
         new("sampler", "attribution_period_ms", ConfigValueKind.Integer, "use 10..60000 ms (cgroup CPU-time reads cost a few µs per job)",
             c => Range(c.Sampler.AttributionPeriodMs, 10, 60_000)),

@@ -98,14 +98,14 @@ public static class JobFinalizer
         // Wall-side energy from the node's calibration model, when the node has one (README "Wall-side energy").
         var wall = Calibration.WallSideEnergy.ForJob(summary, meta.AttributionMode, cfg.Calibration.Dir, meta.Node, out _);
 
-        // One directory per job, so every node of a multi-node job lands beside the others on a shared filesystem.
-        string parquet = ParquetExporter.DefaultPath(cfg.Paths.DataDir, meta);
+        // The cluster's hive-partitioned dataset (README "Parquet dataset"): one file per job, node and run.
+        string parquet = ParquetDataset.JobFile(cfg.Paths.DataDir, meta);
         try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
+            ParquetDataset.CreateDirectories(cfg.Paths.DataDir, parquet, ParquetDataset.JobDirMode);
             RemoveTempsOfKilledFinalizers(parquet);
             var layout = cfg.Sampler.ParquetValues == "raw" ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
-            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: UnixFileMode.UserRead, Layout: layout,
+            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: ParquetDataset.FileMode, Layout: layout,
                 ExtraMetadata: QualityMetadata.For(summary).Concat(wall?.Metadata() ?? []).ToDictionary()))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);

@@ -81,6 +81,24 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int chown(string path, int owner, int group);
 
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int lstat(string path, byte* buf);
+
+    /// <summary>Owner uid and gid of a path (not following a symlink), or null. struct stat offsets per ABI (x86-64: 28/32, arm64: 24/28).</summary>
+    public static unsafe (int Uid, int Gid)? Owner(string path)
+    {
+        int at = RuntimeInformation.ProcessArchitecture switch
+        {
+            Architecture.X64 => 28,
+            Architecture.Arm64 => 24,
+            _ => -1,
+        };
+        if (at < 0) return null;
+        byte* buf = stackalloc byte[256];
+        if (lstat(path, buf) != 0) return null;
+        return (*(int*)(buf + at), *(int*)(buf + at + 4));
+    }
+
     [LibraryImport("libc")]
     public static partial uint getgid();
 

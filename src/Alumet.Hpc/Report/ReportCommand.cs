@@ -75,11 +75,14 @@ public static partial class ReportCommand
         var allocations = new Option<bool>("--allocations", "-X") { Description = "Only the job lines (no node or step lines), like sacct -X" };
         var runs = new Option<bool>("--runs") { Description = "Every run of a reused job id (default: the latest run)" };
         var db = new Option<string>("--db") { Description = $"Accounting database (default: {env.DatabasePath}); users: read with their own rights" };
+        var parquet = new Option<bool>("--parquet") { Description = "Print the job's Parquet file paths, one per line" };
+        var timeline = new Option<bool>("--timeline") { Description = "Power per domain per period from the job's Parquet files, with a text sparkline" };
+        var plot = new Option<string>("--plot") { Description = "Draw power per domain over time from the job's Parquet files into FILE.png or FILE.svg" };
 
         var root = new RootCommand("Energy used by jobs (sacct-like). TotalEnergy = ConsumedEnergy = package + dram + gpu.")
         {
             job, user, cluster, allClusters, start, end, allUsers, state, nodes, name, format, helpFormat, parsable, parsable2, delimiter,
-            noheader, json, noconvert, units, utc, allocations, runs, db,
+            noheader, json, noconvert, units, utc, allocations, runs, db, parquet, timeline, plot,
         };
         root.SetAction(pr => Execute(env, new ReportRequest(
             Join(pr.GetValue(job)), Join(pr.GetValue(user)), Join(pr.GetValue(cluster)), pr.GetValue(format),
@@ -89,6 +92,7 @@ public static partial class ReportCommand
             AllClusters = pr.GetValue(allClusters), Start = pr.GetValue(start), End = pr.GetValue(end), AllUsers = pr.GetValue(allUsers),
             States = Join(pr.GetValue(state)), Nodes = Join(pr.GetValue(nodes)), Name = pr.GetValue(name), HelpFormat = pr.GetValue(helpFormat),
             Delimiter = pr.GetValue(delimiter), Units = pr.GetValue(units), Utc = pr.GetValue(utc), AllRuns = pr.GetValue(runs),
+            Parquet = pr.GetValue(parquet), Timeline = pr.GetValue(timeline), Plot = pr.GetValue(plot),
         }));
         return root;
     }
@@ -111,6 +115,11 @@ public static partial class ReportCommand
         public string? Units { get; init; }
         public bool Utc { get; init; }
         public bool AllRuns { get; init; }
+        public bool Parquet { get; init; }
+        public bool Timeline { get; init; }
+        public string? Plot { get; init; }
+        /// <summary>--parquet, --timeline or --plot: views of the jobs' Parquet files instead of the table (ReportParquet).</summary>
+        public bool ParquetView => Parquet || Timeline || Plot is not null;
     }
 
     public static int Execute(ReportEnvironment env, ReportRequest req)
@@ -132,6 +141,7 @@ public static partial class ReportCommand
             int dot = id.IndexOf('.');
             requested.Add((dot < 0 ? id : id[..dot], dot < 0 ? null : id, id));
         }
+        if (req.ParquetView && ReportParquet.CheckArguments(req, requested.Count) is { } bad) return Fail(env, bad, 2);
         IReadOnlyList<FieldSpec> fields;
         ValueStyle style;
         DateTime? since, until;
@@ -163,12 +173,13 @@ public static partial class ReportCommand
 
         string path = string.IsNullOrEmpty(req.Database) ? env.DatabasePath : req.Database;
         var missing = new List<string>();
+        List<ReportJob>? parquetJobs = null;
         try
         {
             // SQLite says only "unable to open database file"; a plain open says why (permission denied).
             if (File.Exists(path)) File.OpenHandle(path, FileMode.Open, FileAccess.Read).Dispose();
             using var acct = AccountingDb.OpenReadOnly(path);
-            var output = new ReportOutput(env, req, fields, style);
+            var output = req.ParquetView ? null : new ReportOutput(env, req, fields, style);
             // -s is on the job's status (all nodes: a job with one partial node is partial), so it filters built jobs.
             var jobs = ReportBuilder.Stream(acct.Stream(query), req.AllRuns).Where(j => states.Count == 0 || states.Contains(j.Total.Status));
             if (requested.Count == 0)
@@ -176,7 +187,7 @@ public static partial class ReportCommand
                 long n = 0;
                 foreach (var j in jobs)
                 {
-                    output.Job(j, req.AllocationsOnly ? [j.Total] : j.Lines().ToList());
+                    output?.Job(j, req.AllocationsOnly ? [j.Total] : j.Lines().ToList());
                     // Each job's objects are garbage at once, but the GC lets the heap grow to its gen0 budget (sized
                     // from the CPU cache: 80-90 MB measured here) before collecting; a young collection every 1024 jobs
                     // keeps a listing of any length near 20 MB (make bench).
@@ -202,9 +213,10 @@ public static partial class ReportCommand
                     }
                     if (!any) missing.Add(text);
                 }
-                foreach (var (j, lines) in shown) output.Job(j, lines);
+                if (req.ParquetView) parquetJobs = shown.Select(x => x.Job).ToList();
+                else foreach (var (j, lines) in shown) output!.Job(j, lines);
             }
-            output.End();
+            output?.End();
         }
         catch (FileNotFoundException) { return Fail(env, $"no accounting database at {path}", 1); }
         catch (UnauthorizedAccessException)
@@ -216,6 +228,8 @@ public static partial class ReportCommand
         {
             return Fail(env, $"cannot read {path}: {ErrorText.Describe(e)}", 1);
         }
+
+        if (parquetJobs is not null) return ReportParquet.Run(env, req, parquetJobs, missing, path);
 
         // sacct prints the header and exits 0 for an unknown job; the note says so, in the same words whether the job
         // does not exist or belongs to someone else (no information leaks).
@@ -235,7 +249,7 @@ public static partial class ReportCommand
     private static IEnumerable<string> Split(string? list) =>
         string.IsNullOrWhiteSpace(list) ? [] : list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
-    private static int Fail(ReportEnvironment env, string message, int code)
+    internal static int Fail(ReportEnvironment env, string message, int code)
     {
         env.Err.WriteLine($"{Name}: error: {message}");
         return code;

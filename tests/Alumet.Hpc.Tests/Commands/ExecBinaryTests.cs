@@ -113,8 +113,8 @@ public class ExecBinaryTests
         Assert.Equal(0, row.WrapAmbiguous);
 
         string pq = row.ParquetPath;
-        Assert.Equal(5.0, Convert.ToDouble(Scalar($"SELECT sum(value) FROM read_parquet('{pq}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 9);
-        Assert.Equal(5.0, Convert.ToDouble(Scalar($"SELECT sum(value) FROM read_parquet('{pq}') WHERE consumer = 'job:61' AND resource_kind = 'cpu_package'")), 9);
+        Assert.Equal(5.0, Convert.ToDouble(Scalar($"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{pq}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 9);
+        Assert.Equal(5.0, Convert.ToDouble(Scalar($"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{pq}') WHERE consumer = 'job:61' AND resource_kind = 'cpu_package'")), 9);
         // The flag is on exactly one row of the node's and one of the job's package series, on no other domain.
         Assert.Equal(1L, Convert.ToInt64(Scalar($"SELECT count(*) FROM read_parquet('{pq}') WHERE (flags & 4) <> 0 AND consumer = 'node'")));
         Assert.Equal(1L, Convert.ToInt64(Scalar($"SELECT count(*) FROM read_parquet('{pq}') WHERE (flags & 4) <> 0 AND consumer = 'job:61'")));

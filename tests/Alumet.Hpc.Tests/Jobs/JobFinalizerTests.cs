@@ -56,20 +56,25 @@ public class JobFinalizerTests
         Assert.Equal(JobStatus.Complete, outcome.Status);
         string file = outcome.ParquetPath;
         Assert.Equal(9_000L, Convert.ToInt64(Scalar(
-            $"SELECT sum(value_raw)::BIGINT FROM read_parquet('{file}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")));
+            $"SELECT sum(energy_raw)::BIGINT FROM read_parquet('{file}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")));
         Assert.Equal(0.009, Convert.ToDouble(Scalar(
-            $"SELECT sum(value_raw * joules_per_unit) FROM read_parquet('{file}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 12);
+            $"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{file}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 12);
         Assert.Equal(0.009, outcome.Record!.Energy.PackageJ, 12);
     }
 
     [Fact]
-    public void JoulesAreTheDefault()
+    public void RawIsTheDefaultAndJoulesAddsEnergyJ()
     {
         var (dir, cfg) = RawJob(new AlumetConfig().Sampler.ParquetValues);
         using var _ = dir;
         var outcome = JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: true, "");
+        Assert.Equal(0L, Convert.ToInt64(Scalar(
+            $"SELECT count(*) FROM (DESCRIBE SELECT * FROM read_parquet('{outcome.ParquetPath}')) WHERE column_name = 'energy_j'")));
+        var (dir2, cfg2) = RawJob("joules");
+        using var __ = dir2;
+        var joules = JobFinalizer.Finalize(dir2.PathOf("state"), cfg2, complete: true, "");
         Assert.Equal(0.009, Convert.ToDouble(Scalar(
-            $"SELECT sum(value) FROM read_parquet('{outcome.ParquetPath}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 12);
+            $"SELECT sum(energy_j) FROM read_parquet('{joules.ParquetPath}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 12);
     }
 
     [Fact]

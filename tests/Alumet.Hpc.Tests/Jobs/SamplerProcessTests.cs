@@ -81,7 +81,7 @@ public class SamplerProcessTests
         using var duck = new DuckDBConnection("Data Source=:memory:");
         duck.Open();
         using var cmd = duck.CreateCommand();
-        cmd.CommandText = $"SELECT sum(value) FROM read_parquet('{row.ParquetPath}') WHERE consumer = 'job:101' AND resource_kind IN ('cpu_package','dram','gpu')";
+        cmd.CommandText = $"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{row.ParquetPath}') WHERE consumer = 'job:101' AND resource_kind IN ('cpu_package','dram','gpu')";
         Assert.Equal(2.005001, Convert.ToDouble(cmd.ExecuteScalar()), 9);
     }
 

@@ -30,7 +30,7 @@ public sealed class EndToEndOutputsTests
 
         using var con = Duck();
         var q = Query(con, $"""
-            SELECT resource_kind, CAST(sum(round(value / CASE WHEN interface = 'powercap' THEN 1e-6 ELSE 1e-3 END)) AS BIGINT), sum(value)
+            SELECT resource_kind, sum(energy_raw)::BIGINT, sum(energy_raw * joules_per_unit)
             FROM read_parquet('{Sql(row.ParquetPath)}') WHERE consumer = 'job:1234' GROUP BY ALL
             """).ToDictionary(r => (string)r[0]!);
         // Raw integers recovered from the file equal the fixture; J equal the DB row.

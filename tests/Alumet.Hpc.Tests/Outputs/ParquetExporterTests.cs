@@ -20,11 +20,11 @@ public sealed class ParquetExporterTests
 
         using var con = Duck();
         var rows = Query(con, $"""
-            SELECT consumer, resource_kind, sum(value), count(*), CAST(sum(round(value / CASE WHEN interface = 'powercap' THEN 1e-6 ELSE 1e-3 END)) AS BIGINT)
+            SELECT consumer, resource_kind, sum(energy_j), count(*), sum(energy_raw)
             FROM read_parquet('{Sql(res.Path)}') GROUP BY ALL ORDER BY ALL
             """);
         var byKey = rows.ToDictionary(r => ((string)r[0]!, (string)r[1]!));
-        // Exact: the raw integers come back from the doubles, and equal the fixture's sums.
+        // Exact: the raw integers equal the fixture's sums.
         for (int i = 0; i < Series.Length; i++)
             Assert.Equal(RawSum(i), L(byKey[(Series[i].Consumer, Series[i].ResourceKind)][4]));
         // J per domain equal the summary (summation order differs only in the last ulp).
@@ -33,7 +33,7 @@ public sealed class ParquetExporterTests
         Assert.Equal(summary.Job.Energy.GpuJ, (double)byKey[("job:1234", "gpu")][2]!, 9);
         Assert.Equal(summary.Node.Energy.PackageJ, (double)byKey[("node", "cpu_package")][2]!, 9);
         Assert.Equal(summary.Steps[0].Summary.Energy.PackageJ, (double)byKey[("step:1234.batch", "cpu_package")][2]!, 9);
-        var total = Query(con, $"SELECT sum(value) FROM read_parquet('{Sql(res.Path)}') WHERE consumer = 'job:1234' AND resource_kind IN ('cpu_package','dram','gpu')");
+        var total = Query(con, $"SELECT sum(energy_j) FROM read_parquet('{Sql(res.Path)}') WHERE consumer = 'job:1234' AND counts_in_total");
         Assert.Equal(summary.Job.TotalEnergyJ, (double)total[0][0]!, 9);
     }
 
@@ -47,15 +47,21 @@ public sealed class ParquetExporterTests
         var types = Query(con, $"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('{Sql(res.Path)}'))")
             .ToDictionary(r => (string)r[0]!, r => (string)r[1]!);
         Assert.Equal("TIMESTAMP WITH TIME ZONE", types["timestamp"]);
-        Assert.Equal("DOUBLE", types["value"]);
+        Assert.Equal("DOUBLE", types["energy_j"]);
+        Assert.Equal("BIGINT", types["energy_raw"]);
         Assert.Equal("BIGINT", types["interval_us"]);
+        Assert.Equal("BOOLEAN", types["counts_in_total"]);
+        Assert.Equal("DOUBLE", types["read_hz"]);
         Assert.Equal("INTEGER", types["flags"]);
         Assert.Equal("VARCHAR", types["consumer"]);
-        Assert.Equal(["timestamp", "metric", "value", "unit", "interval_us", "resource_kind", "resource_id", "consumer", "job_id", "node", "interface", "flags"], types.Keys);
+        Assert.Equal(["timestamp", "interval_us", "domain", "resource_kind", "resource_id", "consumer", "counts_in_total", "energy_raw", "joules_per_unit",
+            "energy_j", "interface", "read_hz", "flags", "job_id", "node", "user", "run_id"], types.Keys);
 
         var r = Query(con, $"""
             SELECT min(epoch_us(timestamp)), max(epoch_us(timestamp)), sum(interval_us), count(*) FILTER (flags = 1), count(*) FILTER (flags = 2),
-                   string_agg(DISTINCT metric, ','), string_agg(DISTINCT unit, ','), string_agg(DISTINCT job_id, ','), string_agg(DISTINCT node, ',')
+                   string_agg(DISTINCT domain, ',' ORDER BY domain), string_agg(DISTINCT read_hz::VARCHAR, ',' ORDER BY read_hz::VARCHAR),
+                   string_agg(DISTINCT job_id, ','), string_agg(DISTINCT node, ','), string_agg(DISTINCT "user", ','), string_agg(DISTINCT run_id, ','),
+                   count(*) FILTER (counts_in_total), count(*) FILTER (resource_kind IN ('cpu_package', 'dram', 'gpu'))
             FROM read_parquet('{Sql(res.Path)}')
             """)[0];
         Assert.Equal((T0 + Sec) / 1000, L(r[0]));
@@ -63,10 +69,13 @@ public sealed class ParquetExporterTests
         Assert.Equal(Values.Length * Series.Length * Sec / 1000, L(r[2])); // µs
         Assert.Equal(1L, L(r[3]));
         Assert.Equal(2L, L(r[4]));
-        Assert.Equal("energy", r[5]);
-        Assert.Equal("J", r[6]);
+        Assert.Equal("cpu_cores:0,cpu_package:0,dram:0,gpu:0000:3b:00.0,psys:0", r[5]);
+        Assert.Equal("1000.0,20.0", r[6]); // RAPL rows at rapl's rate, the GPU at NVML's
         Assert.Equal("1234", r[7]);
         Assert.Equal("n1", r[8]);
+        Assert.Equal("alice", r[9]);
+        Assert.Equal("20251113T021320000Z", r[10]);
+        Assert.Equal(L(r[12]), L(r[11]));
     }
 
     [Fact]
@@ -88,6 +97,9 @@ public sealed class ParquetExporterTests
         Assert.Equal("n1", kv["node"]);
         Assert.Equal("alice", kv["user"]);
         Assert.Equal("nvml=20,rapl=1000", kv["frequency_hz"]);
+        Assert.Equal("1000", kv["frequency_hz.rapl"]);
+        Assert.Equal("20", kv["frequency_hz.nvml"]);
+        Assert.Equal("2", kv["schema_version"]);
         Assert.Equal("estimate", kv["interfaces"]);
         Assert.Equal("true", kv["estimated"]);
         Assert.Equal("generic-per-core", kv["estimate_model"]);
@@ -99,9 +111,10 @@ public sealed class ParquetExporterTests
 
         var enc = Query(con, $"SELECT path_in_schema, encodings FROM parquet_metadata('{Sql(res.Path)}')")
             .ToDictionary(r => (string)r[0]!, r => (string)r[1]!);
-        foreach (var col in new[] { "metric", "unit", "resource_kind", "resource_id", "consumer", "job_id", "node", "interface" })
+        foreach (var col in new[] { "domain", "resource_kind", "resource_id", "consumer", "job_id", "node", "user", "run_id", "interface" })
             Assert.Contains("DICTIONARY", enc[col]);
-        Assert.Contains("DELTA_BINARY_PACKED", enc["interval_us"]);
+        foreach (var col in new[] { "timestamp", "interval_us", "energy_raw" })
+            Assert.Contains("DELTA_BINARY_PACKED", enc[col]);
         var codecs = Query(con, $"SELECT DISTINCT compression FROM parquet_metadata('{Sql(res.Path)}')");
         Assert.Equal("ZSTD", Assert.Single(codecs)[0]);
     }
@@ -136,13 +149,13 @@ public sealed class ParquetExporterTests
         var broken = Query(con, $"""
             SELECT count(*) FROM (
               SELECT timestamp, resource_kind, resource_id,
-                     sum(value_raw) FILTER (consumer = 'node') AS node,
-                     sum(value_raw) FILTER (consumer <> 'node') AS parts
+                     sum(energy_raw) FILTER (consumer = 'node') AS node,
+                     sum(energy_raw) FILTER (consumer <> 'node') AS parts
               FROM read_parquet('{p}') GROUP BY ALL) WHERE node <> parts
             """);
         Assert.Equal(0L, L(broken[0][0]));
-        var pkg = Query(con, $"SELECT sum(value_raw), any_value(joules_per_unit) FROM read_parquet('{p}') WHERE consumer = 'job:77' AND resource_kind = 'cpu_package' AND resource_id = '0'")[0];
-        var pkg1 = Query(con, $"SELECT sum(value_raw) FROM read_parquet('{p}') WHERE consumer = 'job:77' AND resource_kind = 'cpu_package' AND resource_id = '1'")[0];
+        var pkg = Query(con, $"SELECT sum(energy_raw), any_value(joules_per_unit) FROM read_parquet('{p}') WHERE consumer = 'job:77' AND resource_kind = 'cpu_package' AND resource_id = '0'")[0];
+        var pkg1 = Query(con, $"SELECT sum(energy_raw) FROM read_parquet('{p}') WHERE consumer = 'job:77' AND resource_kind = 'cpu_package' AND resource_id = '1'")[0];
         Assert.Equal(1e-6, (double)pkg[1]!);
         Assert.Equal(summary.Job.Energy.PackageJ, L(pkg[0]) * 1e-6 + L(pkg1[0]) * 1e-6);
     }
@@ -199,18 +212,19 @@ public sealed class ParquetExporterTests
         var res = await ParquetExporter.ExportAsync(tmp.Path, tmp.Sub("x.parquet"), new ParquetExportOptions(Layout: ParquetValueLayout.RawCounts));
         Assert.Equal(2, res.Rows);
         using var con = Duck();
-        Assert.Equal(24L, L(Query(con, $"SELECT sum(value_raw) FROM read_parquet('{Sql(res.Path)}')")[0][0]));
+        Assert.Equal(24L, L(Query(con, $"SELECT sum(energy_raw) FROM read_parquet('{Sql(res.Path)}')")[0][0]));
         Assert.Equal(24 * 1e-6, JobSummary.FromSpool(tmp.Path).Job.TotalEnergyJ);
     }
 
     [Fact]
-    public void DefaultPathStaysInsideDataDir()
+    public void DatasetPathsArePartitionedAndStayInsideDataDir()
     {
         var meta = TestSpools.Meta("1234", "n1");
-        Assert.Equal("/data/lab/slurm/1234/1234.n1.parquet", ParquetExporter.DefaultPath("/data", meta));
+        Assert.Equal("/data/jobs/cluster=lab/year=2025/month=11/slurm.1234.n1.20251113T021320000Z.parquet", ParquetDataset.JobFile("/data", meta));
+        Assert.Equal("/data/nodes/cluster=lab/year=2025/month=11/n1.20251113T021320000Z.parquet", ParquetDataset.NodeFile("/data", meta));
         meta.Cluster = "../../etc";
         meta.Node = "a/b";
         meta.JobId = "..";
-        Assert.Equal("/data/_.._etc/slurm/_/_.a_b.parquet", ParquetExporter.DefaultPath("/data", meta));
+        Assert.Equal("/data/jobs/cluster=_.._etc/year=2025/month=11/slurm._.a_b.20251113T021320000Z.parquet", ParquetDataset.JobFile("/data", meta));
     }
 }

@@ -23,7 +23,8 @@ public sealed class ParquetSizeTests(ITestOutputHelper output)
             output.WriteLine(string.Join(" | ", row));
         Assert.Equal(records, res.Rows);
         Assert.Equal(8, res.RowGroups); // 480k rows in 64k-row groups: memory stays bounded
-        // Regression guards on the measured sizes (4.07 and 1.93 B/row when written).
-        Assert.True(res.BytesPerRow < (layout == ParquetValueLayout.RawCounts ? 2.0 : 4.5), $"{res.BytesPerRow:F3} B/row");
+        // Measured 1.82 (raw, the default: target <= 2 B/sample) and 5.58 B/row (with energy_j) when written; rows in
+        // time order instead of grouped by series measured 2.36 B/row raw, which is why series stay grouped.
+        Assert.True(res.BytesPerRow < (layout == ParquetValueLayout.RawCounts ? 2.0 : 6.0), $"{res.BytesPerRow:F3} B/row");
     }
 }

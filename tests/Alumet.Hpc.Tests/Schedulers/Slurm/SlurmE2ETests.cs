@@ -408,7 +408,7 @@ public sealed class SlurmE2ETests
         using var con = new DuckDBConnection("Data Source=:memory:");
         con.Open();
         using var cmd = con.CreateCommand();
-        cmd.CommandText = $"SELECT resource_id, consumer, sum(value) FROM read_parquet('{path.Replace("'", "''")}') " +
+        cmd.CommandText = $"SELECT resource_id, consumer, sum(energy_raw * joules_per_unit) FROM read_parquet('{path.Replace("'", "''")}') " +
                           $"WHERE resource_kind = 'gpu' AND job_id = '{id}' GROUP BY ALL";
         using var rd = cmd.ExecuteReader();
         var sums = new Dictionary<(string, string), double>();
@@ -432,7 +432,7 @@ public sealed class SlurmE2ETests
         using var con = new DuckDBConnection("Data Source=:memory:");
         con.Open();
         using var cmd = con.CreateCommand();
-        cmd.CommandText = $"SELECT consumer, sum(value) FROM read_parquet('{path.Replace("'", "''")}') " +
+        cmd.CommandText = $"SELECT consumer, sum(energy_raw * joules_per_unit) FROM read_parquet('{path.Replace("'", "''")}') " +
                           $"WHERE resource_kind IN ({kinds}) AND job_id = '{id}' GROUP BY consumer";
         using var rd = cmd.ExecuteReader();
         var sums = new Dictionary<string, double>();

@@ -98,7 +98,7 @@ public class RaplInterfacesProcessTests
         foreach (var (row, iface) in new[] { (m, "msr"), (p, "powercap") })
         {
             using var cmd = duck.CreateCommand();
-            cmd.CommandText = $"SELECT string_agg(DISTINCT interface, ','), sum(value) FILTER (WHERE consumer = 'job:{row.JobId}' AND resource_kind = 'cpu_package') FROM read_parquet('{row.ParquetPath}')";
+            cmd.CommandText = $"SELECT string_agg(DISTINCT interface, ','), sum(energy_raw * joules_per_unit) FILTER (WHERE consumer = 'job:{row.JobId}' AND resource_kind = 'cpu_package') FROM read_parquet('{row.ParquetPath}')";
             using var r = cmd.ExecuteReader();
             Assert.True(r.Read());
             Assert.Equal(iface, r.GetString(0));

@@ -1,0 +1,78 @@
+using System.Globalization;
+using Alumet.Hpc.Spool;
+
+namespace Alumet.Hpc.Outputs.Parquet;
+
+/// <summary>
+/// Where the Parquet files of a cluster live: one hive-partitioned dataset that DuckDB, Spark and Trino read in one
+/// statement and prune by directory (README "Parquet dataset"):
+/// <code>
+/// &lt;data_dir&gt;/jobs/cluster=&lt;c&gt;/year=&lt;yyyy&gt;/month=&lt;mm&gt;/&lt;scheduler&gt;.&lt;job&gt;.&lt;node&gt;.&lt;run_id&gt;.parquet   job's user, 0400
+/// &lt;data_dir&gt;/nodes/cluster=&lt;c&gt;/year=&lt;yyyy&gt;/month=&lt;mm&gt;/&lt;node&gt;.&lt;run_id&gt;.parquet                         root, 0400
+/// </code>
+/// Year and month are those of the run's start (UTC). Job directories are 0711: anyone may open a file whose name
+/// they know (the file's own mode decides), nobody but root lists them, so a user cannot enumerate other users' jobs;
+/// <c>alumet-report --job N --parquet</c> gives a user their own files' paths. Node directories are 0700: node-level
+/// series at high rate stay root-only (RAPL side channel, CVE-2020-8694). Every name component is reduced to
+/// [A-Za-z0-9._-] so that no value from the environment can climb out of data_dir.
+/// </summary>
+public static class ParquetDataset
+{
+    public const string JobsDir = "jobs";
+    public const string NodesDir = "nodes";
+
+    /// <summary>Traversable by all, listable by the owner (root) only.</summary>
+    public const UnixFileMode JobDirMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+    public const UnixFileMode NodeDirMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    public const UnixFileMode FileMode = UnixFileMode.UserRead;
+
+    /// <summary>The run of a job (<see cref="Jobs.RunId"/>; spools of older versions have none: their start time).</summary>
+    public static string RunId(SpoolMeta meta) => meta.RunId.Length > 0 ? meta.RunId : Jobs.RunId.FromStartNs(meta.StartWallNs);
+
+    /// <summary>The job file of one node of one run.</summary>
+    public static string JobFile(string dataDir, SpoolMeta meta) =>
+        Path.Combine(Partition(dataDir, JobsDir, meta), $"{Safe(meta.Scheduler)}.{Safe(meta.JobId)}.{Safe(meta.Node)}.{Safe(RunId(meta))}.parquet");
+
+    /// <summary>The node-level file of one sampler run (root-only).</summary>
+    public static string NodeFile(string dataDir, SpoolMeta meta) =>
+        Path.Combine(Partition(dataDir, NodesDir, meta), $"{Safe(meta.Node)}.{Safe(RunId(meta))}.parquet");
+
+    /// <summary>A glob over every job file of a cluster (all clusters when null).</summary>
+    public static string JobsGlob(string dataDir, string? cluster = null) =>
+        Path.Combine(dataDir, JobsDir, cluster is null ? "*" : $"cluster={Safe(cluster)}", "year=*", "month=*", "*.parquet");
+
+    private static string Partition(string dataDir, string kind, SpoolMeta meta)
+    {
+        var start = DateTime.UnixEpoch.AddTicks(meta.StartWallNs / 100);
+        return Path.Combine(dataDir, kind, $"cluster={Safe(meta.Cluster)}",
+            start.ToString("'year='yyyy", CultureInfo.InvariantCulture), start.ToString("'month='MM", CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>
+    /// Creates the directories from data_dir down to <paramref name="file"/>'s directory with <paramref name="mode"/>
+    /// (only the ones it creates: an admin's own modes on existing directories are kept).
+    /// </summary>
+    public static void CreateDirectories(string dataDir, string file, UnixFileMode mode)
+    {
+        string root = Path.GetFullPath(dataDir);
+        string dir = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        if (!dir.StartsWith(root, StringComparison.Ordinal)) throw new IOException($"{file} is outside {dataDir}");
+        var missing = new Stack<string>();
+        for (string? d = dir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d)) missing.Push(d);
+        while (missing.TryPop(out var d))
+        {
+            if (OperatingSystem.IsWindows()) { Directory.CreateDirectory(d); continue; }
+            // The data_dir itself is traversable like the job tree; below it, the requested mode.
+            Directory.CreateDirectory(d, d.Length <= root.Length ? JobDirMode : mode);
+            File.SetUnixFileMode(d, d.Length <= root.Length ? JobDirMode : mode); // umask may have narrowed it
+        }
+    }
+
+    internal static string Safe(string s)
+    {
+        var chars = s.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray();
+        string r = new string(chars).Trim('.');
+        return r.Length == 0 ? "_" : r;
+    }
+}

@@ -1,0 +1,211 @@
+using Parquet;
+using Parquet.Schema;
+
+namespace Alumet.Hpc.Outputs.Parquet;
+
+/// <summary>Energy of one (domain, consumer) series per period: power = <see cref="EnergyJ"/> / <see cref="Seconds"/>.</summary>
+/// <param name="Domain"><c>cpu_package:0</c>, or <see cref="PowerTimeline.CountedTotal"/> for the sum of the domains that count in TotalEnergy.</param>
+/// <param name="Consumer"><c>job:&lt;id&gt;</c>, <c>node</c>, <c>other_jobs</c>, <c>unattributed</c>.</param>
+/// <param name="EnergyJ">J per period.</param>
+/// <param name="Seconds">Measured time per period (Σ interval of the rows ending in it): 0 where nothing was measured.</param>
+public sealed record PowerSeries(string Domain, string Consumer, bool CountsInTotal, double[] EnergyJ, double[] Seconds)
+{
+    /// <summary>W per period (energy-weighted: Σ energy / Σ interval), NaN where nothing was measured.</summary>
+    public double[] Watts() => EnergyJ.Select((e, i) => Seconds[i] > 0 ? e / Seconds[i] : double.NaN).ToArray();
+
+    public double TotalJ => EnergyJ.Sum();
+    public double MeanW => Seconds.Sum() is > 0 and var s ? TotalJ / s : 0;
+}
+
+/// <summary>
+/// Power per period of every series of one or more job files, read back from Parquet (schema 2, and schema 1 files
+/// written before it). Power is energy-weighted over each period — Σ energy / Σ interval of its rows —
+/// never per read: at 1 kHz one read's energy aliases with RAPL's ~1 ms update (README "Parquet schema").
+/// Streams row group by row group, so memory is the output, not the file.
+/// </summary>
+public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods, IReadOnlyList<PowerSeries> Series)
+{
+    public const string CountedTotal = "total";
+
+    public DateTime PeriodStart(int i) => Start + Period * i;
+
+    /// <summary>
+    /// Picks a readable period giving at most <paramref name="maxPeriods"/> periods over the span, never shorter than
+    /// <paramref name="shortest"/> (a 1 s storage period cannot show 0.5 s periods).
+    /// </summary>
+    public static TimeSpan AutoPeriod(TimeSpan span, int maxPeriods, TimeSpan shortest)
+    {
+        double[] steps = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400];
+        foreach (var s in steps)
+            if (span.TotalSeconds / s <= maxPeriods && s >= shortest.TotalSeconds * 0.999) return TimeSpan.FromSeconds(s);
+        return TimeSpan.FromSeconds(Math.Ceiling(span.TotalSeconds / maxPeriods / 86400) * 86400);
+    }
+
+    /// <summary>Reads <paramref name="files"/> (the nodes of one job): series are per node when there are several.</summary>
+    public static async Task<PowerTimeline> ReadAsync(IReadOnlyList<string> files, int maxPeriods, TimeSpan? period = null, CancellationToken ct = default)
+    {
+        // Pass 1: the time span (files of schema 1 have wrong timestamp statistics, so the rows are read, not the footer).
+        DateTime lo = DateTime.MaxValue, hi = DateTime.MinValue;
+        // Per series, how many rows have each interval (ms): its median is the series' resolution.
+        var intervals = new Dictionary<(string, string), Dictionary<long, long>>();
+        foreach (var f in files)
+            await foreach (var rows in ReadRowsAsync(f, ct).ConfigureAwait(false))
+                for (int i = 0; i < rows.Count; i++)
+                {
+                    var start = rows.End[i].AddTicks(-rows.IntervalUs[i] * 10);
+                    if (start < lo) lo = start;
+                    if (rows.End[i] > hi) hi = rows.End[i];
+                    var key = (rows.Domain[i], rows.Consumer[i]);
+                    if (!intervals.TryGetValue(key, out var h)) intervals[key] = h = [];
+                    long ms = (rows.IntervalUs[i] + 500) / 1000;
+                    h[ms] = h.GetValueOrDefault(ms) + 1;
+                }
+        if (lo > hi) return new PowerTimeline(DateTime.UnixEpoch, TimeSpan.FromSeconds(1), 0, []);
+        // No shorter than the coarsest series' usual interval (job shares are stored per attribution period even when
+        // the node's rows are raw): every period then holds a row of every series.
+        long coarsestMs = intervals.Values.Select(Median).DefaultIfEmpty(0).Max();
+        var p = period ?? AutoPeriod(hi - lo, maxPeriods, TimeSpan.FromMilliseconds(coarsestMs));
+        int n = Math.Max(1, (int)Math.Ceiling((hi - lo) / p));
+        var series = new Dictionary<(string, string), (double[] E, double[] S, bool Counted)>();
+        string? Prefix(string f) => files.Count > 1 ? Path.GetFileName(f) : null;
+        foreach (var f in files)
+        {
+            string? node = Prefix(f);
+            await foreach (var rows in ReadRowsAsync(f, ct).ConfigureAwait(false))
+                for (int i = 0; i < rows.Count; i++)
+                {
+                    string domain = node is null ? rows.Domain[i] : $"{rows.Node[i]}/{rows.Domain[i]}";
+                    // The row belongs to the period holding its middle (an interval (start, end] ending on a boundary is the earlier period's).
+                    var middle = rows.End[i].AddTicks(-rows.IntervalUs[i] * 5);
+                    int b = Math.Clamp((int)((middle - lo) / p), 0, n - 1);
+                    double seconds = rows.IntervalUs[i] / 1e6;
+                    Add(series, (domain, rows.Consumer[i]), rows.Counts[i], n, b, rows.Joules[i], seconds);
+                }
+        }
+        // The counted total per consumer: Σ energy of counted domains; its time is one domain's (they share the clock).
+        var totals = new Dictionary<(string, string), (double[] E, double[] S, bool Counted)>();
+        foreach (var ((domain, consumer), v) in series.Where(kv => kv.Value.Counted))
+        {
+            var key = (CountedTotal, consumer);
+            if (!totals.TryGetValue(key, out var t)) totals[key] = t = (new double[n], (double[])v.S.Clone(), true);
+            for (int b = 0; b < n; b++) t.E[b] += v.E[b];
+        }
+        var list = series.Concat(totals)
+            .Select(kv => new PowerSeries(kv.Key.Item1, kv.Key.Item2, kv.Value.Counted, kv.Value.E, kv.Value.S))
+            .OrderBy(s => ConsumerRank(s.Consumer)).ThenBy(s => s.Domain == CountedTotal ? 1 : 0).ThenBy(s => s.Domain, StringComparer.Ordinal)
+            .ToList();
+        return new PowerTimeline(lo, p, n, list);
+    }
+
+    private static long Median(Dictionary<long, long> histogram)
+    {
+        long half = (histogram.Values.Sum() + 1) / 2, seen = 0;
+        foreach (var (ms, n) in histogram.OrderBy(kv => kv.Key))
+            if ((seen += n) >= half) return ms;
+        return 0;
+    }
+
+    private static void Add(Dictionary<(string, string), (double[] E, double[] S, bool Counted)> d, (string, string) key, bool counted, int n, int b, double j, double s)
+    {
+        if (!d.TryGetValue(key, out var v)) d[key] = v = (new double[n], new double[n], counted);
+        v.E[b] += j;
+        v.S[b] += s;
+    }
+
+    /// <summary>job shares first, then node, other jobs, unattributed, steps.</summary>
+    public static int ConsumerRank(string consumer) => consumer switch
+    {
+        _ when consumer.StartsWith("job:", StringComparison.Ordinal) => 0,
+        "node" => 1,
+        "other_jobs" => 2,
+        "unattributed" => 3,
+        _ => 4,
+    };
+
+    /// <summary>One row group's rows, the columns the timeline needs, whatever the schema version.</summary>
+    private sealed record Rows(int Count, DateTime[] End, long[] IntervalUs, string[] Domain, string[] Consumer, bool[] Counts, double[] Joules, string[] Node);
+
+    private static async IAsyncEnumerable<Rows> ReadRowsAsync(string path, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        await using var reader = await ParquetReader.CreateAsync(fs, cancellationToken: ct).ConfigureAwait(false);
+        var fields = reader.Schema.DataFields.ToDictionary(f => f.Name);
+        DataField F(string name) => fields.TryGetValue(name, out var f) ? f : throw new InvalidDataException($"{path}: no column '{name}': not an alumet-hpc file");
+        for (int g = 0; g < reader.RowGroupCount; g++)
+        {
+            using var rg = reader.OpenRowGroupReader(g);
+            int n = checked((int)rg.RowCount);
+            var end = await ReadTimestamps(rg, F("timestamp"), n, ct).ConfigureAwait(false);
+            var interval = await Read<long>(rg, F("interval_us"), n, ct).ConfigureAwait(false);
+            var consumer = await ReadStrings(rg, F("consumer"), n, ct).ConfigureAwait(false);
+            var kind = await ReadStrings(rg, F("resource_kind"), n, ct).ConfigureAwait(false);
+            var rid = await ReadStrings(rg, F("resource_id"), n, ct).ConfigureAwait(false);
+            var node = await ReadStrings(rg, F("node"), n, ct).ConfigureAwait(false);
+            var domain = new string[n];
+            var counts = new bool[n];
+            var joules = new double[n];
+            for (int i = 0; i < n; i++)
+            {
+                domain[i] = $"{kind[i]}:{rid[i]}";
+                counts[i] = Counted(kind[i]);
+            }
+            if (fields.ContainsKey("energy_raw") || fields.ContainsKey("value_raw"))
+            {
+                var raw = await Read<long>(rg, F(fields.ContainsKey("energy_raw") ? "energy_raw" : "value_raw"), n, ct).ConfigureAwait(false);
+                var jpu = await Read<double>(rg, F("joules_per_unit"), n, ct).ConfigureAwait(false);
+                for (int i = 0; i < n; i++) joules[i] = raw[i] * jpu[i];
+            }
+            else
+            {
+                joules = await Read<double>(rg, F("value"), n, ct).ConfigureAwait(false); // schema 1, joules layout
+            }
+            yield return new Rows(n, end, interval, domain, consumer, counts, joules, node);
+        }
+    }
+
+    private static bool Counted(string kind)
+    {
+        try { return Core.ResourceKinds.CountsInTotal(Core.ResourceKinds.Parse(kind)); }
+        catch (FormatException) { return false; }
+    }
+
+    private static async Task<T[]> Read<T>(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct) where T : struct
+    {
+        if (!f.IsNullable)
+        {
+            var a = new T[n];
+            await rg.ReadAsync<T>(f, a.AsMemory(), null, ct).ConfigureAwait(false);
+            return a;
+        }
+        var b = new T?[n];
+        await rg.ReadAsync<T>(f, b.AsMemory(), null, ct).ConfigureAwait(false);
+        return b.Select(v => v ?? default).ToArray();
+    }
+
+    /// <summary>
+    /// The timestamp as its physical INT64 µs (schema 2 delta-encodes it, which Parquet.Net's DateTime reader does not
+    /// decode; schema 1 stored the same µs PLAIN).
+    /// </summary>
+    private static async Task<DateTime[]> ReadTimestamps(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct)
+    {
+        var us = await Read<long>(rg, TimestampAsInt64(f), n, ct).ConfigureAwait(false);
+        var d = new DateTime[n];
+        for (int i = 0; i < n; i++) d[i] = DateTime.UnixEpoch.AddTicks(us[i] * 10);
+        return d;
+    }
+
+    /// <summary>The same column read as INT64 (µs since the epoch for TIMESTAMP(MICROS)).</summary>
+    internal static DataField<long> TimestampAsInt64(DataField f)
+    {
+        var asLong = new DataField<long>(f.Name, f.IsNullable);
+        _ = new ParquetSchema(asLong); // the reader finds a column by the field's schema path
+        return asLong;
+    }
+
+    private static async Task<string[]> ReadStrings(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct)
+    {
+        var s = new string?[n];
+        await rg.ReadAsync(f, s.AsMemory(), null, ct).ConfigureAwait(false);
+        return s.Select(x => x ?? "").ToArray();
+    }
+}
