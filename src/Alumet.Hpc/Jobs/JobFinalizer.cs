@@ -76,7 +76,9 @@ public static class JobFinalizer
     private static Outcome FinalizeLocked(string stateDir, AlumetConfig cfg, bool complete, string reason, out bool removable)
     {
         var meta = SpoolWriter.ReadMeta(stateDir);
-        var summary = JobSummary.FromSpool(stateDir);
+        var options = SummaryOptions.FromConfig(cfg);
+        foreach (var problem in options.Carbon.Problems) Log.Warn($"job {meta.JobId}: {problem}");
+        var summary = JobSummary.FromSpool(stateDir, options);
         string status = complete ? JobStatus.Complete : JobStatus.Partial;
         if (summary.Job.WrapAmbiguous > 0 && complete)
             reason = Join(reason, $"{summary.Job.WrapAmbiguous} interval(s) may hide extra counter wraps: energy is a lower bound");
@@ -104,7 +106,8 @@ public static class JobFinalizer
             ParquetDataset.CreateDirectories(cfg.Paths.DataDir, parquet, ParquetDataset.JobDirMode);
             RemoveTempsOfKilledFinalizers(parquet);
             var layout = cfg.Sampler.ParquetValues == "raw" ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
-            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: ParquetDataset.FileMode, ExtraMetadata: wall?.Metadata(), Layout: layout))
+            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: ParquetDataset.FileMode, Layout: layout,
+                ExtraMetadata: QualityMetadata.For(summary).Concat(wall?.Metadata() ?? []).ToDictionary()))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);
         }

@@ -124,9 +124,27 @@ internal static class Schema
         ALTER TABLE jobs ADD COLUMN wall_model_uncertainty_j DOUBLE PRECISION NOT NULL DEFAULT 0;
         ALTER TABLE jobs ADD COLUMN wall_model TEXT NOT NULL DEFAULT '';
         """),
+
+        // v5: the uncertainty of every total (docs/uncertainty.md), facility energy and CO2e (docs/carbon.md).
+        // energy_u_k = 0 marks rows written before: their uncertainty is unknown, not zero. Components are kept by
+        // kind so that nodes combine correctly (systematic linearly, random in quadrature).
+        new(QualityColumns("REAL"), Postgres: QualityColumns("DOUBLE PRECISION")),
     ];
 
     public static int Version => Migrations.Length;
+
+    private static string QualityColumns(string real)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var table in (string[])["jobs", "steps"])
+            foreach (var c in (string[])["energy_u_interfaces_j", "energy_u_attribution_j", "energy_u_random_j", "energy_missed_max_j", "energy_u_k", "total_energy_u_j"])
+                sb.Append($"ALTER TABLE {table} ADD COLUMN {c} {real} NOT NULL DEFAULT 0;\n");
+        foreach (var c in (string[])["facility_energy_j", "facility_energy_u_j", "co2e_g", "co2e_u_g"])
+            sb.Append($"ALTER TABLE jobs ADD COLUMN {c} {real};\n"); // NULL: not configured or not computable
+        sb.Append("ALTER TABLE jobs ADD COLUMN carbon_basis TEXT NOT NULL DEFAULT '';\n");
+        sb.Append("ALTER TABLE jobs ADD COLUMN carbon_note TEXT NOT NULL DEFAULT '';\n");
+        return sb.ToString();
+    }
 
     /// <summary>yyyyMMddTHHmmssfffZ from a start_time 'yyyy-MM-ddTHH:mm:ss.ffffffZ' (same SQL on both back ends).</summary>
     private const string RunIdOfStart =
