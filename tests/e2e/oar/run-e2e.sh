@@ -82,7 +82,8 @@ check_job() {  # check_job ID LABEL
     ok "$what: alumet-report --job $j: $rep"
   else fail "$what: alumet-report --job $j rc=$rc: '$(head -3 <<<"$rep" | tr '\n' ' ')' (want $j|$cluster|$JOBUSER|$node|$total|complete, scheduler oar)"; fi
   # Sampler life: finalized on SIGTERM, gone, never inside the job's cgroups.
-  [ -e "$sd/finalized" ] && ok "$what: sampler finalized" || fail "$what: no $sd/finalized"
+  # finalization removes the state dir and leaves the marker <job>.finalized beside it (JobFinalizer.MarkerSuffix)
+  if [ -e "$sd/finalized" ] || [ -e "$sd.finalized" ]; then ok "$what: sampler finalized"; else fail "$what: no $sd.finalized (nor $sd/finalized)"; fi
   local pid; pid=$(awk '{print $1}' "$sd/sampler.pid" 2>/dev/null)
   if [ -n "$pid" ] && proc_alive "$pid"; then fail "$what: sampler $pid still alive after the job"; fi
   # The hook's stop line: "stopped" = SIGTERM sent and the sampler finalized itself in time (a kill says "killed"),
