@@ -188,11 +188,14 @@ public class SamplerTests : IDisposable
     public void ReadingTheSourcesAllocatesNothing()
     {
         var s = NewSampler(new SamplerSettings(1000, 1000, 1000, 1000), attribution: null);
-        for (int i = 0; i < 100; i++) s.ReadSources(i * Ms, i * Ms); // warm-up (JIT, first-use caches)
+        // Warm-up past tiered JIT: enough calls to be promoted, then time for the background tier-1 compile to install.
+        for (int i = 0; i < 5000; i++) s.ReadSources(i * Ms, i * Ms);
+        Thread.Sleep(300);
+        for (int i = 5000; i < 5100; i++) s.ReadSources(i * Ms, i * Ms);
         long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 100; i < 2100; i++) s.ReadSources(i * Ms, i * Ms);
+        for (int i = 5100; i < 7100; i++) s.ReadSources(i * Ms, i * Ms);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-        s.Complete(StopReason.Signal, null, 2100 * Ms, 2100 * Ms);
+        s.Complete(StopReason.Signal, null, 7100 * Ms, 7100 * Ms);
     }
 
     [Fact]

@@ -75,7 +75,7 @@ check_job() {  # check_job ID LABEL
     || fail "$what: energies node=$nodeE job=$jobE other=$otherE unattributed=$unattrE elapsed=$elapsed (lab power $POWER_W W)"
   # The report (as root = admin): one job line with the DB's numbers, and the OAR scheduler in --json.
   local rep rc total; total=$(sql "select total_energy_j from jobs where scheduler='oar' and job_id='$j'")
-  rep=$("$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" -P -n --noconvert -o JobID,Cluster,User,NodeList,TotalEnergy,Status 2>&1); rc=$?
+  rep=$("$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" -P -n --noconvert -o JobID,Cluster,User,NodeList,TotalEnergy,Status 2>/dev/null); rc=$?
   if [ $rc -eq 0 ] && awk -F'|' -v j="$j" -v c="$cluster" -v u="$JOBUSER" -v n="$node" -v t="$total" \
        'NR==1 && $1==j && $2==c && $3==u && $4==n && ($5-t)^2 < 1e-12 && $6=="complete" {ok=1} END {exit !(ok && NR==1)}' <<<"$rep" \
      && "$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" --json 2>/dev/null | grep -q '"scheduler": "oar"'; then
