@@ -3,6 +3,8 @@
 # the real-scheduler end-to-end classes), ending with one "N passed, N failed, N skipped" line.
 #   ALUMET_E2E_SLURM=1  start the project's Slurm lab (tests/e2e/slurm, root) and run the Slurm e2e tests
 #   ALUMET_E2E_OAR=1    start the project's OAR lab (tests/e2e/oar, root) and run the OAR e2e tests
+#   ALUMET_E2E_PG=1     start a private PostgreSQL server (tests/e2e/postgres, root) and run the accounting tests
+#                       against it as well as SQLite (without it the PostgreSQL cases are skipped)
 #   KEEP_LABS=1         leave the labs running afterwards (default: stop the ones started here)
 # Without those variables the e2e tests are reported as skipped; with one set, a lab that is down fails them.
 set -uo pipefail
@@ -23,6 +25,15 @@ if [ "${ALUMET_E2E_SLURM:-0}" = 1 ]; then
     echo "run-all: the Slurm lab did not start: the Slurm e2e tests will fail" >&2
   fi
 fi
+if [ "${ALUMET_E2E_PG:-0}" = 1 ]; then
+  echo "== starting the PostgreSQL lab"
+  if tests/e2e/postgres/pg-lab.sh start; then
+    started+=(postgres)
+    . "${PG_LAB:-/var/lib/alumet-hpc-e2e/postgres}/env.sh"   # ALUMET_TEST_PG_URL, ALUMET_TEST_PG_PASSWORD_FILE
+  else
+    echo "run-all: the PostgreSQL lab did not start: the PostgreSQL tests will fail" >&2
+  fi
+fi
 if [ "${ALUMET_E2E_OAR:-0}" = 1 ]; then
   echo "== starting the OAR lab"
   if tests/e2e/oar/oar-lab.sh start; then started+=(oar)
@@ -38,6 +49,7 @@ if [ "${KEEP_LABS:-0}" != 1 ]; then
     case $lab in
       slurm) tests/e2e/slurm/slurm-lab.sh stop >/dev/null 2>&1 || true ;;
       oar) tests/e2e/oar/oar-lab.sh stop >/dev/null 2>&1 || true ;;
+      postgres) tests/e2e/postgres/pg-lab.sh stop >/dev/null 2>&1 || true ;;
     esac
   done
 fi

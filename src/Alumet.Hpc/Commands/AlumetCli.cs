@@ -23,6 +23,7 @@ public static class AlumetCli
             CtlCommand.Create(),
             CalibrateCommand.Create(),
             report,
+            DbCommand.Create(),
             Schedulers.Slurm.SlurmCommand.Create(),
             Schedulers.Oar.OarCommand.Create(),
             ParquetCommand.Create(),

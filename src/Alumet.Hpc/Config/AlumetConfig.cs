@@ -14,6 +14,10 @@ public sealed class AlumetConfig
     public ReportSection Report { get; set; } = new();
     public BmcSection Bmc { get; set; } = new();
     public CalibrationSection Calibration { get; set; } = new();
+    public UncertaintySection Uncertainty { get; set; } = new();
+    public FacilitySection Facility { get; set; } = new();
+    public CarbonSection Carbon { get; set; } = new();
+    public DatabaseSection Database { get; set; } = new();
 }
 
 public sealed class SamplerSection
@@ -156,4 +160,64 @@ public sealed class ReportSection
     public List<string> Admins { get; set; } = new() { "root" };
     /// <summary>Groups whose members see every job. Read from the system config only, matched by gid.</summary>
     public List<string> AdminGroups { get; set; } = new();
+}
+
+/// <summary>
+/// Accuracy of each interface and of the attribution model, as relative standard uncertainties (fractions).
+/// The method and the sources of every default are in docs/uncertainty.md.
+/// </summary>
+public sealed class UncertaintySection
+{
+    /// <summary>Coverage factor k of the expanded uncertainty U = k × u (2: about 95 % for a normal distribution).</summary>
+    public double CoverageFactor { get; set; } = 2.0;
+    /// <summary>RAPL (powercap and the other RAPL interfaces): systematic relative standard uncertainty of a domain's energy.</summary>
+    public double RaplRel { get; set; } = 0.05;
+    /// <summary>NVML energy counter: systematic relative standard uncertainty.</summary>
+    public double NvmlEnergyCounterRel { get; set; } = 0.05;
+    /// <summary>NVML power readings integrated over time: systematic relative standard uncertainty of the sensor.</summary>
+    public double NvmlPowerRel { get; set; } = 0.05;
+    /// <summary>Fraction of wall time the NVML power sensor actually observes (about 0.25 on A100/H100).</summary>
+    public double NvmlPowerCoverage { get; set; } = 0.25;
+    /// <summary>The CPU-time estimate model: systematic relative standard uncertainty.</summary>
+    public double EstimateRel { get; set; } = 0.5;
+    /// <summary>The CPU-time split of shared CPU-side energy: relative standard uncertainty of the energy moved between consumers.</summary>
+    public double AttributionRel { get; set; } = 0.2;
+}
+
+/// <summary>Facility overhead: PUE as a constant or an hourly (or any step) time series.</summary>
+public sealed class FacilitySection
+{
+    /// <summary>Constant PUE (facility energy / IT energy), 1..5; 0 = not configured (no facility energy).</summary>
+    public double Pue { get; set; } = 0;
+    /// <summary>CSV time series of PUE (see docs/carbon.md); "" = none. Replaces <see cref="Pue"/> when set.</summary>
+    public string PueFile { get; set; } = "";
+    /// <summary>Relative standard uncertainty of the PUE values (0 = not given).</summary>
+    public double PueRel { get; set; } = 0;
+}
+
+/// <summary>Carbon intensity of the electricity, gCO2e/kWh, as a constant or a time series exported from a grid operator.</summary>
+public sealed class CarbonSection
+{
+    /// <summary>Constant carbon intensity, gCO2e/kWh; 0 = not configured (no CO2e).</summary>
+    public double IntensityGPerKwh { get; set; } = 0;
+    /// <summary>CSV time series of carbon intensity (see docs/carbon.md); "" = none. Replaces the constant when set.</summary>
+    public string IntensityFile { get; set; } = "";
+    /// <summary>Header of the value column in <see cref="IntensityFile"/>; "" = the second column.</summary>
+    public string IntensityColumn { get; set; } = "";
+    /// <summary>Relative standard uncertainty of the intensity values (0 = not given).</summary>
+    public double IntensityRel { get; set; } = 0;
+}
+
+public sealed class DatabaseSection
+{
+    /// <summary>Empty: SQLite at [paths] database (one machine). "postgresql://[user@]host[:port]/db[?...]": a PostgreSQL
+    /// server (clusters). Never a password here: this file is world-readable.</summary>
+    public string Url { get; set; } = "";
+    /// <summary>File holding the PostgreSQL password (first line); must not be readable by group or others.</summary>
+    public string PasswordFile { get; set; } = "";
+    /// <summary>How long a scheduler hook may spend on the database (queued rows included), s. Past it the row waits in
+    /// the outbox: a hook never waits on a busy or unreachable database beyond this.</summary>
+    public double HookWaitS { get; set; } = 2;
+    /// <summary>How long a sampler keeps retrying its queued row in the background after the job, s.</summary>
+    public double RetryS { get; set; } = 600;
 }

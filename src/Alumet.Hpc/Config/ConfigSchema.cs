@@ -22,7 +22,7 @@ internal sealed record ConfigKey(
 /// </summary>
 internal static class ConfigSchema
 {
-    public static readonly string[] Sections = ["sampler", "sources", "estimate", "paths", "cluster", "report", "bmc", "calibration"];
+    public static readonly string[] Sections = ["sampler", "sources", "estimate", "paths", "cluster", "report", "bmc", "calibration", "uncertainty", "facility", "carbon", "database"];
 
     public static readonly ConfigKey[] Keys =
     [
@@ -152,6 +152,49 @@ internal static class ConfigSchema
         // [calibration]
         new("calibration", "dir", ConfigValueKind.String, "use an absolute path to a root-owned directory, e.g. \"/etc/alumet-hpc/calibration\"",
             c => Absolute(c.Calibration.Dir)),
+        // [uncertainty] (docs/uncertainty.md)
+        new("uncertainty", "coverage_factor", ConfigValueKind.Number, "use 1..3 (2 gives about 95 % confidence)",
+            c => Range(c.Uncertainty.CoverageFactor, 1, 3)),
+        new("uncertainty", "rapl_rel", ConfigValueKind.Number, "use a fraction 0..1 (0.05 = 5 %)",
+            c => Range(c.Uncertainty.RaplRel, 0, 1)),
+        new("uncertainty", "nvml_energy_counter_rel", ConfigValueKind.Number, "use a fraction 0..1 (0.05 = 5 %)",
+            c => Range(c.Uncertainty.NvmlEnergyCounterRel, 0, 1)),
+        new("uncertainty", "nvml_power_rel", ConfigValueKind.Number, "use a fraction 0..1 (0.05 = 5 %)",
+            c => Range(c.Uncertainty.NvmlPowerRel, 0, 1)),
+        new("uncertainty", "nvml_power_coverage", ConfigValueKind.Number, "use a fraction of time above 0, at most 1 (0.25 on A100/H100)",
+            c => Positive(c.Uncertainty.NvmlPowerCoverage, 1)),
+        new("uncertainty", "estimate_rel", ConfigValueKind.Number, "use a fraction 0..2 (0.5 = 50 %)",
+            c => Range(c.Uncertainty.EstimateRel, 0, 2)),
+        new("uncertainty", "attribution_rel", ConfigValueKind.Number, "use a fraction 0..1 (0.2 = 20 %)",
+            c => Range(c.Uncertainty.AttributionRel, 0, 1)),
+
+        // [facility] (docs/carbon.md)
+        new("facility", "pue", ConfigValueKind.Number, "use 0 (not configured) or a PUE from 1 to 5, e.g. 1.3",
+            c => c.Facility.Pue == 0 ? null : Range(c.Facility.Pue, 1, 5)),
+        new("facility", "pue_file", ConfigValueKind.String, "use \"\" or an absolute path to a CSV file (docs/carbon.md)",
+            c => OptionalAbsolute(c.Facility.PueFile)),
+        new("facility", "pue_rel", ConfigValueKind.Number, "use a fraction 0..1 (0 = not given)",
+            c => Range(c.Facility.PueRel, 0, 1)),
+
+        // [carbon] (docs/carbon.md)
+        new("carbon", "intensity_g_per_kwh", ConfigValueKind.Number, "use 0 (not configured) or gCO2e/kWh up to 2000, e.g. 56",
+            c => Range(c.Carbon.IntensityGPerKwh, 0, 2000)),
+        new("carbon", "intensity_file", ConfigValueKind.String, "use \"\" or an absolute path to a CSV file (docs/carbon.md)",
+            c => OptionalAbsolute(c.Carbon.IntensityFile)),
+        new("carbon", "intensity_column", ConfigValueKind.String, "use \"\" (the second column) or the header of the value column",
+            c => c.Carbon.IntensityColumn.Length == 0 ? null : Label(c.Carbon.IntensityColumn, 200)),
+        new("carbon", "intensity_rel", ConfigValueKind.Number, "use a fraction 0..1 (0 = not given)",
+            c => Range(c.Carbon.IntensityRel, 0, 1)),
+
+        // [database]
+        new("database", "url", ConfigValueKind.String, "use \"\" (SQLite at paths.database) or \"postgresql://[user@]host[:port]/database\" (no password: use password_file)",
+            c => c.Database.Url.Length == 0 ? null : Outputs.Accounting.DatabaseUrl.TryParse(c.Database.Url, c.Database.PasswordFile, out string? e) is null ? $"{Quote(c.Database.Url)} {e}" : null),
+        new("database", "password_file", ConfigValueKind.String, "use \"\" or an absolute path to a file of mode 0600 holding the password",
+            c => c.Database.PasswordFile.Length == 0 ? null : Absolute(c.Database.PasswordFile)),
+        new("database", "hook_wait_s", ConfigValueKind.Number, "use 0.1..60 s (a hook never waits on the database longer; the row waits in the outbox)",
+            c => Range(c.Database.HookWaitS, 0.1, 60)),
+        new("database", "retry_s", ConfigValueKind.Number, "use 0..86400 s (how long a sampler retries its queued row after the job)",
+            c => Range(c.Database.RetryS, 0, 86_400)),
     ];
 
     /// <summary>Keys an older config file may still hold, and what replaced them.</summary>
@@ -235,6 +278,8 @@ internal static class ConfigSchema
         // Relative paths would depend on the cwd of whichever hook or daemon runs us.
         return v[0] == '/' ? null : $"{Quote(v)} is not an absolute path";
     }
+
+    private static string? OptionalAbsolute(string v) => v.Length == 0 ? null : Absolute(v);
 
     private static string? LibraryName(string v)
     {

@@ -15,6 +15,39 @@ public static class AtomicFile
     public static bool IsTempOf(string name, string target) =>
         name.StartsWith(target + ".", StringComparison.Ordinal) && name.EndsWith(".tmp", StringComparison.Ordinal);
 
+    /// <summary>
+    /// Like <see cref="WriteAllText"/>, and durable when it returns: the file is fsync'd before the rename and the
+    /// directory after it, so the new file survives a power loss or a kernel crash, not only a process crash.
+    /// </summary>
+    public static void WriteDurably(string path, ReadOnlySpan<byte> contents, UnixFileMode mode)
+    {
+        string tmp = TempPath(path);
+        try
+        {
+            using (var fs = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode }))
+            {
+                fs.Write(contents);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
+        SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+    }
+
+    /// <summary>fsync of a directory: makes the creations, renames and deletions in it durable.</summary>
+    public static void SyncDirectory(string dir)
+    {
+        int fd = Native.Libc.open(dir, Native.Libc.O_RDONLY | Native.Libc.O_DIRECTORY);
+        if (fd < 0) return;
+        Native.Libc.fsync(fd);
+        Native.Libc.close(fd);
+    }
+
     public static void WriteAllText(string path, string contents)
     {
         string tmp = TempPath(path);

@@ -19,7 +19,8 @@ namespace Alumet.Hpc.Jobs;
 public static class JobFinalizer
 {
     /// <param name="Record">The row written; null when <paramref name="Status"/> is <see cref="AlreadyStatus"/>.</param>
-    public sealed record Outcome(string Status, string Reason, string ParquetPath, JobRecord? Record);
+    /// <param name="Stored">The row reached the database; otherwise it waits in the outbox (<paramref name="Delivery"/> says why).</param>
+    public sealed record Outcome(string Status, string Reason, string ParquetPath, JobRecord? Record, bool Stored = true, string Delivery = "");
 
     /// <summary>Status of an <see cref="Outcome"/> when another finalizer had already finalized the job.</summary>
     public const string AlreadyStatus = "already";
@@ -45,6 +46,7 @@ public static class JobFinalizer
     {
         File.Delete(MarkerPath(stateDir));
         File.Delete(Path.Combine(stateDir, SamplerFiles.Finalized));
+        File.Delete(Path.Combine(stateDir, SamplerFiles.FinalizeError));
     }
 
     /// <exception cref="IOException">The state dir does not exist, or another finalizer held the job past stop_timeout_s.</exception>
@@ -57,8 +59,23 @@ public static class JobFinalizer
             throw new IOException(busy
                 ? $"another process is still finalizing the job in {stateDir} after {cfg.Sampler.StopTimeoutS} s; left to it"
                 : $"no job state in {stateDir}");
-        var outcome = FinalizeLocked(stateDir, cfg, complete, reason, out bool removable);
-        string line = outcome.Reason.Length == 0 ? outcome.Status : $"{outcome.Status}: {outcome.Reason}";
+        string errorFile = Path.Combine(stateDir, SamplerFiles.FinalizeError);
+        if (File.Exists(errorFile))
+        {
+            try { reason = Join(reason, $"an earlier finalization failed ({File.ReadAllText(errorFile).Trim()})"); }
+            catch (IOException) { }
+        }
+        Outcome outcome;
+        bool removable;
+        try { outcome = FinalizeLocked(stateDir, cfg, complete, reason, out removable); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Kept for the next attempt's row: the true reason survives the process that saw it.
+            try { File.WriteAllText(errorFile, e.Message + "\n"); }
+            catch (Exception w) when (w is IOException or UnauthorizedAccessException) { }
+            throw;
+        }
+        string line = (outcome.Reason.Length == 0 ? outcome.Status : $"{outcome.Status}: {outcome.Reason}") + (outcome.Stored ? "" : $" [{outcome.Delivery}]");
         if (removable && cfg.Sampler.KeepState == "failed")
         {
             AtomicFile.WriteAllText(MarkerPath(stateDir), line); // first: a crash between the two leaves a marker, never a lost job
@@ -75,7 +92,9 @@ public static class JobFinalizer
     private static Outcome FinalizeLocked(string stateDir, AlumetConfig cfg, bool complete, string reason, out bool removable)
     {
         var meta = SpoolWriter.ReadMeta(stateDir);
-        var summary = JobSummary.FromSpool(stateDir);
+        var options = SummaryOptions.FromConfig(cfg);
+        foreach (var problem in options.Carbon.Problems) Log.Warn($"job {meta.JobId}: {problem}");
+        var summary = JobSummary.FromSpool(stateDir, options);
         string status = complete ? JobStatus.Complete : JobStatus.Partial;
         if (summary.Job.WrapAmbiguous > 0 && complete)
             reason = Join(reason, $"{summary.Job.WrapAmbiguous} interval(s) may hide extra counter wraps: energy is a lower bound");
@@ -103,7 +122,8 @@ public static class JobFinalizer
             ParquetDataset.CreateDirectories(cfg.Paths.DataDir, parquet, ParquetDataset.JobDirMode);
             RemoveTempsOfKilledFinalizers(parquet);
             var layout = cfg.Sampler.ParquetValues == "raw" ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
-            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: ParquetDataset.FileMode, ExtraMetadata: wall?.Metadata(), Layout: layout))
+            ParquetExporter.ExportAsync(stateDir, parquet, new ParquetExportOptions(FileMode: ParquetDataset.FileMode, Layout: layout,
+                ExtraMetadata: QualityMetadata.For(summary).Concat(wall?.Metadata() ?? []).ToDictionary()))
                 .GetAwaiter().GetResult();
             GiveToJobUser(parquet, meta.Uid);
         }
@@ -118,10 +138,13 @@ public static class JobFinalizer
         var record = JobRecord.FromSummary(summary, meta, status, reason, parquet);
         if (wall is not null)
             record = record with { WallModelEnergyJ = wall.EnergyJ, WallModelUncertaintyJ = wall.UncertaintyJ, WallModel = wall.Model.Describe() };
-        using (var db = AccountingDb.Open(cfg.Paths.Database))
-            db.Upsert(record);
+        // Durable in the node's outbox first; the database gets at most hook_wait_s here (busy or down: the row
+        // stays queued and is retried), so neither a sampler nor an epilog is held by the database.
+        var (delivery, text) = Outbox.Deliver(record, cfg, TimeSpan.FromSeconds(cfg.Database.HookWaitS));
+        bool stored = delivery.Left == 0;
+        if (!stored) Log.Warn($"job {meta.JobId}: {text}");
         removable = parquet.Length > 0; // without its Parquet file the spool is the job's only data: keep it
-        return new Outcome(status, reason, parquet, record);
+        return new Outcome(status, reason, parquet, record, stored, text);
     }
 
     /// <summary>
@@ -144,8 +167,8 @@ public static class JobFinalizer
     public static JobRecord RecordNotMeasured(JobIdentity job, AlumetConfig cfg, string reason)
     {
         var record = JobRecord.NotMeasured(job, reason, toolVersion: ToolInfo.Version);
-        using var db = AccountingDb.Open(cfg.Paths.Database);
-        db.Upsert(record);
+        var (delivery, text) = Outbox.Deliver(record, cfg, TimeSpan.FromSeconds(cfg.Database.HookWaitS));
+        if (delivery.Left > 0) Log.Warn($"job {job.JobId}: {text}");
         return record;
     }
 

@@ -3,6 +3,7 @@ using System.Text;
 using Alumet.Hpc.Attribution;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
+using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Sampling;
 using Alumet.Hpc.Schedulers;
 using Alumet.Hpc.Sources.Estimate;
@@ -44,6 +45,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private bool _hadJob;
     private bool _stopped;
     private int _finalizing; // ends still writing their Parquet + row: the sampler does not exit under them
+    private int _retrying;   // one outbox retry thread at a time
+    private Thread? _retry;
 
     public MeasurementBuffer Buffer { get; }
     public string StateRoot => _cfg.Paths.StateDir;
@@ -162,7 +165,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         try
         {
             var outcome = JobFinalizer.Finalize(dir, _cfg, complete, reason);
-            Log.Info($"job {job.Registration.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}{(outcome.Record is { } r ? $", {r.TotalEnergyJ:0.###} J, {outcome.ParquetPath}" : "")}");
+            Log.Info($"job {job.Registration.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}{(outcome.Record is { } r ? $", {r.TotalEnergyJ:0.###} J, {outcome.ParquetPath}; {outcome.Delivery}" : "")}");
+            if (!outcome.Stored) RetryOutbox($"job {job.Registration.Job.JobId}");
             return outcome;
         }
         catch (Exception e)
@@ -172,6 +176,27 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// A queued row is retried after the epilog has its answer, by one background thread at a time; counted as a
+    /// finalization so the sampler does not exit under it (bounded by <c>[database] retry_s</c>).
+    /// </summary>
+    private void RetryOutbox(string what)
+    {
+        if (Interlocked.CompareExchange(ref _retrying, 1, 0) != 0) return;
+        Interlocked.Increment(ref _finalizing);
+        var t = new Thread(() =>
+        {
+            try { Outbox.RetryInBackground(_cfg, what); }
+            catch (Exception e) { Log.Warn($"{what}: outbox retry stopped: {e.Message}"); }
+            finally { Volatile.Write(ref _retrying, 0); Interlocked.Decrement(ref _finalizing); }
+        }) { Name = "outbox-retry", IsBackground = true };
+        _retry = t;
+        t.Start();
+    }
+
+    /// <summary>A one-job host (<c>exec</c>, <c>sample</c>) waits for the retry before its process exits.</summary>
+    public void WaitForOutboxRetry() => _retry?.Join();
 
     /// <summary>Jobs registered in <paramref name="stateRoot"/> and never finalized: what a restarted sampler takes back.</summary>
     public static IEnumerable<JobRegistration> Unfinished(string stateRoot)

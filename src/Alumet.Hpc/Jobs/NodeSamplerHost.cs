@@ -95,7 +95,7 @@ public static class NodeSamplerHost
                     sampler.RateChanged();
                     return outcome is null
                         ? $"error job {key} is not registered\n"
-                        : $"ok {outcome.Status}{(outcome.Reason.Length > 0 ? ": " + outcome.Reason : "")}\n";
+                        : $"ok {outcome.Status}{(outcome.Reason.Length > 0 ? ": " + outcome.Reason : "")}{(outcome.Stored ? "" : $" [{outcome.Delivery}]")}\n";
                 }
                 case "status":
                     return "ok\n" + node.Status(sampler);
@@ -145,6 +145,7 @@ public static class NodeSamplerHost
         catch (Exception e) { Log.Error($"job {reg.Job.JobId}: finalization failed: {e.Message}; spool kept in {dir}"); }
         node.Stop();
         node.Close(Clock.MonotonicNs(), Clock.WallNs());
+        node.WaitForOutboxRetry(); // a queued row: retried here, after the job, as the node sampler does
         return outcome;
     }
 

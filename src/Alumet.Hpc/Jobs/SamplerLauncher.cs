@@ -124,7 +124,9 @@ public static class SamplerLauncher
                 return new StopResult("already", $"job {job.JobId}: already finalized ({line})");
 
             string why = answer is not null
-                ? $"the node sampler did not know the job ({answer.Trim()}); data up to its last flush kept"
+                ? answer.EndsWith(" is not registered\n", StringComparison.Ordinal)
+                    ? $"the node sampler did not know the job ({answer.Trim()}); data up to its last flush kept"
+                    : $"the node sampler could not finalize the job ({answer.Trim()}); finalized from its spool"
                 : error is not null && error.StartsWith("no node sampler", StringComparison.Ordinal)
                     ? "the sampler died before the end of the job (crash or kill); data up to its last flush kept"
                     : $"the node sampler did not finalize the job within {config.Sampler.StopTimeoutS} s ({error}); finalized from its spool";

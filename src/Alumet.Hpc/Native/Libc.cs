@@ -50,6 +50,12 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
 
+    public const int O_RDONLY = 0, O_DIRECTORY = 0x10000;
+
+    /// <summary>Makes a file's (or a directory's entries') writes durable.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fsync(int fd);
+
     public const int O_RDWR = 2;
     public const int O_CREAT = 0x40;
     public const int O_NOFOLLOW = 0x20000;

@@ -1,4 +1,6 @@
 using Alumet.Hpc.Core;
+using Alumet.Hpc.Outputs.Carbon;
+using Alumet.Hpc.Outputs.Uncertainty;
 using Alumet.Hpc.Spool;
 
 namespace Alumet.Hpc.Outputs;
@@ -56,6 +58,16 @@ public sealed record ConsumerSummary(
     public double AvePowerW => ElapsedS > 0 ? TotalEnergyJ / ElapsedS : 0;
     public DateTime Start => Clock.FromWallNs(StartNs);
     public DateTime End => Clock.FromWallNs(EndNs);
+    /// <summary>Uncertainty of <see cref="TotalEnergyJ"/> (docs/uncertainty.md).</summary>
+    public EnergyUncertainty Uncertainty { get; init; } = EnergyUncertainty.None;
+}
+
+/// <summary>How a summary qualifies its totals: the uncertainty model, and the facility/carbon inputs (none by default).</summary>
+public sealed record SummaryOptions(UncertaintyModel Uncertainty, CarbonInputs Carbon)
+{
+    public static SummaryOptions Default { get; } = new(UncertaintyModel.Default, CarbonInputs.None);
+
+    public static SummaryOptions FromConfig(Config.AlumetConfig cfg) => new(UncertaintyModel.FromConfig(cfg), CarbonInputs.FromConfig(cfg));
 }
 
 /// <summary>A job step's share (<c>step:1234.batch</c>): a subdivision of the job's share, never added to the job total.</summary>
@@ -79,6 +91,9 @@ public sealed record JobSummary(
     IReadOnlyDictionary<string, double> SourceHz,
     string Perimeter)
 {
+    /// <summary>The job's facility energy and CO2e over its own timeline (docs/carbon.md); <see cref="FacilityCarbon.None"/> when not configured.</summary>
+    public FacilityCarbon Carbon { get; init; } = FacilityCarbon.None;
+
     public const string NodeConsumer = "node";
     public const string UnattributedConsumer = "unattributed";
     public const string OtherJobsConsumer = "other_jobs";
@@ -100,11 +115,12 @@ public sealed record JobSummary(
             .Select(kv => $"{kv.Key}={kv.Value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}"));
 
     /// <summary>Reads meta.json and streams spool.bin of <paramref name="spoolDirectory"/>.</summary>
-    public static JobSummary FromSpool(string spoolDirectory) =>
-        FromSpool(SpoolWriter.ReadMeta(spoolDirectory), SpoolReader.ReadChunks(spoolDirectory));
+    public static JobSummary FromSpool(string spoolDirectory, SummaryOptions? options = null) =>
+        FromSpool(SpoolWriter.ReadMeta(spoolDirectory), SpoolReader.ReadChunks(spoolDirectory), options);
 
-    public static JobSummary FromSpool(SpoolMeta meta, IEnumerable<ReadOnlyMemory<SpoolRecord>> chunks)
+    public static JobSummary FromSpool(SpoolMeta meta, IEnumerable<ReadOnlyMemory<SpoolRecord>> chunks, SummaryOptions? options = null)
     {
+        options ??= SummaryOptions.Default;
         string jobConsumer = JobConsumer(meta.JobId);
         string stepPrefix = StepPrefix(meta.JobId);
 
@@ -131,6 +147,9 @@ public sealed record JobSummary(
         long windowNs = Math.Max(meta.StoragePeriodMs, meta.AttributionPeriodMs) * 1_000_000L;
         var acc = new ConsumerAccumulator[4 + stepIds.Count];
         for (int i = 0; i < acc.Length; i++) acc[i] = new ConsumerAccumulator(meta.Series.Count, windowNs);
+        var unc = new UncertaintyAccumulator[acc.Length];
+        for (int i = 0; i < unc.Length; i++) unc[i] = new UncertaintyAccumulator(meta, options.Uncertainty.MaxPowerW);
+        var carbon = new CarbonAccumulator(options.Carbon);
 
         // J per raw unit for the domains that count in the total (0 for cores, uncore, psys): feeds the peak power.
         var countedJpu = new double[meta.Series.Count];
@@ -144,11 +163,26 @@ public sealed record JobSummary(
                 if ((uint)r.Series >= (uint)slotOfSeries.Length) continue; // corrupt index: never crash a summary
                 int slot = slotOfSeries[r.Series];
                 if (slot < 0) continue;
-                acc[slot].Add(in r, r.Value * countedJpu[r.Series]);
+                double counted = r.Value * countedJpu[r.Series];
+                acc[slot].Add(in r, counted);
+                unc[slot].Add(in r);
+                if (slot == 0) carbon.Add(r.WallNs, r.IntervalNs, counted);
             }
         }
 
-        ConsumerSummary Build(int slot, string consumer) => acc[slot].Finish(consumer, meta, kindOfSeries, meta.StartWallNs);
+        // Node series of each counter (same kind, id, interface): the attributed fraction of a share needs it.
+        var nodeSeriesOf = new int[meta.Series.Count];
+        for (int i = 0; i < nodeSeriesOf.Length; i++)
+        {
+            var s = meta.Series[i];
+            nodeSeriesOf[i] = meta.Series.FindIndex(n => n.Consumer == NodeConsumer && n.ResourceKind == s.ResourceKind
+                && n.ResourceId == s.ResourceId && n.Interface == s.Interface);
+        }
+        bool cpuTimeSplit = meta.AttributionMode is not ("exclusive" or "none");
+        ConsumerSummary Build(int slot, string consumer) => acc[slot].Finish(consumer, meta, kindOfSeries, meta.StartWallNs) with
+        {
+            Uncertainty = unc[slot].Finish(meta, kindOfSeries, options.Uncertainty, slot == 1 ? null : unc[1], nodeSeriesOf, cpuTimeSplit),
+        };
 
         var steps = new List<StepSummary>(stepIds.Count);
         for (int i = 0; i < stepIds.Count; i++)
@@ -160,11 +194,15 @@ public sealed record JobSummary(
             .Select(s => s.Interface).Where(i => i.Length > 0).Distinct().OrderBy(i => i, StringComparer.Ordinal).ToList();
         bool estimated = interfaces.Contains(MeasurementInterface.Estimate.Wire());
 
+        var job = Build(0, jobConsumer);
         return new JobSummary(
             meta.JobId,
-            Build(0, jobConsumer), Build(1, NodeConsumer), Build(2, UnattributedConsumer), Build(3, OtherJobsConsumer),
+            job, Build(1, NodeConsumer), Build(2, UnattributedConsumer), Build(3, OtherJobsConsumer),
             steps, interfaces, estimated, estimated ? meta.EstimateModel : "",
-            new Dictionary<string, double>(meta.SourceHz), meta.Perimeter);
+            new Dictionary<string, double>(meta.SourceHz), meta.Perimeter)
+        {
+            Carbon = carbon.Finish(job.TotalEnergyJ, job.Uncertainty),
+        };
     }
 
     private static int StepSlot(List<string> stepIds, string step)

@@ -45,6 +45,17 @@ public static class ReportFields
         new("WallEnergy", 10, (r, s) => r.Measured && r.WallMeasured ? Scaled(r.Energy.WallJ, 6, s) : ""),
         new("WallModelEnergy", 17, (r, s) => r.Measured && r.WallModelEnergyJ is { } e
             ? $"{Scaled(e, 6, s)}±{Scaled(r.WallModelUncertaintyJ, 6, s)}" : ""),
+        // docs/uncertainty.md: expanded uncertainty (k in the notes and --json), and the one-sided missed energy.
+        new("TotalEnergyU", 12, (r, s) => r.Measured && r.Uncertainty.Known ? Scaled(r.Uncertainty.ExpandedJ, 6, s) : ""),
+        new("MissedEnergy", 12, (r, s) => r.Measured && r.Uncertainty.Known ? Scaled(r.Uncertainty.MissedJ, 6, s) : ""),
+        // docs/carbon.md: empty when not configured or not computable (the notes say why). CO2e in g (1.23K = 1.23 kg).
+        new("FacilityEnergy", 14, (r, s) => r.Measured && r.Carbon.FacilityEnergyJ is { } f ? Scaled(f, 6, s) : ""),
+        new("FacilityEnergyU", 15, (r, s) => r.Measured && r.Carbon.FacilityEnergyJ is not null && r.Carbon.FacilityEnergyUJ is { } f ? Scaled(f, 6, s) : ""),
+        new("PUE", 5, (r, _) => r.Measured && Outputs.Carbon.FacilityCarbon.EffectivePue(r.Carbon.FacilityEnergyJ, r.Energy.TotalJ) is { } p ? p.ToString("0.00", Inv) : ""),
+        new("CO2e", 9, (r, s) => r.Measured && r.Carbon.Co2eG is { } g ? Scaled(g, 3, s) : ""),
+        new("CO2eU", 9, (r, s) => r.Measured && r.Carbon.Co2eG is not null && r.Carbon.Co2eUG is { } g ? Scaled(g, 3, s) : ""),
+        new("CarbonIntensity", 15, (r, _) => r.Measured &&
+            Outputs.Carbon.FacilityCarbon.EffectiveIntensity(r.Carbon.Co2eG, r.Carbon.FacilityEnergyJ, r.Energy.TotalJ) is { } i ? i.ToString("0.0", Inv) : ""),
         new("AvePower", 9, (r, s) => r.Measured ? Scaled(r.AvePowerW, 2, s) : ""),
         new("MaxPower", 9, (r, s) => r.Measured && r.MaxPowerW is { } w ? Scaled(w, 2, s) : ""),
         new("Frequency", 17, (r, _) => r.Frequency),
@@ -87,7 +98,7 @@ public static class ReportFields
         ["Freq"] = "Frequency",
     };
 
-    public const string DefaultFormat = "JobID,User,NodeList,Elapsed,PackageEnergy,DramEnergy,GpuEnergy,TotalEnergy,AvePower,MaxPower,Interface,Status";
+    public const string DefaultFormat = "JobID,User,NodeList,Elapsed,PackageEnergy,DramEnergy,GpuEnergy,TotalEnergy,TotalEnergyU,AvePower,MaxPower,Interface,Status";
 
     public static ReportField? Find(string name)
     {
@@ -149,7 +160,7 @@ public static class ReportFields
 
     /// <summary>Plain number without prefix, at most <paramref name="decimals"/> decimals (µJ resolution for energies).</summary>
     public static string Raw(double v, int decimals) =>
-        Math.Round(v, decimals).ToString(decimals == 6 ? "0.######" : "0.##", Inv);
+        Math.Round(v, decimals).ToString(decimals switch { 6 => "0.######", 3 => "0.###", _ => "0.##" }, Inv);
 
     /// <summary>
     /// sacct-like unit conversion with SI steps of 1000 (joules and watts are SI): 950 → "950", 1234 → "1.23K",

@@ -182,6 +182,8 @@ public static class ReportFormatter
         Joules(w, "average", r.Measured ? r.AvePowerW : null);
         Joules(w, "max", r.Measured ? r.MaxPowerW : null);
         w.WriteEndObject();
+        Uncertainty(w, r);
+        Carbon(w, r);
         w.WriteStartObject("measurement");
         w.WriteString("status", r.Status);
         w.WriteString("reason", r.Reason);
@@ -206,6 +208,44 @@ public static class ReportFormatter
         w.WriteStartArray("parquet");
         foreach (var p in r.ParquetPaths) w.WriteStringValue(p);
         w.WriteEndArray();
+    }
+
+    /// <summary>docs/uncertainty.md: expanded U with k and confidence, standard components, one-sided missed energy; null when not known.</summary>
+    private static void Uncertainty(Utf8JsonWriter w, ReportRow r)
+    {
+        var u = r.Uncertainty;
+        if (!r.Measured || !u.Known) { w.WriteNull("total_energy_uncertainty"); return; }
+        w.WriteStartObject("total_energy_uncertainty");
+        w.WriteNumber("expanded_j", u.ExpandedJ);
+        w.WriteNumber("coverage_factor", u.CoverageFactor);
+        w.WriteString("confidence", Outputs.Uncertainty.EnergyUncertainty.ConfidenceLabel(u.CoverageFactor));
+        w.WriteNumber("standard_j", u.StandardJ);
+        w.WriteNumber("interfaces_j", u.InterfacesJ);
+        w.WriteNumber("attribution_j", u.AttributionJ);
+        w.WriteNumber("random_j", u.RandomJ);
+        w.WriteNumber("missed_max_j", u.MissedJ);
+        w.WriteString("method", Outputs.Uncertainty.UncertaintyModel.MethodReference);
+        w.WriteEndObject();
+    }
+
+    /// <summary>docs/carbon.md: null figures were not configured or not computable (note says why).</summary>
+    private static void Carbon(Utf8JsonWriter w, ReportRow r)
+    {
+        var c = r.Carbon;
+        w.WriteStartObject("carbon");
+        Nullable(w, "facility_energy_j", r.Measured ? c.FacilityEnergyJ : null);
+        Nullable(w, "facility_energy_u_j", r.Measured && c.FacilityEnergyJ is not null ? c.FacilityEnergyUJ : null);
+        Nullable(w, "co2e_g", r.Measured ? c.Co2eG : null);
+        Nullable(w, "co2e_u_g", r.Measured && c.Co2eG is not null ? c.Co2eUG : null);
+        w.WriteString("basis", c.Basis);
+        w.WriteString("note", c.Note);
+        w.WriteEndObject();
+    }
+
+    private static void Nullable(Utf8JsonWriter w, string name, double? v)
+    {
+        if (v is { } x) w.WriteNumber(name, x);
+        else w.WriteNull(name);
     }
 
     private static readonly (string Name, ResourceKind Kind)[] Domains =

@@ -1,6 +1,8 @@
 using Alumet.Hpc.Core;
 using Alumet.Hpc.Outputs;
 using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Outputs.Carbon;
+using Alumet.Hpc.Outputs.Uncertainty;
 
 namespace Alumet.Hpc.Report;
 
@@ -26,6 +28,11 @@ public sealed record ReportRow(
 
     /// <summary>The run(s) of the job this line covers (<see cref="JobRecord.RunId"/>).</summary>
     public string RunId { get; init; } = "";
+
+    /// <summary>Uncertainty of TotalEnergy (docs/uncertainty.md); unknown for rows written before it existed.</summary>
+    public EnergyUncertainty Uncertainty { get; init; } = EnergyUncertainty.None;
+    /// <summary>Facility energy and CO2e (docs/carbon.md); null figures were not configured or not computable.</summary>
+    public FacilityCarbon Carbon { get; init; } = FacilityCarbon.None;
 
     /// <summary>
     /// Whether a domain was measured, so that an absent one prints blank rather than 0 (sacct). The row records
@@ -123,7 +130,48 @@ public static class ReportBuilder
             .Select(g => Combine(ReportRowKind.Step, g.Key, g.Select(x => StepRow(x.Node, x.Step)).ToList()))
             .ToList();
 
-        return new ReportJob(first.Cluster, first.Scheduler, first.JobId, total, nodeRows, steps, Notes(nodes));
+        var notes = Notes(nodes);
+        notes.AddRange(QualityNotes(total, nodes));
+        return new ReportJob(first.Cluster, first.Scheduler, first.JobId, total, nodeRows, steps, notes);
+    }
+
+    /// <summary>
+    /// How to read TotalEnergyU (one line for all jobs with the same k: notes are de-duplicated), missed energy per job,
+    /// and how CO2e was obtained. A row recorded before uncertainties existed shows an empty TotalEnergyU and no note.
+    /// </summary>
+    private static IEnumerable<string> QualityNotes(ReportRow total, List<JobRecord> nodes)
+    {
+        if (!total.Measured) yield break;
+        var u = total.Uncertainty;
+        if (u.Known)
+        {
+            yield return $"UNCERTAINTY: TotalEnergy ± TotalEnergyU, expanded uncertainty at k={Num(u.CoverageFactor)} ({EnergyUncertainty.ConfidenceLabel(u.CoverageFactor)}); " +
+                $"--json gives its components; method: {UncertaintyModel.MethodReference}.";
+            if (u.MissedJ > 0)
+                yield return $"MISSED ENERGY: job {total.JobId}: up to {Quantity(u.MissedJ, "J")} more may have been used (lower-bound or rejected intervals, lost records, a failed last read): the true total lies below TotalEnergy + TotalEnergyU + MissedEnergy.";
+        }
+        var c = total.Carbon;
+        if (c.Basis.Length > 0) yield return $"CARBON: {c.Basis}; method: docs/carbon.md.";
+        foreach (var r in nodes.Where(n => n.Carbon.Note.Length > 0))
+            yield return $"CARBON: job {r.JobId} on {r.Node}: {r.Carbon.Note}.";
+    }
+
+    /// <summary>12345 → "12.35 kJ": a value with its SI-prefixed unit, for notes.</summary>
+    internal static string Quantity(double v, string unit)
+    {
+        string s = ReportFields.SiPrefixed(v);
+        char last = s[^1];
+        return char.IsLetter(last) ? $"{s[..^1]} {(last == 'K' ? 'k' : last)}{unit}" : $"{s} {unit}";
+    }
+
+    private static string Num(double v) => v.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static FacilityCarbon CombineCarbon(List<FacilityCarbon> parts)
+    {
+        if (parts.Count == 0) return FacilityCarbon.None;
+        var (f, fu) = FacilityCarbon.Sum(parts.Select(p => (p.FacilityEnergyJ, p.FacilityEnergyUJ)));
+        var (c, cu) = FacilityCarbon.Sum(parts.Select(p => (p.Co2eG, p.Co2eUG)));
+        return new FacilityCarbon(f, fu, c, cu, JoinDistinct(parts.Select(p => p.Basis), "; "), JoinDistinct(parts.Select(p => p.Note), "; "));
     }
 
     private static ReportRow NodeRow(JobRecord r) => new(
@@ -134,13 +182,15 @@ public static class ReportBuilder
         RunId = r.RunId,
         WallModelEnergyJ = r.WallModel.Length > 0 ? r.WallModelEnergyJ : null,
         WallModelUncertaintyJ = r.WallModelUncertaintyJ,
+        Uncertainty = r.Uncertainty,
+        Carbon = r.Carbon,
     };
 
     private static ReportRow StepRow(JobRecord n, StepRecord s) => new(
         ReportRowKind.Step, s.StepId, n.Cluster, n.Scheduler, n.User, n.Uid, [n.Node], s.Start, s.End, s.ElapsedS, s.Energy,
         s.AvePowerW, s.MaxPowerW, n.Frequency, n.Interfaces, n.Estimated, n.EstimateModel, n.Status, n.Reason,
         s.SampleCount, s.WrapAmbiguous, 0, n.Perimeter, [])
-        { RunId = n.RunId };
+        { RunId = n.RunId, Uncertainty = s.Uncertainty };
 
     /// <summary>
     /// Sums lines of several nodes. MaxPower is left undefined (null) across nodes: the nodes' peaks are not
@@ -170,6 +220,8 @@ public static class ReportBuilder
             RunId = JoinDistinct(parts.Select(p => p.RunId)),
             WallModelEnergyJ = parts.Any(p => p.WallModelEnergyJ is not null) ? parts.Sum(p => p.WallModelEnergyJ ?? 0) : null,
             WallModelUncertaintyJ = Math.Sqrt(parts.Sum(p => p.WallModelUncertaintyJ * p.WallModelUncertaintyJ)),
+            Uncertainty = EnergyUncertainty.Combine(measured.Select(p => p.Uncertainty)),
+            Carbon = CombineCarbon(measured.Select(p => p.Carbon).ToList()),
         };
     }
 

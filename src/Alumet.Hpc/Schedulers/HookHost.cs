@@ -1,6 +1,7 @@
 using System.Collections;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
+using Alumet.Hpc.Outputs.Accounting;
 
 namespace Alumet.Hpc.Schedulers;
 
@@ -30,11 +31,25 @@ public static class HookHost
             }
             Log.Configure(loaded.Config.Paths.LogFile, "alumet-hpc", syslog: true, stderr: false);
             hook(env, loaded);
+            DrainOutbox(what, loaded.Config);
             return 0;
         }
         catch (Exception)
         {
             return 0; // even the log failed: the contract with the scheduler comes first
         }
+    }
+
+    /// <summary>Every hook retries the rows queued on its node (earlier jobs' rows whose database write failed), within
+    /// what is left of its database budget (<c>[database] hook_wait_s</c>, shared with its own row).</summary>
+    private static void DrainOutbox(string what, AlumetConfig cfg)
+    {
+        var outbox = Outbox.Of(cfg);
+        if (outbox.Pending().Count == 0) return;
+        var wait = TimeSpan.FromSeconds(cfg.Database.HookWaitS) - Outbox.SpentInProcess;
+        if (wait <= TimeSpan.Zero) return;
+        var r = outbox.TimedDrain(cfg, wait);
+        if (r.Stored > 0 || r.Left > 0)
+            Log.Info($"{what}: outbox: {r.Stored} queued row(s) stored, {r.Left} left{(r.Problem is null ? "" : $" ({r.Problem})")}");
     }
 }

@@ -98,9 +98,11 @@ public class CalibrateCommandTests
         Assert.InRange(model.B, B * 0.99, B * 1.01);
         Assert.True(model.R2 > 0.999, $"R² {model.R2}");
         Assert.True(model.Points >= 8, $"{model.Points} points");
-        // Window powers carry the fake counter's write jitter (written every 1-4 ms here, read at 10 Hz): within 1 %.
-        Assert.InRange(model.MinMeasuredW, 40 * 0.99, 40 * 1.01);
-        Assert.InRange(model.MaxMeasuredW, 200 * 0.99, 200 * 1.01);
+        // Window powers carry the fake counter's write jitter (a writer thread every 1-4 ms, read at 10 Hz): a stall of that
+        // thread on a loaded machine moves energy between 1.5 s windows (202.9 W seen for 200 W at load ~8 during CI), so the
+        // covered range is checked to 2 %; the fit itself (a, b above) stays at 1 %.
+        Assert.InRange(model.MinMeasuredW, 40 * 0.98, 40 * 1.02);
+        Assert.InRange(model.MaxMeasuredW, 200 * 0.98, 200 * 1.02);
         Assert.Equal("cpu_package+dram", model.Domains);
         Assert.Equal("ipmi-dcmi", model.BmcInterface);
         Assert.Equal(model, WallModel.FromJson(output));

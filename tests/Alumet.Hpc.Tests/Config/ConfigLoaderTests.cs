@@ -264,7 +264,7 @@ public sealed class ConfigLoaderTests : IDisposable
     public void UnknownTopLevelKey_SuggestsSection()
     {
         var e = Fails("\n\nsamplr = 3\n");
-        Assert.Equal("f.toml:3: samplr: unknown top-level key; the top level holds only the sections [sampler], [sources], [estimate], [paths], [cluster], [report], [bmc], [calibration]; did you mean [sampler]?", e.Message);
+        Assert.Equal("f.toml:3: samplr: unknown top-level key; the top level holds only the sections [sampler], [sources], [estimate], [paths], [cluster], [report], [bmc], [calibration], [uncertainty], [facility], [carbon], [database]; did you mean [sampler]?", e.Message);
         Assert.Equal("samplr", e.Key);
     }
 
@@ -279,7 +279,7 @@ public sealed class ConfigLoaderTests : IDisposable
     public void UnknownSectionHeader_SuggestsClosest()
     {
         var e = Fails("[sampler]\nrapl_hz = 10\n[path]\ncgroup_root = \"/sys/fs/cgroup\"\n");
-        Assert.Equal("f.toml:3: path: unknown section; did you mean [paths]? sections: [sampler], [sources], [estimate], [paths], [cluster], [report], [bmc], [calibration]", e.Message);
+        Assert.Equal("f.toml:3: path: unknown section; did you mean [paths]? sections: [sampler], [sources], [estimate], [paths], [cluster], [report], [bmc], [calibration], [uncertainty], [facility], [carbon], [database]", e.Message);
     }
 
     [Fact]
@@ -487,7 +487,7 @@ public sealed class ConfigLoaderTests : IDisposable
         var properties = KeysIn(Defaults);
         var example = KeysIn(File.ReadAllText(ExamplePath));
         var schema = new SortedSet<string>(ConfigSchema.Keys.Select(k => k.FullName), StringComparer.Ordinal);
-        Assert.Equal(54, properties.Count);
+        Assert.Equal(72, properties.Count);
         Assert.Equal(properties, schema);
         Assert.Equal(properties, example);
     }

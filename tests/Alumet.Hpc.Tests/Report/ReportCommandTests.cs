@@ -111,7 +111,7 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
         Assert.Equal(3, output.Split('\n').Length); // header, rule, nothing else
         Assert.StartsWith("       JobID ", output);
         var step = _f.Run(0, "root", "-j", "1234.7", "-P");
-        Assert.Equal((0, "JobID|User|NodeList|Elapsed|PackageEnergy|DramEnergy|GpuEnergy|TotalEnergy|AvePower|MaxPower|Interface|Status\n",
+        Assert.Equal((0, "JobID|User|NodeList|Elapsed|PackageEnergy|DramEnergy|GpuEnergy|TotalEnergy|TotalEnergyU|AvePower|MaxPower|Interface|Status\n",
             $"alumet-report: note: job 1234.7 not found in {_f.Db}\n"), step);
     }
 

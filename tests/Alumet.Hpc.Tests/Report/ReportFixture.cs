@@ -36,13 +36,20 @@ public sealed class ReportFixture : IDisposable
         yield return Rec("1234", "n1", "alice", 1001, T, 3661.5, new DomainEnergies(1_234_567.891, 800_000, 0, 56_789.5, 0, 2_500_000), 1523.75,
             ifaces: "nvml-energy-counter,powercap",
             steps: [new StepRecord("1234.batch", T, T.AddSeconds(60), 60, new DomainEnergies(12_000, 9_000, 0, 600, 0, 0), 210, 250.5, 60, 0),
-                    new StepRecord("1234.0", T.AddSeconds(60), T.AddSeconds(3661.5), 3601.5, new DomainEnergies(1_200_000, 790_000, 0, 56_000, 0, 2_500_000), 1044.8, 1523.75, 3601, 0)]);
+                    new StepRecord("1234.0", T.AddSeconds(60), T.AddSeconds(3661.5), 3601.5, new DomainEnergies(1_200_000, 790_000, 0, 56_000, 0, 2_500_000), 1044.8, 1523.75, 3601, 0)])
+            with
+            {
+                Uncertainty = new(190_000, 40_000, 3, 0, 2),
+                Carbon = new(4_738_148, 520_000, 65_807.6, 9_100, "IT energy (TotalEnergy: package+dram+gpu, this job's share) x PUE(t) [constant 1.25] x intensity(t) [file /etc/alumet-hpc/ci.csv], per stored interval", ""),
+            };
         // 1300: two nodes, one partial, one with wrap-ambiguous samples; a step on both nodes.
         yield return Rec("1300", "n1", "bob", 1002, T.AddHours(1), 90061, new DomainEnergies(9_000_000, 0, 0, 1_000_000, 0, 0), 180.25, wrap: 3,
-            steps: [new StepRecord("1300.0", T.AddHours(1), T.AddHours(2), 3600, new DomainEnergies(500_000, 0, 0, 50_000, 0, 0), 152.78, 170, 3600, 1)]);
+            steps: [new StepRecord("1300.0", T.AddHours(1), T.AddHours(2), 3600, new DomainEnergies(500_000, 0, 0, 50_000, 0, 0), 152.78, 170, 3600, 1)])
+            with { Uncertainty = new(500_000, 100_000, 10, 1_200_000, 2) };
         yield return Rec("1300", "n2", "bob", 1002, T.AddHours(1).AddSeconds(12), 90049, new DomainEnergies(8_500_000, 0, 0, 950_000, 0, 0), 175.5,
             status: JobStatus.Partial, reason: "sampler started 12 s late", readErrors: 2,
-            steps: [new StepRecord("1300.0", T.AddHours(1).AddSeconds(12), T.AddHours(2), 3588, new DomainEnergies(480_000, 0, 0, 48_000, 0, 0), 147.16, 165, 3588, 0)]);
+            steps: [new StepRecord("1300.0", T.AddHours(1).AddSeconds(12), T.AddHours(2), 3588, new DomainEnergies(480_000, 0, 0, 48_000, 0, 0), 147.16, 165, 3588, 0)])
+            with { Uncertainty = new(475_000, 95_000, 10, 0, 2) };
         // 1400: estimated (no RAPL on this node).
         yield return Rec("1400", "n3", "alice", 1001, T.AddHours(2), 600, new DomainEnergies(60_000, 0, 0, 0, 0, 0), 100, ifaces: "estimate", estimated: true, model: "generic-per-core");
         // 1500: nothing measured.

@@ -84,14 +84,15 @@ check_job() {  # check_job ID LABEL [shared]
   fi
   # The report (as root = admin): one job line with the DB's numbers, and the OAR scheduler in --json.
   local rep rc total; total=$(sql "select total_energy_j from jobs where scheduler='oar' and job_id='$j'")
-  rep=$("$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" -P -n --noconvert -o JobID,Cluster,User,NodeList,TotalEnergy,Status 2>&1); rc=$?
+  rep=$("$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" -P -n --noconvert -o JobID,Cluster,User,NodeList,TotalEnergy,Status 2>/dev/null); rc=$?
   if [ $rc -eq 0 ] && awk -F'|' -v j="$j" -v c="$cluster" -v u="$JOBUSER" -v n="$node" -v t="$total" \
        'NR==1 && $1==j && $2==c && $3==u && $4==n && ($5-t)^2 < 1e-12 && $6=="complete" {ok=1} END {exit !(ok && NR==1)}' <<<"$rep" \
      && "$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" --json 2>/dev/null | grep -q '"scheduler": "oar"'; then
     ok "$what: alumet-report --job $j: $rep"
   else fail "$what: alumet-report --job $j rc=$rc: '$(head -3 <<<"$rep" | tr '\n' ' ')' (want $j|$cluster|$JOBUSER|$node|$total|complete, scheduler oar)"; fi
   # The node sampler finalized the job when its epilogue / clean hook ended it ("stopped" line), in time.
-  [ -e "$sd/finalized" ] && ok "$what: sampler finalized" || fail "$what: no $sd/finalized"
+  # finalization removes the state dir and leaves the marker <job>.finalized beside it (JobFinalizer.MarkerSuffix)
+  if [ -e "$sd/finalized" ] || [ -e "$sd.finalized" ]; then ok "$what: sampler finalized"; else fail "$what: no $sd.finalized (nor $sd/finalized)"; fi
   if grep -qE "oar (epilogue|resource-manager clean) job $j: node [^:]+: stopped: " "$LAB/alumet-hpc.log"; then ok "$what: ended -> the node sampler finalized it"
   else fail "$what: no 'stopped' line for job $j in $LAB/alumet-hpc.log: $(grep -E "job $j:" "$LAB/alumet-hpc.log" | tail -3 | tr '\n' ' ')"; fi
 }

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Globalization;
+using Alumet.Hpc.Config;
 using Microsoft.Data.Sqlite;
 
 namespace Alumet.Hpc.Outputs.Accounting;
@@ -27,6 +28,14 @@ public abstract class AccountingBackend
     internal abstract bool IsContention(DbException e);
 
     internal virtual void AfterMigrate(DbConnection con) { }
+
+    /// <summary>Why a write failed, in words for the log and <c>db flush</c> (never a stack trace).</summary>
+    public virtual string Describe(Exception e) => e switch
+    {
+        DbException d when IsContention(d) => $"database busy: another process holds its lock ({Where})",
+        UnauthorizedAccessException => $"no permission to write {Where}: {e.Message}",
+        _ => $"{Where}: {e.Message}",
+    };
 }
 
 /// <summary>
@@ -122,4 +131,14 @@ public sealed class SqliteBackend(string path) : AccountingBackend
         }
         DatabaseFileAccess.Secure(path);
     }
+}
+
+/// <summary>The back end a configuration names.</summary>
+public static class AccountingBackends
+{
+    /// <exception cref="InvalidDataException">A bad url (the config check refuses it first).</exception>
+    public static AccountingBackend For(AlumetConfig cfg) =>
+        cfg.Database.Url.Length == 0 ? new SqliteBackend(cfg.Paths.Database)
+        : new PostgresBackend(DatabaseUrl.TryParse(cfg.Database.Url, cfg.Database.PasswordFile, out string? e)
+            ?? throw new InvalidDataException($"[database] url {e}"));
 }

@@ -1,6 +1,8 @@
 using System.Data.Common;
 using System.Globalization;
 using System.Text;
+using Alumet.Hpc.Outputs.Carbon;
+using Alumet.Hpc.Outputs.Uncertainty;
 
 namespace Alumet.Hpc.Outputs.Accounting;
 
@@ -53,16 +55,22 @@ public sealed class AccountingDb : IDisposable
         _backend = backend;
     }
 
-    /// <summary>Opens the SQLite database at <paramref name="path"/> for writing: creates it when missing, migrates.</summary>
-    public static AccountingDb Open(string path, int busyTimeoutMs = 10_000) => Open(new SqliteBackend(path), busyTimeoutMs);
+    /// <summary>Default total time one open or one write keeps retrying under contention.</summary>
+    public const int DefaultWaitMs = 30_000;
 
-    /// <summary>Opens for writing, migrating inside the retry loop.</summary>
-    public static AccountingDb Open(AccountingBackend backend, int busyTimeoutMs = 10_000)
+    /// <summary>Opens the SQLite database at <paramref name="path"/> for writing: creates it when missing, migrates.</summary>
+    /// <param name="busyTimeoutMs">How long one statement waits for a lock before the retry loop takes over.</param>
+    /// <param name="waitMs">How long the open (migration included) keeps retrying under contention in all.</param>
+    public static AccountingDb Open(string path, int busyTimeoutMs = 10_000, int waitMs = DefaultWaitMs) => Open(new SqliteBackend(path), busyTimeoutMs, waitMs);
+
+    /// <summary>Opens for writing, migrating inside the retry loop (a database busy at the first open is contention
+    /// like any other, not a failure).</summary>
+    public static AccountingDb Open(AccountingBackend backend, int busyTimeoutMs = 10_000, int waitMs = DefaultWaitMs)
     {
         var db = new AccountingDb(backend.Where, backend.Connect(busyTimeoutMs, readOnly: false), backend);
         try
         {
-            db.Retry(db.Migrate, busyTimeoutMs);
+            db.Retry(db.Migrate, waitMs);
             backend.AfterMigrate(db._con);
         }
         catch
@@ -114,7 +122,7 @@ public sealed class AccountingDb : IDisposable
         for (; v < SchemaVersion; v++)
         {
             string? sql = _backend.MigrationSql(Schema.Migrations[v]);
-            if (sql is not null)
+            if (!string.IsNullOrEmpty(sql))
                 using (var cmd = Command(tx, sql))
                     cmd.ExecuteNonQuery();
         }
@@ -130,13 +138,17 @@ public sealed class AccountingDb : IDisposable
             ave_power_w, max_power_w, frequency_hz, frequency, interfaces, estimated, estimate_model, perimeter,
             attribution_mode, storage_period_ms, sample_count, wrap_ambiguous, read_errors,
             node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at,
-            wall_energy_j, wall_model_energy_j, wall_model_uncertainty_j, wall_model)
+            wall_energy_j, wall_model_energy_j, wall_model_uncertainty_j, wall_model,
+            energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j,
+            facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note)
         VALUES (@c, @s, @j, @n, @r, @user, @uid, @start, @end, @elapsed,
             @pkg, @core, @uncore, @dram, @psys, @gpu, @total,
             @ave, @max, @hz, @freq, @ifaces, @est, @model, @perimeter,
             @attr, @period, @samples, @wrap, @rerr,
             @nodej, @unattr, @other, @status, @reason, @parquet, @version, @updated,
-            @wallj, @wallmj, @wallmu, @wallm)
+            @wallj, @wallmj, @wallmu, @wallm,
+            @ui, @ua, @ur, @um, @uk, @utotal,
+            @fac, @facu, @co2, @co2u, @cbasis, @cnote)
         ON CONFLICT (cluster, scheduler, job_id, node, run_id) DO UPDATE SET
             "user"=excluded."user", uid=excluded.uid, start_time=excluded.start_time, end_time=excluded.end_time,
             elapsed_s=excluded.elapsed_s, energy_package_j=excluded.energy_package_j, energy_core_j=excluded.energy_core_j,
@@ -150,7 +162,12 @@ public sealed class AccountingDb : IDisposable
             other_jobs_energy_j=excluded.other_jobs_energy_j, status=excluded.status, reason=excluded.reason,
             parquet_path=excluded.parquet_path, tool_version=excluded.tool_version, updated_at=excluded.updated_at,
             wall_energy_j=excluded.wall_energy_j, wall_model_energy_j=excluded.wall_model_energy_j,
-            wall_model_uncertainty_j=excluded.wall_model_uncertainty_j, wall_model=excluded.wall_model
+            wall_model_uncertainty_j=excluded.wall_model_uncertainty_j, wall_model=excluded.wall_model,
+            energy_u_interfaces_j=excluded.energy_u_interfaces_j, energy_u_attribution_j=excluded.energy_u_attribution_j,
+            energy_u_random_j=excluded.energy_u_random_j, energy_missed_max_j=excluded.energy_missed_max_j,
+            energy_u_k=excluded.energy_u_k, total_energy_u_j=excluded.total_energy_u_j,
+            facility_energy_j=excluded.facility_energy_j, facility_energy_u_j=excluded.facility_energy_u_j,
+            co2e_g=excluded.co2e_g, co2e_u_g=excluded.co2e_u_g, carbon_basis=excluded.carbon_basis, carbon_note=excluded.carbon_note
         WHERE {string.Format(CultureInfo.InvariantCulture, RankSql, "excluded")} >= {string.Format(CultureInfo.InvariantCulture, RankSql, "jobs")}
         RETURNING 1;
         """;
@@ -163,7 +180,8 @@ public sealed class AccountingDb : IDisposable
     /// is part of the upsert statement itself, so concurrent writers of one key cannot both pass it.
     /// </summary>
     /// <returns>True when the record was written, false when a better status was already stored.</returns>
-    public bool Upsert(JobRecord r, int busyTimeoutMs = 10_000)
+    /// <param name="waitMs">How long the write keeps retrying under contention in all.</param>
+    public bool Upsert(JobRecord r, int waitMs = DefaultWaitMs)
     {
         if (!JobStatus.IsValid(r.Status)) throw new ArgumentException($"invalid status '{r.Status}'", nameof(r));
         bool written = false;
@@ -205,6 +223,13 @@ public sealed class AccountingDb : IDisposable
                 Add(up, "wallmj", r.WallModelEnergyJ);
                 Add(up, "wallmu", r.WallModelUncertaintyJ);
                 Add(up, "wallm", r.WallModel);
+                Uncertainty(up, r.Uncertainty);
+                Add(up, "fac", (object?)r.Carbon.FacilityEnergyJ ?? DBNull.Value);
+                Add(up, "facu", (object?)r.Carbon.FacilityEnergyUJ ?? DBNull.Value);
+                Add(up, "co2", (object?)r.Carbon.Co2eG ?? DBNull.Value);
+                Add(up, "co2u", (object?)r.Carbon.Co2eUG ?? DBNull.Value);
+                Add(up, "cbasis", r.Carbon.Basis);
+                Add(up, "cnote", r.Carbon.Note);
                 if (up.ExecuteScalar() is null or DBNull)
                 {
                     tx.Rollback(); // a better status is stored
@@ -221,9 +246,10 @@ public sealed class AccountingDb : IDisposable
                 using var ins = Command(tx, """
                     INSERT INTO steps (cluster, scheduler, job_id, node, run_id, step_id, start_time, end_time, elapsed_s,
                         energy_package_j, energy_core_j, energy_uncore_j, energy_dram_j, energy_psys_j, energy_gpu_j, total_energy_j,
-                        ave_power_w, max_power_w, sample_count, wrap_ambiguous)
+                        ave_power_w, max_power_w, sample_count, wrap_ambiguous,
+                        energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j)
                     VALUES (@c, @s, @j, @n, @r, @step, @start, @end, @elapsed, @pkg, @core, @uncore, @dram, @psys, @gpu, @total,
-                        @ave, @max, @samples, @wrap);
+                        @ave, @max, @samples, @wrap, @ui, @ua, @ur, @um, @uk, @utotal);
                     """);
                 Key(ins, r);
                 Add(ins, "step", st.StepId);
@@ -235,11 +261,12 @@ public sealed class AccountingDb : IDisposable
                 Add(ins, "max", st.MaxPowerW);
                 Add(ins, "samples", st.SampleCount);
                 Add(ins, "wrap", st.WrapAmbiguous);
+                Uncertainty(ins, st.Uncertainty);
                 ins.ExecuteNonQuery();
             }
             tx.Commit();
             written = true;
-        }, busyTimeoutMs);
+        }, waitMs);
         return written;
     }
 
@@ -294,7 +321,9 @@ public sealed class AccountingDb : IDisposable
         if (q.Limit is { } limit) { sql.Append(" LIMIT @limit"); Add(cmd, "limit", (long)limit); }
         cmd.CommandText = sql.Append(';').ToString();
 
-        using var steps = q.WithSteps ? StepsCommand() : null;
+        // PostgreSQL runs one command at a time per connection: the steps of each row come through a second one.
+        using var stepsCon = q.WithSteps && _backend is PostgresBackend ? _backend.Connect(10_000, readOnly: true) : null;
+        using var steps = q.WithSteps ? StepsCommand(stepsCon ?? _con) : null;
         using var rd = cmd.ExecuteReader();
         var o = new Ordinals(rd);
         while (rd.Read())
@@ -311,6 +340,9 @@ public sealed class AccountingDb : IDisposable
             {
                 RunId = o.Str(rd, o.RunId),
                 WallModelEnergyJ = o.Dbl(rd, o.WallModelJ), WallModelUncertaintyJ = o.Dbl(rd, o.WallModelU), WallModel = o.Str(rd, o.WallModel),
+                Uncertainty = ReadUncertainty(rd),
+                Carbon = new FacilityCarbon(NDbl(rd, "facility_energy_j"), NDbl(rd, "facility_energy_u_j"), NDbl(rd, "co2e_g"), NDbl(rd, "co2e_u_g"),
+                    Str(rd, "carbon_basis"), Str(rd, "carbon_note")),
             };
             yield return steps is null ? r : r with { Steps = ReadSteps(steps, r) };
         }
@@ -329,9 +361,9 @@ public sealed class AccountingDb : IDisposable
     }
 
     /// <summary>One statement re-run for each row (a primary-key lookup), not one new command per row.</summary>
-    private DbCommand StepsCommand()
+    private DbCommand StepsCommand(DbConnection con)
     {
-        var cmd = _con.CreateCommand();
+        var cmd = con.CreateCommand();
         cmd.CommandText = "SELECT * FROM steps WHERE cluster=@c AND scheduler=@s AND job_id=@j AND node=@n AND run_id=@r;";
         foreach (var name in new[] { "c", "s", "j", "n", "r" }) Add(cmd, name, "");
         cmd.Prepare();
@@ -349,7 +381,10 @@ public sealed class AccountingDb : IDisposable
         using var rd = cmd.ExecuteReader();
         while (rd.Read())
             steps.Add(new StepRecord(Str(rd, "step_id"), JobRecord.ParseTime(Str(rd, "start_time")), JobRecord.ParseTime(Str(rd, "end_time")),
-                Dbl(rd, "elapsed_s"), ReadEnergies(rd), Dbl(rd, "ave_power_w"), Dbl(rd, "max_power_w"), Lng(rd, "sample_count"), Lng(rd, "wrap_ambiguous")));
+                Dbl(rd, "elapsed_s"), ReadEnergies(rd), Dbl(rd, "ave_power_w"), Dbl(rd, "max_power_w"), Lng(rd, "sample_count"), Lng(rd, "wrap_ambiguous"))
+            {
+                Uncertainty = ReadUncertainty(rd),
+            });
         steps.Sort((a, b) => StepOrder.Compare(a.StepId, b.StepId));
         return steps;
     }
@@ -380,6 +415,23 @@ public sealed class AccountingDb : IDisposable
     private static DomainEnergies ReadEnergies(DbDataReader rd) => new(
         Dbl(rd, "energy_package_j"), Dbl(rd, "energy_core_j"), Dbl(rd, "energy_uncore_j"),
         Dbl(rd, "energy_dram_j"), Dbl(rd, "energy_psys_j"), Dbl(rd, "energy_gpu_j"));
+
+    private static EnergyUncertainty ReadUncertainty(DbDataReader rd) => new(
+        Dbl(rd, "energy_u_interfaces_j"), Dbl(rd, "energy_u_attribution_j"), Dbl(rd, "energy_u_random_j"),
+        Dbl(rd, "energy_missed_max_j"), Dbl(rd, "energy_u_k"));
+
+    /// <summary>Components by kind, so that nodes combine correctly from rows (docs/uncertainty.md), and U for SQL readers.</summary>
+    private static void Uncertainty(DbCommand cmd, EnergyUncertainty u)
+    {
+        Add(cmd, "ui", u.InterfacesJ);
+        Add(cmd, "ua", u.AttributionJ);
+        Add(cmd, "ur", u.RandomJ);
+        Add(cmd, "um", u.MissedJ);
+        Add(cmd, "uk", u.CoverageFactor);
+        Add(cmd, "utotal", u.ExpandedJ);
+    }
+
+    private static double? NDbl(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? null : rd.GetDouble(rd.GetOrdinal(c));
 
     private static string Str(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? "" : rd.GetString(rd.GetOrdinal(c));
     private static double Dbl(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? 0 : rd.GetDouble(rd.GetOrdinal(c));

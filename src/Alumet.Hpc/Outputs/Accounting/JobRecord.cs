@@ -1,5 +1,7 @@
 using System.Globalization;
 using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Carbon;
+using Alumet.Hpc.Outputs.Uncertainty;
 using Alumet.Hpc.Spool;
 
 namespace Alumet.Hpc.Outputs.Accounting;
@@ -32,9 +34,15 @@ public sealed record StepRecord(
 {
     public double TotalEnergyJ => Energy.TotalJ;
 
+    /// <summary>Uncertainty of <see cref="TotalEnergyJ"/> (docs/uncertainty.md).</summary>
+    public EnergyUncertainty Uncertainty { get; init; } = EnergyUncertainty.None;
+
     public static StepRecord FromSummary(StepSummary s) => new(
         s.StepId, s.Summary.Samples > 0 ? s.Summary.Start : null, s.Summary.Samples > 0 ? s.Summary.End : null,
-        s.Summary.ElapsedS, s.Summary.Energy, s.Summary.AvePowerW, s.Summary.MaxPowerW, s.Summary.Samples, s.Summary.WrapAmbiguous);
+        s.Summary.ElapsedS, s.Summary.Energy, s.Summary.AvePowerW, s.Summary.MaxPowerW, s.Summary.Samples, s.Summary.WrapAmbiguous)
+    {
+        Uncertainty = s.Summary.Uncertainty,
+    };
 }
 
 /// <summary>
@@ -54,6 +62,12 @@ public sealed record JobRecord(
     IReadOnlyList<StepRecord> Steps)
 {
     public double TotalEnergyJ => Energy.TotalJ;
+
+    /// <summary>Uncertainty of <see cref="TotalEnergyJ"/> (docs/uncertainty.md); <see cref="EnergyUncertainty.None"/> when not computed.</summary>
+    public EnergyUncertainty Uncertainty { get; init; } = EnergyUncertainty.None;
+
+    /// <summary>Facility energy and CO2e of the job on this node (docs/carbon.md).</summary>
+    public FacilityCarbon Carbon { get; init; } = FacilityCarbon.None;
 
     /// <summary>Which run of the job (<see cref="Jobs.RunId"/>): part of the key, so a reused job id never overwrites an
     /// earlier run. Empty only for rows migrated from a database without start time.</summary>
@@ -87,6 +101,8 @@ public sealed record JobRecord(
             status, reason, parquetPath, meta.ToolVersion,
             summary.Steps.Select(StepRecord.FromSummary).ToList())
         {
+            Uncertainty = job.Uncertainty,
+            Carbon = summary.Carbon,
             // Spools written before run ids: the sampler's start names the run.
             RunId = meta.RunId.Length > 0 ? meta.RunId : Jobs.RunId.FromStartNs(meta.StartWallNs),
         };

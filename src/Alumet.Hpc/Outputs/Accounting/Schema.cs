@@ -3,7 +3,7 @@ namespace Alumet.Hpc.Outputs.Accounting;
 /// <summary>
 /// One schema step: the same change for every back end. <see cref="Sql"/> is the SQLite text (released SQLite
 /// migrations are never edited); <see cref="Postgres"/> the PostgreSQL text where the dialects differ (types,
-/// ALTER TABLE), null where the SQLite text runs unchanged.
+/// ALTER TABLE), null where the SQLite text runs unchanged on PostgreSQL too, "" where PostgreSQL has nothing to do.
 /// </summary>
 internal sealed record Migration(string Sql, string? Postgres = null);
 
@@ -80,7 +80,7 @@ internal static class Schema
             PRIMARY KEY (cluster, scheduler, job_id, node, step_id),
             FOREIGN KEY (cluster, scheduler, job_id, node) REFERENCES jobs(cluster, scheduler, job_id, node) ON DELETE CASCADE
         );
-        """, Postgres: null /* PostgreSQL support starts at v2, see PostgresV2 */),
+        """, Postgres: "" /* nothing: PostgreSQL support starts at v2, see PostgresV2 */),
 
         // v2: run_id in the key (a reused job id never overwrites an earlier run). SQLite cannot change a primary
         // key in place: the tables are rebuilt (foreign keys are off while migrating). Existing rows get the run id
@@ -124,9 +124,27 @@ internal static class Schema
         ALTER TABLE jobs ADD COLUMN wall_model_uncertainty_j DOUBLE PRECISION NOT NULL DEFAULT 0;
         ALTER TABLE jobs ADD COLUMN wall_model TEXT NOT NULL DEFAULT '';
         """),
+
+        // v5: the uncertainty of every total (docs/uncertainty.md), facility energy and CO2e (docs/carbon.md).
+        // energy_u_k = 0 marks rows written before: their uncertainty is unknown, not zero. Components are kept by
+        // kind so that nodes combine correctly (systematic linearly, random in quadrature).
+        new(QualityColumns("REAL"), Postgres: QualityColumns("DOUBLE PRECISION")),
     ];
 
     public static int Version => Migrations.Length;
+
+    private static string QualityColumns(string real)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var table in (string[])["jobs", "steps"])
+            foreach (var c in (string[])["energy_u_interfaces_j", "energy_u_attribution_j", "energy_u_random_j", "energy_missed_max_j", "energy_u_k", "total_energy_u_j"])
+                sb.Append($"ALTER TABLE {table} ADD COLUMN {c} {real} NOT NULL DEFAULT 0;\n");
+        foreach (var c in (string[])["facility_energy_j", "facility_energy_u_j", "co2e_g", "co2e_u_g"])
+            sb.Append($"ALTER TABLE jobs ADD COLUMN {c} {real};\n"); // NULL: not configured or not computable
+        sb.Append("ALTER TABLE jobs ADD COLUMN carbon_basis TEXT NOT NULL DEFAULT '';\n");
+        sb.Append("ALTER TABLE jobs ADD COLUMN carbon_note TEXT NOT NULL DEFAULT '';\n");
+        return sb.ToString();
+    }
 
     /// <summary>yyyyMMddTHHmmssfffZ from a start_time 'yyyy-MM-ddTHH:mm:ss.ffffffZ' (same SQL on both back ends).</summary>
     private const string RunIdOfStart =
@@ -140,8 +158,9 @@ internal static class Schema
         CREATE INDEX jobs_by_start ON jobs(start_time);
         """;
 
-    /// <summary>PostgreSQL's first schema: v1 and v2 of SQLite in one step (there are no v1 PostgreSQL databases).</summary>
-    private static readonly string PostgresV2 = $$"""
+    /// <summary>PostgreSQL's first schema: v1 and v2 of SQLite in one step (there are no v1 PostgreSQL databases).
+    /// A property, not a field: <see cref="Migrations"/> above is initialized before any field declared after it.</summary>
+    private static string PostgresV2 => $$"""
         CREATE TABLE jobs ({{JobsColumns("DOUBLE PRECISION", "BIGINT")}},
             run_id TEXT NOT NULL DEFAULT '',
             PRIMARY KEY (cluster, scheduler, job_id, node, run_id)

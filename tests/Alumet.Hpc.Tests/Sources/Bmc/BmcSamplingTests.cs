@@ -121,7 +121,7 @@ public class BmcSamplingTests
         duck.Open();
         using var cmd = duck.CreateCommand();
         cmd.CommandText = $"""
-            SELECT sum(value), sum(interval_us), any_value(interface), bool_or(flags <> 0)
+            SELECT sum(energy_raw * joules_per_unit), sum(interval_us), any_value(interface), bool_or(flags <> 0)
             FROM read_parquet('{row.ParquetPath}') WHERE resource_kind = 'node_wall' AND consumer = 'node'
             """;
         using var r = cmd.ExecuteReader();
@@ -166,7 +166,7 @@ public class BmcSamplingTests
         duck.Open();
         using var cmd = duck.CreateCommand();
         cmd.CommandText = $"""
-            SELECT count(*) FILTER (WHERE flags & 2 <> 0), count(*) FILTER (WHERE flags = 0 AND value > 0)
+            SELECT count(*) FILTER (WHERE flags & 2 <> 0), count(*) FILTER (WHERE flags = 0 AND energy_raw > 0)
             FROM read_parquet('{row.ParquetPath}') WHERE resource_kind = 'node_wall' AND consumer = 'node'
             """;
         using var r = cmd.ExecuteReader();

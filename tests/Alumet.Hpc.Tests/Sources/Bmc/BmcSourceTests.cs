@@ -125,6 +125,7 @@ public class BmcSourceTests
     {
         using var sim = new BmcSimulator("watts 300");
         using var src = Open(Settings(sim, hz: 10, timeoutMs: 300));
+        var whole = Stopwatch.StartNew();
         ReadOnce(src);
         Thread.Sleep(800);
         ReadOnce(src);
@@ -156,6 +157,7 @@ public class BmcSourceTests
         // The hang (~2 s) is not counted, and the counter is exact on what is covered: each of the two runs around the
         // break is floored to whole mJ on its own, so the sum may be 1 mJ under floor(P × covered).
         Assert.InRange(ExactMj(300_000, src.CoveredNs) - mj2, 0UL, 1UL);
-        Assert.InRange(src.CoveredNs / 1e9, 0.8, 3.0);
+        // Most of the 2 s hang is not covered, however long the sleeps around it overslept on a loaded machine.
+        Assert.InRange(src.CoveredNs / 1e9, 0.8, whole.Elapsed.TotalSeconds - 1.5);
     }
 }

@@ -1,0 +1,185 @@
+using System.Data.Common;
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+
+namespace Alumet.Hpc.Outputs.Accounting;
+
+/// <summary>
+/// The node's durable queue of accounting rows, like slurmd's spool of records for slurmdbd: a job's row is written
+/// here (temp file, fsync, rename, fsync of the directory) before any database write, and an entry is deleted only
+/// after the database has committed it. Drained by the sampler (at the end of the job, then in the background for
+/// <c>[database] retry_s</c>), by every later hook on the node (within <c>hook_wait_s</c>) and by
+/// <c>alumet-hpc db flush</c>. Entries are never replaced: each has its own name (time, pid, random), a drainer
+/// deletes exactly the file whose content it committed, and the upsert is idempotent with status precedence, so
+/// two drainers of one entry, or two entries of one row, store the same result.
+/// </summary>
+public sealed class Outbox(string directory)
+{
+    public const string DirectoryName = "outbox";
+    private const string Suffix = ".row.json", LockName = ".drain.lock", ProblemName = ".last-problem";
+
+    public string Directory { get; } = directory;
+
+    public static Outbox Of(AlumetConfig cfg) => new(Path.Combine(cfg.Paths.StateDir, DirectoryName));
+
+    /// <summary>Writes <paramref name="record"/> durably (<see cref="AtomicFile.WriteDurably"/>); returns the entry's path.</summary>
+    public string Put(JobRecord record)
+    {
+        System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string entry = Path.Combine(Directory, $"{DateTime.UtcNow:yyyyMMdd'T'HHmmssfffffff}-{Environment.ProcessId}-{Random.Shared.Next():x8}{Suffix}");
+        AtomicFile.WriteDurably(entry, JsonSerializer.SerializeToUtf8Bytes(record, OutboxJsonContext.Default.JobRecord),
+            UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return entry;
+    }
+
+    /// <summary>Entries, oldest first (a drainer replays them in the order they were written).</summary>
+    public IReadOnlyList<string> Pending()
+    {
+        if (!System.IO.Directory.Exists(Directory)) return [];
+        var files = System.IO.Directory.GetFiles(Directory, "*" + Suffix);
+        Array.Sort(files, StringComparer.Ordinal);
+        return files;
+    }
+
+    public static JobRecord Read(string entry) =>
+        JsonSerializer.Deserialize(File.ReadAllBytes(entry), OutboxJsonContext.Default.JobRecord)
+        ?? throw new InvalidDataException($"{entry}: empty outbox entry");
+
+    private void Remove(string entry)
+    {
+        File.Delete(entry);
+        AtomicFile.SyncDirectory(Directory);
+    }
+
+    /// <summary>What one drain did.</summary>
+    /// <param name="Stored">Entries committed (or already superseded by a better row) and removed.</param>
+    /// <param name="Left">Entries still queued.</param>
+    /// <param name="Problem">Why entries are left, in words ("database busy ..."); null when none is.</param>
+    public sealed record DrainResult(int Stored, int Left, string? Problem, IReadOnlyList<JobRecord> StoredRows);
+
+    /// <summary>
+    /// Writes every queued entry to the database, oldest first, within about <paramref name="wait"/> (the back end's
+    /// busy timeout included). Another process draining right now (the lock is taken) counts as "being drained": this
+    /// call then waits for it only up to <paramref name="wait"/>. Never throws for a database problem: it is the result.
+    /// </summary>
+    public DrainResult Drain(AccountingBackend backend, TimeSpan wait)
+    {
+        var sw = Stopwatch.StartNew();
+        var stored = new List<JobRecord>();
+        if (Pending().Count == 0) return new DrainResult(0, 0, null, stored);
+        using var drainLock = TryLock(wait);
+        if (drainLock is null)
+            return new DrainResult(0, Pending().Count, $"{LastProblem() ?? "queued"}; another process is retrying it now", stored);
+        var pending = Pending();
+        int Remaining() => (int)Math.Max(100, (wait - sw.Elapsed).TotalMilliseconds);
+        try
+        {
+            using var db = AccountingDb.Open(backend, Math.Min(1000, Remaining()), Remaining());
+            for (int i = 0; i < pending.Count; i++)
+            {
+                JobRecord r;
+                try { r = Read(pending[i]); }
+                catch (Exception e) when (e is JsonException or InvalidDataException or IOException)
+                {
+                    Log.Error($"outbox entry {pending[i]} is unreadable ({e.Message}); left in place for an administrator");
+                    continue;
+                }
+                db.Upsert(r, Remaining());
+                Remove(pending[i]);
+                stored.Add(r);
+                if (sw.Elapsed > wait && i + 1 < pending.Count)
+                    return new DrainResult(stored.Count, pending.Count - i - 1, $"time budget of {wait.TotalSeconds:0.#} s spent", stored);
+            }
+            int left = Pending().Count;
+            return new DrainResult(stored.Count, left, left > 0 ? "unreadable entries" : null, stored);
+        }
+        catch (Exception e) when (e is DbException or IOException or UnauthorizedAccessException or InvalidDataException or InvalidOperationException)
+        {
+            string problem = backend.Describe(e);
+            try { File.WriteAllText(Path.Combine(Directory, ProblemName), problem); } catch (IOException) { }
+            return new DrainResult(stored.Count, Pending().Count, problem, stored);
+        }
+    }
+
+    /// <summary>Why the last drain left rows (written by the drainer that holds the lock, for those that skip).</summary>
+    private string? LastProblem()
+    {
+        try { return File.ReadAllText(Path.Combine(Directory, ProblemName)).Trim(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    private FileStream? TryLock(TimeSpan wait)
+    {
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                // FileShare.None takes flock(LOCK_EX | LOCK_NB) on Unix: one drainer at a time, across processes.
+                return new FileStream(Path.Combine(Directory, LockName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (sw.Elapsed < wait)
+            {
+                Thread.Sleep(50);
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>Time this process has spent draining so far: a hook's database budget is shared by all its drains.</summary>
+    public static TimeSpan SpentInProcess => TimeSpan.FromTicks(Interlocked.Read(ref s_spentTicks));
+    private static long s_spentTicks;
+
+    /// <summary>
+    /// The accounting path of one row: durable in the outbox first, then the database within <paramref name="wait"/>.
+    /// </summary>
+    /// <returns>The drain's result, and a phrase for logs: "stored in DB", or "queued in OUTBOX (why)".</returns>
+    public static (DrainResult Result, string Text) Deliver(JobRecord record, AlumetConfig cfg, TimeSpan wait)
+    {
+        var outbox = Of(cfg);
+        outbox.Put(record);
+        var result = outbox.TimedDrain(cfg, wait);
+        return (result, result.Left == 0 ? $"row stored in {AccountingBackends.For(cfg).Where}"
+            : $"row queued in {outbox.Directory} ({result.Problem}); later hooks and 'alumet-hpc db flush' retry it");
+    }
+
+    /// <summary>A drain counted against this process's budget (<see cref="SpentInProcess"/>).</summary>
+    public DrainResult TimedDrain(AlumetConfig cfg, TimeSpan wait)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        try { return Drain(AccountingBackends.For(cfg), wait); }
+        finally { Interlocked.Add(ref s_spentTicks, Stopwatch.GetElapsedTime(t0).Ticks); }
+    }
+
+    /// <summary>
+    /// The sampler's background retry after the job: drains with growing pauses (1 s doubling up to 15 s) until the
+    /// outbox is empty or <c>[database] retry_s</c> has passed. Entries still left wait for later hooks and db flush.
+    /// </summary>
+    public static void RetryInBackground(AlumetConfig cfg, string what)
+    {
+        var outbox = Of(cfg);
+        var sw = Stopwatch.StartNew();
+        var total = TimeSpan.FromSeconds(cfg.Database.RetryS);
+        var pause = TimeSpan.FromSeconds(1);
+        DrainResult? last = null;
+        while (sw.Elapsed < total && outbox.Pending().Count > 0)
+        {
+            Thread.Sleep(pause);
+            pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromSeconds(15).Ticks));
+            last = outbox.Drain(AccountingBackends.For(cfg), TimeSpan.FromSeconds(Math.Min(30, Math.Max(1, (total - sw.Elapsed).TotalSeconds))));
+            if (last.Stored > 0) Log.Info($"{what}: {last.Stored} queued row(s) stored after {sw.Elapsed.TotalSeconds:0.#} s of retries");
+        }
+        if (outbox.Pending().Count > 0)
+            Log.Warn($"{what}: {outbox.Pending().Count} row(s) still queued in {outbox.Directory} after {sw.Elapsed.TotalSeconds:0} s ({last?.Problem ?? "not retried"}); later hooks and 'alumet-hpc db flush' retry them");
+    }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(JobRecord))]
+internal sealed partial class OutboxJsonContext : JsonSerializerContext;

@@ -1,0 +1,214 @@
+using Alumet.Hpc.Outputs;
+using Alumet.Hpc.Outputs.Uncertainty;
+using Alumet.Hpc.Spool;
+using Xunit;
+using static Alumet.Hpc.Tests.Outputs.TestSpools;
+
+namespace Alumet.Hpc.Tests.Outputs;
+
+/// <summary>
+/// docs/uncertainty.md on synthetic spools: every expected value is written out by hand from the documented formulas
+/// with the default model (rapl 5 %, NVML 5 %, coverage 0.25, attribution 20 %, k = 2, max_power_w 1000).
+/// </summary>
+public sealed class UncertaintyTests
+{
+    private const long Sec = 1_000_000_000;
+    private const double Q = 1.0 / 16384;          // RAPL quantum 2^-14 J
+    private const double Qn = 1e-3;                 // NVML quantum 1 mJ
+
+    private static JobSummary Summarize(SpoolMeta meta, params SpoolRecord[] records)
+    {
+        using var tmp = new TempDir();
+        Write(tmp.Path, meta, records);
+        return JobSummary.FromSpool(tmp.Path);
+    }
+
+    [Fact]
+    public void ExclusiveRaplJobHasInterfaceAndQuantisationTermsOnly()
+    {
+        var meta = Meta("1");
+        meta.AttributionMode = "exclusive";
+        meta.Series.Add(S("node", "cpu_package", "0"));
+        meta.Series.Add(S("job:1", "cpu_package", "0"));
+        var recs = new List<SpoolRecord>();
+        for (int i = 1; i <= 3; i++)
+        {
+            recs.Add(R(T0 + i * Sec, Sec, 100_000_000, 0));
+            recs.Add(R(T0 + i * Sec, Sec, 100_000_000, 1));
+        }
+        var u = Summarize(meta, recs.ToArray()).Job.Uncertainty;
+
+        Assert.Equal(300.0 * 0.05, u.InterfacesJ, 12);                           // 15 J
+        Assert.Equal(0, u.AttributionJ);                                          // exclusive: nothing split
+        Assert.Equal(Math.Sqrt(3 * (Q * Q / 6 + 1e-12 / 12)), u.RandomJ, 15);    // 3 share records
+        Assert.Equal(0, u.MissedJ);
+        Assert.Equal(2, u.CoverageFactor);
+        Assert.Equal(2 * Math.Sqrt(15.0 * 15.0 + 3 * (Q * Q / 6 + 1e-12 / 12)), u.ExpandedJ, 12);
+    }
+
+    [Fact]
+    public void NodeTotalQuantisationIsTwoReadsOnly()
+    {
+        var meta = Meta("1");
+        meta.Series.Add(S("node", "cpu_package", "0"));
+        var u = Summarize(meta, R(T0 + Sec, Sec, 5, 0), R(T0 + 2 * Sec, Sec, 5, 0), R(T0 + 3 * Sec, Sec, 5, 0)).Node.Uncertainty;
+        Assert.Equal(Q / Math.Sqrt(6), u.RandomJ, 15); // the total telescopes: last read - first read
+    }
+
+    [Fact]
+    public void SharedNodeAddsAttributionAndInterfacesCombineInQuadrature()
+    {
+        var meta = Meta("1");
+        meta.Series.Add(S("node", "cpu_package", "0"));                             // 0
+        meta.Series.Add(S("job:1", "cpu_package", "0"));                            // 1
+        meta.Series.Add(S("node", "dram", "0"));                                    // 2
+        meta.Series.Add(S("job:1", "dram", "0"));                                   // 3
+        meta.Series.Add(S("node", "gpu", "0000:3b:00.0", "nvml-energy-counter", 1e-3)); // 4
+        meta.Series.Add(S("job:1", "gpu", "0000:3b:00.0", "nvml-energy-counter", 1e-3)); // 5
+        var recs = new List<SpoolRecord>();
+        for (int i = 1; i <= 3; i++)
+        {
+            long t = T0 + i * Sec;
+            recs.Add(R(t, Sec, 200_000_000, 0)); recs.Add(R(t, Sec, 100_000_000, 1)); // package: job has 1/2
+            recs.Add(R(t, Sec, 20_000_000, 2)); recs.Add(R(t, Sec, 5_000_000, 3));     // dram: job has 1/4
+            recs.Add(R(t, Sec, 250_000, 4)); recs.Add(R(t, Sec, 250_000, 5));          // GPU: allocated whole
+        }
+        var s = Summarize(meta, recs.ToArray());
+        var u = s.Job.Uncertainty;
+
+        Assert.Equal(1065.0, s.Job.TotalEnergyJ, 9);
+        // powercap: 5 % of (300 + 15) J, linear across its two counters; NVML: 5 % of 750 J; independent: quadrature.
+        Assert.Equal(Math.Sqrt(15.75 * 15.75 + 37.5 * 37.5), u.InterfacesJ, 12);
+        // 20 % × share × (1 - share/node), linear over the CPU-side domains; the GPU is not split.
+        Assert.Equal(0.2 * 300 * 0.5 + 0.2 * 15 * 0.75, u.AttributionJ, 12); // 30 + 2.25
+        double r2 = 2 * 3 * (Q * Q / 6 + 1e-12 / 12) + 3 * (Qn * Qn / 6 + 1e-6 / 12);
+        Assert.Equal(Math.Sqrt(r2), u.RandomJ, 15);
+        Assert.Equal(2 * Math.Sqrt(15.75 * 15.75 + 37.5 * 37.5 + 32.25 * 32.25 + r2), u.ExpandedJ, 10);
+    }
+
+    [Fact]
+    public void IntegratedNvmlPowerAddsAnIndependentTermPerInterval()
+    {
+        var meta = Meta("1");
+        meta.AttributionMode = "exclusive";
+        meta.Series.Add(S("job:1", "gpu", "0000:3b:00.0", "nvml-integrated-power", 1e-3));
+        var u = Summarize(meta, R(T0 + Sec, Sec, 100_000, 0), R(T0 + 2 * Sec, Sec, 200_000, 0), R(T0 + 3 * Sec, Sec, 300_000, 0)).Job.Uncertainty;
+
+        Assert.Equal(0.05 * 600, u.InterfacesJ, 12);
+        double rel = 0.75 / Math.Sqrt(3); // unseen 75 % of each interval, ±100 % rectangular
+        double r2 = rel * rel * (100.0 * 100 + 200.0 * 200 + 300.0 * 300) + 3 * (Qn * Qn / 6 + 1e-6 / 12);
+        Assert.Equal(Math.Sqrt(r2), u.RandomJ, 10);
+    }
+
+    [Fact]
+    public void EstimateUsesTheModelError()
+    {
+        var meta = Meta("1", model: "generic-per-core");
+        meta.AttributionMode = "exclusive";
+        meta.Series.Add(S("job:1", "cpu_package", "all", "estimate"));
+        var u = Summarize(meta, R(T0 + Sec, Sec, 40_000_000, 0)).Job.Uncertainty;
+        Assert.Equal(0.5 * 40, u.InterfacesJ, 12);
+    }
+
+    [Fact]
+    public void LowerBoundsGapsAndAFailedLastReadAreOneSided()
+    {
+        var meta = Meta("1");
+        meta.AttributionMode = "exclusive";
+        meta.Series.Add(S("job:1", "cpu_package", "0")); // 0
+        meta.Series.Add(S("job:1", "dram", "0"));        // 1
+        var s = Summarize(meta,
+            // package: 100 J, then reads stall (0, 0), then a wrap-ambiguous 50 J spanning back to t=1 s: 3 s at ≤ 1000 W.
+            R(T0 + 1 * Sec, Sec, 100_000_000, 0),
+            R(T0 + 2 * Sec, Sec, 0, 0),
+            R(T0 + 3 * Sec, Sec, 0, 0),
+            R(T0 + 4 * Sec, Sec, 50_000_000, 0, SpoolFlags.WrapAmbiguous),
+            // dram: 10 W; the records of [2 s, 4 s] are lost; the last read failed.
+            R(T0 + 1 * Sec, Sec, 10_000_000, 1),
+            R(T0 + 2 * Sec, Sec, 10_000_000, 1),
+            R(T0 + 5 * Sec, Sec, 10_000_000, 1, SpoolFlags.ReadError));
+        var u = s.Job.Uncertainty;
+        Assert.Equal((1000.0 * 3 - 50) + 10 * 2 + 10 * 1, u.MissedJ, 9); // 2950 + 20 + 10
+        Assert.Equal(0.05 * 180, u.InterfacesJ, 12);
+    }
+
+    [Fact]
+    public void ARejectedImplausibleReadMayMissAllOfItsSpan()
+    {
+        var meta = Meta("1");
+        meta.AttributionMode = "exclusive";
+        meta.Series.Add(S("job:1", "cpu_package", "0"));
+        var u = Summarize(meta,
+            R(T0 + 1 * Sec, Sec, 100_000_000, 0),
+            R(T0 + 2 * Sec, Sec, 30_000_000, 0, SpoolFlags.Implausible), // a read of this second was rejected: 0 counted for it
+            R(T0 + 3 * Sec, Sec, 100_000_000, 0)).Job.Uncertainty;
+        Assert.Equal(1000.0 * 1, u.MissedJ, 9); // max_power_w × 1 s, the value of the other reads does not reduce it
+    }
+
+    [Fact]
+    public void NodesCombineSystematicLinearlyAndRandomInQuadrature()
+    {
+        var c = EnergyUncertainty.Combine([new(3, 4, 1, 5, 2), new(6, 0, 2, 1, 2)]);
+        Assert.Equal(new EnergyUncertainty(9, 4, Math.Sqrt(5), 6, 2), c);
+        Assert.Equal(2 * Math.Sqrt(81 + 16 + 5), c.ExpandedJ, 12);
+        Assert.False(EnergyUncertainty.Combine([new(3, 4, 1, 5, 2), EnergyUncertainty.None]).Known); // one unknown node: unknown
+    }
+
+    [Fact]
+    public void EveryInterfaceHasItsOwnAccuracy()
+    {
+        var m = UncertaintyModel.Default with { RaplRel = 0.01, NvmlEnergyCounterRel = 0.02, NvmlPowerRel = 0.03, EstimateRel = 0.04 };
+        // 0.04 is the estimate's value and the fallback for unknown names: no interface of TotalEnergy may fall back
+        // (the BMC's wall-side interfaces are never in TotalEnergy: their model has its own fit uncertainty).
+        foreach (var i in Enum.GetValues<Alumet.Hpc.Core.MeasurementInterface>()
+                     .Where(i => i != Alumet.Hpc.Core.MeasurementInterface.Estimate && !Alumet.Hpc.Core.MeasurementInterfaces.Wire(i).StartsWith("ipmi", StringComparison.Ordinal)))
+            Assert.NotEqual(0.04, m.For(Alumet.Hpc.Core.MeasurementInterfaces.Wire(i)).SystematicRel);
+        Assert.Equal(0.01, m.For("msr").SystematicRel);
+        Assert.Equal(0.01, m.For("perf").SystematicRel);
+        Assert.Equal(0.04, m.For("some-new-interface").SystematicRel); // unknown: the largest configured, never a smaller one
+    }
+
+    [Theory]
+    [InlineData(2.0, "~95 %")]
+    [InlineData(1.0, "~68.3 %")]
+    [InlineData(3.0, "~99.7 %")]
+    public void ConfidenceLabels(double k, string label) => Assert.Equal(label, EnergyUncertainty.ConfidenceLabel(k));
+
+    [Fact]
+    public void StepsCarryTheirOwnUncertainty()
+    {
+        using var tmp = new TempDir();
+        SmallSpool.Write(tmp.Path);
+        var s = JobSummary.FromSpool(tmp.Path);
+        Assert.All(s.Steps, st => Assert.True(st.Summary.Uncertainty.Known));
+        Assert.True(s.Job.Uncertainty.ExpandedJ > 0);
+    }
+
+    [Fact]
+    public void RowsOfTheOldSchemaMigrateAndReadAsUnknownNeverZero()
+    {
+        using var tmp = new TempDir();
+        string path = tmp.Sub("v1.db");
+        using (var con = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            con.Open();
+            using var cmd = con.CreateCommand();
+            cmd.CommandText = Alumet.Hpc.Outputs.Accounting.Schema.Migrations[0].Sql + """
+                PRAGMA user_version = 1;
+                INSERT INTO jobs (cluster, scheduler, job_id, node, user, uid, energy_package_j, total_energy_j, status)
+                VALUES ('lab', 'slurm', '9', 'n1', 'alice', 1001, 50, 50, 'complete');
+                """;
+            cmd.ExecuteNonQuery();
+        }
+        using (var db = Alumet.Hpc.Outputs.Accounting.AccountingDb.Open(path))
+        {
+            var row = Assert.Single(db.GetJob("9"));
+            Assert.False(row.Uncertainty.Known);
+            Assert.Null(row.Carbon.Co2eG);
+        }
+        var o = new StringWriter();
+        Alumet.Hpc.Report.ReportCommand.Run(["--job", "9", "-o", "JobID,TotalEnergy,TotalEnergyU", "-P"],
+            new Alumet.Hpc.Report.ReportEnvironment(0, true, path, o, new StringWriter()));
+        Assert.Equal("JobID|TotalEnergy|TotalEnergyU\n9|50|\n", o.ToString());
+    }
+}
