@@ -57,6 +57,8 @@ public sealed class SamplerSection
     public double StopTimeoutS { get; set; } = 20;
     /// <summary>How long the node sampler stays after its last job ended (a next job reuses it), s.</summary>
     public double LingerS { get; set; } = 30;
+    /// <summary>"allow": a job may ask for raw storage itself (Slurm: <c>--comment=alumet:raw</c>); "deny": such requests are ignored.</summary>
+    public string JobRaw { get; set; } = "allow";
     /// <summary>"failed": a job's state dir (spool, meta) is removed once its Parquet file and row are written, kept when
     /// finalization failed; "always": kept (debugging, benchmarks). Kept dirs are removed after <see cref="StateMaxAgeH"/>.</summary>
     public string KeepState { get; set; } = "failed";

@@ -57,6 +57,8 @@ internal static class ConfigSchema
             c => Positive(c.Sampler.StopTimeoutS, 300)),
         new("sampler", "linger_s", ConfigValueKind.Number, "use 0..86400 s (0: the node sampler exits with its last job)",
             c => NonNegative(c.Sampler.LingerS, 86_400)),
+        new("sampler", "job_raw", ConfigValueKind.String, "use \"allow\" (a job may ask for raw storage: --comment=alumet:raw) or \"deny\"",
+            c => OneOf(c.Sampler.JobRaw, "allow", "deny")),
         new("sampler", "keep_state", ConfigValueKind.String, "use \"failed\" (remove a job's state once finalized) or \"always\" (keep it until state_max_age_h)",
             c => OneOf(c.Sampler.KeepState, "failed", "always")),
         new("sampler", "state_max_age_h", ConfigValueKind.Number, "use a positive number of hours, at most 8784 (one year)",

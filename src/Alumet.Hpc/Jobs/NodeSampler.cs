@@ -89,6 +89,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         {
             if (_stopped) throw new InvalidOperationException("the node sampler is stopping; retry (a new one starts)");
             if (_jobs.ContainsKey(reg.Key)) return $"job {reg.Job.JobId} already registered";
+            // The admin's cap on the jobs' own requests for raw storage (1 kHz, SCHED_FIFO, ~4 MB per job-minute).
+            string rawNote = "";
+            if (reg.Raw && !recovered && _cfg.Sampler.JobRaw != "allow")
+            {
+                reg = reg with { Raw = false };
+                rawNote = ", its raw-storage request ignored ([sampler] job_raw = \"deny\")";
+            }
             string dir = reg.Job.StateDirectory(_cfg.Paths.StateDir);
             Directory.CreateDirectory(dir);
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -122,7 +129,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             if (!_hadJob) lock (_spoolGate) _node.NameFrom(reg.Job);
             Rebuild();
             _hadJob = true;
-            return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")})";
+            return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")}{(reg.Raw ? ", raw storage" : "")}{rawNote})";
         }
     }
 

@@ -162,7 +162,7 @@ public static class NodeSamplerHost
     }
 
     /// <summary>The node lock: an exclusive open (flock) held for the daemon's life; null when another process holds it.</summary>
-    private static FileStream? TryLock(string path, TimeSpan wait)
+    internal static FileStream? TryLock(string path, TimeSpan wait)
     {
         var deadline = DateTime.UtcNow + wait;
         while (true)

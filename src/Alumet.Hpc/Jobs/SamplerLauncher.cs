@@ -21,6 +21,9 @@ public static class SamplerLauncher
     /// <summary>How long a prolog waits for a node sampler it started to answer.</summary>
     public static TimeSpan DetachWait { get; set; } = TimeSpan.FromSeconds(8);
 
+    /// <summary>In <c>&lt;state_dir&gt;/node</c>: held by the prolog that starts the node sampler.</summary>
+    public const string StartGateFile = "start.lock";
+
     /// <summary>
     /// Registers the job with the node sampler, starting it first (<c>alumet-hpc node-sampler --detach</c>, argv
     /// array, never a shell) when none answers. Returns once the sampler has acknowledged the registration.
@@ -35,23 +38,38 @@ public static class SamplerLauncher
             string request = "register " + reg.ToLine();
             string? answer = NodeSocket.Request(config.Paths.StateDir, request, TimeSpan.FromSeconds(5), out string? error);
             bool started = false;
-            while (answer is null || answer.StartsWith("error the node sampler is stopping", StringComparison.Ordinal))
+            FileStream? gate = null; // held from the first start until this prolog is registered
+            try
             {
-                if (sw.Elapsed > DetachWait)
-                    return new LaunchResult(false, 0, $"job {job.JobId} not registered: {error ?? answer?.Trim()} after {DetachWait.TotalSeconds:0} s; see {config.Paths.LogFile}");
-                if (!started && answer is null)
+                while (answer is null || answer.StartsWith("error the node sampler is stopping", StringComparison.Ordinal))
                 {
-                    StartDaemon(launch.ConfigPath, executable);
-                    started = true;
+                    if (sw.Elapsed > DetachWait)
+                        return new LaunchResult(false, 0, $"job {job.JobId} not registered: {error ?? answer?.Trim()} after {DetachWait.TotalSeconds:0} s; see {config.Paths.LogFile}");
+                    if (!started && answer is null)
+                    {
+                        // Prologs that find no sampler at the same moment (jobs starting together) start ONE: the others
+                        // wait here for the gate, then find it answering.
+                        if (gate is null)
+                        {
+                            string root = Spool.NodeSpool.Root(config);
+                            Directory.CreateDirectory(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                            gate = NodeSamplerHost.TryLock(Path.Combine(root, StartGateFile), DetachWait - sw.Elapsed);
+                            answer = NodeSocket.Request(config.Paths.StateDir, request, TimeSpan.FromSeconds(5), out error);
+                            if (answer is not null) continue;
+                        }
+                        StartDaemon(launch.ConfigPath, executable);
+                        started = true;
+                    }
+                    Thread.Sleep(answer is null ? 5 : 50);
+                    answer = NodeSocket.Request(config.Paths.StateDir, request, TimeSpan.FromSeconds(5), out error);
+                    if (answer is null && started && sw.Elapsed > TimeSpan.FromSeconds(1) && !DaemonMayStillStart(config)) started = false; // it died: start another
                 }
-                Thread.Sleep(answer is null ? 5 : 50);
-                answer = NodeSocket.Request(config.Paths.StateDir, request, TimeSpan.FromSeconds(5), out error);
-                if (answer is null && started && sw.Elapsed > TimeSpan.FromSeconds(1) && !DaemonMayStillStart(config)) started = false; // it died: start another
+                int pid = SamplerPid.Read(Spool.NodeSpool.Root(config)) is { } p ? p.Pid : 0;
+                if (!answer.StartsWith("ok", StringComparison.Ordinal))
+                    return new LaunchResult(false, pid, $"job {job.JobId}: node sampler refused the registration: {answer.Trim()}");
+                return new LaunchResult(true, pid, $"{answer[2..].Trim()}; node sampler pid {pid}{(started ? " (started)" : "")} in {sw.Elapsed.TotalMilliseconds:0} ms");
             }
-            int pid = SamplerPid.Read(Spool.NodeSpool.Root(config)) is { } p ? p.Pid : 0;
-            if (!answer.StartsWith("ok", StringComparison.Ordinal))
-                return new LaunchResult(false, pid, $"job {job.JobId}: node sampler refused the registration: {answer.Trim()}");
-            return new LaunchResult(true, pid, $"{answer[2..].Trim()}; node sampler pid {pid}{(started ? " (started)" : "")} in {sw.Elapsed.TotalMilliseconds:0} ms");
+            finally { gate?.Dispose(); }
         }
         catch (Exception e)
         {

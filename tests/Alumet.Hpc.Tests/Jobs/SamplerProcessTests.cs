@@ -163,4 +163,37 @@ public class SamplerProcessTests
         Assert.Equal(first.Pid, second.Pid);
         Assert.Equal("stopped", SamplerLauncher.StopAndFinalize(job, install.Config).Status);
     }
+
+    [Fact]
+    public void PrologsStartingTogetherStartOneNodeSampler()
+    {
+        // Jobs starting at once: every prolog finds no sampler. One starts it, the others wait for it (no process
+        // spawned only to find the node lock taken).
+        using var install = NewInstall();
+        var jobs = Enumerable.Range(0, 6).Select(i => Job($"{110 + i}")).ToList();
+        var results = new LaunchResult[jobs.Count];
+        using var together = new Barrier(jobs.Count);
+        var threads = Enumerable.Range(0, jobs.Count).Select(i => new Thread(() =>
+        {
+            together.SignalAndWait();
+            results[i] = SamplerLauncher.Start(new SamplerLaunch(jobs[i], install.ConfigPath, [], null, true), install.Config, TestInstallation.Binary());
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.All(results, r => Assert.True(r.Ok, r.Message));
+        Assert.Single(results.Select(r => r.Pid).Distinct());
+        Assert.Single(results, r => r.Message.Contains("(started)"));
+        // Every process of this binary with this config: the sampler only (a spawned loser would wait for the lock).
+        var samplers = Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)).Where(d =>
+        {
+            try { return File.ReadAllText(Path.Combine(d, "cmdline")).Split('\0').Contains(install.ConfigPath); }
+            catch (IOException) { return false; }
+            catch (UnauthorizedAccessException) { return false; }
+        }).ToList();
+        Assert.Single(samplers);
+        foreach (var job in jobs) Assert.Equal("stopped", SamplerLauncher.StopAndFinalize(job, install.Config).Status);
+        var log = File.ReadAllLines(install.PathOf("alumet-hpc.log"));
+        Assert.Single(log, l => l.Contains("node sampler: pid "));
+        Assert.DoesNotContain(log, l => l.Contains("another one holds the node lock"));
+    }
 }

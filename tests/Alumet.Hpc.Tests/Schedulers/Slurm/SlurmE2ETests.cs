@@ -109,13 +109,15 @@ public sealed class SlurmE2ETests
 
         var gpus = new[] { a, b }.Select(id => File.ReadAllText(Path.Combine(Lab, "out", $"gpus.{id}")).Trim()).ToArray();
         Assert.Equal(new[] { "0", "1" }, gpus.Order().ToArray());
+        AssertNoSampler(""); // gone: the node file of the day now holds both jobs
+        string nodeFile = NodeFile();
         foreach (var (id, g) in new[] { (a, gpus[0]), (b, gpus[1]) })
         {
             int gpu = int.Parse(g, CultureInfo.InvariantCulture);
-            // The two jobs shared the node: each file holds its own share only (node series in the root-only node file).
+            // The two jobs shared the node: each file holds its own share; node series only while it was alone.
             var row = Row(id);
             Assert.True(row.Status == "complete", $"job {id}: {row.Status} ({row.Reason})");
-            Assert.Equal(new[] { $"job:{id}" }, ParquetConsumers(row.ParquetPath));
+            AssertOwnSeriesOrAlone(id, row.ParquetPath, nodeFile);
             var sums = GpuSums(row.ParquetPath, id);
             Assert.Equal(new[] { (FakeGpuBusIds[gpu], $"job:{id}") }, sums.Where(kv => kv.Value > 0).Select(kv => kv.Key).ToArray()); // its GPU only
             Assert.InRange(row.GpuJ, FakeGpuPowerW[gpu] * row.ElapsedS * 0.9 - 1, FakeGpuPowerW[gpu] * row.ElapsedS * 1.1 + 1);
@@ -176,17 +178,16 @@ public sealed class SlurmE2ETests
         Assert.All(rows.Values, r => Assert.Equal("complete", r.Status));
         double busyMin = busy.Min(j => rows[j].JobJ), idleMax = idle.Max(j => rows[j].JobJ);
         Assert.True(busyMin > 5 * idleMax, $"busy jobs' shares {string.Join(", ", busy.Select(j => rows[j].JobJ.ToString("F2")))} J should be >> idle ones' {string.Join(", ", idle.Select(j => rows[j].JobJ.ToString("F2")))} J");
+        AssertNoSampler("");
+        string nodeFile = NodeFile();
         foreach (string j in all)
         {
-            // The user's file holds the job's own share only: the node was shared.
-            var consumers = ParquetConsumers(rows[j].ParquetPath);
-            Assert.Equal(new[] { $"job:{j}" }, consumers);
+            // The user's file holds the job's own share; the node's series only for periods it was alone.
+            AssertOwnSeriesOrAlone(j, rows[j].ParquetPath, nodeFile);
             Assert.True(rows[j].JobJ > 0, $"job {j}: no energy");
         }
-        AssertNoSampler("");
         // The node file (root-only): per interval and domain, node = Σ jobs + unattributed, every job's series is the
         // one in its own file, the first second of every job is attributed.
-        string nodeFile = NodeFile();
         Assert.Equal("700", Run("stat", "-c", "%a", Path.GetDirectoryName(nodeFile)!).Out.Trim());
         Assert.NotEqual(0, Run("runuser", "-u", User, "--", "head", "-c", "4", nodeFile).Code);
         Assert.Equal(0L, Scalar($"""
@@ -546,6 +547,22 @@ public sealed class SlurmE2ETests
         }
         Assert.Fail($"no node file in {dir}");
         return "";
+    }
+
+    /// <summary>
+    /// A job's file (owned by its user) holds its own series (job, steps), and the node's (node, unattributed) only for
+    /// the periods when no other job was registered on the node: co-tenants' activity never reaches it.
+    /// </summary>
+    private static void AssertOwnSeriesOrAlone(string jobId, string parquet, string nodeFile)
+    {
+        Assert.All(ParquetConsumers(parquet), c =>
+            Assert.True(c == $"job:{jobId}" || c.StartsWith($"step:{jobId}.", StringComparison.Ordinal) || c is "node" or "unattributed", $"job {jobId}: consumer {c} in its file"));
+        Assert.True(Scalar($"SELECT count(*) FROM read_parquet('{nodeFile}') WHERE consumer = 'job:{jobId}'") > 0, $"job {jobId} missing from the node file {nodeFile}");
+        Assert.Equal(0L, Scalar($"""
+            SELECT count(*) FROM read_parquet('{parquet}') f WHERE f.consumer IN ('node', 'unattributed')
+              AND EXISTS (SELECT 1 FROM read_parquet('{nodeFile}') n
+                          WHERE n.timestamp = f.timestamp AND n.consumer LIKE 'job:%' AND n.consumer <> 'job:{jobId}')
+            """));
     }
 
     private static List<string> ParquetConsumers(string path)
