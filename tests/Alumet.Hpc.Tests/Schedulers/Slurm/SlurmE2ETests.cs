@@ -216,6 +216,31 @@ public sealed class SlurmE2ETests
     }
 
     [SkippableFact]
+    public void AJobCommentAskingForRawStorageGetsEveryRead()
+    {
+        RequireLab();
+        // Slurm 22.05 gives the prolog the job's comment (SLURM_JOB_COMMENT), not --profile/--acctg-freq.
+        string raw = Sbatch("sleep 3", "--comment=campaign-7 alumet:raw");
+        WaitJobDone(raw);
+        string plain = Sbatch("sleep 3");
+        WaitJobDone(plain);
+        using var con = new SqliteConnection($"Data Source={Database};Mode=ReadOnly");
+        con.Open();
+        long Period(string id)
+        {
+            using var cmd = con.CreateCommand();
+            cmd.CommandText = "SELECT storage_period_ms FROM jobs WHERE scheduler = 'slurm' AND job_id = $id";
+            cmd.Parameters.AddWithValue("$id", id);
+            return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+        }
+        Assert.Equal(0L, Period(raw));     // every read stored
+        Assert.Equal(1000L, Period(plain)); // the lab's storage_period_ms
+        Assert.Equal("complete", Row(raw).Status);
+        Assert.Contains(HookLogSince(HookLogStart), l => l.Contains($"slurm prolog job {raw} on ") && l.Contains(", raw storage)"));
+        AssertNoSampler(plain);
+    }
+
+    [SkippableFact]
     public void KillMinus9OfTheNodeSamplerKeepsFlushedDataAndTheNextJobStartsANewOne()
     {
         RequireLab();
