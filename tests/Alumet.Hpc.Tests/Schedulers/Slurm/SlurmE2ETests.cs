@@ -192,22 +192,25 @@ public sealed class SlurmE2ETests
         Assert.NotEqual(0, Run("runuser", "-u", User, "--", "head", "-c", "4", nodeFile).Code);
         Assert.Equal(0L, Scalar($"""
             SELECT count(*) FROM (SELECT timestamp, resource_kind, resource_id,
-                     sum(CASE WHEN consumer = 'node' THEN value_raw ELSE 0 END) AS n, sum(CASE WHEN consumer <> 'node' THEN value_raw ELSE 0 END) AS parts
-                   FROM (SELECT *, round(value / 1e-6)::BIGINT AS value_raw FROM read_parquet('{nodeFile}')) GROUP BY ALL) WHERE n <> parts
+                     sum(CASE WHEN consumer = 'node' THEN energy_raw ELSE 0 END) AS n, sum(CASE WHEN consumer <> 'node' THEN energy_raw ELSE 0 END) AS parts
+                   FROM read_parquet('{nodeFile}')
+                   -- this test's periods (the day's file also holds earlier tests' jobs, raw-rate node reads among them)
+                   WHERE timestamp IN (SELECT timestamp FROM read_parquet('{nodeFile}') WHERE consumer IN ({string.Join(", ", all.Select(j => $"'job:{j}'"))}))
+                   GROUP BY ALL) WHERE n <> parts
             """));
         foreach (string j in all)
         {
             Assert.Equal(0L, Scalar($"""
-                SELECT count(*) FROM read_parquet('{rows[j].ParquetPath}') f
+                SELECT count(*) FROM (SELECT * FROM read_parquet('{rows[j].ParquetPath}') WHERE consumer = 'job:{j}') f
                 FULL JOIN (SELECT * FROM read_parquet('{nodeFile}') WHERE consumer = 'job:{j}') n USING (timestamp, resource_kind, resource_id)
-                WHERE f.value IS DISTINCT FROM n.value
+                WHERE f.energy_raw IS DISTINCT FROM n.energy_raw
                 """));
         }
         foreach (string j in busy)
         {
             // The first second of a busy job is attributed to it (a quarter of the package's 50 W: ~12 J/s), not left to "unattributed".
             double first = Convert.ToDouble(ScalarObj($"""
-                SELECT sum(value) FROM read_parquet('{rows[j].ParquetPath}') WHERE resource_kind = 'cpu_package'
+                SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{rows[j].ParquetPath}') WHERE resource_kind = 'cpu_package' AND consumer = 'job:{j}'
                   AND timestamp <= (SELECT min(timestamp) FROM read_parquet('{rows[j].ParquetPath}')) + INTERVAL 1 SECOND
                 """), CultureInfo.InvariantCulture);
             Assert.True(first > 2, $"job {j}: {first:F3} J in its first second");
