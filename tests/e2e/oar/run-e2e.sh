@@ -69,11 +69,11 @@ check_job() {  # check_job ID LABEL [shared]
   # Energy: the generated zone runs at POWER_W, so node = POWER_W x elapsed (5 % + 2 J for the 20 ms ticker and
   # the first/last read); the job's share plus the other consumers is the node, to rounding.
   if [ "${3:-alone}" = shared ]; then
-    # Another job shared the node: the user's file and row hold the job's own share only (node-level series go to
-    # the root-only node file, checked at the end).
-    awk -v n="$nodeE" -v j="$jobE" 'BEGIN { exit !(n == 0 && j > 0) }' \
-      && ok "$what: shared node: job ${jobE} J, no node-level series in the user's row" \
-      || fail "$what: shared node: node=$nodeE (want 0) job=$jobE (want > 0)"
+    # Another job shared the node: the user's file and row hold the job's own share, and the node-level series only
+    # for the periods it was alone on the node (registered before the other, or after it ended): never the whole run.
+    awk -v n="$nodeE" -v j="$jobE" -v e="$elapsed" -v w="$POWER_W" 'BEGIN { exit !(j > 0 && n < 0.8 * w * e) }' \
+      && ok "$what: shared node: job ${jobE} J; node-level series only while alone (${nodeE} J of ${POWER_W} W x ${elapsed} s)" \
+      || fail "$what: shared node: node=$nodeE (want < 80 % of $POWER_W W x $elapsed s) job=$jobE (want > 0)"
   else
   awk -v n="$nodeE" -v j="$jobE" -v o="$otherE" -v u="$unattrE" -v e="$elapsed" -v w="$POWER_W" 'BEGIN {
       want = w * e; tol = 0.05 * want + 2; d = n - want; if (d < 0) d = -d
