@@ -14,7 +14,11 @@ namespace Alumet.Hpc.Report;
 /// <param name="Zone">Time zone of printed times and of -S/-E (the caller's TZ, like sacct); null = the process's local zone.</param>
 /// <param name="NowUtc">"now" for -S/-E and the default window; null = the clock (tests fix it).</param>
 public sealed record ReportEnvironment(int RealUid, bool IsAdmin, string DatabasePath, TextWriter Out, TextWriter Err,
-    string LocalCluster = "", TimeZoneInfo? Zone = null, DateTime? NowUtc = null);
+    string LocalCluster = "", TimeZoneInfo? Zone = null, DateTime? NowUtc = null)
+{
+    /// <summary>The PostgreSQL server to read instead of <see cref="DatabasePath"/> ([database] url; null: SQLite). --db still names a SQLite file.</summary>
+    public AccountingBackend? Server { get; init; }
+}
 
 /// <summary>
 /// <c>alumet-report</c>: sacct-like energy report from the accounting database.
@@ -172,14 +176,15 @@ public static partial class ReportCommand
             Runs: req.AllRuns ? RunSelection.All : RunSelection.Latest, Users: users, Clusters: clusters, Since: since, Until: until,
             Nodes: nodeList, WithSteps: !req.AllocationsOnly, Names: Split(req.Names).ToList());
 
-        string path = string.IsNullOrEmpty(req.Database) ? env.DatabasePath : req.Database;
+        var server = string.IsNullOrEmpty(req.Database) ? env.Server : null;
+        string path = server?.Where ?? (string.IsNullOrEmpty(req.Database) ? env.DatabasePath : req.Database);
         var missing = new List<string>();
         List<ReportJob>? parquetJobs = null;
         try
         {
             // SQLite says only "unable to open database file"; a plain open says why (permission denied).
-            if (File.Exists(path)) File.OpenHandle(path, FileMode.Open, FileAccess.Read).Dispose();
-            using var acct = AccountingDb.OpenReadOnly(path);
+            if (server is null && File.Exists(path)) File.OpenHandle(path, FileMode.Open, FileAccess.Read).Dispose();
+            using var acct = server is not null ? AccountingDb.OpenReadOnly(server) : AccountingDb.OpenReadOnly(path);
             var output = req.ParquetView ? null : new ReportOutput(env, req, fields, style);
             // -s is on the job's status (all nodes: a job with one partial node is partial), so it filters built jobs.
             var jobs = ReportBuilder.Stream(acct.Stream(query), req.AllRuns).Where(j => states.Count == 0 || states.Contains(j.Total.Status));
@@ -227,7 +232,7 @@ public static partial class ReportCommand
         }
         catch (Exception e) when (e is DbException or InvalidDataException or IOException)
         {
-            return Fail(env, $"cannot read {path}: {ErrorText.Describe(e)}", 1);
+            return Fail(env, server is not null ? $"cannot read the accounting database: {server.Describe(e)}" : $"cannot read {path}: {ErrorText.Describe(e)}", 1);
         }
 
         if (parquetJobs is not null) return ReportParquet.Run(env, req, parquetJobs, missing, path);
