@@ -11,9 +11,10 @@ MAX_RANGE=262143328850   # a real max_energy_range_uj (2^32 units of 61.035 µJ)
 # removed at exit (BENCH_KEEP=1 keeps it) after every pid in BENCH_PIDS is stopped.
 bench_init() {
     BENCH_NAME=$1; shift
-    if [[ ${ALUMET_BENCH_LOCKED:-0} != 1 ]]; then
+    if [[ ${ALUMET_BENCH_LOCKED:-0} != 1 ]] && ! lock_held_by_ancestor /tmp/alumet-bench.lock; then
         exec env ALUMET_BENCH_LOCKED=1 flock -w 2400 /tmp/alumet-bench.lock bash "${BASH_SOURCE[-1]}" "$@"
     fi
+    export ALUMET_BENCH_LOCKED=1
     ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     BIN=${ALUMET_HPC_BIN:-$ROOT/out/bin/alumet-hpc}
     if [[ $# -ge 1 ]]; then if [[ -d $1 ]]; then BIN=$1/alumet-hpc; else BIN=$1; fi; fi
@@ -33,6 +34,20 @@ bench_init() {
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/alumet-$BENCH_NAME.XXXXXX")
     BENCH_PIDS=()
     trap bench_cleanup EXIT
+}
+
+# lock_held_by_ancestor FILE: whether this process or one of its ancestors holds a flock on FILE, as under the documented
+# `flock /tmp/alumet-bench.lock make bench` (flock(1) locks, then runs the command as its child): taking it again from
+# here would wait for ourselves. /proc/locks: "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF".
+lock_held_by_ancestor() {
+    local ino holders p=$$
+    ino=$(stat -c %i "$1" 2>/dev/null) || return 1
+    holders=" $(awk -v ino="$ino" '$2 == "FLOCK" && $6 ~ (":" ino "$") { printf "%s ", $5 }' /proc/locks 2>/dev/null) "
+    while [[ -n $p && $p -gt 1 ]]; do
+        [[ $holders == *" $p "* ]] && return 0
+        p=$(awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+    done
+    return 1
 }
 
 die() { echo "${BENCH_NAME:-bench}: $*" >&2; exit 1; }
