@@ -9,11 +9,16 @@
  * deadline, into the same 1 µs histogram as Sampling/LatencyHistogram.cs (percentile = upper bucket edge).
  * No storage, no attribution, no spool: a floor, not an equivalent program.
  *
- * Usage: c_reader STATS_FILE HZ ITEM...   runs until SIGTERM/SIGINT, then writes STATS_FILE (key=value lines).
- * An ITEM is what one RAPL interface reads per counter (bench/rapl-interfaces.sh uses all three):
+ * Usage: c_reader STATS_FILE HZ ITEM... [--period K ITEM...]   runs until SIGTERM/SIGINT, then writes STATS_FILE
+ * (key=value lines). The ITEMs after --period K are read once every K ticks (and at the prime), as the node sampler
+ * reads /proc/stat and every job's cgroup once per attribution period (Jobs/NodeSampler.cs); K = 1 with HZ = 1 is
+ * the node sampler at its defaults (no tick thread, one snapshot per second).
+ * An ITEM is what one RAPL interface reads per counter (bench/rapl-interfaces.sh uses all three), or a period read:
  *   FILE                    powercap: pread of the decimal text + strtoull (Sources/Rapl/RaplSource.cs)
  *   msr:FILE:OFFSET         msr: 8-byte pread at the register's offset, low 32 bits (Sources/Rapl/MsrSource.cs)
  *   perf:TYPE:CONFIG:CPU    perf_events: perf_event_open once, then an 8-byte read per tick (Sources/Rapl/PerfSource.cs)
+ *   cgroup:FILE             a job's cgroup v2 cpu.stat, kept open: pread + the usage_usec number (Attribution/JobCpu.cs)
+ *   procstat:FILE           /proc/stat, kept open: pread + the fields of the "cpu " line (Attribution/ProcStat.cs)
  * first_sample_ms: end of the first read of all files, relative to $ALUMET_BENCH_T0_NS (CLOCK_MONOTONIC at spawn).
  * Build: gcc -O2 -o c_reader c_reader.c
  */
@@ -38,12 +43,7 @@
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#include "now_ns.h"
 
 static long long hist[BUCKETS];
 
@@ -63,17 +63,20 @@ static double percentile_us(long long count, double p)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: c_reader STATS_FILE HZ FILE...\n");
+        fprintf(stderr, "usage: c_reader STATS_FILE HZ ITEM... [--period K ITEM...]\n");
         return 2;
     }
     const char *stats_path = argv[1];
     double hz = atof(argv[2]);
     if (hz <= 0 || hz > 10000) { fprintf(stderr, "c_reader: bad rate %s\n", argv[2]); return 2; }
-    int nfiles = argc - 3;
+    int nfiles = 0, nitems = argc - 3;
+    long long period_ticks = 0; /* 0: no period items */
     int fds[64];
-    int kind[64];          /* 0 text, 1 msr, 2 perf */
+    int kind[64];          /* 0 text, 1 msr, 2 perf, 3 cgroup cpu.stat, 4 /proc/stat */
     long long offset[64];  /* msr register */
-    if (nfiles > 64) { fprintf(stderr, "c_reader: at most 64 files\n"); return 2; }
+    int periodic[64];      /* read every period_ticks ticks, not every tick */
+    int in_period = 0;
+    static char big[65536]; /* /proc/stat grows with the CPU count */
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -91,11 +94,22 @@ int main(int argc, char **argv)
     const char *t0s = getenv("ALUMET_BENCH_T0_NS");
     int64_t t0 = t0s ? strtoll(t0s, NULL, 10) : 0;
 
-    for (int i = 0; i < nfiles; i++) {
-        char *item = argv[3 + i];
+    for (int a = 0; a < nitems; a++) {
+        char *item = argv[3 + a];
+        if (strcmp(item, "--period") == 0) {
+            if (a + 1 >= nitems || (period_ticks = atoll(argv[3 + a + 1])) <= 0) { fprintf(stderr, "c_reader: --period K: K ticks, K >= 1\n"); return 2; }
+            in_period = 1;
+            a++;
+            continue;
+        }
+        if (nfiles >= 64) { fprintf(stderr, "c_reader: at most 64 items\n"); return 2; }
+        int i = nfiles++;
         kind[i] = 0;
         offset[i] = 0;
-        if (strncmp(item, "msr:", 4) == 0) {
+        periodic[i] = in_period;
+        if (strncmp(item, "cgroup:", 7) == 0) { kind[i] = 3; item += 7; }
+        else if (strncmp(item, "procstat:", 9) == 0) { kind[i] = 4; item += 9; }
+        else if (strncmp(item, "msr:", 4) == 0) {
             char *colon = strrchr(item + 4, ':');
             if (!colon) { fprintf(stderr, "c_reader: %s: expected msr:FILE:OFFSET\n", item); return 2; }
             *colon = 0;
@@ -123,8 +137,20 @@ int main(int argc, char **argv)
     unsigned long long sum = 0;
     long long read_errors = 0;
     unsigned long long word;
-#define READ_ALL()                                                         \
+#define READ_ALL(all)                                                      \
     for (int i = 0; i < nfiles; i++) {                                     \
+        if (periodic[i] && !(all)) continue;                               \
+        if (kind[i] >= 3) {                                                \
+            ssize_t m = pread(fds[i], big, sizeof big - 1, 0);             \
+            if (m <= 0) { read_errors++; continue; }                       \
+            big[m] = 0;                                                    \
+            char *p = kind[i] == 3 ? strstr(big, "usage_usec ") : strstr(big, "cpu ");           \
+            if (!p) { read_errors++; continue; }                           \
+            p += kind[i] == 3 ? 11 : 4;                                    \
+            if (kind[i] == 3) { sum += strtoull(p, NULL, 10); continue; }  \
+            for (int f = 0; f < 10; f++) sum += strtoull(p, &p, 10);       \
+            continue;                                                      \
+        }                                                                  \
         if (kind[i] == 1) {                                                \
             if (pread(fds[i], &word, 8, offset[i]) != 8) read_errors++;    \
             else sum += word & 0xFFFFFFFFULL;                              \
@@ -142,7 +168,7 @@ int main(int argc, char **argv)
     }
 
     /* Prime, as the sampler does before its first tick. */
-    READ_ALL();
+    READ_ALL(1);
     int64_t first = now_ns();
 
     prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
@@ -179,7 +205,7 @@ int main(int argc, char **argv)
         if (ticks == 0) first_tick = t;
         ticks++;
         last_tick = t;
-        READ_ALL();
+        READ_ALL(period_ticks > 0 && ticks % period_ticks == 0);
     }
 
     struct rusage ru;
@@ -195,6 +221,7 @@ int main(int argc, char **argv)
     fprintf(f, "cpu_self_ns=%lld\n", (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL
                                       + (long long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL);
     fprintf(f, "maxrss_self_kb=%ld\nread_errors=%lld\nchecksum=%llu\n", ru.ru_maxrss, read_errors, sum);
+    fprintf(f, "period_reads=%lld\n", period_ticks > 0 ? 1 + ticks / period_ticks : 0);
     fclose(f);
     return 0;
 }

@@ -19,12 +19,7 @@ typedef int (*count_fn)(unsigned int *);
 typedef int (*handle_fn)(unsigned int, void **);
 typedef int (*energy_fn)(void *, unsigned long long *);
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#include "now_ns.h"
 
 int main(int argc, char **argv)
 {

@@ -8,6 +8,9 @@
  *     (/proc/PID/task/TID/schedstat: ns on CPU; thread-exact, unlike the 10 ms ticks of /proc/PID/stat),
  *     again WINDOW_S seconds later, then sends SIGTERM and waits. The window excludes start-up and the
  *     end-of-job work (Parquet conversion, DB row), so cpu_window_ns is the steady sampling cost.
+ *   probe OUT_FILE WARMUP_S WINDOW_S pid PID
+ *     The same window on a running process that is not our child (the node sampler a prolog started detached):
+ *     window_ns, cpu_window_ns, hwm_window_kb; no signal is sent. Exits 1 if PID is gone before the window ends.
  *   probe OUT_FILE wait -- PROGRAM ARGS...
  *     Spawns PROGRAM and waits for it to exit (wall time of a short command, e.g. --help).
  *   probe OUT_FILE hook -- NAME=VALUE... PROGRAM
@@ -33,12 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#include "now_ns.h"
 
 static void sleep_until(int64_t t)
 {
@@ -94,11 +92,30 @@ static int running(pid_t pid)
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: probe OUT_FILE WARMUP_S WINDOW_S -- PROGRAM ARGS...\n       probe OUT_FILE wait -- PROGRAM ARGS...\n"
+        fprintf(stderr, "usage: probe OUT_FILE WARMUP_S WINDOW_S -- PROGRAM ARGS...\n       probe OUT_FILE WARMUP_S WINDOW_S pid PID\n"
+                        "       probe OUT_FILE wait -- PROGRAM ARGS...\n"
                         "       probe OUT_FILE hook -- NAME=VALUE... PROGRAM\n");
         return 2;
     }
     const char *out = argv[1];
+    if (strcmp(argv[4], "pid") == 0) {
+        pid_t pid = (pid_t)atoi(argc > 5 ? argv[5] : "0");
+        if (pid <= 0) { fprintf(stderr, "probe: pid: expected a process id\n"); return 2; }
+        int64_t t1 = now_ns() + (int64_t)(atof(argv[2]) * 1e9);
+        sleep_until(t1);
+        long long cpu1 = cpu_ns(pid);
+        int64_t w1 = now_ns();
+        sleep_until(w1 + (int64_t)(atof(argv[3]) * 1e9));
+        long long cpu2 = cpu_ns(pid);
+        int64_t w2 = now_ns();
+        long hwm = vm_hwm_kb(pid);
+        if (cpu1 < 0 || cpu2 < 0 || hwm < 0) { fprintf(stderr, "probe: process %d is gone\n", (int)pid); return 1; }
+        FILE *f = fopen(out, "w");
+        if (!f) { perror(out); return 1; }
+        fprintf(f, "window_ns=%lld\ncpu_window_ns=%lld\nhwm_window_kb=%ld\nexit_code=0\n", (long long)(w2 - w1), cpu2 - cpu1, hwm);
+        fclose(f);
+        return 0;
+    }
     int hook_mode = strcmp(argv[2], "hook") == 0;
     int wait_mode = hook_mode || strcmp(argv[2], "wait") == 0;
     int cmd = wait_mode ? 4 : 5;

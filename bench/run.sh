@@ -21,48 +21,19 @@
 #   BENCH_TICK         fifo (default: the product's tick_scheduling default, C does the same) or normal
 #   BENCH_KEEP=1       keep the temporary directory (trees, configs, logs, Parquet files)
 set -euo pipefail
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# Argument (the Makefile passes out/bin): the binary, or the directory holding it; else $ALUMET_HPC_BIN; else out/bin.
-BIN=${ALUMET_HPC_BIN:-$ROOT/out/bin/alumet-hpc}
-if [[ $# -ge 1 ]]; then if [[ -d $1 ]]; then BIN=$1/alumet-hpc; else BIN=$1; fi; fi
-SECS=${BENCH_SECONDS:-10}
-WARMUP=${BENCH_WARMUP:-1}
-HZ=${BENCH_HZ:-1000}
-ROUNDS=${BENCH_ROUNDS:-1}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init bench "$@"
 CONCURRENT=${BENCH_CONCURRENT:-0}
 ADV_HZ=${BENCH_ADVANCE_HZ:-1000}
 GPUS=${BENCH_GPUS:-8}
 NVML_HZ=${BENCH_NVML_HZ:-100}
 HELP_RUNS=${BENCH_HELP_RUNS:-20}
 RT=()
-# The product's default: only the tick thread at SCHED_FIFO 1 (tick_scheduling = "fifo"); the C reader does the
-# same. BENCH_TICK=normal runs both under normal scheduling.
-TICK=${BENCH_TICK:-fifo}
-[[ $TICK == fifo || $TICK == normal ]] || { echo "bench: BENCH_TICK must be fifo or normal" >&2; exit 1; }
-export BENCH_C_FIFO=$([[ $TICK == fifo ]] && echo 1 || echo 0)
-if [[ ${BENCH_RT:-0} == 1 ]]; then command -v chrt >/dev/null || { echo "bench: BENCH_RT=1 needs chrt (util-linux)" >&2; exit 1; }; RT=(chrt -f 1); fi
-OUT=$ROOT/out/bench
+if [[ ${BENCH_RT:-0} == 1 ]]; then command -v chrt >/dev/null || die "BENCH_RT=1 needs chrt (util-linux)"; RT=(chrt -f 1); C_PREFIX=(chrt -f 1); fi
 FAKE_NVML_SRC=$ROOT/tests/Alumet.Hpc.Tests/Fakes/nvml/fake_nvml.c
-MAX_RANGE=262143328850   # a real max_energy_range_uj (2^32 units of 61.035 µJ), as PowercapTree.Standard
-
-die() { echo "bench: $*" >&2; exit 1; }
-[[ -x $BIN ]] || die "$BIN not found: run 'make publish' first (or set ALUMET_HPC_BIN)"
-command -v gcc >/dev/null || die "gcc not found (apt-get install gcc)"
-
-mkdir -p "$OUT"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/alumet-bench.XXXXXX")
-ADV_PID=
-cleanup() {
-    if [[ -n $ADV_PID ]]; then kill "$ADV_PID" 2>/dev/null || true; wait "$ADV_PID" 2>/dev/null || true; fi
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "bench: kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
 
 # ---------------------------------------------------------------- build the C side
-for prog in c_reader advance probe; do
-    gcc -O2 -Wall -o "$OUT/$prog" "$ROOT/bench/$prog.c" || die "gcc failed on bench/$prog.c"
-done
+bench_build c_reader advance probe
 HAVE_NVML=0
 # fake_gpus DIR N: the fake library in DIR with a script for N GPUs (the library reads fake_nvml.script beside itself).
 fake_gpus() {
@@ -90,75 +61,25 @@ fi
 NVML_DIR=$WORK/nvml   # the library run_ours points the sampler at
 
 # ---------------------------------------------------------------- generated powercap tree + advancer
-# 2 packages x (package, core, dram), flat like /sys/class/powercap, counters zero-padded as the test fakes.
 TREE=$WORK/powercap
-FILES=()
-ADV_ARGS=()
-for s in 0 1; do
-    for z in "intel-rapl:$s package-$s 110" "intel-rapl:$s:0 core 70" "intel-rapl:$s:1 dram 12"; do
-        read -r dir name watts <<<"$z"
-        mkdir -p "$TREE/$dir"
-        echo "$name" > "$TREE/$dir/name"
-        echo 1 > "$TREE/$dir/enabled"
-        echo "$MAX_RANGE" > "$TREE/$dir/max_energy_range_uj"
-        printf '%020d\n' 0 > "$TREE/$dir/energy_uj"
-        FILES+=("$TREE/$dir/energy_uj")
-        ADV_ARGS+=("$TREE/$dir/energy_uj:$watts")
-    done
-done
-nice -n 19 "$OUT/advance" "$ADV_HZ" "$MAX_RANGE" "${ADV_ARGS[@]}" 2> "$WORK/advance.txt" &
-ADV_PID=$!
-sleep 0.2
-kill -0 "$ADV_PID" 2>/dev/null || die "counter advancer failed: $(cat "$WORK/advance.txt")"
+powercap_tree "$TREE"
+FILES=("${PC_FILES[@]}")
+start_advancer "$ADV_HZ" "${PC_ADVANCE[@]}"
 
 # ---------------------------------------------------------------- helpers
-kv() { sed -n "s/^$2=//p" "$1" | head -n1; }                       # key=value files
-jv() { sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\([-0-9.eE+]*\).*/\1/p" "$1" | head -n1; }  # flat JSON numbers
-calc() { awk "BEGIN { printf \"%s\", $1 }" 2>/dev/null || printf -; }  # calc 'expr' (awk arithmetic); "-" when an input is missing
-num() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "" || v == "-") printf "-"; else printf f, v }'; }
-
 JOB=1000
 # run_ours NAME STORAGE_MS NVML(0|1) RAPL(on|off): runs the sampler under the probe; leaves $WORK/NAME/{probe.txt,stats.json,...}
 run_ours() {
     local name=$1 storage=$2 nvml=$3 rapl=$4 dir=$WORK/$1
     JOB=$((JOB + 1))
-    mkdir -p "$dir/state" "$dir/data" "$dir/cgroup"
-    cat > "$dir/alumet.toml" <<EOF
-[sampler]
-rapl_hz = $HZ
-nvml_hz = $NVML_HZ
+    mkdir -p "$dir/cgroup"
+    sampler_toml "$dir" "nvml_hz = $NVML_HZ
 storage_period_ms = $storage
-parquet_values = "${PARQUET_VALUES:-raw}"
-tick_scheduling = "$TICK"
-attribution = "exclusive"
-# stats.json is read from the job's state dir after the sampler exits
-keep_state = "always"
-
-[sources]
-rapl = "$rapl"
-estimate = "off"
-nvml = "$([[ $nvml == 1 ]] && echo auto || echo off)"
-
-[paths]
-powercap_root = "$TREE"
-cgroup_root = "$dir/cgroup"
-state_dir = "$dir/state"
-data_dir = "$dir/data"
-database = "$dir/accounting.db"
-log_file = "$dir/alumet-hpc.log"
-nvml_library = "$NVML_DIR/libnvidia-ml.so.1"
-EOF
-    "$OUT/probe" "$dir/probe.txt" "$WARMUP" "$SECS" -- "${RT[@]}" "$BIN" sample --scheduler exec --job-id "$JOB" \
-        --user bench --uid 0 --node bench --exclusive --config "$dir/alumet.toml" > "$dir/stdout.txt" 2>&1 \
-        || die "$name: probe failed (sampler did not stop within 60 s of SIGTERM); see $dir"
-    local code; code=$(kv "$dir/probe.txt" exit_code)
-    if [[ $code != 0 ]]; then
-        cat "$dir/stdout.txt" >&2; tail -n 20 "$dir/alumet-hpc.log" >&2 2>/dev/null || true
-        die "$name: alumet-hpc sample exited with $code"
-    fi
-    local stats=$dir/state/exec/$JOB/stats.json
-    [[ -f $stats ]] || die "$name: no $stats (the sampler writes it at exit)"
-    cp "$stats" "$dir/stats.json"
+parquet_values = \"${PARQUET_VALUES:-raw}\"
+attribution = \"exclusive\"" "rapl = \"$rapl\"
+nvml = \"$([[ $nvml == 1 ]] && echo auto || echo off)\"" "cgroup_root = \"$dir/cgroup\"
+nvml_library = \"$NVML_DIR/libnvidia-ml.so.1\""
+    run_sample "$dir" "$JOB" "${RT[@]}"
     local pq; pq=$(find "$dir/data" -name '*.parquet' | head -n1)
     if [[ $rapl == on ]]; then [[ -n $pq ]] || die "$name: no Parquet file under $dir/data"; fi
     echo "${pq:-}" > "$dir/parquet.path"
@@ -166,23 +87,18 @@ EOF
 
 # Figures of one run, in the same units for ours and C: sets R_* variables. Both write the same key names
 # (stats.json of the sampler: Sampling/SamplerStats.cs; c_reader: key=value); GET is jv or kv.
-# Achieved rate: ticks over the first-to-last tick span when the program reports it (tick_span_ns), else the
-# share of deadlines honoured, HZ x ticks / (ticks + missed) — the ticker skips and counts missed deadlines, so
-# with absolute deadlines this is the rate; the raw section also shows each program's own figure.
-# CPU per tick: the probe's window CPU / ticks in the window (rate x window).
+# Achieved rate: the share of deadlines honoured, HZ x ticks / (ticks + missed) (lib.sh rate_of); the raw section
+# also shows each program's own figure. CPU per tick: the probe's window CPU / ticks in the window (lib.sh cpu_tick).
 figures() {
     local probe=$1 stats=$2 get=$3
     R_TICKS=$($get "$stats" ticks); R_MISSED=$($get "$stats" missed_ticks)
-    local span; span=$($get "$stats" tick_span_ns)
-    if [[ $USE_SPAN == 1 && -n $span && $span != 0 ]]; then R_RATE=$(calc "sprintf(\"%.2f\", ($R_TICKS - 1) * 1e9 / $span)")
-    else R_RATE=$(calc "sprintf(\"%.2f\", $HZ * $R_TICKS / ($R_TICKS + $R_MISSED))"); fi
+    R_RATE=$(rate_of "$stats" "$get")
     R_OWN_RATE=$(num "$($get "$stats" achieved_hz)" %.2f)
     R_P50=$($get "$stats" lateness_p50_us); R_P99=$($get "$stats" lateness_p99_us)
     R_MAX=$(num "$($get "$stats" lateness_max_us)" %.1f); R_MEAN=$(num "$($get "$stats" lateness_mean_us)" %.1f)
     R_FIRST_MS=$(num "$($get "$stats" first_sample_ms)" %.2f)
-    local win cpu; win=$(kv "$probe" window_ns); cpu=$(kv "$probe" cpu_window_ns)
-    R_CPU_TICK=$(calc "sprintf(\"%.2f\", ($cpu / 1000) / ($R_RATE * $win / 1e9))")
-    R_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $cpu / $win)")
+    R_CPU_TICK=$(cpu_tick "$probe" "$stats" "$get")
+    R_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $(kv "$probe" cpu_window_ns) / $(kv "$probe" window_ns))")
     R_RSS_WIN=$(calc "sprintf(\"%.2f\", $(kv "$probe" hwm_window_kb) / 1024)")
     R_RSS_MAX=$(calc "sprintf(\"%.2f\", $(kv "$probe" maxrss_kb) / 1024)")
     R_STOP_MS=$(calc "sprintf(\"%.1f\", $(kv "$probe" term_to_exit_ns) / 1e6)")
@@ -211,22 +127,17 @@ echo "bench: $(nproc) CPUs, load $LOAD_BEFORE; $((WARMUP + SECS)) s per run at $
 
 # ---------------------------------------------------------------- runs (sequential: the machine may have 2 cores)
 for ((r = 1; r <= ROUNDS; r++)); do
-    mkdir -p "$WORK/c$r"
-    run_c() {
-        "$OUT/probe" "$WORK/c$r/probe.txt" "$WARMUP" "$SECS" -- "${RT[@]}" "$OUT/c_reader" "$WORK/c$r/stats.txt" "$HZ" "${FILES[@]}"
-    }
     if [[ $CONCURRENT == 1 ]]; then
         echo "bench: round $r/$ROUNDS: ours and C reader at the same time" >&2
-        run_c & c_pid=$!
+        run_c "$WORK/c$r" "${FILES[@]}" & c_pid=$!
         run_ours "agg$r" 1000 0 on
-        wait "$c_pid" || die "C reader: probe failed"
+        wait "$c_pid" || die "C reader failed"
     else
         echo "bench: round $r/$ROUNDS: ours, storage_period_ms = 1000 (default)" >&2
         run_ours "agg$r" 1000 0 on
         echo "bench: round $r/$ROUNDS: C reader" >&2
-        run_c || die "C reader: probe failed"
+        run_c "$WORK/c$r" "${FILES[@]}"
     fi
-    [[ $(kv "$WORK/c$r/probe.txt" exit_code) == 0 && -f $WORK/c$r/stats.txt ]] || die "C reader failed"
     if [[ $HAVE_NVML == 1 ]]; then
         echo "bench: round $r/$ROUNDS: ours + NVML ($GPUS fake GPUs at $NVML_HZ Hz), storage_period_ms = 1000" >&2
         run_ours "nvml$r" 1000 1 on
@@ -284,13 +195,10 @@ for ((i = 0; i < HELP_RUNS; i++)); do
 done
 HELP_MED=$(printf '%s\n' "${HELP_MS[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 HELP_RSS=$(calc "sprintf(\"%.2f\", $(kv "$WORK/help.txt" maxrss_kb) / 1024)")
-kill "$ADV_PID"; wait "$ADV_PID" 2>/dev/null || true; ADV_PID=
+stop_advancer
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- figures
-# Same rate formula for both programs: the tick span only if the sampler reports it too.
-USE_SPAN=0; [[ -n $(jv "$WORK/agg1/stats.json" tick_span_ns) ]] && USE_SPAN=1
-median() { printf '%s\n' "$@" | grep -v '^-*$' | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 KEYS=(OWN_RATE RATE P50 P99 MAX MEAN MISSED TICKS CPU_TICK CPU_PCT RSS_WIN RSS_MAX FIRST_MS STOP_MS CPU_TOTAL_MS)
 declare -A OURS_ALL C_ALL NV_ALL
 ROUND_LINES=()
@@ -336,7 +244,6 @@ AGG_BPR=$(calc "sprintf(\"%.1f\", $AGG_SIZE / $AGG_ROWS)")
 AGG_DUR_S=$(calc "($(jv "$WORK/agg1/stats.json" ticks) + $(jv "$WORK/agg1/stats.json" missed_ticks)) / $HZ")
 AGG_HOUR_KB=$(calc "sprintf(\"%.0f\", (($AGG_SIZE - $AGG_FOOTER - 12) / $AGG_DUR_S * 3600 + $AGG_FOOTER) / 1e3)")
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 CPU_RATIO=$(ratio "$O_CPU" "$C_CPU")
 CPU_LIMIT=$(calc "sprintf(\"%.2f\", 1.2 * $C_CPU)")
 

@@ -1,4 +1,5 @@
 using Alumet.Hpc.Config;
+using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Report;
 
 namespace Alumet.Hpc.Commands;
@@ -67,7 +68,7 @@ public static class ReportEntry
                     ReportPrivilege.Drop();
                     if (userConfig) cfg = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.System).Config;
                 }
-                if (string.IsNullOrEmpty(dbPath) && !File.Exists(cfg.Paths.Database))
+                if (string.IsNullOrEmpty(dbPath) && cfg.Database.Url.Length == 0 && !File.Exists(cfg.Paths.Database))
                 {
                     // A workstation without a system database: the per-user one that `alumet-hpc exec` fills.
                     ReportPrivilege.Drop();
@@ -81,6 +82,36 @@ public static class ReportEntry
             error.WriteLine($"{ReportCommand.Name}: error: {e.Message}");
             return 2;
         }
-        return ReportCommand.Run(rest.ToArray(), new ReportEnvironment(caller.Uid, admin, cfg.Paths.Database, output ?? Console.Out, error, cfg.Cluster.Name));
+        PostgresBackend? server = null;
+        if (string.IsNullOrEmpty(dbPath) && cfg.Database.Url.Length > 0)
+        {
+            try { server = ReportServer(cfg, caller); }
+            catch (InvalidDataException e)
+            {
+                error.WriteLine($"{ReportCommand.Name}: error: {e.Message}");
+                return 1;
+            }
+        }
+        return ReportCommand.Run(rest.ToArray(), new ReportEnvironment(caller.Uid, admin, cfg.Paths.Database, output ?? Console.Out, error, cfg.Cluster.Name)
+            { Server = server });
+    }
+
+    /// <summary>
+    /// The PostgreSQL server of <paramref name="cfg"/>: root reads through the writer's role (url, password_file);
+    /// everyone else through the read-only role (report_url, report_password_file 0640 root:alumet), whose password is
+    /// read while the gate's group is held, which is then given up for good before any connection (README, "Who sees what").
+    /// </summary>
+    /// <exception cref="InvalidDataException">No read-only role configured, or its password file is not safe: a sentence.</exception>
+    private static PostgresBackend ReportServer(AlumetConfig cfg, Caller caller)
+    {
+        if (caller.IsRoot) return (PostgresBackend)AccountingBackends.For(cfg);
+        var db = cfg.Database;
+        if (db.ReportUrl.Length == 0 || db.ReportPasswordFile.Length == 0)
+            throw new InvalidDataException("the accounting database is a PostgreSQL server and the system config sets no read-only role for reports: "
+                + "ask an administrator to set [database] report_url and report_password_file (README, \"Who sees what\")");
+        var url = DatabaseUrl.TryParse(db.ReportUrl, db.ReportPasswordFile, out string? e) ?? throw new InvalidDataException($"[database] report_url {e}");
+        string password = DatabaseUrl.ReadReportPassword(db.ReportPasswordFile);
+        ReportPrivilege.Drop();
+        return new PostgresBackend(url, password);
     }
 }

@@ -217,6 +217,11 @@ public sealed class DatabaseSection
     public string Url { get; set; } = "";
     /// <summary>File holding the PostgreSQL password (first line); must not be readable by group or others.</summary>
     public string PasswordFile { get; set; } = "";
+    /// <summary>Where alumet-report reads for users: a read-only role on the same server (or a replica), same URL form.
+    /// Empty: users get no report from PostgreSQL (root's report uses <see cref="Url"/>).</summary>
+    public string ReportUrl { get; set; } = "";
+    /// <summary>File holding the read-only role's password: root-owned, group alumet, 0640 (only alumet-report reads it).</summary>
+    public string ReportPasswordFile { get; set; } = "";
     /// <summary>How long a scheduler hook may spend on the database (queued rows included), s. Past it the row waits in
     /// the outbox: a hook never waits on a busy or unreachable database beyond this.</summary>
     public double HookWaitS { get; set; } = 2;

@@ -193,6 +193,12 @@ internal static class ConfigSchema
             c => c.Database.Url.Length == 0 ? null : Outputs.Accounting.DatabaseUrl.TryParse(c.Database.Url, c.Database.PasswordFile, out string? e) is null ? $"{Quote(c.Database.Url)} {e}" : null),
         new("database", "password_file", ConfigValueKind.String, "use \"\" or an absolute path to a file of mode 0600 holding the password",
             c => c.Database.PasswordFile.Length == 0 ? null : Absolute(c.Database.PasswordFile)),
+        new("database", "report_url", ConfigValueKind.String, "use \"\" or \"postgresql://report_user@host[:port]/database\" (a read-only role; no password: use report_password_file)",
+            c => c.Database.ReportUrl.Length == 0 ? null
+                : c.Database.Url.Length == 0 ? $"{Quote(c.Database.ReportUrl)} is set while url is not: reports read where jobs are written"
+                : Outputs.Accounting.DatabaseUrl.TryParse(c.Database.ReportUrl, c.Database.ReportPasswordFile, out string? e) is null ? $"{Quote(c.Database.ReportUrl)} {e}" : null),
+        new("database", "report_password_file", ConfigValueKind.String, "use \"\" or an absolute path to a file root:alumet, mode 0640, holding the read-only role's password",
+            c => c.Database.ReportPasswordFile.Length == 0 ? null : Absolute(c.Database.ReportPasswordFile)),
         new("database", "hook_wait_s", ConfigValueKind.Number, "use 0.1..60 s (a hook never waits on the database longer; the row waits in the outbox)",
             c => Range(c.Database.HookWaitS, 0.1, 60)),
         new("database", "retry_s", ConfigValueKind.Number, "use 0..86400 s (how long a sampler retries its queued row after the job)",

@@ -37,6 +37,8 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         if (Job.RunId.Length > 0) sb.Append(" run=").Append(Job.RunId);
         if (!string.IsNullOrEmpty(Gpus)) sb.Append(" gpus=").Append(Gpus);
         if (Sluid is not null) sb.Append(" sluid=").Append(Sluid);
+        // The job's name is user text (spaces, '=', newlines): one hex token, so it can never be read as another key.
+        if (Job.JobName.Length > 0) sb.Append(" name=").Append(Convert.ToHexString(Encoding.UTF8.GetBytes(Job.JobName)));
         return sb.ToString();
     }
 
@@ -56,10 +58,12 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         else if (Get("gpus") is { } g && !SchedulerInput.TryParseIndexList(g, out _)) error = $"gpus {SchedulerInput.Quote(g)} is not a list of GPU indices";
         else if (Get("sluid") is { } s && !SchedulerInput.IsToken(s)) error = $"sluid {SchedulerInput.Quote(s)} is not a SLUID";
         else if (Get("run") is { } r && !RunId.IsValid(r)) error = $"run {SchedulerInput.Quote(r)} is not a run id";
+        else if (Get("name") is { } n && (n.Length % 2 != 0 || !n.All(char.IsAsciiHexDigit))) error = "name is not hex-encoded";
         if (error is not null) return null;
         SchedulerInput.TryParseId(Get("uid"), out int uid);
         long.TryParse(Get("start"), NumberStyles.None, CultureInfo.InvariantCulture, out long start);
-        return new JobRegistration(new JobIdentity(scheduler!, cluster!, job!, user!, uid, node!, Get("run") ?? ""), Get("gpus"), Get("sluid"),
+        string name = Get("name") is { } hex ? JobIdentity.RecordedName(Encoding.UTF8.GetString(Convert.FromHexString(hex))) : "";
+        return new JobRegistration(new JobIdentity(scheduler!, cluster!, job!, user!, uid, node!, Get("run") ?? "") { JobName = name }, Get("gpus"), Get("sluid"),
             Get("exclusive") == "1", Get("raw") == "1", start);
     }
 

@@ -89,6 +89,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         {
             if (_stopped) throw new InvalidOperationException("the node sampler is stopping; retry (a new one starts)");
             if (_jobs.ContainsKey(reg.Key)) return $"job {reg.Job.JobId} already registered";
+            // One sampler per state_dir serves ONE node (the node name its hooks give): two logical nodes sharing a
+            // state_dir would mix their jobs in one split.
+            if (_hadJob && reg.Job.Node != _node.Node)
+                throw new InvalidOperationException($"this node sampler serves node {_node.Node}, not {reg.Job.Node}: give each node (each slurmd) its own [paths] state_dir");
             // The admin's cap on the jobs' own requests for raw storage (1 kHz, SCHED_FIFO, ~4 MB per job-minute).
             string rawNote = "";
             if (reg.Raw && !recovered && _cfg.Sampler.JobRaw != "allow")
@@ -110,7 +114,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             long startWallNs = reg.StartWallNs > 0 ? reg.StartWallNs : Clock.WallNs();
             var meta = new SpoolMeta
             {
-                ToolVersion = ToolInfo.Version, Scheduler = reg.Job.Scheduler, Cluster = reg.Job.Cluster, JobId = reg.Job.JobId,
+                ToolVersion = ToolInfo.Version, Scheduler = reg.Job.Scheduler, Cluster = reg.Job.Cluster, JobId = reg.Job.JobId, JobName = reg.Job.JobName,
                 RunId = reg.Job.RunId.Length > 0 ? reg.Job.RunId : RunId.Of(reg.Sluid, Clock.FromWallNs(startWallNs)),
                 User = reg.Job.User, Uid = reg.Job.Uid, Node = reg.Job.Node,
                 StartWallNs = startWallNs,

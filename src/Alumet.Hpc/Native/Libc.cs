@@ -125,4 +125,16 @@ internal static partial class Libc
     /// <summary>struct group*; gr_gid is at offset 16 on LP64 (after two char*).</summary>
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
     public static partial IntPtr getgrnam(string name);
+
+    /// <summary>fstat(2) into a 144-byte struct stat (x86-64 layout: st_mode at 24, st_uid at 28, st_gid at 32).</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int fstat(int fd, byte* buf);
+
+    /// <summary>Mode, owner and group of an open file (fstat: the file itself, whatever path led to it).</summary>
+    public static unsafe (uint Mode, int Uid, int Gid)? FileOwner(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        byte* buf = stackalloc byte[144];
+        if (fstat((int)handle.DangerousGetHandle(), buf) != 0) return null;
+        return (*(uint*)(buf + 24), *(int*)(buf + 28), *(int*)(buf + 32));
+    }
 }

@@ -31,6 +31,9 @@ public sealed class NodeSpool
     }
 
     /// <summary>The node and cluster as the scheduler names them (the first job's), when the config does not name the cluster.</summary>
+    /// <summary>The node this sampler serves (named by the first registration's hook), "" before.</summary>
+    public string Node => _node;
+
     public void NameFrom(Jobs.JobIdentity job)
     {
         _node = job.Node;

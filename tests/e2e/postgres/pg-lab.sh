@@ -3,8 +3,10 @@
 # directory, port and unix socket, started and stopped by pid, so it never touches a site's server or the OAR lab's.
 # Needs root (runs the server as the postgres user). Idempotent.
 #
-#   pg-lab.sh start    install (apt, first time only), initdb, start; create role alumet (password in a 0600 file)
-#                      and database alumet. Writes $PG_LAB/env.sh (ALUMET_TEST_PG_URL, ALUMET_TEST_PG_PASSWORD_FILE).
+#   pg-lab.sh start    install (apt, first time only), initdb, start; create role alumet (the writer, password in a
+#                      0600 root file), database alumet, and the report's read-only role alumet_report (password in a
+#                      0640 root:alumet file; SELECT only, as README's "the report's read-only role" tells admins).
+#                      Writes $PG_LAB/env.sh (ALUMET_TEST_PG_URL, ALUMET_TEST_PG_PASSWORD_FILE, ALUMET_TEST_PG_REPORT_*).
 #   pg-lab.sh stop [--purge]   stop the server started here (pid file only); --purge deletes its data.
 #   pg-lab.sh status   exit 0 when the server answers.
 # Knobs: PG_LAB [/var/lib/alumet-hpc-e2e/postgres], PG_PORT [55432]
@@ -55,10 +57,31 @@ HBA
   fi
   [ "$(as_pg "${psql[@]}" -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'alumet'")" = 1 ] \
     || as_pg "${psql[@]}" -d postgres -c "CREATE DATABASE alumet OWNER alumet"
+  # The report's read-only role: its password is readable by root and the group alumet only (alumet-report is setgid
+  # alumet), the writer's stays root-only. The grants are README's (PostgreSQL: the report's read-only role); the
+  # default privileges also cover the schemas and tables the writer creates later (migrations, the tests' schemas).
+  getent group alumet >/dev/null || groupadd --system alumet
+  local RPW="$PG_LAB/report.password"
+  if [ ! -s "$RPW" ]; then (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$RPW"); fi
+  chown root:alumet "$RPW"; chmod 640 "$RPW"
+  if [ "$(as_pg "${psql[@]}" -d postgres -c "SELECT 1 FROM pg_roles WHERE rolname = 'alumet_report'")" != 1 ]; then
+    as_pg "${psql[@]}" -d postgres -c "CREATE ROLE alumet_report LOGIN PASSWORD '$(cat "$RPW")'"
+  else
+    as_pg "${psql[@]}" -d postgres -c "ALTER ROLE alumet_report PASSWORD '$(cat "$RPW")'"
+  fi
+  as_pg "${psql[@]}" -d alumet <<'SQL'
+GRANT CONNECT ON DATABASE alumet TO alumet_report;
+GRANT USAGE ON SCHEMA public TO alumet_report;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO alumet_report;
+ALTER DEFAULT PRIVILEGES FOR ROLE alumet GRANT SELECT ON TABLES TO alumet_report;
+ALTER DEFAULT PRIVILEGES FOR ROLE alumet GRANT USAGE ON SCHEMAS TO alumet_report;
+SQL
   cat > "$PG_LAB/env.sh" <<ENV
 export ALUMET_TEST_PG_URL='postgresql://alumet@127.0.0.1:$PG_PORT/alumet'
 export ALUMET_TEST_PG_SOCKET_URL='postgresql://alumet@/alumet?host=$PG_LAB/run&port=$PG_PORT'
 export ALUMET_TEST_PG_PASSWORD_FILE='$PW'
+export ALUMET_TEST_PG_REPORT_URL='postgresql://alumet_report@127.0.0.1:$PG_PORT/alumet'
+export ALUMET_TEST_PG_REPORT_PASSWORD_FILE='$RPW'
 export ALUMET_TEST_PG_LAB='$PG_LAB'
 ENV
   log "ready: source $PG_LAB/env.sh"

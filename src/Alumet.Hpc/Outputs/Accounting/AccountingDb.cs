@@ -24,11 +24,12 @@ public enum RunSelection
 /// <param name="Until">Rows that started at or before this instant (sacct -E).</param>
 /// <param name="Nodes">Jobs with a row on any of these nodes (every row of such a job is returned).</param>
 /// <param name="WithSteps">False skips the steps table (sacct -X).</param>
+/// <param name="Names">Job names (any of them, exact: sacct --name).</param>
 public sealed record JobQuery(
     IReadOnlyList<string>? JobIds = null, string? User = null, int? Uid = null, string? Cluster = null, string? Scheduler = null, int? Limit = null,
     RunSelection Runs = RunSelection.Latest, string? RunId = null,
     IReadOnlyList<string>? Users = null, IReadOnlyList<string>? Clusters = null, DateTime? Since = null, DateTime? Until = null,
-    IReadOnlyList<string>? Nodes = null, bool WithSteps = true);
+    IReadOnlyList<string>? Nodes = null, bool WithSteps = true, IReadOnlyList<string>? Names = null);
 
 /// <summary>
 /// The accounting database: one row per (cluster, scheduler, job_id, node, run_id) plus a child table of steps, on
@@ -140,7 +141,7 @@ public sealed class AccountingDb : IDisposable
             node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at,
             wall_energy_j, wall_model_energy_j, wall_model_uncertainty_j, wall_model,
             energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j,
-            facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note)
+            facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note, job_name)
         VALUES (@c, @s, @j, @n, @r, @user, @uid, @start, @end, @elapsed,
             @pkg, @core, @uncore, @dram, @psys, @gpu, @total,
             @ave, @max, @hz, @freq, @ifaces, @est, @model, @perimeter,
@@ -148,7 +149,7 @@ public sealed class AccountingDb : IDisposable
             @nodej, @unattr, @other, @status, @reason, @parquet, @version, @updated,
             @wallj, @wallmj, @wallmu, @wallm,
             @ui, @ua, @ur, @um, @uk, @utotal,
-            @fac, @facu, @co2, @co2u, @cbasis, @cnote)
+            @fac, @facu, @co2, @co2u, @cbasis, @cnote, @name)
         ON CONFLICT (cluster, scheduler, job_id, node, run_id) DO UPDATE SET
             "user"=excluded."user", uid=excluded.uid, start_time=excluded.start_time, end_time=excluded.end_time,
             elapsed_s=excluded.elapsed_s, energy_package_j=excluded.energy_package_j, energy_core_j=excluded.energy_core_j,
@@ -167,7 +168,8 @@ public sealed class AccountingDb : IDisposable
             energy_u_random_j=excluded.energy_u_random_j, energy_missed_max_j=excluded.energy_missed_max_j,
             energy_u_k=excluded.energy_u_k, total_energy_u_j=excluded.total_energy_u_j,
             facility_energy_j=excluded.facility_energy_j, facility_energy_u_j=excluded.facility_energy_u_j,
-            co2e_g=excluded.co2e_g, co2e_u_g=excluded.co2e_u_g, carbon_basis=excluded.carbon_basis, carbon_note=excluded.carbon_note
+            co2e_g=excluded.co2e_g, co2e_u_g=excluded.co2e_u_g, carbon_basis=excluded.carbon_basis, carbon_note=excluded.carbon_note,
+            job_name=excluded.job_name
         WHERE {string.Format(CultureInfo.InvariantCulture, RankSql, "excluded")} >= {string.Format(CultureInfo.InvariantCulture, RankSql, "jobs")}
         RETURNING 1;
         """;
@@ -194,12 +196,7 @@ public sealed class AccountingDb : IDisposable
                 Key(up, r);
                 Add(up, "user", r.User);
                 Add(up, "uid", (long)r.Uid);
-                Add(up, "start", JobRecord.FormatTime(r.Start));
-                Add(up, "end", JobRecord.FormatTime(r.End));
-                Add(up, "elapsed", r.ElapsedS);
-                Energies(up, r.Energy);
-                Add(up, "ave", r.AvePowerW);
-                Add(up, "max", r.MaxPowerW);
+                Measured(up, r.Start, r.End, r.ElapsedS, r.Energy, r.AvePowerW, r.MaxPowerW);
                 Add(up, "hz", r.FrequencyHz);
                 Add(up, "freq", r.Frequency);
                 Add(up, "ifaces", r.Interfaces);
@@ -230,6 +227,7 @@ public sealed class AccountingDb : IDisposable
                 Add(up, "co2u", (object?)r.Carbon.Co2eUG ?? DBNull.Value);
                 Add(up, "cbasis", r.Carbon.Basis);
                 Add(up, "cnote", r.Carbon.Note);
+                Add(up, "name", r.JobName);
                 if (up.ExecuteScalar() is null or DBNull)
                 {
                     tx.Rollback(); // a better status is stored
@@ -253,12 +251,7 @@ public sealed class AccountingDb : IDisposable
                     """);
                 Key(ins, r);
                 Add(ins, "step", st.StepId);
-                Add(ins, "start", JobRecord.FormatTime(st.Start));
-                Add(ins, "end", JobRecord.FormatTime(st.End));
-                Add(ins, "elapsed", st.ElapsedS);
-                Energies(ins, st.Energy);
-                Add(ins, "ave", st.AvePowerW);
-                Add(ins, "max", st.MaxPowerW);
+                Measured(ins, st.Start, st.End, st.ElapsedS, st.Energy, st.AvePowerW, st.MaxPowerW);
                 Add(ins, "samples", st.SampleCount);
                 Add(ins, "wrap", st.WrapAmbiguous);
                 Uncertainty(ins, st.Uncertainty);
@@ -304,9 +297,12 @@ public sealed class AccountingDb : IDisposable
         In(sql, cmd, "cluster", "c", [.. q.Clusters ?? [], .. string.IsNullOrEmpty(q.Cluster) ? Array.Empty<string>() : [q.Cluster]]);
         if (!string.IsNullOrEmpty(q.Scheduler)) { sql.Append(" AND scheduler = @sched"); Add(cmd, "sched", q.Scheduler); }
         if (!string.IsNullOrEmpty(q.RunId)) { sql.Append(" AND run_id = @run"); Add(cmd, "run", q.RunId); }
+        In(sql, cmd, "job_name", "name", q.Names);
         if (q.Since is not null || q.Until is not null)
         {
-            sql.Append(" AND ((end_time >= @since AND start_time <= @until) OR (end_time = '' AND updated_at >= @since AND updated_at <= @until))");
+            // One indexed expression (migration 6), not an OR of two columns: SQLite answers such an OR by collecting every
+            // matching rowid in memory before the first row (48 MB for 1 M rows).
+            sql.Append(" AND (").Append(Schema.WindowEnd).Append(") >= @since AND (").Append(Schema.WindowStart).Append(") <= @until");
             Add(cmd, "since", JobRecord.FormatTime(q.Since ?? DateTime.UnixEpoch));
             Add(cmd, "until", JobRecord.FormatTime(q.Until ?? new DateTime(9999, 1, 1, 0, 0, 0, DateTimeKind.Utc)));
         }
@@ -326,6 +322,7 @@ public sealed class AccountingDb : IDisposable
         using var steps = q.WithSteps ? StepsCommand(stepsCon ?? _con) : null;
         using var rd = cmd.ExecuteReader();
         var o = new Ordinals(rd);
+        StepOrdinals? so = null; // the steps statement's columns, looked up at its first row
         while (rd.Read())
         {
             var r = new JobRecord(
@@ -339,12 +336,13 @@ public sealed class AccountingDb : IDisposable
                 o.Str(rd, o.Status), o.Str(rd, o.Reason), o.Str(rd, o.Parquet), o.Str(rd, o.Version), [])
             {
                 RunId = o.Str(rd, o.RunId),
+                JobName = o.Str(rd, o.JobName),
                 WallModelEnergyJ = o.Dbl(rd, o.WallModelJ), WallModelUncertaintyJ = o.Dbl(rd, o.WallModelU), WallModel = o.Str(rd, o.WallModel),
-                Uncertainty = ReadUncertainty(rd),
-                Carbon = new FacilityCarbon(NDbl(rd, "facility_energy_j"), NDbl(rd, "facility_energy_u_j"), NDbl(rd, "co2e_g"), NDbl(rd, "co2e_u_g"),
-                    Str(rd, "carbon_basis"), Str(rd, "carbon_note")),
+                Uncertainty = o.Quality.Read(rd),
+                Carbon = new FacilityCarbon(o.NDbl(rd, o.Facility), o.NDbl(rd, o.FacilityU), o.NDbl(rd, o.Co2), o.NDbl(rd, o.Co2U),
+                    o.Str(rd, o.CarbonBasis), o.Str(rd, o.CarbonNote)),
             };
-            yield return steps is null ? r : r with { Steps = ReadSteps(steps, r) };
+            yield return steps is null ? r : r with { Steps = ReadSteps(steps, r, ref so) };
         }
     }
 
@@ -370,7 +368,7 @@ public sealed class AccountingDb : IDisposable
         return cmd;
     }
 
-    private static List<StepRecord> ReadSteps(DbCommand cmd, JobRecord r)
+    private static List<StepRecord> ReadSteps(DbCommand cmd, JobRecord r, ref StepOrdinals? o)
     {
         cmd.Parameters["c"].Value = r.Cluster;
         cmd.Parameters["s"].Value = r.Scheduler;
@@ -380,16 +378,23 @@ public sealed class AccountingDb : IDisposable
         var steps = new List<StepRecord>();
         using var rd = cmd.ExecuteReader();
         while (rd.Read())
-            steps.Add(new StepRecord(Str(rd, "step_id"), JobRecord.ParseTime(Str(rd, "start_time")), JobRecord.ParseTime(Str(rd, "end_time")),
-                Dbl(rd, "elapsed_s"), ReadEnergies(rd), Dbl(rd, "ave_power_w"), Dbl(rd, "max_power_w"), Lng(rd, "sample_count"), Lng(rd, "wrap_ambiguous"))
+        {
+            o ??= new StepOrdinals(rd);
+            steps.Add(new StepRecord(rd.GetString(o.StepId), JobRecord.ParseTime(rd.GetString(o.Start)), JobRecord.ParseTime(rd.GetString(o.End)),
+                rd.GetDouble(o.Elapsed), o.Energy.Read(rd), rd.GetDouble(o.Ave), rd.GetDouble(o.Max), rd.GetInt64(o.Samples), rd.GetInt64(o.Wrap))
             {
-                Uncertainty = ReadUncertainty(rd),
+                Uncertainty = o.Quality.Read(rd),
             });
+        }
         steps.Sort((a, b) => StepOrder.Compare(a.StepId, b.StepId));
         return steps;
     }
 
-    /// <summary>Column positions of the jobs table, looked up once per query rather than once per value.</summary>
+    /// <summary>
+    /// Column positions of the jobs table, looked up once per query rather than once per value (name lookups per value
+    /// were 8 % of a listing's time). Every column is NOT NULL (<see cref="Schema"/>) except the four carbon figures, so
+    /// only those pay a NULL test.
+    /// </summary>
     private sealed class Ordinals(DbDataReader rd)
     {
         public readonly int Cluster = rd.GetOrdinal("cluster"), Scheduler = rd.GetOrdinal("scheduler"), JobId = rd.GetOrdinal("job_id"),
@@ -401,24 +406,50 @@ public sealed class AccountingDb : IDisposable
             ReadErr = rd.GetOrdinal("read_errors"), NodeJ = rd.GetOrdinal("node_energy_j"), Unattr = rd.GetOrdinal("unattributed_energy_j"),
             Other = rd.GetOrdinal("other_jobs_energy_j"), Status = rd.GetOrdinal("status"), Reason = rd.GetOrdinal("reason"),
             Parquet = rd.GetOrdinal("parquet_path"), Version = rd.GetOrdinal("tool_version"), RunId = rd.GetOrdinal("run_id"),
-            Pkg = rd.GetOrdinal("energy_package_j"), Core = rd.GetOrdinal("energy_core_j"), Uncore = rd.GetOrdinal("energy_uncore_j"),
-            Dram = rd.GetOrdinal("energy_dram_j"), Psys = rd.GetOrdinal("energy_psys_j"), Gpu = rd.GetOrdinal("energy_gpu_j"),
             WallJ = rd.GetOrdinal("wall_energy_j"), WallModelJ = rd.GetOrdinal("wall_model_energy_j"),
-            WallModelU = rd.GetOrdinal("wall_model_uncertainty_j"), WallModel = rd.GetOrdinal("wall_model");
+            WallModelU = rd.GetOrdinal("wall_model_uncertainty_j"), WallModel = rd.GetOrdinal("wall_model"), JobName = rd.GetOrdinal("job_name"),
+            Facility = rd.GetOrdinal("facility_energy_j"), FacilityU = rd.GetOrdinal("facility_energy_u_j"), Co2 = rd.GetOrdinal("co2e_g"),
+            Co2U = rd.GetOrdinal("co2e_u_g"), CarbonBasis = rd.GetOrdinal("carbon_basis"), CarbonNote = rd.GetOrdinal("carbon_note");
 
-        public string Str(DbDataReader r, int i) => r.IsDBNull(i) ? "" : r.GetString(i);
-        public double Dbl(DbDataReader r, int i) => r.IsDBNull(i) ? 0 : r.GetDouble(i);
-        public long Lng(DbDataReader r, int i) => r.IsDBNull(i) ? 0 : r.GetInt64(i);
-        public DomainEnergies Energies(DbDataReader r) => new(Dbl(r, Pkg), Dbl(r, Core), Dbl(r, Uncore), Dbl(r, Dram), Dbl(r, Psys), Dbl(r, Gpu));
+        public readonly EnergyOrdinals Energy = new(rd);
+        public readonly QualityOrdinals Quality = new(rd);
+
+        public string Str(DbDataReader r, int i) => r.GetString(i);
+        public double Dbl(DbDataReader r, int i) => r.GetDouble(i);
+        public long Lng(DbDataReader r, int i) => r.GetInt64(i);
+        public double? NDbl(DbDataReader r, int i) => r.IsDBNull(i) ? null : r.GetDouble(i); // NULL: not configured or not computable
+        public DomainEnergies Energies(DbDataReader r) => Energy.Read(r);
     }
 
-    private static DomainEnergies ReadEnergies(DbDataReader rd) => new(
-        Dbl(rd, "energy_package_j"), Dbl(rd, "energy_core_j"), Dbl(rd, "energy_uncore_j"),
-        Dbl(rd, "energy_dram_j"), Dbl(rd, "energy_psys_j"), Dbl(rd, "energy_gpu_j"));
+    /// <summary>Column positions of the steps table (<see cref="Ordinals"/>).</summary>
+    private sealed class StepOrdinals(DbDataReader rd)
+    {
+        public readonly int StepId = rd.GetOrdinal("step_id"), Start = rd.GetOrdinal("start_time"), End = rd.GetOrdinal("end_time"),
+            Elapsed = rd.GetOrdinal("elapsed_s"), Ave = rd.GetOrdinal("ave_power_w"), Max = rd.GetOrdinal("max_power_w"),
+            Samples = rd.GetOrdinal("sample_count"), Wrap = rd.GetOrdinal("wrap_ambiguous");
 
-    private static EnergyUncertainty ReadUncertainty(DbDataReader rd) => new(
-        Dbl(rd, "energy_u_interfaces_j"), Dbl(rd, "energy_u_attribution_j"), Dbl(rd, "energy_u_random_j"),
-        Dbl(rd, "energy_missed_max_j"), Dbl(rd, "energy_u_k"));
+        public readonly EnergyOrdinals Energy = new(rd);
+        public readonly QualityOrdinals Quality = new(rd);
+    }
+
+    /// <summary>The domain energies, in jobs and in steps.</summary>
+    private sealed class EnergyOrdinals(DbDataReader rd)
+    {
+        private readonly int _pkg = rd.GetOrdinal("energy_package_j"), _core = rd.GetOrdinal("energy_core_j"), _uncore = rd.GetOrdinal("energy_uncore_j"),
+            _dram = rd.GetOrdinal("energy_dram_j"), _psys = rd.GetOrdinal("energy_psys_j"), _gpu = rd.GetOrdinal("energy_gpu_j");
+
+        public DomainEnergies Read(DbDataReader r) =>
+            new(r.GetDouble(_pkg), r.GetDouble(_core), r.GetDouble(_uncore), r.GetDouble(_dram), r.GetDouble(_psys), r.GetDouble(_gpu));
+    }
+
+    /// <summary>The uncertainty components (docs/uncertainty.md), in jobs and in steps.</summary>
+    private sealed class QualityOrdinals(DbDataReader rd)
+    {
+        private readonly int _ui = rd.GetOrdinal("energy_u_interfaces_j"), _ua = rd.GetOrdinal("energy_u_attribution_j"),
+            _ur = rd.GetOrdinal("energy_u_random_j"), _um = rd.GetOrdinal("energy_missed_max_j"), _uk = rd.GetOrdinal("energy_u_k");
+
+        public EnergyUncertainty Read(DbDataReader r) => new(r.GetDouble(_ui), r.GetDouble(_ua), r.GetDouble(_ur), r.GetDouble(_um), r.GetDouble(_uk));
+    }
 
     /// <summary>Components by kind, so that nodes combine correctly from rows (docs/uncertainty.md), and U for SQL readers.</summary>
     private static void Uncertainty(DbCommand cmd, EnergyUncertainty u)
@@ -430,12 +461,6 @@ public sealed class AccountingDb : IDisposable
         Add(cmd, "uk", u.CoverageFactor);
         Add(cmd, "utotal", u.ExpandedJ);
     }
-
-    private static double? NDbl(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? null : rd.GetDouble(rd.GetOrdinal(c));
-
-    private static string Str(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? "" : rd.GetString(rd.GetOrdinal(c));
-    private static double Dbl(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? 0 : rd.GetDouble(rd.GetOrdinal(c));
-    private static long Lng(DbDataReader rd, string c) => rd.IsDBNull(rd.GetOrdinal(c)) ? 0 : rd.GetInt64(rd.GetOrdinal(c));
 
     private DbCommand Command(DbTransaction tx, string sql)
     {
@@ -462,8 +487,12 @@ public sealed class AccountingDb : IDisposable
         Add(cmd, "r", r.RunId);
     }
 
-    private static void Energies(DbCommand cmd, DomainEnergies e)
+    /// <summary>The parameters of <see cref="Schema"/>'s measured columns, common to jobs and steps.</summary>
+    private static void Measured(DbCommand cmd, DateTime? start, DateTime? end, double elapsedS, DomainEnergies e, double aveW, double maxW)
     {
+        Add(cmd, "start", JobRecord.FormatTime(start));
+        Add(cmd, "end", JobRecord.FormatTime(end));
+        Add(cmd, "elapsed", elapsedS);
         Add(cmd, "pkg", e.PackageJ);
         Add(cmd, "core", e.CoreJ);
         Add(cmd, "uncore", e.UncoreJ);
@@ -471,6 +500,8 @@ public sealed class AccountingDb : IDisposable
         Add(cmd, "psys", e.PsysJ);
         Add(cmd, "gpu", e.GpuJ);
         Add(cmd, "total", e.TotalJ);
+        Add(cmd, "ave", aveW);
+        Add(cmd, "max", maxW);
     }
 
     /// <summary>Runs a transaction again while the back end reports contention (SQLite BUSY/LOCKED, PostgreSQL

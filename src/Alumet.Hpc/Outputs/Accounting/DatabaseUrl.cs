@@ -65,9 +65,10 @@ public sealed record DatabaseUrl(string Host, int Port, string Database, string 
         return new DatabaseUrl(host, p, database, user, sslmode, app, passwordFile, schema);
     }
 
-    /// <summary>The Npgsql connection string, with the password read from <see cref="PasswordFile"/> now.</summary>
+    /// <summary>The Npgsql connection string, with <paramref name="password"/> when given (read earlier, see
+    /// <see cref="ReadReportPassword"/>), else the password read from <see cref="PasswordFile"/> now.</summary>
     /// <exception cref="InvalidDataException">The password file is readable by others, or unreadable: a sentence says which.</exception>
-    internal string ConnectionString(int timeoutS)
+    internal string ConnectionString(int timeoutS, string? password = null)
     {
         var b = new NpgsqlConnectionStringBuilder
         {
@@ -78,8 +79,42 @@ public sealed record DatabaseUrl(string Host, int Port, string Database, string 
         if (User.Length > 0) b.Username = User;
         if (Schema.Length > 0) b.SearchPath = Schema;
         if (SslMode.Length > 0) b.SslMode = Enum.Parse<SslMode>(SslMode, ignoreCase: true);
-        if (PasswordFile.Length > 0) b.Password = ReadPassword(PasswordFile);
+        if (password is not null) b.Password = password;
+        else if (PasswordFile.Length > 0) b.Password = ReadPassword(PasswordFile);
         return b.ConnectionString;
+    }
+
+    /// <summary>
+    /// The password of the report's read-only role (<c>[database] report_password_file</c>): like the SQLite database,
+    /// a file that root owns and the group <c>alumet</c> reads (0640 root:alumet), so that only alumet-report, setgid
+    /// <c>alumet</c>, can read it for users (README, "Who sees what"). Refused when others can read it, or when a
+    /// group other than <c>alumet</c> can, or when root does not own it; 0600 root is accepted (root-only reports).
+    /// </summary>
+    /// <exception cref="InvalidDataException">A sentence: what is wrong with the file and how to fix it.</exception>
+    public static string ReadReportPassword(string path)
+    {
+        const string fix = "; make it root-owned, group alumet, mode 0640 (README, \"Who sees what\")";
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
+        try { handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidDataException($"cannot read the report's database password file {path}: it is missing or not readable by the group {DatabaseFileAccess.Group}" + fix);
+        }
+        using (handle)
+        {
+            if (Native.Libc.FileOwner(handle) is not var (mode, uid, gid))
+                throw new InvalidDataException($"cannot check the owner of the report's database password file {path}" + fix);
+            IntPtr g = Native.Libc.getgrnam(DatabaseFileAccess.Group);
+            int? alumet = g == IntPtr.Zero ? null : System.Runtime.InteropServices.Marshal.ReadInt32(g, 16);
+            if (uid != 0 || (mode & 0b111) != 0 || ((mode & 0b111_000) != 0 && gid != alumet))
+                throw new InvalidDataException($"the report's database password file {path} could be read or changed by others "
+                    + $"(owner uid {uid}, gid {gid}, mode {Convert.ToString(mode & 0b111_111_111, 8)}): refused, nothing sent" + fix);
+            var bytes = new byte[4096];
+            int n = RandomAccess.Read(handle, bytes, 0);
+            string text = System.Text.Encoding.UTF8.GetString(bytes, 0, n);
+            int nl = text.IndexOf('\n');
+            return (nl >= 0 ? text[..nl] : text).TrimEnd('\r');
+        }
     }
 
     internal static string ReadPassword(string path)

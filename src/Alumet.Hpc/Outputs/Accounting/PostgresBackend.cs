@@ -12,7 +12,9 @@ namespace Alumet.Hpc.Outputs.Accounting;
 /// concurrent migrators serialize on a transaction-scoped advisory lock. Credentials never come from the
 /// world-readable config: the password is read from <see cref="DatabaseUrl.PasswordFile"/>, a file only its owner reads.
 /// </summary>
-public sealed class PostgresBackend(DatabaseUrl url) : AccountingBackend
+/// <param name="password">The password, already read (the report reads its role's password while it holds the group
+/// alumet, then gives the group up before it connects); null: read from <see cref="DatabaseUrl.PasswordFile"/> at connect.</param>
+public sealed class PostgresBackend(DatabaseUrl url, string? password = null) : AccountingBackend
 {
     // Arbitrary, fixed: the advisory lock key of alumet-hpc's migrations.
     private const long MigrationLockKey = 0x616c756d6574;
@@ -25,7 +27,7 @@ public sealed class PostgresBackend(DatabaseUrl url) : AccountingBackend
 
     internal override DbConnection Connect(int busyTimeoutMs, bool readOnly)
     {
-        var csb = Url.ConnectionString(Math.Max(1, (busyTimeoutMs + 999) / 1000));
+        var csb = Url.ConnectionString(Math.Max(1, (busyTimeoutMs + 999) / 1000), password);
         // One data source per connection string and process; short-lived processes: no pooling, the connection
         // closes with the AccountingDb.
         var ds = DataSources.GetOrAdd(csb, cs => new NpgsqlSlimDataSourceBuilder(cs).Build());

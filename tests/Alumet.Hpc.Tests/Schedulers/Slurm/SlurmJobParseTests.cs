@@ -48,6 +48,27 @@ public sealed class SlurmJobParseTests
     }
 
     [Fact]
+    public void AJobNameInTheEnvironmentReachesTheSamplerAsOneSafeToken()
+    {
+        // slurmd 22.05 gives no SLURM_JOB_NAME (prep_script_slurmd.c); a wrapper or a later Slurm may. A hostile name
+        // (sbatch -J) must stay one value in the registration line the prolog sends the node sampler (and the sampler
+        // keeps in the job's state dir): never another key, never a second line.
+        const string name = "@/etc/shadow uid=0 run=x\nregister scheduler=slurm";
+        SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_NAME", name)));
+        Assert.Equal(name, p.Job!.Identity.JobName);
+        string line = SamplerLauncher.Registration(new SamplerLaunch(p.Job.Identity, null, [], null)).ToLine();
+        Assert.DoesNotContain('\n', line);
+        var parsed = JobRegistration.Parse(line, out string? error);
+        Assert.Null(error);
+        Assert.Equal(name, parsed!.Job.JobName);
+        Assert.Equal(1001, parsed.Job.Uid);
+        Assert.Equal("", SlurmHook.ParseJob(Env()).Job!.Identity.JobName);
+        Assert.DoesNotContain(" name=", SamplerLauncher.Registration(new SamplerLaunch(SlurmHook.ParseJob(Env()).Job!.Identity, null, [], null)).ToLine());
+        Assert.Equal(new string('x', JobIdentity.MaxJobName - 3) + "...",
+            SlurmHook.ParseJob(Env(("SLURM_JOB_NAME", new string('x', 5000))))!.Job!.Identity.JobName);
+    }
+
+    [Fact]
     public void WithoutSluidThePrologNamesTheRunByItsStartTime()
     {
         SlurmJobParse p = SlurmHook.ParseJob(Env());

@@ -1,0 +1,170 @@
+# bench/lib.sh: what the `make bench` scripts share (sourced by run.sh, rapl-interfaces.sh, node.sh): the machine's
+# benchmark lock, knobs, the C programs, the temporary directory, the generated powercap tree and its advancer,
+# the sampler's config, one probed `alumet-hpc sample` run, and the figure helpers. See bench/README.md.
+# shellcheck shell=bash
+
+MAX_RANGE=262143328850   # a real max_energy_range_uj (2^32 units of 61.035 µJ), as PowercapTree.Standard
+
+# bench_init NAME "$@": takes /tmp/alumet-bench.lock for the whole script (re-executing it under flock unless a caller
+# already holds it: ALUMET_BENCH_LOCKED=1), then sets ROOT, BIN (first argument: the binary or its directory; else
+# $ALUMET_HPC_BIN; else out/bin/alumet-hpc), OUT, the common knobs and BENCH_C_FIFO, and a temporary WORK directory
+# removed at exit (BENCH_KEEP=1 keeps it) after every pid in BENCH_PIDS is stopped.
+bench_init() {
+    BENCH_NAME=$1; shift
+    if [[ ${ALUMET_BENCH_LOCKED:-0} != 1 ]] && ! lock_held_by_ancestor /tmp/alumet-bench.lock; then
+        exec env ALUMET_BENCH_LOCKED=1 flock -w 2400 /tmp/alumet-bench.lock bash "${BASH_SOURCE[-1]}" "$@"
+    fi
+    export ALUMET_BENCH_LOCKED=1
+    ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    BIN=${ALUMET_HPC_BIN:-$ROOT/out/bin/alumet-hpc}
+    if [[ $# -ge 1 ]]; then if [[ -d $1 ]]; then BIN=$1/alumet-hpc; else BIN=$1; fi; fi
+    SECS=${BENCH_SECONDS:-10}
+    WARMUP=${BENCH_WARMUP:-1}
+    HZ=${BENCH_HZ:-1000}
+    ROUNDS=${BENCH_ROUNDS:-1}
+    # The product's default: only the tick thread at SCHED_FIFO 1 (tick_scheduling = "fifo"); the C reader does the
+    # same. BENCH_TICK=normal runs both under normal scheduling.
+    TICK=${BENCH_TICK:-fifo}
+    [[ $TICK == fifo || $TICK == normal ]] || die "BENCH_TICK must be fifo or normal"
+    export BENCH_C_FIFO=$([[ $TICK == fifo ]] && echo 1 || echo 0)
+    OUT=$ROOT/out/bench
+    [[ -x $BIN ]] || die "$BIN not found: run 'make publish' first (or set ALUMET_HPC_BIN)"
+    command -v gcc >/dev/null || die "gcc not found (apt-get install gcc)"
+    mkdir -p "$OUT"
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/alumet-$BENCH_NAME.XXXXXX")
+    BENCH_PIDS=()
+    trap bench_cleanup EXIT
+}
+
+# lock_held_by_ancestor FILE: whether this process or one of its ancestors holds a flock on FILE, as under the documented
+# `flock /tmp/alumet-bench.lock make bench` (flock(1) locks, then runs the command as its child): taking it again from
+# here would wait for ourselves. /proc/locks: "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF".
+lock_held_by_ancestor() {
+    local ino holders p=$$
+    ino=$(stat -c %i "$1" 2>/dev/null) || return 1
+    holders=" $(awk -v ino="$ino" '$2 == "FLOCK" && $6 ~ (":" ino "$") { printf "%s ", $5 }' /proc/locks 2>/dev/null) "
+    while [[ -n $p && $p -gt 1 ]]; do
+        [[ $holders == *" $p "* ]] && return 0
+        p=$(awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+    done
+    return 1
+}
+
+die() { echo "${BENCH_NAME:-bench}: $*" >&2; exit 1; }
+say() { echo "${BENCH_NAME:-bench}: $*" >&2; }
+
+bench_cleanup() {
+    local p
+    for p in "${BENCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+
+# bench_build PROG...: gcc -O2 bench/PROG.c into $OUT/PROG.
+bench_build() {
+    local prog
+    for prog in "$@"; do gcc -O2 -Wall -pthread -o "$OUT/$prog" "$ROOT/bench/$prog.c" || die "gcc failed on bench/$prog.c"; done
+}
+
+# powercap_tree DIR: 2 packages x (package, core, dram), flat like /sys/class/powercap, counters zero-padded as the
+# test fakes. Sets PC_FILES (the 6 energy_uj files) and PC_ADVANCE (FILE:WATTS for bench/advance.c).
+powercap_tree() {
+    local s z dir name watts
+    PC_FILES=(); PC_ADVANCE=()
+    for s in 0 1; do
+        for z in "intel-rapl:$s package-$s 110" "intel-rapl:$s:0 core 70" "intel-rapl:$s:1 dram 12"; do
+            read -r dir name watts <<<"$z"
+            mkdir -p "$1/$dir"
+            echo "$name" > "$1/$dir/name"
+            echo 1 > "$1/$dir/enabled"
+            echo "$MAX_RANGE" > "$1/$dir/max_energy_range_uj"
+            printf '%020d\n' 0 > "$1/$dir/energy_uj"
+            PC_FILES+=("$1/$dir/energy_uj")
+            PC_ADVANCE+=("$1/$dir/energy_uj:$watts")
+        done
+    done
+}
+
+# start_advancer HZ FILE[@OFFSET]:WATTS...: bench/advance.c at nice 19 (the samplers preempt it; it runs under ours and
+# C alike); its CPU figures go to $WORK/advance.txt at exit. Sets ADV_PID.
+start_advancer() {
+    local hz=$1; shift
+    nice -n 19 "$OUT/advance" "$hz" "$MAX_RANGE" "$@" 2> "$WORK/advance.txt" &
+    ADV_PID=$!
+    BENCH_PIDS+=("$ADV_PID")
+    sleep 0.2
+    kill -0 "$ADV_PID" 2>/dev/null || die "counter advancer failed: $(cat "$WORK/advance.txt")"
+}
+stop_advancer() { kill "$ADV_PID" 2>/dev/null || true; wait "$ADV_PID" 2>/dev/null || true; }
+
+# sampler_toml DIR SAMPLER_LINES SOURCES_LINES PATHS_LINES: DIR/alumet.toml for a sampler whose state, data, database and
+# log live in DIR, on the powercap tree $TREE; each *_LINES adds lines to its section (TOML defines a table once).
+sampler_toml() {
+    cat > "$1/alumet.toml" <<EOF
+[sampler]
+rapl_hz = $HZ
+tick_scheduling = "$TICK"
+# stats.json is read from the job's state dir after the sampler exits
+keep_state = "always"
+$2
+
+[sources]
+estimate = "off"
+$3
+
+[paths]
+powercap_root = "$TREE"
+state_dir = "$1/state"
+data_dir = "$1/data"
+database = "$1/accounting.db"
+log_file = "$1/alumet-hpc.log"
+$4
+EOF
+}
+
+# run_sample DIR JOB [PREFIX...]: `alumet-hpc sample` of job JOB (exec scheduler, exclusive) with DIR/alumet.toml under the
+# probe (bench/probe.c: WARMUP then a SECS window, then SIGTERM); PREFIX runs it (e.g. chrt -f 1). Leaves
+# DIR/{probe.txt,stats.json,stdout.txt}; dies when the sampler fails.
+run_sample() {
+    local dir=$1 job=$2; shift 2
+    mkdir -p "$dir/state" "$dir/data"
+    "$OUT/probe" "$dir/probe.txt" "$WARMUP" "$SECS" -- "$@" "$BIN" sample --scheduler exec --job-id "$job" \
+        --user bench --uid 0 --node bench --exclusive --config "$dir/alumet.toml" > "$dir/stdout.txt" 2>&1 \
+        || die "$dir: probe failed (sampler did not stop within 60 s of SIGTERM)"
+    local code; code=$(kv "$dir/probe.txt" exit_code)
+    if [[ $code != 0 ]]; then
+        cat "$dir/stdout.txt" >&2; tail -n 20 "$dir/alumet-hpc.log" >&2 2>/dev/null || true
+        die "$dir: alumet-hpc sample exited with $code"
+    fi
+    local stats=$dir/state/exec/$job/stats.json
+    [[ -f $stats ]] || die "$dir: no $stats (the sampler writes it at exit)"
+    cp "$stats" "$dir/stats.json"
+}
+
+# run_c DIR ITEM...: bench/c_reader.c at $HZ on ITEMs under the probe, as run_sample. Leaves DIR/{probe.txt,stats.txt}.
+run_c() {
+    local dir=$1; shift
+    mkdir -p "$dir"
+    "$OUT/probe" "$dir/probe.txt" "$WARMUP" "$SECS" -- "${C_PREFIX[@]}" "$OUT/c_reader" "$dir/stats.txt" "$HZ" "$@" > "$dir/stdout.txt" 2>&1 \
+        || die "C reader: probe failed"
+    [[ $(kv "$dir/probe.txt" exit_code) == 0 && -f $dir/stats.txt ]] || { cat "$dir/stdout.txt" >&2; die "C reader failed in $dir"; }
+    [[ $(kv "$dir/stats.txt" read_errors) == 0 ]] || die "C reader: read errors in $dir"
+}
+C_PREFIX=()
+
+kv() { sed -n "s/^$2=//p" "$1" | head -n1; }                                                   # key=value files
+jv() { sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\([-0-9.eE+]*\).*/\1/p" "$1" | head -n1; }   # flat JSON numbers
+calc() { awk "BEGIN { printf \"%s\", $1 }" 2>/dev/null || printf -; }  # calc 'expr' (awk arithmetic); "-" when an input is missing
+num() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "" || v == "-") printf "-"; else printf f, v }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+median() { printf '%s\n' "$@" | { grep -v '^-*$' || true; } | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# Achieved rate, Hz, of a program that skips and counts missed absolute deadlines (both tickers do): HZ x ticks / (ticks + missed).
+rate_of() { # STATS GETTER
+    local t m; t=$($2 "$1" ticks); m=$($2 "$1" missed_ticks)
+    awk -v t="$t" -v m="$m" -v hz="$HZ" 'BEGIN { if (t + m == 0) print "-"; else printf "%.2f", hz * t / (t + m) }'
+}
+# CPU per tick, µs: the probe's window CPU over the ticks in the window (achieved rate x window).
+cpu_tick() { # PROBE STATS GETTER
+    awk -v c="$(kv "$1" cpu_window_ns)" -v w="$(kv "$1" window_ns)" -v r="$(rate_of "$2" "$3")" \
+        'BEGIN { if (r == "-" || r + 0 == 0 || w + 0 == 0) print "-"; else printf "%.2f", (c / 1000) / (r * w / 1e9) }'
+}
