@@ -20,19 +20,7 @@ public class FinalizationTests
         File.Exists(Path.Combine(dir, SpoolWriter.RecordsFile)) ? new FileInfo(Path.Combine(dir, SpoolWriter.RecordsFile)).Length / SpoolRecord.Size : 0;
 
     /// <summary>The bare binary as slurmd runs the Epilog: no argv, the job in the environment.</summary>
-    private static Process StartEpilog(TestInstallation install, string jobId)
-    {
-        var psi = new ProcessStartInfo(TestInstallation.Binary()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.Environment.Clear();
-        foreach (var (k, v) in new Dictionary<string, string>
-                 {
-                     ["SLURM_JOB_ID"] = jobId, ["SLURM_JOB_USER"] = "root", ["SLURM_JOB_UID"] = "0", ["SLURM_JOB_GID"] = "0",
-                     ["SLURMD_NODENAME"] = "node1", ["SLURM_CLUSTER_NAME"] = "test", ["SLURM_SCRIPT_CONTEXT"] = "epilog_slurmd",
-                     ["ALUMET_HPC_CONFIG"] = install.ConfigPath,
-                 })
-            psi.Environment[k] = v;
-        return Process.Start(psi)!;
-    }
+    private static Process StartEpilog(TestInstallation install, string jobId) => install.StartSlurmHook("epilog_slurmd", jobId);
 
     [Fact]
     public void TwoEpilogsOfOneJobFinalizeItOnceAndNeverCorruptIt()

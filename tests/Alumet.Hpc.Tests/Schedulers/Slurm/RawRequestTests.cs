@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Schedulers.Slurm;
@@ -31,16 +30,7 @@ public class RawRequestTests
 
     private static int Hook(TestInstallation install, string context, string jobId, string comment)
     {
-        var psi = new ProcessStartInfo(TestInstallation.Binary()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.Environment.Clear();
-        foreach (var (k, v) in new Dictionary<string, string>
-                 {
-                     ["SLURM_JOB_ID"] = jobId, ["SLURM_JOB_USER"] = "root", ["SLURM_JOB_UID"] = "0", ["SLURM_JOB_GID"] = "0",
-                     ["SLURMD_NODENAME"] = "node1", ["SLURM_CLUSTER_NAME"] = "test", ["SLURM_SCRIPT_CONTEXT"] = context,
-                     ["SLURM_JOB_COMMENT"] = comment, ["ALUMET_HPC_CONFIG"] = install.ConfigPath,
-                 })
-            psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
+        using var p = install.StartSlurmHook(context, jobId, ("SLURM_JOB_COMMENT", comment));
         Assert.True(p.WaitForExit(60_000));
         return p.ExitCode;
     }
