@@ -70,15 +70,15 @@ public sealed class SlurmMultiNodeE2ETests
         // 80 W, and split every period between that node's jobs only: node = Σ jobs + unattributed, exactly.
         foreach (string n in NodeNames)
         {
-            string[] here = rows.Where(r => r.Node == n).Select(r => $"'job:{r.JobId}'").ToArray();
+            string[] here = rows.Where(r => r.Node == n).Select(r => $"job:{r.JobId}").Order().ToArray();
             string file = NodeFileAfter(n, rows.Min(r => r.Start));
-            string periods = $"timestamp IN (SELECT timestamp FROM read_parquet('{file}') WHERE consumer IN ({string.Join(", ", here)}))";
+            string periods = $"timestamp IN (SELECT timestamp FROM read_parquet('{file}') WHERE consumer IN ({string.Join(", ", here.Select(c => $"'{c}'"))}))";
             Assert.Equal(0L, Convert.ToInt64(DuckScalar($"""
                 SELECT count(*) FROM (SELECT timestamp, domain, sum(CASE WHEN consumer = 'node' THEN energy_raw ELSE 0 END) AS whole,
                                              sum(CASE WHEN consumer <> 'node' THEN energy_raw ELSE 0 END) AS parts
                                       FROM read_parquet('{file}') WHERE {periods} GROUP BY ALL) WHERE whole <> parts
                 """), CultureInfo.InvariantCulture));
-            Assert.Equal(here.Order(), DuckColumn($"SELECT DISTINCT consumer FROM read_parquet('{file}') WHERE {periods} AND consumer LIKE 'job:%' ORDER BY 1"));
+            Assert.Equal(here, DuckColumn($"SELECT DISTINCT consumer FROM read_parquet('{file}') WHERE {periods} AND consumer LIKE 'job:%' ORDER BY 1"));
             double joules = Convert.ToDouble(DuckScalar($"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{file}') WHERE {periods} AND consumer = 'node' AND resource_kind = 'cpu_package'"), CultureInfo.InvariantCulture);
             double seconds = Convert.ToDouble(DuckScalar($"SELECT sum(interval_us) / 1e6 FROM read_parquet('{file}') WHERE {periods} AND consumer = 'node' AND resource_kind = 'cpu_package'"), CultureInfo.InvariantCulture);
             Assert.InRange(joules, NodePowerW[n] * seconds * 0.9 - 1, NodePowerW[n] * seconds * 1.1 + 1);
