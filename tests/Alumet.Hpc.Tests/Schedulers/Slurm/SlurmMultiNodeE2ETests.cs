@@ -127,6 +127,10 @@ public sealed class SlurmMultiNodeE2ETests
             Assert.Equal(3, OutboxOf(Cfg("n1")).Pending().Count);
             Assert.Equal(3, OutboxOf(Cfg("n2")).Pending().Count);
             Assert.Equal("n1 idle\nn2 idle", NodeStates()); // no hook failed the node
+            // A user's report meanwhile: one sentence, exit 1 (sacct's "database unreachable").
+            var report = RunAs($"{Lab}/bin/alumet-report", "-j", both, "-P", "-n");
+            Assert.Equal((1, "", $"alumet-report: error: cannot read the accounting database: PostgreSQL server not running at "
+                + $"{ReportUrl} (ConnectionRefused): try again later, or ask an administrator\n"), report);
             Thread.Sleep(TimeSpan.FromSeconds(30) - down.Elapsed);
 
             PgLab("start");
@@ -176,6 +180,7 @@ public sealed class SlurmMultiNodeE2ETests
     // ------------------------------------------------------------------------------------------ lab
 
     private static readonly string[] NodeNames = ["n1", "n2"];
+    private static string ReportUrl => Environment.GetEnvironmentVariable("ALUMET_TEST_PG_REPORT_URL") ?? "";
     private static string Cfg(string node) => Path.Combine(Lab, "nodes", node, "alumet.toml");
     private static string HookLog(string node) => Path.Combine(Lab, "log", $"alumet-hpc.{node}.log");
     private static Outbox OutboxOf(string config) => Outbox.Of(Alumet.Hpc.Config.ConfigLoader.LoadFile(config));
