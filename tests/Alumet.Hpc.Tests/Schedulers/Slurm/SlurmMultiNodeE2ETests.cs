@@ -104,6 +104,18 @@ public sealed class SlurmMultiNodeE2ETests
         for (int i = 0; i < 2; i++)
             Assert.Equal(Math.Round(nodeRows[i].TotalJ, 6), nodeLines[i].GetProperty("energy").GetProperty("total").GetDouble());
         Assert.Equal("n1 idle\nn2 idle", NodeStates());
+
+        // Then a 2-node job alone on both nodes: each node measured its own counter (its config, chosen by
+        // SLURMD_NODENAME): n1 at 50 W, n2 at 80 W; job + other jobs + unattributed = node in each row.
+        string alone = Sbatch(["-N2", "--ntasks-per-node=1"], $"srun {Busy(3)}");
+        WaitDone(alone);
+        foreach (var r in WaitRows(new() { [alone] = ["n1", "n2"] }))
+        {
+            Assert.Equal(("complete", ""), (r.Status, r.Reason));
+            double w = NodePowerW[r.Node];
+            Assert.InRange(r.NodeJ, w * r.ElapsedS * 0.9 - 1, w * r.ElapsedS * 1.1 + 1);
+            Assert.Equal(r.NodeJ, r.TotalJ + r.OtherJ + r.UnattributedJ, 6);
+        }
     }
 
     [SkippableFact]
@@ -166,7 +178,7 @@ public sealed class SlurmMultiNodeE2ETests
                         double ms = double.Parse(m.Groups[4].Value, CultureInfo.InvariantCulture);
                         Assert.True(ms <= 3000, $"{kind} of job {id} on {n} took {ms} ms (bound: hook_wait_s 2 s + 1 s)");
                     }
-                Assert.Contains(lines, l => l.Contains($"job {both}: finalized complete") && l.Contains("row queued in")
+                Assert.Contains(lines, l => l.Contains($"job {both}: ") && l.Contains("complete") && l.Contains("row queued in")
                     && l.Contains($"(PostgreSQL server not running at {TestBackends.PgUrl} (ConnectionRefused)"));
                 Assert.DoesNotContain(lines, l => l.Contains("sampler died"));
             }
