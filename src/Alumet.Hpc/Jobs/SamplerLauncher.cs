@@ -145,7 +145,8 @@ public static class SamplerLauncher
                 ? answer.EndsWith(" is not registered\n", StringComparison.Ordinal)
                     ? $"the node sampler did not know the job ({answer.Trim()}); data up to its last flush kept"
                     : $"the node sampler could not finalize the job ({answer.Trim()}); finalized from its spool"
-                : error is not null && error.StartsWith("no node sampler", StringComparison.Ordinal)
+                // Gone: nothing listens, or its recorded process is dead (whatever the socket said under load).
+                : error is not null && error.StartsWith("no node sampler", StringComparison.Ordinal) || !DaemonMayStillStart(config)
                     ? "the sampler died before the end of the job (crash or kill); data up to its last flush kept"
                     : $"the node sampler did not finalize the job within {config.Sampler.StopTimeoutS} s ({error}); finalized from its spool";
             Log.Warn($"job {job.JobId}: {why}");

@@ -119,7 +119,8 @@ public sealed class SlurmE2ETests
             Assert.True(row.Status == "complete", $"job {id}: {row.Status} ({row.Reason})");
             AssertOwnSeriesOrAlone(id, row.ParquetPath, nodeFile);
             var sums = GpuSums(row.ParquetPath, id);
-            Assert.Equal(new[] { (FakeGpuBusIds[gpu], $"job:{id}") }, sums.Where(kv => kv.Value > 0).Select(kv => kv.Key).ToArray()); // its GPU only
+            // The job's share: its GPU only (the node/unattributed series of the periods it was alone cover both GPUs).
+            Assert.Equal(new[] { (FakeGpuBusIds[gpu], $"job:{id}") }, sums.Where(kv => kv.Value > 0 && kv.Key.Consumer == $"job:{id}").Select(kv => kv.Key).ToArray());
             Assert.InRange(row.GpuJ, FakeGpuPowerW[gpu] * row.ElapsedS * 0.9 - 1, FakeGpuPowerW[gpu] * row.ElapsedS * 1.1 + 1);
             File.Delete(Path.Combine(Lab, "out", $"gpus.{id}"));
             AssertNoSampler(id);
