@@ -205,7 +205,7 @@ row "peak RSS sampling, 1 kHz raw, 16 jobs (MB)" "$o" "$c" "$(ratio "$o" "$c")" 
 row "  after the 16 epilogs: defaults / 1 kHz (MB)" "${HWM_END[ours-def-16]}/${HWM_END[ours-1k-16]}" "" "" "" ""
 share() { calc "sprintf(\"%.3f\", $1 / $(nproc))"; }
 for n in 1 16; do
-    row "CPU taken from a job on every CPU, defaults, $n job(s) (%)" "$(share "${PCT[ours-def-$n]}")" "$(share "${PCT[c-def-$n]}")" \
+    row "CPU share of all CPUs, defaults, $n job(s) (%)" "$(share "${PCT[ours-def-$n]}")" "$(share "${PCT[c-def-$n]}")" \
         "$(ratio "${PCT[ours-def-$n]}" "${PCT[c-def-$n]}")" "<= 0.1" "$(pf "$(share "${PCT[ours-def-$n]}")" 0.1)"
 done
 for n in 1 8; do
@@ -213,7 +213,8 @@ for n in 1 8; do
 done
 for n in 1 8; do
     o=${SLOW[ours-1k-$n]} c=${SLOW[c-1k-$n]}
-    row "OS noise at $HZ Hz, $n job(s) (slowdown %)" "$o" "$c" "$(ratio "$o" "$c")" "<= C" "$(awk -v o="$o" -v c="$c" 'BEGIN { if (o == "-" || c == "-") print "n/a"; else print (o + 0 <= c + 0) ? "PASS" : "MISS" }')"
+    # A ratio of slowdowns means something only when both are positive.
+    row "OS noise at $HZ Hz, $n job(s) (slowdown %)" "$o" "$c" "$(awk -v o="$o" -v c="$c" 'BEGIN { if (o + 0 > 0 && c + 0 > 0) printf "%.2f", o / c; else print "-" }')" "<= C" "$(awk -v o="$o" -v c="$c" 'BEGIN { if (o == "-" || c == "-") print "n/a"; else print (o + 0 <= c + 0) ? "PASS" : "MISS" }')"
 done
 row "prolog that starts the node sampler (ms, median)" "$(median "${PROLOG_FIRST[@]}")" "" "" "" ""
 row "prolog, node sampler running (ms, median)" "$(median "${PROLOG_NEXT[@]}")" "" "" "" ""
@@ -225,7 +226,7 @@ for k in ours-def-1 ours-def-8 ours-1k-1 ours-1k-8 c-1k-1 c-1k-8; do
 done
 echo "CPU per tick: the node sampler's threads, window CPU / (tick_target_hz x window - missed ticks); at the defaults there is"
 echo "no tick thread (rate policy: the snapshots keep the counters' wraps unambiguous), so the figure is per snapshot (1 s)."
-echo "CPU taken from a job on every CPU: the sampler's CPU over all the node's CPUs, the least it can slow such a job (the"
+echo "CPU share of all CPUs: the sampler's CPU over all the node's CPUs, the least it can slow a job on every CPU (the"
 echo "noise rows add cache and wake-up effects, but one pair on a shared VM moves by several %: this row is the steady bound)."
 echo "OS noise: bench/noise.c on every CPU, $NOISE_S s per run; 'without' = the same sampler SIGSTOPped. Other load on the"
 echo "machine (see uptime) moves every figure: compare ours and C, which ran in the same minutes."
