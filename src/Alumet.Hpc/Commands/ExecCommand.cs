@@ -66,7 +66,13 @@ public static class ExecCommand
         string user = Environment.UserName;
         int uid = (int)Native.Libc.getuid();
         JobIdentity job;
-        try { job = new JobIdentity(Schedulers.SchedulerNames.Exec, ClusterName(cfg), jobId ?? ExecJobIds.Next(cfg.Paths.StateDir), user, uid, Environment.MachineName); }
+        try
+        {
+            job = new JobIdentity(Schedulers.SchedulerNames.Exec, ClusterName(cfg), jobId ?? ExecJobIds.Next(cfg.Paths.StateDir), user, uid, Environment.MachineName)
+            {
+                JobName = JobIdentity.RecordedName(Path.GetFileName(command[0])), // the command, as sbatch names a job by its script
+            };
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine(StateDirError(cfg, e));

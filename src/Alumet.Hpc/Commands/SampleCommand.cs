@@ -28,19 +28,22 @@ public static class SampleCommand
         var runId = new Option<string?>("--run-id") { Description = "which run of the job: the SLUID, else the start time yyyyMMddTHHmmssfffZ (default: now)" };
         var exclusive = new Option<bool>("--exclusive") { Description = "charge the whole node to the job" };
         var detach = new Option<bool>("--detach") { Description = "leave the caller's session, cgroups and stdio (used by hooks)" };
+        var jobName = new Option<string?>("--job-name") { Description = "the job's name as the scheduler gave it (recorded in the accounting row)" };
 
         var cmd = new Command("sample", "Run one job's sampler in the foreground until SIGTERM, then write its Parquet file and accounting row")
         {
-            config, scheduler, cluster, jobId, user, uid, node, gpus, sluid, runId, exclusive, detach,
+            config, scheduler, cluster, jobId, user, uid, node, gpus, sluid, runId, exclusive, detach, jobName,
         };
         cmd.SetAction(r => Run(
             r.GetValue(config), r.GetValue(scheduler)!, r.GetValue(cluster)!, r.GetValue(jobId)!, r.GetValue(user)!, r.GetValue(uid),
-            r.GetValue(node) ?? Environment.MachineName, r.GetValue(gpus), r.GetValue(sluid), r.GetValue(runId), r.GetValue(exclusive), r.GetValue(detach)));
+            r.GetValue(node) ?? Environment.MachineName, r.GetValue(gpus), r.GetValue(sluid), r.GetValue(runId), r.GetValue(exclusive), r.GetValue(detach),
+            r.GetValue(jobName)));
         return cmd;
     }
 
     private static int Run(string? configPath, string scheduler, string cluster, string jobId, string user, int uid,
-                           string node, string? gpus, string? sluid, string? runId, bool exclusive, bool detach)
+                           string node, string? gpus, string? sluid, string? runId, bool exclusive, bool detach,
+                           string? jobName)
     {
         string? bad =
             !SchedulerInput.IsJobId(jobId) ? $"--job-id {SchedulerInput.Quote(jobId)} is not a numeric job id" :
@@ -66,7 +69,10 @@ public static class SampleCommand
         }
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
 
-        var job = new JobIdentity(scheduler, cluster, jobId, user, uid, node, runId ?? RunId.Of(sluid, DateTime.UtcNow));
+        var job = new JobIdentity(scheduler, cluster, jobId, user, uid, node, runId ?? RunId.Of(sluid, DateTime.UtcNow))
+        {
+            JobName = JobIdentity.RecordedName(jobName),
+        };
         string stateDir = job.StateDirectory(cfg.Paths.StateDir);
         if (detach) SamplerProcessSetup.Detach(cfg.Paths.CgroupRoot);
         try

@@ -54,6 +54,7 @@ public sealed class SamplerHost : IDisposable
             Cluster = job.Cluster,
             JobId = job.JobId,
             RunId = job.RunId.Length > 0 ? job.RunId : RunId.FromStartNs(startWallNs),
+            JobName = job.JobName,
             User = job.User,
             Uid = job.Uid,
             Node = job.Node,

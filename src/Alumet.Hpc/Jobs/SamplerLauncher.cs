@@ -91,6 +91,8 @@ public static class SamplerLauncher
         if (launch.GpuIndices.Count > 0) { yield return "--gpus"; yield return string.Join(',', launch.GpuIndices); }
         if (launch.Sluid is { } sluid) { yield return "--sluid"; yield return sluid; }
         if (launch.Exclusive) yield return "--exclusive";
+        // One token with '=': a name that starts with '-' or '@' is never read as an option or a response file.
+        if (job.JobName.Length > 0) yield return $"--job-name={job.JobName}";
     }
 
     /// <summary>

@@ -65,7 +65,11 @@ public static partial class ReportCommand
         var allUsers = new Option<bool>("--allusers", "-a") { Description = "Every user's jobs (admins; others always see only their own)" };
         var state = List("--state", "-s", "Only rows with this measurement status: complete, partial, not_measured");
         var nodes = List("--nodelist", "-N", "Only jobs that ran on these nodes: n1,n2 or n[1-4,7]");
-        var name = new Option<string>("--name") { Description = "Not available: job names are not recorded (see README)" };
+        var name = new Option<string[]>("--name")
+        {
+            Description = "Only jobs with one of these names (comma-separated or repeated; exact, as sacct)",
+            AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.OneOrMore,
+        };
         var format = new Option<string>("--format", "-o") { Description = $"Fields, comma-separated, optional %WIDTH (sacct style). Default: {ReportFields.DefaultFormat}" };
         var helpFormat = new Option<bool>("--helpformat", "-e") { Description = "List the fields --format accepts" };
         var parsable = new Option<bool>("--parsable", "-p") { Description = "Fields separated by '|' (or --delimiter), with a trailing one" };
@@ -94,7 +98,7 @@ public static partial class ReportCommand
             !pr.GetValue(noheader), pr.GetValue(noconvert), pr.GetValue(db), pr.GetValue(allocations))
         {
             AllClusters = pr.GetValue(allClusters), Start = pr.GetValue(start), End = pr.GetValue(end), AllUsers = pr.GetValue(allUsers),
-            States = Join(pr.GetValue(state)), Nodes = Join(pr.GetValue(nodes)), Name = pr.GetValue(name), HelpFormat = pr.GetValue(helpFormat),
+            States = Join(pr.GetValue(state)), Nodes = Join(pr.GetValue(nodes)), Names = Join(pr.GetValue(name)), HelpFormat = pr.GetValue(helpFormat),
             Delimiter = pr.GetValue(delimiter), Units = pr.GetValue(units), Utc = pr.GetValue(utc), AllRuns = pr.GetValue(runs),
             Parquet = pr.GetValue(parquet), Timeline = pr.GetValue(timeline), Plot = pr.GetValue(plot),
         }));
@@ -113,7 +117,7 @@ public static partial class ReportCommand
         public bool AllUsers { get; init; }
         public string? States { get; init; }
         public string? Nodes { get; init; }
-        public string? Name { get; init; }
+        public string? Names { get; init; }
         public bool HelpFormat { get; init; }
         public string? Delimiter { get; init; }
         public string? Units { get; init; }
@@ -134,9 +138,6 @@ public static partial class ReportCommand
             return 0;
         }
         // 1. Arguments (nothing touches the database before they are valid).
-        if (req.Name is not null)
-            return Fail(env, "--name is not available: job names are not recorded (a node's prolog does not get them); "
-                + "select the jobs with sacct --name and pass their ids with -j", 2);
         var requested = new List<(string Job, string? Step, string Text)>();
         foreach (var id in Split(req.Jobs))
         {
@@ -173,7 +174,7 @@ public static partial class ReportCommand
         if (clusters.Count == 0 && !req.AllClusters && env.LocalCluster.Length > 0) clusters.Add(env.LocalCluster);
         var query = new JobQuery(requested.Count > 0 ? requested.Select(r => r.Job).Distinct().ToList() : null, Uid: uid,
             Runs: req.AllRuns ? RunSelection.All : RunSelection.Latest, Users: users, Clusters: clusters, Since: since, Until: until,
-            Nodes: nodeList, WithSteps: !req.AllocationsOnly);
+            Nodes: nodeList, WithSteps: !req.AllocationsOnly, Names: Split(req.Names).ToList());
 
         var server = string.IsNullOrEmpty(req.Database) ? env.Server : null;
         string path = server?.Where ?? (string.IsNullOrEmpty(req.Database) ? env.DatabasePath : req.Database);
@@ -260,12 +261,8 @@ public static partial class ReportCommand
         return code;
     }
 
-    /// <summary>Echoes user input safely: control characters (terminal escapes) become '?', long input is cut.</summary>
-    internal static string Printable(string s)
-    {
-        var chars = s.Take(64).Select(c => char.IsControl(c) ? '?' : c).ToArray();
-        return new string(chars) + (s.Length > 64 ? "..." : "");
-    }
+    /// <summary>Echoes user input safely (<see cref="ReportFields.Untrusted"/>), long input cut.</summary>
+    internal static string Printable(string s) => ReportFields.Untrusted(s.Length > 64 ? s[..64] : s) + (s.Length > 64 ? "..." : "");
 
     /// <summary>
     /// Writes jobs as they come: table rows and parsable lines at once, JSON one job object at a time, notes under a table

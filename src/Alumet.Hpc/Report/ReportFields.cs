@@ -23,6 +23,7 @@ public static class ReportFields
     public static readonly IReadOnlyList<ReportField> All =
     [
         new("JobID", 12, (r, _) => r.JobId),
+        new("JobName", 10, (r, _) => r.JobName), // already Untrusted-clean (ReportBuilder)
         new("Cluster", 10, (r, _) => r.Cluster),
         new("User", 9, (r, _) => r.User),
         new("UID", 6, (r, _) => r.Uid.ToString(Inv)),
@@ -68,6 +69,30 @@ public static class ReportFields
         new("Perimeter", 30, (r, _) => r.Perimeter),
         new("Parquet", 40, (r, _) => string.Join(',', r.ParquetPaths)),
     ];
+
+    /// <summary>
+    /// Text a user chose (job names, echoed arguments) made safe to print: every control character (C0, DEL, C1: terminal
+    /// escapes, newlines, tabs) and every invisible format character (bidirectional overrides, zero-width) becomes '?',
+    /// as does a lone surrogate. The delimiter of -p/-P is replaced where lines are written (ReportFormatter).
+    /// </summary>
+    public static string Untrusted(string s)
+    {
+        int i = 0;
+        while (i < s.Length && Safe(s, i)) i++;
+        if (i == s.Length) return s;
+        var chars = s.ToCharArray();
+        for (; i < chars.Length; i++)
+            if (!Safe(s, i)) chars[i] = '?';
+        return new string(chars);
+
+        static bool Safe(string s, int i)
+        {
+            char c = s[i];
+            if (char.IsHighSurrogate(c)) return i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]);
+            if (char.IsLowSurrogate(c)) return i > 0 && char.IsHighSurrogate(s[i - 1]);
+            return !char.IsControl(c) && CharUnicodeInfo.GetUnicodeCategory(c) != UnicodeCategory.Format;
+        }
+    }
 
     /// <summary>sacct -e: the field names, four to a line in 20-character columns.</summary>
     public static string HelpFormat()

@@ -96,6 +96,7 @@ public static class ReportFormatter
             w.WriteStartObject();
             if (long.TryParse(job.JobId, NumberStyles.None, Inv, out long id)) w.WriteNumber("job_id", id);
             else w.WriteString("job_id", job.JobId);
+            w.WriteString("name", t.JobName); // sacct --json: jobs[].name
             w.WriteString("cluster", job.Cluster);
             w.WriteString("scheduler", job.Scheduler);
             w.WriteString("user", t.User);

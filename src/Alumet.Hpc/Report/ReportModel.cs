@@ -29,6 +29,10 @@ public sealed record ReportRow(
     /// <summary>The run(s) of the job this line covers (<see cref="JobRecord.RunId"/>).</summary>
     public string RunId { get; init; } = "";
 
+    /// <summary>The job's name, safe to print (<see cref="ReportFields.Untrusted"/>); a step line: the step's name
+    /// (batch, extern) as sacct shows it, "" for a numbered step.</summary>
+    public string JobName { get; init; } = "";
+
     /// <summary>Uncertainty of TotalEnergy (docs/uncertainty.md); unknown for rows written before it existed.</summary>
     public EnergyUncertainty Uncertainty { get; init; } = EnergyUncertainty.None;
     /// <summary>Facility energy and CO2e (docs/carbon.md); null figures were not configured or not computable.</summary>
@@ -180,6 +184,7 @@ public static class ReportBuilder
         r.Status, r.Reason, r.SampleCount, r.WrapAmbiguous, r.ReadErrors, r.Perimeter, r.ParquetPath.Length > 0 ? [r.ParquetPath] : [])
     {
         RunId = r.RunId,
+        JobName = ReportFields.Untrusted(r.JobName),
         WallModelEnergyJ = r.WallModel.Length > 0 ? r.WallModelEnergyJ : null,
         WallModelUncertaintyJ = r.WallModelUncertaintyJ,
         Uncertainty = r.Uncertainty,
@@ -190,7 +195,14 @@ public static class ReportBuilder
         ReportRowKind.Step, s.StepId, n.Cluster, n.Scheduler, n.User, n.Uid, [n.Node], s.Start, s.End, s.ElapsedS, s.Energy,
         s.AvePowerW, s.MaxPowerW, n.Frequency, n.Interfaces, n.Estimated, n.EstimateModel, n.Status, n.Reason,
         s.SampleCount, s.WrapAmbiguous, 0, n.Perimeter, [])
-        { RunId = n.RunId, Uncertainty = s.Uncertainty };
+        { RunId = n.RunId, Uncertainty = s.Uncertainty, JobName = StepName(s.StepId) };
+
+    /// <summary>1234.batch → "batch"; 1234.0 → "" (the step's command is not recorded).</summary>
+    private static string StepName(string stepId)
+    {
+        string name = stepId[(stepId.IndexOf('.') + 1)..];
+        return name.Length > 0 && !char.IsAsciiDigit(name[0]) ? ReportFields.Untrusted(name) : "";
+    }
 
     /// <summary>
     /// Sums lines of several nodes. MaxPower is left undefined (null) across nodes: the nodes' peaks are not
@@ -218,6 +230,7 @@ public static class ReportBuilder
             JoinDistinct(parts.Select(p => p.Perimeter), "; "), parts.SelectMany(p => p.ParquetPaths).ToList())
         {
             RunId = JoinDistinct(parts.Select(p => p.RunId)),
+            JobName = parts.Select(p => p.JobName).FirstOrDefault(n => n.Length > 0) ?? "",
             WallModelEnergyJ = parts.Any(p => p.WallModelEnergyJ is not null) ? parts.Sum(p => p.WallModelEnergyJ ?? 0) : null,
             WallModelUncertaintyJ = Math.Sqrt(parts.Sum(p => p.WallModelUncertaintyJ * p.WallModelUncertaintyJ)),
             Uncertainty = EnergyUncertainty.Combine(measured.Select(p => p.Uncertainty)),

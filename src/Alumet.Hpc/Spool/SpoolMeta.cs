@@ -15,6 +15,8 @@ public sealed class SpoolMeta
     public string JobId { get; set; } = "";
     /// <summary>Which run of the job (Jobs.RunId): the SLUID, else the start time. Empty in spools of older versions.</summary>
     public string RunId { get; set; } = "";
+    /// <summary>The job's name as the scheduler gave it (JobIdentity.JobName); empty when unknown or in older spools.</summary>
+    public string JobName { get; set; } = "";
     public string User { get; set; } = "";
     public int Uid { get; set; } = -1;
     public string Node { get; set; } = "";

@@ -138,12 +138,14 @@ public sealed class ReportSacctTests : IClassFixture<ReportFixture>
         Assert.Equal("JobID::User\n1234::alice\n", _f.Run(0, "root", "-j", "1234", "-X", "-P", "-o", "JobID,User", "--delimiter=::").Out);
         var e = _f.Run(0, "root", "-e");
         Assert.Equal(0, e.Code);
-        Assert.StartsWith("JobID               Cluster             User                UID\n", e.Out);
+        Assert.StartsWith("JobID               JobName             Cluster             User\n", e.Out);
         Assert.Contains("ConsumedEnergyRaw", e.Out);
         foreach (var f in ReportFields.All) Assert.Contains(f.Name, e.Out);
-        var name = _f.Run(0, "root", "--name", "sim");
-        Assert.Equal(2, name.Code);
-        Assert.StartsWith("alumet-report: error: --name is not available: job names are not recorded", name.Err);
+        // Rows recorded without a name (older versions, Slurm without SLURM_JOB_NAME) match no --name.
+        Assert.Equal("", Ids("-a", "-S", "2026-01-01", "--name", "sim"));
+        Assert.Equal("1234 1300 1400 1500", Ids("-a", "-S", "2026-01-01"));
+        // Step lines show the step's name as sacct does (batch, extern), nothing for a numbered step.
+        Assert.Equal("1234||\n1234.batch|batch|\n1234.0||\n", _f.Run(0, "root", "-j", "1234", "-p", "-n", "-o", "JobID,JobName").Out);
     }
 
     [Fact]

@@ -110,13 +110,15 @@ check_escape() {  # check_escape JOB
 say "lab $LAB, user $JOBUSER, power $POWER_W W"
 node_alive
 
-# 1. single job
-J1=$(submit "-l core=1,walltime=0:05:00 'sleep 6'")
+# 1. single job, named (oarsub -n): the resource-manager wrapper passes the job hash's job_name to the row
+J1=$(submit "-n alumet_e2e_name -l core=1,walltime=0:05:00 'sleep 6'")
 [ -n "$J1" ] || { fail "oarsub failed"; exit 1; }
 wait_state "$J1" 30 Running >/dev/null || fail "job $J1 did not start"
 check_escape "$J1"
 s=$(wait_state "$J1" 60 "Terminated|Error"); [ "$s" = Terminated ] && ok "job $J1 Terminated" || fail "job $J1 ended '$s'"
 check_job "$J1" "single job"
+n=$(sql "select job_name from jobs where scheduler='oar' and job_id='$J1'")
+[ "$n" = alumet_e2e_name ] && ok "job $J1: job name recorded" || fail "job $J1: job_name '$n', expected alumet_e2e_name"
 node_alive
 
 # 2. two concurrent jobs, one core each. Each burns CPU in the middle of its run (after both samplers have

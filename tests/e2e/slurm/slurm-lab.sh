@@ -18,6 +18,15 @@
 #   FAKE_GPU_POWER_W ["100 250"]  power of each fake GPU, W, in /dev/nvidiaN order (= Slurm's GPU index)
 #   PROLOG_FLAGS [auto]      auto = Alloc,Contain with proctrack/cgroup, Alloc with linuxproc
 #   SLURMCTLD_PORT [6817] SLURMD_PORT [6818]
+#   LAB_NODES [1]            1: one node named after the host. N >= 2: logical nodes n1..nN on this host, one slurmd each
+#                            (Debian's Slurm is built with multiple-slurmd: `slurmd -N nI`, port SLURMD_PORT+I-1, %n in
+#                            the spool/pid/log paths; cgroups under <ctrl>/slurm_nI). Each node has its own powercap tree
+#                            (FAKE_NODE_POWER_W), its own alumet config nodes/nI/alumet.toml (state_dir, log) that the
+#                            hook selects by SLURMD_NODENAME, and the shared data_dir. GPUs: LAB_GPUS defaults to 0 here.
+#   FAKE_NODE_POWER_W ["50 80"]  package-0 power of n1, n2, ... (the last one repeats), W
+#   LAB_DB_ENV [""]          env.sh of tests/e2e/postgres/pg-lab.sh: rows go to that PostgreSQL server (writer role;
+#                            the report gate reads through its read-only role) instead of $LAB/alumet/accounting.db
+#   CLUSTER_NAME [lab]
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
@@ -25,7 +34,9 @@ LAB=${LAB:-/var/lib/alumet-hpc-e2e/slurm}
 BIN=${ALUMET_HPC_BIN:-$REPO/out/bin/alumet-hpc}
 LAB_USER=${LAB_USER:-alumetuser}
 FAKE_POWER_W=${FAKE_POWER_W:-50}
-LAB_GPUS=${LAB_GPUS:-2}; FAKE_GPU_POWER_W=${FAKE_GPU_POWER_W:-100 250}
+LAB_NODES=${LAB_NODES:-1}; FAKE_NODE_POWER_W=${FAKE_NODE_POWER_W:-50 80}; LAB_DB_ENV=${LAB_DB_ENV:-}; CLUSTER_NAME=${CLUSTER_NAME:-lab}
+if [ "$LAB_NODES" -gt 1 ]; then LAB_GPUS=${LAB_GPUS:-0}; else LAB_GPUS=${LAB_GPUS:-2}; fi
+FAKE_GPU_POWER_W=${FAKE_GPU_POWER_W:-100 250}
 PROLOG_FLAGS=${PROLOG_FLAGS:-auto}; PROCTRACK=${PROCTRACK:-auto}
 SLURMCTLD_PORT=${SLURMCTLD_PORT:-6817}; SLURMD_PORT=${SLURMD_PORT:-6818}
 export SLURM_CONF=$LAB/etc/slurm.conf
@@ -56,6 +67,9 @@ stop_pidfile() {   # stop_pidfile PIDFILE COMM [TIMEOUT]
   rm -f "$f"
 }
 node_name() { slurmd -C 2>/dev/null | head -1 | sed 's/^NodeName=\([^ ]*\).*/\1/'; }
+# The Slurm nodes of this lab and their slurmd pid files.
+lab_nodes() { if [ "$LAB_NODES" -gt 1 ]; then seq -f 'n%g' 1 "$LAB_NODES"; else node_name; fi; }
+slurmd_pidfile() { if [ "$LAB_NODES" -gt 1 ]; then echo "$LAB/run/slurmd-$1.pid"; else echo "$LAB/run/slurmd.pid"; fi; }
 
 # ------------------------------------------------------------------------------------------------ start
 start() {
@@ -88,10 +102,6 @@ start() {
 
   # 4. generated powercap tree: package-0 whose energy_uj grows at FAKE_POWER_W. The sampler keeps the file
   #    open and preads offset 0, so the writer rewrites in place ("1<>": no truncation), never renames.
-  local Z="$LAB/powercap/intel-rapl:0"
-  mkdir -p "$Z"
-  echo package-0 > "$Z/name"; echo 1 > "$Z/enabled"; echo 262143328850 > "$Z/max_energy_range_uj"
-  [ -s "$Z/energy_uj" ] || echo 1000000 > "$Z/energy_uj"
   cat > "$LAB/powercap-writer.sh" <<'EOF'
 #!/bin/bash
 # powercap-writer.sh ZONE_DIR WATTS: energy_uj = E0 + WATTS x elapsed µs, rewritten every ~5 ms without forks.
@@ -106,11 +116,21 @@ while :; do
 done
 EOF
   chmod 755 "$LAB/powercap-writer.sh"
-  if ! alive "$LAB/run/powercap-writer.pid"; then
-    setsid "$LAB/powercap-writer.sh" "$Z" "$FAKE_POWER_W" </dev/null >/dev/null 2>&1 &
-    echo $! > "$LAB/run/powercap-writer.pid"
-    log "powercap writer started: $Z at $FAKE_POWER_W W (pid $(cat "$LAB/run/powercap-writer.pid"))"
-  fi
+  # One tree and writer per node: $LAB/powercap (one node), $LAB/nodes/nI/powercap (logical nodes, FAKE_NODE_POWER_W).
+  local NODE_W=($FAKE_NODE_POWER_W) n i=0 pc w pidf Z
+  for n in $(lab_nodes); do
+    if [ "$LAB_NODES" -gt 1 ]; then pc=$LAB/nodes/$n/powercap; w=${NODE_W[$i]:-${NODE_W[-1]}}; pidf=$LAB/run/powercap-writer-$n.pid
+    else pc=$LAB/powercap; w=$FAKE_POWER_W; pidf=$LAB/run/powercap-writer.pid; fi
+    i=$((i + 1)); Z="$pc/intel-rapl:0"
+    mkdir -p "$Z"
+    echo package-0 > "$Z/name"; echo 1 > "$Z/enabled"; echo 262143328850 > "$Z/max_energy_range_uj"
+    [ -s "$Z/energy_uj" ] || echo 1000000 > "$Z/energy_uj"
+    if ! alive "$pidf"; then
+      setsid "$LAB/powercap-writer.sh" "$Z" "$w" </dev/null >/dev/null 2>&1 &
+      echo $! > "$pidf"
+      log "powercap writer started: $Z at $w W (pid $(cat "$pidf"))"
+    fi
+  done
 
   # 4b. fake GPUs. Slurm: GRES gpu:N on /dev/nvidia[0-N-1]; slurmd stats each File= (major/minor for the devices
   #     cgroup), so the nodes must exist: created here (char 195:N, the NVIDIA major) only when absent, listed in
@@ -153,7 +173,17 @@ EOF
   fi
 
   # 5. alumet-hpc config + hook wrappers (slurmd runs hooks with no argv/PATH/HOME; nothing job-controlled here)
-  cat > "$LAB/alumet.toml" <<EOF
+  #    write_config FILE POWERCAP STATE_DIR LOG_FILE. With LAB_DB_ENV: the PostgreSQL server's writer role for the hooks
+  #    and its read-only role for the report gate (README, "the report's read-only role").
+  local DBTOML=""
+  if [ -n "$LAB_DB_ENV" ]; then
+    [ -r "$LAB_DB_ENV" ] || die "LAB_DB_ENV=$LAB_DB_ENV is not readable: start tests/e2e/postgres/pg-lab.sh first"
+    # shellcheck disable=SC1090
+    DBTOML=$(. "$LAB_DB_ENV"; printf '[database]\nurl = "%s"\npassword_file = "%s"\nreport_url = "%s"\nreport_password_file = "%s"\n' \
+      "$ALUMET_TEST_PG_URL" "$ALUMET_TEST_PG_PASSWORD_FILE" "$ALUMET_TEST_PG_REPORT_URL" "$ALUMET_TEST_PG_REPORT_PASSWORD_FILE")
+  fi
+  write_config() {
+  cat > "$1" <<EOF
 # generated by slurm-lab.sh
 [sampler]
 rapl_hz = 100
@@ -170,18 +200,38 @@ estimate = "off"
 nvml = "$NVML_ON"
 
 [paths]
-powercap_root = "$LAB/powercap"
+powercap_root = "$2"
 cgroup_root = "/sys/fs/cgroup"
-state_dir = "$LAB/alumet/state"
+state_dir = "$3"
 data_dir = "$LAB/alumet/data"
 database = "$LAB/alumet/accounting.db"
-log_file = "$LAB/log/alumet-hpc.log"
+log_file = "$4"
 nvml_library = "$LAB/nvml/libnvidia-ml.so.1"
+
+[cluster]
+name = "$CLUSTER_NAME"
+
+$DBTOML
 EOF
+  }
+  # $LAB/alumet.toml: the one node's hooks, and the system config of the report gate (also with logical nodes)
+  write_config "$LAB/alumet.toml" "$LAB/powercap" "$LAB/alumet/state" "$LAB/log/alumet-hpc.log"
+  local CONFIG_ARG="$LAB/alumet.toml"
+  if [ "$LAB_NODES" -gt 1 ]; then
+    # A node-local state_dir (and outbox) and log per logical node, chosen by the hook from SLURMD_NODENAME, which
+    # the case below only lets through as one of the lab's own names.
+    for n in $(lab_nodes); do
+      mkdir -p "$LAB/nodes/$n/state"; chmod 755 "$LAB/nodes" "$LAB/nodes/$n"
+      write_config "$LAB/nodes/$n/alumet.toml" "$LAB/nodes/$n/powercap" "$LAB/nodes/$n/state" "$LAB/log/alumet-hpc.$n.log"
+    done
+    CONFIG_ARG="$LAB/nodes/\$SLURMD_NODENAME/alumet.toml"
+  fi
+  local NODE_CASE=""
+  [ "$LAB_NODES" -gt 1 ] && NODE_CASE="case \"\$SLURMD_NODENAME\" in $(lab_nodes | paste -sd'|')) ;; *) exit 0 ;; esac"$'\n'
   # Same shape as slurm/alumet-slurm-{prolog,epilog}: exit 0 even when the binary is missing or crashes.
   for k in prolog epilog; do
-    printf '#!/bin/sh\n# generated by slurm-lab.sh (see slurm/alumet-slurm-%s)\n%s slurm %s --config %s </dev/null >/dev/null 2>&1\nexit 0\n' \
-      "$k" "$BIN" "$k" "$LAB/alumet.toml" > "$LAB/hooks/$k"
+    printf '#!/bin/sh\n# generated by slurm-lab.sh (see slurm/alumet-slurm-%s)\n%s%s slurm %s --config "%s" </dev/null >/dev/null 2>&1\nexit 0\n' \
+      "$k" "$NODE_CASE" "$BIN" "$k" "$CONFIG_ARG" > "$LAB/hooks/$k"
     chmod 755 "$LAB/hooks/$k"
   done
 
@@ -196,16 +246,27 @@ EOF
     PT="ProctrackType=proctrack/linuxproc"; TP="TaskPlugin=task/none"; JAG="JobAcctGatherType=jobacct_gather/linux"
     [ "$PROLOG_FLAGS" = auto ] && PROLOG_FLAGS=Alloc
   fi
-  local NODELINE NODENAME GRESTYPES="" NODEGRES="" NEWGRES=""
+  local NODELINE NODENAME GRESTYPES="" NODEGRES="" NEWGRES="" NODELINES="" DSUFFIX=""
   NODELINE=$(slurmd -C | head -1); NODENAME=$(node_name)
   if [ "$LAB_GPUS" -gt 0 ]; then
     GRESTYPES="GresTypes=gpu"; NODEGRES=" Gres=gpu:$LAB_GPUS"
     NEWGRES=$(printf '# generated by slurm-lab.sh\nAutoDetect=off\nName=gpu File=/dev/nvidia[0-%d]\n' $((LAB_GPUS - 1)))
   fi
+  if [ "$LAB_NODES" -gt 1 ]; then
+    # multiple-slurmd: every logical node on this host (NodeHostname), its own port; %n = the node's name
+    DSUFFIX=-%n
+    local port=$SLURMD_PORT
+    for n in $(lab_nodes); do
+      NODELINES+="$(echo "$NODELINE" | sed "s/^NodeName=$NODENAME /NodeName=$n NodeHostname=$NODENAME NodeAddr=127.0.0.1 Port=$port /")$NODEGRES State=UNKNOWN"$'\n'
+      port=$((port + 1))
+    done
+  else
+    NODELINES="$(echo "$NODELINE" | sed "s/^NodeName=$NODENAME /NodeName=$NODENAME NodeAddr=127.0.0.1 /")$NODEGRES State=UNKNOWN"
+  fi
   local NEWCONF
   NEWCONF=$(cat <<EOF
 # generated by slurm-lab.sh - do not edit (re-run the script instead)
-ClusterName=lab
+ClusterName=$CLUSTER_NAME
 SlurmctldHost=$NODENAME(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
@@ -214,11 +275,11 @@ CredType=cred/munge
 SlurmctldPort=$SLURMCTLD_PORT
 SlurmdPort=$SLURMD_PORT
 StateSaveLocation=$LAB/state/ctld
-SlurmdSpoolDir=$LAB/state/d
+SlurmdSpoolDir=$LAB/state/d$DSUFFIX
 SlurmctldPidFile=$LAB/run/slurmctld.pid
-SlurmdPidFile=$LAB/run/slurmd.pid
+SlurmdPidFile=$LAB/run/slurmd$DSUFFIX.pid
 SlurmctldLogFile=$LAB/log/slurmctld.log
-SlurmdLogFile=$LAB/log/slurmd.log
+SlurmdLogFile=$LAB/log/slurmd$DSUFFIX.log
 SlurmctldDebug=info
 SlurmdDebug=debug
 MpiDefault=none
@@ -244,7 +305,7 @@ MinJobAge=300
 SlurmctldTimeout=30
 SlurmdTimeout=60
 Waittime=0
-$(echo "$NODELINE" | sed "s/^NodeName=$NODENAME /NodeName=$NODENAME NodeAddr=127.0.0.1 /")$NODEGRES State=UNKNOWN
+$NODELINES
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
 )
@@ -285,10 +346,12 @@ EOF
   # 8. slurmctld + slurmd
   local d
   if [ "$CONF_CHANGED" = 1 ]; then
-    for d in slurmd slurmctld; do
-      if alive "$LAB/run/$d.pid" "$d"; then
-        log "config changed: restarting $d"; kill "$(cat "$LAB/run/$d.pid")"
-        for _ in $(seq 1 100); do alive "$LAB/run/$d.pid" "$d" || break; sleep 0.1; done
+    local f
+    for f in $(for n in $(lab_nodes); do slurmd_pidfile "$n"; done) "$LAB/run/slurmctld.pid"; do
+      d=$(basename "$f" .pid); d=${d%%-*}
+      if alive "$f" "$d"; then
+        log "config changed: restarting $d ($f)"; kill "$(cat "$f")"
+        for _ in $(seq 1 100); do alive "$f" "$d" || break; sleep 0.1; done
       fi
     done
   fi
@@ -296,24 +359,32 @@ EOF
   SCHED0=$(grep -c 'SchedulerParameters=' "$LAB/log/slurmctld.log" 2>/dev/null || true)
   if ! alive "$LAB/run/slurmctld.pid" slurmctld; then slurmctld; CTLD_STARTED=1; log "slurmctld started"; fi
   wait_for 30 slurmctld scontrol ping
-  local SLURMD_T0=0
-  if ! alive "$LAB/run/slurmd.pid" slurmd; then SLURMD_T0=$(( $(date +%s) - 1 )); slurmd; log "slurmd started"; fi
-  registered() { local t; t=$(scontrol show node "$NODENAME" 2>/dev/null | sed -n 's/.*SlurmdStartTime=\([^ ]*\).*/\1/p'); [ -n "$t" ] && [ "$t" != None ] && [ "$(date -d "$t" +%s 2>/dev/null || echo 0)" -ge "$SLURMD_T0" ]; }
+  local SLURMD_T0=0 n
+  for n in $(lab_nodes); do
+    if ! alive "$(slurmd_pidfile "$n")" slurmd; then
+      SLURMD_T0=$(( $(date +%s) - 1 ))
+      if [ "$LAB_NODES" -gt 1 ]; then slurmd -N "$n"; else slurmd; fi
+      log "slurmd started for $n"
+    fi
+  done
+  registered() { local t; t=$(scontrol show node "$1" 2>/dev/null | sed -n 's/.*SlurmdStartTime=\([^ ]*\).*/\1/p'); [ -n "$t" ] && [ "$t" != None ] && [ "$(date -d "$t" +%s 2>/dev/null || echo 0)" -ge "$SLURMD_T0" ]; }
   local end=$(( $(date +%s) + 60 )) s
-  while :; do
-    s=$(sinfo -h -n "$NODENAME" -o %T 2>/dev/null || true)
-    case "$s" in
-      idle|mixed|allocated|completing) registered && break ;;
-      drain*|down*) scontrol update nodename="$NODENAME" state=resume 2>/dev/null || true ;;
-    esac
-    [ "$(date +%s)" -lt $end ] || die "node $NODENAME not idle after 60 s (state '$s'); see $LAB/log/slurmd.log"
-    sleep 0.2
+  for n in $(lab_nodes); do
+    while :; do
+      s=$(sinfo -h -n "$n" -o %T 2>/dev/null || true)
+      case "$s" in
+        idle|mixed|allocated|completing) registered "$n" && break ;;
+        drain*|down*) scontrol update nodename="$n" state=resume 2>/dev/null || true ;;
+      esac
+      [ "$(date +%s)" -lt $end ] || die "node $n not idle after 60 s (state '$s'); see $LAB/log/slurmd*.log"
+      sleep 0.2
+    done
   done
   # slurmctld's first scheduling pass comes ~3 s after start; batch jobs sit PENDING until then.
   if [ "$CTLD_STARTED" = 1 ]; then
     wait_for 20 "first scheduler pass" bash -c "[ \$(grep -c 'SchedulerParameters=' '$LAB/log/slurmctld.log') -gt ${SCHED0:-0} ]"
   fi
-  log "node $NODENAME is $s - ready.  source $LAB/env.sh"
+  log "node(s) $(lab_nodes | paste -sd' ') $s - ready.  source $LAB/env.sh"
 }
 
 # ------------------------------------------------------------------------------------------------ stop
@@ -325,14 +396,14 @@ stop() {
       for _ in $(seq 1 100); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.2; done
     fi
   fi
-  stop_pidfile "$LAB/run/slurmd.pid" slurmd
+  local f
+  for f in "$LAB"/run/slurmd.pid "$LAB"/run/slurmd-*.pid; do [ -e "$f" ] && stop_pidfile "$f" slurmd; done
   stop_pidfile "$LAB/run/slurmctld.pid" slurmctld
   stop_pidfile "$LAB/run/munged.pid" munged
-  stop_pidfile "$LAB/run/powercap-writer.pid" powercap-writer
+  for f in "$LAB"/run/powercap-writer.pid "$LAB"/run/powercap-writer-*.pid; do [ -e "$f" ] && stop_pidfile "$f" powercap-writer; done
   local p
   # samplers left behind (should be none: every epilog stops its own) - only those recorded by our state dir
-  local f
-  for f in "$LAB"/alumet/state/slurm/*/sampler.pid; do
+  for f in "$LAB"/alumet/state/slurm/*/sampler.pid "$LAB"/nodes/*/state/slurm/*/sampler.pid; do
     [ -e "$f" ] && alive "$f" alumet-hpc && { p=$(awk '{print $1}' "$f"); kill -KILL "$p" 2>/dev/null || true; log "killed leftover sampler $p"; }
   done
   # empty leftover job cgroups (v1) so the next start is clean
@@ -345,15 +416,19 @@ stop() {
     rm -f "$LAB/run/created-devices"
   fi
   if [ "${1:-}" = --purge ]; then
-    rm -rf "$LAB"/state "$LAB"/log "$LAB"/out "$LAB"/run "$LAB"/alumet "$LAB"/powercap
+    rm -rf "$LAB"/state "$LAB"/log "$LAB"/out "$LAB"/run "$LAB"/alumet "$LAB"/powercap "$LAB"/nodes
     log "purged state under $LAB"
   fi
   log "stopped"
 }
 
 status() {
-  alive "$LAB/run/slurmctld.pid" slurmctld && alive "$LAB/run/slurmd.pid" slurmd && alive "$LAB/run/powercap-writer.pid" \
-    && scontrol ping >/dev/null 2>&1 && case "$(sinfo -h -o %T 2>/dev/null)" in idle|mixed|allocated|completing) true ;; *) false ;; esac
+  local n
+  alive "$LAB/run/slurmctld.pid" slurmctld && scontrol ping >/dev/null 2>&1 || return 1
+  for n in $(lab_nodes); do
+    alive "$(slurmd_pidfile "$n")" slurmd || return 1
+    case "$(sinfo -h -n "$n" -o %T 2>/dev/null)" in idle|mixed|allocated|completing) ;; *) return 1 ;; esac
+  done
 }
 
 case "${1:-}" in

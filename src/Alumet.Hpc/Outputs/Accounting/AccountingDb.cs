@@ -24,11 +24,12 @@ public enum RunSelection
 /// <param name="Until">Rows that started at or before this instant (sacct -E).</param>
 /// <param name="Nodes">Jobs with a row on any of these nodes (every row of such a job is returned).</param>
 /// <param name="WithSteps">False skips the steps table (sacct -X).</param>
+/// <param name="Names">Job names (any of them, exact: sacct --name).</param>
 public sealed record JobQuery(
     IReadOnlyList<string>? JobIds = null, string? User = null, int? Uid = null, string? Cluster = null, string? Scheduler = null, int? Limit = null,
     RunSelection Runs = RunSelection.Latest, string? RunId = null,
     IReadOnlyList<string>? Users = null, IReadOnlyList<string>? Clusters = null, DateTime? Since = null, DateTime? Until = null,
-    IReadOnlyList<string>? Nodes = null, bool WithSteps = true);
+    IReadOnlyList<string>? Nodes = null, bool WithSteps = true, IReadOnlyList<string>? Names = null);
 
 /// <summary>
 /// The accounting database: one row per (cluster, scheduler, job_id, node, run_id) plus a child table of steps, on
@@ -140,7 +141,7 @@ public sealed class AccountingDb : IDisposable
             node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at,
             wall_energy_j, wall_model_energy_j, wall_model_uncertainty_j, wall_model,
             energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j,
-            facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note)
+            facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note, job_name)
         VALUES (@c, @s, @j, @n, @r, @user, @uid, @start, @end, @elapsed,
             @pkg, @core, @uncore, @dram, @psys, @gpu, @total,
             @ave, @max, @hz, @freq, @ifaces, @est, @model, @perimeter,
@@ -148,7 +149,7 @@ public sealed class AccountingDb : IDisposable
             @nodej, @unattr, @other, @status, @reason, @parquet, @version, @updated,
             @wallj, @wallmj, @wallmu, @wallm,
             @ui, @ua, @ur, @um, @uk, @utotal,
-            @fac, @facu, @co2, @co2u, @cbasis, @cnote)
+            @fac, @facu, @co2, @co2u, @cbasis, @cnote, @name)
         ON CONFLICT (cluster, scheduler, job_id, node, run_id) DO UPDATE SET
             "user"=excluded."user", uid=excluded.uid, start_time=excluded.start_time, end_time=excluded.end_time,
             elapsed_s=excluded.elapsed_s, energy_package_j=excluded.energy_package_j, energy_core_j=excluded.energy_core_j,
@@ -167,7 +168,8 @@ public sealed class AccountingDb : IDisposable
             energy_u_random_j=excluded.energy_u_random_j, energy_missed_max_j=excluded.energy_missed_max_j,
             energy_u_k=excluded.energy_u_k, total_energy_u_j=excluded.total_energy_u_j,
             facility_energy_j=excluded.facility_energy_j, facility_energy_u_j=excluded.facility_energy_u_j,
-            co2e_g=excluded.co2e_g, co2e_u_g=excluded.co2e_u_g, carbon_basis=excluded.carbon_basis, carbon_note=excluded.carbon_note
+            co2e_g=excluded.co2e_g, co2e_u_g=excluded.co2e_u_g, carbon_basis=excluded.carbon_basis, carbon_note=excluded.carbon_note,
+            job_name=excluded.job_name
         WHERE {string.Format(CultureInfo.InvariantCulture, RankSql, "excluded")} >= {string.Format(CultureInfo.InvariantCulture, RankSql, "jobs")}
         RETURNING 1;
         """;
@@ -194,12 +196,7 @@ public sealed class AccountingDb : IDisposable
                 Key(up, r);
                 Add(up, "user", r.User);
                 Add(up, "uid", (long)r.Uid);
-                Add(up, "start", JobRecord.FormatTime(r.Start));
-                Add(up, "end", JobRecord.FormatTime(r.End));
-                Add(up, "elapsed", r.ElapsedS);
-                Energies(up, r.Energy);
-                Add(up, "ave", r.AvePowerW);
-                Add(up, "max", r.MaxPowerW);
+                Measured(up, r.Start, r.End, r.ElapsedS, r.Energy, r.AvePowerW, r.MaxPowerW);
                 Add(up, "hz", r.FrequencyHz);
                 Add(up, "freq", r.Frequency);
                 Add(up, "ifaces", r.Interfaces);
@@ -230,6 +227,7 @@ public sealed class AccountingDb : IDisposable
                 Add(up, "co2u", (object?)r.Carbon.Co2eUG ?? DBNull.Value);
                 Add(up, "cbasis", r.Carbon.Basis);
                 Add(up, "cnote", r.Carbon.Note);
+                Add(up, "name", r.JobName);
                 if (up.ExecuteScalar() is null or DBNull)
                 {
                     tx.Rollback(); // a better status is stored
@@ -253,12 +251,7 @@ public sealed class AccountingDb : IDisposable
                     """);
                 Key(ins, r);
                 Add(ins, "step", st.StepId);
-                Add(ins, "start", JobRecord.FormatTime(st.Start));
-                Add(ins, "end", JobRecord.FormatTime(st.End));
-                Add(ins, "elapsed", st.ElapsedS);
-                Energies(ins, st.Energy);
-                Add(ins, "ave", st.AvePowerW);
-                Add(ins, "max", st.MaxPowerW);
+                Measured(ins, st.Start, st.End, st.ElapsedS, st.Energy, st.AvePowerW, st.MaxPowerW);
                 Add(ins, "samples", st.SampleCount);
                 Add(ins, "wrap", st.WrapAmbiguous);
                 Uncertainty(ins, st.Uncertainty);
@@ -304,9 +297,12 @@ public sealed class AccountingDb : IDisposable
         In(sql, cmd, "cluster", "c", [.. q.Clusters ?? [], .. string.IsNullOrEmpty(q.Cluster) ? Array.Empty<string>() : [q.Cluster]]);
         if (!string.IsNullOrEmpty(q.Scheduler)) { sql.Append(" AND scheduler = @sched"); Add(cmd, "sched", q.Scheduler); }
         if (!string.IsNullOrEmpty(q.RunId)) { sql.Append(" AND run_id = @run"); Add(cmd, "run", q.RunId); }
+        In(sql, cmd, "job_name", "name", q.Names);
         if (q.Since is not null || q.Until is not null)
         {
-            sql.Append(" AND ((end_time >= @since AND start_time <= @until) OR (end_time = '' AND updated_at >= @since AND updated_at <= @until))");
+            // One indexed expression (migration 6), not an OR of two columns: SQLite answers such an OR by collecting every
+            // matching rowid in memory before the first row (48 MB for 1 M rows).
+            sql.Append(" AND (").Append(Schema.WindowEnd).Append(") >= @since AND (").Append(Schema.WindowStart).Append(") <= @until");
             Add(cmd, "since", JobRecord.FormatTime(q.Since ?? DateTime.UnixEpoch));
             Add(cmd, "until", JobRecord.FormatTime(q.Until ?? new DateTime(9999, 1, 1, 0, 0, 0, DateTimeKind.Utc)));
         }
@@ -339,6 +335,7 @@ public sealed class AccountingDb : IDisposable
                 o.Str(rd, o.Status), o.Str(rd, o.Reason), o.Str(rd, o.Parquet), o.Str(rd, o.Version), [])
             {
                 RunId = o.Str(rd, o.RunId),
+                JobName = o.Str(rd, o.JobName),
                 WallModelEnergyJ = o.Dbl(rd, o.WallModelJ), WallModelUncertaintyJ = o.Dbl(rd, o.WallModelU), WallModel = o.Str(rd, o.WallModel),
                 Uncertainty = ReadUncertainty(rd),
                 Carbon = new FacilityCarbon(NDbl(rd, "facility_energy_j"), NDbl(rd, "facility_energy_u_j"), NDbl(rd, "co2e_g"), NDbl(rd, "co2e_u_g"),
@@ -404,7 +401,7 @@ public sealed class AccountingDb : IDisposable
             Pkg = rd.GetOrdinal("energy_package_j"), Core = rd.GetOrdinal("energy_core_j"), Uncore = rd.GetOrdinal("energy_uncore_j"),
             Dram = rd.GetOrdinal("energy_dram_j"), Psys = rd.GetOrdinal("energy_psys_j"), Gpu = rd.GetOrdinal("energy_gpu_j"),
             WallJ = rd.GetOrdinal("wall_energy_j"), WallModelJ = rd.GetOrdinal("wall_model_energy_j"),
-            WallModelU = rd.GetOrdinal("wall_model_uncertainty_j"), WallModel = rd.GetOrdinal("wall_model");
+            WallModelU = rd.GetOrdinal("wall_model_uncertainty_j"), WallModel = rd.GetOrdinal("wall_model"), JobName = rd.GetOrdinal("job_name");
 
         public string Str(DbDataReader r, int i) => r.IsDBNull(i) ? "" : r.GetString(i);
         public double Dbl(DbDataReader r, int i) => r.IsDBNull(i) ? 0 : r.GetDouble(i);
@@ -462,8 +459,12 @@ public sealed class AccountingDb : IDisposable
         Add(cmd, "r", r.RunId);
     }
 
-    private static void Energies(DbCommand cmd, DomainEnergies e)
+    /// <summary>The parameters of <see cref="Schema"/>'s measured columns, common to jobs and steps.</summary>
+    private static void Measured(DbCommand cmd, DateTime? start, DateTime? end, double elapsedS, DomainEnergies e, double aveW, double maxW)
     {
+        Add(cmd, "start", JobRecord.FormatTime(start));
+        Add(cmd, "end", JobRecord.FormatTime(end));
+        Add(cmd, "elapsed", elapsedS);
         Add(cmd, "pkg", e.PackageJ);
         Add(cmd, "core", e.CoreJ);
         Add(cmd, "uncore", e.UncoreJ);
@@ -471,6 +472,8 @@ public sealed class AccountingDb : IDisposable
         Add(cmd, "psys", e.PsysJ);
         Add(cmd, "gpu", e.GpuJ);
         Add(cmd, "total", e.TotalJ);
+        Add(cmd, "ave", aveW);
+        Add(cmd, "max", maxW);
     }
 
     /// <summary>Runs a transaction again while the back end reports contention (SQLite BUSY/LOCKED, PostgreSQL

@@ -73,6 +73,10 @@ public sealed record JobRecord(
     /// earlier run. Empty only for rows migrated from a database without start time.</summary>
     public string RunId { get; init; } = "";
 
+    /// <summary>The job's name as the scheduler gave it (sacct's JobName: Slurm, OAR; the command for <c>exec</c>), "" when
+    /// the scheduler did not say. Text chosen by the user: the report prints it through <c>ReportFields.Untrusted</c>.</summary>
+    public string JobName { get; init; } = "";
+
     /// <summary>The job's share of the BMC's whole-node wall energy (node_wall, measured), J; 0 without a BMC.</summary>
     public double WallEnergyJ => Energy.WallJ;
 
@@ -105,6 +109,7 @@ public sealed record JobRecord(
             Carbon = summary.Carbon,
             // Spools written before run ids: the sampler's start names the run.
             RunId = meta.RunId.Length > 0 ? meta.RunId : Jobs.RunId.FromStartNs(meta.StartWallNs),
+            JobName = meta.JobName,
         };
     }
 
@@ -116,6 +121,7 @@ public sealed record JobRecord(
         JobStatus.NotMeasured, reason, "", toolVersion, [])
     {
         RunId = id.RunId,
+        JobName = id.JobName,
     };
 
     internal static string FormatTime(DateTime? t) =>

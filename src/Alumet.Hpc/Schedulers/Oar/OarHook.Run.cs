@@ -16,11 +16,12 @@ public static partial class OarHook
     /// <param name="kind">"prologue", "epilogue" or "resource-manager".</param>
     /// <param name="argv">The arguments after the kind (see <see cref="ParseRequest"/>).</param>
     /// <param name="configPath">The config file in use, handed to the sampler.</param>
-    public static int Run(string kind, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, AlumetConfig config, string? configPath)
+    public static int Run(string kind, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, AlumetConfig config, string? configPath,
+        string? jobName = null)
     {
         try
         {
-            OarHookParse parse = ParseRequest(kind, argv, env);
+            OarHookParse parse = ParseRequest(kind, argv, env, jobName);
             if (parse.Request is not OarHookRequest req)
             {
                 Log.Error(parse.Error ?? $"oar {kind}: invalid call");

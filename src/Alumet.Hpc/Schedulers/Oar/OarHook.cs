@@ -24,7 +24,8 @@ public static partial class OarHook
     /// <param name="kind">"prologue", "epilogue" or "resource-manager" (then argv[0] is init|clean).</param>
     /// <param name="argv">prologue/epilogue: <c>jobid user nodefile</c>;
     /// resource-manager: <c>init|clean jobid user node resources_file</c> (from job_resource_manager_alumet.pl).</param>
-    public static OarHookParse ParseRequest(string kind, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env)
+    /// <param name="jobName">The job hash's <c>job_name</c> (<c>--job-name=</c>, resource manager only); null when not given.</param>
+    public static OarHookParse ParseRequest(string kind, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, string? jobName = null)
     {
         static OarHookParse Fail(string msg) => new(null, msg);
         string? Env(string k) => env.TryGetValue(k, out string? v) ? v : null;
@@ -69,7 +70,8 @@ public static partial class OarHook
                 if (!OarInput.IsNodeName(node)) return Fail($"oar resource-manager: node {OarInput.Quote(node)} is not a node name");
                 if (!OarInput.IsSafeAbsolutePath(resources))
                     return Fail($"oar resource-manager: resources file {OarInput.Quote(resources)} is not an absolute path");
-                return new OarHookParse(new OarHookRequest(k, jobId, user, null, resources, node), null);
+                // The user's text: recorded as is (bounded), printed safely by the report.
+                return new OarHookParse(new OarHookRequest(k, jobId, user, null, resources, node, JobIdentity.RecordedName(jobName)), null);
             }
             default:
                 return Fail($"oar: unknown hook {OarInput.Quote(kind)} (prologue, epilogue or resource-manager)");
@@ -100,7 +102,7 @@ public static partial class OarHook
         IReadOnlyList<OarResource> resources = resourcesText is null ? Array.Empty<OarResource>() : OarResourceProperties.Parse(resourcesText);
         string node = ResolveNode(request, resources, hostName);
         string cluster = configuredCluster.Length > 0 ? configuredCluster : "local";
-        var identity = new JobIdentity(Scheduler, cluster, request.JobId, request.User, uid, node);
+        var identity = new JobIdentity(Scheduler, cluster, request.JobId, request.User, uid, node) { JobName = request.JobName };
         return new OarJob(identity, OarResourceProperties.GpuDevices(resources, node));
     }
 }

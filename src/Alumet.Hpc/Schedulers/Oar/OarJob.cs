@@ -18,9 +18,10 @@ public enum OarHookKind
 /// <summary>
 /// A validated hook invocation. <see cref="Node"/> is the OAR network_address of this node when known
 /// (resource manager: TAKTUK_HOSTNAME; prologue/epilogue: resolved from the resources file later).
+/// <see cref="JobName"/> is the job hash's <c>job_name</c> (resource manager only; "" otherwise).
 /// </summary>
 public sealed record OarHookRequest(
-    OarHookKind Kind, string JobId, string User, string? NodeFile, string? ResourcesFile, string? Node);
+    OarHookKind Kind, string JobId, string User, string? NodeFile, string? ResourcesFile, string? Node, string JobName = "");
 
 public sealed record OarHookParse(OarHookRequest? Request, string? Error);
 

@@ -56,7 +56,12 @@ public static partial class SlurmHook
             return Fail($"SLURM_JOB_SLUID {SchedulerInput.Quote(sluid)} is not a SLUID (letters and digits)");
 
         // The SLUID names the run on every node; without one (Slurm < 25.11) the sampler's start names it.
-        var identity = new JobIdentity(Scheduler, cluster, jobId!, user!, uid, node!, sluid ?? "");
+        // SLURM_JOB_NAME: slurmd's Prolog/Epilog environment has no job name (prep_script_slurmd.c, 22.05 to 26.11);
+        // taken when a site's wrapper or a later Slurm provides it (slurm/README.md, "Job names").
+        var identity = new JobIdentity(Scheduler, cluster, jobId!, user!, uid, node!, sluid ?? "")
+        {
+            JobName = JobIdentity.RecordedName(Get("SLURM_JOB_NAME")),
+        };
         return new SlurmJobParse(new SlurmJob(identity, gid, gpus, sluid), null);
     }
 }

@@ -39,6 +39,22 @@ public sealed class OarHookParseTests
         Assert.Equal(OarHookKind.ResourceManagerClean, clean.Request!.Kind);
     }
 
+    [Fact]
+    public void Resource_manager_passes_the_job_name_as_one_safe_token()
+    {
+        // job_resource_manager_alumet.pl passes the job hash's job_name (oarsub -n, the user's text) as --job-name=...
+        string[] argv = ["oar", "resource-manager", "--job-name=@/etc/shadow -c /tmp/x.toml", "init", "42", "bob", "n1", "/var/lib/oar/42_resources"];
+        var parsed = Alumet.Hpc.Commands.AlumetCli.CreateRoot().Parse(argv);
+        Assert.Empty(parsed.Errors);
+        Assert.Equal("@/etc/shadow -c /tmp/x.toml", parsed.GetValue<string>("--job-name"));
+        Assert.Null(parsed.GetValue<string>("--config"));
+        Assert.Equal(5, parsed.GetValue<string[]>("args")!.Length);
+        var init = OarHook.ParseRequest("resource-manager", ["init", "42", "bob", "n1", "/var/lib/oar/42_resources"], NoEnv, "@/etc/shadow -c /tmp/x.toml");
+        Assert.Equal("@/etc/shadow -c /tmp/x.toml", init.Request!.JobName);
+        var job = OarHook.ResolveJob(init.Request, null, "n1", "", 1001);
+        Assert.Equal("@/etc/shadow -c /tmp/x.toml", job.Identity.JobName);
+    }
+
     [Theory]
     [InlineData("prologue", new[] { "3", "oarlabuser" }, "oar prologue: expected 3 arguments (jobid user nodefile), got 2")]
     [InlineData("prologue", new[] { "3;rm -rf /", "u", "/var/lib/oar/3" }, "oar prologue: job id \"3;rm -rf /\" is not a job id (digits)")]

@@ -48,6 +48,27 @@ public sealed class SlurmJobParseTests
     }
 
     [Fact]
+    public void AJobNameInTheEnvironmentReachesTheSamplerAsOneSafeToken()
+    {
+        // slurmd 22.05 gives no SLURM_JOB_NAME (prep_script_slurmd.c); a wrapper or a later Slurm may. A hostile name
+        // (sbatch -J) must stay one value: never an option, never a response file that root would read.
+        const string name = "@/etc/shadow --uid 0";
+        SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_NAME", name)));
+        Assert.Equal(name, p.Job!.Identity.JobName);
+        var args = SamplerLauncher.SampleArguments(new SamplerLaunch(p.Job.Identity, null, [], null)).ToArray();
+        Assert.Contains("--job-name=" + name, args);
+        var parsed = Alumet.Hpc.Commands.AlumetCli.CreateRoot().Parse(args);
+        Assert.Empty(parsed.Errors);
+        Assert.Equal(name, parsed.GetValue<string>("--job-name"));
+        Assert.Equal(1001, parsed.GetValue<int>("--uid"));
+        Assert.Equal("", SlurmHook.ParseJob(Env()).Job!.Identity.JobName);
+        Assert.DoesNotContain(SamplerLauncher.SampleArguments(new SamplerLaunch(SlurmHook.ParseJob(Env()).Job!.Identity, null, [], null)),
+            a => a.StartsWith("--job-name", StringComparison.Ordinal));
+        Assert.Equal(new string('x', JobIdentity.MaxJobName - 3) + "...",
+            SlurmHook.ParseJob(Env(("SLURM_JOB_NAME", new string('x', 5000))))!.Job!.Identity.JobName);
+    }
+
+    [Fact]
     public void WithoutSluidThePrologNamesTheRunByItsStartTime()
     {
         SlurmJobParse p = SlurmHook.ParseJob(Env());

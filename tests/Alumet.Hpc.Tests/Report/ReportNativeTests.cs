@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Alumet.Hpc.Tests.Commands;
+using Alumet.Hpc.Tests.Fakes;
+using Microsoft.Data.Sqlite;
+using Xunit;
+
+namespace Alumet.Hpc.Tests.Report;
+
+/// <summary>
+/// alumet-report through the native binary (ALUMET_HPC_BIN): job names recorded by <c>exec</c> and selected with
+/// <c>--name</c>, hostile names printed safely, and a listing whose memory does not grow with its length. The databases
+/// are created by the binary itself (one <c>exec</c>), so these tests run unchanged against an older build.
+/// </summary>
+public sealed class ReportNativeTests
+{
+    private static (int Code, string Out, string Err) Report(params string[] args) => Run(out _, ["report", .. args]);
+
+    private static (int Code, string Out, string Err) Run(out long peakRssKb, params string[] args)
+    {
+        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), args)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        })!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        // VmHWM only grows: its last value read before the exit is the peak of everything before it (the sort of a
+        // listing happens before the first line, long before the end).
+        long peak = 0;
+        while (!p.HasExited)
+        {
+            try
+            {
+                foreach (string line in File.ReadLines($"/proc/{p.Id}/status"))
+                    if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                        peak = Math.Max(peak, long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]));
+            }
+            catch (IOException) { }
+            Thread.Sleep(5);
+        }
+        p.WaitForExit();
+        peakRssKb = peak;
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private static void Exec(TestInstallation install, string jobId, params string[] command)
+    {
+        var (code, _, err) = Run(out _, ["exec", "--config", install.ConfigPath, "--job-id", jobId, "--no-report", "--", .. command]);
+        Assert.True(code == 0, err);
+    }
+
+    [Fact]
+    public void ExecRecordsTheCommandAsTheJobNameAndNameSelectsIt()
+    {
+        using var install = ExecBinaryTests.NewInstall();
+        Exec(install, "71", "true");
+        Exec(install, "72", "sh", "-c", "exit 0");
+        Exec(install, "73", "/bin/true");
+        string[] list = ["--config", install.ConfigPath, "-S", "2000-01-01", "-X", "-P", "-n", "-o", "JobID,JobName"];
+        Assert.Equal("71|true\n72|sh\n73|true\n", Report(list).Out);
+        Assert.Equal("71|true\n73|true\n", Report([.. list, "--name", "true"]).Out);
+        Assert.Equal("71|true\n72|sh\n73|true\n", Report([.. list, "--name", "sh,true"]).Out);
+        Assert.Equal("72|sh\n", Report([.. list, "--name", "sh", "--name", "nothing"]).Out);
+        var none = Report([.. list, "--name", "tru"]); // exact names, as sacct
+        Assert.Equal((0, "", ""), none);
+        using var doc = JsonDocument.Parse(Report("--config", install.ConfigPath, "-j", "72", "--json").Out);
+        Assert.Equal("sh", doc.RootElement.GetProperty("jobs")[0].GetProperty("name").GetString());
+    }
+
+    [Fact]
+    public void AJobNameIsUntrustedTextInEveryLayout()
+    {
+        using var install = ExecBinaryTests.NewInstall();
+        Exec(install, "81", "true");
+        // A name as a user can choose it (sbatch -J, oarsub -n): a terminal escape, a newline, the delimiter, a
+        // right-to-left override, a tab.
+        const string hostile = "x\u001b[2J\u001b]0;pwned\u0007|y\nz\u202Eq\tw";
+        using (var con = new SqliteConnection($"Data Source={install.Config.Paths.Database}"))
+        {
+            con.Open();
+            using var cmd = con.CreateCommand();
+            cmd.CommandText = "UPDATE jobs SET job_name = $n WHERE job_id = '81';";
+            cmd.Parameters.AddWithValue("$n", hostile);
+            Assert.Equal(1, cmd.ExecuteNonQuery());
+        }
+        const string safe = "x?[2J?]0;pwned?|y?z?q?w";
+        string[] one = ["--config", install.ConfigPath, "-j", "81", "-X"];
+        Assert.Equal($"81|{safe.Replace('|', '/')}\n", Report([.. one, "-P", "-n", "-o", "JobID,JobName"]).Out);
+        Assert.Equal($"81;{safe.Replace(';', '/')}\n", Report([.. one, "-P", "-n", "-o", "JobID,JobName", "--delimiter", ";"]).Out);
+        string table = Report([.. one, "-n", "-o", "JobID,JobName%40"]).Out;
+        Assert.StartsWith($"{"81",12} {safe,40}\n", table);
+        string json = Report("--config", install.ConfigPath, "-j", "81", "--json").Out;
+        Assert.DoesNotContain('\u001b', json);
+        Assert.DoesNotContain('\u202E', json);
+        using var doc = JsonDocument.Parse(json);
+        Assert.Equal(safe, doc.RootElement.GetProperty("jobs")[0].GetProperty("name").GetString());
+        // Selecting by the stored name works; the echo of a bad argument is just as safe.
+        var bad = Report("--config", install.ConfigPath, "-j", "8\u001b[31m1");
+        Assert.Equal(2, bad.Code);
+        Assert.Equal("alumet-report: error: invalid job id '8?[31m1' (expected digits, optionally .step: 1234, 1234.batch, 1234.0)\n", bad.Err);
+    }
+
+    /// <summary>
+    /// A listing streams: its peak memory must not grow with the number of rows. Before schema 6 the window's OR of
+    /// two columns made SQLite collect every matching rowid in memory before the first row (+48 MB for 1 M rows).
+    /// </summary>
+    [Fact]
+    public void AListingOfTenTimesTheRowsNeedsNoMoreMemory()
+    {
+        using var install = ExecBinaryTests.NewInstall();
+        Exec(install, "1", "true"); // the binary creates the database of its own schema
+        const int Rows = 300_000;
+        using (var con = new SqliteConnection($"Data Source={install.Config.Paths.Database}"))
+        {
+            con.Open();
+            using var cmd = con.CreateCommand();
+            // Job i starts at 2026-01-01 + i minutes and lasts 10 minutes.
+            cmd.CommandText = $"""
+                DELETE FROM steps; DELETE FROM jobs;
+                WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {Rows})
+                INSERT INTO jobs (cluster, scheduler, job_id, node, "user", uid, start_time, end_time, elapsed_s, energy_package_j,
+                    total_energy_j, interfaces, status, run_id, updated_at)
+                SELECT 'lab', 'slurm', i, 'n' || (i % 16), 'u' || (i % 100), 20000 + i % 100,
+                    strftime('%Y-%m-%dT%H:%M:%S.000000Z', 1767225600 + i * 60, 'unixepoch'),
+                    strftime('%Y-%m-%dT%H:%M:%S.000000Z', 1767225600 + i * 60 + 600, 'unixepoch'),
+                    600, 1000, 1000, 'powercap', 'complete', 'r' || i, '2027-01-01T00:00:00.000000Z' FROM c;
+                """;
+            cmd.ExecuteNonQuery();
+        }
+        long Peak(string until, int expectedLines)
+        {
+            var (code, output, err) = Run(out long kb, ["report", "--config", install.ConfigPath, "--utc", "-a", "-S", "2026-01-01", "-E", until,
+                "-X", "-P", "-n", "-o", "JobID"]);
+            Assert.True(code == 0, err);
+            Assert.Equal(expectedLines, output.Count(c => c == '\n'));
+            return kb;
+        }
+        long tenth = Peak("2026-01-21T20:00:00", Rows / 10); // jobs 1..30 000
+        long all = Peak("2027-12-31", Rows);
+        Assert.True(all - tenth < 4096, $"peak RSS {tenth} kB for {Rows / 10} rows, {all} kB for {Rows}: the listing does not stream");
+    }
+}
