@@ -61,6 +61,10 @@ public sealed class SlurmMultiNodeE2ETests
             Assert.True(r.TotalJ > 0, $"job {r.JobId} on {r.Node}: no energy attributed to a busy job");
             Assert.Equal(r.PackageJ + r.DramJ + r.GpuJ, r.TotalJ);
             Assert.Equal(r.NodeJ, r.TotalJ + r.OtherJ + r.UnattributedJ, 6);
+            // One Parquet file per job and node, in the shared data_dir, named by the node the hook was told.
+            Assert.True(File.Exists(r.Parquet), $"job {r.JobId} on {r.Node}: {r.Parquet} missing");
+            Assert.StartsWith($"slurm.{r.JobId}.{r.Node}.", Path.GetFileName(r.Parquet));
+            Assert.StartsWith(Path.Combine(Lab, "alumet", "data", "jobs", $"cluster={Cluster}") + "/", r.Parquet);
         }
 
         // The report, run by the job's user through the gate (read-only role): job lines, then the node lines.
@@ -202,7 +206,7 @@ public sealed class SlurmMultiNodeE2ETests
     // ------------------------------------------------------------------------------------------ rows
 
     private sealed record Row(string JobId, string Node, string Status, string Reason, DateTime Start, DateTime End, double ElapsedS,
-        double PackageJ, double DramJ, double GpuJ, double TotalJ, double NodeJ, double OtherJ, double UnattributedJ);
+        double PackageJ, double DramJ, double GpuJ, double TotalJ, double NodeJ, double OtherJ, double UnattributedJ, string Parquet);
 
     /// <summary>Waits (up to 40 s) until each job has exactly the expected nodes' rows in the server; returns them.</summary>
     private static List<Row> WaitRows(Dictionary<string, string[]> expected)
@@ -229,7 +233,7 @@ public sealed class SlurmMultiNodeE2ETests
         using var cmd = con.CreateCommand();
         cmd.CommandText = """
             SELECT job_id, node, status, reason, start_time, end_time, elapsed_s, energy_package_j, energy_dram_j, energy_gpu_j,
-                   total_energy_j, node_energy_j, other_jobs_energy_j, unattributed_energy_j
+                   total_energy_j, node_energy_j, other_jobs_energy_j, unattributed_energy_j, parquet_path
             FROM jobs WHERE cluster = @c AND scheduler = 'slurm' AND job_id = ANY(@j) ORDER BY job_id, node;
             """;
         cmd.Parameters.AddWithValue("c", Cluster);
@@ -239,7 +243,7 @@ public sealed class SlurmMultiNodeE2ETests
         while (rd.Read())
             rows.Add(new Row(rd.GetString(0), rd.GetString(1), rd.GetString(2), rd.IsDBNull(3) ? "" : rd.GetString(3),
                 JobRecord.ParseTime(rd.GetString(4))!.Value, JobRecord.ParseTime(rd.GetString(5))!.Value, rd.GetDouble(6), rd.GetDouble(7), rd.GetDouble(8),
-                rd.GetDouble(9), rd.GetDouble(10), rd.GetDouble(11), rd.GetDouble(12), rd.GetDouble(13)));
+                rd.GetDouble(9), rd.GetDouble(10), rd.GetDouble(11), rd.GetDouble(12), rd.GetDouble(13), rd.GetString(14)));
         return rows;
     }
 
