@@ -19,6 +19,8 @@ public static class AlumetCli
         {
             ExecCommand.Create(),
             SampleCommand.Create(),
+            NodeSamplerCommand.Create(),
+            CtlCommand.Create(),
             CalibrateCommand.Create(),
             report,
             DbCommand.Create(),

@@ -11,7 +11,7 @@ public static class DbCommand
     {
         var config = CommonOptions.Config();
         var wait = new Option<double>("--wait") { Description = "give up after this many seconds (default 60)", DefaultValueFactory = _ => 60 };
-        var flush = new Command("flush", "Write the rows queued in this node's outbox (<state_dir>/outbox) to the accounting database; prints what was stored and what is left")
+        var flush = new Command("flush", "Write the rows queued in this node's outbox (<state_dir>/outbox) to the accounting database, and bring the database to this version's schema; prints what was stored and what is left")
         {
             config, wait,
         };
@@ -46,6 +46,20 @@ public static class DbCommand
         foreach (var row in r.StoredRows)
             Console.WriteLine($"stored: job {row.JobId} on {row.Node} (run {row.RunId}, {row.Scheduler}, {row.Status})");
         Console.WriteLine($"{r.Stored} row(s) stored in {backend.Where}; {r.Left} left in {outbox.Directory}{(r.Problem is null || r.Left == 0 ? "" : $": {r.Problem}")}");
-        return r.Left == 0 ? 0 : 1;
+        if (r.Left > 0) return 1;
+        // After an upgrade the database may be a schema behind, and reports read only the current one: migrate it now
+        // even when nothing was queued (a SQLite file that does not exist yet is left for the first row to create).
+        if (backend is SqliteBackend sqlite && !File.Exists(sqlite.FilePath)) return 0;
+        try
+        {
+            using var _ = AccountingDb.Open(backend, 1000, (int)Math.Min(int.MaxValue, waitS * 1000));
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or InvalidDataException or IOException or UnauthorizedAccessException
+                                   or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            Console.Error.WriteLine($"alumet-hpc: db flush: {backend.Where} was not migrated to schema {AccountingDb.SchemaVersion}: {backend.Describe(e)}");
+            return 1;
+        }
+        return 0;
     }
 }

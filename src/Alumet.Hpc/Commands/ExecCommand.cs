@@ -95,18 +95,18 @@ public static class ExecCommand
             foreach (string problem in sources.Problems)
                 Console.Error.WriteLine($"alumet-hpc: note: {problem}"); // why we fell back to an estimate
 
-        SamplerHost host;
-        try { host = new SamplerHost(cfg, new SamplerRequest(job, Exclusive: true, Locator: null, new HashSet<string>()), sources); }
+        try { Directory.CreateDirectory(job.StateDirectory(cfg.Paths.StateDir)); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             sources.Dispose();
             Console.Error.WriteLine(StateDirError(cfg, e));
             return 2;
         }
-        using var _ = host;
+        using var _ = sources;
         using var cts = new CancellationTokenSource();
         JobFinalizer.Outcome? outcome = null;
-        var sampler = new Thread(() => outcome = host.Run(cts.Token)) { Name = "sampler" };
+        var reg = new JobRegistration(job, null, null, Exclusive: true, Raw: false, Clock.WallNs());
+        var sampler = new Thread(() => outcome = NodeSamplerHost.RunOneJob(cfg, sources, reg, cts.Token)) { Name = "sampler" };
         sampler.Start();
 
         int exitCode;

@@ -8,8 +8,8 @@ using Alumet.Hpc.Schedulers;
 namespace Alumet.Hpc.Commands;
 
 /// <summary>
-/// <c>alumet-hpc sample</c>: one job's sampler, normally started detached by a prolog through
-/// <see cref="SamplerLauncher"/>; runs until SIGTERM (the epilog) or a watchdog rule, then finalizes.
+/// <c>alumet-hpc sample</c>: a sampler for one job in the foreground (the node sampler's pipeline with that job
+/// alone registered): runs until SIGTERM or a liveness rule, then finalizes. Hooks use <c>node-sampler</c>.
 /// </summary>
 public static class SampleCommand
 {
@@ -60,13 +60,7 @@ public static class SampleCommand
             return 2;
         }
 
-        AlumetConfig cfg;
-        try { cfg = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.System).Config; }
-        catch (ConfigException e)
-        {
-            Console.Error.WriteLine($"alumet-hpc: {e.Message}");
-            return 2;
-        }
+        if (CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
 
         var job = new JobIdentity(scheduler, cluster, jobId, user, uid, node, runId ?? RunId.Of(sluid, DateTime.UtcNow))
@@ -78,24 +72,20 @@ public static class SampleCommand
         try
         {
             Directory.CreateDirectory(stateDir);
-            SamplerPid.Self(cfg.Paths.ProcfsRoot)?.Write(stateDir);
 
-            var sources = SourceFactory.Create(cfg);
+            using var sources = SourceFactory.Create(cfg);
             foreach (string p in sources.Problems) Log.Info($"job {jobId}: {p}");
             if (sources.Empty)
             {
                 JobFinalizer.RecordNotMeasured(job, cfg, "no energy source on this node: " + string.Join("; ", sources.Problems));
                 return 0;
             }
-            exclusive |= cfg.Sampler.Attribution == "exclusive"; // [sampler] attribution, or --exclusive for one job
-            var locator = exclusive ? null : SchedulerLocators.Create(scheduler, cfg, job, sluid);
-            var request = new SamplerRequest(job, exclusive || locator is null, locator, sources.JobGpus(gpus, jobId));
-            using var host = new SamplerHost(cfg, request, sources) { SpawnNs = BenchSpawnNs() };
+            var reg = new JobRegistration(job, gpus, sluid, exclusive, Raw: false, Clock.WallNs());
             using var cts = new CancellationTokenSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
             Log.Info($"job {jobId}: sampling ({sources.Perimeter})");
-            host.Run(cts.Token);
+            NodeSamplerHost.RunOneJob(cfg, sources, reg, cts.Token, BenchSpawnNs());
             return 0;
         }
         catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)

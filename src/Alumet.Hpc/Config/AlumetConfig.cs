@@ -53,8 +53,12 @@ public sealed class SamplerSection
     public double JobGoneGraceS { get; set; } = 30;
     /// <summary>Hard limit on a sampler's life, hours.</summary>
     public double MaxLifetimeH { get; set; } = 24 * 14;
-    /// <summary>How long the epilog waits for the sampler's final flush before killing it, s.</summary>
+    /// <summary>How long the epilog waits for the node sampler to finalize the job before finalizing it from the spool itself, s.</summary>
     public double StopTimeoutS { get; set; } = 20;
+    /// <summary>How long the node sampler stays after its last job ended (a next job reuses it), s.</summary>
+    public double LingerS { get; set; } = 30;
+    /// <summary>"allow": a job may ask for raw storage itself (Slurm: <c>--comment=alumet:raw</c>); "deny": such requests are ignored.</summary>
+    public string JobRaw { get; set; } = "allow";
     /// <summary>"failed": a job's state dir (spool, meta) is removed once its Parquet file and row are written, kept when
     /// finalization failed; "always": kept (debugging, benchmarks). Kept dirs are removed after <see cref="StateMaxAgeH"/>.</summary>
     public string KeepState { get; set; } = "failed";

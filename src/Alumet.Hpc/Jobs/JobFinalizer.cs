@@ -46,6 +46,7 @@ public static class JobFinalizer
     {
         File.Delete(MarkerPath(stateDir));
         File.Delete(Path.Combine(stateDir, SamplerFiles.Finalized));
+        File.Delete(Path.Combine(stateDir, SamplerFiles.FinalizeError));
     }
 
     /// <exception cref="IOException">The state dir does not exist, or another finalizer held the job past stop_timeout_s.</exception>
@@ -58,7 +59,22 @@ public static class JobFinalizer
             throw new IOException(busy
                 ? $"another process is still finalizing the job in {stateDir} after {cfg.Sampler.StopTimeoutS} s; left to it"
                 : $"no job state in {stateDir}");
-        var outcome = FinalizeLocked(stateDir, cfg, complete, reason, out bool removable);
+        string errorFile = Path.Combine(stateDir, SamplerFiles.FinalizeError);
+        if (File.Exists(errorFile))
+        {
+            try { reason = Join(reason, $"an earlier finalization failed ({File.ReadAllText(errorFile).Trim()})"); }
+            catch (IOException) { }
+        }
+        Outcome outcome;
+        bool removable;
+        try { outcome = FinalizeLocked(stateDir, cfg, complete, reason, out removable); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Kept for the next attempt's row: the true reason survives the process that saw it.
+            try { File.WriteAllText(errorFile, e.Message + "\n"); }
+            catch (Exception w) when (w is IOException or UnauthorizedAccessException) { }
+            throw;
+        }
         string line = (outcome.Reason.Length == 0 ? outcome.Status : $"{outcome.Status}: {outcome.Reason}") + (outcome.Stored ? "" : $" [{outcome.Delivery}]");
         if (removable && cfg.Sampler.KeepState == "failed")
         {

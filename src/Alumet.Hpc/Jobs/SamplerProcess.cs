@@ -7,6 +7,8 @@ public static class SamplerFiles
     public const string Pid = "sampler.pid";
     /// <summary>Written last, after the DB row, when the state dir is kept: "complete" or "partial: reason" (else <see cref="JobFinalizer.MarkerPath"/>).</summary>
     public const string Finalized = "finalized";
+    /// <summary>Why the last finalization attempt failed (state kept); the next attempt puts it in the row's reason.</summary>
+    public const string FinalizeError = "finalize-error";
 }
 
 /// <summary>A sampler process as recorded in its pid file: pid plus kernel start time, so a reused pid is never mistaken for it.</summary>

@@ -13,18 +13,28 @@ public sealed record SourceSet(IReadOnlyList<SourceSlot> Slots, string Perimeter
 {
     public bool Empty => Slots.Count == 0;
 
-    /// <summary>Resource ids (bus ids) of the GPUs a scheduler allocated to the job ("0,2", UUIDs, bus ids); unknown ones are logged.</summary>
-    public IReadOnlySet<string> JobGpus(string? allocation, string jobId)
+    /// <summary>
+    /// Which channels of the measurement buffer are GPUs the scheduler allocated to the job ("0,2", UUIDs, bus ids),
+    /// through <see cref="GpuAllocation.Owners"/>; unknown ones are logged.
+    /// </summary>
+    public bool[] JobGpuChannels(string? allocation, string jobId, IReadOnlyList<EnergyChannel> channels)
     {
-        if (string.IsNullOrWhiteSpace(allocation)) return new HashSet<string>();
+        var owned = new bool[channels.Count];
+        if (string.IsNullOrWhiteSpace(allocation)) return owned;
         if (Slots.Select(s => s.Source).OfType<NvmlSource>().FirstOrDefault() is not { } nvml)
         {
             Log.Warn($"job {jobId}: GPUs '{allocation}' allocated but no NVIDIA GPU is readable here: GPU energy not measured");
-            return new HashSet<string>();
+            return owned;
         }
-        var ids = GpuAllocation.Parse(allocation).ResourceIds(nvml.Devices, out var unmatched);
+        var owners = GpuAllocation.Parse(allocation).Owners(nvml.Devices, out var unmatched);
         if (unmatched.Count > 0) Log.Warn($"job {jobId}: allocated GPU(s) {string.Join(",", unmatched)} not found among NVML devices");
-        return ids;
+        for (int d = 0; d < owners.Length; d++)
+        {
+            if (owners[d] != GpuOwner.Job) continue;
+            for (int c = 0; c < channels.Count; c++)
+                if (channels[c].Resource.Kind == ResourceKind.Gpu && channels[c].Resource.Id == nvml.Devices[d].BusId) owned[c] = true;
+        }
+        return owned;
     }
 
     public void Dispose()

@@ -232,7 +232,7 @@ public static partial class ReportCommand
         }
         catch (Exception e) when (e is DbException or InvalidDataException or IOException)
         {
-            return Fail(env, server is not null ? $"cannot read the accounting database: {server.Describe(e)}" : $"cannot read {path}: {ErrorText.Describe(e)}", 1);
+            return Fail(env, server is PostgresBackend pg ? $"cannot read the accounting database: {pg.DescribeRead(e)}" : $"cannot read {path}: {ErrorText.Describe(e)}", 1);
         }
 
         if (parquetJobs is not null) return ReportParquet.Run(env, req, parquetJobs, missing, path);

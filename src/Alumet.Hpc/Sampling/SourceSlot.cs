@@ -3,19 +3,20 @@ using Alumet.Hpc.Sources;
 
 namespace Alumet.Hpc.Sampling;
 
-/// <summary>A source with its rate and its per-channel accumulators; owned by the one thread that reads it.</summary>
+/// <summary>A source with its rate and its per-channel accumulators; read under <see cref="Gate"/> by whoever reads it.</summary>
 public sealed class SourceSlot
 {
     public IEnergySource Source { get; }
     public double Hz { get; }
     /// <summary>Polled on a thread of its own (NVML: its calls serialize on a driver lock and must never delay RAPL).</summary>
     public bool OwnThread { get; }
-    /// <summary>Index of this source's first channel in the sampler's global channel table.</summary>
+    /// <summary>Index of this source's first channel in the measurement buffer.</summary>
     internal int FirstChannel;
     internal readonly EnergyCounter[] Counters;
     internal readonly ulong[] Raw;
     internal readonly bool[] Ok;
-    internal long LastReadNs;
+    /// <summary>Serializes the tick thread's reads with a snapshot's read (uncontended almost always: ~20 ns).</summary>
+    internal readonly object Gate = new();
     internal int Divisor = 1;
 
     public SourceSlot(IEnergySource source, double hz, bool ownThread, double maxPowerW)
@@ -29,5 +30,17 @@ public sealed class SourceSlot
             Counters[i] = EnergyCounter.For(source.Channels[i], maxPowerW);
         Raw = new ulong[n];
         Ok = new bool[n];
+    }
+
+    /// <summary>
+    /// Lowest read rate at which no second wrap can fit between two reads at <paramref name="maxPowerW"/> (with a 2×
+    /// margin), over this slot's channels; 0 when none wraps.
+    /// </summary>
+    public double WrapSafeHz(double maxPowerW)
+    {
+        double hz = 0;
+        foreach (var ch in Source.Channels)
+            if (ch.Modulus != 0) hz = Math.Max(hz, 2 * maxPowerW / (ch.Modulus * ch.JoulesPerUnit));
+        return hz;
     }
 }

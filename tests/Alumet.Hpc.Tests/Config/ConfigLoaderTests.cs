@@ -487,7 +487,7 @@ public sealed class ConfigLoaderTests : IDisposable
         var properties = KeysIn(Defaults);
         var example = KeysIn(File.ReadAllText(ExamplePath));
         var schema = new SortedSet<string>(ConfigSchema.Keys.Select(k => k.FullName), StringComparer.Ordinal);
-        Assert.Equal(73, properties.Count);
+        Assert.Equal(75, properties.Count);
         Assert.Equal(properties, schema);
         Assert.Equal(properties, example);
     }

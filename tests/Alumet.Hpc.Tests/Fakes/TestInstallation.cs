@@ -69,6 +69,25 @@ public sealed class TestInstallation : TempTree
         }
     }
 
+    /// <summary>
+    /// The bare binary as slurmd runs the Prolog or Epilog (<paramref name="context"/> "prolog_slurmd" or "epilog_slurmd"):
+    /// no argv, the job (user root, node node1, cluster test) and this installation's config in the environment.
+    /// </summary>
+    public System.Diagnostics.Process StartSlurmHook(string context, string jobId, params (string Key, string Value)[] extra)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(Binary()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.Environment.Clear();
+        foreach (var (k, v) in new Dictionary<string, string>
+                 {
+                     ["SLURM_JOB_ID"] = jobId, ["SLURM_JOB_USER"] = "root", ["SLURM_JOB_UID"] = "0", ["SLURM_JOB_GID"] = "0",
+                     ["SLURMD_NODENAME"] = "node1", ["SLURM_CLUSTER_NAME"] = "test", ["SLURM_SCRIPT_CONTEXT"] = context,
+                     ["ALUMET_HPC_CONFIG"] = ConfigPath,
+                 })
+            psi.Environment[k] = v;
+        foreach (var (k, v) in extra) psi.Environment[k] = v;
+        return System.Diagnostics.Process.Start(psi)!;
+    }
+
     /// <summary>The native binary from `make publish` (ALUMET_HPC_BIN), else the apphost of the last build.</summary>
     public static string Binary()
     {

@@ -20,19 +20,7 @@ public class FinalizationTests
         File.Exists(Path.Combine(dir, SpoolWriter.RecordsFile)) ? new FileInfo(Path.Combine(dir, SpoolWriter.RecordsFile)).Length / SpoolRecord.Size : 0;
 
     /// <summary>The bare binary as slurmd runs the Epilog: no argv, the job in the environment.</summary>
-    private static Process StartEpilog(TestInstallation install, string jobId)
-    {
-        var psi = new ProcessStartInfo(TestInstallation.Binary()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.Environment.Clear();
-        foreach (var (k, v) in new Dictionary<string, string>
-                 {
-                     ["SLURM_JOB_ID"] = jobId, ["SLURM_JOB_USER"] = "root", ["SLURM_JOB_UID"] = "0", ["SLURM_JOB_GID"] = "0",
-                     ["SLURMD_NODENAME"] = "node1", ["SLURM_CLUSTER_NAME"] = "test", ["SLURM_SCRIPT_CONTEXT"] = "epilog_slurmd",
-                     ["ALUMET_HPC_CONFIG"] = install.ConfigPath,
-                 })
-            psi.Environment[k] = v;
-        return Process.Start(psi)!;
-    }
+    private static Process StartEpilog(TestInstallation install, string jobId) => install.StartSlurmHook("epilog_slurmd", jobId);
 
     [Fact]
     public void TwoEpilogsOfOneJobFinalizeItOnceAndNeverCorruptIt()
@@ -127,7 +115,7 @@ public class FinalizationTests
         Assert.True(File.Exists(newMarker));
     }
 
-    [Fact(Skip = "Superseded by the accounting outbox (7190faf): an unopenable database no longer fails a finalization (the row is queued, status partial), so this test needs another failure to inject; tracked in the issue 8 note")]
+    [Fact]
     public void AFailedFinalizationKeepsTheStateAndTheNextEpilogFinishesIt()
     {
         using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100");
@@ -138,20 +126,32 @@ public class FinalizationTests
         ExecBinaryTests.WaitFor(() => SpoolRecords(state) > 0, "the first flushed records");
         install.Powercap.SetEnergy("intel-rapl:0", 2_000_000);
         ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:302", "cpu_package").Sum(r => r.Value) == 2_000_000, "the job's 2 J in the spool");
-        Alumet.Hpc.Native.Libc.kill(launched.Pid, 9);
-        ExecBinaryTests.WaitFor(() => ProcessState.Read(launched.Pid) is not { State: not ('Z' or 'X') }, "sampler death");
 
-        Directory.CreateDirectory(install.Config.Paths.Database); // the database cannot be opened: no row can be written
-        var failed = SamplerLauncher.StopAndFinalize(job, install.Config);
-        Assert.Equal("error", failed.Status);
+        // The row cannot be made durable: a file where the node's outbox directory goes. Both the node sampler's
+        // finalization and the epilog's own attempt from the spool fail; nothing may be lost or marked finalized.
+        string outbox = Path.Combine(install.Config.Paths.StateDir, Outbox.DirectoryName);
+        File.WriteAllText(outbox, "not a directory");
+        var first = StartEpilog(install, "302");
+        Assert.True(first.WaitForExit(60_000));
+        Assert.Equal(0, first.ExitCode);
+        var log = File.ReadAllLines(install.PathOf("alumet-hpc.log"));
+        Assert.Single(log, l => l.Contains("slurm epilog job 302 on node1: error: job 302: stop/finalize failed: ") && l.Contains(outbox));
         Assert.True(File.Exists(Path.Combine(state, SpoolWriter.RecordsFile)), "no row: the spool is kept");
         Assert.Null(JobFinalizer.FinalizedLine(state));
+        Assert.False(File.Exists(install.Config.Paths.Database) && AccountingDb.OpenReadOnly(install.Config.Paths.Database).GetJob("302").Count > 0);
 
-        Directory.Delete(install.Config.Paths.Database);
-        var second = SamplerLauncher.StopAndFinalize(job, install.Config);
-        Assert.Equal(JobStatus.Partial, second.Status);
+        // Space fixed: the next epilog (slurmd retries it, or the admin runs it) finishes the job from the kept spool.
+        File.Delete(outbox);
+        var second = StartEpilog(install, "302");
+        Assert.True(second.WaitForExit(60_000));
+        Assert.Equal(0, second.ExitCode);
         Assert.False(Directory.Exists(state));
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        Assert.Equal(2.0, Assert.Single(db.GetJob("302")).Energy.PackageJ, 12);
+        var row = Assert.Single(db.GetJob("302"));
+        Assert.Equal(JobStatus.Partial, row.Status);
+        // The true reason: the first attempt's failure, kept in the state dir by the process that saw it.
+        Assert.StartsWith("the node sampler did not know the job (error job slurm/302 is not registered); data up to its last flush kept; an earlier finalization failed (", row.Reason);
+        Assert.Contains(outbox, row.Reason);
+        Assert.Equal(2.0, row.Energy.PackageJ, 12);
     }
 }

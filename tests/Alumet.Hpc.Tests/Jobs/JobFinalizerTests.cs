@@ -22,18 +22,18 @@ public class JobFinalizerTests
         cfg.Paths.DataDir = dir.PathOf("data");
         cfg.Paths.Database = dir.PathOf("accounting.db");
         cfg.Sampler.ParquetValues = parquetValues;
+        cfg.Paths.StateDir = dir.PathOf("state");
+        cfg.Sampler.StoragePeriodMs = 0; // raw: every read
         var slot = new SourceSlot(new RaplSource(PowercapDiscovery.Discover(powercap.Root).Zones), 1000, false, 1000);
-        var meta = new SpoolMeta { JobId = "7", Node = "n1", Scheduler = "exec", Cluster = "c" };
-        using var attribution = new Alumet.Hpc.Attribution.JobAttribution(
-            new JobIdentity("exec", "c", "7", "root", 0, "n1"), null, "/proc", exclusive: true, new HashSet<string>());
-        var s = new Sampler(new SamplerSettings(0, 1000, 1000, 1000), [slot], attribution, meta, dir.PathOf("state"), 0);
         powercap.SetEnergy("intel-rapl:0", 1_000);
-        s.ReadSources(0, 1_000 * Ms);
+        var node = new NodeSampler(cfg, new SourceSet([slot], "test", "", []), 0);
+        node.Register(new JobRegistration(new JobIdentity("exec", "c", "7", "root", 0, "n1"), null, null, Exclusive: true, Raw: false, 1), false, 0);
         powercap.SetEnergy("intel-rapl:0", 4_000);
-        s.ReadSources(1 * Ms, 1_001 * Ms);
+        node.Buffer.Read(slot, 1 * Ms, 1_001 * Ms);
         powercap.SetEnergy("intel-rapl:0", 10_000);
-        s.ReadSources(2 * Ms, 1_002 * Ms);
-        s.Complete(StopReason.Signal, null, 2 * Ms, 1_002 * Ms);
+        node.Buffer.Read(slot, 2 * Ms, 1_002 * Ms);
+        node.Close(2 * Ms, 1_002 * Ms); // the job stays registered: its spool is what an epilog finalizes
+        node.Dispose();
         slot.Source.Dispose();
         return (dir, cfg);
     }
@@ -52,7 +52,7 @@ public class JobFinalizerTests
     {
         var (dir, cfg) = RawJob("raw");
         using var _ = dir;
-        var outcome = JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: true, "");
+        var outcome = JobFinalizer.Finalize(dir.PathOf("state", "exec", "7"), cfg, complete: true, "");
         Assert.Equal(JobStatus.Complete, outcome.Status);
         string file = outcome.ParquetPath;
         Assert.Equal(9_000L, Convert.ToInt64(Scalar(
@@ -67,12 +67,12 @@ public class JobFinalizerTests
     {
         var (dir, cfg) = RawJob(new AlumetConfig().Sampler.ParquetValues);
         using var _ = dir;
-        var outcome = JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: true, "");
+        var outcome = JobFinalizer.Finalize(dir.PathOf("state", "exec", "7"), cfg, complete: true, "");
         Assert.Equal(0L, Convert.ToInt64(Scalar(
             $"SELECT count(*) FROM (DESCRIBE SELECT * FROM read_parquet('{outcome.ParquetPath}')) WHERE column_name = 'energy_j'")));
         var (dir2, cfg2) = RawJob("joules");
         using var __ = dir2;
-        var joules = JobFinalizer.Finalize(dir2.PathOf("state"), cfg2, complete: true, "");
+        var joules = JobFinalizer.Finalize(dir2.PathOf("state", "exec", "7"), cfg2, complete: true, "");
         Assert.Equal(0.009, Convert.ToDouble(Scalar(
             $"SELECT sum(energy_j) FROM read_parquet('{joules.ParquetPath}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 12);
     }
@@ -82,8 +82,8 @@ public class JobFinalizerTests
     {
         var (dir, cfg) = RawJob("joules");
         using var _ = dir;
-        JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: true, "");
-        JobFinalizer.Finalize(dir.PathOf("state"), cfg, complete: false, "second epilog");
+        JobFinalizer.Finalize(dir.PathOf("state", "exec", "7"), cfg, complete: true, "");
+        JobFinalizer.Finalize(dir.PathOf("state", "exec", "7"), cfg, complete: false, "second epilog");
         using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
         var row = Assert.Single(db.GetJob("7"));
         Assert.Equal(JobStatus.Complete, row.Status); // a worse status never overwrites a better one

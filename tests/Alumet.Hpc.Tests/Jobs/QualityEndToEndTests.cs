@@ -5,7 +5,6 @@ using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Report;
 using Alumet.Hpc.Sampling;
 using Alumet.Hpc.Sources.Rapl;
-using Alumet.Hpc.Spool;
 using Alumet.Hpc.Tests.Fakes;
 using DuckDB.NET.Data;
 
@@ -30,32 +29,33 @@ public class QualityEndToEndTests
         cfg.Paths.Database = dir.PathOf("accounting.db");
         cfg.Facility.Pue = 1.5;
         cfg.Carbon.IntensityFile = dir.Write("ci.csv", "datetime,gco2_per_kwh\n2026-11-30T13:00:00Z,100\n2026-11-30T14:00:00Z,300\n");
-        var slot = new SourceSlot(new RaplSource(PowercapDiscovery.Discover(powercap.Root).Zones), 1000, false, 1000);
-        var meta = new SpoolMeta { JobId = "7", Node = "n1", Scheduler = "exec", Cluster = "c", AttributionMode = "exclusive" };
-        using var attribution = new Alumet.Hpc.Attribution.JobAttribution(
-            new JobIdentity("exec", "c", "7", "root", 0, "n1"), null, "/proc", exclusive: true, new HashSet<string>());
-        string state = dir.PathOf("state");
-        var s = new Sampler(new SamplerSettings(1000, 1000, 1000, 1000), [slot], attribution, meta, state, 0);
+        cfg.Paths.StateDir = dir.PathOf("state");
+        cfg.Paths.LogFile = dir.PathOf("log");
         ulong uj = 1_000_000;
         powercap.SetEnergy("intel-rapl:0", uj);
-        s.ReadSources(0, Wall0);
-        for (int i = 1; i <= 3; i++)
+        // The node sampler's real entry points: it reads the counters at its start, each Snapshot closes a period.
+        var slot = new SourceSlot(new RaplSource(PowercapDiscovery.Discover(powercap.Root).Zones), 1000, false, 1000);
+        var job = new JobIdentity("exec", "c", "7", "root", 0, "n1");
+        using (var node = new NodeSampler(cfg, new SourceSet([slot], "test", "", []), 0))
         {
-            uj += (ulong)i * 100_000_000; // 100, 200, 300 J
-            powercap.SetEnergy("intel-rapl:0", uj);
-            s.ReadSources(i * Sec, Wall0 + i * Sec);
-            s.Store(i * Sec, Wall0 + i * Sec);
-            s.Attribute(i * Sec, Wall0 + i * Sec);
+            node.Register(new JobRegistration(job, null, null, Exclusive: true, Raw: false, Wall0), recovered: false, 0);
+            for (int i = 1; i <= 3; i++)
+            {
+                uj += (ulong)i * 100_000_000; // 100, 200, 300 J
+                powercap.SetEnergy("intel-rapl:0", uj);
+                node.Snapshot(i * Sec, Wall0 + i * Sec);
+            }
+            node.Close(3 * Sec, Wall0 + 3 * Sec);
         }
-        s.Complete(StopReason.Signal, null, 3 * Sec, Wall0 + 3 * Sec);
         slot.Source.Dispose();
+        string state = job.StateDirectory(cfg.Paths.StateDir);
         return (dir, cfg, state);
     }
 
     private const double Q = 1.0 / 16384; // RAPL quantum, 2^-14 J
 
     // By hand (docs/uncertainty.md, default model): RAPL 5 % of 600 J; the job's package and dram series have 4 records
-    // each (3 periods + the final store), each with q²/6 + (1 µJ)²/12; exclusive: no attribution term; k = 2.
+    // each (3 periods + the node sampler's closing snapshot, at the same instant here), each with q²/6 + (1 µJ)²/12; exclusive: no attribution term; k = 2.
     private static readonly double StandardU = Math.Sqrt(30.0 * 30.0 + 8 * (Q * Q / 6 + 1e-12 / 12));
     // docs/carbon.md: [13:59:59, 14:00:00] 100 J at 100 g/kWh, then 200 J and 300 J at 300 g/kWh, all × PUE 1.5
     // (effective intensity: (100 × 100 + 500 × 300) / 600 = 266.7 g/kWh, weighted by the job's own energy).

@@ -7,15 +7,16 @@ using DuckDB.NET.Data;
 namespace Alumet.Hpc.Tests.Jobs;
 
 /// <summary>
-/// The real sampler binary, started detached by <see cref="SamplerLauncher"/> as a prolog would, over a generated
-/// powercap tree whose counters the test moves: energies in the DB and Parquet must be exactly the moves.
+/// The real node sampler binary, started detached by <see cref="SamplerLauncher"/> as a prolog would (linger 0: it
+/// exits with its last job), over a generated powercap tree whose counters the test moves: energies in the DB and
+/// Parquet must be exactly the moves.
 /// </summary>
 public class SamplerProcessTests
 {
     private const ulong MaxRange = 262_143_328_850; // a real max_energy_range_uj
 
     private static TestInstallation NewInstall() =>
-        new(PowercapTree.Standard(2, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20");
+        new(PowercapTree.Standard(2, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20\nlinger_s = 0");
 
     private static JobIdentity Job(string id) => new("exec", "test", id, "root", 0, "node1");
 
@@ -64,7 +65,7 @@ public class SamplerProcessTests
         Thread.Sleep(300);
         string runIdInMeta = SpoolWriter.ReadMeta(job.StateDirectory(install.Config.Paths.StateDir)).RunId; // the state dir goes once finalized
         var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
-        Assert.Equal("stopped", stop.Status);
+        Assert.True(stop.Status == "stopped", stop.Message);
         WaitFor(() => !new SamplerPid(launched.Pid, ProcessState.StartTime(launched.Pid) ?? 0).IsAlive(), "sampler exit");
 
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
@@ -148,7 +149,7 @@ public class SamplerProcessTests
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         var row = Assert.Single(db.GetJob("103"));
         Assert.Equal(JobStatus.NotMeasured, row.Status);
-        Assert.Contains("prolog did not start", row.Reason);
+        Assert.Contains("prolog did not register", row.Reason);
     }
 
     [Fact]
@@ -161,5 +162,38 @@ public class SamplerProcessTests
         Assert.True(second.Ok);
         Assert.Equal(first.Pid, second.Pid);
         Assert.Equal("stopped", SamplerLauncher.StopAndFinalize(job, install.Config).Status);
+    }
+
+    [Fact]
+    public void PrologsStartingTogetherStartOneNodeSampler()
+    {
+        // Jobs starting at once: every prolog finds no sampler. One starts it, the others wait for it (no process
+        // spawned only to find the node lock taken).
+        using var install = NewInstall();
+        var jobs = Enumerable.Range(0, 6).Select(i => Job($"{110 + i}")).ToList();
+        var results = new LaunchResult[jobs.Count];
+        using var together = new Barrier(jobs.Count);
+        var threads = Enumerable.Range(0, jobs.Count).Select(i => new Thread(() =>
+        {
+            together.SignalAndWait();
+            results[i] = SamplerLauncher.Start(new SamplerLaunch(jobs[i], install.ConfigPath, [], null, true), install.Config, TestInstallation.Binary());
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.All(results, r => Assert.True(r.Ok, r.Message));
+        Assert.Single(results.Select(r => r.Pid).Distinct());
+        Assert.Single(results, r => r.Message.Contains("(started)"));
+        // Every process of this binary with this config: the sampler only (a spawned loser would wait for the lock).
+        var samplers = Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)).Where(d =>
+        {
+            try { return File.ReadAllText(Path.Combine(d, "cmdline")).Split('\0').Contains(install.ConfigPath); }
+            catch (IOException) { return false; }
+            catch (UnauthorizedAccessException) { return false; }
+        }).ToList();
+        Assert.Single(samplers);
+        foreach (var job in jobs) Assert.Equal("stopped", SamplerLauncher.StopAndFinalize(job, install.Config).Status);
+        var log = File.ReadAllLines(install.PathOf("alumet-hpc.log"));
+        Assert.Single(log, l => l.Contains("node sampler: pid "));
+        Assert.DoesNotContain(log, l => l.Contains("another one holds the node lock"));
     }
 }

@@ -19,6 +19,33 @@ public sealed class AccountingDbTests
         [new StepRecord($"{jobId}.batch", new DateTime(2026, 11, 25, 8, 0, 0, DateTimeKind.Utc), new DateTime(2026, 11, 25, 8, 30, 0, DateTimeKind.Utc), 1800, new DomainEnergies(60, 0, 0, 0, 0, 0), 0.0333, 10, 1800, 0),
          new StepRecord($"{jobId}.0", null, null, 0, DomainEnergies.Zero, 0, 0, 0, 0)]);
 
+    /// <summary>
+    /// The report's time window (sacct -S/-E and the default "since 00:00 today") reads through an index for every kind
+    /// of listing, in the bundled SQLite: never a MULTI-INDEX OR (which holds every matching rowid in memory before the
+    /// first row: 48 MB for 1 M rows), never a scan of the whole table for a day's jobs.
+    /// </summary>
+    [Theory]
+    [InlineData(false, RunSelection.Latest, "jobs_by_window_end")]
+    [InlineData(false, RunSelection.All, "jobs_by_window_end")]
+    [InlineData(true, RunSelection.Latest, "jobs_by_uid_window_end")]
+    [InlineData(true, RunSelection.All, "jobs_by_uid_window_end")]
+    public void TheTimeWindowReadsThroughItsIndex(bool oneUser, RunSelection runs, string index)
+    {
+        using var tmp = new TempDir();
+        string path = Path.Combine(tmp.Path, "acct.db");
+        using (var w = AccountingDb.Open(path)) w.Upsert(Sample());
+        using var db = AccountingDb.OpenReadOnly(path);
+        using var cmd = db.StreamCommand(new JobQuery(Uid: oneUser ? 1001 : null, Runs: runs,
+            Since: new DateTime(2026, 11, 25, 0, 0, 0, DateTimeKind.Utc), Until: new DateTime(2026, 11, 26, 0, 0, 0, DateTimeKind.Utc)));
+        cmd.CommandText = "EXPLAIN QUERY PLAN " + cmd.CommandText;
+        var plan = new List<string>();
+        using (var rd = cmd.ExecuteReader())
+            while (rd.Read()) plan.Add(rd.GetString(3));
+        string first = plan[0];
+        Assert.True(first.StartsWith("SEARCH jobs USING INDEX " + index + " ", StringComparison.Ordinal), string.Join(" | ", plan));
+        Assert.DoesNotContain(plan, p => p.Contains("MULTI-INDEX OR", StringComparison.Ordinal) || p.StartsWith("SCAN jobs", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void CreatesDirectoryAndFileWithModesAndMigrates()
     {

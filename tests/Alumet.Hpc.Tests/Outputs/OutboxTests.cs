@@ -97,4 +97,23 @@ public sealed class OutboxTests
         var row = Assert.Single(db.GetJob("1234"));
         Assert.Equal((JobStatus.Complete, 2), (row.Status, row.Steps.Count));
     }
+
+    [Fact]
+    public void ARowStoredBesideAnUnreadableEntryIsReportedStoredAndTheEntryIsNamedAsSuch()
+    {
+        // Seen on the multi-node lab: an epilog logged "row queued ... (unreadable entries)" for a row that was stored,
+        // because another entry was still in the outbox. The row's own entry decides; the problem names what is left.
+        using var tmp = new TempDir();
+        var cfg = Config(tmp);
+        var outbox = Outbox.Of(cfg);
+        Directory.CreateDirectory(outbox.Directory);
+        string garbage = Path.Combine(outbox.Directory, "00000000T000000000-1-deadbeef.row.json");
+        File.WriteAllText(garbage, "{ not json");
+        var (result, text) = Outbox.Deliver(AccountingDbTests.Sample() with { RunId = "r1" }, cfg, TimeSpan.FromSeconds(2));
+        Assert.Equal($"row stored in {tmp.Sub("acct.db")}", text);
+        Assert.Equal((1, 1, "1 unreadable entry left for an administrator"), (result.Stored, result.Left, result.Problem));
+        Assert.Equal([garbage], outbox.Pending());
+        using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
+        Assert.Single(db.GetJob("1234"));
+    }
 }

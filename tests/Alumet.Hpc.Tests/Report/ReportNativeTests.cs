@@ -100,6 +100,35 @@ public sealed class ReportNativeTests
         Assert.Equal("alumet-report: error: invalid job id '8?[31m1' (expected digits, optionally .step: 1234, 1234.batch, 1234.0)\n", bad.Err);
     }
 
+    [Fact]
+    public void AfterAnUpgradeDbFlushMigratesTheDatabaseAndTheReportReadsIt()
+    {
+        using var install = ExecBinaryTests.NewInstall();
+        Exec(install, "91", "true");
+        // Back to schema 5, as the previous release left it (no job names, the v3 window indexes).
+        using (var con = new SqliteConnection($"Data Source={install.Config.Paths.Database};Pooling=false"))
+        {
+            con.Open();
+            using var cmd = con.CreateCommand();
+            cmd.CommandText = """
+                DROP INDEX jobs_by_name; DROP INDEX jobs_by_window_end; DROP INDEX jobs_by_uid_window_end;
+                ALTER TABLE jobs DROP COLUMN job_name;
+                CREATE INDEX jobs_by_end ON jobs(end_time); CREATE INDEX jobs_by_uid_end ON jobs(uid, end_time);
+                PRAGMA user_version = 5;
+                """;
+            cmd.ExecuteNonQuery();
+        }
+        string[] job = ["--config", install.ConfigPath, "-j", "91", "-X", "-P", "-n", "-o", "JobID,JobName,Status"];
+        var before = Report(job);
+        Assert.Equal(1, before.Code);
+        Assert.Contains("is older than this tool", before.Err);
+        // Nothing is queued in the outbox: flush still migrates.
+        var flush = Run(out _, "db", "flush", "--config", install.ConfigPath);
+        Assert.Equal((0, ""), (flush.Code, flush.Err));
+        var after = Report(job);
+        Assert.Equal((0, "91||complete\n"), (after.Code, after.Out));
+    }
+
     /// <summary>
     /// A listing streams: its peak memory must not grow with the number of rows. Before schema 6 the window's OR of
     /// two columns made SQLite collect every matching rowid in memory before the first row (+48 MB for 1 M rows).

@@ -80,6 +80,7 @@ storage_period_ms = 1000
 attribution_period_ms = 500
 flush_interval_ms = 500
 stop_timeout_s = 20.0
+linger_s = 1.0
 cgroup_wait_s = 10.0
 job_gone_grace_s = 5.0
 [sources]

@@ -3,11 +3,12 @@
 # Scenarios, jobs submitted as the lab's ordinary user: a single job, two concurrent jobs, a job deleted
 # with oardel while running, a job killed at its walltime. For each job and node:
 #   - a DB row (scheduler 'oar', status 'complete'), its Parquet file (PAR1 magic), alumet-report --job N
-#     naming the job; node energy = lab power x elapsed (generated RAPL tree, powercap-ticker.sh) and
-#     job + other_jobs + unattributed = node;
-#   - the sampler finalized after SIGTERM ('finalized' in its state dir, "SIGTERM" in the log), its
-#     process is gone, it ran outside the job's cpuset/cpuacct cgroups;
-# and overall: the node stays Alive, no alumet-hpc process is left, one sampler start per job.
+#     naming the job; alone on the node: node energy = lab power x elapsed (generated RAPL tree,
+#     powercap-ticker.sh) and job + other_jobs + unattributed = node; sharing it: the job's own share only;
+#   - the node sampler finalized the job when its hook ended it ('finalized' in its state dir, a "stopped" line),
+#     and runs outside the job's cpuset/cpuacct cgroups with an empty signal mask;
+# and overall: ONE node sampler for concurrent jobs, the node stays Alive, no alumet-hpc process is left after the
+# last job (linger_s = 1 in the lab), one registration per job.
 # The first five jobs use the alumet resource-manager hook (lab default); the last switches oar.conf to the stock resource
 # manager for one job, so that the prologue starts the sampler (TERM blocked there) and the epilogue stops it.
 # Exit 0 = all passed. A lab that is down is a FAILURE, not a skip.
@@ -55,7 +56,7 @@ wait_row() {  # the row appears when the sampler has finalized (after the hook r
   return 1
 }
 
-check_job() {  # check_job ID LABEL
+check_job() {  # check_job ID LABEL [shared]
   local j=$1 what="$2 (job $1)" sd=$LAB/state/oar/$1
   if ! wait_row "$j"; then fail "$what: no DB row with scheduler 'oar' within 30 s of the job's end"; return; fi
   local row; row=$(sql "select status, reason, node, user, parquet_path, node_energy_j, energy_package_j, other_jobs_energy_j, unattributed_energy_j, elapsed_s, cluster from jobs where scheduler='oar' and job_id='$j'")
@@ -67,12 +68,20 @@ check_job() {  # check_job ID LABEL
   else fail "$what: parquet '$pq' missing or not a Parquet file"; fi
   # Energy: the generated zone runs at POWER_W, so node = POWER_W x elapsed (5 % + 2 J for the 20 ms ticker and
   # the first/last read); the job's share plus the other consumers is the node, to rounding.
+  if [ "${3:-alone}" = shared ]; then
+    # Another job shared the node: the user's file and row hold the job's own share, and the node-level series only
+    # for the periods it was alone on the node (registered before the other, or after it ended): never the whole run.
+    awk -v n="$nodeE" -v j="$jobE" -v e="$elapsed" -v w="$POWER_W" 'BEGIN { exit !(j > 0 && n < 0.8 * w * e) }' \
+      && ok "$what: shared node: job ${jobE} J; node-level series only while alone (${nodeE} J of ${POWER_W} W x ${elapsed} s)" \
+      || fail "$what: shared node: node=$nodeE (want < 80 % of $POWER_W W x $elapsed s) job=$jobE (want > 0)"
+  else
   awk -v n="$nodeE" -v j="$jobE" -v o="$otherE" -v u="$unattrE" -v e="$elapsed" -v w="$POWER_W" 'BEGIN {
       want = w * e; tol = 0.05 * want + 2; d = n - want; if (d < 0) d = -d
       s = j + o + u - n; if (s < 0) s = -s
       exit !(e > 0 && d <= tol && s <= 1e-6 * (n + 1)) }' \
     && ok "$what: node ${nodeE} J over ${elapsed} s at ${POWER_W} W; job ${jobE} + other ${otherE} + unattributed ${unattrE} = node" \
     || fail "$what: energies node=$nodeE job=$jobE other=$otherE unattributed=$unattrE elapsed=$elapsed (lab power $POWER_W W)"
+  fi
   # The report (as root = admin): one job line with the DB's numbers, and the OAR scheduler in --json.
   local rep rc total; total=$(sql "select total_energy_j from jobs where scheduler='oar' and job_id='$j'")
   rep=$("$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" -P -n --noconvert -o JobID,Cluster,User,NodeList,TotalEnergy,Status 2>/dev/null); rc=$?
@@ -81,14 +90,10 @@ check_job() {  # check_job ID LABEL
      && "$LAB/alumet-report" --config "$LAB/alumet.toml" --job "$j" --json 2>/dev/null | grep -q '"scheduler": "oar"'; then
     ok "$what: alumet-report --job $j: $rep"
   else fail "$what: alumet-report --job $j rc=$rc: '$(head -3 <<<"$rep" | tr '\n' ' ')' (want $j|$cluster|$JOBUSER|$node|$total|complete, scheduler oar)"; fi
-  # Sampler life: finalized on SIGTERM, gone, never inside the job's cgroups.
+  # The node sampler finalized the job when its epilogue / clean hook ended it ("stopped" line), in time.
   # finalization removes the state dir and leaves the marker <job>.finalized beside it (JobFinalizer.MarkerSuffix)
   if [ -e "$sd/finalized" ] || [ -e "$sd.finalized" ]; then ok "$what: sampler finalized"; else fail "$what: no $sd.finalized (nor $sd/finalized)"; fi
-  local pid; pid=$(awk '{print $1}' "$sd/sampler.pid" 2>/dev/null)
-  if [ -n "$pid" ] && proc_alive "$pid"; then fail "$what: sampler $pid still alive after the job"; fi
-  # The hook's stop line: "stopped" = SIGTERM sent and the sampler finalized itself in time (a kill says "killed"),
-  # and status complete above = the sampler ended on its signal, not on a watchdog.
-  if grep -qE "oar (epilogue|resource-manager clean) job $j: node [^:]+: stopped: " "$LAB/alumet-hpc.log"; then ok "$what: SIGTERM -> sampler finalized by itself"
+  if grep -qE "oar (epilogue|resource-manager clean) job $j: node [^:]+: stopped: " "$LAB/alumet-hpc.log"; then ok "$what: ended -> the node sampler finalized it"
   else fail "$what: no 'stopped' line for job $j in $LAB/alumet-hpc.log: $(grep -E "job $j:" "$LAB/alumet-hpc.log" | tail -3 | tr '\n' ' ')"; fi
 }
 
@@ -99,8 +104,9 @@ node_alive() {
 # sampler cgroup check while a job runs: its pid must not be in the job's cpuset/cpuacct tasks
 check_escape() {  # check_escape JOB
   local j=$1 sd=$LAB/state/oar/$1 end=$(( $(date +%s) + 10 )) pid=""
-  while [ "$(date +%s)" -lt "$end" ]; do pid=$(awk '{print $1}' "$sd/sampler.pid" 2>/dev/null); [ -n "$pid" ] && break; sleep 0.2; done
-  [ -n "$pid" ] || { fail "job $j: no sampler pid file in $sd while running"; return; }
+  while [ "$(date +%s)" -lt "$end" ]; do [ -e "$sd/registration" ] && pid=$(awk '{print $1}' "$LAB/state/node/sampler.pid" 2>/dev/null); [ -n "$pid" ] && break; sleep 0.2; done
+  [ -n "$pid" ] || { fail "job $j: no node sampler pid file in $LAB/state/node while running"; return; }
+  echo "$pid" >"$LAB/sampler-of-$j"
   local cg; cg=$(grep -E ':(cpuset|cpuacct|cpu,cpuacct):' "/proc/$pid/cgroup" 2>/dev/null | tr '\n' ' ')
   if grep -q "oar/" <<<"$cg"; then fail "job $j: sampler $pid inside the job cgroups: $cg"; else ok "job $j: sampler $pid outside the job cgroups ($cg)"; fi
   local blk; blk=$(awk '/^SigBlk/{print $2}' "/proc/$pid/status" 2>/dev/null)
@@ -121,19 +127,17 @@ n=$(sql "select job_name from jobs where scheduler='oar' and job_id='$J1'")
 [ "$n" = alumet_e2e_name ] && ok "job $J1: job name recorded" || fail "job $J1: job_name '$n', expected alumet_e2e_name"
 node_alive
 
-# 2. two concurrent jobs, one core each. Each burns CPU in the middle of its run (after both samplers have
-# started, before either ends), so each sampler sees the other job's cgroup CPU time: with plain sleeps the
-# only CPU is at job start, which may fall before the other sampler's first reading.
+# 2. two concurrent jobs, one core each, ONE node sampler for both. Each burns CPU in the middle of its run.
 BUSY="'sleep 3; i=0; while [ \$i -lt 400000 ]; do i=\$((i+1)); done; sleep 4'"
 J2=$(submit "-l core=1,walltime=0:05:00 $BUSY"); J3=$(submit "-l core=1,walltime=0:05:00 $BUSY")
 wait_state "$J2" 30 Running >/dev/null && wait_state "$J3" 30 Running >/dev/null && ok "jobs $J2 and $J3 run concurrently" || fail "jobs $J2/$J3 not concurrent"
+check_escape "$J2"; check_escape "$J3"
+[ "$(cat "$LAB/sampler-of-$J2")" = "$(cat "$LAB/sampler-of-$J3")" ] && ok "jobs $J2 and $J3: one node sampler ($(cat "$LAB/sampler-of-$J2"))" \
+  || fail "jobs $J2 and $J3: two samplers ($(cat "$LAB/sampler-of-$J2") and $(cat "$LAB/sampler-of-$J3"))"
+n=$(pgrep -fc "alumet-hpc node-sampler .*$LAB/alumet.toml" || true)
+[ "$n" = 1 ] && ok "one node-sampler process while both run" || fail "$n node-sampler processes while both run"
 for j in $J2 $J3; do s=$(wait_state "$j" 60 "Terminated|Error"); [ "$s" = Terminated ] || fail "job $j ended '$s'"; done
-check_job "$J2" "concurrent job A"; check_job "$J3" "concurrent job B"
-# each saw the other: a non-zero other_jobs share on both
-for j in $J2 $J3; do
-  o=$(sql "select other_jobs_energy_j > 0 from jobs where scheduler='oar' and job_id='$j'")
-  [ "$o" = 1 ] && ok "job $j: other_jobs energy > 0 while the other job ran" || fail "job $j: other_jobs energy is 0 although another job ran"
-done
+check_job "$J2" "concurrent job A" shared; check_job "$J3" "concurrent job B" shared
 node_alive
 
 # 3. oardel while running
@@ -172,7 +176,7 @@ node_alive
 ours() {
   local p
   for p in $(pgrep -x alumet-hpc); do
-    if [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$LAB/alumet-hpc" ] || tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- '--scheduler oar '; then
+    if [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$LAB/alumet-hpc" ] || tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "node-sampler .*$LAB/alumet.toml"; then
       proc_alive "$p" && echo "$p"
     fi
   done

@@ -73,28 +73,37 @@ public sealed class Outbox(string directory)
         using var drainLock = TryLock(wait);
         if (drainLock is null)
             return new DrainResult(0, Pending().Count, $"{LastProblem() ?? "queued"}; another process is retrying it now", stored);
-        var pending = Pending();
         int Remaining() => (int)Math.Max(100, (wait - sw.Elapsed).TotalMilliseconds);
+        var unreadable = new HashSet<string>(StringComparer.Ordinal);
         try
         {
             using var db = AccountingDb.Open(backend, Math.Min(1000, Remaining()), Remaining());
-            for (int i = 0; i < pending.Count; i++)
+            // Rounds until nothing new is left: entries other processes put while this one drains (jobs ending at the
+            // same moment) are drained too, never counted as left for a false reason.
+            for (var pending = Pending(); ; pending = Pending())
             {
-                JobRecord r;
-                try { r = Read(pending[i]); }
-                catch (Exception e) when (e is JsonException or InvalidDataException or IOException)
+                pending = pending.Where(p => !unreadable.Contains(p)).ToList();
+                if (pending.Count == 0) break;
+                for (int i = 0; i < pending.Count; i++)
                 {
-                    Log.Error($"outbox entry {pending[i]} is unreadable ({e.Message}); left in place for an administrator");
-                    continue;
+                    if (sw.Elapsed > wait && stored.Count > 0)
+                        return new DrainResult(stored.Count, Pending().Count, $"time budget of {wait.TotalSeconds:0.#} s spent", stored);
+                    JobRecord r;
+                    try { r = Read(pending[i]); }
+                    catch (Exception e) when (e is JsonException or InvalidDataException or IOException)
+                    {
+                        if (!File.Exists(pending[i])) continue; // another drainer committed and removed it
+                        Log.Error($"outbox entry {pending[i]} is unreadable ({e.Message}); left in place for an administrator");
+                        unreadable.Add(pending[i]);
+                        continue;
+                    }
+                    db.Upsert(r, Remaining());
+                    Remove(pending[i]);
+                    stored.Add(r);
                 }
-                db.Upsert(r, Remaining());
-                Remove(pending[i]);
-                stored.Add(r);
-                if (sw.Elapsed > wait && i + 1 < pending.Count)
-                    return new DrainResult(stored.Count, pending.Count - i - 1, $"time budget of {wait.TotalSeconds:0.#} s spent", stored);
             }
             int left = Pending().Count;
-            return new DrainResult(stored.Count, left, left > 0 ? "unreadable entries" : null, stored);
+            return new DrainResult(stored.Count, left, unreadable.Count > 0 ? $"{unreadable.Count} unreadable entr{(unreadable.Count == 1 ? "y" : "ies")} left for an administrator" : null, stored);
         }
         catch (Exception e) when (e is DbException or IOException or UnauthorizedAccessException or InvalidDataException or InvalidOperationException)
         {
@@ -143,10 +152,11 @@ public sealed class Outbox(string directory)
     public static (DrainResult Result, string Text) Deliver(JobRecord record, AlumetConfig cfg, TimeSpan wait)
     {
         var outbox = Of(cfg);
-        outbox.Put(record);
+        string entry = outbox.Put(record);
         var result = outbox.TimedDrain(cfg, wait);
-        return (result, result.Left == 0 ? $"row stored in {AccountingBackends.For(cfg).Where}"
-            : $"row queued in {outbox.Directory} ({result.Problem}); later hooks and 'alumet-hpc db flush' retry it");
+        // This row's own entry says where it is: other entries left behind (unreadable ones, newer rows) are not its story.
+        return (result, !File.Exists(entry) ? $"row stored in {AccountingBackends.For(cfg).Where}"
+            : $"row queued in {outbox.Directory} ({result.Problem ?? "queued"}); later hooks and 'alumet-hpc db flush' retry it");
     }
 
     /// <summary>A drain counted against this process's budget (<see cref="SpentInProcess"/>).</summary>

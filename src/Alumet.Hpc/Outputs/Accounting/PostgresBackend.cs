@@ -83,6 +83,14 @@ public sealed class PostgresBackend(DatabaseUrl url, string? password = null) : 
     // serialization_failure, deadlock_detected, lock_not_available, unique_violation (two first inserts racing)
     internal override bool IsContention(DbException e) => e is PostgresException { SqlState: "40001" or "40P01" or "55P03" or "23505" };
 
+    /// <summary>Why a read failed, for a report's user (who cannot start the server; no outbox is involved).</summary>
+    public string DescribeRead(Exception e) => e switch
+    {
+        NpgsqlException { InnerException: SocketException s } => $"PostgreSQL server not running at {Where} ({s.SocketErrorCode}): try again later, or ask an administrator",
+        NpgsqlException { InnerException: TimeoutException } or TimeoutException => $"PostgreSQL server at {Where} did not answer in time: try again later, or ask an administrator",
+        _ => Describe(e),
+    };
+
     public override string Describe(Exception e) => e switch
     {
         PostgresException { SqlState: "28P01" or "28000" } p => $"PostgreSQL at {Where} refused the login ({p.MessageText}): check the user in url and the password in {Url.PasswordFile}",

@@ -62,6 +62,23 @@ public static partial class SlurmHook
         {
             JobName = JobIdentity.RecordedName(Get("SLURM_JOB_NAME")),
         };
-        return new SlurmJobParse(new SlurmJob(identity, gid, gpus, sluid), null);
+        return new SlurmJobParse(new SlurmJob(identity, gid, gpus, sluid, RawRequested(Get("SLURM_JOB_COMMENT"))), null);
+    }
+
+    /// <summary>The word that asks for raw storage in a job's comment (<c>--comment=alumet:raw</c>).</summary>
+    public const string RawCommentWord = "alumet:raw";
+
+    /// <summary>
+    /// Whether the job's comment holds <see cref="RawCommentWord"/> as a word (separated by spaces, commas or
+    /// semicolons). Slurm 22.05's prolog gets the comment (SLURM_JOB_COMMENT, from the job credential) but neither
+    /// <c>--profile</c> nor <c>--acctg-freq</c> (slurm/README.md "Raw storage on request"). The comment only asks:
+    /// <c>[sampler] job_raw</c> decides.
+    /// </summary>
+    public static bool RawRequested(string? comment)
+    {
+        if (string.IsNullOrEmpty(comment)) return false;
+        foreach (var word in comment.Split([' ', '\t', ',', ';'], StringSplitOptions.RemoveEmptyEntries))
+            if (word.Equals(RawCommentWord, StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
     }
 }

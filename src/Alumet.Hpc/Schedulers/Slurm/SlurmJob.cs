@@ -6,7 +6,8 @@ namespace Alumet.Hpc.Schedulers.Slurm;
 /// <param name="Gid">SLURM_JOB_GID: group of the job's output files.</param>
 /// <param name="GpuIndices">Physical GPU indices (SLURM_JOB_GPUS, else CUDA_VISIBLE_DEVICES); empty = none.</param>
 /// <param name="Sluid">SLURM_JOB_SLUID (Slurm ≥ 25.11), names the v2 job cgroup from 26.05.</param>
-public sealed record SlurmJob(JobIdentity Identity, int Gid, IReadOnlyList<int> GpuIndices, string? Sluid);
+/// <param name="RawRequested">The job's comment asks for raw storage (<see cref="SlurmHook.RawCommentWord"/>).</param>
+public sealed record SlurmJob(JobIdentity Identity, int Gid, IReadOnlyList<int> GpuIndices, string? Sluid, bool RawRequested = false);
 
 /// <summary>Either a job or the one-line reason it was refused.</summary>
 public readonly record struct SlurmJobParse(SlurmJob? Job, string? Error)

@@ -90,10 +90,7 @@ public sealed record GpuAllocation(IReadOnlyList<string> Entries)
         return hit;
     }
 
-    /// <summary>
-    /// The resource ids (canonical bus ids, <see cref="GpuDevice.BusId"/>) of the GPUs this allocation names: the set
-    /// <c>JobAttribution.JobGpus</c> takes.
-    /// </summary>
+    /// <summary>The resource ids (canonical bus ids, <see cref="GpuDevice.BusId"/>) of the GPUs this allocation names.</summary>
     public IReadOnlySet<string> ResourceIds(IReadOnlyList<GpuDevice> devices, out IReadOnlyList<string> unmatched)
     {
         bool[] hit = Match(devices, out unmatched);
@@ -136,26 +133,27 @@ public sealed record GpuAllocation(IReadOnlyList<string> Entries)
     }
 }
 
-/// <summary>Splits GPU energy between consumers for one attribution period. Pure, allocation-free.</summary>
+/// <summary>Splits GPU energy between the node's jobs for one period. Pure, allocation-free.</summary>
 public static class GpuAttribution
 {
     /// <summary>
-    /// For each GPU channel i: the whole delta goes to the consumer <paramref name="owners"/>[i] names, the other two
-    /// get 0, so <c>job[i] + otherJobs[i] + unattributed[i] == nodeDelta[i]</c> exactly (raw mJ).
+    /// The job (index into <paramref name="jobOwns"/>) that a GPU channel's energy goes to this period: an exclusive
+    /// job holds every GPU; otherwise the first job whose allocation (<see cref="GpuAllocation.Owners"/>) names the GPU
+    /// (a MIG board shared by two jobs goes to the first registered); -1 when no registered job holds it.
     /// </summary>
-    public static void Split(ReadOnlySpan<ulong> nodeDelta, ReadOnlySpan<GpuOwner> owners,
-        Span<ulong> job, Span<ulong> otherJobs, Span<ulong> unattributed)
+    public static int Owner(int channel, int exclusiveJob, IReadOnlyList<bool[]> jobOwns)
     {
-        int n = nodeDelta.Length;
-        if (owners.Length < n || job.Length < n || otherJobs.Length < n || unattributed.Length < n)
-            throw new ArgumentException("every span needs one slot per GPU channel");
-        for (int i = 0; i < n; i++)
-        {
-            ulong d = nodeDelta[i];
-            GpuOwner o = owners[i];
-            job[i] = o == GpuOwner.Job ? d : 0;
-            otherJobs[i] = o == GpuOwner.OtherJobs ? d : 0;
-            unattributed[i] = o == GpuOwner.Unattributed ? d : 0;
-        }
+        if (exclusiveJob >= 0) return exclusiveJob;
+        for (int j = 0; j < jobOwns.Count; j++)
+            if (jobOwns[j][channel]) return j;
+        return -1;
+    }
+
+    /// <summary>The whole delta to <paramref name="owner"/>'s share (none: all unattributed); returns the unattributed part, so Σ shares + unattributed = delta exactly.</summary>
+    public static ulong Split(ulong delta, int owner, Span<ulong> shares)
+    {
+        if (owner < 0) return delta;
+        shares[owner] = delta;
+        return 0;
     }
 }

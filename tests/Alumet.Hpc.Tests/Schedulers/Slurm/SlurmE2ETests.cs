@@ -109,10 +109,17 @@ public sealed class SlurmE2ETests
 
         var gpus = new[] { a, b }.Select(id => File.ReadAllText(Path.Combine(Lab, "out", $"gpus.{id}")).Trim()).ToArray();
         Assert.Equal(new[] { "0", "1" }, gpus.Order().ToArray());
+        AssertNoSampler(""); // gone: the node file of the day now holds both jobs
+        string nodeFile = NodeFile();
         foreach (var (id, g) in new[] { (a, gpus[0]), (b, gpus[1]) })
         {
             int gpu = int.Parse(g, CultureInfo.InvariantCulture);
-            var row = AssertMeasuredJob(id, minSeconds: 3, gpu);
+            // The two jobs shared the node: each file holds its own share; node series only while it was alone.
+            var row = Row(id);
+            Assert.True(row.Status == "complete", $"job {id}: {row.Status} ({row.Reason})");
+            AssertOwnSeriesOrAlone(id, row.ParquetPath, nodeFile);
+            var sums = GpuSums(row.ParquetPath, id);
+            Assert.Equal(new[] { (FakeGpuBusIds[gpu], $"job:{id}") }, sums.Where(kv => kv.Value > 0).Select(kv => kv.Key).ToArray()); // its GPU only
             Assert.InRange(row.GpuJ, FakeGpuPowerW[gpu] * row.ElapsedS * 0.9 - 1, FakeGpuPowerW[gpu] * row.ElapsedS * 1.1 + 1);
             File.Delete(Path.Combine(Lab, "out", $"gpus.{id}"));
             AssertNoSampler(id);
@@ -152,38 +159,112 @@ public sealed class SlurmE2ETests
     }
 
     [SkippableFact]
-    public void ConcurrentBusyAndIdleJobsSplitTheNodeEnergy()
+    public void EightConcurrentJobsRunWithOneSamplerAndEveryIntervalConserves()
     {
         RequireLab();
-        // Both hold one core for the same ~6 s; one spins, one sleeps.
-        string busy = Sbatch("timeout 6 bash -c 'while :; do :; done'; true");
-        string idle = Sbatch("sleep 6");
-        WaitJobDone(busy);
-        WaitJobDone(idle);
+        // 4 busy and 4 idle jobs share the node's 2 cores (the lab partition forces sharing, up to 8 jobs per core).
+        var busy = Enumerable.Range(0, 4).Select(_ => Sbatch("timeout 6 bash -c 'while :; do :; done'; true")).ToList();
+        var idle = Enumerable.Range(0, 4).Select(_ => Sbatch("sleep 6")).ToList();
+        var all = busy.Concat(idle).ToList();
+        var samplers = new HashSet<int>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && !all.All(j => JobState(j) == "RUNNING")) Thread.Sleep(100);
+        Assert.True(all.All(j => JobState(j) == "RUNNING"), "the 8 jobs did not all run at once: " + string.Join(", ", all.Select(JobState)));
+        for (int i = 0; i < 10; i++) { foreach (int p in NodeSamplerPids()) samplers.Add(p); Thread.Sleep(300); }
+        Assert.Single(samplers); // one sampling process for the 8 jobs
+        foreach (string j in all) WaitJobDone(j);
 
-        var b = Row(busy);
-        var i = Row(idle);
-        Assert.Equal(("complete", "complete"), (b.Status, i.Status));
-        // The busy job used ~1 CPU-second per second, the idle one ~0: its share is what slurmstepd and
-        // sleep cost. A loose factor still fails if attribution is off (equal split gives 1x). Shares are of the
-        // node's busy CPU time, and this machine is shared (other builds): hence only a 10 % floor.
-        Assert.True(b.JobJ > 10 * i.JobJ, $"busy {b.JobJ:F2} J should be >> idle {i.JobJ:F2} J");
-        double busyNodeCpuJ = ParquetSums(b.ParquetPath, busy, CpuKinds)["node"]; // the GPUs are nobody's here
-        Assert.True(b.JobJ > 0.1 * busyNodeCpuJ, $"busy share {b.JobJ:F2} J of node CPU {busyNodeCpuJ:F2} J is too small");
-        // Two samplers, same counter, same cgroups: what the idle job calls "other jobs" is the busy job's share.
-        Assert.InRange(i.OtherJobsJ, 0.9 * b.JobJ, 1.1 * b.JobJ);
-        foreach (var (id, row) in new[] { (busy, b), (idle, i) })
+        var rows = all.ToDictionary(j => j, Row);
+        Assert.All(rows.Values, r => Assert.Equal("complete", r.Status));
+        double busyMin = busy.Min(j => rows[j].JobJ), idleMax = idle.Max(j => rows[j].JobJ);
+        Assert.True(busyMin > 5 * idleMax, $"busy jobs' shares {string.Join(", ", busy.Select(j => rows[j].JobJ.ToString("F2")))} J should be >> idle ones' {string.Join(", ", idle.Select(j => rows[j].JobJ.ToString("F2")))} J");
+        AssertNoSampler("");
+        string nodeFile = NodeFile();
+        foreach (string j in all)
         {
-            // Conservation, in the row and in the Parquet file: job + other jobs + unattributed = node.
-            Assert.Equal(row.NodeJ, row.JobJ + row.OtherJobsJ + row.UnattributedJ, 6);
-            var p = ParquetSums(row.ParquetPath, id);
-            Assert.Equal(p["node"], p[$"job:{id}"] + p.GetValueOrDefault("other_jobs") + p.GetValueOrDefault("unattributed"), 6);
-            Assert.Equal(row.NodeJ, p["node"], 6);
+            // The user's file holds the job's own share; the node's series only for periods it was alone.
+            AssertOwnSeriesOrAlone(j, rows[j].ParquetPath, nodeFile);
+            Assert.True(rows[j].JobJ > 0, $"job {j}: no energy");
         }
-        // Each job sees the other: the busy job's "other jobs" is small, the idle job's is large.
-        Assert.True(i.OtherJobsJ > 10 * b.OtherJobsJ, $"idle's other_jobs {i.OtherJobsJ:F2} J vs busy's {b.OtherJobsJ:F2} J");
-        AssertNoSampler(busy);
-        AssertNoSampler(idle);
+        // The node file (root-only): per interval and domain, node = Σ jobs + unattributed, every job's series is the
+        // one in its own file, the first second of every job is attributed.
+        Assert.Equal("700", Run("stat", "-c", "%a", Path.GetDirectoryName(nodeFile)!).Out.Trim());
+        Assert.NotEqual(0, Run("runuser", "-u", User, "--", "head", "-c", "4", nodeFile).Code);
+        Assert.Equal(0L, Scalar($"""
+            SELECT count(*) FROM (SELECT timestamp, resource_kind, resource_id,
+                     sum(CASE WHEN consumer = 'node' THEN energy_raw ELSE 0 END) AS n, sum(CASE WHEN consumer <> 'node' THEN energy_raw ELSE 0 END) AS parts
+                   FROM read_parquet('{nodeFile}')
+                   -- this test's periods (the day's file also holds earlier tests' jobs, raw-rate node reads among them)
+                   WHERE timestamp IN (SELECT timestamp FROM read_parquet('{nodeFile}') WHERE consumer IN ({string.Join(", ", all.Select(j => $"'job:{j}'"))}))
+                   GROUP BY ALL) WHERE n <> parts
+            """));
+        foreach (string j in all)
+        {
+            Assert.Equal(0L, Scalar($"""
+                SELECT count(*) FROM (SELECT * FROM read_parquet('{rows[j].ParquetPath}') WHERE consumer = 'job:{j}') f
+                FULL JOIN (SELECT * FROM read_parquet('{nodeFile}') WHERE consumer = 'job:{j}') n USING (timestamp, resource_kind, resource_id)
+                WHERE f.energy_raw IS DISTINCT FROM n.energy_raw
+                """));
+        }
+        foreach (string j in busy)
+        {
+            // The first second of a busy job is attributed to it (a quarter of the package's 50 W: ~12 J/s), not left to "unattributed".
+            double first = Convert.ToDouble(ScalarObj($"""
+                SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{rows[j].ParquetPath}') WHERE resource_kind = 'cpu_package' AND consumer = 'job:{j}'
+                  AND timestamp <= (SELECT min(timestamp) FROM read_parquet('{rows[j].ParquetPath}')) + INTERVAL 1 SECOND
+                """), CultureInfo.InvariantCulture);
+            Assert.True(first > 2, $"job {j}: {first:F3} J in its first second");
+        }
+        Assert.Equal("idle", NodeState());
+    }
+
+    [SkippableFact]
+    public void AJobCommentAskingForRawStorageGetsEveryRead()
+    {
+        RequireLab();
+        // Slurm 22.05 gives the prolog the job's comment (SLURM_JOB_COMMENT), not --profile/--acctg-freq.
+        string raw = Sbatch("sleep 3", "--comment=campaign-7 alumet:raw");
+        WaitJobDone(raw);
+        string plain = Sbatch("sleep 3");
+        WaitJobDone(plain);
+        using var con = new SqliteConnection($"Data Source={Database};Mode=ReadOnly");
+        con.Open();
+        long Period(string id)
+        {
+            using var cmd = con.CreateCommand();
+            cmd.CommandText = "SELECT storage_period_ms FROM jobs WHERE scheduler = 'slurm' AND job_id = $id";
+            cmd.Parameters.AddWithValue("$id", id);
+            return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+        }
+        Assert.Equal(0L, Period(raw));     // every read stored
+        Assert.Equal(1000L, Period(plain)); // the lab's storage_period_ms
+        Assert.Equal("complete", Row(raw).Status);
+        Assert.Contains(HookLogSince(HookLogStart), l => l.Contains($"slurm prolog job {raw} on ") && l.Contains(", raw storage)"));
+        AssertNoSampler(plain);
+    }
+
+    [SkippableFact]
+    public void KillMinus9OfTheNodeSamplerKeepsFlushedDataAndTheNextJobStartsANewOne()
+    {
+        RequireLab();
+        var jobs = Enumerable.Range(0, 3).Select(_ => Sbatch("sleep 6")).ToList();
+        int pid = WaitSamplerPid(jobs[0]);
+        foreach (string j in jobs) WaitSamplerPid(j);
+        Thread.Sleep(2500); // past a storage period and a flush: the spools hold data
+        Assert.Equal(0, Run("kill", "-9", pid.ToString(CultureInfo.InvariantCulture)).Code);
+        string next = Sbatch("sleep 3"); // its prolog finds no sampler: starts a new one
+        int second = WaitSamplerPid(next);
+        Assert.NotEqual(pid, second);
+        foreach (string j in jobs.Append(next)) WaitJobDone(j);
+        foreach (string j in jobs)
+        {
+            var row = Row(j);
+            Assert.Equal("partial", row.Status); // recovered by the new sampler: the gap is said
+            Assert.True(row.JobJ > 0, $"job {j}: flushed data kept");
+        }
+        Assert.Equal("complete", Row(next).Status);
+        Assert.Equal("idle", NodeState());
+        AssertNoSampler(next);
     }
 
     [SkippableFact]
@@ -204,14 +285,14 @@ public sealed class SlurmE2ETests
     }
 
     [SkippableFact]
-    public void HungSamplerIsKilledAfterTheStopTimeoutAndTheRowIsPartial()
+    public void HungSamplerMakesTheEpilogFinalizeFromTheSpoolAfterTheStopTimeout()
     {
         RequireLab();
         string id = Sbatch("sleep 4");
         int pid = WaitSamplerPid(id);
         Thread.Sleep(2500); // some data flushed first
-        // SIGSTOP: alive but deaf to the epilog's SIGTERM. The epilog must give up after stop_timeout_s (5 s in
-        // the lab config), kill it and finalize from the spool, so the node does not sit in "completing".
+        // SIGSTOP: alive but deaf to the epilog's request. The epilog must give up after stop_timeout_s (5 s in
+        // the lab config) and finalize from the spool, so the node does not sit in "completing".
         Assert.Equal(0, Run("kill", "-STOP", pid.ToString(CultureInfo.InvariantCulture)).Code);
         var sw = Stopwatch.StartNew();
         WaitJobDone(id);
@@ -221,7 +302,10 @@ public sealed class SlurmE2ETests
         Assert.Equal("idle", NodeState());
         var row = Row(id);
         Assert.Equal("partial", row.Status);
-        Assert.Contains("killed", row.Reason);
+        Assert.Contains("did not finalize the job within 5 s", row.Reason);
+        // The node sampler is not killed for one job (others may be sampled by it): resumed, it drops the job the
+        // epilog finalized and exits after its linger.
+        Assert.Equal(0, Run("kill", "-CONT", pid.ToString(CultureInfo.InvariantCulture)).Code);
         AssertNoSampler(id);
     }
 
@@ -300,8 +384,12 @@ public sealed class SlurmE2ETests
             $"{DateTime.UtcNow:O} wrapper+process {times[0]:F1} ms; in-process median {median:F1} ms, max {logged[^1]:F1} ms over {logged.Count} prologs\n");
         Assert.True(times[0] < 250, $"prolog took {times[0]:F1} ms (wrapper + process start + hook)");
         // ~100 ms is the goal; the max gets slack for this 2-CPU machine shared with busy jobs and builds.
-        Assert.True(median < 50, $"median prolog (in-process) {median:F1} ms");
-        Assert.True(logged[^1] < 150, $"slowest prolog (in-process) {logged[^1]:F1} ms");
+        // A prolog that finds no node sampler starts one and waits until it listens (process start, sources, socket),
+        // so that the job's first period is measured; prologs arriving meanwhile wait for that one. With the lab's 1 s
+        // linger most prologs here start one (on a node with jobs in a row, linger 30 s, few do): 50-110 ms alone,
+        // up to 221 ms seen while the whole test suite ran beside the lab on the 2 CPUs.
+        Assert.True(median < 100, $"median prolog (in-process) {median:F1} ms");
+        Assert.True(logged[^1] < 300, $"slowest prolog (in-process) {logged[^1]:F1} ms");
         AssertNoSampler(id);
     }
 
@@ -441,38 +529,93 @@ public sealed class SlurmE2ETests
         return sums;
     }
 
-    /// <summary>No process left whose command line is this binary sampling this job.</summary>
+    /// <summary>No node sampler of the lab left once its linger (1 s in the lab) is over: none outlives the last job.</summary>
     private static void AssertNoSampler(string id)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(3); // PID 1 here reaps orphans lazily: allow a moment
-        List<string> left;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        List<int> left;
         do
         {
-            left = SamplerProcesses(id);
+            left = NodeSamplerPids();
             if (left.Count == 0) return;
             Thread.Sleep(200);
         } while (DateTime.UtcNow < deadline);
-        Assert.Fail($"sampler(s) of job {id} survived the job: {string.Join(" | ", left)}");
+        Assert.Fail($"node sampler(s) {string.Join(", ", left)} survived the last job (job {id})");
     }
 
-    private static List<string> SamplerProcesses(string id)
+    /// <summary>Live processes of this binary running <c>node-sampler</c> with the lab's config.</summary>
+    private static List<int> NodeSamplerPids()
     {
-        var found = new List<string>();
+        var found = new List<int>();
         foreach (string dir in Directory.GetDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == Environment.ProcessId) continue;
             try
             {
                 string stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                if (stat[(stat.LastIndexOf(')') + 2)] == 'Z') continue;
+                if (stat[(stat.LastIndexOf(')') + 2)] is 'Z' or 'X') continue;
                 string[] argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
-                if (argv.Length > 1 && argv[0].EndsWith("alumet-hpc", StringComparison.Ordinal) && argv.Contains(id) && argv.Contains("sample"))
-                    found.Add($"{pid}: {string.Join(' ', argv)}");
+                if (argv.Length > 1 && argv[0].EndsWith("alumet-hpc", StringComparison.Ordinal) && argv.Contains("node-sampler") && argv.Contains(Config))
+                    found.Add(pid);
             }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
         }
         return found;
+    }
+
+    /// <summary>Today's node file (root-only Parquet of the node's own series), written when the node sampler exits.</summary>
+    private static string NodeFile()
+    {
+        string dir = Path.Combine(DataDir, "lab", "node", NodeName());
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            var files = Directory.Exists(dir) ? Directory.GetFiles(dir, "*.parquet") : [];
+            if (files.Length > 0) return files.OrderBy(f => File.GetLastWriteTimeUtc(f)).Last();
+            Thread.Sleep(200);
+        }
+        Assert.Fail($"no node file in {dir}");
+        return "";
+    }
+
+    /// <summary>
+    /// A job's file (owned by its user) holds its own series (job, steps), and the node's (node, unattributed) only for
+    /// the periods when no other job was registered on the node: co-tenants' activity never reaches it.
+    /// </summary>
+    private static void AssertOwnSeriesOrAlone(string jobId, string parquet, string nodeFile)
+    {
+        Assert.All(ParquetConsumers(parquet), c =>
+            Assert.True(c == $"job:{jobId}" || c.StartsWith($"step:{jobId}.", StringComparison.Ordinal) || c is "node" or "unattributed", $"job {jobId}: consumer {c} in its file"));
+        Assert.True(Scalar($"SELECT count(*) FROM read_parquet('{nodeFile}') WHERE consumer = 'job:{jobId}'") > 0, $"job {jobId} missing from the node file {nodeFile}");
+        Assert.Equal(0L, Scalar($"""
+            SELECT count(*) FROM read_parquet('{parquet}') f WHERE f.consumer IN ('node', 'unattributed')
+              AND EXISTS (SELECT 1 FROM read_parquet('{nodeFile}') n
+                          WHERE n.timestamp = f.timestamp AND n.consumer LIKE 'job:%' AND n.consumer <> 'job:{jobId}')
+            """));
+    }
+
+    private static List<string> ParquetConsumers(string path)
+    {
+        using var con = new DuckDBConnection("Data Source=:memory:");
+        con.Open();
+        using var cmd = con.CreateCommand();
+        cmd.CommandText = $"SELECT DISTINCT consumer FROM read_parquet('{path.Replace("'", "''")}') ORDER BY 1";
+        using var rd = cmd.ExecuteReader();
+        var list = new List<string>();
+        while (rd.Read()) list.Add(rd.GetString(0));
+        return list;
+    }
+
+    private static long Scalar(string sql) => Convert.ToInt64(ScalarObj(sql), CultureInfo.InvariantCulture);
+
+    private static object? ScalarObj(string sql)
+    {
+        using var con = new DuckDBConnection("Data Source=:memory:");
+        con.Open();
+        using var cmd = con.CreateCommand();
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar();
     }
 
     // ------------------------------------------------------------------------------------------ slurm
@@ -502,21 +645,23 @@ public sealed class SlurmE2ETests
         Assert.Fail($"job {id} not done after {timeoutS} s (state {JobState(id)}, node {NodeState()})");
     }
 
+    /// <summary>The node sampler's pid once it has registered the job.</summary>
     private static int WaitSamplerPid(string id, double timeoutS = 20)
     {
-        string file = Path.Combine(StateDir, id, "sampler.pid");
+        string file = Path.Combine(StateDir, "..", "node", "sampler.pid");
+        string registration = Path.Combine(StateDir, id, "registration");
         var deadline = DateTime.UtcNow.AddSeconds(timeoutS);
         while (DateTime.UtcNow < deadline)
         {
             try
             {
                 string text = File.ReadAllText(file).Trim();
-                if (int.TryParse(text.Split(' ')[0], out int pid) && pid > 0) return pid;
+                if (File.Exists(registration) && int.TryParse(text.Split(' ')[0], out int pid) && pid > 0) return pid;
             }
             catch (IOException) { }
             Thread.Sleep(100);
         }
-        Assert.Fail($"no {file} after {timeoutS} s (job {id} state {JobState(id)})");
+        Assert.Fail($"no {file} / {registration} after {timeoutS} s (job {id} state {JobState(id)})");
         return 0;
     }
 

@@ -43,27 +43,27 @@ public sealed class SlurmJobParseTests
         Assert.Equal(new[] { 2, 3 }, p.Job!.GpuIndices);
         Assert.Equal("s0E4QZK1T3WXA", p.Job.Sluid);
         Assert.Equal("s0E4QZK1T3WXA", p.Job.Identity.RunId); // the SLUID names the run on every node
-        var args = SamplerLauncher.SampleArguments(new SamplerLaunch(p.Job.Identity, null, p.Job.GpuIndices, p.Job.Sluid)).ToList();
-        Assert.Equal("s0E4QZK1T3WXA", args[args.IndexOf("--run-id") + 1]);
+        var reg = SamplerLauncher.Registration(new SamplerLaunch(p.Job.Identity, null, p.Job.GpuIndices, p.Job.Sluid));
+        Assert.Equal("s0E4QZK1T3WXA", JobRegistration.Parse(reg.ToLine(), out _)!.Job.RunId);
     }
 
     [Fact]
     public void AJobNameInTheEnvironmentReachesTheSamplerAsOneSafeToken()
     {
         // slurmd 22.05 gives no SLURM_JOB_NAME (prep_script_slurmd.c); a wrapper or a later Slurm may. A hostile name
-        // (sbatch -J) must stay one value: never an option, never a response file that root would read.
-        const string name = "@/etc/shadow --uid 0";
+        // (sbatch -J) must stay one value in the registration line the prolog sends the node sampler (and the sampler
+        // keeps in the job's state dir): never another key, never a second line.
+        const string name = "@/etc/shadow uid=0 run=x\nregister scheduler=slurm";
         SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_NAME", name)));
         Assert.Equal(name, p.Job!.Identity.JobName);
-        var args = SamplerLauncher.SampleArguments(new SamplerLaunch(p.Job.Identity, null, [], null)).ToArray();
-        Assert.Contains("--job-name=" + name, args);
-        var parsed = Alumet.Hpc.Commands.AlumetCli.CreateRoot().Parse(args);
-        Assert.Empty(parsed.Errors);
-        Assert.Equal(name, parsed.GetValue<string>("--job-name"));
-        Assert.Equal(1001, parsed.GetValue<int>("--uid"));
+        string line = SamplerLauncher.Registration(new SamplerLaunch(p.Job.Identity, null, [], null)).ToLine();
+        Assert.DoesNotContain('\n', line);
+        var parsed = JobRegistration.Parse(line, out string? error);
+        Assert.Null(error);
+        Assert.Equal(name, parsed!.Job.JobName);
+        Assert.Equal(1001, parsed.Job.Uid);
         Assert.Equal("", SlurmHook.ParseJob(Env()).Job!.Identity.JobName);
-        Assert.DoesNotContain(SamplerLauncher.SampleArguments(new SamplerLaunch(SlurmHook.ParseJob(Env()).Job!.Identity, null, [], null)),
-            a => a.StartsWith("--job-name", StringComparison.Ordinal));
+        Assert.DoesNotContain(" name=", SamplerLauncher.Registration(new SamplerLaunch(SlurmHook.ParseJob(Env()).Job!.Identity, null, [], null)).ToLine());
         Assert.Equal(new string('x', JobIdentity.MaxJobName - 3) + "...",
             SlurmHook.ParseJob(Env(("SLURM_JOB_NAME", new string('x', 5000))))!.Job!.Identity.JobName);
     }
@@ -74,8 +74,8 @@ public sealed class SlurmJobParseTests
         SlurmJobParse p = SlurmHook.ParseJob(Env());
         Assert.Equal("", p.Job!.Identity.RunId);
         var before = DateTime.UtcNow;
-        var args = SamplerLauncher.SampleArguments(new SamplerLaunch(p.Job.Identity, null, [], null)).ToList();
-        string run = args[args.IndexOf("--run-id") + 1];
+        var reg = SamplerLauncher.Registration(new SamplerLaunch(p.Job.Identity, null, [], null));
+        string run = JobRegistration.Parse(reg.ToLine(), out _)!.Job.RunId;
         Assert.Matches(@"^\d{8}T\d{9}Z$", run);
         var t = DateTime.ParseExact(run, RunId.StartTimeFormat, System.Globalization.CultureInfo.InvariantCulture,
             System.Globalization.DateTimeStyles.AssumeUniversal | System.Globalization.DateTimeStyles.AdjustToUniversal);

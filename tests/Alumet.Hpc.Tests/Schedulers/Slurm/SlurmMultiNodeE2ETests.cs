@@ -55,16 +55,33 @@ public sealed class SlurmMultiNodeE2ETests
         foreach (var r in rows)
         {
             Assert.Equal(("complete", ""), (r.Status, r.Reason));
-            // Each node measured its own counter (its config, selected by SLURMD_NODENAME): n1 at 50 W, n2 at 80 W.
-            double w = NodePowerW[r.Node];
-            Assert.InRange(r.NodeJ, w * r.ElapsedS * 0.9 - 1, w * r.ElapsedS * 1.1 + 1);
             Assert.True(r.TotalJ > 0, $"job {r.JobId} on {r.Node}: no energy attributed to a busy job");
             Assert.Equal(r.PackageJ + r.DramJ + r.GpuJ, r.TotalJ);
-            Assert.Equal(r.NodeJ, r.TotalJ + r.OtherJ + r.UnattributedJ, 6);
+            // Two jobs shared each node: a row holds the job's own share, and node-level energy only for periods it was
+            // alone; the node's series are in the node's root-only file, checked below.
+            Assert.True(r.NodeJ == 0 || r.NodeJ < NodePowerW[r.Node] * r.ElapsedS * 0.9, $"job {r.JobId} on {r.Node}: node-level {r.NodeJ} J in a shared job's row");
             // One Parquet file per job and node, in the shared data_dir, named by the node the hook was told.
             Assert.True(File.Exists(r.Parquet), $"job {r.JobId} on {r.Node}: {r.Parquet} missing");
             Assert.StartsWith($"slurm.{r.JobId}.{r.Node}.", Path.GetFileName(r.Parquet));
             Assert.StartsWith(Path.Combine(Lab, "alumet", "data", "jobs", $"cluster={Cluster}") + "/", r.Parquet);
+        }
+
+        // Each node's one sampler measured its own counter (its config, selected by SLURMD_NODENAME): n1 at 50 W, n2 at
+        // 80 W, and split every period between that node's jobs only: node = Σ jobs + unattributed, exactly.
+        foreach (string n in NodeNames)
+        {
+            string[] here = rows.Where(r => r.Node == n).Select(r => $"job:{r.JobId}").Order().ToArray();
+            string file = NodeFileAfter(n, rows.Min(r => r.Start));
+            string periods = $"timestamp IN (SELECT timestamp FROM read_parquet('{file}') WHERE consumer IN ({string.Join(", ", here.Select(c => $"'{c}'"))}))";
+            Assert.Equal(0L, Convert.ToInt64(DuckScalar($"""
+                SELECT count(*) FROM (SELECT timestamp, domain, sum(CASE WHEN consumer = 'node' THEN energy_raw ELSE 0 END) AS whole,
+                                             sum(CASE WHEN consumer <> 'node' THEN energy_raw ELSE 0 END) AS parts
+                                      FROM read_parquet('{file}') WHERE {periods} GROUP BY ALL) WHERE whole <> parts
+                """), CultureInfo.InvariantCulture));
+            Assert.Equal(here, DuckColumn($"SELECT DISTINCT consumer FROM read_parquet('{file}') WHERE {periods} AND consumer LIKE 'job:%' ORDER BY 1"));
+            double joules = Convert.ToDouble(DuckScalar($"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{file}') WHERE {periods} AND consumer = 'node' AND resource_kind = 'cpu_package'"), CultureInfo.InvariantCulture);
+            double seconds = Convert.ToDouble(DuckScalar($"SELECT sum(interval_us) / 1e6 FROM read_parquet('{file}') WHERE {periods} AND consumer = 'node' AND resource_kind = 'cpu_package'"), CultureInfo.InvariantCulture);
+            Assert.InRange(joules, NodePowerW[n] * seconds * 0.9 - 1, NodePowerW[n] * seconds * 1.1 + 1);
         }
 
         // The report, run by the job's user through the gate (read-only role): job lines, then the node lines.
@@ -87,6 +104,18 @@ public sealed class SlurmMultiNodeE2ETests
         for (int i = 0; i < 2; i++)
             Assert.Equal(Math.Round(nodeRows[i].TotalJ, 6), nodeLines[i].GetProperty("energy").GetProperty("total").GetDouble());
         Assert.Equal("n1 idle\nn2 idle", NodeStates());
+
+        // Then a 2-node job alone on both nodes: each node measured its own counter (its config, chosen by
+        // SLURMD_NODENAME): n1 at 50 W, n2 at 80 W; job + other jobs + unattributed = node in each row.
+        string alone = Sbatch(["-N2", "--ntasks-per-node=1"], $"srun {Busy(3)}");
+        WaitDone(alone);
+        foreach (var r in WaitRows(new() { [alone] = ["n1", "n2"] }))
+        {
+            Assert.Equal(("complete", ""), (r.Status, r.Reason));
+            double w = NodePowerW[r.Node];
+            Assert.InRange(r.NodeJ, w * r.ElapsedS * 0.9 - 1, w * r.ElapsedS * 1.1 + 1);
+            Assert.Equal(r.NodeJ, r.TotalJ + r.OtherJ + r.UnattributedJ, 6);
+        }
     }
 
     [SkippableFact]
@@ -110,6 +139,10 @@ public sealed class SlurmMultiNodeE2ETests
             Assert.Equal(3, OutboxOf(Cfg("n1")).Pending().Count);
             Assert.Equal(3, OutboxOf(Cfg("n2")).Pending().Count);
             Assert.Equal("n1 idle\nn2 idle", NodeStates()); // no hook failed the node
+            // A user's report meanwhile: one sentence, exit 1 (sacct's "database unreachable").
+            var report = RunAs($"{Lab}/bin/alumet-report", "-j", both, "-P", "-n");
+            Assert.Equal((1, "", $"alumet-report: error: cannot read the accounting database: PostgreSQL server not running at "
+                + $"{ReportUrl} (ConnectionRefused): try again later, or ask an administrator\n"), report);
             Thread.Sleep(TimeSpan.FromSeconds(30) - down.Elapsed);
 
             PgLab("start");
@@ -145,7 +178,7 @@ public sealed class SlurmMultiNodeE2ETests
                         double ms = double.Parse(m.Groups[4].Value, CultureInfo.InvariantCulture);
                         Assert.True(ms <= 3000, $"{kind} of job {id} on {n} took {ms} ms (bound: hook_wait_s 2 s + 1 s)");
                     }
-                Assert.Contains(lines, l => l.Contains($"job {both}: finalized complete") && l.Contains("row queued in")
+                Assert.Contains(lines, l => l.Contains($"job {both}: ") && l.Contains("complete") && l.Contains("row queued in")
                     && l.Contains($"(PostgreSQL server not running at {TestBackends.PgUrl} (ConnectionRefused)"));
                 Assert.DoesNotContain(lines, l => l.Contains("sampler died"));
             }
@@ -159,6 +192,7 @@ public sealed class SlurmMultiNodeE2ETests
     // ------------------------------------------------------------------------------------------ lab
 
     private static readonly string[] NodeNames = ["n1", "n2"];
+    private static string ReportUrl => Environment.GetEnvironmentVariable("ALUMET_TEST_PG_REPORT_URL") ?? "";
     private static string Cfg(string node) => Path.Combine(Lab, "nodes", node, "alumet.toml");
     private static string HookLog(string node) => Path.Combine(Lab, "log", $"alumet-hpc.{node}.log");
     private static Outbox OutboxOf(string config) => Outbox.Of(Alumet.Hpc.Config.ConfigLoader.LoadFile(config));
@@ -174,6 +208,36 @@ public sealed class SlurmMultiNodeE2ETests
     {
         var r = Run("bash", Path.Combine(RepoRoot(), "tests", "e2e", "postgres", "pg-lab.sh"), verb);
         Assert.True(r.Code == 0, $"pg-lab.sh {verb} failed: {r.Out}{r.Err}");
+    }
+
+    /// <summary>The node's root-only file of the day (README "The node sampler"), once its sampler has exited and
+    /// rewritten it after <paramref name="since"/>.</summary>
+    private static string NodeFileAfter(string node, DateTime since)
+    {
+        string file = Path.Combine(Lab, "alumet", "data", Cluster, "node", node, $"{node}.{since:yyyy-MM-dd}.parquet");
+        Until(() => File.Exists(file) && File.GetLastWriteTimeUtc(file) > since.ToUniversalTime().AddSeconds(2), 20, $"{file} rewritten by the node sampler's exit");
+        return file;
+    }
+
+    private static object DuckScalar(string sql)
+    {
+        using var con = new DuckDB.NET.Data.DuckDBConnection("Data Source=:memory:");
+        con.Open();
+        using var cmd = con.CreateCommand();
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar()!;
+    }
+
+    private static List<string> DuckColumn(string sql)
+    {
+        using var con = new DuckDB.NET.Data.DuckDBConnection("Data Source=:memory:");
+        con.Open();
+        using var cmd = con.CreateCommand();
+        cmd.CommandText = sql;
+        using var rd = cmd.ExecuteReader();
+        var list = new List<string>();
+        while (rd.Read()) list.Add(rd.GetString(0));
+        return list;
     }
 
     private static string NodeStates() => Run("sinfo", "-h", "-N", "-o", "%N %T").Out.Trim();

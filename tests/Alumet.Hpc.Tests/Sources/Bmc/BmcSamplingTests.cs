@@ -43,8 +43,16 @@ public class BmcSamplingTests
             new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: 1000),
             new SourceSlot(bmc!, 10, ownThread: false, maxPowerW: 1000),   // as SourceFactory wires it
         };
-        var meta = new SpoolMeta { JobId = "1", Node = "n", Scheduler = "exec" };
-        var sampler = new Sampler(new SamplerSettings(1000, 1000, 1000, 1000), slots, null, meta, state.Root, Alumet.Hpc.Core.Clock.MonotonicNs());
+        // The node sampler at raw storage (the tick thread reads RAPL at 1 kHz), one exclusive job.
+        var cfg = new Alumet.Hpc.Config.AlumetConfig();
+        cfg.Paths.StateDir = state.PathOf("state");
+        cfg.Paths.DataDir = state.PathOf("data");
+        cfg.Paths.Database = state.PathOf("accounting.db");
+        cfg.Sampler.StoragePeriodMs = 0;
+        var node = new NodeSampler(cfg, new SourceSet(slots, "test", "", []), Alumet.Hpc.Core.Clock.MonotonicNs());
+        var job = new JobIdentity("exec", "c", "1", "root", 0, "n");
+        node.Register(new JobRegistration(job, null, null, Exclusive: true, Raw: true, Alumet.Hpc.Core.Clock.WallNs()), false, Alumet.Hpc.Core.Clock.MonotonicNs());
+        var sampler = new Sampler(node.Buffer, node);
 
         using var cts = new CancellationTokenSource();
         var run = new Thread(() => sampler.Run(cts.Token));
@@ -57,6 +65,8 @@ public class BmcSamplingTests
         cts.Cancel();
         run.Join();
         stopAt.Stop();
+        node.Close(Alumet.Hpc.Core.Clock.MonotonicNs(), Alumet.Hpc.Core.Clock.WallNs());
+        node.Dispose();
         bmc!.Dispose();
 
         // A BMC request on the tick thread would make ticks ~2 s late (the timeout); the tick never waited for it. The bound
@@ -65,10 +75,12 @@ public class BmcSamplingTests
         Assert.True(sampler.Ticks > 1000, $"ticks {sampler.Ticks}"); // 5 s at 1 kHz; a loaded machine misses some
         Assert.True(stopAt.ElapsedMilliseconds < 1000, $"stop took {stopAt.ElapsedMilliseconds} ms"); // < half the timeout
         Assert.True(bmc.Failures > 0);
-        // The hang shows up as flagged node_wall intervals.
-        var m = SpoolWriter.ReadMeta(state.Root);
-        int wall = m.Series.FindIndex(s => s.ResourceKind == "node_wall" && s.Consumer == "node");
-        Assert.Contains(SpoolReader.ReadAll(state.Root), r => r.Series == wall && (r.Flags & SpoolFlags.ReadError) != 0);
+        // The hang shows up as flagged node_wall intervals in the job's spool.
+        string dir = job.StateDirectory(cfg.Paths.StateDir);
+        var m = SpoolWriter.ReadMeta(dir);
+        var wall = m.Series.Select((s, i) => (s, i)).Where(x => x.s.ResourceKind == "node_wall").Select(x => x.i).ToHashSet();
+        Assert.NotEmpty(wall);
+        Assert.Contains(SpoolReader.ReadAll(dir), r => wall.Contains(r.Series) && (r.Flags & SpoolFlags.ReadError) != 0);
     }
 
     [Fact]

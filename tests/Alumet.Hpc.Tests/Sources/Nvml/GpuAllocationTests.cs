@@ -69,27 +69,22 @@ public class GpuAllocationTests
     }
 
     [Fact]
-    public void SplitConservesEveryMillijoule()
+    public void EachGpuGoesWholeToTheJobThatHoldsItAndEveryMillijouleIsKept()
     {
-        var owners = new[] { GpuOwner.Job, GpuOwner.OtherJobs, GpuOwner.Unattributed, GpuOwner.Job };
-        ulong[] node = { 123_456, ulong.MaxValue, 0, 7 };
-        var job = new ulong[4];
-        var other = new ulong[4];
-        var unattributed = new ulong[4];
-        GpuAttribution.Split(node, owners, job, other, unattributed);
-        Assert.Equal(new ulong[] { 123_456, 0, 0, 7 }, job);
-        Assert.Equal(new ulong[] { 0, ulong.MaxValue, 0, 0 }, other);
-        Assert.Equal(new ulong[] { 0, 0, 0, 0 }, unattributed);
+        // Three jobs, four GPU channels: job 0 holds GPU 0, job 2 holds GPUs 1 and 3, GPU 2 is nobody's.
+        var owns = new List<bool[]> { new[] { true, false, false, false }, new bool[4], new[] { false, true, false, true } };
+        Assert.Equal(new[] { 0, 2, -1, 2 }, Enumerable.Range(0, 4).Select(c => GpuAttribution.Owner(c, exclusiveJob: -1, owns)));
+        Assert.Equal(new[] { 1, 1, 1, 1 }, Enumerable.Range(0, 4).Select(c => GpuAttribution.Owner(c, exclusiveJob: 1, owns)));
 
         var rng = new Random(42);
-        var many = Enumerable.Range(0, 1000).Select(_ => (ulong)rng.NextInt64()).ToArray();
-        var manyOwners = Enumerable.Range(0, 1000).Select(_ => (GpuOwner)rng.Next(3)).ToArray();
-        job = new ulong[1000]; other = new ulong[1000]; unattributed = new ulong[1000];
-        GpuAttribution.Split(many, manyOwners, job, other, unattributed);
         for (int i = 0; i < 1000; i++)
         {
-            Assert.Equal(many[i], job[i] + other[i] + unattributed[i]);
-            Assert.Equal(manyOwners[i] == GpuOwner.Job ? many[i] : 0, job[i]);
+            ulong delta = (ulong)rng.NextInt64();
+            int owner = rng.Next(-1, 3);
+            var shares = new ulong[3];
+            ulong unattributed = GpuAttribution.Split(delta, owner, shares);
+            Assert.Equal(delta, shares[0] + shares[1] + shares[2] + unattributed);
+            if (owner >= 0) Assert.Equal(delta, shares[owner]);
         }
     }
 }

@@ -1,0 +1,38 @@
+using System.CommandLine;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+using Alumet.Hpc.Jobs;
+
+namespace Alumet.Hpc.Commands;
+
+/// <summary>
+/// <c>alumet-hpc node-sampler</c>: the node's one sampler. Started detached by the first prolog that finds none
+/// (<see cref="SamplerLauncher"/>), or kept permanent by systemd (<c>systemd/alumet-hpc-node.service</c>,
+/// <c>linger_s</c> large); exits <c>linger_s</c> after its last job.
+/// </summary>
+public static class NodeSamplerCommand
+{
+    public static Command Create()
+    {
+        var config = CommonOptions.Config();
+        var detach = new Option<bool>("--detach") { Description = "leave the caller's session, cgroups and stdio (used by hooks)" };
+        var cmd = new Command("node-sampler", "Run the node's sampler: jobs register through prologs, end through epilogs; exits linger_s after its last job")
+        {
+            config, detach,
+        };
+        cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(detach)));
+        return cmd;
+    }
+
+    private static int Run(string? configPath, bool detach)
+    {
+        if (CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
+        Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
+        try { return NodeSamplerHost.RunDaemon(cfg, detach); }
+        catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+        {
+            Log.Error($"node sampler failed: {e.Message}");
+            return 1;
+        }
+    }
+}

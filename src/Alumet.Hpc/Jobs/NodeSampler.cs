@@ -1,0 +1,573 @@
+using System.Globalization;
+using System.Text;
+using Alumet.Hpc.Attribution;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Sampling;
+using Alumet.Hpc.Schedulers;
+using Alumet.Hpc.Sources.Estimate;
+using Alumet.Hpc.Sources.Nvml;
+using Alumet.Hpc.Spool;
+
+namespace Alumet.Hpc.Jobs;
+
+/// <summary>
+/// The node's one sampler, as a pipeline: sources → <see cref="MeasurementBuffer"/> → one snapshot per period split
+/// between ALL registered jobs (<see cref="NodeSplit"/>, GPU ownership) → outputs (each job's spool, the root-only
+/// node spool; at a job's end its Parquet file and accounting row through <see cref="JobFinalizer"/>).
+/// Every period takes the counters, /proc/stat and every job's cgroup once, at one instant, so for every domain and
+/// interval node = Σ jobs + unattributed exactly, with the same timestamps in every file of the node.
+/// <see cref="Sampler"/> schedules it; tests drive <see cref="Snapshot"/> with chosen clocks.
+/// </summary>
+public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
+{
+    public const string NodeConsumer = "node";
+    public const string UnattributedConsumer = "unattributed";
+
+    private readonly AlumetConfig _cfg;
+    private readonly SourceSet _sources;
+    private readonly ProcStat? _procStat;
+    private ulong _lastBusyTicks;
+    private readonly object _gate = new();      // registry and snapshots
+    private readonly object _spoolGate = new(); // every spool append/flush
+    private readonly Dictionary<string, NodeJob> _jobs = new(StringComparer.Ordinal);
+    private NodeJob[] _jobArray = [];
+    private volatile NodeJob[] _rawTargets = [];
+    private bool[][] _gpuOwns = [];             // per job: which channels are its GPUs  // jobs that get the node's raw reads (alone or exclusive)
+    private readonly NodeSpool _node;
+    // Per-period scratch, sized once (channels) or grown with the job count: no allocation per period otherwise.
+    private readonly ulong[] _delta;
+    private readonly SpoolFlags[] _flags;
+    private ulong[] _cpu = [];
+    private ulong[] _shares = [];
+    private long _emptySinceNs;
+    private bool _hadJob;
+    private bool _stopped;
+    private int _finalizing; // ends still writing their Parquet + row: the sampler does not exit under them
+    private int _retrying;   // one outbox retry thread at a time
+    private Thread? _retry;
+
+    public MeasurementBuffer Buffer { get; }
+    public string StateRoot => _cfg.Paths.StateDir;
+    public IReadOnlyList<EnergyChannel> Channels => Buffer.Channels;
+    /// <summary>Stop once the last job has ended (one-job hosts: <c>sample</c>, <c>exec</c>) instead of lingering.</summary>
+    public bool StopWhenEmpty { get; init; }
+    public long Snapshots { get; private set; }
+    public string? LastError { get; private set; }
+    public bool Paused { get; set; }
+    /// <summary>Where a job's cgroups are: the scheduler table by default; tests pass generated layouts.</summary>
+    public Func<JobRegistration, AlumetConfig, IJobCgroupLocator?> Locators { get; init; } =
+        (reg, cfg) => SchedulerLocators.Create(reg.Job.Scheduler, cfg, reg.Job, reg.Sluid);
+    public int JobCount { get { lock (_gate) return _jobs.Count; } }
+
+    public NodeSampler(AlumetConfig cfg, SourceSet sources, long startMonotonicNs)
+    {
+        _cfg = cfg;
+        _sources = sources;
+        Buffer = new MeasurementBuffer(sources.Slots, startMonotonicNs);
+        int n = Buffer.Channels.Count;
+        _delta = new ulong[n];
+        _flags = new SpoolFlags[n];
+        try { _procStat = new ProcStat(cfg.Paths.ProcfsRoot); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"node sampler: {e.Message}: CPU-time split disabled, node energy unattributed"); }
+        if (_procStat?.TryRead(out ulong busy, out _) == true) _lastBusyTicks = busy; // primed: the first period counts
+        // Prime every counter now: the first period starts here, not at the first tick.
+        long wall = Clock.WallNs();
+        foreach (var slot in sources.Slots) Buffer.Read(slot, startMonotonicNs, wall);
+        _node = new NodeSpool(cfg, sources);
+        _emptySinceNs = startMonotonicNs;
+        UpdateRawSink();
+    }
+
+    // ---------------------------------------------------------------- registry
+
+    /// <summary>Registers a job (prolog, or recovery from its state directory after a restart). Idempotent.</summary>
+    public string Register(JobRegistration reg, bool recovered, long monotonicNs)
+    {
+        lock (_gate)
+        {
+            if (_stopped) throw new InvalidOperationException("the node sampler is stopping; retry (a new one starts)");
+            if (_jobs.ContainsKey(reg.Key)) return $"job {reg.Job.JobId} already registered";
+            // One sampler per state_dir serves ONE node (the node name its hooks give): two logical nodes sharing a
+            // state_dir would mix their jobs in one split.
+            if (_hadJob && reg.Job.Node != _node.Node)
+                throw new InvalidOperationException($"this node sampler serves node {_node.Node}, not {reg.Job.Node}: give each node (each slurmd) its own [paths] state_dir");
+            // The admin's cap on the jobs' own requests for raw storage (1 kHz, SCHED_FIFO, ~4 MB per job-minute).
+            string rawNote = "";
+            if (reg.Raw && !recovered && _cfg.Sampler.JobRaw != "allow")
+            {
+                reg = reg with { Raw = false };
+                rawNote = ", its raw-storage request ignored ([sampler] job_raw = \"deny\")";
+            }
+            string dir = reg.Job.StateDirectory(_cfg.Paths.StateDir);
+            Directory.CreateDirectory(dir);
+            File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (!recovered)
+            {
+                foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, "stats.json" })
+                    File.Delete(Path.Combine(dir, stale)); // a requeued job id starts a fresh spool
+                File.Delete(JobFinalizer.MarkerPath(dir));  // and is not "already finalized" by its previous run
+            }
+            bool exclusive = reg.Exclusive || _cfg.Sampler.Attribution == "exclusive";
+            var locator = exclusive ? null : Locators(reg, _cfg);
+            long startWallNs = reg.StartWallNs > 0 ? reg.StartWallNs : Clock.WallNs();
+            var meta = new SpoolMeta
+            {
+                ToolVersion = ToolInfo.Version, Scheduler = reg.Job.Scheduler, Cluster = reg.Job.Cluster, JobId = reg.Job.JobId, JobName = reg.Job.JobName,
+                RunId = reg.Job.RunId.Length > 0 ? reg.Job.RunId : RunId.Of(reg.Sluid, Clock.FromWallNs(startWallNs)),
+                User = reg.Job.User, Uid = reg.Job.Uid, Node = reg.Job.Node,
+                StartWallNs = startWallNs,
+                StoragePeriodMs = Raw(reg) ? 0 : PeriodMs, AttributionPeriodMs = PeriodMs,
+                AttributionMode = exclusive || locator is null ? "exclusive" : "cgroup-cpu-time",
+                Perimeter = _sources.Perimeter + (exclusive || locator is null
+                    ? " | Attribution: exclusive, the whole node is charged to the job."
+                    : " | Attribution: one snapshot per period split between all the node's jobs: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); GPUs whole to the job they are allocated to; the rest is unattributed."),
+                EstimateModel = _sources.EstimateModel,
+            };
+            foreach (var slot in _sources.Slots) meta.SourceHz[slot.Source.Name] = slot.Hz;
+            var job = new NodeJob(reg, exclusive || locator is null, new JobCpu(reg.Job, locator, recovered),
+                new SeriesSpool(dir, meta, reopen: recovered), _sources.JobGpuChannels(reg.Gpus, reg.Job.JobId, Channels), monotonicNs, recovered);
+            File.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
+            _jobs[reg.Key] = job;
+            if (!_hadJob) lock (_spoolGate) _node.NameFrom(reg.Job);
+            Rebuild();
+            _hadJob = true;
+            return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")}{(reg.Raw ? ", raw storage" : "")}{rawNote})";
+        }
+    }
+
+    /// <summary>
+    /// Ends a job at this instant: closes its last period (a snapshot for every job, so all files keep the same
+    /// timestamps), removes it, and finalizes it (Parquet + accounting row). Null when the job is not registered.
+    /// </summary>
+    public JobFinalizer.Outcome? End(string key, bool complete, string reason, long monotonicNs, long wallNs)
+    {
+        Interlocked.Increment(ref _finalizing);
+        try { return EndCore(key, complete, reason, monotonicNs, wallNs); }
+        finally { Interlocked.Decrement(ref _finalizing); }
+    }
+
+    private JobFinalizer.Outcome? EndCore(string key, bool complete, string reason, long monotonicNs, long wallNs)
+    {
+        NodeJob? job;
+        lock (_gate)
+        {
+            if (!_jobs.TryGetValue(key, out job)) return null;
+            if (!Paused) SnapshotLocked(monotonicNs, wallNs);
+            _jobs.Remove(key);
+            Rebuild();
+            lock (_spoolGate) job.Spool.Dispose();
+            job.Cpu.Dispose();
+            if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
+        }
+        // A full state dir cost the time resolution (or, if it never freed, the last records): the row says so.
+        if (job.Spool.WriteFailures.Count > 0)
+        {
+            complete = false;
+            foreach (string episode in job.Spool.WriteFailures) reason = Join(reason, episode);
+        }
+        if (job.Recovered && complete)
+        {
+            complete = false;
+            reason = Join(reason, "the node sampler restarted during the job (crash or kill): the energy between its last flush and the restart is missing");
+        }
+        string dir = job.Registration.Job.StateDirectory(_cfg.Paths.StateDir);
+        try
+        {
+            var outcome = JobFinalizer.Finalize(dir, _cfg, complete, reason);
+            Log.Info($"job {job.Registration.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}{(outcome.Record is { } r ? $", {r.TotalEnergyJ:0.###} J, {outcome.ParquetPath}; {outcome.Delivery}" : "")}");
+            if (!outcome.Stored) RetryOutbox($"job {job.Registration.Job.JobId}");
+            return outcome;
+        }
+        catch (Exception e)
+        {
+            LastError = $"job {job.Registration.Job.JobId}: finalization failed: {e.Message}";
+            Log.Error($"{LastError}; spool kept in {dir}");
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A queued row is retried after the epilog has its answer, by one background thread at a time; counted as a
+    /// finalization so the sampler does not exit under it (bounded by <c>[database] retry_s</c>).
+    /// </summary>
+    private void RetryOutbox(string what)
+    {
+        if (Interlocked.CompareExchange(ref _retrying, 1, 0) != 0) return;
+        Interlocked.Increment(ref _finalizing);
+        var t = new Thread(() =>
+        {
+            try { Outbox.RetryInBackground(_cfg, what); }
+            catch (Exception e) { Log.Warn($"{what}: outbox retry stopped: {e.Message}"); }
+            finally { Volatile.Write(ref _retrying, 0); Interlocked.Decrement(ref _finalizing); }
+        }) { Name = "outbox-retry", IsBackground = true };
+        _retry = t;
+        t.Start();
+    }
+
+    /// <summary>A one-job host (<c>exec</c>, <c>sample</c>) waits for the retry before its process exits.</summary>
+    public void WaitForOutboxRetry() => _retry?.Join();
+
+    /// <summary>Jobs registered in <paramref name="stateRoot"/> and never finalized: what a restarted sampler takes back.</summary>
+    public static IEnumerable<JobRegistration> Unfinished(string stateRoot)
+    {
+        foreach (string scheduler in new[] { "slurm", "oar", "exec" })
+        {
+            string dir = Path.Combine(stateRoot, scheduler);
+            if (!Directory.Exists(dir)) continue;
+            foreach (string jobDir in Directory.EnumerateDirectories(dir))
+            {
+                string file = Path.Combine(jobDir, JobRegistration.File);
+                if (!File.Exists(file) || JobFinalizer.FinalizedLine(jobDir) is not null) continue;
+                JobRegistration? reg = null;
+                try { reg = JobRegistration.Parse(File.ReadAllText(file).Trim(), out _); }
+                catch (IOException) { }
+                // The directory must be the one the registration names: never follow a planted file elsewhere.
+                if (reg is not null && reg.Job.StateDirectory(stateRoot) == jobDir) yield return reg;
+            }
+        }
+    }
+
+    private void Rebuild()
+    {
+        _jobArray = _jobs.Values.ToArray();
+        if (_cpu.Length < _jobArray.Length) { _cpu = new ulong[_jobArray.Length * 2]; _shares = new ulong[_jobArray.Length * 2]; }
+        _rawTargets = _jobArray.Where(j => j.Exclusive || _jobArray.Length == 1).ToArray();
+        _gpuOwns = _jobArray.Select(j => j.GpuChannels).ToArray();
+        UpdateRawSink();
+    }
+
+    private void UpdateRawSink() => Buffer.RawSink = RawStorage ? this : null;
+
+    private bool Raw(JobRegistration reg) => reg.Raw || _cfg.Sampler.StoragePeriodMs == 0;
+
+    // ---------------------------------------------------------------- the period
+
+    /// <summary>One snapshot: counters, /proc/stat, every job's cgroup; the split; the rows of every file.</summary>
+    public void Snapshot(long monotonicNs, long wallNs)
+    {
+        lock (_gate) SnapshotLocked(monotonicNs, wallNs);
+    }
+
+    private void SnapshotLocked(long now, long wall)
+    {
+        long interval = Buffer.TakeSnapshot(now, wall, _delta, _flags);
+        Snapshots++;
+        ulong busyNs = 0;
+        if (_procStat?.TryRead(out ulong busy, out _) == true)
+        {
+            busyNs = (busy - Math.Min(busy, _lastBusyTicks)) * (ulong)ProcStat.NsPerTick;
+            _lastBusyTicks = busy;
+        }
+        var jobs = _jobArray;
+        int nj = jobs.Length;
+        int exclusive = -1;
+        for (int j = 0; j < nj; j++)
+        {
+            _cpu[j] = jobs[j].Cpu.Sample(now, jobs[j].Steps);
+            if (exclusive < 0 && jobs[j].Exclusive) exclusive = j;
+        }
+        var cpu = _cpu.AsSpan(0, nj);
+        var shares = _shares.AsSpan(0, nj);
+        ulong denominator = NodeSplit.Denominator(cpu, busyNs);
+        bool raw = RawStorage;
+        var channels = Buffer.Channels;
+
+        lock (_spoolGate)
+        {
+            _node.Roll(wall);
+            for (int c = 0; c < channels.Count; c++)
+            {
+                var ch = channels[c];
+                ulong e = _delta[c];
+                var f = _flags[c];
+                ulong unattributed;
+                shares.Clear();
+                if (ch.Resource.Kind == ResourceKind.Gpu)
+                    // A GPU belongs, whole, to the job it is allocated to (or to an exclusive job); otherwise to nobody we know.
+                    unattributed = GpuAttribution.Split(e, GpuAttribution.Owner(c, exclusive, _gpuOwns), shares);
+                else if (exclusive >= 0)
+                {
+                    shares[exclusive] = e;
+                    unattributed = 0;
+                }
+                else
+                {
+                    unattributed = NodeSplit.ByCpuTime(e, cpu, busyNs, shares);
+                }
+
+                if (!raw) _node.Append(NodeConsumer, ch, wall, interval, e, f);
+                for (int j = 0; j < nj; j++) _node.Append(jobs[j].Consumer, ch, wall, interval, shares[j], f);
+                _node.Append(UnattributedConsumer, ch, wall, interval, unattributed, f);
+
+                for (int j = 0; j < nj; j++)
+                {
+                    var job = jobs[j];
+                    job.Append(job.Consumer, ch, wall, interval, shares[j], f);
+                    // Node-level series reach the user's file only when no one else shares the node (CVE-2020-8694).
+                    if (job.Exclusive || nj == 1)
+                    {
+                        if (!raw) job.Append(NodeConsumer, ch, wall, interval, e, f);
+                        job.Append(UnattributedConsumer, ch, wall, interval, unattributed, f);
+                    }
+                    // Steps: parts of the job's share by their own CPU time, same denominator (never added to the job).
+                    if (ch.Resource.Kind == ResourceKind.Gpu || job.Exclusive) continue;
+                    foreach (var (step, stepNs) in job.Steps)
+                        job.Append($"step:{job.Registration.Job.JobId}.{step}", ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), f);
+                }
+            }
+        }
+    }
+
+    /// <summary>Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node.</summary>
+    void IRawReadSink.OnRead(int channel, long wallNs, long intervalNs, ulong delta, SpoolFlags flags)
+    {
+        var ch = Buffer.Channels[channel];
+        lock (_spoolGate)
+        {
+            _node.Append(NodeConsumer, ch, wallNs, intervalNs, delta, flags);
+            foreach (var job in _rawTargets) job.Append(NodeConsumer, ch, wallNs, intervalNs, delta, flags);
+        }
+    }
+
+    public void Flush()
+    {
+        lock (_spoolGate)
+        {
+            _node.Flush();
+            foreach (var job in _jobArray) job.Spool.Flush();
+        }
+    }
+
+    // ---------------------------------------------------------------- rate and scheduling (ISamplingPlan)
+
+    /// <summary>Raw storage while the admin ([sampler] storage_period_ms = 0) or any registered job asked for it.</summary>
+    public bool RawStorage => _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
+
+    /// <summary>The snapshot period: storage_period_ms in aggregated storage (each stored row is split), else attribution_period_ms.</summary>
+    public int PeriodMs => _cfg.Sampler.StoragePeriodMs > 0 ? _cfg.Sampler.StoragePeriodMs : _cfg.Sampler.AttributionPeriodMs;
+
+    public int FlushIntervalMs => _cfg.Sampler.FlushIntervalMs;
+
+    /// <summary>
+    /// Rate of the tick thread: the configured rates (rapl_hz caps RAPL) only while raw storage is wanted; otherwise
+    /// only what keeps every counter's wraps unambiguous beyond what the snapshots themselves read (0 = no tick).
+    /// </summary>
+    public double TickHz
+    {
+        get
+        {
+            var fast = _sources.Slots.Where(s => !s.OwnThread).ToArray();
+            if (fast.Length == 0) return 0;
+            if (RawStorage) return fast.Max(SlotHz);
+            double wrap = fast.Max(s => s.WrapSafeHz(_cfg.Sampler.MaxPowerW));
+            return wrap > 1000.0 / PeriodMs ? Math.Min(wrap, fast.Max(SlotHz)) : 0;
+        }
+    }
+
+    /// <summary>A fast source's raw-storage rate: RAPL at [sampler] rapl_hz (the admin's cap, settable while sampling).</summary>
+    public double SlotHz(SourceSlot slot) => slot.Source.Name == "rapl" ? Math.Min(slot.Hz, _cfg.Sampler.RaplHz) : slot.Hz;
+
+    public bool FifoTick => RawStorage && _cfg.Sampler.TickScheduling == "fifo";
+
+    /// <summary>Job liveness (no epilog came) and the linger; false = stop the sampler.</summary>
+    public bool Housekeep(long now)
+    {
+        NodeJob[] jobs;
+        lock (_gate) jobs = _jobArray;
+        foreach (var job in jobs)
+        {
+            if (job.Ending) continue;
+            if (JobFinalizer.FinalizedLine(job.Directory) is not null)
+            {
+                // Its epilog gave up waiting (hung sampler) and finalized it from the spool: drop it, do not finalize twice.
+                job.Ending = true;
+                Drop(job.Registration.Key, now);
+                Log.Warn($"job {job.Registration.Job.JobId}: finalized by its epilog meanwhile; no longer sampled");
+                continue;
+            }
+            string? why = Watch(job, now);
+            if (why is null) continue;
+            job.Ending = true;
+            Log.Warn($"job {job.Registration.Job.JobId}: {why}; finalizing as partial");
+            Interlocked.Increment(ref _finalizing); // until End has taken over the count
+            var t = new Thread(() =>
+            {
+                try { End(job.Registration.Key, complete: false, why, Clock.MonotonicNs(), Clock.WallNs()); }
+                catch (Exception) { /* logged by End */ }
+                finally { Interlocked.Decrement(ref _finalizing); }
+            }) { Name = "finalize", IsBackground = false };
+            t.Start();
+        }
+        lock (_gate)
+        {
+            bool go = _jobs.Count > 0 || Volatile.Read(ref _finalizing) > 0 || (StopWhenEmpty ? !_hadJob : (now - _emptySinceNs) / 1e9 < Linger);
+            if (!go) _stopped = true; // decided under the registry lock: a registration is either in, or refused and retried
+            return go;
+        }
+    }
+
+    /// <summary>linger_s after a job; a fresh sampler waits at least 10 s for the job whose prolog started it.</summary>
+    private double Linger => _hadJob ? _cfg.Sampler.LingerS : Math.Max(_cfg.Sampler.LingerS, 10);
+
+    /// <summary>No more registrations (the sampler is closing).</summary>
+    public void Stop()
+    {
+        lock (_gate) _stopped = true;
+    }
+
+    private void Drop(string key, long now)
+    {
+        lock (_gate)
+        {
+            if (!_jobs.Remove(key, out var job)) return;
+            Rebuild();
+            lock (_spoolGate) job.Spool.Dispose();
+            job.Cpu.Dispose();
+            if (_jobs.Count == 0) _emptySinceNs = now;
+        }
+    }
+
+    private string? Watch(NodeJob job, long now)
+    {
+        double aliveS = (now - job.RegisteredNs) / 1e9;
+        if (aliveS > _cfg.Sampler.MaxLifetimeH * 3600) return $"reached the maximum lifetime of {_cfg.Sampler.MaxLifetimeH} h";
+        if (job.Exclusive) return null;
+        if (job.Cpu.LastSeenNs is { } seen)
+        {
+            double goneS = (now - seen) / 1e9;
+            if (goneS > _cfg.Sampler.JobGoneGraceS) return $"job cgroup gone for {goneS:0} s and no epilog ended the job";
+        }
+        else if (aliveS > _cfg.Sampler.CgroupWaitS)
+        {
+            return $"job cgroup not found within {_cfg.Sampler.CgroupWaitS} s: check the scheduler's cgroup plugin or set attribution = \"exclusive\"";
+        }
+        return null;
+    }
+
+    /// <summary>At exit: the last period, every spool flushed; jobs stay registered (recovered by the next sampler, or finalized by their epilog).</summary>
+    public void Close(long monotonicNs, long wallNs)
+    {
+        lock (_gate)
+        {
+            if (!Paused) SnapshotLocked(monotonicNs, wallNs);
+            lock (_spoolGate)
+            {
+                foreach (var job in _jobArray) { job.Spool.Dispose(); job.Cpu.Dispose(); }
+                _jobs.Clear();
+                Rebuild();
+                _node.Close();
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- control
+
+    public string Status(Sampler? sampler)
+    {
+        var sb = new StringBuilder();
+        var inv = CultureInfo.InvariantCulture;
+        NodeJob[] jobs;
+        lock (_gate) jobs = _jobArray;
+        sb.Append("state: ").Append(Paused ? "paused" : "sampling").Append('\n');
+        sb.Append("jobs: ").Append(jobs.Length).Append('\n');
+        sb.Append("storage: ").Append(RawStorage ? "raw (every read)" : $"aggregated per {PeriodMs} ms").Append('\n');
+        sb.Append("tick_target_hz: ").Append(TickHz.ToString("0.###", inv)).Append(FifoTick ? " (SCHED_FIFO)" : "").Append('\n');
+        if (sampler is not null)
+        {
+            sb.Append("tick_achieved_hz: ").Append(sampler.AchievedHz.ToString("0.##", inv)).Append('\n');
+            sb.Append("lateness_us: p50 ").Append(sampler.Lateness.PercentileUs(50).ToString(inv))
+              .Append(" p99 ").Append(sampler.Lateness.PercentileUs(99).ToString(inv))
+              .Append(" max ").Append((sampler.Lateness.MaxNs / 1000).ToString(inv)).Append('\n');
+            sb.Append("missed_ticks: ").Append(sampler.MissedTicks.ToString(inv)).Append('\n');
+        }
+        sb.Append("snapshots: ").Append(Snapshots.ToString(inv)).Append('\n');
+        sb.Append("sources: ").Append(string.Join(", ", _sources.Slots.Select(s => $"{s.Source.Name} ({s.Source.Channels.Count} channels{(s.OwnThread ? $", own thread at {s.Hz:0.##} Hz" : "")})"))).Append('\n');
+        sb.Append("read_errors: ").Append(Interlocked.Read(ref Buffer.ReadErrors).ToString(inv)).Append('\n');
+        sb.Append("last_error: ").Append(LastError ?? "none").Append('\n');
+        return sb.ToString();
+    }
+
+    public string Jobs()
+    {
+        NodeJob[] jobs;
+        lock (_gate) jobs = _jobArray;
+        var sb = new StringBuilder();
+        foreach (var j in jobs)
+        {
+            var r = j.Registration;
+            sb.Append(r.Job.Scheduler).Append(' ').Append(r.Job.JobId).Append(" user=").Append(r.Job.User)
+              .Append(" uid=").Append(r.Job.Uid).Append(" mode=").Append(j.Exclusive ? "exclusive" : "cgroup")
+              .Append(r.Raw ? " raw" : "").Append(j.Recovered ? " recovered" : "")
+              .Append(j.Cpu.LastSeenNs is null && !j.Exclusive ? " cgroup=not-found" : "")
+              .Append(" records=").Append(j.Spool.RecordsWritten).Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>Keys <c>ctl set</c> may change while sampling, validated like the config file.</summary>
+    public static readonly string[] SettableKeys =
+        ["rapl_hz", "storage_period_ms", "attribution_period_ms", "flush_interval_ms", "linger_s", "tick_scheduling", "max_power_w"];
+
+    /// <summary>Applies <c>KEY=VALUE</c> to the running sampler; null when applied, else the error sentence.</summary>
+    public string? Set(string key, string value)
+    {
+        var s = _cfg.Sampler;
+        var inv = CultureInfo.InvariantCulture;
+        bool num = double.TryParse(value, NumberStyles.Float, inv, out double d);
+        bool integer = int.TryParse(value, NumberStyles.Integer, inv, out int i);
+        lock (_gate)
+        {
+            var before = (s.RaplHz, s.StoragePeriodMs, s.AttributionPeriodMs, s.FlushIntervalMs, s.LingerS, s.TickScheduling, s.MaxPowerW);
+            switch (key)
+            {
+                case "rapl_hz" when num: s.RaplHz = d; break;
+                case "storage_period_ms" when integer: s.StoragePeriodMs = i; break;
+                case "attribution_period_ms" when integer: s.AttributionPeriodMs = i; break;
+                case "flush_interval_ms" when integer: s.FlushIntervalMs = i; break;
+                case "linger_s" when num: s.LingerS = d; break;
+                case "tick_scheduling": s.TickScheduling = value; break;
+                case "max_power_w" when num: s.MaxPowerW = d; break;
+                default:
+                    return Array.IndexOf(SettableKeys, key) < 0
+                        ? $"{key} cannot be changed while sampling; use one of {string.Join(", ", SettableKeys)}"
+                        : $"{key}: {SchedulerInput.Quote(value)} is not a {(key.EndsWith("_ms") ? "whole number" : "number")}";
+            }
+            try { ConfigLoader.Validate(_cfg, "ctl set"); }
+            catch (ConfigException e)
+            {
+                (s.RaplHz, s.StoragePeriodMs, s.AttributionPeriodMs, s.FlushIntervalMs, s.LingerS, s.TickScheduling, s.MaxPowerW) = before;
+                return e.Message;
+            }
+            UpdateRawSink();
+            return null;
+        }
+    }
+
+    private static string Join(string a, string b) => a.Length == 0 ? b : $"{a}; {b}";
+
+    public void Dispose()
+    {
+        _procStat?.Dispose();
+    }
+
+    /// <summary>A registered job: its CPU tracker, its spool, which GPU channels it holds.</summary>
+    private sealed class NodeJob(JobRegistration registration, bool exclusive, JobCpu cpu, SeriesSpool spool, bool[] gpuChannels, long registeredNs, bool recovered)
+    {
+        public JobRegistration Registration { get; } = registration;
+        public bool Exclusive { get; } = exclusive;
+        public JobCpu Cpu { get; } = cpu;
+        public SeriesSpool Spool { get; } = spool;
+        public bool[] GpuChannels { get; } = gpuChannels;
+        public long RegisteredNs { get; } = registeredNs;
+        public bool Recovered { get; } = recovered;
+        public string Consumer { get; } = registration.Job.Consumer;
+        public string Directory => Spool.Directory;
+        public List<(string Step, ulong Ns)> Steps { get; } = new();
+        public volatile bool Ending;
+
+        public void Append(string consumer, EnergyChannel ch, long wall, long interval, ulong value, SpoolFlags flags) =>
+            Spool.Append(Spool.Series(consumer, ch), wall, interval, value, flags);
+    }
+}

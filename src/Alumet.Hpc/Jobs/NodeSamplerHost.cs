@@ -1,0 +1,177 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+using Alumet.Hpc.Sampling;
+using Alumet.Hpc.Spool;
+
+namespace Alumet.Hpc.Jobs;
+
+/// <summary>
+/// Runs a <see cref="NodeSampler"/>: as the node's daemon (at most one per node: an exclusive lock in
+/// <c>&lt;state_dir&gt;/node</c>; started detached by the first prolog that finds none; serves the socket; recovers the
+/// jobs a previous sampler left registered; exits by itself <c>linger_s</c> after its last job), or in-process for
+/// one job (<c>sample</c>, <c>exec</c>).
+/// </summary>
+public static class NodeSamplerHost
+{
+    public const string LockFile = "sampler.lock";
+
+    /// <summary>How long a starting daemon waits for the lock (a previous one may be closing after its linger).</summary>
+    public static TimeSpan LockWait { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The daemon. Returns when the linger is over or on SIGTERM (jobs then stay registered for the next sampler).</summary>
+    public static int RunDaemon(AlumetConfig cfg, bool detach)
+    {
+        if (detach) SamplerProcessSetup.Detach(cfg.Paths.CgroupRoot);
+        string root = NodeSpool.Root(cfg);
+        Directory.CreateDirectory(cfg.Paths.StateDir);
+        Directory.CreateDirectory(root);
+        File.SetUnixFileMode(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        using var nodeLock = TryLock(Path.Combine(root, LockFile), LockWait);
+        if (nodeLock is null)
+        {
+            Log.Info("node sampler: another one holds the node lock; exiting");
+            return 0;
+        }
+        SamplerPid.Self(cfg.Paths.ProcfsRoot)?.Write(root);
+
+        using var sources = SourceFactory.Create(cfg);
+        foreach (string p in sources.Problems) Log.Info($"node sampler: {p}");
+        if (sources.Empty)
+        {
+            Log.Error($"node sampler: no energy source on this node ({string.Join("; ", sources.Problems)}); jobs are not measured");
+            return 1;
+        }
+        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs());
+        var sampler = new Sampler(node.Buffer, node);
+        foreach (var reg in NodeSampler.Unfinished(cfg.Paths.StateDir))
+        {
+            try { Log.Info($"node sampler: {node.Register(reg, recovered: true, Clock.MonotonicNs())}"); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Error($"node sampler: could not recover job {reg.Job.JobId}: {e.Message}"); }
+        }
+
+        using var cts = new CancellationTokenSource();
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
+        using (var server = new NodeSocket.Server(NodeSocket.PathFor(cfg.Paths.StateDir), line => Handle(node, sampler, line)))
+        {
+            Log.Info($"node sampler: pid {Environment.ProcessId}, listening on {server.Path} ({sources.Perimeter})");
+            sampler.Run(cts.Token);
+            node.Stop();
+        }
+        node.Close(Clock.MonotonicNs(), Clock.WallNs());
+        File.Delete(Path.Combine(root, SamplerFiles.Pid));
+        Log.Info($"node sampler: exiting ({(cts.IsCancellationRequested ? "signal" : $"no job for {cfg.Sampler.LingerS} s")})");
+        return 0;
+    }
+
+    /// <summary>One request line from the socket → the answer ("ok ..." or "error ...", then lines).</summary>
+    internal static string Handle(NodeSampler node, Sampler sampler, string line)
+    {
+        int sp = line.IndexOf(' ');
+        string verb = sp < 0 ? line : line[..sp];
+        string rest = sp < 0 ? "" : line[(sp + 1)..];
+        try
+        {
+            switch (verb)
+            {
+                case "ping":
+                    return "ok\n";
+                case "register":
+                {
+                    var reg = JobRegistration.Parse(rest, out string? error);
+                    if (reg is null) return $"error {error}\n";
+                    string msg = node.Register(reg, recovered: false, Clock.MonotonicNs());
+                    sampler.RateChanged();
+                    return $"ok {msg}\n";
+                }
+                case "end":
+                {
+                    var kv = JobRegistration.Tokens(rest);
+                    string key = JobRegistration.KeyOf(kv.GetValueOrDefault("scheduler", ""), kv.GetValueOrDefault("job", ""));
+                    var outcome = node.End(key, complete: kv.GetValueOrDefault("complete", "1") == "1", "", Clock.MonotonicNs(), Clock.WallNs());
+                    sampler.RateChanged();
+                    return outcome is null
+                        ? $"error job {key} is not registered\n"
+                        : $"ok {outcome.Status}{(outcome.Reason.Length > 0 ? ": " + outcome.Reason : "")}{(outcome.Stored ? "" : $" [{outcome.Delivery}]")}\n";
+                }
+                case "status":
+                    return "ok\n" + node.Status(sampler);
+                case "jobs":
+                    return "ok\n" + node.Jobs();
+                case "pause":
+                    node.Paused = true;
+                    sampler.RateChanged();
+                    return "ok paused: no reads and no rows until resume; the first period after it carries the energy of the pause\n";
+                case "resume":
+                    node.Paused = false;
+                    sampler.RateChanged();
+                    return "ok sampling\n";
+                case "set":
+                {
+                    int eq = rest.IndexOf('=');
+                    if (eq <= 0) return "error use set KEY=VALUE\n";
+                    string? err = node.Set(rest[..eq].Trim(), rest[(eq + 1)..].Trim());
+                    sampler.RateChanged();
+                    return err is null ? $"ok {rest.Trim()} applied\n" : $"error {err}\n";
+                }
+                default:
+                    return $"error unknown request {Schedulers.SchedulerInput.Quote(verb)}: use register, end, status, jobs, pause, resume, set KEY=VALUE\n";
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or JsonException or InvalidOperationException)
+        {
+            return $"error {e.Message}\n";
+        }
+    }
+
+    /// <summary>
+    /// One job in this process (<c>sample</c>, <c>exec</c>): registers it, samples until <paramref name="token"/>
+    /// is cancelled, ends and finalizes it. <paramref name="stats"/> receives the tick figures (bench).
+    /// </summary>
+    public static JobFinalizer.Outcome? RunOneJob(AlumetConfig cfg, SourceSet sources, JobRegistration reg, CancellationToken token, long? spawnNs = null)
+    {
+        long start = Clock.MonotonicNs();
+        using var node = new NodeSampler(cfg, sources, start) { StopWhenEmpty = true };
+        node.Register(reg, recovered: false, start);
+        var sampler = new Sampler(node.Buffer, node);
+        sampler.Run(token);
+        string dir = reg.Job.StateDirectory(cfg.Paths.StateDir);
+        WriteStats(dir, node, sampler, start, spawnNs);
+        JobFinalizer.Outcome? outcome = null;
+        try { outcome = node.End(reg.Key, complete: true, "", Clock.MonotonicNs(), Clock.WallNs()); }
+        catch (Exception e) { Log.Error($"job {reg.Job.JobId}: finalization failed: {e.Message}; spool kept in {dir}"); }
+        node.Stop();
+        node.Close(Clock.MonotonicNs(), Clock.WallNs());
+        node.WaitForOutboxRetry(); // a queued row: retried here, after the job, as the node sampler does
+        return outcome;
+    }
+
+    private static void WriteStats(string dir, NodeSampler node, Sampler s, long start, long? spawnNs)
+    {
+        double duration = (Clock.MonotonicNs() - start) / 1e9;
+        var stats = new SamplerStats(node.TickHz, s.Ticks, s.MissedTicks, duration, duration > 0 ? s.Ticks / duration : 0,
+            s.Lateness.PercentileUs(50), s.Lateness.PercentileUs(99), s.Lateness.MaxNs / 1000.0,
+            s.Lateness.Count > 0 ? s.Lateness.SumNs / s.Lateness.Count / 1000.0 : 0,
+            spawnNs is { } t0 && s.FirstSampleNs > 0 ? (s.FirstSampleNs - t0) / 1e6 : -1,
+            node.Snapshots);
+        try { File.WriteAllText(Path.Combine(dir, "stats.json"), JsonSerializer.Serialize(stats, SamplerStatsJsonContext.Default.SamplerStats)); }
+        catch (IOException e) { Log.Warn($"could not write stats.json: {e.Message}"); }
+    }
+
+    /// <summary>The node lock: an exclusive open (flock) held for the daemon's life; null when another process holds it.</summary>
+    internal static FileStream? TryLock(string path, TimeSpan wait)
+    {
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
+        {
+            try { return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
+            catch (IOException) when (DateTime.UtcNow < deadline) { Thread.Sleep(20); }
+            catch (IOException) { return null; }
+        }
+    }
+
+    internal static string Ms(TimeSpan t) => t.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture) + " ms";
+}

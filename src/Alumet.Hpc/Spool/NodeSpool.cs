@@ -1,0 +1,107 @@
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Parquet;
+
+namespace Alumet.Hpc.Spool;
+
+/// <summary>
+/// The node's own series (node, every job's share, unattributed), one spool per UTC day under
+/// <c>&lt;state_dir&gt;/node/&lt;yyyy-MM-dd&gt;</c>, exported when the day ends or the sampler exits to
+/// <c>&lt;data_dir&gt;/&lt;cluster&gt;/node/&lt;node&gt;/&lt;node&gt;.&lt;yyyy-MM-dd&gt;.parquet</c>. Both directories are root-only
+/// (0700, file 0400): at raw rate these are the node-level readings that leak what co-tenants do (CVE-2020-8694).
+/// </summary>
+public sealed class NodeSpool
+{
+    public const string Directory = "node";
+
+    private readonly AlumetConfig _cfg;
+    private readonly SourceSet _sources;
+    private string _node;
+    private string _cluster;
+    private SeriesSpool? _spool;
+    private string _day = "";
+
+    public NodeSpool(AlumetConfig cfg, SourceSet sources)
+    {
+        _cfg = cfg;
+        _sources = sources;
+        _node = Environment.MachineName;
+        _cluster = cfg.Cluster.Name.Length > 0 ? cfg.Cluster.Name : "local";
+    }
+
+    /// <summary>The node and cluster as the scheduler names them (the first job's), when the config does not name the cluster.</summary>
+    /// <summary>The node this sampler serves (named by the first registration's hook), "" before.</summary>
+    public string Node => _node;
+
+    public void NameFrom(Jobs.JobIdentity job)
+    {
+        _node = job.Node;
+        if (_cfg.Cluster.Name.Length == 0) _cluster = job.Cluster;
+    }
+
+    public static string Root(AlumetConfig cfg) => Path.Combine(cfg.Paths.StateDir, Directory);
+
+    public string? CurrentDirectory => _spool?.Directory;
+
+    /// <summary>Opens the spool of the day of <paramref name="wallNs"/> (exporting the previous day's).</summary>
+    public void Roll(long wallNs)
+    {
+        string day = Clock.FromWallNs(wallNs).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        if (day == _day && _spool is not null) return;
+        Close();
+        string root = Root(_cfg);
+        RootOnlyDirectory(root);
+        string dir = Path.Combine(root, day);
+        RootOnlyDirectory(dir);
+        var meta = new SpoolMeta
+        {
+            ToolVersion = ToolInfo.Version, Scheduler = Directory, Cluster = _cluster, JobId = Directory, User = "root", Uid = 0,
+            Node = _node, StartWallNs = wallNs, StoragePeriodMs = _cfg.Sampler.StoragePeriodMs, AttributionPeriodMs = _cfg.Sampler.AttributionPeriodMs,
+            AttributionMode = "cgroup-cpu-time", Perimeter = _sources.Perimeter, EstimateModel = _sources.EstimateModel,
+        };
+        foreach (var slot in _sources.Slots) meta.SourceHz[slot.Source.Name] = slot.Hz;
+        _spool = new SeriesSpool(dir, meta, reopen: true);
+        _day = day;
+    }
+
+    public void Append(string consumer, EnergyChannel ch, long wallNs, long intervalNs, ulong value, Spool.SpoolFlags flags)
+    {
+        if (_spool is null) Roll(wallNs);
+        _spool!.Append(_spool.Series(consumer, ch), wallNs, intervalNs, value, flags);
+    }
+
+    public void Flush() => _spool?.Flush();
+
+    /// <summary>Closes the day's spool and exports it (the whole day so far) to the node's root-only Parquet file.</summary>
+    public void Close()
+    {
+        if (_spool is null) return;
+        string dir = _spool.Directory;
+        _spool.Dispose();
+        _spool = null;
+        string target = ParquetPath(_cfg, _cluster, _node, _day);
+        try
+        {
+            RootOnlyDirectory(Path.GetDirectoryName(Path.GetDirectoryName(target)!)!);
+            RootOnlyDirectory(Path.GetDirectoryName(target)!);
+            string tmp = target + $".tmp{Environment.ProcessId}";
+            File.Delete(tmp);
+            ParquetExporter.ExportAsync(dir, tmp, new ParquetExportOptions(FileMode: UnixFileMode.UserRead)).GetAwaiter().GetResult();
+            File.Move(tmp, target, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Log.Error($"node file {target}: export failed: {e.Message}; the spool stays in {dir}");
+        }
+    }
+
+    public static string ParquetPath(AlumetConfig cfg, string cluster, string node, string day) =>
+        Path.Combine(cfg.Paths.DataDir, cluster, Directory, node, $"{node}.{day}.parquet");
+
+    private static void RootOnlyDirectory(string dir)
+    {
+        System.IO.Directory.CreateDirectory(dir);
+        File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+}

@@ -1,0 +1,68 @@
+using Alumet.Hpc.Core;
+
+namespace Alumet.Hpc.Spool;
+
+/// <summary>
+/// A spool directory whose series are found or added by (consumer, channel): a restarted sampler that reopens a
+/// spool keeps the ids its records already use, and a new series reaches meta.json before any record names it.
+/// </summary>
+public sealed class SeriesSpool : IDisposable
+{
+    private readonly SpoolWriter _writer;
+    private readonly Dictionary<(string Consumer, string Kind, string Id, string Interface), int> _ids = new();
+
+    public string Directory { get; }
+    public SpoolMeta Meta { get; }
+    public long RecordsWritten => _writer.RecordsWritten;
+    /// <summary>Episodes of failed writes (state dir full), for the job's row.</summary>
+    public IReadOnlyList<string> WriteFailures => _writer.WriteFailures;
+
+    /// <param name="meta">The metadata to write; when <paramref name="reopen"/> and the directory already has a
+    /// meta.json, its series are kept (and appended to).</param>
+    public SeriesSpool(string directory, SpoolMeta meta, bool reopen)
+    {
+        Directory = directory;
+        if (reopen && File.Exists(Path.Combine(directory, SpoolWriter.MetaFile)))
+        {
+            try { meta.Series = SpoolWriter.ReadMeta(directory).Series; }
+            catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidDataException) { meta.Series.Clear(); }
+        }
+        else
+        {
+            meta.Series.Clear();
+        }
+        Meta = meta;
+        for (int i = 0; i < meta.Series.Count; i++)
+        {
+            var s = meta.Series[i];
+            _ids.TryAdd((s.Consumer, s.ResourceKind, s.ResourceId, s.Interface), i);
+        }
+        _writer = new SpoolWriter(directory, meta);
+    }
+
+    /// <summary>The series id of <paramref name="consumer"/>'s view of a channel, added (meta.json rewritten) when new.</summary>
+    public int Series(string consumer, EnergyChannel ch)
+    {
+        var key = (consumer, ch.Resource.Kind.Wire(), ch.Resource.Id, ch.Interface.Wire());
+        if (_ids.TryGetValue(key, out int id)) return id;
+        id = Meta.Series.Count;
+        Meta.Series.Add(new SpoolSeries
+        {
+            Consumer = consumer, ResourceKind = key.Item2, ResourceId = ch.Resource.Id, Interface = key.Item4,
+            JoulesPerUnit = ch.JoulesPerUnit, Label = ch.Label,
+        });
+        _ids[key] = id;
+        SpoolWriter.WriteMeta(Directory, Meta);
+        return id;
+    }
+
+    public void Append(int series, long wallNs, long intervalNs, ulong value, SpoolFlags flags)
+    {
+        var rec = new SpoolRecord { WallNs = wallNs, IntervalNs = intervalNs, Value = (long)value, Series = series, Flags = flags };
+        _writer.Append(in rec);
+    }
+
+    public void Flush() => _writer.Flush();
+
+    public void Dispose() => _writer.Dispose();
+}

@@ -1,0 +1,114 @@
+using Alumet.Hpc.Attribution;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Sampling;
+using Alumet.Hpc.Tests.Fakes;
+
+namespace Alumet.Hpc.Tests.Jobs;
+
+/// <summary>No orphans: a job whose cgroup is gone, never appears, or outlives its bound is ended by the node sampler with the reason; an empty sampler lingers, then exits.</summary>
+public class NodeSamplerLivenessTests : IDisposable
+{
+    private readonly PowercapTree _powercap = PowercapTree.Standard(1);
+    private readonly ProcTree _proc = new();
+    private readonly CgroupTree _cgroups = new();
+    private readonly TempTree _dir = new("host");
+    private readonly JobRegistration _job = new(new JobIdentity("slurm", "c", "77", "alice", 1000, "n1"), null, null, false, false, 1);
+
+    public void Dispose()
+    {
+        _powercap.Dispose(); _proc.Dispose(); _cgroups.Dispose(); _dir.Dispose();
+    }
+
+    private AlumetConfig Config()
+    {
+        var cfg = new AlumetConfig();
+        cfg.Paths.PowercapRoot = _powercap.Root;
+        cfg.Paths.ProcfsRoot = _proc.Root;
+        cfg.Paths.StateDir = _dir.PathOf("state");
+        cfg.Paths.DataDir = _dir.PathOf("data");
+        cfg.Paths.Database = _dir.PathOf("accounting.db");
+        cfg.Paths.LogFile = _dir.PathOf("log");
+        cfg.Sources.Nvml = "off";
+        cfg.Sampler.StoragePeriodMs = 100;
+        cfg.Sampler.FlushIntervalMs = 100;
+        return cfg;
+    }
+
+    /// <summary>Runs the real scheduling loop until the sampler stops by itself; returns how long it took.</summary>
+    private TimeSpan Run(AlumetConfig cfg, bool stopWhenEmpty, Action? during = null)
+    {
+        using var sources = SourceFactory.Create(cfg, null);
+        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs())
+        {
+            StopWhenEmpty = stopWhenEmpty,
+            Locators = (_, _) => new DirectoryJobLocator(_cgroups.PathOf("cpuacct", "slurm", "uid_1000"), CgroupVersion.V1),
+        };
+        node.Register(_job, false, Clock.MonotonicNs());
+        using var safety = new CancellationTokenSource(TimeSpan.FromSeconds(20)); // the test fails rather than hangs
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var t = new Thread(() => new Sampler(node.Buffer, node).Run(safety.Token));
+        t.Start();
+        during?.Invoke();
+        t.Join();
+        Assert.False(safety.IsCancellationRequested, "the liveness rules did not end the sampler");
+        node.Close(Clock.MonotonicNs(), Clock.WallNs());
+        return sw.Elapsed;
+    }
+
+    private JobRecord Row(AlumetConfig cfg)
+    {
+        using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
+        return Assert.Single(db.GetJob("77"));
+    }
+
+    [Fact]
+    public void JobCgroupGoneLongerThanTheGraceEndsThePartialRow()
+    {
+        var cfg = Config();
+        cfg.Sampler.JobGoneGraceS = 0.5;
+        _cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_77", 0);
+        Run(cfg, stopWhenEmpty: true, () =>
+        {
+            Thread.Sleep(600);
+            _cgroups.Remove("cpuacct/slurm/uid_1000/job_77"); // the job ended, no epilog came
+        });
+        var row = Row(cfg);
+        Assert.Equal(JobStatus.Partial, row.Status);
+        Assert.Contains("job cgroup gone", row.Reason);
+    }
+
+    [Fact]
+    public void JobCgroupThatNeverAppearsEndsTheJob()
+    {
+        var cfg = Config();
+        cfg.Sampler.CgroupWaitS = 0.5;
+        var took = Run(cfg, stopWhenEmpty: true);
+        Assert.Contains("job cgroup not found within 0.5 s", Row(cfg).Reason);
+        Assert.True(took < TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public void MaximumLifetimeEndsTheJob()
+    {
+        var cfg = Config();
+        cfg.Sampler.MaxLifetimeH = 0.5 / 3600; // half a second
+        _cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_77", 0);
+        Run(cfg, stopWhenEmpty: true);
+        Assert.Equal(JobStatus.Partial, Row(cfg).Status);
+        Assert.Contains("maximum lifetime", Row(cfg).Reason);
+    }
+
+    [Fact]
+    public void AnEmptyNodeSamplerLingersThenExits()
+    {
+        var cfg = Config();
+        cfg.Sampler.MaxLifetimeH = 0.3 / 3600; // the job ends after 0.3 s ...
+        cfg.Sampler.LingerS = 1;                // ... and the sampler 1 s later
+        _cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_77", 0);
+        var took = Run(cfg, stopWhenEmpty: false);
+        Assert.InRange(took.TotalSeconds, 1.2, 5);
+    }
+}

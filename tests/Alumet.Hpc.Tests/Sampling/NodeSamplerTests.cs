@@ -1,0 +1,334 @@
+using Alumet.Hpc.Attribution;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Sampling;
+using Alumet.Hpc.Sources.Rapl;
+using Alumet.Hpc.Spool;
+using Alumet.Hpc.Tests.Fakes;
+
+namespace Alumet.Hpc.Tests.Sampling;
+
+/// <summary>
+/// The node sampler's pipeline driven by hand over generated counters, cgroups and /proc/stat, through its real
+/// entry points (Register, the tick's reads, Snapshot, End): every stored number is known in advance.
+/// </summary>
+public class NodeSamplerTests : IDisposable
+{
+    private const long Ms = 1_000_000;
+    private readonly PowercapTree _powercap = PowercapTree.Standard(1, maxRange: 999_999); // wraps at 1 J
+    private readonly ProcTree _proc = new();
+    private readonly CgroupTree _cgroups = new();
+    private readonly TempTree _install = new("install");
+    private SourceSlot? _slot;
+
+    public void Dispose()
+    {
+        _powercap.Dispose(); _proc.Dispose(); _cgroups.Dispose(); _install.Dispose();
+    }
+
+    private AlumetConfig Config(int storageMs = 1000, double maxPowerW = 1000)
+    {
+        var c = new AlumetConfig();
+        c.Paths.StateDir = _install.PathOf("state");
+        c.Paths.DataDir = _install.PathOf("data");
+        c.Paths.Database = _install.PathOf("accounting.db");
+        c.Paths.LogFile = _install.PathOf("log");
+        c.Paths.ProcfsRoot = _proc.Root;
+        c.Paths.CgroupRoot = _cgroups.Root;
+        c.Sampler.StoragePeriodMs = storageMs;
+        c.Sampler.MaxPowerW = maxPowerW;
+        return c;
+    }
+
+    private NodeSampler NewNode(AlumetConfig cfg)
+    {
+        var rapl = new RaplSource(PowercapDiscovery.Discover(_powercap.Root).Zones);
+        _slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
+        var sources = new SourceSet([_slot], "test perimeter", "", []);
+        string parent = _cgroups.PathOf("cpuacct", "slurm", "uid_1000");
+        return new NodeSampler(cfg, sources, 0) { Locators = (_, _) => new DirectoryJobLocator(parent, CgroupVersion.V1) };
+    }
+
+    private static JobRegistration Job(string id, bool exclusive = false, bool raw = false) =>
+        new(new JobIdentity("slurm", "test", id, "alice", 1000, "node1"), null, null, exclusive, raw, 1);
+
+    private void SetCounters(ulong package, ulong core, ulong dram)
+    {
+        _powercap.SetEnergy("intel-rapl:0", package);
+        _powercap.SetEnergy("intel-rapl:0:0", core);
+        _powercap.SetEnergy("intel-rapl:0:1", dram);
+    }
+
+    private void SetJobCpu(string id, ulong ns) => _cgroups.SetV1Usage($"cpuacct/slurm/uid_1000/job_{id}", ns);
+
+    private static List<(string Consumer, string Resource, SpoolRecord R)> Rows(string dir)
+    {
+        var meta = SpoolWriter.ReadMeta(dir);
+        return SpoolReader.ReadAll(dir)
+            .Select(r => (meta.Series[r.Series].Consumer, $"{meta.Series[r.Series].ResourceKind}:{meta.Series[r.Series].ResourceId}", r))
+            .ToList();
+    }
+
+    private static Dictionary<(string Consumer, string Resource), long> Sums(string dir) =>
+        Rows(dir).GroupBy(x => (x.Consumer, x.Resource)).ToDictionary(g => g.Key, g => g.Sum(x => x.R.Value));
+
+    private static string JobDir(AlumetConfig cfg, string id) => Job(id).Job.StateDirectory(cfg.Paths.StateDir);
+
+    private static string NodeDir(NodeSampler node) => Directory.GetDirectories(Path.Combine(node.StateRoot, NodeSpool.Directory)).Single();
+
+    [Fact]
+    public void AggregatedStorageKeepsExactEnergyAcrossAWrapAndTheAloneJobGetsTheNodeSeries()
+    {
+        var cfg = Config(maxPowerW: 1); // ≤ 1 W on a 1 J counter: reads up to 1 s apart hold at most one wrap
+        SetCounters(999_000, 500, 10);
+        using var node = NewNode(cfg);
+        node.Register(Job("42", exclusive: true), recovered: false, 0);
+        SetCounters(999_900, 700, 20);
+        node.Buffer.Read(_slot!, 100 * Ms, 1_100 * Ms);
+        SetCounters(400, 900, 30);                // package wrapped: 100 + 400 = 500 µJ
+        node.Buffer.Read(_slot!, 200 * Ms, 1_200 * Ms);
+        node.Snapshot(1000 * Ms, 2_000 * Ms);
+        SetCounters(1_400, 1_000, 30);
+        node.Snapshot(1500 * Ms, 2_500 * Ms);
+        node.Flush();
+
+        var rows = Rows(JobDir(cfg, "42")).Where(x => x.Consumer == "node").ToList();
+        Assert.Equal(new long[] { 1_400, 400, 20, 1_000, 100, 0 }, rows.Select(x => x.R.Value));
+        Assert.Equal(new long[] { 1000 * Ms, 1000 * Ms, 1000 * Ms, 500 * Ms, 500 * Ms, 500 * Ms }, rows.Select(x => x.R.IntervalNs));
+        Assert.All(rows, x => Assert.Equal(SpoolFlags.None, x.R.Flags));
+        var sums = Sums(JobDir(cfg, "42"));
+        Assert.Equal(2_400, sums[("job:42", "cpu_package:0")]);
+        Assert.Equal(0, sums[("unattributed", "cpu_package:0")]);
+        node.Close(1500 * Ms, 2_500 * Ms);
+    }
+
+    [Fact]
+    public void EveryIntervalOfEveryFileConservesTheNodeEnergyBetweenAllJobs()
+    {
+        var cfg = Config();
+        SetCounters(0, 0, 0);
+        _proc.SetStat(busyTicks: 0, idleTicks: 0);
+        using var node = NewNode(cfg);
+        SetJobCpu("42", 0);
+        SetJobCpu("43", 0);
+        node.Register(Job("42"), false, 0);
+        node.Register(Job("43"), false, 0);
+
+        // Second 1: node busy 1.0 s (100 ticks); job 42 used 0.6 s, job 43 0.3 s; 0.1 s system.
+        SetCounters(900_000, 600_000, 300_001);
+        _proc.SetStat(100, 100);
+        SetJobCpu("42", 600_000_000);
+        SetJobCpu("43", 300_000_000);
+        node.Snapshot(1000 * Ms, 11_000 * Ms);
+        // Second 2: the counters move between the tick's reads; only job 43 works (0.5 s of a 1 s busy node).
+        SetCounters(950_000, 600_000, 300_001);
+        node.Buffer.Read(_slot!, 1500 * Ms, 11_500 * Ms);
+        SetCounters(999_999, 700_000, 400_000);
+        _proc.SetStat(200, 200);
+        SetJobCpu("43", 800_000_000);
+        node.Snapshot(2000 * Ms, 12_000 * Ms);
+        node.Flush();
+
+        string nodeDir = NodeDir(node);
+        var byInterval = Rows(nodeDir).GroupBy(x => (x.R.WallNs, x.Resource)).ToList();
+        Assert.Equal(6, byInterval.Count); // 2 intervals × 3 domains, same timestamps for every consumer
+        foreach (var g in byInterval)
+        {
+            long nodeE = g.Single(x => x.Consumer == "node").R.Value;
+            Assert.Equal(nodeE, g.Where(x => x.Consumer != "node").Sum(x => x.R.Value));
+        }
+        var first = Rows(nodeDir).Where(x => x.R.WallNs == 11_000 * Ms && x.Resource == "cpu_package:0").ToDictionary(x => x.Consumer, x => x.R.Value);
+        Assert.Equal(540_000, first["job:42"]);
+        Assert.Equal(270_000, first["job:43"]);
+        Assert.Equal(90_000, first["unattributed"]);
+        var second = Rows(nodeDir).Where(x => x.R.WallNs == 12_000 * Ms && x.Resource == "dram:0").ToDictionary(x => x.Consumer, x => x.R.Value);
+        Assert.Equal(0, second["job:42"]);
+        Assert.Equal(49_999, second["job:43"]);   // floor(99_999 × 0.5)
+        Assert.Equal(50_000, second["unattributed"]);
+
+        // Each job's file holds its own share only (two jobs share the node), at the node file's timestamps.
+        foreach (string id in new[] { "42", "43" })
+        {
+            var jobRows = Rows(JobDir(cfg, id));
+            Assert.All(jobRows, x => Assert.Equal($"job:{id}", x.Consumer));
+            Assert.Equal(new[] { 11_000 * Ms, 12_000 * Ms }, jobRows.Select(x => x.R.WallNs).Distinct());
+            foreach (var x in jobRows)
+                Assert.Equal(Rows(nodeDir).Single(n => n.Consumer == x.Consumer && n.Resource == x.Resource && n.R.WallNs == x.R.WallNs).R.Value, x.R.Value);
+        }
+        node.Close(2000 * Ms, 12_000 * Ms);
+    }
+
+    [Fact]
+    public void TheFirstPeriodIsAttributed()
+    {
+        var cfg = Config();
+        SetCounters(0, 0, 0);
+        _proc.SetStat(0, 0);
+        using var node = NewNode(cfg);
+        node.Register(Job("42"), false, 0);
+        SetJobCpu("42", 1_000_000_000); // the cgroup appears after the prolog and uses the whole node for 1 s
+        _proc.SetStat(100, 0);
+        SetCounters(800_000, 0, 0);
+        node.Snapshot(1000 * Ms, 1000 * Ms);
+        node.Flush();
+        Assert.Equal(800_000, Sums(JobDir(cfg, "42"))[("job:42", "cpu_package:0")]);
+        node.Close(1000 * Ms, 1000 * Ms);
+    }
+
+    [Fact]
+    public void StepsGetTheirPartOfTheJobShareAndAreNotAddedToIt()
+    {
+        var cfg = Config();
+        SetCounters(0, 0, 0);
+        _proc.SetStat(0, 0);
+        SetJobCpu("42", 0);
+        using var node = NewNode(cfg);
+        node.Register(Job("42"), false, 0);
+        node.Register(Job("43"), false, 0);
+        // job 42: 0.6 s of which batch 0.4 s, step 0 0.2 s; node busy 1 s.
+        SetJobCpu("42", 600_000_000);
+        _cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_42/step_batch", 400_000_000);
+        _cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_42/step_0", 200_000_000);
+        _proc.SetStat(100, 0);
+        SetCounters(900_000, 0, 0);
+        node.Snapshot(1000 * Ms, 1000 * Ms);
+        node.Flush();
+
+        var sums = Sums(JobDir(cfg, "42"));
+        Assert.Equal(540_000, sums[("job:42", "cpu_package:0")]);
+        Assert.Equal(360_000, sums[("step:42.batch", "cpu_package:0")]);
+        Assert.Equal(180_000, sums[("step:42.0", "cpu_package:0")]);
+        Assert.Equal(360_000, Sums(NodeDir(node))[("unattributed", "cpu_package:0")]); // steps are not taken out of anything
+        node.Close(1000 * Ms, 1000 * Ms);
+    }
+
+    [Fact]
+    public void AFailedReadFlagsTheRecoveringDeltaWithItsWholeIntervalInRawRecords()
+    {
+        var cfg = Config(storageMs: 0, maxPowerW: 1); // raw storage; 1 W: no wrap doubt on the 1 J counters
+        SetCounters(0, 0, 0);
+        using var node = NewNode(cfg);
+        node.Register(Job("42", exclusive: true), false, 0);
+        SetCounters(100, 10, 0);
+        File.WriteAllText(_powercap.PathOf("intel-rapl:0:1", "energy_uj"), "garbage\n"); // dram unreadable
+        node.Buffer.Read(_slot!, 100 * Ms, 100 * Ms);
+        node.Buffer.Read(_slot!, 200 * Ms, 200 * Ms);
+        SetCounters(300, 30, 20);
+        node.Buffer.Read(_slot!, 300 * Ms, 300 * Ms);
+        node.Snapshot(1000 * Ms, 1000 * Ms);
+        node.Flush();
+
+        var dram = Rows(JobDir(cfg, "42")).Where(x => x.Consumer == "node" && x.Resource == "dram:0").ToList();
+        // The first good read after 300 ms: the whole 300 ms interval, the energy, and the read-error flag.
+        Assert.Equal(300 * Ms, dram[0].R.IntervalNs);
+        Assert.Equal(20, dram[0].R.Value);
+        Assert.Equal(SpoolFlags.ReadError, dram[0].R.Flags);
+        var package = Rows(JobDir(cfg, "42")).Where(x => x.Consumer == "node" && x.Resource == "cpu_package:0").ToList();
+        Assert.Equal(new long[] { 100 * Ms, 100 * Ms, 100 * Ms }, package.Take(3).Select(x => x.R.IntervalNs));
+        Assert.All(package, x => Assert.Equal(SpoolFlags.None, x.R.Flags));
+        // The period's share row carries the flag of the channel that failed in it.
+        Assert.Equal(SpoolFlags.ReadError, Rows(JobDir(cfg, "42")).Single(x => x.Consumer == "job:42" && x.Resource == "dram:0").R.Flags);
+        node.Close(1000 * Ms, 1000 * Ms);
+    }
+
+    [Fact]
+    public void TheLowerBoundFlagIsOnTheRowOfTheStall()
+    {
+        var cfg = Config(maxPowerW: 1); // 1 W on a 1 J counter: a gap ≥ 1 s could hide a second wrap
+        SetCounters(0, 0, 0);
+        using var node = NewNode(cfg);
+        node.Register(Job("42", exclusive: true), false, 0);
+        SetCounters(500_000, 0, 0);
+        node.Snapshot(900 * Ms, 900 * Ms);
+        SetCounters(100_000, 0, 0);                   // the sampler was stopped 10 s: wrapped at least once
+        node.Snapshot(10_900 * Ms, 10_900 * Ms);    // the snapshot reads the counters itself
+        SetCounters(200_000, 0, 0);
+        node.Snapshot(11_800 * Ms, 11_800 * Ms);
+        node.Flush();
+
+        var rows = Rows(JobDir(cfg, "42")).Where(x => x.Consumer == "job:42" && x.Resource == "cpu_package:0").ToList();
+        Assert.Equal(new[] { 900 * Ms, 10_000 * Ms, 900 * Ms }, rows.Select(x => x.R.IntervalNs));
+        Assert.Equal(new long[] { 500_000, 600_000, 100_000 }, rows.Select(x => x.R.Value));
+        Assert.Equal(new[] { SpoolFlags.None, SpoolFlags.WrapAmbiguous, SpoolFlags.None }, rows.Select(x => x.R.Flags));
+        node.Close(11_800 * Ms, 11_800 * Ms);
+    }
+
+    [Fact]
+    public void EndClosesTheJobsLastPeriodAtThatInstant()
+    {
+        var cfg = Config();
+        SetCounters(0, 0, 0);
+        _proc.SetStat(0, 0);
+        using var node = NewNode(cfg);
+        node.Register(Job("42", exclusive: true), false, 0);
+        SetCounters(1_000, 0, 0);
+        var outcome = node.End(Job("42").Key, complete: true, "", 300 * Ms, 300 * Ms);
+        Assert.NotNull(outcome);
+        Assert.Equal("complete", outcome.Status);
+        Assert.Equal(0.001, outcome.Record!.Energy.PackageJ, 12);
+        Assert.Equal(0, node.JobCount);
+        Assert.Null(node.End(Job("42").Key, true, "", 400 * Ms, 400 * Ms)); // already ended
+        node.Close(400 * Ms, 400 * Ms);
+    }
+
+    [Fact]
+    public void ARestartedSamplerRecoversRegisteredJobsAndTheirRowIsPartial()
+    {
+        var cfg = Config();
+        SetCounters(0, 0, 0);
+        var first = NewNode(cfg);
+        first.Register(Job("42", exclusive: true), false, 0);
+        SetCounters(1_000, 0, 0);
+        first.Snapshot(1000 * Ms, 1000 * Ms);
+        first.Flush(); // then killed: no Close
+
+        var recovered = NodeSampler.Unfinished(cfg.Paths.StateDir).ToList();
+        Assert.Equal("42", Assert.Single(recovered).Job.JobId);
+        using var second = NewNode(cfg);
+        second.Register(recovered[0], recovered: true, 0);
+        SetCounters(3_000, 0, 0);
+        second.Snapshot(1000 * Ms, 3000 * Ms);
+        var outcome = second.End(recovered[0].Key, true, "", 1500 * Ms, 3500 * Ms)!;
+        Assert.Equal("partial", outcome.Status);
+        Assert.Contains("restarted during the job", outcome.Reason);
+        Assert.Equal(0.001 + 0.002, outcome.Record!.Energy.PackageJ, 12); // before the kill + after the restart
+        second.Close(1500 * Ms, 3500 * Ms);
+    }
+
+    [Fact]
+    public void TickReadsAllocateNothing()
+    {
+        using var node = NewNode(Config());
+        for (int i = 0; i < 5000; i++) node.Buffer.Read(_slot!, i * Ms, i * Ms); // warm-up (tiered JIT)
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 5000; i < 7000; i++) node.Buffer.Read(_slot!, i * Ms, i * Ms);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        node.Close(7000 * Ms, 7000 * Ms);
+    }
+
+    [Fact]
+    public void TheTickRateFollowsTheNeed()
+    {
+        var cfg = Config(maxPowerW: 1000);
+        using (var node = NewNode(cfg)) // 1 J counters at 1000 W: a wrap every 1 ms, reads needed at 2 kHz, capped at 1 kHz
+        {
+            Assert.Equal(1000, node.TickHz);
+            node.Close(0, 0);
+        }
+        using var big = new PowercapTree();
+        big.Zone("intel-rapl:0", "package-0", 262_143_328_850);
+        var slot = new SourceSlot(new RaplSource(PowercapDiscovery.Discover(big.Root).Zones), 1000, false, 1000);
+        using var quiet = new NodeSampler(cfg, new SourceSet([slot], "p", "", []), 0);
+        Assert.Equal(0, quiet.TickHz);             // 262 kJ at 1000 W: the 1 s snapshots read often enough
+        Assert.False(quiet.FifoTick);
+        quiet.Register(Job("7", exclusive: true, raw: true), false, 0);
+        Assert.Equal(1000, quiet.TickHz);          // a job asked for raw storage
+        Assert.Null(quiet.Set("rapl_hz", "250"));
+        Assert.Equal(250, quiet.TickHz);           // the admin's cap
+        Assert.NotNull(quiet.Set("rapl_hz", "5000"));
+        Assert.Equal(250, quiet.TickHz);
+        quiet.End(Job("7").Key, true, "", 10 * Ms, 10 * Ms);
+        Assert.Equal(0, quiet.TickHz);
+        quiet.Close(10 * Ms, 10 * Ms);
+    }
+}

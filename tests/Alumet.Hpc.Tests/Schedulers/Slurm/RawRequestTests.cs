@@ -1,0 +1,67 @@
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Schedulers.Slurm;
+using Alumet.Hpc.Tests.Commands;
+using Alumet.Hpc.Tests.Fakes;
+
+namespace Alumet.Hpc.Tests.Schedulers.Slurm;
+
+/// <summary>
+/// A job asks for raw storage itself with <c>--comment=alumet:raw</c> (Slurm 22.05 gives the prolog the comment,
+/// not --profile/--acctg-freq); <c>[sampler] job_raw = "deny"</c> ignores the request. Through the real binary as
+/// slurmd runs the Prolog and the Epilog.
+/// </summary>
+public class RawRequestTests
+{
+    private const ulong MaxRange = 262_143_328_850;
+
+    [Theory]
+    [InlineData("alumet:raw", true)]
+    [InlineData("ALUMET:RAW", true)]
+    [InlineData("campaign 7, alumet:raw", true)]
+    [InlineData("alumet:raw;priority", true)]
+    [InlineData("alumet:rawx", false)]
+    [InlineData("xalumet:raw", false)]
+    [InlineData("alumet", false)]
+    [InlineData("", false)]
+    [InlineData(null, false)]
+    public void TheCommentAsksForRawStorageWithAWord(string? comment, bool raw) =>
+        Assert.Equal(raw, SlurmHook.RawRequested(comment));
+
+    private static int Hook(TestInstallation install, string context, string jobId, string comment)
+    {
+        using var p = install.StartSlurmHook(context, jobId, ("SLURM_JOB_COMMENT", comment));
+        Assert.True(p.WaitForExit(60_000));
+        return p.ExitCode;
+    }
+
+    [Theory]
+    [InlineData("allow", 0)]
+    [InlineData("deny", 1000)]
+    public void ARawRequestInTheCommentStoresEveryReadUnlessTheAdminDenies(string policy, int storedPeriodMs)
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange),
+            $"storage_period_ms = 1000\nflush_interval_ms = 100\nattribution = \"exclusive\"\njob_raw = \"{policy}\"\nlinger_s = 0");
+        Assert.Equal(0, Hook(install, "prolog_slurmd", "501", "campaign 7, alumet:raw"));
+        var job = new JobIdentity("slurm", "test", "501", "root", 0, "node1");
+        string state = job.StateDirectory(install.Config.Paths.StateDir);
+        Assert.Contains(policy == "allow" ? " raw=1" : " raw=0", File.ReadAllText(Path.Combine(state, JobRegistration.File)));
+        Thread.Sleep(1500);
+        install.Powercap.SetEnergy("intel-rapl:0", 2_000_000);
+        Thread.Sleep(1200);
+        Assert.Equal(0, Hook(install, "epilog_slurmd", "501", "campaign 7, alumet:raw"));
+
+        var log = File.ReadAllText(install.PathOf("alumet-hpc.log"));
+        Assert.Contains(policy == "allow" ? "job 501 registered (1 job(s) on the node, raw storage)"
+            : "job 501 registered (1 job(s) on the node, its raw-storage request ignored ([sampler] job_raw = \"deny\"))", log);
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("501"));
+        Assert.Equal((JobStatus.Complete, ""), (row.Status, row.Reason));
+        Assert.Equal(storedPeriodMs, row.StoragePeriodMs);
+        Assert.Equal(2.0, row.Energy.PackageJ, 12); // exact either way: the counter's 2 J since the prolog
+        long records = Convert.ToInt64(ExecBinaryTests.Scalar($"SELECT count(*) FROM read_parquet('{row.ParquetPath}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'"));
+        // The job is alone (exclusive) so its file holds the node series. Raw: every read (RAPL at rapl_hz = 1 kHz for ~2.7 s; a loaded machine misses some); aggregated: one per second.
+        if (policy == "allow") Assert.True(records > 500, $"{records} package records at raw storage");
+        else Assert.InRange(records, 2, 4);
+    }
+}
