@@ -9,7 +9,7 @@ BIN      := $(OUT)/bin
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build test publish bench demo e2e clean
+.PHONY: all build test publish bench bench-quick demo e2e clean
 
 all: build
 
@@ -34,8 +34,13 @@ test: publish
 demo: publish
 	bash examples/demo.sh $(CURDIR)/$(BIN)
 
+# Every figure against a minimal C program in the same run (bench/README.md); takes /tmp/alumet-bench.lock.
 bench: publish
 	bash bench/run.sh $(CURDIR)/$(BIN)
+
+# The same, shorter: 3 s windows, 4 OS-noise pairs, 100 000 jobs in the report database.
+bench-quick: publish
+	BENCH_SECONDS=3 BENCH_HELP_RUNS=5 BENCH_NOISE_PAIRS=4 BENCH_REPORT_ROWS=100000 BENCH_REPORT_RUNS=3 bash bench/run.sh $(CURDIR)/$(BIN)
 
 clean:
 	rm -rf $(OUT)

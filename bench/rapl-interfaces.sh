@@ -49,7 +49,9 @@ start_advancer 1000 "${ADV_ARGS[@]}"
 JOB=3000
 run_ours() { # NAME IFACE
     local dir=$WORK/$1; mkdir -p "$dir"; JOB=$((JOB + 1))
-    sampler_toml "$dir" 'attribution = "exclusive"' "rapl = \"on\"
+    # storage_period_ms = 0 (raw): the sampler ticks at rapl_hz only when every read is stored (the rate follows the need).
+    sampler_toml "$dir" 'attribution = "exclusive"
+storage_period_ms = 0' "rapl = \"on\"
 nvml = \"off\"
 rapl_interface = \"$2\"" "msr_root = \"$WORK/msr\"
 cpu_root = \"$WORK/cpu\"

@@ -130,21 +130,21 @@ for ((r = 1; r <= ROUNDS; r++)); do
     if [[ $CONCURRENT == 1 ]]; then
         echo "bench: round $r/$ROUNDS: ours and C reader at the same time" >&2
         run_c "$WORK/c$r" "${FILES[@]}" & c_pid=$!
-        run_ours "agg$r" 1000 0 on
+        run_ours "tick$r" 0 0 on
         wait "$c_pid" || die "C reader failed"
     else
-        echo "bench: round $r/$ROUNDS: ours, storage_period_ms = 1000 (default)" >&2
-        run_ours "agg$r" 1000 0 on
+        echo "bench: round $r/$ROUNDS: ours, storage_period_ms = 0 (raw: every read stored, the tick at $HZ Hz)" >&2
+        run_ours "tick$r" 0 0 on
         echo "bench: round $r/$ROUNDS: C reader" >&2
         run_c "$WORK/c$r" "${FILES[@]}"
     fi
     if [[ $HAVE_NVML == 1 ]]; then
-        echo "bench: round $r/$ROUNDS: ours + NVML ($GPUS fake GPUs at $NVML_HZ Hz), storage_period_ms = 1000" >&2
-        run_ours "nvml$r" 1000 1 on
+        echo "bench: round $r/$ROUNDS: ours + NVML ($GPUS fake GPUs at $NVML_HZ Hz), storage_period_ms = 0" >&2
+        run_ours "nvml$r" 0 1 on
     fi
 done
-echo "bench: ours, storage_period_ms = 0 (raw)" >&2
-run_ours raw 0 0 on
+echo "bench: ours, storage_period_ms = 1000 (the default: aggregated rows; no tick thread, one snapshot a second)" >&2
+run_ours agg 1000 0 on
 echo "bench: ours, storage_period_ms = 0 (raw), parquet_values = joules" >&2
 PARQUET_VALUES=joules run_ours rawj 0 0 on
 if [[ $HAVE_NVML == 1 ]]; then
@@ -152,39 +152,6 @@ if [[ $HAVE_NVML == 1 ]]; then
     NVML_DIR=$WORK/nvml-16gpu run_ours nvmlonly 1000 1 off
     NVML_DIR=$WORK/nvml-1gpu run_ours nvmlonly1 1000 1 off
     "$OUT/nvml_cost" "$WORK/nvml/libnvidia-ml.so.1" 2000000 > "$WORK/nvml_cost.txt" || die "nvml_cost failed"
-fi
-# Prolog-style start: the bare binary as slurmd runs it (no argv, SLURM_* environment): the hook starts a detached
-# sampler and exits; first sample is measured from the hook's spawn (the sampler inherits ALUMET_BENCH_T0_NS).
-HAVE_PROLOG=0
-if grep -qE "^[[:space:]]+slurm[[:space:]]" <<<"$("$BIN" --help 2>/dev/null)"; then
-    echo "bench: Slurm prolog-style start (bare hook), then epilog" >&2
-    dir=$WORK/prolog; mkdir -p "$dir/state" "$dir/data" "$dir/cgroup"
-    sed -e "s|$WORK/agg1/|$dir/|g" "$WORK/agg1/alumet.toml" > "$dir/alumet.toml"
-    hook_env=(SLURM_JOB_ID=4242 SLURM_JOBID=4242 SLURM_JOB_USER=root SLURM_JOB_UID=0 SLURM_JOB_GID=0
-        SLURMD_NODENAME=bench SLURM_CLUSTER_NAME=bench SLURM_NODELIST=bench ALUMET_HPC_CONFIG="$dir/alumet.toml")
-    "$OUT/probe" "$dir/prolog.txt" hook -- "${hook_env[@]}" SLURM_SCRIPT_CONTEXT=prolog_slurmd "$BIN" > /dev/null 2>&1 \
-        || die "prolog: probe failed"
-    sleep 1
-    "$OUT/probe" "$dir/epilog.txt" hook -- "${hook_env[@]}" SLURM_SCRIPT_CONTEXT=epilog_slurmd "$BIN" > /dev/null 2>&1 \
-        || die "epilog: probe failed"
-    # The detached sampler is not our child: if the epilog did not stop it, do it here (by its pid file).
-    # sampler.pid holds "pid starttime": the start time (field 22 of /proc/PID/stat) rules out a reused pid.
-    if read -r spid sstart < "$dir/state/slurm/4242/sampler.pid" 2>/dev/null \
-        && [[ $(sed 's/.*) //' "/proc/$spid/stat" 2>/dev/null | cut -d' ' -f20) == "$sstart" ]]; then
-        kill "$spid" 2>/dev/null || true
-        echo "bench: the epilog left sampler $spid running; stopped it" >&2
-    fi
-    if [[ -f $dir/state/slurm/4242/stats.json ]]; then
-        HAVE_PROLOG=1
-        PRO_HOOK_MS=$(calc "sprintf(\"%.1f\", $(kv "$dir/prolog.txt" wall_ns) / 1e6)")
-        EPI_HOOK_MS=$(calc "sprintf(\"%.1f\", $(kv "$dir/epilog.txt" wall_ns) / 1e6)")
-        PRO_FIRST_MS=$(num "$(jv "$dir/state/slurm/4242/stats.json" first_sample_ms)" %.2f)
-    else
-        echo "bench: prolog-style run left no stats.json (see $dir/alumet-hpc.log); row skipped" >&2
-        PRO_SKIP="hook ran, no sampler stats: see the log"
-    fi
-else
-    PRO_SKIP="this alumet-hpc has no 'slurm' command"
 fi
 echo "bench: alumet-hpc --help x $HELP_RUNS" >&2
 HELP_MS=()
@@ -203,7 +170,7 @@ KEYS=(OWN_RATE RATE P50 P99 MAX MEAN MISSED TICKS CPU_TICK CPU_PCT RSS_WIN RSS_M
 declare -A OURS_ALL C_ALL NV_ALL
 ROUND_LINES=()
 for ((r = 1; r <= ROUNDS; r++)); do
-    figures "$WORK/agg$r/probe.txt" "$WORK/agg$r/stats.json" jv
+    figures "$WORK/tick$r/probe.txt" "$WORK/tick$r/stats.json" jv
     for k in "${KEYS[@]}"; do v=R_$k; OURS_ALL[$k]+="${!v} "; done
     ROUND_LINES+=("  round $r ours: rate $R_RATE Hz, lateness p50/p99/max $R_P50/$R_P99/$R_MAX µs, missed $R_MISSED, CPU $R_CPU_TICK µs/tick, RSS $R_RSS_MAX MB, first sample $R_FIRST_MS ms")
     figures "$WORK/c$r/probe.txt" "$WORK/c$r/stats.txt" kv
@@ -226,22 +193,24 @@ C_OWN=$(m "${C_ALL[OWN_RATE]}") C_RATE=$(m "${C_ALL[RATE]}") C_P50=$(m "${C_ALL[
 C_MAX=$(m "${C_ALL[MAX]}" %.1f) C_MEAN=$(m "${C_ALL[MEAN]}" %.1f) C_MISSED=$(m "${C_ALL[MISSED]}" %.0f) C_TICKS=$(m "${C_ALL[TICKS]}" %.0f)
 C_CPU=$(m "${C_ALL[CPU_TICK]}") C_PCT=$(m "${C_ALL[CPU_PCT]}") C_RSSW=$(m "${C_ALL[RSS_WIN]}") C_RSS=$(m "${C_ALL[RSS_MAX]}")
 C_FIRST=$(m "${C_ALL[FIRST_MS]}")
-figures "$WORK/raw/probe.txt" "$WORK/raw/stats.json" jv
+figures "$WORK/tick1/probe.txt" "$WORK/tick1/stats.json" jv
 W_RATE=$R_RATE W_P50=$R_P50 W_P99=$R_P99 W_MAX=$R_MAX W_MISSED=$R_MISSED W_CPU=$R_CPU_TICK W_RSS=$R_RSS_MAX W_STOP=$R_STOP_MS W_FIRST=$R_FIRST_MS
+figures "$WORK/agg/probe.txt" "$WORK/agg/stats.json" jv
+A_PCT=$R_CPU_PCT A_RSSW=$R_RSS_WIN A_RSS=$R_RSS_MAX A_STOP=$R_STOP_MS A_FIRST=$R_FIRST_MS A_TICKS=$R_TICKS
 
-parquet_figures "$WORK/raw" 6
+parquet_figures "$WORK/tick1" 6
 RAW_SIZE=$P_SIZE RAW_FOOTER=$P_FOOTER RAW_ROWS=$P_ROWS RAW_READ=$P_READINGS
 RAW_BPS=$(calc "sprintf(\"%.3f\", $RAW_SIZE / $RAW_READ)")
 RAW_BPS_DATA=$(calc "sprintf(\"%.3f\", ($RAW_SIZE - $RAW_FOOTER - 12) / $RAW_READ)")
 parquet_figures "$WORK/rawj" 6
 RAWJ_SIZE=$P_SIZE RAWJ_READ=$P_READINGS
 RAWJ_BPS=$(calc "sprintf(\"%.3f\", $RAWJ_SIZE / $RAWJ_READ)")
-RAW_DUR_S=$(calc "($(jv "$WORK/raw/stats.json" ticks) + $(jv "$WORK/raw/stats.json" missed_ticks)) / $HZ")
+RAW_DUR_S=$(jv "$WORK/tick1/stats.json" duration_s)
 RAW_HOUR_MB=$(calc "sprintf(\"%.1f\", (($RAW_SIZE - $RAW_FOOTER - 12) / $RAW_DUR_S * 3600 + $RAW_FOOTER) / 1e6)")
-parquet_figures "$WORK/agg1" 6
+parquet_figures "$WORK/agg" 6
 AGG_SIZE=$P_SIZE AGG_FOOTER=$P_FOOTER AGG_ROWS=$P_ROWS
 AGG_BPR=$(calc "sprintf(\"%.1f\", $AGG_SIZE / $AGG_ROWS)")
-AGG_DUR_S=$(calc "($(jv "$WORK/agg1/stats.json" ticks) + $(jv "$WORK/agg1/stats.json" missed_ticks)) / $HZ")
+AGG_DUR_S=$(jv "$WORK/agg/stats.json" duration_s)
 AGG_HOUR_KB=$(calc "sprintf(\"%.0f\", (($AGG_SIZE - $AGG_FOOTER - 12) / $AGG_DUR_S * 3600 + $AGG_FOOTER) / 1e3)")
 
 CPU_RATIO=$(ratio "$O_CPU" "$C_CPU")
@@ -273,7 +242,8 @@ echo "load average before/after: $LOAD_BEFORE / $LOAD_AFTER (other load on the m
 echo "each run: $((WARMUP + SECS)) s ($ROUNDS round(s) of ours then C) at $HZ Hz on a generated tree of 2 packages x 3 domains (6 energy_uj files), counters advanced at $ADV_HZ Hz;"
 [[ $CONCURRENT == 1 ]] && echo "BENCH_CONCURRENT=1: ours and C ran at the same time in each round"
 [[ ${#RT[@]} -gt 0 ]] && echo "BENCH_RT=1: ours and C ran under chrt -f 1 (SCHED_FIFO 1, every thread): not the product's default scheduling"
-echo "ours = $BIN sample (storage_period_ms = 1000, exclusive); C = bench/c_reader.c (gcc -O2), same reads, same ticker"
+echo "ours = $BIN sample (exclusive) with storage_period_ms = 0: the sampler ticks at $HZ Hz only for raw storage (the rate follows the need);"
+echo "C = bench/c_reader.c (gcc -O2), same reads, same ticker. The node sampler with 1-16 jobs, OS noise and hooks: bench/node.sh (below)"
 echo "tick thread scheduling (ours and C): $TICK (BENCH_TICK=fifo|normal)"
 echo
 printf '%-44s %12s %12s %8s %14s  %s\n' figure ours C ours/C target result
@@ -298,13 +268,9 @@ row "Parquet bytes per stored row, 1 s storage" "$AGG_BPR" "" "" "" ""
 row "  Parquet per hour of job, 1 s storage (KB)" "$AGG_HOUR_KB" "" "" "" ""
 row "SIGTERM to exit, Parquet + DB row (ms)" "$O_STOP" "" "" "" ""
 row "alumet-hpc --help, wall (ms, median)" "$HELP_MED" "" "" "" ""
-if [[ $HAVE_PROLOG == 1 ]]; then
-    row "prolog-style: hook spawn to first sample (ms)" "$PRO_FIRST_MS" "" "" "" ""
-    row "prolog-style: Slurm prolog wall (ms)" "$PRO_HOOK_MS" "" "" "" ""
-    row "epilog: stop + Parquet + DB row wall (ms)" "$EPI_HOOK_MS" "" "" "" ""
-else
-    row "prolog-style start" "not run: $PRO_SKIP" "" "" "" ""
-fi
+row "1 s storage (default): CPU, % of one core" "$A_PCT" "" "" "" ""
+row "1 s storage: peak RSS sampling / whole life (MB)" "$A_RSSW/$A_RSS" "" "" "" ""
+row "1 s storage: SIGTERM to exit, Parquet + DB row (ms)" "$A_STOP" "" "" "" ""
 if [[ $HAVE_NVML == 1 ]]; then
     row "NVML: RAPL lateness p99 with NVML (µs)" "$N_P99" "" "" "<= $N_P99_LIMIT" "$(pf "$N_P99" '<=' "$N_P99_LIMIT")"
     row "NVML: RAPL rate with NVML (Hz)" "$N_RATE" "" "" ">= 999.5" "$(pf "$N_RATE" '>=' 999.5)"
@@ -319,12 +285,13 @@ if [[ $(pf "$C_P99" '<=' 100) == MISS ]]; then
 fi
 echo
 echo "raw numbers"
-echo "  ours, 1 s storage: rate $O_RATE Hz (own achieved_hz $O_OWN), lateness p50/p99/max/mean $O_P50/$O_P99/$O_MAX/$O_MEAN µs, ticks $O_TICKS, missed $O_MISSED,"
+echo "  ours, raw (ticks): rate $O_RATE Hz (own achieved_hz $O_OWN), lateness p50/p99/max/mean $O_P50/$O_P99/$O_MAX/$O_MEAN µs, ticks $O_TICKS, missed $O_MISSED,"
 echo "                     CPU $O_CPU µs/tick ($O_PCT % of a core), whole-life CPU $O_CPUT ms, RSS $O_RSSW MB sampling / $O_RSS MB peak, first sample $O_FIRST ms, stop $O_STOP ms"
-echo "  ours, raw:         rate $W_RATE Hz, lateness p50/p99/max $W_P50/$W_P99/$W_MAX µs, missed $W_MISSED, CPU $W_CPU µs/tick, RSS peak $W_RSS MB, first sample $W_FIRST ms, stop $W_STOP ms"
+echo "  ours, raw round 1: rate $W_RATE Hz, lateness p50/p99/max $W_P50/$W_P99/$W_MAX µs, missed $W_MISSED, CPU $W_CPU µs/tick, RSS peak $W_RSS MB, first sample $W_FIRST ms, stop $W_STOP ms"
 echo "                     Parquet $RAW_SIZE B (footer $RAW_FOOTER B) for $RAW_READ counter readings ($RAW_ROWS rows incl. attribution), parquet_values = raw (the default);"
 echo "                     with parquet_values = joules (adds energy_j DOUBLE): $RAWJ_SIZE B for $RAWJ_READ readings"
-echo "  ours, 1 s storage: Parquet $AGG_SIZE B (footer $AGG_FOOTER B) for $AGG_ROWS rows over $AGG_DUR_S s"
+echo "  ours, 1 s storage: Parquet $AGG_SIZE B (footer $AGG_FOOTER B) for $AGG_ROWS rows over $AGG_DUR_S s; $A_TICKS ticks (the rate policy: none needed),"
+echo "                     CPU $A_PCT % of a core, RSS $A_RSSW MB sampling / $A_RSS MB peak, first sample $A_FIRST ms, stop $A_STOP ms"
 echo "  C reader:          rate $C_RATE Hz (own achieved_hz $C_OWN), lateness p50/p99/max/mean $C_P50/$C_P99/$C_MAX/$C_MEAN µs, ticks $C_TICKS, missed $C_MISSED,"
 echo "                     CPU $C_CPU µs/tick ($C_PCT % of a core), RSS $C_RSS MB, first sample $C_FIRST ms"
 if [[ $HAVE_NVML == 1 ]]; then
@@ -343,12 +310,15 @@ echo "peak RSS: wait4 ru_maxrss (whole life incl. Parquet conversion) and VmHWM 
 echo "bench: table written to out/bench/latest.txt" >&2
 
 # ---------------------------------------------------------------- RAPL interfaces (own script, issue 12)
-# Same machine and lock as above (whoever runs `make bench` holds /tmp/alumet-bench.lock).
-ALUMET_BENCH_LOCKED=1 bash "$ROOT/bench/rapl-interfaces.sh" "$BIN" | tee "$OUT/rapl-interfaces.txt" \
+# Same machine and lock as above (inherited: ALUMET_BENCH_LOCKED=1).
+bash "$ROOT/bench/rapl-interfaces.sh" "$BIN" | tee "$OUT/rapl-interfaces.txt" \
     || die "bench/rapl-interfaces.sh failed"
 
 # ---------------------------------------------------------------- alumet-report on 1 M rows (own script, issue 9)
-ALUMET_BENCH_LOCKED=1 bash "$ROOT/bench/report.sh" "$BIN" | tee "$OUT/report.txt" || die "bench/report.sh failed"
+bash "$ROOT/bench/report.sh" "$BIN" | tee "$OUT/report.txt" || die "bench/report.sh failed"
+
+# ---------------------------------------------------------------- the node sampler with 1-16 jobs, OS noise, hooks (own script, issue 8)
+bash "$ROOT/bench/node.sh" "$BIN" | tee "$OUT/node.txt" || die "bench/node.sh failed"
 
 # BMC power reading cost by mechanism (its own script: bench/bmc.sh; skipped without ipmi_sim).
 bash "$(dirname "$0")/bmc.sh" | tee -a "$OUT/latest.txt" || echo "bench: bmc.sh failed" >&2

@@ -23,7 +23,7 @@ public static class SampleCommand
         var user = new Option<string>("--user") { Description = "job owner's user name", Required = true };
         var uid = new Option<int>("--uid") { Description = "job owner's uid", Required = true };
         var node = new Option<string>("--node") { Description = "node name (default: host name)" };
-        var gpus = new Option<string?>("--gpus") { Description = "physical indices of the job's GPUs, e.g. 0,2" };
+        var gpus = new Option<string?>("--gpus") { Description = "the job's GPUs: /dev/nvidiaN numbers, ranges, GPU-/MIG- UUIDs or PCI bus ids, e.g. 0,2" };
         var sluid = new Option<string?>("--sluid") { Description = "Slurm >= 25.11 SLUID (names the cgroup from 26.05)" };
         var runId = new Option<string?>("--run-id") { Description = "which run of the job: the SLUID, else the start time yyyyMMddTHHmmssfffZ (default: now)" };
         var exclusive = new Option<bool>("--exclusive") { Description = "charge the whole node to the job" };
@@ -52,7 +52,7 @@ public static class SampleCommand
             !SchedulerInput.IsName(cluster) ? $"--cluster {SchedulerInput.Quote(cluster)} is not a valid cluster name" :
             uid < 0 ? $"--uid {uid} is negative" :
             runId is not null && !RunId.IsValid(runId) ? $"--run-id {SchedulerInput.Quote(runId)} is not a run id (1-64 letters and digits)" :
-            gpus is not null && !SchedulerInput.TryParseIndexList(gpus, out _) ? $"--gpus {SchedulerInput.Quote(gpus)} is not a comma-separated list of GPU indices" :
+            gpus is not null && !Sources.Nvml.GpuAllocation.TryParse(gpus, out _, out string? gpuError) ? $"--gpus {SchedulerInput.Quote(gpus)} is not a GPU list: {gpuError}" :
             null;
         if (bad is not null)
         {
@@ -80,7 +80,8 @@ public static class SampleCommand
                 JobFinalizer.RecordNotMeasured(job, cfg, "no energy source on this node: " + string.Join("; ", sources.Problems));
                 return 0;
             }
-            var reg = new JobRegistration(job, gpus, sluid, exclusive, Raw: false, Clock.WallNs());
+            var allocation = Sources.Nvml.GpuAllocation.Parse(gpus); // validated above; the registration carries its canonical list
+            var reg = new JobRegistration(job, allocation.IsEmpty ? null : allocation.List, sluid, exclusive, Raw: false, Clock.WallNs());
             using var cts = new CancellationTokenSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });

@@ -49,13 +49,13 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         string? Get(string k) => kv.TryGetValue(k, out string? v) ? v : null;
         error = null;
         string? scheduler = Get("scheduler"), cluster = Get("cluster"), job = Get("job"), user = Get("user"), node = Get("node");
-        if (scheduler is not ("slurm" or "oar" or "exec")) error = $"scheduler {SchedulerInput.Quote(scheduler)} is not slurm, oar or exec";
+        if (!SchedulerNames.IsKnown(scheduler)) error = $"scheduler {SchedulerInput.Quote(scheduler)} is not {string.Join(", ", SchedulerNames.All)}";
         else if (!SchedulerInput.IsJobId(job)) error = $"job {SchedulerInput.Quote(job)} is not a job id";
         else if (!SchedulerInput.IsName(cluster)) error = $"cluster {SchedulerInput.Quote(cluster)} is not a cluster name";
         else if (!SchedulerInput.IsUserName(user)) error = $"user {SchedulerInput.Quote(user)} is not a user name";
         else if (!SchedulerInput.IsName(node)) error = $"node {SchedulerInput.Quote(node)} is not a node name";
         else if (!SchedulerInput.TryParseId(Get("uid"), out _)) error = $"uid {SchedulerInput.Quote(Get("uid"))} is not a uid";
-        else if (Get("gpus") is { } g && !SchedulerInput.TryParseIndexList(g, out _)) error = $"gpus {SchedulerInput.Quote(g)} is not a list of GPU indices";
+        else if (Get("gpus") is { } g && !Sources.Nvml.GpuAllocation.TryParse(g, out _, out string? why)) error = $"gpus {SchedulerInput.Quote(g)} is not a GPU list: {why}";
         else if (Get("sluid") is { } s && !SchedulerInput.IsToken(s)) error = $"sluid {SchedulerInput.Quote(s)} is not a SLUID";
         else if (Get("run") is { } r && !RunId.IsValid(r)) error = $"run {SchedulerInput.Quote(r)} is not a run id";
         else if (Get("name") is { } n && (n.Length % 2 != 0 || !n.All(char.IsAsciiHexDigit))) error = "name is not hex-encoded";

@@ -58,7 +58,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public bool Paused { get; set; }
     /// <summary>Where a job's cgroups are: the scheduler table by default; tests pass generated layouts.</summary>
     public Func<JobRegistration, AlumetConfig, IJobCgroupLocator?> Locators { get; init; } =
-        (reg, cfg) => SchedulerLocators.Create(reg.Job.Scheduler, cfg, reg.Job, reg.Sluid);
+        (reg, cfg) => SchedulerNames.Locator(cfg, reg.Job, reg.Sluid);
     public int JobCount { get { lock (_gate) return _jobs.Count; } }
 
     public NodeSampler(AlumetConfig cfg, SourceSet sources, long startMonotonicNs)
@@ -212,7 +212,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// <summary>Jobs registered in <paramref name="stateRoot"/> and never finalized: what a restarted sampler takes back.</summary>
     public static IEnumerable<JobRegistration> Unfinished(string stateRoot)
     {
-        foreach (string scheduler in new[] { "slurm", "oar", "exec" })
+        foreach (string scheduler in SchedulerNames.All)
         {
             string dir = Path.Combine(stateRoot, scheduler);
             if (!Directory.Exists(dir)) continue;
@@ -487,6 +487,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         sb.Append("read_errors: ").Append(Interlocked.Read(ref Buffer.ReadErrors).ToString(inv)).Append('\n');
         sb.Append("last_error: ").Append(LastError ?? "none").Append('\n');
         return sb.ToString();
+    }
+
+    /// <summary>Records the job's spool holds so far (its Parquet rows); 0 for a job not registered.</summary>
+    public long RecordsWritten(string key)
+    {
+        lock (_gate) return _jobs.TryGetValue(key, out var job) ? job.Spool.RecordsWritten : 0;
     }
 
     public string Jobs()

@@ -139,7 +139,7 @@ public static class NodeSamplerHost
         var sampler = new Sampler(node.Buffer, node);
         sampler.Run(token);
         string dir = reg.Job.StateDirectory(cfg.Paths.StateDir);
-        WriteStats(dir, node, sampler, start, spawnNs);
+        WriteStats(dir, node, sampler, start, spawnNs, node.RecordsWritten(reg.Key));
         JobFinalizer.Outcome? outcome = null;
         try { outcome = node.End(reg.Key, complete: true, "", Clock.MonotonicNs(), Clock.WallNs()); }
         catch (Exception e) { Log.Error($"job {reg.Job.JobId}: finalization failed: {e.Message}; spool kept in {dir}"); }
@@ -149,14 +149,14 @@ public static class NodeSamplerHost
         return outcome;
     }
 
-    private static void WriteStats(string dir, NodeSampler node, Sampler s, long start, long? spawnNs)
+    private static void WriteStats(string dir, NodeSampler node, Sampler s, long start, long? spawnNs, long records)
     {
         double duration = (Clock.MonotonicNs() - start) / 1e9;
         var stats = new SamplerStats(node.TickHz, s.Ticks, s.MissedTicks, duration, duration > 0 ? s.Ticks / duration : 0,
             s.Lateness.PercentileUs(50), s.Lateness.PercentileUs(99), s.Lateness.MaxNs / 1000.0,
             s.Lateness.Count > 0 ? s.Lateness.SumNs / s.Lateness.Count / 1000.0 : 0,
             spawnNs is { } t0 && s.FirstSampleNs > 0 ? (s.FirstSampleNs - t0) / 1e6 : -1,
-            node.Snapshots);
+            records);
         try { File.WriteAllText(Path.Combine(dir, "stats.json"), JsonSerializer.Serialize(stats, SamplerStatsJsonContext.Default.SamplerStats)); }
         catch (IOException e) { Log.Warn($"could not write stats.json: {e.Message}"); }
     }

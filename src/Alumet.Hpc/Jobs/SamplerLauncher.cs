@@ -4,8 +4,9 @@ using Alumet.Hpc.Core;
 
 namespace Alumet.Hpc.Jobs;
 
-/// <summary>What a prolog asks for: the job, the config file to pass on, its GPUs, Slurm's SLUID, raw storage.</summary>
-public sealed record SamplerLaunch(JobIdentity Job, string? ConfigPath, IReadOnlyList<int> GpuIndices, string? Sluid, bool Exclusive = false, bool Raw = false);
+/// <summary>What a prolog asks for: the job, the config file to pass on, its GPUs (<see cref="Sources.Nvml.GpuAllocation"/>
+/// entries), Slurm's SLUID, raw storage.</summary>
+public sealed record SamplerLaunch(JobIdentity Job, string? ConfigPath, IReadOnlyList<string> Gpus, string? Sluid, bool Exclusive = false, bool Raw = false);
 
 public sealed record LaunchResult(bool Ok, int Pid, string Message);
 
@@ -82,7 +83,7 @@ public static class SamplerLauncher
     {
         var job = launch.Job;
         if (job.RunId.Length == 0) job = job with { RunId = RunId.Of(launch.Sluid, DateTime.UtcNow) };
-        return new JobRegistration(job, launch.GpuIndices.Count > 0 ? string.Join(',', launch.GpuIndices) : null, launch.Sluid,
+        return new JobRegistration(job, launch.Gpus.Count > 0 ? string.Join(',', launch.Gpus) : null, launch.Sluid,
             launch.Exclusive, launch.Raw, Clock.WallNs());
     }
 

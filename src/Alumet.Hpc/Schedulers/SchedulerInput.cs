@@ -53,27 +53,6 @@ public static class SchedulerInput
         return true;
     }
 
-    /// <summary>
-    /// A device index list "0,1,3": comma-separated indices of 1-4 digits, at most 64 of them, no blanks.
-    /// The empty string is an empty list. Duplicates are dropped, order kept.
-    /// </summary>
-    public static bool TryParseIndexList(string? s, out IReadOnlyList<int> indices)
-    {
-        indices = Array.Empty<int>();
-        if (s is null) return false;
-        if (s.Length == 0) return true;
-        var list = new List<int>();
-        foreach (string part in s.Split(','))
-        {
-            if (part.Length is 0 or > 4 || !AllDigits(part)) return false;
-            int v = int.Parse(part, System.Globalization.CultureInfo.InvariantCulture);
-            if (!list.Contains(v)) list.Add(v);
-            if (list.Count > 64) return false;
-        }
-        indices = list;
-        return true;
-    }
-
     /// <summary>A printable, bounded rendering of an untrusted value for log lines.</summary>
     public static string Quote(string? s)
     {

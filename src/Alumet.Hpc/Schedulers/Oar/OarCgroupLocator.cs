@@ -20,8 +20,6 @@ namespace Alumet.Hpc.Schedulers.Oar;
 /// </summary>
 public sealed class OarCgroupLocator : IJobCgroupLocator
 {
-    private static readonly string[] V2Roots = { "", "unified" };
-
     private readonly string _cgroupRoot;
     private readonly string _cpusetPath;
 
@@ -45,7 +43,7 @@ public sealed class OarCgroupLocator : IJobCgroupLocator
             {
                 string uid = job.Uid.ToString(CultureInfo.InvariantCulture);
                 string dir = Path.Combine(slice, $"oar-u{uid}.slice", $"oar-u{uid}-j{job.JobId}.slice");
-                if (IsV2Cgroup(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V2);
+                if (CgroupHierarchy.IsV2(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V2);
             }
             else
             {
@@ -56,7 +54,7 @@ public sealed class OarCgroupLocator : IJobCgroupLocator
         foreach (string oarDir in V1OarDirs())
         {
             string dir = Path.Combine(oarDir, $"{job.User}_{job.JobId}");
-            if (IsV1Cgroup(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V1);
+            if (CgroupHierarchy.IsV1(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V1);
         }
         return null;
     }
@@ -72,13 +70,13 @@ public sealed class OarCgroupLocator : IJobCgroupLocator
         // e.g. the cpuacct -> cpu,cpuacct symlink): the first hierarchy that has it wins.
         foreach (string oarDir in V1OarDirs())
         {
-            foreach (string dir in SafeDirectories(oarDir))
+            foreach (string dir in CgroupHierarchy.Subdirectories(oarDir))
             {
                 string name = Path.GetFileName(dir);
                 int us = name.LastIndexOf('_');
                 if (us <= 0) continue;
                 string id = name[(us + 1)..];
-                if (!OarInput.IsJobId(id) || !IsV1Cgroup(dir)) continue;
+                if (!OarInput.IsJobId(id) || !CgroupHierarchy.IsV1(dir)) continue;
                 if (seen.Add(id)) found.Add(new JobCgroup(id, dir, CgroupVersion.V1));
             }
         }
@@ -105,64 +103,38 @@ public sealed class OarCgroupLocator : IJobCgroupLocator
 
     private IEnumerable<JobCgroup> ScanV2(string oarSlice)
     {
-        foreach (string userSlice in SafeDirectories(oarSlice))
+        foreach (string userSlice in CgroupHierarchy.Subdirectories(oarSlice))
         {
             string u = Path.GetFileName(userSlice);
             if (!u.StartsWith("oar-u", StringComparison.Ordinal) || !u.EndsWith(".slice", StringComparison.Ordinal)) continue;
             string prefix = u[..^".slice".Length] + "-j";
-            foreach (string jobSlice in SafeDirectories(userSlice))
+            foreach (string jobSlice in CgroupHierarchy.Subdirectories(userSlice))
             {
                 string name = Path.GetFileName(jobSlice);
                 if (!name.StartsWith(prefix, StringComparison.Ordinal)) continue;
                 string? id = JobIdFromName(name);
-                if (id is not null && IsV2Cgroup(jobSlice)) yield return new JobCgroup(id, jobSlice, CgroupVersion.V2);
+                if (id is not null && CgroupHierarchy.IsV2(jobSlice)) yield return new JobCgroup(id, jobSlice, CgroupVersion.V2);
             }
         }
     }
 
     private IEnumerable<string> V2OarSlices()
     {
-        foreach (string r in V2Roots)
+        foreach (string root in CgroupHierarchy.V2Roots(_cgroupRoot))
         {
-            string root = r.Length == 0 ? _cgroupRoot : Path.Combine(_cgroupRoot, r);
             string slice = Path.Combine(root, "oar.slice");
-            if (File.Exists(Path.Combine(root, "cgroup.controllers")) && Directory.Exists(slice)) yield return slice;
+            if (Directory.Exists(slice)) yield return slice;
         }
     }
 
-    /// <summary>The OAR directory of every v1 hierarchy that accounts CPU time (cpuacct.usage).</summary>
+    /// <summary>The OAR directory of every v1 hierarchy that accounts CPU time.</summary>
     private IEnumerable<string> V1OarDirs()
     {
-        // The root itself may be one co-mounted hierarchy (OAR mounts cpuset,cpu,cpuacct,... at /dev/oar_cgroups
-        // when the OS has not mounted cpuset).
-        if (File.Exists(Path.Combine(_cgroupRoot, "cpuacct.usage")))
-        {
-            string d = Path.Combine(_cgroupRoot, _cpusetPath);
-            if (Directory.Exists(d)) yield return d;
-        }
-        var hierarchies = SafeDirectories(_cgroupRoot)
-            .Where(h => Path.GetFileName(h).Split(',').Contains("cpuacct"))
-            // Plain "cpuacct" first, then the combined mounts: stable choice when both names exist.
-            .OrderBy(h => Path.GetFileName(h) == "cpuacct" ? 0 : 1).ThenBy(h => h, StringComparer.Ordinal);
-        foreach (string h in hierarchies)
+        foreach (string h in CgroupHierarchy.V1CpuacctHierarchies(_cgroupRoot))
         {
             string d = Path.Combine(h, _cpusetPath);
             if (Directory.Exists(d)) yield return d;
         }
-    }
-
-    private static bool IsV1Cgroup(string dir) => File.Exists(Path.Combine(dir, "cpuacct.usage"));
-    private static bool IsV2Cgroup(string dir) => File.Exists(Path.Combine(dir, "cpu.stat"));
-
-    private static string[] SafeDirectories(string dir)
-    {
-        try
-        {
-            string[] d = Directory.GetDirectories(dir);
-            Array.Sort(d, StringComparer.Ordinal);
-            return d;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return Array.Empty<string>(); }
     }
 
     private static int CompareJobIds(string a, string b) =>

@@ -1,6 +1,7 @@
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
 using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Sources.Nvml;
 
 namespace Alumet.Hpc.Schedulers.Oar;
 
@@ -56,7 +57,7 @@ public static partial class OarHook
             {
                 if (plan.Record is not null && !OarStarterRecord.Write(state, req.JobId, plan.Record))
                     Log.Warn($"{what}: cannot write {OarStarterRecord.PathFor(state, req.JobId)}; a prologue could start a second sampler");
-                var result = SamplerLauncher.Start(new SamplerLaunch(job.Identity, configPath, job.GpuDevices, null), config);
+                var result = SamplerLauncher.Start(new SamplerLaunch(job.Identity, configPath, GpuAllocation.FromOarGpuDevices(job.GpuDevices).Entries, null), config);
                 string line = $"{what}: node {job.Identity.Node}, gpus [{string.Join(",", job.GpuDevices)}]: {result.Message}";
                 if (result.Ok) Log.Info(line); else Log.Error(line);
             }

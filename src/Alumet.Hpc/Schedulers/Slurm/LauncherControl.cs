@@ -21,7 +21,7 @@ internal sealed class LauncherControl : ISamplerControl
 
     public (bool Ok, string Message) Start(SlurmJob job, AlumetConfig config, string? configPath)
     {
-        var r = SamplerLauncher.Start(new SamplerLaunch(job.Identity, configPath, job.GpuIndices, job.Sluid, Raw: job.RawRequested), config);
+        var r = SamplerLauncher.Start(new SamplerLaunch(job.Identity, configPath, job.Gpus.Entries, job.Sluid, Raw: job.RawRequested), config);
         return (r.Ok, r.Message);
     }
 

@@ -8,8 +8,9 @@ namespace Alumet.Hpc.Schedulers.Slurm;
 /// ([paths].cgroup_root, normally /sys/fs/cgroup):
 /// <list type="bullet">
 /// <item>cgroup v1: <c>&lt;ctrl&gt;/slurm_&lt;node&gt;/uid_&lt;uid&gt;/job_&lt;id&gt;</c> (builds with multiple-slurmd support,
-/// e.g. Debian's) or <c>&lt;ctrl&gt;/slurm/uid_&lt;uid&gt;/job_&lt;id&gt;</c>, where &lt;ctrl&gt; is the hierarchy that carries
-/// cpuacct: <c>cpuacct</c>, or the combined <c>cpu,cpuacct</c> / <c>cpuacct,cpu</c> mounts.</item>
+/// e.g. Debian's) or <c>&lt;ctrl&gt;/slurm/uid_&lt;uid&gt;/job_&lt;id&gt;</c>, where &lt;ctrl&gt; is a hierarchy that carries
+/// cpuacct (<see cref="CgroupHierarchy.V1CpuacctHierarchies"/>: <c>cpuacct</c>, the combined <c>cpu,cpuacct</c> /
+/// <c>cpuacct,cpu</c> mounts).</item>
 /// <item>cgroup v2: <c>system.slice/slurmstepd.scope/job_&lt;id&gt;</c> (<c>&lt;node&gt;_slurmstepd.scope</c> with
 /// multiple slurmd); from Slurm 26.05 the directory is <c>job_&lt;SLUID&gt;</c> unless CgroupJobIdPaths=yes.</item>
 /// </list>
@@ -18,10 +19,6 @@ namespace Alumet.Hpc.Schedulers.Slurm;
 /// </summary>
 public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
 {
-    private static readonly string[] V1Controllers = { "cpuacct", "cpu,cpuacct", "cpuacct,cpu" };
-    // Hybrid hosts mount the v2 tree at fs/cgroup/unified.
-    private static readonly string[] V2Roots = { "", "unified" };
-
     private readonly string _cgroupRoot;
     private readonly string _node;
     private readonly string? _sluid;
@@ -51,16 +48,16 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
         foreach (string scope in V2Scopes())
         {
             // SLUID-named first: on 26.05+ that is the default, the numeric name only with CgroupJobIdPaths=yes.
-            if (_sluid is not null && IsV2Cgroup(Path.Combine(scope, "job_" + _sluid)))
+            if (_sluid is not null && CgroupHierarchy.IsV2(Path.Combine(scope, "job_" + _sluid)))
                 return new JobCgroup(job.JobId, Path.Combine(scope, "job_" + _sluid), CgroupVersion.V2);
             string dir = Path.Combine(scope, "job_" + job.JobId);
-            if (IsV2Cgroup(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V2);
+            if (CgroupHierarchy.IsV2(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V2);
         }
         string uidDir = "uid_" + job.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
         foreach (string slurmDir in V1SlurmDirs())
         {
             string dir = Path.Combine(slurmDir, uidDir, "job_" + job.JobId);
-            if (IsV1Cgroup(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V1);
+            if (CgroupHierarchy.IsV1(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V1);
         }
         return null;
     }
@@ -70,13 +67,13 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
         var jobs = new List<JobCgroup>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (string scope in V2Scopes())
-            foreach (string dir in SafeDirectories(scope, "job_*"))
-                if (IsV2Cgroup(dir) && seen.Add(JobIdOf(dir)))
+            foreach (string dir in CgroupHierarchy.Subdirectories(scope, "job_*"))
+                if (CgroupHierarchy.IsV2(dir) && seen.Add(JobIdOf(dir)))
                     jobs.Add(new JobCgroup(JobIdOf(dir), dir, CgroupVersion.V2));
         foreach (string slurmDir in V1SlurmDirs())
-            foreach (string uidDir in SafeDirectories(slurmDir, "uid_*"))
-                foreach (string dir in SafeDirectories(uidDir, "job_*"))
-                    if (IsV1Cgroup(dir) && seen.Add(JobIdOf(dir)))
+            foreach (string uidDir in CgroupHierarchy.Subdirectories(slurmDir, "uid_*"))
+                foreach (string dir in CgroupHierarchy.Subdirectories(uidDir, "job_*"))
+                    if (CgroupHierarchy.IsV1(dir) && seen.Add(JobIdOf(dir)))
                         jobs.Add(new JobCgroup(JobIdOf(dir), dir, CgroupVersion.V1));
         jobs.Sort((a, b) => string.CompareOrdinal(a.Directory, b.Directory));
         return jobs;
@@ -86,10 +83,9 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
     public IReadOnlyList<StepCgroup> EnumerateSteps(JobCgroup job)
     {
         var steps = new List<StepCgroup>();
-        foreach (string dir in SafeDirectories(job.Directory, "step_*"))
+        foreach (string dir in CgroupHierarchy.Subdirectories(job.Directory, "step_*"))
         {
-            bool ok = job.Version == CgroupVersion.V2 ? IsV2Cgroup(dir) : IsV1Cgroup(dir);
-            if (ok) steps.Add(new StepCgroup(job.JobId, Path.GetFileName(dir)["step_".Length..], dir, job.Version));
+            if (CgroupHierarchy.Is(dir, job.Version)) steps.Add(new StepCgroup(job.JobId, Path.GetFileName(dir)["step_".Length..], dir, job.Version));
         }
         steps.Sort((a, b) => string.CompareOrdinal(a.Step, b.Step));
         return steps;
@@ -103,10 +99,8 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
 
     private IEnumerable<string> V2Scopes()
     {
-        foreach (string r in V2Roots)
+        foreach (string root in CgroupHierarchy.V2Roots(_cgroupRoot))
         {
-            string root = r.Length == 0 ? _cgroupRoot : Path.Combine(_cgroupRoot, r);
-            if (!File.Exists(Path.Combine(root, "cgroup.controllers"))) continue;
             string slice = Path.Combine(root, "system.slice");
             foreach (string name in new[] { "slurmstepd.scope", _node + "_slurmstepd.scope" })
             {
@@ -118,22 +112,11 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
 
     private IEnumerable<string> V1SlurmDirs()
     {
-        foreach (string ctrl in V1Controllers)
+        foreach (string ctrl in CgroupHierarchy.V1CpuacctHierarchies(_cgroupRoot))
             foreach (string name in new[] { "slurm_" + _node, "slurm" })
             {
-                string dir = Path.Combine(_cgroupRoot, ctrl, name);
+                string dir = Path.Combine(ctrl, name);
                 if (Directory.Exists(dir)) yield return dir;
             }
-    }
-
-    private static bool IsV1Cgroup(string dir) => File.Exists(Path.Combine(dir, "cpuacct.usage"));
-    private static bool IsV2Cgroup(string dir) => File.Exists(Path.Combine(dir, "cpu.stat"));
-
-    // A cgroup directory can vanish between listing and use (job end): that is not an error.
-    private static IEnumerable<string> SafeDirectories(string dir, string pattern)
-    {
-        try { return Directory.Exists(dir) ? Directory.GetDirectories(dir, pattern) : Array.Empty<string>(); }
-        catch (IOException) { return Array.Empty<string>(); }
-        catch (UnauthorizedAccessException) { return Array.Empty<string>(); }
     }
 }

@@ -1,4 +1,5 @@
 using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Sources.Nvml;
 
 namespace Alumet.Hpc.Schedulers.Slurm;
 
@@ -39,16 +40,9 @@ public static partial class SlurmHook
         if (!SchedulerInput.IsName(cluster)) return Fail($"cluster name {SchedulerInput.Quote(cluster)} (config) is not a cluster name");
 
         // SLURM_JOB_GPUS holds Slurm's GPU indices in the prolog; CUDA_VISIBLE_DEVICES is the fallback only: slurmd
-        // (gres_common_prep_set_env) puts the device's unique id there when it has one, i.e. MIG UUIDs on MIG nodes,
-        // so validating it next to a good SLURM_JOB_GPUS would refuse (and not measure) every job there.
-        IReadOnlyList<int> gpus = Array.Empty<int>();
-        string key = Get("SLURM_JOB_GPUS") is not null ? "SLURM_JOB_GPUS" : "CUDA_VISIBLE_DEVICES";
-        if (Get(key) is { } v)
-        {
-            if (!SchedulerInput.TryParseIndexList(v, out IReadOnlyList<int> list))
-                return Fail($"{key} {SchedulerInput.Quote(v)} is not a list of GPU indices (comma-separated digits)");
-            gpus = list;
-        }
+        // (gres_common_prep_set_env) puts the device's unique id there when it has one, i.e. MIG UUIDs on MIG nodes.
+        if (!GpuAllocation.TryFromSlurm(Get, out GpuAllocation gpus, out string key, out string? gpuError))
+            return Fail($"{key} {SchedulerInput.Quote(Get(key))} is not a GPU list: {gpuError}");
 
         string? sluid = Get("SLURM_JOB_SLUID");
         if (sluid is { Length: 0 }) sluid = null;

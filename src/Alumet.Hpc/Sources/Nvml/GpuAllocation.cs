@@ -26,6 +26,11 @@ public enum GpuOwner
 /// <item><c>MIG-GPU-&lt;uuid&gt;/gi/ci</c> (old MIG naming): the parent GPU. New-style <c>MIG-&lt;uuid&gt;</c> names do not
 /// carry the parent and are reported as unmatched.</item>
 /// </list>
+/// <para>This is the one parser of GPU lists: the Slurm prolog's variables, OAR's <c>gpudevice</c> numbers,
+/// <c>sample --gpus</c> and the node sampler's registrations all go through <see cref="TryParse"/>. Blanks around
+/// entries, empty entries, <c>NoDevFiles</c> and <c>N/A</c> are harmless and skipped (a job is never refused for them);
+/// any other entry outside the forms above is refused, so nothing but these narrow alphabets reaches a registration
+/// line or a log line.</para>
 /// <para>MIG: NVML has no per-instance energy, so a MIG slice charges its whole parent board to the job. When two jobs
 /// hold slices of one GPU, each job's sampler charges that GPU entirely to its own job (the board is counted once per
 /// job, not split): documented, not hidden.</para>
@@ -34,36 +39,65 @@ public sealed record GpuAllocation(IReadOnlyList<string> Entries)
 {
     public static readonly GpuAllocation None = new(Array.Empty<string>());
 
-    /// <summary>Parses a scheduler list. Empty, <c>NoDevFiles</c> (Slurm with no GPU) and <c>N/A</c> mean none.</summary>
-    public static GpuAllocation Parse(string? list)
+    /// <summary>Most GPUs one allocation may name, ranges expanded (a node has a few dozen at most).</summary>
+    public const int MaxGpus = 64;
+
+    /// <summary>
+    /// Parses a scheduler list (see the class summary). Null, blank, <c>NoDevFiles</c> (Slurm with no GPU) and
+    /// <c>N/A</c> mean none. False, with the reason in <paramref name="error"/> (a sentence fragment naming the bad
+    /// entry), when an entry is none of the accepted forms or the list names more than <see cref="MaxGpus"/> GPUs.
+    /// </summary>
+    public static bool TryParse(string? list, out GpuAllocation allocation, out string? error)
     {
-        if (string.IsNullOrWhiteSpace(list)) return None;
+        allocation = None;
+        error = null;
+        if (string.IsNullOrWhiteSpace(list)) return true;
+        if (list.Length > 4096)
+        {
+            error = "it is longer than 4096 characters";
+            return false;
+        }
         var entries = new List<string>();
         foreach (string raw in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (raw.Equals("NoDevFiles", StringComparison.OrdinalIgnoreCase) || raw.Equals("N/A", StringComparison.OrdinalIgnoreCase))
                 continue;
-            int dash = raw.IndexOf('-');
-            if (dash > 0
-                && int.TryParse(raw.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out int first)
-                && int.TryParse(raw.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int last)
-                && last >= first && last - first < 4096)
+            if (TryRange(raw, out int first, out int last))
             {
-                for (int i = first; i <= last; i++) entries.Add(i.ToString(CultureInfo.InvariantCulture));
+                for (int i = first; i <= last && entries.Count <= MaxGpus; i++) entries.Add(i.ToString(CultureInfo.InvariantCulture));
             }
-            else
+            else if (IsEntry(raw))
             {
                 entries.Add(raw);
             }
+            else
+            {
+                error = $"entry '{(raw.Length > 40 ? raw[..40] + "..." : raw)}' is not a GPU index, a range a-b, a GPU-/MIG- UUID or a PCI bus id";
+                if (raw.Any(c => c is < ' ' or > '~')) error = "an entry holds characters other than printable ASCII";
+                return false;
+            }
+            if (entries.Count > MaxGpus)
+            {
+                error = $"it names more than {MaxGpus} GPUs";
+                return false;
+            }
         }
-        return entries.Count == 0 ? None : new GpuAllocation(entries.Distinct().ToArray());
+        allocation = entries.Count == 0 ? None : new GpuAllocation(entries.Distinct().ToArray());
+        return true;
     }
 
-    /// <summary>From a Slurm prolog/epilog environment: <c>SLURM_JOB_GPUS</c>, else <c>CUDA_VISIBLE_DEVICES</c>.</summary>
-    public static GpuAllocation FromSlurm(Func<string, string?> getEnvironment)
+    /// <summary>A list already accepted by <see cref="TryParse"/> (a registration, a test); anything else is none.</summary>
+    public static GpuAllocation Parse(string? list) => TryParse(list, out var allocation, out _) ? allocation : None;
+
+    /// <summary>
+    /// From a Slurm prolog/epilog environment: <c>SLURM_JOB_GPUS</c> (Slurm's own GPU indices), else, when it is unset
+    /// or blank, <c>CUDA_VISIBLE_DEVICES</c> (physical in the prolog; the device's UUID on MIG nodes).
+    /// <paramref name="variable"/> is the one read.
+    /// </summary>
+    public static bool TryFromSlurm(Func<string, string?> getEnvironment, out GpuAllocation allocation, out string variable, out string? error)
     {
-        string? gpus = getEnvironment("SLURM_JOB_GPUS");
-        return Parse(string.IsNullOrWhiteSpace(gpus) ? getEnvironment("CUDA_VISIBLE_DEVICES") : gpus);
+        variable = string.IsNullOrWhiteSpace(getEnvironment("SLURM_JOB_GPUS")) ? "CUDA_VISIBLE_DEVICES" : "SLURM_JOB_GPUS";
+        return TryParse(getEnvironment(variable), out allocation, out error);
     }
 
     /// <summary>From OAR's <c>gpudevice</c> properties of the job's resources on this node.</summary>
@@ -71,6 +105,30 @@ public sealed record GpuAllocation(IReadOnlyList<string> Entries)
         Parse(string.Join(',', gpuDevices.Select(g => g.ToString(CultureInfo.InvariantCulture))));
 
     public bool IsEmpty => Entries.Count == 0;
+
+    /// <summary>The entries as one list ("0,2,GPU-..."), what a registration line carries; "" for none.</summary>
+    public string List => string.Join(',', Entries);
+
+    private static bool TryRange(string s, out int first, out int last)
+    {
+        first = last = 0;
+        int dash = s.IndexOf('-');
+        return dash > 0 && IsIndex(s[..dash]) && IsIndex(s[(dash + 1)..])
+            && int.TryParse(s.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out first)
+            && int.TryParse(s.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out last)
+            && last >= first;
+    }
+
+    private static bool IsIndex(string s) => s.Length is > 0 and <= 4 && s.All(char.IsAsciiDigit);
+
+    /// <summary>An index, a GPU-/MIG- name (letters, digits, '-', and '/' for old MIG names) or a PCI bus id.</summary>
+    private static bool IsEntry(string s)
+    {
+        if (IsIndex(s)) return true;
+        if (s.Length is > 4 and <= 96 && (s.StartsWith("GPU-", StringComparison.OrdinalIgnoreCase) || s.StartsWith("MIG-", StringComparison.OrdinalIgnoreCase)))
+            return s.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '/');
+        return s.Length <= 16 && GpuBusId.TryNormalize(s, out _);
+    }
 
     /// <summary>Indices into <paramref name="devices"/> (= channel indices of the NVML source) that this allocation names.</summary>
     /// <param name="unmatched">Entries that name no device (wrong index, MIG-&lt;uuid&gt;, typo): the lead should log them once.</param>

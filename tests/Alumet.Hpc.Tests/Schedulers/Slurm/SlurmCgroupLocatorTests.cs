@@ -48,6 +48,7 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
     [InlineData("cpuacct", "slurm")]      // other builds
     [InlineData("cpu,cpuacct", "slurm")]  // combined cpu+cpuacct mount
     [InlineData("cpuacct,cpu", "slurm_n1")]
+    [InlineData("cpuset,cpu,cpuacct", "slurm")] // a co-mounted hierarchy: found since the locators share CgroupHierarchy (OAR's rule)
     public void FindsV1JobCgroup(string ctrl, string slurmDir)
     {
         string dir = V1Job(ctrl, slurmDir, 1001, "42");

@@ -30,7 +30,7 @@ public sealed class SlurmHookTests : IDisposable
 
         public (bool, string) Start(SlurmJob job, AlumetConfig config, string? configPath)
         {
-            Calls.Add($"start {job.Identity.JobId} {job.Identity.User} {job.Identity.Uid} gpus={string.Join(',', job.GpuIndices)} cfg={configPath}");
+            Calls.Add($"start {job.Identity.JobId} {job.Identity.User} {job.Identity.Uid} gpus={job.Gpus.List} cfg={configPath}");
             if (Throw is not null) throw Throw;
             return (Ok, "sampler started (pid 99)");
         }

@@ -32,7 +32,7 @@ public sealed class SlurmJobParseTests
         Assert.Null(p.Error);
         Assert.Equal(new JobIdentity("slurm", "lab", "1234", "alice", 1001, "node-01"), p.Job!.Identity);
         Assert.Equal(1002, p.Job.Gid);
-        Assert.Empty(p.Job.GpuIndices);
+        Assert.True(p.Job.Gpus.IsEmpty);
         Assert.Null(p.Job.Sluid);
     }
 
@@ -40,10 +40,10 @@ public sealed class SlurmJobParseTests
     public void ParsesGpusAndSluid()
     {
         SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", "2,3"), ("CUDA_VISIBLE_DEVICES", "0,1"), ("SLURM_JOB_SLUID", "s0E4QZK1T3WXA")));
-        Assert.Equal(new[] { 2, 3 }, p.Job!.GpuIndices);
+        Assert.Equal(new[] { "2", "3" }, p.Job!.Gpus.Entries);
         Assert.Equal("s0E4QZK1T3WXA", p.Job.Sluid);
         Assert.Equal("s0E4QZK1T3WXA", p.Job.Identity.RunId); // the SLUID names the run on every node
-        var reg = SamplerLauncher.Registration(new SamplerLaunch(p.Job.Identity, null, p.Job.GpuIndices, p.Job.Sluid));
+        var reg = SamplerLauncher.Registration(new SamplerLaunch(p.Job.Identity, null, p.Job.Gpus.Entries, p.Job.Sluid));
         Assert.Equal("s0E4QZK1T3WXA", JobRegistration.Parse(reg.ToLine(), out _)!.Job.RunId);
     }
 
@@ -88,7 +88,7 @@ public sealed class SlurmJobParseTests
         // slurmd's prolog env on a MIG node (AutoDetect=nvml): the vendor variable holds the MIG UUID, Slurm's own the index.
         SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", "1"), ("CUDA_VISIBLE_DEVICES", "MIG-4f1c5b8e-0d2a-5c3e-9b7a-1e2d3c4b5a69")));
         Assert.Null(p.Error);
-        Assert.Equal(new[] { 1 }, p.Job!.GpuIndices);
+        Assert.Equal(new[] { "1" }, p.Job!.Gpus.Entries);
     }
 
     [Fact]
@@ -96,7 +96,7 @@ public sealed class SlurmJobParseTests
     {
         SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_ID", null), ("SLURM_JOBID", "77"), ("CUDA_VISIBLE_DEVICES", "1")));
         Assert.Equal("77", p.Job!.Identity.JobId);
-        Assert.Equal(new[] { 1 }, p.Job.GpuIndices);
+        Assert.Equal(new[] { "1" }, p.Job.Gpus.Entries);
     }
 
     [Fact]
@@ -122,9 +122,11 @@ public sealed class SlurmJobParseTests
     [InlineData("SLURMD_NODENAME", null, "SLURMD_NODENAME (unset) is not a node name")]
     [InlineData("SLURMD_NODENAME", "n1;reboot", "SLURMD_NODENAME \"n1;reboot\" is not a node name")]
     [InlineData("SLURM_CLUSTER_NAME", "a b", "SLURM_CLUSTER_NAME \"a b\" is not a cluster name")]
-    [InlineData("SLURM_JOB_GPUS", "0,,1", "SLURM_JOB_GPUS \"0,,1\" is not a list of GPU indices (comma-separated digits)")]
-    [InlineData("SLURM_JOB_GPUS", "GPU-8f3c", "SLURM_JOB_GPUS \"GPU-8f3c\" is not a list of GPU indices (comma-separated digits)")]
-    [InlineData("CUDA_VISIBLE_DEVICES", "0, 1", "CUDA_VISIBLE_DEVICES \"0, 1\" is not a list of GPU indices (comma-separated digits)")]
+    [InlineData("SLURM_JOB_GPUS", "0,1;reboot", "SLURM_JOB_GPUS \"0,1;reboot\" is not a GPU list: entry '1;reboot' is not a GPU index, a range a-b, a GPU-/MIG- UUID or a PCI bus id")]
+    [InlineData("SLURM_JOB_GPUS", "gpu=0", "SLURM_JOB_GPUS \"gpu=0\" is not a GPU list: entry 'gpu=0' is not a GPU index, a range a-b, a GPU-/MIG- UUID or a PCI bus id")]
+    [InlineData("CUDA_VISIBLE_DEVICES", "0 1", "CUDA_VISIBLE_DEVICES \"0 1\" is not a GPU list: entry '0 1' is not a GPU index, a range a-b, a GPU-/MIG- UUID or a PCI bus id")]
+    [InlineData("SLURM_JOB_GPUS", "0-99", "SLURM_JOB_GPUS \"0-99\" is not a GPU list: it names more than 64 GPUs")]
+    [InlineData("SLURM_JOB_GPUS", "GPU-../../x", "SLURM_JOB_GPUS \"GPU-../../x\" is not a GPU list: entry 'GPU-../../x' is not a GPU index, a range a-b, a GPU-/MIG- UUID or a PCI bus id")]
     [InlineData("SLURM_JOB_SLUID", "s0/../x", "SLURM_JOB_SLUID \"s0/../x\" is not a SLUID (letters and digits)")]
     public void RefusesBadValuesWithOneClearLine(string key, string? value, string expected)
     {
@@ -156,6 +158,46 @@ public sealed class SlurmJobParseTests
     [Fact]
     public void EmptyGpuListMeansNone()
     {
-        Assert.Empty(SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", ""))).Job!.GpuIndices);
+        Assert.True(SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", ""))).Job!.Gpus.IsEmpty);
+    }
+
+    // The rules on which the prolog's strict index list and the GPU allocation parser disagreed, now one parser
+    // (GpuAllocation.TryParse): each of these refused the whole job (not measured) before.
+
+    [Fact]
+    public void NoDevFilesMeansNoGpuNotARefusedJob()
+    {
+        SlurmJobParse p = SlurmHook.ParseJob(Env(("CUDA_VISIBLE_DEVICES", "NoDevFiles")));
+        Assert.Null(p.Error);
+        Assert.True(p.Job!.Gpus.IsEmpty);
+    }
+
+    [Fact]
+    public void RangesAreExpanded()
+    {
+        Assert.Equal(new[] { "0", "1", "2", "5" }, SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", "0-2,5"))).Job!.Gpus.Entries);
+    }
+
+    [Fact]
+    public void UuidsAndBusIdsAreGpusToo()
+    {
+        SlurmJobParse p = SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", "GPU-8f3c0000-1111-2222-3333-444455556666,0000:3b:00.0")));
+        Assert.Null(p.Error);
+        Assert.Equal(new[] { "GPU-8f3c0000-1111-2222-3333-444455556666", "0000:3b:00.0" }, p.Job!.Gpus.Entries);
+    }
+
+    [Fact]
+    public void BlanksAndEmptyEntriesAreSkippedAndTheRegistrationCarriesTheCanonicalList()
+    {
+        SlurmJobParse p = SlurmHook.ParseJob(Env(("CUDA_VISIBLE_DEVICES", " 0, 1,,1 ")));
+        Assert.Equal(new[] { "0", "1" }, p.Job!.Gpus.Entries);
+        var reg = SamplerLauncher.Registration(new SamplerLaunch(p.Job.Identity, null, p.Job.Gpus.Entries, null));
+        Assert.Equal("0,1", JobRegistration.Parse(reg.ToLine(), out _)!.Gpus);
+    }
+
+    [Fact]
+    public void ABlankSlurmJobGpusFallsBackToCudaVisibleDevices()
+    {
+        Assert.Equal(new[] { "3" }, SlurmHook.ParseJob(Env(("SLURM_JOB_GPUS", " "), ("CUDA_VISIBLE_DEVICES", "3"))).Job!.Gpus.Entries);
     }
 }

@@ -27,11 +27,36 @@ public class GpuAllocationTests
     public void SlurmPrefersSlurmJobGpusOverCudaVisibleDevices()
     {
         var env = new Dictionary<string, string?> { ["SLURM_JOB_GPUS"] = "1,3", ["CUDA_VISIBLE_DEVICES"] = "0,1" };
-        Assert.Equal(new[] { "1", "3" }, GpuAllocation.FromSlurm(k => env.GetValueOrDefault(k)).Entries);
+        GpuAllocation FromSlurm(out string variable) =>
+            GpuAllocation.TryFromSlurm(k => env.GetValueOrDefault(k), out var a, out variable, out _) ? a : throw new Xunit.Sdk.XunitException("refused");
+        Assert.Equal(new[] { "1", "3" }, FromSlurm(out string v).Entries);
+        Assert.Equal("SLURM_JOB_GPUS", v);
         env.Remove("SLURM_JOB_GPUS");
-        Assert.Equal(new[] { "0", "1" }, GpuAllocation.FromSlurm(k => env.GetValueOrDefault(k)).Entries);
+        Assert.Equal(new[] { "0", "1" }, FromSlurm(out v).Entries);
+        Assert.Equal("CUDA_VISIBLE_DEVICES", v);
         env.Clear();
-        Assert.True(GpuAllocation.FromSlurm(k => env.GetValueOrDefault(k)).IsEmpty);
+        Assert.True(FromSlurm(out _).IsEmpty);
+    }
+
+    [Theory]
+    [InlineData("0,1;reboot", "entry '1;reboot' is not a GPU index, a range a-b, a GPU-/MIG- UUID or a PCI bus id")]
+    [InlineData("3-1", "entry '3-1' is not a GPU index, a range a-b, a GPU-/MIG- UUID or a PCI bus id")]
+    [InlineData("12345", "entry '12345' is not a GPU index, a range a-b, a GPU-/MIG- UUID or a PCI bus id")]
+    [InlineData("0-64", "it names more than 64 GPUs")]
+    [InlineData("0\n1", "an entry holds characters other than printable ASCII")]
+    public void RefusesWhatNoSchedulerWritesWithTheReason(string list, string expected)
+    {
+        Assert.False(GpuAllocation.TryParse(list.Replace("\\n", "\n"), out var a, out string? error));
+        Assert.True(a.IsEmpty);
+        Assert.Equal(expected, error);
+    }
+
+    [Fact]
+    public void SixtyFourGpusAreAccepted()
+    {
+        Assert.True(GpuAllocation.TryParse("0-63", out var a, out _));
+        Assert.Equal(64, a.Entries.Count);
+        Assert.Equal("0,1,2", GpuAllocation.Parse("0-2").List);
     }
 
     [Fact]

@@ -1,0 +1,60 @@
+namespace Alumet.Hpc.Attribution;
+
+/// <summary>
+/// What every scheduler's cgroup locator reads of the cgroup filesystem, so that Slurm and OAR differ only in their
+/// layout below it (Schedulers/Slurm/SlurmCgroupLocator.cs, Schedulers/Oar/OarCgroupLocator.cs): where the v2 tree and
+/// the v1 hierarchies that account CPU time are, what makes a directory a cgroup with CPU time, and listing
+/// directories that a job's end may remove at any moment.
+/// </summary>
+public static class CgroupHierarchy
+{
+    /// <summary>The v2 trees under <paramref name="cgroupRoot"/>: the root itself, and <c>unified/</c> on hybrid hosts;
+    /// each only when it holds <c>cgroup.controllers</c>.</summary>
+    public static IEnumerable<string> V2Roots(string cgroupRoot)
+    {
+        foreach (string root in new[] { cgroupRoot, Path.Combine(cgroupRoot, "unified") })
+            if (File.Exists(Path.Combine(root, "cgroup.controllers"))) yield return root;
+    }
+
+    /// <summary>
+    /// The v1 hierarchies that account CPU time (<c>cpuacct</c>): the root itself when one co-mounted hierarchy is
+    /// mounted there (OAR mounts <c>cpuset,cpu,cpuacct,...</c> at <c>/dev/oar_cgroups</c> when the OS has not mounted
+    /// cpuset), then every directory whose comma-separated name holds cpuacct (<c>cpuacct</c>, <c>cpu,cpuacct</c>,
+    /// <c>cpuacct,cpu</c>, co-mounts), plain <c>cpuacct</c> first, then by name: a stable choice when a host has both
+    /// the combined mount and its <c>cpuacct</c> link.
+    /// </summary>
+    public static IEnumerable<string> V1CpuacctHierarchies(string cgroupRoot)
+    {
+        if (IsV1(cgroupRoot)) yield return cgroupRoot;
+        foreach (string h in Subdirectories(cgroupRoot)
+                     .Where(h => Path.GetFileName(h).Split(',').Contains("cpuacct"))
+                     .OrderBy(h => Path.GetFileName(h) == "cpuacct" ? 0 : 1).ThenBy(h => h, StringComparer.Ordinal))
+            yield return h;
+    }
+
+    /// <summary>A v1 cgroup with CPU time: <c>cpuacct.usage</c> (ns).</summary>
+    public static bool IsV1(string dir) => File.Exists(Path.Combine(dir, "cpuacct.usage"));
+
+    /// <summary>A v2 cgroup with CPU time: <c>cpu.stat</c> (<c>usage_usec</c>).</summary>
+    public static bool IsV2(string dir) => File.Exists(Path.Combine(dir, "cpu.stat"));
+
+    /// <summary>A cgroup of <paramref name="version"/> with CPU time at <paramref name="dir"/>, or false.</summary>
+    public static bool Is(string dir, CgroupVersion version) => version == CgroupVersion.V2 ? IsV2(dir) : IsV1(dir);
+
+    /// <summary>
+    /// The subdirectories of <paramref name="dir"/> matching <paramref name="pattern"/>, sorted by name; none when it
+    /// does not exist or cannot be read: a cgroup directory can vanish between listing and use (job end), which is not
+    /// an error.
+    /// </summary>
+    public static string[] Subdirectories(string dir, string pattern = "*")
+    {
+        try
+        {
+            if (!Directory.Exists(dir)) return [];
+            string[] d = Directory.GetDirectories(dir, pattern);
+            Array.Sort(d, StringComparer.Ordinal);
+            return d;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
+    }
+}
