@@ -2,9 +2,94 @@ using System.Globalization;
 
 namespace Alumet.Hpc.Report;
 
-/// <summary>Slurm host lists as sacct -N takes them: <c>n1</c>, <c>n[1-4,7]</c>, <c>rack[01-03]</c> (zero padding kept).</summary>
+/// <summary>Slurm host lists as sacct -N takes them and prints them: <c>n1</c>, <c>n[1-4,7]</c>, <c>rack[01-03]</c> (zero padding kept).</summary>
 public static class HostList
 {
+    /// <summary>
+    /// A comma list of host lists, split on the commas outside brackets: <c>n[1-4,7],gpu1</c> is two expressions, not
+    /// three (sacct -N takes the bracketed form).
+    /// </summary>
+    public static IEnumerable<string> SplitExpressions(string? list)
+    {
+        if (string.IsNullOrWhiteSpace(list)) yield break;
+        int depth = 0, start = 0;
+        for (int i = 0; i <= list.Length; i++)
+        {
+            char c = i < list.Length ? list[i] : ',';
+            if (c == '[') depth++;
+            else if (c == ']') depth--;
+            else if (c == ',' && depth <= 0)
+            {
+                string e = list[start..i].Trim();
+                if (e.Length > 0) yield return e;
+                start = i + 1;
+                depth = 0;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The ranged form sacct prints in NodeList: hosts sharing a prefix and digit width are merged into one bracket
+    /// (<c>n1,n2,n3,n7</c> → <c>n[1-3,7]</c>; <c>n01,n02</c> → <c>n[01-02]</c>); prefixes keep their first order,
+    /// numbers are sorted, a lone host stays bare, a name without a trailing number is printed as it is.
+    /// </summary>
+    public static string Compress(IReadOnlyList<string> hosts)
+    {
+        if (hosts.Count == 1) return hosts[0];
+        var groups = new List<(string Prefix, int Width, List<long> Numbers)>();
+        var order = new List<object>();
+        // Zero-padded widths per prefix, so that n10 joins n01's group (n[01-02,10]) as in Slurm's hostlists.
+        var padded = new HashSet<(string, int)>();
+        foreach (var h in hosts)
+            if (NumberStart(h) is int d0 && h[d0] == '0' && h.Length - d0 > 1) padded.Add((h[..d0], h.Length - d0));
+        foreach (var h in hosts)
+        {
+            // No trailing number, or one too long for a long: print as it is.
+            if (NumberStart(h) is not int d)
+            {
+                if (!order.Contains(h)) order.Add(h);
+                continue;
+            }
+            string prefix = h[..d];
+            int width = padded.Contains((prefix, h.Length - d)) ? h.Length - d : 0; // 0: unpadded
+            long n = long.Parse(h.AsSpan(d), NumberStyles.None, CultureInfo.InvariantCulture);
+            int g = groups.FindIndex(x => x.Prefix == prefix && x.Width == width);
+            if (g < 0)
+            {
+                groups.Add((prefix, width, []));
+                g = groups.Count - 1;
+                order.Add(g);
+            }
+            if (!groups[g].Numbers.Contains(n)) groups[g].Numbers.Add(n);
+        }
+        var parts = new List<string>();
+        foreach (var o in order)
+        {
+            if (o is string s) { parts.Add(s); continue; }
+            var (prefix, width, numbers) = groups[(int)o];
+            numbers.Sort();
+            string Num(long v) => v.ToString(CultureInfo.InvariantCulture).PadLeft(width, '0');
+            if (numbers.Count == 1) { parts.Add(prefix + Num(numbers[0])); continue; }
+            var ranges = new List<string>();
+            for (int i = 0; i < numbers.Count;)
+            {
+                int j = i;
+                while (j + 1 < numbers.Count && numbers[j + 1] == numbers[j] + 1) j++;
+                ranges.Add(j == i ? Num(numbers[i]) : $"{Num(numbers[i])}-{Num(numbers[j])}");
+                i = j + 1;
+            }
+            parts.Add($"{prefix}[{string.Join(',', ranges)}]");
+        }
+        return string.Join(',', parts);
+    }
+
+    private static int? NumberStart(string h)
+    {
+        int d = h.Length;
+        while (d > 0 && char.IsAsciiDigit(h[d - 1])) d--;
+        return d == h.Length || h.Length - d > 18 ? null : d;
+    }
+
     /// <summary>Largest expansion accepted: a typo like n[1-99999999] is an error, not a huge query.</summary>
     private const int MaxHosts = 10_000;
 

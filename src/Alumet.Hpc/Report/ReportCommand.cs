@@ -162,7 +162,7 @@ public static partial class ReportCommand
             until = req.End is { } e ? SacctTime.Parse(e, now, zone) : null;
             if (since > until) throw new FormatException("the start time (-S) is after the end time (-E)");
             states = Split(req.States).Select(JobStatusArgument).ToList();
-            nodeList = Split(req.Nodes).SelectMany(HostList.Expand).ToList();
+            nodeList = HostList.SplitExpressions(req.Nodes).SelectMany(HostList.Expand).ToList();
             if (req.Delimiter is "") throw new FormatException("--delimiter needs at least one character");
         }
         catch (FormatException e) { return Fail(env, e.Message, 2); }

@@ -24,7 +24,8 @@ public sealed record ReportRow(
     long Samples, long WrapAmbiguous, long ReadErrors, string Perimeter, IReadOnlyList<string> ParquetPaths)
 {
     public bool Measured => Status != JobStatus.NotMeasured;
-    public string NodeList => string.Join(',', Nodes);
+    /// <summary>The nodes in sacct's ranged form (<c>n[1-2]</c>).</summary>
+    public string NodeList => HostList.Compress(Nodes);
 
     /// <summary>The run(s) of the job this line covers (<see cref="JobRecord.RunId"/>).</summary>
     public string RunId { get; init; } = "";

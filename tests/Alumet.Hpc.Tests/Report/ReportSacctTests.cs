@@ -110,11 +110,20 @@ public sealed class ReportSacctTests : IClassFixture<ReportFixture>
         Assert.Equal("1234 1400 1500", Ids("-a", "-s", "COMPLETE,not_measured"));
         Assert.Equal(2, _f.Run(0, "root", "-a", "-s", "RUNNING").Code);
         // -N: jobs with a row on the node; a multi-node job keeps all its nodes.
-        Assert.Equal("1300|n1,n2\n", _f.Run(0, "root", "-a", "-N", "n2", "-X", "-P", "-n", "-o", "JobID,NodeList").Out);
+        // NodeList in sacct's ranged form.
+        Assert.Equal("1300|n[1-2]\n", _f.Run(0, "root", "-a", "-N", "n2", "-X", "-P", "-n", "-o", "JobID,NodeList").Out);
         Assert.Equal("1234 1300 1400", Ids("-a", "-N", "n[1-3]"));
         Assert.Equal("1500", Ids("-a", "--nodelist", "n4"));
         Assert.Equal(2, _f.Run(0, "root", "-a", "-N", "n[3-1]").Code);
         Assert.Equal(["n01", "n02", "n10"], HostList.Expand("n[01-02,10]"));
+        // A bracket holding a comma, as the help advertises (n[1-4,7]), and a list of such expressions.
+        Assert.Equal("1234 1300 1400", Ids("-a", "-N", "n[1,3]"));
+        Assert.Equal("1234 1300 1400 1500", Ids("-a", "-N", "n[3-4],n[1,9]"));
+        Assert.Equal("n[1-3,7]", HostList.Compress(["n3", "n1", "n2", "n7"]));
+        Assert.Equal("n[01-02,10],gpu[1,3],login", HostList.Compress(["n10", "gpu1", "n01", "login", "gpu3", "n02"]));
+        Assert.Equal("n[9-10]", HostList.Compress(["n9", "n10"]));
+        Assert.Equal("n5", HostList.Compress(["n5"]));
+        Assert.Equal("node", HostList.Compress(["node"]));
         // Several jobs: repeated -j and --jobs.
         Assert.Equal("1400 1234", Ids("-j", "1400", "--jobs", "1234"));
     }
