@@ -124,8 +124,10 @@ EOF
     i=$((i + 1)); Z="$pc/intel-rapl:0"
     mkdir -p "$Z"
     echo package-0 > "$Z/name"; echo 1 > "$Z/enabled"; echo 262143328850 > "$Z/max_energy_range_uj"
-    [ -s "$Z/energy_uj" ] || echo 1000000 > "$Z/energy_uj"
     if ! alive "$pidf"; then
+      # A new writer starts its counter from 1 J: the writer never wraps, and a value kept from earlier lab runs
+      # would pass max_energy_range_uj within the day (rejected as impossible by the sampler, as it should be).
+      echo 1000000 > "$Z/energy_uj"
       setsid "$LAB/powercap-writer.sh" "$Z" "$w" </dev/null >/dev/null 2>&1 &
       echo $! > "$pidf"
       log "powercap writer started: $Z at $w W (pid $(cat "$pidf"))"
