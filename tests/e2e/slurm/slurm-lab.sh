@@ -397,10 +397,11 @@ EOF
 # ------------------------------------------------------------------------------------------------ stop
 stop() {
   if alive "$LAB/run/slurmctld.pid" slurmctld; then
-    local ids; ids=$(squeue -h -o %i 2>/dev/null | tr '\n' ' ')
+    # squeue fails when munged is already gone (the labs share it): stop the daemons anyway, not exit under set -e.
+    local ids; ids=$(squeue -h -o %i 2>/dev/null | tr '\n' ' ') || ids=""
     if [ -n "${ids// }" ]; then
       log "cancelling jobs: $ids"; scancel $ids 2>/dev/null || true      # epilogs stop their samplers
-      for _ in $(seq 1 100); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.2; done
+      for _ in $(seq 1 100); do [ -z "$(squeue -h -o %i 2>/dev/null || true)" ] && break; sleep 0.2; done
     fi
   fi
   local f
