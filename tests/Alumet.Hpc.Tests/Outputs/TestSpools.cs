@@ -91,6 +91,78 @@ public static class TestSpools
         return (meta, records);
     }
 
+    /// <summary>What <see cref="RealRaw"/> wrote: counter readings (node records) and each series' exact sum.</summary>
+    public sealed record RealRawSpool(SpoolMeta Meta, long Records, long Readings, long[] SeriesSums);
+
+    /// <summary>
+    /// A spool shaped like a real exclusive job at raw storage as the sampler writes it (measured column by column on
+    /// bench/run.sh's 10 s raw run): 2 sockets × (package, cores, dram) node series read at 1 kHz at the tick's time,
+    /// whose lateness jitters (interval median 1000 µs, 1-99 % range ~920-1080 µs, with a long tail); counters advanced
+    /// like RAPL — an update every ~1 ms of P ± 5 % in 2^-14 J steps, read as powercap µJ (bench/advance.c: 110, 70,
+    /// 12 W); once per attribution period (1 s) a snapshot read of every counter a few µs after the tick, and per
+    /// channel the job's share (= node: exclusive) and unattributed (0) over the period. Deterministic (seeded).
+    /// </summary>
+    public static RealRawSpool RealRaw(string dir, int seconds, string jobId = "77", int seed = 7)
+    {
+        var meta = Meta(jobId);
+        meta.AttributionMode = "exclusive";
+        var domains = new List<(string Kind, string Id, double Watts)>();
+        for (int s = 0; s < 2; s++) { domains.Add(("cpu_package", $"{s}", 110)); domains.Add(("cpu_cores", $"{s}", 70)); domains.Add(("dram", $"{s}", 12)); }
+        foreach (var d in domains) meta.Series.Add(S("node", d.Kind, d.Id));
+        foreach (var d in domains) { meta.Series.Add(S($"job:{jobId}", d.Kind, d.Id)); meta.Series.Add(S("unattributed", d.Kind, d.Id)); }
+        var rng = new Random(seed);
+        int ch = domains.Count;
+        var units = new long[ch];            // RAPL counter, 2^-14 J
+        var lastUj = new long[ch];           // last reading, µJ
+        var periodUj = new long[ch];
+        var sums = new long[meta.Series.Count];
+        long records = 0, readings = 0;
+        const long Ms = 1_000_000;
+        long wall0 = T0 / 100 * 100, nextUpdate = Ms / 2, lastRead = 0, periodStart = 0;
+        using var w = new SpoolWriter(dir, meta);
+        long Uj(long u) => u * 1_000_000 / 16384;
+        void Advance(long until)
+        {
+            for (; nextUpdate <= until; nextUpdate += Ms - 15_000 + rng.Next(30_001))
+                for (int c = 0; c < ch; c++)
+                    units[c] += (long)Math.Round(domains[c].Watts * 1e-3 * (0.95 + 0.1 * rng.NextDouble()) * 16384);
+        }
+        void Read(long at)
+        {
+            Advance(at);
+            long wall = (wall0 + at) / 100 * 100; // the sampler's wall clock has 100 ns steps
+            for (int c = 0; c < ch; c++)
+            {
+                long now = Uj(units[c]), e = now - lastUj[c];
+                lastUj[c] = now;
+                periodUj[c] += e;
+                w.Append(R(wall, at - lastRead, e, c));
+                sums[c] += e;
+            }
+            records += ch; readings += ch;
+            lastRead = at;
+        }
+        for (int tick = 1; tick <= seconds * 1000; tick++)
+        {
+            // Lateness of the tick: ~40 µs, a few µs of jitter, now and then a preemption of up to 100 µs.
+            long late = 40_000 + (long)(-6_000 * Math.Log(1 - rng.NextDouble())) + (rng.Next(40) == 0 ? rng.Next(20_000, 100_000) : 0);
+            Read(tick * Ms + late);
+            if (tick % 1000 != 0) continue;
+            Read(lastRead + rng.Next(5_000, 50_000)); // the period's snapshot
+            long wall = (wall0 + lastRead) / 100 * 100;
+            for (int c = 0; c < ch; c++)
+            {
+                w.Append(R(wall, lastRead - periodStart, periodUj[c], ch + 2 * c));
+                w.Append(R(wall, lastRead - periodStart, 0, ch + 2 * c + 1));
+                sums[ch + 2 * c] += periodUj[c];
+                periodUj[c] = 0;
+                records += 2;
+            }
+            periodStart = lastRead;
+        }
+        return new RealRawSpool(meta, records, readings, sums);
+    }
+
     public static DuckDBConnection Duck()
     {
         var con = new DuckDBConnection("Data Source=:memory:");

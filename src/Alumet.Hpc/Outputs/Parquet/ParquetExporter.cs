@@ -1,13 +1,10 @@
 using System.Globalization;
-using System.IO.Compression;
 using Alumet.Hpc.Spool;
-using Parquet;
-using Parquet.Schema;
 
 namespace Alumet.Hpc.Outputs.Parquet;
 
 /// <summary>Options of one export.</summary>
-/// <param name="RowGroupRows">Rows per row group: bounds memory (about 100 bytes per row while a group is built).</param>
+/// <param name="RowGroupRows">Rows per row group: bounds memory (about 100 bytes per row of the group, reused from group to group).</param>
 /// <param name="FileMode">Unix mode of the final file (default 0640: the job's data is readable by its group, not by everyone).</param>
 /// <param name="ExtraMetadata">More key-value pairs for the file footer (e.g. "slurm_partition").</param>
 /// <param name="Layout">How the energy is stored: <see cref="ParquetValueLayout.Joules"/> (default) or raw counts + scale (smaller).</param>
@@ -38,15 +35,13 @@ public sealed record ParquetExportResult(string Path, long Rows, int RowGroups, 
 
 /// <summary>
 /// Converts a spool (meta.json + spool.bin) into one tidy Parquet file: one row per spool record.
-/// Streaming: one row group is built at a time from a bounded chunk of records, so memory does not grow with
-/// the job length. Uses Parquet.Net's low-level writer only (<c>ParquetSerializer</c> relies on reflection and
-/// breaks under NativeAOT, docs/implementation-notes.md).
-/// Layout choices for size (measured, see the tests' size report):
-/// rows of a row group are grouped by series (each in time order), so every column is a few long runs:
-/// strings become dictionary + RLE (almost free), timestamps, intervals and raw energies delta-encode to a few bits,
-/// and Zstd sees similar values next to each other. Row order is therefore: row groups in spool order; inside a
-/// group, series by series, each in time order (footer key <c>row_order</c>): one series is in time order over the
-/// whole file without a sort.
+/// Streaming: one row group (<see cref="ParquetExportOptions.RowGroupRows"/> records) is read, grouped and written at a
+/// time through buffers reused from one group to the next (<see cref="ParquetFileWriter"/>), so memory does not grow
+/// with the job. Row order: row groups in spool order; inside a group, series by series, each in time order (footer key
+/// <c>row_order</c>): one series is in time order over the whole file without a sort. Encodings, measured on a real raw
+/// 1 kHz file (bench/README.md "Parquet size"): strings a dictionary + RLE runs (almost free); timestamps and intervals
+/// PLAIN, because the series of one tick share them and Zstd then stores them about once per tick instead of once per
+/// row; energies a dictionary when they repeat (raw reads of a counter take a few hundred values).
 /// </summary>
 public static class ParquetExporter
 {
@@ -58,50 +53,46 @@ public static class ParquetExporter
     /// <summary>The file's columns, in order (README "Parquet schema" has the table).</summary>
     public static class Columns
     {
-        /// <summary>
-        /// End of the interval, µs since the Unix epoch, annotated TIMESTAMP(MICROS, UTC) by <see cref="ParquetFooter"/>
-        /// after writing (DuckDB TIMESTAMPTZ, pandas datetime64[us, UTC]): written as INT64 so that its statistics are right.
-        /// </summary>
-        public static readonly DataField<long> Timestamp = new("timestamp");
+        /// <summary>End of the interval, µs since the Unix epoch, TIMESTAMP(MICROS, UTC) (DuckDB TIMESTAMPTZ, pandas datetime64[us, UTC]).</summary>
+        public static readonly ParquetColumn Timestamp = new("timestamp", ParquetPhysicalType.Int64, ParquetAnnotation.TimestampMicrosUtc);
         /// <summary>
         /// Interval length on the monotonic clock, µs (power = energy / interval). Rounded from the spool's ns:
         /// RAPL and NVML counters update every ~1 ms, and the ns digits were tick jitter that cost ~2 bytes per raw row.
         /// </summary>
-        public static readonly DataField<long> IntervalUs = new("interval_us");
+        public static readonly ParquetColumn IntervalUs = new("interval_us", ParquetPhysicalType.Int64, ParquetAnnotation.Int64);
         /// <summary><c>resource_kind:resource_id</c>, e.g. <c>cpu_package:0</c>, <c>gpu:0000:3b:00.0</c>.</summary>
-        public static readonly DataField<string> Domain = new("domain", nullable: false);
-        public static readonly DataField<string> ResourceKind = new("resource_kind", nullable: false);
-        public static readonly DataField<string> ResourceId = new("resource_id", nullable: false);
-        public static readonly DataField<string> Consumer = new("consumer", nullable: false);
+        public static readonly ParquetColumn Domain = Str("domain");
+        public static readonly ParquetColumn ResourceKind = Str("resource_kind");
+        public static readonly ParquetColumn ResourceId = Str("resource_id");
+        public static readonly ParquetColumn Consumer = Str("consumer");
         /// <summary>Whether this row's domain is added into TotalEnergy (package, DRAM, GPU; not cores, uncore, psys).</summary>
-        public static readonly DataField<bool> CountsInTotal = new("counts_in_total");
+        public static readonly ParquetColumn CountsInTotal = new("counts_in_total", ParquetPhysicalType.Boolean);
         /// <summary>Energy over the interval in the counter's own integer unit (exact).</summary>
-        public static readonly DataField<long> EnergyRaw = new("energy_raw");
+        public static readonly ParquetColumn EnergyRaw = new("energy_raw", ParquetPhysicalType.Int64, ParquetAnnotation.Int64);
         /// <summary>J per raw unit (1e-6 powercap µJ, 1e-3 NVML mJ): J = energy_raw × joules_per_unit.</summary>
-        public static readonly DataField<double> JoulesPerUnit = new("joules_per_unit");
+        public static readonly ParquetColumn JoulesPerUnit = new("joules_per_unit", ParquetPhysicalType.Double);
         /// <summary><see cref="ParquetValueLayout.Joules"/> only: energy over the interval, J.</summary>
-        public static readonly DataField<double> EnergyJ = new("energy_j");
-        public static readonly DataField<string> Interface = new("interface", nullable: false);
+        public static readonly ParquetColumn EnergyJ = new("energy_j", ParquetPhysicalType.Double);
+        public static readonly ParquetColumn Interface = Str("interface");
         /// <summary>Rate at which this row's source was read, Hz (numeric; the footer has it per source too).</summary>
-        public static readonly DataField<double> ReadHz = new("read_hz");
-        /// <summary>1 = wrap-ambiguous (energy is a lower bound), 2 = a read failed during the interval.</summary>
-        public static readonly DataField<int> Flags = new("flags");
-        public static readonly DataField<string> JobId = new("job_id", nullable: false);
-        public static readonly DataField<string> Node = new("node", nullable: false);
-        public static readonly DataField<string> User = new("user", nullable: false);
+        public static readonly ParquetColumn ReadHz = new("read_hz", ParquetPhysicalType.Double);
+        /// <summary>1 = wrap-ambiguous (energy is a lower bound), 2 = a read failed during the interval, 4 = implausible reading rejected.</summary>
+        public static readonly ParquetColumn Flags = new("flags", ParquetPhysicalType.Int32, ParquetAnnotation.Int32);
+        public static readonly ParquetColumn JobId = Str("job_id");
+        public static readonly ParquetColumn Node = Str("node");
+        public static readonly ParquetColumn User = Str("user");
         /// <summary>The run of the job (SLUID, else its start time): job_id is not unique over a cluster's life.</summary>
-        public static readonly DataField<string> RunId = new("run_id", nullable: false);
+        public static readonly ParquetColumn RunId = Str("run_id");
 
-        private static readonly Field[] Head = [Timestamp, IntervalUs, Domain, ResourceKind, ResourceId, Consumer, CountsInTotal, EnergyRaw, JoulesPerUnit];
-        private static readonly Field[] Tail = [Interface, ReadHz, Flags, JobId, Node, User, RunId];
+        private static ParquetColumn Str(string name) => new(name, ParquetPhysicalType.ByteArray, ParquetAnnotation.String);
 
-        public static ParquetSchema Schema { get; } = new([.. Head, EnergyJ, .. Tail]);
-        public static ParquetSchema RawSchema { get; } = new([.. Head, .. Tail]);
+        private static readonly ParquetColumn[] Head = [Timestamp, IntervalUs, Domain, ResourceKind, ResourceId, Consumer, CountsInTotal, EnergyRaw, JoulesPerUnit];
+        private static readonly ParquetColumn[] Tail = [Interface, ReadHz, Flags, JobId, Node, User, RunId];
 
-        public static ParquetSchema For(ParquetValueLayout layout) => layout == ParquetValueLayout.RawCounts ? RawSchema : Schema;
+        public static IReadOnlyList<ParquetColumn> Schema { get; } = [.. Head, EnergyJ, .. Tail];
+        public static IReadOnlyList<ParquetColumn> RawSchema { get; } = [.. Head, .. Tail];
 
-        /// <summary>Dictionary-encoded string columns (a handful of distinct values per file).</summary>
-        internal static readonly DataField<string>[] Strings = [Domain, ResourceKind, ResourceId, Consumer, Interface, JobId, Node, User, RunId];
+        public static IReadOnlyList<ParquetColumn> For(ParquetValueLayout layout) => layout == ParquetValueLayout.RawCounts ? RawSchema : Schema;
     }
 
     /// <summary>Exports <paramref name="spoolDirectory"/> to <paramref name="path"/> (written under a temporary name unique to this writer, then renamed).</summary>
@@ -130,11 +121,10 @@ public static class ParquetExporter
                 Mode = FileMode.Create, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 1 << 16,
             };
             if (!OperatingSystem.IsWindows()) fsOptions.UnixCreateMode = options.FileMode;
-            await using (var fs = new FileStream(tmp, fsOptions))
+            using (var fs = new FileStream(tmp, fsOptions))
             {
-                await using (var writer = await ParquetWriter.CreateAsync(Columns.For(options.Layout), fs, WriterOptions(), append: false, ct).ConfigureAwait(false))
+                using (var writer = new ParquetFileWriter(fs, Columns.For(options.Layout)))
                 {
-                    writer.CustomMetadata = FileMetadata(meta, options.ExtraMetadata, options.Layout);
                     var group = new RowGroupBuffers(meta, options.Layout);
                     foreach (var chunk in chunks)
                     {
@@ -145,16 +135,16 @@ public static class ParquetExporter
                             var part = chunk.Slice(off, Math.Min(options.RowGroupRows, chunk.Length - off));
                             int n = group.Fill(part.Span);
                             if (n == 0) continue;
-                            await group.WriteAsync(writer, ct).ConfigureAwait(false);
+                            group.Write(writer);
                             rows += n;
                             groups++;
                         }
                     }
+                    writer.Finish(FileMetadata(meta, options.ExtraMetadata, options.Layout), $"alumet-hpc version {meta.ToolVersion}");
                 }
+                // The rename below must never expose a file whose blocks are not on disk.
                 await fs.FlushAsync(ct).ConfigureAwait(false);
-                var footer = ParquetFooter.Read(fs);
-                footer.AnnotateTimestampMicros(Columns.Timestamp.Name);
-                footer.WriteTo(fs); // syncs: the rename below must never expose a file whose blocks are not on disk
+                fs.Flush(flushToDisk: true);
             }
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(tmp, options.FileMode); // umask may have narrowed the create mode
             File.Move(tmp, path, overwrite: true);
@@ -165,29 +155,6 @@ public static class ParquetExporter
             throw;
         }
         return new ParquetExportResult(path, rows, groups, new FileInfo(path).Length);
-    }
-
-    internal static ParquetOptions WriterOptions()
-    {
-        var o = new ParquetOptions
-        {
-            CompressionMethod = CompressionMethod.Zstd,
-            // SmallestSize (the default) is ~8x slower for a few % (docs/implementation-notes.md).
-            CompressionLevel = CompressionLevel.Optimal,
-            // The hinted string columns have a handful of distinct values per file; never let a small or
-            // unusual row group fall back to PLAIN because of the uniqueness heuristic.
-            DictionaryEncodingThreshold = 1.0,
-        };
-        // Without the hint Parquet.Net writes strings PLAIN; with it they become a tiny dictionary + RLE indices.
-        foreach (var f in Columns.Strings)
-            o.ColumnEncodingHints[f.Name] = EncodingHint.Dictionary;
-        // Integers: delta-encoded (rows of a series sit together, so deltas are small); the timestamp is INT64 for this too.
-        foreach (var f in new[] { Columns.Timestamp, Columns.IntervalUs, Columns.EnergyRaw })
-            o.ColumnEncodingHints[f.Name] = EncodingHint.DeltaBinaryPacked;
-        o.ColumnEncodingHints[Columns.Flags.Name] = EncodingHint.DeltaBinaryPacked;
-        // Doubles stay PLAIN: with Zstd energy_j measured 3.1 B/row vs 6.5 with BYTE_STREAM_SPLIT; joules_per_unit and
-        // read_hz are constant per series and compress to almost nothing.
-        return o;
     }
 
     /// <summary>Footer key-value metadata: what, how, where, by which tool (README: every number says what it covers, how it was obtained, its unit and rate).</summary>
@@ -251,22 +218,23 @@ public static class ParquetExporter
         return meta.SourceHz.TryGetValue(source, out double hz) ? hz : 0;
     }
 
-    /// <summary>Column buffers of one row group, reused across groups (allocation stays flat).</summary>
+    /// <summary>
+    /// One row group at a time: the records grouped by series (counting sort), then one column at a time through a
+    /// reused scratch array. Memory is O(row group), never O(job): about 45 bytes per row of the group.
+    /// </summary>
     private sealed class RowGroupBuffers
     {
         private readonly ParquetValueLayout _layout;
-        // Per series: strings as ReadOnlyMemory<char> for REQUIRED (non-null) columns, no per-group conversion by the library.
-        private readonly ReadOnlyMemory<char>[] _domain, _kind, _rid, _consumer, _iface;
         private readonly double[] _jpu, _hz;
         private readonly bool[] _inTotal;
-        private readonly ReadOnlyMemory<char> _jobId, _node, _user, _runId;
-        private SpoolRecord[] _sorted = [];
+        // String columns: a small per-file dictionary (UTF-8) and each series' index into it.
+        private readonly StringColumn _domain, _kind, _rid, _consumer, _iface, _jobId, _node, _user, _runId;
         private readonly int[] _seriesStart;
-        private long[] _ts = [], _interval = [], _raw = [];
-        private double[] _energy = [], _scale = [], _rate = [];
-        private bool[] _counts = [];
-        private int[] _flags = [];
-        private ReadOnlyMemory<char>[] _sDomain = [], _sKind = [], _sRid = [], _sConsumer = [], _sIface = [], _sJob = [], _sNode = [], _sUser = [], _sRun = [];
+        private SpoolRecord[] _sorted = [];
+        private long[] _long = [];
+        private double[] _double = [];
+        private int[] _int = [];
+        private bool[] _bool = [];
         private int _n;
 
         public RowGroupBuffers(SpoolMeta meta, ParquetValueLayout layout)
@@ -274,94 +242,116 @@ public static class ParquetExporter
             _layout = layout;
             int n = meta.Series.Count;
             _seriesStart = new int[n + 1];
-            _domain = new ReadOnlyMemory<char>[n]; _kind = new ReadOnlyMemory<char>[n]; _rid = new ReadOnlyMemory<char>[n];
-            _consumer = new ReadOnlyMemory<char>[n]; _iface = new ReadOnlyMemory<char>[n];
             _jpu = new double[n]; _hz = new double[n]; _inTotal = new bool[n];
             for (int i = 0; i < n; i++)
             {
                 var s = meta.Series[i];
-                _domain[i] = $"{s.ResourceKind}:{s.ResourceId}".AsMemory();
-                _kind[i] = s.ResourceKind.AsMemory(); _rid[i] = s.ResourceId.AsMemory(); _consumer[i] = s.Consumer.AsMemory();
-                _iface[i] = s.Interface.AsMemory(); _jpu[i] = s.JoulesPerUnit; _hz[i] = ReadHz(meta, s);
+                _jpu[i] = s.JoulesPerUnit; _hz[i] = ReadHz(meta, s);
                 _inTotal[i] = Alumet.Hpc.Core.ResourceKinds.CountsInTotal(Alumet.Hpc.Core.ResourceKinds.Parse(s.ResourceKind));
             }
-            _jobId = meta.JobId.AsMemory(); _node = meta.Node.AsMemory(); _user = meta.User.AsMemory(); _runId = ParquetDataset.RunId(meta).AsMemory();
+            _domain = new(meta.Series.Select(s => $"{s.ResourceKind}:{s.ResourceId}"));
+            _kind = new(meta.Series.Select(s => s.ResourceKind));
+            _rid = new(meta.Series.Select(s => s.ResourceId));
+            _consumer = new(meta.Series.Select(s => s.Consumer));
+            _iface = new(meta.Series.Select(s => s.Interface));
+            _jobId = new(meta.Series.Select(_ => meta.JobId));
+            _node = new(meta.Series.Select(_ => meta.Node));
+            _user = new(meta.Series.Select(_ => meta.User));
+            string runId = ParquetDataset.RunId(meta);
+            _runId = new(meta.Series.Select(_ => runId));
         }
 
-        /// <summary>Copies one chunk into the column buffers, grouped by series (append order kept within a series). Returns the row count.</summary>
+        /// <summary>Groups one chunk by series (append order kept within a series). Returns the row count.</summary>
         public int Fill(ReadOnlySpan<SpoolRecord> records)
         {
-            if (_sorted.Length < records.Length) Grow(records.Length);
+            if (_sorted.Length < records.Length)
+            {
+                int n0 = records.Length;
+                _sorted = new SpoolRecord[n0]; _long = new long[n0]; _double = new double[n0]; _int = new int[n0]; _bool = new bool[n0];
+            }
             // Counting sort by series: O(n) and stable, so each series stays in its (time) append order.
             var start = _seriesStart;
             Array.Clear(start);
+            int series = start.Length - 1;
             foreach (ref readonly var r in records)
-                if ((uint)r.Series < (uint)_kind.Length) start[r.Series + 1]++; // a corrupt series index is skipped, never exported as garbage
+                if ((uint)r.Series < (uint)series) start[r.Series + 1]++; // a corrupt series index is skipped, never exported as garbage
             for (int i = 1; i < start.Length; i++) start[i] += start[i - 1];
             int n = start[^1];
             foreach (ref readonly var r in records)
-                if ((uint)r.Series < (uint)_kind.Length) _sorted[start[r.Series]++] = r;
-            var span = _sorted.AsSpan(0, n);
-            for (int i = 0; i < n; i++)
-            {
-                ref readonly var r = ref span[i];
-                int s = r.Series;
-                _ts[i] = r.WallNs / 1000;
-                _interval[i] = (r.IntervalNs + 500) / 1000;
-                _raw[i] = r.Value;
-                _scale[i] = _jpu[s];
-                _energy[i] = r.Value * _jpu[s];
-                _rate[i] = _hz[s];
-                _counts[i] = _inTotal[s];
-                _flags[i] = (int)r.Flags;
-                _sDomain[i] = _domain[s]; _sKind[i] = _kind[s]; _sRid[i] = _rid[s]; _sConsumer[i] = _consumer[s]; _sIface[i] = _iface[s];
-            }
+                if ((uint)r.Series < (uint)series) _sorted[start[r.Series]++] = r;
             _n = n;
             return n;
         }
 
-        private void Grow(int n)
-        {
-            _sorted = new SpoolRecord[n]; _ts = new long[n]; _interval = new long[n]; _raw = new long[n];
-            _energy = new double[n]; _scale = new double[n]; _rate = new double[n]; _counts = new bool[n]; _flags = new int[n];
-            _sDomain = new ReadOnlyMemory<char>[n]; _sKind = new ReadOnlyMemory<char>[n]; _sRid = new ReadOnlyMemory<char>[n];
-            _sConsumer = new ReadOnlyMemory<char>[n]; _sIface = new ReadOnlyMemory<char>[n];
-            _sJob = Filled(_jobId, n); _sNode = Filled(_node, n); _sUser = Filled(_user, n); _sRun = Filled(_runId, n);
-        }
-
-        private static ReadOnlyMemory<char>[] Filled(ReadOnlyMemory<char> value, int n)
-        {
-            var a = new ReadOnlyMemory<char>[n];
-            Array.Fill(a, value);
-            return a;
-        }
-
-        public async Task WriteAsync(ParquetWriter writer, CancellationToken ct)
+        public void Write(ParquetFileWriter w)
         {
             int n = _n;
-            using var rg = writer.CreateRowGroup();
-            await rg.WriteAsync(Columns.Timestamp, new ReadOnlyMemory<long>(_ts, 0, n), null, null, ct).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.IntervalUs, new ReadOnlyMemory<long>(_interval, 0, n), null, null, ct).ConfigureAwait(false);
-            await Str(rg, Columns.Domain, _sDomain, n, ct).ConfigureAwait(false);
-            await Str(rg, Columns.ResourceKind, _sKind, n, ct).ConfigureAwait(false);
-            await Str(rg, Columns.ResourceId, _sRid, n, ct).ConfigureAwait(false);
-            await Str(rg, Columns.Consumer, _sConsumer, n, ct).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.CountsInTotal, new ReadOnlyMemory<bool>(_counts, 0, n), null, null, ct).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.EnergyRaw, new ReadOnlyMemory<long>(_raw, 0, n), null, null, ct).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.JoulesPerUnit, new ReadOnlyMemory<double>(_scale, 0, n), null, null, ct).ConfigureAwait(false);
+            var rows = _sorted.AsSpan(0, n);
+            w.BeginRowGroup(n);
+            var l = _long.AsSpan(0, n);
+            for (int i = 0; i < n; i++) l[i] = rows[i].WallNs / 1000;
+            w.WriteInt64(l);
+            for (int i = 0; i < n; i++) l[i] = (rows[i].IntervalNs + 500) / 1000;
+            w.WriteInt64(l);
+            _domain.Write(w, rows, _int);
+            _kind.Write(w, rows, _int);
+            _rid.Write(w, rows, _int);
+            _consumer.Write(w, rows, _int);
+            var b = _bool.AsSpan(0, n);
+            for (int i = 0; i < n; i++) b[i] = _inTotal[rows[i].Series];
+            w.WriteBoolean(b);
+            for (int i = 0; i < n; i++) l[i] = rows[i].Value;
+            w.WriteInt64(l, dictionary: true); // raw reads repeat a few hundred values: see ParquetFileWriter
+            var d = _double.AsSpan(0, n);
+            for (int i = 0; i < n; i++) d[i] = _jpu[rows[i].Series];
+            w.WriteDouble(d);
             if (_layout == ParquetValueLayout.Joules)
-                await rg.WriteAsync(Columns.EnergyJ, new ReadOnlyMemory<double>(_energy, 0, n), null, null, ct).ConfigureAwait(false);
-            await Str(rg, Columns.Interface, _sIface, n, ct).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.ReadHz, new ReadOnlyMemory<double>(_rate, 0, n), null, null, ct).ConfigureAwait(false);
-            await rg.WriteAsync(Columns.Flags, new ReadOnlyMemory<int>(_flags, 0, n), null, null, ct).ConfigureAwait(false);
-            await Str(rg, Columns.JobId, _sJob, n, ct).ConfigureAwait(false);
-            await Str(rg, Columns.Node, _sNode, n, ct).ConfigureAwait(false);
-            await Str(rg, Columns.User, _sUser, n, ct).ConfigureAwait(false);
-            await Str(rg, Columns.RunId, _sRun, n, ct).ConfigureAwait(false);
-            rg.CompleteValidate();
+            {
+                for (int i = 0; i < n; i++) d[i] = rows[i].Value * _jpu[rows[i].Series];
+                w.WriteDouble(d);
+            }
+            _iface.Write(w, rows, _int);
+            for (int i = 0; i < n; i++) d[i] = _hz[rows[i].Series];
+            w.WriteDouble(d);
+            var f = _int.AsSpan(0, n);
+            for (int i = 0; i < n; i++) f[i] = (int)rows[i].Flags;
+            w.WriteInt32(f);
+            _jobId.Write(w, rows, _int);
+            _node.Write(w, rows, _int);
+            _user.Write(w, rows, _int);
+            _runId.Write(w, rows, _int);
+            w.EndRowGroup();
+        }
+    }
+
+    /// <summary>A string column whose value is a function of the series: its distinct values and each series' index.</summary>
+    private sealed class StringColumn
+    {
+        private readonly List<byte[]> _values = [];
+        private readonly int[] _bySeries;
+
+        public StringColumn(IEnumerable<string> perSeries)
+        {
+            var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+            var by = new List<int>();
+            foreach (string s in perSeries)
+            {
+                if (!ids.TryGetValue(s, out int id))
+                {
+                    id = _values.Count;
+                    ids[s] = id;
+                    _values.Add(System.Text.Encoding.UTF8.GetBytes(s));
+                }
+                by.Add(id);
+            }
+            _bySeries = [.. by];
         }
 
-        private static Task Str(ParquetRowGroupWriter rg, DataField<string> f, ReadOnlyMemory<char>[] values, int n, CancellationToken ct) =>
-            rg.WriteAsync(f, new ReadOnlyMemory<ReadOnlyMemory<char>>(values, 0, n), null, null, ct);
+        public void Write(ParquetFileWriter w, ReadOnlySpan<SpoolRecord> rows, int[] scratch)
+        {
+            var idx = scratch.AsSpan(0, rows.Length);
+            for (int i = 0; i < rows.Length; i++) idx[i] = _bySeries[rows[i].Series];
+            w.WriteStrings(_values, idx);
+        }
     }
 }

@@ -11,10 +11,9 @@ namespace Alumet.Hpc.Outputs.Parquet;
 ///
 /// Why it exists: Parquet.Net 6.1 encodes the min/max statistics of every INT64 <see cref="DateTime"/> column in
 /// milliseconds, also for TIMESTAMP(MICROS) columns (ParquetPlainEncoder.TryEncode(DateTime)), so readers that prune
-/// on statistics (DuckDB, Spark, Trino) skip row groups that match a time filter. The exporter therefore writes the
-/// timestamp as plain INT64 microseconds — whose statistics Parquet.Net computes right, in the footer and in the page
-/// headers — and <see cref="AnnotateTimestampMicros"/> then marks that column TIMESTAMP(MICROS, UTC) here. This is the
-/// one place that works around it; <see cref="ParquetRepair"/> uses the same tree to fix files written before.
+/// on statistics (DuckDB, Spark, Trino) skip row groups that match a time filter. Files are now written by
+/// <see cref="ParquetFileWriter"/> (right statistics); <see cref="ParquetRepair"/> uses this tree to fix files written
+/// before schema 2.
 /// </summary>
 public sealed class ParquetFooter
 {
@@ -73,22 +72,6 @@ public sealed class ParquetFooter
     /// <summary>Top-level schema element of a column, or null.</summary>
     public TStruct? SchemaElement(string column) =>
         Meta.ListOf(FmSchema)?.Items.OfType<TStruct>().Skip(1).FirstOrDefault(e => e.String(SeName) == column);
-
-    /// <summary>Marks an INT64 column as TIMESTAMP(MICROS, isAdjustedToUTC) (logical and legacy converted type).</summary>
-    public void AnnotateTimestampMicros(string column)
-    {
-        var e = SchemaElement(column) ?? throw new InvalidDataException($"no column '{column}' in the Parquet schema");
-        if (e.Int(SeType) != PhysicalInt64) throw new InvalidDataException($"column '{column}' is not INT64");
-        e.Set(SeConvertedType, I32, ConvertedTimestampMicros);
-        var unit = new TStruct();
-        unit.Set(UnitMicros, Struct, new TStruct());
-        var ts = new TStruct();
-        ts.Set(TsUtc, True, true);
-        ts.Set(TsUnit, Struct, unit);
-        var logical = new TStruct();
-        logical.Set(LtTimestamp, Struct, ts);
-        e.Set(SeLogicalType, Struct, logical);
-    }
 
     /// <summary>Whether a column is TIMESTAMP with microsecond unit (logical or converted type).</summary>
     public bool IsTimestampMicros(string column)
