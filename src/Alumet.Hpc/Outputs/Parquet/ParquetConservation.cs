@@ -101,13 +101,14 @@ public static class ParquetConservation
                     p.Flags |= g.Flags[i];
                 }
 
-            long intervals = 0, violations = 0, flagged = 0, rejected = 0;
+            long intervals = 0, violations = 0, flagged = 0, rejected = 0, nodeRows = 0;
             var named = new List<string>();
             foreach (var (domain, d) in ends.OrderBy(kv => kv.Key, StringComparer.Ordinal))
                 for (int k = 0; k < d.Ends.Length; k++)
                 {
                     var p = d.Periods[k];
                     intervals++;
+                    nodeRows += p.NodeRows;
                     if (p.Flags != 0) flagged++;
                     if ((p.Flags & (int)SpoolFlags.Implausible) != 0) rejected++;
                     if (p.Node == p.Parts) continue;
@@ -131,7 +132,7 @@ public static class ParquetConservation
                     anyNode ? "node rows without any split" : $"no node series (the job shared the node): its own share only, {shareOnly} period(s)",
                     0, 0, shareOnly, 0, 0);
             return new(path, ConservationOutcome.Conserves,
-                $"{intervals} interval(s) over {ends.Count(kv => kv.Value.Ends.Length > 0)} domain(s) conserve, {flags}{(shareOnly > 0 ? $", {shareOnly} share-only" : "")}",
+                $"{intervals} interval(s) over {ends.Count(kv => kv.Value.Ends.Length > 0)} domain(s) conserve, {nodeRows} node row(s), {flags}{(shareOnly > 0 ? $", {shareOnly} share-only" : "")}",
                 intervals, 0, shareOnly, flagged, rejected);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or NotSupportedException or OverflowException
