@@ -1,10 +1,6 @@
-using Alumet.Hpc.Attribution;
 using Alumet.Hpc.Commands;
-using Alumet.Hpc.Config;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Outputs.Parquet;
-using Alumet.Hpc.Sampling;
-using Alumet.Hpc.Sources.Rapl;
 using Alumet.Hpc.Spool;
 using Alumet.Hpc.Tests.Fakes;
 using Alumet.Hpc.Tests.Outputs;
@@ -19,51 +15,15 @@ namespace Alumet.Hpc.Tests.Commands;
 public sealed class ParquetCheckTests : IDisposable
 {
     private const long Ms = 1_000_000;
-    private readonly PowercapTree _powercap = PowercapTree.Standard(1);
-    private readonly ProcTree _proc = new();
-    private readonly CgroupTree _cgroups = new();
-    private readonly TempTree _install = new("check");
-    private SourceSlot? _slot;
+    private readonly NodeRig _rig = new();
 
-    public void Dispose()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        _powercap.Dispose(); _proc.Dispose(); _cgroups.Dispose(); _install.Dispose();
-    }
+    public void Dispose() => _rig.Dispose();
 
-    private AlumetConfig Config()
-    {
-        var c = new AlumetConfig();
-        c.Paths.StateDir = _install.PathOf("state");
-        c.Paths.DataDir = _install.PathOf("data");
-        c.Paths.Database = _install.PathOf("accounting.db");
-        c.Paths.LogFile = _install.PathOf("log");
-        c.Paths.ProcfsRoot = _proc.Root;
-        c.Paths.CgroupRoot = _cgroups.Root;
-        c.Sampler.StoragePeriodMs = 1000;
-        c.Sampler.MaxPowerW = 1000;
-        return c;
-    }
+    private static JobRegistration Job(string id, bool raw = false) => NodeRig.Job(id, raw: raw);
 
-    private NodeSampler NewNode(AlumetConfig cfg)
-    {
-        var rapl = new RaplSource(PowercapDiscovery.Discover(_powercap.Root).Zones);
-        _slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
-        string parent = _cgroups.PathOf("cpuacct", "slurm", "uid_1000");
-        return new NodeSampler(cfg, new SourceSet([_slot], "test perimeter", "", []), 0) { Locators = (_, _) => new DirectoryJobLocator(parent, CgroupVersion.V1) };
-    }
+    private void Counters(ulong package, ulong core, ulong dram) => _rig.SetCounters(package, core, dram);
 
-    private static JobRegistration Job(string id, bool raw = false) =>
-        new(new JobIdentity("slurm", "test", id, "alice", 1000, "node1"), null, null, false, raw, 1);
-
-    private void Counters(ulong package, ulong core, ulong dram)
-    {
-        _powercap.SetEnergy("intel-rapl:0", package);
-        _powercap.SetEnergy("intel-rapl:0:0", core);
-        _powercap.SetEnergy("intel-rapl:0:1", dram);
-    }
-
-    private void Cpu(string id, ulong ns) => _cgroups.SetV1Usage($"cpuacct/slurm/uid_1000/job_{id}", ns);
+    private void Cpu(string id, ulong ns) => _rig.SetJobCpu(id, ns);
 
     private static (int Code, string Out, string Err) Check(params string[] paths)
     {
@@ -79,31 +39,31 @@ public sealed class ParquetCheckTests : IDisposable
     /// </summary>
     private (string NodeFile, string Job42, string Job43) SampleTwoJobs(bool raw42)
     {
-        var cfg = Config();
+        var cfg = _rig.Config();
         Counters(0, 0, 0);
-        _proc.SetStat(0, 0);
+        _rig.Proc.SetStat(0, 0);
         Cpu("42", 0);
         Cpu("43", 0);
-        using var node = NewNode(cfg);
+        using var node = _rig.NewNode(cfg);
         Counters(100_000, 30_000, 10_000);
-        node.Buffer.Read(_slot!, 200 * Ms, 10_200 * Ms);    // the first period began before the job registered
+        node.Buffer.Read(_rig.Slot!, 200 * Ms, 10_200 * Ms);    // the first period began before the job registered
         node.Register(Job("42", raw42), false, 300 * Ms, 10_300 * Ms);
         Counters(300_000, 100_000, 50_000);
-        node.Buffer.Read(_slot!, 500 * Ms, 10_500 * Ms);
+        node.Buffer.Read(_rig.Slot!, 500 * Ms, 10_500 * Ms);
         Counters(600_000, 200_000, 100_000);
-        _proc.SetStat(100, 0);
+        _rig.Proc.SetStat(100, 0);
         Cpu("42", 1_000_000_000);
         node.Snapshot(1000 * Ms, 11_000 * Ms);              // 42 alone: split with unattributed
         node.Register(Job("43"), false, 1000 * Ms);
         Counters(900_001, 300_000, 150_000);
-        _proc.SetStat(200, 0);
+        _rig.Proc.SetStat(200, 0);
         Cpu("42", 1_300_000_000);
         Cpu("43", 600_000_000);
         node.Snapshot(2000 * Ms, 12_000 * Ms);              // shared: 42's file holds its share only
         Counters(1_000_000, 300_000, 150_000);
         var end43 = node.End(Job("43").Key, true, "", 2500 * Ms, 12_500 * Ms)!;
         Counters(1_200_000, 400_000, 160_000);
-        _proc.SetStat(300, 0);
+        _rig.Proc.SetStat(300, 0);
         Cpu("42", 1_700_000_000);
         var end42 = node.End(Job("42").Key, true, "", 3000 * Ms, 13_000 * Ms)!;
         Counters(1_250_000, 400_000, 170_000);
