@@ -25,6 +25,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public const string NodeConsumer = "node";
     public const string UnattributedConsumer = "unattributed";
 
+    private const string CpuTimeAttribution = " | Attribution: one snapshot per period split between all the node's jobs: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); GPUs whole to the job they are allocated to; the rest is unattributed.";
+    private const string SharedExecAttribution = " | Attribution: the whole node for the periods the command was alone on it; otherwise one snapshot per period split between all the node's jobs: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); the rest is unattributed.";
+
     private readonly AlumetConfig _cfg;
     private readonly SourceSet _sources;
     private readonly ProcStat? _procStat;
@@ -44,6 +47,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private ulong[] _shares = [];
     private long _emptySinceNs;
     private bool _hadJob;
+    private bool _namedByScheduler; // the node's name came from a scheduler's hook (exec jobs take it, never set it)
     private bool _stopped;
     private int _finalizing; // ends still writing their Parquet + row: the sampler does not exit under them
     private int _retrying;   // one outbox retry thread at a time
@@ -99,10 +103,20 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         {
             if (_stopped) throw new InvalidOperationException("the node sampler is stopping; retry (a new one starts)");
             if (_jobs.ContainsKey(reg.Key)) return $"job {reg.Job.JobId} already registered";
+            bool execJob = reg.Job.Scheduler == SchedulerNames.Exec;
             // One sampler per state_dir serves ONE node (the node name its hooks give): two logical nodes sharing a
-            // state_dir would mix their jobs in one split.
-            if (_hadJob && reg.Job.Node != _node.Node)
+            // state_dir would mix their jobs in one split. An exec runs on this node, whatever its scheduler calls it.
+            if (execJob && _hadJob) reg = reg with { Job = reg.Job with { Node = _node.Node } };
+            else if (_hadJob && reg.Job.Node != _node.Node && _namedByScheduler)
                 throw new InvalidOperationException($"this node sampler serves node {_node.Node}, not {reg.Job.Node}: give each node (each slurmd) its own [paths] state_dir");
+            // An exec job's own cgroup: read only at the one place exec creates it under our cgroup root, root's.
+            IJobCgroupLocator? execLocator = null;
+            if (reg.Cgroup is { } cgroup)
+            {
+                if (!ExecCgroup.IsPathOf(_cfg.Paths.CgroupRoot, reg.Job.JobId, cgroup, out var version, out string? problem))
+                    throw new InvalidOperationException($"job {reg.Job.JobId}: {problem}");
+                execLocator = new ExecCgroupLocator(new JobCgroup(reg.Job.JobId, cgroup, version));
+            }
             // The admin's cap on the jobs' own requests for raw storage (1 kHz, SCHED_FIFO, ~4 MB per job-minute).
             string rawNote = "";
             if (reg.Raw && !recovered && _cfg.Sampler.JobRaw != "allow")
@@ -120,7 +134,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 File.Delete(JobFinalizer.MarkerPath(dir));  // and is not "already finalized" by its previous run
             }
             bool exclusive = reg.Exclusive || _cfg.Sampler.Attribution == "exclusive";
-            var locator = exclusive ? null : Locators(reg, _cfg);
+            var locator = exclusive ? null : execLocator ?? Locators(reg, _cfg);
+            bool alone = reg.ExclusiveWhenAlone && _jobs.Count == 0; // exec alone: charged the whole node as long as it stays so
             long startWallNs = reg.StartWallNs > 0 ? reg.StartWallNs : Clock.WallNs();
             var meta = new SpoolMeta
             {
@@ -129,18 +144,19 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 User = reg.Job.User, Uid = reg.Job.Uid, Node = reg.Job.Node,
                 StartWallNs = startWallNs,
                 StoragePeriodMs = Raw(reg) ? 0 : PeriodMs, AttributionPeriodMs = PeriodMs,
-                AttributionMode = exclusive || locator is null ? "exclusive" : "cgroup-cpu-time",
-                Perimeter = _sources.Perimeter + (exclusive || locator is null
+                AttributionMode = exclusive || locator is null || alone ? "exclusive" : "cgroup-cpu-time",
+                Perimeter = _sources.Perimeter + (exclusive || locator is null || alone
                     ? " | Attribution: exclusive, the whole node is charged to the job."
-                    : " | Attribution: one snapshot per period split between all the node's jobs: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); GPUs whole to the job they are allocated to; the rest is unattributed."),
+                    : reg.ExclusiveWhenAlone ? SharedExecAttribution : CpuTimeAttribution),
                 EstimateModel = _sources.EstimateModel,
             };
             foreach (var slot in _sources.Slots) meta.SourceHz[slot.Source.Name] = slot.Hz;
-            var job = new NodeJob(reg, exclusive || locator is null, new JobCpu(reg.Job, locator, recovered),
+            var job = new NodeJob(reg, exclusive || locator is null, reg.ExclusiveWhenAlone && !exclusive && locator is not null, new JobCpu(reg.Job, locator, recovered),
                 new SeriesSpool(dir, meta, reopen: recovered), _sources.JobGpuChannels(reg.Gpus, reg.Job.JobId, Channels), monotonicNs, recovered);
             File.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
             _jobs[reg.Key] = job;
-            if (!_hadJob) lock (_spoolGate) _node.NameFrom(reg.Job);
+            if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
+            _namedByScheduler |= !execJob;
             Rebuild();
             _hadJob = true;
             return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")}{(reg.Raw ? ", raw storage" : "")}{rawNote})";
@@ -182,6 +198,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             complete = false;
             reason = Join(reason, "the node sampler restarted during the job (crash or kill): the energy between its last flush and the restart is missing");
         }
+        // An exec whose process is gone cannot remove its cgroup: done here (it fails while the command still runs in it).
+        if (job.Registration is { Cgroup: { } cg, Owner: { } owner } && !owner.IsAlive() && ExecCgroup.Remove(cg) is { } notRemoved)
+            Log.Warn($"job {job.Registration.Job.JobId}: {notRemoved}");
         string dir = job.Registration.Job.StateDirectory(_cfg.Paths.StateDir);
         try
         {
@@ -242,6 +261,19 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private void Rebuild()
     {
         _jobArray = _jobs.Values.ToArray();
+        foreach (var j in _jobArray)
+        {
+            j.Exclusive = j.FixedExclusive || (j.ExclusiveWhenAlone && _jobArray.Length == 1);
+            if (!j.ExclusiveWhenAlone || _jobArray.Length == 1 || j.Shared) continue;
+            // Its first period with another job: from now on its file says its share was split by CPU time.
+            j.Shared = true;
+            lock (_spoolGate)
+            {
+                j.Spool.Meta.AttributionMode = "cgroup-cpu-time";
+                j.Spool.Meta.Perimeter = _sources.Perimeter + SharedExecAttribution;
+                SpoolWriter.WriteMeta(j.Directory, j.Spool.Meta);
+            }
+        }
         if (_cpu.Length < _jobArray.Length) { _cpu = new ulong[_jobArray.Length * 2]; _shares = new ulong[_jobArray.Length * 2]; }
         _rawTargets = _jobArray.Where(j => j.Exclusive || _jobArray.Length == 1).ToArray();
         _gpuOwns = _jobArray.Select(j => j.GpuChannels).ToArray();
@@ -458,6 +490,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     {
         double aliveS = (now - job.RegisteredNs) / 1e9;
         if (aliveS > _cfg.Sampler.MaxLifetimeH * 3600) return $"reached the maximum lifetime of {_cfg.Sampler.MaxLifetimeH} h";
+        if (job.Registration.Owner is { } owner && !owner.IsAlive())
+            return $"the exec process (pid {owner.Pid}) that ran the command is gone (crash or kill) and did not end the job";
         if (job.Exclusive) return null;
         if (job.Cpu.LastSeenNs is { } seen)
         {
@@ -588,10 +622,15 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     }
 
     /// <summary>A registered job: its CPU tracker, its spool, which GPU channels it holds.</summary>
-    private sealed class NodeJob(JobRegistration registration, bool exclusive, JobCpu cpu, SeriesSpool spool, bool[] gpuChannels, long registeredNs, bool recovered)
+    private sealed class NodeJob(JobRegistration registration, bool exclusive, bool exclusiveWhenAlone, JobCpu cpu, SeriesSpool spool, bool[] gpuChannels, long registeredNs, bool recovered)
     {
         public JobRegistration Registration { get; } = registration;
-        public bool Exclusive { get; } = exclusive;
+        /// <summary>Charged the whole node in the current periods (set by Rebuild: fixed, or an exec alone on the node).</summary>
+        public bool Exclusive { get; set; } = exclusive;
+        public bool FixedExclusive { get; } = exclusive;
+        public bool ExclusiveWhenAlone { get; } = exclusiveWhenAlone;
+        /// <summary>An exec that has shared the node at least once (its file is relabelled then, once).</summary>
+        public bool Shared { get; set; }
         public JobCpu Cpu { get; } = cpu;
         public SeriesSpool Spool { get; } = spool;
         public bool[] GpuChannels { get; } = gpuChannels;

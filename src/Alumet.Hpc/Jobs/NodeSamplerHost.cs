@@ -52,7 +52,7 @@ public static class NodeSamplerHost
         foreach (var reg in NodeSampler.Unfinished(cfg.Paths.StateDir))
         {
             try { Log.Info($"node sampler: {node.Register(reg, recovered: true, Clock.MonotonicNs())}"); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Error($"node sampler: could not recover job {reg.Job.JobId}: {e.Message}"); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException) { Log.Error($"node sampler: could not recover job {reg.Job.JobId}: {e.Message}"); }
         }
 
         using var cts = new CancellationTokenSource();
