@@ -14,6 +14,9 @@ state_dir = "$demo/state"
 data_dir = "$demo/data"
 database = "$demo/accounting.db"
 log_file = "$demo/alumet-hpc.log"
+
+[sampler]
+linger_s = 0   # as root, exec runs through the node sampler: let it exit right after the demo's job
 TOML
 echo "== alumet-hpc exec -- examples/workload.sh 2 3   (2 busy CPUs for 3 s)"
 "$BIN/alumet-hpc" exec --config "$demo/alumet.toml" --no-report -- sh "$here/workload.sh" 2 3

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Alumet.Hpc.Attribution;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
 using Alumet.Hpc.Jobs;
@@ -9,9 +10,14 @@ using Alumet.Hpc.Jobs;
 namespace Alumet.Hpc.Commands;
 
 /// <summary>
-/// <c>alumet-hpc exec [options] -- CMD ARGS...</c>: measure one command without a scheduler. The sampler runs
-/// in this process while the command runs as a child with our stdio; at its exit the job is finalized, the
-/// report printed (to stderr, so the command's stdout stays clean for pipes) and the command's exit code returned.
+/// <c>alumet-hpc exec [options] -- CMD ARGS...</c>: measure one command without a scheduler; the command runs as a
+/// child with our stdio; at its exit the job is finalized, the report printed (to stderr, so the command's stdout
+/// stays clean for pipes) and the command's exit code returned.
+/// <para>As root, the command is a job of the node sampler like a scheduler's job (README "exec"): exec creates its
+/// own cgroup (<see cref="ExecCgroup"/>), registers the job with the node sampler (starting one through the prolog's
+/// start gate when none runs), starts the command inside the cgroup, and ends the job as an epilog does. As any other
+/// user (who may not talk to the root-only socket nor create cgroups) the sampler runs in this process, as one
+/// exclusive job recorded in the user's own files.</para>
 /// </summary>
 public static class ExecCommand
 {
@@ -32,16 +38,24 @@ public static class ExecCommand
         return cmd;
     }
 
+    /// <param name="samplerExecutable">The alumet-hpc binary that a node sampler is started from (tests run this in-process).</param>
     public static int Run(string? configPath, string? jobId, int? storagePeriodMs, double? raplHz, bool noReport, string[] command,
-                          TextWriter? reportOut = null)
+                          TextWriter? reportOut = null, string? samplerExecutable = null)
     {
         reportOut ??= Console.Error;
+        bool root = Native.Libc.getuid() == 0;
         AlumetConfig cfg;
         try
         {
             cfg = ConfigLoader.Load(configPath).Config;
-            if (storagePeriodMs is { } sp) cfg.Sampler.StoragePeriodMs = sp;
-            if (raplHz is { } hz) cfg.Sampler.RaplHz = hz;
+            if (root && (raplHz is not null || storagePeriodMs is > 0))
+            {
+                // The node sampler's rates are the node's, shared by every job on it: only raw storage is asked per job.
+                Console.Error.WriteLine($"alumet-hpc: exec: {(raplHz is not null ? "--rapl-hz" : "--storage-period-ms")} sets the node sampler's rate, which every job on the node shares; use `alumet-hpc ctl set {(raplHz is not null ? "rapl_hz" : "storage_period_ms")}=VALUE` or [sampler] in the config (per command, only --storage-period-ms 0, raw storage, can be asked)");
+                return 2;
+            }
+            if (!root && storagePeriodMs is { } sp) cfg.Sampler.StoragePeriodMs = sp;
+            if (!root && raplHz is { } hz) cfg.Sampler.RaplHz = hz;
             ConfigLoader.Validate(cfg, "command line");
         }
         catch (ConfigException e)
@@ -102,6 +116,11 @@ public static class ExecCommand
             Console.Error.WriteLine(StateDirError(cfg, e));
             return 2;
         }
+        if (root)
+        {
+            sources.Dispose(); // checked here for the error above; the node sampler opens its own
+            return RunAsNodeJob(cfg, configPath, job, program.Path, command, storagePeriodMs == 0, noReport, reportOut, samplerExecutable);
+        }
         using var _ = sources;
         using var cts = new CancellationTokenSource();
         JobFinalizer.Outcome? outcome = null;
@@ -109,29 +128,7 @@ public static class ExecCommand
         var sampler = new Thread(() => outcome = NodeSamplerHost.RunOneJob(cfg, sources, reg, cts.Token)) { Name = "sampler" };
         sampler.Start();
 
-        int exitCode;
-        Process? child = null;
-        // Ctrl-C reaches the whole foreground group: the command handles it; we keep measuring until it exits.
-        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
-        {
-            c.Cancel = true;
-            try { if (child is { HasExited: false }) Native.Libc.kill(child.Id, 15); } catch (InvalidOperationException) { }
-        });
-        try
-        {
-            var psi = new ProcessStartInfo(program.Path) { UseShellExecute = false };
-            foreach (string a in command.Skip(1)) psi.ArgumentList.Add(a);
-            child = Process.Start(psi)!;
-            child.WaitForExit();
-            exitCode = child.ExitCode;
-        }
-        catch (Win32Exception e)
-        {
-            // Found and executable, yet execve refused it (e.g. a script without #! line): measured as a job that ran nothing.
-            Console.Error.WriteLine($"alumet-hpc: exec: cannot run '{command[0]}': {e.Message}");
-            exitCode = 126;
-        }
+        int exitCode = RunCommand(program.Path, command, null);
         cts.Cancel();
         sampler.Join();
 
@@ -144,6 +141,102 @@ public static class ExecCommand
             ExecReport.Print(reportOut, cfg, outcome);
         }
         return exitCode;
+    }
+
+    /// <summary>
+    /// Root: the command as a job of the node sampler, in its own cgroup, registered and ended as a prolog and an epilog
+    /// do (so a sampler that dies mid-command gives a partial row with the reason, finalized here from the spool).
+    /// </summary>
+    private static int RunAsNodeJob(AlumetConfig cfg, string? configPath, JobIdentity job, string program, string[] command, bool raw,
+                                    bool noReport, TextWriter reportOut, string? samplerExecutable)
+    {
+        var cgroup = ExecCgroup.Create(cfg.Paths.CgroupRoot, job.JobId, out string? cgroupProblem);
+        if (cgroup is null)
+        {
+            // No cgroup, no CPU time of its own: the node's split cannot give the command its share; it is charged the node.
+            Console.Error.WriteLine($"alumet-hpc: exec: note: {cgroupProblem}; the whole node is charged to the command");
+            Log.Warn($"job {job.JobId}: {cgroupProblem}; exec charged the whole node");
+        }
+        var launch = new SamplerLaunch(job, configPath, [], null, Exclusive: cgroup is null, Raw: raw)
+        {
+            Cgroup = cgroup?.Directory, Owner = SamplerPid.Self(), ExclusiveWhenAlone = cgroup is not null,
+        };
+        var registered = SamplerLauncher.Start(launch, cfg, samplerExecutable);
+        if (!registered.Ok)
+        {
+            if (cgroup is not null) ExecCgroup.Remove(cgroup.Directory);
+            Console.Error.WriteLine($"alumet-hpc: exec: {registered.Message} (the command was not run)");
+            Log.Error($"job {job.JobId}: {registered.Message}");
+            return 2;
+        }
+        Log.Info($"job {job.JobId}: {registered.Message}");
+        string parquet = "";
+        try { parquet = Outputs.Parquet.ParquetDataset.JobFile(cfg.Paths.DataDir, Spool.SpoolWriter.ReadMeta(job.StateDirectory(cfg.Paths.StateDir))); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { }
+
+        int exitCode = RunCommand(program, command, cgroup);
+        var end = SamplerLauncher.StopAndFinalize(job, cfg);
+        Log.Info(end.Message);
+        if (cgroup is not null && ExecCgroup.Remove(cgroup.Directory) is { } left)
+        {
+            Console.Error.WriteLine($"alumet-hpc: exec: note: {left}");
+            Log.Warn($"job {job.JobId}: {left}");
+        }
+        if (end.Status == "error")
+            Console.Error.WriteLine($"alumet-hpc: exec: the measurement could not be finalized ({end.Message}); see {cfg.Paths.LogFile}");
+        else
+        {
+            // Said when it was not the sampler's normal end (it died: partial, finalized here from the spool).
+            if (end.Status != "stopped") reportOut.WriteLine($"alumet-hpc: exec: {end.Message}");
+            if (!noReport) ExecReport.Print(reportOut, cfg, job.JobId, job.Cluster, parquet);
+        }
+        return exitCode;
+    }
+
+    /// <summary>One process moves between cgroups at a time: the command is started while this process is in its cgroup.</summary>
+    private static readonly Lock CgroupMove = new();
+
+    /// <summary>Runs the command (in <paramref name="cgroup"/> when given) with our stdio until it exits; its exit code.</summary>
+    private static int RunCommand(string program, string[] command, ExecCgroup? cgroup)
+    {
+        Process? child = null;
+        // Ctrl-C reaches the whole foreground group: the command handles it; we keep measuring until it exits.
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            try { if (child is { HasExited: false }) Native.Libc.kill(child.Id, 15); } catch (InvalidOperationException) { }
+        });
+        try
+        {
+            var psi = new ProcessStartInfo(program) { UseShellExecute = false };
+            foreach (string a in command.Skip(1)) psi.ArgumentList.Add(a);
+            lock (CgroupMove)
+            {
+                // The command is forked while we are in its cgroup, so it (and all it starts) is in it before it runs;
+                // we leave at once: what exec itself uses from then on is never the command's.
+                string? original = cgroup?.Current();
+                try
+                {
+                    cgroup?.Enter();
+                    child = Process.Start(psi)!;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Console.Error.WriteLine($"alumet-hpc: exec: note: cannot enter {cgroup!.Directory} ({e.Message}); the command runs outside it and gets no share of a shared node");
+                    child = Process.Start(psi)!;
+                }
+                finally { cgroup?.Leave(original); }
+            }
+            child.WaitForExit();
+            return child.ExitCode;
+        }
+        catch (Win32Exception e)
+        {
+            // Found and executable, yet execve refused it (e.g. a script without #! line): measured as a job that ran nothing.
+            Console.Error.WriteLine($"alumet-hpc: exec: cannot run '{command[0]}': {e.Message}");
+            return 126;
+        }
     }
 
     private static string StateDirError(AlumetConfig cfg, Exception e) =>

@@ -19,6 +19,18 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
     /// <summary>The registration as a restarted sampler finds it, in the job's state directory.</summary>
     public const string File = "registration";
 
+    /// <summary><c>exec</c>: the command's own cgroup (<see cref="Attribution.ExecCgroup"/>), which the sampler reads
+    /// only where exec creates it under its own cgroup root (checked at registration); null for scheduler jobs, whose
+    /// cgroups their scheduler's locator finds.</summary>
+    public string? Cgroup { get; init; }
+
+    /// <summary><c>exec</c>: the process that ends the job; a sampler that finds it gone ends the job (partial) itself.</summary>
+    public SamplerPid? Owner { get; init; }
+
+    /// <summary><c>exec</c>: the whole node is the job's for the periods in which no other job is registered (a lone
+    /// exec is charged as it always was); with other jobs, the CPU-time split.</summary>
+    public bool ExclusiveWhenAlone { get; init; }
+
     public string Key => KeyOf(Job.Scheduler, Job.JobId);
     public static string KeyOf(string scheduler, string jobId) => $"{scheduler}/{jobId}";
 
@@ -37,6 +49,9 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         if (Job.RunId.Length > 0) sb.Append(" run=").Append(Job.RunId);
         if (!string.IsNullOrEmpty(Gpus)) sb.Append(" gpus=").Append(Gpus);
         if (Sluid is not null) sb.Append(" sluid=").Append(Sluid);
+        if (Cgroup is not null) sb.Append(" cgroup=").Append(Cgroup);
+        if (Owner is { } o) sb.Append(" owner=").Append(o.Pid.ToString(CultureInfo.InvariantCulture)).Append('.').Append(o.StartTime.ToString(CultureInfo.InvariantCulture));
+        if (ExclusiveWhenAlone) sb.Append(" alone=exclusive");
         // The job's name is user text (spaces, '=', newlines): one hex token, so it can never be read as another key.
         if (Job.JobName.Length > 0) sb.Append(" name=").Append(Convert.ToHexString(Encoding.UTF8.GetBytes(Job.JobName)));
         return sb.ToString();
@@ -59,12 +74,30 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         else if (Get("sluid") is { } s && !SchedulerInput.IsToken(s)) error = $"sluid {SchedulerInput.Quote(s)} is not a SLUID";
         else if (Get("run") is { } r && !RunId.IsValid(r)) error = $"run {SchedulerInput.Quote(r)} is not a run id";
         else if (Get("name") is { } n && (n.Length % 2 != 0 || !n.All(char.IsAsciiHexDigit))) error = "name is not hex-encoded";
+        else if (Get("cgroup") is { } cg && !IsCgroupPath(cg)) error = $"cgroup {SchedulerInput.Quote(cg)} is not an absolute cgroup path";
+        else if (Get("owner") is { } ow && ParseOwner(ow) is null) error = $"owner {SchedulerInput.Quote(ow)} is not pid.starttime";
         if (error is not null) return null;
         SchedulerInput.TryParseId(Get("uid"), out int uid);
         long.TryParse(Get("start"), NumberStyles.None, CultureInfo.InvariantCulture, out long start);
         string name = Get("name") is { } hex ? JobIdentity.RecordedName(Encoding.UTF8.GetString(Convert.FromHexString(hex))) : "";
         return new JobRegistration(new JobIdentity(scheduler!, cluster!, job!, user!, uid, node!, Get("run") ?? "") { JobName = name }, Get("gpus"), Get("sluid"),
-            Get("exclusive") == "1", Get("raw") == "1", start);
+            Get("exclusive") == "1", Get("raw") == "1", start)
+        {
+            Cgroup = Get("cgroup"), Owner = Get("owner") is { } owner ? ParseOwner(owner) : null, ExclusiveWhenAlone = Get("alone") == "exclusive",
+        };
+    }
+
+    /// <summary>An absolute, normalised path of cgroup-directory characters (where it may be is checked by the sampler).</summary>
+    private static bool IsCgroupPath(string p) =>
+        p.Length is > 1 and <= 512 && p[0] == '/' && Path.GetFullPath(p) == p
+        && p.All(c => char.IsAsciiLetterOrDigit(c) || c is '/' or '_' or '-' or '.' or ',');
+
+    private static SamplerPid? ParseOwner(string s)
+    {
+        int dot = s.IndexOf('.');
+        return dot > 0 && SchedulerInput.TryParseId(s[..dot], out int pid) && pid > 0
+            && ulong.TryParse(s[(dot + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out ulong st)
+            ? new SamplerPid(pid, st) : null;
     }
 
     /// <summary>"a=b c=d" → {a: b, c: d}; a repeated key keeps its first value.</summary>

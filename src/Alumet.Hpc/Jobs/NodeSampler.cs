@@ -25,6 +25,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public const string NodeConsumer = "node";
     public const string UnattributedConsumer = "unattributed";
 
+    private const string CpuTimeAttribution = " | Attribution: one snapshot per period split between all the node's jobs: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); GPUs whole to the job they are allocated to; the rest is unattributed.";
+    private const string SharedExecAttribution = " | Attribution: the whole node for the periods the command was alone on it; otherwise one snapshot per period split between all the node's jobs: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); the rest is unattributed.";
+
     private readonly AlumetConfig _cfg;
     private readonly SourceSet _sources;
     private readonly ProcStat? _procStat;
@@ -34,6 +37,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private readonly Dictionary<string, NodeJob> _jobs = new(StringComparer.Ordinal);
     private NodeJob[] _jobArray = [];
     private volatile NodeJob[] _rawTargets = [];
+    private volatile bool _rawStorage;
     private bool[][] _gpuOwns = [];             // per job: which channels are its GPUs  // jobs that get the node's raw reads (alone or exclusive)
     private readonly NodeSpool _node;
     // Per-period scratch, sized once (channels) or grown with the job count: no allocation per period otherwise.
@@ -43,10 +47,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private ulong[] _shares = [];
     private long _emptySinceNs;
     private bool _hadJob;
+    private bool _namedByScheduler; // the node's name came from a scheduler's hook (exec jobs take it, never set it)
     private bool _stopped;
     private int _finalizing; // ends still writing their Parquet + row: the sampler does not exit under them
     private int _retrying;   // one outbox retry thread at a time
     private Thread? _retry;
+    private readonly FinalizedElsewhere _finalizedElsewhere;
+    private long _markerReads;
 
     public MeasurementBuffer Buffer { get; }
     public string StateRoot => _cfg.Paths.StateDir;
@@ -60,6 +67,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public Func<JobRegistration, AlumetConfig, IJobCgroupLocator?> Locators { get; init; } =
         (reg, cfg) => SchedulerNames.Locator(cfg, reg.Job, reg.Sluid);
     public int JobCount { get { lock (_gate) return _jobs.Count; } }
+    /// <summary>Jobs' finalized markers read by the housekeeping (only after another process signalled a finalization).</summary>
+    public long MarkerReads => Interlocked.Read(ref _markerReads);
+    /// <summary>Monotonic ns that status's first_sample_ms counts from (the daemon's start).</summary>
+    public long OriginNs { get; init; }
+    /// <summary>Told when the tick rate may have changed (a job registered, ended or dropped; a setting changed).</summary>
+    public Action? RateChanged { get; set; }
 
     public NodeSampler(AlumetConfig cfg, SourceSet sources, long startMonotonicNs)
     {
@@ -76,6 +89,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         long wall = Clock.WallNs();
         foreach (var slot in sources.Slots) Buffer.Read(slot, startMonotonicNs, wall);
         _node = new NodeSpool(cfg, sources);
+        _finalizedElsewhere = new FinalizedElsewhere(NodeSpool.Root(cfg));
         _emptySinceNs = startMonotonicNs;
         UpdateRawSink();
     }
@@ -83,16 +97,27 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     // ---------------------------------------------------------------- registry
 
     /// <summary>Registers a job (prolog, or recovery from its state directory after a restart). Idempotent.</summary>
-    public string Register(JobRegistration reg, bool recovered, long monotonicNs)
+    /// <param name="wallNs">The wall clock at <paramref name="monotonicNs"/> (0: now), for the period this closes at raw storage.</param>
+    public string Register(JobRegistration reg, bool recovered, long monotonicNs, long wallNs = 0)
     {
         lock (_gate)
         {
             if (_stopped) throw new InvalidOperationException("the node sampler is stopping; retry (a new one starts)");
             if (_jobs.ContainsKey(reg.Key)) return $"job {reg.Job.JobId} already registered";
+            bool execJob = reg.Job.Scheduler == SchedulerNames.Exec;
             // One sampler per state_dir serves ONE node (the node name its hooks give): two logical nodes sharing a
-            // state_dir would mix their jobs in one split.
-            if (_hadJob && reg.Job.Node != _node.Node)
+            // state_dir would mix their jobs in one split. An exec runs on this node, whatever its scheduler calls it.
+            if (execJob && _hadJob) reg = reg with { Job = reg.Job with { Node = _node.Node } };
+            else if (_hadJob && reg.Job.Node != _node.Node && _namedByScheduler)
                 throw new InvalidOperationException($"this node sampler serves node {_node.Node}, not {reg.Job.Node}: give each node (each slurmd) its own [paths] state_dir");
+            // An exec job's own cgroup: read only at the one place exec creates it under our cgroup root, root's.
+            IJobCgroupLocator? execLocator = null;
+            if (reg.Cgroup is { } cgroup)
+            {
+                if (!ExecCgroup.IsPathOf(_cfg.Paths.CgroupRoot, reg.Job.JobId, cgroup, out var version, out string? problem))
+                    throw new InvalidOperationException($"job {reg.Job.JobId}: {problem}");
+                execLocator = new ExecCgroupLocator(new JobCgroup(reg.Job.JobId, cgroup, version));
+            }
             // The admin's cap on the jobs' own requests for raw storage (1 kHz, SCHED_FIFO, ~4 MB per job-minute).
             string rawNote = "";
             if (reg.Raw && !recovered && _cfg.Sampler.JobRaw != "allow")
@@ -110,7 +135,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 File.Delete(JobFinalizer.MarkerPath(dir));  // and is not "already finalized" by its previous run
             }
             bool exclusive = reg.Exclusive || _cfg.Sampler.Attribution == "exclusive";
-            var locator = exclusive ? null : Locators(reg, _cfg);
+            var locator = exclusive ? null : execLocator ?? Locators(reg, _cfg);
+            bool alone = reg.ExclusiveWhenAlone && _jobs.Count == 0; // exec alone: charged the whole node as long as it stays so
             long startWallNs = reg.StartWallNs > 0 ? reg.StartWallNs : Clock.WallNs();
             var meta = new SpoolMeta
             {
@@ -119,19 +145,28 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 User = reg.Job.User, Uid = reg.Job.Uid, Node = reg.Job.Node,
                 StartWallNs = startWallNs,
                 StoragePeriodMs = Raw(reg) ? 0 : PeriodMs, AttributionPeriodMs = PeriodMs,
-                AttributionMode = exclusive || locator is null ? "exclusive" : "cgroup-cpu-time",
-                Perimeter = _sources.Perimeter + (exclusive || locator is null
+                AttributionMode = exclusive || locator is null || alone ? "exclusive" : "cgroup-cpu-time",
+                Perimeter = _sources.Perimeter + (exclusive || locator is null || alone
                     ? " | Attribution: exclusive, the whole node is charged to the job."
-                    : " | Attribution: one snapshot per period split between all the node's jobs: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); GPUs whole to the job they are allocated to; the rest is unattributed."),
+                    : reg.ExclusiveWhenAlone ? SharedExecAttribution : CpuTimeAttribution),
                 EstimateModel = _sources.EstimateModel,
             };
             foreach (var slot in _sources.Slots) meta.SourceHz[slot.Source.Name] = slot.Hz;
-            var job = new NodeJob(reg, exclusive || locator is null, new JobCpu(reg.Job, locator, recovered),
+            var job = new NodeJob(reg, exclusive || locator is null, reg.ExclusiveWhenAlone && !exclusive && locator is not null, new JobCpu(reg.Job, locator, recovered),
                 new SeriesSpool(dir, meta, reopen: recovered), _sources.JobGpuChannels(reg.Gpus, reg.Job.JobId, Channels), monotonicNs, recovered);
             File.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
-            _jobs[reg.Key] = job;
-            if (!_hadJob) lock (_spoolGate) _node.NameFrom(reg.Job);
-            Rebuild();
+            // At raw storage the node series is one row per read, stored only while the sink is set, and a job alone gets
+            // them too: a job that switches raw storage on, or joins another, closes the period here, with the reads held
+            // off until the sink matches the new job set; every period's reads then sum to its split (parquet check).
+            bool boundary = (RawStorage || Raw(reg)) && monotonicNs > Buffer.LastSnapshotNs && !Paused;
+            using (boundary ? new SlotsHeld(Buffer.Slots) : default)
+            {
+                if (boundary) SnapshotLocked(monotonicNs, wallNs != 0 ? wallNs : Clock.WallNs());
+                _jobs[reg.Key] = job;
+                if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
+                _namedByScheduler |= !execJob;
+                Rebuild();
+            }
             _hadJob = true;
             return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")}{(reg.Raw ? ", raw storage" : "")}{rawNote})";
         }
@@ -154,9 +189,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         lock (_gate)
         {
             if (!_jobs.TryGetValue(key, out job)) return null;
-            if (!Paused) SnapshotLocked(monotonicNs, wallNs);
-            _jobs.Remove(key);
-            Rebuild();
+            // No read between the last period's snapshot and the new raw sink (it would be stored raw and counted again).
+            using (new SlotsHeld(Buffer.Slots))
+            {
+                if (!Paused) SnapshotLocked(monotonicNs, wallNs);
+                _jobs.Remove(key);
+                Rebuild();
+            }
             lock (_spoolGate) job.Spool.Dispose();
             job.Cpu.Dispose();
             if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
@@ -172,6 +211,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             complete = false;
             reason = Join(reason, "the node sampler restarted during the job (crash or kill): the energy between its last flush and the restart is missing");
         }
+        // An exec whose process is gone cannot remove its cgroup: done here (it fails while the command still runs in it).
+        if (job.Registration is { Cgroup: { } cg, Owner: { } owner } && !owner.IsAlive() && ExecCgroup.Remove(cg) is { } notRemoved)
+            Log.Warn($"job {job.Registration.Job.JobId}: {notRemoved}");
         string dir = job.Registration.Job.StateDirectory(_cfg.Paths.StateDir);
         try
         {
@@ -232,13 +274,31 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private void Rebuild()
     {
         _jobArray = _jobs.Values.ToArray();
+        foreach (var j in _jobArray)
+        {
+            j.Exclusive = j.FixedExclusive || (j.ExclusiveWhenAlone && _jobArray.Length == 1);
+            if (!j.ExclusiveWhenAlone || _jobArray.Length == 1 || j.Shared) continue;
+            // Its first period with another job: from now on its file says its share was split by CPU time.
+            j.Shared = true;
+            lock (_spoolGate)
+            {
+                j.Spool.Meta.AttributionMode = "cgroup-cpu-time";
+                j.Spool.Meta.Perimeter = _sources.Perimeter + SharedExecAttribution;
+                SpoolWriter.WriteMeta(j.Directory, j.Spool.Meta);
+            }
+        }
         if (_cpu.Length < _jobArray.Length) { _cpu = new ulong[_jobArray.Length * 2]; _shares = new ulong[_jobArray.Length * 2]; }
         _rawTargets = _jobArray.Where(j => j.Exclusive || _jobArray.Length == 1).ToArray();
         _gpuOwns = _jobArray.Select(j => j.GpuChannels).ToArray();
         UpdateRawSink();
+        RateChanged?.Invoke();
     }
 
-    private void UpdateRawSink() => Buffer.RawSink = RawStorage ? this : null;
+    private void UpdateRawSink()
+    {
+        _rawStorage = _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
+        Buffer.RawSink = _rawStorage ? this : null;
+    }
 
     private bool Raw(JobRegistration reg) => reg.Raw || _cfg.Sampler.StoragePeriodMs == 0;
 
@@ -297,24 +357,24 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                     unattributed = NodeSplit.ByCpuTime(e, cpu, busyNs, shares);
                 }
 
-                if (!raw) _node.Append(NodeConsumer, ch, wall, interval, e, f);
-                for (int j = 0; j < nj; j++) _node.Append(jobs[j].Consumer, ch, wall, interval, shares[j], f);
-                _node.Append(UnattributedConsumer, ch, wall, interval, unattributed, f);
+                if (!raw) _node.Append(NodeConsumer, c, ch, wall, interval, e, f);
+                for (int j = 0; j < nj; j++) _node.Append(jobs[j].Consumer, c, ch, wall, interval, shares[j], f);
+                _node.Append(UnattributedConsumer, c, ch, wall, interval, unattributed, f);
 
                 for (int j = 0; j < nj; j++)
                 {
                     var job = jobs[j];
-                    job.Append(job.Consumer, ch, wall, interval, shares[j], f);
+                    job.Append(job.Consumer, c, ch, wall, interval, shares[j], f);
                     // Node-level series reach the user's file only when no one else shares the node (CVE-2020-8694).
                     if (job.Exclusive || nj == 1)
                     {
-                        if (!raw) job.Append(NodeConsumer, ch, wall, interval, e, f);
-                        job.Append(UnattributedConsumer, ch, wall, interval, unattributed, f);
+                        if (!raw) job.Append(NodeConsumer, c, ch, wall, interval, e, f);
+                        job.Append(UnattributedConsumer, c, ch, wall, interval, unattributed, f);
                     }
                     // Steps: parts of the job's share by their own CPU time, same denominator (never added to the job).
                     if (ch.Resource.Kind == ResourceKind.Gpu || job.Exclusive) continue;
                     foreach (var (step, stepNs) in job.Steps)
-                        job.Append($"step:{job.Registration.Job.JobId}.{step}", ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), f);
+                        job.Append(job.StepConsumer(step), c, ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), f);
                 }
             }
         }
@@ -326,8 +386,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         var ch = Buffer.Channels[channel];
         lock (_spoolGate)
         {
-            _node.Append(NodeConsumer, ch, wallNs, intervalNs, delta, flags);
-            foreach (var job in _rawTargets) job.Append(NodeConsumer, ch, wallNs, intervalNs, delta, flags);
+            _node.Append(NodeConsumer, channel, ch, wallNs, intervalNs, delta, flags);
+            foreach (var job in _rawTargets) job.Append(NodeConsumer, channel, ch, wallNs, intervalNs, delta, flags);
         }
     }
 
@@ -343,7 +403,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     // ---------------------------------------------------------------- rate and scheduling (ISamplingPlan)
 
     /// <summary>Raw storage while the admin ([sampler] storage_period_ms = 0) or any registered job asked for it.</summary>
-    public bool RawStorage => _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
+    public bool RawStorage => _rawStorage;
 
     /// <summary>The snapshot period: storage_period_ms in aggregated storage (each stored row is split), else attribution_period_ms.</summary>
     public int PeriodMs => _cfg.Sampler.StoragePeriodMs > 0 ? _cfg.Sampler.StoragePeriodMs : _cfg.Sampler.AttributionPeriodMs;
@@ -371,15 +431,19 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     public bool FifoTick => RawStorage && _cfg.Sampler.TickScheduling == "fifo";
 
-    /// <summary>Job liveness (no epilog came) and the linger; false = stop the sampler.</summary>
+    /// <summary>
+    /// Job liveness (no epilog came) and the linger; false = stop the sampler. Nothing here reads a file per job: a job's
+    /// finalized marker is read only after another process signalled a finalization (<see cref="FinalizedElsewhere"/>).
+    /// </summary>
     public bool Housekeep(long now)
     {
         NodeJob[] jobs;
         lock (_gate) jobs = _jobArray;
+        bool finalizedElsewhere = _finalizedElsewhere.Changed();
         foreach (var job in jobs)
         {
             if (job.Ending) continue;
-            if (JobFinalizer.FinalizedLine(job.Directory) is not null)
+            if (finalizedElsewhere && ReadMarker(job.Directory) is not null)
             {
                 // Its epilog gave up waiting (hung sampler) and finalized it from the spool: drop it, do not finalize twice.
                 job.Ending = true;
@@ -408,6 +472,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
     }
 
+    private string? ReadMarker(string dir)
+    {
+        Interlocked.Increment(ref _markerReads);
+        return JobFinalizer.FinalizedLine(dir);
+    }
+
     /// <summary>linger_s after a job; a fresh sampler waits at least 10 s for the job whose prolog started it.</summary>
     private double Linger => _hadJob ? _cfg.Sampler.LingerS : Math.Max(_cfg.Sampler.LingerS, 10);
 
@@ -433,6 +503,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     {
         double aliveS = (now - job.RegisteredNs) / 1e9;
         if (aliveS > _cfg.Sampler.MaxLifetimeH * 3600) return $"reached the maximum lifetime of {_cfg.Sampler.MaxLifetimeH} h";
+        if (job.Registration.Owner is { } owner && !owner.IsAlive())
+            return $"the exec process (pid {owner.Pid}) that ran the command is gone (crash or kill) and did not end the job";
         if (job.Exclusive) return null;
         if (job.Cpu.LastSeenNs is { } seen)
         {
@@ -481,6 +553,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
               .Append(" p99 ").Append(sampler.Lateness.PercentileUs(99).ToString(inv))
               .Append(" max ").Append((sampler.Lateness.MaxNs / 1000).ToString(inv)).Append('\n');
             sb.Append("missed_ticks: ").Append(sampler.MissedTicks.ToString(inv)).Append('\n');
+            if (sampler.FirstSampleNs > 0 && OriginNs > 0)
+                sb.Append("first_sample_ms: ").Append(((sampler.FirstSampleNs - OriginNs) / 1e6).ToString("0.0", inv)).Append('\n');
         }
         sb.Append("snapshots: ").Append(Snapshots.ToString(inv)).Append('\n');
         sb.Append("sources: ").Append(string.Join(", ", _sources.Slots.Select(s => $"{s.Source.Name} ({s.Source.Channels.Count} channels{(s.OwnThread ? $", own thread at {s.Hz:0.##} Hz" : "")})"))).Append('\n');
@@ -547,6 +621,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 return e.Message;
             }
             UpdateRawSink();
+            RateChanged?.Invoke();
             return null;
         }
     }
@@ -556,13 +631,19 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public void Dispose()
     {
         _procStat?.Dispose();
+        _finalizedElsewhere.Dispose();
     }
 
     /// <summary>A registered job: its CPU tracker, its spool, which GPU channels it holds.</summary>
-    private sealed class NodeJob(JobRegistration registration, bool exclusive, JobCpu cpu, SeriesSpool spool, bool[] gpuChannels, long registeredNs, bool recovered)
+    private sealed class NodeJob(JobRegistration registration, bool exclusive, bool exclusiveWhenAlone, JobCpu cpu, SeriesSpool spool, bool[] gpuChannels, long registeredNs, bool recovered)
     {
         public JobRegistration Registration { get; } = registration;
-        public bool Exclusive { get; } = exclusive;
+        /// <summary>Charged the whole node in the current periods (set by Rebuild: fixed, or an exec alone on the node).</summary>
+        public bool Exclusive { get; set; } = exclusive;
+        public bool FixedExclusive { get; } = exclusive;
+        public bool ExclusiveWhenAlone { get; } = exclusiveWhenAlone;
+        /// <summary>An exec that has shared the node at least once (its file is relabelled then, once).</summary>
+        public bool Shared { get; set; }
         public JobCpu Cpu { get; } = cpu;
         public SeriesSpool Spool { get; } = spool;
         public bool[] GpuChannels { get; } = gpuChannels;
@@ -572,8 +653,36 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         public string Directory => Spool.Directory;
         public List<(string Step, ulong Ns)> Steps { get; } = new();
         public volatile bool Ending;
+        private readonly Dictionary<string, string> _stepConsumers = new(StringComparer.Ordinal);
 
-        public void Append(string consumer, EnergyChannel ch, long wall, long interval, ulong value, SpoolFlags flags) =>
-            Spool.Append(Spool.Series(consumer, ch), wall, interval, value, flags);
+        /// <summary>The consumer name of one of the job's steps, made once per step (not per period and channel).</summary>
+        public string StepConsumer(string step)
+        {
+            if (!_stepConsumers.TryGetValue(step, out string? name))
+                _stepConsumers[step] = name = $"step:{Registration.Job.JobId}.{step}";
+            return name;
+        }
+
+        /// <param name="channel">The channel's index in the node's measurement buffer.</param>
+        public void Append(string consumer, int channel, EnergyChannel ch, long wall, long interval, ulong value, SpoolFlags flags) =>
+            Spool.Append(Spool.Series(consumer, channel, ch), wall, interval, value, flags);
+    }
+
+    /// <summary>Every source's gate held (in slot order, as the readers take them): no read runs while the job set changes.</summary>
+    private readonly struct SlotsHeld : IDisposable
+    {
+        private readonly IReadOnlyList<SourceSlot>? _slots;
+
+        public SlotsHeld(IReadOnlyList<SourceSlot> slots)
+        {
+            _slots = slots;
+            foreach (var slot in slots) Monitor.Enter(slot.Gate);
+        }
+
+        public void Dispose()
+        {
+            if (_slots is null) return;
+            for (int i = _slots.Count - 1; i >= 0; i--) Monitor.Exit(_slots[i].Gate);
+        }
     }
 }

@@ -6,7 +6,14 @@ namespace Alumet.Hpc.Jobs;
 
 /// <summary>What a prolog asks for: the job, the config file to pass on, its GPUs (<see cref="Sources.Nvml.GpuAllocation"/>
 /// entries), Slurm's SLUID, raw storage.</summary>
-public sealed record SamplerLaunch(JobIdentity Job, string? ConfigPath, IReadOnlyList<string> Gpus, string? Sluid, bool Exclusive = false, bool Raw = false);
+public sealed record SamplerLaunch(JobIdentity Job, string? ConfigPath, IReadOnlyList<string> Gpus, string? Sluid, bool Exclusive = false, bool Raw = false)
+{
+    /// <summary><c>exec</c>'s own registration fields: <see cref="JobRegistration.Cgroup"/>, <see cref="JobRegistration.Owner"/>,
+    /// <see cref="JobRegistration.ExclusiveWhenAlone"/>.</summary>
+    public string? Cgroup { get; init; }
+    public SamplerPid? Owner { get; init; }
+    public bool ExclusiveWhenAlone { get; init; }
+}
 
 public sealed record LaunchResult(bool Ok, int Pid, string Message);
 
@@ -84,7 +91,10 @@ public static class SamplerLauncher
         var job = launch.Job;
         if (job.RunId.Length == 0) job = job with { RunId = RunId.Of(launch.Sluid, DateTime.UtcNow) };
         return new JobRegistration(job, launch.Gpus.Count > 0 ? string.Join(',', launch.Gpus) : null, launch.Sluid,
-            launch.Exclusive, launch.Raw, Clock.WallNs());
+            launch.Exclusive, launch.Raw, Clock.WallNs())
+        {
+            Cgroup = launch.Cgroup, Owner = launch.Owner, ExclusiveWhenAlone = launch.ExclusiveWhenAlone,
+        };
     }
 
     private static bool DaemonMayStillStart(AlumetConfig config) =>
@@ -152,6 +162,8 @@ public static class SamplerLauncher
                     : $"the node sampler did not finalize the job within {config.Sampler.StopTimeoutS} s ({error}); finalized from its spool";
             Log.Warn($"job {job.JobId}: {why}");
             var o = JobFinalizer.Finalize(dir, config, complete: false, why);
+            // A node sampler that is hung, not gone, drops the job when it wakes: told once, not found by polling markers.
+            if (o.Status != JobFinalizer.AlreadyStatus) FinalizedElsewhere.Raise(Spool.NodeSpool.Root(config), JobRegistration.KeyOf(job.Scheduler, job.JobId));
             return o.Status == JobFinalizer.AlreadyStatus
                 ? new StopResult(o.Status, $"job {job.JobId}: already finalized by another process ({o.Reason})")
                 : new StopResult(o.Status, $"job {job.JobId}: sampler was not running; finalized {o.Status} from its spool ({why})");

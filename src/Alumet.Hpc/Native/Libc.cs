@@ -87,6 +87,15 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int chown(string path, int owner, int group);
 
+    /// <summary>mkdir(2): fails with EEXIST on an existing path (Directory.CreateDirectory does not), which is what
+    /// creating a fresh directory a user must not have planted needs.</summary>
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mkdir(string path, int mode);
+
+    /// <summary>rmdir(2): a cgroup directory is removed by rmdir alone (its control files are not files to delete).</summary>
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int rmdir(string path);
+
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int lstat(string path, byte* buf);
 

@@ -8,7 +8,8 @@ namespace Alumet.Hpc.Schedulers;
 /// The schedulers a job can come from, in one table: each row's name is a directory under state_dir and data_dir and
 /// the accounting DB's scheduler column, and its locator says where its jobs' cgroups are. Slurm and OAR differ only in
 /// their hooks' parsing (Slurm/SlurmHook.cs, Oar/OarHook.cs) and this cgroup layout; everything after registration
-/// (Jobs/) is the same for all. <c>exec</c> has no cgroup: it charges the whole node.
+/// (Jobs/) is the same for all. <c>exec</c> creates its command's own cgroup and names it in its registration
+/// (Attribution/ExecCgroup.cs), so it has no locator here.
 /// </summary>
 public static class SchedulerNames
 {

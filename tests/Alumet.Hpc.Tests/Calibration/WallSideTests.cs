@@ -27,7 +27,7 @@ public class WallSideTests
         using var install = new TestInstallation(PowercapTree.Standard(1), extraToml: $"[calibration]\ndir = \"{dir}\"");
 
         // RAPL counters stay still: the job's measured energy is 0 J, so wall = b × T and u² = T²·VarB + (σT)² exactly.
-        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "77", null, null, noReport: true, ["sleep", "1"]));
+        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "77", null, null, noReport: true, ["sleep", "1"], samplerExecutable: TestInstallation.Binary()));
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         var row = Assert.Single(db.GetJob("77"));
         double t = row.ElapsedS;
@@ -64,7 +64,7 @@ public class WallSideTests
     public void AnUncalibratedNodeHasNoWallModelFields()
     {
         using var install = new TestInstallation(PowercapTree.Standard(1));
-        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "78", null, null, noReport: true, ["true"]));
+        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "78", null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         var row = Assert.Single(db.GetJob("78"));
         Assert.Equal("", row.WallModel);

@@ -14,7 +14,7 @@ public class ExecCommandTests
     {
         using var install = new TestInstallation(PowercapTree.Standard(1));
         var output = new StringWriter();
-        int rc = ExecCommand.Run(install.ConfigPath, "5" + expected, null, null, noReport: false, ["sh", "-c", script], output);
+        int rc = ExecCommand.Run(install.ConfigPath, "5" + expected, null, null, noReport: false, ["sh", "-c", script], output, TestInstallation.Binary());
         Assert.Equal(expected, rc);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         var row = Assert.Single(db.GetJob("5" + expected));

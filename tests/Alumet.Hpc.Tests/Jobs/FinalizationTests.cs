@@ -74,7 +74,7 @@ public class FinalizationTests
         // The count: 216 jobs left 216 state dirs (44 MB). Each exec run here finalizes its own job.
         using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100");
         for (int i = 1; i <= 216; i++)
-            Assert.Equal(0, ExecCommand.Run(install.ConfigPath, i.ToString(), null, null, noReport: true, ["true"]));
+            Assert.Equal(0, ExecCommand.Run(install.ConfigPath, i.ToString(), null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
 
         string execState = Path.Combine(install.Config.Paths.StateDir, "exec");
         Assert.Empty(Directory.EnumerateDirectories(execState));
@@ -107,7 +107,7 @@ public class FinalizationTests
         Directory.SetLastWriteTimeUtc(newDir, twoDaysAgo); // the spool's own time counts, not the directory's
 
         // Any later job's finalization cleans up.
-        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "1", null, null, noReport: true, ["true"]));
+        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "1", null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
 
         Assert.False(Directory.Exists(oldDir));
         Assert.False(File.Exists(oldMarker));

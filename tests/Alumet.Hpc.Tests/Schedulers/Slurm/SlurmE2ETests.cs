@@ -199,6 +199,13 @@ public sealed class SlurmE2ETests
                    WHERE timestamp IN (SELECT timestamp FROM read_parquet('{nodeFile}') WHERE consumer IN ({string.Join(", ", all.Select(j => $"'job:{j}'"))}))
                    GROUP BY ALL) WHERE n <> parts
             """));
+        // The admin's tool on every job file and the whole node file of the day: exact on energy_raw wherever a file holds
+        // the split (the node file; a job alone for some periods), "unchecked" where it holds only its own share.
+        var check = Run(Bin, ["parquet", "check", nodeFile, .. all.Select(j => rows[j].ParquetPath)]);
+        Assert.True(check.Code == 0, $"alumet-hpc parquet check: exit {check.Code}: {check.Out}{check.Err}");
+        Assert.StartsWith($"ok: {nodeFile}: ", check.Out);
+        Assert.Contains("9 file(s): ", check.Out);
+        Assert.Contains(" 0 violate, ", check.Out);
         foreach (string j in all)
         {
             Assert.Equal(0L, Scalar($"""
@@ -216,6 +223,59 @@ public sealed class SlurmE2ETests
                 """), CultureInfo.InvariantCulture);
             Assert.True(first > 2, $"job {j}: {first:F3} J in its first second");
         }
+        Assert.Equal("idle", NodeState());
+    }
+
+    /// <summary>
+    /// <c>alumet-hpc exec</c> as root beside a busy Slurm job: one node sampler for both, the command in its own real
+    /// cgroup, the node split between them by CPU time and counted once (every interval of the node file conserves).
+    /// </summary>
+    [SkippableFact]
+    public void ExecBesideASlurmJobGoesThroughTheSameSamplerAndTheNodeIsCountedOnce()
+    {
+        RequireLab();
+        string slurm = Sbatch("timeout 9 bash -c 'while :; do :; done'; true");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && JobState(slurm) != "RUNNING") Thread.Sleep(100);
+        int sampler = WaitSamplerPid(slurm);
+        string exec = (DateTime.UtcNow.Ticks / 10_000 % 1_000_000_000).ToString(CultureInfo.InvariantCulture);
+        var run = Run(Bin, "exec", "--config", Config, "--job-id", exec, "--no-report", "--",
+            "bash", "-c", "end=$((SECONDS+4)); while [ $SECONDS -lt $end ]; do :; done; grep -c /alumet/exec_ /proc/self/cgroup");
+        Assert.True(run.Code == 0, run.Err);
+        Assert.Equal("1", run.Out.Trim()); // the command ran in its own cgroup (one hierarchy)
+        Assert.Equal([sampler], NodeSamplerPids()); // the Slurm job's sampler did both: exec started none
+        WaitJobDone(slurm);
+        AssertNoSampler(slurm);
+
+        using var con = new SqliteConnection($"Data Source={Database};Mode=ReadOnly");
+        con.Open();
+        using var cmd = con.CreateCommand();
+        cmd.CommandText = "SELECT status, reason, attribution_mode, node, total_energy_j, parquet_path FROM jobs WHERE scheduler = 'exec' AND job_id = $id";
+        cmd.Parameters.AddWithValue("$id", exec);
+        using var rd = cmd.ExecuteReader();
+        Assert.True(rd.Read(), $"no row for exec job {exec}");
+        Assert.Equal(("complete", "", "cgroup-cpu-time", NodeName()), (rd.GetString(0), rd.GetString(1), rd.GetString(2), rd.GetString(3)));
+        double execJ = rd.GetDouble(4);
+        string parquet = rd.GetString(5);
+        // Two busy processes on two cores: the exec's share of 4 s at 50 W is about half of the node (less on a machine
+        // loaded by other work, whose CPU time counts in the node's busy time), far from all of it.
+        Assert.InRange(execJ, 0.1 * FakePowerW * 4, 0.75 * FakePowerW * 4.5);
+        string nodeFile = NodeFile();
+        AssertOwnSeriesOrAlone(exec, parquet, nodeFile);
+        AssertOwnSeriesOrAlone(slurm, Row(slurm).ParquetPath, nodeFile);
+        Assert.Equal(0L, Scalar($"""
+            SELECT count(*) FROM (SELECT timestamp, resource_kind, resource_id,
+                     sum(CASE WHEN consumer = 'node' THEN energy_raw ELSE 0 END) AS n, sum(CASE WHEN consumer <> 'node' THEN energy_raw ELSE 0 END) AS parts
+                   FROM read_parquet('{nodeFile}')
+                   WHERE timestamp IN (SELECT timestamp FROM read_parquet('{nodeFile}') WHERE consumer IN ('job:{exec}', 'job:{slurm}'))
+                   GROUP BY ALL) WHERE n <> parts
+            """));
+        Assert.Equal(0L, Scalar($"""
+            SELECT count(*) FROM (SELECT * FROM read_parquet('{parquet}') WHERE consumer = 'job:{exec}') f
+            FULL JOIN (SELECT * FROM read_parquet('{nodeFile}') WHERE consumer = 'job:{exec}') n USING (timestamp, resource_kind, resource_id)
+            WHERE f.energy_raw IS DISTINCT FROM n.energy_raw
+            """));
+        Assert.False(Directory.Exists(Path.Combine(Alumet.Hpc.Attribution.ExecCgroup.Hierarchy("/sys/fs/cgroup")!.Value.Hierarchy, "alumet", "exec_" + exec)), "exec removed its cgroup");
         Assert.Equal("idle", NodeState());
     }
 

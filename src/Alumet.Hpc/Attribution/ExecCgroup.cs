@@ -1,0 +1,144 @@
+using System.Runtime.InteropServices;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Native;
+
+namespace Alumet.Hpc.Attribution;
+
+/// <summary>
+/// The cgroup of one <c>alumet-hpc exec</c> command, so that the node sampler splits the node between it and the
+/// node's other jobs by CPU time like a scheduler's job: <c>&lt;hierarchy&gt;/alumet/exec_&lt;job id&gt;</c>, where the
+/// hierarchy is the one that accounts CPU time under <c>[paths] cgroup_root</c> (the v2 tree when the root is one, else
+/// the first v1 <c>cpuacct</c> hierarchy, as <see cref="CgroupHierarchy"/> finds them for Slurm and OAR, else the
+/// hybrid <c>unified/</c> tree). Root creates it with mkdir(2), which refuses an existing path; the sampler accepts
+/// only that exact path for that job id (<see cref="IsPathOf"/>), owned by root: nothing a user could plant.
+/// </summary>
+public sealed record ExecCgroup(string Directory, CgroupVersion Version)
+{
+    public const string Parent = "alumet";
+    public static string Name(string jobId) => "exec_" + jobId;
+
+    private const int EEXIST = 17, EBUSY = 16;
+
+    /// <summary>Where the exec cgroups of this node go: the hierarchy and its version, or null when the host has none.</summary>
+    public static (string Hierarchy, CgroupVersion Version)? Hierarchy(string cgroupRoot)
+    {
+        if (File.Exists(Path.Combine(cgroupRoot, "cgroup.controllers"))) return (cgroupRoot, CgroupVersion.V2);
+        foreach (string h in CgroupHierarchy.V1CpuacctHierarchies(cgroupRoot)) return (h, CgroupVersion.V1);
+        foreach (string h in CgroupHierarchy.V2Roots(cgroupRoot)) return (h, CgroupVersion.V2);
+        return null;
+    }
+
+    /// <summary>Creates the job's cgroup (root only); null with <paramref name="problem"/> when it cannot.</summary>
+    public static ExecCgroup? Create(string cgroupRoot, string jobId, out string? problem)
+    {
+        problem = null;
+        if (Hierarchy(cgroupRoot) is not var (hierarchy, version))
+        {
+            problem = $"no cgroup hierarchy that accounts CPU time under {cgroupRoot} (neither cgroup v2 nor a v1 cpuacct mount)";
+            return null;
+        }
+        string parent = Path.Combine(hierarchy, Parent);
+        if (Libc.mkdir(parent, 0b111_101_101) != 0 && Marshal.GetLastPInvokeError() is int e && e != EEXIST)
+        {
+            problem = $"cannot create {parent}: {Marshal.GetPInvokeErrorMessage(e)}";
+            return null;
+        }
+        if (!RootOwnedDirectory(parent, out problem)) return null;
+        string dir = Path.Combine(parent, Name(jobId));
+        if (Libc.mkdir(dir, 0b111_101_101) != 0)
+        {
+            int err = Marshal.GetLastPInvokeError();
+            // A leftover of a killed exec with this id (an empty cgroup): remove it and start fresh; never reuse it.
+            if (err != EEXIST || Libc.rmdir(dir) != 0 || Libc.mkdir(dir, 0b111_101_101) != 0)
+            {
+                problem = $"cannot create {dir}: {Marshal.GetPInvokeErrorMessage(err == EEXIST ? Marshal.GetLastPInvokeError() : err)}";
+                return null;
+            }
+        }
+        return new ExecCgroup(dir, version);
+    }
+
+    /// <summary>
+    /// True when <paramref name="path"/> is exactly where <see cref="Create"/> puts <paramref name="jobId"/>'s cgroup under
+    /// <paramref name="cgroupRoot"/>, and it and its parent are root's directories (not links): what the node sampler
+    /// requires of an exec job's cgroup before it reads anything there.
+    /// </summary>
+    public static bool IsPathOf(string cgroupRoot, string jobId, string path, out CgroupVersion version, out string? problem)
+    {
+        problem = null;
+        version = CgroupVersion.V1;
+        if (Hierarchy(cgroupRoot) is not var (hierarchy, v) || path != Path.Combine(hierarchy, Parent, Name(jobId)))
+        {
+            problem = $"cgroup {Schedulers.SchedulerInput.Quote(path)} is not where exec puts job {jobId}'s cgroup under {cgroupRoot}";
+            return false;
+        }
+        version = v;
+        return RootOwnedDirectory(Path.Combine(hierarchy, Parent), out problem) && RootOwnedDirectory(path, out problem);
+    }
+
+    private static bool RootOwnedDirectory(string dir, out string? problem)
+    {
+        problem = null;
+        var info = new DirectoryInfo(dir);
+        if (!info.Exists || info.LinkTarget is not null || Libc.Owner(dir) is not (0, _)
+            || (info.UnixFileMode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+            problem = $"{dir} is not a directory of root's that only root can write: refused";
+        return problem is null;
+    }
+
+    /// <summary>
+    /// Moves this process into the cgroup; the caller starts the command then <see cref="Leave"/>s: the command is
+    /// born in the cgroup (a fork inherits it), so none of its CPU time, nor its children's, is ever outside it.
+    /// </summary>
+    public void Enter() => File.AppendAllText(Path.Combine(Directory, "cgroup.procs"), Environment.ProcessId.ToString());
+
+    /// <summary>Moves this process back to <paramref name="original"/> (its cgroup before <see cref="Enter"/>), or to the hierarchy's root.</summary>
+    public void Leave(string? original)
+    {
+        string hierarchy = Path.GetDirectoryName(Path.GetDirectoryName(Directory)!)!;
+        foreach (string? dir in new[] { original, hierarchy })
+        {
+            if (dir is null) continue;
+            try { File.AppendAllText(Path.Combine(dir, "cgroup.procs"), Environment.ProcessId.ToString()); return; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+    }
+
+    /// <summary>This process's cgroup directory in the exec cgroup's hierarchy (from /proc/self/cgroup), or null.</summary>
+    public string? Current(string selfCgroupFile = "/proc/self/cgroup")
+    {
+        string hierarchy = Path.GetDirectoryName(Path.GetDirectoryName(Directory)!)!;
+        string[] controllers = Version == CgroupVersion.V2 ? [] : Path.GetFileName(hierarchy).Split(',');
+        try
+        {
+            foreach (string line in File.ReadAllLines(selfCgroupFile))
+            {
+                var parts = line.Split(':', 3); // "id:controllers:path"; v2 is "0::path"
+                if (parts.Length != 3) continue;
+                bool match = Version == CgroupVersion.V2 ? parts[0] == "0" && parts[1].Length == 0
+                    : parts[1].Split(',').Order().SequenceEqual(controllers.Order());
+                if (match) return Path.Combine(hierarchy, parts[2].TrimStart('/'));
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        return null;
+    }
+
+    /// <summary>Removes the cgroup (rmdir); null when done or already gone, else why not (processes the command left running).</summary>
+    public static string? Remove(string directory)
+    {
+        if (Libc.rmdir(directory) == 0) return null;
+        int err = Marshal.GetLastPInvokeError();
+        return System.IO.Directory.Exists(directory)
+            ? $"cgroup {directory} not removed: {Marshal.GetPInvokeErrorMessage(err)}{(err == EBUSY ? " (processes the command left running are still in it)" : "")}"
+            : null;
+    }
+}
+
+/// <summary>An exec job's one cgroup, named in its registration and checked by <see cref="ExecCgroup.IsPathOf"/>.</summary>
+public sealed class ExecCgroupLocator(JobCgroup cgroup) : IJobCgroupLocator
+{
+    public JobCgroup? Find(JobIdentity job) => CgroupHierarchy.Is(cgroup.Directory, cgroup.Version) ? cgroup : null;
+
+    public IReadOnlyList<JobCgroup> EnumerateJobs() => Find(null!) is { } c ? [c] : [];
+}
