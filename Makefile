@@ -40,7 +40,7 @@ bench: publish
 
 # The same, shorter: 3 s windows, 4 OS-noise pairs, 100 000 jobs in the report database.
 bench-quick: publish
-	BENCH_SECONDS=3 BENCH_HELP_RUNS=5 BENCH_NOISE_PAIRS=4 BENCH_REPORT_ROWS=100000 BENCH_REPORT_RUNS=3 bash bench/run.sh $(CURDIR)/$(BIN)
+	BENCH_SECONDS=3 BENCH_HELP_RUNS=5 BENCH_NOISE_PAIRS=4 BENCH_PARQUET_RAW_S=60 BENCH_PARQUET_AGG_S=600 BENCH_REPORT_ROWS=100000 BENCH_REPORT_RUNS=3 bash bench/run.sh $(CURDIR)/$(BIN)
 
 clean:
 	rm -rf $(OUT)

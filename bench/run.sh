@@ -314,6 +314,9 @@ echo "bench: table written to out/bench/latest.txt" >&2
 bash "$ROOT/bench/rapl-interfaces.sh" "$BIN" | tee "$OUT/rapl-interfaces.txt" \
     || die "bench/rapl-interfaces.sh failed"
 
+# ---------------------------------------------------------------- spool -> Parquet: size per reading, conversion RSS (own script, issue 8)
+bash "$ROOT/bench/parquet.sh" "$BIN" | tee "$OUT/parquet.txt" || die "bench/parquet.sh failed"
+
 # ---------------------------------------------------------------- alumet-report on 1 M rows (own script, issue 9)
 bash "$ROOT/bench/report.sh" "$BIN" | tee "$OUT/report.txt" || die "bench/report.sh failed"
 

@@ -5,7 +5,8 @@ namespace Alumet.Hpc.Commands;
 
 /// <summary>
 /// <c>alumet-hpc parquet repair|check FILE|DIR...</c>: maintenance and verification of the Parquet files already written.
-/// Both run as root on directories users own: symbolic links are never followed.
+/// Both run as root on directories users own: symbolic links are never followed. <c>parquet export SPOOL FILE</c>
+/// converts a spool as a finalization does (an admin's re-export of a kept spool; bench/parquet.sh measures it).
 /// </summary>
 public static class ParquetCommand
 {
@@ -16,7 +17,39 @@ public static class ParquetCommand
         repair.SetAction(pr => Repair(pr.GetValue(paths) ?? [], Console.Out, Console.Error));
         var check = new Command("check", "Verify, for every domain and interval of every job or node file, node = jobs + unattributed exactly on the stored integers; exit 0 all conserve, 1 a violation or an unreadable file, 2 a bad path") { paths };
         check.SetAction(pr => Check(pr.GetValue(paths) ?? [], Console.Out, Console.Error));
-        return new Command("parquet", "Parquet file maintenance") { repair, check };
+        var spool = new Argument<string>("spool") { Description = "A job's state directory (meta.json + spool.bin), e.g. one kept after a failed finalization" };
+        var target = new Argument<string>("file") { Description = "The Parquet file to write (replaced atomically)" };
+        var values = new Option<string>("--values") { Description = "raw (energy_raw + joules_per_unit, the default) or joules (adds energy_j)", DefaultValueFactory = _ => "raw" };
+        var export = new Command("export", "Convert a spool to a Parquet file as the job's finalization does (row groups streamed: memory does not grow with the job); prints rows, row groups and bytes") { spool, target, values };
+        export.SetAction(pr => Export(pr.GetValue(spool)!, pr.GetValue(target)!, pr.GetValue(values) ?? "raw", Console.Out, Console.Error));
+        return new Command("parquet", "Parquet file maintenance") { repair, check, export };
+    }
+
+    /// <summary>Exit 0 written, 1 the spool could not be read or the file written (one sentence), 2 a bad argument.</summary>
+    public static int Export(string spoolDir, string file, string values, TextWriter output, TextWriter error)
+    {
+        if (values is not ("raw" or "joules"))
+        {
+            error.WriteLine($"alumet-hpc parquet export: --values must be raw or joules, not '{values}'");
+            return 2;
+        }
+        if (!File.Exists(Path.Combine(spoolDir, Spool.SpoolWriter.MetaFile)))
+        {
+            error.WriteLine($"alumet-hpc parquet export: {spoolDir}: no {Spool.SpoolWriter.MetaFile}: not a job's spool directory");
+            return 2;
+        }
+        try
+        {
+            var layout = values == "joules" ? ParquetValueLayout.Joules : ParquetValueLayout.RawCounts;
+            var r = ParquetExporter.ExportAsync(spoolDir, file, new ParquetExportOptions(Layout: layout)).GetAwaiter().GetResult();
+            output.WriteLine($"{r.Path}: {r.Rows} rows, {r.RowGroups} row groups, {r.Bytes} bytes ({r.BytesPerRow:F3} per row)");
+            return 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            error.WriteLine($"alumet-hpc parquet export: {spoolDir}: {e.Message.Split('\n')[0].Trim()}");
+            return 1;
+        }
     }
 
     /// <summary>One line per file; exit 0 when nothing failed, 1 when a file could not be repaired, 2 when a path does not exist.</summary>
