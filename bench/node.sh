@@ -18,7 +18,9 @@
 # Slurm's layout (system.slice/slurmstepd.scope/job_<id>/cpu.stat) for 16 busy jobs (bench/advance.c moves each job's
 # usage_usec by BENCH_JOB_CPUS, 0.1 CPU, at 100 Hz, like a running job's); /proc/stat is the machine's.
 # Called by bench/run.sh (`make bench`); alone: bash bench/node.sh [out/bin/alumet-hpc]. Needs root (the node sampler's
-# socket answers root only). Knobs: BENCH_SECONDS (10: CPU window), BENCH_WARMUP (1), BENCH_HZ (1000),
+# socket answers root only). Knobs: BENCH_SECONDS (10: CPU window), BENCH_WARMUP (1), BENCH_HZ (1000), BENCH_ROUNDS (1:
+# pairs of (ours, C) CPU windows per job count, medians), BENCH_CONCURRENT (0; 1: C in the same seconds as ours),
+# BENCH_JOB_CPUS (0.1: each job cgroup's CPU use),
 # BENCH_NOISE_SECONDS (1: one noise run), BENCH_NOISE_PAIRS (10), BENCH_TICK (fifo|normal), BENCH_KEEP=1.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
