@@ -97,7 +97,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     // ---------------------------------------------------------------- registry
 
     /// <summary>Registers a job (prolog, or recovery from its state directory after a restart). Idempotent.</summary>
-    public string Register(JobRegistration reg, bool recovered, long monotonicNs)
+    /// <param name="wallNs">The wall clock at <paramref name="monotonicNs"/> (0: now), for the period this closes at raw storage.</param>
+    public string Register(JobRegistration reg, bool recovered, long monotonicNs, long wallNs = 0)
     {
         lock (_gate)
         {
@@ -154,10 +155,18 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             var job = new NodeJob(reg, exclusive || locator is null, reg.ExclusiveWhenAlone && !exclusive && locator is not null, new JobCpu(reg.Job, locator, recovered),
                 new SeriesSpool(dir, meta, reopen: recovered), _sources.JobGpuChannels(reg.Gpus, reg.Job.JobId, Channels), monotonicNs, recovered);
             File.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
-            _jobs[reg.Key] = job;
-            if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
-            _namedByScheduler |= !execJob;
-            Rebuild();
+            // At raw storage the node series is one row per read, stored only while the sink is set, and a job alone gets
+            // them too: a job that switches raw storage on, or joins another, closes the period here, with the reads held
+            // off until the sink matches the new job set; every period's reads then sum to its split (parquet check).
+            bool boundary = (RawStorage || Raw(reg)) && monotonicNs > Buffer.LastSnapshotNs && !Paused;
+            using (boundary ? new SlotsHeld(Buffer.Slots) : default)
+            {
+                if (boundary) SnapshotLocked(monotonicNs, wallNs != 0 ? wallNs : Clock.WallNs());
+                _jobs[reg.Key] = job;
+                if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
+                _namedByScheduler |= !execJob;
+                Rebuild();
+            }
             _hadJob = true;
             return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")}{(reg.Raw ? ", raw storage" : "")}{rawNote})";
         }
@@ -180,9 +189,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         lock (_gate)
         {
             if (!_jobs.TryGetValue(key, out job)) return null;
-            if (!Paused) SnapshotLocked(monotonicNs, wallNs);
-            _jobs.Remove(key);
-            Rebuild();
+            // No read between the last period's snapshot and the new raw sink (it would be stored raw and counted again).
+            using (new SlotsHeld(Buffer.Slots))
+            {
+                if (!Paused) SnapshotLocked(monotonicNs, wallNs);
+                _jobs.Remove(key);
+                Rebuild();
+            }
             lock (_spoolGate) job.Spool.Dispose();
             job.Cpu.Dispose();
             if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
@@ -653,5 +666,23 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         /// <param name="channel">The channel's index in the node's measurement buffer.</param>
         public void Append(string consumer, int channel, EnergyChannel ch, long wall, long interval, ulong value, SpoolFlags flags) =>
             Spool.Append(Spool.Series(consumer, channel, ch), wall, interval, value, flags);
+    }
+
+    /// <summary>Every source's gate held (in slot order, as the readers take them): no read runs while the job set changes.</summary>
+    private readonly struct SlotsHeld : IDisposable
+    {
+        private readonly IReadOnlyList<SourceSlot>? _slots;
+
+        public SlotsHeld(IReadOnlyList<SourceSlot> slots)
+        {
+            _slots = slots;
+            foreach (var slot in slots) Monitor.Enter(slot.Gate);
+        }
+
+        public void Dispose()
+        {
+            if (_slots is null) return;
+            for (int i = _slots.Count - 1; i >= 0; i--) Monitor.Exit(_slots[i].Gate);
+        }
     }
 }
