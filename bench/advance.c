@@ -17,7 +17,12 @@
  * MSR mode, FILE@OFFSET:WATTS: the counter is the 32-bit RAPL register of a generated /dev/cpu/N/msr file, written
  * as 8 little-endian bytes at the register's offset in units of 2^-14 J, wrapping at 2^32 (bench/rapl-interfaces.sh).
  *
- * Usage: advance HZ MAX_RANGE_UJ FILE[@OFFSET]:WATTS...   runs until SIGTERM; prints its own CPU time to stderr.
+ * cgroup mode, cpustat:FILE:CPUS: a generated cgroup v2 cpu.stat of a busy job, whose usage_usec (and user_usec)
+ * grows by CPUS x dt (+-5 %), rewritten in place (fixed width) at HZ / 10: the node sampler reads it once per period,
+ * and a job's CPU time that moves is what makes the per-period split do real work (bench/node.sh).
+ *
+ * Usage: advance HZ MAX_RANGE_UJ {FILE[@OFFSET]:WATTS | cpustat:FILE:CPUS}...   runs until SIGTERM; prints its own
+ * CPU time to stderr.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,7 +55,7 @@ int main(int argc, char **argv)
     int n = argc - 3;
     if (hz <= 0 || n > 64 || max_range == 0) { fprintf(stderr, "advance: bad arguments\n"); return 2; }
     int fds[64];
-    long long msr_offset[64]; /* -1: powercap text */
+    long long msr_offset[64]; /* -1: powercap text, -2: cgroup cpu.stat */
     double watts[64];
     double units[64]; /* energy in 2^-14 J units, fractional part kept so the mean power is exact */
     const double UJ_PER_UNIT = 1e6 / 16384.0;
@@ -59,13 +64,19 @@ int main(int argc, char **argv)
         if (!colon) { fprintf(stderr, "advance: %s: expected FILE:WATTS\n", arg); return 2; }
         *colon = 0;
         watts[i] = atof(colon + 1);
-        char *at = strrchr(arg, '@');
         msr_offset[i] = -1;
-        if (at) { *at = 0; msr_offset[i] = strtoll(at + 1, NULL, 0); }
+        if (strncmp(arg, "cpustat:", 8) == 0) {
+            arg += 8;
+            msr_offset[i] = -2;
+        } else {
+            char *at = strrchr(arg, '@');
+            if (at) { *at = 0; msr_offset[i] = strtoll(at + 1, NULL, 0); }
+        }
         fds[i] = open(arg, O_WRONLY | O_CLOEXEC);
         if (fds[i] < 0) { fprintf(stderr, "advance: %s: %s\n", arg, strerror(errno)); return 1; }
         /* Start mid-range with distinct values, as a node that has been up for a while. */
         units[i] = (double)(((unsigned long long)(max_range * (0.3 + 0.1 * i))) % max_range) / UJ_PER_UNIT;
+        if (msr_offset[i] == -2) units[i] = 1e6 * (1 + i); /* µs of CPU already used */
     }
 
     struct sigaction sa;
@@ -80,10 +91,18 @@ int main(int argc, char **argv)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t next = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-    char buf[32];
+    char buf[128];
     long long updates = 0;
     while (!stop) {
         for (int i = 0; i < n; i++) {
+            if (msr_offset[i] == -2) {
+                if (updates % 10) continue;
+                units[i] += watts[i] * 10 * dt * (0.95 + 0.10 * uniform()) * 1e6;
+                unsigned long long us = (unsigned long long)units[i];
+                int len = snprintf(buf, sizeof buf, "usage_usec %020llu\nuser_usec %020llu\nsystem_usec %020llu\n", us, us, 0ULL);
+                if (pwrite(fds[i], buf, (size_t)len, 0) != len) { fprintf(stderr, "advance: write: %s\n", strerror(errno)); return 1; }
+                continue;
+            }
             units[i] += watts[i] * dt * (0.95 + 0.10 * uniform()) * 16384.0;
             if (msr_offset[i] >= 0) {
                 unsigned long long reg = (unsigned long long)units[i] & 0xFFFFFFFFULL; /* little-endian host: the MSR's byte order */

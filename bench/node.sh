@@ -12,8 +12,11 @@
 #                     the sampler (stopped by SIGSTOP: same process, same registered jobs, no wake-up), alternated,
 #                     median over BENCH_NOISE_PAIRS pairs of the slowdown 1 - units(with) / units(without); 1 and 8 jobs,
 #                     defaults and 1 kHz, the C reader at 1 kHz beside
+#   first sample      prolog spawn (of the prolog that starts the node sampler) to its first stored sample (`ctl status`
+#                     first_sample_ms): the first snapshot at the defaults, the first tick at 1 kHz
 # Generated inputs: the powercap tree of lib.sh (2 packages x 3 domains, advanced at 1 kHz) and a cgroup v2 tree with
-# Slurm's layout (system.slice/slurmstepd.scope/job_<id>/cpu.stat) for 16 jobs; /proc/stat is the machine's.
+# Slurm's layout (system.slice/slurmstepd.scope/job_<id>/cpu.stat) for 16 busy jobs (bench/advance.c moves each job's
+# usage_usec by BENCH_JOB_CPUS, 0.1 CPU, at 100 Hz, like a running job's); /proc/stat is the machine's.
 # Called by bench/run.sh (`make bench`); alone: bash bench/node.sh [out/bin/alumet-hpc]. Needs root (the node sampler's
 # socket answers root only). Knobs: BENCH_SECONDS (10: CPU window), BENCH_WARMUP (1), BENCH_HZ (1000),
 # BENCH_NOISE_SECONDS (1: one noise run), BENCH_NOISE_PAIRS (10), BENCH_TICK (fifo|normal), BENCH_KEEP=1.
@@ -28,16 +31,17 @@ bench_build c_reader advance probe noise
 
 TREE=$WORK/powercap
 powercap_tree "$TREE"
-start_advancer 1000 "${PC_ADVANCE[@]}"
 CG=$WORK/cgroup
 mkdir -p "$CG/system.slice/slurmstepd.scope"
 echo "cpuset cpu io memory pids" > "$CG/cgroup.controllers"
-JOBS=()
+JOBS=() CG_ADVANCE=()
 for ((j = 1; j <= 16; j++)); do
     id=$((5000 + j)); JOBS+=("$id")
     mkdir -p "$CG/system.slice/slurmstepd.scope/job_$id"
     printf 'usage_usec %020d\nuser_usec %020d\nsystem_usec %020d\n' $((j * 1000)) $((j * 1000)) 0 > "$CG/system.slice/slurmstepd.scope/job_$id/cpu.stat"
+    CG_ADVANCE+=("cpustat:$CG/system.slice/slurmstepd.scope/job_$id/cpu.stat:${BENCH_JOB_CPUS:-0.1}")
 done
+start_advancer 1000 "${PC_ADVANCE[@]}" "${CG_ADVANCE[@]}"
 cgroup_items() { local j; for ((j = 0; j < $1; j++)); do printf 'cgroup:%s\n' "$CG/system.slice/slurmstepd.scope/job_${JOBS[j]}/cpu.stat"; done; }
 
 # hook CONTEXT JOB DIR: the bare binary as slurmd runs a Prolog/Epilog (no argv, only the job's environment), under the
@@ -105,6 +109,7 @@ cpu_window() {
     fi
     W_PCT=$(calc "sprintf(\"%.3f\", 100 * $cpu / $win)")
     W_HWM_MB=$(calc "sprintf(\"%.2f\", $(kv "$D_DIR/probe.txt" hwm_window_kb) / 1024)")
+    W_FIRST=$(status_value "$D_DIR/status.after" first_sample_ms); W_FIRST=${W_FIRST:--}
 }
 
 # c_window NAME HZ PERIOD_TICKS NJOBS: the C reader under the probe, same reads; sets the same W_* figures.
@@ -140,7 +145,7 @@ noise_pairs() {
 
 UPTIME_BEFORE=$(uptime)
 say "$(nproc) CPUs; CPU windows of $SECS s after $WARMUP s; noise: $PAIRS pairs of $NOISE_S s per row"
-declare -A CPU PCT HWM HWM_END SLOW DET ALL
+declare -A CPU PCT HWM HWM_END SLOW DET ALL FIRST
 for mode in def 1k; do
     storage=$([[ $mode == def ]] && echo 1000 || echo 0)
     for n in 1 4 8 16; do
@@ -148,7 +153,7 @@ for mode in def 1k; do
         daemon_up "ours-$mode-$n" "$storage" "$n"
         if [[ $n != 8 ]]; then
             cpu_window "ours-$mode-$n"
-            CPU[ours-$mode-$n]=$W_CPU_TICK PCT[ours-$mode-$n]=$W_PCT HWM[ours-$mode-$n]=$W_HWM_MB
+            CPU[ours-$mode-$n]=$W_CPU_TICK PCT[ours-$mode-$n]=$W_PCT HWM[ours-$mode-$n]=$W_HWM_MB FIRST[ours-$mode-$n]=$W_FIRST
         fi
         if [[ $n == 1 || $n == 8 ]]; then
             noise_pairs "ours-$mode-$n" "$D_PID"
@@ -216,6 +221,7 @@ for n in 1 8; do
     # A ratio of slowdowns means something only when both are positive.
     row "OS noise at $HZ Hz, $n job(s) (slowdown %)" "$o" "$c" "$(awk -v o="$o" -v c="$c" 'BEGIN { if (o + 0 > 0 && c + 0 > 0) printf "%.2f", o / c; else print "-" }')" "<= C" "$(awk -v o="$o" -v c="$c" 'BEGIN { if (o == "-" || c == "-") print "n/a"; else print (o + 0 <= c + 0) ? "PASS" : "MISS" }')"
 done
+row "first sample after the starting prolog's spawn, 1 job: defaults / 1 kHz (ms)" "${FIRST[ours-def-1]}/${FIRST[ours-1k-1]}" "" "" "" ""
 row "prolog that starts the node sampler (ms, median)" "$(median "${PROLOG_FIRST[@]}")" "" "" "" ""
 row "prolog, node sampler running (ms, median)" "$(median "${PROLOG_NEXT[@]}")" "" "" "" ""
 row "epilog: the job's Parquet + row (ms, median)" "$(median "${EPILOG[@]}")" "" "" "" ""

@@ -77,11 +77,12 @@ public sealed class JobCpu : IDisposable
                 _steps[step.Directory] = (entry.Reader, sns);
                 steps.Add((step.Step, sd));
             }
-            foreach (var gone in _steps.Keys.Where(k => !_stepsSeen.Contains(k)).ToList())
-            {
-                _steps[gone].Reader.Dispose();
-                _steps.Remove(gone);
-            }
+            if (_steps.Count > _stepsSeen.Count) // a step ended: no list is built per period otherwise
+                foreach (var gone in _steps.Keys.Where(k => !_stepsSeen.Contains(k)).ToList())
+                {
+                    _steps[gone].Reader.Dispose();
+                    _steps.Remove(gone);
+                }
         }
         return delta;
     }

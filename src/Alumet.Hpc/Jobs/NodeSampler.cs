@@ -37,6 +37,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private readonly Dictionary<string, NodeJob> _jobs = new(StringComparer.Ordinal);
     private NodeJob[] _jobArray = [];
     private volatile NodeJob[] _rawTargets = [];
+    private volatile bool _rawStorage;
     private bool[][] _gpuOwns = [];             // per job: which channels are its GPUs  // jobs that get the node's raw reads (alone or exclusive)
     private readonly NodeSpool _node;
     // Per-period scratch, sized once (channels) or grown with the job count: no allocation per period otherwise.
@@ -51,6 +52,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private int _finalizing; // ends still writing their Parquet + row: the sampler does not exit under them
     private int _retrying;   // one outbox retry thread at a time
     private Thread? _retry;
+    private readonly FinalizedElsewhere _finalizedElsewhere;
+    private long _markerReads;
 
     public MeasurementBuffer Buffer { get; }
     public string StateRoot => _cfg.Paths.StateDir;
@@ -64,6 +67,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public Func<JobRegistration, AlumetConfig, IJobCgroupLocator?> Locators { get; init; } =
         (reg, cfg) => SchedulerNames.Locator(cfg, reg.Job, reg.Sluid);
     public int JobCount { get { lock (_gate) return _jobs.Count; } }
+    /// <summary>Jobs' finalized markers read by the housekeeping (only after another process signalled a finalization).</summary>
+    public long MarkerReads => Interlocked.Read(ref _markerReads);
+    /// <summary>Monotonic ns that status's first_sample_ms counts from (the daemon's start).</summary>
+    public long OriginNs { get; init; }
+    /// <summary>Told when the tick rate may have changed (a job registered, ended or dropped; a setting changed).</summary>
+    public Action? RateChanged { get; set; }
 
     public NodeSampler(AlumetConfig cfg, SourceSet sources, long startMonotonicNs)
     {
@@ -80,6 +89,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         long wall = Clock.WallNs();
         foreach (var slot in sources.Slots) Buffer.Read(slot, startMonotonicNs, wall);
         _node = new NodeSpool(cfg, sources);
+        _finalizedElsewhere = new FinalizedElsewhere(NodeSpool.Root(cfg));
         _emptySinceNs = startMonotonicNs;
         UpdateRawSink();
     }
@@ -87,7 +97,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     // ---------------------------------------------------------------- registry
 
     /// <summary>Registers a job (prolog, or recovery from its state directory after a restart). Idempotent.</summary>
-    public string Register(JobRegistration reg, bool recovered, long monotonicNs)
+    /// <param name="wallNs">The wall clock at <paramref name="monotonicNs"/> (0: now), for the period this closes at raw storage.</param>
+    public string Register(JobRegistration reg, bool recovered, long monotonicNs, long wallNs = 0)
     {
         lock (_gate)
         {
@@ -147,10 +158,18 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 new SeriesSpool(dir, meta, reopen: recovered), _sources.JobGpuChannels(reg.Gpus, reg.Job.JobId, Channels), monotonicNs, recovered);
             job.Shared = shared;
             File.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
-            _jobs[reg.Key] = job;
-            if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
-            _namedByScheduler |= !execJob;
-            Rebuild();
+            // At raw storage the node series is one row per read, stored only while the sink is set, and a job alone gets
+            // them too: a job that switches raw storage on, or joins another, closes the period here, with the reads held
+            // off until the sink matches the new job set; every period's reads then sum to its split (parquet check).
+            bool boundary = (RawStorage || Raw(reg)) && monotonicNs > Buffer.LastSnapshotNs && !Paused;
+            using (boundary ? new SlotsHeld(Buffer.Slots) : default)
+            {
+                if (boundary) SnapshotLocked(monotonicNs, wallNs != 0 ? wallNs : Clock.WallNs());
+                _jobs[reg.Key] = job;
+                if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
+                _namedByScheduler |= !execJob;
+                Rebuild();
+            }
             _hadJob = true;
             return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")}{(reg.Raw ? ", raw storage" : "")}{rawNote})";
         }
@@ -173,9 +192,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         lock (_gate)
         {
             if (!_jobs.TryGetValue(key, out job)) return null;
-            if (!Paused) SnapshotLocked(monotonicNs, wallNs);
-            _jobs.Remove(key);
-            Rebuild();
+            // No read between the last period's snapshot and the new raw sink (it would be stored raw and counted again).
+            using (new SlotsHeld(Buffer.Slots))
+            {
+                if (!Paused) SnapshotLocked(monotonicNs, wallNs);
+                _jobs.Remove(key);
+                Rebuild();
+            }
             lock (_spoolGate) job.Spool.Dispose();
             job.Cpu.Dispose();
             if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
@@ -277,9 +300,14 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         _rawTargets = _jobArray.Where(j => j.Exclusive || _jobArray.Length == 1).ToArray();
         _gpuOwns = _jobArray.Select(j => j.GpuChannels).ToArray();
         UpdateRawSink();
+        RateChanged?.Invoke();
     }
 
-    private void UpdateRawSink() => Buffer.RawSink = RawStorage ? this : null;
+    private void UpdateRawSink()
+    {
+        _rawStorage = _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
+        Buffer.RawSink = _rawStorage ? this : null;
+    }
 
     private bool Raw(JobRegistration reg) => reg.Raw || _cfg.Sampler.StoragePeriodMs == 0;
 
@@ -338,24 +366,24 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                     unattributed = NodeSplit.ByCpuTime(e, cpu, busyNs, shares);
                 }
 
-                if (!raw) _node.Append(NodeConsumer, ch, wall, interval, e, f);
-                for (int j = 0; j < nj; j++) _node.Append(jobs[j].Consumer, ch, wall, interval, shares[j], f);
-                _node.Append(UnattributedConsumer, ch, wall, interval, unattributed, f);
+                if (!raw) _node.Append(NodeConsumer, c, ch, wall, interval, e, f);
+                for (int j = 0; j < nj; j++) _node.Append(jobs[j].Consumer, c, ch, wall, interval, shares[j], f);
+                _node.Append(UnattributedConsumer, c, ch, wall, interval, unattributed, f);
 
                 for (int j = 0; j < nj; j++)
                 {
                     var job = jobs[j];
-                    job.Append(job.Consumer, ch, wall, interval, shares[j], f);
+                    job.Append(job.Consumer, c, ch, wall, interval, shares[j], f);
                     // Node-level series reach the user's file only when no one else shares the node (CVE-2020-8694).
                     if (job.Exclusive || nj == 1)
                     {
-                        if (!raw) job.Append(NodeConsumer, ch, wall, interval, e, f);
-                        job.Append(UnattributedConsumer, ch, wall, interval, unattributed, f);
+                        if (!raw) job.Append(NodeConsumer, c, ch, wall, interval, e, f);
+                        job.Append(UnattributedConsumer, c, ch, wall, interval, unattributed, f);
                     }
                     // Steps: parts of the job's share by their own CPU time, same denominator (never added to the job).
                     if (ch.Resource.Kind == ResourceKind.Gpu || job.Exclusive) continue;
                     foreach (var (step, stepNs) in job.Steps)
-                        job.Append($"step:{job.Registration.Job.JobId}.{step}", ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), f);
+                        job.Append(job.StepConsumer(step), c, ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), f);
                 }
             }
         }
@@ -367,8 +395,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         var ch = Buffer.Channels[channel];
         lock (_spoolGate)
         {
-            _node.Append(NodeConsumer, ch, wallNs, intervalNs, delta, flags);
-            foreach (var job in _rawTargets) job.Append(NodeConsumer, ch, wallNs, intervalNs, delta, flags);
+            _node.Append(NodeConsumer, channel, ch, wallNs, intervalNs, delta, flags);
+            foreach (var job in _rawTargets) job.Append(NodeConsumer, channel, ch, wallNs, intervalNs, delta, flags);
         }
     }
 
@@ -384,7 +412,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     // ---------------------------------------------------------------- rate and scheduling (ISamplingPlan)
 
     /// <summary>Raw storage while the admin ([sampler] storage_period_ms = 0) or any registered job asked for it.</summary>
-    public bool RawStorage => _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
+    public bool RawStorage => _rawStorage;
 
     /// <summary>The snapshot period: storage_period_ms in aggregated storage (each stored row is split), else attribution_period_ms.</summary>
     public int PeriodMs => _cfg.Sampler.StoragePeriodMs > 0 ? _cfg.Sampler.StoragePeriodMs : _cfg.Sampler.AttributionPeriodMs;
@@ -412,15 +440,19 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     public bool FifoTick => RawStorage && _cfg.Sampler.TickScheduling == "fifo";
 
-    /// <summary>Job liveness (no epilog came) and the linger; false = stop the sampler.</summary>
+    /// <summary>
+    /// Job liveness (no epilog came) and the linger; false = stop the sampler. Nothing here reads a file per job: a job's
+    /// finalized marker is read only after another process signalled a finalization (<see cref="FinalizedElsewhere"/>).
+    /// </summary>
     public bool Housekeep(long now)
     {
         NodeJob[] jobs;
         lock (_gate) jobs = _jobArray;
+        bool finalizedElsewhere = _finalizedElsewhere.Changed();
         foreach (var job in jobs)
         {
             if (job.Ending) continue;
-            if (JobFinalizer.FinalizedLine(job.Directory) is not null)
+            if (finalizedElsewhere && ReadMarker(job.Directory) is not null)
             {
                 // Its epilog gave up waiting (hung sampler) and finalized it from the spool: drop it, do not finalize twice.
                 job.Ending = true;
@@ -447,6 +479,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             if (!go) _stopped = true; // decided under the registry lock: a registration is either in, or refused and retried
             return go;
         }
+    }
+
+    private string? ReadMarker(string dir)
+    {
+        Interlocked.Increment(ref _markerReads);
+        return JobFinalizer.FinalizedLine(dir);
     }
 
     /// <summary>linger_s after a job; a fresh sampler waits at least 10 s for the job whose prolog started it.</summary>
@@ -524,6 +562,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
               .Append(" p99 ").Append(sampler.Lateness.PercentileUs(99).ToString(inv))
               .Append(" max ").Append((sampler.Lateness.MaxNs / 1000).ToString(inv)).Append('\n');
             sb.Append("missed_ticks: ").Append(sampler.MissedTicks.ToString(inv)).Append('\n');
+            if (sampler.FirstSampleNs > 0 && OriginNs > 0)
+                sb.Append("first_sample_ms: ").Append(((sampler.FirstSampleNs - OriginNs) / 1e6).ToString("0.0", inv)).Append('\n');
         }
         sb.Append("snapshots: ").Append(Snapshots.ToString(inv)).Append('\n');
         sb.Append("sources: ").Append(string.Join(", ", _sources.Slots.Select(s => $"{s.Source.Name} ({s.Source.Channels.Count} channels{(s.OwnThread ? $", own thread at {s.Hz:0.##} Hz" : "")})"))).Append('\n');
@@ -590,6 +630,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 return e.Message;
             }
             UpdateRawSink();
+            RateChanged?.Invoke();
             return null;
         }
     }
@@ -599,6 +640,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public void Dispose()
     {
         _procStat?.Dispose();
+        _finalizedElsewhere.Dispose();
     }
 
     /// <summary>A registered job: its CPU tracker, its spool, which GPU channels it holds.</summary>
@@ -620,8 +662,36 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         public string Directory => Spool.Directory;
         public List<(string Step, ulong Ns)> Steps { get; } = new();
         public volatile bool Ending;
+        private readonly Dictionary<string, string> _stepConsumers = new(StringComparer.Ordinal);
 
-        public void Append(string consumer, EnergyChannel ch, long wall, long interval, ulong value, SpoolFlags flags) =>
-            Spool.Append(Spool.Series(consumer, ch), wall, interval, value, flags);
+        /// <summary>The consumer name of one of the job's steps, made once per step (not per period and channel).</summary>
+        public string StepConsumer(string step)
+        {
+            if (!_stepConsumers.TryGetValue(step, out string? name))
+                _stepConsumers[step] = name = $"step:{Registration.Job.JobId}.{step}";
+            return name;
+        }
+
+        /// <param name="channel">The channel's index in the node's measurement buffer.</param>
+        public void Append(string consumer, int channel, EnergyChannel ch, long wall, long interval, ulong value, SpoolFlags flags) =>
+            Spool.Append(Spool.Series(consumer, channel, ch), wall, interval, value, flags);
+    }
+
+    /// <summary>Every source's gate held (in slot order, as the readers take them): no read runs while the job set changes.</summary>
+    private readonly struct SlotsHeld : IDisposable
+    {
+        private readonly IReadOnlyList<SourceSlot>? _slots;
+
+        public SlotsHeld(IReadOnlyList<SourceSlot> slots)
+        {
+            _slots = slots;
+            foreach (var slot in slots) Monitor.Enter(slot.Gate);
+        }
+
+        public void Dispose()
+        {
+            if (_slots is null) return;
+            for (int i = _slots.Count - 1; i >= 0; i--) Monitor.Exit(_slots[i].Gate);
+        }
     }
 }

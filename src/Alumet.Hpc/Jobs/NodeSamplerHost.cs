@@ -24,6 +24,8 @@ public static class NodeSamplerHost
     /// <summary>The daemon. Returns when the linger is over or on SIGTERM (jobs then stay registered for the next sampler).</summary>
     public static int RunDaemon(AlumetConfig cfg, bool detach)
     {
+        // Origin of status's first_sample_ms: the bench's spawn of the prolog that started us, else our start.
+        long origin = Commands.SampleCommand.BenchSpawnNs() ?? Clock.MonotonicNs();
         if (detach) SamplerProcessSetup.Detach(cfg.Paths.CgroupRoot);
         string root = NodeSpool.Root(cfg);
         Directory.CreateDirectory(cfg.Paths.StateDir);
@@ -44,7 +46,8 @@ public static class NodeSamplerHost
             Log.Error($"node sampler: no energy source on this node ({string.Join("; ", sources.Problems)}); jobs are not measured");
             return 1;
         }
-        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs());
+        FinalizedElsewhere.Reset(root); // under the node lock, before the recovery reads the markers
+        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs()) { OriginNs = origin };
         var sampler = new Sampler(node.Buffer, node);
         foreach (var reg in NodeSampler.Unfinished(cfg.Paths.StateDir))
         {

@@ -162,6 +162,8 @@ public static class SamplerLauncher
                     : $"the node sampler did not finalize the job within {config.Sampler.StopTimeoutS} s ({error}); finalized from its spool";
             Log.Warn($"job {job.JobId}: {why}");
             var o = JobFinalizer.Finalize(dir, config, complete: false, why);
+            // A node sampler that is hung, not gone, drops the job when it wakes: told once, not found by polling markers.
+            if (o.Status != JobFinalizer.AlreadyStatus) FinalizedElsewhere.Raise(Spool.NodeSpool.Root(config), JobRegistration.KeyOf(job.Scheduler, job.JobId));
             return o.Status == JobFinalizer.AlreadyStatus
                 ? new StopResult(o.Status, $"job {job.JobId}: already finalized by another process ({o.Reason})")
                 : new StopResult(o.Status, $"job {job.JobId}: sampler was not running; finalized {o.Status} from its spool ({why})");

@@ -19,15 +19,21 @@ public interface ISamplingPlan
     void Flush();
     /// <summary>Liveness and linger rules; false = stop.</summary>
     bool Housekeep(long monotonicNs);
+    /// <summary>Set by the loop: the plan calls it when <see cref="TickHz"/> may have changed, so a tick thread with nothing to read sleeps until then.</summary>
+    Action? RateChanged { get; set; }
 }
 
 /// <summary>
 /// The scheduling loop, nothing else: the tick thread reads the fast sources (RAPL) on absolute deadlines at the
 /// rate the plan asks now; sources marked <see cref="SourceSlot.OwnThread"/> (NVML) poll on their own thread; the
 /// housekeeping thread calls the plan's snapshot every period, its flush every flush interval, and its liveness rules.
+/// A thread with nothing due sleeps: no wake-up between snapshots, flushes and rate changes (the cost of an idle node
+/// sampler is its snapshots, bench/README.md).
 /// </summary>
-public sealed class Sampler(MeasurementBuffer buffer, ISamplingPlan plan)
+public sealed class Sampler
 {
+    private readonly MeasurementBuffer buffer;
+    private readonly ISamplingPlan plan;
     private readonly AutoResetEvent _wake = new(false);
     private volatile bool _rateChanged;
     private long _startNs;
@@ -35,8 +41,17 @@ public sealed class Sampler(MeasurementBuffer buffer, ISamplingPlan plan)
     public LatencyHistogram Lateness { get; } = new();
     public long Ticks { get; private set; }
     public long MissedTicks { get; private set; }
-    /// <summary>Monotonic ns of the first tick-thread read (startup latency), 0 before.</summary>
+    /// <summary>Monotonic ns of the first sample: the first tick-thread read or the first snapshot, whichever came first (startup latency), 0 before.</summary>
     public long FirstSampleNs { get; private set; }
+    /// <summary>Wake-ups of the housekeeping thread (at most one per snapshot, flush or liveness check that is due).</summary>
+    public long HousekeepingWakes { get; private set; }
+
+    public Sampler(MeasurementBuffer buffer, ISamplingPlan plan)
+    {
+        this.buffer = buffer;
+        this.plan = plan;
+        plan.RateChanged = RateChanged;
+    }
     public double AchievedHz => Ticks == 0 ? 0 : Ticks / ((Clock.MonotonicNs() - _startNs) / 1e9);
 
     /// <summary>The rate may have changed (a job registered or ended, ctl set): the tick thread re-reads it at once.</summary>
@@ -70,7 +85,7 @@ public sealed class Sampler(MeasurementBuffer buffer, ISamplingPlan plan)
             if (hz <= 0)
             {
                 if (fifo) { Native.Libc.sched_setscheduler(0, Native.Libc.SCHED_OTHER, 0); fifo = false; }
-                _wake.WaitOne(1000);
+                _wake.WaitOne(); // until the rate changes or the loop stops (both set _wake)
                 continue;
             }
             if (plan.FifoTick != fifo) fifo = SetFifo(plan.FifoTick);
@@ -124,29 +139,44 @@ public sealed class Sampler(MeasurementBuffer buffer, ISamplingPlan plan)
         }
     }
 
+    /// <summary>Longest sleep of the housekeeping thread: the liveness and linger rules are checked at least this often.</summary>
+    private const long MaxHousekeepingSleepNs = 1_000_000_000;
+
     private void Housekeeping(CancellationTokenSource stop)
     {
         long Ms(int ms) => ms * 1_000_000L;
-        var ticker = new Ticker(1000.0 / Math.Min(100, Math.Min(plan.PeriodMs, plan.FlushIntervalMs)));
         long now0 = Clock.MonotonicNs();
+        // Flushes on the snapshots' schedule (same origin): with equal periods (the defaults) one wake does both.
         long nextSnapshot = now0 + Ms(plan.PeriodMs);
         long nextFlush = now0 + Ms(plan.FlushIntervalMs);
+        long nextCheck = now0 + MaxHousekeepingSleepNs;
         bool failing = false;
-        while (ticker.WaitNext(stop.Token, out _))
+        var cancelled = stop.Token.WaitHandle;
+        while (!stop.IsCancellationRequested)
         {
+            long due = Math.Min(nextCheck, Math.Min(nextSnapshot, nextFlush));
+            long sleepNs = due - Clock.MonotonicNs();
+            // Whole ms, rounded up: the wait's own granularity; cancellation wakes it at once.
+            if (sleepNs > 0 && cancelled.WaitOne((int)((sleepNs + 999_999) / 1_000_000))) break;
+            HousekeepingWakes++;
             long now = Clock.MonotonicNs();
             try
             {
                 if (now >= nextSnapshot)
                 {
-                    if (!plan.Paused) plan.Snapshot(now, Clock.WallNs());
+                    if (!plan.Paused)
+                    {
+                        plan.Snapshot(now, Clock.WallNs());
+                        if (FirstSampleNs == 0) FirstSampleNs = Clock.MonotonicNs();
+                    }
                     nextSnapshot += Ms(plan.PeriodMs);
                     if (nextSnapshot <= now) nextSnapshot = now + Ms(plan.PeriodMs);
                 }
                 if (now >= nextFlush)
                 {
                     plan.Flush();
-                    nextFlush = now + Ms(plan.FlushIntervalMs);
+                    nextFlush += Ms(plan.FlushIntervalMs);
+                    if (nextFlush <= now) nextFlush = now + Ms(plan.FlushIntervalMs);
                 }
                 if (failing) Log.Info("spool writes work again");
                 failing = false;
@@ -157,6 +187,7 @@ public sealed class Sampler(MeasurementBuffer buffer, ISamplingPlan plan)
                 if (!failing) Log.Error($"spool write failed: {e.Message}; sampling goes on, totals kept in the counters");
                 failing = true;
             }
+            nextCheck = now + MaxHousekeepingSleepNs;
             if (!plan.Housekeep(now)) stop.Cancel();
         }
     }

@@ -21,6 +21,7 @@ public sealed class NodeSpool
     private string _cluster;
     private SeriesSpool? _spool;
     private string _day = "";
+    private long _dayNumber = -1; // days since the epoch of _day: the per-period check formats no string
 
     public NodeSpool(AlumetConfig cfg, SourceSet sources)
     {
@@ -47,8 +48,10 @@ public sealed class NodeSpool
     /// <summary>Opens the spool of the day of <paramref name="wallNs"/> (exporting the previous day's).</summary>
     public void Roll(long wallNs)
     {
+        long dayNumber = Math.DivRem(wallNs, 86_400_000_000_000L, out long rem) - (rem < 0 ? 1 : 0);
+        if (dayNumber == _dayNumber && _spool is not null) return;
         string day = Clock.FromWallNs(wallNs).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
-        if (day == _day && _spool is not null) return;
+        if (day == _day && _spool is not null) { _dayNumber = dayNumber; return; }
         Close();
         string root = Root(_cfg);
         RootOnlyDirectory(root);
@@ -63,12 +66,14 @@ public sealed class NodeSpool
         foreach (var slot in _sources.Slots) meta.SourceHz[slot.Source.Name] = slot.Hz;
         _spool = new SeriesSpool(dir, meta, reopen: true);
         _day = day;
+        _dayNumber = dayNumber;
     }
 
-    public void Append(string consumer, EnergyChannel ch, long wallNs, long intervalNs, ulong value, Spool.SpoolFlags flags)
+    /// <param name="channel">The channel's index in the node's measurement buffer.</param>
+    public void Append(string consumer, int channel, EnergyChannel ch, long wallNs, long intervalNs, ulong value, Spool.SpoolFlags flags)
     {
         if (_spool is null) Roll(wallNs);
-        _spool!.Append(_spool.Series(consumer, ch), wallNs, intervalNs, value, flags);
+        _spool!.Append(_spool.Series(consumer, channel, ch), wallNs, intervalNs, value, flags);
     }
 
     public void Flush() => _spool?.Flush();
@@ -99,7 +104,8 @@ public sealed class NodeSpool
     public static string ParquetPath(AlumetConfig cfg, string cluster, string node, string day) =>
         Path.Combine(cfg.Paths.DataDir, cluster, Directory, node, $"{node}.{day}.parquet");
 
-    private static void RootOnlyDirectory(string dir)
+    /// <summary>Creates <paramref name="dir"/> if needed and makes it root-only (0700).</summary>
+    internal static void RootOnlyDirectory(string dir)
     {
         System.IO.Directory.CreateDirectory(dir);
         File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);

@@ -10,6 +10,7 @@ public sealed class SeriesSpool : IDisposable
 {
     private readonly SpoolWriter _writer;
     private readonly Dictionary<(string Consumer, string Kind, string Id, string Interface), int> _ids = new();
+    private readonly Dictionary<string, int[]> _byChannel = new(StringComparer.Ordinal); // consumer → series id per channel index, -1 unknown
 
     public string Directory { get; }
     public SpoolMeta Meta { get; }
@@ -53,6 +54,24 @@ public sealed class SeriesSpool : IDisposable
         });
         _ids[key] = id;
         SpoolWriter.WriteMeta(Directory, Meta);
+        return id;
+    }
+
+    /// <summary>
+    /// <see cref="Series(string, EnergyChannel)"/> for the channel at <paramref name="channel"/> in the node's measurement
+    /// buffer, remembered per consumer and channel: the tick and snapshot paths look up one short string, not four.
+    /// </summary>
+    public int Series(string consumer, int channel, EnergyChannel ch)
+    {
+        if (!_byChannel.TryGetValue(consumer, out var ids) || ids.Length <= channel)
+        {
+            var grown = new int[Math.Max(channel + 1, ids?.Length ?? 0)];
+            grown.AsSpan().Fill(-1);
+            ids?.CopyTo(grown, 0);
+            _byChannel[consumer] = ids = grown;
+        }
+        int id = ids[channel];
+        if (id < 0) ids[channel] = id = Series(consumer, ch);
         return id;
     }
 

@@ -111,4 +111,71 @@ public class NodeSamplerLivenessTests : IDisposable
         var took = Run(cfg, stopWhenEmpty: false);
         Assert.InRange(took.TotalSeconds, 1.2, 5);
     }
+
+    /// <summary>
+    /// Issue 8 (cost at the defaults): the housekeeping of 16 jobs reads no job's finalized marker while no other process
+    /// finalized one, and wakes once per period (snapshot and flush together), not 10 times. An epilog that gave up on the
+    /// sampler and finalized a job from its spool (the real fallback path, no socket here) still makes the running
+    /// sampler drop that job: one read of each job's marker, then none again. On 722bf85 every wake (10 per second)
+    /// read two markers per job: 16 jobs × 2 × ~10 per period.
+    /// </summary>
+    [Fact]
+    public void HousekeepingReadsNoMarkerPerJobAndWakesOncePerPeriodUntilAnEpilogFinalizesElsewhere()
+    {
+        var cfg = Config();
+        cfg.Sampler.StoragePeriodMs = 1000; // the defaults
+        cfg.Sampler.FlushIntervalMs = 1000;
+        cfg.Sampler.LingerS = 60;
+        using var sources = SourceFactory.Create(cfg, null);
+        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs())
+        {
+            Locators = (_, _) => new DirectoryJobLocator(_cgroups.PathOf("cpuacct", "slurm", "uid_1000"), CgroupVersion.V1),
+        };
+        var jobs = Enumerable.Range(1, 16).Select(i => new JobRegistration(new JobIdentity("slurm", "c", $"{100 + i}", "alice", 1000, "n1"), null, null, false, false, 1)).ToList();
+        foreach (var j in jobs)
+        {
+            _cgroups.SetV1Usage($"cpuacct/slurm/uid_1000/job_{j.Job.JobId}", 1_000_000);
+            node.Register(j, false, Clock.MonotonicNs());
+        }
+        var sampler = new Sampler(node.Buffer, node);
+        using var stop = new CancellationTokenSource();
+        var t = new Thread(() => sampler.Run(stop.Token));
+        t.Start();
+        try
+        {
+            Wait(() => node.Snapshots >= 3, "three snapshots");
+            long wakes = sampler.HousekeepingWakes, snapshots = node.Snapshots;
+            Assert.Equal(0, node.MarkerReads);
+            Assert.InRange(wakes, snapshots - 1, snapshots + 1); // one wake per period, not ten
+
+            var victim = jobs[5].Job;
+            var result = SamplerLauncher.StopAndFinalize(victim, cfg); // nothing answers: finalized from the spool
+            Assert.Equal(JobStatus.Partial, result.Status);
+            Wait(() => node.JobCount == 15, "the sampler dropping the job its epilog finalized");
+            Assert.Equal(16, node.MarkerReads); // each job's marker once, after the signal
+            long after = node.Snapshots;
+            Wait(() => node.Snapshots >= after + 2, "two more snapshots");
+            Assert.Equal(16, node.MarkerReads);
+            Assert.True(t.IsAlive, "the sampler goes on for the other 15 jobs");
+        }
+        finally
+        {
+            stop.Cancel();
+            t.Join();
+            node.Close(Clock.MonotonicNs(), Clock.WallNs());
+        }
+        using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
+        Assert.Equal(JobStatus.Partial, Assert.Single(db.GetJob(jobs[5].Job.JobId)).Status);
+    }
+
+    /// <summary>Polls <paramref name="done"/> (bounded: the test fails rather than hangs); no timing is asserted.</summary>
+    private static void Wait(Func<bool> done, string what)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (!done())
+        {
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(30), $"waited 30 s for {what}");
+            Thread.Sleep(20);
+        }
+    }
 }

@@ -15,51 +15,23 @@ namespace Alumet.Hpc.Tests.Sampling;
 public class NodeSamplerTests : IDisposable
 {
     private const long Ms = 1_000_000;
-    private readonly PowercapTree _powercap = PowercapTree.Standard(1, maxRange: 999_999); // wraps at 1 J
-    private readonly ProcTree _proc = new();
-    private readonly CgroupTree _cgroups = new();
-    private readonly TempTree _install = new("install");
-    private SourceSlot? _slot;
+    private readonly NodeRig _rig = new(maxRange: 999_999); // wraps at 1 J
+    private PowercapTree _powercap => _rig.Powercap;
+    private ProcTree _proc => _rig.Proc;
+    private CgroupTree _cgroups => _rig.Cgroups;
+    private SourceSlot? _slot => _rig.Slot;
 
-    public void Dispose()
-    {
-        _powercap.Dispose(); _proc.Dispose(); _cgroups.Dispose(); _install.Dispose();
-    }
+    public void Dispose() => _rig.Dispose();
 
-    private AlumetConfig Config(int storageMs = 1000, double maxPowerW = 1000)
-    {
-        var c = new AlumetConfig();
-        c.Paths.StateDir = _install.PathOf("state");
-        c.Paths.DataDir = _install.PathOf("data");
-        c.Paths.Database = _install.PathOf("accounting.db");
-        c.Paths.LogFile = _install.PathOf("log");
-        c.Paths.ProcfsRoot = _proc.Root;
-        c.Paths.CgroupRoot = _cgroups.Root;
-        c.Sampler.StoragePeriodMs = storageMs;
-        c.Sampler.MaxPowerW = maxPowerW;
-        return c;
-    }
+    private AlumetConfig Config(int storageMs = 1000, double maxPowerW = 1000) => _rig.Config(storageMs, maxPowerW);
 
-    private NodeSampler NewNode(AlumetConfig cfg)
-    {
-        var rapl = new RaplSource(PowercapDiscovery.Discover(_powercap.Root).Zones);
-        _slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
-        var sources = new SourceSet([_slot], "test perimeter", "", []);
-        string parent = _cgroups.PathOf("cpuacct", "slurm", "uid_1000");
-        return new NodeSampler(cfg, sources, 0) { Locators = (_, _) => new DirectoryJobLocator(parent, CgroupVersion.V1) };
-    }
+    private NodeSampler NewNode(AlumetConfig cfg) => _rig.NewNode(cfg);
 
-    private static JobRegistration Job(string id, bool exclusive = false, bool raw = false) =>
-        new(new JobIdentity("slurm", "test", id, "alice", 1000, "node1"), null, null, exclusive, raw, 1);
+    private static JobRegistration Job(string id, bool exclusive = false, bool raw = false) => NodeRig.Job(id, exclusive, raw);
 
-    private void SetCounters(ulong package, ulong core, ulong dram)
-    {
-        _powercap.SetEnergy("intel-rapl:0", package);
-        _powercap.SetEnergy("intel-rapl:0:0", core);
-        _powercap.SetEnergy("intel-rapl:0:1", dram);
-    }
+    private void SetCounters(ulong package, ulong core, ulong dram) => _rig.SetCounters(package, core, dram);
 
-    private void SetJobCpu(string id, ulong ns) => _cgroups.SetV1Usage($"cpuacct/slurm/uid_1000/job_{id}", ns);
+    private void SetJobCpu(string id, ulong ns) => _rig.SetJobCpu(id, ns);
 
     private static List<(string Consumer, string Resource, SpoolRecord R)> Rows(string dir)
     {

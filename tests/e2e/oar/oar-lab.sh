@@ -12,7 +12,8 @@
 #                       installed too (they must then do nothing); prologue: stock resource manager,
 #                       samplers started/stopped by the prologue/epilogue only
 #   ALUMET_OAR_USER     unprivileged job user (default alumetoar; OAR refuses jobs from root and oar)
-#   ALUMET_OAR_CORES    core resources on localhost (default 2)
+#   ALUMET_OAR_CORES    core resources on localhost (default 8, spread over the machine's CPUs: cpuset = core mod nproc,
+#                       so that 8 jobs run at once on one node sampler as on a real node)
 #   ALUMET_OAR_POWER_W  power of the generated RAPL package-0 zone, advanced by powercap-ticker.sh (default 40)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +22,7 @@ LAB=${ALUMET_OAR_LAB:-/var/lib/alumet-oar-lab}
 BIN=${ALUMET_HPC_BIN:-$REPO/out/bin/alumet-hpc}
 MODE=${ALUMET_OAR_MODE:-rm}
 JOBUSER=${ALUMET_OAR_USER:-alumetoar}
-CORES=${ALUMET_OAR_CORES:-2}
+CORES=${ALUMET_OAR_CORES:-8}
 POWER_W=${ALUMET_OAR_POWER_W:-40}
 CONF=/etc/oar/oar.conf
 STOCK_RM=/etc/oar/job_resource_manager_cgroups.pl
@@ -135,6 +136,15 @@ TOML
     log "oar database created"
   fi
 
+  # 5b. the job type alumet=raw (oarsub -t alumet=raw asks for raw storage): OAR's default admission rule "Check if job
+  #     types are valid" refuses every type it does not list, so the site adds this one to its list (oar/README.md).
+  su postgres -c "psql -qAt -d oar" >/dev/null <<'SQL'
+UPDATE admission_rules SET rule = replace(rule, 'qr/^state=permissive$/,', 'qr/^state=permissive$/, qr/^alumet=raw$/,')
+ WHERE rule LIKE '%unknown job type%' AND rule NOT LIKE '%alumet=raw%';
+SQL
+  [ "$(su postgres -c "psql -qAt -d oar -c \"select count(*) from admission_rules where rule like '%unknown job type%' and rule like '%alumet=raw%'\"")" = 1 ] \
+    || { log "cannot add the job type alumet=raw to the admission rule that checks job types"; exit 1; }
+
   # 6. resources (one core resource per core, a gpudevice property as GPU sites have it)
   local props have; props=$(oarproperty -l)
   grep -qx host <<<"$props" || oarproperty -c -a host >/dev/null
@@ -142,8 +152,9 @@ TOML
   grep -qx core <<<"$props" || oarproperty -a core >/dev/null
   grep -qx gpudevice <<<"$props" || oarproperty -c -a gpudevice >/dev/null
   have=$(oarnodes -J 2>/dev/null | grep -c '"resource_id"' || true)
+  local ncpu; ncpu=$(nproc)
   for c in $(seq "$have" $((CORES-1))); do
-    oarnodesetting -a -h localhost -p host=localhost -p cpu=0 -p core=$c -p cpuset=$c -p gpudevice=$c >/dev/null
+    oarnodesetting -a -h localhost -p host=localhost -p cpu=0 -p core=$c -p cpuset=$((c % ncpu)) -p gpudevice=$c >/dev/null
   done
   id "$JOBUSER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$JOBUSER"
 

@@ -1,7 +1,9 @@
 #!/bin/bash
 # run-e2e.sh -- end-to-end checks of alumet-hpc on a REAL OAR 2.5 (the lab of oar-lab.sh, already started).
-# Scenarios, jobs submitted as the lab's ordinary user: a single job, two concurrent jobs, a job deleted
-# with oardel while running, a job killed at its walltime. For each job and node:
+# Scenarios, jobs submitted as the lab's ordinary user: a single job, a job asking for raw storage with the type
+# alumet=raw (then the same under [sampler] job_raw = "deny"), two concurrent jobs, eight concurrent jobs on one
+# node-sampler process, a job deleted with oardel while running, a job killed at its walltime. At the end,
+# alumet-hpc parquet check on every job file and the node file: per-interval conservation. For each job and node:
 #   - a DB row (scheduler 'oar', status 'complete'), its Parquet file (PAR1 magic), alumet-report --job N
 #     naming the job; alone on the node: node energy = lab power x elapsed (generated RAPL tree,
 #     powercap-ticker.sh) and job + other_jobs + unattributed = node; sharing it: the job's own share only;
@@ -125,6 +127,46 @@ s=$(wait_state "$J1" 60 "Terminated|Error"); [ "$s" = Terminated ] && ok "job $J
 check_job "$J1" "single job"
 n=$(sql "select job_name from jobs where scheduler='oar' and job_id='$J1'")
 [ "$n" = alumet_e2e_name ] && ok "job $J1: job name recorded" || fail "job $J1: job_name '$n', expected alumet_e2e_name"
+p=$(sql "select storage_period_ms from jobs where scheduler='oar' and job_id='$J1'")
+[ "$p" = 1000 ] && ok "job $J1: storage_period_ms 1000 (no raw request)" || fail "job $J1: storage_period_ms '$p', expected the lab's 1000"
+node_alive
+
+# 1b. raw storage on request: the job type alumet=raw (the lab adds it to OAR's admission rule for job types) reaches
+#     the resource manager in bipbip's job hash; the row says storage_period_ms 0 and the job's file holds every read
+#     (RAPL at the lab's rapl_hz = 100 over 500 ms periods: ~50 node rows per period). Then [sampler] job_raw = "deny"
+#     (read by the next sampler: the lab's linger_s = 1) ignores the same request, and the log says why.
+no_sampler() { for _ in $(seq 1 30); do [ -z "$(pgrep -f "alumet-hpc node-sampler .*$LAB/alumet.toml")" ] && return 0; sleep 0.5; done; return 1; }
+raw_job() {  # raw_job LABEL -> sets RJ
+  RJ=$(submit "-t alumet=raw -l core=1,walltime=0:05:00 'sleep 4'")
+  [ -n "$RJ" ] || { fail "$1: oarsub -t alumet=raw refused (admission rule?)"; return 1; }
+  s=$(wait_state "$RJ" 60 "Terminated|Error"); [ "$s" = Terminated ] && ok "$1 job $RJ Terminated" || fail "$1 job $RJ ended '$s'"
+  check_job "$RJ" "$1 job"
+}
+no_sampler || fail "a node sampler still runs before the raw job"
+if raw_job "raw-request"; then
+  JRAW=$RJ
+  p=$(sql "select storage_period_ms from jobs where scheduler='oar' and job_id='$JRAW'")
+  [ "$p" = 0 ] && ok "job $JRAW: storage_period_ms 0 (every read stored)" || fail "job $JRAW: storage_period_ms '$p', expected 0"
+  grep -qE "oar resource-manager init job $JRAW: node [^:]+: job $JRAW registered \(1 job\(s\) on the node, raw storage\)" "$LAB/alumet-hpc.log" \
+    && ok "job $JRAW: registered with raw storage" || fail "job $JRAW: no 'raw storage' registration line"
+  out=$("$LAB/alumet-hpc" parquet check "$(sql "select parquet_path from jobs where scheduler='oar' and job_id='$JRAW'")" 2>&1)
+  if [[ $(head -1 <<<"$out") =~ ^ok:\ .*:\ ([0-9]+)\ interval\(s\)\ over\ 1\ domain\(s\)\ conserve,\ ([0-9]+)\ node\ row\(s\) ]] && [ "${BASH_REMATCH[2]}" -ge $(( 20 * BASH_REMATCH[1] )) ]; then
+    ok "job $JRAW: raw file: ${BASH_REMATCH[2]} node reads over ${BASH_REMATCH[1]} periods, every period conserves"
+  else fail "job $JRAW: raw file check: $out"; fi
+fi
+TOML_ORIG=$(cat "$LAB/alumet.toml")
+trap 'printf "%s\n" "$TOML_ORIG" > "$LAB/alumet.toml"' EXIT
+sed -i 's/^\[sampler\]$/[sampler]\njob_raw = "deny"/' "$LAB/alumet.toml"
+no_sampler || fail "a node sampler still runs before the denied raw job"
+if raw_job "raw-denied"; then
+  JDENY=$RJ
+  p=$(sql "select storage_period_ms from jobs where scheduler='oar' and job_id='$JDENY'")
+  [ "$p" = 1000 ] && ok "job $JDENY: job_raw = deny: storage_period_ms 1000" || fail "job $JDENY: storage_period_ms '$p' under job_raw = deny, expected 1000"
+  grep -qF "job $JDENY registered (1 job(s) on the node, its raw-storage request ignored ([sampler] job_raw = \"deny\"))" "$LAB/alumet-hpc.log" \
+    && ok "job $JDENY: the log says the request was ignored" || fail "job $JDENY: no 'raw-storage request ignored' line"
+fi
+printf '%s\n' "$TOML_ORIG" > "$LAB/alumet.toml"
+no_sampler || fail "a node sampler still runs after the denied raw job"
 node_alive
 
 # 2. two concurrent jobs, one core each, ONE node sampler for both. Each burns CPU in the middle of its run.
@@ -138,6 +180,24 @@ n=$(pgrep -fc "alumet-hpc node-sampler .*$LAB/alumet.toml" || true)
 [ "$n" = 1 ] && ok "one node-sampler process while both run" || fail "$n node-sampler processes while both run"
 for j in $J2 $J3; do s=$(wait_state "$j" 60 "Terminated|Error"); [ "$s" = Terminated ] || fail "job $j ended '$s'"; done
 check_job "$J2" "concurrent job A" shared; check_job "$J3" "concurrent job B" shared
+node_alive
+
+# 2b. eight concurrent jobs (4 busy, 4 idle; the lab declares 8 core resources on the machine's CPUs) on ONE node
+#     sampler process; the busy jobs' shares dwarf the idle ones'; every interval conserves (parquet check at the end).
+BUSY8="'timeout 5 sh -c \"while :; do :; done\"; sleep 2'"
+J8=(); for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 $BUSY8")"); done
+for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 'sleep 7'")"); done
+running=0; for j in "${J8[@]}"; do [ -n "$j" ] && wait_state "$j" 30 Running >/dev/null && running=$((running + 1)); done
+[ "$running" = 8 ] && ok "8 jobs (${J8[*]}) run concurrently" || fail "only $running of 8 jobs (${J8[*]}) ran at once"
+pids=""; for _ in $(seq 1 10); do pids="$pids $(pgrep -f "alumet-hpc node-sampler .*$LAB/alumet.toml" | tr '\n' ' ')"; sleep 0.3; done
+pids=$(tr ' ' '\n' <<<"$pids" | sed '/^$/d' | sort -u | tr '\n' ' ')
+[ "$(wc -w <<<"$pids")" = 1 ] && ok "8 concurrent jobs: one node-sampler process ($pids)" || fail "8 concurrent jobs: node-sampler processes '$pids'"
+for j in "${J8[@]}"; do s=$(wait_state "$j" 60 "Terminated|Error"); [ "$s" = Terminated ] || fail "job $j ended '$s'"; done
+for j in "${J8[@]}"; do check_job "$j" "one of 8 jobs" shared; done
+busy_min=$(for j in "${J8[@]:0:4}"; do sql "select energy_package_j from jobs where scheduler='oar' and job_id='$j'"; done | sort -g | head -1)
+idle_max=$(for j in "${J8[@]:4:4}"; do sql "select energy_package_j from jobs where scheduler='oar' and job_id='$j'"; done | sort -g | tail -1)
+awk -v b="$busy_min" -v i="$idle_max" 'BEGIN { exit !(b > 3 * i && b > 0) }' \
+  && ok "8 jobs: busy shares (min ${busy_min} J) > 3 x idle ones (max ${idle_max} J)" || fail "8 jobs: busy min ${busy_min} J vs idle max ${idle_max} J"
 node_alive
 
 # 3. oardel while running
@@ -159,7 +219,7 @@ node_alive
 #    with TERM blocked: the sampler must unblock it) inside the job cpuset, stopped by the epilogue
 CONF=/etc/oar/oar.conf
 RM_LINE=$(grep '^JOB_RESOURCE_MANAGER_FILE=' "$CONF")
-trap 'sed -i "s|^JOB_RESOURCE_MANAGER_FILE=.*|$RM_LINE|" "$CONF"' EXIT
+trap 'sed -i "s|^JOB_RESOURCE_MANAGER_FILE=.*|$RM_LINE|" "$CONF"; printf "%s\n" "$TOML_ORIG" > "$LAB/alumet.toml"' EXIT
 sed -i 's|^JOB_RESOURCE_MANAGER_FILE=.*|JOB_RESOURCE_MANAGER_FILE="/etc/oar/job_resource_manager_cgroups.pl"|' "$CONF"   # bipbip reads it per job
 J6=$(submit "-l core=1,walltime=0:05:00 'sleep 6'")
 wait_state "$J6" 30 Running >/dev/null || fail "job $J6 did not start"
@@ -185,8 +245,21 @@ ours() {
 for _ in $(seq 1 20); do left=$(ours | tr '\n' ' '); [ -z "${left// }" ] && break; sleep 0.5; done
 if [ -z "${left// }" ]; then ok "no alumet-hpc process of the lab left"
 else fail "alumet-hpc processes left: $(for p in $left; do echo "$p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"; done | tr '\n' ';')"; fi
+# Per-interval conservation (alumet-hpc parquet check, exact on the stored integers): every job file of this run
+# (a job alone has the node's split in its file; a shared one its own share only: "unchecked") and the node's
+# root-only file of the day, which holds the split of every period between all the node's jobs.
+ALLJ="$J1 ${JRAW:-} ${JDENY:-} $J2 $J3 ${J8[*]} $J4 $J5 $J6"
+files=(); for j in $ALLJ; do f=$(sql "select parquet_path from jobs where scheduler='oar' and job_id='$j'"); [ -n "$f" ] && files+=("$f"); done
+nodefile=$(ls -t "$LAB"/data/*/node/*/*."$(date -u +%F)".parquet 2>/dev/null | head -1)
+[ -n "$nodefile" ] || fail "no node file of today under $LAB/data/*/node/"
+out=$("$LAB/alumet-hpc" parquet check "${files[@]}" ${nodefile:+"$nodefile"} 2>&1); rc=$?
+nok=$(grep -c '^ok: ' <<<"$out"); nun=$(grep -c '^unchecked: ' <<<"$out")
+if [ $rc = 0 ] && [ $(( nok + nun )) = $(( ${#files[@]} + 1 )) ] && grep -q "^ok: $nodefile: " <<<"$out" && grep -q "^ok: $(sql "select parquet_path from jobs where scheduler='oar' and job_id='$J1'"): " <<<"$out"; then
+  ok "parquet check: ${#files[@]} job files and the node file: every interval conserves ($nok checked, $nun share-only): $(grep "^ok: $nodefile" <<<"$out")"
+else fail "parquet check rc=$rc: $(tr '\n' ' ' <<<"$out")"; fi
+
 # one sampler per job and node: never a second start
-for j in $J1 $J2 $J3 $J4 $J5 $J6; do
+for j in $ALLJ; do
   n=$(grep -cE "oar (prologue|resource-manager init) job $j: node" "$LAB/alumet-hpc.log")
   [ "$n" = 1 ] && ok "job $j: started once" || fail "job $j: $n sampler starts logged"
 done

@@ -103,7 +103,7 @@ public static class ParquetRepair
             using var rg = reader.OpenRowGroupReader(g);
             int n = checked((int)rg.RowCount);
             long min = long.MaxValue, max = long.MinValue;
-            var asLong = PowerTimeline.TimestampAsInt64(field);
+            var asLong = ParquetRows.TimestampAsInt64(field);
             if (field.IsNullable)
             {
                 var values = new long?[n];

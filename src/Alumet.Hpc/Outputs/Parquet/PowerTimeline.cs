@@ -1,6 +1,3 @@
-using Parquet;
-using Parquet.Schema;
-
 namespace Alumet.Hpc.Outputs.Parquet;
 
 /// <summary>Energy of one (domain, consumer) series per period: power = <see cref="EnergyJ"/> / <see cref="Seconds"/>.</summary>
@@ -49,13 +46,14 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         // Per series, how many rows have each interval (ms): its median is the series' resolution.
         var intervals = new Dictionary<(string, string), Dictionary<long, long>>();
         foreach (var f in files)
-            await foreach (var rows in ReadRowsAsync(f, ct).ConfigureAwait(false))
+            await foreach (var rows in Read(f, ct).ConfigureAwait(false))
                 for (int i = 0; i < rows.Count; i++)
                 {
-                    var start = rows.End[i].AddTicks(-rows.IntervalUs[i] * 10);
+                    var end = End(rows, i);
+                    var start = end.AddTicks(-rows.IntervalUs[i] * 10);
                     if (start < lo) lo = start;
-                    if (rows.End[i] > hi) hi = rows.End[i];
-                    var key = (rows.Domain[i], rows.Consumer[i]);
+                    if (end > hi) hi = end;
+                    var key = (rows.Domain(i), rows.Consumer[i]);
                     if (!intervals.TryGetValue(key, out var h)) intervals[key] = h = [];
                     long ms = (rows.IntervalUs[i] + 500) / 1000;
                     h[ms] = h.GetValueOrDefault(ms) + 1;
@@ -71,15 +69,15 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         foreach (var f in files)
         {
             string? node = Prefix(f);
-            await foreach (var rows in ReadRowsAsync(f, ct).ConfigureAwait(false))
+            await foreach (var rows in Read(f, ct).ConfigureAwait(false))
                 for (int i = 0; i < rows.Count; i++)
                 {
-                    string domain = node is null ? rows.Domain[i] : $"{rows.Node[i]}/{rows.Domain[i]}";
+                    string domain = node is null ? rows.Domain(i) : $"{rows.Node[i]}/{rows.Domain(i)}";
                     // The row belongs to the period holding its middle (an interval (start, end] ending on a boundary is the earlier period's).
-                    var middle = rows.End[i].AddTicks(-rows.IntervalUs[i] * 5);
+                    var middle = End(rows, i).AddTicks(-rows.IntervalUs[i] * 5);
                     int b = Math.Clamp((int)((middle - lo) / p), 0, n - 1);
                     double seconds = rows.IntervalUs[i] / 1e6;
-                    Add(series, (domain, rows.Consumer[i]), rows.Counts[i], n, b, rows.Joules[i], seconds);
+                    Add(series, (domain, rows.Consumer[i]), Counted(rows.ResourceKind[i]), n, b, rows.Joules[i], seconds);
                 }
         }
         // The counted total per consumer: Σ energy of counted domains; its time is one domain's (they share the clock).
@@ -122,90 +120,13 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         _ => 4,
     };
 
-    /// <summary>One row group's rows, the columns the timeline needs, whatever the schema version.</summary>
-    private sealed record Rows(int Count, DateTime[] End, long[] IntervalUs, string[] Domain, string[] Consumer, bool[] Counts, double[] Joules, string[] Node);
+    private static IAsyncEnumerable<ParquetRowGroup> Read(string path, CancellationToken ct) => ParquetRows.ReadAsync(path, ct);
 
-    private static async IAsyncEnumerable<Rows> ReadRowsAsync(string path, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
-    {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        await using var reader = await ParquetReader.CreateAsync(fs, cancellationToken: ct).ConfigureAwait(false);
-        var fields = reader.Schema.DataFields.ToDictionary(f => f.Name);
-        DataField F(string name) => fields.TryGetValue(name, out var f) ? f : throw new InvalidDataException($"{path}: no column '{name}': not an alumet-hpc file");
-        for (int g = 0; g < reader.RowGroupCount; g++)
-        {
-            using var rg = reader.OpenRowGroupReader(g);
-            int n = checked((int)rg.RowCount);
-            var end = await ReadTimestamps(rg, F("timestamp"), n, ct).ConfigureAwait(false);
-            var interval = await Read<long>(rg, F("interval_us"), n, ct).ConfigureAwait(false);
-            var consumer = await ReadStrings(rg, F("consumer"), n, ct).ConfigureAwait(false);
-            var kind = await ReadStrings(rg, F("resource_kind"), n, ct).ConfigureAwait(false);
-            var rid = await ReadStrings(rg, F("resource_id"), n, ct).ConfigureAwait(false);
-            var node = await ReadStrings(rg, F("node"), n, ct).ConfigureAwait(false);
-            var domain = new string[n];
-            var counts = new bool[n];
-            var joules = new double[n];
-            for (int i = 0; i < n; i++)
-            {
-                domain[i] = $"{kind[i]}:{rid[i]}";
-                counts[i] = Counted(kind[i]);
-            }
-            if (fields.ContainsKey("energy_raw") || fields.ContainsKey("value_raw"))
-            {
-                var raw = await Read<long>(rg, F(fields.ContainsKey("energy_raw") ? "energy_raw" : "value_raw"), n, ct).ConfigureAwait(false);
-                var jpu = await Read<double>(rg, F("joules_per_unit"), n, ct).ConfigureAwait(false);
-                for (int i = 0; i < n; i++) joules[i] = raw[i] * jpu[i];
-            }
-            else
-            {
-                joules = await Read<double>(rg, F("value"), n, ct).ConfigureAwait(false); // schema 1, joules layout
-            }
-            yield return new Rows(n, end, interval, domain, consumer, counts, joules, node);
-        }
-    }
+    private static DateTime End(ParquetRowGroup rows, int i) => DateTime.UnixEpoch.AddTicks(rows.EndUs[i] * 10);
 
     private static bool Counted(string kind)
     {
         try { return Core.ResourceKinds.CountsInTotal(Core.ResourceKinds.Parse(kind)); }
         catch (FormatException) { return false; }
-    }
-
-    private static async Task<T[]> Read<T>(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct) where T : struct
-    {
-        if (!f.IsNullable)
-        {
-            var a = new T[n];
-            await rg.ReadAsync<T>(f, a.AsMemory(), null, ct).ConfigureAwait(false);
-            return a;
-        }
-        var b = new T?[n];
-        await rg.ReadAsync<T>(f, b.AsMemory(), null, ct).ConfigureAwait(false);
-        return b.Select(v => v ?? default).ToArray();
-    }
-
-    /// <summary>
-    /// The timestamp as its physical INT64 µs (schema 2 delta-encodes it, which Parquet.Net's DateTime reader does not
-    /// decode; schema 1 stored the same µs PLAIN).
-    /// </summary>
-    private static async Task<DateTime[]> ReadTimestamps(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct)
-    {
-        var us = await Read<long>(rg, TimestampAsInt64(f), n, ct).ConfigureAwait(false);
-        var d = new DateTime[n];
-        for (int i = 0; i < n; i++) d[i] = DateTime.UnixEpoch.AddTicks(us[i] * 10);
-        return d;
-    }
-
-    /// <summary>The same column read as INT64 (µs since the epoch for TIMESTAMP(MICROS)).</summary>
-    internal static DataField<long> TimestampAsInt64(DataField f)
-    {
-        var asLong = new DataField<long>(f.Name, f.IsNullable);
-        _ = new ParquetSchema(asLong); // the reader finds a column by the field's schema path
-        return asLong;
-    }
-
-    private static async Task<string[]> ReadStrings(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct)
-    {
-        var s = new string?[n];
-        await rg.ReadAsync(f, s.AsMemory(), null, ct).ConfigureAwait(false);
-        return s.Select(x => x ?? "").ToArray();
     }
 }

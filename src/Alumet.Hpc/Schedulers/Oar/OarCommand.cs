@@ -24,13 +24,14 @@ public static class OarCommand
         var config = new Option<string?>("--config", "-c") { Description = "TOML config file (default: $ALUMET_HPC_CONFIG, then /etc/alumet-hpc/alumet.toml)" };
         var args = new Argument<string[]>("args") { Arity = ArgumentArity.ZeroOrMore, Description = "as OAR passes them" };
         var jobName = new Option<string?>("--job-name") { Description = "the job's name (oarsub -n), from the resource manager's job hash" };
-        var cmd = new Command(kind, description) { config, args, jobName };
-        cmd.SetAction(r => Invoke(kind, r.GetValue(args) ?? Array.Empty<string>(), r.GetValue(config), r.GetValue(jobName)));
+        var jobType = new Option<string[]>("--job-type") { Description = "one of the job's types (oarsub -t), from the resource manager's job hash; alumet=raw asks for raw storage" };
+        var cmd = new Command(kind, description) { config, args, jobName, jobType };
+        cmd.SetAction(r => Invoke(kind, r.GetValue(args) ?? Array.Empty<string>(), r.GetValue(config), r.GetValue(jobName), r.GetValue(jobType)));
         return cmd;
     }
 
     /// <summary>Loads the config (a broken config is logged, never an error exit) and runs the hook. Always 0.</summary>
-    public static int Invoke(string kind, IReadOnlyList<string> argv, string? configPath, string? jobName = null) =>
+    public static int Invoke(string kind, IReadOnlyList<string> argv, string? configPath, string? jobName = null, IReadOnlyList<string>? jobTypes = null) =>
         HookHost.Run($"oar {kind}", configPath, (env, loaded) =>
-            OarHook.Run(kind, argv, env, loaded.Config, loaded.Source == ConfigLoader.DefaultsSource ? null : loaded.Source, jobName));
+            OarHook.Run(kind, argv, env, loaded.Config, loaded.Source == ConfigLoader.DefaultsSource ? null : loaded.Source, jobName, jobTypes));
 }

@@ -18,11 +18,11 @@ public static partial class OarHook
     /// <param name="argv">The arguments after the kind (see <see cref="ParseRequest"/>).</param>
     /// <param name="configPath">The config file in use, handed to the sampler.</param>
     public static int Run(string kind, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, AlumetConfig config, string? configPath,
-        string? jobName = null)
+        string? jobName = null, IReadOnlyList<string>? jobTypes = null)
     {
         try
         {
-            OarHookParse parse = ParseRequest(kind, argv, env, jobName);
+            OarHookParse parse = ParseRequest(kind, argv, env, jobName, jobTypes);
             if (parse.Request is not OarHookRequest req)
             {
                 Log.Error(parse.Error ?? $"oar {kind}: invalid call");
@@ -57,7 +57,7 @@ public static partial class OarHook
             {
                 if (plan.Record is not null && !OarStarterRecord.Write(state, req.JobId, plan.Record))
                     Log.Warn($"{what}: cannot write {OarStarterRecord.PathFor(state, req.JobId)}; a prologue could start a second sampler");
-                var result = SamplerLauncher.Start(new SamplerLaunch(job.Identity, configPath, GpuAllocation.FromOarGpuDevices(job.GpuDevices).Entries, null), config);
+                var result = SamplerLauncher.Start(new SamplerLaunch(job.Identity, configPath, GpuAllocation.FromOarGpuDevices(job.GpuDevices).Entries, null, Raw: req.Raw), config);
                 string line = $"{what}: node {job.Identity.Node}, gpus [{string.Join(",", job.GpuDevices)}]: {result.Message}";
                 if (result.Ok) Log.Info(line); else Log.Error(line);
             }

@@ -25,7 +25,9 @@ public static partial class OarHook
     /// <param name="argv">prologue/epilogue: <c>jobid user nodefile</c>;
     /// resource-manager: <c>init|clean jobid user node resources_file</c> (from job_resource_manager_alumet.pl).</param>
     /// <param name="jobName">The job hash's <c>job_name</c> (<c>--job-name=</c>, resource manager only); null when not given.</param>
-    public static OarHookParse ParseRequest(string kind, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, string? jobName = null)
+    /// <param name="jobTypes">The job hash's types (<c>--job-type=</c> each, resource manager only): see <see cref="RawRequested"/>.</param>
+    public static OarHookParse ParseRequest(string kind, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, string? jobName = null,
+        IReadOnlyList<string>? jobTypes = null)
     {
         static OarHookParse Fail(string msg) => new(null, msg);
         string? Env(string k) => env.TryGetValue(k, out string? v) ? v : null;
@@ -71,12 +73,25 @@ public static partial class OarHook
                 if (!OarInput.IsSafeAbsolutePath(resources))
                     return Fail($"oar resource-manager: resources file {OarInput.Quote(resources)} is not an absolute path");
                 // The user's text: recorded as is (bounded), printed safely by the report.
-                return new OarHookParse(new OarHookRequest(k, jobId, user, null, resources, node, JobIdentity.RecordedName(jobName)), null);
+                return new OarHookParse(new OarHookRequest(k, jobId, user, null, resources, node, JobIdentity.RecordedName(jobName),
+                    k == OarHookKind.ResourceManagerInit && RawRequested(jobTypes)), null);
             }
             default:
                 return Fail($"oar: unknown hook {OarInput.Quote(kind)} (prologue, epilogue or resource-manager)");
         }
     }
+
+    /// <summary>The job type that asks for raw storage: <c>oarsub -t alumet=raw</c> (OAR's key=value form, like <c>container=</c>).</summary>
+    public const string RawJobType = "alumet=raw";
+
+    /// <summary>
+    /// Whether one of the job's types is <see cref="RawJobType"/>. A job type is how an OAR user asks for a kind of
+    /// job, and OAR gives the resource manager the job's types (bipbip's job hash, <c>types</c>), not the prologue. OAR's
+    /// default admission rule refuses unknown types, so the admin adds this one (oar/README.md "Raw storage on request").
+    /// The type only asks: <c>[sampler] job_raw</c> decides.
+    /// </summary>
+    public static bool RawRequested(IReadOnlyList<string>? jobTypes) =>
+        jobTypes is not null && jobTypes.Any(t => t.Trim().Equals(RawJobType, StringComparison.OrdinalIgnoreCase));
 
     /// <summary>
     /// This node's OAR name among the job's network_address values: the request's own (resource manager), else

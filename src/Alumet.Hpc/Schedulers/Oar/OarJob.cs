@@ -19,9 +19,10 @@ public enum OarHookKind
 /// A validated hook invocation. <see cref="Node"/> is the OAR network_address of this node when known
 /// (resource manager: TAKTUK_HOSTNAME; prologue/epilogue: resolved from the resources file later).
 /// <see cref="JobName"/> is the job hash's <c>job_name</c> (resource manager only; "" otherwise).
+/// <see cref="Raw"/>: the job's types ask for raw storage (<c>oarsub -t alumet=raw</c>; resource manager only).
 /// </summary>
 public sealed record OarHookRequest(
-    OarHookKind Kind, string JobId, string User, string? NodeFile, string? ResourcesFile, string? Node, string JobName = "");
+    OarHookKind Kind, string JobId, string User, string? NodeFile, string? ResourcesFile, string? Node, string JobName = "", bool Raw = false);
 
 public sealed record OarHookParse(OarHookRequest? Request, string? Error);
 

@@ -55,6 +55,27 @@ public sealed class OarHookParseTests
         Assert.Equal("@/etc/shadow -c /tmp/x.toml", job.Identity.JobName);
     }
 
+    [Fact]
+    public void The_job_type_alumet_raw_asks_for_raw_storage_at_init_only()
+    {
+        // job_resource_manager_alumet.pl passes each of the job hash's types as --job-type=... (oarsub -t alumet=raw).
+        string[] argv = ["oar", "resource-manager", "--job-type=besteffort", "--job-type=alumet=raw", "init", "42", "bob", "n1", "/var/lib/oar/42_resources"];
+        var parsed = Alumet.Hpc.Commands.AlumetCli.CreateRoot().Parse(argv);
+        Assert.Empty(parsed.Errors);
+        var types = parsed.GetValue<string[]>("--job-type")!;
+        Assert.Equal(["besteffort", "alumet=raw"], types);
+        Assert.Equal(5, parsed.GetValue<string[]>("args")!.Length);
+        string[] rm = ["init", "42", "bob", "n1", "/var/lib/oar/42_resources"];
+        Assert.True(OarHook.ParseRequest("resource-manager", rm, NoEnv, null, types).Request!.Raw);
+        Assert.True(OarHook.ParseRequest("resource-manager", rm, NoEnv, null, ["ALUMET=RAW "]).Request!.Raw);
+        Assert.False(OarHook.ParseRequest("resource-manager", rm, NoEnv, null, ["besteffort"]).Request!.Raw);
+        Assert.False(OarHook.ParseRequest("resource-manager", rm, NoEnv, null, ["alumet=rawer", "alumet", "raw", "container=alumet=raw"]).Request!.Raw);
+        Assert.False(OarHook.ParseRequest("resource-manager", rm, NoEnv).Request!.Raw);
+        // clean ends the job whatever it asked; the prologue and epilogue get no types from OAR
+        Assert.False(OarHook.ParseRequest("resource-manager", ["clean", "42", "bob", "n1", "/r"], NoEnv, null, types).Request!.Raw);
+        Assert.False(OarHook.ParseRequest("prologue", ["3", "oarlabuser", "/var/lib/oar/3"], LabEnv(), null, types).Request!.Raw);
+    }
+
     [Theory]
     [InlineData("prologue", new[] { "3", "oarlabuser" }, "oar prologue: expected 3 arguments (jobid user nodefile), got 2")]
     [InlineData("prologue", new[] { "3;rm -rf /", "u", "/var/lib/oar/3" }, "oar prologue: job id \"3;rm -rf /\" is not a job id (digits)")]

@@ -49,7 +49,7 @@ public sealed class OarResourceManagerWrapperTests : IDisposable
         if (exec) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
     }
 
-    private int RunLikeBipbip(string action, int innerRc = 0)
+    private int RunLikeBipbip(string action, int innerRc = 0, string jobHash = JobHash)
     {
         var psi = new ProcessStartInfo("perl") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add("-");
@@ -59,7 +59,7 @@ public sealed class OarResourceManagerWrapperTests : IDisposable
         psi.Environment["INNER_RC"] = innerRc.ToString();
         psi.Environment.Remove("ALUMET_HPC_CONFIG");
         using var p = Process.Start(psi)!;
-        p.StandardInput.Write(File.ReadAllText(_generated) + "__END__\n" + JobHash);
+        p.StandardInput.Write(File.ReadAllText(_generated) + "__END__\n" + jobHash);
         p.StandardInput.Close();
         var err = p.StandardError.ReadToEndAsync();
         p.StandardOutput.ReadToEnd();
@@ -78,6 +78,17 @@ public sealed class OarResourceManagerWrapperTests : IDisposable
         Assert.Equal("inner init\nalumet init\n", Read("seq"));
         Assert.Equal("oar resource-manager init 42 alice node1.cluster /var/lib/oar/42_resources\nconfig=/etc/alumet-hpc/lab.toml\nstdout=/dev/null\n", Read("alumet.init"));
         Assert.Equal($"oardodo {_t}/alumet-hpc oar resource-manager init 42 alice node1.cluster /var/lib/oar/42_resources\n", Read("oardodo.log"));
+    }
+
+    [Fact]
+    public void Init_passes_the_job_types_as_bipbip_hands_them_one_argument_each()
+    {
+        // bipbip's job hash: types from OAR::IO::get_job_types_hash ("-t besteffort" -> "true", "-t alumet=raw" ->
+        // alumet => "raw", "-t token:x=2" -> a nested hash, left out).
+        const string hash = "{'job_id' => 43,'user' => 'alice','job_name' => 'run 1','types' => {'besteffort' => 'true','alumet' => 'raw','token' => {'x' => 2}},'oar_tmp_directory' => '/var/lib/oar'}";
+        Assert.Equal(0, RunLikeBipbip("init", jobHash: hash));
+        Assert.Equal($"oardodo {_t}/alumet-hpc oar resource-manager --job-name=run 1 --job-type=alumet=raw --job-type=besteffort init 43 alice node1.cluster /var/lib/oar/43_resources\n",
+            Read("oardodo.log"));
     }
 
     [Fact]

@@ -1,0 +1,66 @@
+using Alumet.Hpc.Attribution;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Sampling;
+using Alumet.Hpc.Sources.Rapl;
+
+namespace Alumet.Hpc.Tests.Fakes;
+
+/// <summary>
+/// A node sampler over generated counters (one socket: package, core, dram), /proc/stat and Slurm-style v1 job cgroups,
+/// with an installation (state, data, database, log) under one temp dir: the tests drive its real entry points by hand.
+/// </summary>
+public sealed class NodeRig : IDisposable
+{
+    public PowercapTree Powercap { get; }
+    public ProcTree Proc { get; } = new();
+    public CgroupTree Cgroups { get; } = new();
+    public TempTree Install { get; } = new("install");
+    /// <summary>The RAPL slot of the last <see cref="NewNode"/> (read it by hand with <c>node.Buffer.Read</c>).</summary>
+    public SourceSlot? Slot { get; private set; }
+
+    public NodeRig(ulong maxRange = 262_143_328_850) => Powercap = PowercapTree.Standard(1, maxRange);
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Powercap.Dispose(); Proc.Dispose(); Cgroups.Dispose(); Install.Dispose();
+    }
+
+    public AlumetConfig Config(int storageMs = 1000, double maxPowerW = 1000)
+    {
+        var c = new AlumetConfig();
+        c.Paths.StateDir = Install.PathOf("state");
+        c.Paths.DataDir = Install.PathOf("data");
+        c.Paths.Database = Install.PathOf("accounting.db");
+        c.Paths.LogFile = Install.PathOf("log");
+        c.Paths.ProcfsRoot = Proc.Root;
+        c.Paths.CgroupRoot = Cgroups.Root;
+        c.Sampler.StoragePeriodMs = storageMs;
+        c.Sampler.MaxPowerW = maxPowerW;
+        return c;
+    }
+
+    public NodeSampler NewNode(AlumetConfig cfg)
+    {
+        var rapl = new RaplSource(PowercapDiscovery.Discover(Powercap.Root).Zones);
+        Slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
+        var sources = new SourceSet([Slot], "test perimeter", "", []);
+        string parent = Cgroups.PathOf("cpuacct", "slurm", "uid_1000");
+        return new NodeSampler(cfg, sources, 0) { Locators = (_, _) => new DirectoryJobLocator(parent, CgroupVersion.V1) };
+    }
+
+    /// <summary>A Slurm job of alice (uid 1000) on node1 of cluster test.</summary>
+    public static JobRegistration Job(string id, bool exclusive = false, bool raw = false) =>
+        new(new JobIdentity("slurm", "test", id, "alice", 1000, "node1"), null, null, exclusive, raw, 1);
+
+    public void SetCounters(ulong package, ulong core, ulong dram)
+    {
+        Powercap.SetEnergy("intel-rapl:0", package);
+        Powercap.SetEnergy("intel-rapl:0:0", core);
+        Powercap.SetEnergy("intel-rapl:0:1", dram);
+    }
+
+    /// <summary>The job cgroup's CPU time (created when missing).</summary>
+    public void SetJobCpu(string id, ulong ns) => Cgroups.SetV1Usage($"cpuacct/slurm/uid_1000/job_{id}", ns);
+}
