@@ -199,6 +199,13 @@ public sealed class SlurmE2ETests
                    WHERE timestamp IN (SELECT timestamp FROM read_parquet('{nodeFile}') WHERE consumer IN ({string.Join(", ", all.Select(j => $"'job:{j}'"))}))
                    GROUP BY ALL) WHERE n <> parts
             """));
+        // The admin's tool on every job file and the whole node file of the day: exact on energy_raw wherever a file holds
+        // the split (the node file; a job alone for some periods), "unchecked" where it holds only its own share.
+        var check = Run(Bin, ["parquet", "check", nodeFile, .. all.Select(j => rows[j].ParquetPath)]);
+        Assert.True(check.Code == 0, $"alumet-hpc parquet check: exit {check.Code}: {check.Out}{check.Err}");
+        Assert.StartsWith($"ok: {nodeFile}: ", check.Out);
+        Assert.Contains("9 file(s): ", check.Out);
+        Assert.Contains(" 0 violate, ", check.Out);
         foreach (string j in all)
         {
             Assert.Equal(0L, Scalar($"""
