@@ -163,6 +163,12 @@ public class ExecNodeSamplerTests
         Assert.Equal(11_600_001, execRows.Where(r => r.Domain == "cpu_package:0").Sum(r => r.E));
         var slurm = Assert.Single(db.GetJob("701"));
         Assert.Equal(5.500001, slurm.Energy.PackageJ, 12);
+        // The project's own checker agrees on every file of the node (the data dir: both jobs' files and the node file).
+        var check = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["parquet", "check", lab.Install.Config.Paths.DataDir])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        string checkOut = check.StandardOutput.ReadToEnd() + check.StandardError.ReadToEnd();
+        check.WaitForExit();
+        Assert.True(check.ExitCode == 0, checkOut);
     }
 
     /// <summary>The command is born in its own cgroup (real cgroup filesystem of this machine), which is gone after.</summary>
