@@ -137,11 +137,7 @@ public class NodeSamplerLivenessTests : IDisposable
             _cgroups.SetV1Usage($"cpuacct/slurm/uid_1000/job_{j.Job.JobId}", 1_000_000);
             node.Register(j, false, Clock.MonotonicNs());
         }
-        var sampler = new Sampler(node.Buffer, node);
-        using var stop = new CancellationTokenSource();
-        var t = new Thread(() => sampler.Run(stop.Token));
-        t.Start();
-        try
+        WhileSampling(node, (sampler, t) =>
         {
             Wait(() => node.Snapshots >= 3, "three snapshots");
             long wakes = sampler.HousekeepingWakes, snapshots = node.Snapshots;
@@ -156,13 +152,7 @@ public class NodeSamplerLivenessTests : IDisposable
             Wait(() => node.Snapshots >= after + 2, "two more snapshots"); // that housekeeping pass is over, and one more
             Assert.Equal(16, node.MarkerReads); // each job's marker once, after the signal; none since
             Assert.True(t.IsAlive, "the sampler goes on for the other 15 jobs");
-        }
-        finally
-        {
-            stop.Cancel();
-            t.Join();
-            node.Close(Clock.MonotonicNs(), Clock.WallNs());
-        }
+        });
         using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
         Assert.Equal(JobStatus.Partial, Assert.Single(db.GetJob(jobs[5].Job.JobId)).Status);
     }
@@ -186,11 +176,7 @@ public class NodeSamplerLivenessTests : IDisposable
             Locators = (_, _) => new DirectoryJobLocator(_cgroups.PathOf("cpuacct", "slurm", "uid_1000"), CgroupVersion.V1),
         };
         node.Register(_job, false, start);
-        var sampler = new Sampler(node.Buffer, node);
-        using var stop = new CancellationTokenSource();
-        var t = new Thread(() => sampler.Run(stop.Token));
-        t.Start();
-        try
+        WhileSampling(node, (sampler, _) =>
         {
             Wait(() => node.Snapshots >= 1, "the first snapshot");
             Wait(() => sampler.FirstSampleNs > 0, "the first sample"); // set just after the snapshot, on the same thread
@@ -200,7 +186,17 @@ public class NodeSamplerLivenessTests : IDisposable
             string line = status.Split('\n').Single(l => l.StartsWith("first_sample_ms: ", StringComparison.Ordinal));
             // The first snapshot closes the first period: never before one period after the start.
             Assert.True(double.Parse(line["first_sample_ms: ".Length..], System.Globalization.CultureInfo.InvariantCulture) >= 1000, line);
-        }
+        });
+    }
+
+    /// <summary>Runs the real scheduling loop on its own thread during <paramref name="body"/>, then stops and closes it.</summary>
+    private static void WhileSampling(NodeSampler node, Action<Sampler, Thread> body)
+    {
+        var sampler = new Sampler(node.Buffer, node);
+        using var stop = new CancellationTokenSource();
+        var t = new Thread(() => sampler.Run(stop.Token));
+        t.Start();
+        try { body(sampler, t); }
         finally
         {
             stop.Cancel();
