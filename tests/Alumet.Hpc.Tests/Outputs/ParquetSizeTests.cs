@@ -16,10 +16,7 @@ public sealed class ParquetSizeTests(ITestOutputHelper output)
     public async Task RawJobFileIsAtMostTwoBytesPerReadingAndExact()
     {
         using var tmp = new TempDir();
-        var spool = TestSpools.RealRaw(tmp.Sub("spool"), seconds: 30);
-        var res = await ParquetExporter.ExportAsync(tmp.Sub("spool"), tmp.Sub("out.parquet"), new ParquetExportOptions(Layout: ParquetValueLayout.RawCounts));
-        double perReading = (double)res.Bytes / spool.Readings;
-        output.WriteLine($"rows={res.Rows} readings={spool.Readings} groups={res.RowGroups} bytes={res.Bytes} B/reading={perReading:F3}");
+        var (spool, res, perReading) = await Export(tmp, ParquetValueLayout.RawCounts, seconds: 30);
         using var con = TestSpools.Duck();
         var p = TestSpools.Sql(res.Path);
         foreach (var row in TestSpools.Query(con, $"SELECT path_in_schema, encodings, sum(total_compressed_size) FROM parquet_metadata('{p}') GROUP BY ALL ORDER BY 3 DESC"))
@@ -49,12 +46,18 @@ public sealed class ParquetSizeTests(ITestOutputHelper output)
     public async Task JoulesLayoutSize()
     {
         using var tmp = new TempDir();
-        var spool = TestSpools.RealRaw(tmp.Sub("spool"), seconds: 10);
-        var res = await ParquetExporter.ExportAsync(tmp.Sub("spool"), tmp.Sub("out.parquet"), new ParquetExportOptions(Layout: ParquetValueLayout.Joules));
-        double perReading = (double)res.Bytes / spool.Readings;
-        output.WriteLine($"joules: rows={res.Rows} bytes={res.Bytes} B/reading={perReading:F3}");
+        var (spool, res, perReading) = await Export(tmp, ParquetValueLayout.Joules, seconds: 10);
         Assert.Equal(spool.Records, res.Rows);
         Assert.True(perReading < 4.0, $"{perReading:F3} B per reading");
+    }
+
+    private async Task<(TestSpools.RealRawSpool Spool, ParquetExportResult Result, double PerReading)> Export(TempDir tmp, ParquetValueLayout layout, int seconds)
+    {
+        var spool = TestSpools.RealRaw(tmp.Sub("spool"), seconds);
+        var res = await ParquetExporter.ExportAsync(tmp.Sub("spool"), tmp.Sub("out.parquet"), new ParquetExportOptions(Layout: layout));
+        double perReading = (double)res.Bytes / spool.Readings;
+        output.WriteLine($"{layout}: rows={res.Rows} readings={spool.Readings} groups={res.RowGroups} bytes={res.Bytes} B/reading={perReading:F3}");
+        return (spool, res, perReading);
     }
 }
 
