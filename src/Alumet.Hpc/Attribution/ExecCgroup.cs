@@ -29,9 +29,11 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
     }
 
     /// <summary>Creates the job's cgroup (root only); null with <paramref name="problem"/> when it cannot.</summary>
-    public static ExecCgroup? Create(string cgroupRoot, string jobId, out string? problem)
+    /// <param name="inUse">The job's cgroup exists and holds processes: another exec with this job id is running.</param>
+    public static ExecCgroup? Create(string cgroupRoot, string jobId, out string? problem, out bool inUse)
     {
         problem = null;
+        inUse = false;
         if (Hierarchy(cgroupRoot) is not var (hierarchy, version))
         {
             problem = $"no cgroup hierarchy that accounts CPU time under {cgroupRoot} (neither cgroup v2 nor a v1 cpuacct mount)";
@@ -49,7 +51,13 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
         {
             int err = Marshal.GetLastPInvokeError();
             // A leftover of a killed exec with this id (an empty cgroup): remove it and start fresh; never reuse it.
-            if (err != EEXIST || Libc.rmdir(dir) != 0 || Libc.mkdir(dir, 0b111_101_101) != 0)
+            if (err == EEXIST && Libc.rmdir(dir) != 0 && Marshal.GetLastPInvokeError() == EBUSY)
+            {
+                inUse = true;
+                problem = $"exec job {jobId} is already running (its cgroup {dir} holds processes)";
+                return null;
+            }
+            if (err != EEXIST || Libc.mkdir(dir, 0b111_101_101) != 0)
             {
                 problem = $"cannot create {dir}: {Marshal.GetPInvokeErrorMessage(err == EEXIST ? Marshal.GetLastPInvokeError() : err)}";
                 return null;

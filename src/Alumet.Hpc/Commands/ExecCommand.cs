@@ -25,8 +25,8 @@ public static class ExecCommand
     {
         var config = CommonOptions.Config();
         var jobId = new Option<string?>("--job-id") { Description = "job id to record (default: the next id of this node's exec counter)" };
-        var storage = new Option<int?>("--storage-period-ms") { Description = "override [sampler] storage_period_ms (0 = raw)" };
-        var raplHz = new Option<double?>("--rapl-hz") { Description = "override [sampler] rapl_hz" };
+        var storage = new Option<int?>("--storage-period-ms") { Description = "override [sampler] storage_period_ms (0 = raw); as root only 0, raw storage for this command: the node sampler's period is the node's" };
+        var raplHz = new Option<double?>("--rapl-hz") { Description = "override [sampler] rapl_hz; not as root: the node sampler's rate is shared by the node's jobs (alumet-hpc ctl set)" };
         var noReport = new Option<bool>("--no-report") { Description = "do not print the report at the end" };
         var command = new Argument<string[]>("command") { Description = "the command and its arguments, after --", Arity = ArgumentArity.OneOrMore };
 
@@ -150,7 +150,13 @@ public static class ExecCommand
     private static int RunAsNodeJob(AlumetConfig cfg, string? configPath, JobIdentity job, string program, string[] command, bool raw,
                                     bool noReport, TextWriter reportOut, string? samplerExecutable)
     {
-        var cgroup = ExecCgroup.Create(cfg.Paths.CgroupRoot, job.JobId, out string? cgroupProblem);
+        var cgroup = ExecCgroup.Create(cfg.Paths.CgroupRoot, job.JobId, out string? cgroupProblem, out bool inUse);
+        if (inUse)
+        {
+            // Another exec with this --job-id is running: one job id, one command (its registration would be taken for ours).
+            Console.Error.WriteLine($"alumet-hpc: exec: {cgroupProblem}; give another --job-id (nothing was measured)");
+            return 2;
+        }
         if (cgroup is null)
         {
             // No cgroup, no CPU time of its own: the node's split cannot give the command its share; it is charged the node.

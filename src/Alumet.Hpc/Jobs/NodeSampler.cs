@@ -136,7 +136,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             }
             bool exclusive = reg.Exclusive || _cfg.Sampler.Attribution == "exclusive";
             var locator = exclusive ? null : execLocator ?? Locators(reg, _cfg);
-            bool alone = reg.ExclusiveWhenAlone && _jobs.Count == 0; // exec alone: charged the whole node as long as it stays so
+            // exec alone: charged the whole node as long as it stays so (a recovered one that has shared keeps saying so).
+            bool shared = recovered && reg.ExclusiveWhenAlone && SharedBefore(dir);
+            bool alone = reg.ExclusiveWhenAlone && _jobs.Count == 0 && !shared;
             long startWallNs = reg.StartWallNs > 0 ? reg.StartWallNs : Clock.WallNs();
             var meta = new SpoolMeta
             {
@@ -154,6 +156,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             foreach (var slot in _sources.Slots) meta.SourceHz[slot.Source.Name] = slot.Hz;
             var job = new NodeJob(reg, exclusive || locator is null, reg.ExclusiveWhenAlone && !exclusive && locator is not null, new JobCpu(reg.Job, locator, recovered),
                 new SeriesSpool(dir, meta, reopen: recovered), _sources.JobGpuChannels(reg.Gpus, reg.Job.JobId, Channels), monotonicNs, recovered);
+            job.Shared = shared;
             File.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
             // At raw storage the node series is one row per read, stored only while the sink is set, and a job alone gets
             // them too: a job that switches raw storage on, or joins another, closes the period here, with the reads held
@@ -269,6 +272,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 if (reg is not null && reg.Job.StateDirectory(stateRoot) == jobDir) yield return reg;
             }
         }
+    }
+
+    private static bool SharedBefore(string dir)
+    {
+        try { return SpoolWriter.ReadMeta(dir).AttributionMode == "cgroup-cpu-time"; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { return false; }
     }
 
     private void Rebuild()

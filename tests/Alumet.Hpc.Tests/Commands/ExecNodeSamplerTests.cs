@@ -163,6 +163,12 @@ public class ExecNodeSamplerTests
         Assert.Equal(11_600_001, execRows.Where(r => r.Domain == "cpu_package:0").Sum(r => r.E));
         var slurm = Assert.Single(db.GetJob("701"));
         Assert.Equal(5.500001, slurm.Energy.PackageJ, 12);
+        // The project's own checker agrees on every file of the node (the data dir: both jobs' files and the node file).
+        var check = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["parquet", "check", lab.Install.Config.Paths.DataDir])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        string checkOut = check.StandardOutput.ReadToEnd() + check.StandardError.ReadToEnd();
+        check.WaitForExit();
+        Assert.True(check.ExitCode == 0, checkOut);
     }
 
     /// <summary>The command is born in its own cgroup (real cgroup filesystem of this machine), which is gone after.</summary>
@@ -209,6 +215,29 @@ public class ExecNodeSamplerTests
             using (var left = Process.GetProcessById(int.Parse(File.ReadAllText(pidFile).Trim()))) { left.Kill(); left.WaitForExit(); }
             ExecBinaryTests.WaitFor(() => ExecCgroup.Remove(dir) is null, "the emptied cgroup's removal");
         }
+    }
+
+    /// <summary>One job id, one command: a second exec with the --job-id of a running one is refused before it runs.</summary>
+    [Fact]
+    public void ASecondExecWithTheJobIdOfARunningOneIsRefused()
+    {
+        if (ExecCgroup.Hierarchy("/sys/fs/cgroup") is not var (hierarchy, _)) return; // no cgroup v1/v2 mount here
+        using var install = ExecBinaryTests.NewInstall("linger_s = 0");
+        using var first = new ExecBinaryTests.RunningExec(install, "97", "--no-report");
+        string dir = Path.Combine(hierarchy, "alumet", "exec_97");
+        ExecBinaryTests.WaitFor(() => File.Exists(Path.Combine(install.Config.Paths.StateDir, "exec", "97", Alumet.Hpc.Jobs.JobRegistration.File)), "the first exec's registration");
+        string marker = install.PathOf("second-ran");
+        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", install.ConfigPath, "--job-id", "97", "--", "touch", marker])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.Equal(2, p.ExitCode);
+        Assert.Equal($"alumet-hpc: exec: exec job 97 is already running (its cgroup {dir} holds processes); give another --job-id (nothing was measured)\n", stderr);
+        Assert.False(File.Exists(marker));
+        var (rc, _, err) = first.Finish();
+        Assert.True(rc == 0, err);
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        Assert.Equal(JobStatus.Complete, Assert.Single(db.GetJob("97")).Status);
     }
 
     [Fact]
@@ -293,6 +322,33 @@ public class ExecNodeSamplerTests
         Assert.Equal(4.0, row.Energy.PackageJ, 12);
     }
 
+    /// <summary>
+    /// An exec that has shared the node, recovered by a restarted sampler (kill -9, then a new one) while alone: its
+    /// row still says its share was split by CPU time, and partial for the restart.
+    /// </summary>
+    [Fact]
+    public void ARecoveredExecThatHasSharedTheNodeKeepsItsAttributionMode()
+    {
+        using var lab = new Lab();
+        Assert.Equal(0, lab.Hook("prolog_slurmd", "701"));
+        using var exec = new ExecBinaryTests.RunningExec(lab.Install, "10", "--no-report");
+        ExecBinaryTests.WaitFor(() => File.Exists(Path.Combine(lab.State("exec", "10"), JobRegistration.File)), "exec's registration");
+        Assert.Equal(0, lab.Hook("epilog_slurmd", "701")); // exec alone from now on
+        Process.GetProcessById(Assert.Single(lab.NodeSamplerPids())).Kill();
+        ExecBinaryTests.WaitFor(() => lab.NodeSamplers() == 0, "the sampler's death");
+        // A new sampler (as the systemd unit starts one) takes the exec job back; nothing else registers.
+        using var restart = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["node-sampler", "--detach", "--config", lab.Install.ConfigPath])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        ExecBinaryTests.WaitFor(() => File.ReadAllText(lab.Install.PathOf("alumet-hpc.log")).Contains("job 10 registered (1 job(s) on the node, recovered after a sampler restart)"), "the recovery");
+        var (rc, _, stderr) = exec.Finish();
+        Assert.True(rc == 0, stderr);
+        using var db = AccountingDb.OpenReadOnly(lab.Install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("10"));
+        Assert.True(restart.WaitForExit(20_000), "the restarted sampler exits after its last job (linger_s = 0)");
+        Assert.Equal((JobStatus.Partial, "cgroup-cpu-time"), (row.Status, row.AttributionMode));
+        Assert.Contains("the node sampler restarted during the job", row.Reason);
+    }
+
     /// <summary>kill -9 of exec itself: the node sampler sees its owner gone and ends the job, partial, with the reason.</summary>
     [Fact]
     public void AnExecKilledMidCommandIsEndedByTheNodeSampler()
@@ -327,7 +383,7 @@ public class ExecNodeSamplerTests
     {
         using var tree = new CgroupTree();
         tree.SetV1Usage("cpu,cpuacct", 0);
-        var made = ExecCgroup.Create(tree.Root, "12", out string? problem);
+        var made = ExecCgroup.Create(tree.Root, "12", out string? problem, out _);
         Assert.True(made is not null, problem);
         Assert.Equal(tree.PathOf("cpu,cpuacct/alumet/exec_12"), made!.Directory);
         Assert.True(ExecCgroup.IsPathOf(tree.Root, "12", made.Directory, out _, out problem), problem);
@@ -347,7 +403,7 @@ public class ExecNodeSamplerTests
         File.Delete(made.Directory);
         // A leftover (empty) exec cgroup of the same id is replaced, never reused.
         Directory.CreateDirectory(made.Directory);
-        Assert.NotNull(ExecCgroup.Create(tree.Root, "12", out _));
+        Assert.NotNull(ExecCgroup.Create(tree.Root, "12", out _, out _));
 
         var reg = new JobRegistration(new JobIdentity("exec", "c", "12", "root", 0, "n", "r1"), null, null, false, false, 5)
             { Cgroup = made.Directory, Owner = new SamplerPid(42, 777), ExclusiveWhenAlone = true };
