@@ -18,7 +18,9 @@
 # Slurm's layout (system.slice/slurmstepd.scope/job_<id>/cpu.stat) for 16 busy jobs (bench/advance.c moves each job's
 # usage_usec by BENCH_JOB_CPUS, 0.1 CPU, at 100 Hz, like a running job's); /proc/stat is the machine's.
 # Called by bench/run.sh (`make bench`); alone: bash bench/node.sh [out/bin/alumet-hpc]. Needs root (the node sampler's
-# socket answers root only). Knobs: BENCH_SECONDS (10: CPU window), BENCH_WARMUP (1), BENCH_HZ (1000),
+# socket answers root only). Knobs: BENCH_SECONDS (10: CPU window), BENCH_WARMUP (1), BENCH_HZ (1000), BENCH_ROUNDS (1:
+# pairs of (ours, C) CPU windows per job count, medians), BENCH_CONCURRENT (0; 1: C in the same seconds as ours),
+# BENCH_JOB_CPUS (0.1: each job cgroup's CPU use),
 # BENCH_NOISE_SECONDS (1: one noise run), BENCH_NOISE_PAIRS (10), BENCH_TICK (fifo|normal), BENCH_KEEP=1.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -112,11 +114,15 @@ cpu_window() {
     W_FIRST=$(status_value "$D_DIR/status.after" first_sample_ms); W_FIRST=${W_FIRST:--}
 }
 
-# c_window NAME HZ PERIOD_TICKS NJOBS: the C reader under the probe, same reads; sets the same W_* figures.
+# c_run NAME HZ PERIOD_TICKS NJOBS: the C reader under the probe, same reads (may run in the background).
+c_run() {
+    # shellcheck disable=SC2046
+    HZ=$2 run_c "$WORK/$1" "${PC_FILES[@]}" --period "$3" procstat:/proc/stat $(cgroup_items "$4")
+}
+
+# c_window NAME HZ: the figures of a finished c_run; sets the same W_* figures as cpu_window.
 c_window() {
     local dir=$WORK/$1
-    # shellcheck disable=SC2046
-    HZ=$2 run_c "$dir" "${PC_FILES[@]}" --period "$3" procstat:/proc/stat $(cgroup_items "$4")
     W_CPU_TICK=$(HZ=$2 cpu_tick "$dir/probe.txt" "$dir/stats.txt" kv)
     W_PCT=$(calc "sprintf(\"%.3f\", 100 * $(kv "$dir/probe.txt" cpu_window_ns) / $(kv "$dir/probe.txt" window_ns))")
     W_HWM_MB=$(calc "sprintf(\"%.2f\", $(kv "$dir/probe.txt" hwm_window_kb) / 1024)")
@@ -143,17 +149,39 @@ noise_pairs() {
     N_SLOW=$(num "$(median "${slows[@]}")" %.2f); N_DET=$(num "$(median "${dets[@]}")" %.2f); N_ALL="${slows[*]}"
 }
 
+CONCURRENT=${BENCH_CONCURRENT:-0}
 UPTIME_BEFORE=$(uptime)
-say "$(nproc) CPUs; CPU windows of $SECS s after $WARMUP s; noise: $PAIRS pairs of $NOISE_S s per row"
+say "$(nproc) CPUs; CPU windows of $SECS s after $WARMUP s, $ROUNDS round(s) of (ours, C)$([[ $CONCURRENT == 1 ]] && echo ' at the same time'); noise: $PAIRS pairs of $NOISE_S s per row"
 declare -A CPU PCT HWM HWM_END SLOW DET ALL FIRST
+ROUND_LINES=()
 for mode in def 1k; do
     storage=$([[ $mode == def ]] && echo 1000 || echo 0)
     for n in 1 4 8 16; do
         say "ours, $mode, $n job(s)"
         daemon_up "ours-$mode-$n" "$storage" "$n"
         if [[ $n != 8 ]]; then
-            cpu_window "ours-$mode-$n"
-            CPU[ours-$mode-$n]=$W_CPU_TICK PCT[ours-$mode-$n]=$W_PCT HWM[ours-$mode-$n]=$W_HWM_MB FIRST[ours-$mode-$n]=$W_FIRST
+            # BENCH_ROUNDS pairs of (ours, C) windows under the same background load (at the same time with
+            # BENCH_CONCURRENT=1); each figure is the median over the rounds.
+            hz=$([[ $mode == def ]] && echo 1 || echo "$HZ")
+            oc=() op=() oh=() cc=() cp=() ch=()
+            for ((r = 1; r <= ROUNDS; r++)); do
+                if [[ $CONCURRENT == 1 ]]; then
+                    c_run "c-$mode-$n-$r" "$hz" "$hz" "$n" & cpid=$!
+                    cpu_window "ours-$mode-$n"
+                    wait "$cpid" || die "C reader failed (c-$mode-$n-$r)"
+                else
+                    cpu_window "ours-$mode-$n"
+                    # C alone, as ours was: the node sampler is stopped meanwhile (SIGSTOP: same process, no wake-up).
+                    kill -STOP "$D_PID"; c_run "c-$mode-$n-$r" "$hz" "$hz" "$n"; kill -CONT "$D_PID"
+                fi
+                ((r > 1)) || FIRST[ours-$mode-$n]=$W_FIRST
+                oc+=("$W_CPU_TICK") op+=("$W_PCT") oh+=("$W_HWM_MB")
+                c_window "c-$mode-$n-$r" "$hz"
+                cc+=("$W_CPU_TICK") cp+=("$W_PCT") ch+=("$W_HWM_MB")
+                ROUND_LINES+=("  $mode, $n job(s), round $r: ours ${oc[-1]} / C ${cc[-1]} µs per $([[ $mode == def ]] && echo snapshot || echo tick)")
+            done
+            CPU[ours-$mode-$n]=$(median "${oc[@]}") PCT[ours-$mode-$n]=$(median "${op[@]}") HWM[ours-$mode-$n]=$(median "${oh[@]}")
+            CPU[c-$mode-$n]=$(median "${cc[@]}") PCT[c-$mode-$n]=$(median "${cp[@]}") HWM[c-$mode-$n]=$(median "${ch[@]}")
         fi
         if [[ $n == 1 || $n == 8 ]]; then
             noise_pairs "ours-$mode-$n" "$D_PID"
@@ -161,14 +189,6 @@ for mode in def 1k; do
         fi
         daemon_down
         HWM_END[ours-$mode-$n]=$(calc "sprintf(\"%.2f\", $D_HWM_END_KB / 1024)")
-    done
-done
-for mode in def 1k; do
-    hz=$([[ $mode == def ]] && echo 1 || echo "$HZ"); period=$([[ $mode == def ]] && echo 1 || echo "$HZ")
-    for n in 1 4 16; do
-        say "C reader, $mode, $n job cgroup(s)"
-        c_window "c-$mode-$n" "$hz" "$period" "$n"
-        CPU[c-$mode-$n]=$W_CPU_TICK PCT[c-$mode-$n]=$W_PCT HWM[c-$mode-$n]=$W_HWM_MB
     done
 done
 for n in 1 8; do
@@ -226,6 +246,7 @@ row "prolog that starts the node sampler (ms, median)" "$(median "${PROLOG_FIRST
 row "prolog, node sampler running (ms, median)" "$(median "${PROLOG_NEXT[@]}")" "" "" "" ""
 row "epilog: the job's Parquet + row (ms, median)" "$(median "${EPILOG[@]}")" "" "" "" ""
 echo
+if ((ROUNDS > 1)); then echo "rounds (the table shows medians):"; printf '%s\n' "${ROUND_LINES[@]}"; fi
 echo "noise pairs (slowdown % per pair; extra detour time, % of the CPUs' time, median):"
 for k in ours-def-1 ours-def-8 ours-1k-1 ours-1k-8 c-1k-1 c-1k-8; do
     printf '  %-11s %s | detour %s\n' "$k" "${ALL[$k]}" "${DET[$k]}"

@@ -137,11 +137,7 @@ public class NodeSamplerLivenessTests : IDisposable
             _cgroups.SetV1Usage($"cpuacct/slurm/uid_1000/job_{j.Job.JobId}", 1_000_000);
             node.Register(j, false, Clock.MonotonicNs());
         }
-        var sampler = new Sampler(node.Buffer, node);
-        using var stop = new CancellationTokenSource();
-        var t = new Thread(() => sampler.Run(stop.Token));
-        t.Start();
-        try
+        WhileSampling(node, (sampler, t) =>
         {
             Wait(() => node.Snapshots >= 3, "three snapshots");
             long wakes = sampler.HousekeepingWakes, snapshots = node.Snapshots;
@@ -152,20 +148,61 @@ public class NodeSamplerLivenessTests : IDisposable
             var result = SamplerLauncher.StopAndFinalize(victim, cfg); // nothing answers: finalized from the spool
             Assert.Equal(JobStatus.Partial, result.Status);
             Wait(() => node.JobCount == 15, "the sampler dropping the job its epilog finalized");
-            Assert.Equal(16, node.MarkerReads); // each job's marker once, after the signal
             long after = node.Snapshots;
-            Wait(() => node.Snapshots >= after + 2, "two more snapshots");
-            Assert.Equal(16, node.MarkerReads);
+            Wait(() => node.Snapshots >= after + 2, "two more snapshots"); // that housekeeping pass is over, and one more
+            Assert.Equal(16, node.MarkerReads); // each job's marker once, after the signal; none since
             Assert.True(t.IsAlive, "the sampler goes on for the other 15 jobs");
-        }
+        });
+        using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
+        Assert.Equal(JobStatus.Partial, Assert.Single(db.GetJob(jobs[5].Job.JobId)).Status);
+    }
+
+    /// <summary>
+    /// Issue 8: at the defaults there is no tick thread, so the first sample is the first snapshot; on 722bf85 only a tick
+    /// set <see cref="Sampler.FirstSampleNs"/>, and the start-up-to-first-sample figure was lost. ctl status shows it.
+    /// </summary>
+    [Fact]
+    public void AtTheDefaultsTheFirstSnapshotIsTheFirstSampleAndStatusShowsIt()
+    {
+        var cfg = Config();
+        cfg.Sampler.StoragePeriodMs = 1000;
+        cfg.Sampler.FlushIntervalMs = 1000;
+        _cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_77", 0);
+        using var sources = SourceFactory.Create(cfg, null);
+        long start = Clock.MonotonicNs();
+        using var node = new NodeSampler(cfg, sources, start)
+        {
+            OriginNs = start,
+            Locators = (_, _) => new DirectoryJobLocator(_cgroups.PathOf("cpuacct", "slurm", "uid_1000"), CgroupVersion.V1),
+        };
+        node.Register(_job, false, start);
+        WhileSampling(node, (sampler, _) =>
+        {
+            Wait(() => node.Snapshots >= 1, "the first snapshot");
+            Wait(() => sampler.FirstSampleNs > 0, "the first sample"); // set just after the snapshot, on the same thread
+            Assert.Equal(0, node.TickHz);
+            Assert.Equal(0, sampler.Ticks);
+            string status = NodeSamplerHost.Handle(node, sampler, "status");
+            string line = status.Split('\n').Single(l => l.StartsWith("first_sample_ms: ", StringComparison.Ordinal));
+            // The first snapshot closes the first period: never before one period after the start.
+            Assert.True(double.Parse(line["first_sample_ms: ".Length..], System.Globalization.CultureInfo.InvariantCulture) >= 1000, line);
+        });
+    }
+
+    /// <summary>Runs the real scheduling loop on its own thread during <paramref name="body"/>, then stops and closes it.</summary>
+    private static void WhileSampling(NodeSampler node, Action<Sampler, Thread> body)
+    {
+        var sampler = new Sampler(node.Buffer, node);
+        using var stop = new CancellationTokenSource();
+        var t = new Thread(() => sampler.Run(stop.Token));
+        t.Start();
+        try { body(sampler, t); }
         finally
         {
             stop.Cancel();
             t.Join();
             node.Close(Clock.MonotonicNs(), Clock.WallNs());
         }
-        using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
-        Assert.Equal(JobStatus.Partial, Assert.Single(db.GetJob(jobs[5].Job.JobId)).Status);
     }
 
     /// <summary>Polls <paramref name="done"/> (bounded: the test fails rather than hangs); no timing is asserted.</summary>
