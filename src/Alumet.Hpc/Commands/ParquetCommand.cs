@@ -98,7 +98,8 @@ public static class ParquetCommand
             return 2;
         }
         int files = 0, ok = 0, violated = 0, nothing = 0, unreadable = 0;
-        foreach (var file in paths.SelectMany(ParquetRepair.Files))
+        // Each argument under its real name (the admin's own links resolved once): a link met below it is then refused.
+        foreach (var file in paths.Select(p => ParquetRows.RealPath(p) ?? p).SelectMany(ParquetRepair.Files))
         {
             var r = ParquetConservation.CheckAsync(file).GetAwaiter().GetResult();
             files++;

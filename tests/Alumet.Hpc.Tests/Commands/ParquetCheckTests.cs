@@ -211,5 +211,16 @@ public sealed class ParquetCheckTests : IDisposable
         var opened = ParquetConservation.CheckAsync(tmp.Sub("link.parquet")).GetAwaiter().GetResult();
         Assert.Equal(ConservationOutcome.Unreadable, opened.Outcome);
         Assert.Equal("a symbolic link: not followed", opened.Detail);
+        // So is a directory on the way swapped for a link after the listing (the file itself is not a link).
+        Directory.CreateDirectory(tmp.Sub("elsewhere"));
+        File.Copy(tmp.Sub("junk.parquet"), tmp.Sub("elsewhere/x.parquet"));
+        Directory.CreateSymbolicLink(tmp.Sub("planted"), tmp.Sub("elsewhere"));
+        var through = ParquetConservation.CheckAsync(tmp.Sub("planted/x.parquet")).GetAwaiter().GetResult();
+        Assert.Equal(ConservationOutcome.Unreadable, through.Outcome);
+        Assert.Equal($"reached through a symbolic link (it is {tmp.Sub("elsewhere/x.parquet")}): not followed", through.Detail);
+        // An argument the admin gives through a link of their own is resolved once, then checked under its real name.
+        var given = Check(tmp.Sub("planted/x.parquet"));
+        Assert.Contains($"error: {tmp.Sub("elsewhere/x.parquet")}: cannot be checked: ", given.Err);
+        Assert.DoesNotContain("symbolic link", given.Err);
     }
 }

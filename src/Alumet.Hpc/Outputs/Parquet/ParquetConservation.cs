@@ -45,7 +45,7 @@ public static class ParquetConservation
             var domains = new Dictionary<string, Dictionary<long, Period>>(StringComparer.Ordinal);
             bool integers = true;
             long rows = 0;
-            await foreach (var g in ParquetRows.ReadAsync(path, ct).ConfigureAwait(false))
+            await foreach (var g in ParquetRows.ReadAsync(path, noFollow: true, ct).ConfigureAwait(false))
             {
                 if (g.EnergyRaw is null) { integers = false; break; }
                 rows += g.Count;
@@ -79,7 +79,7 @@ public static class ParquetConservation
             // Pass 2: every node row goes to the split period holding its end, (previous split, this split].
             var late = new Dictionary<string, (long Rows, long FirstUs)>(StringComparer.Ordinal);
             bool anyNode = false;
-            await foreach (var g in ParquetRows.ReadAsync(path, ct).ConfigureAwait(false))
+            await foreach (var g in ParquetRows.ReadAsync(path, noFollow: true, ct).ConfigureAwait(false))
                 for (int i = 0; i < g.Count; i++)
                 {
                     if (g.Consumer[i] != NodeConsumer) continue;

@@ -22,8 +22,10 @@ public sealed record ParquetRowGroup(int Count, long[] EndUs, long[] IntervalUs,
 public static class ParquetRows
 {
     /// <summary>
-    /// Opens <paramref name="path"/> for reading without following a symbolic link in its last component, and only
-    /// when it is a regular file (a FIFO planted under a .parquet name would block a reader running as root).
+    /// Opens <paramref name="path"/> for reading without following a symbolic link, in its last component (O_NOFOLLOW)
+    /// nor on the way (the opened file's kernel name must be the path itself: give a path without links, see
+    /// <see cref="RealPath"/>), and only when it is a regular file (a FIFO planted under a .parquet name would block a
+    /// reader running as root).
     /// </summary>
     /// <exception cref="IOException">A sentence: the path is a link, not a regular file, or cannot be opened.</exception>
     public static FileStream OpenNoFollow(string path)
@@ -44,12 +46,35 @@ public static class ParquetRows
             handle.Dispose();
             throw new IOException("not a regular file");
         }
+        // A directory on the way swapped for a link after the caller listed it: the file opened is not the one named.
+        if (new FileInfo($"/proc/self/fd/{fd}").LinkTarget is { } opened && opened != Path.GetFullPath(path))
+        {
+            handle.Dispose();
+            throw new IOException($"reached through a symbolic link (it is {opened}): not followed");
+        }
         return new FileStream(handle, FileAccess.Read, 1 << 16);
     }
 
-    public static async IAsyncEnumerable<ParquetRowGroup> ReadAsync(string path, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    /// <summary>
+    /// The path with every symbolic link resolved (the kernel's name of the opened file or directory), or null when it
+    /// cannot be opened: a tree is then listed and its files opened under this name, so that any link met later is one
+    /// planted meanwhile.
+    /// </summary>
+    public static string? RealPath(string path)
     {
-        await using var fs = OpenNoFollow(path);
+        if (OperatingSystem.IsWindows()) return Path.GetFullPath(path);
+        const int OPath = 0x200000;
+        int fd = Native.Libc.open(path, OPath | Native.Libc.O_CLOEXEC);
+        if (fd < 0) return null;
+        try { return new FileInfo($"/proc/self/fd/{fd}").LinkTarget; }
+        finally { Native.Libc.close(fd); }
+    }
+
+    /// <param name="noFollow">Root reading files in users' trees (<see cref="OpenNoFollow"/>); the report reads with the
+    /// caller's own rights, where an admin's linked data_dir must keep working.</param>
+    public static async IAsyncEnumerable<ParquetRowGroup> ReadAsync(string path, bool noFollow, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await using var fs = noFollow ? OpenNoFollow(path) : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         await using var reader = await ParquetReader.CreateAsync(fs, cancellationToken: ct).ConfigureAwait(false);
         var fields = reader.Schema.DataFields.ToDictionary(f => f.Name);
         DataField F(string name) => fields.TryGetValue(name, out var f) ? f : throw new InvalidDataException($"no column '{name}': not an alumet-hpc file");

@@ -120,7 +120,7 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         _ => 4,
     };
 
-    private static IAsyncEnumerable<ParquetRowGroup> Read(string path, CancellationToken ct) => ParquetRows.ReadAsync(path, ct);
+    private static IAsyncEnumerable<ParquetRowGroup> Read(string path, CancellationToken ct) => ParquetRows.ReadAsync(path, noFollow: false, ct);
 
     private static DateTime End(ParquetRowGroup rows, int i) => DateTime.UnixEpoch.AddTicks(rows.EndUs[i] * 10);
 
