@@ -182,7 +182,7 @@ public static class ExecCommand
 
         int exitCode = RunCommand(program, command, cgroup);
         var end = SamplerLauncher.StopAndFinalize(job, cfg);
-        Log.Info(end.Message);
+        if (end.Status != "error") Log.Info(end.Message); // an error was logged once, where it happened
         if (cgroup is not null && ExecCgroup.Remove(cgroup.Directory) is { } left)
         {
             Console.Error.WriteLine($"alumet-hpc: exec: note: {left}");

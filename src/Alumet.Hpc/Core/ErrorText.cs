@@ -13,8 +13,13 @@ public static partial class ErrorText
     [GeneratedRegex(@"^[A-Za-z0-9]+(_[A-Za-z0-9]+)+$")]
     private static partial Regex ResourceKey();
 
+    [GeneratedRegex(@"'[^']+'")]
+    private static partial Regex QuotedName();
+
     public static string Describe(Exception e)
     {
+        // "A type initializer threw an exception" names no cause: the inner exception is the reason (e.g. a missing library).
+        while (e is TypeInitializationException or System.Reflection.TargetInvocationException && e.InnerException is { } inner) e = inner;
         string msg = FirstLine(e.Message);
         bool usable = msg.Length > 0 && !ResourceKey().IsMatch(msg);
         return e switch
@@ -26,6 +31,8 @@ public static partial class ErrorText
             Win32Exception w => usable ? msg : $"cannot start the program: {new Win32Exception(w.NativeErrorCode).Message}",
             FormatException => usable ? msg : "a value has the wrong format",
             OutOfMemoryException => "out of memory",
+            DllNotFoundException => (QuotedName().Match(msg) is { Success: true } m ? $"native library {m.Value} not found" : "a native library is missing")
+                + " (install the libraries of out/bin beside alumet-hpc: README \"Install\")",
             IOException => usable ? msg : $"input/output error (code {e.HResult & 0xFFFF})",
             _ => usable ? msg : e.GetType().Name.Replace("Exception", "") + " error",
         };

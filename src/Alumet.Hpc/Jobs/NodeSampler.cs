@@ -227,7 +227,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
         catch (Exception e)
         {
-            LastError = $"job {job.Registration.Job.JobId}: finalization failed: {e.Message}";
+            LastError = $"job {job.Registration.Job.JobId}: finalization failed: {ErrorText.Describe(e)}";
             Log.Error($"{LastError}; spool kept in {dir}");
             throw;
         }

@@ -124,9 +124,11 @@ public static class NodeSamplerHost
                     return $"error unknown request {Schedulers.SchedulerInput.Quote(verb)}: use register, end, status, jobs, pause, resume, set KEY=VALUE\n";
             }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or JsonException or InvalidOperationException)
+        catch (Exception e)
         {
-            return $"error {e.Message}\n";
+            // Any failure is the request's answer: an exception escaping a socket thread would end the sampler, and with
+            // it the measurement of every other job on the node.
+            return $"error {ErrorText.Describe(e)}\n";
         }
     }
 
@@ -145,7 +147,7 @@ public static class NodeSamplerHost
         WriteStats(dir, node, sampler, start, spawnNs, node.RecordsWritten(reg.Key));
         JobFinalizer.Outcome? outcome = null;
         try { outcome = node.End(reg.Key, complete: true, "", Clock.MonotonicNs(), Clock.WallNs()); }
-        catch (Exception e) { Log.Error($"job {reg.Job.JobId}: finalization failed: {e.Message}; spool kept in {dir}"); }
+        catch (Exception e) { Log.Error($"job {reg.Job.JobId}: finalization failed: {ErrorText.Describe(e)}; spool kept in {dir}"); }
         node.Stop();
         node.Close(Clock.MonotonicNs(), Clock.WallNs());
         node.WaitForOutboxRetry(); // a queued row: retried here, after the job, as the node sampler does

@@ -89,7 +89,7 @@ public static class SamplerLauncher
         }
         catch (Exception e)
         {
-            return new LaunchResult(false, 0, $"could not register job {job.JobId} with the node sampler: {e.Message}");
+            return new LaunchResult(false, 0, $"could not register job {job.JobId} with the node sampler: {ErrorText.Describe(e)}");
         }
     }
 
@@ -195,8 +195,8 @@ public static class SamplerLauncher
         }
         catch (Exception e)
         {
-            Log.Error($"job {job.JobId}: stop/finalize failed: {e.Message}");
-            return new StopResult("error", $"job {job.JobId}: stop/finalize failed: {e.Message}");
+            Log.Error($"job {job.JobId}: stop/finalize failed: {ErrorText.Describe(e)}");
+            return new StopResult("error", $"job {job.JobId}: stop/finalize failed: {ErrorText.Describe(e)}");
         }
     }
 }

@@ -293,6 +293,39 @@ public class ExecNodeSamplerTests
         Assert.Equal(0, lab.NodeSamplers());
     }
 
+    [Fact]
+    public void AFinalizationThatThrowsAnUnexpectedErrorLeavesTheNodeSamplerRunning()
+    {
+        // A binary installed without libe_sqlite3.so beside it: the row cannot be written (TypeInitializationException
+        // around DllNotFoundException). The node sampler used to die on it (an exception escaping its socket thread),
+        // ending the measurement of every other job on the node, and said "A type initializer threw an exception".
+        using var lab = new Lab();
+        string solo = Directory.CreateTempSubdirectory("alumet-solo-").FullName;
+        try
+        {
+            string bin = Path.Combine(solo, "alumet-hpc");
+            File.Copy(TestInstallation.Binary(), bin);
+            File.SetUnixFileMode(bin, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            string config = File.ReadAllText(lab.Install.ConfigPath).Replace("linger_s = 0", "linger_s = 60");
+            File.WriteAllText(lab.Install.ConfigPath, config);
+            var p = Process.Start(new ProcessStartInfo(bin, ["exec", "--config", lab.Install.ConfigPath, "--job-id", "90", "--no-report", "--", "true"])
+                { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            string stderr = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            Assert.Equal(0, p.ExitCode); // the command's own exit code
+            Assert.Contains("native library 'e_sqlite3' not found (install the libraries of out/bin beside alumet-hpc: README \"Install\")", stderr);
+            Assert.DoesNotContain("type initializer", File.ReadAllText(lab.Install.Config.Paths.LogFile));
+            int daemon = Assert.Single(lab.NodeSamplerPids());
+            Thread.Sleep(500);
+            Assert.Equal([daemon], lab.NodeSamplerPids()); // it survived the failed finalization
+            Assert.True(lab.Snapshots() > 0, "it still answers ctl status");
+            using var proc = Process.GetProcessById(daemon);
+            proc.Kill();
+            proc.WaitForExit(5000);
+        }
+        finally { Directory.Delete(solo, recursive: true); }
+    }
+
     [Theory]
     [InlineData("--rapl-hz", "100", "rapl_hz")]
     [InlineData("--storage-period-ms", "500", "storage_period_ms")]

@@ -1,0 +1,19 @@
+using Alumet.Hpc.Core;
+
+namespace Alumet.Hpc.Tests.Core;
+
+public class ErrorTextTests
+{
+    [Fact]
+    public void AMissingNativeLibraryBehindATypeInitializerIsNamedWithTheFix()
+    {
+        // What the native binary throws when libe_sqlite3.so is not beside it: the wrapper's message names no cause.
+        var e = new TypeInitializationException("Microsoft.Data.Sqlite.SqliteConnection", new DllNotFoundException(
+            "Unable to load shared library 'e_sqlite3' or one of its dependencies. In order to help diagnose loading problems, consider using a tool like strace. If you're using glibc, consider setting the LD_DEBUG environment variable: \n/usr/local/bin/libe_sqlite3.so: cannot open shared object file"));
+        Assert.Equal("native library 'e_sqlite3' not found (install the libraries of out/bin beside alumet-hpc: README \"Install\")", ErrorText.Describe(e));
+    }
+
+    [Fact]
+    public void AnyWrappedCauseIsTheInnerOnesSentence() =>
+        Assert.Equal("/x/y: no such file", ErrorText.Describe(new TypeInitializationException("T", new FileNotFoundException("gone", "/x/y"))));
+}
