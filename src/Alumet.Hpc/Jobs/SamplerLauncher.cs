@@ -47,10 +47,13 @@ public static class SamplerLauncher
             string? answer = NodeSocket.Request(config.Paths.StateDir, request, TimeSpan.FromSeconds(5), out string? error);
             bool started = false;
             FileStream? gate = null; // held from the first start until this prolog is registered
+            Process? daemon = null;  // the one this call started: its exit status and first words say why it is not there
             try
             {
                 while (answer is null || answer.StartsWith("error the node sampler is stopping", StringComparison.Ordinal))
                 {
+                    if (answer is null && ExitedAtStart(daemon, config.Paths.LogFile) is { } died)
+                        return new LaunchResult(false, 0, $"job {job.JobId} not registered: the node sampler it started {died}");
                     if (sw.Elapsed > DetachWait)
                         return new LaunchResult(false, 0, $"job {job.JobId} not registered: {error ?? answer?.Trim()} after {DetachWait.TotalSeconds:0} s; see {config.Paths.LogFile}");
                     if (!started && answer is null)
@@ -65,7 +68,8 @@ public static class SamplerLauncher
                             answer = NodeSocket.Request(config.Paths.StateDir, request, TimeSpan.FromSeconds(5), out error);
                             if (answer is not null) continue;
                         }
-                        StartDaemon(launch.ConfigPath, executable);
+                        daemon?.Dispose();
+                        daemon = StartDaemon(launch.ConfigPath, executable);
                         started = true;
                     }
                     Thread.Sleep(answer is null ? 5 : 50);
@@ -77,12 +81,30 @@ public static class SamplerLauncher
                     return new LaunchResult(false, pid, $"job {job.JobId}: node sampler refused the registration: {answer.Trim()}");
                 return new LaunchResult(true, pid, $"{answer[2..].Trim()}; node sampler pid {pid}{(started ? " (started)" : "")} in {sw.Elapsed.TotalMilliseconds:0} ms");
             }
-            finally { gate?.Dispose(); }
+            finally
+            {
+                gate?.Dispose();
+                daemon?.Dispose();
+            }
         }
         catch (Exception e)
         {
             return new LaunchResult(false, 0, $"could not register job {job.JobId} with the node sampler: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// Why the daemon this prolog started is gone, or null while it runs (or exited 0: another one held the node lock).
+    /// Before it detaches its stderr is still our pipe, so a refusal at start (a config it cannot load) is read here;
+    /// after that it logs to the log file.
+    /// </summary>
+    private static string? ExitedAtStart(Process? daemon, string logFile)
+    {
+        if (daemon is null || !daemon.HasExited || daemon.ExitCode == 0) return null;
+        string said = "";
+        try { said = daemon.StandardError.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? ""; }
+        catch (Exception e) when (e is IOException or InvalidOperationException) { }
+        return said.Length > 0 ? $"exited at start: {said}" : $"exited at start with status {daemon.ExitCode}; its reason is in {logFile}";
     }
 
     /// <summary>What the prolog registers. It fixes the run id (SLUID, else now), so that a restarted sampler keeps it.</summary>
@@ -101,8 +123,10 @@ public static class SamplerLauncher
         SamplerPid.Read(Spool.NodeSpool.Root(config)) is { } p && p.IsAlive(config.Paths.ProcfsRoot);
 
     /// <summary>Starts a detached node sampler; it exits at once if another holds the node lock.</summary>
-    private static void StartDaemon(string? configPath, string? executable)
+    private static Process StartDaemon(string? configPath, string? executable)
     {
+        // The daemon runs in "/": a relative --config (or $ALUMET_HPC_CONFIG) of the caller is passed as the file it names here.
+        string? config = configPath ?? (Environment.GetEnvironmentVariable(ConfigLoader.EnvVar) is { Length: > 0 } env ? env : null);
         string exe = executable ?? Environment.ProcessPath ?? throw new InvalidOperationException("cannot find our own executable");
         var psi = new ProcessStartInfo(exe)
         {
@@ -116,13 +140,14 @@ public static class SamplerLauncher
         };
         psi.ArgumentList.Add("node-sampler");
         psi.ArgumentList.Add("--detach");
-        if (configPath is not null)
+        if (config is not null)
         {
             psi.ArgumentList.Add("--config");
-            psi.ArgumentList.Add(configPath);
+            psi.ArgumentList.Add(Path.GetFullPath(config));
         }
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
         process.StandardInput.Close();
+        return process;
     }
 
     /// <summary>

@@ -257,6 +257,42 @@ public class ExecNodeSamplerTests
         Assert.Equal((JobStatus.Complete, "exclusive"), (row.Status, row.AttributionMode));
     }
 
+    [Fact]
+    public void ARelativeConfigPathReachesTheNodeSamplerItStarts()
+    {
+        // The node sampler starts in "/" (it must not hold the caller's directory); `exec --config ./alumet.toml`
+        // from the config's directory used to start one that could not find its config, and exec waited 8 s and
+        // refused to run the command ("no node sampler is running").
+        using var lab = new Lab();
+        string dir = Path.GetDirectoryName(lab.Install.ConfigPath)!, relative = Path.Combine(".", Path.GetFileName(lab.Install.ConfigPath));
+        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", relative, "--job-id", "98", "--no-report", "--", "true"])
+            { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir })!;
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, stderr);
+        Assert.DoesNotContain("not registered", stderr);
+        using var db = AccountingDb.OpenReadOnly(lab.Install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("98"));
+        Assert.Equal(("exec", JobStatus.Complete), (row.Scheduler, row.Status));
+    }
+
+    [Fact]
+    public void ANodeSamplerThatCannotStartIsSaidAtOnceNotAfterTheWait()
+    {
+        // A directory where the node lock goes: the sampler it starts fails (logged) and exits 1. exec says that
+        // sampler exited and where its reason is, instead of "no node sampler is running ... after 8 s".
+        using var lab = new Lab();
+        Directory.CreateDirectory(Path.Combine(lab.Install.Config.Paths.StateDir, "node", NodeSamplerHost.LockFile));
+        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", lab.Install.ConfigPath, "--job-id", "99", "--no-report", "--", "true"])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.Equal(2, p.ExitCode);
+        Assert.Contains($"alumet-hpc: exec: job 99 not registered: the node sampler it started exited at start with status 1; its reason is in {lab.Install.Config.Paths.LogFile} (the command was not run)", stderr);
+        Assert.Contains("node sampler failed: ", File.ReadAllText(lab.Install.Config.Paths.LogFile));
+        Assert.Equal(0, lab.NodeSamplers());
+    }
+
     [Theory]
     [InlineData("--rapl-hz", "100", "rapl_hz")]
     [InlineData("--storage-period-ms", "500", "storage_period_ms")]

@@ -223,7 +223,6 @@ public sealed class ParquetExporterTests
     {
         var meta = TestSpools.Meta("1234", "n1");
         Assert.Equal("/data/jobs/cluster=lab/year=2025/month=11/slurm.1234.n1.20251113T021320000Z.parquet", ParquetDataset.JobFile("/data", meta));
-        Assert.Equal("/data/nodes/cluster=lab/year=2025/month=11/n1.20251113T021320000Z.parquet", ParquetDataset.NodeFile("/data", meta));
         meta.Cluster = "../../etc";
         meta.Node = "a/b";
         meta.JobId = "..";

@@ -8,23 +8,20 @@ namespace Alumet.Hpc.Outputs.Parquet;
 /// statement and prune by directory (README "Parquet dataset"):
 /// <code>
 /// &lt;data_dir&gt;/jobs/cluster=&lt;c&gt;/year=&lt;yyyy&gt;/month=&lt;mm&gt;/&lt;scheduler&gt;.&lt;job&gt;.&lt;node&gt;.&lt;run_id&gt;.parquet   job's user, 0400
-/// &lt;data_dir&gt;/nodes/cluster=&lt;c&gt;/year=&lt;yyyy&gt;/month=&lt;mm&gt;/&lt;node&gt;.&lt;run_id&gt;.parquet                         root, 0400
 /// </code>
 /// Year and month are those of the run's start (UTC). Job directories are 0711: anyone may open a file whose name
 /// they know (the file's own mode decides), nobody but root lists them, so a user cannot enumerate other users' jobs;
-/// <c>alumet-report --job N --parquet</c> gives a user their own files' paths. Node directories are 0700: node-level
-/// series at high rate stay root-only (RAPL side channel, CVE-2020-8694). Every name component is reduced to
+/// <c>alumet-report --job N --parquet</c> gives a user their own files' paths. The node's own series are not in this
+/// dataset: they go to the node sampler's root-only file (<see cref="Spool.NodeSpool.ParquetPath"/>). Every name component is reduced to
 /// [A-Za-z0-9._-] so that no value from the environment can climb out of data_dir.
 /// </summary>
 public static class ParquetDataset
 {
     public const string JobsDir = "jobs";
-    public const string NodesDir = "nodes";
 
     /// <summary>Traversable by all, listable by the owner (root) only.</summary>
     public const UnixFileMode JobDirMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
         | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
-    public const UnixFileMode NodeDirMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     public const UnixFileMode FileMode = UnixFileMode.UserRead;
 
     /// <summary>The run of a job (<see cref="Jobs.RunId"/>; spools of older versions have none: their start time).</summary>
@@ -33,10 +30,6 @@ public static class ParquetDataset
     /// <summary>The job file of one node of one run.</summary>
     public static string JobFile(string dataDir, SpoolMeta meta) =>
         Path.Combine(Partition(dataDir, JobsDir, meta), $"{Safe(meta.Scheduler)}.{Safe(meta.JobId)}.{Safe(meta.Node)}.{Safe(RunId(meta))}.parquet");
-
-    /// <summary>The node-level file of one sampler run (root-only).</summary>
-    public static string NodeFile(string dataDir, SpoolMeta meta) =>
-        Path.Combine(Partition(dataDir, NodesDir, meta), $"{Safe(meta.Node)}.{Safe(RunId(meta))}.parquet");
 
     /// <summary>A glob over every job file of a cluster (all clusters when null).</summary>
     public static string JobsGlob(string dataDir, string? cluster = null) =>
