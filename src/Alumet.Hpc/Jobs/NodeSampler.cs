@@ -86,8 +86,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"node sampler: {e.Message}: CPU-time split disabled, node energy unattributed"); }
         if (_procStat?.TryRead(out ulong busy, out _) == true) _lastBusyTicks = busy; // primed: the first period counts
         // Prime every counter now: the first period starts here, not at the first tick.
-        long wall = Clock.WallNs();
-        foreach (var slot in sources.Slots) Buffer.Read(slot, startMonotonicNs, wall);
+        foreach (var slot in sources.Slots) Buffer.Prime(slot, startMonotonicNs);
         _node = new NodeSpool(cfg, sources);
         _finalizedElsewhere = new FinalizedElsewhere(NodeSpool.Root(cfg));
         _emptySinceNs = startMonotonicNs;
@@ -321,7 +320,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     private void SnapshotLocked(long now, long wall)
     {
-        long interval = Buffer.TakeSnapshot(now, wall, _delta, _flags);
+        // The period ends at the latest read (its stamps may move past the caller's, never back): see TakeSnapshot.
+        long interval = Buffer.TakeSnapshot(ref now, ref wall, _delta, _flags);
+        if (interval == 0) return; // nothing read since the last period closed: no empty rows
         Snapshots++;
         ulong busyNs = 0;
         if (_procStat?.TryRead(out ulong busy, out _) == true)

@@ -32,6 +32,8 @@ public sealed class MeasurementBuffer
     /// <summary>Failed channel reads since start (status).</summary>
     public long ReadErrors;
     public long LastSnapshotNs { get; private set; }
+    /// <summary>Wall stamp of the last snapshot (0 before the first): the rows of a period end after the previous period's.</summary>
+    public long LastSnapshotWallNs { get; private set; }
 
     public MeasurementBuffer(IReadOnlyList<SourceSlot> slots, long startMonotonicNs)
     {
@@ -50,14 +52,27 @@ public sealed class MeasurementBuffer
         LastSnapshotNs = startMonotonicNs;
     }
 
-    /// <summary>Reads one source now and accumulates its channels. Thread-safe per slot (its gate).</summary>
-    public void Read(SourceSlot slot, long monotonicNs, long wallNs)
+    /// <summary>The first read of a source: its counters' base, stored nowhere (no wall stamp for later reads to follow).</summary>
+    public void Prime(SourceSlot slot, long monotonicNs) => Read(slot, monotonicNs, 0);
+
+    /// <summary>
+    /// Reads one source at the instant the caller stamped and accumulates its channels. Thread-safe per slot (its gate).
+    /// A caller stamps before it waits for the gate: a read stamped no later than the slot's last read lost the race to
+    /// a later-stamped one (tick vs snapshot) and is not taken, so per channel time only moves forward; false then.
+    /// </summary>
+    public bool Read(SourceSlot slot, long monotonicNs, long wallNs)
     {
-        lock (slot.Gate) ReadLocked(slot, monotonicNs, wallNs);
+        lock (slot.Gate) return ReadLocked(slot, monotonicNs, wallNs);
     }
 
-    private void ReadLocked(SourceSlot slot, long monotonicNs, long wallNs)
+    private bool ReadLocked(SourceSlot slot, long monotonicNs, long wallNs)
     {
+        if (monotonicNs <= slot.LastReadNs) return false;
+        // The wall clock is read just after the monotonic one, so two readers' pairs can cross by a few µs: the wall
+        // stamp follows the monotonic order (each row's end stays after the previous row's end of its series).
+        if (slot.LastReadWallNs != 0 && wallNs <= slot.LastReadWallNs) wallNs = slot.LastReadWallNs + (monotonicNs - slot.LastReadNs);
+        slot.LastReadNs = monotonicNs;
+        slot.LastReadWallNs = wallNs;
         slot.Source.Read(slot.Raw, slot.Ok, monotonicNs);
         var sink = RawSink;
         for (int i = 0; i < slot.Raw.Length; i++)
@@ -81,19 +96,32 @@ public sealed class MeasurementBuffer
             _flags[c] |= (int)flags;
             if (primed) sink?.OnRead(c, wallNs, step.ElapsedNs, step.Delta, flags);
         }
+        return true;
     }
 
     /// <summary>
-    /// Reads every fast source (not own-thread ones: NVML calls take a driver lock; their latest totals are used)
-    /// and takes, for each channel, the energy since the previous snapshot and the flags of that interval.
+    /// Closes the period: takes, for each channel, the energy since the previous snapshot and the flags of that interval.
+    /// The period ends at the caller's instant, or at the latest read of a fast source when one was taken after it (the
+    /// tick thread got the gates first): its stamps are then the snapshot's (<paramref name="monotonicNs"/> and
+    /// <paramref name="wallNs"/> are moved there). Fast sources last read before that instant are read once more at it
+    /// (not own-thread ones: NVML calls take a driver lock; their latest totals are used). Every gate is held throughout,
+    /// so no read lands between the choice of the instant and the totals. Returns the period's length; 0 when it is
+    /// empty (nothing read after the previous snapshot's end: nothing is taken, the next period keeps it all).
     /// </summary>
-    public long TakeSnapshot(long monotonicNs, long wallNs, Span<ulong> delta, Span<SpoolFlags> flags)
+    public long TakeSnapshot(ref long monotonicNs, ref long wallNs, Span<ulong> delta, Span<SpoolFlags> flags)
     {
-        foreach (var slot in _slots)
+        int held = 0;
+        try
         {
-            lock (slot.Gate)
+            for (; held < _slots.Length; held++) Monitor.Enter(_slots[held].Gate);
+            long at = monotonicNs, atWall = wallNs;
+            foreach (var slot in _slots)
+                if (!slot.OwnThread && slot.LastReadNs >= at) (at, atWall) = (slot.LastReadNs, slot.LastReadWallNs);
+            if (at <= LastSnapshotNs) return 0;
+            if (LastSnapshotWallNs != 0 && atWall <= LastSnapshotWallNs) atWall = LastSnapshotWallNs + (at - LastSnapshotNs);
+            foreach (var slot in _slots)
             {
-                if (!slot.OwnThread) ReadLocked(slot, monotonicNs, wallNs);
+                if (!slot.OwnThread && slot.LastReadNs < at) ReadLocked(slot, at, atWall);
                 for (int i = 0; i < slot.Raw.Length; i++)
                 {
                     int c = slot.FirstChannel + i;
@@ -104,9 +132,15 @@ public sealed class MeasurementBuffer
                     _flags[c] = 0;
                 }
             }
+            long interval = at - LastSnapshotNs;
+            LastSnapshotNs = at;
+            LastSnapshotWallNs = atWall;
+            (monotonicNs, wallNs) = (at, atWall);
+            return interval;
         }
-        long interval = monotonicNs - LastSnapshotNs;
-        LastSnapshotNs = monotonicNs;
-        return interval;
+        finally
+        {
+            while (held > 0) Monitor.Exit(_slots[--held].Gate);
+        }
     }
 }

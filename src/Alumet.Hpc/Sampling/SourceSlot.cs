@@ -18,6 +18,9 @@ public sealed class SourceSlot
     /// <summary>Serializes the tick thread's reads with a snapshot's read (uncontended almost always: ~20 ns).</summary>
     internal readonly object Gate = new();
     internal int Divisor = 1;
+    /// <summary>Monotonic and wall stamps of the slot's last read (under <see cref="Gate"/>): reads only move forward.</summary>
+    internal long LastReadNs = long.MinValue;
+    internal long LastReadWallNs;
 
     public SourceSlot(IEnergySource source, double hz, bool ownThread, double maxPowerW)
     {

@@ -54,9 +54,10 @@ public class QualityEndToEndTests
 
     private const double Q = 1.0 / 16384; // RAPL quantum, 2^-14 J
 
-    // By hand (docs/uncertainty.md, default model): RAPL 5 % of 600 J; the job's package and dram series have 4 records
-    // each (3 periods + the node sampler's closing snapshot, at the same instant here), each with q²/6 + (1 µJ)²/12; exclusive: no attribution term; k = 2.
-    private static readonly double StandardU = Math.Sqrt(30.0 * 30.0 + 8 * (Q * Q / 6 + 1e-12 / 12));
+    // By hand (docs/uncertainty.md, default model): RAPL 5 % of 600 J; the job's package and dram series have 3 records
+    // each (3 periods; the node sampler's closing snapshot, at the last one's instant, closes an empty period: no row),
+    // each with q²/6 + (1 µJ)²/12; exclusive: no attribution term; k = 2.
+    private static readonly double StandardU = Math.Sqrt(30.0 * 30.0 + 6 * (Q * Q / 6 + 1e-12 / 12));
     // docs/carbon.md: [13:59:59, 14:00:00] 100 J at 100 g/kWh, then 200 J and 300 J at 300 g/kWh, all × PUE 1.5
     // (effective intensity: (100 × 100 + 500 × 300) / 600 = 266.7 g/kWh, weighted by the job's own energy).
     private const double Co2eG = 1.5 * (100.0 * 100 + 500.0 * 300) / 3.6e6;
