@@ -89,7 +89,7 @@ failed=${failed:-0}; skipped=${skipped:-0}
 # CI keeps only the tail of its output: repeat each failed test's name and the first lines of its message last.
 if [ "$failed" != 0 ]; then
   echo "== failed tests (first lines of each; the whole output is in out/test.log)"
-  awk '/^  Failed [A-Za-z]/ {n=14} n>0 {print; n--}' out/test.log | grep -v '^ *at ' | head -120
+  awk '/^  Failed [A-Za-z]/ {n=14} /^  (Passed|Skipped) / {n=0} n>0 {print; n--}' out/test.log | grep -v '^ *at ' | head -120
 fi
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 exit "$rc"
