@@ -53,6 +53,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private int _retrying;   // one outbox retry thread at a time
     private Thread? _retry;
     private readonly FinalizedElsewhere _finalizedElsewhere;
+    private readonly IJobFinalization _finalization;
     private long _markerReads;
 
     public MeasurementBuffer Buffer { get; }
@@ -74,9 +75,16 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// <summary>Told when the tick rate may have changed (a job registered, ended or dropped; a setting changed).</summary>
     public Action? RateChanged { get; set; }
 
+    /// <summary>A sampler that finalizes ended jobs in its own process (one-job hosts, tests).</summary>
     public NodeSampler(AlumetConfig cfg, SourceSet sources, long startMonotonicNs)
+        : this(cfg, sources, startMonotonicNs, new InProcessFinalization(cfg)) { }
+
+    /// <param name="finalization">Where ended jobs get their Parquet file and row: the node daemon passes a
+    /// <see cref="FinalizerProcess"/>, so nothing here references the writers (they are trimmed from its binary).</param>
+    public NodeSampler(AlumetConfig cfg, SourceSet sources, long startMonotonicNs, IJobFinalization finalization)
     {
         _cfg = cfg;
+        _finalization = finalization;
         _sources = sources;
         Buffer = new MeasurementBuffer(sources.Slots, startMonotonicNs);
         int n = Buffer.Channels.Count;
@@ -219,8 +227,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         string dir = job.Registration.Job.StateDirectory(_cfg.Paths.StateDir);
         try
         {
-            var outcome = JobFinalizer.Finalize(dir, _cfg, complete, reason);
-            Log.Info($"job {job.Registration.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}{(outcome.Record is { } r ? $", {r.TotalEnergyJ:0.###} J, {outcome.ParquetPath}; {outcome.Delivery}" : "")}");
+            var outcome = _finalization.Finalize(dir, complete, reason); // logs the row it wrote
+            if (outcome.Status == JobFinalizer.AlreadyStatus)
+                Log.Info($"job {job.Registration.Job.JobId}: already finalized by another process ({outcome.Reason})");
             if (!outcome.Stored) RetryOutbox($"job {job.Registration.Job.JobId}");
             return outcome;
         }
@@ -242,7 +251,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         Interlocked.Increment(ref _finalizing);
         var t = new Thread(() =>
         {
-            try { Outbox.RetryInBackground(_cfg, what); }
+            try { _finalization.RetryQueuedRows(what); }
             catch (Exception e) { Log.Warn($"{what}: outbox retry stopped: {e.Message}"); }
             finally { Volatile.Write(ref _retrying, 0); Interlocked.Decrement(ref _finalizing); }
         }) { Name = "outbox-retry", IsBackground = true };
