@@ -40,6 +40,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private volatile bool _rawStorage;
     private bool[][] _gpuOwns = [];             // per job: which channels are its GPUs  // jobs that get the node's raw reads (alone or exclusive)
     private readonly NodeSpool _node;
+    private readonly EnergyChannel[] _channels; // the buffer's, indexed on every raw read (an array: no interface call)
     // Per-period scratch, sized once (channels) or grown with the job count: no allocation per period otherwise.
     private readonly ulong[] _delta;
     private readonly SpoolFlags[] _flags;
@@ -87,7 +88,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         _finalization = finalization;
         _sources = sources;
         Buffer = new MeasurementBuffer(sources.Slots, startMonotonicNs);
-        int n = Buffer.Channels.Count;
+        _channels = Buffer.Channels.ToArray();
+        int n = _channels.Length;
         _delta = new ulong[n];
         _flags = new SpoolFlags[n];
         try { _procStat = new ProcStat(cfg.Paths.ProcfsRoot); }
@@ -399,14 +401,25 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
     }
 
-    /// <summary>Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node.</summary>
-    void IRawReadSink.OnRead(int channel, long wallNs, long intervalNs, ulong delta, SpoolFlags flags)
+    /// <summary>
+    /// Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node (or
+    /// exclusive). One lock per source read; nothing here depends on the number of jobs sharing the node (their
+    /// shares are split at the snapshots).
+    /// </summary>
+    void IRawReadSink.OnReads(int firstChannel, long wallNs, ReadOnlySpan<RawRead> reads)
     {
-        var ch = Buffer.Channels[channel];
+        var channels = _channels;
+        var targets = _rawTargets;
         lock (_spoolGate)
         {
-            _node.Append(NodeConsumer, channel, ch, wallNs, intervalNs, delta, flags);
-            foreach (var job in _rawTargets) job.Append(NodeConsumer, channel, ch, wallNs, intervalNs, delta, flags);
+            for (int i = 0; i < reads.Length; i++)
+            {
+                var r = reads[i];
+                if (!r.Stored) continue;
+                int c = firstChannel + i;
+                _node.Append(NodeConsumer, c, channels[c], wallNs, r.IntervalNs, r.Delta, r.Flags);
+                foreach (var job in targets) job.Append(NodeConsumer, c, channels[c], wallNs, r.IntervalNs, r.Delta, r.Flags);
+            }
         }
     }
 
