@@ -253,4 +253,30 @@ public class SamplerProcessTests
         var failed = Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains("job 121: finalization failed"));
         Assert.Contains(Path.Combine(bin, "alumet-hpc"), failed);
     }
+
+    [Fact]
+    public void WhereOnlyAlumetHpcIsInstalledThePrologsStartItsOwnNodeSampler()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(2, MaxRange),
+            "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20\nlinger_s = 30");
+        string bin = install.PathOf("bin");
+        Directory.CreateDirectory(bin);
+        string from = Path.GetDirectoryName(TestInstallation.Binary())!;
+        foreach (string f in new[] { "alumet-hpc", "libe_sqlite3.so" }) File.Copy(Path.Combine(from, f), Path.Combine(bin, f));
+        File.SetUnixFileMode(Path.Combine(bin, "alumet-hpc"), (UnixFileMode)0b111_101_101);
+        Assert.Equal(Path.Combine(bin, "alumet-hpc"), SamplerLauncher.DaemonExecutable(Path.Combine(bin, "alumet-hpc")));
+        var job = Job("122");
+        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, Path.Combine(bin, "alumet-hpc"));
+        Assert.True(launched.Ok, launched.Message);
+        try
+        {
+            Assert.Equal(Path.Combine(bin, "alumet-hpc"), new FileInfo($"/proc/{launched.Pid}/exe").LinkTarget);
+            WaitFor(() => SpoolRecords(job.StateDirectory(install.Config.Paths.StateDir)) > 0, "the first flushed records");
+            var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
+            Assert.True(stop.Status == "stopped", stop.Message);
+            using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+            Assert.Equal(JobStatus.Complete, Assert.Single(db.GetJob("122")).Status);
+        }
+        finally { Alumet.Hpc.Native.Libc.kill(launched.Pid, 15); }
+    }
 }
