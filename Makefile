@@ -16,15 +16,17 @@ all: build
 build:
 	$(DOTNET) build Alumet.Hpc.sln -c $(CONFIG)
 
-# NativeAOT: one native binary; alumet-report is the same binary under another name.
+# NativeAOT: alumet-hpc (alumet-report is the same binary under another name) and alumet-hpc-sampler (the node
+# sampler daemon alone, started by the prologs: a smaller binary, README "The node sampler").
 # The grep makes any trimming/AOT warning (IL2xxx/IL3xxx) fail the build, ours or a package's.
 publish:
 	@mkdir -p $(OUT)
 	$(DOTNET) publish src/Alumet.Hpc.Cli/Alumet.Hpc.Cli.csproj -c Release -r linux-x64 -o $(BIN) 2>&1 | tee $(OUT)/publish.log
+	$(DOTNET) publish src/Alumet.Hpc.Sampler/Alumet.Hpc.Sampler.csproj -c Release -r linux-x64 -o $(BIN) 2>&1 | tee -a $(OUT)/publish.log
 	@! grep -E "warning IL[23][0-9]{3}" $(OUT)/publish.log
 	@ln -sf alumet-hpc $(BIN)/alumet-report
 	gcc -O2 -Wall -Wextra -Werror -o $(BIN)/alumet-report-gate src/report-gate/alumet-report-gate.c
-	@echo "published: $(BIN)/alumet-hpc $(BIN)/alumet-report (symlink, for root and per-user databases) $(BIN)/alumet-report-gate (install setgid as alumet-report: README)"
+	@echo "published: $(BIN)/alumet-hpc $(BIN)/alumet-hpc-sampler (the node sampler, started by the prologs) $(BIN)/alumet-report (symlink, for root and per-user databases) $(BIN)/alumet-report-gate (install setgid as alumet-report: README)"
 
 # Unit and integration tests (some run the native binary); with ALUMET_E2E_SLURM=1 / ALUMET_E2E_OAR=1 (root)
 # also the end-to-end tests against a real Slurm / OAR that tests/run-all.sh starts (.ci/run sets both).

@@ -209,7 +209,8 @@ stop_advancer
 pf() { awk -v v="$1" -v l="$2" 'BEGIN { if (v == "" || v == "-") print "n/a"; else print (v + 0 <= l + 0) ? "PASS" : "MISS" }'; }
 row() { printf '%-46s %10s %10s %8s  %-16s %s\n' "$@"; }
 echo
-echo "Node sampler (issue 8) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs; ours = $BIN node-sampler, jobs registered by the Slurm prolog"
+ours=$BIN; [[ -x $(dirname "$BIN")/alumet-hpc-sampler ]] && ours=$(dirname "$BIN")/alumet-hpc-sampler   # what the prolog starts (SamplerLauncher)
+echo "Node sampler (issue 8) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs; ours = $ours node-sampler, started and fed by the Slurm prolog"
 echo "uptime before: $UPTIME_BEFORE"
 echo "uptime after:  $(uptime)"
 echo "C = bench/c_reader.c: the 6 counters every tick, /proc/stat and the jobs' cpu.stat once per second (kept open), nothing stored"

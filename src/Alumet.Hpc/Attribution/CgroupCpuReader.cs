@@ -11,6 +11,7 @@ public sealed class CgroupCpuReader : IDisposable
 {
     private readonly SafeFileHandle _handle;
     private readonly CgroupVersion _version;
+    private int _fd;
 
     public JobCgroup Cgroup { get; }
 
@@ -20,6 +21,7 @@ public sealed class CgroupCpuReader : IDisposable
         _version = cgroup.Version;
         string file = Path.Combine(cgroup.Directory, cgroup.Version == CgroupVersion.V1 ? "cpuacct.usage" : "cpu.stat");
         _handle = File.OpenHandle(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        _fd = (int)_handle.DangerousGetHandle();
     }
 
     public static CgroupCpuReader? TryOpen(JobCgroup cgroup)
@@ -28,15 +30,15 @@ public sealed class CgroupCpuReader : IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
-    public bool TryReadNs(out ulong ns)
+    /// <summary>False when the read fails (a removed cgroup: ENODEV on cgroupfs) or holds no usage.</summary>
+    public unsafe bool TryReadNs(out ulong ns)
     {
         ns = 0;
-        Span<byte> buf = stackalloc byte[1024];
-        int n;
-        try { n = RandomAccess.Read(_handle, buf, 0); }
-        catch (IOException) { return false; }
-        if (n == 0) return false;
-        ReadOnlySpan<byte> s = buf[..n];
+        // A direct pread on the descriptor the handle owns: no SafeHandle add-ref or exception per job and period.
+        byte* buf = stackalloc byte[1024];
+        nint n = _fd < 0 ? -1 : Sources.Rapl.RaplNative.pread(_fd, buf, 1024, 0);
+        if (n <= 0) return false;
+        ReadOnlySpan<byte> s = new(buf, (int)n);
         if (_version == CgroupVersion.V1)
             return Utf8Parser.TryParse(s, out ns, out _);
 
@@ -46,5 +48,9 @@ public sealed class CgroupCpuReader : IDisposable
         return true;
     }
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose()
+    {
+        _fd = -1; // a read after this fails rather than reading whatever file reuses the number
+        _handle.Dispose();
+    }
 }

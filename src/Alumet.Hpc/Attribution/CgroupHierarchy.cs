@@ -42,6 +42,27 @@ public static class CgroupHierarchy
     public static bool Is(string dir, CgroupVersion version) => version == CgroupVersion.V2 ? IsV2(dir) : IsV1(dir);
 
     /// <summary>
+    /// This process's cgroups from <paramref name="selfCgroupFile"/> (<c>/proc/self/cgroup</c>): one entry per hierarchy,
+    /// its controller list (empty for v2, "name=x" for a named v1 hierarchy) and its path in that hierarchy; none when
+    /// the file cannot be read.
+    /// </summary>
+    public static IEnumerable<(string Controllers, string Path)> OfThisProcess(string selfCgroupFile = "/proc/self/cgroup")
+    {
+        string[] lines;
+        try { lines = File.ReadAllLines(selfCgroupFile); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { yield break; }
+        foreach (string line in lines)
+        {
+            var parts = line.Split(':', 3); // "hierarchy-id:controller-list:path"; v2 is "0::path"
+            if (parts.Length == 3 && (parts[1].Length > 0 || parts[0] == "0")) yield return (parts[1], parts[2]);
+        }
+    }
+
+    /// <summary>Moves this process into the cgroup <paramref name="dir"/> (writes its pid to <c>cgroup.procs</c>).</summary>
+    public static void MoveThisProcess(string dir) =>
+        File.AppendAllText(Path.Combine(dir, "cgroup.procs"), Environment.ProcessId.ToString());
+
+    /// <summary>
     /// The subdirectories of <paramref name="dir"/> matching <paramref name="pattern"/>, sorted by name; none when it
     /// does not exist or cannot be read: a cgroup directory can vanish between listing and use (job end), which is not
     /// an error.

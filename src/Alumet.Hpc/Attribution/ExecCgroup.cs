@@ -98,7 +98,7 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
     /// Moves this process into the cgroup; the caller starts the command then <see cref="Leave"/>s: the command is
     /// born in the cgroup (a fork inherits it), so none of its CPU time, nor its children's, is ever outside it.
     /// </summary>
-    public void Enter() => File.AppendAllText(Path.Combine(Directory, "cgroup.procs"), Environment.ProcessId.ToString());
+    public void Enter() => CgroupHierarchy.MoveThisProcess(Directory);
 
     /// <summary>Moves this process back to <paramref name="original"/> (its cgroup before <see cref="Enter"/>), or to the hierarchy's root.</summary>
     public void Leave(string? original)
@@ -107,7 +107,7 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
         foreach (string? dir in new[] { original, hierarchy })
         {
             if (dir is null) continue;
-            try { File.AppendAllText(Path.Combine(dir, "cgroup.procs"), Environment.ProcessId.ToString()); return; }
+            try { CgroupHierarchy.MoveThisProcess(dir); return; }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
     }
@@ -117,18 +117,9 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
     {
         string hierarchy = Path.GetDirectoryName(Path.GetDirectoryName(Directory)!)!;
         string[] controllers = Version == CgroupVersion.V2 ? [] : Path.GetFileName(hierarchy).Split(',');
-        try
-        {
-            foreach (string line in File.ReadAllLines(selfCgroupFile))
-            {
-                var parts = line.Split(':', 3); // "id:controllers:path"; v2 is "0::path"
-                if (parts.Length != 3) continue;
-                bool match = Version == CgroupVersion.V2 ? parts[0] == "0" && parts[1].Length == 0
-                    : parts[1].Split(',').Order().SequenceEqual(controllers.Order());
-                if (match) return Path.Combine(hierarchy, parts[2].TrimStart('/'));
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        foreach (var (list, path) in CgroupHierarchy.OfThisProcess(selfCgroupFile))
+            if (Version == CgroupVersion.V2 ? list.Length == 0 : list.Split(',').Order().SequenceEqual(controllers.Order()))
+                return Path.Combine(hierarchy, path.TrimStart('/'));
         return null;
     }
 

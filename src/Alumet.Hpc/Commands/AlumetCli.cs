@@ -20,6 +20,7 @@ public static class AlumetCli
             ExecCommand.Create(),
             SampleCommand.Create(),
             NodeSamplerCommand.Create(),
+            FinalizeJobCommand.Create(),
             CtlCommand.Create(),
             CalibrateCommand.Create(),
             report,

@@ -1,6 +1,4 @@
 using System.CommandLine;
-using Alumet.Hpc.Config;
-using Alumet.Hpc.Core;
 using Alumet.Hpc.Jobs;
 
 namespace Alumet.Hpc.Commands;
@@ -24,15 +22,5 @@ public static class NodeSamplerCommand
         return cmd;
     }
 
-    private static int Run(string? configPath, bool detach)
-    {
-        if (CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
-        Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
-        try { return NodeSamplerHost.RunDaemon(cfg, detach); }
-        catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
-        {
-            Log.Error($"node sampler failed: {e.Message}");
-            return 1;
-        }
-    }
+    private static int Run(string? configPath, bool detach) => NodeSamplerHost.Main(configPath, detach);
 }

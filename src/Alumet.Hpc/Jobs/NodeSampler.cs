@@ -40,6 +40,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private volatile bool _rawStorage;
     private bool[][] _gpuOwns = [];             // per job: which channels are its GPUs  // jobs that get the node's raw reads (alone or exclusive)
     private readonly NodeSpool _node;
+    private readonly EnergyChannel[] _channels; // the buffer's, indexed on every raw read (an array: no interface call)
     // Per-period scratch, sized once (channels) or grown with the job count: no allocation per period otherwise.
     private readonly ulong[] _delta;
     private readonly SpoolFlags[] _flags;
@@ -53,6 +54,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private int _retrying;   // one outbox retry thread at a time
     private Thread? _retry;
     private readonly FinalizedElsewhere _finalizedElsewhere;
+    private readonly IJobFinalization _finalization;
     private long _markerReads;
 
     public MeasurementBuffer Buffer { get; }
@@ -74,12 +76,20 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// <summary>Told when the tick rate may have changed (a job registered, ended or dropped; a setting changed).</summary>
     public Action? RateChanged { get; set; }
 
+    /// <summary>A sampler that finalizes ended jobs in its own process (one-job hosts, tests).</summary>
     public NodeSampler(AlumetConfig cfg, SourceSet sources, long startMonotonicNs)
+        : this(cfg, sources, startMonotonicNs, new InProcessFinalization(cfg)) { }
+
+    /// <param name="finalization">Where ended jobs get their Parquet file and row: the node daemon passes a
+    /// <see cref="FinalizerProcess"/>, so nothing here references the writers (they are trimmed from its binary).</param>
+    public NodeSampler(AlumetConfig cfg, SourceSet sources, long startMonotonicNs, IJobFinalization finalization)
     {
         _cfg = cfg;
+        _finalization = finalization;
         _sources = sources;
         Buffer = new MeasurementBuffer(sources.Slots, startMonotonicNs);
-        int n = Buffer.Channels.Count;
+        _channels = Buffer.Channels.ToArray();
+        int n = _channels.Length;
         _delta = new ulong[n];
         _flags = new SpoolFlags[n];
         try { _procStat = new ProcStat(cfg.Paths.ProcfsRoot); }
@@ -219,8 +229,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         string dir = job.Registration.Job.StateDirectory(_cfg.Paths.StateDir);
         try
         {
-            var outcome = JobFinalizer.Finalize(dir, _cfg, complete, reason);
-            Log.Info($"job {job.Registration.Job.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}{(outcome.Record is { } r ? $", {r.TotalEnergyJ:0.###} J, {outcome.ParquetPath}; {outcome.Delivery}" : "")}");
+            var outcome = _finalization.Finalize(dir, complete, reason); // logs the row it wrote
+            if (outcome.Status == JobFinalizer.AlreadyStatus)
+                Log.Info($"job {job.Registration.Job.JobId}: already finalized by another process ({outcome.Reason})");
             if (!outcome.Stored) RetryOutbox($"job {job.Registration.Job.JobId}");
             return outcome;
         }
@@ -242,7 +253,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         Interlocked.Increment(ref _finalizing);
         var t = new Thread(() =>
         {
-            try { Outbox.RetryInBackground(_cfg, what); }
+            try { _finalization.RetryQueuedRows(what); }
             catch (Exception e) { Log.Warn($"{what}: outbox retry stopped: {e.Message}"); }
             finally { Volatile.Write(ref _retrying, 0); Interlocked.Decrement(ref _finalizing); }
         }) { Name = "outbox-retry", IsBackground = true };
@@ -390,14 +401,25 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
     }
 
-    /// <summary>Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node.</summary>
-    void IRawReadSink.OnRead(int channel, long wallNs, long intervalNs, ulong delta, SpoolFlags flags)
+    /// <summary>
+    /// Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node (or
+    /// exclusive). One lock per source read; nothing here depends on the number of jobs sharing the node (their
+    /// shares are split at the snapshots).
+    /// </summary>
+    void IRawReadSink.OnReads(int firstChannel, long wallNs, ReadOnlySpan<RawRead> reads)
     {
-        var ch = Buffer.Channels[channel];
+        var channels = _channels;
+        var targets = _rawTargets;
         lock (_spoolGate)
         {
-            _node.Append(NodeConsumer, channel, ch, wallNs, intervalNs, delta, flags);
-            foreach (var job in _rawTargets) job.Append(NodeConsumer, channel, ch, wallNs, intervalNs, delta, flags);
+            for (int i = 0; i < reads.Length; i++)
+            {
+                var r = reads[i];
+                if (!r.Stored) continue;
+                int c = firstChannel + i;
+                _node.Append(NodeConsumer, c, channels[c], wallNs, r.IntervalNs, r.Delta, r.Flags);
+                foreach (var job in targets) job.Append(NodeConsumer, c, channels[c], wallNs, r.IntervalNs, r.Delta, r.Flags);
+            }
         }
     }
 

@@ -21,8 +21,26 @@ public static class NodeSamplerHost
     /// <summary>How long a starting daemon waits for the lock (a previous one may be closing after its linger).</summary>
     public static TimeSpan LockWait { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// The daemon's entry point, in both binaries: <c>alumet-hpc-sampler node-sampler</c> (what the prologs start: the
+    /// daemon alone, so that trimming leaves out the rest) and <c>alumet-hpc node-sampler</c> (systemd unit, older hooks).
+    /// Ended jobs are finalized by <c>alumet-hpc finalize-job</c> children from the same directory.
+    /// </summary>
+    public static int Main(string? configPath, bool detach)
+    {
+        if (Commands.CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
+        Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
+        string executable = Path.Combine(AppContext.BaseDirectory, FinalizerProcess.Program);
+        try { return RunDaemon(cfg, detach, new FinalizerProcess(executable, configPath is null ? null : Path.GetFullPath(configPath))); }
+        catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+        {
+            Log.Error($"node sampler failed: {e.Message}");
+            return 1;
+        }
+    }
+
     /// <summary>The daemon. Returns when the linger is over or on SIGTERM (jobs then stay registered for the next sampler).</summary>
-    public static int RunDaemon(AlumetConfig cfg, bool detach)
+    public static int RunDaemon(AlumetConfig cfg, bool detach, IJobFinalization finalization)
     {
         // Origin of status's first_sample_ms: the bench's spawn of the prolog that started us, else our start.
         long origin = Commands.SampleCommand.BenchSpawnNs() ?? Clock.MonotonicNs();
@@ -47,7 +65,7 @@ public static class NodeSamplerHost
             return 1;
         }
         FinalizedElsewhere.Reset(root); // under the node lock, before the recovery reads the markers
-        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs()) { OriginNs = origin };
+        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs(), finalization) { OriginNs = origin };
         var sampler = new Sampler(node.Buffer, node);
         foreach (var reg in NodeSampler.Unfinished(cfg.Paths.StateDir))
         {

@@ -122,13 +122,26 @@ public static class SamplerLauncher
     private static bool DaemonMayStillStart(AlumetConfig config) =>
         SamplerPid.Read(Spool.NodeSpool.Root(config)) is { } p && p.IsAlive(config.Paths.ProcfsRoot);
 
+    /// <summary>The node sampler's own binary, installed beside <c>alumet-hpc</c> (out/bin): the daemon without the rest.</summary>
+    public const string SamplerProgram = "alumet-hpc-sampler";
+
+    /// <summary>
+    /// What a prolog starts: <c>alumet-hpc-sampler</c> beside <paramref name="executable"/> (ours by default), or, where
+    /// only <c>alumet-hpc</c> was installed, its own <c>node-sampler</c> (the same daemon, with the whole binary mapped).
+    /// </summary>
+    public static string DaemonExecutable(string? executable = null)
+    {
+        string exe = executable ?? Environment.ProcessPath ?? throw new InvalidOperationException("cannot find our own executable");
+        string lean = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(exe)) ?? "/", SamplerProgram);
+        return File.Exists(lean) ? lean : exe;
+    }
+
     /// <summary>Starts a detached node sampler; it exits at once if another holds the node lock.</summary>
     private static Process StartDaemon(string? configPath, string? executable)
     {
         // The daemon runs in "/": a relative --config (or $ALUMET_HPC_CONFIG) of the caller is passed as the file it names here.
         string? config = configPath ?? (Environment.GetEnvironmentVariable(ConfigLoader.EnvVar) is { Length: > 0 } env ? env : null);
-        string exe = executable ?? Environment.ProcessPath ?? throw new InvalidOperationException("cannot find our own executable");
-        var psi = new ProcessStartInfo(exe)
+        var psi = new ProcessStartInfo(DaemonExecutable(executable))
         {
             UseShellExecute = false,
             // Our stdio may be the scheduler's pipe (OAR waits for it to close): the child gets fresh pipes that die

@@ -1,3 +1,4 @@
+using Alumet.Hpc.Attribution;
 using Alumet.Hpc.Core;
 using Alumet.Hpc.Native;
 
@@ -38,27 +39,20 @@ public static class SamplerProcessSetup
     /// <summary>Moves this process to the root cgroup of every hierarchy it belongs to (v1 and v2).</summary>
     public static void LeaveCgroups(string cgroupRoot, string selfCgroupFile)
     {
-        string[] lines;
-        try { lines = File.ReadAllLines(selfCgroupFile); }
-        catch (IOException) { return; }
-        string pid = Environment.ProcessId.ToString();
-        foreach (string line in lines)
+        foreach (var (controllers, path) in CgroupHierarchy.OfThisProcess(selfCgroupFile))
         {
-            // "hierarchy-id:controller-list:path"; v2 is "0::path".
-            var parts = line.Split(':', 3);
-            if (parts.Length != 3 || parts[2] == "/") continue;
-            foreach (string dir in HierarchyDirectories(cgroupRoot, parts[1]))
+            if (path == "/") continue;
+            foreach (string dir in HierarchyDirectories(cgroupRoot, controllers))
             {
-                string procs = Path.Combine(dir, "cgroup.procs");
-                if (!File.Exists(procs)) continue;
+                if (!File.Exists(Path.Combine(dir, "cgroup.procs"))) continue;
                 try
                 {
-                    File.AppendAllText(procs, pid);
+                    CgroupHierarchy.MoveThisProcess(dir);
                     break;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    Log.Warn($"could not leave cgroup {parts[2]} via {procs}: {e.Message}");
+                    Log.Warn($"could not leave cgroup {path} via {Path.Combine(dir, "cgroup.procs")}: {e.Message}");
                 }
             }
         }

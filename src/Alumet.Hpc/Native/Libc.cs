@@ -114,6 +114,35 @@ internal static partial class Libc
         return (*(int*)(buf + at), *(int*)(buf + at + 4));
     }
 
+    [LibraryImport("libc", EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int stat_path(string path, byte* buf);
+
+    /// <summary>
+    /// What a directory's stat says about its entries: inode, link count, mtime and ctime (ns). On cgroupfs and cgroup2fs
+    /// (kernfs), ext4, tmpfs and xfs a directory's link count is 2 + its subdirectories (checked on v1 and v2 here:
+    /// mkdir/rmdir of a child moves it; kernfs leaves mtime alone); btrfs and others say 1, which no listing matches.
+    /// </summary>
+    public readonly record struct DirectoryState(ulong Inode, ulong Links, long MtimeNs, long CtimeNs);
+
+    /// <summary>stat(2) of <paramref name="path"/> (x86-64 and arm64 struct stat), or null.</summary>
+    public static unsafe DirectoryState? StatDirectory(string path)
+    {
+        int linksAt;
+        bool wideLinks;
+        switch (RuntimeInformation.ProcessArchitecture)
+        {
+            case Architecture.X64: linksAt = 16; wideLinks = true; break;  // st_nlink: unsigned long after st_ino
+            case Architecture.Arm64: linksAt = 20; wideLinks = false; break; // st_nlink: unsigned int after st_mode
+            default: return null;
+        }
+        byte* buf = stackalloc byte[256];
+        if (stat_path(path, buf) != 0) return null;
+        ulong links = wideLinks ? *(ulong*)(buf + linksAt) : *(uint*)(buf + linksAt);
+        // st_mtim at 88 and st_ctim at 104 (timespec: seconds, nanoseconds) on both ABIs.
+        return new DirectoryState(*(ulong*)(buf + 8), links,
+            *(long*)(buf + 88) * 1_000_000_000 + *(long*)(buf + 96), *(long*)(buf + 104) * 1_000_000_000 + *(long*)(buf + 112));
+    }
+
     [LibraryImport("libc")]
     public static partial uint getgid();
 

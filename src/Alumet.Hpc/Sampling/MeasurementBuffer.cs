@@ -3,10 +3,16 @@ using Alumet.Hpc.Spool;
 
 namespace Alumet.Hpc.Sampling;
 
-/// <summary>Receives every read delta (raw storage): channel, end of the read interval, its length, raw delta, flags.</summary>
+/// <summary>One channel's part of a source read (raw storage): the read interval's length, raw delta, flags.</summary>
+/// <param name="Stored">False: nothing to store for this channel (its read failed, or it was the counter's first).</param>
+public readonly record struct RawRead(long IntervalNs, ulong Delta, SpoolFlags Flags, bool Stored);
+
+/// <summary>Receives every read (raw storage), one call per source read: one lock and one dispatch per tick, not per channel.</summary>
 public interface IRawReadSink
 {
-    void OnRead(int channel, long wallNs, long intervalNs, ulong delta, SpoolFlags flags);
+    /// <param name="firstChannel">Buffer index of <paramref name="reads"/>[0]; reads[i] is channel firstChannel + i.</param>
+    /// <param name="wallNs">End of every read interval of the call (the read's wall stamp).</param>
+    void OnReads(int firstChannel, long wallNs, ReadOnlySpan<RawRead> reads);
 }
 
 /// <summary>
@@ -75,6 +81,8 @@ public sealed class MeasurementBuffer
         slot.LastReadWallNs = wallNs;
         slot.Source.Read(slot.Raw, slot.Ok, monotonicNs);
         var sink = RawSink;
+        var reads = slot.Reads;
+        bool any = false;
         for (int i = 0; i < slot.Raw.Length; i++)
         {
             int c = slot.FirstChannel + i;
@@ -83,6 +91,7 @@ public sealed class MeasurementBuffer
                 _failing[c] = true;
                 _flags[c] |= (int)SpoolFlags.ReadError;
                 Interlocked.Increment(ref ReadErrors);
+                reads[i] = default;
                 continue;
             }
             bool primed = slot.Counters[i].Primed;
@@ -94,8 +103,10 @@ public sealed class MeasurementBuffer
                 _failing[c] = false;
             }
             _flags[c] |= (int)flags;
-            if (primed) sink?.OnRead(c, wallNs, step.ElapsedNs, step.Delta, flags);
+            reads[i] = new RawRead(step.ElapsedNs, step.Delta, flags, primed);
+            any |= primed;
         }
+        if (any) sink?.OnReads(slot.FirstChannel, wallNs, reads);
         return true;
     }
 

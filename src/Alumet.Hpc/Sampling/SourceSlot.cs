@@ -15,6 +15,8 @@ public sealed class SourceSlot
     internal readonly EnergyCounter[] Counters;
     internal readonly ulong[] Raw;
     internal readonly bool[] Ok;
+    /// <summary>The last read's per-channel results, handed to the raw sink (reused: no allocation per read).</summary>
+    internal readonly RawRead[] Reads;
     /// <summary>Serializes the tick thread's reads with a snapshot's read (uncontended almost always: ~20 ns).</summary>
     internal readonly object Gate = new();
     internal int Divisor = 1;
@@ -33,6 +35,7 @@ public sealed class SourceSlot
             Counters[i] = EnergyCounter.For(source.Channels[i], maxPowerW);
         Raw = new ulong[n];
         Ok = new bool[n];
+        Reads = new RawRead[n];
     }
 
     /// <summary>

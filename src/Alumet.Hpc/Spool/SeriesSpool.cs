@@ -11,6 +11,8 @@ public sealed class SeriesSpool : IDisposable
     private readonly SpoolWriter _writer;
     private readonly Dictionary<(string Consumer, string Kind, string Id, string Interface), int> _ids = new();
     private readonly Dictionary<string, int[]> _byChannel = new(StringComparer.Ordinal); // consumer → series id per channel index, -1 unknown
+    private string? _lastConsumer;
+    private int[]? _lastIds;
 
     public string Directory { get; }
     public SpoolMeta Meta { get; }
@@ -63,12 +65,20 @@ public sealed class SeriesSpool : IDisposable
     /// </summary>
     public int Series(string consumer, int channel, EnergyChannel ch)
     {
-        if (!_byChannel.TryGetValue(consumer, out var ids) || ids.Length <= channel)
+        // The raw-storage tick appends for one consumer ("node") only: the last consumer's ids (same string object)
+        // answer it without hashing the name.
+        var ids = ReferenceEquals(consumer, _lastConsumer) ? _lastIds : null;
+        if (ids is null || ids.Length <= channel)
         {
-            var grown = new int[Math.Max(channel + 1, ids?.Length ?? 0)];
-            grown.AsSpan().Fill(-1);
-            ids?.CopyTo(grown, 0);
-            _byChannel[consumer] = ids = grown;
+            if (!_byChannel.TryGetValue(consumer, out ids) || ids.Length <= channel)
+            {
+                var grown = new int[Math.Max(channel + 1, ids?.Length ?? 0)];
+                grown.AsSpan().Fill(-1);
+                ids?.CopyTo(grown, 0);
+                _byChannel[consumer] = ids = grown;
+            }
+            _lastConsumer = consumer;
+            _lastIds = ids;
         }
         int id = ids[channel];
         if (id < 0) ids[channel] = id = Series(consumer, ch);

@@ -59,4 +59,35 @@ public sealed class CgroupHierarchyTests : IDisposable
         Assert.Equal(new[] { a, b }, CgroupHierarchy.Subdirectories(Path.Combine(_root, "p"), "job_*"));
         Assert.Empty(CgroupHierarchy.Subdirectories(Path.Combine(_root, "gone"), "job_*"));
     }
+
+    [Fact]
+    public void ThisProcesssCgroupsAreOneEntryPerHierarchyV1AndV2()
+    {
+        string self = Path.Combine(_root, "self-cgroup");
+        File.WriteAllText(self, "12:cpu,cpuacct:/slurm/uid_0/job_7\n3:name=systemd:/user.slice\n0::/user.slice/session-1.scope\nbroken line\n");
+        Assert.Equal(new[] { ("cpu,cpuacct", "/slurm/uid_0/job_7"), ("name=systemd", "/user.slice"), ("", "/user.slice/session-1.scope") },
+            CgroupHierarchy.OfThisProcess(self));
+        Assert.Empty(CgroupHierarchy.OfThisProcess(Path.Combine(_root, "missing")));
+    }
+
+    [Fact]
+    public void LeavingCgroupsWritesThePidToTheRootOfEachHierarchyAndExecFindsItsOriginalCgroup()
+    {
+        string cpuacct = Dir("cpu,cpuacct");
+        Dir("cpu,cpuacct/slurm/job_7");
+        File.WriteAllText(Path.Combine(cpuacct, "cgroup.procs"), "");
+        File.WriteAllText(Path.Combine(cpuacct, "cpuacct.usage"), "0\n");
+        string systemd = Dir("systemd");
+        File.WriteAllText(Path.Combine(systemd, "cgroup.procs"), "");
+        string self = Path.Combine(_root, "self-cgroup");
+        File.WriteAllText(self, "12:cpu,cpuacct:/slurm/job_7\n3:name=systemd:/user.slice\n2:memory:/\n");
+
+        Alumet.Hpc.Jobs.SamplerProcessSetup.LeaveCgroups(_root, self);
+
+        string pid = Environment.ProcessId.ToString();
+        Assert.Equal(pid, File.ReadAllText(Path.Combine(cpuacct, "cgroup.procs")));
+        Assert.Equal(pid, File.ReadAllText(Path.Combine(systemd, "cgroup.procs")));
+        var exec = new ExecCgroup(Path.Combine(cpuacct, ExecCgroup.Parent, ExecCgroup.Name("9")), CgroupVersion.V1);
+        Assert.Equal(Path.Combine(cpuacct, "slurm/job_7"), exec.Current(self));
+    }
 }

@@ -196,4 +196,87 @@ public class SamplerProcessTests
         Assert.Single(log, l => l.Contains("node sampler: pid "));
         Assert.DoesNotContain(log, l => l.Contains("another one holds the node lock"));
     }
+
+    [Fact]
+    public void PrologsStartTheLeanSamplerBinaryAndItsEndedJobsAreFinalizedInAChild()
+    {
+        // The daemon is alumet-hpc-sampler (beside alumet-hpc); the Parquet writer and SQLite never load into it: the
+        // job's Parquet file and row come from an `alumet-hpc finalize-job` child (README, The node sampler).
+        using var install = new TestInstallation(PowercapTree.Standard(2, MaxRange),
+            "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20\nlinger_s = 30");
+        var job = Job("120");
+        var launched = Start(install, job);
+        try
+        {
+            Assert.EndsWith("/" + SamplerLauncher.SamplerProgram, new FileInfo($"/proc/{launched.Pid}/exe").LinkTarget);
+            install.Powercap.SetEnergy("intel-rapl:0", 1_250_000);
+            WaitFor(() => FlushedJobEnergy(job.StateDirectory(install.Config.Paths.StateDir), "120", "cpu_package", "0") == 1_250_000, "the 1.25 J in the spool");
+            var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
+            Assert.True(stop.Status == "stopped", stop.Message);
+            using (var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database))
+            {
+                var row = Assert.Single(db.GetJob("120"));
+                Assert.Equal(JobStatus.Complete, row.Status);
+                Assert.Equal(1.25, row.Energy.PackageJ, 12);
+                Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
+            }
+            string maps = File.ReadAllText($"/proc/{launched.Pid}/maps");
+            Assert.DoesNotContain("libe_sqlite3", maps);
+            // One line for the row, written by the child into the same log.
+            Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains("job 120: finalized complete"));
+        }
+        finally { Alumet.Hpc.Native.Libc.kill(launched.Pid, 15); }
+    }
+
+    [Fact]
+    public void WithoutTheFullBinaryBesideItTheSamplerSaysWhyOnceAndTheEpilogFinalizesFromTheSpool()
+    {
+        // Only alumet-hpc-sampler installed: the sampler cannot start its finalizer; the epilog gets the error, finalizes
+        // the job itself (partial, with the reason) and the log says why once.
+        string sampler = Path.Combine(Path.GetDirectoryName(TestInstallation.Binary())!, SamplerLauncher.SamplerProgram);
+        Assert.True(File.Exists(sampler), $"{sampler} missing: run make publish");
+        using var install = new TestInstallation(PowercapTree.Standard(2, MaxRange),
+            "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20\nlinger_s = 0");
+        string bin = install.PathOf("bin");
+        Directory.CreateDirectory(bin);
+        File.Copy(sampler, Path.Combine(bin, SamplerLauncher.SamplerProgram));
+        File.SetUnixFileMode(Path.Combine(bin, SamplerLauncher.SamplerProgram), (UnixFileMode)0b111_101_101);
+        var job = Job("121");
+        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, Path.Combine(bin, "alumet-hpc"));
+        Assert.True(launched.Ok, launched.Message);
+        WaitFor(() => SpoolRecords(job.StateDirectory(install.Config.Paths.StateDir)) > 0, "the first flushed records");
+        var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
+        Assert.Equal(JobStatus.Partial, stop.Status);
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("121"));
+        Assert.Contains("could not finalize", row.Reason);
+        var failed = Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains("job 121: finalization failed"));
+        Assert.Contains(Path.Combine(bin, "alumet-hpc"), failed);
+    }
+
+    [Fact]
+    public void WhereOnlyAlumetHpcIsInstalledThePrologsStartItsOwnNodeSampler()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(2, MaxRange),
+            "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20\nlinger_s = 30");
+        string bin = install.PathOf("bin");
+        Directory.CreateDirectory(bin);
+        string from = Path.GetDirectoryName(TestInstallation.Binary())!;
+        foreach (string f in new[] { "alumet-hpc", "libe_sqlite3.so" }) File.Copy(Path.Combine(from, f), Path.Combine(bin, f));
+        File.SetUnixFileMode(Path.Combine(bin, "alumet-hpc"), (UnixFileMode)0b111_101_101);
+        Assert.Equal(Path.Combine(bin, "alumet-hpc"), SamplerLauncher.DaemonExecutable(Path.Combine(bin, "alumet-hpc")));
+        var job = Job("122");
+        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, Path.Combine(bin, "alumet-hpc"));
+        Assert.True(launched.Ok, launched.Message);
+        try
+        {
+            Assert.Equal(Path.Combine(bin, "alumet-hpc"), new FileInfo($"/proc/{launched.Pid}/exe").LinkTarget);
+            WaitFor(() => SpoolRecords(job.StateDirectory(install.Config.Paths.StateDir)) > 0, "the first flushed records");
+            var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
+            Assert.True(stop.Status == "stopped", stop.Message);
+            using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+            Assert.Equal(JobStatus.Complete, Assert.Single(db.GetJob("122")).Status);
+        }
+        finally { Alumet.Hpc.Native.Libc.kill(launched.Pid, 15); }
+    }
 }

@@ -67,6 +67,7 @@ start() {
   # 2. alumet-hpc: binary, config, generated RAPL tree (the lab machine has no RAPL)
   install -m 755 "$BIN" "$LAB/alumet-hpc"
   [ -f "$(dirname "$BIN")/libe_sqlite3.so" ] && install -m 644 "$(dirname "$BIN")/libe_sqlite3.so" "$LAB/"
+  [ -f "$(dirname "$BIN")/alumet-hpc-sampler" ] && install -m 755 "$(dirname "$BIN")/alumet-hpc-sampler" "$LAB/"
   ln -sf "$LAB/alumet-hpc" "$LAB/alumet-report"
   local z="$LAB/powercap/intel-rapl:0"
   if [ ! -f "$z/energy_uj" ]; then

@@ -35,6 +35,7 @@ if [ -n "${ALUMET_HPC_BIN:-}" ]; then
   [ -x "$ALUMET_HPC_BIN" ] || { say "FAIL: ALUMET_HPC_BIN=$ALUMET_HPC_BIN is not executable"; exit 1; }
   install -m 755 "$ALUMET_HPC_BIN" "$LAB/alumet-hpc.new" && mv -f "$LAB/alumet-hpc.new" "$LAB/alumet-hpc"
   [ -f "$(dirname "$ALUMET_HPC_BIN")/libe_sqlite3.so" ] && install -m 644 "$(dirname "$ALUMET_HPC_BIN")/libe_sqlite3.so" "$LAB/"
+  [ -f "$(dirname "$ALUMET_HPC_BIN")/alumet-hpc-sampler" ] && install -m 755 "$(dirname "$ALUMET_HPC_BIN")/alumet-hpc-sampler" "$LAB/alumet-hpc-sampler.new" && mv -f "$LAB/alumet-hpc-sampler.new" "$LAB/alumet-hpc-sampler"
 fi
 [ -x "$LAB/alumet-hpc" ] || { say "FAIL: $LAB/alumet-hpc missing"; exit 1; }
 
@@ -135,7 +136,7 @@ node_alive
 #     the resource manager in bipbip's job hash; the row says storage_period_ms 0 and the job's file holds every read
 #     (RAPL at the lab's rapl_hz = 100 over 500 ms periods: ~50 node rows per period). Then [sampler] job_raw = "deny"
 #     (read by the next sampler: the lab's linger_s = 1) ignores the same request, and the log says why.
-no_sampler() { for _ in $(seq 1 30); do [ -z "$(pgrep -f "alumet-hpc node-sampler .*$LAB/alumet.toml")" ] && return 0; sleep 0.5; done; return 1; }
+no_sampler() { for _ in $(seq 1 30); do [ -z "$(pgrep -f "alumet-hpc(-sampler)? node-sampler .*$LAB/alumet.toml")" ] && return 0; sleep 0.5; done; return 1; }
 raw_job() {  # raw_job LABEL -> sets RJ
   RJ=$(submit "-t alumet=raw -l core=1,walltime=0:05:00 'sleep 4'")
   [ -n "$RJ" ] || { fail "$1: oarsub -t alumet=raw refused (admission rule?)"; return 1; }
@@ -176,7 +177,7 @@ wait_state "$J2" 30 Running >/dev/null && wait_state "$J3" 30 Running >/dev/null
 check_escape "$J2"; check_escape "$J3"
 [ "$(cat "$LAB/sampler-of-$J2")" = "$(cat "$LAB/sampler-of-$J3")" ] && ok "jobs $J2 and $J3: one node sampler ($(cat "$LAB/sampler-of-$J2"))" \
   || fail "jobs $J2 and $J3: two samplers ($(cat "$LAB/sampler-of-$J2") and $(cat "$LAB/sampler-of-$J3"))"
-n=$(pgrep -fc "alumet-hpc node-sampler .*$LAB/alumet.toml" || true)
+n=$(pgrep -fc "alumet-hpc(-sampler)? node-sampler .*$LAB/alumet.toml" || true)
 [ "$n" = 1 ] && ok "one node-sampler process while both run" || fail "$n node-sampler processes while both run"
 for j in $J2 $J3; do s=$(wait_state "$j" 60 "Terminated|Error"); [ "$s" = Terminated ] || fail "job $j ended '$s'"; done
 check_job "$J2" "concurrent job A" shared; check_job "$J3" "concurrent job B" shared
@@ -189,7 +190,7 @@ J8=(); for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 $BUSY8")"
 for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 'sleep 7'")"); done
 running=0; for j in "${J8[@]}"; do [ -n "$j" ] && wait_state "$j" 30 Running >/dev/null && running=$((running + 1)); done
 [ "$running" = 8 ] && ok "8 jobs (${J8[*]}) run concurrently" || fail "only $running of 8 jobs (${J8[*]}) ran at once"
-pids=""; for _ in $(seq 1 10); do pids="$pids $(pgrep -f "alumet-hpc node-sampler .*$LAB/alumet.toml" | tr '\n' ' ')"; sleep 0.3; done
+pids=""; for _ in $(seq 1 10); do pids="$pids $(pgrep -f "alumet-hpc(-sampler)? node-sampler .*$LAB/alumet.toml" | tr '\n' ' ')"; sleep 0.3; done
 pids=$(tr ' ' '\n' <<<"$pids" | sed '/^$/d' | sort -u | tr '\n' ' ')
 [ "$(wc -w <<<"$pids")" = 1 ] && ok "8 concurrent jobs: one node-sampler process ($pids)" || fail "8 concurrent jobs: node-sampler processes '$pids'"
 for j in "${J8[@]}"; do s=$(wait_state "$j" 60 "Terminated|Error"); [ "$s" = Terminated ] || fail "job $j ended '$s'"; done
@@ -235,8 +236,8 @@ node_alive
 # alumet-hpc processes, e.g. the Slurm lab's)
 ours() {
   local p
-  for p in $(pgrep -x alumet-hpc); do
-    if [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$LAB/alumet-hpc" ] || tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "node-sampler .*$LAB/alumet.toml"; then
+  for p in $(pgrep -x alumet-hpc; pgrep -x alumet-hpc-samp); do   # comm is cut at 15 characters
+    if [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$LAB/alumet-hpc" ] || [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$LAB/alumet-hpc-sampler" ] || tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "node-sampler .*$LAB/alumet.toml"; then
       proc_alive "$p" && echo "$p"
     fi
   done

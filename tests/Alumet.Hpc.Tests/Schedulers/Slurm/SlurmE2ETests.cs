@@ -604,7 +604,7 @@ public sealed class SlurmE2ETests
         Assert.Fail($"node sampler(s) {string.Join(", ", left)} survived the last job (job {id})");
     }
 
-    /// <summary>Live processes of this binary running <c>node-sampler</c> with the lab's config.</summary>
+    /// <summary>Live processes of this binary (or of alumet-hpc-sampler, what the prologs start) running <c>node-sampler</c> with the lab's config.</summary>
     private static List<int> NodeSamplerPids()
     {
         var found = new List<int>();
@@ -616,7 +616,7 @@ public sealed class SlurmE2ETests
                 string stat = File.ReadAllText(Path.Combine(dir, "stat"));
                 if (stat[(stat.LastIndexOf(')') + 2)] is 'Z' or 'X') continue;
                 string[] argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
-                if (argv.Length > 1 && argv[0].EndsWith("alumet-hpc", StringComparison.Ordinal) && argv.Contains("node-sampler") && argv.Contains(Config))
+                if (argv.Length > 1 && (argv[0].EndsWith("alumet-hpc", StringComparison.Ordinal) || argv[0].EndsWith(Alumet.Hpc.Jobs.SamplerLauncher.SamplerProgram, StringComparison.Ordinal)) && argv.Contains("node-sampler") && argv.Contains(Config))
                     found.Add(pid);
             }
             catch (IOException) { }

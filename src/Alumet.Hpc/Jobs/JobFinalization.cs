@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+using Alumet.Hpc.Outputs.Accounting;
+
+namespace Alumet.Hpc.Jobs;
+
+/// <summary>
+/// Where a job that the <see cref="NodeSampler"/> ended gets its Parquet file and accounting row
+/// (<see cref="JobFinalizer"/>): in the sampler's own process (<see cref="InProcessFinalization"/>: <c>sample</c>,
+/// <c>exec</c> as a user), or in a short-lived <c>alumet-hpc finalize-job</c> child (<see cref="FinalizerProcess"/>: the
+/// node daemon), so that the Parquet writer and the SQLite/PostgreSQL clients never load into the long-lived daemon and
+/// are not even in its binary (<c>alumet-hpc-sampler</c>: bench/README.md, node sampler, peak RSS).
+/// </summary>
+public interface IJobFinalization
+{
+    /// <summary>Finalizes the job in <paramref name="stateDir"/> (its spool closed and flushed); throws with the true reason.</summary>
+    JobFinalizer.Outcome Finalize(string stateDir, bool complete, string reason);
+
+    /// <summary>Retries the node's queued rows (a database that was busy or down) until <c>[database] retry_s</c>; blocks.</summary>
+    void RetryQueuedRows(string what);
+}
+
+/// <summary>Finalization in this process.</summary>
+public sealed class InProcessFinalization(AlumetConfig cfg) : IJobFinalization
+{
+    public JobFinalizer.Outcome Finalize(string stateDir, bool complete, string reason)
+    {
+        var outcome = JobFinalizer.Finalize(stateDir, cfg, complete, reason);
+        if (outcome.Record is { } row)
+            Log.Info($"job {row.JobId}: finalized {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}, {row.TotalEnergyJ:0.###} J, {outcome.ParquetPath}; {outcome.Delivery}");
+        return outcome;
+    }
+
+    public void RetryQueuedRows(string what) => Outbox.RetryInBackground(cfg, what);
+}
+
+/// <summary>
+/// Finalization in a child <c>alumet-hpc finalize-job</c> (the full binary, beside the sampler's), waited for: the same
+/// <see cref="JobFinalizer"/> under the same per-job lock, so every guarantee (exactly one row, state removed only after
+/// success, the reason of a failure kept for the next attempt) is the in-process one. The child logs the outcome; a
+/// failure comes back as the exception the in-process call would have thrown, logged once by the sampler.
+/// </summary>
+/// <param name="executable">The full <c>alumet-hpc</c>; never a path a user could plant (the sampler's own directory).</param>
+/// <param name="configPath">The config the daemon loaded (absolute), or null for the same default lookup.</param>
+public sealed class FinalizerProcess(string executable, string? configPath) : IJobFinalization
+{
+    /// <summary>The full binary's name: the daemon runs the one in its own directory.</summary>
+    public const string Program = "alumet-hpc";
+
+    public const string Command = "finalize-job";
+
+    public string Executable => executable;
+
+    public JobFinalizer.Outcome Finalize(string stateDir, bool complete, string reason)
+    {
+        var answer = Run(["--state-dir", stateDir, "--complete", complete ? "true" : "false", "--reason", reason], $"finalization of {stateDir}");
+        if (answer.Error is { } error) throw new IOException(error);
+        return new JobFinalizer.Outcome(answer.Status, answer.Reason, answer.ParquetPath, null, answer.Stored, answer.Delivery);
+    }
+
+    public void RetryQueuedRows(string what)
+    {
+        var answer = Run(["--retry-queued-rows", what], "retry of the queued rows");
+        if (answer.Error is { } error) Log.Warn($"{what}: {error}");
+    }
+
+    private FinalizerAnswer Run(IEnumerable<string> args, string what)
+    {
+        var psi = new ProcessStartInfo(executable)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = "/",
+        };
+        psi.ArgumentList.Add(Command);
+        if (configPath is not null)
+        {
+            psi.ArgumentList.Add("--config");
+            psi.ArgumentList.Add(configPath);
+        }
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        using var child = System.Diagnostics.Process.Start(psi) ?? throw new IOException($"could not start {executable} for the {what}");
+        child.StandardInput.Close();
+        var stderr = child.StandardError.ReadToEndAsync();
+        string stdout = child.StandardOutput.ReadToEnd();
+        child.WaitForExit();
+        string said = stderr.GetAwaiter().GetResult().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "";
+        string? last = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
+        FinalizerAnswer? answer = null;
+        try { answer = last is null ? null : JsonSerializer.Deserialize(last, FinalizerJsonContext.Default.FinalizerAnswer); }
+        catch (JsonException) { }
+        return answer ?? throw new IOException(
+            $"{executable} {Command} (pid {child.Id}) gave no answer for the {what}: exit status {child.ExitCode}{(said.Length > 0 ? $": {said}" : "")}");
+    }
+
+    /// <summary>
+    /// The child's side (<c>alumet-hpc finalize-job</c>): finalizes in its own process and prints the answer as one JSON
+    /// line. Exit 0 with the outcome, 1 with the error (logged by the sampler, not here: once).
+    /// </summary>
+    public static int Serve(AlumetConfig cfg, string? stateDir, bool complete, string reason, string? retryWhat)
+    {
+        var local = new InProcessFinalization(cfg);
+        FinalizerAnswer answer;
+        try
+        {
+            if (retryWhat is not null)
+            {
+                local.RetryQueuedRows(retryWhat);
+                answer = new FinalizerAnswer("", "", "", true, "", null);
+            }
+            else
+            {
+                if (stateDir is null) throw new ArgumentException("finalize-job needs --state-dir or --retry-queued-rows");
+                var o = local.Finalize(stateDir, complete, reason);
+                answer = new FinalizerAnswer(o.Status, o.Reason, o.ParquetPath, o.Stored, o.Delivery, null);
+            }
+        }
+        catch (Exception e)
+        {
+            answer = new FinalizerAnswer("", "", "", false, "", ErrorText.Describe(e));
+        }
+        Console.Out.WriteLine(JsonSerializer.Serialize(answer, FinalizerJsonContext.Default.FinalizerAnswer));
+        Console.Out.Flush();
+        return answer.Error is null ? 0 : 1;
+    }
+}
+
+/// <summary>What <c>finalize-job</c> prints: the <see cref="JobFinalizer.Outcome"/> without its row, or the error.</summary>
+public sealed record FinalizerAnswer(string Status, string Reason, string ParquetPath, bool Stored, string Delivery, string? Error);
+
+[JsonSerializable(typeof(FinalizerAnswer))]
+internal sealed partial class FinalizerJsonContext : JsonSerializerContext;
