@@ -62,7 +62,7 @@ bench_cleanup() {
 # bench_build PROG...: gcc -O2 bench/PROG.c into $OUT/PROG.
 bench_build() {
     local prog
-    for prog in "$@"; do gcc -O2 -Wall -pthread -o "$OUT/$prog" "$ROOT/bench/$prog.c" || die "gcc failed on bench/$prog.c"; done
+    for prog in "$@"; do gcc -O2 -Wall -pthread -o "$OUT/$prog" "$ROOT/bench/$prog.c" -lm || die "gcc failed on bench/$prog.c"; done
 }
 
 # powercap_tree DIR: 2 packages x (package, core, dram), flat like /sys/class/powercap, counters zero-padded as the

@@ -8,10 +8,11 @@
 #                     schedstat) over a window, / ticks in it (target rate minus the missed ticks `ctl status` counts)
 #   RSS               with 16 jobs: VmHWM at the end of the window (sampling) and after the 16 epilogs (Parquet files
 #                     and rows written by the sampler)
-#   OS noise          a CPU-bound job on every core (bench/noise.c: fixed work units in a fixed time), with and without
-#                     the sampler (stopped by SIGSTOP: same process, same registered jobs, no wake-up), alternated,
-#                     median over BENCH_NOISE_PAIRS pairs of the slowdown 1 - units(with) / units(without); 1 and 8 jobs,
-#                     defaults and 1 kHz, the C reader at 1 kHz beside
+#   OS noise          a CPU-bound job on every core (bench/noise.c) in one run of BENCH_NOISE_SECONDS, the sampler running
+#                     and stopped (SIGSTOP: same process, same registered jobs, no wake-up) in alternate ~100 ms windows;
+#                     slowdown = mean over the pairs of 1 - rate(on) / rate(off) with its 95 % CI, beside the sampler's
+#                     CPU share of all CPUs in the same windows; 1 and 8 jobs, defaults and 1 kHz, the C reader at 1 kHz
+#                     beside; the method's checks first: null (a sleeping process) and bench/burn.c (1 % of the CPUs)
 #   first sample      prolog spawn (of the prolog that starts the node sampler) to its first stored sample (`ctl status`
 #                     first_sample_ms): the first snapshot at the defaults, the first tick at 1 kHz
 # Generated inputs: the powercap tree of lib.sh (2 packages x 3 domains, advanced at 1 kHz) and a cgroup v2 tree with
@@ -21,15 +22,17 @@
 # socket answers root only). Knobs: BENCH_SECONDS (10: CPU window), BENCH_WARMUP (1), BENCH_HZ (1000), BENCH_ROUNDS (1:
 # pairs of (ours, C) CPU windows per job count, medians), BENCH_CONCURRENT (0; 1: C in the same seconds as ours),
 # BENCH_JOB_CPUS (0.1: each job cgroup's CPU use),
-# BENCH_NOISE_SECONDS (1: one noise run), BENCH_NOISE_PAIRS (10), BENCH_TICK (fifo|normal), BENCH_KEEP=1.
+# BENCH_NOISE_SECONDS (20 per row), BENCH_NOISE_WINDOW_MS (100), BENCH_NOISE_GUARD_MS (20), BENCH_NOISE_BURN (1: %), BENCH_TICK (fifo|normal), BENCH_KEEP=1.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init node "$@"
-NOISE_S=${BENCH_NOISE_SECONDS:-1}
-PAIRS=${BENCH_NOISE_PAIRS:-10}
+NOISE_S=${BENCH_NOISE_SECONDS:-20}
+NOISE_W=${BENCH_NOISE_WINDOW_MS:-100}
+NOISE_G=${BENCH_NOISE_GUARD_MS:-20}
+NOISE_BURN=${BENCH_NOISE_BURN:-1}
 [[ $(id -u) == 0 ]] || { echo "node: not run (the node sampler's socket answers root only; run as root)"; exit 0; }
 "$BIN" --help 2>/dev/null | grep -qE "^[[:space:]]+node-sampler[[:space:]]" || { echo "node: not run ($BIN has no node-sampler command)"; exit 0; }
-bench_build c_reader advance probe noise
+bench_build c_reader advance probe noise burn
 
 TREE=$WORK/powercap
 powercap_tree "$TREE"
@@ -128,31 +131,33 @@ c_window() {
     W_HWM_MB=$(calc "sprintf(\"%.2f\", $(kv "$dir/probe.txt" hwm_window_kb) / 1024)")
 }
 
-# noise_pairs NAME PID: BENCH_NOISE_PAIRS alternated pairs of noise runs with PID running and SIGSTOPped; sets N_SLOW
-# (median slowdown, %), N_DET (median extra detour time, % of the CPUs' time), N_ALL (every pair's slowdown).
-noise_pairs() {
-    local name=$1 pid=$2 i dir=$WORK/noise-$1 with without
-    mkdir -p "$dir"
-    local slows=() dets=()
-    for ((i = 1; i <= PAIRS; i++)); do
-        if ((i % 2)); then
-            "$OUT/noise" "$NOISE_S" > "$dir/with$i.txt"
-            kill -STOP "$pid"; "$OUT/noise" "$NOISE_S" > "$dir/without$i.txt"; kill -CONT "$pid"
-        else
-            kill -STOP "$pid"; "$OUT/noise" "$NOISE_S" > "$dir/without$i.txt"; kill -CONT "$pid"
-            "$OUT/noise" "$NOISE_S" > "$dir/with$i.txt"
-        fi
-        with=$dir/with$i.txt without=$dir/without$i.txt
-        slows+=("$(calc "sprintf(\"%.3f\", 100 * (1 - $(kv "$with" units) / $(kv "$without" units)))")")
-        dets+=("$(calc "sprintf(\"%.3f\", 100 * ($(kv "$with" detour_ns) - $(kv "$without" detour_ns)) / ($(kv "$with" window_ns) * $(kv "$with" threads)))")")
-    done
-    N_SLOW=$(num "$(median "${slows[@]}")" %.2f); N_DET=$(num "$(median "${dets[@]}")" %.2f); N_ALL="${slows[*]}"
+# noise_run NAME PID: bench/noise.c for NOISE_S s, PID running and SIGSTOPped in alternate windows (bench/README.md);
+# sets NS[NAME] (slowdown %: mean and its standard error over the pairs, "mean se"), NM[NAME] (share + efficiency:
+# "mean se"), NSH[NAME] (PID's CPU share of all CPUs in the "on" windows, %), NCV[NAME] (one window's spread, %).
+declare -A NS NM NSH NCV
+noise_run() {
+    local name=$1 f=$WORK/noise-$1.txt
+    "$OUT/noise" -o "$WORK/noise-$1.pairs" "$NOISE_S" "$NOISE_W" "$NOISE_G" "$2" > "$f" || die "noise probe failed ($name)"
+    NS[$name]="$(kv "$f" slowdown_pct) $(kv "$f" slowdown_se_pct)"
+    NM[$name]="$(kv "$f" model_pct) $(kv "$f" model_se_pct)"
+    NSH[$name]=$(kv "$f" share_pct) NCV[$name]=$(kv "$f" window_cv_pct)
+    NOISE_PAIRS_RUN=$(kv "$f" pairs)
 }
 
 CONCURRENT=${BENCH_CONCURRENT:-0}
 UPTIME_BEFORE=$(uptime)
-say "$(nproc) CPUs; CPU windows of $SECS s after $WARMUP s, $ROUNDS round(s) of (ours, C)$([[ $CONCURRENT == 1 ]] && echo ' at the same time'); noise: $PAIRS pairs of $NOISE_S s per row"
-declare -A CPU PCT HWM HWM_END SLOW DET ALL FIRST
+say "$(nproc) CPUs; CPU windows of $SECS s after $WARMUP s, $ROUNDS round(s) of (ours, C)$([[ $CONCURRENT == 1 ]] && echo ' at the same time'); noise: $NOISE_S s per row, windows of ${NOISE_W} ms (guard ${NOISE_G} ms)"
+declare -A CPU PCT HWM HWM_END FIRST
+# The noise method's own checks, in the same run: null (a sleeping process toggled: ~0, CI covering 0) and known noise
+# (bench/burn.c burning BENCH_NOISE_BURN % of all CPUs in 100 µs-scale bursts: ~that %, CI excluding 0).
+say "noise checks: null, then bench/burn.c at $NOISE_BURN % of the CPUs"
+sleep 1000 & spid=$!; BENCH_PIDS+=("$spid")
+noise_run null "$spid"
+kill "$spid"; wait "$spid" 2>/dev/null || true
+"$OUT/burn" "$NOISE_BURN" 10000 & bpid=$!; BENCH_PIDS+=("$bpid")
+sleep 0.3
+noise_run burn "$bpid"
+kill "$bpid"; wait "$bpid" 2>/dev/null || true
 ROUND_LINES=()
 for mode in def 1k; do
     storage=$([[ $mode == def ]] && echo 1000 || echo 0)
@@ -184,8 +189,9 @@ for mode in def 1k; do
             CPU[c-$mode-$n]=$(median "${cc[@]}") PCT[c-$mode-$n]=$(median "${cp[@]}") HWM[c-$mode-$n]=$(median "${ch[@]}")
         fi
         if [[ $n == 1 || $n == 8 ]]; then
-            noise_pairs "ours-$mode-$n" "$D_PID"
-            SLOW[ours-$mode-$n]=$N_SLOW DET[ours-$mode-$n]=$N_DET ALL[ours-$mode-$n]=$N_ALL
+            # 8 jobs has no CPU window before it: let the prologs' registration work settle first, as cpu_window does.
+            [[ $n != 8 ]] || sleep "$WARMUP"
+            noise_run "ours-$mode-$n" "$D_PID"
         fi
         daemon_down
         HWM_END[ours-$mode-$n]=$(calc "sprintf(\"%.2f\", $D_HWM_END_KB / 1024)")
@@ -197,8 +203,7 @@ for n in 1 8; do
     "$OUT/c_reader" "$WORK/c-noise-$n.txt" "$HZ" "${PC_FILES[@]}" --period "$HZ" procstat:/proc/stat $(cgroup_items "$n") &
     cpid=$!; BENCH_PIDS+=("$cpid")
     sleep 0.5
-    noise_pairs "c-1k-$n" "$cpid"
-    SLOW[c-1k-$n]=$N_SLOW DET[c-1k-$n]=$N_DET ALL[c-1k-$n]=$N_ALL
+    noise_run "c-1k-$n" "$cpid"
     kill "$cpid"; wait "$cpid" || true
 done
 stop_advancer
@@ -234,27 +239,41 @@ for n in 1 16; do
     row "CPU share of all CPUs, defaults, $n job(s) (%)" "$(share "${PCT[ours-def-$n]}")" "$(share "${PCT[c-def-$n]}")" \
         "$(ratio "${PCT[ours-def-$n]}" "${PCT[c-def-$n]}")" "<= 0.1" "$(pf "$(share "${PCT[ours-def-$n]}")" 0.1)"
 done
-for n in 1 8; do
-    row "OS noise at defaults, $n job(s) (slowdown %)" "${SLOW[ours-def-$n]}" "" "" "<= 0.1" "$(pf "${SLOW[ours-def-$n]}" 0.1)"
-done
-for n in 1 8; do
-    o=${SLOW[ours-1k-$n]} c=${SLOW[c-1k-$n]}
-    # A ratio of slowdowns means something only when both are positive.
-    row "OS noise at $HZ Hz, $n job(s) (slowdown %)" "$o" "$c" "$(awk -v o="$o" -v c="$c" 'BEGIN { if (o + 0 > 0 && c + 0 > 0) printf "%.2f", o / c; else print "-" }')" "<= C" "$(awk -v o="$o" -v c="$c" 'BEGIN { if (o == "-" || c == "-") print "n/a"; else print (o + 0 <= c + 0) ? "PASS" : "MISS" }')"
-done
 row "first sample after the starting prolog's spawn, 1 job: defaults / 1 kHz (ms)" "${FIRST[ours-def-1]}/${FIRST[ours-1k-1]}" "" "" "" ""
 row "prolog that starts the node sampler (ms, median)" "$(median "${PROLOG_FIRST[@]}")" "" "" "" ""
 row "prolog, node sampler running (ms, median)" "$(median "${PROLOG_NEXT[@]}")" "" "" "" ""
 row "epilog: the job's Parquet + row (ms, median)" "$(median "${EPILOG[@]}")" "" "" "" ""
 echo
 if ((ROUNDS > 1)); then echo "rounds (the table shows medians):"; printf '%s\n' "${ROUND_LINES[@]}"; fi
-echo "noise pairs (slowdown % per pair; extra detour time, % of the CPUs' time, median):"
-for k in ours-def-1 ours-def-8 ours-1k-1 ours-1k-8 c-1k-1 c-1k-8; do
-    printf '  %-11s %s | detour %s\n' "$k" "${ALL[$k]}" "${DET[$k]}"
+echo
+echo "OS noise: bench/noise.c, a CPU-bound job on every CPU, $NOISE_S s per row: the process toggled (SIGSTOP/SIGCONT) in"
+echo "alternate windows of ~$NOISE_W ms (ABBA pairs, first $NOISE_G ms of each not counted); [95 % CI] = mean +- 2 standard errors"
+echo "over ${NOISE_PAIRS_RUN:-?} pairs. slowdown: 1 - work rate on / off (what the job lost, other load included); CPU share: the process's"
+echo "CPU over all CPUs in the same windows (the part that is certain); share + efficiency: the share plus the work per"
+echo "CPU ns the job lost (what a job alone on the node would lose; steadier under other load)."
+nrow() { printf '%-34s %-24s %-9s %-24s %-8s %s\n' "$@"; }
+ci() { awk -v m="${1% *}" -v s="${1#* }" 'BEGIN { if (m == "" || s == "") print "-"; else printf "%.3f [%.3f, %.3f]", m, m - 2 * s, m + 2 * s }'; }
+# verdict "MEAN SE" LIMIT: PASS when the CI lies at or below LIMIT, MISS when it lies above, else unresolved.
+verdict() { awk -v m="${1% *}" -v s="${1#* }" -v l="$2" 'BEGIN { if (m == "" || s == "") print "n/a"; else if (m + 2 * s <= l) print "PASS"; else if (m - 2 * s > l) print "MISS"; else print "unresolved" }'; }
+covers0() { awk -v m="${1% *}" -v s="${1#* }" 'BEGIN { print (m - 2 * s <= 0 && m + 2 * s >= 0) ? "covers 0" : "excludes 0" }'; }
+diffms() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.4f %.4f", x[1] - y[1], sqrt(x[2] ^ 2 + y[2] ^ 2) }'; }
+nrow "" "slowdown % [CI]" "CPU share" "share + efficiency [CI]" "target" "result (slowdown; share + efficiency)"
+nrow "null (sleeping process)" "$(ci "${NS[null]}")" "${NSH[null]}" "$(ci "${NM[null]}")" "~0" "$(covers0 "${NS[null]}"); $(covers0 "${NM[null]}")"
+nrow "burn.c, $NOISE_BURN % of the CPUs" "$(ci "${NS[burn]}")" "${NSH[burn]}" "$(ci "${NM[burn]}")" "~share" "$(covers0 "${NS[burn]}"); $(covers0 "${NM[burn]}")"
+for k in ours-def-1 ours-def-8; do
+    nrow "ours, defaults, ${k##*-} job(s)" "$(ci "${NS[$k]}")" "${NSH[$k]}" "$(ci "${NM[$k]}")" "<= 0.1" "$(verdict "${NS[$k]}" 0.1); $(verdict "${NM[$k]}" 0.1)"
 done
+for k in ours-1k-1 ours-1k-8 c-1k-1 c-1k-8; do
+    nrow "${k%%-*}, $HZ Hz, ${k##*-} job(s)" "$(ci "${NS[$k]}")" "${NSH[$k]}" "$(ci "${NM[$k]}")" "" ""
+done
+# "No worse than C": the difference's CI at or below 0.1 point passes, above 0 misses (significantly worse), else unresolved.
+for n in 1 8; do
+    ds=$(diffms "${NS[ours-1k-$n]}" "${NS[c-1k-$n]}") dm=$(diffms "${NM[ours-1k-$n]}" "${NM[c-1k-$n]}")
+    v1=$(awk -v m="${ds% *}" -v s="${ds#* }" 'BEGIN { if (m - 2 * s > 0) print "MISS"; else if (m + 2 * s <= 0.1) print "PASS"; else print "unresolved" }')
+    v2=$(awk -v m="${dm% *}" -v s="${dm#* }" 'BEGIN { if (m - 2 * s > 0) print "MISS"; else if (m + 2 * s <= 0.1) print "PASS"; else print "unresolved" }')
+    nrow "ours - C, $HZ Hz, $n job(s)" "$(ci "$ds")" "$(calc "sprintf(\"%.4f\", ${NSH[ours-1k-$n]} - ${NSH[c-1k-$n]})")" "$(ci "$dm")" "<= C" "$v1; $v2"
+done
+echo "one window's spread (% of its rate): null ${NCV[null]}, ours defaults ${NCV[ours-def-1]}, 1 kHz ${NCV[ours-1k-1]}"
 echo "CPU per tick: the node sampler's threads, window CPU / (tick_target_hz x window - missed ticks); at the defaults there is"
 echo "no tick thread (rate policy: the snapshots keep the counters' wraps unambiguous), so the figure is per snapshot (1 s)."
-echo "CPU share of all CPUs: the sampler's CPU over all the node's CPUs, the least it can slow a job on every CPU (the"
-echo "noise rows add cache and wake-up effects, but one pair on a shared VM moves by several %: this row is the steady bound)."
-echo "OS noise: bench/noise.c on every CPU, $NOISE_S s per run; 'without' = the same sampler SIGSTOPped. Other load on the"
-echo "machine (see uptime) moves every figure: compare ours and C, which ran in the same minutes."
+echo "CPU share of all CPUs: the sampler's CPU over all the node's CPUs, the least it can slow a job on every CPU."

@@ -1,37 +1,70 @@
 /*
- * OS-noise probe for `make bench` (bench/node.sh): what a CPU-bound job loses to a sampler on its node.
+ * OS-noise probe for `make bench` (bench/node.sh): what a CPU-bound job loses to a process on its node (the
+ * sampler, the C reader, bench/burn.c), resolved well below the window-to-window spread of a shared machine.
  *
  * One busy thread per online CPU, each pinned to its CPU, does fixed work units (1024 steps of a 64-bit LCG, about
- * a microsecond) for SECONDS of CLOCK_MONOTONIC, counting the units it completes: a fixed-time-quantum probe, so
- * with the sampler running the job completes fewer units, and 1 - units(with) / units(without) is its slowdown.
- * Each thread also sums its detours, the gaps between two consecutive units longer than DETOUR_NS (the thread was
- * off its CPU: preempted by another thread, an interrupt, a page fault), as a second view of the same loss.
+ * a microsecond) and counts them. Meanwhile the main thread runs the TARGET processes in alternate windows (SIGCONT)
+ * and stops them in the others (SIGSTOP: no wake-up, no thread runs), for SECONDS in all:
+ *   - windows come in pairs, one with the targets running (on) and one with them stopped (off), in ABBA order
+ *     (on/off, then off/on, ...), so that a drift of the machine's speed that is linear over two pairs cancels;
+ *   - each window lasts WINDOW_MS x a pseudo-random factor in [0.75, 1.25], so that no periodic activity (a sampler's
+ *     1 s snapshot, other load) locks onto the windows' phase;
+ *   - the first GUARD_MS of every window is not counted: a target stopped by SIGSTOP does, once continued, what fell
+ *     due while it was stopped (the node sampler's snapshot, the tick it missed), and finishes what the stop cut
+ *     short; that catch-up falls in the guard, and the counted part of an "on" window sees the target at its own
+ *     steady rate (the deadlines it missed are skipped, its schedule is kept);
+ *   - per counted part: the work rate (units / wall ns, all threads), the busy threads' own CPU time
+ *     (pthread_getcpuclockid), and the targets' CPU time (every thread's /proc/PID/task/TID/schedstat, ns).
+ * Per pair: slowdown = 1 - rate(on) / rate(off); the figure is the mean over the pairs with its standard error (a
+ * pair is independent of the next: the machine's slow drift is in both of its windows). Beside it, over the same
+ * counted parts, the targets' CPU time as a share of all the CPUs: the part of the slowdown that is certain (a job on
+ * every CPU loses at least the CPU the targets take), measured exactly rather than estimated. With no target that is
+ * running anything (a sleeping process), the same windows measure the method's own null: mean ~0, its CI covering 0.
+ * A third figure, per pair, is what a job alone on the node would lose: 1 - (1 - share(on)) / (1 - share(off)) x (1 -
+ * efficiency loss), the efficiency being units per busy-thread CPU ns (interrupts, switches and cache misses the targets
+ * cause are charged to the job's threads' CPU time: no IRQ time accounting assumed). It does not move with how much CPU
+ * other load leaves the job, only with what other load does to its caches, so it resolves more on a shared machine.
  *
- * Usage: noise SECONDS   prints units=N (all threads), detour_ns=N (all threads), threads=N, window_ns=N.
+ * Usage: noise [-o PAIRS_FILE] SECONDS WINDOW_MS GUARD_MS [PID...]
+ *   prints key=value lines: pairs, slowdown_pct, slowdown_se_pct (standard error of the mean over pairs), share_pct and
+ *   share_se_pct (targets' CPU over all CPUs in the "on" parts, per pair), share_off_pct (the same in the "off" parts:
+ *   0 unless a target did not stop), efficiency_loss_pct / _se_pct (1 - units per busy-thread CPU ns, on vs off: cache
+ *   and TLB effects beside the CPU taken), model_pct / _se_pct (the job-alone figure above), window_cv_pct (spread of one window's rate: the machine's noise),
+ *   counted_s, threads, units. PAIRS_FILE: one line per pair (slowdown %, share %, efficiency loss %, job-alone %,
+ *   units/s on, units/s off). The targets are always left
+ *   running (SIGCONT), also on SIGINT/SIGTERM/SIGHUP.
  * Build: gcc -O2 -pthread -o noise noise.c
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define DETOUR_NS 5000 /* a unit takes ~1 µs: a gap 5x longer is time the thread did not run */
 
 #include "now_ns.h"
 
 struct worker {
     pthread_t thread;
+    clockid_t clock;
     int cpu;
-    int64_t end;
-    long long units;
-    long long detour_ns;
+    long long units; /* written by the worker only (relaxed), read by the main thread */
     uint64_t sink;
+    char pad[64];    /* each worker's counter on its own cache line */
 };
 
+static struct worker *ws;
+static long nthreads;
+static int stop_workers;
+static pid_t *targets;
+static int ntargets;
 static pthread_barrier_t start;
 
 static void *work(void *arg)
@@ -41,47 +74,183 @@ static void *work(void *arg)
     CPU_ZERO(&set);
     CPU_SET(w->cpu, &set);
     pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    pthread_getcpuclockid(pthread_self(), &w->clock);
     pthread_barrier_wait(&start);
     uint64_t x = (uint64_t)w->cpu + 1;
-    int64_t prev = now_ns();
-    while (prev < w->end) {
+    long long n = 0;
+    while (!__atomic_load_n(&stop_workers, __ATOMIC_RELAXED)) {
         for (int k = 0; k < 1024; k++) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        int64_t t = now_ns();
-        if (t - prev > DETOUR_NS) w->detour_ns += t - prev;
-        prev = t;
-        w->units++;
+        __atomic_store_n(&w->units, ++n, __ATOMIC_RELAXED);
     }
     w->sink = x;
     return NULL;
 }
 
+static void signal_targets(int sig)
+{
+    for (int i = 0; i < ntargets; i++) kill(targets[i], sig);
+}
+
+static void on_signal(int sig)
+{
+    signal_targets(SIGCONT); /* never leave a sampler stopped */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static int64_t thread_cpu_ns(clockid_t c)
+{
+    struct timespec ts;
+    if (clock_gettime(c, &ts) != 0) return 0;
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* On-CPU ns of every thread of the targets: the first field of /proc/PID/task/TID/schedstat. */
+static int64_t targets_cpu_ns(void)
+{
+    int64_t sum = 0;
+    char path[96], buf[128];
+    for (int i = 0; i < ntargets; i++) {
+        snprintf(path, sizeof path, "/proc/%d/task", (int)targets[i]);
+        DIR *d = opendir(path);
+        if (!d) continue;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            snprintf(path, sizeof path, "/proc/%d/task/%.20s/schedstat", (int)targets[i], e->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f) continue;
+            if (fgets(buf, sizeof buf, f)) sum += strtoll(buf, NULL, 10);
+            fclose(f);
+        }
+        closedir(d);
+    }
+    return sum;
+}
+
+struct sample { int64_t t, units, busy_cpu, target_cpu; };
+
+static void take(struct sample *s)
+{
+    s->target_cpu = targets_cpu_ns();
+    s->busy_cpu = 0;
+    s->units = 0;
+    for (long i = 0; i < nthreads; i++) {
+        s->units += __atomic_load_n(&ws[i].units, __ATOMIC_RELAXED);
+        s->busy_cpu += thread_cpu_ns(ws[i].clock);
+    }
+    s->t = now_ns();
+}
+
+static void sleep_until(int64_t t)
+{
+    struct timespec req = { t / 1000000000LL, t % 1000000000LL };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &req, NULL) == EINTR) {}
+}
+
+/* One window's counted part. */
+struct part { double rate, eff, share; };
+
+static struct part window(int on, int64_t length_ns, int64_t guard_ns, double *counted_s)
+{
+    int64_t t0 = now_ns();
+    signal_targets(on ? SIGCONT : SIGSTOP);
+    struct sample a, b;
+    sleep_until(t0 + guard_ns);
+    take(&a);
+    sleep_until(t0 + length_ns);
+    take(&b);
+    double dt = (double)(b.t - a.t), du = (double)(b.units - a.units), dc = (double)(b.busy_cpu - a.busy_cpu);
+    *counted_s += dt / 1e9;
+    struct part p = { du / dt, dc > 0 ? du / dc : 0, 100.0 * (double)(b.target_cpu - a.target_cpu) / (dt * (double)nthreads) };
+    return p;
+}
+
+struct stat_acc { double n, sum, sumsq; };
+static void acc(struct stat_acc *s, double v) { s->n++; s->sum += v; s->sumsq += v * v; }
+static double mean(const struct stat_acc *s) { return s->n > 0 ? s->sum / s->n : 0; }
+static double se(const struct stat_acc *s)
+{
+    if (s->n < 2) return 0;
+    double m = mean(s), var = (s->sumsq - s->n * m * m) / (s->n - 1);
+    return var > 0 ? sqrt(var / s->n) : 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2 || atof(argv[1]) <= 0) { fprintf(stderr, "usage: noise SECONDS\n"); return 2; }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1 || n > 1024) n = 1;
-    struct worker *ws = calloc((size_t)n, sizeof *ws);
+    const char *pairs_file = NULL;
+    if (argc > 2 && strcmp(argv[1], "-o") == 0) { pairs_file = argv[2]; argv += 2; argc -= 2; }
+    if (argc < 4 || atof(argv[1]) <= 0 || atof(argv[2]) <= 0 || atof(argv[3]) < 0 || atof(argv[3]) >= 0.75 * atof(argv[2])) {
+        fprintf(stderr, "usage: noise [-o PAIRS_FILE] SECONDS WINDOW_MS GUARD_MS [PID...]  (GUARD_MS < 0.75 x WINDOW_MS)\n");
+        return 2;
+    }
+    double seconds = atof(argv[1]);
+    int64_t window_ns = (int64_t)(atof(argv[2]) * 1e6), guard_ns = (int64_t)(atof(argv[3]) * 1e6);
+    ntargets = argc - 4;
+    targets = calloc((size_t)ntargets + 1, sizeof *targets);
+    for (int i = 0; i < ntargets; i++) {
+        targets[i] = (pid_t)atoi(argv[4 + i]);
+        if (targets[i] <= 0 || kill(targets[i], 0) != 0) { fprintf(stderr, "noise: no process %s\n", argv[4 + i]); return 2; }
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+    FILE *pf = NULL;
+    if (pairs_file && !(pf = fopen(pairs_file, "w"))) { perror(pairs_file); return 1; }
+
+    nthreads = sysconf(_SC_NPROCESSORS_ONLN);
+    if (nthreads < 1 || nthreads > 1024) nthreads = 1;
+    ws = calloc((size_t)nthreads, sizeof *ws);
     if (!ws) return 1;
-    pthread_barrier_init(&start, NULL, (unsigned)n + 1);
-    for (long i = 0; i < n; i++) {
+    pthread_barrier_init(&start, NULL, (unsigned)nthreads + 1);
+    for (long i = 0; i < nthreads; i++) {
         ws[i].cpu = (int)i;
         if (pthread_create(&ws[i].thread, NULL, work, &ws[i]) != 0) { perror("noise: pthread_create"); return 1; }
     }
-    int64_t t0 = now_ns() + 1000000; /* every thread pinned before the clock starts */
-    int64_t end = t0 + (int64_t)(atof(argv[1]) * 1e9);
-    for (long i = 0; i < n; i++) ws[i].end = end;
-    struct timespec req = { t0 / 1000000000LL, t0 % 1000000000LL };
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &req, NULL);
     pthread_barrier_wait(&start);
-    long long units = 0, detour = 0;
+
+    long pairs = (long)(seconds * 1e9 / (2.0 * (double)window_ns));
+    if (pairs < 2) pairs = 2;
+    struct stat_acc slow = { 0 }, share = { 0 }, eff = { 0 }, model = { 0 }, rates = { 0 };
+    double share_off = 0, counted_s = 0, counted_off_s = 0;
+    uint64_t rng = 0x9E3779B97F4A7C15ULL;
+    for (long k = 0; k < pairs; k++) {
+        struct part on = { 0 }, off = { 0 };
+        for (int half = 0; half < 2; half++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            double f = 0.75 + 0.5 * (double)(rng >> 11) / 9007199254740992.0;
+            int is_on = (k % 2 == 0) == (half == 0); /* ABBA: on/off, off/on, ... */
+            double before = counted_s;
+            struct part p = window(is_on, (int64_t)((double)window_ns * f), guard_ns, &counted_s);
+            if (is_on) on = p;
+            else { off = p; share_off += p.share * (counted_s - before); counted_off_s += counted_s - before; }
+        }
+        double s = 100.0 * (1.0 - on.rate / off.rate), e = on.eff > 0 && off.eff > 0 ? 100.0 * (1.0 - on.eff / off.eff) : 0;
+        /* What a job alone on the node would lose: the CPU the targets take, and on what is left, the work per CPU ns
+           their runs cost (interrupts, switches, caches: charged to the job's threads' own CPU time). */
+        double m = 100.0 * (1.0 - (1.0 - on.share / 100.0) / (1.0 - off.share / 100.0) * (1.0 - e / 100.0));
+        acc(&slow, s);
+        acc(&share, on.share);
+        acc(&eff, e);
+        acc(&model, m);
+        acc(&rates, on.rate);
+        acc(&rates, off.rate);
+        if (pf) fprintf(pf, "%.4f %.4f %.4f %.4f %.0f %.0f\n", s, on.share, e, m, on.rate * 1e9, off.rate * 1e9);
+    }
+    signal_targets(SIGCONT);
+    __atomic_store_n(&stop_workers, 1, __ATOMIC_RELAXED);
+    long long units = 0;
     uint64_t sink = 0;
-    for (long i = 0; i < n; i++) {
+    for (long i = 0; i < nthreads; i++) {
         pthread_join(ws[i].thread, NULL);
         units += ws[i].units;
-        detour += ws[i].detour_ns;
         sink ^= ws[i].sink;
     }
-    printf("units=%lld\ndetour_ns=%lld\nthreads=%ld\nwindow_ns=%lld\nsink=%llu\n", units, detour, n, (long long)(end - t0),
-           (unsigned long long)sink);
+    if (pf) fclose(pf);
+    printf("pairs=%ld\nslowdown_pct=%.4f\nslowdown_se_pct=%.4f\nshare_pct=%.4f\nshare_se_pct=%.4f\nshare_off_pct=%.4f\n"
+           "efficiency_loss_pct=%.4f\nefficiency_loss_se_pct=%.4f\nmodel_pct=%.4f\nmodel_se_pct=%.4f\nwindow_cv_pct=%.3f\ncounted_s=%.2f\nthreads=%ld\nunits=%lld\nsink=%llu\n",
+           pairs, mean(&slow), se(&slow), mean(&share), se(&share), counted_off_s > 0 ? share_off / counted_off_s : 0,
+           mean(&eff), se(&eff), mean(&model), se(&model), mean(&rates) > 0 ? 100.0 * se(&rates) * sqrt(rates.n) / mean(&rates) : 0, counted_s,
+           nthreads, units, (unsigned long long)sink);
     return 0;
 }
