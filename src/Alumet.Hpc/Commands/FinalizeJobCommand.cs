@@ -6,7 +6,7 @@ namespace Alumet.Hpc.Commands;
 /// <summary>
 /// <c>alumet-hpc finalize-job</c> (hidden): what the node sampler runs for each job it ended, so that the Parquet writer
 /// and the database clients live in a short process, not in the daemon (<see cref="FinalizerProcess"/>). Prints one JSON
-/// answer line; exit 0 finalized (or already), 1 failed (the error is in the answer), 2 a bad config.
+/// answer line; the reason of a partial row is read from stdin; exit 0 finalized (or already), 1 failed (the error is in the answer), 2 a bad config.
 /// </summary>
 public static class FinalizeJobCommand
 {
@@ -15,18 +15,19 @@ public static class FinalizeJobCommand
         var config = CommonOptions.Config();
         var stateDir = new Option<string?>("--state-dir") { Description = "the job's state directory (its spool closed by the node sampler)" };
         var complete = new Option<bool>("--complete") { Description = "the job ended normally (else its row is partial)" };
-        var reason = new Option<string>("--reason") { Description = "why the row is partial", DefaultValueFactory = _ => "" };
         var retry = new Option<string?>("--retry-queued-rows") { Description = "retry the node's queued rows until [database] retry_s; the value names them in the log" };
         var cmd = new Command(FinalizerProcess.Command, "Finalize one job ended by the node sampler (run by the node sampler)")
         {
-            config, stateDir, complete, reason, retry,
+            config, stateDir, complete, retry,
         };
         cmd.Hidden = true;
         cmd.SetAction(r =>
         {
             if (CommonOptions.LoadSystem(r.GetValue(config)) is not { } cfg) return 2;
             Core.Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: true, stderr: false);
-            return FinalizerProcess.Serve(cfg, r.GetValue(stateDir), r.GetValue(complete), r.GetValue(reason) ?? "", r.GetValue(retry));
+            // Why the row is partial comes on stdin (never on the command line, which every user can read in /proc).
+            string reason = r.GetValue(stateDir) is null ? "" : Console.In.ReadToEnd();
+            return FinalizerProcess.Serve(cfg, r.GetValue(stateDir), r.GetValue(complete), reason, r.GetValue(retry));
         });
         return cmd;
     }

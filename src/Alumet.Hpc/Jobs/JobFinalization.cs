@@ -56,18 +56,20 @@ public sealed class FinalizerProcess(string executable, string? configPath) : IJ
 
     public JobFinalizer.Outcome Finalize(string stateDir, bool complete, string reason)
     {
-        var answer = Run(["--state-dir", stateDir, "--complete", complete ? "true" : "false", "--reason", reason], $"finalization of {stateDir}");
+        // The reason goes on the child's stdin, not its command line: any user can read /proc/PID/cmdline, and a
+        // co-tenant's reason ("the sampler died ...") is not theirs to see.
+        var answer = Run(["--state-dir", stateDir, "--complete", complete ? "true" : "false"], $"finalization of {stateDir}", reason);
         if (answer.Error is { } error) throw new IOException(error);
         return new JobFinalizer.Outcome(answer.Status, answer.Reason, answer.ParquetPath, null, answer.Stored, answer.Delivery);
     }
 
     public void RetryQueuedRows(string what)
     {
-        var answer = Run(["--retry-queued-rows", what], "retry of the queued rows");
+        var answer = Run(["--retry-queued-rows", what], "retry of the queued rows", "");
         if (answer.Error is { } error) Log.Warn($"{what}: {error}");
     }
 
-    private FinalizerAnswer Run(IEnumerable<string> args, string what)
+    private FinalizerAnswer Run(IEnumerable<string> args, string what, string stdin)
     {
         var psi = new ProcessStartInfo(executable)
         {
@@ -85,7 +87,9 @@ public sealed class FinalizerProcess(string executable, string? configPath) : IJ
         }
         foreach (string a in args) psi.ArgumentList.Add(a);
         using var child = System.Diagnostics.Process.Start(psi) ?? throw new IOException($"could not start {executable} for the {what}");
-        child.StandardInput.Close();
+        try { child.StandardInput.Write(stdin); }
+        catch (IOException) { } // a child that died at start: its exit status says why, below
+        finally { try { child.StandardInput.Close(); } catch (IOException) { } }
         var stderr = child.StandardError.ReadToEndAsync();
         string stdout = child.StandardOutput.ReadToEnd();
         child.WaitForExit();
