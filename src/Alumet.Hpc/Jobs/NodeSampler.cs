@@ -166,7 +166,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             var job = new NodeJob(reg, exclusive || locator is null, reg.ExclusiveWhenAlone && !exclusive && locator is not null, new JobCpu(reg.Job, locator, recovered),
                 new SeriesSpool(dir, meta, reopen: recovered), _sources.JobGpuChannels(reg.Gpus, reg.Job.JobId, Channels), monotonicNs, recovered);
             job.Shared = shared;
-            File.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
+            // Written whole or not at all (temp file + rename): a reader (exec waiting for its registration, the recovery
+            // after a sampler crash) never sees it created but still empty.
+            AtomicFile.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
             // At raw storage the node series is one row per read, stored only while the sink is set, and a job alone gets
             // them too: a job that switches raw storage on, or joins another, closes the period here, with the reads held
             // off until the sink matches the new job set; every period's reads then sum to its split (parquet check).
