@@ -90,9 +90,9 @@ public sealed class SlurmE2ETests
         Assert.InRange(row.GpuJ, FakeGpuPowerW[gpu] * row.ElapsedS * 0.9 - 1, FakeGpuPowerW[gpu] * row.ElapsedS * 1.1 + 1);
         // The report, run by the user, shows the row's numbers.
         var report = Report(id);
-        Assert.Equal(row.GpuJ, report.GpuJ, 5);
-        Assert.Equal(row.JobJ, report.TotalJ, 5);
-        Assert.Equal(row.JobJ, row.PackageJ + row.DramJ + row.GpuJ, 5);
+        Assert.Equal(row.GpuJ, report.GpuJ, 1e-5); // 10 µJ: rounding both to 5 places failed when they straddled a .5
+        Assert.Equal(row.JobJ, report.TotalJ, 1e-5); // 10 µJ: rounding both to 5 places failed when they straddled a .5
+        Assert.Equal(row.JobJ, row.PackageJ + row.DramJ + row.GpuJ, 1e-5); // 10 µJ: rounding both to 5 places failed when they straddled a .5
         AssertNoSampler(id);
     }
 

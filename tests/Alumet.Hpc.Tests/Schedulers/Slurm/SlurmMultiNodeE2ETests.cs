@@ -114,7 +114,7 @@ public sealed class SlurmMultiNodeE2ETests
             Assert.Equal(("complete", ""), (r.Status, r.Reason));
             double w = NodePowerW[r.Node];
             Assert.InRange(r.NodeJ, w * r.ElapsedS * 0.9 - 1, w * r.ElapsedS * 1.1 + 1);
-            Assert.Equal(r.NodeJ, r.TotalJ + r.OtherJ + r.UnattributedJ, 6);
+            Assert.Equal(r.NodeJ, r.TotalJ + r.OtherJ + r.UnattributedJ, 1e-5);
         }
     }
 
