@@ -1,5 +1,5 @@
 using System.Buffers.Text;
-using Microsoft.Win32.SafeHandles;
+using Alumet.Hpc.Sources;
 
 namespace Alumet.Hpc.Attribution;
 
@@ -9,9 +9,8 @@ namespace Alumet.Hpc.Attribution;
 /// </summary>
 public sealed class CgroupCpuReader : IDisposable
 {
-    private readonly SafeFileHandle _handle;
+    private readonly SysfsCounterFile _file;
     private readonly CgroupVersion _version;
-    private int _fd;
 
     public JobCgroup Cgroup { get; }
 
@@ -20,8 +19,7 @@ public sealed class CgroupCpuReader : IDisposable
         Cgroup = cgroup;
         _version = cgroup.Version;
         string file = Path.Combine(cgroup.Directory, cgroup.Version == CgroupVersion.V1 ? "cpuacct.usage" : "cpu.stat");
-        _handle = File.OpenHandle(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        _fd = (int)_handle.DangerousGetHandle();
+        _file = new SysfsCounterFile(file);
     }
 
     public static CgroupCpuReader? TryOpen(JobCgroup cgroup)
@@ -31,14 +29,13 @@ public sealed class CgroupCpuReader : IDisposable
     }
 
     /// <summary>False when the read fails (a removed cgroup: ENODEV on cgroupfs) or holds no usage.</summary>
-    public unsafe bool TryReadNs(out ulong ns)
+    public bool TryReadNs(out ulong ns)
     {
         ns = 0;
-        // A direct pread on the descriptor the handle owns: no SafeHandle add-ref or exception per job and period.
-        byte* buf = stackalloc byte[1024];
-        nint n = _fd < 0 ? -1 : Sources.Rapl.RaplNative.pread(_fd, buf, 1024, 0);
+        Span<byte> buf = stackalloc byte[1024];
+        int n = _file.Read(buf);
         if (n <= 0) return false;
-        ReadOnlySpan<byte> s = new(buf, (int)n);
+        ReadOnlySpan<byte> s = buf[..n];
         if (_version == CgroupVersion.V1)
             return Utf8Parser.TryParse(s, out ns, out _);
 
@@ -48,9 +45,5 @@ public sealed class CgroupCpuReader : IDisposable
         return true;
     }
 
-    public void Dispose()
-    {
-        _fd = -1; // a read after this fails rather than reading whatever file reuses the number
-        _handle.Dispose();
-    }
+    public void Dispose() => _file.Dispose();
 }
