@@ -38,6 +38,10 @@ public static partial class ErrorText
         };
     }
 
+    /// <summary>The last non-empty line of what a child process wrote on stderr: its own one-line reason ("" if none).</summary>
+    public static string LastLine(string stderr) =>
+        stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "";
+
     private static string FirstLine(string? s)
     {
         if (string.IsNullOrEmpty(s)) return "";

@@ -93,7 +93,7 @@ public sealed class FinalizerProcess(string executable, string? configPath) : IJ
         var stderr = child.StandardError.ReadToEndAsync();
         string stdout = child.StandardOutput.ReadToEnd();
         child.WaitForExit();
-        string said = stderr.GetAwaiter().GetResult().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "";
+        string said = ErrorText.LastLine(stderr.GetAwaiter().GetResult());
         string? last = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
         FinalizerAnswer? answer = null;
         try { answer = last is null ? null : JsonSerializer.Deserialize(last, FinalizerJsonContext.Default.FinalizerAnswer); }

@@ -102,7 +102,7 @@ public static class SamplerLauncher
     {
         if (daemon is null || !daemon.HasExited || daemon.ExitCode == 0) return null;
         string said = "";
-        try { said = daemon.StandardError.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? ""; }
+        try { said = ErrorText.LastLine(daemon.StandardError.ReadToEnd()); }
         catch (Exception e) when (e is IOException or InvalidOperationException) { }
         return said.Length > 0 ? $"exited at start: {said}" : $"exited at start with status {daemon.ExitCode}; its reason is in {logFile}";
     }

@@ -74,9 +74,7 @@ public sealed class MeasurementBuffer
     private bool ReadLocked(SourceSlot slot, long monotonicNs, long wallNs)
     {
         if (monotonicNs <= slot.LastReadNs) return false;
-        // The wall clock is read just after the monotonic one, so two readers' pairs can cross by a few µs: the wall
-        // stamp follows the monotonic order (each row's end stays after the previous row's end of its series).
-        if (slot.LastReadWallNs != 0 && wallNs <= slot.LastReadWallNs) wallNs = slot.LastReadWallNs + (monotonicNs - slot.LastReadNs);
+        wallNs = WallAfter(wallNs, slot.LastReadWallNs, monotonicNs, slot.LastReadNs);
         slot.LastReadNs = monotonicNs;
         slot.LastReadWallNs = wallNs;
         slot.Source.Read(slot.Raw, slot.Ok, monotonicNs);
@@ -111,6 +109,14 @@ public sealed class MeasurementBuffer
     }
 
     /// <summary>
+    /// A wall stamp that follows the monotonic order: the wall clock is read just after the monotonic one, so two
+    /// readers' pairs can cross by a few µs; a stamp not after the previous one (<paramref name="lastWallNs"/>, 0 for
+    /// none) becomes the previous one plus the monotonic time between them, so each row's end stays after the last.
+    /// </summary>
+    private static long WallAfter(long wallNs, long lastWallNs, long monotonicNs, long lastMonotonicNs) =>
+        lastWallNs != 0 && wallNs <= lastWallNs ? lastWallNs + (monotonicNs - lastMonotonicNs) : wallNs;
+
+    /// <summary>
     /// Closes the period: takes, for each channel, the energy since the previous snapshot and the flags of that interval.
     /// The period ends at the caller's instant, or at the latest read of a fast source when one was taken after it (the
     /// tick thread got the gates first): its stamps are then the snapshot's (<paramref name="monotonicNs"/> and
@@ -129,7 +135,7 @@ public sealed class MeasurementBuffer
             foreach (var slot in _slots)
                 if (!slot.OwnThread && slot.LastReadNs >= at) (at, atWall) = (slot.LastReadNs, slot.LastReadWallNs);
             if (at <= LastSnapshotNs) return 0;
-            if (LastSnapshotWallNs != 0 && atWall <= LastSnapshotWallNs) atWall = LastSnapshotWallNs + (at - LastSnapshotNs);
+            atWall = WallAfter(atWall, LastSnapshotWallNs, at, LastSnapshotNs);
             foreach (var slot in _slots)
             {
                 if (!slot.OwnThread && slot.LastReadNs < at) ReadLocked(slot, at, atWall);
