@@ -185,9 +185,21 @@ node_alive
 
 # 2b. eight concurrent jobs (4 busy, 4 idle; the lab declares 8 core resources on the machine's CPUs) on ONE node
 #     sampler process; the busy jobs' shares dwarf the idle ones'; every interval conserves (parquet check at the end).
-BUSY8="'timeout 5 sh -c \"while :; do :; done\"; sleep 2'"
-J8=(); for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 $BUSY8")"); done
-for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 'sleep 7'")"); done
+#     Each job works only once all 8 run (a barrier, at most 30 s): OAR may start the last one seconds after the first
+#     (seen in CI: a late job was then alone on the node for 80 % of its run), and "shared" must mean shared.
+#     In the lab directory, not /tmp: OAR purges a user's /tmp files when each job ends.
+BAR8=$LAB/bar8; rm -rf "$BAR8"; mkdir -m 755 "$BAR8"; mkdir -m 1777 "$BAR8/in"
+cat > "$BAR8/job.sh" <<'JOB'
+#!/bin/sh
+d=$1 mode=$2
+touch "$d/$$"
+# Counted with a glob, one sleep per check: waiting costs an idle job next to no CPU time.
+n=0; while :; do set -- "$d"/*; { [ $# -ge 8 ] || [ $n -ge 60 ]; } && break; sleep 0.5; n=$((n + 1)); done
+if [ "$mode" = busy ]; then timeout 5 sh -c 'while :; do :; done'; sleep 2; else sleep 7; fi
+JOB
+chmod 755 "$BAR8/job.sh"
+J8=(); for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 '$BAR8/job.sh $BAR8/in busy'")"); done
+for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 '$BAR8/job.sh $BAR8/in idle'")"); done
 running=0; for j in "${J8[@]}"; do [ -n "$j" ] && wait_state "$j" 30 Running >/dev/null && running=$((running + 1)); done
 [ "$running" = 8 ] && ok "8 jobs (${J8[*]}) run concurrently" || fail "only $running of 8 jobs (${J8[*]}) ran at once"
 pids=""; for _ in $(seq 1 10); do pids="$pids $(pgrep -f "alumet-hpc(-sampler)? node-sampler .*$LAB/alumet.toml" | tr '\n' ' ')"; sleep 0.3; done
@@ -195,6 +207,8 @@ pids=$(tr ' ' '\n' <<<"$pids" | sed '/^$/d' | sort -u | tr '\n' ' ')
 [ "$(wc -w <<<"$pids")" = 1 ] && ok "8 concurrent jobs: one node-sampler process ($pids)" || fail "8 concurrent jobs: node-sampler processes '$pids'"
 for j in "${J8[@]}"; do s=$(wait_state "$j" 60 "Terminated|Error"); [ "$s" = Terminated ] || fail "job $j ended '$s'"; done
 for j in "${J8[@]}"; do check_job "$j" "one of 8 jobs" shared; done
+[ "$(ls "$BAR8/in" | wc -l)" = 8 ] && ok "8 jobs: all 8 passed the barrier" || fail "8 jobs: only $(ls "$BAR8/in" | wc -l) of 8 reached the barrier"
+rm -rf "$BAR8"
 busy_min=$(for j in "${J8[@]:0:4}"; do sql "select energy_package_j from jobs where scheduler='oar' and job_id='$j'"; done | sort -g | head -1)
 idle_max=$(for j in "${J8[@]:4:4}"; do sql "select energy_package_j from jobs where scheduler='oar' and job_id='$j'"; done | sort -g | tail -1)
 awk -v b="$busy_min" -v i="$idle_max" 'BEGIN { exit !(b > 3 * i && b > 0) }' \
