@@ -594,6 +594,14 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         sb.Append("sources: ").Append(string.Join(", ", _sources.Slots.Select(s => $"{s.Source.Name} ({s.Source.Channels.Count} channels{(s.OwnThread ? $", own thread at {s.Hz:0.##} Hz" : "")})"))).Append('\n');
         sb.Append("read_errors: ").Append(Interlocked.Read(ref Buffer.ReadErrors).ToString(inv)).Append('\n');
         sb.Append("last_error: ").Append(LastError ?? "none").Append('\n');
+        // What the managed heap holds and keeps (README Performance, peak RSS): live after the last GC, committed, and
+        // allocated since the start, with the collections so far.
+        var gc = GC.GetGCMemoryInfo();
+        sb.Append("gc_kb: heap ").Append((gc.HeapSizeBytes / 1024).ToString(inv))
+          .Append(" committed ").Append((gc.TotalCommittedBytes / 1024).ToString(inv))
+          .Append(" allocated ").Append((GC.GetTotalAllocatedBytes() / 1024).ToString(inv))
+          .Append(" collections ").Append(GC.CollectionCount(0).ToString(inv)).Append('/')
+          .Append(GC.CollectionCount(1).ToString(inv)).Append('/').Append(GC.CollectionCount(2).ToString(inv)).Append('\n');
         return sb.ToString();
     }
 

@@ -4,7 +4,8 @@ namespace Alumet.Hpc.Spool;
 
 /// <summary>
 /// A spool directory whose series are found or added by (consumer, channel): a restarted sampler that reopens a
-/// spool keeps the ids its records already use, and a new series reaches meta.json before any record names it.
+/// spool keeps the ids its records already use, and a new series reaches meta.json before any record names it (both at
+/// the writer's next flush).
 /// </summary>
 public sealed class SeriesSpool : IDisposable
 {
@@ -43,7 +44,7 @@ public sealed class SeriesSpool : IDisposable
         _writer = new SpoolWriter(directory, meta);
     }
 
-    /// <summary>The series id of <paramref name="consumer"/>'s view of a channel, added (meta.json rewritten) when new.</summary>
+    /// <summary>The series id of <paramref name="consumer"/>'s view of a channel, added when new (meta.json is rewritten at the next flush, before the records).</summary>
     public int Series(string consumer, EnergyChannel ch)
     {
         var key = (consumer, ch.Resource.Kind.Wire(), ch.Resource.Id, ch.Interface.Wire());
@@ -55,7 +56,7 @@ public sealed class SeriesSpool : IDisposable
             JoulesPerUnit = ch.JoulesPerUnit, Label = ch.Label,
         });
         _ids[key] = id;
-        SpoolWriter.WriteMeta(Directory, Meta);
+        _writer.MetaChanged();
         return id;
     }
 

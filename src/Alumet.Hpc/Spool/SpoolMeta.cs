@@ -4,7 +4,8 @@ namespace Alumet.Hpc.Spool;
 
 /// <summary>
 /// Everything a reader of the spool needs besides the records: who, where, how it was measured.
-/// Written once, atomically, as <c>meta.json</c> beside <c>spool.bin</c> before the first record.
+/// Written atomically as <c>meta.json</c> beside <c>spool.bin</c> when the spool opens, and again at the flush that first
+/// stores a new series (before its records).
 /// </summary>
 public sealed class SpoolMeta
 {

@@ -19,6 +19,9 @@ public sealed class SpoolWriter : IDisposable
 
     private readonly SafeFileHandle _file;
     private readonly string _path;
+    private readonly string _directory;
+    private readonly SpoolMeta _meta;
+    private bool _metaChanged;
     private readonly byte[] _buffer;
     private int _used;
     private long _offset;
@@ -33,6 +36,8 @@ public sealed class SpoolWriter : IDisposable
     public SpoolWriter(string directory, SpoolMeta meta, int bufferRecords = 64 * 1024)
     {
         Directory.CreateDirectory(directory);
+        _directory = directory;
+        _meta = meta;
         WriteMeta(directory, meta);
         string path = Path.Combine(directory, RecordsFile);
         _path = path;
@@ -54,6 +59,13 @@ public sealed class SpoolWriter : IDisposable
             ?? throw new InvalidDataException($"{path}: empty spool metadata");
     }
 
+    /// <summary>
+    /// The metadata changed (a series was added): meta.json is rewritten at the next <see cref="Flush"/>, before the
+    /// records, so a record in the file never names a series meta.json does not list. Once per flush, not once per
+    /// series: a period that adds many series (16 jobs registered at once) rewrote the whole file for each, quadratic.
+    /// </summary>
+    public void MetaChanged() => _metaChanged = true;
+
     /// <summary>Buffers one record; flushes first if the buffer is full. No allocation while writes succeed.</summary>
     public void Append(in SpoolRecord record)
     {
@@ -72,11 +84,16 @@ public sealed class SpoolWriter : IDisposable
     /// </summary>
     public void Flush()
     {
-        if (_used == 0) return;
+        if (_used == 0 && !_metaChanged) return;
         try
         {
+            if (_metaChanged)
+            {
+                WriteMeta(_directory, _meta);
+                _metaChanged = false;
+            }
             // A short write followed by an error leaves a prefix at _offset: the retry rewrites it with the same bytes.
-            RandomAccess.Write(_file, _buffer.AsSpan(0, _used), _offset);
+            if (_used > 0) RandomAccess.Write(_file, _buffer.AsSpan(0, _used), _offset);
         }
         catch (IOException e)
         {

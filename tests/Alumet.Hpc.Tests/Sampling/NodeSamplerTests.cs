@@ -33,7 +33,7 @@ public class NodeSamplerTests : IDisposable
 
     private void SetJobCpu(string id, ulong ns) => _rig.SetJobCpu(id, ns);
 
-    private static List<(string Consumer, string Resource, SpoolRecord R)> Rows(string dir)
+    internal static List<(string Consumer, string Resource, SpoolRecord R)> Rows(string dir)
     {
         var meta = SpoolWriter.ReadMeta(dir);
         return SpoolReader.ReadAll(dir)
@@ -41,7 +41,7 @@ public class NodeSamplerTests : IDisposable
             .ToList();
     }
 
-    private static Dictionary<(string Consumer, string Resource), long> Sums(string dir) =>
+    internal static Dictionary<(string Consumer, string Resource), long> Sums(string dir) =>
         Rows(dir).GroupBy(x => (x.Consumer, x.Resource)).ToDictionary(g => g.Key, g => g.Sum(x => x.R.Value));
 
     private static string JobDir(AlumetConfig cfg, string id) => Job(id).Job.StateDirectory(cfg.Paths.StateDir);
