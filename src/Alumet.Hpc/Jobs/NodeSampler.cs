@@ -489,14 +489,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             if (why is null) continue;
             job.Ending = true;
             Log.Warn($"job {job.Registration.Job.JobId}: {why}; finalizing as partial");
-            Interlocked.Increment(ref _finalizing); // until End has taken over the count
-            var t = new Thread(() =>
-            {
-                try { End(job.Registration.Key, complete: false, why, Clock.MonotonicNs(), Clock.WallNs()); }
-                catch (Exception) { /* logged by End */ }
-                finally { Interlocked.Decrement(ref _finalizing); }
-            }) { Name = "finalize", IsBackground = false };
-            t.Start();
+            EndInBackground(job, why);
         }
         lock (_gate)
         {
@@ -504,6 +497,22 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             if (!go) _stopped = true; // decided under the registry lock: a registration is either in, or refused and retried
             return go;
         }
+    }
+
+    /// <summary>
+    /// Ends a job no epilog ended, on its own thread. A method of its own: a lambda in the loop above made the compiler
+    /// allocate its captured variables at every iteration, for every job each second, whether a thread started or not.
+    /// </summary>
+    private void EndInBackground(NodeJob job, string why)
+    {
+        Interlocked.Increment(ref _finalizing); // until End has taken over the count
+        var t = new Thread(() =>
+        {
+            try { End(job.Registration.Key, complete: false, why, Clock.MonotonicNs(), Clock.WallNs()); }
+            catch (Exception) { /* logged by End */ }
+            finally { Interlocked.Decrement(ref _finalizing); }
+        }) { Name = "finalize", IsBackground = false };
+        t.Start();
     }
 
     private string? ReadMarker(string dir)

@@ -36,4 +36,45 @@ public sealed class RawTickTests : IDisposable
         Assert.Equal(0, allocated);
         node.Close(1011 * Ms, Wall0 + 1011 * Ms);
     }
+
+    /// <summary>
+    /// The aggregated period (the defaults: one snapshot, flush and liveness check a second) with sixteen busy jobs, each
+    /// with a step: what the housekeeping thread calls allocates nothing once the series exist, so the daemon's heap
+    /// does not grow with time or jobs (README Performance, peak RSS).
+    /// </summary>
+    [Fact]
+    public void APeriodWithSixteenBusyJobsAllocatesNothing()
+    {
+        const int Jobs = 16;
+        var cfg = _rig.Config(storageMs: 1000);
+        _rig.SetCounters(0, 0, 0);
+        _rig.Proc.SetStat(0, 0);
+        for (int j = 0; j < Jobs; j++) _rig.SetJobCpu($"{42 + j}", 0);
+        using var node = _rig.NewNode(cfg);
+        for (int j = 0; j < Jobs; j++) node.Register(NodeRig.Job($"{42 + j}"), false, 0, Wall0);
+        void Period(long t)
+        {
+            _rig.SetCounters((ulong)t * 1_000_000, (ulong)t * 600_000, (ulong)t * 100_000);
+            _rig.Proc.SetStat((ulong)t * 100, 0);
+            for (int j = 0; j < Jobs; j++)
+            {
+                _rig.SetJobCpu($"{42 + j}", (ulong)t * 50_000_000);
+                _rig.Cgroups.SetV1Usage($"cpuacct/slurm/uid_1000/job_{42 + j}/step_0", (ulong)t * 20_000_000);
+            }
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            node.Snapshot(t * 1000 * Ms, Wall0 + t * 1000 * Ms);
+            node.Flush();
+            Assert.True(node.Housekeep(t * 1000 * Ms));
+            _allocated += GC.GetAllocatedBytesForCurrentThread() - before;
+        }
+        for (long t = 1; t <= 3; t++) Period(t); // the series and the step listings are made here
+        _allocated = 0;
+        for (long t = 4; t <= 13; t++) Period(t); // the generated files are rewritten outside the measured calls
+
+        Assert.Equal(0, _allocated);
+        Assert.Equal(13, node.Snapshots);
+        node.Close(14_000 * Ms, Wall0 + 14_000 * Ms);
+    }
+
+    private long _allocated;
 }
