@@ -30,6 +30,15 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         return p.ExitCode;
     }
 
+    /// <summary>A 256 KiB tmpfs at the mount point, the log in a file (skipped unless root).</summary>
+    private void MountSmallTmpfs()
+    {
+        Skip.If(Environment.UserName != "root", "needs root to mount a small tmpfs (a real full filesystem)");
+        Assert.Equal(0, Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", _mount));
+        _mounted = true;
+        Log.Configure(_log, "alumet-hpc", syslog: false, stderr: false);
+    }
+
     /// <summary>Fills the filesystem to the last byte; returns the filler to delete.</summary>
     private string Fill()
     {
@@ -43,10 +52,7 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
     [SkippableFact]
     public void ADiskFullMidJobKeepsEveryTotalLogsOnceAndLosesNothingOnceSpaceReturns()
     {
-        Skip.If(Environment.UserName != "root", "needs root to mount a small tmpfs (a real full filesystem)");
-        Assert.Equal(0, Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", _mount));
-        _mounted = true;
-        Log.Configure(_log, "alumet-hpc", syslog: false, stderr: false);
+        MountSmallTmpfs();
 
         string dir = Path.Combine(_mount, "job");
         var meta = TestSpools.Meta("31");
@@ -90,10 +96,7 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
     [SkippableFact]
     public void AStepThatStartsWhileTheStateDirIsFullLosesNoEnergyAndEveryIntervalConserves()
     {
-        Skip.If(Environment.UserName != "root", "needs root to mount a small tmpfs (a real full filesystem)");
-        Assert.Equal(0, Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", _mount));
-        _mounted = true;
-        Log.Configure(_log, "alumet-hpc", syslog: false, stderr: false);
+        MountSmallTmpfs();
         const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms;
         using var rig = new NodeRig();
         var cfg = rig.Config();
