@@ -98,6 +98,7 @@ figures() {
     R_MAX=$(num "$($get "$stats" lateness_max_us)" %.1f); R_MEAN=$(num "$($get "$stats" lateness_mean_us)" %.1f)
     R_FIRST_MS=$(num "$($get "$stats" first_sample_ms)" %.2f)
     R_TICK1_MS=$(num "$($get "$stats" first_tick_ms)" %.2f)
+    R_FIRST_CPU_MS=$(num "$($get "$stats" first_sample_cpu_ms)" %.2f)
     R_CPU_TICK=$(cpu_tick "$probe" "$stats" "$get")
     R_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $(kv "$probe" cpu_window_ns) / $(kv "$probe" window_ns))")
     R_RSS_WIN=$(calc "sprintf(\"%.2f\", $(kv "$probe" hwm_window_kb) / 1024)")
@@ -167,7 +168,7 @@ stop_advancer
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- figures
-KEYS=(OWN_RATE RATE P50 P99 MAX MEAN MISSED TICKS CPU_TICK CPU_PCT RSS_WIN RSS_MAX FIRST_MS TICK1_MS STOP_MS CPU_TOTAL_MS)
+KEYS=(OWN_RATE RATE P50 P99 MAX MEAN MISSED TICKS CPU_TICK CPU_PCT RSS_WIN RSS_MAX FIRST_MS TICK1_MS FIRST_CPU_MS STOP_MS CPU_TOTAL_MS)
 declare -A OURS_ALL C_ALL NV_ALL
 ROUND_LINES=()
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -189,11 +190,11 @@ m() { num "$(median ${1})" "${2:-%.2f}"; }
 O_OWN=$(m "${OURS_ALL[OWN_RATE]}") O_RATE=$(m "${OURS_ALL[RATE]}") O_P50=$(m "${OURS_ALL[P50]}" %.0f) O_P99=$(m "${OURS_ALL[P99]}" %.0f)
 O_MAX=$(m "${OURS_ALL[MAX]}" %.1f) O_MEAN=$(m "${OURS_ALL[MEAN]}" %.1f) O_MISSED=$(m "${OURS_ALL[MISSED]}" %.0f) O_TICKS=$(m "${OURS_ALL[TICKS]}" %.0f)
 O_CPU=$(m "${OURS_ALL[CPU_TICK]}") O_PCT=$(m "${OURS_ALL[CPU_PCT]}") O_RSSW=$(m "${OURS_ALL[RSS_WIN]}") O_RSS=$(m "${OURS_ALL[RSS_MAX]}")
-O_FIRST=$(m "${OURS_ALL[FIRST_MS]}") O_TICK1=$(m "${OURS_ALL[TICK1_MS]}") O_STOP=$(m "${OURS_ALL[STOP_MS]}" %.1f) O_CPUT=$(m "${OURS_ALL[CPU_TOTAL_MS]}" %.1f)
+O_FIRST=$(m "${OURS_ALL[FIRST_MS]}") O_TICK1=$(m "${OURS_ALL[TICK1_MS]}") O_FIRST_CPU=$(m "${OURS_ALL[FIRST_CPU_MS]}") O_STOP=$(m "${OURS_ALL[STOP_MS]}" %.1f) O_CPUT=$(m "${OURS_ALL[CPU_TOTAL_MS]}" %.1f)
 C_OWN=$(m "${C_ALL[OWN_RATE]}") C_RATE=$(m "${C_ALL[RATE]}") C_P50=$(m "${C_ALL[P50]}" %.0f) C_P99=$(m "${C_ALL[P99]}" %.0f)
 C_MAX=$(m "${C_ALL[MAX]}" %.1f) C_MEAN=$(m "${C_ALL[MEAN]}" %.1f) C_MISSED=$(m "${C_ALL[MISSED]}" %.0f) C_TICKS=$(m "${C_ALL[TICKS]}" %.0f)
 C_CPU=$(m "${C_ALL[CPU_TICK]}") C_PCT=$(m "${C_ALL[CPU_PCT]}") C_RSSW=$(m "${C_ALL[RSS_WIN]}") C_RSS=$(m "${C_ALL[RSS_MAX]}")
-C_FIRST=$(m "${C_ALL[FIRST_MS]}") C_TICK1=$(m "${C_ALL[TICK1_MS]}")
+C_FIRST=$(m "${C_ALL[FIRST_MS]}") C_TICK1=$(m "${C_ALL[TICK1_MS]}") C_FIRST_CPU=$(m "${C_ALL[FIRST_CPU_MS]}")
 figures "$WORK/tick1/probe.txt" "$WORK/tick1/stats.json" jv
 W_RATE=$R_RATE W_P50=$R_P50 W_P99=$R_P99 W_MAX=$R_MAX W_MISSED=$R_MISSED W_CPU=$R_CPU_TICK W_RSS=$R_RSS_MAX W_STOP=$R_STOP_MS W_FIRST=$R_FIRST_MS
 figures "$WORK/agg/probe.txt" "$WORK/agg/stats.json" jv
@@ -262,6 +263,7 @@ row "peak RSS, whole life (MB)" "$O_RSS" "$C_RSS" "$(ratio "$O_RSS" "$C_RSS")" "
 row "peak RSS while sampling (MB)" "$O_RSSW" "$C_RSSW" "$(ratio "$O_RSSW" "$C_RSSW")" "" ""
 row "start-up to first sample (ms)" "$O_FIRST" "$C_FIRST" "$(ratio "$O_FIRST" "$C_FIRST")" "<= 20" "$(pf "$O_FIRST" '<=' 20)"
 row "  to the first tick (ms)" "$O_TICK1" "$C_TICK1" "$(ratio "$O_TICK1" "$C_TICK1")" "" ""
+row "  CPU time to the first sample (ms)" "$O_FIRST_CPU" "$C_FIRST_CPU" "$(ratio "$O_FIRST_CPU" "$C_FIRST_CPU")" "" ""
 row "Parquet bytes per sample, raw 1 kHz" "$RAW_BPS" "" "" "<= 2" "$(pf "$RAW_BPS" '<=' 2)"
 row "  same, footer excluded" "$RAW_BPS_DATA" "" "" "" ""
 row "  same, parquet_values = joules" "$RAWJ_BPS" "" "" "" ""

@@ -161,12 +161,13 @@ public static class NodeSamplerHost
     {
         long start = Clock.MonotonicNs();
         using var node = new NodeSampler(cfg, sources, start) { StopWhenEmpty = true };
+        var cpuAtBaseline = spawnNs is null ? TimeSpan.Zero : Environment.CpuUsage.TotalTime; // stats.json: CPU to the first sample
         primed?.Invoke();
         node.Register(reg, recovered: false, start);
         var sampler = new Sampler(node.Buffer, node);
         sampler.Run(token, sources.StartCrossCheck);
         string dir = reg.Job.StateDirectory(cfg.Paths.StateDir);
-        WriteStats(dir, node, sampler, start, spawnNs, node.RecordsWritten(reg.Key));
+        WriteStats(dir, node, sampler, start, spawnNs, cpuAtBaseline, node.RecordsWritten(reg.Key));
         JobFinalizer.Outcome? outcome = null;
         try { outcome = node.End(reg.Key, complete: true, "", Clock.MonotonicNs(), Clock.WallNs()); }
         catch (Exception e) { Log.Error($"job {reg.Job.JobId}: finalization failed: {ErrorText.Describe(e)}; spool kept in {dir}"); }
@@ -176,7 +177,7 @@ public static class NodeSamplerHost
         return outcome;
     }
 
-    private static void WriteStats(string dir, NodeSampler node, Sampler s, long start, long? spawnNs, long records)
+    private static void WriteStats(string dir, NodeSampler node, Sampler s, long start, long? spawnNs, TimeSpan cpuAtBaseline, long records)
     {
         double duration = (Clock.MonotonicNs() - start) / 1e9;
         var stats = new SamplerStats(node.TickHz, s.Ticks, s.MissedTicks, duration, duration > 0 ? s.Ticks / duration : 0,
@@ -184,6 +185,7 @@ public static class NodeSamplerHost
             s.Lateness.Count > 0 ? s.Lateness.SumNs / s.Lateness.Count / 1000.0 : 0,
             spawnNs is { } t0 ? (node.PrimedNs - t0) / 1e6 : -1,
             spawnNs is { } t1 && s.FirstSampleNs > 0 ? (s.FirstSampleNs - t1) / 1e6 : -1,
+            spawnNs is null ? -1 : cpuAtBaseline.TotalMilliseconds,
             records);
         try { File.WriteAllText(Path.Combine(dir, "stats.json"), JsonSerializer.Serialize(stats, SamplerStatsJsonContext.Default.SamplerStats)); }
         catch (IOException e) { Log.Warn($"could not write stats.json: {e.Message}"); }

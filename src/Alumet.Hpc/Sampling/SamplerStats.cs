@@ -7,10 +7,12 @@ namespace Alumet.Hpc.Sampling;
 /// job's energy counts from (bench/c_reader.c stamps the same read: its prime).</param>
 /// <param name="FirstTickMs">From the spawn to the first read after it: the tick thread's first at a tick rate (the first
 /// stored reading at raw storage), else the first snapshot.</param>
+/// <param name="FirstSampleCpuMs">The process's CPU time (all threads, getrusage) at the first sample: less sensitive to
+/// the machine's load than the wall figure.</param>
 public sealed record SamplerStats(
     double TargetHz, long Ticks, long MissedTicks, double DurationS, double AchievedHz,
     double LatenessP50Us, double LatenessP99Us, double LatenessMaxUs, double LatenessMeanUs,
-    double FirstSampleMs, double FirstTickMs, long RecordsWritten);
+    double FirstSampleMs, double FirstTickMs, double FirstSampleCpuMs, long RecordsWritten);
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(SamplerStats))]

@@ -97,6 +97,8 @@ public sealed class StartupOrderTests : IDisposable
         Assert.True(firstSample < reads[1].After, $"first_sample_ms stamps the read after the baseline ({firstSample} >= {reads[1].After})");
         long firstTick = spawn + (long)Math.Round(stats.GetProperty("first_tick_ms").GetDouble() * 1e6);
         Assert.InRange(firstTick, reads[1].After - 1_000, reads[2].Before + 1_000);
+        // The process's CPU time then (here the test host's): positive, and no more than it has used by now.
+        Assert.InRange(stats.GetProperty("first_sample_cpu_ms").GetDouble(), 0.001, Environment.CpuUsage.TotalTime.TotalMilliseconds);
     }
 
     [Fact]
