@@ -476,6 +476,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     {
         NodeJob[] jobs;
         lock (_gate) jobs = _jobArray;
+        if (CompactAfterJobChanges) CompactOnceSettled(jobs);
         bool finalizedElsewhere = _finalizedElsewhere.Changed();
         foreach (var job in jobs)
         {
@@ -517,6 +518,31 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }) { Name = "finalize", IsBackground = false };
         t.Start();
     }
+
+    /// <summary>
+    /// Once the job set has stayed the same for one housekeeping round after a change (a burst of prologs or epilogs is
+    /// over), one compacting collection gives back what the registrations and ends left (README Performance, peak
+    /// RSS). Never per period: at most once per change of the job set.
+    /// </summary>
+    private void CompactOnceSettled(NodeJob[] jobs)
+    {
+        if (ReferenceEquals(jobs, _compacted)) return;
+        if (ReferenceEquals(jobs, _settling))
+        {
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            Compactions++;
+            _compacted = jobs;
+        }
+        _settling = jobs;
+    }
+
+    private NodeJob[]? _settling, _compacted;
+
+    /// <summary>The daemon: compact the heap once a burst of job changes is over (<see cref="CompactOnceSettled"/>).</summary>
+    public bool CompactAfterJobChanges { get; set; }
+
+    /// <summary>Collections <see cref="CompactOnceSettled"/> ran.</summary>
+    public long Compactions { get; private set; }
 
     private string? ReadMarker(string dir)
     {

@@ -77,4 +77,33 @@ public sealed class RawTickTests : IDisposable
     }
 
     private long _allocated;
+
+    /// <summary>
+    /// The daemon compacts its heap once a burst of registrations or ends is over (the job set unchanged for one
+    /// housekeeping round), never per period: what the prologs left is given back instead of staying resident.
+    /// </summary>
+    [Fact]
+    public void TheDaemonCompactsOnceAfterABurstOfJobChangesAndNeverPerPeriod()
+    {
+        var cfg = _rig.Config(storageMs: 1000);
+        _rig.SetCounters(0, 0, 0);
+        for (int j = 0; j < 3; j++) _rig.SetJobCpu($"{42 + j}", 0);
+        using var node = _rig.NewNode(cfg);
+        node.CompactAfterJobChanges = true;
+        Assert.True(node.Housekeep(1000 * Ms));
+        for (int j = 0; j < 3; j++) node.Register(NodeRig.Job($"{42 + j}"), false, 1000 * Ms, Wall0);
+        Assert.True(node.Housekeep(2000 * Ms)); // sees the change
+        Assert.Equal(0, node.Compactions);
+        Assert.True(node.Housekeep(3000 * Ms)); // a round without change: the burst is over
+        Assert.Equal(1, node.Compactions);
+        for (long t = 4; t <= 10; t++) Assert.True(node.Housekeep(t * 1000 * Ms));
+        Assert.Equal(1, node.Compactions);
+        node.End(NodeRig.Job("42").Key, true, "", 11_000 * Ms, Wall0 + 11_000 * Ms);
+        Assert.True(node.Housekeep(12_000 * Ms));
+        Assert.Equal(1, node.Compactions);
+        Assert.True(node.Housekeep(13_000 * Ms));
+        Assert.True(node.Housekeep(14_000 * Ms));
+        Assert.Equal(2, node.Compactions);
+        node.Close(15_000 * Ms, Wall0 + 15_000 * Ms);
+    }
 }
