@@ -158,7 +158,10 @@ public static class SamplerLauncher
             psi.ArgumentList.Add("--config");
             psi.ArgumentList.Add(Path.GetFullPath(config));
         }
-        var process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
+        Process process;
+        // It lives on after the hook: it must not keep what slurmd, OAR or the user's shell left open in the hook.
+        using (Native.InheritedDescriptors.Hide())
+            process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
         process.StandardInput.Close();
         return process;
     }

@@ -143,6 +143,12 @@ internal static partial class Libc
             *(long*)(buf + 88) * 1_000_000_000 + *(long*)(buf + 96), *(long*)(buf + 104) * 1_000_000_000 + *(long*)(buf + 112));
     }
 
+    public const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;
+
+    /// <summary>fcntl(2) with an int argument (F_GETFD, F_SETFD).</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fcntl(int fd, int cmd, int arg);
+
     [LibraryImport("libc")]
     public static partial uint getgid();
 

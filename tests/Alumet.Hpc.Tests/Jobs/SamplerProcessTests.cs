@@ -229,6 +229,35 @@ public class SamplerProcessTests
     }
 
     [Fact]
+    public void TheDetachedSamplerDoesNotKeepWhatTheHooksParentLeftOpen()
+    {
+        // slurmd, OAR or a shell can run the hook with descriptors open without close-on-exec (here a file this test
+        // holds, like a flock'ed lock file). The node sampler outlives the hook: it must not hold them. The hook's own
+        // process keeps them as they were, for exec's user command, which must inherit them.
+        using var install = NewInstall();
+        string held = install.PathOf("held-by-the-parent");
+        int fd = Alumet.Hpc.Native.Libc.open_mode(held, Alumet.Hpc.Native.Libc.O_RDWR | Alumet.Hpc.Native.Libc.O_CREAT, 0b110_000_000);
+        Assert.True(fd > 2, "open failed");
+        var job = Job("122");
+        LaunchResult? launched = null;
+        try
+        {
+            launched = Start(install, job);
+            var kept = Directory.EnumerateFileSystemEntries($"/proc/{launched.Pid}/fd")
+                .Select(e => new FileInfo(e).LinkTarget).Where(t => t == held).ToList();
+            Assert.Empty(kept);
+            Assert.Equal(0, Alumet.Hpc.Native.Libc.fcntl(fd, Alumet.Hpc.Native.Libc.F_GETFD, 0) & Alumet.Hpc.Native.Libc.FD_CLOEXEC);
+            var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
+            Assert.True(stop.Status == "stopped", stop.Message);
+        }
+        finally
+        {
+            Alumet.Hpc.Native.Libc.close(fd);
+            if (launched is not null) Alumet.Hpc.Native.Libc.kill(launched.Pid, 15);
+        }
+    }
+
+    [Fact]
     public void WithoutTheFullBinaryBesideItTheSamplerSaysWhyOnceAndTheEpilogFinalizesFromTheSpool()
     {
         // Only alumet-hpc-sampler installed: the sampler cannot start its finalizer; the epilog gets the error, finalizes

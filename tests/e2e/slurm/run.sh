@@ -15,7 +15,7 @@ export ALUMET_HPC_BIN=$BIN
 . "${LAB:-/var/lib/alumet-hpc-e2e/slurm}/env.sh"
 t0=$(date +%s)
 rc=0
-ALUMET_E2E_SLURM=1 dotnet test tests/Alumet.Hpc.Tests --filter "FullyQualifiedName~Alumet.Hpc.Tests.Schedulers.Slurm.SlurmE2ETests" || rc=$?
+ALUMET_E2E_SLURM=1 dotnet test tests/Alumet.Hpc.Tests -c Release --filter "FullyQualifiedName~Alumet.Hpc.Tests.Schedulers.Slurm.SlurmE2ETests" || rc=$?
 echo "[slurm-e2e] tests took $(( $(date +%s) - t0 )) s (rc=$rc); prolog timings: $(tail -1 "$ALUMET_E2E_SLURM_LAB/log/prolog-timing.txt" 2>/dev/null)"
 [ "${KEEP_LAB:-1}" = 1 ] || "$HERE/slurm-lab.sh" stop
 exit $rc
