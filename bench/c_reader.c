@@ -19,7 +19,10 @@
  *   perf:TYPE:CONFIG:CPU    perf_events: perf_event_open once, then an 8-byte read per tick (Sources/Rapl/PerfSource.cs)
  *   cgroup:FILE             a job's cgroup v2 cpu.stat, kept open: pread + the usage_usec number (Attribution/JobCpu.cs)
  *   procstat:FILE           /proc/stat, kept open: pread + the fields of the "cpu " line (Attribution/ProcStat.cs)
- * first_sample_ms: end of the first read of all files, relative to $ALUMET_BENCH_T0_NS (CLOCK_MONOTONIC at spawn).
+ * first_sample_ms: end of the first read of all files (the prime: the baseline), relative to $ALUMET_BENCH_T0_NS
+ * (CLOCK_MONOTONIC at spawn); first_tick_ms: the first tick's wake-up (then its reads), on the same origin;
+ * first_sample_cpu_ms: the process's CPU time (getrusage) at the prime. The sampler writes the same three keys for the
+ * same reads (Sampling/SamplerStats.cs).
  * Build: gcc -O2 -o c_reader c_reader.c
  */
 #define _GNU_SOURCE
@@ -170,6 +173,8 @@ int main(int argc, char **argv)
     /* Prime, as the sampler does before its first tick. */
     READ_ALL(1);
     int64_t first = now_ns();
+    struct rusage ru_first;
+    getrusage(RUSAGE_SELF, &ru_first);
 
     prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
     int64_t period = (int64_t)(1e9 / hz + 0.5);
@@ -218,6 +223,9 @@ int main(int argc, char **argv)
     fprintf(f, "lateness_p50_us=%.0f\nlateness_p99_us=%.0f\nlateness_max_us=%.1f\nlateness_mean_us=%.1f\n",
             percentile_us(ticks, 50), percentile_us(ticks, 99), max_late / 1000.0, ticks ? sum_late / ticks / 1000.0 : 0);
     fprintf(f, "first_sample_ms=%.3f\n", t0 ? (first - t0) / 1e6 : -1.0);
+    fprintf(f, "first_tick_ms=%.3f\n", t0 && ticks ? (first_tick - t0) / 1e6 : -1.0);
+    fprintf(f, "first_sample_cpu_ms=%.3f\n", (ru_first.ru_utime.tv_sec + ru_first.ru_stime.tv_sec) * 1e3
+                                              + (ru_first.ru_utime.tv_usec + ru_first.ru_stime.tv_usec) / 1e3);
     fprintf(f, "cpu_self_ns=%lld\n", (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL
                                       + (long long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL);
     fprintf(f, "maxrss_self_kb=%ld\nread_errors=%lld\nchecksum=%llu\n", ru.ru_maxrss, read_errors, sum);

@@ -97,6 +97,8 @@ figures() {
     R_P50=$($get "$stats" lateness_p50_us); R_P99=$($get "$stats" lateness_p99_us)
     R_MAX=$(num "$($get "$stats" lateness_max_us)" %.1f); R_MEAN=$(num "$($get "$stats" lateness_mean_us)" %.1f)
     R_FIRST_MS=$(num "$($get "$stats" first_sample_ms)" %.2f)
+    R_TICK1_MS=$(num "$($get "$stats" first_tick_ms)" %.2f)
+    R_FIRST_CPU_MS=$(num "$($get "$stats" first_sample_cpu_ms)" %.2f)
     R_CPU_TICK=$(cpu_tick "$probe" "$stats" "$get")
     R_CPU_PCT=$(calc "sprintf(\"%.2f\", 100 * $(kv "$probe" cpu_window_ns) / $(kv "$probe" window_ns))")
     R_RSS_WIN=$(calc "sprintf(\"%.2f\", $(kv "$probe" hwm_window_kb) / 1024)")
@@ -166,13 +168,13 @@ stop_advancer
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- figures
-KEYS=(OWN_RATE RATE P50 P99 MAX MEAN MISSED TICKS CPU_TICK CPU_PCT RSS_WIN RSS_MAX FIRST_MS STOP_MS CPU_TOTAL_MS)
+KEYS=(OWN_RATE RATE P50 P99 MAX MEAN MISSED TICKS CPU_TICK CPU_PCT RSS_WIN RSS_MAX FIRST_MS TICK1_MS FIRST_CPU_MS STOP_MS CPU_TOTAL_MS)
 declare -A OURS_ALL C_ALL NV_ALL
 ROUND_LINES=()
 for ((r = 1; r <= ROUNDS; r++)); do
     figures "$WORK/tick$r/probe.txt" "$WORK/tick$r/stats.json" jv
     for k in "${KEYS[@]}"; do v=R_$k; OURS_ALL[$k]+="${!v} "; done
-    ROUND_LINES+=("  round $r ours: rate $R_RATE Hz, lateness p50/p99/max $R_P50/$R_P99/$R_MAX µs, missed $R_MISSED, CPU $R_CPU_TICK µs/tick, RSS $R_RSS_MAX MB, first sample $R_FIRST_MS ms")
+    ROUND_LINES+=("  round $r ours: rate $R_RATE Hz, lateness p50/p99/max $R_P50/$R_P99/$R_MAX µs, missed $R_MISSED, CPU $R_CPU_TICK µs/tick, RSS $R_RSS_MAX MB, first sample / tick $R_FIRST_MS / $R_TICK1_MS ms")
     figures "$WORK/c$r/probe.txt" "$WORK/c$r/stats.txt" kv
     for k in "${KEYS[@]}"; do v=R_$k; C_ALL[$k]+="${!v} "; done
     if [[ $HAVE_NVML == 1 ]]; then
@@ -181,18 +183,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
         ROUND_LINES+=("  round $r ours + NVML: rate $R_RATE Hz, lateness p50/p99/max $R_P50/$R_P99/$R_MAX µs, missed $R_MISSED, CPU $R_CPU_TICK µs/tick, RSS $R_RSS_MAX MB")
         figures "$WORK/c$r/probe.txt" "$WORK/c$r/stats.txt" kv
     fi
-    ROUND_LINES+=("  round $r C:    rate $R_RATE Hz, lateness p50/p99/max $R_P50/$R_P99/$R_MAX µs, missed $R_MISSED, CPU $R_CPU_TICK µs/tick, RSS $R_RSS_MAX MB, first sample $R_FIRST_MS ms")
+    ROUND_LINES+=("  round $r C:    rate $R_RATE Hz, lateness p50/p99/max $R_P50/$R_P99/$R_MAX µs, missed $R_MISSED, CPU $R_CPU_TICK µs/tick, RSS $R_RSS_MAX MB, first sample / tick $R_FIRST_MS / $R_TICK1_MS ms")
 done
 # shellcheck disable=SC2086
 m() { num "$(median ${1})" "${2:-%.2f}"; }
 O_OWN=$(m "${OURS_ALL[OWN_RATE]}") O_RATE=$(m "${OURS_ALL[RATE]}") O_P50=$(m "${OURS_ALL[P50]}" %.0f) O_P99=$(m "${OURS_ALL[P99]}" %.0f)
 O_MAX=$(m "${OURS_ALL[MAX]}" %.1f) O_MEAN=$(m "${OURS_ALL[MEAN]}" %.1f) O_MISSED=$(m "${OURS_ALL[MISSED]}" %.0f) O_TICKS=$(m "${OURS_ALL[TICKS]}" %.0f)
 O_CPU=$(m "${OURS_ALL[CPU_TICK]}") O_PCT=$(m "${OURS_ALL[CPU_PCT]}") O_RSSW=$(m "${OURS_ALL[RSS_WIN]}") O_RSS=$(m "${OURS_ALL[RSS_MAX]}")
-O_FIRST=$(m "${OURS_ALL[FIRST_MS]}") O_STOP=$(m "${OURS_ALL[STOP_MS]}" %.1f) O_CPUT=$(m "${OURS_ALL[CPU_TOTAL_MS]}" %.1f)
+O_FIRST=$(m "${OURS_ALL[FIRST_MS]}") O_TICK1=$(m "${OURS_ALL[TICK1_MS]}") O_FIRST_CPU=$(m "${OURS_ALL[FIRST_CPU_MS]}") O_STOP=$(m "${OURS_ALL[STOP_MS]}" %.1f) O_CPUT=$(m "${OURS_ALL[CPU_TOTAL_MS]}" %.1f)
 C_OWN=$(m "${C_ALL[OWN_RATE]}") C_RATE=$(m "${C_ALL[RATE]}") C_P50=$(m "${C_ALL[P50]}" %.0f) C_P99=$(m "${C_ALL[P99]}" %.0f)
 C_MAX=$(m "${C_ALL[MAX]}" %.1f) C_MEAN=$(m "${C_ALL[MEAN]}" %.1f) C_MISSED=$(m "${C_ALL[MISSED]}" %.0f) C_TICKS=$(m "${C_ALL[TICKS]}" %.0f)
 C_CPU=$(m "${C_ALL[CPU_TICK]}") C_PCT=$(m "${C_ALL[CPU_PCT]}") C_RSSW=$(m "${C_ALL[RSS_WIN]}") C_RSS=$(m "${C_ALL[RSS_MAX]}")
-C_FIRST=$(m "${C_ALL[FIRST_MS]}")
+C_FIRST=$(m "${C_ALL[FIRST_MS]}") C_TICK1=$(m "${C_ALL[TICK1_MS]}") C_FIRST_CPU=$(m "${C_ALL[FIRST_CPU_MS]}")
 figures "$WORK/tick1/probe.txt" "$WORK/tick1/stats.json" jv
 W_RATE=$R_RATE W_P50=$R_P50 W_P99=$R_P99 W_MAX=$R_MAX W_MISSED=$R_MISSED W_CPU=$R_CPU_TICK W_RSS=$R_RSS_MAX W_STOP=$R_STOP_MS W_FIRST=$R_FIRST_MS
 figures "$WORK/agg/probe.txt" "$WORK/agg/stats.json" jv
@@ -259,6 +261,8 @@ row "CPU while sampling (% of one core)" "$O_PCT" "$C_PCT" "$(ratio "$O_PCT" "$C
 row "peak RSS, whole life (MB)" "$O_RSS" "$C_RSS" "$(ratio "$O_RSS" "$C_RSS")" "<= 10" "$(pf "$O_RSS" '<=' 10)"
 row "peak RSS while sampling (MB)" "$O_RSSW" "$C_RSSW" "$(ratio "$O_RSSW" "$C_RSSW")" "" ""
 row "start-up to first sample (ms)" "$O_FIRST" "$C_FIRST" "$(ratio "$O_FIRST" "$C_FIRST")" "<= 20" "$(pf "$O_FIRST" '<=' 20)"
+row "  to the first tick (ms)" "$O_TICK1" "$C_TICK1" "$(ratio "$O_TICK1" "$C_TICK1")" "" ""
+row "  CPU time to the first sample (ms)" "$O_FIRST_CPU" "$C_FIRST_CPU" "$(ratio "$O_FIRST_CPU" "$C_FIRST_CPU")" "" ""
 row "Parquet bytes per sample, raw 1 kHz" "$RAW_BPS" "" "" "<= 2" "$(pf "$RAW_BPS" '<=' 2)"
 row "  same, footer excluded" "$RAW_BPS_DATA" "" "" "" ""
 row "  same, parquet_values = joules" "$RAWJ_BPS" "" "" "" ""
@@ -285,14 +289,14 @@ fi
 echo
 echo "raw numbers"
 echo "  ours, raw (ticks): rate $O_RATE Hz (own achieved_hz $O_OWN), lateness p50/p99/max/mean $O_P50/$O_P99/$O_MAX/$O_MEAN µs, ticks $O_TICKS, missed $O_MISSED,"
-echo "                     CPU $O_CPU µs/tick ($O_PCT % of a core), whole-life CPU $O_CPUT ms, RSS $O_RSSW MB sampling / $O_RSS MB peak, first sample $O_FIRST ms, stop $O_STOP ms"
+echo "                     CPU $O_CPU µs/tick ($O_PCT % of a core), whole-life CPU $O_CPUT ms, RSS $O_RSSW MB sampling / $O_RSS MB peak, first sample / tick $O_FIRST / $O_TICK1 ms, stop $O_STOP ms"
 echo "  ours, raw round 1: rate $W_RATE Hz, lateness p50/p99/max $W_P50/$W_P99/$W_MAX µs, missed $W_MISSED, CPU $W_CPU µs/tick, RSS peak $W_RSS MB, first sample $W_FIRST ms, stop $W_STOP ms"
 echo "                     Parquet $RAW_SIZE B (footer $RAW_FOOTER B) for $RAW_READ counter readings ($RAW_ROWS rows incl. attribution), parquet_values = raw (the default);"
 echo "                     with parquet_values = joules (adds energy_j DOUBLE): $RAWJ_SIZE B for $RAWJ_READ readings"
 echo "  ours, 1 s storage: Parquet $AGG_SIZE B (footer $AGG_FOOTER B) for $AGG_ROWS rows over $AGG_DUR_S s; $A_TICKS ticks (the rate policy: none needed),"
 echo "                     CPU $A_PCT % of a core, RSS $A_RSSW MB sampling / $A_RSS MB peak, first sample $A_FIRST ms, stop $A_STOP ms"
 echo "  C reader:          rate $C_RATE Hz (own achieved_hz $C_OWN), lateness p50/p99/max/mean $C_P50/$C_P99/$C_MAX/$C_MEAN µs, ticks $C_TICKS, missed $C_MISSED,"
-echo "                     CPU $C_CPU µs/tick ($C_PCT % of a core), RSS $C_RSS MB, first sample $C_FIRST ms"
+echo "                     CPU $C_CPU µs/tick ($C_PCT % of a core), RSS $C_RSS MB, first sample / tick $C_FIRST / $C_TICK1 ms"
 if [[ $HAVE_NVML == 1 ]]; then
     echo "  ours + NVML:       $GPUS fake GPUs at $NVML_HZ Hz: rate $N_RATE Hz, lateness p50/p99/max $N_P50/$N_P99/$N_MAX µs, missed $N_MISSED,"
     echo "                     CPU $N_CPU µs per RAPL tick, NVML included (vs $O_CPU without), RSS peak $N_RSS MB"
@@ -304,7 +308,7 @@ echo "  advancer:          $ADV_CPU_PCT % of a core (nice 19; runs under ours an
 echo "  --help runs (ms):  ${HELP_MS[*]}; RSS $HELP_RSS MB"
 echo "lateness: CLOCK_MONOTONIC after wake-up minus the absolute deadline, 1 µs buckets (percentile = bucket upper edge);"
 echo "CPU per tick: on-CPU ns of all threads (/proc/PID/task/*/schedstat) over the ${SECS} s window after ${WARMUP} s of warm-up, / ticks in it;"
-echo "peak RSS: wait4 ru_maxrss (whole life incl. Parquet conversion) and VmHWM at the end of the window; first sample: from spawn (fork) to the first counter read."
+echo "peak RSS: wait4 ru_maxrss (whole life incl. Parquet conversion) and VmHWM at the end of the window; first sample: from spawn (fork) to the end of the first read of every counter (the baseline the job's energy counts from; first tick: to the tick after it)."
 } | tee "$OUT/latest.txt"
 echo "bench: table written to out/bench/latest.txt" >&2
 

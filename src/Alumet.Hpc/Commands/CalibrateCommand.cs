@@ -66,6 +66,7 @@ public static class CalibrateCommand
         SourceSet sources;
         try { sources = SourceFactory.Create(cfg, NvmlSlot.Create); }
         catch (MissingHardwareException e) { progress.WriteLine($"alumet-hpc: calibrate: {e.Message}"); return 1; }
+        sources.StartCrossCheck();
         using (sources)
         {
             var bmc = sources.Slots.Select(s => s.Source).OfType<BmcSource>().FirstOrDefault();

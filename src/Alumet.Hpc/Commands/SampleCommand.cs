@@ -74,9 +74,9 @@ public static class SampleCommand
             Directory.CreateDirectory(stateDir);
 
             using var sources = SourceFactory.Create(cfg);
-            foreach (string p in sources.Problems) Log.Info($"job {jobId}: {p}");
             if (sources.Empty)
             {
+                foreach (string p in sources.Problems) Log.Info($"job {jobId}: {p}");
                 JobFinalizer.RecordNotMeasured(job, cfg, "no energy source on this node: " + string.Join("; ", sources.Problems));
                 return 0;
             }
@@ -85,8 +85,12 @@ public static class SampleCommand
             using var cts = new CancellationTokenSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
-            Log.Info($"job {jobId}: sampling ({sources.Perimeter})");
-            NodeSamplerHost.RunOneJob(cfg, sources, reg, cts.Token, BenchSpawnNs());
+            // Logged once the counters are read: the job's energy counts from that read, the log lines can wait.
+            NodeSamplerHost.RunOneJob(cfg, sources, reg, cts.Token, BenchSpawnNs(), primed: () =>
+            {
+                foreach (string p in sources.Problems) Log.Info($"job {jobId}: {p}");
+                Log.Info($"job {jobId}: sampling ({sources.Perimeter})");
+            });
             return 0;
         }
         catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)

@@ -71,6 +71,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public int JobCount { get { lock (_gate) return _jobs.Count; } }
     /// <summary>Jobs' finalized markers read by the housekeeping (only after another process signalled a finalization).</summary>
     public long MarkerReads => Interlocked.Read(ref _markerReads);
+    /// <summary>Monotonic ns at the end of the first read of every counter (the constructor's: the baseline of the first period).</summary>
+    public long PrimedNs { get; }
     /// <summary>Monotonic ns that status's first_sample_ms counts from (the daemon's start).</summary>
     public long OriginNs { get; init; }
     /// <summary>Told when the tick rate may have changed (a job registered, ended or dropped; a setting changed).</summary>
@@ -97,6 +99,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         if (_procStat?.TryRead(out ulong busy, out _) == true) _lastBusyTicks = busy; // primed: the first period counts
         // Prime every counter now: the first period starts here, not at the first tick.
         foreach (var slot in sources.Slots) Buffer.Prime(slot, startMonotonicNs);
+        PrimedNs = Clock.MonotonicNs();
         _node = new NodeSpool(cfg, sources);
         _finalizedElsewhere = new FinalizedElsewhere(NodeSpool.Root(cfg));
         _emptySinceNs = startMonotonicNs;

@@ -79,7 +79,7 @@ public static class NodeSamplerHost
         using (var server = new NodeSocket.Server(NodeSocket.PathFor(cfg.Paths.StateDir), line => Handle(node, sampler, line)))
         {
             Log.Info($"node sampler: pid {Environment.ProcessId}, listening on {server.Path} ({sources.Perimeter})");
-            sampler.Run(cts.Token);
+            sampler.Run(cts.Token, sources.StartCrossCheck);
             node.Stop();
         }
         node.Close(Clock.MonotonicNs(), Clock.WallNs());
@@ -151,18 +151,23 @@ public static class NodeSamplerHost
     }
 
     /// <summary>
-    /// One job in this process (<c>sample</c>, <c>exec</c>): registers it, samples until <paramref name="token"/>
-    /// is cancelled, ends and finalizes it. <paramref name="stats"/> receives the tick figures (bench).
+    /// One job in this process (<c>sample</c>, <c>exec</c>): reads every counter (the job's baseline), registers it,
+    /// samples until <paramref name="token"/> is cancelled, ends and finalizes it. With <paramref name="spawnNs"/> (the
+    /// bench's spawn) it writes the timing figures to <c>stats.json</c>.
     /// </summary>
-    public static JobFinalizer.Outcome? RunOneJob(AlumetConfig cfg, SourceSet sources, JobRegistration reg, CancellationToken token, long? spawnNs = null)
+    /// <param name="primed">Runs right after the baseline read (the caller's start-up log lines: off the path to it).</param>
+    public static JobFinalizer.Outcome? RunOneJob(AlumetConfig cfg, SourceSet sources, JobRegistration reg, CancellationToken token, long? spawnNs = null,
+                                                  Action? primed = null)
     {
         long start = Clock.MonotonicNs();
         using var node = new NodeSampler(cfg, sources, start) { StopWhenEmpty = true };
+        var cpuAtBaseline = spawnNs is null ? TimeSpan.Zero : Environment.CpuUsage.TotalTime; // stats.json: CPU to the first sample
+        primed?.Invoke();
         node.Register(reg, recovered: false, start);
         var sampler = new Sampler(node.Buffer, node);
-        sampler.Run(token);
+        sampler.Run(token, sources.StartCrossCheck);
         string dir = reg.Job.StateDirectory(cfg.Paths.StateDir);
-        WriteStats(dir, node, sampler, start, spawnNs, node.RecordsWritten(reg.Key));
+        WriteStats(dir, node, sampler, start, spawnNs, cpuAtBaseline, node.RecordsWritten(reg.Key));
         JobFinalizer.Outcome? outcome = null;
         try { outcome = node.End(reg.Key, complete: true, "", Clock.MonotonicNs(), Clock.WallNs()); }
         catch (Exception e) { Log.Error($"job {reg.Job.JobId}: finalization failed: {ErrorText.Describe(e)}; spool kept in {dir}"); }
@@ -172,13 +177,15 @@ public static class NodeSamplerHost
         return outcome;
     }
 
-    private static void WriteStats(string dir, NodeSampler node, Sampler s, long start, long? spawnNs, long records)
+    private static void WriteStats(string dir, NodeSampler node, Sampler s, long start, long? spawnNs, TimeSpan cpuAtBaseline, long records)
     {
         double duration = (Clock.MonotonicNs() - start) / 1e9;
         var stats = new SamplerStats(node.TickHz, s.Ticks, s.MissedTicks, duration, duration > 0 ? s.Ticks / duration : 0,
             s.Lateness.PercentileUs(50), s.Lateness.PercentileUs(99), s.Lateness.MaxNs / 1000.0,
             s.Lateness.Count > 0 ? s.Lateness.SumNs / s.Lateness.Count / 1000.0 : 0,
-            spawnNs is { } t0 && s.FirstSampleNs > 0 ? (s.FirstSampleNs - t0) / 1e6 : -1,
+            spawnNs is { } t0 ? (node.PrimedNs - t0) / 1e6 : -1,
+            spawnNs is { } t1 && s.FirstSampleNs > 0 ? (s.FirstSampleNs - t1) / 1e6 : -1,
+            spawnNs is null ? -1 : cpuAtBaseline.TotalMilliseconds,
             records);
         try { File.WriteAllText(Path.Combine(dir, "stats.json"), JsonSerializer.Serialize(stats, SamplerStatsJsonContext.Default.SamplerStats)); }
         catch (IOException e) { Log.Warn($"could not write stats.json: {e.Message}"); }

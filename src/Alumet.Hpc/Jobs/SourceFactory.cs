@@ -13,6 +13,15 @@ public sealed record SourceSet(IReadOnlyList<SourceSlot> Slots, string Perimeter
 {
     public bool Empty => Slots.Count == 0;
 
+    /// <summary>The start-up comparison of the other RAPL interfaces present (null when none), not started yet.</summary>
+    public RaplCrossCheck? CrossCheck { get; init; }
+
+    /// <summary>
+    /// Starts <see cref="CrossCheck"/> (its log lines after <see cref="SourceFactory.CrossCheckWindow"/>). The hosts call it
+    /// after the first reads (<see cref="Sampler.Run"/>): reopening the interfaces and starting its thread cost the caller.
+    /// </summary>
+    public void StartCrossCheck() => CrossCheck?.Start(SourceFactory.CrossCheckWindow);
+
     /// <summary>
     /// Which channels of the measurement buffer are GPUs the scheduler allocated to the job ("0,2", UUIDs, bus ids),
     /// through <see cref="GpuAllocation.Owners"/>; unknown ones are logged.
@@ -40,6 +49,7 @@ public sealed record SourceSet(IReadOnlyList<SourceSlot> Slots, string Perimeter
     public void Dispose()
     {
         foreach (var s in Slots) s.Source.Dispose();
+        CrossCheck?.DisposeUnstarted(); // a started one closes its own descriptors when done
     }
 }
 
@@ -60,6 +70,7 @@ public static class SourceFactory
         var problems = new List<string>();
         var perimeter = new List<string>();
         string estimateModel = "";
+        RaplCrossCheck? crossCheck = null;
 
         if (cfg.Sources.Rapl != "off")
         {
@@ -71,7 +82,7 @@ public static class SourceFactory
                 perimeter.Add($"RAPL via {string.Join("/", rapl.Channels.Select(c => c.Interface.Wire()).Distinct())} at {cfg.Sampler.RaplHz:0.##} Hz: "
                     + string.Join(", ", rapl.Channels.Select(c => c.Resource.ToString()))
                     + " (package = cores + uncore of a socket; cores/uncore are inside the package and psys contains package + DRAM, so TotalEnergy = package + DRAM + GPU)");
-                choice.CrossCheck?.Start(CrossCheckWindow);
+                crossCheck = choice.CrossCheck;
             }
             else if (cfg.Sources.Rapl == "on")
             {
@@ -111,7 +122,7 @@ public static class SourceFactory
         }
 
         perimeter.Add(NotCovered);
-        return new SourceSet(slots, string.Join(" | ", perimeter), estimateModel, problems);
+        return new SourceSet(slots, string.Join(" | ", perimeter), estimateModel, problems) { CrossCheck = crossCheck };
     }
 }
 

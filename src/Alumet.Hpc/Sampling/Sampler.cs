@@ -61,29 +61,50 @@ public sealed class Sampler
         _wake.Set();
     }
 
-    /// <summary>Runs until <paramref name="token"/> is cancelled or the plan's housekeeping says stop. The caller closes the plan.</summary>
-    public void Run(CancellationToken token)
+    /// <summary>
+    /// Runs until <paramref name="token"/> is cancelled or the plan's housekeeping says stop. The caller closes the plan.
+    /// The other threads (housekeeping, own-thread sources) start after the tick thread's first read, or at once when
+    /// there is no tick: a thread start costs its caller until the new thread runs (NativeAOT's Thread.Start yields
+    /// until then, a few ms on a loaded VM: README, Performance), so it is kept off the path to the first read.
+    /// </summary>
+    /// <param name="started">Runs once on the housekeeping thread before its first wait (the RAPL cross-check's start:
+    /// <see cref="Jobs.SourceSet.StartCrossCheck"/>), off the tick thread.</param>
+    public void Run(CancellationToken token, Action? started = null)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(token);
         _startNs = Clock.MonotonicNs();
         var threads = new List<Thread>();
-        foreach (var slot in buffer.Slots.Where(s => s.OwnThread))
-            threads.Add(Start($"source-{slot.Source.Name}", () => PollOwnThread(slot, stop.Token)));
-        threads.Add(Start("housekeeping", () => Housekeeping(stop)));
-        using (stop.Token.Register(() => _wake.Set())) TickLoop(stop.Token);
+        void StartOthers()
+        {
+            foreach (var slot in buffer.Slots.Where(s => s.OwnThread))
+                threads.Add(Start($"source-{slot.Source.Name}", () => PollOwnThread(slot, stop.Token)));
+            threads.Add(Start("housekeeping", () =>
+            {
+                RunStarted(started);
+                Housekeeping(stop);
+            }));
+        }
+        using (stop.Token.Register(() => _wake.Set())) TickLoop(stop.Token, StartOthers);
         foreach (var t in threads) t.Join();
     }
 
-    private void TickLoop(CancellationToken token)
+    private static void RunStarted(Action? started)
+    {
+        try { started?.Invoke(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"sampler start-up check not run: {e.Message}"); }
+    }
+
+    private void TickLoop(CancellationToken token, Action startOthers)
     {
         var fast = buffer.Slots.Where(s => !s.OwnThread).ToArray();
-        bool fifo = false;
+        bool fifo = false, othersStarted = false;
         while (!token.IsCancellationRequested)
         {
             _rateChanged = false;
             double hz = plan.Paused ? 0 : plan.TickHz;
             if (hz <= 0)
             {
+                if (!othersStarted) { othersStarted = true; startOthers(); }
                 if (fifo) { Native.Libc.sched_setscheduler(0, Native.Libc.SCHED_OTHER, 0); fifo = false; }
                 _wake.WaitOne(); // until the rate changes or the loop stops (both set _wake)
                 continue;
@@ -102,6 +123,12 @@ public sealed class Sampler
                     if (tick % s.Divisor == 0) buffer.Read(s, now, wall);
                 if (FirstSampleNs == 0) FirstSampleNs = Clock.MonotonicNs();
                 Ticks++;
+                if (!othersStarted)
+                {
+                    othersStarted = true;
+                    startOthers();
+                    break; // a new ticker from now: the time the starts took is not counted as missed ticks
+                }
                 if (_rateChanged) break; // re-read the rate
             }
             MissedTicks += ticker.Missed;

@@ -91,18 +91,12 @@ public static class RaplInterfaces
         if (auto)
             problems.Add($"RAPL read through {chosen.Interface.Wire()} (rapl_interface = \"auto\": the cheapest present of {string.Join(", ", AutoOrder.Select(i => i.Wire()))})");
 
-        var others = all.Where(o => o != chosen && o.Source is not null).ToList();
-        RaplCrossCheck? check = null;
-        if (others.Count > 0)
-        {
-            // The cross-check reads on its own thread and outlives nothing: it reopens the chosen interface rather than
-            // share descriptors the sampler closes at job end.
-            var again = Open(chosen.Interface, cfg);
-            if (again.Source is not null)
-                check = new RaplCrossCheck([again.Source, .. others.Select(o => o.Source!)], chosen.Interface, cfg.Sampler.MaxPowerW);
-            else
-                foreach (var o in others) o.Source!.Dispose();
-        }
+        var others = all.Where(o => o != chosen && o.Source is not null).Select(o => o.Source!).ToList();
+        // The cross-check reads on its own thread and outlives nothing: it reopens the chosen interface rather than
+        // share descriptors the sampler closes at job end; when it is first used, so that the reopening is not on the
+        // sampler's path to its first read.
+        var chosenInterface = chosen.Interface;
+        var check = others.Count > 0 ? new RaplCrossCheck(() => Open(chosenInterface, cfg).Source, others, chosenInterface, cfg.Sampler.MaxPowerW) : null;
         return new Choice(chosen.Source, problems, check, describe);
     }
 }
@@ -116,19 +110,27 @@ public static class RaplInterfaces
 public sealed class RaplCrossCheck : IDisposable
 {
     public const double Tolerance = 0.02;
-    private readonly IEnergySource[] _sources;
+    private readonly Func<IEnergySource?> _reopenChosen;
+    private readonly IEnergySource[] _others;
+    private IEnergySource[]? _sources;
     private readonly MeasurementInterface _chosen;
     private readonly double _maxPowerW;
     private ulong[][] _first = [];
     private long _firstNs;
     private int _done, _disposed;
 
-    public RaplCrossCheck(IReadOnlyList<IEnergySource> sources, MeasurementInterface chosen, double maxPowerW)
+    /// <param name="reopenChosen">Opens the chosen interface again (its own descriptors), at the first comparison; null when it cannot.</param>
+    /// <param name="others">The other interfaces present, owned by the check from here.</param>
+    public RaplCrossCheck(Func<IEnergySource?> reopenChosen, IReadOnlyList<IEnergySource> others, MeasurementInterface chosen, double maxPowerW)
     {
-        _sources = sources.ToArray();
+        _reopenChosen = reopenChosen;
+        _others = others.ToArray();
         _chosen = chosen;
         _maxPowerW = maxPowerW;
     }
+
+    /// <summary>The chosen interface (reopened) first, then the others; empty when the chosen one could not be reopened.</summary>
+    private IEnergySource[] Sources => _sources ??= _reopenChosen() is { } again ? [again, .. _others] : [];
 
     private static MeasurementInterface Iface(IEnergySource s) => s.Channels.Count > 0 ? s.Channels[0].Interface : MeasurementInterface.Powercap;
 
@@ -141,8 +143,8 @@ public sealed class RaplCrossCheck : IDisposable
     public IReadOnlyList<string> CompareDomains()
     {
         var messages = new List<string>();
-        var chosen = _sources[0].Channels.Select(c => Key(c.Resource)).ToHashSet();
-        foreach (var other in _sources.Skip(1))
+        var chosen = Sources[0].Channels.Select(c => Key(c.Resource)).ToHashSet();
+        foreach (var other in Sources.Skip(1))
         {
             var theirs = other.Channels.Select(c => Key(c.Resource)).ToHashSet();
             var onlyThem = theirs.Except(chosen).Order(StringComparer.Ordinal).ToArray();
@@ -159,7 +161,7 @@ public sealed class RaplCrossCheck : IDisposable
     /// <summary>First reading of every interface.</summary>
     public void Begin(long monotonicNs)
     {
-        _first = _sources.Select(s => ReadRaw(s, monotonicNs)).ToArray();
+        _first = Sources.Select(s => ReadRaw(s, monotonicNs)).ToArray();
         _firstNs = monotonicNs;
     }
 
@@ -176,12 +178,12 @@ public sealed class RaplCrossCheck : IDisposable
     public IReadOnlyList<string> Finish(long monotonicNs)
     {
         long elapsed = monotonicNs - _firstNs;
-        var second = _sources.Select(s => ReadRaw(s, monotonicNs)).ToArray();
-        var energy = new Dictionary<string, (double J, double Unit)>[_sources.Length];
-        for (int s = 0; s < _sources.Length; s++)
+        var second = Sources.Select(s => ReadRaw(s, monotonicNs)).ToArray();
+        var energy = new Dictionary<string, (double J, double Unit)>[Sources.Length];
+        for (int s = 0; s < Sources.Length; s++)
         {
             energy[s] = new Dictionary<string, (double, double)>();
-            var chans = _sources[s].Channels;
+            var chans = Sources[s].Channels;
             for (int i = 0; i < chans.Count; i++)
             {
                 if (_first[s][i] == ulong.MaxValue || second[s][i] == ulong.MaxValue) continue;
@@ -196,7 +198,7 @@ public sealed class RaplCrossCheck : IDisposable
         var messages = new List<string>();
         int compared = 0;
         string window = (elapsed / 1e9).ToString("0.00", CultureInfo.InvariantCulture);
-        for (int s = 1; s < _sources.Length; s++)
+        for (int s = 1; s < Sources.Length; s++)
         {
             foreach (var (key, mine) in energy[0].OrderBy(p => p.Key, StringComparer.Ordinal))
             {
@@ -206,21 +208,29 @@ public sealed class RaplCrossCheck : IDisposable
                 double allowed = Tolerance * Math.Max(mine.J, theirs.J) + 4 * Math.Max(mine.Unit, theirs.Unit);
                 if (diff <= allowed) continue;
                 double pct = 100 * diff / Math.Max(Math.Max(mine.J, theirs.J), double.Epsilon);
-                messages.Add($"RAPL cross-check over {window} s: {key} {_chosen.Wire()} {J(mine.J)} J, {Name(_sources[s])} {J(theirs.J)} J "
+                messages.Add($"RAPL cross-check over {window} s: {key} {_chosen.Wire()} {J(mine.J)} J, {Name(Sources[s])} {J(theirs.J)} J "
                     + $"({pct.ToString("0.#", CultureInfo.InvariantCulture)} % apart, tolerance {Tolerance * 100:0} %); the sampler uses {_chosen.Wire()}");
             }
         }
         if (messages.Count == 0 && compared > 0)
-            messages.Add($"RAPL cross-check over {window} s: {string.Join(", ", _sources.Select(Name))} agree on {compared} domain reading(s) within {Tolerance * 100:0} %");
+            messages.Add($"RAPL cross-check over {window} s: {string.Join(", ", Sources.Select(Name))} agree on {compared} domain reading(s) within {Tolerance * 100:0} %");
         return messages;
     }
 
     private static string J(double j) => j.ToString("0.000000", CultureInfo.InvariantCulture);
 
-    /// <summary>Logs the domain comparison now and the energy comparison after <paramref name="window"/>, on a background thread, once.</summary>
+    /// <summary>
+    /// Logs the domain comparison now and the energy comparison after <paramref name="window"/>, on a background thread,
+    /// once. The sampler starts it after its first reads (<see cref="Sampling.Sampler.Run"/>).
+    /// </summary>
     public void Start(TimeSpan window)
     {
         if (Interlocked.Exchange(ref _done, 1) == 1) return;
+        if (Sources.Length == 0)
+        {
+            Dispose(); // the chosen interface did not open a second time: nothing to compare it with
+            return;
+        }
         foreach (string m in CompareDomains()) Log.Warn(m);
         Begin(Clock.MonotonicNs());
         var thread = new Thread(() =>
@@ -236,9 +246,15 @@ public sealed class RaplCrossCheck : IDisposable
         thread.Start();
     }
 
+    /// <summary>Closes the descriptors of a check that was never started (a started one closes its own when done).</summary>
+    public void DisposeUnstarted()
+    {
+        if (Interlocked.Exchange(ref _done, 1) == 0) Dispose();
+    }
+
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
-        foreach (var s in _sources) s.Dispose();
+        foreach (var s in _sources is { Length: > 0 } all ? all : _others) s.Dispose();
     }
 }
