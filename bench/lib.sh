@@ -158,6 +158,37 @@ num() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "" || v == "-") printf "-"; el
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 median() { printf '%s\n' "$@" | { grep -v '^-*$' || true; } | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
+# Paired short rounds (CPU per tick, bench/README.md "Paired rounds"): on this 2-vCPU VM one process's CPU per tick is
+# set for its whole life by where it lands (a tick that wakes an idle vCPU costs ~1.6x one that preempts work), so one
+# round's ratio is 0.6-1.8 whatever the code. Each round starts FRESH processes of both programs at the same time, and
+# the figure is the geometric mean of the per-round ratios with a Student t 95 % CI on their logs.
+TICK_ROUNDS=${BENCH_TICK_ROUNDS:-16}
+TICK_SECS=${BENCH_TICK_SECONDS:-2}
+
+# ratio_ci FILE COL_A COL_B: FILE holds one line per round; over the rounds with both columns set, prints
+# "n geometric-mean-of-A/B ci_low ci_high sd_of_log" (95 %, Student t on the log ratios), or "- - - - -" below 3 rounds.
+ratio_ci() {
+    awk -v a="$2" -v b="$3" '
+        BEGIN { split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131 2.120 2.110 2.101 2.093 2.086 2.080 2.074 2.069 2.064 2.060 2.056 2.052 2.048 2.045 2.042", t, " ") }
+        $a + 0 > 0 && $b + 0 > 0 { x = log($a / $b); n++; s += x; ss += x * x }
+        END {
+            if (n < 3) { print "- - - - -"; exit }
+            m = s / n; v = (ss - n * m * m) / (n - 1); sd = v > 0 ? sqrt(v) : 0
+            q = (n - 1 <= 30) ? t[n - 1] : (n - 1 <= 60 ? 2.00 : 1.98)
+            h = q * sd / sqrt(n)
+            printf "%d %.3f %.3f %.3f %.3f\n", n, exp(m), exp(m - h), exp(m + h), sd
+        }' "$1"
+}
+# ci_verdict "N GM LO HI SD" LIMIT: PASS when the CI lies at or below LIMIT, MISS when it lies above, else unresolved.
+ci_verdict() {
+    local n gm lo hi sd; read -r n gm lo hi sd <<<"$1"
+    awk -v lo="$lo" -v hi="$hi" -v l="$2" 'BEGIN { if (lo == "-") print "n/a"; else if (hi + 0 <= l + 0) print "PASS"; else if (lo + 0 > l + 0) print "MISS"; else print "unresolved" }'
+}
+# ci_text "N GM LO HI SD": "GM [LO, HI]".
+ci_text() { local n gm lo hi sd; read -r n gm lo hi sd <<<"$1"; [[ $gm == - ]] && echo - || echo "$gm [$lo, $hi]"; }
+# covers1 "N GM LO HI SD": whether an A/A ratio's CI covers 1 (the method's own null check).
+covers1() { local n gm lo hi sd; read -r n gm lo hi sd <<<"$1"; awk -v lo="$lo" -v hi="$hi" 'BEGIN { if (lo == "-") print "n/a"; else print (lo + 0 <= 1 && hi + 0 >= 1) ? "covers 1" : "excludes 1" }'; }
+
 # Achieved rate, Hz, of a program that skips and counts missed absolute deadlines (both tickers do): HZ x ticks / (ticks + missed).
 rate_of() { # STATS GETTER
     local t m; t=$($2 "$1" ticks); m=$($2 "$1" missed_ticks)

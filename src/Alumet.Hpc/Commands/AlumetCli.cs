@@ -8,47 +8,28 @@ namespace Alumet.Hpc.Commands;
 /// </summary>
 public static class AlumetCli
 {
-    /// <summary>Every command, by the name it answers to (CliTests checks each name against its command).</summary>
-    internal static readonly (string Name, Func<Command> Create)[] Commands =
-    [
-        ("exec", ExecCommand.Create),
-        ("sample", SampleCommand.Create),
-        ("node-sampler", NodeSamplerCommand.Create),
-        ("finalize-job", FinalizeJobCommand.Create),
-        ("ctl", CtlCommand.Create),
-        ("calibrate", CalibrateCommand.Create),
-        ("report", ReportCommand),
-        ("db", DbCommand.Create),
-        ("slurm", Schedulers.Slurm.SlurmCommand.Create),
-        ("oar", Schedulers.Oar.OarCommand.Create),
-        ("parquet", ParquetCommand.Create),
-    ];
-
-    public static RootCommand CreateRoot() => Root(Commands.Select(c => c.Create()));
-
-    /// <summary>
-    /// The root with only the command that argv names first, else every command (the root's help, a mistyped name).
-    /// Building every command's options is paid by each start of the binary (hooks, <c>sample</c>: README, Performance);
-    /// a command's parse, help and errors do not depend on the others.
-    /// </summary>
-    internal static RootCommand CreateRootFor(string[] args) =>
-        args.Length > 0 && Array.Find(Commands, c => c.Name == args[0]).Create is { } one ? Root([one()]) : CreateRoot();
-
-    private static RootCommand Root(IEnumerable<Command> commands)
-    {
-        var root = new RootCommand("alumet-hpc: per-job energy accounting for HPC clusters (RAPL, NVML; Slurm, OAR)");
-        foreach (var c in commands) root.Subcommands.Add(c);
-        return root;
-    }
-
-    private static Command ReportCommand()
+    public static RootCommand CreateRoot()
     {
         var report = new Command("report", "Same as alumet-report: sacct-like energy report (alumet-hpc report --help)")
         {
             TreatUnmatchedTokensAsErrors = false,
         };
         report.SetAction(r => ReportEntry.Run(r.UnmatchedTokens.ToArray()));
-        return report;
+        var root = new RootCommand("alumet-hpc: per-job energy accounting for HPC clusters (RAPL, NVML; Slurm, OAR)")
+        {
+            ExecCommand.Create(),
+            SampleCommand.Create(),
+            NodeSamplerCommand.Create(),
+            FinalizeJobCommand.Create(),
+            CtlCommand.Create(),
+            CalibrateCommand.Create(),
+            report,
+            DbCommand.Create(),
+            Schedulers.Slurm.SlurmCommand.Create(),
+            Schedulers.Oar.OarCommand.Create(),
+            ParquetCommand.Create(),
+        };
+        return root;
     }
 
     /// <summary>
@@ -65,7 +46,7 @@ public static class AlumetCli
             if (name == Report.ReportCommand.Name) return ReportEntry.Run(args);
             if (args.Length == 0 && Schedulers.Slurm.SlurmCommand.RunBare() is int hookExit) return hookExit;
             if (args.Length > 0 && args[0] == "report") return ReportEntry.Run(args[1..]);
-            return CreateRootFor(args).Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            return CreateRoot().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e)
         {

@@ -36,8 +36,11 @@ public static class RaplInterfaces
     };
 
     /// <summary>Opens one interface (powercap includes its MMIO zones).</summary>
-    public static Opened Open(MeasurementInterface iface, AlumetConfig cfg)
+    /// <param name="topology">The node's CPUs when the caller has read them already (perf and msr both need them: on a
+    /// large node that is 4 sysfs files per CPU, so <see cref="Choose"/> reads them once).</param>
+    public static Opened Open(MeasurementInterface iface, AlumetConfig cfg, Func<CpuTopology>? topology = null)
     {
+        topology ??= () => CpuTopology.Read(cfg.Paths.CpuRoot);
         switch (iface)
         {
             case MeasurementInterface.Powercap:
@@ -48,14 +51,14 @@ public static class RaplInterfaces
             }
             case MeasurementInterface.Msr:
             {
-                var found = MsrSource.Discover(cfg.Paths.MsrRoot, CpuTopology.Read(cfg.Paths.CpuRoot), CpuIdentity.Read(cfg.Paths.Cpuinfo), cfg.Sources.MsrDramUnit);
+                var found = MsrSource.Discover(cfg.Paths.MsrRoot, topology(), CpuIdentity.Read(cfg.Paths.Cpuinfo), cfg.Sources.MsrDramUnit);
                 return new Opened(iface, found.Source, found.Problems);
             }
             case MeasurementInterface.Perf:
             {
                 var pmu = PerfPmu.Read(cfg.Paths.PerfPmuRoot);
                 if (pmu.Pmu is null) return new Opened(iface, null, pmu.Problems);
-                var opened = PerfSource.Open(pmu.Pmu, CpuTopology.Read(cfg.Paths.CpuRoot), cfg.Paths.ProcfsRoot);
+                var opened = PerfSource.Open(pmu.Pmu, topology(), cfg.Paths.ProcfsRoot);
                 return new Opened(iface, opened.Source, [.. pmu.Problems, .. opened.Problems]);
             }
             default:
@@ -69,7 +72,8 @@ public static class RaplInterfaces
     /// </summary>
     public static Choice Choose(AlumetConfig cfg)
     {
-        var all = AutoOrder.Select(i => Open(i, cfg)).ToList();
+        var cpus = new Lazy<CpuTopology>(() => CpuTopology.Read(cfg.Paths.CpuRoot), LazyThreadSafetyMode.None);
+        var all = AutoOrder.Select(i => Open(i, cfg, () => cpus.Value)).ToList();
         bool auto = cfg.Sources.RaplInterface == "auto";
         var chosen = auto ? all.FirstOrDefault(o => o.HasPackage) : all.First(o => o.Interface == Parse(cfg.Sources.RaplInterface));
         var problems = new List<string>();
@@ -96,7 +100,7 @@ public static class RaplInterfaces
         // share descriptors the sampler closes at job end; when it is first used, so that the reopening is not on the
         // sampler's path to its first read.
         var chosenInterface = chosen.Interface;
-        var check = others.Count > 0 ? new RaplCrossCheck(() => Open(chosenInterface, cfg).Source, others, chosenInterface, cfg.Sampler.MaxPowerW) : null;
+        var check = others.Count > 0 ? new RaplCrossCheck(() => Open(chosenInterface, cfg, () => cpus.Value).Source, others, chosenInterface, cfg.Sampler.MaxPowerW) : null;
         return new Choice(chosen.Source, problems, check, describe);
     }
 }
