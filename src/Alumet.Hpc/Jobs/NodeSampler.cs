@@ -639,7 +639,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
           .Append(" committed ").Append((gc.TotalCommittedBytes / 1024).ToString(inv))
           .Append(" allocated ").Append((GC.GetTotalAllocatedBytes() / 1024).ToString(inv))
           .Append(" collections ").Append(GC.CollectionCount(0).ToString(inv)).Append('/')
-          .Append(GC.CollectionCount(1).ToString(inv)).Append('/').Append(GC.CollectionCount(2).ToString(inv)).Append('\n');
+          .Append(GC.CollectionCount(1).ToString(inv)).Append('/').Append(GC.CollectionCount(2).ToString(inv))
+          // Every collection stops the tick thread too: the total says what they cost it.
+          .Append(" pause_ms ").Append(GC.GetTotalPauseDuration().TotalMilliseconds.ToString("0.000", inv)).Append('\n');
         return sb.ToString();
     }
 

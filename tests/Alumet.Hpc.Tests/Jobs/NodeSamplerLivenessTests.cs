@@ -187,7 +187,7 @@ public class NodeSamplerLivenessTests : IDisposable
             // The first snapshot closes the first period: never before one period after the start.
             Assert.True(double.Parse(line["first_sample_ms: ".Length..], System.Globalization.CultureInfo.InvariantCulture) >= 1000, line);
             // What the managed heap holds (README Performance): the spools' buffers alone are 2 MiB each.
-            var gc = System.Text.RegularExpressions.Regex.Match(status, @"\ngc_kb: heap (\d+) committed (\d+) allocated (\d+) collections \d+/\d+/\d+\n");
+            var gc = System.Text.RegularExpressions.Regex.Match(status, @"\ngc_kb: heap (\d+) committed (\d+) allocated (\d+) collections \d+/\d+/\d+ pause_ms \d+\.\d{3}\n");
             Assert.True(gc.Success, status);
             Assert.True(long.Parse(gc.Groups[3].Value) >= 2 * 2048, gc.Value); // the job's and the node's spool
             Assert.True(long.Parse(gc.Groups[2].Value) >= long.Parse(gc.Groups[1].Value), gc.Value);
