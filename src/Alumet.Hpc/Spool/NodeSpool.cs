@@ -76,6 +76,9 @@ public sealed class NodeSpool
         _spool!.Append(_spool.Series(consumer, channel, ch), wallNs, intervalNs, value, flags);
     }
 
+    /// <summary>Room in the day's spool for one period's split, written whole (<see cref="SpoolWriter.Reserve"/>).</summary>
+    public void Reserve(int records) => _spool?.Reserve(records);
+
     public void Flush() => _spool?.Flush();
 
     /// <summary>Closes the day's spool and exports it (the whole day so far) to the node's root-only Parquet file.</summary>

@@ -89,6 +89,31 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
     }
 
     /// <summary>
+    /// The buffer is small (written every <see cref="SpoolWriter.WriteBytes"/>) while writes work; while they fail it
+    /// grows and keeps every record with its own time, as the fixed buffer did, up to bufferRecords (then merged per
+    /// series); once space returns all of them are written and the buffer is small again.
+    /// </summary>
+    [SkippableFact]
+    public void WhileTheStateDirIsFullTheBufferGrowsAndKeepsEveryRecordThenShrinks()
+    {
+        MountSmallTmpfs();
+        string dir = Path.Combine(_mount, "job");
+        var meta = TestSpools.Meta("32");
+        meta.Series.Add(TestSpools.S("node", "cpu_package", "0"));
+        long sec = 1_000_000_000;
+        using var w = new SpoolWriter(dir, meta);
+        string filler = Fill();
+        for (int t = 1; t <= 2000; t++) { w.Append(TestSpools.R(TestSpools.T0 + t * sec, sec, t, 0)); if (t % 100 == 0) w.Flush(); }
+        File.Delete(filler);
+        w.Flush();
+        var records = SpoolReader.ReadAll(dir).ToList();
+        Assert.Equal(Enumerable.Range(1, 2000).Select(t => (long)t), records.Select(r => r.Value)); // none merged
+        Assert.Equal(Enumerable.Range(1, 2000).Select(t => TestSpools.T0 + t * sec), records.Select(r => r.WallNs));
+        for (int t = 2001; t <= 2600; t++) w.Append(TestSpools.R(TestSpools.T0 + t * sec, sec, t, 0));
+        Assert.Equal(2000 + 512, SpoolReader.ReadAll(dir).Count()); // written at the 513th append, before any flush
+    }
+
+    /// <summary>
     /// A series that first appears while the state dir is full (a job step started meanwhile) costs nothing: its meta.json
     /// entry waits in memory with the records, for the flush that works again. It used to be written at once, and the
     /// failed write aborted that period's split half-way (the counters' deltas already taken): energy lost, node ≠ Σ.

@@ -1,0 +1,103 @@
+using Alumet.Hpc.Spool;
+using Alumet.Hpc.Tests.Fakes;
+using Alumet.Hpc.Tests.Sampling;
+
+namespace Alumet.Hpc.Tests.Spool;
+
+/// <summary>
+/// A spool's buffer is written when it holds <see cref="SpoolWriter.WriteBytes"/> as well as every flush interval, so its
+/// memory no longer grows with read rate × flush interval (README Performance, peak RSS); and never in the middle of a
+/// period's split. Through the node sampler's real entry points at raw storage: the tick's reads, Snapshot, Flush.
+/// </summary>
+public sealed class SpoolBufferTests : IDisposable
+{
+    private const long Ms = 1_000_000;
+    private const long Wall0 = 1_700_000_000_000 * Ms;
+    private const int Channels = 3; // the rig's package, cores, dram
+    private readonly NodeRig _rig = new();
+
+    public void Dispose() => _rig.Dispose();
+
+    private static long RecordsIn(string dir) => new FileInfo(Path.Combine(dir, SpoolWriter.RecordsFile)).Length / SpoolRecord.Size;
+
+    /// <summary>
+    /// One job alone at raw storage: every read goes to the node's spool and to the job's, 3 records each per tick. The
+    /// buffers used to hold a whole flush interval (~190 KB a second on a 2-socket node, in each spool that had taken raw
+    /// reads); now each is written every 512 records, before any flush, and the flush writes the rest.
+    /// </summary>
+    [Fact]
+    public void AtRawStorageEachSpoolIsWrittenEvery16KiBNotOnlyAtTheFlush()
+    {
+        var cfg = _rig.Config(storageMs: 0);
+        _rig.SetCounters(0, 0, 0);
+        _rig.Proc.SetStat(0, 0);
+        _rig.SetJobCpu("42", 0);
+        using var node = _rig.NewNode(cfg);
+        var slot = _rig.Slot!;
+        node.Register(NodeRig.Job("42"), false, 0, Wall0);
+        for (long t = 1; t <= 1000; t++)
+        {
+            _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100); // 1 W of package
+            Assert.True(node.Buffer.Read(slot, t * Ms, Wall0 + t * Ms));
+        }
+        string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Single();
+        string jobDir = NodeRig.Job("42").Job.StateDirectory(cfg.Paths.StateDir);
+        // 3000 records each: written at the 513th, 1025th, ... 2561st append; 440 (14 KB) still in memory.
+        Assert.Equal((2560L, 2560L), (RecordsIn(nodeDir), RecordsIn(jobDir)));
+
+        _rig.Proc.SetStat(100, 0);
+        _rig.SetJobCpu("42", 1_000_000_000); // the job used the node's whole busy second: its share is the node's energy
+        node.Snapshot(1000 * Ms, Wall0 + 1000 * Ms);
+        node.Flush();
+        // + the split of the period: the job's share and unattributed per channel (raw: no node row at the snapshot).
+        Assert.Equal((3006L, 3006L), (RecordsIn(nodeDir), RecordsIn(jobDir)));
+        var sums = NodeSamplerTests.Sums(nodeDir);
+        Assert.Equal((1_000_000, 1_000_000, 0), (sums[("node", "cpu_package:0")], sums[("job:42", "cpu_package:0")], sums[("unattributed", "cpu_package:0")]));
+        Assert.Equal(NodeSamplerTests.Sums(jobDir), sums);
+        node.Close(1000 * Ms, Wall0 + 1000 * Ms);
+    }
+
+    /// <summary>
+    /// A snapshot whose split does not fit in what is left of a buffer writes the buffer first: a write in the middle
+    /// of the split would leave in the file the node's energy without all its parts, an interval that does not conserve
+    /// if the sampler is killed before its next flush.
+    /// </summary>
+    [Fact]
+    public void APeriodsSplitIsNeverWrittenHalfWay()
+    {
+        var cfg = _rig.Config(storageMs: 0);
+        _rig.SetCounters(0, 0, 0);
+        _rig.Proc.SetStat(0, 0);
+        _rig.SetJobCpu("42", 0);
+        using var node = _rig.NewNode(cfg);
+        var slot = _rig.Slot!;
+        node.Register(NodeRig.Job("42"), false, 0, Wall0);
+        for (long t = 1; t <= 168; t++)
+        {
+            _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
+            node.Buffer.Read(slot, t * Ms, Wall0 + t * Ms);
+        }
+        _rig.SetCounters(169_000, 101_400, 16_900);
+        _rig.Proc.SetStat(17, 0);
+        _rig.SetJobCpu("42", 170_000_000);
+        // The snapshot reads once more (507 records in each spool), then splits: 6 rows that do not fit in the 5 left.
+        node.Snapshot(169 * Ms, Wall0 + 169 * Ms);
+        // Killed here, before the flush: each file holds the reads, and none of the split.
+        string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Single();
+        string jobDir = NodeRig.Job("42").Job.StateDirectory(cfg.Paths.StateDir);
+        foreach (string dir in new[] { nodeDir, jobDir })
+        {
+            var rows = NodeSamplerTests.Rows(dir);
+            Assert.Equal(507, rows.Count);
+            Assert.All(rows, x => Assert.Equal("node", x.Consumer));
+        }
+        node.Flush();
+        foreach (string dir in new[] { nodeDir, jobDir })
+        {
+            var sums = NodeSamplerTests.Sums(dir);
+            Assert.Equal(169_000, sums[("node", "cpu_package:0")]);
+            Assert.Equal(169_000, sums[("job:42", "cpu_package:0")] + sums[("unattributed", "cpu_package:0")]);
+        }
+        node.Close(169 * Ms, Wall0 + 169 * Ms);
+    }
+}
