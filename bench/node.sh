@@ -25,7 +25,8 @@
 # socket answers root only). Knobs: BENCH_SECONDS (10: CPU window), BENCH_WARMUP (1), BENCH_HZ (1000), BENCH_ROUNDS (1:
 # pairs of (ours, C) CPU windows per job count, medians), BENCH_CONCURRENT (0; 1: C in the same seconds as ours),
 # BENCH_JOB_CPUS (0.1: each job cgroup's CPU use), BENCH_NODE_TICK_ROUNDS (12), BENCH_TICK_SECONDS (2), BENCH_NOISE_SAMPLERS (10),
-# BENCH_NOISE_SECONDS (20 per row), BENCH_NOISE_WINDOW_MS (100), BENCH_NOISE_GUARD_MS (20), BENCH_NOISE_BURN (1: %), BENCH_TICK (fifo|normal), BENCH_KEEP=1.
+# BENCH_NOISE_SECONDS (20 per row), BENCH_NOISE_WINDOW_MS (100), BENCH_NOISE_GUARD_MS (20), BENCH_NOISE_BURN (1: %), BENCH_TICK (fifo|normal), BENCH_KEEP=1,
+# BENCH_NODE_ONLY=rss (only the peak RSS rows: the 1 kHz rounds and the defaults with 16 jobs; no noise rows).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init node "$@"
@@ -33,6 +34,7 @@ NOISE_S=${BENCH_NOISE_SECONDS:-20}
 NOISE_W=${BENCH_NOISE_WINDOW_MS:-100}
 NOISE_G=${BENCH_NOISE_GUARD_MS:-20}
 NOISE_BURN=${BENCH_NOISE_BURN:-1}
+ONLY=${BENCH_NODE_ONLY:-}
 [[ $(id -u) == 0 ]] || { echo "node: not run (the node sampler's socket answers root only; run as root)"; exit 0; }
 "$BIN" --help 2>/dev/null | grep -qE "^[[:space:]]+node-sampler[[:space:]]" || { echo "node: not run ($BIN has no node-sampler command)"; exit 0; }
 bench_build c_reader advance probe noise burn
@@ -160,6 +162,7 @@ say "$(nproc) CPUs; CPU windows of $SECS s after $WARMUP s, $ROUNDS round(s) of 
 declare -A CPU PCT HWM HWM_END FIRST NCI NAA
 # The noise method's own checks, in the same run: null (a sleeping process toggled: ~0, CI covering 0) and known noise
 # (bench/burn.c burning BENCH_NOISE_BURN % of all CPUs in 100 µs-scale bursts: ~that %, CI excluding 0).
+if [[ $ONLY != rss ]]; then
 say "noise checks: null, then bench/burn.c at $NOISE_BURN % of the CPUs"
 sleep 1000 & spid=$!; BENCH_PIDS+=("$spid")
 noise_run null "$spid"
@@ -168,6 +171,7 @@ kill "$spid"; wait "$spid" 2>/dev/null || true
 sleep 0.3
 noise_run burn "$bpid"
 kill "$bpid"; wait "$bpid" 2>/dev/null || true
+fi
 ROUND_LINES=()
 # The 1 kHz CPU per tick, 1 / 4 / 16 jobs: NODE_ROUNDS paired rounds (lib.sh, bench/README.md). Each round starts a FRESH
 # node sampler (prolog of job 1) and measures it with 1, then 4, then 16 jobs (prologs in between), each window beside
@@ -210,7 +214,7 @@ done
 GROWTH=$(ratio_ci "$WORK/node-rounds.txt" 7 1)
 for mode in def 1k; do
     storage=$([[ $mode == def ]] && echo 1000 || echo 0)
-    for n in 1 4 8 16; do
+    for n in $([[ $ONLY == rss ]] && echo 16 || echo 1 4 8 16); do
         # At 1 kHz the CPU windows are the rounds above: here only the noise rows (1, 8 jobs) and the RSS after the
         # epilogs (16 jobs).
         [[ $mode == 1k && $n == 4 ]] && continue
@@ -250,6 +254,7 @@ for mode in def 1k; do
         HWM_END[ours-$mode-$n]=$(calc "sprintf(\"%.2f\", $D_HWM_END_KB / 1024)")
     done
 done
+if [[ $ONLY != rss ]]; then
 for n in 1 8; do
     say "C reader at $HZ Hz, $n job cgroup(s): noise"
     # shellcheck disable=SC2046
@@ -270,6 +275,7 @@ sleep "$WARMUP"
 noise_run "ours-def-8xN" "${npids[@]}"
 for p in "${npids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${npids[@]}"; do for ((j = 0; j < 100 && $(kill -0 "$p" 2>/dev/null && echo 1 || echo 0) == 1; j++)); do sleep 0.1; done; done
+fi
 stop_advancer
 
 pf() { awk -v v="$1" -v l="$2" 'BEGIN { if (v == "" || v == "-") print "n/a"; else print (v + 0 <= l + 0) ? "PASS" : "MISS" }'; }
@@ -282,6 +288,15 @@ echo "uptime after:  $(uptime)"
 echo "C = bench/c_reader.c: the 6 counters every tick, /proc/stat and the jobs' cpu.stat once per second (kept open), nothing stored"
 row figure ours C ours/C target result
 row ---------------------------------------------- ---------- ---------- -------- ---------------- ------
+if [[ $ONLY == rss ]]; then
+    for k in def 1k; do
+        o=${HWM[ours-$k-16]} c=${HWM[c-$k-16]}
+        row "peak RSS sampling, $([[ $k == def ]] && echo defaults || echo "1 kHz raw"), 16 jobs (MB)" "$o" "$c" "$(ratio "$o" "$c")" "<= 10" "$(pf "$o" 10)"
+    done
+    row "  after the 16 epilogs: defaults / 1 kHz (MB)" "${HWM_END[ours-def-16]}/${HWM_END[ours-1k-16]}" "" "" "" ""
+    echo "BENCH_NODE_ONLY=rss: only the peak RSS rows (the 1 kHz figure is the median over the $NODE_ROUNDS rounds' 16-job windows)"
+    exit 0
+fi
 for n in 1 4 16; do
     row "CPU per tick at $HZ Hz, $n job(s) (µs, median)" "${CPU[ours-1k-$n]}" "${CPU[c-1k-$n]}" "" "" ""
     row "  ours/C, geometric mean [95 % CI]" "" "" "$(ci_text "${NCI[$n]}")" "<= 1.2x C" "$(ci_verdict "${NCI[$n]}" 1.2)"

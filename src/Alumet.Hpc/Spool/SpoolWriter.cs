@@ -12,7 +12,7 @@ namespace Alumet.Hpc.Spool;
 /// read (6 counters × 1 kHz × 32 B ≈ 190 KB a second on a 2-socket node, 4 times that on 8 sockets), which a buffer
 /// holding a whole interval kept resident in every spool that had taken raw reads (README Performance, peak RSS).
 /// Why a spool and not Parquet part files: appending 32-byte records costs a memcpy per sample and one write(2)
-/// per flush, keeps memory constant, and Parquet's footer-at-the-end format cannot be read after a crash.
+/// per flush or 16 KiB, keeps memory constant, and Parquet's footer-at-the-end format cannot be read after a crash.
 /// The spool is converted to Parquet, in bounded row groups, when the job ends.
 /// </summary>
 public sealed class SpoolWriter : IDisposable

@@ -100,4 +100,53 @@ public sealed class SpoolBufferTests : IDisposable
         }
         node.Close(169 * Ms, Wall0 + 169 * Ms);
     }
+
+    /// <summary>
+    /// A sampler killed mid-period at raw storage leaves reads in the files that no split closed (written with the
+    /// 16 KiB buffer before the period ended). The sampler that takes the spools back records them as unattributed:
+    /// every interval of every file conserves (what `alumet-hpc parquet check` checks), and nothing read is dropped.
+    /// </summary>
+    [Fact]
+    public void AKilledSamplersUnsplitReadsAreRecordedAsUnattributedByTheNextOne()
+    {
+        var cfg = _rig.Config(storageMs: 0);
+        _rig.SetCounters(0, 0, 0);
+        _rig.Proc.SetStat(0, 0);
+        _rig.SetJobCpu("42", 0);
+        var first = _rig.NewNode(cfg);
+        first.Register(NodeRig.Job("42"), false, 0, Wall0);
+        for (long t = 1; t <= 300; t++)
+        {
+            _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
+            first.Buffer.Read(_rig.Slot!, t * Ms, Wall0 + t * Ms);
+        }
+        // Killed at 300 ms, before its first snapshot: 512 of the 900 records were written (ticks 1-170, and the
+        // package and cores of tick 171), none of them split.
+
+        var recovered = Assert.Single(Alumet.Hpc.Jobs.NodeSampler.Unfinished(cfg.Paths.StateDir));
+        using var second = _rig.NewNode(cfg); // primed at 300 ms's counters
+        second.Register(recovered, recovered: true, 0, Wall0 + 400 * Ms);
+        _rig.SetCounters(400_000, 240_000, 40_000);
+        _rig.Proc.SetStat(10, 0);
+        _rig.SetJobCpu("42", 50_000_000); // half of the node's busy 100 ms
+        second.Snapshot(100 * Ms, Wall0 + 500 * Ms);
+        var outcome = second.End(recovered.Key, true, "", 100 * Ms, Wall0 + 500 * Ms)!;
+        second.Close(100 * Ms, Wall0 + 500 * Ms);
+
+        Assert.Equal("partial", outcome.Status);
+        Assert.Equal(0.05, outcome.Record!.Energy.PackageJ, 12); // its half of the period after the restart
+        string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "*.parquet", SearchOption.AllDirectories).Single(f => f.Contains("/node/"));
+        foreach (string file in new[] { outcome.ParquetPath, nodeFile })
+        {
+            var check = Alumet.Hpc.Outputs.Parquet.ParquetConservation.CheckAsync(file).GetAwaiter().GetResult();
+            Assert.True(check.Outcome == Alumet.Hpc.Outputs.Parquet.ConservationOutcome.Conserves, $"{file}: {check.Detail}");
+            Assert.Equal(2 * 3, check.Intervals); // the killed sampler's reads, and the period after the restart, per counter
+        }
+        string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, Alumet.Hpc.Spool.NodeSpool.Directory)).Single();
+        var sums = NodeSamplerTests.Sums(nodeDir);
+        Assert.Equal((171_000 + 100_000, 50_000, 171_000 + 50_000),
+            (sums[("node", "cpu_package:0")], sums[("job:42", "cpu_package:0")], sums[("unattributed", "cpu_package:0")]));
+        Assert.Equal((102_600 + 60_000, 17_000 + 10_000),
+            (sums[("node", "cpu_cores:0")], sums[("node", "dram:0")]));
+    }
 }
