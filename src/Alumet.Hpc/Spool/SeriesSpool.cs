@@ -115,7 +115,7 @@ public sealed class SeriesSpool : IDisposable
             }
             var rec = sum;
             rec.Series = id;
-            _writer.Append(in rec);
+            _writer.Add(in rec);
             reads += count;
         }
         _writer.Flush();
@@ -167,8 +167,15 @@ public sealed class SeriesSpool : IDisposable
     public void Append(int series, long wallNs, long intervalNs, ulong value, SpoolFlags flags)
     {
         var rec = new SpoolRecord { WallNs = wallNs, IntervalNs = intervalNs, Value = (long)value, Series = series, Flags = flags };
-        _writer.Append(in rec);
+        _writer.Add(in rec);
     }
+
+    /// <summary>
+    /// Appends a record whose <see cref="SpoolRecord.Series"/> is already one of this spool's ids (the raw tick: one
+    /// record built per read). Through <see cref="SpoolWriter.Add"/>, like every append here: the buffer is written
+    /// every 16 KiB, which bounds the memory of a spool that takes raw reads (README Performance, peak RSS).
+    /// </summary>
+    public void Append(in SpoolRecord record) => _writer.Add(in record);
 
     /// <summary>
     /// <see cref="Meta"/> was changed in place (an exec's relabel when it first shares the node): written at the next

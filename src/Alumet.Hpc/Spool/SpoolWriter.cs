@@ -5,12 +5,14 @@ using Microsoft.Win32.SafeHandles;
 namespace Alumet.Hpc.Spool;
 
 /// <summary>
-/// Append-only spool of raw records. Records accumulate in a small buffer and reach the file at each
-/// <see cref="Flush"/> (every flush interval, ≤ 5 s by default 1 s) and whenever the buffer holds <see cref="WriteBytes"/>:
+/// Append-only spool of raw records. Records accumulate in a buffer and reach the file at each <see cref="Flush"/>
+/// (every flush interval, ≤ 5 s by default 1 s) and, through <see cref="Add"/>, whenever it holds <see cref="WriteBytes"/>:
 /// a kill -9 loses at most one interval, and everything flushed stays readable because the format is a plain array of
-/// fixed-size records. The buffer's size, not the flush interval, bounds the memory: at raw storage a spool gets every
-/// read (6 counters × 1 kHz × 32 B ≈ 190 KB a second on a 2-socket node, 4 times that on 8 sockets), which a buffer
-/// holding a whole interval kept resident in every spool that had taken raw reads (README Performance, peak RSS).
+/// fixed-size records. The buffer is reserved large (64 K records, 2 MB) and left uninitialized: only the pages it uses
+/// are memory, and writing at 16 KiB keeps that to 4 pages whatever the read rate and flush interval (at raw storage a
+/// spool gets every read: 6 counters × 1 kHz × 32 B ≈ 190 KB a second on a 2-socket node, which a buffer written only
+/// at the flush kept resident in every spool that had taken raw reads; README Performance, peak RSS). The rest of it
+/// holds the records while writes fail (a full state dir).
 /// Why a spool and not Parquet part files: appending 32-byte records costs a memcpy per sample and one write(2)
 /// per flush or 16 KiB, keeps memory constant, and Parquet's footer-at-the-end format cannot be read after a crash.
 /// The spool is converted to Parquet, in bounded row groups, when the job ends.
@@ -25,10 +27,10 @@ public sealed class SpoolWriter : IDisposable
     private readonly string _directory;
     private readonly SpoolMeta _meta;
     private bool _metaChanged;
-    private byte[] _buffer;
-    private readonly int _maxBytes; // what the buffer may grow to while writes fail, every record kept; then merged per series
-    private int _steadyBytes;       // its size while writes work: WriteBytes, or the largest group reserved (Reserve)
+    private readonly byte[] _buffer;
     private int _used;
+    private int _group;  // records of a reserved group still to come: no write in its middle (Reserve)
+    private int _metaPendingAt; // while _metaChanged: bytes buffered before the change (they need only the meta.json on disk)
     private long _offset;
     private DateTime? _failingSince;
     private readonly List<string> _writeFailures = new();
@@ -39,14 +41,13 @@ public sealed class SpoolWriter : IDisposable
     public IReadOnlyList<string> WriteFailures => _writeFailures;
 
     /// <summary>
-    /// The buffer is written once it holds this much (16 KiB, 512 records), as well as every flush interval. Small
-    /// enough that a spool's memory stays a few pages whatever the read rate and flush interval; large enough that a
-    /// 1 kHz raw spool of 6 counters makes ~12 writes a second (page cache, no fsync), not one per read.
+    /// <see cref="Add"/> writes the buffer once it holds this much (16 KiB, 512 records), as well as every flush
+    /// interval: a spool's memory is a few pages whatever the read rate, and a 1 kHz raw spool of 6 counters makes ~12
+    /// writes a second (page cache, no fsync), not one per read. A bound an admin can reason about, where the flush
+    /// interval alone made memory grow with rate × interval × counters.
     /// </summary>
     public const int WriteBytes = 16 * 1024;
 
-    /// <param name="bufferRecords">Records kept, each with its own time, while the file cannot be written (a full
-    /// state dir): beyond that they are merged per series (totals kept). The buffer grows to it only then.</param>
     public SpoolWriter(string directory, SpoolMeta meta, int bufferRecords = 64 * 1024)
     {
         Directory.CreateDirectory(directory);
@@ -58,43 +59,7 @@ public sealed class SpoolWriter : IDisposable
         _file = File.OpenHandle(path, FileMode.Append, FileAccess.Write, FileShare.Read);
         _offset = RandomAccess.GetLength(_file);
         _offset -= _offset % SpoolRecord.Size; // never append after a torn record
-        _maxBytes = bufferRecords * SpoolRecord.Size;
-        _steadyBytes = Math.Min(WriteBytes, _maxBytes);
-        _buffer = NewBuffer(_steadyBytes);
-    }
-
-    private static byte[] NewBuffer(int bytes) => GC.AllocateUninitializedArray<byte>(bytes, pinned: true);
-
-    /// <summary>
-    /// Room for <paramref name="records"/> more records before the buffer is next written. A caller appending a group
-    /// that must reach the file whole or not at all reserves it first: one period's split (node = Σ jobs +
-    /// unattributed, NodeSampler's snapshot), which a write in the middle of it would leave half in the file, and a
-    /// sampler killed right then would leave an interval that does not conserve. Writes what is buffered when the
-    /// group does not fit; a group larger than the buffer (many jobs × channels) makes the buffer that large for good.
-    /// </summary>
-    public void Reserve(int records)
-    {
-        int bytes = records * SpoolRecord.Size;
-        if (_used + bytes <= _buffer.Length) return;
-        if (_used > 0) Flush();
-        if (_used + bytes <= _buffer.Length) return;
-        if (_failingSince is null)
-        {
-            _steadyBytes = bytes;
-            Resize(bytes);
-            return;
-        }
-        // Writes fail: the records wait in memory, each with its time, as long as the buffer may grow; then merged.
-        if (_used + bytes > _maxBytes) Merge();
-        if (_used + bytes > _buffer.Length) Resize(Math.Max(_used + bytes, Math.Min(_maxBytes, 2 * _buffer.Length)));
-    }
-
-    /// <summary>A buffer of <paramref name="bytes"/> holding the buffered records (never fewer bytes than they take).</summary>
-    private void Resize(int bytes)
-    {
-        var grown = NewBuffer(Math.Max(bytes, _used));
-        _buffer.AsSpan(0, _used).CopyTo(grown);
-        _buffer = grown;
+        _buffer = GC.AllocateUninitializedArray<byte>(bufferRecords * SpoolRecord.Size, pinned: true);
     }
 
     public static void WriteMeta(string directory, SpoolMeta meta)
@@ -114,7 +79,70 @@ public sealed class SpoolWriter : IDisposable
     /// records, so a record in the file never names a series meta.json does not list. Once per flush, not once per
     /// series: a period that adds many series (16 jobs registered at once) rewrote the whole file for each, quadratic.
     /// </summary>
-    public void MetaChanged() => _metaChanged = true;
+    public void MetaChanged()
+    {
+        if (!_metaChanged) _metaPendingAt = _used;
+        _metaChanged = true;
+    }
+
+    /// <summary>
+    /// Buffers one record, writing the buffer first once it holds <see cref="WriteBytes"/> — except in the middle of a
+    /// reserved group, and while writes fail (they are retried at each flush, as before, not at every record).
+    /// </summary>
+    public void Add(in SpoolRecord record)
+    {
+        if (_group > 0) _group--;
+        else if (_used >= WriteBytes && _failingSince is null) WriteBuffered();
+        Append(in record);
+    }
+
+    /// <summary>
+    /// Writes the buffer between flushes (<see cref="Add"/>, <see cref="Reserve"/>). Never meta.json: rewriting it
+    /// here, every 16 KiB while a burst of registrations adds series, made as many copies of a 100-series file as
+    /// garbage (the peak RSS grew by more than the buffers saved); the flush writes it once per interval, as before.
+    /// So with a change pending, only the records buffered before it are written (they name only series the meta.json
+    /// on disk lists, under its labels); the rest waits for the flush, at most one interval, as every record used to.
+    /// </summary>
+    private void WriteBuffered()
+    {
+        if (!_metaChanged)
+        {
+            Flush();
+            return;
+        }
+        int n = _metaPendingAt;
+        if (n <= 0) return;
+        try { RandomAccess.Write(_file, _buffer.AsSpan(0, n), _offset); }
+        catch (IOException e)
+        {
+            Failed(e);
+            return;
+        }
+        _offset += n;
+        _buffer.AsSpan(n, _used - n).CopyTo(_buffer); // overlapping: a move
+        _used -= n;
+        _metaPendingAt = 0;
+    }
+
+    private void Failed(IOException e)
+    {
+        if (_failingSince is not null) return;
+        _failingSince = DateTime.UtcNow;
+        Core.Log.Error($"spool {_path}: write failed ({e.Message}); records are kept in memory (merged per series when the buffer fills: totals are kept) and retried every flush");
+    }
+
+    /// <summary>
+    /// The next <paramref name="records"/> records (<see cref="Add"/>) are one group that must reach the file whole or
+    /// not at all: one period's split (node = Σ jobs + unattributed, NodeSampler's snapshot). A write in its middle
+    /// would leave the node's energy without all its parts in the file, an interval that does not conserve if the
+    /// sampler is killed before its next flush. What is buffered is written first when the group would take the
+    /// buffer past <see cref="WriteBytes"/>.
+    /// </summary>
+    public void Reserve(int records)
+    {
+        if (_used > 0 && _used + records * SpoolRecord.Size > WriteBytes && _failingSince is null) WriteBuffered();
+        _group = records;
+    }
 
     /// <summary>Buffers one record; flushes first if the buffer is full. No allocation while writes succeed.</summary>
     public void Append(in SpoolRecord record)
@@ -141,17 +169,14 @@ public sealed class SpoolWriter : IDisposable
             {
                 WriteMeta(_directory, _meta);
                 _metaChanged = false;
+                _metaPendingAt = 0;
             }
             // A short write followed by an error leaves a prefix at _offset: the retry rewrites it with the same bytes.
             if (_used > 0) RandomAccess.Write(_file, _buffer.AsSpan(0, _used), _offset);
         }
         catch (IOException e)
         {
-            if (_failingSince is null)
-            {
-                _failingSince = DateTime.UtcNow;
-                Core.Log.Error($"spool {_path}: write failed ({e.Message}); records are kept in memory (merged per series when the buffer fills: totals are kept) and retried every flush");
-            }
+            Failed(e);
             return;
         }
         _offset += _used;
@@ -160,7 +185,6 @@ public sealed class SpoolWriter : IDisposable
         {
             // Records merged while failing can be shorter than a prefix a failed write left: cut what lies beyond.
             if (RandomAccess.GetLength(_file) > _offset) RandomAccess.SetLength(_file, _offset);
-            if (_buffer.Length > _steadyBytes) _buffer = NewBuffer(_steadyBytes); // what the episode grew is given back to the GC
             var now = DateTime.UtcNow;
             _writeFailures.Add($"state dir full from {since:yyyy-MM-ddTHH:mm:ssZ} to {now:yyyy-MM-ddTHH:mm:ssZ} (time resolution lost meanwhile, totals kept)");
             Core.Log.Info($"spool {_path}: writing again after {(now - since).TotalSeconds:0} s of failed writes; nothing lost");
@@ -169,27 +193,11 @@ public sealed class SpoolWriter : IDisposable
     }
 
     /// <summary>
-    /// <see cref="Append"/> found the buffer full and the file cannot take it (writes fail): the buffer doubles, every
-    /// record kept with its time, up to <c>bufferRecords</c>; past that the records are merged per series (<see cref="Merge"/>).
-    /// </summary>
-    private void MergePerSeries()
-    {
-        if (_buffer.Length < _maxBytes)
-        {
-            Resize(Math.Min(_maxBytes, 2 * _buffer.Length));
-            return;
-        }
-        Merge();
-        if (_used + SpoolRecord.Size > _buffer.Length)
-            throw new IOException($"spool {_path}: more series than the buffer holds while the file cannot be written");
-    }
-
-    /// <summary>
     /// Merges the buffered records of each series into one (energy and interval added, the last end time, flags
     /// or-ed), in series order of first appearance: the buffer then holds at most one record per series, and every
     /// series' total is unchanged. Only while writes fail.
     /// </summary>
-    private void Merge()
+    private void MergePerSeries()
     {
         var records = MemoryMarshal.Cast<byte, SpoolRecord>(_buffer.AsSpan(0, _used));
         var slotOf = new Dictionary<int, int>();
@@ -212,6 +220,9 @@ public sealed class SpoolWriter : IDisposable
             }
         }
         _used = n * SpoolRecord.Size;
+        _metaPendingAt = 0; // merged records: none is known to predate a pending change
+        if (_used + SpoolRecord.Size > _buffer.Length)
+            throw new IOException($"spool {_path}: more series than the buffer holds while the file cannot be written");
     }
 
     /// <summary>Flushes and closes. Records still unwritable are counted in <see cref="UnwrittenRecords"/>.</summary>

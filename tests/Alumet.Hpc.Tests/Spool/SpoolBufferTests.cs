@@ -35,26 +35,48 @@ public sealed class SpoolBufferTests : IDisposable
         using var node = _rig.NewNode(cfg);
         var slot = _rig.Slot!;
         node.Register(NodeRig.Job("42"), false, 0, Wall0);
-        for (long t = 1; t <= 1000; t++)
+        void Ticks(long from, long to)
         {
-            _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100); // 1 W of package
-            Assert.True(node.Buffer.Read(slot, t * Ms, Wall0 + t * Ms));
+            for (long t = from; t <= to; t++)
+            {
+                _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100); // 1 W of package
+                Assert.True(node.Buffer.Read(slot, t * Ms, Wall0 + t * Ms));
+            }
         }
+        Ticks(1, 10);
+        node.Flush(); // the node series reach meta.json (the 16 KiB writes never write it: below)
         string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Single();
         string jobDir = NodeRig.Job("42").Job.StateDirectory(cfg.Paths.StateDir);
-        // 3000 records each: written at the 513th, 1025th, ... 2561st append; 440 (14 KB) still in memory.
-        Assert.Equal((2560L, 2560L), (RecordsIn(nodeDir), RecordsIn(jobDir)));
+        Ticks(11, 1010);
+        // 30 + 3000 records each: written at the 513th, 1025th, ... 2561st append; 440 (14 KB) still in memory.
+        Assert.Equal((30L + 2560, 30L + 2560), (RecordsIn(nodeDir), RecordsIn(jobDir)));
 
-        _rig.Proc.SetStat(100, 0);
-        _rig.SetJobCpu("42", 1_000_000_000); // the job used the node's whole busy second: its share is the node's energy
-        node.Snapshot(1000 * Ms, Wall0 + 1000 * Ms);
+        _rig.Proc.SetStat(101, 0);
+        _rig.SetJobCpu("42", 1_010_000_000); // the job used the node's whole busy time: its share is the node's energy
+        node.Snapshot(1010 * Ms, Wall0 + 1010 * Ms);
         node.Flush();
         // + the split of the period: the job's share and unattributed per channel (raw: no node row at the snapshot).
-        Assert.Equal((3006L, 3006L), (RecordsIn(nodeDir), RecordsIn(jobDir)));
+        Assert.Equal((3036L, 3036L), (RecordsIn(nodeDir), RecordsIn(jobDir)));
         var sums = NodeSamplerTests.Sums(nodeDir);
-        Assert.Equal((1_000_000, 1_000_000, 0), (sums[("node", "cpu_package:0")], sums[("job:42", "cpu_package:0")], sums[("unattributed", "cpu_package:0")]));
+        Assert.Equal((1_010_000, 1_010_000, 0), (sums[("node", "cpu_package:0")], sums[("job:42", "cpu_package:0")], sums[("unattributed", "cpu_package:0")]));
         Assert.Equal(NodeSamplerTests.Sums(jobDir), sums);
-        node.Close(1000 * Ms, Wall0 + 1000 * Ms);
+
+        // Job 43 joins: the period it closes is job 42's alone; the next one is split between both, and adds job 43's
+        // series to the node's spool. meta.json gets them at the flush, never at a 16 KiB write: those write only the
+        // records appended before the first new series (reads, the closing split, job 42's first row), the rest waits.
+        _rig.SetJobCpu("43", 0);
+        Ticks(1011, 1015);
+        node.Register(NodeRig.Job("43"), false, 1015 * Ms, Wall0 + 1015 * Ms); // 15 reads + 6 rows
+        Ticks(1016, 1020);                                                       // 15 reads
+        node.Snapshot(1020 * Ms, Wall0 + 1020 * Ms);                             // job 42's row, then the first new series
+        Ticks(1021, 1320);                                                       // 900 reads: the buffer passes 16 KiB
+        Assert.Equal(3036L + 15 + 6 + 15 + 1, RecordsIn(nodeDir));
+        int listed = SpoolWriter.ReadMeta(nodeDir).Series.Count;
+        Assert.All(Alumet.Hpc.Spool.SpoolReader.ReadAll(nodeDir), r => Assert.InRange(r.Series, 0, listed - 1));
+        node.Flush();
+        Assert.Equal(3036L + 15 + 6 + 15 + 9 + 900, RecordsIn(nodeDir));
+        Assert.Equal(listed + 3, SpoolWriter.ReadMeta(nodeDir).Series.Count); // job 43's, one per channel
+        node.Close(1320 * Ms, Wall0 + 1320 * Ms);
     }
 
     /// <summary>
@@ -72,33 +94,41 @@ public sealed class SpoolBufferTests : IDisposable
         using var node = _rig.NewNode(cfg);
         var slot = _rig.Slot!;
         node.Register(NodeRig.Job("42"), false, 0, Wall0);
-        for (long t = 1; t <= 168; t++)
+        void Tick(long t)
         {
             _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
             node.Buffer.Read(slot, t * Ms, Wall0 + t * Ms);
         }
-        _rig.SetCounters(169_000, 101_400, 16_900);
-        _rig.Proc.SetStat(17, 0);
-        _rig.SetJobCpu("42", 170_000_000);
-        // The snapshot reads once more (507 records in each spool), then splits: 6 rows that do not fit in the 5 left.
-        node.Snapshot(169 * Ms, Wall0 + 169 * Ms);
-        // Killed here, before the flush: each file holds the reads, and none of the split.
+        void Split(long t)
+        {
+            _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
+            _rig.Proc.SetStat((ulong)t / 10, 0);
+            _rig.SetJobCpu("42", (ulong)t * 1_000_000);
+            node.Snapshot(t * Ms, Wall0 + t * Ms);
+        }
+        Tick(1);
+        Split(2);   // a first period: every series exists, and is in meta.json after the flush
+        node.Flush(); // 6 reads + 6 rows
+        for (long t = 3; t <= 170; t++) Tick(t);
+        // The snapshot reads once more (507 records in each buffer), then splits: 6 rows that do not fit in the 5 left.
+        Split(171);
+        // Killed here, before the flush: each file holds the reads, and none of that split.
         string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Single();
         string jobDir = NodeRig.Job("42").Job.StateDirectory(cfg.Paths.StateDir);
         foreach (string dir in new[] { nodeDir, jobDir })
         {
             var rows = NodeSamplerTests.Rows(dir);
-            Assert.Equal(507, rows.Count);
-            Assert.All(rows, x => Assert.Equal("node", x.Consumer));
+            Assert.Equal(12 + 507, rows.Count);
+            Assert.All(rows.Skip(12), x => Assert.Equal("node", x.Consumer));
         }
         node.Flush();
         foreach (string dir in new[] { nodeDir, jobDir })
         {
             var sums = NodeSamplerTests.Sums(dir);
-            Assert.Equal(169_000, sums[("node", "cpu_package:0")]);
-            Assert.Equal(169_000, sums[("job:42", "cpu_package:0")] + sums[("unattributed", "cpu_package:0")]);
+            Assert.Equal(171_000, sums[("node", "cpu_package:0")]);
+            Assert.Equal(171_000, sums[("job:42", "cpu_package:0")] + sums[("unattributed", "cpu_package:0")]);
         }
-        node.Close(169 * Ms, Wall0 + 169 * Ms);
+        node.Close(171 * Ms, Wall0 + 171 * Ms);
     }
 
     /// <summary>
@@ -119,9 +149,10 @@ public sealed class SpoolBufferTests : IDisposable
         {
             _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
             first.Buffer.Read(_rig.Slot!, t * Ms, Wall0 + t * Ms);
+            if (t == 1) first.Flush(); // the series reach meta.json
         }
-        // Killed at 300 ms, before its first snapshot: 512 of the 900 records were written (ticks 1-170, and the
-        // package and cores of tick 171), none of them split.
+        // Killed at 300 ms, before its first snapshot: 3 + 512 of the 900 records were written (ticks 1-171, and the
+        // package and cores of tick 172), none of them split.
 
         var recovered = Assert.Single(Alumet.Hpc.Jobs.NodeSampler.Unfinished(cfg.Paths.StateDir));
         using var second = _rig.NewNode(cfg); // primed at 300 ms's counters
@@ -144,9 +175,9 @@ public sealed class SpoolBufferTests : IDisposable
         }
         string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, Alumet.Hpc.Spool.NodeSpool.Directory)).Single();
         var sums = NodeSamplerTests.Sums(nodeDir);
-        Assert.Equal((171_000 + 100_000, 50_000, 171_000 + 50_000),
+        Assert.Equal((172_000 + 100_000, 50_000, 172_000 + 50_000),
             (sums[("node", "cpu_package:0")], sums[("job:42", "cpu_package:0")], sums[("unattributed", "cpu_package:0")]));
-        Assert.Equal((102_600 + 60_000, 17_000 + 10_000),
+        Assert.Equal((103_200 + 60_000, 17_100 + 10_000),
             (sums[("node", "cpu_cores:0")], sums[("node", "dram:0")]));
     }
 }

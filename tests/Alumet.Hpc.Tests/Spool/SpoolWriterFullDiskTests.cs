@@ -89,12 +89,12 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
     }
 
     /// <summary>
-    /// The buffer is small (written every <see cref="SpoolWriter.WriteBytes"/>) while writes work; while they fail it
-    /// grows and keeps every record with its own time, as the fixed buffer did, up to bufferRecords (then merged per
-    /// series); once space returns all of them are written and the buffer is small again.
+    /// While writes fail the records wait in the buffer, each with its own time, as before (up to bufferRecords, then
+    /// merged per series), and are not retried at every record; once space returns all of them are written, and the
+    /// buffer is written every <see cref="SpoolWriter.WriteBytes"/> again.
     /// </summary>
     [SkippableFact]
-    public void WhileTheStateDirIsFullTheBufferGrowsAndKeepsEveryRecordThenShrinks()
+    public void WhileTheStateDirIsFullEveryRecordIsKeptThenTheBufferIsWrittenEvery16KiBAgain()
     {
         MountSmallTmpfs();
         string dir = Path.Combine(_mount, "job");
@@ -103,14 +103,15 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         long sec = 1_000_000_000;
         using var w = new SpoolWriter(dir, meta);
         string filler = Fill();
-        for (int t = 1; t <= 2000; t++) { w.Append(TestSpools.R(TestSpools.T0 + t * sec, sec, t, 0)); if (t % 100 == 0) w.Flush(); }
+        for (int t = 1; t <= 2000; t++) { w.Add(TestSpools.R(TestSpools.T0 + t * sec, sec, t, 0)); if (t % 100 == 0) w.Flush(); }
         File.Delete(filler);
         w.Flush();
         var records = SpoolReader.ReadAll(dir).ToList();
         Assert.Equal(Enumerable.Range(1, 2000).Select(t => (long)t), records.Select(r => r.Value)); // none merged
         Assert.Equal(Enumerable.Range(1, 2000).Select(t => TestSpools.T0 + t * sec), records.Select(r => r.WallNs));
-        for (int t = 2001; t <= 2600; t++) w.Append(TestSpools.R(TestSpools.T0 + t * sec, sec, t, 0));
-        Assert.Equal(2000 + 512, SpoolReader.ReadAll(dir).Count()); // written at the 513th append, before any flush
+        Assert.Equal(2, File.ReadAllLines(_log).Length); // one line when the episode starts, one when it ends
+        for (int t = 2001; t <= 2600; t++) w.Add(TestSpools.R(TestSpools.T0 + t * sec, sec, t, 0));
+        Assert.Equal(2000 + 512, SpoolReader.ReadAll(dir).Count()); // written at the 513th record, before any flush
     }
 
     /// <summary>
