@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
@@ -30,7 +31,6 @@ public sealed class SpoolWriter : IDisposable
     private readonly byte[] _buffer;
     private int _used;
     private int _group;  // records of a reserved group still to come: no write in its middle (Reserve)
-    private int _metaPendingAt; // while _metaChanged: bytes buffered before the change (they need only the meta.json on disk)
     private long _offset;
     private DateTime? _failingSince;
     private readonly List<string> _writeFailures = new();
@@ -67,6 +67,37 @@ public sealed class SpoolWriter : IDisposable
         Core.AtomicFile.WriteAllText(Path.Combine(directory, MetaFile), JsonSerializer.Serialize(meta, SpoolJsonContext.Default.SpoolMeta));
     }
 
+    private readonly ArrayBufferWriter<byte> _metaBytes = new(1024);
+    private Utf8JsonWriter? _metaJson;
+
+    /// <summary>
+    /// meta.json replaced whole (temporary file + rename, as <see cref="Core.AtomicFile"/>), serialized as UTF-8 into a
+    /// buffer this writer keeps: a flush that rewrites it (a new series, every 16 KiB while 16 jobs register at raw
+    /// storage) makes no garbage of the file's size. Through a string it made three copies of a 100-series file per
+    /// rewrite, which the daemon's peak RSS carried until the next collection (README Performance, peak RSS).
+    /// </summary>
+    private void WriteOwnMeta()
+    {
+        _metaBytes.ResetWrittenCount();
+        if (_metaJson is null) _metaJson = new Utf8JsonWriter(_metaBytes, new JsonWriterOptions { Indented = true });
+        else _metaJson.Reset(_metaBytes);
+        JsonSerializer.Serialize(_metaJson, _meta, SpoolJsonContext.Default.SpoolMeta);
+        _metaJson.Flush();
+        string path = Path.Combine(_directory, MetaFile);
+        string tmp = Core.AtomicFile.TempPath(path);
+        try
+        {
+            using (var h = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write))
+                RandomAccess.Write(h, _metaBytes.WrittenSpan, 0);
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+
     public static SpoolMeta ReadMeta(string directory)
     {
         string path = Path.Combine(directory, MetaFile);
@@ -79,11 +110,7 @@ public sealed class SpoolWriter : IDisposable
     /// records, so a record in the file never names a series meta.json does not list. Once per flush, not once per
     /// series: a period that adds many series (16 jobs registered at once) rewrote the whole file for each, quadratic.
     /// </summary>
-    public void MetaChanged()
-    {
-        if (!_metaChanged) _metaPendingAt = _used;
-        _metaChanged = true;
-    }
+    public void MetaChanged() => _metaChanged = true;
 
     /// <summary>
     /// Buffers one record, writing the buffer first once it holds <see cref="WriteBytes"/> — except in the middle of a
@@ -92,36 +119,8 @@ public sealed class SpoolWriter : IDisposable
     public void Add(in SpoolRecord record)
     {
         if (_group > 0) _group--;
-        else if (_used >= WriteBytes && _failingSince is null) WriteBuffered();
+        else if (_used >= WriteBytes && _failingSince is null) Flush();
         Append(in record);
-    }
-
-    /// <summary>
-    /// Writes the buffer between flushes (<see cref="Add"/>, <see cref="Reserve"/>). Never meta.json: rewriting it
-    /// here, every 16 KiB while a burst of registrations adds series, made as many copies of a 100-series file as
-    /// garbage (the peak RSS grew by more than the buffers saved); the flush writes it once per interval, as before.
-    /// So with a change pending, only the records buffered before it are written (they name only series the meta.json
-    /// on disk lists, under its labels); the rest waits for the flush, at most one interval, as every record used to.
-    /// </summary>
-    private void WriteBuffered()
-    {
-        if (!_metaChanged)
-        {
-            Flush();
-            return;
-        }
-        int n = _metaPendingAt;
-        if (n <= 0) return;
-        try { RandomAccess.Write(_file, _buffer.AsSpan(0, n), _offset); }
-        catch (IOException e)
-        {
-            Failed(e);
-            return;
-        }
-        _offset += n;
-        _buffer.AsSpan(n, _used - n).CopyTo(_buffer); // overlapping: a move
-        _used -= n;
-        _metaPendingAt = 0;
     }
 
     private void Failed(IOException e)
@@ -140,7 +139,7 @@ public sealed class SpoolWriter : IDisposable
     /// </summary>
     public void Reserve(int records)
     {
-        if (_used > 0 && _used + records * SpoolRecord.Size > WriteBytes && _failingSince is null) WriteBuffered();
+        if (_used > 0 && _used + records * SpoolRecord.Size > WriteBytes && _failingSince is null) Flush();
         _group = records;
     }
 
@@ -167,9 +166,8 @@ public sealed class SpoolWriter : IDisposable
         {
             if (_metaChanged)
             {
-                WriteMeta(_directory, _meta);
+                WriteOwnMeta();
                 _metaChanged = false;
-                _metaPendingAt = 0;
             }
             // A short write followed by an error leaves a prefix at _offset: the retry rewrites it with the same bytes.
             if (_used > 0) RandomAccess.Write(_file, _buffer.AsSpan(0, _used), _offset);
@@ -220,7 +218,6 @@ public sealed class SpoolWriter : IDisposable
             }
         }
         _used = n * SpoolRecord.Size;
-        _metaPendingAt = 0; // merged records: none is known to predate a pending change
         if (_used + SpoolRecord.Size > _buffer.Length)
             throw new IOException($"spool {_path}: more series than the buffer holds while the file cannot be written");
     }
@@ -233,6 +230,7 @@ public sealed class SpoolWriter : IDisposable
         if (_failingSince is { } since)
             _writeFailures.Add($"state dir full from {since:yyyy-MM-ddTHH:mm:ssZ} to the end of the job: the last {UnwrittenRecords} record(s) could not be written");
         _file.Dispose();
+        _metaJson?.Dispose();
     }
 
     /// <summary>Records that could not be written by <see cref="Dispose"/> (the state dir still full).</summary>

@@ -44,7 +44,7 @@ public sealed class SpoolBufferTests : IDisposable
             }
         }
         Ticks(1, 10);
-        node.Flush(); // the node series reach meta.json (the 16 KiB writes never write it: below)
+        node.Flush(); // 30 records
         string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Single();
         string jobDir = NodeRig.Job("42").Job.StateDirectory(cfg.Paths.StateDir);
         Ticks(11, 1010);
@@ -61,21 +61,20 @@ public sealed class SpoolBufferTests : IDisposable
         Assert.Equal((1_010_000, 1_010_000, 0), (sums[("node", "cpu_package:0")], sums[("job:42", "cpu_package:0")], sums[("unattributed", "cpu_package:0")]));
         Assert.Equal(NodeSamplerTests.Sums(jobDir), sums);
 
-        // Job 43 joins: the period it closes is job 42's alone; the next one is split between both, and adds job 43's
-        // series to the node's spool. meta.json gets them at the flush, never at a 16 KiB write: those write only the
-        // records appended before the first new series (reads, the closing split, job 42's first row), the rest waits.
+        // Job 43 joins: the period it closes is job 42's alone; the next one is split between both and adds job 43's
+        // series to the node's spool. The next 16 KiB write writes meta.json first, then the records that name them.
         _rig.SetJobCpu("43", 0);
         Ticks(1011, 1015);
         node.Register(NodeRig.Job("43"), false, 1015 * Ms, Wall0 + 1015 * Ms); // 15 reads + 6 rows
         Ticks(1016, 1020);                                                       // 15 reads
-        node.Snapshot(1020 * Ms, Wall0 + 1020 * Ms);                             // job 42's row, then the first new series
+        node.Snapshot(1020 * Ms, Wall0 + 1020 * Ms);                             // 9 rows, 3 of them in new series
         Ticks(1021, 1320);                                                       // 900 reads: the buffer passes 16 KiB
-        Assert.Equal(3036L + 15 + 6 + 15 + 1, RecordsIn(nodeDir));
+        Assert.Equal(3036L + 512, RecordsIn(nodeDir));
         int listed = SpoolWriter.ReadMeta(nodeDir).Series.Count;
+        Assert.Equal(12, listed); // node, job:42, unattributed and job:43, per channel
         Assert.All(Alumet.Hpc.Spool.SpoolReader.ReadAll(nodeDir), r => Assert.InRange(r.Series, 0, listed - 1));
         node.Flush();
         Assert.Equal(3036L + 15 + 6 + 15 + 9 + 900, RecordsIn(nodeDir));
-        Assert.Equal(listed + 3, SpoolWriter.ReadMeta(nodeDir).Series.Count); // job 43's, one per channel
         node.Close(1320 * Ms, Wall0 + 1320 * Ms);
     }
 
