@@ -92,6 +92,9 @@ public sealed class SeriesSpool : IDisposable
         _writer.Append(in rec);
     }
 
+    /// <summary>Appends a record whose <see cref="SpoolRecord.Series"/> is already one of this spool's ids (the raw tick: one record built per read, its id set per spool).</summary>
+    public void Append(in SpoolRecord record) => _writer.Append(in record);
+
     public void Flush() => _writer.Flush();
 
     public void Dispose() => _writer.Dispose();
