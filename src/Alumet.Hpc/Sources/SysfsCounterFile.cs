@@ -41,7 +41,31 @@ public sealed class SysfsCounterFile : IDisposable
             value = 0;
             return false;
         }
-        return Utf8Parser.TryParse(buf[..n], out value, out _);
+        return TryParseDecimal(buf[..n], out value);
+    }
+
+    /// <summary>
+    /// What <see cref="Utf8Parser"/> reads from <paramref name="text"/> (its leading decimal number; what follows, such as
+    /// energy_uj's newline, is ignored), with the common case in a plain loop: up to 19 digits, which cannot overflow
+    /// (10^19 − 1 &lt; 2^64), then a non-digit or the end. Anything else (a sign, 20 digits or more, no digit) goes to
+    /// Utf8Parser itself, so the answer is always the same as before. Six times per tick at 1 kHz.
+    /// </summary>
+    internal static bool TryParseDecimal(ReadOnlySpan<byte> text, out ulong value)
+    {
+        ulong v = 0;
+        int i = 0;
+        for (; i < text.Length && i < 19; i++)
+        {
+            uint digit = (uint)(text[i] - '0');
+            if (digit > 9) break;
+            v = v * 10 + digit;
+        }
+        if (i > 0 && (i == text.Length || (uint)(text[i] - '0') > 9))
+        {
+            value = v;
+            return true;
+        }
+        return Utf8Parser.TryParse(text, out value, out _);
     }
 
     /// <summary>Reads a small text file once (discovery only, not the hot path).</summary>
