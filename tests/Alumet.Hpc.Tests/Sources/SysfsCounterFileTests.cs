@@ -23,6 +23,11 @@ public sealed class SysfsCounterFileTests : IDisposable
     [InlineData("18446744073709551615\n", true, ulong.MaxValue)]            // 20 digits: Utf8Parser's
     [InlineData("18446744073709551616\n", false, 0UL)]                      // one more: overflow
     [InlineData("00000000000000000000042\n", true, 42UL)]
+    [InlineData("00000000262143328850\n", true, 262_143_328_850UL)]          // zero-padded to 20 (bench/lib.sh's tree)
+    [InlineData("00000000000000000000\n", true, 0UL)]
+    [InlineData("000018446744073709551615\n", true, ulong.MaxValue)]
+    [InlineData("000018446744073709551616\n", false, 0UL)]
+    [InlineData("0009999999999999999999\n", true, 9_999_999_999_999_999_999UL)]
     [InlineData("123", true, 123UL)]                                        // no newline
     [InlineData("123.5\n", true, 123UL)]
     [InlineData("12 34\n", true, 12UL)]
