@@ -306,13 +306,15 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         {
             j.Exclusive = j.FixedExclusive || (j.ExclusiveWhenAlone && _jobArray.Length == 1);
             if (!j.ExclusiveWhenAlone || _jobArray.Length == 1 || j.Shared) continue;
-            // Its first period with another job: from now on its file says its share was split by CPU time.
+            // Its first period with another job: from now on its file says its share was split by CPU time. Written at
+            // the spool's next flush, before that period's records (SeriesSpool.MetaChanged): nothing here can fail, so
+            // the registration that brought the other job is never refused half-way for a full state dir.
             j.Shared = true;
             lock (_spoolGate)
             {
                 j.Spool.Meta.AttributionMode = "cgroup-cpu-time";
                 j.Spool.Meta.Perimeter = _sources.Perimeter + SharedExecAttribution;
-                SpoolWriter.WriteMeta(j.Directory, j.Spool.Meta);
+                j.Spool.MetaChanged();
             }
         }
         if (_cpu.Length < _jobArray.Length) { _cpu = new ulong[_jobArray.Length * 2]; _shares = new ulong[_jobArray.Length * 2]; }

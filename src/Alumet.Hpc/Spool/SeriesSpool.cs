@@ -95,6 +95,15 @@ public sealed class SeriesSpool : IDisposable
     /// <summary>Appends a record whose <see cref="SpoolRecord.Series"/> is already one of this spool's ids (the raw tick: one record built per read, its id set per spool).</summary>
     public void Append(in SpoolRecord record) => _writer.Append(in record);
 
+    /// <summary>
+    /// <see cref="Meta"/> was changed in place (an exec's relabel when it first shares the node): written at the next
+    /// flush, before the records, like a new series. Never at once: a state dir that is full then would make the change
+    /// throw out of whatever made it (a registration, half-way), and the records that need the new label are written
+    /// by that same flush, after it, so a reader of the file (the recovery's SharedBefore, the finalizer) never sees
+    /// one without the other.
+    /// </summary>
+    public void MetaChanged() => _writer.MetaChanged();
+
     public void Flush() => _writer.Flush();
 
     public void Dispose() => _writer.Dispose();

@@ -5,7 +5,7 @@ namespace Alumet.Hpc.Spool;
 /// <summary>
 /// Everything a reader of the spool needs besides the records: who, where, how it was measured.
 /// Written atomically as <c>meta.json</c> beside <c>spool.bin</c> when the spool opens, and again at the flush that first
-/// stores a new series (before its records).
+/// stores a new series or follows a change of the label (an exec's first shared period), before that flush's records.
 /// </summary>
 public sealed class SpoolMeta
 {

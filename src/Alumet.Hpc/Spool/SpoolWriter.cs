@@ -61,7 +61,7 @@ public sealed class SpoolWriter : IDisposable
     }
 
     /// <summary>
-    /// The metadata changed (a series was added): meta.json is rewritten at the next <see cref="Flush"/>, before the
+    /// The metadata changed (a series was added, a label changed): meta.json is rewritten at the next <see cref="Flush"/>, before the
     /// records, so a record in the file never names a series meta.json does not list. Once per flush, not once per
     /// series: a period that adds many series (16 jobs registered at once) rewrote the whole file for each, quadratic.
     /// </summary>

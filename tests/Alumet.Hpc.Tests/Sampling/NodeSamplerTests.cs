@@ -46,6 +46,8 @@ public class NodeSamplerTests : IDisposable
 
     private static string JobDir(AlumetConfig cfg, string id) => Job(id).Job.StateDirectory(cfg.Paths.StateDir);
 
+    private static string JobDir(AlumetConfig cfg, string scheduler, string id) => Path.Combine(cfg.Paths.StateDir, scheduler, id);
+
     private static string NodeDir(NodeSampler node) => Directory.GetDirectories(Path.Combine(node.StateRoot, NodeSpool.Directory)).Single();
 
     [Fact]
@@ -313,6 +315,54 @@ public class NodeSamplerTests : IDisposable
         Assert.Contains("restarted during the job", outcome.Reason);
         Assert.Equal(0.001 + 0.002, outcome.Record!.Energy.PackageJ, 12); // before the kill + after the restart
         second.Close(1500 * Ms, 3500 * Ms);
+    }
+
+    /// <summary>
+    /// An exec's relabel (its first period with another job) reaches meta.json at the flush that writes that period's
+    /// records, before them (SeriesSpool.MetaChanged). A sampler killed before that flush loses the shared period and
+    /// its label together: the recovered exec, alone, is "exclusive", which every record in its file is; killed after
+    /// it, the recovered exec says "cgroup-cpu-time" (SharedBefore), never "exclusive" for a file that holds a shared period.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ARecoveredExecSaysItSharedTheNodeExactlyWhenItsFileHoldsASharedPeriod(bool flushedBeforeTheKill)
+    {
+        var cfg = Config(maxPowerW: 1); // ≤ 1 W on this 1 J counter: no ambiguous wrap in a 1 s period
+        SetCounters(0, 0, 0);
+        _proc.SetStat(0, 0);
+        SetJobCpu("7", 0);
+        SetJobCpu("42", 0);
+        var exec = new JobRegistration(new JobIdentity("exec", "test", "7", "alice", 1000, "node1"), null, null, false, false, 1) { ExclusiveWhenAlone = true };
+        var first = NewNode(cfg);
+        first.Register(exec, false, 0);
+        SetCounters(100_000, 0, 0);
+        _proc.SetStat(100, 0);
+        SetJobCpu("7", 500_000_000);
+        first.Snapshot(1000 * Ms, 1000 * Ms); // alone: the whole node, 0.1 J
+        first.Flush();
+        first.Register(Job("42"), false, 1000 * Ms, 1000 * Ms);
+        SetCounters(200_000, 0, 0);
+        _proc.SetStat(200, 0);
+        SetJobCpu("7", 1_000_000_000);
+        SetJobCpu("42", 250_000_000);
+        first.Snapshot(2000 * Ms, 2000 * Ms); // shared: half of the node's busy second, 0.05 J
+        var o42 = first.End(Job("42").Key, true, "", 2000 * Ms, 2000 * Ms)!;
+        Assert.Equal("complete", o42.Status);
+        if (flushedBeforeTheKill) first.Flush();
+        Assert.Equal(flushedBeforeTheKill ? "cgroup-cpu-time" : "exclusive", SpoolWriter.ReadMeta(JobDir(cfg, "exec", "7")).AttributionMode);
+        // killed: no Close
+
+        var recovered = Assert.Single(NodeSampler.Unfinished(cfg.Paths.StateDir)); // job 42 was finalized
+        using var second = NewNode(cfg);
+        second.Register(recovered, recovered: true, 0);
+        SetCounters(300_000, 0, 0);
+        second.Snapshot(1000 * Ms, 3000 * Ms); // alone again: the whole node, 0.1 J
+        var outcome = second.End(recovered.Key, true, "", 1000 * Ms, 3000 * Ms)!;
+        Assert.Equal("partial", outcome.Status);
+        Assert.Equal(flushedBeforeTheKill ? "cgroup-cpu-time" : "exclusive", outcome.Record!.AttributionMode);
+        Assert.Equal(flushedBeforeTheKill ? 0.25 : 0.2, outcome.Record.Energy.PackageJ, 12);
+        second.Close(1000 * Ms, 3000 * Ms);
     }
 
     [Fact]

@@ -143,4 +143,83 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         Assert.Equal(600_000, job42[("step:42.0", "cpu_package:0")]); // 0.2 of 1 s in each of seconds 2-4
         Assert.Equal(360_000, job42[("step:42.0", "cpu_cores:0")]);
     }
+
+    /// <summary>An <c>exec</c> job (the whole node while alone, the CPU-time split once it shares) of alice on node1.</summary>
+    private static Alumet.Hpc.Jobs.JobRegistration Exec(string id) =>
+        new(new Alumet.Hpc.Jobs.JobIdentity("exec", "test", id, "alice", 1000, "node1"), null, null, false, false, 1) { ExclusiveWhenAlone = true };
+
+    /// <summary>
+    /// An exec alone on the node, then a second job registers when the state dir has room for the new job's files but
+    /// not for anything more: the exec's relabel (its first shared period: "cgroup-cpu-time") used to be written at
+    /// once inside the registration, and its failure threw out of it half-way. Now it waits in memory like a new series
+    /// and reaches meta.json at the first flush that works, before the shared periods' records. On 9b24eb8 the
+    /// registration was answered "No space left on device" although the job was in the registry (a retry: "already
+    /// registered"); the relabel was lost for good (the exec's row said "exclusive", complete); and at raw storage the
+    /// registry was left half-rebuilt: the node's every read still went to the exec's file while it shared the node.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(1000)]
+    [InlineData(0)] // raw storage: the snapshot's own read is the node's raw row, at the snapshot's stamps
+    public void AJobThatJoinsAnExecWhileTheStateDirIsFullIsRegisteredAndTheExecsRelabelReachesItsFileOnceSpaceReturns(int storageMs)
+    {
+        MountSmallTmpfs();
+        const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms;
+        using var rig = new NodeRig();
+        var cfg = rig.Config(storageMs);
+        cfg.Paths.StateDir = Path.Combine(_mount, "state");
+        rig.SetCounters(0, 0, 0);
+        rig.Proc.SetStat(0, 0);
+        rig.SetJobCpu("7", 0);
+        rig.SetJobCpu("42", 0);
+        using var node = rig.NewNode(cfg);
+        Assert.Equal("job 7 registered (1 job(s) on the node)", node.Register(Exec("7"), false, 0, Wall0));
+        // Each second: the node busy 1 s (100 ticks), the exec 0.5 s, job 42 0.25 s; 1 J of package, 0.6 J of cores, 0.1 J of dram.
+        void Second(int t)
+        {
+            rig.SetCounters((ulong)t * 1_000_000, (ulong)t * 600_000, (ulong)t * 100_000);
+            rig.Proc.SetStat((ulong)t * 100, 0);
+            rig.SetJobCpu("7", (ulong)t * 500_000_000);
+            rig.SetJobCpu("42", (ulong)(t - 1) * 250_000_000);
+            node.Snapshot(t * 1000 * Ms, Wall0 + t * 1000 * Ms);
+            node.Flush();
+        }
+        Second(1); // the exec alone: the whole node
+
+        // Room for two pages: the new job's meta.json and registration file (tmpfs gives each file whole pages).
+        string filler = Fill();
+        using (var f = new FileStream(filler, FileMode.Open)) f.SetLength(f.Length - 2 * Environment.SystemPageSize);
+        Assert.Equal("job 42 registered (2 job(s) on the node)", node.Register(NodeRig.Job("42"), false, 1000 * Ms, Wall0 + 1000 * Ms));
+        Second(2);
+        Second(3);
+        // Still full: the exec's file on disk is as it was, its label and its records (only the exclusive second), so
+        // a sampler restarted now would rightly recover it as never shared (SharedBefore reads this file).
+        string execDir = Exec("7").Job.StateDirectory(cfg.Paths.StateDir);
+        Assert.Equal("exclusive", SpoolWriter.ReadMeta(execDir).AttributionMode);
+        Assert.All(NodeSamplerTests.Rows(execDir), x => Assert.Equal(Wall0 + 1000 * Ms, x.R.WallNs));
+        File.Delete(filler);
+        Second(4);
+        var meta = SpoolWriter.ReadMeta(execDir);
+        Assert.Equal("cgroup-cpu-time", meta.AttributionMode);
+        Assert.StartsWith("test perimeter | Attribution: the whole node for the periods the command was alone on it; otherwise", meta.Perimeter);
+        // The node's series are in the exec's file for its exclusive second only (CVE-2020-8694: never while it shares).
+        var execSums = NodeSamplerTests.Sums(execDir);
+        Assert.Equal((1_000_000, 2_500_000, 0),
+            (execSums[("node", "cpu_package:0")], execSums[("job:7", "cpu_package:0")], execSums[("unattributed", "cpu_package:0")]));
+
+        var o42 = node.End(NodeRig.Job("42").Key, complete: true, "", 4000 * Ms, Wall0 + 4000 * Ms)!;
+        var o7 = node.End(Exec("7").Key, complete: true, "", 4000 * Ms, Wall0 + 4000 * Ms)!;
+        node.Close(4000 * Ms, Wall0 + 4000 * Ms);
+        // The exec: the whole first second, then half of each shared second (its 0.5 s of the node's busy 1 s).
+        Assert.Equal("cgroup-cpu-time", o7.Record!.AttributionMode);
+        Assert.Equal(1.0 + 3 * 0.5, o7.Record.Energy.PackageJ, 12);
+        Assert.Equal(0.75, o42.Record!.Energy.PackageJ, 12);
+        Assert.Equal(("partial", "partial"), (o7.Status, o42.Status));
+        Assert.StartsWith("state dir full from ", o7.Reason);
+        string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Single();
+        foreach (var g in NodeSamplerTests.Rows(nodeDir).GroupBy(x => (x.R.WallNs, x.Resource)))
+            Assert.Equal(g.Single(x => x.Consumer == "node").R.Value, g.Where(x => x.Consumer != "node").Sum(x => x.R.Value));
+        var sums = NodeSamplerTests.Sums(nodeDir);
+        Assert.Equal((4_000_000, 2_500_000, 750_000, 750_000),
+            (sums[("node", "cpu_package:0")], sums[("job:7", "cpu_package:0")], sums[("job:42", "cpu_package:0")], sums[("unattributed", "cpu_package:0")]));
+    }
 }
