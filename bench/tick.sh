@@ -8,7 +8,9 @@
 # 95 % CI (Student t on the log ratios), PASS when the CI lies at or below 1.2, MISS when above, else unresolved; C'/C
 # must cover 1 or the run cannot tell a difference of that size.
 # Called by bench/run.sh (`make bench`); alone: bash bench/tick.sh [out/bin/alumet-hpc]. Knobs: BENCH_TICK_ROUNDS (16),
-# BENCH_TICK_SECONDS (2), BENCH_WARMUP (1), BENCH_HZ (1000), BENCH_TICK (fifo|normal), BENCH_KEEP=1.
+# BENCH_TICK_SECONDS (2), BENCH_WARMUP (1), BENCH_HZ (1000), BENCH_TICK (fifo|normal), BENCH_KEEP=1, BENCH_TICK_BIN_B (another
+# alumet-hpc, e.g. the build before a change: a fresh `sample` of it joins every round, and B/ours is printed with its CI:
+# an A/B of two builds under the same load, paired like ours/C).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init tick "$@"
@@ -33,24 +35,29 @@ if [[ ${BENCH_TICK_BUSY:-0} == 1 ]]; then
         chrt -i 0 taskset -c "$cpu" bash -c 'while :; do :; done' & BENCH_PIDS+=($!)
     done
 fi
+BIN_B=${BENCH_TICK_BIN_B:-}
+if [[ -n $BIN_B ]]; then [[ -d $BIN_B ]] && BIN_B=$BIN_B/alumet-hpc; [[ -x $BIN_B ]] || die "BENCH_TICK_BIN_B: $BIN_B not found"; fi
 UPTIME_BEFORE=$(uptime)
 say "$(nproc) CPUs; $TICK_ROUNDS rounds of fresh (ours, C, C') started together, ${WARMUP} s warm-up + ${TICK_SECS} s window each"
 : > "$WORK/rounds.txt"
 for ((r = 1; r <= TICK_ROUNDS; r++)); do
     pids=() order=()
-    for who in $(printf '%s\n' ours c c2 | shuf); do
+    for who in $(printf '%s\n' ours c c2 ${BIN_B:+b} | shuf); do
         case $who in
             ours) ( SECS=$TICK_SECS ours "$WORK/ours-$r" $((7000 + r)) ) & ;;
+            b) ( BIN=$BIN_B SECS=$TICK_SECS ours "$WORK/b-$r" $((8000 + r)) ) & ;;
             *) ( SECS=$TICK_SECS run_c "$WORK/$who-$r" "${PC_FILES[@]}" ) & ;;
         esac
         pids+=($!) order+=("$who")
     done
     for p in "${pids[@]}"; do wait "$p" || die "round $r failed"; done
+    # Columns: ours C C' B (- without BENCH_TICK_BIN_B), then the start order.
     echo "$(cpu_tick "$WORK/ours-$r/probe.txt" "$WORK/ours-$r/stats.json" jv) $(cpu_tick "$WORK/c-$r/probe.txt" "$WORK/c-$r/stats.txt" kv)" \
-         "$(cpu_tick "$WORK/c2-$r/probe.txt" "$WORK/c2-$r/stats.txt" kv) ${order[*]}" >> "$WORK/rounds.txt"
+         "$(cpu_tick "$WORK/c2-$r/probe.txt" "$WORK/c2-$r/stats.txt" kv)" \
+         "$([[ -n $BIN_B ]] && cpu_tick "$WORK/b-$r/probe.txt" "$WORK/b-$r/stats.json" jv || echo -) ${order[*]}" >> "$WORK/rounds.txt"
 done
 stop_advancer
-CI=$(ratio_ci "$WORK/rounds.txt" 1 2) AA=$(ratio_ci "$WORK/rounds.txt" 3 2)
+CI=$(ratio_ci "$WORK/rounds.txt" 1 2) AA=$(ratio_ci "$WORK/rounds.txt" 3 2) AB=$(ratio_ci "$WORK/rounds.txt" 4 1) BC=$(ratio_ci "$WORK/rounds.txt" 4 2)
 
 row() { printf '%-44s %10s %10s %-22s %-10s %s\n' "$@"; }
 echo
@@ -63,5 +70,11 @@ row -------------------------------------------- ---------- ---------- ---------
 row "CPU per tick (µs), median of the rounds" "$(median $(awk '{ print $1 }' "$WORK/rounds.txt"))" "$(median $(awk '{ print $2 }' "$WORK/rounds.txt"))" "" "" ""
 row "ours/C, geometric mean [95 % CI]" "" "" "$(ci_text "$CI")" "<= 1.2" "$(ci_verdict "$CI" 1.2)"
 row "C'/C, the A/A check [95 % CI]" "" "" "$(ci_text "$AA")" "covers 1" "$(covers1 "$AA")"
-echo "rounds (µs per tick: ours C C', start order): $(awk '{ printf "%s%s/%s/%s (%s %s %s)", (NR > 1 ? ", " : ""), $1, $2, $3, $4, $5, $6 }' "$WORK/rounds.txt")"
-echo "sd of one round's log ratio: ours/C $(awk '{ print $5 }' <<<"$CI"), C'/C $(awk '{ print $5 }' <<<"$AA") (the CI's half-width shrinks as 1/sqrt(rounds))"
+if [[ -n $BIN_B ]]; then
+    echo "B = $BIN_B (BENCH_TICK_BIN_B), a fresh sample of it in every round"
+    row "B/ours, geometric mean [95 % CI]" "" "" "$(ci_text "$AB")" "" ""
+    row "B/C, geometric mean [95 % CI]" "" "" "$(ci_text "$BC")" "<= 1.2" "$(ci_verdict "$BC" 1.2)"
+    row "CPU per tick of B (µs), median of the rounds" "$(median $(awk '{ print $4 }' "$WORK/rounds.txt"))" "" "" "" ""
+fi
+echo "rounds (µs per tick: ours C C' B, start order): $(awk '{ printf "%s%s/%s/%s/%s (", (NR > 1 ? ", " : ""), $1, $2, $3, $4; for (i = 5; i <= NF; i++) printf "%s%s", $i, (i < NF ? " " : ""); printf ")" }' "$WORK/rounds.txt")"
+echo "sd of one round's log ratio: ours/C $(awk '{ print $5 }' <<<"$CI"), C'/C $(awk '{ print $5 }' <<<"$AA")${BIN_B:+, B/ours $(awk '{ print $5 }' <<<"$AB")} (the CI's half-width shrinks as 1/sqrt(rounds))"

@@ -130,7 +130,7 @@ public sealed class MeasurementBuffer
         int held = 0;
         try
         {
-            for (; held < _slots.Length; held++) Monitor.Enter(_slots[held].Gate);
+            for (; held < _slots.Length; held++) _slots[held].Gate.Enter();
             long at = monotonicNs, atWall = wallNs;
             foreach (var slot in _slots)
                 if (!slot.OwnThread && slot.LastReadNs >= at) (at, atWall) = (slot.LastReadNs, slot.LastReadWallNs);
@@ -157,7 +157,7 @@ public sealed class MeasurementBuffer
         }
         finally
         {
-            while (held > 0) Monitor.Exit(_slots[--held].Gate);
+            while (held > 0) _slots[--held].Gate.Exit();
         }
     }
 }

@@ -113,9 +113,8 @@ public sealed class Sampler
             foreach (var s in fast) s.Divisor = plan.RawStorage ? Math.Max(1, (int)Math.Round(hz / plan.SlotHz(s))) : 1;
             var ticker = new Ticker(hz);
             long tick = 0;
-            while (ticker.WaitNext(token, out long deadline))
+            while (ticker.WaitNext(token, out long deadline, out long now))
             {
-                long now = Clock.MonotonicNs();
                 Lateness.Add(now - deadline);
                 long wall = Clock.WallNs();
                 tick++;

@@ -17,8 +17,12 @@ public sealed class SourceSlot
     internal readonly bool[] Ok;
     /// <summary>The last read's per-channel results, handed to the raw sink (reused: no allocation per read).</summary>
     internal readonly RawRead[] Reads;
-    /// <summary>Serializes the tick thread's reads with a snapshot's read (uncontended almost always: ~20 ns).</summary>
-    internal readonly object Gate = new();
+    /// <summary>
+    /// Serializes the tick thread's reads with a snapshot's read (uncontended almost always). Taken on every tick: a
+    /// <see cref="Lock"/>, the runtime's dedicated lock type, rather than a Monitor on an object's header. Reentrant, as
+    /// Monitor was: a registration holds every gate while its snapshot takes them again.
+    /// </summary>
+    internal readonly Lock Gate = new();
     internal int Divisor = 1;
     /// <summary>Monotonic and wall stamps of the slot's last read (under <see cref="Gate"/>): reads only move forward.</summary>
     internal long LastReadNs = long.MinValue;

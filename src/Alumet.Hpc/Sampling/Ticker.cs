@@ -30,9 +30,15 @@ public sealed class Ticker
 
     /// <summary>Sleeps until the next deadline, or returns false at once when cancelled.</summary>
     /// <param name="deadlineNs">The deadline that was waited for (lateness = now - deadline).</param>
-    public bool WaitNext(CancellationToken token, out long deadlineNs)
+    public bool WaitNext(CancellationToken token, out long deadlineNs) => WaitNext(token, out deadlineNs, out _);
+
+    /// <inheritdoc cref="WaitNext(CancellationToken, out long)"/>
+    /// <param name="nowNs">CLOCK_MONOTONIC just after the wake-up: the clock read that the missed-deadline check takes,
+    /// handed to the caller so that a 1 kHz tick reads the monotonic clock once, not twice.</param>
+    public bool WaitNext(CancellationToken token, out long deadlineNs, out long nowNs)
     {
         deadlineNs = _nextNs;
+        nowNs = 0;
         var req = new Libc.Timespec { Sec = _nextNs / 1_000_000_000, Nsec = _nextNs % 1_000_000_000 };
         int rc;
         do
@@ -42,7 +48,7 @@ public sealed class Ticker
         } while (rc == Libc.EINTR);
 
         _nextNs += _periodNs;
-        long now = Now();
+        long now = nowNs = Now();
         if (now - _nextNs > _periodNs)
         {
             long skip = (now - _nextNs) / _periodNs;

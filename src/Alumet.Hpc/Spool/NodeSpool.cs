@@ -79,6 +79,17 @@ public sealed class NodeSpool
     /// <summary>Room in the day's spool for one period's split, written whole (<see cref="SpoolWriter.Reserve"/>).</summary>
     public void Reserve(int records) => _spool?.Reserve(records);
 
+    /// <summary>
+    /// The open spool (the day's; opened for <paramref name="wallNs"/>'s day when none is): the raw tick appends to it
+    /// directly with series ids it resolved once. Another object after a <see cref="Roll"/> to a new day, whose ids
+    /// differ: a caller that keeps ids keeps them per spool object.
+    /// </summary>
+    public SeriesSpool Open(long wallNs)
+    {
+        if (_spool is null) Roll(wallNs);
+        return _spool!;
+    }
+
     public void Flush() => _spool?.Flush();
 
     /// <summary>Closes the day's spool and exports it (the whole day so far) to the node's root-only Parquet file.</summary>

@@ -176,6 +176,54 @@ public class NodeSamplerTests : IDisposable
         node.Close(1000 * Ms, 1000 * Ms);
     }
 
+    /// <summary>
+    /// Raw storage: every read reaches the node spool and the spool of the job alone on the node as the same record, each
+    /// under that spool's own id of the node series; a new day's node spool numbers its series anew (its first records
+    /// are the split's), so the raw tick's ids are per spool and change with the day's roll.
+    /// </summary>
+    [Fact]
+    public void RawReadsReachTheNodeSpoolAndTheAloneJobsAlikeAcrossADayRoll()
+    {
+        const long Day = 86_400_000 * Ms;
+        long wall0 = 20_000 * Day - 500 * Ms; // 0.5 s before a UTC midnight (2024-10-04)
+        var cfg = Config(storageMs: 0, maxPowerW: 1); // raw storage; ≤ 1 W on the 1 J counters: no wrap doubt
+        SetCounters(0, 0, 0);
+        using var node = NewNode(cfg);
+        node.Register(Job("42", exclusive: true), false, 0, wall0);
+        void ReadAt(long ms, ulong step)
+        {
+            SetCounters(step * 100, step * 10, step);
+            node.Buffer.Read(_slot!, ms * Ms, wall0 + ms * Ms);
+        }
+        ReadAt(100, 1);
+        ReadAt(200, 2);
+        SetCounters(400, 40, 4);
+        node.Snapshot(400 * Ms, wall0 + 400 * Ms); // reads once more at its instant (day 1)
+        ReadAt(600, 6);                             // after midnight, before the snapshot that rolls the day
+        SetCounters(700, 70, 7);
+        node.Snapshot(700 * Ms, wall0 + 700 * Ms); // its read goes to day 1, then day 2's spool opens with the split's series
+        ReadAt(800, 8);
+        SetCounters(900, 90, 9);
+        node.Close(900 * Ms, wall0 + 900 * Ms);
+
+        var days = Directory.GetDirectories(Path.Combine(node.StateRoot, NodeSpool.Directory)).Order().ToArray();
+        Assert.Equal(["2024-10-03", "2024-10-04"], days.Select(Path.GetFileName));
+        Assert.Equal("job:42", SpoolWriter.ReadMeta(days[1]).Series[0].Consumer); // ids differ from day 1's (node first)
+        Assert.Equal("node", SpoolWriter.ReadMeta(days[0]).Series[0].Consumer);
+        List<(long Wall, long Interval, long Value)> NodePackage(string dir) => Rows(dir)
+            .Where(x => x.Consumer == "node" && x.Resource == "cpu_package:0").Select(x => (x.R.WallNs, x.R.IntervalNs, x.R.Value)).ToList();
+        Assert.Equal([(wall0 + 100 * Ms, 100 * Ms, 100), (wall0 + 200 * Ms, 100 * Ms, 100), (wall0 + 400 * Ms, 200 * Ms, 200),
+                      (wall0 + 600 * Ms, 200 * Ms, 200), (wall0 + 700 * Ms, 100 * Ms, 100)], NodePackage(days[0])); // the roll follows the read
+        Assert.Equal([(wall0 + 800 * Ms, 100 * Ms, 100), (wall0 + 900 * Ms, 100 * Ms, 100)], NodePackage(days[1]));
+        // The job's file holds the same reads, every channel, one spool across the midnight.
+        var nodeRows = Rows(days[0]).Concat(Rows(days[1])).Where(x => x.Consumer == "node").Select(x => (x.Resource, x.R)).ToList();
+        var jobRows = Rows(JobDir(cfg, "42")).Where(x => x.Consumer == "node").Select(x => (x.Resource, x.R)).ToList();
+        Assert.Equal(21, jobRows.Count); // 7 reads × 3 counters
+        Assert.Equal(nodeRows.Select(x => (x.Resource, x.R.WallNs, x.R.IntervalNs, x.R.Value, x.R.Flags)),
+            jobRows.Select(x => (x.Resource, x.R.WallNs, x.R.IntervalNs, x.R.Value, x.R.Flags)));
+        Assert.Equal(9, jobRows.Where(x => x.Resource == "dram:0").Sum(x => x.R.Value));
+    }
+
     [Fact]
     public void AFailedReadFlagsTheRecoveringDeltaWithItsWholeIntervalInRawRecords()
     {

@@ -22,10 +22,13 @@ internal static unsafe partial class RaplNative
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
 
-    [LibraryImport("libc", SetLastError = true)]
+    // pread and read run on every tick (1 kHz, one per counter) and no caller reads their errno (a failed read is a
+    // failed channel, flagged whatever the cause): without SetLastError the stub neither clears errno before the call
+    // nor saves it after, two runtime calls per read that `perf` showed on the tick (bench/README.md, CPU per tick).
+    [LibraryImport("libc", SetLastError = false)]
     public static partial nint pread(int fd, void* buf, nuint count, long offset);
 
-    [LibraryImport("libc", SetLastError = true)]
+    [LibraryImport("libc", SetLastError = false)]
     public static partial nint read(int fd, void* buf, nuint count);
 
     /// <summary>

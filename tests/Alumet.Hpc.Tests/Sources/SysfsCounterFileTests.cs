@@ -1,0 +1,60 @@
+using System.Buffers.Text;
+using System.Text;
+using Alumet.Hpc.Sources;
+using Alumet.Hpc.Tests.Fakes;
+
+namespace Alumet.Hpc.Tests.Sources;
+
+/// <summary>
+/// <see cref="SysfsCounterFile.TryRead"/>, the read of every counter on every tick: its digit loop must answer exactly as
+/// Utf8Parser did before it (energy_uj's number and newline, and every odd content a broken file could hold).
+/// </summary>
+public sealed class SysfsCounterFileTests : IDisposable
+{
+    private readonly TempTree _tree = new();
+
+    public void Dispose() => _tree.Dispose();
+
+    [Theory]
+    [InlineData("262143328850\n", true, 262_143_328_850UL)]
+    [InlineData("0\n", true, 0UL)]
+    [InlineData("007\n", true, 7UL)]
+    [InlineData("9999999999999999999\n", true, 9_999_999_999_999_999_999UL)] // 19 digits: the loop's longest
+    [InlineData("18446744073709551615\n", true, ulong.MaxValue)]            // 20 digits: Utf8Parser's
+    [InlineData("18446744073709551616\n", false, 0UL)]                      // one more: overflow
+    [InlineData("00000000000000000000042\n", true, 42UL)]
+    [InlineData("00000000262143328850\n", true, 262_143_328_850UL)]          // zero-padded to 20 (bench/lib.sh's tree)
+    [InlineData("00000000000000000000\n", true, 0UL)]
+    [InlineData("000018446744073709551615\n", true, ulong.MaxValue)]
+    [InlineData("000018446744073709551616\n", false, 0UL)]
+    [InlineData("0009999999999999999999\n", true, 9_999_999_999_999_999_999UL)]
+    [InlineData("123", true, 123UL)]                                        // no newline
+    [InlineData("123.5\n", true, 123UL)]
+    [InlineData("12 34\n", true, 12UL)]
+    [InlineData("\n", false, 0UL)]
+    [InlineData("abc\n", false, 0UL)]
+    [InlineData("-5\n", false, 0UL)]
+    [InlineData(" 5\n", false, 0UL)]
+    public void ReadsTheLeadingNumberExactlyAsUtf8ParserDoes(string content, bool ok, ulong expected)
+    {
+        string path = _tree.Write("energy_uj", content);
+        using var file = new SysfsCounterFile(path);
+
+        Assert.Equal(ok, file.TryRead(out ulong value));
+        Assert.Equal(expected, value);
+        // The same answer as the parser it replaced on the hot path, for this content.
+        Assert.Equal(Utf8Parser.TryParse(Encoding.ASCII.GetBytes(content), out ulong reference, out _), ok);
+        Assert.Equal(reference, value);
+        Assert.Equal(ok, file.TryRead(out ulong again)); // re-read at offset 0 (pread), not where the last read ended
+        Assert.Equal(value, again);
+    }
+
+    [Fact]
+    public void AnEmptyFileIsAFailedRead()
+    {
+        using var file = new SysfsCounterFile(_tree.Write("energy_uj", ""));
+
+        Assert.False(file.TryRead(out ulong value));
+        Assert.Equal(0UL, value);
+    }
+}
