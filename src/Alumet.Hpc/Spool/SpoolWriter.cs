@@ -73,8 +73,8 @@ public sealed class SpoolWriter : IDisposable
 
     /// <summary>
     /// meta.json replaced whole (temporary file + rename, as <see cref="Core.AtomicFile"/>), serialized as UTF-8 into a
-    /// buffer this writer keeps: a flush that rewrites it (a new series, every 16 KiB while 16 jobs register at raw
-    /// storage) makes no garbage of the file's size. Through a string it made three copies of a 100-series file per
+    /// buffer this writer keeps: a 16 KiB write that rewrites it (a new series, while 16 jobs register at raw storage)
+    /// makes no garbage of the file's size. Through a string it made three copies of a 100-series file per
     /// rewrite, which the daemon's peak RSS carried until the next collection (README Performance, peak RSS).
     /// </summary>
     private void WriteOwnMeta()
@@ -120,7 +120,7 @@ public sealed class SpoolWriter : IDisposable
     public void Add(in SpoolRecord record)
     {
         if (_group > 0) _group--;
-        else if (_used >= WriteBytes && _failingSince is null) Flush();
+        else if (_used >= WriteBytes && _failingSince is null) Flush(between: true);
         Append(in record);
     }
 
@@ -140,7 +140,7 @@ public sealed class SpoolWriter : IDisposable
     /// </summary>
     public void Reserve(int records)
     {
-        if (_used > 0 && _used + records * SpoolRecord.Size > WriteBytes && _failingSince is null) Flush();
+        if (_used > 0 && _used + records * SpoolRecord.Size > WriteBytes && _failingSince is null) Flush(between: true);
         _group = records;
     }
 
@@ -167,14 +167,21 @@ public sealed class SpoolWriter : IDisposable
     /// returns at most what a crash would lose is lost; the episode is logged once when it starts and once when it
     /// ends, never per flush.
     /// </summary>
-    public void Flush()
+    public void Flush() => Flush(between: false);
+
+    /// <param name="between">A 16 KiB write (<see cref="Add"/>, <see cref="Reserve"/>): meta.json, when changed, goes
+    /// through the buffer this writer keeps (<see cref="WriteOwnMeta"/>), since these come many times a second while
+    /// series are added at raw storage. The flush itself writes it as it always did: at the defaults (no 16 KiB writes)
+    /// no spool keeps a buffer, and the daemon touches no code it did not (README Performance, peak RSS).</param>
+    private void Flush(bool between)
     {
         if (_used == 0 && !_metaChanged) return;
         try
         {
             if (_metaChanged)
             {
-                WriteOwnMeta();
+                if (between) WriteOwnMeta();
+                else WriteMeta(_directory, _meta);
                 _metaChanged = false;
             }
             // A short write followed by an error leaves a prefix at _offset: the retry rewrites it with the same bytes.
