@@ -76,9 +76,6 @@ public sealed class NodeSpool
         _spool!.Append(_spool.Series(consumer, channel, ch), wallNs, intervalNs, value, flags);
     }
 
-    /// <summary>Room in the day's spool for one period's split, written whole (<see cref="SpoolWriter.Reserve"/>).</summary>
-    public void Reserve(int records) => _spool?.Reserve(records);
-
     /// <summary>
     /// The open spool (the day's; opened for <paramref name="wallNs"/>'s day when none is): the raw tick appends to it
     /// directly with series ids it resolved once. Another object after a <see cref="Roll"/> to a new day, whose ids

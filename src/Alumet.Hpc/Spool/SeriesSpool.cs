@@ -41,85 +41,7 @@ public sealed class SeriesSpool : IDisposable
             var s = meta.Series[i];
             _ids.TryAdd((s.Consumer, s.ResourceKind, s.ResourceId, s.Interface), i);
         }
-        var unsplit = reopen && meta.Series.Count > 0 ? UnsplitNodeReads(directory, meta) : [];
         _writer = new SpoolWriter(directory, meta);
-        if (unsplit.Count > 0) CloseUnsplit(unsplit);
-    }
-
-    private const string NodeConsumer = "node", UnattributedConsumer = "unattributed";
-
-    /// <summary>The node's reads after the last split of their counter, summed per node series (series, reads, total).</summary>
-    private static List<(int NodeSeries, SpoolRecord Sum, long Reads)> UnsplitNodeReads(string directory, SpoolMeta meta)
-    {
-        // Per series: the node series of its counter (-1: none), and whether it is that counter's unattributed series.
-        int n = meta.Series.Count;
-        var nodeOf = new int[n];
-        var isSplit = new bool[n];
-        for (int i = 0; i < n; i++)
-        {
-            var s = meta.Series[i];
-            nodeOf[i] = meta.Series.FindIndex(x => x.Consumer == NodeConsumer && x.ResourceKind == s.ResourceKind && x.ResourceId == s.ResourceId && x.Interface == s.Interface);
-            isSplit[i] = s.Consumer == UnattributedConsumer;
-        }
-        var sum = new SpoolRecord[n];
-        var reads = new long[n];
-        foreach (var chunk in SpoolReader.ReadChunks(directory))
-            foreach (ref readonly var r in chunk.Span)
-            {
-                if ((uint)r.Series >= (uint)n || nodeOf[r.Series] < 0) continue;
-                int node = nodeOf[r.Series];
-                if (isSplit[r.Series])
-                {
-                    sum[node] = default;
-                    reads[node] = 0;
-                }
-                else if (r.Series == node)
-                {
-                    ref var s = ref sum[node];
-                    s.Value += r.Value;
-                    s.IntervalNs += r.IntervalNs;
-                    s.WallNs = Math.Max(s.WallNs, r.WallNs);
-                    s.Flags |= r.Flags;
-                    reads[node]++;
-                }
-            }
-        var unsplit = new List<(int, SpoolRecord, long)>();
-        for (int i = 0; i < n; i++)
-            if (reads[i] > 0) unsplit.Add((i, sum[i], reads[i]));
-        return unsplit;
-    }
-
-    /// <summary>
-    /// A spool reopened after its sampler died (kill -9, crash) can end with node reads that no split closed: at raw
-    /// storage the buffer is written every 16 KiB (SpoolWriter.WriteBytes), in the middle of a period. Their energy
-    /// was measured but never split: it is recorded here as unattributed, at the last read's time, so every interval
-    /// of the file keeps node = Σ jobs + unattributed (README "Parquet schema") and nothing recorded is dropped.
-    /// </summary>
-    private void CloseUnsplit(List<(int NodeSeries, SpoolRecord Sum, long Reads)> unsplit)
-    {
-        long reads = 0;
-        foreach (var (node, sum, count) in unsplit)
-        {
-            var s = Meta.Series[node];
-            var key = (UnattributedConsumer, s.ResourceKind, s.ResourceId, s.Interface);
-            if (!_ids.TryGetValue(key, out int id))
-            {
-                id = Meta.Series.Count;
-                Meta.Series.Add(new SpoolSeries
-                {
-                    Consumer = UnattributedConsumer, ResourceKind = s.ResourceKind, ResourceId = s.ResourceId, Interface = s.Interface,
-                    JoulesPerUnit = s.JoulesPerUnit, Label = s.Label,
-                });
-                _ids[key] = id;
-                _writer.MetaChanged();
-            }
-            var rec = sum;
-            rec.Series = id;
-            _writer.Add(in rec);
-            reads += count;
-        }
-        _writer.Flush();
-        Log.Warn($"spool {Directory}: {reads} node read(s) after the last split of the sampler that stopped without closing its period: recorded as unattributed");
     }
 
     /// <summary>The series id of <paramref name="consumer"/>'s view of a channel, added when new (meta.json is rewritten at the next flush, before the records).</summary>
@@ -167,15 +89,11 @@ public sealed class SeriesSpool : IDisposable
     public void Append(int series, long wallNs, long intervalNs, ulong value, SpoolFlags flags)
     {
         var rec = new SpoolRecord { WallNs = wallNs, IntervalNs = intervalNs, Value = (long)value, Series = series, Flags = flags };
-        _writer.Add(in rec);
+        _writer.Append(in rec);
     }
 
-    /// <summary>
-    /// Appends a record whose <see cref="SpoolRecord.Series"/> is already one of this spool's ids (the raw tick: one
-    /// record built per read). Through <see cref="SpoolWriter.Add"/>, like every append here: the buffer is written
-    /// every 16 KiB, which bounds the memory of a spool that takes raw reads (README Performance, peak RSS).
-    /// </summary>
-    public void Append(in SpoolRecord record) => _writer.Add(in record);
+    /// <summary>Appends a record whose <see cref="SpoolRecord.Series"/> is already one of this spool's ids (the raw tick: one record built per read, its id set per spool).</summary>
+    public void Append(in SpoolRecord record) => _writer.Append(in record);
 
     /// <summary>
     /// <see cref="Meta"/> was changed in place (an exec's relabel when it first shares the node): written at the next
@@ -185,9 +103,6 @@ public sealed class SeriesSpool : IDisposable
     /// one without the other.
     /// </summary>
     public void MetaChanged() => _writer.MetaChanged();
-
-    /// <summary>Room for a group of <paramref name="records"/> that must reach the file whole (one period's split): <see cref="SpoolWriter.Reserve"/>.</summary>
-    public void Reserve(int records) => _writer.Reserve(records);
 
     public void Flush() => _writer.Flush();
 

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -7,16 +6,11 @@ using Microsoft.Win32.SafeHandles;
 namespace Alumet.Hpc.Spool;
 
 /// <summary>
-/// Append-only spool of raw records. Records accumulate in a buffer and reach the file at each <see cref="Flush"/>
-/// (every flush interval, ≤ 5 s by default 1 s) and, through <see cref="Add"/>, whenever it holds <see cref="WriteBytes"/>:
-/// a kill -9 loses at most one interval, and everything flushed stays readable because the format is a plain array of
-/// fixed-size records. The buffer is reserved large (64 K records, 2 MB) and left uninitialized: only the pages it uses
-/// are memory, and writing at 16 KiB keeps that to 4 pages whatever the read rate and flush interval (at raw storage a
-/// spool gets every read: 6 counters × 1 kHz × 32 B ≈ 190 KB a second on a 2-socket node, which a buffer written only
-/// at the flush kept resident in every spool that had taken raw reads; README Performance, peak RSS). The rest of it
-/// holds the records while writes fail (a full state dir).
+/// Append-only spool of raw records. Records accumulate in a fixed buffer and reach the file at each
+/// <see cref="Flush"/> (every flush interval, ≤ 5 s by default 1 s): a kill -9 loses at most one interval, and
+/// everything flushed stays readable because the format is a plain array of fixed-size records.
 /// Why a spool and not Parquet part files: appending 32-byte records costs a memcpy per sample and one write(2)
-/// per flush or 16 KiB, keeps memory constant, and Parquet's footer-at-the-end format cannot be read after a crash.
+/// per flush, keeps memory constant, and Parquet's footer-at-the-end format cannot be read after a crash.
 /// The spool is converted to Parquet, in bounded row groups, when the job ends.
 /// </summary>
 public sealed class SpoolWriter : IDisposable
@@ -31,7 +25,6 @@ public sealed class SpoolWriter : IDisposable
     private bool _metaChanged;
     private readonly byte[] _buffer;
     private int _used;
-    private int _group;  // records of a reserved group still to come: no write in its middle (Reserve)
     private long _offset;
     private DateTime? _failingSince;
     private readonly List<string> _writeFailures = new();
@@ -40,14 +33,6 @@ public sealed class SpoolWriter : IDisposable
 
     /// <summary>Each episode of failed writes, once over: "state dir full from … to …" (for the job's row).</summary>
     public IReadOnlyList<string> WriteFailures => _writeFailures;
-
-    /// <summary>
-    /// <see cref="Add"/> writes the buffer once it holds this much (16 KiB, 512 records), as well as every flush
-    /// interval: a spool's memory is a few pages whatever the read rate, and a 1 kHz raw spool of 6 counters makes ~12
-    /// writes a second (page cache, no fsync), not one per read. A bound an admin can reason about, where the flush
-    /// interval alone made memory grow with rate × interval × counters.
-    /// </summary>
-    public const int WriteBytes = 16 * 1024;
 
     public SpoolWriter(string directory, SpoolMeta meta, int bufferRecords = 64 * 1024)
     {
@@ -68,37 +53,6 @@ public sealed class SpoolWriter : IDisposable
         Core.AtomicFile.WriteAllText(Path.Combine(directory, MetaFile), JsonSerializer.Serialize(meta, SpoolJsonContext.Default.SpoolMeta));
     }
 
-    private readonly ArrayBufferWriter<byte> _metaBytes = new(1024);
-    private Utf8JsonWriter? _metaJson;
-
-    /// <summary>
-    /// meta.json replaced whole (temporary file + rename, as <see cref="Core.AtomicFile"/>), serialized as UTF-8 into a
-    /// buffer this writer keeps: a 16 KiB write that rewrites it (a new series, while 16 jobs register at raw storage)
-    /// makes no garbage of the file's size. Through a string it made three copies of a 100-series file per
-    /// rewrite, which the daemon's peak RSS carried until the next collection (README Performance, peak RSS).
-    /// </summary>
-    private void WriteOwnMeta()
-    {
-        _metaBytes.ResetWrittenCount();
-        if (_metaJson is null) _metaJson = new Utf8JsonWriter(_metaBytes, new JsonWriterOptions { Indented = true });
-        else _metaJson.Reset(_metaBytes);
-        JsonSerializer.Serialize(_metaJson, _meta, SpoolJsonContext.Default.SpoolMeta);
-        _metaJson.Flush();
-        string path = Path.Combine(_directory, MetaFile);
-        string tmp = Core.AtomicFile.TempPath(path);
-        try
-        {
-            using (var h = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write))
-                RandomAccess.Write(h, _metaBytes.WrittenSpan, 0);
-            File.Move(tmp, path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
-    }
-
     public static SpoolMeta ReadMeta(string directory)
     {
         string path = Path.Combine(directory, MetaFile);
@@ -112,37 +66,6 @@ public sealed class SpoolWriter : IDisposable
     /// series: a period that adds many series (16 jobs registered at once) rewrote the whole file for each, quadratic.
     /// </summary>
     public void MetaChanged() => _metaChanged = true;
-
-    /// <summary>
-    /// Buffers one record, writing the buffer first once it holds <see cref="WriteBytes"/> — except in the middle of a
-    /// reserved group, and while writes fail (they are retried at each flush, as before, not at every record).
-    /// </summary>
-    public void Add(in SpoolRecord record)
-    {
-        if (_group > 0) _group--;
-        else if (_used >= WriteBytes && _failingSince is null) Flush(between: true);
-        Append(in record);
-    }
-
-    private void Failed(IOException e)
-    {
-        if (_failingSince is not null) return;
-        _failingSince = DateTime.UtcNow;
-        Core.Log.Error($"spool {_path}: write failed ({e.Message}); records are kept in memory (merged per series when the buffer fills: totals are kept) and retried every flush");
-    }
-
-    /// <summary>
-    /// The next <paramref name="records"/> records (<see cref="Add"/>) are one group that must reach the file whole or
-    /// not at all: one period's split (node = Σ jobs + unattributed, NodeSampler's snapshot). A write in its middle
-    /// would leave the node's energy without all its parts in the file, an interval that does not conserve if the
-    /// sampler is killed before its next flush. What is buffered is written first when the group would take the
-    /// buffer past <see cref="WriteBytes"/>.
-    /// </summary>
-    public void Reserve(int records)
-    {
-        if (_used > 0 && _used + records * SpoolRecord.Size > WriteBytes && _failingSince is null) Flush(between: true);
-        _group = records;
-    }
 
     /// <summary>Buffers one record; flushes first if the buffer is full. No allocation while writes succeed.</summary>
     public void Append(in SpoolRecord record)
@@ -167,21 +90,14 @@ public sealed class SpoolWriter : IDisposable
     /// returns at most what a crash would lose is lost; the episode is logged once when it starts and once when it
     /// ends, never per flush.
     /// </summary>
-    public void Flush() => Flush(between: false);
-
-    /// <param name="between">A 16 KiB write (<see cref="Add"/>, <see cref="Reserve"/>): meta.json, when changed, goes
-    /// through the buffer this writer keeps (<see cref="WriteOwnMeta"/>), since these come many times a second while
-    /// series are added at raw storage. The flush itself writes it as it always did: at the defaults (no 16 KiB writes)
-    /// no spool keeps a buffer, and the daemon touches no code it did not (README Performance, peak RSS).</param>
-    private void Flush(bool between)
+    public void Flush()
     {
         if (_used == 0 && !_metaChanged) return;
         try
         {
             if (_metaChanged)
             {
-                if (between) WriteOwnMeta();
-                else WriteMeta(_directory, _meta);
+                WriteMeta(_directory, _meta);
                 _metaChanged = false;
             }
             // A short write followed by an error leaves a prefix at _offset: the retry rewrites it with the same bytes.
@@ -189,7 +105,11 @@ public sealed class SpoolWriter : IDisposable
         }
         catch (IOException e)
         {
-            Failed(e);
+            if (_failingSince is null)
+            {
+                _failingSince = DateTime.UtcNow;
+                Core.Log.Error($"spool {_path}: write failed ({e.Message}); records are kept in memory (merged per series when the buffer fills: totals are kept) and retried every flush");
+            }
             return;
         }
         _offset += _used;
@@ -245,7 +165,6 @@ public sealed class SpoolWriter : IDisposable
         if (_failingSince is { } since)
             _writeFailures.Add($"state dir full from {since:yyyy-MM-ddTHH:mm:ssZ} to the end of the job: the last {UnwrittenRecords} record(s) could not be written");
         _file.Dispose();
-        _metaJson?.Dispose();
     }
 
     /// <summary>Records that could not be written by <see cref="Dispose"/> (the state dir still full).</summary>
