@@ -368,7 +368,6 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
         lock (_spoolGate)
         {
-            _node.Roll(wall);
             for (int c = 0; c < channels.Count; c++)
             {
                 var ch = channels[c];
@@ -409,6 +408,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                         job.Append(job.StepConsumer(step), c, ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), f);
                 }
             }
+            // The day's node file rolls after the split, never before: the raw reads of the period that straddles a UTC
+            // midnight are in the old day's file (the tick appends to the open spool), so its split rows go there too
+            // and each day's file conserves in every interval (README, node file).
+            _node.Roll(wall);
         }
     }
 

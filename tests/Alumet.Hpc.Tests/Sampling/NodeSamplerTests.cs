@@ -201,14 +201,14 @@ public class NodeSamplerTests : IDisposable
         node.Snapshot(400 * Ms, wall0 + 400 * Ms); // reads once more at its instant (day 1)
         ReadAt(600, 6);                             // after midnight, before the snapshot that rolls the day
         SetCounters(700, 70, 7);
-        node.Snapshot(700 * Ms, wall0 + 700 * Ms); // its read goes to day 1, then day 2's spool opens with the split's series
+        node.Snapshot(700 * Ms, wall0 + 700 * Ms); // its read and its split go to day 1, then day 2's spool opens
         ReadAt(800, 8);
         SetCounters(900, 90, 9);
         node.Close(900 * Ms, wall0 + 900 * Ms);
 
         var days = Directory.GetDirectories(Path.Combine(node.StateRoot, NodeSpool.Directory)).Order().ToArray();
         Assert.Equal(["2024-10-03", "2024-10-04"], days.Select(Path.GetFileName));
-        Assert.Equal("job:42", SpoolWriter.ReadMeta(days[1]).Series[0].Consumer); // ids differ from day 1's (node first)
+        Assert.Equal("node", SpoolWriter.ReadMeta(days[1]).Series[0].Consumer); // each day's spool starts with the node's reads
         Assert.Equal("node", SpoolWriter.ReadMeta(days[0]).Series[0].Consumer);
         List<(long Wall, long Interval, long Value)> NodePackage(string dir) => Rows(dir)
             .Where(x => x.Consumer == "node" && x.Resource == "cpu_package:0").Select(x => (x.R.WallNs, x.R.IntervalNs, x.R.Value)).ToList();
@@ -222,6 +222,48 @@ public class NodeSamplerTests : IDisposable
         Assert.Equal(nodeRows.Select(x => (x.Resource, x.R.WallNs, x.R.IntervalNs, x.R.Value, x.R.Flags)),
             jobRows.Select(x => (x.Resource, x.R.WallNs, x.R.IntervalNs, x.R.Value, x.R.Flags)));
         Assert.Equal(9, jobRows.Where(x => x.Resource == "dram:0").Sum(x => x.R.Value));
+    }
+
+    [Theory]
+    [InlineData(0)]    // raw storage: the node's reads stored as read, split per period
+    [InlineData(300)]  // aggregated: one node row per period
+    public void EachDaysNodeFileConservesWhenAPeriodStraddlesMidnight(int storageMs)
+    {
+        const long Day = 86_400_000 * Ms;
+        long wall0 = 20_000 * Day - 500 * Ms; // 0.5 s before a UTC midnight
+        var cfg = Config(storageMs, maxPowerW: 1);
+        cfg.Sampler.AttributionPeriodMs = 300;
+        SetCounters(0, 0, 0);
+        using var node = NewNode(cfg);
+        node.Register(Job("42"), false, 0, wall0);
+        node.Register(Job("43"), false, 0, wall0);
+        for (ulong step = 1; step <= 9; step++)
+        {
+            SetJobCpu("42", step * 30 * Ms); // 0.3 and 0.1 CPU: a real split, with some unattributed
+            SetJobCpu("43", step * 10 * Ms);
+            SetCounters(step * 100, step * 10, step);
+            long ms = (long)step * 100;
+            if (ms % 300 == 0) node.Snapshot(ms * Ms, wall0 + ms * Ms); // 300, 600 (after midnight: straddles it), 900
+            else node.Buffer.Read(_slot!, ms * Ms, wall0 + ms * Ms);
+        }
+        node.Flush();
+
+        var days = Directory.GetDirectories(Path.Combine(node.StateRoot, NodeSpool.Directory)).Order().ToArray();
+        Assert.Equal(2, days.Length);
+        var totals = new Dictionary<string, long>();
+        foreach (string day in days)
+            foreach (var g in Rows(day).GroupBy(x => x.Resource))
+            {
+                long nodeJ = g.Where(x => x.Consumer == NodeSampler.NodeConsumer).Sum(x => x.R.Value);
+                long parts = g.Where(x => x.Consumer != NodeSampler.NodeConsumer).Sum(x => x.R.Value);
+                Assert.True(nodeJ == parts, $"{Path.GetFileName(day)} {g.Key}: node {nodeJ} != jobs + unattributed {parts}");
+                totals[g.Key] = totals.GetValueOrDefault(g.Key) + nodeJ;
+            }
+        Assert.Equal(900, totals["cpu_package:0"]);
+        Assert.Equal(9, totals["dram:0"]);
+        // The period that straddles midnight (300-600 ms) stays whole in the old day's file.
+        Assert.Equal(600, Rows(days[0]).Where(x => x.Consumer == NodeSampler.NodeConsumer && x.Resource == "cpu_package:0").Sum(x => x.R.Value));
+        node.Close(900 * Ms, wall0 + 900 * Ms);
     }
 
     [Fact]
