@@ -41,8 +41,6 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private bool[][] _gpuOwns = [];             // per job: which channels are its GPUs
     private readonly NodeSpool _node;
     private readonly EnergyChannel[] _channels; // the buffer's, indexed on every raw read (an array: no interface call)
-    private SeriesSpool? _rawNodeSpool;         // the node spool whose ids _rawNodeIds holds (under _spoolGate)
-    private readonly int[] _rawNodeIds;         // per channel: its node series' id there, -1 until the first raw read
     // Per-period scratch, sized once (channels) or grown with the job count: no allocation per period otherwise.
     private readonly ulong[] _delta;
     private readonly SpoolFlags[] _flags;
@@ -96,7 +94,6 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         int n = _channels.Length;
         _delta = new ulong[n];
         _flags = new SpoolFlags[n];
-        _rawNodeIds = UnresolvedIds(n);
         try { _procStat = new ProcStat(cfg.Paths.ProcfsRoot); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"node sampler: {e.Message}: CPU-time split disabled, node energy unattributed"); }
         if (_procStat?.TryRead(out ulong busy, out _) == true) _lastBusyTicks = busy; // primed: the first period counts
@@ -172,7 +169,6 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             var job = new NodeJob(reg, exclusive || locator is null, reg.ExclusiveWhenAlone && !exclusive && locator is not null, new JobCpu(reg.Job, locator, recovered),
                 new SeriesSpool(dir, meta, reopen: recovered), _sources.JobGpuChannels(reg.Gpus, reg.Job.JobId, Channels), monotonicNs, recovered);
             job.Shared = shared;
-            job.RawNodeIds = UnresolvedIds(Channels.Count);
             // Written whole or not at all (temp file + rename): a reader (exec waiting for its registration, the recovery
             // after a sampler crash) never sees it created but still empty.
             AtomicFile.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
@@ -426,13 +422,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         lock (_spoolGate)
         {
             // One record per read, built once and appended to each spool with that spool's id of the channel's node
-            // series, resolved once per spool (the node's: again after a day's roll opens a new one).
+            // series (SeriesSpool.Series remembers it per consumer and channel: no lookup by name per read).
             var node = _node.Open(wallNs);
-            if (!ReferenceEquals(node, _rawNodeSpool))
-            {
-                _rawNodeSpool = node;
-                _rawNodeIds.AsSpan().Fill(-1);
-            }
             var rec = new SpoolRecord { WallNs = wallNs };
             for (int i = 0; i < reads.Length; i++)
             {
@@ -442,22 +433,15 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 rec.IntervalNs = r.IntervalNs;
                 rec.Value = (long)r.Delta;
                 rec.Flags = r.Flags;
-                rec.Series = RawNodeSeries(node, _rawNodeIds, c);
+                rec.Series = node.Series(NodeConsumer, c, _channels[c]);
                 node.Append(in rec);
                 foreach (var job in targets)
                 {
-                    rec.Series = RawNodeSeries(job.Spool, job.RawNodeIds, c);
+                    rec.Series = job.Spool.Series(NodeConsumer, c, _channels[c]);
                     job.Spool.Append(in rec);
                 }
             }
         }
-    }
-
-    /// <summary>The id of channel <paramref name="c"/>'s node series in <paramref name="spool"/>, from <paramref name="ids"/> (that spool's, -1 = not yet resolved).</summary>
-    private int RawNodeSeries(SeriesSpool spool, int[] ids, int c)
-    {
-        int id = ids[c];
-        return id >= 0 ? id : ids[c] = spool.Series(NodeConsumer, c, _channels[c]);
     }
 
     public void Flush()
@@ -742,13 +726,6 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     private static string Join(string a, string b) => a.Length == 0 ? b : $"{a}; {b}";
 
-    private static int[] UnresolvedIds(int channels)
-    {
-        var ids = new int[channels];
-        ids.AsSpan().Fill(-1);
-        return ids;
-    }
-
     public void Dispose()
     {
         _procStat?.Dispose();
@@ -771,8 +748,6 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         public long RegisteredNs { get; } = registeredNs;
         public bool Recovered { get; } = recovered;
         public string Consumer { get; } = registration.Job.Consumer;
-        /// <summary>Per channel: its node series' id in this job's spool, -1 until its first raw read (<see cref="RawNodeSeries"/>).</summary>
-        public int[] RawNodeIds = [];
         public string Directory => Spool.Directory;
         public List<(string Step, ulong Ns)> Steps { get; } = new();
         public volatile bool Ending;

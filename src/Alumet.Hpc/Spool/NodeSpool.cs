@@ -77,9 +77,8 @@ public sealed class NodeSpool
     }
 
     /// <summary>
-    /// The open spool (the day's; opened for <paramref name="wallNs"/>'s day when none is): the raw tick appends to it
-    /// directly with series ids it resolved once. Another object after a <see cref="Roll"/> to a new day, whose ids
-    /// differ: a caller that keeps ids keeps them per spool object.
+    /// The open spool (the day's; opened for <paramref name="wallNs"/>'s day when none is): the raw tick builds one record
+    /// per read and appends it here with this spool's series id. Another object after a <see cref="Roll"/> to a new day.
     /// </summary>
     public SeriesSpool Open(long wallNs)
     {

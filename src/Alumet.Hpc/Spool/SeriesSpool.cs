@@ -92,7 +92,7 @@ public sealed class SeriesSpool : IDisposable
         _writer.Append(in rec);
     }
 
-    /// <summary>Appends a record whose <see cref="SpoolRecord.Series"/> is already one of this spool's ids (the raw tick: one record built per read, its id set per spool).</summary>
+    /// <summary>Appends a record whose <see cref="SpoolRecord.Series"/> is already one of this spool's ids (the raw tick: one record built per read, its id set per spool from <see cref="Series(string, int, EnergyChannel)"/>).</summary>
     public void Append(in SpoolRecord record) => _writer.Append(in record);
 
     /// <summary>
