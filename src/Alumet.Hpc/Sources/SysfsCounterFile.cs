@@ -24,32 +24,18 @@ public sealed class SysfsCounterFile : IDisposable
         _fd = (int)_handle.DangerousGetHandle();
     }
 
-    /// <summary>The descriptor (-1 once disposed), for a reader that keeps several counters' in one array (RaplSource).</summary>
-    public int Fd => _fd;
-
-    /// <summary>Bytes read from a counter file: a 64-bit decimal has 20 digits, a zero-padded one and its newline fit.</summary>
-    public const int CounterBytes = 32;
-
     /// <summary>The file's bytes from offset 0 into <paramref name="buf"/>: their count, or -1 (errno, or disposed).</summary>
-    public int Read(Span<byte> buf) => Read(_fd, buf);
-
-    private static unsafe int Read(int fd, Span<byte> buf)
+    public unsafe int Read(Span<byte> buf)
     {
         fixed (byte* p = buf)
-            return fd < 0 ? -1 : (int)Rapl.RaplNative.pread(fd, p, (nuint)buf.Length, 0);
+            return _fd < 0 ? -1 : (int)Rapl.RaplNative.pread(_fd, p, (nuint)buf.Length, 0);
     }
 
     /// <summary>False when the read fails (errno), is empty, or is not a decimal number.</summary>
     public bool TryRead(out ulong value)
     {
-        Span<byte> buf = stackalloc byte[CounterBytes];
-        return TryRead(_fd, buf, out value);
-    }
-
-    /// <summary><see cref="TryRead(out ulong)"/> on descriptor <paramref name="fd"/> (-1: fails) with the caller's buffer.</summary>
-    public static bool TryRead(int fd, Span<byte> buf, out ulong value)
-    {
-        int n = Read(fd, buf);
+        Span<byte> buf = stackalloc byte[32]; // a 64-bit decimal has 20 digits: a zero-padded one and its newline fit
+        int n = Read(buf);
         if (n <= 0)
         {
             value = 0;
