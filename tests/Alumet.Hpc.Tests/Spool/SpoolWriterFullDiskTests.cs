@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
 using Alumet.Hpc.Spool;
 using Alumet.Hpc.Tests.Fakes;
@@ -37,6 +38,21 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         Assert.Equal(0, Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", _mount));
         _mounted = true;
         Log.Configure(_log, "alumet-hpc", syslog: false, stderr: false);
+    }
+
+    /// <summary>
+    /// The small tmpfs as a node sampler's state dir, counters, /proc/stat and the jobs' cgroup CPU at 0: the config for
+    /// <paramref name="rig"/>.NewNode.
+    /// </summary>
+    private AlumetConfig NodeOnSmallTmpfs(NodeRig rig, int storageMs, params string[] jobIds)
+    {
+        MountSmallTmpfs();
+        var cfg = rig.Config(storageMs);
+        cfg.Paths.StateDir = Path.Combine(_mount, "state");
+        rig.SetCounters(0, 0, 0);
+        rig.Proc.SetStat(0, 0);
+        foreach (string id in jobIds) rig.SetJobCpu(id, 0);
+        return cfg;
     }
 
     /// <summary>Fills the filesystem to the last byte; returns the filler to delete.</summary>
@@ -96,15 +112,9 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
     [SkippableFact]
     public void AStepThatStartsWhileTheStateDirIsFullLosesNoEnergyAndEveryIntervalConserves()
     {
-        MountSmallTmpfs();
         const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms;
         using var rig = new NodeRig();
-        var cfg = rig.Config();
-        cfg.Paths.StateDir = Path.Combine(_mount, "state");
-        rig.SetCounters(0, 0, 0);
-        rig.Proc.SetStat(0, 0);
-        rig.SetJobCpu("42", 0);
-        rig.SetJobCpu("43", 0);
+        var cfg = NodeOnSmallTmpfs(rig, 1000, "42", "43");
         using var node = rig.NewNode(cfg);
         node.Register(NodeRig.Job("42"), false, 0, Wall0);
         node.Register(NodeRig.Job("43"), false, 0, Wall0);
@@ -162,15 +172,9 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
     [InlineData(0)] // raw storage: the snapshot's own read is the node's raw row, at the snapshot's stamps
     public void AJobThatJoinsAnExecWhileTheStateDirIsFullIsRegisteredAndTheExecsRelabelReachesItsFileOnceSpaceReturns(int storageMs)
     {
-        MountSmallTmpfs();
         const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms;
         using var rig = new NodeRig();
-        var cfg = rig.Config(storageMs);
-        cfg.Paths.StateDir = Path.Combine(_mount, "state");
-        rig.SetCounters(0, 0, 0);
-        rig.Proc.SetStat(0, 0);
-        rig.SetJobCpu("7", 0);
-        rig.SetJobCpu("42", 0);
+        var cfg = NodeOnSmallTmpfs(rig, storageMs, "7", "42");
         using var node = rig.NewNode(cfg);
         Assert.Equal("job 7 registered (1 job(s) on the node)", node.Register(Exec("7"), false, 0, Wall0));
         // Each second: the node busy 1 s (100 ticks), the exec 0.5 s, job 42 0.25 s; 1 J of package, 0.6 J of cores, 0.1 J of dram.
