@@ -217,11 +217,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             job.Cpu.Dispose();
             if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
         }
-        // A full state dir cost the time resolution (or, if it never freed, the last records): the row says so.
-        if (job.Spool.WriteFailures.Count > 0)
+        // A full state dir cost the time resolution (or, if it never freed, the last records), a meta.json unreadable at
+        // the recovery the records before it: the row says so.
+        foreach (string problem in job.Spool.Problems)
         {
             complete = false;
-            foreach (string episode in job.Spool.WriteFailures) reason = Join(reason, episode);
+            reason = Join(reason, problem);
         }
         if (job.Recovered && complete)
         {

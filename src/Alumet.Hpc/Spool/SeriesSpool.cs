@@ -18,22 +18,23 @@ public sealed class SeriesSpool : IDisposable
     public string Directory { get; }
     public SpoolMeta Meta { get; }
     public long RecordsWritten => _writer.RecordsWritten;
-    /// <summary>Episodes of failed writes (state dir full), for the job's row.</summary>
-    public IReadOnlyList<string> WriteFailures => _writer.WriteFailures;
+    /// <summary>What the job's row must say about this spool: records set aside at the reopen, episodes of failed writes (state dir full).</summary>
+    public IEnumerable<string> Problems => _unreadable is null ? _writer.WriteFailures : _writer.WriteFailures.Prepend(_unreadable);
+    private readonly string? _unreadable;
 
     /// <param name="meta">The metadata to write; when <paramref name="reopen"/> and the directory already has a
     /// meta.json, its series are kept (and appended to).</param>
     public SeriesSpool(string directory, SpoolMeta meta, bool reopen)
     {
         Directory = directory;
-        if (reopen && File.Exists(Path.Combine(directory, SpoolWriter.MetaFile)))
+        meta.Series.Clear();
+        if (reopen)
         {
             try { meta.Series = SpoolWriter.ReadMeta(directory).Series; }
-            catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidDataException) { meta.Series.Clear(); }
-        }
-        else
-        {
-            meta.Series.Clear();
+            catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidDataException)
+            {
+                _unreadable = SetAside(directory, e);
+            }
         }
         Meta = meta;
         for (int i = 0; i < meta.Series.Count; i++)
@@ -44,6 +45,24 @@ public sealed class SeriesSpool : IDisposable
         var unsplit = reopen && meta.Series.Count > 0 ? UnsplitNodeReads(directory, meta) : [];
         _writer = new SpoolWriter(directory, meta);
         if (unsplit.Count > 0) CloseUnsplit(unsplit);
+    }
+
+    /// <summary>
+    /// A spool reopened without a readable meta.json (damaged, emptied, removed): its records cannot be read, since only
+    /// meta.json says which series each id is, and the series this spool adds from now on would reuse their ids (read
+    /// as whatever got them). They are moved aside, never counted; the row says so. Null when there was nothing to set aside.
+    /// </summary>
+    private static string? SetAside(string directory, Exception why)
+    {
+        string records = Path.Combine(directory, SpoolWriter.RecordsFile);
+        long count = File.Exists(records) ? new FileInfo(records).Length / SpoolRecord.Size : 0;
+        if (count == 0) return null;
+        string aside = records + ".unreadable";
+        if (File.Exists(aside)) aside += "." + DateTime.UtcNow.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture); // never over an earlier one
+        File.Move(records, aside);
+        string problem = $"its meta.json could not be read when the sampler restarted ({ErrorText.Describe(why)}): the {count} record(s) from before the restart are not counted (set aside in {aside})";
+        Log.Error($"spool {directory}: {problem}");
+        return problem;
     }
 
     /// <summary>
