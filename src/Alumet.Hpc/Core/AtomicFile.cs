@@ -48,6 +48,23 @@ public static class AtomicFile
         Native.Libc.close(fd);
     }
 
+    /// <summary>Like <see cref="WriteAllText"/>, from bytes the caller already holds (no string, no encoding copy).</summary>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> contents)
+    {
+        string tmp = TempPath(path);
+        try
+        {
+            using (var h = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write))
+                RandomAccess.Write(h, contents, 0);
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+
     public static void WriteAllText(string path, string contents)
     {
         string tmp = TempPath(path);

@@ -365,6 +365,11 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
         lock (_spoolGate)
         {
+            // Each spool takes the period's rows whole (SpoolWriter.Reserve): a buffer written in the middle of a split
+            // would leave an interval that does not conserve in the file of a sampler killed before its next flush.
+            // At most: node, every job, unattributed in the node's; share, node, unattributed and the steps in a job's.
+            _node.Reserve(channels.Count * (nj + 2));
+            for (int j = 0; j < nj; j++) jobs[j].Spool.Reserve(channels.Count * (3 + jobs[j].Steps.Count));
             for (int c = 0; c < channels.Count; c++)
             {
                 var ch = channels[c];

@@ -87,6 +87,9 @@ public sealed class NodeSpool
         _spool!.Append(_spool.Series(consumer, channel, ch), wallNs, intervalNs, value, flags);
     }
 
+    /// <summary>Room in the day's spool for one period's split, written whole (<see cref="SpoolWriter.Reserve"/>).</summary>
+    public void Reserve(int records) => _spool?.Reserve(records);
+
     /// <summary>
     /// The open spool (the day's; opened for <paramref name="wallNs"/>'s day when none is): the raw tick builds one record
     /// per read and appends it here with this spool's series id. Another object after a <see cref="Roll"/> to a new day.

@@ -218,6 +218,9 @@ public sealed class SeriesSpool : IDisposable
     /// </summary>
     public void MetaChanged() => _writer.MetaChanged();
 
+    /// <summary>Room for a group of <paramref name="records"/> that must reach the file whole (one period's split): <see cref="SpoolWriter.Reserve"/>.</summary>
+    public void Reserve(int records) => _writer.Reserve(records);
+
     public void Flush() => _writer.Flush();
 
     public void Dispose() => _writer.Dispose();

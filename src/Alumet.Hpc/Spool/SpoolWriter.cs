@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -6,11 +7,16 @@ using Microsoft.Win32.SafeHandles;
 namespace Alumet.Hpc.Spool;
 
 /// <summary>
-/// Append-only spool of raw records. Records accumulate in a fixed buffer and reach the file at each
-/// <see cref="Flush"/> (every flush interval, ≤ 5 s by default 1 s): a kill -9 loses at most one interval, and
-/// everything flushed stays readable because the format is a plain array of fixed-size records.
+/// Append-only spool of raw records. Records accumulate in a buffer and reach the file at each <see cref="Flush"/>
+/// (every flush interval, ≤ 5 s by default 1 s) and whenever it holds <see cref="WriteBytes"/>: a kill -9 loses at most
+/// one interval, and everything flushed stays readable because the format is a plain array of fixed-size records.
+/// The buffer is reserved large (64 K records, 2 MB) and left uninitialized: only the pages it uses are memory, and
+/// writing at 16 KiB keeps that to 4 pages whatever the read rate and flush interval (at raw storage a spool gets every
+/// read: 6 counters × 1 kHz × 32 B ≈ 190 KB a second on a 2-socket node, which a buffer written only at the flush kept
+/// resident in every spool that had taken raw reads; README Performance, peak RSS). The rest of it holds the records
+/// while writes fail (a full state dir).
 /// Why a spool and not Parquet part files: appending 32-byte records costs a memcpy per sample and one write(2)
-/// per flush, keeps memory constant, and Parquet's footer-at-the-end format cannot be read after a crash.
+/// per flush or 16 KiB, keeps memory constant, and Parquet's footer-at-the-end format cannot be read after a crash.
 /// The spool is converted to Parquet, in bounded row groups, when the job ends.
 /// </summary>
 public sealed class SpoolWriter : IDisposable
@@ -25,11 +31,19 @@ public sealed class SpoolWriter : IDisposable
     private bool _metaChanged;
     private readonly byte[] _buffer;
     private int _used;
+    private int _group;  // records of a reserved group still to come: no write in its middle (Reserve)
     private long _offset;
     private DateTime? _failingSince;
     private readonly List<string> _writeFailures = new();
 
     public long RecordsWritten { get; private set; }
+
+    /// <summary>
+    /// <see cref="Append"/> writes the buffer once it holds this much (16 KiB, 512 records), as well as every flush
+    /// interval: a spool's memory is a few pages whatever the read rate, and a 1 kHz raw spool of 6 counters makes ~12
+    /// writes a second (page cache, no fsync), not one per read.
+    /// </summary>
+    public const int WriteBytes = 16 * 1024;
 
     /// <summary>Each episode of failed writes, once over: "state dir full from … to …" (for the job's row).</summary>
     public IReadOnlyList<string> WriteFailures => _writeFailures;
@@ -48,9 +62,25 @@ public sealed class SpoolWriter : IDisposable
         _buffer = GC.AllocateUninitializedArray<byte>(bufferRecords * SpoolRecord.Size, pinned: true);
     }
 
+    // Every spool's meta.json is serialized here, as UTF-8 into one buffer kept for the process: a registration burst at
+    // raw storage rewrites the node spool's 100-series file several times a second, and through a string each rewrite
+    // made three copies of it in garbage, which the daemon's peak RSS carried (README Performance, peak RSS).
+    private static readonly Lock MetaGate = new();
+    private static readonly ArrayBufferWriter<byte> MetaBytes = new(4096);
+    private static Utf8JsonWriter? _metaJson;
+
+    /// <summary>Replaces <paramref name="directory"/>'s meta.json whole (temporary file + rename).</summary>
     public static void WriteMeta(string directory, SpoolMeta meta)
     {
-        Core.AtomicFile.WriteAllText(Path.Combine(directory, MetaFile), JsonSerializer.Serialize(meta, SpoolJsonContext.Default.SpoolMeta));
+        lock (MetaGate)
+        {
+            MetaBytes.ResetWrittenCount();
+            if (_metaJson is null) _metaJson = new Utf8JsonWriter(MetaBytes, new JsonWriterOptions { Indented = true });
+            else _metaJson.Reset(MetaBytes);
+            JsonSerializer.Serialize(_metaJson, meta, SpoolJsonContext.Default.SpoolMeta);
+            _metaJson.Flush();
+            Core.AtomicFile.WriteAllBytes(Path.Combine(directory, MetaFile), MetaBytes.WrittenSpan);
+        }
     }
 
     public static SpoolMeta ReadMeta(string directory)
@@ -67,10 +97,20 @@ public sealed class SpoolWriter : IDisposable
     /// </summary>
     public void MetaChanged() => _metaChanged = true;
 
-    /// <summary>Buffers one record; flushes first if the buffer is full. No allocation while writes succeed.</summary>
+    /// <summary>
+    /// Buffers one record, writing the buffer first once it holds <see cref="WriteBytes"/> — except in the middle of a
+    /// reserved group, and while writes fail (they are retried at each flush, not at every record) — or when it is full.
+    /// No allocation while writes succeed.
+    /// </summary>
     public void Append(in SpoolRecord record)
     {
         int used = _used;
+        if (_group > 0) _group--;
+        else if (used >= WriteBytes && _failingSince is null)
+        {
+            Flush();
+            used = _used;
+        }
         if (used > _buffer.Length - SpoolRecord.Size)
         {
             Flush();
@@ -82,6 +122,19 @@ public sealed class SpoolWriter : IDisposable
         Unsafe.WriteUnaligned(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_buffer), used), record);
         _used = used + SpoolRecord.Size;
         RecordsWritten++;
+    }
+
+    /// <summary>
+    /// The next <paramref name="records"/> records are one group that must reach the file whole or not at all: one
+    /// period's split (node = Σ jobs + unattributed, NodeSampler's snapshot). A write in its middle would leave the
+    /// node's energy without all its parts in the file, an interval that does not conserve if the sampler is killed
+    /// before its next flush. What is buffered is written first when the group would take the buffer past
+    /// <see cref="WriteBytes"/>.
+    /// </summary>
+    public void Reserve(int records)
+    {
+        if (_used > 0 && _used + records * SpoolRecord.Size > WriteBytes && _failingSince is null) Flush();
+        _group = records;
     }
 
     /// <summary>

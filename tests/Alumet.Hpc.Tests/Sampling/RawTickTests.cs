@@ -28,6 +28,7 @@ public sealed class RawTickTests : IDisposable
         var slot = _rig.Slot!;
         for (int j = 0; j < jobs; j++) node.Register(NodeRig.Job($"{42 + j}"), false, 0, Wall0);
         for (long t = 1; t <= 10; t++) Assert.True(node.Buffer.Read(slot, t * Ms, Wall0 + t * Ms)); // the series are added here
+        node.Flush(); // and reach meta.json here (else at the first 16 KiB write, below: once, not per tick)
 
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (long t = 11; t <= 1010; t++) node.Buffer.Read(slot, t * Ms, Wall0 + t * Ms);

@@ -105,6 +105,32 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
     }
 
     /// <summary>
+    /// While writes fail the records wait in the buffer, each with its own time, as before (up to bufferRecords, then
+    /// merged per series), and are not retried at every record; once space returns all of them are written, and the
+    /// buffer is written every <see cref="SpoolWriter.WriteBytes"/> again.
+    /// </summary>
+    [SkippableFact]
+    public void WhileTheStateDirIsFullEveryRecordIsKeptThenTheBufferIsWrittenEvery16KiBAgain()
+    {
+        MountSmallTmpfs();
+        string dir = Path.Combine(_mount, "job");
+        var meta = TestSpools.Meta("32");
+        meta.Series.Add(TestSpools.S("node", "cpu_package", "0"));
+        long sec = 1_000_000_000;
+        using var w = new SpoolWriter(dir, meta);
+        string filler = Fill();
+        for (int t = 1; t <= 2000; t++) { w.Append(TestSpools.R(TestSpools.T0 + t * sec, sec, t, 0)); if (t % 100 == 0) w.Flush(); }
+        File.Delete(filler);
+        w.Flush();
+        var records = SpoolReader.ReadAll(dir).ToList();
+        Assert.Equal(Enumerable.Range(1, 2000).Select(t => (long)t), records.Select(r => r.Value)); // none merged
+        Assert.Equal(Enumerable.Range(1, 2000).Select(t => TestSpools.T0 + t * sec), records.Select(r => r.WallNs));
+        Assert.Equal(2, File.ReadAllLines(_log).Length); // one line when the episode starts, one when it ends
+        for (int t = 2001; t <= 2600; t++) w.Append(TestSpools.R(TestSpools.T0 + t * sec, sec, t, 0));
+        Assert.Equal(2000 + 512, SpoolReader.ReadAll(dir).Count()); // written at the 513th record, before any flush
+    }
+
+    /// <summary>
     /// A series that first appears while the state dir is full (a job step started meanwhile) costs nothing: its meta.json
     /// entry waits in memory with the records, for the flush that works again. It used to be written at once, and the
     /// failed write aborted that period's split half-way (the counters' deltas already taken): energy lost, node ≠ Σ.
