@@ -26,7 +26,8 @@
 # pairs of (ours, C) CPU windows per job count, medians), BENCH_CONCURRENT (0; 1: C in the same seconds as ours),
 # BENCH_JOB_CPUS (0.1: each job cgroup's CPU use), BENCH_NODE_TICK_ROUNDS (12), BENCH_TICK_SECONDS (2), BENCH_NOISE_SAMPLERS (10),
 # BENCH_NOISE_SECONDS (20 per row), BENCH_NOISE_WINDOW_MS (100), BENCH_NOISE_GUARD_MS (20), BENCH_NOISE_BURN (1: %), BENCH_TICK (fifo|normal), BENCH_KEEP=1,
-# BENCH_NODE_ONLY=rss (only the peak RSS rows: the 1 kHz rounds and the defaults with 16 jobs; no noise rows).
+# BENCH_NODE_ONLY=rss (only the peak RSS rows: the 1 kHz rounds and the defaults with 16 jobs; no noise rows),
+# BENCH_NODE_ONLY=tick (only the 1 kHz CPU-per-tick rounds and their rows: with BENCH_NODE_TICK_ROUNDS=36, ~6 min).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init node "$@"
@@ -162,7 +163,7 @@ say "$(nproc) CPUs; CPU windows of $SECS s after $WARMUP s, $ROUNDS round(s) of 
 declare -A CPU PCT HWM HWM_END FIRST NCI NAA
 # The noise method's own checks, in the same run: null (a sleeping process toggled: ~0, CI covering 0) and known noise
 # (bench/burn.c burning BENCH_NOISE_BURN % of all CPUs in 100 µs-scale bursts: ~that %, CI excluding 0).
-if [[ $ONLY != rss ]]; then
+if [[ -z $ONLY ]]; then
 say "noise checks: null, then bench/burn.c at $NOISE_BURN % of the CPUs"
 sleep 1000 & spid=$!; BENCH_PIDS+=("$spid")
 noise_run null "$spid"
@@ -212,7 +213,7 @@ for n in 1 4 16; do
     CPU[ours-1k-$n]=$(median $(awk -v k=$k '{ print $k }' "$WORK/node-rounds.txt")) CPU[c-1k-$n]=$(median $(awk -v k=$((k + 1)) '{ print $k }' "$WORK/node-rounds.txt"))
 done
 GROWTH=$(ratio_ci "$WORK/node-rounds.txt" 7 1)
-for mode in def 1k; do
+for mode in $([[ $ONLY == tick ]] || echo def 1k); do
     storage=$([[ $mode == def ]] && echo 1000 || echo 0)
     for n in $([[ $ONLY == rss ]] && echo 16 || echo 1 4 8 16); do
         # At 1 kHz the CPU windows are the rounds above: here only the noise rows (1, 8 jobs) and the RSS after the
@@ -254,7 +255,7 @@ for mode in def 1k; do
         HWM_END[ours-$mode-$n]=$(calc "sprintf(\"%.2f\", $D_HWM_END_KB / 1024)")
     done
 done
-if [[ $ONLY != rss ]]; then
+if [[ -z $ONLY ]]; then
 for n in 1 8; do
     say "C reader at $HZ Hz, $n job cgroup(s): noise"
     # shellcheck disable=SC2046
@@ -288,6 +289,26 @@ echo "uptime after:  $(uptime)"
 echo "C = bench/c_reader.c: the 6 counters every tick, /proc/stat and the jobs' cpu.stat once per second (kept open), nothing stored"
 row figure ours C ours/C target result
 row ---------------------------------------------- ---------- ---------- -------- ---------------- ------
+tick_rows() {
+    for n in 1 4 16; do
+        row "CPU per tick at $HZ Hz, $n job(s) (µs, median)" "${CPU[ours-1k-$n]}" "${CPU[c-1k-$n]}" "" "" ""
+        row "  ours/C, geometric mean [95 % CI]" "" "" "$(ci_text "${NCI[$n]}")" "<= 1.2x C" "$(ci_verdict "${NCI[$n]}" 1.2)"
+        row "  C'/C, the A/A check" "" "" "$(ci_text "${NAA[$n]}")" "covers 1" "$(covers1 "${NAA[$n]}")"
+    done
+    row "  flat: ours 16 jobs / 1 job, same process" "" "" "$(ci_text "$GROWTH")" "<= 1.1" "$(ci_verdict "$GROWTH" 1.1)"
+}
+rounds_text() {
+    echo "1 kHz CPU per tick: $NODE_ROUNDS rounds, each a fresh node sampler with 1, 4, 16 jobs (${TICK_SECS} s windows after ${WARMUP} s), beside"
+    echo "two fresh C readers per window; ours/C is the geometric mean of the per-round ratios, 95 % CI (Student t on the logs): PASS"
+    echo "when it lies at or below the target, MISS above, else unresolved; C'/C must cover 1. µs per tick, ours/C/C' for 1 | 4 | 16 jobs:"
+    awk '{ printf "  round %d: %s/%s/%s | %s/%s/%s | %s/%s/%s\n", NR, $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$WORK/node-rounds.txt"
+}
+if [[ $ONLY == tick ]]; then
+    tick_rows
+    echo
+    rounds_text
+    exit 0
+fi
 if [[ $ONLY == rss ]]; then
     for k in def 1k; do
         o=${HWM[ours-$k-16]} c=${HWM[c-$k-16]}
@@ -297,12 +318,7 @@ if [[ $ONLY == rss ]]; then
     echo "BENCH_NODE_ONLY=rss: only the peak RSS rows (the 1 kHz figure is the median over the $NODE_ROUNDS rounds' 16-job windows)"
     exit 0
 fi
-for n in 1 4 16; do
-    row "CPU per tick at $HZ Hz, $n job(s) (µs, median)" "${CPU[ours-1k-$n]}" "${CPU[c-1k-$n]}" "" "" ""
-    row "  ours/C, geometric mean [95 % CI]" "" "" "$(ci_text "${NCI[$n]}")" "<= 1.2x C" "$(ci_verdict "${NCI[$n]}" 1.2)"
-    row "  C'/C, the A/A check" "" "" "$(ci_text "${NAA[$n]}")" "covers 1" "$(covers1 "${NAA[$n]}")"
-done
-row "  flat: ours 16 jobs / 1 job, same process" "" "" "$(ci_text "$GROWTH")" "<= 1.1" "$(ci_verdict "$GROWTH" 1.1)"
+tick_rows
 for n in 1 4 16; do
     o=${CPU[ours-def-$n]} c=${CPU[c-def-$n]}
     row "CPU per snapshot at defaults, $n job(s) (µs)" "$o" "$c" "$(ratio "$o" "$c")" "" ""
@@ -326,10 +342,7 @@ row "prolog, node sampler running (ms, median)" "$(median "${PROLOG_NEXT[@]}")" 
 row "epilog: the job's Parquet + row (ms, median)" "$(median "${EPILOG[@]}")" "" "" "" ""
 echo
 if ((ROUNDS > 1)); then echo "rounds (the table shows medians):"; printf '%s\n' "${ROUND_LINES[@]}"; fi
-echo "1 kHz CPU per tick: $NODE_ROUNDS rounds, each a fresh node sampler with 1, 4, 16 jobs (${TICK_SECS} s windows after ${WARMUP} s), beside"
-echo "two fresh C readers per window; ours/C is the geometric mean of the per-round ratios, 95 % CI (Student t on the logs): PASS"
-echo "when it lies at or below the target, MISS above, else unresolved; C'/C must cover 1. µs per tick, ours/C/C' for 1 | 4 | 16 jobs:"
-awk '{ printf "  round %d: %s/%s/%s | %s/%s/%s | %s/%s/%s\n", NR, $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$WORK/node-rounds.txt"
+rounds_text
 echo
 echo "OS noise: bench/noise.c, a CPU-bound job on every CPU, $NOISE_S s per row: the process toggled (SIGSTOP/SIGCONT) in"
 echo "alternate windows of ~$NOISE_W ms (ABBA pairs, first $NOISE_G ms of each not counted); [95 % CI] = mean +- 2 standard errors"
