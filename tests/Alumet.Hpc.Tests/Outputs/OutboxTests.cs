@@ -151,6 +151,21 @@ public sealed class OutboxLeftoverTests : IDisposable
         return path;
     }
 
+    [Theory]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json.77.00000000deadbeef.tmp", 77)]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json", 0)]         // an entry
+    [InlineData("20261201T120000000000-77-0badf00d.row.json..tmp", 0)]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json.x.tmp", 0)]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json.0.beef.tmp", 0)]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json.-5.beef.tmp", 0)]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json.5.nothex.tmp", 0)]
+    [InlineData(".row.json.5.beef.tmp", 0)]
+    public void OnlyAtomicFileTempNamesGiveAWriterPid(string name, int pid)
+    {
+        Assert.Equal(pid != 0, Outbox.TryWriterPid(name, out int found));
+        Assert.Equal(pid, found);
+    }
+
     [Fact]
     public void TempsOfGoneWritersAreRemovedOnceWithTheReasonAndNoRowIsLost()
     {

@@ -162,7 +162,7 @@ public sealed class Outbox(string directory)
     {
         pid = 0;
         int at = name.LastIndexOf(Suffix + ".", StringComparison.Ordinal);
-        if (at <= 0 || !name.EndsWith(".tmp", StringComparison.Ordinal)) return false;
+        if (at <= 0 || !name.EndsWith(".tmp", StringComparison.Ordinal) || at + Suffix.Length + 1 > name.Length - ".tmp".Length) return false;
         string[] parts = name[(at + Suffix.Length + 1)..^".tmp".Length].Split('.');
         return parts.Length == 2 && parts[1].Length > 0 && parts[1].All(char.IsAsciiHexDigit)
             && int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out pid) && pid > 0;
