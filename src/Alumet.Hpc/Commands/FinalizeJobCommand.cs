@@ -16,9 +16,10 @@ public static class FinalizeJobCommand
         var stateDir = new Option<string?>("--state-dir") { Description = "the job's state directory (its spool closed by the node sampler)" };
         var complete = new Option<bool>("--complete") { Description = "the job ended normally (else its row is partial)" };
         var retry = new Option<string?>("--retry-queued-rows") { Description = "retry the node's queued rows until [database] retry_s; the value names them in the log" };
+        var nodeDay = new Option<string?>("--node-day") { Description = "export this closed day of the node's spool to the node's root-only Parquet file" };
         var cmd = new Command(FinalizerProcess.Command, "Finalize one job ended by the node sampler (run by the node sampler)")
         {
-            config, stateDir, complete, retry,
+            config, stateDir, complete, retry, nodeDay,
         };
         cmd.Hidden = true;
         cmd.SetAction(r =>
@@ -27,7 +28,7 @@ public static class FinalizeJobCommand
             Core.Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: true, stderr: false);
             // Why the row is partial comes on stdin (never on the command line, which every user can read in /proc).
             string reason = r.GetValue(stateDir) is null ? "" : Console.In.ReadToEnd();
-            return FinalizerProcess.Serve(cfg, r.GetValue(stateDir), r.GetValue(complete), reason, r.GetValue(retry));
+            return FinalizerProcess.Serve(cfg, r.GetValue(stateDir), r.GetValue(complete), reason, r.GetValue(retry), r.GetValue(nodeDay));
         });
         return cmd;
     }

@@ -21,6 +21,9 @@ public interface IJobFinalization
 
     /// <summary>Retries the node's queued rows (a database that was busy or down) until <c>[database] retry_s</c>; blocks.</summary>
     void RetryQueuedRows(string what);
+
+    /// <summary>Exports a closed day of the node's spool to its root-only Parquet file (<see cref="Spool.NodeSpool.Export"/>); returns the file; throws with the true reason.</summary>
+    string ExportNodeDay(string spoolDir);
 }
 
 /// <summary>Finalization in this process.</summary>
@@ -35,6 +38,13 @@ public sealed class InProcessFinalization(AlumetConfig cfg) : IJobFinalization
     }
 
     public void RetryQueuedRows(string what) => Outbox.RetryInBackground(cfg, what);
+
+    public string ExportNodeDay(string spoolDir)
+    {
+        string file = Spool.NodeSpool.Export(cfg, spoolDir);
+        Log.Info($"node file {file}: written from {spoolDir}");
+        return file;
+    }
 }
 
 /// <summary>
@@ -67,6 +77,12 @@ public sealed class FinalizerProcess(string executable, string? configPath) : IJ
     {
         var answer = Run(["--retry-queued-rows", what], "retry of the queued rows", "");
         if (answer.Error is { } error) Log.Warn($"{what}: {error}");
+    }
+
+    public string ExportNodeDay(string spoolDir)
+    {
+        var answer = Run(["--node-day", spoolDir], $"export of the node file of {spoolDir}", "");
+        return answer.Error is { } error ? throw new IOException(error) : answer.ParquetPath;
     }
 
     private FinalizerAnswer Run(IEnumerable<string> args, string what, string stdin)
@@ -103,16 +119,20 @@ public sealed class FinalizerProcess(string executable, string? configPath) : IJ
     }
 
     /// <summary>
-    /// The child's side (<c>alumet-hpc finalize-job</c>): finalizes in its own process and prints the answer as one JSON
-    /// line. Exit 0 with the outcome, 1 with the error (logged by the sampler, not here: once).
+    /// The child's side (<c>alumet-hpc finalize-job</c>): finalizes a job (or exports a closed day of the node's spool) in
+    /// its own process and prints the answer as one JSON line. Exit 0 with the outcome, 1 with the error (logged by the sampler, not here: once).
     /// </summary>
-    public static int Serve(AlumetConfig cfg, string? stateDir, bool complete, string reason, string? retryWhat)
+    public static int Serve(AlumetConfig cfg, string? stateDir, bool complete, string reason, string? retryWhat, string? nodeDay)
     {
         var local = new InProcessFinalization(cfg);
         FinalizerAnswer answer;
         try
         {
-            if (retryWhat is not null)
+            if (nodeDay is not null)
+            {
+                answer = new FinalizerAnswer("", "", local.ExportNodeDay(nodeDay), true, "", null);
+            }
+            else if (retryWhat is not null)
             {
                 local.RetryQueuedRows(retryWhat);
                 answer = new FinalizerAnswer("", "", "", true, "", null);

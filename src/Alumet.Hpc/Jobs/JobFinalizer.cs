@@ -91,6 +91,18 @@ public static class JobFinalizer
 
     private static Outcome FinalizeLocked(string stateDir, AlumetConfig cfg, bool complete, string reason, out bool removable)
     {
+        if (!complete)
+        {
+            // The sampler died or hung between two snapshots: at raw storage its spool can end in node reads no split
+            // covered. Recorded as unattributed first, as a sampler that reopens a spool does (SeriesSpool), so the
+            // job's file conserves in every interval. The sampler's own End closes the period: nothing to do then.
+            try { SeriesSpool.CloseUnsplitReads(stateDir); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log.Warn($"{stateDir}: the node reads after the last split could not be recorded as unattributed ({e.Message}); exported as they are");
+                reason = Join(reason, $"the node reads after the last split could not be closed ({e.Message}): the last interval of the file does not conserve");
+            }
+        }
         var meta = SpoolWriter.ReadMeta(stateDir);
         var options = SummaryOptions.FromConfig(cfg);
         foreach (var problem in options.Carbon.Problems) Log.Warn($"job {meta.JobId}: {problem}");

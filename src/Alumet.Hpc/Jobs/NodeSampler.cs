@@ -100,7 +100,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         // Prime every counter now: the first period starts here, not at the first tick.
         foreach (var slot in sources.Slots) Buffer.Prime(slot, startMonotonicNs);
         PrimedNs = Clock.MonotonicNs();
-        _node = new NodeSpool(cfg, sources);
+        _node = new NodeSpool(cfg, sources, ExportDay);
         _finalizedElsewhere = new FinalizedElsewhere(NodeSpool.Root(cfg));
         _emptySinceNs = startMonotonicNs;
         UpdateRawSink();
@@ -217,11 +217,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             job.Cpu.Dispose();
             if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
         }
-        // A full state dir cost the time resolution (or, if it never freed, the last records): the row says so.
-        if (job.Spool.WriteFailures.Count > 0)
+        // A full state dir cost the time resolution (or, if it never freed, the last records), a meta.json unreadable at
+        // the recovery the records before it: the row says so.
+        foreach (string problem in job.Spool.Problems)
         {
             complete = false;
-            foreach (string episode in job.Spool.WriteFailures) reason = Join(reason, episode);
+            reason = Join(reason, problem);
         }
         if (job.Recovered && complete)
         {
@@ -606,9 +607,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         return null;
     }
 
-    /// <summary>At exit: the last period, every spool flushed; jobs stay registered (recovered by the next sampler, or finalized by their epilog).</summary>
+    /// <summary>
+    /// At exit: the last period, every spool flushed, the day's node file written (waited for); jobs stay registered
+    /// (recovered by the next sampler, or finalized by their epilog).
+    /// </summary>
     public void Close(long monotonicNs, long wallNs)
     {
+        Thread[] exports;
         lock (_gate)
         {
             if (!Paused) SnapshotLocked(monotonicNs, wallNs);
@@ -618,8 +623,30 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 _jobs.Clear();
                 Rebuild();
                 _node.Close();
+                exports = [.. _exports];
             }
         }
+        foreach (var t in exports) t.Join();
+    }
+
+    private readonly List<Thread> _exports = new(); // under _spoolGate
+
+    /// <summary>
+    /// A day of the node's spool was closed (the UTC day rolled at a snapshot, or the sampler exits): its Parquet file is
+    /// written on a thread of its own, by the finalization (the daemon's <c>finalize-job</c> child), never under the
+    /// gates: a day of rows is seconds of work (minutes at raw storage), during which the tick would wait for its
+    /// spool lock and the snapshots for the registry's. Called under <see cref="_spoolGate"/>.
+    /// </summary>
+    private void ExportDay(string dir)
+    {
+        _exports.RemoveAll(t => !t.IsAlive);
+        var export = new Thread(() =>
+        {
+            try { _finalization.ExportNodeDay(dir); }
+            catch (Exception e) { Log.Error($"node file of {dir}: export failed: {ErrorText.Describe(e)}; the spool stays in {dir}"); }
+        }) { Name = "node-file", IsBackground = true };
+        export.Start();
+        _exports.Add(export);
     }
 
     // ---------------------------------------------------------------- control

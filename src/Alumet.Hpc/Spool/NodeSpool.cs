@@ -10,6 +10,8 @@ namespace Alumet.Hpc.Spool;
 /// <c>&lt;state_dir&gt;/node/&lt;yyyy-MM-dd&gt;</c>, exported when the day ends or the sampler exits to
 /// <c>&lt;data_dir&gt;/&lt;cluster&gt;/node/&lt;node&gt;/&lt;node&gt;.&lt;yyyy-MM-dd&gt;.parquet</c>. Both directories are root-only
 /// (0700, file 0400): at raw rate these are the node-level readings that leak what co-tenants do (CVE-2020-8694).
+/// A closed day is handed to <c>dayClosed</c>, which exports it (<see cref="Export"/>) off the sampler's locks: the node
+/// daemon in a <c>finalize-job</c> child, like a job's file (a day of rows took the tick's lock for the whole export).
 /// </summary>
 public sealed class NodeSpool
 {
@@ -23,10 +25,14 @@ public sealed class NodeSpool
     private string _day = "";
     private long _dayNumber = -1; // days since the epoch of _day: the per-period check formats no string
 
-    public NodeSpool(AlumetConfig cfg, SourceSet sources)
+    private readonly Action<string> _dayClosed;
+
+    /// <param name="dayClosed">Given each closed day's spool directory, to export (called under the caller's locks: it must not wait).</param>
+    public NodeSpool(AlumetConfig cfg, SourceSet sources, Action<string> dayClosed)
     {
         _cfg = cfg;
         _sources = sources;
+        _dayClosed = dayClosed;
         _node = Environment.MachineName;
         _cluster = cfg.Cluster.Name.Length > 0 ? cfg.Cluster.Name : "local";
     }
@@ -39,6 +45,11 @@ public sealed class NodeSpool
     {
         _node = job.Node;
         if (_cfg.Cluster.Name.Length == 0) _cluster = job.Cluster;
+        if (_spool is null) return;
+        // The open day's meta.json names the file it is exported to (Export): renamed with the node.
+        _spool.Meta.Node = _node;
+        _spool.Meta.Cluster = _cluster;
+        _spool.MetaChanged();
     }
 
     public static string Root(AlumetConfig cfg) => Path.Combine(cfg.Paths.StateDir, Directory);
@@ -88,27 +99,31 @@ public sealed class NodeSpool
 
     public void Flush() => _spool?.Flush();
 
-    /// <summary>Closes the day's spool and exports it (the whole day so far) to the node's root-only Parquet file.</summary>
+    /// <summary>Closes the day's spool and hands it to be exported (the whole day so far).</summary>
     public void Close()
     {
         if (_spool is null) return;
         string dir = _spool.Directory;
         _spool.Dispose();
         _spool = null;
-        string target = ParquetPath(_cfg, _cluster, _node, _day);
-        try
-        {
-            RootOnlyDirectory(Path.GetDirectoryName(Path.GetDirectoryName(target)!)!);
-            RootOnlyDirectory(Path.GetDirectoryName(target)!);
-            string tmp = target + $".tmp{Environment.ProcessId}";
-            File.Delete(tmp);
-            ParquetExporter.ExportAsync(dir, tmp, new ParquetExportOptions(FileMode: UnixFileMode.UserRead)).GetAwaiter().GetResult();
-            File.Move(tmp, target, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
-        {
-            Log.Error($"node file {target}: export failed: {e.Message}; the spool stays in {dir}");
-        }
+        _dayClosed(dir);
+    }
+
+    /// <summary>
+    /// Exports a closed day's spool to the node's root-only Parquet file, named from its meta.json (cluster, node) and
+    /// its directory (the day); the whole file is replaced, so a day reopened by a restarted sampler is exported whole.
+    /// </summary>
+    public static string Export(AlumetConfig cfg, string dir)
+    {
+        var meta = SpoolWriter.ReadMeta(dir);
+        string target = ParquetPath(cfg, meta.Cluster, meta.Node, Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)));
+        RootOnlyDirectory(Path.GetDirectoryName(Path.GetDirectoryName(target)!)!);
+        RootOnlyDirectory(Path.GetDirectoryName(target)!);
+        string tmp = target + $".tmp{Environment.ProcessId}";
+        File.Delete(tmp);
+        ParquetExporter.ExportAsync(dir, tmp, new ParquetExportOptions(FileMode: UnixFileMode.UserRead)).GetAwaiter().GetResult();
+        File.Move(tmp, target, overwrite: true);
+        return target;
     }
 
     public static string ParquetPath(AlumetConfig cfg, string cluster, string node, string day) =>

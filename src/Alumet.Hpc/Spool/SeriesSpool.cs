@@ -18,22 +18,23 @@ public sealed class SeriesSpool : IDisposable
     public string Directory { get; }
     public SpoolMeta Meta { get; }
     public long RecordsWritten => _writer.RecordsWritten;
-    /// <summary>Episodes of failed writes (state dir full), for the job's row.</summary>
-    public IReadOnlyList<string> WriteFailures => _writer.WriteFailures;
+    /// <summary>What the job's row must say about this spool: records set aside at the reopen, episodes of failed writes (state dir full).</summary>
+    public IEnumerable<string> Problems => _unreadable is null ? _writer.WriteFailures : _writer.WriteFailures.Prepend(_unreadable);
+    private readonly string? _unreadable;
 
     /// <param name="meta">The metadata to write; when <paramref name="reopen"/> and the directory already has a
     /// meta.json, its series are kept (and appended to).</param>
     public SeriesSpool(string directory, SpoolMeta meta, bool reopen)
     {
         Directory = directory;
-        if (reopen && File.Exists(Path.Combine(directory, SpoolWriter.MetaFile)))
+        meta.Series.Clear();
+        if (reopen)
         {
             try { meta.Series = SpoolWriter.ReadMeta(directory).Series; }
-            catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidDataException) { meta.Series.Clear(); }
-        }
-        else
-        {
-            meta.Series.Clear();
+            catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidDataException)
+            {
+                _unreadable = SetAside(directory, e);
+            }
         }
         Meta = meta;
         for (int i = 0; i < meta.Series.Count; i++)
@@ -41,7 +42,120 @@ public sealed class SeriesSpool : IDisposable
             var s = meta.Series[i];
             _ids.TryAdd((s.Consumer, s.ResourceKind, s.ResourceId, s.Interface), i);
         }
+        var unsplit = reopen && meta.Series.Count > 0 ? UnsplitNodeReads(directory, meta) : [];
         _writer = new SpoolWriter(directory, meta);
+        if (unsplit.Count > 0) CloseUnsplit(unsplit);
+    }
+
+    /// <summary>
+    /// A spool reopened without a readable meta.json (damaged, emptied, removed): its records cannot be read, since only
+    /// meta.json says which series each id is, and the series this spool adds from now on would reuse their ids (read
+    /// as whatever got them). They are moved aside, never counted; the row says so. Null when there was nothing to set aside.
+    /// </summary>
+    private static string? SetAside(string directory, Exception why)
+    {
+        string records = Path.Combine(directory, SpoolWriter.RecordsFile);
+        long count = File.Exists(records) ? new FileInfo(records).Length / SpoolRecord.Size : 0;
+        if (count == 0) return null;
+        string aside = records + ".unreadable";
+        if (File.Exists(aside)) aside += "." + DateTime.UtcNow.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture); // never over an earlier one
+        File.Move(records, aside);
+        string problem = $"its meta.json could not be read when the sampler restarted ({ErrorText.Describe(why)}): the {count} record(s) from before the restart are not counted (set aside in {aside})";
+        Log.Error($"spool {directory}: {problem}");
+        return problem;
+    }
+
+    /// <summary>
+    /// Closes, as <see cref="CloseUnsplit"/> does when a sampler reopens a spool, the unsplit node reads of a spool that
+    /// no sampler will reopen: the epilog's own finalization of a job whose sampler died or hung (JobFinalizer). Writes
+    /// nothing when there are none.
+    /// </summary>
+    public static void CloseUnsplitReads(string directory)
+    {
+        var meta = SpoolWriter.ReadMeta(directory);
+        if (UnsplitNodeReads(directory, meta).Count == 0) return;
+        using var spool = new SeriesSpool(directory, meta, reopen: true);
+    }
+
+    private const string NodeConsumer = "node", UnattributedConsumer = "unattributed";
+
+    /// <summary>
+    /// The node's reads after the last split of their counter, summed per node series. A split always ends with the
+    /// counter's unattributed record (NodeSampler's snapshot: node, jobs, then unattributed), so the reads that follow
+    /// a counter's last unattributed record are the ones no split covers.
+    /// </summary>
+    private static List<(int NodeSeries, SpoolRecord Sum, long Reads)> UnsplitNodeReads(string directory, SpoolMeta meta)
+    {
+        // Per series: the node series of its counter (-1: none), and whether it is that counter's unattributed series.
+        int n = meta.Series.Count;
+        var nodeOf = new int[n];
+        var isSplit = new bool[n];
+        for (int i = 0; i < n; i++)
+        {
+            var s = meta.Series[i];
+            nodeOf[i] = meta.Series.FindIndex(x => x.Consumer == NodeConsumer && x.ResourceKind == s.ResourceKind && x.ResourceId == s.ResourceId && x.Interface == s.Interface);
+            isSplit[i] = s.Consumer == UnattributedConsumer;
+        }
+        var sum = new SpoolRecord[n];
+        var reads = new long[n];
+        foreach (var chunk in SpoolReader.ReadChunks(directory))
+            foreach (ref readonly var r in chunk.Span)
+            {
+                if ((uint)r.Series >= (uint)n || nodeOf[r.Series] < 0) continue;
+                int node = nodeOf[r.Series];
+                if (isSplit[r.Series])
+                {
+                    sum[node] = default;
+                    reads[node] = 0;
+                }
+                else if (r.Series == node)
+                {
+                    ref var s = ref sum[node];
+                    s.Value += r.Value;
+                    s.IntervalNs += r.IntervalNs;
+                    s.WallNs = Math.Max(s.WallNs, r.WallNs);
+                    s.Flags |= r.Flags;
+                    reads[node]++;
+                }
+            }
+        var unsplit = new List<(int, SpoolRecord, long)>();
+        for (int i = 0; i < n; i++)
+            if (reads[i] > 0) unsplit.Add((i, sum[i], reads[i]));
+        return unsplit;
+    }
+
+    /// <summary>
+    /// A spool whose sampler died (kill -9, crash) between two snapshots can end with node reads that no split closed:
+    /// at raw storage every read is appended, and a flush between two snapshots (flush_interval_ms is not the period)
+    /// writes them. Their energy was measured but never split: it is recorded here as unattributed, at the last read's
+    /// time, so every interval of the file keeps node = Σ jobs + unattributed (README "Parquet schema") and nothing
+    /// recorded is dropped. Not the job's: the split of that moment is unknown.
+    /// </summary>
+    private void CloseUnsplit(List<(int NodeSeries, SpoolRecord Sum, long Reads)> unsplit)
+    {
+        long reads = 0;
+        foreach (var (node, sum, count) in unsplit)
+        {
+            var s = Meta.Series[node];
+            var key = (UnattributedConsumer, s.ResourceKind, s.ResourceId, s.Interface);
+            if (!_ids.TryGetValue(key, out int id))
+            {
+                id = Meta.Series.Count;
+                Meta.Series.Add(new SpoolSeries
+                {
+                    Consumer = UnattributedConsumer, ResourceKind = s.ResourceKind, ResourceId = s.ResourceId, Interface = s.Interface,
+                    JoulesPerUnit = s.JoulesPerUnit, Label = s.Label,
+                });
+                _ids[key] = id;
+                _writer.MetaChanged();
+            }
+            var rec = sum;
+            rec.Series = id;
+            _writer.Append(in rec);
+            reads += count;
+        }
+        _writer.Flush();
+        Log.Warn($"spool {Directory}: {reads} node read(s) after the last split of a sampler that stopped without closing its period: recorded as unattributed");
     }
 
     /// <summary>The series id of <paramref name="consumer"/>'s view of a channel, added when new (meta.json is rewritten at the next flush, before the records).</summary>

@@ -41,13 +41,14 @@ public sealed class NodeRig : IDisposable
         return c;
     }
 
-    public NodeSampler NewNode(AlumetConfig cfg)
+    /// <param name="finalization">Where ended jobs and closed days are written (default: in this process).</param>
+    public NodeSampler NewNode(AlumetConfig cfg, IJobFinalization? finalization = null)
     {
         var rapl = new RaplSource(PowercapDiscovery.Discover(Powercap.Root).Zones);
         Slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
         var sources = new SourceSet([Slot], "test perimeter", "", []);
         string parent = Cgroups.PathOf("cpuacct", "slurm", "uid_1000");
-        return new NodeSampler(cfg, sources, 0) { Locators = (_, _) => new DirectoryJobLocator(parent, CgroupVersion.V1) };
+        return new NodeSampler(cfg, sources, 0, finalization ?? new InProcessFinalization(cfg)) { Locators = (_, _) => new DirectoryJobLocator(parent, CgroupVersion.V1) };
     }
 
     /// <summary>A Slurm job of alice (uid 1000) on node1 of cluster test.</summary>

@@ -360,6 +360,57 @@ public class NodeSamplerTests : IDisposable
     }
 
     /// <summary>
+    /// A restarted sampler that finds a recovered job's meta.json unreadable (damaged, emptied, removed) cannot know what
+    /// the records before the restart are: it sets them aside and the row says what was lost and why. It used to start
+    /// the series list anew over the old records, which then read as whatever series got their ids: here job 42 alone
+    /// first (its file: share, node and unattributed per counter), then sharing the node with job 43 (shares only), so
+    /// the old node package records read as job 42's cores.
+    /// </summary>
+    [Theory]
+    [InlineData("")]
+    [InlineData("{\"format_version\": 1, \"series\": [")]
+    [InlineData(null)]
+    public void ARecoveredJobWhoseMetaIsUnreadableCountsOnlyWhatItCanRead(string? damaged)
+    {
+        var cfg = Config();
+        SetCounters(0, 0, 0);
+        _proc.SetStat(0, 0);
+        SetJobCpu("42", 0);
+        var first = NewNode(cfg);
+        first.Register(Job("42"), false, 0);
+        SetCounters(500_000, 300_000, 100_000);
+        _proc.SetStat(100, 0);
+        SetJobCpu("42", 1_000_000_000); // the node's whole busy second: all of it is the job's
+        first.Snapshot(1000 * Ms, 1000 * Ms);
+        first.Flush(); // then killed: no Close
+        string dir = JobDir(cfg, "slurm", "42");
+        string meta = Path.Combine(dir, SpoolWriter.MetaFile);
+        if (damaged is null) File.Delete(meta);
+        else File.WriteAllText(meta, damaged);
+
+        var recovered = Assert.Single(NodeSampler.Unfinished(cfg.Paths.StateDir));
+        using var second = NewNode(cfg);
+        second.Register(recovered, recovered: true, 0);
+        SetJobCpu("43", 0);
+        second.Register(Job("43"), false, 0);
+        Assert.Equal(9L * SpoolRecord.Size, new FileInfo(Path.Combine(dir, SpoolWriter.RecordsFile + ".unreadable")).Length); // set aside
+        SetCounters(600_000, 300_000, 100_000);
+        _proc.SetStat(200, 0);
+        SetJobCpu("42", 2_000_000_000); // job 42 again the whole busy second, job 43 nothing
+        second.Snapshot(1000 * Ms, 2000 * Ms);
+        var outcome = second.End(recovered.Key, true, "", 1000 * Ms, 2000 * Ms)!;
+        second.End(Job("43").Key, true, "", 1000 * Ms, 2000 * Ms);
+        second.Close(1000 * Ms, 2000 * Ms);
+
+        Assert.Equal("partial", outcome.Status);
+        Assert.Contains("meta.json could not be read when the sampler restarted", outcome.Reason);
+        Assert.Contains("the 9 record(s) from before the restart are not counted", outcome.Reason);
+        var e = outcome.Record!.Energy;
+        Assert.Equal(0.1, e.PackageJ, 12); // the period after the restart only
+        Assert.Equal((0.0, 0.0), (e.CoreJ, e.DramJ));
+    }
+
+    /// <summary>
     /// An exec's relabel (its first period with another job) reaches meta.json at the flush that writes that period's
     /// records, before them (SeriesSpool.MetaChanged). A sampler killed before that flush loses the shared period and
     /// its label together: the recovered exec, alone, is "exclusive", which every record in its file is; killed after
