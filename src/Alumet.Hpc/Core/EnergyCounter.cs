@@ -16,7 +16,8 @@ public readonly record struct CounterStep(ulong Delta, long ElapsedNs, SpoolFlag
 /// Wrap-safe accumulator for one raw energy counter. Keeps integers only.
 /// powercap's <c>energy_uj</c> runs from 0 to <c>max_energy_range_uj</c> inclusive and then restarts at 0, so the
 /// modulus is <c>max_energy_range_uj + 1</c>; the underlying RAPL MSR is 32-bit and wraps every ~130-330 s at
-/// 200-500 W (README, "Wraparound").
+/// 200-500 W (README, "Wraparound"). A modulus of 0 is a 64-bit count, which wraps at 2^64: a perf RAPL count
+/// (2^-32 J) does after 2^32 J since the event was opened, ~99 days at 500 W.
 /// - A single wrap between two reads is recovered exactly.
 /// - When the elapsed time is long enough that, at the configured maximum power, the counter could have wrapped more
 ///   than once, the number of wraps is unknowable: the interval is counted with the smallest consistent delta (a lower
@@ -29,6 +30,8 @@ public readonly record struct CounterStep(ulong Delta, long ElapsedNs, SpoolFlag
 public struct EnergyCounter
 {
     private readonly ulong _modulus;
+    /// <summary>The range as a double: the modulus, 2^64 for a bounded 64-bit count, infinite for an unbounded model.</summary>
+    private readonly double _range;
     private readonly double _maxUnitsPerNs;
     private readonly long _slackNs;
     private ulong _last;
@@ -42,7 +45,7 @@ public struct EnergyCounter
     /// <summary>Intervals whose delta was rejected as impossible (reset, or more than the maximum power allows).</summary>
     public int ImplausibleIntervals;
 
-    /// <param name="modulus">Counter range (0 = never wraps).</param>
+    /// <param name="modulus">Counter range (0 = a 64-bit count: 2^64).</param>
     /// <param name="maxUnitsPerSecond">Plausibility bound: the most raw units per second this domain can produce
     /// (<see cref="double.PositiveInfinity"/>: no bound, for a model that cannot reset).</param>
     /// <param name="slackNs">Time added to each interval for the plausibility bound (<see cref="MeasurementInterfaces.PlausibilitySlackNs"/>).</param>
@@ -50,6 +53,8 @@ public struct EnergyCounter
     {
         _modulus = modulus;
         _maxUnitsPerNs = maxUnitsPerSecond / 1e9;
+        // An unbounded model (the estimate) has no wrap: going backwards is a reset there, never 2^64 units.
+        _range = modulus != 0 ? modulus : double.IsFinite(_maxUnitsPerNs) ? 18446744073709551616.0 : double.PositiveInfinity;
         _slackNs = slackNs;
     }
 
@@ -78,12 +83,14 @@ public struct EnergyCounter
         _last = raw; // accepted or rejected, the next delta starts from here
 
         bool wrapped = raw < last;
-        if (_modulus != 0 && raw >= _modulus || wrapped && _modulus == 0)
-            return Reject(elapsed); // above the counter's range, or a 64-bit counter going backwards: a reset
+        if (_modulus != 0 && raw >= _modulus || wrapped && double.IsPositiveInfinity(_range))
+            return Reject(elapsed); // above the counter's range, or an unbounded model going backwards: a reset
 
-        ulong delta = wrapped ? raw + (_modulus - last) : raw - last;
+        // 64-bit (modulus 0): the unsigned difference is the delta modulo 2^64, the wrap included; a reset gives a
+        // delta near 2^64 that the bound below rejects.
+        ulong delta = wrapped && _modulus != 0 ? raw + (_modulus - last) : raw - last;
         double bound = _maxUnitsPerNs * (Math.Max(elapsed, 0) + _slackNs);
-        if (_modulus != 0 && _maxUnitsPerNs * elapsed >= _modulus)
+        if (double.IsFinite(_range) && _maxUnitsPerNs * elapsed >= _range)
         {
             // At max power a whole extra wrap fits in this interval: any delta is possible, the smallest is counted.
             Total += delta;

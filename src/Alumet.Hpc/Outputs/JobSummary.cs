@@ -215,8 +215,9 @@ public sealed record JobSummary(
 
     private sealed class ConsumerAccumulator(int seriesCount, long windowNs)
     {
-        // Per series raw sums (long: 9.2e18 µJ = 9.2 TJ, far beyond any job) and monotonic time covered.
-        private readonly long[] _raw = new long[seriesCount];
+        // Per series raw sums and monotonic time covered. Int128: a long holds 2^63 units, which in perf's 2^-32 J is
+        // 2^31 J, ~50 days of a 500 W package; records are longs, so no sum of them can overflow an Int128.
+        private readonly Int128[] _raw = new Int128[seriesCount];
         private readonly long[] _intervalNs = new long[seriesCount];
         private long _start = long.MaxValue, _end = long.MinValue;
         private long _samples, _wrap, _readErrors, _implausible;
@@ -240,7 +241,7 @@ public sealed record JobSummary(
         {
             Span<double> byKind = stackalloc double[(int)ResourceKind.NodeWall + 1];
             for (int i = 0; i < _raw.Length; i++)
-                if (_raw[i] != 0) byKind[(int)kinds[i]] += _raw[i] * meta.Series[i].JoulesPerUnit;
+                if (_raw[i] != 0) byKind[(int)kinds[i]] += (double)_raw[i] * meta.Series[i].JoulesPerUnit;
             bool any = _samples > 0;
             return new ConsumerSummary(consumer, DomainEnergies.FromArray(byKind),
                 any ? _start : fallbackStart, any ? _end : fallbackStart, _peak.Finish(), _samples, _wrap, _readErrors, _implausible,

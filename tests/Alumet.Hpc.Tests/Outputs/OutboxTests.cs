@@ -117,3 +117,97 @@ public sealed class OutboxTests
         Assert.Single(db.GetJob("1234"));
     }
 }
+
+/// <summary>Temps left in the outbox by writers killed mid-write; reads the log (process-global), so in the "Log" collection.</summary>
+[Collection("Log")]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class OutboxLeftoverTests : IDisposable
+{
+    private readonly TempDir _tmp = new();
+    private string LogFile => _tmp.Sub("alumet.log");
+
+    public OutboxLeftoverTests() => Alumet.Hpc.Core.Log.Configure(LogFile, "alumet-hpc", syslog: false, stderr: false);
+
+    public void Dispose()
+    {
+        Alumet.Hpc.Core.Log.Configure(null, "alumet-hpc", syslog: false, stderr: false);
+        _tmp.Dispose();
+    }
+
+    /// <summary>A pid that was a process and is no more (started, exited and reaped).</summary>
+    private static int DeadPid()
+    {
+        using var p = Process.Start("/bin/true")!;
+        p.WaitForExit();
+        return p.Id;
+    }
+
+    /// <summary>A temp under AtomicFile's name for an entry of <paramref name="pid"/>, last written <paramref name="age"/> ago.</summary>
+    private static string Temp(Outbox outbox, int pid, string random, TimeSpan age, byte[] content)
+    {
+        string path = Path.Combine(outbox.Directory, $"20261201T120000000000{random[^1]}-{pid}-0badf00d.row.json.{pid}.{random}.tmp");
+        File.WriteAllBytes(path, content);
+        File.SetLastWriteTimeUtc(path, DateTime.UtcNow - age);
+        return path;
+    }
+
+    [Theory]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json.77.00000000deadbeef.tmp", 77)]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json", 0)]         // an entry
+    [InlineData("20261201T120000000000-77-0badf00d.row.json..tmp", 0)]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json.x.tmp", 0)]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json.0.beef.tmp", 0)]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json.-5.beef.tmp", 0)]
+    [InlineData("20261201T120000000000-77-0badf00d.row.json.5.nothex.tmp", 0)]
+    [InlineData(".row.json.5.beef.tmp", 0)]
+    public void OnlyAtomicFileTempNamesGiveAWriterPid(string name, int pid)
+    {
+        Assert.Equal(pid != 0, Outbox.TryWriterPid(name, out int found));
+        Assert.Equal(pid, found);
+    }
+
+    [Fact]
+    public void TempsOfGoneWritersAreRemovedOnceWithTheReasonAndNoRowIsLost()
+    {
+        var cfg = new AlumetConfig
+        {
+            Paths = new PathsSection { StateDir = _tmp.Sub("state"), Database = _tmp.Sub("acct.db") },
+            Database = new DatabaseSection { HookWaitS = 2, RetryS = 0 },
+        };
+        var outbox = Outbox.Of(cfg);
+        string queued = outbox.Put(AccountingDbTests.Sample(jobId: "41") with { RunId = "r41" }); // complete: stored, never lost
+        byte[] row = File.ReadAllBytes(queued);
+        byte[] half = row[..(row.Length / 2)];
+        int dead = DeadPid(), live = Environment.ProcessId;
+        string killed = Temp(outbox, dead, "00000000000000a1", TimeSpan.FromMinutes(2), half);  // killed mid-write 2 min ago
+        string reused = Temp(outbox, live, "00000000000000a2", TimeSpan.FromHours(25), half);   // its pid lives on in another process
+        string filling = Temp(outbox, live, "00000000000000a3", TimeSpan.Zero, half);           // a live writer filling it now
+        string slow = Temp(outbox, live, "00000000000000a4", TimeSpan.FromMinutes(2), half);    // a live writer, slow
+        string recent = Temp(outbox, dead, "00000000000000a5", TimeSpan.FromSeconds(10), row);  // within the grace: kept
+
+        var (result, text) = Outbox.Deliver(AccountingDbTests.Sample(jobId: "42") with { RunId = "r42" }, cfg, TimeSpan.FromSeconds(2));
+
+        Assert.Equal($"row stored in {cfg.Paths.Database}", text);
+        Assert.Equal((2, 0, (string?)null), (result.Stored, result.Left, result.Problem));
+        string[] Temps() => Directory.GetFiles(outbox.Directory, "*.tmp").Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal([filling, slow, recent], Temps()); // killed and reused removed
+        string[] Logged() => File.ReadAllLines(LogFile).Select(l => l[(l.IndexOf(" warning: ", StringComparison.Ordinal) + 1)..]).Order(StringComparer.Ordinal).ToArray();
+        string[] expected =
+        [
+            $"warning: outbox: removed {killed}, a temporary file never renamed into an entry: its writer, pid {dead}, is gone (killed mid-write 2 min ago)",
+            $"warning: outbox: removed {reused}, a temporary file never renamed into an entry: written 25 h ago (its pid {live} was reused)",
+        ];
+        Assert.Equal(expected.Order(StringComparer.Ordinal), Logged());
+
+        // An empty outbox's drain cleans too, and says nothing twice: the kept temps are still someone's.
+        File.SetLastWriteTimeUtc(recent, DateTime.UtcNow - TimeSpan.FromMinutes(3));
+        var again = outbox.TimedDrain(cfg, TimeSpan.FromSeconds(2));
+        Assert.Equal((0, 0), (again.Stored, again.Left));
+        Assert.Equal([filling, slow], Temps());
+        Assert.Equal(
+            expected.Append($"warning: outbox: removed {recent}, a temporary file never renamed into an entry: its writer, pid {dead}, is gone (killed mid-write 3 min ago)").Order(StringComparer.Ordinal),
+            Logged());
+        using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
+        Assert.Equal(["r41", "r42"], new[] { "41", "42" }.Select(j => Assert.Single(db.GetJob(j)).RunId));
+    }
+}

@@ -69,10 +69,18 @@ public sealed class Outbox(string directory)
     {
         var sw = Stopwatch.StartNew();
         var stored = new List<JobRecord>();
-        if (Pending().Count == 0) return new DrainResult(0, 0, null, stored);
+        if (Pending().Count == 0)
+        {
+            // Nothing to store: temps are cleaned only when the lock is free now (no hook waits for a cleanup).
+            if (Temps().Length > 0)
+                using (var free = TryLock(TimeSpan.Zero))
+                    if (free is not null) RemoveTempsOfGoneWriters(DateTime.UtcNow);
+            return new DrainResult(0, 0, null, stored);
+        }
         using var drainLock = TryLock(wait);
         if (drainLock is null)
             return new DrainResult(0, Pending().Count, $"{LastProblem() ?? "queued"}; another process is retrying it now", stored);
+        RemoveTempsOfGoneWriters(DateTime.UtcNow);
         int Remaining() => (int)Math.Max(100, (wait - sw.Elapsed).TotalMilliseconds);
         var unreadable = new HashSet<string>(StringComparer.Ordinal);
         try
@@ -112,6 +120,57 @@ public sealed class Outbox(string directory)
             return new DrainResult(stored.Count, Pending().Count, problem, stored);
         }
     }
+
+    /// <summary>A writer's temp older than this whose pid is not running is its leftover: a <see cref="Put"/> creates,
+    /// fsyncs and renames its temp in milliseconds (the margin also covers a writer whose pid this process cannot see).</summary>
+    internal static readonly TimeSpan TempGrace = TimeSpan.FromMinutes(1);
+    /// <summary>A temp older than this is a leftover whatever its pid says: that pid was reused.</summary>
+    internal static readonly TimeSpan TempMaxAge = TimeSpan.FromHours(24);
+
+    /// <summary>Temporary files of entries (<see cref="AtomicFile.TempPath"/>: <c>&lt;entry&gt;.row.json.&lt;pid&gt;.&lt;random&gt;.tmp</c>).</summary>
+    private string[] Temps() =>
+        System.IO.Directory.Exists(Directory) ? System.IO.Directory.GetFiles(Directory, "*" + Suffix + ".*.tmp") : [];
+
+    /// <summary>
+    /// Removes the temps of writers killed between creating and renaming an entry (kill -9 of a hook or finalizer
+    /// mid-write), which nothing else reads or removes. Under the drain lock, so each is removed and logged once. Such
+    /// a temp never was a queued row (its <see cref="Put"/> did not return); a finalization it belonged to failed and
+    /// is retried from the job's spool (README, "Data: spool, Parquet, database"). Entries (<c>*.row.json</c>) are never touched.
+    /// </summary>
+    private void RemoveTempsOfGoneWriters(DateTime nowUtc)
+    {
+        foreach (string tmp in Temps())
+        {
+            string name = Path.GetFileName(tmp);
+            if (!TryWriterPid(name, out int pid)) continue;
+            var info = new FileInfo(tmp);
+            if (!info.Exists) continue; // renamed into an entry meanwhile
+            TimeSpan age = nowUtc - info.LastWriteTimeUtc;
+            string? why = age > TempMaxAge ? $"written {age.TotalHours:0} h ago (its pid {pid} was reused)"
+                : age > TempGrace && !IsRunning(pid) ? $"its writer, pid {pid}, is gone (killed mid-write {age.TotalMinutes:0} min ago)"
+                : null;
+            if (why is null) continue;
+            try { File.Delete(tmp); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            AtomicFile.SyncDirectory(Directory);
+            Log.Warn($"outbox: removed {tmp}, a temporary file never renamed into an entry: {why}");
+        }
+    }
+
+    /// <summary>The writer's pid in a temp's name; false for any other name.</summary>
+    internal static bool TryWriterPid(string name, out int pid)
+    {
+        pid = 0;
+        int at = name.LastIndexOf(Suffix + ".", StringComparison.Ordinal);
+        if (at <= 0 || !name.EndsWith(".tmp", StringComparison.Ordinal) || at + Suffix.Length + 1 > name.Length - ".tmp".Length) return false;
+        string[] parts = name[(at + Suffix.Length + 1)..^".tmp".Length].Split('.');
+        return parts.Length == 2 && parts[1].Length > 0 && parts[1].All(char.IsAsciiHexDigit)
+            && int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out pid) && pid > 0;
+    }
+
+    /// <summary>kill(pid, 0): the process exists (EPERM: it exists, not ours).</summary>
+    private static bool IsRunning(int pid) =>
+        Native.Libc.kill(pid, 0) == 0 || System.Runtime.InteropServices.Marshal.GetLastPInvokeError() == 1 /* EPERM */;
 
     /// <summary>Why the last drain left rows (written by the drainer that holds the lock, for those that skip).</summary>
     private string? LastProblem()

@@ -15,7 +15,8 @@ internal sealed class UncertaintyAccumulator
 
     private readonly double[] _jpu;
     private readonly double _maxPowerW;
-    private readonly long[] _raw, _n, _measuredNs, _gapNs, _lastEnd, _lastNonZeroEnd, _lastIntervalNs;
+    private readonly long[] _n, _measuredNs, _gapNs, _lastEnd, _lastNonZeroEnd, _lastIntervalNs;
+    private readonly Int128[] _raw; // a long overflows at 2^31 J in perf's 2^-32 J (JobSummary)
     private readonly double[] _sumSq, _wrapBoundJ;
     private readonly bool[] _lastReadError;
 
@@ -24,13 +25,13 @@ internal sealed class UncertaintyAccumulator
         int n = meta.Series.Count;
         _jpu = meta.Series.Select(s => s.JoulesPerUnit).ToArray();
         _maxPowerW = maxPowerW;
-        _raw = new long[n]; _n = new long[n]; _measuredNs = new long[n]; _gapNs = new long[n];
+        _raw = new Int128[n]; _n = new long[n]; _measuredNs = new long[n]; _gapNs = new long[n];
         _lastEnd = new long[n]; _lastNonZeroEnd = new long[n]; _lastIntervalNs = new long[n];
         _sumSq = new double[n]; _wrapBoundJ = new double[n];
         _lastReadError = new bool[n];
     }
 
-    public long RawOf(int series) => _raw[series];
+    public Int128 RawOf(int series) => _raw[series];
 
     public void Add(in SpoolRecord r)
     {
@@ -74,7 +75,7 @@ internal sealed class UncertaintyAccumulator
             var series = meta.Series[s];
             var acc = model.For(series.Interface);
             double jpu = _jpu[s];
-            double e = _raw[s] * jpu;
+            double e = (double)_raw[s] * jpu;
 
             // Interface accuracy: systematic, so linear within a counter and across counters of one interface.
             systematicByInterface[series.Interface] = systematicByInterface.GetValueOrDefault(series.Interface) + acc.SystematicRel * e;
@@ -89,7 +90,7 @@ internal sealed class UncertaintyAccumulator
             // Attribution: energy the CPU-time split may have moved between this consumer and the others of the node.
             if (node is not null && cpuTimeSplit && kinds[s] != ResourceKind.Gpu && nodeSeriesOf[s] >= 0)
             {
-                double nodeJ = node.RawOf(nodeSeriesOf[s]) * meta.Series[nodeSeriesOf[s]].JoulesPerUnit;
+                double nodeJ = (double)node.RawOf(nodeSeriesOf[s]) * meta.Series[nodeSeriesOf[s]].JoulesPerUnit;
                 double f = nodeJ > 0 ? Math.Clamp(e / nodeJ, 0, 1) : 0;
                 attribution += model.AttributionRel * e * (1 - f);
             }

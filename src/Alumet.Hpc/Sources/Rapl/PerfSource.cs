@@ -79,7 +79,8 @@ public sealed record PerfPmu(string Directory, int Type, IReadOnlyList<PerfEvent
 /// <summary>
 /// RAPL through perf_events: one <c>perf_event_open</c> per (package or die, domain) on the PMU's cpumask CPU,
 /// then an 8-byte <c>read</c> per counter and tick. Counts are 64-bit in the event's <c>.scale</c> unit (2^-32 J on
-/// x86); the kernel folds the 32-bit hardware wrap into them, so the channel never wraps (modulus 0).
+/// x86); the kernel folds the 32-bit hardware wrap into them, so the count wraps only at 2^64 (modulus 0, 2^32 J
+/// after the open: ~99 days at 500 W, within a permanent sampler's life).
 /// <see cref="Read"/> keeps no state besides the descriptors: it may run on two threads (the start-up cross-check).
 /// </summary>
 public sealed class PerfSource : IEnergySource
@@ -89,7 +90,9 @@ public sealed class PerfSource : IEnergySource
     public string Name => "rapl";
     public IReadOnlyList<EnergyChannel> Channels { get; }
 
-    private PerfSource(int[] fds, EnergyChannel[] channels)
+    /// <summary>Over descriptors already open: <see cref="Open"/>'s perf events, or (tests) files replaying counts a
+    /// fresh event would take months to reach.</summary>
+    internal PerfSource(int[] fds, EnergyChannel[] channels)
     {
         _fds = fds;
         Channels = channels;

@@ -14,7 +14,7 @@ public static class RaplInterfaces
     /// <summary>
     /// Cheapest first, from `make bench` (bench/rapl-interfaces.sh: CPU per tick for each interface on the same
     /// 2 packages × 3 domains; figures in bench/README.md): perf reads 8 binary bytes per counter and its 64-bit
-    /// counts never wrap; msr reads 8 binary bytes but needs the msr module and wraps at 32 bits; powercap formats
+    /// counts wrap only at 2^64 (2^32 J); msr reads 8 binary bytes but needs the msr module and wraps at 32 bits; powercap formats
     /// and parses text.
     /// </summary>
     public static readonly MeasurementInterface[] AutoOrder = [MeasurementInterface.Perf, MeasurementInterface.Msr, MeasurementInterface.Powercap];
