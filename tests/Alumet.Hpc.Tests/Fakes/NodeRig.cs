@@ -51,6 +51,22 @@ public sealed class NodeRig : IDisposable
         return new NodeSampler(cfg, sources, 0, finalization ?? new InProcessFinalization(cfg)) { Locators = (_, _) => new DirectoryJobLocator(parent, CgroupVersion.V1) };
     }
 
+    /// <summary>
+    /// A node sampler at raw storage from zero counters, /proc/stat and job CPU, with job 42 registered at
+    /// <paramref name="wall0"/>: the arrangement of the raw-storage spool tests.
+    /// </summary>
+    public NodeSampler RawNodeWithJob42(long wall0, out AlumetConfig cfg, bool exclusive = false, IJobFinalization? finalization = null, int flushIntervalMs = 1000)
+    {
+        cfg = Config(storageMs: 0);
+        cfg.Sampler.FlushIntervalMs = flushIntervalMs;
+        SetCounters(0, 0, 0);
+        Proc.SetStat(0, 0);
+        SetJobCpu("42", 0);
+        var node = NewNode(cfg, finalization);
+        node.Register(Job("42", exclusive), false, 0, wall0);
+        return node;
+    }
+
     /// <summary>A Slurm job of alice (uid 1000) on node1 of cluster test.</summary>
     public static JobRegistration Job(string id, bool exclusive = false, bool raw = false) =>
         new(new JobIdentity("slurm", "test", id, "alice", 1000, "node1"), null, null, exclusive, raw, 1);

@@ -42,12 +42,8 @@ public sealed class NodeFileExportTests : IDisposable
     public void TheDaysNodeFileIsWrittenByTheChildWhileTheTickAndTheSnapshotsGoOn()
     {
         long wall0 = 20_000 * Day - 500 * Ms; // 0.5 s before a UTC midnight
-        var cfg = _rig.Config(storageMs: 0);    // raw: every tick takes the spool lock
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
-        _rig.SetJobCpu("42", 0);
-        var node = _rig.NewNode(cfg, new FinalizerProcess(HeldChild(), null));
-        node.Register(NodeRig.Job("42"), false, 0, wall0);
+        // Raw storage: every tick takes the spool lock.
+        var node = _rig.RawNodeWithJob42(wall0, out var cfg, finalization: new FinalizerProcess(HeldChild(), null));
         _rig.SetCounters(400, 40, 4);
         Assert.True(node.Buffer.Read(_rig.Slot!, 400 * Ms, wall0 + 400 * Ms));
         node.Snapshot(400 * Ms, wall0 + 400 * Ms);

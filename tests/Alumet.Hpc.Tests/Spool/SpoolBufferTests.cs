@@ -28,13 +28,8 @@ public sealed class SpoolBufferTests : IDisposable
     [Fact]
     public void AtRawStorageEachSpoolIsWrittenEvery16KiBNotOnlyAtTheFlush()
     {
-        var cfg = _rig.Config(storageMs: 0);
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
-        _rig.SetJobCpu("42", 0);
-        using var node = _rig.NewNode(cfg);
+        using var node = _rig.RawNodeWithJob42(Wall0, out var cfg);
         var slot = _rig.Slot!;
-        node.Register(NodeRig.Job("42"), false, 0, Wall0);
         void Ticks(long from, long to)
         {
             for (long t = from; t <= to; t++)
@@ -86,13 +81,8 @@ public sealed class SpoolBufferTests : IDisposable
     [Fact]
     public void APeriodsSplitIsNeverWrittenHalfWay()
     {
-        var cfg = _rig.Config(storageMs: 0);
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
-        _rig.SetJobCpu("42", 0);
-        using var node = _rig.NewNode(cfg);
+        using var node = _rig.RawNodeWithJob42(Wall0, out var cfg);
         var slot = _rig.Slot!;
-        node.Register(NodeRig.Job("42"), false, 0, Wall0);
         void Tick(long t)
         {
             _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
@@ -138,12 +128,7 @@ public sealed class SpoolBufferTests : IDisposable
     [Fact]
     public void AKilledSamplersUnsplitReadsAreRecordedAsUnattributedByTheNextOne()
     {
-        var cfg = _rig.Config(storageMs: 0);
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
-        _rig.SetJobCpu("42", 0);
-        var first = _rig.NewNode(cfg);
-        first.Register(NodeRig.Job("42"), false, 0, Wall0);
+        var first = _rig.RawNodeWithJob42(Wall0, out var cfg);
         for (long t = 1; t <= 300; t++)
         {
             _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);

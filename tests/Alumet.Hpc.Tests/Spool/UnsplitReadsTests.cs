@@ -28,13 +28,7 @@ public sealed class UnsplitReadsTests : IDisposable
     /// </summary>
     private Alumet.Hpc.Config.AlumetConfig KilledMidPeriod()
     {
-        var cfg = _rig.Config(storageMs: 0);
-        cfg.Sampler.FlushIntervalMs = 300;
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
-        _rig.SetJobCpu("42", 0);
-        var node = _rig.NewNode(cfg);
-        node.Register(NodeRig.Job("42", exclusive: true), false, 0, Wall0);
+        var node = _rig.RawNodeWithJob42(Wall0, out var cfg, exclusive: true, flushIntervalMs: 300);
         for (long t = 1; t <= 1200; t++)
         {
             _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
