@@ -34,6 +34,8 @@ public static class DbCommand
             Console.Error.WriteLine($"alumet-hpc: db flush: --wait {waitS} is not a positive number of seconds");
             return 2;
         }
+        // What the drain logs (an unreadable entry, a killed writer's temp removed) is the admin's to see: here and in the log.
+        Core.Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: false, stderr: true);
         var outbox = Outbox.Of(cfg);
         var backend = AccountingBackends.For(cfg);
         Outbox.DrainResult r;

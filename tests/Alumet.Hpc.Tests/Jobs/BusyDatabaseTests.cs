@@ -96,6 +96,31 @@ public sealed class BusyDatabaseTests
         Assert.Single(db.GetJob("77"));
     }
 
+    /// <summary>
+    /// `db flush` says which entry it could not read and why, on stderr and in the log: it used to print only "1
+    /// unreadable entry left for an administrator", the drain's own line going to no log at all.
+    /// </summary>
+    [Fact]
+    public void DbFlushNamesAnUnreadableEntryAndWhy()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, 262_143_328_850));
+        var cfg = install.Config;
+        string dir = Outbox.Of(cfg).Directory;
+        Directory.CreateDirectory(dir);
+        string entry = Path.Combine(dir, "slurm.77.n1.20261125T080000000Z.row.json");
+        File.WriteAllText(entry, "{ not a row");
+
+        var (rc, output) = Run(TestInstallation.Binary(), "db", "flush", "--config", install.ConfigPath, "--wait", "1");
+
+        Assert.Equal(1, rc);
+        string line = Assert.Single(output.Split('\n'), l => l.Contains("is unreadable"));
+        Assert.StartsWith($"alumet-hpc: error: outbox entry {entry} is unreadable (", line);
+        Assert.EndsWith("); left in place for an administrator", line);
+        Assert.Contains($"0 row(s) stored in {cfg.Paths.Database}; 1 left in {dir}: 1 unreadable entry left for an administrator", output);
+        Assert.Contains($"outbox entry {entry} is unreadable", File.ReadAllText(cfg.Paths.LogFile));
+        Assert.True(File.Exists(entry));
+    }
+
     private static (int Rc, string Output) Run(string exe, params string[] args)
     {
         var psi = new ProcessStartInfo(exe, args) { RedirectStandardOutput = true, RedirectStandardError = true };
