@@ -210,6 +210,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             using (new SlotsHeld(Buffer.Slots))
             {
                 if (!Paused) SnapshotLocked(monotonicNs, wallNs);
+                else
+                {
+                    // No split while paused: the job's part of the period the pause is in is never known (the reads of
+                    // it in its file, at raw storage, are closed as unattributed by the finalization of a partial row).
+                    complete = false;
+                    reason = Join(reason, "the job ended while the node sampler was paused (ctl pause): its energy since the last period before the pause is not attributed");
+                }
                 _jobs.Remove(key);
                 Rebuild();
             }

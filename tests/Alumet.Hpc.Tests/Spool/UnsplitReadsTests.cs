@@ -66,6 +66,30 @@ public sealed class UnsplitReadsTests : IDisposable
         AssertConserves(parquet, 2 * 3); // the split period and the closed reads, per counter
     }
 
+    /// <summary>
+    /// A job that ends while the admin has paused the sampler (ctl pause): no period closes then, so its share since the
+    /// last split is unknown. Its row said `complete` and its file ended in reads no split covered.
+    /// </summary>
+    [Fact]
+    public void AJobThatEndsWhileTheSamplerIsPausedIsPartialAndItsFileConserves()
+    {
+        var node = _rig.RawNodeWithJob42(Wall0, out _, exclusive: true);
+        for (long t = 1; t <= 1200; t++)
+        {
+            _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
+            Assert.True(node.Buffer.Read(_rig.Slot!, t * Ms, Wall0 + t * Ms));
+            if (t == 1000) node.Snapshot(t * Ms, Wall0 + t * Ms);
+        }
+        node.Paused = true; // ctl pause at 1.2 s: no reads, no rows
+        var outcome = node.End(NodeRig.Job("42").Key, true, "", 1500 * Ms, Wall0 + 1500 * Ms)!;
+        node.Close(1500 * Ms, Wall0 + 1500 * Ms);
+
+        Assert.Equal("partial", outcome.Status);
+        Assert.Contains("the job ended while the node sampler was paused (ctl pause)", outcome.Reason);
+        Assert.Equal(1.0, outcome.Record!.Energy.PackageJ, 12);
+        AssertConserves(outcome.ParquetPath, 2 * 3);
+    }
+
     [Fact]
     public void TheSamplerThatRecoversAKilledOnesJobRecordsItsUnsplitReadsAsUnattributed()
     {
