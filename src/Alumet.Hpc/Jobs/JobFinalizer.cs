@@ -155,7 +155,9 @@ public static class JobFinalizer
         var (delivery, text) = Outbox.Deliver(record, cfg, TimeSpan.FromSeconds(cfg.Database.HookWaitS));
         bool stored = delivery.Left == 0;
         if (!stored) Log.Warn($"job {meta.JobId}: {text}");
-        removable = parquet.Length > 0; // without its Parquet file the spool is the job's only data: keep it
+        // Without its Parquet file the spool is the job's only data; records set aside for an unreadable meta.json
+        // (SeriesSpool) are data no file holds: either way the state dir is kept, until state_max_age_h.
+        removable = parquet.Length > 0 && !Directory.EnumerateFiles(stateDir, SpoolWriter.RecordsFile + ".unreadable*").Any();
         return new Outcome(status, reason, parquet, record, stored, text);
     }
 

@@ -405,6 +405,7 @@ public class NodeSamplerTests : IDisposable
         Assert.Equal("partial", outcome.Status);
         Assert.Contains("meta.json could not be read when the sampler restarted", outcome.Reason);
         Assert.Contains("the 9 record(s) from before the restart are not counted", outcome.Reason);
+        Assert.True(File.Exists(Path.Combine(dir, SpoolWriter.RecordsFile + ".unreadable"))); // kept with its state dir, as the row says
         var e = outcome.Record!.Energy;
         Assert.Equal(0.1, e.PackageJ, 12); // the period after the restart only
         Assert.Equal((0.0, 0.0), (e.CoreJ, e.DramJ));
