@@ -84,7 +84,7 @@ public sealed class SeriesSpool : IDisposable
     /// counter's unattributed record (NodeSampler's snapshot: node, jobs, then unattributed), so the reads that follow
     /// a counter's last unattributed record are the ones no split covers.
     /// </summary>
-    private static List<(int NodeSeries, SpoolRecord Sum, long Reads)> UnsplitNodeReads(string directory, SpoolMeta meta)
+    internal static List<(int NodeSeries, SpoolRecord Sum, long Reads)> UnsplitNodeReads(string directory, SpoolMeta meta)
     {
         // Per series: the node series of its counter (-1: none), and whether it is that counter's unattributed series.
         int n = meta.Series.Count;
