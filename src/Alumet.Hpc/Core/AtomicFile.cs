@@ -65,18 +65,6 @@ public static class AtomicFile
         }
     }
 
-    public static void WriteAllText(string path, string contents)
-    {
-        string tmp = TempPath(path);
-        try
-        {
-            File.WriteAllText(tmp, contents);
-            File.Move(tmp, path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
-    }
+    /// <summary>Replaces <paramref name="path"/> whole with <paramref name="contents"/> in UTF-8 (no byte order mark).</summary>
+    public static void WriteAllText(string path, string contents) => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(contents));
 }

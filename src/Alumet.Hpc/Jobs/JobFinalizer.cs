@@ -157,7 +157,7 @@ public static class JobFinalizer
         if (!stored) Log.Warn($"job {meta.JobId}: {text}");
         // Without its Parquet file the spool is the job's only data; records set aside for an unreadable meta.json
         // (SeriesSpool) are data no file holds: either way the state dir is kept, until state_max_age_h.
-        removable = parquet.Length > 0 && !Directory.EnumerateFiles(stateDir, SpoolWriter.RecordsFile + ".unreadable*").Any();
+        removable = parquet.Length > 0 && !Directory.EnumerateFiles(stateDir, SeriesSpool.SetAsideRecordsFile + "*").Any();
         return new Outcome(status, reason, parquet, record, stored, text);
     }
 

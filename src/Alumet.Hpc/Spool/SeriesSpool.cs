@@ -47,6 +47,10 @@ public sealed class SeriesSpool : IDisposable
         if (unsplit.Count > 0) CloseUnsplit(unsplit);
     }
 
+    /// <summary>Where <see cref="SetAside"/> moves the records of a spool reopened without a readable meta.json (a second
+    /// time: with a suffix, never over the first).</summary>
+    public const string SetAsideRecordsFile = SpoolWriter.RecordsFile + ".unreadable";
+
     /// <summary>
     /// A spool reopened without a readable meta.json (damaged, emptied, removed): its records cannot be read, since only
     /// meta.json says which series each id is, and the series this spool adds from now on would reuse their ids (read
@@ -57,7 +61,7 @@ public sealed class SeriesSpool : IDisposable
         string records = Path.Combine(directory, SpoolWriter.RecordsFile);
         long count = File.Exists(records) ? new FileInfo(records).Length / SpoolRecord.Size : 0;
         if (count == 0) return null;
-        string aside = records + ".unreadable";
+        string aside = Path.Combine(directory, SetAsideRecordsFile);
         if (File.Exists(aside)) aside += "." + DateTime.UtcNow.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture); // never over an earlier one
         File.Move(records, aside);
         string problem = $"its meta.json could not be read when the sampler restarted ({ErrorText.Describe(why)}): the {count} record(s) from before the restart are not counted (set aside in {aside})";
@@ -77,7 +81,6 @@ public sealed class SeriesSpool : IDisposable
         using var spool = new SeriesSpool(directory, meta, reopen: true);
     }
 
-    private const string NodeConsumer = "node", UnattributedConsumer = "unattributed";
 
     /// <summary>
     /// The node's reads after the last split of their counter, summed per node series. A split always ends with the
@@ -93,8 +96,8 @@ public sealed class SeriesSpool : IDisposable
         for (int i = 0; i < n; i++)
         {
             var s = meta.Series[i];
-            nodeOf[i] = meta.Series.FindIndex(x => x.Consumer == NodeConsumer && x.ResourceKind == s.ResourceKind && x.ResourceId == s.ResourceId && x.Interface == s.Interface);
-            isSplit[i] = s.Consumer == UnattributedConsumer;
+            nodeOf[i] = meta.Series.FindIndex(x => x.Consumer == Jobs.NodeSampler.NodeConsumer && x.ResourceKind == s.ResourceKind && x.ResourceId == s.ResourceId && x.Interface == s.Interface);
+            isSplit[i] = s.Consumer == Jobs.NodeSampler.UnattributedConsumer;
         }
         var sum = new SpoolRecord[n];
         var reads = new long[n];
@@ -110,11 +113,7 @@ public sealed class SeriesSpool : IDisposable
                 }
                 else if (r.Series == node)
                 {
-                    ref var s = ref sum[node];
-                    s.Value += r.Value;
-                    s.IntervalNs += r.IntervalNs;
-                    s.WallNs = Math.Max(s.WallNs, r.WallNs);
-                    s.Flags |= r.Flags;
+                    sum[node].Add(in r);
                     reads[node]++;
                 }
             }
@@ -137,13 +136,13 @@ public sealed class SeriesSpool : IDisposable
         foreach (var (node, sum, count) in unsplit)
         {
             var s = Meta.Series[node];
-            var key = (UnattributedConsumer, s.ResourceKind, s.ResourceId, s.Interface);
+            var key = (Jobs.NodeSampler.UnattributedConsumer, s.ResourceKind, s.ResourceId, s.Interface);
             if (!_ids.TryGetValue(key, out int id))
             {
                 id = Meta.Series.Count;
                 Meta.Series.Add(new SpoolSeries
                 {
-                    Consumer = UnattributedConsumer, ResourceKind = s.ResourceKind, ResourceId = s.ResourceId, Interface = s.Interface,
+                    Consumer = Jobs.NodeSampler.UnattributedConsumer, ResourceKind = s.ResourceKind, ResourceId = s.ResourceId, Interface = s.Interface,
                     JoulesPerUnit = s.JoulesPerUnit, Label = s.Label,
                 });
                 _ids[key] = id;

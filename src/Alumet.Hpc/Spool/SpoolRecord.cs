@@ -21,6 +21,16 @@ public struct SpoolRecord
     /// <summary>Index into <see cref="SpoolMeta.Series"/>.</summary>
     public int Series;
     public SpoolFlags Flags;
+
+    /// <summary>Adds <paramref name="r"/> of the same series into this one: energy and interval summed, the later end,
+    /// flags or-ed (a series' records merged while writes fail, a dead sampler's unsplit reads closed).</summary>
+    public void Add(in SpoolRecord r)
+    {
+        Value += r.Value;
+        IntervalNs += r.IntervalNs;
+        WallNs = Math.Max(WallNs, r.WallNs);
+        Flags |= r.Flags;
+    }
 }
 
 [Flags]

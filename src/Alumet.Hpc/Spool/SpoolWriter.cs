@@ -193,11 +193,7 @@ public sealed class SpoolWriter : IDisposable
             var r = records[i];
             if (slotOf.TryGetValue(r.Series, out int k))
             {
-                ref var m = ref records[k];
-                m.Value += r.Value;
-                m.IntervalNs += r.IntervalNs;
-                m.WallNs = Math.Max(m.WallNs, r.WallNs);
-                m.Flags |= r.Flags;
+                records[k].Add(in r);
             }
             else
             {
