@@ -41,12 +41,13 @@ public static class OneJobSampler
     {
         var reg = JobRegistration.Parse(line, out error);
         if (reg is null) return null;
-        if (reg.Job.RunId.Length == 0 || Registration(reg.Job, reg.Gpus, reg.Sluid, reg.Exclusive).ToLine() != line)
-        {
-            error = $"{Schedulers.SchedulerInput.Quote(line)} is not a registration that alumet-hpc sample writes";
-            return null;
-        }
-        return reg;
+        string canonical = Registration(reg.Job, reg.Gpus, reg.Sluid, reg.Exclusive).ToLine();
+        if (reg.Job.RunId.Length == 0) error = "the registration has no run id (alumet-hpc sample always writes one)";
+        else if (canonical != line)
+            error = line.Split(' ').FirstOrDefault(t => !canonical.Split(' ').Contains(t)) is { } token
+                ? $"registration token {Schedulers.SchedulerInput.Quote(token)} is not one that alumet-hpc sample writes"
+                : "the registration is not in the form alumet-hpc sample writes";
+        return error is null ? reg : null;
     }
 
     /// <summary>
@@ -62,7 +63,6 @@ public static class OneJobSampler
         {
             for (int i = 0; i < args.Length; i++) argv[i] = (byte*)(strings[i] = Marshal.StringToCoTaskMemUTF8(args[i]));
             argv[args.Length] = null;
-            Console.Out.Flush();
             Native.Libc.execv(argv[0], argv);
             return $"could not run {sampler}: {new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError()).Message}";
         }
