@@ -96,8 +96,8 @@ public sealed class SeriesSpool : IDisposable
         for (int i = 0; i < n; i++)
         {
             var s = meta.Series[i];
-            nodeOf[i] = meta.Series.FindIndex(x => x.Consumer == Jobs.NodeSampler.NodeConsumer && x.ResourceKind == s.ResourceKind && x.ResourceId == s.ResourceId && x.Interface == s.Interface);
-            isSplit[i] = s.Consumer == Jobs.NodeSampler.UnattributedConsumer;
+            nodeOf[i] = meta.Series.FindIndex(x => x.Consumer == SpoolSeries.NodeConsumer && x.ResourceKind == s.ResourceKind && x.ResourceId == s.ResourceId && x.Interface == s.Interface);
+            isSplit[i] = s.Consumer == SpoolSeries.UnattributedConsumer;
         }
         var sum = new SpoolRecord[n];
         var reads = new long[n];
@@ -136,13 +136,13 @@ public sealed class SeriesSpool : IDisposable
         foreach (var (node, sum, count) in unsplit)
         {
             var s = Meta.Series[node];
-            var key = (Jobs.NodeSampler.UnattributedConsumer, s.ResourceKind, s.ResourceId, s.Interface);
+            var key = (SpoolSeries.UnattributedConsumer, s.ResourceKind, s.ResourceId, s.Interface);
             if (!_ids.TryGetValue(key, out int id))
             {
                 id = Meta.Series.Count;
                 Meta.Series.Add(new SpoolSeries
                 {
-                    Consumer = Jobs.NodeSampler.UnattributedConsumer, ResourceKind = s.ResourceKind, ResourceId = s.ResourceId, Interface = s.Interface,
+                    Consumer = SpoolSeries.UnattributedConsumer, ResourceKind = s.ResourceKind, ResourceId = s.ResourceId, Interface = s.Interface,
                     JoulesPerUnit = s.JoulesPerUnit, Label = s.Label,
                 });
                 _ids[key] = id;
