@@ -179,6 +179,20 @@ ratio_ci() {
             printf "%d %.3f %.3f %.3f %.3f\n", n, exp(m), exp(m - h), exp(m + h), sd
         }' "$1"
 }
+# mean_ci FILE COL: FILE holds one line per round; over the rounds with the column set, prints "N MEAN LO HI SD": the
+# arithmetic mean and its 95 % CI (Student t over the rounds, as ratio_ci) — for per-round differences, which may be < 0.
+mean_ci() {
+    awk -v a="$2" '
+        BEGIN { split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131 2.120 2.110 2.101 2.093 2.086 2.080 2.074 2.069 2.064 2.060 2.056 2.052 2.048 2.045 2.042", t, " ") }
+        $a != "" { x = $a + 0; n++; s += x; ss += x * x }
+        END {
+            if (n < 3) { print "- - - - -"; exit }
+            m = s / n; v = (ss - n * m * m) / (n - 1); sd = v > 0 ? sqrt(v) : 0
+            q = (n - 1 <= 30) ? t[n - 1] : (n - 1 <= 60 ? 2.00 : 1.98)
+            h = q * sd / sqrt(n)
+            printf "%d %.3f %.3f %.3f %.3f\n", n, m, m - h, m + h, sd
+        }' "$1"
+}
 # ci_verdict "N GM LO HI SD" LIMIT: PASS when the CI lies at or below LIMIT, MISS when it lies above, else unresolved.
 ci_verdict() {
     local n gm lo hi sd; read -r n gm lo hi sd <<<"$1"

@@ -25,7 +25,14 @@
  * cause are charged to the job's threads' CPU time: no IRQ time accounting assumed). It does not move with how much CPU
  * other load leaves the job, only with what other load does to its caches, so it resolves more on a shared machine.
  *
- * Usage: noise [-o PAIRS_FILE] SECONDS WINDOW_MS GUARD_MS [PID...]
+ * Paired comparison (--vs): with a second group of processes after --vs, the "off" windows run that group instead of
+ * nothing (the first group stopped, the second continued; in the "on" windows the reverse), so every figure above is
+ * the first group's loss beyond the second's, measured in the same seconds, pair by pair: "ours - C" without the drift
+ * between two rows measured one after the other (bench/node.sh). Both groups run the whole time, each stopped in half
+ * the windows; share_pct is the first group's CPU share in its windows, share_off_pct the second's in its own, and
+ * stopped_share_pct the CPU a stopped group still took (must be ~0).
+ *
+ * Usage: noise [-o PAIRS_FILE] SECONDS WINDOW_MS GUARD_MS [PID...] [--vs PID...]
  *   prints key=value lines: pairs, slowdown_pct, slowdown_se_pct (standard error of the mean over pairs), share_pct and
  *   share_se_pct (targets' CPU over all CPUs in the "on" parts, per pair), share_off_pct (the same in the "off" parts:
  *   0 unless a target did not stop), efficiency_loss_pct / _se_pct (1 - units per busy-thread CPU ns, on vs off: cache
@@ -64,7 +71,9 @@ static struct worker *ws;
 static long nthreads;
 static int stop_workers;
 static pid_t *targets;
+static int *group;      /* 0: the targets (running in "on" windows); 1: the --vs group (running in "off" windows) */
 static int ntargets;
+static int vs; /* a --vs group was given */
 static pthread_barrier_t start;
 
 static void *work(void *arg)
@@ -91,6 +100,13 @@ static void signal_targets(int sig)
     for (int i = 0; i < ntargets; i++) kill(targets[i], sig);
 }
 
+/* The window's processes: stop the group that must not run first, so the two groups never run together. */
+static void switch_to(int on)
+{
+    for (int i = 0; i < ntargets; i++) if (group[i] == on) kill(targets[i], SIGSTOP);
+    for (int i = 0; i < ntargets; i++) if (group[i] != on) kill(targets[i], SIGCONT);
+}
+
 static void on_signal(int sig)
 {
     signal_targets(SIGCONT); /* never leave a sampler stopped */
@@ -106,10 +122,10 @@ static int64_t thread_cpu_ns(clockid_t c)
 }
 
 /* On-CPU ns of every thread of the targets: the first field of /proc/PID/task/TID/schedstat. */
-static int64_t targets_cpu_ns(void)
+static void targets_cpu_ns(int64_t sum[2])
 {
-    int64_t sum = 0;
     char path[96], buf[128];
+    sum[0] = sum[1] = 0;
     for (int i = 0; i < ntargets; i++) {
         snprintf(path, sizeof path, "/proc/%d/task", (int)targets[i]);
         DIR *d = opendir(path);
@@ -120,19 +136,18 @@ static int64_t targets_cpu_ns(void)
             snprintf(path, sizeof path, "/proc/%d/task/%.20s/schedstat", (int)targets[i], e->d_name);
             FILE *f = fopen(path, "r");
             if (!f) continue;
-            if (fgets(buf, sizeof buf, f)) sum += strtoll(buf, NULL, 10);
+            if (fgets(buf, sizeof buf, f)) sum[group[i]] += strtoll(buf, NULL, 10);
             fclose(f);
         }
         closedir(d);
     }
-    return sum;
 }
 
-struct sample { int64_t t, units, busy_cpu, target_cpu; };
+struct sample { int64_t t, units, busy_cpu, target_cpu[2]; };
 
 static void take(struct sample *s)
 {
-    s->target_cpu = targets_cpu_ns();
+    targets_cpu_ns(s->target_cpu);
     s->busy_cpu = 0;
     s->units = 0;
     for (long i = 0; i < nthreads; i++) {
@@ -148,13 +163,13 @@ static void sleep_until(int64_t t)
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &req, NULL) == EINTR) {}
 }
 
-/* One window's counted part. */
-struct part { double rate, eff, share; };
+/* One window's counted part: share = CPU of the group that runs in it, stopped = CPU of the other (~0). */
+struct part { double rate, eff, share, stopped; };
 
 static struct part window(int on, int64_t length_ns, int64_t guard_ns, double *counted_s)
 {
     int64_t t0 = now_ns();
-    signal_targets(on ? SIGCONT : SIGSTOP);
+    switch_to(on);
     struct sample a, b;
     sleep_until(t0 + guard_ns);
     take(&a);
@@ -162,7 +177,10 @@ static struct part window(int on, int64_t length_ns, int64_t guard_ns, double *c
     take(&b);
     double dt = (double)(b.t - a.t), du = (double)(b.units - a.units), dc = (double)(b.busy_cpu - a.busy_cpu);
     *counted_s += dt / 1e9;
-    struct part p = { du / dt, dc > 0 ? du / dc : 0, 100.0 * (double)(b.target_cpu - a.target_cpu) / (dt * (double)nthreads) };
+    int run = on ? 0 : 1; /* without --vs, group 1 is empty: an "off" window's share is what the stopped targets took */
+    double cpu_run = (double)(b.target_cpu[run] - a.target_cpu[run]), cpu_stopped = (double)(b.target_cpu[!run] - a.target_cpu[!run]);
+    if (!on && !vs) { cpu_run = cpu_stopped; cpu_stopped = 0; }
+    struct part p = { du / dt, dc > 0 ? du / dc : 0, 100.0 * cpu_run / (dt * (double)nthreads), 100.0 * cpu_stopped / (dt * (double)nthreads) };
     return p;
 }
 
@@ -181,17 +199,24 @@ int main(int argc, char **argv)
     const char *pairs_file = NULL;
     if (argc > 2 && strcmp(argv[1], "-o") == 0) { pairs_file = argv[2]; argv += 2; argc -= 2; }
     if (argc < 4 || atof(argv[1]) <= 0 || atof(argv[2]) <= 0 || atof(argv[3]) < 0 || atof(argv[3]) >= 0.75 * atof(argv[2])) {
-        fprintf(stderr, "usage: noise [-o PAIRS_FILE] SECONDS WINDOW_MS GUARD_MS [PID...]  (GUARD_MS < 0.75 x WINDOW_MS)\n");
+        fprintf(stderr, "usage: noise [-o PAIRS_FILE] SECONDS WINDOW_MS GUARD_MS [PID...] [--vs PID...]  (GUARD_MS < 0.75 x WINDOW_MS)\n");
         return 2;
     }
     double seconds = atof(argv[1]);
     int64_t window_ns = (int64_t)(atof(argv[2]) * 1e6), guard_ns = (int64_t)(atof(argv[3]) * 1e6);
-    ntargets = argc - 4;
-    targets = calloc((size_t)ntargets + 1, sizeof *targets);
-    for (int i = 0; i < ntargets; i++) {
-        targets[i] = (pid_t)atoi(argv[4 + i]);
-        if (targets[i] <= 0 || kill(targets[i], 0) != 0) { fprintf(stderr, "noise: no process %s\n", argv[4 + i]); return 2; }
+    targets = calloc((size_t)argc, sizeof *targets);
+    group = calloc((size_t)argc, sizeof *group);
+    int in_vs = 0;
+    for (int a = 4; a < argc; a++) {
+        if (strcmp(argv[a], "--vs") == 0) { in_vs = vs = 1; continue; }
+        targets[ntargets] = (pid_t)atoi(argv[a]);
+        group[ntargets] = in_vs;
+        if (targets[ntargets] <= 0 || kill(targets[ntargets], 0) != 0) { fprintf(stderr, "noise: no process %s\n", argv[a]); return 2; }
+        ntargets++;
     }
+    int groups[2] = { 0, 0 };
+    for (int i = 0; i < ntargets; i++) groups[group[i]]++;
+    if (vs && (groups[0] == 0 || groups[1] == 0)) { fprintf(stderr, "noise: --vs needs processes on both sides\n"); return 2; }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGHUP, on_signal);
@@ -212,7 +237,7 @@ int main(int argc, char **argv)
     long pairs = (long)(seconds * 1e9 / (2.0 * (double)window_ns));
     if (pairs < 2) pairs = 2;
     struct stat_acc slow = { 0 }, share = { 0 }, eff = { 0 }, model = { 0 }, rates = { 0 };
-    double share_off = 0, counted_s = 0, counted_off_s = 0;
+    double share_off = 0, counted_s = 0, counted_off_s = 0, stopped = 0;
     uint64_t rng = 0x9E3779B97F4A7C15ULL;
     for (long k = 0; k < pairs; k++) {
         struct part on = { 0 }, off = { 0 };
@@ -222,6 +247,7 @@ int main(int argc, char **argv)
             int is_on = (k % 2 == 0) == (half == 0); /* ABBA: on/off, off/on, ... */
             double before = counted_s;
             struct part p = window(is_on, (int64_t)((double)window_ns * f), guard_ns, &counted_s);
+            if (p.stopped > stopped) stopped = p.stopped;
             if (is_on) on = p;
             else { off = p; share_off += p.share * (counted_s - before); counted_off_s += counted_s - before; }
         }
@@ -247,6 +273,7 @@ int main(int argc, char **argv)
         sink ^= ws[i].sink;
     }
     if (pf) fclose(pf);
+    printf("vs=%d\nstopped_share_pct=%.4f\n", vs, stopped);
     printf("pairs=%ld\nslowdown_pct=%.4f\nslowdown_se_pct=%.4f\nshare_pct=%.4f\nshare_se_pct=%.4f\nshare_off_pct=%.4f\n"
            "efficiency_loss_pct=%.4f\nefficiency_loss_se_pct=%.4f\nmodel_pct=%.4f\nmodel_se_pct=%.4f\nwindow_cv_pct=%.3f\ncounted_s=%.2f\nthreads=%ld\nunits=%lld\nsink=%llu\n",
            pairs, mean(&slow), se(&slow), mean(&share), se(&share), counted_off_s > 0 ? share_off / counted_off_s : 0,

@@ -7,13 +7,42 @@ namespace Alumet.Hpc.Core;
 /// </summary>
 public static class AtomicFile
 {
+    private const string TempSuffix = ".tmp";
+
     /// <summary>A temporary name beside <paramref name="path"/>, unique to this writer: <c>path.&lt;pid&gt;.&lt;random&gt;.tmp</c>.</summary>
     public static string TempPath(string path) =>
-        $"{path}.{Environment.ProcessId}.{Random.Shared.NextInt64():x16}.tmp";
+        $"{path}.{Environment.ProcessId}.{Random.Shared.NextInt64():x16}{TempSuffix}";
 
     /// <summary>Whether <paramref name="name"/> is a temporary name <see cref="TempPath"/> gave for <paramref name="target"/>.</summary>
     public static bool IsTempOf(string name, string target) =>
-        name.StartsWith(target + ".", StringComparison.Ordinal) && name.EndsWith(".tmp", StringComparison.Ordinal);
+        name.StartsWith(target + ".", StringComparison.Ordinal) && name.EndsWith(TempSuffix, StringComparison.Ordinal);
+
+    /// <summary>The pattern (Directory.GetFiles) of the temporary names of the targets <paramref name="targetPattern"/> matches.</summary>
+    public static string TempPattern(string targetPattern) => targetPattern + ".*" + TempSuffix;
+
+    /// <summary>
+    /// Reads back a name <see cref="TempPath"/> wrote: its target and its writer's pid (a positive decimal, then a
+    /// non-empty hexadecimal random). False for any other name, with <paramref name="target"/> empty and <paramref name="pid"/> 0.
+    /// </summary>
+    public static bool TryParseTemp(string name, out string target, out int pid)
+    {
+        target = "";
+        pid = 0;
+        if (!name.EndsWith(TempSuffix, StringComparison.Ordinal)) return false;
+        var stem = name.AsSpan(0, name.Length - TempSuffix.Length);
+        int r = stem.LastIndexOf('.');
+        if (r < 0) return false;
+        var random = stem[(r + 1)..];
+        int p = stem[..r].LastIndexOf('.');
+        if (p < 0 || random.Length == 0 || random.ContainsAnyExcept(HexDigits)) return false;
+        if (!int.TryParse(stem[(p + 1)..r], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int writer) || writer <= 0)
+            return false;
+        target = stem[..p].ToString();
+        pid = writer;
+        return true;
+    }
+
+    private static readonly System.Buffers.SearchValues<char> HexDigits = System.Buffers.SearchValues.Create("0123456789abcdefABCDEF");
 
     /// <summary>
     /// Like <see cref="WriteAllText"/>, and durable when it returns: the file is fsync'd before the rename and the

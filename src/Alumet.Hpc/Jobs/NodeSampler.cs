@@ -22,9 +22,6 @@ namespace Alumet.Hpc.Jobs;
 /// </summary>
 public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 {
-    public const string NodeConsumer = "node";
-    public const string UnattributedConsumer = "unattributed";
-
     private const string CpuTimeAttribution = " | Attribution: one snapshot per period split between all the node's jobs: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); GPUs whole to the job they are allocated to; the rest is unattributed.";
     private const string SharedExecAttribution = " | Attribution: the whole node for the periods the command was alone on it; otherwise one snapshot per period split between all the node's jobs: node energy × job cgroup CPU time / max(node busy CPU time, all jobs' CPU time); the rest is unattributed.";
 
@@ -397,9 +394,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                     unattributed = NodeSplit.ByCpuTime(e, cpu, busyNs, shares);
                 }
 
-                if (!raw) _node.Append(NodeConsumer, c, ch, wall, interval, e, f);
+                if (!raw) _node.Append(SpoolSeries.NodeConsumer, c, ch, wall, interval, e, f);
                 for (int j = 0; j < nj; j++) _node.Append(jobs[j].Consumer, c, ch, wall, interval, shares[j], f);
-                _node.Append(UnattributedConsumer, c, ch, wall, interval, unattributed, f);
+                _node.Append(SpoolSeries.UnattributedConsumer, c, ch, wall, interval, unattributed, f);
 
                 for (int j = 0; j < nj; j++)
                 {
@@ -408,8 +405,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                     // Node-level series reach the user's file only when no one else shares the node (CVE-2020-8694).
                     if (job.Exclusive || nj == 1)
                     {
-                        if (!raw) job.Append(NodeConsumer, c, ch, wall, interval, e, f);
-                        job.Append(UnattributedConsumer, c, ch, wall, interval, unattributed, f);
+                        if (!raw) job.Append(SpoolSeries.NodeConsumer, c, ch, wall, interval, e, f);
+                        job.Append(SpoolSeries.UnattributedConsumer, c, ch, wall, interval, unattributed, f);
                     }
                     // Steps: parts of the job's share by their own CPU time, same denominator (never added to the job).
                     if (ch.Resource.Kind == ResourceKind.Gpu || job.Exclusive) continue;
@@ -446,11 +443,11 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 rec.IntervalNs = r.IntervalNs;
                 rec.Value = (long)r.Delta;
                 rec.Flags = r.Flags;
-                rec.Series = node.Series(NodeConsumer, c, _channels[c]);
+                rec.Series = node.Series(SpoolSeries.NodeConsumer, c, _channels[c]);
                 node.Append(in rec);
                 foreach (var job in targets)
                 {
-                    rec.Series = job.Spool.Series(NodeConsumer, c, _channels[c]);
+                    rec.Series = job.Spool.Series(SpoolSeries.NodeConsumer, c, _channels[c]);
                     job.Spool.Append(in rec);
                 }
             }

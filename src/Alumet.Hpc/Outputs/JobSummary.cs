@@ -94,8 +94,6 @@ public sealed record JobSummary(
     /// <summary>The job's facility energy and CO2e over its own timeline (docs/carbon.md); <see cref="FacilityCarbon.None"/> when not configured.</summary>
     public FacilityCarbon Carbon { get; init; } = FacilityCarbon.None;
 
-    public const string NodeConsumer = "node";
-    public const string UnattributedConsumer = "unattributed";
     public const string OtherJobsConsumer = "other_jobs";
 
     public static string JobConsumer(string jobId) => $"job:{jobId}";
@@ -135,8 +133,8 @@ public sealed record JobSummary(
             slotOfSeries[i] = s.Consumer switch
             {
                 _ when s.Consumer == jobConsumer => 0,
-                NodeConsumer => 1,
-                UnattributedConsumer => 2,
+                SpoolSeries.NodeConsumer => 1,
+                SpoolSeries.UnattributedConsumer => 2,
                 OtherJobsConsumer => 3,
                 _ when s.Consumer.StartsWith(stepPrefix, StringComparison.Ordinal) => 4 + StepSlot(stepIds, s.Consumer[stepPrefix.Length..]),
                 _ => -1,
@@ -175,7 +173,7 @@ public sealed record JobSummary(
         for (int i = 0; i < nodeSeriesOf.Length; i++)
         {
             var s = meta.Series[i];
-            nodeSeriesOf[i] = meta.Series.FindIndex(n => n.Consumer == NodeConsumer && n.ResourceKind == s.ResourceKind
+            nodeSeriesOf[i] = meta.Series.FindIndex(n => n.Consumer == SpoolSeries.NodeConsumer && n.ResourceKind == s.ResourceKind
                 && n.ResourceId == s.ResourceId && n.Interface == s.Interface);
         }
         bool cpuTimeSplit = meta.AttributionMode is not ("exclusive" or "none");
@@ -190,14 +188,14 @@ public sealed record JobSummary(
         steps.Sort((a, b) => StepOrder.Compare(a.StepId, b.StepId));
 
         var interfaces = meta.Series
-            .Where(s => s.Consumer == jobConsumer || s.Consumer == NodeConsumer)
+            .Where(s => s.Consumer == jobConsumer || s.Consumer == SpoolSeries.NodeConsumer)
             .Select(s => s.Interface).Where(i => i.Length > 0).Distinct().OrderBy(i => i, StringComparer.Ordinal).ToList();
         bool estimated = interfaces.Contains(MeasurementInterface.Estimate.Wire());
 
         var job = Build(0, jobConsumer);
         return new JobSummary(
             meta.JobId,
-            job, Build(1, NodeConsumer), Build(2, UnattributedConsumer), Build(3, OtherJobsConsumer),
+            job, Build(1, SpoolSeries.NodeConsumer), Build(2, SpoolSeries.UnattributedConsumer), Build(3, OtherJobsConsumer),
             steps, interfaces, estimated, estimated ? meta.EstimateModel : "",
             new Dictionary<string, double>(meta.SourceHz), meta.Perimeter)
         {

@@ -24,27 +24,36 @@ public sealed class SeriesSpool : IDisposable
 
     /// <param name="meta">The metadata to write; when <paramref name="reopen"/> and the directory already has a
     /// meta.json, its series are kept (and appended to).</param>
-    public SeriesSpool(string directory, SpoolMeta meta, bool reopen)
+    public SeriesSpool(string directory, SpoolMeta meta, bool reopen) : this(directory, Open(directory, meta, reopen)) { }
+
+    private SeriesSpool(string directory, (SpoolMeta Meta, string? Unreadable, List<(int NodeSeries, SpoolRecord Sum, long Reads)> Unsplit) opened)
     {
         Directory = directory;
+        Meta = opened.Meta;
+        _unreadable = opened.Unreadable;
+        for (int i = 0; i < Meta.Series.Count; i++)
+        {
+            var s = Meta.Series[i];
+            _ids.TryAdd((s.Consumer, s.ResourceKind, s.ResourceId, s.Interface), i);
+        }
+        _writer = new SpoolWriter(directory, Meta);
+        if (opened.Unsplit.Count > 0) CloseUnsplit(opened.Unsplit);
+    }
+
+    /// <summary>The series a reopened spool keeps (its meta.json's; none when unreadable: its records set aside), and its unsplit reads.</summary>
+    private static (SpoolMeta, string?, List<(int, SpoolRecord, long)>) Open(string directory, SpoolMeta meta, bool reopen)
+    {
         meta.Series.Clear();
+        string? unreadable = null;
         if (reopen)
         {
             try { meta.Series = SpoolWriter.ReadMeta(directory).Series; }
             catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidDataException)
             {
-                _unreadable = SetAside(directory, e);
+                unreadable = SetAside(directory, e);
             }
         }
-        Meta = meta;
-        for (int i = 0; i < meta.Series.Count; i++)
-        {
-            var s = meta.Series[i];
-            _ids.TryAdd((s.Consumer, s.ResourceKind, s.ResourceId, s.Interface), i);
-        }
-        var unsplit = reopen && meta.Series.Count > 0 ? UnsplitNodeReads(directory, meta) : [];
-        _writer = new SpoolWriter(directory, meta);
-        if (unsplit.Count > 0) CloseUnsplit(unsplit);
+        return (meta, unreadable, reopen && meta.Series.Count > 0 ? UnsplitNodeReads(directory, meta) : []);
     }
 
     /// <summary>Where <see cref="SetAside"/> moves the records of a spool reopened without a readable meta.json (a second
@@ -77,8 +86,9 @@ public sealed class SeriesSpool : IDisposable
     public static void CloseUnsplitReads(string directory)
     {
         var meta = SpoolWriter.ReadMeta(directory);
-        if (UnsplitNodeReads(directory, meta).Count == 0) return;
-        using var spool = new SeriesSpool(directory, meta, reopen: true);
+        var unsplit = UnsplitNodeReads(directory, meta);
+        if (unsplit.Count == 0) return;
+        using var spool = new SeriesSpool(directory, (meta, null, unsplit)); // one read of meta.json, one scan of the records
     }
 
 
@@ -96,8 +106,8 @@ public sealed class SeriesSpool : IDisposable
         for (int i = 0; i < n; i++)
         {
             var s = meta.Series[i];
-            nodeOf[i] = meta.Series.FindIndex(x => x.Consumer == Jobs.NodeSampler.NodeConsumer && x.ResourceKind == s.ResourceKind && x.ResourceId == s.ResourceId && x.Interface == s.Interface);
-            isSplit[i] = s.Consumer == Jobs.NodeSampler.UnattributedConsumer;
+            nodeOf[i] = meta.Series.FindIndex(x => x.Consumer == SpoolSeries.NodeConsumer && x.ResourceKind == s.ResourceKind && x.ResourceId == s.ResourceId && x.Interface == s.Interface);
+            isSplit[i] = s.Consumer == SpoolSeries.UnattributedConsumer;
         }
         var sum = new SpoolRecord[n];
         var reads = new long[n];
@@ -136,13 +146,13 @@ public sealed class SeriesSpool : IDisposable
         foreach (var (node, sum, count) in unsplit)
         {
             var s = Meta.Series[node];
-            var key = (Jobs.NodeSampler.UnattributedConsumer, s.ResourceKind, s.ResourceId, s.Interface);
+            var key = (SpoolSeries.UnattributedConsumer, s.ResourceKind, s.ResourceId, s.Interface);
             if (!_ids.TryGetValue(key, out int id))
             {
                 id = Meta.Series.Count;
                 Meta.Series.Add(new SpoolSeries
                 {
-                    Consumer = Jobs.NodeSampler.UnattributedConsumer, ResourceKind = s.ResourceKind, ResourceId = s.ResourceId, Interface = s.Interface,
+                    Consumer = SpoolSeries.UnattributedConsumer, ResourceKind = s.ResourceKind, ResourceId = s.ResourceId, Interface = s.Interface,
                     JoulesPerUnit = s.JoulesPerUnit, Label = s.Label,
                 });
                 _ids[key] = id;

@@ -40,7 +40,12 @@ public sealed class SpoolMeta
 /// <summary>One stored series: a channel's energy seen by one consumer.</summary>
 public sealed class SpoolSeries
 {
-    /// <summary>"node" (the whole counter), "job:&lt;id&gt;", "other_jobs", "unattributed".</summary>
+    /// <summary>The consumer of a counter's reads, whole: the node's energy that every split divides.</summary>
+    public const string NodeConsumer = "node";
+    /// <summary>The consumer of a split's remainder: what no job's share covers (README "Parquet schema": node = Σ jobs + unattributed).</summary>
+    public const string UnattributedConsumer = "unattributed";
+
+    /// <summary><see cref="NodeConsumer"/> (the whole counter), "job:&lt;id&gt;", "other_jobs", <see cref="UnattributedConsumer"/>.</summary>
     public string Consumer { get; set; } = "";
     /// <summary>Resource kind wire name (<c>cpu_package</c>, <c>dram</c>, <c>gpu</c> ...).</summary>
     public string ResourceKind { get; set; } = "";

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
 using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Tests.Fakes;
 using Xunit;
@@ -164,6 +165,16 @@ public sealed class OutboxLeftoverTests : IDisposable
     {
         Assert.Equal(pid != 0, Outbox.TryWriterPid(name, out int found));
         Assert.Equal(pid, found);
+    }
+
+    [Fact]
+    public void TheNameAtomicFileWritesReadsBackItsTargetAndWriter()
+    {
+        string temp = Path.GetFileName(AtomicFile.TempPath("/outbox/20261201T120000000000-77-0badf00d.row.json"));
+        Assert.True(AtomicFile.TryParseTemp(temp, out string target, out int pid));
+        Assert.Equal(("20261201T120000000000-77-0badf00d.row.json", Environment.ProcessId), (target, pid));
+        Assert.True(Outbox.TryWriterPid(temp, out int writer));
+        Assert.Equal(Environment.ProcessId, writer);
     }
 
     [Fact]

@@ -254,15 +254,15 @@ public class NodeSamplerTests : IDisposable
         foreach (string day in days)
             foreach (var g in Rows(day).GroupBy(x => x.Resource))
             {
-                long nodeJ = g.Where(x => x.Consumer == NodeSampler.NodeConsumer).Sum(x => x.R.Value);
-                long parts = g.Where(x => x.Consumer != NodeSampler.NodeConsumer).Sum(x => x.R.Value);
+                long nodeJ = g.Where(x => x.Consumer == SpoolSeries.NodeConsumer).Sum(x => x.R.Value);
+                long parts = g.Where(x => x.Consumer != SpoolSeries.NodeConsumer).Sum(x => x.R.Value);
                 Assert.True(nodeJ == parts, $"{Path.GetFileName(day)} {g.Key}: node {nodeJ} != jobs + unattributed {parts}");
                 totals[g.Key] = totals.GetValueOrDefault(g.Key) + nodeJ;
             }
         Assert.Equal(900, totals["cpu_package:0"]);
         Assert.Equal(9, totals["dram:0"]);
         // The period that straddles midnight (300-600 ms) stays whole in the old day's file.
-        Assert.Equal(600, Rows(days[0]).Where(x => x.Consumer == NodeSampler.NodeConsumer && x.Resource == "cpu_package:0").Sum(x => x.R.Value));
+        Assert.Equal(600, Rows(days[0]).Where(x => x.Consumer == SpoolSeries.NodeConsumer && x.Resource == "cpu_package:0").Sum(x => x.R.Value));
         node.Close(900 * Ms, wall0 + 900 * Ms);
     }
 

@@ -129,7 +129,7 @@ public sealed class Outbox(string directory)
 
     /// <summary>Temporary files of entries (<see cref="AtomicFile.TempPath"/>: <c>&lt;entry&gt;.row.json.&lt;pid&gt;.&lt;random&gt;.tmp</c>).</summary>
     private string[] Temps() =>
-        System.IO.Directory.Exists(Directory) ? System.IO.Directory.GetFiles(Directory, "*" + Suffix + ".*.tmp") : [];
+        System.IO.Directory.Exists(Directory) ? System.IO.Directory.GetFiles(Directory, AtomicFile.TempPattern("*" + Suffix)) : [];
 
     /// <summary>
     /// Removes the temps of writers killed between creating and renaming an entry (kill -9 of a hook or finalizer
@@ -157,15 +157,13 @@ public sealed class Outbox(string directory)
         }
     }
 
-    /// <summary>The writer's pid in a temp's name; false for any other name.</summary>
+    /// <summary>The writer's pid in the name of an entry's temp (<see cref="AtomicFile.TryParseTemp"/>); false, and 0, for any other name.</summary>
     internal static bool TryWriterPid(string name, out int pid)
     {
+        if (AtomicFile.TryParseTemp(name, out string target, out pid) && target.Length > Suffix.Length && target.EndsWith(Suffix, StringComparison.Ordinal))
+            return true;
         pid = 0;
-        int at = name.LastIndexOf(Suffix + ".", StringComparison.Ordinal);
-        if (at <= 0 || !name.EndsWith(".tmp", StringComparison.Ordinal) || at + Suffix.Length + 1 > name.Length - ".tmp".Length) return false;
-        string[] parts = name[(at + Suffix.Length + 1)..^".tmp".Length].Split('.');
-        return parts.Length == 2 && parts[1].Length > 0 && parts[1].All(char.IsAsciiHexDigit)
-            && int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out pid) && pid > 0;
+        return false;
     }
 
     /// <summary>kill(pid, 0): the process exists (EPERM: it exists, not ours).</summary>

@@ -25,7 +25,7 @@ public sealed record ConservationResult(string Path, ConservationOutcome Outcome
 /// </summary>
 public static class ParquetConservation
 {
-    private const string NodeConsumer = "node", Unattributed = "unattributed", OtherJobs = "other_jobs", JobPrefix = "job:";
+    private const string OtherJobs = "other_jobs", JobPrefix = "job:";
 
     /// <summary>Violations named in full on the output line; the rest are counted.</summary>
     public const int Named = 3;
@@ -52,15 +52,15 @@ public static class ParquetConservation
                 for (int i = 0; i < g.Count; i++)
                 {
                     string consumer = g.Consumer[i];
-                    if (consumer == NodeConsumer) continue;
-                    bool part = consumer == Unattributed || consumer == OtherJobs || consumer.StartsWith(JobPrefix, StringComparison.Ordinal);
+                    if (consumer == SpoolSeries.NodeConsumer) continue;
+                    bool part = consumer == SpoolSeries.UnattributedConsumer || consumer == OtherJobs || consumer.StartsWith(JobPrefix, StringComparison.Ordinal);
                     if (!part) continue; // steps: parts of a job's share
                     string domain = g.Domain(i);
                     if (!domains.TryGetValue(domain, out var periods)) domains[domain] = periods = [];
                     if (!periods.TryGetValue(g.EndUs[i], out var p)) periods[g.EndUs[i]] = p = new Period();
                     p.Parts = checked(p.Parts + g.EnergyRaw[i]);
                     p.Flags |= g.Flags[i];
-                    if (consumer == Unattributed) p.Split = true;
+                    if (consumer == SpoolSeries.UnattributedConsumer) p.Split = true;
                 }
             }
             if (!integers) return new(path, ConservationOutcome.NothingToCheck, "schema 1 file (no energy_raw column): its doubles cannot be checked exactly");
@@ -82,7 +82,7 @@ public static class ParquetConservation
             await foreach (var g in ParquetRows.ReadAsync(path, noFollow: true, ct).ConfigureAwait(false))
                 for (int i = 0; i < g.Count; i++)
                 {
-                    if (g.Consumer[i] != NodeConsumer) continue;
+                    if (g.Consumer[i] != SpoolSeries.NodeConsumer) continue;
                     anyNode = true;
                     string domain = g.Domain(i);
                     if (!ends.TryGetValue(domain, out var d)) d = ([], []);

@@ -1,0 +1,100 @@
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Tests.Fakes;
+
+namespace Alumet.Hpc.Tests.Jobs;
+
+/// <summary>
+/// A node sampler hung (SIGSTOP) while its job ends: the epilog gives up after stop_timeout_s and finalizes the job
+/// from its spool (SamplerLauncher.StopAndFinalize, README "Data: spool, Parquet, database"). When the sampler resumes
+/// (SIGCONT) it goes on where it stopped — reads, a snapshot, a flush — before its housekeeping sees the finalized
+/// marker, and it may also answer the epilog's "end" request still queued on its socket. Through the real entry points:
+/// the tick's reads, Snapshot, Flush, End, Housekeep, and the epilog's StopAndFinalize.
+/// </summary>
+public sealed class HungSamplerResumeTests : IDisposable
+{
+    private const long Ms = 1_000_000;
+    private const long Wall0 = 1_700_000_000_000 * Ms;
+    private readonly NodeRig _rig = new();
+
+    public void Dispose() => _rig.Dispose();
+
+    private static string JobDir(AlumetConfig cfg) => NodeRig.Job("42").Job.StateDirectory(cfg.Paths.StateDir);
+
+    /// <summary>
+    /// Job 42 alone and exclusive at raw storage, 1 W of package: a period split at 1 s, 200 ms of reads written by the
+    /// 300 ms flush, then the sampler stops; the epilog finalizes the job (its unsplit reads closed as unattributed).
+    /// </summary>
+    private NodeSampler HungThenFinalizedByTheEpilog(string keepState, out AlumetConfig cfg)
+    {
+        var node = _rig.RawNodeWithJob42(Wall0, out cfg, exclusive: true, flushIntervalMs: 300);
+        cfg.Sampler.KeepState = keepState;
+        for (long t = 1; t <= 1200; t++) Read(node, t);
+        var stop = SamplerLauncher.StopAndFinalize(NodeRig.Job("42").Job, cfg); // nothing answers: finalized from the spool
+        Assert.Equal(JobStatus.Partial, stop.Status);
+        return node;
+    }
+
+    private void Read(NodeSampler node, long t)
+    {
+        _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
+        Assert.True(node.Buffer.Read(_rig.Slot!, t * Ms, Wall0 + t * Ms));
+        if (t % 1000 == 0) node.Snapshot(t * Ms, Wall0 + t * Ms);
+        if (t % 300 == 0) node.Flush(); // the sampler's flush every flush_interval_ms
+    }
+
+    /// <summary>SIGCONT at 1.5 s: 300 ms of reads, the period's snapshot and a flush, then the queued "end" request and
+    /// the housekeeping, in either order (two threads of the sampler).</summary>
+    private static JobFinalizer.Outcome? Resume(NodeSampler node, NodeRig rig, bool endRequestFirst)
+    {
+        for (long t = 1201; t <= 1500; t++)
+        {
+            rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
+            Assert.True(node.Buffer.Read(rig.Slot!, t * Ms, Wall0 + t * Ms));
+        }
+        node.Snapshot(1500 * Ms, Wall0 + 1500 * Ms);
+        node.Flush();
+        JobFinalizer.Outcome? end = null;
+        if (endRequestFirst) end = node.End(NodeRig.Job("42").Key, true, "", 1500 * Ms, Wall0 + 1500 * Ms);
+        node.Housekeep(1500 * Ms);
+        if (!endRequestFirst) end = node.End(NodeRig.Job("42").Key, true, "", 1500 * Ms, Wall0 + 1500 * Ms);
+        Assert.Equal(0, node.JobCount);
+        node.Close(1500 * Ms, Wall0 + 1500 * Ms);
+        return end;
+    }
+
+    private static JobRecord Row(AlumetConfig cfg)
+    {
+        using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
+        return Assert.Single(db.GetJob("42"));
+    }
+
+    /// <summary>
+    /// At the defaults (keep_state = "failed") the epilog removed the state dir: the resumed sampler's writes go to the
+    /// spool file it still holds open, unlinked; its "end" is answered "already finalized" from the marker; the job's
+    /// Parquet file, its row and its marker stay as the epilog wrote them, and no state dir comes back.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AtTheDefaultsAResumedSamplerChangesNothingTheEpilogRecorded(bool endRequestFirst)
+    {
+        using var node = HungThenFinalizedByTheEpilog("failed", out var cfg);
+        var row = Row(cfg);
+        byte[] parquet = File.ReadAllBytes(row.ParquetPath);
+        string marker = File.ReadAllText(JobFinalizer.MarkerPath(JobDir(cfg)));
+        Assert.False(Directory.Exists(JobDir(cfg)));
+
+        var end = Resume(node, _rig, endRequestFirst);
+
+        if (endRequestFirst) Assert.Equal(JobFinalizer.AlreadyStatus, end!.Status);
+        else Assert.Null(end); // dropped by the housekeeping: no longer registered
+        var after = Row(cfg);
+        Assert.Equal((row.Status, row.Reason, row.Energy.PackageJ, row.ParquetPath, row.RunId), (after.Status, after.Reason, after.Energy.PackageJ, after.ParquetPath, after.RunId));
+        Assert.Equal(1.0, after.Energy.PackageJ, 12);
+        Assert.Equal(parquet, File.ReadAllBytes(row.ParquetPath));
+        Assert.Equal(marker, File.ReadAllText(JobFinalizer.MarkerPath(JobDir(cfg))));
+        Assert.False(Directory.Exists(JobDir(cfg)));
+    }
+}
