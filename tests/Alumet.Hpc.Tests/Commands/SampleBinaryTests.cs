@@ -80,6 +80,37 @@ public class SampleBinaryTests
     }
 
     [Fact]
+    public void SigintEndsTheJobAsSigtermDoes()
+    {
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "506");
+        using var p = Start(TestInstallation.Binary(), SampleArgs(install, "506"));
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:506", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        install.Powercap.SetEnergy("intel-rapl:0", 4_000_000);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:506", "cpu_package").Sum(r => r.Value) == 4_000_000, "the 4 J in the spool");
+        Alumet.Hpc.Native.Libc.kill(p.Id, 2);
+        var (rc, _, stderr) = Wait(p);
+        Assert.True(rc == 0, stderr);
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("506"));
+        Assert.Equal((JobStatus.Complete, 4.0), (row.Status, row.TotalEnergyJ));
+    }
+
+    [Theory]
+    [InlineData("--job-id", "x", "--job-id \"x\" is not a numeric job id")]
+    [InlineData("--sluid", "a b", "--sluid \"a b\" is not a SLUID")] // the registration carries it: the lean binary would refuse it
+    public void ABadArgumentToSampleIsOneSentenceAndExitTwo(string option, string value, string error)
+    {
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        string[] args = SampleArgs(install, "507");
+        int at = Array.IndexOf(args, option);
+        args = at >= 0 ? [.. args[..(at + 1)], value, .. args[(at + 2)..]] : [.. args, option, value];
+        var (rc, stdout, stderr) = Wait(Start(TestInstallation.Binary(), args));
+        Assert.Equal((2, "", $"alumet-hpc: sample: {error}\n"), (rc, stdout, stderr));
+        Assert.False(Directory.Exists(install.Config.Paths.StateDir));
+    }
+
+    [Fact]
     public void DetachedSampleLeavesTheCallersSessionInTheLeanBinaryAndSigtermStillEndsIt()
     {
         using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
