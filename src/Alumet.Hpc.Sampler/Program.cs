@@ -38,8 +38,9 @@ try
         Console.Error.WriteLine($"alumet-hpc-sampler: sample: {error}");
         return 2;
     }
-    // Each ended job's Parquet file and row, or its not-measured row, come from the full binary beside this one.
-    return OneJobSampler.Run(config, detach, reg, _ => FinalizerProcess.BesideThisBinary(config));
+    // Each ended job's Parquet file and row, or its not-measured row, come from the full binary beside this one, whose
+    // log lines come to this stderr in the foreground.
+    return OneJobSampler.Run(config, detach, reg, _ => FinalizerProcess.BesideThisBinary(config, logToStderr: !detach));
 }
 catch (Exception e)
 {

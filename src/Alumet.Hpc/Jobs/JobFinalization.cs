@@ -61,18 +61,24 @@ public sealed class InProcessFinalization(AlumetConfig cfg) : IJobFinalization
 /// </summary>
 /// <param name="executable">The full <c>alumet-hpc</c>; never a path a user could plant (the sampler's own directory).</param>
 /// <param name="configPath">The config the daemon loaded (absolute), or null for the same default lookup.</param>
-public sealed class FinalizerProcess(string executable, string? configPath) : IJobFinalization
+/// <param name="logToStderr">The sampler echoes its log to stderr (<c>sample</c> in the foreground): the child's log lines
+/// (the job's outcome) come to the same stderr, as they did when <c>sample</c> finalized in its own process.</param>
+public sealed class FinalizerProcess(string executable, string? configPath, bool logToStderr = false) : IJobFinalization
 {
     /// <summary>The full binary's name: the daemon runs the one in its own directory.</summary>
     public const string Program = "alumet-hpc";
 
     public const string Command = "finalize-job";
 
+    /// <summary>The child logs to its stderr, not to syslog (<paramref name="logToStderr"/>); the sampler copies it to its own.</summary>
+    public const string LogToStderrOption = "--log-stderr";
+
     public string Executable => executable;
 
-    /// <summary>The <c>alumet-hpc</c> in this binary's directory, told the config file this process loaded (absolute, or null for the default lookup).</summary>
-    public static FinalizerProcess BesideThisBinary(string? configPath) =>
-        new(Path.Combine(AppContext.BaseDirectory, Program), configPath is null ? null : Path.GetFullPath(configPath));
+    /// <summary>The <c>alumet-hpc</c> in this binary's directory, told the config file this process loaded
+    /// (<see cref="SamplerLauncher.ConfigForChild"/>: the child runs in "/"), or null for the default lookup.</summary>
+    public static FinalizerProcess BesideThisBinary(string? configPath, bool logToStderr = false) =>
+        new(Path.Combine(AppContext.BaseDirectory, Program), SamplerLauncher.ConfigForChild(configPath), logToStderr);
 
     public JobFinalizer.Outcome Finalize(string stateDir, bool complete, string reason)
     {
@@ -115,6 +121,7 @@ public sealed class FinalizerProcess(string executable, string? configPath) : IJ
             WorkingDirectory = "/",
         };
         psi.ArgumentList.Add(Command);
+        if (logToStderr) psi.ArgumentList.Add(LogToStderrOption);
         if (configPath is not null)
         {
             psi.ArgumentList.Add("--config");
@@ -128,11 +135,14 @@ public sealed class FinalizerProcess(string executable, string? configPath) : IJ
         var stderr = child.StandardError.ReadToEndAsync();
         string stdout = child.StandardOutput.ReadToEnd();
         child.WaitForExit();
-        string said = ErrorText.LastLine(stderr.GetAwaiter().GetResult());
+        string err = stderr.GetAwaiter().GetResult();
+        string said = ErrorText.LastLine(err);
         string? last = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
         FinalizerAnswer? answer = null;
         try { answer = last is null ? null : JsonSerializer.Deserialize(last, FinalizerJsonContext.Default.FinalizerAnswer); }
         catch (JsonException) { }
+        // An answering child's stderr is its log lines; without an answer, its last line is in the error, logged once by the sampler.
+        if (logToStderr && answer is not null) Console.Error.Write(err);
         return answer ?? throw new IOException(
             $"{executable} {Command} (pid {child.Id}) gave no answer for the {what}: exit status {child.ExitCode}{(said.Length > 0 ? $": {said}" : "")}");
     }

@@ -22,12 +22,14 @@ public static class OneJobSampler
     public static JobRegistration Registration(JobIdentity job, string? gpus, string? sluid, bool exclusive) =>
         new(job, gpus, sluid, exclusive, Raw: false, StartWallNs: 0);
 
-    /// <summary>The lean binary's argument vector (argv[0] included).</summary>
+    /// <summary>The lean binary's argument vector (argv[0] included). Only a <c>--config</c> of the caller is passed on:
+    /// the lean binary inherits the environment and the directory, so it reads <c>$ALUMET_HPC_CONFIG</c> as the caller
+    /// would have (and names it in its errors).</summary>
     public static string[] Arguments(string sampler, string? configPath, bool detach, JobRegistration reg)
     {
         var args = new List<string> { sampler, Verb };
         if (detach) args.Add("--detach");
-        if (SamplerLauncher.ConfigForChild(configPath) is { } config) args.AddRange(["--config", config]);
+        if (configPath is { Length: > 0 }) args.AddRange(["--config", Path.GetFullPath(configPath)]);
         args.Add(reg.ToLine());
         return [.. args];
     }

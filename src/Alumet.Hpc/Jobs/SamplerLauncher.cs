@@ -143,11 +143,13 @@ public static class SamplerLauncher
 
     /// <summary>
     /// The config file a child that runs in "/" must be told: <paramref name="configPath"/>, else <c>$ALUMET_HPC_CONFIG</c>,
-    /// as the absolute path it names from here; null for the default lookup (absolute paths already).
+    /// as the absolute path it names from here; null for the default lookup (absolute paths already). An empty one is
+    /// absent, as ConfigLoader.Load reads it.
     /// </summary>
     public static string? ConfigForChild(string? configPath)
     {
-        string? config = configPath ?? (Environment.GetEnvironmentVariable(ConfigLoader.EnvVar) is { Length: > 0 } env ? env : null);
+        string? config = configPath is { Length: > 0 } ? configPath
+            : Environment.GetEnvironmentVariable(ConfigLoader.EnvVar) is { Length: > 0 } env ? env : null;
         return config is null ? null : Path.GetFullPath(config);
     }
 

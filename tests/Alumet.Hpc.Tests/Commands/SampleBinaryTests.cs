@@ -24,10 +24,16 @@ public class SampleBinaryTests
         return sampler;
     }
 
-    private static Process Start(string program, params string[] args)
+    private static Process Start(string program, params string[] args) => StartIn(null, null, program, args);
+
+    /// <param name="configEnv">$ALUMET_HPC_CONFIG for the child (else the test's environment, without it).</param>
+    private static Process StartIn(string? directory, string? configEnv, string program, params string[] args)
     {
         var psi = new ProcessStartInfo(program) { RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
         foreach (string a in args) psi.ArgumentList.Add(a);
+        if (directory is not null) psi.WorkingDirectory = directory;
+        psi.Environment.Remove(Alumet.Hpc.Config.ConfigLoader.EnvVar);
+        if (configEnv is not null) psi.Environment[Alumet.Hpc.Config.ConfigLoader.EnvVar] = configEnv;
         var p = Process.Start(psi)!;
         p.StandardInput.Close();
         return p;
@@ -77,6 +83,59 @@ public class SampleBinaryTests
         string[] log = File.ReadAllLines(install.PathOf("alumet-hpc.log"));
         Assert.Single(log, l => l.Contains("job 501: sampling ("));
         Assert.Single(log, l => l.Contains("job 501: finalized complete"));
+    }
+
+    [Fact]
+    public void InTheForegroundTheJobsOutcomeIsOnStderrOnceAsItIsInTheLog()
+    {
+        // The Parquet file and row come from a finalize-job child now: its log lines (the outcome, a queued row, a
+        // failed export) must reach sample's stderr as the in-process finalization's did, and the log file once.
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "508");
+        using var p = Start(TestInstallation.Binary(), SampleArgs(install, "508"));
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:508", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        install.Powercap.SetEnergy("intel-rapl:0", 1_000_000);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:508", "cpu_package").Sum(r => r.Value) == 1_000_000, "the 1 J in the spool");
+        Alumet.Hpc.Native.Libc.kill(p.Id, 15);
+        var (rc, _, stderr) = Wait(p);
+        Assert.True(rc == 0, stderr);
+
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("508"));
+        string outcome = $"job 508: finalized complete, 1 J, {row.ParquetPath}; row stored in {install.Config.Paths.Database}";
+        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains("job 508: finalized"));
+        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.EndsWith("] info: " + outcome, StringComparison.Ordinal));
+        Assert.Single(stderr.Split('\n'), l => l.Contains("job 508: finalized"));
+        Assert.Contains("alumet-hpc: info: " + outcome + "\n", stderr);
+    }
+
+    [Fact]
+    public void AConfigFromTheEnvironmentThatIsMissingIsNamedAsSuchInTheError()
+    {
+        // No --config: the caller's $ALUMET_HPC_CONFIG is the file, and the fix is to check it, not "the --config path".
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        string missing = install.PathOf("missing.toml");
+        string[] args = [.. SampleArgs(install, "509").Where((_, i) => i is not (1 or 2))]; // without --config FILE
+        var (rc, stdout, stderr) = Wait(StartIn(null, missing, TestInstallation.Binary(), args));
+        Assert.Equal($"alumet-hpc: {missing}: config file not found; check ALUMET_HPC_CONFIG (or unset it to use /etc/alumet-hpc/alumet.toml)\n", stderr);
+        Assert.Equal((2, ""), (rc, stdout));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // --config "": absent, as ConfigLoader reads it (the environment's file, not an error)
+    public void ARelativeConfigFromTheEnvironmentIsTheCallersFileForTheSamplerAndItsFinalizer(bool emptyConfigOption)
+    {
+        // The finalize-job child runs in "/": it must be told the file the caller's relative $ALUMET_HPC_CONFIG names.
+        using var install = NewInstall(new PowercapTree(), "rapl = \"auto\"\nestimate = \"off\"\nnvml = \"off\"");
+        string[] args = [.. SampleArgs(install, "510").Where((_, i) => i is not (1 or 2))];
+        if (emptyConfigOption) args = [.. args, "--config", ""];
+        var (rc, _, stderr) = Wait(StartIn(Path.GetDirectoryName(install.ConfigPath), Path.GetFileName(install.ConfigPath), TestInstallation.Binary(), args));
+        Assert.True(rc == 0, stderr);
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("510"));
+        Assert.Equal(JobStatus.NotMeasured, row.Status);
+        Assert.StartsWith("no energy source on this node: ", row.Reason);
     }
 
     [Fact]
