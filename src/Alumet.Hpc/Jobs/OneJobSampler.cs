@@ -61,6 +61,9 @@ public static class OneJobSampler
         string[] args = Arguments(sampler, configPath, detach, reg);
         var strings = new IntPtr[args.Length];
         byte** argv = stackalloc byte*[args.Length + 1];
+        // Detached, it outlives its caller (a hook): like the prologs' daemon (SamplerLauncher.StartDaemon), it must not
+        // keep what slurmd, OAR or a shell left open there. Given back if execve fails (the caller samples then).
+        Native.InheritedDescriptors.Hidden? hidden = detach ? Native.InheritedDescriptors.Hide() : null;
         try
         {
             for (int i = 0; i < args.Length; i++) argv[i] = (byte*)(strings[i] = Marshal.StringToCoTaskMemUTF8(args[i]));
@@ -70,6 +73,7 @@ public static class OneJobSampler
         }
         finally
         {
+            hidden?.Dispose();
             foreach (IntPtr p in strings) Marshal.FreeCoTaskMem(p);
         }
     }

@@ -192,6 +192,35 @@ public class SampleBinaryTests
         Assert.Equal(3.0, row.TotalEnergyJ, 12);
     }
 
+    [Fact]
+    public void DetachedSampleKeepsNoDescriptorItsCallerLeftOpen()
+    {
+        // A hook's caller (slurmd, OAR, a shell) may leave a lock file or a pipe open without close-on-exec: the detached
+        // sampler outlives the hook and must not hold it, as the prologs' daemon does not (SamplerLauncher.StartDaemon).
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        string held = install.PathOf("left-open-by-the-caller");
+        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "511");
+        using var p = Start("/bin/sh", ["-c", "exec 7>>\"$0\"; exec \"$@\"", held, TestInstallation.Binary(), .. SampleArgs(install, "511"), "--detach"]);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:511", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        Assert.Equal(Sampler(), new FileInfo($"/proc/{p.Id}/exe").LinkTarget);
+        var open = new List<string>();
+        foreach (string fd in Directory.GetFiles($"/proc/{p.Id}/fd"))
+        {
+            try { if (new FileInfo(fd).LinkTarget is { } target) open.Add(target); }
+            catch (IOException) { } // closed meanwhile
+        }
+        Assert.DoesNotContain(held, open);
+
+        install.Powercap.SetEnergy("intel-rapl:0", 2_000_000);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:511", "cpu_package").Sum(r => r.Value) == 2_000_000, "the 2 J in the spool");
+        Alumet.Hpc.Native.Libc.kill(p.Id, 15);
+        var (rc, stdout, stderr) = Wait(p);
+        Assert.Equal((0, "", ""), (rc, stdout, stderr));
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("511"));
+        Assert.Equal((JobStatus.Complete, 2.0), (row.Status, row.TotalEnergyJ));
+    }
+
     [Theory]
     [InlineData(false, null)]
     [InlineData(true, "Permission denied")]
