@@ -20,6 +20,7 @@
 #                      tick thread would give on a loaded node; an experiment, not the product's default
 #   BENCH_TICK         fifo (default: the product's tick_scheduling default, C does the same) or normal
 #   BENCH_KEEP=1       keep the temporary directory (trees, configs, logs, Parquet files)
+#   BENCH_SAMPLE_ONLY=1  only `sample`'s table (the first part), none of the scripts after it (tick.sh, node.sh, ...)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init bench "$@"
@@ -311,6 +312,8 @@ echo "CPU per tick: on-CPU ns of all threads (/proc/PID/task/*/schedstat) over t
 echo "peak RSS: wait4 ru_maxrss (whole life incl. Parquet conversion) and VmHWM at the end of the window; first sample: from spawn (fork) to the end of the first read of every counter (the baseline the job's energy counts from; first tick: to the tick after it)."
 } | tee "$OUT/latest.txt"
 echo "bench: table written to out/bench/latest.txt" >&2
+# BENCH_SAMPLE_ONLY=1: only the table above (`sample`'s rows), not the scripts below.
+[[ ${BENCH_SAMPLE_ONLY:-0} == 1 ]] && exit 0
 
 # ---------------------------------------------------------------- CPU per tick verdict: paired rounds of fresh processes (own script, issue 8)
 bash "$ROOT/bench/tick.sh" "$BIN" | tee "$OUT/tick.txt" || die "bench/tick.sh failed"

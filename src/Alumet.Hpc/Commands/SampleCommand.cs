@@ -1,7 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
-using Alumet.Hpc.Config;
-using Alumet.Hpc.Core;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Schedulers;
 
@@ -10,6 +7,8 @@ namespace Alumet.Hpc.Commands;
 /// <summary>
 /// <c>alumet-hpc sample</c>: a sampler for one job in the foreground (the node sampler's pipeline with that job
 /// alone registered): runs until SIGTERM or a liveness rule, then finalizes. Hooks use <c>node-sampler</c>.
+/// The arguments are checked here; the sampling runs in <c>alumet-hpc-sampler</c>, in this process's place
+/// (<see cref="OneJobSampler"/>).
 /// </summary>
 public static class SampleCommand
 {
@@ -45,12 +44,14 @@ public static class SampleCommand
                            string node, string? gpus, string? sluid, string? runId, bool exclusive, bool detach,
                            string? jobName)
     {
+        if (sluid?.Length == 0) sluid = null; // absent, as RunId.Of reads it
         string? bad =
             !SchedulerInput.IsJobId(jobId) ? $"--job-id {SchedulerInput.Quote(jobId)} is not a numeric job id" :
             !SchedulerInput.IsUserName(user) ? $"--user {SchedulerInput.Quote(user)} is not a valid user name" :
             !SchedulerInput.IsName(node) ? $"--node {SchedulerInput.Quote(node)} is not a valid node name" :
             !SchedulerInput.IsName(cluster) ? $"--cluster {SchedulerInput.Quote(cluster)} is not a valid cluster name" :
             uid < 0 ? $"--uid {uid} is negative" :
+            sluid is not null && !SchedulerInput.IsToken(sluid) ? $"--sluid {SchedulerInput.Quote(sluid)} is not a SLUID" :
             runId is not null && !RunId.IsValid(runId) ? $"--run-id {SchedulerInput.Quote(runId)} is not a run id (1-64 letters and digits)" :
             gpus is not null && !Sources.Nvml.GpuAllocation.TryParse(gpus, out _, out string? gpuError) ? $"--gpus {SchedulerInput.Quote(gpus)} is not a GPU list: {gpuError}" :
             null;
@@ -60,48 +61,19 @@ public static class SampleCommand
             return 2;
         }
 
-        if (CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
-        Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
-
         var job = new JobIdentity(scheduler, cluster, jobId, user, uid, node, runId ?? RunId.Of(sluid, DateTime.UtcNow))
         {
             JobName = JobIdentity.RecordedName(jobName),
         };
-        string stateDir = job.StateDirectory(cfg.Paths.StateDir);
-        if (detach) SamplerProcessSetup.Detach(cfg.Paths.CgroupRoot);
-        try
-        {
-            Directory.CreateDirectory(stateDir);
+        var allocation = Sources.Nvml.GpuAllocation.Parse(gpus); // validated above; the registration carries its canonical list
+        var reg = OneJobSampler.Registration(job, allocation.IsEmpty ? null : allocation.List, sluid, exclusive);
 
-            using var sources = SourceFactory.Create(cfg);
-            if (sources.Empty)
-            {
-                foreach (string p in sources.Problems) Log.Info($"job {jobId}: {p}");
-                JobFinalizer.RecordNotMeasured(job, cfg, "no energy source on this node: " + string.Join("; ", sources.Problems));
-                return 0;
-            }
-            var allocation = Sources.Nvml.GpuAllocation.Parse(gpus); // validated above; the registration carries its canonical list
-            var reg = new JobRegistration(job, allocation.IsEmpty ? null : allocation.List, sluid, exclusive, Raw: false, Clock.WallNs());
-            using var cts = new CancellationTokenSource();
-            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
-            using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
-            // Logged once the counters are read: the job's energy counts from that read, the log lines can wait.
-            NodeSamplerHost.RunOneJob(cfg, sources, reg, cts.Token, BenchSpawnNs(), primed: () =>
-            {
-                foreach (string p in sources.Problems) Log.Info($"job {jobId}: {p}");
-                Log.Info($"job {jobId}: sampling ({sources.Perimeter})");
-            });
-            return 0;
-        }
-        catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
-        {
-            Log.Error($"job {jobId}: sampler failed: {e.Message}");
-            try { JobFinalizer.RecordNotMeasured(job, cfg, $"sampler failed to start: {e.Message}"); }
-            catch (Exception inner) { Log.Error($"job {jobId}: could not record the failure: {inner.Message}"); }
-            return 1;
-        }
+        // The sampling runs in alumet-hpc-sampler, in this process's place (OneJobSampler), found as the prologs find it.
+        // Where only alumet-hpc is installed (or the execve fails), this binary samples the job itself, as the prologs
+        // then start its own node-sampler: the job is measured either way.
+        string? notice = null;
+        if (SamplerLauncher.LeanSampler() is { } sampler)
+            notice = OneJobSampler.Exec(sampler, configPath, detach, reg) + "; sampling in alumet-hpc";
+        return OneJobSampler.Run(configPath, detach, reg, cfg => new InProcessFinalization(cfg), notice);
     }
-
-    internal static long? BenchSpawnNs() =>
-        long.TryParse(Environment.GetEnvironmentVariable("ALUMET_BENCH_T0_NS"), out long t) ? t : null;
 }

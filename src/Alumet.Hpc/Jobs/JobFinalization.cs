@@ -24,6 +24,10 @@ public interface IJobFinalization
 
     /// <summary>Exports a closed day of the node's spool to its root-only Parquet file (<see cref="Spool.NodeSpool.Export"/>); returns the file; throws with the true reason.</summary>
     string ExportNodeDay(string spoolDir);
+
+    /// <summary>The row of a job that ran here unmeasured (<see cref="JobFinalizer.RecordNotMeasured"/>: <c>sample</c> with no
+    /// energy source, or whose sampler failed to start); throws with the true reason.</summary>
+    void RecordNotMeasured(JobIdentity job, string reason);
 }
 
 /// <summary>Finalization in this process.</summary>
@@ -45,6 +49,8 @@ public sealed class InProcessFinalization(AlumetConfig cfg) : IJobFinalization
         Log.Info($"node file {file}: written from {spoolDir}");
         return file;
     }
+
+    public void RecordNotMeasured(JobIdentity job, string reason) => JobFinalizer.RecordNotMeasured(job, cfg, reason);
 }
 
 /// <summary>
@@ -63,6 +69,10 @@ public sealed class FinalizerProcess(string executable, string? configPath) : IJ
     public const string Command = "finalize-job";
 
     public string Executable => executable;
+
+    /// <summary>The <c>alumet-hpc</c> in this binary's directory, told the config file this process loaded (absolute, or null for the default lookup).</summary>
+    public static FinalizerProcess BesideThisBinary(string? configPath) =>
+        new(Path.Combine(AppContext.BaseDirectory, Program), configPath is null ? null : Path.GetFullPath(configPath));
 
     public JobFinalizer.Outcome Finalize(string stateDir, bool complete, string reason)
     {
@@ -84,6 +94,15 @@ public sealed class FinalizerProcess(string executable, string? configPath) : IJ
         var answer = Run(["--node-day", spoolDir], $"export of the node file of {spoolDir}", "");
         return answer.Error is { } error ? throw new IOException(error) : answer.ParquetPath;
     }
+
+    public void RecordNotMeasured(JobIdentity job, string reason)
+    {
+        // The job as a registration line (validated by the child, which runs as root); the reason on stdin, as above.
+        var answer = Run(["--not-measured", NotMeasuredLine(job)], $"not-measured row of job {job.JobId}", reason);
+        if (answer.Error is { } error) throw new IOException(error);
+    }
+
+    private static string NotMeasuredLine(JobIdentity job) => new JobRegistration(job, null, null, false, false, 0).ToLine();
 
     private FinalizerAnswer Run(IEnumerable<string> args, string what, string stdin)
     {
@@ -122,13 +141,19 @@ public sealed class FinalizerProcess(string executable, string? configPath) : IJ
     /// The child's side (<c>alumet-hpc finalize-job</c>): finalizes a job (or exports a closed day of the node's spool) in
     /// its own process and prints the answer as one JSON line. Exit 0 with the outcome, 1 with the error (logged by the sampler, not here: once).
     /// </summary>
-    public static int Serve(AlumetConfig cfg, string? stateDir, bool complete, string reason, string? retryWhat, string? nodeDay)
+    public static int Serve(AlumetConfig cfg, string? stateDir, bool complete, string reason, string? retryWhat, string? nodeDay, string? notMeasured = null)
     {
         var local = new InProcessFinalization(cfg);
         FinalizerAnswer answer;
         try
         {
-            if (nodeDay is not null)
+            if (notMeasured is not null)
+            {
+                var reg = JobRegistration.Parse(notMeasured, out string? error) ?? throw new ArgumentException($"--not-measured: {error}");
+                local.RecordNotMeasured(reg.Job, reason);
+                answer = new FinalizerAnswer("", "", "", true, "", null);
+            }
+            else if (nodeDay is not null)
             {
                 answer = new FinalizerAnswer("", "", local.ExportNodeDay(nodeDay), true, "", null);
             }

@@ -30,8 +30,7 @@ public static class NodeSamplerHost
     {
         if (Commands.CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
-        string executable = Path.Combine(AppContext.BaseDirectory, FinalizerProcess.Program);
-        try { return RunDaemon(cfg, detach, new FinalizerProcess(executable, configPath is null ? null : Path.GetFullPath(configPath))); }
+        try { return RunDaemon(cfg, detach, FinalizerProcess.BesideThisBinary(configPath)); }
         catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
         {
             Log.Error($"node sampler failed: {e.Message}");
@@ -43,7 +42,7 @@ public static class NodeSamplerHost
     public static int RunDaemon(AlumetConfig cfg, bool detach, IJobFinalization finalization)
     {
         // Origin of status's first_sample_ms: the bench's spawn of the prolog that started us, else our start.
-        long origin = Commands.SampleCommand.BenchSpawnNs() ?? Clock.MonotonicNs();
+        long origin = OneJobSampler.BenchSpawnNs() ?? Clock.MonotonicNs();
         if (detach) SamplerProcessSetup.Detach(cfg.Paths.CgroupRoot);
         string root = NodeSpool.Root(cfg);
         Directory.CreateDirectory(cfg.Paths.StateDir);
@@ -158,12 +157,14 @@ public static class NodeSamplerHost
     /// samples until <paramref name="token"/> is cancelled, ends and finalizes it. With <paramref name="spawnNs"/> (the
     /// bench's spawn) it writes the timing figures to <c>stats.json</c>.
     /// </summary>
+    /// <param name="finalization">In this process (<c>exec</c> as a user), or an <c>alumet-hpc finalize-job</c> child
+    /// (<c>sample</c> in <c>alumet-hpc-sampler</c>: <see cref="OneJobSampler"/>).</param>
     /// <param name="primed">Runs right after the baseline read (the caller's start-up log lines: off the path to it).</param>
-    public static JobFinalizer.Outcome? RunOneJob(AlumetConfig cfg, SourceSet sources, JobRegistration reg, CancellationToken token, long? spawnNs = null,
-                                                  Action? primed = null)
+    public static JobFinalizer.Outcome? RunOneJob(AlumetConfig cfg, SourceSet sources, JobRegistration reg, IJobFinalization finalization, CancellationToken token,
+                                                  long? spawnNs = null, Action? primed = null)
     {
         long start = Clock.MonotonicNs();
-        using var node = new NodeSampler(cfg, sources, start) { StopWhenEmpty = true };
+        using var node = new NodeSampler(cfg, sources, start, finalization) { StopWhenEmpty = true };
         var cpuAtBaseline = spawnNs is null ? TimeSpan.Zero : Environment.CpuUsage.TotalTime; // stats.json: CPU to the first sample
         primed?.Invoke();
         node.Register(reg, recovered: false, start);

@@ -129,18 +129,33 @@ public static class SamplerLauncher
     /// What a prolog starts: <c>alumet-hpc-sampler</c> beside <paramref name="executable"/> (ours by default), or, where
     /// only <c>alumet-hpc</c> was installed, its own <c>node-sampler</c> (the same daemon, with the whole binary mapped).
     /// </summary>
-    public static string DaemonExecutable(string? executable = null)
+    public static string DaemonExecutable(string? executable = null) => LeanSampler(executable) ?? OwnExecutable(executable);
+
+    /// <summary><c>alumet-hpc-sampler</c> beside <paramref name="executable"/> (ours by default), or null where it was not installed.</summary>
+    public static string? LeanSampler(string? executable = null)
     {
-        string exe = executable ?? Environment.ProcessPath ?? throw new InvalidOperationException("cannot find our own executable");
-        string lean = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(exe)) ?? "/", SamplerProgram);
-        return File.Exists(lean) ? lean : exe;
+        string lean = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(OwnExecutable(executable))) ?? "/", SamplerProgram);
+        return File.Exists(lean) ? lean : null;
+    }
+
+    private static string OwnExecutable(string? executable) =>
+        executable ?? Environment.ProcessPath ?? throw new InvalidOperationException("cannot find our own executable");
+
+    /// <summary>
+    /// The config file a child that runs in "/" must be told: <paramref name="configPath"/>, else <c>$ALUMET_HPC_CONFIG</c>,
+    /// as the absolute path it names from here; null for the default lookup (absolute paths already).
+    /// </summary>
+    public static string? ConfigForChild(string? configPath)
+    {
+        string? config = configPath ?? (Environment.GetEnvironmentVariable(ConfigLoader.EnvVar) is { Length: > 0 } env ? env : null);
+        return config is null ? null : Path.GetFullPath(config);
     }
 
     /// <summary>Starts a detached node sampler; it exits at once if another holds the node lock.</summary>
     private static Process StartDaemon(string? configPath, string? executable)
     {
         // The daemon runs in "/": a relative --config (or $ALUMET_HPC_CONFIG) of the caller is passed as the file it names here.
-        string? config = configPath ?? (Environment.GetEnvironmentVariable(ConfigLoader.EnvVar) is { Length: > 0 } env ? env : null);
+        string? config = ConfigForChild(configPath);
         var psi = new ProcessStartInfo(DaemonExecutable(executable))
         {
             UseShellExecute = false,
@@ -156,7 +171,7 @@ public static class SamplerLauncher
         if (config is not null)
         {
             psi.ArgumentList.Add("--config");
-            psi.ArgumentList.Add(Path.GetFullPath(config));
+            psi.ArgumentList.Add(config);
         }
         Process process;
         // It lives on after the hook: it must not keep what slurmd, OAR or the user's shell left open in the hook.

@@ -27,6 +27,10 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int setsid();
 
+    /// <summary>Replaces this process's program (same pid); <paramref name="argv"/> ends with a null pointer. Returns only on failure.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int execv(byte* path, byte** argv);
+
     public const int SCHED_OTHER = 0;
     public const int SCHED_FIFO = 1;
 

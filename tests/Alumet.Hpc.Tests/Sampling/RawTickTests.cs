@@ -27,15 +27,23 @@ public sealed class RawTickTests : IDisposable
         using var node = _rig.NewNode(cfg);
         var slot = _rig.Slot!;
         for (int j = 0; j < jobs; j++) node.Register(NodeRig.Job($"{42 + j}"), false, 0, Wall0);
-        for (long t = 1; t <= 10; t++) Assert.True(node.Buffer.Read(slot, t * Ms, Wall0 + t * Ms)); // the series are added here
+        for (long w = 1; w <= 10; w++) Assert.True(node.Buffer.Read(slot, w * Ms, Wall0 + w * Ms)); // the series are added here
         node.Flush(); // and reach meta.json here (else at the first 16 KiB write, below: once, not per tick)
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (long t = 11; t <= 1010; t++) node.Buffer.Read(slot, t * Ms, Wall0 + t * Ms);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // Up to three batches of 1000 ticks, one of which must allocate nothing: a per-tick allocation shows in every
+        // batch (≥ 1000 × its size), while the runtime's one-off work on this thread (a method's tier-up landing
+        // mid-batch on a loaded machine: seen twice in a parallel run, 2026-12-01) shows in one batch at most.
+        var allocated = new List<long>();
+        long t = 11;
+        for (int batch = 0; batch < 3 && (allocated.Count == 0 || allocated[^1] != 0); batch++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (long end = t + 1000; t < end; t++) node.Buffer.Read(slot, t * Ms, Wall0 + t * Ms);
+            allocated.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+        }
 
-        Assert.Equal(0, allocated);
-        node.Close(1011 * Ms, Wall0 + 1011 * Ms);
+        Assert.True(allocated[^1] == 0, $"1000 ticks allocated {string.Join(", then ", allocated)} bytes");
+        node.Close(t * Ms, Wall0 + t * Ms);
     }
 
     /// <summary>

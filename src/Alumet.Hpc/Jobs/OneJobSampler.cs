@@ -1,0 +1,125 @@
+using System.Runtime.InteropServices;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
+
+namespace Alumet.Hpc.Jobs;
+
+/// <summary>
+/// <c>alumet-hpc sample</c> once its arguments are valid. The full binary replaces itself (execve: same pid, so the
+/// SIGTERM of whoever started it still lands) with <c>alumet-hpc-sampler sample [--detach] [--config FILE] REGISTRATION</c>,
+/// which samples the job as the node daemon does, in the lean binary, and has the job's Parquet file and row, or its
+/// not-measured row, written by an <c>alumet-hpc finalize-job</c> child (README Performance, peak RSS).
+/// REGISTRATION is the job's <see cref="JobRegistration"/> line, the form only <see cref="Arguments"/> writes.
+/// </summary>
+public static class OneJobSampler
+{
+    public const string Verb = "sample";
+
+    public const string Usage = "usage: alumet-hpc-sampler sample [--detach] [--config FILE] REGISTRATION (written by alumet-hpc sample; see alumet-hpc sample --help)";
+
+    /// <summary>What <c>sample</c> registers: no raw storage, cgroup or owner; the run id fixed; the start stamped by the
+    /// sampler at registration (0: <see cref="NodeSampler"/> takes the time then).</summary>
+    public static JobRegistration Registration(JobIdentity job, string? gpus, string? sluid, bool exclusive) =>
+        new(job, gpus, sluid, exclusive, Raw: false, StartWallNs: 0);
+
+    /// <summary>The lean binary's argument vector (argv[0] included).</summary>
+    public static string[] Arguments(string sampler, string? configPath, bool detach, JobRegistration reg)
+    {
+        var args = new List<string> { sampler, Verb };
+        if (detach) args.Add("--detach");
+        if (SamplerLauncher.ConfigForChild(configPath) is { } config) args.AddRange(["--config", config]);
+        args.Add(reg.ToLine());
+        return [.. args];
+    }
+
+    /// <summary>
+    /// The registration the lean binary was given, or null with the one-sentence <paramref name="error"/>. Root runs
+    /// it: every value is checked as the socket's registrations are, and the line must be exactly what
+    /// <see cref="Registration"/> writes (no other key, no raw storage, cgroup or owner, a run id).
+    /// </summary>
+    public static JobRegistration? ParseRegistration(string line, out string? error)
+    {
+        var reg = JobRegistration.Parse(line, out error);
+        if (reg is null) return null;
+        string canonical = Registration(reg.Job, reg.Gpus, reg.Sluid, reg.Exclusive).ToLine();
+        if (reg.Job.RunId.Length == 0) error = "the registration has no run id (alumet-hpc sample always writes one)";
+        else if (canonical != line)
+            error = line.Split(' ').FirstOrDefault(t => !canonical.Split(' ').Contains(t)) is { } token
+                ? $"registration token {Schedulers.SchedulerInput.Quote(token)} is not one that alumet-hpc sample writes"
+                : "the registration is not in the form alumet-hpc sample writes";
+        return error is null ? reg : null;
+    }
+
+    /// <summary>
+    /// Runs <c>alumet-hpc-sampler</c> (<paramref name="sampler"/>) in this process's place. Returns only when execve
+    /// failed, with the reason.
+    /// </summary>
+    public static unsafe string Exec(string sampler, string? configPath, bool detach, JobRegistration reg)
+    {
+        string[] args = Arguments(sampler, configPath, detach, reg);
+        var strings = new IntPtr[args.Length];
+        byte** argv = stackalloc byte*[args.Length + 1];
+        try
+        {
+            for (int i = 0; i < args.Length; i++) argv[i] = (byte*)(strings[i] = Marshal.StringToCoTaskMemUTF8(args[i]));
+            argv[args.Length] = null;
+            Native.Libc.execv(argv[0], argv);
+            return $"could not run {sampler}: {new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError()).Message}";
+        }
+        finally
+        {
+            foreach (IntPtr p in strings) Marshal.FreeCoTaskMem(p);
+        }
+    }
+
+    /// <summary>
+    /// The job's sampler, in either binary: loads the config, samples until SIGTERM/SIGINT (or a liveness rule), then
+    /// finalizes through <paramref name="finalization"/>. Exit 0 measured or not-measured (no energy source), 1 the
+    /// sampler failed to start (its not-measured row says why), 2 a bad config.
+    /// </summary>
+    /// <param name="notice">Why this runs in the full binary (logged once the log is configured), or null.</param>
+    public static int Run(string? configPath, bool detach, JobRegistration reg, Func<AlumetConfig, IJobFinalization> finalization, string? notice = null)
+    {
+        if (Commands.CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
+        Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
+        if (notice is not null) Log.Warn($"job {reg.Job.JobId}: {notice}");
+        var job = reg.Job;
+        string jobId = job.JobId;
+        if (detach) SamplerProcessSetup.Detach(cfg.Paths.CgroupRoot);
+        var finalizer = finalization(cfg);
+        try
+        {
+            Directory.CreateDirectory(job.StateDirectory(cfg.Paths.StateDir));
+
+            using var sources = SourceFactory.Create(cfg);
+            if (sources.Empty)
+            {
+                foreach (string p in sources.Problems) Log.Info($"job {jobId}: {p}");
+                finalizer.RecordNotMeasured(job, "no energy source on this node: " + string.Join("; ", sources.Problems));
+                return 0;
+            }
+            using var cts = new CancellationTokenSource();
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
+            using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
+            // Logged once the counters are read: the job's energy counts from that read, the log lines can wait.
+            NodeSamplerHost.RunOneJob(cfg, sources, reg, finalizer, cts.Token, BenchSpawnNs(), primed: () =>
+            {
+                foreach (string p in sources.Problems) Log.Info($"job {jobId}: {p}");
+                Log.Info($"job {jobId}: sampling ({sources.Perimeter})");
+            });
+            return 0;
+        }
+        catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
+        {
+            Log.Error($"job {jobId}: sampler failed: {e.Message}");
+            try { finalizer.RecordNotMeasured(job, $"sampler failed to start: {e.Message}"); }
+            catch (Exception inner) { Log.Error($"job {jobId}: could not record the failure: {inner.Message}"); }
+            return 1;
+        }
+    }
+
+    /// <summary>The bench's spawn of the sampler (<c>ALUMET_BENCH_T0_NS</c>, bench/README.md): the origin of stats.json's
+    /// start-up figures; kept across the execve, so they count the full binary's start too.</summary>
+    public static long? BenchSpawnNs() =>
+        long.TryParse(Environment.GetEnvironmentVariable("ALUMET_BENCH_T0_NS"), out long t) ? t : null;
+}
