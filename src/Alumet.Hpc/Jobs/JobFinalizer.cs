@@ -49,8 +49,10 @@ public static class JobFinalizer
         File.Delete(Path.Combine(stateDir, SamplerFiles.FinalizeError));
     }
 
+    /// <param name="detachSpool">The epilog finalizes without the sampler, which may be hung rather than gone: the spool
+    /// is first detached from it (<see cref="SpoolWriter.DetachFromWriters"/>).</param>
     /// <exception cref="IOException">The state dir does not exist, or another finalizer held the job past stop_timeout_s.</exception>
-    public static Outcome Finalize(string stateDir, AlumetConfig cfg, bool complete, string reason)
+    public static Outcome Finalize(string stateDir, AlumetConfig cfg, bool complete, string reason, bool detachSpool = false)
     {
         var wait = TimeSpan.FromSeconds(cfg.Sampler.StopTimeoutS);
         using var claim = FinalizationLock.Acquire(stateDir, wait, out bool busy);
@@ -59,6 +61,17 @@ public static class JobFinalizer
             throw new IOException(busy
                 ? $"another process is still finalizing the job in {stateDir} after {cfg.Sampler.StopTimeoutS} s; left to it"
                 : $"no job state in {stateDir}");
+        if (detachSpool)
+        {
+            // First, before anything reads the spool: a hung sampler that resumes writes at its own stale offset, over
+            // the closing records and past the end, changing the spool between the row and the Parquet file or after
+            // both (a kept state dir). Detached, its writes go to a file nobody reads.
+            try { SpoolWriter.DetachFromWriters(stateDir); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log.Warn($"{stateDir}: the spool could not be detached from its sampler ({e.Message}); finalized from it as it is");
+            }
+        }
         string errorFile = Path.Combine(stateDir, SamplerFiles.FinalizeError);
         if (File.Exists(errorFile))
         {

@@ -19,7 +19,7 @@ public sealed record JobIdentity(string Scheduler, string Cluster, string JobId,
     public static string RecordedName(string? name) =>
         string.IsNullOrWhiteSpace(name) ? "" : name.Length <= MaxJobName ? name : name[..(MaxJobName - 3)] + "...";
 
-    public string Consumer => $"job:{JobId}";
+    public string Consumer => Spool.SpoolSeries.JobConsumer(JobId);
 
     /// <summary>Per-job state directory: &lt;state_dir&gt;/&lt;scheduler&gt;/&lt;job id&gt;.</summary>
     public string StateDirectory(string stateRoot) => Path.Combine(stateRoot, Scheduler, JobId);

@@ -219,7 +219,7 @@ public static class SamplerLauncher
                     ? "the sampler died before the end of the job (crash or kill); data up to its last flush kept"
                     : $"the node sampler did not finalize the job within {config.Sampler.StopTimeoutS} s ({error}); finalized from its spool";
             Log.Warn($"job {job.JobId}: {why}");
-            var o = JobFinalizer.Finalize(dir, config, complete: false, why);
+            var o = JobFinalizer.Finalize(dir, config, complete: false, why, detachSpool: true); // the sampler may be hung, not gone
             // A node sampler that is hung, not gone, drops the job when it wakes: told once, not found by polling markers.
             if (o.Status != JobFinalizer.AlreadyStatus) FinalizedElsewhere.Raise(Spool.NodeSpool.Root(config), JobRegistration.KeyOf(job.Scheduler, job.JobId));
             return o.Status == JobFinalizer.AlreadyStatus

@@ -94,9 +94,6 @@ public sealed record JobSummary(
     /// <summary>The job's facility energy and CO2e over its own timeline (docs/carbon.md); <see cref="FacilityCarbon.None"/> when not configured.</summary>
     public FacilityCarbon Carbon { get; init; } = FacilityCarbon.None;
 
-    public const string OtherJobsConsumer = "other_jobs";
-
-    public static string JobConsumer(string jobId) => $"job:{jobId}";
     public static string StepPrefix(string jobId) => $"step:{jobId}.";
 
     /// <summary>Interfaces joined with ',' (<c>powercap,nvml-energy-counter</c>).</summary>
@@ -119,7 +116,7 @@ public sealed record JobSummary(
     public static JobSummary FromSpool(SpoolMeta meta, IEnumerable<ReadOnlyMemory<SpoolRecord>> chunks, SummaryOptions? options = null)
     {
         options ??= SummaryOptions.Default;
-        string jobConsumer = JobConsumer(meta.JobId);
+        string jobConsumer = SpoolSeries.JobConsumer(meta.JobId);
         string stepPrefix = StepPrefix(meta.JobId);
 
         // Consumer slot per series: 0 job, 1 node, 2 unattributed, 3 other_jobs, 4.. steps, -1 ignored.
@@ -135,7 +132,7 @@ public sealed record JobSummary(
                 _ when s.Consumer == jobConsumer => 0,
                 SpoolSeries.NodeConsumer => 1,
                 SpoolSeries.UnattributedConsumer => 2,
-                OtherJobsConsumer => 3,
+                SpoolSeries.OtherJobsConsumer => 3,
                 _ when s.Consumer.StartsWith(stepPrefix, StringComparison.Ordinal) => 4 + StepSlot(stepIds, s.Consumer[stepPrefix.Length..]),
                 _ => -1,
             };
@@ -195,7 +192,7 @@ public sealed record JobSummary(
         var job = Build(0, jobConsumer);
         return new JobSummary(
             meta.JobId,
-            job, Build(1, SpoolSeries.NodeConsumer), Build(2, SpoolSeries.UnattributedConsumer), Build(3, OtherJobsConsumer),
+            job, Build(1, SpoolSeries.NodeConsumer), Build(2, SpoolSeries.UnattributedConsumer), Build(3, SpoolSeries.OtherJobsConsumer),
             steps, interfaces, estimated, estimated ? meta.EstimateModel : "",
             new Dictionary<string, double>(meta.SourceHz), meta.Perimeter)
         {

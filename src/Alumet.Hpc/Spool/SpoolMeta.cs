@@ -44,8 +44,15 @@ public sealed class SpoolSeries
     public const string NodeConsumer = "node";
     /// <summary>The consumer of a split's remainder: what no job's share covers (README "Parquet schema": node = Σ jobs + unattributed).</summary>
     public const string UnattributedConsumer = "unattributed";
+    /// <summary>The consumer of the other jobs' shares taken together (README "Parquet schema": node = Σ job:* + other_jobs + unattributed).</summary>
+    public const string OtherJobsConsumer = "other_jobs";
+    /// <summary>What a job's share's consumer starts with: <see cref="JobConsumer"/>.</summary>
+    public const string JobConsumerPrefix = "job:";
 
-    /// <summary><see cref="NodeConsumer"/> (the whole counter), "job:&lt;id&gt;", "other_jobs", <see cref="UnattributedConsumer"/>.</summary>
+    /// <summary>The consumer of job <paramref name="jobId"/>'s share: <c>job:&lt;id&gt;</c>.</summary>
+    public static string JobConsumer(string jobId) => JobConsumerPrefix + jobId;
+
+    /// <summary><see cref="NodeConsumer"/> (the whole counter), <see cref="JobConsumer"/>, <see cref="OtherJobsConsumer"/>, <see cref="UnattributedConsumer"/>.</summary>
     public string Consumer { get; set; } = "";
     /// <summary>Resource kind wire name (<c>cpu_package</c>, <c>dram</c>, <c>gpu</c> ...).</summary>
     public string ResourceKind { get; set; } = "";

@@ -1,6 +1,8 @@
 using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Spool;
 using Alumet.Hpc.Tests.Fakes;
 
 namespace Alumet.Hpc.Tests.Jobs;
@@ -96,5 +98,84 @@ public sealed class HungSamplerResumeTests : IDisposable
         Assert.Equal(parquet, File.ReadAllBytes(row.ParquetPath));
         Assert.Equal(marker, File.ReadAllText(JobFinalizer.MarkerPath(JobDir(cfg))));
         Assert.False(Directory.Exists(JobDir(cfg)));
+    }
+
+    /// <summary>
+    /// A kept state dir (keep_state = "always"; also a failed Parquet export, whose spool README says to export by hand)
+    /// should hold the spool the epilog finalized: its row and its file were made from it.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AResumedSamplerLeavesAKeptStateDirAsTheEpilogFinalizedIt(bool endRequestFirst)
+    {
+        using var node = HungThenFinalizedByTheEpilog("always", out var cfg);
+        var row = Row(cfg);
+        byte[] parquet = File.ReadAllBytes(row.ParquetPath);
+        string records = Path.Combine(JobDir(cfg), SpoolWriter.RecordsFile);
+        byte[] spool = File.ReadAllBytes(records);
+        Assert.Equal(3 * (1200 + 2 + 1) * SpoolRecord.Size, spool.Length); // reads, the split, the epilog's closing record
+
+        var end = Resume(node, _rig, endRequestFirst);
+
+        if (endRequestFirst) Assert.Equal(JobFinalizer.AlreadyStatus, end!.Status);
+        var after = Row(cfg);
+        Assert.Equal((row.Status, row.Reason, row.Energy.PackageJ), (after.Status, after.Reason, after.Energy.PackageJ));
+        Assert.Equal(parquet, File.ReadAllBytes(row.ParquetPath));
+        byte[] kept = File.ReadAllBytes(records);
+        int closing = spool.Length - 3 * SpoolRecord.Size;
+        var again = Alumet.Hpc.Outputs.JobSummary.FromSpool(JobDir(cfg), Alumet.Hpc.Outputs.SummaryOptions.FromConfig(cfg));
+        Assert.True(spool.AsSpan().SequenceEqual(kept),
+            $"the kept spool changed after the finalization: {spool.Length} bytes, now {kept.Length}; the epilog's closing records at byte {closing} "
+            + (kept.AsSpan(closing, 3 * SpoolRecord.Size).SequenceEqual(spool.AsSpan(closing)) ? "kept" : "overwritten")
+            + $"; the job's package energy from it is now {again.Job.Energy.PackageJ} J, the row's {after.Energy.PackageJ} J");
+    }
+
+    /// <summary>
+    /// The sampler resumes while the epilog finalizes (a stall that ends just after stop_timeout_s; at the defaults):
+    /// its reads, snapshot and flush land between the summary the row is made from and the Parquet export. The row and
+    /// the file must hold the same energy, and the file must conserve. The moment is the finalizer's read of the node's
+    /// calibration model (JobFinalizer: after JobSummary.FromSpool, before ParquetExporter), made a FIFO here: the
+    /// finalizer waits in it until the resumed sampler has flushed and closed the FIFO's other end.
+    /// </summary>
+    [Fact]
+    public void ASamplerThatResumesDuringTheEpilogsFinalizationChangesNeitherItsRowNorItsFile()
+    {
+        using var node = _rig.RawNodeWithJob42(Wall0, out var cfg, exclusive: true, flushIntervalMs: 300);
+        for (long t = 1; t <= 1200; t++) Read(node, t);
+        cfg.Calibration.Dir = _rig.Install.PathOf("calibration");
+        Directory.CreateDirectory(cfg.Calibration.Dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string model = Alumet.Hpc.Calibration.WallModel.PathFor(cfg.Calibration.Dir, "node1");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", ["-m", "600", model])) mkfifo.WaitForExit();
+        var resumed = Task.Run(() =>
+        {
+            using var fifo = new FileStream(model, FileMode.Open, FileAccess.Write); // opens once the finalizer reads the model
+            for (long t = 1201; t <= 1500; t++)
+            {
+                _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
+                Assert.True(node.Buffer.Read(_rig.Slot!, t * Ms, Wall0 + t * Ms));
+            }
+            node.Snapshot(1500 * Ms, Wall0 + 1500 * Ms);
+            node.Flush();
+        });
+
+        var stop = SamplerLauncher.StopAndFinalize(NodeRig.Job("42").Job, cfg);
+
+        if (!resumed.Wait(TimeSpan.FromSeconds(30)))
+        {
+            using (new FileStream(model, FileMode.Open, FileAccess.Read)) { } // lets the resumed thread go
+            Assert.Fail("the finalization never read the node's calibration model");
+        }
+        resumed.GetAwaiter().GetResult();
+        Assert.Equal(JobStatus.Partial, stop.Status);
+        var row = Row(cfg);
+        Assert.Equal(1.0, row.Energy.PackageJ, 12);
+        long raw = 0;
+        foreach (var g in Alumet.Hpc.Outputs.Parquet.ParquetRows.ReadAsync(row.ParquetPath, noFollow: true).ToBlockingEnumerable())
+            for (int i = 0; i < g.Count; i++)
+                if (g.Consumer[i] == SpoolSeries.JobConsumer("42") && g.ResourceKind[i] == "cpu_package") raw += g.EnergyRaw![i];
+        Assert.True(row.Energy.PackageJ == raw * 1e-6, $"the row says {row.Energy.PackageJ} J of package, its Parquet file {raw * 1e-6} J");
+        var check = Alumet.Hpc.Outputs.Parquet.ParquetConservation.CheckAsync(row.ParquetPath).GetAwaiter().GetResult();
+        Assert.True(check.Outcome == Alumet.Hpc.Outputs.Parquet.ConservationOutcome.Conserves, $"{row.ParquetPath}: {check.Detail}");
     }
 }

@@ -25,8 +25,6 @@ public sealed record ConservationResult(string Path, ConservationOutcome Outcome
 /// </summary>
 public static class ParquetConservation
 {
-    private const string OtherJobs = "other_jobs", JobPrefix = "job:";
-
     /// <summary>Violations named in full on the output line; the rest are counted.</summary>
     public const int Named = 3;
 
@@ -53,7 +51,7 @@ public static class ParquetConservation
                 {
                     string consumer = g.Consumer[i];
                     if (consumer == SpoolSeries.NodeConsumer) continue;
-                    bool part = consumer == SpoolSeries.UnattributedConsumer || consumer == OtherJobs || consumer.StartsWith(JobPrefix, StringComparison.Ordinal);
+                    bool part = consumer == SpoolSeries.UnattributedConsumer || consumer == SpoolSeries.OtherJobsConsumer || consumer.StartsWith(SpoolSeries.JobConsumerPrefix, StringComparison.Ordinal);
                     if (!part) continue; // steps: parts of a job's share
                     string domain = g.Domain(i);
                     if (!domains.TryGetValue(domain, out var periods)) domains[domain] = periods = [];

@@ -1,3 +1,5 @@
+using Alumet.Hpc.Spool;
+
 namespace Alumet.Hpc.Outputs.Parquet;
 
 /// <summary>Energy of one (domain, consumer) series per period: power = <see cref="EnergyJ"/> / <see cref="Seconds"/>.</summary>
@@ -113,10 +115,10 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
     /// <summary>job shares first, then node, other jobs, unattributed, steps.</summary>
     public static int ConsumerRank(string consumer) => consumer switch
     {
-        _ when consumer.StartsWith("job:", StringComparison.Ordinal) => 0,
-        "node" => 1,
-        "other_jobs" => 2,
-        "unattributed" => 3,
+        _ when consumer.StartsWith(SpoolSeries.JobConsumerPrefix, StringComparison.Ordinal) => 0,
+        SpoolSeries.NodeConsumer => 1,
+        SpoolSeries.OtherJobsConsumer => 2,
+        SpoolSeries.UnattributedConsumer => 3,
         _ => 4,
     };
 
