@@ -108,6 +108,25 @@ public sealed class FinalizerProcess(string executable, string? configPath, bool
         if (answer.Error is { } error) throw new IOException(error);
     }
 
+    /// <summary>
+    /// Starts the child with SIGHUP, SIGINT and SIGQUIT blocked. A terminal sends them (hangup, Ctrl-C, Ctrl-\) to its
+    /// whole foreground process group, so to this child too while a foreground <c>sample</c> waits for it: a second
+    /// Ctrl-C would kill it and lose the job's row and file (the sampler itself ignores it while it finalizes). Blocked
+    /// on this thread around the fork, they stay blocked in the child from its first instruction (the forked child
+    /// restores this mask before execve and the runtime keeps an inherited mask), pending until it exits; SIGTERM and
+    /// SIGKILL still end it. Not ignored instead: the fork resets this process's handled signals to the default action.
+    /// </summary>
+    private static unsafe System.Diagnostics.Process? StartWithTerminalSignalsBlocked(ProcessStartInfo psi)
+    {
+        const int SigBlock = 0, SigHup = 1, SigInt = 2, SigQuit = 3; // SIG_BLOCK; bit n-1 of a sigset_t is signal n
+        byte* set = stackalloc byte[128], old = stackalloc byte[128];
+        new Span<byte>(set, 128).Clear();
+        set[0] = (1 << (SigHup - 1)) | (1 << (SigInt - 1)) | (1 << (SigQuit - 1));
+        bool blocked = Native.Libc.sigprocmask(SigBlock, set, old) == 0;
+        try { return System.Diagnostics.Process.Start(psi); }
+        finally { if (blocked) Native.Libc.sigprocmask(Native.Libc.SIG_SETMASK, old, null); }
+    }
+
     private static string NotMeasuredLine(JobIdentity job) => new JobRegistration(job, null, null, false, false, 0).ToLine();
 
     private FinalizerAnswer Run(IEnumerable<string> args, string what, string stdin)
@@ -128,7 +147,7 @@ public sealed class FinalizerProcess(string executable, string? configPath, bool
             psi.ArgumentList.Add(configPath);
         }
         foreach (string a in args) psi.ArgumentList.Add(a);
-        using var child = System.Diagnostics.Process.Start(psi) ?? throw new IOException($"could not start {executable} for the {what}");
+        using var child = StartWithTerminalSignalsBlocked(psi) ?? throw new IOException($"could not start {executable} for the {what}");
         try { child.StandardInput.Write(stdin); }
         catch (IOException) { } // a child that died at start: its exit status says why, below
         finally { try { child.StandardInput.Close(); } catch (IOException) { } }

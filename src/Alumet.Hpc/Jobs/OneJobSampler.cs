@@ -107,6 +107,9 @@ public static class OneJobSampler
             using var cts = new CancellationTokenSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
+            // Its terminal closed (SIGHUP to the foreground group) ends the job as Ctrl-C does, with its row; like a second
+            // Ctrl-C it is then ignored until the finalization ends (the finalize-job child blocks both: FinalizerProcess).
+            using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; cts.Cancel(); });
             // Logged once the counters are read: the job's energy counts from that read, the log lines can wait.
             NodeSamplerHost.RunOneJob(cfg, sources, reg, finalizer, cts.Token, BenchSpawnNs(), primed: () =>
             {

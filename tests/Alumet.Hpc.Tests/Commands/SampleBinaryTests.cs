@@ -155,6 +155,66 @@ public class SampleBinaryTests
         Assert.Equal((JobStatus.Complete, 4.0), (row.Status, row.TotalEnergyJ));
     }
 
+    [Fact]
+    public void ASecondCtrlCOrAHangupDuringTheFinalizationLosesNeitherTheRowNorTheFile()
+    {
+        // In a terminal, Ctrl-C, Ctrl-\ and a hangup go to the whole foreground process group: while the sample finalizes,
+        // to its finalize-job child too. Here the sample leads its own group (setsid: the test host is not in it), and the
+        // child is held in its read of the node's calibration model, a FIFO (JobFinalizer: between the row's summary and
+        // the Parquet export), while the group gets the second Ctrl-C and the hangup, and the child a Ctrl-\.
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        string calibration = install.PathOf("calibration");
+        File.AppendAllText(install.ConfigPath, $"\n[calibration]\ndir = \"{calibration}\"\n");
+        Directory.CreateDirectory(calibration, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string model = Alumet.Hpc.Calibration.WallModel.PathFor(calibration, "node1");
+        using (var mkfifo = Process.Start("mkfifo", ["-m", "600", model])) mkfifo.WaitForExit();
+        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "512");
+        using var p = Start("/usr/bin/setsid", [TestInstallation.Binary(), .. SampleArgs(install, "512")]);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:512", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        string stat = File.ReadAllText($"/proc/{p.Id}/stat");
+        Assert.Equal(p.Id.ToString(), stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[2]); // process group: its own
+        install.Powercap.SetEnergy("intel-rapl:0", 3_000_000);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:512", "cpu_package").Sum(r => r.Value) == 3_000_000, "the 3 J in the spool");
+
+        Alumet.Hpc.Native.Libc.kill(-p.Id, 2); // the first Ctrl-C: ends the job
+        // The writer's open succeeds once the finalizer opened the model; the finalizer then waits in its read until we close.
+        int writer = -1;
+        ExecBinaryTests.WaitFor(() => (writer = Alumet.Hpc.Native.Libc.open(model, 0x1 | 0x800 /* O_WRONLY | O_NONBLOCK */)) >= 0, "the finalizer's read of the calibration model");
+        int child = Assert.Single(ChildrenOf(p.Id), c => File.ReadAllText($"/proc/{c}/cmdline").Split('\0').Contains(FinalizerProcess.Command));
+        Alumet.Hpc.Native.Libc.kill(-p.Id, 2); // the second Ctrl-C
+        Alumet.Hpc.Native.Libc.kill(-p.Id, 1); // the terminal closed
+        Alumet.Hpc.Native.Libc.kill(child, 3); // Ctrl-\, to the child only (the sampler dumps core on it, as it always did)
+        try
+        {
+            ExecBinaryTests.WaitFor(() => Status(child, "State") is null or ['Z', ..]
+                                          || (Convert.ToUInt64(Status(child, "ShdPnd"), 16) & 0b111) == 0b111, "the signals dead or pending in the child");
+        }
+        catch (TimeoutException) { } // handled some other way than blocked: the row and file below still say whether it survived
+        Alumet.Hpc.Native.Libc.close(writer); // the model is empty: no wall-side energy, the export goes on
+        var (rc, _, stderr) = Wait(p);
+
+        IReadOnlyList<JobRecord> rows = [];
+        if (File.Exists(install.Config.Paths.Database))
+            using (var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database)) rows = db.GetJob("512");
+        Assert.True(rows.Count == 1, $"{rows.Count} rows; the sample exited {rc}: {stderr}");
+        Assert.Equal((JobStatus.Complete, 3.0), (rows[0].Status, rows[0].TotalEnergyJ));
+        Assert.Equal(3.0, Convert.ToDouble(ExecBinaryTests.Scalar(
+            $"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{rows[0].ParquetPath}') WHERE consumer = 'job:512' AND resource_kind = 'cpu_package'")), 9);
+        Assert.True(rc == 0, stderr); // as an undisturbed sample (SigintEndsTheJobAsSigtermDoes)
+        Assert.Single(stderr.Split('\n'), l => l.Contains("job 512: finalized complete, 3 J"));
+    }
+
+    /// <summary>A field of /proc/PID/status, or null once the process is gone.</summary>
+    private static string? Status(int pid, string field)
+    {
+        try { return File.ReadAllLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal))?[(field.Length + 1)..].Trim(); }
+        catch (IOException) { return null; }
+    }
+
+    /// <summary>The pids whose parent is <paramref name="pid"/> (any of its threads forked them).</summary>
+    private static int[] ChildrenOf(int pid) =>
+        [.. Directory.GetDirectories($"/proc/{pid}/task").SelectMany(t => File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries)).Select(int.Parse)];
+
     [Theory]
     [InlineData("--job-id", "x", "--job-id \"x\" is not a numeric job id")]
     [InlineData("--sluid", "a b", "--sluid \"a b\" is not a SLUID")] // the registration carries it: the lean binary would refuse it
