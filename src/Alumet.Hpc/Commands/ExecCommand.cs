@@ -125,7 +125,7 @@ public static class ExecCommand
         using var cts = new CancellationTokenSource();
         JobFinalizer.Outcome? outcome = null;
         var reg = new JobRegistration(job, null, null, Exclusive: true, Raw: false, Clock.WallNs());
-        var sampler = new Thread(() => outcome = NodeSamplerHost.RunOneJob(cfg, sources, reg, new InProcessFinalization(cfg), cts.Token)) { Name = "sampler" };
+        var sampler = new Thread(() => outcome = NodeSamplerHost.RunOneJob(cfg, sources, reg, new InProcessFinalization(cfg), cts.Token, out bool _)) { Name = "sampler" };
         sampler.Start();
 
         int exitCode = RunCommand(program.Path, command, null);

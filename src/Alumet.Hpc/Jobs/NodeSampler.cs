@@ -61,6 +61,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public bool StopWhenEmpty { get; init; }
     public long Snapshots { get; private set; }
     public string? LastError { get; private set; }
+    /// <summary>Finalizations that failed (each logged once, where it failed, with the spool kept).</summary>
+    public int FinalizationFailures => Volatile.Read(ref _finalizationFailures);
+    private int _finalizationFailures;
     public bool Paused { get; set; }
     /// <summary>Where a job's cgroups are: the scheduler table by default; tests pass generated layouts.</summary>
     public Func<JobRegistration, AlumetConfig, IJobCgroupLocator?> Locators { get; init; } =
@@ -248,6 +251,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         catch (Exception e)
         {
             LastError = $"job {job.Registration.Job.JobId}: finalization failed: {ErrorText.Describe(e)}";
+            Interlocked.Increment(ref _finalizationFailures);
             Log.Error($"{LastError}; spool kept in {dir}");
             throw;
         }

@@ -160,8 +160,9 @@ public static class NodeSamplerHost
     /// <param name="finalization">In this process (<c>exec</c> as a user), or an <c>alumet-hpc finalize-job</c> child
     /// (<c>sample</c> in <c>alumet-hpc-sampler</c>: <see cref="OneJobSampler"/>).</param>
     /// <param name="primed">Runs right after the baseline read (the caller's start-up log lines: off the path to it).</param>
+    /// <param name="finalizationFailed">A finalization of the job failed (said once in the log, its spool kept): no row, no file.</param>
     public static JobFinalizer.Outcome? RunOneJob(AlumetConfig cfg, SourceSet sources, JobRegistration reg, IJobFinalization finalization, CancellationToken token,
-                                                  long? spawnNs = null, Action? primed = null)
+                                                  out bool finalizationFailed, long? spawnNs = null, Action? primed = null)
     {
         long start = Clock.MonotonicNs();
         using var node = new NodeSampler(cfg, sources, start, finalization) { StopWhenEmpty = true };
@@ -173,8 +174,15 @@ public static class NodeSamplerHost
         string dir = reg.Job.StateDirectory(cfg.Paths.StateDir);
         WriteStats(dir, node, sampler, start, spawnNs, cpuAtBaseline, node.RecordsWritten(reg.Key));
         JobFinalizer.Outcome? outcome = null;
+        bool endFailed = false;
         try { outcome = node.End(reg.Key, complete: true, "", Clock.MonotonicNs(), Clock.WallNs()); }
-        catch (Exception e) { Log.Error($"job {reg.Job.JobId}: finalization failed: {ErrorText.Describe(e)}; spool kept in {dir}"); }
+        catch (Exception e)
+        {
+            endFailed = true;
+            // A failed finalization is logged by the node sampler itself; only a failure before it is said here.
+            if (node.FinalizationFailures == 0) Log.Error($"job {reg.Job.JobId}: finalization failed: {ErrorText.Describe(e)}; spool kept in {dir}");
+        }
+        finalizationFailed = endFailed || node.FinalizationFailures > 0;
         node.Stop();
         node.Close(Clock.MonotonicNs(), Clock.WallNs());
         node.WaitForOutboxRetry(); // a queued row: retried here, after the job, as the node sampler does

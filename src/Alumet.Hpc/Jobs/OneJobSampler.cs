@@ -111,12 +111,13 @@ public static class OneJobSampler
             // Ctrl-C it is then ignored until the finalization ends (the finalize-job child blocks both: FinalizerProcess).
             using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; cts.Cancel(); });
             // Logged once the counters are read: the job's energy counts from that read, the log lines can wait.
-            NodeSamplerHost.RunOneJob(cfg, sources, reg, finalizer, cts.Token, BenchSpawnNs(), primed: () =>
+            NodeSamplerHost.RunOneJob(cfg, sources, reg, finalizer, cts.Token, out bool finalizationFailed, BenchSpawnNs(), primed: () =>
             {
                 foreach (string p in sources.Problems) Log.Info($"job {jobId}: {p}");
                 Log.Info($"job {jobId}: sampling ({sources.Perimeter})");
             });
-            return 0;
+            // No row and no file (the reason is logged, the spool kept): the caller must not take the job as recorded.
+            return finalizationFailed ? 1 : 0;
         }
         catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
         {

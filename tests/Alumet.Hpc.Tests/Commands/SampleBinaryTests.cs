@@ -86,6 +86,33 @@ public class SampleBinaryTests
     }
 
     [Fact]
+    public void AFinalizationThatFailsIsSaidOnceAndSampleExitsOne()
+    {
+        // The finalize-job child dies without an answer (an alumet-hpc beside the sampler that exits 3): no row, no file.
+        // Whoever ran sample must learn it from the exit code, and the reason must be said once (log and stderr).
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        string bin = install.PathOf("bin");
+        Directory.CreateDirectory(bin);
+        string full = Path.Combine(bin, "alumet-hpc-full");
+        File.Copy(TestInstallation.Binary(), full);
+        File.Copy(Sampler(), Path.Combine(bin, SamplerLauncher.SamplerProgram));
+        string finalizer = Path.Combine(bin, "alumet-hpc");
+        File.WriteAllText(finalizer, "#!/bin/sh\nexit 3\n");
+        File.SetUnixFileMode(finalizer, (UnixFileMode)0b111_101_101);
+        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "509");
+        using var p = Start(full, SampleArgs(install, "509"));
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:509", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        Alumet.Hpc.Native.Libc.kill(p.Id, 15);
+        var (rc, _, stderr) = Wait(p);
+
+        Assert.True(rc == 1, $"exit {rc}: {stderr}");
+        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains("job 509: finalization failed"));
+        Assert.Single(stderr.Split('\n'), l => l.Contains("job 509: finalization failed"));
+        Assert.True(File.Exists(Path.Combine(state, "spool.bin")), "the spool is kept");
+        Assert.False(File.Exists(install.Config.Paths.Database), "no row");
+    }
+
+    [Fact]
     public void InTheForegroundTheJobsOutcomeIsOnStderrOnceAsItIsInTheLog()
     {
         // The Parquet file and row come from a finalize-job child now: its log lines (the outcome, a queued row, a

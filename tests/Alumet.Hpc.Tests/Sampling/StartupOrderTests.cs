@@ -74,7 +74,7 @@ public sealed class StartupOrderTests : IDisposable
         using var sources = new SourceSet(slots, "test perimeter", "", []);
         using var cts = new CancellationTokenSource();
         long spawn = Clock.MonotonicNs();
-        var host = new Thread(() => NodeSamplerHost.RunOneJob(cfg, sources, reg, new InProcessFinalization(cfg), cts.Token, spawn)) { Name = "test-sampler" };
+        var host = new Thread(() => NodeSamplerHost.RunOneJob(cfg, sources, reg, new InProcessFinalization(cfg), cts.Token, out bool _, spawn)) { Name = "test-sampler" };
         host.Start();
         try { WaitFor(() => { lock (reads) return enough(reads); }, "the sampler's reads"); }
         finally
