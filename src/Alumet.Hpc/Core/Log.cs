@@ -33,7 +33,11 @@ public static class Log
     private static void Write(int severity, string level, string message)
     {
         string line = $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {_tag}[{Environment.ProcessId}] {level}: {message}";
-        if (_stderr) Console.Error.WriteLine($"{_tag}: {level}: {message}");
+        if (_stderr)
+        {
+            try { Console.Error.WriteLine($"{_tag}: {level}: {message}"); }
+            catch (Exception) { /* a terminal hung up (EIO) or a closed pipe: the file and syslog still get the line */ }
+        }
         lock (Gate)
         {
             if (_file is not null)
