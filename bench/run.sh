@@ -259,8 +259,10 @@ row "tick lateness mean (µs)" "$O_MEAN" "$C_MEAN" "$(ratio "$O_MEAN" "$C_MEAN")
 row "ticks / missed" "$O_TICKS/$O_MISSED" "$C_TICKS/$C_MISSED" "" "" ""
 row "CPU per tick (µs; one process each)" "$O_CPU" "$C_CPU" "$CPU_RATIO" "<= 1.2x C" "verdict: bench/tick.sh"
 row "CPU while sampling (% of one core)" "$O_PCT" "$C_PCT" "$(ratio "$O_PCT" "$C_PCT")" "" ""
-row "peak RSS, whole life (MB)" "$O_RSS" "$C_RSS" "$(ratio "$O_RSS" "$C_RSS")" "<= 10" "$(pf "$O_RSS" '<=' 10)"
-row "peak RSS while sampling (MB)" "$O_RSSW" "$C_RSSW" "$(ratio "$O_RSSW" "$C_RSSW")" "" ""
+# wait4's ru_maxrss is the largest of the process and its waited-for children: for `sample` the finalize-job child that
+# writes the Parquet file and row at the end (README, Performance). The target is the sampler's, while it samples.
+row "peak RSS while sampling (MB)" "$O_RSSW" "$C_RSSW" "$(ratio "$O_RSSW" "$C_RSSW")" "<= 10" "$(pf "$O_RSSW" '<=' 10)"
+row "peak RSS, whole life incl. children (MB)" "$O_RSS" "$C_RSS" "$(ratio "$O_RSS" "$C_RSS")" "" ""
 row "start-up to first sample (ms)" "$O_FIRST" "$C_FIRST" "$(ratio "$O_FIRST" "$C_FIRST")" "<= 20" "$(pf "$O_FIRST" '<=' 20)"
 row "  to the first tick (ms)" "$O_TICK1" "$C_TICK1" "$(ratio "$O_TICK1" "$C_TICK1")" "" ""
 row "  CPU time to the first sample (ms)" "$O_FIRST_CPU" "$C_FIRST_CPU" "$(ratio "$O_FIRST_CPU" "$C_FIRST_CPU")" "" ""
