@@ -23,6 +23,9 @@
  * (CLOCK_MONOTONIC at spawn); first_tick_ms: the first tick's wake-up (then its reads), on the same origin;
  * first_sample_cpu_ms: the process's CPU time (getrusage) at the prime. The sampler writes the same three keys for the
  * same reads (Sampling/SamplerStats.cs).
+ * $BENCH_C_STORE = FILE[:FILE...]: also store every counter read as the sampler does at raw storage (Spool/SpoolWriter.cs):
+ * a 32-byte record (wall ns, interval ns, the delta, series and flags) appended to each FILE's 16 KiB buffer, written
+ * with one pwrite when full — one FILE per spool the sampler writes (2 for a job alone: the node's and its own).
  * Build: gcc -O2 -o c_reader c_reader.c
  */
 #define _GNU_SOURCE
@@ -136,10 +139,46 @@ int main(int argc, char **argv)
         if (fds[i] < 0) { fprintf(stderr, "c_reader: %s: %s\n", item, strerror(errno)); return 1; }
     }
 
+    /* $BENCH_C_STORE: the spools (see the header). */
+    enum { STORE_MAX = 4, STORE_BYTES = 16384 };
+    int store_fd[STORE_MAX], nstore = 0;
+    static unsigned char store_buf[STORE_MAX][STORE_BYTES];
+    size_t store_used[STORE_MAX] = { 0 };
+    long long store_off[STORE_MAX] = { 0 };
+    unsigned long long last_value[64] = { 0 };
+    int64_t last_read_ns = 0, wall_ns = 0, read_ns = 0;
+    int storing = 0; /* not the prime: it is the baseline, stored nowhere (Sampling/MeasurementBuffer.cs Prime) */
+    const char *stores = getenv("BENCH_C_STORE");
+    if (stores && *stores) {
+        char *list = strdup(stores);
+        for (char *f = strtok(list, ":"); f && nstore < STORE_MAX; f = strtok(NULL, ":")) {
+            store_fd[nstore] = open(f, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (store_fd[nstore] < 0) { fprintf(stderr, "c_reader: %s: %s\n", f, strerror(errno)); return 1; }
+            nstore++;
+        }
+        free(list);
+    }
+
     char buf[32];
     unsigned long long sum = 0;
     long long read_errors = 0;
     unsigned long long word;
+    /* One record per read, into every spool (the sampler's SpoolRecord: 32 bytes). */
+#define store_read(i, v)                                                                        \
+    do {                                                                                        \
+        struct { int64_t wall, interval; int64_t value; int32_t series, flags; } rec = {         \
+            wall_ns, read_ns - last_read_ns, (int64_t)((v) - last_value[i]), (i), 0 };          \
+        last_value[i] = (v);                                                                    \
+        for (int k = 0; k < nstore && storing; k++) {                                           \
+            memcpy(store_buf[k] + store_used[k], &rec, sizeof rec);                             \
+            store_used[k] += sizeof rec;                                                        \
+            if (store_used[k] + sizeof rec > STORE_BYTES) {                                     \
+                if (pwrite(store_fd[k], store_buf[k], store_used[k], store_off[k]) > 0)         \
+                    store_off[k] += (long long)store_used[k];                                   \
+                store_used[k] = 0;                                                              \
+            }                                                                                   \
+        }                                                                                       \
+    } while (0)
 #define READ_ALL(all)                                                      \
     for (int i = 0; i < nfiles; i++) {                                     \
         if (periodic[i] && !(all)) continue;                               \
@@ -167,11 +206,16 @@ int main(int argc, char **argv)
         ssize_t n = pread(fds[i], buf, sizeof buf - 1, 0);                 \
         if (n <= 0) { read_errors++; continue; }                           \
         buf[n] = 0;                                                        \
-        sum += strtoull(buf, NULL, 10);                                    \
+        unsigned long long v = strtoull(buf, NULL, 10);                    \
+        sum += v;                                                          \
+        if (nstore > 0) store_read(i, v);                                  \
     }
 
     /* Prime, as the sampler does before its first tick. */
+    read_ns = now_ns();
     READ_ALL(1);
+    last_read_ns = read_ns;
+    storing = 1;
     int64_t first = now_ns();
     struct rusage ru_first;
     getrusage(RUSAGE_SELF, &ru_first);
@@ -210,7 +254,14 @@ int main(int argc, char **argv)
         if (ticks == 0) first_tick = t;
         ticks++;
         last_tick = t;
+        if (nstore > 0) {
+            struct timespec w;
+            clock_gettime(CLOCK_REALTIME, &w); /* the records' wall stamp, as the sampler's per tick */
+            wall_ns = (int64_t)w.tv_sec * 1000000000LL + w.tv_nsec;
+            read_ns = t;
+        }
         READ_ALL(period_ticks > 0 && ticks % period_ticks == 0);
+        last_read_ns = read_ns;
     }
 
     struct rusage ru;

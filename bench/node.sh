@@ -32,7 +32,8 @@
 # BENCH_NODE_ONLY=rss (only the peak RSS rows: the 1 kHz rounds and the defaults with 16 jobs; no noise rows),
 # BENCH_NODE_ONLY=tick (only the 1 kHz CPU-per-tick rounds and their rows: with BENCH_NODE_TICK_ROUNDS=36, ~6 min),
 # BENCH_NODE_ONLY=noise (only the noise checks and the paired 1 kHz rows), BENCH_NOISE_VS_ROUNDS (10),
-# BENCH_NOISE_VS_SECONDS (8 per paired run: two per round).
+# BENCH_NOISE_VS_SECONDS (8 per paired run: two per round), BENCH_NOISE_VS_JOBS ("1 8"), BENCH_NOISE_VS_STORE (0; 1: also
+# ours vs a C reader that stores every read).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init node "$@"
@@ -192,6 +193,10 @@ vs_rows() {
         nrow "ours - C paired, $n job(s)" "$(ci_text "$s")" "$(ci_text "$sh" | cut -d' ' -f1)" "$(ci_text "$m")" "<= C" "$(no_worse "$s"); $(no_worse "$m")"
         s=$(mean_ci "$f" 4) m=$(mean_ci "$f" 5) sh=$(mean_ci "$f" 6)
         nrow "  C' - C (A/A), $n job(s)" "$(ci_text "$s")" "$(ci_text "$sh" | cut -d' ' -f1)" "$(ci_text "$m")" "~0" "$(covers0_ci "$s"); $(covers0_ci "$m")"
+        if [[ $NOISE_VS_STORE == 1 ]]; then
+            s=$(mean_ci "$f" 10) m=$(mean_ci "$f" 11) sh=$(mean_ci "$f" 12)
+            nrow "  ours - C storing, $n job(s)" "$(ci_text "$s")" "$(ci_text "$sh" | cut -d' ' -f1)" "$(ci_text "$m")" "" "(ours beyond the same work in C)"
+        fi
     done
     echo "paired rows: $NOISE_VS_ROUNDS rounds of fresh processes (a node sampler with the jobs at raw storage, C, C'), each round"
     echo "~$((NOISE_VS_S * 1000 / (2 * NOISE_W))) pairs of ~$NOISE_W ms windows ($NOISE_VS_S s) with ours running in one window of each pair and C in the"
@@ -200,16 +205,17 @@ vs_rows() {
     for n in $NOISE_VS_JOBS; do
         echo "$n job(s): ours / C share $(awk '{ o += $7; c += $8; n++ } END { if (n) printf "%.3f / %.3f %%", o / n, c / n }' "$WORK/vs-rounds-$n.txt");" \
              "per round, ours - C slowdown, share + eff., share | C' - C the same:"
-        awk '{ printf "  %d: %s %s %s | %s %s %s\n", NR, $1, $2, $3, $4, $5, $6 }' "$WORK/vs-rounds-$n.txt"
+        awk '{ printf "  %d: %s %s %s | %s %s %s%s\n", NR, $1, $2, $3, $4, $5, $6, (NF >= 12 ? " | storing C: " $10 " " $11 " " $12 : "") }' "$WORK/vs-rounds-$n.txt"
     done
     echo "A stopped side took at most $(cat "$WORK"/vs-rounds-*.txt | awk '$9 > x { x = $9 } END { printf "%.4f", x }') % of the CPUs in a window. <= C: PASS when the CI lies at or below 0.1 point, MISS above 0."
 }
 
 # c_noise_reader N: the C reader at HZ with N job cgroups (the same reads as the node sampler's at 1 kHz), in the
 # background; sets C_PID.
+# With C_STORE set (FILE[:FILE]), the reader also stores every read as the sampler does (bench/c_reader.c BENCH_C_STORE).
 c_noise_reader() {
     # shellcheck disable=SC2046
-    "$OUT/c_reader" "$WORK/c-noise-$1-$RANDOM.txt" "$HZ" "${PC_FILES[@]}" --period "$HZ" procstat:/proc/stat $(cgroup_items "$1") &
+    BENCH_C_STORE=${C_STORE:-} "$OUT/c_reader" "$WORK/c-noise-$1-$RANDOM.txt" "$HZ" "${PC_FILES[@]}" --period "$HZ" procstat:/proc/stat $(cgroup_items "$1") &
     C_PID=$!; BENCH_PIDS+=("$C_PID")
 }
 
@@ -222,6 +228,10 @@ c_noise_reader() {
 # mean over the rounds of each round's mean difference, with a Student t CI over the rounds (lib.sh mean_ci).
 NOISE_VS_ROUNDS=${BENCH_NOISE_VS_ROUNDS:-10}
 NOISE_VS_JOBS=${BENCH_NOISE_VS_JOBS:-1 8}
+# BENCH_NOISE_VS_STORE=1: each round also runs ours against a third fresh C reader that stores every read as the
+# sampler does at raw storage (32 B per read into 16 KiB buffers, one spool per file: 2 with one job, which is alone and
+# gets its own copy, 1 with 8, which share the node): what ours costs beyond the same work done in C.
+NOISE_VS_STORE=${BENCH_NOISE_VS_STORE:-0}
 vs_noise() {
     local n r first
     for n in $NOISE_VS_JOBS; do
@@ -231,15 +241,24 @@ vs_noise() {
             daemon_up "vs-1k-$n-$r" 0 "$n"
             c_noise_reader "$n"; local c1=$C_PID
             c_noise_reader "$n"; local c2=$C_PID
+            local cs="" store_line=""
+            if [[ $NOISE_VS_STORE == 1 ]]; then
+                C_STORE=$WORK/cs-$n-$r.node$([[ $n == 1 ]] && echo ":$WORK/cs-$n-$r.job") c_noise_reader "$n"; cs=$C_PID
+            fi
             sleep "$WARMUP"
             first=$((RANDOM % 2))
             ((first == 0)) || NOISE_RUN_S=$NOISE_VS_S noise_run "aa" "$c2" --vs "$c1"
             NOISE_RUN_S=$NOISE_VS_S noise_run "vs" "$D_PID" --vs "$c1"
+            if [[ -n $cs ]]; then
+                NOISE_RUN_S=$NOISE_VS_S noise_run "vss" "$D_PID" --vs "$cs"
+                store_line=" ${NS[vss]% *} ${NM[vss]% *} $(calc "${NSH[vss]} - ${NSO[vss]}")"
+            fi
             ((first == 1)) || NOISE_RUN_S=$NOISE_VS_S noise_run "aa" "$c2" --vs "$c1"
-            kill "$c1" "$c2"; wait "$c1" || true; wait "$c2" || true
+            kill "$c1" "$c2" $cs; wait "$c1" || true; wait "$c2" || true; [[ -z $cs ]] || wait "$cs" || true
+            rm -f "$WORK"/cs-*
             daemon_down
             # per round: ours-C slowdown, share + efficiency, CPU share; C'-C the same; ours' share, C's, stopped max
-            echo "${NS[vs]% *} ${NM[vs]% *} $(calc "${NSH[vs]} - ${NSO[vs]}") ${NS[aa]% *} ${NM[aa]% *} $(calc "${NSH[aa]} - ${NSO[aa]}") ${NSH[vs]} ${NSO[vs]} $(calc "(${NST[vs]} > ${NST[aa]}) ? ${NST[vs]} : ${NST[aa]}")" >> "$WORK/vs-rounds-$n.txt"
+            echo "${NS[vs]% *} ${NM[vs]% *} $(calc "${NSH[vs]} - ${NSO[vs]}") ${NS[aa]% *} ${NM[aa]% *} $(calc "${NSH[aa]} - ${NSO[aa]}") ${NSH[vs]} ${NSO[vs]} $(calc "(${NST[vs]} > ${NST[aa]}) ? ${NST[vs]} : ${NST[aa]}")$store_line" >> "$WORK/vs-rounds-$n.txt"
         done
     done
 }
