@@ -233,7 +233,7 @@ NOISE_VS_JOBS=${BENCH_NOISE_VS_JOBS:-1 8}
 # gets its own copy, 1 with 8, which share the node): what ours costs beyond the same work done in C.
 NOISE_VS_STORE=${BENCH_NOISE_VS_STORE:-0}
 vs_noise() {
-    local n r first
+    local n r
     for n in $NOISE_VS_JOBS; do
         say "ours vs C at $HZ Hz, $n job(s): $NOISE_VS_ROUNDS paired noise rounds of $NOISE_VS_S s, each beside an A/A run"
         : > "$WORK/vs-rounds-$n.txt"
@@ -246,14 +246,18 @@ vs_noise() {
                 C_STORE=$WORK/cs-$n-$r.node$([[ $n == 1 ]] && echo ":$WORK/cs-$n-$r.job") c_noise_reader "$n"; cs=$C_PID
             fi
             sleep "$WARMUP"
-            first=$((RANDOM % 2))
-            ((first == 0)) || NOISE_RUN_S=$NOISE_VS_S noise_run "aa" "$c2" --vs "$c1"
-            NOISE_RUN_S=$NOISE_VS_S noise_run "vs" "$D_PID" --vs "$c1"
-            if [[ -n $cs ]]; then
-                NOISE_RUN_S=$NOISE_VS_S noise_run "vss" "$D_PID" --vs "$cs"
-                store_line=" ${NS[vss]% *} ${NM[vss]% *} $(calc "${NSH[vss]} - ${NSO[vss]}")"
-            fi
-            ((first == 1)) || NOISE_RUN_S=$NOISE_VS_S noise_run "aa" "$c2" --vs "$c1"
+            # The round's runs in a random order: what the sampler does once after its jobs registered (its heap
+            # compaction) must not always fall in the same one.
+            local runs=(vs aa) run
+            [[ -z $cs ]] || runs+=(vss)
+            for run in $(printf '%s\n' "${runs[@]}" | shuf); do
+                case $run in
+                    vs) NOISE_RUN_S=$NOISE_VS_S noise_run "vs" "$D_PID" --vs "$c1" ;;
+                    aa) NOISE_RUN_S=$NOISE_VS_S noise_run "aa" "$c2" --vs "$c1" ;;
+                    vss) NOISE_RUN_S=$NOISE_VS_S noise_run "vss" "$D_PID" --vs "$cs" ;;
+                esac
+            done
+            [[ -z $cs ]] || store_line=" ${NS[vss]% *} ${NM[vss]% *} $(calc "${NSH[vss]} - ${NSO[vss]}")"
             kill "$c1" "$c2" $cs; wait "$c1" || true; wait "$c2" || true; [[ -z $cs ]] || wait "$cs" || true
             rm -f "$WORK"/cs-*
             daemon_down
