@@ -62,10 +62,38 @@ public static class AtomicFile
         }
         catch
         {
-            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            Discard(tmp);
             throw;
         }
         SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+    }
+
+    /// <summary>
+    /// Replaces <paramref name="path"/> with a copy of <paramref name="source"/> (the same path is allowed: the file then
+    /// gets a new inode, and a writer holding the old one open writes into the unlinked old file), durable as
+    /// <see cref="WriteDurably"/>: the copy fsync'd before the rename, the directory after it.
+    /// </summary>
+    public static void ReplaceWithCopy(string source, string path)
+    {
+        string tmp = TempPath(path);
+        try
+        {
+            File.Copy(source, tmp);
+            using (var copy = new FileStream(tmp, FileMode.Open, FileAccess.Write)) copy.Flush(flushToDisk: true);
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            Discard(tmp);
+            throw;
+        }
+        SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+    }
+
+    /// <summary>Removes a temporary file whose replace failed (best effort: the failure being reported is the caller's).</summary>
+    private static void Discard(string tmp)
+    {
+        try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     /// <summary>fsync of a directory: makes the creations, renames and deletions in it durable.</summary>
@@ -89,7 +117,7 @@ public static class AtomicFile
         }
         catch
         {
-            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            Discard(tmp);
             throw;
         }
     }

@@ -118,16 +118,16 @@ public sealed class FinalizerProcess(string executable, string? configPath, bool
     /// </summary>
     private static unsafe System.Diagnostics.Process? StartWithTerminalSignalsBlocked(ProcessStartInfo psi)
     {
-        const int SigBlock = 0, SigHup = 1, SigInt = 2, SigQuit = 3; // SIG_BLOCK; bit n-1 of a sigset_t is signal n
-        byte* set = stackalloc byte[128], old = stackalloc byte[128];
-        new Span<byte>(set, 128).Clear();
+        const int SigHup = 1, SigInt = 2, SigQuit = 3;
+        byte* set = stackalloc byte[Native.Libc.SigsetBytes], old = stackalloc byte[Native.Libc.SigsetBytes];
+        new Span<byte>(set, Native.Libc.SigsetBytes).Clear();
         set[0] = (1 << (SigHup - 1)) | (1 << (SigInt - 1)) | (1 << (SigQuit - 1));
-        bool blocked = Native.Libc.sigprocmask(SigBlock, set, old) == 0;
+        bool blocked = Native.Libc.sigprocmask(Native.Libc.SIG_BLOCK, set, old) == 0;
         try { return System.Diagnostics.Process.Start(psi); }
         finally { if (blocked) Native.Libc.sigprocmask(Native.Libc.SIG_SETMASK, old, null); }
     }
 
-    private static string NotMeasuredLine(JobIdentity job) => new JobRegistration(job, null, null, false, false, 0).ToLine();
+    private static string NotMeasuredLine(JobIdentity job) => OneJobSampler.Registration(job, null, null, exclusive: false).ToLine();
 
     private FinalizerAnswer Run(IEnumerable<string> args, string what, string stdin)
     {

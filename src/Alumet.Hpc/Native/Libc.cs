@@ -8,6 +8,7 @@ internal static partial class Libc
     public const int CLOCK_MONOTONIC = 1;
     public const int TIMER_ABSTIME = 1;
     public const int PR_SET_TIMERSLACK = 29;
+    public const int SIG_BLOCK = 0;
     public const int SIG_SETMASK = 2;
     public const int EINTR = 4;
 
@@ -38,7 +39,10 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int sched_setscheduler(int pid, int policy, in int priority);
 
-    /// <summary>sigset_t is 128 bytes in glibc; an all-zero set is the empty set.</summary>
+    /// <summary>Size of glibc's sigset_t; bit n-1 (byte (n-1)/8) is signal n.</summary>
+    public const int SigsetBytes = 128;
+
+    /// <summary>sigset_t is <see cref="SigsetBytes"/> bytes in glibc; an all-zero set is the empty set.</summary>
     [LibraryImport("libc", SetLastError = true)]
     public static unsafe partial int sigprocmask(int how, byte* set, byte* oldset);
 

@@ -84,8 +84,8 @@ public sealed class SpoolWriter : IDisposable
     }
 
     /// <summary>
-    /// Gives <paramref name="directory"/>'s spool.bin a new inode that no writer holds: a copy, durable (fsync) before it
-    /// is renamed over the original (AtomicFile's temporary name). A writer that still holds the old file open — a node
+    /// Gives <paramref name="directory"/>'s spool.bin a new inode that no writer holds: a durable copy renamed over the
+    /// original (<see cref="Core.AtomicFile.ReplaceWithCopy"/>). A writer that still holds the old file open — a node
     /// sampler hung (SIGSTOP) past stop_timeout_s, whose epilog finalizes the job without it (JobFinalizer) — writes at
     /// its own offset into the old, unlinked inode from then on, whenever it resumes: never over what the finalization
     /// reads, nor into the spool a kept state dir keeps. Costs one copy of the file. False when there is no spool.bin.
@@ -94,18 +94,7 @@ public sealed class SpoolWriter : IDisposable
     {
         string path = Path.Combine(directory, RecordsFile);
         if (!File.Exists(path)) return false;
-        string tmp = Core.AtomicFile.TempPath(path);
-        try
-        {
-            File.Copy(path, tmp);
-            using (var copy = new FileStream(tmp, FileMode.Open, FileAccess.Write)) copy.Flush(flushToDisk: true);
-            File.Move(tmp, path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
+        Core.AtomicFile.ReplaceWithCopy(path, path);
         return true;
     }
 
