@@ -39,11 +39,18 @@ public static partial class ReportCommand
     [GeneratedRegex(@"^[0-9]{1,20}(\.[A-Za-z0-9_]{1,32})?$")]
     private static partial Regex JobIdPattern();
 
+    /// <summary>
+    /// The parser's settings: no response files. System.CommandLine expands an argument "@FILE" into FILE's words by
+    /// default, and the report may hold the gate's group while it parses (README, "Who sees what"): "@FILE" would read a
+    /// file only that group may read (the read-only role's password) and echo its words in the error.
+    /// </summary>
+    private static readonly ParserConfiguration Parsing = new() { ResponseFileTokenReplacer = null };
+
     /// <summary>Parses and runs; a parse error is one line on stderr (exit 2), not a help page.</summary>
     public static int Run(string[] args, ReportEnvironment env)
     {
         var root = Create(env);
-        var parsed = root.Parse(args);
+        var parsed = root.Parse(args, Parsing);
         if (parsed.Errors.Count > 0)
         {
             env.Err.WriteLine($"{Name}: error: {parsed.Errors[0].Message}");
@@ -51,6 +58,19 @@ public static partial class ReportCommand
         }
         return parsed.Invoke(new InvocationConfiguration { Output = env.Out, Error = env.Err, EnableDefaultExceptionHandler = false });
     }
+
+    /// <summary>
+    /// The <c>--db</c> value of <paramref name="args"/> exactly as <see cref="Run"/> will read it (every spelling the parser
+    /// takes: <c>--db F</c>, <c>--db=F</c>, <c>--db:F</c>), so that whoever decides which rights open it sees the same
+    /// file; null when absent or when the arguments do not parse (then nothing is opened).
+    /// </summary>
+    public static string? DatabaseArgument(string[] args)
+    {
+        var parsed = Create(new ReportEnvironment(0, false, "", TextWriter.Null, TextWriter.Null)).Parse(args, Parsing);
+        return parsed.Errors.Count > 0 ? null : parsed.GetValue<string>(DbOption);
+    }
+
+    private const string DbOption = "--db";
 
     public static RootCommand Create(ReportEnvironment env)
     {
@@ -82,7 +102,7 @@ public static partial class ReportCommand
         var utc = new Option<bool>("--utc") { Description = "Times in UTC (default: local time, as sacct; TZ applies)" };
         var allocations = new Option<bool>("--allocations", "-X") { Description = "Only the job lines (no node or step lines), like sacct -X" };
         var runs = new Option<bool>("--runs") { Description = "Every run of a reused job id (default: the latest run)" };
-        var db = new Option<string>("--db") { Description = $"Accounting database (default: {env.DatabasePath}); users: read with their own rights" };
+        var db = new Option<string>(DbOption) { Description = $"Accounting database (default: {env.DatabasePath}); users: read with their own rights" };
         var parquet = new Option<bool>("--parquet") { Description = "Print the job's Parquet file paths, one per line" };
         var timeline = new Option<bool>("--timeline") { Description = "Power per domain per period from the job's Parquet files, with a text sparkline" };
         var plot = new Option<string>("--plot") { Description = "Draw power per domain over time from the job's Parquet files into FILE.png or FILE.svg" };
