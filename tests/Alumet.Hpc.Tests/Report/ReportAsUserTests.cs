@@ -186,9 +186,7 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
     public void SetgidAlumetHpcGivesTheGroupUp()
     {
         Skip.If(_i.SkipReason is not null, _i.SkipReason);
-        string copy = _i.Dir.Sub("bin/alumet-hpc-setgid");
-        File.Copy(_i.Bin, copy, overwrite: true);
-        Assert.Equal(0, TwoUsersInstallation.Sh($"chown root:alumet {copy} && chmod 2755 {copy}").Code);
+        string copy = GroupCopy(_i.Bin, "bin/alumet-hpc-setgid", "2755");
         var r = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, copy, "report", "--db", _i.Db, "-P", "-n");
         Assert.Equal("", r.Out);
         Assert.Contains("alumet-hpc itself is set-id, so its group was given up", r.Err);
@@ -235,7 +233,15 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
     {
         string path = _i.Dir.Sub($"lib/{name}");
         File.WriteAllText(path, text);
-        Assert.Equal(0, TwoUsersInstallation.Sh($"chown root:alumet {path} && chmod 0640 {path}").Code);
+        return GroupCopy(path, $"lib/{name}", "0640");
+    }
+
+    /// <summary><paramref name="source"/> copied to <paramref name="name"/> in the installation, root:alumet, <paramref name="mode"/>.</summary>
+    private string GroupCopy(string source, string name, string mode)
+    {
+        string path = _i.Dir.Sub(name);
+        if (source != path) File.Copy(source, path, overwrite: true);
+        Assert.Equal(0, TwoUsersInstallation.Sh($"chown root:alumet {path} && chmod {mode} {path}").Code);
         return path;
     }
 
@@ -315,9 +321,7 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
     public void EverySpellingOfDbReadsWithTheCallersRights()
     {
         Skip.If(_i.SkipReason is not null, _i.SkipReason);
-        string copy = _i.Dir.Sub("lib/copy.db");
-        File.Copy(_i.Db, copy, overwrite: true);
-        Assert.Equal(0, TwoUsersInstallation.Sh($"chown root:alumet {copy} && chmod 0640 {copy}").Code);
+        string copy = GroupCopy(_i.Db, "lib/copy.db", "0640");
         string denied = $"alumet-report: error: cannot read {copy}: permission denied (it is readable by root and the group alumet only: "
             + "run the alumet-report installed as README's Install section says, or ask an administrator)\n";
         foreach (var db in new[] { new[] { "--db", copy }, ["--db=" + copy], ["--db:" + copy] })
