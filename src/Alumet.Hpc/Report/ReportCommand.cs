@@ -33,6 +33,9 @@ public static partial class ReportCommand
 {
     public const string Name = "alumet-report";
 
+    /// <summary>Values of -j, -u, -M, -N and --name together: below SQLite's 32766 parameters per statement.</summary>
+    private const int MaxListedValues = 30_000;
+
     /// <summary>Notes kept for the block under a table; beyond, a count (constant memory for any listing).</summary>
     private const int MaxNotes = 100;
 
@@ -77,7 +80,7 @@ public static partial class ReportCommand
         Option<string[]> List(string name, string alias, string description, params string[] more) =>
             new(name, [alias, .. more]) { Description = description, AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.OneOrMore };
         var job = List("--jobs", "-j", "Job id(s), comma-separated or repeated: 1234, 1234.batch, 1234.0", "--job");
-        var user = List("--user", "-u", "Only jobs of these users (comma-separated or repeated; admins)", "--uid");
+        var user = List("--user", "-u", "Only jobs of these users, by name or uid (comma-separated or repeated; admins)", "--uid");
         var cluster = List("--clusters", "-M", "Only jobs of these clusters (default: [cluster] name when set, else every cluster)", "--cluster");
         var allClusters = new Option<bool>("--allclusters", "-L") { Description = "Jobs of every cluster" };
         var start = new Option<string>("--starttime", "-S") { Description = $"Jobs running at or after this time (default: 00:00 today without -j). {SacctTime.Formats}" };
@@ -191,10 +194,16 @@ public static partial class ReportCommand
         var users = Split(req.Users).ToList();
         int? uid = !env.IsAdmin || (!req.AllUsers && requested.Count == 0 && users.Count == 0) ? env.RealUid : null;
         var clusters = Split(req.Cluster).ToList();
+        var names = Split(req.Names).ToList();
+        // Each listed value is one statement parameter (a user up to two: its name and its uid): SQLite takes at most 32766
+        // per statement, and past it said "cannot read <database>: SQLite Error 1: 'too many SQL variables'", exit 1.
+        long listed = requested.Select(r => r.Job).Distinct().Count() + 2L * users.Count + clusters.Count + names.Count + nodeList.Count;
+        if (listed > MaxListedValues)
+            return Fail(env, $"too many values in -j, -u, -M, -N and --name together ({listed}; at most {MaxListedValues}): split the query", 2);
         if (clusters.Count == 0 && !req.AllClusters && env.LocalCluster.Length > 0) clusters.Add(env.LocalCluster);
         var query = new JobQuery(requested.Count > 0 ? requested.Select(r => r.Job).Distinct().ToList() : null, Uid: uid,
             Runs: req.AllRuns ? RunSelection.All : RunSelection.Latest, Users: users, Clusters: clusters, Since: since, Until: until,
-            Nodes: nodeList, WithSteps: !req.AllocationsOnly, Names: Split(req.Names).ToList());
+            Nodes: nodeList, WithSteps: !req.AllocationsOnly, Names: names);
 
         var server = string.IsNullOrEmpty(req.Database) ? env.Server : null;
         string path = server?.Where ?? (string.IsNullOrEmpty(req.Database) ? env.DatabasePath : req.Database);

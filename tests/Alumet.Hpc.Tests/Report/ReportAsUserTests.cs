@@ -354,4 +354,20 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
         root = TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} -j 3003 --runs {string.Join(' ', fields)}");
         Assert.Equal($"3003|{TwoUsersInstallation.UserA}|n1|A3003\n3003|{TwoUsersInstallation.UserB}|n2|B3003\n", root.Out);
     }
+
+    /// <summary>sacct's -u/--uid/--user take user names or uids; a uid used to select nothing (it was compared with names).</summary>
+    [SkippableFact]
+    public void AnAdminSelectsUsersByNameOrUid()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string Root(string users) => TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} {users} -X -P -n -o JobID,User").Out;
+        string a = TwoUsersInstallation.UserA, b = TwoUsersInstallation.UserB;
+        Assert.Equal($"3001|{a}\n", Root($"-u {_i.UidA}"));
+        Assert.Equal($"3001|{a}\n3002|{b}\n", Root($"-u {_i.UidA},{b}"));
+        Assert.Equal($"3001|{a}\n3002|{b}\n", Root($"--uid {_i.UidB} -u {a}"));
+        Assert.Equal("", Root("-u 4294967296"));
+        // Not an admin: still only the caller's own jobs, whatever -u names.
+        var r = TwoUsersInstallation.RunAs(a, _i.Gate, "-u", $"{_i.UidB}", "-X", "-P", "-n", "-o", "JobID,User");
+        Assert.Equal((0, ""), (r.Code, r.Out));
+    }
 }

@@ -123,6 +123,12 @@ public sealed class ReportNativeTests
             ("-S", "now-999999999days", "now-999999999days"), ("-S", "x\u001b[31m", "x?[31m"),
         })
             Assert.Equal((2, "", $"alumet-report: error: invalid time '{echo}'{times}"), Report("--config", install.ConfigPath, opt, arg, "-P", "-n"));
+        // More values than a statement takes (SQLite: 32766 parameters) used to be "cannot read <db>: SQLite Error 1:
+        // 'too many SQL variables'", exit 1.
+        Assert.Equal((2, "", "alumet-report: error: too many values in -j, -u, -M, -N and --name together (32000; at most 30000): split the query\n"),
+            Report("--config", install.ConfigPath, "-j", string.Join(',', Enumerable.Range(1, 16_000)), "-j", string.Join(',', Enumerable.Range(16_001, 16_000)), "-P", "-n"));
+        Assert.Equal((2, "", "alumet-report: error: too many values in -j, -u, -M, -N and --name together (39998; at most 30000): split the query\n"),
+            Report("--config", install.ConfigPath, "-N", "n[1-9999],m[1-9999],k[1-9999],j[1-9999]", "-u", "root", "-P", "-n"));
     }
 
     [Fact]

@@ -333,7 +333,7 @@ public sealed class AccountingDb : IDisposable
         var sql = new StringBuilder("SELECT * FROM jobs WHERE 1=1");
         var cmd = _con.CreateCommand();
         In(sql, cmd, "job_id", "j", q.JobIds);
-        In(sql, cmd, "\"user\"", "u", [.. q.Users ?? [], .. string.IsNullOrEmpty(q.User) ? Array.Empty<string>() : [q.User]]);
+        UserIn(sql, cmd, [.. q.Users ?? [], .. string.IsNullOrEmpty(q.User) ? Array.Empty<string>() : [q.User]]);
         if (q.Uid is { } uid) { sql.Append(" AND uid = @uid"); Add(cmd, "uid", (long)uid); }
         In(sql, cmd, "cluster", "c", [.. q.Clusters ?? [], .. string.IsNullOrEmpty(q.Cluster) ? Array.Empty<string>() : [q.Cluster]]);
         if (!string.IsNullOrEmpty(q.Scheduler)) { sql.Append(" AND scheduler = @sched"); Add(cmd, "sched", q.Scheduler); }
@@ -363,6 +363,31 @@ public sealed class AccountingDb : IDisposable
         if (q.Limit is { } limit) { sql.Append(" LIMIT @limit"); Add(cmd, "limit", (long)limit); }
         cmd.CommandText = sql.Append(';').ToString();
         return cmd;
+    }
+
+    /// <summary>
+    /// Users as sacct's <c>-u/--uid/--user</c> takes them: names or uids. A value of digits matches either column (a
+    /// user name may be all digits), any other value the name.
+    /// </summary>
+    private static void UserIn(StringBuilder sql, DbCommand cmd, IReadOnlyList<string> users)
+    {
+        if (users.Count == 0) return;
+        var uids = users.Where(u => u.Length is > 0 and <= 10 && u.All(char.IsAsciiDigit) && long.Parse(u, CultureInfo.InvariantCulture) <= uint.MaxValue)
+            .Select(u => long.Parse(u, CultureInfo.InvariantCulture)).Distinct().ToList();
+        if (uids.Count == 0)
+        {
+            In(sql, cmd, "\"user\"", "u", users);
+            return;
+        }
+        var byName = new StringBuilder();
+        In(byName, cmd, "\"user\"", "u", users);
+        sql.Append(" AND (").Append(byName.ToString(" AND ".Length, byName.Length - " AND ".Length)).Append(" OR uid IN (");
+        for (int i = 0; i < uids.Count; i++)
+        {
+            sql.Append(i == 0 ? "@un" : ",@un").Append(i);
+            Add(cmd, "un" + i, uids[i]);
+        }
+        sql.Append("))");
     }
 
     private static void In(StringBuilder sql, DbCommand cmd, string column, string prefix, IReadOnlyList<string>? values)
