@@ -32,5 +32,7 @@ public class HookHostTests
         }));
         Assert.Equal("42", seen);
         Assert.Equal(cfg, source);
+        // Said once, in the log (it used to be swallowed: exit 0 and no word anywhere).
+        Assert.Single(File.ReadLines(dir.PathOf("hook.log")), l => l.EndsWith(" error: test hook: failed: boom", StringComparison.Ordinal));
     }
 }

@@ -73,3 +73,39 @@ public sealed class SlurmWrapperTests
         Assert.True(row.Energy.PackageJ > 0, $"{row.Energy.PackageJ} J");
     }
 }
+
+/// <summary>
+/// <c>&lt;state_dir&gt;/slurm</c> lists every job of the node (state dirs, <c>N.finalized</c> markers with the status and
+/// reason): root's only. Through the bare binary as slurmd runs it, then as an ordinary user (nobody).
+/// </summary>
+public sealed class SchedulerStateDirTests
+{
+    private const ulong MaxRange = 262_143_328_850;
+
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)] // left 0755 by an earlier version
+    public void TheSchedulersStateDirIsRootsOnly(bool leftOpen)
+    {
+        Skip.If(Environment.UserName != "root" || !File.Exists("/usr/sbin/runuser"), "needs root and runuser");
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange),
+            "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nattribution = \"exclusive\"\nlinger_s = 0");
+        File.SetUnixFileMode(install.Root, (UnixFileMode)0b111_101_101); // as /var/lib/alumet-hpc: others may traverse
+        string slurm = Path.Combine(install.Config.Paths.StateDir, "slurm");
+        if (leftOpen) Directory.CreateDirectory(slurm, (UnixFileMode)0b111_101_101);
+        foreach (string context in new[] { "prolog_slurmd", "epilog_slurmd" })
+        {
+            using var p = install.StartSlurmHook(context, "721");
+            Assert.True(p.WaitForExit(60_000));
+        }
+        string marker = Path.Combine(slurm, "721.finalized");
+        Assert.StartsWith("complete", File.ReadAllText(marker));
+        Assert.Equal((UnixFileMode)0b111_000_000, File.GetUnixFileMode(slurm));
+        foreach (var cmd in new[] { new[] { "/bin/ls", slurm }, ["/bin/cat", marker] })
+        {
+            var r = TwoUsersInstallation.Sh($"/usr/sbin/runuser -u nobody -- {string.Join(' ', cmd)}");
+            Assert.NotEqual(0, r.Code);
+            Assert.DoesNotContain("721", r.Out);
+        }
+    }
+}
