@@ -74,7 +74,7 @@ public static class ReportEntry
                 {
                     // A workstation without a system database: the per-user one that `alumet-hpc exec` fills.
                     ReportPrivilege.Drop();
-                    var personal = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.PerUserWhenUnprivileged).Config;
+                    var personal = ConfigLoader.Load(configPath, CallerHome.Environment(), DefaultPathPolicy.PerUserWhenUnprivileged).Config;
                     if (File.Exists(personal.Paths.Database)) cfg = personal;
                 }
             }

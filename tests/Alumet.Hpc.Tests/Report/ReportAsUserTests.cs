@@ -370,4 +370,34 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
         var r = TwoUsersInstallation.RunAs(a, _i.Gate, "-u", $"{_i.UidB}", "-X", "-P", "-n", "-o", "JobID,User");
         Assert.Equal((0, ""), (r.Code, r.Out));
     }
+
+    /// <summary>
+    /// A machine with the gate but no system database (a workstation): the report reads the caller's own database of
+    /// <c>alumet-hpc exec</c>, which <c>exec</c> names ("alumet-report --job N"). The gate clears HOME, so the report never
+    /// found it ("no accounting database at" the system path); the home now comes from the user database.
+    /// </summary>
+    [SkippableFact]
+    public void WithoutASystemDatabaseTheGateReadsTheCallersOwnExecDatabase()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string a = TwoUsersInstallation.UserA;
+        string home = TwoUsersInstallation.Sh($"getent passwd {a} | cut -d: -f6").Out.Trim();
+        Skip.If(home.Length < 2 || home[0] != '/', $"{a} has no home in the user database");
+        bool made = !Directory.Exists(home);
+        string cfg = File.ReadAllText(_i.SystemConfig);
+        try
+        {
+            Assert.Equal(0, TwoUsersInstallation.Sh($"mkdir -p {home} && chown {a} {home}").Code);
+            var exec = TwoUsersInstallation.Sh($"cd / && /usr/sbin/runuser -u {a} -- /usr/bin/env -i PATH=/usr/bin:/bin HOME={home} {_i.Bin} exec --job-id 9 --no-report -- /bin/true");
+            Assert.True(exec.Code == 0, exec.Err);
+            File.WriteAllText(_i.SystemConfig, cfg.Replace(_i.Db, _i.Dir.Sub("lib/none/accounting.db")));
+            var r = TwoUsersInstallation.RunAs(a, _i.Gate, "-j", "9", "-P", "-n", "-o", "JobID,User");
+            Assert.Equal((0, $"9|{a}\n"), (r.Code, r.Out));
+        }
+        finally
+        {
+            File.WriteAllText(_i.SystemConfig, cfg);
+            if (made) Directory.Delete(home, recursive: true);
+        }
+    }
 }
