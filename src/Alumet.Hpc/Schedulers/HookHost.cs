@@ -50,7 +50,7 @@ public static class HookHost
     /// status, reason): root's only (0700), as the dataset's directories cannot be listed (README, "Who sees what").
     /// It used to be created 0755 under the 0751 /var/lib/alumet-hpc, so any user listed every job of the node and read
     /// each one's status and reason. Created so by the hook, and closed when an earlier version left it open; never
-    /// through a symbolic link. A failure is logged and the hook goes on.
+    /// through a symbolic link. A failure is logged (unless state_dir itself is unusable: the hook says that) and the hook goes on.
     /// </summary>
     internal static void CloseSchedulerStateDir(string what, string stateRoot, string scheduler)
     {
@@ -65,7 +65,8 @@ public static class HookHost
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Log.Warn($"{what}: cannot make {dir} root's only: {ErrorText.Describe(e)}");
+            // A state_dir that cannot be made at all fails the hook itself, which says so: said once.
+            if (Directory.Exists(stateRoot)) Log.Warn($"{what}: cannot make {dir} root's only: {ErrorText.Describe(e)}");
         }
     }
 
