@@ -9,6 +9,7 @@ internal static partial class Libc
     public const int TIMER_ABSTIME = 1;
     public const int PR_SET_TIMERSLACK = 29;
     public const int SIG_BLOCK = 0;
+    public const int SIG_UNBLOCK = 1;
     public const int SIG_SETMASK = 2;
     public const int EINTR = 4;
 
