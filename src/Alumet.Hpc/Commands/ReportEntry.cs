@@ -23,7 +23,6 @@ public static class ReportEntry
         error ??= Console.Error;
         var rest = new List<string>();
         string? configPath = null;
-        string? dbPath = null;
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] is "--config" or "-c")
@@ -41,10 +40,11 @@ public static class ReportEntry
                 configPath = args[i]["--config=".Length..];
                 continue;
             }
-            if (args[i] == "--db" && i + 1 < args.Length) dbPath = args[i + 1];
-            else if (args[i].StartsWith("--db=", StringComparison.Ordinal)) dbPath = args[i]["--db=".Length..];
             rest.Add(args[i]);
         }
+        // The report's own parser says which file --db names (a scan of its own missed "--db:F"); arguments that do not
+        // parse open nothing.
+        string? dbPath = ReportCommand.DatabaseArgument(rest.ToArray());
 
         var caller = Caller.Current();
         AlumetConfig cfg;
@@ -62,7 +62,9 @@ public static class ReportEntry
             else
             {
                 cfg = system;
-                bool ownDb = !string.IsNullOrEmpty(dbPath) && Path.GetFullPath(dbPath) != Path.GetFullPath(system.Paths.Database);
+                // On PostgreSQL the system's database is the server: a SQLite file, even at [paths] database, is the caller's choice.
+                bool ownDb = !string.IsNullOrEmpty(dbPath)
+                    && (system.Database.Url.Length > 0 || Path.GetFullPath(dbPath) != Path.GetFullPath(system.Paths.Database));
                 if (userConfig || ownDb)
                 {
                     ReportPrivilege.Drop();
@@ -72,7 +74,7 @@ public static class ReportEntry
                 {
                     // A workstation without a system database: the per-user one that `alumet-hpc exec` fills.
                     ReportPrivilege.Drop();
-                    var personal = ConfigLoader.Load(configPath, policy: DefaultPathPolicy.PerUserWhenUnprivileged).Config;
+                    var personal = ConfigLoader.Load(configPath, CallerHome.Environment(), DefaultPathPolicy.PerUserWhenUnprivileged).Config;
                     if (File.Exists(personal.Paths.Database)) cfg = personal;
                 }
             }

@@ -7,7 +7,8 @@ public static class HostList
 {
     /// <summary>
     /// A comma list of host lists, split on the commas outside brackets: <c>n[1-4,7],gpu1</c> is two expressions, not
-    /// three (sacct -N takes the bracketed form).
+    /// three (sacct -N takes the bracketed form). The end of the list ends the last expression even inside an unclosed
+    /// bracket, so that <see cref="Expand"/> refuses it (it used to vanish, and with it the whole -N filter).
     /// </summary>
     public static IEnumerable<string> SplitExpressions(string? list)
     {
@@ -18,7 +19,7 @@ public static class HostList
             char c = i < list.Length ? list[i] : ',';
             if (c == '[') depth++;
             else if (c == ']') depth--;
-            else if (c == ',' && depth <= 0)
+            else if (c == ',' && (depth <= 0 || i == list.Length))
             {
                 string e = list[start..i].Trim();
                 if (e.Length > 0) yield return e;

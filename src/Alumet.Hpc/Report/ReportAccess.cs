@@ -19,6 +19,35 @@ public sealed record Caller(int Uid, int Gid, IReadOnlyList<int> Groups)
     }
 }
 
+/// <summary>The caller's home directory from the user database (NSS), not from <c>$HOME</c>, which the gate clears.</summary>
+public static partial class CallerHome
+{
+    [LibraryImport("libc", EntryPoint = "getpwuid", SetLastError = false)]
+    private static partial IntPtr getpwuid(uint uid);
+
+    /// <summary>pw_dir of the real uid (offset 32 on LP64: name, passwd, uid/gid, gecos, dir), or null.</summary>
+    public static string? Directory()
+    {
+        IntPtr entry = getpwuid(Libc.getuid());
+        if (entry == IntPtr.Zero) return null;
+        return Marshal.ReadIntPtr(entry, 32) is var dir && dir != IntPtr.Zero ? Marshal.PtrToStringUTF8(dir) : null;
+    }
+
+    /// <summary>
+    /// The process environment, with <c>HOME</c> from the user database when it is missing: the gate builds a fresh
+    /// environment, and without HOME the per-user database of <c>alumet-hpc exec</c> (under ~/.local/share) was never found.
+    /// Only for reading after the group was given up.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> Environment()
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry e in System.Environment.GetEnvironmentVariables())
+            if (e.Key is string k && e.Value is string v) env[k] = v;
+        if (!env.ContainsKey("HOME") && Directory() is { Length: > 0 } home) env["HOME"] = home;
+        return env;
+    }
+}
+
 /// <summary>
 /// Who may see every user's jobs: root, the users of <c>[report] admins</c> and the members of <c>[report] admin_groups</c>
 /// of the system config, resolved to uids and gids through NSS (so a renamed or LDAP account is matched by id).

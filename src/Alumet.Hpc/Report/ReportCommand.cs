@@ -33,17 +33,27 @@ public static partial class ReportCommand
 {
     public const string Name = "alumet-report";
 
+    /// <summary>Values of -j, -u, -M, -N and --name together: below SQLite's 32766 parameters per statement.</summary>
+    private const int MaxListedValues = 30_000;
+
     /// <summary>Notes kept for the block under a table; beyond, a count (constant memory for any listing).</summary>
     private const int MaxNotes = 100;
 
     [GeneratedRegex(@"^[0-9]{1,20}(\.[A-Za-z0-9_]{1,32})?$")]
     private static partial Regex JobIdPattern();
 
+    /// <summary>
+    /// The parser's settings: no response files. System.CommandLine expands an argument "@FILE" into FILE's words by
+    /// default, and the report may hold the gate's group while it parses (README, "Who sees what"): "@FILE" would read a
+    /// file only that group may read (the read-only role's password) and echo its words in the error.
+    /// </summary>
+    private static readonly ParserConfiguration Parsing = new() { ResponseFileTokenReplacer = null };
+
     /// <summary>Parses and runs; a parse error is one line on stderr (exit 2), not a help page.</summary>
     public static int Run(string[] args, ReportEnvironment env)
     {
         var root = Create(env);
-        var parsed = root.Parse(args);
+        var parsed = root.Parse(args, Parsing);
         if (parsed.Errors.Count > 0)
         {
             env.Err.WriteLine($"{Name}: error: {parsed.Errors[0].Message}");
@@ -52,12 +62,25 @@ public static partial class ReportCommand
         return parsed.Invoke(new InvocationConfiguration { Output = env.Out, Error = env.Err, EnableDefaultExceptionHandler = false });
     }
 
+    /// <summary>
+    /// The <c>--db</c> value of <paramref name="args"/> exactly as <see cref="Run"/> will read it (every spelling the parser
+    /// takes: <c>--db F</c>, <c>--db=F</c>, <c>--db:F</c>), so that whoever decides which rights open it sees the same
+    /// file; null when absent or when the arguments do not parse (then nothing is opened).
+    /// </summary>
+    public static string? DatabaseArgument(string[] args)
+    {
+        var parsed = Create(new ReportEnvironment(0, false, "", TextWriter.Null, TextWriter.Null)).Parse(args, Parsing);
+        return parsed.Errors.Count > 0 ? null : parsed.GetValue<string>(DbOption);
+    }
+
+    private const string DbOption = "--db";
+
     public static RootCommand Create(ReportEnvironment env)
     {
         Option<string[]> List(string name, string alias, string description, params string[] more) =>
             new(name, [alias, .. more]) { Description = description, AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.OneOrMore };
         var job = List("--jobs", "-j", "Job id(s), comma-separated or repeated: 1234, 1234.batch, 1234.0", "--job");
-        var user = List("--user", "-u", "Only jobs of these users (comma-separated or repeated; admins)", "--uid");
+        var user = List("--user", "-u", "Only jobs of these users, by name or uid (comma-separated or repeated; admins)", "--uid");
         var cluster = List("--clusters", "-M", "Only jobs of these clusters (default: [cluster] name when set, else every cluster)", "--cluster");
         var allClusters = new Option<bool>("--allclusters", "-L") { Description = "Jobs of every cluster" };
         var start = new Option<string>("--starttime", "-S") { Description = $"Jobs running at or after this time (default: 00:00 today without -j). {SacctTime.Formats}" };
@@ -82,7 +105,7 @@ public static partial class ReportCommand
         var utc = new Option<bool>("--utc") { Description = "Times in UTC (default: local time, as sacct; TZ applies)" };
         var allocations = new Option<bool>("--allocations", "-X") { Description = "Only the job lines (no node or step lines), like sacct -X" };
         var runs = new Option<bool>("--runs") { Description = "Every run of a reused job id (default: the latest run)" };
-        var db = new Option<string>("--db") { Description = $"Accounting database (default: {env.DatabasePath}); users: read with their own rights" };
+        var db = new Option<string>(DbOption) { Description = $"Accounting database (default: {env.DatabasePath}); users: read with their own rights" };
         var parquet = new Option<bool>("--parquet") { Description = "Print the job's Parquet file paths, one per line" };
         var timeline = new Option<bool>("--timeline") { Description = "Power per domain per period from the job's Parquet files, with a text sparkline" };
         var plot = new Option<string>("--plot") { Description = "Draw power per domain over time from the job's Parquet files into FILE.png or FILE.svg" };
@@ -171,10 +194,16 @@ public static partial class ReportCommand
         var users = Split(req.Users).ToList();
         int? uid = !env.IsAdmin || (!req.AllUsers && requested.Count == 0 && users.Count == 0) ? env.RealUid : null;
         var clusters = Split(req.Cluster).ToList();
+        var names = Split(req.Names).ToList();
+        // Each listed value is one statement parameter (a user up to two: its name and its uid): SQLite takes at most 32766
+        // per statement, and past it said "cannot read <database>: SQLite Error 1: 'too many SQL variables'", exit 1.
+        long listed = requested.Select(r => r.Job).Distinct().Count() + 2L * users.Count + clusters.Count + names.Count + nodeList.Count;
+        if (listed > MaxListedValues)
+            return Fail(env, $"too many values in -j, -u, -M, -N and --name together ({listed}; at most {MaxListedValues}): split the query", 2);
         if (clusters.Count == 0 && !req.AllClusters && env.LocalCluster.Length > 0) clusters.Add(env.LocalCluster);
         var query = new JobQuery(requested.Count > 0 ? requested.Select(r => r.Job).Distinct().ToList() : null, Uid: uid,
             Runs: req.AllRuns ? RunSelection.All : RunSelection.Latest, Users: users, Clusters: clusters, Since: since, Until: until,
-            Nodes: nodeList, WithSteps: !req.AllocationsOnly, Names: Split(req.Names).ToList());
+            Nodes: nodeList, WithSteps: !req.AllocationsOnly, Names: names);
 
         var server = string.IsNullOrEmpty(req.Database) ? env.Server : null;
         string path = server?.Where ?? (string.IsNullOrEmpty(req.Database) ? env.DatabasePath : req.Database);

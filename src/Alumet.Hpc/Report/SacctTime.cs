@@ -50,7 +50,7 @@ public static partial class SacctTime
             long n = long.Parse(rel.Groups[2].Value, Inv) * (rel.Groups[1].Value == "-" ? -1 : 1);
             string unit = rel.Groups[3].Success ? rel.Groups[3].Value.ToLowerInvariant() : "s";
             double seconds = unit[0] switch { 'm' => 60, 'h' => 3600, 'd' => 86400, 'w' => 7 * 86400, _ => 1 };
-            return DateTime.SpecifyKind(nowUtc, DateTimeKind.Utc).AddSeconds(n * seconds);
+            return Checked(text, () => DateTime.SpecifyKind(nowUtc, DateTimeKind.Utc).AddSeconds(n * seconds)); // past year 1 or 9999: a sentence
         }
         if (local is null && ClockTime().Match(s) is { Success: true } clock)
         {
@@ -91,5 +91,5 @@ public static partial class SacctTime
     }
 
     private static FormatException Bad(string text) =>
-        new($"invalid time '{(text.Length > 40 ? text[..40] + "..." : text)}' (use {Formats})");
+        new($"invalid time '{ReportFields.Untrusted(text.Length > 40 ? text[..40] + "..." : text)}' (use {Formats})");
 }

@@ -13,7 +13,9 @@ namespace Alumet.Hpc.Schedulers;
 /// </summary>
 public static class HookHost
 {
-    public static int Run(string what, string? configPath, Func<IReadOnlyDictionary<string, string>, LoadedConfig, int> hook)
+    /// <param name="scheduler">The scheduler whose jobs the hook handles: its directory in <c>state_dir</c> is kept root's
+    /// (<see cref="CloseSchedulerStateDir"/>) before the hook creates anything in it.</param>
+    public static int Run(string what, string? configPath, Func<IReadOnlyDictionary<string, string>, LoadedConfig, int> hook, string? scheduler = null)
     {
         try
         {
@@ -30,13 +32,41 @@ public static class HookHost
                 return 0;
             }
             Log.Configure(loaded.Config.Paths.LogFile, "alumet-hpc", syslog: true, stderr: false);
+            if (scheduler is not null) CloseSchedulerStateDir(what, loaded.Config.Paths.StateDir, scheduler);
             hook(env, loaded);
             DrainOutbox(what, loaded.Config);
             return 0;
         }
-        catch (Exception)
+        catch (Exception e)
         {
-            return 0; // even the log failed: the contract with the scheduler comes first
+            // The contract with the scheduler comes first: exit 0. Said once, in the log (never thrown: Log).
+            Log.Error($"{what}: failed: {ErrorText.Describe(e)}");
+            return 0;
+        }
+    }
+
+    /// <summary>
+    /// <c>&lt;state_dir&gt;/&lt;scheduler&gt;</c> holds every job's state directory and its <c>.finalized</c> marker (job id,
+    /// status, reason): root's only (0700), as the dataset's directories cannot be listed (README, "Who sees what").
+    /// It used to be created 0755 under the 0751 /var/lib/alumet-hpc, so any user listed every job of the node and read
+    /// each one's status and reason. Created so by the hook, and closed when an earlier version left it open; never
+    /// through a symbolic link. A failure is logged (unless state_dir itself is unusable: the hook says that) and the hook goes on.
+    /// </summary>
+    internal static void CloseSchedulerStateDir(string what, string stateRoot, string scheduler)
+    {
+        const UnixFileMode rootOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        if (Native.Libc.getuid() != 0) return;
+        string dir = Path.Combine(stateRoot, scheduler);
+        try
+        {
+            var info = new DirectoryInfo(dir);
+            if (!info.Exists) Directory.CreateDirectory(dir, rootOnly);
+            else if (info.LinkTarget is null && (info.UnixFileMode & ~rootOnly) != 0) info.UnixFileMode = rootOnly;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A state_dir that cannot be made at all fails the hook itself, which says so: said once.
+            if (Directory.Exists(stateRoot)) Log.Warn($"{what}: cannot make {dir} root's only: {ErrorText.Describe(e)}");
         }
     }
 

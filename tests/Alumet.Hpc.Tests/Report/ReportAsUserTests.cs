@@ -61,6 +61,12 @@ public sealed class TwoUsersInstallation : IDisposable
                 { ParquetPath = $"{DataDir}/lab/slurm/3001/3001.n1.parquet" });
             w.Upsert(ReportFixture.Rec("3002", "n1", UserB, UidB, now.AddMinutes(-2), 60, new DomainEnergies(9000, 0, 0, 0, 0, 0), 150) with
                 { ParquetPath = $"{DataDir}/lab/slurm/3002/3002.n1.parquet" });
+            // Job id 3003 reused (a Slurm state reset): A's run three days ago on n1, then B's run on n2 a day later.
+            // Both are outside today's default window, so the listings of the other tests do not show them.
+            w.Upsert(ReportFixture.Rec("3003", "n1", UserA, UidA, now.AddDays(-3), 60, new DomainEnergies(3000, 0, 0, 0, 0, 0), 60) with
+                { RunId = "A3003" });
+            w.Upsert(ReportFixture.Rec("3003", "n2", UserB, UidB, now.AddDays(-2), 60, new DomainEnergies(4000, 0, 0, 0, 0, 0), 70) with
+                { RunId = "B3003" });
         }
         string src = Path.Combine(RepoRoot(), "src", "report-gate", "alumet-report-gate.c");
         Must(Sh($"gcc -O2 -Wall -Wextra -Werror -DALUMET_HPC_BIN='\"{Bin}\"' -DALUMET_SYSTEM_CONFIG='\"{SystemConfig}\"' -o {Gate} {src}"
@@ -180,9 +186,7 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
     public void SetgidAlumetHpcGivesTheGroupUp()
     {
         Skip.If(_i.SkipReason is not null, _i.SkipReason);
-        string copy = _i.Dir.Sub("bin/alumet-hpc-setgid");
-        File.Copy(_i.Bin, copy, overwrite: true);
-        Assert.Equal(0, TwoUsersInstallation.Sh($"chown root:alumet {copy} && chmod 2755 {copy}").Code);
+        string copy = GroupCopy(_i.Bin, "bin/alumet-hpc-setgid", "2755");
         var r = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, copy, "report", "--db", _i.Db, "-P", "-n");
         Assert.Equal("", r.Out);
         Assert.Contains("alumet-hpc itself is set-id, so its group was given up", r.Err);
@@ -221,6 +225,179 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
         finally
         {
             File.WriteAllText(_i.SystemConfig, cfg);
+        }
+    }
+
+    /// <summary>A file only the group alumet may read, as the report password file of README's PostgreSQL section.</summary>
+    private string GroupOnlyFile(string name, string text)
+    {
+        string path = _i.Dir.Sub($"lib/{name}");
+        File.WriteAllText(path, text);
+        return GroupCopy(path, $"lib/{name}", "0640");
+    }
+
+    /// <summary><paramref name="source"/> copied to <paramref name="name"/> in the installation, root:alumet, <paramref name="mode"/>.</summary>
+    private string GroupCopy(string source, string name, string mode)
+    {
+        string path = _i.Dir.Sub(name);
+        if (source != path) File.Copy(source, path, overwrite: true);
+        Assert.Equal(0, TwoUsersInstallation.Sh($"chown root:alumet {path} && chmod {mode} {path}").Code);
+        return path;
+    }
+
+    /// <summary>
+    /// System.CommandLine expands an argument "@FILE" into the file's words by default (response files): the gate's
+    /// group read it, and the first word came back in the error. Now "@FILE" is an argument like any other.
+    /// </summary>
+    [SkippableFact]
+    public void AnArgumentNeverReadsAFileWithTheGatesGroup()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string secret = GroupOnlyFile("secret.txt", "S3cretWord\n");
+        Assert.NotEqual(0, TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, "/bin/cat", secret).Code);
+        foreach (var args in new[] { new[] { "@" + secret }, ["-j", "@" + secret], ["-P", "-n", "@" + secret] })
+        {
+            var r = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, args);
+            Assert.DoesNotContain("S3cretWord", r.Out + r.Err);
+            Assert.Equal(2, r.Code);
+        }
+        Assert.Equal((2, "", $"alumet-report: error: Unrecognized command or argument '@{secret}'.\n"),
+            TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, "@" + secret));
+    }
+
+    /// <summary>
+    /// On PostgreSQL the report password file is 0640 root:alumet (README). A --db naming the config's SQLite path kept
+    /// the group (it is "the system database" by path), so "@FILE" read the read-only role's password with it:
+    /// any user could then connect as that role and read every row. Now --db always gives the group up on PostgreSQL.
+    /// </summary>
+    [SkippableFact]
+    public void OnPostgresNoRouteReadsTheReportPasswordWithTheGatesGroup()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string password = GroupOnlyFile("db-report.password", "S3cretReportPw\n");
+        string writer = _i.Dir.Sub("lib/db.password");
+        File.WriteAllText(writer, "writerpw\n");
+        File.SetUnixFileMode(writer, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        string cfg = File.ReadAllText(_i.SystemConfig);
+        try
+        {
+            File.WriteAllText(_i.SystemConfig, cfg + $"""
+
+
+                [database]
+                url = "postgresql://alumet@127.0.0.1:1/alumet"
+                password_file = "{writer}"
+                report_url = "postgresql://alumet_report@127.0.0.1:1/alumet"
+                report_password_file = "{password}"
+                """);
+            foreach (var args in new[]
+            {
+                new[] { "--db", _i.Db, "@" + password },
+                ["--db=" + _i.Db, "-j", "@" + password],
+                ["--db:" + _i.Db, "@" + password],
+                ["@" + password],
+            })
+            {
+                var r = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, args);
+                Assert.DoesNotContain("S3cretReportPw", r.Out + r.Err);
+                Assert.Equal(2, r.Code);
+            }
+            // The SQLite file at [paths] database is not the system's database on PostgreSQL: read with the caller's rights.
+            Assert.Equal((1, "", $"alumet-report: error: cannot read {_i.Db}: permission denied (it is readable by root and the group alumet only: "
+                    + "run the alumet-report installed as README's Install section says, or ask an administrator)\n"),
+                TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, "--db", _i.Db, "-P", "-n", "-o", "JobID,User"));
+        }
+        finally
+        {
+            File.WriteAllText(_i.SystemConfig, cfg);
+        }
+    }
+
+    /// <summary>
+    /// System.CommandLine also takes "--db:PATH"; the gate's own scan knew only "--db PATH" and "--db=PATH", so a copy of
+    /// the database that only the group may read was opened with the group.
+    /// </summary>
+    [SkippableFact]
+    public void EverySpellingOfDbReadsWithTheCallersRights()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string copy = GroupCopy(_i.Db, "lib/copy.db", "0640");
+        string denied = $"alumet-report: error: cannot read {copy}: permission denied (it is readable by root and the group alumet only: "
+            + "run the alumet-report installed as README's Install section says, or ask an administrator)\n";
+        foreach (var db in new[] { new[] { "--db", copy }, ["--db=" + copy], ["--db:" + copy] })
+            Assert.Equal((1, "", denied), TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, [.. db, "-P", "-n", "-o", "JobID,User"]));
+    }
+
+    /// <summary>
+    /// Job id 3003 ran for A, then (id reused) for B on another node. A's own run was hidden from A by B's later one
+    /// (the latest-run rule looked at every user's runs), and -N matched B's nodes, so A learned where B's job ran.
+    /// </summary>
+    [SkippableFact]
+    public void AnotherUsersRunOfTheSameJobIdNeitherHidesNorTellsAnything()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string[] fields = ["-P", "-n", "-o", "JobID,User,NodeList,RunID"];
+        var a = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, ["-j", "3003", .. fields]);
+        Assert.Equal((0, $"3003|{TwoUsersInstallation.UserA}|n1|A3003\n"), (a.Code, a.Out));
+        var listing = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, ["-S", "now-7days", "-X", .. fields]);
+        Assert.Equal($"3001|{TwoUsersInstallation.UserA}|n1|\n3003|{TwoUsersInstallation.UserA}|n1|A3003\n", listing.Out);
+        foreach (var runs in new[] { Array.Empty<string>(), ["--runs"] })
+        {
+            var onB = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, ["-j", "3003", "-N", "n2", .. runs, .. fields]);
+            Assert.Equal((0, ""), (onB.Code, onB.Out));
+        }
+        var b = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserB, _i.Gate, ["-j", "3003", .. fields]);
+        Assert.Equal((0, $"3003|{TwoUsersInstallation.UserB}|n2|B3003\n"), (b.Code, b.Out));
+        // An admin still gets the latest run of the id, and every run with --runs.
+        var root = TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} -j 3003 {string.Join(' ', fields)}");
+        Assert.Equal($"3003|{TwoUsersInstallation.UserB}|n2|B3003\n", root.Out);
+        root = TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} -j 3003 --runs {string.Join(' ', fields)}");
+        Assert.Equal($"3003|{TwoUsersInstallation.UserA}|n1|A3003\n3003|{TwoUsersInstallation.UserB}|n2|B3003\n", root.Out);
+    }
+
+    /// <summary>sacct's -u/--uid/--user take user names or uids; a uid used to select nothing (it was compared with names).</summary>
+    [SkippableFact]
+    public void AnAdminSelectsUsersByNameOrUid()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string Root(string users) => TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} {users} -X -P -n -o JobID,User").Out;
+        string a = TwoUsersInstallation.UserA, b = TwoUsersInstallation.UserB;
+        Assert.Equal($"3001|{a}\n", Root($"-u {_i.UidA}"));
+        Assert.Equal($"3001|{a}\n3002|{b}\n", Root($"-u {_i.UidA},{b}"));
+        Assert.Equal($"3001|{a}\n3002|{b}\n", Root($"--uid {_i.UidB} -u {a}"));
+        Assert.Equal("", Root("-u 4294967296"));
+        // Not an admin: still only the caller's own jobs, whatever -u names.
+        var r = TwoUsersInstallation.RunAs(a, _i.Gate, "-u", $"{_i.UidB}", "-X", "-P", "-n", "-o", "JobID,User");
+        Assert.Equal((0, ""), (r.Code, r.Out));
+    }
+
+    /// <summary>
+    /// A machine with the gate but no system database (a workstation): the report reads the caller's own database of
+    /// <c>alumet-hpc exec</c>, which <c>exec</c> names ("alumet-report --job N"). The gate clears HOME, so the report never
+    /// found it ("no accounting database at" the system path); the home now comes from the user database.
+    /// </summary>
+    [SkippableFact]
+    public void WithoutASystemDatabaseTheGateReadsTheCallersOwnExecDatabase()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string a = TwoUsersInstallation.UserA;
+        string home = TwoUsersInstallation.Sh($"getent passwd {a} | cut -d: -f6").Out.Trim();
+        Skip.If(home.Length < 2 || home[0] != '/', $"{a} has no home in the user database");
+        bool made = !Directory.Exists(home);
+        string cfg = File.ReadAllText(_i.SystemConfig);
+        try
+        {
+            Assert.Equal(0, TwoUsersInstallation.Sh($"mkdir -p {home} && chown {a} {home}").Code);
+            var exec = TwoUsersInstallation.Sh($"cd / && /usr/sbin/runuser -u {a} -- /usr/bin/env -i PATH=/usr/bin:/bin HOME={home} {_i.Bin} exec --job-id 9 --no-report -- /bin/true");
+            Assert.True(exec.Code == 0, exec.Err);
+            File.WriteAllText(_i.SystemConfig, cfg.Replace(_i.Db, _i.Dir.Sub("lib/none/accounting.db")));
+            var r = TwoUsersInstallation.RunAs(a, _i.Gate, "-j", "9", "-P", "-n", "-o", "JobID,User");
+            Assert.Equal((0, $"9|{a}\n"), (r.Code, r.Out));
+        }
+        finally
+        {
+            File.WriteAllText(_i.SystemConfig, cfg);
+            if (made) Directory.Delete(home, recursive: true);
         }
     }
 }

@@ -100,6 +100,37 @@ public sealed class ReportNativeTests
         Assert.Equal("alumet-report: error: invalid job id '8?[31m1' (expected digits, optionally .step: 1234, 1234.batch, 1234.0)\n", bad.Err);
     }
 
+    /// <summary>
+    /// Bad -N and -S/-E values are one sentence and exit 2, before the database is read. An unclosed bracket in -N used to
+    /// drop the whole node filter (every job listed, exit 0); a relative time past the calendar printed .NET's
+    /// "Value to add was out of range. (Parameter 'value')" with exit 1.
+    /// </summary>
+    [Fact]
+    public void ANodeListOrTimeThatCannotBeReadIsASentenceAndExit2()
+    {
+        using var install = ExecBinaryTests.NewInstall();
+        Exec(install, "61", "true");
+        string[] all = ["--config", install.ConfigPath, "-S", "2000-01-01", "-P", "-n", "-o", "JobID"];
+        var listed = Report(all);
+        Assert.Equal((0, "61\n"), (listed.Code, listed.Out));
+        const string nodes = " (use n1,n2 or n[1-4,7], at most 10000 nodes)\n";
+        foreach (var (arg, echo) in new[] { ("n[1-", "n[1-"), ("n[1-4", "n[1-4"), ("n[1-,node1", "n[1-,node1"), ("node1,n[", "n[") })
+            Assert.Equal((2, "", $"alumet-report: error: invalid node list '{echo}'{nodes}"), Report([.. all, "-N", arg]));
+        const string times = " (use YYYY-MM-DD[THH:MM[:SS]], MMDD[YY], MM/DD[/YY], HH:MM[:SS], now[-N{seconds,minutes,hours,days,weeks}], today, midnight, noon, tomorrow)\n";
+        foreach (var (opt, arg, echo) in new[]
+        {
+            ("-S", "now+999999999weeks", "now+999999999weeks"), ("-E", "now-999999999w", "now-999999999w"),
+            ("-S", "now-999999999days", "now-999999999days"), ("-S", "x\u001b[31m", "x?[31m"),
+        })
+            Assert.Equal((2, "", $"alumet-report: error: invalid time '{echo}'{times}"), Report("--config", install.ConfigPath, opt, arg, "-P", "-n"));
+        // More values than a statement takes (SQLite: 32766 parameters) used to be "cannot read <db>: SQLite Error 1:
+        // 'too many SQL variables'", exit 1.
+        Assert.Equal((2, "", "alumet-report: error: too many values in -j, -u, -M, -N and --name together (32000; at most 30000): split the query\n"),
+            Report("--config", install.ConfigPath, "-j", string.Join(',', Enumerable.Range(1, 16_000)), "-j", string.Join(',', Enumerable.Range(16_001, 16_000)), "-P", "-n"));
+        Assert.Equal((2, "", "alumet-report: error: too many values in -j, -u, -M, -N and --name together (39998; at most 30000): split the query\n"),
+            Report("--config", install.ConfigPath, "-N", "n[1-9999],m[1-9999],k[1-9999],j[1-9999]", "-u", "root", "-P", "-n"));
+    }
+
     [Fact]
     public void AfterAnUpgradeDbFlushMigratesTheDatabaseAndTheReportReadsIt()
     {

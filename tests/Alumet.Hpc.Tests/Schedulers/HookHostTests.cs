@@ -32,5 +32,16 @@ public class HookHostTests
         }));
         Assert.Equal("42", seen);
         Assert.Equal(cfg, source);
+        // Said once, in the log (it used to be swallowed: exit 0 and no word anywhere).
+        Assert.Single(File.ReadLines(dir.PathOf("hook.log")), l => l.EndsWith(" error: test hook: failed: boom", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AnUnusableStateDirIsSaidOnceByTheHookNotTwice()
+    {
+        using var dir = new TempTree("hookhost");
+        string cfg = dir.Write("alumet.toml", $"[paths]\nlog_file = \"{dir.PathOf("hook.log")}\"\nstate_dir = \"/proc/nope/state\"\n");
+        Assert.Equal(0, HookHost.Run("test hook", cfg, (_, _) => 0, "slurm"));
+        Assert.False(File.Exists(dir.PathOf("hook.log")) && File.ReadAllText(dir.PathOf("hook.log")).Contains("root's only"));
     }
 }

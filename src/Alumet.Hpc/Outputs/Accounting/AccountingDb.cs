@@ -272,11 +272,18 @@ public sealed class AccountingDb : IDisposable
     /// <summary>A row is in its job's latest run unless the same node has a later run of the job, or another run of the
     /// job started after this row ended (the job id was reused). Run ids of one run may differ between nodes (start
     /// times without a SLUID): the test is on times, per node, not on equal run ids.</summary>
-    private const string LatestRunSql = """
-         AND NOT EXISTS (SELECT 1 FROM jobs l WHERE l.cluster = jobs.cluster AND l.scheduler = jobs.scheduler AND l.job_id = jobs.job_id
+    private static string LatestRunSql(bool sameUser) => $"""
+         AND NOT EXISTS (SELECT 1 FROM jobs l WHERE l.cluster = jobs.cluster AND l.scheduler = jobs.scheduler AND l.job_id = jobs.job_id{(sameUser ? SameUser("l") : "")}
             AND ((jobs.end_time <> '' AND l.start_time > jobs.end_time)
               OR (l.node = jobs.node AND (l.start_time > jobs.start_time OR (l.start_time = jobs.start_time AND l.run_id > jobs.run_id)))))
         """;
+
+    /// <summary>
+    /// With a uid filter (a user's own jobs, README "Who sees what"), the rows a row is compared with — a later run that
+    /// hides it, a node that -N matches — must be that user's too: another user's run of a reused job id would otherwise
+    /// hide the caller's own run and tell, through -N, on which nodes that other run was.
+    /// </summary>
+    private static string SameUser(string alias) => $" AND {alias}.uid = jobs.uid";
 
     /// <summary>Rows matching every given filter in a list (tests, small queries); reports use <see cref="Stream"/>.</summary>
     public IReadOnlyList<JobRecord> Query(JobQuery q) => Stream(q).ToList();
@@ -326,7 +333,7 @@ public sealed class AccountingDb : IDisposable
         var sql = new StringBuilder("SELECT * FROM jobs WHERE 1=1");
         var cmd = _con.CreateCommand();
         In(sql, cmd, "job_id", "j", q.JobIds);
-        In(sql, cmd, "\"user\"", "u", [.. q.Users ?? [], .. string.IsNullOrEmpty(q.User) ? Array.Empty<string>() : [q.User]]);
+        UserIn(sql, cmd, [.. q.Users ?? [], .. string.IsNullOrEmpty(q.User) ? Array.Empty<string>() : [q.User]]);
         if (q.Uid is { } uid) { sql.Append(" AND uid = @uid"); Add(cmd, "uid", (long)uid); }
         In(sql, cmd, "cluster", "c", [.. q.Clusters ?? [], .. string.IsNullOrEmpty(q.Cluster) ? Array.Empty<string>() : [q.Cluster]]);
         if (!string.IsNullOrEmpty(q.Scheduler)) { sql.Append(" AND scheduler = @sched"); Add(cmd, "sched", q.Scheduler); }
@@ -347,14 +354,40 @@ public sealed class AccountingDb : IDisposable
         if (q.Nodes is { Count: > 0 })
         {
             sql.Append(" AND EXISTS (SELECT 1 FROM jobs o WHERE o.cluster = jobs.cluster AND o.scheduler = jobs.scheduler AND o.job_id = jobs.job_id");
+            if (q.Uid is not null) sql.Append(SameUser("o"));
             In(sql, cmd, "o.node", "n", q.Nodes);
             sql.Append(')');
         }
-        if (q.Runs == RunSelection.Latest) sql.Append(LatestRunSql);
+        if (q.Runs == RunSelection.Latest) sql.Append(LatestRunSql(sameUser: q.Uid is not null));
         sql.Append(" ORDER BY cluster, scheduler, length(job_id), job_id, start_time, node, run_id");
         if (q.Limit is { } limit) { sql.Append(" LIMIT @limit"); Add(cmd, "limit", (long)limit); }
         cmd.CommandText = sql.Append(';').ToString();
         return cmd;
+    }
+
+    /// <summary>
+    /// Users as sacct's <c>-u/--uid/--user</c> takes them: names or uids. A value of digits matches either column (a
+    /// user name may be all digits), any other value the name.
+    /// </summary>
+    private static void UserIn(StringBuilder sql, DbCommand cmd, IReadOnlyList<string> users)
+    {
+        if (users.Count == 0) return;
+        var uids = users.Where(u => u.Length is > 0 and <= 10 && u.All(char.IsAsciiDigit) && long.Parse(u, CultureInfo.InvariantCulture) <= uint.MaxValue)
+            .Select(u => long.Parse(u, CultureInfo.InvariantCulture)).Distinct().ToList();
+        if (uids.Count == 0)
+        {
+            In(sql, cmd, "\"user\"", "u", users);
+            return;
+        }
+        var byName = new StringBuilder();
+        In(byName, cmd, "\"user\"", "u", users);
+        sql.Append(" AND (").Append(byName.ToString(" AND ".Length, byName.Length - " AND ".Length)).Append(" OR uid IN (");
+        for (int i = 0; i < uids.Count; i++)
+        {
+            sql.Append(i == 0 ? "@un" : ",@un").Append(i);
+            Add(cmd, "un" + i, uids[i]);
+        }
+        sql.Append("))");
     }
 
     private static void In(StringBuilder sql, DbCommand cmd, string column, string prefix, IReadOnlyList<string>? values)

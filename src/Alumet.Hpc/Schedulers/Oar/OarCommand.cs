@@ -33,5 +33,6 @@ public static class OarCommand
     /// <summary>Loads the config (a broken config is logged, never an error exit) and runs the hook. Always 0.</summary>
     public static int Invoke(string kind, IReadOnlyList<string> argv, string? configPath, string? jobName = null, IReadOnlyList<string>? jobTypes = null) =>
         HookHost.Run($"oar {kind}", configPath, (env, loaded) =>
-            OarHook.Run(kind, argv, env, loaded.Config, loaded.Source == ConfigLoader.DefaultsSource ? null : loaded.Source, jobName, jobTypes));
+            OarHook.Run(kind, argv, env, loaded.Config, loaded.Source == ConfigLoader.DefaultsSource ? null : loaded.Source, jobName, jobTypes),
+            OarHook.Scheduler);
 }

@@ -36,5 +36,5 @@ public static class SlurmCommand
 
     /// <summary>Loads the config, sets up the log (file + syslog) and runs the hook. Always 0.</summary>
     public static int RunHook(string context, string? configPath) =>
-        HookHost.Run($"slurm {context}", configPath, (env, loaded) => SlurmHook.Run(context, env, loaded.Config, configPath));
+        HookHost.Run($"slurm {context}", configPath, (env, loaded) => SlurmHook.Run(context, env, loaded.Config, configPath), SlurmHook.Scheduler);
 }
