@@ -44,6 +44,8 @@ public static class SampleCommand
                            string node, string? gpus, string? sluid, string? runId, bool exclusive, bool detach,
                            string? jobName)
     {
+        // A SIGTERM from now on waits for the sampler's handlers and ends the job with its row (OneJobSampler).
+        OneJobSampler.HoldEndSignals();
         if (sluid?.Length == 0) sluid = null; // absent, as RunId.Of reads it
         string? bad =
             !SchedulerInput.IsJobId(jobId) ? $"--job-id {SchedulerInput.Quote(jobId)} is not a numeric job id" :

@@ -462,7 +462,11 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         lock (_spoolGate)
         {
             _node.Flush();
-            foreach (var job in _jobArray) job.Spool.Flush();
+            foreach (var job in _jobArray)
+            {
+                job.Spool.CheckDetached(); // its epilog took the spool over (hung sampler): dropped once its marker is there (Housekeep)
+                job.Spool.Flush();
+            }
         }
     }
 
@@ -510,7 +514,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         foreach (var job in jobs)
         {
             if (job.Ending) continue;
-            if (finalizedElsewhere && ReadMarker(job.Directory) is not null)
+            if ((finalizedElsewhere || job.Spool.Detached) && ReadMarker(job.Directory) is not null)
             {
                 // Its epilog gave up waiting (hung sampler) and finalized it from the spool: drop it, do not finalize twice.
                 job.Ending = true;

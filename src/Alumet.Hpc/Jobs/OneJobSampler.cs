@@ -79,7 +79,7 @@ public static class OneJobSampler
     }
 
     /// <summary>
-    /// The job's sampler, in either binary: loads the config, samples until SIGTERM/SIGINT (or a liveness rule), then
+    /// The job's sampler, in either binary: loads the config, samples until SIGTERM/SIGINT/SIGHUP (or a liveness rule), then
     /// finalizes through <paramref name="finalization"/>. Exit 0 measured or not-measured (no energy source), 1 the
     /// sampler failed to start (its not-measured row says why), 2 a bad config.
     /// </summary>
@@ -91,6 +91,15 @@ public static class OneJobSampler
         if (notice is not null) Log.Warn($"job {reg.Job.JobId}: {notice}");
         var job = reg.Job;
         string jobId = job.JobId;
+        // The handlers, then the signals HoldEndSignals kept pending since sample's start (before Detach, which clears
+        // the mask): one that came meanwhile ends the job here, with its row. Its terminal closed (SIGHUP to the
+        // foreground group) ends the job as Ctrl-C does; like a second Ctrl-C it is then ignored until the finalization
+        // ends (the finalize-job child blocks both: FinalizerProcess).
+        using var cts = new CancellationTokenSource();
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
+        using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; cts.Cancel(); });
+        MaskEndSignals(Native.Libc.SIG_UNBLOCK);
         if (detach) SamplerProcessSetup.Detach(cfg.Paths.CgroupRoot);
         var finalizer = finalization(cfg);
         try
@@ -104,12 +113,6 @@ public static class OneJobSampler
                 finalizer.RecordNotMeasured(job, "no energy source on this node: " + string.Join("; ", sources.Problems));
                 return 0;
             }
-            using var cts = new CancellationTokenSource();
-            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
-            using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
-            // Its terminal closed (SIGHUP to the foreground group) ends the job as Ctrl-C does, with its row; like a second
-            // Ctrl-C it is then ignored until the finalization ends (the finalize-job child blocks both: FinalizerProcess).
-            using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; cts.Cancel(); });
             // Logged once the counters are read: the job's energy counts from that read, the log lines can wait.
             NodeSamplerHost.RunOneJob(cfg, sources, reg, finalizer, cts.Token, out bool finalizationFailed, BenchSpawnNs(), primed: () =>
             {
@@ -126,6 +129,42 @@ public static class OneJobSampler
             catch (Exception inner) { Log.Error($"job {jobId}: could not record the failure: {inner.Message}"); }
             return 1;
         }
+    }
+
+    /// <summary>
+    /// Keeps SIGTERM, SIGINT and SIGHUP pending, in every thread of this process, until <see cref="Run"/> has its handlers:
+    /// called by <c>sample</c> first, before its checks and the execve. Until a handler is registered their action is the
+    /// default one (the NativeAOT runtime installs none for them), which kills the process with no row. The mask and
+    /// the pending signals survive the execve, and every thread the lean binary's runtime starts takes its first
+    /// thread's mask, so <c>alumet-hpc-sampler</c> starts with them held as well. This thread is not enough: the runtime
+    /// starts its finalizer thread before Main, with the caller's mask, and a process-directed signal goes to any thread
+    /// that does not block it; so that thread blocks them too, in a finalizer run for the purpose. What is left is the
+    /// runtime's start and the command line's parse before this call (SampleBinaryTests.ASignalBeforeTheSamplersHandlers…).
+    /// </summary>
+    public static void HoldEndSignals()
+    {
+        MaskEndSignals(Native.Libc.SIG_BLOCK);
+        BlockOnFinalizerThread();
+        GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+        GC.WaitForPendingFinalizers();
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void BlockOnFinalizerThread() => _ = new FinalizerThreadMask();
+
+    /// <summary>Garbage as soon as it is made; its finalizer runs on the runtime's finalizer thread.</summary>
+    private sealed class FinalizerThreadMask
+    {
+        ~FinalizerThreadMask() => MaskEndSignals(Native.Libc.SIG_BLOCK);
+    }
+
+    /// <summary>SIGHUP, SIGINT, SIGTERM: the signals that end a job's sampler.</summary>
+    private static unsafe void MaskEndSignals(int how)
+    {
+        byte* set = stackalloc byte[Native.Libc.SigsetBytes];
+        new Span<byte>(set, Native.Libc.SigsetBytes).Clear();
+        foreach (int signal in (ReadOnlySpan<int>)[1, 2, 15]) set[(signal - 1) / 8] |= (byte)(1 << ((signal - 1) % 8));
+        Native.Libc.sigprocmask(how, set, null);
     }
 
     /// <summary>The bench's spawn of the sampler (<c>ALUMET_BENCH_T0_NS</c>, bench/README.md): the origin of stats.json's

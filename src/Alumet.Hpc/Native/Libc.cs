@@ -9,6 +9,7 @@ internal static partial class Libc
     public const int TIMER_ABSTIME = 1;
     public const int PR_SET_TIMERSLACK = 29;
     public const int SIG_BLOCK = 0;
+    public const int SIG_UNBLOCK = 1;
     public const int SIG_SETMASK = 2;
     public const int EINTR = 4;
 
@@ -149,6 +150,17 @@ internal static partial class Libc
         // st_mtim at 88 and st_ctim at 104 (timespec: seconds, nanoseconds) on both ABIs.
         return new DirectoryState(*(ulong*)(buf + 8), links,
             *(long*)(buf + 88) * 1_000_000_000 + *(long*)(buf + 96), *(long*)(buf + 104) * 1_000_000_000 + *(long*)(buf + 112));
+    }
+
+    /// <summary>
+    /// Whether <paramref name="path"/> is the file <paramref name="handle"/> holds open (same device and inode: st_dev at
+    /// 0 and st_ino at 8 on x86-64 and arm64), or null when either cannot be stat'ed (the path is gone).
+    /// </summary>
+    public static unsafe bool? IsSameFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path)
+    {
+        byte* held = stackalloc byte[256], named = stackalloc byte[256];
+        if (fstat((int)handle.DangerousGetHandle(), held) != 0 || stat_path(path, named) != 0) return null;
+        return *(ulong*)held == *(ulong*)named && *(ulong*)(held + 8) == *(ulong*)(named + 8);
     }
 
     public const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;

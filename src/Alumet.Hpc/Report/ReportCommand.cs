@@ -104,7 +104,7 @@ public static partial class ReportCommand
         var units = new Option<string>("--units") { Description = "Energies and powers in this unit: K, M, G, T or P" };
         var utc = new Option<bool>("--utc") { Description = "Times in UTC (default: local time, as sacct; TZ applies)" };
         var allocations = new Option<bool>("--allocations", "-X") { Description = "Only the job lines (no node or step lines), like sacct -X" };
-        var runs = new Option<bool>("--runs") { Description = "Every run of a reused job id (default: the latest run)" };
+        var runs = new Option<bool>("--runs", "--duplicates", "-D") { Description = "Every run of a reused job id (default: the latest run; sacct's -D/--duplicates)" };
         var db = new Option<string>(DbOption) { Description = $"Accounting database (default: {env.DatabasePath}); users: read with their own rights" };
         var parquet = new Option<bool>("--parquet") { Description = "Print the job's Parquet file paths, one per line" };
         var timeline = new Option<bool>("--timeline") { Description = "Power per domain per period from the job's Parquet files, with a text sparkline" };
@@ -269,8 +269,27 @@ public static partial class ReportCommand
         // sacct prints the header and exits 0 for an unknown job; the note says so, in the same words whether the job
         // does not exist or belongs to someone else (no information leaks).
         foreach (var m in missing)
-            env.Err.WriteLine($"{Name}: note: job {m} not found in {path}{(env.IsAdmin ? "" : " (or not yours)")}");
+            env.Err.WriteLine($"{Name}: note: job {m} not found in {path}{NotFoundHint(env, req)}");
         return 0;
+    }
+
+    /// <summary>
+    /// Why a job asked for with -j may be missing, in the same words whether it does not exist or is another user's (no
+    /// information leaks): not the caller's, or left out by the other filters given with it (a job of the caller's that
+    /// -s, -S/-E, -N, --name or -M leave out used to read as "not found" without a word on them).
+    /// </summary>
+    internal static string NotFoundHint(ReportEnvironment env, ReportRequest req)
+    {
+        var filters = new List<string>();
+        if (req.Start is not null || req.End is not null) filters.Add("-S/-E");
+        if (!string.IsNullOrWhiteSpace(req.States)) filters.Add("-s");
+        if (!string.IsNullOrWhiteSpace(req.Nodes)) filters.Add("-N");
+        if (!string.IsNullOrWhiteSpace(req.Names)) filters.Add("--name");
+        if (!string.IsNullOrWhiteSpace(req.Cluster)) filters.Add("-M");
+        var reasons = new List<string>();
+        if (!env.IsAdmin) reasons.Add("not yours");
+        if (filters.Count > 0) reasons.Add($"left out by {string.Join(", ", filters)}");
+        return reasons.Count == 0 ? "" : $" (or {string.Join(", or ", reasons)})";
     }
 
     /// <summary>-s values: the measurement status of a row (the database holds no scheduler job state).</summary>

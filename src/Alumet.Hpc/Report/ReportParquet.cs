@@ -65,7 +65,7 @@ public static class ReportParquet
         // Unlike the table (sacct exits 0), a missing job is an error here: a script asked for files that are not there.
         // Same words whether the job does not exist or belongs to someone else.
         foreach (var m in missing)
-            env.Err.WriteLine($"{ReportCommand.Name}: error: job {m} not found in {dbPath}{(env.IsAdmin ? "" : " (or not yours)")}");
+            env.Err.WriteLine($"{ReportCommand.Name}: error: job {m} not found in {dbPath}{ReportCommand.NotFoundHint(env, req)}");
         return missing.Count > 0 ? 1 : 0;
     }
 }

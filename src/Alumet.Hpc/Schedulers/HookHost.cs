@@ -79,7 +79,7 @@ public static class HookHost
         var wait = TimeSpan.FromSeconds(cfg.Database.HookWaitS) - Outbox.SpentInProcess;
         if (wait <= TimeSpan.Zero) return;
         var r = outbox.TimedDrain(cfg, wait);
-        if (r.Stored > 0 || r.Left > 0)
+        if (r.Stored > 0 || r.Retryable > 0) // unreadable entries alone: said once by the drain, not at every hook
             Log.Info($"{what}: outbox: {r.Stored} queued row(s) stored, {r.Left} left{(r.Problem is null ? "" : $" ({r.Problem})")}");
     }
 }

@@ -257,5 +257,10 @@ public sealed class SeriesSpool : IDisposable
 
     public void Flush() => _writer.Flush();
 
+    /// <summary>Another process took spool.bin over (<see cref="SpoolWriter.CheckDetached"/>): nothing more is written.</summary>
+    public bool CheckDetached() => _writer.CheckDetached();
+
+    public bool Detached => _writer.Detached;
+
     public void Dispose() => _writer.Dispose();
 }

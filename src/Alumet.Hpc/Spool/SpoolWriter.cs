@@ -35,6 +35,7 @@ public sealed class SpoolWriter : IDisposable
     private long _offset;
     private DateTime? _failingSince;
     private readonly List<string> _writeFailures = new();
+    private volatile bool _detached;
 
     public long RecordsWritten { get; private set; }
 
@@ -103,6 +104,27 @@ public sealed class SpoolWriter : IDisposable
         string path = Path.Combine(directory, MetaFile);
         return JsonSerializer.Deserialize(File.ReadAllText(path), SpoolJsonContext.Default.SpoolMeta)
             ?? throw new InvalidDataException($"{path}: empty spool metadata");
+    }
+
+    /// <summary>
+    /// Whether another process gave spool.bin a new inode since this writer opened it (<see cref="DetachFromWriters"/>: the
+    /// job's epilog took it over from a hung sampler, JobFinalizer). From then on this writer writes nothing more: neither
+    /// records (into the unlinked old file) nor meta.json, which goes by path into the directory the epilog finalized (a
+    /// kept state dir keeps it). One fstat and one stat: before each rewrite of meta.json, and when the node sampler's
+    /// periodic flush asks (<see cref="CheckDetached"/>), never per read. A spool.bin that is gone (the state dir removed
+    /// after the finalization) is not a detach: the write fails as before.
+    /// </summary>
+    public bool Detached => _detached;
+
+    /// <summary>Compares the file this writer holds with spool.bin's path (<see cref="Detached"/>); true once detached.</summary>
+    public bool CheckDetached()
+    {
+        if (!_detached && Native.Libc.IsSameFile(_file, _path) == false)
+        {
+            _detached = true;
+            Core.Log.Warn($"spool {_path}: another process took it over (the job's epilog finalized it while this sampler was not answering); nothing more is written there");
+        }
+        return _detached;
     }
 
     /// <summary>
@@ -198,6 +220,11 @@ public sealed class SpoolWriter : IDisposable
     public void Flush()
     {
         if (_used == 0 && !_metaChanged) return;
+        if (_detached || (_metaChanged && CheckDetached()))
+        {
+            _used = 0; // they would go to the unlinked file the epilog no longer reads
+            return;
+        }
         try
         {
             if (_metaChanged)

@@ -182,6 +182,59 @@ public class SampleBinaryTests
         Assert.Equal((JobStatus.Complete, 4.0), (row.Status, row.TotalEnergyJ));
     }
 
+    [SkippableTheory]
+    [InlineData(15, false, false)]
+    [InlineData(2, false, false)]
+    [InlineData(1, false, false)]
+    [InlineData(15, true, false)] // --detach: its clean signal mask comes after the handlers
+    [InlineData(15, false, true)] // alumet-hpc alone: it samples in-process, the pre-Main finalizer thread blocks them too
+    [InlineData(1, false, true)]
+    public void ASignalBeforeTheSamplersHandlersEndsTheJobWithItsRow(int signal, bool detach, bool fullBinaryAlone)
+    {
+        // Until the sampler has registered its handlers a SIGTERM (SIGINT, SIGHUP) takes the default action: the process
+        // dies with no row and no file. The sampler is held here in its read of its config, a FIFO, which comes before
+        // its handlers: the signal lands then, and only then is the config given. It must wait for the handlers and end
+        // the job as it would have a minute later: exit 0, one row and its file (0 J: no counter moved).
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        string config = install.PathOf("held.toml");
+        using (var mkfifo = Process.Start("mkfifo", ["-m", "600", config])) mkfifo.WaitForExit();
+        string[] args = [.. SampleArgs(install, "513").Select(a => a == install.ConfigPath ? config : a), .. detach ? new[] { "--detach" } : []];
+        string program = fullBinaryAlone ? AlumetHpcAlone(install) : TestInstallation.Binary();
+        using var p = Start(program, args);
+        int fd = -1; // the FIFO's write end: opens once the sampler opened the read end
+        ExecBinaryTests.WaitFor(() => (fd = Alumet.Hpc.Native.Libc.open(config, 0x1 | 0x800 /* O_WRONLY | O_NONBLOCK */)) >= 0, "the sampler's open of its config");
+        Assert.Equal(fullBinaryAlone ? program : Sampler(), new FileInfo($"/proc/{p.Id}/exe").LinkTarget);
+        Skip.If((Convert.ToUInt64(Status(p.Id, "SigIgn"), 16) & (1UL << (signal - 1))) != 0, $"this test runs with signal {signal} ignored (nohup?): it never ends a job");
+        Alumet.Hpc.Native.Libc.kill(p.Id, signal);
+        File.Copy(install.ConfigPath, config + ".file");
+        File.Move(config + ".file", config, overwrite: true); // the finalize-job children read a plain file
+        using (var writer = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, bufferSize: 0))
+        {
+            try { writer.Write(File.ReadAllBytes(install.ConfigPath)); } // a few hundred bytes: within the pipe's buffer
+            catch (IOException) { } // the reader is gone: killed by the signal
+        }
+        var (rc, _, stderr) = Wait(p);
+
+        IReadOnlyList<JobRecord> rows = [];
+        if (File.Exists(install.Config.Paths.Database))
+            using (var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database)) rows = db.GetJob("513");
+        Assert.True(rows.Count == 1 && rc == 0, $"{rows.Count} rows; the sample exited {rc}: {stderr}");
+        Assert.Equal((JobStatus.Complete, 0.0), (rows[0].Status, rows[0].TotalEnergyJ));
+        Assert.Equal("rows 3, energy 0", ExecBinaryTests.Scalar( // one interval, one row per counter (package, cores, dram)
+            $"SELECT 'rows ' || count(*) || ', energy ' || sum(energy_raw) FROM read_parquet('{rows[0].ParquetPath}') WHERE consumer = 'job:513'"));
+    }
+
+    /// <summary>A directory with alumet-hpc and SQLite's library but no alumet-hpc-sampler: returns its alumet-hpc.</summary>
+    private static string AlumetHpcAlone(TestInstallation install)
+    {
+        string bin = install.PathOf("bin");
+        Directory.CreateDirectory(bin);
+        string from = Path.GetDirectoryName(TestInstallation.Binary())!;
+        foreach (string f in new[] { "alumet-hpc", "libe_sqlite3.so" }) File.Copy(Path.Combine(from, f), Path.Combine(bin, f));
+        File.SetUnixFileMode(Path.Combine(bin, "alumet-hpc"), (UnixFileMode)0b111_101_101);
+        return Path.Combine(bin, "alumet-hpc");
+    }
+
     [Fact]
     public void ASecondCtrlCOrAHangupDuringTheFinalizationLosesNeitherTheRowNorTheFile()
     {
@@ -316,11 +369,7 @@ public class SampleBinaryTests
         // Only alumet-hpc installed (or an alumet-hpc-sampler that execve refuses): the job is still measured, by the
         // full binary itself, and a refused execve is logged once.
         using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
-        string bin = install.PathOf("bin");
-        Directory.CreateDirectory(bin);
-        string from = Path.GetDirectoryName(TestInstallation.Binary())!;
-        foreach (string f in new[] { "alumet-hpc", "libe_sqlite3.so" }) File.Copy(Path.Combine(from, f), Path.Combine(bin, f));
-        File.SetUnixFileMode(Path.Combine(bin, "alumet-hpc"), (UnixFileMode)0b111_101_101);
+        string bin = Path.GetDirectoryName(AlumetHpcAlone(install))!;
         if (samplerNotExecutable) File.Copy(Sampler(), Path.Combine(bin, SamplerLauncher.SamplerProgram));
         if (samplerNotExecutable) File.SetUnixFileMode(Path.Combine(bin, SamplerLauncher.SamplerProgram), (UnixFileMode)0b110_100_100);
         string state = Path.Combine(install.Config.Paths.StateDir, "exec", "505");

@@ -47,8 +47,21 @@ public sealed class HungSamplerResumeTests : IDisposable
     }
 
     /// <summary>SIGCONT at 1.5 s: 300 ms of reads, the period's snapshot and a flush, then the queued "end" request and
-    /// the housekeeping, in either order (two threads of the sampler).</summary>
-    private static JobFinalizer.Outcome? Resume(NodeSampler node, NodeRig rig, bool endRequestFirst)
+    /// the housekeeping, in either order (two threads of the sampler). Job 42 is dropped; <paramref name="others"/> jobs stay.</summary>
+    private static JobFinalizer.Outcome? Resume(NodeSampler node, NodeRig rig, bool endRequestFirst, int others = 0)
+    {
+        ResumedReads(node, rig);
+        JobFinalizer.Outcome? end = null;
+        if (endRequestFirst) end = node.End(NodeRig.Job("42").Key, true, "", 1500 * Ms, Wall0 + 1500 * Ms);
+        node.Housekeep(1500 * Ms);
+        if (!endRequestFirst) end = node.End(NodeRig.Job("42").Key, true, "", 1500 * Ms, Wall0 + 1500 * Ms);
+        Assert.Equal(others, node.JobCount);
+        node.Close(1500 * Ms, Wall0 + 1500 * Ms);
+        return end;
+    }
+
+    /// <summary>What the resumed sampler does first: 300 ms of reads, the period's snapshot at 1.5 s and a flush.</summary>
+    private static void ResumedReads(NodeSampler node, NodeRig rig)
     {
         for (long t = 1201; t <= 1500; t++)
         {
@@ -57,13 +70,36 @@ public sealed class HungSamplerResumeTests : IDisposable
         }
         node.Snapshot(1500 * Ms, Wall0 + 1500 * Ms);
         node.Flush();
-        JobFinalizer.Outcome? end = null;
-        if (endRequestFirst) end = node.End(NodeRig.Job("42").Key, true, "", 1500 * Ms, Wall0 + 1500 * Ms);
-        node.Housekeep(1500 * Ms);
-        if (!endRequestFirst) end = node.End(NodeRig.Job("42").Key, true, "", 1500 * Ms, Wall0 + 1500 * Ms);
-        Assert.Equal(0, node.JobCount);
-        node.Close(1500 * Ms, Wall0 + 1500 * Ms);
-        return end;
+    }
+
+    /// <summary>
+    /// The epilog finalizes the job (StopAndFinalize, nothing answers) while the sampler resumes: the moment is the
+    /// finalizer's read of the node's calibration model (JobFinalizer: after JobSummary.FromSpool, before
+    /// ParquetExporter), made a FIFO here, in which the finalizer waits until <paramref name="atThatMoment"/> and the
+    /// resumed sampler's <see cref="ResumedReads"/> are done and the FIFO's other end is closed. Returns the epilog's status.
+    /// </summary>
+    private string FinalizedWhileItResumes(NodeSampler node, AlumetConfig cfg, Action? atThatMoment = null)
+    {
+        cfg.Calibration.Dir = _rig.Install.PathOf("calibration");
+        Directory.CreateDirectory(cfg.Calibration.Dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string model = Alumet.Hpc.Calibration.WallModel.PathFor(cfg.Calibration.Dir, "node1");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", ["-m", "600", model])) mkfifo.WaitForExit();
+        var resumed = Task.Run(() =>
+        {
+            using var fifo = new FileStream(model, FileMode.Open, FileAccess.Write); // opens once the finalizer reads the model
+            atThatMoment?.Invoke();
+            ResumedReads(node, _rig);
+        });
+
+        var stop = SamplerLauncher.StopAndFinalize(NodeRig.Job("42").Job, cfg);
+
+        if (!resumed.Wait(TimeSpan.FromSeconds(30)))
+        {
+            using (new FileStream(model, FileMode.Open, FileAccess.Read)) { } // lets the resumed thread go
+            Assert.Fail("the finalization never read the node's calibration model");
+        }
+        resumed.GetAwaiter().GetResult();
+        return stop.Status;
     }
 
     private static JobRecord Row(AlumetConfig cfg)
@@ -132,6 +168,73 @@ public sealed class HungSamplerResumeTests : IDisposable
     }
 
     /// <summary>
+    /// A kept state dir is what the epilog finalized, meta.json included: the resumed sampler rewrites meta.json by path
+    /// (temporary file + rename) when its job's series change — here the job's first step (its cgroup step_0) is seen
+    /// at the resumed period's split, a series of its own. The job is dropped all the same, and nothing in its
+    /// directory changes.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AResumedSamplerWritesNothingMoreIntoAKeptStateDir(bool endRequestFirst)
+    {
+        using var node = _rig.RawNodeWithJob42(Wall0, out var cfg, exclusive: false, flushIntervalMs: 300);
+        cfg.Sampler.KeepState = "always";
+        for (long t = 1; t <= 1200; t++) Read(node, t);
+        Assert.Equal(JobStatus.Partial, SamplerLauncher.StopAndFinalize(NodeRig.Job("42").Job, cfg).Status);
+        var kept = Files(JobDir(cfg));
+        Assert.Contains(SpoolWriter.MetaFile, kept.Keys);
+
+        _rig.SetJobCpu("42", 1_000_000_000);
+        _rig.Cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_42/step_0", 1_000_000_000);
+        var end = Resume(node, _rig, endRequestFirst);
+
+        if (endRequestFirst) Assert.Equal(JobFinalizer.AlreadyStatus, end!.Status);
+        var now = Files(JobDir(cfg));
+        string changed = string.Join(", ", now.Keys.Union(kept.Keys).Order(StringComparer.Ordinal)
+            .Where(f => !(kept.TryGetValue(f, out var a) && now.TryGetValue(f, out var b) && a.AsSpan().SequenceEqual(b)))
+            .Select(f => !kept.ContainsKey(f) ? $"{f} added" : !now.ContainsKey(f) ? $"{f} removed" : $"{f} rewritten"));
+        Assert.True(changed.Length == 0, $"the kept state dir changed after the finalization: {changed}; its series were {Series(kept)}, now {Series(now)}");
+    }
+
+    /// <summary>
+    /// The same while the epilog finalizes (a stall that ends just after stop_timeout_s): the sampler resumes once the
+    /// epilog has made the row (<see cref="FinalizedWhileItResumes"/>), its
+    /// job's first step appears, it flushes; the kept state dir is the one the row was made from, and once the epilog has
+    /// written its marker the sampler drops the job.
+    /// </summary>
+    [Fact]
+    public void ASamplerThatResumesDuringTheEpilogsFinalizationWritesNothingMoreIntoAKeptStateDir()
+    {
+        using var node = _rig.RawNodeWithJob42(Wall0, out var cfg, exclusive: false, flushIntervalMs: 300);
+        cfg.Sampler.KeepState = "always";
+        for (long t = 1; t <= 1200; t++) Read(node, t);
+        Dictionary<string, byte[]>? summarized = null;
+        Assert.Equal(JobStatus.Partial, FinalizedWhileItResumes(node, cfg, () =>
+        {
+            summarized = Files(JobDir(cfg), SpoolWriter.MetaFile, SpoolWriter.RecordsFile); // its lock is held: not read
+            _rig.SetJobCpu("42", 1_000_000_000);
+            _rig.Cgroups.SetV1Usage("cpuacct/slurm/uid_1000/job_42/step_0", 1_000_000_000);
+        }));
+        var kept = Files(JobDir(cfg), SpoolWriter.MetaFile, SpoolWriter.RecordsFile);
+        Assert.True(summarized![SpoolWriter.MetaFile].AsSpan().SequenceEqual(kept[SpoolWriter.MetaFile]),
+            $"meta.json changed after the row was made from it: its series were {Series(summarized)}, now {Series(kept)}");
+        Assert.True(summarized[SpoolWriter.RecordsFile].AsSpan().SequenceEqual(kept[SpoolWriter.RecordsFile]), "spool.bin changed after the row was made from it");
+        node.Housekeep(1500 * Ms);
+        Assert.Equal(0, node.JobCount);
+    }
+
+    /// <summary>The consumers of the series a state dir's meta.json lists, with their counts.</summary>
+    private static string Series(Dictionary<string, byte[]> files) =>
+        !files.TryGetValue(SpoolWriter.MetaFile, out var meta) ? "none" : string.Join(" ",
+            System.Text.Json.JsonSerializer.Deserialize(meta, SpoolJsonContext.Default.SpoolMeta)!.Series
+                .GroupBy(x => x.Consumer).Select(g => $"{g.Key}×{g.Count()}"));
+
+    /// <summary>The files of <paramref name="dir"/> (all, or those <paramref name="only"/> names) and their bytes.</summary>
+    private static Dictionary<string, byte[]> Files(string dir, params string[] only) =>
+        Directory.GetFiles(dir).Where(f => only.Length == 0 || only.Contains(Path.GetFileName(f))).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+
+    /// <summary>
     /// The sampler resumes while the epilog finalizes (a stall that ends just after stop_timeout_s; at the defaults):
     /// its reads, snapshot and flush land between the summary the row is made from and the Parquet export. The row and
     /// the file must hold the same energy, and the file must conserve. The moment is the finalizer's read of the node's
@@ -143,31 +246,7 @@ public sealed class HungSamplerResumeTests : IDisposable
     {
         using var node = _rig.RawNodeWithJob42(Wall0, out var cfg, exclusive: true, flushIntervalMs: 300);
         for (long t = 1; t <= 1200; t++) Read(node, t);
-        cfg.Calibration.Dir = _rig.Install.PathOf("calibration");
-        Directory.CreateDirectory(cfg.Calibration.Dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        string model = Alumet.Hpc.Calibration.WallModel.PathFor(cfg.Calibration.Dir, "node1");
-        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", ["-m", "600", model])) mkfifo.WaitForExit();
-        var resumed = Task.Run(() =>
-        {
-            using var fifo = new FileStream(model, FileMode.Open, FileAccess.Write); // opens once the finalizer reads the model
-            for (long t = 1201; t <= 1500; t++)
-            {
-                _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
-                Assert.True(node.Buffer.Read(_rig.Slot!, t * Ms, Wall0 + t * Ms));
-            }
-            node.Snapshot(1500 * Ms, Wall0 + 1500 * Ms);
-            node.Flush();
-        });
-
-        var stop = SamplerLauncher.StopAndFinalize(NodeRig.Job("42").Job, cfg);
-
-        if (!resumed.Wait(TimeSpan.FromSeconds(30)))
-        {
-            using (new FileStream(model, FileMode.Open, FileAccess.Read)) { } // lets the resumed thread go
-            Assert.Fail("the finalization never read the node's calibration model");
-        }
-        resumed.GetAwaiter().GetResult();
-        Assert.Equal(JobStatus.Partial, stop.Status);
+        Assert.Equal(JobStatus.Partial, FinalizedWhileItResumes(node, cfg));
         var row = Row(cfg);
         Assert.Equal(1.0, row.Energy.PackageJ, 12);
         long raw = 0;

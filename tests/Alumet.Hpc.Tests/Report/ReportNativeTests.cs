@@ -131,6 +131,25 @@ public sealed class ReportNativeTests
             Report("--config", install.ConfigPath, "-N", "n[1-9999],m[1-9999],k[1-9999],j[1-9999]", "-u", "root", "-P", "-n"));
     }
 
+    /// <summary>
+    /// A job of the caller's that -s, -S/-E, -N or --name leaves out read as plainly "not found" (as if it did not exist);
+    /// the note now names the filters. sacct's -D/--duplicates is --runs.
+    /// </summary>
+    [Fact]
+    public void AJobLeftOutByAFilterSaysSoAndDIsSacctsDuplicates()
+    {
+        using var install = ExecBinaryTests.NewInstall();
+        Exec(install, "62", "true");
+        string db = install.Config.Paths.Database;
+        string[] one = ["--config", install.ConfigPath, "-j", "62", "-P", "-n", "-o", "JobID"];
+        Assert.Equal((0, "", $"alumet-report: note: job 62 not found in {db} (or left out by -s)\n"), Report([.. one, "-s", "partial"]));
+        Assert.Equal((0, "", $"alumet-report: note: job 62 not found in {db} (or left out by -S/-E, -N, --name)\n"),
+            Report([.. one, "-E", "2000-01-01", "-N", "nowhere", "--name", "nothing"]));
+        Assert.Equal((0, "", $"alumet-report: note: job 63 not found in {db}\n"), Report("--config", install.ConfigPath, "-j", "63", "-P", "-n"));
+        foreach (string runs in new[] { "--runs", "-D", "--duplicates" })
+            Assert.Equal((0, "62\n"), (Report([.. one, runs]).Code, Report([.. one, runs]).Out));
+    }
+
     [Fact]
     public void AfterAnUpgradeDbFlushMigratesTheDatabaseAndTheReportReadsIt()
     {

@@ -21,6 +21,10 @@ public sealed class Outbox(string directory)
     public const string DirectoryName = "outbox";
     private const string Suffix = ".row.json", LockName = ".drain.lock", ProblemName = ".last-problem";
 
+    /// <summary>Names of the unreadable entries already logged (one per line), so that each is said once, not at every
+    /// drain of every hook on the node; written under the drain lock.</summary>
+    private const string ReportedName = ".unreadable-logged";
+
     public string Directory { get; } = directory;
 
     public static Outbox Of(AlumetConfig cfg) => new(Path.Combine(cfg.Paths.StateDir, DirectoryName));
@@ -58,7 +62,13 @@ public sealed class Outbox(string directory)
     /// <param name="Stored">Entries committed (or already superseded by a better row) and removed.</param>
     /// <param name="Left">Entries still queued.</param>
     /// <param name="Problem">Why entries are left, in words ("database busy ..."); null when none is.</param>
-    public sealed record DrainResult(int Stored, int Left, string? Problem, IReadOnlyList<JobRecord> StoredRows);
+    /// <param name="Unreadable">Of <paramref name="Left"/>, the entries that cannot be read: an administrator's, never
+    /// stored by retrying.</param>
+    public sealed record DrainResult(int Stored, int Left, string? Problem, IReadOnlyList<JobRecord> StoredRows, int Unreadable = 0)
+    {
+        /// <summary>Entries that a later drain may still store.</summary>
+        public int Retryable => Left - Unreadable;
+    }
 
     /// <summary>
     /// Writes every queued entry to the database, oldest first, within about <paramref name="wait"/> (the back end's
@@ -83,6 +93,7 @@ public sealed class Outbox(string directory)
         RemoveTempsOfGoneWriters(DateTime.UtcNow);
         int Remaining() => (int)Math.Max(100, (wait - sw.Elapsed).TotalMilliseconds);
         var unreadable = new HashSet<string>(StringComparer.Ordinal);
+        var logged = LoggedUnreadable();
         try
         {
             using var db = AccountingDb.Open(backend, Math.Min(1000, Remaining()), Remaining());
@@ -95,13 +106,14 @@ public sealed class Outbox(string directory)
                 for (int i = 0; i < pending.Count; i++)
                 {
                     if (sw.Elapsed > wait && stored.Count > 0)
-                        return new DrainResult(stored.Count, Pending().Count, $"time budget of {wait.TotalSeconds:0.#} s spent", stored);
+                        return new DrainResult(stored.Count, Pending().Count, $"time budget of {wait.TotalSeconds:0.#} s spent", stored, unreadable.Count);
                     JobRecord r;
                     try { r = Read(pending[i]); }
                     catch (Exception e) when (e is JsonException or InvalidDataException or IOException)
                     {
                         if (!File.Exists(pending[i])) continue; // another drainer committed and removed it
-                        Log.Error($"outbox entry {pending[i]} is unreadable ({e.Message}); left in place for an administrator");
+                        if (!logged.Contains(Path.GetFileName(pending[i])))
+                            Log.Error($"outbox entry {pending[i]} is unreadable ({e.Message}); left in place for an administrator");
                         unreadable.Add(pending[i]);
                         continue;
                     }
@@ -111,13 +123,20 @@ public sealed class Outbox(string directory)
                 }
             }
             int left = Pending().Count;
-            return new DrainResult(stored.Count, left, unreadable.Count > 0 ? $"{unreadable.Count} unreadable entr{(unreadable.Count == 1 ? "y" : "ies")} left for an administrator" : null, stored);
+            // Named here too: each entry's own error line is logged once, not by every later drain (db flush included).
+            string? problem = unreadable.Count == 0 ? null
+                : $"{unreadable.Count} unreadable entr{(unreadable.Count == 1 ? "y" : "ies")} left for an administrator: {unreadable.Order(StringComparer.Ordinal).First()}{(unreadable.Count > 1 ? ", …" : "")}";
+            return new DrainResult(stored.Count, left, problem, stored, unreadable.Count);
         }
         catch (Exception e) when (e is DbException or IOException or UnauthorizedAccessException or InvalidDataException or InvalidOperationException)
         {
             string problem = backend.Describe(e);
             try { File.WriteAllText(Path.Combine(Directory, ProblemName), problem); } catch (IOException) { }
-            return new DrainResult(stored.Count, Pending().Count, problem, stored);
+            return new DrainResult(stored.Count, Pending().Count, problem, stored, unreadable.Count);
+        }
+        finally
+        {
+            RememberLogged(logged, unreadable);
         }
     }
 
@@ -170,6 +189,28 @@ public sealed class Outbox(string directory)
     private static bool IsRunning(int pid) =>
         Native.Libc.kill(pid, 0) == 0 || System.Runtime.InteropServices.Marshal.GetLastPInvokeError() == 1 /* EPERM */;
 
+    private HashSet<string> LoggedUnreadable()
+    {
+        try { return new HashSet<string>(File.ReadAllLines(Path.Combine(Directory, ReportedName)), StringComparer.Ordinal); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return new HashSet<string>(StringComparer.Ordinal); }
+    }
+
+    /// <summary>Records the entries logged as unreadable so far; the list keeps only those still in the outbox.</summary>
+    private void RememberLogged(HashSet<string> logged, HashSet<string> unreadable)
+    {
+        string path = Path.Combine(Directory, ReportedName);
+        var names = logged.Concat(unreadable.Select(p => Path.GetFileName(p)))
+            .Where(n => n.EndsWith(Suffix, StringComparison.Ordinal) && File.Exists(Path.Combine(Directory, n)))
+            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (names.Count == logged.Count && names.All(logged.Contains)) return;
+        try
+        {
+            if (names.Count == 0) File.Delete(path);
+            else File.WriteAllLines(path, names);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
     /// <summary>Why the last drain left rows (written by the drainer that holds the lock, for those that skip).</summary>
     private string? LastProblem()
     {
@@ -212,7 +253,11 @@ public sealed class Outbox(string directory)
         string entry = outbox.Put(record);
         var result = outbox.TimedDrain(cfg, wait);
         // This row's own entry says where it is: other entries left behind (unreadable ones, newer rows) are not its story.
-        return (result, !File.Exists(entry) ? $"row stored in {AccountingBackends.For(cfg).Where}"
+        // Left counts what a retry may still store: an unreadable entry of another job left by the administrator used to
+        // make every row "not stored", so each job's sampler retried (and logged the entry) for retry_s.
+        bool own = File.Exists(entry);
+        result = result with { Left = own ? Math.Max(1, result.Retryable) : result.Retryable, Unreadable = 0 };
+        return (result, !own ? $"row stored in {AccountingBackends.For(cfg).Where}"
             : $"row queued in {outbox.Directory} ({result.Problem ?? "queued"}); later hooks and 'alumet-hpc db flush' retry it");
     }
 
@@ -235,14 +280,14 @@ public sealed class Outbox(string directory)
         var total = TimeSpan.FromSeconds(cfg.Database.RetryS);
         var pause = TimeSpan.FromSeconds(1);
         DrainResult? last = null;
-        while (sw.Elapsed < total && outbox.Pending().Count > 0)
+        while (sw.Elapsed < total && outbox.Pending().Count > (last?.Unreadable ?? 0))
         {
             Thread.Sleep(pause);
             pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromSeconds(15).Ticks));
             last = outbox.Drain(AccountingBackends.For(cfg), TimeSpan.FromSeconds(Math.Min(30, Math.Max(1, (total - sw.Elapsed).TotalSeconds))));
             if (last.Stored > 0) Log.Info($"{what}: {last.Stored} queued row(s) stored after {sw.Elapsed.TotalSeconds:0.#} s of retries");
         }
-        if (outbox.Pending().Count > 0)
+        if (outbox.Pending().Count > (last?.Unreadable ?? 0))
             Log.Warn($"{what}: {outbox.Pending().Count} row(s) still queued in {outbox.Directory} after {sw.Elapsed.TotalSeconds:0} s ({last?.Problem ?? "not retried"}); later hooks and 'alumet-hpc db flush' retry them");
     }
 }
