@@ -30,7 +30,9 @@ public static class NodeSamplerHost
     {
         if (Commands.CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
-        try { return RunDaemon(cfg, detach, FinalizerProcess.BesideThisBinary(configPath)); }
+        // In the foreground (an admin watching it) the finalize-job children's log lines, each job's outcome, come to this
+        // stderr too, as a foreground sample's do; detached, to syslog and the log file only.
+        try { return RunDaemon(cfg, detach, FinalizerProcess.BesideThisBinary(configPath, logToStderr: !detach)); }
         catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
         {
             Log.Error($"node sampler failed: {e.Message}");

@@ -50,15 +50,55 @@ public class SampleBinaryTests
     private static string[] SampleArgs(TestInstallation install, string jobId) =>
         ["sample", "--config", install.ConfigPath, "--scheduler", "exec", "--job-id", jobId, "--user", "root", "--uid", "0", "--node", "node1", "--exclusive"];
 
+    private static string StateOf(TestInstallation install, string jobId) => Path.Combine(install.Config.Paths.StateDir, "exec", jobId);
+
+    /// <summary>
+    /// Starts <c>sample</c> of <paramref name="jobId"/> (job:ID) and returns once its counters are primed (its first records
+    /// flushed). <paramref name="command"/>: what runs it, the sample's arguments after it (default: alumet-hpc);
+    /// <paramref name="extra"/>: more arguments after them.
+    /// </summary>
+    private static Process StartSampling(TestInstallation install, string jobId, string[]? command = null, params string[] extra)
+    {
+        command ??= [TestInstallation.Binary()];
+        var p = Start(command[0], [.. command[1..], .. SampleArgs(install, jobId), .. extra]);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(StateOf(install, jobId), $"job:{jobId}", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        return p;
+    }
+
+    /// <summary>Moves socket 0's package counter to <paramref name="packageUj"/> and waits for the job's share of it in the spool.</summary>
+    private static void Spend(TestInstallation install, string jobId, ulong packageUj)
+    {
+        install.Powercap.SetEnergy("intel-rapl:0", packageUj);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(StateOf(install, jobId), $"job:{jobId}", "cpu_package").Sum(r => r.Value) == (long)packageUj, $"the {packageUj} µJ in the spool");
+    }
+
+    /// <summary>Sends <paramref name="signal"/> and waits for the sample to exit 0.</summary>
+    private static string EndWith(Process p, int signal)
+    {
+        Alumet.Hpc.Native.Libc.kill(p.Id, signal);
+        var (rc, stdout, stderr) = Wait(p);
+        Assert.True(rc == 0, $"exit {rc}: {stderr}");
+        return stdout + stderr;
+    }
+
+    /// <summary>The job's rows in the installation's database (none when there is no database).</summary>
+    private static IReadOnlyList<JobRecord> RowsOf(TestInstallation install, string jobId)
+    {
+        if (!File.Exists(install.Config.Paths.Database)) return [];
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        return db.GetJob(jobId);
+    }
+
+    private static JobRecord RowOf(TestInstallation install, string jobId) => Assert.Single(RowsOf(install, jobId));
+
     [Fact]
     public void SampleRunsInAlumetHpcSamplerUnderThePidItWasStartedWithAndSigtermWritesTheExactEnergy()
     {
         using var install = NewInstall(PowercapTree.Standard(2, MaxRange));
         install.Powercap.SetEnergy("intel-rapl:0", MaxRange - 1_000);
         install.Powercap.SetEnergy("intel-rapl:1:1", 7);
-        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "501");
-        using var p = Start(TestInstallation.Binary(), SampleArgs(install, "501"));
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:501", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        string state = StateOf(install, "501");
+        using var p = StartSampling(install, "501");
 
         // The pid the caller started now runs the lean binary: the full one is no longer mapped.
         Assert.Equal(Sampler(), new FileInfo($"/proc/{p.Id}/exe").LinkTarget);
@@ -68,12 +108,9 @@ public class SampleBinaryTests
         install.Powercap.SetEnergy("intel-rapl:1:1", 2_000_007); // dram of socket 1: 2 J
         ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:501", "dram").Sum(r => r.Value) == 2_000_000
                                       && ExecBinaryTests.Flushed(state, "job:501", "cpu_package").Sum(r => r.Value) == 5_001, "the moves in the spool");
-        Alumet.Hpc.Native.Libc.kill(p.Id, 15);
-        var (rc, _, stderr) = Wait(p);
-        Assert.True(rc == 0, stderr);
+        EndWith(p, 15);
 
-        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("501"));
+        var row = RowOf(install, "501");
         Assert.Equal(JobStatus.Complete, row.Status);
         Assert.Equal(0.005001, row.Energy.PackageJ, 12);
         Assert.Equal(2.0, row.Energy.DramJ, 12);
@@ -99,9 +136,8 @@ public class SampleBinaryTests
         string finalizer = Path.Combine(bin, "alumet-hpc");
         File.WriteAllText(finalizer, "#!/bin/sh\nexit 3\n");
         File.SetUnixFileMode(finalizer, (UnixFileMode)0b111_101_101);
-        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "509");
-        using var p = Start(full, SampleArgs(install, "509"));
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:509", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        string state = StateOf(install, "509");
+        using var p = StartSampling(install, "509", [full]);
         Alumet.Hpc.Native.Libc.kill(p.Id, 15);
         var (rc, _, stderr) = Wait(p);
 
@@ -118,17 +154,11 @@ public class SampleBinaryTests
         // The Parquet file and row come from a finalize-job child now: its log lines (the outcome, a queued row, a
         // failed export) must reach sample's stderr as the in-process finalization's did, and the log file once.
         using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
-        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "508");
-        using var p = Start(TestInstallation.Binary(), SampleArgs(install, "508"));
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:508", "cpu_package").Count > 0, "the first flushed records (counters primed)");
-        install.Powercap.SetEnergy("intel-rapl:0", 1_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:508", "cpu_package").Sum(r => r.Value) == 1_000_000, "the 1 J in the spool");
-        Alumet.Hpc.Native.Libc.kill(p.Id, 15);
-        var (rc, _, stderr) = Wait(p);
-        Assert.True(rc == 0, stderr);
+        using var p = StartSampling(install, "508");
+        Spend(install, "508", 1_000_000);
+        string stderr = EndWith(p, 15);
 
-        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("508"));
+        var row = RowOf(install, "508");
         string outcome = $"job 508: finalized complete, 1 J, {row.ParquetPath}; row stored in {install.Config.Paths.Database}";
         Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains("job 508: finalized"));
         Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.EndsWith("] info: " + outcome, StringComparison.Ordinal));
@@ -159,8 +189,7 @@ public class SampleBinaryTests
         if (emptyConfigOption) args = [.. args, "--config", ""];
         var (rc, _, stderr) = Wait(StartIn(Path.GetDirectoryName(install.ConfigPath), Path.GetFileName(install.ConfigPath), TestInstallation.Binary(), args));
         Assert.True(rc == 0, stderr);
-        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("510"));
+        var row = RowOf(install, "510");
         Assert.Equal(JobStatus.NotMeasured, row.Status);
         Assert.StartsWith("no energy source on this node: ", row.Reason);
     }
@@ -169,16 +198,10 @@ public class SampleBinaryTests
     public void SigintEndsTheJobAsSigtermDoes()
     {
         using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
-        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "506");
-        using var p = Start(TestInstallation.Binary(), SampleArgs(install, "506"));
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:506", "cpu_package").Count > 0, "the first flushed records (counters primed)");
-        install.Powercap.SetEnergy("intel-rapl:0", 4_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:506", "cpu_package").Sum(r => r.Value) == 4_000_000, "the 4 J in the spool");
-        Alumet.Hpc.Native.Libc.kill(p.Id, 2);
-        var (rc, _, stderr) = Wait(p);
-        Assert.True(rc == 0, stderr);
-        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("506"));
+        using var p = StartSampling(install, "506");
+        Spend(install, "506", 4_000_000);
+        EndWith(p, 2);
+        var row = RowOf(install, "506");
         Assert.Equal((JobStatus.Complete, 4.0), (row.Status, row.TotalEnergyJ));
     }
 
@@ -215,9 +238,7 @@ public class SampleBinaryTests
         }
         var (rc, _, stderr) = Wait(p);
 
-        IReadOnlyList<JobRecord> rows = [];
-        if (File.Exists(install.Config.Paths.Database))
-            using (var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database)) rows = db.GetJob("513");
+        var rows = RowsOf(install, "513");
         Assert.True(rows.Count == 1 && rc == 0, $"{rows.Count} rows; the sample exited {rc}: {stderr}");
         Assert.Equal((JobStatus.Complete, 0.0), (rows[0].Status, rows[0].TotalEnergyJ));
         Assert.Equal("rows 3, energy 0", ExecBinaryTests.Scalar( // one interval, one row per counter (package, cores, dram)
@@ -248,13 +269,10 @@ public class SampleBinaryTests
         Directory.CreateDirectory(calibration, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string model = Alumet.Hpc.Calibration.WallModel.PathFor(calibration, "node1");
         using (var mkfifo = Process.Start("mkfifo", ["-m", "600", model])) mkfifo.WaitForExit();
-        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "512");
-        using var p = Start("/usr/bin/setsid", [TestInstallation.Binary(), .. SampleArgs(install, "512")]);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:512", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        using var p = StartSampling(install, "512", ["/usr/bin/setsid", TestInstallation.Binary()]);
         string stat = File.ReadAllText($"/proc/{p.Id}/stat");
         Assert.Equal(p.Id.ToString(), stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[2]); // process group: its own
-        install.Powercap.SetEnergy("intel-rapl:0", 3_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:512", "cpu_package").Sum(r => r.Value) == 3_000_000, "the 3 J in the spool");
+        Spend(install, "512", 3_000_000);
 
         Alumet.Hpc.Native.Libc.kill(-p.Id, 2); // the first Ctrl-C: ends the job
         // The writer's open succeeds once the finalizer opened the model; the finalizer then waits in its read until we close.
@@ -273,9 +291,7 @@ public class SampleBinaryTests
         Alumet.Hpc.Native.Libc.close(writer); // the model is empty: no wall-side energy, the export goes on
         var (rc, _, stderr) = Wait(p);
 
-        IReadOnlyList<JobRecord> rows = [];
-        if (File.Exists(install.Config.Paths.Database))
-            using (var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database)) rows = db.GetJob("512");
+        var rows = RowsOf(install, "512");
         Assert.True(rows.Count == 1, $"{rows.Count} rows; the sample exited {rc}: {stderr}");
         Assert.Equal((JobStatus.Complete, 3.0), (rows[0].Status, rows[0].TotalEnergyJ));
         Assert.Equal(3.0, Convert.ToDouble(ExecBinaryTests.Scalar(
@@ -313,21 +329,15 @@ public class SampleBinaryTests
     public void DetachedSampleLeavesTheCallersSessionInTheLeanBinaryAndSigtermStillEndsIt()
     {
         using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
-        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "504");
-        using var p = Start(TestInstallation.Binary(), [.. SampleArgs(install, "504"), "--detach"]);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:504", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        using var p = StartSampling(install, "504", null, "--detach");
         Assert.Equal(Sampler(), new FileInfo($"/proc/{p.Id}/exe").LinkTarget);
         string stat = File.ReadAllText($"/proc/{p.Id}/stat");
         Assert.Equal(p.Id.ToString(), stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[3]); // session id: its own (setsid)
 
-        install.Powercap.SetEnergy("intel-rapl:0", 3_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:504", "cpu_package").Sum(r => r.Value) == 3_000_000, "the 3 J in the spool");
-        Alumet.Hpc.Native.Libc.kill(p.Id, 15);
-        var (rc, stdout, stderr) = Wait(p);
-        Assert.Equal((0, "", ""), (rc, stdout, stderr)); // stdio went to /dev/null
+        Spend(install, "504", 3_000_000);
+        Assert.Equal("", EndWith(p, 15)); // stdio went to /dev/null
 
-        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("504"));
+        var row = RowOf(install, "504");
         Assert.Equal(JobStatus.Complete, row.Status);
         Assert.Equal(3.0, row.TotalEnergyJ, 12);
     }
@@ -339,9 +349,7 @@ public class SampleBinaryTests
         // sampler outlives the hook and must not hold it, as the prologs' daemon does not (SamplerLauncher.StartDaemon).
         using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
         string held = install.PathOf("left-open-by-the-caller");
-        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "511");
-        using var p = Start("/bin/sh", ["-c", "exec 7>>\"$0\"; exec \"$@\"", held, TestInstallation.Binary(), .. SampleArgs(install, "511"), "--detach"]);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:511", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        using var p = StartSampling(install, "511", ["/bin/sh", "-c", "exec 7>>\"$0\"; exec \"$@\"", held, TestInstallation.Binary()], "--detach");
         Assert.Equal(Sampler(), new FileInfo($"/proc/{p.Id}/exe").LinkTarget);
         var open = new List<string>();
         foreach (string fd in Directory.GetFiles($"/proc/{p.Id}/fd"))
@@ -351,13 +359,9 @@ public class SampleBinaryTests
         }
         Assert.DoesNotContain(held, open);
 
-        install.Powercap.SetEnergy("intel-rapl:0", 2_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:511", "cpu_package").Sum(r => r.Value) == 2_000_000, "the 2 J in the spool");
-        Alumet.Hpc.Native.Libc.kill(p.Id, 15);
-        var (rc, stdout, stderr) = Wait(p);
-        Assert.Equal((0, "", ""), (rc, stdout, stderr));
-        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("511"));
+        Spend(install, "511", 2_000_000);
+        Assert.Equal("", EndWith(p, 15));
+        var row = RowOf(install, "511");
         Assert.Equal((JobStatus.Complete, 2.0), (row.Status, row.TotalEnergyJ));
     }
 
@@ -372,18 +376,12 @@ public class SampleBinaryTests
         string bin = Path.GetDirectoryName(AlumetHpcAlone(install))!;
         if (samplerNotExecutable) File.Copy(Sampler(), Path.Combine(bin, SamplerLauncher.SamplerProgram));
         if (samplerNotExecutable) File.SetUnixFileMode(Path.Combine(bin, SamplerLauncher.SamplerProgram), (UnixFileMode)0b110_100_100);
-        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "505");
-        using var p = Start(Path.Combine(bin, "alumet-hpc"), SampleArgs(install, "505"));
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:505", "cpu_package").Count > 0, "the first flushed records (counters primed)");
+        using var p = StartSampling(install, "505", [Path.Combine(bin, "alumet-hpc")]);
         Assert.Equal(Path.Combine(bin, "alumet-hpc"), new FileInfo($"/proc/{p.Id}/exe").LinkTarget);
 
-        install.Powercap.SetEnergy("intel-rapl:0", 1_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:505", "cpu_package").Sum(r => r.Value) == 1_000_000, "the 1 J in the spool");
-        Alumet.Hpc.Native.Libc.kill(p.Id, 15);
-        var (rc, _, stderr) = Wait(p);
-        Assert.True(rc == 0, stderr);
-        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        Assert.Equal(1.0, Assert.Single(db.GetJob("505")).TotalEnergyJ, 12);
+        Spend(install, "505", 1_000_000);
+        EndWith(p, 15);
+        Assert.Equal(1.0, RowOf(install, "505").TotalEnergyJ, 12);
         string[] log = File.ReadAllLines(install.PathOf("alumet-hpc.log"));
         if (why is null) Assert.DoesNotContain(log, l => l.Contains("sampling in alumet-hpc"));
         else Assert.Single(log, l => l.Contains($"job 505: could not run {Path.Combine(bin, SamplerLauncher.SamplerProgram)}: {why}; sampling in alumet-hpc"));
@@ -398,8 +396,7 @@ public class SampleBinaryTests
         var (rc, _, stderr) = Wait(p);
         Assert.True(rc == 0, stderr);
 
-        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("502"));
+        var row = RowOf(install, "502");
         Assert.Equal(JobStatus.NotMeasured, row.Status);
         Assert.StartsWith("no energy source on this node: ", row.Reason);
         Assert.Equal("20261201T150000000Z", row.RunId);
@@ -412,8 +409,7 @@ public class SampleBinaryTests
         var (rc, _, stderr) = Wait(Start(TestInstallation.Binary(), SampleArgs(install, "503")));
         Assert.True(rc == 1, stderr);
 
-        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("503"));
+        var row = RowOf(install, "503");
         Assert.Equal(JobStatus.NotMeasured, row.Status);
         Assert.StartsWith("sampler failed to start: ", row.Reason);
         Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains("job 503: sampler failed: "));

@@ -228,6 +228,47 @@ public class SamplerProcessTests
         finally { Alumet.Hpc.Native.Libc.kill(launched.Pid, 15); }
     }
 
+    [Theory]
+    [InlineData(true)]  // alumet-hpc-sampler node-sampler, what the prologs start
+    [InlineData(false)] // alumet-hpc node-sampler (the systemd unit)
+    public void InTheForegroundTheEndedJobsOutcomeIsOnStderrOnceAsItIsInTheLog(bool lean)
+    {
+        // An admin runs the node sampler in the foreground (no --detach) to watch it: its log comes to stderr, and so
+        // must its finalize-job children's lines (the job's outcome), as a foreground sample's do.
+        using var install = new TestInstallation(PowercapTree.Standard(2, MaxRange),
+            "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20\nlinger_s = 600");
+        string program = lean
+            ? Path.Combine(Path.GetDirectoryName(TestInstallation.Binary())!, SamplerLauncher.SamplerProgram)
+            : TestInstallation.Binary();
+        using var sampler = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(program, ["node-sampler", "--config", install.ConfigPath])
+            { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false })!;
+        var stderr = sampler.StandardError.ReadToEndAsync();
+        var stdout = sampler.StandardOutput.ReadToEndAsync();
+        var job = Job("121");
+        try
+        {
+            WaitFor(() => File.Exists(NodeSocket.PathFor(install.Config.Paths.StateDir)), "the node sampler's socket");
+            Assert.Equal(sampler.Id, Start(install, job).Pid); // registered with it, no other sampler started
+            install.Powercap.SetEnergy("intel-rapl:0", 1_250_000);
+            WaitFor(() => FlushedJobEnergy(job.StateDirectory(install.Config.Paths.StateDir), "121", "cpu_package", "0") == 1_250_000, "the 1.25 J in the spool");
+            var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
+            Assert.True(stop.Status == "stopped", stop.Message);
+        }
+        finally
+        {
+            Alumet.Hpc.Native.Libc.kill(sampler.Id, 15);
+            if (!sampler.WaitForExit(60_000)) sampler.Kill();
+        }
+
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("121"));
+        string outcome = $"job 121: finalized complete, 1.25 J, {row.ParquetPath}; row stored in {install.Config.Paths.Database}";
+        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.EndsWith("] info: " + outcome, StringComparison.Ordinal));
+        Assert.Single(stderr.Result.Split('\n'), l => l.Contains("job 121: finalized"));
+        Assert.Contains("alumet-hpc: info: " + outcome + "\n", stderr.Result);
+        Assert.Equal((0, ""), (sampler.ExitCode, stdout.Result));
+    }
+
     [Fact]
     public void TheDetachedSamplerDoesNotKeepWhatTheHooksParentLeftOpen()
     {
