@@ -415,6 +415,18 @@ public class SampleBinaryTests
         Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains("job 503: sampler failed: "));
     }
 
+    [Fact]
+    public void AStateDirThatCannotBeMadeIsSaidInOurWords()
+    {
+        // The runtime's own words ("Could not find file '…'.") were the sampler's; the rest of alumet-hpc says "X: no such file".
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        File.WriteAllText(install.ConfigPath, File.ReadAllText(install.ConfigPath).Replace($"state_dir = \"{install.Config.Paths.StateDir}\"", "state_dir = \"/proc/self/nope\""));
+        var (rc, stdout, stderr) = Wait(Start(TestInstallation.Binary(), SampleArgs(install, "514")));
+        Assert.Equal((1, ""), (rc, stdout));
+        Assert.Equal("alumet-hpc: error: job 514: sampler failed: /proc/self/nope: no such file\n"
+                     + "alumet-hpc: error: job 514: could not record the failure: /proc/self/nope: no such file\n", stderr);
+    }
+
     [Theory]
     [InlineData("scheduler=exec cluster=local job=12x user=root uid=0 node=node1 exclusive=1 raw=0 start=0 run=r1", "job \"12x\" is not a job id")]
     [InlineData("scheduler=exec cluster=local job=12 user=root uid=0 node=node1 exclusive=1 raw=1 start=0 run=r1",
