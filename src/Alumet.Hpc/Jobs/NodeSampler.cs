@@ -430,31 +430,30 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// exclusive). One lock per source read; nothing here depends on the number of jobs sharing the node (their
     /// shares are split at the snapshots).
     /// </summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit] // the stack's records are written before they are read: no zeroing per tick
     void IRawReadSink.OnReads(int firstChannel, long wallNs, ReadOnlySpan<RawRead> reads)
     {
         var targets = _rawTargets;
+        // One record per read, built once (a source has a few channels: on the stack) and appended, as one block per
+        // spool, to each spool with that spool's ids of the channels' node series (SeriesSpool.AppendNodeReads: an array
+        // per spool, no lookup by name per read).
+        const int OnStack = 64;
+        Span<SpoolRecord> recs = reads.Length <= OnStack ? stackalloc SpoolRecord[reads.Length] : new SpoolRecord[reads.Length];
+        Span<int> chans = reads.Length <= OnStack ? stackalloc int[reads.Length] : new int[reads.Length];
+        int n = 0;
+        for (int i = 0; i < reads.Length; i++)
+        {
+            ref readonly var r = ref reads[i];
+            if (!r.Stored) continue;
+            recs[n] = new SpoolRecord { WallNs = wallNs, IntervalNs = r.IntervalNs, Value = (long)r.Delta, Flags = r.Flags };
+            chans[n++] = firstChannel + i;
+        }
+        recs = recs[..n];
+        chans = chans[..n];
         lock (_spoolGate)
         {
-            // One record per read, built once and appended to each spool with that spool's id of the channel's node
-            // series (SeriesSpool.Series remembers it per consumer and channel: no lookup by name per read).
-            var node = _node.Open(wallNs);
-            var rec = new SpoolRecord { WallNs = wallNs };
-            for (int i = 0; i < reads.Length; i++)
-            {
-                ref readonly var r = ref reads[i];
-                if (!r.Stored) continue;
-                int c = firstChannel + i;
-                rec.IntervalNs = r.IntervalNs;
-                rec.Value = (long)r.Delta;
-                rec.Flags = r.Flags;
-                rec.Series = node.Series(SpoolSeries.NodeConsumer, c, _channels[c]);
-                node.Append(in rec);
-                foreach (var job in targets)
-                {
-                    rec.Series = job.Spool.Series(SpoolSeries.NodeConsumer, c, _channels[c]);
-                    job.Spool.Append(in rec);
-                }
-            }
+            _node.Open(wallNs).AppendNodeReads(recs, chans, _channels);
+            foreach (var job in targets) job.Spool.AppendNodeReads(recs, chans, _channels);
         }
     }
 

@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.Buffers.Text;
+using System.Runtime.CompilerServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace Alumet.Hpc.Sources;
@@ -45,30 +47,75 @@ public sealed class SysfsCounterFile : IDisposable
     }
 
     /// <summary>
+    /// <see cref="TryRead"/> of a counter that the kernel answers without waiting (powercap's <c>energy_uj</c>: a register
+    /// read), by <see cref="Rapl.RaplNative.PreadCounter"/>: the tick's read, without the P/Invoke's GC transition nor
+    /// glibc's cancellation wrapper. Never for a file whose read may block (a cgroup's cpu.stat: <see cref="Read"/>).
+    /// </summary>
+    [SkipLocalsInit] // the buffer is read only where pread wrote it
+    public unsafe bool TryReadCounter(out ulong value)
+    {
+        byte* buf = stackalloc byte[32];
+        int n = _fd < 0 ? -1 : (int)Rapl.RaplNative.PreadCounter(_fd, buf, 32, 0);
+        if (n <= 0)
+        {
+            value = 0;
+            return false;
+        }
+        return TryParseDecimal(new ReadOnlySpan<byte>(buf, n), out value);
+    }
+
+    /// <summary>
     /// What <see cref="Utf8Parser"/> reads from <paramref name="text"/> (its leading decimal number; what follows, such as
     /// energy_uj's newline, is ignored), with the common case in a plain loop: leading zeros (a file rewritten in place
     /// keeps its width by zero-padding, as bench/lib.sh's generated tree does), then up to 19 digits, which cannot
     /// overflow (10^19 − 1 &lt; 2^64), then a non-digit or the end. Anything else (a sign, 20 significant digits or more,
-    /// no digit) goes to Utf8Parser itself, so the answer is always the same as before. Six times per tick at 1 kHz.
+    /// no digit) goes to Utf8Parser itself, so the answer is always the same as before. Six times per tick at 1 kHz: the
+    /// zeros and the first 16 digits go 8 bytes at a time (SWAR, as simdjson's parse_eight_digits_unrolled): 179
+    /// instructions instead of 262 for bench/lib.sh's 20-character counters (callgrind).
     /// </summary>
     internal static bool TryParseDecimal(ReadOnlySpan<byte> text, out ulong value)
     {
-        int start = 0;
-        while (start < text.Length && text[start] == '0') start++;
+        const ulong Zeros = 0x3030303030303030; // "00000000"
+        int n = text.Length;
+        int i = 0;
+        while (i + 8 <= n && BinaryPrimitives.ReadUInt64LittleEndian(text[i..]) == Zeros) i += 8;
+        while (i < n && text[i] == '0') i++;
+        int start = i;
         ulong v = 0;
-        int i = start;
-        for (; i < text.Length && i - start < 19; i++)
+        // 8 digits at a time while 8 more keep the count within 19 (at most twice), then one at a time up to 19.
+        while (i + 8 <= n && i - start <= 19 - 8)
+        {
+            ulong chunk = BinaryPrimitives.ReadUInt64LittleEndian(text[i..]);
+            if (!EightDigits(chunk)) break;
+            v = v * 100_000_000 + ParseEightDigits(chunk);
+            i += 8;
+        }
+        for (; i < n && i - start < 19; i++)
         {
             uint digit = (uint)(text[i] - '0');
             if (digit > 9) break;
             v = v * 10 + digit;
         }
-        if (i > 0 && (i == text.Length || (uint)(text[i] - '0') > 9))
+        if (i > 0 && (i == n || (uint)(text[i] - '0') > 9))
         {
             value = v;
             return true;
         }
         return Utf8Parser.TryParse(text, out value, out _);
+    }
+
+    /// <summary>Whether all 8 bytes of <paramref name="chunk"/> are ASCII digits (simdjson's is_made_of_eight_digits_fast).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool EightDigits(ulong chunk) =>
+        ((chunk & 0xF0F0F0F0F0F0F0F0) | (((chunk + 0x0606060606060606) & 0xF0F0F0F0F0F0F0F0) >> 4)) == 0x3333333333333333;
+
+    /// <summary>The value of 8 ASCII digits, the first in the lowest byte (simdjson's parse_eight_digits_unrolled).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong ParseEightDigits(ulong chunk)
+    {
+        chunk = (chunk & 0x0F0F0F0F0F0F0F0F) * 2561 >> 8;
+        chunk = (chunk & 0x00FF00FF00FF00FF) * 6553601 >> 16;
+        return (chunk & 0x0000FFFF0000FFFF) * 42949672960001 >> 32;
     }
 
     /// <summary>Reads a small text file once (discovery only, not the hot path).</summary>

@@ -209,6 +209,31 @@ public sealed class SeriesSpool : IDisposable
         return id;
     }
 
+    /// <summary>The node series' ids by channel (-1 unknown): <see cref="AppendNodeReads"/>'s, the array <see cref="Series(string, int, EnergyChannel)"/> keeps for <see cref="SpoolSeries.NodeConsumer"/>.</summary>
+    private int[] _nodeIds = [];
+
+    /// <summary>
+    /// The raw tick: one source read's records, the k-th of channel <paramref name="channels"/>[k] of the node's
+    /// measurement buffer (<paramref name="all"/>), each given this spool's id of that channel's node series (set in
+    /// <paramref name="records"/>), then appended in order (<see cref="SpoolWriter.Append(ReadOnlySpan{SpoolRecord})"/>).
+    /// </summary>
+    public void AppendNodeReads(Span<SpoolRecord> records, ReadOnlySpan<int> channels, EnergyChannel[] all)
+    {
+        var ids = _nodeIds;
+        for (int k = 0; k < records.Length; k++)
+        {
+            int c = channels[k];
+            int id = (uint)c < (uint)ids.Length ? ids[c] : -1;
+            if (id < 0)
+            {
+                id = Series(SpoolSeries.NodeConsumer, c, all[c]);
+                _nodeIds = ids = _byChannel[SpoolSeries.NodeConsumer];
+            }
+            records[k].Series = id;
+        }
+        _writer.Append(records);
+    }
+
     public void Append(int series, long wallNs, long intervalNs, ulong value, SpoolFlags flags)
     {
         var rec = new SpoolRecord { WallNs = wallNs, IntervalNs = intervalNs, Value = (long)value, Series = series, Flags = flags };

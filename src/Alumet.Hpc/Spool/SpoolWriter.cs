@@ -162,6 +162,43 @@ public sealed class SpoolWriter : IDisposable
     }
 
     /// <summary>
+    /// <see cref="Append(in SpoolRecord)"/> of each of <paramref name="records"/> in order, with the same writes at the
+    /// same record boundaries (the buffer is written once it holds <see cref="WriteBytes"/>, before the record that
+    /// finds it so), by runs of block copies: one source read's records on the raw tick, one call per spool.
+    /// Record by record inside a reserved group, and when they might not fit in the buffer (a full state dir).
+    /// </summary>
+    public void Append(ReadOnlySpan<SpoolRecord> records)
+    {
+        int n = records.Length;
+        if (_group > 0 || _used > _buffer.Length - n * SpoolRecord.Size)
+        {
+            foreach (ref readonly var r in records) Append(in r);
+            return;
+        }
+        // Nothing below writes past the buffer: a flush only empties it, and all n fit after what it holds now.
+        int i = 0;
+        while (i < n)
+        {
+            int m = n - i;
+            if (_failingSince is null)
+            {
+                if (_used >= WriteBytes)
+                {
+                    Flush(); // empties the buffer, or fails: then the rest goes in without a write, as Append's
+                    continue;
+                }
+                m = Math.Min(m, (WriteBytes - _used + SpoolRecord.Size - 1) / SpoolRecord.Size); // up to the record that reaches WriteBytes
+            }
+            // 32-byte stores as Append's (a few records: no call to a block copy).
+            ref byte at = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_buffer), _used);
+            for (int k = 0; k < m; k++) Unsafe.WriteUnaligned(ref Unsafe.Add(ref at, k * SpoolRecord.Size), records[i + k]);
+            _used += m * SpoolRecord.Size;
+            i += m;
+        }
+        RecordsWritten += n;
+    }
+
+    /// <summary>
     /// The next <paramref name="records"/> records are one group that must reach the file whole or not at all: one
     /// period's split (node = Σ jobs + unattributed, NodeSampler's snapshot). A write in its middle would leave the
     /// node's energy without all its parts in the file, an interval that does not conserve if the sampler is killed

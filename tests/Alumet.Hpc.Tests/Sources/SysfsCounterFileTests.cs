@@ -47,6 +47,46 @@ public sealed class SysfsCounterFileTests : IDisposable
         Assert.Equal(reference, value);
         Assert.Equal(ok, file.TryRead(out ulong again)); // re-read at offset 0 (pread), not where the last read ended
         Assert.Equal(value, again);
+        // The tick's read (RaplSource): the same answer through its own pread.
+        Assert.Equal(ok, file.TryReadCounter(out ulong counter));
+        Assert.Equal(value, counter);
+        Assert.Equal(ok, file.TryReadCounter(out counter));
+        Assert.Equal(value, counter);
+    }
+
+    /// <summary>
+    /// The 8-bytes-at-a-time parse against Utf8Parser on generated contents: every split of zeros and digits around the
+    /// 8-byte steps (0-24 leading zeros, 0-22 digits), each followed by the end or by a byte next to the digits in ASCII
+    /// ('/', ':') or a newline, a space, a dot, a high byte.
+    /// </summary>
+    [Fact]
+    public void TheEightByteParseAnswersAsUtf8ParserOnEveryLengthAndTerminator()
+    {
+        var rng = new Random(8);
+        byte[][] ends = [[], "\n"u8.ToArray(), "/"u8.ToArray(), ":"u8.ToArray(), " 7"u8.ToArray(), ".5"u8.ToArray(), [0xFA, 0x31], "0"u8.ToArray()];
+        int checkedCount = 0;
+        for (int zeros = 0; zeros <= 24; zeros++)
+            for (int digits = 0; digits <= 22; digits++)
+                foreach (var end in ends)
+                    for (int draw = 0; draw < 4; draw++)
+                    {
+                        var text = new List<byte>();
+                        for (int k = 0; k < zeros; k++) text.Add((byte)'0');
+                        for (int k = 0; k < digits; k++)
+                        {
+                            // The first significant digit is not a zero; draw 0 keeps the largest digits (overflow edges).
+                            int d = draw == 0 ? 9 : k == 0 ? rng.Next(1, 10) : rng.Next(0, 10);
+                            if (draw == 1 && digits == 20) d = "18446744073709551615"[k] - '0' + (k == 19 ? rng.Next(0, 2) : 0);
+                            text.Add((byte)('0' + d));
+                        }
+                        text.AddRange(end);
+                        var bytes = text.ToArray();
+                        bool ok = SysfsCounterFile.TryParseDecimal(bytes, out ulong value);
+                        bool refOk = Utf8Parser.TryParse(bytes, out ulong reference, out _);
+                        Assert.True(ok == refOk && value == reference, $"'{Encoding.Latin1.GetString(bytes)}': {ok} {value}, Utf8Parser {refOk} {reference}");
+                        checkedCount++;
+                    }
+        Assert.Equal(25 * 23 * 8 * 4, checkedCount);
     }
 
     [Fact]

@@ -103,7 +103,7 @@ public sealed class PerfSource : IEnergySource
         for (int i = 0; i < _fds.Length; i++)
         {
             ulong v;
-            ok[i] = RaplNative.read(_fds[i], &v, 8) == 8;
+            ok[i] = RaplNative.ReadCounter(_fds[i], &v, 8) == 8;
             raw[i] = v;
         }
     }

@@ -22,14 +22,39 @@ internal static unsafe partial class RaplNative
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
 
-    // pread and read run on every tick (1 kHz, one per counter) and no caller reads their errno (a failed read is a
-    // failed channel, flagged whatever the cause): without SetLastError the stub neither clears errno before the call
-    // nor saves it after, two runtime calls per read that `perf` showed on the tick (bench/README.md, CPU per tick).
+    // No caller of the reads below reads their errno (a failed read is a failed channel, flagged whatever the cause):
+    // without SetLastError the stub neither clears errno before the call nor saves it after, two runtime calls per read
+    // that `perf` showed on the tick (bench/README.md, CPU per tick). pread: the files a read of which may block (a
+    // cgroup's cpu.stat, SysfsCounterFile.Read); the tick's counters go through PreadCounter / ReadCounter.
     [LibraryImport("libc", SetLastError = false)]
     public static partial nint pread(int fd, void* buf, nuint count, long offset);
 
-    [LibraryImport("libc", SetLastError = false)]
-    public static partial nint read(int fd, void* buf, nuint count);
+    /// <summary>x86-64 syscall numbers of read and pread64 (arch/x86/entry/syscalls/syscall_64.tbl).</summary>
+    private const nint SYS_read = 0, SYS_pread64 = 17;
+
+    // The counter reads of the tick (energy_uj, an MSR register, a perf count): a few µs at most — the kernel reads a
+    // register, on another CPU by an IPI when it must — never a wait on I/O, a lock held across I/O or this process.
+    // - [SuppressGCTransition]: no switch to preemptive mode and back around each read (RhpPInvoke/RhpPInvokeReturn on
+    //   the tick's profile). The runtime's rule is a short call that never blocks long nor calls back into managed code:
+    //   a GC that starts meanwhile waits those µs for the tick thread. Never for a cgroup file (cpu.stat can flush
+    //   statistics for long) nor any wait: those keep pread above.
+    // - syscall(2) rather than glibc's pread/read: in a multi-threaded process (every .NET one) those are cancellation
+    //   points that switch async cancellation on and off around the system call (__pthread_enable/disable_asynccancel on
+    //   the profile); the single-threaded C reader skips that. No thread of this process is ever cancelled.
+    // Errors as glibc's: -1 (errno, not read by any caller).
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = false)]
+    [SuppressGCTransition]
+    private static partial nint syscall_pread(nint number, nint fd, void* buf, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = false)]
+    [SuppressGCTransition]
+    private static partial nint syscall_read(nint number, nint fd, void* buf, nuint count);
+
+    /// <summary>pread of a counter on the tick (see above: never for a file whose read may block).</summary>
+    public static nint PreadCounter(int fd, void* buf, nuint count, long offset) => syscall_pread(SYS_pread64, fd, buf, count, offset);
+
+    /// <summary>read of a counter on the tick (a perf event's count; see above).</summary>
+    public static nint ReadCounter(int fd, void* buf, nuint count) => syscall_read(SYS_read, fd, buf, count);
 
     /// <summary>
     /// glibc's syscall(2) is variadic in C but moves integer registers only (no va_arg, no vector registers),
@@ -42,7 +67,7 @@ internal static unsafe partial class RaplNative
     public static bool ReadU64(int fd, long offset, out ulong value)
     {
         ulong v;
-        nint n = pread(fd, &v, 8, offset);
+        nint n = PreadCounter(fd, &v, 8, offset);
         value = v;
         return n == 8;
     }

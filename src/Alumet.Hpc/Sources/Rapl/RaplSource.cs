@@ -22,7 +22,7 @@ public sealed class RaplSource : IEnergySource
     public void Read(Span<ulong> raw, Span<bool> ok, long monotonicNs)
     {
         for (int i = 0; i < _files.Length; i++)
-            ok[i] = _files[i].TryRead(out raw[i]);
+            ok[i] = _files[i].TryReadCounter(out raw[i]);
     }
 
     public void Dispose()
