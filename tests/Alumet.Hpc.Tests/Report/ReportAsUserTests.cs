@@ -348,6 +348,9 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
         }
         var b = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserB, _i.Gate, ["-j", "3003", .. fields]);
         Assert.Equal((0, $"3003|{TwoUsersInstallation.UserB}|n2|B3003\n"), (b.Code, b.Out));
+        // An admin asking for A's jobs gets A's run (it used to be hidden by B's later run of the id, as for A).
+        var adminForA = TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} -u {TwoUsersInstallation.UserA} -S now-7days -X {string.Join(' ', fields)}");
+        Assert.Equal($"3001|{TwoUsersInstallation.UserA}|n1|\n3003|{TwoUsersInstallation.UserA}|n1|A3003\n", adminForA.Out);
         // An admin still gets the latest run of the id, and every run with --runs.
         var root = TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} -j 3003 {string.Join(' ', fields)}");
         Assert.Equal($"3003|{TwoUsersInstallation.UserB}|n2|B3003\n", root.Out);

@@ -279,11 +279,17 @@ public sealed class AccountingDb : IDisposable
         """;
 
     /// <summary>
-    /// With a uid filter (a user's own jobs, README "Who sees what"), the rows a row is compared with — a later run that
+    /// With a user filter (a user's own jobs, README "Who sees what", or an admin's -u), the rows a row is compared with — a later run that
     /// hides it, a node that -N matches — must be that user's too: another user's run of a reused job id would otherwise
     /// hide the caller's own run and tell, through -N, on which nodes that other run was.
     /// </summary>
     private static string SameUser(string alias) => $" AND {alias}.uid = jobs.uid";
+
+    /// <summary>
+    /// A query of some users' jobs (the caller's own, or an admin's -u): their latest runs are among their own runs. An
+    /// admin's "-u alice" used to lose alice's run of an id that another user's later run reused (a Slurm state reset).
+    /// </summary>
+    private static bool ByUser(JobQuery q) => q.Uid is not null || q.Users is { Count: > 0 } || !string.IsNullOrEmpty(q.User);
 
     /// <summary>Rows matching every given filter in a list (tests, small queries); reports use <see cref="Stream"/>.</summary>
     public IReadOnlyList<JobRecord> Query(JobQuery q) => Stream(q).ToList();
@@ -354,11 +360,11 @@ public sealed class AccountingDb : IDisposable
         if (q.Nodes is { Count: > 0 })
         {
             sql.Append(" AND EXISTS (SELECT 1 FROM jobs o WHERE o.cluster = jobs.cluster AND o.scheduler = jobs.scheduler AND o.job_id = jobs.job_id");
-            if (q.Uid is not null) sql.Append(SameUser("o"));
+            if (ByUser(q)) sql.Append(SameUser("o"));
             In(sql, cmd, "o.node", "n", q.Nodes);
             sql.Append(')');
         }
-        if (q.Runs == RunSelection.Latest) sql.Append(LatestRunSql(sameUser: q.Uid is not null));
+        if (q.Runs == RunSelection.Latest) sql.Append(LatestRunSql(sameUser: ByUser(q)));
         sql.Append(" ORDER BY cluster, scheduler, length(job_id), job_id, start_time, node, run_id");
         if (q.Limit is { } limit) { sql.Append(" LIMIT @limit"); Add(cmd, "limit", (long)limit); }
         cmd.CommandText = sql.Append(';').ToString();
