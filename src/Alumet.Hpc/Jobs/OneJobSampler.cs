@@ -124,9 +124,10 @@ public static class OneJobSampler
         }
         catch (Exception e) when (e is MissingHardwareException or IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
         {
-            Log.Error($"job {jobId}: sampler failed: {e.Message}");
-            try { finalizer.RecordNotMeasured(job, $"sampler failed to start: {e.Message}"); }
-            catch (Exception inner) { Log.Error($"job {jobId}: could not record the failure: {inner.Message}"); }
+            string why = ErrorText.Describe(e); // our sentence, as the finalize-job child's and the command line's errors
+            Log.Error($"job {jobId}: sampler failed: {why}");
+            try { finalizer.RecordNotMeasured(job, $"sampler failed to start: {why}"); }
+            catch (Exception inner) { Log.Error($"job {jobId}: could not record the failure: {ErrorText.Describe(inner)}"); }
             return 1;
         }
     }

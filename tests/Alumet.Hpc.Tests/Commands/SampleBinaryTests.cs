@@ -224,19 +224,25 @@ public class SampleBinaryTests
         string[] args = [.. SampleArgs(install, "513").Select(a => a == install.ConfigPath ? config : a), .. detach ? new[] { "--detach" } : []];
         string program = fullBinaryAlone ? AlumetHpcAlone(install) : TestInstallation.Binary();
         using var p = Start(program, args);
-        int fd = -1; // the FIFO's write end: opens once the sampler opened the read end
-        ExecBinaryTests.WaitFor(() => (fd = Alumet.Hpc.Native.Libc.open(config, 0x1 | 0x800 /* O_WRONLY | O_NONBLOCK */)) >= 0, "the sampler's open of its config");
-        Assert.Equal(fullBinaryAlone ? program : Sampler(), new FileInfo($"/proc/{p.Id}/exe").LinkTarget);
-        Skip.If((Convert.ToUInt64(Status(p.Id, "SigIgn"), 16) & (1UL << (signal - 1))) != 0, $"this test runs with signal {signal} ignored (nohup?): it never ends a job");
-        Alumet.Hpc.Native.Libc.kill(p.Id, signal);
-        File.Copy(install.ConfigPath, config + ".file");
-        File.Move(config + ".file", config, overwrite: true); // the finalize-job children read a plain file
-        using (var writer = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, bufferSize: 0))
+        int rc;
+        string stderr;
+        try
         {
-            try { writer.Write(File.ReadAllBytes(install.ConfigPath)); } // a few hundred bytes: within the pipe's buffer
-            catch (IOException) { } // the reader is gone: killed by the signal
+            int fd = -1; // the FIFO's write end: opens once the sampler opened the read end
+            ExecBinaryTests.WaitFor(() => (fd = Alumet.Hpc.Native.Libc.open(config, 0x1 | 0x800 /* O_WRONLY | O_NONBLOCK */)) >= 0, "the sampler's open of its config");
+            Assert.Equal(fullBinaryAlone ? program : Sampler(), new FileInfo($"/proc/{p.Id}/exe").LinkTarget);
+            Skip.If((Convert.ToUInt64(Status(p.Id, "SigIgn"), 16) & (1UL << (signal - 1))) != 0, $"this test runs with signal {signal} ignored (nohup?): it never ends a job");
+            Alumet.Hpc.Native.Libc.kill(p.Id, signal);
+            File.Copy(install.ConfigPath, config + ".file");
+            File.Move(config + ".file", config, overwrite: true); // the finalize-job children read a plain file
+            using (var writer = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, bufferSize: 0))
+            {
+                try { writer.Write(File.ReadAllBytes(install.ConfigPath)); } // a few hundred bytes: within the pipe's buffer
+                catch (IOException) { } // the reader is gone: killed by the signal
+            }
+            (rc, _, stderr) = Wait(p);
         }
-        var (rc, _, stderr) = Wait(p);
+        finally { if (!p.HasExited) p.Kill(); } // still held in its FIFO when an assertion or the skip came first
 
         var rows = RowsOf(install, "513");
         Assert.True(rows.Count == 1 && rc == 0, $"{rows.Count} rows; the sample exited {rc}: {stderr}");
@@ -413,6 +419,18 @@ public class SampleBinaryTests
         Assert.Equal(JobStatus.NotMeasured, row.Status);
         Assert.StartsWith("sampler failed to start: ", row.Reason);
         Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains("job 503: sampler failed: "));
+    }
+
+    [Fact]
+    public void AStateDirThatCannotBeMadeIsSaidInOurWords()
+    {
+        // The runtime's own words ("Could not find file '…'.") were the sampler's; the rest of alumet-hpc says "X: no such file".
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        File.WriteAllText(install.ConfigPath, File.ReadAllText(install.ConfigPath).Replace($"state_dir = \"{install.Config.Paths.StateDir}\"", "state_dir = \"/proc/self/nope\""));
+        var (rc, stdout, stderr) = Wait(Start(TestInstallation.Binary(), SampleArgs(install, "514")));
+        Assert.Equal((1, ""), (rc, stdout));
+        Assert.Equal("alumet-hpc: error: job 514: sampler failed: /proc/self/nope: no such file\n"
+                     + "alumet-hpc: error: job 514: could not record the failure: /proc/self/nope: no such file\n", stderr);
     }
 
     [Theory]
