@@ -76,6 +76,9 @@ public static class ExecCommand
             return program.ExitCode;
         }
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: false, stderr: false);
+        // <state_dir>/exec (root's exec jobs' ids, state and .finalized markers): root's only, as a scheduler's. A user's
+        // exec keeps its state under its own per-user state_dir (ConfigLoader), so nobody else needs to list it.
+        if (root) Schedulers.HookHost.CloseSchedulerStateDir("exec", cfg.Paths.StateDir, Schedulers.SchedulerNames.Exec);
 
         string user = Environment.UserName;
         int uid = (int)Native.Libc.getuid();
