@@ -31,6 +31,10 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
     /// exec is charged as it always was); with other jobs, the CPU-time split.</summary>
     public bool ExclusiveWhenAlone { get; init; }
 
+    /// <summary>A prolog's registration: the wall time (Unix ns) after which the sampler must not apply it, because the
+    /// prolog has given up on it by then (<see cref="SamplerLauncher.Start"/>); 0 for none (recovery, in-process jobs).</summary>
+    public long ApplyByWallNs { get; init; }
+
     public string Key => KeyOf(Job.Scheduler, Job.JobId);
     public static string KeyOf(string scheduler, string jobId) => $"{scheduler}/{jobId}";
 
@@ -52,6 +56,7 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         if (Cgroup is not null) sb.Append(" cgroup=").Append(Cgroup);
         if (Owner is { } o) sb.Append(" owner=").Append(o.Pid.ToString(CultureInfo.InvariantCulture)).Append('.').Append(o.StartTime.ToString(CultureInfo.InvariantCulture));
         if (ExclusiveWhenAlone) sb.Append(" alone=exclusive");
+        if (ApplyByWallNs > 0) sb.Append(" until=").Append(ApplyByWallNs.ToString(CultureInfo.InvariantCulture));
         // The job's name is user text (spaces, '=', newlines): one hex token, so it can never be read as another key.
         if (Job.JobName.Length > 0) sb.Append(" name=").Append(Convert.ToHexString(Encoding.UTF8.GetBytes(Job.JobName)));
         return sb.ToString();
@@ -76,6 +81,7 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         else if (Get("name") is { } n && (n.Length % 2 != 0 || !n.All(char.IsAsciiHexDigit))) error = "name is not hex-encoded";
         else if (Get("cgroup") is { } cg && !IsCgroupPath(cg)) error = $"cgroup {SchedulerInput.Quote(cg)} is not an absolute cgroup path";
         else if (Get("owner") is { } ow && ParseOwner(ow) is null) error = $"owner {SchedulerInput.Quote(ow)} is not pid.starttime";
+        else if (Get("until") is { } u && !(long.TryParse(u, NumberStyles.None, CultureInfo.InvariantCulture, out long by) && by > 0)) error = $"until {SchedulerInput.Quote(u)} is not a wall time in ns";
         if (error is not null) return null;
         SchedulerInput.TryParseId(Get("uid"), out int uid);
         long.TryParse(Get("start"), NumberStyles.None, CultureInfo.InvariantCulture, out long start);
@@ -84,6 +90,7 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
             Get("exclusive") == "1", Get("raw") == "1", start)
         {
             Cgroup = Get("cgroup"), Owner = Get("owner") is { } owner ? ParseOwner(owner) : null, ExclusiveWhenAlone = Get("alone") == "exclusive",
+            ApplyByWallNs = Get("until") is { } until ? long.Parse(until, NumberStyles.None, CultureInfo.InvariantCulture) : 0,
         };
     }
 

@@ -116,6 +116,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         {
             if (_stopped) throw new InvalidOperationException("the node sampler is stopping; retry (a new one starts)");
             if (_jobs.ContainsKey(reg.Key)) return $"job {reg.Job.JobId} already registered";
+            if (!recovered && Late(reg, _cfg) is { } late) throw new RegistrationRefused(late);
             bool execJob = reg.Job.Scheduler == SchedulerNames.Exec;
             // One sampler per state_dir serves ONE node (the node name its hooks give): two logical nodes sharing a
             // state_dir would mix their jobs in one split. An exec runs on this node, whatever its scheduler calls it.
@@ -188,6 +189,33 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")}{(reg.Raw ? ", raw storage" : "")}{rawNote})";
         }
     }
+
+    /// <summary>
+    /// Why a prolog's registration must not be applied now, or null: its prolog gave up on it (its <c>until</c> is past:
+    /// a sampler stalled while the prolog waited reads it afterwards, maybe after the job's epilog), or the job was
+    /// finalized after the registration was made (its marker is newer than the registration's start). Applied, it
+    /// would delete the marker and replace the epilog's row with a measurement of a job that had ended.
+    /// </summary>
+    internal static string? Late(JobRegistration reg, AlumetConfig cfg)
+    {
+        long now = Clock.WallNs();
+        if (reg.ApplyByWallNs > 0 && now > reg.ApplyByWallNs)
+            return $"job {reg.Job.JobId}: registration not applied: its prolog gave up on it at {Stamp(reg.ApplyByWallNs)}, "
+                + $"{(now - reg.ApplyByWallNs) / 1_000_000_000.0:0.0} s before the sampler read it (the sampler was stalled)";
+        string dir = reg.Job.StateDirectory(cfg.Paths.StateDir);
+        foreach (string marker in new[] { JobFinalizer.MarkerPath(dir), Path.Combine(dir, SamplerFiles.Finalized) })
+        {
+            var written = File.GetLastWriteTimeUtc(marker); // 1601-01-01 when absent
+            if (reg.StartWallNs > 0 && written > Clock.FromWallNs(reg.StartWallNs))
+                return $"job {reg.Job.JobId}: registration not applied: the job was finalized at {written:yyyy-MM-ddTHH:mm:ss.fff}Z, after its prolog registered it at {Stamp(reg.StartWallNs)}";
+        }
+        return null;
+    }
+
+    private static string Stamp(long wallNs) => Clock.FromWallNs(wallNs).ToString("yyyy-MM-ddTHH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + "Z";
+
+    /// <summary>A registration that must not be applied (<see cref="Late"/>): said once in the sampler's log.</summary>
+    public sealed class RegistrationRefused(string message) : InvalidOperationException(message);
 
     /// <summary>
     /// Ends a job at this instant: closes its last period (a snapshot for every job, so all files keep the same

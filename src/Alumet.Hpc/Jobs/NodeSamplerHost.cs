@@ -92,6 +92,8 @@ public static class NodeSamplerHost
         return 0;
     }
 
+    private static string? _lastRefused;
+
     /// <summary>One request line from the socket → the answer ("ok ..." or "error ...", then lines).</summary>
     internal static string Handle(NodeSampler node, Sampler sampler, string line)
     {
@@ -108,7 +110,15 @@ public static class NodeSamplerHost
                 {
                     var reg = JobRegistration.Parse(rest, out string? error);
                     if (reg is null) return $"error {error}\n";
-                    string msg = node.Register(reg, recovered: false, Clock.MonotonicNs());
+                    string msg;
+                    try { msg = node.Register(reg, recovered: false, Clock.MonotonicNs()); }
+                    catch (NodeSampler.RegistrationRefused refused)
+                    {
+                        // A prolog retries its request: its copies read after a stall are said once.
+                        string key = $"{reg.Key} {reg.ApplyByWallNs} {reg.StartWallNs}";
+                        if (Interlocked.Exchange(ref _lastRefused, key) != key) Log.Warn($"node sampler: {refused.Message}");
+                        return $"error {refused.Message}\n";
+                    }
                     sampler.RateChanged();
                     return $"ok {msg}\n";
                 }

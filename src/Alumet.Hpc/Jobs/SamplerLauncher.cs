@@ -40,11 +40,18 @@ public static class SamplerLauncher
     {
         var job = launch.Job;
         var sw = Stopwatch.StartNew();
+        // One bound for the whole call (a hook's: Slurm drains a node whose Prolog outlives PrologEpilogTimeout): every
+        // wait below is capped by what is left of it, and the registration carries the moment after which the sampler
+        // must not apply it (a hung sampler that wakes later would otherwise measure a job its prolog gave up on).
+        TimeSpan bound = DetachWait, grace = AnswerGrace(bound);
+        TimeSpan Left() => bound - sw.Elapsed;
+        TimeSpan Wait() => Left() < RequestTimeout ? Left() : RequestTimeout;
         try
         {
             var reg = Registration(launch);
+            reg = reg with { ApplyByWallNs = reg.StartWallNs + (long)(bound - grace).TotalNanoseconds };
             string request = "register " + reg.ToLine();
-            string? answer = NodeSocket.Request(config.Paths.StateDir, request, TimeSpan.FromSeconds(5), out string? error);
+            string? answer = NodeSocket.Request(config.Paths.StateDir, request, Wait(), out string? error);
             bool started = false;
             FileStream? gate = null; // held from the first start until this prolog is registered
             Process? daemon = null;  // the one this call started: its exit status and first words say why it is not there
@@ -54,8 +61,9 @@ public static class SamplerLauncher
                 {
                     if (answer is null && ExitedAtStart(daemon, config.Paths.LogFile) is { } died)
                         return new LaunchResult(false, 0, $"job {job.JobId} not registered: the node sampler it started {died}");
-                    if (sw.Elapsed > DetachWait)
-                        return new LaunchResult(false, 0, $"job {job.JobId} not registered: {error ?? answer?.Trim()} after {DetachWait.TotalSeconds:0} s; see {config.Paths.LogFile}");
+                    // Past bound - grace the sampler refuses the registration anyway: no new request.
+                    if (Left() <= grace)
+                        return new LaunchResult(false, 0, GaveUp(job, config, bound, error ?? answer?.Trim()));
                     if (!started && answer is null)
                     {
                         // Prologs that find no sampler at the same moment (jobs starting together) start ONE: the others
@@ -64,16 +72,18 @@ public static class SamplerLauncher
                         {
                             string root = Spool.NodeSpool.Root(config);
                             Directory.CreateDirectory(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                            gate = NodeSamplerHost.TryLock(Path.Combine(root, StartGateFile), DetachWait - sw.Elapsed);
-                            answer = NodeSocket.Request(config.Paths.StateDir, request, TimeSpan.FromSeconds(5), out error);
+                            gate = NodeSamplerHost.TryLock(Path.Combine(root, StartGateFile), Left() - grace);
+                            if (Left() <= grace) continue;
+                            answer = NodeSocket.Request(config.Paths.StateDir, request, Wait(), out error);
                             if (answer is not null) continue;
+                            if (Left() <= grace) continue;
                         }
                         daemon?.Dispose();
                         daemon = StartDaemon(launch.ConfigPath, executable);
                         started = true;
                     }
                     Thread.Sleep(answer is null ? 5 : 50);
-                    answer = NodeSocket.Request(config.Paths.StateDir, request, TimeSpan.FromSeconds(5), out error);
+                    answer = NodeSocket.Request(config.Paths.StateDir, request, Wait(), out error);
                     if (answer is null && started && sw.Elapsed > TimeSpan.FromSeconds(1) && !DaemonMayStillStart(config)) started = false; // it died: start another
                 }
                 int pid = SamplerPid.Read(Spool.NodeSpool.Root(config)) is { } p ? p.Pid : 0;
@@ -91,6 +101,21 @@ public static class SamplerLauncher
         {
             return new LaunchResult(false, 0, $"could not register job {job.JobId} with the node sampler: {ErrorText.Describe(e)}");
         }
+    }
+
+    /// <summary>The longest one socket request of <see cref="Start"/> waits (less when less of its bound is left).</summary>
+    public static TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The end of <see cref="Start"/>'s bound kept for the sampler's answer: it applies a registration only
+    /// up to bound − grace, so an answer it sends is read before the prolog gives up.</summary>
+    private static TimeSpan AnswerGrace(TimeSpan bound) => bound / 8 < TimeSpan.FromSeconds(1) ? bound / 8 : TimeSpan.FromSeconds(1);
+
+    private static string GaveUp(JobIdentity job, AlumetConfig config, TimeSpan bound, string? why)
+    {
+        string who = SamplerPid.Read(Spool.NodeSpool.Root(config)) is { } p && p.IsAlive(config.Paths.ProcfsRoot)
+            ? $"the node sampler (pid {p.Pid}) is running but did not register it within the prolog's {bound.TotalSeconds:0.#} s (hung or stopped?)"
+            : $"no node sampler registered it within the prolog's {bound.TotalSeconds:0.#} s";
+        return $"job {job.JobId} not registered: {who}; last answer: {why ?? "none"}; the registration is withdrawn (a sampler that wakes later does not apply it); see {config.Paths.LogFile}";
     }
 
     /// <summary>

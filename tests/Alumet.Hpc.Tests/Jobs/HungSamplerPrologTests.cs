@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Tests.Fakes;
+
+namespace Alumet.Hpc.Tests.Jobs;
+
+/// <summary>
+/// A prolog facing a hung node sampler (SIGSTOP), through the published binary as slurmd runs it: it returns, exit 0,
+/// within its bound (SamplerLauncher.DetachWait, 8 s) with one line saying why; and the registration it gave up on is
+/// never applied when the sampler wakes (SIGCONT), before or after the job's epilog: the epilog's row stays, no state
+/// dir comes back, the job is not sampled.
+/// </summary>
+public sealed class HungSamplerPrologTests : IDisposable
+{
+    private const ulong MaxRange = 262_143_328_850;
+    private const double PrologBoundS = 8;
+    private readonly TestInstallation _install = new(PowercapTree.Standard(1, MaxRange),
+        "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nattribution = \"exclusive\"\nstop_timeout_s = 3\nlinger_s = 0");
+
+    public void Dispose() => _install.Dispose();
+
+    private (int Code, double Seconds) Hook(string context, string job)
+    {
+        var sw = Stopwatch.StartNew();
+        using var p = _install.StartSlurmHook(context, job);
+        Assert.True(p.WaitForExit(120_000), $"{context} {job} still runs after 120 s");
+        return (p.ExitCode, sw.Elapsed.TotalSeconds);
+    }
+
+    private static void Signal(int pid, string signal)
+    {
+        using var kill = Process.Start("/bin/kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
+    private string Ctl(string verb)
+    {
+        using var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["ctl", verb, "--config", _install.ConfigPath])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        string text = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return text;
+    }
+
+    private string Log() => File.Exists(_install.Config.Paths.LogFile) ? File.ReadAllText(_install.Config.Paths.LogFile) : "";
+
+    private IReadOnlyList<JobRecord> Rows(string job)
+    {
+        using var db = AccountingDb.OpenReadOnly(_install.Config.Paths.Database);
+        return db.GetJob(job);
+    }
+
+    private string State(string job) => Path.Combine(_install.Config.Paths.StateDir, "slurm", job);
+
+    /// <summary>Job 601 starts the sampler, which is then stopped; job 602's prolog gives up on it (within its bound, with
+    /// one line saying why: checked with <paramref name="checkBound"/>).</summary>
+    private int StoppedSamplerAndAProlog(bool checkBound)
+    {
+        Assert.Equal(0, Hook("prolog_slurmd", "601").Code);
+        int pid = SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(_install.Config))!.Value.Pid;
+        Signal(pid, "STOP");
+        var (code, seconds) = Hook("prolog_slurmd", "602");
+        Assert.Equal(0, code);
+        if (!checkBound) return pid;
+        Assert.True(seconds < PrologBoundS + 2, $"the prolog took {seconds:0.0} s against a stopped sampler; its bound is {PrologBoundS} s");
+        var said = Log().Split('\n').Where(l => l.Contains("slurm prolog job 602", StringComparison.Ordinal)).ToList();
+        Assert.True(said.Count == 1 && said[0].Contains($"job 602 not registered: the node sampler (pid {pid}) is running but did not register it within the prolog's 8 s", StringComparison.Ordinal),
+            "the prolog's lines: " + string.Join(" / ", said));
+        return pid;
+    }
+
+    [SkippableFact]
+    public void APrologFacingAStoppedSamplerReturnsWithinItsBound()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (the node sampler's state_dir, SIGSTOP of its process)");
+        int pid = StoppedSamplerAndAProlog(checkBound: true);
+        Signal(pid, "CONT");
+    }
+
+    /// <summary>
+    /// The sampler wakes after the epilog (<paramref name="wakeAfterEpilog"/>) or before it: either way job 602 is never
+    /// registered, its row is the epilog's not_measured, and the sampler says once why it did not apply it.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ARegistrationItsPrologGaveUpOnIsNeverApplied(bool wakeAfterEpilog)
+    {
+        Skip.If(Environment.UserName != "root", "needs root (the node sampler's state_dir, SIGSTOP of its process)");
+        int pid = StoppedSamplerAndAProlog(checkBound: false);
+        if (wakeAfterEpilog)
+        {
+            Assert.Equal(0, Hook("epilog_slurmd", "602").Code);
+            Signal(pid, "CONT");
+        }
+        else
+        {
+            Signal(pid, "CONT");
+            Assert.Contains("snapshots: ", Ctl("status"));
+            Assert.Equal(0, Hook("epilog_slurmd", "602").Code);
+        }
+        string jobs = Ctl("jobs"); // answered after the queued registrations were read
+        Assert.DoesNotContain("602", jobs);
+        Assert.False(Directory.Exists(State("602")), $"job 602 has a state dir: {string.Join(", ", Directory.Exists(State("602")) ? Directory.GetFiles(State("602")).Select(Path.GetFileName) : [])}");
+        var row = Assert.Single(Rows("602"));
+        Assert.Equal((JobStatus.NotMeasured, "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)"), (row.Status, row.Reason));
+
+        Assert.Equal(0, Hook("epilog_slurmd", "601").Code);
+        var sw = Stopwatch.StartNew();
+        while (Process.GetProcesses().Any(p => p.Id == pid) && sw.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(100);
+        Assert.False(Process.GetProcesses().Any(p => p.Id == pid), $"the sampler still runs 60 s after its last job's epilog: {Ctl("jobs")}");
+        row = Assert.Single(Rows("602"));
+        Assert.Equal(JobStatus.NotMeasured, row.Status);
+        Assert.False(Directory.Exists(State("602")));
+        Assert.Single(Log().Split('\n'), l => l.Contains("node sampler: job 602: registration not applied: its prolog gave up on it at ", StringComparison.Ordinal));
+    }
+}
