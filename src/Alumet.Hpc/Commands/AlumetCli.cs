@@ -39,6 +39,10 @@ public static class AlumetCli
     public static int Main(string argv0, string[] args)
     {
         string name = Path.GetFileName(argv0) == Report.ReportCommand.Name ? Report.ReportCommand.Name : "alumet-hpc";
+        // `sample`'s end signals are held from here, not from its handler: the command line's construction and parse
+        // (~0.7 ms) would otherwise still be a time in which a SIGTERM kills the job's sampler with no row
+        // (OneJobSampler.HoldEndSignals).
+        if (args.Length > 0 && args[0] == "sample") Jobs.OneJobSampler.HoldEndSignals();
         try
         {
             bool report = name == Report.ReportCommand.Name || (args.Length > 0 && args[0] == "report");

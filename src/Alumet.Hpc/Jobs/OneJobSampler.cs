@@ -140,15 +140,20 @@ public static class OneJobSampler
     /// thread's mask, so <c>alumet-hpc-sampler</c> starts with them held as well. This thread is not enough: the runtime
     /// starts its finalizer thread before Main, with the caller's mask, and a process-directed signal goes to any thread
     /// that does not block it; so that thread blocks them too, in a finalizer run for the purpose. What is left is the
-    /// runtime's start and the command line's parse before this call (SampleBinaryTests.ASignalBeforeTheSamplersHandlers…).
+    /// loader's and the runtime's start before Main, ~5.5 ms from the execve (AlumetCli.Main calls this before it parses
+    /// `sample`'s command line; SampleBinaryTests.ASignalBeforeTheSamplersHandlers…).
     /// </summary>
     public static void HoldEndSignals()
     {
+        if (_held) return; // AlumetCli.Main holds them before the parse, SampleCommand.Run again for other callers
+        _held = true;
         MaskEndSignals(Native.Libc.SIG_BLOCK);
         BlockOnFinalizerThread();
         GC.Collect(0, GCCollectionMode.Forced, blocking: true);
         GC.WaitForPendingFinalizers();
     }
+
+    private static bool _held;
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void BlockOnFinalizerThread() => _ = new FinalizerThreadMask();

@@ -20,6 +20,9 @@ internal static partial class Libc
         public long Nsec;
     }
 
+    // clock_nanosleep returns its error number instead of setting errno: without SetLastError the stub neither clears
+    // errno before each wait nor saves it after (two runtime calls per tick at 1 kHz, Sampling/Ticker). A wait: the GC
+    // transition stays.
     [LibraryImport("libc", SetLastError = false)]
     public static partial int clock_nanosleep(int clockId, int flags, in Timespec request, IntPtr remain);
 

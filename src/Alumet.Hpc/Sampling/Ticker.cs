@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Alumet.Hpc.Native;
 
 namespace Alumet.Hpc.Sampling;
@@ -10,13 +9,8 @@ namespace Alumet.Hpc.Sampling;
 /// never accumulates: a late tick is followed by an on-time one. When more than a whole period is lost (machine
 /// stalled), the missed deadlines are skipped and counted rather than fired in a burst.
 /// </summary>
-public sealed partial class Ticker
+public sealed class Ticker
 {
-    // clock_nanosleep returns its error number instead of setting errno: without SetLastError the stub neither clears
-    // errno before each wait nor saves it after (two runtime calls per tick at 1 kHz). A wait: the GC transition stays.
-    [LibraryImport("libc", EntryPoint = "clock_nanosleep", SetLastError = false)]
-    private static partial int ClockNanosleep(int clockId, int flags, in Libc.Timespec request, IntPtr remain);
-
     private readonly long _periodNs;
     private long _nextNs;
 
@@ -50,7 +44,7 @@ public sealed partial class Ticker
         do
         {
             if (token.IsCancellationRequested) return false;
-            rc = ClockNanosleep(Libc.CLOCK_MONOTONIC, Libc.TIMER_ABSTIME, in req, IntPtr.Zero);
+            rc = Libc.clock_nanosleep(Libc.CLOCK_MONOTONIC, Libc.TIMER_ABSTIME, in req, IntPtr.Zero);
         } while (rc == Libc.EINTR);
 
         _nextNs += _periodNs;
