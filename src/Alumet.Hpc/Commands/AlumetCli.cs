@@ -50,7 +50,15 @@ public static class AlumetCli
             if (name == Report.ReportCommand.Name) return ReportEntry.Run(args);
             if (args.Length == 0 && Schedulers.Slurm.SlurmCommand.RunBare() is int hookExit) return hookExit;
             if (args.Length > 0 && args[0] == "report") return ReportEntry.Run(args[1..]);
-            return CreateRoot().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            var parsed = CreateRoot().Parse(args);
+            if (parsed.Errors.Count > 0)
+            {
+                // One sentence and exit 2, as alumet-report answers (ReportCommand.Run): the parser's own answer was its
+                // whole help page and exit 1, the code of a run that failed.
+                Console.Error.WriteLine($"{name}: error: {UsageError(parsed)}");
+                return 2;
+            }
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e)
         {
@@ -58,6 +66,22 @@ public static class AlumetCli
             return 1;
         }
     }
+
+    /// <summary>
+    /// The parse's first error on one line ("Did you mean" suggestions joined to it), an unknown word before a missing
+    /// command (what was typed explains the rest), and where the options are listed.
+    /// </summary>
+    private static string UsageError(ParseResult parsed)
+    {
+        var error = parsed.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parsed.Errors[0];
+        string text = string.Join(' ', error.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).TrimEnd('.');
+        string help = parsed.CommandResult.Command is RootCommand ? "alumet-hpc --help" : $"alumet-hpc {CommandPath(parsed.CommandResult)} --help";
+        return $"{text}; `{help}` lists the options";
+    }
+
+    private static string CommandPath(System.CommandLine.Parsing.CommandResult result) =>
+        result.Parent is System.CommandLine.Parsing.CommandResult parent && parent.Command is not RootCommand
+            ? $"{CommandPath(parent)} {result.Command.Name}" : result.Command.Name;
 
     /// <summary>
     /// The gate's group (setgid alumet-report) is for the report alone: every other command gives it up first. So does
