@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Alumet.Hpc.Native;
 
 namespace Alumet.Hpc.Core;
 
@@ -10,34 +10,20 @@ namespace Alumet.Hpc.Core;
 /// DateTime.UtcNow each went through the runtime's native shim and a conversion (the wall read: 68 → 36 instructions,
 /// callgrind, bench/README.md CPU per tick).
 /// </summary>
-public static unsafe partial class Clock
+public static unsafe class Clock
 {
-    private const int CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1;
-
-    private struct Timespec
-    {
-        public long Sec;
-        public long Nsec;
-    }
-
-    // A vDSO read: tens of ns, no wait, no callback into managed code: what [SuppressGCTransition] requires. Cannot fail
-    // for these two clocks.
-    [LibraryImport("libc", SetLastError = false)]
-    [SuppressGCTransition]
-    private static partial int clock_gettime(int clock, Timespec* ts);
-
     public static long MonotonicNs()
     {
-        Timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        Libc.Timespec ts;
+        Libc.clock_gettime(Libc.CLOCK_MONOTONIC, &ts);
         return ts.Sec * 1_000_000_000 + ts.Nsec;
     }
 
     /// <summary>Unix time in nanoseconds (UTC), in whole 100 ns.</summary>
     public static long WallNs()
     {
-        Timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        Libc.Timespec ts;
+        Libc.clock_gettime(Libc.CLOCK_REALTIME, &ts);
         return ts.Sec * 1_000_000_000 + ts.Nsec / 100 * 100;
     }
 

@@ -118,11 +118,8 @@ public sealed class FinalizerProcess(string executable, string? configPath, bool
     /// </summary>
     private static unsafe System.Diagnostics.Process? StartWithTerminalSignalsBlocked(ProcessStartInfo psi)
     {
-        const int SigHup = 1, SigInt = 2, SigQuit = 3;
-        byte* set = stackalloc byte[Native.Libc.SigsetBytes], old = stackalloc byte[Native.Libc.SigsetBytes];
-        new Span<byte>(set, Native.Libc.SigsetBytes).Clear();
-        set[0] = (1 << (SigHup - 1)) | (1 << (SigInt - 1)) | (1 << (SigQuit - 1));
-        bool blocked = Native.Libc.sigprocmask(Native.Libc.SIG_BLOCK, set, old) == 0;
+        byte* old = stackalloc byte[Native.Libc.SigsetBytes];
+        bool blocked = Native.Libc.MaskSignals(Native.Libc.SIG_BLOCK, [Native.Libc.SIGHUP, Native.Libc.SIGINT, Native.Libc.SIGQUIT], old) == 0;
         try { return System.Diagnostics.Process.Start(psi); }
         finally { if (blocked) Native.Libc.sigprocmask(Native.Libc.SIG_SETMASK, old, null); }
     }

@@ -165,13 +165,8 @@ public static class OneJobSampler
     }
 
     /// <summary>SIGHUP, SIGINT, SIGTERM: the signals that end a job's sampler.</summary>
-    private static unsafe void MaskEndSignals(int how)
-    {
-        byte* set = stackalloc byte[Native.Libc.SigsetBytes];
-        new Span<byte>(set, Native.Libc.SigsetBytes).Clear();
-        foreach (int signal in (ReadOnlySpan<int>)[1, 2, 15]) set[(signal - 1) / 8] |= (byte)(1 << ((signal - 1) % 8));
-        Native.Libc.sigprocmask(how, set, null);
-    }
+    private static void MaskEndSignals(int how) =>
+        Native.Libc.MaskSignals(how, [Native.Libc.SIGHUP, Native.Libc.SIGINT, Native.Libc.SIGTERM]);
 
     /// <summary>The bench's spawn of the sampler (<c>ALUMET_BENCH_T0_NS</c>, bench/README.md): the origin of stats.json's
     /// start-up figures; kept across the execve, so they count the full binary's start too.</summary>

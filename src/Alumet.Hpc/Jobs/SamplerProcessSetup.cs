@@ -17,9 +17,7 @@ public static class SamplerProcessSetup
     {
         if (Libc.setsid() < 0) Log.Warn("setsid failed: the sampler stays in the caller's session");
 
-        byte* empty = stackalloc byte[Libc.SigsetBytes];
-        new Span<byte>(empty, Libc.SigsetBytes).Clear();
-        if (Libc.sigprocmask(Libc.SIG_SETMASK, empty, null) != 0) Log.Warn("could not clear the inherited signal mask");
+        if (Libc.MaskSignals(Libc.SIG_SETMASK, []) != 0) Log.Warn("could not clear the inherited signal mask");
 
         int devnull = Libc.open("/dev/null", 2 /* O_RDWR */);
         if (devnull >= 0)

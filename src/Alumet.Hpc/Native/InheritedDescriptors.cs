@@ -24,13 +24,8 @@ internal static class InheritedDescriptors
         return new Hidden(marked);
     }
 
-    /// <summary>st_dev and st_ino (offsets 0 and 8 on x86-64 and arm64): the same descriptor number may meanwhile
-    /// name another file, opened by another thread.</summary>
-    private static unsafe (ulong Dev, ulong Ino)? Identity(int fd)
-    {
-        byte* buf = stackalloc byte[256];
-        return Libc.fstat(fd, buf) == 0 ? (*(ulong*)buf, *(ulong*)(buf + 8)) : null;
-    }
+    /// <summary>st_dev and st_ino: the same descriptor number may meanwhile name another file, opened by another thread.</summary>
+    private static (ulong Dev, ulong Ino)? Identity(int fd) => Libc.FileId(fd);
 
     public readonly struct Hidden(List<(int Fd, ulong Dev, ulong Ino)> marked) : IDisposable
     {

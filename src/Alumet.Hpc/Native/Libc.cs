@@ -5,7 +5,7 @@ namespace Alumet.Hpc.Native;
 /// <summary>The few libc calls .NET does not expose. Source-generated P/Invoke: no runtime marshalling, AOT-safe.</summary>
 internal static partial class Libc
 {
-    public const int CLOCK_MONOTONIC = 1;
+    public const int CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1;
     public const int TIMER_ABSTIME = 1;
     public const int PR_SET_TIMERSLACK = 29;
     public const int SIG_BLOCK = 0;
@@ -19,6 +19,12 @@ internal static partial class Libc
         public long Sec;
         public long Nsec;
     }
+
+    // A vDSO read (no system call): tens of ns, no wait, no callback into managed code: what [SuppressGCTransition]
+    // requires (Core/Clock, twice per 1 kHz tick). Cannot fail for CLOCK_MONOTONIC and CLOCK_REALTIME.
+    [LibraryImport("libc", SetLastError = false)]
+    [SuppressGCTransition]
+    public static unsafe partial int clock_gettime(int clock, Timespec* ts);
 
     // clock_nanosleep returns its error number instead of setting errno: without SetLastError the stub neither clears
     // errno before each wait nor saves it after (two runtime calls per tick at 1 kHz, Sampling/Ticker). A wait: the GC
@@ -49,6 +55,21 @@ internal static partial class Libc
     /// <summary>sigset_t is <see cref="SigsetBytes"/> bytes in glibc; an all-zero set is the empty set.</summary>
     [LibraryImport("libc", SetLastError = true)]
     public static unsafe partial int sigprocmask(int how, byte* set, byte* oldset);
+
+    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGTERM = 15;
+
+    /// <summary>sigprocmask(<paramref name="how"/>) of exactly <paramref name="signals"/> (none: the empty set); the mask
+    /// it had into <paramref name="oldset"/> (<see cref="SigsetBytes"/> bytes) when given.</summary>
+    public static unsafe int MaskSignals(int how, ReadOnlySpan<int> signals) => MaskSignals(how, signals, null);
+
+    /// <inheritdoc cref="MaskSignals(int, ReadOnlySpan{int})"/>
+    public static unsafe int MaskSignals(int how, ReadOnlySpan<int> signals, byte* oldset)
+    {
+        byte* set = stackalloc byte[SigsetBytes];
+        new Span<byte>(set, SigsetBytes).Clear();
+        foreach (int signal in signals) set[(signal - 1) / 8] |= (byte)(1 << ((signal - 1) % 8));
+        return sigprocmask(how, set, oldset);
+    }
 
     [LibraryImport("libc", SetLastError = true)]
     public static unsafe partial int sched_setaffinity(int pid, nuint cpusetsize, byte* mask);
@@ -155,16 +176,26 @@ internal static partial class Libc
             *(long*)(buf + 88) * 1_000_000_000 + *(long*)(buf + 96), *(long*)(buf + 104) * 1_000_000_000 + *(long*)(buf + 112));
     }
 
-    /// <summary>
-    /// Whether <paramref name="path"/> is the file <paramref name="handle"/> holds open (same device and inode: st_dev at
-    /// 0 and st_ino at 8 on x86-64 and arm64), or null when either cannot be stat'ed (the path is gone).
-    /// </summary>
-    public static unsafe bool? IsSameFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path)
+    /// <summary>The file a descriptor holds open: st_dev and st_ino (offsets 0 and 8 on x86-64 and arm64), or null.</summary>
+    public static unsafe (ulong Dev, ulong Ino)? FileId(int fd)
     {
-        byte* held = stackalloc byte[256], named = stackalloc byte[256];
-        if (fstat((int)handle.DangerousGetHandle(), held) != 0 || stat_path(path, named) != 0) return null;
-        return *(ulong*)held == *(ulong*)named && *(ulong*)(held + 8) == *(ulong*)(named + 8);
+        byte* buf = stackalloc byte[256];
+        return fstat(fd, buf) == 0 ? (*(ulong*)buf, *(ulong*)(buf + 8)) : null;
     }
+
+    /// <summary>The file a path names (following links), as <see cref="FileId(int)"/>, or null.</summary>
+    public static unsafe (ulong Dev, ulong Ino)? FileId(string path)
+    {
+        byte* buf = stackalloc byte[256];
+        return stat_path(path, buf) == 0 ? (*(ulong*)buf, *(ulong*)(buf + 8)) : null;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="path"/> is the file <paramref name="handle"/> holds open (same device and inode), or null
+    /// when either cannot be stat'ed (the path is gone).
+    /// </summary>
+    public static bool? IsSameFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path) =>
+        FileId((int)handle.DangerousGetHandle()) is { } held && FileId(path) is { } named ? held == named : null;
 
     public const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;
 
