@@ -36,8 +36,16 @@ public sealed class SysfsCounterFile : IDisposable
     /// <summary>False when the read fails (errno), is empty, or is not a decimal number.</summary>
     public bool TryRead(out ulong value)
     {
-        Span<byte> buf = stackalloc byte[32]; // a 64-bit decimal has 20 digits: a zero-padded one and its newline fit
-        int n = Read(buf);
+        Span<byte> buf = stackalloc byte[ReadBytes];
+        return TryParseRead(buf, Read(buf), out value);
+    }
+
+    /// <summary>A 64-bit decimal has 20 digits: a zero-padded one and its newline fit.</summary>
+    private const int ReadBytes = 32;
+
+    /// <summary>The number in the <paramref name="n"/> bytes a read put in <paramref name="buf"/>; false for a failed (n &lt; 0) or empty read.</summary>
+    private static bool TryParseRead(ReadOnlySpan<byte> buf, int n, out ulong value)
+    {
         if (n <= 0)
         {
             value = 0;
@@ -54,14 +62,9 @@ public sealed class SysfsCounterFile : IDisposable
     [SkipLocalsInit] // the buffer is read only where pread wrote it
     public unsafe bool TryReadCounter(out ulong value)
     {
-        byte* buf = stackalloc byte[32];
-        int n = _fd < 0 ? -1 : (int)Rapl.RaplNative.PreadCounter(_fd, buf, 32, 0);
-        if (n <= 0)
-        {
-            value = 0;
-            return false;
-        }
-        return TryParseDecimal(new ReadOnlySpan<byte>(buf, n), out value);
+        byte* buf = stackalloc byte[ReadBytes];
+        int n = _fd < 0 ? -1 : (int)Rapl.RaplNative.PreadCounter(_fd, buf, ReadBytes, 0);
+        return TryParseRead(new ReadOnlySpan<byte>(buf, ReadBytes), n, out value);
     }
 
     /// <summary>
