@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Alumet.Hpc.Tests.Fakes;
-using Alumet.Hpc.Tests.Report;
 
 namespace Alumet.Hpc.Tests.Commands;
 
@@ -35,14 +34,6 @@ public sealed class ExecStateDirTests
             p.WaitForExit();
             Assert.True(p.ExitCode == 0, stderr);
         }
-        string marker = Path.Combine(exec, "731.finalized");
-        Assert.StartsWith("complete", File.ReadAllText(marker));
-        Assert.Equal((UnixFileMode)0b111_000_000, File.GetUnixFileMode(exec));
-        foreach (var cmd in new[] { new[] { "/bin/ls", exec }, ["/bin/cat", marker] })
-        {
-            var r = TwoUsersInstallation.Sh($"/usr/sbin/runuser -u nobody -- {string.Join(' ', cmd)}");
-            Assert.NotEqual(0, r.Code);
-            Assert.DoesNotContain("731", r.Out);
-        }
+        Schedulers.Slurm.SchedulerStateDirTests.AssertRootsOnly(exec, "731");
     }
 }

@@ -98,14 +98,23 @@ public sealed class SchedulerStateDirTests
             using var p = install.StartSlurmHook(context, "721");
             Assert.True(p.WaitForExit(60_000));
         }
-        string marker = Path.Combine(slurm, "721.finalized");
+        AssertRootsOnly(slurm, "721");
+    }
+
+    /// <summary>
+    /// <paramref name="stateDir"/> (a scheduler's, or exec's) holds job <paramref name="jobId"/>'s marker, finalized
+    /// complete, and is 0700: an ordinary user (nobody) can neither list it nor read the marker.
+    /// </summary>
+    internal static void AssertRootsOnly(string stateDir, string jobId)
+    {
+        string marker = Path.Combine(stateDir, jobId + ".finalized");
         Assert.StartsWith("complete", File.ReadAllText(marker));
-        Assert.Equal((UnixFileMode)0b111_000_000, File.GetUnixFileMode(slurm));
-        foreach (var cmd in new[] { new[] { "/bin/ls", slurm }, ["/bin/cat", marker] })
+        Assert.Equal((UnixFileMode)0b111_000_000, File.GetUnixFileMode(stateDir));
+        foreach (var cmd in new[] { new[] { "/bin/ls", stateDir }, ["/bin/cat", marker] })
         {
             var r = TwoUsersInstallation.Sh($"/usr/sbin/runuser -u nobody -- {string.Join(' ', cmd)}");
             Assert.NotEqual(0, r.Code);
-            Assert.DoesNotContain("721", r.Out);
+            Assert.DoesNotContain(jobId, r.Out);
         }
     }
 }
