@@ -12,14 +12,8 @@ namespace Alumet.Hpc.Tests.Commands;
 /// They said .NET's "Access to the path … is denied." (twice for sample), nothing at all (node-sampler --detach),
 /// or "Permission denied" in the socket's words.
 /// </summary>
-public sealed class RootOnlyCommandsTests : IDisposable
+public sealed class RootOnlyCommandsTests
 {
-    private const ulong MaxRange = 262_143_328_850;
-    private readonly TestInstallation _install = new(PowercapTree.Standard(1, MaxRange),
-        "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nattribution = \"exclusive\"\nstop_timeout_s = 3\nlinger_s = 0");
-
-    public void Dispose() => _install.Dispose();
-
     private static (int Code, string Stdout, string Stderr) Run(string file, string[] args, int uid)
     {
         var psi = uid == 0
@@ -33,9 +27,9 @@ public sealed class RootOnlyCommandsTests : IDisposable
         return (p.ExitCode, stdout.Result, stderr);
     }
 
-    private int Hook(string context, string job)
+    private static int Hook(TestInstallation install, string context, string job)
     {
-        using var p = _install.StartSlurmHook(context, job);
+        using var p = install.StartSlurmHook(context, job);
         Assert.True(p.WaitForExit(60_000));
         return p.ExitCode;
     }
@@ -61,30 +55,31 @@ public sealed class RootOnlyCommandsTests : IDisposable
         Skip.If(Environment.UserName != "root" || !File.Exists("/usr/bin/setpriv"), "needs root and setpriv");
         string bin = Path.Combine(Path.GetDirectoryName(TestInstallation.Binary())!, binary);
         Skip.IfNot(File.Exists(bin), $"{bin}: not published");
+        using var install = new TestInstallation(PowercapTree.Standard(1, 262_143_328_850), "attribution = \"exclusive\"\nstop_timeout_s = 3\nlinger_s = 0");
         // As an installed node: the install's directories and config readable by all, the state dir 0755, root's sampler
         // running job 601 (its node directory 0700, the job's scheduler directory 0700).
-        foreach (string d in new[] { _install.Root, _install.Powercap.Root })
+        foreach (string d in new[] { install.Root, install.Powercap.Root })
             File.SetUnixFileMode(d, (UnixFileMode)0b111_101_101);
-        File.SetUnixFileMode(_install.ConfigPath, (UnixFileMode)0b110_100_100);
-        string state = _install.Config.Paths.StateDir;
+        File.SetUnixFileMode(install.ConfigPath, (UnixFileMode)0b110_100_100);
+        string state = install.Config.Paths.StateDir;
         Directory.CreateDirectory(state, (UnixFileMode)0b111_101_101);
-        Assert.Equal(0, Hook("prolog_slurmd", "601"));
-        int pid = SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(_install.Config))!.Value.Pid;
+        Assert.Equal(0, Hook(install, "prolog_slurmd", "601"));
+        int pid = SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(install.Config))!.Value.Pid;
 
-        var (code, stdout, stderr) = Run(bin, [.. args, "--config", _install.ConfigPath], 65534);
+        var (code, stdout, stderr) = Run(bin, [.. args, "--config", install.ConfigPath], 65534);
 
         string node = Path.Combine(state, "node"), slurm = Path.Combine(state, "slurm");
         Assert.Equal((RootOnly.ExitCode, "", expected.Replace("{node}", node).Replace("{slurm}", slurm).Replace("{state}", state) + "\n"),
                      (code, stdout, stderr));
         // Root's sampler and its job are untouched; the user's job has no state and no row.
-        var jobs = Run(TestInstallation.Binary(), ["ctl", "jobs", "--config", _install.ConfigPath], 0);
+        var jobs = Run(TestInstallation.Binary(), ["ctl", "jobs", "--config", install.ConfigPath], 0);
         Assert.Equal(0, jobs.Code);
         Assert.StartsWith("slurm 601 ", jobs.Stdout);
         Assert.Single(jobs.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.Equal(pid, SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(_install.Config))!.Value.Pid);
+        Assert.Equal(pid, SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(install.Config))!.Value.Pid);
         Assert.False(Directory.Exists(Path.Combine(slurm, "9")));
-        Assert.Equal(0, Hook("epilog_slurmd", "601"));
-        using var db = AccountingDb.OpenReadOnly(_install.Config.Paths.Database);
+        Assert.Equal(0, Hook(install, "epilog_slurmd", "601"));
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         Assert.Empty(db.GetJob("9"));
         Assert.Equal(JobStatus.Complete, Assert.Single(db.GetJob("601")).Status);
     }
