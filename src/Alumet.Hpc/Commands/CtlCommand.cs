@@ -28,6 +28,9 @@ public static class CtlCommand
             return 2;
         }
         if (CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
+        if (RootOnly.Refuse("alumet-hpc: ctl", RootOnly.DeniedSocket(NodeSocket.PathFor(cfg.Paths.StateDir)),
+                "the node sampler's socket is root's only; run ctl as root (sudo)"))
+            return RootOnly.ExitCode;
         string? answer = NodeSocket.Request(cfg.Paths.StateDir, string.Join(' ', words), TimeSpan.FromSeconds(10), out string? error);
         if (answer is null)
         {

@@ -105,7 +105,8 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int flock(int fd, int operation);
 
-    public const int X_OK = 1;
+    public const int F_OK = 0, X_OK = 1, W_OK = 2;
+    public const int EACCES = 13;
 
     /// <summary>Whether the real uid may do <paramref name="mode"/> on <paramref name="path"/> (root: X_OK needs an x bit).</summary>
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

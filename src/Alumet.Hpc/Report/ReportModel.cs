@@ -109,18 +109,30 @@ public static class ReportBuilder
     public static IEnumerable<ReportJob> Stream(IEnumerable<JobRecord> records, bool eachRun)
     {
         var group = new List<JobRecord>();
+        DateTime? groupEnd = null; // the latest end of the group's rows
         foreach (var r in records)
         {
             if (group.Count > 0 && !(group[0].Cluster == r.Cluster && group[0].Scheduler == r.Scheduler && group[0].JobId == r.JobId
-                && (!eachRun || group[0].RunId == r.RunId)))
+                && (!eachRun || SameRun(group, groupEnd, r))))
             {
                 yield return BuildJob(group);
                 group = [];
+                groupEnd = null;
             }
             group.Add(r);
+            if (r.End is { } end && (groupEnd is null || end > groupEnd)) groupEnd = end;
         }
         if (group.Count > 0) yield return BuildJob(group);
     }
+
+    /// <summary>
+    /// <paramref name="r"/> (rows come by start time) is of the run of <paramref name="group"/>: the same run id (a SLUID
+    /// names the run on every node), or it started before the group's rows ended. Without a SLUID each node names the
+    /// run by its own start, a few ms apart (README, "Run id"), and two runs of one job id never overlap; comparing run
+    /// ids alone split one multi-node run into a job per node under --runs. The rule of AccountingDb's LatestRunSql.
+    /// </summary>
+    private static bool SameRun(List<JobRecord> group, DateTime? groupEnd, JobRecord r) =>
+        group.Exists(g => g.RunId == r.RunId) || r.Start is null || groupEnd is null || r.Start <= groupEnd;
 
     private static ReportJob BuildJob(List<JobRecord> rows)
     {

@@ -358,6 +358,69 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
         Assert.Equal($"3003|{TwoUsersInstallation.UserA}|n1|A3003\n3003|{TwoUsersInstallation.UserB}|n2|B3003\n", root.Out);
     }
 
+    /// <summary>
+    /// An exec with an empty argument list (argc 0): the gate wrote its name into argv[0], which is then argv's NULL, so
+    /// the caller's environment strings that follow became arguments (pkexec, CVE-2021-4034). Linux since 5.18 passes ""
+    /// instead, and the gate ran the report as if called normally. Now both are refused, one sentence, exit 2.
+    /// </summary>
+    [SkippableFact]
+    public void AnEmptyArgumentListIsRefusedBeforeAnythingElse()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string src = _i.Dir.Sub("bin/noargv.c"), exe = _i.Dir.Sub("bin/noargv");
+        File.WriteAllText(src, """
+            #include <unistd.h>
+            int main(int argc, char **argv)
+            {
+                char *none[] = { (char *)0 };
+                char *env[] = { "PATH=/usr/bin:/bin", "-j3001", (char *)0 };
+                if (argc != 2) return 126;
+                execve(argv[1], none, env);
+                return 127;
+            }
+            """);
+        Assert.Equal(0, TwoUsersInstallation.Sh($"gcc -O2 -Wall -Wextra -Werror -o {exe} {src} && chmod 755 {exe}").Code);
+        Assert.Equal((2, "", "alumet-report: error: started with an empty argument list (no program name); run it as alumet-report [OPTIONS]\n"),
+            TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, exe, _i.Gate));
+    }
+
+    /// <summary>
+    /// Root may point the report at any config with $ALUMET_HPC_CONFIG (ReportEntry; true of alumet-hpc report), but the
+    /// installed gate cleared it for root too, so root's report read the system database. Kept for a real uid 0 only.
+    /// </summary>
+    [SkippableFact]
+    public void TheGateKeepsAlumetHpcConfigForRootOnly()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string db = _i.Dir.Sub("lib/other.db"), cfg = _i.Dir.Sub("etc/other.toml");
+        using (var w = AccountingDb.Open(db))
+            w.Upsert(ReportFixture.Rec("4001", "n9", TwoUsersInstallation.UserA, _i.UidA, DateTime.UtcNow.AddMinutes(-2), 60, new DomainEnergies(100, 0, 0, 0, 0, 0), 2));
+        File.WriteAllText(cfg, $"[paths]\ndatabase = \"{db}\"\n");
+        var root = TwoUsersInstallation.Sh($"ALUMET_HPC_CONFIG={cfg} {_i.Gate} -j 4001 -P -n -o JobID,User,NodeList");
+        Assert.Equal((0, $"4001|{TwoUsersInstallation.UserA}|n9\n", ""), root);
+        // Anyone else: dropped with the rest of the environment (the system database, where 4001 does not exist).
+        var a = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, "/usr/bin/env", $"ALUMET_HPC_CONFIG={cfg}", _i.Gate, "-j", "4001", "-P", "-n");
+        Assert.Equal((0, "", $"alumet-report: note: job 4001 not found in {_i.Db} (or not yours)\n"), a);
+    }
+
+    /// <summary>
+    /// -j of a reused job id shows its latest run, as sacct without -D; the earlier runs were hidden without a word. A
+    /// note now counts them, among the runs the caller may see only: B's -j 3003 never tells that A ran 3003 before.
+    /// </summary>
+    [SkippableFact]
+    public void AJobsEarlierRunsAreCountedInANoteAmongTheCallersOwn()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string a = TwoUsersInstallation.UserA, b = TwoUsersInstallation.UserB;
+        const string fields = "-P -n -o JobID,User,RunID";
+        Assert.Equal((0, $"3003|{b}|B3003\n", "alumet-report: note: EARLIER RUNS: job 3003: 1 earlier run(s) of this job id not shown "
+                + "(the latest run is, as sacct); --runs (sacct's -D) shows every run.\n"),
+            TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} -j 3003 {fields}"));
+        Assert.Equal((0, $"3003|{a}|A3003\n3003|{b}|B3003\n", ""), TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} -j 3003 --runs {fields}"));
+        Assert.Equal((0, $"3003|{b}|B3003\n", ""), TwoUsersInstallation.RunAs(b, _i.Gate, ["-j", "3003", .. fields.Split(' ')]));
+        Assert.Equal((0, $"3003|{a}|A3003\n", ""), TwoUsersInstallation.RunAs(a, _i.Gate, ["-j", "3003", .. fields.Split(' ')]));
+    }
+
     /// <summary>sacct's -u/--uid/--user take user names or uids; a uid used to select nothing (it was compared with names).</summary>
     [SkippableFact]
     public void AnAdminSelectsUsersByNameOrUid()

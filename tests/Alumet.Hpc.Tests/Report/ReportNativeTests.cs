@@ -116,7 +116,8 @@ public sealed class ReportNativeTests
         const string nodes = " (use n1,n2 or n[1-4,7], at most 10000 nodes)\n";
         foreach (var (arg, echo) in new[] { ("n[1-", "n[1-"), ("n[1-4", "n[1-4"), ("n[1-,node1", "n[1-,node1"), ("node1,n[", "n[") })
             Assert.Equal((2, "", $"alumet-report: error: invalid node list '{echo}'{nodes}"), Report([.. all, "-N", arg]));
-        const string times = " (use YYYY-MM-DD[THH:MM[:SS]], MMDD[YY], MM/DD[/YY], HH:MM[:SS], now[-N{seconds,minutes,hours,days,weeks}], today, midnight, noon, tomorrow)\n";
+        const string times = " (use YYYY-MM-DD[THH:MM[:SS]], MMDD[YY][-HH:MM[:SS]], MM/DD[/YY][-HH:MM[:SS]], MM.DD[.YY][-HH:MM[:SS]], HH:MM[:SS][AM|PM], "
+            + "now[{+|-}N[seconds|minutes|hours|days|weeks]], today, midnight, noon, elevenses, fika, teatime, tomorrow)\n";
         foreach (var (opt, arg, echo) in new[]
         {
             ("-S", "now+999999999weeks", "now+999999999weeks"), ("-E", "now-999999999w", "now-999999999w"),
@@ -148,6 +149,42 @@ public sealed class ReportNativeTests
         Assert.Equal((0, "", $"alumet-report: note: job 63 not found in {db}\n"), Report("--config", install.ConfigPath, "-j", "63", "-P", "-n"));
         foreach (string runs in new[] { "--runs", "-D", "--duplicates" })
             Assert.Equal((0, "62\n"), (Report([.. one, runs]).Code, Report([.. one, runs]).Out));
+    }
+
+    /// <summary>
+    /// -N keeps the runs that ran on those nodes (with all their nodes). Job 500 ran on n1 and n2 (no SLUID: each node
+    /// names the run by its own start, 3 ms apart), then, id reused, on n3; job 501 ran with a SLUID on n1 and n2, then
+    /// on n2. -N's EXISTS matched any run of the id, so "-N n1 --runs" also showed the n3 run, and "-N n1" showed the
+    /// latest run, which never ran on n1 (sacct shows the latest run only when it ran there). And --runs split the
+    /// multi-node run without a SLUID into one job per node (it grouped rows by equal run ids).
+    /// </summary>
+    [Fact]
+    public void MinusNKeepsTheRunsThatRanOnTheNode()
+    {
+        using var dir = new Alumet.Hpc.Tests.Outputs.TempDir();
+        string db = dir.Sub("acct.db");
+        int uid = (int)Alumet.Hpc.Native.Libc.getuid();
+        string user = Environment.UserName;
+        var t = new DateTime(2026, 11, 20, 8, 0, 0, DateTimeKind.Utc);
+        var e = new Alumet.Hpc.Outputs.DomainEnergies(1000, 0, 0, 0, 0, 0);
+        using (var w = Alumet.Hpc.Outputs.Accounting.AccountingDb.Open(db))
+        {
+            w.Upsert(ReportFixture.Rec("500", "n1", user, uid, t, 60, e, 20) with { RunId = "20261120T080000000Z" });
+            w.Upsert(ReportFixture.Rec("500", "n2", user, uid, t.AddMilliseconds(3), 60, e, 20) with { RunId = "20261120T080000003Z" });
+            w.Upsert(ReportFixture.Rec("500", "n3", user, uid, t.AddDays(1), 60, e, 20) with { RunId = "20261121T080000000Z" });
+            w.Upsert(ReportFixture.Rec("501", "n1", user, uid, t, 60, e, 20) with { RunId = "S1" });
+            w.Upsert(ReportFixture.Rec("501", "n2", user, uid, t.AddSeconds(1), 60, e, 20) with { RunId = "S1" });
+            w.Upsert(ReportFixture.Rec("501", "n2", user, uid, t.AddDays(1), 60, e, 20) with { RunId = "S2" });
+        }
+        (int, string, string) Ids(params string[] args) => Report(["--db", db, "-X", "-P", "-n", "-o", "JobID,NodeList", .. args]);
+        Assert.Equal((0, "500|n[1-2]\n500|n3\n501|n[1-2]\n501|n2\n", ""), Ids("-j", "500,501", "--runs"));
+        Assert.Equal((0, "500|n[1-2]\n501|n[1-2]\n", ""), Ids("-j", "500,501", "--runs", "-N", "n1"));
+        Assert.Equal((0, "500|n3\n", ""), Ids("-j", "500", "--runs", "-N", "n3"));
+        Assert.Equal((0, "501|n[1-2]\n501|n2\n", ""), Ids("-j", "501", "-D", "-N", "n2"));
+        const string earlier = "earlier run(s) of this job id not shown (the latest run is, as sacct); --runs (sacct's -D) shows every run.\n";
+        Assert.Equal((0, "500|n3\n501|n2\n", $"alumet-report: note: EARLIER RUNS: job 500: 1 {earlier}alumet-report: note: EARLIER RUNS: job 501: 1 {earlier}"),
+            Ids("-j", "500,501"));
+        Assert.Equal((0, "", $"alumet-report: note: job 500 not found in {db} (or left out by -N)\n"), Ids("-j", "500", "-N", "n1"));
     }
 
     [Fact]

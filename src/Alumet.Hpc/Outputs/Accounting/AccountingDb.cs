@@ -279,6 +279,17 @@ public sealed class AccountingDb : IDisposable
         """;
 
     /// <summary>
+    /// The row <paramref name="alias"/> is of the same run as <c>jobs</c>: the same run id (a SLUID names a run on every
+    /// node), or neither started after the other ended (without a SLUID each node names the run by its own start, a few
+    /// ms apart, and two runs of one job id never overlap: the rule of <see cref="LatestRunSql"/>). -N used to match a
+    /// row through another run of the id, so an admin's -N n1 --runs showed a run that never ran on n1.
+    /// </summary>
+    private static string SameRun(string alias) => $"""
+         AND ({alias}.run_id = jobs.run_id OR NOT ((jobs.end_time <> '' AND {alias}.start_time > jobs.end_time)
+            OR ({alias}.end_time <> '' AND jobs.start_time > {alias}.end_time)))
+        """;
+
+    /// <summary>
     /// With a user filter (a user's own jobs, README "Who sees what", or an admin's -u), the rows a row is compared with — a later run that
     /// hides it, a node that -N matches — must be that user's too: another user's run of a reused job id would otherwise
     /// hide the caller's own run and tell, through -N, on which nodes that other run was.
@@ -361,6 +372,7 @@ public sealed class AccountingDb : IDisposable
         {
             sql.Append(" AND EXISTS (SELECT 1 FROM jobs o WHERE o.cluster = jobs.cluster AND o.scheduler = jobs.scheduler AND o.job_id = jobs.job_id");
             if (ByUser(q)) sql.Append(SameUser("o"));
+            sql.Append(SameRun("o"));
             In(sql, cmd, "o.node", "n", q.Nodes);
             sql.Append(')');
         }
