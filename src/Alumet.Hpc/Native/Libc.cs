@@ -236,4 +236,24 @@ internal static partial class Libc
         if (fstat((int)handle.DangerousGetHandle(), buf) != 0) return null;
         return (*(uint*)(buf + 24), *(int*)(buf + 28), *(int*)(buf + 32));
     }
+
+    public const int RLIMIT_NOFILE = 7;
+
+    /// <summary>struct rlimit (rlim_t: 64 bits on LP64); RLIM_INFINITY is all ones.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Rlimit
+    {
+        public ulong Cur;
+        public ulong Max;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int getrlimit(int resource, out Rlimit rlim);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setrlimit(int resource, in Rlimit rlim);
+
+    /// <summary>write(2): to a descriptor this process already holds, where Console would first need a new one (dup).</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial nint write(int fd, byte* buf, nuint count);
 }
