@@ -107,6 +107,18 @@ public static class ConfigLoader
         return Parse(text, path);
     }
 
+    /// <summary>
+    /// The 1-based line of a syntax error at <paramref name="at"/>. An error found at the end of the text (an unfinished
+    /// last line: "key =", "[paths") is the last written line's: the parser places it after the final newline, and a
+    /// one-line file was reported at line 2.
+    /// </summary>
+    private static int ErrorLine(string toml, TextPosition at)
+    {
+        int end = toml.TrimEnd().Length;
+        if (end == 0 || at.Offset < end) return at.Line + 1;
+        return toml.AsSpan(0, end).Count('\n') + 1;
+    }
+
     /// <summary>Parses and validates TOML text; <paramref name="sourceName"/> names it in error messages.</summary>
     public static AlumetConfig Parse(string toml, string sourceName)
     {
@@ -116,7 +128,7 @@ public static class ConfigLoader
             foreach (var d in doc.Diagnostics)
             {
                 if (d.Kind != DiagnosticMessageKind.Error) continue;
-                throw new ConfigException(sourceName, d.Span.Start.Line + 1, null,
+                throw new ConfigException(sourceName, ErrorLine(toml, d.Span.Start), null,
                     "invalid TOML: " + Shorten(d.Message), SyntaxFix);
             }
         }

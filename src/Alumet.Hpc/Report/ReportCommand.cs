@@ -233,6 +233,7 @@ public static partial class ReportCommand
             {
                 // -j: the jobs asked for (a bounded list), printed in the order asked, each line once.
                 var found = jobs.ToList();
+                if (!req.AllRuns) found = EarlierRuns(acct, query, states, found);
                 var shown = new List<(ReportJob Job, List<ReportRow> Lines)>();
                 foreach (var (jobId, step, text) in requested)
                 {
@@ -271,6 +272,25 @@ public static partial class ReportCommand
         foreach (var m in missing)
             env.Err.WriteLine($"{Name}: note: job {m} not found in {path}{NotFoundHint(env, req)}");
         return 0;
+    }
+
+    /// <summary>
+    /// <paramref name="found"/> (the latest run of each job asked for with -j, as sacct shows without -D), each with a
+    /// note when the same query finds earlier runs of its id, which the latest-run rule hid without a word. The runs
+    /// counted are those the caller may see with the same filters (a user's own: another user's run of the id is never
+    /// counted, README "Who sees what").
+    /// </summary>
+    private static List<ReportJob> EarlierRuns(AccountingDb acct, JobQuery query, List<string> states, List<ReportJob> found)
+    {
+        if (found.Count == 0) return found;
+        var runs = new Dictionary<(string, string, string), int>();
+        foreach (var j in ReportBuilder.Stream(acct.Stream(query with { Runs = RunSelection.All, WithSteps = false }), eachRun: true))
+            if (states.Count == 0 || states.Contains(j.Total.Status))
+                runs[(j.Cluster, j.Scheduler, j.JobId)] = runs.GetValueOrDefault((j.Cluster, j.Scheduler, j.JobId)) + 1;
+        return found.Select(j => runs.GetValueOrDefault((j.Cluster, j.Scheduler, j.JobId)) - 1 is var earlier and > 0
+            ? j with { Notes = [.. j.Notes, $"EARLIER RUNS: job {j.JobId}: {earlier} earlier run(s) of this job id not shown (the latest run is, as sacct); "
+                + "--runs (sacct's -D) shows every run."] }
+            : j).ToList();
     }
 
     /// <summary>

@@ -5,9 +5,7 @@ namespace Alumet.Hpc.Report;
 
 /// <summary>
 /// sacct's <c>-S/--starttime</c> and <c>-E/--endtime</c> values (sacct(1), "TIME FORMATS"), read in the caller's time
-/// zone: <c>HH:MM[:SS][AM|PM]</c>, <c>MMDD[YY]</c>, <c>MM/DD[/YY]</c>, <c>MM.DD[.YY]</c>, <c>YYYY-MM-DD[THH:MM[:SS]]</c>,
-/// <c>now[{+|-}N[seconds|minutes|hours|days|weeks]]</c>, and <c>today</c>, <c>midnight</c>, <c>noon</c>,
-/// <c>elevenses</c>, <c>fika</c>, <c>teatime</c>, <c>tomorrow</c>.
+/// zone: the forms of <see cref="Patterns"/> and the names of <see cref="Named"/>, which are also what the error lists.
 /// </summary>
 public static partial class SacctTime
 {
@@ -19,13 +17,28 @@ public static partial class SacctTime
     [GeneratedRegex(@"^(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?$")]
     private static partial Regex ClockTime();
 
-    [GeneratedRegex(@"^(\d{2})[/.]?(\d{2})(?:[/.]?(\d{2}))?$")]
+    [GeneratedRegex(@"^(\d{2})[/.]?(\d{2})(?:[/.]?(\d{2}))?(?:-(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")]
     private static partial Regex MonthDay();
 
     [GeneratedRegex(@"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?)?$")]
     private static partial Regex IsoDate();
 
-    public const string Formats = "YYYY-MM-DD[THH:MM[:SS]], MMDD[YY], MM/DD[/YY], HH:MM[:SS], now[-N{seconds,minutes,hours,days,weeks}], today, midnight, noon, tomorrow";
+    /// <summary>The forms the regular expressions above read, as the error lists them (README, alumet-report).</summary>
+    private static readonly string[] Patterns =
+    [
+        "YYYY-MM-DD[THH:MM[:SS]]", "MMDD[YY][-HH:MM[:SS]]", "MM/DD[/YY][-HH:MM[:SS]]", "MM.DD[.YY][-HH:MM[:SS]]",
+        "HH:MM[:SS][AM|PM]", "now[{+|-}N[seconds|minutes|hours|days|weeks]]",
+    ];
+
+    /// <summary>sacct's named times: the time of day they name (tomorrow: midnight of the next day).</summary>
+    private static readonly (string Name, TimeSpan FromMidnight)[] Named =
+    [
+        ("today", TimeSpan.Zero), ("midnight", TimeSpan.Zero), ("noon", TimeSpan.FromHours(12)), ("elevenses", TimeSpan.FromHours(11)),
+        ("fika", TimeSpan.FromHours(15)), ("teatime", TimeSpan.FromHours(16)), ("tomorrow", TimeSpan.FromDays(1)),
+    ];
+
+    /// <summary>Every accepted form and name, in the error message: one list with what <see cref="Parse"/> reads.</summary>
+    public static readonly string Formats = string.Join(", ", [.. Patterns, .. Named.Select(n => n.Name)]);
 
     /// <summary>The instant (UTC) that <paramref name="text"/> names, with <paramref name="nowUtc"/> as "now".</summary>
     /// <exception cref="FormatException">Not one of sacct's formats; the message is one line for the user.</exception>
@@ -34,16 +47,9 @@ public static partial class SacctTime
         string s = text.Trim();
         DateTime nowLocal = TimeZoneInfo.ConvertTimeFromUtc(DateTime.SpecifyKind(nowUtc, DateTimeKind.Utc), zone);
         DateTime today = nowLocal.Date;
-        DateTime? local = s.ToLowerInvariant() switch
-        {
-            "today" or "midnight" => today,
-            "noon" => today.AddHours(12),
-            "elevenses" => today.AddHours(11),
-            "fika" => today.AddHours(15),
-            "teatime" => today.AddHours(16),
-            "tomorrow" => today.AddDays(1),
-            _ => null,
-        };
+        DateTime? local = null;
+        foreach (var (name, fromMidnight) in Named)
+            if (s.Equals(name, StringComparison.OrdinalIgnoreCase)) local = today + fromMidnight;
         if (local is null && Relative().Match(s) is { Success: true } rel)
         {
             if (!rel.Groups[1].Success) return DateTime.SpecifyKind(nowUtc, DateTimeKind.Utc);
@@ -72,7 +78,8 @@ public static partial class SacctTime
         if (local is null && MonthDay().Match(s) is { Success: true } md)
         {
             int year = md.Groups[3].Success ? 2000 + Int(md, 3) : today.Year;
-            local = Checked(text, () => new DateTime(year, Int(md, 1), Int(md, 2)));
+            int h = md.Groups[4].Success ? Int(md, 4) : 0, m = md.Groups[5].Success ? Int(md, 5) : 0, sec = md.Groups[6].Success ? Int(md, 6) : 0;
+            local = Checked(text, () => new DateTime(year, Int(md, 1), Int(md, 2), h, m, sec));
         }
         if (local is not { } l) throw Bad(text);
         var unspecified = DateTime.SpecifyKind(l, DateTimeKind.Unspecified);

@@ -403,6 +403,24 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
         Assert.Equal((0, "", $"alumet-report: note: job 4001 not found in {_i.Db} (or not yours)\n"), a);
     }
 
+    /// <summary>
+    /// -j of a reused job id shows its latest run, as sacct without -D; the earlier runs were hidden without a word. A
+    /// note now counts them, among the runs the caller may see only: B's -j 3003 never tells that A ran 3003 before.
+    /// </summary>
+    [SkippableFact]
+    public void AJobsEarlierRunsAreCountedInANoteAmongTheCallersOwn()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string a = TwoUsersInstallation.UserA, b = TwoUsersInstallation.UserB;
+        const string fields = "-P -n -o JobID,User,RunID";
+        Assert.Equal((0, $"3003|{b}|B3003\n", "alumet-report: note: EARLIER RUNS: job 3003: 1 earlier run(s) of this job id not shown "
+                + "(the latest run is, as sacct); --runs (sacct's -D) shows every run.\n"),
+            TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} -j 3003 {fields}"));
+        Assert.Equal((0, $"3003|{a}|A3003\n3003|{b}|B3003\n", ""), TwoUsersInstallation.Sh($"{_i.Bin} report --config {_i.SystemConfig} -j 3003 --runs {fields}"));
+        Assert.Equal((0, $"3003|{b}|B3003\n", ""), TwoUsersInstallation.RunAs(b, _i.Gate, ["-j", "3003", .. fields.Split(' ')]));
+        Assert.Equal((0, $"3003|{a}|A3003\n", ""), TwoUsersInstallation.RunAs(a, _i.Gate, ["-j", "3003", .. fields.Split(' ')]));
+    }
+
     /// <summary>sacct's -u/--uid/--user take user names or uids; a uid used to select nothing (it was compared with names).</summary>
     [SkippableFact]
     public void AnAdminSelectsUsersByNameOrUid()

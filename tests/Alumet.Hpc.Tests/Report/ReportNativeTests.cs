@@ -116,7 +116,8 @@ public sealed class ReportNativeTests
         const string nodes = " (use n1,n2 or n[1-4,7], at most 10000 nodes)\n";
         foreach (var (arg, echo) in new[] { ("n[1-", "n[1-"), ("n[1-4", "n[1-4"), ("n[1-,node1", "n[1-,node1"), ("node1,n[", "n[") })
             Assert.Equal((2, "", $"alumet-report: error: invalid node list '{echo}'{nodes}"), Report([.. all, "-N", arg]));
-        const string times = " (use YYYY-MM-DD[THH:MM[:SS]], MMDD[YY], MM/DD[/YY], HH:MM[:SS], now[-N{seconds,minutes,hours,days,weeks}], today, midnight, noon, tomorrow)\n";
+        const string times = " (use YYYY-MM-DD[THH:MM[:SS]], MMDD[YY][-HH:MM[:SS]], MM/DD[/YY][-HH:MM[:SS]], MM.DD[.YY][-HH:MM[:SS]], HH:MM[:SS][AM|PM], "
+            + "now[{+|-}N[seconds|minutes|hours|days|weeks]], today, midnight, noon, elevenses, fika, teatime, tomorrow)\n";
         foreach (var (opt, arg, echo) in new[]
         {
             ("-S", "now+999999999weeks", "now+999999999weeks"), ("-E", "now-999999999w", "now-999999999w"),
@@ -180,7 +181,9 @@ public sealed class ReportNativeTests
         Assert.Equal((0, "500|n[1-2]\n501|n[1-2]\n", ""), Ids("-j", "500,501", "--runs", "-N", "n1"));
         Assert.Equal((0, "500|n3\n", ""), Ids("-j", "500", "--runs", "-N", "n3"));
         Assert.Equal((0, "501|n[1-2]\n501|n2\n", ""), Ids("-j", "501", "-D", "-N", "n2"));
-        Assert.Equal((0, "500|n3\n501|n2\n", ""), Ids("-j", "500,501"));
+        const string earlier = "earlier run(s) of this job id not shown (the latest run is, as sacct); --runs (sacct's -D) shows every run.\n";
+        Assert.Equal((0, "500|n3\n501|n2\n", $"alumet-report: note: EARLIER RUNS: job 500: 1 {earlier}alumet-report: note: EARLIER RUNS: job 501: 1 {earlier}"),
+            Ids("-j", "500,501"));
         Assert.Equal((0, "", $"alumet-report: note: job 500 not found in {db} (or left out by -N)\n"), Ids("-j", "500", "-N", "n1"));
     }
 

@@ -37,17 +37,20 @@ public sealed class ParquetFooter
 
     private ParquetFooter(TStruct meta, long offset) { Meta = meta; Offset = offset; }
 
+    /// <summary>Reads the footer of the file <paramref name="fs"/>.</summary>
+    /// <exception cref="InvalidDataException">Not a Parquet file; the message does not name the file (its caller does:
+    /// <c>parquet repair</c> printed the path twice).</exception>
     public static ParquetFooter Read(FileStream fs)
     {
         long len = fs.Length;
         Span<byte> tail = stackalloc byte[8];
-        if (len < 12) throw new InvalidDataException($"{fs.Name}: not a Parquet file (too short)");
+        if (len < 12) throw new InvalidDataException("not a Parquet file (too short)");
         fs.Position = len - 8;
         fs.ReadExactly(tail);
-        if (!tail[4..].SequenceEqual(Magic)) throw new InvalidDataException($"{fs.Name}: not a Parquet file (no PAR1 at the end)");
+        if (!tail[4..].SequenceEqual(Magic)) throw new InvalidDataException("not a Parquet file (no PAR1 at the end)");
         long footerLen = BinaryPrimitives.ReadUInt32LittleEndian(tail);
         long offset = len - 8 - footerLen;
-        if (offset < 4) throw new InvalidDataException($"{fs.Name}: corrupt Parquet footer length");
+        if (offset < 4) throw new InvalidDataException("corrupt Parquet footer length");
         var buf = new byte[footerLen];
         fs.Position = offset;
         fs.ReadExactly(buf);

@@ -84,7 +84,9 @@ public static class ParquetRepair
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or NotSupportedException)
         {
             try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            return new(path, RepairOutcome.Failed, e.Message.Split('\n')[0].Trim());
+            // The line names the file already: .NET's "Access to the path '...' is denied." named it a second time.
+            return new(path, RepairOutcome.Failed, e is UnauthorizedAccessException
+                ? "permission denied (run it as root, or as the file's owner)" : e.Message.Split('\n')[0].Trim());
         }
     }
 
