@@ -26,15 +26,17 @@ public static class DescriptorLimit
 
     /// <summary>True when the limit is (now) at least <see cref="Needed"/>; otherwise the sentence is on stderr, prefixed
     /// by <paramref name="program"/>.</summary>
-    public static bool Ensure(string program)
+    public static unsafe bool Ensure(string program)
     {
-        if (Libc.getrlimit(Libc.RLIMIT_NOFILE, out var limit) != 0 || limit.Cur >= Needed) return true;
-        if (limit.Max > limit.Cur)
+        ulong* limit = stackalloc ulong[2]; // rlim_cur, rlim_max
+        if (Libc.getrlimit(Libc.RLIMIT_NOFILE, limit) != 0 || limit[0] >= Needed) return true;
+        ulong soft = limit[0];
+        if (limit[1] > soft)
         {
-            var raised = limit with { Cur = Math.Min(limit.Max, Math.Max(Raised, Needed)) };
-            if (Libc.setrlimit(Libc.RLIMIT_NOFILE, raised) == 0 && raised.Cur >= Needed) return true;
+            limit[0] = Math.Min(limit[1], Math.Max(Raised, Needed));
+            if (Libc.setrlimit(Libc.RLIMIT_NOFILE, limit) == 0 && limit[0] >= Needed) return true;
         }
-        Say($"{program}: error: too few file descriptors (RLIMIT_NOFILE is {limit.Cur}, hard limit {Show(limit.Max)}; a sampler needs at least {Needed}): raise it where the sampler is started (ulimit -n {Raised}, or LimitNOFILE= in its service)");
+        Say($"{program}: error: too few file descriptors (RLIMIT_NOFILE is {soft}, hard limit {Show(limit[1])}; a sampler needs at least {Needed}): raise it where the sampler is started (ulimit -n {Raised}, or LimitNOFILE= in its service)");
         return false;
     }
 

@@ -239,19 +239,13 @@ internal static partial class Libc
 
     public const int RLIMIT_NOFILE = 7;
 
-    /// <summary>struct rlimit (rlim_t: 64 bits on LP64); RLIM_INFINITY is all ones.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct Rlimit
-    {
-        public ulong Cur;
-        public ulong Max;
-    }
+    /// <summary>getrlimit(2)/setrlimit(2) on a struct rlimit: { rlim_cur, rlim_max }, two 64-bit rlim_t on LP64
+    /// (RLIM_INFINITY is all ones).</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int getrlimit(int resource, ulong* curMax);
 
     [LibraryImport("libc", SetLastError = true)]
-    public static partial int getrlimit(int resource, out Rlimit rlim);
-
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial int setrlimit(int resource, in Rlimit rlim);
+    public static unsafe partial int setrlimit(int resource, ulong* curMax);
 
     /// <summary>write(2): to a descriptor this process already holds, where Console would first need a new one (dup).</summary>
     [LibraryImport("libc", SetLastError = true)]
