@@ -63,6 +63,12 @@ public sealed class AccountingBackendTests
         Assert.Equal([("n1", 10.0), ("n2", 20.0)], db.GetJob("1234").Select(r => (r.Node, r.Energy.PackageJ)));
         Assert.Equal(5, db.GetJob("1234", runs: RunSelection.All).Count);
         Assert.Equal(3, db.Query(new JobQuery(["1234"], Runs: RunSelection.All, RunId: RunId.FromStart(t1))).Count);
+        // -N keeps the runs that ran on the node (the t1 run, all its nodes), and the latest run only if it ran there.
+        Assert.Equal([("n1", 1.0), ("n2", 1.0), ("n3", 1.0)],
+            db.Query(new JobQuery(["1234"], Runs: RunSelection.All, Nodes: ["n3"])).Select(r => (r.Node, r.Energy.PackageJ)));
+        Assert.Empty(db.Query(new JobQuery(["1234"], Nodes: ["n3"])));
+        // A window keeps its own latest run (sacct), not the later run of the reused id.
+        Assert.Equal(3, db.Query(new JobQuery(["1234"], Since: t1.AddDays(-1), Until: t1.AddDays(1))).Count);
     }
 
     [SkippableTheory]

@@ -187,6 +187,31 @@ public sealed class ReportNativeTests
         Assert.Equal((0, "", $"alumet-report: note: job 500 not found in {db} (or left out by -N)\n"), Ids("-j", "500", "-N", "n1"));
     }
 
+    /// <summary>
+    /// A window (-S/-E) keeps the latest run in it, as sacct (its duplicate check sees what its window selected): an
+    /// admin's listing of October lost job 600's October run because the id was reused in November, so a month's
+    /// accounting missed every job whose id came round again later. Without a window, the latest run overall.
+    /// </summary>
+    [Fact]
+    public void AWindowKeepsItsRunsOfAnIdReusedLater()
+    {
+        using var dir = new Alumet.Hpc.Tests.Outputs.TempDir();
+        string db = dir.Sub("acct.db");
+        int uid = (int)Alumet.Hpc.Native.Libc.getuid();
+        var e = new Alumet.Hpc.Outputs.DomainEnergies(1000, 0, 0, 0, 0, 0);
+        using (var w = Alumet.Hpc.Outputs.Accounting.AccountingDb.Open(db))
+        {
+            w.Upsert(ReportFixture.Rec("600", "n1", Environment.UserName, uid, new DateTime(2026, 10, 10, 8, 0, 0, DateTimeKind.Utc), 60, e, 20) with { RunId = "20261010T080000000Z" });
+            w.Upsert(ReportFixture.Rec("600", "n2", Environment.UserName, uid, new DateTime(2026, 11, 20, 8, 0, 0, DateTimeKind.Utc), 60, e, 20) with { RunId = "20261120T080000000Z" });
+        }
+        (int, string, string) Ids(params string[] args) => Report(["--db", db, "-X", "-P", "-n", "-o", "JobID,NodeList", .. args]);
+        Assert.Equal((0, "600|n1\n", ""), Ids("-a", "-S", "2026-10-01", "-E", "2026-10-31", "--utc"));
+        Assert.Equal((0, "600|n1\n", ""), Ids("-j", "600", "-S", "2026-10-01", "-E", "2026-10-31", "--utc"));
+        Assert.Equal((0, "600|n2\n", ""), Ids("-a", "-S", "2026-10-01", "--utc"));
+        var latest = Ids("-j", "600");
+        Assert.Equal((0, "600|n2\n"), (latest.Item1, latest.Item2));
+    }
+
     [Fact]
     public void AfterAnUpgradeDbFlushMigratesTheDatabaseAndTheReportReadsIt()
     {

@@ -271,9 +271,11 @@ public sealed class AccountingDb : IDisposable
 
     /// <summary>A row is in its job's latest run unless the same node has a later run of the job, or another run of the
     /// job started after this row ended (the job id was reused). Run ids of one run may differ between nodes (start
-    /// times without a SLUID): the test is on times, per node, not on equal run ids.</summary>
-    private static string LatestRunSql(bool sameUser) => $"""
-         AND NOT EXISTS (SELECT 1 FROM jobs l WHERE l.cluster = jobs.cluster AND l.scheduler = jobs.scheduler AND l.job_id = jobs.job_id{(sameUser ? SameUser("l") : "")}
+    /// times without a SLUID): the test is on times, per node, not on equal run ids.
+    /// With a time window (-S/-E) only the runs in the window count, as in sacct (its duplicate check sees the rows its
+    /// window selected): a listing of October lost every October run of an id that a November run reused.</summary>
+    private static string LatestRunSql(bool sameUser, bool inWindow) => $"""
+         AND NOT EXISTS (SELECT 1 FROM jobs l WHERE l.cluster = jobs.cluster AND l.scheduler = jobs.scheduler AND l.job_id = jobs.job_id{(sameUser ? SameUser("l") : "")}{(inWindow ? InWindow("l") : "")}
             AND ((jobs.end_time <> '' AND l.start_time > jobs.end_time)
               OR (l.node = jobs.node AND (l.start_time > jobs.start_time OR (l.start_time = jobs.start_time AND l.run_id > jobs.run_id)))))
         """;
@@ -288,6 +290,11 @@ public sealed class AccountingDb : IDisposable
          AND ({alias}.run_id = jobs.run_id OR NOT ((jobs.end_time <> '' AND {alias}.start_time > jobs.end_time)
             OR ({alias}.end_time <> '' AND jobs.start_time > {alias}.end_time)))
         """;
+
+    /// <summary>The row <paramref name="alias"/> is in the window @since..@until: <see cref="Schema.WindowEnd"/> and <see cref="Schema.WindowStart"/> of that row.</summary>
+    private static string InWindow(string alias) =>
+        $" AND (CASE WHEN {alias}.end_time = '' THEN {alias}.updated_at ELSE {alias}.end_time END) >= @since"
+        + $" AND (CASE WHEN {alias}.end_time = '' THEN {alias}.updated_at ELSE {alias}.start_time END) <= @until";
 
     /// <summary>
     /// With a user filter (a user's own jobs, README "Who sees what", or an admin's -u), the rows a row is compared with — a later run that
@@ -376,7 +383,7 @@ public sealed class AccountingDb : IDisposable
             In(sql, cmd, "o.node", "n", q.Nodes);
             sql.Append(')');
         }
-        if (q.Runs == RunSelection.Latest) sql.Append(LatestRunSql(sameUser: ByUser(q)));
+        if (q.Runs == RunSelection.Latest) sql.Append(LatestRunSql(sameUser: ByUser(q), inWindow: q.Since is not null || q.Until is not null));
         sql.Append(" ORDER BY cluster, scheduler, length(job_id), job_id, start_time, node, run_id");
         if (q.Limit is { } limit) { sql.Append(" LIMIT @limit"); Add(cmd, "limit", (long)limit); }
         cmd.CommandText = sql.Append(';').ToString();
