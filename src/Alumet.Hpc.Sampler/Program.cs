@@ -12,6 +12,7 @@ if (verb is not ("node-sampler" or OneJobSampler.Verb))
     Console.Error.WriteLine($"alumet-hpc-sampler: {Usage}");
     return 2;
 }
+if (!DescriptorLimit.Ensure("alumet-hpc-sampler")) return DescriptorLimit.ExitCode;
 bool detach = false;
 string? config = null, registration = null;
 for (int i = 1; i < args.Length; i++)
@@ -44,6 +45,8 @@ try
 }
 catch (Exception e)
 {
-    Console.Error.WriteLine($"alumet-hpc-sampler: error: {Alumet.Hpc.Core.ErrorText.Describe(e)}");
+    string line = $"alumet-hpc-sampler: error: {Alumet.Hpc.Core.ErrorText.Describe(e)}";
+    try { Console.Error.WriteLine(line); }
+    catch (IOException) { DescriptorLimit.Say(line); } // no descriptor left for Console's own
     return 1;
 }

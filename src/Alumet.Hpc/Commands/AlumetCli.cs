@@ -43,6 +43,8 @@ public static class AlumetCli
         // (~0.7 ms) would otherwise still be a time in which a SIGTERM kills the job's sampler with no row
         // (OneJobSampler.HoldEndSignals).
         if (args.Length > 0 && args[0] == "sample") Jobs.OneJobSampler.HoldEndSignals();
+        // A sampler under a tiny descriptor limit: one sentence before anything needs a descriptor (DescriptorLimit).
+        if (args.Length > 0 && args[0] is ("sample" or "node-sampler") && !Jobs.DescriptorLimit.Ensure(name)) return Jobs.DescriptorLimit.ExitCode;
         try
         {
             bool report = name == Report.ReportCommand.Name || (args.Length > 0 && args[0] == "report");
@@ -62,7 +64,9 @@ public static class AlumetCli
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"{name}: error: {Core.ErrorText.Describe(e)}");
+            string line = $"{name}: error: {Core.ErrorText.Describe(e)}";
+            try { Console.Error.WriteLine(line); }
+            catch (IOException) { Jobs.DescriptorLimit.Say(line); } // no descriptor left for Console's own
             return 1;
         }
     }

@@ -41,6 +41,18 @@ public static class JobFinalizer
         return null;
     }
 
+    /// <summary>
+    /// The marker of a job recorded not_measured by its epilog (no state dir: the prolog never registered it here),
+    /// "not_measured: reason", beside where its state dir would be; the scheduler's directory is made root's only if it
+    /// is not there yet (HookHost.CloseSchedulerStateDir).
+    /// </summary>
+    public static void MarkNotMeasured(string stateDir, string reason)
+    {
+        string parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(stateDir))!;
+        if (!Directory.Exists(parent)) Directory.CreateDirectory(parent, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        AtomicFile.WriteAllText(MarkerPath(stateDir), $"{JobStatus.NotMeasured}: {reason}");
+    }
+
     /// <summary>Forgets an earlier run's finalization (a requeued job id starting again on this node).</summary>
     public static void ForgetFinalized(string stateDir)
     {

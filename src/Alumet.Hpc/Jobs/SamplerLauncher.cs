@@ -223,7 +223,11 @@ public static class SamplerLauncher
             if (!File.Exists(Path.Combine(dir, JobRegistration.File)) && !File.Exists(Path.Combine(dir, Spool.SpoolWriter.MetaFile)))
             {
                 if (job.RunId.Length == 0) job = job with { RunId = RunId.FromStart(DateTime.UtcNow) };
-                JobFinalizer.RecordNotMeasured(job, config, "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)");
+                const string reason = "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)";
+                JobFinalizer.RecordNotMeasured(job, config, reason);
+                // Its marker, as every other finalization leaves one: a registration made before it (a prolog's that a
+                // stalled sampler reads late, whatever its version) is then refused (NodeSampler.Late), not applied over the row.
+                JobFinalizer.MarkNotMeasured(dir, reason);
                 return new StopResult("not_measured", $"job {job.JobId}: no sampler state in {dir}");
             }
 

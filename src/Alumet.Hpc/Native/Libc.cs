@@ -236,4 +236,18 @@ internal static partial class Libc
         if (fstat((int)handle.DangerousGetHandle(), buf) != 0) return null;
         return (*(uint*)(buf + 24), *(int*)(buf + 28), *(int*)(buf + 32));
     }
+
+    public const int RLIMIT_NOFILE = 7;
+
+    /// <summary>getrlimit(2)/setrlimit(2) on a struct rlimit: { rlim_cur, rlim_max }, two 64-bit rlim_t on LP64
+    /// (RLIM_INFINITY is all ones).</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int getrlimit(int resource, ulong* curMax);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int setrlimit(int resource, ulong* curMax);
+
+    /// <summary>write(2): to a descriptor this process already holds, where Console would first need a new one (dup).</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial nint write(int fd, byte* buf, nuint count);
 }

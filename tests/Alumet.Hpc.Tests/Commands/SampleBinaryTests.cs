@@ -450,4 +450,51 @@ public class SampleBinaryTests
         Assert.Equal($"alumet-hpc-sampler: sample: {error}\n", stderr);
         Assert.False(Directory.Exists(install.Config.Paths.StateDir));
     }
+
+    private static string TooFewDescriptors(string program, int limit) =>
+        $"{program}: error: too few file descriptors (RLIMIT_NOFILE is {limit}, hard limit {limit}; a sampler needs at least 32): raise it where the sampler is started (ulimit -n 1024, or LimitNOFILE= in its service)\n";
+
+    /// <summary>
+    /// <c>sample</c> and the node sampler (either binary) under a descriptor limit too small to sample, soft and hard
+    /// (<c>prlimit --nofile=N</c>): one sentence, exit 1, nothing started (no state dir, no row). They ended with .NET's
+    /// stack trace (4-5, exit 134: the first Console write needs a new descriptor), with nothing said (6-7) or with the
+    /// runtime's "Too many open files" (8-16), exit 1.
+    /// </summary>
+    [Theory]
+    [InlineData("alumet-hpc", "sample", 4)]
+    [InlineData("alumet-hpc", "sample", 5)]
+    [InlineData("alumet-hpc", "sample", 7)]
+    [InlineData("alumet-hpc", "sample", 8)]
+    [InlineData("alumet-hpc", "sample", 16)]
+    [InlineData("alumet-hpc", "node-sampler", 8)]
+    [InlineData("alumet-hpc-sampler", "node-sampler", 5)]
+    [InlineData("alumet-hpc-sampler", "node-sampler", 16)]
+    public void ATooSmallDescriptorLimitIsOneSentenceAndNothingStarts(string program, string verb, int limit)
+    {
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        string bin = program == "alumet-hpc" ? TestInstallation.Binary() : Sampler();
+        string[] args = verb == "sample" ? SampleArgs(install, "71") : ["node-sampler", "--config", install.ConfigPath];
+        var (rc, stdout, stderr) = Wait(Start("/usr/bin/prlimit", [$"--nofile={limit}", bin, .. args]));
+        Assert.Equal((1, "", TooFewDescriptors(program, limit)), (rc, stdout, stderr));
+        Assert.False(Directory.Exists(install.Config.Paths.StateDir));
+        Assert.Empty(RowsOf(install, "71"));
+    }
+
+    /// <summary>
+    /// A soft limit below what a sampler needs under a larger hard one (<c>prlimit --nofile=8:4096</c>) is raised: the job
+    /// is measured to the µJ. And the limit it asks for is enough: at exactly 32 (soft and hard) the job is measured too.
+    /// On 089dafd both ended with exit 1, "Too many open files" and no row.
+    /// </summary>
+    [Theory]
+    [InlineData("8:4096")]
+    [InlineData("32")]
+    public void ASamplerRaisesASmallSoftLimitAndMeasuresTheJob(string limits)
+    {
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        var p = StartSampling(install, "72", ["/usr/bin/prlimit", $"--nofile={limits}", TestInstallation.Binary()]);
+        Spend(install, "72", 3_000_000);
+        EndWith(p, 15);
+        var row = RowOf(install, "72");
+        Assert.Equal((JobStatus.Complete, 3.0), (row.Status, row.Energy.PackageJ));
+    }
 }

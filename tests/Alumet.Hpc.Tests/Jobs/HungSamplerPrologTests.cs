@@ -116,4 +116,36 @@ public sealed class HungSamplerPrologTests : IDisposable
         Assert.False(Directory.Exists(State("602")));
         Assert.Single(Log().Split('\n'), l => l.Contains("node sampler: job 602: registration not applied: its prolog gave up on it at ", StringComparison.Ordinal));
     }
+
+    /// <summary>
+    /// A registration made before the job's epilog recorded it not_measured (no state dir here), read by the sampler only
+    /// after it, without <c>until=</c> (a prolog of a version before it, during an upgrade): refused, by the epilog's
+    /// marker, with the reason; the job is not registered, has no state dir, and its one row stays the epilog's. On
+    /// 089dafd the epilog wrote no marker: the registration was applied ("ok job 602 registered").
+    /// </summary>
+    [SkippableFact]
+    public void AnOlderPrologsRegistrationReadAfterTheNotMeasuredEpilogIsNotApplied()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (the node sampler's state_dir)");
+        Assert.Equal(0, Hook("prolog_slurmd", "601").Code);
+        long prologStart = Alumet.Hpc.Core.Clock.WallNs();
+        Assert.Equal(0, Hook("epilog_slurmd", "602").Code);
+        var row = Assert.Single(Rows("602"));
+        Assert.Equal(JobStatus.NotMeasured, row.Status);
+        var late = new JobRegistration(new JobIdentity("slurm", "test", "602", "root", 0, "node1", ""), null, null, Exclusive: false, Raw: false, prologStart);
+        Assert.DoesNotContain("until=", late.ToLine());
+
+        string? answer = NodeSocket.Request(_install.Config.Paths.StateDir, "register " + late.ToLine(), TimeSpan.FromSeconds(10), out string? error);
+
+        var finalizedAt = File.GetLastWriteTimeUtc(JobFinalizer.MarkerPath(State("602")));
+        string inv(DateTime t) => t.ToString("yyyy-MM-ddTHH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal($"error job 602: registration not applied: the job was finalized at {inv(finalizedAt)}Z, after its prolog registered it at {inv(Alumet.Hpc.Core.Clock.FromWallNs(prologStart))}Z\n", answer ?? error);
+        Assert.DoesNotContain("602", Ctl("jobs"));
+        Assert.False(Directory.Exists(State("602")));
+        Assert.Equal("not_measured: the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)",
+                     File.ReadAllText(JobFinalizer.MarkerPath(State("602"))));
+        Assert.Equal(0, Hook("epilog_slurmd", "601").Code);
+        row = Assert.Single(Rows("602"));
+        Assert.Equal(JobStatus.NotMeasured, row.Status);
+    }
 }
