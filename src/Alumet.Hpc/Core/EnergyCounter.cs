@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Alumet.Hpc.Spool;
 
 namespace Alumet.Hpc.Core;
@@ -34,6 +35,10 @@ public struct EnergyCounter
     private readonly double _range;
     private readonly double _maxUnitsPerNs;
     private readonly long _slackNs;
+    /// <summary>Elapsed times 0 ≤ e &lt; this are never wrap-ambiguous (the bound's test below is false for all of them).</summary>
+    private readonly ulong _unambiguousNs;
+    /// <summary>Deltas ≤ this are plausible over any elapsed time ≥ 0 (≤ the bound at elapsed 0, which only grows with it).</summary>
+    private readonly ulong _plausibleDelta;
     private ulong _last;
     private long _lastNs;
     private bool _primed;
@@ -56,6 +61,35 @@ public struct EnergyCounter
         // An unbounded model (the estimate) has no wrap: going backwards is a reset there, never 2^64 units.
         _range = modulus != 0 ? modulus : double.IsFinite(_maxUnitsPerNs) ? 18446744073709551616.0 : double.PositiveInfinity;
         _slackNs = slackNs;
+        (_unambiguousNs, _plausibleDelta) = FastBounds(_maxUnitsPerNs, _range, slackNs);
+    }
+
+    /// <summary>
+    /// The integer thresholds of <see cref="Read"/>'s common case, found once with the same double expressions as its
+    /// general case, so that both answer alike: both expressions grow with the elapsed time (a long converted to double,
+    /// times a positive constant, rounded: monotonic), so below the first elapsed time that is ambiguous none is, and a
+    /// delta not above the bound at elapsed 0 is below every later one. (0, 0) — no common case — for an unbounded or
+    /// odd model (infinite or non-positive rate).
+    /// </summary>
+    private static (ulong UnambiguousNs, ulong PlausibleDelta) FastBounds(double unitsPerNs, double range, long slackNs)
+    {
+        if (!(unitsPerNs > 0 && double.IsFinite(unitsPerNs)) || slackNs < 0) return (0, 0);
+        // Ambiguous when unitsPerNs * e >= range (finite range): the first such e, by bisection over [0, limit].
+        long limit = long.MaxValue - slackNs; // elapsed + slack never overflows below it
+        long lo = 0, hi = limit; // invariant: e < lo is never ambiguous; hi is ambiguous or the limit
+        if (double.IsFinite(range))
+        {
+            while (lo < hi)
+            {
+                long mid = lo + (hi - lo) / 2;
+                if (unitsPerNs * mid >= range) hi = mid; else lo = mid + 1;
+            }
+        }
+        else lo = limit;
+        double bound0 = unitsPerNs * (0 + slackNs);
+        ulong plausible = bound0 >= 9e18 ? 9_000_000_000_000_000_000UL : (ulong)Math.Floor(bound0);
+        while (plausible > 0 && (double)plausible > bound0) plausible--;
+        return ((ulong)lo, plausible);
     }
 
     /// <summary>The counter of <paramref name="channel"/>, bounded by <paramref name="maxPowerW"/> with its interface's slack.</summary>
@@ -67,7 +101,29 @@ public struct EnergyCounter
     public readonly bool Primed => _primed;
 
     /// <summary>Feeds a new raw reading taken at <paramref name="monotonicNs"/> (CLOCK_MONOTONIC).</summary>
+    /// <remarks>The tick's case inline (a primed counter, in range, a delta below <see cref="_plausibleDelta"/> over an
+    /// elapsed time below <see cref="_unambiguousNs"/>): integers only, the same answer as <see cref="ReadGeneral"/>.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public CounterStep Read(ulong raw, long monotonicNs)
+    {
+        ulong last = _last;
+        long elapsed = monotonicNs - _lastNs;
+        if (_primed && (_modulus == 0 || raw < _modulus) && (ulong)elapsed < _unambiguousNs)
+        {
+            // ReadGeneral's delta: with modulus 0, raw + (0 - last) is raw - last modulo 2^64.
+            ulong delta = raw >= last ? raw - last : raw + (_modulus - last);
+            if (delta <= _plausibleDelta)
+            {
+                _last = raw;
+                _lastNs = monotonicNs;
+                Total += delta;
+                return new CounterStep(delta, elapsed, SpoolFlags.None);
+            }
+        }
+        return ReadGeneral(raw, monotonicNs);
+    }
+
+    private CounterStep ReadGeneral(ulong raw, long monotonicNs)
     {
         if (!_primed)
         {

@@ -462,30 +462,16 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// exclusive). One lock per source read; nothing here depends on the number of jobs sharing the node (their
     /// shares are split at the snapshots).
     /// </summary>
-    [System.Runtime.CompilerServices.SkipLocalsInit] // the stack's records are written before they are read: no zeroing per tick
-    void IRawReadSink.OnReads(int firstChannel, long wallNs, ReadOnlySpan<RawRead> reads)
+    void IRawReadSink.OnReads(long wallNs, ReadOnlySpan<SpoolRecord> reads)
     {
         var targets = _rawTargets;
-        // One record per read, built once (a source has a few channels: on the stack) and appended, as one block per
-        // spool, to each spool with that spool's ids of the channels' node series (SeriesSpool.AppendNodeReads: an array
-        // per spool, no lookup by name per read).
-        const int OnStack = 64;
-        Span<SpoolRecord> recs = reads.Length <= OnStack ? stackalloc SpoolRecord[reads.Length] : new SpoolRecord[reads.Length];
-        Span<int> chans = reads.Length <= OnStack ? stackalloc int[reads.Length] : new int[reads.Length];
-        int n = 0;
-        for (int i = 0; i < reads.Length; i++)
-        {
-            ref readonly var r = ref reads[i];
-            if (!r.Stored) continue;
-            recs[n] = new SpoolRecord { WallNs = wallNs, IntervalNs = r.IntervalNs, Value = (long)r.Delta, Flags = r.Flags };
-            chans[n++] = firstChannel + i;
-        }
-        recs = recs[..n];
-        chans = chans[..n];
+        // The read's records, built once by the buffer (their Series is the channel's index in it), appended as one block
+        // to each spool with that spool's ids of the channels' node series (SeriesSpool.AppendNodeReads: an array per
+        // spool, no lookup by name per read).
         lock (_spoolGate)
         {
-            _node.Open(wallNs).AppendNodeReads(recs, chans, _channels);
-            foreach (var job in targets) job.Spool.AppendNodeReads(recs, chans, _channels);
+            _node.Open(wallNs).AppendNodeReads(reads, _channels);
+            foreach (var job in targets) job.Spool.AppendNodeReads(reads, _channels);
         }
     }
 

@@ -3,16 +3,15 @@ using Alumet.Hpc.Spool;
 
 namespace Alumet.Hpc.Sampling;
 
-/// <summary>One channel's part of a source read (raw storage): the read interval's length, raw delta, flags.</summary>
-/// <param name="Stored">False: nothing to store for this channel (its read failed, or it was the counter's first).</param>
-public readonly record struct RawRead(long IntervalNs, ulong Delta, SpoolFlags Flags, bool Stored);
-
 /// <summary>Receives every read (raw storage), one call per source read: one lock and one dispatch per tick, not per channel.</summary>
 public interface IRawReadSink
 {
-    /// <param name="firstChannel">Buffer index of <paramref name="reads"/>[0]; reads[i] is channel firstChannel + i.</param>
-    /// <param name="wallNs">End of every read interval of the call (the read's wall stamp).</param>
-    void OnReads(int firstChannel, long wallNs, ReadOnlySpan<RawRead> reads);
+    /// <param name="wallNs">End of every read interval of the call (the read's wall stamp, each record's <see cref="SpoolRecord.WallNs"/>).</param>
+    /// <param name="reads">One record per channel with something to store (its read did not fail and was not the
+    /// counter's first): the read interval's length, raw delta and flags; its <see cref="SpoolRecord.Series"/> is the
+    /// channel's index in the buffer (<see cref="MeasurementBuffer.Channels"/>), for the sink to replace by its own
+    /// series id. Valid during the call only.</param>
+    void OnReads(long wallNs, ReadOnlySpan<SpoolRecord> reads);
 }
 
 /// <summary>
@@ -83,11 +82,11 @@ public sealed class MeasurementBuffer
         EnergyCounter[] counters = slot.Counters;
         slot.Source.Read(raw, ok, monotonicNs);
         var sink = RawSink;
-        var reads = slot.Reads;
+        SpoolRecord[] reads = slot.Reads;
         bool[] failing = _failing;
         int[] flagsSince = _flags;
         int first = slot.FirstChannel;
-        bool any = false;
+        int stored = 0;
         for (int i = 0; i < raw.Length; i++)
         {
             int c = first + i;
@@ -96,7 +95,6 @@ public sealed class MeasurementBuffer
                 failing[c] = true;
                 flagsSince[c] |= (int)SpoolFlags.ReadError;
                 Interlocked.Increment(ref ReadErrors);
-                reads[i] = default;
                 continue;
             }
             ref var counter = ref counters[i];
@@ -109,10 +107,10 @@ public sealed class MeasurementBuffer
                 failing[c] = false;
             }
             flagsSince[c] |= (int)flags;
-            reads[i] = new RawRead(step.ElapsedNs, step.Delta, flags, primed);
-            any |= primed;
+            // The raw record, stored unless this was the counter's first read (its base: nothing to store).
+            if (primed) reads[stored++] = new SpoolRecord { WallNs = wallNs, IntervalNs = step.ElapsedNs, Value = (long)step.Delta, Series = c, Flags = flags };
         }
-        if (any) sink?.OnReads(first, wallNs, reads);
+        if (stored > 0) sink?.OnReads(wallNs, reads.AsSpan(0, stored));
         return true;
     }
 

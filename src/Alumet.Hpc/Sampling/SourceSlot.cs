@@ -15,8 +15,8 @@ public sealed class SourceSlot
     internal readonly EnergyCounter[] Counters;
     internal readonly ulong[] Raw;
     internal readonly bool[] Ok;
-    /// <summary>The last read's per-channel results, handed to the raw sink (reused: no allocation per read).</summary>
-    internal readonly RawRead[] Reads;
+    /// <summary>The last read's raw records, handed to the raw sink (<see cref="IRawReadSink"/>; reused: no allocation per read).</summary>
+    internal readonly Spool.SpoolRecord[] Reads;
     /// <summary>
     /// Serializes the tick thread's reads with a snapshot's read (uncontended almost always). Taken on every tick: a
     /// <see cref="Lock"/>, the runtime's dedicated lock type, rather than a Monitor on an object's header. Reentrant, as
@@ -39,7 +39,7 @@ public sealed class SourceSlot
             Counters[i] = EnergyCounter.For(source.Channels[i], maxPowerW);
         Raw = new ulong[n];
         Ok = new bool[n];
-        Reads = new RawRead[n];
+        Reads = new Spool.SpoolRecord[n];
     }
 
     /// <summary>

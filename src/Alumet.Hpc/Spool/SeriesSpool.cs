@@ -213,25 +213,22 @@ public sealed class SeriesSpool : IDisposable
     private int[] _nodeIds = [];
 
     /// <summary>
-    /// The raw tick: one source read's records, the k-th of channel <paramref name="channels"/>[k] of the node's
-    /// measurement buffer (<paramref name="all"/>), each given this spool's id of that channel's node series (set in
-    /// <paramref name="records"/>), then appended in order (<see cref="SpoolWriter.Append(ReadOnlySpan{SpoolRecord})"/>).
+    /// The raw tick: one source read's records, each naming in its <see cref="SpoolRecord.Series"/> its channel's index
+    /// in the node's measurement buffer (<paramref name="all"/>), appended in order with this spool's id of that
+    /// channel's node series (<see cref="SpoolWriter.Append(ReadOnlySpan{SpoolRecord}, ReadOnlySpan{int})"/>); a channel's
+    /// first read adds its series.
     /// </summary>
-    public void AppendNodeReads(Span<SpoolRecord> records, ReadOnlySpan<int> channels, EnergyChannel[] all)
+    public void AppendNodeReads(ReadOnlySpan<SpoolRecord> records, EnergyChannel[] all)
     {
         var ids = _nodeIds;
-        for (int k = 0; k < records.Length; k++)
+        foreach (ref readonly var r in records)
         {
-            int c = channels[k];
-            int id = (uint)c < (uint)ids.Length ? ids[c] : -1;
-            if (id < 0)
-            {
-                id = Series(SpoolSeries.NodeConsumer, c, all[c]);
-                _nodeIds = ids = _byChannel[SpoolSeries.NodeConsumer];
-            }
-            records[k].Series = id;
+            int c = r.Series;
+            if ((uint)c < (uint)ids.Length && ids[c] >= 0) continue;
+            Series(SpoolSeries.NodeConsumer, c, all[c]);
+            _nodeIds = ids = _byChannel[SpoolSeries.NodeConsumer];
         }
-        _writer.Append(records);
+        _writer.Append(records, ids);
     }
 
     public void Append(int series, long wallNs, long intervalNs, ulong value, SpoolFlags flags)

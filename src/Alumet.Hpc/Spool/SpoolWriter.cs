@@ -162,17 +162,24 @@ public sealed class SpoolWriter : IDisposable
     }
 
     /// <summary>
-    /// <see cref="Append(in SpoolRecord)"/> of each of <paramref name="records"/> in order, with the same writes at the
+    /// <see cref="Append(in SpoolRecord)"/> of each of <paramref name="records"/> in order, its
+    /// <see cref="SpoolRecord.Series"/> an index into <paramref name="seriesIds"/> replaced by that id (the raw tick's
+    /// records name their channel, each spool its own series of it: NodeSampler.OnReads), with the same writes at the
     /// same record boundaries (the buffer is written once it holds <see cref="WriteBytes"/>, before the record that
-    /// finds it so), by runs of block copies: one source read's records on the raw tick, one call per spool.
+    /// finds it so), by runs of 32-byte stores: one source read's records on the raw tick, one call per spool.
     /// Record by record inside a reserved group, and when they might not fit in the buffer (a full state dir).
     /// </summary>
-    public void Append(ReadOnlySpan<SpoolRecord> records)
+    public void Append(ReadOnlySpan<SpoolRecord> records, ReadOnlySpan<int> seriesIds)
     {
         int n = records.Length;
         if (_group > 0 || _used > _buffer.Length - n * SpoolRecord.Size)
         {
-            foreach (ref readonly var r in records) Append(in r);
+            foreach (var r in records)
+            {
+                var mapped = r;
+                mapped.Series = seriesIds[r.Series];
+                Append(in mapped);
+            }
             return;
         }
         // Nothing below writes past the buffer: a flush only empties it, and all n fit after what it holds now.
@@ -191,7 +198,13 @@ public sealed class SpoolWriter : IDisposable
             }
             // 32-byte stores as Append's (a few records: no call to a block copy).
             ref byte at = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_buffer), _used);
-            for (int k = 0; k < m; k++) Unsafe.WriteUnaligned(ref Unsafe.Add(ref at, k * SpoolRecord.Size), records[i + k]);
+            foreach (var r in records.Slice(i, m))
+            {
+                var mapped = r;
+                mapped.Series = seriesIds[r.Series];
+                Unsafe.WriteUnaligned(ref at, mapped);
+                at = ref Unsafe.Add(ref at, SpoolRecord.Size);
+            }
             _used += m * SpoolRecord.Size;
             i += m;
         }

@@ -143,4 +143,64 @@ public class EnergyCounterTests
         Assert.Equal(Ok(101_000_000, Ms), p.Read(101_000_000, Ms));
         Assert.True(p.Read(202_000_001, 2 * Ms).Implausible);
     }
+
+    /// <summary>
+    /// <see cref="EnergyCounter.Read"/>'s integer case (the tick's: precomputed thresholds, no double) against the rule as
+    /// it is written with doubles (the reference below, the code before the integer case), at and around each threshold:
+    /// the elapsed time at which a second wrap fits, and the bound at elapsed 0, for RAPL's ranges and units and odd rates.
+    /// </summary>
+    [Fact]
+    public void TheIntegerCaseAnswersAsTheDoubleRuleAroundEveryThreshold()
+    {
+        var rng = new Random(8);
+        (ulong Modulus, double UnitsPerSecond, long SlackNs)[] counters =
+        [
+            (Modulus, 10_000_000, 0), (Modulus, 10_000_000, 100 * Ms), (Modulus, 3e7 / 7, 100 * Ms),
+            (262_143_328_851, 1000 / 1e-6, 100 * Ms), (4_294_967_296, 500 / 6.103515625e-05, 100 * Ms),
+            (0, 1000 * 4294967296.0, 100 * Ms), (0, 1e9 / 3, 7), (Modulus, 1e-3, 100 * Ms),
+        ];
+        int checkedCount = 0;
+        foreach (var (modulus, unitsPerSecond, slackNs) in counters)
+        {
+            double perNs = unitsPerSecond / 1e9;
+            double range = modulus != 0 ? modulus : 18446744073709551616.0;
+            long ambiguousAt = (long)Math.Min(Math.Ceiling(range / perNs), long.MaxValue / 4);
+            var elapsedCases = new List<long> { 0, 1, Ms, 37 * Ms, -1, -Ms };
+            for (long d = -2; d <= 2; d++) elapsedCases.Add(ambiguousAt + d);
+            foreach (long elapsed in elapsedCases)
+            {
+                double bound = perNs * (Math.Max(elapsed, 0) + slackNs);
+                ulong b0 = (ulong)Math.Min(perNs * slackNs, 1e19), b = (ulong)Math.Min(bound, 1e19);
+                foreach (ulong delta in new[] { 0UL, 1UL, b0 - 1, b0, b0 + 1, b - 1, b, b + 1, (ulong)rng.NextInt64() })
+                    foreach (bool wrap in new[] { false, true })
+                    {
+                        ulong last = modulus != 0 ? (ulong)rng.NextInt64((long)modulus) : (ulong)rng.NextInt64() * 2;
+                        if (wrap) last = modulus != 0 ? modulus - 1 - Math.Min(last, modulus - 1) % 1000 : ulong.MaxValue - last % 1000;
+                        ulong raw = modulus != 0 ? (ulong)((last + (UInt128)delta) % modulus) : last + delta;
+                        var c = new EnergyCounter(modulus, unitsPerSecond, slackNs);
+                        c.Read(last, 5_000 * Ms);
+                        var step = c.Read(raw, 5_000 * Ms + elapsed);
+                        var expected = Reference(modulus, unitsPerSecond, slackNs, last, raw, elapsed);
+                        Assert.True(expected == (step, c.Total), $"modulus {modulus}, {unitsPerSecond}/s, slack {slackNs}: {last} -> {raw} in {elapsed} ns: {step} total {c.Total}, expected {expected}");
+                        checkedCount++;
+                    }
+            }
+        }
+        Assert.Equal(8 * 11 * 9 * 2, checkedCount);
+    }
+
+    /// <summary>EnergyCounter.Read's rule for a primed counter as written with doubles (before its integer case).</summary>
+    private static (CounterStep, ulong Total) Reference(ulong modulus, double unitsPerSecond, long slackNs, ulong last, ulong raw, long elapsed)
+    {
+        double perNs = unitsPerSecond / 1e9;
+        double range = modulus != 0 ? modulus : double.IsFinite(perNs) ? 18446744073709551616.0 : double.PositiveInfinity;
+        bool wrapped = raw < last;
+        if (modulus != 0 && raw >= modulus || wrapped && double.IsPositiveInfinity(range))
+            return (new CounterStep(0, elapsed, SpoolFlags.Implausible), 0);
+        ulong delta = wrapped && modulus != 0 ? raw + (modulus - last) : raw - last;
+        double bound = perNs * (Math.Max(elapsed, 0) + slackNs);
+        if (double.IsFinite(range) && perNs * elapsed >= range) return (new CounterStep(delta, elapsed, SpoolFlags.WrapAmbiguous), delta);
+        if (delta > bound) return (new CounterStep(0, elapsed, SpoolFlags.Implausible), 0);
+        return (Ok(delta, elapsed), delta);
+    }
 }

@@ -62,9 +62,43 @@ public sealed class SysfsCounterFileTests : IDisposable
     [Fact]
     public void TheEightByteParseAnswersAsUtf8ParserOnEveryLengthAndTerminator()
     {
-        var rng = new Random(8);
         byte[][] ends = [[], "\n"u8.ToArray(), "/"u8.ToArray(), ":"u8.ToArray(), " 7"u8.ToArray(), ".5"u8.ToArray(), [0xFA, 0x31], "0"u8.ToArray()];
         int checkedCount = 0;
+        foreach (var bytes in Contents(new Random(8), ends))
+        {
+            bool ok = SysfsCounterFile.TryParseDecimal(bytes, out ulong value);
+            bool refOk = Utf8Parser.TryParse(bytes, out ulong reference, out _);
+            Assert.True(ok == refOk && value == reference, $"'{Encoding.Latin1.GetString(bytes)}': {ok} {value}, Utf8Parser {refOk} {reference}");
+            checkedCount++;
+        }
+        Assert.Equal(25 * 23 * 8 * 4, checkedCount);
+    }
+
+    /// <summary>
+    /// The tick's counter parse (<see cref="SysfsCounterFile.TryReadCounter(out ulong)"/>, RaplSource: three 8-byte loads
+    /// ending at the newline) against Utf8Parser on the same generated contents, as a read of at most 32 bytes gives them
+    /// (what the read leaves of the buffer is garbage), with newline-ended terminators.
+    /// </summary>
+    [Fact]
+    public void TheCounterParseAnswersAsUtf8ParserOnEveryReadOfAnyLength()
+    {
+        byte[][] ends = [[], "\n"u8.ToArray(), "\n\n"u8.ToArray(), "/"u8.ToArray(), ":\n"u8.ToArray(), " 7\n"u8.ToArray(), [0xFA, 0x0A], "0"u8.ToArray()];
+        int checkedCount = 0;
+        foreach (var content in Contents(new Random(9), ends))
+        {
+            var read = content.Take(32).ToArray(); // what one read of the file gives
+            bool ok = SysfsCounterFile.TryParseCounterText(read, out ulong value);
+            bool refOk = Utf8Parser.TryParse(read, out ulong reference, out _);
+            Assert.True(ok == refOk && value == reference, $"'{Encoding.Latin1.GetString(read)}': {ok} {value}, Utf8Parser {refOk} {reference}");
+            checkedCount++;
+        }
+        Assert.Equal(25 * 23 * 8 * 4, checkedCount);
+    }
+
+    /// <summary>0-24 zeros, then 0-22 digits (4 draws: all 9s; random, or 2^64 - 1 and one more at 20 digits; random, or
+    /// starting 1844 — the three-load parse's edge; random), then each of <paramref name="ends"/>.</summary>
+    private static IEnumerable<byte[]> Contents(Random rng, byte[][] ends)
+    {
         for (int zeros = 0; zeros <= 24; zeros++)
             for (int digits = 0; digits <= 22; digits++)
                 foreach (var end in ends)
@@ -77,16 +111,12 @@ public sealed class SysfsCounterFileTests : IDisposable
                             // The first significant digit is not a zero; draw 0 keeps the largest digits (overflow edges).
                             int d = draw == 0 ? 9 : k == 0 ? rng.Next(1, 10) : rng.Next(0, 10);
                             if (draw == 1 && digits == 20) d = "18446744073709551615"[k] - '0' + (k == 19 ? rng.Next(0, 2) : 0);
+                            if (draw == 2 && digits >= 4 && k < 4) d = "1844"[k] - '0';
                             text.Add((byte)('0' + d));
                         }
                         text.AddRange(end);
-                        var bytes = text.ToArray();
-                        bool ok = SysfsCounterFile.TryParseDecimal(bytes, out ulong value);
-                        bool refOk = Utf8Parser.TryParse(bytes, out ulong reference, out _);
-                        Assert.True(ok == refOk && value == reference, $"'{Encoding.Latin1.GetString(bytes)}': {ok} {value}, Utf8Parser {refOk} {reference}");
-                        checkedCount++;
+                        yield return text.ToArray();
                     }
-        Assert.Equal(25 * 23 * 8 * 4, checkedCount);
     }
 
     [Fact]

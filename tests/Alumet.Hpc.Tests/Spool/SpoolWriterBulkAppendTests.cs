@@ -3,9 +3,10 @@ using Alumet.Hpc.Spool;
 namespace Alumet.Hpc.Tests.Spool;
 
 /// <summary>
-/// <see cref="SpoolWriter.Append(ReadOnlySpan{SpoolRecord})"/>, the raw tick's append of one source read's records: the
-/// same file, written at the same record boundaries, as one <see cref="SpoolWriter.Append(in SpoolRecord)"/> per record —
-/// across the 16 KiB writes, inside reserved groups (a period's split) and around flushes.
+/// <see cref="SpoolWriter.Append(ReadOnlySpan{SpoolRecord}, ReadOnlySpan{int})"/>, the raw tick's append of one source
+/// read's records (each naming its channel, given the spool's series id of it): the same file, written at the same record
+/// boundaries, as one <see cref="SpoolWriter.Append(in SpoolRecord)"/> per record with that id — across the 16 KiB
+/// writes, inside reserved groups (a period's split) and around flushes.
 /// </summary>
 public sealed class SpoolWriterBulkAppendTests : IDisposable
 {
@@ -38,15 +39,16 @@ public sealed class SpoolWriterBulkAppendTests : IDisposable
                     for (int k = 0; k < size; k++)
                     {
                         var r = Record(serial++);
-                        byRecord.Append(in r);
+                        if (k == 0 && size > 3) byRecord.Append(Mapped(r));
+                        else byRecord.Append(in r);
                         if (k == 0 && size > 3)
                         {
                             // Three records as a block in the middle of the group: no write in its middle either.
                             var r2 = Record(serial++);
                             var r3 = Record(serial++);
-                            byRecord.Append(in r2);
-                            byRecord.Append(in r3);
-                            byBlock.Append([r, r2, r3]);
+                            byRecord.Append(Mapped(r2));
+                            byRecord.Append(Mapped(r3));
+                            byBlock.Append([r, r2, r3], Ids);
                             k += 2;
                         }
                         else byBlock.Append(in r);
@@ -63,8 +65,8 @@ public sealed class SpoolWriterBulkAppendTests : IDisposable
                 {
                     int n = rng.Next(0, block.Length + 1); // 0 too: a read with nothing stored
                     for (int k = 0; k < n; k++) block[k] = Record(serial++);
-                    foreach (var r in block.AsSpan(0, n)) byRecord.Append(in r);
-                    byBlock.Append(block.AsSpan(0, n));
+                    foreach (var r in block.AsSpan(0, n)) byRecord.Append(Mapped(r));
+                    byBlock.Append(block.AsSpan(0, n), Ids);
                     blocks++;
                 }
                 // The same writes so far: the file has the same length after every call (the 16 KiB writes at the same record).
@@ -76,6 +78,11 @@ public sealed class SpoolWriterBulkAppendTests : IDisposable
         }
         Assert.Equal(File.ReadAllBytes(Path.Combine(one, SpoolWriter.RecordsFile)), File.ReadAllBytes(Path.Combine(bulk, SpoolWriter.RecordsFile)));
     }
+
+    /// <summary>A spool's series ids of the 13 channels the records name (not in channel order).</summary>
+    private static readonly int[] Ids = [40, 3, 17, 0, 22, 9, 31, 5, 12, 27, 1, 38, 6];
+
+    private static SpoolRecord Mapped(SpoolRecord r) => r with { Series = Ids[r.Series] };
 
     private static SpoolRecord Record(long serial) => new()
     {
