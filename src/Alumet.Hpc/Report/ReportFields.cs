@@ -29,7 +29,7 @@ public static class ReportFields
         new("UID", 6, (r, _) => r.Uid.ToString(Inv)),
         new("NodeList", 15, (r, _) => r.NodeList),
         new("NNodes", 6, (r, _) => r.Nodes.Count.ToString(Inv)),
-        new("RunID", 18, (r, _) => r.RunId),
+        new("RunID", 19, (r, _) => r.RunId), // a start-time run id (yyyyMMddTHHmmssfffZ, Jobs/RunId.cs) whole
         new("Start", 19, (r, s) => Time(r.Start, s)),
         new("End", 19, (r, s) => Time(r.End, s)),
         new("Elapsed", 10, (r, _) => r.Start is null && r.ElapsedS == 0 ? "" : Elapsed(r.ElapsedS)),

@@ -210,6 +210,8 @@ public sealed class ReportNativeTests
         Assert.Equal((0, "600|n2\n", ""), Ids("-a", "-S", "2026-10-01", "--utc"));
         var latest = Ids("-j", "600");
         Assert.Equal((0, "600|n2\n"), (latest.Item1, latest.Item2));
+        // The table's RunID column holds a whole run id (it was 18 wide: every start-time run id was cut, "20261120T08000000+").
+        Assert.Equal("20261120T080000000Z", Report("--db", db, "-j", "600", "-X", "-n", "-o", "RunID").Out.Split('\n')[0]);
     }
 
     [Fact]
