@@ -35,6 +35,19 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
     /// prolog has given up on it by then (<see cref="SamplerLauncher.Start"/>); 0 for none (recovery, in-process jobs).</summary>
     public long ApplyByWallNs { get; init; }
 
+    /// <summary>The same moment on <c>CLOCK_BOOTTIME</c> (<see cref="BootNs"/>), which no clock step moves: a sampler
+    /// that reads it goes by it alone (<see cref="NodeSampler.Late"/>). A prolog writes both: <c>until=</c> for a sampler
+    /// of an earlier version, which knows only that one; 0 for none (a prolog of an earlier version).</summary>
+    public long ApplyByBootNs { get; init; }
+
+    /// <summary>CLOCK_BOOTTIME in ns: the node's time since boot (suspend included), never stepped by NTP or an admin.</summary>
+    public static unsafe long BootNs()
+    {
+        Native.Libc.Timespec ts;
+        Native.Libc.clock_gettime(Native.Libc.CLOCK_BOOTTIME, &ts);
+        return ts.Sec * 1_000_000_000 + ts.Nsec;
+    }
+
     public string Key => KeyOf(Job.Scheduler, Job.JobId);
     public static string KeyOf(string scheduler, string jobId) => $"{scheduler}/{jobId}";
 
@@ -57,6 +70,7 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         if (Owner is { } o) sb.Append(" owner=").Append(o.Pid.ToString(CultureInfo.InvariantCulture)).Append('.').Append(o.StartTime.ToString(CultureInfo.InvariantCulture));
         if (ExclusiveWhenAlone) sb.Append(" alone=exclusive");
         if (ApplyByWallNs > 0) sb.Append(" until=").Append(ApplyByWallNs.ToString(CultureInfo.InvariantCulture));
+        if (ApplyByBootNs > 0) sb.Append(" until_boot=").Append(ApplyByBootNs.ToString(CultureInfo.InvariantCulture));
         // The job's name is user text (spaces, '=', newlines): one hex token, so it can never be read as another key.
         if (Job.JobName.Length > 0) sb.Append(" name=").Append(Convert.ToHexString(Encoding.UTF8.GetBytes(Job.JobName)));
         return sb.ToString();
@@ -82,6 +96,7 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         else if (Get("cgroup") is { } cg && !IsCgroupPath(cg)) error = $"cgroup {SchedulerInput.Quote(cg)} is not an absolute cgroup path";
         else if (Get("owner") is { } ow && ParseOwner(ow) is null) error = $"owner {SchedulerInput.Quote(ow)} is not pid.starttime";
         else if (Get("until") is { } u && !(long.TryParse(u, NumberStyles.None, CultureInfo.InvariantCulture, out long by) && by > 0)) error = $"until {SchedulerInput.Quote(u)} is not a wall time in ns";
+        else if (Get("until_boot") is { } ub && !(long.TryParse(ub, NumberStyles.None, CultureInfo.InvariantCulture, out long bb) && bb > 0)) error = $"until_boot {SchedulerInput.Quote(ub)} is not a time since boot in ns";
         if (error is not null) return null;
         SchedulerInput.TryParseId(Get("uid"), out int uid);
         long.TryParse(Get("start"), NumberStyles.None, CultureInfo.InvariantCulture, out long start);
@@ -91,6 +106,7 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
         {
             Cgroup = Get("cgroup"), Owner = Get("owner") is { } owner ? ParseOwner(owner) : null, ExclusiveWhenAlone = Get("alone") == "exclusive",
             ApplyByWallNs = Get("until") is { } until ? long.Parse(until, NumberStyles.None, CultureInfo.InvariantCulture) : 0,
+            ApplyByBootNs = Get("until_boot") is { } untilBoot ? long.Parse(untilBoot, NumberStyles.None, CultureInfo.InvariantCulture) : 0,
         };
     }
 

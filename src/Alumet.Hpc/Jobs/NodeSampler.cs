@@ -191,17 +191,21 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     }
 
     /// <summary>
-    /// Why a prolog's registration must not be applied now, or null: its prolog gave up on it (its <c>until</c> is past:
-    /// a sampler stalled while the prolog waited reads it afterwards, maybe after the job's epilog), or the job was
-    /// finalized after the registration was made (its marker is newer than the registration's start). Applied, it
-    /// would delete the marker and replace the epilog's row with a measurement of a job that had ended.
+    /// Why a prolog's registration must not be applied now, or null: its prolog gave up on it (its <c>until_boot</c>,
+    /// else its <c>until</c>, is past: a sampler stalled while the prolog waited reads it afterwards, maybe after the
+    /// job's epilog), or the job was finalized after the registration was made (its marker is newer than the
+    /// registration's start). Applied, it would delete the marker and replace the epilog's row with a measurement of a
+    /// job that had ended.
     /// </summary>
     internal static string? Late(JobRegistration reg, AlumetConfig cfg)
     {
         long now = Clock.WallNs();
-        if (reg.ApplyByWallNs > 0 && now > reg.ApplyByWallNs)
-            return $"job {reg.Job.JobId}: registration not applied: its prolog gave up on it at {Stamp(reg.ApplyByWallNs)}, "
-                + $"{(now - reg.ApplyByWallNs) / 1_000_000_000.0:0.0} s before the sampler read it (the sampler was stalled)";
+        // By CLOCK_BOOTTIME when the prolog gave it (no step of the wall clock during the stall lets a late one through,
+        // or refuses one in time); by the wall clock for a prolog of an earlier version, which gave only that.
+        long late = reg.ApplyByBootNs > 0 ? JobRegistration.BootNs() - reg.ApplyByBootNs : reg.ApplyByWallNs > 0 ? now - reg.ApplyByWallNs : 0;
+        if (late > 0)
+            return $"job {reg.Job.JobId}: registration not applied: its prolog gave up on it at {Stamp(now - late)}, "
+                + $"{late / 1_000_000_000.0:0.0} s before the sampler read it (the sampler was stalled)";
         string dir = reg.Job.StateDirectory(cfg.Paths.StateDir);
         foreach (string marker in new[] { JobFinalizer.MarkerPath(dir), Path.Combine(dir, SamplerFiles.Finalized) })
         {

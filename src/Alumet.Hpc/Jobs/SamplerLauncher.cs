@@ -49,7 +49,8 @@ public static class SamplerLauncher
         try
         {
             var reg = Registration(launch);
-            reg = reg with { ApplyByWallNs = reg.StartWallNs + (long)(bound - grace).TotalNanoseconds };
+            long applyFor = (long)(bound - grace).TotalNanoseconds; // from now: on the clock no step moves, and on the wall one for an older sampler
+            reg = reg with { ApplyByBootNs = JobRegistration.BootNs() + applyFor, ApplyByWallNs = reg.StartWallNs + applyFor };
             string request = "register " + reg.ToLine();
             string? answer = NodeSocket.Request(config.Paths.StateDir, request, Wait(), out string? error);
             bool started = false;

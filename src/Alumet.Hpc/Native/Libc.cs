@@ -6,6 +6,8 @@ namespace Alumet.Hpc.Native;
 internal static partial class Libc
 {
     public const int CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1;
+    /// <summary>Time since boot, suspend included: never stepped (unlike CLOCK_REALTIME), the same in every process of a node.</summary>
+    public const int CLOCK_BOOTTIME = 7;
     public const int TIMER_ABSTIME = 1;
     public const int PR_SET_TIMERSLACK = 29;
     public const int SIG_BLOCK = 0;

@@ -148,4 +148,50 @@ public sealed class HungSamplerPrologTests : IDisposable
         row = Assert.Single(Rows("602"));
         Assert.Equal(JobStatus.NotMeasured, row.Status);
     }
+
+    /// <summary>
+    /// A registration's deadline is on CLOCK_BOOTTIME, which no clock step moves: sent as a prolog writes it (both
+    /// deadlines, <c>until=</c> on the wall clock for an older sampler, <c>until_boot=</c>) with the wall clock stepped
+    /// <paramref name="wallStepS"/> s against boot time, the sampler goes by boot time alone: a stall during which the
+    /// clock went back 60 s no longer lets a late one through (on 089dafd: "ok job 602 registered"), a forward step no
+    /// longer refuses one in time (on 089dafd: "error … 60.0 s before the sampler read it"). A prolog of an earlier
+    /// version (<paramref name="bootLeftS"/> null: <c>until=</c> only) is still held to its wall deadline.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(60, -2)]   // stepped back 60 s: in time by the wall clock, 2 s late by boot time
+    [InlineData(-60, 5)]   // stepped forward 60 s: 55 s late by the wall clock, in time by boot time
+    [InlineData(-2, null)] // an older prolog, 2 s late by the wall clock (its only deadline)
+    public void ARegistrationsDeadlineIsOnTheClockNoStepMoves(int wallStepS, int? bootLeftS)
+    {
+        Skip.If(Environment.UserName != "root", "needs root (the node sampler's state_dir)");
+        Assert.Equal(0, Hook("prolog_slurmd", "601").Code);
+        const long S = 1_000_000_000;
+        long wall = Alumet.Hpc.Core.Clock.WallNs();
+        var reg = new JobRegistration(new JobIdentity("slurm", "test", "602", "root", 0, "node1", ""), null, null, Exclusive: false, Raw: false, wall)
+        {
+            ApplyByWallNs = wall + (wallStepS + (bootLeftS ?? 0)) * S,
+            ApplyByBootNs = bootLeftS is { } left ? JobRegistration.BootNs() + left * S : 0,
+        };
+
+        string? answer = NodeSocket.Request(_install.Config.Paths.StateDir, "register " + reg.ToLine(), TimeSpan.FromSeconds(10), out string? error);
+
+        if (bootLeftS > 0)
+        {
+            Assert.Equal("ok job 602 registered (2 job(s) on the node)\n", answer ?? error);
+            Assert.Contains("slurm 602 ", Ctl("jobs"));
+            Assert.Equal(0, Hook("epilog_slurmd", "602").Code);
+            Assert.Equal(JobStatus.Complete, Assert.Single(Rows("602")).Status);
+        }
+        else
+        {
+            var said = System.Text.RegularExpressions.Regex.Match(answer ?? error ?? "",
+                @"^error job 602: registration not applied: its prolog gave up on it at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z, (\d+\.\d) s before the sampler read it \(the sampler was stalled\)\n$");
+            Assert.True(said.Success, answer ?? error);
+            double lateS = double.Parse(said.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.InRange(lateS, 2.0, 4.0);
+            Assert.DoesNotContain("602", Ctl("jobs"));
+            Assert.False(Directory.Exists(State("602")));
+        }
+        Assert.Equal(0, Hook("epilog_slurmd", "601").Code);
+    }
 }
