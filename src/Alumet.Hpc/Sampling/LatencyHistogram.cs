@@ -9,6 +9,7 @@ public sealed class LatencyHistogram
     public long MaxNs { get; private set; }
     public double SumNs { get; private set; }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // on every tick
     public void Add(long latenessNs)
     {
         if (latenessNs < 0) latenessNs = 0;

@@ -70,6 +70,7 @@ public sealed class MeasurementBuffer
         lock (slot.Gate) return ReadLocked(slot, monotonicNs, wallNs);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // into Read: one function less on the tick
     private bool ReadLocked(SourceSlot slot, long monotonicNs, long wallNs)
     {
         if (monotonicNs <= slot.LastReadNs) return false;

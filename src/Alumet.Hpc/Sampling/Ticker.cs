@@ -35,6 +35,7 @@ public sealed class Ticker
     /// <inheritdoc cref="WaitNext(CancellationToken, out long)"/>
     /// <param name="nowNs">CLOCK_MONOTONIC just after the wake-up: the clock read that the missed-deadline check takes,
     /// handed to the caller so that a 1 kHz tick reads the monotonic clock once, not twice.</param>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // into the tick loop
     public bool WaitNext(CancellationToken token, out long deadlineNs, out long nowNs)
     {
         deadlineNs = _nextNs;

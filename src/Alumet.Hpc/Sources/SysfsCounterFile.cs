@@ -78,6 +78,7 @@ public sealed class SysfsCounterFile : IDisposable
     private const int Pad = 24;
 
     /// <summary>Writes a counter buffer's <see cref="Pad"/> zeros (once per buffer: the reads write after them).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // the tick in few functions: under busy CPUs each one it enters costs cold cache lines
     internal static unsafe void FillPad(byte* buf)
     {
         const ulong Zeros = 0x3030303030303030; // "00000000"
@@ -87,6 +88,7 @@ public sealed class SysfsCounterFile : IDisposable
     }
 
     /// <summary><see cref="TryReadCounter(out ulong)"/> of descriptor <paramref name="fd"/> (-1: a failed read) into a counter buffer whose pad is filled.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static unsafe bool TryReadCounter(int fd, byte* buf, out ulong value)
     {
         int n = fd < 0 ? -1 : (int)Rapl.RaplNative.PreadCounter(fd, buf + Pad, ReadBytes, 0);
@@ -102,6 +104,7 @@ public sealed class SysfsCounterFile : IDisposable
     /// high &lt; 1844. Anything else (no newline at the end, another byte, more digits, a larger number) takes
     /// <see cref="TryParseDecimal"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static unsafe bool TryParseCounter(byte* buf, int n, out ulong value)
     {
         if ((uint)(n - 2) < Pad && buf[Pad + n - 1] == '\n')

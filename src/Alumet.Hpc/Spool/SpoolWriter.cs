@@ -169,6 +169,7 @@ public sealed class SpoolWriter : IDisposable
     /// finds it so), by runs of 32-byte stores: one source read's records on the raw tick, one call per spool.
     /// Record by record inside a reserved group, and when they might not fit in the buffer (a full state dir).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // into its one caller, SeriesSpool.AppendNodeReads
     public void Append(ReadOnlySpan<SpoolRecord> records, ReadOnlySpan<int> seriesIds)
     {
         int n = records.Length;
