@@ -228,7 +228,12 @@ public static class SamplerLauncher
                 JobFinalizer.RecordNotMeasured(job, config, reason);
                 // Its marker, as every other finalization leaves one: a registration made before it (a prolog's that a
                 // stalled sampler reads late, whatever its version) is then refused (NodeSampler.Late), not applied over the row.
-                JobFinalizer.MarkNotMeasured(dir, reason);
+                try { JobFinalizer.MarkNotMeasured(dir, reason); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // The row is recorded: the outcome stays not_measured; only the late-registration guard is missing.
+                    Log.Warn($"job {job.JobId}: its not_measured marker could not be written ({ErrorText.Describe(e)}); a registration read late by a stalled sampler is not refused by it");
+                }
                 return new StopResult("not_measured", $"job {job.JobId}: no sampler state in {dir}");
             }
 

@@ -194,4 +194,23 @@ public sealed class HungSamplerPrologTests : IDisposable
         }
         Assert.Equal(0, Hook("epilog_slurmd", "601").Code);
     }
+
+    /// <summary>
+    /// The not_measured marker cannot be written (here the scheduler's directory is a file): the row is recorded and
+    /// the epilog's outcome stays not_measured, with one warning saying what is missing (after 06d748a, before this:
+    /// "error: job 604: stop/finalize failed: The file '…/slurm' already exists.").
+    /// </summary>
+    [SkippableFact]
+    public void AMarkerThatCannotBeWrittenLeavesTheNotMeasuredOutcome()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (the node sampler's state_dir)");
+        string slurm = Path.Combine(_install.Config.Paths.StateDir, "slurm");
+        Directory.CreateDirectory(_install.Config.Paths.StateDir);
+        File.WriteAllText(slurm, "not a directory\n");
+        Assert.Equal(0, Hook("epilog_slurmd", "604").Code);
+        Assert.Equal(JobStatus.NotMeasured, Assert.Single(Rows("604")).Status);
+        var lines = Log().Split('\n');
+        Assert.Single(lines, l => l.EndsWith($" warning: job 604: its not_measured marker could not be written (The file '{slurm}' already exists.); a registration read late by a stalled sampler is not refused by it", StringComparison.Ordinal));
+        Assert.Single(lines, l => l.Contains($"slurm epilog job 604 on node1: not_measured: job 604: no sampler state in {Path.Combine(slurm, "604")}", StringComparison.Ordinal));
+    }
 }
