@@ -14,8 +14,8 @@ namespace Alumet.Hpc.Jobs;
 public static class DescriptorLimit
 {
     /// <summary>Enough for a lone job's sampler and its finalization (a <c>sample</c> with the estimate source failed at
-    /// 16 and worked at 20), with room (DescriptorLimitTests samples a job at exactly this limit); a node sampler's later
-    /// jobs that find none left fail one by one, said in the log.</summary>
+    /// 16 and worked at 20), with room (SampleBinaryTests.ASamplerRaisesASmallSoftLimitAndMeasuresTheJob samples a job
+    /// at exactly this limit); a node sampler's later jobs that find none left fail one by one, said in the log.</summary>
     public const ulong Needed = 32;
 
     /// <summary>The soft limit it raises a smaller one to (the hard limit permitting): the usual default.</summary>

@@ -474,11 +474,17 @@ public class SampleBinaryTests
         using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
         string bin = program == "alumet-hpc" ? TestInstallation.Binary() : Sampler();
         string[] args = verb == "sample" ? SampleArgs(install, "71") : ["node-sampler", "--config", install.ConfigPath];
-        var (rc, stdout, stderr) = Wait(Start("/usr/bin/prlimit", [$"--nofile={limit}", bin, .. args]));
+        // The limit counts every descriptor the sampler starts with: the child gets only 0, 1 and 2 (a descriptor the test
+        // run inherited, such as a flock(1) lock around it, would otherwise take one of the N and move the loader's need).
+        var (rc, stdout, stderr) = Wait(Start("/bin/bash", ["-c", OnlyStdioThenExec, $"{limit}", "/usr/bin/prlimit", $"--nofile={limit}", bin, .. args]));
         Assert.Equal((1, "", TooFewDescriptors(program, limit)), (rc, stdout, stderr));
         Assert.False(Directory.Exists(install.Config.Paths.StateDir));
         Assert.Empty(RowsOf(install, "71"));
     }
+
+    /// <summary>bash -c: close every descriptor above 2, then exec the arguments ($0 is only bash's name for itself).</summary>
+    private const string OnlyStdioThenExec =
+        "for f in /proc/$$/fd/*; do n=${f##*/}; if [ \"$n\" -gt 2 ]; then eval \"exec $n>&-\"; fi 2>/dev/null; done; exec \"$@\"";
 
     /// <summary>
     /// A soft limit below what a sampler needs under a larger hard one (<c>prlimit --nofile=8:4096</c>) is raised: the job
