@@ -27,5 +27,14 @@ public static unsafe class Clock
         return ts.Sec * 1_000_000_000 + ts.Nsec / 100 * 100;
     }
 
+    /// <summary>CLOCK_BOOTTIME in ns: the node's time since boot (suspend included), the same for every process of the
+    /// node and never stepped by NTP or an admin: a registration's deadline (<see cref="Jobs.JobRegistration.ApplyByBootNs"/>).</summary>
+    public static long BootNs()
+    {
+        Libc.Timespec ts;
+        Libc.clock_gettime(Libc.CLOCK_BOOTTIME, &ts);
+        return ts.Sec * 1_000_000_000 + ts.Nsec;
+    }
+
     public static DateTime FromWallNs(long ns) => DateTime.UnixEpoch.AddTicks(ns / 100);
 }

@@ -35,18 +35,10 @@ public sealed record JobRegistration(JobIdentity Job, string? Gpus, string? Slui
     /// prolog has given up on it by then (<see cref="SamplerLauncher.Start"/>); 0 for none (recovery, in-process jobs).</summary>
     public long ApplyByWallNs { get; init; }
 
-    /// <summary>The same moment on <c>CLOCK_BOOTTIME</c> (<see cref="BootNs"/>), which no clock step moves: a sampler
+    /// <summary>The same moment on <c>CLOCK_BOOTTIME</c> (<see cref="Core.Clock.BootNs"/>), which no clock step moves: a sampler
     /// that reads it goes by it alone (<see cref="NodeSampler.Late"/>). A prolog writes both: <c>until=</c> for a sampler
     /// of an earlier version, which knows only that one; 0 for none (a prolog of an earlier version).</summary>
     public long ApplyByBootNs { get; init; }
-
-    /// <summary>CLOCK_BOOTTIME in ns: the node's time since boot (suspend included), never stepped by NTP or an admin.</summary>
-    public static unsafe long BootNs()
-    {
-        Native.Libc.Timespec ts;
-        Native.Libc.clock_gettime(Native.Libc.CLOCK_BOOTTIME, &ts);
-        return ts.Sec * 1_000_000_000 + ts.Nsec;
-    }
 
     public string Key => KeyOf(Job.Scheduler, Job.JobId);
     public static string KeyOf(string scheduler, string jobId) => $"{scheduler}/{jobId}";

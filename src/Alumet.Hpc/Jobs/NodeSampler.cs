@@ -202,7 +202,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         long now = Clock.WallNs();
         // By CLOCK_BOOTTIME when the prolog gave it (no step of the wall clock during the stall lets a late one through,
         // or refuses one in time); by the wall clock for a prolog of an earlier version, which gave only that.
-        long late = reg.ApplyByBootNs > 0 ? JobRegistration.BootNs() - reg.ApplyByBootNs : reg.ApplyByWallNs > 0 ? now - reg.ApplyByWallNs : 0;
+        long late = reg.ApplyByBootNs > 0 ? Clock.BootNs() - reg.ApplyByBootNs : reg.ApplyByWallNs > 0 ? now - reg.ApplyByWallNs : 0;
         if (late > 0)
             return $"job {reg.Job.JobId}: registration not applied: its prolog gave up on it at {Stamp(now - late)}, "
                 + $"{late / 1_000_000_000.0:0.0} s before the sampler read it (the sampler was stalled)";

@@ -50,7 +50,7 @@ public static class SamplerLauncher
         {
             var reg = Registration(launch);
             long applyFor = (long)(bound - grace).TotalNanoseconds; // from now: on the clock no step moves, and on the wall one for an older sampler
-            reg = reg with { ApplyByBootNs = JobRegistration.BootNs() + applyFor, ApplyByWallNs = reg.StartWallNs + applyFor };
+            reg = reg with { ApplyByBootNs = Clock.BootNs() + applyFor, ApplyByWallNs = reg.StartWallNs + applyFor };
             string request = "register " + reg.ToLine();
             string? answer = NodeSocket.Request(config.Paths.StateDir, request, Wait(), out string? error);
             bool started = false;

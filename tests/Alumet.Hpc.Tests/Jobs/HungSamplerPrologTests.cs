@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Alumet.Hpc.Core;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Tests.Fakes;
@@ -170,7 +171,7 @@ public sealed class HungSamplerPrologTests : IDisposable
         var reg = new JobRegistration(new JobIdentity("slurm", "test", "602", "root", 0, "node1", ""), null, null, Exclusive: false, Raw: false, wall)
         {
             ApplyByWallNs = wall + (wallStepS + (bootLeftS ?? 0)) * S,
-            ApplyByBootNs = bootLeftS is { } left ? JobRegistration.BootNs() + left * S : 0,
+            ApplyByBootNs = bootLeftS is { } left ? Clock.BootNs() + left * S : 0,
         };
 
         string? answer = NodeSocket.Request(_install.Config.Paths.StateDir, "register " + reg.ToLine(), TimeSpan.FromSeconds(10), out string? error);
