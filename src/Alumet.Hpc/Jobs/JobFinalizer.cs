@@ -116,6 +116,14 @@ public static class JobFinalizer
 
     private static Outcome FinalizeLocked(string stateDir, AlumetConfig cfg, bool complete, string reason, out bool removable)
     {
+        // At raw storage the tick stores each read once, in the node's spool: the reads of the windows in which the job
+        // was alone or exclusive are copied into its spool first (once: a second finalization finds them there), so
+        // everything below, and a kept state dir, has the records the job's file is made of (NodeReadWindows).
+        foreach (string missing in NodeReadWindows.CopyIn(stateDir))
+        {
+            Log.Warn($"{stateDir}: {missing}");
+            reason = Join(reason, missing);
+        }
         if (!complete)
         {
             // The sampler died or hung between two snapshots: at raw storage its spool can end in node reads no split

@@ -33,7 +33,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private readonly Lock _spoolGate = new();   // every spool append/flush (a Lock: taken on every raw tick, SourceSlot.Gate)
     private readonly Dictionary<string, NodeJob> _jobs = new(StringComparer.Ordinal);
     private NodeJob[] _jobArray = [];
-    private volatile NodeJob[] _rawTargets = []; // jobs that get the node's raw reads (alone or exclusive)
+    private readonly List<NodeJob> _windowed = new(); // jobs whose window of the node's raw reads is open (under _spoolGate)
+    private long _nodeReads;                          // raw records the tick appended to the node's spool (under _spoolGate)
     private volatile bool _rawStorage;
     private bool[][] _gpuOwns = [];             // per job: which channels are its GPUs
     private readonly NodeSpool _node;
@@ -100,7 +101,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         // Prime every counter now: the first period starts here, not at the first tick.
         foreach (var slot in sources.Slots) Buffer.Prime(slot, startMonotonicNs);
         PrimedNs = Clock.MonotonicNs();
-        _node = new NodeSpool(cfg, sources, ExportDay);
+        _node = new NodeSpool(cfg, sources, ExportDay) { Opened = NodeDayOpened };
         _finalizedElsewhere = new FinalizedElsewhere(NodeSpool.Root(cfg));
         _emptySinceNs = startMonotonicNs;
         UpdateRawSink();
@@ -143,9 +144,17 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             if (!recovered)
             {
-                foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, "stats.json" })
+                foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, "stats.json", NodeReadWindows.FileName, NodeReadWindows.DoneFileName, NodeReadWindows.MergedFile })
                     File.Delete(Path.Combine(dir, stale)); // a requeued job id starts a fresh spool
                 File.Delete(JobFinalizer.MarkerPath(dir));  // and is not "already finalized" by its previous run
+            }
+            // A window of node reads its killed sampler left open ends where that sampler stopped writing the node's
+            // spool (NodeReadWindows): closed before the spool is reopened, which closes the reads no split covered.
+            var windows = recovered ? NodeReadWindows.Load(dir) : new NodeReadWindows();
+            if (windows.IsOpen)
+            {
+                lock (_spoolGate) windows.Cut(windows.Day is { } day ? _node.EndBeforeThisProcess(day) : 0);
+                if (!windows.TryWrite(dir, out string? error)) Log.Warn($"job {reg.Job.JobId}: {dir}/{NodeReadWindows.FileName} could not be written ({error}); retried at the next flush");
             }
             bool exclusive = reg.Exclusive || _cfg.Sampler.Attribution == "exclusive";
             var locator = exclusive ? null : execLocator ?? Locators(reg, _cfg);
@@ -170,6 +179,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             var job = new NodeJob(reg, exclusive || locator is null, reg.ExclusiveWhenAlone && !exclusive && locator is not null, new JobCpu(reg.Job, locator, recovered),
                 new SeriesSpool(dir, meta, reopen: recovered), _sources.JobGpuChannels(reg.Gpus, reg.Job.JobId, Channels), monotonicNs, recovered);
             job.Shared = shared;
+            job.Windows = windows;
             // Written whole or not at all (temp file + rename): a reader (exec waiting for its registration, the recovery
             // after a sampler crash) never sees it created but still empty.
             AtomicFile.WriteAllText(Path.Combine(dir, JobRegistration.File), reg.ToLine() + "\n");
@@ -252,7 +262,19 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 _jobs.Remove(key);
                 Rebuild();
             }
-            lock (_spoolGate) job.Spool.Dispose();
+            lock (_spoolGate)
+            {
+                job.Spool.Dispose();
+                // The reads of its last window are in the node's spool: in the file before the finalization copies them.
+                if (job.Windows.Reads(_nodeReads) > 0) _node.Flush();
+                if (job.Windows.Dirty && !job.Spool.Detached && Directory.Exists(job.Directory) && !job.Windows.TryWrite(job.Directory, out string? error))
+                    reason = Join(reason, $"where its node reads end could not be written ({error}): its file's node rows may run past its end");
+                else if (job.Windows.Reads(_nodeReads) > 0 && _node.Failing)
+                {
+                    complete = false;
+                    reason = Join(reason, "the node's spool could not be written (state dir full): its last node reads are missing from its file");
+                }
+            }
             job.Cpu.Dispose();
             if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
         }
@@ -355,7 +377,6 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             }
         }
         if (_cpu.Length < _jobArray.Length) { _cpu = new ulong[_jobArray.Length * 2]; _shares = new ulong[_jobArray.Length * 2]; }
-        _rawTargets = _jobArray.Where(j => j.Exclusive || _jobArray.Length == 1).ToArray();
         _gpuOwns = _jobArray.Select(j => j.GpuChannels).ToArray();
         UpdateRawSink();
         RateChanged?.Invoke();
@@ -365,6 +386,66 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     {
         _rawStorage = _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
         Buffer.RawSink = _rawStorage ? this : null;
+        UpdateWindows();
+    }
+
+    /// <summary>
+    /// Opens and closes the jobs' windows of the node's raw reads (<see cref="NodeReadWindows"/>): a job gets them while
+    /// raw storage is on and it is alone on the node or exclusive (issue 8 item 5: node series in the user's file only
+    /// then). The tick stores each read once, in the node's spool; the window says which of them the job's file holds.
+    /// </summary>
+    private void UpdateWindows()
+    {
+        lock (_spoolGate)
+        {
+            var at = _node.Position;
+            for (int i = _windowed.Count - 1; i >= 0; i--)
+            {
+                var job = _windowed[i];
+                if (GetsNodeReads(job)) continue;
+                job.Windows.Close(at.Record, _nodeReads);
+                WriteWindows(job);
+                _windowed.RemoveAt(i);
+            }
+            foreach (var job in _jobArray)
+            {
+                if (job.Windows.IsOpen || !GetsNodeReads(job)) continue;
+                // Its node series get their ids now, where the tick's first read used to add them, and reach its
+                // meta.json before its windows file names records of them.
+                for (int c = 0; c < _channels.Length; c++) job.Spool.Series(SpoolSeries.NodeConsumer, c, _channels[c]);
+                job.Spool.Flush();
+                job.Windows.Open(at, _nodeReads);
+                WriteWindows(job);
+                _windowed.Add(job);
+            }
+        }
+    }
+
+    private bool GetsNodeReads(NodeJob job) => _rawStorage && (job.Exclusive || _jobArray.Length == 1) && Array.IndexOf(_jobArray, job) >= 0;
+
+    /// <summary>The node's spool opened a day (a UTC midnight, or its first): every open window goes on there.</summary>
+    private void NodeDayOpened(long previousEnd, string day, long start)
+    {
+        foreach (var job in _windowed)
+        {
+            job.Windows.Roll(previousEnd, day, start);
+            WriteWindows(job);
+        }
+    }
+
+    /// <summary>
+    /// Rewrites a job's windows file (small: a few lines per change of the job set or day). Never into a state dir its
+    /// epilog took over meanwhile (a hung sampler that resumed: <see cref="SeriesSpool.CheckDetached"/>, as for
+    /// meta.json); a failed write is retried at the next flush (the finalization reads the file).
+    /// </summary>
+    private void WriteWindows(NodeJob job)
+    {
+        if (job.Spool.CheckDetached()) return;
+        if (!job.Windows.TryWrite(job.Directory, out string? error) && !job.WindowsWarned && Directory.Exists(job.Directory)) // gone: finalized elsewhere
+        {
+            job.WindowsWarned = true;
+            Log.Warn($"job {job.Registration.Job.JobId}: {job.Directory}/{NodeReadWindows.FileName} could not be written ({error}); retried at every flush");
+        }
     }
 
     private bool Raw(JobRegistration reg) => reg.Raw || _cfg.Sampler.StoragePeriodMs == 0;
@@ -464,14 +545,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// </summary>
     void IRawReadSink.OnReads(long wallNs, ReadOnlySpan<SpoolRecord> reads)
     {
-        var targets = _rawTargets;
         // The read's records, built once by the buffer (their Series is the channel's index in it), appended as one block
-        // to each spool with that spool's ids of the channels' node series (SeriesSpool.AppendNodeReads: an array per
-        // spool, no lookup by name per read).
+        // with the node spool's ids of the channels' node series (SeriesSpool.AppendNodeReads: an array, no lookup by
+        // name per read). Once: a job alone or exclusive gets them from the node's spool at its end (NodeReadWindows).
         lock (_spoolGate)
         {
             _node.Open(wallNs).AppendNodeReads(reads, _channels);
-            foreach (var job in targets) job.Spool.AppendNodeReads(reads, _channels);
+            _nodeReads += reads.Length;
         }
     }
 
@@ -484,6 +564,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             {
                 job.Spool.CheckDetached(); // its epilog took the spool over (hung sampler): dropped once its marker is there (Housekeep)
                 job.Spool.Flush();
+                if (job.Windows.Dirty) WriteWindows(job);
             }
         }
     }
@@ -653,9 +734,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             if (!Paused) SnapshotLocked(monotonicNs, wallNs);
             lock (_spoolGate)
             {
-                foreach (var job in _jobArray) { job.Spool.Dispose(); job.Cpu.Dispose(); }
+                var jobs = _jobArray;
                 _jobs.Clear();
-                Rebuild();
+                Rebuild(); // closes their windows of node reads while their spools are open (WriteWindows checks them)
+                foreach (var job in jobs) { job.Spool.Dispose(); job.Cpu.Dispose(); }
                 _node.Close();
                 exports = [.. _exports];
             }
@@ -725,7 +807,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// <summary>Records the job's spool holds so far (its Parquet rows); 0 for a job not registered.</summary>
     public long RecordsWritten(string key)
     {
-        lock (_gate) return _jobs.TryGetValue(key, out var job) ? job.Spool.RecordsWritten : 0;
+        lock (_gate) return _jobs.TryGetValue(key, out var job) ? job.Spool.RecordsWritten + job.Windows.Reads(Volatile.Read(ref _nodeReads)) : 0;
     }
 
     public string Jobs()
@@ -740,7 +822,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
               .Append(" uid=").Append(r.Job.Uid).Append(" mode=").Append(j.Exclusive ? "exclusive" : "cgroup")
               .Append(r.Raw ? " raw" : "").Append(j.Recovered ? " recovered" : "")
               .Append(j.Cpu.LastSeenNs is null && !j.Exclusive ? " cgroup=not-found" : "")
-              .Append(" records=").Append(j.Spool.RecordsWritten).Append('\n');
+              .Append(" records=").Append(j.Spool.RecordsWritten + j.Windows.Reads(Volatile.Read(ref _nodeReads))).Append('\n');
         }
         return sb.ToString();
     }
@@ -811,6 +893,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         public string Consumer { get; } = registration.Job.Consumer;
         public string Directory => Spool.Directory;
         public List<(string Step, ulong Ns)> Steps { get; } = new();
+        /// <summary>Its windows of the node's raw reads (<see cref="NodeReadWindows"/>).</summary>
+        public NodeReadWindows Windows { get; set; } = new();
+        public bool WindowsWarned { get; set; }
         public volatile bool Ending;
         private readonly Dictionary<string, string> _stepConsumers = new(StringComparer.Ordinal);
 

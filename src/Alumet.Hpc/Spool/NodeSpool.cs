@@ -26,6 +26,15 @@ public sealed class NodeSpool
     private long _dayNumber = -1; // days since the epoch of _day: the per-period check formats no string
 
     private readonly Action<string> _dayClosed;
+    private readonly Dictionary<string, long> _sessionStarts = new(StringComparer.Ordinal); // day → where this process began writing it
+
+    /// <summary>
+    /// Told each day's spool this process opens, after it opened it: the previous day's end (its next record index, -1
+    /// when this process had none open) and the new day with the record index this process starts at in it. The node
+    /// sampler moves the open windows of the jobs that get the node's raw reads there (<see cref="NodeReadWindows"/>).
+    /// Called under the caller's locks, like every method here.
+    /// </summary>
+    public Action<long, string, long>? Opened { get; set; }
 
     /// <param name="dayClosed">Given each closed day's spool directory, to export (called under the caller's locks: it must not wait).</param>
     public NodeSpool(AlumetConfig cfg, SourceSet sources, Action<string> dayClosed)
@@ -63,6 +72,7 @@ public sealed class NodeSpool
         if (dayNumber == _dayNumber && _spool is not null) return;
         string day = Clock.FromWallNs(wallNs).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
         if (day == _day && _spool is not null) { _dayNumber = dayNumber; return; }
+        long previousEnd = _spool?.NextRecord ?? -1;
         Close();
         string root = Root(_cfg);
         RootOnlyDirectory(root);
@@ -78,7 +88,24 @@ public sealed class NodeSpool
         _spool = new SeriesSpool(dir, meta, reopen: true);
         _day = day;
         _dayNumber = dayNumber;
+        long start = _spool.NextRecord;
+        _sessionStarts.TryAdd(day, start);
+        Opened?.Invoke(previousEnd, day, start);
     }
+
+    /// <summary>The open day and the index its next record gets; (null, 0) when no day is open yet.</summary>
+    public (string? Day, long Record) Position => _spool is null ? (null, 0) : (_day, _spool.NextRecord);
+
+    /// <summary>The open day's writes are failing (a full state dir): its buffered reads are not in the file yet.</summary>
+    public bool Failing => _spool?.Failing == true;
+
+    /// <summary>
+    /// Where the node sampler(s) before this process stopped writing <paramref name="day"/>: the record this process
+    /// started at in it, else (this process never opened it) its whole file. A window of node reads that a killed
+    /// sampler left open ends there (<see cref="NodeReadWindows.Cut"/>).
+    /// </summary>
+    public long EndBeforeThisProcess(string day) =>
+        _sessionStarts.TryGetValue(day, out long start) ? start : NodeReadWindows.RecordsIn(Path.Combine(Root(_cfg), day));
 
     /// <param name="channel">The channel's index in the node's measurement buffer.</param>
     public void Append(string consumer, int channel, EnergyChannel ch, long wallNs, long intervalNs, ulong value, Spool.SpoolFlags flags)

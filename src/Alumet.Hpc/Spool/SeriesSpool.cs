@@ -18,6 +18,10 @@ public sealed class SeriesSpool : IDisposable
     public string Directory { get; }
     public SpoolMeta Meta { get; }
     public long RecordsWritten => _writer.RecordsWritten;
+    /// <summary><see cref="SpoolWriter.NextRecord"/>: where the next record appended goes in spool.bin.</summary>
+    public long NextRecord => _writer.NextRecord;
+    /// <summary><see cref="SpoolWriter.Failing"/>: writes are failing, what is buffered is not in the file.</summary>
+    public bool Failing => _writer.Failing;
     /// <summary>What the job's row must say about this spool: records set aside at the reopen, episodes of failed writes (state dir full).</summary>
     public IEnumerable<string> Problems => _unreadable is null ? _writer.WriteFailures : _writer.WriteFailures.Prepend(_unreadable);
     private readonly string? _unreadable;

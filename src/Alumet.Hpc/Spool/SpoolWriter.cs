@@ -40,6 +40,16 @@ public sealed class SpoolWriter : IDisposable
     public long RecordsWritten { get; private set; }
 
     /// <summary>
+    /// The index in spool.bin of the next record appended (those in the file, then those buffered): where a window of
+    /// the node spool's raw reads that a job's file gets begins or ends (<see cref="NodeReadWindows"/>). Exact while
+    /// writes succeed; a full state dir's merge (<see cref="MergePerSeries"/>) moves the buffered records' places.
+    /// </summary>
+    public long NextRecord => (_offset + _used) / SpoolRecord.Size;
+
+    /// <summary>Writes are failing (a full state dir): what is buffered is not in the file yet.</summary>
+    public bool Failing => _failingSince is not null;
+
+    /// <summary>
     /// <see cref="Append"/> writes the buffer once it holds this much (16 KiB, 512 records), as well as every flush
     /// interval: a spool's memory is a few pages whatever the read rate, and a 1 kHz raw spool of 6 counters makes ~12
     /// writes a second (page cache, no fsync), not one per read.

@@ -16,8 +16,10 @@ public class FinalizationTests
 {
     private const ulong MaxRange = 262_143_328_850;
 
+    /// <summary>The records the job's file is made of: its spool.bin, and at raw storage the node's reads of its windows
+    /// alone on the node, which the tick stores once, in the node's spool (SpoolReader reads them merged in).</summary>
     private static long SpoolRecords(string dir) =>
-        File.Exists(Path.Combine(dir, SpoolWriter.RecordsFile)) ? new FileInfo(Path.Combine(dir, SpoolWriter.RecordsFile)).Length / SpoolRecord.Size : 0;
+        File.Exists(Path.Combine(dir, SpoolWriter.MetaFile)) ? SpoolReader.ReadAll(dir).LongCount() : 0;
 
     /// <summary>The bare binary as slurmd runs the Epilog: no argv, the job in the environment.</summary>
     private static Process StartEpilog(TestInstallation install, string jobId) => install.StartSlurmHook("epilog_slurmd", jobId);

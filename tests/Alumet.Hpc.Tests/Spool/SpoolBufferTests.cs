@@ -21,9 +21,10 @@ public sealed class SpoolBufferTests : IDisposable
     private static long RecordsIn(string dir) => new FileInfo(Path.Combine(dir, SpoolWriter.RecordsFile)).Length / SpoolRecord.Size;
 
     /// <summary>
-    /// One job alone at raw storage: every read goes to the node's spool and to the job's, 3 records each per tick. The
-    /// buffers used to hold a whole flush interval (~190 KB a second on a 2-socket node, in each spool that had taken raw
-    /// reads); now each is written every 512 records, before any flush, and the flush writes the rest.
+    /// One job alone at raw storage: every read goes to the node's spool, 3 records per tick, and nowhere else (the job's
+    /// file gets them from there at its end: NodeReadWindows; its spool.bin holds its splits only, and reads as the node's).
+    /// The buffer used to hold a whole flush interval (~190 KB a second on a 2-socket node, in each spool that had taken
+    /// raw reads); now it is written every 512 records, before any flush, and the flush writes the rest.
     /// </summary>
     [Fact]
     public void AtRawStorageEachSpoolIsWrittenEvery16KiBNotOnlyAtTheFlush()
@@ -43,15 +44,16 @@ public sealed class SpoolBufferTests : IDisposable
         string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Single();
         string jobDir = NodeRig.Job("42").Job.StateDirectory(cfg.Paths.StateDir);
         Ticks(11, 1010);
-        // 30 + 3000 records each: written at the 513th, 1025th, ... 2561st append; 440 (14 KB) still in memory.
-        Assert.Equal((30L + 2560, 30L + 2560), (RecordsIn(nodeDir), RecordsIn(jobDir)));
+        // 30 + 3000 records in the node's: written at the 513th, 1025th, ... 2561st append; 440 (14 KB) still in memory.
+        // None in the job's: the tick stores each read once.
+        Assert.Equal((30L + 2560, 0L), (RecordsIn(nodeDir), RecordsIn(jobDir)));
 
         _rig.Proc.SetStat(101, 0);
         _rig.SetJobCpu("42", 1_010_000_000); // the job used the node's whole busy time: its share is the node's energy
         node.Snapshot(1010 * Ms, Wall0 + 1010 * Ms);
         node.Flush();
         // + the split of the period: the job's share and unattributed per channel (raw: no node row at the snapshot).
-        Assert.Equal((3036L, 3036L), (RecordsIn(nodeDir), RecordsIn(jobDir)));
+        Assert.Equal((3036L, 6L), (RecordsIn(nodeDir), RecordsIn(jobDir)));
         var sums = NodeSamplerTests.Sums(nodeDir);
         Assert.Equal((1_010_000, 1_010_000, 0), (sums[("node", "cpu_package:0")], sums[("job:42", "cpu_package:0")], sums[("unattributed", "cpu_package:0")]));
         Assert.Equal(NodeSamplerTests.Sums(jobDir), sums);
