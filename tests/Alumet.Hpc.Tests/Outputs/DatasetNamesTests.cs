@@ -86,6 +86,29 @@ public sealed class DatasetNamesTests
     }
 
     /// <summary>
+    /// An ordinary user's <c>exec</c> samples in its own process and keeps its state in its own state_dir: the key is
+    /// made there, the user's own 0600 file (the user's data_dir is theirs alone anyway; the key keeps names
+    /// deterministic). Fails on dd629f5: no key file (stat exits 1).
+    /// </summary>
+    [SkippableFact]
+    public void AnOrdinaryUsersExecKeepsItsKeyInItsOwnStateDir()
+    {
+        Skip.If(Environment.UserName != "root" || !File.Exists("/usr/sbin/runuser"), "needs root and runuser");
+        using var install = ExecBinaryTests.NewInstall();
+        File.SetUnixFileMode(install.Root, (UnixFileMode)0b111_101_101);
+        Assert.Equal(0, Run("/bin/chown", "-R", "65534:65534", install.Root).Code); // the user's own tree (their $XDG_DATA_HOME)
+        var r = Run("/usr/sbin/runuser", "-u", "nobody", "--", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "HOME=/nonexistent",
+            TestInstallation.Binary(), "exec", "--config", install.ConfigPath, "--job-id", "744", "--no-report", "--", "/bin/sleep", "0.3");
+        Assert.True(r.Code == 0, r.Err);
+        string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
+        Assert.Equal((0, "65534 600 32 regular file\n", ""), Run("/usr/bin/stat", "-c", "%u %a %s %F", keyFile));
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("744"));
+        Assert.EndsWith($"/exec.744.{row.Node}.{row.RunId}.{Tag(File.ReadAllBytes(keyFile), $"exec|744|{row.Node}|{row.RunId}")}.parquet", row.ParquetPath);
+        Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
+    }
+
+    /// <summary>
     /// Fails on dd629f5: the second finalization's name has no keyed tag (the regular expression does not match).
     /// </summary>
     [Fact]

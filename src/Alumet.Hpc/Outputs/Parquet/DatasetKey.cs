@@ -53,11 +53,11 @@ public static partial class DatasetKey
         uint me = Libc.getuid();
         if ((uint)uid != me) throw new IOException($"the dataset key {path} is owned by uid {(uint)uid}, not {me}: {Fix}");
         if ((mode & Others) != 0)
-            throw new IOException($"the dataset key {path} is open to other users (mode {Convert.ToString(mode & 0b111_111_111, 8)}, not 600): {Fix}");
+            throw new IOException($"the dataset key {path} is open to other users (mode {Convert.ToString((int)(mode & 0b111_111_111), 8)}, not 600): {Fix}");
         var key = new byte[Length + 1];
         int n = 0;
         for (int r; n < key.Length && (r = RandomAccess.Read(handle, key.AsSpan(n), n)) > 0;) n += r;
-        if (n != Length) throw new IOException($"the dataset key {path} holds {(n > Length ? "more than 32" : n)} bytes, not 32: {Fix}");
+        if (n != Length) throw new IOException($"the dataset key {path} holds {(n > Length ? "more than 32" : $"{n}")} bytes, not 32: {Fix}");
         return key[..Length];
     }
 
