@@ -20,15 +20,7 @@ public sealed class DatasetNamesTests
 {
     private const string Fix = "remove it and the next finalization makes a new key";
 
-    private static (int Code, string Out, string Err) Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = "/" };
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output, err.Result);
-    }
+    private static (int Code, string Out, string Err) Run(string file, params string[] args) => Report.TwoUsersInstallation.Run(file, args);
 
     private static TestInstallation Install()
     {
@@ -97,8 +89,7 @@ public sealed class DatasetNamesTests
         using var install = ExecBinaryTests.NewInstall();
         File.SetUnixFileMode(install.Root, (UnixFileMode)0b111_101_101);
         Assert.Equal(0, Run("/bin/chown", "-R", "65534:65534", install.Root).Code); // the user's own tree (their $XDG_DATA_HOME)
-        var r = Run("/usr/sbin/runuser", "-u", "nobody", "--", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "HOME=/nonexistent",
-            TestInstallation.Binary(), "exec", "--config", install.ConfigPath, "--job-id", "744", "--no-report", "--", "/bin/sleep", "0.3");
+        var r = Report.TwoUsersInstallation.RunAs("nobody", TestInstallation.Binary(), "exec", "--config", install.ConfigPath, "--job-id", "744", "--no-report", "--", "/bin/sleep", "0.3");
         Assert.True(r.Code == 0, r.Err);
         string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
         Assert.Equal((0, "65534 600 32 regular file\n", ""), Run("/usr/bin/stat", "-c", "%u %a %s %F", keyFile));
