@@ -37,7 +37,7 @@
  *   share_se_pct (targets' CPU over all CPUs in the "on" parts, per pair), share_off_pct (the same in the "off" parts:
  *   0 unless a target did not stop), efficiency_loss_pct / _se_pct (1 - units per busy-thread CPU ns, on vs off: cache
  *   and TLB effects beside the CPU taken), model_pct / _se_pct (the job-alone figure above), window_cv_pct (spread of one window's rate: the machine's noise),
- *   counted_s, threads, units. PAIRS_FILE: one line per pair (slowdown %, share %, efficiency loss %, job-alone %,
+ *   counted_s, threads, units, stalled_pairs (pairs left out: a window with no work at all, the VM descheduled). PAIRS_FILE: one line per pair (slowdown %, share %, efficiency loss %, job-alone %,
  *   units/s on, units/s off). The targets are always left
  *   running (SIGCONT), also on SIGINT/SIGTERM/SIGHUP.
  * Build: gcc -O2 -pthread -o noise noise.c
@@ -238,6 +238,7 @@ int main(int argc, char **argv)
     if (pairs < 2) pairs = 2;
     struct stat_acc slow = { 0 }, share = { 0 }, eff = { 0 }, model = { 0 }, rates = { 0 };
     double share_off = 0, counted_s = 0, counted_off_s = 0, stopped = 0;
+    long stalled = 0;
     uint64_t rng = 0x9E3779B97F4A7C15ULL;
     for (long k = 0; k < pairs; k++) {
         struct part on = { 0 }, off = { 0 };
@@ -251,6 +252,9 @@ int main(int argc, char **argv)
             if (is_on) on = p;
             else { off = p; share_off += p.share * (counted_s - before); counted_off_s += counted_s - before; }
         }
+        /* A window in which the workers did no work at all is the VM descheduled for the whole window, not the targets:
+           its pair has no ratio (it printed -inf and took the round's mean with it). Counted and said, never averaged. */
+        if (on.rate <= 0 || off.rate <= 0) { stalled++; continue; }
         double s = 100.0 * (1.0 - on.rate / off.rate), e = on.eff > 0 && off.eff > 0 ? 100.0 * (1.0 - on.eff / off.eff) : 0;
         /* What a job alone on the node would lose: the CPU the targets take, and on what is left, the work per CPU ns
            their runs cost (interrupts, switches, caches: charged to the job's threads' own CPU time). */
@@ -273,7 +277,7 @@ int main(int argc, char **argv)
         sink ^= ws[i].sink;
     }
     if (pf) fclose(pf);
-    printf("vs=%d\nstopped_share_pct=%.4f\n", vs, stopped);
+    printf("vs=%d\nstopped_share_pct=%.4f\nstalled_pairs=%ld\n", vs, stopped, stalled);
     printf("pairs=%ld\nslowdown_pct=%.4f\nslowdown_se_pct=%.4f\nshare_pct=%.4f\nshare_se_pct=%.4f\nshare_off_pct=%.4f\n"
            "efficiency_loss_pct=%.4f\nefficiency_loss_se_pct=%.4f\nmodel_pct=%.4f\nmodel_se_pct=%.4f\nwindow_cv_pct=%.3f\ncounted_s=%.2f\nthreads=%ld\nunits=%lld\nsink=%llu\n",
            pairs, mean(&slow), se(&slow), mean(&share), se(&share), counted_off_s > 0 ? share_off / counted_off_s : 0,
