@@ -17,8 +17,18 @@ public sealed record WallSideEnergy(double EnergyJ, double UncertaintyJ, double 
     {
         var model = WallModel.TryLoad(calibrationDir, node, out problem);
         if (model is null || summary.Job.Samples == 0) return null;
-        double jobJ = summary.Job.TotalEnergyJ, nodeJ = summary.Node.TotalEnergyJ;
-        double fraction = attributionMode == "exclusive" ? 1 : nodeJ > 0 ? Math.Clamp(jobJ / nodeJ, 0, 1) : 0;
+        double jobJ = summary.Job.TotalEnergyJ;
+        double fraction;
+        if (attributionMode == "exclusive") fraction = 1;
+        else if (summary.SharedRecords > 0)
+        {
+            // f is the job's part of the node's measured energy, and the file of a job that shared the node holds its own
+            // share only (README "Who sees what"): f = 0 would drop its part of b, a guess would be an invention.
+            problem = $"job {summary.JobId}: no wall-side model energy: it shared node {node} with other jobs, and its part of the node's energy (the share of the idle power b it is charged) is not in its file";
+            Core.Log.Info(problem);
+            return null;
+        }
+        else fraction = summary.SplitNodeJ > 0 ? Math.Clamp(summary.SplitJobJ / summary.SplitNodeJ, 0, 1) : 0;
         var (e, u) = model.JobWallEnergy(jobJ, summary.Job.ElapsedS, fraction);
         return new WallSideEnergy(e, u, fraction, model);
     }
