@@ -29,6 +29,16 @@ public sealed record WallSideEnergy(double EnergyJ, double UncertaintyJ, double 
             return null;
         }
         else fraction = summary.SplitNodeJ > 0 ? Math.Clamp(summary.SplitJobJ / summary.SplitNodeJ, 0, 1) : 0;
+        // The line holds over the measured power the ladder covered; the node's mean power over the job outside it (with the
+        // ladder's own steadiness margin, max(5 W, 5 %)) makes the figure an extrapolation, which its row and file say.
+        double nodeW = summary.Job.ElapsedS > 0 ? summary.SplitNodeJ / summary.Job.ElapsedS : 0;
+        double lo = model.MinMeasuredW - Math.Max(5, 0.05 * model.MinMeasuredW), hi = model.MaxMeasuredW + Math.Max(5, 0.05 * model.MaxMeasuredW);
+        if (nodeW < lo || nodeW > hi)
+            model = model with
+            {
+                JobNote = string.Create(CultureInfo.InvariantCulture,
+                    $"EXTRAPOLATED for this job: the node drew {nodeW:0.#} W of ({model.Domains}) on average, outside the {model.MinMeasuredW:0.#}-{model.MaxMeasuredW:0.#} W the calibration covered (rerun `alumet-hpc calibrate` with loads that reach it)"),
+            };
         var (e, u) = model.JobWallEnergy(jobJ, summary.Job.ElapsedS, fraction);
         return new WallSideEnergy(e, u, fraction, model);
     }

@@ -61,6 +61,28 @@ public class WallSideTests
     }
 
     [Fact]
+    public void AJobOutsideTheCalibratedRangeSaysItsWallSideEnergyIsAnExtrapolation()
+    {
+        using var calib = new TempTree("calib");
+        string dir = calib.PathOf("models");
+        // Calibrated over 100-130 W of measured power (a = 1.4, b = -131 W); the job's node draws 0 W (counters still).
+        var model = WallModel.Fit(new (double X, double Y)[] { (0, 1), (1, 2), (2, 4), (3, 5) }
+            .Select(p => new CalibrationPoint("s", 100 + p.X * 10, p.Y * 10)).ToList(), Environment.MachineName,
+            new DateTime(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc), "cpu_package+dram", "ipmi-dcmi", 5);
+        model.Save(dir);
+        using var install = new TestInstallation(PowercapTree.Standard(1), extraToml: $"[calibration]\ndir = \"{dir}\"");
+        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "79", null, null, noReport: true, ["sleep", "0.5"], samplerExecutable: TestInstallation.Binary()));
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("79"));
+        const string note = "; EXTRAPOLATED for this job: the node drew 0 W of (cpu_package+dram) on average, outside the 100-130 W the calibration covered (rerun `alumet-hpc calibrate` with loads that reach it)";
+        Assert.Equal(model.Describe() + note, row.WallModel);
+
+        var o = new StringWriter();
+        Assert.Equal(0, ReportCommand.Run(["--job", "79"], new ReportEnvironment(0, true, install.Config.Paths.Database, o, new StringWriter())));
+        Assert.Contains("EXTRAPOLATED for this job: the node drew 0 W", o.ToString());
+    }
+
+    [Fact]
     public void AnUncalibratedNodeHasNoWallModelFields()
     {
         using var install = new TestInstallation(PowercapTree.Standard(1));
