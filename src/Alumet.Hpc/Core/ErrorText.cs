@@ -16,6 +16,10 @@ public static partial class ErrorText
     [GeneratedRegex(@"'[^']+'")]
     private static partial Regex QuotedName();
 
+    /// <summary>Process.Start's failure (the runtime's SR.ErrorStartingProcess): the program is the first quoted name.</summary>
+    [GeneratedRegex(@"^An error occurred trying to start process '(?<program>[^']*)'")]
+    private static partial Regex StartingProcess();
+
     public static string Describe(Exception e)
     {
         // "A type initializer threw an exception" names no cause: the inner exception is the reason (e.g. a missing library).
@@ -28,6 +32,7 @@ public static partial class ErrorText
             FileNotFoundException f => f.FileName is { Length: > 0 } n ? $"{n}: no such file" : usable ? msg : "a file does not exist",
             DirectoryNotFoundException => (usable ? msg : "a directory does not exist") + " (check the path; a directory on it does not exist)",
             PathTooLongException => usable ? msg : "a path is too long",
+            Win32Exception w when StartingProcess().Match(msg) is { Success: true } m => CannotStart(m.Groups["program"].Value, w.NativeErrorCode),
             Win32Exception w => usable ? msg : $"cannot start the program: {new Win32Exception(w.NativeErrorCode).Message}",
             FormatException => usable ? msg : "a value has the wrong format",
             OutOfMemoryException => "out of memory",
@@ -37,6 +42,24 @@ public static partial class ErrorText
             _ => usable ? msg : e.GetType().Name.Replace("Exception", "") + " error",
         };
     }
+
+    /// <summary>
+    /// A program that could not be started (Process.Start: the node sampler from a prolog, a finalize-job child): what,
+    /// why, and the fix, instead of the runtime's "An error occurred trying to start process '…' with working directory
+    /// '/'. Too many open files".
+    /// </summary>
+    private static string CannotStart(string program, int errno) => $"cannot start {program}: " + errno switch
+    {
+        24 => "too many open files" + (Jobs.DescriptorLimit.Current() is { } limit
+            ? $" (RLIMIT_NOFILE is {Jobs.DescriptorLimit.Show(limit.Soft)}, hard limit {Jobs.DescriptorLimit.Show(limit.Hard)})" : "")
+            + "; raise the hard limit where this runs (LimitNOFILE= in the service that starts it, e.g. slurmd's, or ulimit -Hn 1024)",
+        23 => "the system's open-file table is full; raise fs.file-max (sysctl) or find what holds the files",
+        2 => "no such file; install the programs of out/bin together (README \"Install\")",
+        13 => "permission denied; it must be executable by this user (root for the hooks)",
+        8 => "not a program for this machine (exec format error); reinstall out/bin (README \"Install\")",
+        11 or 12 => $"{new Win32Exception(errno).Message}; raise the memory or process limits (RLIMIT_NPROC) where this runs",
+        _ => new Win32Exception(errno).Message,
+    };
 
     /// <summary>The last non-empty line of what a child process wrote on stderr: its own one-line reason ("" if none).</summary>
     public static string LastLine(string stderr) =>

@@ -9,7 +9,9 @@ namespace Alumet.Hpc.Jobs;
 /// log, spool, sources and <c>finalize-job</c> child each need descriptors, and at 8 or fewer it ended with nothing said
 /// and no row, or (4-5) with the runtime's stack trace from the first Console write (a dup of stderr). It raises its
 /// own soft limit up to the hard one (its children inherit it) and, when even that is below <see cref="Needed"/>,
-/// says so in one sentence written straight to descriptor 2 and does not start.
+/// says so in one sentence written straight to descriptor 2 and does not start. A hook raises its own the same way
+/// (HookHost.Run) and goes on whatever it got: at a soft limit of 8 a prolog could not start the node sampler and its
+/// job was recorded not_measured.
 /// </summary>
 public static class DescriptorLimit
 {
@@ -26,21 +28,40 @@ public static class DescriptorLimit
 
     /// <summary>True when the limit is (now) at least <see cref="Needed"/>; otherwise the sentence is on stderr, prefixed
     /// by <paramref name="program"/>.</summary>
-    public static unsafe bool Ensure(string program)
+    public static bool Ensure(string program)
     {
-        ulong* limit = stackalloc ulong[2]; // rlim_cur, rlim_max
-        if (Libc.getrlimit(Libc.RLIMIT_NOFILE, limit) != 0 || limit[0] >= Needed) return true;
-        ulong soft = limit[0];
-        if (limit[1] > soft)
-        {
-            limit[0] = Math.Min(limit[1], Math.Max(Raised, Needed));
-            if (Libc.setrlimit(Libc.RLIMIT_NOFILE, limit) == 0 && limit[0] >= Needed) return true;
-        }
-        Say($"{program}: error: too few file descriptors (RLIMIT_NOFILE is {soft}, hard limit {Show(limit[1])}; a sampler needs at least {Needed}): raise it where the sampler is started (ulimit -n {Raised}, or LimitNOFILE= in its service)");
+        var (before, soft, hard) = Raise();
+        if (soft >= Needed) return true;
+        Say($"{program}: error: too few file descriptors (RLIMIT_NOFILE is {before}, hard limit {Show(hard)}; a sampler needs at least {Needed}): raise it where the sampler is started (ulimit -n {Raised}, or LimitNOFILE= in its service)");
         return false;
     }
 
-    private static string Show(ulong max) => max == ulong.MaxValue ? "unlimited" : max.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>
+    /// A soft limit below <see cref="Needed"/> raised toward the hard one (to <see cref="Raised"/> at most): the soft limit
+    /// found, and the soft and hard limits now. The hooks call it too (HookHost.Run), and never refuse: they go on with
+    /// what they have and exit 0; a process they then cannot start is said in one sentence (ErrorText).
+    /// </summary>
+    public static unsafe (ulong Before, ulong Soft, ulong Hard) Raise()
+    {
+        ulong* limit = stackalloc ulong[2]; // rlim_cur, rlim_max
+        if (Libc.getrlimit(Libc.RLIMIT_NOFILE, limit) != 0) return (ulong.MaxValue, ulong.MaxValue, ulong.MaxValue);
+        ulong before = limit[0];
+        if (before < Needed && limit[1] > before)
+        {
+            limit[0] = Math.Min(limit[1], Math.Max(Raised, Needed));
+            if (Libc.setrlimit(Libc.RLIMIT_NOFILE, limit) != 0) limit[0] = before;
+        }
+        return (before, limit[0], limit[1]);
+    }
+
+    /// <summary>The soft and hard limits now (for a sentence that names them), or null.</summary>
+    public static unsafe (ulong Soft, ulong Hard)? Current()
+    {
+        ulong* limit = stackalloc ulong[2];
+        return Libc.getrlimit(Libc.RLIMIT_NOFILE, limit) == 0 ? (limit[0], limit[1]) : null;
+    }
+
+    public static string Show(ulong max) => max == ulong.MaxValue ? "unlimited" : max.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>One line to descriptor 2 without opening another (Console's stderr is a dup of it); nothing if it is closed.</summary>
     public static unsafe void Say(string line)

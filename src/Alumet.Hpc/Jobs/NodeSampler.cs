@@ -145,7 +145,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             {
                 foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, "stats.json" })
                     File.Delete(Path.Combine(dir, stale)); // a requeued job id starts a fresh spool
-                File.Delete(JobFinalizer.MarkerPath(dir));  // and is not "already finalized" by its previous run
+                // and is not "already finalized" by its previous run: unless the marker is newer than this registration
+                // (its epilog ran while this sampler was stopped since Late above), which is kept and refuses it.
+                if (ForgetEarlierRunsMarker(JobFinalizer.MarkerPath(dir), reg) is { } finalized) throw new RegistrationRefused(finalized);
             }
             bool exclusive = reg.Exclusive || _cfg.Sampler.Attribution == "exclusive";
             var locator = exclusive ? null : execLocator ?? Locators(reg, _cfg);
@@ -184,6 +186,21 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
                 _namedByScheduler |= !execJob;
                 Rebuild();
+                // Checked again, now that the job is in the registry: a sampler stopped (SIGSTOP, descheduled) since the
+                // first check may have let its prolog give up on it, or its epilog record it not_measured. Undone, never
+                // kept; a marker written after this is seen by the housekeeping (the epilog raises FinalizedElsewhere
+                // after its marker, and Housekeep reads that signal before the registry: Housekeep).
+                if (!recovered && Late(reg, _cfg) is { } lateNow)
+                {
+                    _jobs.Remove(reg.Key);
+                    Rebuild();
+                    lock (_spoolGate) job.Spool.Dispose();
+                    job.Cpu.Dispose();
+                    if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
+                    try { Directory.Delete(dir, recursive: true); } // its registration file: no restarted sampler recovers it
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"job {reg.Job.JobId}: {dir} not removed: {e.Message}"); }
+                    throw new RegistrationRefused(lateNow);
+                }
             }
             _hadJob = true;
             return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")}{(reg.Raw ? ", raw storage" : "")}{rawNote})";
@@ -214,6 +231,28 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 return $"job {reg.Job.JobId}: registration not applied: the job was finalized at {written:yyyy-MM-ddTHH:mm:ss.fff}Z, after its prolog registered it at {Stamp(reg.StartWallNs)}";
         }
         return null;
+    }
+
+    /// <summary>
+    /// Removes a finalized marker left by an earlier run of the job id (a requeue), or returns why the registration must
+    /// not be applied when the marker is newer than the registration: the marker is first taken away by a rename (atomic),
+    /// then judged, and put back when newer (without replacing one written meanwhile), so a marker the job's epilog writes
+    /// while this runs is never the one removed.
+    /// </summary>
+    private static string? ForgetEarlierRunsMarker(string marker, JobRegistration reg)
+    {
+        string claimed = $"{marker}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.old";
+        try { File.Move(marker, claimed, overwrite: true); } // rename(2)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+        var written = File.GetLastWriteTimeUtc(claimed);
+        if (reg.StartWallNs <= 0 || written <= Clock.FromWallNs(reg.StartWallNs))
+        {
+            File.Delete(claimed);
+            return null;
+        }
+        try { File.Move(claimed, marker, overwrite: false); } // link(2): a newer marker written meanwhile stays
+        catch (IOException) { File.Delete(claimed); }
+        return $"job {reg.Job.JobId}: registration not applied: the job was finalized at {written:yyyy-MM-ddTHH:mm:ss.fff}Z, after its prolog registered it at {Stamp(reg.StartWallNs)}";
     }
 
     private static string Stamp(long wallNs) => Clock.FromWallNs(wallNs).ToString("yyyy-MM-ddTHH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + "Z";
@@ -525,10 +564,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// </summary>
     public bool Housekeep(long now)
     {
+        // The signal first, then the registry: a job registered after this read is checked by Register itself (its
+        // second Late), one registered before it is in the array read below.
+        bool finalizedElsewhere = _finalizedElsewhere.Changed();
         NodeJob[] jobs;
         lock (_gate) jobs = _jobArray;
         if (CompactAfterJobChanges) CompactOnceSettled(jobs);
-        bool finalizedElsewhere = _finalizedElsewhere.Changed();
         foreach (var job in jobs)
         {
             if (job.Ending) continue;

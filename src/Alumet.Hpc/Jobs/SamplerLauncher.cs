@@ -228,7 +228,12 @@ public static class SamplerLauncher
                 JobFinalizer.RecordNotMeasured(job, config, reason);
                 // Its marker, as every other finalization leaves one: a registration made before it (a prolog's that a
                 // stalled sampler reads late, whatever its version) is then refused (NodeSampler.Late), not applied over the row.
-                try { JobFinalizer.MarkNotMeasured(dir, reason); }
+                try
+                {
+                    JobFinalizer.MarkNotMeasured(dir, reason);
+                    // A sampler stopped inside that registration (past its checks) drops the job at its next wake.
+                    FinalizedElsewhere.Raise(Spool.NodeSpool.Root(config), JobRegistration.KeyOf(job.Scheduler, job.JobId));
+                }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
                     // The row is recorded: the outcome stays not_measured; only the late-registration guard is missing.

@@ -46,6 +46,8 @@ internal static partial class Libc
 
     public const int SCHED_OTHER = 0;
     public const int SCHED_FIFO = 1;
+    /// <summary>Or'ed into a policy: threads and processes this thread creates start at SCHED_OTHER (sched(7)).</summary>
+    public const int SCHED_RESET_ON_FORK = 0x40000000;
 
     /// <summary>pid 0 = the calling thread (Linux schedules threads); param points to an int priority.</summary>
     [LibraryImport("libc", SetLastError = true)]

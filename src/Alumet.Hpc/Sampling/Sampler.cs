@@ -100,18 +100,24 @@ public sealed class Sampler
         bool fifo = false, othersStarted = false;
         while (!token.IsCancellationRequested)
         {
+            // SCHED_FIFO only in the tick loop below, which allocates and starts nothing (NodeSamplerTests.
+            // TickReadsAllocateNothing). Here a rate change allocates and may start the other threads, and a SCHED_FIFO
+            // thread waits for another by yielding (a GC's suspension of the other threads, NativeAOT's Thread.Start):
+            // a SCHED_OTHER thread preempted on its CPU (the socket's, answering a prolog) then waits for RT throttling,
+            // ~950 ms of each second. Threads it starts would inherit SCHED_FIFO (pthread_create's default).
+            if (fifo) fifo = !Normal();
             _rateChanged = false;
             double hz = plan.Paused ? 0 : plan.TickHz;
             if (hz <= 0)
             {
                 if (!othersStarted) { othersStarted = true; startOthers(); }
-                if (fifo) { Native.Libc.sched_setscheduler(0, Native.Libc.SCHED_OTHER, 0); fifo = false; }
                 _wake.WaitOne(); // until the rate changes or the loop stops (both set _wake)
                 continue;
             }
-            if (plan.FifoTick != fifo) fifo = SetFifo(plan.FifoTick);
             foreach (var s in fast) s.Divisor = plan.RawStorage ? Math.Max(1, (int)Math.Round(hz / plan.SlotHz(s))) : 1;
             var ticker = new Ticker(hz);
+            // The first tick starts the other threads (below): at SCHED_OTHER, so that they are not real-time.
+            if (othersStarted && plan.FifoTick) fifo = SetFifo();
             long tick = 0;
             while (ticker.WaitNext(token, out long deadline, out long now))
             {
@@ -132,20 +138,26 @@ public sealed class Sampler
             }
             MissedTicks += ticker.Missed;
         }
-        if (fifo) Native.Libc.sched_setscheduler(0, Native.Libc.SCHED_OTHER, 0); // finalization is not real-time work
+        if (fifo) Normal(); // finalization is not real-time work
     }
+
+    private bool _fifoRefusedSaid;
 
     /// <summary>
     /// SCHED_FIFO priority 1 for this (the tick) thread only, and only at high rate: measured on a loaded 2-vCPU VM,
-    /// p99 lateness went from 200-1900 µs to 75-94 µs at 1 kHz. Without CAP_SYS_NICE it stays normal.
+    /// p99 lateness went from 200-1900 µs to 75-94 µs at 1 kHz. Without CAP_SYS_NICE it stays normal (said once).
+    /// With SCHED_RESET_ON_FORK: a thread or process it ever created would start at SCHED_OTHER.
     /// </summary>
-    private static bool SetFifo(bool on)
+    private bool SetFifo()
     {
-        if (!on) return Native.Libc.sched_setscheduler(0, Native.Libc.SCHED_OTHER, 0) != 0;
-        if (Native.Libc.sched_setscheduler(0, Native.Libc.SCHED_FIFO, 1) == 0) return true;
-        Log.Info("tick thread stays SCHED_OTHER (SCHED_FIFO not permitted): expect more tick lateness under load");
+        if (Native.Libc.sched_setscheduler(0, Native.Libc.SCHED_FIFO | Native.Libc.SCHED_RESET_ON_FORK, 1) == 0) return true;
+        if (!_fifoRefusedSaid) Log.Info("tick thread stays SCHED_OTHER (SCHED_FIFO not permitted): expect more tick lateness under load");
+        _fifoRefusedSaid = true;
         return false;
     }
+
+    /// <summary>Back to SCHED_OTHER (this thread); true when done.</summary>
+    private static bool Normal() => Native.Libc.sched_setscheduler(0, Native.Libc.SCHED_OTHER, 0) == 0;
 
     private static Thread Start(string name, Action body)
     {

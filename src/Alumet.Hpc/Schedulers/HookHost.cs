@@ -17,6 +17,9 @@ public static class HookHost
     /// (<see cref="CloseSchedulerStateDir"/>) before the hook creates anything in it.</param>
     public static int Run(string what, string? configPath, Func<IReadOnlyDictionary<string, string>, LoadedConfig, int> hook, string? scheduler = null)
     {
+        // A soft RLIMIT_NOFILE below what a hook and the processes it starts need (the node sampler, finalize-job) is
+        // raised toward the hard one, as the sampler raises its own: never refused, the hook goes on with what it got.
+        Jobs.DescriptorLimit.Raise();
         try
         {
             var env = new Dictionary<string, string>(StringComparer.Ordinal);

@@ -503,4 +503,55 @@ public class SampleBinaryTests
         var row = RowOf(install, "72");
         Assert.Equal((JobStatus.Complete, 3.0), (row.Status, row.Energy.PackageJ));
     }
+
+    /// <summary>The bare binary as slurmd runs a hook (the job in the environment), given only descriptors 0-2 and,
+    /// with <paramref name="limits"/>, <c>prlimit --nofile=SOFT:HARD</c>; it must exit 0 and say nothing (its log says it).</summary>
+    private static void HookUnder(TestInstallation install, string context, string jobId, string? limits)
+    {
+        string[] command = limits is null ? [TestInstallation.Binary()] : ["/usr/bin/prlimit", $"--nofile={limits}", TestInstallation.Binary()];
+        using var p = install.StartSlurmHook(context, jobId, "/bin/bash", ["-c", OnlyStdioThenExec, "hook", .. command]);
+        var (rc, stdout, stderr) = Wait(p);
+        Assert.True((rc, stdout, stderr) == (0, "", ""), $"{context} {jobId}: exit {rc}, said {stdout}{stderr}");
+    }
+
+    private static List<string> HookLines(TestInstallation install, string what) =>
+        File.ReadAllLines(install.Config.Paths.LogFile).Where(l => l.Contains(what, StringComparison.Ordinal)).ToList();
+
+    /// <summary>
+    /// The hooks raise a small soft RLIMIT_NOFILE as the samplers do (DescriptorLimit): under <c>8:4096</c> the prolog
+    /// starts the node sampler and the job is measured. On dd629f5 the prolog could not start it ("could not register
+    /// job 28 with the node sampler: An error occurred trying to start process '…/alumet-hpc-sampler' with working
+    /// directory '/'. Too many open files") and the epilog recorded the job not_measured.
+    /// </summary>
+    [SkippableFact]
+    public void AHookRaisesASmallSoftLimitAndTheJobIsMeasured()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (the hooks' node sampler)");
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100\nattribution = \"exclusive\"\nlinger_s = 0");
+        HookUnder(install, "prolog_slurmd", "28", "8:4096");
+        var said = HookLines(install, "slurm prolog job 28 on node1: ");
+        Assert.True(said.Count == 1 && said[0].Contains(" info: slurm prolog job 28 on node1: job 28 registered (1 job(s) on the node); node sampler pid ", StringComparison.Ordinal),
+            "the prolog's lines: " + string.Join(" / ", said));
+        HookUnder(install, "epilog_slurmd", "28", "8:4096");
+        Assert.Equal(JobStatus.Complete, RowOf(install, "28").Status);
+    }
+
+    /// <summary>
+    /// Under a hard limit of 8 the prolog cannot start the node sampler: it exits 0 and its log says so in one sentence
+    /// of ours, what and how to fix it (ErrorText), not the runtime's "An error occurred trying to start process '…' with
+    /// working directory '/'. Too many open files" of dd629f5. The epilog records the job not_measured.
+    /// </summary>
+    [SkippableFact]
+    public void AHookThatCannotStartTheNodeSamplerSaysWhyInOneSentence()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (the hooks' node sampler)");
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "attribution = \"exclusive\"\nlinger_s = 0");
+        HookUnder(install, "prolog_slurmd", "29", "8");
+        var said = Assert.Single(HookLines(install, "slurm prolog job 29 on node1: "));
+        Assert.Matches(" error: slurm prolog job 29 on node1: could not register job 29 with the node sampler: cannot start "
+            + System.Text.RegularExpressions.Regex.Escape(Sampler()) + @": too many open files \(RLIMIT_NOFILE is 8, hard limit 8\); raise the hard limit "
+            + @"where this runs \(LimitNOFILE= in the service that starts it, e\.g\. slurmd's, or ulimit -Hn 1024\) \(\d+\.\d ms\)$", said);
+        HookUnder(install, "epilog_slurmd", "29", null);
+        Assert.Equal(JobStatus.NotMeasured, RowOf(install, "29").Status);
+    }
 }

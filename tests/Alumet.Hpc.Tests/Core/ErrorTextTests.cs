@@ -16,4 +16,15 @@ public class ErrorTextTests
     [Fact]
     public void AnyWrappedCauseIsTheInnerOnesSentence() =>
         Assert.Equal("/x/y: no such file", ErrorText.Describe(new TypeInitializationException("T", new FileNotFoundException("gone", "/x/y"))));
+
+    /// <summary>Process.Start's failure (a prolog starting the node sampler, a sampler its finalize-job child): the program,
+    /// why, and the fix. On dd629f5 the runtime's "An error occurred trying to start process '…' with working directory '…'.
+    /// No such file or directory".</summary>
+    [Fact]
+    public void AProgramThatCannotStartIsOneSentenceOfOurs()
+    {
+        var e = Assert.Throws<System.ComponentModel.Win32Exception>(() =>
+            System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/nonexistent/alumet-hpc-sampler") { UseShellExecute = false, WorkingDirectory = "/" }));
+        Assert.Equal("cannot start /nonexistent/alumet-hpc-sampler: no such file; install the programs of out/bin together (README \"Install\")", ErrorText.Describe(e));
+    }
 }

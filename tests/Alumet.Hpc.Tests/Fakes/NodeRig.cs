@@ -42,13 +42,21 @@ public sealed class NodeRig : IDisposable
     }
 
     /// <param name="finalization">Where ended jobs and closed days are written (default: in this process).</param>
-    public NodeSampler NewNode(AlumetConfig cfg, IJobFinalization? finalization = null)
+    /// <param name="beforeCgroupLookup">Run by Register when it looks a job's cgroup up (between its checks and its answer).</param>
+    public NodeSampler NewNode(AlumetConfig cfg, IJobFinalization? finalization = null, Action? beforeCgroupLookup = null)
     {
         var rapl = new RaplSource(PowercapDiscovery.Discover(Powercap.Root).Zones);
         Slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
         var sources = new SourceSet([Slot], "test perimeter", "", []);
         string parent = Cgroups.PathOf("cpuacct", "slurm", "uid_1000");
-        return new NodeSampler(cfg, sources, 0, finalization ?? new InProcessFinalization(cfg)) { Locators = (_, _) => new DirectoryJobLocator(parent, CgroupVersion.V1) };
+        return new NodeSampler(cfg, sources, 0, finalization ?? new InProcessFinalization(cfg))
+        {
+            Locators = (_, _) =>
+            {
+                beforeCgroupLookup?.Invoke();
+                return new DirectoryJobLocator(parent, CgroupVersion.V1);
+            },
+        };
     }
 
     /// <summary>

@@ -73,9 +73,13 @@ public sealed class TestInstallation : TempTree
     /// The bare binary as slurmd runs the Prolog or Epilog (<paramref name="context"/> "prolog_slurmd" or "epilog_slurmd"):
     /// no argv, the job (user root, node node1, cluster test) and this installation's config in the environment.
     /// </summary>
-    public System.Diagnostics.Process StartSlurmHook(string context, string jobId, params (string Key, string Value)[] extra)
+    public System.Diagnostics.Process StartSlurmHook(string context, string jobId, params (string Key, string Value)[] extra) =>
+        StartSlurmHook(context, jobId, Binary(), [], extra);
+
+    /// <summary>The same environment for <paramref name="program"/> (e.g. a shell that runs the binary under a limit).</summary>
+    public System.Diagnostics.Process StartSlurmHook(string context, string jobId, string program, string[] args, params (string Key, string Value)[] extra)
     {
-        var psi = new System.Diagnostics.ProcessStartInfo(Binary()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new System.Diagnostics.ProcessStartInfo(program, args) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.Environment.Clear();
         foreach (var (k, v) in new Dictionary<string, string>
                  {

@@ -214,4 +214,63 @@ public sealed class HungSamplerPrologTests : IDisposable
         Assert.Single(lines, l => l.EndsWith($" warning: job 604: its not_measured marker could not be written (The file '{slurm}' already exists.); a registration read late by a stalled sampler is not refused by it", StringComparison.Ordinal));
         Assert.Single(lines, l => l.Contains($"slurm epilog job 604 on node1: not_measured: job 604: no sampler state in {Path.Combine(slurm, "604")}", StringComparison.Ordinal));
     }
+
+    /// <summary>
+    /// A sampler stopped (SIGSTOP, descheduled) inside a registration, after its checks (NodeSampler.Late) and before its
+    /// answer, held here at the job's cgroup lookup, which Register makes between the two: meanwhile the job's epilog
+    /// finds no state and records it not_measured. The registration is refused and undone, the marker and the row stay.
+    /// On dd629f5 it was applied ("job 602 registered (1 job(s) on the node)"): a job that had ended, sampled until its
+    /// cgroup was missed (an exclusive one until its maximum lifetime, charged the whole node).
+    /// </summary>
+    [Fact]
+    public void AJobItsEpilogRecordedNotMeasuredDuringItsRegistrationIsNotKept()
+    {
+        using var rig = new NodeRig();
+        var cfg = rig.Config();
+        var job = new JobIdentity("slurm", "test", "602", "alice", 1000, "node1");
+        StopResult? epilog = null;
+        using var node = rig.NewNode(cfg, beforeCgroupLookup: () =>
+        {
+            Thread.Sleep(20); // the marker's time is after the registration's start=, whatever the clocks' resolution
+            epilog ??= SamplerLauncher.StopAndFinalize(job, cfg);
+        });
+        var reg = new JobRegistration(job, null, null, Exclusive: false, Raw: false, Clock.WallNs());
+
+        var refused = Assert.Throws<NodeSampler.RegistrationRefused>(() => node.Register(reg, recovered: false, Clock.MonotonicNs()));
+
+        Assert.Equal("not_measured", epilog!.Status);
+        Assert.Matches(@"^job 602: registration not applied: the job was finalized at \S+Z, after its prolog registered it at \S+Z$", refused.Message);
+        Assert.Equal(0, node.JobCount);
+        string state = job.StateDirectory(cfg.Paths.StateDir);
+        Assert.False(Directory.Exists(state));
+        Assert.Equal("not_measured: the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)",
+            JobFinalizer.FinalizedLine(state));
+        // A sampler stopped past this second check is told by the signal the epilog raises after its marker (Housekeep).
+        Assert.Equal("slurm/602\n", File.ReadAllText(Path.Combine(Alumet.Hpc.Spool.NodeSpool.Root(cfg), FinalizedElsewhere.File)));
+        using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
+        Assert.Equal(JobStatus.NotMeasured, Assert.Single(db.GetJob("602")).Status);
+    }
+
+    /// <summary>
+    /// The same stop, past the registration's deadline (until_boot: the prolog's bound less its grace, as
+    /// SamplerLauncher.Start sets it): its prolog has given up and said the registration is withdrawn. Refused and
+    /// undone, no state dir left for a restarted sampler to recover. On dd629f5: applied.
+    /// </summary>
+    [Fact]
+    public void ARegistrationItsPrologGaveUpOnWhileItWasAppliedIsNotKept()
+    {
+        using var rig = new NodeRig();
+        var cfg = rig.Config();
+        using var node = rig.NewNode(cfg, beforeCgroupLookup: () => Thread.Sleep(1500));
+        var reg = new JobRegistration(NodeRig.Job("603").Job, null, null, Exclusive: false, Raw: false, Clock.WallNs())
+        {
+            ApplyByBootNs = Clock.BootNs() + 1_000_000_000,
+        };
+
+        var refused = Assert.Throws<NodeSampler.RegistrationRefused>(() => node.Register(reg, recovered: false, Clock.MonotonicNs()));
+
+        Assert.Matches(@"^job 603: registration not applied: its prolog gave up on it at \S+Z, \d+\.\d s before the sampler read it \(the sampler was stalled\)$", refused.Message);
+        Assert.Equal(0, node.JobCount);
+        Assert.False(Directory.Exists(reg.Job.StateDirectory(cfg.Paths.StateDir)), "its state dir (a restarted sampler would recover the registration in it)");
+    }
 }

@@ -64,4 +64,48 @@ public class RawRequestTests
         if (policy == "allow") Assert.True(records > 500, $"{records} package records at raw storage");
         else Assert.InRange(records, 2, 4);
     }
+
+    /// <summary>Every thread of <paramref name="pid"/>: (tid, name, scheduling policy from /proc/PID/task/TID/stat, field 41).</summary>
+    private static List<(int Tid, string Name, int Policy)> Threads(int pid)
+    {
+        var threads = new List<(int, string, int)>();
+        foreach (string dir in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            string stat;
+            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); }
+            catch (IOException) { continue; } // a thread that ended meanwhile
+            int open = stat.IndexOf('('), close = stat.LastIndexOf(')');
+            string[] fields = stat[(close + 2)..].Split(' '); // from field 3 (state) on
+            threads.Add((int.Parse(Path.GetFileName(dir)), stat[(open + 1)..close], int.Parse(fields[41 - 3])));
+        }
+        return threads;
+    }
+
+    /// <summary>
+    /// At raw storage the node sampler's tick thread runs at SCHED_FIFO (root, tick_scheduling = "fifo"), and it alone. A
+    /// SCHED_FIFO thread that waits for another one by yielding (a GC's suspension of the other threads, NativeAOT's
+    /// Thread.Start) keeps its CPU from SCHED_OTHER threads until RT throttling stops it, ~950 ms of each second (Sampler's
+    /// TickLoop). On dd629f5, with raw storage from the start, the tick thread started the others while SCHED_FIFO and they
+    /// inherited it (pthread_create's default): the housekeeping thread, its GCs, and every finalize-job child it starts.
+    /// </summary>
+    [SkippableFact]
+    public void OnlyTheTickThreadOfARawStorageSamplerIsRealTime()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (SCHED_FIFO, the hooks' node sampler)");
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 0\nattribution = \"exclusive\"\nlinger_s = 0");
+        Assert.Equal(0, Hook(install, "prolog_slurmd", "502", ""));
+        try
+        {
+            int pid = SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(install.Config))!.Value.Pid;
+            var threads = Threads(pid);
+            for (var sw = System.Diagnostics.Stopwatch.StartNew(); !threads.Any(t => t.Name == "housekeeping") && sw.Elapsed < TimeSpan.FromSeconds(30); threads = Threads(pid))
+                Thread.Sleep(20);
+            string all = string.Join(", ", threads.Select(t => $"{t.Tid} {t.Name} policy {t.Policy}"));
+            Assert.True(threads.Any(t => t.Name == "housekeeping"), $"no housekeeping thread: {all}");
+            // The tick thread is the daemon's main thread (Sampler.Run's caller): SCHED_FIFO (1); every other one SCHED_OTHER (0).
+            Assert.True(threads.Single(t => t.Tid == pid).Policy == 1, $"the tick thread is not SCHED_FIFO: {all}");
+            Assert.True(threads.Where(t => t.Tid != pid).All(t => t.Policy == 0), $"threads besides the tick's at a real-time policy: {all}");
+        }
+        finally { Assert.Equal(0, Hook(install, "epilog_slurmd", "502", "")); }
+    }
 }
