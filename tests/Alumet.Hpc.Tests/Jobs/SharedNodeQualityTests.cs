@@ -19,39 +19,41 @@ public class SharedNodeQualityTests : IDisposable
 
     public void Dispose() => _rig.Dispose();
 
-    /// <summary>The textbook fit of WallModelTests (a = 1.4, b = 9 W) stored for node1.</summary>
-    private string CalibrationDir()
+    /// <summary>A node sampler with a calibration model for node1 (the textbook fit of WallModelTests: a = 1.4, b = 9 W),
+    /// counters, /proc/stat and job 42's cgroup at 0, and job 42 registered at 0.</summary>
+    private NodeSampler NodeWithJob42()
     {
-        string dir = _rig.Install.PathOf("calibration");
+        var cfg = _rig.Config();
+        cfg.Calibration.Dir = _rig.Install.PathOf("calibration");
         WallModel.Fit(new (double X, double Y)[] { (0, 1), (1, 2), (2, 4), (3, 5) }.Select(p => new CalibrationPoint("s", p.X * 10, p.Y * 10)).ToList(),
-            "node1", new DateTime(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc), "cpu_package+dram", "ipmi-dcmi", 5).Save(dir);
-        return dir;
+            "node1", new DateTime(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc), "cpu_package+dram", "ipmi-dcmi", 5).Save(cfg.Calibration.Dir);
+        _rig.SetCounters(0, 0, 0);
+        _rig.Proc.SetStat(0, 0);
+        _rig.SetJobCpu("42", 0);
+        var node = _rig.NewNode(cfg);
+        node.Register(NodeRig.Job("42"), false, 0, Wall0);
+        return node;
+    }
+
+    /// <summary>Second <paramref name="s"/> ends: the counters (µJ), the node's busy ticks and the jobs' CPU time (ns) so far, then the snapshot.</summary>
+    private void Second(NodeSampler node, long s, ulong packageUj, ulong dramUj, ulong busyTicks, params (string Job, ulong Ns)[] cpu)
+    {
+        _rig.SetCounters(packageUj, 0, dramUj);
+        _rig.Proc.SetStat(busyTicks, 0);
+        foreach (var (job, ns) in cpu) _rig.SetJobCpu(job, ns);
+        node.Snapshot(s * 1000 * Ms, Wall0 + s * 1000 * Ms);
     }
 
     [Fact]
     public void AJobThatSharedTheNodeCarriesItsAttributionUncertaintyAndNoGuessedWallModel()
     {
-        var cfg = _rig.Config();
-        cfg.Calibration.Dir = CalibrationDir();
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
-        _rig.SetJobCpu("42", 0);
-        using var node = _rig.NewNode(cfg);
-        node.Register(NodeRig.Job("42"), false, 0, Wall0);
-
+        using var node = NodeWithJob42();
         // Second 1, job 42 alone: package 1 J and DRAM 0.2 J, the node busy 1 s, job 42 0.5 s of it: half each.
-        _rig.SetCounters(1_000_000, 0, 200_000);
-        _rig.Proc.SetStat(100, 0);
-        _rig.SetJobCpu("42", 500_000_000);
-        node.Snapshot(1000 * Ms, Wall0 + 1000 * Ms);
+        Second(node, 1, 1_000_000, 200_000, 100, ("42", 500_000_000));
         // Second 2, job 43 joins: package 0.9 J, DRAM 0.3 J; job 42 0.6 s, job 43 0.3 s of a 1 s busy node.
         _rig.SetJobCpu("43", 0);
         node.Register(NodeRig.Job("43"), false, 1000 * Ms, Wall0 + 1000 * Ms);
-        _rig.SetCounters(1_900_000, 0, 500_000);
-        _rig.Proc.SetStat(200, 0);
-        _rig.SetJobCpu("42", 1_100_000_000);
-        _rig.SetJobCpu("43", 300_000_000);
-        node.Snapshot(2000 * Ms, Wall0 + 2000 * Ms);
+        Second(node, 2, 1_900_000, 500_000, 200, ("42", 1_100_000_000), ("43", 300_000_000));
         var r42 = node.End(NodeRig.Job("42").Key, true, "", 2000 * Ms, Wall0 + 2000 * Ms)!.Record!;
         var r43 = node.End(NodeRig.Job("43").Key, true, "", 2000 * Ms, Wall0 + 2000 * Ms)!.Record!;
         node.Close(2000 * Ms, Wall0 + 2000 * Ms);
@@ -72,20 +74,8 @@ public class SharedNodeQualityTests : IDisposable
     [Fact]
     public void AJobAloneOnTheNodeIsChargedItsPartOfTheIdlePower()
     {
-        var cfg = _rig.Config();
-        cfg.Calibration.Dir = CalibrationDir();
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
-        _rig.SetJobCpu("42", 0);
-        using var node = _rig.NewNode(cfg);
-        node.Register(NodeRig.Job("42"), false, 0, Wall0);
-        for (int s = 1; s <= 2; s++) // package 1 J a second, the job half of the busy node
-        {
-            _rig.SetCounters((ulong)s * 1_000_000, 0, 0);
-            _rig.Proc.SetStat(100 * (ulong)s, 0);
-            _rig.SetJobCpu("42", (ulong)s * 500_000_000);
-            node.Snapshot(s * 1000 * Ms, Wall0 + s * 1000 * Ms);
-        }
+        using var node = NodeWithJob42();
+        for (ulong s = 1; s <= 2; s++) Second(node, (long)s, s * 1_000_000, 0, 100 * s, ("42", s * 500_000_000)); // package 1 J a second, the job half of the busy node
         var r = node.End(NodeRig.Job("42").Key, true, "", 2000 * Ms, Wall0 + 2000 * Ms)!.Record!;
         node.Close(2000 * Ms, Wall0 + 2000 * Ms);
 

@@ -98,9 +98,7 @@ public sealed class UncertaintyTests
         // period's last read; in the third second another job shared the node (its share only). 20 % × (alone: 1.5 J of a
         // 4 J node over two seconds → 1.5 × (1 − 1.5 / 4); shared: the whole 0.5 J share).
         var meta = Meta("1");
-        meta.Series.Add(S("node", "cpu_package", "0"));         // 0
-        meta.Series.Add(S("job:1", "cpu_package", "0"));        // 1
-        meta.Series.Add(S("unattributed", "cpu_package", "0")); // 2
+        meta.Series.AddRange(new[] { "node", "job:1", "unattributed" }.Select(c => S(c, "cpu_package", "0"))); // series 0, 1, 2
         var recs = new List<SpoolRecord>();
         for (int ms = 250; ms <= 2000; ms += 250) recs.Add(R(T0 + ms * 1_000_000L, 250_000_000, 500_000, 0));
         recs.Add(R(T0 + Sec, Sec, 500_000, 1)); recs.Add(R(T0 + Sec, Sec, 1_500_000, 2));
