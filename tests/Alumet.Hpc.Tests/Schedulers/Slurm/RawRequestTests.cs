@@ -82,11 +82,10 @@ public class RawRequestTests
     }
 
     /// <summary>
-    /// At raw storage the node sampler's tick thread runs at SCHED_FIFO (root, tick_scheduling = "fifo"), and it alone. A
-    /// SCHED_FIFO thread that waits for another one by yielding (a GC's suspension of the other threads, NativeAOT's
-    /// Thread.Start) keeps its CPU from SCHED_OTHER threads until RT throttling stops it, ~950 ms of each second (Sampler's
-    /// TickLoop). On dd629f5, with raw storage from the start, the tick thread started the others while SCHED_FIFO and they
-    /// inherited it (pthread_create's default): the housekeeping thread, its GCs, and every finalize-job child it starts.
+    /// At raw storage the node sampler's tick thread runs at SCHED_FIFO (root, tick_scheduling = "fifo"), and it alone. On
+    /// dd629f5, with raw storage from the start, the tick thread started the others while SCHED_FIFO and they inherited it
+    /// (pthread_create's default): the housekeeping thread, and every finalize-job child it starts (a Parquet export at
+    /// real-time priority: two of them keep every SCHED_OTHER thread of a 2-CPU node waiting up to 950 ms a second).
     /// </summary>
     [SkippableFact]
     public void OnlyTheTickThreadOfARawStorageSamplerIsRealTime()
