@@ -2,7 +2,7 @@
 -- examples/notebook.ipynb runs them; tests/Alumet.Hpc.Tests/Outputs/QueriesSqlTests.cs runs every one of them on a
 -- generated job and dataset, so this file and the notebook cannot drift from the files the tool writes.
 -- Each block starts with "-- name: <name>"; parameters are DuckDB variables set before running a block:
---   SET VARIABLE job_files = ['/data/jobs/cluster=lab/year=2026/month=11/slurm.1234.n1.20261130T101500000Z.parquet'];
+--   SET VARIABLE job_files = ['/data/jobs/cluster=lab/year=2026/month=11/slurm.1234.n1.20261130T101500000Z.5c1e0f7a9b2d4e68.parquet'];
 --     (the job's files: alumet-report --job 1234 --parquet prints them)
 --   SET VARIABLE period_s = 10;      -- timeline resolution, seconds
 --   SET VARIABLE dataset = '/data/jobs/*/*/*/*.parquet';   -- every job file of every cluster

@@ -180,7 +180,7 @@ public static class ExecCommand
         }
         Log.Info($"job {job.JobId}: {registered.Message}");
         string parquet = "";
-        try { parquet = Outputs.Parquet.ParquetDataset.JobFile(cfg.Paths.DataDir, Spool.SpoolWriter.ReadMeta(job.StateDirectory(cfg.Paths.StateDir))); }
+        try { parquet = Outputs.Parquet.ParquetDataset.JobFile(cfg.Paths, Spool.SpoolWriter.ReadMeta(job.StateDirectory(cfg.Paths.StateDir))); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { }
 
         int exitCode = RunCommand(program, command, cgroup);

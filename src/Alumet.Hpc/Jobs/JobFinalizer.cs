@@ -153,9 +153,10 @@ public static class JobFinalizer
         var wall = Calibration.WallSideEnergy.ForJob(summary, meta.AttributionMode, cfg.Calibration.Dir, meta.Node, out _);
 
         // The cluster's hive-partitioned dataset (README "Parquet dataset"): one file per job, node and run.
-        string parquet = ParquetDataset.JobFile(cfg.Paths.DataDir, meta);
+        string parquet = "";
         try
         {
+            parquet = ParquetDataset.JobFile(cfg.Paths, meta); // inside: a refused name key is an export failure (the row says why)
             ParquetDataset.CreateDirectories(cfg.Paths.DataDir, parquet, ParquetDataset.JobDirMode);
             RemoveTempsOfKilledFinalizers(parquet);
             var layout = cfg.Sampler.ParquetValues == "raw" ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules;
@@ -166,7 +167,7 @@ public static class JobFinalizer
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Log.Error($"job {meta.JobId}: Parquet export to {parquet} failed: {e.Message}; the spool stays in {stateDir}");
+            Log.Error($"job {meta.JobId}: Parquet export{(parquet.Length > 0 ? $" to {parquet}" : "")} failed: {e.Message}; the spool stays in {stateDir}");
             reason = Join(reason, $"Parquet export failed ({e.Message}); spool kept in {stateDir}");
             parquet = "";
             if (status == JobStatus.Complete) status = JobStatus.Partial;

@@ -14,7 +14,7 @@ public class JobFinalizerTests
     private const long Ms = 1_000_000;
 
     /// <summary>A finalized raw spool of one socket: package 1_000 → 4_000 → 10_000 µJ over two reads.</summary>
-    private static (TempTree Dir, AlumetConfig Cfg) RawJob(string parquetValues)
+    internal static (TempTree Dir, AlumetConfig Cfg) RawJob(string parquetValues)
     {
         var dir = new TempTree("finalize");
         using var powercap = PowercapTree.Standard(1);

@@ -218,14 +218,22 @@ public sealed class ParquetExporterTests
         Assert.Equal(24 * 1e-6, JobSummary.FromSpool(tmp.Path).Job.TotalEnergyJ);
     }
 
+    /// <summary>A fixed name key for tests (bytes 0 to 31).</summary>
+    internal static readonly byte[] TestKey = [.. Enumerable.Range(0, DatasetKey.Length).Select(i => (byte)i)];
+
+    /// <summary>
+    /// The tags are HMAC-SHA256 computed apart from the product (notes/names.md):
+    /// <c>printf '%s' 'slurm|1234|n1|20251113T021320000Z' | openssl dgst -sha256 -mac HMAC -macopt hexkey:000102…1f</c>,
+    /// first 16 hex digits.
+    /// </summary>
     [Fact]
-    public void DatasetPathsArePartitionedAndStayInsideDataDir()
+    public void DatasetPathsArePartitionedKeyedAndStayInsideDataDir()
     {
         var meta = TestSpools.Meta("1234", "n1");
-        Assert.Equal("/data/jobs/cluster=lab/year=2025/month=11/slurm.1234.n1.20251113T021320000Z.parquet", ParquetDataset.JobFile("/data", meta));
+        Assert.Equal("/data/jobs/cluster=lab/year=2025/month=11/slurm.1234.n1.20251113T021320000Z.00f12d978fecbb62.parquet", ParquetDataset.JobFile("/data", meta, TestKey));
         meta.Cluster = "../../etc";
         meta.Node = "a/b";
         meta.JobId = "..";
-        Assert.Equal("/data/jobs/cluster=_.._etc/year=2025/month=11/slurm._.a_b.20251113T021320000Z.parquet", ParquetDataset.JobFile("/data", meta));
+        Assert.Equal("/data/jobs/cluster=_.._etc/year=2025/month=11/slurm._.a_b.20251113T021320000Z.4afb799d15da4634.parquet", ParquetDataset.JobFile("/data", meta, TestKey));
     }
 }

@@ -78,7 +78,7 @@ public sealed partial class QueriesSqlTests(ITestOutputHelper output)
     {
         using var tmp = new TempDir();
         var meta = KnownJob(tmp.Sub("spool"), "4242", T0);
-        var res = await ParquetExporter.ExportAsync(tmp.Sub("spool"), ParquetDataset.JobFile(tmp.Sub("data"), meta), new ParquetExportOptions(Layout: layout));
+        var res = await ParquetExporter.ExportAsync(tmp.Sub("spool"), ParquetDataset.JobFile(tmp.Sub("data"), meta, ParquetExporterTests.TestKey), new ParquetExportOptions(Layout: layout));
         var q = Queries();
         using var con = Duck();
         Run(con, $"SET VARIABLE job_files = ['{Sql(res.Path)}']");
@@ -128,7 +128,7 @@ public sealed partial class QueriesSqlTests(ITestOutputHelper output)
             int seconds = 2 + i % 7;
             var meta = KnownJob(tmp.Sub($"spool{i}"), (1000 + i).ToString(), (start - DateTime.UnixEpoch).Ticks * 100, seconds, user, cluster);
             // Both layouts in one dataset (parquet_values may differ between nodes or over time).
-            await ParquetExporter.ExportAsync(tmp.Sub($"spool{i}"), ParquetDataset.JobFile(data, meta),
+            await ParquetExporter.ExportAsync(tmp.Sub($"spool{i}"), ParquetDataset.JobFile(data, meta, ParquetExporterTests.TestKey),
                 new ParquetExportOptions(Layout: i % 2 == 0 ? ParquetValueLayout.RawCounts : ParquetValueLayout.Joules));
             jobs++;
             if (cluster != "lab" || start.Month != 11) continue;

@@ -79,7 +79,7 @@ public sealed class TwoUsersInstallation : IDisposable
 
     public static (int Code, string Out, string Err) Sh(string script) => Run("/bin/sh", ["-c", script]);
 
-    private static (int Code, string Out, string Err) Run(string file, string[] args)
+    internal static (int Code, string Out, string Err) Run(string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = "/" };
         using var p = Process.Start(psi)!;

@@ -24,6 +24,7 @@ public sealed class ReportParquetTests : IDisposable
     public ReportParquetTests()
     {
         _cfg.Paths.DataDir = _dir.Sub("data");
+        _cfg.Paths.StateDir = _dir.Path; // the name key's directory (never the machine's own state_dir)
         _cfg.Paths.Database = _dir.Sub("acct.db");
         var meta = Meta("4242");
         meta.StoragePeriodMs = 1000;
@@ -59,7 +60,7 @@ public sealed class ReportParquetTests : IDisposable
     [Fact]
     public void ParquetPrintsTheJobsFilesOnlyToItsUser()
     {
-        string expected = ParquetDataset.JobFile(_cfg.Paths.DataDir, _meta);
+        string expected = ParquetDataset.JobFile(_cfg.Paths, _meta);
         var (code, output, err) = Report(1001, "alice", "--job", "4242", "--parquet");
         Assert.Equal((0, expected + "\n", ""), (code, output, err));
         Assert.True(File.Exists(expected));

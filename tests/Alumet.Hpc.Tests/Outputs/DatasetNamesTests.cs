@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Outputs.Parquet;
+using Alumet.Hpc.Tests.Commands;
+using Alumet.Hpc.Tests.Fakes;
+using Alumet.Hpc.Tests.Jobs;
+
+namespace Alumet.Hpc.Tests.Outputs;
+
+/// <summary>
+/// Job file names in the 0711 dataset end in a tag keyed by the node's <c>&lt;state_dir&gt;/dataset.key</c>
+/// (notes/s10/report.md item 8): a user who guesses a job's node and start can no longer <c>stat</c> its file and learn
+/// its owner, end and size. The key is root's 0600, made once, never read through a link or from a file a user owns.
+/// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class DatasetNamesTests
+{
+    private const string Fix = "remove it and the next finalization makes a new key";
+
+    private static (int Code, string Out, string Err) Run(string file, params string[] args) => Report.TwoUsersInstallation.Run(file, args);
+
+    private static TestInstallation Install()
+    {
+        var install = ExecBinaryTests.NewInstall("attribution = \"exclusive\"\nlinger_s = 0");
+        File.SetUnixFileMode(install.Root, (UnixFileMode)0b111_101_101); // as /var/lib/alumet-hpc: others may traverse
+        Directory.CreateDirectory(install.Config.Paths.StateDir);
+        return install;
+    }
+
+    /// <summary>Root's <c>alumet-hpc exec</c> of a 0.3 s command through the published binary (a few 100 ms samples,
+    /// so the row is complete unless the export fails): its stderr (the report).</summary>
+    private static string Exec(TestInstallation install, string jobId)
+    {
+        var r = Run(TestInstallation.Binary(), "exec", "--config", install.ConfigPath, "--job-id", jobId, "--", "/bin/sleep", "0.3");
+        Assert.True(r.Code == 0, r.Err);
+        return r.Err;
+    }
+
+    private static string Tag(byte[] key, string message) =>
+        Convert.ToHexStringLower(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(message)))[..16];
+
+    /// <summary>
+    /// Fails on dd629f5: the ordinary user's <c>stat</c> of the old-style name finds the file (exit 0, owner printed).
+    /// </summary>
+    [SkippableFact]
+    public void AnOrdinaryUserCannotFindAFinishedJobsFileByItsOldStyleName()
+    {
+        Skip.If(Environment.UserName != "root" || !File.Exists("/usr/sbin/runuser"), "needs root and runuser");
+        using var install = Install();
+        string report = Exec(install, "741");
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("741"));
+        string month = Path.GetDirectoryName(row.ParquetPath)!; // the run's partition, data_dir/jobs/cluster=/year=/month=
+        Assert.StartsWith(Path.Combine(install.Config.Paths.DataDir, "jobs", $"cluster={row.Cluster}", "year="), month);
+
+        // What a user could guess from squeue (job, node, start to the ms): nothing is there.
+        string guessed = Path.Combine(month, $"exec.741.{row.Node}.{row.RunId}.parquet");
+        var probe = Run("/usr/sbin/runuser", "-u", "nobody", "--", "/usr/bin/stat", "-c", "%u", guessed);
+        Assert.Equal((1, "", $"/usr/bin/stat: cannot statx '{guessed}': No such file or directory\n"), probe);
+
+        // The file is there, under the keyed name, which the user can stat only knowing it (the directories are traversable).
+        string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
+        Assert.Equal((0, "0 600 32 regular file\n", ""), Run("/usr/bin/stat", "-c", "%u %a %s %F", keyFile));
+        string tag = Tag(File.ReadAllBytes(keyFile), $"exec|741|{row.Node}|{row.RunId}");
+        Assert.Equal(Path.Combine(month, $"exec.741.{row.Node}.{row.RunId}.{tag}.parquet"), row.ParquetPath);
+        Assert.Equal((0, "0\n", ""), Run("/usr/sbin/runuser", "-u", "nobody", "--", "/usr/bin/stat", "-c", "%u", row.ParquetPath));
+        Assert.Contains($"\nParquet: {row.ParquetPath}\n", report); // exec's own line names the same file
+
+        // A second job reuses the key (made once).
+        byte[] key = File.ReadAllBytes(keyFile);
+        Exec(install, "742");
+        Assert.Equal(key, File.ReadAllBytes(keyFile));
+        var second = Assert.Single(db.GetJob("742"));
+        Assert.EndsWith($".{Tag(key, $"exec|742|{second.Node}|{second.RunId}")}.parquet", second.ParquetPath);
+    }
+
+    /// <summary>
+    /// An ordinary user's <c>exec</c> samples in its own process and keeps its state in its own state_dir: the key is
+    /// made there, the user's own 0600 file (the user's data_dir is theirs alone anyway; the key keeps names
+    /// deterministic). Fails on dd629f5: no key file (stat exits 1).
+    /// </summary>
+    [SkippableFact]
+    public void AnOrdinaryUsersExecKeepsItsKeyInItsOwnStateDir()
+    {
+        Skip.If(Environment.UserName != "root" || !File.Exists("/usr/sbin/runuser"), "needs root and runuser");
+        using var install = ExecBinaryTests.NewInstall();
+        File.SetUnixFileMode(install.Root, (UnixFileMode)0b111_101_101);
+        Assert.Equal(0, Run("/bin/chown", "-R", "65534:65534", install.Root).Code); // the user's own tree (their $XDG_DATA_HOME)
+        var r = Report.TwoUsersInstallation.RunAs("nobody", TestInstallation.Binary(), "exec", "--config", install.ConfigPath, "--job-id", "744", "--no-report", "--", "/bin/sleep", "0.3");
+        Assert.True(r.Code == 0, r.Err);
+        string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
+        Assert.Equal((0, "65534 600 32 regular file\n", ""), Run("/usr/bin/stat", "-c", "%u %a %s %F", keyFile));
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("744"));
+        Assert.EndsWith($"/exec.744.{row.Node}.{row.RunId}.{Tag(File.ReadAllBytes(keyFile), $"exec|744|{row.Node}|{row.RunId}")}.parquet", row.ParquetPath);
+        Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
+    }
+
+    /// <summary>
+    /// Fails on dd629f5: the second finalization's name has no keyed tag (the regular expression does not match).
+    /// </summary>
+    [Fact]
+    public void FinalizingARunAgainWritesTheSameKeyedFileOnce()
+    {
+        var (dir, cfg) = JobFinalizerTests.RawJob("raw");
+        using var _ = dir;
+        cfg.Sampler.KeepState = "always";
+        string state = dir.PathOf("state", "exec", "7");
+        var first = JobFinalizer.Finalize(state, cfg, complete: true, "");
+        File.Delete(Path.Combine(state, SamplerFiles.Finalized)); // a finalizer killed before its marker: the next one does it all again
+        var second = JobFinalizer.Finalize(state, cfg, complete: true, "");
+        string run = second.Record!.RunId;
+        Assert.Matches($@"^exec\.7\.n1\.{run}\.[0-9a-f]{{16}}\.parquet$", Path.GetFileName(second.ParquetPath));
+        Assert.Equal(first.ParquetPath, second.ParquetPath);
+        byte[] key = File.ReadAllBytes(dir.PathOf("state", DatasetKey.FileName));
+        Assert.Equal($"exec.7.n1.{run}.{Tag(key, $"exec|7|n1|{run}")}.parquet", Path.GetFileName(second.ParquetPath));
+        Assert.Equal(second.ParquetPath, Assert.Single(Directory.GetFiles(Path.GetDirectoryName(second.ParquetPath)!)));
+    }
+
+    /// <summary>
+    /// Root never reads a key through a link nor from a file a user owns (a user who planted either would know every
+    /// name): the finalization refuses it in one sentence, writes no file, keeps the spool and says why in the row.
+    /// Fails on dd629f5: the row is complete and names a file (no key is read at all).
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("link")]
+    [InlineData("user")]
+    public void APlantedKeyIsRefusedWithOneSentenceAndNoFileIsWritten(string planted)
+    {
+        Skip.If(Environment.UserName != "root", "needs root");
+        using var install = Install();
+        string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
+        byte[] known = [.. Enumerable.Repeat((byte)7, DatasetKey.Length)];
+        string sentence;
+        if (planted == "link")
+        {
+            File.WriteAllBytes(install.PathOf("known.key"), known);
+            File.CreateSymbolicLink(keyFile, install.PathOf("known.key"));
+            sentence = $"the dataset key {keyFile} is a symbolic link, which is never followed: {Fix}";
+        }
+        else
+        {
+            File.WriteAllBytes(keyFile, known);
+            File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            Assert.Equal(0, Alumet.Hpc.Native.Libc.chown(keyFile, 65534, 65534));
+            sentence = $"the dataset key {keyFile} is owned by uid 65534, not 0: {Fix}";
+        }
+
+        string report = Exec(install, "743");
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("743"));
+        string spool = Path.Combine(install.Config.Paths.StateDir, "exec", "743");
+        Assert.Equal((JobStatus.Partial, $"Parquet export failed ({sentence}); spool kept in {spool}", ""), (row.Status, row.Reason, row.ParquetPath));
+        Assert.Contains($"job 743: Parquet export failed: {sentence}; the spool stays in {spool}", File.ReadAllText(install.Config.Paths.LogFile));
+        Assert.DoesNotContain("Parquet: ", report);
+        Assert.False(Directory.Exists(Path.Combine(install.Config.Paths.DataDir, "jobs")), "no job file was written");
+        Assert.True(File.Exists(Path.Combine(spool, Alumet.Hpc.Spool.SpoolWriter.MetaFile)), "the spool is kept");
+        // The planted thing is left as it was: neither followed, replaced nor removed.
+        Assert.Equal(planted == "link" ? install.PathOf("known.key") : null, new FileInfo(keyFile).LinkTarget);
+        Assert.Equal(known, File.ReadAllBytes(keyFile));
+    }
+
+    /// <summary>Every other thing at the key's path is refused with its own sentence, before a byte of it is used.</summary>
+    [SkippableTheory]
+    [InlineData("fifo")]
+    [InlineData("directory")]
+    [InlineData("open")]
+    [InlineData("short")]
+    [InlineData("long")]
+    public void AKeyThatIsNotARegular0600FileOf32BytesIsRefused(string what)
+    {
+        Skip.If(Environment.UserName != "root", "needs root");
+        using var tmp = new TempDir();
+        string keyFile = Path.Combine(tmp.Path, DatasetKey.FileName);
+        string expected;
+        switch (what)
+        {
+            case "fifo":
+                using (var mkfifo = Process.Start("mkfifo", keyFile)) mkfifo.WaitForExit();
+                expected = $"the dataset key {keyFile} is not a regular file: {Fix}";
+                break;
+            case "directory":
+                Directory.CreateDirectory(keyFile);
+                expected = $"the dataset key {keyFile} is not a regular file: {Fix}";
+                break;
+            case "open":
+                File.WriteAllBytes(keyFile, new byte[32]);
+                File.SetUnixFileMode(keyFile, (UnixFileMode)0b110_100_100);
+                expected = $"the dataset key {keyFile} is open to other users (mode 644, not 600): {Fix}";
+                break;
+            case "short":
+                File.WriteAllBytes(keyFile, new byte[16]);
+                File.SetUnixFileMode(keyFile, (UnixFileMode)0b110_000_000);
+                expected = $"the dataset key {keyFile} holds 16 bytes, not 32: {Fix}";
+                break;
+            default:
+                File.WriteAllBytes(keyFile, new byte[64]);
+                File.SetUnixFileMode(keyFile, (UnixFileMode)0b110_000_000);
+                expected = $"the dataset key {keyFile} holds more than 32 bytes, not 32: {Fix}";
+                break;
+        }
+        Assert.Equal(expected, Assert.Throws<IOException>(() => DatasetKey.Load(tmp.Path)).Message);
+    }
+
+    /// <summary>
+    /// Finalizers racing to make the key (two jobs ending at once on a fresh node) all get the one key that ends on disk,
+    /// and leave no temporary file: the key is linked into place, never renamed over another.
+    /// </summary>
+    [Fact]
+    public void FinalizersRacingToMakeTheKeyEndWithOne()
+    {
+        using var tmp = new TempDir();
+        const int Racers = 8;
+        for (int round = 0; round < 25; round++)
+        {
+            string dir = Path.Combine(tmp.Path, round.ToString());
+            Directory.CreateDirectory(dir);
+            var keys = new byte[Racers][];
+            using var start = new Barrier(Racers);
+            var threads = Enumerable.Range(0, Racers).Select(i => new Thread(() => { start.SignalAndWait(); keys[i] = DatasetKey.Load(dir); })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            byte[] onDisk = File.ReadAllBytes(Path.Combine(dir, DatasetKey.FileName));
+            Assert.All(keys, k => Assert.Equal(onDisk, k));
+            Assert.Equal(Path.Combine(dir, DatasetKey.FileName), Assert.Single(Directory.GetFileSystemEntries(dir)));
+            Assert.Equal((UnixFileMode)0b110_000_000, File.GetUnixFileMode(Path.Combine(dir, DatasetKey.FileName)));
+        }
+    }
+}
