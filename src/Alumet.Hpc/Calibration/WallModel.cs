@@ -93,10 +93,16 @@ public sealed record WallModel
         return (e, Math.Sqrt(Math.Max(0, u2)));
     }
 
-    /// <summary>One line for reports and Parquet metadata.</summary>
+    /// <summary>What one job's use of the model must say (an extrapolation, <see cref="WallSideEnergy.ForJob"/>); not part
+    /// of the stored model.</summary>
+    [JsonIgnore]
+    public string JobNote { get; init; } = "";
+
+    /// <summary>One line for reports and Parquet metadata (with <see cref="JobNote"/> when a job's use needs it).</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
         $"MODEL wall W = {A:0.####} × ({Domains}) W + {B:0.##} W; node {Node}, calibrated {Date:yyyy-MM-ddTHH:mm:ssZ} by alumet-hpc {ToolVersion} " +
-        $"against the BMC ({BmcInterface}); {Points} points over {MinMeasuredW:0.#}-{MaxMeasuredW:0.#} W, R² {R2:0.####}, residual σ {ResidualSigmaW:0.##} W");
+        $"against the BMC ({BmcInterface}); {Points} points over {MinMeasuredW:0.#}-{MaxMeasuredW:0.#} W, R² {R2:0.####}, residual σ {ResidualSigmaW:0.##} W")
+        + (JobNote.Length > 0 ? "; " + JobNote : "");
 
     public string ToJson() => JsonSerializer.Serialize(this, WallModelJsonContext.Default.WallModel);
 

@@ -17,8 +17,28 @@ public sealed record WallSideEnergy(double EnergyJ, double UncertaintyJ, double 
     {
         var model = WallModel.TryLoad(calibrationDir, node, out problem);
         if (model is null || summary.Job.Samples == 0) return null;
-        double jobJ = summary.Job.TotalEnergyJ, nodeJ = summary.Node.TotalEnergyJ;
-        double fraction = attributionMode == "exclusive" ? 1 : nodeJ > 0 ? Math.Clamp(jobJ / nodeJ, 0, 1) : 0;
+        double jobJ = summary.Job.TotalEnergyJ;
+        double fraction;
+        if (attributionMode == "exclusive") fraction = 1;
+        else if (summary.SharedRecords > 0)
+        {
+            // f is the job's part of the node's measured energy, and the file of a job that shared the node holds its own
+            // share only (README "Who sees what"): f = 0 would drop its part of b, a guess would be an invention.
+            problem = $"job {summary.JobId}: no wall-side model energy: it shared node {node} with other jobs, and its part of the node's energy (the share of the idle power b it is charged) is not in its file";
+            Core.Log.Info(problem);
+            return null;
+        }
+        else fraction = summary.SplitNodeJ > 0 ? Math.Clamp(summary.SplitJobJ / summary.SplitNodeJ, 0, 1) : 0;
+        // The line holds over the measured power the ladder covered; the node's mean power over the job outside it (with the
+        // ladder's own steadiness margin, max(5 W, 5 %)) makes the figure an extrapolation, which its row and file say.
+        double nodeW = summary.Job.ElapsedS > 0 ? summary.SplitNodeJ / summary.Job.ElapsedS : 0;
+        double lo = model.MinMeasuredW - Math.Max(5, 0.05 * model.MinMeasuredW), hi = model.MaxMeasuredW + Math.Max(5, 0.05 * model.MaxMeasuredW);
+        if (nodeW < lo || nodeW > hi)
+            model = model with
+            {
+                JobNote = string.Create(CultureInfo.InvariantCulture,
+                    $"EXTRAPOLATED for this job: the node drew {nodeW:0.#} W of ({model.Domains}) on average, outside the {model.MinMeasuredW:0.#}-{model.MaxMeasuredW:0.#} W the calibration covered (rerun `alumet-hpc calibrate` with loads that reach it)"),
+            };
         var (e, u) = model.JobWallEnergy(jobJ, summary.Job.ElapsedS, fraction);
         return new WallSideEnergy(e, u, fraction, model);
     }

@@ -94,6 +94,17 @@ public sealed record JobSummary(
     /// <summary>The job's facility energy and CO2e over its own timeline (docs/carbon.md); <see cref="FacilityCarbon.None"/> when not configured.</summary>
     public FacilityCarbon Carbon { get; init; } = FacilityCarbon.None;
 
+    /// <summary>The job's share records stored in periods it shared the node: its file holds no split of those periods
+    /// (README "Who sees what"), so the node's energy then, and the job's fraction of it, are not known from the file.</summary>
+    public long SharedRecords { get; init; }
+
+    /// <summary>The job's energy in TotalEnergy's domains over the periods whose split its file holds (alone on the node, or
+    /// exclusive), J; <see cref="SplitNodeJ"/> is the node's over the same periods.</summary>
+    public double SplitJobJ { get; init; }
+
+    /// <summary>The node's energy in TotalEnergy's domains over the periods whose split the job's file holds, J.</summary>
+    public double SplitNodeJ { get; init; }
+
     public static string StepPrefix(string jobId) => $"step:{jobId}.";
 
     /// <summary>Interfaces joined with ',' (<c>powercap,nvml-energy-counter</c>).</summary>
@@ -146,6 +157,24 @@ public sealed record JobSummary(
         for (int i = 0; i < unc.Length; i++) unc[i] = new UncertaintyAccumulator(meta, options.Uncertainty.MaxPowerW);
         var carbon = new CarbonAccumulator(options.Carbon);
 
+        // The counter of each series (kind, id, interface): a period's split rows of one counter go together.
+        var counterOf = new int[meta.Series.Count];
+        var counters = new Dictionary<(string, string, string), int>();
+        for (int i = 0; i < counterOf.Length; i++)
+        {
+            var s = meta.Series[i];
+            var key = (s.ResourceKind, s.ResourceId, s.Interface);
+            if (!counters.TryGetValue(key, out counterOf[i])) counters[key] = counterOf[i] = counters.Count;
+        }
+        static SplitPeriods.Role RoleOf(int slot) => slot switch
+        {
+            0 => SplitPeriods.Role.Job,
+            2 => SplitPeriods.Role.Unattributed,
+            3 => SplitPeriods.Role.Part,
+            _ => SplitPeriods.Role.Step,
+        };
+        var splits = new SplitPeriods(counters.Count, unc);
+
         // J per raw unit for the domains that count in the total (0 for cores, uncore, psys): feeds the peak power.
         var countedJpu = new double[meta.Series.Count];
         for (int i = 0; i < countedJpu.Length; i++)
@@ -162,21 +191,16 @@ public sealed record JobSummary(
                 acc[slot].Add(in r, counted);
                 unc[slot].Add(in r);
                 if (slot == 0) carbon.Add(r.WallNs, r.IntervalNs, counted);
+                if (slot != 1)
+                    splits.Add(counterOf[r.Series], RoleOf(slot), slot, r.Series, r.WallNs, r.Value, countedJpu[r.Series] > 0, countedJpu[r.Series]);
             }
         }
+        splits.Finish();
 
-        // Node series of each counter (same kind, id, interface): the attributed fraction of a share needs it.
-        var nodeSeriesOf = new int[meta.Series.Count];
-        for (int i = 0; i < nodeSeriesOf.Length; i++)
-        {
-            var s = meta.Series[i];
-            nodeSeriesOf[i] = meta.Series.FindIndex(n => n.Consumer == SpoolSeries.NodeConsumer && n.ResourceKind == s.ResourceKind
-                && n.ResourceId == s.ResourceId && n.Interface == s.Interface);
-        }
         bool cpuTimeSplit = meta.AttributionMode is not ("exclusive" or "none");
         ConsumerSummary Build(int slot, string consumer) => acc[slot].Finish(consumer, meta, kindOfSeries, meta.StartWallNs) with
         {
-            Uncertainty = unc[slot].Finish(meta, kindOfSeries, options.Uncertainty, slot == 1 ? null : unc[1], nodeSeriesOf, cpuTimeSplit),
+            Uncertainty = unc[slot].Finish(meta, kindOfSeries, options.Uncertainty, wholeCounter: slot == 1, cpuTimeSplit),
         };
 
         var steps = new List<StepSummary>(stepIds.Count);
@@ -190,6 +214,7 @@ public sealed record JobSummary(
         bool estimated = interfaces.Contains(MeasurementInterface.Estimate.Wire());
 
         var job = Build(0, jobConsumer);
+        var (splitJobJ, splitNodeJ) = splits.SplitTotals;
         return new JobSummary(
             meta.JobId,
             job, Build(1, SpoolSeries.NodeConsumer), Build(2, SpoolSeries.UnattributedConsumer), Build(3, SpoolSeries.OtherJobsConsumer),
@@ -197,6 +222,9 @@ public sealed record JobSummary(
             new Dictionary<string, double>(meta.SourceHz), meta.Perimeter)
         {
             Carbon = carbon.Finish(job.TotalEnergyJ, job.Uncertainty),
+            SharedRecords = splits.SharedRecords,
+            SplitJobJ = splitJobJ,
+            SplitNodeJ = splitNodeJ,
         };
     }
 

@@ -14,22 +14,32 @@ namespace Alumet.Hpc.Tests.Calibration;
 /// </summary>
 public class WallSideTests
 {
+    /// <summary>
+    /// The textbook fit's points (measured 10 × X W + <paramref name="offsetW"/>, wall 10 × Y W) stored for this host, an
+    /// installation whose [calibration] dir holds it, and the row of `exec` job <paramref name="jobId"/> (`sleep
+    /// <paramref name="seconds"/>`) on it, RAPL counters still (0 J measured).
+    /// </summary>
+    private static (WallModel Model, TestInstallation Install, JobRecord Row) ExecOnCalibratedNode(TempTree calib, double offsetW, string jobId, string seconds)
+    {
+        string dir = calib.PathOf("models");
+        var model = WallModel.Fit(new (double X, double Y)[] { (0, 1), (1, 2), (2, 4), (3, 5) }
+            .Select(p => new CalibrationPoint("s", offsetW + p.X * 10, p.Y * 10)).ToList(), Environment.MachineName,
+            new DateTime(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc), "cpu_package+dram", "ipmi-dcmi", 5);
+        model.Save(dir);
+        var install = new TestInstallation(PowercapTree.Standard(1), extraToml: $"[calibration]\ndir = \"{dir}\"");
+        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, jobId, null, null, noReport: true, ["sleep", seconds], samplerExecutable: TestInstallation.Binary()));
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        return (model, install, Assert.Single(db.GetJob(jobId)));
+    }
+
     [Fact]
     public void ACalibratedNodeGivesTheJobsWallSideEnergyWithItsUncertaintyEverywhere()
     {
-        using var calib = new TempTree("calib");
-        string dir = calib.PathOf("models");
         // The textbook fit of WallModelTests: a = 1.4, b = 9 W, VarB = 7, σ = √10 W.
-        var model = WallModel.Fit(new (double X, double Y)[] { (0, 1), (1, 2), (2, 4), (3, 5) }
-            .Select(p => new CalibrationPoint("s", p.X * 10, p.Y * 10)).ToList(), Environment.MachineName,
-            new DateTime(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc), "cpu_package+dram", "ipmi-dcmi", 5);
-        model.Save(dir);
-        using var install = new TestInstallation(PowercapTree.Standard(1), extraToml: $"[calibration]\ndir = \"{dir}\"");
-
         // RAPL counters stay still: the job's measured energy is 0 J, so wall = b × T and u² = T²·VarB + (σT)² exactly.
-        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "77", null, null, noReport: true, ["sleep", "1"], samplerExecutable: TestInstallation.Binary()));
-        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("77"));
+        using var calib = new TempTree("calib");
+        var (model, install, row) = ExecOnCalibratedNode(calib, 0, "77", "1");
+        using var _ = install;
         double t = row.ElapsedS;
         Assert.Equal(0, row.TotalEnergyJ);
         Assert.Equal(9 * t, row.WallModelEnergyJ, 9);
@@ -58,6 +68,21 @@ public class WallSideTests
         using var cmd = duck.CreateCommand();
         cmd.CommandText = $"SELECT decode(value) FROM parquet_kv_metadata('{row.ParquetPath}') WHERE decode(key) = 'wall_model'";
         Assert.Equal(model.Describe(), cmd.ExecuteScalar() as string);
+    }
+
+    [Fact]
+    public void AJobOutsideTheCalibratedRangeSaysItsWallSideEnergyIsAnExtrapolation()
+    {
+        // Calibrated over 100-130 W of measured power (a = 1.4, b = -131 W); the job's node draws 0 W (counters still).
+        using var calib = new TempTree("calib");
+        var (model, install, row) = ExecOnCalibratedNode(calib, 100, "79", "0.5");
+        using var _ = install;
+        const string note = "; EXTRAPOLATED for this job: the node drew 0 W of (cpu_package+dram) on average, outside the 100-130 W the calibration covered (rerun `alumet-hpc calibrate` with loads that reach it)";
+        Assert.Equal(model.Describe() + note, row.WallModel);
+
+        var o = new StringWriter();
+        Assert.Equal(0, ReportCommand.Run(["--job", "79"], new ReportEnvironment(0, true, install.Config.Paths.Database, o, new StringWriter())));
+        Assert.Contains("EXTRAPOLATED for this job: the node drew 0 W", o.ToString());
     }
 
     [Fact]

@@ -65,13 +65,18 @@ public sealed class UncertaintyTests
         meta.Series.Add(S("job:1", "dram", "0"));                                   // 3
         meta.Series.Add(S("node", "gpu", "0000:3b:00.0", "nvml-energy-counter", 1e-3)); // 4
         meta.Series.Add(S("job:1", "gpu", "0000:3b:00.0", "nvml-energy-counter", 1e-3)); // 5
+        // The job is the only one registered (its file holds the split: node and unattributed), the rest of the CPU
+        // time is the system's; a job that shares the node has its share only (SharedNodeQualityTests).
+        meta.Series.Add(S("unattributed", "cpu_package", "0"));                     // 6
+        meta.Series.Add(S("unattributed", "dram", "0"));                            // 7
+        meta.Series.Add(S("unattributed", "gpu", "0000:3b:00.0", "nvml-energy-counter", 1e-3)); // 8
         var recs = new List<SpoolRecord>();
         for (int i = 1; i <= 3; i++)
         {
             long t = T0 + i * Sec;
-            recs.Add(R(t, Sec, 200_000_000, 0)); recs.Add(R(t, Sec, 100_000_000, 1)); // package: job has 1/2
-            recs.Add(R(t, Sec, 20_000_000, 2)); recs.Add(R(t, Sec, 5_000_000, 3));     // dram: job has 1/4
-            recs.Add(R(t, Sec, 250_000, 4)); recs.Add(R(t, Sec, 250_000, 5));          // GPU: allocated whole
+            recs.Add(R(t, Sec, 200_000_000, 0)); recs.Add(R(t, Sec, 100_000_000, 1)); recs.Add(R(t, Sec, 100_000_000, 6)); // package: job has 1/2
+            recs.Add(R(t, Sec, 20_000_000, 2)); recs.Add(R(t, Sec, 5_000_000, 3)); recs.Add(R(t, Sec, 15_000_000, 7));     // dram: job has 1/4
+            recs.Add(R(t, Sec, 250_000, 4)); recs.Add(R(t, Sec, 250_000, 5)); recs.Add(R(t, Sec, 0, 8));                   // GPU: allocated whole
         }
         var s = Summarize(meta, recs.ToArray());
         var u = s.Job.Uncertainty;
@@ -84,6 +89,26 @@ public sealed class UncertaintyTests
         double r2 = 2 * 3 * (Q * Q / 6 + 1e-12 / 12) + 3 * (Qn * Qn / 6 + 1e-6 / 12);
         Assert.Equal(Math.Sqrt(r2), u.RandomJ, 15);
         Assert.Equal(2 * Math.Sqrt(15.75 * 15.75 + 37.5 * 37.5 + 32.25 * 32.25 + r2), u.ExpandedJ, 10);
+    }
+
+    [Fact]
+    public void AtRawStorageTheSplitOfEachPeriodGivesTheFractionNotTheReadsBetween()
+    {
+        // A job alone at raw storage: the node's reads every 250 ms, the split (share, unattributed) once a second at the
+        // period's last read; in the third second another job shared the node (its share only). 20 % × (alone: 1.5 J of a
+        // 4 J node over two seconds → 1.5 × (1 − 1.5 / 4); shared: the whole 0.5 J share).
+        var meta = Meta("1");
+        meta.Series.AddRange(new[] { "node", "job:1", "unattributed" }.Select(c => S(c, "cpu_package", "0"))); // series 0, 1, 2
+        var recs = new List<SpoolRecord>();
+        for (int ms = 250; ms <= 2000; ms += 250) recs.Add(R(T0 + ms * 1_000_000L, 250_000_000, 500_000, 0));
+        recs.Add(R(T0 + Sec, Sec, 500_000, 1)); recs.Add(R(T0 + Sec, Sec, 1_500_000, 2));
+        recs.Sort((a, b) => a.WallNs.CompareTo(b.WallNs));
+        recs.Add(R(T0 + 2 * Sec, Sec, 1_000_000, 1)); recs.Add(R(T0 + 2 * Sec, Sec, 1_000_000, 2));
+        recs.Add(R(T0 + 3 * Sec, Sec, 500_000, 1));
+        var s = Summarize(meta, recs.ToArray());
+        Assert.Equal(2.0, s.Job.TotalEnergyJ, 12);
+        Assert.Equal(0.2 * (1.5 * (1 - 1.5 / 4) + 0.5), s.Job.Uncertainty.AttributionJ, 12);
+        Assert.Equal((1L, 1.5, 4.0), (s.SharedRecords, Math.Round(s.SplitJobJ, 12), Math.Round(s.SplitNodeJ, 12)));
     }
 
     [Fact]

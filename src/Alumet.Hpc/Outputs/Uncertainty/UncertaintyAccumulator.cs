@@ -17,6 +17,7 @@ internal sealed class UncertaintyAccumulator
     private readonly double _maxPowerW;
     private readonly long[] _n, _measuredNs, _gapNs, _lastEnd, _lastNonZeroEnd, _lastIntervalNs;
     private readonly Int128[] _raw; // a long overflows at 2^31 J in perf's 2^-32 J (JobSummary)
+    private readonly Int128[] _splitRaw, _splitNodeRaw; // Σ over the periods whose split the file holds: this consumer's, the node's
     private readonly double[] _sumSq, _wrapBoundJ;
     private readonly bool[] _lastReadError;
 
@@ -25,13 +26,19 @@ internal sealed class UncertaintyAccumulator
         int n = meta.Series.Count;
         _jpu = meta.Series.Select(s => s.JoulesPerUnit).ToArray();
         _maxPowerW = maxPowerW;
-        _raw = new Int128[n]; _n = new long[n]; _measuredNs = new long[n]; _gapNs = new long[n];
+        _raw = new Int128[n]; _splitRaw = new Int128[n]; _splitNodeRaw = new Int128[n]; _n = new long[n]; _measuredNs = new long[n]; _gapNs = new long[n];
         _lastEnd = new long[n]; _lastNonZeroEnd = new long[n]; _lastIntervalNs = new long[n];
         _sumSq = new double[n]; _wrapBoundJ = new double[n];
         _lastReadError = new bool[n];
     }
 
-    public Int128 RawOf(int series) => _raw[series];
+    /// <summary>A record of <paramref name="series"/> in a period whose split the file holds (<see cref="SplitPeriods"/>):
+    /// its value and the node's energy of the same counter in that period.</summary>
+    public void AddSplit(int series, long value, Int128 nodeRaw)
+    {
+        _splitRaw[series] += value;
+        _splitNodeRaw[series] += nodeRaw;
+    }
 
     public void Add(in SpoolRecord r)
     {
@@ -61,11 +68,9 @@ internal sealed class UncertaintyAccumulator
     /// <summary>
     /// The uncertainty of this consumer's TotalEnergy (domains that count in it).
     /// </summary>
-    /// <param name="node">The node consumer's accumulator (whole counters), for the attributed fraction; null when this is the node.</param>
-    /// <param name="nodeSeriesOf">For each series, the node series of the same counter, or -1.</param>
+    /// <param name="wholeCounter">This is the node consumer (whole counters), not a share.</param>
     /// <param name="cpuTimeSplit">Whether CPU-side energy was split by CPU time (false: exclusive attribution).</param>
-    public EnergyUncertainty Finish(SpoolMeta meta, ResourceKind[] kinds, UncertaintyModel model,
-        UncertaintyAccumulator? node, int[] nodeSeriesOf, bool cpuTimeSplit)
+    public EnergyUncertainty Finish(SpoolMeta meta, ResourceKind[] kinds, UncertaintyModel model, bool wholeCounter, bool cpuTimeSplit)
     {
         var systematicByInterface = new Dictionary<string, double>(StringComparer.Ordinal);
         double random2 = 0, attribution = 0, missed = 0;
@@ -83,16 +88,19 @@ internal sealed class UncertaintyAccumulator
             // Quantisation: a whole counter's total is the difference of two truncated reads (q²/6); a share adds,
             // per record, both reads' truncation and the floor() of the split (conservative: independent records).
             double q2 = acc.QuantumJ * acc.QuantumJ;
-            random2 += node is null ? q2 / 6 : _n[s] * (q2 / 6 + jpu * jpu / 12);
+            random2 += wholeCounter ? q2 / 6 : _n[s] * (q2 / 6 + jpu * jpu / 12);
             // Partial sampling: independent per stored interval.
             random2 += acc.RandomRelPerRecord * acc.RandomRelPerRecord * _sumSq[s] * jpu * jpu;
 
             // Attribution: energy the CPU-time split may have moved between this consumer and the others of the node.
-            if (node is not null && cpuTimeSplit && kinds[s] != ResourceKind.Gpu && nodeSeriesOf[s] >= 0)
+            // Over the periods whose split the file holds, f = this consumer's part of the node's energy; over the others
+            // (the node shared with other jobs: a job's file holds its own share only, README "Who sees what") the node's
+            // energy is unknown, so 1 − f is taken at its bound, 1 (docs/uncertainty.md, section 6).
+            if (!wholeCounter && cpuTimeSplit && kinds[s] != ResourceKind.Gpu)
             {
-                double nodeJ = (double)node.RawOf(nodeSeriesOf[s]) * meta.Series[nodeSeriesOf[s]].JoulesPerUnit;
-                double f = nodeJ > 0 ? Math.Clamp(e / nodeJ, 0, 1) : 0;
-                attribution += model.AttributionRel * e * (1 - f);
+                double split = (double)_splitRaw[s] * jpu, splitNode = (double)_splitNodeRaw[s] * jpu;
+                double f = splitNode > 0 ? Math.Clamp(split / splitNode, 0, 1) : 0;
+                attribution += model.AttributionRel * (split * (1 - f) + Math.Max(0, e - split));
             }
 
             // One-sided: lower-bound intervals, records lost between stored ones, a failed last read.
@@ -101,5 +109,107 @@ internal sealed class UncertaintyAccumulator
         }
         double interfaces2 = systematicByInterface.Values.Sum(v => v * v);
         return new EnergyUncertainty(Math.Sqrt(interfaces2), attribution, Math.Sqrt(random2), missed, model.CoverageFactor);
+    }
+}
+
+/// <summary>
+/// Finds, while a job's spool streams, the periods whose split its file holds: those with an <c>unattributed</c> record of
+/// the counter at the period's stamp (the job alone on the node, or exclusive; README "Who sees what"). There the node's
+/// energy of the counter is the job's share + <c>other_jobs</c> + <c>unattributed</c> (every consumer but the steps,
+/// which are parts of the job's share), and each consumer's record of that period is credited with it
+/// (<see cref="UncertaintyAccumulator.AddSplit"/>). A period's split records of one counter share its stamp and come
+/// together (node records, which at raw storage are reads at their own stamps, are not passed in), so one open period
+/// per counter is enough: memory does not grow with the spool.
+/// </summary>
+internal sealed class SplitPeriods
+{
+    /// <summary>Roles of the consumers passed to <see cref="Add"/>.</summary>
+    public enum Role { Job, Part, Unattributed, Step }
+
+    private readonly UncertaintyAccumulator[] _byConsumer;
+    private readonly long[] _stamp;
+    private readonly bool[] _open, _split, _hasJob;
+    private readonly Int128[] _node;
+    private readonly List<(int Consumer, int Series, long Value, bool Job)>[] _records;
+    private readonly Int128[] _countedJobRaw, _countedNodeRaw;
+    private readonly double[] _countedJpu;
+
+    /// <param name="counters">How many counters the spool's series belong to (the indices passed to <see cref="Add"/>).</param>
+    /// <param name="byConsumer">The accumulator of each consumer index passed to <see cref="Add"/>.</param>
+    public SplitPeriods(int counters, UncertaintyAccumulator[] byConsumer)
+    {
+        _byConsumer = byConsumer;
+        _stamp = new long[counters];
+        _open = new bool[counters];
+        _split = new bool[counters];
+        _hasJob = new bool[counters];
+        _node = new Int128[counters];
+        _countedJobRaw = new Int128[counters];
+        _countedNodeRaw = new Int128[counters];
+        _countedJpu = new double[counters];
+        _records = new List<(int, int, long, bool)>[counters];
+        for (int i = 0; i < counters; i++) _records[i] = new();
+    }
+
+    /// <summary>Job share records (any domain) stored in periods without the split: the job shared the node then.</summary>
+    public long SharedRecords { get; private set; }
+
+    /// <summary>The job's energy and the node's, J, in the domains of TotalEnergy, over the periods whose split the file holds.</summary>
+    public (double JobJ, double NodeJ) SplitTotals
+    {
+        get
+        {
+            double job = 0, node = 0;
+            for (int k = 0; k < _countedJpu.Length; k++)
+            {
+                job += (double)_countedJobRaw[k] * _countedJpu[k];
+                node += (double)_countedNodeRaw[k] * _countedJpu[k];
+            }
+            return (job, node);
+        }
+    }
+
+    /// <param name="counted">The counter's domain counts in TotalEnergy (with its J per raw unit in <paramref name="jpu"/>).</param>
+    public void Add(int counter, Role role, int consumer, int series, long wallNs, long value, bool counted, double jpu)
+    {
+        if (_open[counter] && _stamp[counter] != wallNs) Close(counter);
+        if (!_open[counter])
+        {
+            _open[counter] = true;
+            _stamp[counter] = wallNs;
+            _split[counter] = false;
+            _hasJob[counter] = false;
+            _node[counter] = 0;
+            _records[counter].Clear();
+        }
+        if (role == Role.Unattributed) _split[counter] = true;
+        if (role != Role.Step) _node[counter] += value;
+        if (role == Role.Job) _hasJob[counter] = true;
+        if (counted) _countedJpu[counter] = jpu;
+        _records[counter].Add((consumer, series, value, role == Role.Job));
+    }
+
+    /// <summary>Closes every open period (the end of the spool).</summary>
+    public void Finish()
+    {
+        for (int k = 0; k < _open.Length; k++)
+            if (_open[k]) Close(k);
+    }
+
+    private void Close(int counter)
+    {
+        _open[counter] = false;
+        if (!_split[counter])
+        {
+            if (_hasJob[counter]) SharedRecords++;
+            return;
+        }
+        Int128 node = _node[counter];
+        if (_countedJpu[counter] > 0) _countedNodeRaw[counter] += node;
+        foreach (var (consumer, series, value, job) in _records[counter])
+        {
+            _byConsumer[consumer].AddSplit(series, value, node);
+            if (job && _countedJpu[counter] > 0) _countedJobRaw[counter] += value;
+        }
     }
 }

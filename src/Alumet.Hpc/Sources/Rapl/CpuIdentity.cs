@@ -37,12 +37,13 @@ public sealed record CpuIdentity(CpuVendor Vendor, int Family, int Model, string
     /// <summary>
     /// Intel server parts whose DRAM domain counts in a fixed unit of 2^-16 J (15.3 µJ) whatever
     /// MSR_RAPL_POWER_UNIT says: Haswell-EP (0x3F), Broadwell-EP (0x4F), Broadwell-DE (0x56), Xeon Phi KNL/KNM
-    /// (0x57, 0x85), Skylake/Cascade Lake-SP (0x55), Ice Lake-SP/-D (0x6A, 0x6C), Sapphire/Emerald Rapids (0x8F, 0xCF)
-    /// — Intel's datasheets (e.g. Xeon E5 v3 datasheet vol. 2, 330784) and Linux's RAPL driver list these.
+    /// (0x57, 0x85), Skylake/Cascade Lake-SP (0x55), Ice Lake-SP/-D (0x6A, 0x6C) — Intel's datasheets (e.g. Xeon E5 v3
+    /// datasheet vol. 2, 330784) and Linux's RAPL drivers list these. Not Sapphire/Emerald Rapids: their DRAM counts
+    /// in the ESU like the other domains (docs/implementation-notes.md, "RAPL energy unit").
     /// <c>[sources] msr_dram_unit</c> overrides the list for a part it does not know.
     /// </summary>
     public bool IntelFixedDramUnit =>
-        Vendor == CpuVendor.Intel && Family == 6 && Model is 0x3F or 0x4F or 0x56 or 0x57 or 0x85 or 0x55 or 0x6A or 0x6C or 0x8F or 0xCF;
+        Vendor == CpuVendor.Intel && Family == 6 && Model is 0x3F or 0x4F or 0x56 or 0x57 or 0x85 or 0x55 or 0x6A or 0x6C;
 
     /// <summary>Sapphire/Emerald Rapids count psys in a fixed unit of 1 J (Linux's RAPL driver).</summary>
     public bool IntelFixedPsysUnit => Vendor == CpuVendor.Intel && Family == 6 && Model is 0x8F or 0xCF;
