@@ -35,12 +35,16 @@ internal static class ConfigSchema
             c => OneOf(c.Sampler.TickScheduling, "fifo", "normal")),
         new("sampler", "nvml_hz", ConfigValueKind.Number, "use 1..100 (the GPU energy counter refreshes every 20-100 ms)",
             c => Range(c.Sampler.NvmlHz, 1, 100)),
-        new("sampler", "storage_period_ms", ConfigValueKind.Integer, "use 0 (store every read) or 1..3600000 ms",
-            c => Range(c.Sampler.StoragePeriodMs, 0, 3_600_000)),
+        // Each period (the storage period; the attribution period at raw storage) is split by CPU time, which /proc/stat
+        // counts in 10 ms ticks (Sources/Estimate/ProcStat.UserHz) against the cgroups' ns: over shorter periods the node's
+        // busy time is mostly its rounding, and the split's max() then charges idle and system energy to the jobs
+        // (README "Attribution"). 100 ms keeps that rounding within one tick in ten.
+        new("sampler", "storage_period_ms", ConfigValueKind.Integer, "use 0 (store every read) or 100..3600000 ms (each period is split by CPU time, which /proc/stat counts in 10 ms ticks)",
+            c => c.Sampler.StoragePeriodMs == 0 ? null : Range(c.Sampler.StoragePeriodMs, 100, 3_600_000)),
         new("sampler", "parquet_values", ConfigValueKind.String, "use \"raw\" (energy_raw, INT64 counter units) or \"joules\" (adds energy_j, DOUBLE J)",
             c => OneOf(c.Sampler.ParquetValues, "joules", "raw")),
-        new("sampler", "attribution_period_ms", ConfigValueKind.Integer, "use 10..60000 ms (cgroup CPU-time reads cost a few µs per job)",
-            c => Range(c.Sampler.AttributionPeriodMs, 10, 60_000)),
+        new("sampler", "attribution_period_ms", ConfigValueKind.Integer, "use 100..60000 ms (each period is split by CPU time, which /proc/stat counts in 10 ms ticks)",
+            c => Range(c.Sampler.AttributionPeriodMs, 100, 60_000)),
         new("sampler", "flush_interval_ms", ConfigValueKind.Integer, "use 10..5000 ms (a crash loses at most this much data)",
             c => Range(c.Sampler.FlushIntervalMs, 10, 5_000)),
         new("sampler", "max_power_w", ConfigValueKind.Number, "use a positive power in W, above what one RAPL domain can draw (e.g. 1000)",
