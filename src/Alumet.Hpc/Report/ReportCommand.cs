@@ -283,11 +283,16 @@ public static partial class ReportCommand
     private static List<ReportJob> EarlierRuns(AccountingDb acct, JobQuery query, List<string> states, List<ReportJob> found)
     {
         if (found.Count == 0) return found;
+        // A run is earlier when none of its rows is shown: the latest run's rows may count as more than one run (a node's
+        // row with no time is its run id's run only, ReportBuilder.SameRun) and are all shown.
+        static IEnumerable<(string, string, string, string, string)> Rows(ReportJob j) =>
+            j.NodeRows.Select(r => (j.Cluster, j.Scheduler, j.JobId, string.Join(',', r.Nodes), r.RunId));
+        var shown = found.SelectMany(Rows).ToHashSet();
         var runs = new Dictionary<(string, string, string), int>();
         foreach (var j in ReportBuilder.Stream(acct.Stream(query with { Runs = RunSelection.All, WithSteps = false }), eachRun: true))
-            if (states.Count == 0 || states.Contains(j.Total.Status))
+            if ((states.Count == 0 || states.Contains(j.Total.Status)) && !Rows(j).Any(shown.Contains))
                 runs[(j.Cluster, j.Scheduler, j.JobId)] = runs.GetValueOrDefault((j.Cluster, j.Scheduler, j.JobId)) + 1;
-        return found.Select(j => runs.GetValueOrDefault((j.Cluster, j.Scheduler, j.JobId)) - 1 is var earlier and > 0
+        return found.Select(j => runs.GetValueOrDefault((j.Cluster, j.Scheduler, j.JobId)) is var earlier and > 0
             ? j with { Notes = [.. j.Notes, $"EARLIER RUNS: job {j.JobId}: {earlier} earlier run(s) of this job id not shown (the latest run is, as sacct); "
                 + "--runs (sacct's -D) shows every run."] }
             : j).ToList();

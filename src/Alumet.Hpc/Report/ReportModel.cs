@@ -130,9 +130,14 @@ public static class ReportBuilder
     /// names the run on every node), or it started before the group's rows ended. Without a SLUID each node names the
     /// run by its own start, a few ms apart (README, "Run id"), and two runs of one job id never overlap; comparing run
     /// ids alone split one multi-node run into a job per node under --runs. The rule of AccountingDb's LatestRunSql.
+    /// A row with no time at all (not_measured) is of its run id's run only (AccountingDb.Timeless): it used to join
+    /// whichever run came next, and a group of such rows took any run after it.
     /// </summary>
     private static bool SameRun(List<JobRecord> group, DateTime? groupEnd, JobRecord r) =>
-        group.Exists(g => g.RunId == r.RunId) || r.Start is null || groupEnd is null || r.Start <= groupEnd;
+        group.Exists(g => g.RunId == r.RunId)
+        || (!Timeless(r) && group.Exists(g => !Timeless(g)) && (r.Start is null || groupEnd is null || r.Start <= groupEnd));
+
+    private static bool Timeless(JobRecord r) => r.Start is null && r.End is null;
 
     private static ReportJob BuildJob(List<JobRecord> rows)
     {

@@ -71,6 +71,45 @@ public sealed class AccountingBackendTests
         Assert.Equal(3, db.Query(new JobQuery(["1234"], Since: t1.AddDays(-1), Until: t1.AddDays(1))).Count);
     }
 
+    /// <summary>
+    /// A not_measured row with neither start nor end (the prolog never registered the job on its node) is of the run its
+    /// run id names and of no other (sacct never merges two job records by time), and it is placed at its last update,
+    /// as the -S/-E window places it. With no time it overlapped every run: it lost the latest run to any earlier run on
+    /// its node, stayed beside a later run on another node, and -N on its node matched every run of the id.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    public void ARowWithNoTimeIsOfItsRunIdsRunOnlyAndPlacedAtItsLastUpdate(string backend)
+    {
+        using var tmp = new TempDir();
+        using var db = AccountingDb.Open(TestBackends.Create(backend, tmp));
+        var now = DateTime.UtcNow;
+        JobRecord Ran(string job, string node, DateTime start, string? run = null) =>
+            Sample(job, node, run: run ?? RunId.FromStart(start)) with { Start = start, End = start.AddHours(1) };
+        JobRecord NotRegistered(string job, string node, string run) =>
+            JobRecord.NotMeasured(new JobIdentity("slurm", "lab", job, "alice", 1001, node, run), "the prolog did not register this job");
+        (string, string)[] Rows(JobQuery q) => [.. db.Query(q).Select(r => (r.Node, r.Status))];
+
+        // 800 ran on n1 a month ago; the id came back and was not measured on n1 (recorded now): that is its latest run.
+        db.Upsert(Ran("800", "n1", now.AddDays(-30)));
+        db.Upsert(NotRegistered("800", "n1", RunId.FromStart(now)));
+        Assert.Equal([("n1", JobStatus.NotMeasured)], Rows(new JobQuery(["800"])));
+        // 801 was not measured on n2 (recorded now); the id runs again tomorrow on n1: tomorrow's run alone is the latest.
+        db.Upsert(NotRegistered("801", "n2", RunId.FromStart(now)));
+        db.Upsert(Ran("801", "n1", now.AddDays(1)));
+        Assert.Equal([("n1", JobStatus.Complete)], Rows(new JobQuery(["801"])));
+        // 802 ran on n1 a month ago, then was not measured on n2: -N n2 is the n2 row's run, never the n1 run.
+        db.Upsert(Ran("802", "n1", now.AddDays(-30)));
+        db.Upsert(NotRegistered("802", "n2", RunId.FromStart(now)));
+        Assert.Equal([("n2", JobStatus.NotMeasured)], Rows(new JobQuery(["802"], Runs: RunSelection.All, Nodes: ["n2"])));
+        Assert.Equal([("n2", JobStatus.NotMeasured)], Rows(new JobQuery(["802"], Nodes: ["n2"])));
+        // 803: one run named by its SLUID on n1 and n2, n2 not measured: the run id ties them, -N n2 keeps both nodes.
+        db.Upsert(Ran("803", "n1", now.AddHours(-2), run: "s0E4QZK1T3WXA"));
+        db.Upsert(NotRegistered("803", "n2", "s0E4QZK1T3WXA"));
+        Assert.Equal([("n2", JobStatus.NotMeasured), ("n1", JobStatus.Complete)], Rows(new JobQuery(["803"], Runs: RunSelection.All, Nodes: ["n2"])));
+        Assert.Equal([("n2", JobStatus.NotMeasured), ("n1", JobStatus.Complete)], Rows(new JobQuery(["803"])));
+    }
+
     [SkippableTheory]
     [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
     public void ManyNodesWritingAtOnceAllLand(string backend)

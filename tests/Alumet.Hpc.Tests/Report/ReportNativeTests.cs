@@ -214,6 +214,32 @@ public sealed class ReportNativeTests
         Assert.Equal("20261120T080000000Z", Report("--db", db, "-j", "600", "-X", "-n", "-o", "RunID").Out.Split('\n')[0]);
     }
 
+    /// <summary>
+    /// --runs (sacct's -D): a not_measured row with no time (the prolog never registered the job on n2) is the run of
+    /// its run id only. It used to join whichever run came after it in the listing (an empty start sorts first), so job
+    /// 810's run of a month ago on n1 and the n2 row of today read as one run on n[1-2]. Without --runs both rows stay
+    /// the latest (nothing tells which ran later across nodes) and neither is counted as an earlier run.
+    /// </summary>
+    [Fact]
+    public void UnderRunsARowWithNoTimeIsTheRunOfItsRunIdOnly()
+    {
+        using var dir = new Alumet.Hpc.Tests.Outputs.TempDir();
+        string db = dir.Sub("acct.db");
+        int uid = (int)Alumet.Hpc.Native.Libc.getuid();
+        var monthAgo = DateTime.UtcNow.AddDays(-30);
+        using (var w = Alumet.Hpc.Outputs.Accounting.AccountingDb.Open(db))
+        {
+            w.Upsert(ReportFixture.Rec("810", "n1", Environment.UserName, uid, monthAgo, 60, new Alumet.Hpc.Outputs.DomainEnergies(1000, 0, 0, 0, 0, 0), 20)
+                with { RunId = Alumet.Hpc.Jobs.RunId.FromStart(monthAgo) });
+            w.Upsert(Alumet.Hpc.Outputs.Accounting.JobRecord.NotMeasured(
+                new Alumet.Hpc.Jobs.JobIdentity("slurm", "lab", "810", Environment.UserName, uid, "n2", Alumet.Hpc.Jobs.RunId.FromStart(DateTime.UtcNow)),
+                "the prolog did not register this job"));
+        }
+        const string note = "alumet-report: note: NOT MEASURED: job 810 on n2: the prolog did not register this job.\n";
+        Assert.Equal((0, "810|n2|not_measured\n810|n1|complete\n", note), Report("--db", db, "-j", "810", "--runs", "-X", "-P", "-n", "-o", "JobID,NodeList,State"));
+        Assert.Equal((0, "810|n[1-2]|partial\n", note), Report("--db", db, "-j", "810", "-X", "-P", "-n", "-o", "JobID,NodeList,State"));
+    }
+
     [Fact]
     public void AfterAnUpgradeDbFlushMigratesTheDatabaseAndTheReportReadsIt()
     {

@@ -273,22 +273,41 @@ public sealed class AccountingDb : IDisposable
     /// job started after this row ended (the job id was reused). Run ids of one run may differ between nodes (start
     /// times without a SLUID): the test is on times, per node, not on equal run ids.
     /// With a time window (-S/-E) only the runs in the window count, as in sacct (its duplicate check sees the rows its
-    /// window selected): a listing of October lost every October run of an id that a November run reused.</summary>
+    /// window selected): a listing of October lost every October run of an id that a November run reused.
+    /// A row with no time (<see cref="Timeless"/>) is placed at its last update, as the window places it: its run had
+    /// ended by then, so a run started later hides it, and on its node it is later than a run started before; it hides
+    /// no other node's row (when its run started is unknown). It used to lose to any earlier run on its node (an empty
+    /// start sorts first) and to stay beside every later run on the other nodes.</summary>
     private static string LatestRunSql(bool sameUser, bool inWindow) => $"""
          AND NOT EXISTS (SELECT 1 FROM jobs l WHERE l.cluster = jobs.cluster AND l.scheduler = jobs.scheduler AND l.job_id = jobs.job_id{(sameUser ? SameUser("l") : "")}{(inWindow ? InWindow("l") : "")}
-            AND ((jobs.end_time <> '' AND l.start_time > jobs.end_time)
-              OR (l.node = jobs.node AND (l.start_time > jobs.start_time OR (l.start_time = jobs.start_time AND l.run_id > jobs.run_id)))))
+            AND (({EndedBy("jobs")} <> '' AND l.start_time > {EndedBy("jobs")})
+              OR (l.node = jobs.node AND ({Started("l")} > {Started("jobs")} OR ({Started("l")} = {Started("jobs")} AND l.run_id > jobs.run_id)))))
         """;
+
+    /// <summary>
+    /// A row with neither start nor end: a not_measured row (the prolog never registered the job on that node, no
+    /// source...), of which only the run id is known. sacct never merges two job records by time: such a row is of the
+    /// run its run id names, and of no other (<see cref="SameRun"/>).
+    /// </summary>
+    private static string Timeless(string alias) => $"({alias}.start_time = '' AND {alias}.end_time = '')";
+
+    /// <summary>When the row's run had ended: its end, or for a row with no time its last update (the window's rule).</summary>
+    private static string EndedBy(string alias) => $"(CASE WHEN {Timeless(alias)} THEN {alias}.updated_at ELSE {alias}.end_time END)";
+
+    /// <summary>The row's start, or for a row with no time its last update: the order of one node's runs.</summary>
+    private static string Started(string alias) => $"(CASE WHEN {Timeless(alias)} THEN {alias}.updated_at ELSE {alias}.start_time END)";
 
     /// <summary>
     /// The row <paramref name="alias"/> is of the same run as <c>jobs</c>: the same run id (a SLUID names a run on every
     /// node), or neither started after the other ended (without a SLUID each node names the run by its own start, a few
     /// ms apart, and two runs of one job id never overlap: the rule of <see cref="LatestRunSql"/>). -N used to match a
-    /// row through another run of the id, so an admin's -N n1 --runs showed a run that never ran on n1.
+    /// row through another run of the id, so an admin's -N n1 --runs showed a run that never ran on n1. A row with no
+    /// time is of its run id's run only: with no time it overlapped every run, so -N on its node matched them all.
     /// </summary>
     private static string SameRun(string alias) => $"""
-         AND ({alias}.run_id = jobs.run_id OR NOT ((jobs.end_time <> '' AND {alias}.start_time > jobs.end_time)
-            OR ({alias}.end_time <> '' AND jobs.start_time > {alias}.end_time)))
+         AND ({alias}.run_id = jobs.run_id OR (NOT {Timeless(alias)} AND NOT {Timeless("jobs")}
+            AND NOT ((jobs.end_time <> '' AND {alias}.start_time > jobs.end_time)
+            OR ({alias}.end_time <> '' AND jobs.start_time > {alias}.end_time))))
         """;
 
     /// <summary>The row <paramref name="alias"/> is in the window @since..@until: <see cref="Schema.WindowEnd"/> and <see cref="Schema.WindowStart"/> of that row.</summary>
