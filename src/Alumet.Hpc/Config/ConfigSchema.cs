@@ -177,16 +177,19 @@ internal static class ConfigSchema
         // [facility] (docs/carbon.md)
         new("facility", "pue", ConfigValueKind.Number, "use 0 (not configured) or a PUE from 1 to 5, e.g. 1.3",
             c => c.Facility.Pue == 0 ? null : Range(c.Facility.Pue, 1, 5)),
-        new("facility", "pue_file", ConfigValueKind.String, "use \"\" or an absolute path to a CSV file (docs/carbon.md)",
-            c => OptionalAbsolute(c.Facility.PueFile)),
+        // A constant and a file together: the file would be used and the constant silently ignored (Outputs/Carbon).
+        new("facility", "pue_file", ConfigValueKind.String, "use \"\" or an absolute path to a CSV file (docs/carbon.md), and pue = 0 beside a file",
+            c => OptionalAbsolute(c.Facility.PueFile)
+                 ?? (c.Facility.PueFile.Length > 0 && c.Facility.Pue != 0 ? $"is set together with pue = {Num(c.Facility.Pue)}, which the file would silently override" : null)),
         new("facility", "pue_rel", ConfigValueKind.Number, "use a fraction 0..1 (0 = not given)",
             c => Range(c.Facility.PueRel, 0, 1)),
 
         // [carbon] (docs/carbon.md)
         new("carbon", "intensity_g_per_kwh", ConfigValueKind.Number, "use 0 (not configured) or gCO2e/kWh up to 2000, e.g. 56",
             c => Range(c.Carbon.IntensityGPerKwh, 0, 2000)),
-        new("carbon", "intensity_file", ConfigValueKind.String, "use \"\" or an absolute path to a CSV file (docs/carbon.md)",
-            c => OptionalAbsolute(c.Carbon.IntensityFile)),
+        new("carbon", "intensity_file", ConfigValueKind.String, "use \"\" or an absolute path to a CSV file (docs/carbon.md), and intensity_g_per_kwh = 0 beside a file",
+            c => OptionalAbsolute(c.Carbon.IntensityFile)
+                 ?? (c.Carbon.IntensityFile.Length > 0 && c.Carbon.IntensityGPerKwh != 0 ? $"is set together with intensity_g_per_kwh = {Num(c.Carbon.IntensityGPerKwh)}, which the file would silently override" : null)),
         new("carbon", "intensity_column", ConfigValueKind.String, "use \"\" (the second column) or the header of the value column",
             c => c.Carbon.IntensityColumn.Length == 0 ? null : Label(c.Carbon.IntensityColumn, 200)),
         new("carbon", "intensity_rel", ConfigValueKind.Number, "use a fraction 0..1 (0 = not given)",

@@ -407,6 +407,8 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("paths", "nvml_library", "\"lib/libnvidia-ml.so\"", "\"lib/libnvidia-ml.so\" is a relative path; use a library name such as \"libnvidia-ml.so.1\" or an absolute path")]
     [InlineData("cluster", "name", "\"my cluster\"", "\"my cluster\" contains \" \"; use letters, digits, '.', '_' or '-' (at most 64), or \"\" for SLURM_CLUSTER_NAME")]
     [InlineData("report", "admins", "[\"root\", \"\"]", "contains an empty user name; use an array of user names, e.g. [\"root\", \"alice\"]")]
+    [InlineData("facility", "pue_file", "\"/etc/alumet-hpc/pue.csv\"\npue = 1.3", "is set together with pue = 1.3, which the file would silently override; use \"\" or an absolute path to a CSV file (docs/carbon.md), and pue = 0 beside a file")]
+    [InlineData("carbon", "intensity_file", "\"/etc/alumet-hpc/ci.csv\"\nintensity_g_per_kwh = 56", "is set together with intensity_g_per_kwh = 56, which the file would silently override; use \"\" or an absolute path to a CSV file (docs/carbon.md), and intensity_g_per_kwh = 0 beside a file")]
     [InlineData("report", "admins", "[\"bad user\"]", "\"bad user\" is not a valid user name; use an array of user names, e.g. [\"root\", \"alice\"]")]
     public void EachRule_RejectsABadValue_AtItsLine(string section, string key, string value, string expected)
     {
