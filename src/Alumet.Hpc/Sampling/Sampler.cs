@@ -101,10 +101,11 @@ public sealed class Sampler
         while (!token.IsCancellationRequested)
         {
             // SCHED_FIFO only in the tick loop below, which allocates and starts nothing (NodeSamplerTests.
-            // TickReadsAllocateNothing). Here a rate change allocates and may start the other threads, and a SCHED_FIFO
-            // thread waits for another by yielding (a GC's suspension of the other threads, NativeAOT's Thread.Start):
-            // a SCHED_OTHER thread preempted on its CPU (the socket's, answering a prolog) then waits for RT throttling,
-            // ~950 ms of each second. Threads it starts would inherit SCHED_FIFO (pthread_create's default).
+            // TickReadsAllocateNothing). Here the other threads may start, and they would inherit SCHED_FIFO
+            // (pthread_create's default): at raw storage from the start the housekeeping thread and every finalize-job
+            // child it started ran real-time (RawRequestTests.OnlyTheTickThreadOfARawStorageSamplerIsRealTime), and two
+            // such exports keep every SCHED_OTHER thread of a 2-CPU node waiting for RT throttling, up to 950 ms a second.
+            // A rate change also allocates: at SCHED_FIFO a GC it triggered would wait there for threads it preempted.
             if (fifo) fifo = !Normal();
             _rateChanged = false;
             double hz = plan.Paused ? 0 : plan.TickHz;
