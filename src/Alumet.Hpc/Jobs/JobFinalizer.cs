@@ -207,7 +207,7 @@ public static class JobFinalizer
 
     private static void PruneQuietly(AlumetConfig cfg)
     {
-        try { JobStateCleanup.Prune(cfg.Paths.StateDir, TimeSpan.FromHours(cfg.Sampler.StateMaxAgeH), DateTime.UtcNow, cfg.Paths.ProcfsRoot); }
+        try { JobStateCleanup.Prune(cfg, DateTime.UtcNow); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"state cleanup under {cfg.Paths.StateDir}: {e.Message}"); }
     }
 

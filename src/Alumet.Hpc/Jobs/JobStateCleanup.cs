@@ -1,4 +1,7 @@
+using System.Globalization;
+using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
+using Alumet.Hpc.Spool;
 
 namespace Alumet.Hpc.Jobs;
 
@@ -6,12 +9,28 @@ namespace Alumet.Hpc.Jobs;
 /// Keeps <c>state_dir</c> bounded. A finalized job's state dir is removed at once (<see cref="JobFinalizer"/>);
 /// what stays — the state of a job whose finalization failed (its spool is the only copy of its data), dirs kept
 /// by <c>keep_state = "always"</c>, and the one-line <c>&lt;job&gt;.finalized</c> markers — is removed here once
-/// older than <c>state_max_age_h</c>. Run by every finalization, so a node's own job ends clean up after it.
+/// older than <c>state_max_age_h</c>; and the node's day spools once exported (<see cref="PruneNodeDays"/>). Run by
+/// every finalization, so a node's own job ends clean up after it.
 /// </summary>
 public static class JobStateCleanup
 {
+    /// <summary>What a day spool being removed is renamed to first (<c>&lt;day&gt;.removing-&lt;pid&gt;</c>), then deleted.</summary>
+    public const string RemovingInfix = ".removing-";
+
+    /// <summary>Written in a day spool kept unexported past <c>state_max_age_h</c> once its warning is logged: said once, not at every finalization.</summary>
+    public const string KeptLoggedFile = "kept-unexported.logged";
+
+    /// <summary>Removes stale job state, then the exported day spools no job still reads; returns how many entries went.</summary>
+    public static int Prune(AlumetConfig cfg, DateTime nowUtc)
+    {
+        var maxAge = TimeSpan.FromHours(cfg.Sampler.StateMaxAgeH);
+        // Jobs first: a day kept only for a job pruned now goes in the same call.
+        int removed = PruneJobs(cfg.Paths.StateDir, maxAge, nowUtc, cfg.Paths.ProcfsRoot);
+        return removed + PruneNodeDays(cfg, maxAge, nowUtc);
+    }
+
     /// <summary>Removes stale job state under every scheduler directory of <paramref name="stateRoot"/>; returns how many entries went.</summary>
-    public static int Prune(string stateRoot, TimeSpan maxAge, DateTime nowUtc, string procfsRoot = "/proc")
+    private static int PruneJobs(string stateRoot, TimeSpan maxAge, DateTime nowUtc, string procfsRoot)
     {
         int removed = 0;
         foreach (string scheduler in Schedulers.SchedulerNames.All)
@@ -65,5 +84,113 @@ public static class JobStateCleanup
             if (t > newest) newest = t;
         }
         return newest;
+    }
+
+    /// <summary>
+    /// Removes the node's closed day spools (<c>&lt;state_dir&gt;/node/&lt;yyyy-MM-dd&gt;</c>, <see cref="NodeSpool"/>) that
+    /// are no longer the only copy of anything: a day before today's UTC day (a sampler opens the day of its reads, so
+    /// never an older one), exported after its last write (its Parquet file named from its meta.json is newer than
+    /// spool.bin and meta.json), and named by no job's <c>node-windows</c> (<see cref="NodeReadWindows"/>: a job alone
+    /// at raw storage copies its node reads from there at its finalization; <c>node-windows.done</c> has copied them).
+    /// Under the day's <see cref="FinalizationLock"/>, which an export holds (<see cref="NodeSpool.Export"/>), renamed
+    /// first, then deleted: a second pruner or an export never sees half a day. Unexported days are kept whatever
+    /// their age (the export failed: the spool is the only copy), said once in the log past <c>state_max_age_h</c>.
+    /// </summary>
+    private static int PruneNodeDays(AlumetConfig cfg, TimeSpan maxAge, DateTime nowUtc)
+    {
+        string root = NodeSpool.Root(cfg);
+        List<FileSystemInfo> entries;
+        try { entries = new DirectoryInfo(root).EnumerateFileSystemInfos().ToList(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return 0; }
+        var today = DateOnly.FromDateTime(nowUtc);
+        HashSet<string>? referenced = null;
+        int removed = 0;
+        foreach (var entry in entries)
+        {
+            // Plain directories only: never a symbolic link, whatever it points to.
+            if (entry is not DirectoryInfo || entry.LinkTarget is not null) continue;
+            string name = entry.Name;
+            try
+            {
+                int removing = name.IndexOf(RemovingInfix, StringComparison.Ordinal);
+                if (removing > 0)
+                {
+                    // A pruner killed between the rename and the delete; a live one is still deleting it.
+                    if (int.TryParse(name.AsSpan(removing + RemovingInfix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)
+                        && !Directory.Exists(Path.Combine(cfg.Paths.ProcfsRoot, pid.ToString(CultureInfo.InvariantCulture))))
+                        Directory.Delete(entry.FullName, recursive: true);
+                    continue;
+                }
+                if (!DateOnly.TryParseExact(name, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day) || day >= today)
+                    continue;
+                using var claim = FinalizationLock.Acquire(entry.FullName, TimeSpan.Zero, out _);
+                if (claim is null) continue; // being exported: the next finalization looks again
+                if (!Exported(cfg, entry.FullName, name, out var lastWrite))
+                {
+                    if (nowUtc - lastWrite > maxAge && !File.Exists(Path.Combine(entry.FullName, KeptLoggedFile)))
+                    {
+                        Log.Warn($"node spool {entry.FullName} is kept: it is older than state_max_age_h and its node file was never written after it (export it with alumet-hpc finalize-job --node-day {entry.FullName})");
+                        File.WriteAllText(Path.Combine(entry.FullName, KeptLoggedFile), "");
+                    }
+                    continue;
+                }
+                referenced ??= ReferencedDays(cfg.Paths.StateDir);
+                if (referenced.Contains(name)) continue;
+                string gone = entry.FullName + RemovingInfix + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+                Directory.Move(entry.FullName, gone); // rename(2): an export that takes the lock next finds no day
+                claim.Dispose();
+                Directory.Delete(gone, recursive: true);
+                removed++;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException)
+            {
+                Log.Warn($"node spool {entry.FullName} was not removed: {e.Message}");
+            }
+        }
+        return removed;
+    }
+
+    /// <summary>Whether the day's node file exists and was written after the day's spool was last written (<paramref name="lastWrite"/>).</summary>
+    private static bool Exported(AlumetConfig cfg, string dayDir, string day, out DateTime lastWrite)
+    {
+        var spool = new FileInfo(Path.Combine(dayDir, SpoolWriter.RecordsFile));
+        var meta = new FileInfo(Path.Combine(dayDir, SpoolWriter.MetaFile));
+        // Not the directory's own time: the lock file and the logged marker change it.
+        lastWrite = DateTime.MinValue;
+        if (spool.Exists && spool.LastWriteTimeUtc > lastWrite) lastWrite = spool.LastWriteTimeUtc;
+        if (meta.Exists && meta.LastWriteTimeUtc > lastWrite) lastWrite = meta.LastWriteTimeUtc;
+        if (lastWrite == DateTime.MinValue) lastWrite = Directory.GetLastWriteTimeUtc(dayDir);
+        if (!meta.Exists) return false; // names no file: an export cannot have written one
+        var m = SpoolWriter.ReadMeta(dayDir);
+        var parquet = new FileInfo(NodeSpool.ParquetPath(cfg, m.Cluster, m.Node, day));
+        return parquet.Exists && parquet.LinkTarget is null
+            && (!spool.Exists || spool.LastWriteTimeUtc <= parquet.LastWriteTimeUtc) && meta.LastWriteTimeUtc <= parquet.LastWriteTimeUtc;
+    }
+
+    /// <summary>
+    /// The days named in any job state dir's <c>node-windows</c> (any field that reads as a day: a damaged line keeps
+    /// more, never less). A file that cannot be read keeps every day: which days it names is not known.
+    /// </summary>
+    private static HashSet<string> ReferencedDays(string stateRoot)
+    {
+        var days = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string scheduler in Schedulers.SchedulerNames.All)
+        {
+            List<DirectoryInfo> jobs;
+            try { jobs = new DirectoryInfo(Path.Combine(stateRoot, scheduler)).EnumerateDirectories().ToList(); }
+            catch (DirectoryNotFoundException) { continue; }
+            foreach (var job in jobs)
+            {
+                if (job.LinkTarget is not null) continue;
+                string file = Path.Combine(job.FullName, NodeReadWindows.FileName);
+                string[] lines;
+                try { lines = File.ReadAllLines(file); }
+                catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { continue; }
+                foreach (string line in lines)
+                    foreach (string field in line.Split(' '))
+                        if (DateOnly.TryParseExact(field, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out _)) days.Add(field);
+            }
+        }
+        return days;
     }
 }

@@ -142,9 +142,13 @@ public sealed class NodeSpool
     /// <summary>
     /// Exports a closed day's spool to the node's root-only Parquet file, named from its meta.json (cluster, node) and
     /// its directory (the day); the whole file is replaced, so a day reopened by a restarted sampler is exported whole.
+    /// Once written after the day's last write, the day's spool is removed by the next finalization (JobStateCleanup).
     /// </summary>
     public static string Export(AlumetConfig cfg, string dir)
     {
+        // The day's lock: the cleanup of exported days (JobStateCleanup) never removes a day while it is read here.
+        using var claim = FinalizationLock.Acquire(dir, TimeSpan.FromSeconds(60), out bool busy)
+            ?? throw new IOException(busy ? $"another process held {dir} for 60 s; export it again later" : $"the node's day spool {dir} does not exist");
         var meta = SpoolWriter.ReadMeta(dir);
         string target = ParquetPath(cfg, meta.Cluster, meta.Node, Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)));
         RootOnlyDirectory(Path.GetDirectoryName(Path.GetDirectoryName(target)!)!);

@@ -122,6 +122,85 @@ public class FinalizationTests
         Assert.True(File.Exists(newMarker));
     }
 
+    /// <summary>A closed day of the node's spool (meta.json naming cluster c1, node n1; 64 bytes of records), written
+    /// <paramref name="written"/>; its node file, when <paramref name="exported"/> is given, written then.</summary>
+    private static string NodeDay(TestInstallation install, DateOnly day, DateTime written, DateTime? exported)
+    {
+        string name = day.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        string dir = Directory.CreateDirectory(Path.Combine(NodeSpool.Root(install.Config), name)).FullName;
+        SpoolWriter.WriteMeta(dir, new SpoolMeta { Scheduler = "node", Cluster = "c1", JobId = "node", Node = "n1" });
+        File.WriteAllBytes(Path.Combine(dir, SpoolWriter.RecordsFile), new byte[64]);
+        File.SetLastWriteTimeUtc(Path.Combine(dir, SpoolWriter.RecordsFile), written);
+        File.SetLastWriteTimeUtc(Path.Combine(dir, SpoolWriter.MetaFile), written);
+        if (exported is { } at)
+        {
+            string parquet = NodeSpool.ParquetPath(install.Config, "c1", "n1", name);
+            Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
+            File.WriteAllText(parquet, "PAR1");
+            File.SetLastWriteTimeUtc(parquet, at);
+        }
+        return dir;
+    }
+
+    /// <summary>A job's state dir under slurm/ holding <paramref name="file"/> (node-windows or node-windows.done) naming <paramref name="day"/>.</summary>
+    private static string JobNamingDay(TestInstallation install, string jobId, string file, string day)
+    {
+        string dir = Directory.CreateDirectory(Path.Combine(install.Config.Paths.StateDir, "slurm", jobId)).FullName;
+        File.WriteAllText(Path.Combine(dir, file), $"open {day} 0\nclose 2\n");
+        return dir;
+    }
+
+    private static int Exec(TestInstallation install, string jobId) =>
+        ExecCommand.Run(install.ConfigPath, jobId, null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary());
+
+    [Fact]
+    public void AJobsFinalizationRemovesTheNodesExportedDaySpoolsNoJobReadsAndKeepsTheOthers()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100\nstate_max_age_h = 24");
+        var now = DateTime.UtcNow;
+        var today = DateOnly.FromDateTime(now);
+        string Name(DateOnly d) => d.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        var exportedDay = NodeDay(install, today.AddDays(-2), now.AddDays(-2), now.AddDays(-1));
+        var unexported = NodeDay(install, today.AddDays(-10), now.AddDays(-10), null);
+        var staleFile = NodeDay(install, today.AddDays(-3), now.AddDays(-3), now.AddDays(-4)); // exported before its last write
+        var todays = NodeDay(install, today, now.AddMinutes(-5), now.AddMinutes(-1));
+        var namedDay = NodeDay(install, today.AddDays(-4), now.AddDays(-4), now.AddDays(-3));
+        var doneDay = NodeDay(install, today.AddDays(-5), now.AddDays(-5), now.AddDays(-4));
+        string reader = JobNamingDay(install, "77", NodeReadWindows.FileName, Name(today.AddDays(-4)));
+        JobNamingDay(install, "78", NodeReadWindows.DoneFileName, Name(today.AddDays(-5)));
+        // A symbolic link with a day's name is never followed, even to an exported day's spool elsewhere.
+        string elsewhere = NodeDay(install, today.AddDays(-6), now.AddDays(-6), now.AddDays(-5));
+        string moved = install.PathOf("elsewhere");
+        Directory.Move(elsewhere, moved);
+        Directory.CreateSymbolicLink(elsewhere, moved);
+
+        Assert.Equal(0, Exec(install, "1"));
+
+        Assert.False(Directory.Exists(exportedDay), "an exported day's spool that no job reads was not removed");
+        Assert.False(Directory.Exists(doneDay));
+        Assert.True(Directory.Exists(unexported));
+        Assert.True(Directory.Exists(staleFile));
+        Assert.True(Directory.Exists(todays));
+        Assert.True(Directory.Exists(namedDay));
+        Assert.True(File.Exists(Path.Combine(moved, SpoolWriter.RecordsFile)));
+        Assert.Equal(moved, new DirectoryInfo(elsewhere).LinkTarget);
+        Assert.Empty(Directory.EnumerateDirectories(NodeSpool.Root(install.Config), "*.removing-*"));
+        string warning = $"node spool {unexported} is kept: it is older than state_max_age_h and its node file was never written after it (export it with alumet-hpc finalize-job --node-day {unexported})";
+        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.EndsWith(warning, StringComparison.Ordinal));
+
+        // The reader's state ages out (state_max_age_h = 24): its day goes with it, at the same finalization. The
+        // unexported day's warning is not said again.
+        foreach (string f in Directory.EnumerateFiles(reader)) File.SetLastWriteTimeUtc(f, now.AddDays(-2));
+        Directory.SetLastWriteTimeUtc(reader, now.AddDays(-2));
+        Assert.Equal(0, Exec(install, "2"));
+        Assert.False(Directory.Exists(reader));
+        Assert.False(Directory.Exists(namedDay), "the day of a pruned job's node-windows was not removed");
+        Assert.True(Directory.Exists(unexported));
+        Assert.True(Directory.Exists(staleFile));
+        Assert.True(Directory.Exists(todays));
+        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.EndsWith(warning, StringComparison.Ordinal));
+    }
+
     [Fact]
     public void AFailedFinalizationKeepsTheStateAndTheNextEpilogFinishesIt()
     {
