@@ -144,6 +144,9 @@ public sealed class NodeReadWindowsTests : IDisposable
         node.Snapshot(400 * Ms, at(400));
         for (long ms = 500; ms <= 700; ms += 100) ReadAt(ms); // from midnight on, into the old day's spool until the snapshot rolls it
         node.Snapshot(700 * Ms, at(700));
+        // The closed day as the tick wrote it: once exported and copied into the job's spool, the job's finalization
+        // removes it (JobStateCleanup: a day no job's node-windows names).
+        var day1 = NodeSamplerTests.Rows(NodeDay(cfg, "2024-10-03")).ToList();
         for (long ms = 800; ms <= 900; ms += 100) ReadAt(ms);
         var outcome = node.End(NodeRig.Job("42").Key, true, "", 900 * Ms, at(900))!;
         node.Close(900 * Ms, at(900));
@@ -156,7 +159,7 @@ public sealed class NodeReadWindowsTests : IDisposable
         Assert.Equal(Enumerable.Range(1, 9).Select(k => at(k * 100) / 1000), rows.Where(r => r.Domain == "dram:0").Select(r => r.EndUs));
         Assert.Equal(900 * 100, rows.Where(r => r.Domain == "dram:0").Sum(r => r.Raw));
         var days = new[] { "2024-10-03", "2024-10-04" };
-        var fromSpools = days.SelectMany(d => NodeSamplerTests.Rows(NodeDay(cfg, d))).Where(x => x.Consumer == SpoolSeries.NodeConsumer)
+        var fromSpools = day1.Concat(NodeSamplerTests.Rows(NodeDay(cfg, days[1]))).Where(x => x.Consumer == SpoolSeries.NodeConsumer)
             .Select(x => (x.R.WallNs / 1000, x.R.IntervalNs / 1000, x.Resource, x.R.Value)).OrderBy(x => x.Resource, StringComparer.Ordinal).ThenBy(x => x.Item1);
         Assert.Equal(fromSpools, rows);
         // Day 1: 7 reads and two splits (3 × 7 + 2 × 6 = 33); day 2 from its start: 2 reads and the last split (12).
