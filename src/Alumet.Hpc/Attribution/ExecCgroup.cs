@@ -29,7 +29,8 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
     }
 
     /// <summary>Creates the job's cgroup (root only); null with <paramref name="problem"/> when it cannot.</summary>
-    /// <param name="inUse">The job's cgroup exists and holds processes: another exec with this job id is running.</param>
+    /// <param name="inUse">Another exec with this job id is running: it holds the cgroup's lock (taken right after its
+    /// mkdir, before its registration and its command), or the cgroup holds processes.</param>
     public static ExecCgroup? Create(string cgroupRoot, string jobId, out string? problem, out bool inUse)
     {
         problem = null;
@@ -47,23 +48,69 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
         }
         if (!RootOwnedDirectory(parent, out problem)) return null;
         string dir = Path.Combine(parent, Name(jobId));
+        string running = $"exec job {jobId} is already running (another exec holds its cgroup {dir})";
         if (Libc.mkdir(dir, 0b111_101_101) != 0)
         {
             int err = Marshal.GetLastPInvokeError();
-            // A leftover of a killed exec with this id (an empty cgroup): remove it and start fresh; never reuse it.
-            if (err == EEXIST && Libc.rmdir(dir) != 0 && Marshal.GetLastPInvokeError() == EBUSY)
+            if (err != EEXIST)
             {
-                inUse = true;
-                problem = $"exec job {jobId} is already running (its cgroup {dir} holds processes)";
+                problem = $"cannot create {dir}: {Marshal.GetPInvokeErrorMessage(err)}";
                 return null;
             }
-            if (err != EEXIST || Libc.mkdir(dir, 0b111_101_101) != 0)
+            // An exec of this id holds its cgroup's lock from its mkdir to its exit, before its command is in it (its
+            // registration comes first): in use. Else a leftover of a killed exec (an empty cgroup): removed, never reused.
+            int leftover = Lock(dir);
+            if (leftover == Held)
             {
-                problem = $"cannot create {dir}: {Marshal.GetPInvokeErrorMessage(err == EEXIST ? Marshal.GetLastPInvokeError() : err)}";
+                inUse = true;
+                problem = running;
+                return null;
+            }
+            if (leftover >= 0)
+            {
+                bool removed = Libc.rmdir(dir) == 0;
+                int rmErr = removed ? 0 : Marshal.GetLastPInvokeError();
+                Libc.close(leftover);
+                if (!removed)
+                {
+                    // Processes and no lock: an exec of an earlier version, or a command the killed exec left running.
+                    inUse = rmErr == EBUSY;
+                    problem = inUse ? $"exec job {jobId} is already running (its cgroup {dir} holds processes)"
+                        : $"cannot remove the leftover cgroup {dir}: {Marshal.GetPInvokeErrorMessage(rmErr)}";
+                    return null;
+                }
+            }
+            if (Libc.mkdir(dir, 0b111_101_101) != 0)
+            {
+                int again = Marshal.GetLastPInvokeError();
+                inUse = again == EEXIST; // another exec of this id made it meanwhile
+                problem = inUse ? running : $"cannot create {dir}: {Marshal.GetPInvokeErrorMessage(again)}";
                 return null;
             }
         }
+        // Ours: locked for this process's life (closed with it, not inherited by the command: O_CLOEXEC). Another exec
+        // that removed and made it again between our mkdir and this lock holds it now: then it is that one's.
+        int fd = Lock(dir);
+        if (fd < 0)
+        {
+            inUse = true;
+            problem = running;
+            return null;
+        }
         return new ExecCgroup(dir, version);
+    }
+
+    private const int Held = -1, Gone = -2;
+
+    /// <summary>The cgroup directory opened and flock'ed (LOCK_EX, not waiting): its descriptor, <see cref="Held"/> when
+    /// another process holds it, <see cref="Gone"/> when it cannot be opened (removed meanwhile).</summary>
+    private static int Lock(string dir)
+    {
+        int fd = Libc.open(dir, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC);
+        if (fd < 0) return Gone;
+        if (Libc.flock(fd, Libc.LOCK_EX | Libc.LOCK_NB) == 0) return fd;
+        Libc.close(fd);
+        return Held;
     }
 
     /// <summary>

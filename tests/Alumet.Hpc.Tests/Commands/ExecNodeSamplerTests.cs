@@ -232,7 +232,7 @@ public class ExecNodeSamplerTests
         string stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
         Assert.Equal(2, p.ExitCode);
-        Assert.Equal($"alumet-hpc: exec: exec job 97 is already running (its cgroup {dir} holds processes); give another --job-id (nothing was measured)\n", stderr);
+        Assert.Equal($"alumet-hpc: exec: exec job 97 is already running (another exec holds its cgroup {dir}); give another --job-id (nothing was measured)\n", stderr);
         Assert.False(File.Exists(marker));
         var (rc, _, err) = first.Finish();
         Assert.True(rc == 0, err);
@@ -445,6 +445,25 @@ public class ExecNodeSamplerTests
         Assert.Equal(JobStatus.Partial, row.Status);
         Assert.Matches(@"^the exec process \(pid \d+\) that ran the command is gone \(crash or kill\) and did not end the job$", row.Reason);
         Process.GetProcessById(int.Parse(File.ReadAllText(pidFile).Trim())).Kill(); // the orphaned command
+    }
+
+    /// <summary>
+    /// An exec's cgroup is its own from its mkdir, not from the moment its command is in it: between them the exec
+    /// registers with the node sampler (and may make the dataset key), and a second exec of the same id then found an
+    /// empty cgroup, removed it as a leftover and ran its command too (ExecNodeSamplerTests.ASecondExecWithTheJobIdOfA
+    /// RunningOneIsRefused failed so in CI, 2026-12-02).
+    /// </summary>
+    [Fact]
+    public void AnExecCgroupIsInUseFromItsCreationNotFromItsFirstProcess()
+    {
+        using var tree = new CgroupTree();
+        tree.SetV1Usage("cpu,cpuacct", 0);
+        var first = ExecCgroup.Create(tree.Root, "14", out string? problem, out bool inUse);
+        Assert.True(first is not null && !inUse, problem);
+        // No process in it yet (a generated tree: never any): the first exec is still registering.
+        var second = ExecCgroup.Create(tree.Root, "14", out problem, out inUse);
+        Assert.Equal((true, true, $"exec job 14 is already running (another exec holds its cgroup {first!.Directory})"), (second is null, inUse, problem));
+        Assert.True(Directory.Exists(first.Directory)); // not removed as a leftover
     }
 
     [Fact]
