@@ -249,7 +249,9 @@ public static class ReportBuilder
         {
             RunId = JoinDistinct(parts.Select(p => p.RunId)),
             JobName = parts.Select(p => p.JobName).FirstOrDefault(n => n.Length > 0) ?? "",
-            WallModelEnergyJ = parts.Any(p => p.WallModelEnergyJ is not null) ? parts.Sum(p => p.WallModelEnergyJ ?? 0) : null,
+            // Only when every measured node has one: a node without a model (uncalibrated, or a job that shared it) would
+            // make the sum a silent undercount of the job's wall energy (as FacilityCarbon.Sum refuses for carbon).
+            WallModelEnergyJ = measured.Count > 0 && measured.All(p => p.WallModelEnergyJ is not null) ? measured.Sum(p => p.WallModelEnergyJ!.Value) : null,
             WallModelUncertaintyJ = Math.Sqrt(parts.Sum(p => p.WallModelUncertaintyJ * p.WallModelUncertaintyJ)),
             Uncertainty = EnergyUncertainty.Combine(measured.Select(p => p.Uncertainty)),
             Carbon = CombineCarbon(measured.Select(p => p.Carbon).ToList()),

@@ -1,3 +1,4 @@
+using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Report;
 using Xunit;
 
@@ -68,6 +69,27 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
         Assert.Equal(["1234:1234.batch", "1300:1300.0"], ids);
         var p = _f.Run(0, "root", "-j", "1300.0,1300", "-o", "JobID,NodeList", "-P", "-n").Out;
         Assert.Equal("1300.0|n[1-2]\n1300|n[1-2]\n1300|n1\n1300|n2\n", p); // the step is not printed twice
+    }
+
+    /// <summary>
+    /// A multi-node job's WallModelEnergy is the nodes' sum only when every measured node has a model: a node without
+    /// one (uncalibrated, or a job that shared it) made the job line a partial sum shown as the job's.
+    /// </summary>
+    [Fact]
+    public void AMultiNodeJobsWallModelEnergyIsNotAPartialSum()
+    {
+        using var f = new ReportFixture();
+        var t = new DateTime(2026, 11, 25, 9, 0, 0, DateTimeKind.Utc);
+        var e = new global::Alumet.Hpc.Outputs.DomainEnergies(1000, 0, 0, 0, 0, 0);
+        using (var db = AccountingDb.Open(f.Db))
+        {
+            db.Upsert(ReportFixture.Rec("1700", "n1", "bob", 1002, t, 10, e, 100) with { WallModel = "a=1.1 b=40", WallModelEnergyJ = 1500, WallModelUncertaintyJ = 30 });
+            db.Upsert(ReportFixture.Rec("1700", "n2", "bob", 1002, t, 10, e, 100));
+            db.Upsert(ReportFixture.Rec("1701", "n1", "bob", 1002, t, 10, e, 100) with { WallModel = "a=1.1 b=40", WallModelEnergyJ = 1500, WallModelUncertaintyJ = 30 });
+            db.Upsert(ReportFixture.Rec("1701", "n2", "bob", 1002, t, 10, e, 100) with { WallModel = "a=1.1 b=40", WallModelEnergyJ = 1600, WallModelUncertaintyJ = 40 });
+        }
+        var (code, output, err) = f.Run(0, "root", "-j", "1700,1701", "-o", "JobID,NodeList,WallModelEnergy", "-P", "-n");
+        Assert.Equal((0, "1700|n[1-2]|\n1700|n1|1.50K±30\n1700|n2|\n1701|n[1-2]|3.10K±50\n1701|n1|1.50K±30\n1701|n2|1.60K±40\n", ""), (code, output, err));
     }
 
     [Fact]
