@@ -58,6 +58,12 @@ public static class CalibrateCommand
             return 2;
         }
         node ??= Environment.MachineName;
+        if (!Schedulers.SchedulerInput.IsName(node))
+        {
+            // The model is stored as <dir>/<node>.json: a name with '/' or ".." would write it elsewhere.
+            progress.WriteLine($"alumet-hpc: calibrate: --node {Schedulers.SchedulerInput.Quote(node)} is not a node name (letters, digits, '.', '-' and '_', starting with a letter or digit); give the node's host name");
+            return 2;
+        }
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: false, stderr: false);
 
         // The measured side: RAPL and NVML only (a model estimate cannot calibrate anything), and the BMC, required.

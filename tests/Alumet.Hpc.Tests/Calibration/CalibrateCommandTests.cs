@@ -108,6 +108,18 @@ public class CalibrateCommandTests
         Assert.Equal(model, WallModel.FromJson(output));
     }
 
+    /// <summary>The model is stored as [calibration] dir/&lt;node&gt;.json: a --node with a path in it wrote outside the dir.</summary>
+    [Fact]
+    public void ANodeNameWithAPathInItIsRefusedAndNothingIsWritten()
+    {
+        using var calib = new TempTree("calib");
+        using var install = new TestInstallation(PowercapTree.Standard(1), sourcesToml: "rapl = \"on\"\nnvml = \"off\"",
+            extraToml: $"[bmc]\ndevice = \"{calib.PathOf("no-ipmi0")}\"\n\n[calibration]\ndir = \"{calib.PathOf("models")}\"");
+        var (rc, output, err) = Calibrate(install, null, "--node", "../escaped", "--step-seconds", "2", "--settle-seconds", "0", "--window-seconds", "1");
+        Assert.Equal((2, "", "alumet-hpc: calibrate: --node \"../escaped\" is not a node name (letters, digits, '.', '-' and '_', starting with a letter or digit); give the node's host name\n"), (rc, output, err));
+        Assert.False(File.Exists(calib.PathOf("escaped.json")));
+    }
+
     [Fact]
     public void NoBmcIsASentenceAndExitCode1()
     {
