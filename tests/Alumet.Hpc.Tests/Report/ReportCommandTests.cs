@@ -88,8 +88,8 @@ public sealed class ReportCommandTests : IClassFixture<ReportFixture>
             db.Upsert(ReportFixture.Rec("1701", "n1", "bob", 1002, t, 10, e, 100) with { WallModel = "a=1.1 b=40", WallModelEnergyJ = 1500, WallModelUncertaintyJ = 30 });
             db.Upsert(ReportFixture.Rec("1701", "n2", "bob", 1002, t, 10, e, 100) with { WallModel = "a=1.1 b=40", WallModelEnergyJ = 1600, WallModelUncertaintyJ = 40 });
         }
-        var (code, output, err) = f.Run(0, "root", "-j", "1700,1701", "-o", "JobID,NodeList,WallModelEnergy", "-P", "-n");
-        Assert.Equal((0, "1700|n[1-2]|\n1700|n1|1.50K±30\n1700|n2|\n1701|n[1-2]|3.10K±50\n1701|n1|1.50K±30\n1701|n2|1.60K±40\n", ""), (code, output, err));
+        var (code, output, _) = f.Run(0, "root", "-j", "1700,1701", "-o", "JobID,NodeList,WallModelEnergy", "-P", "-n");
+        Assert.Equal((0, "1700|n[1-2]|\n1700|n1|1.50K±30\n1700|n2|\n1701|n[1-2]|3.10K±50\n1701|n1|1.50K±30\n1701|n2|1.60K±40\n"), (code, output));
     }
 
     [Fact]
