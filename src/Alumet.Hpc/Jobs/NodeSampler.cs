@@ -195,7 +195,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 _jobs[reg.Key] = job;
                 if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
                 _namedByScheduler |= !execJob;
-                Rebuild();
+                Rebuild(wallNs);
                 // Checked again, now that the job is in the registry: a sampler stopped (SIGSTOP, descheduled) since the
                 // first check may have let its prolog give up on it, or its epilog record it not_measured. Undone, never
                 // kept; a marker written after this is seen by the housekeeping (the epilog raises FinalizedElsewhere
@@ -397,7 +397,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { return false; }
     }
 
-    private void Rebuild()
+    /// <param name="wallNs">The caller's wall clock (0: unknown): the day a raw sink set here opens (<see cref="UpdateRawSink"/>).</param>
+    private void Rebuild(long wallNs = 0)
     {
         _jobArray = _jobs.Values.ToArray();
         foreach (var j in _jobArray)
@@ -417,15 +418,35 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
         if (_cpu.Length < _jobArray.Length) { _cpu = new ulong[_jobArray.Length * 2]; _shares = new ulong[_jobArray.Length * 2]; }
         _gpuOwns = _jobArray.Select(j => j.GpuChannels).ToArray();
-        UpdateRawSink();
+        UpdateRawSink(wallNs);
         RateChanged?.Invoke();
     }
 
-    private void UpdateRawSink()
+    /// <summary>
+    /// Sets the raw sink while raw storage is wanted, after the day's node spool is open: opening it reads and writes
+    /// files and allocates, which the tick (SCHED_FIFO at raw storage) must not do (TickReadsAllocateNothing). The day
+    /// of <paramref name="wallNs"/>, else of the last snapshot; with neither (a sampler's first read comes before any
+    /// registration, or before its first snapshot), the first read opens it, on the tick loop's first tick, which
+    /// runs before the loop goes real-time (Sampler.TickLoop). The windows open before the day does, as when the first
+    /// read opened it: the day's opening is a <c>roll</c> in them (<see cref="NodeReadWindows"/>).
+    /// </summary>
+    private void UpdateRawSink(long wallNs = 0)
     {
         _rawStorage = _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
-        Buffer.RawSink = _rawStorage ? this : null;
+        if (!_rawStorage) Buffer.RawSink = null;
         UpdateWindows();
+        if (!_rawStorage) return;
+        long wall = wallNs != 0 ? wallNs : Buffer.LastSnapshotWallNs;
+        if (wall != 0)
+        {
+            lock (_spoolGate)
+            {
+                // Never a refused registration for it: the first read tries again (a full state dir).
+                try { if (_node.CurrentDirectory is null) _node.Open(wall); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"node spool: the day's spool could not be opened ({ErrorText.Describe(e)}); the first raw read tries again"); }
+            }
+        }
+        Buffer.RawSink = this;
     }
 
     /// <summary>
@@ -462,9 +483,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     private bool GetsNodeReads(NodeJob job) => _rawStorage && (job.Exclusive || _jobArray.Length == 1) && Array.IndexOf(_jobArray, job) >= 0;
 
-    /// <summary>The node's spool opened a day (a UTC midnight, or its first): every open window goes on there.</summary>
+    /// <summary>The node's spool opened a day (a UTC midnight, or its first): the tick's ids of its node series are looked up here, off the tick, and every open window goes on there.</summary>
     private void NodeDayOpened(long previousEnd, string day, long start)
     {
+        _node.Current!.KnowNodeSeries(_channels);
         foreach (var job in _windowed)
         {
             job.Windows.Roll(previousEnd, day, start);
@@ -902,7 +924,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 (s.RaplHz, s.StoragePeriodMs, s.AttributionPeriodMs, s.FlushIntervalMs, s.LingerS, s.TickScheduling, s.MaxPowerW) = before;
                 return e.Message;
             }
-            UpdateRawSink();
+            UpdateRawSink(Clock.WallNs());
             RateChanged?.Invoke();
             return null;
         }
