@@ -7,10 +7,6 @@ namespace Alumet.Hpc.Tests.Jobs;
 /// <summary>The node daemon's request handler (what its socket answers) over a real node sampler and scheduling loop.</summary>
 public sealed class NodeSamplerHostTests : IDisposable
 {
-    private readonly NodeRig _rig = new();
-
-    public void Dispose() => _rig.Dispose();
-
     /// <summary>
     /// The node sampler's plan as the scheduling loop sees it, counting the loop's reads of the rate: it reads it once
     /// each time it starts over (a rate change stops its ticker and starts a new one). No tick (rate 0): the loop waits
@@ -39,6 +35,8 @@ public sealed class NodeSamplerHostTests : IDisposable
         public Action? RateChanged { get; set; }
     }
 
+    private readonly NodeRig _rig = new();
+
     /// <summary>
     /// A registration and an end each restart the tick loop once: they tell it themselves (NodeSampler.Rebuild), and the
     /// request handler told it again, a second restart of its ticker for nothing (at raw storage: out of SCHED_FIFO and
@@ -49,9 +47,7 @@ public sealed class NodeSamplerHostTests : IDisposable
     public void ARegistrationAndAnEndRestartTheTickLoopOnceEach()
     {
         var cfg = _rig.Config();
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
-        _rig.SetJobCpu("42", 0);
+        _rig.AtZero("42");
         using var node = _rig.NewNode(cfg);
         var plan = new CountingPlan(node);
         var sampler = new Sampler(node.Buffer, plan);
@@ -79,4 +75,6 @@ public sealed class NodeSamplerHostTests : IDisposable
             node.Close(Alumet.Hpc.Core.Clock.MonotonicNs(), Alumet.Hpc.Core.Clock.WallNs());
         }
     }
+
+    public void Dispose() => _rig.Dispose();
 }

@@ -1,8 +1,6 @@
-using System.Globalization;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Spool;
 using Alumet.Hpc.Tests.Fakes;
-using Alumet.Hpc.Tests.Sampling;
 
 namespace Alumet.Hpc.Tests.Spool;
 
@@ -13,12 +11,6 @@ namespace Alumet.Hpc.Tests.Spool;
 /// </summary>
 public sealed class DaySeriesFileTests : IDisposable
 {
-    private const long Ms = 1_000_000;
-    private const long Wall0 = 1_700_000_000_000 * Ms; // 2023-11-14T22:13:20Z
-    private readonly NodeRig _rig = new();
-
-    public void Dispose() => _rig.Dispose();
-
     /// <summary>Finalizes nothing (the job's state dir stays): the tests look at the node's day only.</summary>
     private sealed class Kept : IJobFinalization
     {
@@ -28,13 +20,28 @@ public sealed class DaySeriesFileTests : IDisposable
         public void RecordNotMeasured(JobIdentity job, string reason) { }
     }
 
-    /// <summary>The day's series file (SeriesFile), by name: these tests also run against the version before it.</summary>
+    /// <summary>The day's series file (SeriesCatalogue.FileName), by name: these tests also run against the version before it.</summary>
     private const string SeriesFile = "series.jsonl";
+    private const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms; // 2023-11-14T22:13:20Z
+    private readonly NodeRig _rig = new();
 
-    private static string Id(int n) => n.ToString(CultureInfo.InvariantCulture);
+    private static string Id(int n) => n.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private static string DayDir(Alumet.Hpc.Config.AlumetConfig cfg) =>
         Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Single();
+
+    /// <summary>
+    /// A period closed at <paramref name="ms"/> on the sampler's clock (Wall0 + <paramref name="wallMs"/>): the package
+    /// counter at <paramref name="package"/> µJ (cores 60 %, dram 10 %), /proc/stat's busy ticks at its ten-thousandth,
+    /// the jobs' CPU times.
+    /// </summary>
+    private void Period(NodeSampler node, long ms, long wallMs, ulong package, params (string Job, ulong Ns)[] cpu)
+    {
+        _rig.SetCounters(package, package * 6 / 10, package / 10);
+        _rig.Proc.SetStat(package / 10_000, 0);
+        foreach (var (job, ns) in cpu) _rig.SetJobCpu(job, ns);
+        node.Snapshot(ms * Ms, Wall0 + wallMs * Ms);
+    }
 
     /// <summary>One job on the node (aggregated storage): registered, one period split with it, flushed, ended.</summary>
     private void RunJob(NodeSampler node, int id, ref long t)
@@ -42,10 +49,7 @@ public sealed class DaySeriesFileTests : IDisposable
         _rig.SetJobCpu(Id(id), 0);
         node.Register(NodeRig.Job(Id(id)), false, t * Ms, Wall0 + t * Ms);
         t += 100;
-        _rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
-        _rig.Proc.SetStat((ulong)t / 10, 0);
-        _rig.SetJobCpu(Id(id), 40_000_000);
-        node.Snapshot(t * Ms, Wall0 + t * Ms); // node, the job's share, unattributed per channel: the job's 3 series are new
+        Period(node, t, t, (ulong)t * 1_000, (Id(id), 40_000_000)); // node, the job's share, unattributed per channel: the job's 3 series are new
         node.Flush();
         t += 50;
         node.End(NodeRig.Job(Id(id)).Key, true, "", t * Ms, Wall0 + t * Ms);
@@ -53,7 +57,7 @@ public sealed class DaySeriesFileTests : IDisposable
 
     private static void AssertConserves(string dayDir)
     {
-        foreach (var g in NodeSamplerTests.Rows(dayDir).GroupBy(x => (x.R.WallNs, x.Resource)))
+        foreach (var g in Sampling.NodeSamplerTests.Rows(dayDir).GroupBy(x => (x.R.WallNs, x.Resource)))
             Assert.Equal(g.Single(x => x.Consumer == SpoolSeries.NodeConsumer).R.Value, g.Where(x => x.Consumer != SpoolSeries.NodeConsumer).Sum(x => x.R.Value));
     }
 
@@ -65,8 +69,7 @@ public sealed class DaySeriesFileTests : IDisposable
     public void AJobsSeriesAreAppendedToTheDayNotRewrittenWithAllTheDaysSeries()
     {
         var cfg = _rig.Config();
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
+        _rig.AtZero();
         using var node = _rig.NewNode(cfg, new Kept());
         long t = 0;
         for (int id = 1; id <= 300; id++) RunJob(node, id, ref t);
@@ -102,26 +105,17 @@ public sealed class DaySeriesFileTests : IDisposable
     public void AKillBetweenASeriesLineAndItsRecordsOrInTheMiddleOfALineLosesNoSeries()
     {
         var cfg = _rig.Config();
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
-        _rig.SetJobCpu("42", 0);
-        _rig.SetJobCpu("43", 0);
+        _rig.AtZero("42", "43");
         var first = _rig.NewNode(cfg, new Kept());
         first.Register(NodeRig.Job("42"), false, 0, Wall0);
-        _rig.SetCounters(100_000, 60_000, 10_000);
-        _rig.Proc.SetStat(10, 0);
-        _rig.SetJobCpu("42", 50_000_000);
-        first.Snapshot(100 * Ms, Wall0 + 100 * Ms);
+        Period(first, 100, 100, 100_000, ("42", 50_000_000));
         first.Flush();
         string day = DayDir(cfg);
         string records = Path.Combine(day, SpoolWriter.RecordsFile), series = Path.Combine(day, SeriesFile);
         long before = new FileInfo(records).Length;
         Assert.Equal(9L * SpoolRecord.Size, before);
         first.Register(NodeRig.Job("43"), false, 100 * Ms, Wall0 + 100 * Ms);
-        _rig.SetCounters(200_000, 120_000, 20_000);
-        _rig.Proc.SetStat(20, 0);
-        _rig.SetJobCpu("43", 30_000_000);
-        first.Snapshot(200 * Ms, Wall0 + 200 * Ms);
+        Period(first, 200, 200, 200_000, ("43", 30_000_000));
         first.Flush();
         // Killed after the flush's series lines, before its records: spool.bin as it was before that flush.
         using (var f = new FileStream(records, FileMode.Open)) f.SetLength(before);
@@ -134,17 +128,10 @@ public sealed class DaySeriesFileTests : IDisposable
         Assert.Equal(["42", "43"], recovered.Select(r => r.Job.JobId));
         using var second = _rig.NewNode(cfg, new Kept()); // primed at 200 ms's counters
         foreach (var r in recovered) second.Register(r, recovered: true, 0, Wall0 + 300 * Ms);
-        _rig.SetCounters(300_000, 180_000, 30_000);
-        _rig.Proc.SetStat(30, 0);
-        _rig.SetJobCpu("42", 80_000_000);
-        _rig.SetJobCpu("43", 50_000_000);
-        second.Snapshot(100 * Ms, Wall0 + 400 * Ms); // the day reopened: job 43's series are ids 9-11
+        Period(second, 100, 400, 300_000, ("42", 80_000_000), ("43", 50_000_000)); // the day reopened: job 43's series are ids 9-11
         _rig.SetJobCpu("44", 0);
         second.Register(NodeRig.Job("44"), false, 100 * Ms, Wall0 + 400 * Ms);
-        _rig.SetCounters(400_000, 240_000, 40_000);
-        _rig.Proc.SetStat(40, 0);
-        _rig.SetJobCpu("44", 20_000_000);
-        second.Snapshot(200 * Ms, Wall0 + 500 * Ms);
+        Period(second, 200, 500, 400_000, ("44", 20_000_000));
         second.Flush();
 
         string text = File.ReadAllText(series);
@@ -154,7 +141,7 @@ public sealed class DaySeriesFileTests : IDisposable
         Assert.Equal(15, File.ReadAllLines(series).Length);
         Assert.Equal(["node", "job:42", "unattributed", "node", "job:42", "unattributed", "node", "job:42", "unattributed", "job:43", "job:43", "job:43", "job:44", "job:44", "job:44"],
             all.Select(s => s.Consumer));
-        var rows = NodeSamplerTests.Rows(day);
+        var rows = Sampling.NodeSamplerTests.Rows(day);
         // The first period (9 rows), the restarted sampler's (4 consumers × 3), the next (5 × 3); never job 43's lost period.
         Assert.Equal(9 + 12 + 15, rows.Count);
         Assert.Equal(new long[] { 100_000, 100_000, 100_000 }, rows.Where(x => x.Resource == "cpu_package:0" && x.Consumer == "node").Select(x => x.R.Value));
@@ -189,11 +176,10 @@ public sealed class DaySeriesFileTests : IDisposable
             }
         Assert.DoesNotContain("series_file", File.ReadAllText(Path.Combine(day, SpoolWriter.MetaFile)));
         Assert.False(File.Exists(Path.Combine(day, SeriesFile)));
-        var oldRows = NodeSamplerTests.Rows(day);
+        var oldRows = Sampling.NodeSamplerTests.Rows(day);
         Assert.Equal(9, oldRows.Count);
 
-        _rig.SetCounters(0, 0, 0);
-        _rig.Proc.SetStat(0, 0);
+        _rig.AtZero();
         var node = _rig.NewNode(cfg, new Kept());
         long t = 0;
         RunJob(node, 42, ref t); // reopens the day
@@ -206,7 +192,7 @@ public sealed class DaySeriesFileTests : IDisposable
         Assert.Equal(old.Series.Select(s => (s.Consumer, s.ResourceKind, s.ResourceId, s.Interface, s.JoulesPerUnit, s.Label)),
             all.Take(9).Select(s => (s.Consumer, s.ResourceKind, s.ResourceId, s.Interface, s.JoulesPerUnit, s.Label)));
         Assert.Equal(["job:42", "job:42", "job:42"], all.Skip(9).Select(s => s.Consumer));
-        var rows = NodeSamplerTests.Rows(day);
+        var rows = Sampling.NodeSamplerTests.Rows(day);
         Assert.Equal(oldRows, rows.Take(9));
         byte[] seriesBefore = File.ReadAllBytes(series);
         GC.KeepAlive(node); // killed
@@ -225,4 +211,6 @@ public sealed class DaySeriesFileTests : IDisposable
         // Per counter: the version before's period, 42's first (its end's was not flushed before the kill), 43's two.
         Assert.Equal(3 * 4, check.Intervals);
     }
+
+    public void Dispose() => _rig.Dispose();
 }
