@@ -133,7 +133,7 @@ public static class SamplerLauncher
         return said.Length > 0 ? $"exited at start: {said}" : $"exited at start with status {daemon.ExitCode}; its reason is in {logFile}";
     }
 
-    /// <summary>What the prolog registers. It fixes the run id (SLUID, else now), so that a restarted sampler keeps it.</summary>
+    /// <summary>What the prolog registers. It fixes the run id (the scheduler's: SLUID or job start; else now), so that a restarted sampler keeps it.</summary>
     public static JobRegistration Registration(SamplerLaunch launch)
     {
         var job = launch.Job;
@@ -223,6 +223,8 @@ public static class SamplerLauncher
                 return new StopResult("already", $"job {job.JobId}: already finalized ({done})");
             if (!File.Exists(Path.Combine(dir, JobRegistration.File)) && !File.Exists(Path.Combine(dir, Spool.SpoolWriter.MetaFile)))
             {
+                // The run id its measuring nodes use where the scheduler says it (the SLUID, Slurm's job start: SlurmHook.ParseJob);
+                // else only this epilog's time, which names no other node's run (README "Run id").
                 if (job.RunId.Length == 0) job = job with { RunId = RunId.FromStart(DateTime.UtcNow) };
                 const string reason = "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)";
                 JobFinalizer.RecordNotMeasured(job, config, reason);
