@@ -31,6 +31,24 @@ public static class JobFinalizer
 
     public static string MarkerPath(string stateDir) => Path.TrimEndingDirectorySeparator(stateDir) + MarkerSuffix;
 
+    /// <summary>
+    /// Beside the state dir: <c>&lt;job&gt;.withdrawn</c>, written by a prolog that gave up on its registration before it
+    /// returns (SamplerLauncher.Start). A sampler stalled after applying the registration and before answering drops the
+    /// job and its state when it wakes (NodeSampler.Housekeep, told by <see cref="FinalizedElsewhere"/>), and the epilog
+    /// records the job not_measured, as the prolog said (s11 hooks.md 2a).
+    /// </summary>
+    public const string WithdrawnSuffix = ".withdrawn";
+
+    public static string WithdrawnPath(string stateDir) => Path.TrimEndingDirectorySeparator(stateDir) + WithdrawnSuffix;
+
+    /// <summary>When the job's prolog withdrew its registration, if after <paramref name="registeredWallNs"/> (the
+    /// registration's start; 0: any withdrawal), else null.</summary>
+    public static DateTime? WithdrawnAfter(string stateDir, long registeredWallNs)
+    {
+        var written = File.GetLastWriteTimeUtc(WithdrawnPath(stateDir)); // 1601-01-01 when absent
+        return written.Year > 1601 && written > Clock.FromWallNs(Math.Max(0, registeredWallNs)) ? written : null;
+    }
+
     /// <summary>What a finished finalization of this job recorded (<c>complete</c>, <c>partial: reason</c>), or null.</summary>
     public static string? FinalizedLine(string stateDir)
     {

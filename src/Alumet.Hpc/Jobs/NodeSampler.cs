@@ -234,6 +234,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             return $"job {reg.Job.JobId}: registration not applied: its prolog gave up on it at {Stamp(now - late)}, "
                 + $"{late / 1_000_000_000.0:0.0} s before the sampler read it (the sampler was stalled)";
         string dir = reg.Job.StateDirectory(cfg.Paths.StateDir);
+        if (WithdrawnAt(reg, cfg) is { } withdrawn)
+            return $"job {reg.Job.JobId}: registration not applied: its prolog withdrew it at {withdrawn:yyyy-MM-ddTHH:mm:ss.fff}Z (it gave up waiting for the answer)";
         foreach (string marker in new[] { JobFinalizer.MarkerPath(dir), Path.Combine(dir, SamplerFiles.Finalized) })
         {
             var written = File.GetLastWriteTimeUtc(marker); // 1601-01-01 when absent
@@ -242,6 +244,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
         return null;
     }
+
+    /// <summary>When its prolog gave up on this registration and withdrew it (<see cref="JobFinalizer.WithdrawnPath"/>), or null.</summary>
+    private static DateTime? WithdrawnAt(JobRegistration reg, AlumetConfig cfg) =>
+        reg.StartWallNs > 0 ? JobFinalizer.WithdrawnAfter(reg.Job.StateDirectory(cfg.Paths.StateDir), reg.StartWallNs) : null;
 
     /// <summary>
     /// Removes a finalized marker left by an earlier run of the job id (a requeue), or returns why the registration must
@@ -683,6 +689,18 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 job.Ending = true;
                 Drop(job.Registration.Key, now);
                 Log.Warn($"job {job.Registration.Job.JobId}: finalized by its epilog meanwhile; no longer sampled");
+                continue;
+            }
+            if (finalizedElsewhere && WithdrawnAt(job.Registration, _cfg) is { } withdrawn)
+            {
+                // Applied while its prolog waited, answered after it gave up: the prolog said it is not measured, so it is
+                // not. Its state goes too (no epilog nor restarted sampler finalizes it), unless a finalizer holds it.
+                job.Ending = true;
+                Drop(job.Registration.Key, now);
+                bool removed;
+                try { removed = JobStateCleanup.TryRemoveIdle(job.Directory, _cfg.Paths.ProcfsRoot); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { removed = false; Log.Warn($"job {job.Registration.Job.JobId}: {job.Directory} not removed: {e.Message}"); }
+                Log.Warn($"job {job.Registration.Job.JobId}: its prolog withdrew the registration at {withdrawn:yyyy-MM-ddTHH:mm:ss.fff}Z (it gave up waiting for the answer); no longer sampled{(removed ? ", its state removed" : "")}");
                 continue;
             }
             string? why = Watch(job, now);
