@@ -414,8 +414,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 JobRegistration? reg = null;
                 try { reg = JobRegistration.Parse(File.ReadAllText(file).Trim(), out _); }
                 catch (IOException) { }
-                // The directory must be the one the registration names: never follow a planted file elsewhere.
-                if (reg is not null && reg.Job.StateDirectory(stateRoot) == jobDir) yield return reg;
+                // The directory must be the one the registration names: never follow a planted file elsewhere. One its
+                // prolog withdrew is not taken back (its epilog removes it: SamplerLauncher.StopAndFinalize).
+                if (reg is not null && reg.Job.StateDirectory(stateRoot) == jobDir && (reg.StartWallNs <= 0 || JobFinalizer.WithdrawnAfter(jobDir, reg.StartWallNs) is null))
+                    yield return reg;
             }
         }
     }

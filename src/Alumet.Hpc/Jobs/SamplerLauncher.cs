@@ -245,11 +245,12 @@ public static class SamplerLauncher
     private static bool WithdrawnRegistration(string dir, AlumetConfig config)
     {
         if (!File.Exists(JobFinalizer.WithdrawnPath(dir))) return false;
-        string file = Path.Combine(dir, JobRegistration.File);
-        if (!File.Exists(file)) return true;
-        var reg = JobRegistration.Parse(File.ReadAllText(file).Trim(), out _);
+        string text;
+        try { text = File.ReadAllText(Path.Combine(dir, JobRegistration.File)); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return true; }
+        var reg = JobRegistration.Parse(text.Trim(), out _);
         if (reg is null || JobFinalizer.WithdrawnAfter(dir, reg.StartWallNs) is null) return false;
-        return JobStateCleanup.TryRemoveIdle(dir, config.Paths.ProcfsRoot);
+        return JobStateCleanup.TryRemoveIdle(dir, config.Paths.ProcfsRoot) || !Directory.Exists(dir); // or the woken sampler removed it
     }
 
     /// <summary>
