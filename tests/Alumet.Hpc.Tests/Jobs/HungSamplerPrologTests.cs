@@ -317,6 +317,6 @@ public sealed class HungSamplerPrologTests : IDisposable
         using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
         var row = Assert.Single(db.GetJob("605"));
         Assert.Equal((JobStatus.NotMeasured, Withdrawn), (row.Status, row.Reason));
-        Assert.False(File.Exists(JobFinalizer.WithdrawnPath(state)), "the withdrawal, once the epilog's marker stands for it");
+        Assert.False(File.Exists(state + ".withdrawn"), "the withdrawal, once the epilog's marker stands for it");
     }
 }
