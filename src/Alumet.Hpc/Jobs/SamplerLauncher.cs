@@ -249,7 +249,12 @@ public static class SamplerLauncher
         try { text = File.ReadAllText(Path.Combine(dir, JobRegistration.File)); }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return true; }
         var reg = JobRegistration.Parse(text.Trim(), out _);
-        if (reg is null || JobFinalizer.WithdrawnAfter(dir, reg.StartWallNs) is null) return false;
+        if (reg is null) return false;
+        if (JobFinalizer.WithdrawnAfter(dir, reg.StartWallNs) is null)
+        {
+            File.Delete(JobFinalizer.WithdrawnPath(dir)); // an earlier run's, whose epilog never came
+            return false;
+        }
         return JobStateCleanup.TryRemoveIdle(dir, config.Paths.ProcfsRoot) || !Directory.Exists(dir); // or the woken sampler removed it
     }
 
@@ -280,13 +285,13 @@ public static class SamplerLauncher
                     JobFinalizer.MarkNotMeasured(dir, reason);
                     // A sampler stopped inside that registration (past its checks) drops the job at its next wake.
                     FinalizedElsewhere.Raise(Spool.NodeSpool.Root(config), JobRegistration.KeyOf(job.Scheduler, job.JobId));
+                    if (withdrawn) File.Delete(JobFinalizer.WithdrawnPath(dir)); // the marker refuses a late registration from now on
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
                     // The row is recorded: the outcome stays not_measured; only the late-registration guard is missing.
                     Log.Warn($"job {job.JobId}: its not_measured marker could not be written ({ErrorText.Describe(e)}); a registration read late by a stalled sampler is not refused by it");
                 }
-                if (withdrawn) File.Delete(JobFinalizer.WithdrawnPath(dir)); // told: its marker refuses a late registration from now on
                 return new StopResult("not_measured", withdrawn ? $"job {job.JobId}: {WithdrawnReason}" : $"job {job.JobId}: no sampler state in {dir}");
             }
 
