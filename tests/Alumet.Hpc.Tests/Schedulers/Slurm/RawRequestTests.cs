@@ -65,33 +65,39 @@ public class RawRequestTests
         else Assert.InRange(records, 2, 4);
     }
 
-    /// <summary>Every thread of <paramref name="pid"/>: (tid, name, scheduling policy from /proc/PID/task/TID/stat, field 41).</summary>
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int sched_getscheduler(int pid);
+    private const int Fifo = 1, ResetOnFork = 0x40000000;
+
+    /// <summary>Every thread of <paramref name="pid"/>: (tid, name, policy as sched_getscheduler(2) gives it: SCHED_RESET_ON_FORK or'ed in).</summary>
     private static List<(int Tid, string Name, int Policy)> Threads(int pid)
     {
         var threads = new List<(int, string, int)>();
         foreach (string dir in Directory.EnumerateDirectories($"/proc/{pid}/task"))
         {
-            string stat;
-            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); }
+            int tid = int.Parse(Path.GetFileName(dir));
+            string name;
+            try { name = File.ReadAllText(Path.Combine(dir, "comm")).TrimEnd('\n'); }
             catch (IOException) { continue; } // a thread that ended meanwhile
-            int open = stat.IndexOf('('), close = stat.LastIndexOf(')');
-            string[] fields = stat[(close + 2)..].Split(' '); // from field 3 (state) on
-            threads.Add((int.Parse(Path.GetFileName(dir)), stat[(open + 1)..close], int.Parse(fields[41 - 3])));
+            int policy = sched_getscheduler(tid);
+            if (policy >= 0) threads.Add((tid, name, policy));
         }
         return threads;
     }
 
     /// <summary>
-    /// At raw storage the node sampler's tick thread runs at SCHED_FIFO (root, tick_scheduling = "fifo"), and it alone. On
-    /// dd629f5, with raw storage from the start, the tick thread started the others while SCHED_FIFO and they inherited it
-    /// (pthread_create's default): the housekeeping thread, and every finalize-job child it starts (a Parquet export at
-    /// real-time priority: two of them keep every SCHED_OTHER thread of a 2-CPU node waiting up to 950 ms a second).
+    /// At raw storage the node sampler's tick thread runs at SCHED_FIFO (root, tick_scheduling = "fifo") with
+    /// SCHED_RESET_ON_FORK, and it alone: nothing it creates — a thread, a finalize-job child — starts real-time, and every
+    /// other thread stays SCHED_OTHER through snapshots and flushes. On dd629f5, with raw storage from the start, the tick
+    /// thread started the others while SCHED_FIFO and they inherited it (pthread_create's default): the housekeeping
+    /// thread, and every finalize-job child it starts (a Parquet export at real-time priority: two of them keep every
+    /// SCHED_OTHER thread of a 2-CPU node waiting up to 950 ms a second).
     /// </summary>
     [SkippableFact]
     public void OnlyTheTickThreadOfARawStorageSamplerIsRealTime()
     {
         Skip.If(Environment.UserName != "root", "needs root (SCHED_FIFO, the hooks' node sampler)");
-        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 0\nattribution = \"exclusive\"\nlinger_s = 0");
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 0\nattribution = \"exclusive\"\nlinger_s = 0\nattribution_period_ms = 100\nflush_interval_ms = 100");
         Assert.Equal(0, Hook(install, "prolog_slurmd", "502", ""));
         try
         {
@@ -99,14 +105,17 @@ public class RawRequestTests
             var threads = Threads(pid);
             // Until the housekeeping thread runs and the tick thread ticks at SCHED_FIFO (it starts the others first).
             for (var sw = System.Diagnostics.Stopwatch.StartNew();
-                 !(threads.Any(t => t.Name == "housekeeping") && threads.Any(t => t.Tid == pid && t.Policy == 1)) && sw.Elapsed < TimeSpan.FromSeconds(30);
+                 !(threads.Any(t => t.Name == "housekeeping") && threads.Any(t => t.Tid == pid && t.Policy == (Fifo | ResetOnFork))) && sw.Elapsed < TimeSpan.FromSeconds(30);
                  threads = Threads(pid))
                 Thread.Sleep(20);
-            string all = string.Join(", ", threads.Select(t => $"{t.Tid} {t.Name} policy {t.Policy}"));
+            string all = string.Join(", ", threads.Select(t => $"{t.Tid} {t.Name} policy {t.Policy:x}"));
             Assert.True(threads.Any(t => t.Name == "housekeeping"), $"no housekeeping thread: {all}");
-            // The tick thread is the daemon's main thread (Sampler.Run's caller): SCHED_FIFO (1); every other one SCHED_OTHER (0).
-            Assert.True(threads.Single(t => t.Tid == pid).Policy == 1, $"the tick thread is not SCHED_FIFO: {all}");
-            Assert.True(threads.Where(t => t.Tid != pid).All(t => t.Policy == 0), $"threads besides the tick's at a real-time policy: {all}");
+            // The tick thread is the daemon's main thread (Sampler.Run's caller).
+            Assert.True(threads.Single(t => t.Tid == pid).Policy == (Fifo | ResetOnFork), $"the tick thread is not SCHED_FIFO with reset-on-fork: {all}");
+            // Over 2 s (20 snapshots and flushes): every other thread SCHED_OTHER (0) whenever looked at.
+            for (var sw = System.Diagnostics.Stopwatch.StartNew(); sw.Elapsed < TimeSpan.FromSeconds(2); Thread.Sleep(2))
+                foreach (var t in Threads(pid).Where(t => t.Tid != pid))
+                    Assert.True(t.Policy == 0, $"thread {t.Tid} {t.Name} at policy {t.Policy:x}");
         }
         finally { Assert.Equal(0, Hook(install, "epilog_slurmd", "502", "")); }
     }
