@@ -194,7 +194,7 @@ public sealed class DatasetNamesTests
         Exec(install, "748"); // a later job's end on the node
         var end = DateTime.UtcNow.AddSeconds(30);
         var row = RowOf(install, "747");
-        while (row.Status != JobStatus.Complete && DateTime.UtcNow < end)
+        while ((row.Status != JobStatus.Complete || Directory.Exists(spool)) && DateTime.UtcNow < end) // the row, then the spool's removal
         {
             Thread.Sleep(50);
             row = RowOf(install, "747");
