@@ -16,6 +16,7 @@ public sealed class DaySeriesFileTests : IDisposable
     {
         public JobFinalizer.Outcome Finalize(string stateDir, bool complete, string reason) => new("kept", "", "", null);
         public void RetryQueuedRows(string what) { }
+        public void RetryExports() { }
         public string ExportNodeDay(string spoolDir) => "";
         public void RecordNotMeasured(JobIdentity job, string reason) { }
     }
