@@ -83,4 +83,36 @@ public sealed class RootOnlyCommandsTests
         Assert.Empty(db.GetJob("9"));
         Assert.Equal(JobStatus.Complete, Assert.Single(db.GetJob("601")).Status);
     }
+
+    /// <summary>
+    /// README "The node sampler": every peer's uid is checked with SO_PEERCRED. The node directory opened to all and the
+    /// socket made 0666 by hand, an ordinary user's "pause" is answered with a refusal and not applied (a paused
+    /// sampler would end the job partial).
+    /// </summary>
+    [SkippableFact]
+    public void APeerOtherThanRootIsRefusedWhenTheSocketIsOpenedByHand()
+    {
+        Skip.If(Environment.UserName != "root" || !File.Exists("/usr/bin/setpriv") || !File.Exists("/usr/bin/python3"), "needs root, setpriv and python3");
+        using var install = new TestInstallation(PowercapTree.Standard(1, 262_143_328_850), "attribution = \"exclusive\"\nstop_timeout_s = 3\nlinger_s = 0");
+        foreach (string d in new[] { install.Root, install.Powercap.Root })
+            File.SetUnixFileMode(d, (UnixFileMode)0b111_101_101);
+        string state = install.Config.Paths.StateDir;
+        Directory.CreateDirectory(state, (UnixFileMode)0b111_101_101);
+        Assert.Equal(0, Hook(install, "prolog_slurmd", "602"));
+        string node = Path.Combine(state, "node"), sock = Path.Combine(node, NodeSocket.FileName);
+        File.SetUnixFileMode(node, (UnixFileMode)0b111_101_101);
+        File.SetUnixFileMode(sock, (UnixFileMode)0b110_110_110);
+
+        // The refusal comes before the request is read: the send may meet a closed socket, the answer is still there.
+        const string client = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n"
+            + "try: s.sendall(b'pause\\n')\nexcept OSError: pass\nb=b''\nwhile True:\n try: d=s.recv(4096)\n except ConnectionResetError: break\n"
+            + " if not d: break\n b+=d\nsys.stdout.write(b.decode())\n";
+        var peer = Run("/usr/bin/python3", ["-c", client, sock], 65534);
+        Assert.Equal((0, "error permission denied: only uid 0 may use this socket (peer uid 65534)\n", ""), peer);
+
+        Assert.Equal(0, Hook(install, "epilog_slurmd", "602"));
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("602"));
+        Assert.Equal((JobStatus.Complete, ""), (row.Status, row.Reason ?? ""));
+    }
 }

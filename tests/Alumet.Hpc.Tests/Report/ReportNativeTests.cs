@@ -188,6 +188,39 @@ public sealed class ReportNativeTests
     }
 
     /// <summary>
+    /// README "alumet-report": without -M the jobs of <c>[cluster] name</c> when the config sets it, else of every
+    /// cluster; -L every cluster; -M names clusters.
+    /// </summary>
+    [Fact]
+    public void WithoutMTheConfigsClusterIsShownAndLShowsEveryCluster()
+    {
+        using var dir = new Alumet.Hpc.Tests.Outputs.TempDir();
+        string db = dir.Sub("acct.db");
+        int uid = (int)Alumet.Hpc.Native.Libc.getuid();
+        var t = DateTime.UtcNow.AddMinutes(-5);
+        var e = new Alumet.Hpc.Outputs.DomainEnergies(1000, 0, 0, 0, 0, 0);
+        using (var w = Alumet.Hpc.Outputs.Accounting.AccountingDb.Open(db))
+        {
+            w.Upsert(ReportFixture.Rec("510", "n1", Environment.UserName, uid, t, 60, e, 20));
+            w.Upsert(ReportFixture.Rec("511", "n1", Environment.UserName, uid, t, 60, e, 20) with { Cluster = "other" });
+        }
+        string named = dir.Sub("named.toml"), plain = dir.Sub("plain.toml");
+        File.WriteAllText(named, $"[paths]\ndatabase = \"{db}\"\n\n[cluster]\nname = \"lab\"\n");
+        File.WriteAllText(plain, $"[paths]\ndatabase = \"{db}\"\n");
+        (int, string) Ids(string cfg, params string[] args)
+        {
+            var r = Report(["--config", cfg, "-a", "-X", "-P", "-n", "-o", "JobID,Cluster", .. args]);
+            return (r.Code, r.Out);
+        }
+        Assert.Equal((0, "510|lab\n511|other\n"), Ids(plain));
+        Assert.Equal((0, "510|lab\n"), Ids(named));
+        Assert.Equal((0, "510|lab\n511|other\n"), Ids(named, "-L"));
+        Assert.Equal((0, "510|lab\n511|other\n"), Ids(named, "--allclusters"));
+        Assert.Equal((0, "511|other\n"), Ids(named, "-M", "other"));
+        Assert.Equal((0, "510|lab\n511|other\n"), Ids(plain, "-M", "lab,other"));
+    }
+
+    /// <summary>
     /// A window (-S/-E) keeps the latest run in it, as sacct (its duplicate check sees what its window selected): an
     /// admin's listing of October lost job 600's October run because the id was reused in November, so a month's
     /// accounting missed every job whose id came round again later. Without a window, the latest run overall.
