@@ -115,4 +115,36 @@ public sealed class RootOnlyCommandsTests
         var row = Assert.Single(db.GetJob("602"));
         Assert.Equal((JobStatus.Complete, ""), (row.Status, row.Reason ?? ""));
     }
+
+    /// <summary>
+    /// README "The node sampler": root's <c>ctl set KEY=VALUE</c> is applied without restart and validated like the
+    /// config file (the same sentence as a bad value in the file); a key that cannot change or a value that is not a
+    /// number is one sentence; each refusal exits 1 and changes nothing.
+    /// </summary>
+    [SkippableFact]
+    public void CtlSetIsValidatedLikeTheConfigFileAndAppliedWithoutRestart()
+    {
+        Skip.If(Environment.UserName != "root", "needs root");
+        using var install = new TestInstallation(PowercapTree.Standard(1, 262_143_328_850), "attribution = \"exclusive\"\nstop_timeout_s = 3\nlinger_s = 0");
+        Assert.Equal(0, Hook(install, "prolog_slurmd", "603"));
+        int pid = SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(install.Config))!.Value.Pid;
+        (int, string, string) Ctl(params string[] words) => Run(TestInstallation.Binary(), ["ctl", .. words, "--config", install.ConfigPath], 0);
+
+        Assert.Equal((1, "", "alumet-hpc: ctl: ctl set: sampler.rapl_hz: 5000 is out of range; use 1..1000 (RAPL updates every ~1 ms)\n"),
+                     Ctl("set", "rapl_hz=5000"));
+        Assert.Equal((1, "", "alumet-hpc: ctl: ctl set: sampler.storage_period_ms: 50 is out of range; use 0 (store every read) or "
+                     + "100..3600000 ms (each period is split by CPU time, which /proc/stat counts in 10 ms ticks)\n"), Ctl("set", "storage_period_ms=50"));
+        Assert.Equal((1, "", "alumet-hpc: ctl: linger_s: \"soon\" is not a number\n"), Ctl("set", "linger_s=soon"));
+        Assert.Equal((1, "", "alumet-hpc: ctl: data_dir cannot be changed while sampling; use one of rapl_hz, storage_period_ms, "
+                     + "attribution_period_ms, flush_interval_ms, linger_s, tick_scheduling, max_power_w\n"), Ctl("set", "data_dir=/tmp"));
+        var before = Ctl("status");
+        Assert.Equal(0, before.Item1);
+        Assert.Contains("\nstorage: aggregated per 1000 ms\n", before.Item2); // the refusals changed nothing
+        Assert.Equal((0, "storage_period_ms=500 applied\n", ""), Ctl("set", "storage_period_ms=500"));
+        var after = Ctl("status");
+        Assert.Equal(0, after.Item1);
+        Assert.Contains("\nstorage: aggregated per 500 ms\n", after.Item2);
+        Assert.Equal(pid, SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(install.Config))!.Value.Pid);
+        Assert.Equal(0, Hook(install, "epilog_slurmd", "603"));
+    }
 }
