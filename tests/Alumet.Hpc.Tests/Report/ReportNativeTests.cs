@@ -194,15 +194,15 @@ public sealed class ReportNativeTests
     [Fact]
     public void WithoutMTheConfigsClusterIsShownAndLShowsEveryCluster()
     {
+        // Today's jobs of the caller (root), one per cluster.
+        var rec = ReportFixture.Rec("510", "n1", Environment.UserName, (int)Alumet.Hpc.Native.Libc.getuid(), DateTime.UtcNow.AddMinutes(-5), 60,
+            new Alumet.Hpc.Outputs.DomainEnergies(1000, 0, 0, 0, 0, 0), 20);
         using var dir = new Alumet.Hpc.Tests.Outputs.TempDir();
         string db = dir.Sub("acct.db");
-        int uid = (int)Alumet.Hpc.Native.Libc.getuid();
-        var t = DateTime.UtcNow.AddMinutes(-5);
-        var e = new Alumet.Hpc.Outputs.DomainEnergies(1000, 0, 0, 0, 0, 0);
         using (var w = Alumet.Hpc.Outputs.Accounting.AccountingDb.Open(db))
         {
-            w.Upsert(ReportFixture.Rec("510", "n1", Environment.UserName, uid, t, 60, e, 20));
-            w.Upsert(ReportFixture.Rec("511", "n1", Environment.UserName, uid, t, 60, e, 20) with { Cluster = "other" });
+            w.Upsert(rec);
+            w.Upsert(rec with { JobId = "511", Cluster = "other" });
         }
         string named = dir.Sub("named.toml"), plain = dir.Sub("plain.toml");
         File.WriteAllText(named, $"[paths]\ndatabase = \"{db}\"\n\n[cluster]\nname = \"lab\"\n");
