@@ -11,8 +11,12 @@ public sealed class JobCpu : IDisposable
     private readonly JobIdentity _job;
     private readonly IJobCgroupLocator? _locator;
     private CgroupCpuReader? _reader;
+    private ulong? _readerInode;  // the inode of _reader's cgroup directory when it was opened (null: stat failed)
     private ulong _lastNs;
-    private bool _primed;
+    private ulong? _lastInode;    // the inode of the cgroup directory _lastNs was read from
+    private bool _hasLast;        // _lastNs is a read of the job's cgroup
+    private bool _lost;           // the cgroup was read, then lost (removed, or replaced by a requeue)
+    private bool _stepsListed;    // the job's steps were listed at least once
     private readonly Dictionary<string, StepEntry> _steps = new(StringComparer.Ordinal);
     private readonly HashSet<string> _stepsSeen = new(StringComparer.Ordinal);
     private readonly List<StepEntry> _listed = new(); // the last listing's readable steps, in its order
@@ -25,7 +29,14 @@ public sealed class JobCpu : IDisposable
     /// <summary>Monotonic time the job's cgroup was last read, or null if never.</summary>
     public long? LastSeenNs { get; private set; }
 
-    /// <param name="primed">
+    /// <summary>
+    /// The last <see cref="Sample"/> read the job's cgroup again after it had been lost (removed, or replaced by a requeue
+    /// while the job stayed registered): the periods across miss the old cgroup's CPU time since its last read, so the
+    /// job's rows of this period are flagged.
+    /// </summary>
+    public bool Refound { get; private set; }
+
+    /// <param name="recovered">
     /// False for a job registered by its prolog: the cgroup is new, so its whole usage when first seen is this
     /// period's. True for a job recovered by a restarted sampler: the usage so far belongs to periods already gone.
     /// </param>
@@ -33,47 +44,108 @@ public sealed class JobCpu : IDisposable
     {
         _job = job;
         _locator = locator;
-        _primed = recovered;
         _recovered = recovered;
+        // Its baseline is taken at its registration by the restarted sampler (where the node's counters and /proc/stat
+        // are primed too), so that its first period counts from there, not its whole usage since the job started.
+        if (recovered && _locator is not null && TryOpen())
+        {
+            if (_locator is IStepCgroupLocator stepLocator) ListSteps(stepLocator, Native.Libc.StatDirectory(_reader.Cgroup.Directory), new());
+            if (_reader.TryReadNs(out ulong ns)) (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
+        }
     }
 
     private readonly bool _recovered;
 
-    /// <summary>CPU ns the job used since the previous call; its steps' parts go to <paramref name="steps"/>.</summary>
+    /// <summary>
+    /// CPU ns the job used since the previous call; its steps' parts go to <paramref name="steps"/>, never more than the
+    /// job's in total (README "Attribution": steps are parts of their job's share).
+    /// </summary>
     public ulong Sample(long monotonicNs, List<(string Step, ulong Ns)> steps)
     {
         steps.Clear();
-        if (_locator is null) return 0;
-        if (_reader is null)
-        {
-            JobCgroup? cg;
-            try { cg = _locator.Find(_job); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { cg = null; }
-            if (cg is null || CgroupCpuReader.TryOpen(cg) is not { } opened) return 0;
-            _reader = opened;
-        }
-        // A removed cgroup's open file may still read (its last value, on some kernels and on plain files): a usage
-        // that did not move is checked against the directory, so a gone job is seen as gone (one stat, idle jobs only).
-        if (!_reader.TryReadNs(out ulong ns) || (_primed && ns == _lastNs && !Directory.Exists(_reader.Cgroup.Directory)))
-        {
-            _reader.Dispose(); // removed (or replaced by a requeue): look it up again next period
-            _reader = null;
-            _listedState = null; // a new job directory is listed anew, whatever inode it reuses
-            return 0;
-        }
-        LastSeenNs = monotonicNs;
-        // First sight: a recovered job's usage so far belongs to periods already gone; a new job's is all this period's.
-        ulong delta = _primed ? ns - Math.Min(ns, _lastNs) : ns;
-        _lastNs = ns;
-        _primed = true;
+        Refound = false;
+        if (_locator is null || (_reader is null && !TryOpen())) return 0;
 
+        // Steps first, then the job: the kernel charges a step's CPU time to its job as well, so a job read after its
+        // steps holds all they read, whatever ran between the reads (read the other way, that time was in the steps only).
         if (_locator is IStepCgroupLocator stepLocator)
         {
-            var state = Native.Libc.StatDirectory(_reader.Cgroup.Directory);
+            var state = Native.Libc.StatDirectory(_reader!.Cgroup.Directory);
             if (state is null || state != _listedState || !ReadListedSteps(steps))
                 ListSteps(stepLocator, state, steps);
         }
+
+        // A removed cgroup's open file may still read (its last value, on some kernels and on plain files): a usage
+        // that did not move is checked against the directory, so a gone or replaced cgroup is seen (one stat, idle jobs only).
+        if (!_reader!.TryReadNs(out ulong ns) || (_hasLast && ns == _lastNs && !IsOpenedDirectory()))
+        {
+            _lost |= _hasLast;
+            DropCgroup(); // removed (or replaced by a requeue): look it up again next period
+            steps.Clear();
+            return 0;
+        }
+        LastSeenNs = monotonicNs;
+        ulong delta;
+        if (_lost)
+        {
+            // Read again after it was lost: the same cgroup (same directory inode, usage not lower) goes on from its last
+            // usage; another one (a requeue) is new, so its whole usage is since the old one's last read: counted once.
+            bool same = (_readerInode is null || _lastInode is null || _readerInode == _lastInode) && ns >= _lastNs;
+            delta = same ? ns - _lastNs : ns;
+            _lost = false;
+            Refound = true;
+        }
+        // First sight: a recovered job's usage so far belongs to periods already gone; a new job's is all this period's.
+        else if (!_hasLast) delta = _recovered ? 0 : ns;
+        else delta = ns - Math.Min(ns, _lastNs);
+        (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
+        ClampSteps(steps, delta);
         return delta;
+    }
+
+    /// <summary>Finds the job's cgroup through the scheduler's locator and opens its usage file; false while there is none.</summary>
+    [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(true, nameof(_reader))]
+    private bool TryOpen()
+    {
+        JobCgroup? cg;
+        try { cg = _locator!.Find(_job); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { cg = null; }
+        if (cg is null || CgroupCpuReader.TryOpen(cg) is not { } opened) return false;
+        _reader = opened;
+        _readerInode = Native.Libc.StatDirectory(opened.Cgroup.Directory)?.Inode;
+        return true;
+    }
+
+    /// <summary>Whether the cgroup's path still names the directory opened (where stat(2) cannot say: that it exists).</summary>
+    private bool IsOpenedDirectory()
+    {
+        string dir = _reader!.Cgroup.Directory;
+        return Native.Libc.StatDirectory(dir) is { } d ? _readerInode is null || d.Inode == _readerInode : _readerInode is null && Directory.Exists(dir);
+    }
+
+    /// <summary>Forgets the job's cgroup and its steps' (a requeue makes new step cgroups, maybe at the same paths).</summary>
+    private void DropCgroup()
+    {
+        _reader!.Dispose();
+        _reader = null;
+        _listedState = null; // a new job directory is listed anew, whatever inode it reuses
+        foreach (var e in _steps.Values) e.Reader.Dispose();
+        _steps.Clear();
+        _listed.Clear();
+    }
+
+    /// <summary>
+    /// Steps above their job in a period (CPU time a step ran between the step reads and the job's read of the period
+    /// before reaches the step one period after the job) are scaled down to the job's: step × job / Σ steps, floored, so
+    /// Σ step shares ≤ the job's share in every period; the step time cut is at most that gap.
+    /// </summary>
+    private static void ClampSteps(List<(string Step, ulong Ns)> steps, ulong jobNs)
+    {
+        UInt128 sum = 0;
+        foreach (var (_, ns) in steps) sum += ns;
+        if (sum <= jobNs) return;
+        for (int i = 0; i < steps.Count; i++)
+            steps[i] = (steps[i].Step, (ulong)(steps[i].Ns * (UInt128)jobNs / sum));
     }
 
     /// <summary>
@@ -112,6 +184,8 @@ public sealed class JobCpu : IDisposable
         steps.Clear();
         _stepsSeen.Clear();
         _listed.Clear();
+        bool baseline = (_recovered && !_stepsListed) || (_lost && _readerInode is not null && _readerInode == _lastInode);
+        _stepsListed = true;
         var found = locator.EnumerateSteps(_reader!.Cgroup);
         bool complete = true;
         foreach (var step in found)
@@ -125,12 +199,16 @@ public sealed class JobCpu : IDisposable
             }
             if (!entry!.Reader.TryReadNs(out ulong sns))
             {
-                if (!known) entry.Reader.Dispose();
+                // Removed since the listing, or replaced at the same path: opened anew at the next listing.
+                entry.Reader.Dispose();
+                if (known) _steps.Remove(step.Directory);
                 complete = false;
                 continue;
             }
             if (!known) _steps[step.Directory] = entry;
-            ulong sd = known || !_recovered ? sns - Math.Min(sns, entry.LastNs) : 0;
+            // A new step's whole usage is this period's, except at the first listing of a recovered job (its usage so far
+            // belongs to periods already gone) and of a lost job cgroup found again unchanged (counted before it was lost).
+            ulong sd = known || !baseline ? sns - Math.Min(sns, entry.LastNs) : 0;
             entry.LastNs = sns;
             steps.Add((step.Step, sd));
             _listed.Add(entry);

@@ -551,13 +551,14 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 }
 
                 if (!raw) _node.Append(SpoolSeries.NodeConsumer, c, ch, wall, interval, e, f);
-                for (int j = 0; j < nj; j++) _node.Append(jobs[j].Consumer, c, ch, wall, interval, shares[j], f);
+                for (int j = 0; j < nj; j++) _node.Append(jobs[j].Consumer, c, ch, wall, interval, shares[j], ShareFlags(jobs[j], ch, f));
                 _node.Append(SpoolSeries.UnattributedConsumer, c, ch, wall, interval, unattributed, f);
 
                 for (int j = 0; j < nj; j++)
                 {
                     var job = jobs[j];
-                    job.Append(job.Consumer, c, ch, wall, interval, shares[j], f);
+                    var jf = ShareFlags(job, ch, f);
+                    job.Append(job.Consumer, c, ch, wall, interval, shares[j], jf);
                     // Node-level series reach the user's file only when no one else shares the node (CVE-2020-8694).
                     if (job.Exclusive || nj == 1)
                     {
@@ -567,7 +568,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                     // Steps: parts of the job's share by their own CPU time, same denominator (never added to the job).
                     if (ch.Resource.Kind == ResourceKind.Gpu || job.Exclusive) continue;
                     foreach (var (step, stepNs) in job.Steps)
-                        job.Append(job.StepConsumer(step), c, ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), f);
+                        job.Append(job.StepConsumer(step), c, ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), jf);
                 }
             }
             // The day's node file rolls after the split, never before: the raw reads of the period that straddles a UTC
@@ -576,6 +577,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             _node.Roll(wall);
         }
     }
+
+    /// <summary>
+    /// A job's share of a CPU-side counter in the period its cgroup was read again after it was lost (a requeue while
+    /// registered): flagged <see cref="SpoolFlags.ReadError"/>, since it misses the old cgroup's CPU time since its last read.
+    /// </summary>
+    private static SpoolFlags ShareFlags(NodeJob job, EnergyChannel ch, SpoolFlags f) =>
+        job.Cpu.Refound && !job.Exclusive && ch.Resource.Kind != ResourceKind.Gpu ? f | SpoolFlags.ReadError : f;
 
     /// <summary>
     /// Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node (or

@@ -149,10 +149,20 @@ public sealed record JobSummary(
             };
         }
 
-        // Peak-power windows: at least the storage period, and the attribution period the shares are stored at.
+        // Peak-power windows: at least the storage period, and the attribution period the shares are stored at. Each
+        // source stamps its own reads (raw storage: RAPL every ~1 ms, NVML every 20-100 ms), so a window's length is
+        // taken per source (interface), and only from the domains counted in the total, whose energy the peak is of.
         long windowNs = Math.Max(meta.StoragePeriodMs, meta.AttributionPeriodMs) * 1_000_000L;
+        var clockOfSeries = new int[meta.Series.Count];
+        var clocks = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < clockOfSeries.Length; i++)
+        {
+            var s = meta.Series[i];
+            if (!kindOfSeries[i].CountsInTotal()) clockOfSeries[i] = -1;
+            else if (!clocks.TryGetValue(s.Interface, out clockOfSeries[i])) clocks[s.Interface] = clockOfSeries[i] = clocks.Count;
+        }
         var acc = new ConsumerAccumulator[4 + stepIds.Count];
-        for (int i = 0; i < acc.Length; i++) acc[i] = new ConsumerAccumulator(meta.Series.Count, windowNs);
+        for (int i = 0; i < acc.Length; i++) acc[i] = new ConsumerAccumulator(meta.Series.Count, windowNs, clockOfSeries, clocks.Count);
         var unc = new UncertaintyAccumulator[acc.Length];
         for (int i = 0; i < unc.Length; i++) unc[i] = new UncertaintyAccumulator(meta, options.Uncertainty.MaxPowerW);
         var carbon = new CarbonAccumulator(options.Carbon);
@@ -236,7 +246,7 @@ public sealed record JobSummary(
         return stepIds.Count - 1;
     }
 
-    private sealed class ConsumerAccumulator(int seriesCount, long windowNs)
+    private sealed class ConsumerAccumulator(int seriesCount, long windowNs, int[] clockOfSeries, int clocks)
     {
         // Per series raw sums and monotonic time covered. Int128: a long holds 2^63 units, which in perf's 2^-32 J is
         // 2^31 J, ~50 days of a 500 W package; records are longs, so no sum of them can overflow an Int128.
@@ -244,7 +254,7 @@ public sealed record JobSummary(
         private readonly long[] _intervalNs = new long[seriesCount];
         private long _start = long.MaxValue, _end = long.MinValue;
         private long _samples, _wrap, _readErrors, _implausible;
-        private readonly PeakPower _peak = new(windowNs);
+        private readonly PeakPower _peak = new(windowNs, clocks);
 
         public void Add(in SpoolRecord r, double countedJoules)
         {
@@ -257,7 +267,7 @@ public sealed record JobSummary(
             long start = r.WallNs - r.IntervalNs;
             if (start < _start) _start = start;
             if (r.WallNs > _end) _end = r.WallNs;
-            _peak.Add(r.WallNs, r.IntervalNs, countedJoules);
+            if (clockOfSeries[r.Series] >= 0) _peak.Add(r.WallNs, clockOfSeries[r.Series], r.IntervalNs, countedJoules);
         }
 
         public ConsumerSummary Finish(string consumer, SpoolMeta meta, ResourceKind[] kinds, long fallbackStart)
@@ -273,44 +283,48 @@ public sealed record JobSummary(
     }
 
     /// <summary>
-    /// Peak power over windows of consecutive stored timestamps. All series of a consumer are stored at the same
-    /// timestamps (one storage or attribution period); each timestamp's energy (Σ over the counted domains) and
-    /// interval form a step, and steps join a window until it is at least <c>windowNs</c> long. A last window
-    /// shorter than that joins the one before it, so a few-ms final interval is averaged over a whole window.
-    /// Records of one timestamp arrive close together in the spool, so only a small set of recent timestamps is
-    /// kept open: memory stays bounded on a multi-day 1 kHz spool.
+    /// Peak power over windows of consecutive stored timestamps. Each source's reads of the counted domains at one
+    /// timestamp form a step (their energy, and that source's interval); a window ends before the first timestamp after
+    /// any source's steps in it add up to <c>windowNs</c>, and lasts as long as its longest source's steps (sources read
+    /// at their own rates: adding a 1 ms RAPL step and a 50 ms NVML step as two steps counted most windows twice as long).
+    /// A last window shorter than <c>windowNs</c> joins the one before it, so a few-ms final interval is averaged over a
+    /// whole window. Records of one timestamp arrive close together in the spool, so only a small set of recent
+    /// timestamps is kept open: memory stays bounded on a multi-day 1 kHz spool.
     /// </summary>
-    private sealed class PeakPower(long windowNs)
+    private sealed class PeakPower(long windowNs, int clocks)
     {
         private const int OpenLimit = 4096;
-        private readonly SortedDictionary<long, (double Joules, long IntervalNs)> _open = new();
+        private readonly SortedDictionary<(long WallNs, int Clock), (double Joules, long IntervalNs)> _open = new();
+        private readonly long[] _clockNs = new long[clocks]; // each source's time in the open window
         private double _max;
         private double _windowJ, _prevJ;
-        private long _windowNs, _prevNs;
+        private long _windowNs, _prevNs, _lastWallNs = long.MinValue;
 
-        public void Add(long wallNs, long intervalNs, double joules)
+        public void Add(long wallNs, int clock, long intervalNs, double joules)
         {
-            _open[wallNs] = _open.TryGetValue(wallNs, out var t) ? (t.Joules + joules, Math.Max(t.IntervalNs, intervalNs)) : (joules, intervalNs);
+            var key = (wallNs, clock);
+            _open[key] = _open.TryGetValue(key, out var t) ? (t.Joules + joules, Math.Max(t.IntervalNs, intervalNs)) : (joules, intervalNs);
             if (_open.Count > 2 * OpenLimit) CloseOldest(_open.Count - OpenLimit);
         }
 
         private void CloseOldest(int count)
         {
             var keys = _open.Keys.Take(count).ToArray();
-            foreach (long k in keys)
+            foreach (var k in keys)
             {
                 var (j, ns) = _open[k];
                 _open.Remove(k);
-                Step(j, ns);
+                Step(k.WallNs, k.Clock, j, ns);
             }
         }
 
-        private void Step(double joules, long intervalNs)
+        private void Step(long wallNs, int clock, double joules, long intervalNs)
         {
+            if (wallNs != _lastWallNs && _windowNs >= windowNs && _windowNs > 0) CloseWindow();
+            _lastWallNs = wallNs;
             _windowJ += joules;
-            _windowNs += intervalNs;
-            if (_windowNs < windowNs || _windowNs <= 0) return;
-            CloseWindow();
+            _clockNs[clock] += intervalNs;
+            _windowNs = Math.Max(_windowNs, _clockNs[clock]);
         }
 
         private void CloseWindow()
@@ -318,11 +332,13 @@ public sealed record JobSummary(
             if (_prevNs > 0) _max = Math.Max(_max, _prevJ / (_prevNs / 1e9));
             (_prevJ, _prevNs) = (_windowJ, _windowNs);
             (_windowJ, _windowNs) = (0, 0);
+            Array.Clear(_clockNs);
         }
 
         public double Finish()
         {
             CloseOldest(_open.Count);
+            if (_windowNs >= windowNs && _windowNs > 0) CloseWindow();
             // The short remainder joins the last full window; alone (a job shorter than one window) it is the window.
             (_prevJ, _prevNs) = (_prevJ + _windowJ, _prevNs + _windowNs);
             if (_prevNs > 0) _max = Math.Max(_max, _prevJ / (_prevNs / 1e9));

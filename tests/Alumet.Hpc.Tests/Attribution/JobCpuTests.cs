@@ -87,6 +87,32 @@ public sealed class JobCpuTests : IDisposable
         cpu.Dispose();
     }
 
+    /// <summary>
+    /// A job taken back by a restarted sampler: its usage and its steps' so far are baselines taken at its registration,
+    /// and a step that starts afterwards is new (its whole usage is its first period's). The first period counted the
+    /// job's whole usage since its start, and a later step counted 0 in its first period.
+    /// </summary>
+    [Fact]
+    public void ARecoveredJobCountsFromItsRegistrationAndItsLaterStepsWhole()
+    {
+        _cg.SetV1Usage(Job, 1000);
+        _cg.SetV1Usage(Job + "/step_batch", 900);
+        var locator = new DirectoryJobLocator(_cg.PathOf("cpuacct", "slurm", "uid_1000"), CgroupVersion.V1);
+        using var cpu = new JobCpu(new JobIdentity("slurm", "test", "42", "alice", 1000, "node1"), locator, recovered: true);
+        var steps = new List<(string Step, ulong Ns)>();
+
+        _cg.SetV1Usage(Job, 1100);
+        _cg.SetV1Usage(Job + "/step_batch", 1000);
+        Assert.Equal(100UL, cpu.Sample(1, steps));
+        Assert.Equal(new Dictionary<string, ulong> { ["batch"] = 100 }, Steps(steps));
+
+        _cg.SetV1Usage(Job, 1200);
+        _cg.SetV1Usage(Job + "/step_batch", 1050);
+        _cg.SetV1Usage(Job + "/step_0", 50);
+        Assert.Equal(100UL, cpu.Sample(2, steps));
+        Assert.Equal(new Dictionary<string, ulong> { ["batch"] = 50, ["0"] = 50 }, Steps(steps));
+    }
+
     [Fact]
     public void AJobDirectoryHoldingSomethingElseThanStepsIsListedEveryPeriod()
     {

@@ -20,10 +20,12 @@ public sealed class BmcSimulator : TempTree
 
     public static string ScriptPath => Path.Combine(RepoRoot(), "tests", "e2e", "bmc", "bmc-sim.sh");
 
-    public BmcSimulator(string script = "watts 300", int sensorWatts = 300) : base("alumet-bmc")
+    /// <param name="sdrUnits1">The power sensor's "sensor units 1" byte in its SDR (0x28: Watts per hour).</param>
+    public BmcSimulator(string script = "watts 300", int sensorWatts = 300, byte sdrUnits1 = 0) : base("alumet-bmc")
     {
         Write("bmc.script", script + "\n");
         Write("sensor_watts", sensorWatts + "\n");
+        if (sdrUnits1 != 0) Write("sdr_units1", $"0x{sdrUnits1:x2}\n");
         Exception? last = null;
         for (int attempt = 0; attempt < 3; attempt++) // a free port can be taken between probing and binding
         {

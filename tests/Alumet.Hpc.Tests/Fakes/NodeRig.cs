@@ -43,7 +43,9 @@ public sealed class NodeRig : IDisposable
 
     /// <param name="finalization">Where ended jobs and closed days are written (default: in this process).</param>
     /// <param name="beforeCgroupLookup">Run by Register when it looks a job's cgroup up (between its checks and its answer).</param>
-    public NodeSampler NewNode(AlumetConfig cfg, IJobFinalization? finalization = null, Action? beforeCgroupLookup = null)
+    /// <param name="wrapLocator">Wraps the jobs' cgroup locator (a test's view of the cgroup reads).</param>
+    public NodeSampler NewNode(AlumetConfig cfg, IJobFinalization? finalization = null, Action? beforeCgroupLookup = null,
+        Func<DirectoryJobLocator, IJobCgroupLocator>? wrapLocator = null)
     {
         var rapl = new RaplSource(PowercapDiscovery.Discover(Powercap.Root).Zones);
         Slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
@@ -54,7 +56,8 @@ public sealed class NodeRig : IDisposable
             Locators = (_, _) =>
             {
                 beforeCgroupLookup?.Invoke();
-                return new DirectoryJobLocator(parent, CgroupVersion.V1);
+                var locator = new DirectoryJobLocator(parent, CgroupVersion.V1);
+                return wrapLocator is null ? locator : wrapLocator(locator);
             },
         };
     }

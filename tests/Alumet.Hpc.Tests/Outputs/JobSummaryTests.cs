@@ -137,6 +137,35 @@ public sealed class JobSummaryTests
         Assert.Equal(10.0, s.Job.ElapsedS, 12);
     }
 
+    /// <summary>
+    /// At raw storage the node's series are the sources' own reads: RAPL every 1 ms, NVML every 50 ms, the BMC every 1 s
+    /// (not in the total). A peak window is at least 1 s of each source's own time: 300 W in the first second (package
+    /// 100 W + GPU 200 W), 500 W in the second (300 + 200). Every source's steps used to be added into one window length
+    /// (the BMC's 1 s included), so the windows were longer than the time they held and the node's peak read low.
+    /// </summary>
+    [Fact]
+    public void TheNodesPeakAtRawStorageTakesEachSourcesOwnTime()
+    {
+        using var tmp = new TempDir();
+        var meta = TestSpools.Meta("9"); // raw storage, 1 s attribution period: 1 s windows
+        meta.Series.Add(TestSpools.S("node", "cpu_package", "0"));
+        meta.Series.Add(TestSpools.S("node", "gpu", "0000:3b:00.0", "nvml-energy-counter", 1e-3));
+        meta.Series.Add(TestSpools.S("node", "node_wall", "bmc", "ipmi-dcmi", 1e-3));
+        var recs = new List<SpoolRecord>();
+        for (long ms = 1; ms <= 2000; ms++)
+        {
+            long at = TestSpools.T0 + ms * 1_000_000;
+            recs.Add(TestSpools.R(at, 1_000_000, ms <= 1000 ? 100_000 : 300_000, 0)); // 100 W, then 300 W
+            if (ms % 50 == 0) recs.Add(TestSpools.R(at, 50_000_000, 10_000, 1));    // 200 W
+            if (ms % 1000 == 0) recs.Add(TestSpools.R(at, Sec, 600_000, 2));        // 600 W at the wall
+        }
+        TestSpools.Write(tmp.Path, meta, recs);
+        var s = JobSummary.FromSpool(tmp.Path);
+        Assert.Equal(500.0, s.Node.MaxPowerW, 9);
+        Assert.Equal(800.0, s.Node.TotalEnergyJ, 9); // 100 + 300 J of package, 400 J of GPU
+        Assert.Equal(400.0, s.Node.AvePowerW, 9);
+    }
+
     [Fact]
     public void AShortFinalIntervalJoinsTheWindowBeforeItInsteadOfMakingThePeak()
     {

@@ -121,6 +121,7 @@ public sealed class BmcReader : IDisposable
         if (!IpmiPower.CompletedOk(_rs.AsSpan(0, n), out problem) || n < 4) { problem = $"Reserve SDR Repository: {problem}"; return null; }
         byte resLs = _rs[2], resMs = _rs[3];
         ushort id = 0;
+        string? firstRefused = null; // a Watts sensor refused for its unit (Watts per hour): said when no other is found
         Span<byte> record = stackalloc byte[256];
         for (int guard = 0; guard < 1024 && id != 0xFFFF; guard++)
         {
@@ -142,10 +143,14 @@ public sealed class BmcReader : IDisposable
                 _rs.AsSpan(4, got).CopyTo(record[off..]);
                 off += got;
             }
-            if (IpmiPower.ParsePowerSensor(record[..total], _s.Sensor) is { } found) return found;
+            if (IpmiPower.ParsePowerSensor(record[..total], _s.Sensor, out string? refused) is { } found) return found;
+            firstRefused ??= refused;
             id = next;
         }
         problem = _s.Sensor.Length > 0 ? $"no sensor named \"{_s.Sensor}\" with unit Watts in the SDR repository" : "no sensor with unit Watts in the SDR repository";
+        if (firstRefused is not null)
+            problem = _s.Sensor.Length > 0 ? $"{firstRefused}: not used; name a sensor in Watts in [bmc] sensor"
+                : $"{firstRefused}: not used, and no other sensor has unit Watts in the SDR repository";
         return null;
     }
 

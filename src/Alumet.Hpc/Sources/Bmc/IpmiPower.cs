@@ -74,22 +74,42 @@ public static class IpmiPower
 
     /// <summary>
     /// A full sensor record (from its header) that measures Watts with a linear conversion, or null. <paramref name="wanted"/>
-    /// selects by id string (empty: any Watts sensor).
+    /// selects by id string (empty: any Watts sensor). <paramref name="refused"/> says why a sensor of the wanted name whose
+    /// base unit is Watts is not used: its unit is a rate of Watts (Watts per hour), a modifier unit, or a percentage.
     /// </summary>
-    public static PowerSensor? ParsePowerSensor(ReadOnlySpan<byte> record, string wanted)
+    public static PowerSensor? ParsePowerSensor(ReadOnlySpan<byte> record, string wanted, out string? refused)
     {
+        refused = null;
         // Header 5 bytes, key 3, body: indexes below are 0-based into the whole record.
-        if (record.Length < 48 || record[3] != 0x01) return null;
-        if (record[21] != UnitWatts || (record[20] & 0x06) != 0 /* rate or modifier unit */) return null;
+        if (record.Length < 48 || record[3] != 0x01 || record[21] != UnitWatts) return null;
+        int len = record[47] & 0x1F;
+        string name = Encoding.ASCII.GetString(record.Slice(48, Math.Min(len, record.Length - 48))).TrimEnd('\0', ' ');
+        if (wanted.Length > 0 && !string.Equals(name, wanted, StringComparison.OrdinalIgnoreCase)) return null;
+        // Sensor units 1 (IPMI 2.0 table 43-1, byte 21): bits 7:6 analog format, 5:3 rate unit, 2:1 modifier unit, 0 percentage.
+        byte units1 = record[20];
+        string? unit = ((units1 >> 3) & 0x07) switch
+        {
+            0 => null,
+            1 => "Watts per µs",
+            2 => "Watts per ms",
+            3 => "Watts per second",
+            4 => "Watts per minute",
+            5 => "Watts per hour",
+            6 => "Watts per day",
+            _ => "Watts per a reserved rate unit",
+        };
+        unit ??= (units1 & 0x06) != 0 ? "Watts combined with a modifier unit" : (units1 & 0x01) != 0 ? "a percentage of Watts" : null;
+        if (unit is not null)
+        {
+            refused = $"\"{name}\" is in {unit} (sensor units 1 = 0x{units1:X2} in its SDR), not Watts";
+            return null;
+        }
         if ((record[23] & 0x7F) != 0) return null; // non-linear: needs the linearization formula
-        int format = record[20] >> 6;
+        int format = units1 >> 6;
         if (format == 3) return null; // no analog reading
         int m = TenBits(record[24], record[25]);
         int b = TenBits(record[26], record[27]);
         int rexp = FourBits(record[29] >> 4), bexp = FourBits(record[29] & 0x0F);
-        int len = record[47] & 0x1F;
-        string name = Encoding.ASCII.GetString(record.Slice(48, Math.Min(len, record.Length - 48))).TrimEnd('\0', ' ');
-        if (wanted.Length > 0 && !string.Equals(name, wanted, StringComparison.OrdinalIgnoreCase)) return null;
         return new PowerSensor(record[7], (byte)(record[6] & 0x03), name, new SensorFactors(m, b, bexp, rexp, format));
     }
 

@@ -22,7 +22,11 @@ public sealed class ProcStat : IDisposable
             throw new InvalidDataException($"{Path.Combine(procfsRoot, "stat")}: no aggregate 'cpu' line");
     }
 
-    /// <summary>Busy (user+nice+system+irq+softirq+steal) and idle (idle+iowait) ticks summed over all CPUs.</summary>
+    /// <summary>
+    /// Busy (user+nice+system+irq+softirq) and idle (idle+iowait) ticks summed over all CPUs. <c>steal</c> is neither: on
+    /// a VM it is time the hypervisor ran another guest on this vCPU, no work of this node's, so neither the split's
+    /// denominator (README, "Attribution") nor the estimate's busy power counts it.
+    /// </summary>
     public bool TryRead(out ulong busyTicks, out ulong idleTicks)
     {
         busyTicks = idleTicks = 0;
@@ -35,7 +39,7 @@ public sealed class ProcStat : IDisposable
         if (eol > 0) s = s[..eol];
         s = s[4..];
         // user nice system idle iowait irq softirq steal guest guest_nice (guest is already inside user)
-        Span<ulong> v = stackalloc ulong[8];
+        Span<ulong> v = stackalloc ulong[7];
         for (int i = 0; i < v.Length; i++)
         {
             s = s.TrimStart((byte)' ');
@@ -43,7 +47,7 @@ public sealed class ProcStat : IDisposable
             if (!Utf8Parser.TryParse(s, out v[i], out int used)) return false;
             s = s[used..];
         }
-        busyTicks = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+        busyTicks = v[0] + v[1] + v[2] + v[5] + v[6];
         idleTicks = v[3] + v[4];
         return true;
     }

@@ -58,7 +58,8 @@ public static partial class PowercapDiscovery
             };
             if (kind is null) { problems.Add($"{path}: unknown RAPL domain '{name}', ignored"); continue; }
 
-            var resource = new ResourceId(kind.Value, socket);
+            // One platform counter per node: psys:0, as the msr and perf interfaces name it, whatever its zone index.
+            var resource = new ResourceId(kind.Value, kind == ResourceKind.Psys ? "0" : socket);
             if (!seen.Add(resource)) continue; // MMIO duplicate of an MSR zone
 
             string maxText = SysfsCounterFile.ReadText(System.IO.Path.Combine(path, "max_energy_range_uj")) ?? "";

@@ -138,19 +138,16 @@ public sealed class RaplCrossCheck : IDisposable
 
     private static MeasurementInterface Iface(IEnergySource s) => s.Channels.Count > 0 ? s.Channels[0].Interface : MeasurementInterface.Powercap;
 
-    /// <summary>powercap numbers psys by zone index, the others 0: one platform counter either way, so psys compares by kind.</summary>
-    private static string Key(ResourceId r) => r.Kind == ResourceKind.Psys ? "psys" : r.ToString();
-
     private static string Name(IEnergySource s) => Iface(s) is MeasurementInterface.PowercapMmio ? "powercap" : Iface(s).Wire();
 
     /// <summary>Differences between the domain sets, one sentence per interface that differs from the chosen one.</summary>
     public IReadOnlyList<string> CompareDomains()
     {
         var messages = new List<string>();
-        var chosen = Sources[0].Channels.Select(c => Key(c.Resource)).ToHashSet();
+        var chosen = Sources[0].Channels.Select(c => c.Resource.ToString()).ToHashSet();
         foreach (var other in Sources.Skip(1))
         {
-            var theirs = other.Channels.Select(c => Key(c.Resource)).ToHashSet();
+            var theirs = other.Channels.Select(c => c.Resource.ToString()).ToHashSet();
             var onlyThem = theirs.Except(chosen).Order(StringComparer.Ordinal).ToArray();
             var onlyUs = chosen.Except(theirs).Order(StringComparer.Ordinal).ToArray();
             if (onlyThem.Length == 0 && onlyUs.Length == 0) continue;
@@ -196,7 +193,7 @@ public sealed class RaplCrossCheck : IDisposable
                 counter.Read(_first[s][i], _firstNs);
                 var step = counter.Read(second[s][i], monotonicNs);
                 if (step.Implausible) continue; // a reset in the window: nothing to compare
-                energy[s][Key(chans[i].Resource)] = (step.Delta * chans[i].JoulesPerUnit, chans[i].JoulesPerUnit);
+                energy[s][chans[i].Resource.ToString()] = (step.Delta * chans[i].JoulesPerUnit, chans[i].JoulesPerUnit);
             }
         }
         var messages = new List<string>();

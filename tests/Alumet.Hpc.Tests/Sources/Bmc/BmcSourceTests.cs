@@ -73,6 +73,22 @@ public class BmcSourceTests
         Assert.Equal(ExactMj(250_000, src.CoveredNs), mj);
     }
 
+    /// <summary>
+    /// A sensor whose base unit is Watts but whose SDR gives a rate unit (sensor units 1 bits 5:3, IPMI 2.0 table 43-1:
+    /// 101 = per hour) is not a power: it used to be read as Watts (only the modifier bits were checked).
+    /// </summary>
+    [Fact]
+    public void AWattsPerHourSensorIsRefusedInOneSentence()
+    {
+        using var sim = new BmcSimulator("dcmi 0", sensorWatts: 250, sdrUnits1: 0x28);
+        var src = BmcSource.Open("libfreeipmi.so.17", Settings(sim, iface: "sensor"), out string error);
+        src?.Dispose();
+        Assert.Null(src);
+        Assert.Equal($"BMC at {sim.Host} (IPMI 2.0 LAN): no node power: DCMI not tried ([bmc] interface = \"sensor\"); sensor: "
+            + "\"Pwr Consumption\" is in Watts per hour (sensor units 1 = 0x28 in its SDR), not Watts: not used, and no other sensor "
+            + "has unit Watts in the SDR repository", error);
+    }
+
     [Fact]
     public void DcmiOnlyOnABmcWithoutDcmiIsASentence()
     {

@@ -76,7 +76,7 @@ public sealed class RaplInterfacesTests : IDisposable
         using (var c = Disposing(RaplInterfaces.Choose(cfg)))
         {
             Assert.Equal(MeasurementInterface.Powercap, Interface(c.Choice));
-            Assert.Equal(["RAPL cross-check: powercap and perf report different domains: only powercap has cpu_cores:0, cpu_package:0, dram:0; only perf has psys (the sampler uses powercap)"],
+            Assert.Equal(["RAPL cross-check: powercap and perf report different domains: only powercap has cpu_cores:0, cpu_package:0, dram:0; only perf has psys:0 (the sampler uses powercap)"],
                 c.Choice.CrossCheck!.CompareDomains());
         }
         cfg.Paths.PowercapRoot = _powercap.PathOf("absent");
@@ -116,6 +116,29 @@ public sealed class RaplInterfacesTests : IDisposable
         SetPackage(2_000_000 + 163_840, powercapUnits: 2_000_000 + 131_072);
         Assert.Equal(["RAPL cross-check over 0.50 s: cpu_package:0 msr 10.000000 J, powercap 8.000000 J (20 % apart, tolerance 2 %); the sampler uses msr"],
             check.Finish(500_000_000));
+    }
+
+    /// <summary>
+    /// The platform counter (psys, one per node) is one domain whichever interface reads it: psys:0 on each, so its
+    /// series (Parquet `domain`) keeps its name when a node's interface changes. powercap named it by its zone's index
+    /// (intel-rapl:1 on a one-socket node: psys:1), msr and perf psys:0.
+    /// </summary>
+    [Fact]
+    public void PsysHasOneNameOnEveryInterface()
+    {
+        _powercap.Zone("intel-rapl:1", "psys", MaxRange);
+        _msr.Set(0, 0x64D, 1);
+        using var perf = new PerfPmuTree(type: 1, cpumask: "0").Event("energy-pkg").Event("energy-psys");
+        foreach (var wire in new[] { "perf", "msr", "powercap" })
+        {
+            var cfg = Config(wire);
+            cfg.Paths.PerfPmuRoot = perf.Root;
+            using var c = Disposing(RaplInterfaces.Choose(cfg));
+            var psys = c.Choice.Source!.Channels.Where(ch => ch.Resource.Kind == ResourceKind.Psys).Select(ch => ch.Resource.ToString());
+            Assert.Equal($"{wire}: psys:0", $"{wire}: {string.Join(", ", psys)}");
+        }
+        using var check = Disposing(RaplInterfaces.Choose(Config("powercap", perf: false)));
+        Assert.Empty(check.Choice.CrossCheck!.CompareDomains());
     }
 
     [Fact]

@@ -1,0 +1,205 @@
+using Alumet.Hpc.Attribution;
+using Alumet.Hpc.Config;
+using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Spool;
+using Alumet.Hpc.Tests.Fakes;
+using Alumet.Hpc.Tests.Sampling;
+
+namespace Alumet.Hpc.Tests.Attribution;
+
+/// <summary>
+/// The period's split as the node sampler makes it (Register, Snapshot, the spools' rows), over generated counters,
+/// /proc/stat and Slurm-layout v1 cgroups: the job and step CPU times the snapshot reads, and what it makes of them, in
+/// exact integers (README, "Attribution").
+/// </summary>
+public sealed class SnapshotSplitTests : IDisposable
+{
+    private const long Ms = 1_000_000;
+    private const string JobDir42 = "cpuacct/slurm/uid_1000/job_42";
+    private readonly NodeRig _rig = new();
+
+    public void Dispose() => _rig.Dispose();
+
+    private static string JobDir(AlumetConfig cfg, string id) => NodeRig.Job(id).Job.StateDirectory(cfg.Paths.StateDir);
+
+    private static string NodeDir(NodeSampler node) => Directory.GetDirectories(Path.Combine(node.StateRoot, NodeSpool.Directory)).Single();
+
+    /// <summary>Package rows of one consumer in a spool, in time order: (end of the interval in ms, value, flags).</summary>
+    private static (long Ms, long Value, SpoolFlags Flags)[] Package(string dir, string consumer) =>
+        NodeSamplerTests.Rows(dir).Where(x => x.Consumer == consumer && x.Resource == "cpu_package:0")
+            .Select(x => (x.R.WallNs / Ms, x.R.Value, x.R.Flags)).ToArray();
+
+    /// <summary>A node sampler from zero counters, /proc/stat and job CPU times, with <paramref name="jobs"/> registered.</summary>
+    private NodeSampler FromZero(out AlumetConfig cfg, string[] jobs, Func<DirectoryJobLocator, IJobCgroupLocator>? wrapLocator = null)
+    {
+        cfg = _rig.Config();
+        _rig.SetCounters(0, 0, 0);
+        _rig.Proc.SetStat(0, 0);
+        foreach (string id in jobs) _rig.SetJobCpu(id, 0);
+        var node = _rig.NewNode(cfg, wrapLocator: wrapLocator);
+        foreach (string id in jobs) node.Register(NodeRig.Job(id), false, 0);
+        return node;
+    }
+
+    /// <summary>Runs <paramref name="onListing"/> when the sampler lists a job's steps: CPU time that runs while it reads.</summary>
+    private sealed class RunsWhileListing(DirectoryJobLocator inner, Action onListing) : IJobCgroupLocator, IStepCgroupLocator
+    {
+        public JobCgroup? Find(JobIdentity job) => inner.Find(job);
+        public IReadOnlyList<JobCgroup> EnumerateJobs() => inner.EnumerateJobs();
+        public IReadOnlyList<StepCgroup> EnumerateSteps(JobCgroup job)
+        {
+            onListing();
+            return inner.EnumerateSteps(job);
+        }
+    }
+
+    /// <summary>
+    /// Steps are parts of their job's share: in no period may they add up to more. The snapshot read the job's cgroup
+    /// first and its steps after, so CPU time that ran in between was in the steps and not in the job (period 1: step 0
+    /// runs 100 ms while the steps are listed); and a step's time that ran between the reads of one period reaches the
+    /// step one period after its job (period 2: the steps' reads moved 150 ms, the job's 100 ms).
+    /// </summary>
+    [Fact]
+    public void StepSharesNeverAddUpToMoreThanTheirJobsInAnyPeriod()
+    {
+        bool ran = false;
+        void Step0RunsWhileListed()
+        {
+            if (ran) return;
+            ran = true;
+            _rig.Cgroups.SetV1Usage(JobDir42 + "/step_0", 300 * Ms); // +100 ms in the step, and so in its job
+            _rig.SetJobCpu("42", 700 * Ms);
+        }
+        using var node = FromZero(out var cfg, ["42"], l => new RunsWhileListing(l, Step0RunsWhileListed));
+
+        void Period(int s, ulong jobMs, ulong batchMs, ulong step0Ms, ulong busyTicks)
+        {
+            _rig.SetJobCpu("42", jobMs * Ms);
+            _rig.Cgroups.SetV1Usage(JobDir42 + "/step_batch", batchMs * Ms);
+            _rig.Cgroups.SetV1Usage(JobDir42 + "/step_0", step0Ms * Ms);
+            _rig.Proc.SetStat(busyTicks, 0);
+            _rig.SetCounters((ulong)s * 900_000, 0, 0);
+            node.Snapshot(s * 1000 * Ms, s * 1000 * Ms);
+        }
+        // Period 1: 600 ms in the job (batch 400, step 0 200) when the period ends, then 100 ms more in step 0; node busy 1.1 s.
+        Period(1, 600, 400, 200, 110);
+        // Period 2: the steps' reads moved 150 ms (batch 60, step 0 90), the job's 100 ms; node busy 1 s.
+        Period(2, 800, 460, 390, 210);
+        node.Flush();
+
+        string dir = JobDir(cfg, "42");
+        var job = Package(dir, "job:42");
+        var batch = Package(dir, "step:42.batch");
+        var step0 = Package(dir, "step:42.0");
+        // Period 1, steps read before their job: job 700 ms, batch 400, step 0 300 of a 1.1 s busy node.
+        // Period 2, steps above the job: scaled to its 100 ms (batch 60 × 100 / 150 = 40 ms, step 0 60 ms) of 1 s.
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 572_727, 0), (2000, 90_000, 0) }, job);
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 327_272, 0), (2000, 36_000, 0) }, batch);
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 245_454, 0), (2000, 54_000, 0) }, step0);
+        for (int p = 0; p < 2; p++)
+            Assert.True(batch[p].Value + step0[p].Value <= job[p].Value, $"period {p + 1}: steps {batch[p].Value} + {step0[p].Value} > job {job[p].Value}");
+        node.Close(2000 * Ms, 2000 * Ms);
+    }
+
+    /// <summary>
+    /// A job's cgroup removed and made again while the job stays registered (a requeue): the new cgroup's whole usage is
+    /// the job's, counted from the period it is found, and that period's rows are flagged (the old cgroup's CPU time
+    /// since its last read is missing). It used to keep the old cgroup's last usage as the new one's baseline, counting 0
+    /// until the new usage passed it (the kernel's removed cgroup reads fail: <paramref name="oldReadFails"/>; a plain
+    /// file, or a kernel whose removed file still reads its last value, is caught by its directory's inode).
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AJobCgroupMadeAgainCountsItsWholeUsageOnceAndFlagsThePeriodItIsFound(bool oldReadFails)
+    {
+        using var node = FromZero(out var cfg, ["42"]);
+        void Period(int s, ulong jobMs)
+        {
+            if (jobMs > 0) _rig.SetJobCpu("42", jobMs * Ms);
+            _rig.Proc.SetStat((ulong)s * 100, 0);
+            _rig.SetCounters((ulong)s * 900_000, 0, 0);
+            node.Snapshot(s * 1000 * Ms, s * 1000 * Ms);
+        }
+        Period(1, 600);
+        // The requeue: the old cgroup goes (its open file: unreadable, or its last value), a new one is made at its path.
+        string old = _rig.Cgroups.PathOf(JobDir42);
+        if (oldReadFails) File.WriteAllText(Path.Combine(old, "cpuacct.usage"), "");
+        Directory.Move(old, old + ".old");
+        _rig.SetJobCpu("42", 200 * Ms);
+        Directory.Delete(old + ".old", recursive: true);
+        Period(2, 0);   // the old cgroup is lost: nothing known for the job
+        Period(3, 500); // the new one is found: its whole 500 ms
+        Period(4, 900); // and goes on
+        node.Flush();
+
+        string dir = JobDir(cfg, "42");
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 540_000, 0), (2000, 0, 0), (3000, 450_000, SpoolFlags.ReadError), (4000, 360_000, 0) },
+            Package(dir, "job:42"));
+        // Every interval still conserves: the job alone on the node gets the node and unattributed series.
+        var node42 = Package(dir, "node");
+        var unattributed = Package(dir, "unattributed");
+        for (int p = 0; p < 4; p++) Assert.Equal(node42[p].Value, Package(dir, "job:42")[p].Value + unattributed[p].Value);
+        node.Close(4000 * Ms, 4000 * Ms);
+    }
+
+    /// <summary>
+    /// /proc/stat's <c>steal</c> is time the hypervisor gave this vCPU to another guest: not work of this node, so not in
+    /// the split's denominator. It was counted busy: on a VM the jobs' shares shrank by the stolen fraction.
+    /// </summary>
+    [Fact]
+    public void StolenTimeIsNotBusyTimeOfTheNode()
+    {
+        using var node = FromZero(out var cfg, ["42", "43"]);
+        // 0.6 s run on the node (job 42 0.3 s, job 43 0.2 s, 0.1 s of the system), 0.4 s stolen, 1 s idle.
+        _rig.SetJobCpu("42", 300 * Ms);
+        _rig.SetJobCpu("43", 200 * Ms);
+        _rig.Proc.SetStat(60, 100, stealTicks: 40);
+        _rig.SetCounters(900_000, 0, 0);
+        node.Snapshot(1000 * Ms, 1000 * Ms);
+        node.Flush();
+
+        string nodeDir = NodeDir(node);
+        Assert.Equal(450_000, Assert.Single(Package(nodeDir, "job:42")).Value);
+        Assert.Equal(300_000, Assert.Single(Package(nodeDir, "job:43")).Value);
+        Assert.Equal(150_000, Assert.Single(Package(nodeDir, "unattributed")).Value);
+        node.Close(1000 * Ms, 1000 * Ms);
+    }
+
+    /// <summary>
+    /// A sampler restarted (crash, kill -9) takes its registered jobs back: their cgroups' usage so far belongs to periods
+    /// already gone, so the first period after the restart counts from the restart. It counted the whole usage since the
+    /// job's start, so a long job took nearly all of that period's energy from the jobs beside it.
+    /// </summary>
+    [Fact]
+    public void ARecoveredJobsFirstPeriodCountsFromTheRestartNotFromTheJobsStart()
+    {
+        var first = FromZero(out var cfg, ["42", "43"]);
+        _rig.SetJobCpu("42", 500 * Ms);
+        _rig.SetJobCpu("43", 300 * Ms);
+        _rig.Proc.SetStat(100, 0);
+        _rig.SetCounters(900_000, 0, 0);
+        first.Snapshot(1000 * Ms, 1000 * Ms);
+        first.Flush(); // then killed: no Close
+
+        // While no sampler runs the jobs go on (job 42 to 3600 s, job 43 to 60 s); a new sampler takes them back.
+        _rig.SetJobCpu("42", 3_600_000 * Ms);
+        _rig.SetJobCpu("43", 60_000 * Ms);
+        _rig.Proc.SetStat(366_100, 0);
+        _rig.SetCounters(5_000_000, 0, 0);
+        using var second = _rig.NewNode(cfg);
+        foreach (var reg in NodeSampler.Unfinished(cfg.Paths.StateDir).OrderBy(r => r.Job.JobId, StringComparer.Ordinal))
+            second.Register(reg, recovered: true, 0);
+        // Its first period: job 42 0.5 s, job 43 0.3 s of a 1 s busy node.
+        _rig.SetJobCpu("42", 3_600_500 * Ms);
+        _rig.SetJobCpu("43", 60_300 * Ms);
+        _rig.Proc.SetStat(366_200, 0);
+        _rig.SetCounters(5_900_000, 0, 0);
+        second.Snapshot(2000 * Ms, 2000 * Ms);
+        second.Flush();
+
+        Assert.Equal(new long[] { 450_000, 450_000 }, Package(JobDir(cfg, "42"), "job:42").Select(r => r.Value));
+        Assert.Equal(new long[] { 270_000, 270_000 }, Package(JobDir(cfg, "43"), "job:43").Select(r => r.Value));
+        second.Close(2000 * Ms, 2000 * Ms);
+    }
+}
