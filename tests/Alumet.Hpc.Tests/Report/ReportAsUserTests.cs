@@ -257,6 +257,29 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
         }
     }
 
+    /// <summary>
+    /// README "alumet-report": the report gives up its group before it opens a job's Parquet files. The caller's own
+    /// job's file, readable by the group alumet only, is refused to the caller (with the group it would be read).
+    /// </summary>
+    [SkippableFact]
+    public void TheTimelineReadsTheJobsParquetFileWithTheCallersRightsOnly()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string file = $"{_i.DataDir}/lab/slurm/3001/3001.n1.parquet";
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        try
+        {
+            GroupOnlyFile("timeline.parquet", "PAR1 not a Parquet file\n");
+            File.Move(_i.Dir.Sub("lib/timeline.parquet"), file);
+            var r = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, "-j", "3001", "--timeline");
+            Assert.Equal((1, "", $"alumet-report: error: cannot read the Parquet file(s) of job 3001: Access to the path '{file}' is denied.\n"), r);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     /// <summary>A file only the group alumet may read, as the report password file of README's PostgreSQL section.</summary>
     private string GroupOnlyFile(string name, string text)
     {

@@ -220,6 +220,36 @@ public sealed class ReportNativeTests
         Assert.Equal((0, "510|lab\n511|other\n"), Ids(plain, "-M", "lab,other"));
     }
 
+    /// <summary>README "alumet-report": exit 1 when the database cannot be read (not a database, none there), one line.</summary>
+    [Fact]
+    public void ADatabaseThatCannotBeReadIsOneLineAndExit1()
+    {
+        using var dir = new Alumet.Hpc.Tests.Outputs.TempDir();
+        string garbage = dir.Sub("garbage.db"), none = dir.Sub("none.db");
+        File.WriteAllText(garbage, string.Concat(Enumerable.Repeat("not a database ", 40)));
+        Assert.Equal((1, "", $"alumet-report: error: cannot read {garbage}: SQLite Error 26: 'file is not a database'.\n"),
+                     Report("--db", garbage, "-j", "1"));
+        Assert.Equal((1, "", $"alumet-report: error: no accounting database at {none}\n"), Report("--db", none, "-j", "1"));
+        Assert.False(File.Exists(none)); // a report never creates one
+    }
+
+    /// <summary>README "alumet-report", Fields: the list there is what <c>-e</c> prints, in order, and its default is the header.</summary>
+    [Fact]
+    public void TheReadmesFieldListIsWhatEPrintsAndItsDefaultIsTheHeader()
+    {
+        string readme = File.ReadAllText(Path.Combine(TwoUsersInstallation.RepoRoot(), "README.md"));
+        var m = System.Text.RegularExpressions.Regex.Match(readme, @"\*\*Fields\*\* \(`-e` lists them\): `(?<all>[^`]+)` \(default:\s+`(?<def>[^`]+)`\)");
+        Assert.True(m.Success, "README's Fields item not found");
+        var e = Report("-e");
+        Assert.Equal(0, e.Code);
+        Assert.Equal(m.Groups["all"].Value.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries),
+                     e.Out.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
+        using var dir = new Alumet.Hpc.Tests.Outputs.TempDir();
+        string db = dir.Sub("acct.db");
+        using (Alumet.Hpc.Outputs.Accounting.AccountingDb.Open(db)) { }
+        Assert.Equal((0, m.Groups["def"].Value.Replace(',', '|') + "\n"), (Report("--db", db, "-P").Code, Report("--db", db, "-P").Out));
+    }
+
     /// <summary>
     /// A window (-S/-E) keeps the latest run in it, as sacct (its duplicate check sees what its window selected): an
     /// admin's listing of October lost job 600's October run because the id was reused in November, so a month's
