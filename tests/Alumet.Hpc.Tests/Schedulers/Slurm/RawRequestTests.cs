@@ -128,15 +128,13 @@ public class RawRequestTests
     public void TheTickThreadsTimerSlackIs1Ns()
     {
         Skip.If(Environment.UserName != "root", "needs root (the hooks' node sampler)");
-        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 0\ntick_scheduling = \"normal\"\nattribution = \"exclusive\"\nlinger_s = 0");
-        Assert.Equal(0, Hook(install, "prolog_slurmd", "503", ""));
-        try
-        {
-            string slack = $"/proc/{SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(install.Config))!.Value.Pid}/timerslack_ns"; // the main (tick) thread's
-            for (var sw = System.Diagnostics.Stopwatch.StartNew(); File.ReadAllText(slack) != "1\n" && sw.Elapsed < TimeSpan.FromSeconds(30);)
-                Thread.Sleep(20);
-            Assert.Equal("1\n", File.ReadAllText(slack));
-        }
-        finally { Assert.Equal(0, Hook(install, "epilog_slurmd", "503", "")); }
+        const string normalRawTick = "storage_period_ms = 0\ntick_scheduling = \"normal\"\nattribution = \"exclusive\"\nlinger_s = 0";
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), normalRawTick);
+        int started = Hook(install, "prolog_slurmd", "503", "");
+        string slack = $"/proc/{SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(install.Config))!.Value.Pid}/timerslack_ns"; // the main (tick) thread's
+        for (var sw = System.Diagnostics.Stopwatch.StartNew(); File.ReadAllText(slack) != "1\n" && sw.Elapsed < TimeSpan.FromSeconds(30);)
+            Thread.Sleep(20);
+        string seen = File.ReadAllText(slack);
+        Assert.Equal((0, "1\n", 0), (started, seen, Hook(install, "epilog_slurmd", "503", "")));
     }
 }
