@@ -103,6 +103,40 @@ public sealed class DatasetNamesTests
     }
 
     /// <summary>
+    /// README "Who sees what" and "Parquet dataset", through the published hooks: a Slurm job of nobody gets its file
+    /// owned by nobody, mode 0400, in directories 0711 (jobs/cluster=/year=/month=); the day's node file, exported when
+    /// the sampler exits, is root's 0400 in directories 0700 (node/ and node/&lt;node&gt;/).
+    /// </summary>
+    [SkippableFact]
+    public void AJobsFileIsItsUsers0400In0711DirectoriesAndTheNodeFileRoots0400In0700()
+    {
+        Skip.If(Environment.UserName != "root", "needs root");
+        using var install = Install();
+        (string, string)[] nobody = [("SLURM_JOB_USER", "nobody"), ("SLURM_JOB_UID", "65534"), ("SLURM_JOB_GID", "65534")];
+        foreach (var context in new[] { "prolog_slurmd", "epilog_slurmd" })
+        {
+            using var hook = install.StartSlurmHook(context, "744", nobody);
+            Assert.True(hook.WaitForExit(60_000));
+            Assert.Equal(0, hook.ExitCode);
+            Thread.Sleep(context == "prolog_slurmd" ? 500 : 0);
+        }
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("744"));
+        Assert.Equal(JobStatus.Complete, row.Status);
+        string Stat(string path) => Run("/usr/bin/stat", "-c", "%U %a", path).Out;
+        Assert.Equal("nobody 400\n", Stat(row.ParquetPath));
+        string jobs = Path.Combine(install.Config.Paths.DataDir, "jobs");
+        for (string d = Path.GetDirectoryName(row.ParquetPath)!; d.Length >= jobs.Length; d = Path.GetDirectoryName(d)!)
+            Assert.Equal($"{d}: root 711\n", $"{d}: {Stat(d)}");
+
+        string nodeFile = Alumet.Hpc.Spool.NodeSpool.ParquetPath(install.Config, "test", "node1", DateTime.UtcNow.ToString("yyyy-MM-dd"));
+        for (int i = 0; i < 400 && !File.Exists(nodeFile); i++) Thread.Sleep(50); // linger_s = 0: the sampler exits and exports the day
+        Assert.Equal("root 400\n", Stat(nodeFile));
+        Assert.Equal("root 700\n", Stat(Path.GetDirectoryName(nodeFile)!));
+        Assert.Equal("root 700\n", Stat(Path.GetDirectoryName(Path.GetDirectoryName(nodeFile)!)!));
+    }
+
+    /// <summary>
     /// Fails on dd629f5: the second finalization's name has no keyed tag (the regular expression does not match).
     /// </summary>
     [Fact]
