@@ -193,6 +193,8 @@ public static class JobFinalizer
         }
         if (outcome is null) return null;
         Conclude(stateDir, cfg, outcome, removable);
+        // An earlier run moved aside by a requeue (NodeSampler.MoveEarlierRunAside): no epilog asks for its marker.
+        if (!Schedulers.SchedulerInput.IsJobId(Path.GetFileName(Path.TrimEndingDirectorySeparator(stateDir)))) File.Delete(MarkerPath(stateDir));
         if (outcome.ParquetPath.Length > 0)
             Log.Info($"job {outcome.Record!.JobId}: Parquet export retried: {outcome.ParquetPath}; row {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}; {outcome.Delivery}");
         return outcome;

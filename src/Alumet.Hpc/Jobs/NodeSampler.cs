@@ -140,6 +140,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 rawNote = ", its raw-storage request ignored ([sampler] job_raw = \"deny\")";
             }
             string dir = reg.Job.StateDirectory(_cfg.Paths.StateDir);
+            if (!recovered) MoveEarlierRunAside(dir, reg.Job.JobId);
             Directory.CreateDirectory(dir);
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             if (!recovered)
@@ -269,6 +270,35 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         try { File.Move(claimed, marker, overwrite: false); } // link(2): a newer marker written meanwhile stays
         catch (IOException) { File.Delete(claimed); }
         return $"job {reg.Job.JobId}: registration not applied: the job was finalized at {written:yyyy-MM-ddTHH:mm:ss.fff}Z, after its prolog registered it at {Stamp(reg.StartWallNs)}";
+    }
+
+    /// <summary>How long a registration waits for an export retry that holds the earlier run's lock (within the prolog's bound).</summary>
+    private static readonly TimeSpan EarlierRunWait = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// A reused job id (a requeue) never replaces an earlier run: a state dir whose export failed (its spool the only
+    /// copy, retried by JobFinalizer.RetryExports) is renamed under its lock to <c>&lt;job&gt;.run-&lt;run id&gt;</c>, a name
+    /// that is no job id, where the retry still finds it (it reads the job from the spool, not from the name).
+    /// </summary>
+    private static void MoveEarlierRunAside(string dir, string jobId)
+    {
+        string pending = Path.Combine(dir, SamplerFiles.ExportPending);
+        if (!File.Exists(pending)) return;
+        using var claim = FinalizationLock.Acquire(dir, EarlierRunWait, out bool busy);
+        if (busy) throw new InvalidOperationException($"job {jobId}: the kept spool of its earlier run in {dir} is being exported; retry the registration once that export is done");
+        if (claim is null || !File.Exists(pending)) return; // exported meanwhile: nothing left to keep
+        string runId;
+        try { runId = SpoolWriter.ReadMeta(dir).RunId; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { runId = ""; }
+        if (runId.Length == 0 || !runId.All(char.IsAsciiLetterOrDigit)) runId = Clock.WallNs().ToString(CultureInfo.InvariantCulture);
+        string aside = $"{dir}.run-{runId}";
+        if (Path.Exists(aside)) aside += "-" + Clock.WallNs().ToString(CultureInfo.InvariantCulture);
+        try { Directory.Move(dir, aside); } // rename(2); the retry takes the lock we hold before it reads the dir
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"job {jobId}: the kept spool of its earlier run in {dir} could not be moved aside ({ErrorText.Describe(e)}); free the state_dir and retry, the spool is left where it is");
+        }
+        Log.Info($"job {jobId}: the earlier run's spool, kept for a failed export, is now {aside}; exported when a later job on this node ends");
     }
 
     private static string Stamp(long wallNs) => Clock.FromWallNs(wallNs).ToString("yyyy-MM-ddTHH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + "Z";

@@ -246,6 +246,53 @@ public sealed class DatasetNamesTests
         Assert.Single(log, l => l.Contains($" info: job 747: Parquet export retried: {row.ParquetPath}; row complete; row stored in {install.Config.Paths.Database}", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// A reused job id (a Slurm requeue) never replaces an earlier run: the first run's spool, kept because its export
+    /// failed, is moved aside when the id registers again, and the retry at a later job's end exports both runs, each
+    /// to its own file and row. Fails on 010f4bf: the second registration deleted the first run's spool (its row stays partial).
+    /// </summary>
+    [SkippableFact]
+    public void ARequeuedJobIdKeepsTheEarlierRunsSpoolWhoseExportFailed()
+    {
+        Skip.If(Environment.UserName != "root", "needs root");
+        using var install = Install();
+        string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
+        PlantLink(install, [.. Enumerable.Repeat((byte)7, DatasetKey.Length)]);
+        string jobs = Path.Combine(install.Config.Paths.StateDir, "exec");
+        Exec(install, "749");
+        string firstRun = Assert.Single(RunsOf(install, "749")).RunId;
+        Exec(install, "749"); // the same id again: a requeue
+        var runs = RunsOf(install, "749");
+        Assert.Equal([(firstRun, JobStatus.Partial), (runs[1].RunId, JobStatus.Partial)], runs.Select(r => (r.RunId, r.Status)));
+
+        File.Delete(keyFile); // the admin's fix
+        Exec(install, "750"); // a later job's end on the node
+        var end = DateTime.UtcNow.AddSeconds(30);
+        while ((RunsOf(install, "749").Any(r => r.Status != JobStatus.Complete) || Directory.GetDirectories(jobs).Length > 0) && DateTime.UtcNow < end)
+            Thread.Sleep(50);
+        byte[] key = File.ReadAllBytes(keyFile);
+        string month = Path.GetDirectoryName(RowOf(install, "750").ParquetPath)!;
+        runs = RunsOf(install, "749");
+        Assert.Equal(2, runs.Count);
+        Assert.Equal(firstRun, runs[0].RunId);
+        foreach (var row in runs)
+        {
+            Assert.Equal((JobStatus.Complete, "", Path.Combine(month, $"exec.749.{row.Node}.{row.RunId}.{Tag(key, $"exec|749|{row.Node}|{row.RunId}")}.parquet")),
+                (row.Status, row.Reason, row.ParquetPath));
+            Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
+        }
+        Assert.Empty(Directory.GetDirectories(jobs));
+        Assert.Equal(["749.finalized", "750.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        string[] log = File.ReadAllLines(install.Config.Paths.LogFile);
+        Assert.Equal(2, log.Count(l => l.Contains(" info: job 749: Parquet export retried: ", StringComparison.Ordinal)));
+    }
+
+    private static List<JobRecord> RunsOf(TestInstallation install, string jobId)
+    {
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        return [.. db.GetJob(jobId, runs: RunSelection.All).OrderBy(r => r.RunId, StringComparer.Ordinal)];
+    }
+
     private static JobRecord RowOf(TestInstallation install, string jobId)
     {
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
