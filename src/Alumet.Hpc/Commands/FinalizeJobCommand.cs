@@ -17,11 +17,12 @@ public static class FinalizeJobCommand
         var complete = new Option<bool>("--complete") { Description = "the job ended normally (else its row is partial)" };
         var retry = new Option<string?>("--retry-queued-rows") { Description = "retry the node's queued rows until [database] retry_s; the value names them in the log" };
         var nodeDay = new Option<string?>("--node-day") { Description = "export this closed day of the node's spool to the node's root-only Parquet file" };
+        var retryExports = new Option<bool>(FinalizerProcess.RetryExportsOption) { Description = "export again the node's kept spools whose Parquet export failed" };
         var notMeasured = new Option<string?>("--not-measured") { Description = "write the not-measured row of this job (a registration line; the reason on stdin)" };
         var logToStderr = new Option<bool>(FinalizerProcess.LogToStderrOption) { Description = "log to stderr, not syslog (for a sample in the foreground, which shows it)" };
         var cmd = new Command(FinalizerProcess.Command, "Finalize one job ended by the node sampler (run by the node sampler)")
         {
-            config, stateDir, complete, retry, nodeDay, notMeasured, logToStderr,
+            config, stateDir, complete, retry, retryExports, nodeDay, notMeasured, logToStderr,
         };
         cmd.Hidden = true;
         cmd.SetAction(r =>
@@ -31,7 +32,8 @@ public static class FinalizeJobCommand
             Core.Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: !foreground, stderr: foreground);
             // Why the row is partial comes on stdin (never on the command line, which every user can read in /proc).
             string reason = r.GetValue(stateDir) is null && r.GetValue(notMeasured) is null ? "" : Console.In.ReadToEnd();
-            return FinalizerProcess.Serve(cfg, r.GetValue(stateDir), r.GetValue(complete), reason, r.GetValue(retry), r.GetValue(nodeDay), r.GetValue(notMeasured));
+            return FinalizerProcess.Serve(cfg, r.GetValue(stateDir), r.GetValue(complete), reason, r.GetValue(retry), r.GetValue(nodeDay), r.GetValue(notMeasured),
+                r.GetValue(retryExports));
         });
         return cmd;
     }

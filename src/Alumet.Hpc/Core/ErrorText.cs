@@ -39,7 +39,7 @@ public static partial class ErrorText
             DllNotFoundException => (QuotedName().Match(msg) is { Success: true } m ? $"native library {m.Value} not found" : "a native library is missing")
                 + " (install the libraries of out/bin beside alumet-hpc: README \"Install\")",
             IOException => usable ? msg : $"input/output error (code {e.HResult & 0xFFFF})",
-            _ => usable ? msg : e.GetType().Name.Replace("Exception", "") + " error",
+            _ => usable ? msg : $"an unexpected error with no description (code 0x{e.HResult:X8}): report it with this line",
         };
     }
 

@@ -22,6 +22,9 @@ public interface IJobFinalization
     /// <summary>Retries the node's queued rows (a database that was busy or down) until <c>[database] retry_s</c>; blocks.</summary>
     void RetryQueuedRows(string what);
 
+    /// <summary>Exports again the node's kept spools whose Parquet export failed (<see cref="JobFinalizer.RetryExports"/>); blocks.</summary>
+    void RetryExports();
+
     /// <summary>Exports a closed day of the node's spool to its root-only Parquet file (<see cref="Spool.NodeSpool.Export"/>); returns the file; throws with the true reason.</summary>
     string ExportNodeDay(string spoolDir);
 
@@ -42,6 +45,8 @@ public sealed class InProcessFinalization(AlumetConfig cfg) : IJobFinalization
     }
 
     public void RetryQueuedRows(string what) => Outbox.RetryInBackground(cfg, what);
+
+    public void RetryExports() => JobFinalizer.RetryExports(cfg);
 
     public string ExportNodeDay(string spoolDir)
     {
@@ -94,6 +99,15 @@ public sealed class FinalizerProcess(string executable, string? configPath, bool
         var answer = Run(["--retry-queued-rows", what], "retry of the queued rows", "");
         if (answer.Error is { } error) Log.Warn($"{what}: {error}");
     }
+
+    public void RetryExports()
+    {
+        var answer = Run([RetryExportsOption], "retry of the kept spools' exports", "");
+        if (answer.Error is { } error) Log.Warn($"kept spools: {error}");
+    }
+
+    /// <summary>The child's option for <see cref="RetryExports"/>.</summary>
+    public const string RetryExportsOption = "--retry-exports";
 
     public string ExportNodeDay(string spoolDir)
     {
@@ -167,7 +181,8 @@ public sealed class FinalizerProcess(string executable, string? configPath, bool
     /// The child's side (<c>alumet-hpc finalize-job</c>): finalizes a job (or exports a closed day of the node's spool) in
     /// its own process and prints the answer as one JSON line. Exit 0 with the outcome, 1 with the error (logged by the sampler, not here: once).
     /// </summary>
-    public static int Serve(AlumetConfig cfg, string? stateDir, bool complete, string reason, string? retryWhat, string? nodeDay, string? notMeasured = null)
+    public static int Serve(AlumetConfig cfg, string? stateDir, bool complete, string reason, string? retryWhat, string? nodeDay, string? notMeasured = null,
+        bool retryExports = false)
     {
         var local = new InProcessFinalization(cfg);
         FinalizerAnswer answer;
@@ -182,6 +197,11 @@ public sealed class FinalizerProcess(string executable, string? configPath, bool
             else if (nodeDay is not null)
             {
                 answer = new FinalizerAnswer("", "", local.ExportNodeDay(nodeDay), true, "", null);
+            }
+            else if (retryExports)
+            {
+                local.RetryExports();
+                answer = new FinalizerAnswer("", "", "", true, "", null);
             }
             else if (retryWhat is not null)
             {
@@ -209,4 +229,5 @@ public sealed class FinalizerProcess(string executable, string? configPath, bool
 public sealed record FinalizerAnswer(string Status, string Reason, string ParquetPath, bool Stored, string Delivery, string? Error);
 
 [JsonSerializable(typeof(FinalizerAnswer))]
+[JsonSerializable(typeof(JobFinalizer.PendingExport))]
 internal sealed partial class FinalizerJsonContext : JsonSerializerContext;

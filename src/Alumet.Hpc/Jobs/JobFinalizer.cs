@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
 using Alumet.Hpc.Native;
@@ -29,6 +30,24 @@ public static class JobFinalizer
     public const string MarkerSuffix = ".finalized";
 
     public static string MarkerPath(string stateDir) => Path.TrimEndingDirectorySeparator(stateDir) + MarkerSuffix;
+
+    /// <summary>
+    /// Beside the state dir: <c>&lt;job&gt;.withdrawn</c>, written by a prolog that gave up on its registration before it
+    /// returns (SamplerLauncher.Start). A sampler stalled after applying the registration and before answering drops the
+    /// job and its state when it wakes (NodeSampler.Housekeep, told by <see cref="FinalizedElsewhere"/>), and the epilog
+    /// records the job not_measured, as the prolog said (s11 hooks.md 2a).
+    /// </summary>
+    public const string WithdrawnSuffix = ".withdrawn";
+
+    public static string WithdrawnPath(string stateDir) => Path.TrimEndingDirectorySeparator(stateDir) + WithdrawnSuffix;
+
+    /// <summary>When the job's prolog withdrew its registration, if after <paramref name="registeredWallNs"/> (the
+    /// registration's start; 0: any withdrawal), else null.</summary>
+    public static DateTime? WithdrawnAfter(string stateDir, long registeredWallNs)
+    {
+        var written = File.GetLastWriteTimeUtc(WithdrawnPath(stateDir)); // 1601-01-01 when absent
+        return written.Year > 1601 && written > Clock.FromWallNs(Math.Max(0, registeredWallNs)) ? written : null;
+    }
 
     /// <summary>What a finished finalization of this job recorded (<c>complete</c>, <c>partial: reason</c>), or null.</summary>
     public static string? FinalizedLine(string stateDir)
@@ -100,19 +119,118 @@ public static class JobFinalizer
             catch (Exception w) when (w is IOException or UnauthorizedAccessException) { }
             throw;
         }
+        Conclude(stateDir, cfg, outcome, removable);
+        PruneQuietly(cfg);
+        return outcome;
+    }
+
+    /// <summary>After the row: the marker and the state dir's removal, or the state dir kept with its <c>finalized</c> line.</summary>
+    private static void Conclude(string stateDir, AlumetConfig cfg, Outcome outcome, bool removable)
+    {
         string line = (outcome.Reason.Length == 0 ? outcome.Status : $"{outcome.Status}: {outcome.Reason}") + (outcome.Stored ? "" : $" [{outcome.Delivery}]");
         if (removable && cfg.Sampler.KeepState == "failed")
         {
             AtomicFile.WriteAllText(MarkerPath(stateDir), line); // first: a crash between the two leaves a marker, never a lost job
             Directory.Delete(stateDir, recursive: true);         // the lock file goes too; our kernel lock holds until disposed
+            return;
         }
-        else
+        if (outcome.ParquetPath.Length > 0) File.Delete(Path.Combine(stateDir, SamplerFiles.ExportPending)); // exported: nothing to retry
+        AtomicFile.WriteAllText(Path.Combine(stateDir, SamplerFiles.Finalized), line);
+    }
+
+    /// <summary>In <c>state_dir</c>: a job's Parquet export failed and waits for <see cref="RetryExports"/> (one
+    /// <c>stat</c> for the node sampler after each job's end).</summary>
+    public const string ExportsPendingFile = "exports-pending";
+
+    public static string ExportsPendingPath(string stateRoot) => Path.Combine(stateRoot, ExportsPendingFile);
+
+    /// <summary>
+    /// Exports again the kept spools whose Parquet export failed (a refused dataset key, a data_dir that refused the
+    /// file), each under its job's lock: a success writes the file, rewrites the row (complete when the job ended so)
+    /// and removes the spool as any finalization does; the same failure again is not said again. Run after a later
+    /// job's end on the node (<see cref="NodeSampler.End"/>). Returns how many files were written.
+    /// </summary>
+    public static int RetryExports(AlumetConfig cfg)
+    {
+        string flag = ExportsPendingPath(cfg.Paths.StateDir);
+        if (!File.Exists(flag)) return 0;
+        File.Delete(flag); // first: an export failing from here on sets it again, after its own file (seen below or next time)
+        int exported = 0;
+        foreach (string scheduler in Schedulers.SchedulerNames.All)
         {
-            AtomicFile.WriteAllText(Path.Combine(stateDir, SamplerFiles.Finalized), line);
+            List<string> jobs;
+            try { jobs = Directory.EnumerateDirectories(Path.Combine(cfg.Paths.StateDir, scheduler)).ToList(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            foreach (string dir in jobs)
+            {
+                string pending = Path.Combine(dir, SamplerFiles.ExportPending);
+                if (!File.Exists(pending)) continue;
+                if (RetryExport(dir, cfg) is { ParquetPath.Length: > 0 }) exported++;
+                else if (File.Exists(pending)) MarkExportsPending(cfg.Paths.StateDir);
+            }
         }
-        PruneQuietly(cfg);
+        return exported;
+    }
+
+    /// <summary>One kept spool's export again (<see cref="RetryExports"/>); null when nothing changed (its lock is held,
+    /// it is no longer a kept spool, or it failed again for the reason already said).</summary>
+    private static Outcome? RetryExport(string stateDir, AlumetConfig cfg)
+    {
+        using var claim = FinalizationLock.Acquire(stateDir, TimeSpan.Zero, out _);
+        if (claim is null || FinalizedLine(stateDir) is null || ReadPending(stateDir) is not { } pending) return null;
+        Outcome? outcome;
+        bool removable;
+        try { outcome = Record(stateDir, cfg, pending.Complete, pending.Reason, pending.Failure, out removable); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidDataException)
+        {
+            string why = ErrorText.Describe(e);
+            if (why != pending.Failure)
+            {
+                Log.Error($"{stateDir}: its Parquet export could not be retried: {why}; retried again when a later job on this node ends");
+                KeepForRetry(stateDir, cfg, pending with { Failure = why });
+            }
+            return null;
+        }
+        if (outcome is null) return null;
+        Conclude(stateDir, cfg, outcome, removable);
+        if (outcome.ParquetPath.Length > 0)
+            Log.Info($"job {outcome.Record!.JobId}: Parquet export retried: {outcome.ParquetPath}; row {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}; {outcome.Delivery}");
         return outcome;
     }
+
+    /// <summary>What a finalization whose export failed was asked: the retry's row is the one it would have written.</summary>
+    /// <param name="Failure">Why the export failed last: the same failure at a retry is not said again.</param>
+    public sealed record PendingExport(bool Complete, string Reason, string Failure);
+
+    private static PendingExport? ReadPending(string stateDir)
+    {
+        string path = Path.Combine(stateDir, SamplerFiles.ExportPending);
+        try { return JsonSerializer.Deserialize(File.ReadAllText(path), FinalizerJsonContext.Default.PendingExport); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+        catch (JsonException)
+        {
+            // Written whole or not at all (AtomicFile): only a hand edit gets here. Said once: removed.
+            Log.Warn($"{path} is not what a finalization writes; removed: the export of the spool it stands beside is no longer retried");
+            File.Delete(path);
+            return null;
+        }
+    }
+
+    /// <summary>Leaves <paramref name="pending"/> beside the kept spool, then the node's flag that something is pending.</summary>
+    private static void KeepForRetry(string stateDir, AlumetConfig cfg, PendingExport pending)
+    {
+        try
+        {
+            AtomicFile.WriteAllText(Path.Combine(stateDir, SamplerFiles.ExportPending), JsonSerializer.Serialize(pending, FinalizerJsonContext.Default.PendingExport));
+            MarkExportsPending(cfg.Paths.StateDir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Warn($"{stateDir}: its Parquet export cannot be retried later ({ErrorText.Describe(e)}); the spool stays");
+        }
+    }
+
+    private static void MarkExportsPending(string stateRoot) => AtomicFile.WriteAllText(ExportsPendingPath(stateRoot), "");
 
     private static Outcome FinalizeLocked(string stateDir, AlumetConfig cfg, bool complete, string reason, out bool removable)
     {
@@ -136,7 +254,21 @@ public static class JobFinalizer
                 reason = Join(reason, $"the node reads after the last split could not be closed ({e.Message}): the last interval of the file does not conserve");
             }
         }
+        return Record(stateDir, cfg, complete, reason, failedBefore: null, out removable)!;
+    }
+
+    /// <summary>
+    /// The job's summary, Parquet file and row, from its closed spool. A failed export keeps the spool and leaves what was
+    /// asked beside it (<see cref="SamplerFiles.ExportPending"/>) for <see cref="RetryExports"/>, which passes the failure
+    /// recorded there as <paramref name="failedBefore"/>: the same failure again returns null (said once; the row stays).
+    /// </summary>
+    private static Outcome? Record(string stateDir, AlumetConfig cfg, bool complete, string reason, string? failedBefore, out bool removable)
+    {
+        removable = false;
+        string asked = reason;
         var meta = SpoolWriter.ReadMeta(stateDir);
+        // A key still refused is known before the spool is read: a retry after every job's end costs an open, not a summary.
+        if (failedBefore is not null && NameRefusal(cfg, meta) == failedBefore) return null;
         var options = SummaryOptions.FromConfig(cfg);
         foreach (var problem in options.Carbon.Problems) Log.Warn($"job {meta.JobId}: {problem}");
         var summary = JobSummary.FromSpool(stateDir, options);
@@ -175,10 +307,12 @@ public static class JobFinalizer
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Log.Error($"job {meta.JobId}: Parquet export{(parquet.Length > 0 ? $" to {parquet}" : "")} failed: {e.Message}; the spool stays in {stateDir}");
-            reason = Join(reason, $"Parquet export failed ({e.Message}); spool kept in {stateDir}");
+            if (e.Message == failedBefore) return null;
+            Log.Error($"job {meta.JobId}: Parquet export{(parquet.Length > 0 ? $" to {parquet}" : "")} failed: {e.Message}; the spool stays in {stateDir} and is exported again when a later job on this node ends");
+            reason = Join(reason, $"Parquet export failed ({e.Message}); spool kept in {stateDir}, exported again when a later job on this node ends");
             parquet = "";
             if (status == JobStatus.Complete) status = JobStatus.Partial;
+            KeepForRetry(stateDir, cfg, new PendingExport(complete, asked, e.Message)); // before the row that says so
         }
 
         var record = JobRecord.FromSummary(summary, meta, status, reason, parquet);
@@ -193,6 +327,13 @@ public static class JobFinalizer
         // (SeriesSpool) are data no file holds: either way the state dir is kept, until state_max_age_h.
         removable = parquet.Length > 0 && !Directory.EnumerateFiles(stateDir, SeriesSpool.SetAsideRecordsFile + "*").Any();
         return new Outcome(status, reason, parquet, record, stored, text);
+    }
+
+    /// <summary>Why the job's file name cannot be made (the dataset key is refused), or null.</summary>
+    private static string? NameRefusal(AlumetConfig cfg, SpoolMeta meta)
+    {
+        try { ParquetDataset.JobFile(cfg.Paths, meta); return null; }
+        catch (IOException e) { return e.Message; }
     }
 
     /// <summary>

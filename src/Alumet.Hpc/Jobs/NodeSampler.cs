@@ -49,8 +49,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private bool _namedByScheduler; // the node's name came from a scheduler's hook (exec jobs take it, never set it)
     private bool _stopped;
     private int _finalizing; // ends still writing their Parquet + row: the sampler does not exit under them
-    private int _retrying;   // one outbox retry thread at a time
-    private Thread? _retry;
+    private int _retrying;   // RetryBit.*: one thread of each kind at a time
+    private readonly Thread?[] _retries = new Thread?[2];
     private readonly FinalizedElsewhere _finalizedElsewhere;
     private readonly IJobFinalization _finalization;
     private long _markerReads;
@@ -144,7 +144,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             if (!recovered)
             {
-                foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, "stats.json", NodeReadWindows.FileName, NodeReadWindows.DoneFileName, NodeReadWindows.MergedFile })
+                foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, SamplerFiles.ExportPending, "stats.json", NodeReadWindows.FileName, NodeReadWindows.DoneFileName, NodeReadWindows.MergedFile })
                     File.Delete(Path.Combine(dir, stale)); // a requeued job id starts a fresh spool
                 // and is not "already finalized" by its previous run: unless the marker is newer than this registration
                 // (its epilog ran while this sampler was stopped since Late above), which is kept and refuses it.
@@ -195,7 +195,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 _jobs[reg.Key] = job;
                 if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
                 _namedByScheduler |= !execJob;
-                Rebuild();
+                Rebuild(wallNs);
                 // Checked again, now that the job is in the registry: a sampler stopped (SIGSTOP, descheduled) since the
                 // first check may have let its prolog give up on it, or its epilog record it not_measured. Undone, never
                 // kept; a marker written after this is seen by the housekeeping (the epilog raises FinalizedElsewhere
@@ -234,6 +234,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             return $"job {reg.Job.JobId}: registration not applied: its prolog gave up on it at {Stamp(now - late)}, "
                 + $"{late / 1_000_000_000.0:0.0} s before the sampler read it (the sampler was stalled)";
         string dir = reg.Job.StateDirectory(cfg.Paths.StateDir);
+        if (WithdrawnAt(reg, cfg) is { } withdrawn)
+            return $"job {reg.Job.JobId}: registration not applied: its prolog withdrew it at {withdrawn:yyyy-MM-ddTHH:mm:ss.fff}Z (it gave up waiting for the answer)";
         foreach (string marker in new[] { JobFinalizer.MarkerPath(dir), Path.Combine(dir, SamplerFiles.Finalized) })
         {
             var written = File.GetLastWriteTimeUtc(marker); // 1601-01-01 when absent
@@ -242,6 +244,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
         return null;
     }
+
+    /// <summary>When its prolog gave up on this registration and withdrew it (<see cref="JobFinalizer.WithdrawnPath"/>), or null.</summary>
+    private static DateTime? WithdrawnAt(JobRegistration reg, AlumetConfig cfg) =>
+        reg.StartWallNs > 0 ? JobFinalizer.WithdrawnAfter(reg.Job.StateDirectory(cfg.Paths.StateDir), reg.StartWallNs) : null;
 
     /// <summary>
     /// Removes a finalized marker left by an earlier run of the job id (a requeue), or returns why the registration must
@@ -339,6 +345,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             if (outcome.Status == JobFinalizer.AlreadyStatus)
                 Log.Info($"job {job.Registration.Job.JobId}: already finalized by another process ({outcome.Reason})");
             if (!outcome.Stored) RetryOutbox($"job {job.Registration.Job.JobId}");
+            // Kept spools whose export failed (a refused dataset key the admin has since fixed): exported now (JobFinalizer.RetryExports).
+            if (File.Exists(JobFinalizer.ExportsPendingPath(_cfg.Paths.StateDir)))
+                InBackground(RetryBit.Exports, "export-retry", "kept spools: export retry", _finalization.RetryExports);
             return outcome;
         }
         catch (Exception e)
@@ -354,22 +363,42 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// A queued row is retried after the epilog has its answer, by one background thread at a time; counted as a
     /// finalization so the sampler does not exit under it (bounded by <c>[database] retry_s</c>).
     /// </summary>
-    private void RetryOutbox(string what)
+    private void RetryOutbox(string what) =>
+        InBackground(RetryBit.Rows, "outbox-retry", $"{what}: outbox retry", () => _finalization.RetryQueuedRows(what));
+
+    private static class RetryBit
     {
-        if (Interlocked.CompareExchange(ref _retrying, 1, 0) != 0) return;
+        public const int Rows = 1, Exports = 2;
+    }
+
+    /// <summary>Work after an epilog has its answer, on its own thread, one of each <paramref name="bit"/> at a time; counted
+    /// as a finalization so the sampler does not exit under it.</summary>
+    private void InBackground(int bit, string name, string what, Action work)
+    {
+        int seen;
+        do
+        {
+            seen = Volatile.Read(ref _retrying);
+            if ((seen & bit) != 0) return;
+        } while (Interlocked.CompareExchange(ref _retrying, seen | bit, seen) != seen);
         Interlocked.Increment(ref _finalizing);
         var t = new Thread(() =>
         {
-            try { _finalization.RetryQueuedRows(what); }
-            catch (Exception e) { Log.Warn($"{what}: outbox retry stopped: {e.Message}"); }
-            finally { Volatile.Write(ref _retrying, 0); Interlocked.Decrement(ref _finalizing); }
-        }) { Name = "outbox-retry", IsBackground = true };
-        _retry = t;
+            try { work(); }
+            catch (Exception e) { Log.Warn($"{what} stopped: {ErrorText.Describe(e)}"); }
+            finally { Interlocked.And(ref _retrying, ~bit); Interlocked.Decrement(ref _finalizing); }
+        }) { Name = name, IsBackground = true };
+        lock (_retries) _retries[bit - 1] = t;
         t.Start();
     }
 
-    /// <summary>A one-job host (<c>exec</c>, <c>sample</c>) waits for the retry before its process exits.</summary>
-    public void WaitForOutboxRetry() => _retry?.Join();
+    /// <summary>A one-job host (<c>exec</c>, <c>sample</c>) waits for the retries before its process exits.</summary>
+    public void WaitForOutboxRetry()
+    {
+        Thread?[] threads;
+        lock (_retries) threads = [.. _retries];
+        foreach (var t in threads) t?.Join();
+    }
 
     /// <summary>Jobs registered in <paramref name="stateRoot"/> and never finalized: what a restarted sampler takes back.</summary>
     public static IEnumerable<JobRegistration> Unfinished(string stateRoot)
@@ -385,8 +414,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 JobRegistration? reg = null;
                 try { reg = JobRegistration.Parse(File.ReadAllText(file).Trim(), out _); }
                 catch (IOException) { }
-                // The directory must be the one the registration names: never follow a planted file elsewhere.
-                if (reg is not null && reg.Job.StateDirectory(stateRoot) == jobDir) yield return reg;
+                // The directory must be the one the registration names: never follow a planted file elsewhere. One its
+                // prolog withdrew is not taken back (its epilog removes it: SamplerLauncher.StopAndFinalize).
+                if (reg is not null && reg.Job.StateDirectory(stateRoot) == jobDir && (reg.StartWallNs <= 0 || JobFinalizer.WithdrawnAfter(jobDir, reg.StartWallNs) is null))
+                    yield return reg;
             }
         }
     }
@@ -397,7 +428,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { return false; }
     }
 
-    private void Rebuild()
+    /// <param name="wallNs">The caller's wall clock (0: unknown): the day a raw sink set here opens (<see cref="UpdateRawSink"/>).</param>
+    private void Rebuild(long wallNs = 0)
     {
         _jobArray = _jobs.Values.ToArray();
         foreach (var j in _jobArray)
@@ -417,15 +449,35 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
         if (_cpu.Length < _jobArray.Length) { _cpu = new ulong[_jobArray.Length * 2]; _shares = new ulong[_jobArray.Length * 2]; }
         _gpuOwns = _jobArray.Select(j => j.GpuChannels).ToArray();
-        UpdateRawSink();
+        UpdateRawSink(wallNs);
         RateChanged?.Invoke();
     }
 
-    private void UpdateRawSink()
+    /// <summary>
+    /// Sets the raw sink while raw storage is wanted, after the day's node spool is open: opening it reads and writes
+    /// files and allocates, which the tick (SCHED_FIFO at raw storage) must not do (TickReadsAllocateNothing). The day
+    /// of <paramref name="wallNs"/>, else of the last snapshot; with neither (a sampler's first read comes before any
+    /// registration, or before its first snapshot), the first read opens it, on the tick loop's first tick, which
+    /// runs before the loop goes real-time (Sampler.TickLoop). The windows open before the day does, as when the first
+    /// read opened it: the day's opening is a <c>roll</c> in them (<see cref="NodeReadWindows"/>).
+    /// </summary>
+    private void UpdateRawSink(long wallNs = 0)
     {
         _rawStorage = _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
-        Buffer.RawSink = _rawStorage ? this : null;
+        if (!_rawStorage) Buffer.RawSink = null;
         UpdateWindows();
+        if (!_rawStorage) return;
+        long wall = wallNs != 0 ? wallNs : Buffer.LastSnapshotWallNs;
+        if (wall != 0)
+        {
+            lock (_spoolGate)
+            {
+                // Never a refused registration for it: the first read tries again (a full state dir).
+                try { if (_node.CurrentDirectory is null) _node.Open(wall); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"node spool: the day's spool could not be opened ({ErrorText.Describe(e)}); the first raw read tries again"); }
+            }
+        }
+        Buffer.RawSink = this;
     }
 
     /// <summary>
@@ -462,9 +514,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     private bool GetsNodeReads(NodeJob job) => _rawStorage && (job.Exclusive || _jobArray.Length == 1) && Array.IndexOf(_jobArray, job) >= 0;
 
-    /// <summary>The node's spool opened a day (a UTC midnight, or its first): every open window goes on there.</summary>
+    /// <summary>The node's spool opened a day (a UTC midnight, or its first): the tick's ids of its node series are looked up here, off the tick, and every open window goes on there.</summary>
     private void NodeDayOpened(long previousEnd, string day, long start)
     {
+        _node.Current!.KnowNodeSeries(_channels);
         foreach (var job in _windowed)
         {
             job.Windows.Roll(previousEnd, day, start);
@@ -668,6 +721,18 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 job.Ending = true;
                 Drop(job.Registration.Key, now);
                 Log.Warn($"job {job.Registration.Job.JobId}: finalized by its epilog meanwhile; no longer sampled");
+                continue;
+            }
+            if (finalizedElsewhere && WithdrawnAt(job.Registration, _cfg) is { } withdrawn)
+            {
+                // Applied while its prolog waited, answered after it gave up: the prolog said it is not measured, so it is
+                // not. Its state goes too (no epilog nor restarted sampler finalizes it), unless a finalizer holds it.
+                job.Ending = true;
+                Drop(job.Registration.Key, now);
+                bool removed;
+                try { removed = JobStateCleanup.TryRemoveIdle(job.Directory, _cfg.Paths.ProcfsRoot); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { removed = false; Log.Warn($"job {job.Registration.Job.JobId}: {job.Directory} not removed: {e.Message}"); }
+                Log.Warn($"job {job.Registration.Job.JobId}: its prolog withdrew the registration at {withdrawn:yyyy-MM-ddTHH:mm:ss.fff}Z (it gave up waiting for the answer); no longer sampled{(removed ? ", its state removed" : "")}");
                 continue;
             }
             string? why = Watch(job, now);
@@ -910,7 +975,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 (s.RaplHz, s.StoragePeriodMs, s.AttributionPeriodMs, s.FlushIntervalMs, s.LingerS, s.TickScheduling, s.MaxPowerW) = before;
                 return e.Message;
             }
-            UpdateRawSink();
+            UpdateRawSink(Clock.WallNs());
             RateChanged?.Invoke();
             return null;
         }

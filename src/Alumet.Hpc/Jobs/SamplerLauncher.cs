@@ -62,9 +62,10 @@ public static class SamplerLauncher
                 {
                     if (answer is null && ExitedAtStart(daemon, config.Paths.LogFile) is { } died)
                         return new LaunchResult(false, 0, $"job {job.JobId} not registered: the node sampler it started {died}");
-                    // Past bound - grace the sampler refuses the registration anyway: no new request.
+                    // Past bound - grace the sampler refuses the registration anyway: no new request. One it applied
+                    // before and answers too late is withdrawn (Withdraw).
                     if (Left() <= grace)
-                        return new LaunchResult(false, 0, GaveUp(job, config, bound, error ?? answer?.Trim()));
+                        return new LaunchResult(false, 0, GaveUp(job, config, bound, error ?? answer?.Trim()) + Withdraw(reg, config));
                     if (!started && answer is null)
                     {
                         // Prologs that find no sampler at the same moment (jobs starting together) start ONE: the others
@@ -120,6 +121,29 @@ public static class SamplerLauncher
     }
 
     /// <summary>
+    /// A prolog that gives up leaves <see cref="JobFinalizer.WithdrawnPath"/> beside the job's state dir, then the signal a
+    /// node sampler reads at its next wake (<see cref="FinalizedElsewhere"/>): one stalled after applying the registration
+    /// and before its answer was read drops the job and its state, and the epilog records it not_measured, as the prolog
+    /// said (s11 hooks.md 2a). Returns "" or what could not be done, for the prolog's line.
+    /// </summary>
+    private static string Withdraw(JobRegistration reg, AlumetConfig config)
+    {
+        string dir = reg.Job.StateDirectory(config.Paths.StateDir);
+        try
+        {
+            string parent = Path.GetDirectoryName(dir)!;
+            if (!Directory.Exists(parent)) Directory.CreateDirectory(parent, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            AtomicFile.WriteAllText(JobFinalizer.WithdrawnPath(dir), $"withdrawn: the registration of {Clock.FromWallNs(reg.StartWallNs):yyyy-MM-ddTHH:mm:ss.fff}Z\n");
+            FinalizedElsewhere.Raise(Spool.NodeSpool.Root(config), reg.Key);
+            return "";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $" (its withdrawal could not be written: {ErrorText.Describe(e)}; a sampler that applied it late measures the job)";
+        }
+    }
+
+    /// <summary>
     /// Why the daemon this prolog started is gone, or null while it runs (or exited 0: another one held the node lock).
     /// Before it detaches its stderr is still our pipe, so a refusal at start (a config it cannot load) is read here;
     /// after that it logs to the log file.
@@ -133,7 +157,7 @@ public static class SamplerLauncher
         return said.Length > 0 ? $"exited at start: {said}" : $"exited at start with status {daemon.ExitCode}; its reason is in {logFile}";
     }
 
-    /// <summary>What the prolog registers. It fixes the run id (SLUID, else now), so that a restarted sampler keeps it.</summary>
+    /// <summary>What the prolog registers. It fixes the run id (the scheduler's: SLUID or job start; else now), so that a restarted sampler keeps it.</summary>
     public static JobRegistration Registration(SamplerLaunch launch)
     {
         var job = launch.Job;
@@ -209,6 +233,31 @@ public static class SamplerLauncher
         return process;
     }
 
+    private const string NotRegisteredReason = "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)";
+    private const string WithdrawnReason = "its prolog gave up waiting for the node sampler and withdrew the registration (the sampler was stalled)";
+
+    /// <summary>
+    /// Whether the job's prolog withdrew its registration (<see cref="Withdraw"/>): then the job is not measured here, and
+    /// state a stalled sampler made for it before the withdrawal is removed (under its finalization lock; a sampler that
+    /// wakes drops the job by the marker that follows). A withdrawal older than the registration in the state dir is an
+    /// earlier run's.
+    /// </summary>
+    private static bool WithdrawnRegistration(string dir, AlumetConfig config)
+    {
+        if (!File.Exists(JobFinalizer.WithdrawnPath(dir))) return false;
+        string text;
+        try { text = File.ReadAllText(Path.Combine(dir, JobRegistration.File)); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return true; }
+        var reg = JobRegistration.Parse(text.Trim(), out _);
+        if (reg is null) return false;
+        if (JobFinalizer.WithdrawnAfter(dir, reg.StartWallNs) is null)
+        {
+            File.Delete(JobFinalizer.WithdrawnPath(dir)); // an earlier run's, whose epilog never came
+            return false;
+        }
+        return JobStateCleanup.TryRemoveIdle(dir, config.Paths.ProcfsRoot) || !Directory.Exists(dir); // or the woken sampler removed it
+    }
+
     /// <summary>
     /// Ends the job: the node sampler closes its last period now, writes its Parquet file and row, and answers. When
     /// no sampler answers within <c>stop_timeout_s</c> (gone, hung), the job is finalized here from its spool, partial.
@@ -221,10 +270,13 @@ public static class SamplerLauncher
         {
             if (JobFinalizer.FinalizedLine(dir) is { } done)
                 return new StopResult("already", $"job {job.JobId}: already finalized ({done})");
-            if (!File.Exists(Path.Combine(dir, JobRegistration.File)) && !File.Exists(Path.Combine(dir, Spool.SpoolWriter.MetaFile)))
+            bool withdrawn = WithdrawnRegistration(dir, config);
+            if (withdrawn || (!File.Exists(Path.Combine(dir, JobRegistration.File)) && !File.Exists(Path.Combine(dir, Spool.SpoolWriter.MetaFile))))
             {
+                // The run id its measuring nodes use where the scheduler says it (the SLUID, Slurm's job start: SlurmHook.ParseJob);
+                // else only this epilog's time, which names no other node's run (README "Run id").
                 if (job.RunId.Length == 0) job = job with { RunId = RunId.FromStart(DateTime.UtcNow) };
-                const string reason = "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)";
+                string reason = withdrawn ? WithdrawnReason : NotRegisteredReason;
                 JobFinalizer.RecordNotMeasured(job, config, reason);
                 // Its marker, as every other finalization leaves one: a registration made before it (a prolog's that a
                 // stalled sampler reads late, whatever its version) is then refused (NodeSampler.Late), not applied over the row.
@@ -233,13 +285,14 @@ public static class SamplerLauncher
                     JobFinalizer.MarkNotMeasured(dir, reason);
                     // A sampler stopped inside that registration (past its checks) drops the job at its next wake.
                     FinalizedElsewhere.Raise(Spool.NodeSpool.Root(config), JobRegistration.KeyOf(job.Scheduler, job.JobId));
+                    if (withdrawn) File.Delete(JobFinalizer.WithdrawnPath(dir)); // the marker refuses a late registration from now on
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
                     // The row is recorded: the outcome stays not_measured; only the late-registration guard is missing.
                     Log.Warn($"job {job.JobId}: its not_measured marker could not be written ({ErrorText.Describe(e)}); a registration read late by a stalled sampler is not refused by it");
                 }
-                return new StopResult("not_measured", $"job {job.JobId}: no sampler state in {dir}");
+                return new StopResult("not_measured", withdrawn ? $"job {job.JobId}: {WithdrawnReason}" : $"job {job.JobId}: no sampler state in {dir}");
             }
 
             var sw = Stopwatch.StartNew();

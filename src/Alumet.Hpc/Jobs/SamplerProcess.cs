@@ -9,6 +9,9 @@ public static class SamplerFiles
     public const string Finalized = "finalized";
     /// <summary>Why the last finalization attempt failed (state kept); the next attempt puts it in the row's reason.</summary>
     public const string FinalizeError = "finalize-error";
+    /// <summary>Its Parquet export failed (the row says so, the spool is kept): what that finalization was asked, for the
+    /// retry at a later job's end (<see cref="JobFinalizer.RetryExports"/>).</summary>
+    public const string ExportPending = "export-pending";
 }
 
 /// <summary>A sampler process as recorded in its pid file: pid plus kernel start time, so a reused pid is never mistaken for it.</summary>

@@ -65,6 +65,9 @@ public sealed class NodeSpool
 
     public string? CurrentDirectory => _spool?.Directory;
 
+    /// <summary>The open day's spool; null before the first day opens.</summary>
+    public SeriesSpool? Current => _spool;
+
     /// <summary>Opens the spool of the day of <paramref name="wallNs"/> (exporting the previous day's).</summary>
     public void Roll(long wallNs)
     {
@@ -73,7 +76,6 @@ public sealed class NodeSpool
         string day = Clock.FromWallNs(wallNs).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
         if (day == _day && _spool is not null) { _dayNumber = dayNumber; return; }
         long previousEnd = _spool?.NextRecord ?? -1;
-        Close();
         string root = Root(_cfg);
         RootOnlyDirectory(root);
         string dir = Path.Combine(root, day);
@@ -83,9 +85,15 @@ public sealed class NodeSpool
             ToolVersion = ToolInfo.Version, Scheduler = Directory, Cluster = _cluster, JobId = Directory, User = "root", Uid = 0,
             Node = _node, StartWallNs = wallNs, StoragePeriodMs = _cfg.Sampler.StoragePeriodMs, AttributionPeriodMs = _cfg.Sampler.AttributionPeriodMs,
             AttributionMode = "cgroup-cpu-time", Perimeter = _sources.Perimeter, EstimateModel = _sources.EstimateModel,
+            SeriesFile = SeriesCatalogue.FileName, // every job adds series to the day: appended, never rewritten (SeriesCatalogue)
         };
         foreach (var slot in _sources.Slots) meta.SourceHz[slot.Source.Name] = slot.Hz;
-        _spool = new SeriesSpool(dir, meta, reopen: true);
+        // The new day is opened before the old one closes: when it cannot be (a full state dir), reads go on into the
+        // old day, not nowhere, and the next period's roll tries again; a tick never finds no day open and opens one
+        // itself (file work and allocations on the real-time thread, and its failure would end the sampler).
+        var next = new SeriesSpool(dir, meta, reopen: true);
+        Close();
+        _spool = next;
         _day = day;
         _dayNumber = dayNumber;
         long start = _spool.NextRecord;

@@ -35,4 +35,17 @@ public class NodeSplitTests
         Assert.Equal(Enumerable.Range(1, 16).Select(i => (ulong)(999_999UL * (ulong)i / 200)).ToArray(), shares);
         Assert.Equal(999_999UL, shares.Aggregate(0UL, (a, b) => a + b) + rest);
     }
+
+    /// <summary>README "Attribution": denominator = max(node busy CPU time, Σ jobs' CPU time); each share floored.</summary>
+    [Fact]
+    public void WhenTheCgroupsSayMoreThanProcStatTheirSumIsTheDenominator()
+    {
+        var shares = new ulong[2];
+        Assert.Equal(1UL, NodeSplit.ByCpuTime(7, [5, 5], nodeBusyNs: 9, shares)); // 7 × 5 / 10 = 3.5 → 3 each
+        Assert.Equal(new ulong[] { 3, 3 }, shares);
+        Assert.Equal(0UL, NodeSplit.ByCpuTime(1_000, [600, 600], nodeBusyNs: 1_000, shares));
+        Assert.Equal(new ulong[] { 500, 500 }, shares);
+        Assert.Equal(400UL, NodeSplit.ByCpuTime(1_000, [600, 600], nodeBusyNs: 2_000, shares)); // /proc/stat the larger
+        Assert.Equal(new ulong[] { 300, 300 }, shares);
+    }
 }

@@ -83,4 +83,68 @@ public sealed class RootOnlyCommandsTests
         Assert.Empty(db.GetJob("9"));
         Assert.Equal(JobStatus.Complete, Assert.Single(db.GetJob("601")).Status);
     }
+
+    /// <summary>
+    /// README "The node sampler": every peer's uid is checked with SO_PEERCRED. The node directory opened to all and the
+    /// socket made 0666 by hand, an ordinary user's "pause" is answered with a refusal and not applied (a paused
+    /// sampler would end the job partial).
+    /// </summary>
+    [SkippableFact]
+    public void APeerOtherThanRootIsRefusedWhenTheSocketIsOpenedByHand()
+    {
+        Skip.If(Environment.UserName != "root" || !File.Exists("/usr/bin/setpriv") || !File.Exists("/usr/bin/python3"), "needs root, setpriv and python3");
+        using var install = new TestInstallation(PowercapTree.Standard(1, 262_143_328_850), "attribution = \"exclusive\"\nstop_timeout_s = 3\nlinger_s = 0");
+        foreach (string d in new[] { install.Root, install.Powercap.Root })
+            File.SetUnixFileMode(d, (UnixFileMode)0b111_101_101);
+        string state = install.Config.Paths.StateDir;
+        Directory.CreateDirectory(state, (UnixFileMode)0b111_101_101);
+        Assert.Equal(0, Hook(install, "prolog_slurmd", "602"));
+        string node = Path.Combine(state, "node"), sock = Path.Combine(node, NodeSocket.FileName);
+        File.SetUnixFileMode(node, (UnixFileMode)0b111_101_101);
+        File.SetUnixFileMode(sock, (UnixFileMode)0b110_110_110);
+
+        // The refusal comes before the request is read: the send may meet a closed socket, the answer is still there.
+        const string client = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n"
+            + "try: s.sendall(b'pause\\n')\nexcept OSError: pass\nb=b''\nwhile True:\n try: d=s.recv(4096)\n except ConnectionResetError: break\n"
+            + " if not d: break\n b+=d\nsys.stdout.write(b.decode())\n";
+        var peer = Run("/usr/bin/python3", ["-c", client, sock], 65534);
+        Assert.Equal((0, "error permission denied: only uid 0 may use this socket (peer uid 65534)\n", ""), peer);
+
+        Assert.Equal(0, Hook(install, "epilog_slurmd", "602"));
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("602"));
+        Assert.Equal((JobStatus.Complete, ""), (row.Status, row.Reason ?? ""));
+    }
+
+    /// <summary>
+    /// README "The node sampler": root's <c>ctl set KEY=VALUE</c> is applied without restart and validated like the
+    /// config file (the same sentence as a bad value in the file); a key that cannot change or a value that is not a
+    /// number is one sentence; each refusal exits 1 and changes nothing.
+    /// </summary>
+    [SkippableFact]
+    public void CtlSetIsValidatedLikeTheConfigFileAndAppliedWithoutRestart()
+    {
+        Skip.If(Environment.UserName != "root", "needs root");
+        using var install = new TestInstallation(PowercapTree.Standard(1, 262_143_328_850), "attribution = \"exclusive\"\nstop_timeout_s = 3\nlinger_s = 0");
+        Assert.Equal(0, Hook(install, "prolog_slurmd", "603"));
+        int pid = SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(install.Config))!.Value.Pid;
+        (int, string, string) Ctl(params string[] words) => Run(TestInstallation.Binary(), ["ctl", .. words, "--config", install.ConfigPath], 0);
+
+        Assert.Equal((1, "", "alumet-hpc: ctl: ctl set: sampler.rapl_hz: 5000 is out of range; use 1..1000 (RAPL updates every ~1 ms)\n"),
+                     Ctl("set", "rapl_hz=5000"));
+        Assert.Equal((1, "", "alumet-hpc: ctl: ctl set: sampler.storage_period_ms: 50 is out of range; use 0 (store every read) or "
+                     + "100..3600000 ms (each period is split by CPU time, which /proc/stat counts in 10 ms ticks)\n"), Ctl("set", "storage_period_ms=50"));
+        Assert.Equal((1, "", "alumet-hpc: ctl: linger_s: \"soon\" is not a number\n"), Ctl("set", "linger_s=soon"));
+        Assert.Equal((1, "", "alumet-hpc: ctl: data_dir cannot be changed while sampling; use one of rapl_hz, storage_period_ms, "
+                     + "attribution_period_ms, flush_interval_ms, linger_s, tick_scheduling, max_power_w\n"), Ctl("set", "data_dir=/tmp"));
+        var before = Ctl("status");
+        Assert.Equal(0, before.Item1);
+        Assert.Contains("\nstorage: aggregated per 1000 ms\n", before.Item2); // the refusals changed nothing
+        Assert.Equal((0, "storage_period_ms=500 applied\n", ""), Ctl("set", "storage_period_ms=500"));
+        var after = Ctl("status");
+        Assert.Equal(0, after.Item1);
+        Assert.Contains("\nstorage: aggregated per 500 ms\n", after.Item2);
+        Assert.Equal(pid, SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(install.Config))!.Value.Pid);
+        Assert.Equal(0, Hook(install, "epilog_slurmd", "603"));
+    }
 }

@@ -62,6 +62,14 @@ public sealed class NodeRig : IDisposable
         };
     }
 
+    /// <summary>Counters, /proc/stat and the CPU time of <paramref name="jobs"/> at zero: where a test's node starts.</summary>
+    public void AtZero(params string[] jobs)
+    {
+        SetCounters(0, 0, 0);
+        Proc.SetStat(0, 0);
+        foreach (string id in jobs) SetJobCpu(id, 0);
+    }
+
     /// <summary>
     /// A node sampler at raw storage from zero counters, /proc/stat and job CPU, with job 42 registered at
     /// <paramref name="wall0"/>: the arrangement of the raw-storage spool tests.

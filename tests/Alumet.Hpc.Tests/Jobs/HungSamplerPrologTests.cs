@@ -55,6 +55,9 @@ public sealed class HungSamplerPrologTests : IDisposable
 
     private string State(string job) => Path.Combine(_install.Config.Paths.StateDir, "slurm", job);
 
+    /// <summary>The reason of the row of a job whose prolog gave up on a stalled sampler.</summary>
+    private const string Withdrawn = "its prolog gave up waiting for the node sampler and withdrew the registration (the sampler was stalled)";
+
     /// <summary>Job 601 starts the sampler, which is then stopped; job 602's prolog gives up on it (within its bound, with
     /// one line saying why: checked with <paramref name="checkBound"/>).</summary>
     private int StoppedSamplerAndAProlog(bool checkBound)
@@ -106,7 +109,7 @@ public sealed class HungSamplerPrologTests : IDisposable
         Assert.DoesNotContain("602", jobs);
         Assert.False(Directory.Exists(State("602")), $"job 602 has a state dir: {string.Join(", ", Directory.Exists(State("602")) ? Directory.GetFiles(State("602")).Select(Path.GetFileName) : [])}");
         var row = Assert.Single(Rows("602"));
-        Assert.Equal((JobStatus.NotMeasured, "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)"), (row.Status, row.Reason));
+        Assert.Equal((JobStatus.NotMeasured, Withdrawn), (row.Status, row.Reason));
 
         Assert.Equal(0, Hook("epilog_slurmd", "601").Code);
         var sw = Stopwatch.StartNew();
@@ -272,5 +275,48 @@ public sealed class HungSamplerPrologTests : IDisposable
         Assert.Matches(@"^job 603: registration not applied: its prolog gave up on it at \S+Z, \d+\.\d s before the sampler read it \(the sampler was stalled\)$", refused.Message);
         Assert.Equal(0, node.JobCount);
         Assert.False(Directory.Exists(reg.Job.StateDirectory(cfg.Paths.StateDir)), "its state dir (a restarted sampler would recover the registration in it)");
+    }
+
+    /// <summary>
+    /// The last window of s11 hooks.md 2a: the sampler applies the registration (both checks pass) and stalls before its
+    /// prolog reads the answer, longer than the prolog's grace: the prolog gives up and says the registration is
+    /// withdrawn. Here the real prolog (SamplerLauncher.Start, its 8 s bound) talks to a socket that applies the
+    /// registration to the node sampler at once and answers each request only after 9 s. The withdrawal it leaves makes
+    /// the sampler drop the job and its state at its next housekeeping, and the epilog records the job not_measured with
+    /// why: what the prolog said. On 26325a9 the job stayed registered and sampled (JobCount 1 after the housekeeping).
+    /// </summary>
+    [Fact]
+    public void ARegistrationAppliedJustBeforeItsPrologGaveUpIsWithdrawn()
+    {
+        using var rig = new NodeRig();
+        var cfg = rig.Config();
+        rig.SetJobCpu("605", 0); // its cgroup is there: nothing but the withdrawal ends it
+        using var node = rig.NewNode(cfg);
+        var job = NodeRig.Job("605").Job;
+        using var server = new NodeSocket.Server(NodeSocket.PathFor(cfg.Paths.StateDir), line =>
+        {
+            var reg = JobRegistration.Parse(line["register ".Length..].Trim(), out string? error) ?? throw new InvalidOperationException(error);
+            string said = node.Register(reg, recovered: false, Clock.MonotonicNs());
+            Thread.Sleep(9_000); // stalled after its checks, past the prolog's bound
+            return $"ok {said}\n";
+        });
+
+        var prolog = SamplerLauncher.Start(new SamplerLaunch(job, null, [], null), cfg, "/bin/false"); // never starts a daemon here
+        Assert.False(prolog.Ok, prolog.Message);
+        Assert.Contains("job 605 not registered: ", prolog.Message);
+        Assert.Contains("; the registration is withdrawn (a sampler that wakes later does not apply it); see ", prolog.Message);
+        Assert.Equal(1, node.JobCount); // applied meanwhile: the window
+
+        node.Housekeep(Clock.MonotonicNs());
+        Assert.Equal(0, node.JobCount);
+        string state = job.StateDirectory(cfg.Paths.StateDir);
+        Assert.False(Directory.Exists(state), "its state (an epilog would finalize it, a restarted sampler recover it)");
+
+        var epilog = SamplerLauncher.StopAndFinalize(job, cfg);
+        Assert.Equal(("not_measured", $"job 605: {Withdrawn}"), (epilog.Status, epilog.Message));
+        using var db = AccountingDb.OpenReadOnly(cfg.Paths.Database);
+        var row = Assert.Single(db.GetJob("605"));
+        Assert.Equal((JobStatus.NotMeasured, Withdrawn), (row.Status, row.Reason));
+        Assert.False(File.Exists(state + ".withdrawn"), "the withdrawal, once the epilog's marker stands for it");
     }
 }

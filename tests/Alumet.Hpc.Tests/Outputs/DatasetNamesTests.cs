@@ -20,6 +20,9 @@ public sealed class DatasetNamesTests
 {
     private const string Fix = "remove it and the next finalization makes a new key";
 
+    /// <summary>How a kept spool is retried (JobFinalizer.RetryExports), in the row and the log.</summary>
+    private const string Retried = "exported again when a later job on this node ends";
+
     private static (int Code, string Out, string Err) Run(string file, params string[] args) => Report.TwoUsersInstallation.Run(file, args);
 
     private static TestInstallation Install()
@@ -100,6 +103,40 @@ public sealed class DatasetNamesTests
     }
 
     /// <summary>
+    /// README "Who sees what" and "Parquet dataset", through the published hooks: a Slurm job of nobody gets its file
+    /// owned by nobody, mode 0400, in directories 0711 (jobs/cluster=/year=/month=); the day's node file, exported when
+    /// the sampler exits, is root's 0400 in directories 0700 (node/ and node/&lt;node&gt;/).
+    /// </summary>
+    [SkippableFact]
+    public void AJobsFileIsItsUsers0400In0711DirectoriesAndTheNodeFileRoots0400In0700()
+    {
+        Skip.If(Environment.UserName != "root", "needs root");
+        using var install = Install();
+        (string, string)[] nobody = [("SLURM_JOB_USER", "nobody"), ("SLURM_JOB_UID", "65534"), ("SLURM_JOB_GID", "65534")];
+        foreach (var context in new[] { "prolog_slurmd", "epilog_slurmd" })
+        {
+            using var hook = install.StartSlurmHook(context, "744", nobody);
+            Assert.True(hook.WaitForExit(60_000));
+            Assert.Equal(0, hook.ExitCode);
+            Thread.Sleep(context == "prolog_slurmd" ? 500 : 0);
+        }
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("744"));
+        Assert.Equal(JobStatus.Complete, row.Status);
+        string Stat(string path) => Run("/usr/bin/stat", "-c", "%U %a", path).Out;
+        Assert.Equal("nobody 400\n", Stat(row.ParquetPath));
+        string jobs = Path.Combine(install.Config.Paths.DataDir, "jobs");
+        for (string d = Path.GetDirectoryName(row.ParquetPath)!; d.Length >= jobs.Length; d = Path.GetDirectoryName(d)!)
+            Assert.Equal($"{d}: root 711\n", $"{d}: {Stat(d)}");
+
+        string nodeFile = Alumet.Hpc.Spool.NodeSpool.ParquetPath(install.Config, "test", "node1", DateTime.UtcNow.ToString("yyyy-MM-dd"));
+        for (int i = 0; i < 400 && !File.Exists(nodeFile); i++) Thread.Sleep(50); // linger_s = 0: the sampler exits and exports the day
+        Assert.Equal("root 400\n", Stat(nodeFile));
+        Assert.Equal("root 700\n", Stat(Path.GetDirectoryName(nodeFile)!));
+        Assert.Equal("root 700\n", Stat(Path.GetDirectoryName(Path.GetDirectoryName(nodeFile)!)!));
+    }
+
+    /// <summary>
     /// Fails on dd629f5: the second finalization's name has no keyed tag (the regular expression does not match).
     /// </summary>
     [Fact]
@@ -137,9 +174,7 @@ public sealed class DatasetNamesTests
         string sentence;
         if (planted == "link")
         {
-            File.WriteAllBytes(install.PathOf("known.key"), known);
-            File.CreateSymbolicLink(keyFile, install.PathOf("known.key"));
-            sentence = $"the dataset key {keyFile} is a symbolic link, which is never followed: {Fix}";
+            sentence = PlantLink(install, known);
         }
         else
         {
@@ -153,14 +188,68 @@ public sealed class DatasetNamesTests
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         var row = Assert.Single(db.GetJob("743"));
         string spool = Path.Combine(install.Config.Paths.StateDir, "exec", "743");
-        Assert.Equal((JobStatus.Partial, $"Parquet export failed ({sentence}); spool kept in {spool}", ""), (row.Status, row.Reason, row.ParquetPath));
-        Assert.Contains($"job 743: Parquet export failed: {sentence}; the spool stays in {spool}", File.ReadAllText(install.Config.Paths.LogFile));
+        Assert.Equal((JobStatus.Partial, $"Parquet export failed ({sentence}); spool kept in {spool}, {Retried}", ""), (row.Status, row.Reason, row.ParquetPath));
+        Assert.Contains($"job 743: Parquet export failed: {sentence}; the spool stays in {spool} and is {Retried}", File.ReadAllText(install.Config.Paths.LogFile));
         Assert.DoesNotContain("Parquet: ", report);
         Assert.False(Directory.Exists(Path.Combine(install.Config.Paths.DataDir, "jobs")), "no job file was written");
         Assert.True(File.Exists(Path.Combine(spool, Alumet.Hpc.Spool.SpoolWriter.MetaFile)), "the spool is kept");
         // The planted thing is left as it was: neither followed, replaced nor removed.
         Assert.Equal(planted == "link" ? install.PathOf("known.key") : null, new FileInfo(keyFile).LinkTarget);
         Assert.Equal(known, File.ReadAllBytes(keyFile));
+    }
+
+    /// <summary>A symbolic link at the key's path to a key the planter knows; returns the refusal's sentence.</summary>
+    private static string PlantLink(TestInstallation install, byte[] known)
+    {
+        string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
+        File.WriteAllBytes(install.PathOf("known.key"), known);
+        File.CreateSymbolicLink(keyFile, install.PathOf("known.key"));
+        return $"the dataset key {keyFile} is a symbolic link, which is never followed: {Fix}";
+    }
+
+    /// <summary>
+    /// Data is retried until stored: a spool kept for a refused key is exported once the admin has removed the key, at the
+    /// next job's end on the node (the node sampler's retry in a finalize-job child); its row becomes complete, its file
+    /// is named by the new key, its spool goes as after any finalization, and each of the two events is said once.
+    /// Fails on 26325a9: the row stays partial (its <c>finalized</c> line says done: nothing ever exports the spool).
+    /// </summary>
+    [SkippableFact]
+    public void AKeptSpoolIsExportedWhenALaterJobEndsOnceTheKeyIsFixed()
+    {
+        Skip.If(Environment.UserName != "root", "needs root");
+        using var install = Install();
+        string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
+        string sentence = PlantLink(install, [.. Enumerable.Repeat((byte)7, DatasetKey.Length)]);
+        string spool = Path.Combine(install.Config.Paths.StateDir, "exec", "747");
+        Exec(install, "747");
+        Assert.Equal(JobStatus.Partial, RowOf(install, "747").Status);
+
+        File.Delete(keyFile); // the admin's fix, as the sentence says
+        Exec(install, "748"); // a later job's end on the node
+        var end = DateTime.UtcNow.AddSeconds(30);
+        var row = RowOf(install, "747");
+        while ((row.Status != JobStatus.Complete || Directory.Exists(spool)) && DateTime.UtcNow < end) // the row, then the spool's removal
+        {
+            Thread.Sleep(50);
+            row = RowOf(install, "747");
+        }
+        byte[] key = File.ReadAllBytes(keyFile);
+        string month = Path.GetDirectoryName(RowOf(install, "748").ParquetPath)!;
+        Assert.Equal((JobStatus.Complete, "", Path.Combine(month, $"exec.747.{row.Node}.{row.RunId}.{Tag(key, $"exec|747|{row.Node}|{row.RunId}")}.parquet")),
+            (row.Status, row.Reason, row.ParquetPath));
+        Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
+        Assert.False(Directory.Exists(spool), "the spool goes once exported");
+        Assert.Equal("complete", File.ReadAllText(JobFinalizer.MarkerPath(spool)));
+        Assert.False(File.Exists(Path.Combine(install.Config.Paths.StateDir, "exports-pending")), "nothing left to retry");
+        string[] log = File.ReadAllLines(install.Config.Paths.LogFile);
+        Assert.Single(log, l => l.Contains($"job 747: Parquet export failed: {sentence}; the spool stays in {spool} and is {Retried}", StringComparison.Ordinal));
+        Assert.Single(log, l => l.Contains($" info: job 747: Parquet export retried: {row.ParquetPath}; row complete; row stored in {install.Config.Paths.Database}", StringComparison.Ordinal));
+    }
+
+    private static JobRecord RowOf(TestInstallation install, string jobId)
+    {
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        return Assert.Single(db.GetJob(jobId));
     }
 
     /// <summary>Every other thing at the key's path is refused with its own sentence, before a byte of it is used.</summary>

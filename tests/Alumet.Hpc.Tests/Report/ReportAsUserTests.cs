@@ -228,6 +228,58 @@ public sealed class ReportAsUserTests : IClassFixture<TwoUsersInstallation>
         }
     }
 
+    /// <summary>
+    /// README "Who sees what": the members of the system config's <c>[report] admin_groups</c> see every job (a
+    /// supplementary group, matched by gid); a user outside the group still sees only their own.
+    /// </summary>
+    [SkippableFact]
+    public void AdminGroupsComeFromTheSystemConfigByGid()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        const string group = "alumet-rpt-adm";
+        Assert.Equal(0, TwoUsersInstallation.Sh($"getent group {group} >/dev/null || groupadd --system {group}").Code);
+        Assert.Equal(0, TwoUsersInstallation.Sh($"gpasswd -a {TwoUsersInstallation.UserB} {group} >/dev/null").Code);
+        string cfg = File.ReadAllText(_i.SystemConfig);
+        try
+        {
+            var before = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserB, _i.Gate, "-j", "3001,3002", "-P", "-n", "-o", "JobID,User");
+            Assert.Equal((0, $"3002|{TwoUsersInstallation.UserB}\n"), (before.Code, before.Out));
+            File.WriteAllText(_i.SystemConfig, cfg + $"\nadmin_groups = [\"{group}\"]\n");
+            var b = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserB, _i.Gate, "-j", "3001,3002", "-P", "-n", "-o", "JobID,User");
+            Assert.Equal((0, $"3001|{TwoUsersInstallation.UserA}\n3002|{TwoUsersInstallation.UserB}\n", ""), b);
+            var a = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, "-j", "3002", "-P", "-n");
+            Assert.Equal((0, ""), (a.Code, a.Out));
+        }
+        finally
+        {
+            File.WriteAllText(_i.SystemConfig, cfg);
+            TwoUsersInstallation.Sh($"gpasswd -d {TwoUsersInstallation.UserB} {group} >/dev/null");
+        }
+    }
+
+    /// <summary>
+    /// README "alumet-report": the report gives up its group before it opens a job's Parquet files. The caller's own
+    /// job's file, readable by the group alumet only, is refused to the caller (with the group it would be read).
+    /// </summary>
+    [SkippableFact]
+    public void TheTimelineReadsTheJobsParquetFileWithTheCallersRightsOnly()
+    {
+        Skip.If(_i.SkipReason is not null, _i.SkipReason);
+        string file = $"{_i.DataDir}/lab/slurm/3001/3001.n1.parquet";
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        try
+        {
+            GroupOnlyFile("timeline.parquet", "PAR1 not a Parquet file\n");
+            File.Move(_i.Dir.Sub("lib/timeline.parquet"), file);
+            var r = TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, _i.Gate, "-j", "3001", "--timeline");
+            Assert.Equal((1, "", $"alumet-report: error: cannot read the Parquet file(s) of job 3001: Access to the path '{file}' is denied.\n"), r);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     /// <summary>A file only the group alumet may read, as the report password file of README's PostgreSQL section.</summary>
     private string GroupOnlyFile(string name, string text)
     {

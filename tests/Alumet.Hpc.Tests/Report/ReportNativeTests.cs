@@ -188,6 +188,69 @@ public sealed class ReportNativeTests
     }
 
     /// <summary>
+    /// README "alumet-report": without -M the jobs of <c>[cluster] name</c> when the config sets it, else of every
+    /// cluster; -L every cluster; -M names clusters.
+    /// </summary>
+    [Fact]
+    public void WithoutMTheConfigsClusterIsShownAndLShowsEveryCluster()
+    {
+        // Today's jobs of the caller (root), one per cluster.
+        var rec = ReportFixture.Rec("510", "n1", Environment.UserName, (int)Alumet.Hpc.Native.Libc.getuid(), DateTime.UtcNow.AddMinutes(-5), 60,
+            new Alumet.Hpc.Outputs.DomainEnergies(1000, 0, 0, 0, 0, 0), 20);
+        using var dir = new Alumet.Hpc.Tests.Outputs.TempDir();
+        string db = dir.Sub("acct.db");
+        using (var w = Alumet.Hpc.Outputs.Accounting.AccountingDb.Open(db))
+        {
+            w.Upsert(rec);
+            w.Upsert(rec with { JobId = "511", Cluster = "other" });
+        }
+        string named = dir.Sub("named.toml"), plain = dir.Sub("plain.toml");
+        File.WriteAllText(named, $"[paths]\ndatabase = \"{db}\"\n\n[cluster]\nname = \"lab\"\n");
+        File.WriteAllText(plain, $"[paths]\ndatabase = \"{db}\"\n");
+        (int, string) Ids(string cfg, params string[] args)
+        {
+            var r = Report(["--config", cfg, "-a", "-X", "-P", "-n", "-o", "JobID,Cluster", .. args]);
+            return (r.Code, r.Out);
+        }
+        Assert.Equal((0, "510|lab\n511|other\n"), Ids(plain));
+        Assert.Equal((0, "510|lab\n"), Ids(named));
+        Assert.Equal((0, "510|lab\n511|other\n"), Ids(named, "-L"));
+        Assert.Equal((0, "510|lab\n511|other\n"), Ids(named, "--allclusters"));
+        Assert.Equal((0, "511|other\n"), Ids(named, "-M", "other"));
+        Assert.Equal((0, "510|lab\n511|other\n"), Ids(plain, "-M", "lab,other"));
+    }
+
+    /// <summary>README "alumet-report": exit 1 when the database cannot be read (not a database, none there), one line.</summary>
+    [Fact]
+    public void ADatabaseThatCannotBeReadIsOneLineAndExit1()
+    {
+        using var dir = new Alumet.Hpc.Tests.Outputs.TempDir();
+        string garbage = dir.Sub("garbage.db"), none = dir.Sub("none.db");
+        File.WriteAllText(garbage, string.Concat(Enumerable.Repeat("not a database ", 40)));
+        Assert.Equal((1, "", $"alumet-report: error: cannot read {garbage}: SQLite Error 26: 'file is not a database'.\n"),
+                     Report("--db", garbage, "-j", "1"));
+        Assert.Equal((1, "", $"alumet-report: error: no accounting database at {none}\n"), Report("--db", none, "-j", "1"));
+        Assert.False(File.Exists(none)); // a report never creates one
+    }
+
+    /// <summary>README "alumet-report", Fields: the list there is what <c>-e</c> prints, in order, and its default is the header.</summary>
+    [Fact]
+    public void TheReadmesFieldListIsWhatEPrintsAndItsDefaultIsTheHeader()
+    {
+        string readme = File.ReadAllText(Path.Combine(TwoUsersInstallation.RepoRoot(), "README.md"));
+        var m = System.Text.RegularExpressions.Regex.Match(readme, @"\*\*Fields\*\* \(`-e` lists them\): `(?<all>[^`]+)` \(default:\s+`(?<def>[^`]+)`\)");
+        Assert.True(m.Success, "README's Fields item not found");
+        var e = Report("-e");
+        Assert.Equal(0, e.Code);
+        Assert.Equal(m.Groups["all"].Value.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries),
+                     e.Out.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
+        using var dir = new Alumet.Hpc.Tests.Outputs.TempDir();
+        string db = dir.Sub("acct.db");
+        using (Alumet.Hpc.Outputs.Accounting.AccountingDb.Open(db)) { }
+        Assert.Equal((0, m.Groups["def"].Value.Replace(',', '|') + "\n"), (Report("--db", db, "-P").Code, Report("--db", db, "-P").Out));
+    }
+
+    /// <summary>
     /// A window (-S/-E) keeps the latest run in it, as sacct (its duplicate check sees what its window selected): an
     /// admin's listing of October lost job 600's October run because the id was reused in November, so a month's
     /// accounting missed every job whose id came round again later. Without a window, the latest run overall.

@@ -91,6 +91,37 @@ public sealed class ReportParquetTests : IDisposable
         Assert.Equal(20, lines.Count(l => l.StartsWith("2025-11-13 02:13:", StringComparison.Ordinal)));
     }
 
+    /// <summary>
+    /// README "--timeline": at most 40 periods. Job 4343, 200 s at 1 s storage (package node 50 W, job 30 W, then 40 W
+    /// from second 101): 40 periods of 5 s, each the mean of its five rows.
+    /// </summary>
+    [Fact]
+    public void TimelineOfALongJobHasAtMost40Periods()
+    {
+        var meta = Meta("4343");
+        meta.StoragePeriodMs = 1000;
+        meta.Series.Add(S("node", "cpu_package", "0"));
+        meta.Series.Add(S("job:4343", "cpu_package", "0"));
+        var records = new List<SpoolRecord>();
+        for (int t = 1; t <= 200; t++)
+        {
+            records.Add(R(T0 + t * Sec, Sec, 50_000_000, 0));
+            records.Add(R(T0 + t * Sec, Sec, (t <= 100 ? 30 : 40) * 1_000_000L, 1));
+        }
+        Write(_dir.Sub("state4343"), meta, records);
+        JobFinalizer.Finalize(_dir.Sub("state4343"), _cfg, complete: true, "");
+
+        var (code, output, err) = Report(1001, "alice", "--job", "4343", "--timeline");
+        Assert.Equal((0, ""), (code, err));
+        var lines = output.Split('\n');
+        Assert.Equal("job 4343: power per 5 s (Σ energy / Σ time in each period), W, 2025-11-13T02:13:20Z to 2025-11-13T02:16:40Z", lines[0]);
+        Assert.Equal("cpu_package:0  job:4343      35.0      40.0  " + new string('▆', 20) + new string('█', 20),
+                     Assert.Single(lines, l => l.StartsWith("cpu_package:0  job:4343 ", StringComparison.Ordinal)));
+        Assert.Equal(40, lines.Count(l => l.StartsWith("2025-11-13 02:1", StringComparison.Ordinal)));
+        Assert.Contains("2025-11-13 02:13:20          30.0          50.0\n", output);
+        Assert.Contains("2025-11-13 02:16:35          40.0          50.0\n", output);
+    }
+
     [Fact]
     public void PlotDrawsTheJobsDomainsAndTheOtherConsumersAsPngAndSvg()
     {

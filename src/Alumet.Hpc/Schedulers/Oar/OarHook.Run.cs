@@ -70,7 +70,7 @@ public static partial class OarHook
         }
         catch (Exception e)
         {
-            Log.Error($"oar {kind}: {e.GetType().Name}: {e.Message}");
+            Log.Error($"oar {kind}: failed: {ErrorText.Describe(e)}"); // in our words (ErrorText), as HookHost says its own
         }
         return 0;
     }

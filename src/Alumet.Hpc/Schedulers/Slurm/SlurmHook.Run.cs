@@ -49,8 +49,8 @@ public static partial class SlurmHook
         }
         catch (Exception e)
         {
-            // The contract with slurmd is exit 0 whatever happens; the log says what went wrong.
-            Log.Error($"slurm {kind}: failed: {e.GetType().Name}: {e.Message} ({Ms(t0)})");
+            // The contract with slurmd is exit 0 whatever happens; the log says what went wrong, in our words (ErrorText).
+            Log.Error($"slurm {kind}: failed: {ErrorText.Describe(e)} ({Ms(t0)})");
         }
         return 0;
     }

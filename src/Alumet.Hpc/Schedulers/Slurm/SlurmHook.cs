@@ -49,15 +49,28 @@ public static partial class SlurmHook
         if (sluid is not null && !SchedulerInput.IsToken(sluid))
             return Fail($"SLURM_JOB_SLUID {SchedulerInput.Quote(sluid)} is not a SLUID (letters and digits)");
 
-        // The SLUID names the run on every node; without one (Slurm < 25.11) the sampler's start names it.
+        // The SLUID names the run on every node. Without one (Slurm < 25.11), the job's start as slurmctld recorded it
+        // (SLURM_JOB_START_TIME, from the job credential: prep_script_slurmd.c; not in 22.05's), the same on every node
+        // and in the epilog of a node whose prolog never registered the job; else the sampler's start (the prolog's time).
+        string runId = sluid ?? "";
+        if (sluid is null && Get("SLURM_JOB_START_TIME") is { Length: > 0 } started)
+        {
+            if (!long.TryParse(started, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long s)
+                || s <= 0 || s > MaxUnixSeconds)
+                return Fail($"SLURM_JOB_START_TIME {SchedulerInput.Quote(started)} is not a time (seconds since 1970)");
+            runId = RunId.FromStart(DateTime.UnixEpoch.AddSeconds(s));
+        }
         // SLURM_JOB_NAME: slurmd's Prolog/Epilog environment has no job name (prep_script_slurmd.c, 22.05 to 26.11);
         // taken when a site's wrapper or a later Slurm provides it (slurm/README.md, "Job names").
-        var identity = new JobIdentity(Scheduler, cluster, jobId!, user!, uid, node!, sluid ?? "")
+        var identity = new JobIdentity(Scheduler, cluster, jobId!, user!, uid, node!, runId)
         {
             JobName = JobIdentity.RecordedName(Get("SLURM_JOB_NAME")),
         };
         return new SlurmJobParse(new SlurmJob(identity, gid, gpus, sluid, RawRequested(Get("SLURM_JOB_COMMENT"))), null);
     }
+
+    /// <summary>9999-12-31T23:59:59Z: the last second a run id's start time can name.</summary>
+    private const long MaxUnixSeconds = 253_402_300_799;
 
     /// <summary>The word that asks for raw storage in a job's comment (<c>--comment=alumet:raw</c>).</summary>
     public const string RawCommentWord = "alumet:raw";

@@ -119,4 +119,22 @@ public class RawRequestTests
         }
         finally { Assert.Equal(0, Hook(install, "epilog_slurmd", "502", "")); }
     }
+
+    /// <summary>
+    /// README "Timing": the tick thread's timer slack is 1 ns. At tick_scheduling = "normal": a SCHED_FIFO thread's
+    /// sleeps have no slack at all, and kernels from 6.8 report 0 for it.
+    /// </summary>
+    [SkippableFact]
+    public void TheTickThreadsTimerSlackIs1Ns()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (the hooks' node sampler)");
+        const string normalRawTick = "storage_period_ms = 0\ntick_scheduling = \"normal\"\nattribution = \"exclusive\"\nlinger_s = 0";
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), normalRawTick);
+        int started = Hook(install, "prolog_slurmd", "503", "");
+        string slack = $"/proc/{SamplerPid.Read(Alumet.Hpc.Spool.NodeSpool.Root(install.Config))!.Value.Pid}/timerslack_ns"; // the main (tick) thread's
+        for (var sw = System.Diagnostics.Stopwatch.StartNew(); File.ReadAllText(slack) != "1\n" && sw.Elapsed < TimeSpan.FromSeconds(30);)
+            Thread.Sleep(20);
+        string seen = File.ReadAllText(slack);
+        Assert.Equal((0, "1\n", 0), (started, seen, Hook(install, "epilog_slurmd", "503", "")));
+    }
 }

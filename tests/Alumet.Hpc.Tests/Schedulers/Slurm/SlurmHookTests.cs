@@ -81,13 +81,20 @@ public sealed class SlurmHookTests : IDisposable
         Assert.Equal(new[] { "error: slurm prolog: refused: SLURM_JOB_USER \"x;reboot\" is not a user name; nothing done" }, LogMessages());
     }
 
+    /// <summary>
+    /// Whatever escapes the hook is one line of ours (ErrorText), never the exception's type name: on 26325a9
+    /// "slurm epilog: failed: InvalidOperationException: boom", and "…: IOException: " before an empty message.
+    /// </summary>
     [Fact]
-    public void AnExceptionIsLoggedAndExitIsZero()
+    public void AnExceptionIsLoggedInOurWordsAndExitIsZero()
     {
         var control = new FakeControl { Throw = new InvalidOperationException("boom") };
         Assert.Equal(0, SlurmHook.Run("epilog", Env("epilog_slurmd"), new AlumetConfig(), null, control));
         Assert.Equal(new[] { "stop 1234" }, control.Calls);
-        Assert.Equal(new[] { "error: slurm epilog: failed: InvalidOperationException: boom" }, LogMessages());
+        Assert.Equal(new[] { "error: slurm epilog: failed: boom" }, LogMessages());
+
+        Assert.Equal(0, SlurmHook.Run("prolog", Env("prolog_slurmd"), new AlumetConfig(), null, new FakeControl { Throw = new InvalidOperationException("") }));
+        Assert.Equal("error: slurm prolog: failed: an unexpected error with no description (code 0x80131509): report it with this line", LogMessages()[1]);
     }
 
     [Fact]
