@@ -69,7 +69,7 @@ public static class NodeSamplerHost
             return 1;
         }
         FinalizedElsewhere.Reset(root); // under the node lock, before the recovery reads the markers
-        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs(), finalization) { OriginNs = origin, CompactAfterJobChanges = true };
+        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs(), finalization) { OriginNs = origin, CompactAfterJobChanges = true, RetryDayExports = true };
         var sampler = new Sampler(node.Buffer, node);
         foreach (var reg in NodeSampler.Unfinished(cfg.Paths.StateDir))
         {
