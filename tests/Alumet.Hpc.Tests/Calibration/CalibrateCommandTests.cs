@@ -140,10 +140,10 @@ public class CalibrateCommandTests
     [Fact]
     public void NoMeasuredCounterIsASentenceAndExitCode1()
     {
-        using var sim = new BmcSimulator("watts 80");
+        const string bmcOnly = "rapl = \"off\"\nnvml = \"off\"\nbmc = \"on\"";
         using var calib = new TempTree("calib");
-        using var install = new TestInstallation(PowercapTree.Standard(1), sourcesToml: "rapl = \"off\"\nnvml = \"off\"\nbmc = \"on\"",
-            extraToml: Toml(sim, calib.PathOf("models")));
+        using var sim = new BmcSimulator("watts 80");
+        using var install = new TestInstallation(PowercapTree.Standard(1), sourcesToml: bmcOnly, extraToml: Toml(sim, calib.PathOf("models")));
         var (rc, output, err) = Calibrate(install, null, "--node", "n1", "--step-seconds", "2", "--settle-seconds", "0", "--window-seconds", "1");
         Assert.Equal((1, "", "alumet-hpc: calibrate: no RAPL or NVML counter on this node ([sources] rapl = \"off\" and nvml = \"off\"; "
                      + "set either to \"auto\"): there is nothing measured to calibrate against the BMC\n"), (rc, output, err));
