@@ -22,10 +22,25 @@ public sealed class FinalizationLock : IDisposable
     /// Null when the state dir does not exist (nothing to finalize, or already finalized and removed) or when
     /// the wait ran out; <paramref name="busy"/> tells the two apart.
     /// </summary>
-    public static FinalizationLock? Acquire(string stateDir, TimeSpan wait, out bool busy)
+    public static FinalizationLock? Acquire(string stateDir, TimeSpan wait, out bool busy) =>
+        Take(Libc.open_mode(Path.Combine(stateDir, FileName), Libc.O_RDWR | Libc.O_CREAT | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0b110_000_000), wait, out busy);
+
+    /// <summary>
+    /// The same lock on a directory itself (its descriptor; no lock file): a node's day spool while a sampler has it open
+    /// (NodeSpool), which JobStateCleanup takes before it removes a day. Null as <see cref="Acquire"/>, and when the path
+    /// no longer names the directory locked (renamed away while this waited).
+    /// </summary>
+    public static FinalizationLock? AcquireDirectory(string dir, TimeSpan wait, out bool busy)
+    {
+        var held = Take(Libc.open(dir, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC), wait, out busy);
+        if (held is null || Libc.FileId(held._fd) == Libc.FileId(dir)) return held;
+        held.Dispose();
+        return null;
+    }
+
+    private static FinalizationLock? Take(int fd, TimeSpan wait, out bool busy)
     {
         busy = false;
-        int fd = Libc.open_mode(Path.Combine(stateDir, FileName), Libc.O_RDWR | Libc.O_CREAT | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0b110_000_000);
         if (fd < 0) return null;
         var clock = Stopwatch.StartNew();
         while (Libc.flock(fd, Libc.LOCK_EX | Libc.LOCK_NB) != 0)

@@ -88,13 +88,15 @@ public static class JobStateCleanup
 
     /// <summary>
     /// Removes the node's closed day spools (<c>&lt;state_dir&gt;/node/&lt;yyyy-MM-dd&gt;</c>, <see cref="NodeSpool"/>) that
-    /// are no longer the only copy of anything: a day before today's UTC day (a sampler opens the day of its reads, so
-    /// never an older one), exported after its last write (its Parquet file named from its meta.json is newer than
-    /// spool.bin and meta.json), and named by no job's <c>node-windows</c> (<see cref="NodeReadWindows"/>: a job alone
-    /// at raw storage copies its node reads from there at its finalization; <c>node-windows.done</c> has copied them).
-    /// Under the day's <see cref="FinalizationLock"/>, which an export holds (<see cref="NodeSpool.Export"/>), renamed
-    /// first, then deleted: a second pruner or an export never sees half a day. Unexported days are kept whatever
-    /// their age (the export failed: the spool is the only copy), said once in the log past <c>state_max_age_h</c>.
+    /// are no longer the only copy of anything: a day that ended <see cref="NodeSpool.PruneAfter"/> ago or more (a
+    /// sampler opens the day of its reads, so not one that long over), that no sampler has open (its directory's lock,
+    /// <see cref="NodeSpool.Roll"/>), whose node file holds all of its spool (<see cref="NodeSpool.ExportedTo"/>: what
+    /// the last export read, not file times, which an export still reading while a restarted sampler appends would
+    /// pass), and that no job's <c>node-windows</c> names (<see cref="NodeReadWindows.DaysNamedIn"/>: a job alone at raw
+    /// storage copies its node reads from there at its finalization). Under the day's <see cref="FinalizationLock"/>,
+    /// which an export holds (<see cref="NodeSpool.Export"/>), and its directory's lock, renamed first, then deleted: a
+    /// second pruner, an export or a sampler never sees half a day. Unexported days are kept whatever their age (the
+    /// node sampler retries their export), said once in the log past <c>state_max_age_h</c>.
     /// </summary>
     private static int PruneNodeDays(AlumetConfig cfg, TimeSpan maxAge, DateTime nowUtc)
     {
@@ -102,8 +104,6 @@ public static class JobStateCleanup
         List<FileSystemInfo> entries;
         try { entries = new DirectoryInfo(root).EnumerateFileSystemInfos().ToList(); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return 0; }
-        var today = DateOnly.FromDateTime(nowUtc);
-        HashSet<string>? referenced = null;
         int removed = 0;
         foreach (var entry in entries)
         {
@@ -121,28 +121,32 @@ public static class JobStateCleanup
                         Directory.Delete(entry.FullName, recursive: true);
                     continue;
                 }
-                if (!DateOnly.TryParseExact(name, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day) || day >= today)
+                if (!NodeSpool.IsDay(name, out var day) || day.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc).AddDays(1) + NodeSpool.PruneAfter > nowUtc)
                     continue;
                 using var claim = FinalizationLock.Acquire(entry.FullName, TimeSpan.Zero, out _);
                 if (claim is null) continue; // being exported: the next finalization looks again
-                if (!Exported(cfg, entry.FullName, name, out var lastWrite))
+                using var idle = FinalizationLock.AcquireDirectory(entry.FullName, TimeSpan.Zero, out _);
+                if (idle is null) continue; // a sampler has it open
+                if (NodeSpool.ExportedTo(entry.FullName) is null)
                 {
+                    var lastWrite = LastWrite(entry.FullName);
                     if (nowUtc - lastWrite > maxAge && !File.Exists(Path.Combine(entry.FullName, KeptLoggedFile)))
                     {
-                        Log.Warn($"node spool {entry.FullName} is kept: it is older than state_max_age_h and its node file was never written after it (export it with alumet-hpc finalize-job --node-day {entry.FullName})");
+                        Log.Warn($"node spool {entry.FullName} is kept: it is older than state_max_age_h and its node file does not hold all of it (the node sampler retries its export every hour; alumet-hpc finalize-job --node-day {entry.FullName} exports it now)");
                         File.WriteAllText(Path.Combine(entry.FullName, KeptLoggedFile), "");
                     }
                     continue;
                 }
-                referenced ??= ReferencedDays(cfg.Paths.StateDir);
-                if (referenced.Contains(name)) continue;
+                // Read under the day's locks: a window opens only in the day a sampler has open.
+                if (ReferencedDays(cfg.Paths.StateDir).Contains(name)) continue;
                 string gone = entry.FullName + RemovingInfix + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-                Directory.Move(entry.FullName, gone); // rename(2): an export that takes the lock next finds no day
+                Directory.Move(entry.FullName, gone); // rename(2): an export or a sampler that takes the locks next finds no day
+                idle.Dispose();
                 claim.Dispose();
                 Directory.Delete(gone, recursive: true);
                 removed++;
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 Log.Warn($"node spool {entry.FullName} was not removed: {e.Message}");
             }
@@ -150,27 +154,20 @@ public static class JobStateCleanup
         return removed;
     }
 
-    /// <summary>Whether the day's node file exists and was written after the day's spool was last written (<paramref name="lastWrite"/>).</summary>
-    private static bool Exported(AlumetConfig cfg, string dayDir, string day, out DateTime lastWrite)
+    /// <summary>When the day's spool was last written: spool.bin's or meta.json's time, not the directory's (the lock
+    /// file and the logged marker change it).</summary>
+    private static DateTime LastWrite(string dayDir)
     {
-        var spool = new FileInfo(Path.Combine(dayDir, SpoolWriter.RecordsFile));
-        var meta = new FileInfo(Path.Combine(dayDir, SpoolWriter.MetaFile));
-        // Not the directory's own time: the lock file and the logged marker change it.
-        lastWrite = DateTime.MinValue;
-        if (spool.Exists && spool.LastWriteTimeUtc > lastWrite) lastWrite = spool.LastWriteTimeUtc;
-        if (meta.Exists && meta.LastWriteTimeUtc > lastWrite) lastWrite = meta.LastWriteTimeUtc;
-        if (lastWrite == DateTime.MinValue) lastWrite = Directory.GetLastWriteTimeUtc(dayDir);
-        if (!meta.Exists) return false; // names no file: an export cannot have written one
-        var m = SpoolWriter.ReadMeta(dayDir);
-        var parquet = new FileInfo(NodeSpool.ParquetPath(cfg, m.Cluster, m.Node, day));
-        return parquet.Exists && parquet.LinkTarget is null
-            && (!spool.Exists || spool.LastWriteTimeUtc <= parquet.LastWriteTimeUtc) && meta.LastWriteTimeUtc <= parquet.LastWriteTimeUtc;
+        var lastWrite = DateTime.MinValue;
+        foreach (string file in new[] { SpoolWriter.RecordsFile, SpoolWriter.MetaFile })
+        {
+            var f = new FileInfo(Path.Combine(dayDir, file));
+            if (f.Exists && f.LastWriteTimeUtc > lastWrite) lastWrite = f.LastWriteTimeUtc;
+        }
+        return lastWrite == DateTime.MinValue ? Directory.GetLastWriteTimeUtc(dayDir) : lastWrite;
     }
 
-    /// <summary>
-    /// The days named in any job state dir's <c>node-windows</c> (any field that reads as a day: a damaged line keeps
-    /// more, never less). A file that cannot be read keeps every day: which days it names is not known.
-    /// </summary>
+    /// <summary>The days named in any job state dir's <c>node-windows</c>; a file that cannot be read throws (the day is kept).</summary>
     private static HashSet<string> ReferencedDays(string stateRoot)
     {
         var days = new HashSet<string>(StringComparer.Ordinal);
@@ -180,16 +177,7 @@ public static class JobStateCleanup
             try { jobs = new DirectoryInfo(Path.Combine(stateRoot, scheduler)).EnumerateDirectories().ToList(); }
             catch (DirectoryNotFoundException) { continue; }
             foreach (var job in jobs)
-            {
-                if (job.LinkTarget is not null) continue;
-                string file = Path.Combine(job.FullName, NodeReadWindows.FileName);
-                string[] lines;
-                try { lines = File.ReadAllLines(file); }
-                catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { continue; }
-                foreach (string line in lines)
-                    foreach (string field in line.Split(' '))
-                        if (DateOnly.TryParseExact(field, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out _)) days.Add(field);
-            }
+                if (job.LinkTarget is null) days.UnionWith(NodeReadWindows.DaysNamedIn(job.FullName));
         }
         return days;
     }

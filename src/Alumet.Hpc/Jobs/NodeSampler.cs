@@ -50,7 +50,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private bool _stopped;
     private int _finalizing; // ends still writing their Parquet + row: the sampler does not exit under them
     private int _retrying;   // RetryBit.*: one thread of each kind at a time
-    private readonly Thread?[] _retries = new Thread?[2];
+    private readonly Thread?[] _retries = new Thread?[3];
     private readonly FinalizedElsewhere _finalizedElsewhere;
     private readonly IJobFinalization _finalization;
     private long _markerReads;
@@ -195,7 +195,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 _jobs[reg.Key] = job;
                 if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
                 _namedByScheduler |= !execJob;
-                Rebuild();
+                Rebuild(wallNs);
                 // Checked again, now that the job is in the registry: a sampler stopped (SIGSTOP, descheduled) since the
                 // first check may have let its prolog give up on it, or its epilog record it not_measured. Undone, never
                 // kept; a marker written after this is seen by the housekeeping (the epilog raises FinalizedElsewhere
@@ -347,7 +347,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             if (!outcome.Stored) RetryOutbox($"job {job.Registration.Job.JobId}");
             // Kept spools whose export failed (a refused dataset key the admin has since fixed): exported now (JobFinalizer.RetryExports).
             if (File.Exists(JobFinalizer.ExportsPendingPath(_cfg.Paths.StateDir)))
-                InBackground(RetryBit.Exports, "export-retry", "kept spools: export retry", _finalization.RetryExports);
+                _ = InBackground(RetryBit.Exports, "export-retry", "kept spools: export retry", _finalization.RetryExports);
             return outcome;
         }
         catch (Exception e)
@@ -364,22 +364,22 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// finalization so the sampler does not exit under it (bounded by <c>[database] retry_s</c>).
     /// </summary>
     private void RetryOutbox(string what) =>
-        InBackground(RetryBit.Rows, "outbox-retry", $"{what}: outbox retry", () => _finalization.RetryQueuedRows(what));
+        _ = InBackground(RetryBit.Rows, "outbox-retry", $"{what}: outbox retry", () => _finalization.RetryQueuedRows(what));
 
     private static class RetryBit
     {
-        public const int Rows = 1, Exports = 2;
+        public const int Rows = 1, Exports = 2, Days = 4;
     }
 
     /// <summary>Work after an epilog has its answer, on its own thread, one of each <paramref name="bit"/> at a time; counted
     /// as a finalization so the sampler does not exit under it.</summary>
-    private void InBackground(int bit, string name, string what, Action work)
+    private bool InBackground(int bit, string name, string what, Action work)
     {
         int seen;
         do
         {
             seen = Volatile.Read(ref _retrying);
-            if ((seen & bit) != 0) return;
+            if ((seen & bit) != 0) return false;
         } while (Interlocked.CompareExchange(ref _retrying, seen | bit, seen) != seen);
         Interlocked.Increment(ref _finalizing);
         var t = new Thread(() =>
@@ -388,8 +388,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             catch (Exception e) { Log.Warn($"{what} stopped: {ErrorText.Describe(e)}"); }
             finally { Interlocked.And(ref _retrying, ~bit); Interlocked.Decrement(ref _finalizing); }
         }) { Name = name, IsBackground = true };
-        lock (_retries) _retries[bit - 1] = t;
+        lock (_retries) _retries[System.Numerics.BitOperations.Log2((uint)bit)] = t;
         t.Start();
+        return true;
     }
 
     /// <summary>A one-job host (<c>exec</c>, <c>sample</c>) waits for the retries before its process exits.</summary>
@@ -428,7 +429,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { return false; }
     }
 
-    private void Rebuild()
+    /// <param name="wallNs">The caller's wall clock (0: unknown): the day a raw sink set here opens (<see cref="UpdateRawSink"/>).</param>
+    private void Rebuild(long wallNs = 0)
     {
         _jobArray = _jobs.Values.ToArray();
         foreach (var j in _jobArray)
@@ -448,15 +450,35 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
         if (_cpu.Length < _jobArray.Length) { _cpu = new ulong[_jobArray.Length * 2]; _shares = new ulong[_jobArray.Length * 2]; }
         _gpuOwns = _jobArray.Select(j => j.GpuChannels).ToArray();
-        UpdateRawSink();
+        UpdateRawSink(wallNs);
         RateChanged?.Invoke();
     }
 
-    private void UpdateRawSink()
+    /// <summary>
+    /// Sets the raw sink while raw storage is wanted, after the day's node spool is open: opening it reads and writes
+    /// files and allocates, which the tick (SCHED_FIFO at raw storage) must not do (TickReadsAllocateNothing). The day
+    /// of <paramref name="wallNs"/>, else of the last snapshot; with neither (a sampler's first read comes before any
+    /// registration, or before its first snapshot), the first read opens it, on the tick loop's first tick, which
+    /// runs before the loop goes real-time (Sampler.TickLoop). The windows open before the day does, as when the first
+    /// read opened it: the day's opening is a <c>roll</c> in them (<see cref="NodeReadWindows"/>).
+    /// </summary>
+    private void UpdateRawSink(long wallNs = 0)
     {
         _rawStorage = _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
-        Buffer.RawSink = _rawStorage ? this : null;
+        if (!_rawStorage) Buffer.RawSink = null;
         UpdateWindows();
+        if (!_rawStorage) return;
+        long wall = wallNs != 0 ? wallNs : Buffer.LastSnapshotWallNs;
+        if (wall != 0)
+        {
+            lock (_spoolGate)
+            {
+                // Never a refused registration for it: the first read tries again (a full state dir).
+                try { if (_node.CurrentDirectory is null) _node.Open(wall); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"node spool: the day's spool could not be opened ({ErrorText.Describe(e)}); the first raw read tries again"); }
+            }
+        }
+        Buffer.RawSink = this;
     }
 
     /// <summary>
@@ -493,9 +515,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     private bool GetsNodeReads(NodeJob job) => _rawStorage && (job.Exclusive || _jobArray.Length == 1) && Array.IndexOf(_jobArray, job) >= 0;
 
-    /// <summary>The node's spool opened a day (a UTC midnight, or its first): every open window goes on there.</summary>
+    /// <summary>The node's spool opened a day (a UTC midnight, or its first): the tick's ids of its node series are looked up here, off the tick, and every open window goes on there.</summary>
     private void NodeDayOpened(long previousEnd, string day, long start)
     {
+        _node.Current!.KnowNodeSeries(_channels);
         foreach (var job in _windowed)
         {
             job.Windows.Roll(previousEnd, day, start);
@@ -690,6 +713,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         NodeJob[] jobs;
         lock (_gate) jobs = _jobArray;
         if (CompactAfterJobChanges) CompactOnceSettled(jobs);
+        if (RetryDayExports && now >= _nextDayExportsNs && InBackground(RetryBit.Days, "node-file-retry", "node files: export retry", RetryDayExportsNow))
+            _nextDayExportsNs = now + DayExportsEveryNs;
         foreach (var job in jobs)
         {
             if (job.Ending) continue;
@@ -838,6 +863,76 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     }
 
     private readonly List<Thread> _exports = new(); // under _spoolGate
+    private readonly HashSet<string> _exporting = new(StringComparer.Ordinal); // days a thread of this process exports (locked)
+
+    /// <summary>
+    /// The node daemon (RunDaemon) exports again, on a thread of its own (counted as a finalization: the sampler does not
+    /// exit under it), every closed day whose node file does not hold all of its spool (an export that failed, or a
+    /// sampler killed before its day's export): at its first housekeeping and every <see cref="DayExportsEveryNs"/>, one
+    /// day after the other, so that they are stored and then removed by the rule of JobStateCleanup (README, "Data:
+    /// spool, Parquet, database").
+    /// </summary>
+    public bool RetryDayExports { get; init; }
+
+    /// <summary>How often the daemon looks for closed days to export again (an hour).</summary>
+    public const long DayExportsEveryNs = 3_600_000_000_000;
+    private long _nextDayExportsNs; // monotonic; 0: the first housekeeping looks
+
+    /// <summary>Written in a day's directory at each failed export of it, one line each ("TIME ERROR"); the first is
+    /// logged, the next ones are not, until an export works again and removes it: said once per episode.</summary>
+    public const string ExportFailedFile = "export-failed";
+
+    /// <summary>Exports the closed days not exported, one after the other (a housekeeping that finds it still running tries again at the next one).</summary>
+    private void RetryDayExportsNow()
+    {
+        foreach (string dir in ClosedDaysNotExported()) ExportSaidOnce(dir);
+    }
+
+    /// <summary>The node's days before today (UTC), not open here, whose node file does not hold all of them (<see cref="NodeSpool.ExportedTo"/>).</summary>
+    private List<string> ClosedDaysNotExported()
+    {
+        string? open;
+        lock (_spoolGate) open = _node.CurrentDirectory;
+        var today = DateOnly.FromDateTime(DateTime.UtcNow);
+        var days = new List<string>();
+        foreach (var dir in new DirectoryInfo(NodeSpool.Root(_cfg)).EnumerateDirectories())
+            if (dir.LinkTarget is null && NodeSpool.IsDay(dir.Name, out var day) && day < today && dir.FullName != open && NodeSpool.ExportedTo(dir.FullName) is null)
+                days.Add(dir.FullName);
+        days.Sort(StringComparer.Ordinal);
+        return days;
+    }
+
+    /// <summary>
+    /// Exports a closed day (<see cref="IJobFinalization.ExportNodeDay"/>), its failures said once per episode
+    /// (<see cref="ExportFailedFile"/>). A day another thread of this process is exporting is left to it.
+    /// </summary>
+    private void ExportSaidOnce(string dir)
+    {
+        lock (_exporting) if (!_exporting.Add(dir)) return;
+        string mark = Path.Combine(dir, ExportFailedFile);
+        try
+        {
+            string file = _finalization.ExportNodeDay(dir);
+            if (File.Exists(mark))
+            {
+                int failed = File.ReadAllLines(mark).Length;
+                File.Delete(mark);
+                Log.Info($"node file {file}: written from {dir} after {failed} failed attempt(s)");
+            }
+        }
+        catch (Exception e)
+        {
+            string why = ErrorText.Describe(e);
+            bool first = !File.Exists(mark);
+            try { File.AppendAllText(mark, $"{DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture)} {why}\n"); }
+            catch (Exception m) when (m is IOException or UnauthorizedAccessException) { } // the day is gone, or the state dir full: said again next time
+            if (first) Log.Error($"node file of {dir}: export failed: {why}; the spool stays in {dir}{(RetryDayExports ? " and the node sampler retries its export every hour (said once until it works)" : "")}");
+        }
+        finally
+        {
+            lock (_exporting) _exporting.Remove(dir);
+        }
+    }
 
     /// <summary>
     /// A day of the node's spool was closed (the UTC day rolled at a snapshot, or the sampler exits): its Parquet file is
@@ -848,11 +943,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private void ExportDay(string dir)
     {
         _exports.RemoveAll(t => !t.IsAlive);
-        var export = new Thread(() =>
-        {
-            try { _finalization.ExportNodeDay(dir); }
-            catch (Exception e) { Log.Error($"node file of {dir}: export failed: {ErrorText.Describe(e)}; the spool stays in {dir}"); }
-        }) { Name = "node-file", IsBackground = true };
+        var export = new Thread(() => ExportSaidOnce(dir)) { Name = "node-file", IsBackground = true };
         export.Start();
         _exports.Add(export);
     }
@@ -953,7 +1044,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 (s.RaplHz, s.StoragePeriodMs, s.AttributionPeriodMs, s.FlushIntervalMs, s.LingerS, s.TickScheduling, s.MaxPowerW) = before;
                 return e.Message;
             }
-            UpdateRawSink();
+            UpdateRawSink(Clock.WallNs());
             RateChanged?.Invoke();
             return null;
         }

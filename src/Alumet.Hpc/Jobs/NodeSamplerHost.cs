@@ -69,7 +69,7 @@ public static class NodeSamplerHost
             return 1;
         }
         FinalizedElsewhere.Reset(root); // under the node lock, before the recovery reads the markers
-        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs(), finalization) { OriginNs = origin, CompactAfterJobChanges = true };
+        using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs(), finalization) { OriginNs = origin, CompactAfterJobChanges = true, RetryDayExports = true };
         var sampler = new Sampler(node.Buffer, node);
         foreach (var reg in NodeSampler.Unfinished(cfg.Paths.StateDir))
         {
@@ -114,7 +114,7 @@ public static class NodeSamplerHost
                     var reg = JobRegistration.Parse(rest, out string? error);
                     if (reg is null) return $"error {error}\n";
                     string msg;
-                    try { msg = node.Register(reg, recovered: false, Clock.MonotonicNs()); }
+                    try { msg = node.Register(reg, recovered: false, Clock.MonotonicNs(), Clock.WallNs()); }
                     catch (NodeSampler.RegistrationRefused refused)
                     {
                         // A prolog retries its request: its copies read after a stall are said once.
@@ -122,7 +122,7 @@ public static class NodeSamplerHost
                         if (Interlocked.Exchange(ref _lastRefused, key) != key) Log.Warn($"node sampler: {refused.Message}");
                         return $"error {refused.Message}\n";
                     }
-                    sampler.RateChanged();
+                    // The tick loop was told by the registration itself (NodeSampler.Rebuild): once, not twice.
                     return $"ok {msg}\n";
                 }
                 case "end":
@@ -130,7 +130,6 @@ public static class NodeSamplerHost
                     var kv = JobRegistration.Tokens(rest);
                     string key = JobRegistration.KeyOf(kv.GetValueOrDefault("scheduler", ""), kv.GetValueOrDefault("job", ""));
                     var outcome = node.End(key, complete: kv.GetValueOrDefault("complete", "1") == "1", "", Clock.MonotonicNs(), Clock.WallNs());
-                    sampler.RateChanged();
                     return outcome is null
                         ? $"error job {key} is not registered\n"
                         : $"ok {outcome.Status}{(outcome.Reason.Length > 0 ? ": " + outcome.Reason : "")}{(outcome.Stored ? "" : $" [{outcome.Delivery}]")}\n";
@@ -151,8 +150,7 @@ public static class NodeSamplerHost
                 {
                     int eq = rest.IndexOf('=');
                     if (eq <= 0) return "error use set KEY=VALUE\n";
-                    string? err = node.Set(rest[..eq].Trim(), rest[(eq + 1)..].Trim());
-                    sampler.RateChanged();
+                    string? err = node.Set(rest[..eq].Trim(), rest[(eq + 1)..].Trim()); // tells the tick loop when applied
                     return err is null ? $"ok {rest.Trim()} applied\n" : $"error {err}\n";
                 }
                 default:
@@ -183,7 +181,7 @@ public static class NodeSamplerHost
         using var node = new NodeSampler(cfg, sources, start, finalization) { StopWhenEmpty = true };
         var cpuAtBaseline = spawnNs is null ? TimeSpan.Zero : Environment.CpuUsage.TotalTime; // stats.json: CPU to the first sample
         primed?.Invoke();
-        node.Register(reg, recovered: false, start);
+        node.Register(reg, recovered: false, start, Clock.WallNs());
         var sampler = new Sampler(node.Buffer, node);
         sampler.Run(token, sources.StartCrossCheck);
         string dir = reg.Job.StateDirectory(cfg.Paths.StateDir);

@@ -110,9 +110,8 @@ public sealed class NodeReadWindows
     {
         RollForward(jobDir);
         var w = new NodeReadWindows();
-        string path = Path.Combine(jobDir, FileName);
-        if (!File.Exists(path)) return w;
-        foreach (string line in File.ReadAllLines(path))
+        if (Lines(jobDir) is not { } lines) return w;
+        foreach (string line in lines)
         {
             var f = line.Split(' ');
             w._events.Add(line);
@@ -124,6 +123,28 @@ public sealed class NodeReadWindows
             }
         }
         return w;
+    }
+
+    /// <summary>The lines of a job's windows file (<see cref="FileName"/>), null when it has none: the one place it is read.</summary>
+    private static string[]? Lines(string jobDir)
+    {
+        try { return File.ReadAllLines(Path.Combine(jobDir, FileName)); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+    }
+
+    /// <summary>
+    /// The days of the node's spool a job's windows still name (<see cref="FileName"/>; a <see cref="DoneFileName"/> has
+    /// copied its reads): every field of every line that reads as a day, so a damaged line keeps more days, never fewer
+    /// (JobStateCleanup removes no day named here). <see cref="Segments"/> reads only such days. Empty without a windows
+    /// file; throws when it cannot be read (which days it names is not known).
+    /// </summary>
+    public static HashSet<string> DaysNamedIn(string jobDir)
+    {
+        var days = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string line in Lines(jobDir) ?? [])
+            foreach (string field in line.Split(' '))
+                if (NodeSpool.IsDay(field, out _)) days.Add(field);
+        return days;
     }
 
     /// <summary>The records of a day's spool.bin (0 when it has none): where its last writer stopped.</summary>
@@ -150,12 +171,12 @@ public sealed class NodeReadWindows
                 case "open" when f.Length == 3:
                     if (open && day is not null) segments.Add(new(day, start, -1)); // a killed sampler's window no one cut
                     open = true;
-                    day = f[1] == "-" ? null : f[1];
+                    day = f[1] == "-" ? null : DayField(f[1]);
                     start = Long(f[2]);
                     break;
                 case "roll" when f.Length == 4 && open:
                     if (day is not null) segments.Add(new(day, start, Long(f[1])));
-                    day = f[2];
+                    day = DayField(f[2]);
                     start = Long(f[3]);
                     break;
                 case "close" when f.Length == 2 && open:
@@ -168,6 +189,9 @@ public sealed class NodeReadWindows
         if (open && day is not null) segments.Add(new(day, start, -1));
         return segments;
     }
+
+    private static string DayField(string s) => NodeSpool.IsDay(s, out _) ? s
+        : throw new IOException($"{FileName}: '{s}' is not a day (the file is damaged: the job's node reads cannot be told apart)");
 
     private static long Long(string s) =>
         long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long v) ? v
@@ -184,8 +208,7 @@ public sealed class NodeReadWindows
     /// </summary>
     internal static IEnumerable<ReadOnlyMemory<SpoolRecord>>? ReadsOf(string jobDir, SpoolMeta? jobMeta, int chunkRecords)
     {
-        string path = Path.Combine(jobDir, FileName);
-        return File.Exists(path) ? Reads(jobDir, File.ReadAllLines(path), jobMeta, chunkRecords) : null;
+        return Lines(jobDir) is { } lines ? Reads(jobDir, lines, jobMeta, chunkRecords) : null;
     }
 
     private static IEnumerable<ReadOnlyMemory<SpoolRecord>> Reads(string jobDir, string[] lines, SpoolMeta? jobMeta, int chunkRecords)
@@ -253,13 +276,12 @@ public sealed class NodeReadWindows
         var problems = new List<string>();
         string windows = Path.Combine(jobDir, FileName);
         string merged = Path.Combine(jobDir, MergedFile);
-        if (!File.Exists(windows))
+        if (Lines(jobDir) is not { } lines)
         {
             RollForward(jobDir);
             return problems;
         }
         File.Delete(merged); // a finalizer killed before its commit: made again whole
-        string[] lines = File.ReadAllLines(windows);
         var meta = SpoolWriter.ReadMeta(jobDir);
         string root = NodeRoot(jobDir);
         int seriesBefore = meta.Series.Count;

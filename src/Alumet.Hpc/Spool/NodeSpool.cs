@@ -22,6 +22,7 @@ public sealed class NodeSpool
     private string _node;
     private string _cluster;
     private SeriesSpool? _spool;
+    private FinalizationLock? _dayLock; // the open day's directory: JobStateCleanup removes no day a sampler has open
     private string _day = "";
     private long _dayNumber = -1; // days since the epoch of _day: the per-period check formats no string
 
@@ -63,29 +64,50 @@ public sealed class NodeSpool
 
     public static string Root(AlumetConfig cfg) => Path.Combine(cfg.Paths.StateDir, Directory);
 
+    /// <summary>A day's directory name: its UTC date.</summary>
+    public const string DayFormat = "yyyy-MM-dd";
+
+    /// <summary>Whether <paramref name="name"/> names a day's directory (<see cref="DayFormat"/>).</summary>
+    public static bool IsDay(string name, out DateOnly day) =>
+        DateOnly.TryParseExact(name, DayFormat, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out day);
+
     public string? CurrentDirectory => _spool?.Directory;
+
+    /// <summary>The open day's spool; null before the first day opens.</summary>
+    public SeriesSpool? Current => _spool;
 
     /// <summary>Opens the spool of the day of <paramref name="wallNs"/> (exporting the previous day's).</summary>
     public void Roll(long wallNs)
     {
         long dayNumber = Math.DivRem(wallNs, 86_400_000_000_000L, out long rem) - (rem < 0 ? 1 : 0);
         if (dayNumber == _dayNumber && _spool is not null) return;
-        string day = Clock.FromWallNs(wallNs).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        string day = Clock.FromWallNs(wallNs).ToString(DayFormat, System.Globalization.CultureInfo.InvariantCulture);
         if (day == _day && _spool is not null) { _dayNumber = dayNumber; return; }
         long previousEnd = _spool?.NextRecord ?? -1;
-        Close();
         string root = Root(_cfg);
         RootOnlyDirectory(root);
         string dir = Path.Combine(root, day);
-        RootOnlyDirectory(dir);
+        var nextLock = LockDay(dir);
         var meta = new SpoolMeta
         {
             ToolVersion = ToolInfo.Version, Scheduler = Directory, Cluster = _cluster, JobId = Directory, User = "root", Uid = 0,
             Node = _node, StartWallNs = wallNs, StoragePeriodMs = _cfg.Sampler.StoragePeriodMs, AttributionPeriodMs = _cfg.Sampler.AttributionPeriodMs,
             AttributionMode = "cgroup-cpu-time", Perimeter = _sources.Perimeter, EstimateModel = _sources.EstimateModel,
+            SeriesFile = SeriesCatalogue.FileName, // every job adds series to the day: appended, never rewritten (SeriesCatalogue)
         };
         foreach (var slot in _sources.Slots) meta.SourceHz[slot.Source.Name] = slot.Hz;
-        _spool = new SeriesSpool(dir, meta, reopen: true);
+        // The new day is opened before the old one closes: when it cannot be (a full state dir), reads go on into the
+        // old day, not nowhere, and the next period's roll tries again; a tick never finds no day open and opens one
+        // itself (file work and allocations on the real-time thread, and its failure would end the sampler).
+        SeriesSpool next;
+        try { next = new SeriesSpool(dir, meta, reopen: true); }
+        catch
+        {
+            nextLock?.Dispose(); // the old day stays open, and locked
+            throw;
+        }
+        Close(); // releases the old day's lock
+        (_spool, _dayLock) = (next, nextLock);
         _day = day;
         _dayNumber = dayNumber;
         long start = _spool.NextRecord;
@@ -136,28 +158,82 @@ public sealed class NodeSpool
         string dir = _spool.Directory;
         _spool.Dispose();
         _spool = null;
+        _dayLock?.Dispose();
+        _dayLock = null;
         _dayClosed(dir);
+    }
+
+    /// <summary>
+    /// Makes the day's directory (root-only) and locks it while it is open: JobStateCleanup removes a day only under this
+    /// lock, so never one this sampler writes (README, "Data: spool, Parquet, database": a sampler restarted across a UTC
+    /// midnight reopens a day whose export by the sampler before it may finish later). A pruner holds it for a few ms;
+    /// one that renamed the day away meanwhile leaves it to be made again. Null, said in the log, when it stays held.
+    /// </summary>
+    private static FinalizationLock? LockDay(string dir)
+    {
+        for (int attempt = 0; attempt < 2; attempt++)
+        {
+            RootOnlyDirectory(dir);
+            if (FinalizationLock.AcquireDirectory(dir, TimeSpan.FromSeconds(2), out bool busy) is { } held) return held;
+            if (busy) break;
+        }
+        Log.Warn($"node spool {dir}: its directory could not be locked; a job's finalization could remove the day while it is open");
+        return null;
     }
 
     /// <summary>
     /// Exports a closed day's spool to the node's root-only Parquet file, named from its meta.json (cluster, node) and
     /// its directory (the day); the whole file is replaced, so a day reopened by a restarted sampler is exported whole.
-    /// Once written after the day's last write, the day's spool is removed by the next finalization (JobStateCleanup).
+    /// Once the file is durable, <see cref="ExportedFile"/> records the records of spool.bin it holds: the next
+    /// finalization removes the day's spool when that is still all of it (JobStateCleanup). Nothing to do when it is.
     /// </summary>
     public static string Export(AlumetConfig cfg, string dir)
     {
-        // The day's lock: the cleanup of exported days (JobStateCleanup) never removes a day while it is read here.
+        // The day's lock: the cleanup of exported days (JobStateCleanup) never removes a day while it is read here, and
+        // two exports of a day record what they wrote one after the other.
         using var claim = FinalizationLock.Acquire(dir, TimeSpan.FromSeconds(60), out bool busy)
             ?? throw new IOException(busy ? $"another process held {dir} for 60 s; export it again later" : $"the node's day spool {dir} does not exist");
         var meta = SpoolWriter.ReadMeta(dir);
-        string target = ParquetPath(cfg, meta.Cluster, meta.Node, Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)));
+        string target = Path.GetFullPath(ParquetPath(cfg, meta.Cluster, meta.Node, Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))));
+        if (ExportedTo(dir) == target) return target;
+        // Counted before the file is read: a sampler that reopened the day appends after them (the file holds at least these).
+        long records = NodeReadWindows.RecordsIn(dir);
         RootOnlyDirectory(Path.GetDirectoryName(Path.GetDirectoryName(target)!)!);
         RootOnlyDirectory(Path.GetDirectoryName(target)!);
         string tmp = target + $".tmp{Environment.ProcessId}";
         File.Delete(tmp);
         ParquetExporter.ExportAsync(dir, tmp, new ParquetExportOptions(FileMode: UnixFileMode.UserRead)).GetAwaiter().GetResult();
         File.Move(tmp, target, overwrite: true);
+        Core.AtomicFile.SyncDirectory(Path.GetDirectoryName(target)!);
+        Core.AtomicFile.WriteDurably(Path.Combine(dir, ExportedFile),
+            System.Text.Encoding.UTF8.GetBytes($"{records.ToString(System.Globalization.CultureInfo.InvariantCulture)} {target}\n"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
         return target;
+    }
+
+    /// <summary>Written in a day's directory by <see cref="Export"/>: "RECORDS FILE", the records of spool.bin the node file holds.</summary>
+    public const string ExportedFile = "exported";
+
+    /// <summary>
+    /// How long after its end a day's spool may be removed (JobStateCleanup): a read's day is the day of its stamp, and
+    /// a stamp is at most a period old when its day opens, so a sampler never opens a day this long over (barring a clock
+    /// stepped back further), whose file an export of a fresh spool would replace.
+    /// </summary>
+    public static readonly TimeSpan PruneAfter = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The node file that holds every record of the day's spool.bin as it is now (<see cref="ExportedFile"/> and the file
+    /// still there, not a link), or null: never exported, or written since (a restarted sampler reopened the day).
+    /// </summary>
+    public static string? ExportedTo(string dayDir)
+    {
+        string text;
+        try { text = File.ReadAllText(Path.Combine(dayDir, ExportedFile)); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+        int space = text.IndexOf(' ');
+        if (space <= 0 || !long.TryParse(text.AsSpan(0, space), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long records))
+            return null;
+        var file = new FileInfo(text[(space + 1)..].TrimEnd('\n'));
+        return records == NodeReadWindows.RecordsIn(dayDir) && file.Exists && file.LinkTarget is null ? file.FullName : null;
     }
 
     public static string ParquetPath(AlumetConfig cfg, string cluster, string node, string day) =>

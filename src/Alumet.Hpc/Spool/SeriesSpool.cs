@@ -30,7 +30,7 @@ public sealed class SeriesSpool : IDisposable
     /// meta.json, its series are kept (and appended to).</param>
     public SeriesSpool(string directory, SpoolMeta meta, bool reopen) : this(directory, Open(directory, meta, reopen)) { }
 
-    private SeriesSpool(string directory, (SpoolMeta Meta, string? Unreadable, List<(int NodeSeries, SpoolRecord Sum, long Reads)> Unsplit) opened)
+    private SeriesSpool(string directory, (SpoolMeta Meta, string? Unreadable, List<(int NodeSeries, SpoolRecord Sum, long Reads)> Unsplit, long SeriesFileBytes) opened)
     {
         Directory = directory;
         Meta = opened.Meta;
@@ -40,24 +40,34 @@ public sealed class SeriesSpool : IDisposable
             var s = Meta.Series[i];
             _ids.TryAdd((s.Consumer, s.ResourceKind, s.ResourceId, s.Interface), i);
         }
-        _writer = new SpoolWriter(directory, Meta);
+        _writer = new SpoolWriter(directory, Meta, seriesFileBytes: opened.SeriesFileBytes);
         if (opened.Unsplit.Count > 0) CloseUnsplit(opened.Unsplit);
     }
 
-    /// <summary>The series a reopened spool keeps (its meta.json's; none when unreadable: its records set aside), and its unsplit reads.</summary>
-    private static (SpoolMeta, string?, List<(int, SpoolRecord, long)>) Open(string directory, SpoolMeta meta, bool reopen)
+    /// <summary>
+    /// The series a reopened spool keeps (its meta.json's and series file's; none when unreadable: its records set
+    /// aside), its unsplit reads, and the length of the series file's complete lines when it is this spool's
+    /// (-1 otherwise: a day of an earlier version listed every series in meta.json, and gets its series file whole).
+    /// </summary>
+    private static (SpoolMeta, string?, List<(int, SpoolRecord, long)>, long) Open(string directory, SpoolMeta meta, bool reopen)
     {
         meta.Series.Clear();
         string? unreadable = null;
+        long seriesFileBytes = -1;
         if (reopen)
         {
-            try { meta.Series = SpoolWriter.ReadMeta(directory).Series; }
+            try
+            {
+                var existing = SpoolWriter.ReadMeta(directory, out long bytes);
+                meta.Series = existing.Series;
+                if (existing.SeriesFile is not null && existing.SeriesFile == meta.SeriesFile) seriesFileBytes = bytes;
+            }
             catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidDataException)
             {
                 unreadable = SetAside(directory, e);
             }
         }
-        return (meta, unreadable, reopen && meta.Series.Count > 0 ? UnsplitNodeReads(directory, meta) : []);
+        return (meta, unreadable, reopen && meta.Series.Count > 0 ? UnsplitNodeReads(directory, meta) : [], seriesFileBytes);
     }
 
     /// <summary>Where <see cref="SetAside"/> moves the records of a spool reopened without a readable meta.json (a second
@@ -75,8 +85,12 @@ public sealed class SeriesSpool : IDisposable
         long count = File.Exists(records) ? new FileInfo(records).Length / SpoolRecord.Size : 0;
         if (count == 0) return null;
         string aside = Path.Combine(directory, SetAsideRecordsFile);
-        if (File.Exists(aside)) aside += "." + DateTime.UtcNow.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture); // never over an earlier one
+        string suffix = File.Exists(aside) ? "." + DateTime.UtcNow.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture) : ""; // never over an earlier one
+        aside += suffix;
         File.Move(records, aside);
+        // A day's series file goes with them (what names their series, damaged or not): the spool starts a new one.
+        string catalogue = Path.Combine(directory, SeriesCatalogue.FileName);
+        if (File.Exists(catalogue)) File.Move(catalogue, catalogue + ".unreadable" + suffix);
         string problem = $"its meta.json could not be read when the sampler restarted ({ErrorText.Describe(why)}): the {count} record(s) from before the restart are not counted (set aside in {aside})";
         Log.Error($"spool {directory}: {problem}");
         return problem;
@@ -89,33 +103,72 @@ public sealed class SeriesSpool : IDisposable
     /// </summary>
     public static void CloseUnsplitReads(string directory)
     {
-        var meta = SpoolWriter.ReadMeta(directory);
+        var meta = SpoolWriter.ReadMeta(directory, out long seriesFileBytes);
         var unsplit = UnsplitNodeReads(directory, meta);
         if (unsplit.Count == 0) return;
-        using var spool = new SeriesSpool(directory, (meta, null, unsplit)); // one read of meta.json, one scan of the records
+        using var spool = new SeriesSpool(directory, (meta, null, unsplit, seriesFileBytes)); // one read of meta.json, one scan of the records
     }
 
 
     /// <summary>
     /// The node's reads after the last split of their counter, summed per node series. A split always ends with the
     /// counter's unattributed record (NodeSampler's snapshot: node, jobs, then unattributed), so the reads that follow
-    /// a counter's last unattributed record are the ones no split covers.
+    /// a counter's last unattributed record are the ones no split covers. Read from the end of spool.bin, until every
+    /// counter's last split is found: a day's spool at raw storage grows by ~190 KB a second, and reopening it (a
+    /// sampler's start, on its first prolog's path) read all of it.
     /// </summary>
     internal static List<(int NodeSeries, SpoolRecord Sum, long Reads)> UnsplitNodeReads(string directory, SpoolMeta meta)
     {
         // Per series: the node series of its counter (-1: none), and whether it is that counter's unattributed series.
+        // The first node series of each counter by a dictionary: a day's spool lists thousands of series (one search
+        // of the list per series was quadratic in them, at every reopen).
         int n = meta.Series.Count;
         var nodeOf = new int[n];
         var isSplit = new bool[n];
+        var nodeSeries = new Dictionary<(string, string, string), int>();
         for (int i = 0; i < n; i++)
         {
             var s = meta.Series[i];
-            nodeOf[i] = meta.Series.FindIndex(x => x.Consumer == SpoolSeries.NodeConsumer && x.ResourceKind == s.ResourceKind && x.ResourceId == s.ResourceId && x.Interface == s.Interface);
+            if (s.Consumer == SpoolSeries.NodeConsumer) nodeSeries.TryAdd((s.ResourceKind, s.ResourceId, s.Interface), i);
+        }
+        for (int i = 0; i < n; i++)
+        {
+            var s = meta.Series[i];
+            nodeOf[i] = nodeSeries.GetValueOrDefault((s.ResourceKind, s.ResourceId, s.Interface), -1);
             isSplit[i] = s.Consumer == SpoolSeries.UnattributedConsumer;
         }
         var sum = new SpoolRecord[n];
         var reads = new long[n];
-        foreach (var chunk in SpoolReader.ReadChunks(directory))
+        if (!File.Exists(Path.Combine(directory, NodeReadWindows.FileName))) // spool.bin alone is the spool
+        {
+            int open = 0; // counters whose last split is not found yet
+            for (int i = 0; i < n; i++)
+                if (nodeOf[i] == i) open++;
+            var split = new bool[n];
+            foreach (var chunk in SpoolReader.FileChunksFromTheEnd(Path.Combine(directory, SpoolWriter.RecordsFile), SpoolReader.ChunkRecords))
+            {
+                var records = chunk.Span;
+                for (int k = records.Length - 1; k >= 0 && open > 0; k--)
+                {
+                    ref readonly var r = ref records[k];
+                    if ((uint)r.Series >= (uint)n) continue;
+                    int node = nodeOf[r.Series];
+                    if (node < 0 || split[node]) continue;
+                    if (isSplit[r.Series])
+                    {
+                        split[node] = true;
+                        open--;
+                    }
+                    else if (r.Series == node)
+                    {
+                        sum[node].Add(in r);
+                        reads[node]++;
+                    }
+                }
+                if (open == 0) break;
+            }
+        }
+        else foreach (var chunk in SpoolReader.ReadChunks(directory)) // its node reads merged in from the node's spool
             foreach (ref readonly var r in chunk.Span)
             {
                 if ((uint)r.Series >= (uint)n || nodeOf[r.Series] < 0) continue;
@@ -160,7 +213,7 @@ public sealed class SeriesSpool : IDisposable
                     JoulesPerUnit = s.JoulesPerUnit, Label = s.Label,
                 });
                 _ids[key] = id;
-                _writer.MetaChanged();
+                _writer.SeriesAdded();
             }
             var rec = sum;
             rec.Series = id;
@@ -171,7 +224,7 @@ public sealed class SeriesSpool : IDisposable
         Log.Warn($"spool {Directory}: {reads} node read(s) after the last split of a sampler that stopped without closing its period: recorded as unattributed");
     }
 
-    /// <summary>The series id of <paramref name="consumer"/>'s view of a channel, added when new (meta.json is rewritten at the next flush, before the records).</summary>
+    /// <summary>The series id of <paramref name="consumer"/>'s view of a channel, added when new (listed at the next flush, before the records: <see cref="SpoolWriter.SeriesAdded"/>).</summary>
     public int Series(string consumer, EnergyChannel ch)
     {
         var key = (consumer, ch.Resource.Kind.Wire(), ch.Resource.Id, ch.Interface.Wire());
@@ -183,7 +236,7 @@ public sealed class SeriesSpool : IDisposable
             JoulesPerUnit = ch.JoulesPerUnit, Label = ch.Label,
         });
         _ids[key] = id;
-        _writer.MetaChanged();
+        _writer.SeriesAdded();
         return id;
     }
 
@@ -215,6 +268,29 @@ public sealed class SeriesSpool : IDisposable
 
     /// <summary>The node series' ids by channel (-1 unknown): <see cref="AppendNodeReads"/>'s, the array <see cref="Series(string, int, EnergyChannel)"/> keeps for <see cref="SpoolSeries.NodeConsumer"/>.</summary>
     private int[] _nodeIds = [];
+
+    /// <summary>
+    /// Looks up, off the tick, the ids of the node series this spool already has (a reopened day's) for the channels
+    /// <paramref name="all"/>: the raw tick's first reads then find them in <see cref="AppendNodeReads"/>'s array, where
+    /// they made that array and looked each series up by name, allocating on the real-time thread. Adds no series.
+    /// </summary>
+    public void KnowNodeSeries(EnergyChannel[] all)
+    {
+        if (!_byChannel.TryGetValue(SpoolSeries.NodeConsumer, out var ids) || ids.Length < all.Length)
+        {
+            var grown = new int[all.Length];
+            grown.AsSpan().Fill(-1);
+            ids?.CopyTo(grown, 0);
+            _byChannel[SpoolSeries.NodeConsumer] = ids = grown;
+            if (_lastConsumer == SpoolSeries.NodeConsumer) _lastIds = ids;
+        }
+        for (int c = 0; c < all.Length; c++)
+        {
+            var ch = all[c];
+            if (ids[c] < 0 && _ids.TryGetValue((SpoolSeries.NodeConsumer, ch.Resource.Kind.Wire(), ch.Resource.Id, ch.Interface.Wire()), out int id)) ids[c] = id;
+        }
+        _nodeIds = ids;
+    }
 
     /// <summary>
     /// The raw tick: one source read's records, each naming in its <see cref="SpoolRecord.Series"/> its channel's index

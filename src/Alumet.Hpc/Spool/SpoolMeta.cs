@@ -6,6 +6,7 @@ namespace Alumet.Hpc.Spool;
 /// Everything a reader of the spool needs besides the records: who, where, how it was measured.
 /// Written atomically as <c>meta.json</c> beside <c>spool.bin</c> when the spool opens, and again at the flush that first
 /// stores a new series or follows a change of the label (an exec's first shared period), before that flush's records.
+/// A node day spool lists its series in <see cref="SeriesFile"/> instead, appended to (<see cref="SeriesCatalogue"/>).
 /// </summary>
 public sealed class SpoolMeta
 {
@@ -35,6 +36,22 @@ public sealed class SpoolMeta
     /// <summary>Name of the estimate model when the estimate source is used, else empty.</summary>
     public string EstimateModel { get; set; } = "";
     public List<SpoolSeries> Series { get; set; } = new();
+
+    /// <summary>
+    /// Null: <see cref="Series"/> is every series. Else the file beside meta.json (<see cref="SeriesCatalogue.FileName"/>)
+    /// whose lines are the series after those <see cref="Series"/> lists, in id order (a node day spool: every job adds
+    /// its own, and meta.json rewritten whole for each grew with the day). Left out of meta.json when null.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? SeriesFile { get; set; }
+
+    /// <summary>This metadata as meta.json holds it when its series are in <see cref="SeriesFile"/>: without them.</summary>
+    internal SpoolMeta WithoutSeries()
+    {
+        var header = (SpoolMeta)MemberwiseClone();
+        header.Series = [];
+        return header;
+    }
 }
 
 /// <summary>One stored series: a channel's energy seen by one consumer.</summary>
@@ -65,4 +82,5 @@ public sealed class SpoolSeries
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(SpoolMeta))]
+[JsonSerializable(typeof(SpoolSeries))]
 internal sealed partial class SpoolJsonContext : JsonSerializerContext;

@@ -45,6 +45,29 @@ public static class SpoolReader
         }
     }
 
+    /// <summary>
+    /// The records of a spool.bin from its end, <paramref name="chunkRecords"/> at a time: the last chunk first, each
+    /// in file order (read it backwards for the records from the last). A torn trailing record is left out. What looks
+    /// for the last records of a kind costs what it reads, not the file.
+    /// </summary>
+    internal static IEnumerable<ReadOnlyMemory<SpoolRecord>> FileChunksFromTheEnd(string path, int chunkRecords)
+    {
+        if (!File.Exists(path)) yield break;
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
+        long end = fs.Length / SpoolRecord.Size;
+        if (end == 0) yield break;
+        var buffer = new SpoolRecord[(int)Math.Min(chunkRecords, end)];
+        while (end > 0)
+        {
+            int count = (int)Math.Min(buffer.Length, end);
+            long start = end - count;
+            fs.Seek(start * SpoolRecord.Size, SeekOrigin.Begin);
+            if (Fill(fs, MemoryMarshal.AsBytes(buffer.AsSpan(0, count))) < count * SpoolRecord.Size) yield break; // cut meanwhile
+            yield return new ReadOnlyMemory<SpoolRecord>(buffer, 0, count);
+            end = start;
+        }
+    }
+
     private static int Fill(FileStream fs, Span<byte> dest)
     {
         int filled = 0;

@@ -29,12 +29,18 @@ public sealed class SpoolWriter : IDisposable
     private readonly string _directory;
     private readonly SpoolMeta _meta;
     private bool _metaChanged;
+    private readonly SafeFileHandle? _catalogue; // the series file of a spool that has one (SeriesCatalogue)
+    private long _catalogueBytes;                // its length up to the last line written
+    private int _catalogued;                     // the series it and meta.json list
     private readonly byte[] _buffer;
     private int _used;
     private int _group;  // records of a reserved group still to come: no write in its middle (Reserve)
     private long _offset;
     private DateTime? _failingSince;
     private readonly List<string> _writeFailures = new();
+    // What a write met, said by the next Flush (Say): a write of Append's runs on the tick thread, which logs nothing.
+    private IOException? _failureUnsaid;
+    private readonly List<(DateTime Since, DateTime Until)> _episodesUnsaid = new(4);
     private volatile bool _detached;
 
     public long RecordsWritten { get; private set; }
@@ -59,15 +65,46 @@ public sealed class SpoolWriter : IDisposable
     /// <summary>Each episode of failed writes, once over: "state dir full from … to …" (for the job's row).</summary>
     public IReadOnlyList<string> WriteFailures => _writeFailures;
 
-    public SpoolWriter(string directory, SpoolMeta meta, int bufferRecords = 64 * 1024)
+    /// <param name="seriesFileBytes">For a spool with a <see cref="SpoolMeta.SeriesFile"/>: the length of its complete
+    /// lines when they are the series <paramref name="meta"/> lists after meta.json's (<see cref="ReadMeta(string, out long)"/>);
+    /// -1 when not known to be (a new spool, one whose meta.json listed every series): then written whole first.</param>
+    public SpoolWriter(string directory, SpoolMeta meta, int bufferRecords = 64 * 1024, long seriesFileBytes = -1)
     {
         Directory.CreateDirectory(directory);
         _directory = directory;
         _meta = meta;
-        WriteMeta(directory, meta);
+        if (meta.SeriesFile is not null)
+        {
+            string catalogue = Path.Combine(directory, CheckedSeriesFile(directory, meta));
+            if (seriesFileBytes < 0)
+            {
+                // tmp + rename: meta.json, written next, is what makes readers take this file (an earlier version's
+                // meta.json, still there if this fails, lists every series itself).
+                lock (MetaGate)
+                {
+                    MetaBytes.ResetWrittenCount();
+                    SeriesCatalogue.Write(meta.Series, 0, meta.Series.Count, MetaBytes, LineWriter());
+                    Core.AtomicFile.WriteAllBytes(catalogue, MetaBytes.WrittenSpan);
+                    seriesFileBytes = MetaBytes.WrittenCount;
+                }
+            }
+            _catalogue = File.OpenHandle(catalogue, FileMode.Open, FileAccess.Write, FileShare.Read);
+            if (RandomAccess.GetLength(_catalogue) > seriesFileBytes) RandomAccess.SetLength(_catalogue, seriesFileBytes); // a torn last line
+            _catalogueBytes = seriesFileBytes;
+            _catalogued = meta.Series.Count;
+        }
         string path = Path.Combine(directory, RecordsFile);
         _path = path;
-        _file = File.OpenHandle(path, FileMode.Append, FileAccess.Write, FileShare.Read);
+        try
+        {
+            WriteMeta(directory, meta);
+            _file = File.OpenHandle(path, FileMode.Append, FileAccess.Write, FileShare.Read);
+        }
+        catch
+        {
+            _catalogue?.Dispose();
+            throw;
+        }
         _offset = RandomAccess.GetLength(_file);
         _offset -= _offset % SpoolRecord.Size; // never append after a torn record
         _buffer = GC.AllocateUninitializedArray<byte>(bufferRecords * SpoolRecord.Size, pinned: true);
@@ -79,8 +116,15 @@ public sealed class SpoolWriter : IDisposable
     private static readonly Lock MetaGate = new();
     private static readonly ArrayBufferWriter<byte> MetaBytes = new(4096);
     private static Utf8JsonWriter? _metaJson;
+    private static Utf8JsonWriter? _lineJson;
 
-    /// <summary>Replaces <paramref name="directory"/>'s meta.json whole (temporary file + rename).</summary>
+    /// <summary>The writer of the series file's lines (not indented: one line each), under <see cref="MetaGate"/>.</summary>
+    private static Utf8JsonWriter LineWriter() => _lineJson ??= new Utf8JsonWriter(MetaBytes);
+
+    /// <summary>
+    /// Replaces <paramref name="directory"/>'s meta.json whole (temporary file + rename): without the series when they
+    /// are in its <see cref="SpoolMeta.SeriesFile"/>.
+    /// </summary>
     public static void WriteMeta(string directory, SpoolMeta meta)
     {
         lock (MetaGate)
@@ -88,7 +132,7 @@ public sealed class SpoolWriter : IDisposable
             MetaBytes.ResetWrittenCount();
             if (_metaJson is null) _metaJson = new Utf8JsonWriter(MetaBytes, new JsonWriterOptions { Indented = true });
             else _metaJson.Reset(MetaBytes);
-            JsonSerializer.Serialize(_metaJson, meta, SpoolJsonContext.Default.SpoolMeta);
+            JsonSerializer.Serialize(_metaJson, meta.SeriesFile is null ? meta : meta.WithoutSeries(), SpoolJsonContext.Default.SpoolMeta);
             _metaJson.Flush();
             Core.AtomicFile.WriteAllBytes(Path.Combine(directory, MetaFile), MetaBytes.WrittenSpan);
         }
@@ -109,12 +153,25 @@ public sealed class SpoolWriter : IDisposable
         return true;
     }
 
-    public static SpoolMeta ReadMeta(string directory)
+    /// <summary>The spool's metadata with every series: meta.json's, then its series file's (<see cref="SpoolMeta.SeriesFile"/>).</summary>
+    public static SpoolMeta ReadMeta(string directory) => ReadMeta(directory, out _);
+
+    /// <param name="seriesFileBytes">The length of the series file's complete lines; -1 when meta.json lists every series.</param>
+    public static SpoolMeta ReadMeta(string directory, out long seriesFileBytes)
     {
         string path = Path.Combine(directory, MetaFile);
-        return JsonSerializer.Deserialize(File.ReadAllText(path), SpoolJsonContext.Default.SpoolMeta)
+        var meta = JsonSerializer.Deserialize(File.ReadAllText(path), SpoolJsonContext.Default.SpoolMeta)
             ?? throw new InvalidDataException($"{path}: empty spool metadata");
+        seriesFileBytes = -1;
+        if (meta.SeriesFile is not null)
+            meta.Series.AddRange(SeriesCatalogue.Read(Path.Combine(directory, CheckedSeriesFile(directory, meta)), out seriesFileBytes));
+        return meta;
     }
+
+    /// <summary>The series file meta.json names: only ours, never a path elsewhere.</summary>
+    private static string CheckedSeriesFile(string directory, SpoolMeta meta) =>
+        meta.SeriesFile == SeriesCatalogue.FileName ? meta.SeriesFile
+        : throw new InvalidDataException($"{Path.Combine(directory, MetaFile)}: series_file must be {SeriesCatalogue.FileName}, not '{meta.SeriesFile}'");
 
     /// <summary>
     /// Whether another process gave spool.bin a new inode since this writer opened it (<see cref="DetachFromWriters"/>: the
@@ -138,11 +195,20 @@ public sealed class SpoolWriter : IDisposable
     }
 
     /// <summary>
-    /// The metadata changed (a series was added, a label changed): meta.json is rewritten at the next <see cref="Flush"/>, before the
+    /// The metadata changed (a label changed; a series added: <see cref="SeriesAdded"/>): meta.json is rewritten at the next <see cref="Flush"/>, before the
     /// records, so a record in the file never names a series meta.json does not list. Once per flush, not once per
     /// series: a period that adds many series (16 jobs registered at once) rewrote the whole file for each, quadratic.
     /// </summary>
     public void MetaChanged() => _metaChanged = true;
+
+    /// <summary>
+    /// A series was added to the metadata: listed at the next <see cref="Flush"/>, before the records, as
+    /// <see cref="MetaChanged"/> (a spool with a series file appends its line there instead of rewriting meta.json).
+    /// </summary>
+    public void SeriesAdded()
+    {
+        if (_catalogue is null) _metaChanged = true;
+    }
 
     /// <summary>
     /// Buffers one record, writing the buffer first once it holds <see cref="WriteBytes"/> — except in the middle of a
@@ -155,12 +221,12 @@ public sealed class SpoolWriter : IDisposable
         if (_group > 0) _group--;
         else if (used >= WriteBytes && _failingSince is null)
         {
-            Flush();
+            Write();
             used = _used;
         }
         if (used > _buffer.Length - SpoolRecord.Size)
         {
-            Flush();
+            Write();
             if (_used > _buffer.Length - SpoolRecord.Size) MergePerSeries(); // the file cannot take them: keep totals in memory
             used = _used;
         }
@@ -201,7 +267,7 @@ public sealed class SpoolWriter : IDisposable
             {
                 if (_used >= WriteBytes)
                 {
-                    Flush(); // empties the buffer, or fails: then the rest goes in without a write, as Append's
+                    Write(); // empties the buffer, or fails: then the rest goes in without a write, as Append's
                     continue;
                 }
                 m = Math.Min(m, (WriteBytes - _used + SpoolRecord.Size - 1) / SpoolRecord.Size); // up to the record that reaches WriteBytes
@@ -242,7 +308,20 @@ public sealed class SpoolWriter : IDisposable
     /// </summary>
     public void Flush()
     {
-        if (_used == 0 && !_metaChanged) return;
+        Write();
+        Say();
+    }
+
+    /// <summary>
+    /// <see cref="Flush"/>'s writes, without a word: <see cref="Append(in SpoolRecord)"/> runs it on the tick thread,
+    /// which must not allocate there (NodeSamplerTests.TickReadsAllocateNothing; at SCHED_FIFO a GC it triggered would
+    /// wait for the threads it preempts) nor write the log: what it met is kept for the next <see cref="Flush"/> to say.
+    /// Series first (the series file's new lines, or meta.json), then the records that name them.
+    /// </summary>
+    private void Write()
+    {
+        bool seriesUnlisted = _catalogue is not null && _meta.Series.Count > _catalogued;
+        if (_used == 0 && !_metaChanged && !seriesUnlisted) return;
         if (_detached || (_metaChanged && CheckDetached()))
         {
             _used = 0; // they would go to the unlinked file the epilog no longer reads
@@ -250,6 +329,7 @@ public sealed class SpoolWriter : IDisposable
         }
         try
         {
+            if (seriesUnlisted) AppendSeries();
             if (_metaChanged)
             {
                 WriteMeta(_directory, _meta);
@@ -263,7 +343,7 @@ public sealed class SpoolWriter : IDisposable
             if (_failingSince is null)
             {
                 _failingSince = DateTime.UtcNow;
-                Core.Log.Error($"spool {_path}: write failed ({e.Message}); records are kept in memory (merged per series when the buffer fills: totals are kept) and retried every flush");
+                _failureUnsaid = e;
             }
             return;
         }
@@ -273,11 +353,40 @@ public sealed class SpoolWriter : IDisposable
         {
             // Records merged while failing can be shorter than a prefix a failed write left: cut what lies beyond.
             if (RandomAccess.GetLength(_file) > _offset) RandomAccess.SetLength(_file, _offset);
-            var now = DateTime.UtcNow;
-            _writeFailures.Add($"state dir full from {since:yyyy-MM-ddTHH:mm:ssZ} to {now:yyyy-MM-ddTHH:mm:ssZ} (time resolution lost meanwhile, totals kept)");
-            Core.Log.Info($"spool {_path}: writing again after {(now - since).TotalSeconds:0} s of failed writes; nothing lost");
+            _episodesUnsaid.Add((since, DateTime.UtcNow));
             _failingSince = null;
         }
+    }
+
+    /// <summary>The lines of the series added since the last, appended where the file's last complete line ends.</summary>
+    private void AppendSeries()
+    {
+        int count = _meta.Series.Count;
+        lock (MetaGate)
+        {
+            MetaBytes.ResetWrittenCount();
+            SeriesCatalogue.Write(_meta.Series, _catalogued, count, MetaBytes, LineWriter());
+            // At that offset, not O_APPEND: a write cut short by an error is written again over its own prefix.
+            RandomAccess.Write(_catalogue!, MetaBytes.WrittenSpan, _catalogueBytes);
+            _catalogueBytes += MetaBytes.WrittenCount;
+        }
+        _catalogued = count;
+    }
+
+    /// <summary>Logs what the writes met since the last call: a failure once when it starts, once when it ends.</summary>
+    private void Say()
+    {
+        if (_failureUnsaid is { } e)
+        {
+            _failureUnsaid = null;
+            Core.Log.Error($"spool {_path}: write failed ({e.Message}); records are kept in memory (merged per series when the buffer fills: totals are kept) and retried every flush");
+        }
+        foreach (var (since, until) in _episodesUnsaid)
+        {
+            _writeFailures.Add($"state dir full from {since:yyyy-MM-ddTHH:mm:ssZ} to {until:yyyy-MM-ddTHH:mm:ssZ} (time resolution lost meanwhile, totals kept)");
+            Core.Log.Info($"spool {_path}: writing again after {(until - since).TotalSeconds:0} s of failed writes; nothing lost");
+        }
+        _episodesUnsaid.Clear();
     }
 
     /// <summary>
@@ -316,6 +425,7 @@ public sealed class SpoolWriter : IDisposable
         if (_failingSince is { } since)
             _writeFailures.Add($"state dir full from {since:yyyy-MM-ddTHH:mm:ssZ} to the end of the job: the last {UnwrittenRecords} record(s) could not be written");
         _file.Dispose();
+        _catalogue?.Dispose();
     }
 
     /// <summary>Records that could not be written by <see cref="Dispose"/> (the state dir still full).</summary>

@@ -44,8 +44,9 @@ public sealed class NodeRig : IDisposable
     /// <param name="finalization">Where ended jobs and closed days are written (default: in this process).</param>
     /// <param name="beforeCgroupLookup">Run by Register when it looks a job's cgroup up (between its checks and its answer).</param>
     /// <param name="wrapLocator">Wraps the jobs' cgroup locator (a test's view of the cgroup reads).</param>
+    /// <param name="retryDayExports">As the node daemon: closed days not exported are exported again (NodeSampler.Housekeep).</param>
     public NodeSampler NewNode(AlumetConfig cfg, IJobFinalization? finalization = null, Action? beforeCgroupLookup = null,
-        Func<DirectoryJobLocator, IJobCgroupLocator>? wrapLocator = null)
+        Func<DirectoryJobLocator, IJobCgroupLocator>? wrapLocator = null, bool retryDayExports = false)
     {
         var rapl = new RaplSource(PowercapDiscovery.Discover(Powercap.Root).Zones);
         Slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
@@ -53,6 +54,7 @@ public sealed class NodeRig : IDisposable
         string parent = Cgroups.PathOf("cpuacct", "slurm", "uid_1000");
         return new NodeSampler(cfg, sources, 0, finalization ?? new InProcessFinalization(cfg))
         {
+            RetryDayExports = retryDayExports,
             Locators = (_, _) =>
             {
                 beforeCgroupLookup?.Invoke();
@@ -60,6 +62,14 @@ public sealed class NodeRig : IDisposable
                 return wrapLocator is null ? locator : wrapLocator(locator);
             },
         };
+    }
+
+    /// <summary>Counters, /proc/stat and the CPU time of <paramref name="jobs"/> at zero: where a test's node starts.</summary>
+    public void AtZero(params string[] jobs)
+    {
+        SetCounters(0, 0, 0);
+        Proc.SetStat(0, 0);
+        foreach (string id in jobs) SetJobCpu(id, 0);
     }
 
     /// <summary>

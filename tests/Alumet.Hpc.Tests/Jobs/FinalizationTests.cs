@@ -1,10 +1,12 @@
 using System.Diagnostics;
 using Alumet.Hpc.Commands;
+using Alumet.Hpc.Config;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Spool;
 using Alumet.Hpc.Tests.Commands;
 using Alumet.Hpc.Tests.Fakes;
+using Alumet.Hpc.Tests.Outputs;
 
 namespace Alumet.Hpc.Tests.Jobs;
 
@@ -122,31 +124,42 @@ public class FinalizationTests
         Assert.True(File.Exists(newMarker));
     }
 
-    /// <summary>A closed day of the node's spool (meta.json naming cluster c1, node n1; 64 bytes of records), written
-    /// <paramref name="written"/>; its node file, when <paramref name="exported"/> is given, written then.</summary>
-    private static string NodeDay(TestInstallation install, DateOnly day, DateTime written, DateTime? exported)
+    private const long Sec = 1_000_000_000;
+
+    /// <summary>A cluster name whose directory in data_dir the tests make a file: a day's export then fails.</summary>
+    internal const string Blocked = "blocked";
+
+    /// <summary>A closed day of the node's spool as the sampler writes it (meta.json naming <paramref name="cluster"/> and
+    /// node n1, one series, two records), last written <paramref name="written"/>.</summary>
+    internal static string NodeDay(AlumetConfig cfg, DateOnly day, DateTime written, string cluster = "c1")
     {
         string name = day.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
-        string dir = Directory.CreateDirectory(Path.Combine(NodeSpool.Root(install.Config), name)).FullName;
-        SpoolWriter.WriteMeta(dir, new SpoolMeta { Scheduler = "node", Cluster = "c1", JobId = "node", Node = "n1" });
-        File.WriteAllBytes(Path.Combine(dir, SpoolWriter.RecordsFile), new byte[64]);
+        string dir = Directory.CreateDirectory(Path.Combine(NodeSpool.Root(cfg), name)).FullName;
+        var meta = TestSpools.Meta("node", "n1");
+        (meta.Scheduler, meta.Cluster) = ("node", cluster);
+        meta.Series.Add(TestSpools.S("node", "cpu_package", "0"));
+        TestSpools.Write(dir, meta, [TestSpools.R(TestSpools.T0 + Sec, Sec, 5, 0), TestSpools.R(TestSpools.T0 + 2 * Sec, Sec, 6, 0)]);
         File.SetLastWriteTimeUtc(Path.Combine(dir, SpoolWriter.RecordsFile), written);
         File.SetLastWriteTimeUtc(Path.Combine(dir, SpoolWriter.MetaFile), written);
-        if (exported is { } at)
-        {
-            string parquet = NodeSpool.ParquetPath(install.Config, "c1", "n1", name);
-            Directory.CreateDirectory(Path.GetDirectoryName(parquet)!);
-            File.WriteAllText(parquet, "PAR1");
-            File.SetLastWriteTimeUtc(parquet, at);
-        }
         return dir;
     }
 
+    /// <summary>Exports a closed day as the node sampler does: <c>alumet-hpc finalize-job --node-day</c> (the published binary).</summary>
+    private static string Exported(TestInstallation install, string dayDir)
+    {
+        using var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["finalize-job", "--config", install.ConfigPath, "--node-day", dayDir])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        string answer = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, answer);
+        return dayDir;
+    }
+
     /// <summary>A job's state dir under slurm/ holding <paramref name="file"/> (node-windows or node-windows.done) naming <paramref name="day"/>.</summary>
-    private static string JobNamingDay(TestInstallation install, string jobId, string file, string day)
+    private static string JobNamingDay(TestInstallation install, string jobId, string file, string day, string? text = null)
     {
         string dir = Directory.CreateDirectory(Path.Combine(install.Config.Paths.StateDir, "slurm", jobId)).FullName;
-        File.WriteAllText(Path.Combine(dir, file), $"open {day} 0\nclose 2\n");
+        File.WriteAllText(Path.Combine(dir, file), text ?? $"open {day} 0\nclose 2\n");
         return dir;
     }
 
@@ -160,16 +173,27 @@ public class FinalizationTests
         var now = DateTime.UtcNow;
         var today = DateOnly.FromDateTime(now);
         string Name(DateOnly d) => d.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
-        var exportedDay = NodeDay(install, today.AddDays(-2), now.AddDays(-2), now.AddDays(-1));
-        var unexported = NodeDay(install, today.AddDays(-10), now.AddDays(-10), null);
-        var staleFile = NodeDay(install, today.AddDays(-3), now.AddDays(-3), now.AddDays(-4)); // exported before its last write
-        var todays = NodeDay(install, today, now.AddMinutes(-5), now.AddMinutes(-1));
-        var namedDay = NodeDay(install, today.AddDays(-4), now.AddDays(-4), now.AddDays(-3));
-        var doneDay = NodeDay(install, today.AddDays(-5), now.AddDays(-5), now.AddDays(-4));
+        // Days whose export must keep failing name a cluster whose directory is a file: the node sampler's retries of
+        // their export (at its start) fail too, whenever they run.
+        Directory.CreateDirectory(install.Config.Paths.DataDir);
+        File.WriteAllText(Path.Combine(install.Config.Paths.DataDir, Blocked), "not a directory");
+        var exportedDay = Exported(install, NodeDay(install.Config, today.AddDays(-2), now.AddDays(-2)));
+        var unexported = NodeDay(install.Config, today.AddDays(-10), now.AddDays(-10), Blocked);
+        // Exported, then written again (a sampler reopened it): its node file does not hold the last record.
+        var staleFile = Exported(install, NodeDay(install.Config, today.AddDays(-3), now.AddDays(-3)));
+        var staleMeta = SpoolWriter.ReadMeta(staleFile);
+        staleMeta.Cluster = Blocked;
+        TestSpools.Write(staleFile, staleMeta, [TestSpools.R(TestSpools.T0 + 3 * Sec, Sec, 7, 0)]);
+        var todays = Exported(install, NodeDay(install.Config, today, now.AddMinutes(-5)));
+        var namedDay = Exported(install, NodeDay(install.Config, today.AddDays(-4), now.AddDays(-4)));
+        var doneDay = Exported(install, NodeDay(install.Config, today.AddDays(-5), now.AddDays(-5)));
         string reader = JobNamingDay(install, "77", NodeReadWindows.FileName, Name(today.AddDays(-4)));
         JobNamingDay(install, "78", NodeReadWindows.DoneFileName, Name(today.AddDays(-5)));
+        // A damaged line (a roll without its record index) names no window, yet the day it names is kept: never fewer.
+        var damagedDay = Exported(install, NodeDay(install.Config, today.AddDays(-7), now.AddDays(-7)));
+        JobNamingDay(install, "79", NodeReadWindows.FileName, Name(today.AddDays(-7)), $"open - 0\nroll 36 {Name(today.AddDays(-7))}\n");
         // A symbolic link with a day's name is never followed, even to an exported day's spool elsewhere.
-        string elsewhere = NodeDay(install, today.AddDays(-6), now.AddDays(-6), now.AddDays(-5));
+        string elsewhere = Exported(install, NodeDay(install.Config, today.AddDays(-6), now.AddDays(-6)));
         string moved = install.PathOf("elsewhere");
         Directory.Move(elsewhere, moved);
         Directory.CreateSymbolicLink(elsewhere, moved);
@@ -182,10 +206,11 @@ public class FinalizationTests
         Assert.True(Directory.Exists(staleFile));
         Assert.True(Directory.Exists(todays));
         Assert.True(Directory.Exists(namedDay));
+        Assert.True(Directory.Exists(damagedDay), "a day named only in a damaged line of a job's node-windows was removed");
         Assert.True(File.Exists(Path.Combine(moved, SpoolWriter.RecordsFile)));
         Assert.Equal(moved, new DirectoryInfo(elsewhere).LinkTarget);
         Assert.Empty(Directory.EnumerateDirectories(NodeSpool.Root(install.Config), "*.removing-*"));
-        string warning = $"node spool {unexported} is kept: it is older than state_max_age_h and its node file was never written after it (export it with alumet-hpc finalize-job --node-day {unexported})";
+        string warning = $"node spool {unexported} is kept: it is older than state_max_age_h and its node file does not hold all of it (the node sampler retries its export every hour; alumet-hpc finalize-job --node-day {unexported} exports it now)";
         Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.EndsWith(warning, StringComparison.Ordinal));
 
         // The reader's state ages out (state_max_age_h = 24): its day goes with it, at the same finalization. The
@@ -199,6 +224,93 @@ public class FinalizationTests
         Assert.True(Directory.Exists(staleFile));
         Assert.True(Directory.Exists(todays));
         Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.EndsWith(warning, StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A node sampler restarted before a UTC midnight reopens the day whose export by the sampler before it (its
+    /// <c>finalize-job --node-day</c> child) finishes only now; a job's finalization runs before the new sampler's next
+    /// flush. The day looks exported (its node file is newer than its spool) but the sampler has it open, with a
+    /// period only in its buffer: it must stay, and its node file must end up with every record of the day.
+    /// </summary>
+    [Fact]
+    public void ADayASamplerReopenedStaysWhileItIsOpenThoughAnEarlierExportOfItFinishedSince()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100");
+        using var rig = new NodeRig();
+        var cfg = rig.Config(storageMs: 1000);
+        cfg.Paths.StateDir = install.Config.Paths.StateDir;
+        cfg.Paths.DataDir = install.Config.Paths.DataDir;
+        cfg.Paths.Database = install.Config.Paths.Database;
+        const long Ms = 1_000_000;
+        long wall0 = 20_000L * 86_400_000 * Ms - 60_000 * Ms; // 2024-10-03T23:59:00Z
+        rig.SetCounters(0, 0, 0);
+        rig.Proc.SetStat(0, 0);
+        var node = rig.NewNode(cfg); // no job: a job's state dir would be recovered by the node sampler exec starts
+        void Period(int s)
+        {
+            rig.SetCounters((ulong)s * 1_000_000, (ulong)s * 600_000, (ulong)s * 100_000);
+            node.Snapshot(s * 1000 * Ms, wall0 + s * 1000 * Ms);
+        }
+        Period(1);
+        Period(2);
+        node.Flush();
+        string day = Path.Combine(NodeSpool.Root(cfg), "2024-10-03");
+        Assert.Equal(12, NodeReadWindows.RecordsIn(day)); // 2 periods × 3 counters × (node, unattributed)
+        Exported(install, day); // the export of the sampler before it finishes now
+        Period(3);              // in the sampler's buffer only
+
+        Assert.Equal(0, Exec(install, "1"));
+        Assert.True(Directory.Exists(day), "a job's finalization removed the day a sampler has open");
+
+        node.Close(4000 * Ms, wall0 + 4000 * Ms);
+        node.Dispose();
+        Assert.Equal(24, NodeReadWindows.RecordsIn(day)); // and the closing period's
+        string file = NodeSpool.ParquetPath(cfg, "local", Environment.MachineName, "2024-10-03");
+        Assert.Equal(24L, Convert.ToInt64(ExecBinaryTests.Scalar($"SELECT count(*) FROM read_parquet('{file}')")));
+        Assert.Equal(0, Exec(install, "2")); // closed and exported whole: removed now
+        Assert.False(Directory.Exists(day));
+    }
+
+    /// <summary>
+    /// A closed day whose export fails (its cluster's directory is a file) is exported again by every node sampler that
+    /// starts, said once in the log however many attempts fail; once the cause is gone the next sampler exports it, and
+    /// the next job's finalization removes it.
+    /// </summary>
+    [Fact]
+    public void AClosedDayWhoseExportFailedIsExportedAgainByTheNodeSamplerThenRemovedSaidOnce()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100\nlinger_s = 1");
+        var now = DateTime.UtcNow;
+        string day = NodeDay(install.Config, DateOnly.FromDateTime(now).AddDays(-2), now.AddDays(-2), Blocked);
+        string blocked = Path.Combine(install.Config.Paths.DataDir, Blocked);
+        Directory.CreateDirectory(install.Config.Paths.DataDir);
+        File.WriteAllText(blocked, "not a directory");
+        string log = install.PathOf("alumet-hpc.log");
+        string failed = $"node file of {day}: export failed: ";
+        string pid = Path.Combine(NodeSpool.Root(install.Config), SamplerFiles.Pid);
+        void SamplerRun(string job)
+        {
+            Assert.Equal(0, Exec(install, job));
+            ExecBinaryTests.WaitFor(() => !File.Exists(pid), "the node sampler's exit (linger_s = 1)");
+        }
+
+        SamplerRun("1");
+        Assert.Single(File.ReadAllLines(log), l => l.Contains(failed, StringComparison.Ordinal));
+        Assert.Single(File.ReadAllLines(Path.Combine(day, "export-failed")));
+        SamplerRun("2");
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(day, "export-failed")).Length); // tried again, not said again
+        Assert.Single(File.ReadAllLines(log), l => l.Contains(failed, StringComparison.Ordinal));
+        Assert.True(Directory.Exists(day));
+
+        File.Delete(blocked);
+        SamplerRun("3");
+        string file = NodeSpool.ParquetPath(install.Config, Blocked, "n1", Path.GetFileName(day));
+        Assert.Equal(2L, Convert.ToInt64(ExecBinaryTests.Scalar($"SELECT count(*) FROM read_parquet('{file}')")));
+        Assert.Single(File.ReadAllLines(log), l => l.EndsWith($"node file {file}: written from {day} after 2 failed attempt(s)", StringComparison.Ordinal));
+        Assert.False(File.Exists(Path.Combine(day, "export-failed")));
+        SamplerRun("4");
+        Assert.False(Directory.Exists(day), "an exported day's spool was not removed by the next finalization");
+        Assert.Single(File.ReadAllLines(log), l => l.Contains(failed, StringComparison.Ordinal));
     }
 
     [Fact]

@@ -470,6 +470,33 @@ public class NodeSamplerTests : IDisposable
         node.Close(7000 * Ms, 7000 * Ms);
     }
 
+    /// <summary>
+    /// At raw storage the tick's reads go to the node's day spool: the first read after a raw job's registration opened
+    /// that day (its files read and written, objects made) on the tick thread, SCHED_FIFO then. The registration opens
+    /// it, and looks the day's node series up, so the tick's reads allocate nothing from the first.
+    /// </summary>
+    [Fact]
+    public void TickReadsAllocateNothingAtRawStorageFromTheFirstRead()
+    {
+        const long Wall = 1_700_000_000_000 * Ms;
+        var cfg = Config();
+        SetJobCpu("42", 0);
+        SetJobCpu("43", 0);
+        using (var warm = NewNode(cfg)) // the raw read path compiled (tiered JIT); the day and its node series made
+        {
+            warm.Register(Job("42", raw: true), false, 0, Wall);
+            for (int i = 1; i <= 5000; i++) warm.Buffer.Read(_slot!, i * Ms, Wall + i * Ms);
+            warm.End(Job("42").Key, true, "", 5000 * Ms, Wall + 5000 * Ms);
+            warm.Close(5000 * Ms, Wall + 5000 * Ms);
+        }
+        using var node = NewNode(cfg);
+        node.Register(Job("43", raw: true), false, 0, Wall + 6000 * Ms);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 1; i <= 2000; i++) node.Buffer.Read(_slot!, i * Ms, Wall + 6000 * Ms + i * Ms);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        node.Close(2000 * Ms, Wall + 8000 * Ms);
+    }
+
     [Fact]
     public void TheTickRateFollowsTheNeed()
     {

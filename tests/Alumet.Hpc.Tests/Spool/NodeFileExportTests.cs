@@ -71,6 +71,45 @@ public sealed class NodeFileExportTests : IDisposable
         node.Dispose();
     }
 
+    /// <summary>
+    /// The node daemon exports again the closed days whose node file does not hold them: at its first housekeeping, then
+    /// once an hour (its monotonic clock), never in between; each failed attempt adds a line to the day's mark, which the
+    /// export that works removes.
+    /// </summary>
+    [Fact]
+    public void TheNodeSamplerExportsAClosedDayAgainAtItsStartThenEveryHour()
+    {
+        const long Hour = 3_600_000 * Ms;
+        var cfg = _rig.Config();
+        var node = _rig.NewNode(cfg, retryDayExports: true);
+        var now = DateTime.UtcNow;
+        string day = Alumet.Hpc.Tests.Jobs.FinalizationTests.NodeDay(cfg, DateOnly.FromDateTime(now).AddDays(-2), now.AddDays(-2), Alumet.Hpc.Tests.Jobs.FinalizationTests.Blocked);
+        string blocked = Path.Combine(cfg.Paths.DataDir, Alumet.Hpc.Tests.Jobs.FinalizationTests.Blocked);
+        Directory.CreateDirectory(cfg.Paths.DataDir);
+        File.WriteAllText(blocked, "not a directory");
+        string mark = Path.Combine(day, NodeSampler.ExportFailedFile);
+        int Attempts() => File.Exists(mark) ? File.ReadAllLines(mark).Length : 0;
+        void WaitFor(Func<bool> done, string what) => Alumet.Hpc.Tests.Commands.ExecBinaryTests.WaitFor(done, what);
+
+        // Each housekeeping at the given time (one that finds the last attempt's thread still ending tries again at the next).
+        bool At(long now, Func<bool> done)
+        {
+            node.Housekeep(now);
+            return done();
+        }
+        WaitFor(() => At(1 * Ms, () => Attempts() == 1), "the first attempt, at the first housekeeping");
+        node.Housekeep(Hour); // 59 min 59.999 s later: not yet
+        WaitFor(() => At(Hour + 1 * Ms, () => Attempts() == 2), "the second attempt, an hour later");
+        Thread.Sleep(300);
+        Assert.Equal(2, Attempts());
+
+        File.Delete(blocked);
+        string file = NodeSpool.ParquetPath(cfg, Alumet.Hpc.Tests.Jobs.FinalizationTests.Blocked, "n1", Path.GetFileName(day));
+        WaitFor(() => At(2 * Hour + 1 * Ms, () => NodeSpool.ExportedTo(day) == file), "the day's export");
+        WaitFor(() => !File.Exists(mark), "the mark of the failed attempts removed");
+        node.Dispose();
+    }
+
     private static long NodeSamplerTestsRows(string dir) =>
         Alumet.Hpc.Tests.Sampling.NodeSamplerTests.Rows(dir).Where(x => x.Consumer == "node" && x.Resource == "cpu_package:0").Sum(x => x.R.Value);
 }

@@ -252,4 +252,82 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         Assert.Equal((4_000_000, 2_500_000, 750_000, 750_000),
             (sums[("node", "cpu_package:0")], sums[("job:7", "cpu_package:0")], sums[("job:42", "cpu_package:0")], sums[("unattributed", "cpu_package:0")]));
     }
+
+    /// <summary>
+    /// At raw storage the tick's reads fill the node spool's buffer, and its 16 KiB write runs on the tick thread
+    /// (SCHED_FIFO): when it fails, the error line is not written there (a log line allocates and writes the log) but
+    /// by the next flush, the housekeeping's, once; its end likewise.
+    /// </summary>
+    [SkippableFact]
+    public void ATicksFailedWriteIsSaidByTheNextFlushNotOnTheTick()
+    {
+        const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms;
+        using var rig = new NodeRig();
+        var cfg = NodeOnSmallTmpfs(rig, 0, "42");
+        using var node = rig.NewNode(cfg);
+        node.Register(NodeRig.Job("42"), false, 0, Wall0);
+        void Ticks(long from, long to)
+        {
+            for (long t = from; t <= to; t++)
+            {
+                rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
+                Assert.True(node.Buffer.Read(rig.Slot!, t * Ms, Wall0 + t * Ms));
+            }
+        }
+        Ticks(1, 10);
+        node.Flush(); // the day's series and its first 30 reads
+        string filler = Fill();
+        Ticks(11, 200); // 570 records: the buffer passes 16 KiB at the 513th, and the tick's write fails
+        Assert.DoesNotContain("write failed", File.ReadAllText(_log));
+        node.Flush();
+        Assert.Single(File.ReadAllLines(_log), l => l.Contains("spool.bin: write failed (No space left on device"));
+        File.Delete(filler);
+        node.Flush();
+        Assert.Single(File.ReadAllLines(_log), l => l.Contains("spool.bin: writing again after 0 s of failed writes; nothing lost"));
+        string day = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Single();
+        Assert.Equal(600L * SpoolRecord.Size, new FileInfo(Path.Combine(day, SpoolWriter.RecordsFile)).Length);
+        node.Close(200 * Ms, Wall0 + 200 * Ms);
+    }
+
+    /// <summary>
+    /// A UTC midnight whose day cannot be opened (the state dir full): the day before stays open, the tick's reads go on
+    /// into it, and the next period's roll opens the new day once there is room. The day before was closed first: its
+    /// last records were lost with its writer, and the tick's next read found no day open and opened it itself, on the
+    /// real-time thread, where the same failure ended the sampler (an IOException out of the tick loop).
+    /// </summary>
+    [SkippableFact]
+    public void AMidnightWhoseDayCannotBeOpenedKeepsTheDayBeforeOpenAndTheTickGoesOn()
+    {
+        const long Ms = 1_000_000, Day = 86_400_000 * Ms;
+        long w0 = 20_000 * Day - 500 * Ms; // 2024-10-03T23:59:59.5Z
+        using var rig = new NodeRig();
+        var cfg = NodeOnSmallTmpfs(rig, 0, "42");
+        using var node = rig.NewNode(cfg);
+        node.Register(NodeRig.Job("42", exclusive: true), false, 0, w0);
+        void Ticks(long from, long to)
+        {
+            for (long t = from; t <= to; t++)
+            {
+                rig.SetCounters((ulong)t * 1_000, (ulong)t * 600, (ulong)t * 100);
+                Assert.True(node.Buffer.Read(rig.Slot!, t * Ms, w0 + t * Ms));
+            }
+        }
+        Ticks(1, 300);
+        node.Snapshot(300 * Ms, w0 + 300 * Ms);
+        node.Flush();
+        string filler = Fill();
+        Ticks(301, 600); // midnight at 500 ms
+        Assert.ThrowsAny<IOException>(() => node.Snapshot(600 * Ms, w0 + 600 * Ms)); // its split is in the day before; the new day's files cannot be written
+        Ticks(601, 700);
+        File.Delete(filler);
+        node.Snapshot(700 * Ms, w0 + 700 * Ms); // the roll opens the new day now
+        node.Flush();
+        string[] days = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(["2024-10-03", "2024-10-04"], days.Select(d => Path.GetFileName(d)));
+        var before = NodeSamplerTests.Sums(days[0]);
+        Assert.Equal((700_000, 700_000, 0), (before[("node", "cpu_package:0")], before[("job:42", "cpu_package:0")], before[("unattributed", "cpu_package:0")]));
+        Assert.Equal(700 * 3 + 3 * 3 * 2, NodeSamplerTests.Rows(days[0]).Count); // every read, and 3 periods' split (share, unattributed)
+        Assert.Empty(NodeSamplerTests.Rows(days[1]));
+        node.Close(700 * Ms, w0 + 700 * Ms);
+    }
 }

@@ -214,14 +214,18 @@ public sealed class SlurmE2ETests
                 WHERE f.energy_raw IS DISTINCT FROM n.energy_raw
                 """));
         }
+        // The first second of a busy job is attributed to it, not left to "unattributed": on a quiet node a quarter of the
+        // package's 50 W (~12 J/s). Its share shrinks with whatever else runs on the node (CI beside other builds: 1.45 J
+        // at load 20), so it is compared with the idle jobs' first second, which shrinks alike.
+        double FirstSecond(string j) => Convert.ToDouble(ScalarObj($"""
+            SELECT coalesce(sum(energy_raw * joules_per_unit), 0) FROM read_parquet('{rows[j].ParquetPath}') WHERE resource_kind = 'cpu_package' AND consumer = 'job:{j}'
+              AND timestamp <= (SELECT min(timestamp) FROM read_parquet('{rows[j].ParquetPath}')) + INTERVAL 1 SECOND
+            """), CultureInfo.InvariantCulture);
+        double idleFirst = idle.Max(FirstSecond);
         foreach (string j in busy)
         {
-            // The first second of a busy job is attributed to it (a quarter of the package's 50 W: ~12 J/s), not left to "unattributed".
-            double first = Convert.ToDouble(ScalarObj($"""
-                SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{rows[j].ParquetPath}') WHERE resource_kind = 'cpu_package' AND consumer = 'job:{j}'
-                  AND timestamp <= (SELECT min(timestamp) FROM read_parquet('{rows[j].ParquetPath}')) + INTERVAL 1 SECOND
-                """), CultureInfo.InvariantCulture);
-            Assert.True(first > 2, $"job {j}: {first:F3} J in its first second");
+            double first = FirstSecond(j);
+            Assert.True(first > 0.5 && first > 5 * idleFirst, $"job {j}: {first:F3} J in its first second (idle jobs at most {idleFirst:F3} J)");
         }
         Assert.Equal("idle", NodeState());
     }
