@@ -209,12 +209,15 @@ public static partial class ReportCommand
         string path = server?.Where ?? (string.IsNullOrEmpty(req.Database) ? env.DatabasePath : req.Database);
         var missing = new List<string>();
         List<ReportJob>? parquetJobs = null;
+        // A listing of a SQLite file is spilled while its statement runs (ReportSpill: a blocked pipe kept writers out).
+        using var spill = server is null && requested.Count == 0 && !req.ParquetView ? ReportSpill.TryCreate() : null;
+        var listEnv = spill is null ? env : env with { Out = spill.Out, Err = spill.Err };
         try
         {
             // SQLite says only "unable to open database file"; a plain open says why (permission denied).
             if (server is null && File.Exists(path)) File.OpenHandle(path, FileMode.Open, FileAccess.Read).Dispose();
             using var acct = server is not null ? AccountingDb.OpenReadOnly(server) : AccountingDb.OpenReadOnly(path);
-            var output = req.ParquetView ? null : new ReportOutput(env, req, fields, style);
+            var output = req.ParquetView ? null : new ReportOutput(listEnv, req, fields, style);
             // -s is on the job's status (all nodes: a job with one partial node is partial), so it filters built jobs.
             var jobs = ReportBuilder.Stream(acct.Stream(query), req.AllRuns).Where(j => states.Count == 0 || states.Contains(j.Total.Status));
             if (requested.Count == 0)
@@ -265,6 +268,7 @@ public static partial class ReportCommand
             return Fail(env, server is PostgresBackend pg ? $"cannot read the accounting database: {pg.DescribeRead(e)}" : $"cannot read {path}: {ErrorText.Describe(e)}", 1);
         }
 
+        spill?.CopyTo(env.Out, env.Err); // the database is closed: the caller may now read at their own pace
         if (parquetJobs is not null) return ReportParquet.Run(env, req, parquetJobs, missing, path);
 
         // sacct prints the header and exits 0 for an unknown job; the note says so, in the same words whether the job
