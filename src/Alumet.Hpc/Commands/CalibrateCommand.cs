@@ -85,7 +85,10 @@ public static class CalibrateCommand
             var measured = sources.Slots.Where(s => s.Source is not BmcSource and not EstimateSource).ToList();
             if (measured.Count == 0)
             {
-                progress.WriteLine($"alumet-hpc: calibrate: no RAPL or NVML counter on this node ({string.Join("; ", sources.Problems)}): there is nothing measured to calibrate against the BMC");
+                // No problem reported: the config turned both off.
+                string why = sources.Problems.Count > 0 ? string.Join("; ", sources.Problems)
+                    : $"[sources] rapl = \"{cfg.Sources.Rapl}\" and nvml = \"{cfg.Sources.Nvml}\"; set either to \"auto\"";
+                progress.WriteLine($"alumet-hpc: calibrate: no RAPL or NVML counter on this node ({why}): there is nothing measured to calibrate against the BMC");
                 return 1;
             }
             string domains = string.Join("+", measured.SelectMany(s => s.Source.Channels).Select(c => c.Resource.Kind)

@@ -9,15 +9,16 @@ namespace Alumet.Hpc.Jobs;
 /// Keeps <c>state_dir</c> bounded. A finalized job's state dir is removed at once (<see cref="JobFinalizer"/>);
 /// what stays — the state of a job whose finalization failed (its spool is the only copy of its data), dirs kept
 /// by <c>keep_state = "always"</c>, and the one-line <c>&lt;job&gt;.finalized</c> markers — is removed here once
-/// older than <c>state_max_age_h</c>; and the node's day spools once exported (<see cref="PruneNodeDays"/>). Run by
-/// every finalization, so a node's own job ends clean up after it.
+/// older than <c>state_max_age_h</c>, but for a spool whose Parquet export is pending (its only copy: kept, said
+/// once); and the node's day spools once exported (<see cref="PruneNodeDays"/>). Run by every finalization, so a
+/// node's own job ends clean up after it.
 /// </summary>
 public static class JobStateCleanup
 {
     /// <summary>What a day spool being removed is renamed to first (<c>&lt;day&gt;.removing-&lt;pid&gt;</c>), then deleted.</summary>
     public const string RemovingInfix = ".removing-";
 
-    /// <summary>Written in a day spool kept unexported past <c>state_max_age_h</c> once its warning is logged: said once, not at every finalization.</summary>
+    /// <summary>Written in a day spool, or a job's state dir, kept unexported past <c>state_max_age_h</c> once its warning is logged: said once, not at every finalization.</summary>
     public const string KeptLoggedFile = "kept-unexported.logged";
 
     /// <summary>Removes stale job state, then the exported day spools no job still reads; returns how many entries went.</summary>
@@ -49,10 +50,12 @@ public static class JobStateCleanup
                     {
                         if (nowUtc - File.GetLastWriteTimeUtc(path) > maxAge) { File.Delete(path); removed++; }
                     }
-                    else if (Schedulers.SchedulerInput.IsJobId(name) && Directory.Exists(path)
-                             && nowUtc - NewestWrite(path) > maxAge && TryRemoveIdle(path, procfsRoot))
+                    else if (Schedulers.SchedulerInput.IsJobId(name) && Directory.Exists(path) && nowUtc - NewestWrite(path) > maxAge)
                     {
-                        removed++;
+                        // A spool whose Parquet export failed is the only copy of the job's data (JobFinalizer.RetryExports).
+                        if (File.Exists(Path.Combine(path, SamplerFiles.ExportPending)))
+                            SayKeptOnce(path, $"job state {path} is kept: it is older than state_max_age_h and its Parquet export is pending (its spool is the only copy; a later job's end on this node retries it)");
+                        else if (TryRemoveIdle(path, procfsRoot)) removed++;
                     }
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -129,12 +132,8 @@ public static class JobStateCleanup
                 if (idle is null) continue; // a sampler has it open
                 if (NodeSpool.ExportedTo(entry.FullName) is null)
                 {
-                    var lastWrite = LastWrite(entry.FullName);
-                    if (nowUtc - lastWrite > maxAge && !File.Exists(Path.Combine(entry.FullName, KeptLoggedFile)))
-                    {
-                        Log.Warn($"node spool {entry.FullName} is kept: it is older than state_max_age_h and its node file does not hold all of it (the node sampler retries its export every hour; alumet-hpc finalize-job --node-day {entry.FullName} exports it now)");
-                        File.WriteAllText(Path.Combine(entry.FullName, KeptLoggedFile), "");
-                    }
+                    if (nowUtc - LastWrite(entry.FullName) > maxAge)
+                        SayKeptOnce(entry.FullName, $"node spool {entry.FullName} is kept: it is older than state_max_age_h and its node file does not hold all of it (the node sampler retries its export every hour; alumet-hpc finalize-job --node-day {entry.FullName} exports it now)");
                     continue;
                 }
                 // Read under the day's locks: a window opens only in the day a sampler has open.
@@ -152,6 +151,15 @@ public static class JobStateCleanup
             }
         }
         return removed;
+    }
+
+    /// <summary>Says once why <paramref name="dir"/>, older than <c>state_max_age_h</c>, is kept (<see cref="KeptLoggedFile"/> in it).</summary>
+    private static void SayKeptOnce(string dir, string why)
+    {
+        string mark = Path.Combine(dir, KeptLoggedFile);
+        if (File.Exists(mark)) return;
+        Log.Warn(why);
+        File.WriteAllText(mark, "");
     }
 
     /// <summary>When the day's spool was last written: spool.bin's or meta.json's time, not the directory's (the lock

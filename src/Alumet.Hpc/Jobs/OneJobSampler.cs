@@ -108,6 +108,8 @@ public static class OneJobSampler
         var finalizer = finalization(cfg);
         try
         {
+            // Root's runs: the scheduler's state dir root's only, as the hooks make it (README, "Who sees what").
+            Schedulers.HookHost.CloseSchedulerStateDir("sample", cfg.Paths.StateDir, job.Scheduler);
             Directory.CreateDirectory(job.StateDirectory(cfg.Paths.StateDir));
 
             using var sources = SourceFactory.Create(cfg);

@@ -132,4 +132,21 @@ public class CalibrateCommandTests
         Assert.Contains("set [bmc] host", err);
         Assert.Single(err.Trim().Split('\n'));
     }
+
+    /// <summary>
+    /// README "Wall-side energy": no RAPL or NVML counter beside the BMC is one sentence, exit 1, nothing written. With
+    /// both turned off in the config the sentence said "on this node ()": now it names the two keys and the fix.
+    /// </summary>
+    [Fact]
+    public void NoMeasuredCounterIsASentenceAndExitCode1()
+    {
+        const string bmcOnly = "rapl = \"off\"\nnvml = \"off\"\nbmc = \"on\"";
+        using var calib = new TempTree("calib");
+        using var sim = new BmcSimulator("watts 80");
+        using var install = new TestInstallation(PowercapTree.Standard(1), sourcesToml: bmcOnly, extraToml: Toml(sim, calib.PathOf("models")));
+        var (rc, output, err) = Calibrate(install, null, "--node", "n1", "--step-seconds", "2", "--settle-seconds", "0", "--window-seconds", "1");
+        Assert.Equal((1, "", "alumet-hpc: calibrate: no RAPL or NVML counter on this node ([sources] rapl = \"off\" and nvml = \"off\"; "
+                     + "set either to \"auto\"): there is nothing measured to calibrate against the BMC\n"), (rc, output, err));
+        Assert.False(File.Exists(calib.PathOf("models", "n1.json")));
+    }
 }

@@ -91,6 +91,29 @@ public class SampleBinaryTests
 
     private static JobRecord RowOf(TestInstallation install, string jobId) => Assert.Single(RowsOf(install, jobId));
 
+    /// <summary>
+    /// <c>sample</c> run by root for a job makes (or closes, when an earlier version left it open) its scheduler's state
+    /// directory root's only, as the hooks and root's <c>exec</c> do (HookHost.CloseSchedulerStateDir): on 242024c it was
+    /// made 0755 and any user listed the node's job ids in it and read each one's status from its <c>.finalized</c> marker.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SampleRunByRootLeavesTheSchedulersStateDirRootsOnly(bool leftOpenBefore)
+    {
+        Skip.If(Alumet.Hpc.Native.Libc.getuid() != 0, "needs root (the state dir is closed for root's runs)");
+        using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
+        string slurmDir = Path.Combine(install.Config.Paths.StateDir, "slurm");
+        if (leftOpenBefore) Directory.CreateDirectory(slurmDir, (UnixFileMode)0b111_101_101);
+        using var p = Start(TestInstallation.Binary(), "sample", "--config", install.ConfigPath, "--scheduler", "slurm", "--job-id", "101",
+            "--user", "root", "--uid", "0", "--node", "node1", "--exclusive");
+        string state = Path.Combine(slurmDir, "101");
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:101", "cpu_package").Count > 0, "the first flushed records");
+        EndWith(p, 15);
+        Assert.True(File.Exists(Path.Combine(slurmDir, "101.finalized")), "no finalized marker");
+        Assert.Equal((UnixFileMode)0b111_000_000, File.GetUnixFileMode(slurmDir));
+    }
+
     [Fact]
     public void SampleRunsInAlumetHpcSamplerUnderThePidItWasStartedWithAndSigtermWritesTheExactEnergy()
     {

@@ -126,6 +126,29 @@ public class FinalizationTests
 
     private const long Sec = 1_000_000_000;
 
+    /// <summary>
+    /// A kept state dir whose Parquet export failed (<c>export-pending</c>: a later job's end retries it) holds the only
+    /// copy of the job's data: it is kept whatever its age, and said once.
+    /// </summary>
+    [Fact]
+    public void AKeptStateWhoseExportIsPendingIsNeverRemovedByAgeAndSaidOnce()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100\nstate_max_age_h = 24");
+        string dir = Directory.CreateDirectory(Path.Combine(install.Config.Paths.StateDir, "slurm", "15")).FullName;
+        File.WriteAllText(Path.Combine(dir, SpoolWriter.RecordsFile), new string('x', 64));
+        File.WriteAllText(Path.Combine(dir, SamplerFiles.ExportPending), "{}");
+        var twoDaysAgo = DateTime.UtcNow.AddDays(-2);
+        foreach (string f in Directory.EnumerateFiles(dir)) File.SetLastWriteTimeUtc(f, twoDaysAgo);
+        Directory.SetLastWriteTimeUtc(dir, twoDaysAgo);
+
+        Assert.Equal(0, Exec(install, "1"));
+        Assert.Equal(0, Exec(install, "2"));
+
+        Assert.True(File.Exists(Path.Combine(dir, SpoolWriter.RecordsFile)), "a kept spool whose export is pending (the only copy) was removed by age");
+        string warning = $"job state {dir} is kept: it is older than state_max_age_h and its Parquet export is pending (its spool is the only copy; a later job's end on this node retries it)";
+        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.EndsWith(warning, StringComparison.Ordinal));
+    }
+
     /// <summary>A cluster name whose directory in data_dir the tests make a file: a day's export then fails.</summary>
     internal const string Blocked = "blocked";
 
