@@ -198,6 +198,12 @@ public sealed class NodeSpool
         if (ExportedTo(dir) == target) return target;
         // Counted before the file is read: a sampler that reopened the day appends after them (the file holds at least these).
         long records = NodeReadWindows.RecordsIn(dir);
+        // A spool that holds fewer records than the day's file has rows is not that file's spool grown: the day was
+        // exported and pruned, then opened again (a wall clock stepped back past PruneAfter). Its reads go to a file of
+        // their own beside the day's, which is never replaced by a part of itself.
+        // An export of such a spool after it grew again replaces the part it wrote last time (its own file).
+        if (ExportedRecord(dir)?.File is { } last && last.StartsWith(target[..^".parquet".Length] + ".part", StringComparison.Ordinal)) target = last;
+        else if (RowsIn(target) is long rows && rows > records) target = PartPath(target);
         RootOnlyDirectory(Path.GetDirectoryName(Path.GetDirectoryName(target)!)!);
         RootOnlyDirectory(Path.GetDirectoryName(target)!);
         string tmp = target + $".tmp{Environment.ProcessId}";
@@ -226,14 +232,43 @@ public sealed class NodeSpool
     /// </summary>
     public static string? ExportedTo(string dayDir)
     {
+        if (ExportedRecord(dayDir) is not { } last || last.Records != NodeReadWindows.RecordsIn(dayDir)) return null;
+        var file = new FileInfo(last.File);
+        return file.Exists && file.LinkTarget is null ? file.FullName : null;
+    }
+
+    /// <summary>The day's <see cref="ExportedFile"/> as its last export wrote it (records, file), or null.</summary>
+    private static (long Records, string File)? ExportedRecord(string dayDir)
+    {
         string text;
         try { text = File.ReadAllText(Path.Combine(dayDir, ExportedFile)); }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
         int space = text.IndexOf(' ');
         if (space <= 0 || !long.TryParse(text.AsSpan(0, space), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long records))
             return null;
-        var file = new FileInfo(text[(space + 1)..].TrimEnd('\n'));
-        return records == NodeReadWindows.RecordsIn(dayDir) && file.Exists && file.LinkTarget is null ? file.FullName : null;
+        return (records, text[(space + 1)..].TrimEnd('\n'));
+    }
+
+    /// <summary>Rows of an existing Parquet file (its footer's num_rows), or null when there is none or it cannot be read.</summary>
+    private static long? RowsIn(string file)
+    {
+        try
+        {
+            using var fs = new FileStream(file, FileMode.Open, FileAccess.Read);
+            return ParquetFooter.Read(fs).Meta.Int(FileMetaDataNumRows);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException) { return null; }
+    }
+
+    /// <summary>FileMetaData.num_rows (parquet.thrift).</summary>
+    private const short FileMetaDataNumRows = 3;
+
+    /// <summary>The first free <c>&lt;node&gt;.&lt;day&gt;.part&lt;n&gt;.parquet</c> beside the day's file.</summary>
+    private static string PartPath(string dayFile)
+    {
+        string stem = dayFile[..^".parquet".Length];
+        for (int n = 1; ; n++)
+            if (!File.Exists($"{stem}.part{n}.parquet")) return $"{stem}.part{n}.parquet";
     }
 
     public static string ParquetPath(AlumetConfig cfg, string cluster, string node, string day) =>

@@ -154,17 +154,47 @@ public class FinalizationTests
 
     /// <summary>A closed day of the node's spool as the sampler writes it (meta.json naming <paramref name="cluster"/> and
     /// node n1, one series, two records), last written <paramref name="written"/>.</summary>
-    internal static string NodeDay(AlumetConfig cfg, DateOnly day, DateTime written, string cluster = "c1")
+    internal static string NodeDay(AlumetConfig cfg, DateOnly day, DateTime written, string cluster = "c1", int records = 2)
     {
         string name = day.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
         string dir = Directory.CreateDirectory(Path.Combine(NodeSpool.Root(cfg), name)).FullName;
         var meta = TestSpools.Meta("node", "n1");
         (meta.Scheduler, meta.Cluster) = ("node", cluster);
         meta.Series.Add(TestSpools.S("node", "cpu_package", "0"));
-        TestSpools.Write(dir, meta, [TestSpools.R(TestSpools.T0 + Sec, Sec, 5, 0), TestSpools.R(TestSpools.T0 + 2 * Sec, Sec, 6, 0)]);
+        TestSpools.Write(dir, meta, [.. Enumerable.Range(1, records).Select(i => TestSpools.R(TestSpools.T0 + i * Sec, Sec, 4 + i, 0))]);
         File.SetLastWriteTimeUtc(Path.Combine(dir, SpoolWriter.RecordsFile), written);
         File.SetLastWriteTimeUtc(Path.Combine(dir, SpoolWriter.MetaFile), written);
         return dir;
+    }
+
+    /// <summary>
+    /// A day exported, pruned, then opened again by a sampler whose wall clock was stepped back past the prune's margin:
+    /// the fresh spool holds a part of the day only, and its export goes to a file of its own beside the day's; on
+    /// ca16160 it replaced the day's file (3 rows) with that part (1 row). An export of that spool once it grew
+    /// replaces its own part, and the day's file is never touched.
+    /// </summary>
+    [Fact]
+    public void AFreshSpoolOfAnExportedAndPrunedDayNeverReplacesTheDaysFile()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100");
+        var day = new DateOnly(2026, 11, 20);
+        string dir = Exported(install, NodeDay(install.Config, day, DateTime.UtcNow.AddDays(-10), records: 3));
+        string file = NodeSpool.ParquetPath(install.Config, "c1", "n1", "2026-11-20");
+        long Rows(string f) => Convert.ToInt64(Alumet.Hpc.Tests.Commands.ExecBinaryTests.Scalar($"SELECT count(*) FROM read_parquet('{f}')"));
+        Assert.Equal(3, Rows(file));
+
+        Directory.Delete(dir, recursive: true); // pruned
+        Exported(install, NodeDay(install.Config, day, DateTime.UtcNow, records: 1));
+        string part = file[..^".parquet".Length] + ".part1.parquet";
+        Assert.Equal(3L, Rows(file)); // the day's file kept whole
+        Assert.Equal(1L, Rows(part));
+
+        // The same spool grown (its sampler appended; its `exported` record still names the part): exported over its part.
+        Assert.Equal(dir, NodeDay(install.Config, day, DateTime.UtcNow, records: 2));
+        Exported(install, dir);
+        long grown = NodeReadWindows.RecordsIn(dir);
+        Assert.True(grown >= 2, $"{grown} records after the spool grew");
+        Assert.Equal((3L, grown, false), (Rows(file), Rows(part), File.Exists(file[..^".parquet".Length] + ".part2.parquet")));
     }
 
     /// <summary>Exports a closed day as the node sampler does: <c>alumet-hpc finalize-job --node-day</c> (the published binary).</summary>
