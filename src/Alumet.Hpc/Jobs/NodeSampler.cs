@@ -494,7 +494,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// </summary>
     private void UpdateRawSink(long wallNs = 0)
     {
-        _rawStorage = _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
+        _rawStorage = WantsRawStorage;
         if (!_rawStorage) Buffer.RawSink = null;
         UpdateWindows();
         if (!_rawStorage) return;
@@ -542,6 +542,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             }
         }
     }
+
+    /// <summary>Raw storage as the settings and the registered jobs ask it now (<see cref="RawStorage"/> follows it at <see cref="UpdateRawSink"/>).</summary>
+    private bool WantsRawStorage => _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
 
     private bool GetsNodeReads(NodeJob job) => _rawStorage && (job.Exclusive || _jobArray.Length == 1) && Array.IndexOf(_jobArray, job) >= 0;
 
@@ -1068,13 +1071,31 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                         ? $"{key} cannot be changed while sampling; use one of {string.Join(", ", SettableKeys)}"
                         : $"{key}: {SchedulerInput.Quote(value)} is not a {(key.EndsWith("_ms") ? "whole number" : "number")}";
             }
+            string? refused = null;
             try { ConfigLoader.Validate(_cfg, "ctl set"); }
-            catch (ConfigException e)
+            catch (ConfigException e) { refused = e.Message; }
+            bool switchesRaw = WantsRawStorage != _rawStorage;
+            // Paused, no period can close (no reads), and the reads stored raw before the pause would count again.
+            if (refused is null && switchesRaw && Paused)
+                refused = $"{key}: raw storage cannot be switched on or off while the sampler is paused (ctl pause); resume first";
+            if (refused is not null)
             {
                 (s.RaplHz, s.StoragePeriodMs, s.AttributionPeriodMs, s.FlushIntervalMs, s.LingerS, s.TickScheduling, s.MaxPowerW) = before;
-                return e.Message;
+                return refused;
             }
-            UpdateRawSink(Clock.WallNs());
+            // max_power_w bounds every counter's next reading (README "Implausible readings"), not only the tick's rate.
+            if (s.MaxPowerW != before.MaxPowerW)
+                foreach (var slot in Buffer.Slots)
+                    if (!slot.OwnBound) slot.SetMaxPower(s.MaxPowerW);
+            // Raw storage switched on or off: the period closes first, under the old sink, as at a registration that
+            // switches it (README "Raw storage on request"): each read then counts once, in its raw record or in the
+            // period's node row (raw reads up to the switch, then the node row of the whole period, counted them twice).
+            long now = Clock.MonotonicNs(), wall = Clock.WallNs();
+            using (switchesRaw ? new SlotsHeld(Buffer.Slots) : default)
+            {
+                if (switchesRaw) SnapshotLocked(now, wall);
+                UpdateRawSink(wall);
+            }
             RateChanged?.Invoke();
             return null;
         }

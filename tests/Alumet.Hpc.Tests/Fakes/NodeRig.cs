@@ -45,14 +45,17 @@ public sealed class NodeRig : IDisposable
     /// <param name="beforeCgroupLookup">Run by Register when it looks a job's cgroup up (between its checks and its answer).</param>
     /// <param name="wrapLocator">Wraps the jobs' cgroup locator (a test's view of the cgroup reads).</param>
     /// <param name="retryDayExports">As the node daemon: closed days not exported are exported again (NodeSampler.Housekeep).</param>
+    /// <param name="ownThreadSlot">A second source, polled on a thread of its own (the daemon's NVML slot).</param>
+    /// <param name="startMonotonicNs">The sampler's start (a test on the real clocks passes <c>Clock.MonotonicNs()</c>).</param>
     public NodeSampler NewNode(AlumetConfig cfg, IJobFinalization? finalization = null, Action? beforeCgroupLookup = null,
-        Func<DirectoryJobLocator, IJobCgroupLocator>? wrapLocator = null, bool retryDayExports = false)
+        Func<DirectoryJobLocator, IJobCgroupLocator>? wrapLocator = null, bool retryDayExports = false,
+        SourceSlot? ownThreadSlot = null, long startMonotonicNs = 0)
     {
         var rapl = new RaplSource(PowercapDiscovery.Discover(Powercap.Root).Zones);
         Slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
-        var sources = new SourceSet([Slot], "test perimeter", "", []);
+        var sources = new SourceSet(ownThreadSlot is null ? new[] { Slot } : new[] { Slot, ownThreadSlot }, "test perimeter", "", []);
         string parent = Cgroups.PathOf("cpuacct", "slurm", "uid_1000");
-        return new NodeSampler(cfg, sources, 0, finalization ?? new InProcessFinalization(cfg))
+        return new NodeSampler(cfg, sources, startMonotonicNs, finalization ?? new InProcessFinalization(cfg))
         {
             RetryDayExports = retryDayExports,
             Locators = (_, _) =>
