@@ -42,6 +42,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     // Per-period scratch, sized once (channels) or grown with the job count: no allocation per period otherwise.
     private readonly ulong[] _delta;
     private readonly SpoolFlags[] _flags;
+    private readonly long[] _intervals;
     private ulong[] _cpu = [];
     private ulong[] _shares = [];
     private long _emptySinceNs;
@@ -95,6 +96,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         int n = _channels.Length;
         _delta = new ulong[n];
         _flags = new SpoolFlags[n];
+        _intervals = new long[n];
         try { _procStat = new ProcStat(cfg.Paths.ProcfsRoot); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"node sampler: {e.Message}: CPU-time split disabled, node energy unattributed"); }
         if (_procStat?.TryRead(out ulong busy, out _) == true) _lastBusyTicks = busy; // primed: the first period counts
@@ -587,8 +589,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private void SnapshotLocked(long now, long wall)
     {
         // The period ends at the latest read (its stamps may move past the caller's, never back): see TakeSnapshot.
-        long interval = Buffer.TakeSnapshot(ref now, ref wall, _delta, _flags);
-        if (interval == 0) return; // nothing read since the last period closed: no empty rows
+        if (Buffer.TakeSnapshot(ref now, ref wall, _delta, _flags, _intervals) == 0) return; // nothing read since the last period closed: no empty rows
         Snapshots++;
         ulong busyNs = 0;
         if (_procStat?.TryRead(out ulong busy, out _) == true)
@@ -622,6 +623,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 var ch = channels[c];
                 ulong e = _delta[c];
                 var f = _flags[c];
+                long interval = _intervals[c]; // the period's, or what a channel whose reads failed covered (TakeSnapshot)
                 ulong unattributed;
                 shares.Clear();
                 if (ch.Resource.Kind == ResourceKind.Gpu)

@@ -297,6 +297,45 @@ public class NodeSamplerTests : IDisposable
         node.Close(1000 * Ms, 1000 * Ms);
     }
 
+    /// <summary>
+    /// The same at aggregated storage, through the daemon's GPU slot (a fake NVML): a GPU at a steady 100 W whose reads fail
+    /// from 1.25 s to 3 s. The energy of the failed periods came back on the 4 s row, which said 1 s (the period's length):
+    /// 300 J over 1 s, and the job's MaxPower was 300 W. Its row now says the 3 s its energy covers, and the failed
+    /// periods' rows the 0 s theirs covered.
+    /// </summary>
+    [Fact]
+    public void AChannelBackFromFailedReadsStoresTheTimeItsEnergyCoversSoThePeakStaysTrue()
+    {
+        const long Wall0 = 1_700_000_000_000 * Ms;
+        using var rig = new NodeRig();
+        var cfg = rig.Config(storageMs: 1000);
+        rig.AtZero("42");
+        using var node = rig.NewNodeWithGpu(cfg);
+        node.Register(Job("42", exclusive: true), false, 0, Wall0);
+        for (long t = 250; t <= 4000; t += 250)
+        {
+            if (t is > 1000 and <= 3000) rig.Nvml!.Set("e0", "err:999");
+            else rig.Nvml!.Set("e0", (ulong)t * 100); // 100 mJ a ms
+            node.Buffer.Read(rig.Gpu!, t * Ms, Wall0 + t * Ms);
+            if (t % 1000 == 0) node.Snapshot(t * Ms, Wall0 + t * Ms);
+        }
+        var end = node.End(Job("42").Key, true, "", 4000 * Ms, Wall0 + 4000 * Ms)!;
+        node.Close(4000 * Ms, Wall0 + 4000 * Ms);
+
+        Assert.Equal(100.0, end.Record!.MaxPowerW, 9);
+        var rows = ReadOrderTests.Series(end.ParquetPath)[("job:42", "gpu:0000:3b:00.0")]
+            .Select(r => ((r.EndUs - Wall0 / 1000) / 1000, r.IntervalUs / 1000, r.Raw, (SpoolFlags)r.Flags));
+        Assert.Equal(new (long, long, long, SpoolFlags)[]
+        {
+            (1000, 1000, 100_000, SpoolFlags.None),
+            (2000, 0, 0, SpoolFlags.ReadError),
+            (3000, 0, 0, SpoolFlags.ReadError),
+            (4000, 3000, 300_000, SpoolFlags.ReadError),
+        }, rows);
+        Assert.Equal(400.0, end.Record.Energy.GpuJ, 9);
+        Assert.Equal(4.0, end.Record.ElapsedS, 9); // the package's rows, one period each
+    }
+
     [Fact]
     public void TheLowerBoundFlagIsOnTheRowOfTheStall()
     {
