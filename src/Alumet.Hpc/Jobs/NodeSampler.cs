@@ -847,8 +847,16 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     {
         lock (_gate)
         {
-            if (!_jobs.Remove(key, out var job)) return;
-            Rebuild();
+            if (!_jobs.TryGetValue(key, out var job)) return;
+            // At raw storage the period closes first, as at End: dropping the only raw job switches raw storage off, and a
+            // job left alone gets the node's reads from here on; either mid-period broke its conservation.
+            bool boundary = RawStorage && !Paused;
+            using (boundary ? new SlotsHeld(Buffer.Slots) : default)
+            {
+                if (boundary) SnapshotLocked(now, Clock.WallNs());
+                _jobs.Remove(key);
+                Rebuild();
+            }
             lock (_spoolGate) job.Spool.Dispose();
             job.Cpu.Dispose();
             if (_jobs.Count == 0) _emptySinceNs = now;

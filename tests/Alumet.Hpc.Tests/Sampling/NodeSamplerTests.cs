@@ -644,6 +644,42 @@ public class NodeSamplerTests : IDisposable
         Assert.Equal(1.1, end.Record.NodeEnergyJ, 12);
     }
 
+    /// <summary>
+    /// Job 43 asked for raw storage beside job 42; the sampler hung, so 43's epilog finalized it from its spool, and the
+    /// sampler drops it when it wakes (Housekeep). That switched raw storage off mid-period without closing it: the
+    /// period's reads stored raw before the drop and its node row counted them twice in the node file.
+    /// </summary>
+    [Fact]
+    public void DroppingAJobFinalizedElsewhereClosesThePeriodAtRawStorage()
+    {
+        using var rig = new NodeRig();
+        var cfg = rig.Config(storageMs: 1000);
+        rig.AtZero("42", "43");
+        using var node = rig.NewNode(cfg, startMonotonicNs: Clock.MonotonicNs());
+        node.Register(Job("42"), false, Clock.MonotonicNs(), Clock.WallNs());
+        node.Register(Job("43", raw: true), false, Clock.MonotonicNs(), Clock.WallNs());
+        for (ulong i = 1; i <= 500; i++)
+        {
+            rig.SetCounters(i * 1_000, i * 600, i * 100);
+            Assert.True(node.Buffer.Read(rig.Slot!, Clock.MonotonicNs(), Clock.WallNs()), $"read {i} refused");
+        }
+        node.Flush();
+        SamplerLauncher.StopAndFinalize(Job("43").Job, cfg); // no sampler answers: its epilog finalizes it from its spool
+        Assert.True(node.Housekeep(Clock.MonotonicNs()));
+        Assert.Equal(1, node.JobCount);
+        Assert.False(node.RawStorage);
+        rig.SetCounters(1_000_000, 600_000, 100_000);
+        node.Snapshot(Clock.MonotonicNs(), Clock.WallNs());
+        node.End(Job("42").Key, true, "", Clock.MonotonicNs(), Clock.WallNs());
+        node.Close(Clock.MonotonicNs(), Clock.WallNs());
+
+        string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "node1.*.parquet", SearchOption.AllDirectories).Single();
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Assert.True(ParquetCommand.Check([nodeFile], o, e) == 0, o.ToString() + e);
+        Assert.Equal(1_000_000, ReadOrderTests.Series(nodeFile)[("node", "cpu_package:0")].Sum(r => r.Raw));
+    }
+
     /// <summary>While paused no period can close (nothing is read): the switch is refused in one sentence, nothing changed.</summary>
     [Fact]
     public void RawStorageIsNotSwitchedWhilePaused()
