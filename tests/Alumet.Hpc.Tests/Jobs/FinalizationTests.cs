@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using Alumet.Hpc.Commands;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Jobs;
@@ -374,11 +375,7 @@ public class FinalizationTests
     /// </summary>
     private static string EndWithoutRoomForTheRow(TestInstallation install, string jobId, long energyUj)
     {
-        var job = new JobIdentity("slurm", "test", jobId, "root", 0, "node1");
-        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
-        Assert.True(launched.Ok, launched.Message);
-        string state = job.StateDirectory(install.Config.Paths.StateDir);
-        ExecBinaryTests.WaitFor(() => SpoolRecords(state) > 0, "the first flushed records");
+        string state = Registered(install, jobId);
         install.Powercap.SetEnergy("intel-rapl:0", (ulong)energyUj);
         ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, $"job:{jobId}", "cpu_package").Sum(r => r.Value) == energyUj, $"the job's {energyUj} µJ in its spool");
         string outbox = Path.Combine(install.Config.Paths.StateDir, Outbox.DirectoryName);
@@ -391,6 +388,18 @@ public class FinalizationTests
         Assert.True(File.Exists(Path.Combine(state, SpoolWriter.RecordsFile)), "no row: the spool is kept");
         Assert.Null(JobFinalizer.FinalizedLine(state));
         return outbox;
+    }
+
+    /// <summary>Job <paramref name="jobId"/>, exclusive, registered by the prolog's call (starting a node sampler when none
+    /// runs), once its first records are flushed: its state dir.</summary>
+    private static string Registered(TestInstallation install, string jobId)
+    {
+        var job = new JobIdentity("slurm", "test", jobId, "root", 0, "node1");
+        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
+        Assert.True(launched.Ok, launched.Message);
+        string state = job.StateDirectory(install.Config.Paths.StateDir);
+        ExecBinaryTests.WaitFor(() => SpoolRecords(state) > 0, $"job {jobId}'s first flushed records");
+        return state;
     }
 
     [Fact]
@@ -414,6 +423,47 @@ public class FinalizationTests
         Assert.StartsWith("the node sampler did not know the job (error job slurm/302 is not registered); data up to its last flush kept; an earlier finalization failed (", row.Reason);
         Assert.Contains(outbox, row.Reason);
         Assert.Equal(2.0, row.Energy.PackageJ, 12);
+    }
+
+    /// <summary>
+    /// The job's Parquet file is on disk under its name before its spool, the only other copy, is removed: the dataset
+    /// directory is synced after the rename, as the node's file is (data_dir is often another filesystem than state_dir,
+    /// with no order between them at a power loss). Seen in the system calls of the finalization the node sampler runs
+    /// (<c>alumet-hpc finalize-job</c>, under strace). Fails on 0180333: no fsync of the directory after the rename.
+    /// </summary>
+    [SkippableFact]
+    public void AJobsParquetFileIsDurableInItsDirectoryBeforeItsSpoolIsRemoved()
+    {
+        Skip.If(!File.Exists("/usr/bin/strace"), "needs strace");
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100");
+        string state = new JobIdentity("slurm", "test", "307", "root", 0, "node1").StateDirectory(install.Config.Paths.StateDir);
+        File.Delete(EndWithoutRoomForTheRow(install, "307", 2_000_000)); // a kept spool, room again
+
+        string trace = install.PathOf("finalize.strace");
+        var psi = new ProcessStartInfo("/usr/bin/strace", ["-f", "-s", "4096", "-o", trace, "-e", "trace=rename,renameat,renameat2,openat,fsync,unlink,unlinkat",
+            TestInstallation.Binary(), "finalize-job", "--config", install.ConfigPath, "--state-dir", state, "--complete", "false"])
+            { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        using (var p = Process.Start(psi)!)
+        {
+            p.StandardInput.Write("finalized by hand");
+            p.StandardInput.Close();
+            string answer = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, answer + p.StandardError.ReadToEnd());
+        }
+        Assert.False(Directory.Exists(state));
+        string parquet;
+        using (var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database)) parquet = Assert.Single(db.GetJob("307")).ParquetPath;
+        var calls = File.ReadAllLines(trace);
+        int renamed = Array.FindIndex(calls, l => l.Contains(" rename", StringComparison.Ordinal) && l.Contains($"\"{parquet}\"", StringComparison.Ordinal));
+        int removed = Array.FindIndex(calls, l => l.Contains(" unlink", StringComparison.Ordinal) && l.Contains($"\"{Path.Combine(state, SpoolWriter.RecordsFile)}\"", StringComparison.Ordinal));
+        Assert.True(renamed >= 0 && removed > renamed, $"the file's rename (line {renamed}) before the spool's removal (line {removed})");
+        var opened = new Regex($"openat\\(AT_FDCWD, \"{Regex.Escape(Path.GetDirectoryName(parquet)!)}\", O_RDONLY\\|O_DIRECTORY[^)]*\\)\\s+= (\\d+)$");
+        bool synced = false;
+        for (int i = renamed + 1; i < removed && !synced; i++)
+            if (opened.Match(calls[i]) is { Success: true } m)
+                synced = calls[(i + 1)..removed].Any(l => Regex.IsMatch(l, $@" fsync\({m.Groups[1].Value}\)\s+= 0$")); // strace pads before "="
+        Assert.True(synced, $"{Path.GetDirectoryName(parquet)} was not synced between the rename of {parquet} and the removal of the spool");
     }
 
     /// <summary>The node sampler's exit (its pid file goes last): the next prolog starts a new one.</summary>
@@ -450,11 +500,7 @@ public class FinalizationTests
         File.Delete(EndWithoutRoomForTheRow(install, "304", 2_000_000)); // room again
         WaitForTheSamplersExit(install);
 
-        var next = new JobIdentity("slurm", "test", "305", "root", 0, "node1");
-        var launched = SamplerLauncher.Start(new SamplerLaunch(next, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
-        Assert.True(launched.Ok, launched.Message);
-        string state = next.StateDirectory(install.Config.Paths.StateDir);
-        ExecBinaryTests.WaitFor(() => SpoolRecords(state) > 0, "the next job's first flushed records");
+        string state = Registered(install, "305"); // by a node sampler this prolog starts
         install.Powercap.SetEnergy("intel-rapl:0", 5_000_000);
         ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "node", "cpu_package").Sum(r => r.Value) == 3_000_000, "the node's 3 J in the next job's spool");
         var epilog = StartEpilog(install, "305");
@@ -481,13 +527,9 @@ public class FinalizationTests
     public void ARequeuedJobIdKeepsTheEarlierRunsSpoolWhoseFinalizationFailed()
     {
         using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100");
-        var job = new JobIdentity("slurm", "test", "306", "root", 0, "node1");
-        string state = job.StateDirectory(install.Config.Paths.StateDir);
         File.Delete(EndWithoutRoomForTheRow(install, "306", 2_000_000)); // room again
 
-        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
-        Assert.True(launched.Ok, launched.Message);
-        ExecBinaryTests.WaitFor(() => SpoolRecords(state) > 0, "the second run's first flushed records");
+        string state = Registered(install, "306"); // the same id again: a requeue
         install.Powercap.SetEnergy("intel-rapl:0", 5_000_000);
         ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:306", "cpu_package").Sum(r => r.Value) == 3_000_000, "the second run's 3 J in its spool");
         var epilog = StartEpilog(install, "306");

@@ -148,6 +148,9 @@ public static class ParquetExporter
             }
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(tmp, options.FileMode); // umask may have narrowed the create mode
             File.Move(tmp, path, overwrite: true);
+            // The name on disk too before the caller removes the spool, the only other copy: data_dir is often another
+            // filesystem than state_dir, and a power loss keeps no order between the two.
+            if (dir is not null) Core.AtomicFile.SyncDirectory(dir);
         }
         catch (Exception e)
         {
