@@ -228,5 +228,26 @@ public static class NodeSamplerHost
         }
     }
 
+    /// <summary>
+    /// Whether a node sampler holds the node lock (starting, sampling or closing), probed without waiting. Free is said
+    /// only when it is free twice, 250 ms apart: a sampler started a moment ago (by a prolog, or the unit) takes it within
+    /// that (<see cref="TryLock"/> tries every 20 ms).
+    /// </summary>
+    internal static bool LockHeld(AlumetConfig cfg)
+    {
+        string path = Path.Combine(NodeSpool.Root(cfg), LockFile);
+        if (Held(path)) return true;
+        Thread.Sleep(250);
+        return Held(path);
+
+        static bool Held(string path)
+        {
+            // The probe takes the lock for an instant (an exclusive open, as the daemon's): a daemon trying then retries.
+            try { using var probe = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.None); return false; }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException) { return false; }
+            catch (IOException) { return true; }
+        }
+    }
+
     internal static string Ms(TimeSpan t) => t.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture) + " ms";
 }

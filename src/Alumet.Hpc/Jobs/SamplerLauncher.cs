@@ -169,6 +169,9 @@ public static class SamplerLauncher
         };
     }
 
+    /// <summary>The socket refused the connection or is not there (<see cref="NodeSocket.Request"/>'s words).</summary>
+    private static bool NothingListens(string? error) => error is not null && error.StartsWith("no node sampler", StringComparison.Ordinal);
+
     private static bool DaemonMayStillStart(AlumetConfig config) =>
         SamplerPid.Read(Spool.NodeSpool.Root(config)) is { } p && p.IsAlive(config.Paths.ProcfsRoot);
 
@@ -297,7 +300,15 @@ public static class SamplerLauncher
 
             var sw = Stopwatch.StartNew();
             var timeout = TimeSpan.FromSeconds(config.Sampler.StopTimeoutS);
-            string? answer = NodeSocket.Request(config.Paths.StateDir, $"end scheduler={job.Scheduler} job={job.JobId}", timeout, out string? error);
+            string request = $"end scheduler={job.Scheduler} job={job.JobId}";
+            string? answer = NodeSocket.Request(config.Paths.StateDir, request, timeout, out string? error);
+            // Nothing listens, yet a node sampler holds the node lock: it is starting (it takes the registered jobs back
+            // before it listens) or closing, not gone. Asked again within the same bound; it finalizes the job itself.
+            while (answer is null && NothingListens(error) && sw.Elapsed < timeout && NodeSamplerHost.LockHeld(config))
+            {
+                Thread.Sleep(20);
+                answer = NodeSocket.Request(config.Paths.StateDir, request, timeout - sw.Elapsed, out error);
+            }
             if (answer is not null && answer.StartsWith("ok", StringComparison.Ordinal))
                 return new StopResult("stopped", $"job {job.JobId}: node sampler finalized it in {sw.Elapsed.TotalMilliseconds:0} ms ({answer[2..].Trim()})");
             if (JobFinalizer.FinalizedLine(dir) is { } line)
@@ -308,7 +319,7 @@ public static class SamplerLauncher
                     ? $"the node sampler did not know the job ({answer.Trim()}); data up to its last flush kept"
                     : $"the node sampler could not finalize the job ({answer.Trim()}); finalized from its spool"
                 // Gone: nothing listens, or its recorded process is dead (whatever the socket said under load).
-                : error is not null && error.StartsWith("no node sampler", StringComparison.Ordinal) || !DaemonMayStillStart(config)
+                : NothingListens(error) || !DaemonMayStillStart(config)
                     ? "the sampler died before the end of the job (crash or kill); data up to its last flush kept"
                     : $"the node sampler did not finalize the job within {config.Sampler.StopTimeoutS} s ({error}); finalized from its spool";
             Log.Warn($"job {job.JobId}: {why}");

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Alumet.Hpc.Attribution;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Outputs.Accounting;
+using Alumet.Hpc.Spool;
 using Alumet.Hpc.Tests.Fakes;
 using DuckDB.NET.Data;
 
@@ -416,6 +417,35 @@ public class ExecNodeSamplerTests
         Assert.True(restart.WaitForExit(20_000), "the restarted sampler exits after its last job (linger_s = 0)");
         Assert.Equal((JobStatus.Partial, "cgroup-cpu-time"), (row.Status, row.AttributionMode));
         Assert.Contains("the node sampler restarted during the job", row.Reason);
+    }
+
+    /// <summary>
+    /// An epilog that comes while a node sampler is starting — it holds the node lock and takes the registered jobs back
+    /// before its socket listens — waits for it instead of taking it for dead and finalizing the job from its spool: the
+    /// restarted sampler ends the job. Here the test holds the lock for that start (a sampler recovering many jobs, or
+    /// compacting its heap after the recovery, is as long), then a real sampler takes it over.
+    /// </summary>
+    [Fact]
+    public void AnEpilogWhileTheNodeSamplerStartsWaitsForItToListen()
+    {
+        using var lab = new Lab();
+        Assert.Equal(0, lab.Hook("prolog_slurmd", "702"));
+        Process.GetProcessById(Assert.Single(lab.NodeSamplerPids())).Kill();
+        ExecBinaryTests.WaitFor(() => lab.NodeSamplers() == 0, "the sampler's death");
+        using var held = new FileStream(Path.Combine(NodeSpool.Root(lab.Install.Config), NodeSamplerHost.LockFile), FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        using var epilog = lab.Install.StartSlurmHook("epilog_slurmd", "702");
+        Thread.Sleep(1000); // the epilog has found nothing listening
+        using var restart = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["node-sampler", "--detach", "--config", lab.Install.ConfigPath])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        Thread.Sleep(500); // it waits for the lock (NodeSamplerHost.LockWait)
+        held.Dispose();
+        Assert.True(epilog.WaitForExit(60_000));
+        Assert.Equal(0, epilog.ExitCode);
+        using var db = AccountingDb.OpenReadOnly(lab.Install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("702"));
+        Assert.True(restart.WaitForExit(20_000), "the restarted sampler exits after its last job (linger_s = 0)");
+        Assert.True(row.Status == JobStatus.Partial && row.Reason.Contains("the node sampler restarted during the job") && !row.Reason.Contains("died"),
+            $"{row.Status}: {row.Reason}");
     }
 
     /// <summary>kill -9 of exec itself: the node sampler sees its owner gone and ends the job, partial, with the reason.</summary>

@@ -214,18 +214,21 @@ public sealed class SlurmE2ETests
                 WHERE f.energy_raw IS DISTINCT FROM n.energy_raw
                 """));
         }
-        // The first second of a busy job is attributed to it, not left to "unattributed": on a quiet node a quarter of the
-        // package's 50 W (~12 J/s). Its share shrinks with whatever else runs on the node (CI beside other builds: 1.45 J
-        // at load 20), so it is compared with the idle jobs' first second, which shrinks alike.
-        double FirstSecond(string j) => Convert.ToDouble(ScalarObj($"""
+        // A busy job's first seconds are attributed to it, not left to "unattributed" (the first period exactly:
+        // NodeSamplerTests.TheFirstPeriodIsAttributed). On a real node its loop starts when slurmstepd has set the job up,
+        // which with 8 jobs starting at once on 2 CPUs was 1.5 s after the prolog registered it (a busy job's first second
+        // read 1.275 J, idle jobs' up to 0.747 J), and its share shrinks with whatever else runs (CI beside other builds:
+        // 1.45 J in the first second at load 20). So its first 3 s (the periods whose start is within 3 s of its first)
+        // are compared with the idle jobs' first 3 s, which shrink alike.
+        double FirstSeconds(string j) => Convert.ToDouble(ScalarObj($"""
             SELECT coalesce(sum(energy_raw * joules_per_unit), 0) FROM read_parquet('{rows[j].ParquetPath}') WHERE resource_kind = 'cpu_package' AND consumer = 'job:{j}'
-              AND timestamp <= (SELECT min(timestamp) FROM read_parquet('{rows[j].ParquetPath}')) + INTERVAL 1 SECOND
+              AND timestamp < (SELECT min(timestamp) FROM read_parquet('{rows[j].ParquetPath}')) + INTERVAL 3 SECOND
             """), CultureInfo.InvariantCulture);
-        double idleFirst = idle.Max(FirstSecond);
+        double idleFirst = idle.Max(FirstSeconds);
         foreach (string j in busy)
         {
-            double first = FirstSecond(j);
-            Assert.True(first > 0.5 && first > 5 * idleFirst, $"job {j}: {first:F3} J in its first second (idle jobs at most {idleFirst:F3} J)");
+            double first = FirstSeconds(j);
+            Assert.True(first > 1 && first > 3 * idleFirst, $"job {j}: {first:F3} J in its first 3 s (idle jobs at most {idleFirst:F3} J)");
         }
         Assert.Equal("idle", NodeState());
     }
