@@ -98,6 +98,23 @@ public struct EnergyCounter
             ? new EnergyCounter(channel.Modulus, double.PositiveInfinity) // a model: nothing to reset, its power is what it computes
             : new EnergyCounter(channel.Modulus, maxPowerW / channel.JoulesPerUnit, channel.Interface.PlausibilitySlackNs());
 
+    /// <summary>
+    /// This counter bounded by another <paramref name="maxPowerW"/> (<c>ctl set max_power_w</c>, applied without restart:
+    /// README "The node sampler"), by the rules of <see cref="For"/>; its last reading, that reading's time and its totals
+    /// are kept, so the next reading is judged by the new bound and nothing counted so far changes.
+    /// </summary>
+    public readonly EnergyCounter Rebound(EnergyChannel channel, double maxPowerW)
+    {
+        var c = For(channel, maxPowerW);
+        c._last = _last;
+        c._lastNs = _lastNs;
+        c._primed = _primed;
+        c.Total = Total;
+        c.AmbiguousIntervals = AmbiguousIntervals;
+        c.ImplausibleIntervals = ImplausibleIntervals;
+        return c;
+    }
+
     public readonly bool Primed => _primed;
 
     /// <summary>Feeds a new raw reading taken at <paramref name="monotonicNs"/> (CLOCK_MONOTONIC).</summary>

@@ -42,6 +42,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     // Per-period scratch, sized once (channels) or grown with the job count: no allocation per period otherwise.
     private readonly ulong[] _delta;
     private readonly SpoolFlags[] _flags;
+    private readonly long[] _intervals;
     private ulong[] _cpu = [];
     private ulong[] _shares = [];
     private long _emptySinceNs;
@@ -95,6 +96,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         int n = _channels.Length;
         _delta = new ulong[n];
         _flags = new SpoolFlags[n];
+        _intervals = new long[n];
         try { _procStat = new ProcStat(cfg.Paths.ProcfsRoot); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log.Warn($"node sampler: {e.Message}: CPU-time split disabled, node energy unattributed"); }
         if (_procStat?.TryRead(out ulong busy, out _) == true) _lastBusyTicks = busy; // primed: the first period counts
@@ -498,7 +500,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// </summary>
     private void UpdateRawSink(long wallNs = 0)
     {
-        _rawStorage = _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
+        _rawStorage = WantsRawStorage;
         if (!_rawStorage) Buffer.RawSink = null;
         UpdateWindows();
         if (!_rawStorage) return;
@@ -547,6 +549,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
     }
 
+    /// <summary>Raw storage as the settings and the registered jobs ask it now (<see cref="RawStorage"/> follows it at <see cref="UpdateRawSink"/>).</summary>
+    private bool WantsRawStorage => _cfg.Sampler.StoragePeriodMs == 0 || _jobArray.Any(j => j.Registration.Raw);
+
     private bool GetsNodeReads(NodeJob job) => _rawStorage && (job.Exclusive || _jobArray.Length == 1) && Array.IndexOf(_jobArray, job) >= 0;
 
     /// <summary>The node's spool opened a day (a UTC midnight, or its first): the tick's ids of its node series are looked up here, off the tick, and every open window goes on there.</summary>
@@ -588,8 +593,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private void SnapshotLocked(long now, long wall)
     {
         // The period ends at the latest read (its stamps may move past the caller's, never back): see TakeSnapshot.
-        long interval = Buffer.TakeSnapshot(ref now, ref wall, _delta, _flags);
-        if (interval == 0) return; // nothing read since the last period closed: no empty rows
+        if (Buffer.TakeSnapshot(ref now, ref wall, _delta, _flags, _intervals) == 0) return; // nothing read since the last period closed: no empty rows
         Snapshots++;
         ulong busyNs = 0;
         if (_procStat?.TryRead(out ulong busy, out _) == true)
@@ -623,6 +627,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 var ch = channels[c];
                 ulong e = _delta[c];
                 var f = _flags[c];
+                long interval = _intervals[c]; // the period's, or what a channel whose reads failed covered (TakeSnapshot)
                 ulong unattributed;
                 shares.Clear();
                 if (ch.Resource.Kind == ResourceKind.Gpu)
@@ -1072,13 +1077,31 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                         ? $"{key} cannot be changed while sampling; use one of {string.Join(", ", SettableKeys)}"
                         : $"{key}: {SchedulerInput.Quote(value)} is not a {(key.EndsWith("_ms") ? "whole number" : "number")}";
             }
+            string? refused = null;
             try { ConfigLoader.Validate(_cfg, "ctl set"); }
-            catch (ConfigException e)
+            catch (ConfigException e) { refused = e.Message; }
+            bool switchesRaw = WantsRawStorage != _rawStorage;
+            // Paused, no period can close (no reads), and the reads stored raw before the pause would count again.
+            if (refused is null && switchesRaw && Paused)
+                refused = $"{key}: raw storage cannot be switched on or off while the sampler is paused (ctl pause); resume first";
+            if (refused is not null)
             {
                 (s.RaplHz, s.StoragePeriodMs, s.AttributionPeriodMs, s.FlushIntervalMs, s.LingerS, s.TickScheduling, s.MaxPowerW) = before;
-                return e.Message;
+                return refused;
             }
-            UpdateRawSink(Clock.WallNs());
+            // max_power_w bounds every counter's next reading (README "Implausible readings"), not only the tick's rate.
+            if (s.MaxPowerW != before.MaxPowerW)
+                foreach (var slot in Buffer.Slots)
+                    if (!slot.OwnBound) slot.SetMaxPower(s.MaxPowerW);
+            // Raw storage switched on or off: the period closes first, under the old sink, as at a registration that
+            // switches it (README "Raw storage on request"): each read then counts once, in its raw record or in the
+            // period's node row (raw reads up to the switch, then the node row of the whole period, counted them twice).
+            long now = Clock.MonotonicNs(), wall = Clock.WallNs();
+            using (switchesRaw ? new SlotsHeld(Buffer.Slots) : default)
+            {
+                if (switchesRaw) SnapshotLocked(now, wall);
+                UpdateRawSink(wall);
+            }
             RateChanged?.Invoke();
             return null;
         }

@@ -113,7 +113,7 @@ public static class SourceFactory
         // so it rides the tick thread at the BMC's rate without ever waiting for the BMC. A separate domain, not in TotalEnergy.
         if (BmcSource.TryOpen(cfg, out string bmcStatus) is { } bmc)
         {
-            slots.Add(new SourceSlot(bmc, cfg.Bmc.Hz, ownThread: false, BmcSource.MaxPlausibleW));
+            slots.Add(new SourceSlot(bmc, cfg.Bmc.Hz, ownThread: false, BmcSource.MaxPlausibleW) { OwnBound = true });
             perimeter.Add(bmc.Perimeter);
         }
         else if (cfg.Sources.Bmc == "auto" && (cfg.Bmc.Host.Length > 0 || File.Exists(cfg.Bmc.Device)))

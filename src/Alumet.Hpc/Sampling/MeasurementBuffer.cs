@@ -28,6 +28,7 @@ public sealed class MeasurementBuffer
     private readonly EnergyChannel[] _channels;
     private readonly bool[] _failing;
     private readonly int[] _flags;        // SpoolFlags since the last snapshot, per channel
+    private readonly long[] _coveredNs;   // monotonic time the channel's good reads covered since the last snapshot
     private readonly ulong[] _snapTotals; // totals at the last snapshot
 
     public IReadOnlyList<SourceSlot> Slots => _slots;
@@ -53,6 +54,7 @@ public sealed class MeasurementBuffer
         int n = _channels.Length;
         _failing = new bool[n];
         _flags = new int[n];
+        _coveredNs = new long[n];
         _snapTotals = new ulong[n];
         LastSnapshotNs = startMonotonicNs;
     }
@@ -85,6 +87,7 @@ public sealed class MeasurementBuffer
         SpoolRecord[] reads = slot.Reads;
         bool[] failing = _failing;
         int[] flagsSince = _flags;
+        long[] covered = _coveredNs;
         int first = slot.FirstChannel;
         int stored = 0;
         for (int i = 0; i < raw.Length; i++)
@@ -100,6 +103,7 @@ public sealed class MeasurementBuffer
             ref var counter = ref counters[i];
             bool primed = counter.Primed;
             var step = counter.Read(raw[i], monotonicNs); // elapsed since this channel's last good read
+            covered[c] += step.ElapsedNs;
             var flags = step.Flags;
             if (failing[c])
             {
@@ -124,27 +128,40 @@ public sealed class MeasurementBuffer
 
     /// <summary>
     /// Closes the period: takes, for each channel, the energy since the previous snapshot and the flags of that interval.
-    /// The period ends at the caller's instant, or at the latest read of a fast source when one was taken after it (the
-    /// tick thread got the gates first): its stamps are then the snapshot's (<paramref name="monotonicNs"/> and
+    /// The period ends at the caller's instant, or at the latest read of any source when one was taken after it (the tick
+    /// thread, or an own-thread source's, got its gate first): its stamps are then the snapshot's (<paramref name="monotonicNs"/> and
     /// <paramref name="wallNs"/> are moved there). Fast sources last read before that instant are read once more at it
-    /// (not own-thread ones: NVML calls take a driver lock; their latest totals are used). Every gate is held throughout,
-    /// so no read lands between the choice of the instant and the totals. Returns the period's length; 0 when it is
+    /// (not own-thread ones: NVML calls take a driver lock; their latest totals are used, and a read of theirs stamped
+    /// before it is refused afterwards). Every gate is held throughout, so no read lands between the choice of the
+    /// instant and the totals: every raw record's stamp is in the period whose split counted it. Returns the period's length; 0 when it is
     /// empty (nothing read after the previous snapshot's end: nothing is taken, the next period keeps it all).
     /// </summary>
-    public long TakeSnapshot(ref long monotonicNs, ref long wallNs, Span<ulong> delta, Span<SpoolFlags> flags)
+    /// <param name="intervals">Per channel, the time its energy covers: the period's length, except for a channel whose
+    /// reads failed in it, whose good reads covered less (0 when none was good) or, on recovery, more: the whole time
+    /// since its last good read, whose energy the delta holds (README "Timing"; a period's length there would make its
+    /// power the energy of several periods over one).</param>
+    public long TakeSnapshot(ref long monotonicNs, ref long wallNs, Span<ulong> delta, Span<SpoolFlags> flags, Span<long> intervals)
     {
         int held = 0;
         try
         {
             for (; held < _slots.Length; held++) _slots[held].Gate.Enter();
             long at = monotonicNs, atWall = wallNs;
+            // An own thread's read too (NVML): its totals are taken below, so its raw record must not end after the period.
             foreach (var slot in _slots)
-                if (!slot.OwnThread && slot.LastReadNs >= at) (at, atWall) = (slot.LastReadNs, slot.LastReadWallNs);
+                if (slot.LastReadNs >= at) (at, atWall) = (slot.LastReadNs, slot.LastReadWallNs);
             if (at <= LastSnapshotNs) return 0;
             atWall = WallAfter(atWall, LastSnapshotWallNs, at, LastSnapshotNs);
+            long interval = at - LastSnapshotNs;
             foreach (var slot in _slots)
             {
-                if (!slot.OwnThread && slot.LastReadNs < at) ReadLocked(slot, at, atWall);
+                if (slot.LastReadNs < at)
+                {
+                    if (!slot.OwnThread) ReadLocked(slot, at, atWall);
+                    // Not read here (the driver lock): its read stamped before the period's end and still waiting for the
+                    // gate is refused (Read), as a tick's is; its energy goes with its next read, in the next period.
+                    else (slot.LastReadNs, slot.LastReadWallNs) = (at, atWall);
+                }
                 for (int i = 0; i < slot.Raw.Length; i++)
                 {
                     int c = slot.FirstChannel + i;
@@ -153,9 +170,10 @@ public sealed class MeasurementBuffer
                     _snapTotals[c] = total;
                     flags[c] = (SpoolFlags)_flags[c];
                     _flags[c] = 0;
+                    intervals[c] = (flags[c] & SpoolFlags.ReadError) != 0 ? _coveredNs[c] : interval;
+                    _coveredNs[c] = 0;
                 }
             }
-            long interval = at - LastSnapshotNs;
             LastSnapshotNs = at;
             LastSnapshotWallNs = atWall;
             (monotonicNs, wallNs) = (at, atWall);

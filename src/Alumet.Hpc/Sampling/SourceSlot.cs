@@ -43,6 +43,19 @@ public sealed class SourceSlot
     }
 
     /// <summary>
+    /// Its counters keep the bound they were made with whatever <c>[sampler] max_power_w</c> becomes: the BMC's
+    /// node-wide <see cref="Sources.Bmc.BmcSource.MaxPlausibleW"/> (max_power_w bounds one domain: README "Implausible readings").
+    /// </summary>
+    public bool OwnBound { get; init; }
+
+    /// <summary>Bounds every counter by <paramref name="maxPowerW"/> from its next reading on (<see cref="EnergyCounter.Rebound"/>), under the gate.</summary>
+    internal void SetMaxPower(double maxPowerW)
+    {
+        lock (Gate)
+            for (int i = 0; i < Counters.Length; i++) Counters[i] = Counters[i].Rebound(Source.Channels[i], maxPowerW);
+    }
+
+    /// <summary>
     /// Lowest read rate at which no second wrap can fit between two reads at <paramref name="maxPowerW"/> (with a 2×
     /// margin), over this slot's channels; 0 when none wraps.
     /// </summary>

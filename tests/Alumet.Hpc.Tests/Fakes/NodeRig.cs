@@ -2,7 +2,9 @@ using Alumet.Hpc.Attribution;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Sampling;
+using Alumet.Hpc.Sources.Nvml;
 using Alumet.Hpc.Sources.Rapl;
+using Alumet.Hpc.Tests.Fakes.Nvml;
 
 namespace Alumet.Hpc.Tests.Fakes;
 
@@ -18,6 +20,10 @@ public sealed class NodeRig : IDisposable
     public TempTree Install { get; } = new("install");
     /// <summary>The RAPL slot of the last <see cref="NewNode"/> (read it by hand with <c>node.Buffer.Read</c>).</summary>
     public SourceSlot? Slot { get; private set; }
+    /// <summary>The fake NVML of <see cref="NewNodeWithGpu"/>: its GPU's energy counter (mJ) is its file <c>e0</c>.</summary>
+    public FakeNvml? Nvml { get; private set; }
+    /// <summary>The GPU slot of <see cref="NewNodeWithGpu"/> (read it by hand with <c>node.Buffer.Read</c>, as its own thread does).</summary>
+    public SourceSlot? Gpu { get; private set; }
 
     public NodeRig(ulong maxRange = 262_143_328_850) => Powercap = PowercapTree.Standard(1, maxRange);
 
@@ -25,6 +31,7 @@ public sealed class NodeRig : IDisposable
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         Powercap.Dispose(); Proc.Dispose(); Cgroups.Dispose(); Install.Dispose();
+        Gpu?.Source.Dispose(); Nvml?.Dispose();
     }
 
     public AlumetConfig Config(int storageMs = 1000, double maxPowerW = 1000)
@@ -45,14 +52,17 @@ public sealed class NodeRig : IDisposable
     /// <param name="beforeCgroupLookup">Run by Register when it looks a job's cgroup up (between its checks and its answer).</param>
     /// <param name="wrapLocator">Wraps the jobs' cgroup locator (a test's view of the cgroup reads).</param>
     /// <param name="retryDayExports">As the node daemon: closed days not exported are exported again (NodeSampler.Housekeep).</param>
+    /// <param name="ownThreadSlot">A second source, polled on a thread of its own (the daemon's NVML slot).</param>
+    /// <param name="startMonotonicNs">The sampler's start (a test on the real clocks passes <c>Clock.MonotonicNs()</c>).</param>
     public NodeSampler NewNode(AlumetConfig cfg, IJobFinalization? finalization = null, Action? beforeCgroupLookup = null,
-        Func<DirectoryJobLocator, IJobCgroupLocator>? wrapLocator = null, bool retryDayExports = false)
+        Func<DirectoryJobLocator, IJobCgroupLocator>? wrapLocator = null, bool retryDayExports = false,
+        SourceSlot? ownThreadSlot = null, long startMonotonicNs = 0)
     {
         var rapl = new RaplSource(PowercapDiscovery.Discover(Powercap.Root).Zones);
         Slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
-        var sources = new SourceSet([Slot], "test perimeter", "", []);
+        var sources = new SourceSet(ownThreadSlot is null ? new[] { Slot } : new[] { Slot, ownThreadSlot }, "test perimeter", "", []);
         string parent = Cgroups.PathOf("cpuacct", "slurm", "uid_1000");
-        return new NodeSampler(cfg, sources, 0, finalization ?? new InProcessFinalization(cfg))
+        return new NodeSampler(cfg, sources, startMonotonicNs, finalization ?? new InProcessFinalization(cfg))
         {
             RetryDayExports = retryDayExports,
             Locators = (_, _) =>
@@ -62,6 +72,19 @@ public sealed class NodeRig : IDisposable
                 return wrapLocator is null ? locator : wrapLocator(locator);
             },
         };
+    }
+
+    /// <summary>
+    /// <see cref="NewNode"/> with the daemon's GPU slot beside RAPL (<c>NvmlSlot.Create</c>, polled on its own thread): one
+    /// GPU, <c>gpu:0000:3b:00.0</c>, whose counter starts at 0 (<see cref="Nvml"/>, <see cref="Gpu"/>).
+    /// </summary>
+    public NodeSampler NewNodeWithGpu(AlumetConfig cfg)
+    {
+        Nvml = new FakeNvml("dev 0 bus_id 00000000:3B:00.0\ndev 0 energy file:e0\n");
+        Nvml.Set("e0", 0);
+        cfg.Paths.NvmlLibrary = Nvml.LibraryPath;
+        Gpu = NvmlSlot.Create(cfg)!;
+        return NewNode(cfg, ownThreadSlot: Gpu);
     }
 
     /// <summary>Counters, /proc/stat and the CPU time of <paramref name="jobs"/> at zero: where a test's node starts.</summary>

@@ -1,5 +1,7 @@
 using Alumet.Hpc.Attribution;
+using Alumet.Hpc.Commands;
 using Alumet.Hpc.Config;
+using Alumet.Hpc.Core;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Sampling;
 using Alumet.Hpc.Sources.Rapl;
@@ -295,6 +297,45 @@ public class NodeSamplerTests : IDisposable
         node.Close(1000 * Ms, 1000 * Ms);
     }
 
+    /// <summary>
+    /// The same at aggregated storage, through the daemon's GPU slot (a fake NVML): a GPU at a steady 100 W whose reads fail
+    /// from 1.25 s to 3 s. The energy of the failed periods came back on the 4 s row, which said 1 s (the period's length):
+    /// 300 J over 1 s, and the job's MaxPower was 300 W. Its row now says the 3 s its energy covers, and the failed
+    /// periods' rows the 0 s theirs covered.
+    /// </summary>
+    [Fact]
+    public void AChannelBackFromFailedReadsStoresTheTimeItsEnergyCoversSoThePeakStaysTrue()
+    {
+        const long Wall0 = 1_700_000_000_000 * Ms;
+        using var rig = new NodeRig();
+        var cfg = rig.Config(storageMs: 1000);
+        rig.AtZero("42");
+        using var node = rig.NewNodeWithGpu(cfg);
+        node.Register(Job("42", exclusive: true), false, 0, Wall0);
+        for (long t = 250; t <= 4000; t += 250)
+        {
+            if (t is > 1000 and <= 3000) rig.Nvml!.Set("e0", "err:999");
+            else rig.Nvml!.Set("e0", (ulong)t * 100); // 100 mJ a ms
+            node.Buffer.Read(rig.Gpu!, t * Ms, Wall0 + t * Ms);
+            if (t % 1000 == 0) node.Snapshot(t * Ms, Wall0 + t * Ms);
+        }
+        var end = node.End(Job("42").Key, true, "", 4000 * Ms, Wall0 + 4000 * Ms)!;
+        node.Close(4000 * Ms, Wall0 + 4000 * Ms);
+
+        Assert.Equal(100.0, end.Record!.MaxPowerW, 9);
+        var rows = ReadOrderTests.Series(end.ParquetPath)[("job:42", "gpu:0000:3b:00.0")]
+            .Select(r => ((r.EndUs - Wall0 / 1000) / 1000, r.IntervalUs / 1000, r.Raw, (SpoolFlags)r.Flags));
+        Assert.Equal(new (long, long, long, SpoolFlags)[]
+        {
+            (1000, 1000, 100_000, SpoolFlags.None),
+            (2000, 0, 0, SpoolFlags.ReadError),
+            (3000, 0, 0, SpoolFlags.ReadError),
+            (4000, 3000, 300_000, SpoolFlags.ReadError),
+        }, rows);
+        Assert.Equal(400.0, end.Record.Energy.GpuJ, 9);
+        Assert.Equal(4.0, end.Record.ElapsedS, 9); // the package's rows, one period each
+    }
+
     [Fact]
     public void TheLowerBoundFlagIsOnTheRowOfTheStall()
     {
@@ -521,5 +562,131 @@ public class NodeSamplerTests : IDisposable
         quiet.End(Job("7").Key, true, "", 10 * Ms, 10 * Ms);
         Assert.Equal(0, quiet.TickHz);
         quiet.Close(10 * Ms, 10 * Ms);
+    }
+
+    // ---------------------------------------------------------------- ctl set, applied while sampling (README "The node sampler")
+
+    /// <summary>`parquet check` on every file of the run: the job's and the node's.</summary>
+    private static void AssertEveryIntervalConserves(AlumetConfig cfg)
+    {
+        var files = Directory.GetFiles(cfg.Paths.DataDir, "*.parquet", SearchOption.AllDirectories);
+        Assert.Equal(2, files.Length);
+        foreach (string file in files)
+        {
+            var o = new StringWriter();
+            var e = new StringWriter();
+            Assert.True(ParquetCommand.Check([file], o, e) == 0, o.ToString() + e);
+        }
+    }
+
+    /// <summary>
+    /// Switches raw storage with <c>ctl set storage_period_ms</c> between the two halves of a 1 J second of package (0.6 J
+    /// of cores, 0.1 J of DRAM; job 42 alone on the node, half of the busy CPU time in each half), reading the counters
+    /// only while the tick does (raw storage, or wraps to keep unambiguous), then ends the job. The daemon's own clocks:
+    /// Set reads them, as when the socket calls it.
+    /// </summary>
+    private static JobFinalizer.Outcome SwitchStorageMidPeriod(NodeRig rig, AlumetConfig cfg, string storagePeriodMs)
+    {
+        rig.AtZero("42");
+        using var node = rig.NewNode(cfg, startMonotonicNs: Clock.MonotonicNs());
+        node.Register(NodeRig.Job("42"), false, Clock.MonotonicNs(), Clock.WallNs());
+        void Half(ulong from)
+        {
+            for (ulong i = from; i < from + 500; i++)
+            {
+                rig.SetCounters(i * 1_000, i * 600, i * 100);
+                if (node.TickHz > 0) Assert.True(node.Buffer.Read(rig.Slot!, Clock.MonotonicNs(), Clock.WallNs()), $"read {i} refused");
+            }
+        }
+        Half(1);
+        rig.Proc.SetStat(25, 0);
+        rig.SetJobCpu("42", 125 * Ms);
+        Assert.Null(node.Set("storage_period_ms", storagePeriodMs));
+        Half(501);
+        rig.Proc.SetStat(50, 0);
+        rig.SetJobCpu("42", 250 * Ms);
+        node.Snapshot(Clock.MonotonicNs(), Clock.WallNs());
+        var end = node.End(NodeRig.Job("42").Key, true, "", Clock.MonotonicNs(), Clock.WallNs())!;
+        node.Close(Clock.MonotonicNs(), Clock.WallNs());
+        return end;
+    }
+
+    /// <summary>
+    /// Raw storage switched off mid-period: the period's reads were stored one by one up to the switch, and its node row
+    /// at its end counted them again (node 1.5 J, jobs + unattributed 1 J in the job's file and in the node file).
+    /// </summary>
+    [Fact]
+    public void SwitchingRawStorageOffWithCtlSetClosesThePeriodSoEveryIntervalConserves()
+    {
+        using var rig = new NodeRig();
+        var cfg = rig.Config(storageMs: 0);
+        var end = SwitchStorageMidPeriod(rig, cfg, "1000");
+
+        AssertEveryIntervalConserves(cfg);
+        Assert.Equal(0.5, end.Record!.Energy.PackageJ, 12); // half of the busy CPU time, in both halves
+        Assert.Equal(1.1, end.Record.NodeEnergyJ, 12);      // package and DRAM, once
+    }
+
+    /// <summary>
+    /// Raw storage switched on mid-period on a node whose counters wrap fast enough to be read between the periods (a 2 J
+    /// range at 2 W: the tick reads at aggregated storage too, TheTickRateFollowsTheNeed): the reads before the switch
+    /// were stored nowhere, yet counted in the period's split (node 0.5 J, jobs + unattributed 1 J).
+    /// </summary>
+    [Fact]
+    public void SwitchingRawStorageOnWithCtlSetClosesThePeriodSoEveryIntervalConserves()
+    {
+        using var rig = new NodeRig(maxRange: 1_999_999);
+        var cfg = rig.Config(storageMs: 1000, maxPowerW: 2);
+        var end = SwitchStorageMidPeriod(rig, cfg, "0");
+
+        AssertEveryIntervalConserves(cfg);
+        Assert.Equal(0.5, end.Record!.Energy.PackageJ, 12);
+        Assert.Equal(1.1, end.Record.NodeEnergyJ, 12);
+    }
+
+    /// <summary>While paused no period can close (nothing is read): the switch is refused in one sentence, nothing changed.</summary>
+    [Fact]
+    public void RawStorageIsNotSwitchedWhilePaused()
+    {
+        var cfg = Config(storageMs: 0);
+        _rig.AtZero("42");
+        using var node = NewNode(cfg);
+        node.Register(Job("42"), false, 0);
+        node.Paused = true;
+        Assert.Equal("storage_period_ms: raw storage cannot be switched on or off while the sampler is paused (ctl pause); resume first",
+            node.Set("storage_period_ms", "1000"));
+        Assert.Equal(0, cfg.Sampler.StoragePeriodMs);
+        Assert.True(node.RawStorage);
+        Assert.Null(node.Set("rapl_hz", "500")); // what does not switch it is applied
+        node.Paused = false;
+        node.Close(0, 0);
+    }
+
+    /// <summary>
+    /// <c>ctl set max_power_w</c>: the README says to raise it on a domain that draws more than 1 kW. It changed only the
+    /// tick's rate, never the bound the counters judge a reading by: a package drawing 1.5 kW kept every reading rejected
+    /// (0 counted, flags=4) until the sampler restarted. Lowered again, a 1.5 kW second is impossible again.
+    /// </summary>
+    [Fact]
+    public void MaxPowerSetWhileSamplingBoundsTheNextReading()
+    {
+        using var rig = new NodeRig();
+        var cfg = rig.Config(maxPowerW: 1000);
+        rig.AtZero("42");
+        using var node = rig.NewNode(cfg);
+        node.Register(Job("42", exclusive: true), false, 0);
+        Assert.Null(node.Set("max_power_w", "2000"));
+        rig.SetCounters(1_500_000_000, 0, 0); // 1.5 kJ in 1 s: above 1000 W × (1 s + 0.1 s of slack), below 2000 W × that
+        node.Snapshot(1000 * Ms, 1000 * Ms);
+        Assert.Null(node.Set("max_power_w", "1000"));
+        rig.SetCounters(3_000_000_000, 0, 0);
+        node.Snapshot(2000 * Ms, 2000 * Ms);
+        node.Flush();
+
+        var package = Rows(JobDir(cfg, "42"))
+            .Where(x => x.Consumer == "job:42" && x.Resource == "cpu_package:0")
+            .Select(x => (x.R.WallNs / Ms, x.R.Value, x.R.Flags)).ToArray();
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 1_500_000_000, SpoolFlags.None), (2000, 0, SpoolFlags.Implausible) }, package);
+        node.Close(2000 * Ms, 2000 * Ms);
     }
 }

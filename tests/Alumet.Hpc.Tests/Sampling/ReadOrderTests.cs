@@ -86,6 +86,57 @@ public sealed class ReadOrderTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// NVML is polled on a thread of its own (README "Timing"), which also stamps its read before it gets the source's
+    /// gate: a GPU read stamped just after the snapshot's instant can take the gate first, one stamped just before can take
+    /// it after. The snapshot took the totals the first one had read (and left the second to the next period) but closed
+    /// the period at its own instant, so that read's raw record fell in the other period: the GPU domain broke node = Σ
+    /// jobs + unattributed in all three periods, in the job's file and in the node file, though no energy was lost.
+    /// </summary>
+    [Fact]
+    public void AGpuReadStampedOnEitherSideOfASnapshotIsInThePeriodWhoseSplitCountedIt()
+    {
+        var cfg = _rig.Config(storageMs: 0);
+        _rig.AtZero();
+        using var node = _rig.NewNodeWithGpu(cfg);
+        void Tick(long ms) { Advance(); node.Buffer.Read(_rig.Slot!, ms * Ms, Wall0 + ms * Ms); }
+        void Gpu(long ms) { _rig.Nvml!.Set("e0", (ulong)ms * 100); node.Buffer.Read(_rig.Gpu!, ms * Ms, Wall0 + ms * Ms); } // 100 W: 100 mJ a ms
+        void Run(long from, long to, long lastGpu)
+        {
+            for (long t = from; t <= to; t += 50)
+            {
+                if (t % 100 == 0) Tick(t);
+                if (t % 250 == 0 && t <= lastGpu) Gpu(t);
+            }
+        }
+
+        node.Register(NodeRig.Job("42", exclusive: true), false, 0, Wall0);
+        Run(50, 1000, 750);
+        Gpu(1001); // stamped 1 ms after the housekeeping's 1000 ms, and got the gate first
+        node.Snapshot(1000 * Ms, Wall0 + 1000 * Ms);
+        Run(1050, 2000, 1750);
+        node.Snapshot(2000 * Ms, Wall0 + 2000 * Ms);
+        Gpu(1999); // stamped 1 ms before the housekeeping's 2000 ms, and got the gate after the snapshot
+        Run(2050, 2500, 2250);
+        var end = node.End(NodeRig.Job("42").Key, true, "", 2500 * Ms, Wall0 + 2500 * Ms)!;
+        node.Close(2600 * Ms, Wall0 + 2600 * Ms);
+
+        string jobFile = end.ParquetPath;
+        string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "node1.*.parquet", SearchOption.AllDirectories).Single();
+        foreach (string file in new[] { jobFile, nodeFile })
+        {
+            var o = new StringWriter();
+            var e = new StringWriter();
+            Assert.True(ParquetCommand.Check([file], o, e) == 0, o.ToString() + e);
+        }
+        const string Domain = "gpu:0000:3b:00.0";
+        // The first period ends at the GPU's read (1001 ms); the read stamped 1999 ms is refused, its energy read at 2250 ms.
+        var jobSeries = Series(jobFile);
+        Assert.Equal(new long[] { 100_100, 74_900, 50_000 }, jobSeries[("job:42", Domain)].Select(r => r.Raw));
+        Assert.Equal(new[] { 1001L, 2000, 2500 }, jobSeries[("job:42", Domain)].Select(r => (r.EndUs - Wall0 / 1000) / 1000));
+        Assert.Equal(225.0, end.Record!.Energy.GpuJ, 12); // every mJ the GPU counted, once
+    }
+
     private static void AssertForward((string Consumer, string Domain) key, List<(long EndUs, long IntervalUs, long Raw, int Flags)> rows, long totalNs)
     {
         for (int i = 0; i < rows.Count; i++)
@@ -97,7 +148,7 @@ public sealed class ReadOrderTests : IDisposable
         Assert.Equal(totalNs / 1000, rows.Sum(r => r.IntervalUs));
     }
 
-    private static Dictionary<(string Consumer, string Domain), List<(long EndUs, long IntervalUs, long Raw, int Flags)>> Series(string file)
+    internal static Dictionary<(string Consumer, string Domain), List<(long EndUs, long IntervalUs, long Raw, int Flags)>> Series(string file)
     {
         var series = new Dictionary<(string, string), List<(long, long, long, int)>>();
         foreach (var g in ParquetRows.ReadAsync(file, noFollow: false).ToBlockingEnumerable())

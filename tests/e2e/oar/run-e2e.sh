@@ -195,7 +195,10 @@ d=$1 mode=$2
 touch "$d/$$"
 # Counted with a glob, one sleep per check: waiting costs an idle job next to no CPU time.
 n=0; while :; do set -- "$d"/*; { [ $# -ge 8 ] || [ $n -ge 60 ]; } && break; sleep 0.5; n=$((n + 1)); done
-if [ "$mode" = busy ]; then timeout 5 sh -c 'while :; do :; done'; sleep 2; else sleep 7; fi
+# A busy job does a fixed amount of work (~5 s of CPU here), not 5 s of wall time: on a loaded machine (CI beside
+# builds, load 12) a 5 s loop got so little CPU that its share was hardly more than an idle job's, whose CPU time is
+# OAR's start-up of the job (busy min 27 J against idle max 17 J): the ratio measured the load, not the attribution.
+if [ "$mode" = busy ]; then awk 'BEGIN { for (i = 0; i < 300000000; i++) s += i }'; sleep 2; else sleep 7; fi
 JOB
 chmod 755 "$BAR8/job.sh"
 J8=(); for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 '$BAR8/job.sh $BAR8/in busy'")"); done

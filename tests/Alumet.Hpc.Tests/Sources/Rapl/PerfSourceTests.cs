@@ -168,11 +168,12 @@ public class PerfSourceTests
         var buffer = new MeasurementBuffer([slot], 0);
         var delta = new ulong[1];
         var flags = new SpoolFlags[1];
+        var intervals = new long[1];
         (ulong Delta, SpoolFlags Flags) PeriodEndingAt(ulong next, long ns)
         {
             count.Next(next);
             long mono = ns, wall = Wall0 + ns;
-            Assert.Equal(S, buffer.TakeSnapshot(ref mono, ref wall, delta, flags));
+            Assert.Equal(S, buffer.TakeSnapshot(ref mono, ref wall, delta, flags, intervals));
             return (delta[0], flags[0]);
         }
 
