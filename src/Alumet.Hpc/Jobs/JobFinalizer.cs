@@ -114,8 +114,13 @@ public static class JobFinalizer
         try { outcome = FinalizeLocked(stateDir, cfg, complete, reason, out removable); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // Kept for the next attempt's row: the true reason survives the process that saw it.
-            try { File.WriteAllText(errorFile, e.Message + "\n"); }
+            // Kept for the next attempt's row: the true reason survives the process that saw it. It also says the job
+            // has ended (no restarted sampler takes it back: NodeSampler.Unfinished); a later job's end retries it.
+            try
+            {
+                File.WriteAllText(errorFile, e.Message + "\n");
+                MarkExportsPending(cfg.Paths.StateDir);
+            }
             catch (Exception w) when (w is IOException or UnauthorizedAccessException) { }
             throw;
         }
@@ -147,8 +152,9 @@ public static class JobFinalizer
     /// <summary>
     /// Exports again the kept spools whose Parquet export failed (a refused dataset key, a data_dir that refused the
     /// file), each under its job's lock: a success writes the file, rewrites the row (complete when the job ended so)
-    /// and removes the spool as any finalization does; the same failure again is not said again. Run after a later
-    /// job's end on the node (<see cref="NodeSampler.End"/>). Returns how many files were written.
+    /// and removes the spool as any finalization does; the same failure again is not said again. Finalizes, the same
+    /// way, the ended jobs whose finalization failed (<see cref="SamplerFiles.FinalizeError"/>: no row yet). Run after a
+    /// later job's end on the node (<see cref="NodeSampler.End"/>). Returns how many files were written.
     /// </summary>
     public static int RetryExports(AlumetConfig cfg)
     {
@@ -164,9 +170,16 @@ public static class JobFinalizer
             foreach (string dir in jobs)
             {
                 string pending = Path.Combine(dir, SamplerFiles.ExportPending);
-                if (!File.Exists(pending)) continue;
-                if (RetryExport(dir, cfg) is { ParquetPath.Length: > 0 }) exported++;
-                else if (File.Exists(pending)) MarkExportsPending(cfg.Paths.StateDir);
+                if (File.Exists(pending))
+                {
+                    if (RetryExport(dir, cfg) is { ParquetPath.Length: > 0 }) exported++;
+                    else if (File.Exists(pending)) MarkExportsPending(cfg.Paths.StateDir);
+                }
+                else if (EndedUnfinalized(dir))
+                {
+                    if (RetryFinalization(dir, cfg) is { ParquetPath.Length: > 0 }) exported++;
+                    else if (EndedUnfinalized(dir)) MarkExportsPending(cfg.Paths.StateDir);
+                }
             }
         }
         return exported;
@@ -197,6 +210,45 @@ public static class JobFinalizer
         if (!Schedulers.SchedulerInput.IsJobId(Path.GetFileName(Path.TrimEndingDirectorySeparator(stateDir)))) File.Delete(MarkerPath(stateDir));
         if (outcome.ParquetPath.Length > 0)
             Log.Info($"job {outcome.Record!.JobId}: Parquet export retried: {outcome.ParquetPath}; row {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}; {outcome.Delivery}");
+        return outcome;
+    }
+
+    /// <summary>A job that ended and whose finalization failed (<see cref="SamplerFiles.FinalizeError"/>, no finalized
+    /// line): its spool is the only copy of its data and it has no row yet.</summary>
+    public static bool EndedUnfinalized(string stateDir) =>
+        File.Exists(Path.Combine(stateDir, SamplerFiles.FinalizeError)) && FinalizedLine(stateDir) is null;
+
+    /// <summary>
+    /// The finalization of an ended job that failed, again (<see cref="RetryExports"/>): partial, its row saying why the
+    /// first attempt failed. Null when nothing changed (its lock is held, it was finalized meanwhile, or it failed again
+    /// for the reason already recorded: said once).
+    /// </summary>
+    private static Outcome? RetryFinalization(string stateDir, AlumetConfig cfg)
+    {
+        using var claim = FinalizationLock.Acquire(stateDir, TimeSpan.Zero, out _);
+        if (claim is null || !EndedUnfinalized(stateDir)) return null;
+        string errorFile = Path.Combine(stateDir, SamplerFiles.FinalizeError);
+        string before;
+        try { before = File.ReadAllText(errorFile).Trim(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        Outcome outcome;
+        bool removable;
+        try { outcome = FinalizeLocked(stateDir, cfg, complete: false, $"its finalization at the job's end failed ({before}); finalized from its kept spool when a later job on this node ended", out removable); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidDataException)
+        {
+            // Recorded as Finalize records it (the message), which the next retry compares.
+            if (e.Message.Trim() != before)
+            {
+                Log.Error($"{stateDir}: its finalization could not be retried: {ErrorText.Describe(e)}; retried again when a later job on this node ends");
+                try { File.WriteAllText(errorFile, e.Message + "\n"); }
+                catch (Exception w) when (w is IOException or UnauthorizedAccessException) { }
+            }
+            return null;
+        }
+        Conclude(stateDir, cfg, outcome, removable);
+        // An earlier run moved aside by a requeue (NodeSampler.MoveEarlierRunAside): no epilog asks for its marker.
+        if (!Schedulers.SchedulerInput.IsJobId(Path.GetFileName(Path.TrimEndingDirectorySeparator(stateDir)))) File.Delete(MarkerPath(stateDir));
+        Log.Info($"job {outcome.Record!.JobId}: finalized {outcome.Status} from its kept spool ({outcome.Reason}), {outcome.ParquetPath}; {outcome.Delivery}");
         return outcome;
     }
 

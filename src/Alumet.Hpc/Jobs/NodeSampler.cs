@@ -147,7 +147,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             if (!recovered)
             {
-                foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, SamplerFiles.ExportPending, "stats.json", NodeReadWindows.FileName, NodeReadWindows.DoneFileName, NodeReadWindows.MergedFile })
+                foreach (string stale in new[] { SpoolWriter.RecordsFile, SamplerFiles.Finalized, SamplerFiles.ExportPending, SamplerFiles.FinalizeError, "stats.json", NodeReadWindows.FileName, NodeReadWindows.DoneFileName, NodeReadWindows.MergedFile })
                     File.Delete(Path.Combine(dir, stale)); // a requeued job id starts a fresh spool
                 // and is not "already finalized" by its previous run: unless the marker is newer than this registration
                 // (its epilog ran while this sampler was stopped since Late above), which is kept and refuses it.
@@ -278,17 +278,19 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private static readonly TimeSpan EarlierRunWait = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// A reused job id (a requeue) never replaces an earlier run: a state dir whose export failed (its spool the only
-    /// copy, retried by JobFinalizer.RetryExports) is renamed under its lock to <c>&lt;job&gt;.run-&lt;run id&gt;</c>, a name
-    /// that is no job id, where the retry still finds it (it reads the job from the spool, not from the name).
+    /// A reused job id (a requeue) never replaces an earlier run: a state dir whose export or whole finalization failed
+    /// (its spool the only copy, retried by JobFinalizer.RetryExports) is renamed under its lock to
+    /// <c>&lt;job&gt;.run-&lt;run id&gt;</c>, a name that is no job id, where the retry still finds it (it reads the job from
+    /// the spool, not from the name).
     /// </summary>
     private static void MoveEarlierRunAside(string dir, string jobId)
     {
         string pending = Path.Combine(dir, SamplerFiles.ExportPending);
-        if (!File.Exists(pending)) return;
+        bool Kept() => File.Exists(pending) || JobFinalizer.EndedUnfinalized(dir);
+        if (!Kept()) return;
         using var claim = FinalizationLock.Acquire(dir, EarlierRunWait, out bool busy);
         if (busy) throw new InvalidOperationException($"job {jobId}: the kept spool of its earlier run in {dir} is being exported; retry the registration once that export is done");
-        if (claim is null || !File.Exists(pending)) return; // exported meanwhile: nothing left to keep
+        if (claim is null || !Kept()) return; // exported meanwhile: nothing left to keep
         string runId;
         try { runId = SpoolWriter.ReadMeta(dir).RunId; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { runId = ""; }
@@ -300,7 +302,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         {
             throw new InvalidOperationException($"job {jobId}: the kept spool of its earlier run in {dir} could not be moved aside ({ErrorText.Describe(e)}); free the state_dir and retry, the spool is left where it is");
         }
-        Log.Info($"job {jobId}: the earlier run's spool, kept for a failed export, is now {aside}; exported when a later job on this node ends");
+        Log.Info($"job {jobId}: the earlier run's spool, kept for a failed export or finalization, is now {aside}; exported when a later job on this node ends");
     }
 
     private static string Stamp(long wallNs) => Clock.FromWallNs(wallNs).ToString("yyyy-MM-ddTHH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + "Z";
@@ -443,7 +445,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             foreach (string jobDir in Directory.EnumerateDirectories(dir))
             {
                 string file = Path.Combine(jobDir, JobRegistration.File);
-                if (!File.Exists(file) || JobFinalizer.FinalizedLine(jobDir) is not null) continue;
+                // A job whose finalization failed has ended (its epilog ran): finalized again at a later job's end
+                // (JobFinalizer.RetryExports), never sampled again (an exclusive one took the whole node from the next job).
+                if (!File.Exists(file) || JobFinalizer.FinalizedLine(jobDir) is not null || File.Exists(Path.Combine(jobDir, SamplerFiles.FinalizeError))) continue;
                 JobRegistration? reg = null;
                 try { reg = JobRegistration.Parse(File.ReadAllText(file).Trim(), out _); }
                 catch (IOException) { }

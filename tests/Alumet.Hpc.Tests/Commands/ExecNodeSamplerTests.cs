@@ -432,7 +432,10 @@ public class ExecNodeSamplerTests
         Assert.Equal(0, lab.Hook("prolog_slurmd", "702"));
         Process.GetProcessById(Assert.Single(lab.NodeSamplerPids())).Kill();
         ExecBinaryTests.WaitFor(() => lab.NodeSamplers() == 0, "the sampler's death");
-        using var held = new FileStream(Path.Combine(NodeSpool.Root(lab.Install.Config), NodeSamplerHost.LockFile), FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        // The killed sampler's lock goes with its last descriptor, a moment after its command line does (exit releases
+        // the memory before the files): taken as the next sampler takes it, waiting.
+        using var held = NodeSamplerHost.TryLock(Path.Combine(NodeSpool.Root(lab.Install.Config), NodeSamplerHost.LockFile), TimeSpan.FromSeconds(20));
+        Assert.NotNull(held);
         using var epilog = lab.Install.StartSlurmHook("epilog_slurmd", "702");
         Thread.Sleep(1000); // the epilog has found nothing listening
         using var restart = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["node-sampler", "--detach", "--config", lab.Install.ConfigPath])

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using Alumet.Hpc.Commands;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Jobs;
@@ -366,29 +367,47 @@ public class FinalizationTests
         Assert.Single(File.ReadAllLines(log), l => l.Contains(failed, StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// Job <paramref name="jobId"/> of <paramref name="install"/>, exclusive, through the prolog's registration: its first
+    /// records, then the package counter at <paramref name="energyUj"/>, in its spool; then its end, whose row cannot be
+    /// made durable (a file where the node's outbox directory goes): the node sampler's finalization and the epilog's own
+    /// attempt from the spool both fail, and the spool is kept. Returns that outbox path (delete it: room again).
+    /// </summary>
+    private static string EndWithoutRoomForTheRow(TestInstallation install, string jobId, long energyUj)
+    {
+        string state = Registered(install, jobId);
+        install.Powercap.SetEnergy("intel-rapl:0", (ulong)energyUj);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, $"job:{jobId}", "cpu_package").Sum(r => r.Value) == energyUj, $"the job's {energyUj} µJ in its spool");
+        string outbox = Path.Combine(install.Config.Paths.StateDir, Outbox.DirectoryName);
+        File.WriteAllText(outbox, "not a directory");
+        var epilog = StartEpilog(install, jobId);
+        Assert.True(epilog.WaitForExit(60_000));
+        Assert.Equal(0, epilog.ExitCode);
+        var log = File.ReadAllLines(install.PathOf("alumet-hpc.log"));
+        Assert.Single(log, l => l.Contains($"slurm epilog job {jobId} on node1: error: job {jobId}: stop/finalize failed: ") && l.Contains(outbox));
+        Assert.True(File.Exists(Path.Combine(state, SpoolWriter.RecordsFile)), "no row: the spool is kept");
+        Assert.Null(JobFinalizer.FinalizedLine(state));
+        return outbox;
+    }
+
+    /// <summary>Job <paramref name="jobId"/>, exclusive, registered by the prolog's call (starting a node sampler when none
+    /// runs), once its first records are flushed: its state dir.</summary>
+    private static string Registered(TestInstallation install, string jobId)
+    {
+        var job = new JobIdentity("slurm", "test", jobId, "root", 0, "node1");
+        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
+        Assert.True(launched.Ok, launched.Message);
+        string state = job.StateDirectory(install.Config.Paths.StateDir);
+        ExecBinaryTests.WaitFor(() => SpoolRecords(state) > 0, $"job {jobId}'s first flushed records");
+        return state;
+    }
+
     [Fact]
     public void AFailedFinalizationKeepsTheStateAndTheNextEpilogFinishesIt()
     {
         using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100");
-        var job = new JobIdentity("slurm", "test", "302", "root", 0, "node1");
-        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
-        Assert.True(launched.Ok, launched.Message);
-        string state = job.StateDirectory(install.Config.Paths.StateDir);
-        ExecBinaryTests.WaitFor(() => SpoolRecords(state) > 0, "the first flushed records");
-        install.Powercap.SetEnergy("intel-rapl:0", 2_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:302", "cpu_package").Sum(r => r.Value) == 2_000_000, "the job's 2 J in the spool");
-
-        // The row cannot be made durable: a file where the node's outbox directory goes. Both the node sampler's
-        // finalization and the epilog's own attempt from the spool fail; nothing may be lost or marked finalized.
-        string outbox = Path.Combine(install.Config.Paths.StateDir, Outbox.DirectoryName);
-        File.WriteAllText(outbox, "not a directory");
-        var first = StartEpilog(install, "302");
-        Assert.True(first.WaitForExit(60_000));
-        Assert.Equal(0, first.ExitCode);
-        var log = File.ReadAllLines(install.PathOf("alumet-hpc.log"));
-        Assert.Single(log, l => l.Contains("slurm epilog job 302 on node1: error: job 302: stop/finalize failed: ") && l.Contains(outbox));
-        Assert.True(File.Exists(Path.Combine(state, SpoolWriter.RecordsFile)), "no row: the spool is kept");
-        Assert.Null(JobFinalizer.FinalizedLine(state));
+        string state = new JobIdentity("slurm", "test", "302", "root", 0, "node1").StateDirectory(install.Config.Paths.StateDir);
+        string outbox = EndWithoutRoomForTheRow(install, "302", 2_000_000);
         Assert.False(File.Exists(install.Config.Paths.Database) && AccountingDb.OpenReadOnly(install.Config.Paths.Database).GetJob("302").Count > 0);
 
         // Space fixed: the next epilog (slurmd retries it, or the admin runs it) finishes the job from the kept spool.
@@ -404,5 +423,125 @@ public class FinalizationTests
         Assert.StartsWith("the node sampler did not know the job (error job slurm/302 is not registered); data up to its last flush kept; an earlier finalization failed (", row.Reason);
         Assert.Contains(outbox, row.Reason);
         Assert.Equal(2.0, row.Energy.PackageJ, 12);
+    }
+
+    /// <summary>
+    /// The job's Parquet file is on disk under its name before its spool, the only other copy, is removed: the dataset
+    /// directory is synced after the rename, as the node's file is (data_dir is often another filesystem than state_dir,
+    /// with no order between them at a power loss). Seen in the system calls of the finalization the node sampler runs
+    /// (<c>alumet-hpc finalize-job</c>, under strace). Fails on 0180333: no fsync of the directory after the rename.
+    /// </summary>
+    [SkippableFact]
+    public void AJobsParquetFileIsDurableInItsDirectoryBeforeItsSpoolIsRemoved()
+    {
+        Skip.If(!File.Exists("/usr/bin/strace"), "needs strace");
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100");
+        string state = new JobIdentity("slurm", "test", "307", "root", 0, "node1").StateDirectory(install.Config.Paths.StateDir);
+        File.Delete(EndWithoutRoomForTheRow(install, "307", 2_000_000)); // a kept spool, room again
+
+        string trace = install.PathOf("finalize.strace");
+        var psi = new ProcessStartInfo("/usr/bin/strace", ["-f", "-s", "4096", "-o", trace, "-e", "trace=rename,renameat,renameat2,openat,fsync,unlink,unlinkat",
+            TestInstallation.Binary(), "finalize-job", "--config", install.ConfigPath, "--state-dir", state, "--complete", "false"])
+            { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        using (var p = Process.Start(psi)!)
+        {
+            p.StandardInput.Write("finalized by hand");
+            p.StandardInput.Close();
+            string answer = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, answer + p.StandardError.ReadToEnd());
+        }
+        Assert.False(Directory.Exists(state));
+        string parquet;
+        using (var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database)) parquet = Assert.Single(db.GetJob("307")).ParquetPath;
+        var calls = File.ReadAllLines(trace);
+        int renamed = Array.FindIndex(calls, l => l.Contains(" rename", StringComparison.Ordinal) && l.Contains($"\"{parquet}\"", StringComparison.Ordinal));
+        int removed = Array.FindIndex(calls, l => l.Contains(" unlink", StringComparison.Ordinal) && l.Contains($"\"{Path.Combine(state, SpoolWriter.RecordsFile)}\"", StringComparison.Ordinal));
+        Assert.True(renamed >= 0 && removed > renamed, $"the file's rename (line {renamed}) before the spool's removal (line {removed})");
+        var opened = new Regex($"openat\\(AT_FDCWD, \"{Regex.Escape(Path.GetDirectoryName(parquet)!)}\", O_RDONLY\\|O_DIRECTORY[^)]*\\)\\s+= (\\d+)$");
+        bool synced = false;
+        for (int i = renamed + 1; i < removed && !synced; i++)
+            if (opened.Match(calls[i]) is { Success: true } m)
+                synced = calls[(i + 1)..removed].Any(l => Regex.IsMatch(l, $@" fsync\({m.Groups[1].Value}\)\s+= 0$")); // strace pads before "="
+        Assert.True(synced, $"{Path.GetDirectoryName(parquet)} was not synced between the rename of {parquet} and the removal of the spool");
+    }
+
+    /// <summary>The node sampler's exit (its pid file goes last): the next prolog starts a new one.</summary>
+    internal static void WaitForTheSamplersExit(TestInstallation install) =>
+        ExecBinaryTests.WaitFor(() => !File.Exists(Path.Combine(NodeSpool.Root(install.Config), SamplerFiles.Pid)), "the node sampler's exit after its linger");
+
+    /// <summary>The rows of every run of <paramref name="jobId"/>, by run id (their start); waits up to 30 s for <paramref name="count"/>.</summary>
+    private static List<JobRecord> Runs(TestInstallation install, string jobId, int count)
+    {
+        var end = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            List<JobRecord> runs = [];
+            if (File.Exists(install.Config.Paths.Database))
+                using (var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database))
+                    runs = [.. db.GetJob(jobId, runs: RunSelection.All).OrderBy(r => r.RunId, StringComparer.Ordinal)];
+            if (runs.Count >= count || DateTime.UtcNow > end) return runs;
+            Thread.Sleep(100);
+        }
+    }
+
+    /// <summary>
+    /// A job whose finalization failed at its end has ended (its epilog ran): a node sampler started after that (by the
+    /// next job's prolog) never takes it back as a running job, and the next job's end finalizes it from its kept spool,
+    /// said once. Fails on 0180333: the new sampler recovered the ended job, and, registered first and exclusive, it was
+    /// charged the whole node: the next job's row had 0 J (and the ended job would have been sampled until
+    /// max_lifetime_h, 14 days, with no row).
+    /// </summary>
+    [Fact]
+    public void ASamplerStartedAfterAFailedFinalizationNeverSamplesTheEndedJobAndTheNextJobsEndFinalizesIt()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nlinger_s = 0");
+        string ended = new JobIdentity("slurm", "test", "304", "root", 0, "node1").StateDirectory(install.Config.Paths.StateDir);
+        File.Delete(EndWithoutRoomForTheRow(install, "304", 2_000_000)); // room again
+        WaitForTheSamplersExit(install);
+
+        string state = Registered(install, "305"); // by a node sampler this prolog starts
+        install.Powercap.SetEnergy("intel-rapl:0", 5_000_000);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "node", "cpu_package").Sum(r => r.Value) == 3_000_000, "the node's 3 J in the next job's spool");
+        var epilog = StartEpilog(install, "305");
+        Assert.True(epilog.WaitForExit(60_000));
+        Assert.Equal(0, epilog.ExitCode);
+
+        var row = Assert.Single(Runs(install, "305", 1));
+        Assert.Equal((JobStatus.Complete, 3.0), (row.Status, Math.Round(row.Energy.PackageJ, 9)));
+        var first = Assert.Single(Runs(install, "304", 1));
+        Assert.Equal((JobStatus.Partial, 2.0), (first.Status, Math.Round(first.Energy.PackageJ, 9)));
+        Assert.StartsWith("its finalization at the job's end failed (", first.Reason);
+        Assert.EndsWith("); finalized from its kept spool when a later job on this node ended", first.Reason);
+        ExecBinaryTests.WaitFor(() => !Directory.Exists(ended), "the ended job's state dir removed once finalized");
+        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains(" info: job 304: finalized partial from its kept spool (", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A reused job id (a Slurm requeue) never replaces an earlier run whose finalization failed: its spool, the only copy
+    /// of that run (no row), is moved aside when the id registers again, and the new run's end finalizes it, each run
+    /// with its own row. Fails on 0180333: the registration deleted the earlier run's spool (one row, the new run's, whose
+    /// reason even said that the earlier run's finalization failed).
+    /// </summary>
+    [Fact]
+    public void ARequeuedJobIdKeepsTheEarlierRunsSpoolWhoseFinalizationFailed()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100");
+        File.Delete(EndWithoutRoomForTheRow(install, "306", 2_000_000)); // room again
+
+        string state = Registered(install, "306"); // the same id again: a requeue
+        install.Powercap.SetEnergy("intel-rapl:0", 5_000_000);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:306", "cpu_package").Sum(r => r.Value) == 3_000_000, "the second run's 3 J in its spool");
+        var epilog = StartEpilog(install, "306");
+        Assert.True(epilog.WaitForExit(60_000));
+        Assert.Equal(0, epilog.ExitCode);
+
+        var runs = Runs(install, "306", 2);
+        Assert.Equal([(JobStatus.Partial, 2.0), (JobStatus.Complete, 3.0)], runs.Select(r => (r.Status, Math.Round(r.Energy.PackageJ, 9))));
+        Assert.StartsWith("its finalization at the job's end failed (", runs[0].Reason);
+        Assert.Equal("", runs[1].Reason);
+        string jobs = Path.GetDirectoryName(state)!;
+        ExecBinaryTests.WaitFor(() => Directory.GetDirectories(jobs).Length == 0, "both runs' state dirs removed once finalized");
+        Assert.Equal(["306.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName));
     }
 }

@@ -7,6 +7,7 @@ using Alumet.Hpc.Outputs.Parquet;
 using Alumet.Hpc.Tests.Commands;
 using Alumet.Hpc.Tests.Fakes;
 using Alumet.Hpc.Tests.Jobs;
+using Alumet.Hpc.Tests.Spool;
 
 namespace Alumet.Hpc.Tests.Outputs;
 
@@ -285,6 +286,57 @@ public sealed class DatasetNamesTests
         Assert.Equal(["749.finalized", "750.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         string[] log = File.ReadAllLines(install.Config.Paths.LogFile);
         Assert.Equal(2, log.Count(l => l.Contains(" info: job 749: Parquet export retried: ", StringComparison.Ordinal)));
+    }
+
+    /// <summary>
+    /// A full data_dir (a real one: a small tmpfs) fails every export the same way: the failure is said once, not again
+    /// by each retry at a later job's end, and once there is room the kept spools are exported, said once each. Fails on
+    /// 0180333: the failure named the export's temporary file (pid and random in its name), so each retry read as a new
+    /// failure: logged again (and the row rewritten) at every later job's end on the node.
+    /// </summary>
+    [SkippableFact]
+    public void AFullDataDirIsSaidOnceNotAtEveryRetryAndTheKeptSpoolsAreExportedOnceThereIsRoom()
+    {
+        Skip.If(Environment.UserName != "root", "needs root to mount a small tmpfs (a real full filesystem)");
+        using var install = Install();
+        string data = Directory.CreateDirectory(install.Config.Paths.DataDir).FullName;
+        Assert.Equal(0, SpoolWriterFullDiskTests.Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", data));
+        try
+        {
+            Exec(install, "760"); // with room: the dataset's directories are made
+            FinalizationTests.WaitForTheSamplersExit(install); // and the node's file, at the sampler's exit
+            string filler = SpoolWriterFullDiskTests.Fill(data);
+            Exec(install, "761");
+            Exec(install, "762"); // its end retries 761's export
+            FinalizationTests.WaitForTheSamplersExit(install); // after its retries
+            string[] log = File.ReadAllLines(install.Config.Paths.LogFile);
+            foreach (string job in new[] { "761", "762" })
+            {
+                var failed = log.Where(l => l.Contains($"job {job}: Parquet export to ", StringComparison.Ordinal)).ToList();
+                Assert.Single(failed);
+                Assert.Contains($" failed: No space left on device : '{Path.GetDirectoryName(RowOf(install, "760").ParquetPath)}/exec.{job}.", failed[0]);
+            }
+            Assert.DoesNotContain(log, l => l.Contains(".tmp'", StringComparison.Ordinal));
+
+            File.Delete(filler); // room again
+            Exec(install, "763"); // its end exports both kept spools
+            var end = DateTime.UtcNow.AddSeconds(30);
+            while ((RowOf(install, "761").Status != JobStatus.Complete || RowOf(install, "762").Status != JobStatus.Complete) && DateTime.UtcNow < end)
+                Thread.Sleep(50);
+            log = File.ReadAllLines(install.Config.Paths.LogFile);
+            foreach (string job in new[] { "761", "762" })
+            {
+                var row = RowOf(install, job);
+                Assert.Equal((JobStatus.Complete, ""), (row.Status, row.Reason));
+                Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
+                Assert.Single(log, l => l.Contains($" info: job {job}: Parquet export retried: {row.ParquetPath}; row complete", StringComparison.Ordinal));
+                Assert.Single(log, l => l.Contains($"job {job}: Parquet export to ", StringComparison.Ordinal));
+            }
+        }
+        finally
+        {
+            SpoolWriterFullDiskTests.Run("umount", "-l", data);
+        }
     }
 
     private static List<JobRecord> RunsOf(TestInstallation install, string jobId)

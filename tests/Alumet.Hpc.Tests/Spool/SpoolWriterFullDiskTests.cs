@@ -24,7 +24,7 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         File.Delete(_log);
     }
 
-    private static int Run(string exe, params string[] args)
+    internal static int Run(string exe, params string[] args)
     {
         using var p = Process.Start(new ProcessStartInfo(exe, args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
         p.WaitForExit();
@@ -55,10 +55,10 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         return cfg;
     }
 
-    /// <summary>Fills the filesystem to the last byte; returns the filler to delete.</summary>
-    private string Fill()
+    /// <summary>Fills the filesystem at <paramref name="mount"/> to the last byte; returns the filler to delete.</summary>
+    internal static string Fill(string mount)
     {
-        string filler = Path.Combine(_mount, "filler");
+        string filler = Path.Combine(mount, "filler");
         using var f = new FileStream(filler, FileMode.Create);
         var block = new byte[4096];
         try { while (true) f.Write(block); } catch (IOException) { }
@@ -86,7 +86,7 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         for (int t = 1; t <= 4; t++) Period(t);
         w.Flush();
 
-        string filler = Fill();
+        string filler = Fill(_mount);
         for (int t = 5; t <= 200; t++) { Period(t); if (t % 2 == 0) w.Flush(); } // 392 records through a 16-record buffer
         File.Delete(filler);
         for (int t = 201; t <= 202; t++) Period(t);
@@ -118,7 +118,7 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         meta.Series.Add(TestSpools.S("node", "cpu_package", "0"));
         long sec = 1_000_000_000;
         using var w = new SpoolWriter(dir, meta);
-        string filler = Fill();
+        string filler = Fill(_mount);
         for (int t = 1; t <= 2000; t++) { w.Append(TestSpools.R(TestSpools.T0 + t * sec, sec, t, 0)); if (t % 100 == 0) w.Flush(); }
         File.Delete(filler);
         w.Flush();
@@ -156,7 +156,7 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
             node.Flush();
         }
         Second(1);
-        string filler = Fill();
+        string filler = Fill(_mount);
         Second(2); // step 0 appears: a new series in job 42's file while nothing can be written
         Second(3);
         File.Delete(filler);
@@ -216,7 +216,7 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         Second(1); // the exec alone: the whole node
 
         // Room for two pages: the new job's meta.json and registration file (tmpfs gives each file whole pages).
-        string filler = Fill();
+        string filler = Fill(_mount);
         using (var f = new FileStream(filler, FileMode.Open)) f.SetLength(f.Length - 2 * Environment.SystemPageSize);
         Assert.Equal("job 42 registered (2 job(s) on the node)", node.Register(NodeRig.Job("42"), false, 1000 * Ms, Wall0 + 1000 * Ms));
         Second(2);
@@ -276,7 +276,7 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         }
         Ticks(1, 10);
         node.Flush(); // the day's series and its first 30 reads
-        string filler = Fill();
+        string filler = Fill(_mount);
         Ticks(11, 200); // 570 records: the buffer passes 16 KiB at the 513th, and the tick's write fails
         Assert.DoesNotContain("write failed", File.ReadAllText(_log));
         node.Flush();
@@ -315,7 +315,7 @@ public sealed class SpoolWriterFullDiskTests : IDisposable
         Ticks(1, 300);
         node.Snapshot(300 * Ms, w0 + 300 * Ms);
         node.Flush();
-        string filler = Fill();
+        string filler = Fill(_mount);
         Ticks(301, 600); // midnight at 500 ms
         Assert.ThrowsAny<IOException>(() => node.Snapshot(600 * Ms, w0 + 600 * Ms)); // its split is in the day before; the new day's files cannot be written
         Ticks(601, 700);

@@ -148,10 +148,17 @@ public static class ParquetExporter
             }
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(tmp, options.FileMode); // umask may have narrowed the create mode
             File.Move(tmp, path, overwrite: true);
+            // The name on disk too before the caller removes the spool, the only other copy: data_dir is often another
+            // filesystem than state_dir, and a power loss keeps no order between the two.
+            if (dir is not null) Core.AtomicFile.SyncDirectory(dir);
         }
-        catch
+        catch (Exception e)
         {
             try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            // The reason names the file being made, not this writer's temporary name (pid, random): the same failure reads
+            // the same at every attempt, so a retry of a kept spool does not say it again (JobFinalizer.RetryExports).
+            if (e.GetType() == typeof(IOException) && e.Message.Contains(tmp, StringComparison.Ordinal))
+                throw new IOException(e.Message.Replace(tmp, path, StringComparison.Ordinal), e.HResult);
             throw;
         }
         return new ParquetExportResult(path, rows, groups, new FileInfo(path).Length);
