@@ -205,12 +205,18 @@ public static class JobFinalizer
             return null;
         }
         if (outcome is null) return null;
-        Conclude(stateDir, cfg, outcome, removable);
-        // An earlier run moved aside by a requeue (NodeSampler.MoveEarlierRunAside): no epilog asks for its marker.
-        if (!Schedulers.SchedulerInput.IsJobId(Path.GetFileName(Path.TrimEndingDirectorySeparator(stateDir)))) File.Delete(MarkerPath(stateDir));
+        ConcludeRetry(stateDir, cfg, outcome, removable);
         if (outcome.ParquetPath.Length > 0)
             Log.Info($"job {outcome.Record!.JobId}: Parquet export retried: {outcome.ParquetPath}; row {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}; {outcome.Delivery}");
         return outcome;
+    }
+
+    /// <summary>A retry's end: as any finalization's, and the marker of an earlier run moved aside by a requeue
+    /// (<see cref="NodeSampler"/>'s <c>&lt;job&gt;.run-&lt;run id&gt;</c>, a name that is no job id) removed: no epilog asks for it.</summary>
+    private static void ConcludeRetry(string stateDir, AlumetConfig cfg, Outcome outcome, bool removable)
+    {
+        Conclude(stateDir, cfg, outcome, removable);
+        if (!Schedulers.SchedulerInput.IsJobId(Path.GetFileName(Path.TrimEndingDirectorySeparator(stateDir)))) File.Delete(MarkerPath(stateDir));
     }
 
     /// <summary>A job that ended and whose finalization failed (<see cref="SamplerFiles.FinalizeError"/>, no finalized
@@ -245,9 +251,7 @@ public static class JobFinalizer
             }
             return null;
         }
-        Conclude(stateDir, cfg, outcome, removable);
-        // An earlier run moved aside by a requeue (NodeSampler.MoveEarlierRunAside): no epilog asks for its marker.
-        if (!Schedulers.SchedulerInput.IsJobId(Path.GetFileName(Path.TrimEndingDirectorySeparator(stateDir)))) File.Delete(MarkerPath(stateDir));
+        ConcludeRetry(stateDir, cfg, outcome, removable);
         Log.Info($"job {outcome.Record!.JobId}: finalized {outcome.Status} from its kept spool ({outcome.Reason}), {outcome.ParquetPath}; {outcome.Delivery}");
         return outcome;
     }

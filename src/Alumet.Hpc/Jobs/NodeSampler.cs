@@ -192,9 +192,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             // them too: a job that switches raw storage on, or joins another, closes the period here, with the reads held
             // off until the sink matches the new job set; every period's reads then sum to its split (parquet check).
             bool boundary = (RawStorage || Raw(reg)) && monotonicNs > Buffer.LastSnapshotNs && !Paused;
-            using (boundary ? new SlotsHeld(Buffer.Slots) : default)
+            using (ClosePeriodIf(boundary, monotonicNs, wallNs != 0 ? wallNs : Clock.WallNs()))
             {
-                if (boundary) SnapshotLocked(monotonicNs, wallNs != 0 ? wallNs : Clock.WallNs());
                 _jobs[reg.Key] = job;
                 if (!_hadJob || (!execJob && !_namedByScheduler)) lock (_spoolGate) _node.NameFrom(reg.Job);
                 _namedByScheduler |= !execJob;
@@ -855,9 +854,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             // At raw storage the period closes first, as at End: dropping the only raw job switches raw storage off, and a
             // job left alone gets the node's reads from here on; either mid-period broke its conservation.
             bool boundary = RawStorage && !Paused;
-            using (boundary ? new SlotsHeld(Buffer.Slots) : default)
+            using (ClosePeriodIf(boundary, now, Clock.WallNs()))
             {
-                if (boundary) SnapshotLocked(now, Clock.WallNs());
                 _jobs.Remove(key);
                 Rebuild();
             }
@@ -1105,11 +1103,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             // switches it (README "Raw storage on request"): each read then counts once, in its raw record or in the
             // period's node row (raw reads up to the switch, then the node row of the whole period, counted them twice).
             long now = Clock.MonotonicNs(), wall = Clock.WallNs();
-            using (switchesRaw ? new SlotsHeld(Buffer.Slots) : default)
-            {
-                if (switchesRaw) SnapshotLocked(now, wall);
-                UpdateRawSink(wall);
-            }
+            using (ClosePeriodIf(switchesRaw, now, wall)) UpdateRawSink(wall);
             RateChanged?.Invoke();
             return null;
         }
@@ -1158,6 +1152,24 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         /// <param name="channel">The channel's index in the node's measurement buffer.</param>
         public void Append(string consumer, int channel, EnergyChannel ch, long wall, long interval, ulong value, SpoolFlags flags) =>
             Spool.Append(Spool.Series(consumer, channel, ch), wall, interval, value, flags);
+    }
+
+    /// <summary>
+    /// Where the job set or the raw sink changes mid-period (a registration, a drop, a raw switch by ctl set): when
+    /// <paramref name="close"/>, every gate held and the period closed here, so the change starts a new period with no
+    /// read between; else nothing held.
+    /// </summary>
+    private SlotsHeld ClosePeriodIf(bool close, long monotonicNs, long wallNs)
+    {
+        if (!close) return default;
+        var held = new SlotsHeld(Buffer.Slots);
+        try { SnapshotLocked(monotonicNs, wallNs); }
+        catch
+        {
+            held.Dispose();
+            throw;
+        }
+        return held;
     }
 
     /// <summary>Every source's gate held (in slot order, as the readers take them): no read runs while the job set changes.</summary>
