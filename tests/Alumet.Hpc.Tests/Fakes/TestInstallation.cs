@@ -56,6 +56,19 @@ public sealed class TestInstallation : TempTree
 
     private static void KillProcessesUsing(string configPath)
     {
+        foreach (int pid in ProcessesUsing(configPath))
+        {
+            try { System.Diagnostics.Process.GetProcessById(pid).Kill(); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception) { }
+        }
+    }
+
+    /// <summary>Processes other than this one with this installation's config on their command line: a node sampler
+    /// started by a prolog or exec, its finalize-job children (a closed day's export after its exit included).</summary>
+    public IEnumerable<int> Processes() => ProcessesUsing(ConfigPath);
+
+    private static IEnumerable<int> ProcessesUsing(string configPath)
+    {
         foreach (string dir in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == Environment.ProcessId) continue;
@@ -63,9 +76,7 @@ public sealed class TestInstallation : TempTree
             try { cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")); }
             catch (IOException) { continue; }
             catch (UnauthorizedAccessException) { continue; }
-            if (!cmdline.Split('\0').Contains(configPath)) continue;
-            try { System.Diagnostics.Process.GetProcessById(pid).Kill(); }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception) { }
+            if (cmdline.Split('\0').Contains(configPath)) yield return pid;
         }
     }
 

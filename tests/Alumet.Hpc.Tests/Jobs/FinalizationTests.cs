@@ -466,9 +466,11 @@ public class FinalizationTests
         Assert.True(synced, $"{Path.GetDirectoryName(parquet)} was not synced between the rename of {parquet} and the removal of the spool");
     }
 
-    /// <summary>The node sampler's exit (its pid file goes with the node lock, once its spools are closed): the next prolog starts a new one.</summary>
+    /// <summary>The node sampler's exit: its pid file gone (with the node lock, once its spools are closed: the next prolog
+    /// starts a new one from then), then its process and its finalize-job children (its closed day's export, its retries).</summary>
     internal static void WaitForTheSamplersExit(TestInstallation install) =>
-        ExecBinaryTests.WaitFor(() => !File.Exists(Path.Combine(NodeSpool.Root(install.Config), SamplerFiles.Pid)), "the node sampler's exit after its linger");
+        ExecBinaryTests.WaitFor(() => !File.Exists(Path.Combine(NodeSpool.Root(install.Config), SamplerFiles.Pid)) && !install.Processes().Any(),
+            "the node sampler's exit after its linger, and its day's export");
 
     /// <summary>The rows of every run of <paramref name="jobId"/>, by run id (their start); waits up to 30 s for <paramref name="count"/>.</summary>
     internal static List<JobRecord> Runs(TestInstallation install, string jobId, int count)
@@ -514,7 +516,10 @@ public class FinalizationTests
         Assert.StartsWith("its finalization at the job's end failed (", first.Reason);
         Assert.EndsWith("); finalized from its kept spool when a later job on this node ended", first.Reason);
         ExecBinaryTests.WaitFor(() => !Directory.Exists(ended), "the ended job's state dir removed once finalized");
-        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains(" info: job 304: finalized partial from its kept spool (", StringComparison.Ordinal));
+        // Said by the retry after it removed the state dir: waited for, then once.
+        const string said = " info: job 304: finalized partial from its kept spool (";
+        ExecBinaryTests.WaitFor(() => File.ReadAllText(install.PathOf("alumet-hpc.log")).Contains(said, StringComparison.Ordinal), "the retry's line");
+        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains(said, StringComparison.Ordinal));
     }
 
     /// <summary>

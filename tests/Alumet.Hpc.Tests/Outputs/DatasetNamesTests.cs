@@ -321,7 +321,10 @@ public sealed class DatasetNamesTests
             File.Delete(filler); // room again
             Exec(install, "763"); // its end exports both kept spools
             var end = DateTime.UtcNow.AddSeconds(30);
-            while ((RowOf(install, "761").Status != JobStatus.Complete || RowOf(install, "762").Status != JobStatus.Complete) && DateTime.UtcNow < end)
+            // Each retry writes its row, then says so: both waited for.
+            while ((RowOf(install, "761").Status != JobStatus.Complete || RowOf(install, "762").Status != JobStatus.Complete
+                    || File.ReadAllLines(install.Config.Paths.LogFile).Count(l => l.Contains(" info: job 76", StringComparison.Ordinal) && l.Contains(": Parquet export retried: ", StringComparison.Ordinal)) < 2)
+                   && DateTime.UtcNow < end)
                 Thread.Sleep(50);
             log = File.ReadAllLines(install.Config.Paths.LogFile);
             foreach (string job in new[] { "761", "762" })
