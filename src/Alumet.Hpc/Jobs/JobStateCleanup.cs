@@ -7,11 +7,12 @@ namespace Alumet.Hpc.Jobs;
 
 /// <summary>
 /// Keeps <c>state_dir</c> bounded. A finalized job's state dir is removed at once (<see cref="JobFinalizer"/>);
-/// what stays — the state of a job whose finalization failed (its spool is the only copy of its data), dirs kept
-/// by <c>keep_state = "always"</c>, and the one-line <c>&lt;job&gt;.finalized</c> markers — is removed here once
-/// older than <c>state_max_age_h</c>, but for a spool whose Parquet export is pending (its only copy: kept, said
-/// once); and the node's day spools once exported (<see cref="PruneNodeDays"/>). Run by every finalization, so a
-/// node's own job ends clean up after it.
+/// what stays — dirs kept by <c>keep_state = "always"</c> or for set-aside records, and the one-line
+/// <c>&lt;job&gt;.finalized</c> markers — is removed here once older than <c>state_max_age_h</c>, in place or moved
+/// aside by a requeue (<see cref="RunAsideInfix"/>: the same rule), but for a spool that is the only copy of a job's
+/// data (its Parquet export pending, or no row yet: its finalization failed), kept whatever its age, said once; and
+/// the node's day spools once exported (<see cref="PruneNodeDays"/>). Run by every finalization, so a node's own job
+/// ends clean up after it.
 /// </summary>
 public static class JobStateCleanup
 {
@@ -20,6 +21,23 @@ public static class JobStateCleanup
 
     /// <summary>Written in a day spool, or a job's state dir, kept unexported past <c>state_max_age_h</c> once its warning is logged: said once, not at every finalization.</summary>
     public const string KeptLoggedFile = "kept-unexported.logged";
+
+    /// <summary>An earlier run's state dir moved aside by a requeue is <c>&lt;job&gt;.run-&lt;run id&gt;</c> (NodeSampler), a name
+    /// that is no job id: never recovered nor asked for by an epilog, pruned as the job's own dir.</summary>
+    public const string RunAsideInfix = ".run-";
+
+    /// <summary>Whether <paramref name="name"/> names a job's state dir (or its marker's stem): a job id, or an earlier run
+    /// of one moved aside (<see cref="RunAsideInfix"/>).</summary>
+    private static bool IsJobState(string name)
+    {
+        int aside = name.IndexOf(RunAsideInfix, StringComparison.Ordinal);
+        if (aside < 0) return Schedulers.SchedulerInput.IsJobId(name);
+        var run = name.AsSpan(aside + RunAsideInfix.Length); // a run id (letters, digits), perhaps "-<ns>" after it
+        return Schedulers.SchedulerInput.IsJobId(name[..aside]) && run.Length > 0 && !run.ContainsAnyExcept(RunIdChars);
+    }
+
+    private static readonly System.Buffers.SearchValues<char> RunIdChars =
+        System.Buffers.SearchValues.Create("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-");
 
     /// <summary>Removes stale job state, then the exported day spools no job still reads; returns how many entries went.</summary>
     public static int Prune(AlumetConfig cfg, DateTime nowUtc)
@@ -45,16 +63,18 @@ public static class JobStateCleanup
                 string name = Path.GetFileName(path);
                 try
                 {
-                    if (name.EndsWith(JobFinalizer.MarkerSuffix, StringComparison.Ordinal)
-                        && Schedulers.SchedulerInput.IsJobId(name[..^JobFinalizer.MarkerSuffix.Length]))
+                    if (name.EndsWith(JobFinalizer.MarkerSuffix, StringComparison.Ordinal) && IsJobState(name[..^JobFinalizer.MarkerSuffix.Length]))
                     {
                         if (nowUtc - File.GetLastWriteTimeUtc(path) > maxAge) { File.Delete(path); removed++; }
                     }
-                    else if (Schedulers.SchedulerInput.IsJobId(name) && Directory.Exists(path) && nowUtc - NewestWrite(path) > maxAge)
+                    else if (IsJobState(name) && Directory.Exists(path) && nowUtc - NewestWrite(path) > maxAge)
                     {
-                        // A spool whose Parquet export failed is the only copy of the job's data (JobFinalizer.RetryExports).
+                        // A spool whose Parquet export failed, or of a job with no row yet, is the only copy of the job's
+                        // data (JobFinalizer.RetryExports retries both).
                         if (File.Exists(Path.Combine(path, SamplerFiles.ExportPending)))
                             SayKeptOnce(path, $"job state {path} is kept: it is older than state_max_age_h and its Parquet export is pending (its spool is the only copy; a later job's end on this node retries it)");
+                        else if (JobFinalizer.EndedUnfinalized(path))
+                            SayKeptOnce(path, $"job state {path} is kept: it is older than state_max_age_h and the job has no row yet (its spool is the only copy; a later job's end on this node finalizes it)");
                         else if (TryRemoveIdle(path, procfsRoot)) removed++;
                     }
                 }

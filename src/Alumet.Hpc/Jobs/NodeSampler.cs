@@ -336,7 +336,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         try { runId = SpoolWriter.ReadMeta(dir).RunId; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { runId = ""; }
         if (runId.Length == 0 || !runId.All(char.IsAsciiLetterOrDigit)) runId = Clock.WallNs().ToString(CultureInfo.InvariantCulture);
-        string aside = $"{dir}.run-{runId}";
+        string aside = dir + JobStateCleanup.RunAsideInfix + runId;
         if (Path.Exists(aside)) aside += "-" + Clock.WallNs().ToString(CultureInfo.InvariantCulture);
         try { Directory.Move(dir, aside); } // rename(2); the retry takes the lock we hold before it reads the dir
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -369,14 +369,15 @@ public class FinalizationTests
 
     /// <summary>
     /// Job <paramref name="jobId"/> of <paramref name="install"/>, exclusive, through the prolog's registration: its first
-    /// records, then the package counter at <paramref name="energyUj"/>, in its spool; then its end, whose row cannot be
+    /// records, then the package counter <paramref name="energyUj"/> past <paramref name="counterBeforeUj"/> (where the
+    /// jobs before left it), in its spool; then its end, whose row cannot be
     /// made durable (a file where the node's outbox directory goes): the node sampler's finalization and the epilog's own
     /// attempt from the spool both fail, and the spool is kept. Returns that outbox path (delete it: room again).
     /// </summary>
-    private static string EndWithoutRoomForTheRow(TestInstallation install, string jobId, long energyUj)
+    private static string EndWithoutRoomForTheRow(TestInstallation install, string jobId, long energyUj, long counterBeforeUj = 0)
     {
         string state = Registered(install, jobId);
-        install.Powercap.SetEnergy("intel-rapl:0", (ulong)energyUj);
+        install.Powercap.SetEnergy("intel-rapl:0", (ulong)(counterBeforeUj + energyUj));
         ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, $"job:{jobId}", "cpu_package").Sum(r => r.Value) == energyUj, $"the job's {energyUj} µJ in its spool");
         string outbox = Path.Combine(install.Config.Paths.StateDir, Outbox.DirectoryName);
         File.WriteAllText(outbox, "not a directory");
@@ -548,5 +549,79 @@ public class FinalizationTests
         string jobs = Path.GetDirectoryName(state)!;
         ExecBinaryTests.WaitFor(() => Directory.GetDirectories(jobs).Length == 0, "both runs' state dirs removed once finalized");
         Assert.Equal(["306.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName));
+    }
+
+    /// <summary>Every file and directory under <paramref name="dir"/> (and it) last written <paramref name="when"/>.</summary>
+    private static void Age(string dir, DateTime when)
+    {
+        foreach (string f in Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)) File.SetLastWriteTimeUtc(f, when);
+        foreach (string d in Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories)) Directory.SetLastWriteTimeUtc(d, when);
+        Directory.SetLastWriteTimeUtc(dir, when);
+    }
+
+    /// <summary>
+    /// An earlier run's state dir that a requeue moved aside (<c>&lt;job&gt;.run-&lt;run id&gt;</c>) and that stays once
+    /// finalized (here keep_state = "always") is removed by age as the in-place dir of the run after it is. Fails on
+    /// 73cb532: the aside dir stayed whatever its age (pruning took job-id names only).
+    /// </summary>
+    [Fact]
+    public void AnEarlierRunsStateMovedAsideIsRemovedByAgeAsTheInPlaceOneIs()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange),
+            "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nkeep_state = \"always\"\nstate_max_age_h = 24");
+        File.Delete(EndWithoutRoomForTheRow(install, "308", 2_000_000)); // room again
+        string state = Registered(install, "308"); // the same id again: run 1 is moved aside
+        string slurm = Path.GetDirectoryName(state)!;
+        string aside = Assert.Single(Directory.GetDirectories(slurm), d => d != state);
+        install.Powercap.SetEnergy("intel-rapl:0", 5_000_000);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:308", "cpu_package").Sum(r => r.Value) == 3_000_000, "the second run's 3 J in its spool");
+        var epilog = StartEpilog(install, "308");
+        Assert.True(epilog.WaitForExit(60_000));
+        Assert.Equal(0, epilog.ExitCode);
+        Assert.Equal([(JobStatus.Partial, 2.0), (JobStatus.Complete, 3.0)], Runs(install, "308", 2).Select(r => (r.Status, Math.Round(r.Energy.PackageJ, 9))));
+        ExecBinaryTests.WaitFor(() => JobFinalizer.FinalizedLine(aside) is not null, "the earlier run finalized aside (kept: keep_state = \"always\")");
+        Assert.Equal([state, aside], Directory.GetDirectories(slurm).OrderBy(d => d != state));
+
+        Age(slurm, DateTime.UtcNow.AddDays(-2));
+        Assert.Equal(0, Exec(install, "1")); // a later job's finalization prunes
+
+        Assert.Equal([], Directory.GetFileSystemEntries(slurm).Select(Path.GetFileName));
+    }
+
+    /// <summary>
+    /// A state dir whose spool is the only copy of a job's data — its finalization failed (no row), or its Parquet export
+    /// is pending — is never removed by age, in place or moved aside by a requeue: said once each, and finalized once a
+    /// later job's end finds room. Fails on 73cb532: the in-place one whose finalization failed was removed at
+    /// state_max_age_h (job 310 never got a row), the aside one kept without a word.
+    /// </summary>
+    [Fact]
+    public void AStateWhoseFinalizationFailedIsNeverRemovedByAgeInPlaceOrAsideAndSaidOnce()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange),
+            "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstate_max_age_h = 24");
+        string outbox = EndWithoutRoomForTheRow(install, "309", 2_000_000);
+        string failed = new JobIdentity("slurm", "test", "310", "root", 0, "node1").StateDirectory(install.Config.Paths.StateDir);
+        Assert.Equal(outbox, EndWithoutRoomForTheRow(install, "310", 3_000_000, counterBeforeUj: 2_000_000)); // still no room
+        string state = Registered(install, "309"); // the same id again: run 1 is moved aside
+        string slurm = Path.GetDirectoryName(state)!;
+        string aside = Assert.Single(Directory.GetDirectories(slurm), d => d != state && d != failed);
+        Age(aside, DateTime.UtcNow.AddDays(-2));
+        Age(failed, DateTime.UtcNow.AddDays(-2));
+
+        File.Delete(outbox); // room again: run 2's end succeeds, prunes, then retries the kept ones
+        install.Powercap.SetEnergy("intel-rapl:0", 9_000_000);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:309", "cpu_package").Sum(r => r.Value) == 4_000_000, "the second run's 4 J in its spool");
+        var epilog = StartEpilog(install, "309");
+        Assert.True(epilog.WaitForExit(60_000));
+        Assert.Equal(0, epilog.ExitCode);
+
+        Assert.Equal([(JobStatus.Partial, 2.0), (JobStatus.Complete, 4.0)], Runs(install, "309", 2).Select(r => (r.Status, Math.Round(r.Energy.PackageJ, 9))));
+        Assert.Equal([(JobStatus.Partial, 3.0)], Runs(install, "310", 1).Select(r => (r.Status, Math.Round(r.Energy.PackageJ, 9))));
+        var log = File.ReadAllLines(install.PathOf("alumet-hpc.log"));
+        foreach (string dir in new[] { aside, failed })
+        {
+            string warning = $"job state {dir} is kept: it is older than state_max_age_h and the job has no row yet (its spool is the only copy; a later job's end on this node finalizes it)";
+            Assert.Single(log, l => l.EndsWith(warning, StringComparison.Ordinal));
+        }
     }
 }
