@@ -256,7 +256,9 @@ public static partial class ReportCommand
                 else foreach (var (j, lines) in shown) output!.Job(j, lines);
             }
             output?.End();
+            spill?.Flush(); // all of it in the spill before the database closes: a failure is said below
         }
+        catch (ReportSpill.Failed e) { return Fail(env, e.Message, 1); }
         catch (FileNotFoundException) { return Fail(env, $"no accounting database at {path}", 1); }
         catch (UnauthorizedAccessException)
         {

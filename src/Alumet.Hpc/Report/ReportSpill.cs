@@ -7,7 +7,8 @@ namespace Alumet.Hpc.Report;
 /// lock that keeps every writer out (rollback journal, <see cref="Outputs.Accounting.SqliteBackend"/>), so a report whose
 /// stdout or stderr is a pipe nobody reads held root's hooks off the database for as long as its caller liked. The output
 /// goes to an unlinked temporary file of the caller's (0600, created exclusively: never through a planted link), and is
-/// copied to the real streams once the database is closed. Memory stays constant (README "alumet-report").
+/// copied to the real streams once the database is closed. Memory stays constant (README "alumet-report"). A write to it
+/// that fails (no room left there) is <see cref="Failed"/>: the report's one-sentence error.
 /// </summary>
 internal sealed class ReportSpill : IDisposable
 {
@@ -40,14 +41,54 @@ internal sealed class ReportSpill : IDisposable
 
     private static FileStream Unlinked()
     {
-        string path = Path.Combine(Path.GetTempPath(), $"alumet-report.{Guid.NewGuid():N}");
-        var fs = new FileStream(path, new FileStreamOptions
+        string dir = Path.TrimEndingDirectorySeparator(Path.GetTempPath());
+        string path = Path.Combine(dir, $"alumet-report.{Guid.NewGuid():N}");
+        var fs = new SpillFile(dir, path, new FileStreamOptions
         {
             Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.None,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            BufferSize = 0, // the writers buffer: every write of theirs reaches Write below
         });
         File.Delete(path);
         return fs;
+    }
+
+    /// <summary>A write to the spill that failed, as the report says it: the directory, why, and the fix.</summary>
+    public sealed class Failed(string message) : IOException(message);
+
+    /// <summary>The spill's file: a failed write is <see cref="Failed"/>, never taken for the database's failure.</summary>
+    private sealed class SpillFile(string dir, string path, FileStreamOptions options) : FileStream(path, options)
+    {
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            try { base.Write(buffer, offset, count); }
+            catch (IOException e) when (e is not Failed) { throw Failure(e); }
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            try { base.Write(buffer); }
+            catch (IOException e) when (e is not Failed) { throw Failure(e); }
+        }
+
+        private Failed Failure(IOException e)
+        {
+            // On Unix an I/O error's HResult is its errno (EFBIG 27, ENOSPC 28, EDQUOT 122: no room).
+            int errno = e.HResult;
+            string why = errno is > 0 and < 4096 ? new System.ComponentModel.Win32Exception(errno).Message : e.Message;
+            return new Failed(errno is 27 or 28 or 122
+                ? $"no room for the listing in the temporary directory {dir} ({why}), where it is kept while the database is read; "
+                  + "free space there, or set TMPDIR to a directory with room (through alumet-report-gate it is always /tmp)"
+                : $"cannot write the listing to the temporary directory {dir} ({why}), where it is kept while the database is read; "
+                  + "set TMPDIR to another directory (through alumet-report-gate it is always /tmp)");
+        }
+    }
+
+    /// <summary>Writes what the writers hold to the spill (called while the database is open: a <see cref="Failed"/> is the listing's error).</summary>
+    public void Flush()
+    {
+        Out.Flush();
+        Err.Flush();
     }
 
     /// <summary>Copies what was written to <paramref name="output"/> and <paramref name="error"/>.</summary>
@@ -69,8 +110,9 @@ internal sealed class ReportSpill : IDisposable
 
     public void Dispose()
     {
-        Out.Dispose();
-        Err.Dispose();
+        // A listing that failed leaves text in the writers: it is dropped, not written again (the error is said once).
+        try { Out.Dispose(); } catch (Failed) { }
+        try { Err.Dispose(); } catch (Failed) { }
         _out.Dispose();
         _err.Dispose();
     }
