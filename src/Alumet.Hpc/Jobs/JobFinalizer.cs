@@ -219,31 +219,35 @@ public static class JobFinalizer
         if (!Schedulers.SchedulerInput.IsJobId(Path.GetFileName(Path.TrimEndingDirectorySeparator(stateDir)))) File.Delete(MarkerPath(stateDir));
     }
 
-    /// <summary>A job that ended and whose finalization failed (<see cref="SamplerFiles.FinalizeError"/>, no finalized
-    /// line): its spool is the only copy of its data and it has no row yet.</summary>
+    /// <summary>A job that ended and whose finalization failed (<see cref="SamplerFiles.FinalizeError"/>), or a run the
+    /// sampler ended without one (<see cref="SamplerFiles.EndReason"/>), with no finalized line: its spool is the only
+    /// copy of its data and it has no row yet.</summary>
     public static bool EndedUnfinalized(string stateDir) =>
-        File.Exists(Path.Combine(stateDir, SamplerFiles.FinalizeError)) && FinalizedLine(stateDir) is null;
+        (File.Exists(Path.Combine(stateDir, SamplerFiles.FinalizeError)) || File.Exists(Path.Combine(stateDir, SamplerFiles.EndReason)))
+        && FinalizedLine(stateDir) is null;
 
     /// <summary>
     /// The finalization of an ended job that failed, again (<see cref="RetryExports"/>): partial, its row saying why the
-    /// first attempt failed. Null when nothing changed (its lock is held, it was finalized meanwhile, or it failed again
-    /// for the reason already recorded: said once).
+    /// first attempt failed; or the first one of a run the sampler ended without it, its row saying why it ended
+    /// (<see cref="SamplerFiles.EndReason"/>, and an attempt of it that failed). Null when nothing changed (its lock is
+    /// held, it was finalized meanwhile, or it failed again for the reason already recorded: said once).
     /// </summary>
     private static Outcome? RetryFinalization(string stateDir, AlumetConfig cfg)
     {
         using var claim = FinalizationLock.Acquire(stateDir, TimeSpan.Zero, out _);
         if (claim is null || !EndedUnfinalized(stateDir)) return null;
         string errorFile = Path.Combine(stateDir, SamplerFiles.FinalizeError);
-        string before;
-        try { before = File.ReadAllText(errorFile).Trim(); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        string? before = TextOf(errorFile), ended = TextOf(Path.Combine(stateDir, SamplerFiles.EndReason));
+        if (before is null && ended is null) return null;
+        string reason = ended is null ? $"its finalization at the job's end failed ({before}); finalized from its kept spool when a later job on this node ended"
+            : before is null ? ended : Join(ended, $"an earlier finalization failed ({before})");
         Outcome outcome;
         bool removable;
-        try { outcome = FinalizeLocked(stateDir, cfg, complete: false, $"its finalization at the job's end failed ({before}); finalized from its kept spool when a later job on this node ended", out removable); }
+        try { outcome = FinalizeLocked(stateDir, cfg, complete: false, reason, out removable); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidDataException)
         {
             // Recorded as Finalize records it (the message), which the next retry compares.
-            if (e.Message.Trim() != before)
+            if (e.Message.Trim() != (before ?? ""))
             {
                 Log.Error($"{stateDir}: its finalization could not be retried: {ErrorText.Describe(e)}; retried again when a later job on this node ends");
                 try { File.WriteAllText(errorFile, e.Message + "\n"); }
@@ -254,6 +258,13 @@ public static class JobFinalizer
         ConcludeRetry(stateDir, cfg, outcome, removable);
         Log.Info($"job {outcome.Record!.JobId}: finalized {outcome.Status} from its kept spool ({outcome.Reason}), {outcome.ParquetPath}; {outcome.Delivery}");
         return outcome;
+    }
+
+    /// <summary>The trimmed text of a file, or null when it cannot be read (absent).</summary>
+    private static string? TextOf(string path)
+    {
+        try { return File.ReadAllText(path).Trim(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
     /// <summary>What a finalization whose export failed was asked: the retry's row is the one it would have written.</summary>
@@ -288,7 +299,7 @@ public static class JobFinalizer
         }
     }
 
-    private static void MarkExportsPending(string stateRoot) => AtomicFile.WriteAllText(ExportsPendingPath(stateRoot), "");
+    internal static void MarkExportsPending(string stateRoot) => AtomicFile.WriteAllText(ExportsPendingPath(stateRoot), "");
 
     private static Outcome FinalizeLocked(string stateDir, AlumetConfig cfg, bool complete, string reason, out bool removable)
     {

@@ -111,14 +111,19 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     // ---------------------------------------------------------------- registry
 
-    /// <summary>Registers a job (prolog, or recovery from its state directory after a restart). Idempotent.</summary>
+    /// <summary>Registers a job (prolog, or recovery from its state directory after a restart). Idempotent for a run: a
+    /// later run of a registered job id ends the registered run first (<see cref="EndForLaterRun"/>).</summary>
     /// <param name="wallNs">The wall clock at <paramref name="monotonicNs"/> (0: now), for the period this closes at raw storage.</param>
     public string Register(JobRegistration reg, bool recovered, long monotonicNs, long wallNs = 0)
     {
         lock (_gate)
         {
             if (_stopped) throw new InvalidOperationException("the node sampler is stopping; retry (a new one starts)");
-            if (_jobs.ContainsKey(reg.Key)) return $"job {reg.Job.JobId} already registered";
+            // The same run again (a prolog's retry) changes nothing. Another run id is a later run of the job id (a requeue
+            // whose earlier run's epilog never came: the node went down and a restarted sampler took that run back); a
+            // registration without one (a prolog of a version before run ids) cannot say, and is taken as the same run.
+            if (_jobs.TryGetValue(reg.Key, out var earlier) && (recovered || reg.Job.RunId.Length == 0 || reg.Job.RunId == earlier.Spool.Meta.RunId))
+                return $"job {reg.Job.JobId} already registered";
             if (!recovered && Late(reg, _cfg) is { } late) throw new RegistrationRefused(late);
             bool execJob = reg.Job.Scheduler == SchedulerNames.Exec;
             // One sampler per state_dir serves ONE node (the node name its hooks give): two logical nodes sharing a
@@ -142,7 +147,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 rawNote = ", its raw-storage request ignored ([sampler] job_raw = \"deny\")";
             }
             string dir = reg.Job.StateDirectory(_cfg.Paths.StateDir);
-            if (!recovered) MoveEarlierRunAside(dir, reg.Job.JobId);
+            long endWallNs = wallNs != 0 ? wallNs : Clock.WallNs();
+            if (!recovered) MoveEarlierRunAside(dir, reg.Job.JobId, earlier is null ? null : () => EndForLaterRun(earlier, monotonicNs, endWallNs));
             Directory.CreateDirectory(dir);
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             if (!recovered)
@@ -221,6 +227,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 }
             }
             _hadJob = true;
+            // The earlier run ended here gets its row now, from its spool moved aside (else at a later job's end).
+            if (earlier is not null) _ = InBackground(RetryBit.Exports, "export-retry", "kept spools: export retry", _finalization.RetryExports);
             return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")}{(reg.Raw ? ", raw storage" : "")}{rawNote})";
         }
     }
@@ -286,6 +294,38 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         return $"job {reg.Job.JobId}: registration not applied: the job was finalized at {written:yyyy-MM-ddTHH:mm:ss.fff}Z, after its prolog registered it at {Stamp(reg.StartWallNs)}";
     }
 
+    /// <summary>Why a run ended by <see cref="EndForLaterRun"/> is partial (the first words of its row's reason).</summary>
+    public const string LaterRunReason = "the job id was registered again by a later run before this run's end came";
+
+    /// <summary>
+    /// Ends a registered run of a job id that a later run registers (its epilog never came), under its state dir's lock
+    /// (<see cref="MoveEarlierRunAside"/>, which then moves it aside): its last period closes now (<see cref="CloseJob"/>),
+    /// and its spool is kept with why (<see cref="SamplerFiles.EndReason"/>), to be finalized, partial, as a kept spool
+    /// whose finalization failed is (<see cref="JobFinalizer.RetryExports"/>). The reason is written before the run is
+    /// touched: a state dir that cannot take it refuses the later registration and leaves the run as it was.
+    /// </summary>
+    private void EndForLaterRun(NodeJob earlier, long monotonicNs, long wallNs)
+    {
+        string file = Path.Combine(earlier.Directory, SamplerFiles.EndReason), run = earlier.Spool.Meta.RunId, jobId = earlier.Registration.Job.JobId;
+        try
+        {
+            AtomicFile.WriteAllText(file, LaterRunReason + "\n");
+            JobFinalizer.MarkExportsPending(_cfg.Paths.StateDir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"job {jobId}: its run {run}, still registered, could not be ended for this later run ({ErrorText.Describe(e)}); free the state_dir and retry");
+        }
+        // As at an end, the run's own losses join its reason (it is partial whatever they are).
+        var (_, reason) = CloseJob(earlier, complete: true, LaterRunReason, monotonicNs, wallNs);
+        try { if (reason != LaterRunReason) AtomicFile.WriteAllText(file, reason + "\n"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Warn($"job {jobId}: its run {run}'s whole reason could not be kept for its row ({ErrorText.Describe(e)}): {reason}");
+        }
+        Log.Info($"job {jobId}: its run {run} ended: {reason}");
+    }
+
     /// <summary>How long a registration waits for an export retry that holds the earlier run's lock (within the prolog's bound).</summary>
     private static readonly TimeSpan EarlierRunWait = TimeSpan.FromSeconds(2);
 
@@ -295,13 +335,15 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// <c>&lt;job&gt;.run-&lt;run id&gt;</c>, a name that is no job id, where the retry still finds it (it reads the job from
     /// the spool, not from the name).
     /// </summary>
-    private static void MoveEarlierRunAside(string dir, string jobId)
+    /// <param name="endRun">Ends the earlier run, still registered, under the lock (<see cref="EndForLaterRun"/>); null when none is.</param>
+    private static void MoveEarlierRunAside(string dir, string jobId, Action? endRun = null)
     {
         string pending = Path.Combine(dir, SamplerFiles.ExportPending);
         bool Kept() => File.Exists(pending) || JobFinalizer.EndedUnfinalized(dir);
-        if (!Kept()) return;
+        if (endRun is null && !Kept()) return;
         using var claim = FinalizationLock.Acquire(dir, EarlierRunWait, out bool busy);
         if (busy) throw new InvalidOperationException($"job {jobId}: the kept spool of its earlier run in {dir} is being exported; retry the registration once that export is done");
+        endRun?.Invoke(); // without its state dir (claim null) it cannot be ended: it says so, and this registration is refused
         if (claim is null || !Kept()) return; // exported meanwhile: nothing left to keep
         string runId;
         try { runId = SpoolWriter.ReadMeta(dir).RunId; }
@@ -314,7 +356,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         {
             throw new InvalidOperationException($"job {jobId}: the kept spool of its earlier run in {dir} could not be moved aside ({ErrorText.Describe(e)}); free the state_dir and retry, the spool is left where it is");
         }
-        Log.Info($"job {jobId}: the earlier run's spool, kept for a failed export or finalization, is now {aside}; exported when a later job on this node ends");
+        Log.Info($"job {jobId}: the earlier run's spool, kept unexported (its export or finalization failed, or it ended when this run registered), is now {aside}; exported when a later job on this node ends");
     }
 
     private static string Stamp(long wallNs) => Clock.FromWallNs(wallNs).ToString("yyyy-MM-ddTHH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + "Z";
@@ -339,51 +381,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         lock (_gate)
         {
             if (!_jobs.TryGetValue(key, out job)) return null;
-            // No read between the last period's snapshot and the new raw sink (it would be stored raw and counted again).
-            using (new SlotsHeld(Buffer.Slots))
-            {
-                if (!Paused) SnapshotLocked(monotonicNs, wallNs);
-                else
-                {
-                    // No split while paused: the job's part of the period the pause is in is never known (the reads of
-                    // it in its file, at raw storage, are closed as unattributed by the finalization of a partial row).
-                    complete = false;
-                    reason = Join(reason, "the job ended while the node sampler was paused (ctl pause): its energy since the last period before the pause is not attributed");
-                }
-                _jobs.Remove(key);
-                Rebuild();
-            }
-            lock (_spoolGate)
-            {
-                job.Spool.Dispose();
-                // The reads of its last window are in the node's spool: in the file before the finalization copies them.
-                if (job.Windows.Reads(_nodeReads) > 0) _node.Flush();
-                if (job.Windows.Dirty && !job.Spool.Detached && Directory.Exists(job.Directory) && !job.Windows.TryWrite(job.Directory, out string? error))
-                    reason = Join(reason, $"where its node reads end could not be written ({error}): its file's node rows may run past its end");
-                else if (job.Windows.Reads(_nodeReads) > 0 && _node.Failing)
-                {
-                    complete = false;
-                    reason = Join(reason, "the node's spool could not be written (state dir full): its last node reads are missing from its file");
-                }
-            }
-            job.Cpu.Dispose();
-            if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
+            (complete, reason) = CloseJob(job, complete, reason, monotonicNs, wallNs);
         }
-        // A full state dir cost the time resolution (or, if it never freed, the last records), a meta.json unreadable at
-        // the recovery the records before it: the row says so.
-        foreach (string problem in job.Spool.Problems)
-        {
-            complete = false;
-            reason = Join(reason, problem);
-        }
-        if (job.Recovered && complete)
-        {
-            complete = false;
-            reason = Join(reason, "the node sampler restarted during the job (crash or kill): the energy between its last flush and the restart is missing");
-        }
-        // An exec whose process is gone cannot remove its cgroup: done here (it fails while the command still runs in it).
-        if (job.Registration is { Cgroup: { } cg, Owner: { } owner } && !owner.IsAlive() && ExecCgroup.Remove(cg) is { } notRemoved)
-            Log.Warn($"job {job.Registration.Job.JobId}: {notRemoved}");
         string dir = job.Registration.Job.StateDirectory(_cfg.Paths.StateDir);
         try
         {
@@ -403,6 +402,60 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             Log.Error($"{LastError}; spool kept in {dir}");
             throw;
         }
+    }
+
+    /// <summary>
+    /// Closes a registered job at this instant, under the registry's gate: its last period (a snapshot for every job, so
+    /// all files keep the same timestamps), its removal, its spool; returns its row's status and reason so far (what the
+    /// sampler knows of its losses). The finalization is the caller's.
+    /// </summary>
+    private (bool Complete, string Reason) CloseJob(NodeJob job, bool complete, string reason, long monotonicNs, long wallNs)
+    {
+        // No read between the last period's snapshot and the new raw sink (it would be stored raw and counted again).
+        using (new SlotsHeld(Buffer.Slots))
+        {
+            if (!Paused) SnapshotLocked(monotonicNs, wallNs);
+            else
+            {
+                // No split while paused: the job's part of the period the pause is in is never known (the reads of
+                // it in its file, at raw storage, are closed as unattributed by the finalization of a partial row).
+                complete = false;
+                reason = Join(reason, "the job ended while the node sampler was paused (ctl pause): its energy since the last period before the pause is not attributed");
+            }
+            _jobs.Remove(job.Registration.Key);
+            Rebuild();
+        }
+        lock (_spoolGate)
+        {
+            job.Spool.Dispose();
+            // The reads of its last window are in the node's spool: in the file before the finalization copies them.
+            if (job.Windows.Reads(_nodeReads) > 0) _node.Flush();
+            if (job.Windows.Dirty && !job.Spool.Detached && Directory.Exists(job.Directory) && !job.Windows.TryWrite(job.Directory, out string? error))
+                reason = Join(reason, $"where its node reads end could not be written ({error}): its file's node rows may run past its end");
+            else if (job.Windows.Reads(_nodeReads) > 0 && _node.Failing)
+            {
+                complete = false;
+                reason = Join(reason, "the node's spool could not be written (state dir full): its last node reads are missing from its file");
+            }
+        }
+        job.Cpu.Dispose();
+        if (_jobs.Count == 0) _emptySinceNs = monotonicNs;
+        // A full state dir cost the time resolution (or, if it never freed, the last records), a meta.json unreadable at
+        // the recovery the records before it: the row says so.
+        foreach (string problem in job.Spool.Problems)
+        {
+            complete = false;
+            reason = Join(reason, problem);
+        }
+        if (job.Recovered && complete)
+        {
+            complete = false;
+            reason = Join(reason, "the node sampler restarted during the job (crash or kill): the energy between its last flush and the restart is missing");
+        }
+        // An exec whose process is gone cannot remove its cgroup: done here (it fails while the command still runs in it).
+        if (job.Registration is { Cgroup: { } cg, Owner: { } owner } && !owner.IsAlive() && ExecCgroup.Remove(cg) is { } notRemoved)
+            Log.Warn($"job {job.Registration.Job.JobId}: {notRemoved}");
+        return (complete, reason);
     }
 
     /// <summary>
@@ -457,9 +510,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             foreach (string jobDir in Directory.EnumerateDirectories(dir))
             {
                 string file = Path.Combine(jobDir, JobRegistration.File);
-                // A job whose finalization failed has ended (its epilog ran): finalized again at a later job's end
-                // (JobFinalizer.RetryExports), never sampled again (an exclusive one took the whole node from the next job).
-                if (!File.Exists(file) || JobFinalizer.FinalizedLine(jobDir) is not null || File.Exists(Path.Combine(jobDir, SamplerFiles.FinalizeError))) continue;
+                // A job whose finalization failed has ended (its epilog ran), as has a run ended by a later one: finalized
+                // again at a later job's end (JobFinalizer.RetryExports), never sampled again (an exclusive one took the
+                // whole node from the next job).
+                if (!File.Exists(file) || JobFinalizer.FinalizedLine(jobDir) is not null || JobFinalizer.EndedUnfinalized(jobDir)) continue;
                 JobRegistration? reg = null;
                 try { reg = JobRegistration.Parse(File.ReadAllText(file).Trim(), out _); }
                 catch (IOException) { }

@@ -9,6 +9,9 @@ public static class SamplerFiles
     public const string Finalized = "finalized";
     /// <summary>Why the last finalization attempt failed (state kept); the next attempt puts it in the row's reason.</summary>
     public const string FinalizeError = "finalize-error";
+    /// <summary>Why the sampler ended the run without its finalization (a later run of its job id registered first:
+    /// NodeSampler.EndForLaterRun), for its row: the spool is kept and finalized as one whose finalization failed.</summary>
+    public const string EndReason = "end-reason";
     /// <summary>Its Parquet export failed (the row says so, the spool is kept): what that finalization was asked, for the
     /// retry at a later job's end (<see cref="JobFinalizer.RetryExports"/>).</summary>
     public const string ExportPending = "export-pending";

@@ -471,7 +471,7 @@ public class FinalizationTests
         ExecBinaryTests.WaitFor(() => !File.Exists(Path.Combine(NodeSpool.Root(install.Config), SamplerFiles.Pid)), "the node sampler's exit after its linger");
 
     /// <summary>The rows of every run of <paramref name="jobId"/>, by run id (their start); waits up to 30 s for <paramref name="count"/>.</summary>
-    private static List<JobRecord> Runs(TestInstallation install, string jobId, int count)
+    internal static List<JobRecord> Runs(TestInstallation install, string jobId, int count)
     {
         var end = DateTime.UtcNow.AddSeconds(30);
         while (true)

@@ -14,7 +14,7 @@ public sealed class SlurmRunIdTests
     private static TestInstallation Node() =>
         new(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100\nattribution = \"exclusive\"\nlinger_s = 0");
 
-    private static void Hook(TestInstallation install, string context, string jobId, params (string Key, string Value)[] env)
+    internal static void Hook(TestInstallation install, string context, string jobId, params (string Key, string Value)[] env)
     {
         using var p = install.StartSlurmHook(context, jobId, env);
         var stderr = p.StandardError.ReadToEndAsync();
