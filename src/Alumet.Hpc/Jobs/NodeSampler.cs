@@ -955,7 +955,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// At exit: the last period, every spool flushed, the day's node file written (waited for); jobs stay registered
     /// (recovered by the next sampler, or finalized by their epilog).
     /// </summary>
-    public void Close(long monotonicNs, long wallNs)
+    /// <param name="closed">Called once every spool is closed and the day handed to its export, before that export is
+    /// waited for: the daemon releases the node lock there (RunDaemon).</param>
+    public void Close(long monotonicNs, long wallNs, Action? closed = null)
     {
         Thread[] exports;
         lock (_gate)
@@ -971,6 +973,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 exports = [.. _exports];
             }
         }
+        closed?.Invoke();
         foreach (var t in exports) t.Join();
     }
 
