@@ -536,11 +536,7 @@ public class FinalizationTests
         File.Delete(EndWithoutRoomForTheRow(install, "306", 2_000_000)); // room again
 
         string state = Registered(install, "306"); // the same id again: a requeue
-        install.Powercap.SetEnergy("intel-rapl:0", 5_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:306", "cpu_package").Sum(r => r.Value) == 3_000_000, "the second run's 3 J in its spool");
-        var epilog = StartEpilog(install, "306");
-        Assert.True(epilog.WaitForExit(60_000));
-        Assert.Equal(0, epilog.ExitCode);
+        EndAt(install, state, "306", 5_000_000, 3_000_000);
 
         var runs = Runs(install, "306", 2);
         Assert.Equal([(JobStatus.Partial, 2.0), (JobStatus.Complete, 3.0)], runs.Select(r => (r.Status, Math.Round(r.Energy.PackageJ, 9))));
@@ -549,6 +545,17 @@ public class FinalizationTests
         string jobs = Path.GetDirectoryName(state)!;
         ExecBinaryTests.WaitFor(() => Directory.GetDirectories(jobs).Length == 0, "both runs' state dirs removed once finalized");
         Assert.Equal(["306.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName));
+    }
+
+    /// <summary>Job <paramref name="jobId"/> (state dir <paramref name="state"/>) ended by its epilog once the package counter,
+    /// moved to <paramref name="counterUj"/>, is in its spool: its share, <paramref name="shareUj"/> µJ.</summary>
+    private static void EndAt(TestInstallation install, string state, string jobId, ulong counterUj, long shareUj)
+    {
+        install.Powercap.SetEnergy("intel-rapl:0", counterUj);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, $"job:{jobId}", "cpu_package").Sum(r => r.Value) == shareUj, $"job {jobId}'s {shareUj} µJ in its spool");
+        var epilog = StartEpilog(install, jobId);
+        Assert.True(epilog.WaitForExit(60_000));
+        Assert.Equal(0, epilog.ExitCode);
     }
 
     /// <summary>Every file and directory under <paramref name="dir"/> (and it) last written <paramref name="when"/>.</summary>
@@ -573,11 +580,7 @@ public class FinalizationTests
         string state = Registered(install, "308"); // the same id again: run 1 is moved aside
         string slurm = Path.GetDirectoryName(state)!;
         string aside = Assert.Single(Directory.GetDirectories(slurm), d => d != state);
-        install.Powercap.SetEnergy("intel-rapl:0", 5_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:308", "cpu_package").Sum(r => r.Value) == 3_000_000, "the second run's 3 J in its spool");
-        var epilog = StartEpilog(install, "308");
-        Assert.True(epilog.WaitForExit(60_000));
-        Assert.Equal(0, epilog.ExitCode);
+        EndAt(install, state, "308", 5_000_000, 3_000_000);
         Assert.Equal([(JobStatus.Partial, 2.0), (JobStatus.Complete, 3.0)], Runs(install, "308", 2).Select(r => (r.Status, Math.Round(r.Energy.PackageJ, 9))));
         ExecBinaryTests.WaitFor(() => JobFinalizer.FinalizedLine(aside) is not null, "the earlier run finalized aside (kept: keep_state = \"always\")");
         Assert.Equal([state, aside], Directory.GetDirectories(slurm).OrderBy(d => d != state));
@@ -609,11 +612,7 @@ public class FinalizationTests
         Age(failed, DateTime.UtcNow.AddDays(-2));
 
         File.Delete(outbox); // room again: run 2's end succeeds, prunes, then retries the kept ones
-        install.Powercap.SetEnergy("intel-rapl:0", 9_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:309", "cpu_package").Sum(r => r.Value) == 4_000_000, "the second run's 4 J in its spool");
-        var epilog = StartEpilog(install, "309");
-        Assert.True(epilog.WaitForExit(60_000));
-        Assert.Equal(0, epilog.ExitCode);
+        EndAt(install, state, "309", 9_000_000, 4_000_000);
 
         Assert.Equal([(JobStatus.Partial, 2.0), (JobStatus.Complete, 4.0)], Runs(install, "309", 2).Select(r => (r.Status, Math.Round(r.Energy.PackageJ, 9))));
         Assert.Equal([(JobStatus.Partial, 3.0)], Runs(install, "310", 1).Select(r => (r.Status, Math.Round(r.Energy.PackageJ, 9))));
