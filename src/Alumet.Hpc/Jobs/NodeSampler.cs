@@ -197,7 +197,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             // At raw storage the node series is one row per read, stored only while the sink is set, and a job alone gets
             // them too: a job that switches raw storage on, or joins another, closes the period here, with the reads held
             // off until the sink matches the new job set; every period's reads then sum to its split (parquet check).
-            bool boundary = (RawStorage || Raw(reg)) && monotonicNs > Buffer.LastSnapshotNs && !Paused;
+            // Aggregated too, as an end does: the job's first interval starts at its registration, not at the last
+            // snapshot (its Start, Elapsed and a GPU it holds got the whole period, before it existed) — unless that was
+            // less than one /proc/stat tick ago (ShortestRegistrationPeriodNs), or the job is taken back by a restarted
+            // sampler (it counts from that sampler's start).
+            long sinceSnapshot = monotonicNs - Buffer.LastSnapshotNs;
+            bool boundary = sinceSnapshot > 0 && !Paused
+                && (RawStorage || Raw(reg) || (!recovered && sinceSnapshot >= ShortestRegistrationPeriodNs));
             using (ClosePeriodIf(boundary, monotonicNs, wallNs != 0 ? wallNs : Clock.WallNs()))
             {
                 _jobs[reg.Key] = job;
@@ -226,6 +232,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             return $"job {reg.Job.JobId} registered ({_jobs.Count} job(s) on the node{(recovered ? ", recovered after a sampler restart" : "")}{(reg.Raw ? ", raw storage" : "")}{rawNote})";
         }
     }
+
+    /// <summary>
+    /// The shortest period a registration closes at aggregated storage: one /proc/stat tick. A shorter one's busy time is 0
+    /// or 1 tick per CPU, which splits it by chance; the job's first interval then starts at the last snapshot, at most
+    /// a tick before the job existed (less than NVML's own read interval, 20-100 ms).
+    /// </summary>
+    private const long ShortestRegistrationPeriodNs = ProcStat.NsPerTick;
 
     /// <summary>
     /// Why a prolog's registration must not be applied now, or null: its prolog gave up on it (its <c>until_boot</c>,
@@ -942,7 +955,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// At exit: the last period, every spool flushed, the day's node file written (waited for); jobs stay registered
     /// (recovered by the next sampler, or finalized by their epilog).
     /// </summary>
-    public void Close(long monotonicNs, long wallNs)
+    /// <param name="closed">Called once every spool is closed and the day handed to its export, before that export is
+    /// waited for: the daemon releases the node lock there (RunDaemon).</param>
+    public void Close(long monotonicNs, long wallNs, Action? closed = null)
     {
         Thread[] exports;
         lock (_gate)
@@ -958,6 +973,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 exports = [.. _exports];
             }
         }
+        closed?.Invoke();
         foreach (var t in exports) t.Join();
     }
 

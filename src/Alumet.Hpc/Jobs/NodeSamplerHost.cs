@@ -89,8 +89,15 @@ public static class NodeSamplerHost
             sampler.Run(cts.Token, sources.StartCrossCheck);
             node.Stop();
         }
-        node.Close(Clock.MonotonicNs(), Clock.WallNs());
-        File.Delete(Path.Combine(root, SamplerFiles.Pid));
+        node.Close(Clock.MonotonicNs(), Clock.WallNs(), closed: () =>
+        {
+            // Nothing of this sampler is open any more (socket, jobs' and day's spools): the node lock goes now, not after the
+            // closed day's export (seconds, minutes at raw storage), so that a prolog meanwhile starts the next sampler and
+            // its job is measured. The export holds the day's own lock (no pruning under it); a sampler that reopens the
+            // day appends after the records the export counted (NodeSpool.Export).
+            File.Delete(Path.Combine(root, SamplerFiles.Pid));
+            nodeLock.Dispose();
+        });
         Log.Info($"node sampler: exiting ({(cts.IsCancellationRequested ? "signal" : $"no job for {cfg.Sampler.LingerS} s")})");
         return 0;
     }

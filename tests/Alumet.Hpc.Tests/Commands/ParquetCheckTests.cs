@@ -47,7 +47,7 @@ public sealed class ParquetCheckTests : IDisposable
         using var node = _rig.NewNode(cfg);
         Counters(100_000, 30_000, 10_000);
         node.Buffer.Read(_rig.Slot!, 200 * Ms, 10_200 * Ms);    // the first period began before the job registered
-        node.Register(Job("42", raw42), false, 300 * Ms, 10_300 * Ms);
+        node.Register(Job("42", raw42), false, 300 * Ms, 10_300 * Ms); // and ends there: the node's alone
         Counters(300_000, 100_000, 50_000);
         node.Buffer.Read(_rig.Slot!, 500 * Ms, 10_500 * Ms);
         Counters(600_000, 200_000, 100_000);
@@ -79,8 +79,8 @@ public sealed class ParquetCheckTests : IDisposable
 
         var node = Check(nodeFile);
         Assert.Equal(0, node.Code);
-        // 5 periods (11.0, 12.0, 12.5, 13.0 and 13.2 s) × 3 domains: every one holds node = Σ jobs + unattributed.
-        Assert.Equal($"ok: {nodeFile}: 15 interval(s) over 3 domain(s) conserve, 15 node row(s), none flagged", node.Out.Split('\n')[0]);
+        // 6 periods (10.3, 11.0, 12.0, 12.5, 13.0 and 13.2 s) × 3 domains: every one holds node = Σ jobs + unattributed.
+        Assert.Equal($"ok: {nodeFile}: 18 interval(s) over 3 domain(s) conserve, 18 node row(s), none flagged", node.Out.Split('\n')[0]);
 
         var j42 = Check(job42);
         Assert.Equal(0, j42.Code);

@@ -466,7 +466,7 @@ public class FinalizationTests
         Assert.True(synced, $"{Path.GetDirectoryName(parquet)} was not synced between the rename of {parquet} and the removal of the spool");
     }
 
-    /// <summary>The node sampler's exit (its pid file goes last): the next prolog starts a new one.</summary>
+    /// <summary>The node sampler's exit (its pid file goes with the node lock, once its spools are closed): the next prolog starts a new one.</summary>
     internal static void WaitForTheSamplersExit(TestInstallation install) =>
         ExecBinaryTests.WaitFor(() => !File.Exists(Path.Combine(NodeSpool.Root(install.Config), SamplerFiles.Pid)), "the node sampler's exit after its linger");
 

@@ -140,6 +140,56 @@ public class SamplerProcessTests
         Assert.Equal("exclusive", row.AttributionMode);
     }
 
+    /// <summary>
+    /// A prolog that comes while the node sampler that lingered out is still exporting its closed day (seconds at the
+    /// default storage, minutes at raw; here its export waits for the day's lock, as behind a pruner or another export of
+    /// the day) starts the next sampler, and its job is measured: the closing sampler gives up the node lock once its
+    /// spools are closed, not after the export. Both exports of the day then leave its node file holding all of it.
+    /// </summary>
+    [Fact]
+    public void AJobWhosePrologComesWhileTheLastSamplerExportsItsDayIsMeasured()
+    {
+        using var install = NewInstall();
+        var first = Job("130");
+        var launched = Start(install, first);
+        string day = Assert.Single(Directory.GetDirectories(NodeSpool.Root(install.Config)), d => NodeSpool.IsDay(Path.GetFileName(d), out _));
+        install.Powercap.SetEnergy("intel-rapl:0", 1_000_000);
+        var second = Job("131");
+        LaunchResult next;
+        using (var dayLock = FinalizationLock.Acquire(day, TimeSpan.Zero, out _))
+        {
+            Assert.NotNull(dayLock);
+            var stop = SamplerLauncher.StopAndFinalize(first, install.Config);
+            Assert.True(stop.Status == "stopped", stop.Message);
+            WaitFor(() => ExportOf(day) is not null, "the closing sampler's export of its day (waiting for the day's lock)");
+            next = SamplerLauncher.Start(new SamplerLaunch(second, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
+            Assert.True(next.Ok, next.Message);
+            Assert.NotEqual(launched.Pid, next.Pid);
+            Assert.True(ExportOf(day) is not null && Alive(launched.Pid), "the first sampler was still exporting its day");
+            string dir = second.StateDirectory(install.Config.Paths.StateDir);
+            WaitFor(() => SpoolRecords(dir) > 0, "the first flushed records (counters primed)");
+            install.Powercap.SetEnergy("intel-rapl:0", 4_000_000);
+            WaitFor(() => FlushedJobEnergy(dir, "131", "cpu_package", "0") == 3_000_000, "the 3 J in the spool");
+            stop = SamplerLauncher.StopAndFinalize(second, install.Config);
+            Assert.True(stop.Status == "stopped", stop.Message);
+        }
+        WaitFor(() => !Alive(launched.Pid) && !Alive(next.Pid), "both samplers' exit after their exports of the day", 60);
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob("131"));
+        Assert.Equal(JobStatus.Complete, row.Status);
+        Assert.Equal(3.0, row.Energy.PackageJ, 12);
+        Assert.Equal(NodeSpool.ParquetPath(install.Config, "test", "node1", Path.GetFileName(day)), NodeSpool.ExportedTo(day));
+
+        static bool Alive(int pid) => ProcessState.Read(pid) is { State: not ('Z' or 'X') };
+        // The finalize-job child that exports the day (alumet-hpc finalize-job ... --node-day DAY), or null.
+        static string? ExportOf(string day) => Directory.EnumerateDirectories("/proc").Select(d =>
+        {
+            try { return File.ReadAllText(Path.Combine(d, "cmdline")).Split('\0'); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
+        }).Where(argv => argv.Contains(FinalizerProcess.Command) && argv.SkipWhile(a => a != "--node-day").Skip(1).FirstOrDefault() == day)
+          .Select(argv => string.Join(' ', argv)).FirstOrDefault();
+    }
+
     [Fact]
     public void EpilogWithoutPrologRecordsNotMeasured()
     {

@@ -336,6 +336,100 @@ public class NodeSamplerTests : IDisposable
         Assert.Equal(4.0, end.Record.ElapsedS, 9); // the package's rows, one period each
     }
 
+    /// <summary>
+    /// A job registered mid-period (aggregated storage, 1 s) got rows for the whole period: its first interval began at the
+    /// previous snapshot, 400 ms before it existed, so its Start was 400 ms early and its Elapsed 400 ms long, and the GPU it
+    /// holds gave it the whole period's energy, 40 J of it from before its registration (200 J instead of 160). Its
+    /// registration now closes the period, as an end does: its first interval starts there, the GPU's energy before it is
+    /// nobody's (unattributed), and every interval of its file and of the node's conserves.
+    /// </summary>
+    [Fact]
+    public void AJobRegisteredMidPeriodStartsAtItsRegistrationAndGetsNoEnergyFromBeforeIt()
+    {
+        const long Wall0 = 1_700_000_000_000 * Ms;
+        const string Gpu0 = "gpu:0000:3b:00.0";
+        using var rig = new NodeRig();
+        var cfg = rig.Config(storageMs: 1000);
+        rig.AtZero("42", "43");
+        using var node = rig.NewNodeWithGpu(cfg);
+        void Gpu(long from, long to)
+        {
+            for (long t = from; t <= to; t += 100) // its own thread at 10 Hz; a steady 100 W: 100 mJ a ms
+            {
+                rig.Nvml!.Set("e0", (ulong)t * 100);
+                node.Buffer.Read(rig.Gpu!, t * Ms, Wall0 + t * Ms);
+            }
+        }
+        node.Register(Job("42"), false, 0, Wall0);
+        Gpu(100, 400);
+        rig.SetJobCpu("42", 200 * Ms);   // 0-400 ms: job 42 200 ms of the node's 300 ms busy; 0.4 J of package
+        rig.Proc.SetStat(30, 0);
+        rig.SetCounters(400_000, 0, 0);
+        node.Register(Job("43") with { Gpus = "0" }, false, 400 * Ms, Wall0 + 400 * Ms);
+        Gpu(500, 1000);
+        rig.SetJobCpu("42", 300 * Ms);   // 400-1000 ms: job 42 100 ms, job 43 300 ms of 500 ms busy; 0.6 J
+        rig.SetJobCpu("43", 300 * Ms);
+        rig.Proc.SetStat(80, 0);
+        rig.SetCounters(1_000_000, 0, 0);
+        node.Snapshot(1000 * Ms, Wall0 + 1000 * Ms);
+        Gpu(1100, 2000);
+        rig.SetJobCpu("43", 800 * Ms);   // 1-2 s: job 43 500 ms of 1 s busy; 1 J
+        rig.Proc.SetStat(180, 0);
+        rig.SetCounters(2_000_000, 0, 0);
+        var end = node.End(Job("43").Key, true, "", 2000 * Ms, Wall0 + 2000 * Ms)!;
+        node.Close(2000 * Ms, Wall0 + 2000 * Ms);
+
+        var job = ReadOrderTests.Series(end.ParquetPath);
+        (long, long, long)[] Rows43(string domain) =>
+            job[("job:43", domain)].Select(r => ((r.EndUs - Wall0 / 1000) / 1000, r.IntervalUs / 1000, r.Raw)).ToArray();
+        Assert.Equal(new (long, long, long)[] { (1000, 600, 60_000), (2000, 1000, 100_000) }, Rows43(Gpu0));
+        Assert.Equal(new (long, long, long)[] { (1000, 600, 360_000), (2000, 1000, 500_000) }, Rows43("cpu_package:0"));
+        var row = end.Record!;
+        Assert.Equal(Clock.FromWallNs(Wall0 + 400 * Ms), row.Start);
+        Assert.Equal(1.6, row.ElapsedS, 9);
+        Assert.Equal(160.0, row.Energy.GpuJ, 9);
+        Assert.Equal(0.86, row.Energy.PackageJ, 12);
+
+        // The node's file: the registration ended a period, whose GPU energy is nobody's; every interval conserves.
+        string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "node1.*.parquet", SearchOption.AllDirectories).Single();
+        foreach (string file in new[] { end.ParquetPath, nodeFile })
+        {
+            var o = new StringWriter();
+            var e = new StringWriter();
+            Assert.True(ParquetCommand.Check([file], o, e) == 0, o.ToString() + e);
+        }
+        var nodeSeries = ReadOrderTests.Series(nodeFile);
+        Assert.Equal(new long[] { 40_000, 0, 0 }, nodeSeries[("unattributed", Gpu0)].Select(r => r.Raw));
+        Assert.Equal(new long[] { 266_666, 120_000, 0 }, nodeSeries[("job:42", "cpu_package:0")].Select(r => r.Raw));
+        Assert.Equal(new long[] { 400, 600, 1000 }, nodeSeries[("node", "cpu_package:0")].Select(r => r.IntervalUs / 1000));
+    }
+
+    /// <summary>
+    /// A registration within one /proc/stat tick (10 ms) of the last snapshot closes no period (a period that short is split
+    /// by 0 or 1 tick per CPU): the job's first interval starts at that snapshot, at most a tick before it existed.
+    /// </summary>
+    [Fact]
+    public void ARegistrationWithinATickOfASnapshotJoinsThePeriodThatSnapshotStarted()
+    {
+        var cfg = Config();
+        _rig.AtZero("42", "43");
+        using var node = NewNode(cfg);
+        node.Register(Job("42"), false, 0, 0);
+        SetCounters(100_000, 0, 0);
+        node.Snapshot(1000 * Ms, 1000 * Ms);
+        node.Register(Job("43"), false, 1009 * Ms, 1009 * Ms);
+        SetJobCpu("43", 500 * Ms);
+        _proc.SetStat(100, 0);
+        SetCounters(200_000, 0, 0);
+        node.Snapshot(2000 * Ms, 2000 * Ms);
+        node.Flush();
+
+        Assert.Equal(new[] { 1000 * Ms, 2000 * Ms }, Rows(NodeDir(node)).Select(x => x.R.WallNs).Distinct());
+        var first = Rows(JobDir(cfg, "43")).Where(x => x.Resource == "cpu_package:0").Select(x => (x.R.WallNs / Ms, x.R.IntervalNs / Ms, x.R.Value));
+        Assert.Equal(new (long, long, long)[] { (2000, 1000, 50_000) }, first);
+        node.Close(2000 * Ms, 2000 * Ms);
+    }
+
     [Fact]
     public void TheLowerBoundFlagIsOnTheRowOfTheStall()
     {

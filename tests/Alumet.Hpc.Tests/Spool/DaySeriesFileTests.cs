@@ -209,8 +209,9 @@ public sealed class DaySeriesFileTests : IDisposable
         string nodeFile = NodeSpool.ParquetPath(cfg, "test", "node1", "2023-11-14");
         var check = Alumet.Hpc.Outputs.Parquet.ParquetConservation.CheckAsync(nodeFile).GetAwaiter().GetResult();
         Assert.True(check.Outcome == Alumet.Hpc.Outputs.Parquet.ConservationOutcome.Conserves, $"{nodeFile}: {check.Detail}");
-        // Per counter: the version before's period, 42's first (its end's was not flushed before the kill), 43's two.
-        Assert.Equal(3 * 4, check.Intervals);
+        // Per counter: the version before's period, 42's first (its end's was not flushed before the kill), the second
+        // sampler's until 43 registered (a registration closes the period), 43's two.
+        Assert.Equal(3 * 5, check.Intervals);
     }
 
     public void Dispose() => _rig.Dispose();
