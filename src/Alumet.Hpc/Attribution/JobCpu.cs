@@ -45,16 +45,27 @@ public sealed class JobCpu : IDisposable
         _job = job;
         _locator = locator;
         _recovered = recovered;
-        // Its baseline is taken at its registration by the restarted sampler (where the node's counters and /proc/stat
-        // are primed too), so that its first period counts from there, not its whole usage since the job started.
-        if (recovered && _locator is not null && TryOpen())
-        {
-            if (_locator is IStepCgroupLocator stepLocator) ListSteps(stepLocator, Native.Libc.StatDirectory(_reader.Cgroup.Directory), new());
-            if (_reader.TryReadNs(out ulong ns)) (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
-        }
+        // Its baseline is taken at its registration by the restarted sampler, and again where that sampler's first period
+        // starts (Rebase), so that its first period counts from there, not its whole usage since the job started.
+        if (recovered) TakeBaseline();
     }
 
     private readonly bool _recovered;
+
+    /// <summary>A recovered job's baseline, read again at the instant its restarted sampler's first period starts (NodeSampler.Recover).</summary>
+    public void Rebase()
+    {
+        if (_recovered) TakeBaseline();
+    }
+
+    /// <summary>The job's and its steps' usage now: what its next period counts from.</summary>
+    private void TakeBaseline()
+    {
+        if (_locator is null || (_reader is null && !TryOpen())) return;
+        _stepsListed = false; // every step listed now is a baseline (ListSteps)
+        if (_locator is IStepCgroupLocator stepLocator) ListSteps(stepLocator, Native.Libc.StatDirectory(_reader!.Cgroup.Directory), new());
+        if (_reader!.TryReadNs(out ulong ns)) (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
+    }
 
     /// <summary>
     /// CPU ns the job used since the previous call; its steps' parts go to <paramref name="steps"/>, never more than the

@@ -200,7 +200,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             // Aggregated too, as an end does: the job's first interval starts at its registration, not at the last
             // snapshot (its Start, Elapsed and a GPU it holds got the whole period, before it existed) — unless that was
             // less than one /proc/stat tick ago (ShortestRegistrationPeriodNs), or the job is taken back by a restarted
-            // sampler (it counts from that sampler's start).
+            // sampler (it counts from that sampler's start: Recover).
             long sinceSnapshot = monotonicNs - Buffer.LastSnapshotNs;
             bool boundary = sinceSnapshot > 0 && !Paused
                 && (RawStorage || Raw(reg) || (!recovered && sinceSnapshot >= ShortestRegistrationPeriodNs));
@@ -498,6 +498,33 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         Thread?[] threads;
         lock (_retries) threads = [.. _retries];
         foreach (var t in threads) t?.Join();
+    }
+
+    /// <summary>
+    /// A restarted sampler, before it samples, takes back the jobs registered in its state_dir and not finalized
+    /// (<see cref="Unfinished"/>; each said in the log), then reads the counters, /proc/stat and every job's cgroup again
+    /// at one instant, <paramref name="monotonicNs"/>, where its first period starts (README "Attribution": a job taken
+    /// back counts from that sampler's start). Each registration reads its job's baseline as it reopens its spool, one
+    /// after the other: the CPU time a job used while the ones before it were taken back was busy time of the first
+    /// period in no job's share. Nothing is stored before that instant (no period closes at a job taken back).
+    /// </summary>
+    public void Recover(long monotonicNs)
+    {
+        lock (_gate)
+        {
+            if (Buffer.LastSnapshotWallNs != 0) throw new InvalidOperationException("jobs are taken back before the first period closes");
+            long start = Buffer.LastSnapshotNs; // the constructor's prime
+            foreach (var reg in Unfinished(_cfg.Paths.StateDir).ToList())
+            {
+                try { Log.Info($"node sampler: {Register(reg, recovered: true, start)}"); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException) { Log.Error($"node sampler: could not recover job {reg.Job.JobId}: {e.Message}"); }
+            }
+            if (_jobs.Count == 0) return;
+            // A snapshot's order: the counters, /proc/stat, then the cgroups.
+            Buffer.Reprime(monotonicNs);
+            if (_procStat?.TryRead(out ulong busy, out _) == true) _lastBusyTicks = busy;
+            foreach (var job in _jobArray) job.Cpu.Rebase();
+        }
     }
 
     /// <summary>Jobs registered in <paramref name="stateRoot"/> and never finalized: what a restarted sampler takes back.</summary>

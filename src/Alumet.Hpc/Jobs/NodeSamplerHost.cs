@@ -71,11 +71,7 @@ public static class NodeSamplerHost
         FinalizedElsewhere.Reset(root); // under the node lock, before the recovery reads the markers
         using var node = new NodeSampler(cfg, sources, Clock.MonotonicNs(), finalization) { OriginNs = origin, CompactAfterJobChanges = true, RetryDayExports = true };
         var sampler = new Sampler(node.Buffer, node);
-        foreach (var reg in NodeSampler.Unfinished(cfg.Paths.StateDir))
-        {
-            try { Log.Info($"node sampler: {node.Register(reg, recovered: true, Clock.MonotonicNs())}"); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException) { Log.Error($"node sampler: could not recover job {reg.Job.JobId}: {e.Message}"); }
-        }
+        node.Recover(Clock.MonotonicNs());
 
         // What the start-up left behind (config, sources, recovery) is garbage: collected and given back to the system
         // before the jobs' work begins, so it does not add to the daemon's peak (README Performance, peak RSS).

@@ -63,6 +63,33 @@ public sealed class MeasurementBuffer
     public void Prime(SourceSlot slot, long monotonicNs) => Read(slot, monotonicNs, 0);
 
     /// <summary>
+    /// Starts the first period again at <paramref name="monotonicNs"/>, before any is closed (a restarted sampler, once it
+    /// has taken its jobs back: NodeSampler.Recover): every source is read there, to no raw sink, and the energy since
+    /// the constructor's prime is in no period, as if that read had been the prime.
+    /// </summary>
+    public void Reprime(long monotonicNs)
+    {
+        if (LastSnapshotWallNs != 0) throw new InvalidOperationException("a period has closed: the first one cannot start again");
+        var sink = RawSink;
+        RawSink = null;
+        try
+        {
+            foreach (var slot in _slots)
+                lock (slot.Gate)
+                {
+                    ReadLocked(slot, monotonicNs, 0);
+                    for (int i = 0; i < slot.Raw.Length; i++)
+                    {
+                        int c = slot.FirstChannel + i;
+                        (_snapTotals[c], _flags[c], _coveredNs[c]) = (slot.Counters[i].Total, 0, 0);
+                    }
+                }
+            LastSnapshotNs = monotonicNs;
+        }
+        finally { RawSink = sink; }
+    }
+
+    /// <summary>
     /// Reads one source at the instant the caller stamped and accumulates its channels. Thread-safe per slot (its gate).
     /// A caller stamps before it waits for the gate: a read stamped no later than the slot's last read lost the race to
     /// a later-stamped one (tick vs snapshot) and is not taken, so per channel time only moves forward; false then.

@@ -202,4 +202,49 @@ public sealed class SnapshotSplitTests : IDisposable
         Assert.Equal(new long[] { 270_000, 270_000 }, Package(JobDir(cfg, "43"), "job:43").Select(r => r.Value));
         second.Close(2000 * Ms, 2000 * Ms);
     }
+
+    /// <summary>
+    /// A restarted sampler takes its jobs back one after the other (each reopens its spool, which takes a while), and each
+    /// registration took its job's CPU baseline then, after the constructor had read the counters and /proc/stat: the CPU
+    /// time of a job while the ones before it were taken back was busy time of the node in its first period, but in no
+    /// job's share (unattributed). The baselines, the counters and /proc/stat are now read at one instant, where its
+    /// first period starts (<see cref="NodeSampler.Recover"/>, the daemon's recovery).
+    /// </summary>
+    [Fact]
+    public void ARestartedSamplerTakesEveryRecoveredJobsBaselineAtTheInstantItsFirstPeriodStarts()
+    {
+        string[] ids = ["42", "43", "44"];
+        var first = FromZero(out var cfg, ids);
+        foreach (string id in ids) _rig.SetJobCpu(id, 100 * Ms);
+        _rig.Proc.SetStat(30, 0);
+        _rig.SetCounters(300_000, 0, 0);
+        first.Snapshot(1000 * Ms, 1000 * Ms);
+        first.Flush(); // then killed: no Close
+
+        // While a job is taken back, every job runs 100 ms and the package counts 30 mJ.
+        ulong taken = 0;
+        void TakingBack()
+        {
+            taken++;
+            foreach (string id in ids) _rig.SetJobCpu(id, (100 + 100 * taken) * Ms);
+            _rig.Proc.SetStat(30 + 30 * taken, 0);
+            _rig.SetCounters(300_000 + 30_000 * taken, 0, 0);
+        }
+        using var second = _rig.NewNode(cfg, beforeCgroupLookup: TakingBack);
+        second.Recover(5 * Ms);
+        Assert.Equal(3UL, taken);
+        Assert.Equal(3, second.JobCount);
+        // Its first period: each job 200 ms of the node's 600 ms busy, 0.6 J.
+        foreach (string id in ids) _rig.SetJobCpu(id, 600 * Ms);
+        _rig.Proc.SetStat(180, 0);
+        _rig.SetCounters(990_000, 0, 0);
+        second.Snapshot(1000 * Ms, 2000 * Ms);
+        second.Flush();
+
+        var period = NodeSamplerTests.Rows(NodeDir(second)).Where(x => x.R.WallNs == 2000 * Ms && x.Resource == "cpu_package:0")
+            .ToDictionary(x => x.Consumer, x => x.R.Value);
+        Assert.Equal(new long[] { 200_000, 200_000, 200_000, 0 }, new[] { "job:42", "job:43", "job:44", "unattributed" }.Select(c => period[c]));
+        Assert.Equal(600_000, period["node"]);
+        second.Close(1000 * Ms, 2000 * Ms);
+    }
 }

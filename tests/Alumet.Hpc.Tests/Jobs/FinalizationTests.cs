@@ -514,7 +514,10 @@ public class FinalizationTests
         Assert.StartsWith("its finalization at the job's end failed (", first.Reason);
         Assert.EndsWith("); finalized from its kept spool when a later job on this node ended", first.Reason);
         ExecBinaryTests.WaitFor(() => !Directory.Exists(ended), "the ended job's state dir removed once finalized");
-        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains(" info: job 304: finalized partial from its kept spool (", StringComparison.Ordinal));
+        // The retry logs once it has concluded (after the state dir's removal), as every finalization does: wait for it.
+        const string retried = " info: job 304: finalized partial from its kept spool (";
+        ExecBinaryTests.WaitFor(() => File.ReadAllLines(install.PathOf("alumet-hpc.log")).Any(l => l.Contains(retried, StringComparison.Ordinal)), "the retry's log line");
+        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.Contains(retried, StringComparison.Ordinal));
     }
 
     /// <summary>

@@ -62,9 +62,12 @@ public sealed class RequeueTests
             runs.Select(r => (r.RunId, r.Status, Math.Round(r.Energy.PackageJ, 9))));
         Assert.Equal(["the job id was registered again by a later run before this run's end came; the node sampler restarted during the job (crash or kill): the energy between its last flush and the restart is missing", ""],
             runs.Select(r => r.Reason));
+        // The retry logs once it has concluded (after its row, as every finalization does): wait for its line.
+        const string retried = " info: job 308: finalized partial from its kept spool (the job id was registered again by a later run";
+        ExecBinaryTests.WaitFor(() => File.ReadAllLines(install.Config.Paths.LogFile).Any(l => l.Contains(retried, StringComparison.Ordinal)), "the retry's log line");
         var log = File.ReadAllLines(install.Config.Paths.LogFile);
         Assert.Single(log, l => l.Contains("slurm prolog job 308 on node1: job 308 already registered; ", StringComparison.Ordinal));
-        Assert.Single(log, l => l.Contains(" info: job 308: finalized partial from its kept spool (the job id was registered again by a later run", StringComparison.Ordinal));
+        Assert.Single(log, l => l.Contains(retried, StringComparison.Ordinal));
         string jobs = Path.GetDirectoryName(state)!;
         ExecBinaryTests.WaitFor(() => Directory.GetDirectories(jobs).Length == 0, "both runs' state dirs removed once finalized");
         Assert.Equal(["308.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName));
