@@ -14,8 +14,8 @@ namespace Alumet.Hpc.Jobs;
 /// epilog for a sampler that crashed or hung: the spool is the same either way, and the row is upserted, so
 /// running it twice changes nothing. One finalizer per job at a time (<see cref="FinalizationLock"/>): a second
 /// one waits, then finds the job finalized and does nothing. Once the Parquet file and the row are written the
-/// state dir is removed and a one-line marker <c>&lt;job&gt;.finalized</c> takes its place; a state dir whose
-/// finalization failed is kept (its spool is the only copy) until <see cref="JobStateCleanup"/> ages it out.
+/// state dir is removed and a short marker <c>&lt;job&gt;.finalized</c> (its outcome, then its run) takes its place; a
+/// state dir whose finalization failed is kept (its spool is the only copy) until <see cref="JobStateCleanup"/> ages it out.
 /// </summary>
 public static class JobFinalizer
 {
@@ -50,12 +50,33 @@ public static class JobFinalizer
     }
 
     /// <summary>What a finished finalization of this job recorded (<c>complete</c>, <c>partial: reason</c>), or null.</summary>
-    public static string? FinalizedLine(string stateDir)
+    public static string? FinalizedLine(string stateDir) => Marker(stateDir)?.Line;
+
+    /// <summary>
+    /// The run the finished finalization of this job recorded (the marker's last line, <c>run=</c>: <see cref="MarkerText"/>),
+    /// or null: none, or a marker written by a version before 2026-12-02, which names no run.
+    /// </summary>
+    public static string? FinalizedRun(string stateDir) => Marker(stateDir)?.Run;
+
+    private const string RunLine = "run=";
+
+    /// <summary>A marker's text: the outcome line (<see cref="FinalizedLine"/>), then the run it is of, so that another
+    /// run of the job id is not taken for it (SamplerLauncher.StopAndFinalize).</summary>
+    private static string MarkerText(string line, string runId) => runId.Length > 0 ? $"{line}\n{RunLine}{runId}\n" : line;
+
+    /// <summary>The job's finalized marker beside its state dir, else the <c>finalized</c> line in it (a kept state dir):
+    /// its outcome and its run (null in one of an earlier version); null when neither is there.</summary>
+    private static (string Line, string? Run)? Marker(string stateDir)
     {
         foreach (string path in new[] { MarkerPath(stateDir), Path.Combine(stateDir, SamplerFiles.Finalized) })
         {
-            try { return File.ReadAllText(path).Trim(); }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { }
+            string text;
+            try { text = File.ReadAllText(path).Trim(); }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { continue; }
+            int last = text.LastIndexOf('\n');
+            return last >= 0 && text.AsSpan(last + 1).StartsWith(RunLine, StringComparison.Ordinal)
+                ? (text[..last].TrimEnd(), text[(last + 1 + RunLine.Length)..].Trim())
+                : (text, null);
         }
         return null;
     }
@@ -65,11 +86,11 @@ public static class JobFinalizer
     /// "not_measured: reason", beside where its state dir would be; the scheduler's directory is made root's only if it
     /// is not there yet (HookHost.CloseSchedulerStateDir).
     /// </summary>
-    public static void MarkNotMeasured(string stateDir, string reason)
+    public static void MarkNotMeasured(string stateDir, string reason, string runId)
     {
         string parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(stateDir))!;
         if (!Directory.Exists(parent)) Directory.CreateDirectory(parent, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        AtomicFile.WriteAllText(MarkerPath(stateDir), $"{JobStatus.NotMeasured}: {reason}");
+        AtomicFile.WriteAllText(MarkerPath(stateDir), MarkerText($"{JobStatus.NotMeasured}: {reason}", runId));
     }
 
     /// <summary>Forgets an earlier run's finalization (a requeued job id starting again on this node).</summary>
@@ -132,15 +153,16 @@ public static class JobFinalizer
     /// <summary>After the row: the marker and the state dir's removal, or the state dir kept with its <c>finalized</c> line.</summary>
     private static void Conclude(string stateDir, AlumetConfig cfg, Outcome outcome, bool removable)
     {
-        string line = (outcome.Reason.Length == 0 ? outcome.Status : $"{outcome.Status}: {outcome.Reason}") + (outcome.Stored ? "" : $" [{outcome.Delivery}]");
+        string text = MarkerText((outcome.Reason.Length == 0 ? outcome.Status : $"{outcome.Status}: {outcome.Reason}") + (outcome.Stored ? "" : $" [{outcome.Delivery}]"),
+            outcome.Record?.RunId ?? "");
         if (removable && cfg.Sampler.KeepState == "failed")
         {
-            AtomicFile.WriteAllText(MarkerPath(stateDir), line); // first: a crash between the two leaves a marker, never a lost job
+            AtomicFile.WriteAllText(MarkerPath(stateDir), text); // first: a crash between the two leaves a marker, never a lost job
             Directory.Delete(stateDir, recursive: true);         // the lock file goes too; our kernel lock holds until disposed
             return;
         }
         if (outcome.ParquetPath.Length > 0) File.Delete(Path.Combine(stateDir, SamplerFiles.ExportPending)); // exported: nothing to retry
-        AtomicFile.WriteAllText(Path.Combine(stateDir, SamplerFiles.Finalized), line);
+        AtomicFile.WriteAllText(Path.Combine(stateDir, SamplerFiles.Finalized), text);
     }
 
     /// <summary>In <c>state_dir</c>: a job's Parquet export failed and waits for <see cref="RetryExports"/> (one

@@ -271,10 +271,18 @@ public static class SamplerLauncher
         string dir = job.StateDirectory(config.Paths.StateDir);
         try
         {
-            if (JobFinalizer.FinalizedLine(dir) is { } done)
+            // A marker of another run answers only that run's epilogs: this run (a requeue of the job id whose prolog did
+            // not register it here) is recorded below. One that names no run (a version before
+            // 2026-12-02 wrote it), or an epilog that does not know its run (OAR's, Slurm 22.05's), is taken as this run's,
+            // as before: a not_measured row and marker for a run that was measured would misstate it.
+            string? done = JobFinalizer.FinalizedLine(dir);
+            bool otherRun = done is not null && job.RunId.Length > 0 && JobFinalizer.FinalizedRun(dir) is { } finalized && finalized != job.RunId;
+            if (done is not null && !otherRun)
                 return new StopResult("already", $"job {job.JobId}: already finalized ({done})");
-            bool withdrawn = WithdrawnRegistration(dir, config);
-            if (withdrawn || (!File.Exists(Path.Combine(dir, JobRegistration.File)) && !File.Exists(Path.Combine(dir, Spool.SpoolWriter.MetaFile))))
+            // Another run's marker is there: nothing of this run was applied (a registration removes it), so a withdrawal
+            // is this run's prolog's, and a state dir is the other run's, kept: never removed here.
+            bool withdrawn = otherRun ? File.Exists(JobFinalizer.WithdrawnPath(dir)) : WithdrawnRegistration(dir, config);
+            if (withdrawn || otherRun || (!File.Exists(Path.Combine(dir, JobRegistration.File)) && !File.Exists(Path.Combine(dir, Spool.SpoolWriter.MetaFile))))
             {
                 // The run id its measuring nodes use where the scheduler says it (the SLUID, Slurm's job start: SlurmHook.ParseJob);
                 // else only this epilog's time, which names no other node's run (README "Run id").
@@ -285,7 +293,7 @@ public static class SamplerLauncher
                 // stalled sampler reads late, whatever its version) is then refused (NodeSampler.Late), not applied over the row.
                 try
                 {
-                    JobFinalizer.MarkNotMeasured(dir, reason);
+                    JobFinalizer.MarkNotMeasured(dir, reason, job.RunId);
                     // A sampler stopped inside that registration (past its checks) drops the job at its next wake.
                     FinalizedElsewhere.Raise(Spool.NodeSpool.Root(config), JobRegistration.KeyOf(job.Scheduler, job.JobId));
                     if (withdrawn) File.Delete(JobFinalizer.WithdrawnPath(dir)); // the marker refuses a late registration from now on

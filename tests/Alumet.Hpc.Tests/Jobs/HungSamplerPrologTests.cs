@@ -146,7 +146,7 @@ public sealed class HungSamplerPrologTests : IDisposable
         Assert.Equal($"error job 602: registration not applied: the job was finalized at {inv(finalizedAt)}Z, after its prolog registered it at {inv(Alumet.Hpc.Core.Clock.FromWallNs(prologStart))}Z\n", answer ?? error);
         Assert.DoesNotContain("602", Ctl("jobs"));
         Assert.False(Directory.Exists(State("602")));
-        Assert.Equal("not_measured: the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)",
+        Assert.Equal($"not_measured: the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)\nrun={row.RunId}\n",
                      File.ReadAllText(JobFinalizer.MarkerPath(State("602"))));
         Assert.Equal(0, Hook("epilog_slurmd", "601").Code);
         row = Assert.Single(Rows("602"));

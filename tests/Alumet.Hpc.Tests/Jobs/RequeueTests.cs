@@ -24,6 +24,16 @@ public sealed class RequeueTests
     private static string State(TestInstallation install, string jobId) =>
         new JobIdentity("slurm", "test", jobId, "root", 0, "node1").StateDirectory(install.Config.Paths.StateDir);
 
+    /// <summary>Run 1 of <paramref name="jobId"/>, registered by its prolog, with 2 J in its spool: its state dir.</summary>
+    private static string Run1With2J(TestInstallation install, string jobId)
+    {
+        string state = State(install, jobId);
+        SlurmRunIdTests.Hook(install, "prolog_slurmd", jobId, Run1);
+        install.Powercap.SetEnergy("intel-rapl:0", 2_000_000);
+        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, $"job:{jobId}", "cpu_package").Sum(r => r.Value) == 2_000_000, "run 1's 2 J in its spool");
+        return state;
+    }
+
     /// <summary>
     /// The node crashed during run 1 (its epilog never came); when the job is requeued to it, the prolog of run 2 starts a
     /// node sampler that takes run 1 back, then registers run 2: run 1 ends there (partial, its row saying why), its spool
@@ -36,10 +46,7 @@ public sealed class RequeueTests
     {
         Skip.If(Environment.UserName != "root", "needs root (the hooks' node sampler)");
         using var install = Node();
-        string state = State(install, "308");
-        SlurmRunIdTests.Hook(install, "prolog_slurmd", "308", Run1);
-        install.Powercap.SetEnergy("intel-rapl:0", 2_000_000);
-        ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, "job:308", "cpu_package").Sum(r => r.Value) == 2_000_000, "run 1's 2 J in its spool");
+        string state = Run1With2J(install, "308");
         int pid = SamplerPid.Read(NodeSpool.Root(install.Config))!.Value.Pid;
         Alumet.Hpc.Native.Libc.kill(pid, 9); // the node goes down: no epilog for run 1
         ExecBinaryTests.WaitFor(() => ProcessState.Read(pid) is not { State: not ('Z' or 'X') }, "the node sampler's death");
@@ -55,11 +62,50 @@ public sealed class RequeueTests
             runs.Select(r => (r.RunId, r.Status, Math.Round(r.Energy.PackageJ, 9))));
         Assert.Equal(["the job id was registered again by a later run before this run's end came; the node sampler restarted during the job (crash or kill): the energy between its last flush and the restart is missing", ""],
             runs.Select(r => r.Reason));
+        // The retry logs once it has concluded (after its row, as every finalization does): wait for its line.
+        const string retried = " info: job 308: finalized partial from its kept spool (the job id was registered again by a later run";
+        ExecBinaryTests.WaitFor(() => File.ReadAllLines(install.Config.Paths.LogFile).Any(l => l.Contains(retried, StringComparison.Ordinal)), "the retry's log line");
         var log = File.ReadAllLines(install.Config.Paths.LogFile);
         Assert.Single(log, l => l.Contains("slurm prolog job 308 on node1: job 308 already registered; ", StringComparison.Ordinal));
-        Assert.Single(log, l => l.Contains(" info: job 308: finalized partial from its kept spool (the job id was registered again by a later run", StringComparison.Ordinal));
+        Assert.Single(log, l => l.Contains(retried, StringComparison.Ordinal));
         string jobs = Path.GetDirectoryName(state)!;
         ExecBinaryTests.WaitFor(() => Directory.GetDirectories(jobs).Length == 0, "both runs' state dirs removed once finalized");
         Assert.Equal(["308.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName));
+    }
+
+    private const string NotRegistered = "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)";
+
+    /// <summary>
+    /// Run 2 of a job id whose prolog did not register it on this node (prolog failed or not configured): its epilog
+    /// records run 2 not_measured, with why, though run 1's finalized marker is there; the marker then names run 2, and a
+    /// repeated epilog of run 2 is answered from it. A marker of a version before this one names no run: it is taken as
+    /// the job's, as that version took it ("already finalized", no row). Fails on a863da4: run 2's epilog found run 1's
+    /// marker and answered "already finalized (complete)": no row for run 2.
+    /// </summary>
+    [SkippableFact]
+    public void AnEpilogOfARequeuedRunWhosePrologDidNotRegisterItRecordsThatRunNotMeasured()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (the hooks' node sampler)");
+        using var install = Node();
+        string state = Run1With2J(install, "309");
+        SlurmRunIdTests.Hook(install, "epilog_slurmd", "309", Run1);
+
+        SlurmRunIdTests.Hook(install, "epilog_slurmd", "309", Run2); // run 2: its prolog never registered it here
+        SlurmRunIdTests.Hook(install, "epilog_slurmd", "309", Run2); // again: answered from run 2's marker
+
+        var runs = FinalizationTests.Runs(install, "309", 2);
+        Assert.Equal([("20251202T080000000Z", JobStatus.Complete, 2.0, ""), ("20251202T090000000Z", JobStatus.NotMeasured, 0.0, NotRegistered)],
+            runs.Select(r => (r.RunId, r.Status, Math.Round(r.Energy.PackageJ, 9), r.Reason)));
+        Assert.Equal(($"not_measured: {NotRegistered}", "20251202T090000000Z"), (JobFinalizer.FinalizedLine(state), JobFinalizer.FinalizedRun(state)));
+        var log = File.ReadAllLines(install.Config.Paths.LogFile);
+        Assert.Single(log, l => l.Contains($"slurm epilog job 309 on node1: not_measured: job 309: no sampler state in {state} (", StringComparison.Ordinal));
+        Assert.Single(log, l => l.Contains($"slurm epilog job 309 on node1: already: job 309: already finalized (not_measured: {NotRegistered}) (", StringComparison.Ordinal));
+
+        // A marker as a version before this one left it (no run in it): the job's, whichever run asks.
+        string old = State(install, "310");
+        File.WriteAllText(JobFinalizer.MarkerPath(old), "complete");
+        SlurmRunIdTests.Hook(install, "epilog_slurmd", "310", Run2);
+        Assert.Empty(FinalizationTests.Runs(install, "310", 0));
+        Assert.Single(File.ReadAllLines(install.Config.Paths.LogFile), l => l.Contains("slurm epilog job 310 on node1: already: job 310: already finalized (complete) (", StringComparison.Ordinal));
     }
 }

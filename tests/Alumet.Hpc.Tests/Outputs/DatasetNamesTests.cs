@@ -240,7 +240,7 @@ public sealed class DatasetNamesTests
             (row.Status, row.Reason, row.ParquetPath));
         Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
         Assert.False(Directory.Exists(spool), "the spool goes once exported");
-        Assert.Equal("complete", File.ReadAllText(JobFinalizer.MarkerPath(spool)));
+        Assert.Equal($"complete\nrun={row.RunId}\n", File.ReadAllText(JobFinalizer.MarkerPath(spool)));
         Assert.False(File.Exists(Path.Combine(install.Config.Paths.StateDir, "exports-pending")), "nothing left to retry");
         string[] log = File.ReadAllLines(install.Config.Paths.LogFile);
         Assert.Single(log, l => l.Contains($"job 747: Parquet export failed: {sentence}; the spool stays in {spool} and is {Retried}", StringComparison.Ordinal));
