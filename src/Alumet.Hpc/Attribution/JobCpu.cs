@@ -36,6 +36,13 @@ public sealed class JobCpu : IDisposable
     /// </summary>
     public bool Refound { get; private set; }
 
+    /// <summary>
+    /// The last <see cref="Sample"/> found the job's cgroup gone (removed, or replaced by a requeue) after a read of it: its
+    /// CPU time since that read is not known, so the job's rows of this period are flagged (Slurm removes a job's cgroup
+    /// when its last step ends, before its epilog's end reads it, unless the extern step keeps it: PrologFlags=Contain).
+    /// </summary>
+    public bool Lost { get; private set; }
+
     /// <param name="recovered">
     /// False for a job registered by its prolog: the cgroup is new, so its whole usage when first seen is this
     /// period's. True for a job recovered by a restarted sampler: the usage so far belongs to periods already gone.
@@ -74,7 +81,7 @@ public sealed class JobCpu : IDisposable
     public ulong Sample(long monotonicNs, List<(string Step, ulong Ns)> steps)
     {
         steps.Clear();
-        Refound = false;
+        Refound = Lost = false;
         if (_locator is null || (_reader is null && !TryOpen())) return 0;
 
         // Steps first, then the job: the kernel charges a step's CPU time to its job as well, so a job read after its
@@ -90,6 +97,7 @@ public sealed class JobCpu : IDisposable
         // that did not move is checked against the directory, so a gone or replaced cgroup is seen (one stat, idle jobs only).
         if (!_reader!.TryReadNs(out ulong ns) || (_hasLast && ns == _lastNs && !IsOpenedDirectory()))
         {
+            Lost = _hasLast && !_lost;
             _lost |= _hasLast;
             DropCgroup(); // removed (or replaced by a requeue): look it up again next period
             steps.Clear();

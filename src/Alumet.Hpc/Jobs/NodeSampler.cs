@@ -765,11 +765,15 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     }
 
     /// <summary>
-    /// A job's share of a CPU-side counter in the period its cgroup was read again after it was lost (a requeue while
-    /// registered): flagged <see cref="SpoolFlags.ReadError"/>, since it misses the old cgroup's CPU time since its last read.
+    /// A job's share of a CPU-side counter in the period its cgroup was found gone after a read (<see cref="JobCpu.Lost"/>:
+    /// <see cref="SpoolFlags.CgroupGone"/>, its CPU time since that read is missing), or read again after it was lost (a
+    /// requeue while registered: <see cref="SpoolFlags.ReadError"/>, it misses the old cgroup's CPU time since its last read).
     /// </summary>
     private static SpoolFlags ShareFlags(NodeJob job, EnergyChannel ch, SpoolFlags f) =>
-        job.Cpu.Refound && !job.Exclusive && ch.Resource.Kind != ResourceKind.Gpu ? f | SpoolFlags.ReadError : f;
+        job.Exclusive || ch.Resource.Kind == ResourceKind.Gpu ? f
+        : job.Cpu.Refound ? f | SpoolFlags.ReadError
+        : job.Cpu.Lost ? f | SpoolFlags.CgroupGone
+        : f;
 
     /// <summary>
     /// Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node (or

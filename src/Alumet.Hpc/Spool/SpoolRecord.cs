@@ -44,4 +44,8 @@ public enum SpoolFlags
     /// <summary>A reading was impossible (counter reset, or more energy than max_power_w allows) and was rejected:
     /// 0 counted for it, so the value misses that read's interval.</summary>
     Implausible = 4,
+    /// <summary>A job's share only: the job's cgroup was gone when the interval's end read it (Slurm removes it when the
+    /// job's last step ends, before its epilog's end; or a requeue replaced it): its CPU time since its previous read is
+    /// not known, so the share misses it (that energy is in unattributed).</summary>
+    CgroupGone = 8,
 }

@@ -1,6 +1,7 @@
 using Alumet.Hpc.Attribution;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Outputs.Accounting;
 using Alumet.Hpc.Spool;
 using Alumet.Hpc.Tests.Fakes;
 using Alumet.Hpc.Tests.Sampling;
@@ -128,19 +129,58 @@ public sealed class SnapshotSplitTests : IDisposable
         Directory.Move(old, old + ".old");
         _rig.SetJobCpu("42", 200 * Ms);
         Directory.Delete(old + ".old", recursive: true);
-        Period(2, 0);   // the old cgroup is lost: nothing known for the job
+        Period(2, 0);   // the old cgroup is lost: its CPU time since its last read is not known (flagged)
         Period(3, 500); // the new one is found: its whole 500 ms
         Period(4, 900); // and goes on
         node.Flush();
 
         string dir = JobDir(cfg, "42");
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 540_000, 0), (2000, 0, 0), (3000, 450_000, SpoolFlags.ReadError), (4000, 360_000, 0) },
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 540_000, 0), (2000, 0, SpoolFlags.CgroupGone), (3000, 450_000, SpoolFlags.ReadError), (4000, 360_000, 0) },
             Package(dir, "job:42"));
         // Every interval still conserves: the job alone on the node gets the node and unattributed series.
         var node42 = Package(dir, "node");
         var unattributed = Package(dir, "unattributed");
         for (int p = 0; p < 4; p++) Assert.Equal(node42[p].Value, Package(dir, "job:42")[p].Value + unattributed[p].Value);
         node.Close(4000 * Ms, 4000 * Ms);
+    }
+
+    /// <summary>
+    /// A job's cgroup already removed when its epilog's end reads it (Slurm removes it when the job's last step ends, before
+    /// the epilog, unless PrologFlags=Contain keeps the extern step): its CPU time since the last snapshot is not known, so
+    /// its share of that last period is 0, and nothing said so. That share row now carries flags=8 (the job's cgroup was gone:
+    /// its CPU time since the previous read is not in it); the job's row is as it was (complete, no read error: no counter
+    /// failed).
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AJobCgroupGoneBeforeItsEndFlagsTheShareItsLastPeriodMisses(bool removedReadFails)
+    {
+        using var node = FromZero(out var cfg, ["42", "43"]);
+        _rig.SetJobCpu("42", 300 * Ms);
+        _rig.SetJobCpu("43", 200 * Ms);
+        _rig.Proc.SetStat(60, 0);
+        _rig.SetCounters(600_000, 0, 0);
+        node.Snapshot(1000 * Ms, 1000 * Ms);
+        // Job 42's last step ends: its cgroup goes with the CPU time it used since 1 s (its open file: unreadable, or its last value).
+        string old = _rig.Cgroups.PathOf(JobDir42);
+        if (removedReadFails) File.WriteAllText(Path.Combine(old, "cpuacct.usage"), "");
+        Directory.Delete(old, recursive: true);
+        _rig.SetJobCpu("43", 300 * Ms);
+        _rig.Proc.SetStat(90, 0);
+        _rig.SetCounters(900_000, 0, 0);
+        var end = node.End(NodeRig.Job("42").Key, true, "", 1500 * Ms, 1500 * Ms)!; // its epilog
+        node.Flush();
+
+        string nodeDir = NodeDir(node);
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 300_000, 0), (1500, 0, SpoolFlags.CgroupGone) }, Package(nodeDir, "job:42"));
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 200_000, 0), (1500, 100_000, 0) }, Package(nodeDir, "job:43"));
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 100_000, 0), (1500, 200_000, 0) }, Package(nodeDir, "unattributed"));
+        Assert.Equal((JobStatus.Complete, "", 0L), (end.Status, end.Record!.Reason, end.Record.ReadErrors));
+        var last = ReadOrderTests.Series(end.ParquetPath)
+            .Where(kv => kv.Key.Consumer == "job:42").ToDictionary(kv => kv.Key.Domain, kv => kv.Value[^1].Flags);
+        Assert.Equal(new Dictionary<string, int> { ["cpu_package:0"] = 8, ["cpu_cores:0"] = 8, ["dram:0"] = 8 }, last); // in its Parquet file too
+        node.Close(1500 * Ms, 1500 * Ms);
     }
 
     /// <summary>

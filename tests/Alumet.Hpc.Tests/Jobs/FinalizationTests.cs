@@ -83,7 +83,9 @@ public class FinalizationTests
     {
         // The count: 216 jobs left 216 state dirs (44 MB). Each exec run here finalizes its own job.
         using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100");
-        for (int i = 1; i <= 216; i++)
+        // Ids 9001-9216: an exec's cgroup is the machine's (alumet-exec-<id> under the real cgroup root), so an id that
+        // a test in another class runs at the same time (exec's own ids count from 1 in each state dir) is refused.
+        for (int i = 9001; i <= 9216; i++)
             Assert.Equal(0, ExecCommand.Run(install.ConfigPath, i.ToString(), null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
 
         string execState = Path.Combine(install.Config.Paths.StateDir, "exec");
@@ -93,7 +95,7 @@ public class FinalizationTests
         Assert.Equal(216, left.Count);
         Assert.True(Directory.EnumerateFiles(execState).Sum(f => new FileInfo(f).Length) < 216 * 48, "one short marker per job (its outcome and run)");
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        Assert.Equal(216, Enumerable.Range(1, 216).Count(i => db.GetJob(i.ToString()).Count == 1));
+        Assert.Equal(216, Enumerable.Range(9001, 216).Count(i => db.GetJob(i.ToString()).Count == 1));
     }
 
     [Fact]
@@ -116,8 +118,8 @@ public class FinalizationTests
         File.SetLastWriteTimeUtc(Path.Combine(newDir, SpoolWriter.RecordsFile), DateTime.UtcNow.AddHours(-1));
         Directory.SetLastWriteTimeUtc(newDir, twoDaysAgo); // the spool's own time counts, not the directory's
 
-        // Any later job's finalization cleans up.
-        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "1", null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
+        // Any later job's finalization cleans up (an id no other test runs at the same time: ManyJobsLeaveNoStateDirs).
+        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "9301", null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
 
         Assert.False(Directory.Exists(oldDir));
         Assert.False(File.Exists(oldMarker));
