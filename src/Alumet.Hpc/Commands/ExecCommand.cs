@@ -122,7 +122,7 @@ public static class ExecCommand
         if (root)
         {
             sources.Dispose(); // checked here for the error above; the node sampler opens its own
-            return RunAsNodeJob(cfg, configPath, job, program.Path, command, storagePeriodMs == 0, noReport, reportOut, samplerExecutable);
+            return RunAsNodeJob(cfg, configPath, job, idPicked: jobId is null, program.Path, command, storagePeriodMs == 0, noReport, reportOut, samplerExecutable);
         }
         using var _ = sources;
         using var cts = new CancellationTokenSource();
@@ -150,14 +150,35 @@ public static class ExecCommand
     /// Root: the command as a job of the node sampler, in its own cgroup, registered and ended as a prolog and an epilog
     /// do (so a sampler that dies mid-command gives a partial row with the reason, finalized here from the spool).
     /// </summary>
-    private static int RunAsNodeJob(AlumetConfig cfg, string? configPath, JobIdentity job, string program, string[] command, bool raw,
+    /// <param name="idPicked">The id is the node's exec counter's (no --job-id): one whose cgroup is in use is skipped.</param>
+    private static int RunAsNodeJob(AlumetConfig cfg, string? configPath, JobIdentity job, bool idPicked, string program, string[] command, bool raw,
                                     bool noReport, TextWriter reportOut, string? samplerExecutable)
     {
         var cgroup = ExecCgroup.Create(cfg.Paths.CgroupRoot, job.JobId, out string? cgroupProblem, out bool inUse);
+        // The cgroup is the node's, the counter this state_dir's: another installation's exec (its own counter counts from 1
+        // too), or a command a killed exec left running, can hold the id's cgroup. The user gave no id: take the next one.
+        for (int skipped = 0; inUse && idPicked && skipped < MaxIdsSkipped; skipped++)
+        {
+            string skippedDir = job.StateDirectory(cfg.Paths.StateDir);
+            try
+            {
+                job = job with { JobId = ExecJobIds.Next(cfg.Paths.StateDir) };
+                Directory.CreateDirectory(job.StateDirectory(cfg.Paths.StateDir));
+                Directory.Delete(skippedDir); // empty: made by Run for this id, nothing in it
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine(StateDirError(cfg, e));
+                return 2;
+            }
+            cgroup = ExecCgroup.Create(cfg.Paths.CgroupRoot, job.JobId, out cgroupProblem, out inUse);
+        }
         if (inUse)
         {
             // Another exec with this --job-id is running: one job id, one command (its registration would be taken for ours).
-            Console.Error.WriteLine($"alumet-hpc: exec: {cgroupProblem}; give another --job-id (nothing was measured)");
+            Console.Error.WriteLine(idPicked
+                ? $"alumet-hpc: exec: {cgroupProblem}, as were the {MaxIdsSkipped} ids before it that this node's exec counter gave; give a --job-id (nothing was measured)"
+                : $"alumet-hpc: exec: {cgroupProblem}; give another --job-id (nothing was measured)");
             return 2;
         }
         if (cgroup is null)
@@ -247,6 +268,9 @@ public static class ExecCommand
             return 126;
         }
     }
+
+    /// <summary>How many ids of the exec counter whose cgroup is in use one exec skips before it gives up.</summary>
+    private const int MaxIdsSkipped = 100;
 
     private static string StateDirError(AlumetConfig cfg, Exception e) =>
         $"alumet-hpc: exec: cannot write the job's state under {cfg.Paths.StateDir}: {e.Message}; set [paths] state_dir to a writable directory";

@@ -90,7 +90,9 @@ public static class NodeSamplerHost
             // Nothing of this sampler is open any more (socket, jobs' and day's spools): the node lock goes now, not after the
             // closed day's export (seconds, minutes at raw storage), so that a prolog meanwhile starts the next sampler and
             // its job is measured. The export holds the day's own lock (no pruning under it); a sampler that reopens the
-            // day appends after the records the export counted (NodeSpool.Export).
+            // day appends after the records the export counted (NodeSpool.Export). The sources close first: the next
+            // sampler opens them again (a BMC may take one session at a time; perf and MSR descriptors, NVML).
+            sources.Dispose();
             File.Delete(Path.Combine(root, SamplerFiles.Pid));
             nodeLock.Dispose();
         });

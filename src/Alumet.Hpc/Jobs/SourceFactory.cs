@@ -46,11 +46,16 @@ public sealed record SourceSet(IReadOnlyList<SourceSlot> Slots, string Perimeter
         return owned;
     }
 
+    /// <summary>Closes every source once (the node daemon closes them before its exit's export, and again by <c>using</c>:
+    /// a second close of a descriptor would close whatever reused its number).</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         foreach (var s in Slots) s.Source.Dispose();
         CrossCheck?.DisposeUnstarted(); // a started one closes its own descriptors when done
     }
+
+    private int _disposed;
 }
 
 public static class SourceFactory

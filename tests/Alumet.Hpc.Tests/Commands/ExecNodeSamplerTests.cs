@@ -241,6 +241,46 @@ public class ExecNodeSamplerTests
         Assert.Equal(JobStatus.Complete, Assert.Single(db.GetJob("97")).Status);
     }
 
+    /// <summary>
+    /// An id exec picked itself (no --job-id) whose cgroup another exec holds — one of another installation on this node
+    /// (its own state_dir counts from 1 too: the cgroup is the node's), or a command a killed exec left running — is
+    /// skipped for the next one: the user gave no id, so "give another --job-id" would be no answer.
+    /// </summary>
+    [Fact]
+    public void AnIdPickedByExecWhoseCgroupAnotherExecHoldsIsSkipped()
+    {
+        using var lab = new Lab();
+        string parent = Path.Combine(lab.Cgroups.Root, Hierarchy, ExecCgroup.Parent), held = Path.Combine(parent, ExecCgroup.Name("1"));
+        Directory.CreateDirectory(held);
+        using var holder = Process.Start(new ProcessStartInfo("flock", ["--exclusive", held, "sleep", "300"]))!; // as a running exec does
+        try
+        {
+            ExecBinaryTests.WaitFor(() => !ExecCgroupFree(held), "the other exec's lock on its cgroup");
+            var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", lab.Install.ConfigPath, "--no-report", "--", "true"])
+                { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            string stderr = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, stderr);
+            // (A generated tree's cgroup keeps the cgroup.procs file exec wrote: its rmdir is refused, which exec notes.)
+            Assert.DoesNotContain("exec_1", stderr);
+            using var db = AccountingDb.OpenReadOnly(lab.Install.Config.Paths.Database);
+            Assert.Empty(db.GetJob("1"));
+            Assert.Equal(JobStatus.Complete, Assert.Single(db.GetJob("2")).Status);
+            Assert.False(Directory.Exists(lab.State("exec", "1")), "no state dir left for the skipped id");
+            Assert.Equal("3", File.ReadAllText(Path.Combine(lab.Install.Config.Paths.StateDir, "exec", "next-id")).Trim());
+            Assert.True(Directory.Exists(held), "the other exec's cgroup untouched");
+        }
+        finally { holder.Kill(); holder.WaitForExit(); }
+
+        // Whether the cgroup dir's lock is free (flock -n on it succeeds).
+        static bool ExecCgroupFree(string dir)
+        {
+            using var probe = Process.Start(new ProcessStartInfo("flock", ["--nonblock", "--exclusive", dir, "true"]))!;
+            probe.WaitForExit();
+            return probe.ExitCode == 0;
+        }
+    }
+
     [Fact]
     public void WithoutACgroupHierarchyExecSaysSoAndIsChargedTheWholeNode()
     {

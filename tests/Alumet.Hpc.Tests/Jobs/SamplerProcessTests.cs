@@ -180,14 +180,47 @@ public class SamplerProcessTests
         Assert.Equal(3.0, row.Energy.PackageJ, 12);
         Assert.Equal(NodeSpool.ParquetPath(install.Config, "test", "node1", Path.GetFileName(day)), NodeSpool.ExportedTo(day));
 
-        static bool Alive(int pid) => ProcessState.Read(pid) is { State: not ('Z' or 'X') };
-        // The finalize-job child that exports the day (alumet-hpc finalize-job ... --node-day DAY), or null.
-        static string? ExportOf(string day) => Directory.EnumerateDirectories("/proc").Select(d =>
+    }
+
+    private static bool Alive(int pid) => ProcessState.Read(pid) is { State: not ('Z' or 'X') };
+
+    /// <summary>The finalize-job child that exports the day (alumet-hpc finalize-job ... --node-day DAY), or null.</summary>
+    private static string? ExportOf(string day) => Directory.EnumerateDirectories("/proc").Select(d =>
+    {
+        try { return File.ReadAllText(Path.Combine(d, "cmdline")).Split('\0'); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
+    }).Where(argv => argv.Contains(FinalizerProcess.Command) && argv.SkipWhile(a => a != "--node-day").Skip(1).FirstOrDefault() == day)
+      .Select(argv => string.Join(' ', argv)).FirstOrDefault();
+
+    [Fact]
+    public void ASamplerExportingItsDayAtExitHasClosedItsSourcesForTheNextOne()
+    {
+        // The exiting sampler lets the node lock go before its closed day's export (seconds, minutes at raw storage), and
+        // the next sampler opens the sources again meanwhile: the old one must not hold them (a BMC may take one session).
+        using var install = NewInstall();
+        var job = Job("132");
+        var launched = Start(install, job);
+        string day = Assert.Single(Directory.GetDirectories(NodeSpool.Root(install.Config)), d => NodeSpool.IsDay(Path.GetFileName(d), out _));
+        string powercap = Path.GetFullPath(install.Powercap.Root);
+        Assert.NotEmpty(OpenUnder(launched.Pid, powercap)); // sampling: the counters are open
+        using (var dayLock = FinalizationLock.Acquire(day, TimeSpan.Zero, out _))
         {
-            try { return File.ReadAllText(Path.Combine(d, "cmdline")).Split('\0'); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
-        }).Where(argv => argv.Contains(FinalizerProcess.Command) && argv.SkipWhile(a => a != "--node-day").Skip(1).FirstOrDefault() == day)
-          .Select(argv => string.Join(' ', argv)).FirstOrDefault();
+            Assert.NotNull(dayLock);
+            var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
+            Assert.True(stop.Status == "stopped", stop.Message);
+            WaitFor(() => ExportOf(day) is not null, "the exiting sampler's export of its day (waiting for the day's lock)");
+            Assert.True(Alive(launched.Pid), "the sampler still waits for its day's export");
+            var open = OpenUnder(launched.Pid, powercap);
+            Assert.True(open.Count == 0, $"still open while the day's export waits: {string.Join(", ", open)}");
+        }
+        WaitFor(() => !Alive(launched.Pid), "the sampler's exit after its export", 60);
+
+        // The process's open descriptors whose target is under dir.
+        static List<string> OpenUnder(int pid, string dir) => Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd").Select(fd =>
+        {
+            try { return new FileInfo(fd).LinkTarget ?? ""; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return ""; }
+        }).Where(t => t.StartsWith(dir + "/", StringComparison.Ordinal)).ToList();
     }
 
     [Fact]
