@@ -228,6 +228,37 @@ public sealed class SnapshotSplitTests : IDisposable
         return node;
     }
 
+    /// <summary>Period 1, to 1 s: each job cgroup of <paramref name="runs"/> runs its ms; the node is 1 s busy and counts 0.9 J.</summary>
+    private void FirstSecond(NodeSampler node, params (string Cgroup, ulong Ms)[] runs)
+    {
+        foreach (var (cgroup, ms) in runs) Run(cgroup, ms);
+        _rig.Proc.SetStat(100, 0);
+        _rig.SetCounters(900_000, 0, 0);
+        node.Snapshot(1000 * Ms, 1000 * Ms);
+    }
+
+    /// <summary>Period 2 ends at 1.5 s, the node 0.5 s busy, 0.5 J, where <paramref name="job"/>'s epilog ends it.</summary>
+    private JobFinalizer.Outcome EpilogAt1500(NodeSampler node, JobRegistration job)
+    {
+        _rig.Proc.SetStat(150, 0);
+        _rig.SetCounters(1_400_000, 0, 0);
+        var end = node.End(job.Key, true, "", 1500 * Ms, 1500 * Ms)!;
+        node.Flush();
+        return end;
+    }
+
+    /// <summary>
+    /// The package rows of each consumer in the node's spool, (1 s, its value then, 1.5 s, its value and flags then), and
+    /// every interval of every domain conserving.
+    /// </summary>
+    private static void AssertPeriods(NodeSampler node, params (string Consumer, long At1000, long At1500, SpoolFlags Flags)[] expected)
+    {
+        string nodeDir = NodeDir(node);
+        foreach (var (consumer, first, second, flags) in expected)
+            Assert.Equal(new (long, long, SpoolFlags)[] { (1000, first, 0), (1500, second, flags) }, Package(nodeDir, consumer));
+        AssertConserves(nodeDir);
+    }
+
     /// <summary>Every interval of every domain in <paramref name="dir"/>'s spool: node = Σ job:* + unattributed, exactly.</summary>
     private static void AssertConserves(string dir)
     {
@@ -244,46 +275,38 @@ public sealed class SnapshotSplitTests : IDisposable
     /// Slurm (22.05, cgroup v1, proctrack/cgroup) removes a job's cgroup when its last step ends, before its epilog's end
     /// reads it, and the user's directory with their last job on the node: the job's CPU time since the last snapshot is
     /// still counted in the cgroups above (cpuacct charges every ancestor). The job's last period was 0 and its energy
-    /// unattributed (flags=8). It is now the CPU time of its nearest parent still there (<c>uid_1000</c>, or
-    /// <c>slurm</c> when <paramref name="userDirToo"/>) less the other registered jobs' below it, and the rows say so
-    /// (flags=16); every interval still conserves.
+    /// unattributed (flags=8). It is now the CPU time of its nearest parent still there (<c>uid_1000</c> while job 44
+    /// keeps it, else <c>slurm</c>; OAR 2's <c>oar</c>) less the other registered jobs' below it, and the rows say so
+    /// (flags=16); every interval still conserves. (OAR 2.5 removes a job's cgroup after its epilogue: README
+    /// "Attribution"; its layout allows the same.)
     /// </summary>
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void AJobCgroupGoneBeforeItsEndGetsItsLastPeriodFromTheSchedulersCgroupAboveIt(bool userDirToo)
+    [InlineData("cpuacct/slurm/uid_1000/job_42", "cpuacct/slurm/uid_1001/job_43", "cpuacct/slurm/uid_1000/job_44")]
+    [InlineData("cpuacct/slurm/uid_1000/job_42", "cpuacct/slurm/uid_1001/job_43", null)]
+    [InlineData("cpuacct/oar/alice_42", "cpuacct/oar/bob_43", null)]
+    public void AJobCgroupGoneBeforeItsEndGetsItsLastPeriodFromTheSchedulersCgroupAboveIt(string j42, string j43, string? j44)
     {
-        const string J42 = "cpuacct/slurm/uid_1000/job_42", J43 = "cpuacct/slurm/uid_1001/job_43", J44 = "cpuacct/slurm/uid_1000/job_44";
-        var jobs = new List<(string, JobRegistration)> { (J42, Job("slurm", "42", "alice", 1000)), (J43, Job("slurm", "43", "bob", 1001)) };
-        if (!userDirToo) jobs.Add((J44, Job("slurm", "44", "alice", 1000))); // keeps alice's directory
+        string scheduler = j42.Contains("/oar/", StringComparison.Ordinal) ? "oar" : "slurm";
+        var jobs = new List<(string, JobRegistration)> { (j42, Job(scheduler, "42", "alice", 1000)), (j43, Job(scheduler, "43", "bob", 1001)) };
+        var first = new List<(string, ulong)> { (j42, 300), (j43, 200) };
+        if (j44 is not null)
+        {
+            jobs.Add((j44, Job(scheduler, "44", "alice", 1000)));
+            first.Add((j44, 100));
+        }
         using var node = WithSchedulerLayout(out var cfg, [.. jobs]);
-        // Period 1: 42 runs 300 ms, 43 200, 44 100; the node 1 s busy, 0.9 J.
-        Run(J42, 300);
-        Run(J43, 200);
-        if (!userDirToo) Run(J44, 100);
-        _rig.Proc.SetStat(100, 0);
-        _rig.SetCounters(900_000, 0, 0);
-        node.Snapshot(1000 * Ms, 1000 * Ms);
+        FirstSecond(node, [.. first]); // 42 runs 300 ms, 43 200, 44 100
         // Period 2: 42 runs 150 ms and its last step ends: Slurm removes its cgroup (and alice's directory with her last
         // job); 43 runs 100 ms, 44 50; the node 0.5 s busy, 0.5 J. Its epilog's end at 1.5 s.
-        Run(J42, 150);
-        Rmdir(J42);
-        if (userDirToo) Rmdir("cpuacct/slurm/uid_1000", readFails: false); // a removed file still read: its directory is gone
-        Run(J43, 100);
-        if (!userDirToo) Run(J44, 50);
-        _rig.Proc.SetStat(150, 0);
-        _rig.SetCounters(1_400_000, 0, 0);
-        var end = node.End(Job("slurm", "42", "alice", 1000).Key, true, "", 1500 * Ms, 1500 * Ms)!;
-        node.Flush();
+        Run(j42, 150);
+        Rmdir(j42);
+        if (j44 is null && scheduler == "slurm") Rmdir(Path.GetDirectoryName(j42)!, readFails: false); // a removed file still read: its directory is gone
+        Run(j43, 100);
+        if (j44 is not null) Run(j44, 50);
+        var end = EpilogAt1500(node, Job(scheduler, "42", "alice", 1000));
 
-        string nodeDir = NodeDir(node);
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 270_000, 0), (1500, 150_000, SpoolFlags.FromParentCgroup) }, Package(nodeDir, "job:42"));
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 180_000, 0), (1500, 100_000, 0) }, Package(nodeDir, "job:43"));
-        Assert.Equal(userDirToo
-                ? new (long, long, SpoolFlags)[] { (1000, 450_000, 0), (1500, 250_000, 0) }
-                : new (long, long, SpoolFlags)[] { (1000, 360_000, 0), (1500, 200_000, 0) },
-            Package(nodeDir, "unattributed"));
-        AssertConserves(nodeDir);
+        AssertPeriods(node, ("job:42", 270_000, 150_000, SpoolFlags.FromParentCgroup), ("job:43", 180_000, 100_000, 0),
+            j44 is null ? ("unattributed", 450_000, 250_000, SpoolFlags.None) : ("unattributed", 360_000, 200_000, SpoolFlags.None));
         Assert.Equal((JobStatus.Complete, "", 0L), (end.Status, end.Record!.Reason, end.Record.ReadErrors));
         var last = ReadOrderTests.Series(end.ParquetPath)
             .Where(kv => kv.Key.Consumer == "job:42").ToDictionary(kv => kv.Key.Domain, kv => kv.Value[^1].Flags);
@@ -301,28 +324,16 @@ public sealed class SnapshotSplitTests : IDisposable
         const string J42 = "cpuacct/slurm/uid_1000/job_42", J43 = "cpuacct/slurm/uid_1001/job_43", J44 = "cpuacct/slurm/uid_1000/job_44";
         using var node = WithSchedulerLayout(out var cfg,
             (J42, Job("slurm", "42", "alice", 1000)), (J43, Job("slurm", "43", "bob", 1001)), (J44, Job("slurm", "44", "alice", 1000)));
-        Run(J42, 300);
-        Run(J43, 200);
-        Run(J44, 100);
-        _rig.Proc.SetStat(100, 0);
-        _rig.SetCounters(900_000, 0, 0);
-        node.Snapshot(1000 * Ms, 1000 * Ms);
+        FirstSecond(node, (J42, 300), (J43, 200), (J44, 100));
         Run(J42, 150);
         Rmdir(J42);
         Run(J44, 50);
         Rmdir(J44);
         Run(J43, 100);
-        _rig.Proc.SetStat(150, 0);
-        _rig.SetCounters(1_400_000, 0, 0);
-        node.End(Job("slurm", "42", "alice", 1000).Key, true, "", 1500 * Ms, 1500 * Ms);
-        node.Flush();
+        EpilogAt1500(node, Job("slurm", "42", "alice", 1000));
 
-        string nodeDir = NodeDir(node);
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 270_000, 0), (1500, 0, SpoolFlags.CgroupGone) }, Package(nodeDir, "job:42"));
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 90_000, 0), (1500, 0, SpoolFlags.CgroupGone) }, Package(nodeDir, "job:44"));
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 180_000, 0), (1500, 100_000, 0) }, Package(nodeDir, "job:43"));
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 360_000, 0), (1500, 400_000, 0) }, Package(nodeDir, "unattributed"));
-        AssertConserves(nodeDir);
+        AssertPeriods(node, ("job:42", 270_000, 0, SpoolFlags.CgroupGone), ("job:44", 90_000, 0, SpoolFlags.CgroupGone),
+            ("job:43", 180_000, 100_000, 0), ("unattributed", 360_000, 400_000, 0));
         node.Close(1500 * Ms, 1500 * Ms);
     }
 
@@ -338,56 +349,15 @@ public sealed class SnapshotSplitTests : IDisposable
     {
         const string J42 = "cpuacct/slurm/uid_1000/job_42", J44 = "cpuacct/slurm/uid_1000/job_44";
         using var node = WithSchedulerLayout(out var cfg, (J42, Job("slurm", "42", "alice", 1000)), (J44, Job("slurm", "44", "alice", 1000)));
-        Run(J42, 300);
-        Run(J44, 100);
-        _rig.Proc.SetStat(100, 0);
-        _rig.SetCounters(900_000, 0, 0);
-        node.Snapshot(1000 * Ms, 1000 * Ms);
+        FirstSecond(node, (J42, 300), (J44, 100));
         Run(J42, 150);
         Rmdir(J42);
         Run(J44, 50);
         if (unknown.EndsWith("cgroup.procs", StringComparison.Ordinal)) File.WriteAllText(_rig.Cgroups.PathOf(unknown), "4242\n");
         else Run(unknown, 100);
-        _rig.Proc.SetStat(150, 0);
-        _rig.SetCounters(1_400_000, 0, 0);
-        node.End(Job("slurm", "42", "alice", 1000).Key, true, "", 1500 * Ms, 1500 * Ms);
-        node.Flush();
+        EpilogAt1500(node, Job("slurm", "42", "alice", 1000));
 
-        string nodeDir = NodeDir(node);
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 270_000, 0), (1500, 0, SpoolFlags.CgroupGone) }, Package(nodeDir, "job:42"));
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 90_000, 0), (1500, 50_000, 0) }, Package(nodeDir, "job:44"));
-        AssertConserves(nodeDir);
-        node.Close(1500 * Ms, 1500 * Ms);
-    }
-
-    /// <summary>
-    /// OAR 2's layout (cgroup v1, <c>cpuacct/oar/&lt;user&gt;_&lt;id&gt;</c>: the OAR directory holds the job cgroups only):
-    /// a job cgroup removed before the job's end gets its last period from the OAR directory, as Slurm's does. (OAR 2.5
-    /// removes it after the epilogue: README "Attribution".)
-    /// </summary>
-    [Fact]
-    public void AnOarJobCgroupGoneBeforeItsEndGetsItsLastPeriodFromTheOarCgroup()
-    {
-        const string J42 = "cpuacct/oar/alice_42", J43 = "cpuacct/oar/bob_43";
-        using var node = WithSchedulerLayout(out var cfg, (J42, Job("oar", "42", "alice", 1000)), (J43, Job("oar", "43", "bob", 1001)));
-        Run(J42, 300);
-        Run(J43, 200);
-        _rig.Proc.SetStat(100, 0);
-        _rig.SetCounters(900_000, 0, 0);
-        node.Snapshot(1000 * Ms, 1000 * Ms);
-        Run(J42, 150);
-        Rmdir(J42);
-        Run(J43, 100);
-        _rig.Proc.SetStat(150, 0);
-        _rig.SetCounters(1_400_000, 0, 0);
-        node.End(Job("oar", "42", "alice", 1000).Key, true, "", 1500 * Ms, 1500 * Ms);
-        node.Flush();
-
-        string nodeDir = NodeDir(node);
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 270_000, 0), (1500, 150_000, SpoolFlags.FromParentCgroup) }, Package(nodeDir, "job:42"));
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 180_000, 0), (1500, 100_000, 0) }, Package(nodeDir, "job:43"));
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 450_000, 0), (1500, 250_000, 0) }, Package(nodeDir, "unattributed"));
-        AssertConserves(nodeDir);
+        AssertPeriods(node, ("job:42", 270_000, 0, SpoolFlags.CgroupGone), ("job:44", 90_000, 50_000, 0));
         node.Close(1500 * Ms, 1500 * Ms);
     }
 
