@@ -42,6 +42,15 @@ public static class MeasurementInterfaces
     public static bool IsEstimate(this MeasurementInterface i) => i == MeasurementInterface.Estimate;
 
     /// <summary>
+    /// Whether the interface named <paramref name="wire"/> is read on a thread of its own (NVML, README "Timing"): a row of
+    /// its series holds the energy between two of its own reads and its interval is the time between them, which ends up
+    /// to one read interval (1 / nvml_hz) before the row's timestamp. Every other source is read at each period's end, so
+    /// its rows' intervals are the periods and tile the job's time.
+    /// </summary>
+    public static bool ReadOnItsOwnThread(string wire) =>
+        wire == MeasurementInterface.NvmlEnergyCounter.Wire() || wire == MeasurementInterface.NvmlIntegratedPower.Wire();
+
+    /// <summary>
     /// Slack of the implausible-delta bound (<see cref="EnergyCounter"/>), ns: a read interval of E may hold up to
     /// max_power_w × (E + slack) of energy. It covers how stale a reading can be — RAPL counters update about every
     /// 1 ms, NVML's energy counter every 20-100 ms (README, "Timing") — and a reader preempted between taking its

@@ -726,7 +726,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 var ch = channels[c];
                 ulong e = _delta[c];
                 var f = _flags[c];
-                long interval = _intervals[c]; // the period's, or what a channel whose reads failed covered (TakeSnapshot)
+                long interval = _intervals[c]; // the time its energy covers: the period's, or between NVML's own reads (TakeSnapshot)
                 ulong unattributed;
                 shares.Clear();
                 if (ch.Resource.Kind == ResourceKind.Gpu)

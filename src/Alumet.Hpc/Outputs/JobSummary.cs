@@ -37,17 +37,22 @@ public sealed record DomainEnergies(double PackageJ, double CoreJ, double Uncore
 /// <summary>
 /// What one consumer (<c>job:&lt;id&gt;</c>, <c>step:&lt;id&gt;.&lt;step&gt;</c>, <c>node</c> ...) used over the spool.
 /// </summary>
-/// <param name="StartNs">Start of the first stored interval (WallNs - IntervalNs of the earliest record), Unix ns; 0 when there is no record.</param>
+/// <param name="StartNs">Start of the first stored interval (WallNs - IntervalNs of the earliest record of a source read at
+/// the periods' ends: an NVML row's interval ends at its last read, up to one read interval before its timestamp, README
+/// "Timing"), Unix ns; 0 when there is no record.</param>
 /// <param name="EndNs">End of the last stored interval, Unix ns.</param>
 /// <param name="MaxPowerW">Highest power of the counted domains over windows of consecutive stored intervals at least
 /// max(storage_period_ms, attribution_period_ms) long (a short last interval joins the window before it): a few-ms
-/// final interval that caught an NVML counter step, or one 1 ms RAPL read, never makes the peak.</param>
+/// final interval that caught an NVML counter step, or one 1 ms RAPL read, never makes the peak. A window's power is
+/// the sum of each source's energy over that source's own time in it.</param>
 /// <param name="Samples">Number of spool records of this consumer.</param>
 /// <param name="WrapAmbiguous">Records flagged <see cref="SpoolFlags.WrapAmbiguous"/>: the energy is a lower bound.</param>
 /// <param name="ReadErrors">Records flagged <see cref="SpoolFlags.ReadError"/>.</param>
 /// <param name="Implausible">Records flagged <see cref="SpoolFlags.Implausible"/>: a reading was rejected (reset or impossible jump), its interval is missing.</param>
 /// <param name="MeasuredNs">Time covered by the stored intervals on the monotonic clock (the longest series' sum of
-/// interval lengths): a wall-clock step (NTP, an admin's date) changes the timestamps, never this.</param>
+/// interval lengths, among the sources read at the periods' ends when there is one: an NVML series' sum runs from its
+/// last read before the first period to its last read before the end): a wall-clock step (NTP, an admin's date) changes
+/// the timestamps, never this.</param>
 public sealed record ConsumerSummary(
     string Consumer, DomainEnergies Energy, long StartNs, long EndNs, double MaxPowerW, long Samples, long WrapAmbiguous, long ReadErrors,
     long Implausible = 0, long MeasuredNs = 0)
@@ -150,19 +155,22 @@ public sealed record JobSummary(
         }
 
         // Peak-power windows: at least the storage period, and the attribution period the shares are stored at. Each
-        // source stamps its own reads (raw storage: RAPL every ~1 ms, NVML every 20-100 ms), so a window's length is
+        // source stamps its own reads (raw storage: RAPL every ~1 ms, NVML every 20-100 ms; aggregated: NVML's rows
+        // cover the time between its own last reads before two period ends), so a window's length and its power are
         // taken per source (interface), and only from the domains counted in the total, whose energy the peak is of.
         long windowNs = Math.Max(meta.StoragePeriodMs, meta.AttributionPeriodMs) * 1_000_000L;
         var clockOfSeries = new int[meta.Series.Count];
         var clocks = new Dictionary<string, int>(StringComparer.Ordinal);
+        var ownThread = new bool[meta.Series.Count];
         for (int i = 0; i < clockOfSeries.Length; i++)
         {
             var s = meta.Series[i];
+            ownThread[i] = MeasurementInterfaces.ReadOnItsOwnThread(s.Interface);
             if (!kindOfSeries[i].CountsInTotal()) clockOfSeries[i] = -1;
             else if (!clocks.TryGetValue(s.Interface, out clockOfSeries[i])) clocks[s.Interface] = clockOfSeries[i] = clocks.Count;
         }
         var acc = new ConsumerAccumulator[4 + stepIds.Count];
-        for (int i = 0; i < acc.Length; i++) acc[i] = new ConsumerAccumulator(meta.Series.Count, windowNs, clockOfSeries, clocks.Count);
+        for (int i = 0; i < acc.Length; i++) acc[i] = new ConsumerAccumulator(meta.Series.Count, windowNs, clockOfSeries, clocks.Count, ownThread);
         var unc = new UncertaintyAccumulator[acc.Length];
         for (int i = 0; i < unc.Length; i++) unc[i] = new UncertaintyAccumulator(meta, options.Uncertainty.MaxPowerW);
         var carbon = new CarbonAccumulator(options.Carbon);
@@ -246,13 +254,16 @@ public sealed record JobSummary(
         return stepIds.Count - 1;
     }
 
-    private sealed class ConsumerAccumulator(int seriesCount, long windowNs, int[] clockOfSeries, int clocks)
+    /// <param name="ownThread">Per series: read on a thread of its own (NVML), whose intervals end at its reads, not at the
+    /// periods' ends (<see cref="MeasurementInterfaces.ReadOnItsOwnThread"/>): Start and the measured time come from the other
+    /// series when there are any.</param>
+    private sealed class ConsumerAccumulator(int seriesCount, long windowNs, int[] clockOfSeries, int clocks, bool[] ownThread)
     {
         // Per series raw sums and monotonic time covered. Int128: a long holds 2^63 units, which in perf's 2^-32 J is
         // 2^31 J, ~50 days of a 500 W package; records are longs, so no sum of them can overflow an Int128.
         private readonly Int128[] _raw = new Int128[seriesCount];
         private readonly long[] _intervalNs = new long[seriesCount];
-        private long _start = long.MaxValue, _end = long.MinValue;
+        private long _start = long.MaxValue, _periodStart = long.MaxValue, _end = long.MinValue;
         private long _samples, _wrap, _readErrors, _implausible;
         private readonly PeakPower _peak = new(windowNs, clocks);
 
@@ -266,6 +277,7 @@ public sealed record JobSummary(
             if ((r.Flags & SpoolFlags.Implausible) != 0) _implausible++;
             long start = r.WallNs - r.IntervalNs;
             if (start < _start) _start = start;
+            if (start < _periodStart && !ownThread[r.Series]) _periodStart = start;
             if (r.WallNs > _end) _end = r.WallNs;
             if (clockOfSeries[r.Series] >= 0) _peak.Add(r.WallNs, clockOfSeries[r.Series], r.IntervalNs, countedJoules);
         }
@@ -276,17 +288,23 @@ public sealed record JobSummary(
             for (int i = 0; i < _raw.Length; i++)
                 if (_raw[i] != 0) byKind[(int)kinds[i]] += (double)_raw[i] * meta.Series[i].JoulesPerUnit;
             bool any = _samples > 0;
+            long measured = 0, ownMeasured = 0;
+            for (int i = 0; i < _intervalNs.Length; i++)
+                if (ownThread[i]) ownMeasured = Math.Max(ownMeasured, _intervalNs[i]);
+                else measured = Math.Max(measured, _intervalNs[i]);
             return new ConsumerSummary(consumer, DomainEnergies.FromArray(byKind),
-                any ? _start : fallbackStart, any ? _end : fallbackStart, _peak.Finish(), _samples, _wrap, _readErrors, _implausible,
-                _intervalNs.Length == 0 ? 0 : _intervalNs.Max());
+                _periodStart != long.MaxValue ? _periodStart : any ? _start : fallbackStart, any ? _end : fallbackStart,
+                _peak.Finish(), _samples, _wrap, _readErrors, _implausible, measured > 0 ? measured : ownMeasured);
         }
     }
 
     /// <summary>
     /// Peak power over windows of consecutive stored timestamps. Each source's reads of the counted domains at one
     /// timestamp form a step (their energy, and that source's interval); a window ends before the first timestamp after
-    /// any source's steps in it add up to <c>windowNs</c>, and lasts as long as its longest source's steps (sources read
-    /// at their own rates: adding a 1 ms RAPL step and a 50 ms NVML step as two steps counted most windows twice as long).
+    /// any source's steps in it add up to <c>windowNs</c>, and its power is the sum over sources of each one's energy over
+    /// its own time in it (sources read at their own rates: adding a 1 ms RAPL step and a 50 ms NVML step as two steps
+    /// counted most windows twice as long; and an NVML row's energy is that of the time between its own reads, 0.9 to
+    /// 1.1 s of a 1 s period at 10 Hz, so its power is over that time, not over RAPL's period).
     /// A last window shorter than <c>windowNs</c> joins the one before it, so a few-ms final interval is averaged over a
     /// whole window. Records of one timestamp arrive close together in the spool, so only a small set of recent
     /// timestamps is kept open: memory stays bounded on a multi-day 1 kHz spool.
@@ -295,9 +313,10 @@ public sealed record JobSummary(
     {
         private const int OpenLimit = 4096;
         private readonly SortedDictionary<(long WallNs, int Clock), (double Joules, long IntervalNs)> _open = new();
-        private readonly long[] _clockNs = new long[clocks]; // each source's time in the open window
+        // Each source's energy and own time in the open window, and in the window before it.
+        private readonly double[] _clockJ = new double[clocks], _prevJ = new double[clocks];
+        private readonly long[] _clockNs = new long[clocks], _prevClockNs = new long[clocks];
         private double _max;
-        private double _windowJ, _prevJ;
         private long _windowNs, _prevNs, _lastWallNs = long.MinValue;
 
         public void Add(long wallNs, int clock, long intervalNs, double joules)
@@ -322,17 +341,31 @@ public sealed record JobSummary(
         {
             if (wallNs != _lastWallNs && _windowNs >= windowNs && _windowNs > 0) CloseWindow();
             _lastWallNs = wallNs;
-            _windowJ += joules;
+            _clockJ[clock] += joules;
             _clockNs[clock] += intervalNs;
             _windowNs = Math.Max(_windowNs, _clockNs[clock]);
         }
 
         private void CloseWindow()
         {
-            if (_prevNs > 0) _max = Math.Max(_max, _prevJ / (_prevNs / 1e9));
-            (_prevJ, _prevNs) = (_windowJ, _windowNs);
-            (_windowJ, _windowNs) = (0, 0);
+            if (_prevNs > 0) _max = Math.Max(_max, Power(_prevJ, _prevClockNs, _prevNs));
+            Array.Copy(_clockJ, _prevJ, clocks);
+            Array.Copy(_clockNs, _prevClockNs, clocks);
+            _prevNs = _windowNs;
+            _windowNs = 0;
+            Array.Clear(_clockJ);
             Array.Clear(_clockNs);
+        }
+
+        /// <summary>Σ over sources of energy / own time; a source with energy but no time in the window (none of the
+        /// sampler's rows: only a hand-made spool) takes the window's length.</summary>
+        private static double Power(double[] joules, long[] ns, long windowNs)
+        {
+            double w = 0;
+            for (int c = 0; c < joules.Length; c++)
+                if (ns[c] > 0) w += joules[c] / (ns[c] / 1e9);
+                else if (joules[c] != 0) w += joules[c] / (windowNs / 1e9);
+            return w;
         }
 
         public double Finish()
@@ -340,8 +373,13 @@ public sealed record JobSummary(
             CloseOldest(_open.Count);
             if (_windowNs >= windowNs && _windowNs > 0) CloseWindow();
             // The short remainder joins the last full window; alone (a job shorter than one window) it is the window.
-            (_prevJ, _prevNs) = (_prevJ + _windowJ, _prevNs + _windowNs);
-            if (_prevNs > 0) _max = Math.Max(_max, _prevJ / (_prevNs / 1e9));
+            for (int c = 0; c < clocks; c++)
+            {
+                _prevJ[c] += _clockJ[c];
+                _prevClockNs[c] += _clockNs[c];
+            }
+            _prevNs += _windowNs;
+            if (_prevNs > 0) _max = Math.Max(_max, Power(_prevJ, _prevClockNs, _prevNs));
             return _max;
         }
     }

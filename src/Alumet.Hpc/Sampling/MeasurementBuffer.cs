@@ -163,10 +163,14 @@ public sealed class MeasurementBuffer
     /// instant and the totals: every raw record's stamp is in the period whose split counted it. Returns the period's length; 0 when it is
     /// empty (nothing read after the previous snapshot's end: nothing is taken, the next period keeps it all).
     /// </summary>
-    /// <param name="intervals">Per channel, the time its energy covers: the period's length, except for a channel whose
-    /// reads failed in it, whose good reads covered less (0 when none was good) or, on recovery, more: the whole time
-    /// since its last good read, whose energy the delta holds (README "Timing"; a period's length there would make its
-    /// power the energy of several periods over one).</param>
+    /// <param name="intervals">Per channel, the time its energy covers: from its last good read at or before the previous
+    /// period's end to its last good read in this period (README "Timing"). For a fast source, read at the period's end, that is
+    /// the period's length. For an own-thread source (NVML) its reads bound the energy, not the period's ends: its last read
+    /// before each end is up to one read interval early, so the delta holds 9 to 11 reads' worth of a 10-read period, and
+    /// the period's length there made a steady GPU's power swing ±1/(nvml_hz × period) from row to row and its peak
+    /// that much high. A channel whose reads failed covered less (0 when none was good) or, on recovery, more: the
+    /// whole time since its last good read (a period's length there made its power the energy of several periods over
+    /// one).</param>
     public long TakeSnapshot(ref long monotonicNs, ref long wallNs, Span<ulong> delta, Span<SpoolFlags> flags, Span<long> intervals)
     {
         int held = 0;
@@ -197,7 +201,7 @@ public sealed class MeasurementBuffer
                     _snapTotals[c] = total;
                     flags[c] = (SpoolFlags)_flags[c];
                     _flags[c] = 0;
-                    intervals[c] = (flags[c] & SpoolFlags.ReadError) != 0 ? _coveredNs[c] : interval;
+                    intervals[c] = _coveredNs[c];
                     _coveredNs[c] = 0;
                 }
             }

@@ -16,6 +16,10 @@ internal sealed class UncertaintyAccumulator
     private readonly double[] _jpu;
     private readonly double _maxPowerW;
     private readonly long[] _n, _measuredNs, _gapNs, _lastEnd, _lastNonZeroEnd, _lastIntervalNs;
+    /// <summary>Per series: <see cref="GapToleranceNs"/>, plus one read interval for a source read on its own thread (NVML),
+    /// whose rows' intervals end at its last read before their timestamps, not at them: two consecutive rows' intervals
+    /// seem up to one read interval apart though nothing was lost (README "Timing").</summary>
+    private readonly long[] _gapToleranceNs;
     private readonly Int128[] _raw; // a long overflows at 2^31 J in perf's 2^-32 J (JobSummary)
     private readonly Int128[] _splitRaw, _splitNodeRaw; // Σ over the periods whose split the file holds: this consumer's, the node's
     private readonly double[] _sumSq, _wrapBoundJ;
@@ -30,6 +34,10 @@ internal sealed class UncertaintyAccumulator
         _lastEnd = new long[n]; _lastNonZeroEnd = new long[n]; _lastIntervalNs = new long[n];
         _sumSq = new double[n]; _wrapBoundJ = new double[n];
         _lastReadError = new bool[n];
+        double nvmlHz = meta.SourceHz.TryGetValue(Sources.Nvml.NvmlSource.SourceName, out double hz) && hz > 0 ? hz : 1; // nvml_hz ≥ 1
+        _gapToleranceNs = meta.Series
+            .Select(s => MeasurementInterfaces.ReadOnItsOwnThread(s.Interface) ? GapToleranceNs + (long)(1e9 / nvmlHz) : GapToleranceNs)
+            .ToArray();
     }
 
     /// <summary>A record of <paramref name="series"/> in a period whose split the file holds (<see cref="SplitPeriods"/>):
@@ -49,7 +57,7 @@ internal sealed class UncertaintyAccumulator
         long interval = Math.Max(0, r.IntervalNs);
         _measuredNs[s] += interval;
         long start = r.WallNs - interval;
-        if (_lastEnd[s] != 0 && start - _lastEnd[s] > GapToleranceNs) _gapNs[s] += start - _lastEnd[s];
+        if (_lastEnd[s] != 0 && start - _lastEnd[s] > _gapToleranceNs[s]) _gapNs[s] += start - _lastEnd[s];
         if ((r.Flags & (SpoolFlags.WrapAmbiguous | SpoolFlags.Implausible)) != 0)
         {
             // While reads stall, stored intervals carry 0: the flagged read spans back to the last energy seen.

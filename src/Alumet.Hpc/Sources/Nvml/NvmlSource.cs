@@ -51,7 +51,10 @@ public sealed class NvmlSource : IEnergySource
         Channels = devices.Select(d => new EnergyChannel(d.Resource, d.Interface, 1e-3, 0, d.Name)).ToArray();
     }
 
-    public string Name => "nvml";
+    /// <summary>The source's name: its rate's key in the spool's and the Parquet file's <c>frequency_hz</c>.</summary>
+    public const string SourceName = "nvml";
+
+    public string Name => SourceName;
 
     /// <summary>One channel per entry of <see cref="Devices"/>, same order.</summary>
     public IReadOnlyList<EnergyChannel> Channels { get; }
