@@ -32,9 +32,11 @@ public sealed class JobCpu : IDisposable
     public long? LastSeenNs { get; private set; }
 
     /// <summary>
-    /// The last <see cref="Sample"/> read the job's cgroup again after it had been lost (removed, or replaced by a requeue
-    /// while the job stayed registered): the periods across miss the old cgroup's CPU time since its last read, so the
-    /// job's rows of this period are flagged.
+    /// The last <see cref="Sample"/> read the job's cgroup again after reads of it had failed while it stayed there (same
+    /// directory, usage not lower): this period's CPU time holds that of the periods it could not be read, so the job's
+    /// rows of this period are flagged. Not so for another cgroup at its path (a requeue while the job stayed registered):
+    /// its whole usage is counted once from the period it is found, and the old one's CPU time since its last read is in
+    /// the period that lost it (<see cref="Lost"/>, <see cref="FromParent"/>).
     /// </summary>
     public bool Refound { get; private set; }
 
@@ -164,7 +166,7 @@ public sealed class JobCpu : IDisposable
             bool same = !_removed && (_readerInode is null || _lastInode is null || _readerInode == _lastInode) && ns >= _lastNs;
             delta = same ? ns - _lastNs : ns;
             _lost = _removed = false;
-            Refound = true;
+            Refound = same;
         }
         // First sight: a recovered job's usage so far belongs to periods already gone; a new job's is all this period's.
         else if (!_hasLast) delta = _recovered ? 0 : ns;

@@ -773,8 +773,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// <summary>
     /// A job's share of a CPU-side counter in the period its cgroup was found gone after a read (<see cref="JobCpu.Lost"/>:
     /// <see cref="SpoolFlags.CgroupGone"/>, its CPU time since that read is missing; <see cref="SpoolFlags.FromParentCgroup"/>
-    /// where it was taken from the scheduler's cgroup above it), or read again after it was lost (a
-    /// requeue while registered: <see cref="SpoolFlags.ReadError"/>, it misses the old cgroup's CPU time since its last read).
+    /// where it was taken from the scheduler's cgroup above it), or read again after its reads failed (the same cgroup:
+    /// <see cref="SpoolFlags.ReadError"/>, it holds the CPU time of the periods it could not be read; a requeue's new
+    /// cgroup is counted whole, with no flag: <see cref="JobCpu.Refound"/>).
     /// </summary>
     private static SpoolFlags ShareFlags(NodeJob job, EnergyChannel ch, SpoolFlags f) =>
         job.Exclusive || ch.Resource.Kind == ResourceKind.Gpu ? f

@@ -104,15 +104,19 @@ public sealed class SnapshotSplitTests : IDisposable
 
     /// <summary>
     /// A job's cgroup removed and made again while the job stays registered (a requeue): the new cgroup's whole usage is
-    /// the job's, counted from the period it is found, and that period's rows are flagged (the old cgroup's CPU time
-    /// since its last read is missing). It used to keep the old cgroup's last usage as the new one's baseline, counting 0
-    /// until the new usage passed it (the kernel's removed cgroup reads fail: <paramref name="oldReadFails"/>; a plain
-    /// file, or a kernel whose removed file still reads its last value, is caught by its directory's inode).
+    /// the job's, counted from the period it is found. It used to keep the old cgroup's last usage as the new one's
+    /// baseline, counting 0 until the new usage passed it (the kernel's removed cgroup reads fail:
+    /// <paramref name="oldReadFails"/>; a plain file, or a kernel whose removed file still reads its last value, is caught
+    /// by its directory's inode). What is missing, the old cgroup's CPU time since its last read, is in the period that
+    /// lost it (flags=8); the period the new one is found misses nothing, and its rows carried flags=2, whose reason says
+    /// "counter read errors": they carry none now. Flags=2 stays where the same cgroup is read again after reads of it
+    /// failed (<paramref name="sameCgroup"/>): that period holds the CPU time of the one it could not be read.
     /// </summary>
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void AJobCgroupMadeAgainCountsItsWholeUsageOnceAndFlagsThePeriodItIsFound(bool oldReadFails)
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public void AJobCgroupFoundAgainCountsItsUsageOnceAndFlagsReadErrorOnlyWhereItsReadsFailed(bool oldReadFails, bool sameCgroup)
     {
         using var node = FromZero(out var cfg, ["42"]);
         void Period(int s, ulong jobMs)
@@ -126,16 +130,20 @@ public sealed class SnapshotSplitTests : IDisposable
         // The requeue: the old cgroup goes (its open file: unreadable, or its last value), a new one is made at its path.
         string old = _rig.Cgroups.PathOf(JobDir42);
         if (oldReadFails) File.WriteAllText(Path.Combine(old, "cpuacct.usage"), "");
-        Directory.Move(old, old + ".old");
-        _rig.SetJobCpu("42", 200 * Ms);
-        Directory.Delete(old + ".old", recursive: true);
-        Period(2, 0);   // the old cgroup is lost: its CPU time since its last read is not known (flagged)
-        Period(3, 500); // the new one is found: its whole 500 ms
-        Period(4, 900); // and goes on
+        if (!sameCgroup)
+        {
+            Directory.Move(old, old + ".old");
+            _rig.SetJobCpu("42", 200 * Ms);
+            Directory.Delete(old + ".old", recursive: true);
+        }
+        Period(2, 0);   // the old cgroup is lost (or unreadable): its CPU time since its last read is not known (flagged)
+        Period(3, sameCgroup ? 1100UL : 500); // the new one is found: its whole 500 ms (the same one: 500 ms since its last read)
+        Period(4, sameCgroup ? 1500UL : 900); // and goes on
         node.Flush();
 
         string dir = JobDir(cfg, "42");
-        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 540_000, 0), (2000, 0, SpoolFlags.CgroupGone), (3000, 450_000, SpoolFlags.ReadError), (4000, 360_000, 0) },
+        var found = sameCgroup ? SpoolFlags.ReadError : SpoolFlags.None;
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 540_000, 0), (2000, 0, SpoolFlags.CgroupGone), (3000, 450_000, found), (4000, 360_000, 0) },
             Package(dir, "job:42"));
         // Every interval still conserves: the job alone on the node gets the node and unattributed series.
         var node42 = Package(dir, "node");
