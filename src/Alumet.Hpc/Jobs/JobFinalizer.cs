@@ -150,7 +150,9 @@ public static class JobFinalizer
         return outcome;
     }
 
-    /// <summary>After the row: the marker and the state dir's removal, or the state dir kept with its <c>finalized</c> line.</summary>
+    /// <summary>After the row: the marker and the state dir's removal, or the state dir kept with its <c>finalized</c> line.
+    /// The marker of an earlier run moved aside by a requeue (<see cref="JobStateCleanup.RunAside"/>) stays too: the late
+    /// epilog of that run is answered from it (SamplerLauncher.StopAndFinalize); pruned by age as every marker.</summary>
     private static void Conclude(string stateDir, AlumetConfig cfg, Outcome outcome, bool removable)
     {
         string text = MarkerText((outcome.Reason.Length == 0 ? outcome.Status : $"{outcome.Status}: {outcome.Reason}") + (outcome.Stored ? "" : $" [{outcome.Delivery}]"),
@@ -227,18 +229,10 @@ public static class JobFinalizer
             return null;
         }
         if (outcome is null) return null;
-        ConcludeRetry(stateDir, cfg, outcome, removable);
+        Conclude(stateDir, cfg, outcome, removable);
         if (outcome.ParquetPath.Length > 0)
             Log.Info($"job {outcome.Record!.JobId}: Parquet export retried: {outcome.ParquetPath}; row {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}; {outcome.Delivery}");
         return outcome;
-    }
-
-    /// <summary>A retry's end: as any finalization's, and the marker of an earlier run moved aside by a requeue
-    /// (<see cref="NodeSampler"/>'s <c>&lt;job&gt;.run-&lt;run id&gt;</c>, a name that is no job id) removed: no epilog asks for it.</summary>
-    private static void ConcludeRetry(string stateDir, AlumetConfig cfg, Outcome outcome, bool removable)
-    {
-        Conclude(stateDir, cfg, outcome, removable);
-        if (!Schedulers.SchedulerInput.IsJobId(Path.GetFileName(Path.TrimEndingDirectorySeparator(stateDir)))) File.Delete(MarkerPath(stateDir));
     }
 
     /// <summary>A job that ended and whose finalization failed (<see cref="SamplerFiles.FinalizeError"/>), or a run the
@@ -277,7 +271,7 @@ public static class JobFinalizer
             }
             return null;
         }
-        ConcludeRetry(stateDir, cfg, outcome, removable);
+        Conclude(stateDir, cfg, outcome, removable);
         Log.Info($"job {outcome.Record!.JobId}: finalized {outcome.Status} from its kept spool ({outcome.Reason}), {outcome.ParquetPath}; {outcome.Delivery}");
         return outcome;
     }

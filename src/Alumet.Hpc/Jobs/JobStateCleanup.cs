@@ -23,8 +23,13 @@ public static class JobStateCleanup
     public const string KeptLoggedFile = "kept-unexported.logged";
 
     /// <summary>An earlier run's state dir moved aside by a requeue is <c>&lt;job&gt;.run-&lt;run id&gt;</c> (NodeSampler), a name
-    /// that is no job id: never recovered nor asked for by an epilog, pruned as the job's own dir.</summary>
+    /// that is no job id: never recovered, asked for by a late epilog of that run only (SamplerLauncher.StopAndFinalize),
+    /// pruned as the job's own dir; so is its marker, <c>&lt;job&gt;.run-&lt;run id&gt;.finalized</c>.</summary>
     public const string RunAsideInfix = ".run-";
+
+    /// <summary>Where the state of run <paramref name="runId"/> of the job whose state dir is <paramref name="stateDir"/>
+    /// goes when a later run of the job id takes its place (its dir, and its marker beside it: <see cref="JobFinalizer.MarkerPath"/>).</summary>
+    public static string RunAside(string stateDir, string runId) => Path.TrimEndingDirectorySeparator(stateDir) + RunAsideInfix + runId;
 
     /// <summary>Whether <paramref name="name"/> names a job's state dir (or its marker's stem): a job id, or an earlier run
     /// of one moved aside (<see cref="RunAsideInfix"/>).</summary>

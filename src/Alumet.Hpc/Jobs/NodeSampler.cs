@@ -351,7 +351,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         try { runId = SpoolWriter.ReadMeta(dir).RunId; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { runId = ""; }
         if (runId.Length == 0 || !runId.All(char.IsAsciiLetterOrDigit)) runId = Clock.WallNs().ToString(CultureInfo.InvariantCulture);
-        string aside = dir + JobStateCleanup.RunAsideInfix + runId;
+        string aside = JobStateCleanup.RunAside(dir, runId);
         if (Path.Exists(aside)) aside += "-" + Clock.WallNs().ToString(CultureInfo.InvariantCulture);
         try { Directory.Move(dir, aside); } // rename(2); the retry takes the lock we hold before it reads the dir
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -370,19 +370,33 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// Ends a job at this instant: closes its last period (a snapshot for every job, so all files keep the same
     /// timestamps), removes it, and finalizes it (Parquet + accounting row). Null when the job is not registered.
     /// </summary>
-    public JobFinalizer.Outcome? End(string key, bool complete, string reason, long monotonicNs, long wallNs)
+    /// <param name="runId">The run the end is for (an epilog that knows it: SamplerLauncher.StopAndFinalize), or null
+    /// (any run: OAR's, Slurm 22.05's, a hook of an earlier version).</param>
+    /// <exception cref="OtherRunRegistered">Another run of the job id is registered: nothing is ended.</exception>
+    public JobFinalizer.Outcome? End(string key, bool complete, string reason, long monotonicNs, long wallNs, string? runId = null)
     {
         Interlocked.Increment(ref _finalizing);
-        try { return EndCore(key, complete, reason, monotonicNs, wallNs); }
+        try { return EndCore(key, complete, reason, monotonicNs, wallNs, runId); }
         finally { Interlocked.Decrement(ref _finalizing); }
     }
 
-    private JobFinalizer.Outcome? EndCore(string key, bool complete, string reason, long monotonicNs, long wallNs)
+    /// <summary>In the answer to an end of a run that is not the registered one (<see cref="OtherRunRegistered"/>).</summary>
+    public const string NotTheRegisteredRun = " is not the registered run ";
+
+    /// <summary>An end for a run of the job id other than the registered one: the late epilog of an earlier run (a
+    /// requeue) must never end the later run.</summary>
+    public sealed class OtherRunRegistered(string key, string runId, string registered)
+        : InvalidOperationException($"job {key} run {runId}{NotTheRegisteredRun}{registered}: nothing ended");
+
+    private JobFinalizer.Outcome? EndCore(string key, bool complete, string reason, long monotonicNs, long wallNs, string? runId)
     {
         NodeJob? job;
         lock (_gate)
         {
             if (!_jobs.TryGetValue(key, out job)) return null;
+            // A registration that named no run (a prolog of a version before run ids) is taken as any run's, as Register takes it.
+            if (runId is not null && job.Registration.Job.RunId is { Length: > 0 } registered && registered != runId)
+                throw new OtherRunRegistered(key, runId, registered);
             (complete, reason) = CloseJob(job, complete, reason, monotonicNs, wallNs);
         }
         string dir = job.Registration.Job.StateDirectory(_cfg.Paths.StateDir);
