@@ -52,6 +52,11 @@ public static class JobFinalizer
     /// <summary>What a finished finalization of this job recorded (<c>complete</c>, <c>partial: reason</c>), or null.</summary>
     public static string? FinalizedLine(string stateDir) => Marker(stateDir)?.Line;
 
+    /// <summary><see cref="FinalizedLine"/> when the marker is of run <paramref name="runId"/> or names none (or the run is
+    /// not known: ""); null when it is another run's.</summary>
+    public static string? FinalizedLine(string stateDir, string runId) =>
+        Marker(stateDir) is { } m && (m.Run is null || runId.Length == 0 || m.Run == runId) ? m.Line : null;
+
     /// <summary>
     /// The run the finished finalization of this job recorded (the marker's last line, <c>run=</c>: <see cref="MarkerText"/>),
     /// or null: none, or a marker written by a version before 2026-12-02, which names no run.
@@ -69,17 +74,29 @@ public static class JobFinalizer
     private static (string Line, string? Run)? Marker(string stateDir)
     {
         foreach (string path in new[] { MarkerPath(stateDir), Path.Combine(stateDir, SamplerFiles.Finalized) })
-        {
-            string text;
-            try { text = File.ReadAllText(path).Trim(); }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { continue; }
-            int last = text.LastIndexOf('\n');
-            return last >= 0 && text.AsSpan(last + 1).StartsWith(RunLine, StringComparison.Ordinal)
-                ? (text[..last].TrimEnd(), text[(last + 1 + RunLine.Length)..].Trim())
-                : (text, null);
-        }
+            if (MarkerFile(path) is { } marker) return marker;
         return null;
     }
+
+    /// <summary>The outcome line and the run (null in one of an earlier version) of the marker file at <paramref name="path"/>; null when it is not there.</summary>
+    internal static (string Line, string? Run)? MarkerFile(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path).Trim(); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+        int last = text.LastIndexOf('\n');
+        return last >= 0 && text.AsSpan(last + 1).StartsWith(RunLine, StringComparison.Ordinal)
+            ? (text[..last].TrimEnd(), text[(last + 1 + RunLine.Length)..].Trim())
+            : (text, null);
+    }
+
+    /// <summary>
+    /// Moves the marker at <paramref name="marker"/> (the job's, or one claimed from there), which names run
+    /// <paramref name="run"/>, beside the job's state as that run's (<see cref="JobStateCleanup.RunAside"/>): another run
+    /// of the job id takes the job's place, and an epilog of that run, late, is still answered from it (SamplerLauncher.StopAndFinalize).
+    /// </summary>
+    internal static void MoveMarkerAside(string marker, string stateDir, string run) =>
+        File.Move(marker, MarkerPath(JobStateCleanup.RunAside(stateDir, run)), overwrite: true); // rename(2)
 
     /// <summary>
     /// The marker of a job recorded not_measured by its epilog (no state dir: the prolog never registered it here),

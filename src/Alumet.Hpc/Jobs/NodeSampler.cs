@@ -159,7 +159,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                     File.Delete(Path.Combine(dir, stale)); // a requeued job id starts a fresh spool
                 // and is not "already finalized" by its previous run: unless the marker is newer than this registration
                 // (its epilog ran while this sampler was stopped since Late above), which is kept and refuses it.
-                if (ForgetEarlierRunsMarker(JobFinalizer.MarkerPath(dir), reg) is { } finalized) throw new RegistrationRefused(finalized);
+                if (ForgetEarlierRunsMarker(dir, reg) is { } finalized) throw new RegistrationRefused(finalized);
             }
             // A window of node reads its killed sampler left open ends where that sampler stopped writing the node's
             // spool (NodeReadWindows): closed before the spool is reopened, which closes the reads no split covered.
@@ -270,21 +270,32 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         return null;
     }
 
+    /// <summary>The run a finalized marker names when it is another run than the registration's (both known), else null.</summary>
+    private static string? OtherRunsMarker(string marker, JobRegistration reg) =>
+        reg.Job.RunId.Length > 0 && JobFinalizer.MarkerFile(marker)?.Run is { } run && run != reg.Job.RunId && RunId.IsValid(run) ? run : null;
+
     /// <summary>When its prolog gave up on this registration and withdrew it (<see cref="JobFinalizer.WithdrawnPath"/>), or null.</summary>
     private static DateTime? WithdrawnAt(JobRegistration reg, AlumetConfig cfg) =>
         reg.StartWallNs > 0 ? JobFinalizer.WithdrawnAfter(reg.Job.StateDirectory(cfg.Paths.StateDir), reg.StartWallNs) : null;
 
     /// <summary>
-    /// Removes a finalized marker left by an earlier run of the job id (a requeue), or returns why the registration must
-    /// not be applied when the marker is newer than the registration: the marker is first taken away by a rename (atomic),
-    /// then judged, and put back when newer (without replacing one written meanwhile), so a marker the job's epilog writes
-    /// while this runs is never the one removed.
+    /// Takes away the finalized marker of an earlier run of the job id (a requeue), or returns why the registration must
+    /// not be applied when the marker is of this run (or names none) and is newer than the registration: the marker is
+    /// first taken away by a rename (atomic), then judged, and put back when newer (without replacing one written
+    /// meanwhile), so a marker the job's epilog writes while this runs is never the one removed. A marker that names
+    /// another run is that run's: moved beside, where a late epilog of that run is answered from it (JobFinalizer.MoveMarkerAside).
     /// </summary>
-    private static string? ForgetEarlierRunsMarker(string marker, JobRegistration reg)
+    private static string? ForgetEarlierRunsMarker(string dir, JobRegistration reg)
     {
+        string marker = JobFinalizer.MarkerPath(dir);
         string claimed = $"{marker}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.old";
         try { File.Move(marker, claimed, overwrite: true); } // rename(2)
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+        if (OtherRunsMarker(claimed, reg) is { } run)
+        {
+            JobFinalizer.MoveMarkerAside(claimed, dir, run);
+            return null;
+        }
         var written = File.GetLastWriteTimeUtc(claimed);
         if (reg.StartWallNs <= 0 || written <= Clock.FromWallNs(reg.StartWallNs))
         {
@@ -876,7 +887,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         foreach (var job in jobs)
         {
             if (job.Ending) continue;
-            if ((finalizedElsewhere || job.Spool.Detached) && ReadMarker(job.Directory) is not null)
+            if ((finalizedElsewhere || job.Spool.Detached) && ReadMarker(job) is not null)
             {
                 // Its epilog gave up waiting (hung sampler) and finalized it from the spool: drop it, do not finalize twice.
                 job.Ending = true;
@@ -951,10 +962,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// <summary>Collections <see cref="CompactOnceSettled"/> ran.</summary>
     public long Compactions { get; private set; }
 
-    private string? ReadMarker(string dir)
+    private string? ReadMarker(NodeJob job)
     {
         Interlocked.Increment(ref _markerReads);
-        return JobFinalizer.FinalizedLine(dir);
+        return JobFinalizer.FinalizedLine(job.Directory, job.Registration.Job.RunId);
     }
 
     /// <summary>linger_s after a job; a fresh sampler waits at least 10 s for the job whose prolog started it.</summary>

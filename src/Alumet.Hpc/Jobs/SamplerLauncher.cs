@@ -321,7 +321,8 @@ public static class SamplerLauncher
             // 2026-12-02 wrote it), or an epilog that does not know its run (OAR's, Slurm 22.05's), is taken as this run's,
             // as before: a not_measured row and marker for a run that was measured would misstate it.
             string? done = JobFinalizer.FinalizedLine(dir);
-            bool otherRun = done is not null && job.RunId.Length > 0 && JobFinalizer.FinalizedRun(dir) is { } finalized && finalized != job.RunId;
+            string? finalized = done is null ? null : JobFinalizer.FinalizedRun(dir);
+            bool otherRun = job.RunId.Length > 0 && finalized is not null && finalized != job.RunId;
             if (done is not null && !otherRun)
                 return new StopResult("already", $"job {job.JobId}: already finalized ({done})");
             // Another run's marker is there: nothing of this run was applied (a registration removes it), so a withdrawal
@@ -338,6 +339,9 @@ public static class SamplerLauncher
                 // stalled sampler reads late, whatever its version) is then refused (NodeSampler.Late), not applied over the row.
                 try
                 {
+                    // The other run's marker is kept beside, as that run's: a late epilog of it is answered from there.
+                    if (otherRun && RunId.IsValid(finalized) && File.Exists(JobFinalizer.MarkerPath(dir)))
+                        JobFinalizer.MoveMarkerAside(JobFinalizer.MarkerPath(dir), dir, finalized!);
                     JobFinalizer.MarkNotMeasured(dir, reason, job.RunId);
                     // A sampler stopped inside that registration (past its checks) drops the job at its next wake.
                     FinalizedElsewhere.Raise(Spool.NodeSpool.Root(config), JobRegistration.KeyOf(job.Scheduler, job.JobId));

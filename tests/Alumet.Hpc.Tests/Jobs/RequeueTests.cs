@@ -24,12 +24,13 @@ public sealed class RequeueTests
     private static string State(TestInstallation install, string jobId) =>
         new JobIdentity("slurm", "test", jobId, "root", 0, "node1").StateDirectory(install.Config.Paths.StateDir);
 
-    /// <summary>Run 1 of <paramref name="jobId"/>, registered by its prolog, with 2 J in its spool: its state dir.</summary>
-    private static string Run1With2J(TestInstallation install, string jobId)
+    /// <summary>Run 1 of <paramref name="jobId"/>, registered by its prolog, with 2 J in its spool (the package counter
+    /// moved from <paramref name="counterUj"/>, where the jobs before left it): its state dir.</summary>
+    private static string Run1With2J(TestInstallation install, string jobId, ulong counterUj = 0)
     {
         string state = State(install, jobId);
         SlurmRunIdTests.Hook(install, "prolog_slurmd", jobId, Run1);
-        install.Powercap.SetEnergy("intel-rapl:0", 2_000_000);
+        install.Powercap.SetEnergy("intel-rapl:0", counterUj + 2_000_000);
         ExecBinaryTests.WaitFor(() => ExecBinaryTests.Flushed(state, $"job:{jobId}", "cpu_package").Sum(r => r.Value) == 2_000_000, "run 1's 2 J in its spool");
         return state;
     }
@@ -125,6 +126,46 @@ public sealed class RequeueTests
         Assert.Single(log, l => l.Contains($"slurm epilog job 312 on node1: already: job 312: run 20251202T080000000Z already finalized (not_measured: {NotRegistered}) (", StringComparison.Ordinal));
         Assert.Equal([("20251202T080000000Z", JobStatus.NotMeasured, 0.0, NotRegistered), ("20251202T090000000Z", JobStatus.Complete, 2.0, "")],
             FinalizationTests.Runs(install, "312", 2).Select(r => (r.RunId, r.Status, Math.Round(r.Energy.PackageJ, 9), r.Reason)));
+    }
+
+    /// <summary>
+    /// A run's finalized marker stays that run's when another run of the job id takes the job's place: run 1 measured and
+    /// ended by its epilog, then run 2 registered (job 313), or run 2's epilog recorded run 2 not_measured (job 314, its
+    /// prolog did not register it). Run 1's epilog, repeated late, is answered "already finalized" from run 1's marker, and
+    /// run 1's row stays complete. Fails on main after the end's run id (the late epilog no longer ends run 2): run 2's
+    /// registration deleted run 1's marker, run 2's not_measured marker replaced it, and the late epilog of run 1 then
+    /// answered "not_measured" for a run that was measured (its row stayed: a not_measured row never replaces a measured
+    /// one), its marker taking run 2's place (314).
+    /// </summary>
+    [SkippableFact]
+    public void ARunsMarkerStaysThatRunsWhenAnotherRunTakesTheJobsPlace()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (the hooks' node sampler)");
+        using var install = Node();
+        string state314 = Run1With2J(install, "314");
+        // Run 1's epilog; run 2's epilog (its prolog never registered it here); run 1's epilog again, late.
+        foreach (var run in new[] { Run1, Run2, Run1 })
+            SlurmRunIdTests.Hook(install, "epilog_slurmd", "314", run);
+        Run1With2J(install, "313", counterUj: 2_000_000); // alone on the node: its 2 J are all the node's
+        // Run 1's epilog; run 2's prolog; run 1's epilog again, late.
+        foreach (var (context, run) in new[] { ("epilog_slurmd", Run1), ("prolog_slurmd", Run2), ("epilog_slurmd", Run1) })
+            SlurmRunIdTests.Hook(install, context, "313", run);
+
+        var log = File.ReadAllLines(install.Config.Paths.LogFile);
+        string LastEpilogSaid(string job) // the outcome of its last epilog, without its duration
+        {
+            string said = $"slurm epilog job {job} on node1: ", line = log.Last(l => l.Contains(said, StringComparison.Ordinal));
+            line = line[(line.IndexOf(said, StringComparison.Ordinal) + said.Length)..];
+            return line[..line.LastIndexOf(" (", StringComparison.Ordinal)];
+        }
+        Assert.Equal(("already: job 313: run 20251202T080000000Z already finalized (complete)", "already: job 314: run 20251202T080000000Z already finalized (complete)"),
+            (LastEpilogSaid("313"), LastEpilogSaid("314")));
+        Assert.Equal([("20251202T080000000Z", JobStatus.Complete, 2.0, "")],
+            FinalizationTests.Runs(install, "313", 1).Select(r => (r.RunId, r.Status, Math.Round(r.Energy.PackageJ, 9), r.Reason)));
+        Assert.Equal([("20251202T080000000Z", JobStatus.Complete, 2.0, ""), ("20251202T090000000Z", JobStatus.NotMeasured, 0.0, NotRegistered)],
+            FinalizationTests.Runs(install, "314", 2).Select(r => (r.RunId, r.Status, Math.Round(r.Energy.PackageJ, 9), r.Reason)));
+        Assert.Equal(["313.run-20251202T080000000Z.finalized", "314.finalized", "314.run-20251202T080000000Z.finalized"],
+            Directory.GetFiles(Path.GetDirectoryName(state314)!).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
     private const string NotRegistered = "the prolog did not register this job with a sampler on this node (prolog not configured, failed, or PrologFlags without Alloc)";
