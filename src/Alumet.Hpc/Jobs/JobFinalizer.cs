@@ -270,7 +270,7 @@ public static class JobFinalizer
         using var claim = FinalizationLock.Acquire(stateDir, TimeSpan.Zero, out _);
         if (claim is null || !EndedUnfinalized(stateDir)) return null;
         string errorFile = Path.Combine(stateDir, SamplerFiles.FinalizeError);
-        string? before = TextOf(errorFile), ended = TextOf(Path.Combine(stateDir, SamplerFiles.EndReason));
+        string? before = TextFile.ReadTrimmed(errorFile), ended = TextFile.ReadTrimmed(Path.Combine(stateDir, SamplerFiles.EndReason));
         if (before is null && ended is null) return null;
         string reason = ended is null ? $"its finalization at the job's end failed ({before}); finalized from its kept spool when a later job on this node ended"
             : before is null ? ended : Join(ended, $"an earlier finalization failed ({before})");
@@ -291,13 +291,6 @@ public static class JobFinalizer
         Conclude(stateDir, cfg, outcome, removable);
         Log.Info($"job {outcome.Record!.JobId}: finalized {outcome.Status} from its kept spool ({outcome.Reason}), {outcome.ParquetPath}; {outcome.Delivery}");
         return outcome;
-    }
-
-    /// <summary>The trimmed text of a file, or null when it cannot be read (absent).</summary>
-    private static string? TextOf(string path)
-    {
-        try { return File.ReadAllText(path).Trim(); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
     /// <summary>What a finalization whose export failed was asked: the retry's row is the one it would have written.</summary>

@@ -7,8 +7,8 @@ namespace Alumet.Hpc.Jobs;
 
 /// <summary>
 /// Keeps <c>state_dir</c> bounded. A finalized job's state dir is removed at once (<see cref="JobFinalizer"/>);
-/// what stays — dirs kept by <c>keep_state = "always"</c> or for set-aside records, and the one-line
-/// <c>&lt;job&gt;.finalized</c> markers — is removed here once older than <c>state_max_age_h</c>, in place or moved
+/// what stays — dirs kept by <c>keep_state = "always"</c> or for set-aside records, and the
+/// <c>&lt;job&gt;.finalized</c> markers (their outcome line, then their run: JobFinalizer) — is removed here once older than <c>state_max_age_h</c>, in place or moved
 /// aside by a requeue (<see cref="RunAsideInfix"/>: the same rule), but for a spool that is the only copy of a job's
 /// data (its Parquet export pending, or no row yet: its finalization failed), kept whatever its age, said once; and
 /// the node's day spools once exported (<see cref="PruneNodeDays"/>). Run by every finalization, so a node's own job
