@@ -1068,7 +1068,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         foreach (string dir in ClosedDaysNotExported()) ExportSaidOnce(dir);
     }
 
-    /// <summary>The node's days before today (UTC), not open here, whose node file does not hold all of them (<see cref="NodeSpool.ExportedTo"/>).</summary>
+    /// <summary>The node's days before today (UTC), not open here, whose node file does not hold all of them (<see cref="NodeSpool.ExportedTo"/>),
+    /// and whose lock no other process holds: a day being exported (the closing sampler's export, just after UTC midnight)
+    /// is finished by its holder; an export here would wait for it, then say a failure that is none.</summary>
     private List<string> ClosedDaysNotExported()
     {
         string? open;
@@ -1076,10 +1078,16 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         var today = DateOnly.FromDateTime(DateTime.UtcNow);
         var days = new List<string>();
         foreach (var dir in new DirectoryInfo(NodeSpool.Root(_cfg)).EnumerateDirectories())
-            if (dir.LinkTarget is null && NodeSpool.IsDay(dir.Name, out var day) && day < today && dir.FullName != open && NodeSpool.ExportedTo(dir.FullName) is null)
+            if (dir.LinkTarget is null && NodeSpool.IsDay(dir.Name, out var day) && day < today && dir.FullName != open && NodeSpool.ExportedTo(dir.FullName) is null && !LockHeld(dir.FullName))
                 days.Add(dir.FullName);
         days.Sort(StringComparer.Ordinal);
         return days;
+
+        static bool LockHeld(string day)
+        {
+            using var probe = FinalizationLock.Acquire(day, TimeSpan.Zero, out bool busy); // the lock NodeSpool.Export holds
+            return busy;
+        }
     }
 
     /// <summary>
