@@ -45,5 +45,13 @@ public sealed class CgroupCpuReader : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Whether <paramref name="dir"/> still names the directory that had <paramref name="inode"/> when its usage file was
+    /// opened (where stat(2) cannot say: that it exists): a removed cgroup's open file may still read, its last value, on
+    /// some kernels and on plain files, and a requeue may make another cgroup at the same path.
+    /// </summary>
+    public static bool IsAt(string dir, ulong? inode) =>
+        Native.Libc.StatDirectory(dir) is { } d ? inode is null || d.Inode == inode : inode is null && Directory.Exists(dir);
+
     public void Dispose() => _file.Dispose();
 }

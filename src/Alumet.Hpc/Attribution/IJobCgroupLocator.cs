@@ -13,4 +13,12 @@ public interface IJobCgroupLocator
 
     /// <summary>Every job cgroup of this scheduler currently on the node (the job itself included).</summary>
     IReadOnlyList<JobCgroup> EnumerateJobs();
+
+    /// <summary>
+    /// The scheduler's own cgroups above <paramref name="job"/>'s, nearest first, where the kernel still counts the CPU time
+    /// of a job cgroup removed before its job's end (v1 cpuacct charges every ancestor as it charges a task; a v2
+    /// <c>usage_usec</c> includes dead descendants): README "Attribution". Never a hierarchy's root, whose usage holds the
+    /// whole machine's. None by default (an exec job's cgroup: alumet's own parent).
+    /// </summary>
+    IReadOnlyList<string> Parents(JobCgroup job) => [];
 }

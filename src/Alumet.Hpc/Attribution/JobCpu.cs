@@ -22,6 +22,8 @@ public sealed class JobCpu : IDisposable
     private readonly List<StepEntry> _listed = new(); // the last listing's readable steps, in its order
     private Native.Libc.DirectoryState? _listedState;   // the job directory just before that listing, when it can stand for it
     private ulong[] _readings = [];
+    private IReadOnlyList<JobCgroup> _parents = [];
+    private bool _removed;        // the cgroup lost was found removed, its CPU time until then taken from a parent (TakeFromParent)
 
     /// <summary>Listings of the job directory for its steps (the other periods read the steps of the last one).</summary>
     public long ListingCount { get; private set; }
@@ -42,6 +44,54 @@ public sealed class JobCpu : IDisposable
     /// when its last step ends, before its epilog's end reads it, unless the extern step keeps it: PrologFlags=Contain).
     /// </summary>
     public bool Lost { get; private set; }
+
+    /// <summary>
+    /// The last <see cref="Sample"/> lost the job's cgroup (<see cref="Lost"/>), and its CPU time since the read before was
+    /// taken from the scheduler's cgroup above it (<see cref="ParentCgroups"/>): the period's share is complete.
+    /// </summary>
+    public bool FromParent { get; private set; }
+
+    /// <summary>
+    /// The last <see cref="Sample"/>'s CPU time counts from a read of the same cgroup at the Sample before (not a first
+    /// sight, a recovered job's first read, nor a cgroup found again).
+    /// </summary>
+    public bool Steady { get; private set; }
+
+    /// <summary>The job's cgroup read by the last <see cref="Sample"/>; null when none was (not found yet, or lost).</summary>
+    public string? CgroupDirectory => _reader?.Cgroup.Directory;
+
+    /// <summary>The cgroup the last <see cref="Sample"/> lost (<see cref="Lost"/>), else null.</summary>
+    public string? LostDirectory { get; private set; }
+
+    /// <summary>
+    /// The scheduler's cgroups above the job's (<see cref="IJobCgroupLocator.Parents"/>), nearest first: of the cgroup
+    /// read now, or of the last one read (a lost one's); none while none was found.
+    /// </summary>
+    public IReadOnlyList<JobCgroup> Parents => _parents;
+
+    /// <summary>
+    /// Sampled by cgroup, and no cgroup of it was ever read: where its cgroup is, or was within the period, is not known
+    /// (<see cref="ParentCgroups"/>: its CPU time may be in any scheduler cgroup).
+    /// </summary>
+    public bool Unseen => _locator is not null && !_hasLast;
+
+    /// <summary>
+    /// Whether the cgroup lost by the last <see cref="Sample"/> is removed for sure: its path names no directory, or
+    /// another one (a requeue's). A read that failed on a cgroup still there is not its removal (its CPU time since goes
+    /// on in it).
+    /// </summary>
+    public bool LostCgroupRemoved() =>
+        LostDirectory is { } dir && !CgroupCpuReader.IsAt(dir, _lastInode);
+
+    /// <summary>
+    /// The lost cgroup's CPU time since its last read was taken from a parent cgroup
+    /// (<see cref="ParentCgroups"/>): the period has it, and a cgroup found later is a new one, counted whole.
+    /// </summary>
+    public void TakeFromParent()
+    {
+        FromParent = true;
+        _removed = true;
+    }
 
     /// <param name="recovered">
     /// False for a job registered by its prolog: the cgroup is new, so its whole usage when first seen is this
@@ -81,7 +131,8 @@ public sealed class JobCpu : IDisposable
     public ulong Sample(long monotonicNs, List<(string Step, ulong Ns)> steps)
     {
         steps.Clear();
-        Refound = Lost = false;
+        Refound = Lost = FromParent = Steady = false;
+        LostDirectory = null;
         if (_locator is null || (_reader is null && !TryOpen())) return 0;
 
         // Steps first, then the job: the kernel charges a step's CPU time to its job as well, so a job read after its
@@ -98,6 +149,7 @@ public sealed class JobCpu : IDisposable
         if (!_reader!.TryReadNs(out ulong ns) || (_hasLast && ns == _lastNs && !IsOpenedDirectory()))
         {
             Lost = _hasLast && !_lost;
+            if (Lost) LostDirectory = _reader.Cgroup.Directory;
             _lost |= _hasLast;
             DropCgroup(); // removed (or replaced by a requeue): look it up again next period
             steps.Clear();
@@ -109,14 +161,18 @@ public sealed class JobCpu : IDisposable
         {
             // Read again after it was lost: the same cgroup (same directory inode, usage not lower) goes on from its last
             // usage; another one (a requeue) is new, so its whole usage is since the old one's last read: counted once.
-            bool same = (_readerInode is null || _lastInode is null || _readerInode == _lastInode) && ns >= _lastNs;
+            bool same = !_removed && (_readerInode is null || _lastInode is null || _readerInode == _lastInode) && ns >= _lastNs;
             delta = same ? ns - _lastNs : ns;
-            _lost = false;
+            _lost = _removed = false;
             Refound = true;
         }
         // First sight: a recovered job's usage so far belongs to periods already gone; a new job's is all this period's.
         else if (!_hasLast) delta = _recovered ? 0 : ns;
-        else delta = ns - Math.Min(ns, _lastNs);
+        else
+        {
+            delta = ns - Math.Min(ns, _lastNs);
+            Steady = true;
+        }
         (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
         ClampSteps(steps, delta);
         return delta;
@@ -131,16 +187,13 @@ public sealed class JobCpu : IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { cg = null; }
         if (cg is null || CgroupCpuReader.TryOpen(cg) is not { } opened) return false;
         _reader = opened;
+        _parents = _locator!.Parents(cg) is { Count: > 0 } up ? up.Select(d => cg with { Directory = d }).ToArray() : [];
         _readerInode = Native.Libc.StatDirectory(opened.Cgroup.Directory)?.Inode;
         return true;
     }
 
     /// <summary>Whether the cgroup's path still names the directory opened (where stat(2) cannot say: that it exists).</summary>
-    private bool IsOpenedDirectory()
-    {
-        string dir = _reader!.Cgroup.Directory;
-        return Native.Libc.StatDirectory(dir) is { } d ? _readerInode is null || d.Inode == _readerInode : _readerInode is null && Directory.Exists(dir);
-    }
+    private bool IsOpenedDirectory() => CgroupCpuReader.IsAt(_reader!.Cgroup.Directory, _readerInode);
 
     /// <summary>Forgets the job's cgroup and its steps' (a requeue makes new step cgroups, maybe at the same paths).</summary>
     private void DropCgroup()

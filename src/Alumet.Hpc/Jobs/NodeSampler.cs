@@ -45,6 +45,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private readonly long[] _intervals;
     private ulong[] _cpu = [];
     private ulong[] _shares = [];
+    private JobCpu[] _jobCpus = [];
+    private readonly ParentCgroups _parents = new(); // the scheduler's cgroups above the jobs': a lost job cgroup's CPU time
     private long _emptySinceNs;
     private bool _hadJob;
     private bool _namedByScheduler; // the node's name came from a scheduler's hook (exec jobs take it, never set it)
@@ -579,6 +581,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         }
         if (_cpu.Length < _jobArray.Length) { _cpu = new ulong[_jobArray.Length * 2]; _shares = new ulong[_jobArray.Length * 2]; }
         _gpuOwns = _jobArray.Select(j => j.GpuChannels).ToArray();
+        _jobCpus = _jobArray.Select(j => j.Cpu).ToArray();
         UpdateRawSink(wallNs);
         RateChanged?.Invoke();
     }
@@ -702,6 +705,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             _cpu[j] = jobs[j].Cpu.Sample(now, jobs[j].Steps);
             if (exclusive < 0 && jobs[j].Exclusive) exclusive = j;
         }
+        // Then the scheduler's cgroups above them: a job cgroup removed in the period (Slurm, before the epilog's end) gets
+        // its CPU time from there where that is exact (README "Attribution").
+        _parents.Read(_jobCpus, _cpu.AsSpan(0, nj));
         var cpu = _cpu.AsSpan(0, nj);
         var shares = _shares.AsSpan(0, nj);
         ulong denominator = NodeSplit.Denominator(cpu, busyNs);
@@ -766,12 +772,14 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     /// <summary>
     /// A job's share of a CPU-side counter in the period its cgroup was found gone after a read (<see cref="JobCpu.Lost"/>:
-    /// <see cref="SpoolFlags.CgroupGone"/>, its CPU time since that read is missing), or read again after it was lost (a
+    /// <see cref="SpoolFlags.CgroupGone"/>, its CPU time since that read is missing; <see cref="SpoolFlags.FromParentCgroup"/>
+    /// where it was taken from the scheduler's cgroup above it), or read again after it was lost (a
     /// requeue while registered: <see cref="SpoolFlags.ReadError"/>, it misses the old cgroup's CPU time since its last read).
     /// </summary>
     private static SpoolFlags ShareFlags(NodeJob job, EnergyChannel ch, SpoolFlags f) =>
         job.Exclusive || ch.Resource.Kind == ResourceKind.Gpu ? f
         : job.Cpu.Refound ? f | SpoolFlags.ReadError
+        : job.Cpu.FromParent ? f | SpoolFlags.FromParentCgroup
         : job.Cpu.Lost ? f | SpoolFlags.CgroupGone
         : f;
 
@@ -1000,6 +1008,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 _jobs.Clear();
                 Rebuild(); // closes their windows of node reads while their spools are open (WriteWindows checks them)
                 foreach (var job in jobs) { job.Spool.Dispose(); job.Cpu.Dispose(); }
+                _parents.Dispose();
                 _node.Close();
                 exports = [.. _exports];
             }

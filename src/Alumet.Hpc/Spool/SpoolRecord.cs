@@ -48,4 +48,8 @@ public enum SpoolFlags
     /// job's last step ends, before its epilog's end; or a requeue replaced it): its CPU time since its previous read is
     /// not known, so the share misses it (that energy is in unattributed).</summary>
     CgroupGone = 8,
+    /// <summary>A job's share only: the job's cgroup was gone when the interval's end read it, and its CPU time since its
+    /// previous read was taken from the scheduler's cgroup above it, which keeps a removed child's CPU time, less the other
+    /// registered jobs' below it (README "Attribution"): the share is complete. Never with <see cref="CgroupGone"/>.</summary>
+    FromParentCgroup = 16,
 }

@@ -149,7 +149,8 @@ public sealed class SnapshotSplitTests : IDisposable
     /// the epilog, unless PrologFlags=Contain keeps the extern step): its CPU time since the last snapshot is not known, so
     /// its share of that last period is 0, and nothing said so. That share row now carries flags=8 (the job's cgroup was gone:
     /// its CPU time since the previous read is not in it); the job's row is as it was (complete, no read error: no counter
-    /// failed).
+    /// failed). Here the jobs' locator names no cgroup above the job's (as an exec job's, whose parent is alumet's own), so
+    /// nothing can give that CPU time back (<see cref="AJobCgroupGoneBeforeItsEndGetsItsLastPeriodFromTheSchedulersCgroupAboveIt"/>).
     /// </summary>
     [Theory]
     [InlineData(true)]
@@ -180,6 +181,183 @@ public sealed class SnapshotSplitTests : IDisposable
         var last = ReadOrderTests.Series(end.ParquetPath)
             .Where(kv => kv.Key.Consumer == "job:42").ToDictionary(kv => kv.Key.Domain, kv => kv.Value[^1].Flags);
         Assert.Equal(new Dictionary<string, int> { ["cpu_package:0"] = 8, ["cpu_cores:0"] = 8, ["dram:0"] = 8 }, last); // in its Parquet file too
+        node.Close(1500 * Ms, 1500 * Ms);
+    }
+
+    /// <summary>CPU time charged so far per cgroup (relative dir), as the kernel keeps it: a removed child's stays in its parents.</summary>
+    private readonly Dictionary<string, ulong> _charged = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Job cgroup <paramref name="rel"/> (made when missing, with its parents) runs <paramref name="ms"/> ms: the kernel
+    /// charges it and every cgroup above it up to the hierarchy's root (v1 cpuacct), which holds no process.
+    /// </summary>
+    private void Run(string rel, ulong ms)
+    {
+        for (string? d = rel; d is not null && d.Contains('/'); d = Path.GetDirectoryName(d))
+        {
+            _charged[d] = _charged.GetValueOrDefault(d) + ms * Ms;
+            _rig.Cgroups.SetV1Usage(d, _charged[d]);
+            string dir = _rig.Cgroups.PathOf(d);
+            if (!File.Exists(Path.Combine(dir, "cgroup.procs"))) File.WriteAllText(Path.Combine(dir, "cgroup.procs"), "");
+        }
+    }
+
+    /// <summary>Removes job cgroup <paramref name="rel"/> (its open usage file: unreadable, as on cgroupfs: ENODEV).</summary>
+    private void Rmdir(string rel, bool readFails = true)
+    {
+        string dir = _rig.Cgroups.PathOf(rel);
+        if (readFails) File.WriteAllText(Path.Combine(dir, "cpuacct.usage"), "");
+        Directory.Delete(dir, recursive: true);
+    }
+
+    private static JobRegistration Job(string scheduler, string id, string user, int uid) =>
+        new(new JobIdentity(scheduler, "test", id, user, uid, "node1"), null, null, false, false, 1);
+
+    /// <summary>
+    /// A node sampler with the scheduler's own cgroup locators, from zero counters, /proc/stat and job CPU times, with
+    /// <paramref name="jobs"/> (their cgroup, their registration) registered.
+    /// </summary>
+    private NodeSampler WithSchedulerLayout(out AlumetConfig cfg, params (string Cgroup, JobRegistration Reg)[] jobs)
+    {
+        cfg = _rig.Config();
+        _rig.SetCounters(0, 0, 0);
+        _rig.Proc.SetStat(0, 0);
+        foreach (var (cgroup, _) in jobs) Run(cgroup, 0);
+        var node = _rig.NewNode(cfg, schedulerLocators: true);
+        foreach (var (_, reg) in jobs) node.Register(reg, false, 0);
+        return node;
+    }
+
+    /// <summary>Period 1, to 1 s: each job cgroup of <paramref name="runs"/> runs its ms; the node is 1 s busy and counts 0.9 J.</summary>
+    private void FirstSecond(NodeSampler node, params (string Cgroup, ulong Ms)[] runs)
+    {
+        foreach (var (cgroup, ms) in runs) Run(cgroup, ms);
+        _rig.Proc.SetStat(100, 0);
+        _rig.SetCounters(900_000, 0, 0);
+        node.Snapshot(1000 * Ms, 1000 * Ms);
+    }
+
+    /// <summary>Period 2 ends at 1.5 s, the node 0.5 s busy, 0.5 J, where <paramref name="job"/>'s epilog ends it.</summary>
+    private JobFinalizer.Outcome EpilogAt1500(NodeSampler node, JobRegistration job)
+    {
+        _rig.Proc.SetStat(150, 0);
+        _rig.SetCounters(1_400_000, 0, 0);
+        var end = node.End(job.Key, true, "", 1500 * Ms, 1500 * Ms)!;
+        node.Flush();
+        return end;
+    }
+
+    /// <summary>
+    /// The package rows of each consumer in the node's spool, (1 s, its value then, 1.5 s, its value and flags then), and
+    /// every interval of every domain conserving.
+    /// </summary>
+    private static void AssertPeriods(NodeSampler node, params (string Consumer, long At1000, long At1500, SpoolFlags Flags)[] expected)
+    {
+        string nodeDir = NodeDir(node);
+        foreach (var (consumer, first, second, flags) in expected)
+            Assert.Equal(new (long, long, SpoolFlags)[] { (1000, first, 0), (1500, second, flags) }, Package(nodeDir, consumer));
+        AssertConserves(nodeDir);
+    }
+
+    /// <summary>Every interval of every domain in <paramref name="dir"/>'s spool: node = Σ job:* + unattributed, exactly.</summary>
+    private static void AssertConserves(string dir)
+    {
+        var rows = NodeSamplerTests.Rows(dir);
+        foreach (var interval in rows.GroupBy(x => (x.R.WallNs, x.Resource)))
+        {
+            long node = interval.Single(x => x.Consumer == "node").R.Value;
+            long parts = interval.Where(x => x.Consumer.StartsWith("job:", StringComparison.Ordinal) || x.Consumer == "unattributed").Sum(x => x.R.Value);
+            Assert.True(node == parts, $"{interval.Key}: node {node} != Σ jobs + unattributed {parts}");
+        }
+    }
+
+    /// <summary>
+    /// Slurm (22.05, cgroup v1, proctrack/cgroup) removes a job's cgroup when its last step ends, before its epilog's end
+    /// reads it, and the user's directory with their last job on the node: the job's CPU time since the last snapshot is
+    /// still counted in the cgroups above (cpuacct charges every ancestor). The job's last period was 0 and its energy
+    /// unattributed (flags=8). It is now the CPU time of its nearest parent still there (<c>uid_1000</c> while job 44
+    /// keeps it, else <c>slurm</c>; OAR 2's <c>oar</c>) less the other registered jobs' below it, and the rows say so
+    /// (flags=16); every interval still conserves. (OAR 2.5 removes a job's cgroup after its epilogue: README
+    /// "Attribution"; its layout allows the same.)
+    /// </summary>
+    [Theory]
+    [InlineData("cpuacct/slurm/uid_1000/job_42", "cpuacct/slurm/uid_1001/job_43", "cpuacct/slurm/uid_1000/job_44")]
+    [InlineData("cpuacct/slurm/uid_1000/job_42", "cpuacct/slurm/uid_1001/job_43", null)]
+    [InlineData("cpuacct/oar/alice_42", "cpuacct/oar/bob_43", null)]
+    public void AJobCgroupGoneBeforeItsEndGetsItsLastPeriodFromTheSchedulersCgroupAboveIt(string j42, string j43, string? j44)
+    {
+        string scheduler = j42.Contains("/oar/", StringComparison.Ordinal) ? "oar" : "slurm";
+        var jobs = new List<(string, JobRegistration)> { (j42, Job(scheduler, "42", "alice", 1000)), (j43, Job(scheduler, "43", "bob", 1001)) };
+        var first = new List<(string, ulong)> { (j42, 300), (j43, 200) };
+        if (j44 is not null)
+        {
+            jobs.Add((j44, Job(scheduler, "44", "alice", 1000)));
+            first.Add((j44, 100));
+        }
+        using var node = WithSchedulerLayout(out var cfg, [.. jobs]);
+        FirstSecond(node, [.. first]); // 42 runs 300 ms, 43 200, 44 100
+        // Period 2: 42 runs 150 ms and its last step ends: Slurm removes its cgroup (and alice's directory with her last
+        // job); 43 runs 100 ms, 44 50; the node 0.5 s busy, 0.5 J. Its epilog's end at 1.5 s.
+        Run(j42, 150);
+        Rmdir(j42);
+        if (j44 is null && scheduler == "slurm") Rmdir(Path.GetDirectoryName(j42)!, readFails: false); // a removed file still read: its directory is gone
+        Run(j43, 100);
+        if (j44 is not null) Run(j44, 50);
+        var end = EpilogAt1500(node, Job(scheduler, "42", "alice", 1000));
+
+        AssertPeriods(node, ("job:42", 270_000, 150_000, SpoolFlags.FromParentCgroup), ("job:43", 180_000, 100_000, 0),
+            j44 is null ? ("unattributed", 450_000, 250_000, SpoolFlags.None) : ("unattributed", 360_000, 200_000, SpoolFlags.None));
+        Assert.Equal((JobStatus.Complete, "", 0L), (end.Status, end.Record!.Reason, end.Record.ReadErrors));
+        var last = ReadOrderTests.Series(end.ParquetPath)
+            .Where(kv => kv.Key.Consumer == "job:42").ToDictionary(kv => kv.Key.Domain, kv => kv.Value[^1].Flags);
+        Assert.Equal(new Dictionary<string, int> { ["cpu_package:0"] = 16, ["cpu_cores:0"] = 16, ["dram:0"] = 16 }, last); // in its Parquet file too
+        node.Close(1500 * Ms, 1500 * Ms);
+    }
+
+    /// <summary>
+    /// Two job cgroups below one parent removed in the same period: the parent's delta holds both, and how it splits
+    /// between them is not known. Each job's share of that period stays 0 with flags=8, its energy unattributed.
+    /// </summary>
+    [Fact]
+    public void TwoJobCgroupsGoneBelowOneParentInOnePeriodKeepFlags8AndTheirEnergyUnattributed()
+    {
+        const string J42 = "cpuacct/slurm/uid_1000/job_42", J43 = "cpuacct/slurm/uid_1001/job_43", J44 = "cpuacct/slurm/uid_1000/job_44";
+        using var node = WithSchedulerLayout(out var cfg,
+            (J42, Job("slurm", "42", "alice", 1000)), (J43, Job("slurm", "43", "bob", 1001)), (J44, Job("slurm", "44", "alice", 1000)));
+        FirstSecond(node, (J42, 300), (J43, 200), (J44, 100));
+        Run(J42, 150);
+        Rmdir(J42);
+        Run(J44, 50);
+        Rmdir(J44);
+        Run(J43, 100);
+        EpilogAt1500(node, Job("slurm", "42", "alice", 1000));
+
+        AssertPeriods(node, ("job:42", 270_000, 0, SpoolFlags.CgroupGone), ("job:44", 90_000, 0, SpoolFlags.CgroupGone),
+            ("job:43", 180_000, 100_000, 0), ("unattributed", 360_000, 400_000, 0));
+        node.Close(1500 * Ms, 1500 * Ms);
+    }
+
+    /// <summary>
+    /// What the parent's delta cannot tell apart is never given to the lost job: below the parent, a job cgroup the sampler
+    /// does not know (its prolog did not register it), a directory of the scheduler's that no registered job is in, or
+    /// processes in the parent itself. The lost job's share then stays 0 with flags=8.
+    /// </summary>
+    [Theory]
+    [InlineData("cpuacct/slurm/uid_1000/job_45")]
+    [InlineData("cpuacct/slurm/uid_1000/cgroup.procs")]
+    public void ALostJobsShareIsNotTakenFromAParentThatHoldsWhatTheSamplerDoesNotKnow(string unknown)
+    {
+        const string J42 = "cpuacct/slurm/uid_1000/job_42", J44 = "cpuacct/slurm/uid_1000/job_44";
+        using var node = WithSchedulerLayout(out var cfg, (J42, Job("slurm", "42", "alice", 1000)), (J44, Job("slurm", "44", "alice", 1000)));
+        FirstSecond(node, (J42, 300), (J44, 100));
+        Run(J42, 150);
+        Rmdir(J42);
+        Run(J44, 50);
+        if (unknown.EndsWith("cgroup.procs", StringComparison.Ordinal)) File.WriteAllText(_rig.Cgroups.PathOf(unknown), "4242\n");
+        else Run(unknown, 100);
+        EpilogAt1500(node, Job("slurm", "42", "alice", 1000));
+
+        AssertPeriods(node, ("job:42", 270_000, 0, SpoolFlags.CgroupGone), ("job:44", 90_000, 50_000, 0));
         node.Close(1500 * Ms, 1500 * Ms);
     }
 

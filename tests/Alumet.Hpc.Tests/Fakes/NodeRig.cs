@@ -54,9 +54,11 @@ public sealed class NodeRig : IDisposable
     /// <param name="retryDayExports">As the node daemon: closed days not exported are exported again (NodeSampler.Housekeep).</param>
     /// <param name="ownThreadSlot">A second source, polled on a thread of its own (the daemon's NVML slot).</param>
     /// <param name="startMonotonicNs">The sampler's start (a test on the real clocks passes <c>Clock.MonotonicNs()</c>).</param>
+    /// <param name="schedulerLocators">The jobs' cgroups where their scheduler puts them (the daemon's locators: Slurm's
+    /// <c>cpuacct/slurm/uid_&lt;uid&gt;/job_&lt;id&gt;</c>, OAR's <c>cpuacct/oar/&lt;user&gt;_&lt;id&gt;</c>), not the test's view.</param>
     public NodeSampler NewNode(AlumetConfig cfg, IJobFinalization? finalization = null, Action? beforeCgroupLookup = null,
         Func<DirectoryJobLocator, IJobCgroupLocator>? wrapLocator = null, bool retryDayExports = false,
-        SourceSlot? ownThreadSlot = null, long startMonotonicNs = 0)
+        SourceSlot? ownThreadSlot = null, long startMonotonicNs = 0, bool schedulerLocators = false)
     {
         var rapl = new RaplSource(PowercapDiscovery.Discover(Powercap.Root).Zones);
         Slot = new SourceSlot(rapl, 1000, ownThread: false, maxPowerW: cfg.Sampler.MaxPowerW);
@@ -65,7 +67,7 @@ public sealed class NodeRig : IDisposable
         return new NodeSampler(cfg, sources, startMonotonicNs, finalization ?? new InProcessFinalization(cfg))
         {
             RetryDayExports = retryDayExports,
-            Locators = (_, _) =>
+            Locators = schedulerLocators ? (reg, c) => Alumet.Hpc.Schedulers.SchedulerNames.Locator(c, reg.Job, reg.Sluid) : (_, _) =>
             {
                 beforeCgroupLookup?.Invoke();
                 var locator = new DirectoryJobLocator(parent, CgroupVersion.V1);

@@ -77,7 +77,8 @@ public static class ParquetExporter
         /// <summary>Rate at which this row's source was read, Hz (numeric; the footer has it per source too).</summary>
         public static readonly ParquetColumn ReadHz = new("read_hz", ParquetPhysicalType.Double);
         /// <summary>1 = wrap-ambiguous (energy is a lower bound), 2 = a read failed during the interval, 4 = implausible reading rejected,
-        /// 8 = the job's cgroup was gone at the interval's end (its CPU time since its previous read is not in the share).</summary>
+        /// 8 = the job's cgroup was gone at the interval's end (its CPU time since its previous read is not in the share),
+        /// 16 = the job's cgroup was gone at the interval's end, its CPU time since its previous read taken from the scheduler's cgroup above it (the share is complete).</summary>
         public static readonly ParquetColumn Flags = new("flags", ParquetPhysicalType.Int32, ParquetAnnotation.Int32);
         public static readonly ParquetColumn JobId = Str("job_id");
         public static readonly ParquetColumn Node = Str("node");
@@ -192,7 +193,7 @@ public static class ParquetExporter
                 ? "energy_raw * joules_per_unit = J (exact)"
                 : "energy_j = J; energy_raw * joules_per_unit = J (exact)",
             ["power"] = "W = energy / (interval_us / 1e6); over a window: sum(energy) / sum(interval) (examples/queries.sql)",
-            ["flags"] = "1=wrap-ambiguous (energy is a lower bound), 2=read error during the interval, 4=implausible reading rejected (counter reset or jump above max_power_w; not counted), 8=the job's cgroup was gone at the interval's end (a share: its CPU time since its previous read is not in it)",
+            ["flags"] = "1=wrap-ambiguous (energy is a lower bound), 2=read error during the interval, 4=implausible reading rejected (counter reset or jump above max_power_w; not counted), 8=the job's cgroup was gone at the interval's end (a share: its CPU time since its previous read is not in it), 16=the job's cgroup was gone at the interval's end (a share: its CPU time since its previous read is its scheduler parent cgroup's, less the other jobs' below it: complete)",
             ["total_energy_domains"] = "counts_in_total: cpu_package+dram+gpu (cpu_cores and uncore are inside cpu_package; psys contains package and dram)",
             ["consumers"] = "node = whole counter; job:<id> = this job's share; step:<id>.<step> = a step's part of the job share; other_jobs; unattributed. job + other_jobs + unattributed = node",
             ["row_order"] = RowOrder,

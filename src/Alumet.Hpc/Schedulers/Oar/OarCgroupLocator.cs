@@ -84,6 +84,17 @@ public sealed class OarCgroupLocator : IJobCgroupLocator
         return found;
     }
 
+    /// <summary>
+    /// v1: the OAR directory (CPUSET_PATH), which holds the job cgroups only. v2: <c>oar-u&lt;uid&gt;.slice</c> (that user's
+    /// job slices), then <c>oar.slice</c> (the user slices).
+    /// </summary>
+    public IReadOnlyList<string> Parents(JobCgroup job)
+    {
+        string? up = Path.GetDirectoryName(job.Directory);
+        if (up is null) return [];
+        return job.Version == CgroupVersion.V2 && Path.GetDirectoryName(up) is { } oarSlice ? [up, oarSlice] : [up];
+    }
+
     /// <summary>Parses a job id out of an OAR cgroup directory name (v1 "user_42", v2 "oar-u1000-j42.slice").</summary>
     internal static string? JobIdFromName(string name)
     {

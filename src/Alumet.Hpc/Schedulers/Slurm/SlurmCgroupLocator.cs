@@ -79,6 +79,19 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
         return jobs;
     }
 
+    /// <summary>
+    /// v1: <c>uid_&lt;uid&gt;</c> (that user's job cgroups only), then <c>slurm_&lt;node&gt;</c> or <c>slurm</c> (the uid
+    /// directories only); Slurm removes the uid directory with the user's last job on the node. v2: the stepd scope (it
+    /// also holds the stepds' own cgroup, which is no job's: so a
+    /// job's CPU time is never taken from it: <see cref="ParentCgroups"/>).
+    /// </summary>
+    public IReadOnlyList<string> Parents(JobCgroup job)
+    {
+        string? up = Path.GetDirectoryName(job.Directory);
+        if (up is null) return [];
+        return job.Version == CgroupVersion.V1 && Path.GetDirectoryName(up) is { } slurmDir ? [up, slurmDir] : [up];
+    }
+
     /// <summary>The job's step cgroups, ordered by name; empty when the job cgroup is gone.</summary>
     public IReadOnlyList<StepCgroup> EnumerateSteps(JobCgroup job)
     {
