@@ -1,4 +1,4 @@
-using Alumet.Hpc.Sources;
+using Alumet.Hpc.Core;
 
 namespace Alumet.Hpc.Attribution;
 
@@ -128,7 +128,7 @@ public sealed class ParentCgroups : IDisposable
     /// </summary>
     private static bool OnlyJobsBelow(string dir, int depth, HashSet<string> jobs, HashSet<string> scheduler)
     {
-        if (SysfsCounterFile.ReadText(Path.Combine(dir, "cgroup.procs")) is not { Length: 0 }) return false;
+        if (TextFile.ReadTrimmed(Path.Combine(dir, "cgroup.procs")) is not { Length: 0 }) return false;
         foreach (string sub in CgroupHierarchy.Subdirectories(dir))
             if (depth <= 1 ? !jobs.Contains(sub) : !scheduler.Contains(sub) || !OnlyJobsBelow(sub, depth - 1, jobs, scheduler))
                 return false;

@@ -52,6 +52,11 @@ public static class JobFinalizer
     /// <summary>What a finished finalization of this job recorded (<c>complete</c>, <c>partial: reason</c>), or null.</summary>
     public static string? FinalizedLine(string stateDir) => Marker(stateDir)?.Line;
 
+    /// <summary><see cref="FinalizedLine"/> when the marker is of run <paramref name="runId"/> or names none (or the run is
+    /// not known: ""); null when it is another run's.</summary>
+    public static string? FinalizedLine(string stateDir, string runId) =>
+        Marker(stateDir) is { } m && (m.Run is null || runId.Length == 0 || m.Run == runId) ? m.Line : null;
+
     /// <summary>
     /// The run the finished finalization of this job recorded (the marker's last line, <c>run=</c>: <see cref="MarkerText"/>),
     /// or null: none, or a marker written by a version before 2026-12-02, which names no run.
@@ -69,17 +74,29 @@ public static class JobFinalizer
     private static (string Line, string? Run)? Marker(string stateDir)
     {
         foreach (string path in new[] { MarkerPath(stateDir), Path.Combine(stateDir, SamplerFiles.Finalized) })
-        {
-            string text;
-            try { text = File.ReadAllText(path).Trim(); }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { continue; }
-            int last = text.LastIndexOf('\n');
-            return last >= 0 && text.AsSpan(last + 1).StartsWith(RunLine, StringComparison.Ordinal)
-                ? (text[..last].TrimEnd(), text[(last + 1 + RunLine.Length)..].Trim())
-                : (text, null);
-        }
+            if (MarkerFile(path) is { } marker) return marker;
         return null;
     }
+
+    /// <summary>The outcome line and the run (null in one of an earlier version) of the marker file at <paramref name="path"/>; null when it is not there.</summary>
+    internal static (string Line, string? Run)? MarkerFile(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path).Trim(); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+        int last = text.LastIndexOf('\n');
+        return last >= 0 && text.AsSpan(last + 1).StartsWith(RunLine, StringComparison.Ordinal)
+            ? (text[..last].TrimEnd(), text[(last + 1 + RunLine.Length)..].Trim())
+            : (text, null);
+    }
+
+    /// <summary>
+    /// Moves the marker at <paramref name="marker"/> (the job's, or one claimed from there), which names run
+    /// <paramref name="run"/>, beside the job's state as that run's (<see cref="JobStateCleanup.RunAside"/>): another run
+    /// of the job id takes the job's place, and an epilog of that run, late, is still answered from it (SamplerLauncher.StopAndFinalize).
+    /// </summary>
+    internal static void MoveMarkerAside(string marker, string stateDir, string run) =>
+        File.Move(marker, MarkerPath(JobStateCleanup.RunAside(stateDir, run)), overwrite: true); // rename(2)
 
     /// <summary>
     /// The marker of a job recorded not_measured by its epilog (no state dir: the prolog never registered it here),
@@ -150,7 +167,9 @@ public static class JobFinalizer
         return outcome;
     }
 
-    /// <summary>After the row: the marker and the state dir's removal, or the state dir kept with its <c>finalized</c> line.</summary>
+    /// <summary>After the row: the marker and the state dir's removal, or the state dir kept with its <c>finalized</c> line.
+    /// The marker of an earlier run moved aside by a requeue (<see cref="JobStateCleanup.RunAside"/>) stays too: the late
+    /// epilog of that run is answered from it (SamplerLauncher.StopAndFinalize); pruned by age as every marker.</summary>
     private static void Conclude(string stateDir, AlumetConfig cfg, Outcome outcome, bool removable)
     {
         string text = MarkerText((outcome.Reason.Length == 0 ? outcome.Status : $"{outcome.Status}: {outcome.Reason}") + (outcome.Stored ? "" : $" [{outcome.Delivery}]"),
@@ -227,18 +246,10 @@ public static class JobFinalizer
             return null;
         }
         if (outcome is null) return null;
-        ConcludeRetry(stateDir, cfg, outcome, removable);
+        Conclude(stateDir, cfg, outcome, removable);
         if (outcome.ParquetPath.Length > 0)
             Log.Info($"job {outcome.Record!.JobId}: Parquet export retried: {outcome.ParquetPath}; row {outcome.Status}{(outcome.Reason.Length > 0 ? " (" + outcome.Reason + ")" : "")}; {outcome.Delivery}");
         return outcome;
-    }
-
-    /// <summary>A retry's end: as any finalization's, and the marker of an earlier run moved aside by a requeue
-    /// (<see cref="NodeSampler"/>'s <c>&lt;job&gt;.run-&lt;run id&gt;</c>, a name that is no job id) removed: no epilog asks for it.</summary>
-    private static void ConcludeRetry(string stateDir, AlumetConfig cfg, Outcome outcome, bool removable)
-    {
-        Conclude(stateDir, cfg, outcome, removable);
-        if (!Schedulers.SchedulerInput.IsJobId(Path.GetFileName(Path.TrimEndingDirectorySeparator(stateDir)))) File.Delete(MarkerPath(stateDir));
     }
 
     /// <summary>A job that ended and whose finalization failed (<see cref="SamplerFiles.FinalizeError"/>), or a run the
@@ -259,7 +270,7 @@ public static class JobFinalizer
         using var claim = FinalizationLock.Acquire(stateDir, TimeSpan.Zero, out _);
         if (claim is null || !EndedUnfinalized(stateDir)) return null;
         string errorFile = Path.Combine(stateDir, SamplerFiles.FinalizeError);
-        string? before = TextOf(errorFile), ended = TextOf(Path.Combine(stateDir, SamplerFiles.EndReason));
+        string? before = TextFile.ReadTrimmed(errorFile), ended = TextFile.ReadTrimmed(Path.Combine(stateDir, SamplerFiles.EndReason));
         if (before is null && ended is null) return null;
         string reason = ended is null ? $"its finalization at the job's end failed ({before}); finalized from its kept spool when a later job on this node ended"
             : before is null ? ended : Join(ended, $"an earlier finalization failed ({before})");
@@ -277,16 +288,9 @@ public static class JobFinalizer
             }
             return null;
         }
-        ConcludeRetry(stateDir, cfg, outcome, removable);
+        Conclude(stateDir, cfg, outcome, removable);
         Log.Info($"job {outcome.Record!.JobId}: finalized {outcome.Status} from its kept spool ({outcome.Reason}), {outcome.ParquetPath}; {outcome.Delivery}");
         return outcome;
-    }
-
-    /// <summary>The trimmed text of a file, or null when it cannot be read (absent).</summary>
-    private static string? TextOf(string path)
-    {
-        try { return File.ReadAllText(path).Trim(); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
     /// <summary>What a finalization whose export failed was asked: the retry's row is the one it would have written.</summary>

@@ -7,8 +7,8 @@ namespace Alumet.Hpc.Jobs;
 
 /// <summary>
 /// Keeps <c>state_dir</c> bounded. A finalized job's state dir is removed at once (<see cref="JobFinalizer"/>);
-/// what stays — dirs kept by <c>keep_state = "always"</c> or for set-aside records, and the one-line
-/// <c>&lt;job&gt;.finalized</c> markers — is removed here once older than <c>state_max_age_h</c>, in place or moved
+/// what stays — dirs kept by <c>keep_state = "always"</c> or for set-aside records, and the
+/// <c>&lt;job&gt;.finalized</c> markers (their outcome line, then their run: JobFinalizer) — is removed here once older than <c>state_max_age_h</c>, in place or moved
 /// aside by a requeue (<see cref="RunAsideInfix"/>: the same rule), but for a spool that is the only copy of a job's
 /// data (its Parquet export pending, or no row yet: its finalization failed), kept whatever its age, said once; and
 /// the node's day spools once exported (<see cref="PruneNodeDays"/>). Run by every finalization, so a node's own job
@@ -23,8 +23,13 @@ public static class JobStateCleanup
     public const string KeptLoggedFile = "kept-unexported.logged";
 
     /// <summary>An earlier run's state dir moved aside by a requeue is <c>&lt;job&gt;.run-&lt;run id&gt;</c> (NodeSampler), a name
-    /// that is no job id: never recovered nor asked for by an epilog, pruned as the job's own dir.</summary>
+    /// that is no job id: never recovered, asked for by a late epilog of that run only (SamplerLauncher.StopAndFinalize),
+    /// pruned as the job's own dir; so is its marker, <c>&lt;job&gt;.run-&lt;run id&gt;.finalized</c>.</summary>
     public const string RunAsideInfix = ".run-";
+
+    /// <summary>Where the state of run <paramref name="runId"/> of the job whose state dir is <paramref name="stateDir"/>
+    /// goes when a later run of the job id takes its place (its dir, and its marker beside it: <see cref="JobFinalizer.MarkerPath"/>).</summary>
+    public static string RunAside(string stateDir, string runId) => Path.TrimEndingDirectorySeparator(stateDir) + RunAsideInfix + runId;
 
     /// <summary>Whether <paramref name="name"/> names a job's state dir (or its marker's stem): a job id, or an earlier run
     /// of one moved aside (<see cref="RunAsideInfix"/>).</summary>

@@ -159,7 +159,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                     File.Delete(Path.Combine(dir, stale)); // a requeued job id starts a fresh spool
                 // and is not "already finalized" by its previous run: unless the marker is newer than this registration
                 // (its epilog ran while this sampler was stopped since Late above), which is kept and refuses it.
-                if (ForgetEarlierRunsMarker(JobFinalizer.MarkerPath(dir), reg) is { } finalized) throw new RegistrationRefused(finalized);
+                if (ForgetEarlierRunsMarker(dir, reg) is { } finalized) throw new RegistrationRefused(finalized);
             }
             // A window of node reads its killed sampler left open ends where that sampler stopped writing the node's
             // spool (NodeReadWindows): closed before the spool is reopened, which closes the reads no split covered.
@@ -270,21 +270,32 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         return null;
     }
 
+    /// <summary>The run a finalized marker names when it is another run than the registration's (both known), else null.</summary>
+    private static string? OtherRunsMarker(string marker, JobRegistration reg) =>
+        reg.Job.RunId.Length > 0 && JobFinalizer.MarkerFile(marker)?.Run is { } run && run != reg.Job.RunId && RunId.IsValid(run) ? run : null;
+
     /// <summary>When its prolog gave up on this registration and withdrew it (<see cref="JobFinalizer.WithdrawnPath"/>), or null.</summary>
     private static DateTime? WithdrawnAt(JobRegistration reg, AlumetConfig cfg) =>
         reg.StartWallNs > 0 ? JobFinalizer.WithdrawnAfter(reg.Job.StateDirectory(cfg.Paths.StateDir), reg.StartWallNs) : null;
 
     /// <summary>
-    /// Removes a finalized marker left by an earlier run of the job id (a requeue), or returns why the registration must
-    /// not be applied when the marker is newer than the registration: the marker is first taken away by a rename (atomic),
-    /// then judged, and put back when newer (without replacing one written meanwhile), so a marker the job's epilog writes
-    /// while this runs is never the one removed.
+    /// Takes away the finalized marker of an earlier run of the job id (a requeue), or returns why the registration must
+    /// not be applied when the marker is of this run (or names none) and is newer than the registration: the marker is
+    /// first taken away by a rename (atomic), then judged, and put back when newer (without replacing one written
+    /// meanwhile), so a marker the job's epilog writes while this runs is never the one removed. A marker that names
+    /// another run is that run's: moved beside, where a late epilog of that run is answered from it (JobFinalizer.MoveMarkerAside).
     /// </summary>
-    private static string? ForgetEarlierRunsMarker(string marker, JobRegistration reg)
+    private static string? ForgetEarlierRunsMarker(string dir, JobRegistration reg)
     {
+        string marker = JobFinalizer.MarkerPath(dir);
         string claimed = $"{marker}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.old";
         try { File.Move(marker, claimed, overwrite: true); } // rename(2)
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+        if (OtherRunsMarker(claimed, reg) is { } run)
+        {
+            JobFinalizer.MoveMarkerAside(claimed, dir, run);
+            return null;
+        }
         var written = File.GetLastWriteTimeUtc(claimed);
         if (reg.StartWallNs <= 0 || written <= Clock.FromWallNs(reg.StartWallNs))
         {
@@ -351,7 +362,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         try { runId = SpoolWriter.ReadMeta(dir).RunId; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException) { runId = ""; }
         if (runId.Length == 0 || !runId.All(char.IsAsciiLetterOrDigit)) runId = Clock.WallNs().ToString(CultureInfo.InvariantCulture);
-        string aside = dir + JobStateCleanup.RunAsideInfix + runId;
+        string aside = JobStateCleanup.RunAside(dir, runId);
         if (Path.Exists(aside)) aside += "-" + Clock.WallNs().ToString(CultureInfo.InvariantCulture);
         try { Directory.Move(dir, aside); } // rename(2); the retry takes the lock we hold before it reads the dir
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -370,19 +381,33 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// Ends a job at this instant: closes its last period (a snapshot for every job, so all files keep the same
     /// timestamps), removes it, and finalizes it (Parquet + accounting row). Null when the job is not registered.
     /// </summary>
-    public JobFinalizer.Outcome? End(string key, bool complete, string reason, long monotonicNs, long wallNs)
+    /// <param name="runId">The run the end is for (an epilog that knows it: SamplerLauncher.StopAndFinalize), or null
+    /// (any run: OAR's, Slurm 22.05's, a hook of an earlier version).</param>
+    /// <exception cref="OtherRunRegistered">Another run of the job id is registered: nothing is ended.</exception>
+    public JobFinalizer.Outcome? End(string key, bool complete, string reason, long monotonicNs, long wallNs, string? runId = null)
     {
         Interlocked.Increment(ref _finalizing);
-        try { return EndCore(key, complete, reason, monotonicNs, wallNs); }
+        try { return EndCore(key, complete, reason, monotonicNs, wallNs, runId); }
         finally { Interlocked.Decrement(ref _finalizing); }
     }
 
-    private JobFinalizer.Outcome? EndCore(string key, bool complete, string reason, long monotonicNs, long wallNs)
+    /// <summary>In the answer to an end of a run that is not the registered one (<see cref="OtherRunRegistered"/>).</summary>
+    public const string NotTheRegisteredRun = " is not the registered run ";
+
+    /// <summary>An end for a run of the job id other than the registered one: the late epilog of an earlier run (a
+    /// requeue) must never end the later run.</summary>
+    public sealed class OtherRunRegistered(string key, string runId, string registered)
+        : InvalidOperationException($"job {key} run {runId}{NotTheRegisteredRun}{registered}: nothing ended");
+
+    private JobFinalizer.Outcome? EndCore(string key, bool complete, string reason, long monotonicNs, long wallNs, string? runId)
     {
         NodeJob? job;
         lock (_gate)
         {
             if (!_jobs.TryGetValue(key, out job)) return null;
+            // A registration that named no run (a prolog of a version before run ids) is taken as any run's, as Register takes it.
+            if (runId is not null && job.Registration.Job.RunId is { Length: > 0 } registered && registered != runId)
+                throw new OtherRunRegistered(key, runId, registered);
             (complete, reason) = CloseJob(job, complete, reason, monotonicNs, wallNs);
         }
         string dir = job.Registration.Job.StateDirectory(_cfg.Paths.StateDir);
@@ -862,7 +887,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         foreach (var job in jobs)
         {
             if (job.Ending) continue;
-            if ((finalizedElsewhere || job.Spool.Detached) && ReadMarker(job.Directory) is not null)
+            if ((finalizedElsewhere || job.Spool.Detached) && ReadMarker(job) is not null)
             {
                 // Its epilog gave up waiting (hung sampler) and finalized it from the spool: drop it, do not finalize twice.
                 job.Ending = true;
@@ -937,10 +962,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// <summary>Collections <see cref="CompactOnceSettled"/> ran.</summary>
     public long Compactions { get; private set; }
 
-    private string? ReadMarker(string dir)
+    private string? ReadMarker(NodeJob job)
     {
         Interlocked.Increment(ref _markerReads);
-        return JobFinalizer.FinalizedLine(dir);
+        return JobFinalizer.FinalizedLine(job.Directory, job.Registration.Job.RunId);
     }
 
     /// <summary>linger_s after a job; a fresh sampler waits at least 10 s for the job whose prolog started it.</summary>
@@ -1043,7 +1068,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         foreach (string dir in ClosedDaysNotExported()) ExportSaidOnce(dir);
     }
 
-    /// <summary>The node's days before today (UTC), not open here, whose node file does not hold all of them (<see cref="NodeSpool.ExportedTo"/>).</summary>
+    /// <summary>The node's days before today (UTC), not open here, whose node file does not hold all of them (<see cref="NodeSpool.ExportedTo"/>),
+    /// and whose lock no other process holds: a day being exported (the closing sampler's export, just after UTC midnight)
+    /// is finished by its holder; an export here would wait for it, then say a failure that is none.</summary>
     private List<string> ClosedDaysNotExported()
     {
         string? open;
@@ -1051,10 +1078,16 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         var today = DateOnly.FromDateTime(DateTime.UtcNow);
         var days = new List<string>();
         foreach (var dir in new DirectoryInfo(NodeSpool.Root(_cfg)).EnumerateDirectories())
-            if (dir.LinkTarget is null && NodeSpool.IsDay(dir.Name, out var day) && day < today && dir.FullName != open && NodeSpool.ExportedTo(dir.FullName) is null)
+            if (dir.LinkTarget is null && NodeSpool.IsDay(dir.Name, out var day) && day < today && dir.FullName != open && NodeSpool.ExportedTo(dir.FullName) is null && !LockHeld(dir.FullName))
                 days.Add(dir.FullName);
         days.Sort(StringComparer.Ordinal);
         return days;
+
+        static bool LockHeld(string day)
+        {
+            using var probe = FinalizationLock.Acquire(day, TimeSpan.Zero, out bool busy); // the lock NodeSpool.Export holds
+            return busy;
+        }
     }
 
     /// <summary>

@@ -134,7 +134,13 @@ public static class NodeSamplerHost
                 {
                     var kv = JobRegistration.Tokens(rest);
                     string key = JobRegistration.KeyOf(kv.GetValueOrDefault("scheduler", ""), kv.GetValueOrDefault("job", ""));
-                    var outcome = node.End(key, complete: kv.GetValueOrDefault("complete", "1") == "1", "", Clock.MonotonicNs(), Clock.WallNs());
+                    // The run its epilog ends, when it knows it (SamplerLauncher.StopAndFinalize); a sampler of an earlier
+                    // version ignores the key and ends the registered run, as every end did before.
+                    string? run = kv.GetValueOrDefault("run");
+                    if (run is not null && !RunId.IsValid(run)) return $"error run {Schedulers.SchedulerInput.Quote(run)} is not a run id\n";
+                    JobFinalizer.Outcome? outcome;
+                    try { outcome = node.End(key, complete: kv.GetValueOrDefault("complete", "1") == "1", "", Clock.MonotonicNs(), Clock.WallNs(), run); }
+                    catch (NodeSampler.OtherRunRegistered other) { return $"error {other.Message}\n"; }
                     return outcome is null
                         ? $"error job {key} is not registered\n"
                         : $"ok {outcome.Status}{(outcome.Reason.Length > 0 ? ": " + outcome.Reason : "")}{(outcome.Stored ? "" : $" [{outcome.Delivery}]")}\n";

@@ -262,6 +262,46 @@ public static class SamplerLauncher
     }
 
     /// <summary>
+    /// This run's answer from its state moved aside (<see cref="JobStateCleanup.RunAside"/>) by a later run of the job id:
+    /// its finalized marker, or its kept dir, which the node sampler finalizes (JobFinalizer.RetryExports); else null.
+    /// </summary>
+    private static StopResult? FromAside(JobIdentity job, string dir)
+    {
+        string aside = JobStateCleanup.RunAside(dir, job.RunId);
+        if (JobFinalizer.FinalizedLine(aside) is { } line)
+            return new StopResult("already", $"job {job.JobId}: run {job.RunId} already finalized ({line})");
+        return Directory.Exists(aside)
+            ? new StopResult("already", $"job {job.JobId}: run {job.RunId} was ended when a later run of the job id registered; the node sampler finalizes it from its kept spool {aside}")
+            : null;
+    }
+
+    /// <summary>The run registered in the job's state dir when it is not <paramref name="runId"/> (a registration that
+    /// names no run, of a prolog of an earlier version, is taken as any run's: null).</summary>
+    private static string? OtherRunIn(string dir, string runId)
+    {
+        string? text = TextFile.ReadTrimmed(Path.Combine(dir, JobRegistration.File));
+        string? placed = text is null ? null : JobRegistration.Parse(text, out _)?.Job.RunId;
+        return placed is { Length: > 0 } && placed != runId ? placed : null;
+    }
+
+    /// <summary>
+    /// A run not registered here while the job's state dir is another run's (<paramref name="placed"/>): recorded
+    /// not_measured, its marker beside that state as a run moved aside (<see cref="JobStateCleanup.RunAside"/>), so that a
+    /// repeated epilog of it is answered "already finalized" and nothing of the other run is touched (no marker in its
+    /// place, no signal to the sampler).
+    /// </summary>
+    private static StopResult NotRegisteredBeside(JobIdentity job, string dir, AlumetConfig config, string placed)
+    {
+        JobFinalizer.RecordNotMeasured(job, config, NotRegisteredReason);
+        try { JobFinalizer.MarkNotMeasured(JobStateCleanup.RunAside(dir, job.RunId), NotRegisteredReason, job.RunId); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Warn($"job {job.JobId}: run {job.RunId}'s not_measured marker could not be written ({ErrorText.Describe(e)}); a repeated epilog of it records it again");
+        }
+        return new StopResult("not_measured", $"job {job.JobId}: run {job.RunId} has no sampler state here (the job's state in {dir} is its run {placed}'s)");
+    }
+
+    /// <summary>
     /// Ends the job: the node sampler closes its last period now, writes its Parquet file and row, and answers. When
     /// no sampler answers within <c>stop_timeout_s</c> (gone, hung), the job is finalized here from its spool, partial.
     /// No state at all means the prolog never ran here: the row says "not measured" and why.
@@ -271,12 +311,18 @@ public static class SamplerLauncher
         string dir = job.StateDirectory(config.Paths.StateDir);
         try
         {
+            // An epilog that knows its run answers for that run only: its state moved aside by a later run (a requeue),
+            // or, where the job's state dir is another run's, this run was not registered here. That state is never
+            // touched: neither ended (the sampler refuses an end of another run: NodeSampler.End) nor finalized here.
+            if (job.RunId.Length > 0 && (FromAside(job, dir) ?? (OtherRunIn(dir, job.RunId) is { } placed ? NotRegisteredBeside(job, dir, config, placed) : null)) is { } own)
+                return own;
             // A marker of another run answers only that run's epilogs: this run (a requeue of the job id whose prolog did
             // not register it here) is recorded below. One that names no run (a version before
             // 2026-12-02 wrote it), or an epilog that does not know its run (OAR's, Slurm 22.05's), is taken as this run's,
             // as before: a not_measured row and marker for a run that was measured would misstate it.
             string? done = JobFinalizer.FinalizedLine(dir);
-            bool otherRun = done is not null && job.RunId.Length > 0 && JobFinalizer.FinalizedRun(dir) is { } finalized && finalized != job.RunId;
+            string? finalized = done is null ? null : JobFinalizer.FinalizedRun(dir);
+            bool otherRun = job.RunId.Length > 0 && finalized is not null && finalized != job.RunId;
             if (done is not null && !otherRun)
                 return new StopResult("already", $"job {job.JobId}: already finalized ({done})");
             // Another run's marker is there: nothing of this run was applied (a registration removes it), so a withdrawal
@@ -293,6 +339,9 @@ public static class SamplerLauncher
                 // stalled sampler reads late, whatever its version) is then refused (NodeSampler.Late), not applied over the row.
                 try
                 {
+                    // The other run's marker is kept beside, as that run's: a late epilog of it is answered from there.
+                    if (otherRun && RunId.IsValid(finalized) && File.Exists(JobFinalizer.MarkerPath(dir)))
+                        JobFinalizer.MoveMarkerAside(JobFinalizer.MarkerPath(dir), dir, finalized!);
                     JobFinalizer.MarkNotMeasured(dir, reason, job.RunId);
                     // A sampler stopped inside that registration (past its checks) drops the job at its next wake.
                     FinalizedElsewhere.Raise(Spool.NodeSpool.Root(config), JobRegistration.KeyOf(job.Scheduler, job.JobId));
@@ -308,7 +357,9 @@ public static class SamplerLauncher
 
             var sw = Stopwatch.StartNew();
             var timeout = TimeSpan.FromSeconds(config.Sampler.StopTimeoutS);
-            string request = $"end scheduler={job.Scheduler} job={job.JobId}";
+            // With its run when the epilog knows it: a sampler then never ends another run of the job id (a sampler of an
+            // earlier version ignores it).
+            string request = $"end scheduler={job.Scheduler} job={job.JobId}{(job.RunId.Length > 0 ? " run=" + job.RunId : "")}";
             string? answer = NodeSocket.Request(config.Paths.StateDir, request, timeout, out string? error);
             // Nothing listens, yet a node sampler holds the node lock: it is starting (it takes the registered jobs back
             // before it listens) or closing, not gone. Asked again within the same bound; it finalizes the job itself.
@@ -319,6 +370,9 @@ public static class SamplerLauncher
             }
             if (answer is not null && answer.StartsWith("ok", StringComparison.Ordinal))
                 return new StopResult("stopped", $"job {job.JobId}: node sampler finalized it in {sw.Elapsed.TotalMilliseconds:0} ms ({answer[2..].Trim()})");
+            // Another run of the job id registered meanwhile (it moved this run aside, or this run was never registered here).
+            if (answer is not null && answer.IndexOf(NodeSampler.NotTheRegisteredRun, StringComparison.Ordinal) is int at and >= 0)
+                return FromAside(job, dir) ?? NotRegisteredBeside(job, dir, config, answer[(at + NodeSampler.NotTheRegisteredRun.Length)..].Split(':')[0].Trim());
             if (JobFinalizer.FinalizedLine(dir) is { } line)
                 return new StopResult("already", $"job {job.JobId}: already finalized ({line})");
 

@@ -210,7 +210,10 @@ public static partial class ReportCommand
         var missing = new List<string>();
         List<ReportJob>? parquetJobs = null;
         // A listing of a SQLite file is spilled while its statement runs (ReportSpill: a blocked pipe kept writers out).
-        using var spill = server is null && requested.Count == 0 && !req.ParquetView ? ReportSpill.TryCreate() : null;
+        ReportSpill? made = null;
+        try { if (server is null && requested.Count == 0 && !req.ParquetView) made = ReportSpill.Create(); }
+        catch (ReportSpill.Failed e) { return Fail(env, e.Message, 1); }
+        using var spill = made;
         var listEnv = spill is null ? env : env with { Out = spill.Out, Err = spill.Err };
         try
         {

@@ -1,4 +1,5 @@
 using System.Text;
+using Alumet.Hpc.Core;
 
 namespace Alumet.Hpc.Report;
 
@@ -23,25 +24,55 @@ internal sealed class ReportSpill : IDisposable
         Err = new StreamWriter(e, new UTF8Encoding(false), 4096, leaveOpen: true);
     }
 
-    /// <summary>A spill in the temporary directory, or null when none can be made there (the report then writes directly).</summary>
-    public static ReportSpill? TryCreate()
+    /// <summary>Where the spill goes when the temporary directory cannot take it.</summary>
+    private const string Fallback = "/tmp";
+
+    /// <summary>
+    /// A spill in the temporary directory ($TMPDIR, else /tmp), or in /tmp when that one cannot take a file (not a
+    /// directory, not writable, gone): the listing is never run unprotected. Its files are created exclusively under a
+    /// random name, 0600, and unlinked at once, so nothing planted in a shared directory is ever followed or read.
+    /// </summary>
+    /// <exception cref="Failed">Neither directory can take it: one sentence naming both and the fix.</exception>
+    public static ReportSpill Create()
+    {
+        string dir = Path.TrimEndingDirectorySeparator(Path.GetTempPath());
+        try { return In(dir); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            string first = $"cannot keep the listing in the temporary directory {dir} ({Why(dir, e)})";
+            if (dir == Fallback) throw new Failed($"{first}, where it is kept while the database is read; set TMPDIR to a directory you can write");
+            try { return In(Fallback); }
+            catch (Exception f) when (f is IOException or UnauthorizedAccessException)
+            {
+                throw new Failed($"{first} nor in {Fallback} ({Why(Fallback, f)}), where it is kept while the database is read; set TMPDIR to a directory you can write");
+            }
+        }
+    }
+
+    private static ReportSpill In(string dir)
     {
         FileStream? o = null;
         try
         {
-            o = Unlinked();
-            return new ReportSpill(o, Unlinked());
+            o = Unlinked(dir);
+            return new ReportSpill(o, Unlinked(dir));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             o?.Dispose();
-            return null;
+            throw;
         }
     }
 
-    private static FileStream Unlinked()
+    /// <summary>Why a file could not be made in <paramref name="dir"/>, without the file's random name.</summary>
+    private static string Why(string dir, Exception e) =>
+        !Directory.Exists(dir) ? (Path.Exists(dir) ? "not a directory" : "no such directory")
+        : e is UnauthorizedAccessException ? "permission denied"
+        : e.HResult is > 0 and < 4096 ? new System.ComponentModel.Win32Exception(e.HResult).Message
+        : ErrorText.Describe(e);
+
+    private static FileStream Unlinked(string dir)
     {
-        string dir = Path.TrimEndingDirectorySeparator(Path.GetTempPath());
         string path = Path.Combine(dir, $"alumet-report.{Guid.NewGuid():N}");
         var fs = new SpillFile(dir, path, new FileStreamOptions
         {

@@ -191,13 +191,6 @@ public sealed class SysfsCounterFile : IDisposable
         return (chunk & 0x0000FFFF0000FFFF) * 42949672960001 >> 32;
     }
 
-    /// <summary>Reads a small text file once (discovery only, not the hot path).</summary>
-    public static string? ReadText(string path)
-    {
-        try { return File.ReadAllText(path).Trim(); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
-    }
-
     public void Dispose()
     {
         _fd = -1; // a read after this fails rather than reading whatever file reuses the number

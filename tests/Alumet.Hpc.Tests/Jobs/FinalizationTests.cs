@@ -371,6 +371,40 @@ public class FinalizationTests
     }
 
     /// <summary>
+    /// A closed day whose lock another process holds (the closing sampler's export of its day, just after UTC midnight,
+    /// at raw storage minutes long; here the test holds it) is left to that process by a new node sampler's start-up
+    /// export: no wait, no "export failed"; once the lock is free the next sampler exports it. Fails on fa7e503: the new
+    /// sampler's export waited 60 s for the lock, then logged "node file of DAY: export failed: another process held DAY
+    /// for 60 s" (and the sampler stayed until then).
+    /// </summary>
+    [Fact]
+    public void AClosedDayWhoseLockIsHeldIsLeftToItsHolderByANewSamplersStartUp()
+    {
+        using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100\nlinger_s = 1");
+        var now = DateTime.UtcNow;
+        string day = NodeDay(install.Config, DateOnly.FromDateTime(now).AddDays(-2), now.AddDays(-2));
+        string log = install.PathOf("alumet-hpc.log");
+        // Exec ids no other test class runs at the same time (an exec's cgroup is the machine's).
+        using (var held = FinalizationLock.Acquire(day, TimeSpan.Zero, out _))
+        {
+            Assert.NotNull(held);
+            Assert.Equal(0, Exec(install, "9501"));
+            // Generous: on fa7e503 the sampler stays for its start-up export, which waits 60 s for the lock.
+            ExecBinaryTests.WaitFor(() => !File.Exists(Path.Combine(NodeSpool.Root(install.Config), SamplerFiles.Pid)) && !install.Processes().Any(),
+                "the node sampler's exit after its linger", 120);
+        }
+        Assert.DoesNotContain(File.ReadAllLines(log), l => l.Contains($"node file of {day}: export failed: ", StringComparison.Ordinal));
+        Assert.False(File.Exists(Path.Combine(day, NodeSampler.ExportFailedFile)));
+        Assert.Null(NodeSpool.ExportedTo(day));
+
+        Assert.Equal(0, Exec(install, "9502"));
+        WaitForTheSamplersExit(install);
+        string file = NodeSpool.ParquetPath(install.Config, "c1", "n1", Path.GetFileName(day)); // its spool may be pruned by now
+        Assert.Equal(2L, Convert.ToInt64(ExecBinaryTests.Scalar($"SELECT count(*) FROM read_parquet('{file}')")));
+        Assert.DoesNotContain(File.ReadAllLines(log), l => l.Contains("export failed", StringComparison.Ordinal));
+    }
+
+    /// <summary>
     /// Job <paramref name="jobId"/> of <paramref name="install"/>, exclusive, through the prolog's registration: its first
     /// records, then the package counter <paramref name="energyUj"/> past <paramref name="counterBeforeUj"/> (where the
     /// jobs before left it), in its spool; then its end, whose row cannot be
@@ -547,7 +581,8 @@ public class FinalizationTests
         Assert.Equal("", runs[1].Reason);
         string jobs = Path.GetDirectoryName(state)!;
         ExecBinaryTests.WaitFor(() => Directory.GetDirectories(jobs).Length == 0, "both runs' state dirs removed once finalized");
-        Assert.Equal(["306.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName));
+        // The earlier run's marker stays beside the later run's: a late epilog of that run is answered from it.
+        Assert.Equal(["306.finalized", $"306.run-{runs[0].RunId}.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
     /// <summary>Job <paramref name="jobId"/> (state dir <paramref name="state"/>) ended by its epilog once the package counter,

@@ -283,7 +283,7 @@ public sealed class DatasetNamesTests
             Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
         }
         Assert.Empty(Directory.GetDirectories(jobs));
-        Assert.Equal(["749.finalized", "750.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(["749.finalized", $"749.run-{firstRun}.finalized", "750.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         string[] log = File.ReadAllLines(install.Config.Paths.LogFile);
         Assert.Equal(2, log.Count(l => l.Contains(" info: job 749: Parquet export retried: ", StringComparison.Ordinal)));
     }

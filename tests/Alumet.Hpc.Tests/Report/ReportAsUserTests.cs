@@ -570,6 +570,67 @@ public sealed class ReportHoldsNoLockTests
         }
     }
 
+    /// <summary>
+    /// A temporary directory that cannot take the listing (TMPDIR names a file: a mistyped or stale TMPDIR) does not turn
+    /// the spill off: the listing is kept in /tmp, so one blocked on its output keeps no writer out, and read, it is whole.
+    /// Through the real entry point (the report of alumet-hpc). Fails on fa7e503: the spill was silently off, the report
+    /// blocked in the middle of its statement, and the writer's upsert threw "database is locked" (`Assert.Null() Failure`).
+    /// </summary>
+    [Fact]
+    public void ATemporaryDirectoryThatCannotTakeTheListingStillKeepsItOffTheDatabase()
+    {
+        using var install = Alumet.Hpc.Tests.Commands.ExecBinaryTests.NewInstall();
+        string db = install.Config.Paths.Database;
+        int uid = (int)Alumet.Hpc.Native.Libc.getuid();
+        var start = DateTime.UtcNow.AddDays(-20);
+        using (var w = AccountingDb.Open(db))
+            for (int i = 0; i < 400; i++)
+                w.Upsert(ReportFixture.Rec($"{5000 + i}", "n1", Environment.UserName, uid, start.AddMinutes(i), 60,
+                    new DomainEnergies(1000, 0, 0, 0, 0, 0), 100) with { RunId = $"R{i}" });
+        string notADirectory = install.PathOf("tmpdir-is-a-file");
+        File.WriteAllText(notADirectory, "");
+        ProcessStartInfo Listing() => new(TestInstallation.Binary(), ["report", "--config", install.ConfigPath, "--json", "-L", "-S", "now-30days"])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, Environment = { ["TMPDIR"] = notADirectory },
+        };
+
+        using (var reader = Process.Start(Listing())!) // to a pipe this test does not read: it blocks once the pipe is full
+        {
+            try
+            {
+                Assert.True(SpinWait.SpinUntil(() => WaitsOnAFullPipe(reader.Id), TimeSpan.FromSeconds(60)), "the report never blocked on its output");
+                Exception? failure = null;
+                try
+                {
+                    using var w = AccountingDb.Open(db, busyTimeoutMs: 1000, waitMs: 2000);
+                    w.Upsert(ReportFixture.Rec("5999", "n1", Environment.UserName, uid, DateTime.UtcNow, 60, new DomainEnergies(1000, 0, 0, 0, 0, 0), 100), waitMs: 2000);
+                }
+                catch (Exception e) { failure = e; }
+                Assert.Null(failure);
+            }
+            finally
+            {
+                reader.Kill(entireProcessTree: true);
+                reader.WaitForExit();
+            }
+        }
+
+        using var whole = Process.Start(Listing())!;
+        var stderr = whole.StandardError.ReadToEndAsync();
+        using var json = System.Text.Json.JsonDocument.Parse(whole.StandardOutput.ReadToEnd());
+        whole.WaitForExit();
+        Assert.Equal((0, "", 401), (whole.ExitCode, stderr.Result, json.RootElement.GetProperty("jobs").GetArrayLength()));
+    }
+
+    /// <summary>Whether process <paramref name="pid"/> sleeps writing to a full pipe (/proc/PID/wchan).</summary>
+    private static bool WaitsOnAFullPipe(int pid)
+    {
+        try { if (File.ReadAllText($"/proc/{pid}/wchan").EndsWith("pipe_write", StringComparison.Ordinal)) return true; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        Thread.Sleep(50);
+        return false;
+    }
+
     /// <summary>Whether a process of <paramref name="binary"/> sleeps writing to a full pipe (/proc/PID/wchan).</summary>
     private static bool BlockedWriting(string binary)
     {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Alumet.Hpc.Core;
 
 namespace Alumet.Hpc.Sources.Rapl;
 
@@ -32,7 +33,7 @@ public sealed partial class CpuTopology
             if (!m.Success) continue;
             int cpu = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
             // cpu0 usually has no `online` file: it cannot be taken offline.
-            string? online = SysfsCounterFile.ReadText(Path.Combine(dir, "online"));
+            string? online = TextFile.ReadTrimmed(Path.Combine(dir, "online"));
             int package = ReadInt(Path.Combine(dir, "topology", "physical_package_id"));
             if (package < 0) continue; // no topology: an offline CPU on kernels that hide it; nothing to read there
             cpus.Add(new LogicalCpu(cpu, package, Math.Max(0, ReadInt(Path.Combine(dir, "topology", "die_id"))),
@@ -43,7 +44,7 @@ public sealed partial class CpuTopology
     }
 
     private static int ReadInt(string path) =>
-        int.TryParse(SysfsCounterFile.ReadText(path), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : -1;
+        int.TryParse(TextFile.ReadTrimmed(path), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : -1;
 
     /// <summary>
     /// One online CPU per RAPL unit: per (package, die) when <paramref name="perDie"/>, else per package.

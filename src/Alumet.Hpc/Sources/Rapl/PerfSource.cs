@@ -21,9 +21,9 @@ public sealed record PerfPmu(string Directory, int Type, IReadOnlyList<PerfEvent
         if (!System.IO.Directory.Exists(dir))
             return new Result(null, [$"perf: {dir} does not exist (no RAPL PMU: the kernel lacks perf_events RAPL support for this CPU, or runs in a VM that hides it)"]);
         var problems = new List<string>();
-        if (!int.TryParse(SysfsCounterFile.ReadText(Path.Combine(dir, "type")), NumberStyles.None, CultureInfo.InvariantCulture, out int type))
+        if (!int.TryParse(TextFile.ReadTrimmed(Path.Combine(dir, "type")), NumberStyles.None, CultureInfo.InvariantCulture, out int type))
             return new Result(null, [$"perf: {dir}/type unreadable"]);
-        if (!CpuTopology.TryParseList(SysfsCounterFile.ReadText(Path.Combine(dir, "cpumask")) ?? "", out var cpus))
+        if (!CpuTopology.TryParseList(TextFile.ReadTrimmed(Path.Combine(dir, "cpumask")) ?? "", out var cpus))
             return new Result(null, [$"perf: {dir}/cpumask unreadable"]);
         var events = new List<PerfEvent>();
         string eventsDir = Path.Combine(dir, "events");
@@ -43,11 +43,11 @@ public sealed record PerfPmu(string Directory, int Type, IReadOnlyList<PerfEvent
                 _ => null,
             };
             if (kind is null) { problems.Add($"perf: {path}: unknown RAPL event, ignored"); continue; }
-            string spec = SysfsCounterFile.ReadText(path) ?? "";
+            string spec = TextFile.ReadTrimmed(path) ?? "";
             if (!TryParseEvent(spec, out ulong config)) { problems.Add($"perf: {path}: '{spec}' is not event=<number>, ignored"); continue; }
-            string unit = SysfsCounterFile.ReadText(path + ".unit") ?? "";
+            string unit = TextFile.ReadTrimmed(path + ".unit") ?? "";
             if (unit != "Joules") { problems.Add($"perf: {path}.unit is '{unit}', not Joules: ignored"); continue; }
-            string scaleText = SysfsCounterFile.ReadText(path + ".scale") ?? "";
+            string scaleText = TextFile.ReadTrimmed(path + ".scale") ?? "";
             if (!double.TryParse(scaleText, NumberStyles.Float, CultureInfo.InvariantCulture, out double scale) || !(scale > 0) || !double.IsFinite(scale))
             {
                 problems.Add($"perf: {path}.scale '{scaleText}' is not a positive number: ignored");
@@ -176,7 +176,7 @@ public sealed class PerfSource : IEnergySource
         {
             RaplNative.EACCES or RaplNative.EPERM =>
                 $"{what} refused ({RaplNative.Describe(errno)}): a system-wide counter needs root or CAP_PERFMON, or kernel.perf_event_paranoid <= 0 "
-                + $"(it is {SysfsCounterFile.ReadText(Path.Combine(procfsRoot, "sys", "kernel", "perf_event_paranoid")) ?? "unreadable"}); run the sampler as root or set the sysctl",
+                + $"(it is {TextFile.ReadTrimmed(Path.Combine(procfsRoot, "sys", "kernel", "perf_event_paranoid")) ?? "unreadable"}); run the sampler as root or set the sysctl",
             RaplNative.ENOENT or RaplNative.EOPNOTSUPP or RaplNative.EINVAL =>
                 $"{what}: the kernel does not offer this event ({RaplNative.Describe(errno)}); use rapl_interface = \"powercap\" or \"msr\"",
             RaplNative.ENODEV => $"{what}: cpu {cpu} is offline or cannot count this PMU ({RaplNative.Describe(errno)}); bring it online or check {pmu.Directory}/cpumask",

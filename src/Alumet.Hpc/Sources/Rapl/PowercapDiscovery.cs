@@ -35,9 +35,9 @@ public static partial class PowercapDiscovery
         foreach (var (path, m) in entries)
         {
             bool mmio = m.Groups[1].Value == "intel-rapl-mmio";
-            string? name = SysfsCounterFile.ReadText(System.IO.Path.Combine(path, "name"));
+            string? name = TextFile.ReadTrimmed(System.IO.Path.Combine(path, "name"));
             if (name is null) { problems.Add($"{path}/name unreadable"); continue; }
-            if (SysfsCounterFile.ReadText(System.IO.Path.Combine(path, "enabled")) == "0") { problems.Add($"{path} ({name}) is disabled"); continue; }
+            if (TextFile.ReadTrimmed(System.IO.Path.Combine(path, "enabled")) == "0") { problems.Add($"{path} ({name}) is disabled"); continue; }
 
             // Subzones belong to the package of their parent: intel-rapl:0:2 is dram of package 0, and on multi-die
             // parts intel-rapl:1:0 is the core of intel-rapl:1 = package-0-die-1 (the same ids as the msr and perf interfaces).
@@ -62,7 +62,7 @@ public static partial class PowercapDiscovery
             var resource = new ResourceId(kind.Value, kind == ResourceKind.Psys ? "0" : socket);
             if (!seen.Add(resource)) continue; // MMIO duplicate of an MSR zone
 
-            string maxText = SysfsCounterFile.ReadText(System.IO.Path.Combine(path, "max_energy_range_uj")) ?? "";
+            string maxText = TextFile.ReadTrimmed(System.IO.Path.Combine(path, "max_energy_range_uj")) ?? "";
             if (!ulong.TryParse(maxText, out ulong max) || max == 0)
             {
                 problems.Add($"{path}/max_energy_range_uj unreadable: cannot handle wraparound, zone ignored");
