@@ -90,6 +90,15 @@ public sealed class NvmlPhaseTests(ITestOutputHelper output) : IDisposable
         foreach (var (_, intervalUs, raw) in Rows("job:42", Gpu0))
             Assert.Equal(100.0, raw * 1e-3 / (intervalUs / 1e6), 9);
 
+        // The report's timeline (--timeline, --plot): 1 s periods, as the storage's, from the first row's start (900.03 ms;
+        // the last period holds no row's middle); the GPU's power, and the job's counted total, each domain's power over
+        // its own time.
+        IEnumerable<double> Watts(string domain, TimeSpan? period = null) => PowerTimeline.ReadAsync([end.ParquetPath], 40, period)
+            .GetAwaiter().GetResult().Series.Single(x => (x.Domain, x.Consumer) == (domain, "job:42")).Watts().Select(w => Math.Round(w, 9));
+        Assert.Equal(new[] { 150.0, 150.0, 150.0, double.NaN }, Watts(PowerTimeline.CountedTotal, TimeSpan.FromSeconds(1)));
+        Assert.Equal(new[] { 100.0, 100.0, 100.0, double.NaN }, Watts(Gpu0)); // the period it picks itself
+        Assert.Equal(new[] { 150.0, 150.0, 150.0, double.NaN }, Watts(PowerTimeline.CountedTotal));
+
         Assert.Equal(309.997, row.Energy.GpuJ, 9);     // every mJ the GPU counted from 900 ms to 3999.97 ms, once
         Assert.Equal(3.0, row.ElapsedS, 12);           // the periods' (the package's), not the GPU's 3.09997 s
         Assert.Equal(Clock.FromWallNs(Wall0 + 1000 * Ms), row.Start);

@@ -9,11 +9,30 @@ namespace Alumet.Hpc.Outputs.Parquet;
 /// <param name="Seconds">Measured time per period (Σ interval of the rows ending in it): 0 where nothing was measured.</param>
 public sealed record PowerSeries(string Domain, string Consumer, bool CountsInTotal, double[] EnergyJ, double[] Seconds)
 {
+    /// <summary>
+    /// The domains' series a counted total adds up (<see cref="PowerTimeline.CountedTotal"/>), null for a domain's: the
+    /// total's power is the sum of theirs, each over its own time (an NVML row covers the time between the GPU's own
+    /// reads, not RAPL's period: README "Timing"); its <see cref="Seconds"/> are its first domain's.
+    /// </summary>
+    public IReadOnlyList<PowerSeries>? Parts { get; init; }
+
     /// <summary>W per period (energy-weighted: Σ energy / Σ interval), NaN where nothing was measured.</summary>
-    public double[] Watts() => EnergyJ.Select((e, i) => Seconds[i] > 0 ? e / Seconds[i] : double.NaN).ToArray();
+    public double[] Watts()
+    {
+        if (Parts is null) return EnergyJ.Select((e, i) => Seconds[i] > 0 ? e / Seconds[i] : double.NaN).ToArray();
+        var sum = new double[EnergyJ.Length];
+        Array.Fill(sum, double.NaN);
+        foreach (var part in Parts)
+        {
+            var w = part.Watts();
+            for (int i = 0; i < sum.Length; i++)
+                if (double.IsFinite(w[i])) sum[i] = double.IsFinite(sum[i]) ? sum[i] + w[i] : w[i];
+        }
+        return sum;
+    }
 
     public double TotalJ => EnergyJ.Sum();
-    public double MeanW => Seconds.Sum() is > 0 and var s ? TotalJ / s : 0;
+    public double MeanW => Parts is { } parts ? parts.Sum(p => p.MeanW) : Seconds.Sum() is > 0 and var s ? TotalJ / s : 0;
 }
 
 /// <summary>
@@ -62,8 +81,10 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
                 }
         if (lo > hi) return new PowerTimeline(DateTime.UnixEpoch, TimeSpan.FromSeconds(1), 0, []);
         // No shorter than the coarsest series' usual interval (job shares are stored per attribution period even when
-        // the node's rows are raw): every period then holds a row of every series.
-        long coarsestMs = intervals.Values.Select(Median).DefaultIfEmpty(0).Max();
+        // the node's rows are raw): every period then holds a row of every series. A GPU's rows are left out when other
+        // series are there: theirs cover the time between NVML's own reads, a 1 s period's 0.9 to 1.1 s (README "Timing").
+        var periodic = intervals.Where(kv => !kv.Key.Item1.StartsWith("gpu:", StringComparison.Ordinal)).Select(kv => kv.Value).ToList();
+        long coarsestMs = (periodic.Count > 0 ? periodic : intervals.Values.ToList()).Select(Median).DefaultIfEmpty(0).Max();
         var p = period ?? AutoPeriod(hi - lo, maxPeriods, TimeSpan.FromMilliseconds(coarsestMs));
         int n = Math.Max(1, (int)Math.Ceiling((hi - lo) / p));
         var series = new Dictionary<(string, string), (double[] E, double[] S, bool Counted)>();
@@ -82,16 +103,16 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
                     Add(series, (domain, rows.Consumer[i]), Counted(rows.ResourceKind[i]), n, b, rows.Joules[i], seconds);
                 }
         }
-        // The counted total per consumer: Σ energy of counted domains; its time is one domain's (they share the clock).
-        var totals = new Dictionary<(string, string), (double[] E, double[] S, bool Counted)>();
-        foreach (var ((domain, consumer), v) in series.Where(kv => kv.Value.Counted))
+        // The counted total per consumer: Σ energy of counted domains; its power is Σ each domain's (PowerSeries.Parts).
+        var domains = series.Select(kv => new PowerSeries(kv.Key.Item1, kv.Key.Item2, kv.Value.Counted, kv.Value.E, kv.Value.S)).ToList();
+        var totals = domains.Where(s => s.CountsInTotal).GroupBy(s => s.Consumer).Select(g =>
         {
-            var key = (CountedTotal, consumer);
-            if (!totals.TryGetValue(key, out var t)) totals[key] = t = (new double[n], (double[])v.S.Clone(), true);
-            for (int b = 0; b < n; b++) t.E[b] += v.E[b];
-        }
-        var list = series.Concat(totals)
-            .Select(kv => new PowerSeries(kv.Key.Item1, kv.Key.Item2, kv.Value.Counted, kv.Value.E, kv.Value.S))
+            var e = new double[n];
+            foreach (var part in g)
+                for (int b = 0; b < n; b++) e[b] += part.EnergyJ[b];
+            return new PowerSeries(CountedTotal, g.Key, true, e, (double[])g.First().Seconds.Clone()) { Parts = g.ToList() };
+        });
+        var list = domains.Concat(totals)
             .OrderBy(s => ConsumerRank(s.Consumer)).ThenBy(s => s.Domain == CountedTotal ? 1 : 0).ThenBy(s => s.Domain, StringComparer.Ordinal)
             .ToList();
         return new PowerTimeline(lo, p, n, list);
