@@ -68,8 +68,11 @@ internal sealed class ReportSpill : IDisposable
     private static string Why(string dir, Exception e) =>
         !Directory.Exists(dir) ? (Path.Exists(dir) ? "not a directory" : "no such directory")
         : e is UnauthorizedAccessException ? "permission denied"
-        : e.HResult is > 0 and < 4096 ? new System.ComponentModel.Win32Exception(e.HResult).Message
-        : ErrorText.Describe(e);
+        : Strerror(e) ?? ErrorText.Describe(e);
+
+    /// <summary>The system's text for an I/O error, whose HResult on Unix is its errno; null when it is none.</summary>
+    private static string? Strerror(Exception e) =>
+        e.HResult is > 0 and < 4096 ? new System.ComponentModel.Win32Exception(e.HResult).Message : null;
 
     private static FileStream Unlinked(string dir)
     {
@@ -105,9 +108,8 @@ internal sealed class ReportSpill : IDisposable
         private Failed Failure(IOException e)
         {
             // On Unix an I/O error's HResult is its errno (EFBIG 27, ENOSPC 28, EDQUOT 122: no room).
-            int errno = e.HResult;
-            string why = errno is > 0 and < 4096 ? new System.ComponentModel.Win32Exception(errno).Message : e.Message;
-            return new Failed(errno is 27 or 28 or 122
+            string why = Strerror(e) ?? e.Message;
+            return new Failed(e.HResult is 27 or 28 or 122
                 ? $"no room for the listing in the temporary directory {dir} ({why}), where it is kept while the database is read; "
                   + "free space there, or set TMPDIR to a directory with room (through alumet-report-gate it is always /tmp)"
                 : $"cannot write the listing to the temporary directory {dir} ({why}), where it is kept while the database is read; "

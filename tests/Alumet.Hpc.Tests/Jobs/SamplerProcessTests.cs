@@ -152,16 +152,12 @@ public class SamplerProcessTests
         using var install = NewInstall();
         var first = Job("130");
         var launched = Start(install, first);
-        string day = Assert.Single(Directory.GetDirectories(NodeSpool.Root(install.Config)), d => NodeSpool.IsDay(Path.GetFileName(d), out _));
         install.Powercap.SetEnergy("intel-rapl:0", 1_000_000);
         var second = Job("131");
         LaunchResult next;
-        using (var dayLock = FinalizationLock.Acquire(day, TimeSpan.Zero, out _))
+        string day;
+        using (StopWhileItsDayIsHeld(install, first, out day))
         {
-            Assert.NotNull(dayLock);
-            var stop = SamplerLauncher.StopAndFinalize(first, install.Config);
-            Assert.True(stop.Status == "stopped", stop.Message);
-            WaitFor(() => ExportOf(day) is not null, "the closing sampler's export of its day (waiting for the day's lock)");
             next = SamplerLauncher.Start(new SamplerLaunch(second, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
             Assert.True(next.Ok, next.Message);
             Assert.NotEqual(launched.Pid, next.Pid);
@@ -170,7 +166,7 @@ public class SamplerProcessTests
             WaitFor(() => SpoolRecords(dir) > 0, "the first flushed records (counters primed)");
             install.Powercap.SetEnergy("intel-rapl:0", 4_000_000);
             WaitFor(() => FlushedJobEnergy(dir, "131", "cpu_package", "0") == 3_000_000, "the 3 J in the spool");
-            stop = SamplerLauncher.StopAndFinalize(second, install.Config);
+            var stop = SamplerLauncher.StopAndFinalize(second, install.Config);
             Assert.True(stop.Status == "stopped", stop.Message);
         }
         WaitFor(() => !Alive(launched.Pid) && !Alive(next.Pid), "both samplers' exit after their exports of the day", 60);
@@ -179,7 +175,21 @@ public class SamplerProcessTests
         Assert.Equal(JobStatus.Complete, row.Status);
         Assert.Equal(3.0, row.Energy.PackageJ, 12);
         Assert.Equal(NodeSpool.ParquetPath(install.Config, "test", "node1", Path.GetFileName(day)), NodeSpool.ExportedTo(day));
+    }
 
+    /// <summary>
+    /// Takes the lock of the node's one day, then ends <paramref name="job"/>, the sampler's last: the exiting sampler's
+    /// export of its day (a finalize-job child) waits for the lock, which the caller holds until it disposes it.
+    /// </summary>
+    private static FinalizationLock StopWhileItsDayIsHeld(TestInstallation install, JobIdentity job, out string day)
+    {
+        string held = day = Assert.Single(Directory.GetDirectories(NodeSpool.Root(install.Config)), d => NodeSpool.IsDay(Path.GetFileName(d), out _));
+        var dayLock = FinalizationLock.Acquire(held, TimeSpan.Zero, out _);
+        Assert.NotNull(dayLock);
+        var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
+        Assert.True(stop.Status == "stopped", stop.Message);
+        WaitFor(() => ExportOf(held) is not null, "the exiting sampler's export of its day (waiting for the day's lock)");
+        return dayLock;
     }
 
     private static bool Alive(int pid) => ProcessState.Read(pid) is { State: not ('Z' or 'X') };
@@ -200,15 +210,10 @@ public class SamplerProcessTests
         using var install = NewInstall();
         var job = Job("132");
         var launched = Start(install, job);
-        string day = Assert.Single(Directory.GetDirectories(NodeSpool.Root(install.Config)), d => NodeSpool.IsDay(Path.GetFileName(d), out _));
         string powercap = Path.GetFullPath(install.Powercap.Root);
         Assert.NotEmpty(OpenUnder(launched.Pid, powercap)); // sampling: the counters are open
-        using (var dayLock = FinalizationLock.Acquire(day, TimeSpan.Zero, out _))
+        using (StopWhileItsDayIsHeld(install, job, out _))
         {
-            Assert.NotNull(dayLock);
-            var stop = SamplerLauncher.StopAndFinalize(job, install.Config);
-            Assert.True(stop.Status == "stopped", stop.Message);
-            WaitFor(() => ExportOf(day) is not null, "the exiting sampler's export of its day (waiting for the day's lock)");
             Assert.True(Alive(launched.Pid), "the sampler still waits for its day's export");
             var open = OpenUnder(launched.Pid, powercap);
             Assert.True(open.Count == 0, $"still open while the day's export waits: {string.Join(", ", open)}");
