@@ -529,11 +529,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     /// <summary>
     /// A restarted sampler, before it samples, takes back the jobs registered in its state_dir and not finalized
-    /// (<see cref="Unfinished"/>; each said in the log), then reads the counters, /proc/stat and every job's cgroup again
-    /// at one instant, <paramref name="monotonicNs"/>, where its first period starts (README "Attribution": a job taken
-    /// back counts from that sampler's start). Each registration reads its job's baseline as it reopens its spool, one
-    /// after the other: the CPU time a job used while the ones before it were taken back was busy time of the first
-    /// period in no job's share. Nothing is stored before that instant (no period closes at a job taken back).
+    /// (<see cref="Unfinished"/>; each said in the log), then reads the counters, /proc/stat, every job's cgroup and the
+    /// scheduler's cgroups above them (<see cref="ParentCgroups"/>) again at one instant, <paramref name="monotonicNs"/>,
+    /// where its first period starts (README "Attribution": a job taken back counts from that sampler's start). Each
+    /// registration reads its job's baseline as it reopens its spool, one after the other: the CPU time a job used while
+    /// the ones before it were taken back was busy time of the first period in no job's share. Nothing is stored before
+    /// that instant (no period closes at a job taken back).
     /// </summary>
     public void Recover(long monotonicNs)
     {
@@ -547,10 +548,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException) { Log.Error($"node sampler: could not recover job {reg.Job.JobId}: {e.Message}"); }
             }
             if (_jobs.Count == 0) return;
-            // A snapshot's order: the counters, /proc/stat, then the cgroups.
+            // A snapshot's order: the counters, /proc/stat, then the cgroups, the jobs' and then the scheduler's above them
+            // (a job cgroup lost in the first period gets its CPU time from there, as in any other).
             Buffer.Reprime(monotonicNs);
             if (_procStat?.TryRead(out ulong busy, out _) == true) _lastBusyTicks = busy;
             foreach (var job in _jobArray) job.Cpu.Rebase();
+            _parents.Rebase(_jobCpus);
         }
     }
 
