@@ -18,7 +18,8 @@ namespace Alumet.Hpc.Jobs;
 /// node spool; at a job's end its Parquet file and accounting row through <see cref="JobFinalizer"/>).
 /// Every period takes the counters, /proc/stat and every job's cgroup once, at one instant, so for every domain and
 /// interval node = Σ jobs + unattributed exactly, with the same timestamps in every file of the node.
-/// <see cref="Sampler"/> schedules it; tests drive <see cref="Snapshot"/> with chosen clocks.
+/// <see cref="Sampler"/> schedules it (<see cref="ISamplingPlan.Snapshot"/>, which leaves no period shorter than half
+/// a period after a registration or an end); tests drive <see cref="Snapshot"/> with chosen clocks.
 /// </summary>
 public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 {
@@ -712,6 +713,23 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public void Snapshot(long monotonicNs, long wallNs)
     {
         lock (_gate) SnapshotLocked(monotonicNs, wallNs);
+    }
+
+    /// <summary>
+    /// The schedule's snapshot (<see cref="Sampler"/>: every period, on the node's grid), skipped when the open period
+    /// began less than half a period before it (a registration, an end or a raw switch closed one just before): that
+    /// period then ends at the next one, up to 1.5 periods long, instead of a few ms later, where its power (energy over
+    /// interval) would be mostly the counter's ~1 ms refresh (README "Implausible readings"). The grid stays; nothing is
+    /// lost or counted twice (the next snapshot takes all since the last one); an end still closes its job's period where
+    /// it comes.
+    /// </summary>
+    void ISamplingPlan.Snapshot(long monotonicNs, long wallNs)
+    {
+        lock (_gate)
+        {
+            if (monotonicNs - Buffer.LastSnapshotNs < PeriodMs * 500_000L) return;
+            SnapshotLocked(monotonicNs, wallNs);
+        }
     }
 
     private void SnapshotLocked(long now, long wall)
