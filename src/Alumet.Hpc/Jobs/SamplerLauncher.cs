@@ -86,7 +86,10 @@ public static class SamplerLauncher
                     }
                     Thread.Sleep(answer is null ? 5 : 50);
                     answer = NodeSocket.Request(config.Paths.StateDir, request, Wait(), out error);
-                    if (answer is null && started && sw.Elapsed > TimeSpan.FromSeconds(1) && !DaemonMayStillStart(config)) started = false; // it died: start another
+                    // Another is started only once the one started here has exited (status 0: another process held the
+                    // node lock past its wait) and no live sampler is recorded. A sampler writes its pid file only once it
+                    // holds the node lock, so a missing one says nothing of a sampler still on its way to it.
+                    if (answer is null && daemon is { HasExited: true } && !DaemonMayStillStart(config)) started = false;
                 }
                 int pid = SamplerPid.Read(Spool.NodeSpool.Root(config)) is { } p ? p.Pid : 0;
                 if (!answer.StartsWith("ok", StringComparison.Ordinal))
