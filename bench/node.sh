@@ -33,7 +33,7 @@
 # BENCH_NODE_ONLY=tick (only the 1 kHz CPU-per-tick rounds and their rows: with BENCH_NODE_TICK_ROUNDS=36, ~6 min),
 # BENCH_NODE_ONLY=noise (only the noise checks and the paired 1 kHz rows), BENCH_NOISE_VS_ROUNDS (10),
 # BENCH_NOISE_VS_SECONDS (8 per paired run: two per round), BENCH_NOISE_VS_JOBS ("1 8"), BENCH_NOISE_VS_STORE (0; 1: also
-# ours vs a C reader that stores every read).
+# ours vs a C reader that stores every read), BENCH_NOISE_PIN (unset; CPU: the paired rounds' readers all on that CPU).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init node "$@"
@@ -232,6 +232,11 @@ NOISE_VS_JOBS=${BENCH_NOISE_VS_JOBS:-1 8}
 # sampler does at raw storage (32 B per read into 16 KiB buffers, one spool per file: 2 with one job, which is alone and
 # gets its own copy, 1 with 8, which share the node): what ours costs beyond the same work done in C.
 NOISE_VS_STORE=${BENCH_NOISE_VS_STORE:-0}
+# BENCH_NOISE_PIN=CPU: every thread of the round's readers (ours, C, C' and the storing C) on that one CPU (taskset -a),
+# so that each of them preempts the busy thread there at every tick rather than waking an idle CPU in some rounds and not
+# in others: where a reader lands is most of one round's spread on this VM (docs/performance-log.md).
+NOISE_PIN=${BENCH_NOISE_PIN:-}
+pin() { [[ -z $NOISE_PIN ]] || taskset -a -p -c "$NOISE_PIN" "$1" > /dev/null || die "taskset -a -p -c $NOISE_PIN $1 failed"; }
 vs_noise() {
     local n r
     for n in $NOISE_VS_JOBS; do
@@ -245,6 +250,7 @@ vs_noise() {
             if [[ $NOISE_VS_STORE == 1 ]]; then
                 C_STORE=$WORK/cs-$n-$r.node$([[ $n == 1 ]] && echo ":$WORK/cs-$n-$r.job") c_noise_reader "$n"; cs=$C_PID
             fi
+            local p; for p in "$D_PID" "$c1" "$c2" $cs; do pin "$p"; done
             sleep "$WARMUP"
             # The round's runs in a random order: what the sampler does once after its jobs registered (its heap
             # compaction) must not always fall in the same one.
