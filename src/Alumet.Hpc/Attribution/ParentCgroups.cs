@@ -34,6 +34,25 @@ public sealed class ParentCgroups : IDisposable
     /// </summary>
     public void Read(ReadOnlySpan<JobCpu> jobs, Span<ulong> cpu)
     {
+        if (!ReadParents(jobs)) return;
+        for (int j = 0; j < jobs.Length; j++)
+            if (jobs[j].Lost && FromParent(jobs, cpu, j) is { } ns)
+            {
+                cpu[j] = ns;
+                jobs[j].TakeFromParent();
+            }
+    }
+
+    /// <summary>
+    /// A restarted sampler's baseline (NodeSampler.Recover), after its jobs' (<see cref="JobCpu.Rebase"/>): the parents
+    /// are read at the instant its first period starts, so that a job cgroup lost in that period gets its CPU time from
+    /// them as in any other (read there first, a parent had no delta for the period: flags=8).
+    /// </summary>
+    public void Rebase(ReadOnlySpan<JobCpu> jobs) => ReadParents(jobs);
+
+    /// <summary>Reads, once each, the parents of every job read or lost now; true when a job was lost.</summary>
+    private bool ReadParents(ReadOnlySpan<JobCpu> jobs)
+    {
         _snapshot++;
         bool lost = false;
         foreach (var job in jobs)
@@ -49,13 +68,7 @@ public sealed class ParentCgroups : IDisposable
                     e.Reader.Dispose();
                     _entries.Remove(dir);
                 }
-        if (!lost) return;
-        for (int j = 0; j < jobs.Length; j++)
-            if (jobs[j].Lost && FromParent(jobs, cpu, j) is { } ns)
-            {
-                cpu[j] = ns;
-                jobs[j].TakeFromParent();
-            }
+        return lost;
     }
 
     private void ReadOnce(JobCgroup parent)

@@ -18,7 +18,8 @@ namespace Alumet.Hpc.Jobs;
 /// node spool; at a job's end its Parquet file and accounting row through <see cref="JobFinalizer"/>).
 /// Every period takes the counters, /proc/stat and every job's cgroup once, at one instant, so for every domain and
 /// interval node = Σ jobs + unattributed exactly, with the same timestamps in every file of the node.
-/// <see cref="Sampler"/> schedules it; tests drive <see cref="Snapshot"/> with chosen clocks.
+/// <see cref="Sampler"/> schedules it (<see cref="ISamplingPlan.Snapshot"/>, which leaves no period shorter than half
+/// a period after a registration or an end); tests drive <see cref="Snapshot"/> with chosen clocks.
 /// </summary>
 public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 {
@@ -529,11 +530,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     /// <summary>
     /// A restarted sampler, before it samples, takes back the jobs registered in its state_dir and not finalized
-    /// (<see cref="Unfinished"/>; each said in the log), then reads the counters, /proc/stat and every job's cgroup again
-    /// at one instant, <paramref name="monotonicNs"/>, where its first period starts (README "Attribution": a job taken
-    /// back counts from that sampler's start). Each registration reads its job's baseline as it reopens its spool, one
-    /// after the other: the CPU time a job used while the ones before it were taken back was busy time of the first
-    /// period in no job's share. Nothing is stored before that instant (no period closes at a job taken back).
+    /// (<see cref="Unfinished"/>; each said in the log), then reads the counters, /proc/stat, every job's cgroup and the
+    /// scheduler's cgroups above them (<see cref="ParentCgroups"/>) again at one instant, <paramref name="monotonicNs"/>,
+    /// where its first period starts (README "Attribution": a job taken back counts from that sampler's start). Each
+    /// registration reads its job's baseline as it reopens its spool, one after the other: the CPU time a job used while
+    /// the ones before it were taken back was busy time of the first period in no job's share. Nothing is stored before
+    /// that instant (no period closes at a job taken back).
     /// </summary>
     public void Recover(long monotonicNs)
     {
@@ -547,10 +549,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException) { Log.Error($"node sampler: could not recover job {reg.Job.JobId}: {e.Message}"); }
             }
             if (_jobs.Count == 0) return;
-            // A snapshot's order: the counters, /proc/stat, then the cgroups.
+            // A snapshot's order: the counters, /proc/stat, then the cgroups, the jobs' and then the scheduler's above them
+            // (a job cgroup lost in the first period gets its CPU time from there, as in any other).
             Buffer.Reprime(monotonicNs);
             if (_procStat?.TryRead(out ulong busy, out _) == true) _lastBusyTicks = busy;
             foreach (var job in _jobArray) job.Cpu.Rebase();
+            _parents.Rebase(_jobCpus);
         }
     }
 
@@ -709,6 +713,23 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public void Snapshot(long monotonicNs, long wallNs)
     {
         lock (_gate) SnapshotLocked(monotonicNs, wallNs);
+    }
+
+    /// <summary>
+    /// The schedule's snapshot (<see cref="Sampler"/>: every period, on the node's grid), skipped when the open period
+    /// began less than half a period before it (a registration, an end or a raw switch closed one just before): that
+    /// period then ends at the next one, up to 1.5 periods long, instead of a few ms later, where its power (energy over
+    /// interval) would be mostly the counter's ~1 ms refresh (README "Implausible readings"). The grid stays; nothing is
+    /// lost or counted twice (the next snapshot takes all since the last one); an end still closes its job's period where
+    /// it comes.
+    /// </summary>
+    void ISamplingPlan.Snapshot(long monotonicNs, long wallNs)
+    {
+        lock (_gate)
+        {
+            if (monotonicNs - Buffer.LastSnapshotNs < PeriodMs * 500_000L) return;
+            SnapshotLocked(monotonicNs, wallNs);
+        }
     }
 
     private void SnapshotLocked(long now, long wall)

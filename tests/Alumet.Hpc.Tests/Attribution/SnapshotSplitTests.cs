@@ -197,9 +197,7 @@ public sealed class SnapshotSplitTests : IDisposable
             var m = json.RootElement.GetProperty("jobs")[0].GetProperty("measurement");
             Assert.Equal((true, 1L, Lost), (m.GetProperty("lower_bound").GetBoolean(), m.GetProperty("cgroup_gone_periods").GetInt64(), m.GetProperty("reason").GetString()));
         }
-        var last = ReadOrderTests.Series(end.ParquetPath)
-            .Where(kv => kv.Key.Consumer == "job:42").ToDictionary(kv => kv.Key.Domain, kv => kv.Value[^1].Flags);
-        Assert.Equal(new Dictionary<string, int> { ["cpu_package:0"] = 8, ["cpu_cores:0"] = 8, ["dram:0"] = 8 }, last); // in its Parquet file too
+        AssertLastFlags(end, 8); // in its Parquet file too
         node.Close(1500 * Ms, 1500 * Ms);
     }
 
@@ -298,6 +296,39 @@ public sealed class SnapshotSplitTests : IDisposable
         }
     }
 
+    /// <summary>Slurm with job 44 keeping alice's <c>uid_1000</c>, Slurm without it, and OAR: the cgroups of jobs 42, 43 and 44.</summary>
+    public static TheoryData<string, string, string?> Layouts => new()
+    {
+        { "cpuacct/slurm/uid_1000/job_42", "cpuacct/slurm/uid_1001/job_43", "cpuacct/slurm/uid_1000/job_44" },
+        { "cpuacct/slurm/uid_1000/job_42", "cpuacct/slurm/uid_1001/job_43", null },
+        { "cpuacct/oar/alice_42", "cpuacct/oar/bob_43", null },
+    };
+
+    /// <summary>
+    /// Jobs 42 (alice), 43 (bob) and, when <paramref name="j44"/> is given, 44 (alice) at those cgroups, of the scheduler
+    /// whose layout they are; and what each runs in period 1 (300, 200, 100 ms).
+    /// </summary>
+    private static (string Scheduler, (string, JobRegistration)[] Jobs, (string, ulong)[] First) Jobs424344(string j42, string j43, string? j44)
+    {
+        string scheduler = j42.Contains("/oar/", StringComparison.Ordinal) ? "oar" : "slurm";
+        var jobs = new List<(string, JobRegistration)> { (j42, Job(scheduler, "42", "alice", 1000)), (j43, Job(scheduler, "43", "bob", 1001)) };
+        var first = new List<(string, ulong)> { (j42, 300), (j43, 200) };
+        if (j44 is not null)
+        {
+            jobs.Add((j44, Job(scheduler, "44", "alice", 1000)));
+            first.Add((j44, 100));
+        }
+        return (scheduler, [.. jobs], [.. first]);
+    }
+
+    /// <summary>Job 42's last row in its Parquet file carries <paramref name="flags"/> in every RAPL domain.</summary>
+    private static void AssertLastFlags(JobFinalizer.Outcome end, int flags)
+    {
+        var last = ReadOrderTests.Series(end.ParquetPath)
+            .Where(kv => kv.Key.Consumer == "job:42").ToDictionary(kv => kv.Key.Domain, kv => kv.Value[^1].Flags);
+        Assert.Equal(new Dictionary<string, int> { ["cpu_package:0"] = flags, ["cpu_cores:0"] = flags, ["dram:0"] = flags }, last);
+    }
+
     /// <summary>
     /// Slurm (22.05, cgroup v1, proctrack/cgroup) removes a job's cgroup when its last step ends, before its epilog's end
     /// reads it, and the user's directory with their last job on the node: the job's CPU time since the last snapshot is
@@ -308,21 +339,12 @@ public sealed class SnapshotSplitTests : IDisposable
     /// "Attribution"; its layout allows the same.)
     /// </summary>
     [Theory]
-    [InlineData("cpuacct/slurm/uid_1000/job_42", "cpuacct/slurm/uid_1001/job_43", "cpuacct/slurm/uid_1000/job_44")]
-    [InlineData("cpuacct/slurm/uid_1000/job_42", "cpuacct/slurm/uid_1001/job_43", null)]
-    [InlineData("cpuacct/oar/alice_42", "cpuacct/oar/bob_43", null)]
+    [MemberData(nameof(Layouts))]
     public void AJobCgroupGoneBeforeItsEndGetsItsLastPeriodFromTheSchedulersCgroupAboveIt(string j42, string j43, string? j44)
     {
-        string scheduler = j42.Contains("/oar/", StringComparison.Ordinal) ? "oar" : "slurm";
-        var jobs = new List<(string, JobRegistration)> { (j42, Job(scheduler, "42", "alice", 1000)), (j43, Job(scheduler, "43", "bob", 1001)) };
-        var first = new List<(string, ulong)> { (j42, 300), (j43, 200) };
-        if (j44 is not null)
-        {
-            jobs.Add((j44, Job(scheduler, "44", "alice", 1000)));
-            first.Add((j44, 100));
-        }
-        using var node = WithSchedulerLayout(out var cfg, [.. jobs]);
-        FirstSecond(node, [.. first]); // 42 runs 300 ms, 43 200, 44 100
+        var (scheduler, jobs, first) = Jobs424344(j42, j43, j44);
+        using var node = WithSchedulerLayout(out var cfg, jobs);
+        FirstSecond(node, first); // 42 runs 300 ms, 43 200, 44 100
         // Period 2: 42 runs 150 ms and its last step ends: Slurm removes its cgroup (and alice's directory with her last
         // job); 43 runs 100 ms, 44 50; the node 0.5 s busy, 0.5 J. Its epilog's end at 1.5 s.
         Run(j42, 150);
@@ -335,10 +357,59 @@ public sealed class SnapshotSplitTests : IDisposable
         AssertPeriods(node, ("job:42", 270_000, 150_000, SpoolFlags.FromParentCgroup), ("job:43", 180_000, 100_000, 0),
             j44 is null ? ("unattributed", 450_000, 250_000, SpoolFlags.None) : ("unattributed", 360_000, 200_000, SpoolFlags.None));
         Assert.Equal((JobStatus.Complete, "", 0L), (end.Status, end.Record!.Reason, end.Record.ReadErrors));
-        var last = ReadOrderTests.Series(end.ParquetPath)
-            .Where(kv => kv.Key.Consumer == "job:42").ToDictionary(kv => kv.Key.Domain, kv => kv.Value[^1].Flags);
-        Assert.Equal(new Dictionary<string, int> { ["cpu_package:0"] = 16, ["cpu_cores:0"] = 16, ["dram:0"] = 16 }, last); // in its Parquet file too
+        AssertLastFlags(end, 16); // in its Parquet file too
         node.Close(1500 * Ms, 1500 * Ms);
+    }
+
+    /// <summary>
+    /// The same, in the first period after a restart (crash, kill -9): the restarted sampler takes its jobs back
+    /// (<see cref="NodeSampler.Recover"/>, the daemon's recovery) and read their cgroups where its first period starts,
+    /// but not the scheduler's cgroups above them, so none had a delta for that period and a job cgroup removed in it kept
+    /// its share 0 with flags=8, its energy unattributed. The parents are now read at that instant too: the lost job gets
+    /// its CPU time from them (flags=16), and every interval conserves.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Layouts))]
+    public void AJobCgroupGoneInTheFirstPeriodAfterASamplerRestartGetsItsCpuTimeFromTheSchedulersCgroupAboveIt(string j42, string j43, string? j44)
+    {
+        var (scheduler, jobs, first) = Jobs424344(j42, j43, j44);
+        var killed = WithSchedulerLayout(out var cfg, jobs);
+        FirstSecond(killed, first); // 42 runs 300 ms, 43 200, 44 100
+        killed.Flush(); // then killed: no Close
+
+        // While no sampler runs, the jobs go on (42 1 s, 43 0.5 s, 44 0.2 s; the node 9 s busy, 4.1 J); a new sampler takes
+        // them back as the daemon does.
+        Run(j42, 1000);
+        Run(j43, 500);
+        if (j44 is not null) Run(j44, 200);
+        _rig.Proc.SetStat(1000, 0);
+        _rig.SetCounters(5_000_000, 0, 0);
+        using var node = _rig.NewNode(cfg, schedulerLocators: true);
+        node.Recover(5 * Ms);
+        Assert.Equal(jobs.Length, node.JobCount);
+        // Its first period: 42 runs 150 ms and its last step ends (Slurm removes its cgroup, and alice's directory with her
+        // last job); 43 runs 100 ms, 44 50; the node 0.5 s busy, 0.5 J. Its epilog's end at 1.5 s (wall 2.5 s).
+        Run(j42, 150);
+        Rmdir(j42);
+        if (j44 is null && scheduler == "slurm") Rmdir(Path.GetDirectoryName(j42)!, readFails: false);
+        Run(j43, 100);
+        if (j44 is not null) Run(j44, 50);
+        _rig.Proc.SetStat(1050, 0);
+        _rig.SetCounters(5_500_000, 0, 0);
+        var end = node.End(Job(scheduler, "42", "alice", 1000).Key, true, "", 1500 * Ms, 2500 * Ms)!;
+        node.Flush();
+
+        string nodeDir = NodeDir(node);
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 270_000, 0), (2500, 150_000, SpoolFlags.FromParentCgroup) }, Package(nodeDir, "job:42"));
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 180_000, 0), (2500, 100_000, 0) }, Package(nodeDir, "job:43"));
+        Assert.Equal(j44 is null ? new (long, long, SpoolFlags)[] { (1000, 450_000, 0), (2500, 250_000, 0) } : [(1000, 360_000, 0), (2500, 200_000, 0)],
+            Package(nodeDir, "unattributed"));
+        AssertConserves(nodeDir);
+        // Partial for the restart only (its energy between its last flush and the restart), with no read error.
+        Assert.Equal((JobStatus.Partial, 0L), (end.Status, end.Record!.ReadErrors));
+        Assert.StartsWith("the node sampler restarted during the job", end.Record.Reason);
+        AssertLastFlags(end, 16); // in its Parquet file too
+        node.Close(1500 * Ms, 2500 * Ms);
     }
 
     /// <summary>

@@ -1,6 +1,9 @@
+using Alumet.Hpc.Core;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Sampling;
+using Alumet.Hpc.Spool;
 using Alumet.Hpc.Tests.Fakes;
+using Alumet.Hpc.Tests.Sampling;
 
 namespace Alumet.Hpc.Tests.Jobs;
 
@@ -74,6 +77,98 @@ public sealed class NodeSamplerHostTests : IDisposable
             node.RateChanged = null; // no loop to tell any more
             node.Close(Alumet.Hpc.Core.Clock.MonotonicNs(), Alumet.Hpc.Core.Clock.WallNs());
         }
+    }
+
+    /// <summary>
+    /// A registration closes the period (its job's first interval starts there), and the schedule's snapshot then came at
+    /// its time whatever the period since: a prolog a few ms before it left a row of a few ms in every file of the node,
+    /// whose power (energy / interval) is mostly the RAPL counter's ~1 ms refresh. The schedule's snapshot is now skipped
+    /// when the period open began less than half a period before it, so that period ends at the next one, on the node's
+    /// grid (here 1.02 s instead of 20 ms then 1 s); the registration still closes the period where it came, and every
+    /// interval conserves. The registration goes through the socket's handler (the prolog's path, the real clock); the
+    /// schedule's snapshots are the loop's calls (<see cref="ISamplingPlan.Snapshot"/>) at the grid's times.
+    /// </summary>
+    [Fact]
+    public void ARegistrationAFewMsBeforeADueSnapshotLeavesNoPeriodOfAFewMsAfterIt()
+    {
+        // The prolog must come before the due snapshot: a machine so loaded that it came after it tries again.
+        for (int attempt = 0; attempt < 5; attempt++)
+            if (RegistrationBeforeADueSnapshot(aheadNs: 20 * Ms)) return;
+        Assert.Fail("in 5 attempts no registration came within 20 ms before the due snapshot (the machine is too loaded)");
+    }
+
+    private const long Ms = 1_000_000;
+
+    /// <summary>
+    /// Job 42 from the node's start S (1.5 s ago); the grid S + k s; job 43's prolog <paramref name="aheadNs"/> before
+    /// S + 2 s. False when its registration came at or after that time (nothing asserted then).
+    /// </summary>
+    private static bool RegistrationBeforeADueSnapshot(long aheadNs)
+    {
+        const long Period = 1000 * Ms;
+        using var rig = new NodeRig();
+        var cfg = rig.Config(storageMs: 1000);
+        rig.AtZero("42", "43");
+        long t0 = Clock.MonotonicNs(), wall0 = Clock.WallNs();
+        long s = t0 - 3 * Period / 2, g1 = s + Period, g2 = g1 + Period, g3 = g2 + Period;
+        long Wall(long mono) => wall0 + (mono - t0);
+        static void Until(long mono)
+        {
+            for (long left; (left = mono - Clock.MonotonicNs()) > 0;) Thread.Sleep((int)(left / Ms) + 1);
+        }
+        using var node = rig.NewNode(cfg, startMonotonicNs: s);
+        var plan = (ISamplingPlan)node; // what the scheduling loop calls (Sampler.Housekeeping)
+        var sampler = new Sampler(node.Buffer, node);
+        // The jobs' CPU time, the node's busy ticks and the package counter at the next snapshot (or registration).
+        void Then(ulong job42Ms, ulong job43Ms, ulong busyTicks, ulong packageUj)
+        {
+            rig.SetJobCpu("42", job42Ms * Ms);
+            rig.SetJobCpu("43", job43Ms * Ms);
+            rig.Proc.SetStat(busyTicks, 0);
+            rig.SetCounters(packageUj, 0, 0);
+        }
+        void ScheduledAt(long g)
+        {
+            Until(g);
+            plan.Snapshot(g, Wall(g));
+        }
+        node.Register(NodeRig.Job("42"), false, s, Wall(s));
+        Then(600, 0, 100, 1_000_000); // period 1 (S to S + 1 s): job 42 600 ms of the node's 1 s busy; 1 J
+        ScheduledAt(g1);
+        Then(1190, 0, 198, 1_980_000); // to job 43's prolog: job 42 590 ms more of 980 ms busy, 0.98 J
+        Until(g2 - aheadNs);
+        Assert.StartsWith("ok job 43 registered", NodeSamplerHost.Handle(node, sampler, "register " + NodeRig.Job("43").ToLine()));
+        long r = node.Buffer.LastSnapshotNs; // where the registration closed the period
+        if (r >= g2)
+        {
+            node.Close(r, Wall(r));
+            return false;
+        }
+        Then(1200, 10, 200, 2_000_000); // to the due snapshot: each job 10 ms of 20 ms busy, 20 mJ
+        ScheduledAt(g2);
+        Then(1700, 510, 300, 3_000_000); // then a whole period: each job 500 ms of 1 s busy, 1 J
+        ScheduledAt(g3);
+        node.Flush();
+
+        // The package rows of each consumer in the node's file: (interval µs, µJ). Job 43's first period runs from its
+        // registration to the snapshot after the one it came just before.
+        string nodeDir = Directory.GetDirectories(Path.Combine(node.StateRoot, NodeSpool.Directory)).Single();
+        var rows = NodeSamplerTests.Rows(nodeDir);
+        (long, long)[] Package(string consumer) =>
+            rows.Where(x => x.Consumer == consumer && x.Resource == "cpu_package:0").Select(x => (x.R.IntervalNs / 1000, x.R.Value)).ToArray();
+        long before = (r - g1) / 1000, after = (g3 - r) / 1000;
+        Assert.Equal(new (long, long)[] { (1_000_000, 1_000_000), (before, 980_000), (after, 1_020_000) }, Package("node"));
+        Assert.Equal(new (long, long)[] { (1_000_000, 600_000), (before, 590_000), (after, 510_000) }, Package("job:42"));
+        Assert.Equal(new (long, long)[] { (after, 510_000) }, Package("job:43"));
+        Assert.Equal(new (long, long)[] { (1_000_000, 400_000), (before, 390_000), (after, 0) }, Package("unattributed"));
+        foreach (var interval in rows.GroupBy(x => (x.R.WallNs, x.Resource)))
+            Assert.Equal(interval.Single(x => x.Consumer == "node").R.Value, interval.Where(x => x.Consumer != "node").Sum(x => x.R.Value));
+        // In its own file too: one row, from its registration to the grid's next but one time.
+        var own = NodeSamplerTests.Rows(NodeRig.Job("43").Job.StateDirectory(cfg.Paths.StateDir))
+            .Where(x => x.Consumer == "job:43" && x.Resource == "cpu_package:0").Select(x => (x.R.WallNs, x.R.IntervalNs / 1000, x.R.Value));
+        Assert.Equal(new (long, long, long)[] { (Wall(g3), after, 510_000) }, own);
+        node.Close(g3, Wall(g3));
+        return true;
     }
 
     public void Dispose() => _rig.Dispose();
