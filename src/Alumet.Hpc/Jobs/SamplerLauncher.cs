@@ -86,7 +86,10 @@ public static class SamplerLauncher
                     }
                     Thread.Sleep(answer is null ? 5 : 50);
                     answer = NodeSocket.Request(config.Paths.StateDir, request, Wait(), out error);
-                    if (answer is null && started && sw.Elapsed > TimeSpan.FromSeconds(1) && !DaemonMayStillStart(config)) started = false; // it died: start another
+                    // Another is started only once the one started here has exited (status 0: another process held the
+                    // node lock past its wait) and no live sampler is recorded. A sampler writes its pid file only once it
+                    // holds the node lock, so a missing one says nothing of a sampler still on its way to it.
+                    if (answer is null && daemon is { HasExited: true } && !DaemonMayStillStart(config)) started = false;
                 }
                 int pid = SamplerPid.Read(Spool.NodeSpool.Root(config)) is { } p ? p.Pid : 0;
                 if (!answer.StartsWith("ok", StringComparison.Ordinal))
@@ -285,6 +288,19 @@ public static class SamplerLauncher
     }
 
     /// <summary>
+    /// The answer of an epilog that knows its run when the job's place is another run's: this run's state moved aside by a
+    /// later run (<see cref="FromAside"/>), or, where the state dir is another run's, this run recorded as not registered
+    /// here (<see cref="NotRegisteredBeside"/>). Null when the state dir is this run's or names no run, or the epilog does
+    /// not know its run.
+    /// </summary>
+    private static StopResult? AnsweredBesideAnotherRun(JobIdentity job, string dir, AlumetConfig config)
+    {
+        if (job.RunId.Length == 0) return null;
+        if (FromAside(job, dir) is { } aside) return aside;
+        return OtherRunIn(dir, job.RunId) is { } placed ? NotRegisteredBeside(job, dir, config, placed) : null;
+    }
+
+    /// <summary>
     /// A run not registered here while the job's state dir is another run's (<paramref name="placed"/>): recorded
     /// not_measured, its marker beside that state as a run moved aside (<see cref="JobStateCleanup.RunAside"/>), so that a
     /// repeated epilog of it is answered "already finalized" and nothing of the other run is touched (no marker in its
@@ -314,7 +330,7 @@ public static class SamplerLauncher
             // An epilog that knows its run answers for that run only: its state moved aside by a later run (a requeue),
             // or, where the job's state dir is another run's, this run was not registered here. That state is never
             // touched: neither ended (the sampler refuses an end of another run: NodeSampler.End) nor finalized here.
-            if (job.RunId.Length > 0 && (FromAside(job, dir) ?? (OtherRunIn(dir, job.RunId) is { } placed ? NotRegisteredBeside(job, dir, config, placed) : null)) is { } own)
+            if (AnsweredBesideAnotherRun(job, dir, config) is { } own)
                 return own;
             // A marker of another run answers only that run's epilogs: this run (a requeue of the job id whose prolog did
             // not register it here) is recorded below. One that names no run (a version before

@@ -63,7 +63,11 @@ public sealed record ConsumerSummary(
     public double TotalEnergyJ => Energy.TotalJ;
     /// <summary>Seconds measured, monotonic clock (<see cref="MeasuredNs"/>).</summary>
     public double ElapsedS => MeasuredNs / 1e9;
-    public double AvePowerW => ElapsedS > 0 ? TotalEnergyJ / ElapsedS : 0;
+    /// <summary>Average power of the counted domains: the sum over sources of each one's energy over its own measured time,
+    /// as <see cref="MaxPowerW"/>'s windows (an NVML series' energy covers the time between its own reads, up to one read
+    /// interval more or less than <see cref="ElapsedS"/>: README "Timing"); TotalEnergy / Elapsed when every source is
+    /// read at the periods' ends.</summary>
+    public double AvePowerW { get; init; }
     public DateTime Start => Clock.FromWallNs(StartNs);
     public DateTime End => Clock.FromWallNs(EndNs);
     /// <summary>Uncertainty of <see cref="TotalEnergyJ"/> (docs/uncertainty.md).</summary>
@@ -297,9 +301,23 @@ public sealed record JobSummary(
             for (int i = 0; i < _intervalNs.Length; i++)
                 if (ownThread[i]) ownMeasured = Math.Max(ownMeasured, _intervalNs[i]);
                 else measured = Math.Max(measured, _intervalNs[i]);
+            long elapsedNs = measured > 0 ? measured : ownMeasured;
+            // Per source of the counted domains: its energy, and its own time (its longest series', as MeasuredNs).
+            var clockJ = new double[clocks];
+            var clockNs = new long[clocks];
+            for (int i = 0; i < _raw.Length; i++)
+            {
+                int c = clockOfSeries[i];
+                if (c < 0) continue;
+                clockJ[c] += (double)_raw[i] * meta.Series[i].JoulesPerUnit;
+                clockNs[c] = Math.Max(clockNs[c], _intervalNs[i]);
+            }
             return new ConsumerSummary(consumer, DomainEnergies.FromArray(byKind),
                 _periodStart != long.MaxValue ? _periodStart : any ? _start : fallbackStart, any ? _end : fallbackStart,
-                _peak.Finish(), _samples, _wrap, _readErrors, _implausible, measured > 0 ? measured : ownMeasured, _gonePeriods);
+                _peak.Finish(), _samples, _wrap, _readErrors, _implausible, elapsedNs, _gonePeriods)
+            {
+                AvePowerW = elapsedNs > 0 ? PeakPower.Power(clockJ, clockNs, elapsedNs) : 0,
+            };
         }
     }
 
@@ -364,7 +382,7 @@ public sealed record JobSummary(
 
         /// <summary>Σ over sources of energy / own time; a source with energy but no time in the window (none of the
         /// sampler's rows: only a hand-made spool) takes the window's length.</summary>
-        private static double Power(double[] joules, long[] ns, long windowNs)
+        internal static double Power(double[] joules, long[] ns, long windowNs)
         {
             double w = 0;
             for (int c = 0; c < joules.Length; c++)

@@ -285,6 +285,33 @@ public class SamplerProcessTests
         Assert.DoesNotContain(log, l => l.Contains("another one holds the node lock"));
     }
 
+    /// <summary>
+    /// The sampler a prolog started may take more than a second to hold the node lock and write its pid file (a loaded
+    /// node, or an exiting sampler's lock; here the test holds the lock until 1.5 s after the sampler's spawn). The prolog
+    /// waits for that one: it took a missing pid file after 1 s for the sampler's death and started another every few ms
+    /// until one answered, each waiting 5 s for the lock.
+    /// </summary>
+    [Fact]
+    public void APrologStartsNoOtherSamplerWhileTheOneItStartedWaitsForTheNodeLock()
+    {
+        using var install = NewInstall();
+        string root = NodeSpool.Root(install.Config);
+        Directory.CreateDirectory(root);
+        var job = Job("141");
+        Task<LaunchResult> prolog;
+        using (new FileStream(Path.Combine(root, NodeSamplerHost.LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            prolog = Task.Run(() => SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary()));
+            WaitFor(() => install.Processes().Any(), "the sampler the prolog started");
+            Thread.Sleep(1500);
+        }
+        var launched = prolog.Result;
+        Assert.True(launched.Ok, launched.Message);
+        Assert.Contains($"; node sampler pid {launched.Pid} (started) in ", launched.Message);
+        Assert.Equal(new[] { launched.Pid }, install.Processes());
+        Assert.Equal("stopped", SamplerLauncher.StopAndFinalize(job, install.Config).Status);
+    }
+
     [Fact]
     public void PrologsStartTheLeanSamplerBinaryAndItsEndedJobsAreFinalizedInAChild()
     {

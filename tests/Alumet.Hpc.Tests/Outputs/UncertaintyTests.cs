@@ -157,6 +157,50 @@ public sealed class UncertaintyTests
         Assert.Equal(0.05 * 180, u.InterfacesJ, 12);
     }
 
+    /// <summary>
+    /// A node sampler (aggregated, 1 s) over a generated powercap tree, an exclusive job from 0 to 6 s, package 50 W, DRAM
+    /// 10 W; the DRAM counter file is unreadable at the reads of 2 s and 3 s. Those periods' DRAM rows cover 0 s and the
+    /// 4 s row, the first good read, brings their energy with its 3 s (README "Timing"): nothing is missing. The rows that
+    /// cover nothing were counted as lost records, 1 s each at the series' mean power: 20 J of MissedEnergy for energy
+    /// that is in the total. A counter that stays unreadable from 4 s to the job's end is lost time: 3 s at 10 W.
+    /// </summary>
+    [Theory]
+    [InlineData(true, 60.0, 0.0)]
+    [InlineData(false, 30.0, 30.0)]
+    public void ACounterUnreadableForSomePeriodsMissesOnlyTheTimeNoLaterGoodReadCovers(bool recovers, double dramJ, double missedJ)
+    {
+        const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms;
+        using var rig = new Alumet.Hpc.Tests.Fakes.NodeRig();
+        var cfg = rig.Config(storageMs: 1000);
+        rig.AtZero("42");
+        using var node = rig.NewNode(cfg);
+        var job = Alumet.Hpc.Tests.Fakes.NodeRig.Job("42", exclusive: true);
+        node.Register(job, false, 0, Wall0);
+        Alumet.Hpc.Jobs.JobFinalizer.Outcome? end = null;
+        for (long t = 1000; t <= 6000; t += 1000)
+        {
+            rig.SetCounters((ulong)t * 50_000, 0, (ulong)t * 10_000); // µJ a ms: 50 W, 10 W
+            if (recovers ? t is 2000 or 3000 : t >= 4000)
+                File.WriteAllText(rig.Powercap.PathOf("intel-rapl:0:1", "energy_uj"), "garbage\n");
+            if (t < 6000) node.Snapshot(t * Ms, Wall0 + t * Ms);
+            else end = node.End(job.Key, true, "", t * Ms, Wall0 + t * Ms);
+        }
+        node.Close(6000 * Ms, Wall0 + 6000 * Ms);
+
+        var rows = Alumet.Hpc.Tests.Sampling.ReadOrderTests.Series(end!.ParquetPath)[("job:42", "dram:0")]
+            .Select(r => ((r.EndUs - Wall0 / 1000) / 1000, r.IntervalUs / 1000, r.Raw, (SpoolFlags)r.Flags));
+        (long, long, long, SpoolFlags) Good(long t, long ms = 1000) => (t, ms, ms * 10_000, SpoolFlags.None);
+        (long, long, long, SpoolFlags) Failed(long t) => (t, 0, 0, SpoolFlags.ReadError);
+        Assert.Equal(recovers
+            ? [Good(1000), Failed(2000), Failed(3000), (4000, 3000, 30_000_000, SpoolFlags.ReadError), Good(5000), Good(6000)]
+            : new[] { Good(1000), Good(2000), Good(3000), Failed(4000), Failed(5000), Failed(6000) }, rows);
+        var row = end.Record!;
+        Assert.Equal((300.0, dramJ), (Math.Round(row.Energy.PackageJ, 9), Math.Round(row.Energy.DramJ, 9))); // unchanged by the fix
+        Assert.Equal(missedJ, row.Uncertainty.MissedJ, 9);
+        using var db = Alumet.Hpc.Outputs.Accounting.AccountingDb.OpenReadOnly(cfg.Paths.Database);
+        Assert.Equal(missedJ, Assert.Single(db.GetJob("42")).Uncertainty.MissedJ, 9);
+    }
+
     [Fact]
     public void ARejectedImplausibleReadMayMissAllOfItsSpan()
     {

@@ -101,6 +101,8 @@ public sealed class NvmlPhaseTests(ITestOutputHelper output) : IDisposable
 
         Assert.Equal(309.997, row.Energy.GpuJ, 9);     // every mJ the GPU counted from 900 ms to 3999.97 ms, once
         Assert.Equal(3.0, row.ElapsedS, 12);           // the periods' (the package's), not the GPU's 3.09997 s
+        // AvePower, each source's energy over its own time as MaxPower (main: 459.997 J / 3 s = 153.332 W, above the peak).
+        Assert.Equal(150.0, row.AvePowerW, 9);
         Assert.Equal(Clock.FromWallNs(Wall0 + 1000 * Ms), row.Start);
         Assert.Equal(0, row.Uncertainty.MissedJ);      // the GPU rows' intervals ending up to 100 ms early lose nothing
 

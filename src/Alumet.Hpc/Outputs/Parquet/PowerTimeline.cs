@@ -66,8 +66,20 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         DateTime lo = DateTime.MaxValue, hi = DateTime.MinValue;
         // Per series, how many rows have each interval (ms): its median is the series' resolution.
         var intervals = new Dictionary<(string, string), Dictionary<long, long>>();
+        // The series read on their own thread, from their interface, which is read only in row groups where a series first
+        // appears (a string column per row costs as much as the rest).
+        var ownThread = new HashSet<(string, string)>();
+        var seen = new HashSet<(string Kind, string Id, string Consumer)>();
+        bool HasNewSeries(ParquetRowGroup g)
+        {
+            for (int i = 0; i < g.Count; i++)
+                if ((i == 0 || g.Consumer[i] != g.Consumer[i - 1] || g.ResourceId[i] != g.ResourceId[i - 1] || g.ResourceKind[i] != g.ResourceKind[i - 1])
+                    && !seen.Contains((g.ResourceKind[i], g.ResourceId[i], g.Consumer[i])))
+                    return true;
+            return false;
+        }
         foreach (var f in files)
-            await foreach (var rows in Read(f, ct).ConfigureAwait(false))
+            await foreach (var rows in ParquetRows.ReadAsync(f, noFollow: false, ct, HasNewSeries).ConfigureAwait(false))
                 for (int i = 0; i < rows.Count; i++)
                 {
                     var end = End(rows, i);
@@ -76,14 +88,18 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
                     if (end > hi) hi = end;
                     var key = (rows.Domain(i), rows.Consumer[i]);
                     if (!intervals.TryGetValue(key, out var h)) intervals[key] = h = [];
+                    if (rows.Interface is { } iface && seen.Add((rows.ResourceKind[i], rows.ResourceId[i], rows.Consumer[i]))
+                        && Core.MeasurementInterfaces.ReadOnItsOwnThread(iface[i]))
+                        ownThread.Add(key);
                     long ms = (rows.IntervalUs[i] + 500) / 1000;
                     h[ms] = h.GetValueOrDefault(ms) + 1;
                 }
         if (lo > hi) return new PowerTimeline(DateTime.UnixEpoch, TimeSpan.FromSeconds(1), 0, []);
         // No shorter than the coarsest series' usual interval (job shares are stored per attribution period even when
-        // the node's rows are raw): every period then holds a row of every series. A GPU's rows are left out when other
-        // series are there: theirs cover the time between NVML's own reads, a 1 s period's 0.9 to 1.1 s (README "Timing").
-        var periodic = intervals.Where(kv => !kv.Key.Item1.StartsWith("gpu:", StringComparison.Ordinal)).Select(kv => kv.Value).ToList();
+        // the node's rows are raw): every period then holds a row of every series. The rows of a source read on its own
+        // thread (NVML) are left out when other series are there: they cover the time between its own reads, a 1 s
+        // period's 0.9 to 1.1 s (README "Timing"); the rule of the job's Start and Elapsed (JobSummary).
+        var periodic = intervals.Where(kv => !ownThread.Contains(kv.Key)).Select(kv => kv.Value).ToList();
         long coarsestMs = (periodic.Count > 0 ? periodic : intervals.Values.ToList()).Select(Median).DefaultIfEmpty(0).Max();
         var p = period ?? AutoPeriod(hi - lo, maxPeriods, TimeSpan.FromMilliseconds(coarsestMs));
         int n = Math.Max(1, (int)Math.Ceiling((hi - lo) / p));

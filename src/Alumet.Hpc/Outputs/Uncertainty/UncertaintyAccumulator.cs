@@ -5,7 +5,7 @@ namespace Alumet.Hpc.Outputs.Uncertainty;
 
 /// <summary>
 /// Streams one consumer's spool records and keeps, per series, what the uncertainty of its total needs
-/// (docs/uncertainty.md): record count, Σ value², measured time, lost time between records, the bound of
+/// (docs/uncertainty.md): record count, Σ value², measured time, time no record covers, the bound of
 /// lower-bound records, and whether the last read failed. Memory: a few numbers per series, whatever the spool length.
 /// </summary>
 internal sealed class UncertaintyAccumulator
@@ -15,7 +15,7 @@ internal sealed class UncertaintyAccumulator
 
     private readonly double[] _jpu;
     private readonly double _maxPowerW;
-    private readonly long[] _n, _measuredNs, _gapNs, _lastEnd, _lastNonZeroEnd, _lastIntervalNs;
+    private readonly long[] _n, _measuredNs, _gapNs, _coveredEnd, _lastEnd, _lastNonZeroEnd, _lastIntervalNs;
     /// <summary>Per series: <see cref="GapToleranceNs"/>, plus one read interval for a source read on its own thread (NVML),
     /// whose rows' intervals end at its last read before their timestamps, not at them: two consecutive rows' intervals
     /// seem up to one read interval apart though nothing was lost (README "Timing").</summary>
@@ -31,7 +31,7 @@ internal sealed class UncertaintyAccumulator
         _jpu = meta.Series.Select(s => s.JoulesPerUnit).ToArray();
         _maxPowerW = maxPowerW;
         _raw = new Int128[n]; _splitRaw = new Int128[n]; _splitNodeRaw = new Int128[n]; _n = new long[n]; _measuredNs = new long[n]; _gapNs = new long[n];
-        _lastEnd = new long[n]; _lastNonZeroEnd = new long[n]; _lastIntervalNs = new long[n];
+        _coveredEnd = new long[n]; _lastEnd = new long[n]; _lastNonZeroEnd = new long[n]; _lastIntervalNs = new long[n];
         _sumSq = new double[n]; _wrapBoundJ = new double[n];
         _lastReadError = new bool[n];
         double nvmlHz = meta.SourceHz.TryGetValue(Sources.Nvml.NvmlSource.SourceName, out double hz) && hz > 0 ? hz : 1; // nvml_hz ≥ 1
@@ -57,7 +57,15 @@ internal sealed class UncertaintyAccumulator
         long interval = Math.Max(0, r.IntervalNs);
         _measuredNs[s] += interval;
         long start = r.WallNs - interval;
-        if (_lastEnd[s] != 0 && start - _lastEnd[s] > _gapToleranceNs[s]) _gapNs[s] += start - _lastEnd[s];
+        // A row that covers no time (none of its channel's reads succeeded in the period) neither opens nor closes a gap:
+        // the recovery row's energy covers the time since the last good read (README "Timing"), so only time that no row
+        // covers is lost: between covered rows here, after the last one in Finish.
+        if (_coveredEnd[s] == 0) _coveredEnd[s] = start;
+        if (interval > 0)
+        {
+            if (start - _coveredEnd[s] > _gapToleranceNs[s]) _gapNs[s] += start - _coveredEnd[s];
+            if (r.WallNs > _coveredEnd[s]) _coveredEnd[s] = r.WallNs;
+        }
         if ((r.Flags & (SpoolFlags.WrapAmbiguous | SpoolFlags.Implausible)) != 0)
         {
             // While reads stall, stored intervals carry 0: the flagged read spans back to the last energy seen.
@@ -113,7 +121,10 @@ internal sealed class UncertaintyAccumulator
 
             // One-sided: lower-bound intervals, records lost between stored ones, a failed last read.
             double meanW = _measuredNs[s] > 0 ? e / (_measuredNs[s] / 1e9) : 0;
-            missed += _wrapBoundJ[s] + meanW * (_gapNs[s] / 1e9) + (_lastReadError[s] ? meanW * (_lastIntervalNs[s] / 1e9) : 0);
+            // Rows after the last covered one that cover nothing: the series' reads failed until its last row.
+            long uncoveredTail = _lastEnd[s] - _coveredEnd[s];
+            long lostNs = _gapNs[s] + (uncoveredTail > _gapToleranceNs[s] ? uncoveredTail : 0);
+            missed += _wrapBoundJ[s] + meanW * (lostNs / 1e9) + (_lastReadError[s] ? meanW * (_lastIntervalNs[s] / 1e9) : 0);
         }
         double interfaces2 = systematicByInterface.Values.Sum(v => v * v);
         return new EnergyUncertainty(Math.Sqrt(interfaces2), attribution, Math.Sqrt(random2), missed, model.CoverageFactor);

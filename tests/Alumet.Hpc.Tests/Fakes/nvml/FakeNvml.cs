@@ -35,6 +35,23 @@ public sealed class FakeNvml : TempTree
 
     public string Set(string name, ulong value) => Set(name, value.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
+    private (double MilliJoules, long T0Ns, double MilliWatts) _line;
+
+    /// <summary>
+    /// The <c>energy_line</c> file <paramref name="name"/> (one per fake): from now on the counter grows at
+    /// <paramref name="watts"/> from the value the previous line gives now (0 for the first). Written whole, by a rename:
+    /// a call at that moment reads the old line or the new one, never a partial file.
+    /// </summary>
+    public void SetPower(string name, double watts)
+    {
+        long now = Alumet.Hpc.Core.Clock.MonotonicNs(); // CLOCK_MONOTONIC, the fake's clock
+        _line = (_line.MilliJoules + _line.MilliWatts * Math.Max(0, now - _line.T0Ns) / 1e9, now, watts * 1000);
+        string path = PathOf(name);
+        File.WriteAllText(path + ".new", string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{(ulong)Math.Round(_line.MilliJoules)} {now} {(ulong)Math.Round(_line.MilliWatts)}\n"));
+        File.Move(path + ".new", path, overwrite: true);
+    }
+
     /// <summary>Compiles C source to a shared library with gcc; returns its path.</summary>
     public static string CompileShared(string cSource, string outputPath)
     {

@@ -21,6 +21,10 @@
  *   dev <i> identity <reading>     UUID/PCI/name queries fail when the reading is err:N
  *   dev <i> energy <reading>       nvmlDeviceGetTotalEnergyConsumption, mJ
  *   dev <i> energy_rate_mw <n>     energy advances by n mW x (CLOCK_MONOTONIC since init) on top of a constant
+ *   dev <i> energy_line <path>     energy is a line of the clock that the test sets: the file holds "<mJ> <t0> <mW>"
+ *                                  and each call returns mJ + mW x (CLOCK_MONOTONIC now - t0 ns), computed on the
+ *                                  caller's thread at the call, so no test thread's delay on a loaded machine bends it
+ *                                  (replaces energy and energy_rate_mw; a relative path is the script directory's)
  *   dev <i> instant <reading>      field NVML_FI_DEV_POWER_INSTANT (186), mW, valueType unsigned int
  *   dev <i> power <reading>        nvmlDeviceGetPowerUsage, mW
  * A <reading> is: a number (constant), "unsupported" (NVML_ERROR_NOT_SUPPORTED), "err:<rc>",
@@ -125,6 +129,7 @@ struct device {
     struct reading identity;
     struct reading energy;
     unsigned long long energy_rate_mw;
+    char energy_line[1024];
     struct reading instant;
     struct reading power;
 };
@@ -254,6 +259,10 @@ static nvmlReturn_t load_script(void)
             else if (strcmp(key, "identity") == 0) reading_set(&d->identity, val);
             else if (strcmp(key, "energy") == 0) reading_set(&d->energy, val);
             else if (strcmp(key, "energy_rate_mw") == 0) d->energy_rate_mw = strtoull(val, NULL, 10);
+            else if (strcmp(key, "energy_line") == 0) {
+                if (val[0] == '/' || !script_dir[0]) snprintf(d->energy_line, sizeof(d->energy_line), "%s", val);
+                else snprintf(d->energy_line, sizeof(d->energy_line), "%s/%s", script_dir, val);
+            }
             else if (strcmp(key, "instant") == 0) reading_set(&d->instant, val);
             else if (strcmp(key, "power") == 0) reading_set(&d->power, val);
         }
@@ -407,10 +416,31 @@ nvmlReturn_t nvmlDeviceGetMigMode(void *handle, unsigned int *current, unsigned 
     return NVML_SUCCESS;
 }
 
+/* "<mJ> <t0 ns> <mW>" from the line's file, evaluated at CLOCK_MONOTONIC now. */
+static nvmlReturn_t energy_from_line(const char *path, unsigned long long *energy)
+{
+    char buf[128];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NVML_ERROR_UNKNOWN;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return NVML_ERROR_UNKNOWN;
+    buf[n] = 0;
+    unsigned long long mj, t0, mw;
+    if (sscanf(buf, "%llu %llu %llu", &mj, &t0, &mw) != 3) return NVML_ERROR_UNKNOWN;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    unsigned long long ns = (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec;
+    /* mW x ns = 1e-12 J; / 1e9 -> mJ */
+    *energy = mj + (ns > t0 ? (unsigned long long)((unsigned __int128)mw * (ns - t0) / 1000000000ull) : 0);
+    return NVML_SUCCESS;
+}
+
 nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(void *handle, unsigned long long *energy)
 {
     DEVICE_OR_FAIL(d, handle);
     if (!energy) return NVML_ERROR_INVALID_ARGUMENT;
+    if (d->energy_line[0]) return energy_from_line(d->energy_line, energy);
     unsigned long long value;
     nvmlReturn_t rc = reading_get(&d->energy, &value);
     if (rc != NVML_SUCCESS) return rc;
