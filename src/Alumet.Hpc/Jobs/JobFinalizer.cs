@@ -372,6 +372,8 @@ public static class JobFinalizer
             reason = Join(reason, $"{summary.Job.WrapAmbiguous} interval(s) may hide extra counter wraps: energy is a lower bound");
         if (summary.Job.ReadErrors > 0)
             reason = Join(reason, $"{summary.Job.ReadErrors} interval(s) with counter read errors");
+        if (summary.Job.CgroupGonePeriods > 0)
+            reason = Join(reason, $"the job's cgroup was removed before its end: {summary.Job.CgroupGonePeriods} period(s) of its share miss its CPU time since the read before (that energy is in unattributed): energy is a lower bound");
         if (summary.Job.Implausible > 0)
         {
             // A rejected reading is energy not measured: the row says so rather than counting a reset as a wrap.

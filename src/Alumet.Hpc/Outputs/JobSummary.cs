@@ -53,9 +53,12 @@ public sealed record DomainEnergies(double PackageJ, double CoreJ, double Uncore
 /// interval lengths, among the sources read at the periods' ends when there is one: an NVML series' sum runs from its
 /// last read before the first period to its last read before the end): a wall-clock step (NTP, an admin's date) changes
 /// the timestamps, never this.</param>
+/// <param name="CgroupGonePeriods">Periods whose records are flagged <see cref="SpoolFlags.CgroupGone"/>: the consumer's
+/// cgroup was gone at the period's end and its CPU time since the read before is not in its share (it is in
+/// unattributed): the energy is a lower bound.</param>
 public sealed record ConsumerSummary(
     string Consumer, DomainEnergies Energy, long StartNs, long EndNs, double MaxPowerW, long Samples, long WrapAmbiguous, long ReadErrors,
-    long Implausible = 0, long MeasuredNs = 0)
+    long Implausible = 0, long MeasuredNs = 0, long CgroupGonePeriods = 0)
 {
     public double TotalEnergyJ => Energy.TotalJ;
     /// <summary>Seconds measured, monotonic clock (<see cref="MeasuredNs"/>).</summary>
@@ -268,7 +271,7 @@ public sealed record JobSummary(
         private readonly Int128[] _raw = new Int128[seriesCount];
         private readonly long[] _intervalNs = new long[seriesCount];
         private long _start = long.MaxValue, _periodStart = long.MaxValue, _end = long.MinValue;
-        private long _samples, _wrap, _readErrors, _implausible;
+        private long _samples, _wrap, _readErrors, _implausible, _gonePeriods, _lastGoneWallNs = long.MinValue;
         private readonly PeakPower _peak = new(windowNs, clocks);
 
         public void Add(in SpoolRecord r, double countedJoules)
@@ -279,6 +282,8 @@ public sealed record JobSummary(
             if ((r.Flags & SpoolFlags.WrapAmbiguous) != 0) _wrap++;
             if ((r.Flags & SpoolFlags.ReadError) != 0) _readErrors++;
             if ((r.Flags & SpoolFlags.Implausible) != 0) _implausible++;
+            // One per period: the period's records (one per domain) share its end.
+            if ((r.Flags & SpoolFlags.CgroupGone) != 0 && r.WallNs != _lastGoneWallNs) (_gonePeriods, _lastGoneWallNs) = (_gonePeriods + 1, r.WallNs);
             long start = r.WallNs - r.IntervalNs;
             if (start < _start) _start = start;
             if (start < _periodStart && !ownThread[r.Series]) _periodStart = start;
@@ -309,7 +314,7 @@ public sealed record JobSummary(
             }
             return new ConsumerSummary(consumer, DomainEnergies.FromArray(byKind),
                 _periodStart != long.MaxValue ? _periodStart : any ? _start : fallbackStart, any ? _end : fallbackStart,
-                _peak.Finish(), _samples, _wrap, _readErrors, _implausible, elapsedNs)
+                _peak.Finish(), _samples, _wrap, _readErrors, _implausible, elapsedNs, _gonePeriods)
             {
                 AvePowerW = elapsedNs > 0 ? PeakPower.Power(clockJ, clockNs, elapsedNs) : 0,
             };

@@ -65,7 +65,7 @@ public static class ReportFields
         new("Status", 12, (r, _) => r.Status),
         new("Reason", 20, (r, _) => r.Reason),
         new("Samples", 8, (r, _) => r.Samples.ToString(Inv)),
-        new("LowerBound", 10, (r, _) => r.WrapAmbiguous > 0 ? "yes" : "no"),
+        new("LowerBound", 10, (r, _) => r.LowerBound ? "yes" : "no"),
         new("Perimeter", 30, (r, _) => r.Perimeter),
         new("Parquet", 40, (r, _) => string.Join(',', r.ParquetPaths)),
     ];

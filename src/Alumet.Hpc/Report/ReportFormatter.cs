@@ -200,9 +200,10 @@ public static class ReportFormatter
         w.WriteEndArray();
         w.WriteBoolean("estimated", r.Estimated);
         if (r.Estimated) w.WriteString("estimate_model", r.EstimateModel);
-        w.WriteBoolean("lower_bound", r.WrapAmbiguous > 0);
+        w.WriteBoolean("lower_bound", r.LowerBound);
         w.WriteNumber("samples", r.Samples);
         w.WriteNumber("wrap_ambiguous_samples", r.WrapAmbiguous);
+        if (r.CgroupGone > 0) w.WriteNumber("cgroup_gone_periods", r.CgroupGone);
         w.WriteNumber("read_error_samples", r.ReadErrors);
         w.WriteString("perimeter", r.Perimeter);
         w.WriteEndObject();

@@ -185,9 +185,28 @@ public sealed class SnapshotSplitTests : IDisposable
         Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 300_000, 0), (1500, 0, SpoolFlags.CgroupGone) }, Package(nodeDir, "job:42"));
         Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 200_000, 0), (1500, 100_000, 0) }, Package(nodeDir, "job:43"));
         Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 100_000, 0), (1500, 200_000, 0) }, Package(nodeDir, "unattributed"));
-        Assert.Equal((JobStatus.Complete, "", 0L), (end.Status, end.Record!.Reason, end.Record.ReadErrors));
+        // Complete (nothing went unmeasured), but its energy is a lower bound: its last period's share misses the CPU time it
+        // used since 1 s. Its row and what its user reads say so (until 2026-12-02 the row said nothing, the report no bound).
+        const string Lost = "the job's cgroup was removed before its end: 1 period(s) of its share miss its CPU time since the read before (that energy is in unattributed): energy is a lower bound";
+        Assert.Equal((JobStatus.Complete, Lost, 0L, 1L), (end.Status, end.Record!.Reason, end.Record.ReadErrors, end.Record.CgroupGone));
+        Assert.Contains("LOWER BOUND: job 42 on node1: the job's cgroup was removed before its end, and 1 period(s) of its share miss its CPU " +
+                        "time since the read before (that energy is in unattributed); energies are lower bounds.", Report(cfg, "-j", "42").Out);
+        Assert.Equal("yes\n", Report(cfg, "-j", "42", "-o", "LowerBound", "-n", "-P").Out);
+        using (var json = System.Text.Json.JsonDocument.Parse(Report(cfg, "-j", "42", "--json").Out))
+        {
+            var m = json.RootElement.GetProperty("jobs")[0].GetProperty("measurement");
+            Assert.Equal((true, 1L, Lost), (m.GetProperty("lower_bound").GetBoolean(), m.GetProperty("cgroup_gone_periods").GetInt64(), m.GetProperty("reason").GetString()));
+        }
         AssertLastFlags(end, 8); // in its Parquet file too
         node.Close(1500 * Ms, 1500 * Ms);
+    }
+
+    /// <summary><c>alumet-report</c> as root over the accounting database the sampler's epilog wrote.</summary>
+    private static (int Code, string Out, string Err) Report(AlumetConfig cfg, params string[] args)
+    {
+        var (o, e) = (new StringWriter { NewLine = "\n" }, new StringWriter { NewLine = "\n" });
+        int code = Alumet.Hpc.Report.ReportCommand.Run(args, new Alumet.Hpc.Report.ReportEnvironment(0, true, cfg.Paths.Database, o, e));
+        return (code, o.ToString(), e.ToString());
     }
 
     /// <summary>CPU time charged so far per cgroup (relative dir), as the kernel keeps it: a removed child's stays in its parents.</summary>

@@ -141,7 +141,7 @@ public sealed class AccountingDb : IDisposable
             node_energy_j, unattributed_energy_j, other_jobs_energy_j, status, reason, parquet_path, tool_version, updated_at,
             wall_energy_j, wall_model_energy_j, wall_model_uncertainty_j, wall_model,
             energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j,
-            facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note, job_name)
+            facility_energy_j, facility_energy_u_j, co2e_g, co2e_u_g, carbon_basis, carbon_note, job_name, cgroup_gone)
         VALUES (@c, @s, @j, @n, @r, @user, @uid, @start, @end, @elapsed,
             @pkg, @core, @uncore, @dram, @psys, @gpu, @total,
             @ave, @max, @hz, @freq, @ifaces, @est, @model, @perimeter,
@@ -149,7 +149,7 @@ public sealed class AccountingDb : IDisposable
             @nodej, @unattr, @other, @status, @reason, @parquet, @version, @updated,
             @wallj, @wallmj, @wallmu, @wallm,
             @ui, @ua, @ur, @um, @uk, @utotal,
-            @fac, @facu, @co2, @co2u, @cbasis, @cnote, @name)
+            @fac, @facu, @co2, @co2u, @cbasis, @cnote, @name, @gone)
         ON CONFLICT (cluster, scheduler, job_id, node, run_id) DO UPDATE SET
             "user"=excluded."user", uid=excluded.uid, start_time=excluded.start_time, end_time=excluded.end_time,
             elapsed_s=excluded.elapsed_s, energy_package_j=excluded.energy_package_j, energy_core_j=excluded.energy_core_j,
@@ -169,7 +169,7 @@ public sealed class AccountingDb : IDisposable
             energy_u_k=excluded.energy_u_k, total_energy_u_j=excluded.total_energy_u_j,
             facility_energy_j=excluded.facility_energy_j, facility_energy_u_j=excluded.facility_energy_u_j,
             co2e_g=excluded.co2e_g, co2e_u_g=excluded.co2e_u_g, carbon_basis=excluded.carbon_basis, carbon_note=excluded.carbon_note,
-            job_name=excluded.job_name
+            job_name=excluded.job_name, cgroup_gone=excluded.cgroup_gone
         WHERE {string.Format(CultureInfo.InvariantCulture, RankSql, "excluded")} >= {string.Format(CultureInfo.InvariantCulture, RankSql, "jobs")}
         RETURNING 1;
         """;
@@ -228,6 +228,7 @@ public sealed class AccountingDb : IDisposable
                 Add(up, "cbasis", r.Carbon.Basis);
                 Add(up, "cnote", r.Carbon.Note);
                 Add(up, "name", r.JobName);
+                Add(up, "gone", r.CgroupGone);
                 if (up.ExecuteScalar() is null or DBNull)
                 {
                     tx.Rollback(); // a better status is stored
@@ -361,6 +362,7 @@ public sealed class AccountingDb : IDisposable
             {
                 RunId = o.Str(rd, o.RunId),
                 JobName = o.Str(rd, o.JobName),
+                CgroupGone = o.Lng(rd, o.Gone),
                 WallModelEnergyJ = o.Dbl(rd, o.WallModelJ), WallModelUncertaintyJ = o.Dbl(rd, o.WallModelU), WallModel = o.Str(rd, o.WallModel),
                 Uncertainty = o.Quality.Read(rd),
                 Carbon = new FacilityCarbon(o.NDbl(rd, o.Facility), o.NDbl(rd, o.FacilityU), o.NDbl(rd, o.Co2), o.NDbl(rd, o.Co2U),
@@ -496,6 +498,7 @@ public sealed class AccountingDb : IDisposable
             Parquet = rd.GetOrdinal("parquet_path"), Version = rd.GetOrdinal("tool_version"), RunId = rd.GetOrdinal("run_id"),
             WallJ = rd.GetOrdinal("wall_energy_j"), WallModelJ = rd.GetOrdinal("wall_model_energy_j"),
             WallModelU = rd.GetOrdinal("wall_model_uncertainty_j"), WallModel = rd.GetOrdinal("wall_model"), JobName = rd.GetOrdinal("job_name"),
+            Gone = rd.GetOrdinal("cgroup_gone"),
             Facility = rd.GetOrdinal("facility_energy_j"), FacilityU = rd.GetOrdinal("facility_energy_u_j"), Co2 = rd.GetOrdinal("co2e_g"),
             Co2U = rd.GetOrdinal("co2e_u_g"), CarbonBasis = rd.GetOrdinal("carbon_basis"), CarbonNote = rd.GetOrdinal("carbon_note");
 

@@ -77,6 +77,10 @@ public sealed record JobRecord(
     /// the scheduler did not say. Text chosen by the user: the report prints it through <c>ReportFields.Untrusted</c>.</summary>
     public string JobName { get; init; } = "";
 
+    /// <summary>Periods in which the job's cgroup was found gone and its CPU time since the read before could not be
+    /// attributed to it (<see cref="ConsumerSummary.CgroupGonePeriods"/>): its energy is then a lower bound.</summary>
+    public long CgroupGone { get; init; }
+
     /// <summary>The job's share of the BMC's whole-node wall energy (node_wall, measured), J; 0 without a BMC.</summary>
     public double WallEnergyJ => Energy.WallJ;
 
@@ -110,6 +114,7 @@ public sealed record JobRecord(
             // Spools written before run ids: the sampler's start names the run.
             RunId = meta.RunId.Length > 0 ? meta.RunId : Jobs.RunId.FromStartNs(meta.StartWallNs),
             JobName = meta.JobName,
+            CgroupGone = job.CgroupGonePeriods,
         };
     }
 

@@ -141,6 +141,11 @@ internal static class Schema
         CREATE INDEX jobs_by_window_end ON jobs(({WindowEnd}));
         CREATE INDEX jobs_by_uid_window_end ON jobs(uid, ({WindowEnd}));
         """),
+
+        // v7: the periods whose split found the job's cgroup gone and could not attribute its CPU time since the read
+        // before (README "Attribution", flags=8): the job's energy is then a lower bound, which the report says.
+        new("ALTER TABLE jobs ADD COLUMN cgroup_gone INTEGER NOT NULL DEFAULT 0;",
+            Postgres: "ALTER TABLE jobs ADD COLUMN cgroup_gone BIGINT NOT NULL DEFAULT 0;"),
     ];
 
     /// <summary>

@@ -54,7 +54,7 @@ public sealed class SlurmMultiNodeE2ETests
         Assert.True(rows.Max(r => r.Start) < rows.Min(r => r.End), "the three jobs did not run at the same time");
         foreach (var r in rows)
         {
-            Assert.Equal(("complete", ""), (r.Status, r.Reason));
+            AssertCompleteMeasurement(r);
             Assert.True(r.TotalJ > 0, $"job {r.JobId} on {r.Node}: no energy attributed to a busy job");
             Assert.Equal(r.PackageJ + r.DramJ + r.GpuJ, r.TotalJ);
             // Two jobs shared each node: a row holds the job's own share, and node-level energy only for periods it was
@@ -111,7 +111,7 @@ public sealed class SlurmMultiNodeE2ETests
         WaitDone(alone);
         foreach (var r in WaitRows(new() { [alone] = ["n1", "n2"] }))
         {
-            Assert.Equal(("complete", ""), (r.Status, r.Reason));
+            AssertCompleteMeasurement(r);
             double w = NodePowerW[r.Node];
             Assert.InRange(r.NodeJ, w * r.ElapsedS * 0.9 - 1, w * r.ElapsedS * 1.1 + 1);
             Assert.Equal(r.NodeJ, r.TotalJ + r.OtherJ + r.UnattributedJ, 1e-5);
@@ -155,7 +155,7 @@ public sealed class SlurmMultiNodeE2ETests
                 [both] = ["n1", "n2"], [on1] = ["n1"], [on2] = ["n2"], [whileDown] = ["n1", "n2"], [after] = ["n1", "n2"],
             });
             // The rows have the status and reason of the measurement, not of the outage.
-            foreach (var r in rows) Assert.Equal((r.JobId, r.Node, "complete", ""), (r.JobId, r.Node, r.Status, r.Reason));
+            foreach (var r in rows) AssertCompleteMeasurement(r);
             foreach (var n in NodeNames)
             {
                 Assert.Empty(OutboxOf(Cfg(n)).Pending());
@@ -268,6 +268,18 @@ public sealed class SlurmMultiNodeE2ETests
     }
 
     // ------------------------------------------------------------------------------------------ rows
+
+    /// <summary>
+    /// Complete, and no reason but the one Slurm 22.05's cgroup removal may give: jobs of one user that end in the same
+    /// period lose their cgroups before their epilogs, and what they used since the read before is then not theirs
+    /// (README "Attribution", flags=8); the row says their energy is a lower bound (SnapshotSplitTests).
+    /// </summary>
+    private static void AssertCompleteMeasurement(Row r)
+    {
+        Assert.True(r.Status == "complete" && (r.Reason.Length == 0 || System.Text.RegularExpressions.Regex.IsMatch(r.Reason,
+            @"^the job's cgroup was removed before its end: [0-9]+ period\(s\) of its share miss its CPU time since the read before \(that energy is in unattributed\): energy is a lower bound$")),
+            $"job {r.JobId} on {r.Node}: {r.Status} ({r.Reason})");
+    }
 
     private sealed record Row(string JobId, string Node, string Status, string Reason, DateTime Start, DateTime End, double ElapsedS,
         double PackageJ, double DramJ, double GpuJ, double TotalJ, double NodeJ, double OtherJ, double UnattributedJ, string Parquet);
