@@ -267,10 +267,13 @@ public class FinalizationTests
         Assert.Equal(moved, new DirectoryInfo(elsewhere).LinkTarget);
         Assert.Empty(Directory.EnumerateDirectories(NodeSpool.Root(install.Config), "*.removing-*"));
         string warning = $"node spool {unexported} is kept: it is older than state_max_age_h and its node file does not hold all of it (the node sampler retries its export every hour; alumet-hpc finalize-job --node-day {unexported} exports it now)";
-        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.EndsWith(warning, StringComparison.Ordinal));
+        // Said by this finalization, or by the next when the node sampler's start-up retry of that day's export held the
+        // day's lock as this one pruned (a loaded machine: the pruner leaves a day being exported to the next one).
+        int Said() => File.ReadAllLines(install.PathOf("alumet-hpc.log")).Count(l => l.EndsWith(warning, StringComparison.Ordinal));
+        Assert.InRange(Said(), 0, 1);
 
         // The reader's state ages out (state_max_age_h = 24): its day goes with it, at the same finalization. The
-        // unexported day's warning is not said again.
+        // unexported day's warning is said once in all.
         foreach (string f in Directory.EnumerateFiles(reader)) File.SetLastWriteTimeUtc(f, now.AddDays(-2));
         Directory.SetLastWriteTimeUtc(reader, now.AddDays(-2));
         Assert.Equal(0, Exec(install, "2"));
@@ -279,7 +282,7 @@ public class FinalizationTests
         Assert.True(Directory.Exists(unexported));
         Assert.True(Directory.Exists(staleFile));
         Assert.True(Directory.Exists(todays));
-        Assert.Single(File.ReadAllLines(install.PathOf("alumet-hpc.log")), l => l.EndsWith(warning, StringComparison.Ordinal));
+        Assert.Equal(1, Said());
     }
 
     /// <summary>
