@@ -203,7 +203,7 @@ public static class ReportFormatter
         w.WriteBoolean("lower_bound", r.LowerBound);
         w.WriteNumber("samples", r.Samples);
         w.WriteNumber("wrap_ambiguous_samples", r.WrapAmbiguous);
-        if (r.CgroupGone > 0) w.WriteNumber("cgroup_gone_periods", r.CgroupGone);
+        if (r.CgroupGonePeriods > 0) w.WriteNumber("cgroup_gone_periods", r.CgroupGonePeriods);
         w.WriteNumber("read_error_samples", r.ReadErrors);
         w.WriteString("perimeter", r.Perimeter);
         w.WriteEndObject();

@@ -30,11 +30,11 @@ public sealed record ReportRow(
     /// <summary>The run(s) of the job this line covers (<see cref="JobRecord.RunId"/>).</summary>
     public string RunId { get; init; } = "";
 
-    /// <summary>Periods whose share missed the job's CPU time after its cgroup was removed (<see cref="JobRecord.CgroupGone"/>).</summary>
-    public long CgroupGone { get; init; }
+    /// <summary>Periods whose share missed the job's CPU time after its cgroup was removed (<see cref="JobRecord.CgroupGonePeriods"/>).</summary>
+    public long CgroupGonePeriods { get; init; }
 
     /// <summary>The energies are lower bounds: a counter wrap may have been missed, or a period's share missed CPU time.</summary>
-    public bool LowerBound => WrapAmbiguous > 0 || CgroupGone > 0;
+    public bool LowerBound => WrapAmbiguous > 0 || CgroupGonePeriods > 0;
 
     /// <summary>The job's name, safe to print (<see cref="ReportFields.Untrusted"/>); a step line: the step's name
     /// (batch, extern) as sacct shows it, "" for a numbered step.</summary>
@@ -208,7 +208,7 @@ public static class ReportBuilder
         r.Status, r.Reason, r.SampleCount, r.WrapAmbiguous, r.ReadErrors, r.Perimeter, r.ParquetPath.Length > 0 ? [r.ParquetPath] : [])
     {
         RunId = r.RunId,
-        CgroupGone = r.CgroupGone,
+        CgroupGonePeriods = r.CgroupGonePeriods,
         JobName = ReportFields.Untrusted(r.JobName),
         WallModelEnergyJ = r.WallModel.Length > 0 ? r.WallModelEnergyJ : null,
         WallModelUncertaintyJ = r.WallModelUncertaintyJ,
@@ -255,7 +255,7 @@ public static class ReportBuilder
             JoinDistinct(parts.Select(p => p.Perimeter), "; "), parts.SelectMany(p => p.ParquetPaths).ToList())
         {
             RunId = JoinDistinct(parts.Select(p => p.RunId)),
-            CgroupGone = parts.Sum(p => p.CgroupGone),
+            CgroupGonePeriods = parts.Sum(p => p.CgroupGonePeriods),
             JobName = parts.Select(p => p.JobName).FirstOrDefault(n => n.Length > 0) ?? "",
             // Only when every measured node has one: a node without a model (uncalibrated, or a job that shared it) would
             // make the sum a silent undercount of the job's wall energy (as FacilityCarbon.Sum refuses for carbon).
@@ -285,8 +285,8 @@ public static class ReportBuilder
                 notes.Add($"ESTIMATED: {where}: energy from the CPU-time power model '{r.EstimateModel}', not a measurement.");
             if (r.WrapAmbiguous > 0)
                 notes.Add($"LOWER BOUND: {where}: {r.WrapAmbiguous} sample(s) may have missed an energy-counter wrap; energies are lower bounds.");
-            if (r.CgroupGone > 0)
-                notes.Add($"LOWER BOUND: {where}: the job's cgroup was removed before its end, and {r.CgroupGone} period(s) of its share " +
+            if (r.CgroupGonePeriods > 0)
+                notes.Add($"LOWER BOUND: {where}: the job's cgroup was removed before its end, and {r.CgroupGonePeriods} period(s) of its share " +
                           "miss its CPU time since the read before (that energy is in unattributed); energies are lower bounds.");
             if (r.ReadErrors > 0)
                 notes.Add($"READ ERRORS: {where}: {r.ReadErrors} sample(s) miss part of their interval (a counter read failed).");

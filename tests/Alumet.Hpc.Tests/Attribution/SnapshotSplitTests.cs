@@ -188,7 +188,7 @@ public sealed class SnapshotSplitTests : IDisposable
         // Complete (nothing went unmeasured), but its energy is a lower bound: its last period's share misses the CPU time it
         // used since 1 s. Its row and what its user reads say so (until 2026-12-02 the row said nothing, the report no bound).
         const string Lost = "the job's cgroup was removed before its end: 1 period(s) of its share miss its CPU time since the read before (that energy is in unattributed): energy is a lower bound";
-        Assert.Equal((JobStatus.Complete, Lost, 0L, 1L), (end.Status, end.Record!.Reason, end.Record.ReadErrors, end.Record.CgroupGone));
+        Assert.Equal((JobStatus.Complete, Lost, 0L, 1L), (end.Status, end.Record!.Reason, end.Record.ReadErrors, end.Record.CgroupGonePeriods));
         Assert.Contains("LOWER BOUND: job 42 on node1: the job's cgroup was removed before its end, and 1 period(s) of its share miss its CPU " +
                         "time since the read before (that energy is in unattributed); energies are lower bounds.", Report(cfg, "-j", "42").Out);
         Assert.Equal("yes\n", Report(cfg, "-j", "42", "-o", "LowerBound", "-n", "-P").Out);

@@ -228,7 +228,7 @@ public sealed class AccountingDb : IDisposable
                 Add(up, "cbasis", r.Carbon.Basis);
                 Add(up, "cnote", r.Carbon.Note);
                 Add(up, "name", r.JobName);
-                Add(up, "gone", r.CgroupGone);
+                Add(up, "gone", r.CgroupGonePeriods);
                 if (up.ExecuteScalar() is null or DBNull)
                 {
                     tx.Rollback(); // a better status is stored
@@ -362,7 +362,7 @@ public sealed class AccountingDb : IDisposable
             {
                 RunId = o.Str(rd, o.RunId),
                 JobName = o.Str(rd, o.JobName),
-                CgroupGone = o.Lng(rd, o.Gone),
+                CgroupGonePeriods = o.Lng(rd, o.Gone),
                 WallModelEnergyJ = o.Dbl(rd, o.WallModelJ), WallModelUncertaintyJ = o.Dbl(rd, o.WallModelU), WallModel = o.Str(rd, o.WallModel),
                 Uncertainty = o.Quality.Read(rd),
                 Carbon = new FacilityCarbon(o.NDbl(rd, o.Facility), o.NDbl(rd, o.FacilityU), o.NDbl(rd, o.Co2), o.NDbl(rd, o.Co2U),

@@ -79,7 +79,7 @@ public sealed record JobRecord(
 
     /// <summary>Periods in which the job's cgroup was found gone and its CPU time since the read before could not be
     /// attributed to it (<see cref="ConsumerSummary.CgroupGonePeriods"/>): its energy is then a lower bound.</summary>
-    public long CgroupGone { get; init; }
+    public long CgroupGonePeriods { get; init; }
 
     /// <summary>The job's share of the BMC's whole-node wall energy (node_wall, measured), J; 0 without a BMC.</summary>
     public double WallEnergyJ => Energy.WallJ;
@@ -114,7 +114,7 @@ public sealed record JobRecord(
             // Spools written before run ids: the sampler's start names the run.
             RunId = meta.RunId.Length > 0 ? meta.RunId : Jobs.RunId.FromStartNs(meta.StartWallNs),
             JobName = meta.JobName,
-            CgroupGone = job.CgroupGonePeriods,
+            CgroupGonePeriods = job.CgroupGonePeriods,
         };
     }
 
