@@ -416,6 +416,24 @@ nvmlReturn_t nvmlDeviceGetMigMode(void *handle, unsigned int *current, unsigned 
     return NVML_SUCCESS;
 }
 
+static unsigned long long ns_of(const struct timespec *t)
+{
+    return (unsigned long long)t->tv_sec * 1000000000ull + (unsigned long long)t->tv_nsec;
+}
+
+static unsigned long long monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return ns_of(&now);
+}
+
+/* The energy of mW over ns, in mJ: mW x ns = 1e-12 J; / 1e9 -> mJ. */
+static unsigned long long mj_over(unsigned long long mw, unsigned long long ns)
+{
+    return (unsigned long long)((unsigned __int128)mw * ns / 1000000000ull);
+}
+
 /* "<mJ> <t0 ns> <mW>" from the line's file, evaluated at CLOCK_MONOTONIC now. */
 static nvmlReturn_t energy_from_line(const char *path, unsigned long long *energy)
 {
@@ -428,11 +446,8 @@ static nvmlReturn_t energy_from_line(const char *path, unsigned long long *energ
     buf[n] = 0;
     unsigned long long mj, t0, mw;
     if (sscanf(buf, "%llu %llu %llu", &mj, &t0, &mw) != 3) return NVML_ERROR_UNKNOWN;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    unsigned long long ns = (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec;
-    /* mW x ns = 1e-12 J; / 1e9 -> mJ */
-    *energy = mj + (ns > t0 ? (unsigned long long)((unsigned __int128)mw * (ns - t0) / 1000000000ull) : 0);
+    unsigned long long ns = monotonic_ns();
+    *energy = mj + (ns > t0 ? mj_over(mw, ns - t0) : 0);
     return NVML_SUCCESS;
 }
 
@@ -444,14 +459,7 @@ nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(void *handle, unsigned long lon
     unsigned long long value;
     nvmlReturn_t rc = reading_get(&d->energy, &value);
     if (rc != NVML_SUCCESS) return rc;
-    if (d->energy_rate_mw) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        unsigned long long ns = (unsigned long long)(now.tv_sec - init_time.tv_sec) * 1000000000ull
-            + (unsigned long long)now.tv_nsec - (unsigned long long)init_time.tv_nsec;
-        /* mW x ns = 1e-12 J; / 1e9 -> mJ */
-        value += (unsigned long long)((unsigned __int128)d->energy_rate_mw * ns / 1000000000ull);
-    }
+    if (d->energy_rate_mw) value += mj_over(d->energy_rate_mw, monotonic_ns() - ns_of(&init_time));
     *energy = value;
     return NVML_SUCCESS;
 }
