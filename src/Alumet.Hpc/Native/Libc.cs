@@ -195,13 +195,6 @@ internal static partial class Libc
         return stat_path(path, buf) == 0 ? (*(ulong*)buf, *(ulong*)(buf + 8)) : null;
     }
 
-    /// <summary>
-    /// Whether <paramref name="path"/> is the file <paramref name="handle"/> holds open (same device and inode), or null
-    /// when either cannot be stat'ed (the path is gone).
-    /// </summary>
-    public static bool? IsSameFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path) =>
-        FileId((int)handle.DangerousGetHandle()) is { } held && FileId(path) is { } named ? held == named : null;
-
     public const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;
 
     /// <summary>fcntl(2) with an int argument (F_GETFD, F_SETFD).</summary>

@@ -25,6 +25,8 @@ public sealed class SpoolWriter : IDisposable
     public const string MetaFile = "meta.json";
 
     private readonly SafeFileHandle _file;
+    /// <summary>Device and inode of <see cref="_file"/>, taken once at open: a descriptor's file never changes (<see cref="CheckDetached"/>).</summary>
+    private readonly (ulong Dev, ulong Ino)? _fileId;
     private readonly string _path;
     private readonly string _directory;
     private readonly SpoolMeta _meta;
@@ -105,6 +107,7 @@ public sealed class SpoolWriter : IDisposable
             _catalogue?.Dispose();
             throw;
         }
+        _fileId = Native.Libc.FileId((int)_file.DangerousGetHandle());
         _offset = RandomAccess.GetLength(_file);
         _offset -= _offset % SpoolRecord.Size; // never append after a torn record
         _buffer = GC.AllocateUninitializedArray<byte>(bufferRecords * SpoolRecord.Size, pinned: true);
@@ -177,8 +180,8 @@ public sealed class SpoolWriter : IDisposable
     /// Whether another process gave spool.bin a new inode since this writer opened it (<see cref="DetachFromWriters"/>: the
     /// job's epilog took it over from a hung sampler, JobFinalizer). From then on this writer writes nothing more: neither
     /// records (into the unlinked old file) nor meta.json, which goes by path into the directory the epilog finalized (a
-    /// kept state dir keeps it). One fstat and one stat: before each rewrite of meta.json, and when the node sampler's
-    /// periodic flush asks (<see cref="CheckDetached"/>), never per read. A spool.bin that is gone (the state dir removed
+    /// kept state dir keeps it). One stat of the path (the held file's identity is taken at open): before each rewrite of
+    /// meta.json, and when the node sampler's periodic flush asks (<see cref="CheckDetached"/>), never per read. A spool.bin that is gone (the state dir removed
     /// after the finalization) is not a detach: the write fails as before.
     /// </summary>
     public bool Detached => _detached;
@@ -186,7 +189,7 @@ public sealed class SpoolWriter : IDisposable
     /// <summary>Compares the file this writer holds with spool.bin's path (<see cref="Detached"/>); true once detached.</summary>
     public bool CheckDetached()
     {
-        if (!_detached && Native.Libc.IsSameFile(_file, _path) == false)
+        if (!_detached && _fileId is { } held && Native.Libc.FileId(_path) is { } named && held != named)
         {
             _detached = true;
             Core.Log.Warn($"spool {_path}: another process took it over (the job's epilog finalized it while this sampler was not answering); nothing more is written there");
