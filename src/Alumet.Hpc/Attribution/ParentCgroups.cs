@@ -25,6 +25,8 @@ namespace Alumet.Hpc.Attribution;
 public sealed class ParentCgroups : IDisposable
 {
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    /// <summary>Parents whose CPU file could not be opened, with the snapshot that tried: tried once a snapshot, not once per job below them.</summary>
+    private readonly Dictionary<string, long> _unopened = new(StringComparer.Ordinal);
     private long _snapshot;
 
     /// <summary>
@@ -68,6 +70,9 @@ public sealed class ParentCgroups : IDisposable
                     e.Reader.Dispose();
                     _entries.Remove(dir);
                 }
+        if (_unopened.Count > 0)
+            foreach (var (dir, tried) in _unopened)
+                if (tried != _snapshot) _unopened.Remove(dir);
         return lost;
     }
 
@@ -75,7 +80,12 @@ public sealed class ParentCgroups : IDisposable
     {
         if (!_entries.TryGetValue(parent.Directory, out var e))
         {
-            if (CgroupCpuReader.TryOpen(parent) is not { } reader) return;
+            if (_unopened.TryGetValue(parent.Directory, out long tried) && tried == _snapshot) return;
+            if (CgroupCpuReader.TryOpen(parent) is not { } reader)
+            {
+                _unopened[parent.Directory] = _snapshot;
+                return;
+            }
             e = new Entry(reader, Native.Libc.StatDirectory(parent.Directory)?.Inode);
             _entries[parent.Directory] = e;
         }
