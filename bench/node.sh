@@ -23,7 +23,8 @@
 #                     first_sample_ms): the first snapshot at the defaults, the first tick at 1 kHz
 # Generated inputs: the powercap tree of lib.sh (2 packages x 3 domains, advanced at 1 kHz) and a cgroup v2 tree with
 # Slurm's layout (system.slice/slurmstepd.scope/job_<id>/cpu.stat) for 16 busy jobs (bench/advance.c moves each job's
-# usage_usec by BENCH_JOB_CPUS, 0.1 CPU, at 100 Hz, like a running job's); /proc/stat is the machine's.
+# usage_usec by BENCH_JOB_CPUS, 0.1 CPU, at 100 Hz, like a running job's) and their parent's cpu.stat (16 x that, read
+# once a period by both); /proc/stat is the machine's.
 # Called by bench/run.sh (`make bench`); alone: bash bench/node.sh [out/bin/alumet-hpc]. Needs root (the node sampler's
 # socket answers root only). Knobs: BENCH_SECONDS (10: CPU window), BENCH_WARMUP (1), BENCH_HZ (1000), BENCH_ROUNDS (1:
 # pairs of (ours, C) CPU windows per job count, medians), BENCH_CONCURRENT (0; 1: C in the same seconds as ours),
@@ -59,8 +60,13 @@ for ((j = 1; j <= 16; j++)); do
     printf 'usage_usec %020d\nuser_usec %020d\nsystem_usec %020d\n' $((j * 1000)) $((j * 1000)) 0 > "$CG/system.slice/slurmstepd.scope/job_$id/cpu.stat"
     CG_ADVANCE+=("cpustat:$CG/system.slice/slurmstepd.scope/job_$id/cpu.stat:${BENCH_JOB_CPUS:-0.1}")
 done
+# The jobs' parent, as on a real cgroup v2 node (every cgroup has cpu.stat; it counts its children's CPU): the node sampler
+# reads it once a period (Attribution/ParentCgroups.cs), and so does the C reader (cgroup_items).
+printf 'usage_usec %020d\nuser_usec %020d\nsystem_usec %020d\n' 136000 136000 0 > "$CG/system.slice/slurmstepd.scope/cpu.stat"
+CG_ADVANCE+=("cpustat:$CG/system.slice/slurmstepd.scope/cpu.stat:$(awk -v c="${BENCH_JOB_CPUS:-0.1}" 'BEGIN { print 16 * c }')")
 start_advancer 1000 "${PC_ADVANCE[@]}" "${CG_ADVANCE[@]}"
-cgroup_items() { local j; for ((j = 0; j < $1; j++)); do printf 'cgroup:%s\n' "$CG/system.slice/slurmstepd.scope/job_${JOBS[j]}/cpu.stat"; done; }
+# cgroup_items N: the C reader's period reads for N jobs: their cgroups and, above them, the scheduler's one.
+cgroup_items() { local j; printf 'cgroup:%s\n' "$CG/system.slice/slurmstepd.scope/cpu.stat"; for ((j = 0; j < $1; j++)); do printf 'cgroup:%s\n' "$CG/system.slice/slurmstepd.scope/job_${JOBS[j]}/cpu.stat"; done; }
 
 # hook CONTEXT JOB DIR: the bare binary as slurmd runs a Prolog/Epilog (no argv, only the job's environment), under the
 # probe; prints its wall time in ms.
