@@ -23,6 +23,7 @@ public sealed class JobCpu : IDisposable
     private Native.Libc.DirectoryState? _listedState;   // the job directory just before that listing, when it can stand for it
     private ulong[] _readings = [];
     private IReadOnlyList<JobCgroup> _parents = [];
+    private readonly List<string> _stepsRead = new(); // the steps the last Sample that read the job's cgroup gave CPU time (their names)
     private bool _removed;        // the cgroup lost was found removed, its CPU time until then taken from a parent (TakeFromParent)
 
     /// <summary>Listings of the job directory for its steps (the other periods read the steps of the last one).</summary>
@@ -122,8 +123,12 @@ public sealed class JobCpu : IDisposable
     {
         if (_locator is null || (_reader is null && !TryOpen())) return;
         _stepsListed = false; // every step listed now is a baseline (ListSteps)
-        if (_locator is IStepCgroupLocator stepLocator) ListSteps(stepLocator, Native.Libc.StatDirectory(_reader!.Cgroup.Directory), new());
-        if (_reader!.TryReadNs(out ulong ns)) (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
+        var steps = new List<(string Step, ulong Ns)>();
+        if (_locator is IStepCgroupLocator stepLocator) ListSteps(stepLocator, Native.Libc.StatDirectory(_reader!.Cgroup.Directory), steps);
+        if (!_reader!.TryReadNs(out ulong ns)) return;
+        (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
+        _stepsRead.Clear(); // read here: a loss in the first period misses their time since
+        foreach (var (step, _) in steps) _stepsRead.Add(step);
     }
 
     /// <summary>
@@ -154,7 +159,11 @@ public sealed class JobCpu : IDisposable
             if (Lost) LostDirectory = _reader.Cgroup.Directory;
             _lost |= _hasLast;
             DropCgroup(); // removed (or replaced by a requeue): look it up again next period
+            // The steps read at the read before miss their CPU time since, as the job does: each gets a part of 0 in this
+            // period, which the node sampler flags (a step's part has no parent cgroup to take it from: README "Attribution").
             steps.Clear();
+            if (Lost) foreach (string step in _stepsRead) steps.Add((step, 0));
+            _stepsRead.Clear();
             return 0;
         }
         LastSeenNs = monotonicNs;
@@ -177,6 +186,8 @@ public sealed class JobCpu : IDisposable
         }
         (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
         ClampSteps(steps, delta);
+        _stepsRead.Clear();
+        foreach (var (step, _) in steps) _stepsRead.Add(step);
         return delta;
     }
 

@@ -805,8 +805,11 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                     }
                     // Steps: parts of the job's share by their own CPU time, same denominator (never added to the job).
                     if (ch.Resource.Kind == ResourceKind.Gpu || job.Exclusive) continue;
+                    // A lost job cgroup's steps miss their CPU time since the read before, even where the job's share took it
+                    // from a parent (flags=16: nothing there is per step): their parts of that period are flagged 8.
+                    var sf = job.Cpu.Lost ? f | SpoolFlags.CgroupGone : jf;
                     foreach (var (step, stepNs) in job.Steps)
-                        job.Append(job.StepConsumer(step), c, ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), jf);
+                        job.Append(job.StepConsumer(step), c, ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), sf);
                 }
             }
             // The day's node file rolls after the split, never before: the raw reads of the period that straddles a UTC

@@ -220,7 +220,7 @@ public static class ReportBuilder
         ReportRowKind.Step, s.StepId, n.Cluster, n.Scheduler, n.User, n.Uid, [n.Node], s.Start, s.End, s.ElapsedS, s.Energy,
         s.AvePowerW, s.MaxPowerW, n.Frequency, n.Interfaces, n.Estimated, n.EstimateModel, n.Status, n.Reason,
         s.SampleCount, s.WrapAmbiguous, 0, n.Perimeter, [])
-        { RunId = n.RunId, Uncertainty = s.Uncertainty, JobName = StepName(s.StepId) };
+        { RunId = n.RunId, Uncertainty = s.Uncertainty, JobName = StepName(s.StepId), CgroupGonePeriods = s.CgroupGonePeriods };
 
     /// <summary>1234.batch → "batch"; 1234.0 → "" (the step's command is not recorded).</summary>
     private static string StepName(string stepId)
@@ -288,6 +288,9 @@ public static class ReportBuilder
             if (r.CgroupGonePeriods > 0)
                 notes.Add($"LOWER BOUND: {where}: the job's cgroup was removed before its end, and {r.CgroupGonePeriods} period(s) of its share " +
                           "miss its CPU time since the read before (that energy is in unattributed); energies are lower bounds.");
+            foreach (var st in r.Steps.Where(st => st.CgroupGonePeriods > 0))
+                notes.Add($"LOWER BOUND: step {st.StepId} on {r.Node}: the job's cgroup was removed before its end, and {st.CgroupGonePeriods} period(s) " +
+                          "of the step's part miss its CPU time since the read before; its energies are lower bounds.");
             if (r.ReadErrors > 0)
                 notes.Add($"READ ERRORS: {where}: {r.ReadErrors} sample(s) miss part of their interval (a counter read failed).");
             if (r.WallModel.Length > 0)

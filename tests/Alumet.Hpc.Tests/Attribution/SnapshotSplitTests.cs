@@ -159,6 +159,8 @@ public sealed class SnapshotSplitTests : IDisposable
     /// its CPU time since the previous read is not in it); the job's row is as it was (complete, no read error: no counter
     /// failed). Here the jobs' locator names no cgroup above the job's (as an exec job's, whose parent is alumet's own), so
     /// nothing can give that CPU time back (<see cref="AJobCgroupGoneBeforeItsEndGetsItsLastPeriodFromTheSchedulersCgroupAboveIt"/>).
+    /// Its steps' parts miss the same time: they had no row in that period and their lines no bound; each now has a row of
+    /// 0 with flags=8 there, and its line says LowerBound yes.
     /// </summary>
     [Theory]
     [InlineData(true)]
@@ -166,6 +168,8 @@ public sealed class SnapshotSplitTests : IDisposable
     public void AJobCgroupGoneBeforeItsEndFlagsTheShareItsLastPeriodMisses(bool removedReadFails)
     {
         using var node = FromZero(out var cfg, ["42", "43"]);
+        _rig.Cgroups.SetV1Usage(JobDir42 + "/step_batch", 200 * Ms);
+        _rig.Cgroups.SetV1Usage(JobDir42 + "/step_0", 100 * Ms);
         _rig.SetJobCpu("42", 300 * Ms);
         _rig.SetJobCpu("43", 200 * Ms);
         _rig.Proc.SetStat(60, 0);
@@ -191,7 +195,9 @@ public sealed class SnapshotSplitTests : IDisposable
         Assert.Equal((JobStatus.Complete, Lost, 0L, 1L), (end.Status, end.Record!.Reason, end.Record.ReadErrors, end.Record.CgroupGonePeriods));
         Assert.Contains("LOWER BOUND: job 42 on node1: the job's cgroup was removed before its end, and 1 period(s) of its share miss its CPU " +
                         "time since the read before (that energy is in unattributed); energies are lower bounds.", Report(cfg, "-j", "42").Out);
-        Assert.Equal("yes\n", Report(cfg, "-j", "42", "-o", "LowerBound", "-n", "-P").Out);
+        // Its steps (batch 200 ms, step 0 100 ms of the node's 600 ms busy in period 1) miss their CPU time since 1 s too.
+        AssertStepsLoseTheirLastPeriod(cfg, end, ("42.batch", 200_000), ("42.0", 100_000));
+        Assert.Equal("42|yes\n42.batch|yes\n42.0|yes\n", Report(cfg, "-j", "42", "-o", "JobID,LowerBound", "-n", "-P").Out);
         using (var json = System.Text.Json.JsonDocument.Parse(Report(cfg, "-j", "42", "--json").Out))
         {
             var m = json.RootElement.GetProperty("jobs")[0].GetProperty("measurement");
@@ -199,6 +205,28 @@ public sealed class SnapshotSplitTests : IDisposable
         }
         AssertLastFlags(end, 8); // in its Parquet file too
         node.Close(1500 * Ms, 1500 * Ms);
+    }
+
+    /// <summary>
+    /// Job 42's steps, each with its package part of period 1 (µJ), then 0 with flags=8 in the period that lost the job's
+    /// cgroup, in its Parquet file; and what <c>alumet-report</c> says of each: LowerBound yes, a LOWER BOUND note, and in
+    /// JSON <c>lower_bound</c> true with <c>cgroup_gone_periods</c> 1.
+    /// </summary>
+    private static void AssertStepsLoseTheirLastPeriod(AlumetConfig cfg, JobFinalizer.Outcome end, params (string Step, long First)[] steps)
+    {
+        var series = ReadOrderTests.Series(end.ParquetPath);
+        foreach (var (step, first) in steps)
+            Assert.Equal(new (long, int)[] { (first, 0), (0, 8) }, series[("step:" + step, "cpu_package:0")].Select(r => (r.Raw, r.Flags)));
+        string text = Report(cfg, "-j", "42").Out;
+        using var json = System.Text.Json.JsonDocument.Parse(Report(cfg, "-j", "42", "--json").Out);
+        var lines = json.RootElement.GetProperty("jobs")[0].GetProperty("steps").EnumerateArray()
+            .ToDictionary(l => l.GetProperty("step").GetProperty("id").GetString()!, l => l.GetProperty("measurement"));
+        foreach (var (step, _) in steps)
+        {
+            Assert.Contains($"LOWER BOUND: step {step} on node1: the job's cgroup was removed before its end, and 1 period(s) of the step's part " +
+                            "miss its CPU time since the read before; its energies are lower bounds.", text);
+            Assert.Equal((true, 1L), (lines[step].GetProperty("lower_bound").GetBoolean(), lines[step].GetProperty("cgroup_gone_periods").GetInt64()));
+        }
     }
 
     /// <summary><c>alumet-report</c> as root over the accounting database the sampler's epilog wrote.</summary>
@@ -336,18 +364,20 @@ public sealed class SnapshotSplitTests : IDisposable
     /// unattributed (flags=8). It is now the CPU time of its nearest parent still there (<c>uid_1000</c> while job 44
     /// keeps it, else <c>slurm</c>; OAR 2's <c>oar</c>) less the other registered jobs' below it, and the rows say so
     /// (flags=16); every interval still conserves. (OAR 2.5 removes a job's cgroup after its epilogue: README
-    /// "Attribution"; its layout allows the same.)
+    /// "Attribution"; its layout allows the same.) On Slurm job 42 runs in its step 0, whose part has no parent to take
+    /// that time from: it is 0 with flags=8 in that period, its line a lower bound where the job's is not.
     /// </summary>
     [Theory]
     [MemberData(nameof(Layouts))]
     public void AJobCgroupGoneBeforeItsEndGetsItsLastPeriodFromTheSchedulersCgroupAboveIt(string j42, string j43, string? j44)
     {
         var (scheduler, jobs, first) = Jobs424344(j42, j43, j44);
+        string run42 = scheduler == "slurm" ? j42 + "/step_0" : j42; // the kernel charges a step's time to its job too
         using var node = WithSchedulerLayout(out var cfg, jobs);
-        FirstSecond(node, first); // 42 runs 300 ms, 43 200, 44 100
+        FirstSecond(node, first.Select(x => x.Item1 == j42 ? (run42, x.Item2) : x).ToArray()); // 42 runs 300 ms, 43 200, 44 100
         // Period 2: 42 runs 150 ms and its last step ends: Slurm removes its cgroup (and alice's directory with her last
         // job); 43 runs 100 ms, 44 50; the node 0.5 s busy, 0.5 J. Its epilog's end at 1.5 s.
-        Run(j42, 150);
+        Run(run42, 150);
         Rmdir(j42);
         if (j44 is null && scheduler == "slurm") Rmdir(Path.GetDirectoryName(j42)!, readFails: false); // a removed file still read: its directory is gone
         Run(j43, 100);
@@ -358,6 +388,12 @@ public sealed class SnapshotSplitTests : IDisposable
             j44 is null ? ("unattributed", 450_000, 250_000, SpoolFlags.None) : ("unattributed", 360_000, 200_000, SpoolFlags.None));
         Assert.Equal((JobStatus.Complete, "", 0L), (end.Status, end.Record!.Reason, end.Record.ReadErrors));
         AssertLastFlags(end, 16); // in its Parquet file too
+        if (scheduler == "slurm")
+        {
+            // Step 0: 300 ms of the node's 1 s busy in period 1, then nothing for its 150 ms (until 2026-12-02: no row, no bound).
+            AssertStepsLoseTheirLastPeriod(cfg, end, ("42.0", 270_000));
+            Assert.Equal("42|no\n42.0|yes\n", Report(cfg, "-j", "42", "-o", "JobID,LowerBound", "-n", "-P").Out);
+        }
         node.Close(1500 * Ms, 1500 * Ms);
     }
 
@@ -366,20 +402,22 @@ public sealed class SnapshotSplitTests : IDisposable
     /// (<see cref="NodeSampler.Recover"/>, the daemon's recovery) and read their cgroups where its first period starts,
     /// but not the scheduler's cgroups above them, so none had a delta for that period and a job cgroup removed in it kept
     /// its share 0 with flags=8, its energy unattributed. The parents are now read at that instant too: the lost job gets
-    /// its CPU time from them (flags=16), and every interval conserves.
+    /// its CPU time from them (flags=16), and every interval conserves. On Slurm job 42 runs in its step 0, read at that
+    /// instant too: its part of that period misses its time (0, flags=8).
     /// </summary>
     [Theory]
     [MemberData(nameof(Layouts))]
     public void AJobCgroupGoneInTheFirstPeriodAfterASamplerRestartGetsItsCpuTimeFromTheSchedulersCgroupAboveIt(string j42, string j43, string? j44)
     {
         var (scheduler, jobs, first) = Jobs424344(j42, j43, j44);
+        string run42 = scheduler == "slurm" ? j42 + "/step_0" : j42;
         var killed = WithSchedulerLayout(out var cfg, jobs);
-        FirstSecond(killed, first); // 42 runs 300 ms, 43 200, 44 100
+        FirstSecond(killed, first.Select(x => x.Item1 == j42 ? (run42, x.Item2) : x).ToArray()); // 42 runs 300 ms, 43 200, 44 100
         killed.Flush(); // then killed: no Close
 
         // While no sampler runs, the jobs go on (42 1 s, 43 0.5 s, 44 0.2 s; the node 9 s busy, 4.1 J); a new sampler takes
         // them back as the daemon does.
-        Run(j42, 1000);
+        Run(run42, 1000);
         Run(j43, 500);
         if (j44 is not null) Run(j44, 200);
         _rig.Proc.SetStat(1000, 0);
@@ -389,7 +427,7 @@ public sealed class SnapshotSplitTests : IDisposable
         Assert.Equal(jobs.Length, node.JobCount);
         // Its first period: 42 runs 150 ms and its last step ends (Slurm removes its cgroup, and alice's directory with her
         // last job); 43 runs 100 ms, 44 50; the node 0.5 s busy, 0.5 J. Its epilog's end at 1.5 s (wall 2.5 s).
-        Run(j42, 150);
+        Run(run42, 150);
         Rmdir(j42);
         if (j44 is null && scheduler == "slurm") Rmdir(Path.GetDirectoryName(j42)!, readFails: false);
         Run(j43, 100);
@@ -409,6 +447,7 @@ public sealed class SnapshotSplitTests : IDisposable
         Assert.Equal((JobStatus.Partial, 0L), (end.Status, end.Record!.ReadErrors));
         Assert.StartsWith("the node sampler restarted during the job", end.Record.Reason);
         AssertLastFlags(end, 16); // in its Parquet file too
+        if (scheduler == "slurm") AssertStepsLoseTheirLastPeriod(cfg, end, ("42.0", 270_000)); // the step: 300 ms of 1 s, then 0
         node.Close(1500 * Ms, 2500 * Ms);
     }
 

@@ -309,7 +309,7 @@ public sealed class ReportNativeTests
     {
         using var install = ExecBinaryTests.NewInstall();
         Exec(install, "91", "true");
-        // Back to schema 5, as an earlier release left it (no job names, the v3 window indexes, no cgroup_gone).
+        // Back to schema 5, as an earlier release left it (no job names, the v3 window indexes, no cgroup_gone in jobs or steps).
         using (var con = new SqliteConnection($"Data Source={install.Config.Paths.Database};Pooling=false"))
         {
             con.Open();
@@ -318,6 +318,7 @@ public sealed class ReportNativeTests
                 DROP INDEX jobs_by_name; DROP INDEX jobs_by_window_end; DROP INDEX jobs_by_uid_window_end;
                 ALTER TABLE jobs DROP COLUMN job_name;
                 ALTER TABLE jobs DROP COLUMN cgroup_gone;
+                ALTER TABLE steps DROP COLUMN cgroup_gone;
                 CREATE INDEX jobs_by_end ON jobs(end_time); CREATE INDEX jobs_by_uid_end ON jobs(uid, end_time);
                 PRAGMA user_version = 5;
                 """;

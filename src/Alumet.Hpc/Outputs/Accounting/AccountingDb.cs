@@ -246,15 +246,17 @@ public sealed class AccountingDb : IDisposable
                     INSERT INTO steps (cluster, scheduler, job_id, node, run_id, step_id, start_time, end_time, elapsed_s,
                         energy_package_j, energy_core_j, energy_uncore_j, energy_dram_j, energy_psys_j, energy_gpu_j, total_energy_j,
                         ave_power_w, max_power_w, sample_count, wrap_ambiguous,
-                        energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j)
+                        energy_u_interfaces_j, energy_u_attribution_j, energy_u_random_j, energy_missed_max_j, energy_u_k, total_energy_u_j,
+                        cgroup_gone)
                     VALUES (@c, @s, @j, @n, @r, @step, @start, @end, @elapsed, @pkg, @core, @uncore, @dram, @psys, @gpu, @total,
-                        @ave, @max, @samples, @wrap, @ui, @ua, @ur, @um, @uk, @utotal);
+                        @ave, @max, @samples, @wrap, @ui, @ua, @ur, @um, @uk, @utotal, @gone);
                     """);
                 Key(ins, r);
                 Add(ins, "step", st.StepId);
                 Measured(ins, st.Start, st.End, st.ElapsedS, st.Energy, st.AvePowerW, st.MaxPowerW);
                 Add(ins, "samples", st.SampleCount);
                 Add(ins, "wrap", st.WrapAmbiguous);
+                Add(ins, "gone", st.CgroupGonePeriods);
                 Uncertainty(ins, st.Uncertainty);
                 ins.ExecuteNonQuery();
             }
@@ -474,6 +476,7 @@ public sealed class AccountingDb : IDisposable
                 rd.GetDouble(o.Elapsed), o.Energy.Read(rd), rd.GetDouble(o.Ave), rd.GetDouble(o.Max), rd.GetInt64(o.Samples), rd.GetInt64(o.Wrap))
             {
                 Uncertainty = o.Quality.Read(rd),
+                CgroupGonePeriods = rd.GetInt64(o.Gone),
             });
         }
         steps.Sort((a, b) => StepOrder.Compare(a.StepId, b.StepId));
@@ -517,7 +520,7 @@ public sealed class AccountingDb : IDisposable
     {
         public readonly int StepId = rd.GetOrdinal("step_id"), Start = rd.GetOrdinal("start_time"), End = rd.GetOrdinal("end_time"),
             Elapsed = rd.GetOrdinal("elapsed_s"), Ave = rd.GetOrdinal("ave_power_w"), Max = rd.GetOrdinal("max_power_w"),
-            Samples = rd.GetOrdinal("sample_count"), Wrap = rd.GetOrdinal("wrap_ambiguous");
+            Samples = rd.GetOrdinal("sample_count"), Wrap = rd.GetOrdinal("wrap_ambiguous"), Gone = rd.GetOrdinal("cgroup_gone");
 
         public readonly EnergyOrdinals Energy = new(rd);
         public readonly QualityOrdinals Quality = new(rd);

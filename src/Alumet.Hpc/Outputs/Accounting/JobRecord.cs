@@ -37,11 +37,16 @@ public sealed record StepRecord(
     /// <summary>Uncertainty of <see cref="TotalEnergyJ"/> (docs/uncertainty.md).</summary>
     public EnergyUncertainty Uncertainty { get; init; } = EnergyUncertainty.None;
 
+    /// <summary>Periods in which the job's cgroup was found gone and the step's part missed its CPU time since the read
+    /// before (<see cref="ConsumerSummary.CgroupGonePeriods"/>): its energy is then a lower bound.</summary>
+    public long CgroupGonePeriods { get; init; }
+
     public static StepRecord FromSummary(StepSummary s) => new(
         s.StepId, s.Summary.Samples > 0 ? s.Summary.Start : null, s.Summary.Samples > 0 ? s.Summary.End : null,
         s.Summary.ElapsedS, s.Summary.Energy, s.Summary.AvePowerW, s.Summary.MaxPowerW, s.Summary.Samples, s.Summary.WrapAmbiguous)
     {
         Uncertainty = s.Summary.Uncertainty,
+        CgroupGonePeriods = s.Summary.CgroupGonePeriods,
     };
 }
 

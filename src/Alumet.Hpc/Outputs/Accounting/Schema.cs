@@ -146,6 +146,11 @@ internal static class Schema
         // before (README "Attribution", flags=8): the job's energy is then a lower bound, which the report says.
         new("ALTER TABLE jobs ADD COLUMN cgroup_gone INTEGER NOT NULL DEFAULT 0;",
             Postgres: "ALTER TABLE jobs ADD COLUMN cgroup_gone BIGINT NOT NULL DEFAULT 0;"),
+
+        // v8: the same for each step: the periods in which its job's cgroup was found gone and the step's part missed its
+        // CPU time since the read before (flags=8 on the step's rows, also where the job's share took it from a parent).
+        new("ALTER TABLE steps ADD COLUMN cgroup_gone INTEGER NOT NULL DEFAULT 0;",
+            Postgres: "ALTER TABLE steps ADD COLUMN cgroup_gone BIGINT NOT NULL DEFAULT 0;"),
     ];
 
     /// <summary>
