@@ -136,7 +136,7 @@ public sealed class UncertaintyTests
     }
 
     [Fact]
-    public void LowerBoundsGapsAndAFailedLastReadAreOneSided()
+    public void LowerBoundsAndGapsAreOneSided()
     {
         var meta = Meta("1");
         meta.AttributionMode = "exclusive";
@@ -148,28 +148,48 @@ public sealed class UncertaintyTests
             R(T0 + 2 * Sec, Sec, 0, 0),
             R(T0 + 3 * Sec, Sec, 0, 0),
             R(T0 + 4 * Sec, Sec, 50_000_000, 0, SpoolFlags.WrapAmbiguous),
-            // dram: 10 W; the records of [2 s, 4 s] are lost; the last read failed.
+            // dram: 10 W; the records of [2 s, 4 s] are lost; the last row recovers from a failed read: its energy covers its
+            // second, so nothing more is missing (it used to add its interval at the mean power: 10 J).
             R(T0 + 1 * Sec, Sec, 10_000_000, 1),
             R(T0 + 2 * Sec, Sec, 10_000_000, 1),
             R(T0 + 5 * Sec, Sec, 10_000_000, 1, SpoolFlags.ReadError));
         var u = s.Job.Uncertainty;
-        Assert.Equal((1000.0 * 3 - 50) + 10 * 2 + 10 * 1, u.MissedJ, 9); // 2950 + 20 + 10
+        Assert.Equal((1000.0 * 3 - 50) + 10 * 2, u.MissedJ, 9); // 2950 + 20
         Assert.Equal(0.05 * 180, u.InterfacesJ, 12);
     }
 
     /// <summary>
     /// A node sampler (aggregated, 1 s) over a generated powercap tree, an exclusive job from 0 to 6 s, package 50 W, DRAM
-    /// 10 W; the DRAM counter file is unreadable at the reads of 2 s and 3 s. Those periods' DRAM rows cover 0 s and the
-    /// 4 s row, the first good read, brings their energy with its 3 s (README "Timing"): nothing is missing. The rows that
-    /// cover nothing were counted as lost records, 1 s each at the series' mean power: 20 J of MissedEnergy for energy
-    /// that is in the total. A counter that stays unreadable from 4 s to the job's end is lost time: 3 s at 10 W.
+    /// 10 W; the DRAM counter file is unreadable at the reads of <paramref name="failing"/> (ms). A period in which it was
+    /// unreadable has a DRAM row that covers 0 s, and the next good read's row brings its energy with its time (README
+    /// "Timing"): nothing is missing. The rows that cover nothing were counted as lost records, 1 s each at the series' mean
+    /// power (2 s, 3 s: 20 J of MissedEnergy for energy that is in the total). A counter that stays unreadable from 4 s to
+    /// the job's end is lost time: 3 s at 10 W. A recovery at the job's last row (4 s, 5 s unreadable, 6 s good) misses
+    /// nothing: its row covers the 3 s since 3 s, but as the series' last row that says a read failed it added its interval
+    /// at the mean power again, 30 J of MissedEnergy for energy in the total.
     /// </summary>
     [Theory]
-    [InlineData(true, 60.0, 0.0)]
-    [InlineData(false, 30.0, 30.0)]
-    public void ACounterUnreadableForSomePeriodsMissesOnlyTheTimeNoLaterGoodReadCovers(bool recovers, double dramJ, double missedJ)
+    [InlineData("2000,3000", 60.0, 0.0)]
+    [InlineData("4000,5000,6000", 30.0, 30.0)]
+    [InlineData("4000,5000", 60.0, 0.0)]
+    public void ACounterUnreadableForSomePeriodsMissesOnlyTheTimeNoLaterGoodReadCovers(string failing, double dramJ, double missedJ)
     {
-        const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms;
+        var (row, rows, db) = ExclusiveJobWithDramUnreadableAt(failing.Split(',').Select(long.Parse).ToHashSet());
+        Assert.Equal(ExpectedDramRows(failing.Split(',').Select(long.Parse).ToHashSet()), rows);
+        Assert.Equal((300.0, dramJ), (Math.Round(row.Energy.PackageJ, 9), Math.Round(row.Energy.DramJ, 9))); // unchanged by the fix
+        Assert.Equal(missedJ, row.Uncertainty.MissedJ, 9);
+        Assert.Equal(missedJ, db.Uncertainty.MissedJ, 9);
+    }
+
+    private const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms;
+
+    /// <summary>
+    /// The job of <see cref="ACounterUnreadableForSomePeriodsMissesOnlyTheTimeNoLaterGoodReadCovers"/>: its row as its end
+    /// wrote it, its DRAM rows in its Parquet file (end ms, interval ms, µJ, flags), its row in the accounting database.
+    /// </summary>
+    private static (Alumet.Hpc.Outputs.Accounting.JobRecord Row, List<(long, long, long, SpoolFlags)> Rows, Alumet.Hpc.Outputs.Accounting.JobRecord Db)
+        ExclusiveJobWithDramUnreadableAt(HashSet<long> failing, Action<string>? report = null)
+    {
         using var rig = new Alumet.Hpc.Tests.Fakes.NodeRig();
         var cfg = rig.Config(storageMs: 1000);
         rig.AtZero("42");
@@ -180,25 +200,32 @@ public sealed class UncertaintyTests
         for (long t = 1000; t <= 6000; t += 1000)
         {
             rig.SetCounters((ulong)t * 50_000, 0, (ulong)t * 10_000); // µJ a ms: 50 W, 10 W
-            if (recovers ? t is 2000 or 3000 : t >= 4000)
-                File.WriteAllText(rig.Powercap.PathOf("intel-rapl:0:1", "energy_uj"), "garbage\n");
+            if (failing.Contains(t)) File.WriteAllText(rig.Powercap.PathOf("intel-rapl:0:1", "energy_uj"), "garbage\n");
             if (t < 6000) node.Snapshot(t * Ms, Wall0 + t * Ms);
             else end = node.End(job.Key, true, "", t * Ms, Wall0 + t * Ms);
         }
         node.Close(6000 * Ms, Wall0 + 6000 * Ms);
 
         var rows = Alumet.Hpc.Tests.Sampling.ReadOrderTests.Series(end!.ParquetPath)[("job:42", "dram:0")]
-            .Select(r => ((r.EndUs - Wall0 / 1000) / 1000, r.IntervalUs / 1000, r.Raw, (SpoolFlags)r.Flags));
-        (long, long, long, SpoolFlags) Good(long t, long ms = 1000) => (t, ms, ms * 10_000, SpoolFlags.None);
-        (long, long, long, SpoolFlags) Failed(long t) => (t, 0, 0, SpoolFlags.ReadError);
-        Assert.Equal(recovers
-            ? [Good(1000), Failed(2000), Failed(3000), (4000, 3000, 30_000_000, SpoolFlags.ReadError), Good(5000), Good(6000)]
-            : new[] { Good(1000), Good(2000), Good(3000), Failed(4000), Failed(5000), Failed(6000) }, rows);
-        var row = end.Record!;
-        Assert.Equal((300.0, dramJ), (Math.Round(row.Energy.PackageJ, 9), Math.Round(row.Energy.DramJ, 9))); // unchanged by the fix
-        Assert.Equal(missedJ, row.Uncertainty.MissedJ, 9);
+            .Select(r => ((r.EndUs - Wall0 / 1000) / 1000, r.IntervalUs / 1000, r.Raw, (SpoolFlags)r.Flags)).ToList();
+        report?.Invoke(cfg.Paths.Database);
         using var db = Alumet.Hpc.Outputs.Accounting.AccountingDb.OpenReadOnly(cfg.Paths.Database);
-        Assert.Equal(missedJ, Assert.Single(db.GetJob("42")).Uncertainty.MissedJ, 9);
+        return (end.Record!, rows, Assert.Single(db.GetJob("42")));
+    }
+
+    /// <summary>The DRAM rows of 10 W read every second but at <paramref name="failing"/>: 0 s where a read failed, then
+    /// the next good read's row with all the time since the last good one (flags=2).</summary>
+    private static List<(long, long, long, SpoolFlags)> ExpectedDramRows(HashSet<long> failing)
+    {
+        var rows = new List<(long, long, long, SpoolFlags)>();
+        long lastGood = 0;
+        for (long t = 1000; t <= 6000; t += 1000)
+        {
+            if (failing.Contains(t)) { rows.Add((t, 0, 0, SpoolFlags.ReadError)); continue; }
+            rows.Add((t, t - lastGood, (t - lastGood) * 10_000, failing.Contains(t - 1000) ? SpoolFlags.ReadError : SpoolFlags.None));
+            lastGood = t;
+        }
+        return rows;
     }
 
     [Fact]

@@ -5,8 +5,8 @@ namespace Alumet.Hpc.Outputs.Uncertainty;
 
 /// <summary>
 /// Streams one consumer's spool records and keeps, per series, what the uncertainty of its total needs
-/// (docs/uncertainty.md): record count, Σ value², measured time, time no record covers, the bound of
-/// lower-bound records, and whether the last read failed. Memory: a few numbers per series, whatever the spool length.
+/// (docs/uncertainty.md): record count, Σ value², measured time, time no record covers and the bound of
+/// lower-bound records. Memory: a few numbers per series, whatever the spool length.
 /// </summary>
 internal sealed class UncertaintyAccumulator
 {
@@ -15,7 +15,7 @@ internal sealed class UncertaintyAccumulator
 
     private readonly double[] _jpu;
     private readonly double _maxPowerW;
-    private readonly long[] _n, _measuredNs, _gapNs, _coveredEnd, _lastEnd, _lastNonZeroEnd, _lastIntervalNs;
+    private readonly long[] _n, _measuredNs, _gapNs, _coveredEnd, _lastEnd, _lastNonZeroEnd;
     /// <summary>Per series: <see cref="GapToleranceNs"/>, plus one read interval for a source read on its own thread (NVML),
     /// whose rows' intervals end at its last read before their timestamps, not at them: two consecutive rows' intervals
     /// seem up to one read interval apart though nothing was lost (README "Timing").</summary>
@@ -23,7 +23,6 @@ internal sealed class UncertaintyAccumulator
     private readonly Int128[] _raw; // a long overflows at 2^31 J in perf's 2^-32 J (JobSummary)
     private readonly Int128[] _splitRaw, _splitNodeRaw; // Σ over the periods whose split the file holds: this consumer's, the node's
     private readonly double[] _sumSq, _wrapBoundJ;
-    private readonly bool[] _lastReadError;
 
     public UncertaintyAccumulator(SpoolMeta meta, double maxPowerW)
     {
@@ -31,9 +30,8 @@ internal sealed class UncertaintyAccumulator
         _jpu = meta.Series.Select(s => s.JoulesPerUnit).ToArray();
         _maxPowerW = maxPowerW;
         _raw = new Int128[n]; _splitRaw = new Int128[n]; _splitNodeRaw = new Int128[n]; _n = new long[n]; _measuredNs = new long[n]; _gapNs = new long[n];
-        _coveredEnd = new long[n]; _lastEnd = new long[n]; _lastNonZeroEnd = new long[n]; _lastIntervalNs = new long[n];
+        _coveredEnd = new long[n]; _lastEnd = new long[n]; _lastNonZeroEnd = new long[n];
         _sumSq = new double[n]; _wrapBoundJ = new double[n];
-        _lastReadError = new bool[n];
         double nvmlHz = meta.SourceHz.TryGetValue(Sources.Nvml.NvmlSource.SourceName, out double hz) && hz > 0 ? hz : 1; // nvml_hz ≥ 1
         _gapToleranceNs = meta.Series
             .Select(s => MeasurementInterfaces.ReadOnItsOwnThread(s.Interface) ? GapToleranceNs + (long)(1e9 / nvmlHz) : GapToleranceNs)
@@ -77,8 +75,6 @@ internal sealed class UncertaintyAccumulator
         }
         if (r.Value != 0) _lastNonZeroEnd[s] = r.WallNs;
         if (r.WallNs > _lastEnd[s]) _lastEnd[s] = r.WallNs;
-        _lastIntervalNs[s] = interval;
-        _lastReadError[s] = (r.Flags & SpoolFlags.ReadError) != 0;
     }
 
     /// <summary>
@@ -119,12 +115,14 @@ internal sealed class UncertaintyAccumulator
                 attribution += model.AttributionRel * (split * (1 - f) + Math.Max(0, e - split));
             }
 
-            // One-sided: lower-bound intervals, records lost between stored ones, a failed last read.
+            // One-sided: lower-bound intervals, and time no row covers: records lost between stored ones, reads that failed
+            // until the series' last row. A last row that says a read failed but covers time is a recovery (its energy
+            // spans the failed reads, and is in the total) or ends at its last good read, whose tail is a gap already.
             double meanW = _measuredNs[s] > 0 ? e / (_measuredNs[s] / 1e9) : 0;
             // Rows after the last covered one that cover nothing: the series' reads failed until its last row.
             long uncoveredTail = _lastEnd[s] - _coveredEnd[s];
             long lostNs = _gapNs[s] + (uncoveredTail > _gapToleranceNs[s] ? uncoveredTail : 0);
-            missed += _wrapBoundJ[s] + meanW * (lostNs / 1e9) + (_lastReadError[s] ? meanW * (_lastIntervalNs[s] / 1e9) : 0);
+            missed += _wrapBoundJ[s] + meanW * (lostNs / 1e9);
         }
         double interfaces2 = systematicByInterface.Values.Sum(v => v * v);
         return new EnergyUncertainty(Math.Sqrt(interfaces2), attribution, Math.Sqrt(random2), missed, model.CoverageFactor);

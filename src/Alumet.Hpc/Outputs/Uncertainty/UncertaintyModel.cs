@@ -63,7 +63,7 @@ public sealed record UncertaintyModel(
 /// <param name="InterfacesJ">Standard uncertainty from the interfaces' accuracy (systematic).</param>
 /// <param name="AttributionJ">Standard uncertainty from the CPU-time split (systematic).</param>
 /// <param name="RandomJ">Standard uncertainty from quantisation and partial sampling (independent per interval).</param>
-/// <param name="MissedJ">One-sided: energy possibly missed by lower-bound intervals, lost records and a failed last read.</param>
+/// <param name="MissedJ">One-sided: energy possibly missed by lower-bound intervals and time no stored row covers (lost records, reads that failed until the end).</param>
 /// <param name="CoverageFactor">k of the expanded uncertainty; 0 = not computed (rows written before this existed).</param>
 public sealed record EnergyUncertainty(double InterfacesJ, double AttributionJ, double RandomJ, double MissedJ, double CoverageFactor)
 {
