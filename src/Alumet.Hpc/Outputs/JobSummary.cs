@@ -223,10 +223,14 @@ public sealed record JobSummary(
         splits.Finish();
 
         bool cpuTimeSplit = meta.AttributionMode is not ("exclusive" or "none");
-        ConsumerSummary Build(int slot, string consumer) => acc[slot].Finish(consumer, meta, kindOfSeries, meta.StartWallNs) with
+        ConsumerSummary Build(int slot, string consumer)
         {
-            Uncertainty = unc[slot].Finish(meta, kindOfSeries, options.Uncertainty, wholeCounter: slot == 1, cpuTimeSplit),
-        };
+            var summary = acc[slot].Finish(consumer, meta, kindOfSeries, meta.StartWallNs);
+            return summary with
+            {
+                Uncertainty = unc[slot].Finish(meta, kindOfSeries, options.Uncertainty, wholeCounter: slot == 1, cpuTimeSplit, summary.StartNs),
+            };
+        }
 
         var steps = new List<StepSummary>(stepIds.Count);
         for (int i = 0; i < stepIds.Count; i++)

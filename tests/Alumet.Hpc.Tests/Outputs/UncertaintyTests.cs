@@ -181,6 +181,36 @@ public sealed class UncertaintyTests
         Assert.Equal(missedJ, db.Uncertainty.MissedJ, 9);
     }
 
+    /// <summary>
+    /// The same job with its DRAM counter unreadable at every read: no row covers time, so the series has no known power and
+    /// its time was multiplied by a mean power of 0: MissedEnergy said 0 J for 6 s of a domain never measured. Its time, from
+    /// the job's start to its last row, is now bounded as a rejected reading's: 6 s at max_power_w (1000 W), 6000 J, in the
+    /// row, the database and what alumet-report prints.
+    /// </summary>
+    [Fact]
+    public void ACounterUnreadableFromItsFirstReadMayMissMaxPowerOverTheJobsTime()
+    {
+        string text = "", json = "";
+        var (row, rows, db) = ExclusiveJobWithDramUnreadableAt([1000, 2000, 3000, 4000, 5000, 6000], path =>
+        {
+            (text, json) = (Report(path, "-j", "42"), Report(path, "-j", "42", "--json"));
+        });
+        Assert.Equal(ExpectedDramRows([1000, 2000, 3000, 4000, 5000, 6000]), rows);
+        Assert.Equal((300.0, 0.0), (Math.Round(row.Energy.PackageJ, 9), Math.Round(row.Energy.DramJ, 9)));
+        Assert.Equal((6000.0, 6000.0), (row.Uncertainty.MissedJ, db.Uncertainty.MissedJ));
+        Assert.Contains("MISSED ENERGY: job 42: up to 6 kJ more may have been used", text);
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        Assert.Equal(6000.0, doc.RootElement.GetProperty("jobs")[0].GetProperty("total_energy_uncertainty").GetProperty("missed_max_j").GetDouble());
+    }
+
+    /// <summary><c>alumet-report</c> as root over the accounting database at <paramref name="db"/>: its output.</summary>
+    private static string Report(string db, params string[] args)
+    {
+        var o = new StringWriter { NewLine = "\n" };
+        Assert.Equal(0, Alumet.Hpc.Report.ReportCommand.Run(args, new Alumet.Hpc.Report.ReportEnvironment(0, true, db, o, new StringWriter())));
+        return o.ToString();
+    }
+
     private const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms;
 
     /// <summary>

@@ -82,7 +82,9 @@ internal sealed class UncertaintyAccumulator
     /// </summary>
     /// <param name="wholeCounter">This is the node consumer (whole counters), not a share.</param>
     /// <param name="cpuTimeSplit">Whether CPU-side energy was split by CPU time (false: exclusive attribution).</param>
-    public EnergyUncertainty Finish(SpoolMeta meta, ResourceKind[] kinds, UncertaintyModel model, bool wholeCounter, bool cpuTimeSplit)
+    /// <param name="startNs">Where the consumer's first period starts (<see cref="ConsumerSummary.StartNs"/>): a series none of
+    /// whose rows covers time was unread from there.</param>
+    public EnergyUncertainty Finish(SpoolMeta meta, ResourceKind[] kinds, UncertaintyModel model, bool wholeCounter, bool cpuTimeSplit, long startNs)
     {
         var systematicByInterface = new Dictionary<string, double>(StringComparer.Ordinal);
         double random2 = 0, attribution = 0, missed = 0;
@@ -118,7 +120,15 @@ internal sealed class UncertaintyAccumulator
             // One-sided: lower-bound intervals, and time no row covers: records lost between stored ones, reads that failed
             // until the series' last row. A last row that says a read failed but covers time is a recovery (its energy
             // spans the failed reads, and is in the total) or ends at its last good read, whose tail is a gap already.
-            double meanW = _measuredNs[s] > 0 ? e / (_measuredNs[s] / 1e9) : 0;
+            if (_measuredNs[s] == 0)
+            {
+                // No row covers time (its reads failed from its first row on): its power is not known, so the time from the
+                // consumer's start to its last row is bounded as a rejected reading's: all of it, at up to max_power_w.
+                long unread = _lastEnd[s] - startNs;
+                missed += unread > _gapToleranceNs[s] ? _maxPowerW * (unread / 1e9) : 0;
+                continue;
+            }
+            double meanW = e / (_measuredNs[s] / 1e9);
             // Rows after the last covered one that cover nothing: the series' reads failed until its last row.
             long uncoveredTail = _lastEnd[s] - _coveredEnd[s];
             long lostNs = _gapNs[s] + (uncoveredTail > _gapToleranceNs[s] ? uncoveredTail : 0);
