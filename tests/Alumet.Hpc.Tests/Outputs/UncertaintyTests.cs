@@ -211,6 +211,27 @@ public sealed class UncertaintyTests
         return o.ToString();
     }
 
+    /// <summary>
+    /// The same job, with a read between two snapshots (3.5 s, or 5.5 s) and the DRAM counter unreadable at the snapshot
+    /// after it (4 s, or the end at 6 s): that row covers 0.5 s, from 3 s to its last good read, and the next row, the
+    /// recovery, covers the 1.5 s from there. MissedEnergy took the row's 0.5 s as ending at its timestamp, so the 0.5 s
+    /// before it as lost (5 J at 10 W), though the recovery's energy holds it; it is now lost only where no later row covers
+    /// it: the job's last row (5.5 s to 6 s), 5 J.
+    /// </summary>
+    [Theory]
+    [InlineData(3500L, 4000L, 0.0)]
+    [InlineData(5500L, 6000L, 5.0)]
+    public void ARowEndingAtItsLastGoodReadBeforeItsTimestampMissesOnlyWhatNoLaterRowCovers(long tick, long failing, double missedJ)
+    {
+        var (row, rows, db) = ExclusiveJobWithDramUnreadableAt([failing], ticks: [tick]);
+        (long, long, long, SpoolFlags) Good(long t, long ms = 1000, SpoolFlags f = SpoolFlags.None) => (t, ms, ms * 10_000, f);
+        Assert.Equal(failing == 4000
+            ? [Good(1000), Good(2000), Good(3000), Good(4000, 500, SpoolFlags.ReadError), Good(5000, 1500, SpoolFlags.ReadError), Good(6000)]
+            : new[] { Good(1000), Good(2000), Good(3000), Good(4000), Good(5000), Good(6000, 500, SpoolFlags.ReadError) }, rows);
+        Assert.Equal((300.0, failing == 4000 ? 60.0 : 55.0), (Math.Round(row.Energy.PackageJ, 9), Math.Round(row.Energy.DramJ, 9)));
+        Assert.Equal((missedJ, missedJ), (Math.Round(row.Uncertainty.MissedJ, 9), Math.Round(db.Uncertainty.MissedJ, 9)));
+    }
+
     private const long Ms = 1_000_000, Wall0 = 1_700_000_000_000 * Ms;
 
     /// <summary>
@@ -218,7 +239,7 @@ public sealed class UncertaintyTests
     /// wrote it, its DRAM rows in its Parquet file (end ms, interval ms, µJ, flags), its row in the accounting database.
     /// </summary>
     private static (Alumet.Hpc.Outputs.Accounting.JobRecord Row, List<(long, long, long, SpoolFlags)> Rows, Alumet.Hpc.Outputs.Accounting.JobRecord Db)
-        ExclusiveJobWithDramUnreadableAt(HashSet<long> failing, Action<string>? report = null)
+        ExclusiveJobWithDramUnreadableAt(HashSet<long> failing, Action<string>? report = null, long[]? ticks = null)
     {
         using var rig = new Alumet.Hpc.Tests.Fakes.NodeRig();
         var cfg = rig.Config(storageMs: 1000);
@@ -227,11 +248,13 @@ public sealed class UncertaintyTests
         var job = Alumet.Hpc.Tests.Fakes.NodeRig.Job("42", exclusive: true);
         node.Register(job, false, 0, Wall0);
         Alumet.Hpc.Jobs.JobFinalizer.Outcome? end = null;
-        for (long t = 1000; t <= 6000; t += 1000)
+        // Every second a snapshot; at each of ticks a read between them, as the tick thread makes (raw storage, or wraps).
+        foreach (long t in Enumerable.Range(1, 6).Select(i => i * 1000L).Concat(ticks ?? []).Order())
         {
             rig.SetCounters((ulong)t * 50_000, 0, (ulong)t * 10_000); // µJ a ms: 50 W, 10 W
             if (failing.Contains(t)) File.WriteAllText(rig.Powercap.PathOf("intel-rapl:0:1", "energy_uj"), "garbage\n");
-            if (t < 6000) node.Snapshot(t * Ms, Wall0 + t * Ms);
+            if (t % 1000 != 0) node.Buffer.Read(rig.Slot!, t * Ms, Wall0 + t * Ms);
+            else if (t < 6000) node.Snapshot(t * Ms, Wall0 + t * Ms);
             else end = node.End(job.Key, true, "", t * Ms, Wall0 + t * Ms);
         }
         node.Close(6000 * Ms, Wall0 + 6000 * Ms);

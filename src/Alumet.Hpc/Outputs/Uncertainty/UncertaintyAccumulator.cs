@@ -61,8 +61,16 @@ internal sealed class UncertaintyAccumulator
         if (_coveredEnd[s] == 0) _coveredEnd[s] = start;
         if (interval > 0)
         {
-            if (start - _coveredEnd[s] > _gapToleranceNs[s]) _gapNs[s] += start - _coveredEnd[s];
-            if (r.WallNs > _coveredEnd[s]) _coveredEnd[s] = r.WallNs;
+            long hole = start - _coveredEnd[s];
+            if ((r.Flags & SpoolFlags.ReadError) != 0 && hole > 0)
+                // A row whose reads failed after its last good read ends there, before its timestamp: it covers from the
+                // series' last covered end, and the time after it is lost only if no later row (the recovery) covers it.
+                _coveredEnd[s] += interval;
+            else
+            {
+                if (hole > _gapToleranceNs[s]) _gapNs[s] += hole;
+                if (r.WallNs > _coveredEnd[s]) _coveredEnd[s] = r.WallNs;
+            }
         }
         if ((r.Flags & (SpoolFlags.WrapAmbiguous | SpoolFlags.Implausible)) != 0)
         {
@@ -119,7 +127,7 @@ internal sealed class UncertaintyAccumulator
 
             // One-sided: lower-bound intervals, and time no row covers: records lost between stored ones, reads that failed
             // until the series' last row. A last row that says a read failed but covers time is a recovery (its energy
-            // spans the failed reads, and is in the total) or ends at its last good read, whose tail is a gap already.
+            // spans the failed reads, and is in the total) or ends at its last good read, whose tail is uncovered (Add).
             if (_measuredNs[s] == 0)
             {
                 // No row covers time (its reads failed from its first row on): its power is not known, so the time from the
