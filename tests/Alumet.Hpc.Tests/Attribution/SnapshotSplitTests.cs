@@ -309,19 +309,7 @@ public sealed class SnapshotSplitTests : IDisposable
         string nodeDir = NodeDir(node);
         foreach (var (consumer, first, second, flags) in expected)
             Assert.Equal(new (long, long, SpoolFlags)[] { (1000, first, 0), (1500, second, flags) }, Package(nodeDir, consumer));
-        AssertConserves(nodeDir);
-    }
-
-    /// <summary>Every interval of every domain in <paramref name="dir"/>'s spool: node = Σ job:* + unattributed, exactly.</summary>
-    private static void AssertConserves(string dir)
-    {
-        var rows = NodeSamplerTests.Rows(dir);
-        foreach (var interval in rows.GroupBy(x => (x.R.WallNs, x.Resource)))
-        {
-            long node = interval.Single(x => x.Consumer == "node").R.Value;
-            long parts = interval.Where(x => x.Consumer.StartsWith("job:", StringComparison.Ordinal) || x.Consumer == "unattributed").Sum(x => x.R.Value);
-            Assert.True(node == parts, $"{interval.Key}: node {node} != Σ jobs + unattributed {parts}");
-        }
+        Conservation.AssertEveryInterval(nodeDir, 2 * 3); // the two periods, per counter
     }
 
     /// <summary>Slurm with job 44 keeping alice's <c>uid_1000</c>, Slurm without it, and OAR: the cgroups of jobs 42, 43 and 44.</summary>
@@ -442,7 +430,7 @@ public sealed class SnapshotSplitTests : IDisposable
         Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 180_000, 0), (2500, 100_000, 0) }, Package(nodeDir, "job:43"));
         Assert.Equal(j44 is null ? new (long, long, SpoolFlags)[] { (1000, 450_000, 0), (2500, 250_000, 0) } : [(1000, 360_000, 0), (2500, 200_000, 0)],
             Package(nodeDir, "unattributed"));
-        AssertConserves(nodeDir);
+        Conservation.AssertEveryInterval(nodeDir, 2 * 3); // the two periods, per counter
         // Partial for the restart only (its energy between its last flush and the restart), with no read error.
         Assert.Equal((JobStatus.Partial, 0L), (end.Status, end.Record!.ReadErrors));
         Assert.StartsWith("the node sampler restarted during the job", end.Record.Reason);

@@ -1,5 +1,4 @@
 using Alumet.Hpc.Attribution;
-using Alumet.Hpc.Commands;
 using Alumet.Hpc.Config;
 using Alumet.Hpc.Core;
 using Alumet.Hpc.Jobs;
@@ -106,13 +105,7 @@ public class NodeSamplerTests : IDisposable
         node.Flush();
 
         string nodeDir = NodeDir(node);
-        var byInterval = Rows(nodeDir).GroupBy(x => (x.R.WallNs, x.Resource)).ToList();
-        Assert.Equal(6, byInterval.Count); // 2 intervals × 3 domains, same timestamps for every consumer
-        foreach (var g in byInterval)
-        {
-            long nodeE = g.Single(x => x.Consumer == "node").R.Value;
-            Assert.Equal(nodeE, g.Where(x => x.Consumer != "node").Sum(x => x.R.Value));
-        }
+        Conservation.AssertEveryInterval(nodeDir, 6); // 2 intervals × 3 domains, same timestamps for every consumer
         var first = Rows(nodeDir).Where(x => x.R.WallNs == 11_000 * Ms && x.Resource == "cpu_package:0").ToDictionary(x => x.Consumer, x => x.R.Value);
         Assert.Equal(540_000, first["job:42"]);
         Assert.Equal(270_000, first["job:43"]);
@@ -392,12 +385,8 @@ public class NodeSamplerTests : IDisposable
 
         // The node's file: the registration ended a period, whose GPU energy is nobody's; every interval conserves.
         string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "node1.*.parquet", SearchOption.AllDirectories).Single();
-        foreach (string file in new[] { end.ParquetPath, nodeFile })
-        {
-            var o = new StringWriter();
-            var e = new StringWriter();
-            Assert.True(ParquetCommand.Check([file], o, e) == 0, o.ToString() + e);
-        }
+        Conservation.AssertEveryInterval(end.ParquetPath, 0); // job 43 shared the node: its own share only, nothing to check
+        Conservation.AssertEveryInterval(nodeFile, 3 * 4); // its three periods, per counter (package, cores, DRAM, GPU)
         var nodeSeries = ReadOrderTests.Series(nodeFile);
         Assert.Equal(new long[] { 40_000, 0, 0 }, nodeSeries[("unattributed", Gpu0)].Select(r => r.Raw));
         Assert.Equal(new long[] { 266_666, 120_000, 0 }, nodeSeries[("job:42", "cpu_package:0")].Select(r => r.Raw));
@@ -668,17 +657,18 @@ public class NodeSamplerTests : IDisposable
 
     // ---------------------------------------------------------------- ctl set, applied while sampling (README "The node sampler")
 
-    /// <summary>`parquet check` on every file of the run: the job's and the node's.</summary>
-    private static void AssertEveryIntervalConserves(AlumetConfig cfg)
+    /// <summary>
+    /// `parquet check` on every file of the run: the job's (its periods to the switch, to the snapshot, to its end, per
+    /// counter) and the node's (those and its own before the registration and after the end: as many as the real clocks
+    /// make, at least one).
+    /// </summary>
+    private static void AssertEveryIntervalConserves(AlumetConfig cfg, JobFinalizer.Outcome end)
     {
         var files = Directory.GetFiles(cfg.Paths.DataDir, "*.parquet", SearchOption.AllDirectories);
         Assert.Equal(2, files.Length);
-        foreach (string file in files)
-        {
-            var o = new StringWriter();
-            var e = new StringWriter();
-            Assert.True(ParquetCommand.Check([file], o, e) == 0, o.ToString() + e);
-        }
+        Assert.Contains(end.ParquetPath, files);
+        Conservation.AssertEveryInterval(end.ParquetPath, 3 * 3);
+        Conservation.AssertEveryInterval(files.Single(f => f != end.ParquetPath), null);
     }
 
     /// <summary>
@@ -724,7 +714,7 @@ public class NodeSamplerTests : IDisposable
         var cfg = rig.Config(storageMs: 0);
         var end = SwitchStorageMidPeriod(rig, cfg, "1000");
 
-        AssertEveryIntervalConserves(cfg);
+        AssertEveryIntervalConserves(cfg, end);
         Assert.Equal(0.5, end.Record!.Energy.PackageJ, 12); // half of the busy CPU time, in both halves
         Assert.Equal(1.1, end.Record.NodeEnergyJ, 12);      // package and DRAM, once
     }
@@ -741,7 +731,7 @@ public class NodeSamplerTests : IDisposable
         var cfg = rig.Config(storageMs: 1000, maxPowerW: 2);
         var end = SwitchStorageMidPeriod(rig, cfg, "0");
 
-        AssertEveryIntervalConserves(cfg);
+        AssertEveryIntervalConserves(cfg, end);
         Assert.Equal(0.5, end.Record!.Energy.PackageJ, 12);
         Assert.Equal(1.1, end.Record.NodeEnergyJ, 12);
     }
@@ -776,9 +766,7 @@ public class NodeSamplerTests : IDisposable
         node.Close(Clock.MonotonicNs(), Clock.WallNs());
 
         string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "node1.*.parquet", SearchOption.AllDirectories).Single();
-        var o = new StringWriter();
-        var e = new StringWriter();
-        Assert.True(ParquetCommand.Check([nodeFile], o, e) == 0, o.ToString() + e);
+        Conservation.AssertEveryInterval(nodeFile, null); // as many periods as the real clocks make
         Assert.Equal(1_000_000, ReadOrderTests.Series(nodeFile)[("node", "cpu_package:0")].Sum(r => r.Raw));
     }
 

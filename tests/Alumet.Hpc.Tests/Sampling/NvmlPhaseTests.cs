@@ -109,12 +109,8 @@ public sealed class NvmlPhaseTests(ITestOutputHelper output) : IDisposable
         string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "node1.*.parquet", SearchOption.AllDirectories).Single();
         Assert.Equal(new long[] { 900_000, 1_099_970, 900_030, 1_099_970 }, ReadOrderTests.Series(nodeFile)[("node", Gpu0)].Select(r => r.IntervalUs));
         // Every interval conserves: 4 domains (package, cores, DRAM, GPU) × the job's 3 periods, and × the node's 4.
-        foreach (var (file, intervals) in new[] { (end.ParquetPath, 12L), (nodeFile, 16L) })
-        {
-            var check = ParquetConservation.CheckAsync(file).GetAwaiter().GetResult();
-            Assert.True(check.Outcome == ConservationOutcome.Conserves, $"{file}: {check.Detail}");
-            Assert.Equal(intervals, check.Intervals);
-        }
+        Conservation.AssertEveryInterval(end.ParquetPath, 12);
+        Conservation.AssertEveryInterval(nodeFile, 16);
     }
 
     /// <summary>
@@ -156,8 +152,7 @@ public sealed class NvmlPhaseTests(ITestOutputHelper output) : IDisposable
             foreach (var r in rows.Where(r => r.IntervalUs > 0))
                 Assert.InRange(r.Raw * 1e-3 / (r.IntervalUs / 1e6), 99.0, 101.0);
             Assert.InRange(end.Record.MaxPowerW, 99.0, 101.0);
-            var check = ParquetConservation.CheckAsync(end.ParquetPath).GetAwaiter().GetResult();
-            Assert.True(check.Outcome == ConservationOutcome.Conserves, $"{end.ParquetPath}: {check.Detail}");
+            Conservation.AssertEveryInterval(end.ParquetPath, rows.Count * 4); // the job's periods (a GPU row each, the job alone on the node), per counter
         }
         finally
         {

@@ -1,4 +1,3 @@
-using Alumet.Hpc.Commands;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Outputs.Parquet;
 using Alumet.Hpc.Tests.Fakes;
@@ -77,13 +76,9 @@ public sealed class ReadOrderTests : IDisposable
             AssertForward(key, rows, key.Consumer == "job:42" ? jobEndNs : 2600 * Ms);
         Assert.Equal(jobEndNs / 1e9, end.Record!.ElapsedS, 9);
 
-        foreach (string file in new[] { jobFile, nodeFile })
-        {
-            var o = new StringWriter();
-            var e = new StringWriter();
-            Assert.True(ParquetCommand.Check([file], o, e) == 0, o.ToString() + e);
-            Assert.StartsWith($"ok: {file}:", o.ToString());
-        }
+        // Per counter: the job's periods to 1 s, 2 s and its end; the node's, and the one its Close ended.
+        Conservation.AssertEveryInterval(jobFile, 3 * 3);
+        Conservation.AssertEveryInterval(nodeFile, 4 * 3);
     }
 
     /// <summary>
@@ -123,12 +118,9 @@ public sealed class ReadOrderTests : IDisposable
 
         string jobFile = end.ParquetPath;
         string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "node1.*.parquet", SearchOption.AllDirectories).Single();
-        foreach (string file in new[] { jobFile, nodeFile })
-        {
-            var o = new StringWriter();
-            var e = new StringWriter();
-            Assert.True(ParquetCommand.Check([file], o, e) == 0, o.ToString() + e);
-        }
+        // Per counter (package, cores, DRAM, GPU): the job's periods to 1 s, 2 s and its end; the node's, and the one its Close ended.
+        Conservation.AssertEveryInterval(jobFile, 3 * 4);
+        Conservation.AssertEveryInterval(nodeFile, 4 * 4);
         const string Domain = "gpu:0000:3b:00.0";
         // The first period ends at the GPU's read (1001 ms); the read stamped 1999 ms is refused, its energy read at 2250 ms.
         var jobSeries = Series(jobFile);

@@ -62,13 +62,6 @@ public sealed class NodeReadWindowsTests : IDisposable
         [.. new[] { ("cpu_cores:0", 600L), ("cpu_package:0", 1000L), ("dram:0", 100L) }
             .SelectMany(d => ms.Select(t => ((Wall0 + t * Ms) / 1000, intervalMs * 1000, d.Item1, d.Item2 * intervalMs)))];
 
-    private static void AssertConserves(string parquet, int intervals)
-    {
-        var check = ParquetConservation.CheckAsync(parquet).GetAwaiter().GetResult();
-        Assert.True(check.Outcome == ConservationOutcome.Conserves, $"{parquet}: {check.Detail}");
-        Assert.Equal(intervals, check.Intervals);
-    }
-
     private static long Records(string dir) => new FileInfo(Path.Combine(dir, SpoolWriter.RecordsFile)).Length / SpoolRecord.Size;
 
     /// <summary>
@@ -115,7 +108,7 @@ public sealed class NodeReadWindowsTests : IDisposable
         Assert.Equal(expected, ParquetRows(outcome.ParquetPath, SpoolSeries.NodeConsumer));
         Assert.Equal(expected, NodeSpoolReads(NodeDay(cfg, Day0), (0, 10), (20, 30)));
         Assert.Empty(ParquetRows(Row(cfg, "43").ParquetPath, SpoolSeries.NodeConsumer));
-        AssertConserves(outcome.ParquetPath, 2 * 3);
+        Conservation.AssertEveryInterval(outcome.ParquetPath, 2 * 3);
         // Node spool: 30 reads, then job 42's split (share, unattributed) at 10 ms: 36; 30 reads and the 3-part split
         // at 20 ms: 75; 30 reads and job 42's split at 30 ms: 111.
         Assert.Equal($"open - 0\nroll -1 {Day0} 0\nclose 36\nopen {Day0} 75\nclose 111\n",
@@ -165,7 +158,7 @@ public sealed class NodeReadWindowsTests : IDisposable
         // Day 1: 7 reads and two splits (3 × 7 + 2 × 6 = 33); day 2 from its start: 2 reads and the last split (12).
         Assert.Equal($"open - 0\nroll -1 {days[0]} 0\nroll 33 {days[1]} 0\nclose 12\n",
             File.ReadAllText(Path.Combine(JobDir(cfg), NodeReadWindows.DoneFileName)));
-        AssertConserves(outcome.ParquetPath, 3 * 3);
+        Conservation.AssertEveryInterval(outcome.ParquetPath, 3 * 3);
     }
 
     /// <summary>
@@ -195,7 +188,7 @@ public sealed class NodeReadWindowsTests : IDisposable
         Assert.Equal([((Wall0 + 1200 * Ms) / 1000, 200_000L, "cpu_cores:0", 120_000L), ((Wall0 + 1200 * Ms) / 1000, 200_000L, "cpu_package:0", 200_000L),
                       ((Wall0 + 1200 * Ms) / 1000, 200_000L, "dram:0", 20_000L)],
             ParquetRows(row.ParquetPath, SpoolSeries.UnattributedConsumer).Where(r => r.EndUs == (Wall0 + 1200 * Ms) / 1000));
-        AssertConserves(row.ParquetPath, 2 * 3);
+        Conservation.AssertEveryInterval(row.ParquetPath, 2 * 3);
         GC.KeepAlive(node);
     }
 
@@ -230,7 +223,7 @@ public sealed class NodeReadWindowsTests : IDisposable
         var expected = Reads(Enumerable.Range(1, 1200).Concat(Enumerable.Range(1251, 50)).Select(t => (long)t));
         Assert.Equal(expected, ParquetRows(outcome.ParquetPath, SpoolSeries.NodeConsumer));
         Assert.Equal(expected, NodeSpoolReads(NodeDay(cfg, Day0), (0, 1300)));
-        AssertConserves(outcome.ParquetPath, 3 * 3);
+        Conservation.AssertEveryInterval(outcome.ParquetPath, 3 * 3);
         // The killed sampler's file: 1200 reads and one split (3606 records); the new one reopened it after closing
         // its unsplit reads (3 records), then 50 reads and the last split: 3765.
         Assert.Equal($"open - 0\nroll -1 {Day0} 0\nclose 3606\nopen - 0\nroll -1 {Day0} 3609\nclose 3765\n",
@@ -278,7 +271,7 @@ public sealed class NodeReadWindowsTests : IDisposable
         var row = Row(cfg);
         Assert.Equal(0.1, row.Energy.PackageJ, 12);
         Assert.Equal(Reads(Enumerable.Range(1, 100).Select(t => (long)t)), ParquetRows(row.ParquetPath, SpoolSeries.NodeConsumer));
-        AssertConserves(row.ParquetPath, 3);
+        Conservation.AssertEveryInterval(row.ParquetPath, 3);
         Assert.Equal(JobFinalizer.AlreadyStatus, SamplerLauncher.StopAndFinalize(NodeRig.Job("42").Job, cfg).Status);
     }
 }

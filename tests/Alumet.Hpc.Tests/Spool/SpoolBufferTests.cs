@@ -153,12 +153,9 @@ public sealed class SpoolBufferTests : IDisposable
         Assert.Equal("partial", outcome.Status);
         Assert.Equal(0.05, outcome.Record!.Energy.PackageJ, 12); // its half of the period after the restart
         string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "*.parquet", SearchOption.AllDirectories).Single(f => f.Contains("/node/"));
-        foreach (string file in new[] { outcome.ParquetPath, nodeFile })
-        {
-            var check = Alumet.Hpc.Outputs.Parquet.ParquetConservation.CheckAsync(file).GetAwaiter().GetResult();
-            Assert.True(check.Outcome == Alumet.Hpc.Outputs.Parquet.ConservationOutcome.Conserves, $"{file}: {check.Detail}");
-            Assert.Equal(2 * 3, check.Intervals); // the killed sampler's reads, and the period after the restart, per counter
-        }
+        // Each: the killed sampler's reads, and the period after the restart, per counter.
+        Conservation.AssertEveryInterval(outcome.ParquetPath, 2 * 3);
+        Conservation.AssertEveryInterval(nodeFile, 2 * 3);
         string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, Alumet.Hpc.Spool.NodeSpool.Directory)).Single();
         var sums = NodeSamplerTests.Sums(nodeDir);
         Assert.Equal((172_000 + 100_000, 50_000, 172_000 + 50_000),

@@ -1,5 +1,4 @@
 using Alumet.Hpc.Jobs;
-using Alumet.Hpc.Outputs.Parquet;
 using Alumet.Hpc.Spool;
 using Alumet.Hpc.Tests.Fakes;
 using Alumet.Hpc.Tests.Sampling;
@@ -42,13 +41,6 @@ public sealed class UnsplitReadsTests : IDisposable
 
     private static string JobDir(Alumet.Hpc.Config.AlumetConfig cfg) => NodeRig.Job("42").Job.StateDirectory(cfg.Paths.StateDir);
 
-    private static void AssertConserves(string parquet, int intervals)
-    {
-        var check = ParquetConservation.CheckAsync(parquet).GetAwaiter().GetResult();
-        Assert.True(check.Outcome == ConservationOutcome.Conserves, $"{parquet}: {check.Detail}");
-        Assert.Equal(intervals, check.Intervals);
-    }
-
     [Fact]
     public void TheEpilogThatFinalizesAKilledSamplersJobRecordsItsUnsplitReadsAsUnattributed()
     {
@@ -63,7 +55,7 @@ public sealed class UnsplitReadsTests : IDisposable
         var row = Assert.Single(db.GetJob("42"));
         Assert.Equal(1.0, row.Energy.PackageJ, 12);   // its split period; the 0.2 J nobody split is not the job's
         string parquet = Directory.GetFiles(cfg.Paths.DataDir, "*.parquet", SearchOption.AllDirectories).Single();
-        AssertConserves(parquet, 2 * 3); // the split period and the closed reads, per counter
+        Conservation.AssertEveryInterval(parquet, 2 * 3); // the split period and the closed reads, per counter
     }
 
     /// <summary>
@@ -87,7 +79,7 @@ public sealed class UnsplitReadsTests : IDisposable
         Assert.Equal("partial", outcome.Status);
         Assert.Contains("the job ended while the node sampler was paused (ctl pause)", outcome.Reason);
         Assert.Equal(1.0, outcome.Record!.Energy.PackageJ, 12);
-        AssertConserves(outcome.ParquetPath, 2 * 3);
+        Conservation.AssertEveryInterval(outcome.ParquetPath, 2 * 3);
     }
 
     [Fact]
@@ -105,8 +97,8 @@ public sealed class UnsplitReadsTests : IDisposable
         Assert.Equal("partial", outcome.Status);
         Assert.Equal(1.0 + 0.1, outcome.Record!.Energy.PackageJ, 12); // before the kill + after the restart
         string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "*.parquet", SearchOption.AllDirectories).Single(f => f.Contains("/node/"));
-        AssertConserves(outcome.ParquetPath, 3 * 3);
-        AssertConserves(nodeFile, 3 * 3);
+        Conservation.AssertEveryInterval(outcome.ParquetPath, 3 * 3);
+        Conservation.AssertEveryInterval(nodeFile, 3 * 3);
         string nodeDir = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory)).Single();
         var sums = NodeSamplerTests.Sums(nodeDir);
         Assert.Equal((1_300_000, 1_100_000, 200_000),
