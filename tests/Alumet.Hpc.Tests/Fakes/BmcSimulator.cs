@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Alumet.Hpc.Core;
 
 namespace Alumet.Hpc.Tests.Fakes;
 
@@ -37,11 +38,11 @@ public sealed class BmcSimulator : TempTree
         throw last!;
     }
 
-    /// <summary>Replaces the DCMI script (read by the simulator at every request).</summary>
-    public void Script(string script) => File.WriteAllText(PathOf("bmc.script"), script + "\n");
+    /// <summary>Replaces the DCMI script (read by the simulator at every request), whole: a request meanwhile reads the old or the new.</summary>
+    public void Script(string script) => AtomicFile.WriteAllText(PathOf("bmc.script"), script + "\n");
 
-    /// <summary>Sets the Watts sensor's file (the simulator polls it every 100 ms).</summary>
-    public void SensorWatts(int watts) => File.WriteAllText(PathOf("sensor_watts"), watts + "\n");
+    /// <summary>Sets the Watts sensor's file (the simulator polls it every 100 ms), whole.</summary>
+    public void SensorWatts(int watts) => AtomicFile.WriteAllText(PathOf("sensor_watts"), watts + "\n");
 
     /// <summary>Stops the simulator's process (SIGSTOP): the BMC no longer answers anything until <see cref="Resume"/>.</summary>
     public void Hang() => Signal("STOP");

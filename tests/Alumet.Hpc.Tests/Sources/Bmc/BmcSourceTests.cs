@@ -122,6 +122,26 @@ public class BmcSourceTests
         Assert.InRange(src.CoveredNs / 1e9, 0.4, 1.2);
     }
 
+    /// <summary>
+    /// The simulator's script rewritten while the source polls (calibrate's ladder does it at each step): every DCMI
+    /// reading is the scripted power. BmcSimulator.Script truncated the file and then wrote it, so a request between the
+    /// two read an empty script and answered 0 W, a good reading of nothing.
+    /// </summary>
+    [Fact]
+    public void AScriptRewrittenWhileTheSourcePollsNeverAnswers0W()
+    {
+        using var sim = new BmcSimulator("watts 300");
+        using var src = Open(Settings(sim, hz: 100));
+        var readings = new System.Collections.Concurrent.ConcurrentQueue<uint>();
+        src.OnReading = (_, mw) => readings.Enqueue(mw);
+        for (var sw = Stopwatch.StartNew(); sw.ElapsedMilliseconds < 2000;) sim.Script("watts 300");
+        uint[] seen = [.. readings];
+        Assert.True(seen.Length >= 50, $"{seen.Length} readings in 2 s at 100 Hz");
+        uint[] wrong = [.. seen.Where(mw => mw != 300_000)];
+        Assert.True(wrong.Length == 0, $"{wrong.Length} of {seen.Length} readings were not 300 W: {string.Join(", ", wrong.Distinct())} mW");
+        Assert.Equal(0, src.Failures);
+    }
+
     [Fact]
     public void SlowAnswersWithinTheTimeoutAreGoodReadings()
     {
