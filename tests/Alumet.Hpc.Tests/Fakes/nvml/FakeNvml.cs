@@ -46,10 +46,8 @@ public sealed class FakeNvml : TempTree
     {
         long now = Alumet.Hpc.Core.Clock.MonotonicNs(); // CLOCK_MONOTONIC, the fake's clock
         _line = (_line.MilliJoules + _line.MilliWatts * Math.Max(0, now - _line.T0Ns) / 1e9, now, watts * 1000);
-        string path = PathOf(name);
-        File.WriteAllText(path + ".new", string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        Alumet.Hpc.Core.AtomicFile.WriteAllText(PathOf(name), string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{(ulong)Math.Round(_line.MilliJoules)} {now} {(ulong)Math.Round(_line.MilliWatts)}\n"));
-        File.Move(path + ".new", path, overwrite: true);
     }
 
     /// <summary>Compiles C source to a shared library with gcc; returns its path.</summary>
