@@ -91,10 +91,13 @@ public static class SamplerLauncher
                     // holds the node lock, so a missing one says nothing of a sampler still on its way to it.
                     if (answer is null && daemon is { HasExited: true } && !DaemonMayStillStart(config)) started = false;
                 }
+                // No pid file where the sampler could not read its own start time under procfs_root (one that does not
+                // list it): its pid is not known here, and the line names none.
                 int pid = SamplerPid.Read(Spool.NodeSpool.Root(config)) is { } p ? p.Pid : 0;
                 if (!answer.StartsWith("ok", StringComparison.Ordinal))
                     return new LaunchResult(false, pid, $"job {job.JobId}: node sampler refused the registration: {answer.Trim()}");
-                return new LaunchResult(true, pid, $"{answer[2..].Trim()}; node sampler pid {pid}{(started ? " (started)" : "")} in {sw.Elapsed.TotalMilliseconds:0} ms");
+                return new LaunchResult(true, pid,
+                    $"{answer[2..].Trim()}; node sampler{(pid > 0 ? $" pid {pid}" : "")}{(started ? " (started)" : "")} in {sw.Elapsed.TotalMilliseconds:0} ms");
             }
             finally
             {

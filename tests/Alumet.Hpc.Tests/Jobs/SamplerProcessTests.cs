@@ -291,6 +291,29 @@ public class SamplerProcessTests
     /// waits for that one: it took a missing pid file after 1 s for the sampler's death and started another every few ms
     /// until one answered, each waiting 5 s for the lock.
     /// </summary>
+    /// <summary>
+    /// With procfs_root at a tree that does not list the node sampler (a generated procfs: the labs'), the sampler cannot
+    /// read its own start time there and writes no pid file; the prolog's line then names no pid. It said "node sampler
+    /// pid 0 (started)".
+    /// </summary>
+    [Fact]
+    public void APrologWhoseSamplerWroteNoPidFileNamesNoPid()
+    {
+        using var proc = new ProcTree();
+        using var install = new TestInstallation(PowercapTree.Standard(2, MaxRange),
+            "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20\nlinger_s = 0",
+            pathsToml: $"procfs_root = \"{proc.Root}\"");
+        var job = Job("142");
+        var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, TestInstallation.Binary());
+        Assert.True(launched.Ok, launched.Message);
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(launched.Message, @"^job 142 registered \(1 job\(s\) on the node\); node sampler \(started\) in [0-9]+ ms$"),
+            launched.Message);
+        Assert.Equal(0, launched.Pid);
+        Assert.False(File.Exists(Path.Combine(NodeSpool.Root(install.Config), SamplerFiles.Pid)));
+        Assert.Single(install.Processes()); // it runs: only its pid is not known to the prolog
+        Assert.Equal("stopped", SamplerLauncher.StopAndFinalize(job, install.Config).Status);
+    }
+
     [Fact]
     public void APrologStartsNoOtherSamplerWhileTheOneItStartedWaitsForTheNodeLock()
     {
