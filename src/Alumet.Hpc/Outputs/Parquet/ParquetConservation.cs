@@ -47,18 +47,27 @@ public static class ParquetConservation
             {
                 if (g.EnergyRaw is null) { integers = false; break; }
                 rows += g.Count;
-                for (int i = 0; i < g.Count; i++)
+                // Per series, once per row group: its domain's periods, null for node rows and steps (parts of a job's share).
+                var partsOf = new Dictionary<long, Period>?[g.Series.Length];
+                var splits = new bool[g.Series.Length];
+                for (int s = 0; s < partsOf.Length; s++)
                 {
-                    string consumer = g.Consumer[i];
+                    string consumer = g.Series[s].Consumer;
                     if (consumer == SpoolSeries.NodeConsumer) continue;
                     bool part = consumer == SpoolSeries.UnattributedConsumer || consumer == SpoolSeries.OtherJobsConsumer || consumer.StartsWith(SpoolSeries.JobConsumerPrefix, StringComparison.Ordinal);
-                    if (!part) continue; // steps: parts of a job's share
-                    string domain = g.Domain(i);
+                    if (!part) continue;
+                    string domain = g.Series[s].Domain;
                     if (!domains.TryGetValue(domain, out var periods)) domains[domain] = periods = [];
+                    (partsOf[s], splits[s]) = (periods, consumer == SpoolSeries.UnattributedConsumer);
+                }
+                for (int i = 0; i < g.Count; i++)
+                {
+                    int s = g.SeriesOf[i];
+                    if (partsOf[s] is not { } periods) continue;
                     if (!periods.TryGetValue(g.EndUs[i], out var p)) periods[g.EndUs[i]] = p = new Period();
                     p.Parts = checked(p.Parts + g.EnergyRaw[i]);
                     p.Flags |= g.Flags[i];
-                    if (consumer == SpoolSeries.UnattributedConsumer) p.Split = true;
+                    if (splits[s]) p.Split = true;
                 }
             }
             if (!integers) return new(path, ConservationOutcome.NothingToCheck, "schema 1 file (no energy_raw column): its doubles cannot be checked exactly");
@@ -78,17 +87,22 @@ public static class ParquetConservation
             var late = new Dictionary<string, (long Rows, long FirstUs)>(StringComparer.Ordinal);
             bool anyNode = false;
             await foreach (var g in ParquetRows.ReadAsync(path, noFollow: true, ct).ConfigureAwait(false))
+            {
+                // Per series, once per row group: a node series' split periods (null for the other consumers).
+                var splitsOf = new (long[] Ends, Period[] Periods)?[g.Series.Length];
+                for (int s = 0; s < splitsOf.Length; s++)
+                    if (g.Series[s].Consumer == SpoolSeries.NodeConsumer)
+                        splitsOf[s] = ends.TryGetValue(g.Series[s].Domain, out var split) ? split : ([], []);
                 for (int i = 0; i < g.Count; i++)
                 {
-                    if (g.Consumer[i] != SpoolSeries.NodeConsumer) continue;
+                    if (splitsOf[g.SeriesOf[i]] is not { } d) continue;
                     anyNode = true;
-                    string domain = g.Domain(i);
-                    if (!ends.TryGetValue(domain, out var d)) d = ([], []);
                     int at = Array.BinarySearch(d.Ends, g.EndUs[i]);
                     if (at < 0) at = ~at;
                     if (at >= d.Ends.Length)
                     {
                         // Node energy after the last split: counted by nobody (or a node series without its split).
+                        string domain = g.Domain(i);
                         var l = late.GetValueOrDefault(domain, (0, g.EndUs[i]));
                         late[domain] = (l.Rows + 1, Math.Min(l.FirstUs, g.EndUs[i]));
                         continue;
@@ -98,6 +112,7 @@ public static class ParquetConservation
                     p.NodeRows++;
                     p.Flags |= g.Flags[i];
                 }
+            }
 
             long intervals = 0, violations = 0, flagged = 0, rejected = 0, nodeRows = 0;
             var named = new List<string>();

@@ -4,18 +4,59 @@ using Parquet.Schema;
 
 namespace Alumet.Hpc.Outputs.Parquet;
 
+/// <summary>One series of a Parquet file: the rows of one (resource, consumer, node).</summary>
+public sealed class ParquetSeries(string resourceKind, string resourceId, string consumer, string node, string domain)
+{
+    public string ResourceKind { get; } = resourceKind;
+    public string ResourceId { get; } = resourceId;
+    public string Consumer { get; } = consumer;
+    public string Node { get; } = node;
+    /// <summary><c>cpu_package:0</c></summary>
+    public string Domain { get; } = domain;
+}
+
 /// <summary>
 /// One row group of an alumet-hpc Parquet file: the columns its readers need (the timeline, the conservation check),
-/// whatever the schema version (README "Parquet schema").
+/// whatever the schema version (README "Parquet schema"). The four string columns come as one series per row
+/// (<see cref="SeriesOf"/> into <see cref="Series"/>): each distinct string is decoded once per file, not per row.
 /// </summary>
-/// <param name="EndUs">End of each row's interval, µs since the Unix epoch.</param>
-/// <param name="EnergyRaw">The exact integer per row in the counter's unit (schema 2); null for schema 1 files.</param>
-/// <param name="Joules">Energy per row, J (<c>energy_raw × joules_per_unit</c>, or schema 1's double).</param>
-/// <param name="Flags">SpoolFlags per row (0 when the file has no flags column).</param>
-public sealed record ParquetRowGroup(int Count, long[] EndUs, long[] IntervalUs, string[] ResourceKind, string[] ResourceId,
-    string[] Consumer, string[] Node, long[]? EnergyRaw, double[] Joules, int[] Flags)
+public sealed class ParquetRowGroup
 {
-    public string Domain(int i) => $"{ResourceKind[i]}:{ResourceId[i]}";
+    private string[]? _kind, _id, _consumer, _node;
+
+    internal ParquetRowGroup(int count, long[] endUs, long[] intervalUs, ParquetSeries[] series, int[] seriesOf, long[]? energyRaw, double[] joules, int[] flags)
+    {
+        (Count, EndUs, IntervalUs, Series, SeriesOf, EnergyRaw, Joules, Flags) = (count, endUs, intervalUs, series, seriesOf, energyRaw, joules, flags);
+    }
+
+    public int Count { get; }
+    /// <summary>End of each row's interval, µs since the Unix epoch.</summary>
+    public long[] EndUs { get; }
+    public long[] IntervalUs { get; }
+    /// <summary>The row group's distinct series, in the order of their first row.</summary>
+    public ParquetSeries[] Series { get; }
+    /// <summary>Per row, its series' index in <see cref="Series"/>.</summary>
+    public int[] SeriesOf { get; }
+    /// <summary>The exact integer per row in the counter's unit (schema 2); null for schema 1 files.</summary>
+    public long[]? EnergyRaw { get; }
+    /// <summary>Energy per row, J (<c>energy_raw × joules_per_unit</c>, or schema 1's double).</summary>
+    public double[] Joules { get; }
+    /// <summary>SpoolFlags per row (0 when the file has no flags column).</summary>
+    public int[] Flags { get; }
+
+    public string[] ResourceKind => _kind ??= PerRow(s => s.ResourceKind);
+    public string[] ResourceId => _id ??= PerRow(s => s.ResourceId);
+    public string[] Consumer => _consumer ??= PerRow(s => s.Consumer);
+    public string[] Node => _node ??= PerRow(s => s.Node);
+
+    public string Domain(int i) => Series[SeriesOf[i]].Domain;
+
+    private string[] PerRow(Func<ParquetSeries, string> column)
+    {
+        var a = new string[Count];
+        for (int i = 0; i < Count; i++) a[i] = column(Series[SeriesOf[i]]);
+        return a;
+    }
 }
 
 /// <summary>Streams an alumet-hpc Parquet file row group by row group: memory is one row group, not the file.</summary>
@@ -79,23 +120,27 @@ public static class ParquetRows
         var fields = reader.Schema.DataFields.ToDictionary(f => f.Name);
         DataField F(string name) => fields.TryGetValue(name, out var f) ? f : throw new InvalidDataException($"no column '{name}': not an alumet-hpc file");
         string? rawColumn = fields.ContainsKey("energy_raw") ? "energy_raw" : fields.ContainsKey("value_raw") ? "value_raw" : null;
+        var columns = new SeriesColumns();
+        double[] jpu = [];
         for (int g = 0; g < reader.RowGroupCount; g++)
         {
             using var rg = reader.OpenRowGroupReader(g);
             int n = checked((int)rg.RowCount);
             var end = await Read<long>(rg, TimestampAsInt64(F("timestamp")), n, ct).ConfigureAwait(false);
             var interval = await Read<long>(rg, F("interval_us"), n, ct).ConfigureAwait(false);
-            var consumer = await ReadStrings(rg, F("consumer"), n, ct).ConfigureAwait(false);
-            var kind = await ReadStrings(rg, F("resource_kind"), n, ct).ConfigureAwait(false);
-            var rid = await ReadStrings(rg, F("resource_id"), n, ct).ConfigureAwait(false);
-            var node = await ReadStrings(rg, F("node"), n, ct).ConfigureAwait(false);
+            await columns.Consumer.ReadAsync(rg, F("consumer"), n, ct).ConfigureAwait(false);
+            await columns.Kind.ReadAsync(rg, F("resource_kind"), n, ct).ConfigureAwait(false);
+            await columns.Id.ReadAsync(rg, F("resource_id"), n, ct).ConfigureAwait(false);
+            await columns.Node.ReadAsync(rg, F("node"), n, ct).ConfigureAwait(false);
+            var (series, seriesOf) = columns.Series(n);
             var flags = fields.TryGetValue("flags", out var ff) ? await Read<int>(rg, ff, n, ct).ConfigureAwait(false) : new int[n];
             long[]? raw = null;
             double[] joules;
             if (rawColumn is not null)
             {
                 raw = await Read<long>(rg, F(rawColumn), n, ct).ConfigureAwait(false);
-                var jpu = await Read<double>(rg, F("joules_per_unit"), n, ct).ConfigureAwait(false);
+                if (jpu.Length < n) jpu = new double[n];
+                await ReadInto(rg, F("joules_per_unit"), jpu.AsMemory(0, n), ct).ConfigureAwait(false);
                 joules = new double[n];
                 for (int i = 0; i < n; i++) joules[i] = raw[i] * jpu[i];
             }
@@ -103,21 +148,29 @@ public static class ParquetRows
             {
                 joules = await Read<double>(rg, F("value"), n, ct).ConfigureAwait(false); // schema 1, joules layout
             }
-            yield return new ParquetRowGroup(n, end, interval, kind, rid, consumer, node, raw, joules, flags);
+            yield return new ParquetRowGroup(n, end, interval, series, seriesOf, raw, joules, flags);
         }
     }
 
     private static async Task<T[]> Read<T>(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct) where T : struct
     {
+        var a = new T[n];
+        await ReadInto(rg, f, a.AsMemory(), ct).ConfigureAwait(false);
+        return a;
+    }
+
+    /// <summary>A column into <paramref name="into"/> (its length: the row count); a null reads as the default value.</summary>
+    private static async Task ReadInto<T>(ParquetRowGroupReader rg, DataField f, Memory<T> into, CancellationToken ct) where T : struct
+    {
         if (!f.IsNullable)
         {
-            var a = new T[n];
-            await rg.ReadAsync<T>(f, a.AsMemory(), null, ct).ConfigureAwait(false);
-            return a;
+            await rg.ReadAsync<T>(f, into, null, ct).ConfigureAwait(false);
+            return;
         }
-        var b = new T?[n];
+        var b = new T?[into.Length];
         await rg.ReadAsync<T>(f, b.AsMemory(), null, ct).ConfigureAwait(false);
-        return b.Select(v => v ?? default).ToArray();
+        var span = into.Span;
+        for (int i = 0; i < b.Length; i++) span[i] = b[i] ?? default;
     }
 
     /// <summary>
@@ -131,10 +184,142 @@ public static class ParquetRows
         return asLong;
     }
 
-    private static async Task<string[]> ReadStrings(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct)
+    /// <summary>
+    /// The four string columns of a file, made into series: each column's distinct strings are decoded once per file,
+    /// and its rows compared by the reader's dictionary entry (Parquet.Net hands a dictionary-encoded chunk's rows as
+    /// slices of its dictionary page's text: equal slices, equal strings), by content only when a slice is first seen.
+    /// </summary>
+    private sealed class SeriesColumns
     {
-        var s = new string?[n];
-        await rg.ReadAsync(f, s.AsMemory(), null, ct).ConfigureAwait(false);
-        return s.Select(x => x ?? "").ToArray();
+        public readonly StringColumn Kind = new(), Id = new(), Consumer = new(), Node = new();
+        private readonly Dictionary<(int, int, int, int), ParquetSeries> _series = [];
+        private readonly Dictionary<(int, int), string> _domains = [];
+        private readonly Dictionary<(int, int, int, int), int> _wide = [];
+        private int[] _table = [];
+
+        /// <summary>The row group's series (first row first) and each row's, from the four columns' last read.</summary>
+        public (ParquetSeries[] Series, int[] SeriesOf) Series(int n)
+        {
+            int m1 = Id.Distinct, m2 = Consumer.Distinct, m3 = Node.Distinct;
+            long combinations = (long)Kind.Distinct * m1 * m2 * m3;
+            const int TableMax = 1 << 14;
+            bool table = combinations <= TableMax;
+            if (table)
+            {
+                if (_table.Length < combinations) _table = new int[TableMax];
+                _table.AsSpan(0, (int)combinations).Fill(-1);
+            }
+            else _wide.Clear();
+            var list = new List<ParquetSeries>();
+            var of = new int[n];
+            ReadOnlySpan<int> k = Kind.Local.AsSpan(0, n), r = Id.Local.AsSpan(0, n), c = Consumer.Local.AsSpan(0, n), d = Node.Local.AsSpan(0, n);
+            for (int i = 0; i < n; i++)
+            {
+                int key = table ? ((k[i] * m1 + r[i]) * m2 + c[i]) * m3 + d[i] : 0;
+                int s = table ? _table[key] : _wide.GetValueOrDefault((k[i], r[i], c[i], d[i]), -1);
+                if (s < 0)
+                {
+                    s = list.Count;
+                    list.Add(Of(k[i], r[i], c[i], d[i]));
+                    if (table) _table[key] = s; else _wide[(k[i], r[i], c[i], d[i])] = s;
+                }
+                of[i] = s;
+            }
+            return ([.. list], of);
+        }
+
+        private ParquetSeries Of(int k, int r, int c, int d)
+        {
+            var key = (Kind.FileId(k), Id.FileId(r), Consumer.FileId(c), Node.FileId(d));
+            if (!_series.TryGetValue(key, out var s))
+            {
+                string kind = Kind.Strings[key.Item1], id = Id.Strings[key.Item2];
+                if (!_domains.TryGetValue((key.Item1, key.Item2), out var domain)) _domains[(key.Item1, key.Item2)] = domain = $"{kind}:{id}";
+                _series[key] = s = new ParquetSeries(kind, id, Consumer.Strings[key.Item3], Node.Strings[key.Item4], domain);
+            }
+            return s;
+        }
+    }
+
+    /// <summary>One string column: per row of the last row group read, a local id (<see cref="Local"/>, 0 … <see cref="Distinct"/> − 1).</summary>
+    private sealed class StringColumn
+    {
+        private const int SlicesScanned = 8, SlicesKept = 4096;
+        public readonly List<string> Strings = [];
+        private readonly Dictionary<string, int> _ids = new(StringComparer.Ordinal);
+        private readonly List<int> _localToFile = [];
+        private int[] _fileToLocal = [], _fileGroup = [];
+        private int _group;
+        // The row group's distinct slices seen so far, by identity: a few scanned, then a map (a PLAIN-encoded chunk has
+        // a slice per row: past SlicesKept its rows are looked up by text alone).
+        private readonly List<ReadOnlyMemory<char>> _slices = [];
+        private readonly List<int> _sliceLocal = [];
+        private readonly Dictionary<ReadOnlyMemory<char>, int> _sliceMap = [];
+        private ReadOnlyMemory<char>[] _values = [];
+        public int[] Local = [];
+
+        public int Distinct => _localToFile.Count;
+
+        public int FileId(int local) => _localToFile[local];
+
+        public async Task ReadAsync(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct)
+        {
+            if (_values.Length < n) _values = new ReadOnlyMemory<char>[n];
+            if (Local.Length < n) Local = new int[n];
+            await ReadInto(rg, f, _values.AsMemory(0, n), ct).ConfigureAwait(false);
+            Index(n);
+        }
+
+        private void Index(int n)
+        {
+            _group++;
+            _slices.Clear();
+            _sliceLocal.Clear();
+            _sliceMap.Clear();
+            _localToFile.Clear();
+            var values = _values.AsSpan(0, n);
+            var local = Local.AsSpan(0, n);
+            ReadOnlyMemory<char> last = default;
+            int lastLocal = -1;
+            for (int i = 0; i < values.Length; i++)
+            {
+                var v = values[i];
+                if (lastLocal < 0 || !v.Equals(last)) (last, lastLocal) = (v, LocalOf(v));
+                local[i] = lastLocal;
+            }
+            values.Clear(); // no reference to the reader's pages kept
+            _slices.Clear();
+            _sliceMap.Clear();
+        }
+
+        /// <summary>The local id of a slice: by identity among those seen in the row group, else by its text.</summary>
+        private int LocalOf(ReadOnlyMemory<char> v)
+        {
+            for (int j = 0; j < _slices.Count; j++)
+                if (_slices[j].Equals(v)) return _sliceLocal[j];
+            if (_sliceMap.Count > 0 && _sliceMap.TryGetValue(v, out int known)) return known;
+            var text = v.Span;
+            if (!_ids.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(text, out int id))
+            {
+                id = Strings.Count;
+                string s = text.ToString();
+                Strings.Add(s);
+                _ids[s] = id;
+            }
+            if (_fileToLocal.Length <= id)
+            {
+                Array.Resize(ref _fileToLocal, Math.Max(16, id * 2));
+                Array.Resize(ref _fileGroup, _fileToLocal.Length);
+            }
+            if (_fileGroup[id] != _group)
+            {
+                (_fileGroup[id], _fileToLocal[id]) = (_group, _localToFile.Count);
+                _localToFile.Add(id);
+            }
+            int l = _fileToLocal[id];
+            if (_slices.Count < SlicesScanned) { _slices.Add(v); _sliceLocal.Add(l); }
+            else if (_sliceMap.Count < SlicesKept) _sliceMap[v] = l;
+            return l;
+        }
     }
 }

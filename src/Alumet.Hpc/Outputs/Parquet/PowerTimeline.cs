@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Alumet.Hpc.Spool;
 
 namespace Alumet.Hpc.Outputs.Parquet;
@@ -68,17 +69,25 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         var intervals = new Dictionary<(string, string), Dictionary<long, long>>();
         foreach (var f in files)
             await foreach (var rows in Read(f, ct).ConfigureAwait(false))
+            {
+                // Each series' histogram looked up once per row group, not per row.
+                var histograms = new Dictionary<long, long>[rows.Series.Length];
+                for (int s = 0; s < histograms.Length; s++)
+                {
+                    var key = (rows.Series[s].Domain, rows.Series[s].Consumer);
+                    if (!intervals.TryGetValue(key, out var h)) intervals[key] = h = [];
+                    histograms[s] = h;
+                }
                 for (int i = 0; i < rows.Count; i++)
                 {
                     var end = End(rows, i);
                     var start = end.AddTicks(-rows.IntervalUs[i] * 10);
                     if (start < lo) lo = start;
                     if (end > hi) hi = end;
-                    var key = (rows.Domain(i), rows.Consumer[i]);
-                    if (!intervals.TryGetValue(key, out var h)) intervals[key] = h = [];
                     long ms = (rows.IntervalUs[i] + 500) / 1000;
-                    h[ms] = h.GetValueOrDefault(ms) + 1;
+                    CollectionsMarshal.GetValueRefOrAddDefault(histograms[rows.SeriesOf[i]], ms, out _)++;
                 }
+            }
         if (lo > hi) return new PowerTimeline(DateTime.UnixEpoch, TimeSpan.FromSeconds(1), 0, []);
         // No shorter than the coarsest series' usual interval (job shares are stored per attribution period even when
         // the node's rows are raw): every period then holds a row of every series. A GPU's rows are left out when other
@@ -93,15 +102,26 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         {
             string? node = Prefix(f);
             await foreach (var rows in Read(f, ct).ConfigureAwait(false))
+            {
+                // Each series' arrays looked up once per row group (in the order of their first row, as the rows would).
+                var sums = new (double[] E, double[] S)[rows.Series.Length];
+                for (int s = 0; s < sums.Length; s++)
+                {
+                    var one = rows.Series[s];
+                    string domain = node is null ? one.Domain : $"{one.Node}/{one.Domain}";
+                    sums[s] = Sums(series, (domain, one.Consumer), Counted(one.ResourceKind), n);
+                }
                 for (int i = 0; i < rows.Count; i++)
                 {
-                    string domain = node is null ? rows.Domain(i) : $"{rows.Node[i]}/{rows.Domain(i)}";
                     // The row belongs to the period holding its middle (an interval (start, end] ending on a boundary is the earlier period's).
                     var middle = End(rows, i).AddTicks(-rows.IntervalUs[i] * 5);
                     int b = Math.Clamp((int)((middle - lo) / p), 0, n - 1);
                     double seconds = rows.IntervalUs[i] / 1e6;
-                    Add(series, (domain, rows.Consumer[i]), Counted(rows.ResourceKind[i]), n, b, rows.Joules[i], seconds);
+                    var (e, sec) = sums[rows.SeriesOf[i]];
+                    e[b] += rows.Joules[i];
+                    sec[b] += seconds;
                 }
+            }
         }
         // The counted total per consumer: Σ energy of counted domains; its power is Σ each domain's (PowerSeries.Parts).
         var domains = series.Select(kv => new PowerSeries(kv.Key.Item1, kv.Key.Item2, kv.Value.Counted, kv.Value.E, kv.Value.S)).ToList();
@@ -126,11 +146,10 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         return 0;
     }
 
-    private static void Add(Dictionary<(string, string), (double[] E, double[] S, bool Counted)> d, (string, string) key, bool counted, int n, int b, double j, double s)
+    private static (double[] E, double[] S) Sums(Dictionary<(string, string), (double[] E, double[] S, bool Counted)> d, (string, string) key, bool counted, int n)
     {
         if (!d.TryGetValue(key, out var v)) d[key] = v = (new double[n], new double[n], counted);
-        v.E[b] += j;
-        v.S[b] += s;
+        return (v.E, v.S);
     }
 
     /// <summary>job shares first, then node, other jobs, unattributed, steps.</summary>
