@@ -19,6 +19,8 @@ public sealed class ParquetSeries(string resourceKind, string resourceId, string
 /// One row group of an alumet-hpc Parquet file: the columns its readers need (the timeline, the conservation check),
 /// whatever the schema version (README "Parquet schema"). The four string columns come as one series per row
 /// (<see cref="SeriesOf"/> into <see cref="Series"/>): each distinct string is decoded once per file, not per row.
+/// Its arrays are the reader's buffers: valid until the next row group is read, their first <see cref="Count"/>
+/// entries (<see cref="ParquetRows.ReadAsync(string, bool, CancellationToken)"/>).
 /// </summary>
 public sealed class ParquetRowGroup
 {
@@ -111,52 +113,67 @@ public static class ParquetRows
         finally { Native.Libc.close(fd); }
     }
 
+    /// <summary>
+    /// The file's row groups, one at a time: a group's arrays are the reader's buffers, valid until the next group is
+    /// read (its <see cref="ParquetRowGroup.Count"/> first entries; they may be longer), so that a file costs a few row
+    /// groups' memory and no page faults past its first.
+    /// </summary>
     /// <param name="noFollow">Root reading files in users' trees (<see cref="OpenNoFollow"/>); the report reads with the
     /// caller's own rights, where an admin's linked data_dir must keep working.</param>
-    public static async IAsyncEnumerable<ParquetRowGroup> ReadAsync(string path, bool noFollow, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    public static IAsyncEnumerable<ParquetRowGroup> ReadAsync(string path, bool noFollow, CancellationToken ct = default) =>
+        ReadAsync(path, noFollow, energy: true, flags: true, ct);
+
+    /// <param name="energy">false: the energy columns are not read (<see cref="ParquetRowGroup.EnergyRaw"/> null,
+    /// <see cref="ParquetRowGroup.Joules"/> empty), for a pass that needs the rows' times and series only.</param>
+    /// <param name="flags">false: the flags column is not read (<see cref="ParquetRowGroup.Flags"/> all 0).</param>
+    public static async IAsyncEnumerable<ParquetRowGroup> ReadAsync(string path, bool noFollow, bool energy, bool flags,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
     {
         await using var fs = noFollow ? OpenNoFollow(path) : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         await using var reader = await ParquetReader.CreateAsync(fs, cancellationToken: ct).ConfigureAwait(false);
         var fields = reader.Schema.DataFields.ToDictionary(f => f.Name);
         DataField F(string name) => fields.TryGetValue(name, out var f) ? f : throw new InvalidDataException($"no column '{name}': not an alumet-hpc file");
         string? rawColumn = fields.ContainsKey("energy_raw") ? "energy_raw" : fields.ContainsKey("value_raw") ? "value_raw" : null;
+        var timestamp = TimestampAsInt64(F("timestamp"));
         var columns = new SeriesColumns();
-        double[] jpu = [];
+        long[] end = [], interval = [], raw = [];
+        double[] joules = [], jpu = [];
+        int[] flagValues = [], seriesOf = [];
         for (int g = 0; g < reader.RowGroupCount; g++)
         {
             using var rg = reader.OpenRowGroupReader(g);
             int n = checked((int)rg.RowCount);
-            var end = await Read<long>(rg, TimestampAsInt64(F("timestamp")), n, ct).ConfigureAwait(false);
-            var interval = await Read<long>(rg, F("interval_us"), n, ct).ConfigureAwait(false);
+            await ReadInto(rg, timestamp, Fit(ref end, n), ct).ConfigureAwait(false);
+            await ReadInto(rg, F("interval_us"), Fit(ref interval, n), ct).ConfigureAwait(false);
             await columns.Consumer.ReadAsync(rg, F("consumer"), n, ct).ConfigureAwait(false);
             await columns.Kind.ReadAsync(rg, F("resource_kind"), n, ct).ConfigureAwait(false);
             await columns.Id.ReadAsync(rg, F("resource_id"), n, ct).ConfigureAwait(false);
             await columns.Node.ReadAsync(rg, F("node"), n, ct).ConfigureAwait(false);
-            var (series, seriesOf) = columns.Series(n);
-            var flags = fields.TryGetValue("flags", out var ff) ? await Read<int>(rg, ff, n, ct).ConfigureAwait(false) : new int[n];
-            long[]? raw = null;
-            double[] joules;
-            if (rawColumn is not null)
+            var series = columns.Series(Fit(ref seriesOf, n).Span);
+            var flagsRead = Fit(ref flagValues, n);
+            if (flags && fields.TryGetValue("flags", out var ff)) await ReadInto(rg, ff, flagsRead, ct).ConfigureAwait(false);
+            else flagsRead.Span.Clear();
+            bool hasRaw = energy && rawColumn is not null;
+            if (hasRaw)
             {
-                raw = await Read<long>(rg, F(rawColumn), n, ct).ConfigureAwait(false);
-                if (jpu.Length < n) jpu = new double[n];
-                await ReadInto(rg, F("joules_per_unit"), jpu.AsMemory(0, n), ct).ConfigureAwait(false);
-                joules = new double[n];
+                await ReadInto(rg, F(rawColumn!), Fit(ref raw, n), ct).ConfigureAwait(false);
+                await ReadInto(rg, F("joules_per_unit"), Fit(ref jpu, n), ct).ConfigureAwait(false);
+                Fit(ref joules, n);
                 for (int i = 0; i < n; i++) joules[i] = raw[i] * jpu[i];
             }
-            else
+            else if (energy)
             {
-                joules = await Read<double>(rg, F("value"), n, ct).ConfigureAwait(false); // schema 1, joules layout
+                await ReadInto(rg, F("value"), Fit(ref joules, n), ct).ConfigureAwait(false); // schema 1, joules layout
             }
-            yield return new ParquetRowGroup(n, end, interval, series, seriesOf, raw, joules, flags);
+            yield return new ParquetRowGroup(n, end, interval, series, seriesOf, hasRaw ? raw : null, energy ? joules : [], flagValues);
         }
     }
 
-    private static async Task<T[]> Read<T>(ParquetRowGroupReader rg, DataField f, int n, CancellationToken ct) where T : struct
+    /// <summary>The first <paramref name="n"/> entries of <paramref name="buffer"/>, grown when shorter.</summary>
+    private static Memory<T> Fit<T>(ref T[] buffer, int n)
     {
-        var a = new T[n];
-        await ReadInto(rg, f, a.AsMemory(), ct).ConfigureAwait(false);
-        return a;
+        if (buffer.Length < n) buffer = new T[n];
+        return buffer.AsMemory(0, n);
     }
 
     /// <summary>A column into <paramref name="into"/> (its length: the row count); a null reads as the default value.</summary>
@@ -198,8 +215,9 @@ public static class ParquetRows
         private int[] _table = [];
 
         /// <summary>The row group's series (first row first) and each row's, from the four columns' last read.</summary>
-        public (ParquetSeries[] Series, int[] SeriesOf) Series(int n)
+        public ParquetSeries[] Series(Span<int> of)
         {
+            int n = of.Length;
             int m1 = Id.Distinct, m2 = Consumer.Distinct, m3 = Node.Distinct;
             long combinations = (long)Kind.Distinct * m1 * m2 * m3;
             const int TableMax = 1 << 14;
@@ -211,7 +229,6 @@ public static class ParquetRows
             }
             else _wide.Clear();
             var list = new List<ParquetSeries>();
-            var of = new int[n];
             ReadOnlySpan<int> k = Kind.Local.AsSpan(0, n), r = Id.Local.AsSpan(0, n), c = Consumer.Local.AsSpan(0, n), d = Node.Local.AsSpan(0, n);
             for (int i = 0; i < n; i++)
             {
@@ -225,7 +242,7 @@ public static class ParquetRows
                 }
                 of[i] = s;
             }
-            return ([.. list], of);
+            return [.. list];
         }
 
         private ParquetSeries Of(int k, int r, int c, int d)

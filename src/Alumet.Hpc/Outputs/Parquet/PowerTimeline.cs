@@ -68,7 +68,7 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         // Per series, how many rows have each interval (ms): its median is the series' resolution.
         var intervals = new Dictionary<(string, string), Dictionary<long, long>>();
         foreach (var f in files)
-            await foreach (var rows in Read(f, ct).ConfigureAwait(false))
+            await foreach (var rows in Read(f, energy: false, ct).ConfigureAwait(false))
             {
                 // Each series' histogram looked up once per row group, not per row.
                 var histograms = new Dictionary<long, long>[rows.Series.Length];
@@ -101,7 +101,7 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         foreach (var f in files)
         {
             string? node = Prefix(f);
-            await foreach (var rows in Read(f, ct).ConfigureAwait(false))
+            await foreach (var rows in Read(f, energy: true, ct).ConfigureAwait(false))
             {
                 // Each series' arrays looked up once per row group (in the order of their first row, as the rows would).
                 var sums = new (double[] E, double[] S)[rows.Series.Length];
@@ -162,7 +162,9 @@ public sealed record PowerTimeline(DateTime Start, TimeSpan Period, int Periods,
         _ => 4,
     };
 
-    private static IAsyncEnumerable<ParquetRowGroup> Read(string path, CancellationToken ct) => ParquetRows.ReadAsync(path, noFollow: false, ct);
+    /// <summary>The rows without their flags; with <paramref name="energy"/> false, their times and series only (the first pass).</summary>
+    private static IAsyncEnumerable<ParquetRowGroup> Read(string path, bool energy, CancellationToken ct) =>
+        ParquetRows.ReadAsync(path, noFollow: false, energy, flags: false, ct);
 
     private static DateTime End(ParquetRowGroup rows, int i) => DateTime.UnixEpoch.AddTicks(rows.EndUs[i] * 10);
 
