@@ -25,6 +25,9 @@ public sealed class JobCpu : IDisposable
     private IReadOnlyList<JobCgroup> _parents = [];
     private readonly List<string> _stepsRead = new(); // the steps the last Sample that read the job's cgroup gave CPU time (their names)
     private bool _removed;        // the cgroup lost was found removed, its CPU time until then taken from a parent (TakeFromParent)
+    private readonly List<StepEntry> _vanished = new(); // steps read at the Sample before that the last listing found gone
+    private bool _stepsSteady;    // every step the last listing found was read at the Sample before too (their deltas are the period's)
+    private readonly List<string> _stepsGone = new();
 
     /// <summary>Listings of the job directory for its steps (the other periods read the steps of the last one).</summary>
     public long ListingCount { get; private set; }
@@ -59,6 +62,19 @@ public sealed class JobCpu : IDisposable
     /// sight, a recovered job's first read, nor a cgroup found again).
     /// </summary>
     public bool Steady { get; private set; }
+
+    /// <summary>
+    /// Steps whose cgroup the last <see cref="Sample"/> found gone (the step ended, its job's cgroup stayed) after a read of
+    /// it at the Sample before: its CPU time since that read is not in its own cgroup any more. Each has a part in that
+    /// Sample's steps: from the job's cgroup where exact (<see cref="StepGoneFromJob"/>), else 0 (README "Attribution").
+    /// </summary>
+    public IReadOnlyList<string> StepsGone => _stepsGone;
+
+    /// <summary>
+    /// The one step of <see cref="StepsGone"/> got its CPU time since its last read from the job's cgroup: the job's delta
+    /// less its other steps', exact there (<see cref="TakeGoneSteps"/>): its part of the period is complete.
+    /// </summary>
+    public bool StepGoneFromJob { get; private set; }
 
     /// <summary>The job's cgroup read by the last <see cref="Sample"/>; null when none was (not found yet, or lost).</summary>
     public string? CgroupDirectory => _reader?.Cgroup.Directory;
@@ -125,6 +141,7 @@ public sealed class JobCpu : IDisposable
         _stepsListed = false; // every step listed now is a baseline (ListSteps)
         var steps = new List<(string Step, ulong Ns)>();
         if (_locator is IStepCgroupLocator stepLocator) ListSteps(stepLocator, Native.Libc.StatDirectory(_reader!.Cgroup.Directory), steps);
+        _vanished.Clear(); // gone before the period that starts here
         if (!_reader!.TryReadNs(out ulong ns)) return;
         (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
         _stepsRead.Clear(); // read here: a loss in the first period misses their time since
@@ -138,8 +155,10 @@ public sealed class JobCpu : IDisposable
     public ulong Sample(long monotonicNs, List<(string Step, ulong Ns)> steps)
     {
         steps.Clear();
-        Refound = Lost = FromParent = Steady = false;
+        Refound = Lost = FromParent = Steady = StepGoneFromJob = false;
         LostDirectory = null;
+        _vanished.Clear();
+        _stepsGone.Clear();
         if (_locator is null || (_reader is null && !TryOpen())) return 0;
 
         // Steps first, then the job: the kernel charges a step's CPU time to its job as well, so a job read after its
@@ -164,6 +183,7 @@ public sealed class JobCpu : IDisposable
             steps.Clear();
             if (Lost) foreach (string step in _stepsRead) steps.Add((step, 0));
             _stepsRead.Clear();
+            _vanished.Clear(); // flagged with the job (its steps' parts above)
             return 0;
         }
         LastSeenNs = monotonicNs;
@@ -185,10 +205,40 @@ public sealed class JobCpu : IDisposable
             Steady = true;
         }
         (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
+        ulong gone = _vanished.Count == 1 ? GoneStepFromJob(steps, delta) : 0;
         ClampSteps(steps, delta);
         _stepsRead.Clear();
         foreach (var (step, _) in steps) _stepsRead.Add(step);
+        foreach (var v in _vanished)
+        {
+            steps.Add((v.Cgroup.Step, gone)); // after the clamp: never more than the job's less the others' before it
+            _stepsGone.Add(v.Cgroup.Step);
+        }
         return delta;
+    }
+
+    /// <summary>
+    /// The CPU ns the one step gone in this Sample (<see cref="_vanished"/>) used since its last read, from the job's
+    /// cgroup, which the kernel charges with its steps' time, a removed step's too (as a removed job's stays in the
+    /// scheduler's cgroup above it: <see cref="ParentCgroups"/>):
+    /// <code>
+    ///   gone step's CPU time in the period = job's delta − Σ deltas of its other steps
+    /// </code>
+    /// only where that is exact: the job's cgroup read at both Samples (<see cref="Steady"/>), every other step read at
+    /// both too (none first seen, none unreadable), and the job's cgroup holding no process of its own and no directory
+    /// but those steps' (the gone step's is removed for sure). Then <see cref="StepGoneFromJob"/>; else 0 (flags=8).
+    /// Steps are read before their job: a few µs of the others' time may reach the job one period before them; never below 0.
+    /// </summary>
+    private ulong GoneStepFromJob(List<(string Step, ulong Ns)> steps, ulong jobNs)
+    {
+        if (!Steady || !_stepsSteady) return 0;
+        var others = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in _listed) others.Add(e.Cgroup.Directory);
+        if (others.Count != steps.Count || !ParentCgroups.OnlyJobsBelow(_reader!.Cgroup.Directory, 1, others, others)) return 0;
+        ulong sum = 0;
+        foreach (var (_, ns) in steps) sum += ns;
+        StepGoneFromJob = true;
+        return jobNs - Math.Min(jobNs, sum);
     }
 
     /// <summary>Finds the job's cgroup through the scheduler's locator and opens its usage file; false while there is none.</summary>
@@ -273,12 +323,15 @@ public sealed class JobCpu : IDisposable
         _stepsListed = true;
         var found = locator.EnumerateSteps(_reader!.Cgroup);
         bool complete = true;
+        _stepsSteady = !baseline;
+        _vanished.Clear();
         foreach (var step in found)
         {
             _stepsSeen.Add(step.Directory);
             bool known = _steps.TryGetValue(step.Directory, out var entry);
             if (!known)
             {
+                _stepsSteady = false; // first seen: its usage may hold time from before the period
                 if (CgroupCpuReader.TryOpen(new JobCgroup(step.JobId, step.Directory, step.Version)) is not { } r) { complete = false; continue; }
                 entry = new StepEntry(step, r);
             }
@@ -286,7 +339,11 @@ public sealed class JobCpu : IDisposable
             {
                 // Removed since the listing, or replaced at the same path: opened anew at the next listing.
                 entry.Reader.Dispose();
-                if (known) _steps.Remove(step.Directory);
+                if (known)
+                {
+                    _steps.Remove(step.Directory);
+                    _vanished.Add(entry); // read at the Sample before: its time since is not in its own cgroup any more
+                }
                 complete = false;
                 continue;
             }
@@ -302,6 +359,7 @@ public sealed class JobCpu : IDisposable
             foreach (var gone in _steps.Keys.Where(k => !_stepsSeen.Contains(k)).ToList())
             {
                 _steps[gone].Reader.Dispose();
+                _vanished.Add(_steps[gone]); // read at the Sample before (every known step is read at each Sample)
                 _steps.Remove(gone);
             }
         _listedState = complete && before is { } b && b.Links == 2 + (ulong)found.Count ? before : null;

@@ -809,7 +809,7 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
                     // from a parent (flags=16: nothing there is per step): their parts of that period are flagged 8.
                     var sf = job.Cpu.Lost ? f | SpoolFlags.CgroupGone : jf;
                     foreach (var (step, stepNs) in job.Steps)
-                        job.Append(job.StepConsumer(step), c, ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), sf);
+                        job.Append(job.StepConsumer(step), c, ch, wall, interval, NodeSplit.Part(e, stepNs, denominator), StepFlags(job.Cpu, step, sf));
                 }
             }
             // The day's node file rolls after the split, never before: the raw reads of the period that straddles a UTC
@@ -832,6 +832,19 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         : job.Cpu.FromParent ? f | SpoolFlags.FromParentCgroup
         : job.Cpu.Lost ? f | SpoolFlags.CgroupGone
         : f;
+
+    /// <summary>
+    /// A step's part: <paramref name="sf"/>, its job's; for a step whose own cgroup was found gone in the period
+    /// (<see cref="JobCpu.StepsGone"/>), <see cref="SpoolFlags.FromParentCgroup"/> where its CPU time since its last read was
+    /// taken from the job's cgroup, else <see cref="SpoolFlags.CgroupGone"/> (that time is missing).
+    /// </summary>
+    private static SpoolFlags StepFlags(JobCpu cpu, string step, SpoolFlags sf)
+    {
+        var gone = cpu.StepsGone;
+        for (int i = 0; i < gone.Count; i++) // no enumerator: nothing allocated per period
+            if (gone[i] == step) return sf | (cpu.StepGoneFromJob ? SpoolFlags.FromParentCgroup : SpoolFlags.CgroupGone);
+        return sf;
+    }
 
     /// <summary>
     /// Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node (or

@@ -289,7 +289,7 @@ public static class ReportBuilder
                 notes.Add($"LOWER BOUND: {where}: the job's cgroup was removed before its end, and {r.CgroupGonePeriods} period(s) of its share " +
                           "miss its CPU time since the read before (that energy is in unattributed); energies are lower bounds.");
             foreach (var st in r.Steps.Where(st => st.CgroupGonePeriods > 0))
-                notes.Add($"LOWER BOUND: step {st.StepId} on {r.Node}: the job's cgroup was removed before its end, and {st.CgroupGonePeriods} period(s) " +
+                notes.Add($"LOWER BOUND: step {st.StepId} on {r.Node}: its cgroup or its job's was removed before its end, and {st.CgroupGonePeriods} period(s) " +
                           "of the step's part miss its CPU time since the read before; its energies are lower bounds.");
             if (r.ReadErrors > 0)
                 notes.Add($"READ ERRORS: {where}: {r.ReadErrors} sample(s) miss part of their interval (a counter read failed).");

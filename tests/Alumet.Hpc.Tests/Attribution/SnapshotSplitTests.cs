@@ -223,7 +223,7 @@ public sealed class SnapshotSplitTests : IDisposable
             .ToDictionary(l => l.GetProperty("step").GetProperty("id").GetString()!, l => l.GetProperty("measurement"));
         foreach (var (step, _) in steps)
         {
-            Assert.Contains($"LOWER BOUND: step {step} on node1: the job's cgroup was removed before its end, and 1 period(s) of the step's part " +
+            Assert.Contains($"LOWER BOUND: step {step} on node1: its cgroup or its job's was removed before its end, and 1 period(s) of the step's part " +
                             "miss its CPU time since the read before; its energies are lower bounds.", text);
             Assert.Equal((true, 1L), (lines[step].GetProperty("lower_bound").GetBoolean(), lines[step].GetProperty("cgroup_gone_periods").GetInt64()));
         }
@@ -459,6 +459,58 @@ public sealed class SnapshotSplitTests : IDisposable
 
         AssertPeriods(node, ("job:42", 270_000, 0, SpoolFlags.CgroupGone), ("job:44", 90_000, 0, SpoolFlags.CgroupGone),
             ("job:43", 180_000, 100_000, 0), ("unattributed", 360_000, 400_000, 0));
+        node.Close(1500 * Ms, 1500 * Ms);
+    }
+
+    /// <summary>
+    /// A numbered step that ends before its job: Slurm removes its cgroup (job 42's stays, its batch step runs on), with the
+    /// CPU time it used since the last snapshot. Its part of that period was missing (no row, its line no bound, a lower
+    /// bound shown as complete). Its time there is now the job cgroup's delta less its other steps' (the kernel charges a
+    /// step's time to its job, a removed one's too) where that is exact: it is the only step gone in the period, the other
+    /// steps and the job were read at both snapshots, and the job's cgroup holds no process of its own and no directory but
+    /// those steps' (flags=16). Otherwise its part of that period is 0 with flags=8 and its line a lower bound: a process in
+    /// the job's cgroup (<paramref name="how"/> = procs) or both steps gone in the period (two).
+    /// </summary>
+    [Theory]
+    [InlineData("exact")]
+    [InlineData("procs")]
+    [InlineData("two")]
+    public void AStepCgroupGoneBeforeItsJobsEndGetsItsLastPeriodFromTheJobsCgroupWhereExact(string how)
+    {
+        const string J42 = "cpuacct/slurm/uid_1000/job_42", J43 = "cpuacct/slurm/uid_1001/job_43";
+        using var node = WithSchedulerLayout(out var cfg, (J42, Job("slurm", "42", "alice", 1000)), (J43, Job("slurm", "43", "bob", 1001)));
+        FirstSecond(node, (J42 + "/step_batch", 100), (J42 + "/step_0", 200), (J43, 200)); // 42: 300 ms of the node's 1 s busy
+        // Period 2: step 0 runs 150 ms and ends (Slurm removes its cgroup); the batch step runs 50 ms; 43 100 ms.
+        Run(J42 + "/step_0", 150);
+        Rmdir(J42 + "/step_0");
+        Run(J42 + "/step_batch", 50);
+        if (how == "two") Rmdir(J42 + "/step_batch");
+        if (how == "procs") File.WriteAllText(Path.Combine(_rig.Cgroups.PathOf(J42), "cgroup.procs"), "4242\n");
+        Run(J43, 100);
+        var end = EpilogAt1500(node, Job("slurm", "42", "alice", 1000));
+
+        // The job's share is complete whatever its steps did: its cgroup holds their time, a removed step's too.
+        AssertPeriods(node, ("job:42", 270_000, 200_000, 0), ("job:43", 180_000, 100_000, 0), ("unattributed", 450_000, 200_000, 0));
+        var series = ReadOrderTests.Series(end.ParquetPath);
+        (long, int)[] Step(string step) => series[("step:42." + step, "cpu_package:0")].Select(r => (r.Raw, r.Flags)).ToArray();
+        var expected0 = how == "exact" ? (150_000L, 16) : (0L, 8);
+        Assert.Equal(new (long, int)[] { (180_000, 0), expected0 }, Step("0"));
+        Assert.Equal(new (long, int)[] { (90_000, 0), how == "two" ? (0, 8) : (50_000, 0) }, Step("batch"));
+        Assert.Equal(how switch { "exact" => "42|no\n42.batch|no\n42.0|no\n", "procs" => "42|no\n42.batch|no\n42.0|yes\n", _ => "42|no\n42.batch|yes\n42.0|yes\n" },
+            Report(cfg, "-j", "42", "-o", "JobID,LowerBound", "-n", "-P").Out);
+        // Where not exact, what its user reads says so: a LOWER BOUND note, in JSON lower_bound with cgroup_gone_periods.
+        string text = Report(cfg, "-j", "42").Out;
+        using var json = System.Text.Json.JsonDocument.Parse(Report(cfg, "-j", "42", "--json").Out);
+        var lines = json.RootElement.GetProperty("jobs")[0].GetProperty("steps").EnumerateArray()
+            .ToDictionary(l => l.GetProperty("step").GetProperty("id").GetString()!, l => l.GetProperty("measurement"));
+        foreach (string step in new[] { "42.0", "42.batch" })
+        {
+            bool bound = how == "two" || (how == "procs" && step == "42.0");
+            Assert.Equal(bound, text.Contains($"LOWER BOUND: step {step} on node1: its cgroup or its job's was removed before its end, and 1 period(s) " +
+                                              "of the step's part miss its CPU time since the read before; its energies are lower bounds.", StringComparison.Ordinal));
+            Assert.Equal((bound, bound ? 1L : 0L), (lines[step].GetProperty("lower_bound").GetBoolean(),
+                lines[step].TryGetProperty("cgroup_gone_periods", out var g) ? g.GetInt64() : 0L));
+        }
         node.Close(1500 * Ms, 1500 * Ms);
     }
 
