@@ -25,9 +25,8 @@ public sealed class JobCpu : IDisposable
     private IReadOnlyList<JobCgroup> _parents = [];
     private readonly List<string> _stepsRead = new(); // the steps the last Sample that read the job's cgroup gave CPU time (their names)
     private bool _removed;        // the cgroup lost was found removed, its CPU time until then taken from a parent (TakeFromParent)
-    private readonly List<StepEntry> _vanished = new(); // steps read at the Sample before that the last listing found gone
+    private readonly List<StepEntry> _vanished = new(); // steps read at the Sample before that the last Sample found gone
     private bool _stepsSteady;    // every step the last listing found was read at the Sample before too (their deltas are the period's)
-    private readonly List<string> _stepsGone = new();
 
     /// <summary>Listings of the job directory for its steps (the other periods read the steps of the last one).</summary>
     public long ListingCount { get; private set; }
@@ -64,14 +63,20 @@ public sealed class JobCpu : IDisposable
     public bool Steady { get; private set; }
 
     /// <summary>
-    /// Steps whose cgroup the last <see cref="Sample"/> found gone (the step ended, its job's cgroup stayed) after a read of
-    /// it at the Sample before: its CPU time since that read is not in its own cgroup any more. Each has a part in that
-    /// Sample's steps: from the job's cgroup where exact (<see cref="StepGoneFromJob"/>), else 0 (README "Attribution").
+    /// Whether the last <see cref="Sample"/> found <paramref name="step"/>'s cgroup gone (the step ended, its job's cgroup
+    /// stayed) after a read of it at the Sample before: its CPU time since that read is not in its own cgroup any more. Such
+    /// a step has a part in that Sample's steps: from the job's cgroup where exact (<see cref="StepGoneFromJob"/>), else 0
+    /// (README "Attribution").
     /// </summary>
-    public IReadOnlyList<string> StepsGone => _stepsGone;
+    public bool StepGone(string step)
+    {
+        for (int i = 0; i < _vanished.Count; i++) // no enumerator: called per step and channel every period
+            if (_vanished[i].Cgroup.Step == step) return true;
+        return false;
+    }
 
     /// <summary>
-    /// The one step of <see cref="StepsGone"/> got its CPU time since its last read from the job's cgroup: the job's delta
+    /// The one step gone (<see cref="StepGone"/>) got its CPU time since its last read from the job's cgroup: the job's delta
     /// less its other steps', exact there (<see cref="TakeGoneSteps"/>): its part of the period is complete.
     /// </summary>
     public bool StepGoneFromJob { get; private set; }
@@ -158,7 +163,6 @@ public sealed class JobCpu : IDisposable
         Refound = Lost = FromParent = Steady = StepGoneFromJob = false;
         LostDirectory = null;
         _vanished.Clear();
-        _stepsGone.Clear();
         if (_locator is null || (_reader is null && !TryOpen())) return 0;
 
         // Steps first, then the job: the kernel charges a step's CPU time to its job as well, so a job read after its
@@ -209,11 +213,7 @@ public sealed class JobCpu : IDisposable
         ClampSteps(steps, delta);
         _stepsRead.Clear();
         foreach (var (step, _) in steps) _stepsRead.Add(step);
-        foreach (var v in _vanished)
-        {
-            steps.Add((v.Cgroup.Step, gone)); // after the clamp: never more than the job's less the others' before it
-            _stepsGone.Add(v.Cgroup.Step);
-        }
+        foreach (var v in _vanished) steps.Add((v.Cgroup.Step, gone)); // after the clamp: never more than the job's less the others' before it
         return delta;
     }
 

@@ -835,16 +835,11 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     /// <summary>
     /// A step's part: <paramref name="sf"/>, its job's; for a step whose own cgroup was found gone in the period
-    /// (<see cref="JobCpu.StepsGone"/>), <see cref="SpoolFlags.FromParentCgroup"/> where its CPU time since its last read was
+    /// (<see cref="JobCpu.StepGone"/>), <see cref="SpoolFlags.FromParentCgroup"/> where its CPU time since its last read was
     /// taken from the job's cgroup, else <see cref="SpoolFlags.CgroupGone"/> (that time is missing).
     /// </summary>
-    private static SpoolFlags StepFlags(JobCpu cpu, string step, SpoolFlags sf)
-    {
-        var gone = cpu.StepsGone;
-        for (int i = 0; i < gone.Count; i++) // no enumerator: nothing allocated per period
-            if (gone[i] == step) return sf | (cpu.StepGoneFromJob ? SpoolFlags.FromParentCgroup : SpoolFlags.CgroupGone);
-        return sf;
-    }
+    private static SpoolFlags StepFlags(JobCpu cpu, string step, SpoolFlags sf) =>
+        !cpu.StepGone(step) ? sf : sf | (cpu.StepGoneFromJob ? SpoolFlags.FromParentCgroup : SpoolFlags.CgroupGone);
 
     /// <summary>
     /// Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node (or
