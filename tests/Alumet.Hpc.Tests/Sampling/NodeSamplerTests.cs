@@ -659,28 +659,55 @@ public class NodeSamplerTests : IDisposable
 
     /// <summary>
     /// `parquet check` on every file of the run: the job's (its periods to the switch, to the snapshot, to its end, per
-    /// counter) and the node's (those and its own before the registration and after the end: as many as the real clocks
-    /// make, at least one).
+    /// counter) and the node's (those, its own before the registration and after the end: 5 periods × 3 counters), and the
+    /// node's rows cover the whole run with nothing lost or counted twice (<see cref="AssertNodeRowsCoverTheRun"/>).
     /// </summary>
-    private static void AssertEveryIntervalConserves(AlumetConfig cfg, JobFinalizer.Outcome end)
+    private static void AssertEveryIntervalConserves(AlumetConfig cfg, SwitchedRun run)
     {
         var files = Directory.GetFiles(cfg.Paths.DataDir, "*.parquet", SearchOption.AllDirectories);
         Assert.Equal(2, files.Length);
-        Assert.Contains(end.ParquetPath, files);
-        Conservation.AssertEveryInterval(end.ParquetPath, 3 * 3);
-        Conservation.AssertEveryInterval(files.Single(f => f != end.ParquetPath), null);
+        Assert.Contains(run.End.ParquetPath, files);
+        Conservation.AssertEveryInterval(run.End.ParquetPath, 3 * 3);
+        string nodeFile = files.Single(f => f != run.End.ParquetPath);
+        Conservation.AssertEveryInterval(nodeFile, 5 * 3);
+        var series = ReadOrderTests.Series(nodeFile);
+        Assert.Equal((1_000_000L, 600_000L, 100_000L),
+            (series[("node", "cpu_package:0")].Sum(r => r.Raw), series[("node", "cpu_cores:0")].Sum(r => r.Raw), series[("node", "dram:0")].Sum(r => r.Raw)));
+        AssertNodeRowsCoverTheRun(cfg, run.StartNs, run.CloseNs, 3);
     }
+
+    /// <summary>
+    /// The node's rows, over its whole spool (every day), leave no time of the run out and count none twice: per counter,
+    /// their intervals (ns, the monotonic time since the counter's read before: raw reads at raw storage, a period's
+    /// reads at aggregated) add up to exactly the time from the sampler's prime (<paramref name="startNs"/>) to its last
+    /// read (<paramref name="lastReadNs"/>). A period whose node row, or whose raw reads, were lost would leave its time out.
+    /// </summary>
+    internal static void AssertNodeRowsCoverTheRun(AlumetConfig cfg, long startNs, long lastReadNs, int counters)
+    {
+        var covered = Directory.GetDirectories(Path.Combine(cfg.Paths.StateDir, NodeSpool.Directory))
+            .SelectMany(day => Rows(day)).Where(x => x.Consumer == SpoolSeries.NodeConsumer)
+            .GroupBy(x => x.Resource).ToDictionary(g => g.Key, g => g.Sum(x => x.R.IntervalNs));
+        Assert.Equal(counters, covered.Count);
+        foreach (var (resource, ns) in covered)
+            Assert.True(ns == lastReadNs - startNs, $"{resource}: node rows cover {ns} ns of the run's {lastReadNs - startNs} ns");
+    }
+
+    /// <summary>A run of <see cref="SwitchStorageMidPeriod"/>: the job's end, the sampler's start (its prime) and its close (its last read).</summary>
+    private sealed record SwitchedRun(JobFinalizer.Outcome End, long StartNs, long CloseNs);
 
     /// <summary>
     /// Switches raw storage with <c>ctl set storage_period_ms</c> between the two halves of a 1 J second of package (0.6 J
     /// of cores, 0.1 J of DRAM; job 42 alone on the node, half of the busy CPU time in each half), reading the counters
     /// only while the tick does (raw storage, or wraps to keep unambiguous), then ends the job. The daemon's own clocks:
-    /// Set reads them, as when the socket calls it.
+    /// Set reads them, as when the socket calls it. The sampler started two /proc/stat ticks before the registration, so
+    /// the registration closes the node's own first period whatever the test's speed (one closer than a tick closes
+    /// none: NodeSampler.ShortestRegistrationPeriodNs, and the run then had 4 periods or 5 as the JIT was cold or warm).
     /// </summary>
-    private static JobFinalizer.Outcome SwitchStorageMidPeriod(NodeRig rig, AlumetConfig cfg, string storagePeriodMs)
+    private static SwitchedRun SwitchStorageMidPeriod(NodeRig rig, AlumetConfig cfg, string storagePeriodMs)
     {
         rig.AtZero("42");
-        using var node = rig.NewNode(cfg, startMonotonicNs: Clock.MonotonicNs());
+        long start = Clock.MonotonicNs() - 2 * Alumet.Hpc.Sources.Estimate.ProcStat.NsPerTick;
+        using var node = rig.NewNode(cfg, startMonotonicNs: start);
         node.Register(NodeRig.Job("42"), false, Clock.MonotonicNs(), Clock.WallNs());
         void Half(ulong from)
         {
@@ -699,8 +726,9 @@ public class NodeSamplerTests : IDisposable
         rig.SetJobCpu("42", 250 * Ms);
         node.Snapshot(Clock.MonotonicNs(), Clock.WallNs());
         var end = node.End(NodeRig.Job("42").Key, true, "", Clock.MonotonicNs(), Clock.WallNs())!;
-        node.Close(Clock.MonotonicNs(), Clock.WallNs());
-        return end;
+        long close = Clock.MonotonicNs();
+        node.Close(close, Clock.WallNs());
+        return new SwitchedRun(end, start, close);
     }
 
     /// <summary>
@@ -712,11 +740,11 @@ public class NodeSamplerTests : IDisposable
     {
         using var rig = new NodeRig();
         var cfg = rig.Config(storageMs: 0);
-        var end = SwitchStorageMidPeriod(rig, cfg, "1000");
+        var run = SwitchStorageMidPeriod(rig, cfg, "1000");
 
-        AssertEveryIntervalConserves(cfg, end);
-        Assert.Equal(0.5, end.Record!.Energy.PackageJ, 12); // half of the busy CPU time, in both halves
-        Assert.Equal(1.1, end.Record.NodeEnergyJ, 12);      // package and DRAM, once
+        AssertEveryIntervalConserves(cfg, run);
+        Assert.Equal(0.5, run.End.Record!.Energy.PackageJ, 12); // half of the busy CPU time, in both halves
+        Assert.Equal(1.1, run.End.Record.NodeEnergyJ, 12);      // package and DRAM, once
     }
 
     /// <summary>
@@ -729,11 +757,11 @@ public class NodeSamplerTests : IDisposable
     {
         using var rig = new NodeRig(maxRange: 1_999_999);
         var cfg = rig.Config(storageMs: 1000, maxPowerW: 2);
-        var end = SwitchStorageMidPeriod(rig, cfg, "0");
+        var run = SwitchStorageMidPeriod(rig, cfg, "0");
 
-        AssertEveryIntervalConserves(cfg, end);
-        Assert.Equal(0.5, end.Record!.Energy.PackageJ, 12);
-        Assert.Equal(1.1, end.Record.NodeEnergyJ, 12);
+        AssertEveryIntervalConserves(cfg, run);
+        Assert.Equal(0.5, run.End.Record!.Energy.PackageJ, 12);
+        Assert.Equal(1.1, run.End.Record.NodeEnergyJ, 12);
     }
 
     /// <summary>
@@ -747,7 +775,8 @@ public class NodeSamplerTests : IDisposable
         using var rig = new NodeRig();
         var cfg = rig.Config(storageMs: 1000);
         rig.AtZero("42", "43");
-        using var node = rig.NewNode(cfg, startMonotonicNs: Clock.MonotonicNs());
+        long start = Clock.MonotonicNs() - 2 * Alumet.Hpc.Sources.Estimate.ProcStat.NsPerTick; // 42's registration closes a period (SwitchStorageMidPeriod)
+        using var node = rig.NewNode(cfg, startMonotonicNs: start);
         node.Register(Job("42"), false, Clock.MonotonicNs(), Clock.WallNs());
         node.Register(Job("43", raw: true), false, Clock.MonotonicNs(), Clock.WallNs());
         for (ulong i = 1; i <= 500; i++)
@@ -763,11 +792,14 @@ public class NodeSamplerTests : IDisposable
         rig.SetCounters(1_000_000, 600_000, 100_000);
         node.Snapshot(Clock.MonotonicNs(), Clock.WallNs());
         node.End(Job("42").Key, true, "", Clock.MonotonicNs(), Clock.WallNs());
-        node.Close(Clock.MonotonicNs(), Clock.WallNs());
+        long close = Clock.MonotonicNs();
+        node.Close(close, Clock.WallNs());
 
         string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "node1.*.parquet", SearchOption.AllDirectories).Single();
-        Conservation.AssertEveryInterval(nodeFile, null); // as many periods as the real clocks make
+        // Closed by 42's and 43's registrations, the drop, the snapshot, the end and the close: 6 periods × 3 counters.
+        Conservation.AssertEveryInterval(nodeFile, 6 * 3);
         Assert.Equal(1_000_000, ReadOrderTests.Series(nodeFile)[("node", "cpu_package:0")].Sum(r => r.Raw));
+        AssertNodeRowsCoverTheRun(cfg, start, close, 3);
     }
 
     /// <summary>While paused no period can close (nothing is read): the switch is refused in one sentence, nothing changed.</summary>
