@@ -15,7 +15,7 @@ public static class Log
     private static bool _syslog;
     private static bool _stderr;
 
-    /// <param name="file">Log file path (created with its directory; mode 0640); null = no file.</param>
+    /// <param name="file">Log file path (created with its directory; the file 0640 from its creation on); null = no file.</param>
     /// <param name="syslog">Also send to /dev/log.</param>
     /// <param name="stderr">Also echo to stderr (interactive commands).</param>
     public static void Configure(string? file, string tag, bool syslog, bool stderr)
@@ -46,10 +46,16 @@ public static class Log
                 {
                     string? dir = Path.GetDirectoryName(_file);
                     if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                    bool created = !File.Exists(_file);
-                    File.AppendAllText(_file, line + "\n");
-                    if (created)
-                        File.SetUnixFileMode(_file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+                    // Created 0640 by the open itself (O_CREAT's mode): it used to be created with the umask's mode (0644)
+                    // and closed after its first line, so until then anyone could open it and keep reading, and a first
+                    // line that failed (a full /var/log) left it readable by all for good. The lines name jobs, users'
+                    // keyed Parquet paths, reasons: README "Configuration", Logs.
+                    using var log = new FileStream(_file, new FileStreamOptions
+                    {
+                        Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite | FileShare.Delete,
+                        UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead,
+                    });
+                    log.Write(Encoding.UTF8.GetBytes(line + "\n"));
                 }
                 catch (Exception) { /* the log is best effort by design */ }
             }
