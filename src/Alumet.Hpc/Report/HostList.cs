@@ -97,16 +97,42 @@ public static class HostList
     /// <exception cref="FormatException">Unbalanced brackets, a bad range or too many hosts; one line for the user.</exception>
     public static IEnumerable<string> Expand(string expression)
     {
+        if (Parse(expression) is not { } e) return [expression];
+        Count(expression); // at most MaxHosts, said before any name is built
+        var hosts = new List<string>();
+        foreach (var (lo, hi, width) in e.Ranges)
+            for (long i = lo; i <= hi; i++)
+                foreach (var rest in Expand(e.Suffix)) hosts.Add(e.Prefix + i.ToString(CultureInfo.InvariantCulture).PadLeft(width, '0') + rest);
+        return hosts;
+    }
+
+    /// <summary>
+    /// How many hosts <paramref name="expression"/> names, without building them: the report's limit on listed values is
+    /// checked on this (a list of expressions of 10 000 hosts each used to be built whole, gigabytes, before it was refused).
+    /// </summary>
+    /// <exception cref="FormatException">As <see cref="Expand"/>, for the same expressions.</exception>
+    public static long Count(string expression)
+    {
+        if (Parse(expression) is not { } e) return 1;
+        long n = 0;
+        foreach (var (lo, hi, _) in e.Ranges)
+            if ((n += (hi - lo + 1) * Count(e.Suffix)) > MaxHosts) throw Bad(expression);
+        return n;
+    }
+
+    /// <summary>The first bracket of <paramref name="expression"/>: the text before it, its ranges (digit width kept), the
+    /// text after it; null when it has none.</summary>
+    private static (string Prefix, List<(long Lo, long Hi, int Width)> Ranges, string Suffix)? Parse(string expression)
+    {
         int open = expression.IndexOf('[');
         if (open < 0)
         {
             if (expression.Contains(']')) throw Bad(expression);
-            return [expression];
+            return null;
         }
         int close = expression.IndexOf(']', open);
         if (close < 0) throw Bad(expression);
-        string prefix = expression[..open], suffix = expression[(close + 1)..];
-        var hosts = new List<string>();
+        var ranges = new List<(long Lo, long Hi, int Width)>();
         foreach (var part in expression[(open + 1)..close].Split(','))
         {
             int dash = part.IndexOf('-');
@@ -114,13 +140,9 @@ public static class HostList
             if (!long.TryParse(a, NumberStyles.None, CultureInfo.InvariantCulture, out long lo)
                 || !long.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture, out long hi) || hi < lo || hi - lo >= MaxHosts)
                 throw Bad(expression);
-            for (long i = lo; i <= hi; i++)
-            {
-                foreach (var rest in Expand(suffix)) hosts.Add(prefix + i.ToString(CultureInfo.InvariantCulture).PadLeft(a.Length, '0') + rest);
-                if (hosts.Count > MaxHosts) throw Bad(expression);
-            }
+            ranges.Add((lo, hi, a.Length));
         }
-        return hosts;
+        return (expression[..open], ranges, expression[(close + 1)..]);
     }
 
     private static FormatException Bad(string e) =>

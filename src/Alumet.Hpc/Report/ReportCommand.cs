@@ -173,7 +173,8 @@ public static partial class ReportCommand
         IReadOnlyList<FieldSpec> fields;
         ValueStyle style;
         DateTime? since, until;
-        List<string> states, nodeList;
+        List<string> states, nodeExpressions;
+        long nodeCount;
         var zone = req.Utc ? TimeZoneInfo.Utc : env.Zone ?? TimeZoneInfo.Local;
         var now = env.NowUtc ?? DateTime.UtcNow;
         try
@@ -185,7 +186,9 @@ public static partial class ReportCommand
             until = req.End is { } e ? SacctTime.Parse(e, now, zone) : null;
             if (since > until) throw new FormatException("the start time (-S) is after the end time (-E)");
             states = Split(req.States).Select(JobStatusArgument).ToList();
-            nodeList = HostList.SplitExpressions(req.Nodes).SelectMany(HostList.Expand).ToList();
+            // Counted, not built: the hosts of -N are made once the limit below is checked (HostList.Count).
+            nodeExpressions = HostList.SplitExpressions(req.Nodes).ToList();
+            nodeCount = nodeExpressions.Sum(HostList.Count);
             if (req.Delimiter is "") throw new FormatException("--delimiter needs at least one character");
         }
         catch (FormatException e) { return Fail(env, e.Message, 2); }
@@ -197,9 +200,10 @@ public static partial class ReportCommand
         var names = Split(req.Names).ToList();
         // Each listed value is one statement parameter (a user up to two: its name and its uid): SQLite takes at most 32766
         // per statement, and past it said "cannot read <database>: SQLite Error 1: 'too many SQL variables'", exit 1.
-        long listed = requested.Select(r => r.Job).Distinct().Count() + 2L * users.Count + clusters.Count + names.Count + nodeList.Count;
+        long listed = requested.Select(r => r.Job).Distinct().Count() + 2L * users.Count + clusters.Count + names.Count + nodeCount;
         if (listed > MaxListedValues)
             return Fail(env, $"too many values in -j, -u, -M, -N and --name together ({listed}; at most {MaxListedValues}): split the query", 2);
+        var nodeList = nodeExpressions.SelectMany(HostList.Expand).ToList();
         if (clusters.Count == 0 && !req.AllClusters && env.LocalCluster.Length > 0) clusters.Add(env.LocalCluster);
         var query = new JobQuery(requested.Count > 0 ? requested.Select(r => r.Job).Distinct().ToList() : null, Uid: uid,
             Runs: req.AllRuns ? RunSelection.All : RunSelection.Latest, Users: users, Clusters: clusters, Since: since, Until: until,
