@@ -57,20 +57,29 @@ public static class HookHost
     /// </summary>
     internal static void CloseSchedulerStateDir(string what, string stateRoot, string scheduler)
     {
-        const UnixFileMode rootOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
         if (Native.Libc.getuid() != 0) return;
         string dir = Path.Combine(stateRoot, scheduler);
         try
         {
-            var info = new DirectoryInfo(dir);
-            if (!info.Exists) Directory.CreateDirectory(dir, rootOnly);
-            else if (info.LinkTarget is null && (info.UnixFileMode & ~rootOnly) != 0) info.UnixFileMode = rootOnly;
+            RootsOnly(dir);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // A state_dir that cannot be made at all fails the hook itself, which says so: said once.
             if (Directory.Exists(stateRoot)) Log.Warn($"{what}: cannot make {dir} root's only: {ErrorText.Describe(e)}");
         }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="dir"/> 0700, or closes it to others when it exists open (left so by an earlier version); a
+    /// symbolic link is left as it is (never followed).
+    /// </summary>
+    internal static void RootsOnly(string dir)
+    {
+        const UnixFileMode rootOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        var info = new DirectoryInfo(dir);
+        if (!info.Exists) Directory.CreateDirectory(dir, rootOnly);
+        else if (info.LinkTarget is null && (info.UnixFileMode & ~rootOnly) != 0) info.UnixFileMode = rootOnly;
     }
 
     /// <summary>Every hook retries the rows queued on its node (earlier jobs' rows whose database write failed), within

@@ -31,7 +31,9 @@ public static class OarStarterRecord
         try
         {
             string path = PathFor(stateDir, jobId);
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            // It names every OAR job running on the node: root's only, as <state_dir>/oar. It used to be made with the
+            // umask's mode (0755) in a state_dir others may traverse, so any user listed the node's OAR jobs.
+            HookHost.RootsOnly(Path.GetDirectoryName(path)!);
             File.WriteAllText(path, starter + "\n");
             return true;
         }

@@ -14,7 +14,7 @@ public class OarRawRequestTests
 {
     private const ulong MaxRange = 262_143_328_850;
 
-    private static int ResourceManager(TestInstallation install, string action, string jobId, params string[] types)
+    internal static int ResourceManager(TestInstallation install, string action, string jobId, params string[] types)
     {
         var psi = new ProcessStartInfo(TestInstallation.Binary()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.Environment.Clear();
