@@ -26,7 +26,6 @@ public sealed class JobCpu : IDisposable
     private readonly List<string> _stepsRead = new(); // the steps the last Sample that read the job's cgroup gave CPU time (their names)
     private bool _removed;        // the cgroup lost was found removed, its CPU time until then taken from a parent (TakeFromParent)
     private readonly List<StepEntry> _vanished = new(); // steps read at the Sample before that the last Sample found gone
-    private bool _stepsSteady;    // every step the last listing found was read at the Sample before too (their deltas are the period's)
 
     /// <summary>Listings of the job directory for its steps (the other periods read the steps of the last one).</summary>
     public long ListingCount { get; private set; }
@@ -64,9 +63,9 @@ public sealed class JobCpu : IDisposable
 
     /// <summary>
     /// Whether the last <see cref="Sample"/> found <paramref name="step"/>'s cgroup gone (the step ended, its job's cgroup
-    /// stayed) after a read of it at the Sample before: its CPU time since that read is not in its own cgroup any more. Such
-    /// a step has a part in that Sample's steps: from the job's cgroup where exact (<see cref="StepGoneFromJob"/>), else 0
-    /// (README "Attribution").
+    /// stayed) after a read of it at the Sample before: its CPU time since that read is not in its own cgroup any more, and
+    /// not known (the job's delta less its other steps' holds it, but also the time of any step made and removed within
+    /// the period). Such a step has a part of 0 in that Sample's steps (flags=8: README "Attribution").
     /// </summary>
     public bool StepGone(string step)
     {
@@ -74,12 +73,6 @@ public sealed class JobCpu : IDisposable
             if (_vanished[i].Cgroup.Step == step) return true;
         return false;
     }
-
-    /// <summary>
-    /// The one step gone (<see cref="StepGone"/>) got its CPU time since its last read from the job's cgroup: the job's delta
-    /// less its other steps', exact there (<see cref="TakeGoneSteps"/>): its part of the period is complete.
-    /// </summary>
-    public bool StepGoneFromJob { get; private set; }
 
     /// <summary>The job's cgroup read by the last <see cref="Sample"/>; null when none was (not found yet, or lost).</summary>
     public string? CgroupDirectory => _reader?.Cgroup.Directory;
@@ -160,7 +153,7 @@ public sealed class JobCpu : IDisposable
     public ulong Sample(long monotonicNs, List<(string Step, ulong Ns)> steps)
     {
         steps.Clear();
-        Refound = Lost = FromParent = Steady = StepGoneFromJob = false;
+        Refound = Lost = FromParent = Steady = false;
         LostDirectory = null;
         _vanished.Clear();
         if (_locator is null || (_reader is null && !TryOpen())) return 0;
@@ -209,36 +202,11 @@ public sealed class JobCpu : IDisposable
             Steady = true;
         }
         (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
-        ulong gone = _vanished.Count == 1 ? GoneStepFromJob(steps, delta) : 0;
         ClampSteps(steps, delta);
         _stepsRead.Clear();
         foreach (var (step, _) in steps) _stepsRead.Add(step);
-        foreach (var v in _vanished) steps.Add((v.Cgroup.Step, gone)); // after the clamp: never more than the job's less the others' before it
+        foreach (var v in _vanished) steps.Add((v.Cgroup.Step, 0)); // its time since its last read is not known (StepGone)
         return delta;
-    }
-
-    /// <summary>
-    /// The CPU ns the one step gone in this Sample (<see cref="_vanished"/>) used since its last read, from the job's
-    /// cgroup, which the kernel charges with its steps' time, a removed step's too (as a removed job's stays in the
-    /// scheduler's cgroup above it: <see cref="ParentCgroups"/>):
-    /// <code>
-    ///   gone step's CPU time in the period = job's delta − Σ deltas of its other steps
-    /// </code>
-    /// only where that is exact: the job's cgroup read at both Samples (<see cref="Steady"/>), every other step read at
-    /// both too (none first seen, none unreadable), and the job's cgroup holding no process of its own and no directory
-    /// but those steps' (the gone step's is removed for sure). Then <see cref="StepGoneFromJob"/>; else 0 (flags=8).
-    /// Steps are read before their job: a few µs of the others' time may reach the job one period before them; never below 0.
-    /// </summary>
-    private ulong GoneStepFromJob(List<(string Step, ulong Ns)> steps, ulong jobNs)
-    {
-        if (!Steady || !_stepsSteady) return 0;
-        var others = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var e in _listed) others.Add(e.Cgroup.Directory);
-        if (others.Count != steps.Count || !ParentCgroups.OnlyJobsBelow(_reader!.Cgroup.Directory, 1, others, others)) return 0;
-        ulong sum = 0;
-        foreach (var (_, ns) in steps) sum += ns;
-        StepGoneFromJob = true;
-        return jobNs - Math.Min(jobNs, sum);
     }
 
     /// <summary>Finds the job's cgroup through the scheduler's locator and opens its usage file; false while there is none.</summary>
@@ -323,7 +291,6 @@ public sealed class JobCpu : IDisposable
         _stepsListed = true;
         var found = locator.EnumerateSteps(_reader!.Cgroup);
         bool complete = true;
-        _stepsSteady = !baseline;
         _vanished.Clear();
         foreach (var step in found)
         {
@@ -331,7 +298,6 @@ public sealed class JobCpu : IDisposable
             bool known = _steps.TryGetValue(step.Directory, out var entry);
             if (!known)
             {
-                _stepsSteady = false; // first seen: its usage may hold time from before the period
                 if (CgroupCpuReader.TryOpen(new JobCgroup(step.JobId, step.Directory, step.Version)) is not { } r) { complete = false; continue; }
                 entry = new StepEntry(step, r);
             }

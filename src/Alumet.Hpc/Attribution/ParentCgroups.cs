@@ -147,10 +147,9 @@ public sealed class ParentCgroups : IDisposable
     /// <summary>
     /// <paramref name="dir"/> holds no process of its own, and its subdirectories <paramref name="depth"/> levels down are
     /// the registered jobs' cgroups read at both snapshots (<paramref name="jobs"/>), those above the scheduler's directories
-    /// of registered jobs (<paramref name="scheduler"/>) holding the same. Listed only in a period that lost a job (and,
-    /// with depth 1, by <see cref="JobCpu"/> for a job's cgroup whose steps are its children, in a period that lost a step).
+    /// of registered jobs (<paramref name="scheduler"/>) holding the same. Listed only in a period that lost a job.
     /// </summary>
-    internal static bool OnlyJobsBelow(string dir, int depth, HashSet<string> jobs, HashSet<string> scheduler)
+    private static bool OnlyJobsBelow(string dir, int depth, HashSet<string> jobs, HashSet<string> scheduler)
     {
         if (TextFile.ReadTrimmed(Path.Combine(dir, "cgroup.procs")) is not { Length: 0 }) return false;
         foreach (string sub in CgroupHierarchy.Subdirectories(dir))

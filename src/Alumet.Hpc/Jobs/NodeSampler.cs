@@ -835,11 +835,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     /// <summary>
     /// A step's part: <paramref name="sf"/>, its job's; for a step whose own cgroup was found gone in the period
-    /// (<see cref="JobCpu.StepGone"/>), <see cref="SpoolFlags.FromParentCgroup"/> where its CPU time since its last read was
-    /// taken from the job's cgroup, else <see cref="SpoolFlags.CgroupGone"/> (that time is missing).
+    /// (<see cref="JobCpu.StepGone"/>), with <see cref="SpoolFlags.CgroupGone"/>: its CPU time since its last read is missing.
     /// </summary>
     private static SpoolFlags StepFlags(JobCpu cpu, string step, SpoolFlags sf) =>
-        !cpu.StepGone(step) ? sf : sf | (cpu.StepGoneFromJob ? SpoolFlags.FromParentCgroup : SpoolFlags.CgroupGone);
+        cpu.StepGone(step) ? sf | SpoolFlags.CgroupGone : sf;
 
     /// <summary>
     /// Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node (or
