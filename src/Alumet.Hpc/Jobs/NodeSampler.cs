@@ -69,7 +69,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// <summary>Finalizations that failed (each logged once, where it failed, with the spool kept).</summary>
     public int FinalizationFailures => Volatile.Read(ref _finalizationFailures);
     private int _finalizationFailures;
-    public bool Paused { get; set; }
+    /// <summary>ctl pause (<see cref="Pause"/>) to ctl resume: no reads and no periods.</summary>
+    public bool Paused => Buffer.Paused;
     /// <summary>Where a job's cgroups are: the scheduler table by default; tests pass generated layouts.</summary>
     public Func<JobRegistration, AlumetConfig, IJobCgroupLocator?> Locators { get; init; } =
         (reg, cfg) => SchedulerNames.Locator(cfg, reg.Job, reg.Sluid);
@@ -445,10 +446,10 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             if (!Paused) SnapshotLocked(monotonicNs, wallNs);
             else
             {
-                // No split while paused: the job's part of the period the pause is in is never known (the reads of
-                // it in its file, at raw storage, are closed as unattributed by the finalization of a partial row).
+                // No split while paused: the job's part of the period the pause opened (Pause), read only after the
+                // resume, is never known.
                 complete = false;
-                reason = Join(reason, "the job ended while the node sampler was paused (ctl pause): its energy since the last period before the pause is not attributed");
+                reason = Join(reason, "the job ended while the node sampler was paused (ctl pause): its energy since the pause is not attributed");
             }
             _jobs.Remove(job.Registration.Key);
             Rebuild();
@@ -727,7 +728,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     {
         lock (_gate)
         {
-            if (monotonicNs - Buffer.LastSnapshotNs < PeriodMs * 500_000L) return;
+            // Paused: the pause closed the period (the housekeeping asked Paused before the pause took the gate).
+            if (Paused || monotonicNs - Buffer.LastSnapshotNs < PeriodMs * 500_000L) return;
             SnapshotLocked(monotonicNs, wallNs);
         }
     }
@@ -1230,6 +1232,29 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         return sb.ToString();
     }
 
+    /// <summary>
+    /// ctl pause: the open period closes here, then no reads (the buffer refuses them, a tick's that had not seen the pause
+    /// too: <see cref="MeasurementBuffer.Paused"/>) and no periods until <see cref="Resume"/>. The period open while paused
+    /// has no read before the resume, so what changes meanwhile (a job registered, ended or dropped, raw
+    /// storage switched on or off by them or by <see cref="Set"/>) changes it at its start: each read counts once, in its
+    /// raw record or in its period's node row, and every interval conserves. Left open, the period's reads before the
+    /// pause were stored under one storage and closed under the other (stored nowhere, or counted twice).
+    /// </summary>
+    public void Pause(long monotonicNs, long wallNs)
+    {
+        lock (_gate)
+        {
+            if (Paused) return;
+            using (ClosePeriodIf(true, monotonicNs, wallNs)) Buffer.Paused = true; // no read between the period's end and the pause
+        }
+    }
+
+    /// <summary>ctl resume: the reads go on (the first period after the pause carries its energy).</summary>
+    public void Resume()
+    {
+        lock (_gate) Buffer.Paused = false;
+    }
+
     /// <summary>Keys <c>ctl set</c> may change while sampling, validated like the config file.</summary>
     public static readonly string[] SettableKeys =
         ["rapl_hz", "storage_period_ms", "attribution_period_ms", "flush_interval_ms", "linger_s", "tick_scheduling", "max_power_w"];
@@ -1262,9 +1287,6 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             try { ConfigLoader.Validate(_cfg, "ctl set"); }
             catch (ConfigException e) { refused = e.Message; }
             bool switchesRaw = WantsRawStorage != _rawStorage;
-            // Paused, no period can close (no reads), and the reads stored raw before the pause would count again.
-            if (refused is null && switchesRaw && Paused)
-                refused = $"{key}: raw storage cannot be switched on or off while the sampler is paused (ctl pause); resume first";
             if (refused is not null)
             {
                 (s.RaplHz, s.StoragePeriodMs, s.AttributionPeriodMs, s.FlushIntervalMs, s.LingerS, s.TickScheduling, s.MaxPowerW) = before;
@@ -1278,7 +1300,8 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
             // switches it (README "Raw storage on request"): each read then counts once, in its raw record or in the
             // period's node row (raw reads up to the switch, then the node row of the whole period, counted them twice).
             long now = Clock.MonotonicNs(), wall = Clock.WallNs();
-            using (ClosePeriodIf(switchesRaw, now, wall)) UpdateRawSink(wall);
+            // Paused, the pause closed it: the open period has no read yet (Pause).
+            using (ClosePeriodIf(switchesRaw && !Paused, now, wall)) UpdateRawSink(wall);
             RateChanged?.Invoke();
             return null;
         }

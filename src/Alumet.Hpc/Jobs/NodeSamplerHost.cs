@@ -150,11 +150,11 @@ public static class NodeSamplerHost
                 case "jobs":
                     return "ok\n" + node.Jobs();
                 case "pause":
-                    node.Paused = true;
+                    node.Pause(Clock.MonotonicNs(), Clock.WallNs());
                     sampler.RateChanged();
-                    return "ok paused: no reads and no rows until resume; the first period after it carries the energy of the pause\n";
+                    return "ok paused: the period closed here, then no reads and no rows until resume; the first period after it carries the energy of the pause\n";
                 case "resume":
-                    node.Paused = false;
+                    node.Resume();
                     sampler.RateChanged();
                     return "ok sampling\n";
                 case "set":

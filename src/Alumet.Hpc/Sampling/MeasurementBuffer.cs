@@ -37,6 +37,11 @@ public sealed class MeasurementBuffer
     public volatile IRawReadSink? RawSink;
     /// <summary>Failed channel reads since start (status).</summary>
     public long ReadErrors;
+    /// <summary>
+    /// ctl pause: every read refused (false) while set. Set under every gate after the period the pause closes
+    /// (NodeSampler.Pause): a tick, or an own thread's poll, that saw no pause yet reads nothing after that period's end.
+    /// </summary>
+    public volatile bool Paused;
     public long LastSnapshotNs { get; private set; }
     /// <summary>Wall stamp of the last snapshot (0 before the first): the rows of a period end after the previous period's.</summary>
     public long LastSnapshotWallNs { get; private set; }
@@ -101,7 +106,7 @@ public sealed class MeasurementBuffer
 
     private bool ReadLocked(SourceSlot slot, long monotonicNs, long wallNs)
     {
-        if (monotonicNs <= slot.LastReadNs) return false;
+        if (Paused || monotonicNs <= slot.LastReadNs) return false;
         wallNs = WallAfter(wallNs, slot.LastReadWallNs, monotonicNs, slot.LastReadNs);
         slot.LastReadNs = monotonicNs;
         slot.LastReadWallNs = wallNs;

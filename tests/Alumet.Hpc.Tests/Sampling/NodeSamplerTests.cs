@@ -802,22 +802,92 @@ public class NodeSamplerTests : IDisposable
         AssertNodeRowsCoverTheRun(cfg, start, close, 3);
     }
 
-    /// <summary>While paused no period can close (nothing is read): the switch is refused in one sentence, nothing changed.</summary>
-    [Fact]
-    public void RawStorageIsNotSwitchedWhilePaused()
+    /// <summary>
+    /// Raw storage switched while the admin has paused the sampler (ctl pause), on a node at aggregated storage whose
+    /// counters wrap fast enough that the tick reads them between the periods (a 2 J range at 2 W). No period closed at
+    /// the pause, and a switch there closed none (none can while paused): registering job 43, which asks for raw storage,
+    /// left the period's reads before the pause stored nowhere, raw after the resume, and no node row counted the first
+    /// half (node 0.5 J, jobs + unattributed 1 J in the node file); 43 ending while paused left them stored raw, and the
+    /// period's node row after the resume counted them again (node 1.5 J); <c>ctl set storage_period_ms=0</c> was refused.
+    /// The pause closes the period and refuses every read: the switch comes in a period with no read yet.
+    /// </summary>
+    [Theory]
+    [InlineData(PausedSwitch.RegisterRawJob, true, 6)] // 42's registration, the pause, the snapshot, 43's end, 42's end, the close
+    [InlineData(PausedSwitch.EndRawJob, false, 6)]     // 42's and 43's registrations, the pause, the snapshot, 42's end, the close
+    [InlineData(PausedSwitch.CtlSet, true, 5)]         // 42's registration, the pause, the snapshot, 42's end, the close
+    public void RawStorageSwitchedWhilePausedKeepsEveryReadOnce(PausedSwitch how, bool rawWhilePaused, int periods)
     {
-        var cfg = Config(storageMs: 0);
-        _rig.AtZero("42");
-        using var node = NewNode(cfg);
-        node.Register(Job("42"), false, 0);
-        node.Paused = true;
-        Assert.Equal("storage_period_ms: raw storage cannot be switched on or off while the sampler is paused (ctl pause); resume first",
-            node.Set("storage_period_ms", "1000"));
-        Assert.Equal(0, cfg.Sampler.StoragePeriodMs);
-        Assert.True(node.RawStorage);
-        Assert.Null(node.Set("rapl_hz", "500")); // what does not switch it is applied
-        node.Paused = false;
-        node.Close(0, 0);
+        using var rig = new NodeRig(maxRange: 1_999_999);
+        var cfg = rig.Config(storageMs: 1000, maxPowerW: 2);
+        var run = SwitchWhilePaused(rig, cfg, how);
+
+        Assert.Equal(rawWhilePaused, run.RawWhilePaused);
+        // The node file conserves in every interval and its node rows hold the whole second, once, over the whole run.
+        string nodeFile = Directory.GetFiles(cfg.Paths.DataDir, "node1.*.parquet", SearchOption.AllDirectories).Single();
+        Conservation.AssertEveryInterval(nodeFile, periods * 3);
+        var series = ReadOrderTests.Series(nodeFile);
+        Assert.Equal((1_000_000L, 600_000L, 100_000L),
+            (series[("node", "cpu_package:0")].Sum(r => r.Raw), series[("node", "cpu_cores:0")].Sum(r => r.Raw), series[("node", "dram:0")].Sum(r => r.Raw)));
+        AssertNodeRowsCoverTheRun(cfg, run.StartNs, run.CloseNs, 3);
+        // So does every job file that holds node rows (a job left alone at raw storage gets the node's reads).
+        var o = new StringWriter();
+        var e = new StringWriter();
+        var jobFiles = Directory.GetFiles(cfg.Paths.DataDir, "slurm.*.parquet", SearchOption.AllDirectories);
+        Assert.True(jobFiles.Length > 0 && Alumet.Hpc.Commands.ParquetCommand.Check(jobFiles, o, e) == 0 && e.ToString() == "", $"{o}{e}");
+        Assert.False(run.ReadWhilePaused, "a read after the pause was taken");
+    }
+
+    public enum PausedSwitch { RegisterRawJob, EndRawJob, CtlSet }
+
+    private sealed record PausedRun(long StartNs, long CloseNs, bool RawWhilePaused, bool ReadWhilePaused);
+
+    /// <summary>
+    /// Job 42 (and 43, which asks for raw storage) on a node at aggregated storage whose tick reads the counters (wraps):
+    /// 0.5 J of package (0.3 J of cores, 0.05 J of DRAM) read, then ctl pause, raw storage switched while paused (43
+    /// registered or ended, or ctl set), resume, 0.5 J more read, a snapshot, the ends, the close. The daemon's clocks.
+    /// </summary>
+    private static PausedRun SwitchWhilePaused(NodeRig rig, AlumetConfig cfg, PausedSwitch how)
+    {
+        rig.AtZero("42", "43");
+        long start = Clock.MonotonicNs() - 2 * Alumet.Hpc.Sources.Estimate.ProcStat.NsPerTick; // 42's registration closes a period (SwitchStorageMidPeriod)
+        using var node = rig.NewNode(cfg, startMonotonicNs: start);
+        node.Register(NodeRig.Job("42"), false, Clock.MonotonicNs(), Clock.WallNs());
+        if (how == PausedSwitch.EndRawJob) node.Register(NodeRig.Job("43", raw: true), false, Clock.MonotonicNs(), Clock.WallNs());
+        void Reads(ulong from)
+        {
+            for (ulong i = from; i < from + 500; i++)
+            {
+                rig.SetCounters(i * 1_000, i * 600, i * 100);
+                Assert.True(node.TickHz > 0);
+                Assert.True(node.Buffer.Read(rig.Slot!, Clock.MonotonicNs(), Clock.WallNs()), $"read {i} refused");
+            }
+        }
+        Reads(1);
+        rig.Proc.SetStat(25, 0);
+        rig.SetJobCpu("42", 125 * Ms);
+        node.Pause(Clock.MonotonicNs(), Clock.WallNs());
+        rig.SetCounters(500_500, 300_300, 50_050);
+        // A tick that read the rate before the pause (the daemon tells the tick loop after Pause): refused, so the period
+        // open while paused holds no read before the switch; stored, it was counted twice or nowhere. Its energy is read
+        // after the resume.
+        bool readWhilePaused = node.Buffer.Read(rig.Slot!, Clock.MonotonicNs(), Clock.WallNs());
+        switch (how)
+        {
+            case PausedSwitch.RegisterRawJob: node.Register(NodeRig.Job("43", raw: true), false, Clock.MonotonicNs(), Clock.WallNs()); break;
+            case PausedSwitch.EndRawJob: node.End(NodeRig.Job("43").Key, true, "", Clock.MonotonicNs(), Clock.WallNs()); break;
+            case PausedSwitch.CtlSet: Assert.Null(node.Set("storage_period_ms", "0")); break;
+        }
+        bool raw = node.RawStorage;
+        node.Resume();
+        Reads(501);
+        rig.Proc.SetStat(50, 0);
+        rig.SetJobCpu("42", 250 * Ms);
+        node.Snapshot(Clock.MonotonicNs(), Clock.WallNs());
+        if (how == PausedSwitch.RegisterRawJob) node.End(NodeRig.Job("43").Key, true, "", Clock.MonotonicNs(), Clock.WallNs());
+        node.End(NodeRig.Job("42").Key, true, "", Clock.MonotonicNs(), Clock.WallNs());
+        long close = Clock.MonotonicNs();
+        node.Close(close, Clock.WallNs());
+        return new PausedRun(start, close, raw, readWhilePaused);
     }
 
     /// <summary>

@@ -60,7 +60,8 @@ public sealed class UnsplitReadsTests : IDisposable
 
     /// <summary>
     /// A job that ends while the admin has paused the sampler (ctl pause): no period closes then, so its share since the
-    /// last split is unknown. Its row said `complete` and its file ended in reads no split covered.
+    /// pause is unknown. Its row said `complete` and its file ended in reads no split covered. The pause closes the period
+    /// (since 2026-12-03, NodeSampler.Pause): its reads up to the pause are split, 1.2 J.
     /// </summary>
     [Fact]
     public void AJobThatEndsWhileTheSamplerIsPausedIsPartialAndItsFileConserves()
@@ -72,14 +73,14 @@ public sealed class UnsplitReadsTests : IDisposable
             Assert.True(node.Buffer.Read(_rig.Slot!, t * Ms, Wall0 + t * Ms));
             if (t == 1000) node.Snapshot(t * Ms, Wall0 + t * Ms);
         }
-        node.Paused = true; // ctl pause at 1.2 s: no reads, no rows
+        node.Pause(1200 * Ms, Wall0 + 1200 * Ms); // ctl pause at 1.2 s: the period closes, then no reads, no rows
         var outcome = node.End(NodeRig.Job("42").Key, true, "", 1500 * Ms, Wall0 + 1500 * Ms)!;
         node.Close(1500 * Ms, Wall0 + 1500 * Ms);
 
         Assert.Equal("partial", outcome.Status);
         Assert.Contains("the job ended while the node sampler was paused (ctl pause)", outcome.Reason);
-        Assert.Equal(1.0, outcome.Record!.Energy.PackageJ, 12);
-        Conservation.AssertEveryInterval(outcome.ParquetPath, 2 * 3);
+        Assert.Equal(1.2, outcome.Record!.Energy.PackageJ, 12);
+        Conservation.AssertEveryInterval(outcome.ParquetPath, 2 * 3); // the two split periods: no read left unsplit
     }
 
     [Fact]
