@@ -33,6 +33,8 @@
 # BENCH_NODE_ONLY=rss (only the peak RSS rows: the 1 kHz rounds and the defaults with 16 jobs; no noise rows),
 # BENCH_NODE_ONLY=tick (only the 1 kHz CPU-per-tick rounds and their rows: with BENCH_NODE_TICK_ROUNDS=36, ~6 min),
 # BENCH_NODE_ONLY=noise (only the noise checks and the paired 1 kHz rows), BENCH_NOISE_VS_ROUNDS (10),
+# BENCH_NODE_ONLY=busy (only the machine's CPU at 1 kHz with ours / C / C storing / nothing running, below: on an idle
+# machine), BENCH_BUSY_ROUNDS (10), BENCH_BUSY_SECONDS (5), BENCH_BUSY_JOBS ("1 8"),
 # BENCH_NOISE_VS_SECONDS (8 per paired run: two per round), BENCH_NOISE_VS_JOBS ("1 8"), BENCH_NOISE_VS_STORE (0; 1: also
 # ours vs a C reader that stores every read), BENCH_NOISE_PIN (unset; CPU: the paired rounds' readers all on that CPU).
 set -euo pipefail
@@ -279,6 +281,81 @@ vs_noise() {
     done
 }
 
+# What the machine spends at 1 kHz (BENCH_NODE_ONLY=busy): the CPU time of every task of the machine (the root
+# cgroup's usage, kernel threads included: writeback, journal, kworkers woken for the readers)
+# over BENCH_BUSY_SECONDS windows while exactly one of {nothing, C, C storing every read, the node sampler with N jobs
+# at raw storage} runs and the others are SIGSTOPped, in a random order, in BENCH_BUSY_ROUNDS rounds of fresh processes
+# (one process's cost is set for its life by where it lands, README Performance). ours - C is measured in the same
+# round, so what the measuring itself costs (the schedstat walk, the advancer) cancels. It resolves what noise.c cannot
+# on this VM (a window's CPU is counted, not inferred from a busy loop's rate), but it is not the same figure: the cache
+# and TLB a tick evicts from a job are not CPU time of any task.
+BUSY_ROUNDS=${BENCH_BUSY_ROUNDS:-10}
+BUSY_S=${BENCH_BUSY_SECONDS:-5}
+BUSY_JOBS=${BENCH_BUSY_JOBS:-1 8}
+# The machine's CPU time, µs: the root cgroup's (every task, kernel threads and tasks that exited in the window
+# included; the sum of the live tasks' schedstat loses an exited task's whole life).
+machine_cpu_us() {
+    if [[ -r /sys/fs/cgroup/cpuacct/cpuacct.usage ]]; then echo $(( $(< /sys/fs/cgroup/cpuacct/cpuacct.usage) / 1000 ))
+    else sed -n 's/^usage_usec \([0-9]*\)$/\1/p' /sys/fs/cgroup/cpu.stat; fi
+}
+task_cpu_us() { local t c s=0; for t in /proc/"$1"/task/*; do read -r c _ < "$t/schedstat" 2>/dev/null || continue; s=$((s + c)); done; echo $((s / 1000)); }
+busy_rounds() {
+    [[ -n $(machine_cpu_us) ]] || die "busy: neither /sys/fs/cgroup/cpuacct/cpuacct.usage (cgroup v1) nor /sys/fs/cgroup/cpu.stat (v2) is readable"
+    local n r w p a b oa ob line
+    for n in $BUSY_JOBS; do
+        say "machine CPU at $HZ Hz, $n job(s): $BUSY_ROUNDS rounds of fresh processes, windows of $BUSY_S s"
+        : > "$WORK/busy-$n.txt"
+        for ((r = 1; r <= BUSY_ROUNDS; r++)); do
+            daemon_up "busy-$n-$r" 0 "$n"
+            c_noise_reader "$n"; local c1=$C_PID
+            C_STORE=$WORK/bs-$n-$r.node$([[ $n == 1 ]] && echo ":$WORK/bs-$n-$r.job") c_noise_reader "$n"; local cs=$C_PID
+            kill -STOP "$D_PID" "$c1" "$cs"; sleep 1
+            declare -A who=([none]="" [C]=$c1 [Cstore]=$cs [ours]=$D_PID) mach own
+            for w in $(printf '%s\n' none C Cstore ours | shuf); do
+                p=${who[$w]}
+                [[ -z $p ]] || kill -CONT "$p"
+                sleep 0.5
+                a=$(machine_cpu_us); oa=0; [[ -z $p ]] || oa=$(task_cpu_us "$p")
+                sleep "$BUSY_S"
+                b=$(machine_cpu_us); ob=0; [[ -z $p ]] || ob=$(task_cpu_us "$p")
+                [[ -z $p ]] || kill -STOP "$p"
+                mach[$w]=$(( (b - a) / BUSY_S )) own[$w]=$(( (ob - oa) / BUSY_S ))
+            done
+            kill -CONT "$D_PID" "$c1" "$cs"
+            # per round, µs/s: machine none, C, Cstore, ours; own threads C, Cstore, ours
+            echo "${mach[none]} ${mach[C]} ${mach[Cstore]} ${mach[ours]} ${own[C]} ${own[Cstore]} ${own[ours]}" >> "$WORK/busy-$n.txt"
+            kill "$c1" "$cs"; wait "$c1" || true; wait "$cs" || true
+            rm -f "$WORK"/bs-*
+            daemon_down
+        done
+    done
+}
+# busy_rows: per job count, each side's machine CPU and the paired differences, in points of all CPUs (µs/s / (CPUs x 1e4)).
+busy_rows() {
+    local n f k pts
+    pts=$(( $(nproc) * 10000 ))
+    nrow "" "machine CPU, % of all CPUs [CI]" "" "own threads %" "target" "result"
+    for n in $BUSY_JOBS; do
+        f=$WORK/busy-$n.txt
+        nrow "nothing, $n job(s) registered" "$(ci_text "$(awk -v d=$pts '{ print $1 / d }' "$f" | mean_ci /dev/stdin 1)")" "" "" "" ""
+        for k in "C 2 5" "Cstore 3 6" "ours 4 7"; do
+            set -- $k
+            nrow "$1, $n job(s)" "$(ci_text "$(awk -v d=$pts -v c=$2 '{ print $c / d }' "$f" | mean_ci /dev/stdin 1)")" "" \
+                 "$(awk -v d=$pts -v c=$3 '{ s += $c / d } END { printf "%.3f", s / NR }' "$f")" "" ""
+        done
+        nrow "  ours - C, $n job(s)" "$(ci_text "$(awk -v d=$pts '{ print ($4 - $2) / d }' "$f" | mean_ci /dev/stdin 1)")" "" "" "<= C" \
+             "$(no_worse "$(awk -v d=$pts '{ print ($4 - $2) / d }' "$f" | mean_ci /dev/stdin 1)")"
+        nrow "  ours - C storing, $n job(s)" "$(ci_text "$(awk -v d=$pts '{ print ($4 - $3) / d }' "$f" | mean_ci /dev/stdin 1)")" "" "" "<= C" \
+             "$(no_worse "$(awk -v d=$pts '{ print ($4 - $3) / d }' "$f" | mean_ci /dev/stdin 1)")"
+        nrow "  beyond own threads: C, Cstore, ours" "$(awk -v d=$pts '{ c += ($2 - $1 - $5) / d; s += ($3 - $1 - $6) / d; o += ($4 - $1 - $7) / d } END { printf "%.3f, %.3f, %.3f", c / NR, s / NR, o / NR }' "$f")" "" "" "" ""
+    done
+    awk -v d=$pts '{ s += $1 / d; n++ } END { if (n && s / n > 20) printf "WARNING: the machine was busy (%.1f %% of all CPUs with nothing running): a saturated machine hides any cost; run it on an idle one\n", s / n }' "$WORK"/busy-*.txt
+    echo "busy rows: $BUSY_ROUNDS rounds of fresh processes per job count, each one window of $BUSY_S s per side in a random order,"
+    echo "the others SIGSTOPped; machine CPU = the root cgroup's CPU usage; mean over the rounds [95 % CI]; per round, µs/s:"
+    echo "nothing, C, C storing, ours | own threads C, C storing, ours"
+    for n in $BUSY_JOBS; do echo "$n job(s):"; awk '{ printf "  %d: %s %s %s %s | %s %s %s\n", NR, $1, $2, $3, $4, $5, $6, $7 }' "$WORK/busy-$n.txt"; done
+}
+
 CONCURRENT=${BENCH_CONCURRENT:-0}
 UPTIME_BEFORE=$(uptime)
 say "$(nproc) CPUs; CPU windows of $SECS s after $WARMUP s, $ROUNDS round(s) of (ours, C)$([[ $CONCURRENT == 1 ]] && echo ' at the same time'); noise: $NOISE_S s per row, windows of ${NOISE_W} ms (guard ${NOISE_G} ms)"
@@ -294,6 +371,16 @@ kill "$spid"; wait "$spid" 2>/dev/null || true
 sleep 0.3
 noise_run burn "$bpid"
 kill "$bpid"; wait "$bpid" 2>/dev/null || true
+fi
+if [[ $ONLY == busy ]]; then
+    busy_rounds
+    stop_advancer
+    echo
+    echo "Machine CPU at $HZ Hz (BENCH_NODE_ONLY=busy) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs"
+    echo "uptime before: $UPTIME_BEFORE"
+    echo "uptime after:  $(uptime)"
+    busy_rows
+    exit 0
 fi
 if [[ $ONLY == noise ]]; then
     vs_noise
