@@ -245,14 +245,15 @@ NOISE_VS_STORE=${BENCH_NOISE_VS_STORE:-0}
 # in others: where a reader lands is most of one round's spread on this VM (docs/performance-log.md).
 NOISE_PIN=${BENCH_NOISE_PIN:-}
 pin() { [[ -z $NOISE_PIN ]] || taskset -a -p -c "$NOISE_PIN" "$1" > /dev/null || die "taskset -a -p -c $NOISE_PIN $1 failed"; }
+# round_up NAME N: a round's fresh node sampler with N jobs at raw storage and a fresh C reader (C_PID) doing its reads.
+round_up() { daemon_up "$1" 0 "$2"; c_noise_reader "$2"; }
 vs_noise() {
     local n r
     for n in $NOISE_VS_JOBS; do
         say "ours vs C at $HZ Hz, $n job(s): $NOISE_VS_ROUNDS paired noise rounds of $NOISE_VS_S s, each beside an A/A run"
         : > "$WORK/vs-rounds-$n.txt"
         for ((r = 1; r <= NOISE_VS_ROUNDS; r++)); do
-            daemon_up "vs-1k-$n-$r" 0 "$n"
-            c_noise_reader "$n"; local c1=$C_PID
+            round_up "vs-1k-$n-$r" "$n"; local c1=$C_PID
             c_noise_reader "$n"; local c2=$C_PID
             local cs="" store_line=""
             if [[ $NOISE_VS_STORE == 1 ]]; then
@@ -306,8 +307,7 @@ busy_rounds() {
         say "machine CPU at $HZ Hz, $n job(s): $BUSY_ROUNDS rounds of fresh processes, windows of $BUSY_S s"
         : > "$WORK/busy-$n.txt"
         for ((r = 1; r <= BUSY_ROUNDS; r++)); do
-            daemon_up "busy-$n-$r" 0 "$n"
-            c_noise_reader "$n"; local c1=$C_PID
+            round_up "busy-$n-$r" "$n"; local c1=$C_PID
             C_STORE=$WORK/bs-$n-$r.node$([[ $n == 1 ]] && echo ":$WORK/bs-$n-$r.job") c_noise_reader "$n"; local cs=$C_PID
             kill -STOP "$D_PID" "$c1" "$cs"; sleep 1
             declare -A who=([none]="" [C]=$c1 [Cstore]=$cs [ours]=$D_PID) mach own

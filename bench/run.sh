@@ -129,31 +129,27 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: $(nproc) CPUs, load $LOAD_BEFORE; $((WARMUP + SECS)) s per run at $HZ Hz; tree: 2 packages x 3 domains; advancer $ADV_HZ Hz" >&2
 
 # ---------------------------------------------------------------- runs (sequential: the machine may have 2 cores)
+# ours_beside_c NAME NVML C_DIR: ours at raw storage; with BENCH_CONCURRENT=1 a C reader (figures in C_DIR) at the same
+# time. The NVML run gets one too, as the run without NVML: a second program ticking at 1 kHz shortens the tick's
+# wake-ups on this VM (p99 ~90 µs beside it, ~130-200 µs alone), so an NVML run alone was compared with a baseline that
+# had that help (bench/README.md, NVML).
+ours_beside_c() {
+    if [[ $CONCURRENT != 1 ]]; then run_ours "$1" 0 "$2" on; return; fi
+    run_c "$3" "${FILES[@]}" & local c_pid=$!
+    run_ours "$1" 0 "$2" on
+    wait "$c_pid" || die "C reader failed"
+}
+BESIDE=""; [[ $CONCURRENT != 1 ]] || BESIDE=", and C reader at the same time"
 for ((r = 1; r <= ROUNDS; r++)); do
-    if [[ $CONCURRENT == 1 ]]; then
-        echo "bench: round $r/$ROUNDS: ours and C reader at the same time" >&2
-        run_c "$WORK/c$r" "${FILES[@]}" & c_pid=$!
-        run_ours "tick$r" 0 0 on
-        wait "$c_pid" || die "C reader failed"
-    else
-        echo "bench: round $r/$ROUNDS: ours, storage_period_ms = 0 (raw: every read stored, the tick at $HZ Hz)" >&2
-        run_ours "tick$r" 0 0 on
+    echo "bench: round $r/$ROUNDS: ours, storage_period_ms = 0 (raw: every read stored, the tick at $HZ Hz)$BESIDE" >&2
+    ours_beside_c "tick$r" 0 "$WORK/c$r"
+    if [[ $CONCURRENT != 1 ]]; then
         echo "bench: round $r/$ROUNDS: C reader" >&2
         run_c "$WORK/c$r" "${FILES[@]}"
     fi
     if [[ $HAVE_NVML == 1 ]]; then
-        if [[ $CONCURRENT == 1 ]]; then
-            # Beside a C reader as the run without NVML was: a second program ticking at 1 kHz shortens the tick's
-            # wake-ups on this VM (p99 ~90 µs beside it, ~130-200 µs alone), so an NVML run alone was compared with
-            # a baseline that had that help (bench/README.md, NVML).
-            echo "bench: round $r/$ROUNDS: ours + NVML ($GPUS fake GPUs at $NVML_HZ Hz), storage_period_ms = 0, and C reader at the same time" >&2
-            run_c "$WORK/cn$r" "${FILES[@]}" & c_pid=$!
-            run_ours "nvml$r" 0 1 on
-            wait "$c_pid" || die "C reader failed"
-        else
-            echo "bench: round $r/$ROUNDS: ours + NVML ($GPUS fake GPUs at $NVML_HZ Hz), storage_period_ms = 0" >&2
-            run_ours "nvml$r" 0 1 on
-        fi
+        echo "bench: round $r/$ROUNDS: ours + NVML ($GPUS fake GPUs at $NVML_HZ Hz), storage_period_ms = 0$BESIDE" >&2
+        ours_beside_c "nvml$r" 1 "$WORK/cn$r"
     fi
 done
 echo "bench: ours, storage_period_ms = 1000 (the default: aggregated rows; no tick thread, one snapshot a second)" >&2
