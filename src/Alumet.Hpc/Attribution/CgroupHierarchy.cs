@@ -26,7 +26,7 @@ public static class CgroupHierarchy
     public static IEnumerable<string> V1CpuacctHierarchies(string cgroupRoot)
     {
         if (IsV1(cgroupRoot)) yield return cgroupRoot;
-        foreach (string h in Subdirectories(cgroupRoot)
+        foreach (string h in (Subdirectories(cgroupRoot) ?? []) // not listed: none found now, looked up again at the next Find
                      .Where(h => Path.GetFileName(h).Split(',').Contains("cpuacct"))
                      .OrderBy(h => Path.GetFileName(h) == "cpuacct" ? 0 : 1).ThenBy(h => h, StringComparer.Ordinal))
             yield return h;
@@ -63,19 +63,22 @@ public static class CgroupHierarchy
         File.AppendAllText(Path.Combine(dir, "cgroup.procs"), Environment.ProcessId.ToString());
 
     /// <summary>
-    /// The subdirectories of <paramref name="dir"/> matching <paramref name="pattern"/>, sorted by name; none when it
-    /// does not exist or cannot be read: a cgroup directory can vanish between listing and use (job end), which is not
-    /// an error.
+    /// The subdirectories of <paramref name="dir"/> matching <paramref name="pattern"/>, sorted by name; none when it does
+    /// not exist (ENOENT, or ENOTDIR: .NET's DirectoryNotFoundException; a cgroup directory removed between listing and
+    /// use, at a job's end, is not an error); null when it could not be listed for any other reason (EACCES from an LSM or
+    /// a unit without CAP_DAC_READ_SEARCH, ELOOP, EMFILE, EIO, ...): what is in it is then not known, which is not
+    /// "nothing" (README "Attribution": a failed step listing keeps the job's steps; a parent that cannot be listed is
+    /// not proven to hold only jobs).
     /// </summary>
-    public static string[] Subdirectories(string dir, string pattern = "*")
+    public static string[]? Subdirectories(string dir, string pattern = "*")
     {
         try
         {
-            if (!Directory.Exists(dir)) return [];
             string[] d = Directory.GetDirectories(dir, pattern);
             Array.Sort(d, StringComparer.Ordinal);
             return d;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
+        catch (DirectoryNotFoundException) { return []; } // opendir: ENOENT or ENOTDIR
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 }

@@ -6,6 +6,9 @@ public sealed record StepCgroup(string JobId, string Step, string Directory, Cgr
 /// <summary>Schedulers whose job cgroups have one child cgroup per step (Slurm) implement this for per-step energy.</summary>
 public interface IStepCgroupLocator
 {
-    /// <summary>The job's step cgroups; empty when the job cgroup is gone.</summary>
-    IReadOnlyList<StepCgroup> EnumerateSteps(JobCgroup job);
+    /// <summary>
+    /// The job's step cgroups; empty when the job cgroup is gone; null when its directory could not be listed (not known:
+    /// <see cref="JobCpu"/> keeps the steps it knows, README "Attribution").
+    /// </summary>
+    IReadOnlyList<StepCgroup>? EnumerateSteps(JobCgroup job);
 }

@@ -26,6 +26,8 @@ public sealed class JobCpu : IDisposable
     private readonly List<string> _stepsRead = new(); // the steps the last Sample that read the job's cgroup gave CPU time (their names)
     private bool _removed;        // the cgroup lost was found removed, its CPU time until then taken from a parent (TakeFromParent)
     private readonly List<StepEntry> _vanished = new(); // steps read at the Sample before that the last Sample found gone
+    private bool _listingFailed;  // a listing of the job's steps failed since the last one that succeeded
+    private bool _baselinePending; // that listing was to be a baseline (ListSteps): the next one that succeeds is one
 
     /// <summary>Listings of the job directory for its steps (the other periods read the steps of the last one).</summary>
     public long ListingCount { get; private set; }
@@ -73,6 +75,16 @@ public sealed class JobCpu : IDisposable
             if (_vanished[i].Cgroup.Step == step) return true;
         return false;
     }
+
+    /// <summary>
+    /// The last <see cref="Sample"/>'s step parts are not exact because a listing of the job's directory failed (any error
+    /// but ENOENT or ENOTDIR: <see cref="CgroupHierarchy.Subdirectories"/>), which is not "no step": in the period it
+    /// failed, the steps of the last listing were read through their open cgroups, but a step made since has no part; in
+    /// the period of the next listing that succeeds, when it finds a step not known before, that step's part holds its
+    /// usage since it started, maybe in the periods the listing failed, and the parts are scaled down to the job's
+    /// (<see cref="ClampSteps"/>). The node sampler flags those parts 2 (a read failed in the interval: README "Attribution").
+    /// </summary>
+    public bool StepsNotExact { get; private set; }
 
     /// <summary>The job's cgroup read by the last <see cref="Sample"/>; null when none was (not found yet, or lost).</summary>
     public string? CgroupDirectory => _reader?.Cgroup.Directory;
@@ -153,7 +165,7 @@ public sealed class JobCpu : IDisposable
     public ulong Sample(long monotonicNs, List<(string Step, ulong Ns)> steps)
     {
         steps.Clear();
-        Refound = Lost = FromParent = Steady = false;
+        Refound = Lost = FromParent = Steady = StepsNotExact = false;
         LostDirectory = null;
         _vanished.Clear();
         if (_locator is null || (_reader is null && !TryOpen())) return 0;
@@ -232,6 +244,7 @@ public sealed class JobCpu : IDisposable
         _reader!.Dispose();
         _reader = null;
         _listedState = null; // a new job directory is listed anew, whatever inode it reuses
+        _listingFailed = _baselinePending = false;
         foreach (var e in _steps.Values) e.Reader.Dispose();
         _steps.Clear();
         _listed.Clear();
@@ -285,13 +298,23 @@ public sealed class JobCpu : IDisposable
     private void ListSteps(IStepCgroupLocator locator, Native.Libc.DirectoryState? before, List<(string Step, ulong Ns)> steps)
     {
         steps.Clear();
+        _vanished.Clear();
+        bool baseline = _baselinePending || (_recovered && !_stepsListed) || (_lost && _readerInode is not null && _readerInode == _lastInode);
+        _stepsListed = true;
+        ListingCount++;
+        if (locator.EnumerateSteps(_reader!.Cgroup) is not { } found)
+        {
+            // Not listed (EACCES, EMFILE, ...: not "no step"): the steps known go on, each read through its open cgroup.
+            // Until 2026-12-03 every one of them was taken for gone (0, flags=8), then found again as new at the next
+            // listing, its whole usage since it started counted in one period.
+            ReadKnownSteps(steps);
+            _listedState = null; // listed again at the next Sample
+            (_listingFailed, _baselinePending, StepsNotExact) = (true, baseline, true);
+            return;
+        }
         _stepsSeen.Clear();
         _listed.Clear();
-        bool baseline = (_recovered && !_stepsListed) || (_lost && _readerInode is not null && _readerInode == _lastInode);
-        _stepsListed = true;
-        var found = locator.EnumerateSteps(_reader!.Cgroup);
         bool complete = true;
-        _vanished.Clear();
         foreach (var step in found)
         {
             _stepsSeen.Add(step.Directory);
@@ -300,6 +323,7 @@ public sealed class JobCpu : IDisposable
             {
                 if (CgroupCpuReader.TryOpen(new JobCgroup(step.JobId, step.Directory, step.Version)) is not { } r) { complete = false; continue; }
                 entry = new StepEntry(step, r);
+                StepsNotExact |= _listingFailed; // maybe made while the listing failed: its part may hold those periods
             }
             if (!entry!.Reader.TryReadNs(out ulong sns))
             {
@@ -329,7 +353,29 @@ public sealed class JobCpu : IDisposable
                 _steps.Remove(gone);
             }
         _listedState = complete && before is { } b && b.Links == 2 + (ulong)found.Count ? before : null;
-        ListingCount++;
+        _listingFailed = _baselinePending = false;
+    }
+
+    /// <summary>
+    /// A listing that failed: the steps of the last one that succeeded, each read through its open cgroup; one whose read
+    /// fails, or whose usage stopped and whose directory is gone, is gone (<see cref="StepGone"/>), as at a listing.
+    /// </summary>
+    private void ReadKnownSteps(List<(string Step, ulong Ns)> steps)
+    {
+        for (int i = 0; i < _listed.Count; i++)
+        {
+            var e = _listed[i];
+            if (!e.Reader.TryReadNs(out ulong ns) || (ns == e.LastNs && !Directory.Exists(e.Cgroup.Directory)))
+            {
+                e.Reader.Dispose();
+                _steps.Remove(e.Cgroup.Directory);
+                _vanished.Add(e);
+                _listed.RemoveAt(i--);
+                continue;
+            }
+            steps.Add((e.Cgroup.Step, ns - Math.Min(ns, e.LastNs)));
+            e.LastNs = ns;
+        }
     }
 
     public void Dispose()

@@ -147,12 +147,14 @@ public sealed class ParentCgroups : IDisposable
     /// <summary>
     /// <paramref name="dir"/> holds no process of its own, and its subdirectories <paramref name="depth"/> levels down are
     /// the registered jobs' cgroups read at both snapshots (<paramref name="jobs"/>), those above the scheduler's directories
-    /// of registered jobs (<paramref name="scheduler"/>) holding the same. Listed only in a period that lost a job.
+    /// of registered jobs (<paramref name="scheduler"/>) holding the same. Listed only in a period that lost a job. False
+    /// where a directory could not be listed (not proven; until 2026-12-03 such a listing counted as "nothing below").
     /// </summary>
     private static bool OnlyJobsBelow(string dir, int depth, HashSet<string> jobs, HashSet<string> scheduler)
     {
         if (TextFile.ReadTrimmed(Path.Combine(dir, "cgroup.procs")) is not { Length: 0 }) return false;
-        foreach (string sub in CgroupHierarchy.Subdirectories(dir))
+        if (CgroupHierarchy.Subdirectories(dir) is not { } subs) return false;
+        foreach (string sub in subs)
             if (depth <= 1 ? !jobs.Contains(sub) : !scheduler.Contains(sub) || !OnlyJobsBelow(sub, depth - 1, jobs, scheduler))
                 return false;
         return true;

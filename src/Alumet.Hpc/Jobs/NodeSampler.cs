@@ -837,10 +837,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     /// <summary>
     /// A step's part: <paramref name="sf"/>, its job's; for a step whose own cgroup was found gone in the period
-    /// (<see cref="JobCpu.StepGone"/>), with <see cref="SpoolFlags.CgroupGone"/>: its CPU time since its last read is missing.
+    /// (<see cref="JobCpu.StepGone"/>), with <see cref="SpoolFlags.CgroupGone"/>: its CPU time since its last read is missing;
+    /// in a period whose steps' parts are not exact for a listing of the job's directory that failed
+    /// (<see cref="JobCpu.StepsNotExact"/>), with <see cref="SpoolFlags.ReadError"/>.
     /// </summary>
     private static SpoolFlags StepFlags(JobCpu cpu, string step, SpoolFlags sf) =>
-        cpu.StepGone(step) ? sf | SpoolFlags.CgroupGone : sf;
+        (cpu.StepGone(step) ? sf | SpoolFlags.CgroupGone : sf) | (cpu.StepsNotExact ? SpoolFlags.ReadError : SpoolFlags.None);
 
     /// <summary>
     /// Raw storage: every read of the node's counters, to the node file and to the file of a job alone on the node (or

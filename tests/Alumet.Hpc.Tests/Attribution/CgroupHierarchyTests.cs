@@ -1,4 +1,5 @@
 using Alumet.Hpc.Attribution;
+using Alumet.Hpc.Tests.Fakes;
 
 namespace Alumet.Hpc.Tests.Attribution;
 
@@ -57,7 +58,28 @@ public sealed class CgroupHierarchyTests : IDisposable
         string b = Dir("p/job_2"), a = Dir("p/job_10");
         Dir("p/other");
         Assert.Equal(new[] { a, b }, CgroupHierarchy.Subdirectories(Path.Combine(_root, "p"), "job_*"));
-        Assert.Empty(CgroupHierarchy.Subdirectories(Path.Combine(_root, "gone"), "job_*"));
+        Assert.Equal(Array.Empty<string>(), CgroupHierarchy.Subdirectories(Path.Combine(_root, "gone"), "job_*"));
+    }
+
+    /// <summary>
+    /// "Gone" (ENOENT, or ENOTDIR: a path through a regular file; none) is not "could not be listed" (null): a path through
+    /// a symlink loop (ELOOP) and a directory of mode 0300 to root without CAP_DAC_READ_SEARCH (EACCES) answered none until 2026-12-03,
+    /// which the step listing took for "every step gone" and a parent's check for "nothing below" (SnapshotSplitTests).
+    /// </summary>
+    [Fact]
+    public void SubdirectoriesTellsAGoneDirectoryFromOneThatCouldNotBeListed()
+    {
+        Dir("p/job_1");
+        File.CreateSymbolicLink(Path.Combine(_root, "loop"), Path.Combine(_root, "loop"));
+        Assert.Null(CgroupHierarchy.Subdirectories(Path.Combine(_root, "loop", "p")));
+        string file = Path.Combine(Dir("f"), "file");
+        File.WriteAllText(file, "");
+        Assert.Equal(Array.Empty<string>(), CgroupHierarchy.Subdirectories(Path.Combine(file, "p"))); // ENOTDIR: no such directory
+        string closed = Path.Combine(_root, "p");
+        File.SetUnixFileMode(closed, UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        WithoutDacOverride.Run(() => Assert.Null(CgroupHierarchy.Subdirectories(closed)));
+        Assert.Equal(new[] { Path.Combine(closed, "job_1") }, CgroupHierarchy.Subdirectories(closed)); // with it: listed
+        Assert.Equal(Array.Empty<string>(), CgroupHierarchy.Subdirectories(Path.Combine(closed, "job_1", "gone")));
     }
 
     [Fact]

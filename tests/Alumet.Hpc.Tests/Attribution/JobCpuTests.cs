@@ -116,6 +116,42 @@ public sealed class JobCpuTests : IDisposable
         Assert.Equal(new Dictionary<string, ulong> { ["batch"] = 50, ["0"] = 50 }, Steps(steps));
     }
 
+    /// <summary>
+    /// A job taken back by a restarted sampler whose baseline listing of its steps fails (EACCES: Slurm's locator, the
+    /// sampler's thread without CAP_DAC_READ_SEARCH over a 0311 job directory): its steps' usage so far is not known, so
+    /// the next listing that succeeds is still their baseline: the batch step's part of that period is 0 (not its whole
+    /// 1000 ns since the job began, scaled to the job's 200), and not exact (flags=2 in the node sampler). Until 2026-12-03
+    /// the failed listing was "no step", the next one found the batch step new and counted it whole.
+    /// </summary>
+    [Fact]
+    public void ARecoveredJobWhoseBaselineListingFailsTakesItsStepsBaselineAtTheNextListing()
+    {
+        _cg.SetV1Usage(Job, 1000);
+        _cg.SetV1Usage(Job + "/step_batch", 900);
+        var locator = new Alumet.Hpc.Schedulers.Slurm.SlurmCgroupLocator(_cg.Root, "node1");
+        var identity = new JobIdentity("slurm", "test", "42", "alice", 1000, "node1");
+        string dir = _cg.PathOf(Job);
+        var mode = File.GetUnixFileMode(dir);
+        File.SetUnixFileMode(dir, UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        JobCpu? made = null;
+        WithoutDacOverride.Run(() => made = new JobCpu(identity, locator, recovered: true));
+        File.SetUnixFileMode(dir, mode);
+        using var cpu = made!;
+        var steps = new List<(string Step, ulong Ns)>();
+
+        _cg.SetV1Usage(Job, 1200);
+        _cg.SetV1Usage(Job + "/step_batch", 1000);
+        Assert.Equal(200UL, cpu.Sample(1, steps));
+        Assert.Equal(new Dictionary<string, ulong> { ["batch"] = 0 }, Steps(steps));
+        Assert.True(cpu.StepsNotExact);
+
+        _cg.SetV1Usage(Job, 1300);
+        _cg.SetV1Usage(Job + "/step_batch", 1050);
+        Assert.Equal(100UL, cpu.Sample(2, steps));
+        Assert.Equal(new Dictionary<string, ulong> { ["batch"] = 50 }, Steps(steps));
+        Assert.False(cpu.StepsNotExact);
+    }
+
     [Fact]
     public void AJobDirectoryHoldingSomethingElseThanStepsIsListedEveryPeriod()
     {

@@ -520,6 +520,101 @@ public sealed class SnapshotSplitTests : IDisposable
     }
 
     /// <summary>
+    /// The snapshot at <paramref name="ms"/> ms while cgroup <paramref name="rel"/> cannot be listed: mode 0311, and the
+    /// snapshot's thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (<see cref="WithoutDacOverride"/>): opendir fails
+    /// with EACCES while the files in it still open.
+    /// </summary>
+    private void SnapshotWhereItCannotBeListed(NodeSampler node, string rel, long ms)
+    {
+        string dir = _rig.Cgroups.PathOf(rel);
+        var mode = File.GetUnixFileMode(dir);
+        File.SetUnixFileMode(dir, UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        try
+        {
+            WithoutDacOverride.Run(() =>
+            {
+                Assert.Throws<UnauthorizedAccessException>(() => Directory.GetDirectories(dir)); // what the snapshot meets
+                Assert.Equal("", File.ReadAllText(Path.Combine(dir, "cgroup.procs")));          // while its files read
+                node.Snapshot(ms * Ms, ms * Ms);
+            });
+        }
+        finally { File.SetUnixFileMode(dir, mode); }
+    }
+
+    /// <summary>
+    /// A listing of a job's directory that fails with an error other than ENOENT or ENOTDIR (EACCES: the snapshot runs without
+    /// CAP_DAC_READ_SEARCH over a 0311 directory, <see cref="WithoutDacOverride"/>) is not "no step". Until 2026-12-03 it
+    /// was (<see cref="CgroupHierarchy.Subdirectories"/> gave none): every step of job 42 was taken for gone (0, flags=8,
+    /// its line a lower bound), then found again at the next listing as new, its whole usage since it started counted in
+    /// one period and scaled to the job's, with no flag. Now the steps known go on, each read through its open cgroup;
+    /// step 1, made while the listing failed, has no part in that period, and its first part holds its usage since it
+    /// started. Both periods' step parts carry flags=2 (a read failed in the interval); the job's share never changes.
+    /// </summary>
+    [Fact]
+    public void AStepListingThatFailsKeepsTheJobsStepsAndFlagsTheirPartsNotExact()
+    {
+        const string J42 = "cpuacct/slurm/uid_1000/job_42", J43 = "cpuacct/slurm/uid_1001/job_43";
+        var job42 = Job("slurm", "42", "alice", 1000);
+        using var node = WithSchedulerLayout(out var cfg, (J42, job42), (J43, Job("slurm", "43", "bob", 1001)));
+        FirstSecond(node, (J42 + "/step_batch", 100), (J42 + "/step_0", 200), (J43, 200)); // 42: 300 ms of the node's 1 s busy
+        // Period 2, to 2 s: the batch step runs 50 ms, step 0 100, step 1 is made and runs 40; 43 runs 100; the node 1 s
+        // busy, 0.9 J. Job 42's directory cannot be listed at its snapshot.
+        foreach (var (cgroup, ms) in new (string, ulong)[] { (J42 + "/step_batch", 50), (J42 + "/step_0", 100), (J42 + "/step_1", 40), (J43, 100) })
+            Run(cgroup, ms);
+        _rig.Proc.SetStat(200, 0);
+        _rig.SetCounters(1_800_000, 0, 0);
+        SnapshotWhereItCannotBeListed(node, J42, 2000);
+        // Period 3, to 3 s (job 42's epilog): 42 runs 100 ms in its own cgroup, the batch step 60, step 0 30, step 1 20;
+        // 43 runs 100; the node 1 s busy, 0.9 J.
+        foreach (var (cgroup, ms) in new (string, ulong)[] { (J42, 100), (J42 + "/step_batch", 60), (J42 + "/step_0", 30), (J42 + "/step_1", 20), (J43, 100) })
+            Run(cgroup, ms);
+        _rig.Proc.SetStat(300, 0);
+        _rig.SetCounters(2_700_000, 0, 0);
+        var end = node.End(job42.Key, true, "", 3000 * Ms, 3000 * Ms)!;
+        node.Flush();
+
+        // The job's share, whatever its listing did: 190 ms, then 210 of the node's 1 s.
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 270_000, 0), (2000, 171_000, 0), (3000, 189_000, 0) }, Package(NodeDir(node), "job:42"));
+        var series = ReadOrderTests.Series(end.ParquetPath);
+        (long, int)[] Step(string step) => series[("step:42." + step, "cpu_package:0")].Select(r => (r.Raw, r.Flags)).ToArray();
+        // Period 2: the steps known, read through their open cgroups (batch 50 ms, step 0 100); step 1 not seen. Period 3:
+        // batch 60, step 0 30, step 1 first seen with its whole 60 ms (40 of them in period 2). Both periods flagged 2.
+        Assert.Equal(new (long, int)[] { (90_000, 0), (45_000, 2), (54_000, 2) }, Step("batch"));
+        Assert.Equal(new (long, int)[] { (180_000, 0), (90_000, 2), (27_000, 2) }, Step("0"));
+        Assert.Equal(new (long, int)[] { (54_000, 2) }, Step("1"));
+        // No step was gone: no line is a lower bound.
+        Assert.DoesNotContain("LOWER BOUND", Report(cfg, "-j", "42").Out, StringComparison.Ordinal);
+        node.Close(3000 * Ms, 3000 * Ms);
+    }
+
+    /// <summary>
+    /// A parent cgroup that cannot be listed (EACCES, as in
+    /// <see cref="AStepListingThatFailsKeepsTheJobsStepsAndFlagsTheirPartsNotExact"/>) is not proven to hold only the
+    /// registered jobs' cgroups. Until 2026-12-03 the failed listing counted as "nothing below": job 42, removed below
+    /// alice's <c>uid_1000</c> beside job 45, which no prolog registered, took <c>uid_1000</c>'s delta less job 44's, job
+    /// 45's 100 ms in it: 250 ms, with flags=16 (exact). Its share of that period is now 0 with flags=8, as where the
+    /// listing shows job 45 (<see cref="ALostJobsShareIsNotTakenFromAParentThatHoldsWhatTheSamplerDoesNotKnow"/>).
+    /// </summary>
+    [Fact]
+    public void ALostJobsShareIsNotTakenFromAParentThatCannotBeListed()
+    {
+        const string J42 = "cpuacct/slurm/uid_1000/job_42", J44 = "cpuacct/slurm/uid_1000/job_44", J45 = "cpuacct/slurm/uid_1000/job_45";
+        using var node = WithSchedulerLayout(out var cfg, (J42, Job("slurm", "42", "alice", 1000)), (J44, Job("slurm", "44", "alice", 1000)));
+        FirstSecond(node, (J42, 300), (J44, 100));
+        Run(J42, 150);
+        Rmdir(J42);
+        Run(J44, 50);
+        Run(J45, 100);
+        _rig.Proc.SetStat(150, 0);
+        _rig.SetCounters(1_400_000, 0, 0);
+        SnapshotWhereItCannotBeListed(node, "cpuacct/slurm/uid_1000", 1500);
+        node.Flush();
+
+        AssertPeriods(node, ("job:42", 270_000, 0, SpoolFlags.CgroupGone), ("job:44", 90_000, 50_000, 0));
+        node.Close(1500 * Ms, 1500 * Ms);
+    }
+
+    /// <summary>
     /// What the parent's delta cannot tell apart is never given to the lost job: below the parent, a job cgroup the sampler
     /// does not know (its prolog did not register it), a directory of the scheduler's that no registered job is in, or
     /// processes in the parent itself. The lost job's share then stays 0 with flags=8.

@@ -70,7 +70,7 @@ public sealed class OarCgroupLocator : IJobCgroupLocator
         // e.g. the cpuacct -> cpu,cpuacct symlink): the first hierarchy that has it wins.
         foreach (string oarDir in V1OarDirs())
         {
-            foreach (string dir in CgroupHierarchy.Subdirectories(oarDir))
+            foreach (string dir in CgroupHierarchy.Subdirectories(oarDir) ?? []) // not listed: none found now
             {
                 string name = Path.GetFileName(dir);
                 int us = name.LastIndexOf('_');
@@ -114,12 +114,12 @@ public sealed class OarCgroupLocator : IJobCgroupLocator
 
     private IEnumerable<JobCgroup> ScanV2(string oarSlice)
     {
-        foreach (string userSlice in CgroupHierarchy.Subdirectories(oarSlice))
+        foreach (string userSlice in CgroupHierarchy.Subdirectories(oarSlice) ?? [])
         {
             string u = Path.GetFileName(userSlice);
             if (!u.StartsWith("oar-u", StringComparison.Ordinal) || !u.EndsWith(".slice", StringComparison.Ordinal)) continue;
             string prefix = u[..^".slice".Length] + "-j";
-            foreach (string jobSlice in CgroupHierarchy.Subdirectories(userSlice))
+            foreach (string jobSlice in CgroupHierarchy.Subdirectories(userSlice) ?? [])
             {
                 string name = Path.GetFileName(jobSlice);
                 if (!name.StartsWith(prefix, StringComparison.Ordinal)) continue;

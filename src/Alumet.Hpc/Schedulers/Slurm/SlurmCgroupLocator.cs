@@ -62,17 +62,18 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
         return null;
     }
 
+    /// <summary>The job cgroups found now (a directory that could not be listed adds none).</summary>
     public IReadOnlyList<JobCgroup> EnumerateJobs()
     {
         var jobs = new List<JobCgroup>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (string scope in V2Scopes())
-            foreach (string dir in CgroupHierarchy.Subdirectories(scope, "job_*"))
+            foreach (string dir in CgroupHierarchy.Subdirectories(scope, "job_*") ?? [])
                 if (CgroupHierarchy.IsV2(dir) && seen.Add(JobIdOf(dir)))
                     jobs.Add(new JobCgroup(JobIdOf(dir), dir, CgroupVersion.V2));
         foreach (string slurmDir in V1SlurmDirs())
-            foreach (string uidDir in CgroupHierarchy.Subdirectories(slurmDir, "uid_*"))
-                foreach (string dir in CgroupHierarchy.Subdirectories(uidDir, "job_*"))
+            foreach (string uidDir in CgroupHierarchy.Subdirectories(slurmDir, "uid_*") ?? [])
+                foreach (string dir in CgroupHierarchy.Subdirectories(uidDir, "job_*") ?? [])
                     if (CgroupHierarchy.IsV1(dir) && seen.Add(JobIdOf(dir)))
                         jobs.Add(new JobCgroup(JobIdOf(dir), dir, CgroupVersion.V1));
         jobs.Sort((a, b) => string.CompareOrdinal(a.Directory, b.Directory));
@@ -92,11 +93,12 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
         return job.Version == CgroupVersion.V1 && Path.GetDirectoryName(up) is { } slurmDir ? [up, slurmDir] : [up];
     }
 
-    /// <summary>The job's step cgroups, ordered by name; empty when the job cgroup is gone.</summary>
-    public IReadOnlyList<StepCgroup> EnumerateSteps(JobCgroup job)
+    /// <summary>The job's step cgroups, ordered by name; empty when the job cgroup is gone, null when it could not be listed.</summary>
+    public IReadOnlyList<StepCgroup>? EnumerateSteps(JobCgroup job)
     {
+        if (CgroupHierarchy.Subdirectories(job.Directory, "step_*") is not { } dirs) return null;
         var steps = new List<StepCgroup>();
-        foreach (string dir in CgroupHierarchy.Subdirectories(job.Directory, "step_*"))
+        foreach (string dir in dirs)
         {
             if (CgroupHierarchy.Is(dir, job.Version)) steps.Add(new StepCgroup(job.JobId, Path.GetFileName(dir)["step_".Length..], dir, job.Version));
         }

@@ -164,7 +164,7 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
         var loc = new SlurmCgroupLocator(_sys, "n1");
         JobCgroup job = loc.Find(Job42)!;
 
-        var steps = loc.EnumerateSteps(job);
+        var steps = loc.EnumerateSteps(job)!;
 
         Assert.Equal(new[] { "0", "1", "batch", "extern" }, steps.Select(s => s.Step));
         Assert.Equal(Path.Combine(job.Directory, "step_batch"), steps[2].Directory);
@@ -176,7 +176,7 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
     {
         V2Job("slurmstepd.scope", "job_42", "extern", "0");
         var loc = new SlurmCgroupLocator(_sys, "n1");
-        var steps = loc.EnumerateSteps(loc.Find(Job42)!);
+        var steps = loc.EnumerateSteps(loc.Find(Job42)!)!;
         Assert.Equal(new[] { ("0", CgroupVersion.V2), ("extern", CgroupVersion.V2) }, steps.Select(s => (s.Step, s.Version)));
     }
 
@@ -187,7 +187,7 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
         var loc = new SlurmCgroupLocator(_sys, "n1");
         JobCgroup job = loc.Find(Job42)!;
         Directory.Delete(dir, recursive: true);
-        Assert.Empty(loc.EnumerateSteps(job));
+        Assert.Equal(Array.Empty<StepCgroup>(), loc.EnumerateSteps(job)); // gone: none (not null, "could not be listed")
         Assert.Null(loc.Find(Job42));
     }
 }
