@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
+using Alumet.Hpc.Native;
 
 namespace Alumet.Hpc.Core;
 
@@ -15,7 +16,7 @@ public static class Log
     private static bool _syslog;
     private static bool _stderr;
 
-    /// <param name="file">Log file path (created with its directory; the file 0640 from its creation on); null = no file.</param>
+    /// <param name="file">Log file path (created with its directory; the file never readable by others: <see cref="Append"/>); null = no file.</param>
     /// <param name="syslog">Also send to /dev/log.</param>
     /// <param name="stderr">Also echo to stderr (interactive commands).</param>
     public static void Configure(string? file, string tag, bool syslog, bool stderr)
@@ -46,21 +47,38 @@ public static class Log
                 {
                     string? dir = Path.GetDirectoryName(_file);
                     if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                    // Created 0640 by the open itself (O_CREAT's mode): it used to be created with the umask's mode (0644)
-                    // and closed after its first line, so until then anyone could open it and keep reading, and a first
-                    // line that failed (a full /var/log) left it readable by all for good. The lines name jobs, users'
-                    // keyed Parquet paths, reasons: README "Configuration", Logs.
-                    using var log = new FileStream(_file, new FileStreamOptions
-                    {
-                        Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite | FileShare.Delete,
-                        UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead,
-                    });
-                    log.Write(Encoding.UTF8.GetBytes(line + "\n"));
+                    Append(_file, Encoding.UTF8.GetBytes(line + "\n"));
                 }
                 catch (Exception) { /* the log is best effort by design */ }
             }
             if (_syslog) SendSyslog(severity, message);
         }
+    }
+
+    /// <summary>
+    /// Appends one line. The lines name the node's jobs, their reasons and their users' keyed Parquet paths, so the file
+    /// is no other user's to read (README "Configuration", Logs): created 0640 by the open itself (O_CREAT's mode), and
+    /// an existing regular file that others may read (0644, left by an earlier version or by logrotate's <c>create</c>
+    /// without a mode) loses those bits before the line is written: fchmod on the descriptor fstat checked, so what is
+    /// changed is the file opened, never another one a path names later. A device or a FIFO (/dev/null) is left as it
+    /// is; a file with other names too (a hard link) is not changed. Never through a symbolic link (O_NOFOLLOW: a
+    /// link in the log's directory is not followed, the line is lost). O_APPEND: the kernel appends each line at the
+    /// end, so processes logging at once (hooks, the sampler) do not write over each other's lines.
+    /// </summary>
+    private static void Append(string path, byte[] bytes)
+    {
+        const int OWrOnly = 1, ONoCtty = 0x100, OAppend = 0x400;
+        const int Mode0640 = 0b110_100_000;
+        int fd = Libc.open_mode(path, OWrOnly | Libc.O_CREAT | OAppend | ONoCtty | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, Mode0640);
+        if (fd < 0) return;
+        try
+        {
+            const uint TypeMask = 0xF000, Regular = 0x8000, Others = 0b000_000_111;
+            if (Libc.ModeAndLinks(fd) is var (mode, links) && (mode & TypeMask) == Regular && links == 1 && (mode & Others) != 0)
+                Libc.fchmod(fd, mode & 0xFFF & ~Others);
+            Libc.WriteAll(fd, bytes);
+        }
+        finally { Libc.close(fd); }
     }
 
     private static void SendSyslog(int severity, string message)

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using Alumet.Hpc.Native;
 
@@ -64,18 +63,5 @@ public static class DescriptorLimit
     public static string Show(ulong max) => max == ulong.MaxValue ? "unlimited" : max.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>One line to descriptor 2 without opening another (Console's stderr is a dup of it); nothing if it is closed.</summary>
-    public static unsafe void Say(string line)
-    {
-        byte[] bytes = Encoding.UTF8.GetBytes(line + "\n");
-        fixed (byte* p = bytes)
-        {
-            for (nuint done = 0; done < (nuint)bytes.Length;)
-            {
-                nint n = Libc.write(2, p + done, (nuint)bytes.Length - done);
-                if (n < 0 && Marshal.GetLastPInvokeError() == Libc.EINTR) continue;
-                if (n <= 0) return;
-                done += (nuint)n;
-            }
-        }
-    }
+    public static void Say(string line) => Libc.WriteAll(2, Encoding.UTF8.GetBytes(line + "\n"));
 }

@@ -247,4 +247,32 @@ internal static partial class Libc
     /// <summary>write(2): to a descriptor this process already holds, where Console would first need a new one (dup).</summary>
     [LibraryImport("libc", SetLastError = true)]
     public static unsafe partial nint write(int fd, byte* buf, nuint count);
+
+    /// <summary>Writes all of <paramref name="bytes"/> to <paramref name="fd"/> (again after EINTR or a short write);
+    /// false when a write fails.</summary>
+    public static unsafe bool WriteAll(int fd, ReadOnlySpan<byte> bytes)
+    {
+        fixed (byte* p = bytes)
+        {
+            for (nuint done = 0; done < (nuint)bytes.Length;)
+            {
+                nint n = write(fd, p + done, (nuint)bytes.Length - done);
+                if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                if (n <= 0) return false;
+                done += (nuint)n;
+            }
+        }
+        return true;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fchmod(int fd, uint mode);
+
+    /// <summary>st_mode and st_nlink of an open file (fstat; x86-64 struct stat: st_nlink at 16, st_mode at 24), or null.</summary>
+    public static unsafe (uint Mode, ulong Links)? ModeAndLinks(int fd)
+    {
+        byte* buf = stackalloc byte[144];
+        if (fstat(fd, buf) != 0) return null;
+        return (*(uint*)(buf + 24), *(ulong*)(buf + 16));
+    }
 }

@@ -57,6 +57,27 @@ public sealed class LogTests
         string mount = dir.Sub("log");
         Directory.CreateDirectory(mount);
         string log = Path.Combine(mount, "alumet-hpc.log");
+        string config = Config(dir, log);
+        Assert.Equal(0, SpoolWriterFullDiskTests.Run("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mount));
+        try
+        {
+            string filler = SpoolWriterFullDiskTests.Fill(mount);
+            Assert.Equal(0, Epilog(config));
+            Assert.Equal((0L, Mode0640), (new FileInfo(log).Length, File.GetUnixFileMode(log)));
+            File.Delete(filler);
+            Assert.Equal(0, Epilog(config));
+            Assert.Contains("SLURM_JOB_ID", File.ReadAllText(log));
+            Assert.Equal(Mode0640, File.GetUnixFileMode(log));
+        }
+        finally { SpoolWriterFullDiskTests.Run("umount", "-l", mount); }
+    }
+
+    private const UnixFileMode Mode0640 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
+    private const UnixFileMode Mode0644 = Mode0640 | UnixFileMode.OtherRead;
+    private const UnixFileMode Mode0666 = Mode0644 | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
+
+    private static string Config(TempDir dir, string log)
+    {
         string config = dir.Sub("alumet.toml");
         File.WriteAllText(config, $"""
             [paths]
@@ -65,28 +86,101 @@ public sealed class LogTests
             database = "{dir.Sub("accounting.db")}"
             log_file = "{log}"
             """);
-        Assert.Equal(0, SpoolWriterFullDiskTests.Run("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mount));
+        return config;
+    }
+
+    private static string Existing(string path, string text, UnixFileMode mode)
+    {
+        File.WriteAllText(path, text);
+        File.SetUnixFileMode(path, mode);
+        return path;
+    }
+
+    /// <summary>The real binary's Slurm epilog as slurmd runs it (umask 022). No SLURM_* variable: it logs one error line
+    /// ("SLURM_JOB_ID (unset) is not a job id") and exits 0.</summary>
+    private static int Epilog(string config)
+    {
+        var psi = new ProcessStartInfo("/bin/sh", ["-c", "umask 022; exec \"$0\" slurm epilog --config \"$1\"", TestInstallation.Binary(), config])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("SLURM", StringComparison.Ordinal)).ToList()) psi.Environment.Remove(name);
+        using var p = Process.Start(psi)!;
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+
+    /// <summary>
+    /// A log file that already exists readable by others (0644: left by a version before 93b5575 whose first line failed,
+    /// or made by logrotate's <c>create</c> without a mode) is closed to them by the next hook that opens it (0640, its
+    /// owner's and group's bits kept), and the line is written after what it held. README "Configuration", Logs. Fails on
+    /// 7615b1e: an existing file kept its mode, so every user of the node read its lines for good.
+    /// </summary>
+    [Fact]
+    public void AnExistingLogFileOthersCanReadIsClosedToThemByTheNextHook()
+    {
+        using var dir = new TempDir();
+        string log = Existing(dir.Sub("alumet-hpc.log"), "an earlier line\n", Mode0644);
+        string config = Config(dir, log);
+        Assert.Equal(0, Epilog(config));
+        Assert.Equal(Mode0640, File.GetUnixFileMode(log));
+        string[] lines = File.ReadAllLines(log);
+        Assert.Equal(2, lines.Length);
+        Assert.Equal("an earlier line", lines[0]);
+        Assert.Contains("SLURM_JOB_ID", lines[1]);
+        // Only others' bits go: a group the admin gave write (0664, root:adm) keeps it.
+        File.SetUnixFileMode(log, Mode0644 | UnixFileMode.GroupWrite);
+        Assert.Equal(0, Epilog(config));
+        Assert.Equal((Mode0640 | UnixFileMode.GroupWrite, 3), (File.GetUnixFileMode(log), File.ReadAllLines(log).Length));
+    }
+
+    /// <summary>
+    /// What is not a regular file is written and left as it is: /dev/null as log_file (mode 0666 after the hook), and a
+    /// FIFO a reader drains (its 0666 kept, the line read from it). README "Configuration", Logs.
+    /// </summary>
+    [Fact]
+    public void ADeviceOrAFifoAsTheLogFileIsWrittenAndLeftAsItIs()
+    {
+        using var dir = new TempDir();
+        var devNull = File.GetUnixFileMode("/dev/null");
         try
         {
-            string filler = SpoolWriterFullDiskTests.Fill(mount);
-            // No SLURM_* variable: the epilog logs one error line ("SLURM_JOB_ID (unset) is not a job id") and exits 0.
-            int Epilog()
-            {
-                var psi = new ProcessStartInfo("/bin/sh", ["-c", "umask 022; exec \"$0\" slurm epilog --config \"$1\"", TestInstallation.Binary(), config])
-                    { RedirectStandardOutput = true, RedirectStandardError = true };
-                foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("SLURM", StringComparison.Ordinal)).ToList()) psi.Environment.Remove(name);
-                using var p = Process.Start(psi)!;
-                p.WaitForExit();
-                return p.ExitCode;
-            }
-            const UnixFileMode Mode0640 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
-            Assert.Equal(0, Epilog());
-            Assert.Equal((0L, Mode0640), (new FileInfo(log).Length, File.GetUnixFileMode(log)));
-            File.Delete(filler);
-            Assert.Equal(0, Epilog());
-            Assert.Contains("SLURM_JOB_ID", File.ReadAllText(log));
-            Assert.Equal(Mode0640, File.GetUnixFileMode(log));
+            Assert.Equal(0, Epilog(Config(dir, "/dev/null")));
+            Assert.Equal(devNull, File.GetUnixFileMode("/dev/null"));
         }
-        finally { SpoolWriterFullDiskTests.Run("umount", "-l", mount); }
+        finally { if (File.GetUnixFileMode("/dev/null") != devNull) File.SetUnixFileMode("/dev/null", devNull); }
+
+        string fifo = dir.Sub("log.fifo");
+        Assert.Equal(0, SpoolWriterFullDiskTests.Run("mkfifo", "-m", "666", fifo));
+        // Held open read-write (an open that does not wait for a writer): the hook's opens find a reader, its lines wait in
+        // the pipe until it has exited.
+        using var pipe = new FileStream(File.OpenHandle(fifo, FileMode.Open, FileAccess.ReadWrite), FileAccess.ReadWrite, 0);
+        Assert.Equal(0, Epilog(Config(dir, fifo)));
+        var buffer = new byte[65536];
+        var read = Task.Run(() => pipe.Read(buffer)); // what the pipe holds; waits (and fails below) only if it holds nothing
+        Assert.True(read.Wait(TimeSpan.FromSeconds(10)), "the hook wrote nothing to the FIFO");
+        Assert.Contains("SLURM_JOB_ID", System.Text.Encoding.UTF8.GetString(buffer, 0, read.Result));
+        Assert.Equal(Mode0666, File.GetUnixFileMode(fifo));
+    }
+
+    /// <summary>
+    /// A symbolic link at log_file is never followed (O_NOFOLLOW): the file it points to gets no line and keeps its mode;
+    /// the line is lost (syslog still has it). A file with another name too (a hard link) gets the line but keeps its
+    /// mode: what the log's path names may be a file of the node's own. README "Configuration", Logs. Fails on 7615b1e:
+    /// the link was followed and the line appended to the file it points to.
+    /// </summary>
+    [Fact]
+    public void ALinkAtTheLogPathIsNotFollowedAndAHardLinkedFileKeepsItsMode()
+    {
+        using var dir = new TempDir();
+        string target = Existing(dir.Sub("elsewhere.txt"), "", Mode0644);
+        string log = dir.Sub("alumet-hpc.log");
+        File.CreateSymbolicLink(log, target);
+        Assert.Equal(0, Epilog(Config(dir, log)));
+        Assert.Equal((0L, Mode0644), (new FileInfo(target).Length, File.GetUnixFileMode(target)));
+
+        File.Delete(log);
+        Assert.Equal(0, SpoolWriterFullDiskTests.Run("ln", target, log));
+        Assert.Equal(0, Epilog(Config(dir, log)));
+        Assert.Contains("SLURM_JOB_ID", File.ReadAllText(target));
+        Assert.Equal(Mode0644, File.GetUnixFileMode(target));
     }
 }
