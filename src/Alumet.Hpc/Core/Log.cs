@@ -63,13 +63,15 @@ public static class Log
     /// changed is the file opened, never another one a path names later. A device or a FIFO (/dev/null) is left as it
     /// is; a file with other names too (a hard link) is not changed. Never through a symbolic link (O_NOFOLLOW: a
     /// link in the log's directory is not followed, the line is lost). O_APPEND: the kernel appends each line at the
-    /// end, so processes logging at once (hooks, the sampler) do not write over each other's lines.
+    /// end, so processes logging at once (hooks, the sampler) do not write over each other's lines. O_NONBLOCK: a FIFO
+    /// with no reader fails the open (ENXIO) and a full one the write, rather than holding the hook for good (hooks
+    /// return within their bound whatever happens); the line is lost, syslog has it. A regular file ignores the flag.
     /// </summary>
     private static void Append(string path, byte[] bytes)
     {
-        const int OWrOnly = 1, ONoCtty = 0x100, OAppend = 0x400;
+        const int OWrOnly = 1, ONoCtty = 0x100, OAppend = 0x400, ONonBlock = 0x800;
         const int Mode0640 = 0b110_100_000;
-        int fd = Libc.open_mode(path, OWrOnly | Libc.O_CREAT | OAppend | ONoCtty | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, Mode0640);
+        int fd = Libc.open_mode(path, OWrOnly | Libc.O_CREAT | OAppend | ONoCtty | ONonBlock | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, Mode0640);
         if (fd < 0) return;
         try
         {

@@ -104,7 +104,11 @@ public sealed class LogTests
             { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("SLURM", StringComparison.Ordinal)).ToList()) psi.Environment.Remove(name);
         using var p = Process.Start(psi)!;
-        p.WaitForExit();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(30)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"the epilog had not returned after 30 s (log_file in {config})");
+        }
         return p.ExitCode;
     }
 
@@ -159,6 +163,23 @@ public sealed class LogTests
         Assert.True(read.Wait(TimeSpan.FromSeconds(10)), "the hook wrote nothing to the FIFO");
         Assert.Contains("SLURM_JOB_ID", System.Text.Encoding.UTF8.GetString(buffer, 0, read.Result));
         Assert.Equal(Mode0666, File.GetUnixFileMode(fifo));
+    }
+
+    /// <summary>
+    /// A FIFO as log_file that no process reads does not hold the hook: the open does not wait for a reader (O_NONBLOCK:
+    /// ENXIO), the line is lost to the file (syslog has it) and the epilog exits 0 at once. README "Configuration", Logs.
+    /// Fails on 167ce88: the open waited for a reader for good, and the epilog with it (killed here after 30 s).
+    /// </summary>
+    [Fact]
+    public void AFifoNobodyReadsAsTheLogFileDoesNotHoldTheHook()
+    {
+        using var dir = new TempDir();
+        string fifo = dir.Sub("log.fifo");
+        Assert.Equal(0, SpoolWriterFullDiskTests.Run("mkfifo", "-m", "600", fifo));
+        var clock = Stopwatch.StartNew();
+        Assert.Equal(0, Epilog(Config(dir, fifo)));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the epilog took {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(fifo));
     }
 
     /// <summary>
