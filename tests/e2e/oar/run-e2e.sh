@@ -170,9 +170,26 @@ printf '%s\n' "$TOML_ORIG" > "$LAB/alumet.toml"
 no_sampler || fail "a node sampler still runs after the denied raw job"
 node_alive
 
-# 2. two concurrent jobs, one core each, ONE node sampler for both. Each burns CPU in the middle of its run.
-BUSY="'sleep 3; i=0; while [ \$i -lt 400000 ]; do i=\$((i+1)); done; sleep 4'"
-J2=$(submit "-l core=1,walltime=0:05:00 $BUSY"); J3=$(submit "-l core=1,walltime=0:05:00 $BUSY")
+# The jobs of sections 2 and 2b: each waits at a barrier (a directory both can write) until WANT jobs are in (at most
+# 30 s), then works. OAR may start a job seconds after the one submitted with it, even after that one ended (seen in
+# CI 2026-12-03: job 53 started 0.1 s after job 52's epilogue, 11 s after its submission), and "concurrent" must mean
+# concurrent. In the lab directory, not /tmp: OAR purges a user's /tmp files when each job ends.
+cat > "$LAB/barrier-job.sh" <<'JOB'
+#!/bin/sh
+d=$1 mode=$2 want=${3:-8}
+touch "$d/$$"
+# Counted with a glob, one sleep per check: waiting costs an idle job next to no CPU time.
+n=0; while :; do set -- "$d"/*; { [ $# -ge "$want" ] || [ $n -ge 60 ]; } && break; sleep 0.5; n=$((n + 1)); done
+# A busy job does a fixed amount of work (~5 s of CPU here), not 5 s of wall time: on a loaded machine (CI beside
+# builds, load 12) a 5 s loop got so little CPU that its share was hardly more than an idle job's, whose CPU time is
+# OAR's start-up of the job (busy min 27 J against idle max 17 J): the ratio measured the load, not the attribution.
+if [ "$mode" = busy ]; then awk 'BEGIN { for (i = 0; i < 300000000; i++) s += i }'; sleep 2; else sleep 7; fi
+JOB
+chmod 755 "$LAB/barrier-job.sh"
+
+# 2. two concurrent jobs, one core each, ONE node sampler for both. Each burns CPU once both run.
+BAR2=$LAB/bar2; rm -rf "$BAR2"; mkdir -m 755 "$BAR2"; mkdir -m 1777 "$BAR2/in"
+J2=$(submit "-l core=1,walltime=0:05:00 '$LAB/barrier-job.sh $BAR2/in busy 2'"); J3=$(submit "-l core=1,walltime=0:05:00 '$LAB/barrier-job.sh $BAR2/in busy 2'")
 wait_state "$J2" 30 Running >/dev/null && wait_state "$J3" 30 Running >/dev/null && ok "jobs $J2 and $J3 run concurrently" || fail "jobs $J2/$J3 not concurrent"
 check_escape "$J2"; check_escape "$J3"
 [ "$(cat "$LAB/sampler-of-$J2")" = "$(cat "$LAB/sampler-of-$J3")" ] && ok "jobs $J2 and $J3: one node sampler ($(cat "$LAB/sampler-of-$J2"))" \
@@ -181,6 +198,8 @@ n=$(pgrep -fc "alumet-hpc(-sampler)? node-sampler .*$LAB/alumet.toml" || true)
 [ "$n" = 1 ] && ok "one node-sampler process while both run" || fail "$n node-sampler processes while both run"
 for j in $J2 $J3; do s=$(wait_state "$j" 60 "Terminated|Error"); [ "$s" = Terminated ] || fail "job $j ended '$s'"; done
 check_job "$J2" "concurrent job A" shared; check_job "$J3" "concurrent job B" shared
+[ "$(ls "$BAR2/in" | wc -l)" = 2 ] && ok "2 jobs: both passed the barrier" || fail "2 jobs: only $(ls "$BAR2/in" | wc -l) of 2 reached the barrier"
+rm -rf "$BAR2"
 node_alive
 
 # 2b. eight concurrent jobs (4 busy, 4 idle; the lab declares 8 core resources on the machine's CPUs) on ONE node
@@ -189,20 +208,8 @@ node_alive
 #     (seen in CI: a late job was then alone on the node for 80 % of its run), and "shared" must mean shared.
 #     In the lab directory, not /tmp: OAR purges a user's /tmp files when each job ends.
 BAR8=$LAB/bar8; rm -rf "$BAR8"; mkdir -m 755 "$BAR8"; mkdir -m 1777 "$BAR8/in"
-cat > "$BAR8/job.sh" <<'JOB'
-#!/bin/sh
-d=$1 mode=$2
-touch "$d/$$"
-# Counted with a glob, one sleep per check: waiting costs an idle job next to no CPU time.
-n=0; while :; do set -- "$d"/*; { [ $# -ge 8 ] || [ $n -ge 60 ]; } && break; sleep 0.5; n=$((n + 1)); done
-# A busy job does a fixed amount of work (~5 s of CPU here), not 5 s of wall time: on a loaded machine (CI beside
-# builds, load 12) a 5 s loop got so little CPU that its share was hardly more than an idle job's, whose CPU time is
-# OAR's start-up of the job (busy min 27 J against idle max 17 J): the ratio measured the load, not the attribution.
-if [ "$mode" = busy ]; then awk 'BEGIN { for (i = 0; i < 300000000; i++) s += i }'; sleep 2; else sleep 7; fi
-JOB
-chmod 755 "$BAR8/job.sh"
-J8=(); for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 '$BAR8/job.sh $BAR8/in busy'")"); done
-for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 '$BAR8/job.sh $BAR8/in idle'")"); done
+J8=(); for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 '$LAB/barrier-job.sh $BAR8/in busy'")"); done
+for i in 1 2 3 4; do J8+=("$(submit "-l core=1,walltime=0:05:00 '$LAB/barrier-job.sh $BAR8/in idle'")"); done
 running=0; for j in "${J8[@]}"; do [ -n "$j" ] && wait_state "$j" 30 Running >/dev/null && running=$((running + 1)); done
 [ "$running" = 8 ] && ok "8 jobs (${J8[*]}) run concurrently" || fail "only $running of 8 jobs (${J8[*]}) ran at once"
 pids=""; for _ in $(seq 1 10); do pids="$pids $(pgrep -f "alumet-hpc(-sampler)? node-sampler .*$LAB/alumet.toml" | tr '\n' ' ')"; sleep 0.3; done
