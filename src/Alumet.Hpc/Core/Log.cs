@@ -76,7 +76,7 @@ public static class Log
         try
         {
             const uint TypeMask = 0xF000, Regular = 0x8000, Others = 0b000_000_111;
-            if (Libc.ModeAndLinks(fd) is var (mode, links) && (mode & TypeMask) == Regular && links == 1 && (mode & Others) != 0)
+            if (Libc.FileStatus(fd) is var (mode, links, _, _) && (mode & TypeMask) == Regular && links == 1 && (mode & Others) != 0)
                 Libc.fchmod(fd, mode & 0xFFF & ~Others);
             Libc.WriteAll(fd, bytes);
         }

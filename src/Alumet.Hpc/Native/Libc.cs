@@ -227,11 +227,16 @@ internal static partial class Libc
     public static unsafe partial int fstat(int fd, byte* buf);
 
     /// <summary>Mode, owner and group of an open file (fstat: the file itself, whatever path led to it).</summary>
-    public static unsafe (uint Mode, int Uid, int Gid)? FileOwner(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    public static (uint Mode, int Uid, int Gid)? FileOwner(Microsoft.Win32.SafeHandles.SafeFileHandle handle) =>
+        FileStatus((int)handle.DangerousGetHandle()) is var (mode, _, uid, gid) ? (mode, uid, gid) : null;
+
+    /// <summary>st_mode, st_nlink, st_uid and st_gid of an open file (fstat; x86-64 struct stat: st_nlink at 16, st_mode at
+    /// 24, st_uid at 28, st_gid at 32), or null.</summary>
+    public static unsafe (uint Mode, ulong Links, int Uid, int Gid)? FileStatus(int fd)
     {
         byte* buf = stackalloc byte[144];
-        if (fstat((int)handle.DangerousGetHandle(), buf) != 0) return null;
-        return (*(uint*)(buf + 24), *(int*)(buf + 28), *(int*)(buf + 32));
+        if (fstat(fd, buf) != 0) return null;
+        return (*(uint*)(buf + 24), *(ulong*)(buf + 16), *(int*)(buf + 28), *(int*)(buf + 32));
     }
 
     public const int RLIMIT_NOFILE = 7;
@@ -268,11 +273,4 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int fchmod(int fd, uint mode);
 
-    /// <summary>st_mode and st_nlink of an open file (fstat; x86-64 struct stat: st_nlink at 16, st_mode at 24), or null.</summary>
-    public static unsafe (uint Mode, ulong Links)? ModeAndLinks(int fd)
-    {
-        byte* buf = stackalloc byte[144];
-        if (fstat(fd, buf) != 0) return null;
-        return (*(uint*)(buf + 24), *(ulong*)(buf + 16));
-    }
 }
