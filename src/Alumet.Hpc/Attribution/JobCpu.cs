@@ -278,16 +278,23 @@ public sealed class JobCpu : IDisposable
         for (int i = 0; i < listed.Count; i++)
         {
             var e = listed[i];
-            if (!e.Reader.TryReadNs(out ulong ns) || (ns == e.LastNs && !Directory.Exists(e.Cgroup.Directory))) return false;
+            if (!TryReadStillThere(e, out ulong ns)) return false;
             _readings[i] = ns;
         }
-        for (int i = 0; i < listed.Count; i++)
-        {
-            var e = listed[i];
-            steps.Add((e.Cgroup.Step, _readings[i] - Math.Min(_readings[i], e.LastNs)));
-            e.LastNs = _readings[i];
-        }
+        for (int i = 0; i < listed.Count; i++) Take(listed[i], _readings[i], steps);
         return true;
+    }
+
+    /// <summary>A known step's usage, false when it is gone: its read fails (cgroupfs: ENODEV once removed) or its usage
+    /// stopped and its directory is gone.</summary>
+    private static bool TryReadStillThere(StepEntry e, out ulong ns) =>
+        e.Reader.TryReadNs(out ns) && (ns != e.LastNs || Directory.Exists(e.Cgroup.Directory));
+
+    /// <summary>A known step's part of the period: its usage since its last read.</summary>
+    private static void Take(StepEntry e, ulong ns, List<(string Step, ulong Ns)> steps)
+    {
+        steps.Add((e.Cgroup.Step, ns - Math.Min(ns, e.LastNs)));
+        e.LastNs = ns;
     }
 
     /// <summary>
@@ -365,16 +372,11 @@ public sealed class JobCpu : IDisposable
         for (int i = 0; i < _listed.Count; i++)
         {
             var e = _listed[i];
-            if (!e.Reader.TryReadNs(out ulong ns) || (ns == e.LastNs && !Directory.Exists(e.Cgroup.Directory)))
-            {
-                e.Reader.Dispose();
-                _steps.Remove(e.Cgroup.Directory);
-                _vanished.Add(e);
-                _listed.RemoveAt(i--);
-                continue;
-            }
-            steps.Add((e.Cgroup.Step, ns - Math.Min(ns, e.LastNs)));
-            e.LastNs = ns;
+            if (TryReadStillThere(e, out ulong ns)) { Take(e, ns, steps); continue; }
+            e.Reader.Dispose();
+            _steps.Remove(e.Cgroup.Directory);
+            _vanished.Add(e);
+            _listed.RemoveAt(i--);
         }
     }
 
