@@ -97,12 +97,22 @@ public static class HostList
     /// <exception cref="FormatException">Unbalanced brackets, a bad range or too many hosts; one line for the user.</exception>
     public static IEnumerable<string> Expand(string expression)
     {
-        if (Parse(expression) is not { } e) return [expression];
         Count(expression); // at most MaxHosts, said before any name is built
+        return Build(expression);
+    }
+
+    /// <summary>The hosts of an expression <see cref="Count"/> accepted; what follows its first bracket built once.</summary>
+    private static List<string> Build(string expression)
+    {
+        if (Parse(expression) is not { } e) return [expression];
+        var rests = Build(e.Suffix);
         var hosts = new List<string>();
         foreach (var (lo, hi, width) in e.Ranges)
             for (long i = lo; i <= hi; i++)
-                foreach (var rest in Expand(e.Suffix)) hosts.Add(e.Prefix + i.ToString(CultureInfo.InvariantCulture).PadLeft(width, '0') + rest);
+            {
+                string head = e.Prefix + i.ToString(CultureInfo.InvariantCulture).PadLeft(width, '0');
+                foreach (var rest in rests) hosts.Add(head + rest);
+            }
         return hosts;
     }
 
