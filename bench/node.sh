@@ -331,22 +331,22 @@ busy_rounds() {
     done
 }
 # busy_rows: per job count, each side's machine CPU and the paired differences, in points of all CPUs (µs/s / (CPUs x 1e4)).
+# busy_ci EXPR: the rounds' EXPR (awk, over the columns of $f) in points of all CPUs, as mean_ci gives it.
+busy_ci() { awk -v d="$pts" "{ print ($1) / d }" "$f" | mean_ci /dev/stdin 1; }
 busy_rows() {
-    local n f k pts
+    local n f k pts c
     pts=$(( $(nproc) * 10000 ))
     nrow "" "machine CPU, % of all CPUs [CI]" "" "own threads %" "target" "result"
     for n in $BUSY_JOBS; do
         f=$WORK/busy-$n.txt
-        nrow "nothing, $n job(s) registered" "$(ci_text "$(awk -v d=$pts '{ print $1 / d }' "$f" | mean_ci /dev/stdin 1)")" "" "" "" ""
+        nrow "nothing, $n job(s) registered" "$(ci_text "$(busy_ci '$1')")" "" "" "" ""
         for k in "C 2 5" "Cstore 3 6" "ours 4 7"; do
             set -- $k
-            nrow "$1, $n job(s)" "$(ci_text "$(awk -v d=$pts -v c=$2 '{ print $c / d }' "$f" | mean_ci /dev/stdin 1)")" "" \
+            nrow "$1, $n job(s)" "$(ci_text "$(busy_ci "\$$2")")" "" \
                  "$(awk -v d=$pts -v c=$3 '{ s += $c / d } END { printf "%.3f", s / NR }' "$f")" "" ""
         done
-        nrow "  ours - C, $n job(s)" "$(ci_text "$(awk -v d=$pts '{ print ($4 - $2) / d }' "$f" | mean_ci /dev/stdin 1)")" "" "" "<= C" \
-             "$(no_worse "$(awk -v d=$pts '{ print ($4 - $2) / d }' "$f" | mean_ci /dev/stdin 1)")"
-        nrow "  ours - C storing, $n job(s)" "$(ci_text "$(awk -v d=$pts '{ print ($4 - $3) / d }' "$f" | mean_ci /dev/stdin 1)")" "" "" "<= C" \
-             "$(no_worse "$(awk -v d=$pts '{ print ($4 - $3) / d }' "$f" | mean_ci /dev/stdin 1)")"
+        c=$(busy_ci '$4 - $2'); nrow "  ours - C, $n job(s)" "$(ci_text "$c")" "" "" "<= C" "$(no_worse "$c")"
+        c=$(busy_ci '$4 - $3'); nrow "  ours - C storing, $n job(s)" "$(ci_text "$c")" "" "" "<= C" "$(no_worse "$c")"
         nrow "  beyond own threads: C, Cstore, ours" "$(awk -v d=$pts '{ c += ($2 - $1 - $5) / d; s += ($3 - $1 - $6) / d; o += ($4 - $1 - $7) / d } END { printf "%.3f, %.3f, %.3f", c / NR, s / NR, o / NR }' "$f")" "" "" "" ""
     done
     awk -v d=$pts '{ s += $1 / d; n++ } END { if (n && s / n > 20) printf "WARNING: the machine was busy (%.1f %% of all CPUs with nothing running): a saturated machine hides any cost; run it on an idle one\n", s / n }' "$WORK"/busy-*.txt
