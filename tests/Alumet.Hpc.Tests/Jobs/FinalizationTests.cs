@@ -144,8 +144,8 @@ public class FinalizationTests
         foreach (string f in Directory.EnumerateFiles(dir)) File.SetLastWriteTimeUtc(f, twoDaysAgo);
         Directory.SetLastWriteTimeUtc(dir, twoDaysAgo);
 
-        Assert.Equal(0, Exec(install, "1"));
-        Assert.Equal(0, Exec(install, "2"));
+        Assert.Equal(0, Exec(install, "9311"));
+        Assert.Equal(0, Exec(install, "9312"));
 
         Assert.True(File.Exists(Path.Combine(dir, SpoolWriter.RecordsFile)), "a kept spool whose export is pending (the only copy) was removed by age");
         string warning = $"job state {dir} is kept: it is older than state_max_age_h and its Parquet export is pending (its spool is the only copy; a later job's end on this node retries it)";
@@ -219,6 +219,10 @@ public class FinalizationTests
         return dir;
     }
 
+    /// <summary>An exec job on the test's installation. Its id names a cgroup of the machine's (exec_ID under the real
+    /// cgroup root, as in production), which every test class running at the same time shares: ids of their own (93xx,
+    /// 95xx), not the 1, 2, ... other tests' exec counters pick, which an exec with a given --job-id takes for one in use
+    /// (exit 2, seen once in CI on 2026-12-03).</summary>
     private static int Exec(TestInstallation install, string jobId) =>
         ExecCommand.Run(install.ConfigPath, jobId, null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary());
 
@@ -254,7 +258,7 @@ public class FinalizationTests
         Directory.Move(elsewhere, moved);
         Directory.CreateSymbolicLink(elsewhere, moved);
 
-        Assert.Equal(0, Exec(install, "1"));
+        Assert.Equal(0, Exec(install, "9321"));
 
         Assert.False(Directory.Exists(exportedDay), "an exported day's spool that no job reads was not removed");
         Assert.False(Directory.Exists(doneDay));
@@ -276,7 +280,7 @@ public class FinalizationTests
         // unexported day's warning is said once in all.
         foreach (string f in Directory.EnumerateFiles(reader)) File.SetLastWriteTimeUtc(f, now.AddDays(-2));
         Directory.SetLastWriteTimeUtc(reader, now.AddDays(-2));
-        Assert.Equal(0, Exec(install, "2"));
+        Assert.Equal(0, Exec(install, "9322"));
         Assert.False(Directory.Exists(reader));
         Assert.False(Directory.Exists(namedDay), "the day of a pruned job's node-windows was not removed");
         Assert.True(Directory.Exists(unexported));
@@ -318,7 +322,7 @@ public class FinalizationTests
         Exported(install, day); // the export of the sampler before it finishes now
         Period(3);              // in the sampler's buffer only
 
-        Assert.Equal(0, Exec(install, "1"));
+        Assert.Equal(0, Exec(install, "9331"));
         Assert.True(Directory.Exists(day), "a job's finalization removed the day a sampler has open");
 
         node.Close(4000 * Ms, wall0 + 4000 * Ms);
@@ -326,7 +330,7 @@ public class FinalizationTests
         Assert.Equal(24, NodeReadWindows.RecordsIn(day)); // and the closing period's
         string file = NodeSpool.ParquetPath(cfg, "local", Environment.MachineName, "2024-10-03");
         Assert.Equal(24L, Convert.ToInt64(ExecBinaryTests.Scalar($"SELECT count(*) FROM read_parquet('{file}')")));
-        Assert.Equal(0, Exec(install, "2")); // closed and exported whole: removed now
+        Assert.Equal(0, Exec(install, "9332")); // closed and exported whole: removed now
         Assert.False(Directory.Exists(day));
     }
 
@@ -627,7 +631,7 @@ public class FinalizationTests
         Assert.Equal([state, aside], Directory.GetDirectories(slurm).OrderBy(d => d != state));
 
         Age(slurm, DateTime.UtcNow.AddDays(-2));
-        Assert.Equal(0, Exec(install, "1")); // a later job's finalization prunes
+        Assert.Equal(0, Exec(install, "9341")); // a later job's finalization prunes
 
         Assert.Equal([], Directory.GetFileSystemEntries(slurm).Select(Path.GetFileName));
     }
