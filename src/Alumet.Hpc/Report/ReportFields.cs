@@ -148,11 +148,11 @@ public static class ReportFields
                 string w = raw[(pct + 1)..];
                 if (w.StartsWith('-')) { left = true; w = w[1..]; }
                 if (!int.TryParse(w, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < 1 || n > 1000)
-                    throw new FormatException($"bad width in --format field '{raw}' (expected e.g. JobID%20)");
+                    throw new FormatException($"bad width in --format field '{ReportCommand.Printable(raw)}' (expected e.g. JobID%20)");
                 width = n;
             }
             var field = Find(name) ?? throw new FormatException(
-                $"unknown --format field '{name}' (known: {string.Join(",", All.Select(f => f.Name))})");
+                $"unknown --format field '{ReportCommand.Printable(name)}' (known: {string.Join(",", All.Select(f => f.Name))})");
             specs.Add(new FieldSpec(field, width ?? field.Width, left));
         }
         if (specs.Count == 0) throw new FormatException("--format needs at least one field");

@@ -134,6 +134,24 @@ public sealed class ReportNativeTests
     }
 
     /// <summary>
+    /// A -o that cannot be read echoes the user's text as every other echoed argument (ReportCommand.Printable): control
+    /// and format characters as '?', so no terminal escape or line break of theirs reaches a terminal or a log. The field
+    /// name and the width were echoed as typed.
+    /// </summary>
+    [Fact]
+    public void AFormatThatCannotBeReadEchoesItsTextSafely()
+    {
+        using var install = ExecBinaryTests.NewInstall();
+        Exec(install, "62", "true");
+        var width = Report("--config", install.ConfigPath, "-P", "-o", "JobID%2\u001b[2J\u001b]0;pwned\u0007");
+        Assert.Equal((2, "", "alumet-report: error: bad width in --format field 'JobID%2?[2J?]0;pwned?' (expected e.g. JobID%20)\n"), width);
+        var field = Report("--config", install.ConfigPath, "-P", "-o", "JobID,Job\u001b]0;pwned\u0007x\rID\u202E");
+        Assert.Equal((2, ""), (field.Code, field.Out));
+        Assert.StartsWith("alumet-report: error: unknown --format field 'Job?]0;pwned?x?ID?' (known: JobID,", field.Err);
+        Assert.DoesNotContain(field.Err.TrimEnd('\n'), c => char.IsControl(c) || c == '\u202E');
+    }
+
+    /// <summary>
     /// A job of the caller's that -s, -S/-E, -N or --name leaves out read as plainly "not found" (as if it did not exist);
     /// the note now names the filters. sacct's -D/--duplicates is --runs.
     /// </summary>
