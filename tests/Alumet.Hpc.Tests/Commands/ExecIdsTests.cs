@@ -1,0 +1,50 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Alumet.Hpc.Attribution;
+using Alumet.Hpc.Tests.Fakes;
+
+namespace Alumet.Hpc.Tests.Commands;
+
+/// <summary>
+/// The exec job ids of the tests (<see cref="ExecIds"/>): an exec as root makes its cgroup exec_ID under the machine's
+/// real cgroup root, shared by every test class running at the same time.
+/// </summary>
+public class ExecIdsTests
+{
+    /// <summary>
+    /// Two classes' execs at once, as ExecBinaryTests (an exec held for a whole test) and ReportNativeTests (a short
+    /// exec on its own installation) run them: both run. With the id both classes gave on 13b113e (61), the second is
+    /// refused: "exit 2: alumet-hpc: exec: exec job 61 is already running (another exec holds its cgroup
+    /// /sys/fs/cgroup/cpuacct/alumet/exec_61); give another --job-id (nothing was measured)".
+    /// </summary>
+    [Fact]
+    public void TwoClassesExecsAtOnceBothRun()
+    {
+        if (Environment.UserName != "root" || ExecCgroup.Hierarchy("/sys/fs/cgroup") is null) return; // no exec cgroup here
+        using var holding = ExecBinaryTests.NewInstall();
+        string held = ExecIds.Next();
+        using var running = new ExecBinaryTests.RunningExec(holding, held, "--no-report");
+        ExecBinaryTests.WaitFor(() => File.Exists(Path.Combine(holding.Config.Paths.StateDir, "exec", held, Alumet.Hpc.Jobs.JobRegistration.File)), "the held exec's registration");
+
+        using var other = ExecBinaryTests.NewInstall();
+        string id = ExecIds.Next();
+        using var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", other.ConfigPath, "--job-id", id, "--no-report", "--", "true"])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"exit {p.ExitCode}: {stderr}");
+        Assert.True(running.Finish().ExitCode == 0, "the held exec");
+    }
+
+    /// <summary>Calls from many threads never get the same id; each is this process's (pid × PerProcess + n), far above
+    /// the ids an installation's own exec counter picks (1, 2, ...).</summary>
+    [Fact]
+    public void IdsAreUniqueAcrossThreadsAndThisProcesssOwn()
+    {
+        var ids = new ConcurrentBag<string>();
+        Parallel.For(0, 8, _ => { for (int i = 0; i < 25; i++) ids.Add(ExecIds.Next()); });
+        Assert.Equal(200, ids.Distinct().Count());
+        Assert.All(ids, id => Assert.Equal(Environment.ProcessId, long.Parse(id) / ExecIds.PerProcess));
+        Assert.All(ids, id => Assert.True(Alumet.Hpc.Schedulers.SchedulerInput.IsJobId(id), id));
+    }
+}
