@@ -91,8 +91,9 @@ public class ExecBinaryTests
         using var install = NewInstall();
         const ulong e0 = 200_000_000_000; // 200 kJ: a reset taken for a wrap would add 62_143_328_851 µJ
         install.Powercap.SetEnergy("intel-rapl:0", e0);
-        string state = Path.Combine(install.Config.Paths.StateDir, "exec", "61");
-        using var exec = new RunningExec(install, "61", "--no-report");
+        string id = ExecIds.Next();
+        string state = Path.Combine(install.Config.Paths.StateDir, "exec", id);
+        using var exec = new RunningExec(install, id, "--no-report");
         WaitFor(() => Flushed(state, "node", "cpu_package").Count > 0, "the first flushed records (counters primed)");
 
         install.Powercap.SetEnergy("intel-rapl:0", e0 + 3_000_000);               // +3 J
@@ -105,7 +106,7 @@ public class ExecBinaryTests
         Assert.True(rc == 0, stderr);
 
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("61"));
+        var row = Assert.Single(db.GetJob(id));
         Assert.Equal(5.0, row.Energy.PackageJ, 12);
         Assert.Equal(5.0, row.TotalEnergyJ, 12);
         Assert.Equal(JobStatus.Partial, row.Status);
@@ -114,14 +115,14 @@ public class ExecBinaryTests
 
         string pq = row.ParquetPath;
         Assert.Equal(5.0, Convert.ToDouble(Scalar($"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{pq}') WHERE consumer = 'node' AND resource_kind = 'cpu_package'")), 9);
-        Assert.Equal(5.0, Convert.ToDouble(Scalar($"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{pq}') WHERE consumer = 'job:61' AND resource_kind = 'cpu_package'")), 9);
+        Assert.Equal(5.0, Convert.ToDouble(Scalar($"SELECT sum(energy_raw * joules_per_unit) FROM read_parquet('{pq}') WHERE consumer = 'job:{id}' AND resource_kind = 'cpu_package'")), 9);
         // The flag is on exactly one row of the node's and one of the job's package series, on no other domain.
         Assert.Equal(1L, Convert.ToInt64(Scalar($"SELECT count(*) FROM read_parquet('{pq}') WHERE (flags & 4) <> 0 AND consumer = 'node'")));
-        Assert.Equal(1L, Convert.ToInt64(Scalar($"SELECT count(*) FROM read_parquet('{pq}') WHERE (flags & 4) <> 0 AND consumer = 'job:61'")));
+        Assert.Equal(1L, Convert.ToInt64(Scalar($"SELECT count(*) FROM read_parquet('{pq}') WHERE (flags & 4) <> 0 AND consumer = 'job:{id}'")));
         Assert.Equal(0L, Convert.ToInt64(Scalar($"SELECT count(*) FROM read_parquet('{pq}') WHERE (flags & 4) <> 0 AND resource_kind <> 'cpu_package'")));
 
         // The report says it.
-        var report = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["report", "--job", "61", "--config", install.ConfigPath])
+        var report = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["report", "--job", id, "--config", install.ConfigPath])
             { RedirectStandardOutput = true, RedirectStandardError = true })!;
         string text = report.StandardOutput.ReadToEnd() + report.StandardError.ReadToEnd();
         report.WaitForExit();

@@ -14,13 +14,14 @@ public class ExecCommandTests
     {
         using var install = new TestInstallation(PowercapTree.Standard(1));
         var output = new StringWriter();
-        int rc = ExecCommand.Run(install.ConfigPath, "5" + expected, null, null, noReport: false, ["sh", "-c", script], output, TestInstallation.Binary());
+        string id = ExecIds.Next();
+        int rc = ExecCommand.Run(install.ConfigPath, id, null, null, noReport: false, ["sh", "-c", script], output, TestInstallation.Binary());
         Assert.Equal(expected, rc);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("5" + expected));
+        var row = Assert.Single(db.GetJob(id));
         Assert.Equal("exec", row.Scheduler);
         Assert.Equal(JobStatus.Complete, row.Status);
-        Assert.Contains($"job 5{expected}", output.ToString());
+        Assert.Contains($"job {id}", output.ToString());
     }
 
     [Theory]

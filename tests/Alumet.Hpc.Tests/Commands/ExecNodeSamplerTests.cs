@@ -178,19 +178,20 @@ public class ExecNodeSamplerTests
     {
         if (ExecCgroup.Hierarchy("/sys/fs/cgroup") is not var (hierarchy, version)) return; // no cgroup v1/v2 mount here
         using var install = ExecBinaryTests.NewInstall("linger_s = 0");
+        string id = ExecIds.Next();
         var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(),
-            ["exec", "--config", install.ConfigPath, "--job-id", "93", "--no-report", "--", "cat", "/proc/self/cgroup"])
+            ["exec", "--config", install.ConfigPath, "--job-id", id, "--no-report", "--", "cat", "/proc/self/cgroup"])
             { RedirectStandardOutput = true, RedirectStandardError = true })!;
         string stdout = p.StandardOutput.ReadToEnd(), stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
         Assert.True(p.ExitCode == 0, stderr);
         Assert.Equal("", stderr);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        Assert.Equal("exclusive", Assert.Single(db.GetJob("93")).AttributionMode); // alone on the node: the whole node, as before
+        Assert.Equal("exclusive", Assert.Single(db.GetJob(id)).AttributionMode); // alone on the node: the whole node, as before
         // "id:controllers:path" of the hierarchy exec chose (v2: "0::path").
-        Assert.Contains(stdout.Split('\n').Select(l => l.Split(':', 3)).Where(f => f.Length == 3), f => f[2] == "/alumet/exec_93"
+        Assert.Contains(stdout.Split('\n').Select(l => l.Split(':', 3)).Where(f => f.Length == 3), f => f[2] == $"/alumet/exec_{id}"
             && (version == CgroupVersion.V2 ? f[0] == "0" : f[1].Split(',').Order().SequenceEqual(Path.GetFileName(hierarchy).Split(',').Order())));
-        Assert.False(Directory.Exists(Path.Combine(hierarchy, "alumet", "exec_93")), "the cgroup is removed after the command");
+        Assert.False(Directory.Exists(Path.Combine(hierarchy, "alumet", $"exec_{id}")), "the cgroup is removed after the command");
     }
 
     /// <summary>A command that leaves a process running keeps its cgroup busy: exec says so, and removes nothing else.</summary>
@@ -199,9 +200,10 @@ public class ExecNodeSamplerTests
     {
         if (ExecCgroup.Hierarchy("/sys/fs/cgroup") is not var (hierarchy, _)) return; // no cgroup v1/v2 mount here
         using var install = ExecBinaryTests.NewInstall("linger_s = 0");
-        string pidFile = install.PathOf("left.pid"), dir = Path.Combine(hierarchy, "alumet", "exec_94");
+        string id = ExecIds.Next();
+        string pidFile = install.PathOf("left.pid"), dir = Path.Combine(hierarchy, "alumet", $"exec_{id}");
         var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(),
-            ["exec", "--config", install.ConfigPath, "--job-id", "94", "--no-report", "--", "sh", "-c", $"sleep 30 </dev/null >/dev/null 2>&1 & echo $! > '{pidFile}'"])
+            ["exec", "--config", install.ConfigPath, "--job-id", id, "--no-report", "--", "sh", "-c", $"sleep 30 </dev/null >/dev/null 2>&1 & echo $! > '{pidFile}'"])
             { RedirectStandardOutput = true, RedirectStandardError = true })!;
         string stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
@@ -224,21 +226,22 @@ public class ExecNodeSamplerTests
     {
         if (ExecCgroup.Hierarchy("/sys/fs/cgroup") is not var (hierarchy, _)) return; // no cgroup v1/v2 mount here
         using var install = ExecBinaryTests.NewInstall("linger_s = 0");
-        using var first = new ExecBinaryTests.RunningExec(install, "97", "--no-report");
-        string dir = Path.Combine(hierarchy, "alumet", "exec_97");
-        ExecBinaryTests.WaitFor(() => File.Exists(Path.Combine(install.Config.Paths.StateDir, "exec", "97", Alumet.Hpc.Jobs.JobRegistration.File)), "the first exec's registration");
+        string id = ExecIds.Next();
+        using var first = new ExecBinaryTests.RunningExec(install, id, "--no-report");
+        string dir = Path.Combine(hierarchy, "alumet", $"exec_{id}");
+        ExecBinaryTests.WaitFor(() => File.Exists(Path.Combine(install.Config.Paths.StateDir, "exec", id, Alumet.Hpc.Jobs.JobRegistration.File)), "the first exec's registration");
         string marker = install.PathOf("second-ran");
-        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", install.ConfigPath, "--job-id", "97", "--", "touch", marker])
+        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", install.ConfigPath, "--job-id", id, "--", "touch", marker])
             { RedirectStandardOutput = true, RedirectStandardError = true })!;
         string stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
         Assert.Equal(2, p.ExitCode);
-        Assert.Equal($"alumet-hpc: exec: exec job 97 is already running (another exec holds its cgroup {dir}); give another --job-id (nothing was measured)\n", stderr);
+        Assert.Equal($"alumet-hpc: exec: exec job {id} is already running (another exec holds its cgroup {dir}); give another --job-id (nothing was measured)\n", stderr);
         Assert.False(File.Exists(marker));
         var (rc, _, err) = first.Finish();
         Assert.True(rc == 0, err);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        Assert.Equal(JobStatus.Complete, Assert.Single(db.GetJob("97")).Status);
+        Assert.Equal(JobStatus.Complete, Assert.Single(db.GetJob(id)).Status);
     }
 
     /// <summary>

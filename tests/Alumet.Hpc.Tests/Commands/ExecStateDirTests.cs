@@ -25,15 +25,16 @@ public sealed class ExecStateDirTests
         Directory.CreateDirectory(install.Config.Paths.StateDir, (UnixFileMode)0b111_101_101);
         File.SetUnixFileMode(install.Config.Paths.StateDir, (UnixFileMode)0b111_101_101);
         string exec = Path.Combine(install.Config.Paths.StateDir, "exec");
+        string id = ExecIds.Next();
         if (leftOpen) Directory.CreateDirectory(exec, (UnixFileMode)0b111_101_101);
         using (var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(),
-                   ["exec", "--config", install.ConfigPath, "--job-id", "731", "--no-report", "--", "/bin/true"])
+                   ["exec", "--config", install.ConfigPath, "--job-id", id, "--no-report", "--", "/bin/true"])
                    { RedirectStandardOutput = true, RedirectStandardError = true })!)
         {
             string stderr = p.StandardError.ReadToEnd();
             p.WaitForExit();
             Assert.True(p.ExitCode == 0, stderr);
         }
-        Schedulers.Slurm.SchedulerStateDirTests.AssertRootsOnly(exec, "731");
+        Schedulers.Slurm.SchedulerStateDirTests.AssertRootsOnly(exec, id);
     }
 }
