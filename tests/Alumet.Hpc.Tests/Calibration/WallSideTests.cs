@@ -38,7 +38,8 @@ public class WallSideTests
         // The textbook fit of WallModelTests: a = 1.4, b = 9 W, VarB = 7, σ = √10 W.
         // RAPL counters stay still: the job's measured energy is 0 J, so wall = b × T and u² = T²·VarB + (σT)² exactly.
         using var calib = new TempTree("calib");
-        var (model, install, row) = ExecOnCalibratedNode(calib, 0, "77", "1");
+        string id = ExecIds.Next();
+        var (model, install, row) = ExecOnCalibratedNode(calib, 0, id, "1");
         using var _ = install;
         double t = row.ElapsedS;
         Assert.Equal(0, row.TotalEnergyJ);
@@ -49,7 +50,7 @@ public class WallSideTests
 
         var o = new StringWriter();
         var env = new ReportEnvironment(0, true, install.Config.Paths.Database, o, new StringWriter());
-        Assert.Equal(0, ReportCommand.Run(["--job", "77", "--json"], env));
+        Assert.Equal(0, ReportCommand.Run(["--job", id, "--json"], env));
         using var json = JsonDocument.Parse(o.ToString());
         var job = json.RootElement.GetProperty("jobs")[0];
         var wall = job.GetProperty("wall_model_energy");
@@ -57,11 +58,11 @@ public class WallSideTests
         Assert.Equal(row.WallModelUncertaintyJ, wall.GetProperty("standard_uncertainty").GetDouble(), 6);
         Assert.Equal("model", wall.GetProperty("kind").GetString());
         Assert.Contains(job.GetProperty("notes").EnumerateArray(),
-            n => n.GetString()!.StartsWith("MODEL: job 77 on ", StringComparison.Ordinal));
+            n => n.GetString()!.StartsWith($"MODEL: job {id} on ", StringComparison.Ordinal));
 
         o.GetStringBuilder().Clear();
-        Assert.Equal(0, ReportCommand.Run(["--job", "77", "-o", "JobID,WallModelEnergy", "-P", "--noconvert", "-n"], env));
-        Assert.Equal($"77|{ReportFields.Raw(9 * t, 6)}±{ReportFields.Raw(row.WallModelUncertaintyJ, 6)}", o.ToString().Split('\n')[0]);
+        Assert.Equal(0, ReportCommand.Run(["--job", id, "-o", "JobID,WallModelEnergy", "-P", "--noconvert", "-n"], env));
+        Assert.Equal($"{id}|{ReportFields.Raw(9 * t, 6)}±{ReportFields.Raw(row.WallModelUncertaintyJ, 6)}", o.ToString().Split('\n')[0]);
 
         using var duck = new DuckDBConnection("Data Source=:memory:");
         duck.Open();
@@ -75,13 +76,14 @@ public class WallSideTests
     {
         // Calibrated over 100-130 W of measured power (a = 1.4, b = -131 W); the job's node draws 0 W (counters still).
         using var calib = new TempTree("calib");
-        var (model, install, row) = ExecOnCalibratedNode(calib, 100, "79", "0.5");
+        string id = ExecIds.Next();
+        var (model, install, row) = ExecOnCalibratedNode(calib, 100, id, "0.5");
         using var _ = install;
         const string note = "; EXTRAPOLATED for this job: the node drew 0 W of (cpu_package+dram) on average, outside the 100-130 W the calibration covered (rerun `alumet-hpc calibrate` with loads that reach it)";
         Assert.Equal(model.Describe() + note, row.WallModel);
 
         var o = new StringWriter();
-        Assert.Equal(0, ReportCommand.Run(["--job", "79"], new ReportEnvironment(0, true, install.Config.Paths.Database, o, new StringWriter())));
+        Assert.Equal(0, ReportCommand.Run(["--job", id], new ReportEnvironment(0, true, install.Config.Paths.Database, o, new StringWriter())));
         Assert.Contains("EXTRAPOLATED for this job: the node drew 0 W", o.ToString());
     }
 
@@ -89,9 +91,10 @@ public class WallSideTests
     public void AnUncalibratedNodeHasNoWallModelFields()
     {
         using var install = new TestInstallation(PowercapTree.Standard(1));
-        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "78", null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
+        string id = ExecIds.Next();
+        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, id, null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("78"));
+        var row = Assert.Single(db.GetJob(id));
         Assert.Equal("", row.WallModel);
         Assert.Equal(0, row.WallModelEnergyJ);
     }

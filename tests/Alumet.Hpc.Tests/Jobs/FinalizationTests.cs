@@ -83,10 +83,9 @@ public class FinalizationTests
     {
         // The count: 216 jobs left 216 state dirs (44 MB). Each exec run here finalizes its own job.
         using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100");
-        // Ids 9001-9216: an exec's cgroup is the machine's (alumet-exec-<id> under the real cgroup root), so an id that
-        // a test in another class runs at the same time (exec's own ids count from 1 in each state dir) is refused.
-        for (int i = 9001; i <= 9216; i++)
-            Assert.Equal(0, ExecCommand.Run(install.ConfigPath, i.ToString(), null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
+        var ids = Enumerable.Range(0, 216).Select(_ => ExecIds.Next()).ToList();
+        foreach (string id in ids)
+            Assert.Equal(0, ExecCommand.Run(install.ConfigPath, id, null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
 
         string execState = Path.Combine(install.Config.Paths.StateDir, "exec");
         Assert.Empty(Directory.EnumerateDirectories(execState));
@@ -95,7 +94,7 @@ public class FinalizationTests
         Assert.Equal(216, left.Count);
         Assert.True(Directory.EnumerateFiles(execState).Sum(f => new FileInfo(f).Length) < 216 * 48, "one short marker per job (its outcome and run)");
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        Assert.Equal(216, Enumerable.Range(9001, 216).Count(i => db.GetJob(i.ToString()).Count == 1));
+        Assert.Equal(216, ids.Count(id => db.GetJob(id).Count == 1));
     }
 
     [Fact]
@@ -118,8 +117,8 @@ public class FinalizationTests
         File.SetLastWriteTimeUtc(Path.Combine(newDir, SpoolWriter.RecordsFile), DateTime.UtcNow.AddHours(-1));
         Directory.SetLastWriteTimeUtc(newDir, twoDaysAgo); // the spool's own time counts, not the directory's
 
-        // Any later job's finalization cleans up (an id no other test runs at the same time: ManyJobsLeaveNoStateDirs).
-        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, "9301", null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
+        // Any later job's finalization cleans up.
+        Assert.Equal(0, Exec(install));
 
         Assert.False(Directory.Exists(oldDir));
         Assert.False(File.Exists(oldMarker));
@@ -144,8 +143,8 @@ public class FinalizationTests
         foreach (string f in Directory.EnumerateFiles(dir)) File.SetLastWriteTimeUtc(f, twoDaysAgo);
         Directory.SetLastWriteTimeUtc(dir, twoDaysAgo);
 
-        Assert.Equal(0, Exec(install, "9311"));
-        Assert.Equal(0, Exec(install, "9312"));
+        Assert.Equal(0, Exec(install));
+        Assert.Equal(0, Exec(install));
 
         Assert.True(File.Exists(Path.Combine(dir, SpoolWriter.RecordsFile)), "a kept spool whose export is pending (the only copy) was removed by age");
         string warning = $"job state {dir} is kept: it is older than state_max_age_h and its Parquet export is pending (its spool is the only copy; a later job's end on this node retries it)";
@@ -219,12 +218,9 @@ public class FinalizationTests
         return dir;
     }
 
-    /// <summary>An exec job on the test's installation. Its id names a cgroup of the machine's (exec_ID under the real
-    /// cgroup root, as in production), which every test class running at the same time shares: ids of their own (93xx,
-    /// 95xx), not the 1, 2, ... other tests' exec counters pick, which an exec with a given --job-id takes for one in use
-    /// (exit 2, seen once in CI on 2026-12-03).</summary>
-    private static int Exec(TestInstallation install, string jobId) =>
-        ExecCommand.Run(install.ConfigPath, jobId, null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary());
+    /// <summary>An exec job on the test's installation, its id from <see cref="ExecIds"/> (its cgroup is the machine's).</summary>
+    private static int Exec(TestInstallation install) =>
+        ExecCommand.Run(install.ConfigPath, ExecIds.Next(), null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary());
 
     [Fact]
     public void AJobsFinalizationRemovesTheNodesExportedDaySpoolsNoJobReadsAndKeepsTheOthers()
@@ -258,7 +254,7 @@ public class FinalizationTests
         Directory.Move(elsewhere, moved);
         Directory.CreateSymbolicLink(elsewhere, moved);
 
-        Assert.Equal(0, Exec(install, "9321"));
+        Assert.Equal(0, Exec(install));
 
         Assert.False(Directory.Exists(exportedDay), "an exported day's spool that no job reads was not removed");
         Assert.False(Directory.Exists(doneDay));
@@ -280,7 +276,7 @@ public class FinalizationTests
         // unexported day's warning is said once in all.
         foreach (string f in Directory.EnumerateFiles(reader)) File.SetLastWriteTimeUtc(f, now.AddDays(-2));
         Directory.SetLastWriteTimeUtc(reader, now.AddDays(-2));
-        Assert.Equal(0, Exec(install, "9322"));
+        Assert.Equal(0, Exec(install));
         Assert.False(Directory.Exists(reader));
         Assert.False(Directory.Exists(namedDay), "the day of a pruned job's node-windows was not removed");
         Assert.True(Directory.Exists(unexported));
@@ -322,7 +318,7 @@ public class FinalizationTests
         Exported(install, day); // the export of the sampler before it finishes now
         Period(3);              // in the sampler's buffer only
 
-        Assert.Equal(0, Exec(install, "9331"));
+        Assert.Equal(0, Exec(install));
         Assert.True(Directory.Exists(day), "a job's finalization removed the day a sampler has open");
 
         node.Close(4000 * Ms, wall0 + 4000 * Ms);
@@ -330,7 +326,7 @@ public class FinalizationTests
         Assert.Equal(24, NodeReadWindows.RecordsIn(day)); // and the closing period's
         string file = NodeSpool.ParquetPath(cfg, "local", Environment.MachineName, "2024-10-03");
         Assert.Equal(24L, Convert.ToInt64(ExecBinaryTests.Scalar($"SELECT count(*) FROM read_parquet('{file}')")));
-        Assert.Equal(0, Exec(install, "9332")); // closed and exported whole: removed now
+        Assert.Equal(0, Exec(install)); // closed and exported whole: removed now
         Assert.False(Directory.Exists(day));
     }
 
@@ -351,28 +347,27 @@ public class FinalizationTests
         string log = install.PathOf("alumet-hpc.log");
         string failed = $"node file of {day}: export failed: ";
         // The sampler lets go of its pid file before its closed days' exports end (678edb5): wait for the processes too.
-        void SamplerRun(string job)
+        void SamplerRun()
         {
-            Assert.Equal(0, Exec(install, job));
+            Assert.Equal(0, Exec(install));
             WaitForTheSamplersExit(install);
         }
 
-        // Exec ids no other test class runs at the same time (an exec's cgroup is the machine's).
-        SamplerRun("9401");
+        SamplerRun();
         Assert.Single(File.ReadAllLines(log), l => l.Contains(failed, StringComparison.Ordinal));
         Assert.Single(File.ReadAllLines(Path.Combine(day, "export-failed")));
-        SamplerRun("9402");
+        SamplerRun();
         Assert.Equal(2, File.ReadAllLines(Path.Combine(day, "export-failed")).Length); // tried again, not said again
         Assert.Single(File.ReadAllLines(log), l => l.Contains(failed, StringComparison.Ordinal));
         Assert.True(Directory.Exists(day));
 
         File.Delete(blocked);
-        SamplerRun("9403");
+        SamplerRun();
         string file = NodeSpool.ParquetPath(install.Config, Blocked, "n1", Path.GetFileName(day));
         Assert.Equal(2L, Convert.ToInt64(ExecBinaryTests.Scalar($"SELECT count(*) FROM read_parquet('{file}')")));
         Assert.Single(File.ReadAllLines(log), l => l.EndsWith($"node file {file}: written from {day} after 2 failed attempt(s)", StringComparison.Ordinal));
         Assert.False(File.Exists(Path.Combine(day, "export-failed")));
-        SamplerRun("9404");
+        SamplerRun();
         Assert.False(Directory.Exists(day), "an exported day's spool was not removed by the next finalization");
         Assert.Single(File.ReadAllLines(log), l => l.Contains(failed, StringComparison.Ordinal));
     }
@@ -391,11 +386,10 @@ public class FinalizationTests
         var now = DateTime.UtcNow;
         string day = NodeDay(install.Config, DateOnly.FromDateTime(now).AddDays(-2), now.AddDays(-2));
         string log = install.PathOf("alumet-hpc.log");
-        // Exec ids no other test class runs at the same time (an exec's cgroup is the machine's).
         using (var held = FinalizationLock.Acquire(day, TimeSpan.Zero, out _))
         {
             Assert.NotNull(held);
-            Assert.Equal(0, Exec(install, "9501"));
+            Assert.Equal(0, Exec(install));
             // Generous: on fa7e503 the sampler stays for its start-up export, which waits 60 s for the lock.
             ExecBinaryTests.WaitFor(() => !File.Exists(Path.Combine(NodeSpool.Root(install.Config), SamplerFiles.Pid)) && !install.Processes().Any(),
                 "the node sampler's exit after its linger", 120);
@@ -404,7 +398,7 @@ public class FinalizationTests
         Assert.False(File.Exists(Path.Combine(day, NodeSampler.ExportFailedFile)));
         Assert.Null(NodeSpool.ExportedTo(day));
 
-        Assert.Equal(0, Exec(install, "9502"));
+        Assert.Equal(0, Exec(install));
         WaitForTheSamplersExit(install);
         string file = NodeSpool.ParquetPath(install.Config, "c1", "n1", Path.GetFileName(day)); // its spool may be pruned by now
         Assert.Equal(2L, Convert.ToInt64(ExecBinaryTests.Scalar($"SELECT count(*) FROM read_parquet('{file}')")));
@@ -631,7 +625,7 @@ public class FinalizationTests
         Assert.Equal([state, aside], Directory.GetDirectories(slurm).OrderBy(d => d != state));
 
         Age(slurm, DateTime.UtcNow.AddDays(-2));
-        Assert.Equal(0, Exec(install, "9341")); // a later job's finalization prunes
+        Assert.Equal(0, Exec(install)); // a later job's finalization prunes
 
         Assert.Equal([], Directory.GetFileSystemEntries(slurm).Select(Path.GetFileName));
     }

@@ -54,31 +54,32 @@ public sealed class DatasetNamesTests
     {
         Skip.If(Environment.UserName != "root" || !File.Exists("/usr/sbin/runuser"), "needs root and runuser");
         using var install = Install();
-        string report = Exec(install, "741");
+        string first = ExecIds.Next(), next = ExecIds.Next();
+        string report = Exec(install, first);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("741"));
+        var row = Assert.Single(db.GetJob(first));
         string month = Path.GetDirectoryName(row.ParquetPath)!; // the run's partition, data_dir/jobs/cluster=/year=/month=
         Assert.StartsWith(Path.Combine(install.Config.Paths.DataDir, "jobs", $"cluster={row.Cluster}", "year="), month);
 
         // What a user could guess from squeue (job, node, start to the ms): nothing is there.
-        string guessed = Path.Combine(month, $"exec.741.{row.Node}.{row.RunId}.parquet");
+        string guessed = Path.Combine(month, $"exec.{first}.{row.Node}.{row.RunId}.parquet");
         var probe = Run("/usr/sbin/runuser", "-u", "nobody", "--", "/usr/bin/stat", "-c", "%u", guessed);
         Assert.Equal((1, "", $"/usr/bin/stat: cannot statx '{guessed}': No such file or directory\n"), probe);
 
         // The file is there, under the keyed name, which the user can stat only knowing it (the directories are traversable).
         string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
         Assert.Equal((0, "0 600 32 regular file\n", ""), Run("/usr/bin/stat", "-c", "%u %a %s %F", keyFile));
-        string tag = Tag(File.ReadAllBytes(keyFile), $"exec|741|{row.Node}|{row.RunId}");
-        Assert.Equal(Path.Combine(month, $"exec.741.{row.Node}.{row.RunId}.{tag}.parquet"), row.ParquetPath);
+        string tag = Tag(File.ReadAllBytes(keyFile), $"exec|{first}|{row.Node}|{row.RunId}");
+        Assert.Equal(Path.Combine(month, $"exec.{first}.{row.Node}.{row.RunId}.{tag}.parquet"), row.ParquetPath);
         Assert.Equal((0, "0\n", ""), Run("/usr/sbin/runuser", "-u", "nobody", "--", "/usr/bin/stat", "-c", "%u", row.ParquetPath));
         Assert.Contains($"\nParquet: {row.ParquetPath}\n", report); // exec's own line names the same file
 
         // A second job reuses the key (made once).
         byte[] key = File.ReadAllBytes(keyFile);
-        Exec(install, "742");
+        Exec(install, next);
         Assert.Equal(key, File.ReadAllBytes(keyFile));
-        var second = Assert.Single(db.GetJob("742"));
-        Assert.EndsWith($".{Tag(key, $"exec|742|{second.Node}|{second.RunId}")}.parquet", second.ParquetPath);
+        var second = Assert.Single(db.GetJob(next));
+        Assert.EndsWith($".{Tag(key, $"exec|{next}|{second.Node}|{second.RunId}")}.parquet", second.ParquetPath);
     }
 
     /// <summary>
@@ -185,12 +186,13 @@ public sealed class DatasetNamesTests
             sentence = $"the dataset key {keyFile} is owned by uid 65534, not 0: {Fix}";
         }
 
-        string report = Exec(install, "743");
+        string id = ExecIds.Next();
+        string report = Exec(install, id);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("743"));
-        string spool = Path.Combine(install.Config.Paths.StateDir, "exec", "743");
+        var row = Assert.Single(db.GetJob(id));
+        string spool = Path.Combine(install.Config.Paths.StateDir, "exec", id);
         Assert.Equal((JobStatus.Partial, $"Parquet export failed ({sentence}); spool kept in {spool}, {Retried}", ""), (row.Status, row.Reason, row.ParquetPath));
-        Assert.Contains($"job 743: Parquet export failed: {sentence}; the spool stays in {spool} and is {Retried}", File.ReadAllText(install.Config.Paths.LogFile));
+        Assert.Contains($"job {id}: Parquet export failed: {sentence}; the spool stays in {spool} and is {Retried}", File.ReadAllText(install.Config.Paths.LogFile));
         Assert.DoesNotContain("Parquet: ", report);
         Assert.False(Directory.Exists(Path.Combine(install.Config.Paths.DataDir, "jobs")), "no job file was written");
         Assert.True(File.Exists(Path.Combine(spool, Alumet.Hpc.Spool.SpoolWriter.MetaFile)), "the spool is kept");
@@ -221,30 +223,31 @@ public sealed class DatasetNamesTests
         using var install = Install();
         string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
         string sentence = PlantLink(install, [.. Enumerable.Repeat((byte)7, DatasetKey.Length)]);
-        string spool = Path.Combine(install.Config.Paths.StateDir, "exec", "747");
-        Exec(install, "747");
-        Assert.Equal(JobStatus.Partial, RowOf(install, "747").Status);
+        string kept = ExecIds.Next(), later = ExecIds.Next();
+        string spool = Path.Combine(install.Config.Paths.StateDir, "exec", kept);
+        Exec(install, kept);
+        Assert.Equal(JobStatus.Partial, RowOf(install, kept).Status);
 
         File.Delete(keyFile); // the admin's fix, as the sentence says
-        Exec(install, "748"); // a later job's end on the node
+        Exec(install, later); // a later job's end on the node
         var end = DateTime.UtcNow.AddSeconds(30);
-        var row = RowOf(install, "747");
+        var row = RowOf(install, kept);
         while ((row.Status != JobStatus.Complete || Directory.Exists(spool)) && DateTime.UtcNow < end) // the row, then the spool's removal
         {
             Thread.Sleep(50);
-            row = RowOf(install, "747");
+            row = RowOf(install, kept);
         }
         byte[] key = File.ReadAllBytes(keyFile);
-        string month = Path.GetDirectoryName(RowOf(install, "748").ParquetPath)!;
-        Assert.Equal((JobStatus.Complete, "", Path.Combine(month, $"exec.747.{row.Node}.{row.RunId}.{Tag(key, $"exec|747|{row.Node}|{row.RunId}")}.parquet")),
+        string month = Path.GetDirectoryName(RowOf(install, later).ParquetPath)!;
+        Assert.Equal((JobStatus.Complete, "", Path.Combine(month, $"exec.{kept}.{row.Node}.{row.RunId}.{Tag(key, $"exec|{kept}|{row.Node}|{row.RunId}")}.parquet")),
             (row.Status, row.Reason, row.ParquetPath));
         Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
         Assert.False(Directory.Exists(spool), "the spool goes once exported");
         Assert.Equal($"complete\nrun={row.RunId}\n", File.ReadAllText(JobFinalizer.MarkerPath(spool)));
         Assert.False(File.Exists(Path.Combine(install.Config.Paths.StateDir, "exports-pending")), "nothing left to retry");
         string[] log = File.ReadAllLines(install.Config.Paths.LogFile);
-        Assert.Single(log, l => l.Contains($"job 747: Parquet export failed: {sentence}; the spool stays in {spool} and is {Retried}", StringComparison.Ordinal));
-        Assert.Single(log, l => l.Contains($" info: job 747: Parquet export retried: {row.ParquetPath}; row complete; row stored in {install.Config.Paths.Database}", StringComparison.Ordinal));
+        Assert.Single(log, l => l.Contains($"job {kept}: Parquet export failed: {sentence}; the spool stays in {spool} and is {Retried}", StringComparison.Ordinal));
+        Assert.Single(log, l => l.Contains($" info: job {kept}: Parquet export retried: {row.ParquetPath}; row complete; row stored in {install.Config.Paths.Database}", StringComparison.Ordinal));
     }
 
     /// <summary>
@@ -260,32 +263,33 @@ public sealed class DatasetNamesTests
         string keyFile = Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName);
         PlantLink(install, [.. Enumerable.Repeat((byte)7, DatasetKey.Length)]);
         string jobs = Path.Combine(install.Config.Paths.StateDir, "exec");
-        Exec(install, "749");
-        string firstRun = Assert.Single(RunsOf(install, "749")).RunId;
-        Exec(install, "749"); // the same id again: a requeue
-        var runs = RunsOf(install, "749");
+        string requeued = ExecIds.Next(), later = ExecIds.Next();
+        Exec(install, requeued);
+        string firstRun = Assert.Single(RunsOf(install, requeued)).RunId;
+        Exec(install, requeued); // the same id again: a requeue
+        var runs = RunsOf(install, requeued);
         Assert.Equal([(firstRun, JobStatus.Partial), (runs[1].RunId, JobStatus.Partial)], runs.Select(r => (r.RunId, r.Status)));
 
         File.Delete(keyFile); // the admin's fix
-        Exec(install, "750"); // a later job's end on the node
+        Exec(install, later); // a later job's end on the node
         var end = DateTime.UtcNow.AddSeconds(30);
-        while ((RunsOf(install, "749").Any(r => r.Status != JobStatus.Complete) || Directory.GetDirectories(jobs).Length > 0) && DateTime.UtcNow < end)
+        while ((RunsOf(install, requeued).Any(r => r.Status != JobStatus.Complete) || Directory.GetDirectories(jobs).Length > 0) && DateTime.UtcNow < end)
             Thread.Sleep(50);
         byte[] key = File.ReadAllBytes(keyFile);
-        string month = Path.GetDirectoryName(RowOf(install, "750").ParquetPath)!;
-        runs = RunsOf(install, "749");
+        string month = Path.GetDirectoryName(RowOf(install, later).ParquetPath)!;
+        runs = RunsOf(install, requeued);
         Assert.Equal(2, runs.Count);
         Assert.Equal(firstRun, runs[0].RunId);
         foreach (var row in runs)
         {
-            Assert.Equal((JobStatus.Complete, "", Path.Combine(month, $"exec.749.{row.Node}.{row.RunId}.{Tag(key, $"exec|749|{row.Node}|{row.RunId}")}.parquet")),
+            Assert.Equal((JobStatus.Complete, "", Path.Combine(month, $"exec.{requeued}.{row.Node}.{row.RunId}.{Tag(key, $"exec|{requeued}|{row.Node}|{row.RunId}")}.parquet")),
                 (row.Status, row.Reason, row.ParquetPath));
             Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
         }
         Assert.Empty(Directory.GetDirectories(jobs));
-        Assert.Equal(["749.finalized", $"749.run-{firstRun}.finalized", "750.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal([$"{requeued}.finalized", $"{requeued}.run-{firstRun}.finalized", $"{later}.finalized"], Directory.GetFiles(jobs).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         string[] log = File.ReadAllLines(install.Config.Paths.LogFile);
-        Assert.Equal(2, log.Count(l => l.Contains(" info: job 749: Parquet export retried: ", StringComparison.Ordinal)));
+        Assert.Equal(2, log.Count(l => l.Contains($" info: job {requeued}: Parquet export retried: ", StringComparison.Ordinal)));
     }
 
     /// <summary>
@@ -303,31 +307,32 @@ public sealed class DatasetNamesTests
         Assert.Equal(0, SpoolWriterFullDiskTests.Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", data));
         try
         {
-            Exec(install, "760"); // with room: the dataset's directories are made
+            string first = ExecIds.Next(), full1 = ExecIds.Next(), full2 = ExecIds.Next(), last = ExecIds.Next();
+            Exec(install, first); // with room: the dataset's directories are made
             FinalizationTests.WaitForTheSamplersExit(install); // and the node's file, at the sampler's exit
             string filler = SpoolWriterFullDiskTests.Fill(data);
-            Exec(install, "761");
-            Exec(install, "762"); // its end retries 761's export
+            Exec(install, full1);
+            Exec(install, full2); // its end retries full1's export
             FinalizationTests.WaitForTheSamplersExit(install); // after its retries
             string[] log = File.ReadAllLines(install.Config.Paths.LogFile);
-            foreach (string job in new[] { "761", "762" })
+            foreach (string job in new[] { full1, full2 })
             {
                 var failed = log.Where(l => l.Contains($"job {job}: Parquet export to ", StringComparison.Ordinal)).ToList();
                 Assert.Single(failed);
-                Assert.Contains($" failed: No space left on device : '{Path.GetDirectoryName(RowOf(install, "760").ParquetPath)}/exec.{job}.", failed[0]);
+                Assert.Contains($" failed: No space left on device : '{Path.GetDirectoryName(RowOf(install, first).ParquetPath)}/exec.{job}.", failed[0]);
             }
             Assert.DoesNotContain(log, l => l.Contains(".tmp'", StringComparison.Ordinal));
 
             File.Delete(filler); // room again
-            Exec(install, "763"); // its end exports both kept spools
+            Exec(install, last); // its end exports both kept spools
             var end = DateTime.UtcNow.AddSeconds(30);
             // Each retry writes its row, then says so: both waited for.
-            while ((RowOf(install, "761").Status != JobStatus.Complete || RowOf(install, "762").Status != JobStatus.Complete
-                    || File.ReadAllLines(install.Config.Paths.LogFile).Count(l => l.Contains(" info: job 76", StringComparison.Ordinal) && l.Contains(": Parquet export retried: ", StringComparison.Ordinal)) < 2)
+            while ((RowOf(install, full1).Status != JobStatus.Complete || RowOf(install, full2).Status != JobStatus.Complete
+                    || File.ReadAllLines(install.Config.Paths.LogFile).Count(l => (l.Contains($" info: job {full1}:", StringComparison.Ordinal) || l.Contains($" info: job {full2}:", StringComparison.Ordinal)) && l.Contains(": Parquet export retried: ", StringComparison.Ordinal)) < 2)
                    && DateTime.UtcNow < end)
                 Thread.Sleep(50);
             log = File.ReadAllLines(install.Config.Paths.LogFile);
-            foreach (string job in new[] { "761", "762" })
+            foreach (string job in new[] { full1, full2 })
             {
                 var row = RowOf(install, job);
                 Assert.Equal((JobStatus.Complete, ""), (row.Status, row.Reason));

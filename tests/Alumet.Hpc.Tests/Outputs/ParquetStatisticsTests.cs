@@ -77,13 +77,14 @@ public sealed class ParquetStatisticsTests
     public void ExecRawFileHasRightStatisticsAndTimeFilters()
     {
         using var install = new TestInstallation(PowercapTree.Standard(2));
+        string id = ExecIds.Next();
         // Raw storage asked per command (0); the rate is the node sampler's rapl_hz (1 kHz by default), which exec as
         // root no longer overrides: it is shared by every job on the node.
-        int rc = ExecCommand.Run(install.ConfigPath, "4201", storagePeriodMs: 0, raplHz: null, noReport: true, ["sleep", "0.6"],
+        int rc = ExecCommand.Run(install.ConfigPath, id, storagePeriodMs: 0, raplHz: null, noReport: true, ["sleep", "0.6"],
             samplerExecutable: TestInstallation.Binary());
         Assert.Equal(0, rc);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        string path = Assert.Single(db.GetJob("4201")).ParquetPath;
+        string path = Assert.Single(db.GetJob(id)).ParquetPath;
         Assert.True(File.Exists(path), path);
         using var con = Duck();
         AssertTimeFiltersCount(con, path);

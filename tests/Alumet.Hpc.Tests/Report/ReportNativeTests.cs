@@ -54,17 +54,18 @@ public sealed class ReportNativeTests
     public void ExecRecordsTheCommandAsTheJobNameAndNameSelectsIt()
     {
         using var install = ExecBinaryTests.NewInstall();
-        Exec(install, "71", "true");
-        Exec(install, "72", "sh", "-c", "exit 0");
-        Exec(install, "73", "/bin/true");
+        string a = ExecIds.Next(), b = ExecIds.Next(), c = ExecIds.Next(); // ascending, as 71, 72, 73 were
+        Exec(install, a, "true");
+        Exec(install, b, "sh", "-c", "exit 0");
+        Exec(install, c, "/bin/true");
         string[] list = ["--config", install.ConfigPath, "-S", "2000-01-01", "-X", "-P", "-n", "-o", "JobID,JobName"];
-        Assert.Equal("71|true\n72|sh\n73|true\n", Report(list).Out);
-        Assert.Equal("71|true\n73|true\n", Report([.. list, "--name", "true"]).Out);
-        Assert.Equal("71|true\n72|sh\n73|true\n", Report([.. list, "--name", "sh,true"]).Out);
-        Assert.Equal("72|sh\n", Report([.. list, "--name", "sh", "--name", "nothing"]).Out);
+        Assert.Equal($"{a}|true\n{b}|sh\n{c}|true\n", Report(list).Out);
+        Assert.Equal($"{a}|true\n{c}|true\n", Report([.. list, "--name", "true"]).Out);
+        Assert.Equal($"{a}|true\n{b}|sh\n{c}|true\n", Report([.. list, "--name", "sh,true"]).Out);
+        Assert.Equal($"{b}|sh\n", Report([.. list, "--name", "sh", "--name", "nothing"]).Out);
         var none = Report([.. list, "--name", "tru"]); // exact names, as sacct
         Assert.Equal((0, "", ""), none);
-        using var doc = JsonDocument.Parse(Report("--config", install.ConfigPath, "-j", "72", "--json").Out);
+        using var doc = JsonDocument.Parse(Report("--config", install.ConfigPath, "-j", b, "--json").Out);
         Assert.Equal("sh", doc.RootElement.GetProperty("jobs")[0].GetProperty("name").GetString());
     }
 
@@ -72,7 +73,8 @@ public sealed class ReportNativeTests
     public void AJobNameIsUntrustedTextInEveryLayout()
     {
         using var install = ExecBinaryTests.NewInstall();
-        Exec(install, "81", "true");
+        string id = ExecIds.Next();
+        Exec(install, id, "true");
         // A name as a user can choose it (sbatch -J, oarsub -n): a terminal escape, a newline, the delimiter, a
         // right-to-left override, a tab.
         const string hostile = "x\u001b[2J\u001b]0;pwned\u0007|y\nz\u202Eq\tw";
@@ -80,17 +82,17 @@ public sealed class ReportNativeTests
         {
             con.Open();
             using var cmd = con.CreateCommand();
-            cmd.CommandText = "UPDATE jobs SET job_name = $n WHERE job_id = '81';";
+            cmd.CommandText = $"UPDATE jobs SET job_name = $n WHERE job_id = '{id}';";
             cmd.Parameters.AddWithValue("$n", hostile);
             Assert.Equal(1, cmd.ExecuteNonQuery());
         }
         const string safe = "x?[2J?]0;pwned?|y?z?q?w";
-        string[] one = ["--config", install.ConfigPath, "-j", "81", "-X"];
-        Assert.Equal($"81|{safe.Replace('|', '/')}\n", Report([.. one, "-P", "-n", "-o", "JobID,JobName"]).Out);
-        Assert.Equal($"81;{safe.Replace(';', '/')}\n", Report([.. one, "-P", "-n", "-o", "JobID,JobName", "--delimiter", ";"]).Out);
+        string[] one = ["--config", install.ConfigPath, "-j", id, "-X"];
+        Assert.Equal($"{id}|{safe.Replace('|', '/')}\n", Report([.. one, "-P", "-n", "-o", "JobID,JobName"]).Out);
+        Assert.Equal($"{id};{safe.Replace(';', '/')}\n", Report([.. one, "-P", "-n", "-o", "JobID,JobName", "--delimiter", ";"]).Out);
         string table = Report([.. one, "-n", "-o", "JobID,JobName%40"]).Out;
-        Assert.StartsWith($"{"81",12} {safe,40}\n", table);
-        string json = Report("--config", install.ConfigPath, "-j", "81", "--json").Out;
+        Assert.StartsWith($"{id,12} {safe,40}\n", table);
+        string json = Report("--config", install.ConfigPath, "-j", id, "--json").Out;
         Assert.DoesNotContain('\u001b', json);
         Assert.DoesNotContain('\u202E', json);
         using var doc = JsonDocument.Parse(json);
@@ -110,10 +112,11 @@ public sealed class ReportNativeTests
     public void ANodeListOrTimeThatCannotBeReadIsASentenceAndExit2()
     {
         using var install = ExecBinaryTests.NewInstall();
-        Exec(install, "61", "true");
+        string id = ExecIds.Next();
+        Exec(install, id, "true");
         string[] all = ["--config", install.ConfigPath, "-S", "2000-01-01", "-P", "-n", "-o", "JobID"];
         var listed = Report(all);
-        Assert.Equal((0, "61\n"), (listed.Code, listed.Out));
+        Assert.Equal((0, $"{id}\n"), (listed.Code, listed.Out));
         const string nodes = " (use n1,n2 or n[1-4,7], at most 10000 nodes)\n";
         foreach (var (arg, echo) in new[] { ("n[1-", "n[1-"), ("n[1-4", "n[1-4"), ("n[1-,node1", "n[1-,node1"), ("node1,n[", "n[") })
             Assert.Equal((2, "", $"alumet-report: error: invalid node list '{echo}'{nodes}"), Report([.. all, "-N", arg]));
@@ -159,15 +162,16 @@ public sealed class ReportNativeTests
     public void AJobLeftOutByAFilterSaysSoAndDIsSacctsDuplicates()
     {
         using var install = ExecBinaryTests.NewInstall();
-        Exec(install, "62", "true");
+        string id = ExecIds.Next();
+        Exec(install, id, "true");
         string db = install.Config.Paths.Database;
-        string[] one = ["--config", install.ConfigPath, "-j", "62", "-P", "-n", "-o", "JobID"];
-        Assert.Equal((0, "", $"alumet-report: note: job 62 not found in {db} (or left out by -s)\n"), Report([.. one, "-s", "partial"]));
-        Assert.Equal((0, "", $"alumet-report: note: job 62 not found in {db} (or left out by -S/-E, -N, --name)\n"),
+        string[] one = ["--config", install.ConfigPath, "-j", id, "-P", "-n", "-o", "JobID"];
+        Assert.Equal((0, "", $"alumet-report: note: job {id} not found in {db} (or left out by -s)\n"), Report([.. one, "-s", "partial"]));
+        Assert.Equal((0, "", $"alumet-report: note: job {id} not found in {db} (or left out by -S/-E, -N, --name)\n"),
             Report([.. one, "-E", "2000-01-01", "-N", "nowhere", "--name", "nothing"]));
         Assert.Equal((0, "", $"alumet-report: note: job 63 not found in {db}\n"), Report("--config", install.ConfigPath, "-j", "63", "-P", "-n"));
         foreach (string runs in new[] { "--runs", "-D", "--duplicates" })
-            Assert.Equal((0, "62\n"), (Report([.. one, runs]).Code, Report([.. one, runs]).Out));
+            Assert.Equal((0, $"{id}\n"), (Report([.. one, runs]).Code, Report([.. one, runs]).Out));
     }
 
     /// <summary>
@@ -326,7 +330,8 @@ public sealed class ReportNativeTests
     public void AfterAnUpgradeDbFlushMigratesTheDatabaseAndTheReportReadsIt()
     {
         using var install = ExecBinaryTests.NewInstall();
-        Exec(install, "91", "true");
+        string id = ExecIds.Next();
+        Exec(install, id, "true");
         // Back to schema 5, as an earlier release left it (no job names, the v3 window indexes, no cgroup_gone in jobs or steps).
         using (var con = new SqliteConnection($"Data Source={install.Config.Paths.Database};Pooling=false"))
         {
@@ -342,7 +347,7 @@ public sealed class ReportNativeTests
                 """;
             cmd.ExecuteNonQuery();
         }
-        string[] job = ["--config", install.ConfigPath, "-j", "91", "-X", "-P", "-n", "-o", "JobID,JobName,Status"];
+        string[] job = ["--config", install.ConfigPath, "-j", id, "-X", "-P", "-n", "-o", "JobID,JobName,Status"];
         var before = Report(job);
         Assert.Equal(1, before.Code);
         Assert.Contains("is older than this tool", before.Err);
@@ -350,7 +355,7 @@ public sealed class ReportNativeTests
         var flush = Run(out _, "db", "flush", "--config", install.ConfigPath);
         Assert.Equal((0, ""), (flush.Code, flush.Err));
         var after = Report(job);
-        Assert.Equal((0, "91||complete\n"), (after.Code, after.Out));
+        Assert.Equal((0, $"{id}||complete\n"), (after.Code, after.Out));
     }
 
     /// <summary>
@@ -361,7 +366,7 @@ public sealed class ReportNativeTests
     public void AListingOfTenTimesTheRowsNeedsNoMoreMemory()
     {
         using var install = ExecBinaryTests.NewInstall();
-        Exec(install, "1", "true"); // the binary creates the database of its own schema
+        Exec(install, ExecIds.Next(), "true"); // the binary creates the database of its own schema
         const int Rows = 300_000;
         using (var con = new SqliteConnection($"Data Source={install.Config.Paths.Database}"))
         {
@@ -404,7 +409,7 @@ public sealed class ReportNativeTests
     {
         Skip.If(Environment.UserName != "root", "needs root to mount a small tmpfs (a real full filesystem)");
         using var install = ExecBinaryTests.NewInstall();
-        Exec(install, "91", "true");
+        Exec(install, ExecIds.Next(), "true");
         string tmp = install.PathOf("tmp");
         Directory.CreateDirectory(tmp);
         Assert.Equal(0, SpoolWriterFullDiskTests.Run("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", tmp));
