@@ -133,7 +133,7 @@ public class ExecBinaryTests
     public void AMissingCommandIsOneSentenceExit127AndNoRowNoParquet()
     {
         using var install = NewInstall();
-        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", install.ConfigPath, "--job-id", "62", "--", "no-such-program-alumet", "--flag"])
+        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", install.ConfigPath, "--job-id", ExecIds.Next(), "--", "no-such-program-alumet", "--flag"])
             { RedirectStandardOutput = true, RedirectStandardError = true })!;
         string stdout = p.StandardOutput.ReadToEnd(), stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();

@@ -38,7 +38,7 @@ public class ExecCommandTests
         var err = new StringWriter();
         var old = Console.Error;
         Console.SetError(err);
-        try { Assert.Equal(expected, ExecCommand.Run(install.ConfigPath, "9", null, null, false, [command])); }
+        try { Assert.Equal(expected, ExecCommand.Run(install.ConfigPath, ExecIds.Next(), null, null, false, [command])); }
         finally { Console.SetError(old); }
         Assert.Equal(message + Environment.NewLine, err.ToString());
         Assert.False(File.Exists(install.Config.Paths.Database), "no accounting row (not even a database)");
@@ -64,7 +64,7 @@ public class ExecCommandTests
         var err = new StringWriter();
         var old = Console.Error;
         Console.SetError(err);
-        try { Assert.Equal(2, ExecCommand.Run(install.ConfigPath, "10", null, null, true, ["true"])); }
+        try { Assert.Equal(2, ExecCommand.Run(install.ConfigPath, ExecIds.Next(), null, null, true, ["true"])); }
         finally { Console.SetError(old); }
         Assert.Contains("no RAPL counter", err.ToString());
     }
@@ -80,7 +80,7 @@ public class ExecCommandTests
         Console.SetError(err);
         try
         {
-            Assert.Equal(2, ExecCommand.Run(install.ConfigPath, "11", null, null, true, ["touch", marker]));
+            Assert.Equal(2, ExecCommand.Run(install.ConfigPath, ExecIds.Next(), null, null, true, ["touch", marker]));
             Assert.Equal(2, ExecCommand.Run(install.ConfigPath, null, null, null, true, ["touch", marker])); // id from the state dir
         }
         finally { Console.SetError(old); }

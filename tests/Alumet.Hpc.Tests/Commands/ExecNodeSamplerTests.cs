@@ -290,14 +290,15 @@ public class ExecNodeSamplerTests
         using var empty = new CgroupTree();
         using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100\nlinger_s = 0",
             pathsToml: $"cgroup_root = \"{empty.Root}\"");
-        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", install.ConfigPath, "--job-id", "95", "--no-report", "--", "true"])
+        string id = ExecIds.Next();
+        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", install.ConfigPath, "--job-id", id, "--no-report", "--", "true"])
             { RedirectStandardOutput = true, RedirectStandardError = true })!;
         string stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
         Assert.Equal(0, p.ExitCode);
         Assert.Equal($"alumet-hpc: exec: note: no cgroup hierarchy that accounts CPU time under {empty.Root} (neither cgroup v2 nor a v1 cpuacct mount); the whole node is charged to the command\n", stderr);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("95"));
+        var row = Assert.Single(db.GetJob(id));
         Assert.Equal((JobStatus.Complete, "exclusive"), (row.Status, row.AttributionMode));
     }
 
@@ -308,15 +309,16 @@ public class ExecNodeSamplerTests
         // from the config's directory used to start one that could not find its config, and exec waited 8 s and
         // refused to run the command ("no node sampler is running").
         using var lab = new Lab();
+        string id = ExecIds.Next();
         string dir = Path.GetDirectoryName(lab.Install.ConfigPath)!, relative = Path.Combine(".", Path.GetFileName(lab.Install.ConfigPath));
-        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", relative, "--job-id", "98", "--no-report", "--", "true"])
+        var p = Process.Start(new ProcessStartInfo(TestInstallation.Binary(), ["exec", "--config", relative, "--job-id", id, "--no-report", "--", "true"])
             { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir })!;
         string stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
         Assert.True(p.ExitCode == 0, stderr);
         Assert.DoesNotContain("not registered", stderr);
         using var db = AccountingDb.OpenReadOnly(lab.Install.Config.Paths.Database);
-        var row = Assert.Single(db.GetJob("98"));
+        var row = Assert.Single(db.GetJob(id));
         Assert.Equal(("exec", JobStatus.Complete), (row.Scheduler, row.Status));
     }
 

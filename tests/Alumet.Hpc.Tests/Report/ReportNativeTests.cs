@@ -145,7 +145,7 @@ public sealed class ReportNativeTests
     public void AFormatThatCannotBeReadEchoesItsTextSafely()
     {
         using var install = ExecBinaryTests.NewInstall();
-        Exec(install, "62", "true");
+        Exec(install, ExecIds.Next(), "true");
         var width = Report("--config", install.ConfigPath, "-P", "-o", "JobID%2\u001b[2J\u001b]0;pwned\u0007");
         Assert.Equal((2, "", "alumet-report: error: bad width in --format field 'JobID%2?[2J?]0;pwned?' (expected e.g. JobID%20)\n"), width);
         var field = Report("--config", install.ConfigPath, "-P", "-o", "JobID,Job\u001b]0;pwned\u0007x\rID\u202E");
