@@ -1,5 +1,7 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
+using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Native;
 
 namespace Alumet.Hpc.Core;
@@ -15,8 +17,11 @@ public static class Log
     private static string _tag = "alumet-hpc";
     private static bool _syslog;
     private static bool _stderr;
+    /// <summary>Why the last line the file did not take was not written, as said on stderr (said again only when it changes).</summary>
+    private static string? _said;
 
-    /// <param name="file">Log file path (created with its directory; the file never readable by others: <see cref="Append"/>); null = no file.</param>
+    /// <param name="file">Log file path (created with its directories; the file never readable by others, and for root
+    /// nothing on its path a user could plant: <see cref="Append"/>; a line it does not take goes to stderr); null = no file.</param>
     /// <param name="syslog">Also send to /dev/log.</param>
     /// <param name="stderr">Also echo to stderr (interactive commands).</param>
     public static void Configure(string? file, string tag, bool syslog, bool stderr)
@@ -25,6 +30,7 @@ public static class Log
         _tag = tag;
         _syslog = syslog && File.Exists("/dev/log");
         _stderr = stderr;
+        _said = null;
     }
 
     public static void Info(string message) => Write(6, "info", message);
@@ -34,51 +40,60 @@ public static class Log
     private static void Write(int severity, string level, string message)
     {
         string line = $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {_tag}[{Environment.ProcessId}] {level}: {message}";
-        if (_stderr)
-        {
-            try { Console.Error.WriteLine($"{_tag}: {level}: {message}"); }
-            catch (Exception) { /* a terminal hung up (EIO) or a closed pipe: the file and syslog still get the line */ }
-        }
         lock (Gate)
         {
+            string? lost = null;
             if (_file is not null)
+            {
+                try { lost = Append(_file, Encoding.UTF8.GetBytes(line + "\n")); }
+                catch (Exception e) { lost = e.Message; /* the log is best effort by design */ }
+            }
+            if (_stderr || lost is not null)
             {
                 try
                 {
-                    string? dir = Path.GetDirectoryName(_file);
-                    if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                    Append(_file, Encoding.UTF8.GetBytes(line + "\n"));
+                    // A line the file did not take goes to stderr (a hook's: slurmd's or OAR's; a command's: its
+                    // terminal), after why, said once while the reason stays the same.
+                    if (lost is not null && lost != _said)
+                    {
+                        _said = lost;
+                        Console.Error.WriteLine($"{_tag}: log_file {_file} not written, its lines go to stderr: {lost}");
+                    }
+                    Console.Error.WriteLine($"{_tag}: {level}: {message}");
                 }
-                catch (Exception) { /* the log is best effort by design */ }
+                catch (Exception) { /* a terminal hung up (EIO) or a closed pipe: the file and syslog still get the line */ }
             }
             if (_syslog) SendSyslog(severity, message);
         }
     }
 
     /// <summary>
-    /// Appends one line. The lines name the node's jobs, their reasons and their users' keyed Parquet paths, so the file
-    /// is no other user's to read (README "Configuration", Logs): created 0640 by the open itself (O_CREAT's mode), and
-    /// an existing regular file that others may read (0644, left by an earlier version or by logrotate's <c>create</c>
-    /// without a mode) loses those bits before the line is written: fchmod on the descriptor fstat checked, so what is
-    /// changed is the file opened, never another one a path names later. A device or a FIFO (/dev/null) is left as it
-    /// is; a file with other names too (a hard link) is not changed. Never through a symbolic link (O_NOFOLLOW: a
-    /// link in the log's directory is not followed, the line is lost). O_APPEND: the kernel appends each line at the
-    /// end, so processes logging at once (hooks, the sampler) do not write over each other's lines. O_NONBLOCK: a FIFO
-    /// with no reader fails the open (ENXIO) and a full one the write, rather than holding the hook for good (hooks
-    /// return within their bound whatever happens); the line is lost, syslog has it. A regular file ignores the flag.
+    /// Appends one line; null when written, else why not (one sentence, with the fix). The file is opened by
+    /// <see cref="RootOnly.OpenUnplanted"/>: for root, nothing on its path a user could have planted or could swap (no
+    /// symbolic link, directories and the file root's, none writable by a user without the sticky bit, the file with one
+    /// name; the file checked on the descriptor opened), so its lines (the node's jobs, their reasons, their users' keyed Parquet
+    /// paths) are no other user's to read or control (README "Configuration", Logs). Created 0640 by the open itself
+    /// (O_CREAT's mode), and an existing regular file that others may read (0644, left by an earlier version or by
+    /// logrotate's <c>create</c> without a mode) loses those bits before the line is written: fchmod on the descriptor
+    /// fstat checked, so what is changed is the file opened, never another one a path names later. A device or a FIFO
+    /// (/dev/null) is left as it is; a file with other names too (a hard link: another user's own) is not changed.
+    /// O_APPEND: the kernel appends each line at the end, so processes logging at once (hooks, the sampler) do not write
+    /// over each other's lines. O_NONBLOCK: a FIFO with no reader fails the open (ENXIO) and a full one the write, rather
+    /// than holding the hook for good (hooks return within their bound whatever happens). A regular file ignores the flag.
     /// </summary>
-    private static void Append(string path, byte[] bytes)
+    private static string? Append(string path, byte[] bytes)
     {
         const int OWrOnly = 1, ONoCtty = 0x100, OAppend = 0x400, ONonBlock = 0x800;
         const int Mode0640 = 0b110_100_000;
-        int fd = Libc.open_mode(path, OWrOnly | Libc.O_CREAT | OAppend | ONoCtty | ONonBlock | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, Mode0640);
-        if (fd < 0) return;
+        int fd = RootOnly.OpenUnplanted(path, OWrOnly | Libc.O_CREAT | OAppend | ONoCtty | ONonBlock, Mode0640, out string why);
+        if (fd < 0) return why;
         try
         {
             const uint TypeMask = 0xF000, Regular = 0x8000, Others = 0b000_000_111;
             if (Libc.FileStatus(fd) is var (mode, links, _, _) && (mode & TypeMask) == Regular && links == 1 && (mode & Others) != 0)
                 Libc.fchmod(fd, mode & 0xFFF & ~Others);
-            Libc.WriteAll(fd, bytes);
+            return Libc.WriteAll(fd, bytes) ? null
+                : $"cannot write to {path} ({new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError()).Message})";
         }
         finally { Libc.close(fd); }
     }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Alumet.Hpc.Native;
 
 namespace Alumet.Hpc.Jobs;
@@ -46,4 +47,95 @@ public static class RootOnly
 
     /// <summary>Where the caller may not reach the node sampler's socket (write to it, or search a directory on the way), or null.</summary>
     public static string? DeniedSocket(string socketPath) => Denied(socketPath, Libc.W_OK, Libc.X_OK);
+
+    private const string RootOnlyFix = "or choose a directory only root can write";
+
+    /// <summary>
+    /// Opens <paramref name="path"/> (open(2) <paramref name="flags"/> and <paramref name="mode"/>, plus O_NOFOLLOW and
+    /// O_CLOEXEC); with O_CREAT, missing directories are made (0755 less the umask).
+    /// <para>Root (the hooks, the node sampler) uses nothing a user could have planted or could swap (README
+    /// "Configuration", Logs): no symbolic link anywhere on the path; every directory, from / down, owned by root and
+    /// writable by others only with the sticky bit (/tmp: nobody may rename or remove what is root's there), by its group
+    /// only when that group is root's; the file itself owned by root, with one name (st_nlink 1: no hard link to a file of
+    /// anyone's). The directories are checked by path (lstat), each below one that passed: once a directory passed, no
+    /// user can rename, replace or add a link in what it holds that passed, so the open resolves the very directories
+    /// checked; the file is checked on the descriptor the open returned (fstat), whatever was there before. One
+    /// descriptor at a time (a walk of openat would hold two): a hook under a small RLIMIT_NOFILE still logs.
+    /// Another user opens their own paths as before: directories through links, the file not.</para>
+    /// </summary>
+    /// <param name="why">When it returns -1: one sentence, what is wrong and how to fix it.</param>
+    /// <returns>The open descriptor (the caller closes it), or -1.</returns>
+    public static int OpenUnplanted(string path, int flags, int mode, out string why)
+    {
+        bool root = Libc.getuid() == 0, create = (flags & Libc.O_CREAT) != 0;
+        string full = Path.GetFullPath(path);
+        string? dir = Path.GetDirectoryName(full);
+        if (dir is null || full.EndsWith('/')) { why = $"{full} is a directory (give a file's path)"; return -1; }
+        if (root && PlantedDirectory(dir, create) is { } swappable) { why = swappable; return -1; }
+        if (!root && create)
+        {
+            try { Directory.CreateDirectory(dir); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { why = $"cannot make directory {dir} ({e.Message})"; return -1; }
+        }
+        int fd = Libc.open_mode(full, flags | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, mode);
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            why = errno == ELoop && Libc.LinkStatus(full) is var (m, _, _, _) && (m & TypeMask) == LinkType
+                ? $"{full} is a symbolic link, which is not followed (give the real path)"
+                : $"cannot open {full} ({Error(errno)})";
+            return -1;
+        }
+        if (root && Libc.FileStatus(fd) is var status && Planted(status, full, directory: false) is { } planted)
+        {
+            Libc.close(fd);
+            why = planted;
+            return -1;
+        }
+        why = "";
+        return fd;
+    }
+
+    /// <summary>Why root may not use <paramref name="dir"/> or a directory above it (<see cref="OpenUnplanted"/>), or
+    /// null; those missing are made when <paramref name="create"/>.</summary>
+    private static string? PlantedDirectory(string dir, bool create)
+    {
+        string at = "/";
+        foreach (string name in dir.Split('/', StringSplitOptions.RemoveEmptyEntries).Prepend(""))
+        {
+            at = Path.Combine(at, name);
+            var status = Libc.LinkStatus(at);
+            if (status is null && Marshal.GetLastPInvokeError() == ENoEnt && create)
+            {
+                if (Libc.mkdir(at, 0b111_101_101) != 0 && Marshal.GetLastPInvokeError() is var e && e != EExist)
+                    return $"cannot make directory {at} ({Error(e)})";
+                status = Libc.LinkStatus(at);
+            }
+            if (status is not var (mode, _, _, _)) return $"cannot open {at} ({Error(Marshal.GetLastPInvokeError())})";
+            if ((mode & TypeMask) == LinkType) return $"{at} is a symbolic link, which is not followed (give the real path)";
+            if ((mode & TypeMask) != DirectoryType) return $"{at} is not a directory";
+            if (Planted(status, at, directory: true) is { } bad) return bad;
+        }
+        return null;
+    }
+
+    private const int ENoEnt = 2, EExist = 17, ELoop = 40;
+    private const uint TypeMask = 0xF000, LinkType = 0xA000, DirectoryType = 0x4000;
+
+    /// <summary>Why root may not use what <paramref name="status"/> (lstat or fstat) describes, or null.</summary>
+    private static string? Planted((uint Mode, ulong Links, int Uid, int Gid)? status, string at, bool directory)
+    {
+        const uint Sticky = 0b001_000_000_000, GroupWrite = 0b000_010_000, OtherWrite = 0b000_000_010;
+        if (status is not var (mode, links, uid, gid)) return $"cannot stat {at} ({Error(Marshal.GetLastPInvokeError())})";
+        string what = directory ? $"directory {at}" : at;
+        if (uid != 0) return $"{what} is owned by uid {(uint)uid}, not root (chown root {at}, {RootOnlyFix})";
+        if (!directory) return links == 1 ? null : $"{at} has {links} names, hard links (remove the others, or choose another path)";
+        if ((mode & Sticky) != 0) return null;
+        string octal = Convert.ToString((int)(mode & 0xFFF), 8).PadLeft(4, '0');
+        if ((mode & OtherWrite) != 0) return $"{what} is writable by others without the sticky bit, mode {octal} (chmod o-w {at}, {RootOnlyFix})";
+        if ((mode & GroupWrite) != 0 && gid != 0) return $"{what} is writable by group {(uint)gid}, mode {octal} (chmod g-w {at}, {RootOnlyFix})";
+        return null;
+    }
+
+    private static string Error(int errno) => new System.ComponentModel.Win32Exception(errno).Message;
 }

@@ -235,9 +235,19 @@ internal static partial class Libc
     public static unsafe (uint Mode, ulong Links, int Uid, int Gid)? FileStatus(int fd)
     {
         byte* buf = stackalloc byte[144];
-        if (fstat(fd, buf) != 0) return null;
-        return (*(uint*)(buf + 24), *(ulong*)(buf + 16), *(int*)(buf + 28), *(int*)(buf + 32));
+        return fstat(fd, buf) == 0 ? Status(buf) : null;
     }
+
+    /// <summary>As <see cref="FileStatus(int)"/>, of what <paramref name="path"/> names itself (lstat: a symbolic link is
+    /// not followed, its own st_mode says S_IFLNK).</summary>
+    public static unsafe (uint Mode, ulong Links, int Uid, int Gid)? LinkStatus(string path)
+    {
+        byte* buf = stackalloc byte[144];
+        return lstat(path, buf) == 0 ? Status(buf) : null;
+    }
+
+    private static unsafe (uint Mode, ulong Links, int Uid, int Gid) Status(byte* buf) =>
+        (*(uint*)(buf + 24), *(ulong*)(buf + 16), *(int*)(buf + 28), *(int*)(buf + 32));
 
     public const int RLIMIT_NOFILE = 7;
 

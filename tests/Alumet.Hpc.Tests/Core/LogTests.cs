@@ -18,16 +18,15 @@ public sealed class LogTests
         public override void Write(string? value) => throw new IOException("Input/output error");
     }
 
-    [Fact]
-    public void AStderrThatFailsNeitherThrowsNorLosesTheLogFileLine()
+    /// <summary>Two lines through the Log API (as a hook's process logs), <see cref="Console.Error"/> being
+    /// <paramref name="error"/> meanwhile.</summary>
+    private static void TwoLines(string file, TextWriter error, bool stderr)
     {
-        string dir = Directory.CreateTempSubdirectory("alumet-log-").FullName;
-        string file = Path.Combine(dir, "alumet-hpc.log");
         var old = Console.Error;
-        Console.SetError(new HungUpTerminal());
+        Console.SetError(error);
         try
         {
-            Log.Configure(file, "alumet-hpc", syslog: false, stderr: true);
+            Log.Configure(file, "alumet-hpc", syslog: false, stderr: stderr);
             Log.Error("job 1: finalization failed: test");
             Log.Info("job 1: after it");
         }
@@ -36,6 +35,14 @@ public sealed class LogTests
             Console.SetError(old);
             Log.Configure(null, "alumet-hpc", syslog: false, stderr: false);
         }
+    }
+
+    [Fact]
+    public void AStderrThatFailsNeitherThrowsNorLosesTheLogFileLine()
+    {
+        string dir = Directory.CreateTempSubdirectory("alumet-log-").FullName;
+        string file = Path.Combine(dir, "alumet-hpc.log");
+        TwoLines(file, new HungUpTerminal(), stderr: true);
         string[] lines = File.ReadAllLines(file);
         Assert.Equal(2, lines.Length);
         Assert.EndsWith("error: job 1: finalization failed: test", lines[0]);
@@ -62,8 +69,9 @@ public sealed class LogTests
         try
         {
             string filler = SpoolWriterFullDiskTests.Fill(mount);
-            Assert.Equal(0, Epilog(config));
+            Assert.Equal(0, Epilog(config, out string stderr));
             Assert.Equal((0L, Mode0640), (new FileInfo(log).Length, File.GetUnixFileMode(log)));
+            SaysWhyThenTheLine(stderr, log, $"cannot write to {log} (No space left on device)");
             File.Delete(filler);
             Assert.Equal(0, Epilog(config));
             Assert.Contains("SLURM_JOB_ID", File.ReadAllText(log));
@@ -98,18 +106,41 @@ public sealed class LogTests
 
     /// <summary>The real binary's Slurm epilog as slurmd runs it (umask 022). No SLURM_* variable: it logs one error line
     /// ("SLURM_JOB_ID (unset) is not a job id") and exits 0.</summary>
-    private static int Epilog(string config)
+    private static int Epilog(string config) => Epilog(config, out _);
+
+    /// <inheritdoc cref="Epilog(string)"/>
+    /// <param name="stderr">What it wrote to stderr.</param>
+    private static int Epilog(string config, out string stderr)
     {
         var psi = new ProcessStartInfo("/bin/sh", ["-c", "umask 022; exec \"$0\" slurm epilog --config \"$1\"", TestInstallation.Binary(), config])
             { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("SLURM", StringComparison.Ordinal)).ToList()) psi.Environment.Remove(name);
         using var p = Process.Start(psi)!;
+        var error = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(TimeSpan.FromSeconds(30)))
         {
             p.Kill(entireProcessTree: true);
             Assert.Fail($"the epilog had not returned after 30 s (log_file in {config})");
         }
+        stderr = error.Result;
         return p.ExitCode;
+    }
+
+    /// <summary>The epilog's one line (<see cref="Epilog(string)"/>) on stderr, to its elapsed time.</summary>
+    private const string EpilogLine = "alumet-hpc: error: slurm epilog: refused: SLURM_JOB_ID (unset) is not a job id (digits); nothing done (";
+
+    /// <summary>What a log file root does not write says first on stderr (then the line).</summary>
+    private static string Said(string log, string why) => $"alumet-hpc: log_file {log} not written, its lines go to stderr: {why}";
+
+    private static void Chown(string path, string owner) => Assert.Equal(0, SpoolWriterFullDiskTests.Run("chown", owner, path));
+
+    /// <summary>Asserts that <paramref name="stderr"/> is the reason then the epilog's line, nothing else.</summary>
+    private static void SaysWhyThenTheLine(string stderr, string log, string why)
+    {
+        string[] lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.Equal(Said(log, why), lines[0]);
+        Assert.StartsWith(EpilogLine, lines[1]);
     }
 
     /// <summary>
@@ -167,7 +198,7 @@ public sealed class LogTests
 
     /// <summary>
     /// A FIFO as log_file that no process reads does not hold the hook: the open does not wait for a reader (O_NONBLOCK:
-    /// ENXIO), the line is lost to the file (syslog has it) and the epilog exits 0 at once. README "Configuration", Logs.
+    /// ENXIO), the line goes to stderr after why, and the epilog exits 0 at once. README "Configuration", Logs.
     /// Fails on 167ce88: the open waited for a reader for good, and the epilog with it (killed here after 30 s).
     /// </summary>
     [Fact]
@@ -177,31 +208,135 @@ public sealed class LogTests
         string fifo = dir.Sub("log.fifo");
         Assert.Equal(0, SpoolWriterFullDiskTests.Run("mkfifo", "-m", "600", fifo));
         var clock = Stopwatch.StartNew();
-        Assert.Equal(0, Epilog(Config(dir, fifo)));
+        Assert.Equal(0, Epilog(Config(dir, fifo), out string stderr));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the epilog took {clock.Elapsed.TotalSeconds:F1} s");
+        SaysWhyThenTheLine(stderr, fifo, $"cannot open {fifo} (No such device or address)");
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(fifo));
     }
 
     /// <summary>
-    /// A symbolic link at log_file is never followed (O_NOFOLLOW): the file it points to gets no line and keeps its mode;
-    /// the line is lost (syslog still has it). A file with another name too (a hard link) gets the line but keeps its
-    /// mode: what the log's path names may be a file of the node's own. README "Configuration", Logs. Fails on 7615b1e:
-    /// the link was followed and the line appended to the file it points to.
+    /// The epilog with something <paramref name="plant"/> put at log_file (given the log's path and a root-owned 0644 file
+    /// beside it that holds "the node's own\n"; it returns the file that must stay as it is): that file keeps its bytes
+    /// and its mode, and stderr says <paramref name="why"/> (given the log's path), then the line.
     /// </summary>
-    [Fact]
-    public void ALinkAtTheLogPathIsNotFollowedAndAHardLinkedFileKeepsItsMode()
+    private static void NotWritten(Func<string, string, string> plant, Func<string, string> why)
     {
         using var dir = new TempDir();
-        string target = Existing(dir.Sub("elsewhere.txt"), "", Mode0644);
+        string target = Existing(dir.Sub("elsewhere.txt"), "the node's own\n", Mode0644);
         string log = dir.Sub("alumet-hpc.log");
-        File.CreateSymbolicLink(log, target);
-        Assert.Equal(0, Epilog(Config(dir, log)));
-        Assert.Equal((0L, Mode0644), (new FileInfo(target).Length, File.GetUnixFileMode(target)));
+        string kept = plant(log, target);
+        Assert.Equal(0, Epilog(Config(dir, log), out string stderr));
+        Assert.Equal(("the node's own\n", Mode0644), (File.ReadAllText(kept), File.GetUnixFileMode(kept)));
+        SaysWhyThenTheLine(stderr, log, why(log));
+    }
 
-        File.Delete(log);
-        Assert.Equal(0, SpoolWriterFullDiskTests.Run("ln", target, log));
-        Assert.Equal(0, Epilog(Config(dir, log)));
-        Assert.Contains("SLURM_JOB_ID", File.ReadAllText(target));
-        Assert.Equal(Mode0644, File.GetUnixFileMode(target));
+    /// <summary>
+    /// A symbolic link at log_file is never followed (O_NOFOLLOW): the file it points to gets no line and keeps its mode;
+    /// the line goes to stderr after why (syslog still has it). README "Configuration", Logs.
+    /// </summary>
+    [Fact]
+    public void ALinkAtTheLogPathIsNotFollowed() => NotWritten(
+        (log, target) => { File.CreateSymbolicLink(log, target); return target; },
+        log => $"{log} is a symbolic link, which is not followed (give the real path)");
+
+    /// <summary>
+    /// A log file with another name too (a hard link: st_nlink 2) is not written by root, nor is its mode changed: what
+    /// the log's path names may be a file of the node's own, linked there (a user may link their own files whatever
+    /// fs.protected_hardlinks says). The line goes to stderr, after why. README "Configuration", Logs. Fails on 13b113e:
+    /// the line was appended to the linked file.
+    /// </summary>
+    [SkippableFact]
+    public void ALogFileWithOtherNamesIsNotWritten()
+    {
+        Skip.If(Environment.UserName != "root", "root's rule (a user's own log is theirs)");
+        NotWritten((log, target) => { Assert.Equal(0, SpoolWriterFullDiskTests.Run("ln", target, log)); return target; },
+            log => $"{log} has 2 names, hard links (remove the others, or choose another path)");
+    }
+
+    /// <summary>
+    /// A log file a user owns (planted before root made it, or put in its place) is not written by root, nor is its mode
+    /// changed: its owner would read every hook's line (other users' jobs, reasons) and control the file. The line goes
+    /// to stderr, after why and how to fix it. README "Configuration", Logs. Fails on 13b113e: root appended the line to
+    /// the user's file (and made it 0640, still theirs).
+    /// </summary>
+    [SkippableFact]
+    public void ALogFileAUserOwnsIsNotWritten()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (a file of another user's)");
+        NotWritten((log, target) => { File.Move(target, log); Chown(log, "65534:65534"); return log; },
+            log => $"{log} is owned by uid 65534, not root (chown root {log}, or choose a directory only root can write)");
+    }
+
+    /// <summary>
+    /// Every directory on log_file's path is checked from / down (each below one that passed, which no user can then
+    /// change before the open): root does not write the
+    /// log below a symbolic link (followed, it would send root's file anywhere), nor below a directory a user owns or may
+    /// write without the sticky bit (they could put a directory or a file of theirs in its place). The line goes to
+    /// stderr after why, and no file is made. A root-owned directory writable by others with the sticky bit (/tmp),
+    /// writable by root's group, or made by the hook itself, is used. README "Configuration", Logs. Fails on 13b113e:
+    /// the log was made and written below each of the four.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("link", "{0} is a symbolic link, which is not followed (give the real path)")]
+    [InlineData("65534:65534 0755", "directory {0} is owned by uid 65534, not root (chown root {0}, or choose a directory only root can write)")]
+    [InlineData("0:0 0777", "directory {0} is writable by others without the sticky bit, mode 0777 (chmod o-w {0}, or choose a directory only root can write)")]
+    [InlineData("0:65534 0775", "directory {0} is writable by group 65534, mode 0775 (chmod g-w {0}, or choose a directory only root can write)")]
+    [InlineData("0:0 1777", null)]
+    [InlineData("0:0 0775", null)]
+    [InlineData("made", null)]
+    public void ALogBelowADirectoryAUserCouldSwapIsNotWritten(string directory, string? why)
+    {
+        Skip.If(Environment.UserName != "root", "needs root (directories of another user's)");
+        using var dir = new TempDir();
+        string sub = dir.Sub("sub"), log = Path.Combine(sub, "deeper", "alumet-hpc.log");
+        string real = dir.Sub("real");
+        if (directory == "link")
+        {
+            Directory.CreateDirectory(Path.Combine(real, "deeper"));
+            File.CreateSymbolicLink(sub, real);
+        }
+        else if (directory != "made")
+        {
+            Directory.CreateDirectory(Path.Combine(sub, "deeper"));
+            string[] ownerMode = directory.Split(' ');
+            Chown(sub, ownerMode[0]);
+            Assert.Equal(0, SpoolWriterFullDiskTests.Run("chmod", ownerMode[1], sub));
+        }
+        Assert.Equal(0, Epilog(Config(dir, log), out string stderr));
+        if (why is null)
+        {
+            Assert.Equal("", stderr);
+            if (directory == "made") // root's, 0755 (the hook's umask 022)
+                foreach (string made in new[] { sub, Path.GetDirectoryName(log)! })
+                    Assert.Equal(((0, 0), (UnixFileMode)0b111_101_101), (Alumet.Hpc.Native.Libc.Owner(made), File.GetUnixFileMode(made)));
+            Assert.Equal(Mode0640, File.GetUnixFileMode(log));
+            Assert.Contains("SLURM_JOB_ID", File.ReadAllText(log));
+            return;
+        }
+        Assert.False(File.Exists(log) || File.Exists(Path.Combine(real, "deeper", "alumet-hpc.log")), "the log was made");
+        SaysWhyThenTheLine(stderr, log, string.Format(why, sub));
+    }
+
+    /// <summary>
+    /// Through the Log API the hooks use: a log file root does not write is explained once per process, and each line
+    /// then goes to stderr (in the stderr form). README "Configuration", Logs. Fails on 13b113e: both lines were
+    /// appended to the user's file and nothing reached stderr.
+    /// </summary>
+    [SkippableFact]
+    public void ALogFileRootDoesNotWriteIsExplainedOnceAndItsLinesGoToStderr()
+    {
+        Skip.If(Environment.UserName != "root", "needs root (a file of another user's)");
+        using var dir = new TempDir();
+        string log = Existing(dir.Sub("alumet-hpc.log"), "", Mode0644);
+        Chown(log, "65534:65534");
+        var stderr = new StringWriter();
+        TwoLines(log, stderr, stderr: false);
+        Assert.Equal(0L, new FileInfo(log).Length);
+        Assert.Equal(new[]
+        {
+            Said(log, $"{log} is owned by uid 65534, not root (chown root {log}, or choose a directory only root can write)"),
+            "alumet-hpc: error: job 1: finalization failed: test",
+            "alumet-hpc: info: job 1: after it",
+        }, stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 }
