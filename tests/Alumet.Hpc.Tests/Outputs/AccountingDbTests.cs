@@ -53,6 +53,8 @@ public sealed class AccountingDbTests
         string path = Path.Combine(tmp.Path, "a", "b", "acct.db");
         using (var db = AccountingDb.Open(path))
             Assert.Equal(AccountingDb.SchemaVersion, db.UserVersion());
+        // The writer's close keeps the WAL's files for non-root readers, with the database's mode.
+        Assert.All(new[] { path + "-wal", path + "-shm" }, f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead, File.GetUnixFileMode(f)));
         // 0640: users read only through alumet-report's setgid gate (README, Install); 0751: no listing, traversal kept.
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead, File.GetUnixFileMode(path));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
@@ -61,9 +63,80 @@ public sealed class AccountingDbTests
         con.Open();
         using var cmd = con.CreateCommand();
         cmd.CommandText = "PRAGMA journal_mode; ";
-        Assert.Equal("delete", cmd.ExecuteScalar()); // not WAL: see AccountingDb (non-root readers)
+        Assert.Equal("wal", cmd.ExecuteScalar()); // no reader blocks a writer (SqliteBackend)
         cmd.CommandText = "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)";
         Assert.Equal("jobs,steps", cmd.ExecuteScalar());
+    }
+
+    /// <summary>
+    /// A database of an older version (rollback journal) is switched to WAL by the next writer's open, which makes the
+    /// WAL's files and keeps them. A reader in the middle of a read then (a report of the older version) does not make
+    /// that writer wait: the switch is left to a later writer.
+    /// </summary>
+    [Fact]
+    public void AnOlderRollbackDatabaseIsSwitchedToWalByTheNextWriterThatFindsItFree()
+    {
+        using var tmp = new TempDir();
+        string path = tmp.Sub("acct.db");
+        using (var db = AccountingDb.Open(path)) db.Upsert(Sample());
+        using (var old = new SqliteConnection($"Data Source={path};Pooling=false"))
+        {
+            old.Open();
+            using var cmd = old.CreateCommand();
+            cmd.CommandText = "PRAGMA journal_mode = DELETE;";
+            Assert.Equal("delete", cmd.ExecuteScalar());
+        }
+        Assert.Equal((false, false, false), (IsWal(path), File.Exists(path + "-wal"), File.Exists(path + "-shm")));
+
+        using (var reader = new SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=false"))
+        {
+            reader.Open();
+            using var cmd = reader.CreateCommand();
+            cmd.CommandText = "SELECT job_id FROM jobs;";
+            using var rd = cmd.ExecuteReader();
+            Assert.True(rd.Read()); // holds the file's shared lock
+            var watch = Stopwatch.StartNew();
+            using (var db = AccountingDb.Open(path, busyTimeoutMs: 2000)) Assert.Single(db.GetJob("1234"));
+            Assert.True(watch.ElapsedMilliseconds < 1000, $"the writer's open waited {watch.ElapsedMilliseconds} ms for the switch");
+            Assert.False(IsWal(path));
+        }
+
+        using (var db = AccountingDb.Open(path)) Assert.Single(db.GetJob("1234"));
+        Assert.Equal((true, true, true), (IsWal(path), File.Exists(path + "-wal"), File.Exists(path + "-shm")));
+        using (var db = AccountingDb.OpenReadOnly(path)) Assert.Single(db.GetJob("1234"));
+    }
+
+    /// <summary>
+    /// While a reader holds an old snapshot the -wal grows by what is written meanwhile (no checkpoint may pass the
+    /// reader); a writer's close that finds no reader checkpoints it and cuts it back to 0 bytes, the file kept.
+    /// </summary>
+    [Fact]
+    public void TheWalGrowsWhileAReaderHoldsASnapshotAndIsCutBackAfter()
+    {
+        using var tmp = new TempDir();
+        string path = tmp.Sub("acct.db");
+        using (var db = AccountingDb.Open(path)) db.Upsert(Sample());
+        Assert.Equal(0, new FileInfo(path + "-wal").Length);
+        using (var reader = new SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=false"))
+        {
+            reader.Open();
+            using var cmd = reader.CreateCommand();
+            cmd.CommandText = "SELECT job_id FROM jobs;";
+            using var rd = cmd.ExecuteReader();
+            Assert.True(rd.Read());
+            using (var db = AccountingDb.Open(path))
+                for (int i = 0; i < 50; i++) db.Upsert(Sample(jobId: $"{2000 + i}"));
+            Assert.InRange(new FileInfo(path + "-wal").Length, 50 * 4096, long.MaxValue);
+        }
+        using (var db = AccountingDb.Open(path)) Assert.Equal(51, db.Query(new JobQuery()).Count);
+        Assert.Equal((true, 0L), (File.Exists(path + "-wal"), new FileInfo(path + "-wal").Length));
+    }
+
+    /// <summary>The file's header says WAL (bytes 18-19), read without a connection (whose close could delete the WAL's files).</summary>
+    private static bool IsWal(string path)
+    {
+        var header = File.ReadAllBytes(path).AsSpan(0, 20);
+        return header[18] == 2 && header[19] == 2;
     }
 
     [Fact]

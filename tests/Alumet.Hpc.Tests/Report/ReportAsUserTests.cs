@@ -622,6 +622,120 @@ public sealed class ReportHoldsNoLockTests
         Assert.Equal((0, "", 401), (whole.ExitCode, stderr.Result, json.RootElement.GetProperty("jobs").GetArrayLength()));
     }
 
+    /// <summary>
+    /// A user may stop their own report (kill -STOP: it is setgid, not setuid) while it reads the database. A reader
+    /// blocks no writer (WAL, README "Accounting database"): the row of a job that ends meanwhile, written by root's
+    /// real finalization (<c>alumet-hpc exec</c>: the node sampler's <c>finalize-job</c>, its <c>hook_wait_s</c> of 2 s
+    /// and 1 s lock wait), is in the database when the job's command returns, not queued in the outbox; the stopped
+    /// report, resumed, lists its rows; nothing in the database's directory belongs to the user. Fails on 13b113e
+    /// (rollback journal: the stopped report's shared lock kept every writer out for as long as its user liked):
+    /// "(0, 1)" where "(1, 0)" was expected (no row in the database, one queued in the outbox).
+    /// </summary>
+    [SkippableFact]
+    public void AUsersReportStoppedWhileItReadsKeepsNoJobsRowOutOfTheDatabase()
+    {
+        using var inst = new TwoUsersInstallation();
+        Skip.If(inst.SkipReason is not null, inst.SkipReason);
+        using var node = Alumet.Hpc.Tests.Commands.ExecBinaryTests.NewInstall(); // root's node, writing the installation's database
+        File.WriteAllText(node.ConfigPath, File.ReadAllText(node.ConfigPath).Replace(node.Config.Paths.Database, inst.Db));
+        var start = DateTime.UtcNow.AddDays(-20);
+        using (var w = AccountingDb.Open(inst.Db))
+            for (int i = 0; i < 400; i++)
+                w.Upsert(ReportFixture.Rec($"{5000 + i}", "n1", TwoUsersInstallation.UserA, inst.UidA, start.AddMinutes(i), 60,
+                    new DomainEnergies(1000, 0, 0, 0, 0, 0), 100) with { RunId = $"R{i}" });
+        string inode = TwoUsersInstallation.Sh($"stat -c %i {inst.Db}").Out.Trim();
+        // In a read: a shared lock on the database and, in WAL mode, on one of the -shm's read marks (bytes 123-127).
+        string? shm = File.Exists(inst.Db + "-shm") ? TwoUsersInstallation.Sh($"stat -c %i {inst.Db}-shm").Out.Trim() : null;
+        bool Reading(int pid) => LockHolders(inode).Contains(pid) && (shm is null || LockHolders(shm, 123, 127).Contains(pid));
+
+        Process? reader = null;
+        Task<string>? listing = null;
+        try
+        {
+            int holder = 0;
+            for (int attempt = 0; attempt < 50 && holder == 0; attempt++)
+            {
+                reader = Process.Start(new ProcessStartInfo("/usr/sbin/runuser", ["-u", TwoUsersInstallation.UserA, "--", "/usr/bin/env", "-i",
+                    "PATH=/usr/bin:/bin", inst.Gate, "--json", "-S", "now-30days"]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = "/" })!;
+                listing = reader.StandardOutput.ReadToEndAsync(); // read: this report is stopped, never blocked on its output
+                _ = reader.StandardError.ReadToEndAsync();
+                while (!reader.HasExited && holder == 0)
+                {
+                    if (LockHolder(inode) is not { } pid) continue;
+                    Alumet.Hpc.Native.Libc.kill(pid, 19); // SIGSTOP, as the user may
+                    if (Reading(pid)) holder = pid; // stopped in the middle of a read
+                    else
+                    {
+                        Alumet.Hpc.Native.Libc.kill(pid, 18); // its read had just ended: let it finish, try again
+                        Alumet.Hpc.Native.Libc.kill(reader.Id, 18);
+                    }
+                }
+                if (holder == 0) reader.WaitForExit();
+            }
+            Assert.True(holder != 0, "no report was caught reading the database");
+
+            string jobId = ExecIds.Next();
+            var job = TwoUsersInstallation.Run(TestInstallation.Binary(), "exec", "--config", node.ConfigPath, "--job-id", jobId, "--no-report", "--", "/bin/true");
+            Assert.True(job.Code == 0, job.Err);
+            string outbox = Path.Combine(node.Config.Paths.StateDir, "outbox");
+            int stored;
+            using (var db = AccountingDb.OpenReadOnly(inst.Db)) stored = db.GetJob(jobId).Count;
+            Assert.Equal((1, 0), (stored, Directory.Exists(outbox) ? Directory.GetFiles(outbox, "*.row.json").Length : 0));
+
+            Alumet.Hpc.Native.Libc.kill(holder, 18); // SIGCONT
+            Alumet.Hpc.Native.Libc.kill(reader!.Id, 18); // runuser stops itself when its child stops, as su does
+            Assert.True(reader!.WaitForExit(60_000), "the resumed report did not end");
+            using var json = System.Text.Json.JsonDocument.Parse(listing!.Result);
+            Assert.Equal((0, 402), (reader.ExitCode, json.RootElement.GetProperty("jobs").GetArrayLength())); // and 3001, 3003
+            var foreign = TwoUsersInstallation.Sh($"find {Path.GetDirectoryName(inst.Db)} -maxdepth 1 ! -user root").Out;
+            Assert.Equal("", foreign);
+        }
+        finally
+        {
+            if (reader is { HasExited: false })
+            {
+                reader.Kill(entireProcessTree: true);
+                foreach (int pid in LockHolders(inode)) { Alumet.Hpc.Native.Libc.kill(pid, 9); }
+                reader.WaitForExit();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The sqlite3 shell, closing the database last, deletes the WAL's files (it does not keep them as alumet-hpc's
+    /// writers do). A user's report then does not make them (they would be the user's, in root's directory: a user who
+    /// owned the -shm could lock root's writers out) but says why, exit 1; the next root writer makes them again.
+    /// </summary>
+    [SkippableFact]
+    public void AReportDoesNotMakeTheWalFilesItFindsMissing()
+    {
+        using var inst = new TwoUsersInstallation();
+        Skip.If(inst.SkipReason is not null, inst.SkipReason);
+        Skip.IfNot(DbLock.Available, "needs the sqlite3 CLI");
+        string[] query = ["-j", "3001", "-P", "-n", "-o", "JobID"];
+        Assert.Equal((0, "3001\n", ""), TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, inst.Gate, query));
+        Assert.Equal(0, TwoUsersInstallation.Sh($"/usr/bin/sqlite3 {inst.Db} 'SELECT count(*) FROM jobs;'").Code);
+        Assert.Equal((false, false), (File.Exists(inst.Db + "-wal"), File.Exists(inst.Db + "-shm")));
+
+        Assert.Equal((1, "", $"alumet-report: error: cannot read {inst.Db}: its -wal and -shm files are missing (a program other than alumet-hpc, "
+            + "such as sqlite3, closed it last); the next job end on this node, or 'alumet-hpc db flush' run by root, makes them again\n"),
+            TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, inst.Gate, query));
+        Assert.Equal("", TwoUsersInstallation.Sh($"find {Path.GetDirectoryName(inst.Db)} -maxdepth 1 ! -user root").Out);
+
+        using (AccountingDb.Open(inst.Db)) { }
+        Assert.Equal((0, "3001\n", ""), TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, inst.Gate, query));
+    }
+
+    /// <summary>The processes holding a POSIX lock on the file of <paramref name="inode"/> (/proc/locks), starting between
+    /// <paramref name="from"/> and <paramref name="to"/>, this one excepted.</summary>
+    private static IEnumerable<int> LockHolders(string inode, long from = 0, long to = long.MaxValue) =>
+        File.ReadAllLines("/proc/locks").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => f.Length > 7 && f[1] == "POSIX" && f[5].EndsWith($":{inode}", StringComparison.Ordinal)
+                && long.Parse(f[6], System.Globalization.CultureInfo.InvariantCulture) is var start && start >= from && start <= to)
+            .Select(f => int.Parse(f[4], System.Globalization.CultureInfo.InvariantCulture)).Where(p => p != Environment.ProcessId).Distinct().ToList();
+
+    private static int? LockHolder(string inode) => LockHolders(inode).Cast<int?>().FirstOrDefault();
+
     /// <summary>Whether process <paramref name="pid"/> sleeps writing to a full pipe (/proc/PID/wchan).</summary>
     private static bool WaitsOnAFullPipe(int pid)
     {

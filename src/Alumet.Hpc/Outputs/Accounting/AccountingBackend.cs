@@ -42,12 +42,18 @@ public abstract class AccountingBackend
 }
 
 /// <summary>
-/// SQLite, the embedded default for one machine. Journal: rollback (DELETE), deliberately not WAL: a non-root
-/// reader of a WAL database must create or write the -shm/-wal files, so once the last writer has closed, a
-/// non-root reader in the root-owned directory fails with SQLITE_READONLY (tested with sqlite 3.40); a rollback
-/// journal needs only read access for readers. Write transactions take the lock up front (BEGIN IMMEDIATE, the
-/// Microsoft.Data.Sqlite default) so two writers never deadlock on a lock upgrade. Never on a shared filesystem:
-/// SQLite's locking over NFS is not reliable (README, "Multi-node clusters").
+/// SQLite, the embedded default for one machine. Journal: WAL, so that no reader ever blocks a writer: with a rollback
+/// journal a reader holds a shared lock on the file for as long as its statement runs, and a user who stopped their own
+/// report (kill -STOP: it is setgid, not setuid) kept every job's row out of the database for as long as they liked
+/// (README "Accounting database"). Readers are not root: a reader of a WAL database needs its -wal and -shm files to
+/// exist (SQLite 3.22+ then reads with read-only access to both: no lock a writer waits for), and must never create
+/// them. So every root writer keeps them when it closes (SQLITE_FCNTL_PERSIST_WAL: SQLite deletes them at the last
+/// close otherwise), SQLite gives them the database file's owner and mode (root, 0640, group alumet), and a reader that
+/// finds them missing does not open the file unless it owns it (<see cref="CheckReadable"/>). A database left in
+/// rollback mode by an older version is switched at a writer's open when no reader holds it (<see cref="AfterMigrate"/>).
+/// Write transactions take the lock up front (BEGIN IMMEDIATE, the Microsoft.Data.Sqlite default) so two writers never
+/// deadlock on a lock upgrade. Never on a shared filesystem: SQLite's locking (and WAL's shared memory) over NFS is not
+/// reliable (README, "Multi-node clusters").
 /// </summary>
 public sealed class SqliteBackend(string path) : AccountingBackend
 {
@@ -60,7 +66,8 @@ public sealed class SqliteBackend(string path) : AccountingBackend
     internal override DbConnection Connect(int busyTimeoutMs, bool readOnly)
     {
         if (readOnly && !File.Exists(FilePath)) throw new FileNotFoundException($"no accounting database at {FilePath}", FilePath);
-        if (!readOnly) CreateFile(FilePath);
+        if (readOnly) CheckReadable();
+        else CreateFile(FilePath);
         var con = new SqliteConnection(new SqliteConnectionStringBuilder
         {
             DataSource = FilePath,
@@ -72,6 +79,7 @@ public sealed class SqliteBackend(string path) : AccountingBackend
         try
         {
             con.Open();
+            if (!readOnly) KeepWalFiles((SqliteConnection)con);
             Exec(con, $"PRAGMA busy_timeout = {Math.Max(0, busyTimeoutMs)};");
         }
         catch
@@ -82,8 +90,78 @@ public sealed class SqliteBackend(string path) : AccountingBackend
         return con;
     }
 
-    // Foreign keys stay off while migrating: v2 rebuilds the tables that reference each other.
-    internal override void AfterMigrate(DbConnection con) => Exec(con, "PRAGMA foreign_keys = ON;");
+    /// <summary>
+    /// A writer's open, once migrated: foreign keys on (off while migrating: v2 rebuilds the tables that reference each
+    /// other), and the database in WAL mode with its -wal and -shm files made and kept. A switch from a rollback journal
+    /// needs the file to itself: it is tried without waiting, and a reader that holds the file then (a report of an
+    /// older version) leaves it to the next writer. The -wal is cut back to <see cref="WalSizeLimit"/> once checkpointed.
+    /// </summary>
+    internal override void AfterMigrate(DbConnection con)
+    {
+        Exec(con, "PRAGMA foreign_keys = ON;");
+        Exec(con, $"PRAGMA journal_size_limit = {WalSizeLimit};");
+        if (!string.Equals(Scalar(con, "PRAGMA journal_mode;"), "wal", StringComparison.OrdinalIgnoreCase))
+        {
+            // sqlite3_exec itself: Microsoft.Data.Sqlite's commands retry a busy statement until their timeout.
+            string busy = Scalar(con, "PRAGMA busy_timeout;");
+            Exec(con, "PRAGMA busy_timeout = 0;");
+            int rc;
+            try { rc = SQLitePCL.raw.sqlite3_exec(((SqliteConnection)con).Handle, "PRAGMA journal_mode = WAL;"); }
+            finally { Exec(con, $"PRAGMA busy_timeout = {busy};"); }
+            if ((rc & 0xff) is not (0 or SqliteBusy or SqliteLocked)) SqliteException.ThrowExceptionForRC(rc, ((SqliteConnection)con).Handle);
+        }
+        Scalar(con, "SELECT count(*) FROM sqlite_master;"); // a read opens the WAL: it makes the -wal and -shm files
+        foreach (string f in WalFiles) if (File.Exists(f)) DatabaseFileAccess.Secure(f);
+    }
+
+    /// <summary>Bytes the -wal is cut back to once checkpointed (it grows while a reader holds an old snapshot).</summary>
+    internal const long WalSizeLimit = 16 << 20;
+
+    /// <summary>The WAL's two files, beside the database.</summary>
+    internal string[] WalFiles => [FilePath + "-wal", FilePath + "-shm"];
+
+    /// <summary>
+    /// Refuses a read that would make SQLite create the -wal and -shm files of a WAL database in someone else's name: a
+    /// file a user owned there would let them block or corrupt root's writers (README "Accounting database"). Missing,
+    /// they are made again by the next root writer (a job's end, <c>alumet-hpc db flush</c>); a program other than
+    /// alumet-hpc (the sqlite3 shell) deletes them when it closes the database last.
+    /// </summary>
+    /// <exception cref="InvalidDataException">WAL, a file missing, and the caller neither root nor the database's owner.</exception>
+    private void CheckReadable()
+    {
+        if (!IsWal(FilePath) || WalFiles.All(File.Exists)) return;
+        uint me = Native.Libc.getuid();
+        if (me == 0 || Native.Libc.Owner(FilePath) is { } o && o.Uid == me) return;
+        throw new InvalidDataException($"its -wal and -shm files are missing (a program other than alumet-hpc, such as sqlite3, "
+            + "closed it last); the next job end on this node, or 'alumet-hpc db flush' run by root, makes them again");
+    }
+
+    /// <summary>Whether the file's header says WAL (read and write versions 2, bytes 18-19); false when unreadable.</summary>
+    private static bool IsWal(string path)
+    {
+        try
+        {
+            using var f = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+            Span<byte> header = stackalloc byte[20];
+            return RandomAccess.Read(f, header, 0) == 20 && header[18] == 2 && header[19] == 2;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
+    /// <summary>SQLITE_FCNTL_PERSIST_WAL on a writer's connection: its close leaves the -wal and -shm files for the readers.</summary>
+    private static void KeepWalFiles(SqliteConnection con)
+    {
+        int on = 1;
+        int rc = SqliteNative.sqlite3_file_control(con.Handle!.DangerousGetHandle(), "main", SqliteNative.FcntlPersistWal, ref on);
+        if (rc != 0) throw new InvalidOperationException($"SQLite refused SQLITE_FCNTL_PERSIST_WAL (error {rc})");
+    }
+
+    private static string Scalar(DbConnection con, string sql)
+    {
+        using var cmd = con.CreateCommand();
+        cmd.CommandText = sql;
+        return Convert.ToString(cmd.ExecuteScalar(), CultureInfo.InvariantCulture) ?? "";
+    }
 
     internal override int ReadVersion(DbConnection con, DbTransaction? tx)
     {
@@ -137,6 +215,15 @@ public sealed class SqliteBackend(string path) : AccountingBackend
         }
         DatabaseFileAccess.Secure(path);
     }
+}
+
+/// <summary>The SQLite call Microsoft.Data.Sqlite does not expose, into the library it loads (e_sqlite3).</summary>
+internal static partial class SqliteNative
+{
+    public const int FcntlPersistWal = 10;
+
+    [System.Runtime.InteropServices.LibraryImport("e_sqlite3", StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    public static partial int sqlite3_file_control(IntPtr db, string name, int op, ref int arg);
 }
 
 /// <summary>The back end a configuration names.</summary>

@@ -71,8 +71,11 @@ public sealed class AccountingDb : IDisposable
         var db = new AccountingDb(backend.Where, backend.Connect(busyTimeoutMs, readOnly: false), backend);
         try
         {
-            db.Retry(db.Migrate, waitMs);
-            backend.AfterMigrate(db._con);
+            db.Retry(() =>
+            {
+                db.Migrate();
+                backend.AfterMigrate(db._con); // idempotent; on SQLite it reads the file, so it may meet a lock too
+            }, waitMs);
         }
         catch
         {

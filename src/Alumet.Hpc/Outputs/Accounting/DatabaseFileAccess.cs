@@ -9,7 +9,8 @@ namespace Alumet.Hpc.Outputs.Accounting;
 /// Users read their own rows through alumet-report, which holds that group through its setgid gate and filters by
 /// uid (README, Install). The directory loses its listing bit for others (0751) but keeps traversal, because the
 /// default data_dir and state_dir live beneath it and users open their own Parquet files there.
-/// SQLite gives the rollback journal the database file's mode and owner, so the journal is no wider.
+/// SQLite gives the WAL's -wal and -shm files (and a rollback journal) the database file's mode and owner, so they are
+/// no wider; the writers apply <see cref="Secure"/> to them too (SqliteBackend.AfterMigrate).
 /// </summary>
 internal static class DatabaseFileAccess
 {
