@@ -25,7 +25,8 @@ public interface IJobFinalization
     /// <summary>Exports again the node's kept spools whose Parquet export failed (<see cref="JobFinalizer.RetryExports"/>); blocks.</summary>
     void RetryExports();
 
-    /// <summary>Exports a closed day of the node's spool to its root-only Parquet file (<see cref="Spool.NodeSpool.Export"/>); returns the file; throws with the true reason.</summary>
+    /// <summary>Exports a closed day of the node's spool to its root-only Parquet file (<see cref="Spool.NodeSpool.Export"/>); returns the file; throws with the true reason.
+    /// Its log line says the day's failed attempts (<see cref="Spool.NodeSpool.ExportFailedFile"/>), which it removes.</summary>
     string ExportNodeDay(string spoolDir);
 
     /// <summary>The row of a job that ran here unmeasured (<see cref="JobFinalizer.RecordNotMeasured"/>: <c>sample</c> with no
@@ -50,8 +51,8 @@ public sealed class InProcessFinalization(AlumetConfig cfg) : IJobFinalization
 
     public string ExportNodeDay(string spoolDir)
     {
-        string file = Spool.NodeSpool.Export(cfg, spoolDir);
-        Log.Info($"node file {file}: written from {spoolDir}");
+        string file = Spool.NodeSpool.Export(cfg, spoolDir, out int failed);
+        Log.Info($"node file {file}: written from {spoolDir}{(failed > 0 ? $" after {failed} failed attempt(s)" : "")}");
         return file;
     }
 

@@ -1095,8 +1095,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     private long _nextDayExportsNs; // monotonic; 0: the first housekeeping looks
 
     /// <summary>Written in a day's directory at each failed export of it, one line each ("TIME ERROR"); the first is
-    /// logged, the next ones are not, until an export works again and removes it: said once per episode.</summary>
-    public const string ExportFailedFile = "export-failed";
+    /// logged, the next ones are not, until an export works again: it removes the file and its line says how many
+    /// failed (<see cref="NodeSpool.Export"/>, under the day's lock): said once per episode.</summary>
+    public const string ExportFailedFile = NodeSpool.ExportFailedFile;
 
     /// <summary>Exports the closed days not exported, one after the other (a housekeeping that finds it still running tries again at the next one).</summary>
     private void RetryDayExportsNow()
@@ -1136,13 +1137,9 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
         string mark = Path.Combine(dir, ExportFailedFile);
         try
         {
-            string file = _finalization.ExportNodeDay(dir);
-            if (File.Exists(mark))
-            {
-                int failed = File.ReadAllLines(mark).Length;
-                File.Delete(mark);
-                Log.Info($"node file {file}: written from {dir} after {failed} failed attempt(s)");
-            }
+            // The export itself says the failed attempts and removes the mark, under the day's lock: read here, after,
+            // the day could be gone already (another job's finalization prunes an exported day).
+            _finalization.ExportNodeDay(dir);
         }
         catch (Exception e)
         {

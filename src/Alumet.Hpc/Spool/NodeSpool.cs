@@ -186,8 +186,11 @@ public sealed class NodeSpool
     /// its directory (the day); the whole file is replaced, so a day reopened by a restarted sampler is exported whole.
     /// Once the file is durable, <see cref="ExportedFile"/> records the records of spool.bin it holds: the next
     /// finalization removes the day's spool when that is still all of it (JobStateCleanup). Nothing to do when it is.
+    /// <paramref name="failedAttempts"/>: the lines of the day's <see cref="ExportFailedFile"/>, read and removed here,
+    /// under the day's lock: once it is released, another job's finalization may remove the exported day, the mark with
+    /// it, before the caller could read it (its failed attempts were then said nowhere).
     /// </summary>
-    public static string Export(AlumetConfig cfg, string dir)
+    public static string Export(AlumetConfig cfg, string dir, out int failedAttempts)
     {
         // The day's lock: the cleanup of exported days (JobStateCleanup) never removes a day while it is read here, and
         // two exports of a day record what they wrote one after the other.
@@ -195,7 +198,11 @@ public sealed class NodeSpool
             ?? throw new IOException(busy ? $"another process held {dir} for 60 s; export it again later" : $"the node's day spool {dir} does not exist");
         var meta = SpoolWriter.ReadMeta(dir);
         string target = Path.GetFullPath(ParquetPath(cfg, meta.Cluster, meta.Node, Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))));
-        if (ExportedTo(dir) == target) return target;
+        if (ExportedTo(dir) == target)
+        {
+            failedAttempts = TakeFailedAttempts(dir);
+            return target;
+        }
         // Counted before the file is read: a sampler that reopened the day appends after them (the file holds at least these).
         long records = NodeReadWindows.RecordsIn(dir);
         // A spool that holds fewer records than the day's file has rows is not that file's spool grown: the day was
@@ -213,7 +220,23 @@ public sealed class NodeSpool
         Core.AtomicFile.SyncDirectory(Path.GetDirectoryName(target)!);
         Core.AtomicFile.WriteDurably(Path.Combine(dir, ExportedFile),
             System.Text.Encoding.UTF8.GetBytes($"{records.ToString(System.Globalization.CultureInfo.InvariantCulture)} {target}\n"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        failedAttempts = TakeFailedAttempts(dir);
         return target;
+    }
+
+    /// <summary>Written in a day's directory at each failed export of it, one line each ("TIME ERROR"), by the node
+    /// sampler (NodeSampler.ExportSaidOnce, which says the first); read and removed by the export that works.</summary>
+    public const string ExportFailedFile = "export-failed";
+
+    /// <summary>The failed attempts <see cref="ExportFailedFile"/> counts (0 without one), the file removed; under the day's lock.</summary>
+    private static int TakeFailedAttempts(string dir)
+    {
+        string mark = Path.Combine(dir, ExportFailedFile);
+        int failed;
+        try { failed = File.ReadAllLines(mark).Length; }
+        catch (FileNotFoundException) { return 0; }
+        File.Delete(mark);
+        return failed;
     }
 
     /// <summary>Written in a day's directory by <see cref="Export"/>: "RECORDS FILE", the records of spool.bin the node file holds.</summary>
