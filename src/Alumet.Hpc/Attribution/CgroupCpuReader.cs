@@ -18,8 +18,7 @@ public sealed class CgroupCpuReader : IDisposable
     {
         Cgroup = cgroup;
         _version = cgroup.Version;
-        string file = Path.Combine(cgroup.Directory, cgroup.Version == CgroupVersion.V1 ? "cpuacct.usage" : "cpu.stat");
-        _file = new SysfsCounterFile(file);
+        _file = new SysfsCounterFile(CgroupHierarchy.CpuFile(cgroup.Directory, cgroup.Version));
     }
 
     public static CgroupCpuReader? TryOpen(JobCgroup cgroup)
@@ -44,14 +43,6 @@ public sealed class CgroupCpuReader : IDisposable
         ns = us * 1000;
         return true;
     }
-
-    /// <summary>
-    /// Whether <paramref name="dir"/> still names the directory that had <paramref name="inode"/> when its usage file was
-    /// opened (where stat(2) cannot say: that it exists): a removed cgroup's open file may still read, its last value, on
-    /// some kernels and on plain files, and a requeue may make another cgroup at the same path.
-    /// </summary>
-    public static bool IsAt(string dir, ulong? inode) =>
-        Native.Libc.StatDirectory(dir) is { } d ? inode is null || d.Inode == inode : inode is null && Directory.Exists(dir);
 
     public void Dispose() => _file.Dispose();
 }

@@ -1,5 +1,16 @@
 namespace Alumet.Hpc.Attribution;
 
+/// <summary>What stat(2) tells of a cgroup's path (<see cref="CgroupHierarchy.PresenceOf"/>).</summary>
+public enum Presence
+{
+    /// <summary>There (the same inode, where one was given).</summary>
+    There,
+    /// <summary>No such path (ENOENT, ENOTDIR), or another inode there.</summary>
+    Gone,
+    /// <summary>stat failed with another error: whether it is there is not known.</summary>
+    Unknown,
+}
+
 /// <summary>
 /// What every scheduler's cgroup locator reads of the cgroup filesystem, so that Slurm and OAR differ only in their
 /// layout below it (Schedulers/Slurm/SlurmCgroupLocator.cs, Schedulers/Oar/OarCgroupLocator.cs): where the v2 tree and
@@ -33,13 +44,39 @@ public static class CgroupHierarchy
     }
 
     /// <summary>A v1 cgroup with CPU time: <c>cpuacct.usage</c> (ns).</summary>
-    public static bool IsV1(string dir) => File.Exists(Path.Combine(dir, "cpuacct.usage"));
+    public static bool IsV1(string dir) => Is(dir, CgroupVersion.V1) == Presence.There;
 
     /// <summary>A v2 cgroup with CPU time: <c>cpu.stat</c> (<c>usage_usec</c>).</summary>
-    public static bool IsV2(string dir) => File.Exists(Path.Combine(dir, "cpu.stat"));
+    public static bool IsV2(string dir) => Is(dir, CgroupVersion.V2) == Presence.There;
 
-    /// <summary>A cgroup of <paramref name="version"/> with CPU time at <paramref name="dir"/>, or false.</summary>
-    public static bool Is(string dir, CgroupVersion version) => version == CgroupVersion.V2 ? IsV2(dir) : IsV1(dir);
+    /// <summary>The file of a cgroup of <paramref name="version"/> at <paramref name="dir"/> that holds its CPU time.</summary>
+    public static string CpuFile(string dir, CgroupVersion version) =>
+        Path.Combine(dir, version == CgroupVersion.V2 ? "cpu.stat" : "cpuacct.usage");
+
+    /// <summary>Whether a cgroup of <paramref name="version"/> with CPU time is at <paramref name="dir"/>: its CPU file's <see cref="PresenceOf"/>.</summary>
+    public static Presence Is(string dir, CgroupVersion version) => PresenceOf(CpuFile(dir, version));
+
+    /// <summary>
+    /// Whether <paramref name="path"/> is there now, by stat(2), and given <paramref name="inode"/>, the same one: the one
+    /// answer of the node sampler to "is this cgroup still there" (README "Attribution"). <see cref="Presence.Gone"/> when
+    /// stat fails with ENOENT or ENOTDIR, or names another inode (a cgroup made again at that path: a requeue's);
+    /// <see cref="Presence.Unknown"/> when it fails with any other error (EACCES from a directory above without search
+    /// permission or from an LSM, EIO, ENOMEM, ELOOP, ...), which is not "gone": what was known of the cgroup stays, and
+    /// the parts that depend on it are flagged not exact. Until 2026-12-03 any failed stat was "gone".
+    /// </summary>
+    public static Presence PresenceOf(string path, ulong? inode = null)
+    {
+        if (Native.Libc.StatDirectory(path, out int errno) is { } d) return inode is null || d.Inode == inode ? Presence.There : Presence.Gone;
+        if (errno != 0) return errno is Native.Libc.ENOENT or Native.Libc.ENOTDIR ? Presence.Gone : Presence.Unknown;
+        // Not stat'ed (an ABI whose struct stat is not known here, where no inode is known either): .NET's stat.
+        try
+        {
+            File.GetAttributes(path);
+            return Presence.There;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return Presence.Gone; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return Presence.Unknown; }
+    }
 
     /// <summary>
     /// This process's cgroups from <paramref name="selfCgroupFile"/> (<c>/proc/self/cgroup</c>): one entry per hierarchy,

@@ -184,7 +184,7 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
 /// <summary>An exec job's one cgroup, named in its registration and checked by <see cref="ExecCgroup.IsPathOf"/>.</summary>
 public sealed class ExecCgroupLocator(JobCgroup cgroup) : IJobCgroupLocator
 {
-    public JobCgroup? Find(JobIdentity job) => CgroupHierarchy.Is(cgroup.Directory, cgroup.Version) ? cgroup : null;
+    public JobCgroup? Find(JobIdentity job) => CgroupHierarchy.Is(cgroup.Directory, cgroup.Version) == Presence.There ? cgroup : null;
 
     public IReadOnlyList<JobCgroup> EnumerateJobs() => Find(null!) is { } c ? [c] : [];
 }

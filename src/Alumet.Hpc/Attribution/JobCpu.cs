@@ -64,6 +64,17 @@ public sealed class JobCpu : IDisposable
     public bool Steady { get; private set; }
 
     /// <summary>
+    /// The last <see cref="Sample"/> read the job's cgroup with a usage that did not move, and could not check that its
+    /// path still names the directory opened: stat(2) failed with an error other than ENOENT or ENOTDIR
+    /// (<see cref="CgroupHierarchy.PresenceOf"/>: EACCES on a directory above, EIO, ...), which is not "gone". The cgroup is
+    /// kept and read on; the period's share is not known exact (were it removed on a kernel whose removed file still reads
+    /// its last value, the share would miss its CPU time since the read before), so the job's rows of this period are
+    /// flagged 2, and it is not <see cref="Steady"/>. Until 2026-12-03 such a stat made the cgroup gone (flags=8), then
+    /// found again in the next period.
+    /// </summary>
+    public bool Unverified { get; private set; }
+
+    /// <summary>
     /// Whether the last <see cref="Sample"/> found <paramref name="step"/>'s cgroup gone (the step ended, its job's cgroup
     /// stayed) after a read of it at the Sample before: its CPU time since that read is not in its own cgroup any more, and
     /// not known (the job's delta less its other steps' holds it, but also the time of any step made and removed within
@@ -110,7 +121,7 @@ public sealed class JobCpu : IDisposable
     /// on in it).
     /// </summary>
     public bool LostCgroupRemoved() =>
-        LostDirectory is { } dir && !CgroupCpuReader.IsAt(dir, _lastInode);
+        LostDirectory is { } dir && CgroupHierarchy.PresenceOf(dir, _lastInode) == Presence.Gone;
 
     /// <summary>
     /// The lost cgroup's CPU time since its last read was taken from a parent cgroup
@@ -165,7 +176,7 @@ public sealed class JobCpu : IDisposable
     public ulong Sample(long monotonicNs, List<(string Step, ulong Ns)> steps)
     {
         steps.Clear();
-        Refound = Lost = FromParent = Steady = StepsNotExact = false;
+        Refound = Lost = FromParent = Steady = StepsNotExact = Unverified = false;
         LostDirectory = null;
         _vanished.Clear();
         if (_locator is null || (_reader is null && !TryOpen())) return 0;
@@ -180,8 +191,11 @@ public sealed class JobCpu : IDisposable
         }
 
         // A removed cgroup's open file may still read (its last value, on some kernels and on plain files): a usage
-        // that did not move is checked against the directory, so a gone or replaced cgroup is seen (one stat, idle jobs only).
-        if (!_reader!.TryReadNs(out ulong ns) || (_hasLast && ns == _lastNs && !IsOpenedDirectory()))
+        // that did not move is checked against the directory, so a gone or replaced cgroup is seen (one stat, idle jobs only);
+        // a stat that fails otherwise than ENOENT or ENOTDIR does not say it is gone (Unverified).
+        bool read = _reader!.TryReadNs(out ulong ns);
+        var at = read && _hasLast && ns == _lastNs ? CgroupHierarchy.PresenceOf(_reader.Cgroup.Directory, _readerInode) : Presence.There;
+        if (!read || at == Presence.Gone)
         {
             Lost = _hasLast && !_lost;
             if (Lost) LostDirectory = _reader.Cgroup.Directory;
@@ -196,6 +210,7 @@ public sealed class JobCpu : IDisposable
             return 0;
         }
         LastSeenNs = monotonicNs;
+        Unverified = at == Presence.Unknown;
         ulong delta;
         if (_lost)
         {
@@ -211,7 +226,7 @@ public sealed class JobCpu : IDisposable
         else
         {
             delta = ns - Math.Min(ns, _lastNs);
-            Steady = true;
+            Steady = !Unverified;
         }
         (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
         ClampSteps(steps, delta);
@@ -234,9 +249,6 @@ public sealed class JobCpu : IDisposable
         _readerInode = Native.Libc.StatDirectory(opened.Cgroup.Directory)?.Inode;
         return true;
     }
-
-    /// <summary>Whether the cgroup's path still names the directory opened (where stat(2) cannot say: that it exists).</summary>
-    private bool IsOpenedDirectory() => CgroupCpuReader.IsAt(_reader!.Cgroup.Directory, _readerInode);
 
     /// <summary>Forgets the job's cgroup and its steps' (a requeue makes new step cgroups, maybe at the same paths).</summary>
     private void DropCgroup()

@@ -92,7 +92,7 @@ public sealed class ParentCgroups : IDisposable
         if (e.Snapshot == _snapshot) return;
         e.Snapshot = _snapshot;
         // As a job's cgroup (JobCpu.Sample): a removed cgroup's open file fails, or still reads its last value.
-        if (!e.Reader.TryReadNs(out ulong ns) || (e.HasLast && ns == e.LastNs && !CgroupCpuReader.IsAt(parent.Directory, e.Inode)))
+        if (!e.Reader.TryReadNs(out ulong ns) || (e.HasLast && ns == e.LastNs && CgroupHierarchy.PresenceOf(parent.Directory, e.Inode) != Presence.There))
         {
             e.Snapshot = 0; // removed (Slurm removes a user's directory with their last job): opened anew at the next one
             e.HasLast = e.Both = false;
@@ -112,7 +112,7 @@ public sealed class ParentCgroups : IDisposable
         {
             // Removed too, or not read at the previous snapshot: the next one up holds it as well.
             if (!_entries.TryGetValue(parent.Directory, out var e) || e.Snapshot != _snapshot || !e.Both
-                || !CgroupCpuReader.IsAt(parent.Directory, e.Inode)) continue;
+                || CgroupHierarchy.PresenceOf(parent.Directory, e.Inode) != Presence.There) continue;
             ulong others = 0;
             var below = new HashSet<string>(StringComparer.Ordinal);
             var scheduler = new HashSet<string>(StringComparer.Ordinal);

@@ -162,9 +162,18 @@ internal static partial class Libc
     /// </summary>
     public readonly record struct DirectoryState(ulong Inode, ulong Links, long MtimeNs, long CtimeNs);
 
+    public const int ENOENT = 2, ENOTDIR = 20;
+
     /// <summary>stat(2) of <paramref name="path"/> (x86-64 and arm64 struct stat), or null.</summary>
-    public static unsafe DirectoryState? StatDirectory(string path)
+    public static DirectoryState? StatDirectory(string path) => StatDirectory(path, out _);
+
+    /// <summary>
+    /// stat(2) of <paramref name="path"/> (x86-64 and arm64 struct stat), or null with its errno; 0 where this ABI's struct
+    /// stat is not known here (not stat'ed).
+    /// </summary>
+    public static unsafe DirectoryState? StatDirectory(string path, out int errno)
     {
+        errno = 0;
         int linksAt;
         bool wideLinks;
         switch (RuntimeInformation.ProcessArchitecture)
@@ -174,7 +183,11 @@ internal static partial class Libc
             default: return null;
         }
         byte* buf = stackalloc byte[256];
-        if (stat_path(path, buf) != 0) return null;
+        if (stat_path(path, buf) != 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return null;
+        }
         ulong links = wideLinks ? *(ulong*)(buf + linksAt) : *(uint*)(buf + linksAt);
         // st_mtim at 88 and st_ctim at 104 (timespec: seconds, nanoseconds) on both ABIs.
         return new DirectoryState(*(ulong*)(buf + 8), links,

@@ -46,10 +46,39 @@ public sealed class CgroupHierarchyTests : IDisposable
     public void ACgroupHasCpuTimeByVersion()
     {
         string v1 = Dir("a", "cpuacct.usage"), v2 = Dir("b", "cpu.stat");
-        Assert.True(CgroupHierarchy.Is(v1, CgroupVersion.V1));
-        Assert.False(CgroupHierarchy.Is(v1, CgroupVersion.V2));
-        Assert.True(CgroupHierarchy.Is(v2, CgroupVersion.V2));
-        Assert.False(CgroupHierarchy.Is(v2, CgroupVersion.V1));
+        Assert.Equal(Presence.There, CgroupHierarchy.Is(v1, CgroupVersion.V1));
+        Assert.Equal(Presence.Gone, CgroupHierarchy.Is(v1, CgroupVersion.V2));
+        Assert.Equal(Presence.There, CgroupHierarchy.Is(v2, CgroupVersion.V2));
+        Assert.Equal(Presence.Gone, CgroupHierarchy.Is(v2, CgroupVersion.V1));
+    }
+
+    /// <summary>
+    /// "Gone" is ENOENT, ENOTDIR (a path through a regular file) or another inode at the path; any other failed stat is
+    /// "not known": a path through a symlink loop (ELOOP), and one below a directory of mode 0600 to root without
+    /// CAP_DAC_READ_SEARCH (EACCES), which the node sampler took for gone until 2026-12-03 (SnapshotSplitTests).
+    /// </summary>
+    [Fact]
+    public void PresenceTellsAGoneCgroupFromOneThatCouldNotBeStated()
+    {
+        string job = Dir("p/job_1", "cpuacct.usage");
+        ulong inode = Alumet.Hpc.Native.Libc.StatDirectory(job)!.Value.Inode;
+        Assert.Equal(Presence.There, CgroupHierarchy.PresenceOf(job));
+        Assert.Equal(Presence.There, CgroupHierarchy.PresenceOf(job, inode));
+        Assert.Equal(Presence.Gone, CgroupHierarchy.PresenceOf(job, inode + 1));                       // another one at its path
+        Assert.Equal(Presence.Gone, CgroupHierarchy.PresenceOf(Path.Combine(_root, "p/job_2")));      // ENOENT
+        Assert.Equal(Presence.Gone, CgroupHierarchy.PresenceOf(Path.Combine(job, "cpuacct.usage", "x"))); // ENOTDIR
+        File.CreateSymbolicLink(Path.Combine(_root, "loop"), Path.Combine(_root, "loop"));
+        Assert.Equal(Presence.Unknown, CgroupHierarchy.PresenceOf(Path.Combine(_root, "loop", "job_1"))); // ELOOP
+        string closed = Path.Combine(_root, "p");
+        File.SetUnixFileMode(closed, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        WithoutDacOverride.Run(() =>
+        {
+            Assert.Equal(Presence.Unknown, CgroupHierarchy.PresenceOf(job));                           // EACCES
+            Assert.Equal(Presence.Unknown, CgroupHierarchy.Is(job, CgroupVersion.V1));
+            Assert.Equal(Presence.Unknown, CgroupHierarchy.PresenceOf(Path.Combine(closed, "job_2"))); // not known either
+            Assert.False(CgroupHierarchy.IsV1(job));                                                   // not found now
+        });
+        Assert.Equal(Presence.There, CgroupHierarchy.PresenceOf(job, inode));                          // with it
     }
 
     [Fact]

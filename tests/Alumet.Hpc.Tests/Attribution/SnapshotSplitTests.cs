@@ -524,22 +524,46 @@ public sealed class SnapshotSplitTests : IDisposable
     /// snapshot's thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (<see cref="WithoutDacOverride"/>): opendir fails
     /// with EACCES while the files in it still open.
     /// </summary>
-    private void SnapshotWhereItCannotBeListed(NodeSampler node, string rel, long ms)
+    private void SnapshotWhereItCannotBeListed(NodeSampler node, string rel, long ms) =>
+        SnapshotWithMode(node, rel, UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute, ms, dir =>
+        {
+            Assert.Throws<UnauthorizedAccessException>(() => Directory.GetDirectories(dir)); // what the snapshot meets
+            Assert.Equal("", File.ReadAllText(Path.Combine(dir, "cgroup.procs")));          // while its files read
+        });
+
+    /// <summary>
+    /// The snapshot at <paramref name="ms"/> ms while cgroup directory <paramref name="rel"/> has <paramref name="mode"/>, on a
+    /// thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (<see cref="WithoutDacOverride"/>), after
+    /// <paramref name="check"/> (on that thread) has shown what the snapshot meets there; the mode is restored after.
+    /// </summary>
+    private void SnapshotWithMode(NodeSampler node, string rel, UnixFileMode mode, long ms, Action<string> check)
     {
         string dir = _rig.Cgroups.PathOf(rel);
-        var mode = File.GetUnixFileMode(dir);
-        File.SetUnixFileMode(dir, UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        var was = File.GetUnixFileMode(dir);
+        File.SetUnixFileMode(dir, mode);
         try
         {
             WithoutDacOverride.Run(() =>
             {
-                Assert.Throws<UnauthorizedAccessException>(() => Directory.GetDirectories(dir)); // what the snapshot meets
-                Assert.Equal("", File.ReadAllText(Path.Combine(dir, "cgroup.procs")));          // while its files read
+                check(dir);
                 node.Snapshot(ms * Ms, ms * Ms);
             });
         }
-        finally { File.SetUnixFileMode(dir, mode); }
+        finally { File.SetUnixFileMode(dir, was); }
     }
+
+    /// <summary>
+    /// The snapshot at <paramref name="ms"/> ms while nothing below cgroup directory <paramref name="rel"/> can be stat'ed
+    /// (mode 0600: no search permission, to a thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH): stat(2) of
+    /// <paramref name="below"/> fails with EACCES, not ENOENT, while the files the sampler holds open there still read.
+    /// </summary>
+    private void SnapshotWhereNothingBelowCanBeStated(NodeSampler node, string rel, string below, long ms) =>
+        SnapshotWithMode(node, rel, UnixFileMode.UserRead | UnixFileMode.UserWrite, ms, _ =>
+        {
+            string path = _rig.Cgroups.PathOf(below);
+            Assert.False(Directory.Exists(path));
+            Assert.Throws<UnauthorizedAccessException>(() => File.GetAttributes(path)); // EACCES: there, but not known to be
+        });
 
     /// <summary>
     /// A listing of a job's directory that fails with an error other than ENOENT or ENOTDIR (EACCES: the snapshot runs without
@@ -612,6 +636,44 @@ public sealed class SnapshotSplitTests : IDisposable
 
         AssertPeriods(node, ("job:42", 270_000, 0, SpoolFlags.CgroupGone), ("job:44", 90_000, 50_000, 0));
         node.Close(1500 * Ms, 1500 * Ms);
+    }
+
+    /// <summary>
+    /// An idle job whose directory cannot be stat'ed (EACCES: alice's <c>uid_1000</c> without search permission to the
+    /// snapshot's thread, <see cref="SnapshotWhereNothingBelowCanBeStated"/>) is not gone: its usage did not move, and a
+    /// stat that fails with an error other than ENOENT or ENOTDIR does not say whether its directory is there. Until
+    /// 2026-12-03 any failed stat was "gone": job 42's cgroup was dropped (0 with flags=8, a lower bound), then found again
+    /// in the next period (flags=2). Now it is kept and read on through its open file: its 0 of that period carries flags=2
+    /// (not known exact: were it removed on a kernel whose removed file still reads, it would miss its CPU time since), and
+    /// the next period is exact.
+    /// </summary>
+    [Fact]
+    public void AnIdleJobWhoseDirectoryCannotBeStatedIsKeptAndItsPeriodFlaggedNotGone()
+    {
+        const string J42 = "cpuacct/slurm/uid_1000/job_42", J43 = "cpuacct/slurm/uid_1001/job_43";
+        var job42 = Job("slurm", "42", "alice", 1000);
+        using var node = WithSchedulerLayout(out var cfg, (J42, job42), (J43, Job("slurm", "43", "bob", 1001)));
+        FirstSecond(node, (J42, 300), (J43, 200));
+        // Period 2, to 2 s: 42 idle, 43 runs 100 ms; the node 1 s busy, 0.9 J. Nothing below uid_1000 can be stat'ed then.
+        Run(J43, 100);
+        _rig.Proc.SetStat(200, 0);
+        _rig.SetCounters(1_800_000, 0, 0);
+        SnapshotWhereNothingBelowCanBeStated(node, "cpuacct/slurm/uid_1000", J42, 2000);
+        // Period 3, to 3 s (42's epilog): 42 runs 100 ms, 43 100; the node 1 s busy, 0.9 J.
+        Run(J42, 100);
+        Run(J43, 100);
+        _rig.Proc.SetStat(300, 0);
+        _rig.SetCounters(2_700_000, 0, 0);
+        var end = node.End(job42.Key, true, "", 3000 * Ms, 3000 * Ms)!;
+        node.Flush();
+
+        string nodeDir = NodeDir(node);
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 270_000, 0), (2000, 0, SpoolFlags.ReadError), (3000, 90_000, 0) }, Package(nodeDir, "job:42"));
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 180_000, 0), (2000, 90_000, 0), (3000, 90_000, 0) }, Package(nodeDir, "job:43"));
+        Conservation.AssertEveryInterval(nodeDir, 3 * 3); // the three periods, per counter
+        Assert.Equal(0L, end.Record!.CgroupGonePeriods); // not a lower bound
+        Assert.DoesNotContain("LOWER BOUND", Report(cfg, "-j", "42").Out, StringComparison.Ordinal);
+        node.Close(3000 * Ms, 3000 * Ms);
     }
 
     /// <summary>

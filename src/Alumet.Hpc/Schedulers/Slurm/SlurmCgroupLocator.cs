@@ -100,7 +100,7 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
         var steps = new List<StepCgroup>();
         foreach (string dir in dirs)
         {
-            if (CgroupHierarchy.Is(dir, job.Version)) steps.Add(new StepCgroup(job.JobId, Path.GetFileName(dir)["step_".Length..], dir, job.Version));
+            if (CgroupHierarchy.Is(dir, job.Version) == Presence.There) steps.Add(new StepCgroup(job.JobId, Path.GetFileName(dir)["step_".Length..], dir, job.Version));
         }
         steps.Sort((a, b) => string.CompareOrdinal(a.Step, b.Step));
         return steps;
