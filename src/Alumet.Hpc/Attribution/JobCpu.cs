@@ -287,20 +287,32 @@ public sealed class JobCpu : IDisposable
     {
         var listed = _listed;
         if (_readings.Length < listed.Count) _readings = new ulong[listed.Count * 2];
+        bool unverified = false;
         for (int i = 0; i < listed.Count; i++)
         {
             var e = listed[i];
-            if (!TryReadStillThere(e, out ulong ns)) return false;
+            if (!TryReadStillThere(e, out ulong ns, ref unverified)) return false;
             _readings[i] = ns;
         }
         for (int i = 0; i < listed.Count; i++) Take(listed[i], _readings[i], steps);
+        StepsNotExact |= unverified;
         return true;
     }
 
-    /// <summary>A known step's usage, false when it is gone: its read fails (cgroupfs: ENODEV once removed) or its usage
-    /// stopped and its directory is gone.</summary>
-    private static bool TryReadStillThere(StepEntry e, out ulong ns) =>
-        e.Reader.TryReadNs(out ns) && (ns != e.LastNs || Directory.Exists(e.Cgroup.Directory));
+    /// <summary>
+    /// A known step's usage, false when it is gone: its read fails (cgroupfs: ENODEV once removed) or its usage stopped and
+    /// its directory is gone (<see cref="CgroupHierarchy.PresenceOf"/>). A usage that stopped where the directory cannot be
+    /// stat'ed (an error other than ENOENT or ENOTDIR) keeps the step and sets <paramref name="unverified"/>: its part is
+    /// not known exact (until 2026-12-03 the step was gone, then new at the next listing, its whole usage in one period).
+    /// </summary>
+    private static bool TryReadStillThere(StepEntry e, out ulong ns, ref bool unverified)
+    {
+        if (!e.Reader.TryReadNs(out ns)) return false;
+        if (ns != e.LastNs) return true;
+        var at = CgroupHierarchy.PresenceOf(e.Cgroup.Directory);
+        unverified |= at == Presence.Unknown;
+        return at != Presence.Gone;
+    }
 
     /// <summary>A known step's part of the period: its usage since its last read.</summary>
     private static void Take(StepEntry e, ulong ns, List<(string Step, ulong Ns)> steps)
@@ -377,14 +389,16 @@ public sealed class JobCpu : IDisposable
 
     /// <summary>
     /// A listing that failed: the steps of the last one that succeeded, each read through its open cgroup; one whose read
-    /// fails, or whose usage stopped and whose directory is gone, is gone (<see cref="StepGone"/>), as at a listing.
+    /// fails, or whose usage stopped and whose directory is gone, is gone (<see cref="StepGone"/>), as at a listing. The
+    /// parts are flagged (<see cref="StepsNotExact"/>), a step that could not be stat'ed's too.
     /// </summary>
     private void ReadKnownSteps(List<(string Step, ulong Ns)> steps)
     {
+        bool unverified = false; // flagged with the listing that failed
         for (int i = 0; i < _listed.Count; i++)
         {
             var e = _listed[i];
-            if (TryReadStillThere(e, out ulong ns)) { Take(e, ns, steps); continue; }
+            if (TryReadStillThere(e, out ulong ns, ref unverified)) { Take(e, ns, steps); continue; }
             e.Reader.Dispose();
             _steps.Remove(e.Cgroup.Directory);
             _vanished.Add(e);

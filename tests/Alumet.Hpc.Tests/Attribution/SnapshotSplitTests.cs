@@ -677,6 +677,59 @@ public sealed class SnapshotSplitTests : IDisposable
     }
 
     /// <summary>
+    /// Job 42's steps, batch (100, 50, 60 ms) and 0 (200, 100, 30 ms), beside job 43, over three 1 s periods, 0.9 J each;
+    /// at the snapshot of period 2 job 42's directory has <paramref name="mode"/> to a thread without CAP_DAC_OVERRIDE
+    /// and CAP_DAC_READ_SEARCH: listed where the mode lets its owner read, never searched (stat of what is in it: EACCES).
+    /// The batch step is idle in period 2 when <paramref name="batchIdle"/> (its 50 ms then run in period 3). Asserts its
+    /// job's package rows and its steps' in its Parquet file, (µJ, flags), and that no line of its report is a lower bound.
+    /// </summary>
+    private void AssertStepsWhileTheJobDirectoryHas(UnixFileMode mode, bool batchIdle, (long, SpoolFlags)[] job, (long, int)[] batch, (long, int)[] step0)
+    {
+        const string J42 = "cpuacct/slurm/uid_1000/job_42", J43 = "cpuacct/slurm/uid_1001/job_43";
+        var job42 = Job("slurm", "42", "alice", 1000);
+        using var node = WithSchedulerLayout(out var cfg, (J42, job42), (J43, Job("slurm", "43", "bob", 1001)));
+        FirstSecond(node, (J42 + "/step_batch", 100), (J42 + "/step_0", 200), (J43, 200)); // 42: 300 ms of the node's 1 s busy
+        if (!batchIdle) Run(J42 + "/step_batch", 50);
+        Run(J42 + "/step_0", 100);
+        Run(J43, 100);
+        _rig.Proc.SetStat(200, 0);
+        _rig.SetCounters(1_800_000, 0, 0);
+        SnapshotWithMode(node, J42, mode, 2000, dir =>
+        {
+            if ((mode & UnixFileMode.UserRead) != 0) Assert.Equal(2, Directory.GetDirectories(dir, "step_*").Length); // listed
+            else Assert.Throws<UnauthorizedAccessException>(() => Directory.GetDirectories(dir));                     // or not
+            Assert.Throws<UnauthorizedAccessException>(() => File.GetAttributes(Path.Combine(dir, "step_batch", "cpuacct.usage"))); // not stat'ed
+        });
+        Run(J42 + "/step_batch", batchIdle ? 110UL : 60);
+        Run(J42 + "/step_0", 30);
+        Run(J43, 100);
+        _rig.Proc.SetStat(300, 0);
+        _rig.SetCounters(2_700_000, 0, 0);
+        var end = node.End(job42.Key, true, "", 3000 * Ms, 3000 * Ms)!;
+        node.Flush();
+
+        var series = ReadOrderTests.Series(end.ParquetPath);
+        (long, int)[] Step(string step) => series[("step:42." + step, "cpu_package:0")].Select(r => (r.Raw, r.Flags)).ToArray();
+        Assert.Equal(job, Package(NodeDir(node), "job:42").Select(r => (r.Value, r.Flags)));
+        Assert.Equal(batch, Step("batch"));
+        Assert.Equal(step0, Step("0"));
+        Assert.DoesNotContain("LOWER BOUND", Report(cfg, "-j", "42").Out, StringComparison.Ordinal);
+        node.Close(3000 * Ms, 3000 * Ms);
+    }
+
+    /// <summary>
+    /// A known step that is idle in a period whose listing fails, and whose directory cannot be stat'ed (its job's directory
+    /// of mode 0200 to a thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: opendir and stat fail with EACCES), is not
+    /// gone. Until 2026-12-03 its usage that did not move and a stat that failed made it gone (0 with flags=8|2, its line a
+    /// lower bound), then new at the next listing, its whole usage since it started in one period. Now it is kept: 0 with
+    /// flags=2 in that period (the listing failed), and its 110 ms of the next period exact.
+    /// </summary>
+    [Fact]
+    public void AnIdleStepThatCannotBeStatedIsNotTakenForGone() =>
+        AssertStepsWhileTheJobDirectoryHas(UnixFileMode.UserWrite, batchIdle: true, job: [(270_000, 0), (90_000, 0), (126_000, 0)],
+            batch: [(90_000, 0), (0, 2), (99_000, 0)], step0: [(180_000, 0), (90_000, 2), (27_000, 0)]);
+
+    /// <summary>
     /// What the parent's delta cannot tell apart is never given to the lost job: below the parent, a job cgroup the sampler
     /// does not know (its prolog did not register it), a directory of the scheduler's that no registered job is in, or
     /// processes in the parent itself. The lost job's share then stays 0 with flags=8.
