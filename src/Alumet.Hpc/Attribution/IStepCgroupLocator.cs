@@ -7,8 +7,8 @@ public sealed record StepCgroup(string JobId, string Step, string Directory, Cgr
 public interface IStepCgroupLocator
 {
     /// <summary>
-    /// The job's step cgroups; empty when the job cgroup is gone; null when its directory could not be listed (not known:
-    /// <see cref="JobCpu"/> keeps the steps it knows, README "Attribution").
+    /// The job's step cgroups; empty when the job cgroup is gone; null when its directory could not be listed, or a step
+    /// in it could not be checked (not known: <see cref="JobCpu"/> keeps the steps it knows, README "Attribution").
     /// </summary>
     IReadOnlyList<StepCgroup>? EnumerateSteps(JobCgroup job);
 }

@@ -718,6 +718,21 @@ public sealed class SnapshotSplitTests : IDisposable
     }
 
     /// <summary>
+    /// A step that is there, whose cgroup file cannot be stat'ed (EACCES: its job's directory of mode 0600, listed, to a
+    /// thread without search permission), is not "no such step". Until 2026-12-03 the step listing
+    /// (<see cref="Alumet.Hpc.Schedulers.Slurm.SlurmCgroupLocator.EnumerateSteps"/>) left out every step whose
+    /// <c>cpuacct.usage</c> it could not stat: both steps of job 42 were taken for gone (0, flags=8, their lines lower
+    /// bounds), then found again as new at the next listing, their whole usage since they started in one period scaled to
+    /// the job's, with no flag. Now such a listing is not known, as one that fails
+    /// (<see cref="AStepListingThatFailsKeepsTheJobsStepsAndFlagsTheirPartsNotExact"/>): the steps known go on, read through
+    /// their open cgroups, that period's parts flagged 2; the next period is exact.
+    /// </summary>
+    [Fact]
+    public void AStepWhoseCgroupCannotBeStatedIsNotLeftOutOfTheListing() =>
+        AssertStepsWhileTheJobDirectoryHas(UnixFileMode.UserRead | UnixFileMode.UserWrite, batchIdle: false, job: [(270_000, 0), (135_000, 0), (81_000, 0)],
+            batch: [(90_000, 0), (45_000, 2), (54_000, 0)], step0: [(180_000, 0), (90_000, 2), (27_000, 0)]);
+
+    /// <summary>
     /// A known step that is idle in a period whose listing fails, and whose directory cannot be stat'ed (its job's directory
     /// of mode 0200 to a thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: opendir and stat fail with EACCES), is not
     /// gone. Until 2026-12-03 its usage that did not move and a stat that failed made it gone (0 with flags=8|2, its line a

@@ -93,14 +93,22 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
         return job.Version == CgroupVersion.V1 && Path.GetDirectoryName(up) is { } slurmDir ? [up, slurmDir] : [up];
     }
 
-    /// <summary>The job's step cgroups, ordered by name; empty when the job cgroup is gone, null when it could not be listed.</summary>
+    /// <summary>
+    /// The job's step cgroups, ordered by name; empty when the job cgroup is gone; null when it could not be listed, or a
+    /// step directory listed could not be checked for its CPU file (a stat failing otherwise than ENOENT or ENOTDIR:
+    /// <see cref="CgroupHierarchy.PresenceOf"/>; until 2026-12-03 that step was left out, so taken for gone).
+    /// </summary>
     public IReadOnlyList<StepCgroup>? EnumerateSteps(JobCgroup job)
     {
         if (CgroupHierarchy.Subdirectories(job.Directory, "step_*") is not { } dirs) return null;
         var steps = new List<StepCgroup>();
         foreach (string dir in dirs)
         {
-            if (CgroupHierarchy.Is(dir, job.Version) == Presence.There) steps.Add(new StepCgroup(job.JobId, Path.GetFileName(dir)["step_".Length..], dir, job.Version));
+            switch (CgroupHierarchy.Is(dir, job.Version))
+            {
+                case Presence.There: steps.Add(new StepCgroup(job.JobId, Path.GetFileName(dir)["step_".Length..], dir, job.Version)); break;
+                case Presence.Unknown: return null;
+            }
         }
         steps.Sort((a, b) => string.CompareOrdinal(a.Step, b.Step));
         return steps;
