@@ -91,8 +91,10 @@ public sealed class ParentCgroups : IDisposable
         }
         if (e.Snapshot == _snapshot) return;
         e.Snapshot = _snapshot;
-        // As a job's cgroup (JobCpu.Sample): a removed cgroup's open file fails, or still reads its last value.
-        if (!e.Reader.TryReadNs(out ulong ns) || (e.HasLast && ns == e.LastNs && CgroupHierarchy.PresenceOf(parent.Directory, e.Inode) != Presence.There))
+        // As a job's cgroup (JobCpu.Sample): a removed cgroup's open file fails, or still reads its last value; a stat that
+        // fails otherwise than ENOENT or ENOTDIR is not a removal (until 2026-12-03 it was: the parent had no delta the
+        // period after, nor a lost job below it its CPU time).
+        if (!e.Reader.TryReadNs(out ulong ns) || (e.HasLast && ns == e.LastNs && CgroupHierarchy.PresenceOf(parent.Directory, e.Inode) == Presence.Gone))
         {
             e.Snapshot = 0; // removed (Slurm removes a user's directory with their last job): opened anew at the next one
             e.HasLast = e.Both = false;
