@@ -20,11 +20,14 @@ public enum Presence
 public static class CgroupHierarchy
 {
     /// <summary>The v2 trees under <paramref name="cgroupRoot"/>: the root itself, and <c>unified/</c> on hybrid hosts;
-    /// each only when it holds <c>cgroup.controllers</c>.</summary>
-    public static IEnumerable<string> V2Roots(string cgroupRoot)
+    /// each only when it holds <c>cgroup.controllers</c> (<see cref="IsThere"/>: <paramref name="unknown"/> set where that
+    /// could not be stat'ed).</summary>
+    public static List<string> V2Roots(string cgroupRoot, ref bool unknown)
     {
+        var roots = new List<string>(2);
         foreach (string root in new[] { cgroupRoot, Path.Combine(cgroupRoot, "unified") })
-            if (File.Exists(Path.Combine(root, "cgroup.controllers"))) yield return root;
+            if (IsThere(Path.Combine(root, "cgroup.controllers"), ref unknown)) roots.Add(root);
+        return roots;
     }
 
     /// <summary>
@@ -32,22 +35,41 @@ public static class CgroupHierarchy
     /// mounted there (OAR mounts <c>cpuset,cpu,cpuacct,...</c> at <c>/dev/oar_cgroups</c> when the OS has not mounted
     /// cpuset), then every directory whose comma-separated name holds cpuacct (<c>cpuacct</c>, <c>cpu,cpuacct</c>,
     /// <c>cpuacct,cpu</c>, co-mounts), plain <c>cpuacct</c> first, then by name: a stable choice when a host has both
-    /// the combined mount and its <c>cpuacct</c> link.
+    /// the combined mount and its <c>cpuacct</c> link. <paramref name="unknown"/> is set where the root could not be
+    /// stat'ed or listed (an error other than ENOENT or ENOTDIR): what is not found then is not known to be absent.
     /// </summary>
-    public static IEnumerable<string> V1CpuacctHierarchies(string cgroupRoot)
+    public static List<string> V1CpuacctHierarchies(string cgroupRoot, ref bool unknown)
     {
-        if (IsV1(cgroupRoot)) yield return cgroupRoot;
-        foreach (string h in (Subdirectories(cgroupRoot) ?? []) // not listed: none found now, looked up again at the next Find
-                     .Where(h => Path.GetFileName(h).Split(',').Contains("cpuacct"))
-                     .OrderBy(h => Path.GetFileName(h) == "cpuacct" ? 0 : 1).ThenBy(h => h, StringComparer.Ordinal))
-            yield return h;
+        var found = new List<string>();
+        if (Is(cgroupRoot, CgroupVersion.V1, ref unknown)) found.Add(cgroupRoot);
+        string[]? dirs = Subdirectories(cgroupRoot); // not listed: none found now, looked up again at the next Find
+        unknown |= dirs is null;
+        found.AddRange((dirs ?? []).Where(h => Path.GetFileName(h).Split(',').Contains("cpuacct"))
+            .OrderBy(h => Path.GetFileName(h) == "cpuacct" ? 0 : 1).ThenBy(h => h, StringComparer.Ordinal));
+        return found;
     }
 
-    /// <summary>A v1 cgroup with CPU time: <c>cpuacct.usage</c> (ns).</summary>
-    public static bool IsV1(string dir) => Is(dir, CgroupVersion.V1) == Presence.There;
+    /// <summary>
+    /// Whether a cgroup of <paramref name="version"/> with CPU time is at <paramref name="dir"/> (v1 <c>cpuacct.usage</c>,
+    /// v2 <c>cpu.stat</c>), as <see cref="IsThere"/>: a lookup's step.
+    /// </summary>
+    public static bool Is(string dir, CgroupVersion version, ref bool unknown) => IsThere(CpuFile(dir, version), ref unknown);
 
-    /// <summary>A v2 cgroup with CPU time: <c>cpu.stat</c> (<c>usage_usec</c>).</summary>
-    public static bool IsV2(string dir) => Is(dir, CgroupVersion.V2) == Presence.There;
+    /// <summary>
+    /// A lookup's step (the schedulers' locators: where a job's cgroup is): whether <paramref name="path"/> is there
+    /// (<see cref="PresenceOf"/>), and where stat fails with an error other than ENOENT or ENOTDIR, not known:
+    /// <paramref name="unknown"/> is set, so that a lookup that finds nothing says "not known" rather than "not there"
+    /// (<see cref="IJobCgroupLocator.Find"/>; until 2026-12-03 any failed stat was "not there").
+    /// </summary>
+    public static bool IsThere(string path, ref bool unknown)
+    {
+        var at = PresenceOf(path);
+        unknown |= at == Presence.Unknown;
+        return at == Presence.There;
+    }
+
+    /// <summary>What a lookup that found nothing says: <see cref="Presence.Unknown"/> where a step of it could not tell.</summary>
+    public static Presence NotFound(bool unknown) => unknown ? Presence.Unknown : Presence.Gone;
 
     /// <summary>The file of a cgroup of <paramref name="version"/> at <paramref name="dir"/> that holds its CPU time.</summary>
     public static string CpuFile(string dir, CgroupVersion version) =>

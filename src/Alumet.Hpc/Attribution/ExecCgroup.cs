@@ -22,9 +22,11 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
     /// <summary>Where the exec cgroups of this node go: the hierarchy and its version, or null when the host has none.</summary>
     public static (string Hierarchy, CgroupVersion Version)? Hierarchy(string cgroupRoot)
     {
-        if (File.Exists(Path.Combine(cgroupRoot, "cgroup.controllers"))) return (cgroupRoot, CgroupVersion.V2);
-        foreach (string h in CgroupHierarchy.V1CpuacctHierarchies(cgroupRoot)) return (h, CgroupVersion.V1);
-        foreach (string h in CgroupHierarchy.V2Roots(cgroupRoot)) return (h, CgroupVersion.V2);
+        bool unknown = false; // a step that cannot tell is "not there" here: exec then makes no cgroup, a registration refuses its path (IsPathOf)
+        var v2 = CgroupHierarchy.V2Roots(cgroupRoot, ref unknown);
+        if (v2.Count > 0 && v2[0] == cgroupRoot) return (cgroupRoot, CgroupVersion.V2);
+        foreach (string h in CgroupHierarchy.V1CpuacctHierarchies(cgroupRoot, ref unknown)) return (h, CgroupVersion.V1);
+        foreach (string h in v2) return (h, CgroupVersion.V2);
         return null;
     }
 
@@ -175,16 +177,14 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
     {
         if (Libc.rmdir(directory) == 0) return null;
         int err = Marshal.GetLastPInvokeError();
-        return System.IO.Directory.Exists(directory)
-            ? $"cgroup {directory} not removed: {Marshal.GetPInvokeErrorMessage(err)}{(err == EBUSY ? " (processes the command left running are still in it)" : "")}"
-            : null;
+        return CgroupHierarchy.PresenceOf(directory) == Presence.Gone ? null
+            : $"cgroup {directory} not removed: {Marshal.GetPInvokeErrorMessage(err)}{(err == EBUSY ? " (processes the command left running are still in it)" : "")}";
     }
 }
 
 /// <summary>An exec job's one cgroup, named in its registration and checked by <see cref="ExecCgroup.IsPathOf"/>.</summary>
 public sealed class ExecCgroupLocator(JobCgroup cgroup) : IJobCgroupLocator
 {
-    public JobCgroup? Find(JobIdentity job) => CgroupHierarchy.Is(cgroup.Directory, cgroup.Version) == Presence.There ? cgroup : null;
-
-    public IReadOnlyList<JobCgroup> EnumerateJobs() => Find(null!) is { } c ? [c] : [];
+    public JobCgroup? Find(JobIdentity job, out Presence presence) =>
+        (presence = CgroupHierarchy.Is(cgroup.Directory, cgroup.Version)) == Presence.There ? cgroup : null;
 }

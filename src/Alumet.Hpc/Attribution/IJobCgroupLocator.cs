@@ -8,11 +8,13 @@ namespace Alumet.Hpc.Attribution;
 /// </summary>
 public interface IJobCgroupLocator
 {
-    /// <summary>The job's cgroup, or null while it does not exist (not yet created, or already removed).</summary>
-    JobCgroup? Find(JobIdentity job);
-
-    /// <summary>Every job cgroup of this scheduler currently on the node (the job itself included).</summary>
-    IReadOnlyList<JobCgroup> EnumerateJobs();
+    /// <summary>
+    /// The job's cgroup (<paramref name="presence"/> <see cref="Presence.There"/>), or null: <see cref="Presence.Gone"/>
+    /// while it does not exist (not yet created, or already removed), <see cref="Presence.Unknown"/> when a stat or a listing
+    /// on the way failed with an error other than ENOENT or ENOTDIR (<see cref="CgroupHierarchy.IsThere"/>): it may be
+    /// there, which <see cref="JobCpu"/> flags (README "Attribution").
+    /// </summary>
+    JobCgroup? Find(JobIdentity job, out Presence presence);
 
     /// <summary>
     /// The scheduler's own cgroups above <paramref name="job"/>'s, nearest first, where the kernel still counts the CPU time

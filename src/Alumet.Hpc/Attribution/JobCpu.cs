@@ -28,6 +28,7 @@ public sealed class JobCpu : IDisposable
     private readonly List<StepEntry> _vanished = new(); // steps read at the Sample before that the last Sample found gone
     private bool _listingFailed;  // a listing of the job's steps failed since the last one that succeeded
     private bool _baselinePending; // that listing was to be a baseline (ListSteps): the next one that succeeds is one
+    private bool _lookupUnknown;  // a lookup of the job's cgroup since its last read could not tell whether it is there
 
     /// <summary>Listings of the job directory for its steps (the other periods read the steps of the last one).</summary>
     public long ListingCount { get; private set; }
@@ -73,6 +74,18 @@ public sealed class JobCpu : IDisposable
     /// found again in the next period.
     /// </summary>
     public bool Unverified { get; private set; }
+
+    /// <summary>
+    /// The last <see cref="Sample"/>'s CPU time is not known exact for a lookup of the job's cgroup that could not tell
+    /// whether it is there (<see cref="IJobCgroupLocator.Find"/>: <see cref="Presence.Unknown"/>, a stat or a listing on the
+    /// way failed with an error other than ENOENT or ENOTDIR): in a period whose lookup says so, its 0 may miss CPU time of
+    /// a cgroup that is there; in the period it is found after such lookups, its CPU time holds that of the periods it
+    /// could not be found (a job registered by its prolog: its whole usage so far), or for a job taken back by a restarted
+    /// sampler with no baseline, 0 (its usage so far: from before the restart or not, not known). The job's rows of the
+    /// period are flagged 2. Until 2026-12-03 such a lookup was "no cgroup yet": 0 with no flag, then, found, the whole
+    /// usage in one period, or 0 for a job taken back, with no flag.
+    /// </summary>
+    public bool LookupNotKnown { get; private set; }
 
     /// <summary>
     /// Whether the last <see cref="Sample"/> found <paramref name="step"/>'s cgroup gone (the step ended, its job's cgroup
@@ -164,7 +177,7 @@ public sealed class JobCpu : IDisposable
         if (_locator is IStepCgroupLocator stepLocator) ListSteps(stepLocator, Native.Libc.StatDirectory(_reader!.Cgroup.Directory), steps);
         _vanished.Clear(); // gone before the period that starts here
         if (!_reader!.TryReadNs(out ulong ns)) return;
-        (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
+        (_lastNs, _lastInode, _hasLast, _lookupUnknown) = (ns, _readerInode, true, false);
         _stepsRead.Clear(); // read here: a loss in the first period misses their time since
         foreach (var (step, _) in steps) _stepsRead.Add(step);
     }
@@ -179,7 +192,9 @@ public sealed class JobCpu : IDisposable
         Refound = Lost = FromParent = Steady = StepsNotExact = Unverified = false;
         LostDirectory = null;
         _vanished.Clear();
-        if (_locator is null || (_reader is null && !TryOpen())) return 0;
+        bool found = _locator is not null && (_reader is not null || TryOpen());
+        LookupNotKnown = _lookupUnknown; // not found now, or found after lookups that could not tell
+        if (!found) return 0;
 
         // Steps first, then the job: the kernel charges a step's CPU time to its job as well, so a job read after its
         // steps holds all they read, whatever ran between the reads (read the other way, that time was in the steps only).
@@ -228,7 +243,7 @@ public sealed class JobCpu : IDisposable
             delta = ns - Math.Min(ns, _lastNs);
             Steady = !Unverified;
         }
-        (_lastNs, _lastInode, _hasLast) = (ns, _readerInode, true);
+        (_lastNs, _lastInode, _hasLast, _lookupUnknown) = (ns, _readerInode, true, false);
         ClampSteps(steps, delta);
         _stepsRead.Clear();
         foreach (var (step, _) in steps) _stepsRead.Add(step);
@@ -236,13 +251,18 @@ public sealed class JobCpu : IDisposable
         return delta;
     }
 
-    /// <summary>Finds the job's cgroup through the scheduler's locator and opens its usage file; false while there is none.</summary>
+    /// <summary>
+    /// Finds the job's cgroup through the scheduler's locator and opens its usage file; false while there is none, or
+    /// while the lookup cannot tell (<see cref="LookupNotKnown"/>).
+    /// </summary>
     [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(true, nameof(_reader))]
     private bool TryOpen()
     {
         JobCgroup? cg;
-        try { cg = _locator!.Find(_job); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { cg = null; }
+        var presence = Presence.Gone;
+        try { cg = _locator!.Find(_job, out presence); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { (cg, presence) = (null, Presence.Unknown); }
+        _lookupUnknown |= cg is null && presence == Presence.Unknown;
         if (cg is null || CgroupCpuReader.TryOpen(cg) is not { } opened) return false;
         _reader = opened;
         _parents = _locator!.Parents(cg) is { Count: > 0 } up ? up.Select(d => cg with { Directory = d }).ToArray() : [];

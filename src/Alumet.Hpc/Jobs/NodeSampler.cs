@@ -827,11 +827,13 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     /// where it was taken from the scheduler's cgroup above it), or read again after its reads failed (the same cgroup:
     /// <see cref="SpoolFlags.ReadError"/>, it holds the CPU time of the periods it could not be read; a requeue's new
     /// cgroup is counted whole, with no flag: <see cref="JobCpu.Refound"/>), or read while whether it is still there could
-    /// not be checked (<see cref="JobCpu.Unverified"/>: <see cref="SpoolFlags.ReadError"/>, not known exact).
+    /// not be checked (<see cref="JobCpu.Unverified"/>: <see cref="SpoolFlags.ReadError"/>, not known exact), or looked up
+    /// where the lookup could not tell whether it is there, or found after such lookups (<see cref="JobCpu.LookupNotKnown"/>:
+    /// <see cref="SpoolFlags.ReadError"/>).
     /// </summary>
     private static SpoolFlags ShareFlags(NodeJob job, EnergyChannel ch, SpoolFlags f) =>
         job.Exclusive || ch.Resource.Kind == ResourceKind.Gpu ? f
-        : job.Cpu.Refound || job.Cpu.Unverified ? f | SpoolFlags.ReadError
+        : job.Cpu.Refound || job.Cpu.Unverified || job.Cpu.LookupNotKnown ? f | SpoolFlags.ReadError
         : job.Cpu.FromParent ? f | SpoolFlags.FromParentCgroup
         : job.Cpu.Lost ? f | SpoolFlags.CgroupGone
         : f;

@@ -18,14 +18,30 @@ public sealed class CgroupHierarchyTests : IDisposable
         return d;
     }
 
+    private static List<string> V2Roots(string root)
+    {
+        bool unknown = false;
+        var roots = CgroupHierarchy.V2Roots(root, ref unknown);
+        Assert.False(unknown);
+        return roots;
+    }
+
+    private static List<string> V1CpuacctHierarchies(string root)
+    {
+        bool unknown = false;
+        var found = CgroupHierarchy.V1CpuacctHierarchies(root, ref unknown);
+        Assert.False(unknown);
+        return found;
+    }
+
     [Fact]
     public void V2RootsAreTheRootAndUnifiedWhereCgroupControllersIs()
     {
-        Assert.Empty(CgroupHierarchy.V2Roots(_root));
+        Assert.Empty(V2Roots(_root));
         string unified = Dir("unified", "cgroup.controllers");
-        Assert.Equal(new[] { unified }, CgroupHierarchy.V2Roots(_root));
+        Assert.Equal(new[] { unified }, V2Roots(_root));
         Dir("", "cgroup.controllers");
-        Assert.Equal(new[] { _root, unified }, CgroupHierarchy.V2Roots(_root));
+        Assert.Equal(new[] { _root, unified }, V2Roots(_root));
     }
 
     [Fact]
@@ -36,10 +52,10 @@ public sealed class CgroupHierarchyTests : IDisposable
         string comounted = Dir("cpuset,cpu,cpuacct");
         string combined = Dir("cpu,cpuacct");
         string plain = Dir("cpuacct");
-        Assert.Equal(new[] { plain, combined, comounted }, CgroupHierarchy.V1CpuacctHierarchies(_root));
+        Assert.Equal(new[] { plain, combined, comounted }, V1CpuacctHierarchies(_root));
         // OAR's own mount: one co-mounted hierarchy at the root itself comes first.
         Dir("", "cpuacct.usage");
-        Assert.Equal(new[] { _root, plain, combined, comounted }, CgroupHierarchy.V1CpuacctHierarchies(_root));
+        Assert.Equal(new[] { _root, plain, combined, comounted }, V1CpuacctHierarchies(_root));
     }
 
     [Fact]
@@ -76,7 +92,9 @@ public sealed class CgroupHierarchyTests : IDisposable
             Assert.Equal(Presence.Unknown, CgroupHierarchy.PresenceOf(job));                           // EACCES
             Assert.Equal(Presence.Unknown, CgroupHierarchy.Is(job, CgroupVersion.V1));
             Assert.Equal(Presence.Unknown, CgroupHierarchy.PresenceOf(Path.Combine(closed, "job_2"))); // not known either
-            Assert.False(CgroupHierarchy.IsV1(job));                                                   // not found now
+            bool unknown = false;
+            Assert.False(CgroupHierarchy.Is(job, CgroupVersion.V1, ref unknown));                      // not found now,
+            Assert.True(unknown);                                                                      // and not known absent
         });
         Assert.Equal(Presence.There, CgroupHierarchy.PresenceOf(job, inode));                          // with it
     }

@@ -20,8 +20,7 @@ public sealed class JobCpuTests : IDisposable
     private sealed class CountingLocator(DirectoryJobLocator inner) : IJobCgroupLocator, IStepCgroupLocator
     {
         public int Listings;
-        public JobCgroup? Find(JobIdentity job) => inner.Find(job);
-        public IReadOnlyList<JobCgroup> EnumerateJobs() => inner.EnumerateJobs();
+        public JobCgroup? Find(JobIdentity job, out Presence presence) => inner.Find(job, out presence);
         public IReadOnlyList<StepCgroup> EnumerateSteps(JobCgroup job)
         {
             Listings++;

@@ -16,7 +16,7 @@ namespace Alumet.Hpc.Tests.Attribution;
 public sealed class SnapshotSplitTests : IDisposable
 {
     private const long Ms = 1_000_000;
-    private const string JobDir42 = "cpuacct/slurm/uid_1000/job_42";
+    private const string JobDir42 = "cpuacct/slurm/uid_1000/job_42", JobDir43 = "cpuacct/slurm/uid_1001/job_43";
     private readonly NodeRig _rig = new();
 
     public void Dispose() => _rig.Dispose();
@@ -45,8 +45,7 @@ public sealed class SnapshotSplitTests : IDisposable
     /// <summary>Runs <paramref name="onListing"/> when the sampler lists a job's steps: CPU time that runs while it reads.</summary>
     private sealed class RunsWhileListing(DirectoryJobLocator inner, Action onListing) : IJobCgroupLocator, IStepCgroupLocator
     {
-        public JobCgroup? Find(JobIdentity job) => inner.Find(job);
-        public IReadOnlyList<JobCgroup> EnumerateJobs() => inner.EnumerateJobs();
+        public JobCgroup? Find(JobIdentity job, out Presence presence) => inner.Find(job, out presence);
         public IReadOnlyList<StepCgroup> EnumerateSteps(JobCgroup job)
         {
             onListing();
@@ -253,6 +252,33 @@ public sealed class SnapshotSplitTests : IDisposable
             string dir = _rig.Cgroups.PathOf(d);
             if (!File.Exists(Path.Combine(dir, "cgroup.procs"))) File.WriteAllText(Path.Combine(dir, "cgroup.procs"), "");
         }
+    }
+
+    /// <summary>
+    /// Two periods of 1 s after the snapshot at <paramref name="monoMs"/> ms (wall <paramref name="wallMs"/>), where /proc/stat's
+    /// busy ticks and the package counter were <paramref name="busyTicks"/> and <paramref name="packageUj"/>: jobs 42 and 43
+    /// (<see cref="JobDir42"/>, <see cref="JobDir43"/>) each run 100 ms of the node's 1 s busy, 0.9 J; the second ends at
+    /// job 42's epilog. The node's day spool.
+    /// </summary>
+    private string FoundThenExact(NodeSampler node, JobRegistration job42, ulong busyTicks, ulong packageUj, long monoMs, long wallMs)
+    {
+        Runs(busyTicks + 100, packageUj + 900_000, (JobDir42, 100), (JobDir43, 100));
+        node.Snapshot((monoMs + 1000) * Ms, (wallMs + 1000) * Ms);
+        Runs(busyTicks + 200, packageUj + 1_800_000, (JobDir42, 100), (JobDir43, 100));
+        node.End(job42.Key, true, "", (monoMs + 2000) * Ms, (wallMs + 2000) * Ms);
+        node.Flush();
+        return NodeDir(node);
+    }
+
+    /// <summary>
+    /// Job cgroups <paramref name="runs"/> run their ms (<see cref="Run"/>), and the node's /proc/stat busy ticks and package
+    /// counter (µJ) reach <paramref name="busyTicks"/> and <paramref name="packageUj"/>: what the next snapshot reads.
+    /// </summary>
+    private void Runs(ulong busyTicks, ulong packageUj, params (string Cgroup, ulong Ms)[] runs)
+    {
+        foreach (var (cgroup, ms) in runs) Run(cgroup, ms);
+        _rig.Proc.SetStat(busyTicks, 0);
+        _rig.SetCounters(packageUj, 0, 0);
     }
 
     /// <summary>Removes job cgroup <paramref name="rel"/> (its open usage file: unreadable, as on cgroupfs: ENODEV).</summary>
@@ -536,7 +562,15 @@ public sealed class SnapshotSplitTests : IDisposable
     /// thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (<see cref="WithoutDacOverride"/>), after
     /// <paramref name="check"/> (on that thread) has shown what the snapshot meets there; the mode is restored after.
     /// </summary>
-    private void SnapshotWithMode(NodeSampler node, string rel, UnixFileMode mode, long ms, Action<string> check)
+    private void SnapshotWithMode(NodeSampler node, string rel, UnixFileMode mode, long ms, Action<string> check) =>
+        WithMode(rel, mode, check, () => node.Snapshot(ms * Ms, ms * Ms));
+
+    /// <summary>
+    /// <paramref name="action"/> while cgroup directory <paramref name="rel"/> has <paramref name="mode"/>, on a thread
+    /// without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (<see cref="WithoutDacOverride"/>), after <paramref name="check"/>
+    /// (on that thread) has shown what it meets there; the mode is restored after.
+    /// </summary>
+    private void WithMode(string rel, UnixFileMode mode, Action<string> check, Action action)
     {
         string dir = _rig.Cgroups.PathOf(rel);
         var was = File.GetUnixFileMode(dir);
@@ -546,7 +580,7 @@ public sealed class SnapshotSplitTests : IDisposable
             WithoutDacOverride.Run(() =>
             {
                 check(dir);
-                node.Snapshot(ms * Ms, ms * Ms);
+                action();
             });
         }
         finally { File.SetUnixFileMode(dir, was); }
@@ -558,12 +592,16 @@ public sealed class SnapshotSplitTests : IDisposable
     /// <paramref name="below"/> fails with EACCES, not ENOENT, while the files the sampler holds open there still read.
     /// </summary>
     private void SnapshotWhereNothingBelowCanBeStated(NodeSampler node, string rel, string below, long ms) =>
-        SnapshotWithMode(node, rel, UnixFileMode.UserRead | UnixFileMode.UserWrite, ms, _ =>
+        WhereNothingBelowCanBeStated(rel, below, () => node.Snapshot(ms * Ms, ms * Ms));
+
+    /// <summary><paramref name="action"/> where nothing below <paramref name="rel"/> can be stat'ed, as <see cref="SnapshotWhereNothingBelowCanBeStated"/>.</summary>
+    private void WhereNothingBelowCanBeStated(string rel, string below, Action action) =>
+        WithMode(rel, UnixFileMode.UserRead | UnixFileMode.UserWrite, _ =>
         {
             string path = _rig.Cgroups.PathOf(below);
             Assert.False(Directory.Exists(path));
             Assert.Throws<UnauthorizedAccessException>(() => File.GetAttributes(path)); // EACCES: there, but not known to be
-        });
+        }, action);
 
     /// <summary>
     /// A listing of a job's directory that fails with an error other than ENOENT or ENOTDIR (EACCES: the snapshot runs without
@@ -674,6 +712,68 @@ public sealed class SnapshotSplitTests : IDisposable
         Assert.Equal(0L, end.Record!.CgroupGonePeriods); // not a lower bound
         Assert.DoesNotContain("LOWER BOUND", Report(cfg, "-j", "42").Out, StringComparison.Ordinal);
         node.Close(3000 * Ms, 3000 * Ms);
+    }
+
+    /// <summary>
+    /// A job cgroup that is there, running, but whose lookup cannot stat it (EACCES: alice's <c>uid_1000</c> without search
+    /// permission to the snapshot's thread, <see cref="SnapshotWhereNothingBelowCanBeStated"/>) is not "not found yet".
+    /// Until 2026-12-03 the lookup (<c>SlurmCgroupLocator.Find</c>) took any failed stat for "no cgroup": job 42, registered
+    /// by its prolog, had 0 in that period with no flag, and when found the period after, its whole 400 ms since it started
+    /// in that period's share, with no flag (360 mJ of 0.9 J, where it ran 100 ms of the node's 1 s). The lookup now says
+    /// "not known": that period's 0 carries flags=2, and so does the period it is found in, which holds the CPU time of
+    /// the periods it could not be found (as a cgroup read again after failed reads); the next one is exact, and every
+    /// interval conserves.
+    /// </summary>
+    [Fact]
+    public void AJobCgroupThatCannotBeStatedWhenLookedUpIsNotKnownRatherThanNotFound()
+    {
+        const string J42 = JobDir42, J43 = JobDir43;
+        var job42 = Job("slurm", "42", "alice", 1000);
+        using var node = WithSchedulerLayout(out var cfg, (J42, job42), (J43, Job("slurm", "43", "bob", 1001)));
+        // Period 1, to 1 s: 42 runs 300 ms, 43 200; the node 1 s busy, 0.9 J. Nothing below uid_1000 can be stat'ed then.
+        Runs(100, 900_000, (J42, 300), (J43, 200));
+        SnapshotWhereNothingBelowCanBeStated(node, "cpuacct/slurm/uid_1000", J42, 1000);
+        string nodeDir = FoundThenExact(node, job42, 100, 900_000, 1000, 1000); // periods 2 and 3, to 2 s and 3 s
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 0, SpoolFlags.ReadError), (2000, 360_000, SpoolFlags.ReadError), (3000, 90_000, 0) },
+            Package(nodeDir, "job:42"));
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 180_000, 0), (2000, 90_000, 0), (3000, 90_000, 0) }, Package(nodeDir, "job:43"));
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 720_000, 0), (2000, 450_000, 0), (3000, 720_000, 0) }, Package(nodeDir, "unattributed"));
+        Conservation.AssertEveryInterval(nodeDir, 3 * 3); // the three periods, per counter
+        node.Close(3000 * Ms, 3000 * Ms);
+    }
+
+    /// <summary>
+    /// The same for a job taken back by a restarted sampler (<see cref="NodeSampler.Recover"/>) whose lookup cannot stat its
+    /// cgroup at the restart: it has no baseline, so its CPU time until it is found is not known. Until 2026-12-03 that
+    /// lookup said "no cgroup": 0 with no flag in the first period, and again 0 with no flag in the period it was found
+    /// (a job taken back counts from its first read), the 200 ms it ran in them lost without a word. Both periods' 0 now
+    /// carry flags=2; the next one is exact.
+    /// </summary>
+    [Fact]
+    public void ARecoveredJobCgroupThatCannotBeStatedWhenLookedUpIsNotKnownRatherThanNotFound()
+    {
+        const string J42 = JobDir42, J43 = JobDir43;
+        var job42 = Job("slurm", "42", "alice", 1000);
+        var killed = WithSchedulerLayout(out var cfg, (J42, job42), (J43, Job("slurm", "43", "bob", 1001)));
+        FirstSecond(killed, (J42, 300), (J43, 200));
+        killed.Flush(); // then killed: no Close
+
+        // While no sampler runs, the jobs go on (42 1 s, 43 0.5 s; the node 9 s busy, 4.1 J); a new sampler takes them back,
+        // where nothing below uid_1000 can be stat'ed.
+        Runs(1000, 5_000_000, (J42, 1000), (J43, 500));
+        using var node = _rig.NewNode(cfg, schedulerLocators: true);
+        WhereNothingBelowCanBeStated("cpuacct/slurm/uid_1000", J42, () => node.Recover(5 * Ms));
+        Assert.Equal(2, node.JobCount);
+        // Its first period, of 1 s to wall 2 s: each job runs 100 ms of the node's 1 s busy, 0.9 J. Nothing below uid_1000
+        // can be stat'ed at its snapshot either. Then two more (wall 3 s, 4 s).
+        Runs(1100, 5_900_000, (J42, 100), (J43, 100));
+        WhereNothingBelowCanBeStated("cpuacct/slurm/uid_1000", J42, () => node.Snapshot(1005 * Ms, 2000 * Ms));
+        string nodeDir = FoundThenExact(node, job42, 1100, 5_900_000, 1005, 2000);
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 270_000, 0), (2000, 0, SpoolFlags.ReadError), (3000, 0, SpoolFlags.ReadError), (4000, 90_000, 0) },
+            Package(nodeDir, "job:42"));
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 180_000, 0), (2000, 90_000, 0), (3000, 90_000, 0), (4000, 90_000, 0) }, Package(nodeDir, "job:43"));
+        Conservation.AssertEveryInterval(nodeDir, 4 * 3); // the four periods, per counter
+        node.Close(3005 * Ms, 4000 * Ms);
     }
 
     /// <summary>

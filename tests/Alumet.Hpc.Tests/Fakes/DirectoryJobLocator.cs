@@ -12,10 +12,12 @@ public sealed class DirectoryJobLocator(string parent, CgroupVersion version) : 
             ? Directory.GetDirectories(job.Directory, "step_*").Select(d => new StepCgroup(job.JobId, Path.GetFileName(d)["step_".Length..], d, version)).ToList()
             : new List<StepCgroup>();
 
-    public JobCgroup? Find(JobIdentity job) => EnumerateJobs().FirstOrDefault(j => j.JobId == job.JobId);
-
-    public IReadOnlyList<JobCgroup> EnumerateJobs() =>
-        Directory.Exists(parent)
-            ? Directory.GetDirectories(parent, "job_*").Select(d => new JobCgroup(Path.GetFileName(d)["job_".Length..], d, version)).ToList()
-            : new List<JobCgroup>();
+    public JobCgroup? Find(JobIdentity job, out Presence presence)
+    {
+        var found = Directory.Exists(parent)
+            ? Directory.GetDirectories(parent, "job_*").Select(d => new JobCgroup(Path.GetFileName(d)["job_".Length..], d, version)).FirstOrDefault(j => j.JobId == job.JobId)
+            : null;
+        presence = found is null ? Presence.Gone : Presence.There;
+        return found;
+    }
 }

@@ -34,54 +34,28 @@ public sealed class OarCgroupLocator : IJobCgroupLocator
 
     public static OarCgroupLocator Create(string cgroupRoot, string cpusetPath = "/oar") => new(cgroupRoot, cpusetPath);
 
-    public JobCgroup? Find(JobIdentity job)
+    public JobCgroup? Find(JobIdentity job, out Presence presence)
     {
+        bool unknown = false;
+        presence = Presence.There;
         // v2 first: a v2 host may still show an empty v1 cpuacct mount, never the reverse with OAR 3 slices.
-        foreach (string slice in V2OarSlices())
+        foreach (string slice in V2OarSlices(ref unknown))
         {
             if (job.Uid >= 0)
             {
                 string uid = job.Uid.ToString(CultureInfo.InvariantCulture);
                 string dir = Path.Combine(slice, $"oar-u{uid}.slice", $"oar-u{uid}-j{job.JobId}.slice");
-                if (CgroupHierarchy.IsV2(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V2);
+                if (CgroupHierarchy.Is(dir, CgroupVersion.V2, ref unknown)) return new JobCgroup(job.JobId, dir, CgroupVersion.V2);
             }
-            else
-            {
-                foreach (JobCgroup c in ScanV2(slice))
-                    if (c.JobId == job.JobId) return c;
-            }
+            else if (ScanV2(slice, job.JobId, ref unknown) is { } found) return found;
         }
-        foreach (string oarDir in V1OarDirs())
+        foreach (string oarDir in V1OarDirs(ref unknown))
         {
             string dir = Path.Combine(oarDir, $"{job.User}_{job.JobId}");
-            if (CgroupHierarchy.IsV1(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V1);
+            if (CgroupHierarchy.Is(dir, CgroupVersion.V1, ref unknown)) return new JobCgroup(job.JobId, dir, CgroupVersion.V1);
         }
+        presence = CgroupHierarchy.NotFound(unknown);
         return null;
-    }
-
-    public IReadOnlyList<JobCgroup> EnumerateJobs()
-    {
-        var found = new List<JobCgroup>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (string slice in V2OarSlices())
-            foreach (JobCgroup c in ScanV2(slice))
-                if (seen.Add(c.JobId)) found.Add(c);
-        // The same job is in every v1 hierarchy (and cpuacct may be reachable under several names,
-        // e.g. the cpuacct -> cpu,cpuacct symlink): the first hierarchy that has it wins.
-        foreach (string oarDir in V1OarDirs())
-        {
-            foreach (string dir in CgroupHierarchy.Subdirectories(oarDir) ?? []) // not listed: none found now
-            {
-                string name = Path.GetFileName(dir);
-                int us = name.LastIndexOf('_');
-                if (us <= 0) continue;
-                string id = name[(us + 1)..];
-                if (!OarInput.IsJobId(id) || !CgroupHierarchy.IsV1(dir)) continue;
-                if (seen.Add(id)) found.Add(new JobCgroup(id, dir, CgroupVersion.V1));
-            }
-        }
-        found.Sort((a, b) => CompareJobIds(a.JobId, b.JobId));
-        return found;
     }
 
     /// <summary>
@@ -112,42 +86,51 @@ public sealed class OarCgroupLocator : IJobCgroupLocator
         return OarInput.IsJobId(v1) ? v1 : null;
     }
 
-    private IEnumerable<JobCgroup> ScanV2(string oarSlice)
+    /// <summary>Job <paramref name="jobId"/>'s slice below <paramref name="oarSlice"/>, whatever its user (a directory that
+    /// could not be listed sets <paramref name="unknown"/>).</summary>
+    private static JobCgroup? ScanV2(string oarSlice, string jobId, ref bool unknown)
     {
-        foreach (string userSlice in CgroupHierarchy.Subdirectories(oarSlice) ?? [])
+        string[]? userSlices = CgroupHierarchy.Subdirectories(oarSlice);
+        unknown |= userSlices is null;
+        foreach (string userSlice in userSlices ?? [])
         {
             string u = Path.GetFileName(userSlice);
             if (!u.StartsWith("oar-u", StringComparison.Ordinal) || !u.EndsWith(".slice", StringComparison.Ordinal)) continue;
             string prefix = u[..^".slice".Length] + "-j";
-            foreach (string jobSlice in CgroupHierarchy.Subdirectories(userSlice) ?? [])
+            string[]? jobSlices = CgroupHierarchy.Subdirectories(userSlice);
+            unknown |= jobSlices is null;
+            foreach (string jobSlice in jobSlices ?? [])
             {
                 string name = Path.GetFileName(jobSlice);
-                if (!name.StartsWith(prefix, StringComparison.Ordinal)) continue;
-                string? id = JobIdFromName(name);
-                if (id is not null && CgroupHierarchy.IsV2(jobSlice)) yield return new JobCgroup(id, jobSlice, CgroupVersion.V2);
+                if (name.StartsWith(prefix, StringComparison.Ordinal) && JobIdFromName(name) == jobId
+                    && CgroupHierarchy.Is(jobSlice, CgroupVersion.V2, ref unknown))
+                    return new JobCgroup(jobId, jobSlice, CgroupVersion.V2);
             }
         }
+        return null;
     }
 
-    private IEnumerable<string> V2OarSlices()
+    /// <summary>The <c>oar.slice</c> of every v2 tree, those there (<see cref="CgroupHierarchy.IsThere"/>).</summary>
+    private List<string> V2OarSlices(ref bool unknown)
     {
-        foreach (string root in CgroupHierarchy.V2Roots(_cgroupRoot))
+        var slices = new List<string>(2);
+        foreach (string root in CgroupHierarchy.V2Roots(_cgroupRoot, ref unknown))
         {
             string slice = Path.Combine(root, "oar.slice");
-            if (Directory.Exists(slice)) yield return slice;
+            if (CgroupHierarchy.IsThere(slice, ref unknown)) slices.Add(slice);
         }
+        return slices;
     }
 
-    /// <summary>The OAR directory of every v1 hierarchy that accounts CPU time.</summary>
-    private IEnumerable<string> V1OarDirs()
+    /// <summary>The OAR directory of every v1 hierarchy that accounts CPU time, those there (<see cref="CgroupHierarchy.IsThere"/>).</summary>
+    private List<string> V1OarDirs(ref bool unknown)
     {
-        foreach (string h in CgroupHierarchy.V1CpuacctHierarchies(_cgroupRoot))
+        var dirs = new List<string>();
+        foreach (string h in CgroupHierarchy.V1CpuacctHierarchies(_cgroupRoot, ref unknown))
         {
             string d = Path.Combine(h, _cpusetPath);
-            if (Directory.Exists(d)) yield return d;
+            if (CgroupHierarchy.IsThere(d, ref unknown)) dirs.Add(d);
         }
+        return dirs;
     }
-
-    private static int CompareJobIds(string a, string b) =>
-        a.Length != b.Length ? a.Length.CompareTo(b.Length) : string.CompareOrdinal(a, b);
 }

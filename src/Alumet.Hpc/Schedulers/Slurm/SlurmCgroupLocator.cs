@@ -15,69 +15,49 @@ namespace Alumet.Hpc.Schedulers.Slurm;
 /// multiple slurmd); from Slurm 26.05 the directory is <c>job_&lt;SLUID&gt;</c> unless CgroupJobIdPaths=yes.</item>
 /// </list>
 /// The job cgroup appears 0.1-0.4 s after the prolog and is gone when the epilog runs (observed on 22.05),
-/// so every call looks again: nothing is cached except the SLUID ↔ job id pairing.
+/// so every call looks again: nothing is cached.
 /// </summary>
 public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
 {
     private readonly string _cgroupRoot;
     private readonly string _node;
     private readonly string? _sluid;
-    private string? _sluidJobId; // the numeric id of the job named by _sluid, once Find has seen it
 
     /// <param name="cgroupRoot">cgroup filesystem root ("/sys/fs/cgroup", or a generated tree in tests).</param>
     /// <param name="node">This node's Slurm name (SLURMD_NODENAME).</param>
     /// <param name="sluid">The sampled job's SLUID (SLURM_JOB_SLUID, Slurm ≥ 25.11), if any.</param>
-    /// <param name="sluidJobId">The numeric id of the job <paramref name="sluid"/> names: EnumerateJobs reports its
-    /// SLUID-named directory under this id (otherwise only after the first <see cref="Find"/>).</param>
-    public SlurmCgroupLocator(string cgroupRoot, string node, string? sluid = null, string? sluidJobId = null)
+    public SlurmCgroupLocator(string cgroupRoot, string node, string? sluid = null)
     {
         _cgroupRoot = cgroupRoot;
         _node = node;
         _sluid = string.IsNullOrEmpty(sluid) ? null : sluid;
-        _sluidJobId = _sluid is null ? null : sluidJobId;
     }
 
     public static SlurmCgroupLocator Create(string cgroupRoot, string node, string? sluid) => new(cgroupRoot, node, sluid);
 
-    /// <summary>The locator for the sampler of <paramref name="job"/> (preferred: SLUID and job id paired from the start).</summary>
-    public static SlurmCgroupLocator Create(string cgroupRoot, JobIdentity job, string? sluid) => new(cgroupRoot, job.Node, sluid, job.JobId);
+    /// <summary>The locator for the sampler of <paramref name="job"/>.</summary>
+    public static SlurmCgroupLocator Create(string cgroupRoot, JobIdentity job, string? sluid) => new(cgroupRoot, job.Node, sluid);
 
-    public JobCgroup? Find(JobIdentity job)
+    public JobCgroup? Find(JobIdentity job, out Presence presence)
     {
-        if (_sluid is not null) _sluidJobId = job.JobId;
-        foreach (string scope in V2Scopes())
+        bool unknown = false;
+        presence = Presence.There;
+        foreach (string scope in V2Scopes(ref unknown))
         {
             // SLUID-named first: on 26.05+ that is the default, the numeric name only with CgroupJobIdPaths=yes.
-            if (_sluid is not null && CgroupHierarchy.IsV2(Path.Combine(scope, "job_" + _sluid)))
+            if (_sluid is not null && CgroupHierarchy.Is(Path.Combine(scope, "job_" + _sluid), CgroupVersion.V2, ref unknown))
                 return new JobCgroup(job.JobId, Path.Combine(scope, "job_" + _sluid), CgroupVersion.V2);
             string dir = Path.Combine(scope, "job_" + job.JobId);
-            if (CgroupHierarchy.IsV2(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V2);
+            if (CgroupHierarchy.Is(dir, CgroupVersion.V2, ref unknown)) return new JobCgroup(job.JobId, dir, CgroupVersion.V2);
         }
         string uidDir = "uid_" + job.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        foreach (string slurmDir in V1SlurmDirs())
+        foreach (string slurmDir in V1SlurmDirs(ref unknown))
         {
             string dir = Path.Combine(slurmDir, uidDir, "job_" + job.JobId);
-            if (CgroupHierarchy.IsV1(dir)) return new JobCgroup(job.JobId, dir, CgroupVersion.V1);
+            if (CgroupHierarchy.Is(dir, CgroupVersion.V1, ref unknown)) return new JobCgroup(job.JobId, dir, CgroupVersion.V1);
         }
+        presence = CgroupHierarchy.NotFound(unknown);
         return null;
-    }
-
-    /// <summary>The job cgroups found now (a directory that could not be listed adds none).</summary>
-    public IReadOnlyList<JobCgroup> EnumerateJobs()
-    {
-        var jobs = new List<JobCgroup>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (string scope in V2Scopes())
-            foreach (string dir in CgroupHierarchy.Subdirectories(scope, "job_*") ?? [])
-                if (CgroupHierarchy.IsV2(dir) && seen.Add(JobIdOf(dir)))
-                    jobs.Add(new JobCgroup(JobIdOf(dir), dir, CgroupVersion.V2));
-        foreach (string slurmDir in V1SlurmDirs())
-            foreach (string uidDir in CgroupHierarchy.Subdirectories(slurmDir, "uid_*") ?? [])
-                foreach (string dir in CgroupHierarchy.Subdirectories(uidDir, "job_*") ?? [])
-                    if (CgroupHierarchy.IsV1(dir) && seen.Add(JobIdOf(dir)))
-                        jobs.Add(new JobCgroup(JobIdOf(dir), dir, CgroupVersion.V1));
-        jobs.Sort((a, b) => string.CompareOrdinal(a.Directory, b.Directory));
-        return jobs;
     }
 
     /// <summary>
@@ -114,32 +94,32 @@ public sealed class SlurmCgroupLocator : IJobCgroupLocator, IStepCgroupLocator
         return steps;
     }
 
-    private string JobIdOf(string dir)
+    /// <summary>The stepd scopes there (<see cref="CgroupHierarchy.IsThere"/>).</summary>
+    private List<string> V2Scopes(ref bool unknown)
     {
-        string id = Path.GetFileName(dir)["job_".Length..];
-        return _sluid is not null && _sluidJobId is not null && id == _sluid ? _sluidJobId : id;
-    }
-
-    private IEnumerable<string> V2Scopes()
-    {
-        foreach (string root in CgroupHierarchy.V2Roots(_cgroupRoot))
+        var scopes = new List<string>(2);
+        foreach (string root in CgroupHierarchy.V2Roots(_cgroupRoot, ref unknown))
         {
             string slice = Path.Combine(root, "system.slice");
             foreach (string name in new[] { "slurmstepd.scope", _node + "_slurmstepd.scope" })
             {
                 string scope = Path.Combine(slice, name);
-                if (Directory.Exists(scope)) yield return scope;
+                if (CgroupHierarchy.IsThere(scope, ref unknown)) scopes.Add(scope);
             }
         }
+        return scopes;
     }
 
-    private IEnumerable<string> V1SlurmDirs()
+    /// <summary>The Slurm directories of the v1 hierarchies that account CPU time, those there (<see cref="CgroupHierarchy.IsThere"/>).</summary>
+    private List<string> V1SlurmDirs(ref bool unknown)
     {
-        foreach (string ctrl in CgroupHierarchy.V1CpuacctHierarchies(_cgroupRoot))
+        var dirs = new List<string>(2);
+        foreach (string ctrl in CgroupHierarchy.V1CpuacctHierarchies(_cgroupRoot, ref unknown))
             foreach (string name in new[] { "slurm_" + _node, "slurm" })
             {
                 string dir = Path.Combine(ctrl, name);
-                if (Directory.Exists(dir)) yield return dir;
+                if (CgroupHierarchy.IsThere(dir, ref unknown)) dirs.Add(dir);
             }
+        return dirs;
     }
 }

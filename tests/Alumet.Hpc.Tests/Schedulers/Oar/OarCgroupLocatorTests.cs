@@ -51,7 +51,7 @@ public sealed class OarCgroupLocatorTests : IDisposable
     {
         string dir = V1Job("alice", "42");
         var loc = OarCgroupLocator.Create(Root);
-        Assert.Equal(new JobCgroup("42", Cg("cpuacct/oar/alice_42"), CgroupVersion.V1), loc.Find(Job42));
+        Assert.Equal(new JobCgroup("42", Cg("cpuacct/oar/alice_42"), CgroupVersion.V1), loc.Find(Job42, out _));
         Assert.Equal(Cg("cpuacct/oar/alice_42"), dir);
     }
 
@@ -62,7 +62,7 @@ public sealed class OarCgroupLocatorTests : IDisposable
     public void V1_combined_mounts(string hierarchy)
     {
         V1Job("alice", "42", "oar", "cpuset", hierarchy);
-        Assert.Equal(new JobCgroup("42", Cg($"{hierarchy}/oar/alice_42"), CgroupVersion.V1), OarCgroupLocator.Create(Root).Find(Job42));
+        Assert.Equal(new JobCgroup("42", Cg($"{hierarchy}/oar/alice_42"), CgroupVersion.V1), OarCgroupLocator.Create(Root).Find(Job42, out _));
     }
 
     [Fact]
@@ -74,15 +74,15 @@ public sealed class OarCgroupLocatorTests : IDisposable
         string dir = Cg("oar/alice_42");
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "cpuacct.usage"), "1\n");
-        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V1), OarCgroupLocator.Create(Root).Find(Job42));
+        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V1), OarCgroupLocator.Create(Root).Find(Job42, out _));
     }
 
     [Fact]
     public void V1_custom_cpuset_path()
     {
         V1Job("alice", "42", "batch/oar");
-        Assert.Null(OarCgroupLocator.Create(Root).Find(Job42));
-        Assert.Equal(Cg("cpuacct/batch/oar/alice_42"), OarCgroupLocator.Create(Root, "/batch/oar/").Find(Job42)!.Directory);
+        Assert.Equal(Presence.Gone, NotFound(OarCgroupLocator.Create(Root), Job42));
+        Assert.Equal(Cg("cpuacct/batch/oar/alice_42"), OarCgroupLocator.Create(Root, "/batch/oar/").Find(Job42, out _)!.Directory);
     }
 
     [Fact]
@@ -92,7 +92,7 @@ public sealed class OarCgroupLocatorTests : IDisposable
         V1Job("alice", "420");       // id prefix
         V1Job("alice", "4");
         V1Job("alice", "42", "oar", "cpuset", "freezer"); // no cpuacct hierarchy holds it: no CPU time to read
-        Assert.Null(OarCgroupLocator.Create(Root).Find(Job42));
+        Assert.Equal(Presence.Gone, NotFound(OarCgroupLocator.Create(Root), Job42));
     }
 
     [Fact]
@@ -100,8 +100,7 @@ public sealed class OarCgroupLocatorTests : IDisposable
     {
         V1Job("a_b_c", "42");
         var job = Job42 with { User = "a_b_c" };
-        Assert.Equal(Cg("cpuacct/oar/a_b_c_42"), OarCgroupLocator.Create(Root).Find(job)!.Directory);
-        Assert.Equal(new[] { "42" }, OarCgroupLocator.Create(Root).EnumerateJobs().Select(j => j.JobId));
+        Assert.Equal(Cg("cpuacct/oar/a_b_c_42"), OarCgroupLocator.Create(Root).Find(job, out _)!.Directory);
     }
 
     [Fact]
@@ -110,8 +109,8 @@ public sealed class OarCgroupLocatorTests : IDisposable
         string dir = V2Job(1001, "42");
         V2Job(1001, "7");
         V2Job(1002, "42000");
-        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), OarCgroupLocator.Create(Root).Find(Job42));
-        Assert.Null(OarCgroupLocator.Create(Root).Find(Job42 with { Uid = 1002 }));
+        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), OarCgroupLocator.Create(Root).Find(Job42, out _));
+        Assert.Equal(Presence.Gone, NotFound(OarCgroupLocator.Create(Root), Job42 with { Uid = 1002 }));
     }
 
     [Fact]
@@ -119,14 +118,14 @@ public sealed class OarCgroupLocatorTests : IDisposable
     {
         string dir = V2Job(1005, "42");
         V2Job(1001, "43");
-        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), OarCgroupLocator.Create(Root).Find(Job42 with { Uid = -1 }));
+        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), OarCgroupLocator.Create(Root).Find(Job42 with { Uid = -1 }, out _));
     }
 
     [Fact]
     public void V2_hybrid_unified_mount()
     {
         string dir = V2Job(1001, "42", "unified");
-        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), OarCgroupLocator.Create(Root).Find(Job42));
+        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), OarCgroupLocator.Create(Root).Find(Job42, out _));
     }
 
     [Fact]
@@ -134,50 +133,67 @@ public sealed class OarCgroupLocatorTests : IDisposable
     {
         string dir = V2Job(1001, "42");
         File.Delete(Path.Combine(dir, "cpu.stat"));
-        Assert.Null(OarCgroupLocator.Create(Root).Find(Job42));
-        Assert.Empty(OarCgroupLocator.Create(Root).EnumerateJobs());
+        Assert.Equal(Presence.Gone, NotFound(OarCgroupLocator.Create(Root), Job42));
     }
 
     [Fact]
-    public void Enumerate_v1_lists_each_job_once_in_numeric_order()
+    public void V1_the_plain_cpuacct_hierarchy_first()
     {
         V1Job("alice", "42");
         V1Job("bob", "9");
-        V1Job("carol", "100");
-        // cpu,cpuacct beside cpuacct (Debian-style symlinked names): still one entry per job
+        // cpu,cpuacct beside cpuacct (Debian-style symlinked names): one cgroup of the job
         V1Job("alice", "42", "oar", "cpu,cpuacct");
-        Directory.CreateDirectory(Cg("cpuacct/oar/not_a_job"));
-        Directory.CreateDirectory(Cg("cpuacct/oar/noid"));
-        var jobs = OarCgroupLocator.Create(Root).EnumerateJobs();
-        Assert.Equal(new[]
-        {
-            new JobCgroup("9", Cg("cpuacct/oar/bob_9"), CgroupVersion.V1),
-            new JobCgroup("42", Cg("cpuacct/oar/alice_42"), CgroupVersion.V1),
-            new JobCgroup("100", Cg("cpuacct/oar/carol_100"), CgroupVersion.V1),
-        }, jobs);
+        Assert.Equal(new JobCgroup("42", Cg("cpuacct/oar/alice_42"), CgroupVersion.V1), OarCgroupLocator.Create(Root).Find(Job42, out _));
+        Assert.Equal(new JobCgroup("9", Cg("cpuacct/oar/bob_9"), CgroupVersion.V1), OarCgroupLocator.Create(Root).Find(Job42 with { JobId = "9", User = "bob" }, out _));
     }
 
     [Fact]
-    public void Enumerate_v2_lists_all_users_jobs()
+    public void V2_unknown_uid_takes_only_a_job_slice_of_its_user_slice()
     {
-        V2Job(1001, "42");
         V2Job(1002, "43");
         Directory.CreateDirectory(Cg("oar.slice/oar-u1002.slice/unrelated.scope"));
-        Directory.CreateDirectory(Cg("oar.slice/oar-u1002.slice/oar-u1001-j44.slice")); // uid mismatch with parent
-        var jobs = OarCgroupLocator.Create(Root).EnumerateJobs();
-        Assert.Equal(new[]
-        {
-            new JobCgroup("42", Cg("oar.slice/oar-u1001.slice/oar-u1001-j42.slice"), CgroupVersion.V2),
-            new JobCgroup("43", Cg("oar.slice/oar-u1002.slice/oar-u1002-j43.slice"), CgroupVersion.V2),
-        }, jobs);
+        string mismatched = Cg("oar.slice/oar-u1002.slice/oar-u1001-j44.slice"); // uid mismatch with parent
+        Directory.CreateDirectory(mismatched);
+        File.WriteAllText(Path.Combine(mismatched, "cpu.stat"), "usage_usec 0\n");
+        Assert.Equal(Presence.Gone, NotFound(OarCgroupLocator.Create(Root), Job42 with { JobId = "44", Uid = -1 }));
+        Assert.Equal(Cg("oar.slice/oar-u1002.slice/oar-u1002-j43.slice"), OarCgroupLocator.Create(Root).Find(Job42 with { JobId = "43", Uid = -1 }, out _)!.Directory);
     }
 
     [Fact]
     public void Missing_root_finds_nothing()
     {
         var loc = OarCgroupLocator.Create(Path.Combine(_tmp, "absent"));
-        Assert.Null(loc.Find(Job42));
-        Assert.Empty(loc.EnumerateJobs());
+        Assert.Equal(Presence.Gone, NotFound(loc, Job42));
+    }
+
+    /// <summary>
+    /// A lookup that finds nothing where a stat or a listing on its way fails with an error other than ENOENT or ENOTDIR
+    /// (EACCES: a directory of mode 0600, or 0300 for a listing, to a thread without CAP_DAC_OVERRIDE and
+    /// CAP_DAC_READ_SEARCH) says "not known", not "not there": the job's cgroup may be below it. Job 42 is there in each.
+    /// </summary>
+    [Theory]
+    [InlineData("v1", "cpuacct/oar", 0b110_000_000)]
+    [InlineData("v1", "cpuacct", 0b110_000_000)]
+    [InlineData("v2", "oar.slice/oar-u1001.slice", 0b110_000_000)]
+    [InlineData("v2 scan", "oar.slice/oar-u1001.slice", 0b011_000_000)] // listed by no one: the uid unknown
+    [InlineData("v2 scan", "oar.slice", 0b011_000_000)]
+    public void A_lookup_that_cannot_stat_or_list_its_way_says_not_known(string layout, string closed, int mode)
+    {
+        string dir = layout == "v1" ? V1Job("alice", "42") : V2Job(1001, "42");
+        var job = layout == "v2 scan" ? Job42 with { Uid = -1 } : Job42;
+        var loc = OarCgroupLocator.Create(Root);
+        var was = File.GetUnixFileMode(Cg(closed));
+        File.SetUnixFileMode(Cg(closed), (UnixFileMode)mode);
+        Alumet.Hpc.Tests.Fakes.WithoutDacOverride.Run(() => Assert.Equal(Presence.Unknown, NotFound(loc, job)));
+        File.SetUnixFileMode(Cg(closed), was);
+        Assert.Equal((dir, Presence.There), (loc.Find(job, out var presence)?.Directory, presence));
+    }
+
+    /// <summary>What <paramref name="loc"/> says of <paramref name="job"/> where it finds no cgroup of it (its lookup returns null).</summary>
+    private static Presence NotFound(OarCgroupLocator loc, JobIdentity job)
+    {
+        Assert.Null(loc.Find(job, out var presence));
+        return presence;
     }
 
     [Theory]

@@ -1,6 +1,7 @@
 using Alumet.Hpc.Attribution;
 using Alumet.Hpc.Jobs;
 using Alumet.Hpc.Schedulers.Slurm;
+using Alumet.Hpc.Tests.Fakes;
 
 namespace Alumet.Hpc.Tests.Schedulers.Slurm;
 
@@ -14,6 +15,13 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
     public void Dispose() => Directory.Delete(_tmp, recursive: true);
 
     private string Cg(string rel) => Path.Combine(_sys, rel);
+
+    /// <summary>What <paramref name="loc"/> says of job 42 where it finds no cgroup of it (its lookup returns null).</summary>
+    private static Presence NotFound(SlurmCgroupLocator loc)
+    {
+        Assert.Null(loc.Find(Job42, out var presence));
+        return presence;
+    }
 
     private string V1Job(string ctrl, string slurmDir, int uid, string id, params string[] steps)
     {
@@ -54,7 +62,7 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
         string dir = V1Job(ctrl, slurmDir, 1001, "42");
         V1Job(ctrl, slurmDir, 1001, "420"); // a prefix-sharing neighbour must not be confused with job 42
 
-        JobCgroup? cg = new SlurmCgroupLocator(_sys, "n1").Find(Job42);
+        JobCgroup? cg = new SlurmCgroupLocator(_sys, "n1").Find(Job42, out _);
 
         Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V1), cg);
     }
@@ -64,21 +72,21 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
     {
         V1Job("cpuacct", "slurm_n2", 1001, "42"); // another slurmd's tree (multiple-slurmd host)
         V1Job("cpuacct", "slurm_n1", 1002, "42"); // wrong uid
-        Assert.Null(new SlurmCgroupLocator(_sys, "n1").Find(Job42));
+        Assert.Equal(Presence.Gone, NotFound(new SlurmCgroupLocator(_sys, "n1")));
     }
 
     [Fact]
     public void V1DirectoryWithoutCpuacctFileIsNotAJob()
     {
         Directory.CreateDirectory(Cg("cpuacct/slurm_n1/uid_1001/job_42")); // being created / being removed
-        Assert.Null(new SlurmCgroupLocator(_sys, "n1").Find(Job42));
+        Assert.Equal(Presence.Gone, NotFound(new SlurmCgroupLocator(_sys, "n1")));
     }
 
     [Fact]
     public void FindsV2JobCgroup()
     {
         string dir = V2Job("slurmstepd.scope", "job_42");
-        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), new SlurmCgroupLocator(_sys, "n1").Find(Job42));
+        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), new SlurmCgroupLocator(_sys, "n1").Find(Job42, out _));
     }
 
     [Fact]
@@ -87,8 +95,7 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
         string dir = V2Job("n1_slurmstepd.scope", "job_42");
         V2Job("n2_slurmstepd.scope", "job_43");
         var loc = new SlurmCgroupLocator(_sys, "n1");
-        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), loc.Find(Job42));
-        Assert.Equal(new[] { "42" }, loc.EnumerateJobs().Select(j => j.JobId));
+        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), loc.Find(Job42, out _));
     }
 
     [Fact]
@@ -96,7 +103,7 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
     {
         string dir = V2Job("slurmstepd.scope", "job_42");
         File.Delete(Cg("cgroup.controllers"));
-        Assert.Null(new SlurmCgroupLocator(_sys, "n1").Find(Job42));
+        Assert.Equal(Presence.Gone, NotFound(new SlurmCgroupLocator(_sys, "n1")));
     }
 
     [Fact]
@@ -106,16 +113,8 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
         V2Job("slurmstepd.scope", "job_s0E4QZK1T3WXB"); // another job, known only by its SLUID
 
         var loc = new SlurmCgroupLocator(_sys, "n1", "s0E4QZK1T3WXA");
-        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), loc.Find(Job42));
-        Assert.Equal(new[] { "42", "s0E4QZK1T3WXB" }, loc.EnumerateJobs().Select(j => j.JobId));
-    }
-
-    [Fact]
-    public void SluidPairedAtCreationIsReportedUnderTheJobIdBeforeAnyFind()
-    {
-        string dir = V2Job("slurmstepd.scope", "job_s0E4QZK1T3WXA");
-        var loc = SlurmCgroupLocator.Create(_sys, Job42 with { Node = "n1" }, "s0E4QZK1T3WXA");
-        Assert.Equal(new[] { new JobCgroup("42", dir, CgroupVersion.V2) }, loc.EnumerateJobs());
+        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), loc.Find(Job42, out _));
+        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), SlurmCgroupLocator.Create(_sys, Job42 with { Node = "n1" }, "s0E4QZK1T3WXA").Find(Job42, out _));
     }
 
     [Fact]
@@ -123,20 +122,23 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
     {
         // Slurm 26.05 with CgroupJobIdPaths=yes, or < 26.05 that already sets SLURM_JOB_SLUID.
         string dir = V2Job("slurmstepd.scope", "job_42");
-        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), new SlurmCgroupLocator(_sys, "n1", "s0E4QZK1T3WXA").Find(Job42));
+        Assert.Equal(new JobCgroup("42", dir, CgroupVersion.V2), new SlurmCgroupLocator(_sys, "n1", "s0E4QZK1T3WXA").Find(Job42, out _));
     }
 
     [Fact]
     public void MissingTreeGivesNullAndNoJobs()
     {
         var loc = new SlurmCgroupLocator(_sys, "n1");
-        Assert.Null(loc.Find(Job42));
-        Assert.Empty(loc.EnumerateJobs());
-        Assert.Null(new SlurmCgroupLocator(Path.Combine(_sys, "nope"), "n1").Find(Job42));
+        Assert.Equal(Presence.Gone, NotFound(loc));
+        Assert.Equal(Presence.Gone, NotFound(new SlurmCgroupLocator(Path.Combine(_sys, "nope"), "n1")));
     }
 
+    /// <summary>
+    /// The v1 Slurm directories of every hierarchy that carries cpuacct, through either of its names, this node's only, the
+    /// job's uid only; a job directory without <c>cpuacct.usage</c> is none (being made, or removed).
+    /// </summary>
     [Fact]
-    public void EnumeratesAllJobsOfTheNodeOnceEach()
+    public void FindsEachJobOfTheNodeThroughAnyNameOfItsHierarchy()
     {
         V1Job("cpu,cpuacct", "slurm_n1", 1001, "42");
         V1Job("cpu,cpuacct", "slurm_n1", 1002, "7");
@@ -144,17 +146,45 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
         V1Job("cpu,cpuacct", "slurm_n2", 0, "8"); // another slurmd on this host: not ours
         // The same hierarchy again through the single-controller name (a symlink on most distributions).
         Directory.CreateSymbolicLink(Cg("cpuacct"), "cpu,cpuacct");
-        Directory.CreateDirectory(Cg("cpu,cpuacct/slurm_n1/uid_1001/job_43")); // no cpuacct.usage: skipped
-        Directory.CreateDirectory(Cg("cpu,cpuacct/slurm_n1/uid_1001/other"));
+        Directory.CreateDirectory(Cg("cpu,cpuacct/slurm_n1/uid_1001/job_43")); // no cpuacct.usage: none
+        var loc = new SlurmCgroupLocator(_sys, "n1");
+        JobCgroup? Of(string id, int uid) => loc.Find(Job42 with { JobId = id, Uid = uid }, out _);
 
-        var jobs = new SlurmCgroupLocator(_sys, "n1").EnumerateJobs();
+        Assert.Equal(new JobCgroup("9", Cg("cpuacct/slurm/uid_0/job_9"), CgroupVersion.V1), Of("9", 0));
+        Assert.Equal(new JobCgroup("42", Cg("cpuacct/slurm_n1/uid_1001/job_42"), CgroupVersion.V1), Of("42", 1001));
+        Assert.Equal(new JobCgroup("7", Cg("cpuacct/slurm_n1/uid_1002/job_7"), CgroupVersion.V1), Of("7", 1002));
+        Assert.Null(Of("7", 1001));
+        Assert.Null(Of("8", 0));
+        Assert.Null(Of("43", 1001));
+    }
 
-        Assert.Equal(new[]
+    /// <summary>
+    /// A lookup that finds nothing where a stat on its way fails with an error other than ENOENT or ENOTDIR (EACCES: a
+    /// directory of mode 0600 to a thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH) says "not known", not "not
+    /// there": the job's cgroup may be below it (<c>SnapshotSplitTests.AJobCgroupThatCannotBeStatedWhenLookedUpIsNotKnownRatherThanNotFound</c>).
+    /// A lookup whose way does not go through such a directory still says "not there" (job 42 of another uid).
+    /// </summary>
+    [Theory]
+    [InlineData("v1", "cpuacct/slurm_n1/uid_1001")]
+    [InlineData("v1", "cpuacct/slurm_n1")]
+    [InlineData("v2", "system.slice/slurmstepd.scope")]
+    [InlineData("v2", "system.slice")]
+    public void ALookupThatCannotStatItsWaySaysNotKnown(string version, string closed)
+    {
+        string dir = version == "v1" ? V1Job("cpuacct", "slurm_n1", 1001, "42") : V2Job("slurmstepd.scope", "job_42");
+        var loc = new SlurmCgroupLocator(_sys, "n1");
+        File.SetUnixFileMode(Cg(closed), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        WithoutDacOverride.Run(() =>
         {
-            new JobCgroup("9", Cg("cpuacct/slurm/uid_0/job_9"), CgroupVersion.V1),
-            new JobCgroup("42", Cg("cpuacct/slurm_n1/uid_1001/job_42"), CgroupVersion.V1),
-            new JobCgroup("7", Cg("cpuacct/slurm_n1/uid_1002/job_7"), CgroupVersion.V1),
-        }, jobs);
+            Assert.Equal(Presence.Unknown, NotFound(loc));
+            if (closed.EndsWith("uid_1001", StringComparison.Ordinal))
+            {
+                Assert.Null(loc.Find(Job42 with { Uid = 1002 }, out var other));
+                Assert.Equal(Presence.Gone, other);
+            }
+        });
+        File.SetUnixFileMode(Cg(closed), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Assert.Equal((dir, Presence.There), (loc.Find(Job42, out var presence)?.Directory, presence));
     }
 
     [Fact]
@@ -162,7 +192,7 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
     {
         V1Job("cpuacct", "slurm_n1", 1001, "42", "batch", "extern", "0", "1");
         var loc = new SlurmCgroupLocator(_sys, "n1");
-        JobCgroup job = loc.Find(Job42)!;
+        JobCgroup job = loc.Find(Job42, out _)!;
 
         var steps = loc.EnumerateSteps(job)!;
 
@@ -176,7 +206,7 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
     {
         V2Job("slurmstepd.scope", "job_42", "extern", "0");
         var loc = new SlurmCgroupLocator(_sys, "n1");
-        var steps = loc.EnumerateSteps(loc.Find(Job42)!)!;
+        var steps = loc.EnumerateSteps(loc.Find(Job42, out _)!)!;
         Assert.Equal(new[] { ("0", CgroupVersion.V2), ("extern", CgroupVersion.V2) }, steps.Select(s => (s.Step, s.Version)));
     }
 
@@ -185,9 +215,9 @@ public sealed class SlurmCgroupLocatorTests : IDisposable
     {
         string dir = V1Job("cpuacct", "slurm_n1", 1001, "42", "0");
         var loc = new SlurmCgroupLocator(_sys, "n1");
-        JobCgroup job = loc.Find(Job42)!;
+        JobCgroup job = loc.Find(Job42, out _)!;
         Directory.Delete(dir, recursive: true);
         Assert.Equal(Array.Empty<StepCgroup>(), loc.EnumerateSteps(job)); // gone: none (not null, "could not be listed")
-        Assert.Null(loc.Find(Job42));
+        Assert.Equal(Presence.Gone, NotFound(loc));
     }
 }
