@@ -25,7 +25,7 @@ namespace Alumet.Hpc.Attribution;
 public sealed class ParentCgroups : IDisposable
 {
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
-    /// <summary>Parents whose CPU file could not be opened, with the snapshot that tried: tried once a snapshot, not once per job below them.</summary>
+    /// <summary>Parents whose CPU file could not be opened or read, with the snapshot that tried: tried once a snapshot, not once per job below them.</summary>
     private readonly Dictionary<string, long> _unopened = new(StringComparer.Ordinal);
     private long _snapshot;
 
@@ -78,31 +78,45 @@ public sealed class ParentCgroups : IDisposable
 
     private void ReadOnce(JobCgroup parent)
     {
-        if (!_entries.TryGetValue(parent.Directory, out var e))
+        string dir = parent.Directory;
+        if (_entries.TryGetValue(dir, out var e))
         {
-            if (_unopened.TryGetValue(parent.Directory, out long tried) && tried == _snapshot) return;
-            if (CgroupCpuReader.TryOpen(parent) is not { } reader)
+            if (e.Snapshot == _snapshot || Take(e, dir)) return;
+            // Removed (Slurm removes a user's directory with their last job): dropped now, and opened anew here, where a
+            // new one may be (made again for the user's next job, or a requeue's). Until 2026-12-03 it was only marked, and
+            // the next job below it in the same snapshot read it again through the same file: where a removed cgroup's file
+            // still reads its last value, it was never opened anew, and never had a delta again.
+            e.Reader.Dispose();
+            _entries.Remove(dir);
+        }
+        if (_unopened.TryGetValue(dir, out long tried) && tried == _snapshot) return;
+        if (CgroupCpuReader.TryOpen(parent) is { } reader)
+        {
+            e = new Entry(reader, Native.Libc.StatDirectory(dir)?.Inode);
+            if (Take(e, dir))
             {
-                _unopened[parent.Directory] = _snapshot;
+                _entries[dir] = e;
                 return;
             }
-            e = new Entry(reader, Native.Libc.StatDirectory(parent.Directory)?.Inode);
-            _entries[parent.Directory] = e;
+            reader.Dispose();
         }
-        if (e.Snapshot == _snapshot) return;
+        _unopened[dir] = _snapshot; // tried once a snapshot
+    }
+
+    /// <summary>
+    /// Reads <paramref name="e"/> at this snapshot; false where it is removed. As a job's cgroup (JobCpu.Sample): a removed
+    /// cgroup's open file fails, or still reads its last value; a stat that fails otherwise than ENOENT or ENOTDIR is not a
+    /// removal (until 2026-12-03 it was: the parent had no delta the period after, nor a lost job below it its CPU time).
+    /// </summary>
+    private bool Take(Entry e, string dir)
+    {
         e.Snapshot = _snapshot;
-        // As a job's cgroup (JobCpu.Sample): a removed cgroup's open file fails, or still reads its last value; a stat that
-        // fails otherwise than ENOENT or ENOTDIR is not a removal (until 2026-12-03 it was: the parent had no delta the
-        // period after, nor a lost job below it its CPU time).
-        if (!e.Reader.TryReadNs(out ulong ns) || (e.HasLast && ns == e.LastNs && CgroupHierarchy.PresenceOf(parent.Directory, e.Inode) == Presence.Gone))
-        {
-            e.Snapshot = 0; // removed (Slurm removes a user's directory with their last job): opened anew at the next one
-            e.HasLast = e.Both = false;
-            return;
-        }
+        if (!e.Reader.TryReadNs(out ulong ns) || (e.HasLast && ns == e.LastNs && CgroupHierarchy.PresenceOf(dir, e.Inode) == Presence.Gone))
+            return false;
         e.Both = e.HasLast;
         e.Delta = ns - Math.Min(ns, e.LastNs);
         (e.LastNs, e.HasLast) = (ns, true);
+        return true;
     }
 
     /// <summary>Job <paramref name="lost"/>'s CPU ns in the period from its nearest parent still there, or null where not exact.</summary>

@@ -881,6 +881,46 @@ public sealed class SnapshotSplitTests : IDisposable
     }
 
     /// <summary>
+    /// A scheduler cgroup above the jobs that is removed and made again between two snapshots (both of alice's jobs
+    /// requeued: Slurm removes their cgroups and her <c>uid_1000</c>, then makes them again), on a kernel where a removed
+    /// cgroup's open file still reads its last value (the rig's plain files), is dropped and opened anew however many jobs
+    /// below it read it in one snapshot. It was dropped by the first of them and read again through the same file by the
+    /// next (<c>ParentCgroups.ReadOnce</c>), every snapshot: never opened anew, it had no delta again, and job 42, removed
+    /// two periods later below the new <c>uid_1000</c> beside job 44, got 0 with flags=8 (<c>slurm</c> above holds
+    /// unregistered job 47) where <c>uid_1000</c>'s delta less job 44's gives its 150 ms exactly (flags=16).
+    /// </summary>
+    [Fact]
+    public void AParentMadeAgainIsOpenedAnewHoweverManyJobsBelowItReadIt()
+    {
+        const string J42 = JobDir42, J44 = "cpuacct/slurm/uid_1000/job_44", J47 = "cpuacct/slurm/uid_1002/job_47", Uid1000 = "cpuacct/slurm/uid_1000";
+        var job42 = Job("slurm", "42", "alice", 1000);
+        using var node = WithSchedulerLayout(out var cfg, (J42, job42), (J44, Job("slurm", "44", "alice", 1000)));
+        FirstSecond(node, (J42, 300), (J44, 100), (J47, 100));
+        // Both requeued: their cgroups' open files fail (ENODEV), uid_1000's reads its last value; all made again (new inodes).
+        foreach (string job in new[] { J42, J44 }) File.WriteAllText(Path.Combine(_rig.Cgroups.PathOf(job), "cpuacct.usage"), "");
+        string old = _rig.Cgroups.PathOf(Uid1000);
+        Directory.Move(old, old + ".old");
+        foreach (string d in new[] { J42, J44, Uid1000 }) _charged.Remove(d);
+        Runs(200, 1_800_000, (J42, 0), (J44, 0));
+        Directory.Delete(old + ".old", recursive: true);
+        node.Snapshot(2000 * Ms, 2000 * Ms); // both lost below uid_1000 in one period: 0 with flags=8
+        Runs(300, 2_700_000, (J42, 100), (J44, 50));
+        node.Snapshot(3000 * Ms, 3000 * Ms); // both found again: new cgroups, counted whole
+        Runs(400, 3_600_000, (J42, 150), (J44, 50));
+        Rmdir(J42);
+        node.End(job42.Key, true, "", 4000 * Ms, 4000 * Ms);
+        node.Flush();
+
+        string nodeDir = NodeDir(node);
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 270_000, 0), (2000, 0, SpoolFlags.CgroupGone), (3000, 90_000, 0), (4000, 135_000, SpoolFlags.FromParentCgroup) },
+            Package(nodeDir, "job:42"));
+        Assert.Equal(new (long, long, SpoolFlags)[] { (1000, 90_000, 0), (2000, 0, SpoolFlags.CgroupGone), (3000, 45_000, 0), (4000, 45_000, 0) },
+            Package(nodeDir, "job:44"));
+        Conservation.AssertEveryInterval(nodeDir, 4 * 3); // the four periods, per counter
+        node.Close(4000 * Ms, 4000 * Ms);
+    }
+
+    /// <summary>
     /// What the parent's delta cannot tell apart is never given to the lost job: below the parent, a job cgroup the sampler
     /// does not know (its prolog did not register it), a directory of the scheduler's that no registered job is in, or
     /// processes in the parent itself. The lost job's share then stays 0 with flags=8.
