@@ -88,7 +88,7 @@ public static class CgroupHierarchy
     /// </summary>
     public static Presence PresenceOf(string path, ulong? inode = null)
     {
-        if (Native.Libc.StatDirectory(path, out int errno) is { } d) return inode is null || d.Inode == inode ? Presence.There : Presence.Gone;
+        if (Native.Libc.StatPath(path, out int errno) is { } d) return inode is null || d.Ino == inode ? Presence.There : Presence.Gone;
         if (errno != 0) return errno is Native.Libc.ENOENT or Native.Libc.ENOTDIR ? Presence.Gone : Presence.Unknown;
         // Not stat'ed (an ABI whose struct stat is not known here, where no inode is known either): .NET's stat.
         try

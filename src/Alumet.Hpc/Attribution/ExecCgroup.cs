@@ -137,7 +137,7 @@ public sealed record ExecCgroup(string Directory, CgroupVersion Version)
     {
         problem = null;
         var info = new DirectoryInfo(dir);
-        if (!info.Exists || info.LinkTarget is not null || Libc.Owner(dir) is not (0, _)
+        if (!info.Exists || info.LinkTarget is not null || Libc.StatLink(dir) is not { Uid: 0 }
             || (info.UnixFileMode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
             problem = $"{dir} is not a directory of root's that only root can write: refused";
         return problem is null;

@@ -20,7 +20,7 @@ public sealed class JobCpu : IDisposable
     private readonly Dictionary<string, StepEntry> _steps = new(StringComparer.Ordinal);
     private readonly HashSet<string> _stepsSeen = new(StringComparer.Ordinal);
     private readonly List<StepEntry> _listed = new(); // the last listing's readable steps, in its order
-    private Native.Libc.DirectoryState? _listedState;   // the job directory just before that listing, when it can stand for it
+    private Native.Libc.FileStatus? _listedState;   // the job directory just before that listing, when it can stand for it
     private ulong[] _readings = [];
     private IReadOnlyList<JobCgroup> _parents = [];
     private readonly List<string> _stepsRead = new(); // the steps the last Sample that read the job's cgroup gave CPU time (their names)
@@ -174,7 +174,7 @@ public sealed class JobCpu : IDisposable
         if (_locator is null || (_reader is null && !TryOpen())) return;
         _stepsListed = false; // every step listed now is a baseline (ListSteps)
         var steps = new List<(string Step, ulong Ns)>();
-        if (_locator is IStepCgroupLocator stepLocator) ListSteps(stepLocator, Native.Libc.StatDirectory(_reader!.Cgroup.Directory), steps);
+        if (_locator is IStepCgroupLocator stepLocator) ListSteps(stepLocator, Native.Libc.StatPath(_reader!.Cgroup.Directory), steps);
         _vanished.Clear(); // gone before the period that starts here
         if (!_reader!.TryReadNs(out ulong ns)) return;
         (_lastNs, _lastInode, _hasLast, _lookupUnknown) = (ns, _readerInode, true, false);
@@ -200,7 +200,7 @@ public sealed class JobCpu : IDisposable
         // steps holds all they read, whatever ran between the reads (read the other way, that time was in the steps only).
         if (_locator is IStepCgroupLocator stepLocator)
         {
-            var state = Native.Libc.StatDirectory(_reader!.Cgroup.Directory);
+            var state = Native.Libc.StatPath(_reader!.Cgroup.Directory);
             if (state is null || state != _listedState || !ReadListedSteps(steps))
                 ListSteps(stepLocator, state, steps);
         }
@@ -266,7 +266,7 @@ public sealed class JobCpu : IDisposable
         if (cg is null || CgroupCpuReader.TryOpen(cg) is not { } opened) return false;
         _reader = opened;
         _parents = _locator!.Parents(cg) is { Count: > 0 } up ? up.Select(d => cg with { Directory = d }).ToArray() : [];
-        _readerInode = Native.Libc.StatDirectory(opened.Cgroup.Directory)?.Inode;
+        _readerInode = Native.Libc.StatPath(opened.Cgroup.Directory)?.Ino;
         return true;
     }
 
@@ -346,7 +346,7 @@ public sealed class JobCpu : IDisposable
     /// <see cref="ReadListedSteps"/> only when the job directory's link count, taken before it, is 2 + the steps listed:
     /// the directory holds nothing else and its file system counts subdirectories in it.
     /// </summary>
-    private void ListSteps(IStepCgroupLocator locator, Native.Libc.DirectoryState? before, List<(string Step, ulong Ns)> steps)
+    private void ListSteps(IStepCgroupLocator locator, Native.Libc.FileStatus? before, List<(string Step, ulong Ns)> steps)
     {
         steps.Clear();
         _vanished.Clear();

@@ -92,7 +92,7 @@ public sealed class ParentCgroups : IDisposable
         if (_unopened.TryGetValue(dir, out long tried) && tried == _snapshot) return;
         if (CgroupCpuReader.TryOpen(parent) is { } reader)
         {
-            e = new Entry(reader, Native.Libc.StatDirectory(dir)?.Inode);
+            e = new Entry(reader, Native.Libc.StatPath(dir)?.Ino);
             if (Take(e, dir))
             {
                 _entries[dir] = e;

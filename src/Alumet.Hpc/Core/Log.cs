@@ -89,8 +89,8 @@ public static class Log
         if (fd < 0) return why;
         try
         {
-            const uint TypeMask = 0xF000, Regular = 0x8000, Others = 0b000_000_111;
-            if (Libc.FileStatus(fd) is var (mode, links, _, _) && (mode & TypeMask) == Regular && links == 1 && (mode & Others) != 0)
+            const uint Others = 0b000_000_111;
+            if (Libc.StatFd(fd) is { IsRegular: true, Links: 1, Mode: var mode } && (mode & Others) != 0)
                 Libc.fchmod(fd, mode & 0xFFF & ~Others);
             return Libc.WriteAll(fd, bytes) ? null
                 : $"cannot write to {path} ({new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError()).Message})";

@@ -33,7 +33,7 @@ public sealed class FinalizationLock : IDisposable
     public static FinalizationLock? AcquireDirectory(string dir, TimeSpan wait, out bool busy)
     {
         var held = Take(Libc.open(dir, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC), wait, out busy);
-        if (held is null || Libc.FileId(held._fd) == Libc.FileId(dir)) return held;
+        if (held is null || Libc.StatFd(held._fd)?.Id == Libc.StatPath(dir)?.Id) return held;
         held.Dispose();
         return null;
     }

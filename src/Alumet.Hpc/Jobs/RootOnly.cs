@@ -81,12 +81,12 @@ public static class RootOnly
         if (fd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
-            why = errno == ELoop && Libc.LinkStatus(full) is var (m, _, _, _) && (m & TypeMask) == LinkType
+            why = errno == ELoop && Libc.StatLink(full) is { IsSymbolicLink: true }
                 ? $"{full} is a symbolic link, which is not followed (give the real path)"
                 : $"cannot open {full} ({Error(errno)})";
             return -1;
         }
-        if (root && Libc.FileStatus(fd) is var status && Planted(status, full, directory: false) is { } planted)
+        if (root && (Libc.StatFd(fd, out int statErrno) is { } status ? Planted(status, full, directory: false) : CannotStat(full, statErrno)) is { } planted)
         {
             Libc.close(fd);
             why = planted;
@@ -104,36 +104,37 @@ public static class RootOnly
         foreach (string name in dir.Split('/', StringSplitOptions.RemoveEmptyEntries).Prepend(""))
         {
             at = Path.Combine(at, name);
-            var status = Libc.LinkStatus(at);
-            if (status is null && Marshal.GetLastPInvokeError() == ENoEnt && create)
+            var status = Libc.StatLink(at, out int errno);
+            if (status is null && errno == Libc.ENOENT && create)
             {
                 if (Libc.mkdir(at, 0b111_101_101) != 0 && Marshal.GetLastPInvokeError() is var e && e != EExist)
                     return $"cannot make directory {at} ({Error(e)})";
-                status = Libc.LinkStatus(at);
+                status = Libc.StatLink(at, out errno);
             }
-            if (status is not var (mode, _, _, _)) return $"cannot open {at} ({Error(Marshal.GetLastPInvokeError())})";
-            if ((mode & TypeMask) == LinkType) return $"{at} is a symbolic link, which is not followed (give the real path)";
-            if ((mode & TypeMask) != DirectoryType) return $"{at} is not a directory";
-            if (Planted(status, at, directory: true) is { } bad) return bad;
+            if (status is not { } s) return $"cannot open {at} ({Error(errno)})";
+            if (s.IsSymbolicLink) return $"{at} is a symbolic link, which is not followed (give the real path)";
+            if (!s.IsDirectory) return $"{at} is not a directory";
+            if (Planted(s, at, directory: true) is { } bad) return bad;
         }
         return null;
     }
 
-    private const int ENoEnt = 2, EExist = 17, ELoop = 40;
-    private const uint TypeMask = 0xF000, LinkType = 0xA000, DirectoryType = 0x4000;
+    private const int EExist = 17, ELoop = 40;
+
+    private static string CannotStat(string at, int errno) => $"cannot stat {at} ({Error(errno)})";
 
     /// <summary>Why root may not use what <paramref name="status"/> (lstat or fstat) describes, or null.</summary>
-    private static string? Planted((uint Mode, ulong Links, int Uid, int Gid)? status, string at, bool directory)
+    private static string? Planted(Libc.FileStatus status, string at, bool directory)
     {
         const uint Sticky = 0b001_000_000_000, GroupWrite = 0b000_010_000, OtherWrite = 0b000_000_010;
-        if (status is not var (mode, links, uid, gid)) return $"cannot stat {at} ({Error(Marshal.GetLastPInvokeError())})";
+        var (mode, links, uid, gid) = (status.Mode, status.Links, status.Uid, status.Gid);
         string what = directory ? $"directory {at}" : at;
-        if (uid != 0) return $"{what} is owned by uid {(uint)uid}, not root (chown root {at}, {RootOnlyFix})";
+        if (uid != 0) return $"{what} is owned by uid {uid}, not root (chown root {at}, {RootOnlyFix})";
         if (!directory) return links == 1 ? null : $"{at} has {links} names, hard links (remove the others, or choose another path)";
         if ((mode & Sticky) != 0) return null;
         string octal = Convert.ToString((int)(mode & 0xFFF), 8).PadLeft(4, '0');
         if ((mode & OtherWrite) != 0) return $"{what} is writable by others without the sticky bit, mode {octal} (chmod o-w {at}, {RootOnlyFix})";
-        if ((mode & GroupWrite) != 0 && gid != 0) return $"{what} is writable by group {(uint)gid}, mode {octal} (chmod g-w {at}, {RootOnlyFix})";
+        if ((mode & GroupWrite) != 0 && gid != 0) return $"{what} is writable by group {gid}, mode {octal} (chmod g-w {at}, {RootOnlyFix})";
         return null;
     }
 

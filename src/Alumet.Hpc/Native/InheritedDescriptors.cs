@@ -25,7 +25,7 @@ internal static class InheritedDescriptors
     }
 
     /// <summary>st_dev and st_ino: the same descriptor number may meanwhile name another file, opened by another thread.</summary>
-    private static (ulong Dev, ulong Ino)? Identity(int fd) => Libc.FileId(fd);
+    private static (ulong Dev, ulong Ino)? Identity(int fd) => Libc.StatFd(fd)?.Id;
 
     public readonly struct Hidden(List<(int Fd, ulong Dev, ulong Ino)> marked) : IDisposable
     {

@@ -134,79 +134,126 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int rmdir(string path);
 
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static unsafe partial int lstat(string path, byte* buf);
-
-    /// <summary>Owner uid and gid of a path (not following a symlink), or null. struct stat offsets per ABI (x86-64: 28/32, arm64: 24/28).</summary>
-    public static unsafe (int Uid, int Gid)? Owner(string path)
-    {
-        int at = RuntimeInformation.ProcessArchitecture switch
-        {
-            Architecture.X64 => 28,
-            Architecture.Arm64 => 24,
-            _ => -1,
-        };
-        if (at < 0) return null;
-        byte* buf = stackalloc byte[256];
-        if (lstat(path, buf) != 0) return null;
-        return (*(int*)(buf + at), *(int*)(buf + at + 4));
-    }
-
     [LibraryImport("libc", EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int stat_path(string path, byte* buf);
 
-    /// <summary>
-    /// What a directory's stat says about its entries: inode, link count, mtime and ctime (ns). On cgroupfs and cgroup2fs
-    /// (kernfs), ext4, tmpfs and xfs a directory's link count is 2 + its subdirectories (checked on v1 and v2 here:
-    /// mkdir/rmdir of a child moves it; kernfs leaves mtime alone); btrfs and others say 1, which no listing matches.
-    /// </summary>
-    public readonly record struct DirectoryState(ulong Inode, ulong Links, long MtimeNs, long CtimeNs);
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int lstat(string path, byte* buf);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int fstat(int fd, byte* buf);
 
     public const int ENOENT = 2, ENOTDIR = 20;
 
-    /// <summary>stat(2) of <paramref name="path"/> (x86-64 and arm64 struct stat), or null.</summary>
-    public static DirectoryState? StatDirectory(string path) => StatDirectory(path, out _);
+    /// <summary>st_mode's file type (S_IFMT) and the types the callers test.</summary>
+    public const uint S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFLNK = 0xA000;
 
     /// <summary>
-    /// stat(2) of <paramref name="path"/> (x86-64 and arm64 struct stat), or null with its errno; 0 where this ABI's struct
-    /// stat is not known here (not stat'ed).
+    /// What the callers use of a struct stat (<see cref="StatPath(string)"/>, <see cref="StatLink"/>,
+    /// <see cref="StatFd(int)"/>): device and inode, st_mode (type and permission bits), link count, owner and group,
+    /// mtime and ctime (ns since the epoch). On cgroupfs and cgroup2fs (kernfs), ext4, tmpfs and xfs a directory's link
+    /// count is 2 + its subdirectories (checked on v1 and v2 here: mkdir/rmdir of a child moves it; kernfs leaves mtime
+    /// alone); btrfs and others say 1, which no listing matches.
     /// </summary>
-    public static unsafe DirectoryState? StatDirectory(string path, out int errno)
+    public readonly record struct FileStatus(ulong Dev, ulong Ino, uint Mode, ulong Links, uint Uid, uint Gid, long MtimeNs, long CtimeNs)
+    {
+        /// <summary>Which file it is: the same for every path and descriptor that lead to it.</summary>
+        public (ulong Dev, ulong Ino) Id => (Dev, Ino);
+
+        public (uint Uid, uint Gid) Owner => (Uid, Gid);
+
+        public bool IsRegular => (Mode & S_IFMT) == S_IFREG;
+        public bool IsDirectory => (Mode & S_IFMT) == S_IFDIR;
+        public bool IsSymbolicLink => (Mode & S_IFMT) == S_IFLNK;
+    }
+
+    /// <summary>Room for either struct stat decoded here (144 and 128 bytes).</summary>
+    private const int StatBytes = 256;
+
+    /// <summary>
+    /// The fields of a struct stat filled by the libc of <paramref name="abi"/>, or null where its layout is not known
+    /// here. Both are little-endian LP64; offsets in bytes:
+    /// <code>
+    ///                x86-64 (glibc bits/struct_stat.h,     arm64 (asm-generic/stat.h; glibc's
+    ///                the __x86_64__ branch; 144 bytes)     sysdeps/unix/sysv/linux/generic/bits/struct_stat.h,
+    ///                                                      which aarch64 uses, on LP64; 128 bytes)
+    ///   st_dev       0   unsigned long                     0   unsigned long
+    ///   st_ino       8   unsigned long                     8   unsigned long
+    ///   st_nlink     16  unsigned long                     20  unsigned int   (after st_mode)
+    ///   st_mode      24  unsigned int                      16  unsigned int
+    ///   st_uid       28  unsigned int                      24  unsigned int
+    ///   st_gid       32  unsigned int (then int __pad0)    28  unsigned int
+    ///   st_rdev      40                                    32  (then unsigned long __pad1)
+    ///   st_size      48                                    48
+    ///   st_blksize   56  long                              56  int (then int __pad2)
+    ///   st_blocks    64                                    64
+    ///   st_atim      72  struct timespec {long, long}      72
+    ///   st_mtim      88                                    88
+    ///   st_ctim      104                                   104
+    ///   reserved     120 long[3]                           120 int[2]
+    /// </code>
+    /// A pure function of the bytes, so that either layout is tested on any machine.
+    /// </summary>
+    public static FileStatus? DecodeStat(ReadOnlySpan<byte> buf, Architecture abi) => abi switch
+    {
+        Architecture.X64 => new FileStatus(U64(buf, 0), U64(buf, 8), U32(buf, 24), U64(buf, 16), U32(buf, 28), U32(buf, 32), Ns(buf, 88), Ns(buf, 104)),
+        Architecture.Arm64 => new FileStatus(U64(buf, 0), U64(buf, 8), U32(buf, 16), U32(buf, 20), U32(buf, 24), U32(buf, 28), Ns(buf, 88), Ns(buf, 104)),
+        _ => null,
+    };
+
+    private static ulong U64(ReadOnlySpan<byte> buf, int at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(buf[at..]);
+    private static uint U32(ReadOnlySpan<byte> buf, int at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buf[at..]);
+
+    /// <summary>A struct timespec at <paramref name="at"/> in ns.</summary>
+    private static long Ns(ReadOnlySpan<byte> buf, int at) => (long)U64(buf, at) * 1_000_000_000 + (long)U64(buf, at + 8);
+
+    private enum StatCall { Path, Link, Fd }
+
+    /// <summary>The one struct stat reader: stat(2), lstat(2) or fstat(2), decoded by <see cref="DecodeStat"/>; null with
+    /// its errno on failure, or with 0 where this ABI's struct stat is not known here (not stat'ed).</summary>
+    private static unsafe FileStatus? Stat(StatCall call, string? path, int fd, out int errno)
     {
         errno = 0;
-        int linksAt;
-        bool wideLinks;
-        switch (RuntimeInformation.ProcessArchitecture)
+        var abi = RuntimeInformation.ProcessArchitecture;
+        if (abi is not (Architecture.X64 or Architecture.Arm64)) return null;
+        byte* buf = stackalloc byte[StatBytes];
+        int rc = call switch
         {
-            case Architecture.X64: linksAt = 16; wideLinks = true; break;  // st_nlink: unsigned long after st_ino
-            case Architecture.Arm64: linksAt = 20; wideLinks = false; break; // st_nlink: unsigned int after st_mode
-            default: return null;
-        }
-        byte* buf = stackalloc byte[256];
-        if (stat_path(path, buf) != 0)
+            StatCall.Path => stat_path(path!, buf),
+            StatCall.Link => lstat(path!, buf),
+            _ => fstat(fd, buf),
+        };
+        if (rc != 0)
         {
             errno = Marshal.GetLastPInvokeError();
             return null;
         }
-        ulong links = wideLinks ? *(ulong*)(buf + linksAt) : *(uint*)(buf + linksAt);
-        // st_mtim at 88 and st_ctim at 104 (timespec: seconds, nanoseconds) on both ABIs.
-        return new DirectoryState(*(ulong*)(buf + 8), links,
-            *(long*)(buf + 88) * 1_000_000_000 + *(long*)(buf + 96), *(long*)(buf + 104) * 1_000_000_000 + *(long*)(buf + 112));
+        return DecodeStat(new ReadOnlySpan<byte>(buf, StatBytes), abi);
     }
 
-    /// <summary>The file a descriptor holds open: st_dev and st_ino (offsets 0 and 8 on x86-64 and arm64), or null.</summary>
-    public static unsafe (ulong Dev, ulong Ino)? FileId(int fd)
-    {
-        byte* buf = stackalloc byte[256];
-        return fstat(fd, buf) == 0 ? (*(ulong*)buf, *(ulong*)(buf + 8)) : null;
-    }
+    /// <summary>stat(2) of <paramref name="path"/> (symbolic links followed), or null with its errno (0: this ABI's struct
+    /// stat is not known here, not stat'ed).</summary>
+    public static FileStatus? StatPath(string path, out int errno) => Stat(StatCall.Path, path, -1, out errno);
 
-    /// <summary>The file a path names (following links), as <see cref="FileId(int)"/>, or null.</summary>
-    public static unsafe (ulong Dev, ulong Ino)? FileId(string path)
-    {
-        byte* buf = stackalloc byte[256];
-        return stat_path(path, buf) == 0 ? (*(ulong*)buf, *(ulong*)(buf + 8)) : null;
-    }
+    /// <inheritdoc cref="StatPath(string, out int)"/>
+    public static FileStatus? StatPath(string path) => StatPath(path, out _);
+
+    /// <summary>lstat(2): what <paramref name="path"/> names itself (a symbolic link is not followed, its own st_mode says
+    /// S_IFLNK), or null with its errno (0 as <see cref="StatPath(string, out int)"/>).</summary>
+    public static FileStatus? StatLink(string path, out int errno) => Stat(StatCall.Link, path, -1, out errno);
+
+    /// <inheritdoc cref="StatLink(string, out int)"/>
+    public static FileStatus? StatLink(string path) => StatLink(path, out _);
+
+    /// <summary>fstat(2) of an open file (the file itself, whatever path led to it), or null with its errno (0 as
+    /// <see cref="StatPath(string, out int)"/>).</summary>
+    public static FileStatus? StatFd(int fd, out int errno) => Stat(StatCall.Fd, null, fd, out errno);
+
+    /// <inheritdoc cref="StatFd(int, out int)"/>
+    public static FileStatus? StatFd(int fd) => StatFd(fd, out _);
+
+    /// <inheritdoc cref="StatFd(int, out int)"/>
+    public static FileStatus? StatFd(Microsoft.Win32.SafeHandles.SafeFileHandle handle) => StatFd((int)handle.DangerousGetHandle());
 
     public const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;
 
@@ -234,33 +281,6 @@ internal static partial class Libc
     /// <summary>struct group*; gr_gid is at offset 16 on LP64 (after two char*).</summary>
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
     public static partial IntPtr getgrnam(string name);
-
-    /// <summary>fstat(2) into a 144-byte struct stat (x86-64 layout: st_mode at 24, st_uid at 28, st_gid at 32).</summary>
-    [LibraryImport("libc", SetLastError = true)]
-    public static unsafe partial int fstat(int fd, byte* buf);
-
-    /// <summary>Mode, owner and group of an open file (fstat: the file itself, whatever path led to it).</summary>
-    public static (uint Mode, int Uid, int Gid)? FileOwner(Microsoft.Win32.SafeHandles.SafeFileHandle handle) =>
-        FileStatus((int)handle.DangerousGetHandle()) is var (mode, _, uid, gid) ? (mode, uid, gid) : null;
-
-    /// <summary>st_mode, st_nlink, st_uid and st_gid of an open file (fstat; x86-64 struct stat: st_nlink at 16, st_mode at
-    /// 24, st_uid at 28, st_gid at 32), or null.</summary>
-    public static unsafe (uint Mode, ulong Links, int Uid, int Gid)? FileStatus(int fd)
-    {
-        byte* buf = stackalloc byte[144];
-        return fstat(fd, buf) == 0 ? Status(buf) : null;
-    }
-
-    /// <summary>As <see cref="FileStatus(int)"/>, of what <paramref name="path"/> names itself (lstat: a symbolic link is
-    /// not followed, its own st_mode says S_IFLNK).</summary>
-    public static unsafe (uint Mode, ulong Links, int Uid, int Gid)? LinkStatus(string path)
-    {
-        byte* buf = stackalloc byte[144];
-        return lstat(path, buf) == 0 ? Status(buf) : null;
-    }
-
-    private static unsafe (uint Mode, ulong Links, int Uid, int Gid) Status(byte* buf) =>
-        (*(uint*)(buf + 24), *(ulong*)(buf + 16), *(int*)(buf + 28), *(int*)(buf + 32));
 
     public const int RLIMIT_NOFILE = 7;
 

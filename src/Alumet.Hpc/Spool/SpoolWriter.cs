@@ -107,7 +107,7 @@ public sealed class SpoolWriter : IDisposable
             _catalogue?.Dispose();
             throw;
         }
-        _fileId = Native.Libc.FileId((int)_file.DangerousGetHandle());
+        _fileId = Native.Libc.StatFd(_file)?.Id;
         _offset = RandomAccess.GetLength(_file);
         _offset -= _offset % SpoolRecord.Size; // never append after a torn record
         _buffer = GC.AllocateUninitializedArray<byte>(bufferRecords * SpoolRecord.Size, pinned: true);
@@ -189,7 +189,7 @@ public sealed class SpoolWriter : IDisposable
     /// <summary>Compares the file this writer holds with spool.bin's path (<see cref="Detached"/>); true once detached.</summary>
     public bool CheckDetached()
     {
-        if (!_detached && _fileId is { } held && Native.Libc.FileId(_path) is { } named && held != named)
+        if (!_detached && _fileId is { } held && Native.Libc.StatPath(_path)?.Id is { } named && held != named)
         {
             _detached = true;
             Core.Log.Warn($"spool {_path}: another process took it over (the job's epilog finalized it while this sampler was not answering); nothing more is written there");

@@ -77,7 +77,7 @@ public sealed class CgroupHierarchyTests : IDisposable
     public void PresenceTellsAGoneCgroupFromOneThatCouldNotBeStated()
     {
         string job = Dir("p/job_1", "cpuacct.usage");
-        ulong inode = Alumet.Hpc.Native.Libc.StatDirectory(job)!.Value.Inode;
+        ulong inode = Alumet.Hpc.Native.Libc.StatPath(job)!.Value.Ino;
         Assert.Equal(Presence.There, CgroupHierarchy.PresenceOf(job));
         Assert.Equal(Presence.There, CgroupHierarchy.PresenceOf(job, inode));
         Assert.Equal(Presence.Gone, CgroupHierarchy.PresenceOf(job, inode + 1));                       // another one at its path

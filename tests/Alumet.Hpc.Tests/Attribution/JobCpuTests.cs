@@ -38,7 +38,7 @@ public sealed class JobCpuTests : IDisposable
 
     /// <summary>Whether this file system counts a directory's subdirectories in its link count (ext4, tmpfs, xfs, cgroupfs; not btrfs).</summary>
     private bool LinksCountSubdirectories() =>
-        Native.Libc.StatDirectory(_cg.PathOf(Job)) is { } s && s.Links == 2 + (ulong)Directory.GetDirectories(_cg.PathOf(Job)).Length;
+        Native.Libc.StatPath(_cg.PathOf(Job)) is { } s && s.Links == 2 + (ulong)Directory.GetDirectories(_cg.PathOf(Job)).Length;
 
     [Fact]
     public void StepsAreListedOnlyWhenTheJobDirectoryChangesAndAReplacedStepIsFoundInThePeriodItHappens()

@@ -131,7 +131,7 @@ public sealed class SqliteBackend(string path) : AccountingBackend
     {
         if (!IsWal(FilePath) || WalFiles.All(File.Exists)) return;
         uint me = Native.Libc.getuid();
-        if (me == 0 || Native.Libc.Owner(FilePath) is { } o && o.Uid == me) return;
+        if (me == 0 || Native.Libc.StatLink(FilePath) is { } o && o.Uid == me) return;
         throw new InvalidDataException($"its -wal and -shm files are missing (a program other than alumet-hpc, such as sqlite3, "
             + "closed it last); the next job end on this node, or 'alumet-hpc db flush' run by root, makes them again");
     }

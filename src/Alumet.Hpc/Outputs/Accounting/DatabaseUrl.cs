@@ -102,10 +102,10 @@ public sealed record DatabaseUrl(string Host, int Port, string Database, string 
         }
         using (handle)
         {
-            if (Native.Libc.FileOwner(handle) is not var (mode, uid, gid))
+            if (Native.Libc.StatFd(handle) is not { Mode: var mode, Uid: var uid, Gid: var gid })
                 throw new InvalidDataException($"cannot check the owner of the report's database password file {path}" + fix);
             IntPtr g = Native.Libc.getgrnam(DatabaseFileAccess.Group);
-            int? alumet = g == IntPtr.Zero ? null : System.Runtime.InteropServices.Marshal.ReadInt32(g, 16);
+            uint? alumet = g == IntPtr.Zero ? null : (uint)System.Runtime.InteropServices.Marshal.ReadInt32(g, 16);
             if (uid != 0 || (mode & 0b111) != 0 || ((mode & 0b111_000) != 0 && gid != alumet))
                 throw new InvalidDataException($"the report's database password file {path} could be read or changed by others "
                     + $"(owner uid {uid}, gid {gid}, mode {Convert.ToString(mode & 0b111_111_111, 8)}): refused, nothing sent" + fix);

@@ -46,14 +46,14 @@ public static partial class DatasetKey
                 : $"cannot open the dataset key {path} ({Error(errno)}): check [paths] state_dir");
         }
         using var handle = new SafeFileHandle(fd, ownsHandle: true);
-        const uint TypeMask = 0xF000, Regular = 0x8000, Others = 0b000_111_111;
-        if (Libc.FileOwner(handle) is not var (mode, uid, _))
-            throw new IOException($"cannot stat the dataset key {path} ({Error(Marshal.GetLastPInvokeError())}): check [paths] state_dir");
-        if ((mode & TypeMask) != Regular) throw new IOException($"the dataset key {path} is not a regular file: {Fix}");
+        const uint Others = 0b000_111_111;
+        if (Libc.StatFd(fd, out int statErrno) is not { } status)
+            throw new IOException($"cannot stat the dataset key {path} ({Error(statErrno)}): check [paths] state_dir");
+        if (!status.IsRegular) throw new IOException($"the dataset key {path} is not a regular file: {Fix}");
         uint me = Libc.getuid();
-        if ((uint)uid != me) throw new IOException($"the dataset key {path} is owned by uid {(uint)uid}, not {me}: {Fix}");
-        if ((mode & Others) != 0)
-            throw new IOException($"the dataset key {path} is open to other users (mode {Convert.ToString((int)(mode & 0b111_111_111), 8)}, not 600): {Fix}");
+        if (status.Uid != me) throw new IOException($"the dataset key {path} is owned by uid {status.Uid}, not {me}: {Fix}");
+        if ((status.Mode & Others) != 0)
+            throw new IOException($"the dataset key {path} is open to other users (mode {Convert.ToString((int)(status.Mode & 0b111_111_111), 8)}, not 600): {Fix}");
         var key = new byte[Length + 1];
         int n = 0;
         for (int r; n < key.Length && (r = RandomAccess.Read(handle, key.AsSpan(n), n)) > 0;) n += r;

@@ -164,7 +164,7 @@ public static class ParquetRepair
     {
         if (OperatingSystem.IsWindows()) return;
         File.SetUnixFileMode(copy, File.GetUnixFileMode(original));
-        if (Native.Libc.Owner(original) is { } o && Native.Libc.Owner(copy) != o && Native.Libc.chown(copy, o.Uid, o.Gid) != 0)
+        if (Native.Libc.StatLink(original) is { } o && Native.Libc.StatLink(copy)?.Owner != o.Owner && Native.Libc.chown(copy, (int)o.Uid, (int)o.Gid) != 0)
             throw new IOException($"cannot give the repaired copy to uid {o.Uid} gid {o.Gid}: run as root or as the file's owner");
     }
 }

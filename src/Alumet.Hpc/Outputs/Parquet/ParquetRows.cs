@@ -83,8 +83,7 @@ public static class ParquetRows
                 : $"cannot open it ({new System.ComponentModel.Win32Exception(errno).Message})");
         }
         var handle = new SafeFileHandle(fd, ownsHandle: true);
-        const uint TypeMask = 0xF000, Regular = 0x8000;
-        if (Native.Libc.FileOwner(handle) is not var (mode, _, _) || (mode & TypeMask) != Regular)
+        if (Native.Libc.StatFd(fd) is not { IsRegular: true })
         {
             handle.Dispose();
             throw new IOException("not a regular file");
