@@ -75,7 +75,8 @@ public static class Log
     /// paths) are no other user's to read or control (README "Configuration", Logs). Created 0640 by the open itself
     /// (O_CREAT's mode), and an existing regular file that others may read (0644, left by an earlier version or by
     /// logrotate's <c>create</c> without a mode) loses those bits before the line is written: fchmod on the descriptor
-    /// fstat checked, so what is changed is the file opened, never another one a path names later. A device or a FIFO
+    /// fstat checked (the one <see cref="RootOnly.OpenUnplanted"/> took), so what is changed is the file opened, never
+    /// another one a path names later. A device or a FIFO
     /// (/dev/null) is left as it is; a file with other names too (a hard link: another user's own) is not changed.
     /// O_APPEND: the kernel appends each line at the end, so processes logging at once (hooks, the sampler) do not write
     /// over each other's lines. O_NONBLOCK: a FIFO with no reader fails the open (ENXIO) and a full one the write, rather
@@ -85,12 +86,12 @@ public static class Log
     {
         const int OWrOnly = 1, ONoCtty = 0x100, OAppend = 0x400, ONonBlock = 0x800;
         const int Mode0640 = 0b110_100_000;
-        int fd = RootOnly.OpenUnplanted(path, OWrOnly | Libc.O_CREAT | OAppend | ONoCtty | ONonBlock, Mode0640, out string why);
+        int fd = RootOnly.OpenUnplanted(path, OWrOnly | Libc.O_CREAT | OAppend | ONoCtty | ONonBlock, Mode0640, out var status, out string why);
         if (fd < 0) return why;
         try
         {
             const uint Others = 0b000_000_111;
-            if (Libc.StatFd(fd) is { IsRegular: true, Links: 1, Mode: var mode } && (mode & Others) != 0)
+            if (status is { IsRegular: true, Links: 1, Mode: var mode } && (mode & Others) != 0)
                 Libc.fchmod(fd, mode & 0xFFF & ~Others);
             return Libc.WriteAll(fd, bytes) ? null
                 : $"cannot write to {path} ({new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError()).Message})";

@@ -63,10 +63,13 @@ public static class RootOnly
     /// descriptor at a time (a walk of openat would hold two): a hook under a small RLIMIT_NOFILE still logs.
     /// Another user opens their own paths as before: directories through links, the file not.</para>
     /// </summary>
+    /// <param name="status">The descriptor's fstat, the one root's check read: the caller need not fstat it again. Null
+    /// with -1, and where fstat failed (only another user's open goes on then).</param>
     /// <param name="why">When it returns -1: one sentence, what is wrong and how to fix it.</param>
     /// <returns>The open descriptor (the caller closes it), or -1.</returns>
-    public static int OpenUnplanted(string path, int flags, int mode, out string why)
+    internal static int OpenUnplanted(string path, int flags, int mode, out Libc.FileStatus? status, out string why)
     {
+        status = null;
         bool root = Libc.getuid() == 0, create = (flags & Libc.O_CREAT) != 0;
         string full = Path.GetFullPath(path);
         string? dir = Path.GetDirectoryName(full);
@@ -86,8 +89,10 @@ public static class RootOnly
                 : $"cannot open {full} ({Error(errno)})";
             return -1;
         }
-        if (root && (Libc.StatFd(fd, out int statErrno) is { } status ? Planted(status, full, directory: false) : CannotStat(full, statErrno)) is { } planted)
+        status = Libc.StatFd(fd, out int statErrno);
+        if (root && (status is { } opened ? Planted(opened, full, directory: false) : CannotStat(full, statErrno)) is { } planted)
         {
+            status = null;
             Libc.close(fd);
             why = planted;
             return -1;
