@@ -1097,11 +1097,6 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
     public const long DayExportsEveryNs = 3_600_000_000_000;
     private long _nextDayExportsNs; // monotonic; 0: the first housekeeping looks
 
-    /// <summary>Written in a day's directory at each failed export of it, one line each ("TIME ERROR"); the first is
-    /// logged, the next ones are not, until an export works again: it removes the file and its line says how many
-    /// failed (<see cref="NodeSpool.Export"/>, under the day's lock): said once per episode.</summary>
-    public const string ExportFailedFile = NodeSpool.ExportFailedFile;
-
     /// <summary>Exports the closed days not exported, one after the other (a housekeeping that finds it still running tries again at the next one).</summary>
     private void RetryDayExportsNow()
     {
@@ -1132,12 +1127,12 @@ public sealed class NodeSampler : ISamplingPlan, IRawReadSink, IDisposable
 
     /// <summary>
     /// Exports a closed day (<see cref="IJobFinalization.ExportNodeDay"/>), its failures said once per episode
-    /// (<see cref="ExportFailedFile"/>). A day another thread of this process is exporting is left to it.
+    /// (<see cref="NodeSpool.ExportFailedFile"/>). A day another thread of this process is exporting is left to it.
     /// </summary>
     private void ExportSaidOnce(string dir)
     {
         lock (_exporting) if (!_exporting.Add(dir)) return;
-        string mark = Path.Combine(dir, ExportFailedFile);
+        string mark = Path.Combine(dir, NodeSpool.ExportFailedFile);
         try
         {
             // The export itself says the failed attempts and removes the mark, under the day's lock: read here, after,

@@ -225,7 +225,9 @@ public sealed class NodeSpool
     }
 
     /// <summary>Written in a day's directory at each failed export of it, one line each ("TIME ERROR"), by the node
-    /// sampler (NodeSampler.ExportSaidOnce, which says the first); read and removed by the export that works.</summary>
+    /// sampler (NodeSampler.ExportSaidOnce): the first is logged, the next ones are not, until an export works again: it
+    /// reads and removes the file under the day's lock and its line says how many failed (<see cref="Export"/>): said
+    /// once per episode.</summary>
     public const string ExportFailedFile = "export-failed";
 
     /// <summary>The failed attempts <see cref="ExportFailedFile"/> counts (0 without one), the file removed; under the day's lock.</summary>

@@ -395,7 +395,7 @@ public class FinalizationTests
                 "the node sampler's exit after its linger", 120);
         }
         Assert.DoesNotContain(File.ReadAllLines(log), l => l.Contains($"node file of {day}: export failed: ", StringComparison.Ordinal));
-        Assert.False(File.Exists(Path.Combine(day, NodeSampler.ExportFailedFile)));
+        Assert.False(File.Exists(Path.Combine(day, NodeSpool.ExportFailedFile)));
         Assert.Null(NodeSpool.ExportedTo(day));
 
         Assert.Equal(0, Exec(install));

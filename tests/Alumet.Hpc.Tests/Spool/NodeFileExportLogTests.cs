@@ -54,7 +54,7 @@ public sealed class NodeFileExportLogTests : IDisposable
         string blocked = Path.Combine(cfg.Paths.DataDir, Jobs.FinalizationTests.Blocked);
         Directory.CreateDirectory(cfg.Paths.DataDir);
         File.WriteAllText(blocked, "not a directory");
-        string mark = Path.Combine(day, NodeSampler.ExportFailedFile);
+        string mark = Path.Combine(day, NodeSpool.ExportFailedFile);
         var node = _rig.NewNode(cfg, new PrunedRightAfterTheExport(cfg), retryDayExports: true);
 
         node.Housekeep(1 * Ms);

@@ -87,7 +87,7 @@ public sealed class NodeFileExportTests : IDisposable
         string blocked = Path.Combine(cfg.Paths.DataDir, Alumet.Hpc.Tests.Jobs.FinalizationTests.Blocked);
         Directory.CreateDirectory(cfg.Paths.DataDir);
         File.WriteAllText(blocked, "not a directory");
-        string mark = Path.Combine(day, NodeSampler.ExportFailedFile);
+        string mark = Path.Combine(day, NodeSpool.ExportFailedFile);
         int Attempts() => File.Exists(mark) ? File.ReadAllLines(mark).Length : 0;
         void WaitFor(Func<bool> done, string what) => Alumet.Hpc.Tests.Commands.ExecBinaryTests.WaitFor(done, what);
 
