@@ -68,6 +68,43 @@ public sealed class SqliteBackend(string path) : AccountingBackend
         if (readOnly && !File.Exists(FilePath)) throw new FileNotFoundException($"no accounting database at {FilePath}", FilePath);
         if (readOnly) CheckReadable();
         else CreateFile(FilePath);
+        if (!readOnly) return Open(busyTimeoutMs, readOnly);
+        for (int attempt = 1; ; attempt++)
+        {
+            var con = Open(busyTimeoutMs, readOnly);
+            try
+            {
+                Scalar(con, "PRAGMA user_version;"); // the first read: it opens the WAL
+                return con;
+            }
+            catch (SqliteException e) when (e.SqliteExtendedErrorCode == SqliteReadOnlyRecovery)
+            {
+                con.Dispose();
+                if (attempt == ReadOnlyRecoveryAttempts)
+                    throw new InvalidDataException("its -wal needs a recovery that only root can make (a writer was killed while it made it, "
+                        + "and another process has the database open); the next job end on this node, or 'alumet-hpc db flush' run by root, makes it");
+                Thread.Sleep(Random.Shared.Next(50, 150)); // apart from another report that met the same recovery
+            }
+            catch
+            {
+                con.Dispose();
+                throw;
+            }
+        }
+    }
+
+    /// <summary>
+    /// SQLITE_READONLY_RECOVERY: the WAL's index (the -shm) needs rebuilding from the -wal and this reader may not write
+    /// it: the writer that rebuilds it, the first to open the database, was killed in the middle (SIGKILL, a crash) while
+    /// another process had the database open. A reader that finds no other process there rebuilds the index in its own
+    /// memory instead, so a report opens the database again: its own connection was one such process. Another report
+    /// that met the same recovery closes within the attempts; one stopped by its user keeps the index for as long as
+    /// it likes, until the next root writer rebuilds it (README "Accounting database").
+    /// </summary>
+    private const int SqliteReadOnlyRecovery = 8 | (1 << 8), ReadOnlyRecoveryAttempts = 20;
+
+    private SqliteConnection Open(int busyTimeoutMs, bool readOnly)
+    {
         var con = new SqliteConnection(new SqliteConnectionStringBuilder
         {
             DataSource = FilePath,
@@ -79,7 +116,7 @@ public sealed class SqliteBackend(string path) : AccountingBackend
         try
         {
             con.Open();
-            if (!readOnly) KeepWalFiles((SqliteConnection)con);
+            if (!readOnly) KeepWalFiles(con);
             Exec(con, $"PRAGMA busy_timeout = {Math.Max(0, busyTimeoutMs)};");
         }
         catch
