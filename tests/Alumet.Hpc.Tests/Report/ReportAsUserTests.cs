@@ -674,13 +674,7 @@ public sealed class ReportHoldsNoLockTests
             }
             Assert.True(holder != 0, "no report was caught reading the database");
 
-            string jobId = ExecIds.Next();
-            var job = TwoUsersInstallation.Run(TestInstallation.Binary(), "exec", "--config", node.ConfigPath, "--job-id", jobId, "--no-report", "--", "/bin/true");
-            Assert.True(job.Code == 0, job.Err);
-            string outbox = Path.Combine(node.Config.Paths.StateDir, "outbox");
-            int stored;
-            using (var db = AccountingDb.OpenReadOnly(inst.Db)) stored = db.GetJob(jobId).Count;
-            Assert.Equal((1, 0), (stored, Directory.Exists(outbox) ? Directory.GetFiles(outbox, "*.row.json").Length : 0));
+            AJobsRowGoesStraightToTheDatabase(inst, node);
 
             Alumet.Hpc.Native.Libc.kill(holder, 18); // SIGCONT
             Alumet.Hpc.Native.Libc.kill(reader!.Id, 18); // runuser stops itself when its child stops, as su does
@@ -724,6 +718,75 @@ public sealed class ReportHoldsNoLockTests
 
         using (AccountingDb.Open(inst.Db)) { }
         Assert.Equal((0, "3001\n", ""), TwoUsersInstallation.RunAs(TwoUsersInstallation.UserA, inst.Gate, query));
+    }
+
+    /// <summary>
+    /// A user's report stopped (kill -STOP) with the database open and no read under way: before its first read (it
+    /// has opened the database and holds its lock on the file, but none on the WAL's index, the -shm) or between two.
+    /// With no writer in the database when it opened, SQLite rebuilds the index from the -wal in the report's own memory
+    /// before each read: the longer the -wal, the longer that window (400 rows here). No writer waits for it: a job
+    /// ending meanwhile through root's real finalization has its row in the database when the job's command returns,
+    /// none in the outbox, and the report, resumed, lists the rows.
+    /// </summary>
+    [SkippableFact]
+    public void AUsersReportStoppedBeforeAReadKeepsNoJobsRowOutOfTheDatabase()
+    {
+        using var inst = new TwoUsersInstallation();
+        Skip.If(inst.SkipReason is not null, inst.SkipReason);
+        using var node = NodeWriting(inst);
+        var start = DateTime.UtcNow.AddDays(-20);
+        // 400 rows in the -wal: a root reader in a read over the writes keeps every checkpoint from them.
+        using (var snapshot = AccountingDb.OpenReadOnly(inst.Db))
+        using (var reading = snapshot.Stream(new JobQuery()).GetEnumerator())
+        {
+            Assert.True(reading.MoveNext());
+            using var w = AccountingDb.Open(inst.Db);
+            for (int i = 0; i < 400; i++)
+                w.Upsert(ReportFixture.Rec($"{5000 + i}", "n1", TwoUsersInstallation.UserA, inst.UidA, start.AddMinutes(i), 60,
+                    new DomainEnergies(1000, 0, 0, 0, 0, 0), 100) with { RunId = $"R{i}" });
+        }
+        Assert.InRange(new FileInfo(inst.Db + "-wal").Length, 400 * 4096, long.MaxValue);
+        string inode = TwoUsersInstallation.Sh($"stat -c %i {inst.Db}").Out.Trim();
+        string shm = TwoUsersInstallation.Sh($"stat -c %i {inst.Db}-shm").Out.Trim();
+        bool OpenNotReading(int pid) => LockHolders(inode).Contains(pid) && !LockHolders(shm).Contains(pid);
+
+        (int Runuser, Task<(int Code, string Out, string Err)> Done) report = default;
+        int holder = 0;
+        try
+        {
+            for (int attempt = 0; attempt < 50 && holder == 0; attempt++)
+            {
+                report = StartReport(inst, ["--json", "-S", "now-30days"]);
+                while (!report.Done.IsCompleted && holder == 0)
+                {
+                    int pid = LockHolders(inode).FirstOrDefault(p => !LockHolders(shm).Contains(p));
+                    if (pid == 0) continue;
+                    Alumet.Hpc.Native.Libc.kill(pid, 19); // SIGSTOP, as the user may
+                    SpinWait.SpinUntil(() => !File.Exists($"/proc/{pid}/stat") || Stopped(pid), TimeSpan.FromSeconds(10));
+                    if (OpenNotReading(pid)) holder = pid; // stopped with the database open, not reading
+                    else
+                    {
+                        Alumet.Hpc.Native.Libc.kill(pid, 18); // its read had begun: let it finish, try again
+                        Alumet.Hpc.Native.Libc.kill(report.Runuser, 18);
+                    }
+                }
+                if (holder == 0) Ended(report.Done);
+            }
+            Assert.True(holder != 0, "no report was caught with the database open and no read under way");
+
+            AJobsRowGoesStraightToTheDatabase(inst, node);
+
+            Alumet.Hpc.Native.Libc.kill(holder, 18); // SIGCONT
+            Alumet.Hpc.Native.Libc.kill(report.Runuser, 18); // runuser stops itself when its child stops, as su does
+            var listing = Ended(report.Done!);
+            holder = 0;
+            using var json = System.Text.Json.JsonDocument.Parse(listing.Out);
+            Assert.Equal((0, 402), (listing.Code, json.RootElement.GetProperty("jobs").GetArrayLength())); // and 3001, 3003
+        }
+        finally
+        {
+            if (holder != 0) Alumet.Hpc.Native.Libc.kill(holder, 9);
+        }
     }
 
     /// <summary>
@@ -795,6 +858,22 @@ public sealed class ReportHoldsNoLockTests
             if (stopped != 0) { Alumet.Hpc.Native.Libc.kill(stopped, 9); }
             if (!writer.HasExited) { writer.Kill(); writer.WaitForExit(); }
         }
+    }
+
+    /// <summary>
+    /// A job ending now through root's real finalization (<c>alumet-hpc exec</c>: the node sampler's <c>finalize-job</c>,
+    /// its <c>hook_wait_s</c> of 2 s and 1 s lock wait) has its row in the database when the job's command returns, none
+    /// queued in the outbox.
+    /// </summary>
+    private static void AJobsRowGoesStraightToTheDatabase(TwoUsersInstallation inst, TestInstallation node)
+    {
+        string jobId = ExecIds.Next();
+        var job = TwoUsersInstallation.Run(TestInstallation.Binary(), "exec", "--config", node.ConfigPath, "--job-id", jobId, "--no-report", "--", "/bin/true");
+        Assert.True(job.Code == 0, job.Err);
+        string outbox = Path.Combine(node.Config.Paths.StateDir, "outbox");
+        int stored;
+        using (var db = AccountingDb.OpenReadOnly(inst.Db)) stored = db.GetJob(jobId).Count;
+        Assert.Equal((1, 0), (stored, Directory.Exists(outbox) ? Directory.GetFiles(outbox, "*.row.json").Length : 0));
     }
 
     /// <summary>Root's next writer (<c>db flush</c>) rebuilds the WAL's index and keeps every committed row; user A reads job 3004.</summary>
