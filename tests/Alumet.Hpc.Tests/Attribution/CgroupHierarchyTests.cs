@@ -99,6 +99,28 @@ public sealed class CgroupHierarchyTests : IDisposable
         Assert.Equal(Presence.There, CgroupHierarchy.PresenceOf(job, inode));                          // with it
     }
 
+    /// <summary>
+    /// An exec cgroup that rmdir(2) did not remove is said (exec's last line, the node sampler's log), unless it is gone
+    /// (ENOENT or ENOTDIR: <see cref="CgroupHierarchy.PresenceOf"/>); one that cannot be stat'ed either (EACCES: its parent
+    /// of mode 0600 to a thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH) is not taken for removed. Until 2026-12-03
+    /// any failed stat (Directory.Exists) was "removed", and nothing was said.
+    /// </summary>
+    [Fact]
+    public void AnExecCgroupNotRemovedIsSaidUnlessItIsGone()
+    {
+        string dir = Dir("cpuacct/alumet/exec_9"), parent = Path.Combine(_root, "cpuacct/alumet");
+        Assert.Null(ExecCgroup.Remove(Path.Combine(parent, "exec_8")));      // ENOENT: gone
+        var was = File.GetUnixFileMode(parent);
+        File.SetUnixFileMode(parent, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        string? said = null;
+        WithoutDacOverride.Run(() => said = ExecCgroup.Remove(dir));
+        File.SetUnixFileMode(parent, was);
+        Assert.Equal($"cgroup {dir} not removed: Permission denied", said);
+        Assert.True(Directory.Exists(dir));
+        Assert.Null(ExecCgroup.Remove(dir));                                 // removed
+        Assert.False(Directory.Exists(dir));
+    }
+
     [Fact]
     public void SubdirectoriesAreSortedAndAVanishedDirectoryHasNone()
     {
