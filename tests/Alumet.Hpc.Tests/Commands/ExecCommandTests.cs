@@ -50,8 +50,7 @@ public class ExecCommandTests
     public void ANameIsLookedUpInPathOnlyNotInTheCurrentDirectory()
     {
         using var tree = new TempTree("cwd");
-        string planted = tree.Write("ls", "#!/bin/sh\nexit 99\n");
-        File.SetUnixFileMode(planted, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string planted = Executables.Write(tree.PathOf("ls"), "#!/bin/sh\nexit 99\n", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Assert.Equal(127, CommandPath.Resolve("ls", "/nonexistent-dir").ExitCode);
         Assert.Equal("/usr/bin/ls", CommandPath.Resolve("ls", "/nonexistent-dir:/usr/bin").Path);
         Assert.Equal(planted, CommandPath.Resolve("ls", tree.Root).Path); // only because PATH names it

@@ -350,8 +350,7 @@ public class ExecNodeSamplerTests
         try
         {
             string bin = Path.Combine(solo, "alumet-hpc");
-            File.Copy(TestInstallation.Binary(), bin);
-            File.SetUnixFileMode(bin, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Executables.Copy(TestInstallation.Binary(), bin, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             string config = File.ReadAllText(lab.Install.ConfigPath).Replace("linger_s = 0", "linger_s = 60");
             File.WriteAllText(lab.Install.ConfigPath, config);
             var p = Process.Start(new ProcessStartInfo(bin, ["exec", "--config", lab.Install.ConfigPath, "--job-id", "90", "--no-report", "--", "true"])

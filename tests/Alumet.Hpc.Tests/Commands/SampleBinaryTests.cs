@@ -154,11 +154,9 @@ public class SampleBinaryTests
         string bin = install.PathOf("bin");
         Directory.CreateDirectory(bin);
         string full = Path.Combine(bin, "alumet-hpc-full");
-        File.Copy(TestInstallation.Binary(), full);
-        File.Copy(Sampler(), Path.Combine(bin, SamplerLauncher.SamplerProgram));
-        string finalizer = Path.Combine(bin, "alumet-hpc");
-        File.WriteAllText(finalizer, "#!/bin/sh\nexit 3\n");
-        File.SetUnixFileMode(finalizer, (UnixFileMode)0b111_101_101);
+        Executables.Copy(TestInstallation.Binary(), full);
+        Executables.Copy(Sampler(), Path.Combine(bin, SamplerLauncher.SamplerProgram));
+        Executables.Write(Path.Combine(bin, "alumet-hpc"), "#!/bin/sh\nexit 3\n");
         string state = StateOf(install, "509");
         using var p = StartSampling(install, "509", [full]);
         Alumet.Hpc.Native.Libc.kill(p.Id, 15);
@@ -280,9 +278,8 @@ public class SampleBinaryTests
         string bin = install.PathOf("bin");
         Directory.CreateDirectory(bin);
         string from = Path.GetDirectoryName(TestInstallation.Binary())!;
-        foreach (string f in new[] { "alumet-hpc", "libe_sqlite3.so" }) File.Copy(Path.Combine(from, f), Path.Combine(bin, f));
-        File.SetUnixFileMode(Path.Combine(bin, "alumet-hpc"), (UnixFileMode)0b111_101_101);
-        return Path.Combine(bin, "alumet-hpc");
+        File.Copy(Path.Combine(from, "libe_sqlite3.so"), Path.Combine(bin, "libe_sqlite3.so")); // loaded (mmap), never run: no ETXTBSY
+        return Executables.Copy(Path.Combine(from, "alumet-hpc"), Path.Combine(bin, "alumet-hpc"));
     }
 
     [Fact]
@@ -403,8 +400,7 @@ public class SampleBinaryTests
         // full binary itself, and a refused execve is logged once.
         using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
         string bin = Path.GetDirectoryName(AlumetHpcAlone(install))!;
-        if (samplerNotExecutable) File.Copy(Sampler(), Path.Combine(bin, SamplerLauncher.SamplerProgram));
-        if (samplerNotExecutable) File.SetUnixFileMode(Path.Combine(bin, SamplerLauncher.SamplerProgram), (UnixFileMode)0b110_100_100);
+        if (samplerNotExecutable) Executables.Copy(Sampler(), Path.Combine(bin, SamplerLauncher.SamplerProgram), (UnixFileMode)0b110_100_100);
         using var p = StartSampling(install, "505", [Path.Combine(bin, "alumet-hpc")]);
         Assert.Equal(Path.Combine(bin, "alumet-hpc"), new FileInfo($"/proc/{p.Id}/exe").LinkTarget);
 

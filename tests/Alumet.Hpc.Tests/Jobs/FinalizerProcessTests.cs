@@ -1,4 +1,5 @@
 using Alumet.Hpc.Jobs;
+using Alumet.Hpc.Tests.Fakes;
 
 namespace Alumet.Hpc.Tests.Jobs;
 
@@ -13,13 +14,12 @@ public sealed class FinalizerProcessTests : IDisposable
     public void TheReasonOfAPartialRowGoesOnStdinNeverOnTheCommandLineThatEveryUserCanRead()
     {
         string args = Path.Combine(_dir, "args"), stdin = Path.Combine(_dir, "stdin"), fake = Path.Combine(_dir, "alumet-hpc");
-        File.WriteAllText(fake, $$"""
+        Executables.Write(fake, $$"""
             #!/bin/sh
             printf '%s\n' "$@" > '{{args}}'
             cat > '{{stdin}}'
             echo '{"Status":"partial","Reason":"from the child","ParquetPath":"/p","Stored":true,"Delivery":"stored","Error":null}'
-            """);
-        File.SetUnixFileMode(fake, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            """, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         const string reason = "the sampler died before the end of the job (crash or kill)";
 
         var outcome = new FinalizerProcess(fake, "/etc/alumet-hpc/alumet.toml").Finalize("/var/lib/alumet-hpc/state/slurm/42", complete: false, reason);

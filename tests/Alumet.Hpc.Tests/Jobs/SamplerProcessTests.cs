@@ -447,8 +447,7 @@ public class SamplerProcessTests
             "storage_period_ms = 100\nattribution_period_ms = 100\nflush_interval_ms = 100\nstop_timeout_s = 20\nlinger_s = 0");
         string bin = install.PathOf("bin");
         Directory.CreateDirectory(bin);
-        File.Copy(sampler, Path.Combine(bin, SamplerLauncher.SamplerProgram));
-        File.SetUnixFileMode(Path.Combine(bin, SamplerLauncher.SamplerProgram), (UnixFileMode)0b111_101_101);
+        Executables.Copy(sampler, Path.Combine(bin, SamplerLauncher.SamplerProgram));
         var job = Job("121");
         var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, Path.Combine(bin, "alumet-hpc"));
         Assert.True(launched.Ok, launched.Message);
@@ -470,8 +469,8 @@ public class SamplerProcessTests
         string bin = install.PathOf("bin");
         Directory.CreateDirectory(bin);
         string from = Path.GetDirectoryName(TestInstallation.Binary())!;
-        foreach (string f in new[] { "alumet-hpc", "libe_sqlite3.so" }) File.Copy(Path.Combine(from, f), Path.Combine(bin, f));
-        File.SetUnixFileMode(Path.Combine(bin, "alumet-hpc"), (UnixFileMode)0b111_101_101);
+        Executables.Copy(Path.Combine(from, "alumet-hpc"), Path.Combine(bin, "alumet-hpc"));
+        File.Copy(Path.Combine(from, "libe_sqlite3.so"), Path.Combine(bin, "libe_sqlite3.so")); // loaded (mmap), never run: no ETXTBSY
         Assert.Equal(Path.Combine(bin, "alumet-hpc"), SamplerLauncher.DaemonExecutable(Path.Combine(bin, "alumet-hpc")));
         var job = Job("122");
         var launched = SamplerLauncher.Start(new SamplerLaunch(job, install.ConfigPath, [], null, Exclusive: true), install.Config, Path.Combine(bin, "alumet-hpc"));

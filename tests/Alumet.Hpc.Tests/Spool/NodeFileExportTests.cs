@@ -28,13 +28,12 @@ public sealed class NodeFileExportTests : IDisposable
     private string HeldChild()
     {
         string fake = _child.PathOf("alumet-hpc"), args = _child.PathOf("args"), release = _child.PathOf("release");
-        File.WriteAllText(fake, $$"""
+        Executables.Write(fake, $$"""
             #!/bin/sh
             printf '%s\n' "$@" > '{{args}}.tmp' && mv '{{args}}.tmp' '{{args}}'
             i=0; while [ ! -e '{{release}}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
             echo '{"Status":"","Reason":"","ParquetPath":"/written","Stored":true,"Delivery":"","Error":null}'
-            """);
-        File.SetUnixFileMode(fake, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            """, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return fake;
     }
 

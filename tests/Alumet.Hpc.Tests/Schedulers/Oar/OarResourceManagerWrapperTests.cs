@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Alumet.Hpc.Tests.Fakes;
 using Xunit;
 
 namespace Alumet.Hpc.Tests.Schedulers.Oar;
@@ -45,8 +46,8 @@ public sealed class OarResourceManagerWrapperTests : IDisposable
     private void Write(string name, string text, bool exec = true)
     {
         string path = Path.Combine(_t, name);
-        File.WriteAllText(path, text);
-        if (exec) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (exec) Executables.Write(path, text, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        else File.WriteAllText(path, text);
     }
 
     private int RunLikeBipbip(string action, int innerRc = 0, string jobHash = JobHash)

@@ -18,9 +18,8 @@ public sealed class OarWrapperTimeoutTests
         using var tree = new TempTree("oarwrap");
         string done = tree.PathOf("done");
         string args = tree.PathOf("args");
-        string bin = tree.Write("alumet-hpc", $"#!/bin/sh\necho \"$@\" > '{args}'\nsleep 47\necho finalized > '{done}'\n");
-        string oardodo = tree.Write("oardodo", "#!/bin/sh\nexec \"$@\"\n");
-        foreach (string f in new[] { bin, oardodo }) File.SetUnixFileMode(f, (UnixFileMode)0b111_101_101);
+        string bin = Executables.Write(tree.PathOf("alumet-hpc"), $"#!/bin/sh\necho \"$@\" > '{args}'\nsleep 47\necho finalized > '{done}'\n");
+        string oardodo = Executables.Write(tree.PathOf("oardodo"), "#!/bin/sh\nexec \"$@\"\n");
         string config = tree.Write("alumet.toml", "[sampler]\nstop_timeout_s = 60 # a site's slow flush\n\n[database]\nhook_wait_s = 2\n");
         string inner = tree.Write("inner.pl", "exit(0);\n");
         string wrapper = tree.PathOf("job_resource_manager_alumet.pl");

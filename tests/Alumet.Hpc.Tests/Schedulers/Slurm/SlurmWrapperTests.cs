@@ -20,9 +20,7 @@ public sealed class SlurmWrapperTests
         string text = File.ReadAllText(Path.Combine(TwoUsersInstallation.RepoRoot(), "slurm", $"alumet-slurm-{kind}"))
             .Replace("/usr/local/bin/alumet-hpc", TestInstallation.Binary(), StringComparison.Ordinal)
             .Replace("/etc/alumet-hpc/alumet.toml", configFile, StringComparison.Ordinal);
-        string path = install.Write($"hooks/{kind}", text);
-        File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
-        return path;
+        return Executables.Write(install.PathOf("hooks", kind), text);
     }
 
     private static int Run(string wrapper, string jobId, string? configEnv)
