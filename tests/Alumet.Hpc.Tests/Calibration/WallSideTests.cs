@@ -27,7 +27,8 @@ public class WallSideTests
             new DateTime(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc), "cpu_package+dram", "ipmi-dcmi", 5);
         model.Save(dir);
         var install = new TestInstallation(PowercapTree.Standard(1), extraToml: $"[calibration]\ndir = \"{dir}\"");
-        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, jobId, null, null, noReport: true, ["sleep", seconds], samplerExecutable: TestInstallation.Binary()));
+        var exec = ExecBinary.Exec(install, jobId, ["sleep", seconds]);
+        Assert.True(exec.ExitCode == 0, exec.Stderr);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         return (model, install, Assert.Single(db.GetJob(jobId)));
     }
@@ -92,7 +93,7 @@ public class WallSideTests
     {
         using var install = new TestInstallation(PowercapTree.Standard(1));
         string id = ExecIds.Next();
-        Assert.Equal(0, ExecCommand.Run(install.ConfigPath, id, null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
+        Assert.Equal(0, ExecBinary.Exec(install, id, ["true"]).ExitCode);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         var row = Assert.Single(db.GetJob(id));
         Assert.Equal("", row.WallModel);

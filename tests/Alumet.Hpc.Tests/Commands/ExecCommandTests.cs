@@ -13,15 +13,14 @@ public class ExecCommandTests
     public void ReturnsTheCommandsExitCodeAndRecordsTheJob(string script, int expected)
     {
         using var install = new TestInstallation(PowercapTree.Standard(1));
-        var output = new StringWriter();
         string id = ExecIds.Next();
-        int rc = ExecCommand.Run(install.ConfigPath, id, null, null, noReport: false, ["sh", "-c", script], output, TestInstallation.Binary());
-        Assert.Equal(expected, rc);
+        var (rc, _, stderr) = ExecBinary.Exec(install, id, ["sh", "-c", script], report: true);
+        Assert.True(rc == expected, $"exit {rc}: {stderr}");
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         var row = Assert.Single(db.GetJob(id));
         Assert.Equal("exec", row.Scheduler);
         Assert.Equal(JobStatus.Complete, row.Status);
-        Assert.Contains($"job {id}", output.ToString());
+        Assert.Contains($"job {id}", stderr); // the report
     }
 
     [Theory]
@@ -35,12 +34,9 @@ public class ExecCommandTests
         File.SetUnixFileMode(install.Write("script.sh", "#!/bin/sh\n"), UnixFileMode.UserRead | UnixFileMode.UserWrite); // 0600
         command = command.Replace("{install}", install.Root);
         message = message.Replace("{install}", install.Root);
-        var err = new StringWriter();
-        var old = Console.Error;
-        Console.SetError(err);
-        try { Assert.Equal(expected, ExecCommand.Run(install.ConfigPath, ExecIds.Next(), null, null, false, [command])); }
-        finally { Console.SetError(old); }
-        Assert.Equal(message + Environment.NewLine, err.ToString());
+        var (rc, _, stderr) = ExecBinary.Exec(install, ExecIds.Next(), [command], report: true);
+        Assert.Equal(expected, rc);
+        Assert.Equal(message + "\n", stderr);
         Assert.False(File.Exists(install.Config.Paths.Database), "no accounting row (not even a database)");
         Assert.False(Directory.Exists(install.Config.Paths.DataDir), "no Parquet");
         Assert.False(Directory.Exists(install.Config.Paths.StateDir), "no job state, no exec id taken");
@@ -60,12 +56,9 @@ public class ExecCommandTests
     public void NoRaplAndEstimateOffIsAClearError()
     {
         using var install = new TestInstallation(new PowercapTree(), sourcesToml: "rapl = \"on\"\nestimate = \"off\"\nnvml = \"off\"");
-        var err = new StringWriter();
-        var old = Console.Error;
-        Console.SetError(err);
-        try { Assert.Equal(2, ExecCommand.Run(install.ConfigPath, ExecIds.Next(), null, null, true, ["true"])); }
-        finally { Console.SetError(old); }
-        Assert.Contains("no RAPL counter", err.ToString());
+        var (rc, _, stderr) = ExecBinary.Exec(install, ExecIds.Next(), ["true"]);
+        Assert.Equal(2, rc);
+        Assert.Contains("no RAPL counter", stderr);
     }
 
     [Fact]
@@ -74,16 +67,11 @@ public class ExecCommandTests
         using var install = new TestInstallation(PowercapTree.Standard(1));
         File.WriteAllText(install.PathOf("state"), "a file where the state directory should be");
         string marker = install.PathOf("ran");
-        var err = new StringWriter();
-        var old = Console.Error;
-        Console.SetError(err);
-        try
-        {
-            Assert.Equal(2, ExecCommand.Run(install.ConfigPath, ExecIds.Next(), null, null, true, ["touch", marker]));
-            Assert.Equal(2, ExecCommand.Run(install.ConfigPath, null, null, null, true, ["touch", marker])); // id from the state dir
-        }
-        finally { Console.SetError(old); }
-        Assert.Contains("set [paths] state_dir", err.ToString());
+        var given = ExecBinary.Exec(install, ExecIds.Next(), ["touch", marker]);
+        var counted = ExecBinary.Exec(install, null, ["touch", marker]); // id from the state dir
+        Assert.Equal((2, 2), (given.ExitCode, counted.ExitCode));
+        Assert.Contains("set [paths] state_dir", given.Stderr);
+        Assert.Contains("set [paths] state_dir", counted.Stderr);
         Assert.False(File.Exists(marker));
     }
 

@@ -85,7 +85,7 @@ public class FinalizationTests
         using var install = new TestInstallation(PowercapTree.Standard(1, MaxRange), "storage_period_ms = 100\nflush_interval_ms = 100");
         var ids = Enumerable.Range(0, 216).Select(_ => ExecIds.Next()).ToList();
         foreach (string id in ids)
-            Assert.Equal(0, ExecCommand.Run(install.ConfigPath, id, null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary()));
+            Assert.Equal(0, ExecBinary.Exec(install, id, ["true"]).ExitCode);
 
         string execState = Path.Combine(install.Config.Paths.StateDir, "exec");
         Assert.Empty(Directory.EnumerateDirectories(execState));
@@ -220,7 +220,7 @@ public class FinalizationTests
 
     /// <summary>An exec job on the test's installation, its id from <see cref="ExecIds"/> (its cgroup is the machine's).</summary>
     private static int Exec(TestInstallation install) =>
-        ExecCommand.Run(install.ConfigPath, ExecIds.Next(), null, null, noReport: true, ["true"], samplerExecutable: TestInstallation.Binary());
+        ExecBinary.Exec(install, ExecIds.Next(), ["true"]).ExitCode;
 
     [Fact]
     public void AJobsFinalizationRemovesTheNodesExportedDaySpoolsNoJobReadsAndKeepsTheOthers()

@@ -80,9 +80,8 @@ public sealed class ParquetStatisticsTests
         string id = ExecIds.Next();
         // Raw storage asked per command (0); the rate is the node sampler's rapl_hz (1 kHz by default), which exec as
         // root no longer overrides: it is shared by every job on the node.
-        int rc = ExecCommand.Run(install.ConfigPath, id, storagePeriodMs: 0, raplHz: null, noReport: true, ["sleep", "0.6"],
-            samplerExecutable: TestInstallation.Binary());
-        Assert.Equal(0, rc);
+        var (rc, _, stderr) = ExecBinary.Exec(install, id, ["sleep", "0.6"], storagePeriodMs: 0);
+        Assert.True(rc == 0, stderr);
         using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
         string path = Assert.Single(db.GetJob(id)).ParquetPath;
         Assert.True(File.Exists(path), path);
