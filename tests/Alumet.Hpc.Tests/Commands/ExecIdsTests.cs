@@ -49,11 +49,28 @@ public class ExecIdsTests
         Assert.All(ids, id => Assert.True(Alumet.Hpc.Schedulers.SchedulerInput.IsJobId(id), id));
     }
 
+    /// <summary>An id that an installation outliving test processes holds (an e2e lab's) is skipped, the next one given.</summary>
+    [Fact]
+    public void AnIdTheCallerSaysIsTakenIsSkipped()
+    {
+        var asked = new List<string>();
+        string id = ExecIds.Next(candidate =>
+        {
+            asked.Add(candidate);
+            return asked.Count == 1; // the first: a row of the lab's from an earlier test process of the same pid
+        });
+        Assert.Equal(2, asked.Count);
+        Assert.Equal(asked[1], id);
+        Assert.True(long.Parse(id) > long.Parse(asked[0]), $"{id} after {asked[0]}"); // the counter's next (another class's call may come between)
+    }
+
     /// <summary>
     /// No test gives exec an id of its own choosing (a digits literal) where exec would make its cgroup under the machine's
     /// cgroup root: as ExecCommand.Run's, RunningExec's or a class's Exec helper's id, or after "--job-id" in an exec
     /// command line. Lines with a generated cgroup tree (lab.) or run as another user (RunAs, runuser: no cgroup) are not
     /// the machine's. On a484096 it lists 47 such lines in 9 files, ReportNativeTests' 61 and ExecBinaryTests' 61 among them.
+    /// Nor an id read from the clock (an integer of DateTime.UtcNow, Environment.TickCount or Stopwatch.GetTimestamp made
+    /// text): on 69c27c5, SlurmE2ETests' exec beside a Slurm job (its milliseconds modulo 10^9).
     /// </summary>
     [Fact]
     public void EveryExecIdATestGivesComesFromExecIds()
@@ -62,10 +79,11 @@ public class ExecIdsTests
         while (!File.Exists(Path.Combine(dir, "Alumet.Hpc.sln")))
             if (Path.GetDirectoryName(dir) is { } up) dir = up; else return; // no source tree beside the tests
         var literal = new Regex(@"(ExecCommand\.Run|RunningExec|\bExec)\(\s*[\w.]+\s*,\s*""\d+""|""exec"",.*""--job-id"",\s*""\d+""");
+        var clock = new Regex(@"(\b(Utc)?Now\.(Ticks|ToUnixTime\w*\(\))|Environment\.TickCount|Stopwatch\.GetTimestamp\(\)).*\.ToString\(");
         string tests = Path.Combine(dir, "tests", "Alumet.Hpc.Tests");
         var found = Directory.EnumerateFiles(tests, "*.cs", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
             .SelectMany(f => File.ReadLines(f).Select((line, i) => (File: Path.GetRelativePath(tests, f), Line: i + 1, Text: line.Trim())))
-            .Where(l => literal.IsMatch(l.Text) && !l.Text.StartsWith("//", StringComparison.Ordinal)
+            .Where(l => (literal.IsMatch(l.Text) || clock.IsMatch(l.Text)) && !l.Text.StartsWith("//", StringComparison.Ordinal)
                         && !l.Text.Contains("lab.", StringComparison.Ordinal) && !l.Text.Contains("RunAs(", StringComparison.Ordinal)
                         && !l.Text.Contains("runuser", StringComparison.Ordinal))
             .Select(l => $"{l.File}:{l.Line}: {l.Text}").ToList();

@@ -25,14 +25,20 @@ public static class ExecIds
         ? Path.Combine(hierarchy, ExecCgroup.Parent) : null;
 
     /// <summary>A job id no other exec of this machine's test processes is given.</summary>
-    public static string Next()
+    public static string Next() => Next(static _ => false);
+
+    /// <summary>
+    /// The same, skipping the ids <paramref name="taken"/> says are taken: those an installation that outlives test
+    /// processes already holds (an e2e lab's database and state dir; a later test process may have an earlier one's pid).
+    /// </summary>
+    public static string Next(Func<string, bool> taken)
     {
         while (true)
         {
             int n = Interlocked.Increment(ref _last);
             if (n >= PerProcess) throw new InvalidOperationException($"more than {PerProcess - 1} exec ids in one test process: raise ExecIds.PerProcess");
             string id = ((long)Environment.ProcessId * PerProcess + n).ToString(CultureInfo.InvariantCulture);
-            if (ExecParent is null || !Directory.Exists(Path.Combine(ExecParent, ExecCgroup.Name(id)))) return id;
+            if ((ExecParent is null || !Directory.Exists(Path.Combine(ExecParent, ExecCgroup.Name(id)))) && !taken(id)) return id;
         }
     }
 }

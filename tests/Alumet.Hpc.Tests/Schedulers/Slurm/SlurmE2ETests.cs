@@ -245,7 +245,7 @@ public sealed class SlurmE2ETests
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (DateTime.UtcNow < deadline && JobState(slurm) != "RUNNING") Thread.Sleep(100);
         int sampler = WaitSamplerPid(slurm);
-        string exec = (DateTime.UtcNow.Ticks / 10_000 % 1_000_000_000).ToString(CultureInfo.InvariantCulture);
+        string exec = NewExecId();
         var run = Run(Bin, "exec", "--config", Config, "--job-id", exec, "--no-report", "--",
             "bash", "-c", "end=$((SECONDS+4)); while [ $SECONDS -lt $end ]; do :; done; grep -c /alumet/exec_ /proc/self/cgroup");
         Assert.True(run.Code == 0, run.Err);
@@ -496,6 +496,24 @@ public sealed class SlurmE2ETests
 
     private sealed record JobRow(string Status, string Reason, string ParquetPath, double JobJ, double NodeJ, double OtherJobsJ, double UnattributedJ, double ElapsedS,
                                  double PackageJ, double DramJ, double GpuJ);
+
+    /// <summary>
+    /// An exec job id from ExecIds (its cgroup is the machine's: the lab's cgroup_root is /sys/fs/cgroup) that the lab has
+    /// not seen: its database and state dir outlive test runs, and a later run's test host may have an earlier one's pid
+    /// (pid_max may be 32768).
+    /// </summary>
+    private static string NewExecId() => Alumet.Hpc.Tests.Fakes.ExecIds.Next(id =>
+    {
+        string state = Path.Combine(Lab, "alumet", "state", "exec", id);
+        if (Directory.Exists(state) || File.Exists(state + ".finalized")) return true;
+        if (!File.Exists(Database)) return false;
+        using var con = new SqliteConnection($"Data Source={Database};Mode=ReadOnly");
+        con.Open();
+        using var cmd = con.CreateCommand();
+        cmd.CommandText = "SELECT count(*) FROM jobs WHERE scheduler = 'exec' AND job_id = $id";
+        cmd.Parameters.AddWithValue("$id", id);
+        return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture) > 0;
+    });
 
     private static JobRow Row(string id)
     {
