@@ -75,14 +75,10 @@ public class ExecIdsTests
     [Fact]
     public void EveryExecIdATestGivesComesFromExecIds()
     {
-        string dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "Alumet.Hpc.sln")))
-            if (Path.GetDirectoryName(dir) is { } up) dir = up; else return; // no source tree beside the tests
+        if (TestSources.Root() is not { } tests) return; // no source tree beside the tests
         var literal = new Regex(@"(ExecCommand\.Run|RunningExec|\bExec)\(\s*[\w.]+\s*,\s*""\d+""|""exec"",.*""--job-id"",\s*""\d+""");
         var clock = new Regex(@"(\b(Utc)?Now\.(Ticks|ToUnixTime\w*\(\))|Environment\.TickCount|Stopwatch\.GetTimestamp\(\)).*\.ToString\(");
-        string tests = Path.Combine(dir, "tests", "Alumet.Hpc.Tests");
-        var found = Directory.EnumerateFiles(tests, "*.cs", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
-            .SelectMany(f => File.ReadLines(f).Select((line, i) => (File: Path.GetRelativePath(tests, f), Line: i + 1, Text: line.Trim())))
+        var found = TestSources.Lines(tests)
             .Where(l => (literal.IsMatch(l.Text) || clock.IsMatch(l.Text)) && !l.Text.StartsWith("//", StringComparison.Ordinal)
                         && !l.Text.Contains("lab.", StringComparison.Ordinal) && !l.Text.Contains("RunAs(", StringComparison.Ordinal)
                         && !l.Text.Contains("runuser", StringComparison.Ordinal))

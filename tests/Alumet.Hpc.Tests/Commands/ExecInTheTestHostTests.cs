@@ -56,13 +56,9 @@ public class ExecInTheTestHostTests
     [Fact]
     public void NoTestRunsExecInTheTestHost()
     {
-        string dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "Alumet.Hpc.sln")))
-            if (Path.GetDirectoryName(dir) is { } up) dir = up; else return; // no source tree beside the tests
-        string tests = Path.Combine(dir, "tests", "Alumet.Hpc.Tests");
+        if (TestSources.Root() is not { } tests) return; // no source tree beside the tests
         string call = "ExecCommand" + ".Run(";
-        var found = Directory.EnumerateFiles(tests, "*.cs", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
-            .SelectMany(f => File.ReadLines(f).Select((line, i) => (File: Path.GetRelativePath(tests, f), Line: i + 1, Text: line.Trim())))
+        var found = TestSources.Lines(tests)
             .Where(l => l.Text.Contains(call, StringComparison.Ordinal) && !l.Text.StartsWith("//", StringComparison.Ordinal))
             .Select(l => $"{l.File}:{l.Line}: {l.Text}").ToList();
         Assert.True(found.Count == 0, $"{found.Count} call(s) of exec in the test host, not through ExecBinary:\n{string.Join("\n", found)}");

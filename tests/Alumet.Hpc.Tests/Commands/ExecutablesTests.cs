@@ -80,23 +80,19 @@ public sealed class ExecutablesTests : IDisposable
     [Fact]
     public void EveryExecutableATestWritesComesFromExecutables()
     {
-        string dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "Alumet.Hpc.sln")))
-            if (Path.GetDirectoryName(dir) is { } up) dir = up; else return; // no source tree beside the tests
-        string tests = Path.Combine(dir, "tests", "Alumet.Hpc.Tests");
+        if (TestSources.Root() is not { } tests) return; // no source tree beside the tests
         var write = new Regex(@"\bFile\.(Copy|WriteAllText|WriteAllBytes|AppendAllText)\(|\b\w+\.Write\(");
         var chmod = new Regex(@"\bFile\.SetUnixFileMode\(([^,]*(?:\([^)]*\))?[^,]*),(.*)");
         var found = new List<string>();
-        foreach (string file in Directory.EnumerateFiles(tests, "*.cs", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        foreach (var (file, lines) in TestSources.Files(tests))
         {
-            if (Path.GetFileName(file) == nameof(ExecutablesTests) + ".cs" || file.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}")) continue;
-            string[] lines = File.ReadAllLines(file);
+            if (Path.GetFileName(file) == nameof(ExecutablesTests) + ".cs") continue;
             for (int i = 0; i < lines.Length; i++)
             {
                 if (chmod.Match(lines[i]) is not { Success: true } m || !Runnable(m.Groups[2].Value)) continue;
                 var target = Regex.Matches(m.Groups[1].Value, @"[A-Za-z_]\w*").Select(t => t.Value).Except(["Path", "Combine"]).ToList();
                 if (lines[Math.Max(0, i - 10)..(i + 1)].Any(l => write.IsMatch(l) && target.Any(t => Regex.IsMatch(l, $@"\b{Regex.Escape(t)}\b"))))
-                    found.Add($"{Path.GetRelativePath(tests, file)}:{i + 1}: {lines[i].Trim()}");
+                    found.Add($"{file}:{i + 1}: {lines[i].Trim()}");
             }
         }
         Assert.True(found.Count == 0, $"{found.Count} file(s) written by a test then made executable, not by Executables:\n{string.Join("\n", found)}");
