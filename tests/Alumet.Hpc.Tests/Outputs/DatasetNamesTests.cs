@@ -83,6 +83,30 @@ public sealed class DatasetNamesTests
     }
 
     /// <summary>
+    /// The tag is HMAC-SHA256 computed in managed code (Core.HmacSha256): the process that names the file loads no
+    /// OpenSSL, whose libssl and libcrypto cost the finalize-job child 4.7 MB of peak RSS for one tag per job
+    /// (docs/performance-log.md, 2026-12-03); the name still ends in the BCL's HMAC-SHA256 tag. Through the published
+    /// binary under glibc's LD_DEBUG=libs, which lists every library each process (exec and any child) initialises.
+    /// Fails on 69c27c5: "calling init: /lib/x86_64-linux-gnu/libcrypto.so.3".
+    /// </summary>
+    [Fact]
+    public void NamingAJobsFileLoadsNoOpenSsl()
+    {
+        using var install = Install();
+        string id = ExecIds.Next();
+        var r = Run("/usr/bin/env", "LD_DEBUG=libs", TestInstallation.Binary(), "exec", "--config", install.ConfigPath, "--job-id", id, "--no-report", "--", "/bin/sleep", "0.3");
+        Assert.True(r.Code == 0, r.Err);
+        var inits = r.Err.Split('\n').Where(l => l.Contains("calling init:", StringComparison.Ordinal)).ToList();
+        Assert.Contains(inits, l => l.Contains("libc.so", StringComparison.Ordinal)); // LD_DEBUG did list the libraries
+        Assert.Empty(inits.Where(l => l.Contains("libcrypto", StringComparison.Ordinal) || l.Contains("libssl", StringComparison.Ordinal)).Select(l => l.Trim()));
+        using var db = AccountingDb.OpenReadOnly(install.Config.Paths.Database);
+        var row = Assert.Single(db.GetJob(id));
+        byte[] key = File.ReadAllBytes(Path.Combine(install.Config.Paths.StateDir, DatasetKey.FileName));
+        Assert.EndsWith($"/exec.{id}.{row.Node}.{row.RunId}.{Tag(key, $"exec|{id}|{row.Node}|{row.RunId}")}.parquet", row.ParquetPath);
+        Assert.True(File.Exists(row.ParquetPath), row.ParquetPath);
+    }
+
+    /// <summary>
     /// An ordinary user's <c>exec</c> samples in its own process and keeps its state in its own state_dir: the key is
     /// made there, the user's own 0600 file (the user's data_dir is theirs alone anyway; the key keeps names
     /// deterministic). Fails on dd629f5: no key file (stat exits 1).

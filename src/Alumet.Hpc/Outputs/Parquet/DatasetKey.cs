@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using Alumet.Hpc.Native;
 using Microsoft.Win32.SafeHandles;
 
@@ -73,7 +72,7 @@ public static partial class DatasetKey
         {
             using (var handle = new SafeFileHandle(fd, ownsHandle: true))
             {
-                RandomAccess.Write(handle, RandomNumberGenerator.GetBytes(Length), 0);
+                RandomAccess.Write(handle, RandomBytes(Length, path), 0);
                 if (Libc.fsync(fd) != 0) // the bytes are on disk before the name is: a crash never leaves an empty key
                     throw new IOException($"cannot make the dataset key {path} (fsync: {Error(Marshal.GetLastPInvokeError())})");
             }
@@ -86,6 +85,29 @@ public static partial class DatasetKey
         }
         SyncDirectory(Path.GetDirectoryName(path)!); // the name itself survives a crash: the names made with it stay the names
     }
+
+    /// <summary>
+    /// <paramref name="count"/> bytes from the kernel's CSPRNG (getrandom(2), blocking until it is seeded), not
+    /// RandomNumberGenerator: in the NativeAOT binary that loads and initialises OpenSSL (libssl, libcrypto) into the
+    /// finalize-job child that makes the key, +4 MB of peak RSS (docs/performance-log.md, 2026-12-03).
+    /// </summary>
+    private static unsafe byte[] RandomBytes(int count, string path)
+    {
+        const int EIntr = 4;
+        var bytes = new byte[count];
+        fixed (byte* p = bytes)
+            for (int n = 0; n < count;)
+            {
+                nint r = getrandom(p + n, (nuint)(count - n), 0);
+                if (r > 0) n += (int)r;
+                else if (r < 0 && Marshal.GetLastPInvokeError() is var errno && errno != EIntr)
+                    throw new IOException($"cannot make the dataset key {path} (getrandom: {Error(errno)})");
+            }
+        return bytes;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial nint getrandom(byte* buffer, nuint length, uint flags);
 
     private static void SyncDirectory(string dir)
     {

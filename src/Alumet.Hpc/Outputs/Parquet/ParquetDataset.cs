@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using Alumet.Hpc.Spool;
 
@@ -50,8 +49,9 @@ public static class ParquetDataset
     /// </summary>
     internal static string Tag(ReadOnlySpan<byte> key, string scheduler, string job, string node, string runId)
     {
-        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        HMACSHA256.HashData(key, Encoding.UTF8.GetBytes($"{scheduler}|{job}|{node}|{runId}"), mac);
+        // Managed, not System.Security.Cryptography's: that loads OpenSSL into the finalize-job child (Core.HmacSha256).
+        Span<byte> mac = stackalloc byte[Core.HmacSha256.HashSizeInBytes];
+        Core.HmacSha256.HashData(key, Encoding.UTF8.GetBytes($"{scheduler}|{job}|{node}|{runId}"), mac);
         return Convert.ToHexStringLower(mac[..8]);
     }
 
