@@ -34,6 +34,9 @@ public sealed class NodeReadWindows
     /// <summary>The merged spool, renamed over spool.bin once <see cref="FileName"/> is renamed to <see cref="DoneFileName"/>.</summary>
     public const string MergedFile = SpoolWriter.RecordsFile + ".merged";
 
+    /// <summary>Records per chunk of <see cref="CopyIn"/>'s buffers: 64 KB each, below the large-object heap (85 000 bytes).</summary>
+    internal const int CopyChunkRecords = 2 * 1024;
+
     private readonly List<string> _events = new();
     private long _readsBefore; // node records in the windows closed by this process (RecordsWritten)
     private long _readsAtOpen;
@@ -273,6 +276,10 @@ public sealed class NodeReadWindows
     /// </summary>
     public static List<string> CopyIn(string jobDir)
     {
+        // Its four chunk buffers (the job's records, the day's, the filtered reads, the merge) are small: with
+        // SpoolReader.ChunkRecords each was 2 MB on the large-object heap, garbage that the summary's and the Parquet
+        // writer's buffers came on top of until a full collection (the finalize-job child's peak RSS, 34 -> 42 MB for
+        // 11 s of 1 kHz reads: docs/performance-log.md). Copying is one write per chunk either way.
         var problems = new List<string>();
         string windows = Path.Combine(jobDir, FileName);
         string merged = Path.Combine(jobDir, MergedFile);
@@ -294,10 +301,10 @@ public sealed class NodeReadWindows
         // Node series the job's meta.json lacked (its sampler killed before the flush that would have written them)
         // are listed before any record names them.
         if (meta.Series.Count > seriesBefore) SpoolWriter.WriteMeta(jobDir, meta);
-        var own = SpoolReader.FileChunks(Path.Combine(jobDir, SpoolWriter.RecordsFile), 0, -1, SpoolReader.ChunkRecords);
+        var own = SpoolReader.FileChunks(Path.Combine(jobDir, SpoolWriter.RecordsFile), 0, -1, CopyChunkRecords);
         using (var fs = new FileStream(merged, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
         {
-            foreach (var chunk in SpoolReader.Merge(own, Reads(jobDir, lines, meta, SpoolReader.ChunkRecords), SpoolReader.ChunkRecords))
+            foreach (var chunk in SpoolReader.Merge(own, Reads(jobDir, lines, meta, CopyChunkRecords), CopyChunkRecords))
                 fs.Write(MemoryMarshal.AsBytes(chunk.Span));
             fs.Flush(flushToDisk: true);
         }

@@ -33,7 +33,10 @@ public static class SpoolReader
         if (left <= 0) yield break;
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
         if (start > 0) fs.Seek(start * SpoolRecord.Size, SeekOrigin.Begin);
-        var buffer = new SpoolRecord[(int)Math.Min(chunkRecords, left)];
+        // No bigger than what the file holds from there (1024 records at least: a file still being written is read on
+        // past its length at open, by chunks of that): a job's spool.bin of a few splits does not take a chunk of 2 MB.
+        long there = Math.Max(1024, fs.Length / SpoolRecord.Size - start);
+        var buffer = new SpoolRecord[(int)Math.Min(Math.Min(chunkRecords, left), there)];
         while (left > 0)
         {
             int want = (int)Math.Min(buffer.Length, left);

@@ -193,6 +193,39 @@ public sealed class NodeReadWindowsTests : IDisposable
     }
 
     /// <summary>
+    /// The copy of a window's reads into the job's spool, the finalization's first step, streams through small buffers:
+    /// 10 000 reads of 3 counters (30 000 records, 0.96 MB; the bench's 11 s raw job has 62 000) allocate under 512 KB on
+    /// its thread. It took four chunks of 2 MB whatever the window, on the large-object heap: garbage that the summary's
+    /// and the Parquet writer's buffers came on top of (the finalize-job child's peak RSS went 34 -> 42 MB,
+    /// docs/performance-log.md). The job's spool then holds every read and the split, and the epilog's finalization
+    /// counts each read once. Fails on 69c27c5: "CopyIn allocated 8485864 bytes" (with 20 000 reads; the same 4 x 2 MB).
+    /// </summary>
+    [Fact]
+    public void CopyingAWindowsReadsIntoTheJobsSpoolAllocatesLittle()
+    {
+        var node = _rig.RawNodeWithJob42(Wall0, out var cfg, exclusive: true);
+        for (long t = 1; t <= 10_000; t++) Read(node, t);
+        node.Snapshot(10_000 * Ms, Wall0 + 10_000 * Ms);
+        node.Flush();
+        string dir = JobDir(cfg);
+        Assert.Equal(6, Records(dir)); // the split only: share and unattributed per counter
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var problems = NodeReadWindows.CopyIn(dir);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Empty(problems);
+        Assert.Equal(30_006, Records(dir));
+        Assert.True(allocated < 512 * 1024, $"CopyIn allocated {allocated} bytes for 30 000 reads");
+        // Killed here (no End): the epilog's finalization finds the reads in the job's spool, each once.
+        SamplerLauncher.StopAndFinalize(NodeRig.Job("42").Job, cfg);
+        var row = Row(cfg);
+        Assert.Equal(10.0, row.Energy.PackageJ, 9);
+        Assert.Equal(Reads(Enumerable.Range(1, 10_000).Select(t => (long)t)), ParquetRows(row.ParquetPath, SpoolSeries.NodeConsumer));
+        GC.KeepAlive(node);
+    }
+
+    /// <summary>
     /// A sampler killed mid-job, a new one that recovers the job: the killed one's window ends where it stopped writing
     /// the node's spool (its 1.2 s flush), the new one's window starts at its first read; the job's file gets both
     /// windows' reads (1250 × 3 rows) and nothing of the 50 ms the kill lost; the reads no split covered are closed at
