@@ -198,7 +198,8 @@ public sealed class NodeReadWindowsTests : IDisposable
     /// its thread. It took four chunks of 2 MB whatever the window, on the large-object heap: garbage that the summary's
     /// and the Parquet writer's buffers came on top of (the finalize-job child's peak RSS went 34 -> 42 MB,
     /// docs/performance-log.md). The job's spool then holds every read and the split, and the epilog's finalization
-    /// counts each read once. Fails on 69c27c5: "CopyIn allocated 8485864 bytes" (with 20 000 reads; the same 4 x 2 MB).
+    /// counts each read once; the summary reads them through 64 KB as well. Fails on 69c27c5: "CopyIn allocated 8485864
+    /// bytes" (with 20 000 reads; the same 4 x 2 MB).
     /// </summary>
     [Fact]
     public void CopyingAWindowsReadsIntoTheJobsSpoolAllocatesLittle()
@@ -217,6 +218,13 @@ public sealed class NodeReadWindowsTests : IDisposable
         Assert.Empty(problems);
         Assert.Equal(30_006, Records(dir));
         Assert.True(allocated < 512 * 1024, $"CopyIn allocated {allocated} bytes for 30 000 reads");
+        // The summary that reads them next streams them through 64 KB too: 2.19 MB in all here. Fails without it: "the
+        // summary allocated 3083552 bytes for 30 006 records" (a chunk as large as the spool, up to 2 MB).
+        before = GC.GetAllocatedBytesForCurrentThread();
+        var summary = Alumet.Hpc.Outputs.JobSummary.FromSpool(dir);
+        allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(10.0, summary.Job.Energy.PackageJ, 9);
+        Assert.True(allocated < 5 * 512 * 1024, $"the summary allocated {allocated} bytes for 30 006 records");
         // Killed here (no End): the epilog's finalization finds the reads in the job's spool, each once.
         SamplerLauncher.StopAndFinalize(NodeRig.Job("42").Job, cfg);
         var row = Row(cfg);
