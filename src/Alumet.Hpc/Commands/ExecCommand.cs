@@ -75,6 +75,11 @@ public static class ExecCommand
             Console.Error.WriteLine($"alumet-hpc: exec: {program.Problem} (nothing was measured)");
             return program.ExitCode;
         }
+        if (RootOnly.StateDirRefused(cfg.Paths.StateDir) is { } refused) // root's only: a user's exec uses their own
+        {
+            Console.Error.WriteLine($"alumet-hpc: exec: {refused}; nothing measured");
+            return 2;
+        }
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: false, stderr: false);
         // <state_dir>/exec (root's exec jobs' ids, state and .finalized markers): root's only, as a scheduler's. A user's
         // exec keeps its state under its own per-user state_dir (ConfigLoader), so nobody else needs to list it.

@@ -32,6 +32,11 @@ public static class NodeSamplerHost
         if (RootOnly.Refuse($"{Path.GetFileName(Environment.ProcessPath)}: node-sampler", RootOnly.DeniedStateDir(cfg.Paths.StateDir, NodeSpool.Directory),
                 "the node sampler must run as root, as the prologs start it (sudo)"))
             return RootOnly.ExitCode;
+        if (RootOnly.StateDirRefused(cfg.Paths.StateDir) is { } refused)
+        {
+            Console.Error.WriteLine($"{Path.GetFileName(Environment.ProcessPath)}: node-sampler: {refused}");
+            return RootOnly.ExitCode;
+        }
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
         // In the foreground (an admin watching it) the finalize-job children's log lines, each job's outcome, come to this
         // stderr too, as a foreground sample's do; detached, to syslog and the log file only.

@@ -91,6 +91,11 @@ public static class OneJobSampler
         if (RootOnly.Refuse("alumet-hpc: sample", RootOnly.DeniedStateDir(cfg.Paths.StateDir, reg.Job.Scheduler),
                 "a job's sampler must run as root (sudo), or measure a command as yourself with alumet-hpc exec"))
             return RootOnly.ExitCode;
+        if (RootOnly.StateDirRefused(cfg.Paths.StateDir) is { } refused)
+        {
+            Console.Error.WriteLine($"alumet-hpc: sample: {refused}");
+            return RootOnly.ExitCode;
+        }
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
         if (notice is not null) Log.Warn($"job {reg.Job.JobId}: {notice}");
         var job = reg.Job;

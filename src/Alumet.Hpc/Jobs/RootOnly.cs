@@ -101,10 +101,50 @@ public static class RootOnly
         return fd;
     }
 
+    /// <summary>The directories root makes and writes in <c>state_dir</c>: the node's (lock, pid file, socket, the node's
+    /// series), the schedulers' and exec's (every job's spool and marker), the outbox of rows, OAR's starter records.</summary>
+    private static readonly string[] StateSubdirectories =
+    [
+        Spool.NodeSpool.Directory, Schedulers.SchedulerNames.Slurm, Schedulers.SchedulerNames.Oar, Schedulers.SchedulerNames.Exec,
+        Outputs.Accounting.Outbox.DirectoryName, Schedulers.Oar.OarStarterRecord.DirectoryName,
+    ];
+
+    /// <summary>
+    /// For root: one sentence, "[paths] state_dir D not used: why (how to fix)", when <paramref name="stateDir"/> is one a
+    /// user could have planted or could swap, by <see cref="OpenUnplanted"/>'s rule for directories (checked from / down,
+    /// those missing made, root's, 0755 less the umask), or when a directory root makes in it (<see cref="StateSubdirectories"/>)
+    /// is a symbolic link or fails that rule (made while state_dir was open to users); null when root may use it, and
+    /// for any other user (a user's own <c>exec</c> keeps its state in its own state_dir). Once every directory on the way
+    /// passed, no user can change what root finds below it.
+    /// </summary>
+    public static string? StateDirRefused(string stateDir)
+    {
+        if (Libc.getuid() != 0) return null;
+        string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(stateDir));
+        string? why = PlantedDirectory(full, create: true, out bool unusable);
+        if (unusable) return null; // the command says so in its own words when it uses it: nothing of a user's there
+        foreach (string name in StateSubdirectories)
+        {
+            if (why is not null) break;
+            string at = Path.Combine(full, name);
+            // Not there, or not a directory (root then fails to use it, as before): nothing a user could have planted.
+            if (Libc.StatLink(at) is not { } status) continue;
+            why = status.IsSymbolicLink ? $"{at} is a symbolic link, which is not followed (remove it)"
+                : status.IsDirectory ? Planted(status, at, directory: true) : null;
+        }
+        return why is null ? null : $"[paths] state_dir {full} not used: {why}";
+    }
+
     /// <summary>Why root may not use <paramref name="dir"/> or a directory above it (<see cref="OpenUnplanted"/>), or
     /// null; those missing are made when <paramref name="create"/>.</summary>
-    private static string? PlantedDirectory(string dir, bool create)
+    private static string? PlantedDirectory(string dir, bool create) => PlantedDirectory(dir, create, out _);
+
+    /// <inheritdoc cref="PlantedDirectory(string, bool)"/>
+    /// <param name="unusable">Whether the reason is one that fails root too (a directory that cannot be made or
+    /// stat'ed, a path through a file): nothing a user could have planted.</param>
+    private static string? PlantedDirectory(string dir, bool create, out bool unusable)
     {
+        unusable = true;
         string at = "/";
         foreach (string name in dir.Split('/', StringSplitOptions.RemoveEmptyEntries).Prepend(""))
         {
@@ -117,10 +157,11 @@ public static class RootOnly
                 status = Libc.StatLink(at, out errno);
             }
             if (status is not { } s) return $"cannot open {at} ({Error(errno)})";
-            if (s.IsSymbolicLink) return $"{at} is a symbolic link, which is not followed (give the real path)";
+            if (s.IsSymbolicLink) { unusable = false; return $"{at} is a symbolic link, which is not followed (give the real path)"; }
             if (!s.IsDirectory) return $"{at} is not a directory";
-            if (Planted(s, at, directory: true) is { } bad) return bad;
+            if (Planted(s, at, directory: true) is { } bad) { unusable = false; return bad; }
         }
+        unusable = false;
         return null;
     }
 

@@ -13,8 +13,9 @@ namespace Alumet.Hpc.Schedulers;
 /// </summary>
 public static class HookHost
 {
-    /// <param name="scheduler">The scheduler whose jobs the hook handles: its directory in <c>state_dir</c> is kept root's
-    /// (<see cref="CloseSchedulerStateDir"/>) before the hook creates anything in it.</param>
+    /// <param name="scheduler">The scheduler whose jobs the hook handles: as root, a <c>state_dir</c> a user could have
+    /// planted is refused, the hook doing nothing (<see cref="Jobs.RootOnly.StateDirRefused"/>), and the scheduler's
+    /// directory in it is kept root's (<see cref="CloseSchedulerStateDir"/>) before the hook creates anything in it.</param>
     public static int Run(string what, string? configPath, Func<IReadOnlyDictionary<string, string>, LoadedConfig, int> hook, string? scheduler = null)
     {
         // A soft RLIMIT_NOFILE below what a hook and the processes it starts need (the node sampler, finalize-job) is
@@ -35,7 +36,16 @@ public static class HookHost
                 return 0;
             }
             Log.Configure(loaded.Config.Paths.LogFile, "alumet-hpc", syslog: true, stderr: false);
-            if (scheduler is not null) CloseSchedulerStateDir(what, loaded.Config.Paths.StateDir, scheduler);
+            if (scheduler is not null)
+            {
+                // A state_dir a user could have planted or could swap is not used at all: nothing measured, one line.
+                if (Jobs.RootOnly.StateDirRefused(loaded.Config.Paths.StateDir) is { } refused)
+                {
+                    Log.Error($"{what}: {refused}; nothing done");
+                    return 0;
+                }
+                CloseSchedulerStateDir(what, loaded.Config.Paths.StateDir, scheduler);
+            }
             hook(env, loaded);
             DrainOutbox(what, loaded.Config);
             return 0;

@@ -444,12 +444,13 @@ public class SampleBinaryTests
     public void AStateDirThatCannotBeMadeIsSaidInOurWords()
     {
         // The runtime's own words ("Could not find file '…'.") were the sampler's; the rest of alumet-hpc says "X: no such file".
+        // Not through /proc/self: root refuses a state_dir whose path holds a symbolic link (PlantedStateDirTests).
         using var install = NewInstall(PowercapTree.Standard(1, MaxRange));
-        File.WriteAllText(install.ConfigPath, File.ReadAllText(install.ConfigPath).Replace($"state_dir = \"{install.Config.Paths.StateDir}\"", "state_dir = \"/proc/self/nope\""));
+        File.WriteAllText(install.ConfigPath, File.ReadAllText(install.ConfigPath).Replace($"state_dir = \"{install.Config.Paths.StateDir}\"", "state_dir = \"/proc/nope\""));
         var (rc, stdout, stderr) = Wait(Start(TestInstallation.Binary(), SampleArgs(install, "514")));
         Assert.Equal((1, ""), (rc, stdout));
-        Assert.Equal("alumet-hpc: error: job 514: sampler failed: /proc/self/nope: no such file\n"
-                     + "alumet-hpc: error: job 514: could not record the failure: /proc/self/nope: no such file\n", stderr);
+        Assert.Equal("alumet-hpc: error: job 514: sampler failed: /proc/nope: no such file\n"
+                     + "alumet-hpc: error: job 514: could not record the failure: /proc/nope: no such file\n", stderr);
     }
 
     [Theory]

@@ -12,7 +12,10 @@ public static class OarStarterRecord
     public const string ResourceManager = "resource-manager";
     public const string Prologue = "prologue";
 
-    public static string PathFor(string stateDir, string jobId) => Path.Combine(stateDir, "oar-starters", jobId);
+    /// <summary>In state_dir: the records' directory.</summary>
+    public const string DirectoryName = "oar-starters";
+
+    public static string PathFor(string stateDir, string jobId) => Path.Combine(stateDir, DirectoryName, jobId);
 
     /// <summary>The recorded starter, or null when none (or unreadable).</summary>
     public static string? Read(string stateDir, string jobId)
