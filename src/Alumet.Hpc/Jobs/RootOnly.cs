@@ -135,6 +135,28 @@ public static class RootOnly
         return why is null ? null : $"[paths] state_dir {full} not used: {why}";
     }
 
+    /// <summary>
+    /// For root: why root may not write the SQLite database <paramref name="database"/>, or null (and for any other
+    /// user). Its directory (made before, 0751: DatabaseFileAccess) by <see cref="OpenUnplanted"/>'s rule for
+    /// directories, and the database, its -wal, -shm and -journal when there: not a symbolic link, root's. A directory
+    /// that cannot be stat'ed is left to SQLite's own words.
+    /// </summary>
+    public static string? DatabaseRefused(string database)
+    {
+        if (Libc.getuid() != 0) return null;
+        string full = Path.GetFullPath(database);
+        string? why = PlantedDirectory(Path.GetDirectoryName(full) ?? "/", create: false, out bool unusable);
+        if (unusable) return null;
+        foreach (string at in new[] { full, full + "-wal", full + "-shm", full + "-journal" })
+        {
+            if (why is not null) break;
+            if (Libc.StatLink(at) is not { } status) continue;
+            why = status.IsSymbolicLink ? $"{at} is a symbolic link, which is not followed (remove it, {RootOnlyFix})"
+                : status.Uid != 0 ? $"{at} is owned by uid {status.Uid}, not root (remove it, {RootOnlyFix})" : null;
+        }
+        return why;
+    }
+
     /// <summary>Why root may not use <paramref name="dir"/> or a directory above it (<see cref="OpenUnplanted"/>), or
     /// null; those missing are made when <paramref name="create"/>.</summary>
     private static string? PlantedDirectory(string dir, bool create) => PlantedDirectory(dir, create, out _);

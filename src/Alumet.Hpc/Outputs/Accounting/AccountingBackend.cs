@@ -234,9 +234,11 @@ public sealed class SqliteBackend(string path) : AccountingBackend
 
     private static void CreateFile(string path)
     {
+        if (System.IO.Path.GetDirectoryName(path) is { } dir) DatabaseFileAccess.CreateDirectory(dir);
+        // Root writes no database a user could have planted or could swap: the row waits in the outbox, saying why.
+        if (Jobs.RootOnly.DatabaseRefused(path) is { } refused) throw new IOException($"not used: {refused}");
         if (!File.Exists(path))
         {
-            if (System.IO.Path.GetDirectoryName(path) is { } dir) DatabaseFileAccess.CreateDirectory(dir);
             try
             {
                 // 0640 (DatabaseFileAccess): root writes, the alumet group (alumet-report's gate) reads, others nothing.
