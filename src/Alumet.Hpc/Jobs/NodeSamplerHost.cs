@@ -29,14 +29,9 @@ public static class NodeSamplerHost
     public static int Main(string? configPath, bool detach)
     {
         if (Commands.CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
-        if (RootOnly.Refuse($"{Path.GetFileName(Environment.ProcessPath)}: node-sampler", RootOnly.DeniedStateDir(cfg.Paths.StateDir, NodeSpool.Directory),
+        if (RootOnly.RefuseStateDir($"{Path.GetFileName(Environment.ProcessPath)}: node-sampler", cfg.Paths.StateDir, NodeSpool.Directory,
                 "the node sampler must run as root, as the prologs start it (sudo)"))
             return RootOnly.ExitCode;
-        if (RootOnly.StateDirRefused(cfg.Paths.StateDir) is { } refused)
-        {
-            Console.Error.WriteLine($"{Path.GetFileName(Environment.ProcessPath)}: node-sampler: {refused}");
-            return RootOnly.ExitCode;
-        }
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
         // In the foreground (an admin watching it) the finalize-job children's log lines, each job's outcome, come to this
         // stderr too, as a foreground sample's do; detached, to syslog and the log file only.

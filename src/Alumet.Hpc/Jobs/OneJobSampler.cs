@@ -88,14 +88,9 @@ public static class OneJobSampler
     {
         if (Commands.CommonOptions.LoadSystem(configPath) is not { } cfg) return 2;
         // alumet-hpc's words in either binary: the lean one is reached through alumet-hpc sample.
-        if (RootOnly.Refuse("alumet-hpc: sample", RootOnly.DeniedStateDir(cfg.Paths.StateDir, reg.Job.Scheduler),
+        if (RootOnly.RefuseStateDir("alumet-hpc: sample", cfg.Paths.StateDir, reg.Job.Scheduler,
                 "a job's sampler must run as root (sudo), or measure a command as yourself with alumet-hpc exec"))
             return RootOnly.ExitCode;
-        if (RootOnly.StateDirRefused(cfg.Paths.StateDir) is { } refused)
-        {
-            Console.Error.WriteLine($"alumet-hpc: sample: {refused}");
-            return RootOnly.ExitCode;
-        }
         Log.Configure(cfg.Paths.LogFile, "alumet-hpc", syslog: detach, stderr: !detach);
         if (notice is not null) Log.Warn($"job {reg.Job.JobId}: {notice}");
         var job = reg.Job;

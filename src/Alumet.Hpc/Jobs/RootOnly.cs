@@ -32,7 +32,7 @@ public static class RootOnly
 
     /// <summary>Where the caller may not write the state a sampler keeps under <paramref name="stateRoot"/>
     /// (<paramref name="under"/>: its subdirectory), or null.</summary>
-    public static string? DeniedStateDir(string stateRoot, string under) =>
+    private static string? DeniedStateDir(string stateRoot, string under) =>
         Denied(Path.Combine(stateRoot, under), Libc.W_OK | Libc.X_OK, Libc.W_OK | Libc.X_OK);
 
     /// <summary>Whether <paramref name="denied"/> (the path <see cref="Denied"/> found, or null) refuses the command; if so
@@ -42,6 +42,19 @@ public static class RootOnly
     {
         if (denied is null) return false;
         Console.Error.WriteLine($"{command}: permission denied on {denied}: {why}");
+        return true;
+    }
+
+    /// <summary>
+    /// Whether a root-only command refuses <paramref name="stateDir"/>: another user may not write <paramref name="under"/>
+    /// in it (<see cref="Refuse"/>, <paramref name="why"/>), or for root it is one a user could have planted
+    /// (<see cref="StateDirRefused"/>). If so, the one sentence is on stderr, after <paramref name="command"/>.
+    /// </summary>
+    public static bool RefuseStateDir(string command, string stateDir, string under, string why)
+    {
+        if (Refuse(command, DeniedStateDir(stateDir, under), why)) return true;
+        if (StateDirRefused(stateDir) is not { } refused) return false;
+        Console.Error.WriteLine($"{command}: {refused}");
         return true;
     }
 
