@@ -133,14 +133,11 @@ public sealed record JobSummary(
             .Select(kv => $"{kv.Key}={kv.Value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}"));
 
     /// <summary>Reads meta.json and streams spool.bin of <paramref name="spoolDirectory"/>, in chunks of
-    /// <see cref="SpoolChunkRecords"/>: the summary reads one record at a time, and the finalize-job child's Parquet
+    /// <see cref="SpoolReader.SmallChunkRecords"/>: the summary reads one record at a time, and the finalize-job child's Parquet
     /// writer comes after it with its own 2 MB chunk (a 2 MB one here stayed on the large-object heap beside it: +1.9 MB
     /// of the child's peak RSS for 11 s of 1 kHz reads, docs/performance-log.md 2026-12-03).</summary>
     public static JobSummary FromSpool(string spoolDirectory, SummaryOptions? options = null) =>
-        FromSpool(SpoolWriter.ReadMeta(spoolDirectory), SpoolReader.ReadChunks(spoolDirectory, SpoolChunkRecords), options);
-
-    /// <summary>Records per chunk read by <see cref="FromSpool(string, SummaryOptions?)"/>: 64 KB, below the large-object heap.</summary>
-    internal const int SpoolChunkRecords = 2 * 1024;
+        FromSpool(SpoolWriter.ReadMeta(spoolDirectory), SpoolReader.ReadChunks(spoolDirectory, SpoolReader.SmallChunkRecords), options);
 
     public static JobSummary FromSpool(SpoolMeta meta, IEnumerable<ReadOnlyMemory<SpoolRecord>> chunks, SummaryOptions? options = null)
     {

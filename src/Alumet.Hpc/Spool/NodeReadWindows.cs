@@ -34,9 +34,6 @@ public sealed class NodeReadWindows
     /// <summary>The merged spool, renamed over spool.bin once <see cref="FileName"/> is renamed to <see cref="DoneFileName"/>.</summary>
     public const string MergedFile = SpoolWriter.RecordsFile + ".merged";
 
-    /// <summary>Records per chunk of <see cref="CopyIn"/>'s buffers: 64 KB each, below the large-object heap (85 000 bytes).</summary>
-    internal const int CopyChunkRecords = 2 * 1024;
-
     private readonly List<string> _events = new();
     private long _readsBefore; // node records in the windows closed by this process (RecordsWritten)
     private long _readsAtOpen;
@@ -301,10 +298,10 @@ public sealed class NodeReadWindows
         // Node series the job's meta.json lacked (its sampler killed before the flush that would have written them)
         // are listed before any record names them.
         if (meta.Series.Count > seriesBefore) SpoolWriter.WriteMeta(jobDir, meta);
-        var own = SpoolReader.FileChunks(Path.Combine(jobDir, SpoolWriter.RecordsFile), 0, -1, CopyChunkRecords);
+        var own = SpoolReader.FileChunks(Path.Combine(jobDir, SpoolWriter.RecordsFile), 0, -1, SpoolReader.SmallChunkRecords);
         using (var fs = new FileStream(merged, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
         {
-            foreach (var chunk in SpoolReader.Merge(own, Reads(jobDir, lines, meta, CopyChunkRecords), CopyChunkRecords))
+            foreach (var chunk in SpoolReader.Merge(own, Reads(jobDir, lines, meta, SpoolReader.SmallChunkRecords), SpoolReader.SmallChunkRecords))
                 fs.Write(MemoryMarshal.AsBytes(chunk.Span));
             fs.Flush(flushToDisk: true);
         }

@@ -13,6 +13,11 @@ public static class SpoolReader
     /// <summary>Records per chunk unless the caller says otherwise (2 MB).</summary>
     public const int ChunkRecords = 64 * 1024;
 
+    /// <summary>Records per chunk where a pass needs no big chunk (the finalize-job child's summary and copy-in): 64 KB,
+    /// below the large-object heap (85 000 bytes), so the chunk is not garbage held beside the Parquet writer's own
+    /// (docs/performance-log.md, 2026-12-03).</summary>
+    public const int SmallChunkRecords = 2 * 1024;
+
     /// <summary>
     /// The records of <paramref name="directory"/>'s spool, <paramref name="chunkRecords"/> at a time. Each chunk is
     /// a view of a reused buffer: valid until the enumeration moves on (copy what must outlive it). For a job that got
